@@ -6,4 +6,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod http;
+pub mod ioloop;
 pub mod protocol;
+pub mod websocket;

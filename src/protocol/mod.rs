@@ -1,1 +1,4 @@
-//! Sans-IO RFC 6455 / RFC 7692 core (placeholder).
+//! Placeholder for the sans-IO core (being written on branch proto).
+/// permessage-deflate options (placeholder).
+#[derive(Debug, Clone, Default)]
+pub struct CompressionOptions {}

@@ -1,0 +1,97 @@
+//! HTTP/1.1 server connections on httparse: requests split across reads,
+//! pipelining, keep-alive, `Content-Length` bodies, limits (431, 413),
+//! a request timeout, HEAD, and the hand-off of an upgraded stream.
+
+pub mod request;
+pub mod response;
+
+pub use request::{percent_decode, HeadLimits, ParseError, Request};
+pub use response::{html_escape, http_date, reason_phrase, Response};
+
+use std::time::Duration;
+
+/// Limits of the HTTP layer (DESIGN.md §4). Every one has a reason:
+/// they bound memory and time a peer can make the server spend before a
+/// request is complete.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Request line + headers, bytes (default 16 KiB; 431 beyond).
+    pub max_header_size: usize,
+    /// Header lines (default 100, as hyper; 431 beyond).
+    pub max_header_count: usize,
+    /// Request body, bytes (default 10 MiB; 413 beyond).
+    pub max_body_size: usize,
+    /// Time for a request (head and body) to arrive once started, and for a
+    /// new connection's first request (default 10 s; the connection is
+    /// dropped after answering 408 if possible).
+    pub request_timeout: Duration,
+    /// Time an idle keep-alive connection is kept (default 60 s).
+    pub idle_timeout: Duration,
+    /// Default `TCP_NODELAY` for accepted sockets (default true).
+    pub nodelay: bool,
+    /// Maximum simultaneous connections; beyond it new ones are answered
+    /// 503 and closed (default 100,000).
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_header_size: 16 * 1024,
+            max_header_count: 100,
+            max_body_size: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            nodelay: true,
+            max_connections: 100_000,
+        }
+    }
+}
+
+/// What a [`Service`] answers a request with.
+pub enum Reply {
+    /// A complete response.
+    Response(Response),
+    /// Switch protocols: the connection is handed to this upgrade.
+    Upgrade(Box<dyn Upgrade>),
+}
+
+/// Takes over a connection after a successful upgrade (implemented by the
+/// websocket layer; the http layer knows nothing about WebSocket).
+pub trait Upgrade {
+    /// The status line and headers to send before handing over (101).
+    fn response_head(&mut self, out: &mut Vec<u8>);
+    /// Turns the stream into the upgraded connection. `leftover` holds bytes
+    /// received after the request head.
+    fn into_connection(
+        self: Box<Self>,
+        stream: mio::net::TcpStream,
+        leftover: Vec<u8>,
+        id: crate::ioloop::ConnId,
+    ) -> Box<dyn crate::ioloop::Pollable>;
+}
+
+/// Something that answers HTTP requests: `web::Application` implements it.
+pub trait Service: 'static {
+    /// Answers one request. A panic here is caught by the connection: the
+    /// request gets 500 and the connection closes.
+    fn dispatch(&self, req: Request) -> Reply;
+    /// Logs the access line for a finished request.
+    fn log_request(&self, req: &Request, status: u16, elapsed: Duration) {
+        let _ = (req, status, elapsed);
+    }
+}
+
+/// Starts serving `service` on `addr` in the current thread's IOLoop.
+/// (placeholder signature: implemented by the lead)
+///
+/// # Errors
+/// Binding or registering the listener failed.
+pub fn listen(
+    addr: std::net::SocketAddr,
+    service: std::rc::Rc<dyn Service>,
+    limits: HttpLimits,
+) -> std::io::Result<std::net::SocketAddr> {
+    let _ = (service, limits);
+    Ok(addr)
+}

@@ -1,0 +1,484 @@
+//! A parsed HTTP/1.1 request head (and body), kept compact.
+//!
+//! The raw head is stored once in an exact-size `Box<[u8]>`; the method,
+//! target and header names/values are offsets into it. This is what a
+//! WebSocket handler's `request()` returns after the upgrade, so it must be
+//! cheap to keep for every idle connection (PERF-NOTES §1).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Span of bytes inside the raw head: `(start, end)`.
+type Span = (u32, u32);
+
+/// Why a request head could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The head is not valid HTTP/1.x (400).
+    Malformed(&'static str),
+    /// More header lines than allowed (431).
+    TooManyHeaders,
+    /// The head is larger than allowed (431).
+    HeadTooLarge,
+    /// `Content-Length` is not a number, or appears twice with different values (400).
+    BadContentLength,
+    /// The declared body is larger than allowed (413).
+    BodyTooLarge,
+    /// `Transfer-Encoding: chunked` request bodies are not supported (411).
+    LengthRequired,
+    /// HTTP version other than 1.0 or 1.1 (505).
+    UnsupportedVersion,
+}
+
+impl ParseError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::Malformed(_) | ParseError::BadContentLength => 400,
+            ParseError::TooManyHeaders | ParseError::HeadTooLarge => 431,
+            ParseError::BodyTooLarge => 413,
+            ParseError::LengthRequired => 411,
+            ParseError::UnsupportedVersion => 505,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Malformed(what) => write!(f, "Malformed HTTP request: {what}"),
+            ParseError::TooManyHeaders => f.write_str("Too many request headers"),
+            ParseError::HeadTooLarge => f.write_str("Request header fields too large"),
+            ParseError::BadContentLength => f.write_str("Invalid Content-Length"),
+            ParseError::BodyTooLarge => f.write_str("Request body too large"),
+            ParseError::LengthRequired => f.write_str("Chunked request bodies are not supported"),
+            ParseError::UnsupportedVersion => f.write_str("HTTP version not supported"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Limits applied while parsing a request head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// Maximum bytes of the request line plus headers (431 beyond).
+    pub max_head_bytes: usize,
+    /// Maximum number of header lines (431 beyond).
+    pub max_headers: usize,
+}
+
+/// Result of [`Request::parse_head`] on a buffer.
+#[derive(Debug)]
+pub enum HeadStatus {
+    /// The head is complete: the request and the number of bytes it used.
+    Complete(Request, usize),
+    /// More bytes are needed.
+    Partial,
+}
+
+/// An HTTP request: method, target, headers, body and peer address.
+#[derive(Clone)]
+pub struct Request {
+    head: Box<[u8]>,
+    method: Span,
+    path: Span,
+    query: Option<Span>,
+    headers: Box<[(Span, Span)]>,
+    version_minor: u8,
+    content_length: u64,
+    body: Vec<u8>,
+    peer: Option<SocketAddr>,
+}
+
+const MAX_HEADERS_STACK: usize = 128;
+
+fn span_of(base: &[u8], part: &[u8]) -> Span {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    (start as u32, (start + part.len()) as u32)
+}
+
+impl Request {
+    /// Parses a request head from the start of `buf`.
+    ///
+    /// `buf` may hold more than the head (body bytes, pipelined requests);
+    /// only the head is copied into the request. Parsing is a single pass
+    /// over the bytes received so far: callers should only call again once
+    /// more bytes arrived and the head is still incomplete; to keep the cost
+    /// linear they can first look for the `\r\n\r\n` terminator.
+    ///
+    /// # Errors
+    /// A [`ParseError`] whose [`status`](ParseError::status) is the HTTP
+    /// answer (400, 411, 413 is decided later, 431, 505).
+    pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<HeadStatus, ParseError> {
+        let max = limits.max_headers.min(MAX_HEADERS_STACK);
+        let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_STACK];
+        let mut req = httparse::Request::new(&mut storage[..max]);
+        let used = match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > limits.max_head_bytes {
+                    return Err(ParseError::HeadTooLarge);
+                }
+                return Ok(HeadStatus::Partial);
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
+            Err(httparse::Error::Version) => return Err(ParseError::Malformed("bad version")),
+            Err(httparse::Error::Token) => return Err(ParseError::Malformed("bad token")),
+            Err(httparse::Error::HeaderName) => {
+                return Err(ParseError::Malformed("bad header name"))
+            }
+            Err(httparse::Error::HeaderValue) => {
+                return Err(ParseError::Malformed("bad header value"))
+            }
+            Err(httparse::Error::NewLine) => return Err(ParseError::Malformed("bad line ending")),
+            Err(httparse::Error::Status) => return Err(ParseError::Malformed("bad status")),
+        };
+        if used > limits.max_head_bytes {
+            return Err(ParseError::HeadTooLarge);
+        }
+        let version_minor = req.version.unwrap_or(1);
+        let head_src = &buf[..used];
+        let method = span_of(buf, req.method.unwrap_or("").as_bytes());
+        let target = req.path.unwrap_or("").as_bytes();
+        if target.is_empty() {
+            return Err(ParseError::Malformed("empty request target"));
+        }
+        let (path, query) = match target.iter().position(|&b| b == b'?') {
+            Some(q) => (
+                span_of(buf, &target[..q]),
+                Some(span_of(buf, &target[q + 1..])),
+            ),
+            None => (span_of(buf, target), None),
+        };
+        let mut content_length: Option<u64> = None;
+        let mut headers = Vec::with_capacity(req.headers.len());
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                let v = std::str::from_utf8(h.value)
+                    .ok()
+                    .map(str::trim)
+                    .and_then(|s| {
+                        if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+                            s.parse::<u64>().ok()
+                        } else {
+                            None
+                        }
+                    })
+                    .ok_or(ParseError::BadContentLength)?;
+                if content_length.is_some_and(|c| c != v) {
+                    return Err(ParseError::BadContentLength);
+                }
+                content_length = Some(v);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(ParseError::LengthRequired);
+            }
+            headers.push((span_of(buf, h.name.as_bytes()), span_of(buf, h.value)));
+        }
+        let request = Request {
+            head: head_src.into(),
+            method,
+            path,
+            query,
+            headers: headers.into_boxed_slice(),
+            version_minor,
+            content_length: content_length.unwrap_or(0),
+            body: Vec::new(),
+            peer: None,
+        };
+        Ok(HeadStatus::Complete(request, used))
+    }
+
+    /// Builds a request by hand (for tests and the client): `GET path?query HTTP/1.1`.
+    pub fn synthetic(method: &str, target: &str, headers: &[(&str, &str)]) -> Request {
+        let mut raw = format!("{method} {target} HTTP/1.1\r\n");
+        for (n, v) in headers {
+            raw.push_str(n);
+            raw.push_str(": ");
+            raw.push_str(v);
+            raw.push_str("\r\n");
+        }
+        raw.push_str("\r\n");
+        let limits = HeadLimits {
+            max_head_bytes: usize::MAX,
+            max_headers: MAX_HEADERS_STACK,
+        };
+        match Request::parse_head(raw.as_bytes(), &limits) {
+            Ok(HeadStatus::Complete(r, _)) => r,
+            _ => panic!("synthetic request {target:?} does not parse"),
+        }
+    }
+
+    fn text(&self, span: Span) -> &str {
+        // Header values may hold obs-text; those are reported as "" by `header`.
+        std::str::from_utf8(&self.head[span.0 as usize..span.1 as usize]).unwrap_or("")
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.head[span.0 as usize..span.1 as usize]
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &str {
+        self.text(self.method)
+    }
+
+    /// The path part of the request target, still percent-encoded (`/a%20b`).
+    pub fn path(&self) -> &str {
+        self.text(self.path)
+    }
+
+    /// The query string without `?` (empty when there is none).
+    pub fn query(&self) -> &str {
+        self.query.map(|q| self.text(q)).unwrap_or("")
+    }
+
+    /// The whole request target (`/path?query`).
+    pub fn uri(&self) -> &str {
+        let end = self.query.map(|q| q.1).unwrap_or(self.path.1);
+        self.text((self.path.0, end))
+    }
+
+    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
+    pub fn version_minor(&self) -> u8 {
+        self.version_minor
+    }
+
+    /// The first header named `name` (case-insensitive) as text, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first header named `name` (case-insensitive) as raw bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| self.bytes(*n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| self.bytes(*v))
+    }
+
+    /// Every header as `(name, raw value)`, in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(move |(n, v)| (self.text(*n), self.bytes(*v)))
+    }
+
+    /// All values of the header `name` (case-insensitive).
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The declared `Content-Length` (0 when absent).
+    pub fn content_length(&self) -> u64 {
+        self.content_length
+    }
+
+    /// The request body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Sets the body (the server connection does this once it has arrived).
+    pub fn set_body(&mut self, body: Vec<u8>) {
+        self.body = body;
+    }
+
+    /// The peer's address, when the request came from a socket.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Records the peer's address.
+    pub fn set_peer(&mut self, peer: Option<SocketAddr>) {
+        self.peer = peer;
+    }
+
+    /// The `Host` header, if any.
+    pub fn host(&self) -> Option<&str> {
+        self.header("host")
+    }
+
+    /// Whether the connection stays open after this request (HTTP/1.1 default,
+    /// `Connection: close`/`keep-alive` honoured).
+    pub fn keep_alive(&self) -> bool {
+        let conn = self.header_bytes("connection");
+        let has = |tok: &str| {
+            conn.is_some_and(|v| {
+                v.split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(tok.as_bytes()))
+            })
+        };
+        if self.version_minor >= 1 {
+            !has("close")
+        } else {
+            has("keep-alive")
+        }
+    }
+
+    /// Query arguments named `name`, percent-decoded, in order.
+    pub fn query_arguments(&self, name: &str) -> Vec<String> {
+        parse_qs(self.query())
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The last query argument named `name`, percent-decoded (Tornado's
+    /// `get_query_argument` returns the last value).
+    pub fn query_argument(&self, name: &str) -> Option<String> {
+        self.query_arguments(name).pop()
+    }
+
+    /// The cookie named `name`, from the `Cookie` headers.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.header_all("cookie")
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+            })
+            .next()
+    }
+
+    /// Bytes this request keeps on the heap (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.head.len()
+            + self.headers.len() * std::mem::size_of::<(Span, Span)>()
+            + self.body.capacity()
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("uri", &self.uri())
+            .field("version", &format_args!("1.{}", self.version_minor))
+            .field("headers", &self.headers.len())
+            .field("body", &self.body.len())
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space when `plus` is true); invalid
+/// escapes are kept literally, invalid UTF-8 is replaced.
+pub fn percent_decode(s: &str, plus: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits an `application/x-www-form-urlencoded` string into decoded pairs.
+pub fn parse_qs(qs: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    qs.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k, true), percent_decode(v, true))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_head_bytes: 8192,
+        max_headers: 100,
+    };
+
+    fn parse(raw: &str) -> Request {
+        match Request::parse_head(raw.as_bytes(), &LIMITS).unwrap() {
+            HeadStatus::Complete(r, n) => {
+                assert_eq!(n, raw.find("\r\n\r\n").unwrap() + 4);
+                r
+            }
+            HeadStatus::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn parses_target_headers_and_arguments() {
+        let r = parse("GET /a/b?x=1&y=hello+world&x=%41%zz HTTP/1.1\r\nHost: h\r\nCookie: a=1; sid=\"abc\"\r\n\r\n");
+        assert_eq!(r.method(), "GET");
+        assert_eq!(r.path(), "/a/b");
+        assert_eq!(r.query(), "x=1&y=hello+world&x=%41%zz");
+        assert_eq!(r.uri(), "/a/b?x=1&y=hello+world&x=%41%zz");
+        assert_eq!(r.header("HOST"), Some("h"));
+        assert_eq!(r.query_arguments("x"), vec!["1", "A%zz"]);
+        assert_eq!(r.query_argument("y").as_deref(), Some("hello world"));
+        assert_eq!(r.cookie("sid").as_deref(), Some("abc"));
+        assert_eq!(r.cookie("nope"), None);
+        assert!(r.keep_alive());
+    }
+
+    #[test]
+    fn partial_and_limits() {
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\n";
+        for n in 0..raw.len() {
+            assert!(matches!(
+                Request::parse_head(&raw[..n], &LIMITS),
+                Ok(HeadStatus::Partial)
+            ));
+        }
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(9000));
+        assert_eq!(
+            Request::parse_head(big.as_bytes(), &LIMITS).unwrap_err(),
+            ParseError::HeadTooLarge
+        );
+        let mut many = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..101 {
+            many.push_str(&format!("H{i}: v\r\n"));
+        }
+        many.push_str("\r\n");
+        assert_eq!(
+            Request::parse_head(many.as_bytes(), &LIMITS).unwrap_err(),
+            ParseError::TooManyHeaders
+        );
+        let cl = "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+        assert_eq!(
+            Request::parse_head(cl.as_bytes(), &LIMITS).unwrap_err(),
+            ParseError::BadContentLength
+        );
+        assert!(Request::parse_head(b"GARBAGE\r\n\r\n", &LIMITS).is_err());
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        assert!(!parse("GET / HTTP/1.0\r\n\r\n").keep_alive());
+        assert!(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+        assert!(!parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("%2e%2E/x%", false), "../x%");
+        assert_eq!(percent_decode("a+b%20c", true), "a b c");
+        assert_eq!(percent_decode("a+b", false), "a+b");
+        assert_eq!(percent_decode("%4", false), "%4");
+    }
+}

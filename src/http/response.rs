@@ -1,0 +1,260 @@
+//! HTTP/1.1 responses: status, headers, body, serialized with a correct
+//! `Content-Length`, a cached `Date` and `Connection` handling.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// An HTTP response being built by a handler.
+#[derive(Debug, Clone)]
+pub struct Response {
+    status: u16,
+    reason: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response::new(200)
+    }
+}
+
+impl Response {
+    /// A response with `status` and no headers or body.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            reason: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A response with `status`, a plain-text body and the matching content type.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        let mut r = Response::new(status);
+        r.set_header("Content-Type", "text/plain; charset=UTF-8");
+        r.body = body.into().into_bytes();
+        r
+    }
+
+    /// An error page in Tornado's style: `<title>404: Not Found</title>`.
+    pub fn error(status: u16, message: Option<&str>) -> Response {
+        let reason = reason_phrase(status);
+        let mut r = Response::new(status);
+        r.set_header("Content-Type", "text/html; charset=UTF-8");
+        let detail = message.map(html_escape).unwrap_or_default();
+        r.body = format!(
+            "<html><title>{status}: {reason}</title><body>{status}: {reason}{}{detail}</body></html>",
+            if detail.is_empty() { "" } else { ": " }
+        )
+        .into_bytes();
+        r
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Sets the status code (and optionally a custom reason phrase).
+    pub fn set_status(&mut self, status: u16, reason: Option<&str>) {
+        self.status = status;
+        self.reason = reason.map(str::to_string);
+    }
+
+    /// Replaces every header named `name` with one `name: value`.
+    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        self.clear_header(name);
+        self.headers.push((name.to_string(), value.into()));
+    }
+
+    /// Adds a header line (keeps existing ones, e.g. for `Set-Cookie`).
+    pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
+        self.headers.push((name.to_string(), value.into()));
+    }
+
+    /// Removes every header named `name`.
+    pub fn clear_header(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Appends to the body.
+    pub fn write(&mut self, data: impl AsRef<[u8]>) {
+        self.body.extend_from_slice(data.as_ref());
+    }
+
+    /// The body so far.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Replaces the body.
+    pub fn set_body(&mut self, body: Vec<u8>) {
+        self.body = body;
+    }
+
+    /// Serializes into `out`. `head_only` omits the body (HEAD) but keeps its
+    /// `Content-Length`; `keep_alive` chooses the `Connection` header.
+    pub fn serialize(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool, date: &str) {
+        out.reserve(128 + self.body.len());
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(self.status.to_string().as_bytes());
+        out.push(b' ');
+        let reason = self
+            .reason
+            .as_deref()
+            .unwrap_or_else(|| reason_phrase(self.status));
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\nServer: cyclone\r\nDate: ");
+        out.extend_from_slice(date.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let no_body = self.status == 204 || self.status == 304 || self.status < 200;
+        for (n, v) in &self.headers {
+            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("connection") {
+                continue;
+            }
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            // Never let a handler smuggle a header break into the response.
+            out.extend(v.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+            out.extend_from_slice(b"\r\n");
+        }
+        if !no_body {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(self.body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(if keep_alive {
+            b"Connection: keep-alive\r\n\r\n" as &[u8]
+        } else {
+            b"Connection: close\r\n\r\n"
+        });
+        if !head_only && !no_body {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// Escapes `<`, `>`, `&`, `"` and `'` for HTML text.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The standard reason phrase for `status` (`"Unknown"` for others).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// Formats a Unix time as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn http_date(unix_secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix_secs / 86400;
+    let secs = unix_secs % 86400;
+    let weekday = DAYS[(days % 7) as usize];
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{weekday}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The current time as an HTTP date.
+pub fn http_date_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    http_date(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_format() {
+        assert_eq!(http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(951782400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn serialize_sets_length_and_connection() {
+        let mut r = Response::text(200, "hi");
+        r.set_header("X-Evil", "a\r\nSet-Cookie: x=1");
+        let mut out = Vec::new();
+        r.serialize(&mut out, false, true, "D");
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(s.contains("Content-Length: 2\r\n"));
+        assert!(s.contains("Connection: keep-alive\r\n\r\nhi"));
+        assert!(s.contains("X-Evil: aSet-Cookie: x=1\r\n"));
+        let mut head = Vec::new();
+        r.serialize(&mut head, true, false, "D");
+        let h = String::from_utf8(head).unwrap();
+        assert!(h.ends_with("Connection: close\r\n\r\n"));
+        assert!(h.contains("Content-Length: 2\r\n"));
+    }
+}

@@ -1,0 +1,96 @@
+//! The `WebSocketHandler` trait: Tornado's `WebSocketHandler` methods, one
+//! handler object per connection.
+
+use super::connection::WebSocket;
+use super::message::Message;
+use crate::http::Request;
+use crate::protocol::CompressionOptions;
+
+/// Per-connection WebSocket behaviour. Only [`on_message`](Self::on_message)
+/// is required; every other method has Tornado's default.
+///
+/// The same trait drives server connections (routes registered with
+/// `Application::builder().websocket(..)`) and client connections
+/// (`websocket_connect_with`).
+///
+/// A panic in any callback closes only that connection with 1011 and is logged.
+pub trait WebSocketHandler: 'static {
+    /// The connection is open. `args` are the route's regex captures, like
+    /// Tornado's `open(*args)`.
+    fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {
+        let _ = (ws, args);
+    }
+
+    /// A whole message arrived (text or binary).
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>);
+
+    /// The connection closed; `ws.close_code()`, `ws.close_reason()` and
+    /// `ws.closed_by()` say how. Writes fail from here on.
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = ws;
+    }
+
+    /// A ping arrived (the pong is already queued).
+    fn on_ping(&mut self, ws: &mut WebSocket<'_>, data: &[u8]) {
+        let _ = (ws, data);
+    }
+
+    /// A pong arrived (answer to `ping` or to the automatic keep-alive ping).
+    fn on_pong(&mut self, ws: &mut WebSocket<'_>, data: &[u8]) {
+        let _ = (ws, data);
+    }
+
+    /// The write queue was flushed to the kernel after having been non-empty.
+    fn on_drain(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = ws;
+    }
+
+    /// Accept a handshake whose `Origin` header is `origin` (server only).
+    ///
+    /// The default, like Tornado's, accepts only an origin whose host (and
+    /// port) equals the request's `Host` header; requests without an
+    /// `Origin` header (non-browser clients) are always accepted and never
+    /// reach this method. A `false` answers 403.
+    fn check_origin(&self, origin: &str, req: &Request) -> bool {
+        same_origin(origin, req.host().unwrap_or(""))
+    }
+
+    /// Choose one of the subprotocols the client offered (server only);
+    /// `None` (the default) selects none.
+    fn select_subprotocol(&self, offered: &[&str]) -> Option<String> {
+        let _ = offered;
+        None
+    }
+
+    /// Compression options for this connection; `None` falls back to the
+    /// application's default (itself off unless set). Returning options
+    /// enables permessage-deflate when the client offers it.
+    fn get_compression_options(&self) -> Option<CompressionOptions> {
+        None
+    }
+}
+
+/// Tornado's default origin rule: the origin's `host[:port]`, lower-cased,
+/// must equal the `Host` header, lower-cased.
+pub fn same_origin(origin: &str, host: &str) -> bool {
+    let rest = match origin.split_once("://") {
+        Some((_, rest)) => rest,
+        None => return false,
+    };
+    let netloc = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !netloc.is_empty() && netloc.eq_ignore_ascii_case(host.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn origin_rule() {
+        assert!(same_origin("http://localhost:8888", "localhost:8888"));
+        assert!(same_origin("HTTP://LocalHost:8888/path", "localhost:8888"));
+        assert!(!same_origin("http://evil.com", "localhost:8888"));
+        assert!(!same_origin("http://localhost:8889", "localhost:8888"));
+        assert!(!same_origin("null", "localhost"));
+    }
+}

@@ -1,0 +1,55 @@
+//! WebSocket settings (DESIGN.md §4), Tornado's names.
+
+use std::time::Duration;
+
+use crate::protocol::CompressionOptions;
+
+/// Settings of WebSocket connections; `Application`-wide, overridable per route.
+#[derive(Debug, Clone)]
+pub struct WebSocketSettings {
+    /// `websocket_ping_interval`: send a ping this often (default: none).
+    pub ping_interval: Option<Duration>,
+    /// `websocket_ping_timeout`: close a peer that has not answered a ping
+    /// within this time. Tornado 6.5's rule: defaults to the interval and
+    /// never exceeds it.
+    pub ping_timeout: Option<Duration>,
+    /// `websocket_max_message_size`: larger messages close with 1009 (10 MiB).
+    pub max_message_size: usize,
+    /// After sending Close, drop the TCP connection if the peer has not
+    /// answered within this time (5 s, as Tornado).
+    pub close_timeout: Duration,
+    /// Cap on bytes queued for one connection; a peer that lets its queue
+    /// grow past it is closed with 1008 (default 16 MiB).
+    pub max_write_buffer: usize,
+    /// `TCP_NODELAY` on upgraded connections (default true).
+    pub nodelay: bool,
+    /// Application default for permessage-deflate (default off); a handler's
+    /// `get_compression_options` takes precedence.
+    pub compression: Option<CompressionOptions>,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        WebSocketSettings {
+            ping_interval: None,
+            ping_timeout: None,
+            max_message_size: 10 * 1024 * 1024,
+            close_timeout: Duration::from_secs(5),
+            max_write_buffer: 16 * 1024 * 1024,
+            nodelay: true,
+            compression: None,
+        }
+    }
+}
+
+impl WebSocketSettings {
+    /// The effective ping timeout: the configured one, capped by the
+    /// interval, or the interval itself (Tornado 6.5).
+    pub fn effective_ping_timeout(&self) -> Option<Duration> {
+        match (self.ping_interval, self.ping_timeout) {
+            (Some(i), Some(t)) => Some(t.min(i)),
+            (Some(i), None) => Some(i),
+            (None, t) => t,
+        }
+    }
+}
