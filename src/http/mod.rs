@@ -4,6 +4,7 @@
 
 pub mod request;
 pub mod response;
+pub mod server;
 
 pub use request::{percent_decode, HeadLimits, ParseError, Request};
 pub use response::{html_escape, http_date, reason_phrase, Response};
@@ -82,16 +83,4 @@ pub trait Service: 'static {
     }
 }
 
-/// Starts serving `service` on `addr` in the current thread's IOLoop.
-/// (placeholder signature: implemented by the lead)
-///
-/// # Errors
-/// Binding or registering the listener failed.
-pub fn listen(
-    addr: std::net::SocketAddr,
-    service: std::rc::Rc<dyn Service>,
-    limits: HttpLimits,
-) -> std::io::Result<std::net::SocketAddr> {
-    let _ = (service, limits);
-    Ok(addr)
-}
+pub use server::{listen, listen_with};

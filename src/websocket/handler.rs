@@ -45,6 +45,11 @@ pub trait WebSocketHandler: 'static {
         let _ = ws;
     }
 
+    /// A timer set with [`WebSocket::add_timeout`] fired (never after `on_close`).
+    fn on_timeout(&mut self, ws: &mut WebSocket<'_>, token: u64) {
+        let _ = (ws, token);
+    }
+
     /// Accept a handshake whose `Origin` header is `origin` (server only).
     ///
     /// The default, like Tornado's, accepts only an origin whose host (and

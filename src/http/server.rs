@@ -1,0 +1,516 @@
+//! The listener and the HTTP/1.1 server connection.
+//!
+//! Parsing cost is linear in the bytes received: the head is parsed only
+//! once its `\r\n\r\n` terminator has arrived, and the terminator search
+//! resumes where the previous one stopped (re-parsing a growing head on
+//! every read is how CVE-2023-43669 happened).
+
+use std::any::Any;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::Interest;
+
+use super::request::{HeadLimits, HeadStatus, Request};
+use super::response::{http_date_now, Response};
+use super::{HttpLimits, Reply, Service, Upgrade};
+use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
+
+/// Accepts handled per readiness event before yielding to other work.
+const ACCEPT_BUDGET: usize = 512;
+/// Back-off when the process is out of file descriptors.
+const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Starts serving `service` on `addr` in the current thread's IOLoop and
+/// returns the bound address (port 0 picks a free port).
+///
+/// # Errors
+/// Binding or registering the listener failed.
+pub fn listen(
+    addr: SocketAddr,
+    service: Rc<dyn Service>,
+    limits: HttpLimits,
+) -> io::Result<SocketAddr> {
+    listen_with(addr, service, limits, false)
+}
+
+/// Like [`listen`], with `SO_REUSEPORT` when `reuse_port` (for one
+/// listener per worker thread).
+///
+/// # Errors
+/// Binding or registering the listener failed.
+pub fn listen_with(
+    addr: SocketAddr,
+    service: Rc<dyn Service>,
+    limits: HttpLimits,
+    reuse_port: bool,
+) -> io::Result<SocketAddr> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    let std_listener: std::net::TcpListener = sock.into();
+    let mut listener = TcpListener::from_std(std_listener);
+    let local = listener.local_addr()?;
+    let lp = IOLoop::current();
+    let head_limits = HeadLimits {
+        max_head_bytes: limits.max_header_size,
+        max_headers: limits.max_header_count,
+    };
+    let shared = Rc::new(ConnShared {
+        service,
+        limits,
+        head_limits,
+    });
+    let mut pending = Some(listener);
+    let id = lp.insert(|_| {
+        Box::new(Listener {
+            listener: pending.take().unwrap_or_else(|| unreachable!()),
+            shared,
+            emfile: false,
+        })
+    });
+    let res = lp.with_conn_now(id, |p| {
+        let l = p.as_any_mut().downcast_mut::<Listener>().expect("listener");
+        lp.register(&mut l.listener, id, Interest::READABLE)
+    });
+    if let Some(Err(e)) = res {
+        lp.remove(id);
+        return Err(e);
+    }
+    log::info!("listening on http://{local}");
+    Ok(local)
+}
+
+pub(crate) struct ConnShared {
+    pub(crate) service: Rc<dyn Service>,
+    pub(crate) limits: HttpLimits,
+    head_limits: HeadLimits,
+}
+
+struct Listener {
+    listener: TcpListener,
+    shared: Rc<ConnShared>,
+    emfile: bool,
+}
+
+impl Pollable for Listener {
+    fn ready(&mut self, lp: &IOLoop, id: ConnId, _r: Readiness) -> Action {
+        for _ in 0..ACCEPT_BUDGET {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.emfile {
+                        log::info!("accepting again after running out of file descriptors");
+                        self.emfile = false;
+                    }
+                    self.accept_one(lp, stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Action::Keep,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    // Neither spin nor die: pause accepting, retry shortly.
+                    if !self.emfile {
+                        log::warn!("accept: {e}; pausing accepts for {EMFILE_BACKOFF:?}");
+                        lp.count("accept_emfile", 1);
+                        self.emfile = true;
+                    }
+                    lp.call_later(EMFILE_BACKOFF, move || {
+                        let lp = IOLoop::current();
+                        lp.serve_now(id, Readiness::readable());
+                    });
+                    return Action::Keep;
+                }
+                Err(e) => {
+                    log::debug!("accept: {e}");
+                }
+            }
+        }
+        lp.mark_readable(id);
+        Action::Keep
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == 24 || code == 23)
+}
+
+impl Listener {
+    fn accept_one(&mut self, lp: &IOLoop, mut stream: TcpStream, peer: SocketAddr) {
+        let limits = &self.shared.limits;
+        if limits.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        if lp.registrations() > limits.max_connections {
+            lp.count("http_refused_503", 1);
+            let mut out = Vec::new();
+            Response::error(503, Some("too many connections")).serialize(
+                &mut out,
+                false,
+                false,
+                &http_date_now(),
+            );
+            let _ = stream.write(&out);
+            return;
+        }
+        let conn = HttpConn {
+            stream: Some(stream),
+            peer,
+            buf: Vec::new(),
+            scanned: 0,
+            out: Vec::new(),
+            pending: None,
+            shared: self.shared.clone(),
+            deadline: Some(lp.time() + limits.request_timeout),
+            started: None,
+            close_after_flush: false,
+            served: 0,
+        };
+        let mut conn = Some(Box::new(conn));
+        let cid = lp.insert(|_| conn.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
+        let ok = lp.with_conn_now(cid, |p| {
+            let c = p.as_any_mut().downcast_mut::<HttpConn>().expect("http conn");
+            let s = c.stream.as_mut().expect("stream");
+            lp.register(s, cid, Interest::READABLE | Interest::WRITABLE)
+        });
+        match ok {
+            Some(Ok(())) => {
+                log::debug!("{cid} accepted from {peer}");
+                lp.count("connections_accepted", 1);
+                // On loopback the request is usually queued already.
+                lp.serve_now(cid, Readiness::readable());
+            }
+            _ => {
+                lp.remove(cid);
+            }
+        }
+    }
+}
+
+/// An HTTP/1.1 server connection (before any upgrade).
+struct HttpConn {
+    stream: Option<TcpStream>,
+    peer: SocketAddr,
+    /// Received bytes not yet consumed.
+    buf: Vec<u8>,
+    /// How far `buf` has been searched for the end of the head.
+    scanned: usize,
+    /// Response bytes the kernel has not taken yet.
+    out: Vec<u8>,
+    /// A request whose head arrived and whose body is still arriving.
+    pending: Option<Request>,
+    shared: Rc<ConnShared>,
+    deadline: Option<Instant>,
+    started: Option<Instant>,
+    close_after_flush: bool,
+    served: u64,
+}
+
+enum Step {
+    /// Nothing more can be done until more bytes arrive.
+    NeedMore,
+    /// One request answered; try the next.
+    Again,
+    /// Stop reading: the connection will close after flushing.
+    Close,
+    /// The connection was upgraded.
+    Upgrade(Box<dyn Upgrade>),
+}
+
+impl HttpConn {
+    fn read_some(&mut self, lp: &IOLoop) -> io::Result<bool> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(true);
+        };
+        let mut rbuf = lp.take_read_buf();
+        let mut eof = false;
+        let cap = self.shared.limits.max_header_size + self.shared.limits.max_body_size + 65536;
+        loop {
+            match stream.read(&mut rbuf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&rbuf[..n]);
+                    if n < rbuf.len() || self.buf.len() > cap {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    lp.give_read_buf(rbuf);
+                    return Err(e);
+                }
+            }
+        }
+        lp.give_read_buf(rbuf);
+        Ok(eof)
+    }
+
+    fn respond(&mut self, lp: &IOLoop, req: &Request, resp: Response, keep_alive: bool) {
+        let head_only = req.method() == "HEAD";
+        resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
+        let elapsed = self.started.map(|s| lp.time().saturating_duration_since(s)).unwrap_or_default();
+        self.shared.service.log_request(req, resp.status(), elapsed);
+        self.served += 1;
+        if !keep_alive {
+            self.close_after_flush = true;
+        }
+    }
+
+    fn error(&mut self, lp: &IOLoop, status: u16, msg: &str) {
+        let resp = Response::error(status, Some(msg));
+        resp.serialize(&mut self.out, false, false, &date_cached(lp));
+        log::warn!(target: "cyclone::access", "{status} ({}) {msg}", self.peer.ip());
+        self.close_after_flush = true;
+    }
+
+    fn step(&mut self, lp: &IOLoop) -> Step {
+        if self.pending.is_none() {
+            if self.buf.is_empty() {
+                return Step::NeedMore;
+            }
+            let from = self.scanned.saturating_sub(3);
+            let found = find_head_end(&self.buf[from..]).map(|p| from + p);
+            if found.is_none() {
+                self.scanned = self.buf.len();
+                if self.buf.len() > self.shared.limits.max_header_size {
+                    self.error(lp, 431, "Request header fields too large");
+                    return Step::Close;
+                }
+                // Still allow a malformed request line to be reported early.
+                if let Err(e) = Request::parse_head(&self.buf, &self.shared.head_limits) {
+                    self.error(lp, e.status(), &e.to_string());
+                    return Step::Close;
+                }
+                return Step::NeedMore;
+            }
+            if self.started.is_none() {
+                self.started = Some(lp.time());
+            }
+            match Request::parse_head(&self.buf, &self.shared.head_limits) {
+                Ok(HeadStatus::Complete(mut req, used)) => {
+                    self.buf.drain(..used);
+                    self.scanned = 0;
+                    req.set_peer(Some(self.peer));
+                    if req.content_length() > self.shared.limits.max_body_size as u64 {
+                        self.error(lp, 413, "Request body too large");
+                        return Step::Close;
+                    }
+                    self.pending = Some(req);
+                }
+                Ok(HeadStatus::Partial) => return Step::NeedMore,
+                Err(e) => {
+                    self.error(lp, e.status(), &e.to_string());
+                    return Step::Close;
+                }
+            }
+        }
+        let need = self.pending.as_ref().map_or(0, |r| r.content_length() as usize);
+        if self.buf.len() < need {
+            self.deadline = Some(lp.time() + self.shared.limits.request_timeout);
+            return Step::NeedMore;
+        }
+        let mut req = self.pending.take().expect("pending request");
+        if need > 0 {
+            let body: Vec<u8> = self.buf.drain(..need).collect();
+            req.set_body(body);
+        }
+        let keep_alive = req.keep_alive();
+        let service = self.shared.service.clone();
+        let uri = req.uri().to_string();
+        let method = req.method().to_string();
+        let req_copy = req.clone();
+        let reply = catch_unwind(AssertUnwindSafe(|| service.dispatch(req)));
+        match reply {
+            Ok(Reply::Response(resp)) => {
+                self.respond(lp, &req_copy, resp, keep_alive);
+            }
+            Ok(Reply::Upgrade(up)) => {
+                self.shared.service.log_request(&req_copy, 101, Duration::ZERO);
+                return Step::Upgrade(up);
+            }
+            Err(panic) => {
+                let what = panic_message(&panic);
+                log::error!("handler for {method} {uri} panicked: {what}");
+                lp.count("handler_panics", 1);
+                let resp = Response::error(500, None);
+                self.respond(lp, &req_copy, resp, false);
+                return Step::Close;
+            }
+        }
+        self.started = None;
+        self.deadline = Some(lp.time() + self.shared.limits.idle_timeout);
+        if self.close_after_flush {
+            Step::Close
+        } else {
+            Step::Again
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        while !self.out.is_empty() {
+            match stream.write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out.is_empty() && self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+
+    fn after_io(&mut self) -> Action {
+        if self.flush().is_err() {
+            return Action::Remove;
+        }
+        if self.close_after_flush && self.out.is_empty() {
+            return Action::Remove;
+        }
+        Action::Keep
+    }
+}
+
+impl Pollable for HttpConn {
+    fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
+        if r.writable && !self.out.is_empty() && self.flush().is_err() {
+            return Action::Remove;
+        }
+        if !r.readable && !r.read_closed && !r.error {
+            return self.after_io();
+        }
+        if self.close_after_flush {
+            return self.after_io();
+        }
+        let eof = match self.read_some(lp) {
+            Ok(eof) => eof,
+            Err(_) => return Action::Remove,
+        };
+        loop {
+            match self.step(lp) {
+                Step::Again => continue,
+                Step::NeedMore => break,
+                Step::Close => return self.after_io(),
+                Step::Upgrade(mut up) => {
+                    up.response_head(&mut self.out);
+                    if self.flush().is_err() {
+                        return Action::Remove;
+                    }
+                    let mut stream = self.stream.take().expect("stream");
+                    if !self.out.is_empty() {
+                        // The 101 did not fit in the socket buffer: rare; write
+                        // the rest blocking-free by handing it over as well.
+                        let rest = std::mem::take(&mut self.out);
+                        let _ = write_all_nonblocking(&mut stream, &rest);
+                    }
+                    let leftover = std::mem::take(&mut self.buf);
+                    let conn = up.into_connection(stream, leftover, id);
+                    lp.mark_readable(id);
+                    lp.count("upgrades", 1);
+                    return Action::Replace(conn);
+                }
+            }
+        }
+        if eof {
+            // The peer half-closed: answer what was complete, then close.
+            self.close_after_flush = true;
+        }
+        self.after_io()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
+        match self.deadline {
+            Some(d) if d <= now => {
+                if !self.buf.is_empty() || self.pending.is_some() {
+                    log::debug!("{id} request timeout");
+                    lp.count("http_request_timeouts", 1);
+                    self.error(lp, 408, "Request timeout");
+                    let _ = self.flush();
+                }
+                Action::Remove
+            }
+            _ => Action::Keep,
+        }
+    }
+
+    fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
+        if self.buf.is_empty() && self.pending.is_none() && self.out.is_empty() {
+            Action::Remove
+        } else {
+            self.close_after_flush = true;
+            Action::Keep
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+fn write_all_nonblocking(stream: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
+    let give_up = Instant::now() + Duration::from_millis(100);
+    while !data.is_empty() {
+        match stream.write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < give_up => {
+                std::thread::yield_now()
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+pub(crate) fn panic_message(p: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+#[derive(Default, Clone)]
+struct DateCache(Rc<std::cell::RefCell<(Option<Instant>, String)>>);
+
+/// The `Date` header value, formatted at most once a second per loop.
+fn date_cached(lp: &IOLoop) -> String {
+    let cache: DateCache = lp.local();
+    let mut c = cache.0.borrow_mut();
+    let now = lp.time();
+    if c.0.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+        *c = (Some(now), http_date_now());
+    }
+    c.1.clone()
+}

@@ -1,0 +1,142 @@
+//! A small single-threaded futures executor driven by the loop: `spawn`
+//! and `run_sync`. A task's waker pushes its id onto the loop's ready queue
+//! (and wakes a sleeping `poll` through the `mio::Waker` when called from
+//! another thread or while the loop sleeps).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use super::handle::TaskWaker;
+use super::IOLoop;
+
+pub(crate) struct Task {
+    future: Pin<Box<dyn Future<Output = ()>>>,
+    waker: Waker,
+}
+
+impl IOLoop {
+    /// Runs `future` on this loop; it is first polled on the next iteration.
+    pub fn spawn(&self, future: impl Future<Output = ()> + 'static) {
+        let mut tasks = self.inner.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let id = entry.key();
+        let waker = Waker::from(Arc::new(TaskWaker {
+            id,
+            shared: self.inner.shared.clone(),
+        }));
+        entry.insert(Some(Task {
+            future: Box::pin(future),
+            waker,
+        }));
+        drop(tasks);
+        self.inner.ready_local.borrow_mut().push(id);
+    }
+
+    /// Tasks spawned and not finished.
+    pub fn pending_tasks(&self) -> usize {
+        self.inner.tasks.borrow().len()
+    }
+
+    pub(crate) fn run_ready_tasks(&self) {
+        let mut ids = std::mem::take(&mut *self.inner.ready_local.borrow_mut());
+        ids.extend(
+            std::mem::take(
+                &mut *self
+                    .inner
+                    .shared
+                    .ready_tasks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            ),
+        );
+        for id in ids {
+            let task = self.inner.tasks.borrow_mut().get_mut(id).and_then(Option::take);
+            let Some(mut task) = task else { continue };
+            let mut cx = Context::from_waker(&task.waker);
+            match task.future.as_mut().poll(&mut cx) {
+                Poll::Ready(()) => {
+                    let mut tasks = self.inner.tasks.borrow_mut();
+                    if tasks.contains(id) {
+                        tasks.remove(id);
+                    }
+                }
+                Poll::Pending => {
+                    if let Some(slot) = self.inner.tasks.borrow_mut().get_mut(id) {
+                        *slot = Some(task);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the loop until `future` completes and returns its output
+    /// (Tornado's `IOLoop.run_sync`).
+    ///
+    /// # Panics
+    /// If called while the loop is running (from inside a callback).
+    pub fn run_sync<T: 'static>(&self, future: impl Future<Output = T> + 'static) -> T {
+        let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+        let out = slot.clone();
+        let lp = self.clone();
+        self.spawn(async move {
+            let v = future.await;
+            *out.borrow_mut() = Some(v);
+            lp.stop();
+        });
+        loop {
+            self.start();
+            if let Some(v) = slot.borrow_mut().take() {
+                return v;
+            }
+        }
+    }
+}
+
+/// A one-shot value shared between a producer on the loop and a future
+/// awaiting it (used by the client's `read_message`, connect, flow control).
+pub(crate) struct Shared<T> {
+    state: Rc<RefCell<(Option<T>, Option<Waker>, bool)>>,
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            state: self.state.clone(),
+        }
+    }
+}
+
+#[allow(dead_code)]
+impl<T> Shared<T> {
+    pub(crate) fn new() -> Self {
+        Shared {
+            state: Rc::new(RefCell::new((None, None, false))),
+        }
+    }
+
+    pub(crate) fn set(&self, v: T) {
+        let mut s = self.state.borrow_mut();
+        s.0 = Some(v);
+        if let Some(w) = s.1.take() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<T> {
+        let mut s = self.state.borrow_mut();
+        match s.0.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) type SendSlot<T> = Arc<Mutex<Option<T>>>;

@@ -1,0 +1,84 @@
+//! State shared with other threads: the cross-thread callback queue, the
+//! stop request, the executor's ready queue and the `mio::Waker` that
+//! interrupts a sleeping `poll`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub(crate) type SendCallback = Box<dyn FnOnce() + Send>;
+
+pub(crate) struct Shared {
+    pub(crate) waker: mio::Waker,
+    pub(crate) callbacks: Mutex<Vec<SendCallback>>,
+    pub(crate) ready_tasks: Mutex<Vec<usize>>,
+    pub(crate) stop: AtomicBool,
+    /// True while the loop thread is inside (or about to enter) `poll`:
+    /// only then must a wake-up go through the waker's syscall.
+    pub(crate) polling: AtomicBool,
+    /// Set when something was queued; cleared by the loop when it drains.
+    pub(crate) pending: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn notify(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+        if self.polling.load(Ordering::SeqCst) {
+            if let Err(e) = self.waker.wake() {
+                log::error!("IOLoop waker failed: {e}");
+            }
+        }
+    }
+}
+
+/// A `Send + Sync + Clone` handle to an [`IOLoop`](super::IOLoop), for
+/// other threads: `add_callback` and `stop` wake a loop sleeping in `poll`
+/// through `mio::Waker`.
+#[derive(Clone)]
+pub struct IOLoopHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl IOLoopHandle {
+    /// Runs `f` on the loop's thread at its next iteration.
+    pub fn add_callback(&self, f: impl FnOnce() + Send + 'static) {
+        self.shared
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(f));
+        self.shared.notify();
+    }
+
+    /// Asks the loop to stop: `start()` returns after the current iteration.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.notify();
+    }
+}
+
+impl std::fmt::Debug for IOLoopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IOLoopHandle")
+    }
+}
+
+/// The waker given to futures spawned on the loop.
+pub(crate) struct TaskWaker {
+    pub(crate) id: usize,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::task::Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.shared
+            .ready_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.id);
+        self.shared.notify();
+    }
+}

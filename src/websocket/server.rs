@@ -1,0 +1,126 @@
+//! The server side of the opening handshake (RFC 6455 §4.2): validate the
+//! request, run `check_origin`, `select_subprotocol` and the
+//! permessage-deflate negotiation, answer 101 and become a [`WsConn`].
+
+use std::rc::Rc;
+
+use mio::net::TcpStream;
+
+use super::connection::{WsConn, WsParts};
+use super::handler::WebSocketHandler;
+use super::settings::WebSocketSettings;
+use crate::http::{Reply, Request, Response, Upgrade};
+use crate::ioloop::{ConnId, Pollable};
+use crate::protocol::handshake::{accept_key, check_upgrade, write_101};
+use crate::protocol::{deflate, DeflateParams, HandshakeError, Role, Session, SessionConfig};
+
+/// Validates a WebSocket handshake request for `handler` and answers it:
+/// a 101 upgrade, or the HTTP error Tornado would send (400 with a reason,
+/// 403 for a rejected origin, 426 with `Sec-WebSocket-Version: 13` for an
+/// unsupported version). `args` are the route captures passed to `open`.
+pub fn accept(
+    req: Request,
+    args: Vec<String>,
+    handler: Box<dyn WebSocketHandler>,
+    settings: Rc<WebSocketSettings>,
+) -> Reply {
+    match prepare(&req, handler.as_ref(), &settings) {
+        Ok((accept, subprotocol, deflate, ext_header)) => Reply::Upgrade(Box::new(ServerUpgrade {
+            accept,
+            subprotocol,
+            ext_header,
+            deflate,
+            handler,
+            settings,
+            args,
+            request: Box::new(req),
+        })),
+        Err(e) => {
+            let status = e.status();
+            log::debug!("WebSocket handshake refused ({status}): {e}");
+            let mut resp = Response::error(status, Some(&e.to_string()));
+            if status == 426 {
+                resp.set_header("Sec-WebSocket-Version", "13");
+            }
+            Reply::Response(resp)
+        }
+    }
+}
+
+type Prepared = ([u8; 28], Option<String>, Option<DeflateParams>, Option<String>);
+
+fn prepare(
+    req: &Request,
+    handler: &dyn WebSocketHandler,
+    settings: &WebSocketSettings,
+) -> Result<Prepared, HandshakeError> {
+    let headers: Vec<(&str, &[u8])> = req.headers().collect();
+    let up = check_upgrade(req.method(), req.version_minor(), &headers)?;
+    if let Some(origin) = up.origin {
+        if !handler.check_origin(origin, req) {
+            return Err(HandshakeError::OriginRejected);
+        }
+    }
+    let subprotocol = if up.protocols.is_empty() {
+        None
+    } else {
+        handler
+            .select_subprotocol(&up.protocols)
+            .filter(|p| up.protocols.contains(&p.as_str()))
+    };
+    let opts = handler
+        .get_compression_options()
+        .or_else(|| settings.compression.clone());
+    let (params, ext_header) = match opts {
+        Some(o) if !up.extensions.is_empty() => match deflate::negotiate_server(&up.extensions, &o)? {
+            Some((p, h)) => (Some(p), Some(h)),
+            None => (None, None),
+        },
+        _ => (None, None),
+    };
+    Ok((accept_key(up.key), subprotocol, params, ext_header))
+}
+
+struct ServerUpgrade {
+    accept: [u8; 28],
+    subprotocol: Option<String>,
+    ext_header: Option<String>,
+    deflate: Option<DeflateParams>,
+    handler: Box<dyn WebSocketHandler>,
+    settings: Rc<WebSocketSettings>,
+    args: Vec<String>,
+    request: Box<Request>,
+}
+
+impl Upgrade for ServerUpgrade {
+    fn response_head(&mut self, out: &mut Vec<u8>) {
+        write_101(out, &self.accept, self.subprotocol.as_deref(), self.ext_header.as_deref());
+    }
+
+    fn into_connection(self: Box<Self>, stream: TcpStream, leftover: Vec<u8>, id: ConnId) -> Box<dyn Pollable> {
+        let s = *self;
+        let opts = s
+            .handler
+            .get_compression_options()
+            .or_else(|| s.settings.compression.clone());
+        let config = SessionConfig {
+            max_message_size: s.settings.max_message_size,
+            ..SessionConfig::default()
+        };
+        let session = Session::new(Role::Server, config, s.deflate, opts.as_ref());
+        Box::new(WsConn::new(
+            s.handler,
+            WsParts {
+                stream,
+                session,
+                settings: s.settings,
+                request: Some(s.request),
+                subprotocol: s.subprotocol,
+                args: s.args,
+                leftover,
+                id,
+                is_client: false,
+            },
+        ))
+    }
+}
