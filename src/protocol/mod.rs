@@ -1,1 +1,12 @@
-//! Sans-IO RFC 6455 / RFC 7692 core (placeholder).
+//! Sans-IO RFC 6455 / RFC 7692 core: bytes in, events and bytes out.
+//!
+//! Nothing here knows about sockets, the reactor or the clock. The IO layer
+//! feeds received bytes to a [`Session`] and writes what it appends to the
+//! output buffer.
+
+pub mod frame;
+pub mod mask;
+pub mod opcode;
+pub mod utf8;
+
+pub use opcode::{CloseCode, OpCode};
