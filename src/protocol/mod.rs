@@ -4,9 +4,12 @@
 //! feeds received bytes to a [`Session`] and writes what it appends to the
 //! output buffer.
 
+pub mod error;
 pub mod frame;
+pub mod handshake;
 pub mod mask;
 pub mod opcode;
 pub mod utf8;
 
+pub use error::{HandshakeError, ProtocolError};
 pub use opcode::{CloseCode, OpCode};
