@@ -1,0 +1,1 @@
+//! Session tests (frame sequences fed whole, byte by byte and split).

@@ -1,0 +1,229 @@
+//! Incremental UTF-8 validation for fragmented (and inflated) text messages.
+//!
+//! Whole single-frame messages are checked with `std::str::from_utf8`
+//! directly; this type exists for text split across frames or inflate
+//! chunks, where a code point may straddle two calls.
+
+/// Streaming UTF-8 validator: 5 bytes of state (an incomplete code point
+/// carried between calls).
+///
+/// Fails at the earliest byte that makes the input invalid, also for a
+/// truncated prefix: `F4 90`, `ED A0`, `E0 80`, `C0`, `F5` fail as soon as
+/// they are fed, as Autobahn's 6.x "fail fast" cases want. This relies on
+/// `std::str::from_utf8`, which checks the second byte of a sequence
+/// against its lead's range before it reports "incomplete input"
+/// (`Utf8Error::error_len() == None`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Utf8Validator {
+    pending: [u8; 4],
+    len: u8,
+}
+
+/// Length of the sequence a valid lead byte starts.
+#[inline]
+fn width(lead: u8) -> usize {
+    match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
+}
+
+impl Utf8Validator {
+    /// A validator with nothing pending.
+    pub const fn new() -> Utf8Validator {
+        Utf8Validator {
+            pending: [0; 4],
+            len: 0,
+        }
+    }
+
+    /// Validates the next chunk. `Err(())` as soon as the bytes seen so far
+    /// can no longer be a prefix of valid UTF-8; after an error the
+    /// validator's state is unspecified (call [`reset`](Self::reset)).
+    #[allow(clippy::result_unit_err)]
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ()> {
+        if self.len > 0 {
+            let have = self.len as usize;
+            let need = width(self.pending[0]);
+            let take = (need - have).min(bytes.len());
+            self.pending[have..have + take].copy_from_slice(&bytes[..take]);
+            self.len += take as u8;
+            bytes = &bytes[take..];
+            match std::str::from_utf8(&self.pending[..self.len as usize]) {
+                Ok(_) => self.len = 0,
+                Err(e) if e.error_len().is_none() => return Ok(()), // still short, prefix valid
+                Err(_) => return Err(()),
+            }
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => match e.error_len() {
+                Some(_) => Err(()),
+                None => {
+                    let tail = &bytes[e.valid_up_to()..];
+                    self.pending[..tail.len()].copy_from_slice(tail);
+                    self.len = tail.len() as u8;
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// End of message: `Err(())` if a code point is incomplete.
+    #[allow(clippy::result_unit_err)]
+    pub fn finish(&self) -> Result<(), ()> {
+        if self.len == 0 {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// Forgets any pending bytes (start of a new message).
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(b: &[u8]) -> bool {
+        let mut v = Utf8Validator::new();
+        v.feed(b).is_ok() && v.finish().is_ok()
+    }
+
+    fn bytewise(b: &[u8]) -> bool {
+        let mut v = Utf8Validator::new();
+        b.iter().all(|x| v.feed(std::slice::from_ref(x)).is_ok()) && v.finish().is_ok()
+    }
+
+    fn split_all(b: &[u8]) -> bool {
+        let expect = std::str::from_utf8(b).is_ok();
+        for i in 0..=b.len() {
+            for j in i..=b.len() {
+                let mut v = Utf8Validator::new();
+                let ok = v.feed(&b[..i]).is_ok()
+                    && v.feed(&b[i..j]).is_ok()
+                    && v.feed(&b[j..]).is_ok()
+                    && v.finish().is_ok();
+                assert_eq!(ok, expect, "{b:02x?} split at {i},{j}");
+            }
+        }
+        expect
+    }
+
+    fn check(b: &[u8], valid: bool) {
+        assert_eq!(
+            std::str::from_utf8(b).is_ok(),
+            valid,
+            "std disagrees on {b:02x?}"
+        );
+        assert_eq!(whole(b), valid, "whole {b:02x?}");
+        assert_eq!(bytewise(b), valid, "bytewise {b:02x?}");
+        assert_eq!(split_all(b), valid);
+    }
+
+    #[test]
+    fn autobahn_6_like_vectors() {
+        let valid: &[&[u8]] = &[
+            b"",
+            b"Hello-\xC2\xB5@\xC3\x9F\xC3\xB6\xC3\xA4\xC3\xBC\xC3\xA0\xC3\xA1-UTF-8!!",
+            "κόσμε".as_bytes(),
+            b"\x00",
+            b"\xC2\x80",
+            b"\xE0\xA0\x80",
+            b"\xF0\x90\x80\x80",
+            b"\x7F",
+            b"\xDF\xBF",
+            b"\xEF\xBF\xBF",
+            b"\xF4\x8F\xBF\xBF",
+            b"\xED\x9F\xBF",
+            b"\xEE\x80\x80",
+            b"\xEF\xBF\xBD",
+            b"\xF0\x9D\x84\x9E",
+        ];
+        for v in valid {
+            check(v, true);
+        }
+        let invalid: &[&[u8]] = &[
+            b"\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5\xED\xA0\x80edited",
+            b"\xF8\x88\x80\x80\x80",
+            b"\xF4\x90\x80\x80",
+            b"\x80",
+            b"\xBF",
+            b"\xC0\xAF",
+            b"\xE0\x80\xAF",
+            b"\xF0\x80\x80\xAF",
+            b"\xC1\xBF",
+            b"\xED\xA0\x80",
+            b"\xED\xAD\xBF",
+            b"\xED\xBF\xBF",
+            b"\xED\xA0\x80\xED\xB0\x80",
+            b"\xFE",
+            b"\xFF",
+            b"\xC0 ",
+            b"\xE0\x80",
+            b"\xF7\xBF\xBF",
+            b"\xC2",
+            b"\xE0\xA0",
+            b"\xF0\x90\x80",
+            b"abc\xF0\x90\x80",
+            b"\xEF\xBF\xBF\xBF",
+        ];
+        for v in invalid {
+            check(v, false);
+        }
+    }
+
+    #[test]
+    fn fails_fast_on_truncated_prefix() {
+        for bad in [
+            &b"\xF4\x90"[..],
+            b"\xED\xA0",
+            b"\xE0\x80",
+            b"\xF0\x80",
+            b"\xC0",
+            b"\xC1",
+            b"\xF5",
+            b"\xFF",
+        ] {
+            let mut v = Utf8Validator::new();
+            assert!(v.feed(bad).is_err(), "{bad:02x?} whole");
+            let mut v = Utf8Validator::new();
+            let mut failed = false;
+            for b in bad {
+                if v.feed(std::slice::from_ref(b)).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            assert!(failed, "{bad:02x?} bytewise");
+        }
+        // Valid prefixes are not failures yet.
+        let mut v = Utf8Validator::new();
+        assert!(v.feed(b"\xF4\x8F").is_ok());
+        assert!(v.finish().is_err());
+        assert!(v.feed(b"\xBF\xBF").is_ok());
+        assert!(v.finish().is_ok());
+    }
+
+    #[test]
+    fn all_two_and_three_byte_prefixes_agree_with_std() {
+        for a in 0u8..=255 {
+            for b in 0u8..=255 {
+                let s = [a, b];
+                let mut v = Utf8Validator::new();
+                let whole_ok = v.feed(&s).is_ok();
+                let mut w = Utf8Validator::new();
+                let split_ok = w.feed(&s[..1]).is_ok() && w.feed(&s[1..]).is_ok();
+                assert_eq!(whole_ok, split_ok, "{s:02x?}");
+                if whole_ok {
+                    assert_eq!(v.finish().is_ok(), std::str::from_utf8(&s).is_ok());
+                }
+            }
+        }
+    }
+}
