@@ -9,4 +9,5 @@
 pub mod http;
 pub mod ioloop;
 pub mod protocol;
+pub mod web;
 pub mod websocket;

@@ -1,0 +1,504 @@
+//! `Application`: regex routes, settings, dispatch and the access log.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::context::RequestContext;
+use super::handler::{call_method, RequestHandler};
+use super::settings::Settings;
+use super::static_files::StaticFiles;
+use super::template::Template;
+use crate::http::{self, percent_decode, Reply, Request, Response, Service};
+use crate::protocol::CompressionOptions;
+use crate::websocket::{self, WebSocketHandler, WebSocketSettings};
+
+type HandlerFactory = Box<dyn Fn() -> Box<dyn RequestHandler>>;
+type WebSocketFactory = Box<dyn Fn(&Request) -> Box<dyn WebSocketHandler>>;
+
+enum Target {
+    Handler(HandlerFactory),
+    WebSocket {
+        factory: WebSocketFactory,
+        /// `None` until `build`: the application's settings.
+        settings: Option<Rc<WebSocketSettings>>,
+    },
+}
+
+struct Route {
+    pattern: String,
+    regex: Regex,
+    target: Target,
+}
+
+impl Route {
+    /// # Panics
+    /// `pattern` is not a valid regular expression.
+    fn new(pattern: &str, target: Target) -> Route {
+        let regex = Regex::new(&format!("^(?:{pattern})$"))
+            .unwrap_or_else(|e| panic!("route pattern {pattern:?} is not a valid regex: {e}"));
+        Route {
+            pattern: pattern.to_string(),
+            regex,
+            target,
+        }
+    }
+}
+
+/// What handlers share during a request: settings and the template cache.
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    /// Parsed templates by path. Borrowed only inside [`Shared::template`],
+    /// never across handler code, so a panicking handler leaves it usable.
+    templates: RefCell<HashMap<PathBuf, Rc<Template>>>,
+}
+
+impl Shared {
+    /// The template `file` under `template_path`, cached unless `debug`.
+    pub(crate) fn template(&self, file: &str) -> Result<Rc<Template>, String> {
+        let path = match &self.settings.template_path {
+            Some(dir) => dir.join(file),
+            None => PathBuf::from(file),
+        };
+        let cache = !self.settings.debug;
+        if cache {
+            if let Some(t) = self.templates.borrow().get(&path).cloned() {
+                return Ok(t);
+            }
+        }
+        let src = std::fs::read_to_string(&path)
+            .map_err(|e| format!("template {}: {e}", path.display()))?;
+        let template = Rc::new(
+            Template::parse(&src).map_err(|e| format!("template {}: {e}", path.display()))?,
+        );
+        if cache {
+            self.templates.borrow_mut().insert(path, template.clone());
+        }
+        Ok(template)
+    }
+}
+
+struct Inner {
+    routes: Vec<Route>,
+    shared: Shared,
+}
+
+/// A web application: routes to [`RequestHandler`]s, WebSocket handlers and
+/// static files, with Tornado's settings. Cheap to clone (an `Rc` inside);
+/// answers requests as an [`http::Service`].
+///
+/// ```
+/// use cyclone::web::{Application, RequestContext, RequestHandler};
+///
+/// struct Hello;
+/// impl RequestHandler for Hello {
+///     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+///         cx.write(format!("Hello, {}", args[0]));
+///     }
+/// }
+///
+/// let app = Application::builder()
+///     .route(r"/hello/(\w+)", || Hello)
+///     .debug(true)
+///     .build();
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct Application {
+    inner: Rc<Inner>,
+}
+
+/// Builds an [`Application`]: routes in match order, then settings.
+pub struct ApplicationBuilder {
+    routes: Vec<Route>,
+    settings: Settings,
+}
+
+impl Application {
+    /// A builder with no routes and default [`Settings`].
+    pub fn builder() -> ApplicationBuilder {
+        ApplicationBuilder {
+            routes: Vec::new(),
+            settings: Settings::default(),
+        }
+    }
+
+    /// The application's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.shared.settings
+    }
+
+    /// Listens on every IPv4 interface (`0.0.0.0:port`, as Tornado's
+    /// `listen(port)` binds all interfaces) in the current thread's IOLoop.
+    /// Port 0 picks a free port; the bound address is returned.
+    ///
+    /// # Errors
+    /// Binding or registering the listener failed.
+    pub fn listen(&self, port: u16) -> io::Result<SocketAddr> {
+        self.listen_on(SocketAddr::from(([0, 0, 0, 0], port)))
+    }
+
+    /// Listens on `addr` (the first of its addresses that binds) in the
+    /// current thread's IOLoop and returns the bound address.
+    ///
+    /// # Errors
+    /// `addr` resolves to nothing, or no address could be bound.
+    pub fn listen_on(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        let mut last_err = None;
+        for a in addr.to_socket_addrs()? {
+            let service: Rc<dyn Service> = Rc::new(self.clone());
+            match http::listen(a, service, self.settings().http.clone()) {
+                Ok(bound) => return Ok(bound),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+        }))
+    }
+
+    /// The first route matching `path` and its captures, percent-decoded
+    /// (Tornado matches the raw path, then unquotes each capture; a group
+    /// that did not participate gives `""`).
+    fn find(&self, path: &str) -> Option<(&Route, Vec<String>)> {
+        self.inner.routes.iter().find_map(|route| {
+            let caps = route.regex.captures(path)?;
+            let args = caps
+                .iter()
+                .skip(1)
+                .map(|m| m.map_or_else(String::new, |m| percent_decode(m.as_str(), false)))
+                .collect();
+            Some((route, args))
+        })
+    }
+
+    fn run_handler(
+        &self,
+        route: &Route,
+        factory: &HandlerFactory,
+        req: &Request,
+        args: &[&str],
+    ) -> Response {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut handler = factory();
+            let mut cx = RequestContext::new(req, &self.inner.shared);
+            call_method(&mut *handler, &mut cx, args);
+            cx.into_response()
+        }));
+        match result {
+            Ok(response) => response,
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(non-string panic)");
+                log::error!(
+                    "handler for route {:?} panicked on {} {}: {msg}",
+                    route.pattern,
+                    req.method(),
+                    req.uri()
+                );
+                // The connection answers 500 and closes.
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Application {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Application")
+            .field(
+                "routes",
+                &self
+                    .inner
+                    .routes
+                    .iter()
+                    .map(|r| &r.pattern)
+                    .collect::<Vec<_>>(),
+            )
+            .field("settings", &self.inner.shared.settings)
+            .finish()
+    }
+}
+
+impl Service for Application {
+    /// Routes `req`: the first route whose anchored regex matches the raw
+    /// path wins. A handler route calls the handler method (405 with
+    /// `Allow` for other methods); a WebSocket route answers anything but
+    /// `GET` with 405 (`Allow: GET`) and hands a `GET` to
+    /// [`websocket::accept`]; no match is 404.
+    ///
+    /// A handler panic is logged with its route and resumed, for the
+    /// connection to answer 500; the application stays usable.
+    fn dispatch(&self, req: Request) -> Reply {
+        let Some((route, args)) = self.find(req.path()) else {
+            return Reply::Response(Response::error(404, None));
+        };
+        match &route.target {
+            Target::Handler(factory) => {
+                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                Reply::Response(self.run_handler(route, factory, &req, &argv))
+            }
+            Target::WebSocket { factory, settings } => {
+                if req.method() != "GET" {
+                    let mut r = Response::error(405, None);
+                    r.set_header("Allow", "GET");
+                    return Reply::Response(r);
+                }
+                let settings = settings
+                    .clone()
+                    .unwrap_or_else(|| Rc::new(self.inner.shared.settings.websocket.clone()));
+                let handler = factory(&req);
+                websocket::accept(req, args, handler, settings)
+            }
+        }
+    }
+
+    /// The access line, `tornado.access` style, on target `cyclone::access`:
+    /// `200 GET /path?q=1 (127.0.0.1) 0.42ms`, at `info` below 400, `warn`
+    /// for 4xx and `error` for 5xx.
+    fn log_request(&self, req: &Request, status: u16, elapsed: Duration) {
+        let level = match status {
+            0..=399 => log::Level::Info,
+            400..=499 => log::Level::Warn,
+            _ => log::Level::Error,
+        };
+        if !log::log_enabled!(target: "cyclone::access", level) {
+            return;
+        }
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let peer = req
+            .peer()
+            .map_or_else(|| "-".to_string(), |p| p.ip().to_string());
+        log::log!(
+            target: "cyclone::access",
+            level,
+            "{status} {} {} ({peer}) {ms:.2}ms",
+            req.method(),
+            req.uri()
+        );
+    }
+}
+
+impl ApplicationBuilder {
+    /// Routes requests whose path matches `pattern` (a regex anchored at
+    /// both ends) to a handler made by `factory` for each request. Routes
+    /// are tried in the order they were added.
+    ///
+    /// # Panics
+    /// `pattern` is not a valid regular expression (a programming error,
+    /// reported when the application is built, as Tornado does).
+    pub fn route<H, F>(mut self, pattern: &str, factory: F) -> Self
+    where
+        H: RequestHandler,
+        F: Fn() -> H + 'static,
+    {
+        let factory: HandlerFactory = Box::new(move || Box::new(factory()));
+        self.routes
+            .push(Route::new(pattern, Target::Handler(factory)));
+        self
+    }
+
+    /// Routes WebSocket handshakes on `pattern` to a handler made by
+    /// `factory` from the request; the captures reach
+    /// [`WebSocketHandler::open`]. Uses the application's WebSocket settings.
+    ///
+    /// # Panics
+    /// `pattern` is not a valid regular expression.
+    pub fn websocket<W, F>(self, pattern: &str, factory: F) -> Self
+    where
+        W: WebSocketHandler,
+        F: Fn(&Request) -> W + 'static,
+    {
+        self.add_websocket(pattern, None, factory)
+    }
+
+    /// Like [`websocket`](Self::websocket), with settings of its own for
+    /// this route instead of the application's.
+    ///
+    /// # Panics
+    /// `pattern` is not a valid regular expression.
+    pub fn websocket_with<W, F>(
+        self,
+        pattern: &str,
+        settings: WebSocketSettings,
+        factory: F,
+    ) -> Self
+    where
+        W: WebSocketHandler,
+        F: Fn(&Request) -> W + 'static,
+    {
+        self.add_websocket(pattern, Some(Rc::new(settings)), factory)
+    }
+
+    fn add_websocket<W, F>(
+        mut self,
+        pattern: &str,
+        settings: Option<Rc<WebSocketSettings>>,
+        factory: F,
+    ) -> Self
+    where
+        W: WebSocketHandler,
+        F: Fn(&Request) -> W + 'static,
+    {
+        let factory: WebSocketFactory = Box::new(move |req| Box::new(factory(req)));
+        self.routes
+            .push(Route::new(pattern, Target::WebSocket { factory, settings }));
+        self
+    }
+
+    /// `static_path`: serve `/static/(.*)`, `/favicon.ico` and `/robots.txt`
+    /// from `dir` (see [`Settings::static_path`]).
+    pub fn static_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.settings.static_path = Some(dir.into());
+        self
+    }
+
+    /// `static_url_prefix` (default `/static/`).
+    pub fn static_url_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.static_url_prefix = prefix.into();
+        self
+    }
+
+    /// `template_path`: where `render` finds templates.
+    pub fn template_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.settings.template_path = Some(dir.into());
+        self
+    }
+
+    /// `debug` (see [`Settings::debug`]).
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.settings.debug = debug;
+        self
+    }
+
+    /// Replaces every setting made so far (routes are kept).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// `websocket_ping_interval`: ping every connection this often.
+    pub fn websocket_ping_interval(mut self, interval: Duration) -> Self {
+        self.settings.websocket.ping_interval = Some(interval);
+        self
+    }
+
+    /// `websocket_ping_timeout`: close a connection whose pong is this late
+    /// (never more than the interval).
+    pub fn websocket_ping_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.websocket.ping_timeout = Some(timeout);
+        self
+    }
+
+    /// `websocket_max_message_size`: larger messages close with 1009.
+    pub fn websocket_max_message_size(mut self, bytes: usize) -> Self {
+        self.settings.websocket.max_message_size = bytes;
+        self
+    }
+
+    /// Time to wait for the peer's Close before dropping the connection.
+    pub fn websocket_close_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.websocket.close_timeout = timeout;
+        self
+    }
+
+    /// Cap on bytes queued for one WebSocket connection.
+    pub fn websocket_max_write_buffer(mut self, bytes: usize) -> Self {
+        self.settings.websocket.max_write_buffer = bytes;
+        self
+    }
+
+    /// Application default for permessage-deflate.
+    pub fn compression(mut self, options: CompressionOptions) -> Self {
+        self.settings.websocket.compression = Some(options);
+        self
+    }
+
+    /// Request line + headers, bytes (431 beyond).
+    pub fn max_header_size(mut self, bytes: usize) -> Self {
+        self.settings.http.max_header_size = bytes;
+        self
+    }
+
+    /// Header lines per request (431 beyond).
+    pub fn max_header_count(mut self, count: usize) -> Self {
+        self.settings.http.max_header_count = count;
+        self
+    }
+
+    /// Request body, bytes (413 beyond).
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.settings.http.max_body_size = bytes;
+        self
+    }
+
+    /// Simultaneous connections (503 beyond).
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.settings.http.max_connections = count;
+        self
+    }
+
+    /// `TCP_NODELAY` default, for HTTP and upgraded WebSocket connections.
+    pub fn nodelay(mut self, nodelay: bool) -> Self {
+        self.settings.http.nodelay = nodelay;
+        self.settings.websocket.nodelay = nodelay;
+        self
+    }
+
+    /// Time for a started request to arrive completely.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.http.request_timeout = timeout;
+        self
+    }
+
+    /// Time an idle keep-alive connection is kept.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.http.idle_timeout = timeout;
+        self
+    }
+
+    /// The application. With `static_path` set, the static routes come
+    /// first, as in Tornado.
+    pub fn build(self) -> Application {
+        let ApplicationBuilder {
+            mut routes,
+            settings,
+        } = self;
+        let app_ws = Rc::new(settings.websocket.clone());
+        for route in &mut routes {
+            if let Target::WebSocket { settings, .. } = &mut route.target {
+                settings.get_or_insert_with(|| app_ws.clone());
+            }
+        }
+        if let Some(dir) = &settings.static_path {
+            let files = StaticFiles::new(dir.clone());
+            let prefix = format!("{}(.*)", regex::escape(&settings.static_url_prefix));
+            let statics = [prefix.as_str(), r"/(favicon\.ico)", r"/(robots\.txt)"].map(|p| {
+                let files = files.clone();
+                let factory: HandlerFactory = Box::new(move || Box::new(files.clone()));
+                Route::new(p, Target::Handler(factory))
+            });
+            routes.splice(0..0, statics);
+        }
+        Application {
+            inner: Rc::new(Inner {
+                routes,
+                shared: Shared {
+                    settings,
+                    templates: RefCell::new(HashMap::new()),
+                },
+            }),
+        }
+    }
+}

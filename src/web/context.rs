@@ -1,0 +1,334 @@
+//! `RequestContext`: what a handler method reads the request from and
+//! writes the response to (Tornado's `RequestHandler` instance surface).
+
+use std::cell::OnceCell;
+
+use serde::Serialize;
+
+use super::application::Shared;
+use super::handler::HANDLER_METHODS;
+use super::settings::Settings;
+use crate::http::request::parse_qs;
+use crate::http::{Request, Response};
+
+/// Tornado's default `Content-Type` for a response.
+const DEFAULT_CONTENT_TYPE: &str = "text/html; charset=UTF-8";
+
+/// The request being answered and the response being built.
+///
+/// The response starts as `200` with `Content-Type: text/html;
+/// charset=UTF-8` (Tornado's default) and an empty body. Once it is
+/// *finished* — by [`send_error`](Self::send_error),
+/// [`redirect`](Self::redirect) or [`render`](Self::render) — later writes
+/// and header changes are ignored and logged at `warn` (Tornado raises
+/// `RuntimeError("Cannot write() after finish()")`).
+pub struct RequestContext<'a> {
+    request: &'a Request,
+    shared: &'a Shared,
+    response: Response,
+    /// `Set-Cookie` values; kept through `send_error`, like Tornado's.
+    cookies: Vec<String>,
+    finished: bool,
+    /// Methods whose default (405) body ran during this request.
+    unimplemented: Vec<&'static str>,
+    body_args: OnceCell<Vec<(String, String)>>,
+}
+
+/// Tornado's argument cleanup: control characters other than whitespace
+/// become spaces, then surrounding whitespace is stripped.
+fn clean_argument(v: String) -> String {
+    let cleaned: String = v
+        .chars()
+        .map(|c| match c {
+            '\x00'..='\x08' | '\x0e'..='\x1f' => ' ',
+            c => c,
+        })
+        .collect();
+    cleaned.trim().to_string()
+}
+
+impl<'a> RequestContext<'a> {
+    pub(crate) fn new(request: &'a Request, shared: &'a Shared) -> RequestContext<'a> {
+        let mut response = Response::new(200);
+        response.set_header("Content-Type", DEFAULT_CONTENT_TYPE);
+        RequestContext {
+            request,
+            shared,
+            response,
+            cookies: Vec::new(),
+            finished: false,
+            unimplemented: Vec::new(),
+            body_args: OnceCell::new(),
+        }
+    }
+
+    /// The finished response, with its `Set-Cookie` headers.
+    pub(crate) fn into_response(mut self) -> Response {
+        for c in self.cookies.drain(..) {
+            self.response.add_header("Set-Cookie", c);
+        }
+        self.response
+    }
+
+    fn writable(&self, what: &str) -> bool {
+        if self.finished {
+            log::warn!(
+                "{what} ignored: the response to {} {} is already finished",
+                self.request.method(),
+                self.request.uri()
+            );
+        }
+        !self.finished
+    }
+
+    /// The request.
+    pub fn request(&self) -> &'a Request {
+        self.request
+    }
+
+    /// The application's settings.
+    pub fn settings(&self) -> &'a Settings {
+        &self.shared.settings
+    }
+
+    /// Whether the response is finished (error, redirect or render sent).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Appends to the response body (text or bytes). The content type stays
+    /// `text/html; charset=UTF-8` unless a handler sets another.
+    pub fn write(&mut self, data: impl AsRef<[u8]>) {
+        if self.writable("write") {
+            self.response.write(data);
+        }
+    }
+
+    /// Appends `value` as JSON and sets `Content-Type: application/json;
+    /// charset=UTF-8` (Tornado's `write(dict)`). A value serde cannot
+    /// serialize (a map with non-string keys) answers 500 and is logged.
+    pub fn write_json<T: Serialize + ?Sized>(&mut self, value: &T) {
+        if !self.writable("write_json") {
+            return;
+        }
+        match serde_json::to_vec(value) {
+            Ok(json) => {
+                self.response
+                    .set_header("Content-Type", "application/json; charset=UTF-8");
+                self.response.write(json);
+            }
+            Err(e) => {
+                log::error!("write_json on {}: {e}", self.request.uri());
+                self.send_error(500);
+            }
+        }
+    }
+
+    /// Sets the status code (the reason phrase is the standard one).
+    pub fn set_status(&mut self, status: u16) {
+        if self.writable("set_status") {
+            self.response.set_status(status, None);
+        }
+    }
+
+    /// The status code so far.
+    pub fn get_status(&self) -> u16 {
+        self.response.status()
+    }
+
+    /// Replaces any header `name` with `name: value`.
+    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        if self.writable("set_header") {
+            self.response.set_header(name, value);
+        }
+    }
+
+    /// Adds a header line, keeping existing ones with the same name.
+    pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
+        if self.writable("add_header") {
+            self.response.add_header(name, value);
+        }
+    }
+
+    /// Removes every header `name`.
+    pub fn clear_header(&mut self, name: &str) {
+        if self.writable("clear_header") {
+            self.response.clear_header(name);
+        }
+    }
+
+    /// Redirects to `url`: 301 when `permanent`, else 302, with `Location`
+    /// and an empty body; finishes the response.
+    pub fn redirect(&mut self, url: &str, permanent: bool) {
+        if !self.writable("redirect") {
+            return;
+        }
+        self.response
+            .set_status(if permanent { 301 } else { 302 }, None);
+        self.response.set_header("Location", url);
+        self.response.set_body(Vec::new());
+        self.finished = true;
+    }
+
+    /// Answers with Tornado's error page for `status` (`<title>404: Not
+    /// Found</title>`), discarding headers and body written so far (cookies
+    /// set with [`set_cookie`](Self::set_cookie) are kept, as in Tornado);
+    /// finishes the response.
+    pub fn send_error(&mut self, status: u16) {
+        self.send_error_message(status, None);
+    }
+
+    fn send_error_message(&mut self, status: u16, message: Option<&str>) {
+        if self.writable("send_error") {
+            self.response = Response::error(status, message);
+            self.finished = true;
+        }
+    }
+
+    /// Answers 405 with an `Allow` header listing `allowed` (restricted to
+    /// methods a [`RequestHandler`](super::RequestHandler) has, minus those
+    /// found unimplemented during this request).
+    pub fn method_not_allowed(&mut self, allowed: &[&str]) {
+        let allow: Vec<&str> = HANDLER_METHODS
+            .iter()
+            .copied()
+            .filter(|m| allowed.contains(m) && !self.unimplemented.contains(m))
+            .collect();
+        self.send_error(405);
+        if self.response.status() == 405 {
+            self.response.set_header("Allow", allow.join(", "));
+        }
+    }
+
+    /// What the default [`RequestHandler`](super::RequestHandler) methods
+    /// call: records `method` as unimplemented and answers 405 with `Allow`
+    /// built from `supported` minus the unimplemented methods.
+    pub fn unimplemented_method(&mut self, method: &'static str, supported: &[&str]) {
+        log::debug!(
+            "405: {method} is listed in supported_methods() but not implemented ({})",
+            self.request.uri()
+        );
+        self.unimplemented.push(method);
+        self.method_not_allowed(supported);
+    }
+
+    /// Renders the template `file` from `template_path` with `vars` (see
+    /// [`Template`](super::Template) for the syntax) as the body, and
+    /// finishes the response. A missing file or a template error answers
+    /// 500 and is logged (the cause appears in the page in `debug` mode).
+    /// Templates are cached after their first use unless `debug` is on.
+    pub fn render(&mut self, file: &str, vars: &[(&str, &str)]) {
+        if !self.writable("render") {
+            return;
+        }
+        let result = self.shared.template(file).and_then(|t| {
+            t.render(vars)
+                .map_err(|e| format!("template {file:?}: {e}"))
+        });
+        match result {
+            Ok(html) => {
+                self.response.write(html);
+                self.finished = true;
+            }
+            Err(e) => {
+                log::error!("render on {}: {e}", self.request.uri());
+                let detail = self.shared.settings.debug.then_some(e.as_str());
+                self.send_error_message(500, detail);
+            }
+        }
+    }
+
+    fn body_arguments(&self) -> &[(String, String)] {
+        self.body_args.get_or_init(|| {
+            let form = self
+                .request
+                .header("content-type")
+                .and_then(|ct| ct.split(';').next())
+                .is_some_and(|t| {
+                    t.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                });
+            if !form {
+                return Vec::new();
+            }
+            let body = String::from_utf8_lossy(self.request.body());
+            parse_qs(&body).collect()
+        })
+    }
+
+    /// Every value of the query argument `name`, in order.
+    pub fn get_query_arguments(&self, name: &str) -> Vec<String> {
+        self.request
+            .query_arguments(name)
+            .into_iter()
+            .map(clean_argument)
+            .collect()
+    }
+
+    /// The last value of the query argument `name`.
+    pub fn get_query_argument(&self, name: &str) -> Option<String> {
+        self.get_query_arguments(name).pop()
+    }
+
+    /// Every value of the body argument `name` (from an
+    /// `application/x-www-form-urlencoded` body; `multipart/form-data` is
+    /// not parsed), in order.
+    pub fn get_body_arguments(&self, name: &str) -> Vec<String> {
+        self.body_arguments()
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| clean_argument(v.clone()))
+            .collect()
+    }
+
+    /// The last value of the body argument `name`.
+    pub fn get_body_argument(&self, name: &str) -> Option<String> {
+        self.get_body_arguments(name).pop()
+    }
+
+    /// Every value of `name`: query values, then body values (Tornado's
+    /// `request.arguments`). Values are percent-decoded (`+` is a space),
+    /// control characters become spaces and whitespace is stripped.
+    pub fn get_arguments(&self, name: &str) -> Vec<String> {
+        let mut all = self.get_query_arguments(name);
+        all.extend(self.get_body_arguments(name));
+        all
+    }
+
+    /// The last value of `name` from the query or the form body (the body
+    /// wins when both have it, as the last value does in Tornado).
+    pub fn get_argument(&self, name: &str) -> Option<String> {
+        self.get_arguments(name).pop()
+    }
+
+    /// The value of the request cookie `name`.
+    pub fn get_cookie(&self, name: &str) -> Option<String> {
+        self.request.cookie(name)
+    }
+
+    /// Sets the cookie `name=value; Path=/` (Tornado's default path).
+    /// A name or value holding control characters, spaces, `;`, `,` or `"`
+    /// (which would need quoting) is refused and logged at `error`.
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        let bad = |s: &str| {
+            s.bytes()
+                .any(|b| b <= b' ' || b == 0x7f || b == b';' || b == b',' || b == b'"')
+        };
+        if name.is_empty() || bad(name) || name.contains('=') || bad(value) {
+            log::error!("set_cookie: invalid cookie {name:?}={value:?} refused");
+            return;
+        }
+        if self.writable("set_cookie") {
+            self.cookies.push(format!("{name}={value}; Path=/"));
+        }
+    }
+
+    /// Deletes the cookie `name` (an empty value that expired in 1970).
+    pub fn clear_cookie(&mut self, name: &str) {
+        if self.writable("clear_cookie") {
+            self.cookies.push(format!(
+                "{name}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
+            ));
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The `RequestHandler` trait: Tornado's `RequestHandler` methods, one
+//! handler object per request.
+
+use super::context::RequestContext;
+
+/// The HTTP methods [`RequestHandler`] has a method for, in `Allow` order.
+pub const HANDLER_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// Answers the requests of one route. A new handler is made by the route's
+/// factory for every request, like Tornado's `RequestHandler`; the response
+/// is sent when the method returns (handlers are synchronous).
+///
+/// `args` are the route's regex captures, percent-decoded (Tornado's
+/// `get(self, *args)`).
+///
+/// # Methods and `405 Method Not Allowed`
+///
+/// Rust cannot tell which trait methods a type overrides, so a handler
+/// declares them in [`supported_methods`](Self::supported_methods)
+/// (Tornado's `SUPPORTED_METHODS`). The default, `["GET", "HEAD"]`, fits
+/// the common read-only page. A request whose method is not listed is
+/// answered 405 without calling the handler, and that 405 carries an
+/// `Allow` header with the listed methods, so `Allow` always names exactly
+/// the methods that are dispatched. A handler that implements `post` must
+/// therefore list `"POST"`; forgetting shows at once as a 405 on POST.
+///
+/// Every method defaults to a 405 (via
+/// [`RequestContext::unimplemented_method`]), whose `Allow` header leaves
+/// out the methods found unimplemented, except `head`, which defaults to
+/// calling `get`: the response keeps the body's `Content-Length` and the
+/// HTTP layer sends no body for HEAD.
+///
+/// ```
+/// use cyclone::web::{RequestContext, RequestHandler};
+///
+/// struct Item;
+///
+/// impl RequestHandler for Item {
+///     fn supported_methods(&self) -> &'static [&'static str] {
+///         &["GET", "HEAD", "POST"]
+///     }
+///     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+///         cx.write(format!("item {}", args[0]));
+///     }
+///     fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+///         let name = cx.get_argument("name").unwrap_or_default();
+///         cx.set_status(201);
+///         cx.write(format!("created {} as {name}", args[0]));
+///     }
+/// }
+/// ```
+pub trait RequestHandler: 'static {
+    /// The methods this handler answers; others get 405 with an `Allow`
+    /// header listing these. Default `["GET", "HEAD"]`.
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD"]
+    }
+
+    /// `GET`. Default: 405.
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let _ = args;
+        cx.unimplemented_method("GET", self.supported_methods());
+    }
+
+    /// `HEAD`. Default: [`get`](Self::get); the HTTP layer drops the body.
+    fn head(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.get(cx, args);
+    }
+
+    /// `POST`. Default: 405.
+    fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let _ = args;
+        cx.unimplemented_method("POST", self.supported_methods());
+    }
+
+    /// `PUT`. Default: 405.
+    fn put(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let _ = args;
+        cx.unimplemented_method("PUT", self.supported_methods());
+    }
+
+    /// `DELETE`. Default: 405.
+    fn delete(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let _ = args;
+        cx.unimplemented_method("DELETE", self.supported_methods());
+    }
+
+    /// `PATCH`. Default: 405.
+    fn patch(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let _ = args;
+        cx.unimplemented_method("PATCH", self.supported_methods());
+    }
+
+    /// `OPTIONS`. Default: 405.
+    fn options(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let _ = args;
+        cx.unimplemented_method("OPTIONS", self.supported_methods());
+    }
+}
+
+/// Calls the handler method for `cx`'s request method, or answers 405 when
+/// the method is not in `supported_methods` (or not one of
+/// [`HANDLER_METHODS`]).
+pub(crate) fn call_method(
+    handler: &mut dyn RequestHandler,
+    cx: &mut RequestContext<'_>,
+    args: &[&str],
+) {
+    let supported = handler.supported_methods();
+    let method = cx.request().method();
+    if !supported.contains(&method) {
+        log::debug!("405: {method} is not in supported_methods() {supported:?}");
+        cx.method_not_allowed(supported);
+        return;
+    }
+    match method {
+        "GET" => handler.get(cx, args),
+        "HEAD" => handler.head(cx, args),
+        "POST" => handler.post(cx, args),
+        "PUT" => handler.put(cx, args),
+        "DELETE" => handler.delete(cx, args),
+        "PATCH" => handler.patch(cx, args),
+        "OPTIONS" => handler.options(cx, args),
+        _ => cx.method_not_allowed(supported),
+    }
+}

@@ -1,0 +1,30 @@
+//! The web layer: Tornado's `tornado.web` for the pages around a WebSocket
+//! application.
+//!
+//! * [`Application`] — regex routes anchored at both ends (the raw path is
+//!   matched, then each capture is percent-decoded), WebSocket routes,
+//!   static files, settings with Tornado's names, the access log; it is the
+//!   [`http::Service`](crate::http::Service) the HTTP layer calls.
+//! * [`RequestHandler`] — one object per request with `get`/`post`/...;
+//!   unimplemented methods answer 405 with an `Allow` header.
+//! * [`RequestContext`] — the request, arguments, cookies, and the response
+//!   being built (`write`, `write_json`, `render`, `redirect`, `send_error`).
+//! * [`StaticFiles`] — files under `static_path`, without path traversal.
+//! * [`Template`] — the tiny template language of `render`.
+
+mod application;
+mod context;
+mod handler;
+mod settings;
+mod static_files;
+mod template;
+
+#[cfg(test)]
+mod tests;
+
+pub use application::{Application, ApplicationBuilder};
+pub use context::RequestContext;
+pub use handler::{RequestHandler, HANDLER_METHODS};
+pub use settings::Settings;
+pub use static_files::{content_type, StaticFiles};
+pub use template::{Template, TemplateError};

@@ -1,0 +1,54 @@
+//! Application settings (DESIGN.md §4), named after Tornado's.
+
+use std::path::PathBuf;
+
+use crate::http::HttpLimits;
+use crate::websocket::WebSocketSettings;
+
+/// Application-wide settings: Tornado's `Application(**settings)`.
+///
+/// Built with [`Settings::default`] and field assignment, or piece by piece
+/// through the [`ApplicationBuilder`](super::ApplicationBuilder) setters that
+/// carry Tornado's names (`websocket_ping_interval`, `static_path`, ...).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// WebSocket settings every `.websocket(..)` route uses unless it was
+    /// registered with `.websocket_with(..)`. Defaults: no ping, 10 MiB
+    /// messages, 5 s close timeout, 16 MiB write buffer, `TCP_NODELAY` on,
+    /// no compression (see [`WebSocketSettings`]).
+    pub websocket: WebSocketSettings,
+    /// HTTP limits handed to `http::listen`. Defaults: 16 KiB of head,
+    /// 100 header lines, 10 MiB bodies, 10 s request timeout, 60 s idle
+    /// keep-alive, `TCP_NODELAY` on, 100,000 connections (see [`HttpLimits`]).
+    pub http: HttpLimits,
+    /// `template_path`: directory `RequestContext::render` reads templates
+    /// from. Default `None`: template names are relative to the current
+    /// working directory (Tornado uses the calling module's directory,
+    /// which has no Rust equivalent).
+    pub template_path: Option<PathBuf>,
+    /// `static_path`: when set, `static_url_prefix` + `(.*)`,
+    /// `/(favicon\.ico)` and `/(robots\.txt)` are served from this directory
+    /// by [`StaticFiles`](super::StaticFiles), ahead of every other route,
+    /// as Tornado does. Default `None` (no static route).
+    pub static_path: Option<PathBuf>,
+    /// `static_url_prefix`: URL prefix of the static route (default
+    /// `"/static/"`, Tornado's). Matched literally.
+    pub static_url_prefix: String,
+    /// `debug`: templates are re-read on every `render` instead of being
+    /// cached, and template errors show their cause in the 500 page
+    /// (default `false`). It does not restart the process on code changes.
+    pub debug: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            websocket: WebSocketSettings::default(),
+            http: HttpLimits::default(),
+            template_path: None,
+            static_path: None,
+            static_url_prefix: "/static/".to_string(),
+            debug: false,
+        }
+    }
+}

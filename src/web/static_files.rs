@@ -1,0 +1,251 @@
+//! `StaticFiles`: Tornado's `StaticFileHandler`, without path traversal.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use super::context::RequestContext;
+use super::handler::RequestHandler;
+use crate::http::http_date;
+
+/// Serves files under a root directory; the route's first capture is the
+/// path relative to the root (already percent-decoded by the application,
+/// and never decoded a second time).
+///
+/// [`static_path`](super::ApplicationBuilder::static_path) routes
+/// `/static/(.*)` here; it can also be routed by hand:
+/// `.route(r"/files/(.*)", move || files.clone())`.
+///
+/// * **Refused with 403** (Tornado's answer for a path outside the root):
+///   a `..` segment, a backslash, a NUL, an absolute path, a path whose
+///   canonical form (symlinks resolved) leaves the canonical root, and a
+///   directory. The check is made on the decoded path, so `%2e%2e/` and
+///   `%2F..` are refused like `../`.
+/// * **404**: the file does not exist.
+/// * `GET` and `HEAD` (the body is read for HEAD too so that
+///   `Content-Length` is right; the HTTP layer does not send it).
+/// * `Content-Type` by extension (`application/octet-stream` otherwise),
+///   `Last-Modified`, and `304 Not Modified` for an `If-Modified-Since` at
+///   or after the file's modification time.
+///
+/// Files are read whole into the response: fine for pages and assets, not
+/// for large downloads (no streaming, no `Range`).
+#[derive(Debug, Clone)]
+pub struct StaticFiles {
+    root: Rc<Path>,
+}
+
+/// The content type served for a file name (by extension, case-insensitive).
+pub fn content_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=UTF-8",
+        "css" => "text/css; charset=UTF-8",
+        "js" | "mjs" => "text/javascript; charset=UTF-8",
+        "txt" => "text/plain; charset=UTF-8",
+        "json" | "map" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Why a requested path is not served: the HTTP status.
+fn resolve(root: &Path, rel: &str) -> Result<PathBuf, u16> {
+    if rel.is_empty() || rel.contains(['\\', '\0']) || rel.starts_with('/') {
+        return Err(403);
+    }
+    let rel_path = Path::new(rel);
+    if rel_path.is_absolute()
+        || rel_path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        || rel.split('/').any(|seg| seg == "..")
+    {
+        return Err(403);
+    }
+    let not_found = |e: io::Error| -> u16 {
+        match e.kind() {
+            io::ErrorKind::PermissionDenied => 403,
+            _ => 404,
+        }
+    };
+    let root = root.canonicalize().map_err(|e| {
+        log::error!("static root {} unusable: {e}", root.display());
+        404u16
+    })?;
+    let full = root.join(rel_path).canonicalize().map_err(not_found)?;
+    if !full.starts_with(&root) {
+        return Err(403);
+    }
+    if !full.is_file() {
+        return Err(403);
+    }
+    Ok(full)
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
+fn parse_http_date(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut it = s.split_ascii_whitespace();
+    let _weekday = it.next()?;
+    let day: i64 = it.next()?.parse().ok()?;
+    let month_name = it.next()?;
+    let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).ok()
+}
+
+impl StaticFiles {
+    /// Serves files under `root` (which need not exist yet: it is
+    /// canonicalized on each request).
+    pub fn new(root: impl Into<PathBuf>) -> StaticFiles {
+        StaticFiles {
+            root: root.into().into(),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn serve(&self, cx: &mut RequestContext<'_>, rel: &str) {
+        let path = match resolve(&self.root, rel) {
+            Ok(p) => p,
+            Err(status) => {
+                log::debug!("static {rel:?} under {}: {status}", self.root.display());
+                return cx.send_error(status);
+            }
+        };
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        if let Some(mtime) = modified {
+            cx.set_header("Last-Modified", http_date(mtime));
+            let since = cx
+                .request()
+                .header("if-modified-since")
+                .and_then(parse_http_date);
+            if since.is_some_and(|s| mtime <= s) {
+                cx.clear_header("Content-Type");
+                return cx.set_status(304);
+            }
+        }
+        match std::fs::read(&path) {
+            Ok(data) => {
+                cx.set_header("Content-Type", content_type(&path));
+                cx.set_header("X-Content-Type-Options", "nosniff");
+                cx.write(data);
+            }
+            Err(e) => {
+                log::warn!("static {}: {e}", path.display());
+                cx.send_error(if e.kind() == io::ErrorKind::PermissionDenied {
+                    403
+                } else {
+                    404
+                });
+            }
+        }
+    }
+}
+
+impl RequestHandler for StaticFiles {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.serve(cx, args.first().copied().unwrap_or(""));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn now_secs() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        for t in [0, 784_111_777, 951_782_400, now_secs()] {
+            assert_eq!(parse_http_date(&http_date(t)), Some(t));
+        }
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
+    }
+
+    #[test]
+    fn content_types() {
+        for (name, ct) in [
+            ("a.HTML", "text/html; charset=UTF-8"),
+            ("a.htm", "text/html; charset=UTF-8"),
+            ("a.css", "text/css; charset=UTF-8"),
+            ("a.js", "text/javascript; charset=UTF-8"),
+            ("a.mjs", "text/javascript; charset=UTF-8"),
+            ("a.json", "application/json"),
+            ("a.js.map", "application/json"),
+            ("a.png", "image/png"),
+            ("a.jpg", "image/jpeg"),
+            ("a.jpeg", "image/jpeg"),
+            ("a.gif", "image/gif"),
+            ("a.svg", "image/svg+xml"),
+            ("a.ico", "image/x-icon"),
+            ("a.txt", "text/plain; charset=UTF-8"),
+            ("a.wasm", "application/wasm"),
+            ("a.woff", "font/woff"),
+            ("a.woff2", "font/woff2"),
+            ("a.bin", "application/octet-stream"),
+            ("Makefile", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(Path::new(name)), ct, "{name}");
+        }
+    }
+
+    #[test]
+    fn resolve_refuses_before_touching_the_disk() {
+        let root = Path::new("/nonexistent-root");
+        for rel in [
+            "",
+            "../x",
+            "a/../../x",
+            "..",
+            "/etc/passwd",
+            "a\\..\\b",
+            "a\0b",
+        ] {
+            assert_eq!(resolve(root, rel), Err(403), "{rel:?}");
+        }
+        assert_eq!(resolve(root, "ok.txt"), Err(404));
+    }
+}
