@@ -3,6 +3,45 @@
 //! Tornado's `tornado.websocket` (with the slice of `tornado.ioloop` and
 //! `tornado.web` around it) rebuilt in Rust as a single-threaded
 //! [mio](https://docs.rs/mio) reactor.
+//!
+//! ```text
+//! examples/, user code
+//!   └─ web        Application (regex routes, settings), RequestHandler, StaticFiles
+//!   └─ websocket  WebSocketHandler, WebSocket context, Message, accept, client
+//!   └─ http       HTTP/1.1 server connection (httparse), Request, Response
+//!   └─ ioloop     IOLoop: mio Poll, slab of connections, timers, executor, waker
+//!   └─ protocol   sans-IO RFC 6455/7692: frames, masking, UTF-8, handshake, deflate
+//! ```
+//!
+//! Data flows down on read and up on write; no layer reaches upward.
+//!
+//! ```no_run
+//! use cyclone::ioloop::IOLoop;
+//! use cyclone::web::Application;
+//! use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+//!
+//! struct EchoWebSocket;
+//!
+//! impl WebSocketHandler for EchoWebSocket {
+//!     fn open(&mut self, _ws: &mut WebSocket<'_>, _args: &[&str]) {
+//!         log::info!("WebSocket opened");
+//!     }
+//!     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+//!         if let Some(text) = msg.as_text() {
+//!             let _ = ws.write_message(format!("You said: {text}"));
+//!         }
+//!     }
+//!     fn on_close(&mut self, _ws: &mut WebSocket<'_>) {
+//!         log::info!("WebSocket closed");
+//!     }
+//! }
+//!
+//! let app = Application::builder()
+//!     .websocket(r"/websocket", |_req| EchoWebSocket)
+//!     .build();
+//! app.listen(8888).expect("listen");
+//! IOLoop::current().start();
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -11,3 +50,26 @@ pub mod ioloop;
 pub mod protocol;
 pub mod web;
 pub mod websocket;
+
+use std::time::Duration;
+
+use ioloop::IOLoop;
+
+/// Graceful shutdown of the current thread's loop: listeners close, idle
+/// HTTP connections close, every WebSocket gets a 1001 (Going Away) close
+/// frame after what is already queued for it; the loop waits up to `grace`
+/// for the close handshakes, then drops what remains and `start()` returns.
+pub fn shutdown(grace: Duration) {
+    let lp = IOLoop::current();
+    lp.shutdown_all();
+    let deadline = lp.time() + grace;
+    fn check(deadline: std::time::Instant) {
+        let lp = IOLoop::current();
+        if lp.registrations() == 0 || lp.time() >= deadline {
+            lp.stop();
+        } else {
+            lp.call_later(Duration::from_millis(20), move || check(deadline));
+        }
+    }
+    check(deadline);
+}

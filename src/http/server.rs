@@ -59,7 +59,7 @@ pub fn listen_with(
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
     let std_listener: std::net::TcpListener = sock.into();
-    let mut listener = TcpListener::from_std(std_listener);
+    let listener = TcpListener::from_std(std_listener);
     let local = listener.local_addr()?;
     let lp = IOLoop::current();
     let head_limits = HeadLimits {
@@ -104,6 +104,11 @@ struct Listener {
 }
 
 impl Pollable for Listener {
+    fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
+        log::info!("closing listener");
+        Action::Remove
+    }
+
     fn ready(&mut self, lp: &IOLoop, id: ConnId, _r: Readiness) -> Action {
         for _ in 0..ACCEPT_BUDGET {
             match self.listener.accept() {

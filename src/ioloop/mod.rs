@@ -517,10 +517,6 @@ impl IOLoop {
         }
     }
 
-    /// The poller's registry (for re-registration with other interests).
-    pub(crate) fn registry(&self) -> &Registry {
-        &self.inner.registry
-    }
 
     /// Whether `id` still names a live registration (false for a stale id).
     pub fn contains(&self, id: ConnId) -> bool {
@@ -717,8 +713,9 @@ impl IOLoop {
         }
     }
 
-    /// Calls [`Pollable::shutdown`] on every registration (graceful shutdown).
-    pub(crate) fn shutdown_all(&self) {
+    /// Calls [`Pollable::shutdown`] on every registration (graceful shutdown;
+    /// see [`crate::shutdown`]).
+    pub fn shutdown_all(&self) {
         let ids: Vec<ConnId> = self
             .inner
             .slots

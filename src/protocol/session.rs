@@ -255,6 +255,11 @@ impl Session {
         }
     }
 
+    /// Whether permessage-deflate was negotiated for this session.
+    pub fn is_compressing(&self) -> bool {
+        self.deflate
+    }
+
     /// The closing handshake's progress.
     pub fn state(&self) -> State {
         self.state

@@ -107,7 +107,7 @@ impl Upgrade for ServerUpgrade {
             max_message_size: s.settings.max_message_size,
             ..SessionConfig::default()
         };
-        let session = Session::new(Role::Server, config, s.deflate, opts.as_ref());
+        let session = Session::new(Role::Server, config, s.deflate, &opts.unwrap_or_default());
         Box::new(WsConn::new(
             s.handler,
             WsParts {

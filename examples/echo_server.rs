@@ -1,0 +1,112 @@
+//! Echo server used by Autobahn, the benchmarks and the stress tests.
+//!
+//! Every path echoes text and binary messages, except that messages
+//! received on `/publish` are relayed to every connection open on
+//! `/broadcast` (one encoded frame shared by all; nothing is echoed on
+//! either). Origins are not checked.
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use cyclone::ioloop::{ConnId, IOLoop};
+use cyclone::protocol::CompressionOptions;
+use cyclone::web::Application;
+use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+use cyclone::http::Request;
+
+const USAGE: &str = "echo_server: WebSocket echo on every path; /publish relays to /broadcast
+
+Usage: echo_server [PORT] [--port PORT] [--address ADDR] [--deflate] [--max-message-size BYTES]
+
+  --port PORT               port to listen on (default 9001; a bare first argument also works)
+  --address ADDR            address to bind (default 127.0.0.1)
+  --deflate                 negotiate permessage-deflate (RFC 7692) when offered
+  --max-message-size BYTES  websocket_max_message_size (default 10485760)
+
+Messages sent on /publish go to every connection on /broadcast; every other
+path echoes text and binary messages back. RUST_LOG=info for logs.";
+
+type Subscribers = Rc<RefCell<BTreeSet<ConnId>>>;
+
+enum Role {
+    Echo,
+    Publish(Subscribers),
+    Subscribe(Subscribers),
+}
+
+struct Echo {
+    role: Role,
+}
+
+impl WebSocketHandler for Echo {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        if let Role::Subscribe(subs) = &self.role {
+            subs.borrow_mut().insert(ws.id());
+        }
+    }
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        match &self.role {
+            Role::Echo => {
+                let _ = ws.write_message(msg);
+            }
+            Role::Publish(subs) => {
+                let ids: Vec<ConnId> = subs.borrow().iter().copied().collect();
+                ws.broadcast(ids, msg);
+            }
+            Role::Subscribe(_) => {}
+        }
+    }
+
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        if let Role::Subscribe(subs) = &self.role {
+            subs.borrow_mut().remove(&ws.id());
+        }
+    }
+
+    fn check_origin(&self, _origin: &str, _req: &Request) -> bool {
+        true
+    }
+}
+
+fn main() {
+    let args = common::Args::parse(
+        USAGE,
+        &[("port", true), ("address", true), ("deflate", false), ("max-message-size", true)],
+    );
+    common::init_logging();
+    let default_port: u16 = args
+        .positional
+        .first()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(9001);
+    let port: u16 = args.get("port", default_port);
+    let address: String = args.get("address", "127.0.0.1".to_string());
+    let max: usize = args.get("max-message-size", 10 * 1024 * 1024);
+
+    let subs: Subscribers = Rc::default();
+    let mut builder = Application::builder()
+        .websocket_max_message_size(max);
+    if args.has("deflate") {
+        builder = builder.compression(CompressionOptions::default());
+    }
+    let (s1, s2) = (subs.clone(), subs);
+    let app = builder
+        .websocket("/publish", move |_req: &Request| Echo { role: Role::Publish(s1.clone()) })
+        .websocket("/broadcast", move |_req: &Request| Echo { role: Role::Subscribe(s2.clone()) })
+        .websocket(".*", |_req: &Request| Echo { role: Role::Echo })
+        .build();
+    match app.listen_on((address.as_str(), port)) {
+        Ok(addr) => log::info!("echo_server listening on ws://{addr}/"),
+        Err(e) => {
+            eprintln!("echo_server: cannot listen on {address}:{port}: {e}");
+            std::process::exit(1);
+        }
+    }
+    common::shutdown_on_ctrl_c(Duration::from_secs(2));
+    IOLoop::current().start();
+}
