@@ -31,12 +31,15 @@ fn own(e: Event<'_>) -> Ev {
 /// bytes the session wrote and its final state.
 fn feed(s: &mut Session, chunks: &[&[u8]]) -> (Vec<Ev>, Vec<u8>, State) {
     let mut buf = Vec::new();
+    let mut pos = 0;
     let mut evs = Vec::new();
     let mut out = Vec::new();
     for c in chunks {
+        buf.drain(..pos);
+        pos = 0;
         buf.extend_from_slice(c);
         loop {
-            match s.read_event(&mut buf, &mut out) {
+            match s.read_event(&mut buf[pos..], &mut out) {
                 Ok(r) => {
                     if r.consumed == 0 {
                         assert!(r.event.is_none());
@@ -46,7 +49,7 @@ fn feed(s: &mut Session, chunks: &[&[u8]]) -> (Vec<Ev>, Vec<u8>, State) {
                     if let Some(e) = r.event {
                         evs.push(own(e));
                     }
-                    buf.drain(..consumed);
+                    pos += consumed;
                 }
                 Err(e) => {
                     s.fail(&e, &mut out);
