@@ -12,6 +12,8 @@
 //!
 //! Parsing consumes nothing until the whole header (≤ 14 bytes) is there;
 //! policy (reserved bits, masks, limits) is the session's business.
+//! Non-minimal length encodings ("the minimal number of bytes MUST be used",
+//! RFC 6455 §5.2) are accepted, as tungstenite and browsers do.
 
 use super::mask::apply_mask;
 use super::opcode::OpCode;

@@ -20,4 +20,4 @@ mod session_tests;
 pub use deflate::{CompressionOptions, DeflateParams};
 pub use error::{HandshakeError, ProtocolError};
 pub use opcode::{CloseCode, OpCode};
-pub use session::{Event, Payload, Readout, Role, Session, SessionConfig};
+pub use session::{Closed, Event, Payload, Readout, Role, Session, SessionConfig, State};
