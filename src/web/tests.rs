@@ -342,6 +342,17 @@ fn render_substitutes_escapes_and_fails_with_500() {
         "no detail without debug"
     );
     assert_eq!(get(&app, "/p/bad.html").status(), 500);
+    // A template name from the request cannot leave template_path.
+    dir.file("sub/inner.html", "inner");
+    assert_eq!(text(&get(&app, "/p/sub/inner.html")), "inner");
+    for name in [
+        "../page.html",
+        "sub/../page.html",
+        "/etc/passwd",
+        "./page.html",
+    ] {
+        assert_eq!(get(&app, &format!("/p/{name}")).status(), 500, "{name}");
+    }
 
     let app = Application::builder()
         .template_path(dir.path())
@@ -549,4 +560,63 @@ fn builder_settings_use_tornado_names() {
     let d = Settings::default();
     assert_eq!(d.static_url_prefix, "/static/");
     assert!(!d.debug && d.static_path.is_none());
+}
+
+mod access_log {
+    use super::*;
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    thread_local! {
+        static LINES: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Records `cyclone::access` lines of the current thread.
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.target() == "cyclone::access"
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                LINES.with(|l| l.borrow_mut().push((r.level(), r.args().to_string())));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    static CAPTURE: Capture = Capture;
+
+    #[test]
+    fn access_line_in_tornado_style_with_level_by_status() {
+        static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if !*OURS.get_or_init(|| log::set_logger(&CAPTURE).is_ok()) {
+            // Another test of this binary installed its logger first.
+            return;
+        }
+        log::set_max_level(log::LevelFilter::Trace);
+        let app = Application::builder().build();
+        let mut req = Request::synthetic("GET", "/path?q=1", &[]);
+        req.set_peer(Some("127.0.0.1:5555".parse().unwrap()));
+        app.log_request(&req, 200, Duration::from_micros(420));
+        app.log_request(&req, 404, Duration::from_millis(3));
+        let anonymous = Request::synthetic("POST", "/x", &[]);
+        app.log_request(&anonymous, 500, Duration::ZERO);
+        let lines = LINES.with(|l| l.borrow().clone());
+        assert_eq!(
+            lines,
+            [
+                (
+                    log::Level::Info,
+                    "200 GET /path?q=1 (127.0.0.1) 0.42ms".into()
+                ),
+                (
+                    log::Level::Warn,
+                    "404 GET /path?q=1 (127.0.0.1) 3.00ms".into()
+                ),
+                (log::Level::Error, "500 POST /x (-) 0.00ms".into()),
+            ]
+        );
+    }
 }
