@@ -64,6 +64,17 @@ pub(crate) struct Shared {
 impl Shared {
     /// The template `file` under `template_path`, cached unless `debug`.
     pub(crate) fn template(&self, file: &str) -> Result<Rc<Template>, String> {
+        let rel = std::path::Path::new(file);
+        if file.is_empty()
+            || rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "template name {file:?} refused: must be relative, without '.' or '..' segments"
+            ));
+        }
         let path = match &self.settings.template_path {
             Some(dir) => dir.join(file),
             None => PathBuf::from(file),

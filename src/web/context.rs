@@ -178,7 +178,10 @@ impl<'a> RequestContext<'a> {
         self.send_error_message(status, None);
     }
 
-    fn send_error_message(&mut self, status: u16, message: Option<&str>) {
+    /// Like [`send_error`](Self::send_error), with `message` (HTML-escaped)
+    /// after the reason in the page: `400: Bad Request: Missing argument
+    /// name` (Tornado's `HTTPError(400, reason=..)`).
+    pub fn send_error_message(&mut self, status: u16, message: Option<&str>) {
         if self.writable("send_error") {
             self.response = Response::error(status, message);
             self.finished = true;
@@ -217,6 +220,8 @@ impl<'a> RequestContext<'a> {
     /// finishes the response. A missing file or a template error answers
     /// 500 and is logged (the cause appears in the page in `debug` mode).
     /// Templates are cached after their first use unless `debug` is on.
+    /// `file` must be relative, without `.` or `..` segments (else 500),
+    /// so a name taken from the request cannot read outside `template_path`.
     pub fn render(&mut self, file: &str, vars: &[(&str, &str)]) {
         if !self.writable("render") {
             return;

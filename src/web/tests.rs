@@ -1,0 +1,622 @@
+//! Unit tests of the web layer, through `Application::dispatch` with
+//! synthetic requests (no sockets).
+
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::*;
+use crate::http::{Reply, Request, Response, Service};
+use crate::websocket::{Message, WebSocket, WebSocketHandler};
+
+fn dispatch(app: &Application, req: Request) -> Response {
+    match app.dispatch(req) {
+        Reply::Response(r) => r,
+        Reply::Upgrade(_) => panic!("unexpected upgrade"),
+    }
+}
+
+fn request(app: &Application, method: &str, target: &str) -> Response {
+    dispatch(app, Request::synthetic(method, target, &[]))
+}
+
+fn get(app: &Application, target: &str) -> Response {
+    request(app, "GET", target)
+}
+
+fn text(r: &Response) -> &str {
+    std::str::from_utf8(r.body()).unwrap()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("cyclone-web-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, rel: &str, contents: &str) -> PathBuf {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes its captures as `[a|b|c]`.
+struct Echo;
+
+impl RequestHandler for Echo {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        cx.write(format!("[{}]", args.join("|")));
+    }
+}
+
+#[test]
+fn routes_are_anchored_and_captures_unquoted() {
+    let app = Application::builder()
+        .route(r"/a/(\d+)", || Echo)
+        .route(r"/echo/(.*)", || Echo)
+        .route(r"/opt/(x)?(y)", || Echo)
+        .route(r"/first|/second", || Echo)
+        .build();
+    let r = get(&app, "/a/12");
+    assert_eq!((r.status(), text(&r)), (200, "[12]"));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/html; charset=UTF-8"),
+        "Tornado's default content type"
+    );
+    for miss in ["/a/12/x", "/x/a/12", "/a/", "/a/1a", "/firstx", "/xsecond"] {
+        assert_eq!(get(&app, miss).status(), 404, "{miss}");
+    }
+    // The alternation is grouped before anchoring: both branches anchored.
+    assert_eq!(get(&app, "/second").status(), 200);
+    // The raw path is matched; each capture is unquoted (no `+` decoding).
+    let r = get(&app, "/echo/a%20b%2Fc+d%zz");
+    assert_eq!(text(&r), "[a b/c+d%zz]");
+    // A group that did not participate gives "".
+    assert_eq!(text(&get(&app, "/opt/y")), "[|y]");
+    assert_eq!(text(&get(&app, "/opt/xy")), "[x|y]");
+    // The query string is not part of the match.
+    assert_eq!(text(&get(&app, "/a/7?x=/b")), "[7]");
+}
+
+#[test]
+fn unknown_route_is_a_tornado_404_page() {
+    let app = Application::builder().route("/", || Echo).build();
+    let r = get(&app, "/nope");
+    assert_eq!(r.status(), 404);
+    assert!(
+        text(&r).contains("<title>404: Not Found</title>"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(request(&app, "POST", "/nope").status(), 404);
+}
+
+struct PostOnly;
+
+impl RequestHandler for PostOnly {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST", "PUT"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_status(201);
+        cx.write("made");
+    }
+}
+
+struct Forgetful;
+
+impl RequestHandler for Forgetful {
+    // Lists POST but does not implement it.
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("got");
+    }
+}
+
+#[test]
+fn method_not_allowed_carries_allow() {
+    let app = Application::builder()
+        .route("/get", || Echo)
+        .route("/post", || PostOnly)
+        .route("/forgetful", || Forgetful)
+        .build();
+    for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"] {
+        let r = request(&app, m, "/get");
+        assert_eq!(r.status(), 405, "{m}");
+        assert_eq!(r.header("Allow"), Some("GET, HEAD"), "{m}");
+        assert!(text(&r).contains("405: Method Not Allowed"));
+    }
+    let r = request(&app, "POST", "/post");
+    assert_eq!((r.status(), text(&r)), (201, "made"));
+    let r = request(&app, "GET", "/post");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("POST, PUT")));
+    // PUT is listed but not implemented: its default answers 405 and
+    // leaves itself out of Allow.
+    let r = request(&app, "PUT", "/post");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("POST")));
+    let r = request(&app, "POST", "/forgetful");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("GET, HEAD")));
+}
+
+#[test]
+fn head_defaults_to_get_and_keeps_the_body_for_content_length() {
+    let app = Application::builder()
+        .route("/get", || Echo)
+        .route("/post", || PostOnly)
+        .build();
+    let r = request(&app, "HEAD", "/get");
+    assert_eq!((r.status(), text(&r)), (200, "[]"));
+    assert_eq!(request(&app, "HEAD", "/post").status(), 405);
+}
+
+/// Writes what `get_argument` & co. see.
+struct Args;
+
+impl RequestHandler for Args {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "POST"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let out = format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?}",
+            cx.get_argument("a"),
+            cx.get_arguments("a"),
+            cx.get_query_argument("a"),
+            cx.get_body_argument("a"),
+            cx.get_argument("s"),
+            cx.get_argument("missing"),
+        );
+        cx.write(out);
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.get(cx, args);
+    }
+}
+
+#[test]
+fn arguments_from_query_then_form_body() {
+    let app = Application::builder().route("/args", || Args).build();
+    let r = get(&app, "/args?a=1&a=x%20y&s=+%20spaced%09+");
+    assert_eq!(
+        text(&r),
+        r#"Some("x y") ["1", "x y"] Some("x y") None Some("spaced") None"#
+    );
+    let form = [(
+        "Content-Type",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+    )];
+    let mut req = Request::synthetic("POST", "/args?a=1", &form);
+    req.set_body(b"a=2&a=b%26c+d&s=%01z".to_vec());
+    assert_eq!(
+        text(&dispatch(&app, req)),
+        r#"Some("b&c d") ["1", "2", "b&c d"] Some("1") Some("b&c d") Some("z") None"#
+    );
+    // A body that is not a form is not parsed.
+    let mut req = Request::synthetic("POST", "/args?a=1", &[("Content-Type", "text/plain")]);
+    req.set_body(b"a=2".to_vec());
+    assert_eq!(
+        text(&dispatch(&app, req)),
+        r#"Some("1") ["1"] Some("1") None None None"#
+    );
+}
+
+struct Cookies;
+
+impl RequestHandler for Cookies {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let seen = cx.get_cookie("sid").unwrap_or_default();
+        cx.set_cookie("seen", &seen);
+        cx.set_cookie("bad", "a;b"); // refused
+        cx.clear_cookie("old");
+        if args[0] == "error" {
+            cx.set_header("X-Dropped", "yes");
+            cx.send_error(403);
+        } else {
+            cx.write(seen);
+        }
+    }
+}
+
+#[test]
+fn cookies_read_set_and_kept_through_send_error() {
+    let app = Application::builder().route("/c/(.*)", || Cookies).build();
+    let req = Request::synthetic("GET", "/c/ok", &[("Cookie", "a=1; sid=\"abc\"")]);
+    let r = dispatch(&app, req);
+    assert_eq!(text(&r), "abc");
+    assert_eq!(
+        collect_headers(&r, "Set-Cookie"),
+        [
+            "seen=abc; Path=/",
+            "old=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
+        ]
+    );
+    let req = Request::synthetic("GET", "/c/error", &[("Cookie", "sid=x")]);
+    let r = dispatch(&app, req);
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.header("X-Dropped"), None, "send_error clears headers");
+    assert_eq!(collect_headers(&r, "Set-Cookie").len(), 2);
+}
+
+fn collect_headers(r: &Response, name: &str) -> Vec<String> {
+    let mut raw = Vec::new();
+    r.serialize(&mut raw, true, true, "D");
+    String::from_utf8(raw)
+        .unwrap()
+        .split("\r\n")
+        .filter_map(|line| line.split_once(": "))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.to_string())
+        .collect()
+}
+
+struct Redirect;
+
+impl RequestHandler for Redirect {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        cx.write("dropped");
+        cx.redirect("/elsewhere?x=1", args[0] == "perm");
+        cx.write("ignored after finish");
+        cx.set_status(200);
+    }
+}
+
+#[test]
+fn redirect_sets_status_and_location() {
+    let app = Application::builder().route("/r/(.*)", || Redirect).build();
+    let r = get(&app, "/r/temp");
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.header("Location"), Some("/elsewhere?x=1"));
+    assert_eq!(r.body(), b"");
+    assert_eq!(get(&app, "/r/perm").status(), 301);
+}
+
+struct Json;
+
+impl RequestHandler for Json {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write_json(&serde_json::json!({"ok": true, "n": [1, 2]}));
+    }
+}
+
+#[test]
+fn write_json_sets_content_type() {
+    let app = Application::builder().route("/j", || Json).build();
+    let r = get(&app, "/j");
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/json; charset=UTF-8")
+    );
+    assert_eq!(text(&r), r#"{"n":[1,2],"ok":true}"#);
+}
+
+struct Page;
+
+impl RequestHandler for Page {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let who = cx.get_argument("who").unwrap_or_default();
+        cx.render(args[0], &[("who", &who), ("html", "<i>ok</i>")]);
+    }
+}
+
+#[test]
+fn render_substitutes_escapes_and_fails_with_500() {
+    let dir = TempDir::new("render");
+    let page = dir.file("page.html", "<p>Hi {{ who }}</p>{% raw html %}");
+    dir.file("bad.html", "{{ nobody }}");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/p/(.*)", || Page)
+        .build();
+    let r = get(&app, "/p/page.html?who=%3Cscript%3E%26");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=UTF-8"));
+    assert_eq!(text(&r), "<p>Hi &lt;script&gt;&amp;</p><i>ok</i>");
+    // Cached: a change on disk is not seen without `debug`.
+    std::fs::write(&page, "v2").unwrap();
+    assert_eq!(text(&get(&app, "/p/page.html")), "<p>Hi </p><i>ok</i>");
+    let r = get(&app, "/p/missing.html");
+    assert_eq!(r.status(), 500);
+    assert!(
+        !text(&r).contains("missing.html"),
+        "no detail without debug"
+    );
+    assert_eq!(get(&app, "/p/bad.html").status(), 500);
+    // A template name from the request cannot leave template_path.
+    dir.file("sub/inner.html", "inner");
+    assert_eq!(text(&get(&app, "/p/sub/inner.html")), "inner");
+    for name in [
+        "../page.html",
+        "sub/../page.html",
+        "/etc/passwd",
+        "./page.html",
+    ] {
+        assert_eq!(get(&app, &format!("/p/{name}")).status(), 500, "{name}");
+    }
+
+    let app = Application::builder()
+        .template_path(dir.path())
+        .debug(true)
+        .route("/p/(.*)", || Page)
+        .build();
+    assert_eq!(text(&get(&app, "/p/page.html")), "v2");
+    let r = get(&app, "/p/bad.html");
+    assert_eq!(r.status(), 500);
+    assert!(text(&r).contains("undefined variable"), "{}", text(&r));
+}
+
+fn static_app(dir: &TempDir) -> Application {
+    Application::builder()
+        .static_path(dir.path().join("static"))
+        .route("/.*", || Echo)
+        .build()
+}
+
+#[test]
+fn static_files_content_types_head_and_304() {
+    let dir = TempDir::new("static");
+    for name in [
+        "a.css",
+        "b.js",
+        "index.html",
+        "x.bin",
+        "sub/c.json",
+        "favicon.ico",
+    ] {
+        dir.file(&format!("static/{name}"), name);
+    }
+    let app = static_app(&dir);
+    for (path, ct) in [
+        ("/static/a.css", "text/css; charset=UTF-8"),
+        ("/static/b.js", "text/javascript; charset=UTF-8"),
+        ("/static/index.html", "text/html; charset=UTF-8"),
+        ("/static/x.bin", "application/octet-stream"),
+        ("/static/sub/c.json", "application/json"),
+        ("/static/sub%2Fc.json", "application/json"),
+        ("/favicon.ico", "image/x-icon"),
+    ] {
+        let r = get(&app, path);
+        assert_eq!(
+            (r.status(), r.header("Content-Type")),
+            (200, Some(ct)),
+            "{path}"
+        );
+        assert!(path.ends_with(text(&r).rsplit('/').next().unwrap()));
+    }
+    let r = request(&app, "HEAD", "/static/a.css");
+    assert_eq!((r.status(), text(&r)), (200, "a.css"));
+    assert_eq!(request(&app, "POST", "/static/a.css").status(), 405);
+    assert_eq!(get(&app, "/static/nope.css").status(), 404);
+    assert_eq!(get(&app, "/static/sub").status(), 403, "directory");
+    assert_eq!(get(&app, "/static/").status(), 403, "directory");
+    // Static routes come before the catch-all.
+    assert_eq!(text(&get(&app, "/elsewhere")), "[]");
+
+    let modified = get(&app, "/static/a.css")
+        .header("Last-Modified")
+        .unwrap()
+        .to_string();
+    let ims = [("If-Modified-Since", modified.as_str())];
+    let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &ims));
+    assert_eq!((r.status(), r.body()), (304, &b""[..]));
+    let old = [("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")];
+    let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &old));
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn static_files_refuse_traversal() {
+    let dir = TempDir::new("traversal");
+    dir.file("secret.txt", "secret");
+    dir.file("static/ok.txt", "ok");
+    let app = static_app(&dir);
+    assert_eq!(get(&app, "/static/ok.txt").status(), 200);
+    for path in [
+        "/static/../secret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/%2E%2E/secret.txt",
+        "/static/.%2e/secret.txt",
+        "/static/ok.txt/../../secret.txt",
+        "/static/sub%2F..%2F..%2Fsecret.txt",
+        "/static/%2F..%2Fsecret.txt",
+        "/static//etc/passwd",
+        "/static/%2Fetc%2Fpasswd",
+        "/static/..%5Csecret.txt",
+        "/static/ok.txt%00",
+    ] {
+        let r = get(&app, path);
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(!text(&r).contains("secret"), "{path}");
+    }
+    // Decoded once only: `%252e` is the literal file name `%2e`.
+    assert_eq!(get(&app, "/static/%252e%252e/secret.txt").status(), 404);
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(
+            dir.path().join("secret.txt"),
+            dir.path().join("static/link"),
+        )
+        .unwrap();
+        assert_eq!(
+            get(&app, "/static/link").status(),
+            403,
+            "symlink out of root"
+        );
+    }
+}
+
+struct Ws;
+
+impl WebSocketHandler for Ws {
+    fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+}
+
+#[test]
+fn websocket_routes_reach_accept_for_get_only() {
+    let made = Rc::new(Cell::new(0));
+    let counter = made.clone();
+    let app = Application::builder()
+        .websocket(r"/ws/(\w+)", move |_req: &Request| {
+            counter.set(counter.get() + 1);
+            Ws
+        })
+        .websocket_with(
+            "/ws2",
+            crate::websocket::WebSocketSettings::default(),
+            |_: &Request| Ws,
+        )
+        .build();
+    let r = request(&app, "POST", "/ws/room");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("GET")));
+    assert_eq!(made.get(), 0);
+    let r = get(&app, "/ws/room");
+    assert_ne!(r.status(), 404);
+    assert_eq!(made.get(), 1, "the factory made a handler for accept");
+    assert_ne!(get(&app, "/ws2").status(), 404);
+}
+
+struct Panics;
+
+impl RequestHandler for Panics {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.render("t.html", &[("who", "1"), ("html", "")]);
+        panic!("boom");
+    }
+}
+
+#[test]
+fn dispatch_is_usable_after_a_handler_panic() {
+    let dir = TempDir::new("panic");
+    dir.file("t.html", "hi {{ who }}");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/panic", || Panics)
+        .route("/p/(.*)", || Page)
+        .build();
+    for _ in 0..2 {
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| get(&app, "/panic")));
+        assert!(caught.is_err(), "the panic reaches the connection");
+        let r = get(&app, "/p/t.html?who=me");
+        assert_eq!((r.status(), text(&r)), (200, "hi me"));
+    }
+}
+
+#[test]
+fn builder_settings_use_tornado_names() {
+    use std::time::Duration;
+    let app = Application::builder()
+        .websocket_ping_interval(Duration::from_secs(10))
+        .websocket_ping_timeout(Duration::from_secs(30))
+        .websocket_max_message_size(1024)
+        .max_body_size(99)
+        .max_header_size(512)
+        .max_connections(7)
+        .nodelay(false)
+        .request_timeout(Duration::from_secs(3))
+        .static_path("s")
+        .template_path("t")
+        .debug(true)
+        .build();
+    let s = app.settings();
+    assert_eq!(s.websocket.ping_interval, Some(Duration::from_secs(10)));
+    assert_eq!(
+        s.websocket.effective_ping_timeout(),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(s.websocket.max_message_size, 1024);
+    assert_eq!(
+        (
+            s.http.max_body_size,
+            s.http.max_header_size,
+            s.http.max_connections
+        ),
+        (99, 512, 7)
+    );
+    assert!(!s.http.nodelay && !s.websocket.nodelay);
+    assert_eq!(s.http.request_timeout, Duration::from_secs(3));
+    assert_eq!(s.static_path.as_deref(), Some(Path::new("s")));
+    assert_eq!(s.template_path.as_deref(), Some(Path::new("t")));
+    assert!(s.debug);
+    let d = Settings::default();
+    assert_eq!(d.static_url_prefix, "/static/");
+    assert!(!d.debug && d.static_path.is_none());
+}
+
+mod access_log {
+    use super::*;
+    use std::cell::RefCell;
+    use std::time::Duration;
+
+    thread_local! {
+        static LINES: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Records `cyclone::access` lines of the current thread.
+    struct Capture;
+
+    impl log::Log for Capture {
+        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+            m.target() == "cyclone::access"
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if self.enabled(r.metadata()) {
+                LINES.with(|l| l.borrow_mut().push((r.level(), r.args().to_string())));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    static CAPTURE: Capture = Capture;
+
+    #[test]
+    fn access_line_in_tornado_style_with_level_by_status() {
+        static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if !*OURS.get_or_init(|| log::set_logger(&CAPTURE).is_ok()) {
+            // Another test of this binary installed its logger first.
+            return;
+        }
+        log::set_max_level(log::LevelFilter::Trace);
+        let app = Application::builder().build();
+        let mut req = Request::synthetic("GET", "/path?q=1", &[]);
+        req.set_peer(Some("127.0.0.1:5555".parse().unwrap()));
+        app.log_request(&req, 200, Duration::from_micros(420));
+        app.log_request(&req, 404, Duration::from_millis(3));
+        let anonymous = Request::synthetic("POST", "/x", &[]);
+        app.log_request(&anonymous, 500, Duration::ZERO);
+        let lines = LINES.with(|l| l.borrow().clone());
+        assert_eq!(
+            lines,
+            [
+                (
+                    log::Level::Info,
+                    "200 GET /path?q=1 (127.0.0.1) 0.42ms".into()
+                ),
+                (
+                    log::Level::Warn,
+                    "404 GET /path?q=1 (127.0.0.1) 3.00ms".into()
+                ),
+                (log::Level::Error, "500 POST /x (-) 0.00ms".into()),
+            ]
+        );
+    }
+}
