@@ -306,26 +306,37 @@ impl Core {
         true
     }
 
-    /// Enforces the write-queue cap after something was queued.
+    /// Called after something was queued. The write-queue cap is enforced
+    /// after a flush attempt ([`WsConn::finish_io`]), so a single large
+    /// message the kernel is taking is not mistaken for a slow consumer.
     fn after_queue(&mut self, lp: &IOLoop) {
-        if self.out.len() > self.settings.max_write_buffer && !self.close_after_flush {
-            log::warn!(
-                "{} write queue {} bytes exceeds max_write_buffer {}: closing (1008)",
-                self.id,
-                self.out.len(),
-                self.settings.max_write_buffer
-            );
-            lp.count("ws_slow_consumer_closes", 1);
-            self.out.clear();
-            self.out.shrink_to_fit();
-            self.closed_by.get_or_insert(CloseReason::SlowConsumer);
-            let _ = self.session.send_close(
-                Some(CloseCode::POLICY),
-                "write buffer limit exceeded",
-                &mut self.out,
-            );
-            self.close_after_flush = true;
+        let _ = lp;
+    }
+
+    /// The queue is still above `max_write_buffer` after flushing: the
+    /// peer does not read. Documented policy: close with 1008 (policy
+    /// violation), dropping what was queued; control frames are not counted
+    /// separately because nothing can be sent past a stuck queue anyway.
+    fn over_cap(&mut self, lp: &IOLoop) -> bool {
+        if self.out.len() <= self.settings.max_write_buffer || self.close_after_flush {
+            return false;
         }
+        log::warn!(
+            "{} write queue {} bytes exceeds max_write_buffer {}: closing (1008)",
+            self.id,
+            self.out.len(),
+            self.settings.max_write_buffer
+        );
+        lp.count("ws_slow_consumer_closes", 1);
+        self.out = Vec::new();
+        self.closed_by.get_or_insert(CloseReason::SlowConsumer);
+        let _ = self.session.send_close(
+            Some(CloseCode::POLICY),
+            "write buffer limit exceeded",
+            &mut self.out,
+        );
+        self.close_after_flush = true;
+        true
     }
 
     fn start_close(&mut self, lp: &IOLoop, code: Option<CloseCode>, reason: &str, why: CloseReason) {
@@ -606,8 +617,14 @@ impl WsConn {
                 let why = self.core.closed_by.unwrap_or(CloseReason::Abnormal);
                 return self.terminate(lp, why);
             }
-        } else if had {
-            self.core.backlogged = true;
+        } else {
+            if had {
+                self.core.backlogged = true;
+            }
+            if self.core.over_cap(lp) {
+                let _ = self.core.flush();
+                return self.terminate(lp, CloseReason::SlowConsumer);
+            }
         }
         Action::Keep
     }

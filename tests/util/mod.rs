@@ -1,0 +1,136 @@
+//! Helpers for integration tests: a cyclone application on 127.0.0.1:0 in
+//! its own thread (one IOLoop per thread), stopped when the guard drops.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cyclone::ioloop::{IOLoop, IOLoopHandle};
+use cyclone::web::Application;
+
+/// A server running in a background thread.
+pub struct Server {
+    pub addr: SocketAddr,
+    handle: IOLoopHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Builds the application with `build` inside the server thread and listens on 127.0.0.1:0.
+    pub fn start(build: impl FnOnce() -> Application + Send + 'static) -> Server {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let app = build();
+            let addr = app.listen_on("127.0.0.1:0").expect("listen");
+            tx.send((addr, IOLoop::current().handle())).unwrap();
+            IOLoop::current().start();
+        });
+        let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("server start");
+        Server {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Reads one HTTP response (head + Content-Length body) from `s`.
+pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let no_body = head.starts_with("HTTP/1.1 101") || head.contains("X-Head-Only");
+            let want = end + 4 + if no_body { 0 } else { len };
+            while buf.len() < want {
+                let n = s.read(&mut tmp).expect("read body");
+                assert!(n > 0, "EOF inside body");
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            let status = head[9..12].parse().unwrap();
+            let body = buf[end + 4..want].to_vec();
+            // Put back anything after this response (pipelining).
+            PENDING.with(|p| p.borrow_mut().extend_from_slice(&buf[want..]));
+            return (status, head, body);
+        }
+        assert!(Instant::now() < deadline, "timed out reading a response");
+        let mut n = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            let n = p.len();
+            buf.extend_from_slice(&p);
+            p.clear();
+            n
+        });
+        if n == 0 {
+            n = s.read(&mut tmp).expect("read");
+            assert!(n > 0, "EOF before a response: {:?}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+}
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends `raw` and reads one response.
+pub fn request(server: &Server, raw: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = server.connect();
+    s.write_all(raw).unwrap();
+    read_response(&mut s)
+}
+
+/// Waits until the connection is closed by the peer (EOF or reset), bounded.
+pub fn wait_closed(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut tmp = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match s.read(&mut tmp) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// A raw WebSocket upgrade request for `path`.
+pub fn upgrade_request(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
