@@ -1,0 +1,374 @@
+//! WebSocket server behaviour against peers that are not cyclone:
+//! tungstenite (sync client over std::net) and raw sockets.
+
+mod util;
+
+use std::io::Write;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+use cyclone::http::Request;
+use cyclone::web::Application;
+use cyclone::websocket::{CloseReason, Message, WebSocket, WebSocketHandler, WebSocketSettings};
+use tungstenite::Message as TMsg;
+use util::{client_frame, raw_ws, read_frame, read_response, request, upgrade_request, wait_closed, Server};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Open(Vec<String>, Option<String>),
+    Close(Option<u16>, Option<String>, Option<CloseReason>),
+    Pong(Vec<u8>),
+}
+
+struct Echo {
+    tx: Sender<Seen>,
+}
+
+impl WebSocketHandler for Echo {
+    fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {
+        let sub = ws.selected_subprotocol().map(str::to_string);
+        let _ = self.tx.send(Seen::Open(args.iter().map(|s| s.to_string()).collect(), sub));
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        match msg.as_text() {
+            Some("close-me") => ws.close(Some(4001), "asked to"),
+            Some("ping-me") => ws.ping(b"srv").unwrap(),
+            Some("panic") => panic!("handler panic requested"),
+            Some("query") => {
+                let q = ws.request().and_then(|r| r.query_argument("name")).unwrap_or_default();
+                ws.write_message(format!("name={q}")).unwrap();
+            }
+            Some("json") => {
+                ws.write_json(&serde_json::json!({"a": 1})).unwrap();
+            }
+            _ => {
+                ws.write_message(msg).unwrap();
+            }
+        }
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        assert!(ws.write_message("late").is_err(), "writes after close must fail");
+        let _ = self.tx.send(Seen::Close(
+            ws.close_code(),
+            ws.close_reason().map(str::to_string),
+            ws.closed_by(),
+        ));
+    }
+    fn on_pong(&mut self, _ws: &mut WebSocket<'_>, data: &[u8]) {
+        let _ = self.tx.send(Seen::Pong(data.to_vec()));
+    }
+    fn select_subprotocol(&self, offered: &[&str]) -> Option<String> {
+        offered.iter().find(|p| **p == "chat.v2").map(|p| p.to_string())
+    }
+}
+
+fn server_with(settings: WebSocketSettings) -> (Server, Receiver<Seen>) {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let t1 = tx.clone();
+        Application::builder()
+            .websocket_with(r"/ws/(\w+)/(\d+)", settings.clone(), move |_r: &Request| Echo { tx: t1.clone() })
+            .websocket_with(r"/.*", settings, move |_r: &Request| Echo { tx: tx.clone() })
+            .build()
+    });
+    (srv, rx)
+}
+
+fn server() -> (Server, Receiver<Seen>) {
+    server_with(WebSocketSettings {
+        max_message_size: 32 * 1024 * 1024,
+        ..WebSocketSettings::default()
+    })
+}
+
+fn connect(srv: &Server, path: &str) -> tungstenite::WebSocket<std::net::TcpStream> {
+    let stream = srv.connect();
+    let (ws, resp) = tungstenite::client(srv.ws_url(path), stream).expect("handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+fn next(rx: &Receiver<Seen>) -> Seen {
+    rx.recv_timeout(Duration::from_secs(10)).expect("handler event")
+}
+
+fn next_close(rx: &Receiver<Seen>) -> Seen {
+    loop {
+        let s = next(rx);
+        if matches!(s, Seen::Close(..)) {
+            return s;
+        }
+    }
+}
+
+#[test]
+fn text_binary_json_and_large_echo() {
+    let (srv, _rx) = server();
+    let mut ws = connect(&srv, "/echo?name=ada");
+    ws.send(TMsg::text("héllo")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("héllo"));
+    ws.send(TMsg::binary(vec![0u8, 1, 2, 255])).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::binary(vec![0u8, 1, 2, 255]));
+    ws.send(TMsg::text("query")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("name=ada"));
+    ws.send(TMsg::text("json")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text(r#"{"a":1}"#));
+    let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    ws.send(TMsg::binary(big.clone())).unwrap();
+    match ws.read().unwrap() {
+        TMsg::Binary(b) => assert!(b[..] == big[..], "16 MiB echo differs"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn fragmented_message_with_interleaved_ping() {
+    let (srv, _rx) = server();
+    let mut s = raw_ws(&srv, "/frag");
+    let mut data = client_frame(false, 0x1, b"Hel");
+    data.extend(client_frame(true, 0x9, b"p"));
+    data.extend(client_frame(false, 0x0, "lo, wö".as_bytes()));
+    data.extend(client_frame(true, 0x0, b"rld"));
+    s.write_all(&data).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap(), (true, 0xA, b"p".to_vec()));
+    assert_eq!(read_frame(&mut s).unwrap(), (true, 0x1, "Hello, wörld".as_bytes().to_vec()));
+}
+
+#[test]
+fn ping_pong_both_ways() {
+    let (srv, rx) = server();
+    let mut ws = connect(&srv, "/p");
+    ws.send(TMsg::Ping(b"abc".to_vec().into())).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::Pong(b"abc".to_vec().into()));
+    ws.send(TMsg::text("ping-me")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::Ping(b"srv".to_vec().into()));
+    ws.flush().unwrap(); // tungstenite queued the pong
+    loop {
+        if let Seen::Pong(d) = next(&rx) {
+            assert_eq!(d, b"srv");
+            break;
+        }
+    }
+}
+
+#[test]
+fn close_code_and_reason_reach_on_close() {
+    let (srv, rx) = server();
+    let mut ws = connect(&srv, "/c");
+    ws.close(Some(tungstenite::protocol::CloseFrame {
+        code: 4000.into(),
+        reason: "bye now".into(),
+    }))
+    .unwrap();
+    loop {
+        match ws.read() {
+            Ok(TMsg::Close(Some(f))) => {
+                assert_eq!(u16::from(f.code), 4000);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        next_close(&rx),
+        Seen::Close(Some(4000), Some("bye now".into()), Some(CloseReason::Peer))
+    );
+}
+
+#[test]
+fn server_initiated_close_and_route_captures() {
+    let (srv, rx) = server();
+    let mut ws = connect(&srv, "/ws/alpha/42");
+    assert_eq!(next(&rx), Seen::Open(vec!["alpha".into(), "42".into()], None));
+    ws.send(TMsg::text("close-me")).unwrap();
+    match ws.read().unwrap() {
+        TMsg::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 4001);
+            assert_eq!(f.reason.as_str(), "asked to");
+        }
+        other => panic!("expected close, got {other:?}"),
+    }
+    let _ = ws.flush();
+    match next_close(&rx) {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::Local)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn subprotocol_selection() {
+    let (srv, rx) = server();
+    let mut s = srv.connect();
+    s.write_all(upgrade_request("/sp", "Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n").as_bytes())
+        .unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101);
+    assert!(head.contains("Sec-WebSocket-Protocol: chat.v2\r\n"), "{head}");
+    s.write_all(&client_frame(true, 1, b"x")).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().2, b"x");
+    assert_eq!(next(&rx), Seen::Open(vec![], Some("chat.v2".into())));
+}
+
+#[test]
+fn handshake_refusals() {
+    let (srv, _rx) = server();
+    let (s, _, body) = request(&srv, upgrade_request("/o", "Origin: http://evil.example\r\n").as_bytes());
+    assert_eq!(s, 403);
+    assert!(!body.is_empty());
+    let (s, _, _) = request(&srv, upgrade_request("/o", "Origin: http://127.0.0.1\r\n").as_bytes());
+    assert_eq!(s, 101);
+    let v8 = upgrade_request("/v", "").replace("Version: 13", "Version: 8");
+    let (s, head, _) = request(&srv, v8.as_bytes());
+    assert_eq!(s, 426);
+    assert!(head.contains("Sec-WebSocket-Version: 13"), "{head}");
+    let (s, _, body) = request(&srv, b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("Upgrade"), "reason in body");
+    let badkey = upgrade_request("/k", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=");
+    assert_eq!(request(&srv, badkey.as_bytes()).0, 400);
+}
+
+#[test]
+fn protocol_errors_close_with_rfc_codes() {
+    let (srv, _rx) = server();
+    // Unmasked client frame -> 1002.
+    let mut s = raw_ws(&srv, "/e");
+    s.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1002u16.to_be_bytes()[..]));
+    // Invalid UTF-8 -> 1007.
+    let mut s = raw_ws(&srv, "/e");
+    s.write_all(&client_frame(true, 1, &[0xff, 0xfe])).unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1007u16.to_be_bytes()[..]));
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
+}
+
+#[test]
+fn too_big_message_closes_with_1009() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        max_message_size: 1024,
+        ..WebSocketSettings::default()
+    });
+    let mut s = raw_ws(&srv, "/big");
+    s.write_all(&client_frame(true, 2, &[7u8; 2048])).unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1009u16.to_be_bytes()[..]));
+    match next_close(&rx) {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::MessageTooBig)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn handler_panic_closes_only_that_connection_with_1011() {
+    let (srv, _rx) = server();
+    let mut other = connect(&srv, "/ok");
+    let mut s = raw_ws(&srv, "/bad");
+    s.write_all(&client_frame(true, 1, b"panic")).unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1011u16.to_be_bytes()[..]));
+    other.send(TMsg::text("still here")).unwrap();
+    assert_eq!(other.read().unwrap(), TMsg::text("still here"));
+}
+
+#[test]
+fn ping_timeout_closes_a_silent_peer() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        ping_interval: Some(Duration::from_millis(200)),
+        ping_timeout: Some(Duration::from_millis(200)),
+        ..WebSocketSettings::default()
+    });
+    let mut s = raw_ws(&srv, "/silent");
+    // Never answer the pings.
+    assert!(wait_closed(&mut s, Duration::from_secs(5)), "silent peer not dropped");
+    match next_close(&rx) {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::PingTimeout)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ping_interval_keeps_a_responsive_peer() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        ping_interval: Some(Duration::from_millis(100)),
+        ..WebSocketSettings::default()
+    });
+    let mut ws = connect(&srv, "/alive");
+    ws.get_ref().set_read_timeout(Some(Duration::from_millis(900))).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut pings = 0;
+    while t0.elapsed() < Duration::from_millis(800) {
+        match ws.read() {
+            Ok(TMsg::Ping(_)) => {
+                pings += 1;
+                ws.flush().unwrap();
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(pings >= 2, "only {pings} pings");
+    ws.send(TMsg::text("still open")).unwrap();
+    loop {
+        if let TMsg::Text(t) = ws.read().unwrap() {
+            assert_eq!(t.as_str(), "still open");
+            break;
+        }
+    }
+    assert!(rx.try_iter().any(|s| matches!(s, Seen::Pong(_))));
+}
+
+#[test]
+fn close_timeout_drops_a_peer_that_never_answers() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        close_timeout: Duration::from_millis(300),
+        ..WebSocketSettings::default()
+    });
+    let mut s = raw_ws(&srv, "/ct");
+    s.write_all(&client_frame(true, 1, b"close-me")).unwrap();
+    let (_, op, _) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 0x8);
+    // Do not answer the close frame.
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
+    match next_close(&rx) {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::CloseTimeout)),
+        other => panic!("{other:?}"),
+    }
+}
+
+struct Room {
+    ids: std::rc::Rc<std::cell::RefCell<Vec<cyclone::ioloop::ConnId>>>,
+}
+
+impl WebSocketHandler for Room {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        self.ids.borrow_mut().push(ws.id());
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let ids = self.ids.borrow().clone();
+        ws.broadcast(ids, msg);
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let id = ws.id();
+        self.ids.borrow_mut().retain(|i| *i != id);
+    }
+}
+
+#[test]
+fn broadcast_reaches_100_clients() {
+    let srv = Server::start(|| {
+        let ids = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        Application::builder()
+            .websocket("/room", move |_r: &Request| Room { ids: ids.clone() })
+            .build()
+    });
+    let mut clients: Vec<_> = (0..100).map(|_| raw_ws(&srv, "/room")).collect();
+    // Make sure every client is registered before broadcasting: each one
+    // sends a hello that everyone (incl. itself) receives.
+    std::thread::sleep(Duration::from_millis(200));
+    clients[0].write_all(&client_frame(true, 1, b"to everyone")).unwrap();
+    for c in clients.iter_mut() {
+        assert_eq!(read_frame(c).unwrap(), (true, 1, b"to everyone".to_vec()));
+    }
+}
