@@ -12,11 +12,11 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::Duration;
 
+use cyclone::http::Request;
 use cyclone::ioloop::{ConnId, IOLoop};
 use cyclone::protocol::CompressionOptions;
 use cyclone::web::Application;
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
-use cyclone::http::Request;
 
 const USAGE: &str = "echo_server: WebSocket echo on every path; /publish relays to /broadcast
 
@@ -76,7 +76,12 @@ impl WebSocketHandler for Echo {
 fn main() {
     let args = common::Args::parse(
         USAGE,
-        &[("port", true), ("address", true), ("deflate", false), ("max-message-size", true)],
+        &[
+            ("port", true),
+            ("address", true),
+            ("deflate", false),
+            ("max-message-size", true),
+        ],
     );
     common::init_logging();
     let default_port: u16 = args
@@ -89,8 +94,7 @@ fn main() {
     let max: usize = args.get("max-message-size", 10 * 1024 * 1024);
 
     let subs: Subscribers = Rc::default();
-    let mut builder = Application::builder()
-        .websocket_max_message_size(max);
+    let mut builder = Application::builder().websocket_max_message_size(max);
     if args.has("deflate") {
         // Compress every message, as Tornado does (min_size 0): the kosoku
         // Autobahn runner mishandles uncompressed messages in a deflate
@@ -103,8 +107,12 @@ fn main() {
     }
     let (s1, s2) = (subs.clone(), subs);
     let app = builder
-        .websocket("/publish", move |_req: &Request| Echo { role: Role::Publish(s1.clone()) })
-        .websocket("/broadcast", move |_req: &Request| Echo { role: Role::Subscribe(s2.clone()) })
+        .websocket("/publish", move |_req: &Request| Echo {
+            role: Role::Publish(s1.clone()),
+        })
+        .websocket("/broadcast", move |_req: &Request| Echo {
+            role: Role::Subscribe(s2.clone()),
+        })
         .websocket(".*", |_req: &Request| Echo { role: Role::Echo })
         .build();
     match app.listen_on((address.as_str(), port)) {

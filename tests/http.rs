@@ -82,7 +82,8 @@ fn pipelined_requests_answered_in_order_and_keep_alive() {
         assert_eq!(String::from_utf8(body).unwrap(), want);
     }
     // The same connection is reused.
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
     let (status, _, body) = read_response(&mut s);
     assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
 }
@@ -111,7 +112,11 @@ fn static_files_and_traversal() {
     assert_eq!(s, 200);
     assert!(head.contains("Content-Type: text/plain"), "{head}");
     assert_eq!(body, b"static file");
-    for path in ["/static/../Cargo.toml", "/static/%2e%2e/Cargo.toml", "/static/%2E%2E%2FCargo.toml"] {
+    for path in [
+        "/static/../Cargo.toml",
+        "/static/%2e%2e/Cargo.toml",
+        "/static/%2E%2E%2FCargo.toml",
+    ] {
         let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
         let (s, _, body) = request(&srv, raw.as_bytes());
         assert!(s == 403 || s == 404, "{path} -> {s}");
@@ -126,7 +131,9 @@ fn panicking_handler_answers_500_and_others_are_served() {
     let (s, head, _) = request(&srv, b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(s, 500);
     assert!(head.contains("Connection: close"));
-    other.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    other
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (s, _, body) = read_response(&mut other);
     assert_eq!((s, body.as_slice()), (200, &b"Hello, world"[..]));
 }
@@ -135,7 +142,8 @@ fn panicking_handler_answers_500_and_others_are_served() {
 fn head_has_length_but_no_body() {
     let srv = server();
     let mut s = srv.connect();
-    s.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     // Read raw: the HEAD response must be followed directly by the GET's status line.
     let mut all = Vec::new();
     let mut tmp = [0u8; 4096];
@@ -145,7 +153,10 @@ fn head_has_length_but_no_body() {
         all.extend_from_slice(&tmp[..n]);
     }
     let text = String::from_utf8_lossy(&all);
-    let second = text.find("HTTP/1.1 200").and_then(|i| text[i + 1..].find("HTTP/1.1 200").map(|j| i + 1 + j)).unwrap();
+    let second = text
+        .find("HTTP/1.1 200")
+        .and_then(|i| text[i + 1..].find("HTTP/1.1 200").map(|j| i + 1 + j))
+        .unwrap();
     assert!(text[..second].ends_with("\r\n\r\n"));
     assert!(text[..second].contains("Content-Length: 12"));
 }

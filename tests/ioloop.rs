@@ -142,7 +142,9 @@ fn stale_conn_id_is_refused() {
         assert!(!lp.remove_handler(id));
         // The slot is reused with a new generation: the old id stays dead.
         let (c, _d) = mio::net::UnixStream::pair().unwrap();
-        let id2 = lp.add_handler(c, mio::Interest::READABLE, |_s, _r| {}).unwrap();
+        let id2 = lp
+            .add_handler(c, mio::Interest::READABLE, |_s, _r| {})
+            .unwrap();
         assert_eq!(id2.key(), id.key());
         assert_ne!(id2.generation(), id.generation());
         assert!(!lp.contains(id));

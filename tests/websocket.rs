@@ -11,7 +11,9 @@ use cyclone::http::Request;
 use cyclone::web::Application;
 use cyclone::websocket::{CloseReason, Message, WebSocket, WebSocketHandler, WebSocketSettings};
 use tungstenite::Message as TMsg;
-use util::{client_frame, raw_ws, read_frame, read_response, request, upgrade_request, wait_closed, Server};
+use util::{
+    client_frame, raw_ws, read_frame, read_response, request, upgrade_request, wait_closed, Server,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Seen {
@@ -27,7 +29,10 @@ struct Echo {
 impl WebSocketHandler for Echo {
     fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {
         let sub = ws.selected_subprotocol().map(str::to_string);
-        let _ = self.tx.send(Seen::Open(args.iter().map(|s| s.to_string()).collect(), sub));
+        let _ = self.tx.send(Seen::Open(
+            args.iter().map(|s| s.to_string()).collect(),
+            sub,
+        ));
     }
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
         match msg.as_text() {
@@ -35,7 +40,10 @@ impl WebSocketHandler for Echo {
             Some("ping-me") => ws.ping(b"srv").unwrap(),
             Some("panic") => panic!("handler panic requested"),
             Some("query") => {
-                let q = ws.request().and_then(|r| r.query_argument("name")).unwrap_or_default();
+                let q = ws
+                    .request()
+                    .and_then(|r| r.query_argument("name"))
+                    .unwrap_or_default();
                 ws.write_message(format!("name={q}")).unwrap();
             }
             Some("json") => {
@@ -47,7 +55,10 @@ impl WebSocketHandler for Echo {
         }
     }
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
-        assert!(ws.write_message("late").is_err(), "writes after close must fail");
+        assert!(
+            ws.write_message("late").is_err(),
+            "writes after close must fail"
+        );
         let _ = self.tx.send(Seen::Close(
             ws.close_code(),
             ws.close_reason().map(str::to_string),
@@ -58,7 +69,10 @@ impl WebSocketHandler for Echo {
         let _ = self.tx.send(Seen::Pong(data.to_vec()));
     }
     fn select_subprotocol(&self, offered: &[&str]) -> Option<String> {
-        offered.iter().find(|p| **p == "chat.v2").map(|p| p.to_string())
+        offered
+            .iter()
+            .find(|p| **p == "chat.v2")
+            .map(|p| p.to_string())
     }
 }
 
@@ -67,8 +81,12 @@ fn server_with(settings: WebSocketSettings) -> (Server, Receiver<Seen>) {
     let srv = Server::start(move || {
         let t1 = tx.clone();
         Application::builder()
-            .websocket_with(r"/ws/(\w+)/(\d+)", settings.clone(), move |_r: &Request| Echo { tx: t1.clone() })
-            .websocket_with(r"/.*", settings, move |_r: &Request| Echo { tx: tx.clone() })
+            .websocket_with(r"/ws/(\w+)/(\d+)", settings.clone(), move |_r: &Request| {
+                Echo { tx: t1.clone() }
+            })
+            .websocket_with(r"/.*", settings, move |_r: &Request| Echo {
+                tx: tx.clone(),
+            })
             .build()
     });
     (srv, rx)
@@ -89,7 +107,8 @@ fn connect(srv: &Server, path: &str) -> tungstenite::WebSocket<std::net::TcpStre
 }
 
 fn next(rx: &Receiver<Seen>) -> Seen {
-    rx.recv_timeout(Duration::from_secs(10)).expect("handler event")
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("handler event")
 }
 
 fn next_close(rx: &Receiver<Seen>) -> Seen {
@@ -131,7 +150,10 @@ fn fragmented_message_with_interleaved_ping() {
     data.extend(client_frame(true, 0x0, b"rld"));
     s.write_all(&data).unwrap();
     assert_eq!(read_frame(&mut s).unwrap(), (true, 0xA, b"p".to_vec()));
-    assert_eq!(read_frame(&mut s).unwrap(), (true, 0x1, "Hello, wörld".as_bytes().to_vec()));
+    assert_eq!(
+        read_frame(&mut s).unwrap(),
+        (true, 0x1, "Hello, wörld".as_bytes().to_vec())
+    );
 }
 
 #[test]
@@ -179,7 +201,10 @@ fn close_code_and_reason_reach_on_close() {
 fn server_initiated_close_and_route_captures() {
     let (srv, rx) = server();
     let mut ws = connect(&srv, "/ws/alpha/42");
-    assert_eq!(next(&rx), Seen::Open(vec!["alpha".into(), "42".into()], None));
+    assert_eq!(
+        next(&rx),
+        Seen::Open(vec!["alpha".into(), "42".into()], None)
+    );
     ws.send(TMsg::text("close-me")).unwrap();
     match ws.read().unwrap() {
         TMsg::Close(Some(f)) => {
@@ -203,7 +228,10 @@ fn subprotocol_selection() {
         .unwrap();
     let (status, head, _) = read_response(&mut s);
     assert_eq!(status, 101);
-    assert!(head.contains("Sec-WebSocket-Protocol: chat.v2\r\n"), "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Protocol: chat.v2\r\n"),
+        "{head}"
+    );
     s.write_all(&client_frame(true, 1, b"x")).unwrap();
     assert_eq!(read_frame(&mut s).unwrap().2, b"x");
     assert_eq!(next(&rx), Seen::Open(vec![], Some("chat.v2".into())));
@@ -212,10 +240,16 @@ fn subprotocol_selection() {
 #[test]
 fn handshake_refusals() {
     let (srv, _rx) = server();
-    let (s, _, body) = request(&srv, upgrade_request("/o", "Origin: http://evil.example\r\n").as_bytes());
+    let (s, _, body) = request(
+        &srv,
+        upgrade_request("/o", "Origin: http://evil.example\r\n").as_bytes(),
+    );
     assert_eq!(s, 403);
     assert!(!body.is_empty());
-    let (s, _, _) = request(&srv, upgrade_request("/o", "Origin: http://127.0.0.1\r\n").as_bytes());
+    let (s, _, _) = request(
+        &srv,
+        upgrade_request("/o", "Origin: http://127.0.0.1\r\n").as_bytes(),
+    );
     assert_eq!(s, 101);
     let v8 = upgrade_request("/v", "").replace("Version: 13", "Version: 8");
     let (s, head, _) = request(&srv, v8.as_bytes());
@@ -223,7 +257,10 @@ fn handshake_refusals() {
     assert!(head.contains("Sec-WebSocket-Version: 13"), "{head}");
     let (s, _, body) = request(&srv, b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(s, 400);
-    assert!(String::from_utf8_lossy(&body).contains("Upgrade"), "reason in body");
+    assert!(
+        String::from_utf8_lossy(&body).contains("Upgrade"),
+        "reason in body"
+    );
     let badkey = upgrade_request("/k", "").replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=");
     assert_eq!(request(&srv, badkey.as_bytes()).0, 400);
 }
@@ -281,7 +318,10 @@ fn ping_timeout_closes_a_silent_peer() {
     });
     let mut s = raw_ws(&srv, "/silent");
     // Never answer the pings.
-    assert!(wait_closed(&mut s, Duration::from_secs(5)), "silent peer not dropped");
+    assert!(
+        wait_closed(&mut s, Duration::from_secs(5)),
+        "silent peer not dropped"
+    );
     match next_close(&rx) {
         Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::PingTimeout)),
         other => panic!("{other:?}"),
@@ -295,7 +335,9 @@ fn ping_interval_keeps_a_responsive_peer() {
         ..WebSocketSettings::default()
     });
     let mut ws = connect(&srv, "/alive");
-    ws.get_ref().set_read_timeout(Some(Duration::from_millis(900))).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
     let t0 = std::time::Instant::now();
     let mut pings = 0;
     while t0.elapsed() < Duration::from_millis(800) {
@@ -367,7 +409,9 @@ fn broadcast_reaches_100_clients() {
     // Make sure every client is registered before broadcasting: each one
     // sends a hello that everyone (incl. itself) receives.
     std::thread::sleep(Duration::from_millis(200));
-    clients[0].write_all(&client_frame(true, 1, b"to everyone")).unwrap();
+    clients[0]
+        .write_all(&client_frame(true, 1, b"to everyone"))
+        .unwrap();
     for c in clients.iter_mut() {
         assert_eq!(read_frame(c).unwrap(), (true, 1, b"to everyone".to_vec()));
     }

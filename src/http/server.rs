@@ -185,7 +185,10 @@ impl Listener {
         let mut conn = Some(Box::new(conn));
         let cid = lp.insert(|_| conn.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
         let ok = lp.with_conn_now(cid, |p| {
-            let c = p.as_any_mut().downcast_mut::<HttpConn>().expect("http conn");
+            let c = p
+                .as_any_mut()
+                .downcast_mut::<HttpConn>()
+                .expect("http conn");
             let s = c.stream.as_mut().expect("stream");
             lp.register(s, cid, Interest::READABLE | Interest::WRITABLE)
         });
@@ -268,7 +271,10 @@ impl HttpConn {
     fn respond(&mut self, lp: &IOLoop, req: &Request, resp: Response, keep_alive: bool) {
         let head_only = req.method() == "HEAD";
         resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
-        let elapsed = self.started.map(|s| lp.time().saturating_duration_since(s)).unwrap_or_default();
+        let elapsed = self
+            .started
+            .map(|s| lp.time().saturating_duration_since(s))
+            .unwrap_or_default();
         self.shared.service.log_request(req, resp.status(), elapsed);
         self.served += 1;
         if !keep_alive {
@@ -324,7 +330,10 @@ impl HttpConn {
                 }
             }
         }
-        let need = self.pending.as_ref().map_or(0, |r| r.content_length() as usize);
+        let need = self
+            .pending
+            .as_ref()
+            .map_or(0, |r| r.content_length() as usize);
         if self.buf.len() < need {
             self.deadline = Some(lp.time() + self.shared.limits.request_timeout);
             return Step::NeedMore;
@@ -345,7 +354,9 @@ impl HttpConn {
                 self.respond(lp, &req_copy, resp, keep_alive);
             }
             Ok(Reply::Upgrade(up)) => {
-                self.shared.service.log_request(&req_copy, 101, Duration::ZERO);
+                self.shared
+                    .service
+                    .log_request(&req_copy, 101, Duration::ZERO);
                 return Step::Upgrade(up);
             }
             Err(panic) => {
@@ -514,7 +525,9 @@ fn date_cached(lp: &IOLoop) -> String {
     let cache: DateCache = lp.local();
     let mut c = cache.0.borrow_mut();
     let now = lp.time();
-    if c.0.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+    if c.0
+        .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+    {
         *c = (Some(now), http_date_now());
     }
     c.1.clone()

@@ -43,18 +43,21 @@ impl IOLoop {
 
     pub(crate) fn run_ready_tasks(&self) {
         let mut ids = std::mem::take(&mut *self.inner.ready_local.borrow_mut());
-        ids.extend(
-            std::mem::take(
-                &mut *self
-                    .inner
-                    .shared
-                    .ready_tasks
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            ),
-        );
+        ids.extend(std::mem::take(
+            &mut *self
+                .inner
+                .shared
+                .ready_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        ));
         for id in ids {
-            let task = self.inner.tasks.borrow_mut().get_mut(id).and_then(Option::take);
+            let task = self
+                .inner
+                .tasks
+                .borrow_mut()
+                .get_mut(id)
+                .and_then(Option::take);
             let Some(mut task) = task else { continue };
             let mut cx = Context::from_waker(&task.waker);
             match task.future.as_mut().poll(&mut cx) {
@@ -99,7 +102,12 @@ impl IOLoop {
 /// A one-shot value shared between a producer on the loop and a future
 /// awaiting it (used by the client's `read_message`, connect, flow control).
 pub(crate) struct Shared<T> {
-    state: Rc<RefCell<(Option<T>, Option<Waker>, bool)>>,
+    state: Rc<RefCell<SharedState<T>>>,
+}
+
+struct SharedState<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
 }
 
 impl<T> Clone for Shared<T> {
@@ -114,24 +122,27 @@ impl<T> Clone for Shared<T> {
 impl<T> Shared<T> {
     pub(crate) fn new() -> Self {
         Shared {
-            state: Rc::new(RefCell::new((None, None, false))),
+            state: Rc::new(RefCell::new(SharedState {
+                value: None,
+                waker: None,
+            })),
         }
     }
 
     pub(crate) fn set(&self, v: T) {
         let mut s = self.state.borrow_mut();
-        s.0 = Some(v);
-        if let Some(w) = s.1.take() {
+        s.value = Some(v);
+        if let Some(w) = s.waker.take() {
             w.wake();
         }
     }
 
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<T> {
         let mut s = self.state.borrow_mut();
-        match s.0.take() {
+        match s.value.take() {
             Some(v) => Poll::Ready(v),
             None => {
-                s.1 = Some(cx.waker().clone());
+                s.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         }

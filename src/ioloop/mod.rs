@@ -109,7 +109,7 @@ pub trait Pollable: Any {
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action;
 
     /// Called once per tick for registrations that asked with
-    /// [`IOLoop::mark_dirty`]: write queued output.
+    /// to be flushed: write queued output.
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         let _ = (lp, id);
         Action::Keep
@@ -285,7 +285,9 @@ impl IOLoop {
     /// Moves the loop's clock forward by `d` (for tests: timers and
     /// connection deadlines see the new time at once).
     pub fn advance_clock(&self, d: Duration) {
-        self.inner.clock_offset.set(self.inner.clock_offset.get() + d);
+        self.inner
+            .clock_offset
+            .set(self.inner.clock_offset.get() + d);
         self.inner.next_sweep.set(self.time());
     }
 
@@ -422,7 +424,11 @@ impl IOLoop {
         if inner.shared.pending.load(Ordering::SeqCst) {
             timeout = Some(Duration::ZERO);
         }
-        let mut events = inner.events.borrow_mut().take().unwrap_or_else(|| Events::with_capacity(1024));
+        let mut events = inner
+            .events
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(1024));
         let res = inner.poll.borrow_mut().poll(&mut events, timeout);
         inner.shared.polling.store(false, Ordering::SeqCst);
         if let Err(e) = res {
@@ -463,9 +469,8 @@ impl IOLoop {
             q.push_back(cb);
         }
         drop(q);
-        let ready = std::mem::take(
-            &mut *shared.ready_tasks.lock().unwrap_or_else(|e| e.into_inner()),
-        );
+        let ready =
+            std::mem::take(&mut *shared.ready_tasks.lock().unwrap_or_else(|e| e.into_inner()));
         if !ready.is_empty() {
             self.inner.pending_ready().extend(ready);
         }
@@ -516,7 +521,6 @@ impl IOLoop {
             _ => None,
         }
     }
-
 
     /// Whether `id` still names a live registration (false for a stale id).
     pub fn contains(&self, id: ConnId) -> bool {
@@ -738,19 +742,27 @@ impl IOLoop {
     ///
     /// # Errors
     /// Registration with the poller failed.
-    pub fn add_handler<S, F>(&self, source: S, interest: Interest, callback: F) -> io::Result<ConnId>
+    pub fn add_handler<S, F>(
+        &self,
+        source: S,
+        interest: Interest,
+        callback: F,
+    ) -> io::Result<ConnId>
     where
         S: Source + 'static,
         F: FnMut(&mut S, Readiness) + 'static,
     {
         let mut entry = Some(Box::new(UserHandler { source, callback }));
-        let id = self.insert(|_| entry.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
+        let id =
+            self.insert(|_| entry.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
         let res = self.with_conn_now(id, |p| {
             let h = p
                 .as_any_mut()
                 .downcast_mut::<UserHandler<S, F>>()
                 .expect("user handler type");
-            self.inner.registry.register(&mut h.source, id.token(), interest)
+            self.inner
+                .registry
+                .register(&mut h.source, id.token(), interest)
         });
         match res {
             Some(Ok(())) => Ok(id),

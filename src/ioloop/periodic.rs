@@ -106,8 +106,14 @@ mod tests {
         let t0 = Instant::now();
         let i = Duration::from_millis(100);
         assert_eq!(next_tick(t0, i, t0), t0 + i);
-        assert_eq!(next_tick(t0, i, t0 + Duration::from_millis(150)), t0 + i * 2);
-        assert_eq!(next_tick(t0, i, t0 + Duration::from_millis(200)), t0 + i * 3);
+        assert_eq!(
+            next_tick(t0, i, t0 + Duration::from_millis(150)),
+            t0 + i * 2
+        );
+        assert_eq!(
+            next_tick(t0, i, t0 + Duration::from_millis(200)),
+            t0 + i * 3
+        );
         assert_eq!(next_tick(t0, i, t0 + Duration::from_millis(99)), t0 + i);
     }
 }

@@ -77,7 +77,10 @@ impl<'a> WebSocket<'a> {
     ///
     /// # Errors
     /// [`WebSocketClosedError`] once the connection is closing or closed.
-    pub fn write_message<'m>(&mut self, msg: impl Into<Message<'m>>) -> Result<usize, WebSocketClosedError> {
+    pub fn write_message<'m>(
+        &mut self,
+        msg: impl Into<Message<'m>>,
+    ) -> Result<usize, WebSocketClosedError> {
         let msg = msg.into();
         let (op, data) = match &msg {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
@@ -91,7 +94,10 @@ impl<'a> WebSocket<'a> {
     /// # Errors
     /// [`WebSocketClosedError`] once closed (a value that fails to serialize
     /// is reported the same way, after logging, since it cannot be sent).
-    pub fn write_json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<usize, WebSocketClosedError> {
+    pub fn write_json<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<usize, WebSocketClosedError> {
         match serde_json::to_string(value) {
             Ok(s) => self.write_message(s),
             Err(e) => {
@@ -119,7 +125,8 @@ impl<'a> WebSocket<'a> {
     /// TCP connection is dropped when the peer answers or after the close
     /// timeout. Closing twice does nothing.
     pub fn close(&mut self, code: Option<u16>, reason: &str) {
-        self.core.start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);
+        self.core
+            .start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);
     }
 
     /// Sets `TCP_NODELAY` on this connection.
@@ -214,9 +221,11 @@ impl<'a> WebSocket<'a> {
         let id = self.core.id;
         self.lp.call_later(delay, move || {
             let lp = IOLoop::current();
-            lp.with_conn_serve(id, move |p, lp, id| match p.as_any_mut().downcast_mut::<WsConn>() {
-                Some(c) => c.fire_timeout(lp, id, token),
-                None => Action::Keep,
+            lp.with_conn_serve(id, move |p, lp, id| {
+                match p.as_any_mut().downcast_mut::<WsConn>() {
+                    Some(c) => c.fire_timeout(lp, id, token),
+                    None => Action::Keep,
+                }
             });
         })
     }
@@ -280,7 +289,12 @@ fn broadcast_on(lp: &IOLoop, ids: Vec<ConnId>, msg: Message<'_>) -> usize {
 }
 
 impl Core {
-    fn send_data(&mut self, lp: &IOLoop, op: OpCode, data: &[u8]) -> Result<usize, WebSocketClosedError> {
+    fn send_data(
+        &mut self,
+        lp: &IOLoop,
+        op: OpCode,
+        data: &[u8],
+    ) -> Result<usize, WebSocketClosedError> {
         if self.finished {
             return Err(WebSocketClosedError);
         }
@@ -339,7 +353,13 @@ impl Core {
         true
     }
 
-    fn start_close(&mut self, lp: &IOLoop, code: Option<CloseCode>, reason: &str, why: CloseReason) {
+    fn start_close(
+        &mut self,
+        lp: &IOLoop,
+        code: Option<CloseCode>,
+        reason: &str,
+        why: CloseReason,
+    ) {
         if self.finished || !self.session.state().can_send() {
             return;
         }
@@ -431,7 +451,12 @@ impl WsConn {
 
     /// Runs a handler callback, turning a panic into a 1011 close of this
     /// connection only.
-    fn guard(&mut self, lp: &IOLoop, what: &str, f: impl FnOnce(&mut dyn WebSocketHandler, &mut WebSocket<'_>)) {
+    fn guard(
+        &mut self,
+        lp: &IOLoop,
+        what: &str,
+        f: impl FnOnce(&mut dyn WebSocketHandler, &mut WebSocket<'_>),
+    ) {
         let handler = &mut self.handler;
         let core = &mut self.core;
         let res = catch_unwind(AssertUnwindSafe(|| {
@@ -446,8 +471,12 @@ impl WsConn {
             );
             lp.count("handler_panics", 1);
             self.core.closed_by = Some(CloseReason::HandlerPanic);
-            self.core
-                .start_close(lp, Some(CloseCode::INTERNAL_ERROR), "", CloseReason::HandlerPanic);
+            self.core.start_close(
+                lp,
+                Some(CloseCode::INTERNAL_ERROR),
+                "",
+                CloseReason::HandlerPanic,
+            );
         }
     }
 
@@ -468,11 +497,18 @@ impl WsConn {
     fn process(&mut self, lp: &IOLoop, buf: &mut [u8]) -> usize {
         let mut pos = 0;
         while pos < buf.len() && !self.core.finished {
-            let res = self.core.session.read_event(&mut buf[pos..], &mut self.core.out);
+            let res = self
+                .core
+                .session
+                .read_event(&mut buf[pos..], &mut self.core.out);
             match res {
                 Err(e) => {
                     let code = e.close_code();
-                    log::debug!("{} protocol error: {e} (closing with {})", self.core.id, code.0);
+                    log::debug!(
+                        "{} protocol error: {e} (closing with {})",
+                        self.core.id,
+                        code.0
+                    );
                     lp.count("ws_protocol_errors", 1);
                     let why = if code == CloseCode::TOO_BIG {
                         CloseReason::MessageTooBig
@@ -484,7 +520,10 @@ impl WsConn {
                     self.core.close_after_flush = true;
                     return buf.len();
                 }
-                Ok(Readout { consumed: 0, event: None }) => break,
+                Ok(Readout {
+                    consumed: 0,
+                    event: None,
+                }) => break,
                 Ok(Readout { consumed, event }) => {
                     pos += consumed;
                     if let Some(ev) = event {
@@ -740,8 +779,12 @@ impl Pollable for WsConn {
     }
 
     fn shutdown(&mut self, lp: &IOLoop, id: ConnId) -> Action {
-        self.core
-            .start_close(lp, Some(CloseCode::GOING_AWAY), "server shutting down", CloseReason::Shutdown);
+        self.core.start_close(
+            lp,
+            Some(CloseCode::GOING_AWAY),
+            "server shutting down",
+            CloseReason::Shutdown,
+        );
         self.finish_io(lp, id)
     }
 
@@ -754,7 +797,9 @@ impl WsConn {
     fn give_back_out(&mut self, lp: &IOLoop) {
         if self.core.out.is_empty() && self.core.out.capacity() > 0 {
             lp.give_out_buf(std::mem::take(&mut self.core.out));
-        } else if !self.core.out.is_empty() && self.core.out.capacity() > 4 * self.core.out.len() + 4096 {
+        } else if !self.core.out.is_empty()
+            && self.core.out.capacity() > 4 * self.core.out.len() + 4096
+        {
             // Keep only what the kernel refused, in a right-sized backlog.
             let rest = self.core.out.clone();
             lp.give_out_buf(std::mem::replace(&mut self.core.out, rest));

@@ -8,7 +8,7 @@ pub mod server;
 pub mod settings;
 
 pub use connection::{broadcast, write_to, WebSocket};
-pub use server::accept;
 pub use handler::WebSocketHandler;
 pub use message::{CloseReason, Message, WebSocketClosedError};
+pub use server::accept;
 pub use settings::WebSocketSettings;

@@ -1,6 +1,6 @@
 //! The server side of the opening handshake (RFC 6455 §4.2): validate the
 //! request, run `check_origin`, `select_subprotocol` and the
-//! permessage-deflate negotiation, answer 101 and become a [`WsConn`].
+//! permessage-deflate negotiation, answer 101 and become a WebSocket connection.
 
 use std::rc::Rc;
 
@@ -47,7 +47,12 @@ pub fn accept(
     }
 }
 
-type Prepared = ([u8; 28], Option<String>, Option<DeflateParams>, Option<String>);
+type Prepared = (
+    [u8; 28],
+    Option<String>,
+    Option<DeflateParams>,
+    Option<String>,
+);
 
 fn prepare(
     req: &Request,
@@ -72,10 +77,12 @@ fn prepare(
         .get_compression_options()
         .or_else(|| settings.compression.clone());
     let (params, ext_header) = match opts {
-        Some(o) if !up.extensions.is_empty() => match deflate::negotiate_server(&up.extensions, &o)? {
-            Some((p, h)) => (Some(p), Some(h)),
-            None => (None, None),
-        },
+        Some(o) if !up.extensions.is_empty() => {
+            match deflate::negotiate_server(&up.extensions, &o)? {
+                Some((p, h)) => (Some(p), Some(h)),
+                None => (None, None),
+            }
+        }
         _ => (None, None),
     };
     Ok((accept_key(up.key), subprotocol, params, ext_header))
@@ -94,10 +101,20 @@ struct ServerUpgrade {
 
 impl Upgrade for ServerUpgrade {
     fn response_head(&mut self, out: &mut Vec<u8>) {
-        write_101(out, &self.accept, self.subprotocol.as_deref(), self.ext_header.as_deref());
+        write_101(
+            out,
+            &self.accept,
+            self.subprotocol.as_deref(),
+            self.ext_header.as_deref(),
+        );
     }
 
-    fn into_connection(self: Box<Self>, stream: TcpStream, leftover: Vec<u8>, id: ConnId) -> Box<dyn Pollable> {
+    fn into_connection(
+        self: Box<Self>,
+        stream: TcpStream,
+        leftover: Vec<u8>,
+        id: ConnId,
+    ) -> Box<dyn Pollable> {
         let s = *self;
         let opts = s
             .handler

@@ -28,7 +28,9 @@ impl Server {
             tx.send((addr, IOLoop::current().handle())).unwrap();
             IOLoop::current().start();
         });
-        let (addr, handle) = rx.recv_timeout(Duration::from_secs(10)).expect("server start");
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server start");
         Server {
             addr,
             handle,
@@ -68,7 +70,8 @@ pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
                 .lines()
                 .find_map(|l| {
                     let (n, v) = l.split_once(':')?;
-                    n.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
             let no_body = head.starts_with("HTTP/1.1 101") || head.contains("X-Head-Only");
@@ -94,7 +97,11 @@ pub fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
         });
         if n == 0 {
             n = s.read(&mut tmp).expect("read");
-            assert!(n > 0, "EOF before a response: {:?}", String::from_utf8_lossy(&buf));
+            assert!(
+                n > 0,
+                "EOF before a response: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
             buf.extend_from_slice(&tmp[..n]);
         }
     }
@@ -120,7 +127,12 @@ pub fn wait_closed(s: &mut TcpStream, within: Duration) -> bool {
         match s.read(&mut tmp) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
             Err(_) => return true,
         }
     }
@@ -180,6 +192,9 @@ pub fn raw_ws(server: &Server, path: &str) -> TcpStream {
     s.write_all(upgrade_request(path, "").as_bytes()).unwrap();
     let (status, head, _) = read_response(&mut s);
     assert_eq!(status, 101, "{head}");
-    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{head}"
+    );
     s
 }
