@@ -108,8 +108,8 @@ pub trait Pollable: Any {
     /// Readiness arrived for this registration.
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action;
 
-    /// Called once per tick for registrations that asked with
-    /// to be flushed: write queued output.
+    /// Called once per tick for registrations that asked to be flushed
+    /// (writes queued from elsewhere): write queued output.
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         let _ = (lp, id);
         Action::Keep
