@@ -124,7 +124,7 @@ impl Pollable for Listener {
                     // Neither spin nor die: pause accepting, retry shortly.
                     if !self.emfile {
                         log::warn!("accept: {e}; pausing accepts for {EMFILE_BACKOFF:?}");
-                        lp.count("accept_emfile", 1);
+                        lp.count(crate::ioloop::Counter::AcceptEmfile, 1);
                         self.emfile = true;
                     }
                     lp.call_later(EMFILE_BACKOFF, move || {
@@ -158,7 +158,7 @@ impl Listener {
             let _ = stream.set_nodelay(true);
         }
         if lp.registrations() > limits.max_connections {
-            lp.count("http_refused_503", 1);
+            lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             let mut out = Vec::new();
             Response::error(503, Some("too many connections")).serialize(
                 &mut out,
@@ -195,7 +195,7 @@ impl Listener {
         match ok {
             Some(Ok(())) => {
                 log::debug!("{cid} accepted from {peer}");
-                lp.count("connections_accepted", 1);
+                lp.count(crate::ioloop::Counter::ConnectionsAccepted, 1);
                 // On loopback the request is usually queued already.
                 lp.serve_now(cid, Readiness::readable());
             }
@@ -362,7 +362,7 @@ impl HttpConn {
             Err(panic) => {
                 let what = panic_message(&panic);
                 log::error!("handler for {method} {uri} panicked: {what}");
-                lp.count("handler_panics", 1);
+                lp.count(crate::ioloop::Counter::HandlerPanics, 1);
                 let resp = Response::error(500, None);
                 self.respond(lp, &req_copy, resp, false);
                 return Step::Close;
@@ -444,7 +444,7 @@ impl Pollable for HttpConn {
                     let leftover = std::mem::take(&mut self.buf);
                     let conn = up.into_connection(stream, leftover, id);
                     lp.mark_readable(id);
-                    lp.count("upgrades", 1);
+                    lp.count(crate::ioloop::Counter::Upgrades, 1);
                     return Action::Replace(conn);
                 }
             }
@@ -465,7 +465,7 @@ impl Pollable for HttpConn {
             Some(d) if d <= now => {
                 if !self.buf.is_empty() || self.pending.is_some() {
                     log::debug!("{id} request timeout");
-                    lp.count("http_request_timeouts", 1);
+                    lp.count(crate::ioloop::Counter::HttpRequestTimeouts, 1);
                     self.error(lp, 408, "Request timeout");
                     let _ = self.flush();
                 }

@@ -23,11 +23,13 @@
 mod conn_id;
 mod executor;
 mod handle;
+mod metrics;
 mod periodic;
 mod timer;
 
 pub use conn_id::ConnId;
 pub use handle::IOLoopHandle;
+pub use metrics::{Counter, Metrics};
 pub use periodic::PeriodicCallback;
 pub use timer::TimeoutHandle;
 
@@ -149,17 +151,6 @@ struct Slot {
     item: Option<Box<dyn Pollable>>,
 }
 
-/// Cheap counters kept by the loop and its connections (see [`IOLoop::metrics`]).
-#[derive(Debug, Default, Clone)]
-pub struct Metrics {
-    /// Registrations currently in the slab (listeners, connections, handlers).
-    pub registrations: usize,
-    /// Loop iterations so far.
-    pub ticks: u64,
-    /// Named counters bumped by the upper layers (messages, bytes, closes by code…).
-    pub counters: std::collections::BTreeMap<&'static str, u64>,
-}
-
 pub(crate) struct Inner {
     poll: RefCell<Poll>,
     registry: Registry,
@@ -180,7 +171,7 @@ pub(crate) struct Inner {
     read_buf: RefCell<Vec<u8>>,
     out_buf: RefCell<Vec<u8>>,
     events: RefCell<Option<Events>>,
-    counters: RefCell<std::collections::BTreeMap<&'static str, u64>>,
+    counters: metrics::Counters,
     ticks: Cell<u64>,
     local: RefCell<Vec<Box<dyn Any>>>,
     pending_removals: RefCell<Vec<ConnId>>,
@@ -256,7 +247,7 @@ impl IOLoop {
                 read_buf: RefCell::new(Vec::new()),
                 out_buf: RefCell::new(Vec::new()),
                 events: RefCell::new(Some(Events::with_capacity(1024))),
-                counters: RefCell::new(Default::default()),
+                counters: Default::default(),
                 ticks: Cell::new(0),
                 local: RefCell::new(Vec::new()),
                 pending_removals: RefCell::new(Vec::new()),
@@ -828,18 +819,19 @@ impl IOLoop {
 
     // ---- metrics and loop-local state --------------------------------------
 
-    /// Adds `n` to the named counter.
-    pub fn count(&self, name: &'static str, n: u64) {
-        *self.inner.counters.borrow_mut().entry(name).or_insert(0) += n;
+    /// Adds `n` to a counter.
+    #[inline]
+    pub fn count(&self, c: Counter, n: u64) {
+        self.inner.counters.add(c, n);
     }
 
-    /// A snapshot of the loop's counters.
+    /// A snapshot of the loop's counters (cheap: a few dozen loads).
     pub fn metrics(&self) -> Metrics {
-        Metrics {
-            registrations: self.registrations(),
-            ticks: self.inner.ticks.get(),
-            counters: self.inner.counters.borrow().clone(),
-        }
+        metrics::snapshot(
+            &self.inner.counters,
+            self.registrations(),
+            self.inner.ticks.get(),
+        )
     }
 
     /// Loop-local singleton of type `T` (created with `Default` on first use).

@@ -301,7 +301,7 @@ impl Core {
         self.session
             .send_message(op, data, &mut self.out)
             .map_err(|_| WebSocketClosedError)?;
-        lp.count("ws_messages_out", 1);
+        lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
         self.after_queue(lp);
         Ok(self.out.len())
     }
@@ -315,7 +315,7 @@ impl Core {
             return self.send_data(lp, op, payload).is_ok();
         }
         self.out.extend_from_slice(frame);
-        lp.count("ws_messages_out", 1);
+        lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
         self.after_queue(lp);
         true
     }
@@ -341,7 +341,7 @@ impl Core {
             self.out.len(),
             self.settings.max_write_buffer
         );
-        lp.count("ws_slow_consumer_closes", 1);
+        lp.count(crate::ioloop::Counter::WsSlowConsumerCloses, 1);
         self.out = Vec::new();
         self.closed_by.get_or_insert(CloseReason::SlowConsumer);
         let _ = self.session.send_close(
@@ -469,7 +469,7 @@ impl WsConn {
                 self.core.id,
                 crate::http::server::panic_message(&p)
             );
-            lp.count("handler_panics", 1);
+            lp.count(crate::ioloop::Counter::HandlerPanics, 1);
             self.core.closed_by = Some(CloseReason::HandlerPanic);
             self.core.start_close(
                 lp,
@@ -485,7 +485,7 @@ impl WsConn {
             if let Some(iv) = self.core.settings.ping_interval {
                 self.core.next_ping = Some(lp.time() + iv);
             }
-            lp.count("ws_opened", 1);
+            lp.count(crate::ioloop::Counter::WsOpened, 1);
             self.guard(lp, "open", |h, ws| {
                 let a: Vec<&str> = args.iter().map(String::as_str).collect();
                 h.open(ws, &a)
@@ -509,7 +509,7 @@ impl WsConn {
                         self.core.id,
                         code.0
                     );
-                    lp.count("ws_protocol_errors", 1);
+                    lp.count(crate::ioloop::Counter::WsProtocolErrors, 1);
                     let why = if code == CloseCode::TOO_BIG {
                         CloseReason::MessageTooBig
                     } else {
@@ -538,7 +538,7 @@ impl WsConn {
     fn on_event(&mut self, lp: &IOLoop, ev: Event<'_>) {
         match ev {
             Event::Text(p) => {
-                lp.count("ws_messages_in", 1);
+                lp.count(crate::ioloop::Counter::WsMessagesIn, 1);
                 let msg = match p {
                     Payload::Borrowed(b) => match std::str::from_utf8(b) {
                         Ok(s) => Message::Text(Cow::Borrowed(s)),
@@ -552,7 +552,7 @@ impl WsConn {
                 self.guard(lp, "on_message", |h, ws| h.on_message(ws, msg));
             }
             Event::Binary(p) => {
-                lp.count("ws_messages_in", 1);
+                lp.count(crate::ioloop::Counter::WsMessagesIn, 1);
                 let msg = match p {
                     Payload::Borrowed(b) => Message::Binary(Cow::Borrowed(b)),
                     Payload::Owned(v) => Message::Binary(Cow::Owned(v)),
@@ -596,7 +596,7 @@ impl WsConn {
                     break;
                 }
             };
-            lp.count("ws_bytes_in", n as u64);
+            lp.count(crate::ioloop::Counter::WsBytesIn, n as u64);
             if self.core.spill.is_empty() {
                 let used = self.process(lp, &mut rbuf[..n]);
                 if used < n {
@@ -681,7 +681,7 @@ impl WsConn {
                 self.core.closed_by,
                 self.core.close_code
             );
-            lp.count("ws_closed", 1);
+            lp.count(crate::ioloop::Counter::WsClosed, 1);
             self.core.finished = true;
             // Writes after this fail; the handler sees the final state.
             let handler = &mut self.handler;
@@ -760,7 +760,7 @@ impl Pollable for WsConn {
         }
         if self.core.pong_deadline.is_some_and(|d| d <= now) {
             log::info!("{id} ping timeout: closing");
-            lp.count("ws_ping_timeouts", 1);
+            lp.count(crate::ioloop::Counter::WsPingTimeouts, 1);
             self.core.closed_by = Some(CloseReason::PingTimeout);
             self.core.close_code = None;
             return self.terminate(lp, CloseReason::PingTimeout);

@@ -116,6 +116,13 @@ impl Upgrade for ServerUpgrade {
         id: ConnId,
     ) -> Box<dyn Pollable> {
         let s = *self;
+        // The HTTP read buffer's capacity must not live on in an idle
+        // WebSocket (PERF-NOTES §1: no heap buffer while idle).
+        let leftover = if leftover.is_empty() {
+            Vec::new()
+        } else {
+            leftover
+        };
         let opts = s
             .handler
             .get_compression_options()
