@@ -85,7 +85,6 @@ pub struct Request {
     method: Span,
     path: Span,
     query: Option<Span>,
-    headers: Box<[(Span, Span)]>,
     version_minor: u8,
     content_length: u64,
     body: Vec<u8>,
@@ -153,7 +152,6 @@ impl Request {
             None => (span_of(buf, target), None),
         };
         let mut content_length: Option<u64> = None;
-        let mut headers = Vec::with_capacity(req.headers.len());
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
                 let v = std::str::from_utf8(h.value)
@@ -174,14 +172,12 @@ impl Request {
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 return Err(ParseError::LengthRequired);
             }
-            headers.push((span_of(buf, h.name.as_bytes()), span_of(buf, h.value)));
         }
         let request = Request {
             head: head_src.into(),
             method,
             path,
             query,
-            headers: headers.into_boxed_slice(),
             version_minor,
             content_length: content_length.unwrap_or(0),
             body: Vec::new(),
@@ -213,10 +209,6 @@ impl Request {
     fn text(&self, span: Span) -> &str {
         // Header values may hold obs-text; those are reported as "" by `header`.
         std::str::from_utf8(&self.head[span.0 as usize..span.1 as usize]).unwrap_or("")
-    }
-
-    fn bytes(&self, span: Span) -> &[u8] {
-        &self.head[span.0 as usize..span.1 as usize]
     }
 
     /// The method, e.g. `GET`.
@@ -253,17 +245,31 @@ impl Request {
 
     /// The first header named `name` (case-insensitive) as raw bytes.
     pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| self.bytes(*n).eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| self.bytes(*v))
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// Every header as `(name, raw value)`, in the order received.
+    ///
+    /// Headers are not indexed: the head (already validated by httparse)
+    /// is scanned on each call, so a retained request costs only its raw
+    /// bytes (PERF-NOTES §1).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.headers
-            .iter()
-            .map(move |(n, v)| (self.text(*n), self.bytes(*v)))
+        let head = &self.head[..];
+        let start = head
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(head.len(), |p| p + 2);
+        head[start..]
+            .split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.is_empty())
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let name = std::str::from_utf8(&line[..colon]).ok()?;
+                Some((name, line[colon + 1..].trim_ascii()))
+            })
     }
 
     /// All values of the header `name` (case-insensitive).
@@ -348,9 +354,7 @@ impl Request {
 
     /// Bytes this request keeps on the heap (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.head.len()
-            + self.headers.len() * std::mem::size_of::<(Span, Span)>()
-            + self.body.capacity()
+        self.head.len() + self.body.capacity()
     }
 }
 
@@ -360,7 +364,7 @@ impl fmt::Debug for Request {
             .field("method", &self.method())
             .field("uri", &self.uri())
             .field("version", &format_args!("1.{}", self.version_minor))
-            .field("headers", &self.headers.len())
+            .field("headers", &self.headers().count())
             .field("body", &self.body.len())
             .field("peer", &self.peer)
             .finish()
@@ -429,6 +433,12 @@ mod tests {
         assert_eq!(r.query(), "x=1&y=hello+world&x=%41%zz");
         assert_eq!(r.uri(), "/a/b?x=1&y=hello+world&x=%41%zz");
         assert_eq!(r.header("HOST"), Some("h"));
+        let all: Vec<_> = r.headers().collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1], ("Cookie", &b"a=1; sid=\"abc\""[..]));
+        let spaced = parse("GET / HTTP/1.1\r\nX-A:   padded value \t\r\nX-B:\r\n\r\n");
+        assert_eq!(spaced.header("x-a"), Some("padded value"));
+        assert_eq!(spaced.header("x-b"), Some(""));
         assert_eq!(r.query_arguments("x"), vec!["1", "A%zz"]);
         assert_eq!(r.query_argument("y").as_deref(), Some("hello world"));
         assert_eq!(r.cookie("sid").as_deref(), Some("abc"));

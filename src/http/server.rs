@@ -456,7 +456,7 @@ impl Pollable for HttpConn {
         self.after_io()
     }
 
-    fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self, _lp: &IOLoop) -> Option<Instant> {
         self.deadline
     }
 

@@ -118,7 +118,8 @@ pub trait Pollable: Any {
     }
 
     /// The next deadline of this registration, checked by the sweep.
-    fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self, lp: &IOLoop) -> Option<Instant> {
+        let _ = lp;
         None
     }
 
@@ -163,6 +164,7 @@ pub(crate) struct Inner {
     running: Cell<bool>,
     stopped: Cell<bool>,
     now: Cell<Instant>,
+    epoch: Instant,
     clock_offset: Cell<Duration>,
     next_sweep: Cell<Instant>,
     dirty: RefCell<Vec<ConnId>>,
@@ -239,6 +241,7 @@ impl IOLoop {
                 running: Cell::new(false),
                 stopped: Cell::new(false),
                 now: Cell::new(now),
+                epoch: now,
                 clock_offset: Cell::new(Duration::ZERO),
                 next_sweep: Cell::new(now + SWEEP_INTERVAL),
                 dirty: RefCell::new(Vec::new()),
@@ -271,6 +274,12 @@ impl IOLoop {
 
     fn refresh_clock(&self) {
         self.inner.now.set(Instant::now());
+    }
+
+    /// The instant the loop was created (connections keep deadlines as
+    /// small offsets from it).
+    pub(crate) fn epoch(&self) -> Instant {
+        self.inner.epoch
     }
 
     /// Moves the loop's clock forward by `d` (for tests: timers and
@@ -696,7 +705,7 @@ impl IOLoop {
             .borrow()
             .iter()
             .filter_map(|(key, s)| {
-                let d = s.item.as_ref()?.deadline()?;
+                let d = s.item.as_ref()?.deadline(self)?;
                 (d <= now).then_some(ConnId::new(key, s.gen))
             })
             .collect();

@@ -38,28 +38,69 @@ pub(crate) struct Core {
     pub(crate) session: Session,
     pub(crate) settings: Rc<WebSocketSettings>,
     request: Option<Box<Request>>,
-    subprotocol: Option<Box<str>>,
+    /// Fields most connections never set (one pointer while idle).
+    rare: Option<Box<Rare>>,
     /// A partial frame waiting for the rest of its bytes.
     spill: Vec<u8>,
     /// Outgoing bytes: the loop's out buffer while being served, otherwise
     /// what the kernel refused or what others queued.
     pub(crate) out: Vec<u8>,
     close_code: Option<u16>,
-    close_reason: Option<Box<str>>,
     closed_by: Option<CloseReason>,
-    next_ping: Option<Instant>,
-    pong_deadline: Option<Instant>,
-    close_deadline: Option<Instant>,
+    /// Deadlines in milliseconds of the loop's clock (`Ms::NONE` = unset):
+    /// 4 bytes each instead of 16 for an `Option<Instant>`.
+    next_ping: Ms,
+    pong_deadline: Ms,
+    close_deadline: Ms,
     /// The handler saw `on_close`; the connection is finished.
     finished: bool,
+    /// `open` ran.
+    opened: bool,
     /// Drop the TCP connection once `out` is flushed.
     close_after_flush: bool,
     /// `out` was non-empty after a flush: call `on_drain` once it empties.
     backlogged: bool,
-    /// Route captures, until `open` runs.
-    args: Option<Box<[String]>>,
     pub(crate) id: ConnId,
     pub(crate) is_client: bool,
+}
+
+#[derive(Default)]
+struct Rare {
+    subprotocol: Option<String>,
+    close_reason: Option<String>,
+    /// Route captures, until `open` runs.
+    args: Option<Vec<String>>,
+}
+
+/// A deadline as milliseconds since the loop's epoch; `u32::MAX` = none
+/// (49 days of range; later deadlines saturate).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Ms(u32);
+
+impl Ms {
+    const NONE: Ms = Ms(u32::MAX);
+
+    fn at(lp: &IOLoop, when: Instant) -> Ms {
+        let ms = when.saturating_duration_since(lp.epoch()).as_millis();
+        Ms(ms.min(u32::MAX as u128 - 1) as u32)
+    }
+
+    fn after(lp: &IOLoop, d: std::time::Duration) -> Ms {
+        Ms::at(lp, lp.time() + d)
+    }
+
+    fn is_set(self) -> bool {
+        self != Ms::NONE
+    }
+
+    fn passed(self, lp: &IOLoop, now: Instant) -> bool {
+        self.is_set() && Ms::at(lp, now).0 >= self.0
+    }
+
+    fn instant(self, lp: &IOLoop) -> Option<Instant> {
+        self.is_set()
+            .then(|| lp.epoch() + std::time::Duration::from_millis(self.0 as u64))
+    }
 }
 
 /// The per-connection context handed to every handler callback (the part
@@ -144,7 +185,10 @@ impl<'a> WebSocket<'a> {
 
     /// The subprotocol selected during the handshake.
     pub fn selected_subprotocol(&self) -> Option<&str> {
-        self.core.subprotocol.as_deref()
+        self.core
+            .rare
+            .as_ref()
+            .and_then(|r| r.subprotocol.as_deref())
     }
 
     /// The close code the peer sent (after `on_close`, or while closing).
@@ -154,7 +198,10 @@ impl<'a> WebSocket<'a> {
 
     /// The close reason the peer sent.
     pub fn close_reason(&self) -> Option<&str> {
-        self.core.close_reason.as_deref()
+        self.core
+            .rare
+            .as_ref()
+            .and_then(|r| r.close_reason.as_deref())
     }
 
     /// Why the connection closed (typed; see [`CloseReason`]).
@@ -365,7 +412,7 @@ impl Core {
         }
         if self.session.send_close(code, reason, &mut self.out).is_ok() {
             self.closed_by.get_or_insert(why);
-            self.close_deadline = Some(lp.time() + self.settings.close_timeout);
+            self.close_deadline = Ms::after(lp, self.settings.close_timeout);
             lp.mark_dirty(self.id);
         }
     }
@@ -391,11 +438,17 @@ impl Core {
         WebSocket { core: self, lp }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        [self.next_ping, self.pong_deadline, self.close_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+    fn next_deadline(&self, lp: &IOLoop) -> Option<Instant> {
+        let m = self
+            .next_ping
+            .0
+            .min(self.pong_deadline.0)
+            .min(self.close_deadline.0);
+        Ms(m).instant(lp)
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 }
 
@@ -430,19 +483,22 @@ impl WsConn {
                 session: p.session,
                 settings: p.settings,
                 request: p.request,
-                subprotocol: p.subprotocol.map(String::into_boxed_str),
+                rare: Some(Box::new(Rare {
+                    subprotocol: p.subprotocol,
+                    close_reason: None,
+                    args: Some(p.args),
+                })),
                 spill: p.leftover,
                 out: Vec::new(),
                 close_code: None,
-                close_reason: None,
                 closed_by: None,
-                next_ping: None,
-                pong_deadline: None,
-                close_deadline: None,
+                next_ping: Ms::NONE,
+                pong_deadline: Ms::NONE,
+                close_deadline: Ms::NONE,
                 finished: false,
                 close_after_flush: false,
                 backlogged: false,
-                args: Some(p.args.into_boxed_slice()),
+                opened: false,
                 id: p.id,
                 is_client: p.is_client,
             },
@@ -481,9 +537,20 @@ impl WsConn {
     }
 
     fn open_if_needed(&mut self, lp: &IOLoop) {
-        if let Some(args) = self.core.args.take() {
+        if !self.core.opened {
+            self.core.opened = true;
+            let args = self.core.rare().args.take().unwrap_or_default();
+            // Keep the rare box only if something in it is still set.
+            if self
+                .core
+                .rare
+                .as_ref()
+                .is_some_and(|r| r.subprotocol.is_none())
+            {
+                self.core.rare = None;
+            }
             if let Some(iv) = self.core.settings.ping_interval {
-                self.core.next_ping = Some(lp.time() + iv);
+                self.core.next_ping = Ms::after(lp, iv);
             }
             lp.count(crate::ioloop::Counter::WsOpened, 1);
             self.guard(lp, "open", |h, ws| {
@@ -561,12 +628,14 @@ impl WsConn {
             }
             Event::Ping(d) => self.guard(lp, "on_ping", |h, ws| h.on_ping(ws, d)),
             Event::Pong(d) => {
-                self.core.pong_deadline = None;
+                self.core.pong_deadline = Ms::NONE;
                 self.guard(lp, "on_pong", |h, ws| h.on_pong(ws, d));
             }
             Event::Close { code, reason } => {
                 self.core.close_code = code;
-                self.core.close_reason = Some(reason.into());
+                if !reason.is_empty() {
+                    self.core.rare().close_reason = Some(reason.to_string());
+                }
                 self.core.closed_by.get_or_insert(CloseReason::Peer);
                 // The echo (if we had not sent Close first) is already queued;
                 // RFC 6455 §7.1.1: the server closes the TCP connection first.
@@ -744,12 +813,12 @@ impl Pollable for WsConn {
         self.finish_io(lp, id)
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        self.core.next_deadline()
+    fn deadline(&self, lp: &IOLoop) -> Option<Instant> {
+        self.core.next_deadline(lp)
     }
 
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
-        if self.core.close_deadline.is_some_and(|d| d <= now) {
+        if self.core.close_deadline.passed(lp, now) {
             log::debug!("{id} close handshake timed out");
             self.core.closed_by = Some(if self.core.closed_by == Some(CloseReason::Local) {
                 CloseReason::CloseTimeout
@@ -758,18 +827,20 @@ impl Pollable for WsConn {
             });
             return self.terminate(lp, CloseReason::CloseTimeout);
         }
-        if self.core.pong_deadline.is_some_and(|d| d <= now) {
+        if self.core.pong_deadline.passed(lp, now) {
             log::info!("{id} ping timeout: closing");
             lp.count(crate::ioloop::Counter::WsPingTimeouts, 1);
             self.core.closed_by = Some(CloseReason::PingTimeout);
             self.core.close_code = None;
             return self.terminate(lp, CloseReason::PingTimeout);
         }
-        if self.core.next_ping.is_some_and(|d| d <= now) {
-            let s = &self.core.settings;
-            self.core.next_ping = s.ping_interval.map(|i| now + i);
-            if self.core.pong_deadline.is_none() {
-                self.core.pong_deadline = s.effective_ping_timeout().map(|t| now + t);
+        if self.core.next_ping.passed(lp, now) {
+            let s = self.core.settings.clone();
+            self.core.next_ping = s.ping_interval.map_or(Ms::NONE, |i| Ms::at(lp, now + i));
+            if !self.core.pong_deadline.is_set() {
+                self.core.pong_deadline = s
+                    .effective_ping_timeout()
+                    .map_or(Ms::NONE, |t| Ms::at(lp, now + t));
             }
             if self.core.session.send_ping(b"", &mut self.core.out).is_ok() {
                 return self.finish_io(lp, id);
@@ -804,5 +875,20 @@ impl WsConn {
             let rest = self.core.out.clone();
             lp.give_out_buf(std::mem::replace(&mut self.core.out, rest));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Idle-connection memory (PERF-NOTES §1): keep the inline state small.
+    #[test]
+    fn connection_state_is_compact() {
+        let conn = std::mem::size_of::<WsConn>();
+        let session = std::mem::size_of::<Session>();
+        let request = std::mem::size_of::<Request>();
+        println!("WsConn {conn} B (Session {session} B), Request {request} B");
+        assert!(conn <= 320, "WsConn grew to {conn} bytes");
     }
 }
