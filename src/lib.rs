@@ -50,6 +50,9 @@ pub mod ioloop;
 pub mod protocol;
 pub mod web;
 pub mod websocket;
+mod workers;
+
+pub use workers::{run_workers, Workers};
 
 use std::time::Duration;
 

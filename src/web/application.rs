@@ -163,10 +163,24 @@ impl Application {
     /// # Errors
     /// `addr` resolves to nothing, or no address could be bound.
     pub fn listen_on(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        self.listen_inner(addr, false)
+    }
+
+    /// Like [`listen_on`](Self::listen_on) with `SO_REUSEPORT`, so several
+    /// threads (one IOLoop each) can listen on the same port and the kernel
+    /// spreads connections over them (see [`crate::run_workers`]).
+    ///
+    /// # Errors
+    /// `addr` resolves to nothing, or no address could be bound.
+    pub fn listen_reuse_port(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+        self.listen_inner(addr, true)
+    }
+
+    fn listen_inner(&self, addr: impl ToSocketAddrs, reuse_port: bool) -> io::Result<SocketAddr> {
         let mut last_err = None;
         for a in addr.to_socket_addrs()? {
             let service: Rc<dyn Service> = Rc::new(self.clone());
-            match http::listen(a, service, self.settings().http.clone()) {
+            match http::listen_with(a, service, self.settings().http.clone(), reuse_port) {
                 Ok(bound) => return Ok(bound),
                 Err(e) => last_err = Some(e),
             }

@@ -1,0 +1,105 @@
+//! One reactor per core: `run_workers` starts `n` threads, each with its own
+//! IOLoop, its own `Application` (built by the factory inside the thread:
+//! applications hold `Rc`s and are not `Send`) and its own `SO_REUSEPORT`
+//! listener on the same address; the kernel spreads new connections.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use crate::ioloop::{IOLoop, IOLoopHandle};
+use crate::web::Application;
+
+/// Running workers: their loop handles and threads.
+pub struct Workers {
+    addr: SocketAddr,
+    handles: Vec<IOLoopHandle>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// The address every worker listens on (the real port if 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// One handle per worker loop (to post callbacks or stop one).
+    pub fn handles(&self) -> &[IOLoopHandle] {
+        &self.handles
+    }
+
+    /// Asks every worker loop to stop.
+    pub fn stop(&self) {
+        for h in &self.handles {
+            h.stop();
+        }
+    }
+
+    /// Waits for every worker thread to end.
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts `n` worker threads serving the application built by `factory` on
+/// `addr` (port 0: the first worker picks a port, the others join it).
+///
+/// # Errors
+/// A worker could not bind or register its listener (workers already
+/// started are stopped).
+///
+/// # Panics
+/// If `n` is 0.
+pub fn run_workers<F>(n: usize, addr: SocketAddr, factory: F) -> io::Result<Workers>
+where
+    F: Fn() -> Application + Send + Sync + 'static,
+{
+    assert!(n > 0, "run_workers needs at least one worker");
+    let factory = Arc::new(factory);
+    let mut workers = Workers {
+        addr,
+        handles: Vec::with_capacity(n),
+        threads: Vec::with_capacity(n),
+    };
+    for i in 0..n {
+        let (tx, rx) = mpsc::channel();
+        let f = factory.clone();
+        let bind = workers.addr;
+        let t = std::thread::Builder::new()
+            .name(format!("cyclone-worker-{i}"))
+            .spawn(move || {
+                let app = f();
+                match app.listen_reuse_port(bind) {
+                    Ok(a) => {
+                        let lp = IOLoop::current();
+                        let _ = tx.send(Ok((a, lp.handle())));
+                        lp.start();
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })?;
+        match rx.recv() {
+            Ok(Ok((a, h))) => {
+                workers.addr = a;
+                workers.handles.push(h);
+                workers.threads.push(t);
+            }
+            Ok(Err(e)) => {
+                workers.stop();
+                workers.join();
+                return Err(e);
+            }
+            Err(_) => {
+                workers.stop();
+                workers.join();
+                return Err(io::Error::other("worker thread died while starting"));
+            }
+        }
+    }
+    Ok(workers)
+}
