@@ -10,7 +10,7 @@ use cyclone::web::{Application, RequestContext, RequestHandler};
 struct WhoAmI;
 impl RequestHandler for WhoAmI {
     fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
-        cx.write(std::thread::current().name().unwrap_or("?").to_string());
+        cx.write(std::thread::current().name().unwrap_or("?"));
     }
 }
 
