@@ -1,0 +1,126 @@
+//! Seed 003's chat room, without the external robot API.
+//!
+//! `/` serves a page with an input and a message list; `/chatsocket` keeps
+//! the set of open connections (Tornado's `ws_clients = set()`), turns
+//! Nagle off like the seed's `self.stream.set_nodelay(True)`, and sends
+//! every client, as JSON:
+//!
+//! - `{"type": "join", "id": N}` when connection `N` opens (itself included),
+//! - `{"type": "message", "id": N, "text": "..."}` for each text message,
+//! - `{"type": "leave", "id": N}` when it closes (to the others).
+//!
+//! ```text
+//! cargo run --example chat             # then open http://127.0.0.1:8888/ in two tabs
+//! ```
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use cyclone::http::Request;
+use cyclone::ioloop::{ConnId, IOLoop};
+use cyclone::web::{Application, RequestContext, RequestHandler};
+use cyclone::websocket::{self, Message, WebSocket, WebSocketHandler};
+use serde_json::json;
+
+const USAGE: &str = "chat: a chat room; every message goes to every open page
+
+Usage: chat [--port PORT] [--address ADDR]
+
+  --port PORT     port to listen on (default 8888)
+  --address ADDR  address to bind (default 127.0.0.1)
+
+Open http://ADDR:PORT/ in several tabs. The socket at /chatsocket sends
+JSON: {\"type\":\"join\"|\"leave\",\"id\":N} and
+{\"type\":\"message\",\"id\":N,\"text\":\"...\"}. RUST_LOG=info for logs.";
+
+const PAGE: &str = include_str!("pages/chat.html");
+
+/// The open chat connections (the seed's `ws_clients`).
+type Clients = Rc<RefCell<BTreeSet<ConnId>>>;
+
+/// `GET /`: the page.
+struct MainHandler;
+
+impl RequestHandler for MainHandler {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        cx.set_header("Content-Type", "text/html; charset=UTF-8");
+        cx.write(PAGE);
+    }
+}
+
+/// `/chatsocket`: one per connection, all sharing `clients`.
+struct ChatSocket {
+    clients: Clients,
+}
+
+impl ChatSocket {
+    /// Everyone currently in the room.
+    fn everyone(&self) -> Vec<ConnId> {
+        self.clients.borrow().iter().copied().collect()
+    }
+}
+
+impl WebSocketHandler for ChatSocket {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        ws.set_nodelay(true);
+        let id = ws.id();
+        self.clients.borrow_mut().insert(id);
+        log::info!(
+            "{} joined ({} in the room)",
+            id.key(),
+            self.clients.borrow().len()
+        );
+        let join = json!({"type": "join", "id": id.key()}).to_string();
+        ws.broadcast(self.everyone(), join);
+    }
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let Some(text) = msg.as_text() else {
+            log::info!("{}: ignoring a binary message", ws.id());
+            return;
+        };
+        // Encoded once, sent to everyone as one shared frame.
+        let line = json!({"type": "message", "id": ws.id().key(), "text": text}).to_string();
+        ws.broadcast(self.everyone(), line);
+    }
+
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let id = ws.id();
+        self.clients.borrow_mut().remove(&id);
+        log::info!(
+            "{} left ({} in the room)",
+            id.key(),
+            self.clients.borrow().len()
+        );
+        let leave = json!({"type": "leave", "id": id.key()}).to_string();
+        websocket::broadcast(self.everyone(), leave);
+    }
+}
+
+fn main() {
+    let args = common::Args::parse(USAGE, &[("port", true), ("address", true)]);
+    common::init_logging();
+    let port: u16 = args.get("port", 8888);
+    let address: String = args.get("address", "127.0.0.1".to_string());
+
+    let clients: Clients = Rc::default();
+    let app = Application::builder()
+        .route("/", || MainHandler)
+        .websocket("/chatsocket", move |_req: &Request| ChatSocket {
+            clients: clients.clone(),
+        })
+        .build();
+    match app.listen_on((address.as_str(), port)) {
+        Ok(addr) => log::info!("chat listening on http://{addr}/"),
+        Err(e) => {
+            eprintln!("chat: cannot listen on {address}:{port}: {e}");
+            std::process::exit(1);
+        }
+    }
+    common::shutdown_on_ctrl_c(Duration::from_secs(2));
+    IOLoop::current().start();
+}

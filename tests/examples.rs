@@ -1,0 +1,180 @@
+//! Runs each example as a user would: `--help`, then start it on a free
+//! port, check it serves, Ctrl-C (SIGINT) and expect a clean exit 0.
+//!
+//! The examples are built here with `cargo build --example NAME` (cargo
+//! gives tests no `CARGO_BIN_EXE_*` for examples).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One `cargo build` at a time: parallel builds would only wait on cargo's lock.
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)
+            }
+        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
+    }
+}
+
+/// Builds example `name` (debug profile) and returns its path.
+fn build_example(name: &str) -> PathBuf {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --example {name}: {status}");
+    let exe = target_dir()
+        .join("debug")
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(exe.is_file(), "{} was not built", exe.display());
+    exe
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+fn wait_for_port(child: &mut Child, port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the example exited before listening on {port}: {status}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("nothing listening on 127.0.0.1:{port} after {within:?}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the example did not exit within {within:?} of SIGINT");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A raw HTTP/1.1 `GET path`; returns (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read the response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    (status, body.to_string())
+}
+
+fn check_help(exe: &PathBuf) {
+    let out = Command::new(exe)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(out.status.success(), "--help exited with {}", out.status);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("--port"),
+        "--help does not mention --port:\n{text}"
+    );
+}
+
+/// `--help`, then start on a free port, run `check`, SIGINT, expect exit 0.
+fn run_example(name: &str, check: impl FnOnce(u16)) {
+    let exe = build_example(name);
+    check_help(&exe);
+
+    let port = free_port();
+    let mut child = Command::new(&exe)
+        .args(["--port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the example");
+    wait_for_port(&mut child, port, Duration::from_secs(10));
+    check(port);
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill -INT");
+    assert!(kill.success(), "kill -INT failed: {kill}");
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{name} exited with {status} after SIGINT"
+    );
+}
+
+#[test]
+fn echo_server_help_start_stop() {
+    run_example("echo_server", |_| {});
+}
+
+#[test]
+fn hello_help_start_serve_stop() {
+    run_example("hello", |port| {
+        let (status, body) = http_get(port, "/");
+        assert_eq!(status, 200, "GET / answered {status}");
+        assert!(body.contains(r#"id="connect""#), "no #connect in the page");
+        assert!(
+            body.contains(r#"value="Hello, world""#),
+            "no default message"
+        );
+    });
+}
+
+#[test]
+fn chat_help_start_serve_stop() {
+    run_example("chat", |port| {
+        let (status, body) = http_get(port, "/");
+        assert_eq!(status, 200, "GET / answered {status}");
+        assert!(
+            body.contains(r#"id="messages""#),
+            "no #messages in the page"
+        );
+    });
+}
