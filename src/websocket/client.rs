@@ -80,6 +80,9 @@ pub struct ConnectOptions {
     pub max_message_size: usize,
     /// `TCP_NODELAY` (default true).
     pub nodelay: bool,
+    /// Cap on bytes queued for the connection before it is closed with
+    /// 1008 (default 16 MiB); raise it to send larger messages.
+    pub max_write_buffer: usize,
 }
 
 impl Default for ConnectOptions {
@@ -94,6 +97,7 @@ impl Default for ConnectOptions {
             ping_timeout: s.ping_timeout,
             max_message_size: s.max_message_size,
             nodelay: s.nodelay,
+            max_write_buffer: s.max_write_buffer,
         }
     }
 }
@@ -106,6 +110,7 @@ impl ConnectOptions {
             ping_timeout: self.ping_timeout,
             max_message_size: self.max_message_size,
             nodelay: self.nodelay,
+            max_write_buffer: self.max_write_buffer,
             compression: self.compression_options.clone(),
             ..WebSocketSettings::default()
         }
