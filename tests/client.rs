@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cyclone::http::Request;
@@ -330,10 +331,12 @@ fn forbidden_and_not_found_are_typed() {
 }
 
 /// A raw server answering the handshake with `respond(key)` (after reading
-/// the request head).
-fn raw_server(respond: fn(&str) -> Vec<u8>) -> SocketAddr {
+/// the request head); the receiver gets what the client sent afterwards
+/// (until EOF or 2 s).
+fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         if let Ok((mut s, _)) = listener.accept() {
             let mut head = Vec::new();
@@ -352,10 +355,18 @@ fn raw_server(respond: fn(&str) -> Vec<u8>) -> SocketAddr {
                 .trim()
                 .to_owned();
             let _ = s.write_all(&respond(&key));
-            std::thread::sleep(Duration::from_secs(2));
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut after = Vec::new();
+            while let Ok(n) = s.read(&mut b) {
+                if n == 0 {
+                    break;
+                }
+                after.extend_from_slice(&b[..n]);
+            }
+            let _ = tx.send(after);
         }
     });
-    addr
+    (addr, rx)
 }
 
 fn accept_of(key: &str) -> String {
@@ -363,7 +374,7 @@ fn accept_of(key: &str) -> String {
 }
 
 fn connect_raw(respond: fn(&str) -> Vec<u8>) -> Result<(), ConnectError> {
-    let addr = raw_server(respond);
+    let (addr, _) = raw_server(respond);
     watchdog(Duration::from_secs(10));
     IOLoop::current().run_sync(async move {
         websocket_connect(&format!("ws://{addr}/"))
@@ -437,7 +448,7 @@ fn non_101_carries_status_and_body() {
 /// A server frame with the mask bit set fails the connection (1002).
 #[test]
 fn masked_server_frame_fails_connection() {
-    let addr = raw_server(|key| {
+    let (addr, sent) = raw_server(|key| {
         let head = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {}\r\n\r\n",
@@ -455,6 +466,18 @@ fn masked_server_frame_fails_connection() {
             .expect("connect");
         assert_eq!(conn.read_message().await, None);
     });
+    // The client answered with a masked close frame carrying 1002.
+    let sent = sent
+        .recv_timeout(Duration::from_secs(5))
+        .expect("client bytes");
+    assert!(sent.len() >= 8, "{sent:?}");
+    assert_eq!(sent[0], 0x88, "{sent:?}");
+    assert!(sent[1] & 0x80 != 0, "client frames are masked");
+    let len = (sent[1] & 0x7f) as usize;
+    assert!(len >= 2);
+    let key = &sent[2..6];
+    let code = [sent[6] ^ key[0], sent[7] ^ key[1]];
+    assert_eq!(u16::from_be_bytes(code), 1002);
 }
 
 #[test]
@@ -519,7 +542,7 @@ fn url_parsing() {
 /// Frames that arrive in the same read as the 101 are not lost.
 #[test]
 fn frames_right_after_101_are_delivered() {
-    let addr = raw_server(|key| {
+    let (addr, _) = raw_server(|key| {
         let head = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {}\r\n\r\n",
