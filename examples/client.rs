@@ -2,7 +2,7 @@
 //! message and prints every message that arrives on its own line (binary
 //! messages as `<binary N bytes: hex>`). When stdin closes it sends a close
 //! frame and exits once the server answers; it also exits when the server
-//! closes.
+//! closes. permessage-deflate is offered.
 //!
 //! stdin is read on a helper thread; lines reach the loop through
 //! `IOLoopHandle::add_callback`, so the loop never blocks.
@@ -22,7 +22,8 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use cyclone::ioloop::IOLoop;
-use cyclone::websocket::{websocket_connect, Message};
+use cyclone::protocol::CompressionOptions;
+use cyclone::websocket::{websocket_connect_opts, ConnectOptions, Message};
 
 const USAGE: &str = "client: send stdin lines to a WebSocket server, print what arrives
 
@@ -90,7 +91,12 @@ fn main() {
     let lp = IOLoop::current();
     let handle = lp.handle();
     let result = lp.run_sync(async move {
-        let conn = Rc::new(websocket_connect(&url).await?);
+        // Offer permessage-deflate; servers that do not support it ignore the offer.
+        let opts = ConnectOptions {
+            compression_options: Some(CompressionOptions::default()),
+            ..ConnectOptions::default()
+        };
+        let conn = Rc::new(websocket_connect_opts(&url, opts).await?);
         log::info!("connected to {url}");
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
