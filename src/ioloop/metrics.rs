@@ -36,6 +36,7 @@ counters! {
     HttpRefused503 => "cyclone_http_refused_503_total", "connections refused with 503 (max_connections)";
     HttpRequestTimeouts => "cyclone_http_request_timeouts_total", "requests that did not complete in time (408)";
     HandlerPanics => "cyclone_handler_panics_total", "handler callbacks that panicked";
+    ClientConnected => "cyclone_websocket_client_connected_total", "client connections that completed the handshake";
     Upgrades => "cyclone_websocket_upgrades_total", "successful WebSocket handshakes";
     WsOpened => "cyclone_websocket_opened_total", "WebSocket connections opened";
     WsClosed => "cyclone_websocket_closed_total", "WebSocket connections closed";

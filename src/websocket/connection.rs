@@ -878,6 +878,45 @@ impl WsConn {
     }
 }
 
+/// Runs `f` with the [`WebSocket`] context of connection `id` right now,
+/// if it is an idle, open WebSocket, and marks it dirty so what `f` queued
+/// is flushed this tick. Used by the client's coroutine API (writes from
+/// futures, which never run while a connection is being served).
+pub(crate) fn with_websocket<R>(
+    lp: &IOLoop,
+    id: ConnId,
+    f: impl FnOnce(&mut WebSocket<'_>) -> R,
+) -> Option<R> {
+    let r = lp
+        .with_conn_now(id, |p| {
+            let c = p.as_any_mut().downcast_mut::<WsConn>()?;
+            if c.core.finished {
+                return None;
+            }
+            Some(f(&mut c.core.ctx(lp)))
+        })
+        .flatten()?;
+    lp.mark_dirty(id);
+    Some(r)
+}
+
+/// Like [`with_websocket`] but, if `id` is being served right now, runs `f`
+/// when it is put back. Returns false for a stale id.
+pub(crate) fn with_websocket_later(
+    lp: &IOLoop,
+    id: ConnId,
+    f: impl FnOnce(&mut WebSocket<'_>) + 'static,
+) -> bool {
+    lp.with_conn(id, move |p, lp, id| {
+        if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
+            if !c.core.finished {
+                f(&mut c.core.ctx(lp));
+                lp.mark_dirty(id);
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

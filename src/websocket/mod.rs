@@ -1,12 +1,17 @@
 //! WebSocket connections: the handler trait, the per-connection context,
 //! messages, settings, the server upgrade and the client.
 
+pub mod client;
 pub mod connection;
 pub mod handler;
 pub mod message;
 pub mod server;
 pub mod settings;
 
+pub use client::{
+    websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_with,
+    websocket_connect_with_result, ConnectError, ConnectOptions, WebSocketClientConnection,
+};
 pub use connection::{broadcast, write_to, WebSocket};
 pub use handler::WebSocketHandler;
 pub use message::{CloseReason, Message, WebSocketClosedError};

@@ -1,0 +1,566 @@
+//! cyclone client ↔ cyclone server in one thread (each test has its own
+//! thread, hence its own IOLoop), plus handshake failures against raw
+//! listeners. Every test is bounded by a loop timer that panics.
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cyclone::http::Request;
+use cyclone::ioloop::IOLoop;
+use cyclone::protocol::handshake::accept_key;
+use cyclone::protocol::{CompressionOptions, HandshakeError};
+use cyclone::web::Application;
+use cyclone::websocket::client::WsUrl;
+use cyclone::websocket::{
+    websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_with,
+    write_to, ConnectError, ConnectOptions, Message, WebSocket, WebSocketHandler,
+};
+
+struct Echo;
+
+impl WebSocketHandler for Echo {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        if msg.as_text() == Some("close me") {
+            ws.close(Some(4000), "as you wish");
+            return;
+        }
+        let _ = ws.write_message(msg);
+    }
+
+    fn select_subprotocol(&self, offered: &[&str]) -> Option<String> {
+        offered
+            .iter()
+            .find(|p| **p == "chat")
+            .map(|p| p.to_string())
+    }
+}
+
+struct Greeter;
+
+impl WebSocketHandler for Greeter {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let _ = ws.write_message("hello");
+        ws.close(Some(1000), "done");
+    }
+
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+struct NoOrigin;
+
+impl WebSocketHandler for NoOrigin {
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+
+    fn check_origin(&self, _origin: &str, _req: &Request) -> bool {
+        false
+    }
+}
+
+/// Starts the test server on 127.0.0.1:0 in this thread's loop and arms a
+/// watchdog.
+fn server() -> SocketAddr {
+    let app = Application::builder()
+        .websocket(r"/echo", |_req| Echo)
+        .websocket(r"/greet", |_req| Greeter)
+        .websocket(r"/forbidden", |_req| NoOrigin)
+        .compression(CompressionOptions::default())
+        .build();
+    let addr = app.listen_on("127.0.0.1:0").expect("listen");
+    watchdog(Duration::from_secs(30));
+    addr
+}
+
+fn watchdog(limit: Duration) {
+    IOLoop::current().call_later(limit, || panic!("test timed out"));
+}
+
+#[test]
+fn text_binary_and_subprotocol() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            subprotocols: vec!["superchat".into(), "chat".into()],
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo"), opts)
+            .await
+            .expect("connect");
+        assert_eq!(conn.selected_subprotocol().as_deref(), Some("chat"));
+        conn.write_message("héllo").expect("open").await;
+        assert_eq!(conn.read_message().await, Some(Message::from("héllo")));
+        conn.write_message(vec![0u8, 1, 2, 255]).expect("open");
+        assert_eq!(
+            conn.read_message().await,
+            Some(Message::from(vec![0u8, 1, 2, 255]))
+        );
+        conn.write_message("").expect("open");
+        assert_eq!(conn.read_message().await, Some(Message::from("")));
+        conn.ping(b"p").expect("open");
+        conn.close(Some(1000), "bye");
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.close_code(), Some(1000));
+        assert!(conn.write_message("late").is_err());
+    });
+}
+
+#[test]
+fn one_mib_message_and_deflate() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let big: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+        let conn = websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect");
+        conn.write_message(big.clone()).expect("open").await;
+        conn.flush().await;
+        assert_eq!(conn.read_message().await, Some(Message::from(big.clone())));
+        conn.close(None, "");
+        assert_eq!(conn.read_message().await, None);
+
+        // The same with permessage-deflate negotiated.
+        let opts = ConnectOptions {
+            compression_options: Some(CompressionOptions::default()),
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo"), opts)
+            .await
+            .expect("connect");
+        let text = "abc".repeat(400_000);
+        conn.write_message(text.clone()).expect("open");
+        assert_eq!(conn.read_message().await, Some(Message::from(text)));
+        conn.write_message(big.clone()).expect("open");
+        assert_eq!(conn.read_message().await, Some(Message::from(big)));
+        conn.close(Some(1000), "");
+        assert_eq!(conn.read_message().await, None);
+    });
+}
+
+#[test]
+fn thousand_messages_in_order() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect");
+        for i in 0..1000 {
+            conn.write_message(format!("message {i}")).expect("open");
+        }
+        for i in 0..1000 {
+            let m = conn.read_message().await.expect("message");
+            assert_eq!(m.as_text(), Some(format!("message {i}").as_str()));
+        }
+        conn.close(Some(1000), "");
+        assert_eq!(conn.read_message().await, None);
+    });
+}
+
+#[test]
+fn server_close_code_reaches_client() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect");
+        conn.write_message("close me").expect("open");
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.close_code(), Some(4000));
+        assert_eq!(conn.close_reason().as_deref(), Some("as you wish"));
+    });
+}
+
+#[test]
+fn host_name_is_resolved_off_loop() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let url = format!("ws://localhost:{}/echo", addr.port());
+        let conn = match websocket_connect(&url).await {
+            Ok(c) => c,
+            // localhost may resolve to ::1 first where we only listen on v4.
+            Err(ConnectError::Io(e)) => {
+                eprintln!("localhost connect failed ({e}); skipping");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        conn.write_message("hi").expect("open");
+        assert_eq!(conn.read_message().await, Some(Message::from("hi")));
+        conn.close(None, "");
+    });
+}
+
+/// Callback style: a `WebSocketHandler` drives the client end.
+#[test]
+fn callback_style_handler() {
+    struct Client {
+        got: Rc<RefCell<Vec<String>>>,
+    }
+    impl WebSocketHandler for Client {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            assert!(ws.request().is_none());
+            for i in 0..100 {
+                ws.write_message(format!("m{i}")).expect("open");
+            }
+        }
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            self.got
+                .borrow_mut()
+                .push(msg.as_text().expect("text").to_owned());
+            if self.got.borrow().len() == 100 {
+                ws.close(Some(1000), "enough");
+            }
+        }
+        fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+            ws.io_loop().stop();
+        }
+    }
+    let addr = server();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    websocket_connect_with(
+        &format!("ws://{addr}/echo"),
+        ConnectOptions::default(),
+        Client { got: got.clone() },
+    )
+    .expect("connect");
+    IOLoop::current().start();
+    let want: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    assert_eq!(*got.borrow(), want);
+}
+
+/// The simplest callback: messages, then `None`.
+#[test]
+fn callback_closure() {
+    let addr = server();
+    let got: Rc<RefCell<Vec<Option<String>>>> = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    websocket_connect_callback(
+        &format!("ws://{addr}/greet"),
+        ConnectOptions::default(),
+        move |m| {
+            let end = m.is_none();
+            g.borrow_mut()
+                .push(m.map(|m| m.as_text().unwrap_or("").to_owned()));
+            if end {
+                IOLoop::current().stop();
+            }
+        },
+    )
+    .expect("connect");
+    IOLoop::current().start();
+    assert_eq!(*got.borrow(), vec![Some("hello".to_owned()), None]);
+
+    // write_to works on a callback-style client connection, too.
+    let got: Rc<RefCell<Vec<Option<String>>>> = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let id = websocket_connect_callback(
+        &format!("ws://{addr}/echo"),
+        ConnectOptions::default(),
+        move |m| {
+            g.borrow_mut()
+                .push(m.map(|m| m.as_text().unwrap_or("").to_owned()));
+            IOLoop::current().stop();
+        },
+    )
+    .expect("connect");
+    let lp = IOLoop::current();
+    fn send_when_open(id: cyclone::ioloop::ConnId) {
+        if !write_to(id, "echo me") {
+            IOLoop::current().call_later(Duration::from_millis(5), move || send_when_open(id));
+        }
+    }
+    lp.add_callback(move || send_when_open(id));
+    lp.start();
+    assert_eq!(*got.borrow(), vec![Some("echo me".to_owned())]);
+}
+
+#[test]
+fn connect_timeout_fires_in_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(10));
+        drop(held);
+    });
+    watchdog(Duration::from_secs(10));
+    let start = Instant::now();
+    let res = IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            connect_timeout: Duration::from_millis(500),
+            ..ConnectOptions::default()
+        };
+        websocket_connect_opts(&format!("ws://{addr}/"), opts)
+            .await
+            .map(|_| ())
+    });
+    let took = start.elapsed();
+    assert!(matches!(res, Err(ConnectError::Timeout)), "{res:?}");
+    assert!(took >= Duration::from_millis(450), "{took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+}
+
+#[test]
+fn forbidden_and_not_found_are_typed() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            headers: vec![("Origin".into(), "http://evil.example".into())],
+            ..ConnectOptions::default()
+        };
+        let err = websocket_connect_opts(&format!("ws://{addr}/forbidden"), opts)
+            .await
+            .expect_err("403");
+        assert_eq!(err.status(), Some(403), "{err}");
+        match &err {
+            ConnectError::Handshake(HandshakeError::BadStatus { body, .. }) => {
+                assert!(
+                    String::from_utf8_lossy(body).contains("Cross origin"),
+                    "{body:?}"
+                )
+            }
+            e => panic!("{e:?}"),
+        }
+        let err = websocket_connect(&format!("ws://{addr}/nope"))
+            .await
+            .expect_err("404");
+        assert_eq!(err.status(), Some(404), "{err}");
+    });
+}
+
+/// A raw server answering the handshake with `respond(key)` (after reading
+/// the request head); the receiver gets what the client sent afterwards
+/// (until EOF or 2 s).
+fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let key = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            let _ = s.write_all(&respond(&key));
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut after = Vec::new();
+            while let Ok(n) = s.read(&mut b) {
+                if n == 0 {
+                    break;
+                }
+                after.extend_from_slice(&b[..n]);
+            }
+            let _ = tx.send(after);
+        }
+    });
+    (addr, rx)
+}
+
+fn accept_of(key: &str) -> String {
+    String::from_utf8(accept_key(key.as_bytes()).to_vec()).expect("base64")
+}
+
+fn connect_raw(respond: fn(&str) -> Vec<u8>) -> Result<(), ConnectError> {
+    let (addr, _) = raw_server(respond);
+    watchdog(Duration::from_secs(10));
+    IOLoop::current().run_sync(async move {
+        websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .map(|_| ())
+    })
+}
+
+#[test]
+fn wrong_accept_key_is_typed() {
+    let res = connect_raw(|_| {
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            .into()
+    });
+    assert!(
+        matches!(res, Err(ConnectError::Handshake(HandshakeError::BadAccept))),
+        "{res:?}"
+    );
+}
+
+#[test]
+fn unrequested_extension_and_subprotocol_are_typed() {
+    let res = connect_raw(|key| {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+            accept_of(key)
+        )
+        .into()
+    });
+    assert!(
+        matches!(
+            res,
+            Err(ConnectError::Handshake(
+                HandshakeError::UnrequestedExtension(_)
+            ))
+        ),
+        "{res:?}"
+    );
+    let res = connect_raw(|key| {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
+            accept_of(key)
+        )
+        .into()
+    });
+    assert!(
+        matches!(
+            res,
+            Err(ConnectError::Handshake(
+                HandshakeError::UnrequestedSubprotocol(_)
+            ))
+        ),
+        "{res:?}"
+    );
+}
+
+#[test]
+fn non_101_carries_status_and_body() {
+    let res = connect_raw(|_| "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".into());
+    match res {
+        Err(ConnectError::Handshake(HandshakeError::BadStatus { status: 200, body })) => {
+            assert_eq!(body, b"hello")
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+/// A server frame with the mask bit set fails the connection (1002).
+#[test]
+fn masked_server_frame_fails_connection() {
+    let (addr, sent) = raw_server(|key| {
+        let head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_of(key)
+        );
+        let mut out = head.into_bytes();
+        // FIN + text, MASK bit + length 2, a mask key, "hi" masked.
+        out.extend_from_slice(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+        out
+    });
+    watchdog(Duration::from_secs(10));
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        assert_eq!(conn.read_message().await, None);
+    });
+    // The client answered with a masked close frame carrying 1002.
+    let sent = sent
+        .recv_timeout(Duration::from_secs(5))
+        .expect("client bytes");
+    assert!(sent.len() >= 8, "{sent:?}");
+    assert_eq!(sent[0], 0x88, "{sent:?}");
+    assert!(sent[1] & 0x80 != 0, "client frames are masked");
+    let len = (sent[1] & 0x7f) as usize;
+    assert!(len >= 2);
+    let key = &sent[2..6];
+    let code = [sent[6] ^ key[0], sent[7] ^ key[1]];
+    assert_eq!(u16::from_be_bytes(code), 1002);
+}
+
+#[test]
+fn refused_and_bad_urls() {
+    // Find a port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    watchdog(Duration::from_secs(10));
+    let res = IOLoop::current().run_sync(async move {
+        websocket_connect(&format!("ws://127.0.0.1:{port}/"))
+            .await
+            .map(|_| ())
+    });
+    assert!(matches!(res, Err(ConnectError::Io(_))), "{res:?}");
+
+    let res = IOLoop::current()
+        .run_sync(async { websocket_connect("wss://example.com/").await.map(|_| ()) });
+    let err = res.expect_err("tls");
+    assert!(matches!(err, ConnectError::Tls));
+    assert!(err.to_string().contains("TLS not supported yet"));
+    for bad in [
+        "http://x/",
+        "ws://",
+        "ws://host:99999/",
+        "ws://::1/",
+        "ws://[::1/",
+        "nonsense",
+    ] {
+        assert!(
+            matches!(WsUrl::parse(bad), Err(ConnectError::InvalidUrl(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn url_parsing() {
+    let u = WsUrl::parse("ws://example.com/chat?room=1#frag").expect("url");
+    assert_eq!(
+        (u.host.as_str(), u.port, u.resource.as_str()),
+        ("example.com", 80, "/chat?room=1")
+    );
+    assert_eq!(u.host_header, "example.com");
+    let u = WsUrl::parse("ws://127.0.0.1:9001").expect("url");
+    assert_eq!(
+        (u.host.as_str(), u.port, u.resource.as_str()),
+        ("127.0.0.1", 9001, "/")
+    );
+    let u = WsUrl::parse("WS://[::1]:8080?x=1").expect("url");
+    assert_eq!(
+        (u.host.as_str(), u.port, u.resource.as_str()),
+        ("::1", 8080, "/?x=1")
+    );
+    assert_eq!(u.host_header, "[::1]:8080");
+    let u = WsUrl::parse("ws://[::1]/").expect("url");
+    assert_eq!(u.port, 80);
+}
+
+/// Frames that arrive in the same read as the 101 are not lost.
+#[test]
+fn frames_right_after_101_are_delivered() {
+    let (addr, _) = raw_server(|key| {
+        let head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_of(key)
+        );
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&[0x81, 2, b'h', b'i', 0x82, 1, 7]);
+        out.extend_from_slice(&[0x88, 2, 0x03, 0xe8]);
+        out
+    });
+    watchdog(Duration::from_secs(10));
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        assert_eq!(conn.read_message().await, Some(Message::from("hi")));
+        assert_eq!(conn.read_message().await, Some(Message::from(vec![7u8])));
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.close_code(), Some(1000));
+    });
+}
