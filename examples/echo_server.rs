@@ -32,40 +32,47 @@ path echoes text and binary messages back. RUST_LOG=info for logs.";
 
 type Subscribers = Rc<RefCell<BTreeSet<ConnId>>>;
 
-enum Role {
-    Echo,
-    Publish(Subscribers),
-    Subscribe(Subscribers),
-}
-
-struct Echo {
-    role: Role,
-}
+/// Echoes every message. Zero-sized: an idle echo connection allocates
+/// nothing for its handler.
+struct Echo;
 
 impl WebSocketHandler for Echo {
-    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
-        if let Role::Subscribe(subs) = &self.role {
-            subs.borrow_mut().insert(ws.id());
-        }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = ws.write_message(msg);
     }
 
-    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
-        match &self.role {
-            Role::Echo => {
-                let _ = ws.write_message(msg);
-            }
-            Role::Publish(subs) => {
-                let ids: Vec<ConnId> = subs.borrow().iter().copied().collect();
-                ws.broadcast(ids, msg);
-            }
-            Role::Subscribe(_) => {}
-        }
+    fn check_origin(&self, _origin: &str, _req: &Request) -> bool {
+        true
     }
+}
+
+/// `/publish`: relays every message to every `/broadcast` connection, the
+/// frame encoded once (`WebSocket::broadcast`).
+struct Publisher(Subscribers);
+
+impl WebSocketHandler for Publisher {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let ids: Vec<ConnId> = self.0.borrow().iter().copied().collect();
+        ws.broadcast(ids, msg);
+    }
+
+    fn check_origin(&self, _origin: &str, _req: &Request) -> bool {
+        true
+    }
+}
+
+/// `/broadcast`: registered while open; receives what `/publish` relays.
+struct Subscriber(Subscribers);
+
+impl WebSocketHandler for Subscriber {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        self.0.borrow_mut().insert(ws.id());
+    }
+
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
 
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
-        if let Role::Subscribe(subs) = &self.role {
-            subs.borrow_mut().remove(&ws.id());
-        }
+        self.0.borrow_mut().remove(&ws.id());
     }
 
     fn check_origin(&self, _origin: &str, _req: &Request) -> bool {
@@ -107,13 +114,9 @@ fn main() {
     }
     let (s1, s2) = (subs.clone(), subs);
     let app = builder
-        .websocket("/publish", move |_req: &Request| Echo {
-            role: Role::Publish(s1.clone()),
-        })
-        .websocket("/broadcast", move |_req: &Request| Echo {
-            role: Role::Subscribe(s2.clone()),
-        })
-        .websocket(".*", |_req: &Request| Echo { role: Role::Echo })
+        .websocket("/publish", move |_req: &Request| Publisher(s1.clone()))
+        .websocket("/broadcast", move |_req: &Request| Subscriber(s2.clone()))
+        .websocket(".*", |_req: &Request| Echo)
         .build();
     match app.listen_on((address.as_str(), port)) {
         Ok(addr) => log::info!("echo_server listening on ws://{addr}/"),

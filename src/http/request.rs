@@ -82,12 +82,15 @@ pub enum HeadStatus {
 #[derive(Clone)]
 pub struct Request {
     head: Box<[u8]>,
-    method: Span,
+    /// The method is `head[..method_len]`.
+    method_len: u8,
+    /// The path is `head[path.0..path.1]`.
     path: Span,
-    query: Option<Span>,
+    /// The query (after `?`) ends here; `0` when there is no `?`.
+    query_end: u32,
     version_minor: u8,
     content_length: u64,
-    body: Vec<u8>,
+    body: Box<[u8]>,
     peer: Option<SocketAddr>,
 }
 
@@ -139,17 +142,16 @@ impl Request {
         }
         let version_minor = req.version.unwrap_or(1);
         let head_src = &buf[..used];
-        let method = span_of(buf, req.method.unwrap_or("").as_bytes());
+        let method = req.method.unwrap_or("");
+        let method_len =
+            u8::try_from(method.len()).map_err(|_| ParseError::Malformed("method too long"))?;
         let target = req.path.unwrap_or("").as_bytes();
         if target.is_empty() {
             return Err(ParseError::Malformed("empty request target"));
         }
-        let (path, query) = match target.iter().position(|&b| b == b'?') {
-            Some(q) => (
-                span_of(buf, &target[..q]),
-                Some(span_of(buf, &target[q + 1..])),
-            ),
-            None => (span_of(buf, target), None),
+        let (path, query_end) = match target.iter().position(|&b| b == b'?') {
+            Some(q) => (span_of(buf, &target[..q]), span_of(buf, target).1),
+            None => (span_of(buf, target), 0),
         };
         let mut content_length: Option<u64> = None;
         for h in req.headers.iter() {
@@ -175,12 +177,12 @@ impl Request {
         }
         let request = Request {
             head: head_src.into(),
-            method,
+            method_len,
             path,
-            query,
+            query_end,
             version_minor,
             content_length: content_length.unwrap_or(0),
-            body: Vec::new(),
+            body: Box::default(),
             peer: None,
         };
         Ok(HeadStatus::Complete(request, used))
@@ -213,7 +215,7 @@ impl Request {
 
     /// The method, e.g. `GET`.
     pub fn method(&self) -> &str {
-        self.text(self.method)
+        self.text((0, self.method_len as u32))
     }
 
     /// The path part of the request target, still percent-encoded (`/a%20b`).
@@ -223,12 +225,20 @@ impl Request {
 
     /// The query string without `?` (empty when there is none).
     pub fn query(&self) -> &str {
-        self.query.map(|q| self.text(q)).unwrap_or("")
+        if self.query_end == 0 {
+            ""
+        } else {
+            self.text((self.path.1 + 1, self.query_end))
+        }
     }
 
     /// The whole request target (`/path?query`).
     pub fn uri(&self) -> &str {
-        let end = self.query.map(|q| q.1).unwrap_or(self.path.1);
+        let end = if self.query_end == 0 {
+            self.path.1
+        } else {
+            self.query_end
+        };
         self.text((self.path.0, end))
     }
 
@@ -291,7 +301,7 @@ impl Request {
 
     /// Sets the body (the server connection does this once it has arrived).
     pub fn set_body(&mut self, body: Vec<u8>) {
-        self.body = body;
+        self.body = body.into_boxed_slice();
     }
 
     /// The peer's address, when the request came from a socket.
@@ -354,7 +364,7 @@ impl Request {
 
     /// Bytes this request keeps on the heap (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.head.len() + self.body.capacity()
+        self.head.len() + self.body.len()
     }
 }
 

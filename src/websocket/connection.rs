@@ -37,7 +37,7 @@ pub(crate) struct Core {
     pub(crate) stream: TcpStream,
     pub(crate) session: Session,
     pub(crate) settings: Rc<WebSocketSettings>,
-    request: Option<Box<Request>>,
+    request: Option<Request>,
     /// Fields most connections never set (one pointer while idle).
     rare: Option<Box<Rare>>,
     /// A partial frame waiting for the rest of its bytes.
@@ -180,7 +180,7 @@ impl<'a> WebSocket<'a> {
     /// The handshake request (path, query arguments, headers, cookies).
     /// `None` on client connections.
     pub fn request(&self) -> Option<&Request> {
-        self.core.request.as_deref()
+        self.core.request.as_ref()
     }
 
     /// The subprotocol selected during the handshake.
@@ -463,7 +463,7 @@ pub(crate) struct WsParts {
     pub(crate) stream: TcpStream,
     pub(crate) session: Session,
     pub(crate) settings: Rc<WebSocketSettings>,
-    pub(crate) request: Option<Box<Request>>,
+    pub(crate) request: Option<Request>,
     pub(crate) subprotocol: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) leftover: Vec<u8>,

@@ -33,7 +33,7 @@ pub fn accept(
             handler,
             settings,
             args,
-            request: Box::new(req),
+            request: req,
         })),
         Err(e) => {
             let status = e.status();
@@ -96,7 +96,7 @@ struct ServerUpgrade {
     handler: Box<dyn WebSocketHandler>,
     settings: Rc<WebSocketSettings>,
     args: Vec<String>,
-    request: Box<Request>,
+    request: Request,
 }
 
 impl Upgrade for ServerUpgrade {
