@@ -28,7 +28,8 @@ Usage: echo_server [PORT] [--port PORT] [--address ADDR] [--deflate] [--max-mess
   --max-message-size BYTES  websocket_max_message_size (default 10485760)
 
 Messages sent on /publish go to every connection on /broadcast; every other
-path echoes text and binary messages back. RUST_LOG=info for logs.";
+path echoes text and binary messages back. Logs warnings by default;
+RUST_LOG=info adds connection and access lines.";
 
 type Subscribers = Rc<RefCell<BTreeSet<ConnId>>>;
 
@@ -90,7 +91,9 @@ fn main() {
             ("max-message-size", true),
         ],
     );
-    common::init_logging();
+    // The benchmark and Autobahn server logs warnings and errors only unless
+    // RUST_LOG says otherwise (an access line per handshake costs a write).
+    common::init_logging_default("warn");
     let default_port: u16 = args
         .positional
         .first()

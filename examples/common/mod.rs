@@ -71,7 +71,12 @@ impl Args {
 
 /// env_logger at `info` unless RUST_LOG says otherwise.
 pub fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging_default("info");
+}
+
+/// env_logger at `level` unless RUST_LOG says otherwise.
+pub fn init_logging_default(level: &str) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
 }
 
 /// On Ctrl-C (or SIGTERM): graceful shutdown of the current thread's loop —

@@ -63,12 +63,14 @@ pub trait Upgrade {
     /// The status line and headers to send before handing over (101).
     fn response_head(&mut self, out: &mut Vec<u8>);
     /// Turns the stream into the upgraded connection. `leftover` holds bytes
-    /// received after the request head.
+    /// received after the request head; `nodelay` is the stream's current
+    /// `TCP_NODELAY` state (set by the listener).
     fn into_connection(
         self: Box<Self>,
         stream: mio::net::TcpStream,
         leftover: Vec<u8>,
         id: crate::ioloop::ConnId,
+        nodelay: bool,
     ) -> Box<dyn crate::ioloop::Pollable>;
 }
 

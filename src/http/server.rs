@@ -268,14 +268,22 @@ impl HttpConn {
         Ok(eof)
     }
 
-    fn respond(&mut self, lp: &IOLoop, req: &Request, resp: Response, keep_alive: bool) {
-        let head_only = req.method() == "HEAD";
+    fn respond(
+        &mut self,
+        lp: &IOLoop,
+        req: Option<&Request>,
+        head_only: bool,
+        resp: Response,
+        keep_alive: bool,
+    ) {
         resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
         let elapsed = self
             .started
             .map(|s| lp.time().saturating_duration_since(s))
             .unwrap_or_default();
-        self.shared.service.log_request(req, resp.status(), elapsed);
+        if let Some(req) = req {
+            self.shared.service.log_request(req, resp.status(), elapsed);
+        }
         self.served += 1;
         if !keep_alive {
             self.close_after_flush = true;
@@ -344,27 +352,37 @@ impl HttpConn {
             req.set_body(body);
         }
         let keep_alive = req.keep_alive();
+        let head_only = req.method() == "HEAD";
         let service = self.shared.service.clone();
-        let uri = req.uri().to_string();
-        let method = req.method().to_string();
-        let req_copy = req.clone();
+        // The access log needs the request after `dispatch` consumed it:
+        // copy it only when access lines can be logged at all (the copy is
+        // the raw head, one allocation).
+        let for_log =
+            log::log_enabled!(target: "cyclone::access", log::Level::Error).then(|| req.clone());
         let reply = catch_unwind(AssertUnwindSafe(|| service.dispatch(req)));
         match reply {
             Ok(Reply::Response(resp)) => {
-                self.respond(lp, &req_copy, resp, keep_alive);
+                self.respond(lp, for_log.as_ref(), head_only, resp, keep_alive);
             }
             Ok(Reply::Upgrade(up)) => {
-                self.shared
-                    .service
-                    .log_request(&req_copy, 101, Duration::ZERO);
+                if let Some(req) = &for_log {
+                    self.shared.service.log_request(req, 101, Duration::ZERO);
+                }
                 return Step::Upgrade(up);
             }
             Err(panic) => {
                 let what = panic_message(&panic);
-                log::error!("handler for {method} {uri} panicked: {what}");
+                let route = for_log
+                    .as_ref()
+                    .map(|r| format!("{} {}", r.method(), r.uri()));
+                log::error!(
+                    "{} handler for {} panicked: {what}",
+                    self.peer,
+                    route.as_deref().unwrap_or("a request")
+                );
                 lp.count(crate::ioloop::Counter::HandlerPanics, 1);
                 let resp = Response::error(500, None);
-                self.respond(lp, &req_copy, resp, false);
+                self.respond(lp, for_log.as_ref(), head_only, resp, false);
                 return Step::Close;
             }
         }
@@ -442,8 +460,16 @@ impl Pollable for HttpConn {
                         let _ = write_all_nonblocking(&mut stream, &rest);
                     }
                     let leftover = std::mem::take(&mut self.buf);
-                    let conn = up.into_connection(stream, leftover, id);
-                    lp.mark_readable(id);
+                    let pending = !leftover.is_empty();
+                    let conn = up.into_connection(stream, leftover, id, self.shared.limits.nodelay);
+                    // `open` runs when the connection is first served: right
+                    // away through the dirty list (no read syscall), or as a
+                    // read if frames already arrived behind the request.
+                    if pending {
+                        lp.mark_readable(id);
+                    } else {
+                        lp.mark_dirty(id);
+                    }
                     lp.count(crate::ioloop::Counter::Upgrades, 1);
                     return Action::Replace(conn);
                 }

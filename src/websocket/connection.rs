@@ -472,10 +472,9 @@ pub(crate) struct WsParts {
 }
 
 impl WsConn {
+    /// `TCP_NODELAY` is the caller's business (the listener sets it at
+    /// accept, the client after connecting): no second syscall here.
     pub(crate) fn new(handler: Box<dyn WebSocketHandler>, p: WsParts) -> WsConn {
-        if p.settings.nodelay {
-            let _ = p.stream.set_nodelay(true);
-        }
         WsConn {
             handler,
             core: Core {
@@ -810,6 +809,7 @@ impl Pollable for WsConn {
     }
 
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        self.open_if_needed(lp);
         self.finish_io(lp, id)
     }
 

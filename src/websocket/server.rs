@@ -114,8 +114,12 @@ impl Upgrade for ServerUpgrade {
         stream: TcpStream,
         leftover: Vec<u8>,
         id: ConnId,
+        nodelay: bool,
     ) -> Box<dyn Pollable> {
         let s = *self;
+        if s.settings.nodelay != nodelay {
+            let _ = stream.set_nodelay(s.settings.nodelay);
+        }
         // The HTTP read buffer's capacity must not live on in an idle
         // WebSocket (PERF-NOTES §1: no heap buffer while idle).
         let leftover = if leftover.is_empty() {
