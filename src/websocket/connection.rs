@@ -396,7 +396,7 @@ impl Core {
             "write buffer limit exceeded",
             &mut self.out,
         );
-        self.close_after_flush = true;
+        self.close_after_flush(lp);
         true
     }
 
@@ -445,6 +445,15 @@ impl Core {
             .min(self.pong_deadline.0)
             .min(self.close_deadline.0);
         Ms(m).instant(lp)
+    }
+
+    /// Drop the connection once `out` is flushed — or at the close timeout
+    /// if the peer stops reading, so a stuck close never pins the slot.
+    fn close_after_flush(&mut self, lp: &IOLoop) {
+        self.close_after_flush = true;
+        if !self.close_deadline.is_set() {
+            self.close_deadline = Ms::after(lp, self.settings.close_timeout);
+        }
     }
 
     fn rare(&mut self) -> &mut Rare {
@@ -583,7 +592,7 @@ impl WsConn {
                     };
                     self.core.closed_by.get_or_insert(why);
                     self.core.session.fail(&e, &mut self.core.out);
-                    self.core.close_after_flush = true;
+                    self.core.close_after_flush(lp);
                     return buf.len();
                 }
                 Ok(Readout {
@@ -638,7 +647,7 @@ impl WsConn {
                 self.core.closed_by.get_or_insert(CloseReason::Peer);
                 // The echo (if we had not sent Close first) is already queued;
                 // RFC 6455 §7.1.1: the server closes the TCP connection first.
-                self.core.close_after_flush = true;
+                self.core.close_after_flush(lp);
             }
         }
     }
