@@ -438,9 +438,16 @@ impl ApplicationBuilder {
         self
     }
 
-    /// Cap on bytes queued for one WebSocket connection.
+    /// Cap on bytes queued for one WebSocket connection (slow-consumer
+    /// policy: see [`WebSocketSettings::max_write_buffer`]).
     pub fn websocket_max_write_buffer(mut self, bytes: usize) -> Self {
         self.settings.websocket.max_write_buffer = bytes;
+        self
+    }
+
+    /// Close WebSocket connections that received nothing for `timeout` (1001).
+    pub fn websocket_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.websocket.idle_timeout = Some(timeout);
         self
     }
 

@@ -18,9 +18,25 @@ pub struct WebSocketSettings {
     /// After sending Close, drop the TCP connection if the peer has not
     /// answered within this time (5 s, as Tornado).
     pub close_timeout: Duration,
-    /// Cap on bytes queued for one connection; a peer that lets its queue
-    /// grow past it is closed with 1008 (default 16 MiB).
+    /// Cap on bytes queued for one connection (default 16 MiB). Policy for
+    /// a slow consumer: a queue still above the cap after a flush starts a
+    /// grace period ([`slow_consumer_grace`](Self::slow_consumer_grace));
+    /// if it is still above the cap when the grace ends — or reaches twice
+    /// the cap at any time — the connection is closed with 1008 and its
+    /// queue dropped (`CloseReason::SlowConsumer`). Control frames are
+    /// queued like data (nothing overtakes a stuck queue), but they never
+    /// trigger the close themselves.
     pub max_write_buffer: usize,
+    /// How long a queue may stay above `max_write_buffer` (default 2 s).
+    pub slow_consumer_grace: Duration,
+    /// Inbound flow control: while more than this many bytes are queued for
+    /// a connection, the server stops reading from it (default 1 MiB), as
+    /// Tornado waits for `on_message`'s future; reading resumes once the
+    /// kernel has taken the queue below the mark.
+    pub write_high_water: usize,
+    /// Close connections (1001, `CloseReason::IdleTimeout`) that received
+    /// nothing for this long (default: none; pings answered count as traffic).
+    pub idle_timeout: Option<Duration>,
     /// `TCP_NODELAY` on upgraded connections (default true).
     pub nodelay: bool,
     /// Application default for permessage-deflate (default off); a handler's
@@ -36,6 +52,9 @@ impl Default for WebSocketSettings {
             max_message_size: 10 * 1024 * 1024,
             close_timeout: Duration::from_secs(5),
             max_write_buffer: 16 * 1024 * 1024,
+            slow_consumer_grace: Duration::from_secs(2),
+            write_high_water: 1024 * 1024,
+            idle_timeout: None,
             nodelay: true,
             compression: None,
         }
