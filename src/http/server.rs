@@ -237,7 +237,12 @@ enum Step {
 }
 
 impl HttpConn {
-    fn read_some(&mut self, lp: &IOLoop) -> io::Result<bool> {
+    /// Reads what the kernel has. `closed` is the readiness' hang-up or
+    /// error flag: the peer's FIN/RST may have arrived in the same
+    /// edge-triggered event as its last bytes, so a short read does not
+    /// mean the socket is drained of its EOF; read on until 0 or an error
+    /// (otherwise the connection lingers until the request timeout).
+    fn read_some(&mut self, lp: &IOLoop, closed: bool) -> io::Result<bool> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(true);
         };
@@ -252,7 +257,7 @@ impl HttpConn {
                 }
                 Ok(n) => {
                     self.buf.extend_from_slice(&rbuf[..n]);
-                    if n < rbuf.len() || self.buf.len() > cap {
+                    if (n < rbuf.len() && !closed) || self.buf.len() > cap {
                         break;
                     }
                 }
@@ -438,7 +443,7 @@ impl Pollable for HttpConn {
         if self.close_after_flush {
             return self.after_io();
         }
-        let eof = match self.read_some(lp) {
+        let eof = match self.read_some(lp, r.read_closed || r.error) {
             Ok(eof) => eof,
             Err(_) => return Action::Remove,
         };

@@ -198,3 +198,40 @@ pub fn raw_ws(server: &Server, path: &str) -> TcpStream {
     );
     s
 }
+
+// ---- helpers added for tests/hardening.rs and tests/soak.rs ----
+
+impl Server {
+    /// The server loop's metrics, read inside its thread.
+    pub fn metrics(&self) -> cyclone::ioloop::Metrics {
+        let (tx, rx) = mpsc::channel();
+        self.handle.add_callback(move || {
+            let _ = tx.send(IOLoop::current().metrics());
+        });
+        rx.recv_timeout(Duration::from_secs(5)).expect("metrics")
+    }
+}
+
+/// Resident set size of this process (the in-process server's too), KiB.
+pub fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// The soft RLIMIT_NOFILE of this process.
+pub fn nofile_limit() -> usize {
+    let s = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
