@@ -416,3 +416,74 @@ fn broadcast_reaches_100_clients() {
         assert_eq!(read_frame(c).unwrap(), (true, 1, b"to everyone".to_vec()));
     }
 }
+
+/// Pushes 64 KiB every 5 ms from a per-connection timer, whatever the peer does.
+struct Pusher {
+    tx: Sender<Seen>,
+}
+
+impl WebSocketHandler for Pusher {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        ws.add_timeout(Duration::from_millis(1), 1);
+    }
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    fn on_timeout(&mut self, ws: &mut WebSocket<'_>, token: u64) {
+        if ws.write_message(vec![7u8; 64 * 1024]).is_ok() {
+            ws.add_timeout(Duration::from_millis(5), token);
+        }
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self
+            .tx
+            .send(Seen::Close(ws.close_code(), None, ws.closed_by()));
+    }
+}
+
+#[test]
+fn slow_consumer_past_twice_the_cap_is_dropped_at_once() {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket_max_write_buffer(1024 * 1024)
+            .websocket("/push", move |_r: &Request| Pusher { tx: tx.clone() })
+            .build()
+    });
+    let s = raw_ws(&srv, "/push");
+    let _ = socket2::SockRef::from(&s).set_recv_buffer_size(16 * 1024);
+    // Never read. The queue passes 1 MiB within a second; the default grace is 2 s.
+    let t0 = std::time::Instant::now();
+    match rx.recv_timeout(Duration::from_secs(10)).expect("closed") {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::SlowConsumer)),
+        other => panic!("{other:?}"),
+    }
+    // 64 KiB every 5 ms passes twice the cap long before the 2 s grace
+    // ends: that is an immediate drop, not a wait for the grace.
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
+    drop(s);
+}
+
+#[test]
+fn idle_timeout_closes_with_1001() {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket_idle_timeout(Duration::from_millis(300))
+            .websocket("/idle", move |_r: &Request| Echo { tx: tx.clone() })
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/idle");
+    s.write_all(&client_frame(true, 1, b"hi")).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().2, b"hi");
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1001u16.to_be_bytes()[..]));
+    s.write_all(&client_frame(true, 8, &1001u16.to_be_bytes()))
+        .unwrap();
+    match next_close(&rx) {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::IdleTimeout)),
+        other => panic!("{other:?}"),
+    }
+}

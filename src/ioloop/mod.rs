@@ -728,10 +728,9 @@ impl IOLoop {
             .map(|(k, s)| ConnId::new(k, s.gen))
             .collect();
         for id in ids {
-            if let Some(mut item) = self.take(id) {
-                let action = item.shutdown(self, id);
-                self.put_back(id, item, action);
-            }
+            // A registration being served right now (shutdown called from
+            // its own handler) is shut down as soon as it is put back.
+            self.with_conn_serve(id, |p, lp, id| p.shutdown(lp, id));
         }
     }
 

@@ -52,6 +52,12 @@ pub(crate) struct Core {
     next_ping: Ms,
     pong_deadline: Ms,
     close_deadline: Ms,
+    /// End of the slow-consumer grace period.
+    slow_deadline: Ms,
+    /// Nothing received since `idle_timeout`.
+    idle_deadline: Ms,
+    /// Reading is paused: the write queue is above `write_high_water`.
+    read_paused: bool,
     /// The handler saw `on_close`; the connection is finished.
     finished: bool,
     /// `open` ran.
@@ -374,29 +380,32 @@ impl Core {
         let _ = lp;
     }
 
-    /// The queue is still above `max_write_buffer` after flushing: the
-    /// peer does not read. Documented policy: close with 1008 (policy
-    /// violation), dropping what was queued; control frames are not counted
-    /// separately because nothing can be sent past a stuck queue anyway.
-    fn over_cap(&mut self, lp: &IOLoop) -> bool {
-        if self.out.len() <= self.settings.max_write_buffer || self.close_after_flush {
+    /// Slow-consumer policy (see `WebSocketSettings::max_write_buffer`),
+    /// checked after each flush attempt: returns true when the connection
+    /// must be dropped now. A close frame is not sent: the peer is not
+    /// reading, and the queue may end inside a partly sent frame, after
+    /// which any further bytes would corrupt the stream.
+    fn slow_consumer_check(&mut self, lp: &IOLoop) -> bool {
+        let cap = self.settings.max_write_buffer;
+        let queued = self.out.len();
+        if queued <= cap {
+            self.slow_deadline = Ms::NONE;
+            return false;
+        }
+        let expired = self.slow_deadline.passed(lp, lp.time());
+        if queued <= cap.saturating_mul(2) && !expired {
+            if !self.slow_deadline.is_set() {
+                self.slow_deadline = Ms::after(lp, self.settings.slow_consumer_grace);
+            }
             return false;
         }
         log::warn!(
-            "{} write queue {} bytes exceeds max_write_buffer {}: closing (1008)",
-            self.id,
-            self.out.len(),
-            self.settings.max_write_buffer
+            "{} slow consumer: {queued} bytes queued (max_write_buffer {cap}); dropping the connection",
+            self.id
         );
         lp.count(crate::ioloop::Counter::WsSlowConsumerCloses, 1);
         self.out = Vec::new();
-        self.closed_by.get_or_insert(CloseReason::SlowConsumer);
-        let _ = self.session.send_close(
-            Some(CloseCode::POLICY),
-            "write buffer limit exceeded",
-            &mut self.out,
-        );
-        self.close_after_flush(lp);
+        self.closed_by = Some(CloseReason::SlowConsumer);
         true
     }
 
@@ -439,11 +448,17 @@ impl Core {
     }
 
     fn next_deadline(&self, lp: &IOLoop) -> Option<Instant> {
-        let m = self
-            .next_ping
-            .0
-            .min(self.pong_deadline.0)
-            .min(self.close_deadline.0);
+        let m = [
+            self.next_ping,
+            self.pong_deadline,
+            self.close_deadline,
+            self.slow_deadline,
+            self.idle_deadline,
+        ]
+        .iter()
+        .map(|d| d.0)
+        .min()
+        .unwrap_or(u32::MAX);
         Ms(m).instant(lp)
     }
 
@@ -503,6 +518,9 @@ impl WsConn {
                 next_ping: Ms::NONE,
                 pong_deadline: Ms::NONE,
                 close_deadline: Ms::NONE,
+                slow_deadline: Ms::NONE,
+                idle_deadline: Ms::NONE,
+                read_paused: false,
                 finished: false,
                 close_after_flush: false,
                 backlogged: false,
@@ -559,6 +577,9 @@ impl WsConn {
             }
             if let Some(iv) = self.core.settings.ping_interval {
                 self.core.next_ping = Ms::after(lp, iv);
+            }
+            if let Some(idle) = self.core.settings.idle_timeout {
+                self.core.idle_deadline = Ms::after(lp, idle);
             }
             lp.count(crate::ioloop::Counter::WsOpened, 1);
             self.guard(lp, "open", |h, ws| {
@@ -652,7 +673,10 @@ impl WsConn {
         }
     }
 
-    fn read(&mut self, lp: &IOLoop, id: ConnId) -> io::Result<bool> {
+    /// Reads and processes what arrived. `closed`: the event said the peer
+    /// hung up, so read on to the end of the stream even after a short read
+    /// (edge-triggered readiness will not report it again).
+    fn read(&mut self, lp: &IOLoop, id: ConnId, closed: bool) -> io::Result<bool> {
         let mut rbuf = lp.take_read_buf();
         let mut eof = false;
         let mut result = Ok(());
@@ -674,6 +698,9 @@ impl WsConn {
                 }
             };
             lp.count(crate::ioloop::Counter::WsBytesIn, n as u64);
+            if let Some(idle) = self.core.settings.idle_timeout {
+                self.core.idle_deadline = Ms::after(lp, idle);
+            }
             if self.core.spill.is_empty() {
                 let used = self.process(lp, &mut rbuf[..n]);
                 if used < n {
@@ -684,7 +711,7 @@ impl WsConn {
                 self.process_spill(lp);
             }
             // A short read drained the socket (epoll(7)).
-            if n < rbuf.len() {
+            if n < rbuf.len() && !closed {
                 break;
             }
             if round + 1 >= READ_BUDGET {
@@ -718,7 +745,13 @@ impl WsConn {
             log::debug!("{id} write failed: {e}");
             return self.terminate(lp, CloseReason::Abnormal);
         }
+        if self.core.read_paused && self.core.out.len() <= self.core.settings.write_high_water {
+            // Below the mark again: resume reading (the readable edge may
+            // have been consumed while paused).
+            lp.mark_readable(id);
+        }
         if self.core.out.is_empty() {
+            self.core.slow_deadline = Ms::NONE;
             if self.core.out.capacity() > 16 * 1024 {
                 self.core.out = Vec::new();
             }
@@ -737,8 +770,7 @@ impl WsConn {
             if had {
                 self.core.backlogged = true;
             }
-            if self.core.over_cap(lp) {
-                let _ = self.core.flush();
+            if self.core.slow_consumer_check(lp) {
                 return self.terminate(lp, CloseReason::SlowConsumer);
             }
         }
@@ -795,8 +827,14 @@ impl Pollable for WsConn {
             self.process_spill(lp);
         }
         let mut eof = false;
-        if (r.readable || r.read_closed || r.error) && !self.core.finished {
-            match self.read(lp, id) {
+        let wants_read = r.readable || r.read_closed || r.error || self.core.read_paused;
+        if wants_read && self.core.out.len() > self.core.settings.write_high_water {
+            // Inbound flow control: the peer gets no more service until it
+            // reads what is queued (resumed from `finish_io`).
+            self.core.read_paused = true;
+        } else if wants_read && !self.core.finished {
+            self.core.read_paused = false;
+            match self.read(lp, id, r.read_closed || r.error) {
                 Ok(e) => eof = e,
                 Err(_) => {
                     self.give_back_out(lp);
@@ -835,6 +873,20 @@ impl Pollable for WsConn {
                 self.core.closed_by.unwrap_or(CloseReason::CloseTimeout)
             });
             return self.terminate(lp, CloseReason::CloseTimeout);
+        }
+        if self.core.slow_deadline.passed(lp, now) {
+            return self.finish_io(lp, id);
+        }
+        if self.core.idle_deadline.passed(lp, now) {
+            log::debug!("{id} idle timeout: closing");
+            self.core.idle_deadline = Ms::NONE;
+            self.core.start_close(
+                lp,
+                Some(CloseCode::GOING_AWAY),
+                "idle timeout",
+                CloseReason::IdleTimeout,
+            );
+            return self.finish_io(lp, id);
         }
         if self.core.pong_deadline.passed(lp, now) {
             log::info!("{id} ping timeout: closing");
