@@ -89,8 +89,11 @@ pub struct Request {
     /// The query (after `?`) ends here; `0` when there is no `?`.
     query_end: u32,
     version_minor: u8,
-    content_length: u64,
-    body: Box<[u8]>,
+    /// Declared body length (bodies over 4 GiB are refused with 413 at parse time).
+    content_length: u32,
+    /// Where the head ends in `head` (the body, if any, follows it in the
+    /// same allocation).
+    head_len: u32,
     peer: Option<SocketAddr>,
 }
 
@@ -181,8 +184,9 @@ impl Request {
             path,
             query_end,
             version_minor,
-            content_length: content_length.unwrap_or(0),
-            body: Box::default(),
+            content_length: u32::try_from(content_length.unwrap_or(0))
+                .map_err(|_| ParseError::BodyTooLarge)?,
+            head_len: used as u32,
             peer: None,
         };
         Ok(HeadStatus::Complete(request, used))
@@ -266,7 +270,7 @@ impl Request {
     /// is scanned on each call, so a retained request costs only its raw
     /// bytes (PERF-NOTES §1).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        let head = &self.head[..];
+        let head = &self.head[..self.head_len as usize];
         let start = head
             .windows(2)
             .position(|w| w == b"\r\n")
@@ -291,17 +295,20 @@ impl Request {
 
     /// The declared `Content-Length` (0 when absent).
     pub fn content_length(&self) -> u64 {
-        self.content_length
+        u64::from(self.content_length)
     }
 
     /// The request body.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        &self.head[self.head_len as usize..]
     }
 
     /// Sets the body (the server connection does this once it has arrived).
     pub fn set_body(&mut self, body: Vec<u8>) {
-        self.body = body.into_boxed_slice();
+        let mut all = Vec::with_capacity(self.head_len as usize + body.len());
+        all.extend_from_slice(&self.head[..self.head_len as usize]);
+        all.extend_from_slice(&body);
+        self.head = all.into_boxed_slice();
     }
 
     /// The peer's address, when the request came from a socket.
@@ -364,7 +371,7 @@ impl Request {
 
     /// Bytes this request keeps on the heap (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.head.len() + self.body.len()
+        self.head.len()
     }
 }
 
@@ -375,7 +382,7 @@ impl fmt::Debug for Request {
             .field("uri", &self.uri())
             .field("version", &format_args!("1.{}", self.version_minor))
             .field("headers", &self.headers().count())
-            .field("body", &self.body.len())
+            .field("body", &self.body().len())
             .field("peer", &self.peer)
             .finish()
     }
@@ -451,6 +458,11 @@ mod tests {
         assert_eq!(spaced.header("x-b"), Some(""));
         assert_eq!(r.query_arguments("x"), vec!["1", "A%zz"]);
         assert_eq!(r.query_argument("y").as_deref(), Some("hello world"));
+        assert!(r.body().is_empty());
+        let mut with_body = r.clone();
+        with_body.set_body(b"abc".to_vec());
+        assert_eq!(with_body.body(), b"abc");
+        assert_eq!(with_body.header("host"), Some("h"), "headers unaffected by the body");
         assert_eq!(r.cookie("sid").as_deref(), Some("abc"));
         assert_eq!(r.cookie("nope"), None);
         assert!(r.keep_alive());
@@ -485,6 +497,9 @@ mod tests {
             ParseError::BadContentLength
         );
         assert!(Request::parse_head(b"GARBAGE\r\n\r\n", &LIMITS).is_err());
+        let huge = "POST / HTTP/1.1\r\nContent-Length: 4294967296\r\n\r\n";
+        let err = Request::parse_head(huge.as_bytes(), &LIMITS).unwrap_err();
+        assert_eq!((err.clone(), err.status()), (ParseError::BodyTooLarge, 413));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub struct SessionConfig {
     /// Bytes each fragment of a fragmented message is charged against
     /// `max_message_size`, so that a flood of empty fragments is bounded
     /// too. Default 16: Autobahn 9.3.1 (4 MiB in 65,536 fragments of 64 B)
-    /// costs 5 MiB and passes with the default limit.
+    /// costs 5 MiB and passes with the default limit. Values above 65,535
+    /// are treated as 65,535.
     pub fragment_overhead: usize,
 }
 
@@ -184,7 +185,9 @@ struct DeflateState {
 /// or the client role.
 pub struct Session {
     max_message_size: usize,
-    fragment_overhead: usize,
+    /// `SessionConfig::fragment_overhead`, saturated to 16 bits (kept small:
+    /// a `Session` lives in every idle connection).
+    fragment_overhead: u16,
     /// Bytes charged to the message in progress.
     charged: u64,
     extra: Option<Box<Extra>>,
@@ -243,7 +246,7 @@ impl Session {
         }
         Session {
             max_message_size: config.max_message_size,
-            fragment_overhead: config.fragment_overhead,
+            fragment_overhead: u16::try_from(config.fragment_overhead).unwrap_or(u16::MAX),
             charged: 0,
             extra,
             utf8: Utf8Validator::new(),

@@ -989,6 +989,9 @@ mod tests {
         let session = std::mem::size_of::<Session>();
         let request = std::mem::size_of::<Request>();
         println!("WsConn {conn} B (Session {session} B), Request {request} B");
-        assert!(conn <= 320, "WsConn grew to {conn} bytes");
+        // 248 B keeps the connection in glibc's 256-byte chunk class: with
+        // the retained handshake head this is ~0.47 KiB per idle connection
+        // (bench scenario d; target ≤ 0.5 KiB).
+        assert!(conn <= 248, "WsConn grew to {conn} bytes");
     }
 }
