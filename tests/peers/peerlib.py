@@ -1,0 +1,118 @@
+"""Small shared helpers for the Python peer tests in tests/peers/ (no third-party imports).
+
+- Checks: records named checks, prints `ok - NAME` / `FAIL - NAME: why`, and the closing
+  `N passed, N failed` line; `exit_code()` is 1 if anything failed.
+- Server: starts a server command on a free 127.0.0.1 port, waits until it accepts
+  connections (bounded), and stops it by PID (SIGTERM, then SIGKILL).
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+
+
+class Checks:
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = []
+
+    async def run(self, title, coro_fn, timeout=60):
+        """Runs one async check, bounded by `timeout` seconds."""
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(coro_fn(), timeout)
+        except asyncio.TimeoutError:
+            self.fail(title, f"timed out after {timeout} s")
+            return False
+        except Exception as exc:  # report, keep going with the next check
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self.fail(title, detail)
+            return False
+        self.ok(title, time.monotonic() - t0)
+        return True
+
+    def ok(self, title, secs=None):
+        self.passed += 1
+        extra = f" ({secs:.2f} s)" if secs is not None else ""
+        print(f"ok - {self.name}: {title}{extra}", flush=True)
+
+    def fail(self, title, why):
+        self.failed.append(title)
+        print(f"FAIL - {self.name}: {title}: {why}", flush=True)
+
+    def finish(self):
+        if self.failed:
+            print(f"{self.name}: FAILED: " + "; ".join(self.failed), flush=True)
+        print(f"{self.passed} passed, {len(self.failed)} failed", flush=True)
+        return 1 if self.failed else 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server under test started by this process, on a free port, stopped by PID."""
+
+    def __init__(self, cmd, args=(), logfile=None, env=None, startup_timeout=30):
+        self.port = free_port()
+        self.cmd = list(cmd) + ["--port", str(self.port), "--address", "127.0.0.1"] + list(args)
+        self.logfile = logfile
+        out = open(logfile, "wb") if logfile else subprocess.DEVNULL
+        full_env = dict(os.environ)
+        full_env.setdefault("RUST_LOG", "warn")
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=full_env)
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(self.cmd)} exited with code {self.proc.returncode}"
+                                   f" before listening (log: {logfile})")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{' '.join(self.cmd)} not listening on port {self.port}"
+                                       f" after {startup_timeout} s (log: {logfile})")
+                time.sleep(0.05)
+
+    @property
+    def url(self):
+        return f"ws://127.0.0.1:{self.port}"
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def die(msg):
+    print(msg, file=sys.stderr, flush=True)
+    print("0 passed, 1 failed", flush=True)
+    sys.exit(1)
