@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Interop: cyclone's `client` example against the non-cyclone peer servers.
+
+    .venv/bin/python tests/peers/interop_cyclone_client.py --client target/release/examples/client
+
+For each peer (tests/peers/tornado_echo.py plain and --deflate, tests/peers/websockets_echo.py
+with and without deflate): starts it with `--port 0 --exit-on-stdin-eof`, reads its
+`PORT n` line (this also checks that the peer servers the Rust tests rely on work),
+runs `client ws://127.0.0.1:n/echo`, writes lines on its stdin, expects each line back on its
+stdout in order, then closes stdin and expects `client` to exit 0 (bounded in time).
+Prints `N passed, N failed`; exits 1 on any failure.
+"""
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peerlib import Checks  # noqa: E402
+
+PEERS = {
+    "tornado": ["tornado_echo.py"],
+    "tornado --deflate": ["tornado_echo.py", "--deflate"],
+    "websockets (deflate)": ["websockets_echo.py"],
+    "websockets --no-deflate": ["websockets_echo.py", "--no-deflate"],
+}
+LINES = ["Hello, world", "héllo wörld ✓ 世界", "x" * 70000] + [f"line {i}" for i in range(100)]
+
+
+def kill(proc):
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+
+def start_peer(script_args, logfile):
+    """Starts a peer server on port 0, returns (proc, port). Raises on failure."""
+    cmd = [sys.executable, os.path.join(HERE, script_args[0]), "--port", "0", "--exit-on-stdin-eof"] + script_args[1:]
+    err = open(logfile, "wb")
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    box = {}
+
+    def read_port():
+        box["line"] = proc.stdout.readline().decode(errors="replace").strip()
+    t = threading.Thread(target=read_port, daemon=True)
+    t.start()
+    t.join(20)
+    line = box.get("line", "")
+    if not line.startswith("PORT "):
+        kill(proc)
+        raise RuntimeError(f"{' '.join(cmd)} printed {line!r} instead of 'PORT n' (log: {logfile})")
+    return proc, int(line.split()[1])
+
+
+def client_roundtrip(client_cmd, url, logfile, timeout=20):
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "warn")
+    proc = subprocess.Popen(client_cmd + [url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=open(logfile, "wb"), env=env)
+    got, done = [], threading.Event()
+
+    def reader():
+        for raw in proc.stdout:
+            got.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+            if len(got) >= len(LINES):
+                done.set()
+        done.set()
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        proc.stdin.write("".join(line + "\n" for line in LINES).encode())
+        proc.stdin.flush()
+        if not done.wait(timeout):
+            raise AssertionError(f"only {len(got)} of {len(LINES)} lines came back within {timeout} s (log: {logfile})")
+        if got[: len(LINES)] != LINES:
+            first = next(i for i, (a, b) in enumerate(zip(got, LINES)) if a != b) if len(got) >= len(LINES) else len(got)
+            raise AssertionError(f"stdout differs at line {first}: {got[first][:60] if first < len(got) else None!r}"
+                                 f" (expected {LINES[first][:60]!r}); log: {logfile}")
+        proc.stdin.close()
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("client did not exit within 10 s after stdin closed")
+        if rc != 0:
+            raise AssertionError(f"client exited with code {rc} (log: {logfile})")
+    finally:
+        kill(proc)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--client", required=True, help="cyclone client command (gets the URL)")
+    p.add_argument("--logdir", default="target/interop")
+    args = p.parse_args()
+    os.makedirs(args.logdir, exist_ok=True)
+    checks = Checks("cyclone client -> peers")
+    for name, script_args in PEERS.items():
+        slug = name.replace(" ", "_").replace("(", "").replace(")", "").replace("-", "")
+        try:
+            peer, port = start_peer(script_args, os.path.join(args.logdir, f"peer-{slug}.log"))
+        except RuntimeError as exc:
+            checks.fail(f"start peer {name}", str(exc))
+            continue
+        checks.ok(f"peer {name} prints its port ({port})")
+        t0 = time.monotonic()
+        try:
+            client_roundtrip(shlex.split(args.client), f"ws://127.0.0.1:{port}/echo",
+                             os.path.join(args.logdir, f"client-{slug}.log"))
+            checks.ok(f"client echoes {len(LINES)} lines through {name} and exits 0", time.monotonic() - t0)
+        except Exception as exc:
+            checks.fail(f"client through {name}", str(exc))
+        finally:
+            # The peer exits on stdin EOF; fall back to SIGTERM by PID.
+            try:
+                peer.stdin.close()
+                peer.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill(peer)
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
