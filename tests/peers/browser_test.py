@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""Browser test: headless Chromium drives the `hello` and `chat` example pages.
+
+    .venv/bin/python tests/peers/browser_test.py \
+        --hello target/release/examples/hello --chat target/release/examples/chat
+
+(scripts/browser installs Chromium, builds the examples and runs this.) Starts `hello` and
+`chat` on free 127.0.0.1 ports, starts headless Chromium with a fresh profile and
+`--remote-debugging-port=0`, reads the DevTools port from DevToolsActivePort, and drives
+the pages through the DevTools protocol (the `websockets` package is the CDP client):
+  1. hello: click #connect, wait for `open`, click #send, wait until #log shows
+     `You said: Hello, world`, click #close, wait for `close: 1000` (or 1005);
+  2. chat: two tabs; each sends a line and both tabs show it.
+Element ids and log formats: tests/peers/PAGE-CONTRACT.md. Screenshots go to
+target/browser/hello.png and target/browser/chat.png. Every wait is bounded; Chromium and
+the examples are stopped by PID at the end. Prints `N passed, N failed`; exits 1 on failure
+(including when Chromium is missing).
+"""
+
+import argparse
+import asyncio
+import base64
+import itertools
+import json
+import os
+import random
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peerlib import Checks, Server  # noqa: E402
+
+from websockets.asyncio.client import connect  # noqa: E402
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--window-size=1024,768", "--remote-debugging-port=0",
+]
+
+
+class Chromium:
+    """Headless Chromium started by this process; stopped by PID (its own process group)."""
+
+    def __init__(self, binary, logfile):
+        self.profile = tempfile.mkdtemp(prefix="cyclone-chromium-")
+        cmd = [binary] + CHROMIUM_FLAGS + [f"--user-data-dir={self.profile}", "about:blank"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(logfile, "wb"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.logfile = logfile
+
+    async def ws_url(self, timeout=30):
+        path = os.path.join(self.profile, "DevToolsActivePort")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited with code {self.proc.returncode} (log: {self.logfile})")
+            try:
+                with open(path) as f:
+                    lines = f.read().split("\n")
+                if len(lines) >= 2 and lines[0].strip() and lines[1].strip():
+                    return f"ws://127.0.0.1:{int(lines[0])}{lines[1].strip()}"
+            except (OSError, ValueError):
+                pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"no DevToolsActivePort in {self.profile} after {timeout} s (log: {self.logfile})")
+
+    def stop(self):
+        pid = self.proc.pid
+        if self.proc.poll() is None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        # Renderer/zygote helpers are in the process group we created for Chromium (pgid == pid).
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class CDP:
+    """Minimal DevTools-protocol client over one browser-level WebSocket (flattened sessions)."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.pending = {}
+        self.reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, url):
+        ws = await connect(url, max_size=None, open_timeout=10, ping_interval=None)
+        return cls(ws)
+
+    async def _read(self):
+        try:
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                fut = self.pending.pop(msg.get("id"), None)
+                if fut and not fut.done():
+                    fut.set_result(msg)
+        except Exception as exc:
+            for fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(RuntimeError(f"DevTools connection lost: {exc!r}"))
+
+    async def send(self, method, params=None, session=None, timeout=20):
+        mid = next(self.ids)
+        msg = {"id": mid, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        fut = asyncio.get_running_loop().create_future()
+        self.pending[mid] = fut
+        await self.ws.send(json.dumps(msg))
+        reply = await asyncio.wait_for(fut, timeout)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    async def close(self):
+        try:
+            await asyncio.wait_for(self.send("Browser.close"), 5)
+        except Exception:
+            pass
+        self.reader.cancel()
+        await self.ws.close()
+
+
+class Tab:
+    def __init__(self, cdp, session, target):
+        self.cdp, self.session, self.target = cdp, session, target
+
+    @classmethod
+    async def open(cls, cdp, url):
+        target = (await cdp.send("Target.createTarget", {"url": "about:blank", "newWindow": True}))["targetId"]
+        session = (await cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
+        tab = cls(cdp, session, target)
+        await cdp.send("Page.enable", session=session)
+        await cdp.send("Runtime.enable", session=session)
+        nav = await cdp.send("Page.navigate", {"url": url}, session=session)
+        if nav.get("errorText"):
+            raise RuntimeError(f"navigate {url}: {nav['errorText']}")
+        await tab.wait("document.readyState === 'complete'", 15, f"{url} to load")
+        return tab
+
+    async def eval(self, expr):
+        res = await self.cdp.send("Runtime.evaluate", {"expression": expr, "returnByValue": True,
+                                                       "awaitPromise": True}, session=self.session)
+        if "exceptionDetails" in res:
+            d = res["exceptionDetails"]
+            raise RuntimeError(f"page error in {expr!r}: {d.get('exception', {}).get('description') or d.get('text')}")
+        return res.get("result", {}).get("value")
+
+    async def wait(self, expr, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            if await self.eval(expr):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waited {timeout} s for {what}")
+            await asyncio.sleep(0.1)
+
+    async def need(self, element_id):
+        if not await self.eval(f"!!document.getElementById({json.dumps(element_id)})"):
+            raise AssertionError(f"page has no element with id {element_id!r} (see tests/peers/PAGE-CONTRACT.md)")
+
+    async def click(self, element_id):
+        await self.need(element_id)
+        await self.eval(f"document.getElementById({json.dumps(element_id)}).click()")
+
+    async def text(self, element_id):
+        return await self.eval(f"(document.getElementById({json.dumps(element_id)}) || {{}}).textContent || ''")
+
+    async def screenshot(self, path):
+        await self.cdp.send("Page.bringToFront", session=self.session)
+        res = await self.cdp.send("Page.captureScreenshot", {"format": "png"}, session=self.session, timeout=30)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(res["data"]))
+        return os.path.getsize(path)
+
+
+def has(element_id, needle):
+    return (f"(document.getElementById({json.dumps(element_id)}) || {{textContent: ''}})"
+            f".textContent.includes({json.dumps(needle)})")
+
+
+async def hello_test(checks, cdp, url, outdir):
+    tab = None
+
+    async def load():
+        nonlocal tab
+        tab = await Tab.open(cdp, url)
+        for eid in ("connect", "message", "send", "close", "log"):
+            await tab.need(eid)
+        value = await tab.eval("document.getElementById('message').value")
+        if value != "Hello, world":
+            raise AssertionError(f"#message default value is {value!r}, expected 'Hello, world'")
+    if not await checks.run("hello: page loads with #connect #message #send #close #log", load, 30):
+        return
+
+    async def connect_():
+        await tab.click("connect")
+        await tab.wait(has("log", "open"), 10, "'open' in #log")
+    if not await checks.run("hello: #connect opens the WebSocket", connect_, 20):
+        return
+
+    async def send():
+        await tab.click("send")
+        await tab.wait(has("log", "You said: Hello, world"), 10, "'You said: Hello, world' in #log")
+    await checks.run("hello: #send shows 'You said: Hello, world'", send, 20)
+
+    async def close():
+        await tab.click("close")
+        await tab.wait(f"{has('log', 'close: 1000')} || {has('log', 'close: 1005')}", 10, "'close: 1000' in #log")
+    await checks.run("hello: #close ends with close: 1000 (or 1005)", close, 20)
+
+    async def shot():
+        size = await tab.screenshot(os.path.join(outdir, "hello.png"))
+        log = (await tab.text("log")).strip().replace("\n", " | ")
+        print(f"   hello #log: {log}   (hello.png, {size} bytes)", flush=True)
+    await checks.run("hello: screenshot target/browser/hello.png", shot, 40)
+
+
+async def chat_test(checks, cdp, url, outdir):
+    tabs = {}
+    ready = ("document.body.dataset.state === 'open' || "
+             "(document.getElementById('messages') || {textContent: ''}).textContent.trim().length > 0")
+
+    async def load():
+        for name in ("A", "B"):
+            tabs[name] = await Tab.open(cdp, url)
+            for eid in ("message", "send", "messages"):
+                await tabs[name].need(eid)
+        for name, tab in tabs.items():
+            await tab.wait(ready, 10, f"chat tab {name} to connect")
+    if not await checks.run("chat: two tabs load and connect", load, 40):
+        return
+
+    token = random.randrange(10**6, 10**7)
+    for sender, receiver in (("A", "B"), ("B", "A")):
+        line = f"hello from {sender} {token}"
+
+        async def exchange(sender=sender, receiver=receiver, line=line):
+            tab = tabs[sender]
+            await tab.eval(f"document.getElementById('message').value = {json.dumps(line)}")
+            await tab.click("send")
+            await tabs[receiver].wait(has("messages", line), 10, f"tab {receiver} to show {line!r}")
+            await tab.wait(has("messages", line), 10, f"tab {sender} to show its own {line!r}")
+        await checks.run(f"chat: tab {sender}'s message appears in tab {receiver} and {sender}", exchange, 25)
+
+    async def shot():
+        size = await tabs["A"].screenshot(os.path.join(outdir, "chat.png"))
+        text = " | ".join(await tabs["A"].eval(
+            "Array.from(document.getElementById('messages').children).map(e => e.textContent)") or [])
+        print(f"   chat tab A #messages: {text}   (chat.png, {size} bytes)", flush=True)
+    await checks.run("chat: screenshot target/browser/chat.png", shot, 40)
+
+
+async def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--hello", required=True, help="hello example command (gets --port, --address)")
+    p.add_argument("--chat", required=True, help="chat example command (gets --port, --address)")
+    p.add_argument("--chromium", default=os.environ.get("CHROMIUM", "chromium"))
+    p.add_argument("--outdir", default="target/browser")
+    args = p.parse_args()
+    os.makedirs(args.outdir, exist_ok=True)
+    checks = Checks("browser")
+
+    binary = shutil.which(args.chromium)
+    if not binary:
+        checks.fail("chromium present", f"{args.chromium!r} not found on PATH (scripts/browser installs Debian's chromium)")
+        return checks.finish()
+
+    started, chromium, cdp = [], None, None
+    try:
+        try:
+            hello = Server(shlex.split(args.hello), logfile=os.path.join(args.outdir, "hello.log"),
+                           env={"RUST_LOG": "info"})
+            started.append(hello)
+            chat = Server(shlex.split(args.chat), logfile=os.path.join(args.outdir, "chat.log"),
+                          env={"RUST_LOG": "info"})
+            started.append(chat)
+        except RuntimeError as exc:
+            checks.fail("start hello and chat", str(exc))
+            return checks.finish()
+        chromium = Chromium(binary, os.path.join(args.outdir, "chromium.log"))
+        try:
+            cdp = await CDP.open(await chromium.ws_url())
+            version = await cdp.send("Browser.getVersion")
+            checks.ok(f"chromium started ({version.get('product')})")
+        except Exception as exc:
+            checks.fail("chromium starts and answers DevTools", str(exc))
+            return checks.finish()
+        await hello_test(checks, cdp, f"http://127.0.0.1:{hello.port}/", args.outdir)
+        await chat_test(checks, cdp, f"http://127.0.0.1:{chat.port}/", args.outdir)
+        for srv in started:
+            if not srv.alive():
+                checks.fail(f"{srv.cmd[0]} still running", f"exited with {srv.proc.returncode} (log: {srv.logfile})")
+    finally:
+        if cdp:
+            await cdp.close()
+        if chromium:
+            chromium.stop()
+        for srv in started:
+            srv.stop()
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
