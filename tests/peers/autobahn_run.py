@@ -168,7 +168,7 @@ def run_server_side(args, exclude):
         stop(server)
         print("autobahn server: 0 cases: server did not start: FAILED")
         return False
-    cmd = [args.kosoku, "-m", "fuzzingclient", "-p", str(args.parallelism), "-o", outdir]
+    cmd = shlex.split(args.kosoku) + ["-m", "fuzzingclient", "-p", str(args.parallelism), "-o", outdir]
     cmd += [a for c in args.include for a in ("-i", c)] + [a for c in exclude for a in ("-x", c)]
     cmd.append(f"127.0.0.1:{port}")
     t0 = time.monotonic()
@@ -191,7 +191,7 @@ def run_client_side(args, exclude):
     outdir = os.path.join(args.outdir, "client")
     shutil.rmtree(outdir, ignore_errors=True)
     os.makedirs(outdir)
-    cmd = [args.kosoku, "-m", "fuzzingserver", "-o", outdir]
+    cmd = shlex.split(args.kosoku) + ["-m", "fuzzingserver", "-o", outdir]
     cmd += [a for c in args.include for a in ("-i", c)] + [a for c in exclude for a in ("-x", c)]
     cmd.append("127.0.0.1:0")
     logfile = os.path.join(args.outdir, "kosoku-fuzzingserver.log")
@@ -251,7 +251,7 @@ def main():
     p.add_argument("--server-cmd", required=True, help="server under test (gets --port, --max-message-size, --deflate)")
     p.add_argument("--client-cmd", required=True, help="client under test (gets --url, --agent)")
     p.add_argument("--agent", default="cyclone")
-    p.add_argument("--kosoku", default="kosoku")
+    p.add_argument("--kosoku", default="kosoku", help="kosoku command (scripts/autobahn uses tests/peers/kosoku_run.py)")
     p.add_argument("--outdir", default="target/autobahn")
     p.add_argument("-i", "--include", action="append", default=[], help="case glob to run (repeatable)")
     p.add_argument("-x", "--exclude", action="append", default=[], help="case glob to skip (repeatable)")
