@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Runs kosoku's command line (same arguments) with one narrow fix for kosoku 0.1.0.
 
-The bug: in the permessage-deflate cases 12.* and 13.*, when the peer accepts
-`server_no_context_takeover` (as RFC 7692 requires it to when offered: cases 13.2.*,
-13.5.*, 13.6.*, 13.7.*), kosoku hands the echoed text message to the vendored Autobahn
-case code as a `str` instead of `bytes`. The case then calls `hashlib.sha1().update(msg)`
-and the case ends as ERROR "Strings must be encoded before hashing", whatever the peer
-did. (Tornado 6.6 never hits it because it ignores server_no_context_takeover; Node's
-`ws` does, and so does any conforming implementation.)
+The bug: in the permessage-deflate cases 12.* and 13.*, kosoku can hand an echoed text
+message to the vendored Autobahn case code as a `str` instead of `bytes`. The case then
+calls `hashlib.sha1().update(msg)` and ends as ERROR "Strings must be encoded before
+hashing", whatever the peer did. Seen on cases 13.2.*, 13.5.*, 13.6.* and 13.7.* (the
+offers with server_no_context_takeover) against Node's `ws`, which accepts that parameter
+and sends messages under its 1 KiB threshold uncompressed (RSV1 clear, which RFC 7692
+allows); cyclone's echo_server at its current defaults compresses them and does not hit
+it, Tornado 6.6 neither (it ignores server_no_context_takeover). A cyclone that skips
+compression for small messages (CompressionOptions' minimum size) would.
 
 The fix: before the cases run, wrap `onMessage` of every 12.*/13.* case class so that a
 `str` message is encoded as UTF-8 bytes (the 13.* payloads are ASCII JSON, so this is the
