@@ -70,8 +70,11 @@ class Server:
         full_env = dict(os.environ)
         full_env.setdefault("RUST_LOG", "warn")
         full_env.update(env or {})
-        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=full_env)
+        try:
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=full_env)
+        except OSError as exc:
+            raise RuntimeError(f"cannot start {self.cmd[0]}: {exc.strerror}") from None
         deadline = time.monotonic() + startup_timeout
         while True:
             if self.proc.poll() is not None:

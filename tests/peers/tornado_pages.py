@@ -45,7 +45,7 @@ document.getElementById("connect").onclick = function () {
 document.getElementById("send").onclick = function () {
   ws.send(document.getElementById("message").value);
 };
-document.getElementById("close").onclick = function () { ws.close(); };
+document.getElementById("close").onclick = function () { ws.close(1000); };
 </script>
 </body></html>
 """
