@@ -168,11 +168,7 @@ def run_server_side(args, exclude):
         stop(server)
         print("autobahn server: 0 cases: server did not start: FAILED")
         return False
-<<<<<<< HEAD
-    cmd = [args.kosoku, "-m", "fuzzingclient", "-p", str(args.parallelism), "-o", outdir]
-=======
     cmd = shlex.split(args.kosoku) + ["-m", "fuzzingclient", "-p", str(args.parallelism), "-o", outdir]
->>>>>>> infra
     cmd += [a for c in args.include for a in ("-i", c)] + [a for c in exclude for a in ("-x", c)]
     cmd.append(f"127.0.0.1:{port}")
     t0 = time.monotonic()
@@ -195,11 +191,7 @@ def run_client_side(args, exclude):
     outdir = os.path.join(args.outdir, "client")
     shutil.rmtree(outdir, ignore_errors=True)
     os.makedirs(outdir)
-<<<<<<< HEAD
-    cmd = [args.kosoku, "-m", "fuzzingserver", "-o", outdir]
-=======
     cmd = shlex.split(args.kosoku) + ["-m", "fuzzingserver", "-o", outdir]
->>>>>>> infra
     cmd += [a for c in args.include for a in ("-i", c)] + [a for c in exclude for a in ("-x", c)]
     cmd.append("127.0.0.1:0")
     logfile = os.path.join(args.outdir, "kosoku-fuzzingserver.log")
@@ -221,9 +213,6 @@ def run_client_side(args, exclude):
     cmd = shlex.split(args.client_cmd) + ["--url", f"ws://127.0.0.1:{port}", "--agent", args.agent]
     client = start(cmd, os.path.join(args.outdir, "autobahn_client.log"),
                    env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn")))
-<<<<<<< HEAD
-    rc = wait(fuzz, args.timeout, "kosoku fuzzingserver")
-=======
     # kosoku ends when the client opens /updateReports. If the client exits without
     # doing so, do not sit out the whole timeout: allow 30 s more, then stop kosoku.
     deadline, client_gone = t0 + args.timeout, None
@@ -242,16 +231,11 @@ def run_client_side(args, exclude):
         if client_gone is None:
             log(f"kosoku fuzzingserver did not finish within {args.timeout} s: stopping it (pid {fuzz.pid})")
         stop(fuzz)
->>>>>>> infra
     elapsed = time.monotonic() - t0
     crc = wait(client, 10, "autobahn_client")
     ok = summarize("client", outdir, elapsed)
     if rc is None:
-<<<<<<< HEAD
-        print(f"autobahn client: timed out after {args.timeout} s (did the client open /updateReports?): FAILED")
-=======
         print("autobahn client: kosoku fuzzingserver did not finish (did the client open /updateReports?): FAILED")
->>>>>>> infra
         ok = False
     if crc not in (0, None):
         print(f"autobahn client: autobahn_client exited with code {crc} (see {args.outdir}/autobahn_client.log): FAILED")
@@ -267,11 +251,7 @@ def main():
     p.add_argument("--server-cmd", required=True, help="server under test (gets --port, --max-message-size, --deflate)")
     p.add_argument("--client-cmd", required=True, help="client under test (gets --url, --agent)")
     p.add_argument("--agent", default="cyclone")
-<<<<<<< HEAD
-    p.add_argument("--kosoku", default="kosoku")
-=======
     p.add_argument("--kosoku", default="kosoku", help="kosoku command (scripts/autobahn uses tests/peers/kosoku_run.py)")
->>>>>>> infra
     p.add_argument("--outdir", default="target/autobahn")
     p.add_argument("-i", "--include", action="append", default=[], help="case glob to run (repeatable)")
     p.add_argument("-x", "--exclude", action="append", default=[], help="case glob to skip (repeatable)")
