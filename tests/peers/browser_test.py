@@ -9,7 +9,7 @@
 `--remote-debugging-port=0`, reads the DevTools port from DevToolsActivePort, and drives
 the pages through the DevTools protocol (the `websockets` package is the CDP client):
   1. hello: click #connect, wait for `open`, click #send, wait until #log shows
-     `You said: Hello, world`, click #close, wait for `close: 1000` (or 1005);
+     `You said: Hello, world`, click #close, wait for `close: 1000`;
   2. chat: two tabs; each sends a line and both tabs show it.
 Element ids and log formats: tests/peers/PAGE-CONTRACT.md. Screenshots go to
 target/browser/hello.png and target/browser/chat.png. Every wait is bounded; Chromium and
