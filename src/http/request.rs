@@ -193,6 +193,9 @@ impl Request {
     }
 
     /// Builds a request by hand (for tests and the client): `GET path?query HTTP/1.1`.
+    ///
+    /// # Panics
+    /// If the pieces do not form a valid request head (a bug in the caller: this is for tests and examples).
     pub fn synthetic(method: &str, target: &str, headers: &[(&str, &str)]) -> Request {
         let mut raw = format!("{method} {target} HTTP/1.1\r\n");
         for (n, v) in headers {
@@ -462,7 +465,11 @@ mod tests {
         let mut with_body = r.clone();
         with_body.set_body(b"abc".to_vec());
         assert_eq!(with_body.body(), b"abc");
-        assert_eq!(with_body.header("host"), Some("h"), "headers unaffected by the body");
+        assert_eq!(
+            with_body.header("host"),
+            Some("h"),
+            "headers unaffected by the body"
+        );
         assert_eq!(r.cookie("sid").as_deref(), Some("abc"));
         assert_eq!(r.cookie("nope"), None);
         assert!(r.keep_alive());

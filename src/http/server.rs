@@ -43,6 +43,9 @@ pub fn listen(
 ///
 /// # Errors
 /// Binding or registering the listener failed.
+///
+/// # Panics
+/// Never in practice: the registration just inserted is looked up by its own id.
 pub fn listen_with(
     addr: SocketAddr,
     service: Rc<dyn Service>,

@@ -741,6 +741,9 @@ impl IOLoop {
     ///
     /// # Errors
     /// Registration with the poller failed.
+    ///
+    /// # Panics
+    /// Never in practice: the registration just inserted is looked up by its own id and type.
     pub fn add_handler<S, F>(
         &self,
         source: S,

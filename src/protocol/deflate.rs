@@ -136,6 +136,9 @@ fn clamp_bits(b: u8) -> u8 {
 /// that does not parse declines everything (rather than failing the
 /// handshake). The `Result` is for future stricter policies; today this
 /// never returns `Err`.
+///
+/// # Errors
+/// None today: offers that cannot be accepted are declined (`Ok(None)`); the `Result` leaves room for stricter policies.
 pub fn negotiate_server(
     header_values: &[&[u8]],
     opts: &CompressionOptions,
@@ -220,6 +223,9 @@ pub fn client_offer(opts: &CompressionOptions) -> String {
 /// Client: checks the server's `Sec-WebSocket-Extensions` response against
 /// what [`client_offer`] sent for `opts` (RFC 7692 §5, §7.1: "the client
 /// MUST _Fail the WebSocket Connection_" on a response it cannot accept).
+///
+/// # Errors
+/// [`HandshakeError`] when the server's answer names another extension, repeats or misspells a parameter, or asks for something the client did not allow (the client must then fail the connection, RFC 7692 §5).
 pub fn client_accept(
     response_value: &str,
     opts: &CompressionOptions,
@@ -318,6 +324,9 @@ impl Deflater {
 
     /// Appends `payload` compressed as one message (raw deflate, sync flush,
     /// trailing `00 00 ff ff` removed) to `out`.
+    ///
+    /// # Panics
+    /// If the compressor reports an internal error, which zlib-rs does not do for a valid stream state.
     pub fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) {
         let (level, bits) = (self.level, self.window_bits);
         let z = self.stream.get_or_insert_with(|| {
@@ -389,6 +398,9 @@ impl Inflater {
     /// with `MessageTooBig` as soon as `out.len()` would exceed `max_total`
     /// (never growing `out` past `max_total + 1` bytes of capacity beyond
     /// what it had), `InvalidCompressedData` on a corrupt stream.
+    ///
+    /// # Errors
+    /// [`ProtocolError::MessageTooBig`] (1009) once the output would exceed `max_total`; [`ProtocolError::InvalidCompressedData`] (1007) for a corrupt stream.
     pub fn decompress(
         &mut self,
         compressed: &[u8],
@@ -442,6 +454,9 @@ impl Inflater {
 
     /// Ends the message: feeds the stripped `00 00 ff ff` tail, then resets
     /// the stream if the peer does not take over context (or ended it).
+    ///
+    /// # Errors
+    /// As [`decompress`](Self::decompress): 1009 past `max_total`, 1007 for a corrupt stream.
     pub fn finish(&mut self, out: &mut Vec<u8>, max_total: usize) -> Result<(), ProtocolError> {
         let r = self.decompress(&TAIL, out, max_total);
         if self.no_context_takeover || self.stream_ended || r.is_err() {

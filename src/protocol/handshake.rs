@@ -15,6 +15,9 @@ use super::error::HandshakeError;
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)).
+///
+/// # Panics
+/// Never: base64 of a 20-byte digest is always 28 bytes.
 pub fn accept_key(key: &[u8]) -> [u8; 28] {
     let mut sha = sha1_smol::Sha1::new();
     sha.update(key);
@@ -69,6 +72,9 @@ pub struct UpgradeRequest<'a> {
 /// `version_minor` is httparse's minor HTTP version (1 for HTTP/1.1).
 /// A non-UTF-8 `Origin` is rejected as [`HandshakeError::OriginRejected`]
 /// rather than treated as absent, so it cannot slip past `check_origin`.
+///
+/// # Errors
+/// A [`HandshakeError`] whose `status()` is the HTTP answer: 405 (not GET), 400 (not HTTP/1.1, bad `Upgrade`/`Connection`, missing or invalid key), 426 (unsupported version).
 pub fn check_upgrade<'a>(
     method: &str,
     version_minor: u8,
@@ -279,6 +285,9 @@ pub struct ClientResponse {
 
 /// Parses and checks the server's response (RFC 6455 §4.1, "the client MUST
 /// validate the server's response as follows"). `Ok(None)`: head incomplete.
+///
+/// # Errors
+/// [`HandshakeError::BadStatus`] for a status other than 101, [`HandshakeError::BadAccept`] for a wrong `Sec-WebSocket-Accept`, [`HandshakeError::UnrequestedSubprotocol`], [`HandshakeError::InvalidResponse`] for a malformed head.
 pub fn parse_client_response(
     buf: &[u8],
     key: &[u8; 24],
@@ -428,6 +437,9 @@ impl Lexer<'_> {
 /// token / quoted-string): `ext; p1; p2=v, ext2`. Empty list elements are
 /// skipped (RFC 7230 §7); anything else malformed is `Err(())`.
 #[allow(clippy::result_unit_err)]
+///
+/// # Errors
+/// `Err(())` when the value does not follow the RFC 7230 token / quoted-string grammar.
 pub fn parse_extensions(value: &[u8]) -> Result<Vec<ExtensionOffer>, ()> {
     let mut lx = Lexer { s: value, i: 0 };
     let mut offers = Vec::new();

@@ -324,6 +324,9 @@ impl Session {
     /// from `input`; fragmented or compressed ones are `Payload::Owned`.
     ///
     /// On `Err`, call [`fail`](Self::fail) and stop reading.
+    ///
+    /// # Errors
+    /// A [`ProtocolError`] when the peer broke RFC 6455/7692; its `close_code()` is the code to fail the connection with (call [`fail`](Self::fail)).
     pub fn read_event<'a>(
         &mut self,
         input: &'a mut [u8],
@@ -591,6 +594,9 @@ impl Session {
     /// Appends a whole Text or Binary message as one frame, compressed when
     /// deflate was negotiated and `payload.len() >= min_size`, masked with a
     /// fresh key in the client role. Text must be UTF-8 (the caller's `&str`).
+    ///
+    /// # Errors
+    /// [`Closed`] once a close frame was sent or received.
     pub fn send_message(
         &mut self,
         opcode: OpCode,
@@ -620,11 +626,17 @@ impl Session {
     }
 
     /// Appends a ping (payload truncated to 125 bytes).
+    ///
+    /// # Errors
+    /// [`Closed`] once a close frame was sent or received.
     pub fn send_ping(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Closed> {
         self.send_control(OpCode::Ping, data, out)
     }
 
     /// Appends an unsolicited pong (payload truncated to 125 bytes).
+    ///
+    /// # Errors
+    /// [`Closed`] once a close frame was sent or received.
     pub fn send_pong(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), Closed> {
         self.send_control(OpCode::Pong, data, out)
     }
@@ -641,6 +653,9 @@ impl Session {
     /// `reason` is truncated at a char boundary to fit 123 bytes and only
     /// sent with a code. A code that is not [`CloseCode::is_sendable`] is
     /// not put on the wire (the Close goes out without a body).
+    ///
+    /// # Errors
+    /// [`Closed`] if a close frame was already sent (closing twice sends nothing).
     pub fn send_close(
         &mut self,
         code: Option<CloseCode>,

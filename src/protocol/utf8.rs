@@ -42,6 +42,9 @@ impl Utf8Validator {
     /// can no longer be a prefix of valid UTF-8; after an error the
     /// validator's state is unspecified (call [`reset`](Self::reset)).
     #[allow(clippy::result_unit_err)]
+    ///
+    /// # Errors
+    /// `Err(())` at the first byte that makes the text invalid UTF-8, even when the code point is split across calls.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ()> {
         if self.len > 0 {
             let have = self.len as usize;
@@ -72,6 +75,9 @@ impl Utf8Validator {
 
     /// End of message: `Err(())` if a code point is incomplete.
     #[allow(clippy::result_unit_err)]
+    ///
+    /// # Errors
+    /// `Err(())` when the text ends inside a multi-byte sequence.
     pub fn finish(&self) -> Result<(), ()> {
         if self.len == 0 {
             Ok(())

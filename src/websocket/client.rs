@@ -1,5 +1,5 @@
 //! The WebSocket client (Tornado's `websocket_connect`), in coroutine and
-//! callback styles, on the same [`WsConn`] and [`WebSocketHandler`] seam as
+//! callback styles, on the same connection type (`WsConn`) and [`WebSocketHandler`] seam as
 //! the server: the client is a connecting [`Pollable`] (`ClientHandshake`)
 //! that replaces itself, in the same slot and under the same [`ConnId`],
 //! with a client-role `WsConn` once the server's `101` checks out.
