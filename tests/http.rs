@@ -160,3 +160,15 @@ fn head_has_length_but_no_body() {
     assert!(text[..second].ends_with("\r\n\r\n"));
     assert!(text[..second].contains("Content-Length: 12"));
 }
+
+#[test]
+fn malformed_request_line_is_refused_before_the_head_ends() {
+    let srv = server();
+    let mut s = srv.connect();
+    // One bad line, and the head never ends: refused at once, not at the timeout.
+    s.write_all(b"GET\x01/ HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let t0 = std::time::Instant::now();
+    let (status, _, _) = read_response(&mut s);
+    assert_eq!(status, 400);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}

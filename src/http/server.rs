@@ -313,15 +313,21 @@ impl HttpConn {
             let from = self.scanned.saturating_sub(3);
             let found = find_head_end(&self.buf[from..]).map(|p| from + p);
             if found.is_none() {
+                // A line completed in the new bytes? Only then re-validate
+                // what arrived so far (a malformed request line is refused
+                // early): at most once per line, so a peer trickling bytes
+                // costs linear, not quadratic, parsing.
+                let new_line = self.buf[self.scanned.min(self.buf.len())..].contains(&b'\n');
                 self.scanned = self.buf.len();
                 if self.buf.len() > self.shared.limits.max_header_size {
                     self.error(lp, 431, "Request header fields too large");
                     return Step::Close;
                 }
-                // Still allow a malformed request line to be reported early.
-                if let Err(e) = Request::parse_head(&self.buf, &self.shared.head_limits) {
-                    self.error(lp, e.status(), &e.to_string());
-                    return Step::Close;
+                if new_line {
+                    if let Err(e) = Request::parse_head(&self.buf, &self.shared.head_limits) {
+                        self.error(lp, e.status(), &e.to_string());
+                        return Step::Close;
+                    }
                 }
                 return Step::NeedMore;
             }
