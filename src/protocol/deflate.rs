@@ -21,6 +21,20 @@ use super::handshake::{parse_extensions, ExtensionOffer};
 use super::session::Role;
 
 /// permessage-deflate settings (Tornado's `compression_options`).
+///
+/// Memory: the compressor and decompressor of a connection are created on
+/// first use and freed with the connection. Measured with the defaults
+/// (level 1, 15-bit windows, context takeover) on 500 connections: an idle
+/// compressed connection costs ~1.5 KiB more than a plain one; once both
+/// streams exist (one message each way) ~333 KiB, almost all of it the
+/// zlib-rs deflate state (windows, hash chains, pending buffer). After
+/// close the process returned to its baseline RSS. Smaller
+/// `server_max_window_bits` shrinks the deflate state.
+///
+/// Broadcast with compression: with context takeover every receiver's
+/// compressor has its own history, so `broadcast` compresses once per
+/// compressing receiver; receivers without compression share one encoded
+/// frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompressionOptions {
     /// zlib level 0–9. Default 1, chosen deliberately over Tornado's 6:
