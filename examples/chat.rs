@@ -110,6 +110,7 @@ fn main() {
     let clients: Clients = Rc::default();
     let app = Application::builder()
         .route("/", || MainHandler)
+        .route("/metrics", || cyclone::web::MetricsHandler)
         .websocket("/chatsocket", move |_req: &Request| ChatSocket {
             clients: clients.clone(),
         })

@@ -28,7 +28,8 @@ Usage: echo_server [PORT] [--port PORT] [--address ADDR] [--deflate] [--max-mess
   --max-message-size BYTES  websocket_max_message_size (default 10485760)
 
 Messages sent on /publish go to every connection on /broadcast; every other
-path echoes text and binary messages back. Logs warnings by default;
+path echoes text and binary messages back. GET /metrics answers the loop's
+counters in the Prometheus text format. Logs warnings by default;
 RUST_LOG=info adds connection and access lines.";
 
 type Subscribers = Rc<RefCell<BTreeSet<ConnId>>>;
@@ -117,6 +118,7 @@ fn main() {
     }
     let (s1, s2) = (subs.clone(), subs);
     let app = builder
+        .route("/metrics", || cyclone::web::MetricsHandler)
         .websocket("/publish", move |_req: &Request| Publisher(s1.clone()))
         .websocket("/broadcast", move |_req: &Request| Subscriber(s2.clone()))
         .websocket(".*", |_req: &Request| Echo)

@@ -89,6 +89,7 @@ fn main() {
     }
     let app = builder
         .route("/", || MainHandler)
+        .route("/metrics", || cyclone::web::MetricsHandler)
         .websocket("/websocket", |_req: &Request| EchoWebSocket)
         .build();
     match app.listen_on((address.as_str(), port)) {

@@ -46,6 +46,7 @@ fn server() -> Server {
             .route(r"/items/(\w+)/(\d+)", || Echo)
             .route("/echo", || Echo)
             .route("/panic", || Panics)
+            .route("/metrics", || cyclone::web::MetricsHandler)
             .static_path(dir)
             .max_header_size(4096)
             .max_body_size(1024)
@@ -171,4 +172,21 @@ fn malformed_request_line_is_refused_before_the_head_ends() {
     let (status, _, _) = read_response(&mut s);
     assert_eq!(status, 400);
     assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn metrics_in_prometheus_text_format() {
+    let srv = server();
+    let _ = request(&srv, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (status, head, body) = request(&srv, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    let text = String::from_utf8(body).unwrap();
+    let accepted: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cyclone_connections_accepted_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("counter line");
+    assert!(accepted >= 2, "{text}");
+    assert!(text.contains("# TYPE cyclone_websocket_messages_in_total counter"));
 }

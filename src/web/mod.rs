@@ -15,6 +15,7 @@
 mod application;
 mod context;
 mod handler;
+mod metrics;
 mod settings;
 mod static_files;
 mod template;
@@ -25,6 +26,7 @@ mod tests;
 pub use application::{Application, ApplicationBuilder};
 pub use context::RequestContext;
 pub use handler::{RequestHandler, HANDLER_METHODS};
+pub use metrics::MetricsHandler;
 pub use settings::Settings;
 pub use static_files::{content_type, StaticFiles};
 pub use template::{Template, TemplateError};
