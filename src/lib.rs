@@ -59,17 +59,28 @@ use std::time::Duration;
 
 use ioloop::IOLoop;
 
-/// Graceful shutdown of the current thread's loop: listeners close, idle
-/// HTTP connections close, every WebSocket gets a 1001 (Going Away) close
-/// frame after what is already queued for it; the loop waits up to `grace`
-/// for the close handshakes, then drops what remains and `start()` returns.
+/// Graceful shutdown of the current thread's loop: new connections and new
+/// HTTP requests (handshakes included) are answered 503, idle HTTP
+/// connections close, every WebSocket gets a 1001 (Going Away) close frame
+/// after what is already queued for it; the loop waits up to `grace` for
+/// the close handshakes, then drops what remains and `start()` returns.
 pub fn shutdown(grace: Duration) {
     let lp = IOLoop::current();
+    lp.local::<http::server::ShuttingDown>().0.set(true);
     lp.shutdown_all();
     let deadline = lp.time() + grace;
     fn check(deadline: std::time::Instant) {
         let lp = IOLoop::current();
-        if lp.registrations() == 0 || lp.time() >= deadline {
+        let draining = http::server::Draining::listeners(&lp);
+        if lp.registrations() <= draining || lp.time() >= deadline {
+            http::server::Draining::finish(&lp);
+            if lp.registrations() > 0 {
+                log::info!(
+                    "shutdown grace over: dropping {} connection(s)",
+                    lp.registrations()
+                );
+                lp.abort_all();
+            }
             lp.stop();
         } else {
             lp.call_later(Duration::from_millis(20), move || check(deadline));

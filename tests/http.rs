@@ -180,7 +180,10 @@ fn metrics_in_prometheus_text_format() {
     let _ = request(&srv, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let (status, head, body) = request(&srv, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200);
-    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
     let text = String::from_utf8(body).unwrap();
     let accepted: u64 = text
         .lines()

@@ -487,3 +487,33 @@ fn idle_timeout_closes_with_1001() {
         other => panic!("{other:?}"),
     }
 }
+
+struct ShutdownOnMessage;
+impl WebSocketHandler for ShutdownOnMessage {
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        cyclone::shutdown(Duration::from_secs(3));
+    }
+}
+
+#[test]
+fn during_shutdown_new_connections_get_503_and_the_rest_is_dropped_at_the_grace() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket("/s", |_r: &Request| ShutdownOnMessage)
+            .build()
+    });
+    let mut first = raw_ws(&srv, "/s");
+    let mut idle = raw_ws(&srv, "/s");
+    first.write_all(&client_frame(true, 1, b"stop")).unwrap();
+    let (_, op, p) = read_frame(&mut first).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1001u16.to_be_bytes()[..]));
+    // `idle` never answers its 1001, so the loop stays in its grace period:
+    // a new handshake meanwhile gets a clear 503.
+    let (_, op, _) = read_frame(&mut idle).unwrap();
+    assert_eq!(op, 0x8);
+    let (status, _, body) = request(&srv, util::upgrade_request("/s", "").as_bytes());
+    assert_eq!(status, 503);
+    assert!(String::from_utf8_lossy(&body).contains("shutting down"));
+    // At the end of the grace the silent connection is dropped.
+    assert!(wait_closed(&mut idle, Duration::from_secs(6)));
+}

@@ -106,10 +106,54 @@ struct Listener {
     emfile: bool,
 }
 
+/// Loop-wide graceful-shutdown state: set by `cyclone::shutdown`; while it
+/// is on, listeners answer new connections with 503 and HTTP requests get
+/// 503 instead of reaching the application.
+#[derive(Default, Clone)]
+pub(crate) struct Draining(Rc<std::cell::RefCell<Vec<ConnId>>>);
+
+impl Draining {
+    /// Listeners still open and answering 503.
+    pub(crate) fn listeners(lp: &IOLoop) -> usize {
+        lp.local::<Draining>().0.borrow().len()
+    }
+
+    fn active(lp: &IOLoop) -> bool {
+        lp.local::<ShuttingDown>().0.get()
+    }
+
+    /// The shutdown is over: close the draining listeners and serve
+    /// normally again if the loop is ever restarted.
+    pub(crate) fn finish(lp: &IOLoop) {
+        let ids = std::mem::take(&mut *lp.local::<Draining>().0.borrow_mut());
+        for id in ids {
+            lp.remove_handler(id);
+        }
+        lp.local::<ShuttingDown>().0.set(false);
+    }
+}
+
+/// Whether `cyclone::shutdown` is in progress on this loop.
+#[derive(Default, Clone)]
+pub(crate) struct ShuttingDown(pub(crate) Rc<std::cell::Cell<bool>>);
+
+fn refuse_503(stream: &mut TcpStream, reason: &str) {
+    let mut out = Vec::new();
+    Response::error(503, Some(reason)).serialize(&mut out, false, false, &http_date_now());
+    let _ = stream.write(&out);
+}
+
 impl Pollable for Listener {
-    fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
-        log::info!("closing listener");
-        Action::Remove
+    fn shutdown(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        // Keep listening during the grace period, answering 503, so new
+        // clients get a clear answer rather than a refused connection.
+        log::info!("listener draining: new connections get 503");
+        lp.local::<Draining>().0.borrow_mut().push(id);
+        Action::Keep
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) {
+        let _ = registry.deregister(&mut self.listener);
     }
 
     fn ready(&mut self, lp: &IOLoop, id: ConnId, _r: Readiness) -> Action {
@@ -160,16 +204,14 @@ impl Listener {
         if limits.nodelay {
             let _ = stream.set_nodelay(true);
         }
+        if Draining::active(lp) {
+            lp.count(crate::ioloop::Counter::HttpRefused503, 1);
+            refuse_503(&mut stream, "server shutting down");
+            return;
+        }
         if lp.registrations() > limits.max_connections {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
-            let mut out = Vec::new();
-            Response::error(503, Some("too many connections")).serialize(
-                &mut out,
-                false,
-                false,
-                &http_date_now(),
-            );
-            let _ = stream.write(&out);
+            refuse_503(&mut stream, "too many connections");
             return;
         }
         let conn = HttpConn {
@@ -364,6 +406,11 @@ impl HttpConn {
         if need > 0 {
             let body: Vec<u8> = self.buf.drain(..need).collect();
             req.set_body(body);
+        }
+        if Draining::active(lp) {
+            lp.count(crate::ioloop::Counter::HttpRefused503, 1);
+            self.error(lp, 503, "server shutting down");
+            return Step::Close;
         }
         let keep_alive = req.keep_alive();
         let head_only = req.method() == "HEAD";

@@ -135,6 +135,12 @@ pub trait Pollable: Any {
         Action::Keep
     }
 
+    /// The shutdown grace ran out: drop now (a WebSocket runs `on_close`).
+    fn abort(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        let _ = (lp, id);
+        Action::Remove
+    }
+
     /// Removes the source from the poller before the registration is dropped
     /// by `remove_handler`.
     fn deregister(&mut self, registry: &Registry) {
@@ -731,6 +737,21 @@ impl IOLoop {
             // A registration being served right now (shutdown called from
             // its own handler) is shut down as soon as it is put back.
             self.with_conn_serve(id, |p, lp, id| p.shutdown(lp, id));
+        }
+    }
+
+    /// Drops every registration now ([`Pollable::abort`]): the end of a
+    /// graceful shutdown whose grace ran out.
+    pub fn abort_all(&self) {
+        let ids: Vec<ConnId> = self
+            .inner
+            .slots
+            .borrow()
+            .iter()
+            .map(|(k, s)| ConnId::new(k, s.gen))
+            .collect();
+        for id in ids {
+            self.with_conn_serve(id, |p, lp, id| p.abort(lp, id));
         }
     }
 

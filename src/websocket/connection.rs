@@ -910,6 +910,11 @@ impl Pollable for WsConn {
         Action::Keep
     }
 
+    fn abort(&mut self, lp: &IOLoop, _id: ConnId) -> Action {
+        let _ = self.core.flush();
+        self.terminate(lp, CloseReason::Shutdown)
+    }
+
     fn shutdown(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         self.core.start_close(
             lp,
