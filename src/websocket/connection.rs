@@ -32,6 +32,10 @@ use crate::protocol::{CloseCode, Event, OpCode, Payload, Readout, Session};
 /// connections (the connection goes on the loop's "still readable" list).
 const READ_BUDGET: usize = 4;
 
+/// Uncompressed server messages at least this large go out with `writev`
+/// from where they are instead of being copied into the write queue.
+const DIRECT_WRITE_MIN: usize = 16 * 1024;
+
 /// Per-connection state other than the handler.
 pub(crate) struct Core {
     pub(crate) stream: TcpStream,
@@ -351,12 +355,52 @@ impl Core {
         if self.finished {
             return Err(WebSocketClosedError);
         }
-        self.session
-            .send_message(op, data, &mut self.out)
-            .map_err(|_| WebSocketClosedError)?;
+        if data.len() >= DIRECT_WRITE_MIN
+            && self.out.is_empty()
+            && !self.is_client
+            && !self.session.is_compressing()
+            && self.session.state().can_send()
+        {
+            self.write_direct(op, data);
+        } else {
+            self.session
+                .send_message(op, data, &mut self.out)
+                .map_err(|_| WebSocketClosedError)?;
+        }
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
         self.after_queue(lp);
         Ok(self.out.len())
+    }
+
+    /// Large uncompressed server message with nothing queued before it:
+    /// header and payload leave in one `writev` straight from where the
+    /// payload is (the loop's read buffer, for an echo), and only what the
+    /// kernel refuses is copied into the queue (PERF-NOTES §3).
+    fn write_direct(&mut self, op: OpCode, data: &[u8]) {
+        let mut hdr = [0u8; 10];
+        hdr[0] = 0x80 | op.as_u8();
+        let n = if data.len() <= 0xffff {
+            hdr[1] = 126;
+            hdr[2..4].copy_from_slice(&(data.len() as u16).to_be_bytes());
+            4
+        } else {
+            hdr[1] = 127;
+            hdr[2..10].copy_from_slice(&(data.len() as u64).to_be_bytes());
+            10
+        };
+        let bufs = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(data)];
+        let written = match self.stream.write_vectored(&bufs) {
+            Ok(w) => w,
+            // WouldBlock, or a dead socket that the next flush reports.
+            Err(_) => 0,
+        };
+        if written < n {
+            self.out.reserve(n - written + data.len());
+            self.out.extend_from_slice(&hdr[written..n]);
+            self.out.extend_from_slice(data);
+        } else if written < n + data.len() {
+            self.out.extend_from_slice(&data[written - n..]);
+        }
     }
 
     /// Queues a broadcast frame; returns false if this connection cannot send.
