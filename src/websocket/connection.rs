@@ -389,11 +389,9 @@ impl Core {
             10
         };
         let bufs = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(data)];
-        let written = match self.stream.write_vectored(&bufs) {
-            Ok(w) => w,
-            // WouldBlock, or a dead socket that the next flush reports.
-            Err(_) => 0,
-        };
+        // An error (WouldBlock, or a dead socket that the next flush
+        // reports) leaves everything to the queue.
+        let written = self.stream.write_vectored(&bufs).unwrap_or_default();
         if written < n {
             self.out.reserve(n - written + data.len());
             self.out.extend_from_slice(&hdr[written..n]);
