@@ -62,6 +62,9 @@ pub(crate) struct Core {
     idle_deadline: Ms,
     /// Reading is paused: the write queue is above `write_high_water`.
     read_paused: bool,
+    /// Already on the loop's dirty list this tick (broadcasts to a
+    /// subscriber add it once, not once per message).
+    dirty: bool,
     /// The handler saw `on_close`; the connection is finished.
     finished: bool,
     /// `open` ran.
@@ -337,7 +340,7 @@ fn broadcast_on(lp: &IOLoop, ids: Vec<ConnId>, msg: Message<'_>) -> usize {
             if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
                 if c.core.queue_shared(lp, op, &payload, &frame) {
                     d.set(d.get() + 1);
-                    lp.mark_dirty(id);
+                    c.core.mark_dirty(lp, id);
                 }
             }
         });
@@ -464,7 +467,16 @@ impl Core {
         if self.session.send_close(code, reason, &mut self.out).is_ok() {
             self.closed_by.get_or_insert(why);
             self.close_deadline = Ms::after(lp, self.settings.close_timeout);
-            lp.mark_dirty(self.id);
+            self.mark_dirty(lp, self.id);
+        }
+    }
+
+    /// Asks for a flush at the end of this tick (once, however many
+    /// messages are queued meanwhile).
+    fn mark_dirty(&mut self, lp: &IOLoop, id: ConnId) {
+        if !self.dirty {
+            self.dirty = true;
+            lp.mark_dirty(id);
         }
     }
 
@@ -563,6 +575,7 @@ impl WsConn {
                 slow_deadline: Ms::NONE,
                 idle_deadline: Ms::NONE,
                 read_paused: false,
+                dirty: false,
                 finished: false,
                 close_after_flush: false,
                 backlogged: false,
@@ -898,6 +911,7 @@ impl Pollable for WsConn {
     }
 
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        self.core.dirty = false;
         self.open_if_needed(lp);
         self.finish_io(lp, id)
     }
