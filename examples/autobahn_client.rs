@@ -139,6 +139,7 @@ fn main() {
     let url: String = args.get("url", "ws://127.0.0.1:9001".to_string());
     let agent: String = args.get("agent", "cyclone".to_string());
     let url = url.trim_end_matches('/').to_string();
+    common::close_on_ctrl_c(std::time::Duration::from_secs(2));
     if let Err(e) = IOLoop::current().run_sync(run(url, agent)) {
         eprintln!("autobahn_client: {e}");
         std::process::exit(1);

@@ -90,6 +90,7 @@ fn main() {
     };
     let lp = IOLoop::current();
     let handle = lp.handle();
+    common::close_on_ctrl_c(std::time::Duration::from_secs(2));
     let result = lp.run_sync(async move {
         // Offer permessage-deflate; servers that do not support it ignore the offer.
         let opts = ConnectOptions {

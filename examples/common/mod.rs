@@ -91,3 +91,20 @@ pub fn shutdown_on_ctrl_c(grace: std::time::Duration) {
         });
     });
 }
+
+/// For client examples: on Ctrl-C, close every connection with 1001 (the
+/// same graceful shutdown), and exit after `grace` if the coroutine has not
+/// finished by then (e.g. still connecting).
+pub fn close_on_ctrl_c(grace: std::time::Duration) {
+    let handle = cyclone::ioloop::IOLoop::current().handle();
+    let _ = ctrlc::set_handler(move || {
+        handle.add_callback(move || {
+            log::info!("Ctrl-C: closing (1001)");
+            cyclone::shutdown(grace);
+            cyclone::ioloop::IOLoop::current()
+                .call_later(grace + std::time::Duration::from_millis(200), || {
+                    std::process::exit(0)
+                });
+        });
+    });
+}
