@@ -723,19 +723,22 @@ impl IOLoop {
         }
     }
 
-    /// Calls [`Pollable::shutdown`] on every registration (graceful shutdown;
-    /// see [`crate::shutdown`]).
-    pub fn shutdown_all(&self) {
-        let ids: Vec<ConnId> = self
-            .inner
+    /// The ids of every live registration.
+    fn all_ids(&self) -> Vec<ConnId> {
+        self.inner
             .slots
             .borrow()
             .iter()
             .map(|(k, s)| ConnId::new(k, s.gen))
-            .collect();
-        for id in ids {
-            // A registration being served right now (shutdown called from
-            // its own handler) is shut down as soon as it is put back.
+            .collect()
+    }
+
+    /// Calls [`Pollable::shutdown`] on every registration (graceful shutdown;
+    /// see [`crate::shutdown`]). A registration being served right now
+    /// (shutdown called from its own handler) is shut down as soon as it is
+    /// put back.
+    pub fn shutdown_all(&self) {
+        for id in self.all_ids() {
             self.with_conn_serve(id, |p, lp, id| p.shutdown(lp, id));
         }
     }
@@ -743,14 +746,7 @@ impl IOLoop {
     /// Drops every registration now ([`Pollable::abort`]): the end of a
     /// graceful shutdown whose grace ran out.
     pub fn abort_all(&self) {
-        let ids: Vec<ConnId> = self
-            .inner
-            .slots
-            .borrow()
-            .iter()
-            .map(|(k, s)| ConnId::new(k, s.gen))
-            .collect();
-        for id in ids {
+        for id in self.all_ids() {
             self.with_conn_serve(id, |p, lp, id| p.abort(lp, id));
         }
     }
