@@ -181,15 +181,18 @@ pub fn write_101(
     out.extend_from_slice(accept);
     out.extend_from_slice(b"\r\n");
     if let Some(p) = subprotocol {
-        out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
-        out.extend_from_slice(p.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        header_line(out, b"Sec-WebSocket-Protocol: ", p);
     }
     if let Some(e) = extensions {
-        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
-        out.extend_from_slice(e.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        header_line(out, b"Sec-WebSocket-Extensions: ", e);
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `name` (with its `": "`), `value` and CRLF.
+fn header_line(out: &mut Vec<u8>, name: &[u8], value: &str) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -251,9 +254,7 @@ pub fn write_client_request(
         out.extend_from_slice(b"\r\n");
     }
     if let Some(e) = extensions {
-        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
-        out.extend_from_slice(e.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        header_line(out, b"Sec-WebSocket-Extensions: ", e);
     }
     for (name, value) in extra_headers {
         if has_crlf(name) || has_crlf(value) {
