@@ -193,3 +193,28 @@ fn metrics_in_prometheus_text_format() {
     assert!(accepted >= 2, "{text}");
     assert!(text.contains("# TYPE cyclone_websocket_messages_in_total counter"));
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn accepted_connections_have_tcp_nodelay() {
+    // The server side of an accepted connection is not reachable from here,
+    // so check the inheritance cyclone relies on: a socket accepted from a
+    // listener with TCP_NODELAY has it too (Linux copies it).
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.set_nodelay(true).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(8).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let _c = std::net::TcpStream::connect(addr).unwrap();
+    let (a, _) = l.accept().unwrap();
+    assert!(
+        a.nodelay().unwrap(),
+        "TCP_NODELAY not inherited from the listener"
+    );
+}
