@@ -66,7 +66,7 @@ use ioloop::IOLoop;
 /// the close handshakes, then drops what remains and `start()` returns.
 pub fn shutdown(grace: Duration) {
     let lp = IOLoop::current();
-    lp.local::<http::server::ShuttingDown>().0.set(true);
+    lp.set_shutting_down(true);
     lp.shutdown_all();
     let deadline = lp.time() + grace;
     fn check(deadline: std::time::Instant) {

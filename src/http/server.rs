@@ -109,9 +109,9 @@ struct Listener {
     emfile: bool,
 }
 
-/// Loop-wide graceful-shutdown state: set by `cyclone::shutdown`; while it
-/// is on, listeners answer new connections with 503 and HTTP requests get
-/// 503 instead of reaching the application.
+/// Listeners kept open during a graceful shutdown (`cyclone::shutdown`):
+/// while the loop is shutting down they answer new connections with 503,
+/// and HTTP requests get 503 instead of reaching the application.
 #[derive(Default, Clone)]
 pub(crate) struct Draining(Rc<std::cell::RefCell<Vec<ConnId>>>);
 
@@ -121,10 +121,6 @@ impl Draining {
         lp.local::<Draining>().0.borrow().len()
     }
 
-    fn active(lp: &IOLoop) -> bool {
-        lp.local::<ShuttingDown>().0.get()
-    }
-
     /// The shutdown is over: close the draining listeners and serve
     /// normally again if the loop is ever restarted.
     pub(crate) fn finish(lp: &IOLoop) {
@@ -132,13 +128,9 @@ impl Draining {
         for id in ids {
             lp.remove_handler(id);
         }
-        lp.local::<ShuttingDown>().0.set(false);
+        lp.set_shutting_down(false);
     }
 }
-
-/// Whether `cyclone::shutdown` is in progress on this loop.
-#[derive(Default, Clone)]
-pub(crate) struct ShuttingDown(pub(crate) Rc<std::cell::Cell<bool>>);
 
 fn refuse_503(stream: &mut TcpStream, reason: &str) {
     let mut out = Vec::new();
@@ -208,7 +200,7 @@ impl Listener {
         if limits.nodelay && !cfg!(target_os = "linux") {
             let _ = stream.set_nodelay(true);
         }
-        if Draining::active(lp) {
+        if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             refuse_503(&mut stream, "server shutting down");
             return;
@@ -411,7 +403,7 @@ impl HttpConn {
             let body: Vec<u8> = self.buf.drain(..need).collect();
             req.set_body(body);
         }
-        if Draining::active(lp) {
+        if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             self.error(lp, 503, "server shutting down");
             return Step::Close;

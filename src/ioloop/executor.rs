@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::handle::TaskWaker;
@@ -98,56 +98,3 @@ impl IOLoop {
         }
     }
 }
-
-/// A one-shot value shared between a producer on the loop and a future
-/// awaiting it (used by the client's `read_message`, connect, flow control).
-pub(crate) struct Shared<T> {
-    state: Rc<RefCell<SharedState<T>>>,
-}
-
-struct SharedState<T> {
-    value: Option<T>,
-    waker: Option<Waker>,
-}
-
-impl<T> Clone for Shared<T> {
-    fn clone(&self) -> Self {
-        Shared {
-            state: self.state.clone(),
-        }
-    }
-}
-
-#[allow(dead_code)]
-impl<T> Shared<T> {
-    pub(crate) fn new() -> Self {
-        Shared {
-            state: Rc::new(RefCell::new(SharedState {
-                value: None,
-                waker: None,
-            })),
-        }
-    }
-
-    pub(crate) fn set(&self, v: T) {
-        let mut s = self.state.borrow_mut();
-        s.value = Some(v);
-        if let Some(w) = s.waker.take() {
-            w.wake();
-        }
-    }
-
-    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<T> {
-        let mut s = self.state.borrow_mut();
-        match s.value.take() {
-            Some(v) => Poll::Ready(v),
-            None => {
-                s.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
-}
-
-#[allow(dead_code)]
-pub(crate) type SendSlot<T> = Arc<Mutex<Option<T>>>;

@@ -183,6 +183,7 @@ pub(crate) struct Inner {
     ticks: Cell<u64>,
     local: RefCell<Vec<Box<dyn Any>>>,
     pending_removals: RefCell<Vec<ConnId>>,
+    shutting_down: Cell<bool>,
     ready_local: RefCell<Vec<usize>>,
 }
 
@@ -260,6 +261,7 @@ impl IOLoop {
                 ticks: Cell::new(0),
                 local: RefCell::new(Vec::new()),
                 pending_removals: RefCell::new(Vec::new()),
+                shutting_down: Cell::new(false),
                 ready_local: RefCell::new(Vec::new()),
             }),
         })
@@ -860,6 +862,16 @@ impl IOLoop {
             self.registrations(),
             self.inner.ticks.get(),
         )
+    }
+
+    /// Whether a graceful shutdown is in progress (checked on every accept
+    /// and request, so a plain flag rather than a loop-local lookup).
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.get()
+    }
+
+    pub(crate) fn set_shutting_down(&self, on: bool) {
+        self.inner.shutting_down.set(on);
     }
 
     /// Loop-local singleton of type `T` (created with `Default` on first use).

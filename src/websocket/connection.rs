@@ -171,7 +171,6 @@ impl<'a> WebSocket<'a> {
             .session
             .send_ping(data, &mut self.core.out)
             .map_err(|_| WebSocketClosedError)?;
-        self.core.after_queue(self.lp);
         Ok(())
     }
 
@@ -371,7 +370,6 @@ impl Core {
                 .map_err(|_| WebSocketClosedError)?;
         }
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
-        self.after_queue(lp);
         Ok(self.out.len())
     }
 
@@ -414,15 +412,7 @@ impl Core {
         }
         self.out.extend_from_slice(frame);
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
-        self.after_queue(lp);
         true
-    }
-
-    /// Called after something was queued. The write-queue cap is enforced
-    /// after a flush attempt ([`WsConn::finish_io`]), so a single large
-    /// message the kernel is taking is not mistaken for a slow consumer.
-    fn after_queue(&mut self, lp: &IOLoop) {
-        let _ = lp;
     }
 
     /// Slow-consumer policy (see `WebSocketSettings::max_write_buffer`),
@@ -836,9 +826,6 @@ impl WsConn {
     fn terminate(&mut self, lp: &IOLoop, why: CloseReason) -> Action {
         if !self.core.finished {
             self.core.closed_by.get_or_insert(why);
-            if self.core.close_code.is_none() && why != CloseReason::Peer {
-                self.core.close_code = None;
-            }
             log::debug!(
                 "{} closed ({:?}, code {:?})",
                 self.core.id,
@@ -923,11 +910,11 @@ impl Pollable for WsConn {
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         if self.core.close_deadline.passed(lp, now) {
             log::debug!("{id} close handshake timed out");
-            self.core.closed_by = Some(if self.core.closed_by == Some(CloseReason::Local) {
-                CloseReason::CloseTimeout
-            } else {
-                self.core.closed_by.unwrap_or(CloseReason::CloseTimeout)
-            });
+            // Our own close went unanswered: that is the reason now. A close
+            // started by the library keeps its reason (protocol error, ...).
+            if self.core.closed_by == Some(CloseReason::Local) {
+                self.core.closed_by = Some(CloseReason::CloseTimeout);
+            }
             return self.terminate(lp, CloseReason::CloseTimeout);
         }
         if self.core.slow_deadline.passed(lp, now) {
