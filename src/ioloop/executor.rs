@@ -42,15 +42,11 @@ impl IOLoop {
     }
 
     pub(crate) fn run_ready_tasks(&self) {
-        let mut ids = std::mem::take(&mut *self.inner.ready_local.borrow_mut());
-        ids.extend(std::mem::take(
-            &mut *self
-                .inner
-                .shared
-                .ready_tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        ));
+        // Wakes from other threads (or from wakers used off the loop's own
+        // bookkeeping) land in the shared queue and raise `pending`; the one
+        // drain moves them here, locking only when something is pending.
+        self.drain_shared_callbacks();
+        let ids = std::mem::take(&mut *self.inner.ready_local.borrow_mut());
         for id in ids {
             let task = self
                 .inner

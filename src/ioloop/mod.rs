@@ -466,7 +466,7 @@ impl IOLoop {
         Ok(())
     }
 
-    fn drain_shared_callbacks(&self) {
+    pub(crate) fn drain_shared_callbacks(&self) {
         let shared = &self.inner.shared;
         if !shared.pending.swap(false, Ordering::SeqCst) {
             return;
