@@ -892,3 +892,163 @@ fn metrics_count_messages_and_protocol_errors() {
     assert_eq!(m.get(Counter::WsClosed), 1, "{m:?}");
     assert!(m.get(Counter::WsBytesIn) >= 3 * 7 + 6, "{m:?}");
 }
+
+/// Closes by code and typed reason, handshakes by result, bytes out and
+/// the queued-bytes gauge, read from the loop and from `/metrics`' text.
+#[test]
+fn metrics_count_closes_handshakes_bytes_and_queue() {
+    let _g = serial();
+    struct Bulk;
+    impl WebSocketHandler for Bulk {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            if let Message::Text(t) = &msg {
+                if let Some(mib) = t.strip_prefix("bulk ") {
+                    let mib: usize = mib.parse().unwrap();
+                    for _ in 0..mib {
+                        let _ = ws.write_message(vec![7u8; 1 << 20]);
+                    }
+                    return;
+                }
+            }
+            let _ = ws.write_message(msg);
+        }
+    }
+    let server = echo_server(|| {
+        Application::builder()
+            .websocket("/ws", |_| Bulk)
+            .websocket_max_write_buffer(64 << 20)
+            .build()
+    });
+    // 403: an Origin that is not the Host; 400: a bad key.
+    let mut s = server.connect();
+    let req = upgrade_request("/ws", "Origin: http://evil.example\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    assert_eq!(read_status(&mut s).map(|r| r.0), Some(403));
+    let head = handshake(&server, "13", true, &["not-a-key"]);
+    assert!(head.starts_with("400 "), "{head}");
+    // A peer close with 1000 (answered), and one with 4001.
+    for code in [1000u16, 4001] {
+        let mut a = raw_ws(&server, "/ws");
+        round_trip(&mut a, b"hello");
+        a.write_all(&client_frame(true, 0x8, &code.to_be_bytes()))
+            .unwrap();
+        assert_eq!(read_close_code(&mut a, Duration::from_secs(3)), Some(code));
+        assert!(wait_closed(&mut a, Duration::from_secs(3)));
+    }
+    // A reset without a close frame: 1006, CloseReason::Abnormal.
+    let mut r = raw_ws(&server, "/ws");
+    round_trip(&mut r, b"x");
+    socket2::SockRef::from(&r)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(r);
+    // A reader that does not read: 12 MiB queued, the kernel takes ≤ ~4 MiB.
+    let mut q = raw_ws(&server, "/ws");
+    let _ = socket2::SockRef::from(&q).set_recv_buffer_size(4096);
+    q.write_all(&client_frame(true, 0x1, b"bulk 12")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let m = loop {
+        let m = server.metrics();
+        let settled = m.get(Counter::ClosedAbnormal) == 1 && m.queued_bytes > 0;
+        if settled || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(m.get(Counter::HandshakeForbidden), 1, "{m:?}");
+    assert_eq!(m.get(Counter::HandshakeBadRequest), 1, "{m:?}");
+    assert_eq!(m.get(Counter::Upgrades), 4, "{m:?}");
+    assert_eq!(m.get(Counter::Code1000), 1, "{m:?}");
+    assert_eq!(m.get(Counter::CodeOther), 1, "{m:?}");
+    assert_eq!(m.get(Counter::Code1006), 1, "{m:?}");
+    assert_eq!(m.get(Counter::ClosedPeer), 2, "{m:?}");
+    assert_eq!(m.get(Counter::ClosedAbnormal), 1, "{m:?}");
+    assert_eq!(m.websocket_connections, 1, "{m:?}");
+    assert!(m.get(Counter::WsBytesOut) >= 3 * (2 + 5) + 8, "{m:?}");
+    assert!(
+        m.queued_bytes > 4 << 20 && m.queued_bytes <= 12 << 20,
+        "queued {} B of 12 MiB to a reader that does not read",
+        m.queued_bytes
+    );
+    let text = m.to_prometheus();
+    assert!(text.contains("cyclone_websocket_closes_by_reason_total{reason=\"peer\"} 2\n"));
+    assert!(text.contains("cyclone_websocket_handshakes_total{result=\"403\"} 1\n"));
+    drop(q);
+}
+
+// ------------------------------------------- slow consumer: drop policy
+
+/// `SlowConsumerPolicy::DropMessages`: past the cap, new messages are
+/// dropped (never a torn or reordered stream), the handler is told how
+/// many, and the connection stays open and usable.
+#[test]
+fn drop_policy_drops_past_the_cap_reports_and_keeps_the_connection() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let _g = serial();
+    const N: u32 = 2000;
+    let dropped = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(AtomicU64::new(0));
+    struct Flood {
+        dropped: Arc<AtomicU64>,
+        calls: Arc<AtomicU64>,
+    }
+    impl WebSocketHandler for Flood {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            if matches!(&msg, Message::Text(t) if t == "flood") {
+                for i in 0..N {
+                    let mut p = vec![0u8; 4096];
+                    p[..4].copy_from_slice(&i.to_be_bytes());
+                    assert!(ws.write_message(p).is_ok());
+                }
+                return;
+            }
+            let _ = ws.write_message(msg);
+        }
+        fn on_messages_dropped(&mut self, _ws: &mut WebSocket<'_>, count: u64) {
+            self.dropped.fetch_add(count, Ordering::SeqCst);
+            self.calls.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (d2, c2) = (dropped.clone(), calls.clone());
+    let server = echo_server(move || {
+        Application::builder()
+            .websocket("/ws", move |_| Flood {
+                dropped: d2.clone(),
+                calls: c2.clone(),
+            })
+            .websocket_max_write_buffer(64 * 1024)
+            .websocket_slow_consumer_grace(Duration::from_millis(50))
+            .websocket_slow_consumer_policy(cyclone::websocket::SlowConsumerPolicy::DropMessages)
+            .build()
+    });
+    let mut s = raw_ws(&server, "/ws");
+    s.write_all(&client_frame(true, 0x1, b"flood")).unwrap();
+    // Let the grace period pass several times while nothing is read.
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&client_frame(true, 0x1, b"still here"))
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0u32;
+    loop {
+        let (fin, op, p) = read_frame(&mut s).expect("frame");
+        assert!(fin);
+        if op == 0x1 {
+            assert_eq!(p, b"still here");
+            break;
+        }
+        assert_eq!(op, 0x2, "unexpected frame after {got} messages");
+        assert_eq!(p.len(), 4096);
+        let i = u32::from_be_bytes(p[..4].try_into().unwrap());
+        assert_eq!(i, got, "messages out of order or with a gap");
+        got += 1;
+    }
+    let d = dropped.load(Ordering::SeqCst);
+    assert!(got > 0 && d > 0, "kept {got}, dropped {d}");
+    assert_eq!(got as u64 + d, N as u64, "kept {got} + dropped {d} != {N}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one report per tick");
+    let m = server.metrics();
+    assert_eq!(m.get(Counter::WsMessagesDropped), d, "{m:?}");
+    assert_eq!(m.get(Counter::WsSlowConsumerCloses), 0, "{m:?}");
+    round_trip(&mut s, b"and after");
+}

@@ -147,6 +147,11 @@ pub trait Pollable: Any {
         let _ = registry;
     }
 
+    /// Bytes waiting to be written (for [`IOLoop::metrics`]' queued-bytes gauge).
+    fn queued_bytes(&self) -> usize {
+        0
+    }
+
     /// Downcasting, for layers that address their own connection type by id.
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -861,7 +866,18 @@ impl IOLoop {
             &self.inner.counters,
             self.registrations(),
             self.inner.ticks.get(),
+            self.queued_bytes(),
         )
+    }
+
+    /// Bytes queued on registrations that are not being served right now.
+    fn queued_bytes(&self) -> u64 {
+        let slots = self.inner.slots.borrow();
+        slots
+            .iter()
+            .filter_map(|(_, s)| s.item.as_ref())
+            .map(|p| p.queued_bytes() as u64)
+            .sum()
     }
 
     /// Whether a graceful shutdown is in progress (checked on every accept

@@ -445,6 +445,24 @@ impl ApplicationBuilder {
         self
     }
 
+    /// How long a WebSocket queue may stay over `websocket_max_write_buffer`
+    /// before the slow consumer is closed (default 2 s).
+    pub fn websocket_slow_consumer_grace(mut self, grace: Duration) -> Self {
+        self.settings.websocket.slow_consumer_grace = grace;
+        self
+    }
+
+    /// What to do with a connection whose queue is over
+    /// `websocket_max_write_buffer`: close it (default) or drop new messages
+    /// and report them through `on_messages_dropped`.
+    pub fn websocket_slow_consumer_policy(
+        mut self,
+        policy: crate::websocket::SlowConsumerPolicy,
+    ) -> Self {
+        self.settings.websocket.slow_consumer_policy = policy;
+        self
+    }
+
     /// Close WebSocket connections that received nothing for `timeout` (1001).
     pub fn websocket_idle_timeout(mut self, timeout: Duration) -> Self {
         self.settings.websocket.idle_timeout = Some(timeout);

@@ -23,7 +23,7 @@ use mio::net::TcpStream;
 
 use super::handler::WebSocketHandler;
 use super::message::{CloseReason, Message, WebSocketClosedError};
-use super::settings::WebSocketSettings;
+use super::settings::{SlowConsumerPolicy, WebSocketSettings};
 use crate::http::Request;
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness, TimeoutHandle};
 use crate::protocol::{CloseCode, Event, OpCode, Payload, Readout, Session};
@@ -49,7 +49,9 @@ pub(crate) struct Core {
     /// Outgoing bytes: the loop's out buffer while being served, otherwise
     /// what the kernel refused or what others queued.
     pub(crate) out: Vec<u8>,
-    close_code: Option<u16>,
+    /// The code of the peer's close frame: 0 = none received, 1005 = a
+    /// close frame without a code (2 bytes, and no separate flag).
+    close_code: u16,
     closed_by: Option<CloseReason>,
     /// Deadlines in milliseconds of the loop's clock (`Ms::NONE` = unset):
     /// 4 bytes each instead of 16 for an `Option<Instant>`.
@@ -83,6 +85,9 @@ struct Rare {
     close_reason: Option<String>,
     /// Route captures, until `open` runs.
     args: Option<Vec<String>>,
+    /// Messages dropped since the handler was last told
+    /// (`SlowConsumerPolicy::DropMessages`).
+    dropped: u64,
 }
 
 /// A deadline as milliseconds since the loop's epoch; `u32::MAX` = none
@@ -205,7 +210,10 @@ impl<'a> WebSocket<'a> {
 
     /// The close code the peer sent (after `on_close`, or while closing).
     pub fn close_code(&self) -> Option<u16> {
-        self.core.close_code
+        match self.core.close_code {
+            0 | 1005 => None,
+            c => Some(c),
+        }
     }
 
     /// The close reason the peer sent.
@@ -357,13 +365,16 @@ impl Core {
         if self.finished {
             return Err(WebSocketClosedError);
         }
+        if self.should_drop(lp) {
+            return Ok(self.out.len());
+        }
         if data.len() >= DIRECT_WRITE_MIN
             && self.out.is_empty()
             && !self.is_client
             && !self.session.is_compressing()
             && self.session.state().can_send()
         {
-            self.write_direct(op, data);
+            self.write_direct(lp, op, data);
         } else {
             self.session
                 .send_message(op, data, &mut self.out)
@@ -377,7 +388,7 @@ impl Core {
     /// header and payload leave in one `writev` straight from where the
     /// payload is (the loop's read buffer, for an echo), and only what the
     /// kernel refuses is copied into the queue (PERF-NOTES §3).
-    fn write_direct(&mut self, op: OpCode, data: &[u8]) {
+    fn write_direct(&mut self, lp: &IOLoop, op: OpCode, data: &[u8]) {
         let mut hdr = [0u8; 10];
         hdr[0] = 0x80 | op.as_u8();
         let n = if data.len() <= 0xffff {
@@ -393,6 +404,7 @@ impl Core {
         // An error (WouldBlock, or a dead socket that the next flush
         // reports) leaves everything to the queue.
         let written = self.stream.write_vectored(&bufs).unwrap_or_default();
+        lp.count(crate::ioloop::Counter::WsBytesOut, written as u64);
         if written < n {
             self.out.reserve(n - written + data.len());
             self.out.extend_from_slice(&hdr[written..n]);
@@ -408,10 +420,31 @@ impl Core {
             return false;
         }
         if self.session.is_compressing() || self.is_client {
-            return self.send_data(lp, op, payload).is_ok();
+            let before = self.rare.as_ref().map_or(0, |r| r.dropped);
+            let sent = self.send_data(lp, op, payload).is_ok();
+            return sent && self.rare.as_ref().map_or(0, |r| r.dropped) == before;
+        }
+        if self.should_drop(lp) {
+            return false;
         }
         self.out.extend_from_slice(frame);
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
+        true
+    }
+
+    /// `SlowConsumerPolicy::DropMessages`: true (and the drop recorded, to
+    /// be reported to the handler at the end of the tick) when the queue is
+    /// over `max_write_buffer`, so the message must not be queued.
+    fn should_drop(&mut self, lp: &IOLoop) -> bool {
+        if self.out.len() <= self.settings.max_write_buffer
+            || self.settings.slow_consumer_policy != SlowConsumerPolicy::DropMessages
+            || !self.session.state().can_send()
+        {
+            return false;
+        }
+        self.rare().dropped += 1;
+        lp.count(crate::ioloop::Counter::WsMessagesDropped, 1);
+        self.mark_dirty(lp, self.id);
         true
     }
 
@@ -423,7 +456,7 @@ impl Core {
     fn slow_consumer_check(&mut self, lp: &IOLoop) -> bool {
         let cap = self.settings.max_write_buffer;
         let queued = self.out.len();
-        if queued <= cap {
+        if queued <= cap || self.settings.slow_consumer_policy == SlowConsumerPolicy::DropMessages {
             self.slow_deadline = Ms::NONE;
             return false;
         }
@@ -471,12 +504,16 @@ impl Core {
     }
 
     /// Writes as much of `out` as the kernel takes. Err = the socket is dead.
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self, lp: &IOLoop) -> io::Result<()> {
         while !self.out.is_empty() {
             match self.stream.write(&self.out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) if n == self.out.len() => self.out.clear(),
+                Ok(n) if n == self.out.len() => {
+                    lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
+                    self.out.clear();
+                }
                 Ok(n) => {
+                    lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
                     self.out.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -554,10 +591,11 @@ impl WsConn {
                     subprotocol: p.subprotocol,
                     close_reason: None,
                     args: Some(p.args),
+                    dropped: 0,
                 })),
                 spill: p.leftover,
                 out: Vec::new(),
-                close_code: None,
+                close_code: 0,
                 closed_by: None,
                 next_ping: Ms::NONE,
                 pong_deadline: Ms::NONE,
@@ -706,7 +744,11 @@ impl WsConn {
                 self.guard(lp, "on_pong", |h, ws| h.on_pong(ws, d));
             }
             Event::Close { code, reason } => {
-                self.core.close_code = code;
+                self.core.close_code = code.unwrap_or(1005);
+                lp.count(
+                    crate::ioloop::Counter::for_close_code(Some(self.core.close_code)),
+                    1,
+                );
                 if !reason.is_empty() {
                     self.core.rare().close_reason = Some(reason.to_string());
                 }
@@ -786,9 +828,24 @@ impl WsConn {
             return Action::Remove;
         }
         let had = !self.core.out.is_empty();
-        if let Err(e) = self.core.flush() {
+        if let Err(e) = self.core.flush(lp) {
             log::debug!("{id} write failed: {e}");
             return self.terminate(lp, CloseReason::Abnormal);
+        }
+        if let Some(n) = self
+            .core
+            .rare
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.dropped))
+        {
+            if n > 0 {
+                self.guard(lp, "on_messages_dropped", |h, ws| {
+                    h.on_messages_dropped(ws, n)
+                });
+                if self.core.finished {
+                    return Action::Remove;
+                }
+            }
         }
         if self.core.read_paused && self.core.out.len() <= self.core.settings.write_high_water {
             // Below the mark again: resume reading (the readable edge may
@@ -833,6 +890,12 @@ impl WsConn {
                 self.core.close_code
             );
             lp.count(crate::ioloop::Counter::WsClosed, 1);
+            if let Some(why) = self.core.closed_by {
+                lp.count(why.counter(), 1);
+            }
+            if self.core.close_code == 0 {
+                lp.count(crate::ioloop::Counter::for_close_code(None), 1);
+            }
             self.core.finished = true;
             // Writes after this fail; the handler sees the final state.
             let handler = &mut self.handler;
@@ -891,7 +954,7 @@ impl Pollable for WsConn {
         self.give_back_out(lp);
         if eof {
             // TCP closed without (or after) a close frame.
-            let _ = self.core.flush();
+            let _ = self.core.flush(lp);
             return self.terminate(lp, CloseReason::Abnormal);
         }
         Action::Keep
@@ -935,7 +998,7 @@ impl Pollable for WsConn {
             log::info!("{id} ping timeout: closing");
             lp.count(crate::ioloop::Counter::WsPingTimeouts, 1);
             self.core.closed_by = Some(CloseReason::PingTimeout);
-            self.core.close_code = None;
+            self.core.close_code = 0;
             return self.terminate(lp, CloseReason::PingTimeout);
         }
         if self.core.next_ping.passed(lp, now) {
@@ -954,7 +1017,7 @@ impl Pollable for WsConn {
     }
 
     fn abort(&mut self, lp: &IOLoop, _id: ConnId) -> Action {
-        let _ = self.core.flush();
+        let _ = self.core.flush(lp);
         self.terminate(lp, CloseReason::Shutdown)
     }
 
@@ -966,6 +1029,10 @@ impl Pollable for WsConn {
             CloseReason::Shutdown,
         );
         self.finish_io(lp, id)
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.core.out.len()
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

@@ -50,6 +50,15 @@ pub trait WebSocketHandler: 'static {
         let _ = (ws, token);
     }
 
+    /// `count` messages written to this connection were dropped because its
+    /// write queue was over `max_write_buffer`, under
+    /// [`SlowConsumerPolicy::DropMessages`](super::settings::SlowConsumerPolicy)
+    /// (called at most once per loop iteration, with the count since the
+    /// last call).
+    fn on_messages_dropped(&mut self, ws: &mut WebSocket<'_>, count: u64) {
+        let _ = (ws, count);
+    }
+
     /// Accept a handshake whose `Origin` header is `origin` (server only).
     ///
     /// The default, like Tornado's, accepts only an origin whose host (and

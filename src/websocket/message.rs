@@ -134,3 +134,23 @@ pub enum CloseReason {
     /// The TCP connection ended without a close frame (reset or EOF).
     Abnormal,
 }
+
+impl CloseReason {
+    /// The metrics counter of closes for this reason.
+    pub(crate) fn counter(self) -> crate::ioloop::Counter {
+        use crate::ioloop::Counter;
+        match self {
+            CloseReason::Peer => Counter::ClosedPeer,
+            CloseReason::Local => Counter::ClosedLocal,
+            CloseReason::ProtocolError => Counter::ClosedProtocolError,
+            CloseReason::MessageTooBig => Counter::ClosedMessageTooBig,
+            CloseReason::PingTimeout => Counter::ClosedPingTimeout,
+            CloseReason::CloseTimeout => Counter::ClosedCloseTimeout,
+            CloseReason::SlowConsumer => Counter::ClosedSlowConsumer,
+            CloseReason::IdleTimeout => Counter::ClosedIdleTimeout,
+            CloseReason::Shutdown => Counter::ClosedShutdown,
+            CloseReason::HandlerPanic => Counter::ClosedHandlerPanic,
+            CloseReason::Abnormal => Counter::ClosedAbnormal,
+        }
+    }
+}

@@ -16,4 +16,4 @@ pub use connection::{broadcast, write_to, WebSocket};
 pub use handler::WebSocketHandler;
 pub use message::{CloseReason, Message, WebSocketClosedError};
 pub use server::accept;
-pub use settings::WebSocketSettings;
+pub use settings::{SlowConsumerPolicy, WebSocketSettings};

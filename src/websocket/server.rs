@@ -38,6 +38,9 @@ pub fn accept(
         Err(e) => {
             let status = e.status();
             log::debug!("WebSocket handshake refused ({status}): {e}");
+            if let Some(c) = crate::ioloop::Counter::for_handshake_status(status) {
+                crate::ioloop::IOLoop::current().count(c, 1);
+            }
             let mut resp = Response::error(status, Some(&e.to_string()));
             if status == 426 {
                 resp.set_header("Sec-WebSocket-Version", "13");

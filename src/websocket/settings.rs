@@ -4,6 +4,25 @@ use std::time::Duration;
 
 use crate::protocol::CompressionOptions;
 
+/// The policy for a connection whose write queue is over
+/// [`WebSocketSettings::max_write_buffer`] (a slow consumer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowConsumerPolicy {
+    /// Close after `slow_consumer_grace` (or at once past twice the cap):
+    /// the TCP connection is dropped with its queue and `on_close` sees
+    /// `CloseReason::SlowConsumer`. Nothing queued is ever silently lost.
+    #[default]
+    Close,
+    /// Keep the connection, and do not queue new data messages while the
+    /// queue is over the cap: each one is dropped (`write_message` still
+    /// returns `Ok`; `broadcast` does not count the connection). The handler
+    /// learns how many through `on_messages_dropped` at the end of the
+    /// tick. For feeds where the newest message supersedes older ones.
+    /// Control frames (pong, close) are always queued.
+    DropMessages,
+}
+
 /// Settings of WebSocket connections; `Application`-wide, overridable per route.
 #[derive(Debug, Clone)]
 pub struct WebSocketSettings {
@@ -29,6 +48,9 @@ pub struct WebSocketSettings {
     pub max_write_buffer: usize,
     /// How long a queue may stay above `max_write_buffer` (default 2 s).
     pub slow_consumer_grace: Duration,
+    /// What happens when the queue is over `max_write_buffer`: close the
+    /// connection after the grace period (default), or drop new messages.
+    pub slow_consumer_policy: SlowConsumerPolicy,
     /// Inbound flow control: while more than this many bytes are queued for
     /// a connection, the server stops reading from it (default 1 MiB), as
     /// Tornado waits for `on_message`'s future; reading resumes once the
@@ -53,6 +75,7 @@ impl Default for WebSocketSettings {
             close_timeout: Duration::from_secs(5),
             max_write_buffer: 16 * 1024 * 1024,
             slow_consumer_grace: Duration::from_secs(2),
+            slow_consumer_policy: SlowConsumerPolicy::Close,
             write_high_water: 1024 * 1024,
             idle_timeout: None,
             nodelay: true,
