@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod connection;
+mod context;
+mod core;
 pub mod handler;
 pub mod message;
 pub mod server;

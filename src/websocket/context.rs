@@ -1,0 +1,286 @@
+//! The [`WebSocket`] context handed to handler callbacks (the part of
+//! Tornado's `WebSocketHandler` that is not user code), and writes by
+//! [`ConnId`]: [`write_to`] and [`broadcast`] (one encoded frame shared by
+//! every receiver without compression).
+
+use std::rc::Rc;
+
+use super::connection::WsConn;
+use super::core::Core;
+use super::message::{CloseReason, Message, WebSocketClosedError};
+use crate::http::Request;
+use crate::ioloop::{Action, ConnId, IOLoop, TimeoutHandle};
+use crate::protocol::{CloseCode, OpCode};
+
+/// The per-connection context handed to every handler callback (the part
+/// of Tornado's `WebSocketHandler` that is not user code).
+pub struct WebSocket<'a> {
+    pub(super) core: &'a mut Core,
+    pub(super) lp: &'a IOLoop,
+}
+
+impl<'a> WebSocket<'a> {
+    /// Sends a text or binary message (Tornado's `write_message`).
+    ///
+    /// Returns the bytes now queued for this connection
+    /// ([`buffered_amount`](Self::buffered_amount)), for flow control.
+    ///
+    /// # Errors
+    /// [`WebSocketClosedError`] once the connection is closing or closed.
+    pub fn write_message<'m>(
+        &mut self,
+        msg: impl Into<Message<'m>>,
+    ) -> Result<usize, WebSocketClosedError> {
+        let msg = msg.into();
+        let (op, data) = match &msg {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, &b[..]),
+        };
+        self.core.send_data(self.lp, op, data)
+    }
+
+    /// Sends `value` as a JSON text message (Tornado's `write_message(dict)`).
+    ///
+    /// # Errors
+    /// [`WebSocketClosedError`] once closed (a value that fails to serialize
+    /// is reported the same way, after logging, since it cannot be sent).
+    pub fn write_json<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<usize, WebSocketClosedError> {
+        match serde_json::to_string(value) {
+            Ok(s) => self.write_message(s),
+            Err(e) => {
+                log::error!("{} write_json: {e}", self.core.id);
+                Err(WebSocketClosedError)
+            }
+        }
+    }
+
+    /// Sends a ping (payload at most 125 bytes; longer is truncated).
+    ///
+    /// # Errors
+    /// [`WebSocketClosedError`] once closed.
+    pub fn ping(&mut self, data: &[u8]) -> Result<(), WebSocketClosedError> {
+        let data = &data[..data.len().min(125)];
+        self.core
+            .session
+            .send_ping(data, &mut self.core.out)
+            .map_err(|_| WebSocketClosedError)?;
+        Ok(())
+    }
+
+    /// Starts the closing handshake (Tornado's `close(code, reason)`); the
+    /// TCP connection is dropped when the peer answers or after the close
+    /// timeout. Closing twice does nothing.
+    pub fn close(&mut self, code: Option<u16>, reason: &str) {
+        self.core
+            .start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);
+    }
+
+    /// Sets `TCP_NODELAY` on this connection.
+    pub fn set_nodelay(&mut self, value: bool) {
+        if let Err(e) = self.core.stream.set_nodelay(value) {
+            log::debug!("{} set_nodelay: {e}", self.core.id);
+        }
+    }
+
+    /// The handshake request (path, query arguments, headers, cookies).
+    /// `None` on client connections.
+    pub fn request(&self) -> Option<&Request> {
+        self.core.request.as_ref()
+    }
+
+    /// The subprotocol selected during the handshake.
+    pub fn selected_subprotocol(&self) -> Option<&str> {
+        self.core
+            .rare
+            .as_ref()
+            .and_then(|r| r.subprotocol.as_deref())
+    }
+
+    /// The close code the peer sent (after `on_close`, or while closing).
+    pub fn close_code(&self) -> Option<u16> {
+        match self.core.close_code {
+            0 | 1005 => None,
+            c => Some(c),
+        }
+    }
+
+    /// The close reason the peer sent.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.core
+            .rare
+            .as_ref()
+            .and_then(|r| r.close_reason.as_deref())
+    }
+
+    /// Why the connection closed (typed; see [`CloseReason`]).
+    pub fn closed_by(&self) -> Option<CloseReason> {
+        self.core.closed_by
+    }
+
+    /// This connection's id, for writes from elsewhere ([`write_to`], [`broadcast`]).
+    pub fn id(&self) -> ConnId {
+        self.core.id
+    }
+
+    /// Whether the closing handshake started (writes now fail).
+    pub fn is_closing(&self) -> bool {
+        !self.core.session.state().can_send() || self.core.finished
+    }
+
+    /// Bytes queued for this connection and not yet taken by the kernel.
+    pub fn buffered_amount(&self) -> usize {
+        self.core.out.len()
+    }
+
+    /// The loop this connection runs on.
+    pub fn io_loop(&self) -> &IOLoop {
+        self.lp
+    }
+
+    /// Sends `msg` to another connection (or this one) by id. Returns false
+    /// when `id` no longer names an open WebSocket.
+    pub fn write_to<'m>(&mut self, id: ConnId, msg: impl Into<Message<'m>>) -> bool {
+        let msg = msg.into();
+        if id == self.core.id {
+            return self.write_message(msg).is_ok();
+        }
+        write_to_on(self.lp, id, msg)
+    }
+
+    /// Sends one message to many connections: the frame is encoded once and
+    /// shared (connections with permessage-deflate and context takeover
+    /// compress it for themselves). Returns how many received it.
+    pub fn broadcast<'m, I>(&mut self, ids: I, msg: impl Into<Message<'m>>) -> usize
+    where
+        I: IntoIterator<Item = ConnId>,
+    {
+        let msg = msg.into();
+        let me = self.core.id;
+        let mut n = 0;
+        let mut others = Vec::new();
+        for id in ids {
+            if id == me {
+                if self.write_message(msg.clone()).is_ok() {
+                    n += 1;
+                }
+            } else {
+                others.push(id);
+            }
+        }
+        n + broadcast_on(self.lp, others, msg)
+    }
+
+    /// Calls the handler's `on_timeout(token)` after `delay`, unless the
+    /// connection closed first (the timer dies with the connection).
+    pub fn add_timeout(&mut self, delay: std::time::Duration, token: u64) -> TimeoutHandle {
+        let id = self.core.id;
+        self.lp.call_later(delay, move || {
+            let lp = IOLoop::current();
+            lp.with_conn_serve(id, move |p, lp, id| {
+                match p.as_any_mut().downcast_mut::<WsConn>() {
+                    Some(c) => c.fire_timeout(lp, id, token),
+                    None => Action::Keep,
+                }
+            });
+        })
+    }
+
+    /// Cancels a timer from [`add_timeout`](Self::add_timeout).
+    pub fn remove_timeout(&mut self, h: TimeoutHandle) -> bool {
+        self.lp.remove_timeout(h)
+    }
+}
+
+/// Sends `msg` to connection `id` of the current thread's loop (from
+/// timers, other handlers, `PeriodicCallback`s). Returns false when `id` is
+/// not an open WebSocket.
+pub fn write_to<'m>(id: ConnId, msg: impl Into<Message<'m>>) -> bool {
+    write_to_on(&IOLoop::current(), id, msg.into())
+}
+
+/// Sends one message to many connections of the current thread's loop,
+/// encoding the frame once. Returns how many received it.
+pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Message<'m>>) -> usize {
+    broadcast_on(&IOLoop::current(), ids.into_iter().collect(), msg.into())
+}
+
+fn split(msg: &Message<'_>) -> (OpCode, Vec<u8>) {
+    match msg {
+        Message::Text(t) => (OpCode::Text, t.as_bytes().to_vec()),
+        Message::Binary(b) => (OpCode::Binary, b.to_vec()),
+    }
+}
+
+fn write_to_on(lp: &IOLoop, id: ConnId, msg: Message<'_>) -> bool {
+    broadcast_on(lp, vec![id], msg) == 1
+}
+
+fn broadcast_on(lp: &IOLoop, ids: Vec<ConnId>, msg: Message<'_>) -> usize {
+    if ids.is_empty() {
+        return 0;
+    }
+    let (op, payload) = split(&msg);
+    let payload: Rc<[u8]> = payload.into();
+    // Server frames are unmasked and identical for every receiver without
+    // compression: encode once.
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    crate::protocol::frame::encode_frame(&mut frame, true, false, op, &payload, None);
+    let frame: Rc<[u8]> = frame.into();
+    let delivered = Rc::new(std::cell::Cell::new(0usize));
+    for id in ids {
+        let frame = frame.clone();
+        let payload = payload.clone();
+        let d = delivered.clone();
+        lp.with_conn(id, move |p, lp, id| {
+            if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
+                if c.core.queue_shared(lp, op, &payload, &frame) {
+                    d.set(d.get() + 1);
+                    c.core.mark_dirty(lp, id);
+                }
+            }
+        });
+    }
+    delivered.get()
+}
+
+/// Runs `f` with the [`WebSocket`] context of connection `id` right now,
+/// if it is an idle, open WebSocket, and marks it dirty so what `f` queued
+/// is flushed this tick. Used by the client's coroutine API (writes from
+/// futures, which never run while a connection is being served).
+pub(crate) fn with_websocket<R>(
+    lp: &IOLoop,
+    id: ConnId,
+    f: impl FnOnce(&mut WebSocket<'_>) -> R,
+) -> Option<R> {
+    let r = lp
+        .with_conn_now(id, |p| {
+            let c = p.as_any_mut().downcast_mut::<WsConn>()?;
+            if c.core.finished {
+                return None;
+            }
+            Some(f(&mut c.core.ctx(lp)))
+        })
+        .flatten()?;
+    lp.mark_dirty(id);
+    Some(r)
+}
+
+/// Like [`with_websocket`] but, if `id` is being served right now, runs `f`
+/// when it is put back. Returns false for a stale id.
+pub(crate) fn with_websocket_later(
+    lp: &IOLoop,
+    id: ConnId,
+    f: impl FnOnce(&mut WebSocket<'_>) + 'static,
+) -> bool {
+    lp.with_conn(id, move |p, lp, id| {
+        if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
+            if !c.core.finished {
+                f(&mut c.core.ctx(lp));
+                lp.mark_dirty(id);
+            }
+        }
+    })
+}

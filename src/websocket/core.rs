@@ -1,0 +1,319 @@
+//! The per-connection state other than the handler ([`Core`]): socket,
+//! `Session`, buffers and deadlines, and the write path.
+//!
+//! Write path (PERF-NOTES §3): frames written while the connection is
+//! being served go into the loop-wide out buffer and leave in one `write`
+//! after the read batch; only bytes the kernel refuses stay in a
+//! per-connection backlog. Writes from elsewhere (other connections,
+//! timers) append to the backlog and mark the connection dirty: it is
+//! flushed once at the end of the loop iteration.
+
+use std::io::{self, Write};
+use std::rc::Rc;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use super::context::WebSocket;
+use super::message::{CloseReason, WebSocketClosedError};
+use super::settings::{SlowConsumerPolicy, WebSocketSettings};
+use crate::http::Request;
+use crate::ioloop::{ConnId, IOLoop};
+use crate::protocol::{CloseCode, OpCode, Session};
+
+/// Uncompressed server messages at least this large go out with `writev`
+/// from where they are instead of being copied into the write queue.
+const DIRECT_WRITE_MIN: usize = 16 * 1024;
+
+/// Per-connection state other than the handler.
+pub(crate) struct Core {
+    pub(crate) stream: TcpStream,
+    pub(crate) session: Session,
+    pub(crate) settings: Rc<WebSocketSettings>,
+    pub(super) request: Option<Request>,
+    /// Fields most connections never set (one pointer while idle).
+    pub(super) rare: Option<Box<Rare>>,
+    /// A partial frame waiting for the rest of its bytes.
+    pub(super) spill: Vec<u8>,
+    /// Outgoing bytes: the loop's out buffer while being served, otherwise
+    /// what the kernel refused or what others queued.
+    pub(crate) out: Vec<u8>,
+    /// The code of the peer's close frame: 0 = none received, 1005 = a
+    /// close frame without a code (2 bytes, and no separate flag).
+    pub(super) close_code: u16,
+    pub(super) closed_by: Option<CloseReason>,
+    /// Deadlines in milliseconds of the loop's clock (`Ms::NONE` = unset):
+    /// 4 bytes each instead of 16 for an `Option<Instant>`.
+    pub(super) next_ping: Ms,
+    pub(super) pong_deadline: Ms,
+    pub(super) close_deadline: Ms,
+    /// End of the slow-consumer grace period.
+    pub(super) slow_deadline: Ms,
+    /// Nothing received since `idle_timeout`.
+    pub(super) idle_deadline: Ms,
+    /// Reading is paused: the write queue is above `write_high_water`.
+    pub(super) read_paused: bool,
+    /// Already on the loop's dirty list this tick (broadcasts to a
+    /// subscriber add it once, not once per message).
+    pub(super) dirty: bool,
+    /// The handler saw `on_close`; the connection is finished.
+    pub(super) finished: bool,
+    /// `open` ran.
+    pub(super) opened: bool,
+    /// Drop the TCP connection once `out` is flushed.
+    pub(super) close_after_flush: bool,
+    /// `out` was non-empty after a flush: call `on_drain` once it empties.
+    pub(super) backlogged: bool,
+    pub(crate) id: ConnId,
+    pub(crate) is_client: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Rare {
+    pub(super) subprotocol: Option<String>,
+    pub(super) close_reason: Option<String>,
+    /// Route captures, until `open` runs.
+    pub(super) args: Option<Vec<String>>,
+    /// Messages dropped since the handler was last told
+    /// (`SlowConsumerPolicy::DropMessages`).
+    pub(super) dropped: u64,
+}
+
+/// A deadline as milliseconds since the loop's epoch; `u32::MAX` = none
+/// (49 days of range; later deadlines saturate).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ms(u32);
+
+impl Ms {
+    pub(super) const NONE: Ms = Ms(u32::MAX);
+
+    pub(super) fn at(lp: &IOLoop, when: Instant) -> Ms {
+        let ms = when.saturating_duration_since(lp.epoch()).as_millis();
+        Ms(ms.min(u32::MAX as u128 - 1) as u32)
+    }
+
+    pub(super) fn after(lp: &IOLoop, d: std::time::Duration) -> Ms {
+        Ms::at(lp, lp.time() + d)
+    }
+
+    pub(super) fn is_set(self) -> bool {
+        self != Ms::NONE
+    }
+
+    pub(super) fn passed(self, lp: &IOLoop, now: Instant) -> bool {
+        self.is_set() && Ms::at(lp, now).0 >= self.0
+    }
+
+    pub(super) fn instant(self, lp: &IOLoop) -> Option<Instant> {
+        self.is_set()
+            .then(|| lp.epoch() + std::time::Duration::from_millis(self.0 as u64))
+    }
+}
+
+impl Core {
+    pub(super) fn send_data(
+        &mut self,
+        lp: &IOLoop,
+        op: OpCode,
+        data: &[u8],
+    ) -> Result<usize, WebSocketClosedError> {
+        if self.finished {
+            return Err(WebSocketClosedError);
+        }
+        if self.should_drop(lp) {
+            return Ok(self.out.len());
+        }
+        if data.len() >= DIRECT_WRITE_MIN
+            && self.out.is_empty()
+            && !self.is_client
+            && !self.session.is_compressing()
+            && self.session.state().can_send()
+        {
+            self.write_direct(lp, op, data);
+        } else {
+            self.session
+                .send_message(op, data, &mut self.out)
+                .map_err(|_| WebSocketClosedError)?;
+        }
+        lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
+        Ok(self.out.len())
+    }
+
+    /// Large uncompressed server message with nothing queued before it:
+    /// header and payload leave in one `writev` straight from where the
+    /// payload is (the loop's read buffer, for an echo), and only what the
+    /// kernel refuses is copied into the queue (PERF-NOTES §3).
+    pub(super) fn write_direct(&mut self, lp: &IOLoop, op: OpCode, data: &[u8]) {
+        let mut hdr = [0u8; 10];
+        hdr[0] = 0x80 | op.as_u8();
+        let n = if data.len() <= 0xffff {
+            hdr[1] = 126;
+            hdr[2..4].copy_from_slice(&(data.len() as u16).to_be_bytes());
+            4
+        } else {
+            hdr[1] = 127;
+            hdr[2..10].copy_from_slice(&(data.len() as u64).to_be_bytes());
+            10
+        };
+        let bufs = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(data)];
+        // An error (WouldBlock, or a dead socket that the next flush
+        // reports) leaves everything to the queue.
+        let written = self.stream.write_vectored(&bufs).unwrap_or_default();
+        lp.count(crate::ioloop::Counter::WsBytesOut, written as u64);
+        if written < n {
+            self.out.reserve(n - written + data.len());
+            self.out.extend_from_slice(&hdr[written..n]);
+            self.out.extend_from_slice(data);
+        } else if written < n + data.len() {
+            self.out.extend_from_slice(&data[written - n..]);
+        }
+    }
+
+    /// Queues a broadcast frame; returns false if this connection cannot send.
+    pub(super) fn queue_shared(
+        &mut self,
+        lp: &IOLoop,
+        op: OpCode,
+        payload: &[u8],
+        frame: &[u8],
+    ) -> bool {
+        if self.finished || !self.session.state().can_send() {
+            return false;
+        }
+        if self.session.is_compressing() || self.is_client {
+            let before = self.rare.as_ref().map_or(0, |r| r.dropped);
+            let sent = self.send_data(lp, op, payload).is_ok();
+            return sent && self.rare.as_ref().map_or(0, |r| r.dropped) == before;
+        }
+        if self.should_drop(lp) {
+            return false;
+        }
+        self.out.extend_from_slice(frame);
+        lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
+        true
+    }
+
+    /// `SlowConsumerPolicy::DropMessages`: true (and the drop recorded, to
+    /// be reported to the handler at the end of the tick) when the queue is
+    /// over `max_write_buffer`, so the message must not be queued.
+    pub(super) fn should_drop(&mut self, lp: &IOLoop) -> bool {
+        if self.out.len() <= self.settings.max_write_buffer
+            || self.settings.slow_consumer_policy != SlowConsumerPolicy::DropMessages
+            || !self.session.state().can_send()
+        {
+            return false;
+        }
+        self.rare().dropped += 1;
+        lp.count(crate::ioloop::Counter::WsMessagesDropped, 1);
+        self.mark_dirty(lp, self.id);
+        true
+    }
+
+    /// Slow-consumer policy (see `WebSocketSettings::max_write_buffer`),
+    /// checked after each flush attempt: returns true when the connection
+    /// must be dropped now. A close frame is not sent: the peer is not
+    /// reading, and the queue may end inside a partly sent frame, after
+    /// which any further bytes would corrupt the stream.
+    pub(super) fn slow_consumer_check(&mut self, lp: &IOLoop) -> bool {
+        let cap = self.settings.max_write_buffer;
+        let queued = self.out.len();
+        if queued <= cap || self.settings.slow_consumer_policy == SlowConsumerPolicy::DropMessages {
+            self.slow_deadline = Ms::NONE;
+            return false;
+        }
+        let expired = self.slow_deadline.passed(lp, lp.time());
+        if queued <= cap.saturating_mul(2) && !expired {
+            if !self.slow_deadline.is_set() {
+                self.slow_deadline = Ms::after(lp, self.settings.slow_consumer_grace);
+            }
+            return false;
+        }
+        log::warn!(
+            "{} slow consumer: {queued} bytes queued (max_write_buffer {cap}); dropping the connection",
+            self.id
+        );
+        lp.count(crate::ioloop::Counter::WsSlowConsumerCloses, 1);
+        self.out = Vec::new();
+        self.closed_by = Some(CloseReason::SlowConsumer);
+        true
+    }
+
+    pub(super) fn start_close(
+        &mut self,
+        lp: &IOLoop,
+        code: Option<CloseCode>,
+        reason: &str,
+        why: CloseReason,
+    ) {
+        if self.finished || !self.session.state().can_send() {
+            return;
+        }
+        if self.session.send_close(code, reason, &mut self.out).is_ok() {
+            self.closed_by.get_or_insert(why);
+            self.close_deadline = Ms::after(lp, self.settings.close_timeout);
+            self.mark_dirty(lp, self.id);
+        }
+    }
+
+    /// Asks for a flush at the end of this tick (once, however many
+    /// messages are queued meanwhile).
+    pub(super) fn mark_dirty(&mut self, lp: &IOLoop, id: ConnId) {
+        if !self.dirty {
+            self.dirty = true;
+            lp.mark_dirty(id);
+        }
+    }
+
+    /// Writes as much of `out` as the kernel takes. Err = the socket is dead.
+    pub(super) fn flush(&mut self, lp: &IOLoop) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) if n == self.out.len() => {
+                    lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
+                    self.out.clear();
+                }
+                Ok(n) => {
+                    lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn ctx<'a>(&'a mut self, lp: &'a IOLoop) -> WebSocket<'a> {
+        WebSocket { core: self, lp }
+    }
+
+    pub(super) fn next_deadline(&self, lp: &IOLoop) -> Option<Instant> {
+        let m = [
+            self.next_ping,
+            self.pong_deadline,
+            self.close_deadline,
+            self.slow_deadline,
+            self.idle_deadline,
+        ]
+        .iter()
+        .map(|d| d.0)
+        .min()
+        .unwrap_or(u32::MAX);
+        Ms(m).instant(lp)
+    }
+
+    /// Drop the connection once `out` is flushed — or at the close timeout
+    /// if the peer stops reading, so a stuck close never pins the slot.
+    pub(super) fn close_after_flush(&mut self, lp: &IOLoop) {
+        self.close_after_flush = true;
+        if !self.close_deadline.is_set() {
+            self.close_deadline = Ms::after(lp, self.settings.close_timeout);
+        }
+    }
+
+    pub(super) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+}
