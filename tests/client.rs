@@ -172,6 +172,49 @@ fn server_close_code_reaches_client() {
     });
 }
 
+/// Dropping the connection handle closes with 1000 after what was
+/// written: the server sees the message, then the close code.
+#[test]
+fn dropping_the_connection_closes_it_with_1000() {
+    type Log = Rc<RefCell<Vec<String>>>;
+    struct Recorder(Log);
+    impl WebSocketHandler for Recorder {
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            self.0
+                .borrow_mut()
+                .push(msg.as_text().unwrap_or("?").to_owned());
+        }
+        fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+            self.0
+                .borrow_mut()
+                .push(format!("close {:?}", ws.close_code()));
+        }
+    }
+    let log: Log = Rc::default();
+    let l2 = log.clone();
+    let app = Application::builder()
+        .websocket("/rec", move |_| Recorder(l2.clone()))
+        .build();
+    let addr = app.listen_on("127.0.0.1:0").expect("listen");
+    watchdog(Duration::from_secs(30));
+    let l3 = log.clone();
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/rec"))
+            .await
+            .expect("connect");
+        conn.write_message("last words").expect("open");
+        drop(conn);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while l3.borrow().len() < 2 && Instant::now() < deadline {
+            cyclone::ioloop::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert_eq!(
+        *log.borrow(),
+        vec!["last words".to_string(), "close Some(1000)".to_string()]
+    );
+}
+
 #[test]
 fn host_name_is_resolved_off_loop() {
     let addr = server();

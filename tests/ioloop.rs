@@ -3,6 +3,7 @@
 //! (one IOLoop per thread).
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -193,5 +194,28 @@ fn advance_clock_drives_timers() {
         lp.advance_clock(Duration::from_secs(3601));
         lp.run_once(Some(Duration::ZERO)).unwrap();
         assert!(*fired.borrow());
+    });
+}
+
+#[test]
+fn sleep_completes_after_its_delay_and_a_dropped_sleep_cancels_its_timer() {
+    in_thread(|| {
+        let lp = IOLoop::current();
+        let before = lp.pending_timeouts();
+        let (slept, pending_after_drop) = lp.run_sync(async {
+            let t = Instant::now();
+            cyclone::ioloop::sleep(Duration::from_millis(50)).await;
+            let slept = t.elapsed();
+            // Polled once (timer armed), then dropped: the timer goes.
+            let mut s = Box::pin(cyclone::ioloop::sleep(Duration::from_secs(60)));
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            assert!(s.as_mut().poll(&mut cx).is_pending());
+            drop(s);
+            (slept, IOLoop::current().pending_timeouts())
+        });
+        assert!(slept >= Duration::from_millis(50), "woke after {slept:?}");
+        assert!(slept < Duration::from_secs(2), "woke after {slept:?}");
+        assert_eq!(pending_after_drop, before);
     });
 }

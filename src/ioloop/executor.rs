@@ -94,3 +94,59 @@ impl IOLoop {
         }
     }
 }
+
+/// A future that completes after `delay` on the current thread's loop
+/// (Tornado's `gen.sleep`). Dropping it before then cancels its timer.
+pub fn sleep(delay: std::time::Duration) -> Sleep {
+    Sleep { delay, state: None }
+}
+
+/// The future returned by [`sleep`].
+#[derive(Debug)]
+pub struct Sleep {
+    delay: std::time::Duration,
+    /// (fired, waker to wake, timer) once first polled.
+    state: Option<(Rc<SleepShared>, super::TimeoutHandle)>,
+}
+
+#[derive(Debug, Default)]
+struct SleepShared {
+    fired: std::cell::Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let delay = self.delay;
+        let (shared, _) = self.state.get_or_insert_with(|| {
+            let shared = Rc::new(SleepShared::default());
+            let s2 = shared.clone();
+            let h = IOLoop::current().call_later(delay, move || {
+                s2.fired.set(true);
+                if let Some(w) = s2.waker.borrow_mut().take() {
+                    w.wake();
+                }
+            });
+            (shared, h)
+        });
+        if shared.fired.get() {
+            return Poll::Ready(());
+        }
+        *shared.waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((shared, h)) = self.state.take() {
+            if !shared.fired.get() {
+                if let Some(lp) = IOLoop::existing() {
+                    lp.remove_timeout(h);
+                }
+            }
+        }
+    }
+}

@@ -28,6 +28,7 @@ mod periodic;
 mod timer;
 
 pub use conn_id::ConnId;
+pub use executor::{sleep, Sleep};
 pub use handle::IOLoopHandle;
 pub use metrics::{Counter, Metrics};
 pub use periodic::PeriodicCallback;
@@ -211,6 +212,15 @@ impl IOLoop {
     /// descriptors); [`IOLoop::try_current`] returns the error instead.
     pub fn current() -> IOLoop {
         IOLoop::try_current().expect("cannot create the IOLoop (epoll/eventfd)")
+    }
+
+    /// The current thread's loop if it exists (never creates one; `None`
+    /// during thread-local teardown too). For destructors.
+    pub(crate) fn existing() -> Option<IOLoop> {
+        CURRENT
+            .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+            .ok()
+            .flatten()
     }
 
     /// The current thread's loop, created on first use.

@@ -778,8 +778,9 @@ pub async fn websocket_connect_opts(
 }
 
 /// An open client connection in coroutine style (Tornado's
-/// `WebSocketClientConnection`). Dropping it does not close the connection:
-/// call [`close`](Self::close).
+/// `WebSocketClientConnection`). Dropping it starts the closing handshake
+/// with 1000 (what was written before is sent first); call
+/// [`close`](Self::close) to choose the code or to wait for the answer.
 pub struct WebSocketClientConnection {
     id: ConnId,
     state: Rc<RefCell<ClientState>>,
@@ -790,6 +791,19 @@ impl fmt::Debug for WebSocketClientConnection {
         f.debug_struct("WebSocketClientConnection")
             .field("id", &self.id)
             .finish()
+    }
+}
+
+impl Drop for WebSocketClientConnection {
+    fn drop(&mut self) {
+        if self.state.borrow().closed {
+            return;
+        }
+        if let Some(lp) = IOLoop::existing() {
+            if with_websocket(&lp, self.id, |ws| ws.close(Some(1000), "")).is_none() {
+                with_websocket_later(&lp, self.id, |ws| ws.close(Some(1000), ""));
+            }
+        }
     }
 }
 
