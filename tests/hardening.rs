@@ -744,6 +744,7 @@ fn max_connections_refuses_with_503() {
     let mut open: Vec<TcpStream> = (0..10).map(|_| raw_ws(&server, "/ws")).collect();
     for _ in 0..3 {
         let mut s = server.connect();
+        s.write_all(upgrade_request("/ws", "").as_bytes()).unwrap();
         let (status, head) = read_status(&mut s).expect("an answer past max_connections");
         assert_eq!(status, 503, "{head}");
     }

@@ -218,3 +218,30 @@ fn accepted_connections_have_tcp_nodelay() {
         "TCP_NODELAY not inherited from the listener"
     );
 }
+
+/// TCP_DEFER_ACCEPT (the default): a connection that has sent nothing is
+/// not handed to the loop; its first bytes bring it in and it is served.
+/// With the option off, the same connection is accepted at once.
+#[cfg(target_os = "linux")]
+#[test]
+fn silent_connections_wait_in_the_kernel_with_defer_accept() {
+    use cyclone::ioloop::Counter;
+    for defer in [true, false] {
+        let server = Server::start(move || {
+            let b = Application::builder().route("/", || Hello);
+            if defer { b } else { b.defer_accept(None) }.build()
+        });
+        let mut s = server.connect();
+        let deadline = std::time::Instant::now() + Duration::from_millis(400);
+        let mut accepted = 0;
+        while std::time::Instant::now() < deadline && accepted == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+            accepted = server.metrics().get(Counter::ConnectionsAccepted);
+        }
+        assert_eq!(accepted, u64::from(!defer), "defer_accept {defer}");
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (status, _, body) = read_response(&mut s);
+        assert_eq!((status, body.as_slice()), (200, &b"Hello, world"[..]));
+        assert_eq!(server.metrics().get(Counter::ConnectionsAccepted), 1);
+    }
+}

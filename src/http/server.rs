@@ -64,6 +64,12 @@ pub fn listen_with(
     sock.set_nodelay(limits.nodelay)?;
     sock.bind(&addr.into())?;
     sock.listen(1024)?;
+    if let Some(d) = limits.defer_accept.filter(|d| !d.is_zero()) {
+        // An old kernel without it still serves; just less efficiently.
+        if let Err(e) = set_defer_accept(&sock, d) {
+            log::debug!("TCP_DEFER_ACCEPT: {e}");
+        }
+    }
     let std_listener: std::net::TcpListener = sock.into();
     let listener = TcpListener::from_std(std_listener);
     let local = listener.local_addr()?;
@@ -133,6 +139,16 @@ impl Draining {
 }
 
 fn refuse_503(stream: &mut TcpStream, reason: &str) {
+    // Read what already arrived (with TCP_DEFER_ACCEPT, the request): a
+    // socket closed with unread bytes sends RST, which can destroy the 503
+    // before the client reads it; drained, the close is a FIN.
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        match stream.read(&mut sink) {
+            Ok(n) if n == sink.len() => continue,
+            _ => break,
+        }
+    }
     let mut out = Vec::new();
     Response::error(503, Some(reason)).serialize(&mut out, false, false, &http_date_now());
     let _ = stream.write(&out);
@@ -187,6 +203,36 @@ impl Pollable for Listener {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+}
+
+/// Sets `TCP_DEFER_ACCEPT` (whole seconds, at least 1) on a listener.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn set_defer_accept(sock: &socket2::Socket, d: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = d.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
+    // SAFETY: `sock` is an open socket borrowed for the whole call; the
+    // option value points to a live `c_int` on this stack frame and the
+    // length passed is exactly its size; setsockopt does not keep the pointer.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_defer_accept(_sock: &socket2::Socket, _d: Duration) -> io::Result<()> {
+    Ok(())
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {

@@ -499,6 +499,13 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Linux `TCP_DEFER_ACCEPT`: connections reach `accept` once their first
+    /// bytes arrived, or after `wait` (default 10 s; `None` turns it off).
+    pub fn defer_accept(mut self, wait: Option<Duration>) -> Self {
+        self.settings.http.defer_accept = wait;
+        self
+    }
+
     /// `TCP_NODELAY` default, for HTTP and upgraded WebSocket connections.
     pub fn nodelay(mut self, nodelay: bool) -> Self {
         self.settings.http.nodelay = nodelay;
