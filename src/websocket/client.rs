@@ -20,8 +20,9 @@
 //!
 //! Host names are resolved on a helper thread whose answer comes back
 //! through [`IOLoopHandle::add_callback`](crate::ioloop::IOLoopHandle), so
-//! the loop never blocks; IP literals are used directly. Only the first
-//! resolved address is tried.
+//! the loop never blocks; IP literals are used directly. The resolved
+//! addresses are tried in order until one accepts the TCP connection
+//! (within the one `connect_timeout`).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -283,6 +284,8 @@ struct ClientHandshake {
     deadline: Instant,
     handler: Option<Box<dyn WebSocketHandler>>,
     on_done: Option<OnDone>,
+    /// Addresses not tried yet, the next one last.
+    fallback: Vec<SocketAddr>,
 }
 
 impl ClientHandshake {
@@ -312,25 +315,60 @@ impl ClientHandshake {
         Ok(())
     }
 
+    /// Starts connecting to the first of `addrs`, keeping the rest to try
+    /// if it fails.
+    fn connect_first(
+        &mut self,
+        lp: &IOLoop,
+        id: ConnId,
+        mut addrs: Vec<SocketAddr>,
+    ) -> Result<(), ConnectError> {
+        addrs.reverse();
+        self.fallback = addrs;
+        self.connect_next(lp, id, None)
+    }
+
+    /// Drops the current socket and connects to the next address; `last`
+    /// is the previous address's error, returned when none is left.
+    fn connect_next(
+        &mut self,
+        lp: &IOLoop,
+        id: ConnId,
+        mut last: Option<ConnectError>,
+    ) -> Result<(), ConnectError> {
+        // Closing the fd also removes it from the poller.
+        self.stream = None;
+        while let Some(addr) = self.fallback.pop() {
+            match self.connect_addr(lp, id, addr) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    log::debug!("{id} connect to {addr} failed: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            ConnectError::Io(io::Error::new(io::ErrorKind::NotFound, "no addresses"))
+        }))
+    }
+
     fn resolved(&mut self, lp: &IOLoop, id: ConnId, res: io::Result<Vec<SocketAddr>>) -> Action {
         if self.on_done.is_none() {
             return Action::Remove;
         }
-        let addr = match res {
-            Ok(addrs) => match addrs.into_iter().next() {
-                Some(a) => a,
-                None => {
-                    let error = io::Error::new(io::ErrorKind::NotFound, "no addresses");
-                    let host = self.url.host.clone();
-                    return self.fail(ConnectError::Resolve { host, error });
-                }
-            },
+        let addrs = match res {
+            Ok(addrs) if !addrs.is_empty() => addrs,
+            Ok(_) => {
+                let error = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+                let host = self.url.host.clone();
+                return self.fail(ConnectError::Resolve { host, error });
+            }
             Err(error) => {
                 let host = self.url.host.clone();
                 return self.fail(ConnectError::Resolve { host, error });
             }
         };
-        match self.connect_addr(lp, id, addr) {
+        match self.connect_first(lp, id, addrs) {
             Ok(()) => Action::Keep,
             Err(e) => self.fail(e),
         }
@@ -501,6 +539,13 @@ impl Pollable for ClientHandshake {
         match self.step(lp, id) {
             Ok(Some(action)) => action,
             Ok(None) => Action::Keep,
+            Err(e) if !self.connected && !self.fallback.is_empty() => {
+                log::debug!("{id} connect failed: {e}; trying the next address");
+                match self.connect_next(lp, id, Some(e)) {
+                    Ok(()) => Action::Keep,
+                    Err(e) => self.fail(e),
+                }
+            }
             Err(e) => self.fail(e),
         }
     }
@@ -534,12 +579,24 @@ fn start_connect(
     on_done: OnDone,
 ) -> Result<ConnId, ConnectError> {
     let url = WsUrl::parse(url)?;
-    let lp = IOLoop::current();
     let literal = url
         .host
         .parse::<IpAddr>()
         .ok()
-        .map(|ip| SocketAddr::new(ip, url.port));
+        .map(|ip| vec![SocketAddr::new(ip, url.port)]);
+    start_connect_to(url, literal, opts, handler, on_done)
+}
+
+/// [`start_connect`] with the addresses to try in order, or `None` to
+/// resolve the URL's host on a helper thread.
+fn start_connect_to(
+    url: WsUrl,
+    addrs: Option<Vec<SocketAddr>>,
+    opts: ConnectOptions,
+    handler: Box<dyn WebSocketHandler>,
+    on_done: OnDone,
+) -> Result<ConnId, ConnectError> {
+    let lp = IOLoop::current();
     let host = url.host.clone();
     let port = url.port;
     let hs = ClientHandshake {
@@ -554,13 +611,14 @@ fn start_connect(
         inbuf: Vec::new(),
         handler: Some(handler),
         on_done: Some(on_done),
+        fallback: Vec::new(),
     };
     let id = lp.insert(move |_| Box::new(hs));
-    match literal {
-        Some(addr) => {
+    match addrs {
+        Some(addrs) => {
             let res = lp.with_conn_now(id, |p| {
                 match p.as_any_mut().downcast_mut::<ClientHandshake>() {
-                    Some(h) => h.connect_addr(&lp, id, addr),
+                    Some(h) => h.connect_first(&lp, id, addrs),
                     None => Err(ConnectError::Io(io::Error::other("handshake vanished"))),
                 }
             });
@@ -1001,5 +1059,60 @@ impl Future for WriteFuture {
             lp.add_callback(move || w.wake());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+
+    impl WebSocketHandler for Quiet {
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    }
+
+    /// Connects to `addrs` in order; Some(true) once the handshake is done.
+    fn try_addrs(url: &str, addrs: Vec<SocketAddr>) -> Option<Result<(), String>> {
+        let lp = IOLoop::current();
+        let got: Rc<RefCell<Option<Result<(), String>>>> = Rc::default();
+        let g2 = got.clone();
+        let url = WsUrl::parse(url).expect("url");
+        let started = start_connect_to(
+            url,
+            Some(addrs),
+            ConnectOptions::default(),
+            Box::new(Quiet),
+            Box::new(move |res| {
+                *g2.borrow_mut() = Some(res.map(|_| ()).map_err(|e| e.to_string()));
+                IOLoop::current().stop();
+            }),
+        );
+        if let Err(e) = started {
+            return Some(Err(e.to_string()));
+        }
+        let t = lp.call_later(Duration::from_secs(10), || IOLoop::current().stop());
+        lp.start();
+        lp.remove_timeout(t);
+        got.take()
+    }
+
+    #[test]
+    fn every_resolved_address_is_tried_until_one_connects() {
+        // A port with nothing listening (bound, then closed).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let app = crate::web::Application::builder()
+            .websocket("/", |_| Quiet)
+            .build();
+        let good = app.listen_on("127.0.0.1:0").expect("listen");
+        let url = format!("ws://{good}/");
+        assert_eq!(try_addrs(&url, vec![closed, closed, good]), Some(Ok(())));
+        // Nothing accepts: the last address's error is reported.
+        match try_addrs(&url, vec![closed, closed]) {
+            Some(Err(e)) => assert!(e.to_lowercase().contains("refused"), "{e}"),
+            other => panic!("expected a refused connection, got {other:?}"),
+        }
     }
 }
