@@ -72,12 +72,15 @@ pub trait Upgrade {
     /// The status line and headers to send before handing over (101).
     fn response_head(&mut self, out: &mut Vec<u8>);
     /// Turns the stream into the upgraded connection. `leftover` holds bytes
-    /// received after the request head; `nodelay` is the stream's current
+    /// received after the request head; `unsent` is the part of the
+    /// response head the kernel did not take yet (usually empty), to be
+    /// written before anything else; `nodelay` is the stream's current
     /// `TCP_NODELAY` state (set by the listener).
     fn into_connection(
         self: Box<Self>,
         stream: mio::net::TcpStream,
         leftover: Vec<u8>,
+        unsent: Vec<u8>,
         id: crate::ioloop::ConnId,
         nodelay: bool,
     ) -> Box<dyn crate::ioloop::Pollable>;

@@ -555,16 +555,19 @@ impl Pollable for HttpConn {
                     if self.flush().is_err() {
                         return Action::Remove;
                     }
-                    let mut stream = self.stream.take().expect("stream");
-                    if !self.out.is_empty() {
-                        // The 101 did not fit in the socket buffer: rare; write
-                        // the rest blocking-free by handing it over as well.
-                        let rest = std::mem::take(&mut self.out);
-                        let _ = write_all_nonblocking(&mut stream, &rest);
-                    }
+                    let stream = self.stream.take().expect("stream");
+                    // What the kernel did not take of the 101 (rare) leads
+                    // the upgraded connection's write queue.
+                    let unsent = std::mem::take(&mut self.out);
                     let leftover = std::mem::take(&mut self.buf);
                     let pending = !leftover.is_empty();
-                    let conn = up.into_connection(stream, leftover, id, self.shared.limits.nodelay);
+                    let conn = up.into_connection(
+                        stream,
+                        leftover,
+                        unsent,
+                        id,
+                        self.shared.limits.nodelay,
+                    );
                     // `open` runs when the connection is first served: right
                     // away through the dirty list (no read syscall), or as a
                     // read if frames already arrived behind the request.
@@ -616,20 +619,6 @@ impl Pollable for HttpConn {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
-}
-
-fn write_all_nonblocking(stream: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
-    let give_up = Instant::now() + Duration::from_millis(100);
-    while !data.is_empty() {
-        match stream.write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < give_up => {
-                std::thread::yield_now()
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn find_head_end(b: &[u8]) -> Option<usize> {

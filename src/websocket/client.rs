@@ -504,6 +504,7 @@ impl ClientHandshake {
                 subprotocol: resp.subprotocol,
                 args: Vec::new(),
                 leftover,
+                unsent: Vec::new(),
                 id,
                 is_client: true,
             },

@@ -45,6 +45,9 @@ pub(crate) struct WsParts {
     pub(crate) subprotocol: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) leftover: Vec<u8>,
+    /// Bytes to write before anything else (the end of a 101 the kernel
+    /// did not take at once).
+    pub(crate) unsent: Vec<u8>,
     pub(crate) id: ConnId,
     pub(crate) is_client: bool,
 }
@@ -67,7 +70,7 @@ impl WsConn {
                     dropped: 0,
                 })),
                 spill: p.leftover,
-                out: Vec::new(),
+                out: p.unsent,
                 close_code: 0,
                 closed_by: None,
                 next_ping: Ms::NONE,

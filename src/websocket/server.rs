@@ -116,6 +116,7 @@ impl Upgrade for ServerUpgrade {
         self: Box<Self>,
         stream: TcpStream,
         leftover: Vec<u8>,
+        unsent: Vec<u8>,
         id: ConnId,
         nodelay: bool,
     ) -> Box<dyn Pollable> {
@@ -149,6 +150,7 @@ impl Upgrade for ServerUpgrade {
                 subprotocol: s.subprotocol,
                 args: s.args,
                 leftover,
+                unsent,
                 id,
                 is_client: false,
             },
