@@ -1,0 +1,352 @@
+//! The coroutine-style client: `websocket_connect(url).await` and the
+//! [`WebSocketClientConnection`] it returns, fed by a handler that queues
+//! what arrives.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use super::handshake::start_connect;
+use super::{ConnectError, ConnectOptions, WRITE_HIGH_WATER};
+use crate::ioloop::{ConnId, IOLoop};
+use crate::websocket::connection::{with_websocket, with_websocket_later, WebSocket};
+use crate::websocket::handler::WebSocketHandler;
+use crate::websocket::message::{Message, WebSocketClosedError};
+
+// ---- coroutine style ------------------------------------------------------
+
+#[derive(Default)]
+struct ClientState {
+    queue: VecDeque<Message<'static>>,
+    closed: bool,
+    read_waker: Option<Waker>,
+    drain_wakers: Vec<Waker>,
+    close_code: Option<u16>,
+    close_reason: Option<String>,
+    subprotocol: Option<String>,
+}
+
+impl ClientState {
+    fn wake_drains(&mut self) {
+        for w in self.drain_wakers.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// The handler behind [`WebSocketClientConnection`]: queues messages for
+/// `read_message` and wakes it.
+struct ChannelHandler {
+    state: Rc<RefCell<ClientState>>,
+}
+
+impl WebSocketHandler for ChannelHandler {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        self.state.borrow_mut().subprotocol = ws.selected_subprotocol().map(str::to_owned);
+    }
+
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let mut s = self.state.borrow_mut();
+        s.queue.push_back(msg.into_owned());
+        if let Some(w) = s.read_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let mut s = self.state.borrow_mut();
+        s.closed = true;
+        s.close_code = ws.close_code();
+        s.close_reason = ws.close_reason().map(str::to_owned);
+        if let Some(w) = s.read_waker.take() {
+            w.wake();
+        }
+        s.wake_drains();
+    }
+
+    fn on_drain(&mut self, _ws: &mut WebSocket<'_>) {
+        self.state.borrow_mut().wake_drains();
+    }
+}
+
+/// One-shot slot for the connect result.
+type ConnectSlot = Rc<RefCell<(Option<Result<ConnId, ConnectError>>, Option<Waker>)>>;
+
+/// Connects with default options (Tornado's `websocket_connect(url)`).
+///
+/// # Errors
+/// See [`ConnectError`].
+pub async fn websocket_connect(url: &str) -> Result<WebSocketClientConnection, ConnectError> {
+    websocket_connect_opts(url, ConnectOptions::default()).await
+}
+
+/// Connects with `options`; resolves once the handshake completed.
+///
+/// # Errors
+/// See [`ConnectError`].
+pub async fn websocket_connect_opts(
+    url: &str,
+    options: ConnectOptions,
+) -> Result<WebSocketClientConnection, ConnectError> {
+    let state = Rc::new(RefCell::new(ClientState::default()));
+    let slot: ConnectSlot = Rc::new(RefCell::new((None, None)));
+    let s2 = slot.clone();
+    let handler = ChannelHandler {
+        state: state.clone(),
+    };
+    start_connect(
+        url,
+        options,
+        Box::new(handler),
+        Box::new(move |res| {
+            let mut s = s2.borrow_mut();
+            s.0 = Some(res);
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        }),
+    )?;
+    let id = std::future::poll_fn(|cx| {
+        let mut s = slot.borrow_mut();
+        match s.0.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await?;
+    Ok(WebSocketClientConnection { id, state })
+}
+
+/// An open client connection in coroutine style (Tornado's
+/// `WebSocketClientConnection`). Dropping it starts the closing handshake
+/// with 1000 (what was written before is sent first); call
+/// [`close`](Self::close) to choose the code or to wait for the answer.
+pub struct WebSocketClientConnection {
+    id: ConnId,
+    state: Rc<RefCell<ClientState>>,
+}
+
+impl fmt::Debug for WebSocketClientConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketClientConnection")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Drop for WebSocketClientConnection {
+    fn drop(&mut self) {
+        if self.state.borrow().closed {
+            return;
+        }
+        if let Some(lp) = IOLoop::existing() {
+            if with_websocket(&lp, self.id, |ws| ws.close(Some(1000), "")).is_none() {
+                with_websocket_later(&lp, self.id, |ws| ws.close(Some(1000), ""));
+            }
+        }
+    }
+}
+
+impl WebSocketClientConnection {
+    /// The connection's id (usable with [`write_to`](crate::websocket::write_to)).
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The next message; `None` once the connection is closed (messages
+    /// received before the close are still returned first).
+    pub fn read_message(&self) -> ReadMessage {
+        ReadMessage {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Queues a text or binary message (masked with a fresh key). The
+    /// returned future resolves once this connection's write queue is down
+    /// to [`WRITE_HIGH_WATER`] bytes (or it closed): await it for flow
+    /// control, or drop it.
+    ///
+    /// # Errors
+    /// [`WebSocketClosedError`] once the connection is closing or closed.
+    pub fn write_message<'m>(
+        &self,
+        msg: impl Into<Message<'m>>,
+    ) -> Result<WriteFuture, WebSocketClosedError> {
+        if self.state.borrow().closed {
+            return Err(WebSocketClosedError);
+        }
+        let msg = msg.into();
+        let lp = IOLoop::current();
+        let mut msg = Some(msg);
+        match with_websocket(&lp, self.id, |ws| {
+            ws.write_message(msg.take().unwrap_or_else(|| unreachable!()))
+        }) {
+            Some(r) => {
+                r?;
+            }
+            None => {
+                // Being served right now (called from inside a handler): queue
+                // the write for when it is put back.
+                let owned = msg.take().map(Message::into_owned);
+                let queued = owned.is_some_and(|m| {
+                    with_websocket_later(&lp, self.id, move |ws| {
+                        let _ = ws.write_message(m);
+                    })
+                });
+                if !queued {
+                    return Err(WebSocketClosedError);
+                }
+            }
+        }
+        Ok(self.wait_below(WRITE_HIGH_WATER))
+    }
+
+    /// Sends a ping (at most 125 bytes are sent).
+    ///
+    /// # Errors
+    /// [`WebSocketClosedError`] once closed.
+    pub fn ping(&self, data: &[u8]) -> Result<(), WebSocketClosedError> {
+        let lp = IOLoop::current();
+        if self.state.borrow().closed {
+            return Err(WebSocketClosedError);
+        }
+        match with_websocket(&lp, self.id, |ws| ws.ping(data)) {
+            Some(r) => r,
+            None => {
+                let data = data.to_vec();
+                if with_websocket_later(&lp, self.id, move |ws| {
+                    let _ = ws.ping(&data);
+                }) {
+                    Ok(())
+                } else {
+                    Err(WebSocketClosedError)
+                }
+            }
+        }
+    }
+
+    /// Starts the closing handshake; `read_message` then yields `None` once
+    /// the server answered (or the close timeout passed).
+    pub fn close(&self, code: Option<u16>, reason: &str) {
+        let lp = IOLoop::current();
+        if with_websocket(&lp, self.id, |ws| ws.close(code, reason)).is_none() {
+            let reason = reason.to_owned();
+            with_websocket_later(&lp, self.id, move |ws| ws.close(code, &reason));
+        }
+    }
+
+    /// Resolves once everything queued was handed to the kernel (or the
+    /// connection closed).
+    pub fn flush(&self) -> WriteFuture {
+        self.wait_below(0)
+    }
+
+    /// Bytes queued and not yet taken by the kernel (0 once closed).
+    pub fn buffered_amount(&self) -> usize {
+        with_websocket(&IOLoop::current(), self.id, |ws| ws.buffered_amount()).unwrap_or(0)
+    }
+
+    /// Whether the connection is closed (`read_message` may still return
+    /// queued messages).
+    pub fn is_closed(&self) -> bool {
+        self.state.borrow().closed
+    }
+
+    /// The close code the server sent, once closed.
+    pub fn close_code(&self) -> Option<u16> {
+        self.state.borrow().close_code
+    }
+
+    /// The close reason the server sent, once closed.
+    pub fn close_reason(&self) -> Option<String> {
+        self.state.borrow().close_reason.clone()
+    }
+
+    /// The subprotocol the server selected.
+    pub fn selected_subprotocol(&self) -> Option<String> {
+        let s = self.state.borrow().subprotocol.clone();
+        s.or_else(|| {
+            with_websocket(&IOLoop::current(), self.id, |ws| {
+                ws.selected_subprotocol().map(str::to_owned)
+            })
+            .flatten()
+        })
+    }
+
+    fn wait_below(&self, mark: usize) -> WriteFuture {
+        WriteFuture {
+            id: self.id,
+            state: self.state.clone(),
+            mark,
+            rechecked: false,
+        }
+    }
+}
+
+/// Future of [`WebSocketClientConnection::read_message`].
+pub struct ReadMessage {
+    state: Rc<RefCell<ClientState>>,
+}
+
+impl Future for ReadMessage {
+    type Output = Option<Message<'static>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.state.borrow_mut();
+        if let Some(m) = s.queue.pop_front() {
+            return Poll::Ready(Some(m));
+        }
+        if s.closed {
+            return Poll::Ready(None);
+        }
+        s.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Flow control for [`WebSocketClientConnection::write_message`] and
+/// [`flush`](WebSocketClientConnection::flush): resolves once the write
+/// queue is at or below its mark, or the connection closed.
+pub struct WriteFuture {
+    id: ConnId,
+    state: Rc<RefCell<ClientState>>,
+    mark: usize,
+    rechecked: bool,
+}
+
+impl Future for WriteFuture {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.borrow().closed {
+            return Poll::Ready(());
+        }
+        let lp = IOLoop::current();
+        let Some(queued) = with_websocket(&lp, self.id, |ws| ws.buffered_amount()) else {
+            return Poll::Ready(());
+        };
+        if queued <= self.mark {
+            return Poll::Ready(());
+        }
+        self.state
+            .borrow_mut()
+            .drain_wakers
+            .push(cx.waker().clone());
+        if !self.rechecked {
+            // The queue is flushed at the end of this turn; if that empties it
+            // at once there is no `on_drain`, so look again next turn. After
+            // that, a non-empty queue is backlogged and `on_drain` will come.
+            self.rechecked = true;
+            let w = cx.waker().clone();
+            lp.add_callback(move || w.wake());
+        }
+        Poll::Pending
+    }
+}

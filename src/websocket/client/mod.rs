@@ -1,0 +1,335 @@
+//! The WebSocket client (Tornado's `websocket_connect`), in coroutine and
+//! callback styles, on the same connection type (`WsConn`) and [`WebSocketHandler`] seam as
+//! the server: the client is a connecting [`Pollable`](crate::ioloop::Pollable) (`ClientHandshake`)
+//! that replaces itself, in the same slot and under the same [`ConnId`],
+//! with a client-role `WsConn` once the server's `101` checks out.
+//!
+//! ```no_run
+//! use cyclone::ioloop::IOLoop;
+//! use cyclone::websocket::client::websocket_connect;
+//!
+//! IOLoop::current().run_sync(async {
+//!     let conn = websocket_connect("ws://127.0.0.1:9001/").await.expect("connect");
+//!     conn.write_message("hi").expect("open");
+//!     while let Some(msg) = conn.read_message().await {
+//!         println!("{msg:?}");
+//!         conn.close(Some(1000), "bye");
+//!     }
+//! });
+//! ```
+//!
+//! Host names are resolved on a helper thread whose answer comes back
+//! through [`IOLoopHandle::add_callback`](crate::ioloop::IOLoopHandle), so
+//! the loop never blocks; IP literals are used directly. The resolved
+//! addresses are tried in order until one accepts the TCP connection
+//! (within the one `connect_timeout`).
+
+mod coroutine;
+mod handshake;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::connection::WebSocket;
+use super::handler::WebSocketHandler;
+use super::message::Message;
+use super::settings::WebSocketSettings;
+use crate::ioloop::ConnId;
+use crate::protocol::{CompressionOptions, HandshakeError};
+
+pub use coroutine::{
+    websocket_connect, websocket_connect_opts, ReadMessage, WebSocketClientConnection, WriteFuture,
+};
+use handshake::start_connect;
+
+/// [`WriteFuture`]s resolve once this connection's queue is at most this
+/// many bytes.
+pub const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+// ---- options and errors ---------------------------------------------------
+
+/// Options of [`websocket_connect_opts`] and the callback-style functions
+/// (Tornado's `websocket_connect` arguments).
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Time allowed for resolution, TCP connect and the opening handshake
+    /// (default 20 s, as Tornado).
+    pub connect_timeout: Duration,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in preference order.
+    pub subprotocols: Vec<String>,
+    /// Extra request headers (cookies, authorization, `Origin`…). Headers
+    /// containing CR or LF are dropped.
+    pub headers: Vec<(String, String)>,
+    /// Offer permessage-deflate with these options (default: none).
+    pub compression_options: Option<CompressionOptions>,
+    /// Send a ping this often (default: none).
+    pub ping_interval: Option<Duration>,
+    /// Close if no pong arrives within this time (defaults to the interval
+    /// and never exceeds it).
+    pub ping_timeout: Option<Duration>,
+    /// Larger incoming messages close the connection with 1009 (10 MiB).
+    pub max_message_size: usize,
+    /// `TCP_NODELAY` (default true).
+    pub nodelay: bool,
+    /// Cap on bytes queued for the connection before it is closed with
+    /// 1008 (default 16 MiB); raise it to send larger messages.
+    pub max_write_buffer: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        let s = WebSocketSettings::default();
+        ConnectOptions {
+            connect_timeout: Duration::from_secs(20),
+            subprotocols: Vec::new(),
+            headers: Vec::new(),
+            compression_options: None,
+            ping_interval: s.ping_interval,
+            ping_timeout: s.ping_timeout,
+            max_message_size: s.max_message_size,
+            nodelay: s.nodelay,
+            max_write_buffer: s.max_write_buffer,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The connection settings these options give.
+    pub fn settings(&self) -> WebSocketSettings {
+        WebSocketSettings {
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            max_message_size: self.max_message_size,
+            nodelay: self.nodelay,
+            max_write_buffer: self.max_write_buffer,
+            compression: self.compression_options.clone(),
+            ..WebSocketSettings::default()
+        }
+    }
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL is not `ws://host[:port][/path][?query]`.
+    InvalidUrl(String),
+    /// `wss://` URLs: TLS is not supported yet.
+    Tls,
+    /// The host name did not resolve.
+    Resolve {
+        /// The name.
+        host: String,
+        /// The resolver's error.
+        error: io::Error,
+    },
+    /// Connecting, reading or writing failed (refused, reset, closed
+    /// before the handshake completed…).
+    Io(io::Error),
+    /// `connect_timeout` passed before the handshake completed.
+    Timeout,
+    /// The server's response was refused: a status other than 101
+    /// ([`HandshakeError::BadStatus`] carries status and body), a wrong
+    /// `Sec-WebSocket-Accept`, an unrequested extension or subprotocol.
+    Handshake(HandshakeError),
+}
+
+impl ConnectError {
+    /// The HTTP status of a non-101 answer, if that is what this is.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ConnectError::Handshake(HandshakeError::BadStatus { status, .. }) => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::InvalidUrl(why) => write!(f, "invalid WebSocket URL: {why}"),
+            ConnectError::Tls => f.write_str("TLS not supported yet (wss:// URL)"),
+            ConnectError::Resolve { host, error } => write!(f, "cannot resolve {host}: {error}"),
+            ConnectError::Io(e) => write!(f, "connection failed: {e}"),
+            ConnectError::Timeout => f.write_str("connect timeout"),
+            ConnectError::Handshake(e) => write!(f, "WebSocket handshake failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Resolve { error, .. } | ConnectError::Io(error) => Some(error),
+            ConnectError::Handshake(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<HandshakeError> for ConnectError {
+    fn from(e: HandshakeError) -> Self {
+        ConnectError::Handshake(e)
+    }
+}
+
+// ---- URL ------------------------------------------------------------------
+
+/// A parsed `ws://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    /// Host name or IP literal (without IPv6 brackets).
+    pub host: String,
+    /// Port (80 unless given).
+    pub port: u16,
+    /// Request target: `/path?query` (at least `/`).
+    pub resource: String,
+    /// `Host` header value: the URL's authority as written.
+    pub host_header: String,
+}
+
+impl WsUrl {
+    /// Parses `ws://host[:port][/path][?query]` (IPv6 literals in brackets).
+    /// A fragment is ignored.
+    ///
+    /// # Errors
+    /// [`ConnectError::Tls`] for `wss://`, [`ConnectError::InvalidUrl`] otherwise.
+    pub fn parse(url: &str) -> Result<WsUrl, ConnectError> {
+        let bad = |why: &str| ConnectError::InvalidUrl(format!("{why}: {url:?}"));
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
+        if scheme.eq_ignore_ascii_case("wss") {
+            return Err(ConnectError::Tls);
+        }
+        if !scheme.eq_ignore_ascii_case("ws") {
+            return Err(bad("scheme must be ws"));
+        }
+        let rest = rest.split('#').next().unwrap_or("");
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        let resource = match target.chars().next() {
+            None => "/".to_owned(),
+            Some('?') => format!("/{target}"),
+            Some(_) => target.to_owned(),
+        };
+        if resource.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad("space or control character in path"));
+        }
+        if authority.contains('@') {
+            return Err(bad("user info is not supported"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed IPv6 bracket"))?;
+            h.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad("invalid IPv6 address"))?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("junk after IPv6 address"))?,
+                ),
+            };
+            (h, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        if host.contains(':') && !authority.starts_with('[') {
+            return Err(bad("IPv6 addresses need brackets"));
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
+        };
+        Ok(WsUrl {
+            host: host.to_owned(),
+            port,
+            resource,
+            host_header: authority.to_owned(),
+        })
+    }
+}
+
+// ---- callback style -------------------------------------------------------
+
+/// Connects and drives `handler` (the same trait as server handlers; `open`
+/// runs once the handshake is done, with no arguments). Returns the
+/// connection's id at once; URL errors and immediate connect errors are
+/// returned, later failures (resolution, refused, timeout, handshake) are
+/// logged at `warn` — use [`websocket_connect_with_result`] to get them.
+///
+/// # Errors
+/// An invalid or `wss://` URL, or a connect that failed at once.
+pub fn websocket_connect_with(
+    url: &str,
+    options: ConnectOptions,
+    handler: impl WebSocketHandler,
+) -> Result<ConnId, ConnectError> {
+    let u = url.to_owned();
+    websocket_connect_with_result(url, options, handler, move |res| {
+        if let Err(e) = res {
+            log::warn!("WebSocket connect to {u} failed: {e}");
+        }
+    })
+}
+
+/// [`websocket_connect_with`], with `on_result` called once when the
+/// handshake completes (`Ok(id)`, before `open`) or fails later.
+///
+/// # Errors
+/// An invalid or `wss://` URL, or a connect that failed at once (then
+/// `on_result` is not called).
+pub fn websocket_connect_with_result(
+    url: &str,
+    options: ConnectOptions,
+    handler: impl WebSocketHandler,
+    on_result: impl FnOnce(Result<ConnId, ConnectError>) + 'static,
+) -> Result<ConnId, ConnectError> {
+    start_connect(url, options, Box::new(handler), Box::new(on_result))
+}
+
+struct CallbackHandler<F> {
+    f: Rc<RefCell<F>>,
+}
+
+impl<F: FnMut(Option<Message<'_>>) + 'static> WebSocketHandler for CallbackHandler<F> {
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        (self.f.borrow_mut())(Some(msg));
+    }
+
+    fn on_close(&mut self, _ws: &mut WebSocket<'_>) {
+        (self.f.borrow_mut())(None);
+    }
+}
+
+/// The simplest client (Tornado's `on_message_callback`): `on_message`
+/// receives each message, then `None` once the connection is closed — or
+/// once connecting failed (the error is logged at `warn`). Write to the
+/// connection with [`write_to`](super::write_to) and the returned id.
+///
+/// # Errors
+/// An invalid or `wss://` URL, or a connect that failed at once.
+pub fn websocket_connect_callback(
+    url: &str,
+    options: ConnectOptions,
+    on_message: impl FnMut(Option<Message<'_>>) + 'static,
+) -> Result<ConnId, ConnectError> {
+    let f = Rc::new(RefCell::new(on_message));
+    let f2 = f.clone();
+    let u = url.to_owned();
+    websocket_connect_with_result(url, options, CallbackHandler { f }, move |res| {
+        if let Err(e) = res {
+            log::warn!("WebSocket connect to {u} failed: {e}");
+            (f2.borrow_mut())(None);
+        }
+    })
+}
