@@ -1,0 +1,369 @@
+//! The slab of registrations: inserting, serving (a registration is taken
+//! out of its slot while its code runs, so no borrow is held across user
+//! code; work aimed at a busy slot is deferred until it is put back), the
+//! dirty and still-readable lists, the deadline sweep, and Tornado's
+//! `add_handler`/`remove_handler` for user sources.
+
+use std::any::Any;
+use std::io;
+use std::time::Instant;
+
+use mio::event::Source;
+use mio::{Interest, Registry};
+
+use super::{Action, ConnId, Deferred, IOLoop, Pollable, Readiness, Slot};
+
+impl IOLoop {
+    // ---- registrations -----------------------------------------------------
+
+    /// Inserts a registration built by `make` (which receives its id) and
+    /// registers `source` for it. Used by listeners and connections.
+    pub(crate) fn insert(&self, make: impl FnOnce(ConnId) -> Box<dyn Pollable>) -> ConnId {
+        let mut slots = self.inner.slots.borrow_mut();
+        let entry = slots.vacant_entry();
+        let key = entry.key();
+        let mut gens = self.inner.gens.borrow_mut();
+        if gens.len() <= key {
+            gens.resize(key + 1, 0);
+        }
+        gens[key] = gens[key].wrapping_add(1);
+        let id = ConnId::new(key, gens[key]);
+        entry.insert(Slot {
+            gen: id.gen,
+            item: None,
+        });
+        drop(gens);
+        drop(slots);
+        let item = make(id);
+        if let Some(slot) = self.inner.slots.borrow_mut().get_mut(key) {
+            slot.item = Some(item);
+        }
+        id
+    }
+
+    /// Registers `source` with the poller under `id`.
+    pub(crate) fn register(
+        &self,
+        source: &mut impl Source,
+        id: ConnId,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.inner.registry.register(source, id.token(), interest)
+    }
+
+    /// Removes a registration without running it (used when a `make` failed).
+    pub(crate) fn remove(&self, id: ConnId) -> Option<Box<dyn Pollable>> {
+        let mut slots = self.inner.slots.borrow_mut();
+        match slots.get(id.key()) {
+            Some(s) if s.gen == id.gen => slots.remove(id.key()).item,
+            _ => None,
+        }
+    }
+
+    /// Whether `id` still names a live registration (false for a stale id).
+    pub fn contains(&self, id: ConnId) -> bool {
+        matches!(self.inner.slots.borrow().get(id.key()), Some(s) if s.gen == id.gen)
+    }
+
+    /// Number of live registrations.
+    pub fn registrations(&self) -> usize {
+        self.inner.slots.borrow().len()
+    }
+
+    /// Takes the item out of its slot (the slot stays, marked busy).
+    pub(super) fn take(&self, id: ConnId) -> Option<Box<dyn Pollable>> {
+        let mut slots = self.inner.slots.borrow_mut();
+        match slots.get_mut(id.key()) {
+            Some(s) if s.gen == id.gen => s.item.take(),
+            _ => None,
+        }
+    }
+
+    /// Puts an item back after it was served, applying its action and any
+    /// operations deferred while it was out.
+    pub(super) fn put_back(&self, id: ConnId, mut item: Box<dyn Pollable>, action: Action) {
+        let mut action = action;
+        loop {
+            {
+                let mut rm = self.inner.pending_removals.borrow_mut();
+                if let Some(i) = rm.iter().position(|r| *r == id) {
+                    rm.swap_remove(i);
+                    action = Action::Remove;
+                }
+            }
+            match action {
+                Action::Keep => {}
+                Action::Replace(new) => item = new,
+                Action::Remove => {
+                    let mut slots = self.inner.slots.borrow_mut();
+                    if matches!(slots.get(id.key()), Some(s) if s.gen == id.gen) {
+                        slots.remove(id.key());
+                    }
+                    drop(slots);
+                    self.inner.deferred.borrow_mut().retain(|(d, _)| *d != id);
+                    drop(item);
+                    return;
+                }
+            }
+            // Apply deferred operations aimed at this id.
+            let pending: Vec<Deferred> = {
+                let mut d = self.inner.deferred.borrow_mut();
+                if d.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut mine = Vec::new();
+                    let mut i = 0;
+                    while i < d.len() {
+                        if d[i].0 == id {
+                            mine.push(d.remove(i).1);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    mine
+                }
+            };
+            if pending.is_empty() {
+                break;
+            }
+            for f in pending {
+                f(item.as_mut(), self, id);
+            }
+            action = Action::Keep;
+        }
+        let mut slots = self.inner.slots.borrow_mut();
+        match slots.get_mut(id.key()) {
+            Some(s) if s.gen == id.gen => s.item = Some(item),
+            _ => {}
+        }
+    }
+
+    /// Serves `id` right now as if `r` had been reported by the poller.
+    pub(crate) fn serve_now(&self, id: ConnId, r: Readiness) {
+        self.dispatch(id, r)
+    }
+
+    pub(super) fn dispatch(&self, id: ConnId, r: Readiness) {
+        if let Some(mut item) = self.take(id) {
+            let action = item.ready(self, id, r);
+            self.put_back(id, item, action);
+        }
+    }
+
+    /// Runs `f` on the registration `id` (now, or — if it is being served
+    /// right now — as soon as it is put back). Returns false for a stale id.
+    /// `f` must not run user code; it queues data and marks the id dirty.
+    pub(crate) fn with_conn(
+        &self,
+        id: ConnId,
+        f: impl FnOnce(&mut dyn Pollable, &IOLoop, ConnId) + 'static,
+    ) -> bool {
+        let busy = {
+            let slots = self.inner.slots.borrow();
+            match slots.get(id.key()) {
+                Some(s) if s.gen == id.gen => s.item.is_none(),
+                _ => return false,
+            }
+        };
+        if busy {
+            self.inner.deferred.borrow_mut().push((id, Box::new(f)));
+            return true;
+        }
+        if let Some(mut item) = self.take(id) {
+            f(item.as_mut(), self, id);
+            self.put_back(id, item, Action::Keep);
+        }
+        true
+    }
+
+    /// Serves `id` with `f` (which may run user code and decides the
+    /// registration's fate), now if it is idle or when it is put back.
+    pub(crate) fn with_conn_serve(
+        &self,
+        id: ConnId,
+        f: impl FnOnce(&mut dyn Pollable, &IOLoop, ConnId) -> Action + 'static,
+    ) -> bool {
+        match self.take(id) {
+            Some(mut item) => {
+                let action = f(item.as_mut(), self, id);
+                self.put_back(id, item, action);
+                true
+            }
+            None => self.with_conn(id, move |p, lp, id| {
+                if let Action::Remove = f(p, lp, id) {
+                    lp.inner.pending_removals.borrow_mut().push(id);
+                }
+            }),
+        }
+    }
+
+    /// Runs `f` on the registration `id` right now if it is idle (not being
+    /// served), returning its result; `None` for a stale or busy id.
+    pub(crate) fn with_conn_now<R>(
+        &self,
+        id: ConnId,
+        f: impl FnOnce(&mut dyn Pollable) -> R,
+    ) -> Option<R> {
+        let mut item = self.take(id)?;
+        let r = f(item.as_mut());
+        self.put_back(id, item, Action::Keep);
+        Some(r)
+    }
+
+    /// Asks for `id`'s [`Pollable::flush`] at the end of this tick.
+    pub(crate) fn mark_dirty(&self, id: ConnId) {
+        self.inner.dirty.borrow_mut().push(id);
+    }
+
+    /// Asks for another `ready(readable)` for `id` next tick (its read budget
+    /// ran out; edge-triggered readiness will not repeat).
+    pub(crate) fn mark_readable(&self, id: ConnId) {
+        self.inner.still_readable.borrow_mut().push(id);
+    }
+
+    pub(super) fn flush_dirty(&self) {
+        loop {
+            let dirty = std::mem::take(&mut *self.inner.dirty.borrow_mut());
+            if dirty.is_empty() {
+                return;
+            }
+            for id in dirty {
+                if let Some(mut item) = self.take(id) {
+                    let action = item.flush(self, id);
+                    self.put_back(id, item, action);
+                }
+            }
+        }
+    }
+
+    pub(super) fn sweep(&self, now: Instant) {
+        let due: Vec<ConnId> = self
+            .inner
+            .slots
+            .borrow()
+            .iter()
+            .filter_map(|(key, s)| {
+                let d = s.item.as_ref()?.deadline(self)?;
+                (d <= now).then_some(ConnId::new(key, s.gen))
+            })
+            .collect();
+        for id in due {
+            if let Some(mut item) = self.take(id) {
+                let action = item.on_deadline(self, id, now);
+                self.put_back(id, item, action);
+            }
+        }
+    }
+
+    /// The ids of every live registration.
+    pub(super) fn all_ids(&self) -> Vec<ConnId> {
+        self.inner
+            .slots
+            .borrow()
+            .iter()
+            .map(|(k, s)| ConnId::new(k, s.gen))
+            .collect()
+    }
+
+    /// Calls [`Pollable::shutdown`] on every registration (graceful shutdown;
+    /// see [`crate::shutdown`]). A registration being served right now
+    /// (shutdown called from its own handler) is shut down as soon as it is
+    /// put back.
+    pub fn shutdown_all(&self) {
+        for id in self.all_ids() {
+            self.with_conn_serve(id, |p, lp, id| p.shutdown(lp, id));
+        }
+    }
+
+    /// Drops every registration now ([`Pollable::abort`]): the end of a
+    /// graceful shutdown whose grace ran out.
+    pub fn abort_all(&self) {
+        for id in self.all_ids() {
+            self.with_conn_serve(id, |p, lp, id| p.abort(lp, id));
+        }
+    }
+
+    // ---- user handlers (Tornado's add_handler) ---------------------------
+
+    /// Registers any mio [`Source`] and calls `callback` with it on each
+    /// readiness event (Tornado's `add_handler(fd, handler, events)`).
+    ///
+    /// # Errors
+    /// Registration with the poller failed.
+    ///
+    /// # Panics
+    /// Never in practice: the registration just inserted is looked up by its own id and type.
+    pub fn add_handler<S, F>(
+        &self,
+        source: S,
+        interest: Interest,
+        callback: F,
+    ) -> io::Result<ConnId>
+    where
+        S: Source + 'static,
+        F: FnMut(&mut S, Readiness) + 'static,
+    {
+        let mut entry = Some(Box::new(UserHandler { source, callback }));
+        let id =
+            self.insert(|_| entry.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
+        let res = self.with_conn_now(id, |p| {
+            let h = p
+                .as_any_mut()
+                .downcast_mut::<UserHandler<S, F>>()
+                .expect("user handler type");
+            self.inner
+                .registry
+                .register(&mut h.source, id.token(), interest)
+        });
+        match res {
+            Some(Ok(())) => Ok(id),
+            Some(Err(e)) => {
+                self.remove(id);
+                Err(e)
+            }
+            None => Err(io::Error::other("handler vanished")),
+        }
+    }
+
+    /// Deregisters and drops a handler added with [`add_handler`](Self::add_handler)
+    /// (or any registration). Returns false for a stale id. Safe to call from
+    /// inside that handler's own callback.
+    pub fn remove_handler(&self, id: ConnId) -> bool {
+        if !self.contains(id) {
+            return false;
+        }
+        match self.take(id) {
+            Some(mut item) => {
+                item.deregister(&self.inner.registry);
+                self.put_back(id, item, Action::Remove);
+            }
+            // Being served right now (called from its own callback): removed
+            // when it is put back.
+            None => {
+                self.with_conn(id, |p, lp, _| p.deregister(&lp.inner.registry));
+                self.inner.pending_removals.borrow_mut().push(id);
+            }
+        }
+        true
+    }
+}
+
+struct UserHandler<S, F> {
+    source: S,
+    callback: F,
+}
+
+impl<S: Source + 'static, F: FnMut(&mut S, Readiness) + 'static> Pollable for UserHandler<S, F> {
+    fn ready(&mut self, _lp: &IOLoop, _id: ConnId, r: Readiness) -> Action {
+        (self.callback)(&mut self.source, r);
+        Action::Keep
+    }
+
+    fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.source);
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
