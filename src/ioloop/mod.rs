@@ -438,7 +438,8 @@ impl IOLoop {
         self.inner.counters.add(c, n);
     }
 
-    /// A snapshot of the loop's counters (cheap: a few dozen loads).
+    /// A snapshot of the loop's counters (a few dozen loads) and gauges (the
+    /// queued-bytes gauge walks the registrations: O(connections)).
     pub fn metrics(&self) -> Metrics {
         metrics::snapshot(
             &self.inner.counters,
