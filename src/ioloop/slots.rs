@@ -176,6 +176,27 @@ impl IOLoop {
         true
     }
 
+    /// Runs `f` on registration `id` in place, without taking it out of its
+    /// slot: `Ok` with `f`'s result, `Err(true)` if the slot is busy (being
+    /// served), `Err(false)` if `id` is stale. The slab stays borrowed while
+    /// `f` runs, so `f` must not call user code or anything that touches
+    /// the registrations (it may mark ids dirty and count metrics). For the
+    /// broadcast fan-out, where take/put back per receiver was the cost.
+    pub(crate) fn with_idle<R>(
+        &self,
+        id: ConnId,
+        f: impl FnOnce(&mut dyn Pollable) -> R,
+    ) -> Result<R, bool> {
+        let mut slots = self.inner.slots.borrow_mut();
+        match slots.get_mut(id.key()) {
+            Some(s) if s.gen == id.gen => match s.item.as_mut() {
+                Some(item) => Ok(f(item.as_mut())),
+                None => Err(true),
+            },
+            _ => Err(false),
+        }
+    }
+
     /// Serves `id` with `f` (which may run user code and decides the
     /// registration's fate), now if it is idle or when it is put back.
     pub(crate) fn with_conn_serve(

@@ -229,21 +229,38 @@ fn broadcast_on(lp: &IOLoop, ids: Vec<ConnId>, msg: Message<'_>) -> usize {
     let mut frame = Vec::with_capacity(payload.len() + 10);
     crate::protocol::frame::encode_frame(&mut frame, true, false, op, &payload, None);
     let frame: Rc<[u8]> = frame.into();
-    let delivered = Rc::new(std::cell::Cell::new(0usize));
+    let mut delivered = 0;
     for id in ids {
-        let frame = frame.clone();
-        let payload = payload.clone();
-        let d = delivered.clone();
-        lp.with_conn(id, move |p, lp, id| {
-            if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
-                if c.core.queue_shared(lp, op, &payload, &frame) {
-                    d.set(d.get() + 1);
-                    c.core.mark_dirty(lp, id);
-                }
+        // Idle receivers are served in place (no take/put back, no
+        // closure allocation): queue_shared touches no other registration.
+        let now = lp.with_idle(id, |p| {
+            let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() else {
+                return false;
+            };
+            let queued = c.core.queue_shared(lp, op, &payload, &frame);
+            if queued {
+                c.core.mark_dirty(lp, id);
             }
+            queued
         });
+        match now {
+            Ok(sent) => delivered += usize::from(sent),
+            Err(true) => {
+                // Being served right now: queue when it is put back.
+                let (frame, payload) = (frame.clone(), payload.clone());
+                lp.with_conn(id, move |p, lp, id| {
+                    if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
+                        if c.core.queue_shared(lp, op, &payload, &frame) {
+                            c.core.mark_dirty(lp, id);
+                        }
+                    }
+                });
+                delivered += 1;
+            }
+            Err(false) => {}
+        }
     }
-    delivered.get()
+    delivered
 }
 
 /// Runs `f` with the [`WebSocket`] context of connection `id` right now,
