@@ -558,7 +558,13 @@ impl Pollable for HttpConn {
                     let stream = self.stream.take().expect("stream");
                     // What the kernel did not take of the 101 (rare) leads
                     // the upgraded connection's write queue.
-                    let unsent = std::mem::take(&mut self.out);
+                    // (An empty buffer's capacity must not follow the idle
+                    // WebSocket: PERF-NOTES §1.)
+                    let unsent = if self.out.is_empty() {
+                        Vec::new()
+                    } else {
+                        std::mem::take(&mut self.out)
+                    };
                     let leftover = std::mem::take(&mut self.buf);
                     let pending = !leftover.is_empty();
                     let conn = up.into_connection(
