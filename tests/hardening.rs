@@ -1053,3 +1053,54 @@ fn drop_policy_drops_past_the_cap_reports_and_keeps_the_connection() {
     assert_eq!(m.get(Counter::WsSlowConsumerCloses), 0, "{m:?}");
     round_trip(&mut s, b"and after");
 }
+
+/// The default slow-consumer policy drops the queue but keeps the stream
+/// well-formed: a reader that comes back within the close timeout reads
+/// whole frames in order, then a 1008 close frame (never a torn frame).
+#[test]
+fn slow_consumer_gets_whole_frames_then_1008() {
+    let _g = serial();
+    struct Flood;
+    impl WebSocketHandler for Flood {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+            // 16 MiB: more than the socket buffers can hold.
+            for i in 0..=255u8 {
+                let _ = ws.write_message(vec![i; 64 * 1024]);
+            }
+        }
+    }
+    let server = echo_server(|| {
+        Application::builder()
+            .websocket("/ws", |_| Flood)
+            .websocket_max_write_buffer(256 * 1024)
+            .websocket_close_timeout(Duration::from_secs(5))
+            .build()
+    });
+    let mut s = raw_ws(&server, "/ws");
+    let _ = socket2::SockRef::from(&s).set_recv_buffer_size(16 * 1024);
+    s.write_all(&client_frame(true, 0x1, b"go")).unwrap();
+    // Far past twice the 256 KiB cap at the first flush: the queue goes.
+    std::thread::sleep(Duration::from_millis(300));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut n = 0u8;
+    let code = loop {
+        assert!(n < 255, "no close frame after {n} frames");
+        match read_frame(&mut s).expect("a whole frame") {
+            (true, 0x2, p) => {
+                assert_eq!(p.len(), 64 * 1024, "frame {n} torn");
+                assert!(p.iter().all(|b| *b == n), "frame {n} out of order");
+                n += 1;
+            }
+            (true, 0x8, p) => break u16::from_be_bytes([p[0], p[1]]),
+            (fin, op, p) => panic!("unexpected frame {fin} {op:#x} ({} bytes)", p.len()),
+        }
+    };
+    assert_eq!(code, 1008, "after {n} whole frames");
+    assert!(n < 255, "the queue was not dropped: {n} frames arrived");
+    s.write_all(&client_frame(true, 0x8, &1008u16.to_be_bytes()))
+        .unwrap();
+    assert!(wait_closed(&mut s, Duration::from_secs(3)));
+    let m = server.metrics();
+    assert_eq!(m.get(Counter::ClosedSlowConsumer), 1, "{m:?}");
+    assert_eq!(m.get(Counter::WsSlowConsumerCloses), 1, "{m:?}");
+}

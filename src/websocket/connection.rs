@@ -68,6 +68,8 @@ impl WsConn {
                     close_reason: None,
                     args: Some(p.args),
                     dropped: 0,
+                    // Unsent bytes of the 101 lead the queue: not a frame.
+                    frame_tail: p.unsent.len(),
                 })),
                 spill: p.leftover,
                 out: p.unsent,
@@ -130,7 +132,7 @@ impl WsConn {
                 .core
                 .rare
                 .as_ref()
-                .is_some_and(|r| r.subprotocol.is_none())
+                .is_some_and(|r| r.subprotocol.is_none() && r.frame_tail == 0 && r.dropped == 0)
             {
                 self.core.rare = None;
             }

@@ -77,6 +77,8 @@ pub(super) struct Rare {
     /// Messages dropped since the handler was last told
     /// (`SlowConsumerPolicy::DropMessages`).
     pub(super) dropped: u64,
+    /// See `Core::frame_tail`.
+    pub(super) frame_tail: usize,
 }
 
 /// A deadline as milliseconds since the loop's epoch; `u32::MAX` = none
@@ -167,6 +169,41 @@ impl Core {
         } else if written < n + data.len() {
             self.out.extend_from_slice(&data[written - n..]);
         }
+        if written > 0 && written < n + data.len() {
+            // The queue (empty before) now starts inside this frame.
+            self.set_frame_tail(self.out.len());
+        }
+    }
+
+    /// Bytes at the front of `out` that finish a frame the kernel has
+    /// partly taken (0: `out` starts at a frame boundary). Kept in the rare
+    /// box: only a connection under backpressure has one.
+    fn frame_tail(&self) -> usize {
+        if self.out.is_empty() {
+            return 0;
+        }
+        self.rare.as_ref().map_or(0, |r| r.frame_tail)
+    }
+
+    fn set_frame_tail(&mut self, tail: usize) {
+        if tail != 0 || self.rare.is_some() {
+            self.rare().frame_tail = tail;
+        }
+    }
+
+    /// After the kernel took `written` bytes of `out` (not all of it): how
+    /// many bytes of a partly sent frame then lead the queue. Walks the
+    /// headers of our own frames (whole ones only are appended), so the cost
+    /// is paid under backpressure only.
+    fn tail_after(&self, written: usize) -> usize {
+        let mut pos = self.frame_tail();
+        while pos < written {
+            match crate::protocol::frame::FrameHeader::parse(&self.out[pos..]) {
+                Some((h, hlen)) => pos = pos.saturating_add(hlen + h.payload_len as usize),
+                None => return 0, // unreachable: the queue holds whole frames
+            }
+        }
+        pos - written
     }
 
     /// Queues a broadcast frame; returns false if this connection cannot send.
@@ -210,10 +247,11 @@ impl Core {
     }
 
     /// Slow-consumer policy (see `WebSocketSettings::max_write_buffer`),
-    /// checked after each flush attempt: returns true when the connection
-    /// must be dropped now. A close frame is not sent: the peer is not
-    /// reading, and the queue may end inside a partly sent frame, after
-    /// which any further bytes would corrupt the stream.
+    /// checked after each flush attempt. When it fires, the queue is
+    /// dropped except the end of a frame the kernel has partly taken (so
+    /// the stream stays well-formed), a 1008 close follows it, and the
+    /// close handshake gets `close_timeout`; returns true only when the
+    /// connection must be dropped at once (our close was already queued).
     pub(super) fn slow_consumer_check(&mut self, lp: &IOLoop) -> bool {
         let cap = self.settings.max_write_buffer;
         let queued = self.out.len();
@@ -229,13 +267,31 @@ impl Core {
             return false;
         }
         log::warn!(
-            "{} slow consumer: {queued} bytes queued (max_write_buffer {cap}); dropping the connection",
+            "{} slow consumer: {queued} bytes queued (max_write_buffer {cap}); dropping the queue, closing with 1008",
             self.id
         );
         lp.count(crate::ioloop::Counter::WsSlowConsumerCloses, 1);
-        self.out = Vec::new();
         self.closed_by = Some(CloseReason::SlowConsumer);
-        true
+        self.slow_deadline = Ms::NONE;
+        // Keep only the end of the frame the kernel has partly taken, so
+        // the close frame after it is not read as part of that frame.
+        let tail = self.frame_tail().min(self.out.len());
+        let mut kept = Vec::with_capacity(tail + 140);
+        kept.extend_from_slice(&self.out[..tail]);
+        self.out = kept;
+        if self
+            .session
+            .send_close(Some(CloseCode::POLICY), "slow consumer", &mut self.out)
+            .is_ok()
+        {
+            // The peer has close_timeout to read it and answer.
+            self.close_deadline = Ms::after(lp, self.settings.close_timeout);
+            false
+        } else {
+            // Our close frame is already queued (or sent): drop now.
+            self.out = Vec::new();
+            true
+        }
     }
 
     pub(super) fn start_close(
@@ -272,10 +328,13 @@ impl Core {
                 Ok(n) if n == self.out.len() => {
                     lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
                     self.out.clear();
+                    self.set_frame_tail(0);
                 }
                 Ok(n) => {
                     lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
+                    let tail = self.tail_after(n);
                     self.out.drain(..n);
+                    self.set_frame_tail(tail);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -10,8 +10,10 @@ use crate::protocol::CompressionOptions;
 #[non_exhaustive]
 pub enum SlowConsumerPolicy {
     /// Close after `slow_consumer_grace` (or at once past twice the cap):
-    /// the TCP connection is dropped with its queue and `on_close` sees
-    /// `CloseReason::SlowConsumer`. Nothing queued is ever silently lost.
+    /// the queue is dropped, a 1008 close frame follows what the peer
+    /// already has, and `on_close` sees `CloseReason::SlowConsumer` (see
+    /// [`WebSocketSettings::max_write_buffer`]). The peer learns that it
+    /// lost messages; no message is dropped while the connection goes on.
     #[default]
     Close,
     /// Keep the connection, and do not queue new data messages while the
@@ -37,14 +39,18 @@ pub struct WebSocketSettings {
     /// After sending Close, drop the TCP connection if the peer has not
     /// answered within this time (5 s, as Tornado).
     pub close_timeout: Duration,
-    /// Cap on bytes queued for one connection (default 16 MiB). Policy for
-    /// a slow consumer: a queue still above the cap after a flush starts a
-    /// grace period ([`slow_consumer_grace`](Self::slow_consumer_grace));
-    /// if it is still above the cap when the grace ends — or reaches twice
-    /// the cap at any time — the connection is closed with 1008 and its
-    /// queue dropped (`CloseReason::SlowConsumer`). Control frames are
-    /// queued like data (nothing overtakes a stuck queue), but they never
-    /// trigger the close themselves.
+    /// Cap on bytes queued for one connection (default 16 MiB). Default
+    /// policy for a slow consumer ([`SlowConsumerPolicy::Close`]): a queue
+    /// still above the cap after a flush starts a grace period
+    /// ([`slow_consumer_grace`](Self::slow_consumer_grace)); if it is still
+    /// above the cap when the grace ends — or reaches twice the cap at any
+    /// time — the queue is dropped (all but the end of a frame the kernel
+    /// has partly sent, so the stream stays well-formed), a close frame
+    /// with 1008 "slow consumer" is queued, and the peer has
+    /// `close_timeout` to read it and answer before the TCP connection is
+    /// dropped; `on_close` sees `CloseReason::SlowConsumer`. Control
+    /// frames are queued like data (nothing overtakes a stuck queue), but
+    /// they never trigger the close themselves.
     pub max_write_buffer: usize,
     /// How long a queue may stay above `max_write_buffer` (default 2 s).
     pub slow_consumer_grace: Duration,
