@@ -128,12 +128,7 @@ impl WsConn {
             self.core.opened = true;
             let args = self.core.rare().args.take().unwrap_or_default();
             // Keep the rare box only if something in it is still set.
-            if self
-                .core
-                .rare
-                .as_ref()
-                .is_some_and(|r| r.subprotocol.is_none() && r.frame_tail == 0 && r.dropped == 0)
-            {
+            if self.core.rare.as_ref().is_some_and(|r| r.is_unused()) {
                 self.core.rare = None;
             }
             if let Some(iv) = self.core.settings.ping_interval {

@@ -9,7 +9,7 @@ use super::connection::WsConn;
 use super::core::Core;
 use super::message::{CloseReason, Message, WebSocketClosedError};
 use crate::http::Request;
-use crate::ioloop::{Action, ConnId, IOLoop, TimeoutHandle};
+use crate::ioloop::{Action, ConnId, IOLoop, Pollable, TimeoutHandle};
 use crate::protocol::{CloseCode, OpCode};
 
 /// The per-connection context handed to every handler callback (the part
@@ -207,11 +207,31 @@ pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Messa
     broadcast_on(&IOLoop::current(), ids.into_iter().collect(), msg.into())
 }
 
-fn split(msg: &Message<'_>) -> (OpCode, Vec<u8>) {
+fn split<'a>(msg: &'a Message<'_>) -> (OpCode, &'a [u8]) {
     match msg {
-        Message::Text(t) => (OpCode::Text, t.as_bytes().to_vec()),
-        Message::Binary(b) => (OpCode::Binary, b.to_vec()),
+        Message::Text(t) => (OpCode::Text, t.as_bytes()),
+        Message::Binary(b) => (OpCode::Binary, b),
     }
+}
+
+/// Queues the broadcast frame on `p` if it is an open WebSocket, marking it
+/// dirty; whether it took it.
+fn queue_broadcast(
+    p: &mut dyn Pollable,
+    lp: &IOLoop,
+    id: ConnId,
+    op: OpCode,
+    payload: &[u8],
+    frame: &[u8],
+) -> bool {
+    let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() else {
+        return false;
+    };
+    let queued = c.core.queue_shared(lp, op, payload, frame);
+    if queued {
+        c.core.mark_dirty(lp, id);
+    }
+    queued
 }
 
 fn write_to_on(lp: &IOLoop, id: ConnId, msg: Message<'_>) -> bool {
@@ -223,7 +243,7 @@ fn broadcast_on(lp: &IOLoop, ids: Vec<ConnId>, msg: Message<'_>) -> usize {
         return 0;
     }
     let (op, payload) = split(&msg);
-    let payload: Rc<[u8]> = payload.into();
+    let payload: Rc<[u8]> = Rc::from(payload);
     // Server frames are unmasked and identical for every receiver without
     // compression: encode once.
     let mut frame = Vec::with_capacity(payload.len() + 10);
@@ -233,27 +253,14 @@ fn broadcast_on(lp: &IOLoop, ids: Vec<ConnId>, msg: Message<'_>) -> usize {
     for id in ids {
         // Idle receivers are served in place (no take/put back, no
         // closure allocation): queue_shared touches no other registration.
-        let now = lp.with_idle(id, |p| {
-            let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() else {
-                return false;
-            };
-            let queued = c.core.queue_shared(lp, op, &payload, &frame);
-            if queued {
-                c.core.mark_dirty(lp, id);
-            }
-            queued
-        });
+        let now = lp.with_idle(id, |p| queue_broadcast(p, lp, id, op, &payload, &frame));
         match now {
             Ok(sent) => delivered += usize::from(sent),
             Err(true) => {
                 // Being served right now: queue when it is put back.
                 let (frame, payload) = (frame.clone(), payload.clone());
                 lp.with_conn(id, move |p, lp, id| {
-                    if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
-                        if c.core.queue_shared(lp, op, &payload, &frame) {
-                            c.core.mark_dirty(lp, id);
-                        }
-                    }
+                    queue_broadcast(p, lp, id, op, &payload, &frame);
                 });
                 delivered += 1;
             }

@@ -19,6 +19,7 @@ use super::message::{CloseReason, WebSocketClosedError};
 use super::settings::{SlowConsumerPolicy, WebSocketSettings};
 use crate::http::Request;
 use crate::ioloop::{ConnId, IOLoop};
+use crate::protocol::frame::FrameHeader;
 use crate::protocol::{CloseCode, OpCode, Session};
 
 /// Uncompressed server messages at least this large go out with `writev`
@@ -79,6 +80,17 @@ pub(super) struct Rare {
     pub(super) dropped: u64,
     /// See `Core::frame_tail`.
     pub(super) frame_tail: usize,
+}
+
+impl Rare {
+    /// Nothing set: the box can go (idle connections keep none).
+    pub(super) fn is_unused(&self) -> bool {
+        self.subprotocol.is_none()
+            && self.close_reason.is_none()
+            && self.args.is_none()
+            && self.dropped == 0
+            && self.frame_tail == 0
+    }
 }
 
 /// A deadline as milliseconds since the loop's epoch; `u32::MAX` = none
@@ -146,17 +158,20 @@ impl Core {
     /// payload is (the loop's read buffer, for an echo), and only what the
     /// kernel refuses is copied into the queue (PERF-NOTES §3).
     pub(super) fn write_direct(&mut self, lp: &IOLoop, op: OpCode, data: &[u8]) {
-        let mut hdr = [0u8; 10];
-        hdr[0] = 0x80 | op.as_u8();
-        let n = if data.len() <= 0xffff {
-            hdr[1] = 126;
-            hdr[2..4].copy_from_slice(&(data.len() as u16).to_be_bytes());
-            4
-        } else {
-            hdr[1] = 127;
-            hdr[2..10].copy_from_slice(&(data.len() as u64).to_be_bytes());
-            10
-        };
+        // One small allocation per large message keeps a single header
+        // encoder (`FrameHeader::encode`, tuned for the small-frame path).
+        let mut hdr = Vec::with_capacity(10);
+        FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: op.as_u8(),
+            mask: None,
+            payload_len: data.len() as u64,
+        }
+        .encode(&mut hdr);
+        let n = hdr.len();
         let bufs = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(data)];
         // An error (WouldBlock, or a dead socket that the next flush
         // reports) leaves everything to the queue.
@@ -198,7 +213,7 @@ impl Core {
     fn tail_after(&self, written: usize) -> usize {
         let mut pos = self.frame_tail();
         while pos < written {
-            match crate::protocol::frame::FrameHeader::parse(&self.out[pos..]) {
+            match FrameHeader::parse(&self.out[pos..]) {
                 Some((h, hlen)) => pos = pos.saturating_add(hlen + h.payload_len as usize),
                 None => return 0, // unreachable: the queue holds whole frames
             }
@@ -214,16 +229,13 @@ impl Core {
         payload: &[u8],
         frame: &[u8],
     ) -> bool {
-        if self.finished || !self.session.state().can_send() {
+        if self.finished || !self.session.state().can_send() || self.should_drop(lp) {
             return false;
         }
         if self.session.is_compressing() || self.is_client {
-            let before = self.rare.as_ref().map_or(0, |r| r.dropped);
-            let sent = self.send_data(lp, op, payload).is_ok();
-            return sent && self.rare.as_ref().map_or(0, |r| r.dropped) == before;
-        }
-        if self.should_drop(lp) {
-            return false;
+            // Compressed per receiver (context takeover) or masked: not the
+            // shared frame. Nothing changed since `should_drop` said no.
+            return self.send_data(lp, op, payload).is_ok();
         }
         self.out.extend_from_slice(frame);
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
@@ -279,19 +291,19 @@ impl Core {
         let mut kept = Vec::with_capacity(tail + 140);
         kept.extend_from_slice(&self.out[..tail]);
         self.out = kept;
-        if self
-            .session
-            .send_close(Some(CloseCode::POLICY), "slow consumer", &mut self.out)
-            .is_ok()
-        {
-            // The peer has close_timeout to read it and answer.
-            self.close_deadline = Ms::after(lp, self.settings.close_timeout);
-            false
-        } else {
+        if !self.session.state().can_send() {
             // Our close frame is already queued (or sent): drop now.
             self.out = Vec::new();
-            true
+            return true;
         }
+        // The peer has close_timeout to read it and answer.
+        self.start_close(
+            lp,
+            Some(CloseCode::POLICY),
+            "slow consumer",
+            CloseReason::SlowConsumer,
+        );
+        false
     }
 
     pub(super) fn start_close(
