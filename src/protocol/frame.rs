@@ -103,29 +103,50 @@ impl FrameHeader {
     }
 
     /// Appends the encoded header to `out`, using the shortest length form.
+    #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let b0 = (self.fin as u8) << 7
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        let n = self.encode_into(&mut hdr);
+        out.extend_from_slice(&hdr[..n]);
+    }
+
+    /// Writes the encoded header into `hdr`; returns its length. A fixed
+    /// array instead of a `Vec`: one bounds-free store per field and a
+    /// single append by the caller.
+    #[inline]
+    pub fn encode_into(&self, hdr: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        hdr[0] = (self.fin as u8) << 7
             | (self.rsv1 as u8) << 6
             | (self.rsv2 as u8) << 5
             | (self.rsv3 as u8) << 4
             | (self.opcode & 0x0f);
         let mbit = if self.mask.is_some() { 0x80 } else { 0 };
-        match self.payload_len {
-            n @ 0..=125 => out.extend_from_slice(&[b0, mbit | n as u8]),
-            n @ 126..=65535 => {
-                out.extend_from_slice(&[b0, mbit | 126]);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
+        let mut n = match self.payload_len {
+            len @ 0..=125 => {
+                hdr[1] = mbit | len as u8;
+                2
             }
-            n => {
-                out.extend_from_slice(&[b0, mbit | 127]);
-                out.extend_from_slice(&n.to_be_bytes());
+            len @ 126..=65535 => {
+                hdr[1] = mbit | 126;
+                hdr[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                4
             }
-        }
+            len => {
+                hdr[1] = mbit | 127;
+                hdr[2..10].copy_from_slice(&len.to_be_bytes());
+                10
+            }
+        };
         if let Some(m) = self.mask {
-            out.extend_from_slice(&m);
+            hdr[n..n + 4].copy_from_slice(&m);
+            n += 4;
         }
+        n
     }
 }
+
+/// The longest frame header: 2 bytes, a 64-bit length and a masking key.
+pub const MAX_HEADER_LEN: usize = 14;
 
 /// Appends a whole frame (header, then the payload masked with `mask` if
 /// given) to `out`, reserving once.
@@ -138,18 +159,28 @@ pub fn encode_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
-    let len = payload.len() as u64;
-    out.reserve(header_len(len, mask.is_some()) + payload.len());
-    FrameHeader {
+    if mask.is_none() && payload.len() <= 125 {
+        // A server's small frame: a two-byte header of constant size, so
+        // both stores are inline rather than a `memcpy` call.
+        let b0 = (fin as u8) << 7 | (rsv1 as u8) << 6 | opcode.as_u8();
+        out.reserve(2 + payload.len());
+        out.extend_from_slice(&[b0, payload.len() as u8]);
+        out.extend_from_slice(payload);
+        return;
+    }
+    let mut hdr = [0u8; MAX_HEADER_LEN];
+    let n = FrameHeader {
         fin,
         rsv1,
         rsv2: false,
         rsv3: false,
         opcode: opcode.as_u8(),
         mask,
-        payload_len: len,
+        payload_len: payload.len() as u64,
     }
-    .encode(out);
+    .encode_into(&mut hdr);
+    out.reserve(n + payload.len());
+    out.extend_from_slice(&hdr[..n]);
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(m) = mask {

@@ -655,3 +655,75 @@ fn bytes_needed_hint() {
     assert_eq!(Session::bytes_needed(&wire[..8]), 300);
     assert_eq!(Session::bytes_needed(&wire), 0);
 }
+
+/// The small-message fast path in `read_event` gives exactly what the
+/// general path gives: every first byte, both mask bits, lengths around the
+/// 7-bit limit, valid and invalid UTF-8, both roles, a message already in
+/// progress and a tight size limit.
+#[test]
+fn fast_path_matches_general_path() {
+    use super::session::FAST_PATH;
+    let roles = [Role::Server, Role::Client];
+    let limits = [SessionConfig::default().max_message_size, 10];
+    // What precedes the frame: nothing, or an unfinished text message.
+    let prefixes: [&[u8]; 2] = [&[], &[0x01, 0x02, b'a', b'b']];
+    let mut checked = 0;
+    for role in roles {
+        for max in limits {
+            let mk = || {
+                let cfg = SessionConfig {
+                    max_message_size: max,
+                    ..SessionConfig::default()
+                };
+                Session::new(role, cfg, None, &CompressionOptions::default())
+            };
+            for prefix in prefixes {
+                for b0 in 0..=255u8 {
+                    for masked in [false, true] {
+                        for len in [0usize, 1, 5, 11, 16, 125] {
+                            for payload_byte in [b'x', 0xff] {
+                                let payload = vec![payload_byte; len];
+                                let mut frame = vec![b0, len as u8 | (masked as u8) << 7];
+                                if masked {
+                                    frame.extend_from_slice(&MASK);
+                                }
+                                let start = frame.len();
+                                frame.extend_from_slice(&payload);
+                                if masked {
+                                    super::mask::apply_mask(&mut frame[start..], MASK);
+                                }
+                                // The unfinished message, framed for the role.
+                                let mut wire = Vec::new();
+                                if !prefix.is_empty() {
+                                    let p = &prefix[2..];
+                                    if role == Role::Server {
+                                        wire.extend(cf(false, 0, 1, p));
+                                    } else {
+                                        wire.extend_from_slice(prefix);
+                                    }
+                                }
+                                wire.extend_from_slice(&frame);
+                                // Also a truncated frame: the general path may
+                                // fail from the header alone.
+                                for cut in [wire.len(), wire.len() - len.min(1)] {
+                                    FAST_PATH.with(|f| f.set(true));
+                                    let fast = feed(&mut mk(), &[&wire[..cut]]);
+                                    FAST_PATH.with(|f| f.set(false));
+                                    let slow = feed(&mut mk(), &[&wire[..cut]]);
+                                    FAST_PATH.with(|f| f.set(true));
+                                    assert_eq!(
+                                        fast, slow,
+                                        "{role:?} max {max} prefix {prefix:?} b0 {b0:#x} \
+                                         masked {masked} len {len} byte {payload_byte:#x} cut {cut}"
+                                    );
+                                    checked += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 20_000, "{checked}");
+}

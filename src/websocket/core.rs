@@ -19,7 +19,7 @@ use super::message::{CloseReason, WebSocketClosedError};
 use super::settings::{SlowConsumerPolicy, WebSocketSettings};
 use crate::http::Request;
 use crate::ioloop::{ConnId, IOLoop};
-use crate::protocol::frame::FrameHeader;
+use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::protocol::{CloseCode, OpCode, Session};
 
 /// Uncompressed server messages at least this large go out with `writev`
@@ -158,10 +158,8 @@ impl Core {
     /// payload is (the loop's read buffer, for an echo), and only what the
     /// kernel refuses is copied into the queue (PERF-NOTES §3).
     pub(super) fn write_direct(&mut self, lp: &IOLoop, op: OpCode, data: &[u8]) {
-        // One small allocation per large message keeps a single header
-        // encoder (`FrameHeader::encode`, tuned for the small-frame path).
-        let mut hdr = Vec::with_capacity(10);
-        FrameHeader {
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        let n = FrameHeader {
             fin: true,
             rsv1: false,
             rsv2: false,
@@ -170,8 +168,7 @@ impl Core {
             mask: None,
             payload_len: data.len() as u64,
         }
-        .encode(&mut hdr);
-        let n = hdr.len();
+        .encode_into(&mut hdr);
         let bufs = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(data)];
         // An error (WouldBlock, or a dead socket that the next flush
         // reports) leaves everything to the queue.
@@ -245,9 +242,14 @@ impl Core {
     /// `SlowConsumerPolicy::DropMessages`: true (and the drop recorded, to
     /// be reported to the handler at the end of the tick) when the queue is
     /// over `max_write_buffer`, so the message must not be queued.
+    #[inline]
     pub(super) fn should_drop(&mut self, lp: &IOLoop) -> bool {
-        if self.out.len() <= self.settings.max_write_buffer
-            || self.settings.slow_consumer_policy != SlowConsumerPolicy::DropMessages
+        // One compare per message while under the cap.
+        self.out.len() > self.settings.max_write_buffer && self.drop_over_cap(lp)
+    }
+
+    fn drop_over_cap(&mut self, lp: &IOLoop) -> bool {
+        if self.settings.slow_consumer_policy != SlowConsumerPolicy::DropMessages
             || !self.session.state().can_send()
         {
             return false;

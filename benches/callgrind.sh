@@ -1,0 +1,39 @@
+#!/bin/bash
+# User-space instructions per echoed message (PERF-NOTES, "Measuring past the
+# load generator"): runs a release `echo_server` under callgrind with
+# instrumentation off, drives it with the shared bench's loadgen, switches
+# instrumentation on after a warm-up, zeroes, counts for a few seconds and
+# divides the instructions by the messages the server itself counted
+# (`/metrics`). Deterministic where wall-clock figures are noisy.
+#
+#   benches/callgrind.sh [BINARY] [LOADGEN ARGS...]
+#   benches/callgrind.sh target/release/examples/echo_server --conns 100 --size 16 --window 64
+#
+# Needs valgrind and ../shared/bench set up (its loadgen binary).
+set -eu
+BIN=${1:-target/release/examples/echo_server}
+shift || true
+[ $# -gt 0 ] || set -- --conns 100 --size 16 --window 64
+LG=${LOADGEN:-$(dirname "$0")/../../shared/bench/loadgen/target/release/loadgen}
+PORT=${PORT:-9771}
+OUT=$(mktemp -d)
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/cg.%p" \
+  "$BIN" --port "$PORT" >"$OUT/server.log" 2>&1 &
+VPID=$!
+trap 'kill $VPID 2>/dev/null; wait $VPID 2>/dev/null; rm -rf "$OUT"' EXIT
+sleep 3
+"$LG" --url "ws://127.0.0.1:$PORT/" "$@" --secs 14 --warmup 0 >"$OUT/lg.json" 2>/dev/null &
+LPID=$!
+count() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^cyclone_websocket_messages_in_total/{print $2}'; }
+sleep 4
+callgrind_control -i on $VPID >/dev/null 2>&1
+sleep 1
+callgrind_control -z $VPID >/dev/null 2>&1
+m0=$(count)
+sleep 6
+m1=$(count)
+callgrind_control -d $VPID >/dev/null 2>&1
+wait $LPID || true
+f=$(ls -S "$OUT"/cg.* | head -1)
+ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+python3 -c "m=$m1-$m0; print(f'messages {m}, instructions {$ir}, per message {$ir/max(1,m):.1f}')"
