@@ -14,7 +14,8 @@ set -eu
 BIN=${1:-target/release/examples/echo_server}
 shift || true
 [ $# -gt 0 ] || set -- --conns 100 --size 16 --window 64
-LG=${LOADGEN:-$(dirname "$0")/../../shared/bench/loadgen/target/release/loadgen}
+LG=${LOADGEN:-$(cd "$(dirname "$0")" && pwd)/../../shared/bench/loadgen/target/release/loadgen}
+[ -x "$LG" ] || { echo "no loadgen at $LG (run ../shared/bench/setup.sh or set LOADGEN)" >&2; exit 1; }
 PORT=${PORT:-9771}
 OUT=$(mktemp -d)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/cg.%p" \
@@ -35,5 +36,8 @@ m1=$(count)
 callgrind_control -d $VPID >/dev/null 2>&1
 wait $LPID || true
 f=$(ls -S "$OUT"/cg.* | head -1)
+# KEEP=path keeps the profile for callgrind_annotate.
+[ -z "${KEEP:-}" ] || cp "$f" "$KEEP"
 ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+[ "$m1" -gt "$m0" ] || { echo "the server counted no messages (see the loadgen's output)" >&2; exit 1; }
 python3 -c "m=$m1-$m0; print(f'messages {m}, instructions {$ir}, per message {$ir/max(1,m):.1f}')"

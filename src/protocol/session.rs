@@ -8,6 +8,7 @@
 //! server closes the TCP connection, a client waits briefly for the server
 //! to close it (RFC 6455 §7.1.1).
 
+use std::borrow::Cow;
 use std::ops::Deref;
 
 use super::deflate::{CompressionOptions, DeflateParams, Deflater, Inflater};
@@ -84,8 +85,9 @@ impl Payload<'_> {
 /// Something the handler should see.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// A complete text message; its bytes are valid UTF-8.
-    Text(Payload<'a>),
+    /// A complete text message, validated once: borrowed from `input` when
+    /// it arrived in one uncompressed frame.
+    Text(Cow<'a, str>),
     /// A complete binary message.
     Binary(Payload<'a>),
     /// A ping; the pong is already appended to `out` (if we can still send).
@@ -368,8 +370,8 @@ impl Session {
             let input: &'a [u8] = input;
             let payload = &input[hlen..total];
             let event = if text {
-                std::str::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-                Event::Text(Payload::Borrowed(payload))
+                let s = std::str::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+                Event::Text(Cow::Borrowed(s))
             } else {
                 Event::Binary(Payload::Borrowed(payload))
             };
@@ -565,8 +567,8 @@ impl Session {
         // Fast path: a whole uncompressed message in one frame, zero copy.
         if first && fin && !rsv1 {
             return Ok(Some(if opcode == OpCode::Text {
-                std::str::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-                Event::Text(Payload::Borrowed(payload))
+                let s = std::str::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+                Event::Text(Cow::Borrowed(s))
             } else {
                 Event::Binary(Payload::Borrowed(payload))
             }));
@@ -621,14 +623,17 @@ impl Session {
         if !fin {
             return Ok(None);
         }
-        let body = Payload::Owned(std::mem::take(&mut extra.buf));
+        let body = std::mem::take(&mut extra.buf);
         let kind = self.msg;
         self.msg = Msg::None;
         self.charged = 0;
         Ok(Some(if kind == Msg::Text {
-            Event::Text(body)
+            // Validated fragment by fragment above; `String::from_utf8`
+            // checks once more rather than trusting that with `unsafe`.
+            let s = String::from_utf8(body).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Event::Text(Cow::Owned(s))
         } else {
-            Event::Binary(body)
+            Event::Binary(Payload::Owned(body))
         }))
     }
 

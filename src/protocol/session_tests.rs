@@ -4,7 +4,7 @@
 
 use super::deflate::{CompressionOptions, DeflateParams, Deflater};
 use super::frame::FrameHeader;
-use super::session::{Event, Payload, Role, Session, SessionConfig, State};
+use super::session::{Event, Role, Session, SessionConfig, State};
 use super::{CloseCode, OpCode, ProtocolError};
 
 #[derive(Debug, PartialEq, Eq, Clone)]
@@ -19,7 +19,7 @@ enum Ev {
 
 fn own(e: Event<'_>) -> Ev {
     match e {
-        Event::Text(p) => Ev::Text(p.into_vec()),
+        Event::Text(p) => Ev::Text(p.into_owned().into_bytes()),
         Event::Binary(p) => Ev::Binary(p.into_vec()),
         Event::Ping(p) => Ev::Ping(p.to_vec()),
         Event::Pong(p) => Ev::Pong(p.to_vec()),
@@ -161,7 +161,7 @@ fn rfc_5_7_examples() {
     let r = s.read_event(&mut buf, &mut Vec::new()).unwrap();
     assert!(matches!(
         r.event,
-        Some(Event::Text(Payload::Borrowed(b"Hello")))
+        Some(Event::Text(std::borrow::Cow::Borrowed("Hello")))
     ));
 
     // Unmasked "Hello" and fragmented "Hel"+"lo", to a client.

@@ -189,18 +189,9 @@ impl WsConn {
 
     fn on_event(&mut self, lp: &IOLoop, ev: Event<'_>) {
         match ev {
-            Event::Text(p) => {
+            Event::Text(s) => {
                 lp.count(crate::ioloop::Counter::WsMessagesIn, 1);
-                let msg = match p {
-                    Payload::Borrowed(b) => match std::str::from_utf8(b) {
-                        Ok(s) => Message::Text(Cow::Borrowed(s)),
-                        Err(_) => return,
-                    },
-                    Payload::Owned(v) => match String::from_utf8(v) {
-                        Ok(s) => Message::Text(Cow::Owned(s)),
-                        Err(_) => return,
-                    },
-                };
+                let msg = Message::Text(s);
                 self.guard(lp, "on_message", |h, ws| h.on_message(ws, msg));
             }
             Event::Binary(p) => {
