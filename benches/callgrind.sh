@@ -10,6 +10,11 @@
 #   benches/callgrind.sh target/release/examples/echo_server --conns 100 --size 16 --window 64
 #
 # Needs valgrind and ../shared/bench set up (its loadgen binary).
+# URLPATH (default /) is the path the loadgen connects to; METRIC (default
+# messages received) the /metrics line to divide by, e.g. for scenario f:
+#   URLPATH=/broadcast METRIC=cyclone_websocket_messages_out_total \
+#     benches/callgrind.sh BIN --broadcast --pub-path /publish --conns 1000 --size 64 --window 8
+# and for e: METRIC='cyclone_websocket_handshakes_total{result="ok"}' ... --churn --conns 50 --size 16
 set -eu
 BIN=${1:-target/release/examples/echo_server}
 shift || true
@@ -23,9 +28,10 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/cg.%p" \
 VPID=$!
 trap 'kill $VPID 2>/dev/null; wait $VPID 2>/dev/null; rm -rf "$OUT"' EXIT
 sleep 3
-"$LG" --url "ws://127.0.0.1:$PORT/" "$@" --secs 14 --warmup 0 >"$OUT/lg.json" 2>/dev/null &
+METRIC=${METRIC:-cyclone_websocket_messages_in_total}
+"$LG" --url "ws://127.0.0.1:$PORT${URLPATH:-/}" "$@" --secs 14 --warmup 0 >"$OUT/lg.json" 2>/dev/null &
 LPID=$!
-count() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^cyclone_websocket_messages_in_total/{print $2}'; }
+count() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$METRIC" 'index($0, m " ") == 1 {print $2}'; }
 sleep 4
 callgrind_control -i on $VPID >/dev/null 2>&1
 sleep 1
