@@ -551,6 +551,11 @@ impl Pollable for HttpConn {
                 Step::NeedMore => break,
                 Step::Close => return self.after_io(),
                 Step::Upgrade(mut up) => {
+                    // The 101 is written from the loop's out buffer: no
+                    // per-handshake allocation for it.
+                    if self.out.is_empty() {
+                        self.out = lp.take_out_buf();
+                    }
                     up.response_head(&mut self.out);
                     if self.flush().is_err() {
                         return Action::Remove;
@@ -561,6 +566,7 @@ impl Pollable for HttpConn {
                     // (An empty buffer's capacity must not follow the idle
                     // WebSocket: PERF-NOTES §1.)
                     let unsent = if self.out.is_empty() {
+                        lp.give_out_buf(std::mem::take(&mut self.out));
                         Vec::new()
                     } else {
                         std::mem::take(&mut self.out)

@@ -422,12 +422,16 @@ impl IOLoop {
     }
 
     /// Returns the loop-wide output buffer (cleared; oversized ones shrink).
+    /// A buffer with less capacity than the one already there is dropped.
     pub(crate) fn give_out_buf(&self, mut b: Vec<u8>) {
         b.clear();
         if b.capacity() > 1024 * 1024 {
             b.shrink_to(64 * 1024);
         }
-        *self.inner.out_buf.borrow_mut() = b;
+        let mut slot = self.inner.out_buf.borrow_mut();
+        if b.capacity() > slot.capacity() {
+            *slot = b;
+        }
     }
 
     // ---- metrics and loop-local state --------------------------------------

@@ -80,6 +80,20 @@ pub fn check_upgrade<'a>(
     version_minor: u8,
     headers: &[(&'a str, &'a [u8])],
 ) -> Result<UpgradeRequest<'a>, HandshakeError> {
+    check_upgrade_iter(method, version_minor, headers.iter().copied())
+}
+
+/// [`check_upgrade`] over any iterator of `(name, value)` pairs, such as
+/// [`Request::headers`](crate::http::Request::headers): no list of headers
+/// is collected per handshake.
+///
+/// # Errors
+/// As [`check_upgrade`].
+pub fn check_upgrade_iter<'a>(
+    method: &str,
+    version_minor: u8,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<UpgradeRequest<'a>, HandshakeError> {
     // 1. "An HTTP/1.1 or higher GET request" (RFC 6455 §4.2.1)
     if method != "GET" {
         return Err(HandshakeError::MethodNotAllowed);
@@ -99,7 +113,7 @@ pub fn check_upgrade<'a>(
         protocols: Vec::new(),
         extensions: Vec::new(),
     };
-    for &(name, value) in headers {
+    for (name, value) in headers {
         if name.eq_ignore_ascii_case("upgrade") {
             // 3. "An |Upgrade| header field containing the value "websocket",
             // treated as an ASCII case-insensitive value."

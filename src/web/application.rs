@@ -195,6 +195,11 @@ impl Application {
     /// that did not participate gives `""`).
     fn find(&self, path: &str) -> Option<(&Route, Vec<String>)> {
         self.inner.routes.iter().find_map(|route| {
+            // `captures` allocates its slots on every call; a route without
+            // groups (most WebSocket routes) needs only a yes or no.
+            if route.regex.captures_len() == 1 {
+                return route.regex.is_match(path).then(|| (route, Vec::new()));
+            }
             let caps = route.regex.captures(path)?;
             let args = caps
                 .iter()

@@ -63,14 +63,19 @@ impl WsConn {
                 session: p.session,
                 settings: p.settings,
                 request: p.request,
-                rare: Some(Box::new(Rare {
-                    subprotocol: p.subprotocol,
-                    close_reason: None,
-                    args: Some(p.args),
-                    dropped: 0,
-                    // Unsent bytes of the 101 lead the queue: not a frame.
-                    frame_tail: p.unsent.len(),
-                })),
+                // Most connections have nothing rare to keep: no allocation.
+                rare: (p.subprotocol.is_some() || !p.args.is_empty() || !p.unsent.is_empty()).then(
+                    || {
+                        Box::new(Rare {
+                            subprotocol: p.subprotocol,
+                            close_reason: None,
+                            args: Some(p.args),
+                            dropped: 0,
+                            // Unsent bytes of the 101 lead the queue: not a frame.
+                            frame_tail: p.unsent.len(),
+                        })
+                    },
+                ),
                 spill: p.leftover,
                 out: p.unsent,
                 close_code: 0,
@@ -126,7 +131,12 @@ impl WsConn {
     fn open_if_needed(&mut self, lp: &IOLoop) {
         if !self.core.opened {
             self.core.opened = true;
-            let args = self.core.rare().args.take().unwrap_or_default();
+            let args = self
+                .core
+                .rare
+                .as_mut()
+                .and_then(|r| r.args.take())
+                .unwrap_or_default();
             // Keep the rare box only if something in it is still set.
             if self.core.rare.as_ref().is_some_and(|r| r.is_unused()) {
                 self.core.rare = None;
@@ -413,6 +423,10 @@ impl Pollable for WsConn {
         }
         let action = self.finish_io(lp, id);
         if let Action::Remove = action {
+            // The loop's out buffer must not leave with the connection.
+            if self.core.out.is_empty() {
+                lp.give_out_buf(std::mem::take(&mut self.core.out));
+            }
             return action;
         }
         self.give_back_out(lp);

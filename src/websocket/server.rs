@@ -11,7 +11,7 @@ use super::handler::WebSocketHandler;
 use super::settings::WebSocketSettings;
 use crate::http::{Reply, Request, Response, Upgrade};
 use crate::ioloop::{ConnId, Pollable};
-use crate::protocol::handshake::{accept_key, check_upgrade, write_101};
+use crate::protocol::handshake::{accept_key, check_upgrade_iter, write_101};
 use crate::protocol::{deflate, DeflateParams, HandshakeError, Role, Session, SessionConfig};
 
 /// Validates a WebSocket handshake request for `handler` and answers it:
@@ -62,8 +62,7 @@ fn prepare(
     handler: &dyn WebSocketHandler,
     settings: &WebSocketSettings,
 ) -> Result<Prepared, HandshakeError> {
-    let headers: Vec<(&str, &[u8])> = req.headers().collect();
-    let up = check_upgrade(req.method(), req.version_minor(), &headers)?;
+    let up = check_upgrade_iter(req.method(), req.version_minor(), req.headers())?;
     if let Some(origin) = up.origin {
         if !handler.check_origin(origin, req) {
             return Err(HandshakeError::OriginRejected);
