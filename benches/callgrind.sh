@@ -27,6 +27,7 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/cg.%p" \
   "$BIN" --port "$PORT" >"$OUT/server.log" 2>&1 &
 VPID=$!
 trap 'kill $VPID 2>/dev/null; wait $VPID 2>/dev/null; rm -rf "$OUT"' EXIT
+trap 'exit 1' INT TERM HUP PIPE
 sleep 3
 METRIC=${METRIC:-cyclone_websocket_messages_in_total}
 "$LG" --url "ws://127.0.0.1:$PORT${URLPATH:-/}" "$@" --secs 14 --warmup 0 >"$OUT/lg.json" 2>/dev/null &
