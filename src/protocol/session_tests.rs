@@ -657,9 +657,9 @@ fn bytes_needed_hint() {
 }
 
 /// The small-message fast path in `read_event` gives exactly what the
-/// general path gives: every first byte, both mask bits, lengths around the
-/// 7-bit limit, valid and invalid UTF-8, both roles, a message already in
-/// progress and a tight size limit.
+/// general path gives: every first byte, both mask bits, lengths up to the
+/// 7-bit limit (125), valid and invalid UTF-8, both roles, a message already
+/// in progress, a tight size limit, and each frame whole and one byte short.
 #[test]
 fn fast_path_matches_general_path() {
     use super::session::FAST_PATH;
