@@ -79,16 +79,34 @@ pub fn init_logging_default(level: &str) {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
 }
 
+/// Runs `first` on the loop at the first SIGINT (Ctrl-C) or SIGTERM, and
+/// exits at once (status 130) at the second. `IOLoop::add_signal_handler`
+/// starts no thread, so the server stays single-threaded.
+fn on_interrupt(first: impl Fn() + Clone + 'static) {
+    let lp = cyclone::ioloop::IOLoop::current();
+    let seen = std::rc::Rc::new(std::cell::Cell::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let (seen, first) = (seen.clone(), first.clone());
+        let res = lp.add_signal_handler(sig, move || {
+            if seen.replace(true) {
+                log::warn!("second interrupt: exiting now");
+                std::process::exit(130);
+            }
+            first();
+        });
+        if let Err(e) = res {
+            log::warn!("cannot handle signal {sig}: {e}");
+        }
+    }
+}
+
 /// On Ctrl-C (or SIGTERM): graceful shutdown of the current thread's loop —
 /// stop accepting, send 1001 to every WebSocket, wait up to `grace`, return
 /// from `start()`.
 pub fn shutdown_on_ctrl_c(grace: std::time::Duration) {
-    let handle = cyclone::ioloop::IOLoop::current().handle();
-    let _ = ctrlc::set_handler(move || {
-        handle.add_callback(move || {
-            log::info!("shutting down (Ctrl-C)");
-            cyclone::shutdown(grace);
-        });
+    on_interrupt(move || {
+        log::info!("shutting down (Ctrl-C)");
+        cyclone::shutdown(grace);
     });
 }
 
@@ -96,15 +114,12 @@ pub fn shutdown_on_ctrl_c(grace: std::time::Duration) {
 /// same graceful shutdown), and exit after `grace` if the coroutine has not
 /// finished by then (e.g. still connecting).
 pub fn close_on_ctrl_c(grace: std::time::Duration) {
-    let handle = cyclone::ioloop::IOLoop::current().handle();
-    let _ = ctrlc::set_handler(move || {
-        handle.add_callback(move || {
-            log::info!("Ctrl-C: closing (1001)");
-            cyclone::shutdown(grace);
-            cyclone::ioloop::IOLoop::current()
-                .call_later(grace + std::time::Duration::from_millis(200), || {
-                    std::process::exit(0)
-                });
-        });
+    on_interrupt(move || {
+        log::info!("Ctrl-C: closing (1001)");
+        cyclone::shutdown(grace);
+        cyclone::ioloop::IOLoop::current()
+            .call_later(grace + std::time::Duration::from_millis(200), || {
+                std::process::exit(0)
+            });
     });
 }

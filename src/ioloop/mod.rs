@@ -26,6 +26,7 @@ mod handle;
 mod metrics;
 mod periodic;
 mod pollable;
+mod signals;
 mod slots;
 mod timer;
 
@@ -92,6 +93,7 @@ pub(crate) struct Inner {
     pending_removals: RefCell<Vec<ConnId>>,
     shutting_down: Cell<bool>,
     ready_local: RefCell<Vec<usize>>,
+    signals: RefCell<Option<signals::Signals>>,
 }
 
 /// The event loop of this thread (Tornado's `IOLoop`). Cloning gives another
@@ -179,6 +181,7 @@ impl IOLoop {
                 pending_removals: RefCell::new(Vec::new()),
                 shutting_down: Cell::new(false),
                 ready_local: RefCell::new(Vec::new()),
+                signals: RefCell::new(None),
             }),
         })
     }
@@ -365,6 +368,10 @@ impl IOLoop {
         self.refresh_clock();
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
+                continue;
+            }
+            if ev.token() == signals::SIGNAL_TOKEN {
+                self.run_signal_handlers();
                 continue;
             }
             let id = ConnId::from_token(ev.token());
