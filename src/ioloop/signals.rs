@@ -243,6 +243,14 @@ mod tests {
         }
     }
 
+    /// Raises `signal`, runs the loop until `n` reads `want` (bounded), and
+    /// checks that it does.
+    fn raise_and_expect(lp: &IOLoop, signal: c_int, n: &Cell<i32>, want: i32) {
+        signal_hook::low_level::raise(signal).unwrap();
+        spin(lp, || n.get() == want);
+        assert_eq!(n.get(), want);
+    }
+
     #[test]
     fn callback_runs_on_the_loop_for_each_signal_and_stops_after_removal() {
         let lp = IOLoop::current();
@@ -250,12 +258,8 @@ mod tests {
         let n2 = n.clone();
         lp.add_signal_handler(libc::SIGUSR1, move || n2.set(n2.get() + 1))
             .unwrap();
-        signal_hook::low_level::raise(libc::SIGUSR1).unwrap();
-        spin(&lp, || n.get() == 1);
-        assert_eq!(n.get(), 1);
-        signal_hook::low_level::raise(libc::SIGUSR1).unwrap();
-        spin(&lp, || n.get() == 2);
-        assert_eq!(n.get(), 2);
+        raise_and_expect(&lp, libc::SIGUSR1, &n, 1);
+        raise_and_expect(&lp, libc::SIGUSR1, &n, 2);
         // No signal: the callback does not run on its own.
         lp.run_once(Some(Duration::from_millis(20))).unwrap();
         assert_eq!(n.get(), 2);
@@ -273,12 +277,8 @@ mod tests {
                 .unwrap();
         })
         .unwrap();
-        signal_hook::low_level::raise(libc::SIGUSR1).unwrap();
-        spin(&lp, || n.get() == 12);
-        assert_eq!(n.get(), 12);
-        signal_hook::low_level::raise(libc::SIGUSR1).unwrap();
-        spin(&lp, || n.get() == 112);
-        assert_eq!(n.get(), 112);
+        raise_and_expect(&lp, libc::SIGUSR1, &n, 12);
+        raise_and_expect(&lp, libc::SIGUSR1, &n, 112);
         assert!(lp.remove_signal_handler(libc::SIGUSR1));
     }
 

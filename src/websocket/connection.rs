@@ -64,18 +64,16 @@ impl WsConn {
                 settings: p.settings,
                 request: p.request,
                 // Most connections have nothing rare to keep: no allocation.
-                rare: (p.subprotocol.is_some() || !p.args.is_empty() || !p.unsent.is_empty()).then(
-                    || {
-                        Box::new(Rare {
-                            subprotocol: p.subprotocol,
-                            close_reason: None,
-                            args: Some(p.args),
-                            dropped: 0,
-                            // Unsent bytes of the 101 lead the queue: not a frame.
-                            frame_tail: p.unsent.len(),
-                        })
-                    },
-                ),
+                rare: Some(Rare {
+                    subprotocol: p.subprotocol,
+                    close_reason: None,
+                    args: (!p.args.is_empty()).then_some(p.args),
+                    dropped: 0,
+                    // Unsent bytes of the 101 lead the queue: not a frame.
+                    frame_tail: p.unsent.len(),
+                })
+                .filter(|r| !r.is_unused())
+                .map(Box::new),
                 spill: p.leftover,
                 out: p.unsent,
                 close_code: 0,
