@@ -1104,3 +1104,51 @@ fn slow_consumer_gets_whole_frames_then_1008() {
     assert_eq!(m.get(Counter::ClosedSlowConsumer), 1, "{m:?}");
     assert_eq!(m.get(Counter::WsSlowConsumerCloses), 1, "{m:?}");
 }
+
+// ------------------------------------------------------------ close echo
+
+/// The peer's Close is echoed and then the server ends the TCP connection
+/// itself (RFC 6455 §7.1.1). The echo is written as the socket's last bytes
+/// (held for the FIN on Linux), so this checks they are never lost or late:
+/// after a small message, and after a large one that leaves the echo queued
+/// behind several flushes.
+fn close_echo_then_eof(payload_len: usize) {
+    let srv = default_echo();
+    let mut s = raw_ws(&srv, "/ws");
+    let payload: Vec<u8> = (0..payload_len).map(|i| (i % 251) as u8).collect();
+    let mut out = client_frame(true, 0x2, &payload);
+    let mut close = 4000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    out.extend(client_frame(true, 0x8, &close));
+    let writer = {
+        let mut w = s.try_clone().unwrap();
+        std::thread::spawn(move || w.write_all(&out).unwrap())
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = Instant::now();
+    let (fin, op, p) = read_frame(&mut s).expect("echo");
+    assert!(fin && op == 0x2 && p == payload, "echo intact");
+    let (_, op, p) = read_frame(&mut s).expect("close echo");
+    assert_eq!(op, 0x8);
+    // Like Tornado, the echo carries the code, not the reason.
+    assert_eq!(p, 4000u16.to_be_bytes(), "close code echoed");
+    let mut rest = [0u8; 16];
+    assert_eq!(
+        s.read(&mut rest).expect("FIN, not a reset"),
+        0,
+        "server closed TCP"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "close took {:?}",
+        t.elapsed()
+    );
+    writer.join().unwrap();
+}
+
+#[test]
+fn peer_close_is_echoed_then_the_server_closes_tcp() {
+    let _g = serial();
+    close_echo_then_eof(16);
+    close_echo_then_eof(4 << 20);
+}

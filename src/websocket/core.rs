@@ -336,8 +336,20 @@ impl Core {
 
     /// Writes as much of `out` as the kernel takes. Err = the socket is dead.
     pub(super) fn flush(&mut self, lp: &IOLoop) -> io::Result<()> {
+        // A server answering the peer's Close closes the socket right after
+        // this flush: the last bytes (the Close echo) wait for the FIN and
+        // leave in the same segment (see `send_before_close`). Not after a
+        // protocol error: the peer may still be sending, and a close with
+        // unread bytes is a reset that would discard held bytes.
+        let last =
+            self.close_after_flush && !self.is_client && self.closed_by == Some(CloseReason::Peer);
         while !self.out.is_empty() {
-            match self.stream.write(&self.out) {
+            let res = if last {
+                send_before_close(&self.stream, &self.out)
+            } else {
+                self.stream.write(&self.out)
+            };
+            match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) if n == self.out.len() => {
                     lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
@@ -388,5 +400,24 @@ impl Core {
 
     pub(super) fn rare(&mut self) -> &mut Rare {
         self.rare.get_or_insert_with(Box::default)
+    }
+}
+
+/// Writes `buf` to a socket that is closed as soon as all of it is written
+/// (the server's side of the close handshake, RFC 6455 §7.1.1). On Linux
+/// `MSG_MORE` holds the bytes in the socket until the `close()` that follows,
+/// which then sends them with the FIN in one segment instead of two: one
+/// loopback or network round through both TCP stacks fewer per closed
+/// connection. If the close is delayed (the peer stops reading), the bytes
+/// still leave with the FIN at the close deadline at the latest.
+fn send_before_close(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        socket2::SockRef::from(stream).send_with_flags(buf, libc::MSG_MORE | libc::MSG_NOSIGNAL)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let mut s = stream;
+        s.write(buf)
     }
 }
