@@ -263,6 +263,9 @@ impl WsConn {
             if self.core.spill.is_empty() {
                 let used = self.process(lp, &mut rbuf[..n]);
                 if used < n {
+                    if self.core.spill.capacity() == 0 {
+                        self.core.spill = lp.take_spill_buf();
+                    }
                     self.core.spill.extend_from_slice(&rbuf[used..n]);
                 }
             } else {
@@ -286,10 +289,10 @@ impl WsConn {
         let mut spill = std::mem::take(&mut self.core.spill);
         let used = self.process(lp, &mut spill);
         spill.drain(..used);
-        if spill.is_empty() && spill.capacity() > 64 * 1024 {
-            spill = Vec::new();
-        }
-        if self.core.spill.is_empty() {
+        if spill.is_empty() {
+            // Idle connections hold no spill: back to the loop's pool.
+            lp.give_spill_buf(spill);
+        } else if self.core.spill.is_empty() {
             self.core.spill = spill;
         }
     }
