@@ -289,10 +289,12 @@ impl WsConn {
         let mut spill = std::mem::take(&mut self.core.spill);
         let used = self.process(lp, &mut spill);
         spill.drain(..used);
+        // Nothing in `process` writes `core.spill` (it stays the empty
+        // default taken above), so what is left simply goes back.
         if spill.is_empty() {
             // Idle connections hold no spill: back to the loop's pool.
             lp.give_spill_buf(spill);
-        } else if self.core.spill.is_empty() {
+        } else {
             self.core.spill = spill;
         }
     }
