@@ -67,8 +67,7 @@ fn read_close_code(s: &mut TcpStream, within: Duration) -> Option<u16> {
     None
 }
 
-/// Reads an HTTP response even if the server resets the connection right
-/// after writing it; returns (status, head).
+/// Reads an HTTP response head; returns (status, head).
 fn read_status(s: &mut TcpStream) -> Option<(u16, String)> {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = Vec::new();
@@ -352,6 +351,129 @@ fn declared_length_2_pow_63_is_refused_before_any_payload() {
     assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
     let mut ws = raw_ws(&server, "/ws");
     round_trip(&mut ws, b"alive");
+}
+
+// ------------------------------------------------ lingering error closes
+
+/// Writes `head`, then `extra` bytes more in 64 KiB chunks, then shuts down
+/// its write half: a peer still sending when the server answers an error.
+/// Returns the writer thread: how much of `extra` went out, or the error.
+fn keep_sending(
+    s: &TcpStream,
+    head: Vec<u8>,
+    extra: usize,
+) -> std::thread::JoinHandle<std::io::Result<usize>> {
+    let mut w = s.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::spawn(move || {
+        w.write_all(&head)?;
+        let chunk = vec![0x5a; 64 * 1024];
+        let mut sent = 0;
+        while sent < extra {
+            w.write_all(&chunk)?;
+            sent += chunk.len();
+        }
+        w.shutdown(std::net::Shutdown::Write)?;
+        Ok(sent)
+    })
+}
+
+/// After the error answer: the server's FIN (a read of 0), not a reset.
+fn expect_fin(s: &mut TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 256];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        other => panic!("expected the server's FIN after its answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversized_frame_still_arriving_gets_1009_and_a_fin_not_a_reset() {
+    // Without the lingering close, the server closed with 4 MiB unread:
+    // Linux answers that with a reset, the sender's next write fails, and a
+    // peer like Node's `ws` reports 1006 without reading the 1009.
+    let _g = serial();
+    let server = echo_server(|| {
+        Application::builder()
+            .websocket_max_message_size(1 << 20)
+            .websocket("/ws", |_| Echo)
+            .build()
+    });
+    let regs_before = server.metrics().registrations;
+    let mut s = raw_ws(&server, "/ws");
+    let writer = keep_sending(&s, huge_header(64 << 20), 4 << 20);
+    assert_eq!(read_close_code(&mut s, Duration::from_secs(5)), Some(1009));
+    let sent = writer.join().unwrap();
+    assert_eq!(
+        sent.as_ref().ok(),
+        Some(&(4 << 20)),
+        "the peer's writes after the 1009 must be read and dropped, not reset: {sent:?}"
+    );
+    expect_fin(&mut s);
+    drop(s);
+    // The lingering connection goes once the peer has closed.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server.metrics().registrations > regs_before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.metrics().registrations <= regs_before);
+    round_trip(&mut raw_ws(&server, "/ws"), b"alive");
+}
+
+#[test]
+fn a_peer_that_never_closes_lingers_only_until_close_timeout() {
+    let _g = serial();
+    let server = echo_server(|| {
+        Application::builder()
+            .websocket_close_timeout(Duration::from_millis(300))
+            .websocket("/ws", |_| Echo)
+            .build()
+    });
+    let regs_before = server.metrics().registrations;
+    let mut s = raw_ws(&server, "/ws");
+    // A reserved opcode: failed with 1002; then the peer goes silent
+    // without closing.
+    s.write_all(&client_frame(true, 0x3, b"x")).unwrap();
+    assert_eq!(read_close_code(&mut s, Duration::from_secs(3)), Some(1002));
+    expect_fin(&mut s);
+    let t = Instant::now();
+    while server.metrics().registrations > regs_before && t.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let regs = server.metrics().registrations;
+    assert!(
+        regs <= regs_before,
+        "still {regs} registrations (before: {regs_before}) {:?} after the close",
+        t.elapsed()
+    );
+    drop(s);
+}
+
+#[test]
+fn body_over_the_limit_gets_413_while_the_client_is_still_sending() {
+    let _g = serial();
+    let server = echo_server(|| {
+        Application::builder()
+            .max_body_size(1 << 20)
+            .websocket("/ws", |_| Echo)
+            .build()
+    });
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+        64 << 20
+    );
+    let writer = keep_sending(&s, head.into_bytes(), 4 << 20);
+    let (status, head) = read_status(&mut s).expect("an answer");
+    assert_eq!(status, 413, "{head}");
+    let sent = writer.join().unwrap();
+    assert_eq!(
+        sent.as_ref().ok(),
+        Some(&(4 << 20)),
+        "the body still arriving after the 413 must be read and dropped, not reset: {sent:?}"
+    );
+    expect_fin(&mut s);
 }
 
 /// 100,000 one-byte fragments: one message of 100,000 bytes.
@@ -1151,4 +1273,41 @@ fn peer_close_is_echoed_then_the_server_closes_tcp() {
     let _g = serial();
     close_echo_then_eof(16);
     close_echo_then_eof(4 << 20);
+}
+
+/// Takes its time in `on_close`, as a loop under load may between reading
+/// a Close and closing the socket.
+struct SlowClose;
+
+impl WebSocketHandler for SlowClose {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = ws.write_message(msg);
+    }
+    fn on_close(&mut self, _ws: &mut WebSocket<'_>) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Autobahn 7.1.2: the peer sends a second Close right after its first.
+/// When that byte lands between the server's read of the first Close and
+/// its `close()` (here: during a slow `on_close`), the close is a reset;
+/// the Close echo held for the FIN must already be on its way by then, not
+/// discarded with the socket (it leaves with the FIN at `shutdown`).
+#[test]
+fn close_echo_survives_a_second_close_sent_right_after_the_first() {
+    let _g = serial();
+    let srv = echo_server(|| {
+        Application::builder()
+            .websocket("/ws", |_| SlowClose)
+            .build()
+    });
+    for round in 0..3 {
+        let mut s = raw_ws(&srv, "/ws");
+        s.write_all(&client_frame(true, 0x8, &4000u16.to_be_bytes()))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        let _ = s.write_all(&client_frame(true, 0x8, b""));
+        let code = read_close_code(&mut s, Duration::from_secs(3));
+        assert_eq!(code, Some(4000), "round {round}: the Close echo was lost");
+    }
 }

@@ -2,6 +2,7 @@
 //! pipelining, keep-alive, `Content-Length` bodies, limits (431, 413),
 //! a request timeout, HEAD, and the hand-off of an upgraded stream.
 
+pub(crate) mod linger;
 pub mod request;
 pub mod response;
 pub mod server;

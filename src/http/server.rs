@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
+use super::linger::{Lingering, HTTP_LINGER};
 use super::request::{HeadLimits, HeadStatus, Request};
 use super::response::{http_date_now, Response};
 use super::{HttpLimits, Reply, Service, Upgrade};
@@ -267,6 +268,7 @@ impl Listener {
             deadline: Some(lp.time() + limits.request_timeout),
             started: None,
             close_after_flush: false,
+            linger: false,
             served: 0,
         };
         let mut conn = Some(Box::new(conn));
@@ -309,6 +311,9 @@ struct HttpConn {
     deadline: Option<Instant>,
     started: Option<Instant>,
     close_after_flush: bool,
+    /// The close follows an error answer: linger (see `linger`) instead of
+    /// closing with the peer's unread bytes.
+    linger: bool,
     served: u64,
 }
 
@@ -387,6 +392,7 @@ impl HttpConn {
         resp.serialize(&mut self.out, false, false, &date_cached(lp));
         log::warn!(target: "cyclone::access", "{status} ({}) {msg}", self.peer.ip());
         self.close_after_flush = true;
+        self.linger = true;
     }
 
     fn step(&mut self, lp: &IOLoop) -> Step {
@@ -519,11 +525,16 @@ impl HttpConn {
         Ok(())
     }
 
-    fn after_io(&mut self) -> Action {
+    fn after_io(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         if self.flush().is_err() {
             return Action::Remove;
         }
         if self.close_after_flush && self.out.is_empty() {
+            if self.linger {
+                if let Some(stream) = self.stream.take() {
+                    return Lingering::start(lp, id, stream, HTTP_LINGER);
+                }
+            }
             return Action::Remove;
         }
         Action::Keep
@@ -536,10 +547,10 @@ impl Pollable for HttpConn {
             return Action::Remove;
         }
         if !r.readable && !r.read_closed && !r.error {
-            return self.after_io();
+            return self.after_io(lp, id);
         }
         if self.close_after_flush {
-            return self.after_io();
+            return self.after_io(lp, id);
         }
         let eof = match self.read_some(lp, r.read_closed || r.error) {
             Ok(eof) => eof,
@@ -549,7 +560,7 @@ impl Pollable for HttpConn {
             match self.step(lp) {
                 Step::Again => continue,
                 Step::NeedMore => break,
-                Step::Close => return self.after_io(),
+                Step::Close => return self.after_io(lp, id),
                 Step::Upgrade(mut up) => {
                     // The 101 is written from the loop's out buffer: no
                     // per-handshake allocation for it.
@@ -597,7 +608,7 @@ impl Pollable for HttpConn {
             // The peer half-closed: answer what was complete, then close.
             self.close_after_flush = true;
         }
-        self.after_io()
+        self.after_io(lp, id)
     }
 
     fn deadline(&self, _lp: &IOLoop) -> Option<Instant> {
@@ -607,11 +618,14 @@ impl Pollable for HttpConn {
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         match self.deadline {
             Some(d) if d <= now => {
-                if !self.buf.is_empty() || self.pending.is_some() {
+                if !self.close_after_flush && (!self.buf.is_empty() || self.pending.is_some()) {
                     log::debug!("{id} request timeout");
                     lp.count(crate::ioloop::Counter::HttpRequestTimeouts, 1);
                     self.error(lp, 408, "Request timeout");
-                    let _ = self.flush();
+                    // A peer that does not take the 408 either is dropped
+                    // at the next deadline.
+                    self.deadline = Some(now + HTTP_LINGER);
+                    return self.after_io(lp, id);
                 }
                 Action::Remove
             }

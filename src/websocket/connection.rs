@@ -87,6 +87,7 @@ impl WsConn {
                 dirty: false,
                 finished: false,
                 close_after_flush: false,
+                lingering: false,
                 backlogged: false,
                 opened: false,
                 id: p.id,
@@ -302,7 +303,11 @@ impl WsConn {
     /// Flushes and decides whether the connection lives on.
     fn finish_io(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         if self.core.finished {
-            return Action::Remove;
+            return if self.core.lingering {
+                Action::Keep
+            } else {
+                Action::Remove
+            };
         }
         let had = !self.core.out.is_empty();
         if let Err(e) = self.core.flush(lp) {
@@ -343,7 +348,14 @@ impl WsConn {
             }
             if self.core.close_after_flush || self.core.session.state().is_closed() {
                 let why = self.core.closed_by.unwrap_or(CloseReason::Abnormal);
-                return self.terminate(lp, why);
+                let action = self.terminate(lp, why);
+                if matches!(
+                    self.core.closed_by,
+                    Some(CloseReason::ProtocolError | CloseReason::MessageTooBig)
+                ) {
+                    return self.linger(lp, id);
+                }
+                return action;
             }
         } else {
             if had {
@@ -353,6 +365,27 @@ impl WsConn {
                 return self.terminate(lp, CloseReason::SlowConsumer);
             }
         }
+        Action::Keep
+    }
+
+    /// After failing the connection (our Close is written; the peer may be
+    /// in the middle of a frame): shut down the write half and drop what
+    /// still arrives until the peer closes or `close_timeout` runs out, so
+    /// the Close is not lost to a reset (`crate::http::linger`). The
+    /// handler already saw `on_close`.
+    fn linger(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        crate::http::linger::shut_write(&self.core.stream);
+        let c = &mut self.core;
+        c.lingering = true;
+        c.next_ping = Ms::NONE;
+        c.pong_deadline = Ms::NONE;
+        c.slow_deadline = Ms::NONE;
+        c.idle_deadline = Ms::NONE;
+        if !c.close_deadline.is_set() {
+            c.close_deadline = Ms::after(lp, c.settings.close_timeout);
+        }
+        // Edge-triggered: what is already waiting brings no new event.
+        lp.mark_readable(id);
         Action::Keep
     }
 
@@ -399,6 +432,13 @@ impl WsConn {
 
 impl Pollable for WsConn {
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
+        if self.core.lingering {
+            return if crate::http::linger::discard(&mut self.core.stream, lp, id) {
+                Action::Remove
+            } else {
+                Action::Keep
+            };
+        }
         self.open_if_needed(lp);
         if self.core.out.is_empty() {
             // Borrow the loop's out buffer for this batch (no per-connection
@@ -452,6 +492,13 @@ impl Pollable for WsConn {
     }
 
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
+        if self.core.lingering {
+            return if self.core.close_deadline.passed(lp, now) {
+                Action::Remove
+            } else {
+                Action::Keep
+            };
+        }
         if self.core.close_deadline.passed(lp, now) {
             log::debug!("{id} close handshake timed out");
             // Our own close went unanswered: that is the reason now. A close

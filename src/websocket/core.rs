@@ -65,6 +65,9 @@ pub(crate) struct Core {
     pub(super) close_after_flush: bool,
     /// `out` was non-empty after a flush: call `on_drain` once it empties.
     pub(super) backlogged: bool,
+    /// Finished after failing the connection; reading and dropping what
+    /// the peer still sends until it closes (see `crate::http::linger`).
+    pub(super) lingering: bool,
     pub(crate) id: ConnId,
     pub(crate) is_client: bool,
 }
@@ -367,6 +370,13 @@ impl Core {
                 Err(e) => return Err(e),
             }
         }
+        if last && self.out.is_empty() {
+            // Send the held bytes and the FIN now rather than at `close()`:
+            // a byte the peer sends after its Close (Autobahn 7.1.2: a
+            // second Close) that lands before `close()` would turn it into
+            // a reset that discards the held Close echo unsent.
+            crate::http::linger::shut_write(&self.stream);
+        }
         Ok(())
     }
 
@@ -403,13 +413,14 @@ impl Core {
     }
 }
 
-/// Writes `buf` to a socket that is closed as soon as all of it is written
-/// (the server's side of the close handshake, RFC 6455 §7.1.1). On Linux
-/// `MSG_MORE` holds the bytes in the socket until the `close()` that follows,
-/// which then sends them with the FIN in one segment instead of two: one
-/// loopback or network round through both TCP stacks fewer per closed
-/// connection. If the close is delayed (the peer stops reading), the bytes
-/// still leave with the FIN at the close deadline at the latest.
+/// Writes `buf` to a socket that is shut down as soon as all of it is
+/// written (the server's side of the close handshake, RFC 6455 §7.1.1). On
+/// Linux `MSG_MORE` holds the bytes in the socket until the
+/// `shutdown(SHUT_WR)` that follows (in `Core::flush`), which then sends
+/// them with the FIN in one segment instead of two: one loopback or network
+/// round through both TCP stacks fewer per closed connection. If the peer
+/// stops reading, the bytes still leave with the FIN once it reads again,
+/// or the connection is dropped at the close deadline.
 fn send_before_close(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {

@@ -1,0 +1,117 @@
+//! Lingering close: how an error answer reaches a peer that is still
+//! sending.
+//!
+//! When the server answers bad input and closes (an HTTP 413 while the body
+//! is still arriving, a WebSocket Close 1009 in the middle of an oversized
+//! frame), unread bytes are usually waiting in the socket. Closing a socket
+//! with unread bytes makes Linux send a reset instead of a FIN, and a peer
+//! whose own write then fails (Node's `http` and `ws` among them) reports
+//! `EPIPE` / 1006 without ever reading the 413 or the 1009 that arrived
+//! before it. So, like nginx's `lingering_close`, the connection is not
+//! closed at once: the write half is shut down (a FIN after the answer) and
+//! what the peer still sends is read and dropped until it closes its side,
+//! an error, or a deadline, whichever comes first. Only error closes take
+//! this path; it costs one `shutdown` and one read more than a plain close.
+
+use std::io::{self, Read};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
+
+/// Longest an HTTP connection lingers after an error answer (nginx's
+/// `lingering_timeout` default; WebSockets use their `close_timeout`).
+pub(crate) const HTTP_LINGER: Duration = Duration::from_secs(5);
+
+/// Reads per readiness before yielding to other connections.
+const DISCARD_BUDGET: usize = 16;
+
+/// Shuts down the write half of `stream` once the answer is written: the
+/// peer sees a FIN right after it.
+pub(crate) fn shut_write(stream: &TcpStream) {
+    // NotConnected: the peer is already gone; the discard reads see it.
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Reads and drops what arrived. True once the lingering is over: the peer
+/// closed its side, or the socket failed. Yields after a budget of reads
+/// (marking `id` readable again) so a fast sender cannot starve the loop.
+pub(crate) fn discard(stream: &mut TcpStream, lp: &IOLoop, id: ConnId) -> bool {
+    let mut buf = lp.take_read_buf();
+    let mut done = false;
+    let mut rounds = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                done = true;
+                break;
+            }
+            Ok(_) => {
+                rounds += 1;
+                if rounds >= DISCARD_BUDGET {
+                    lp.mark_readable(id);
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                done = true;
+                break;
+            }
+        }
+    }
+    lp.give_read_buf(buf);
+    done
+}
+
+/// An HTTP connection after its error answer was written: see the module
+/// docs. Replaces the `HttpConn` in its slot.
+pub(crate) struct Lingering {
+    stream: TcpStream,
+    until: Instant,
+}
+
+impl Lingering {
+    /// Starts lingering on `stream` (its answer fully written) in slot `id`.
+    pub(crate) fn start(lp: &IOLoop, id: ConnId, stream: TcpStream, wait: Duration) -> Action {
+        shut_write(&stream);
+        // Edge-triggered: bytes may be waiting already; no new edge comes.
+        lp.mark_readable(id);
+        Action::Replace(Box::new(Lingering {
+            stream,
+            until: lp.time() + wait,
+        }))
+    }
+}
+
+impl Pollable for Lingering {
+    fn ready(&mut self, lp: &IOLoop, id: ConnId, _r: Readiness) -> Action {
+        if discard(&mut self.stream, lp, id) {
+            Action::Remove
+        } else {
+            Action::Keep
+        }
+    }
+
+    fn deadline(&self, _lp: &IOLoop) -> Option<Instant> {
+        Some(self.until)
+    }
+
+    fn on_deadline(&mut self, _lp: &IOLoop, _id: ConnId, now: Instant) -> Action {
+        if now >= self.until {
+            Action::Remove
+        } else {
+            Action::Keep
+        }
+    }
+
+    // A graceful shutdown lets it end by itself (within `HTTP_LINGER`);
+    // `abort` (the default) drops it.
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
