@@ -4,7 +4,7 @@
     .venv/bin/python tests/peers/interop_cyclone_client.py --client target/release/examples/client
 
 For each peer (tests/peers/tornado_echo.py plain and --deflate, tests/peers/websockets_echo.py
-with and without deflate): starts it with `--port 0 --exit-on-stdin-eof`, reads its
+and tests/peers/node/ws_echo.js (Node.js `ws`), each with and without deflate): starts it with `--port 0 --exit-on-stdin-eof`, reads its
 `PORT n` line (this also checks that the peer servers the Rust tests rely on work),
 runs `client ws://127.0.0.1:n/echo`, writes lines on its stdin, expects each line back on its
 stdout in order, then closes stdin and expects `client` to exit 0 (bounded in time).
@@ -24,11 +24,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peerlib import Checks  # noqa: E402
 
+PY = [sys.executable]
+NODE = [os.environ.get("NODE", "node")]
 PEERS = {
-    "tornado": ["tornado_echo.py"],
-    "tornado --deflate": ["tornado_echo.py", "--deflate"],
-    "websockets (deflate)": ["websockets_echo.py"],
-    "websockets --no-deflate": ["websockets_echo.py", "--no-deflate"],
+    "tornado": PY + [os.path.join(HERE, "tornado_echo.py")],
+    "tornado --deflate": PY + [os.path.join(HERE, "tornado_echo.py"), "--deflate"],
+    "websockets (deflate)": PY + [os.path.join(HERE, "websockets_echo.py")],
+    "websockets --no-deflate": PY + [os.path.join(HERE, "websockets_echo.py"), "--no-deflate"],
+    "node ws (deflate)": NODE + [os.path.join(HERE, "node", "ws_echo.js")],
+    "node ws --no-deflate": NODE + [os.path.join(HERE, "node", "ws_echo.js"), "--no-deflate"],
 }
 LINES = ["Hello, world", "héllo wörld ✓ 世界", "x" * 70000] + [f"line {i}" for i in range(100)]
 
@@ -45,9 +49,9 @@ def kill(proc):
             pass
 
 
-def start_peer(script_args, logfile):
+def start_peer(peer_cmd, logfile):
     """Starts a peer server on port 0, returns (proc, port). Raises on failure."""
-    cmd = [sys.executable, os.path.join(HERE, script_args[0]), "--port", "0", "--exit-on-stdin-eof"] + script_args[1:]
+    cmd = peer_cmd + ["--port", "0", "--exit-on-stdin-eof"]
     err = open(logfile, "wb")
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
     box = {}
@@ -105,10 +109,10 @@ def main():
     args = p.parse_args()
     os.makedirs(args.logdir, exist_ok=True)
     checks = Checks("cyclone client -> peers")
-    for name, script_args in PEERS.items():
+    for name, peer_cmd in PEERS.items():
         slug = name.replace(" ", "_").replace("(", "").replace(")", "").replace("-", "")
         try:
-            peer, port = start_peer(script_args, os.path.join(args.logdir, f"peer-{slug}.log"))
+            peer, port = start_peer(peer_cmd, os.path.join(args.logdir, f"peer-{slug}.log"))
         except RuntimeError as exc:
             checks.fail(f"start peer {name}", str(exc))
             continue
