@@ -84,6 +84,19 @@ fn read_status(s: &mut TcpStream) -> Option<(u16, String)> {
     }
 }
 
+/// Waits (bounded by `within`) until the server holds at most `at_most`
+/// registrations; returns the last count seen.
+fn registrations_within(server: &Server, at_most: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let regs = server.metrics().registrations;
+        if regs <= at_most || Instant::now() > deadline {
+            return regs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 // ---------------------------------------------------------------- slowloris
 
 #[test]
@@ -413,11 +426,8 @@ fn oversized_frame_still_arriving_gets_1009_and_a_fin_not_a_reset() {
     expect_fin(&mut s);
     drop(s);
     // The lingering connection goes once the peer has closed.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while server.metrics().registrations > regs_before && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(server.metrics().registrations <= regs_before);
+    let regs = registrations_within(&server, regs_before, Duration::from_secs(3));
+    assert!(regs <= regs_before, "{regs_before} -> {regs} registrations");
     round_trip(&mut raw_ws(&server, "/ws"), b"alive");
 }
 
@@ -438,10 +448,7 @@ fn a_peer_that_never_closes_lingers_only_until_close_timeout() {
     assert_eq!(read_close_code(&mut s, Duration::from_secs(3)), Some(1002));
     expect_fin(&mut s);
     let t = Instant::now();
-    while server.metrics().registrations > regs_before && t.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let regs = server.metrics().registrations;
+    let regs = registrations_within(&server, regs_before, Duration::from_secs(3));
     assert!(
         regs <= regs_before,
         "still {regs} registrations (before: {regs_before}) {:?} after the close",
@@ -709,15 +716,7 @@ fn http_half_request_flood(rst: bool) {
         }
         drop(s);
     }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut regs;
-    loop {
-        regs = server.metrics().registrations;
-        if regs <= regs_before || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let regs = registrations_within(&server, regs_before, Duration::from_secs(3));
     assert!(
         regs <= regs_before,
         "registrations {regs_before} -> {regs} 3 s after 500 half requests (RST {rst})"

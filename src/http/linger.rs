@@ -89,11 +89,7 @@ impl Lingering {
 
 impl Pollable for Lingering {
     fn ready(&mut self, lp: &IOLoop, id: ConnId, _r: Readiness) -> Action {
-        if discard(&mut self.stream, lp, id) {
-            Action::Remove
-        } else {
-            Action::Keep
-        }
+        Action::remove_if(discard(&mut self.stream, lp, id))
     }
 
     fn deadline(&self, _lp: &IOLoop) -> Option<Instant> {
@@ -101,11 +97,7 @@ impl Pollable for Lingering {
     }
 
     fn on_deadline(&mut self, _lp: &IOLoop, _id: ConnId, now: Instant) -> Action {
-        if now >= self.until {
-            Action::Remove
-        } else {
-            Action::Keep
-        }
+        Action::remove_if(now >= self.until)
     }
 
     // A graceful shutdown lets it end by itself (within `HTTP_LINGER`);

@@ -55,6 +55,17 @@ pub enum Action {
     Replace(Box<dyn Pollable>),
 }
 
+impl Action {
+    /// `Remove` when `done`, otherwise `Keep`.
+    pub(crate) fn remove_if(done: bool) -> Action {
+        if done {
+            Action::Remove
+        } else {
+            Action::Keep
+        }
+    }
+}
+
 /// Something the loop drives: listeners, HTTP and WebSocket connections,
 /// user handlers from [`IOLoop::add_handler`].
 ///

@@ -303,11 +303,7 @@ impl WsConn {
     /// Flushes and decides whether the connection lives on.
     fn finish_io(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         if self.core.finished {
-            return if self.core.lingering {
-                Action::Keep
-            } else {
-                Action::Remove
-            };
+            return Action::remove_if(!self.core.lingering);
         }
         let had = !self.core.out.is_empty();
         if let Err(e) = self.core.flush(lp) {
@@ -433,11 +429,8 @@ impl WsConn {
 impl Pollable for WsConn {
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
         if self.core.lingering {
-            return if crate::http::linger::discard(&mut self.core.stream, lp, id) {
-                Action::Remove
-            } else {
-                Action::Keep
-            };
+            let done = crate::http::linger::discard(&mut self.core.stream, lp, id);
+            return Action::remove_if(done);
         }
         self.open_if_needed(lp);
         if self.core.out.is_empty() {
@@ -493,11 +486,7 @@ impl Pollable for WsConn {
 
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         if self.core.lingering {
-            return if self.core.close_deadline.passed(lp, now) {
-                Action::Remove
-            } else {
-                Action::Keep
-            };
+            return Action::remove_if(self.core.close_deadline.passed(lp, now));
         }
         if self.core.close_deadline.passed(lp, now) {
             log::debug!("{id} close handshake timed out");

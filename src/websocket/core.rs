@@ -339,11 +339,11 @@ impl Core {
 
     /// Writes as much of `out` as the kernel takes. Err = the socket is dead.
     pub(super) fn flush(&mut self, lp: &IOLoop) -> io::Result<()> {
-        // A server answering the peer's Close closes the socket right after
-        // this flush: the last bytes (the Close echo) wait for the FIN and
-        // leave in the same segment (see `send_before_close`). Not after a
-        // protocol error: the peer may still be sending, and a close with
-        // unread bytes is a reset that would discard held bytes.
+        // A server answering the peer's Close shuts the socket down right
+        // after this flush: the last bytes (the Close echo) wait for the FIN
+        // and leave in the same segment (see `send_before_close`). Failing
+        // the connection (protocol error, 1009) writes its Close at once and
+        // shuts down in `WsConn::linger` instead.
         let last =
             self.close_after_flush && !self.is_client && self.closed_by == Some(CloseReason::Peer);
         while !self.out.is_empty() {
