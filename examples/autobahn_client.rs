@@ -1,7 +1,9 @@
 //! Drives an Autobahn fuzzingserver (`kosoku -m fuzzingserver`): GET
 //! /getCaseCount, then /runCase?case=N&agent=A for every case, echoing each
 //! message back (text as text, binary as binary) until the server closes,
-//! then /updateReports?agent=A. Cases run one after another in one IOLoop.
+//! then /updateReports?agent=A. Cases run in one IOLoop, `--jobs` of them
+//! at a time (default 1: one after another; the fuzzingserver keeps one
+//! verdict per connection, so parallel cases are judged as serial ones are).
 //!
 //! The count and the report use the coroutine API; each case uses a
 //! callback-style `WebSocketHandler` that echoes from `on_message`, so a
@@ -10,12 +12,12 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use cyclone::ioloop::IOLoop;
+use cyclone::ioloop::{spawn, IOLoop};
 use cyclone::protocol::CompressionOptions;
 use cyclone::websocket::{
     websocket_connect, websocket_connect_with_result, ConnectOptions, Message, WebSocket,
@@ -25,10 +27,11 @@ use cyclone::websocket::{
 const USAGE: &str =
     "autobahn_client: run the Autobahn fuzzingserver's cases against cyclone's client
 
-Usage: autobahn_client [--url URL] [--agent NAME]
+Usage: autobahn_client [--url URL] [--agent NAME] [--jobs N]
 
   --url URL      fuzzingserver address (default ws://127.0.0.1:9001)
   --agent NAME   agent name in the reports (default cyclone)
+  --jobs N       cases in flight at once (default 1)
 
 RUST_LOG=info for logs.";
 
@@ -87,7 +90,31 @@ fn compression() -> CompressionOptions {
     }
 }
 
-async fn run(base: String, agent: String) -> Result<(), String> {
+async fn run_case(base: &str, agent: &str, case: usize, count: usize) {
+    let opts = ConnectOptions {
+        compression_options: Some(compression()),
+        max_message_size: 64 * 1024 * 1024,
+        max_write_buffer: 256 * 1024 * 1024,
+        ..ConnectOptions::default()
+    };
+    let done: Done = Rc::default();
+    let d2 = done.clone();
+    let url = format!("{base}/runCase?case={case}&agent={agent}");
+    let started =
+        websocket_connect_with_result(&url, opts, EchoCase { done: done.clone() }, move |res| {
+            if let Err(e) = res {
+                println!("case {case}: connect failed: {e}");
+                finish(&d2);
+            }
+        });
+    match started {
+        Ok(_) => wait(done).await,
+        Err(e) => println!("case {case}: connect failed: {e}"),
+    }
+    log::info!("case {case}/{count} done");
+}
+
+async fn run(base: String, agent: String, jobs: usize) -> Result<(), String> {
     let conn = websocket_connect(&format!("{base}/getCaseCount"))
         .await
         .map_err(|e| format!("getCaseCount: {e}"))?;
@@ -97,34 +124,32 @@ async fn run(base: String, agent: String) -> Result<(), String> {
         .and_then(|m| m.as_text().and_then(|t| t.trim().parse().ok()))
         .ok_or("getCaseCount: no count")?;
     conn.close(None, "");
-    println!("{count} cases");
-    for case in 1..=count {
-        let opts = ConnectOptions {
-            compression_options: Some(compression()),
-            max_message_size: 64 * 1024 * 1024,
-            max_write_buffer: 256 * 1024 * 1024,
-            ..ConnectOptions::default()
-        };
-        let done: Done = Rc::default();
-        let d2 = done.clone();
-        let url = format!("{base}/runCase?case={case}&agent={agent}");
-        let started = websocket_connect_with_result(
-            &url,
-            opts,
-            EchoCase { done: done.clone() },
-            move |res| {
-                if let Err(e) = res {
-                    println!("case {case}: connect failed: {e}");
-                    finish(&d2);
+    println!("{count} cases, {jobs} at a time");
+    // `jobs` workers share the next case number; the last one to run out
+    // of cases wakes `run` for the report.
+    let workers = jobs.clamp(1, count.max(1));
+    let next = Rc::new(Cell::new(1usize));
+    let running = Rc::new(Cell::new(workers));
+    let all_done: Done = Rc::default();
+    for _ in 0..workers {
+        let (base, agent) = (base.clone(), agent.clone());
+        let (next, running, all_done) = (next.clone(), running.clone(), all_done.clone());
+        spawn(async move {
+            loop {
+                let case = next.get();
+                if case > count {
+                    break;
                 }
-            },
-        );
-        match started {
-            Ok(_) => wait(done).await,
-            Err(e) => println!("case {case}: connect failed: {e}"),
-        }
-        log::info!("case {case}/{count} done");
+                next.set(case + 1);
+                run_case(&base, &agent, case, count).await;
+            }
+            running.set(running.get() - 1);
+            if running.get() == 0 {
+                finish(&all_done);
+            }
+        });
     }
+    wait(all_done).await;
     let conn = websocket_connect(&format!("{base}/updateReports?agent={agent}"))
         .await
         .map_err(|e| format!("updateReports: {e}"))?;
@@ -134,13 +159,14 @@ async fn run(base: String, agent: String) -> Result<(), String> {
 }
 
 fn main() {
-    let args = common::Args::parse(USAGE, &[("url", true), ("agent", true)]);
+    let args = common::Args::parse(USAGE, &[("url", true), ("agent", true), ("jobs", true)]);
     common::init_logging();
     let url: String = args.get("url", "ws://127.0.0.1:9001".to_string());
     let agent: String = args.get("agent", "cyclone".to_string());
+    let jobs: usize = args.get("jobs", 1);
     let url = url.trim_end_matches('/').to_string();
     common::close_on_ctrl_c(std::time::Duration::from_secs(2));
-    if let Err(e) = IOLoop::current().run_sync(run(url, agent)) {
+    if let Err(e) = IOLoop::current().run_sync(run(url, agent, jobs)) {
         eprintln!("autobahn_client: {e}");
         std::process::exit(1);
     }
