@@ -255,8 +255,8 @@ def main():
     p.add_argument("--outdir", default="target/autobahn")
     p.add_argument("-i", "--include", action="append", default=[], help="case glob to run (repeatable)")
     p.add_argument("-x", "--exclude", action="append", default=[], help="case glob to skip (repeatable)")
-    p.add_argument("-p", "--parallelism", type=int, default=4,
-                   help="cases in flight at once on the server side (kosoku -p)")
+    p.add_argument("-p", "--parallelism", type=int, default=2,
+                   help="cases in flight at once on the server side (kosoku -p; scripts/autobahn passes AUTOBAHN_JOBS)")
     p.add_argument("--timeout", type=int, default=900, help="seconds allowed for each side")
     args = p.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
