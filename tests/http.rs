@@ -71,6 +71,24 @@ fn request_split_byte_by_byte() {
 }
 
 #[test]
+fn bare_lf_heads_are_served_whole_or_in_pieces() {
+    let srv = server();
+    let raw = b"GET /items/lf/7 HTTP/1.1\nHost: x\n\n";
+    // Whole: parsed on first sight.
+    let (status, _, body) = request(&srv, raw);
+    assert_eq!((status, body.as_slice()), (200, &b"args=lf,7"[..]));
+    // In pieces: the end-of-head search has to recognise the bare LF too.
+    let mut s = srv.connect();
+    s.set_nodelay(true).unwrap();
+    for b in raw {
+        s.write_all(&[*b]).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (200, &b"args=lf,7"[..]));
+}
+
+#[test]
 fn pipelined_requests_answered_in_order_and_keep_alive() {
     let srv = server();
     let mut s = srv.connect();

@@ -78,6 +78,27 @@ pub enum HeadStatus {
     Partial,
 }
 
+/// `Connection: close` was seen.
+const CONN_CLOSE: u8 = 1;
+/// `Connection: keep-alive` was seen.
+const CONN_KEEP_ALIVE: u8 = 2;
+
+/// The [`CONN_CLOSE`] / [`CONN_KEEP_ALIVE`] bits of one `Connection` value.
+fn connection_tokens(value: &[u8]) -> u8 {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .fold(0, |bits, t| {
+            if t.eq_ignore_ascii_case(b"close") {
+                bits | CONN_CLOSE
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                bits | CONN_KEEP_ALIVE
+            } else {
+                bits
+            }
+        })
+}
+
 /// An HTTP request: method, target, headers, body and peer address.
 #[derive(Clone)]
 pub struct Request {
@@ -89,6 +110,9 @@ pub struct Request {
     /// The query (after `?`) ends here; `0` when there is no `?`.
     query_end: u32,
     version_minor: u8,
+    /// `Connection` tokens seen while parsing: [`CONN_CLOSE`] and
+    /// [`CONN_KEEP_ALIVE`] bits, so `keep_alive()` needs no header scan.
+    connection: u8,
     /// Declared body length (bodies over 4 GiB are refused with 413 at parse time).
     content_length: u32,
     /// Where the head ends in `head` (the body, if any, follows it in the
@@ -117,6 +141,39 @@ impl Request {
     /// A [`ParseError`] whose [`status`](ParseError::status) is the HTTP
     /// answer (400, 411, 413 is decided later, 431, 505).
     pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<HeadStatus, ParseError> {
+        Ok(match Self::parse_spans(buf, limits)? {
+            HeadStatus::Complete(mut req, used) => {
+                req.head = buf[..used].into();
+                HeadStatus::Complete(req, used)
+            }
+            HeadStatus::Partial => HeadStatus::Partial,
+        })
+    }
+
+    /// [`parse_head`](Self::parse_head) taking the head out of `buf` (the
+    /// bytes after it stay): when `buf` holds exactly the head, as after a
+    /// request that arrived in one read, its allocation becomes the
+    /// request's, with no copy. `None` while incomplete.
+    pub(crate) fn parse_head_from(
+        buf: &mut Vec<u8>,
+        limits: &HeadLimits,
+    ) -> Result<Option<Request>, ParseError> {
+        let HeadStatus::Complete(mut req, used) = Self::parse_spans(buf, limits)? else {
+            return Ok(None);
+        };
+        req.head = if used == buf.len() {
+            std::mem::take(buf).into_boxed_slice()
+        } else {
+            let head = buf[..used].into();
+            buf.drain(..used);
+            head
+        };
+        Ok(Some(req))
+    }
+
+    /// Parses the head at the start of `buf` into a request whose `head`
+    /// is still empty: the callers fill it in (copied or moved).
+    fn parse_spans(buf: &[u8], limits: &HeadLimits) -> Result<HeadStatus, ParseError> {
         let max = limits.max_headers.min(MAX_HEADERS_STACK);
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_STACK];
         let mut req = httparse::Request::new(&mut storage[..max]);
@@ -144,7 +201,6 @@ impl Request {
             return Err(ParseError::HeadTooLarge);
         }
         let version_minor = req.version.unwrap_or(1);
-        let head_src = &buf[..used];
         let method = req.method.unwrap_or("");
         let method_len =
             u8::try_from(method.len()).map_err(|_| ParseError::Malformed("method too long"))?;
@@ -157,8 +213,11 @@ impl Request {
             None => (span_of(buf, target), 0),
         };
         let mut content_length: Option<u64> = None;
+        let mut connection = 0;
         for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
+            if h.name.eq_ignore_ascii_case("connection") {
+                connection |= connection_tokens(h.value);
+            } else if h.name.eq_ignore_ascii_case("content-length") {
                 let v = std::str::from_utf8(h.value)
                     .ok()
                     .map(str::trim)
@@ -179,11 +238,12 @@ impl Request {
             }
         }
         let request = Request {
-            head: head_src.into(),
+            head: Box::default(),
             method_len,
             path,
             query_end,
             version_minor,
+            connection,
             content_length: u32::try_from(content_length.unwrap_or(0))
                 .map_err(|_| ParseError::BodyTooLarge)?,
             head_len: used as u32,
@@ -262,8 +322,8 @@ impl Request {
 
     /// The first header named `name` (case-insensitive) as raw bytes.
     pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.raw_headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -273,26 +333,37 @@ impl Request {
     /// is scanned on each call, so a retained request costs only its raw
     /// bytes (PERF-NOTES §1).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        // Names are tokens (httparse checked them): ASCII, so this never
+        // drops a header.
+        self.raw_headers()
+            .filter_map(|(n, v)| Some((std::str::from_utf8(n).ok()?, v)))
+    }
+
+    /// [`headers`](Self::headers) with the names as bytes: lookups compare
+    /// them without a UTF-8 check per line.
+    pub(crate) fn raw_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         let head = &self.head[..self.head_len as usize];
-        let start = head
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(head.len(), |p| p + 2);
+        // The request line ends at the first line feed after the target
+        // (httparse also accepts a bare LF there).
+        let target_end = self.path.1.max(self.query_end) as usize;
+        let start = head[target_end..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(head.len(), |p| target_end + p + 1);
         head[start..]
             .split(|&b| b == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
             .filter(|line| !line.is_empty())
             .filter_map(|line| {
                 let colon = line.iter().position(|&b| b == b':')?;
-                let name = std::str::from_utf8(&line[..colon]).ok()?;
-                Some((name, line[colon + 1..].trim_ascii()))
+                Some((&line[..colon], line[colon + 1..].trim_ascii()))
             })
     }
 
     /// All values of the header `name` (case-insensitive).
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        self.raw_headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -332,17 +403,10 @@ impl Request {
     /// Whether the connection stays open after this request (HTTP/1.1 default,
     /// `Connection: close`/`keep-alive` honoured).
     pub fn keep_alive(&self) -> bool {
-        let conn = self.header_bytes("connection");
-        let has = |tok: &str| {
-            conn.is_some_and(|v| {
-                v.split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(tok.as_bytes()))
-            })
-        };
         if self.version_minor >= 1 {
-            !has("close")
+            self.connection & CONN_CLOSE == 0
         } else {
-            has("keep-alive")
+            self.connection & CONN_KEEP_ALIVE != 0
         }
     }
 
@@ -476,6 +540,23 @@ mod tests {
     }
 
     #[test]
+    fn bare_lf_line_ends_keep_every_header() {
+        let raw = b"GET /p?q=1 HTTP/1.1\nHost: a\nX-Two: b\r\n\n";
+        let r = match Request::parse_head(raw, &LIMITS).unwrap() {
+            HeadStatus::Complete(r, n) => {
+                assert_eq!(n, raw.len());
+                r
+            }
+            HeadStatus::Partial => panic!("partial"),
+        };
+        // The first header follows a bare LF: it must not be skipped.
+        assert_eq!(r.host(), Some("a"));
+        assert_eq!(r.header("x-two"), Some("b"));
+        assert_eq!(r.headers().count(), 2);
+        assert_eq!(r.query(), "q=1");
+    }
+
+    #[test]
     fn partial_and_limits() {
         let raw = b"GET / HTTP/1.1\r\nHost: x\r\n";
         for n in 0..raw.len() {
@@ -514,6 +595,19 @@ mod tests {
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
         assert!(!parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(parse("GET / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n").keep_alive());
+        assert!(parse("GET / HTTP/1.1\r\nConnection: closed, x-close\r\n\r\n").keep_alive());
+        // Tokens anywhere in a list, and in any of several Connection fields
+        // (RFC 9110 §5.3: they combine into one list).
+        assert!(!parse("GET / HTTP/1.1\r\nConnection: Upgrade , CLOSE\r\n\r\n").keep_alive());
+        assert!(
+            !parse("GET / HTTP/1.1\r\nConnection: Upgrade\r\nConnection: close\r\n\r\n")
+                .keep_alive()
+        );
+        assert!(
+            parse("GET / HTTP/1.0\r\nConnection: te\r\nConnection: keep-alive\r\n\r\n")
+                .keep_alive()
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
 use super::linger::{Lingering, HTTP_LINGER};
-use super::request::{HeadLimits, HeadStatus, Request};
+use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, Response};
 use super::{HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
@@ -395,23 +395,35 @@ impl HttpConn {
         self.linger = true;
     }
 
+    /// The head is incomplete: marks what arrived as searched and refuses
+    /// it (431, `Some(Step::Close)`) once it is over the size limit.
+    fn head_arriving(&mut self, lp: &IOLoop) -> Option<Step> {
+        self.scanned = self.buf.len();
+        if self.buf.len() > self.shared.limits.max_header_size {
+            self.error(lp, 431, "Request header fields too large");
+            return Some(Step::Close);
+        }
+        None
+    }
+
     fn step(&mut self, lp: &IOLoop) -> Step {
         if self.pending.is_none() {
             if self.buf.is_empty() {
                 return Step::NeedMore;
             }
+            // A head that arrived whole (the usual case: one read after
+            // accept) is parsed at once. Only once it is known to be arriving
+            // in pieces does the terminator search below gate re-parsing.
+            let first_look = self.scanned == 0;
             let from = self.scanned.saturating_sub(3);
-            let found = find_head_end(&self.buf[from..]).map(|p| from + p);
-            if found.is_none() {
+            if !first_look && find_head_end(&self.buf[from..]).is_none() {
                 // A line completed in the new bytes? Only then re-validate
                 // what arrived so far (a malformed request line is refused
                 // early): at most once per line, so a peer trickling bytes
                 // costs linear, not quadratic, parsing.
                 let new_line = self.buf[self.scanned.min(self.buf.len())..].contains(&b'\n');
-                self.scanned = self.buf.len();
-                if self.buf.len() > self.shared.limits.max_header_size {
-                    self.error(lp, 431, "Request header fields too large");
-                    return Step::Close;
+                if let Some(close) = self.head_arriving(lp) {
+                    return close;
                 }
                 if new_line {
                     if let Err(e) = Request::parse_head(&self.buf, &self.shared.head_limits) {
@@ -421,12 +433,11 @@ impl HttpConn {
                 }
                 return Step::NeedMore;
             }
-            if self.started.is_none() {
-                self.started = Some(lp.time());
-            }
-            match Request::parse_head(&self.buf, &self.shared.head_limits) {
-                Ok(HeadStatus::Complete(mut req, used)) => {
-                    self.buf.drain(..used);
+            match Request::parse_head_from(&mut self.buf, &self.shared.head_limits) {
+                Ok(Some(mut req)) => {
+                    if self.started.is_none() {
+                        self.started = Some(lp.time());
+                    }
                     self.scanned = 0;
                     req.set_peer(Some(self.peer));
                     if req.content_length() > self.shared.limits.max_body_size as u64 {
@@ -435,7 +446,11 @@ impl HttpConn {
                     }
                     self.pending = Some(req);
                 }
-                Ok(HeadStatus::Partial) => return Step::NeedMore,
+                Ok(None) => {
+                    // First look at a head still arriving: from now on only
+                    // the new bytes are searched for its end.
+                    return self.head_arriving(lp).unwrap_or(Step::NeedMore);
+                }
                 Err(e) => {
                     self.error(lp, e.status(), &e.to_string());
                     return Step::Close;
@@ -647,8 +662,21 @@ impl Pollable for HttpConn {
     }
 }
 
+/// Where the head ends in `b` (just past its empty line), if it does: CRLF
+/// CRLF, or a bare LF in either place, which httparse accepts too (RFC 9112
+/// §2.2 lets a recipient take LF as a line terminator; Tornado does). So a
+/// head is served the same whether it arrived whole or in pieces.
 fn find_head_end(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
+        let at = i + p;
+        match (b.get(at + 1), b.get(at + 2)) {
+            (Some(b'\n'), _) => return Some(at + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(at + 3),
+            _ => i = at + 1,
+        }
+    }
+    None
 }
 
 pub(crate) fn panic_message(p: &Box<dyn Any + Send>) -> String {
@@ -675,4 +703,29 @@ fn date_cached(lp: &IOLoop) -> String {
         *c = (Some(now), http_date_now());
     }
     c.1.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_head_end;
+
+    #[test]
+    fn head_end_with_crlf_and_bare_lf() {
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"),
+            Some(24)
+        );
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\nbody"), Some(21));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\r\n\n"), Some(22));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\n\r\n"), Some(23));
+        for partial in [
+            &b"GET / HTTP/1.1\r\nA: b\r\n\r"[..],
+            b"\r\nA\r\n",
+            b"",
+            b"\n",
+            b"\n\r",
+        ] {
+            assert_eq!(find_head_end(partial), None, "{partial:?}");
+        }
+    }
 }

@@ -89,10 +89,10 @@ pub fn check_upgrade<'a>(
 ///
 /// # Errors
 /// As [`check_upgrade`].
-pub fn check_upgrade_iter<'a>(
+pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
     method: &str,
     version_minor: u8,
-    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    headers: impl IntoIterator<Item = (N, &'a [u8])>,
 ) -> Result<UpgradeRequest<'a>, HandshakeError> {
     // 1. "An HTTP/1.1 or higher GET request" (RFC 6455 §4.2.1)
     if method != "GET" {
@@ -114,31 +114,32 @@ pub fn check_upgrade_iter<'a>(
         extensions: Vec::new(),
     };
     for (name, value) in headers {
-        if name.eq_ignore_ascii_case("upgrade") {
+        let name = name.as_ref();
+        if name.eq_ignore_ascii_case(b"upgrade") {
             // 3. "An |Upgrade| header field containing the value "websocket",
             // treated as an ASCII case-insensitive value."
             upgrade |= header_has_token(value, "websocket");
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             // 4. "A |Connection| header field that includes the token
             // "Upgrade", treated as an ASCII case-insensitive value."
             connection |= header_has_token(value, "upgrade");
-        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+        } else if name.eq_ignore_ascii_case(b"sec-websocket-key") {
             key_count += 1;
             key = Some(trim(value));
-        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+        } else if name.eq_ignore_ascii_case(b"sec-websocket-version") {
             // 6. "A |Sec-WebSocket-Version| header field, with a value of 13."
             version_ok = trim(value) == b"13";
-        } else if name.eq_ignore_ascii_case("origin")
-            || name.eq_ignore_ascii_case("sec-websocket-origin")
+        } else if name.eq_ignore_ascii_case(b"origin")
+            || name.eq_ignore_ascii_case(b"sec-websocket-origin")
         {
-            if req.origin.is_none() || name.eq_ignore_ascii_case("origin") {
+            if req.origin.is_none() || name.eq_ignore_ascii_case(b"origin") {
                 let v =
                     std::str::from_utf8(trim(value)).map_err(|_| HandshakeError::OriginRejected)?;
                 req.origin = Some(v);
             }
-        } else if name.eq_ignore_ascii_case("host") {
+        } else if name.eq_ignore_ascii_case(b"host") {
             req.host = std::str::from_utf8(trim(value)).ok();
-        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+        } else if name.eq_ignore_ascii_case(b"sec-websocket-protocol") {
             if let Ok(v) = std::str::from_utf8(value) {
                 req.protocols.extend(
                     v.split(',')
@@ -146,7 +147,7 @@ pub fn check_upgrade_iter<'a>(
                         .filter(|p| !p.is_empty()),
                 );
             }
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+        } else if name.eq_ignore_ascii_case(b"sec-websocket-extensions") {
             req.extensions.push(value);
         }
     }

@@ -62,7 +62,7 @@ fn prepare(
     handler: &dyn WebSocketHandler,
     settings: &WebSocketSettings,
 ) -> Result<Prepared, HandshakeError> {
-    let up = check_upgrade_iter(req.method(), req.version_minor(), req.headers())?;
+    let up = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())?;
     if let Some(origin) = up.origin {
         if !handler.check_origin(origin, req) {
             return Err(HandshakeError::OriginRejected);
