@@ -1,9 +1,10 @@
 //! The listener and the HTTP/1.1 server connection.
 //!
-//! Parsing cost is linear in the bytes received: the head is parsed only
-//! once its `\r\n\r\n` terminator has arrived, and the terminator search
-//! resumes where the previous one stopped (re-parsing a growing head on
-//! every read is how CVE-2023-43669 happened).
+//! Parsing cost is linear in the bytes received: a head that arrived whole
+//! is parsed on first sight; one still arriving is parsed again only once
+//! its end (an empty line) has arrived or a new line completed, and the
+//! end search resumes where the previous one stopped (re-parsing a growing
+//! head on every read is how CVE-2023-43669 happened).
 
 use std::any::Any;
 use std::io::{self, Read, Write};
