@@ -8,6 +8,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::protocol::handshake::header_has_token;
+
 /// Span of bytes inside the raw head: `(start, end)`.
 type Span = (u32, u32);
 
@@ -85,18 +87,8 @@ const CONN_KEEP_ALIVE: u8 = 2;
 
 /// The [`CONN_CLOSE`] / [`CONN_KEEP_ALIVE`] bits of one `Connection` value.
 fn connection_tokens(value: &[u8]) -> u8 {
-    value
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .fold(0, |bits, t| {
-            if t.eq_ignore_ascii_case(b"close") {
-                bits | CONN_CLOSE
-            } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                bits | CONN_KEEP_ALIVE
-            } else {
-                bits
-            }
-        })
+    let has = |token| u8::from(header_has_token(value, token));
+    (has("close") * CONN_CLOSE) | (has("keep-alive") * CONN_KEEP_ALIVE)
 }
 
 /// An HTTP request: method, target, headers, body and peer address.
