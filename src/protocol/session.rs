@@ -14,7 +14,7 @@ use std::ops::Deref;
 use super::deflate::{CompressionOptions, DeflateParams, Deflater, Inflater};
 use super::error::ProtocolError;
 use super::frame::{encode_frame, FrameHeader};
-use super::mask::apply_mask;
+use super::mask::{apply_mask, apply_mask_short};
 use super::opcode::{CloseCode, OpCode};
 use super::utf8::Utf8Validator;
 
@@ -376,7 +376,7 @@ impl Session {
         if let Some((hlen, total)) = self.whole_small_message(input).filter(|_| fast_path_on()) {
             if hlen == 6 {
                 let key = [input[2], input[3], input[4], input[5]];
-                apply_mask(&mut input[hlen..total], key);
+                apply_mask_short(&mut input[hlen..total], key);
             }
             let text = input[0] == 0x81;
             let input: &'a [u8] = input;
