@@ -87,8 +87,14 @@ const CONN_KEEP_ALIVE: u8 = 2;
 
 /// The [`CONN_CLOSE`] / [`CONN_KEEP_ALIVE`] bits of one `Connection` value.
 fn connection_tokens(value: &[u8]) -> u8 {
-    let has = |token| u8::from(header_has_token(value, token));
-    (has("close") * CONN_CLOSE) | (has("keep-alive") * CONN_KEEP_ALIVE)
+    let mut bits = 0;
+    if header_has_token(value, "close") {
+        bits |= CONN_CLOSE;
+    }
+    if header_has_token(value, "keep-alive") {
+        bits |= CONN_KEEP_ALIVE;
+    }
+    bits
 }
 
 /// An HTTP request: method, target, headers, body and peer address.
