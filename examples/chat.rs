@@ -57,13 +57,6 @@ struct ChatSocket {
     clients: Clients,
 }
 
-impl ChatSocket {
-    /// Everyone currently in the room.
-    fn everyone(&self) -> Vec<ConnId> {
-        self.clients.borrow().iter().copied().collect()
-    }
-}
-
 impl WebSocketHandler for ChatSocket {
     fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
         ws.set_nodelay(true);
@@ -75,7 +68,7 @@ impl WebSocketHandler for ChatSocket {
             self.clients.borrow().len()
         );
         let join = json!({"type": "join", "id": id.key()}).to_string();
-        ws.broadcast(self.everyone(), join);
+        ws.broadcast(self.clients.borrow().iter().copied(), join);
     }
 
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
@@ -83,9 +76,11 @@ impl WebSocketHandler for ChatSocket {
             log::info!("{}: ignoring a binary message", ws.id());
             return;
         };
-        // Encoded once, sent to everyone as one shared frame.
+        // Encoded once, sent to everyone as one shared frame. `broadcast`
+        // only queues (no handler runs during it), so the set may stay
+        // borrowed for the call.
         let line = json!({"type": "message", "id": ws.id().key(), "text": text}).to_string();
-        ws.broadcast(self.everyone(), line);
+        ws.broadcast(self.clients.borrow().iter().copied(), line);
     }
 
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
@@ -97,7 +92,7 @@ impl WebSocketHandler for ChatSocket {
             self.clients.borrow().len()
         );
         let leave = json!({"type": "leave", "id": id.key()}).to_string();
-        websocket::broadcast(self.everyone(), leave);
+        websocket::broadcast(self.clients.borrow().iter().copied(), leave);
     }
 }
 

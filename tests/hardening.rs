@@ -1175,6 +1175,96 @@ fn drop_policy_drops_past_the_cap_reports_and_keeps_the_connection() {
     round_trip(&mut s, b"and after");
 }
 
+/// `broadcast` only queues: no handler callback runs during the call (a
+/// drop past the cap is reported at the end of the tick), so a handler may
+/// pass ids still borrowed from state its other callbacks borrow mutably.
+/// The list includes the sender itself.
+#[test]
+fn broadcast_runs_no_handler_so_its_ids_may_stay_borrowed() {
+    use cyclone::ioloop::ConnId;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let _g = serial();
+    const N: u32 = 500;
+    struct Room {
+        ids: Rc<RefCell<Vec<ConnId>>>,
+    }
+    impl WebSocketHandler for Room {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            self.ids.borrow_mut().push(ws.id());
+        }
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let ids = self.ids.borrow();
+            if matches!(&msg, Message::Text(t) if t == "flood") {
+                for i in 0..N {
+                    let mut p = vec![0u8; 4096];
+                    p[..4].copy_from_slice(&i.to_be_bytes());
+                    ws.broadcast(ids.iter().copied(), p);
+                }
+            } else {
+                assert_eq!(ws.broadcast(ids.iter().copied(), msg), ids.len());
+            }
+        }
+        fn on_messages_dropped(&mut self, _ws: &mut WebSocket<'_>, _count: u64) {
+            // Panics (BorrowMutError) if called inside on_message's broadcast.
+            self.ids.borrow_mut().sort();
+        }
+        fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+            let id = ws.id();
+            self.ids.borrow_mut().retain(|i| *i != id);
+        }
+    }
+    let server = echo_server(|| {
+        let ids = Rc::new(RefCell::new(Vec::new()));
+        Application::builder()
+            .websocket("/room", move |_| Room { ids: ids.clone() })
+            .websocket_max_write_buffer(64 * 1024)
+            .websocket_slow_consumer_policy(cyclone::websocket::SlowConsumerPolicy::DropMessages)
+            .build()
+    });
+    let mut a = raw_ws(&server, "/room");
+    let mut b = raw_ws(&server, "/room");
+    // Both registered: each hello reaches both.
+    a.write_all(&client_frame(true, 0x1, b"hello")).unwrap();
+    for s in [&mut a, &mut b] {
+        assert_eq!(read_frame(s).unwrap(), (true, 0x1, b"hello".to_vec()));
+    }
+    a.write_all(&client_frame(true, 0x1, b"flood")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    b.write_all(&client_frame(true, 0x1, b"done")).unwrap();
+    let mut dropped_total = 0;
+    for s in [&mut a, &mut b] {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut next = 0u32;
+        loop {
+            let (fin, op, p) = read_frame(s).expect("frame");
+            assert!(fin);
+            if op == 0x1 {
+                assert_eq!(p, b"done");
+                break;
+            }
+            assert_eq!((op, p.len()), (0x2, 4096));
+            let i = u32::from_be_bytes(p[..4].try_into().unwrap());
+            assert!(i >= next, "out of order: {i} after {next}");
+            dropped_total += i - next;
+            next = i + 1;
+        }
+        dropped_total += N - next;
+    }
+    let m = server.metrics();
+    assert_eq!(m.get(Counter::HandlerPanics), 0, "{m:?}");
+    assert!(
+        dropped_total > 0,
+        "nothing was dropped: the cap was not reached"
+    );
+    assert_eq!(
+        m.get(Counter::WsMessagesDropped),
+        u64::from(dropped_total),
+        "{m:?}"
+    );
+    round_trip(&mut a, b"after");
+}
+
 /// The default slow-consumer policy drops the queue but keeps the stream
 /// well-formed: a reader that comes back within the close timeout reads
 /// whole frames in order, then a 1008 close frame (never a torn frame).

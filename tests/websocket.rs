@@ -417,6 +417,49 @@ fn broadcast_reaches_100_clients() {
     }
 }
 
+/// The free `broadcast` and `write_to`, called from inside a handler with
+/// that handler's own connection among the receivers: the connection is
+/// being served, so its copy is queued when it is put back (the owned-copy
+/// path), in order after what the handler itself wrote.
+struct FreeRoom {
+    ids: std::rc::Rc<std::cell::RefCell<Vec<cyclone::ioloop::ConnId>>>,
+}
+
+impl WebSocketHandler for FreeRoom {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        self.ids.borrow_mut().push(ws.id());
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = ws.write_message("first");
+        let n = cyclone::websocket::broadcast(self.ids.borrow().iter().copied(), msg);
+        assert_eq!(n, self.ids.borrow().len());
+        assert!(cyclone::websocket::write_to(ws.id(), "last"));
+    }
+}
+
+#[test]
+fn free_broadcast_reaches_the_connection_being_served() {
+    let srv = Server::start(|| {
+        let ids = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        Application::builder()
+            .websocket("/room", move |_r: &Request| FreeRoom { ids: ids.clone() })
+            .build()
+    });
+    let mut a = raw_ws(&srv, "/room");
+    let mut b = raw_ws(&srv, "/room");
+    // b is registered once its own message comes back to it.
+    b.write_all(&client_frame(true, 2, b"b here")).unwrap();
+    assert_eq!(read_frame(&mut b).unwrap(), (true, 1, b"first".to_vec()));
+    assert_eq!(read_frame(&mut b).unwrap(), (true, 2, b"b here".to_vec()));
+    assert_eq!(read_frame(&mut b).unwrap(), (true, 1, b"last".to_vec()));
+    assert_eq!(read_frame(&mut a).unwrap(), (true, 2, b"b here".to_vec()));
+    a.write_all(&client_frame(true, 1, b"to everyone")).unwrap();
+    assert_eq!(read_frame(&mut a).unwrap(), (true, 1, b"first".to_vec()));
+    assert_eq!(read_frame(&mut a).unwrap(), (true, 1, b"to everyone".to_vec()));
+    assert_eq!(read_frame(&mut a).unwrap(), (true, 1, b"last".to_vec()));
+    assert_eq!(read_frame(&mut b).unwrap(), (true, 1, b"to everyone".to_vec()));
+}
+
 /// Pushes 64 KiB every 5 ms from a per-connection timer, whatever the peer does.
 struct Pusher {
     tx: Sender<Seen>,

@@ -153,24 +153,32 @@ impl<'a> WebSocket<'a> {
     /// Sends one message to many connections: the frame is encoded once and
     /// shared (connections with permessage-deflate and context takeover
     /// compress it for themselves). Returns how many received it.
+    ///
+    /// It only queues: no handler callback runs during the call (drops
+    /// under `SlowConsumerPolicy::DropMessages` are reported at the end of
+    /// the tick), so `ids` may borrow state the handlers share, e.g.
+    /// `ws.broadcast(room.borrow().iter().copied(), msg)` with a
+    /// `Rc<RefCell<Vec<ConnId>>>`.
     pub fn broadcast<'m, I>(&mut self, ids: I, msg: impl Into<Message<'m>>) -> usize
     where
         I: IntoIterator<Item = ConnId>,
     {
         let msg = msg.into();
         let me = self.core.id;
+        let (op, payload) = split(&msg);
+        let mut shared = SharedFrame::new(op, payload);
         let mut n = 0;
-        let mut others = Vec::new();
+        // One pass and no list of the other receivers: ids are often
+        // collected from a set right before the call.
         for id in ids {
-            if id == me {
-                if self.write_message(msg.clone()).is_ok() {
-                    n += 1;
-                }
+            let took = if id == me {
+                self.core.send_data(self.lp, op, payload).is_ok()
             } else {
-                others.push(id);
-            }
+                shared.queue(self.lp, id)
+            };
+            n += usize::from(took);
         }
-        n + broadcast_on(self.lp, others, msg)
+        n
     }
 
     /// Calls the handler's `on_timeout(token)` after `delay`, unless the
@@ -202,9 +210,16 @@ pub fn write_to<'m>(id: ConnId, msg: impl Into<Message<'m>>) -> bool {
 }
 
 /// Sends one message to many connections of the current thread's loop,
-/// encoding the frame once. Returns how many received it.
+/// encoding the frame once. Returns how many received it. Like
+/// [`WebSocket::broadcast`], it only queues: no handler runs during it.
 pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Message<'m>>) -> usize {
-    broadcast_on(&IOLoop::current(), ids.into_iter().collect(), msg.into())
+    let msg = msg.into();
+    let (op, payload) = split(&msg);
+    let lp = IOLoop::current();
+    let mut shared = SharedFrame::new(op, payload);
+    ids.into_iter()
+        .map(|id| usize::from(shared.queue(&lp, id)))
+        .sum()
 }
 
 fn split<'a>(msg: &'a Message<'_>) -> (OpCode, &'a [u8]) {
@@ -235,39 +250,61 @@ fn queue_broadcast(
 }
 
 fn write_to_on(lp: &IOLoop, id: ConnId, msg: Message<'_>) -> bool {
-    broadcast_on(lp, vec![id], msg) == 1
+    let (op, payload) = split(&msg);
+    SharedFrame::new(op, payload).queue(lp, id)
 }
 
-fn broadcast_on(lp: &IOLoop, ids: Vec<ConnId>, msg: Message<'_>) -> usize {
-    if ids.is_empty() {
-        return 0;
+/// One message on its way to many connections. Server frames are unmasked
+/// and identical for every receiver without compression, so the frame is
+/// encoded once, on the first receiver; owned copies are made only for a
+/// receiver being served right now, which gets them when it is put back.
+struct SharedFrame<'p> {
+    op: OpCode,
+    payload: &'p [u8],
+    frame: Vec<u8>,
+    deferred: Option<OwnedFrame>,
+}
+
+/// The encoded frame and the payload, owned, for receivers served later.
+type OwnedFrame = (Rc<[u8]>, Rc<[u8]>);
+
+impl<'p> SharedFrame<'p> {
+    fn new(op: OpCode, payload: &'p [u8]) -> Self {
+        SharedFrame {
+            op,
+            payload,
+            frame: Vec::new(),
+            deferred: None,
+        }
     }
-    let (op, payload) = split(&msg);
-    let payload: Rc<[u8]> = Rc::from(payload);
-    // Server frames are unmasked and identical for every receiver without
-    // compression: encode once.
-    let mut frame = Vec::with_capacity(payload.len() + 10);
-    crate::protocol::frame::encode_frame(&mut frame, true, false, op, &payload, None);
-    let frame: Rc<[u8]> = frame.into();
-    let mut delivered = 0;
-    for id in ids {
-        // Idle receivers are served in place (no take/put back, no
-        // closure allocation): queue_shared touches no other registration.
-        let now = lp.with_idle(id, |p| queue_broadcast(p, lp, id, op, &payload, &frame));
-        match now {
-            Ok(sent) => delivered += usize::from(sent),
+
+    /// Queues the message on `id`; whether it took it (a stale id or a
+    /// closing connection does not).
+    fn queue(&mut self, lp: &IOLoop, id: ConnId) -> bool {
+        let (op, payload) = (self.op, self.payload);
+        if self.frame.is_empty() {
+            self.frame.reserve_exact(payload.len() + 10);
+            crate::protocol::frame::encode_frame(&mut self.frame, true, false, op, payload, None);
+        }
+        // Idle receivers are served in place (no take/put back, no closure
+        // allocation): queue_shared touches no other registration.
+        let frame = &self.frame;
+        match lp.with_idle(id, |p| queue_broadcast(p, lp, id, op, payload, frame)) {
+            Ok(took) => took,
             Err(true) => {
                 // Being served right now: queue when it is put back.
-                let (frame, payload) = (frame.clone(), payload.clone());
+                let (frame, payload) = self
+                    .deferred
+                    .get_or_insert_with(|| (Rc::from(&self.frame[..]), Rc::from(payload)))
+                    .clone();
                 lp.with_conn(id, move |p, lp, id| {
                     queue_broadcast(p, lp, id, op, &payload, &frame);
                 });
-                delivered += 1;
+                true
             }
-            Err(false) => {}
+            Err(false) => false,
         }
     }
-    delivered
 }
 
 /// Runs `f` with the [`WebSocket`] context of connection `id` right now,
