@@ -455,9 +455,15 @@ fn free_broadcast_reaches_the_connection_being_served() {
     assert_eq!(read_frame(&mut a).unwrap(), (true, 2, b"b here".to_vec()));
     a.write_all(&client_frame(true, 1, b"to everyone")).unwrap();
     assert_eq!(read_frame(&mut a).unwrap(), (true, 1, b"first".to_vec()));
-    assert_eq!(read_frame(&mut a).unwrap(), (true, 1, b"to everyone".to_vec()));
+    assert_eq!(
+        read_frame(&mut a).unwrap(),
+        (true, 1, b"to everyone".to_vec())
+    );
     assert_eq!(read_frame(&mut a).unwrap(), (true, 1, b"last".to_vec()));
-    assert_eq!(read_frame(&mut b).unwrap(), (true, 1, b"to everyone".to_vec()));
+    assert_eq!(
+        read_frame(&mut b).unwrap(),
+        (true, 1, b"to everyone".to_vec())
+    );
 }
 
 /// Pushes 64 KiB every 5 ms from a per-connection timer, whatever the peer does.
