@@ -379,8 +379,14 @@ fn close_timeout_drops_a_peer_that_never_answers() {
     }
 }
 
+/// A chat room over a shared id list. `free`: broadcast with the free
+/// `broadcast` and `write_to` instead of the context's method, framed by a
+/// "first" and a "last" message to the sender; its own connection is then
+/// being served, so its copies are queued when it is put back (the
+/// owned-copy path), in order after what the handler itself wrote.
 struct Room {
     ids: std::rc::Rc<std::cell::RefCell<Vec<cyclone::ioloop::ConnId>>>,
+    free: bool,
 }
 
 impl WebSocketHandler for Room {
@@ -388,8 +394,15 @@ impl WebSocketHandler for Room {
         self.ids.borrow_mut().push(ws.id());
     }
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
-        let ids = self.ids.borrow().clone();
-        ws.broadcast(ids, msg);
+        if !self.free {
+            let ids = self.ids.borrow().clone();
+            ws.broadcast(ids, msg);
+            return;
+        }
+        let _ = ws.write_message("first");
+        let n = cyclone::websocket::broadcast(self.ids.borrow().iter().copied(), msg);
+        assert_eq!(n, self.ids.borrow().len());
+        assert!(cyclone::websocket::write_to(ws.id(), "last"));
     }
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
         let id = ws.id();
@@ -397,14 +410,21 @@ impl WebSocketHandler for Room {
     }
 }
 
-#[test]
-fn broadcast_reaches_100_clients() {
-    let srv = Server::start(|| {
+fn room_server(free: bool) -> Server {
+    Server::start(move || {
         let ids = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         Application::builder()
-            .websocket("/room", move |_r: &Request| Room { ids: ids.clone() })
+            .websocket("/room", move |_r: &Request| Room {
+                ids: ids.clone(),
+                free,
+            })
             .build()
-    });
+    })
+}
+
+#[test]
+fn broadcast_reaches_100_clients() {
+    let srv = room_server(false);
     let mut clients: Vec<_> = (0..100).map(|_| raw_ws(&srv, "/room")).collect();
     // Make sure every client is registered before broadcasting: each one
     // sends a hello that everyone (incl. itself) receives.
@@ -417,34 +437,9 @@ fn broadcast_reaches_100_clients() {
     }
 }
 
-/// The free `broadcast` and `write_to`, called from inside a handler with
-/// that handler's own connection among the receivers: the connection is
-/// being served, so its copy is queued when it is put back (the owned-copy
-/// path), in order after what the handler itself wrote.
-struct FreeRoom {
-    ids: std::rc::Rc<std::cell::RefCell<Vec<cyclone::ioloop::ConnId>>>,
-}
-
-impl WebSocketHandler for FreeRoom {
-    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
-        self.ids.borrow_mut().push(ws.id());
-    }
-    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
-        let _ = ws.write_message("first");
-        let n = cyclone::websocket::broadcast(self.ids.borrow().iter().copied(), msg);
-        assert_eq!(n, self.ids.borrow().len());
-        assert!(cyclone::websocket::write_to(ws.id(), "last"));
-    }
-}
-
 #[test]
 fn free_broadcast_reaches_the_connection_being_served() {
-    let srv = Server::start(|| {
-        let ids = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        Application::builder()
-            .websocket("/room", move |_r: &Request| FreeRoom { ids: ids.clone() })
-            .build()
-    });
+    let srv = room_server(true);
     let mut a = raw_ws(&srv, "/room");
     let mut b = raw_ws(&srv, "/room");
     // b is registered once its own message comes back to it.
