@@ -32,10 +32,7 @@ impl<'a> WebSocket<'a> {
         msg: impl Into<Message<'m>>,
     ) -> Result<usize, WebSocketClosedError> {
         let msg = msg.into();
-        let (op, data) = match &msg {
-            Message::Text(t) => (OpCode::Text, t.as_bytes()),
-            Message::Binary(b) => (OpCode::Binary, &b[..]),
-        };
+        let (op, data) = split(&msg);
         self.core.send_data(self.lp, op, data)
     }
 
