@@ -162,14 +162,15 @@ impl<'a> WebSocket<'a> {
     {
         let msg = msg.into();
         let me = self.core.id;
-        let (op, payload) = split(&msg);
-        let mut shared = SharedFrame::new(op, payload);
+        let mut shared = SharedFrame::new(&msg);
         let mut n = 0;
         // One pass and no list of the other receivers: ids are often
         // collected from a set right before the call.
         for id in ids {
             let took = if id == me {
-                self.core.send_data(self.lp, op, payload).is_ok()
+                self.core
+                    .send_data(self.lp, shared.op, shared.payload)
+                    .is_ok()
             } else {
                 shared.queue(self.lp, id)
             };
@@ -211,9 +212,8 @@ pub fn write_to<'m>(id: ConnId, msg: impl Into<Message<'m>>) -> bool {
 /// [`WebSocket::broadcast`], it only queues: no handler runs during it.
 pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Message<'m>>) -> usize {
     let msg = msg.into();
-    let (op, payload) = split(&msg);
     let lp = IOLoop::current();
-    let mut shared = SharedFrame::new(op, payload);
+    let mut shared = SharedFrame::new(&msg);
     ids.into_iter()
         .map(|id| usize::from(shared.queue(&lp, id)))
         .sum()
@@ -247,8 +247,7 @@ fn queue_broadcast(
 }
 
 fn write_to_on(lp: &IOLoop, id: ConnId, msg: Message<'_>) -> bool {
-    let (op, payload) = split(&msg);
-    SharedFrame::new(op, payload).queue(lp, id)
+    SharedFrame::new(&msg).queue(lp, id)
 }
 
 /// One message on its way to many connections. Server frames are unmasked
@@ -266,7 +265,8 @@ struct SharedFrame<'p> {
 type OwnedFrame = (Rc<[u8]>, Rc<[u8]>);
 
 impl<'p> SharedFrame<'p> {
-    fn new(op: OpCode, payload: &'p [u8]) -> Self {
+    fn new(msg: &'p Message<'_>) -> Self {
+        let (op, payload) = split(msg);
         SharedFrame {
             op,
             payload,
