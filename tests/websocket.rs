@@ -566,21 +566,35 @@ fn during_shutdown_new_connections_get_503_and_the_rest_is_dropped_at_the_grace(
 }
 
 /// Frames of mixed sizes arriving in chunks that end mid-header and
-/// mid-payload: every partial frame waits in the spill and is completed
-/// from the next read, the frames behind it parsed in place; echoes come
-/// back whole and in order.
+/// mid-payload: a partial frame of up to half the server's 256 KiB read
+/// buffer is carried to the front of the next read, a larger one waits in
+/// the spill, and the frames behind it are parsed in place. A fragmented
+/// message with a ping between its fragments straddles reads too. Echoes
+/// come back whole and in order.
 #[test]
 fn frames_split_across_reads_at_awkward_offsets_echo_in_order() {
     let (srv, _rx) = server();
     let mut s = raw_ws(&srv, "/split");
-    let sizes = [10usize, 70_000, 5, 20_000, 126, 0, 65_536, 3, 200_000, 1];
+    let sizes = [
+        10usize, 70_000, 5, 20_000, 126, 0, 65_536, 3, 200_000, 1, 65_550, 131_072, 131_100,
+        300_000, 1_000_000, 7, 65_536, 65_536, 65_536,
+    ];
+    let payload = |i: usize, n: usize| -> Vec<u8> { (0..n).map(|j| (i * 31 + j) as u8).collect() };
     let mut wire = Vec::new();
+    let mut expect = Vec::new();
     for (i, n) in sizes.iter().enumerate() {
-        let payload: Vec<u8> = (0..*n).map(|j| (i * 31 + j) as u8).collect();
-        wire.extend(client_frame(true, 0x2, &payload));
+        let p = payload(i, *n);
+        wire.extend(client_frame(true, 0x2, &p));
+        expect.push((0x2u8, p));
     }
-    // Chunk lengths cycle through 1, 3, 7, 1000, 65,537 and 9 bytes.
-    let chunks = [1usize, 3, 7, 1000, 65_537, 9];
+    // 200,000 bytes in two fragments with a ping between them.
+    let p = payload(99, 200_000);
+    wire.extend(client_frame(false, 0x2, &p[..150_000]));
+    wire.extend(client_frame(true, 0x9, b"mid"));
+    wire.extend(client_frame(true, 0x0, &p[150_000..]));
+    expect.push((0xA, b"mid".to_vec()));
+    expect.push((0x2, p));
+    let chunks = [1usize, 3, 7, 1000, 65_537, 9, 131_071, 200_003, 70_001, 2];
     let mut w = s.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
         let mut off = 0;
@@ -595,14 +609,14 @@ fn frames_split_across_reads_at_awkward_offsets_echo_in_order() {
         }
     });
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    for (i, n) in sizes.iter().enumerate() {
-        let (fin, op, p) = read_frame(&mut s).expect("echo");
-        assert!(fin && op == 0x2, "frame {i}");
-        assert_eq!(p.len(), *n, "frame {i} length");
+    for (i, (op, p)) in expect.iter().enumerate() {
+        let (fin, got_op, got) = read_frame(&mut s).expect("echo");
         assert!(
-            p.iter().enumerate().all(|(j, b)| *b == (i * 31 + j) as u8),
-            "frame {i} content"
+            fin && got_op == *op,
+            "frame {i}: fin {fin} opcode {got_op:#x}"
         );
+        assert_eq!(got.len(), p.len(), "frame {i} length");
+        assert!(got == *p, "frame {i} content");
     }
     writer.join().unwrap();
 }

@@ -244,16 +244,34 @@ impl WsConn {
             if self.core.finished || self.core.close_after_flush {
                 break;
             }
-            let n = match self.core.stream.read(&mut rbuf) {
-                Ok(0) => {
-                    eof = true;
-                    break;
+            // A partial frame left over from the last read that fits in half
+            // the read buffer is carried to its front and the read lands
+            // right after it, so frames are parsed where they were read.
+            // Appending every read to the spill instead copied each byte
+            // once more whenever frames straddle reads, as 64 KiB messages
+            // in 256 KiB reads nearly always do (scenario c). Larger
+            // partial frames (big messages) keep growing in the spill.
+            let carry = match self.core.spill.len() {
+                0 => 0,
+                s if s <= rbuf.len() / 2 => {
+                    rbuf[..s].copy_from_slice(&self.core.spill);
+                    self.core.spill.clear();
+                    s
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    result = Err(e);
+                _ => 0,
+            };
+            let read = self.core.stream.read(&mut rbuf[carry..]);
+            let n = match read {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    // Nothing read: the carried bytes go back where they were.
+                    self.core.spill.extend_from_slice(&rbuf[..carry]);
+                    match read {
+                        Ok(_) => eof = true,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => result = Err(e),
+                    }
                     break;
                 }
             };
@@ -262,19 +280,23 @@ impl WsConn {
                 self.core.idle_deadline = Ms::after(lp, idle);
             }
             if self.core.spill.is_empty() {
-                let used = self.process(lp, &mut rbuf[..n]);
-                if used < n {
+                let filled = carry + n;
+                let used = self.process(lp, &mut rbuf[..filled]);
+                if used < filled {
                     if self.core.spill.capacity() == 0 {
                         self.core.spill = lp.take_spill_buf();
                     }
-                    self.core.spill.extend_from_slice(&rbuf[used..n]);
+                    self.core.spill.extend_from_slice(&rbuf[used..filled]);
+                } else if self.core.spill.capacity() > 0 {
+                    // Idle connections hold no spill: back to the pool.
+                    lp.give_spill_buf(std::mem::take(&mut self.core.spill));
                 }
             } else {
                 self.core.spill.extend_from_slice(&rbuf[..n]);
                 self.process_spill(lp);
             }
             // A short read drained the socket (epoll(7)).
-            if n < rbuf.len() && !closed {
+            if n < rbuf.len() - carry && !closed {
                 break;
             }
             if round + 1 >= READ_BUDGET {
