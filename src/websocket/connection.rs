@@ -240,38 +240,38 @@ impl WsConn {
         let mut rbuf = lp.take_read_buf();
         let mut eof = false;
         let mut result = Ok(());
+        // Bytes at the front of `rbuf` that begin a frame still incomplete;
+        // the next read lands right behind them, so frames are parsed where
+        // they were read. A partial frame left by the last readiness event
+        // (in the spill) is carried in here if it fits in half the buffer,
+        // and one left by a read of this loop moves to the front; only when
+        // the loop ends does what is left go to the spill. Appending every
+        // read to the spill instead copied each byte once more whenever
+        // frames straddle reads, as 64 KiB messages in 256 KiB reads nearly
+        // always do (scenario c). Larger partial frames (big messages) keep
+        // growing in the spill.
+        let mut carry = match self.core.spill.len() {
+            s if s <= rbuf.len() / 2 => {
+                rbuf[..s].copy_from_slice(&self.core.spill);
+                self.core.spill.clear();
+                s
+            }
+            _ => 0,
+        };
         for round in 0.. {
             if self.core.finished || self.core.close_after_flush {
                 break;
             }
-            // A partial frame left over from the last read that fits in half
-            // the read buffer is carried to its front and the read lands
-            // right after it, so frames are parsed where they were read.
-            // Appending every read to the spill instead copied each byte
-            // once more whenever frames straddle reads, as 64 KiB messages
-            // in 256 KiB reads nearly always do (scenario c). Larger
-            // partial frames (big messages) keep growing in the spill.
-            let carry = match self.core.spill.len() {
-                0 => 0,
-                s if s <= rbuf.len() / 2 => {
-                    rbuf[..s].copy_from_slice(&self.core.spill);
-                    self.core.spill.clear();
-                    s
+            let n = match self.core.stream.read(&mut rbuf[carry..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
                 }
-                _ => 0,
-            };
-            let read = self.core.stream.read(&mut rbuf[carry..]);
-            let n = match read {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    // Nothing read: the carried bytes go back where they were.
-                    self.core.spill.extend_from_slice(&rbuf[..carry]);
-                    match read {
-                        Ok(_) => eof = true,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => result = Err(e),
-                    }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    result = Err(e);
                     break;
                 }
             };
@@ -279,24 +279,24 @@ impl WsConn {
             if let Some(idle) = self.core.settings.idle_timeout {
                 self.core.idle_deadline = Ms::after(lp, idle);
             }
+            let room = rbuf.len() - carry;
             if self.core.spill.is_empty() {
                 let filled = carry + n;
                 let used = self.process(lp, &mut rbuf[..filled]);
-                if used < filled {
-                    if self.core.spill.capacity() == 0 {
-                        self.core.spill = lp.take_spill_buf();
-                    }
-                    self.core.spill.extend_from_slice(&rbuf[used..filled]);
-                } else if self.core.spill.capacity() > 0 {
-                    // Idle connections hold no spill: back to the pool.
-                    lp.give_spill_buf(std::mem::take(&mut self.core.spill));
+                let left = filled - used;
+                if left <= rbuf.len() / 2 {
+                    rbuf.copy_within(used..filled, 0);
+                    carry = left;
+                } else {
+                    self.keep_in_spill(lp, &rbuf[used..filled]);
+                    carry = 0;
                 }
             } else {
                 self.core.spill.extend_from_slice(&rbuf[..n]);
                 self.process_spill(lp);
             }
             // A short read drained the socket (epoll(7)).
-            if n < rbuf.len() - carry && !closed {
+            if n < room && !closed {
                 break;
             }
             if round + 1 >= READ_BUDGET {
@@ -304,8 +304,23 @@ impl WsConn {
                 break;
             }
         }
+        if carry > 0 {
+            self.keep_in_spill(lp, &rbuf[..carry]);
+        } else if self.core.spill.is_empty() && self.core.spill.capacity() > 0 {
+            // Idle connections hold no spill: back to the loop's pool.
+            lp.give_spill_buf(std::mem::take(&mut self.core.spill));
+        }
         lp.give_read_buf(rbuf);
         result.map(|_| eof)
+    }
+
+    /// Appends `bytes` (the start of an incomplete frame) to the spill,
+    /// taking a buffer from the loop's pool if the connection holds none.
+    fn keep_in_spill(&mut self, lp: &IOLoop, bytes: &[u8]) {
+        if self.core.spill.capacity() == 0 {
+            self.core.spill = lp.take_spill_buf();
+        }
+        self.core.spill.extend_from_slice(bytes);
     }
 
     fn process_spill(&mut self, lp: &IOLoop) {
