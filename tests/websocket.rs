@@ -620,3 +620,122 @@ fn frames_split_across_reads_at_awkward_offsets_echo_in_order() {
     }
     writer.join().unwrap();
 }
+
+/// xorshift64*, for the randomized wire test below (deterministic per seed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// 1 ..= max, log-uniform.
+    fn log_size(&mut self, max: usize) -> usize {
+        let bits = self.below(usize::BITS as usize - max.leading_zeros() as usize);
+        let base = 1usize << bits;
+        (base + self.below(base)).min(max)
+    }
+}
+
+/// Random messages (binary and multi-byte UTF-8 text, 0 B to 700 KB, many
+/// near the read buffer's 64/128/256 KiB marks), some fragmented at random
+/// byte offsets with pings between fragments, written in random chunks
+/// with and without pauses, so frames straddle reads at every kind of
+/// offset and partial frames both fit and overflow the read buffer's
+/// carry. Every echo and pong must come back whole and in order.
+#[test]
+fn random_frames_in_random_chunks_echo_intact() {
+    let (srv, _rx) = server();
+    for seed in 1..=3u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut s = raw_ws(&srv, "/random");
+        let mut wire = Vec::new();
+        let mut expect = Vec::new();
+        for m in 0..40usize {
+            let n = match rng.below(4) {
+                0 => rng.below(126),
+                1 => {
+                    let mark = [65_536usize, 131_072, 262_144][rng.below(3)];
+                    mark + rng.below(129) - 64
+                }
+                2 => rng.log_size(700_000),
+                _ => rng.log_size(65_535),
+            };
+            let text = rng.below(2) == 0;
+            let p: Vec<u8> = if text {
+                let chars = ['a', 'é', '€', '😀', ' '];
+                let mut t = String::new();
+                while t.len() < n {
+                    let c = chars[(m + t.len()) % chars.len()];
+                    if t.len() + c.len_utf8() > n {
+                        t.push('.');
+                    } else {
+                        t.push(c);
+                    }
+                }
+                t.into_bytes()
+            } else {
+                (0..n).map(|j| (j * 7 + m * 13) as u8).collect()
+            };
+            let op = if text { 0x1u8 } else { 0x2 };
+            let pieces = if n > 1 && rng.below(3) == 0 {
+                2 + rng.below(4)
+            } else {
+                1
+            };
+            let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.below(n + 1)).collect();
+            cuts.sort_unstable();
+            let mut start = 0;
+            for (k, end) in cuts.into_iter().chain([n]).enumerate() {
+                let first = k == 0;
+                let last = end == n && start <= end && k == pieces - 1;
+                wire.extend(client_frame(
+                    last,
+                    if first { op } else { 0x0 },
+                    &p[start..end],
+                ));
+                if !last && rng.below(2) == 0 {
+                    let ping = format!("ping {m}.{k}").into_bytes();
+                    wire.extend(client_frame(true, 0x9, &ping));
+                    expect.push((0xAu8, ping));
+                }
+                start = end;
+            }
+            expect.push((op, p));
+        }
+        let mut chunks = Vec::new();
+        let mut off = 0;
+        while off < wire.len() {
+            let c = rng.log_size(300_000).min(wire.len() - off);
+            chunks.push((c, rng.below(4) == 0));
+            off += c;
+        }
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut off = 0;
+            for (c, pause) in chunks {
+                w.write_all(&wire[off..off + c]).unwrap();
+                off += c;
+                if pause {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for (i, (op, p)) in expect.iter().enumerate() {
+            let (fin, got_op, got) = read_frame(&mut s).expect("echo");
+            assert!(
+                fin && got_op == *op,
+                "seed {seed} frame {i}: fin {fin} opcode {got_op:#x}, want {op:#x}"
+            );
+            assert_eq!(got.len(), p.len(), "seed {seed} frame {i} length");
+            assert!(got == *p, "seed {seed} frame {i} content");
+        }
+        writer.join().unwrap();
+    }
+}
