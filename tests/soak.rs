@@ -29,7 +29,7 @@ use cyclone::web::Application;
 use cyclone::websocket::{
     websocket_connect_opts, ConnectOptions, Message, WebSocket, WebSocketHandler,
 };
-use util::{client_frame, nofile_limit, read_frame, read_response, rss_kib, upgrade_request};
+use util::{client_frame, nofile_limit, read_frame, read_response, rss_kib, upgrade_request, Rng};
 
 struct Echo;
 
@@ -44,25 +44,6 @@ fn soak_secs() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60)
-}
-
-/// xorshift64*: deterministic per connection.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// 1 B – 64 KiB, log-uniform (most messages small, some large).
-    fn size(&mut self) -> usize {
-        let bits = self.next() % 17;
-        let base = 1usize << bits;
-        (base + (self.next() as usize % base)).min(64 * 1024)
-    }
 }
 
 /// Message `seq` of connection `conn`: recognisable and compressible.
@@ -101,7 +82,7 @@ async fn stayer(
     let mut sizes = VecDeque::new();
     loop {
         while sent - got < WINDOW && Instant::now() < deadline {
-            let size = rng.size();
+            let size = rng.log_size(64 * 1024);
             sizes.push_back(size);
             conn.write_message(Message::Binary(payload(conn_no, sent, size).into()))
                 .map_err(|_| format!("conn {conn_no}: closed while sending {sent}"))?;
@@ -195,7 +176,7 @@ fn churn_thread(addr: std::net::SocketAddr, k: usize, seed: u64, deadline: Insta
             drop(s);
             resets += 1;
         } else {
-            let size = rng.size().min(4096);
+            let size = rng.log_size(64 * 1024).min(4096);
             let p = payload(u64::MAX - seed, seq, size);
             conns[i].write_all(&client_frame(true, 0x2, &p)).unwrap();
             let (fin, op, got) = read_frame(&mut conns[i]).expect("churn echo");

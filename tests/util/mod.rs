@@ -235,3 +235,28 @@ pub fn nofile_limit() -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024)
 }
+
+/// xorshift64*: a small deterministic generator for randomized tests (one
+/// seed, one sequence). Seed with an odd number.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// `0 .. n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// `1 ..= max`, log-uniform: most sizes small, some large.
+    pub fn log_size(&mut self, max: usize) -> usize {
+        let bits = self.below(usize::BITS as usize - max.leading_zeros() as usize);
+        let base = 1usize << bits;
+        (base + self.below(base)).min(max)
+    }
+}
