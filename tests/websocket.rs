@@ -4,6 +4,7 @@
 mod util;
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -596,28 +597,53 @@ fn frames_split_across_reads_at_awkward_offsets_echo_in_order() {
     expect.push((0xA, b"mid".to_vec()));
     expect.push((0x2, p));
     let chunks = [1usize, 3, 7, 1000, 65_537, 9, 131_071, 200_003, 70_001, 2];
+    let mut k = 0;
+    let next_chunk = || {
+        k += 1;
+        (chunks[(k - 1) % chunks.len()], true)
+    };
+    write_in_chunks_and_check_echoes(&mut s, wire, next_chunk, &expect, "split");
+}
+
+/// Writes `wire` to `s` from a second thread in chunks of the sizes
+/// `next_chunk` gives (the last one cut to what is left), sleeping 1 ms
+/// after those it marks, while this thread reads the server's frames and
+/// checks each against `expect` (opcode, payload), in order.
+fn write_in_chunks_and_check_echoes(
+    s: &mut TcpStream,
+    wire: Vec<u8>,
+    mut next_chunk: impl FnMut() -> (usize, bool),
+    expect: &[(u8, Vec<u8>)],
+    what: &str,
+) {
+    let mut chunks = Vec::new();
+    let mut off = 0;
+    while off < wire.len() {
+        let (c, pause) = next_chunk();
+        let c = c.min(wire.len() - off);
+        chunks.push((c, pause));
+        off += c;
+    }
     let mut w = s.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
         let mut off = 0;
-        for k in 0.. {
-            if off == wire.len() {
-                break;
+        for (c, pause) in chunks {
+            w.write_all(&wire[off..off + c]).unwrap();
+            off += c;
+            if pause {
+                std::thread::sleep(Duration::from_millis(1));
             }
-            let end = (off + chunks[k % chunks.len()]).min(wire.len());
-            w.write_all(&wire[off..end]).unwrap();
-            off = end;
-            std::thread::sleep(Duration::from_millis(1));
         }
     });
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     for (i, (op, p)) in expect.iter().enumerate() {
-        let (fin, got_op, got) = read_frame(&mut s).expect("echo");
+        let (fin, got_op, got) = read_frame(s).expect("echo");
         assert!(
             fin && got_op == *op,
-            "frame {i}: fin {fin} opcode {got_op:#x}"
+            "{what} frame {i}: fin {fin} opcode {got_op:#x}, want {op:#x}"
         );
-        assert_eq!(got.len(), p.len(), "frame {i} length");
-        assert!(got == *p, "frame {i} content");
+        assert_eq!(got.len(), p.len(), "{what} frame {i} length");
+        assert!(got == *p, "{what} frame {i} content");
     }
     writer.join().unwrap();
 }
@@ -688,34 +714,8 @@ fn random_frames_in_random_chunks_echo_intact() {
             }
             expect.push((op, p));
         }
-        let mut chunks = Vec::new();
-        let mut off = 0;
-        while off < wire.len() {
-            let c = rng.log_size(300_000).min(wire.len() - off);
-            chunks.push((c, rng.below(4) == 0));
-            off += c;
-        }
-        let mut w = s.try_clone().unwrap();
-        let writer = std::thread::spawn(move || {
-            let mut off = 0;
-            for (c, pause) in chunks {
-                w.write_all(&wire[off..off + c]).unwrap();
-                off += c;
-                if pause {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        });
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        for (i, (op, p)) in expect.iter().enumerate() {
-            let (fin, got_op, got) = read_frame(&mut s).expect("echo");
-            assert!(
-                fin && got_op == *op,
-                "seed {seed} frame {i}: fin {fin} opcode {got_op:#x}, want {op:#x}"
-            );
-            assert_eq!(got.len(), p.len(), "seed {seed} frame {i} length");
-            assert!(got == *p, "seed {seed} frame {i} content");
-        }
-        writer.join().unwrap();
+        let next_chunk = || (rng.log_size(300_000), rng.below(4) == 0);
+        let what = format!("seed {seed}");
+        write_in_chunks_and_check_echoes(&mut s, wire, next_chunk, &expect, &what);
     }
 }
