@@ -251,9 +251,11 @@ impl WsConn {
         // always do (scenario c). Larger partial frames (big messages) keep
         // growing in the spill.
         let mut carry = match self.core.spill.len() {
+            0 => 0,
             s if s <= rbuf.len() / 2 => {
                 rbuf[..s].copy_from_slice(&self.core.spill);
-                self.core.spill.clear();
+                // Emptied: back to the loop's pool, as in `process_spill`.
+                lp.give_spill_buf(std::mem::take(&mut self.core.spill));
                 s
             }
             _ => 0,
@@ -306,9 +308,6 @@ impl WsConn {
         }
         if carry > 0 {
             self.keep_in_spill(lp, &rbuf[..carry]);
-        } else if self.core.spill.is_empty() && self.core.spill.capacity() > 0 {
-            // Idle connections hold no spill: back to the loop's pool.
-            lp.give_spill_buf(std::mem::take(&mut self.core.spill));
         }
         lp.give_read_buf(rbuf);
         result.map(|_| eof)
