@@ -597,11 +597,8 @@ fn frames_split_across_reads_at_awkward_offsets_echo_in_order() {
     expect.push((0xA, b"mid".to_vec()));
     expect.push((0x2, p));
     let chunks = [1usize, 3, 7, 1000, 65_537, 9, 131_071, 200_003, 70_001, 2];
-    let mut k = 0;
-    let next_chunk = || {
-        k += 1;
-        (chunks[(k - 1) % chunks.len()], true)
-    };
+    let mut sizes = chunks.iter().cycle();
+    let next_chunk = || (*sizes.next().unwrap(), true);
     write_in_chunks_and_check_echoes(&mut s, wire, next_chunk, &expect, "split");
 }
 
