@@ -40,6 +40,10 @@ impl WebSocketHandler for Echo {
         match msg.as_text() {
             Some("close-me") => ws.close(Some(4001), "asked to"),
             Some("ping-me") => ws.ping(b"srv").unwrap(),
+            // A large message that is not an echo of the input.
+            Some("big-me") => {
+                ws.write_message(vec![7u8; 20_000]).unwrap();
+            }
             Some("panic") => panic!("handler panic requested"),
             Some("query") => {
                 let q = ws
@@ -600,6 +604,113 @@ fn frames_split_across_reads_at_awkward_offsets_echo_in_order() {
     let mut sizes = chunks.iter().cycle();
     let next_chunk = || (*sizes.next().unwrap(), true);
     write_in_chunks_and_check_echoes(&mut s, wire, next_chunk, &expect, "split");
+}
+
+/// Large messages arriving together are echoed from the read buffer in
+/// one `writev` at the end of the batch; a large message the handler makes
+/// up, a pong, a ping the handler sends, a small echo and a close sent
+/// meanwhile must still leave in the order
+/// they were sent. One `write` per round, so each usually lands in one
+/// or two reads; five rounds.
+#[test]
+fn held_echoes_and_frames_sent_meanwhile_keep_their_order() {
+    let (srv, _rx) = server();
+    let bytes = |n: usize, k: usize| -> Vec<u8> { (0..n).map(|j| (j * 13 + k) as u8).collect() };
+    let ascii = |n: usize| -> Vec<u8> { (0..n).map(|j| b'a' + (j % 26) as u8).collect() };
+    for round in 0..5 {
+        let mut s = raw_ws(&srv, "/held");
+        let (big1, big2, big3, big4) = (
+            bytes(70_000, round),
+            bytes(20_000, 1),
+            ascii(65_536),
+            bytes(60_000, 2),
+        );
+        let mut wire = Vec::new();
+        wire.extend(client_frame(true, 0x2, &big1));
+        wire.extend(client_frame(true, 0x1, b"big-me"));
+        wire.extend(client_frame(true, 0x9, b"p1"));
+        wire.extend(client_frame(true, 0x2, &big2));
+        wire.extend(client_frame(true, 0x1, b"ping-me"));
+        wire.extend(client_frame(true, 0x1, &big3));
+        wire.extend(client_frame(true, 0x1, b"x"));
+        wire.extend(client_frame(true, 0x2, &big4));
+        wire.extend(client_frame(true, 0x1, b"close-me"));
+        s.write_all(&wire).unwrap();
+        let mut close = 4001u16.to_be_bytes().to_vec();
+        close.extend_from_slice(b"asked to");
+        let expect = [
+            (0x2u8, big1),
+            (0x2, vec![7u8; 20_000]),
+            (0xA, b"p1".to_vec()),
+            (0x2, big2),
+            (0x9, b"srv".to_vec()),
+            (0x1, big3),
+            (0x1, b"x".to_vec()),
+            (0x2, big4),
+            (0x8, close),
+        ];
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for (i, (op, p)) in expect.iter().enumerate() {
+            let (fin, got_op, got) = read_frame(&mut s).expect("frame");
+            assert!(
+                fin && got_op == *op,
+                "round {round} frame {i}: opcode {got_op:#x}, want {op:#x}"
+            );
+            assert!(
+                got == *p,
+                "round {round} frame {i}: payload of {} bytes differs",
+                got.len()
+            );
+        }
+    }
+}
+
+/// A peer with a small receive window that writes many large messages
+/// before reading any echo: the kernel takes only part of a batch's
+/// `writev` and the rest is queued (cut inside a frame), reading pauses
+/// at the high-water mark, and once the peer reads, every echo arrives
+/// whole and in order. (Refused bytes going in front of frames queued
+/// meanwhile is `write_frames`' unit test.)
+#[test]
+fn held_echoes_reach_a_slow_reader_whole() {
+    let (srv, _rx) = server();
+    // A small receive window, so the server's sends stall early.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&srv.addr.into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    s.write_all(util::upgrade_request("/slow", "").as_bytes())
+        .unwrap();
+    let (status, head, _) = util::read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    let sizes = [16_384usize, 65_536, 100_000, 20_000, 65_550];
+    let mut wire = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..120 {
+        let p: Vec<u8> = (0..sizes[i % sizes.len()])
+            .map(|j| (j * 31 + i * 7) as u8)
+            .collect();
+        wire.extend(client_frame(true, 0x2, &p));
+        expect.push((0x2u8, p));
+    }
+    // One ping at the end: its pong follows every echo.
+    wire.extend(client_frame(true, 0x9, b"last"));
+    expect.push((0xA, b"last".to_vec()));
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || w.write_all(&wire).unwrap());
+    // Let the server's socket fill while nobody reads.
+    std::thread::sleep(Duration::from_millis(500));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for (i, (op, p)) in expect.iter().enumerate() {
+        let (fin, got_op, got) = read_frame(&mut s).expect("frame");
+        assert!(
+            fin && got_op == *op,
+            "frame {i}: opcode {got_op:#x}, want {op:#x}"
+        );
+        assert_eq!(got.len(), p.len(), "frame {i} length");
+        assert!(got == *p, "frame {i} content");
+    }
+    writer.join().unwrap();
 }
 
 /// Writes `wire` to `s` from a second thread in chunks of the sizes

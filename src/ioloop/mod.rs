@@ -90,6 +90,7 @@ pub(crate) struct Inner {
     read_buf: RefCell<Vec<u8>>,
     out_buf: RefCell<Vec<u8>>,
     spill_pool: RefCell<Vec<Vec<u8>>>,
+    cork: RefCell<crate::websocket::Cork>,
     events: RefCell<Option<Events>>,
     counters: metrics::Counters,
     ticks: Cell<u64>,
@@ -179,6 +180,7 @@ impl IOLoop {
                 read_buf: RefCell::new(Vec::new()),
                 out_buf: RefCell::new(Vec::new()),
                 spill_pool: RefCell::new(Vec::new()),
+                cork: RefCell::default(),
                 events: RefCell::new(Some(Events::with_capacity(1024))),
                 counters: Default::default(),
                 ticks: Cell::new(0),
@@ -444,6 +446,12 @@ impl IOLoop {
         if b.capacity() > slot.capacity() {
             *slot = b;
         }
+    }
+
+    /// The frames held for one `writev` per read batch (see
+    /// `crate::websocket::Cork`).
+    pub(crate) fn cork(&self) -> std::cell::RefMut<'_, crate::websocket::Cork> {
+        self.inner.cork.borrow_mut()
     }
 
     /// Takes an empty buffer for a connection's partial frame, with the

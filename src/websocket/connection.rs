@@ -154,6 +154,15 @@ impl WsConn {
         }
     }
 
+    /// [`WsConn::process`] with the frames sent from `buf` meanwhile
+    /// (echoes of large messages) held and written together at the end.
+    fn process_batch(&mut self, lp: &IOLoop, buf: &mut [u8]) -> usize {
+        self.core.cork_begin(lp, buf);
+        let used = self.process(lp, buf);
+        self.core.cork_end(lp, buf);
+        used
+    }
+
     /// Parses every complete frame in `buf`; returns bytes consumed.
     fn process(&mut self, lp: &IOLoop, buf: &mut [u8]) -> usize {
         let mut pos = 0;
@@ -284,7 +293,7 @@ impl WsConn {
             let room = rbuf.len() - carry;
             if self.core.spill.is_empty() {
                 let filled = carry + n;
-                let used = self.process(lp, &mut rbuf[..filled]);
+                let used = self.process_batch(lp, &mut rbuf[..filled]);
                 let left = filled - used;
                 if left <= rbuf.len() / 2 {
                     rbuf.copy_within(used..filled, 0);
@@ -324,7 +333,7 @@ impl WsConn {
 
     fn process_spill(&mut self, lp: &IOLoop) {
         let mut spill = std::mem::take(&mut self.core.spill);
-        let used = self.process(lp, &mut spill);
+        let used = self.process_batch(lp, &mut spill);
         spill.drain(..used);
         // Nothing in `process` writes `core.spill` (it stays the empty
         // default taken above), so what is left simply goes back.

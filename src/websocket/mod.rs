@@ -10,6 +10,7 @@ pub mod message;
 pub mod server;
 pub mod settings;
 
+pub(crate) use self::core::Cork;
 pub use client::{
     websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_with,
     websocket_connect_with_result, ConnectError, ConnectOptions, WebSocketClientConnection,
