@@ -44,9 +44,11 @@ const CORK_FRAMES: usize = 32;
 /// MB/s held against 2,803 / 3,192 written one by one.
 ///
 /// Only the connection being served holds frames, and only ones whose
-/// payload lies inside the input it is parsing, which stays unchanged
-/// until [`Core::cork_end`]; any other frame it sends meanwhile queues
-/// behind the held ones, so the order on the wire is the order of sends.
+/// payload lies inside the input it is parsing (a message handed to the
+/// handler lies in the part already parsed, which parsing does not touch
+/// again before [`Core::cork_end`]); any other frame it sends meanwhile
+/// queues behind the held ones, so the order on the wire is the order of
+/// sends.
 #[derive(Default)]
 pub(crate) struct Cork {
     owner: Option<ConnId>,
@@ -66,7 +68,8 @@ struct HeldFrame {
 
 pub(super) enum Held {
     Yes,
-    /// Nobody is being served by this cork: write at once.
+    /// Nothing is held for this connection and this frame cannot be (not
+    /// being served, or not from its input): write it at once.
     NotServing,
     /// Frames are held but this one cannot be: queue it behind them.
     Behind,
