@@ -649,19 +649,7 @@ fn held_echoes_and_frames_sent_meanwhile_keep_their_order() {
             (0x2, big4),
             (0x8, close),
         ];
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        for (i, (op, p)) in expect.iter().enumerate() {
-            let (fin, got_op, got) = read_frame(&mut s).expect("frame");
-            assert!(
-                fin && got_op == *op,
-                "round {round} frame {i}: opcode {got_op:#x}, want {op:#x}"
-            );
-            assert!(
-                got == *p,
-                "round {round} frame {i}: payload of {} bytes differs",
-                got.len()
-            );
-        }
+        check_frames(&mut s, &expect, &format!("round {round}"));
     }
 }
 
@@ -700,16 +688,7 @@ fn held_echoes_reach_a_slow_reader_whole() {
     let writer = std::thread::spawn(move || w.write_all(&wire).unwrap());
     // Let the server's socket fill while nobody reads.
     std::thread::sleep(Duration::from_millis(500));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    for (i, (op, p)) in expect.iter().enumerate() {
-        let (fin, got_op, got) = read_frame(&mut s).expect("frame");
-        assert!(
-            fin && got_op == *op,
-            "frame {i}: opcode {got_op:#x}, want {op:#x}"
-        );
-        assert_eq!(got.len(), p.len(), "frame {i} length");
-        assert!(got == *p, "frame {i} content");
-    }
+    check_frames(&mut s, &expect, "slow reader");
     writer.join().unwrap();
 }
 
@@ -743,9 +722,16 @@ fn write_in_chunks_and_check_echoes(
             }
         }
     });
+    check_frames(s, expect, what);
+    writer.join().unwrap();
+}
+
+/// Reads the server's frames from `s` (10 s at most each) and checks each
+/// against `expect` (opcode, payload), in order; `what` names the case.
+fn check_frames(s: &mut TcpStream, expect: &[(u8, Vec<u8>)], what: &str) {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     for (i, (op, p)) in expect.iter().enumerate() {
-        let (fin, got_op, got) = read_frame(s).expect("echo");
+        let (fin, got_op, got) = read_frame(s).expect("frame");
         assert!(
             fin && got_op == *op,
             "{what} frame {i}: fin {fin} opcode {got_op:#x}, want {op:#x}"
@@ -753,7 +739,6 @@ fn write_in_chunks_and_check_echoes(
         assert_eq!(got.len(), p.len(), "{what} frame {i} length");
         assert!(got == *p, "{what} frame {i} content");
     }
-    writer.join().unwrap();
 }
 
 /// Random messages (binary and multi-byte UTF-8 text, 0 B to 700 KB, many

@@ -58,12 +58,41 @@ pub(crate) struct Cork {
     frames: Vec<HeldFrame>,
 }
 
+/// A server frame to write: its header, and its payload as a range of
+/// the input it is written from.
 struct HeldFrame {
     hdr: [u8; MAX_HEADER_LEN],
     hlen: u8,
-    /// The payload's range in the input.
     off: usize,
     len: usize,
+}
+
+impl HeldFrame {
+    /// An unmasked, uncompressed, final frame of `op` whose payload is
+    /// `len` bytes at `off`.
+    fn new(op: OpCode, off: usize, len: usize) -> HeldFrame {
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        let hlen = FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: op.as_u8(),
+            mask: None,
+            payload_len: len as u64,
+        }
+        .encode_into(&mut hdr) as u8;
+        HeldFrame {
+            hdr,
+            hlen,
+            off,
+            len,
+        }
+    }
+
+    fn header(&self) -> &[u8] {
+        &self.hdr[..self.hlen as usize]
+    }
 }
 
 pub(super) enum Held {
@@ -76,6 +105,16 @@ pub(super) enum Held {
 }
 
 impl Cork {
+    /// Starts serving `id`, whose input is `input`.
+    fn begin(&mut self, id: ConnId, input: &[u8]) {
+        self.owner = Some(id);
+        self.base = input.as_ptr() as usize;
+        self.len = input.len();
+        // Empty unless a batch ended without `cork_end` (it cannot: handler
+        // panics are caught inside it); never write stale frames.
+        self.frames.clear();
+    }
+
     /// Holds the frame of a server message `data` sent by `id`, if `id`
     /// is being served and `data` lies in its input.
     fn hold(&mut self, id: ConnId, op: OpCode, data: &[u8]) -> Held {
@@ -90,24 +129,17 @@ impl Cork {
         if self.frames.len() == CORK_FRAMES {
             return Held::Behind;
         }
-        let mut hdr = [0u8; MAX_HEADER_LEN];
-        let hlen = server_header(op, data.len(), &mut hdr) as u8;
-        self.frames.push(HeldFrame {
-            hdr,
-            hlen,
-            off: addr - self.base,
-            len: data.len(),
-        });
+        self.frames
+            .push(HeldFrame::new(op, addr - self.base, data.len()));
         Held::Yes
     }
 }
 
-/// Writes the held `frames` (payloads in `input`) to `w` with one
-/// vectored write and puts what it refuses in front of `out`, which was
-/// empty when the first of them was held and so starts at a frame
-/// boundary behind them. Returns the bytes written and, if any were
-/// refused, how many bytes at the new front of `out` finish a frame the
-/// kernel took part of.
+/// Writes `frames` (payloads in `input`) to `w` with one vectored write
+/// and puts what it refuses in front of `out`, whose frames were sent
+/// after them (it was empty when the first was held or written). Returns
+/// the bytes written and, if any were refused, how many bytes at the new
+/// front of `out` finish a frame the kernel took part of.
 fn write_frames(
     w: &mut impl Write,
     input: &[u8],
@@ -116,30 +148,36 @@ fn write_frames(
 ) -> (usize, Option<usize>) {
     let mut iov = [io::IoSlice::new(&[]); 2 * CORK_FRAMES];
     for (i, f) in frames.iter().enumerate() {
-        iov[2 * i] = io::IoSlice::new(&f.hdr[..f.hlen as usize]);
+        iov[2 * i] = io::IoSlice::new(f.header());
         iov[2 * i + 1] = io::IoSlice::new(&input[f.off..f.off + f.len]);
     }
-    // As in `write_direct`, an error (WouldBlock, or a dead socket that
-    // the next flush reports) leaves everything to the queue.
+    // An error (WouldBlock, or a dead socket that the next flush reports)
+    // leaves everything to the queue.
     let written = w
         .write_vectored(&iov[..2 * frames.len()])
         .unwrap_or_default();
-    let (rest, tail) = unsent(input, frames, written);
-    if rest.is_empty() {
+    let total: usize = frames.iter().map(|f| f.hlen as usize + f.len).sum();
+    if written >= total {
         return (written, None);
     }
-    out.splice(0..0, rest);
+    let queued = out.len();
+    out.reserve(total - written);
+    let tail = unsent(input, frames, written, out);
+    if queued > 0 {
+        // The refused bytes were appended: move them in front.
+        let rest = out.len() - queued;
+        out.rotate_right(rest);
+    }
     (written, Some(tail))
 }
 
-/// What the kernel did not take of the held `frames` (payloads in
-/// `input`) after it took `written` bytes of them: those bytes, and how
-/// many of them finish a frame it took part of (0 if none).
-fn unsent(input: &[u8], frames: &[HeldFrame], mut written: usize) -> (Vec<u8>, usize) {
-    let mut rest = Vec::new();
+/// Appends to `out` what the kernel did not take of `frames` (payloads in
+/// `input`) after it took `written` bytes of them; returns how many of
+/// those bytes finish a frame it took part of (0 if none).
+fn unsent(input: &[u8], frames: &[HeldFrame], mut written: usize, out: &mut Vec<u8>) -> usize {
     let mut tail = 0;
     for f in frames {
-        let hdr = &f.hdr[..f.hlen as usize];
+        let hdr = f.header();
         let payload = &input[f.off..f.off + f.len];
         let size = hdr.len() + payload.len();
         if written >= size {
@@ -150,28 +188,14 @@ fn unsent(input: &[u8], frames: &[HeldFrame], mut written: usize) -> (Vec<u8>, u
             tail = size - written;
         }
         if written < hdr.len() {
-            rest.extend_from_slice(&hdr[written..]);
-            rest.extend_from_slice(payload);
+            out.extend_from_slice(&hdr[written..]);
+            out.extend_from_slice(payload);
         } else {
-            rest.extend_from_slice(&payload[written - hdr.len()..]);
+            out.extend_from_slice(&payload[written - hdr.len()..]);
         }
         written = 0;
     }
-    (rest, tail)
-}
-
-/// Encodes the header of an unmasked, uncompressed, final frame.
-fn server_header(op: OpCode, len: usize, hdr: &mut [u8; MAX_HEADER_LEN]) -> usize {
-    FrameHeader {
-        fin: true,
-        rsv1: false,
-        rsv2: false,
-        rsv3: false,
-        opcode: op.as_u8(),
-        mask: None,
-        payload_len: len as u64,
-    }
-    .encode_into(hdr)
+    tail
 }
 
 /// Per-connection state other than the handler.
@@ -312,36 +336,13 @@ impl Core {
     /// payload is (the loop's read buffer, for an echo), and only what the
     /// kernel refuses is copied into the queue (PERF-NOTES §3).
     pub(super) fn write_direct(&mut self, lp: &IOLoop, op: OpCode, data: &[u8]) {
-        let mut hdr = [0u8; MAX_HEADER_LEN];
-        let n = server_header(op, data.len(), &mut hdr);
-        let bufs = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(data)];
-        // An error (WouldBlock, or a dead socket that the next flush
-        // reports) leaves everything to the queue.
-        let written = self.stream.write_vectored(&bufs).unwrap_or_default();
-        lp.count(crate::ioloop::Counter::WsBytesOut, written as u64);
-        if written < n {
-            self.out.reserve(n - written + data.len());
-            self.out.extend_from_slice(&hdr[written..n]);
-            self.out.extend_from_slice(data);
-        } else if written < n + data.len() {
-            self.out.extend_from_slice(&data[written - n..]);
-        }
-        if written > 0 && written < n + data.len() {
-            // The queue (empty before) now starts inside this frame.
-            self.set_frame_tail(self.out.len());
-        }
+        self.send_frames(lp, data, &[HeldFrame::new(op, 0, data.len())]);
     }
 
     /// Begins a read batch: large frames this connection sends from `input`
     /// while it is parsed may be held by the loop's [`Cork`].
     pub(super) fn cork_begin(&self, lp: &IOLoop, input: &[u8]) {
-        let mut c = lp.cork();
-        c.owner = Some(self.id);
-        c.base = input.as_ptr() as usize;
-        c.len = input.len();
-        // Empty unless a batch ended without `cork_end` (it cannot: handler
-        // panics are caught inside it); never write stale frames.
-        c.frames.clear();
+        lp.cork().begin(self.id, input);
     }
 
     /// Ends the batch begun by [`Core::cork_begin`] with the same `input`
@@ -360,14 +361,15 @@ impl Core {
             std::mem::take(&mut c.frames)
         };
         if !self.finished {
-            self.write_held(lp, input, &frames);
+            self.send_frames(lp, input, &frames);
         }
         // Keep the vector's capacity for the next batch.
         frames.clear();
         lp.cork().frames = frames;
     }
 
-    fn write_held(&mut self, lp: &IOLoop, input: &[u8], frames: &[HeldFrame]) {
+    /// [`write_frames`] to this connection's socket, in front of its queue.
+    fn send_frames(&mut self, lp: &IOLoop, input: &[u8], frames: &[HeldFrame]) {
         let (written, tail) = write_frames(&mut self.stream, input, frames, &mut self.out);
         lp.count(crate::ioloop::Counter::WsBytesOut, written as u64);
         if let Some(tail) = tail {
@@ -623,7 +625,7 @@ mod tests {
     use super::*;
 
     fn frame_bytes(f: &HeldFrame, input: &[u8]) -> Vec<u8> {
-        let mut v = f.hdr[..f.hlen as usize].to_vec();
+        let mut v = f.header().to_vec();
         v.extend_from_slice(&input[f.off..f.off + f.len]);
         v
     }
@@ -637,9 +639,7 @@ mod tests {
         let input: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + 3) as u8).collect();
         let mut cork = Cork::default();
         let id = ConnId::new(1, 1);
-        cork.owner = Some(id);
-        cork.base = input.as_ptr() as usize;
-        cork.len = input.len();
+        cork.begin(id, &input);
         for (off, len, op) in [
             (5, 3, OpCode::Text),
             (40, 130, OpCode::Binary),
@@ -673,7 +673,8 @@ mod tests {
             if cut > 400 && !near_a_boundary(cut) && cut % 997 != 0 {
                 continue;
             }
-            let (rest, tail) = unsent(&input, frames, cut);
+            let mut rest = Vec::new();
+            let tail = unsent(&input, frames, cut, &mut rest);
             assert!(rest == all[cut..], "cut {cut}: rest differs");
             let start = ends.iter().rev().find(|e| **e <= cut).copied().unwrap_or(0);
             let want_tail = match ends.iter().find(|e| **e > cut) {
@@ -719,12 +720,8 @@ mod tests {
     fn refused_bytes_go_in_front_of_frames_queued_behind() {
         let input: Vec<u8> = (0..3000u32).map(|i| (i * 5 + 1) as u8).collect();
         let id = ConnId::new(3, 1);
-        let mut cork = Cork {
-            owner: Some(id),
-            base: input.as_ptr() as usize,
-            len: input.len(),
-            ..Cork::default()
-        };
+        let mut cork = Cork::default();
+        cork.begin(id, &input);
         for (off, len) in [(0, 100), (500, 1000), (2000, 126)] {
             assert!(matches!(
                 cork.hold(id, OpCode::Binary, &input[off..off + len]),
@@ -766,7 +763,7 @@ mod tests {
             let want = if limit == all.len() {
                 None
             } else {
-                Some(unsent(&input, &cork.frames, limit).1)
+                Some(unsent(&input, &cork.frames, limit, &mut Vec::new()))
             };
             assert_eq!(tail, want, "limit {limit}");
         }
@@ -797,10 +794,8 @@ mod tests {
             cork.hold(a, OpCode::Binary, &input),
             Held::NotServing
         ));
-        cork.owner = Some(a);
-        cork.base = input.as_ptr() as usize;
         // The input is the first 1,000 bytes.
-        cork.len = 1000;
+        cork.begin(a, &input[..1000]);
         assert!(matches!(
             cork.hold(b, OpCode::Binary, &input[..10]),
             Held::NotServing
