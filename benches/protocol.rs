@@ -64,13 +64,41 @@ fn mask(c: &mut Criterion) {
 
 fn utf8(c: &mut Criterion) {
     let mut g = c.benchmark_group("utf8");
+    // Whole messages of the sizes the end-to-end scenarios send (32 B in b,
+    // 1 KiB in g) and a large one: std's validator against simdutf8's two
+    // flavours (`basic`: valid or not; `compat`: std's error details).
+    for (name, unit) in [("ascii", "hello world, "), ("mixed", "héllo wörld ✓ 😀 ")] {
+        for len in [32usize, 64, 128, 1024, 65536] {
+            let mut text = unit.repeat(len / unit.len() + 1);
+            let mut cut = len;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            let bytes = text.as_bytes();
+            g.throughput(Throughput::Bytes(bytes.len() as u64));
+            g.bench_function(format!("std_{name}/{len}"), |b| {
+                b.iter(|| std::str::from_utf8(black_box(bytes)).is_ok())
+            });
+            g.bench_function(format!("simdutf8_basic_{name}/{len}"), |b| {
+                b.iter(|| simdutf8::basic::from_utf8(black_box(bytes)).is_ok())
+            });
+            g.bench_function(format!("simdutf8_compat_{name}/{len}"), |b| {
+                b.iter(|| simdutf8::compat::from_utf8(black_box(bytes)).is_ok())
+            });
+            g.bench_function(format!("validator_{name}/{len}"), |b| {
+                b.iter(|| {
+                    let mut v = Utf8Validator::new();
+                    v.feed(black_box(bytes)).unwrap();
+                    v.finish().unwrap();
+                })
+            });
+        }
+    }
     let ascii = "hello world, ".repeat(5000);
     let mixed = "héllo wörld ✓ 😀 ".repeat(3000);
     for (name, text) in [("ascii", &ascii), ("mixed", &mixed)] {
         g.throughput(Throughput::Bytes(text.len() as u64));
-        g.bench_function(format!("std_{name}"), |b| {
-            b.iter(|| std::str::from_utf8(black_box(text.as_bytes())).is_ok())
-        });
         g.bench_function(format!("incremental_{name}_4k_chunks"), |b| {
             b.iter(|| {
                 let mut v = Utf8Validator::new();

@@ -244,7 +244,7 @@ fn fast_path_on() -> bool {
 #[inline]
 fn single_frame_message(text: bool, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {
     Ok(if text {
-        let s = std::str::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let s = super::utf8::from_utf8(payload).ok_or(ProtocolError::InvalidUtf8)?;
         Event::Text(Cow::Borrowed(s))
     } else {
         Event::Binary(Payload::Borrowed(payload))

@@ -414,6 +414,32 @@ fn utf8_fails_fast_per_fragment() {
     assert_eq!(evs, [Ev::Text(euro.to_vec())]);
 }
 
+/// Text long enough for the SIMD validator (64 bytes and more), in one
+/// frame and in fragments: valid multi-byte text arrives whole, and a bad
+/// byte anywhere in it ends the connection with 1007.
+#[test]
+fn long_text_is_validated_in_one_frame_and_in_fragments() {
+    let text = "héllo wörld ✓ 😀 ".repeat(6);
+    let t = text.as_bytes();
+    assert!(t.len() >= super::utf8::SIMD_MIN * 2);
+    let (evs, _, _) = run_all(&server, &cf(true, 0, 1, t));
+    assert_eq!(evs, [Ev::Text(t.to_vec())]);
+    let (a, b) = t.split_at(t.len() / 2 + 1); // inside a code point
+    let (evs, _, _) = run_all(&server, &cat(&[cf(false, 0, 1, a), cf(true, 0, 0, b)]));
+    assert_eq!(evs, [Ev::Text(t.to_vec())]);
+    for at in [0, 63, 64, 100, t.len() - 1] {
+        let mut bad = t.to_vec();
+        bad[at] = 0xFF;
+        let (evs, out, _) = run_all(&server, &cf(true, 0, 1, &bad));
+        assert_eq!(evs, [Ev::Err(ProtocolError::InvalidUtf8)], "byte {at}");
+        assert_eq!(err_code(&evs), Some(1007));
+        assert_eq!(&out[..4], &[0x88, 0x02, 0x03, 0xEF], "close 1007 sent");
+        // Fragmented, the fragment with the bad byte fails without a final one.
+        let (evs, _, _) = run_all(&server, &cf(false, 0, 1, &bad));
+        assert_eq!(evs, [Ev::Err(ProtocolError::InvalidUtf8)], "fragment {at}");
+    }
+}
+
 #[test]
 fn size_limits_checked_from_the_header() {
     let cfg = SessionConfig {

@@ -1,8 +1,47 @@
-//! Incremental UTF-8 validation for fragmented (and inflated) text messages.
+//! UTF-8 validation for text messages: [`from_utf8`] for a whole message
+//! that arrived in one frame, [`Utf8Validator`] for text split across
+//! frames or inflate chunks, where a code point may straddle two calls.
 //!
-//! Whole single-frame messages are checked with `std::str::from_utf8`
-//! directly; this type exists for text split across frames or inflate
-//! chunks, where a code point may straddle two calls.
+//! Both give `std::str::from_utf8`'s answers. Inputs of [`SIMD_MIN`] bytes
+//! or more go through `simdutf8` (AVX2 or SSE 4.2, chosen at run time;
+//! its `compat` flavour reports errors through std's own validator, so the
+//! error position and the "incomplete at the end" case are std's). Criterion,
+//! `cargo bench --bench protocol -- utf8`, pinned to one core: multi-byte
+//! text 1 KiB 806 -> 69 ns, 64 KiB 62.6 -> 4.5 µs; ASCII 1 KiB 41 -> 12 ns,
+//! 64 B 8.4 -> 4.4 ns. Below 64 bytes std is as fast or faster (32 B of
+//! ASCII 5.4 ns against 7.9), so short messages stay with std.
+
+/// From this many bytes on, validation goes through `simdutf8`.
+pub const SIMD_MIN: usize = 64;
+
+/// `std::str::from_utf8(bytes).ok()`, through `simdutf8` from
+/// [`SIMD_MIN`] bytes on.
+#[inline]
+pub fn from_utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.len() < SIMD_MIN {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        simdutf8::basic::from_utf8(bytes).ok()
+    }
+}
+
+/// On failure, `(valid_up_to, error_len)` as `std::str::Utf8Error` gives
+/// them: `error_len` is `None` when the input ends inside a code point
+/// whose bytes so far are a valid prefix.
+#[inline]
+fn check(bytes: &[u8]) -> Result<(), (usize, Option<usize>)> {
+    if bytes.len() < SIMD_MIN {
+        match std::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => Err((e.valid_up_to(), e.error_len())),
+        }
+    } else {
+        match simdutf8::compat::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) => Err((e.valid_up_to(), e.error_len())),
+        }
+    }
+}
 
 /// Streaming UTF-8 validator: 5 bytes of state (an incomplete code point
 /// carried between calls).
@@ -12,7 +51,9 @@
 /// they are fed, as Autobahn's 6.x "fail fast" cases want. This relies on
 /// `std::str::from_utf8`, which checks the second byte of a sequence
 /// against its lead's range before it reports "incomplete input"
-/// (`Utf8Error::error_len() == None`).
+/// (`Utf8Error::error_len() == None`); `simdutf8::compat` hands its
+/// errors to std's validator from the failing block on, so long chunks
+/// report the same.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Utf8Validator {
     pending: [u8; 4],
@@ -59,12 +100,12 @@ impl Utf8Validator {
                 Err(_) => return Err(()),
             }
         }
-        match std::str::from_utf8(bytes) {
-            Ok(_) => Ok(()),
-            Err(e) => match e.error_len() {
+        match check(bytes) {
+            Ok(()) => Ok(()),
+            Err((valid_up_to, error_len)) => match error_len {
                 Some(_) => Err(()),
                 None => {
-                    let tail = &bytes[e.valid_up_to()..];
+                    let tail = &bytes[valid_up_to..];
                     self.pending[..tail.len()].copy_from_slice(tail);
                     self.len = tail.len() as u8;
                     Ok(())
@@ -214,6 +255,70 @@ mod tests {
         assert!(v.finish().is_err());
         assert!(v.feed(b"\xBF\xBF").is_ok());
         assert!(v.finish().is_ok());
+    }
+
+    /// Every vector above, inside long text (so the whole input is at least
+    /// [`SIMD_MIN`] bytes and goes through simdutf8) at every offset across
+    /// a 64-byte block boundary, whole and split at every point around it.
+    #[test]
+    fn long_inputs_agree_with_std_at_every_offset() {
+        let vectors: &[&[u8]] = &[
+            b"\xC2\xB5",
+            b"\xF0\x9D\x84\x9E",
+            b"\xEF\xBF\xBD",
+            b"\xED\xA0\x80",
+            b"\xF4\x90\x80\x80",
+            b"\xC0\xAF",
+            b"\xE0\x80\xAF",
+            b"\x80",
+            b"\xFF",
+            b"\xF5",
+            b"\xC2",
+            b"\xE0\xA0",
+            b"\xF0\x90\x80",
+            b"\xF4\x90",
+            b"\xED\xA0",
+        ];
+        let fill = "héllo wörld ✓ 😀 ascii-run-of-plain-text ".repeat(8);
+        let fill = fill.as_bytes();
+        for v in vectors {
+            for at in 0..=140usize {
+                // Text before `at` cut back to a code point boundary.
+                let mut pre = at.min(fill.len());
+                while pre > 0 && (fill[pre] & 0xC0) == 0x80 {
+                    pre -= 1;
+                }
+                for tail in [0usize, 1, 70] {
+                    let mut b = fill[..pre].to_vec();
+                    b.extend_from_slice(v);
+                    b.extend(std::iter::repeat_n(b'x', tail));
+                    let expect = std::str::from_utf8(&b).is_ok();
+                    assert_eq!(
+                        from_utf8(&b).is_some(),
+                        expect,
+                        "from_utf8 {at} {tail} {v:02x?}"
+                    );
+                    assert_eq!(whole(&b), expect, "whole {at} {tail} {v:02x?}");
+                    // Split around the vector: before it, inside it, after it.
+                    for cut in pre.saturating_sub(2)..=(pre + v.len() + 1).min(b.len()) {
+                        let mut w = Utf8Validator::new();
+                        let ok = w.feed(&b[..cut]).is_ok()
+                            && w.feed(&b[cut..]).is_ok()
+                            && w.finish().is_ok();
+                        assert_eq!(ok, expect, "split {cut} of {at} {tail} {v:02x?}");
+                    }
+                    // A chunk of 64+ bytes that ends in a bad truncated prefix
+                    // fails when it is fed, not only at the end of the message.
+                    if tail == 0 && b.len() >= SIMD_MIN {
+                        let prefix_bad = std::str::from_utf8(&b)
+                            .err()
+                            .is_some_and(|e| e.error_len().is_some());
+                        let mut w = Utf8Validator::new();
+                        assert_eq!(w.feed(&b).is_err(), prefix_bad, "fail fast {at} {v:02x?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
