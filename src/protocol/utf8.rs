@@ -257,9 +257,10 @@ mod tests {
         assert!(v.finish().is_ok());
     }
 
-    /// Every vector above, inside long text (so the whole input is at least
-    /// [`SIMD_MIN`] bytes and goes through simdutf8) at every offset across
-    /// a 64-byte block boundary, whole and split at every point around it.
+    /// Valid and invalid sequences (complete, truncated, overlong,
+    /// surrogate, out of range) inside long text, so that the input is at
+    /// least [`SIMD_MIN`] bytes and goes through simdutf8, at every offset
+    /// across a 64-byte block boundary, whole and split around the sequence.
     #[test]
     fn long_inputs_agree_with_std_at_every_offset() {
         let vectors: &[&[u8]] = &[
