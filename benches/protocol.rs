@@ -3,7 +3,9 @@
 //! `cargo bench --bench protocol`; see benches/README.md for the
 //! end-to-end harness.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
+};
 
 use cyclone::http::request::{HeadLimits, HeadStatus, Request};
 use cyclone::protocol::deflate::{Deflater, Inflater};
@@ -92,6 +94,37 @@ fn utf8(c: &mut Criterion) {
                     v.feed(black_box(bytes)).unwrap();
                     v.finish().unwrap();
                 })
+            });
+        }
+    }
+    // A fragmented or compressed text message is checked as it arrives
+    // (the validator above) and then becomes a `String`: std's
+    // `String::from_utf8` (checks again in place) against `into_string`
+    // (simdutf8 and a copy when the text starts with non-ASCII), which is
+    // what `Session` does.
+    for (name, unit) in [("ascii", "hello world, "), ("mixed", "héllo wörld ✓ 😀 ")] {
+        for len in [64usize, 1024, 65536] {
+            let mut text = unit.repeat(len / unit.len() + 1);
+            let mut cut = len;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            let bytes = text.as_bytes();
+            g.throughput(Throughput::Bytes(bytes.len() as u64));
+            g.bench_function(format!("string_std_{name}/{len}"), |b| {
+                b.iter_batched(
+                    || bytes.to_vec(),
+                    |v| String::from_utf8(v).unwrap(),
+                    BatchSize::SmallInput,
+                )
+            });
+            g.bench_function(format!("string_into_{name}/{len}"), |b| {
+                b.iter_batched(
+                    || bytes.to_vec(),
+                    |v| cyclone::protocol::utf8::into_string(v).unwrap(),
+                    BatchSize::SmallInput,
+                )
             });
         }
     }

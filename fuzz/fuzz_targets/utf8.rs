@@ -1,9 +1,11 @@
-//! UTF-8 validation against std: `protocol::utf8::from_utf8` and
-//! `Utf8Validator` fed in chunks (simdutf8 from 64 bytes on, std below).
+//! UTF-8 validation against std: `protocol::utf8::from_utf8`,
+//! `into_string` and `Utf8Validator` fed in chunks (simdutf8 from 64 bytes
+//! on, std below).
 //!
 //! Input: byte 0 seeds the chunking, the rest is the text.
 //!
-//! Invariants: `from_utf8` is `Some` exactly when std accepts the input;
+//! Invariants: `from_utf8` is `Some` exactly when std accepts the input,
+//! and `into_string` gives what `String::from_utf8` gives;
 //! the validator accepts the whole input (every chunk, then `finish`)
 //! exactly when std does; when it rejects a chunk, the bytes fed so far
 //! are already invalid for std (not merely an incomplete code point), so
@@ -12,7 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use cyclone::protocol::utf8::{from_utf8, Utf8Validator};
+use cyclone::protocol::utf8::{from_utf8, into_string, Utf8Validator};
 
 #[path = "../common/split.rs"]
 mod split;
@@ -23,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let std_ok = std::str::from_utf8(text).is_ok();
     assert_eq!(from_utf8(text).is_some(), std_ok);
+    assert_eq!(
+        into_string(text.to_vec()),
+        String::from_utf8(text.to_vec()).ok()
+    );
 
     let mut v = Utf8Validator::new();
     let mut fed = 0;

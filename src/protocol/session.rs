@@ -628,9 +628,10 @@ impl Session {
         self.msg = Msg::None;
         self.charged = 0;
         Ok(Some(if kind == Msg::Text {
-            // Validated fragment by fragment above; `String::from_utf8`
-            // checks once more rather than trusting that with `unsafe`.
-            let s = String::from_utf8(body).map_err(|_| ProtocolError::InvalidUtf8)?;
+            // Validated fragment by fragment above; making the `String`
+            // checks once more (fast; see `into_string`) rather than
+            // trusting that with `unsafe`.
+            let s = super::utf8::into_string(body).ok_or(ProtocolError::InvalidUtf8)?;
             Event::Text(Cow::Owned(s))
         } else {
             Event::Binary(Payload::Owned(body))

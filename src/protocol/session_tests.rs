@@ -569,7 +569,13 @@ fn compressed_round_trip_both_ways() {
     for nct in [false, true] {
         let (mut c, mut s) = deflate_pair(nct);
         for i in 0..100 {
-            let msg = format!("message {i}: {}", "hello world ".repeat(i % 10));
+            // ASCII and multi-byte text, below and above utf8::SIMD_MIN.
+            let unit = if i % 2 == 0 {
+                "hello world "
+            } else {
+                "héllo wörld ✓ 😀 "
+            };
+            let msg = format!("message {i}: {}", unit.repeat(i % 10));
             let mut wire = Vec::new();
             c.send_message(OpCode::Text, msg.as_bytes(), &mut wire)
                 .unwrap();
