@@ -64,19 +64,28 @@ fn mask(c: &mut Criterion) {
     g.finish();
 }
 
+/// ASCII and multi-byte text (two-, three- and four-byte code points).
+const TEXT_UNITS: [(&str, &str); 2] = [("ascii", "hello world, "), ("mixed", "héllo wörld ✓ 😀 ")];
+
+/// `unit` repeated to at most `len` bytes, cut at a character boundary.
+fn text_of(unit: &str, len: usize) -> String {
+    let mut text = unit.repeat(len / unit.len() + 1);
+    let mut cut = len;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text
+}
+
 fn utf8(c: &mut Criterion) {
     let mut g = c.benchmark_group("utf8");
     // Whole messages of the sizes the end-to-end scenarios send (32 B in b,
     // 1 KiB in g) and a large one: std's validator against simdutf8's two
     // flavours (`basic`: valid or not; `compat`: std's error details).
-    for (name, unit) in [("ascii", "hello world, "), ("mixed", "héllo wörld ✓ 😀 ")] {
+    for (name, unit) in TEXT_UNITS {
         for len in [32usize, 64, 128, 1024, 65536] {
-            let mut text = unit.repeat(len / unit.len() + 1);
-            let mut cut = len;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
+            let text = text_of(unit, len);
             let bytes = text.as_bytes();
             g.throughput(Throughput::Bytes(bytes.len() as u64));
             g.bench_function(format!("std_{name}/{len}"), |b| {
@@ -102,14 +111,9 @@ fn utf8(c: &mut Criterion) {
     // `String::from_utf8` (checks again in place) against `into_string`
     // (simdutf8 and a copy when the text starts with non-ASCII), which is
     // what `Session` does.
-    for (name, unit) in [("ascii", "hello world, "), ("mixed", "héllo wörld ✓ 😀 ")] {
+    for (name, unit) in TEXT_UNITS {
         for len in [64usize, 1024, 65536] {
-            let mut text = unit.repeat(len / unit.len() + 1);
-            let mut cut = len;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
+            let text = text_of(unit, len);
             let bytes = text.as_bytes();
             g.throughput(Throughput::Bytes(bytes.len() as u64));
             g.bench_function(format!("string_std_{name}/{len}"), |b| {
