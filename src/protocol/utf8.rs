@@ -3,7 +3,7 @@
 //! frames or inflate chunks, where a code point may straddle two calls,
 //! and [`into_string`] to turn such a message into a `String`.
 //!
-//! Both give `std::str::from_utf8`'s answers. Inputs of [`SIMD_MIN`] bytes
+//! All three give std's answers. Inputs of [`SIMD_MIN`] bytes
 //! or more go through `simdutf8` (AVX2 or SSE 4.2, chosen at run time;
 //! its `compat` flavour reports errors through std's own validator, so the
 //! error position and the "incomplete at the end" case are std's). Criterion,
