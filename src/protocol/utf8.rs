@@ -40,7 +40,7 @@ pub fn from_utf8(bytes: &[u8]) -> Option<&str> {
 /// 64 KiB 1.31 -> 2.21 µs).
 pub fn into_string(bytes: Vec<u8>) -> Option<String> {
     if bytes.len() >= SIMD_MIN && !bytes[..SIMD_MIN].is_ascii() {
-        simdutf8::basic::from_utf8(&bytes).ok().map(str::to_owned)
+        from_utf8(&bytes).map(str::to_owned)
     } else {
         String::from_utf8(bytes).ok()
     }
