@@ -452,10 +452,10 @@ impl Lexer<'_> {
 /// Parses a `Sec-WebSocket-Extensions` value (RFC 6455 §9.1 over RFC 7230
 /// token / quoted-string): `ext; p1; p2=v, ext2`. Empty list elements are
 /// skipped (RFC 7230 §7); anything else malformed is `Err(())`.
-#[allow(clippy::result_unit_err)]
 ///
 /// # Errors
 /// `Err(())` when the value does not follow the RFC 7230 token / quoted-string grammar.
+#[allow(clippy::result_unit_err)]
 pub fn parse_extensions(value: &[u8]) -> Result<Vec<ExtensionOffer>, ()> {
     let mut lx = Lexer { s: value, i: 0 };
     let mut offers = Vec::new();
