@@ -1,8 +1,11 @@
-//! The floor for the shared harness's scenarios a and f: the fewest
+//! The floor for the shared harness's scenarios a, b, e and f: the fewest
 //! instructions a server can spend around the same system calls cyclone
-//! makes. It trusts its peer (the loadgen): no validation, no UTF-8 check,
-//! no limits, no timers, no handler objects, no slab generations. Not a
-//! WebSocket server anyone should run; see benches/README.md, "The floor".
+//! makes (`TCP_DEFER_ACCEPT`, the request read right after `accept`, one
+//! read per readiness unless the buffer filled, writable interest only
+//! while the kernel refuses bytes, the close reply then `close()`). It
+//! trusts its peer (the loadgen): no validation, no UTF-8 check, no limits,
+//! no timers, no handler objects, no slab generations. Not a WebSocket
+//! server anyone should run; see benches/README.md, "The floor".
 //!
 //!   floor --port PORT
 //!
@@ -31,6 +34,25 @@ struct Conn {
     kind: Kind,
     inb: Vec<u8>,
     out: Vec<u8>,
+    /// Registered for writable readiness too (only while `out` holds bytes
+    /// the kernel refused).
+    writable: bool,
+}
+
+/// Asks for writable readiness while `out` holds refused bytes, and stops
+/// asking once it is empty.
+fn interest(r: &mio::Registry, c: &mut Conn, id: usize) -> io::Result<()> {
+    let want = !c.out.is_empty();
+    if want != c.writable {
+        c.writable = want;
+        let i = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        r.reregister(&mut c.s, Token(id), i)?;
+    }
+    Ok(())
 }
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -141,6 +163,91 @@ fn send_all(s: &mut TcpStream, data: &[u8], backlog: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Handles one chunk of input: the request head while in `Http`, then
+/// frames. Returns the bytes used and whether a close frame came.
+fn process(
+    kind: &mut Kind,
+    data: &mut [u8],
+    published: &mut Vec<u8>,
+    reply: &mut Vec<u8>,
+) -> (usize, bool) {
+    let mut used = 0;
+    if *kind == Kind::Http {
+        match find(data, b"\r\n\r\n") {
+            Some(end) => {
+                *kind = upgrade(&data[..end], reply);
+                used = end + 4;
+            }
+            None => return (0, false),
+        }
+    }
+    let rest = &mut data[used..];
+    let (n, close) = if *kind == Kind::Publish {
+        frames(rest, published, reply)
+    } else {
+        let mut ctrl = Vec::new();
+        let r = frames(rest, reply, &mut ctrl);
+        reply.extend_from_slice(&ctrl);
+        r
+    };
+    (used + n, close)
+}
+
+/// Reads until a short read (the socket is drained then), parsing in place
+/// in `buf` and keeping only an incomplete tail in `c.inb`. Returns whether
+/// the connection is done.
+fn on_readable(c: &mut Conn, buf: &mut [u8], published: &mut Vec<u8>, reply: &mut Vec<u8>) -> bool {
+    loop {
+        let n = match c.s.read(buf) {
+            Ok(0) => return true,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        };
+        reply.clear();
+        let close = if c.inb.is_empty() {
+            let (used, close) = process(&mut c.kind, &mut buf[..n], published, reply);
+            c.inb.extend_from_slice(&buf[used..n]);
+            close
+        } else {
+            c.inb.extend_from_slice(&buf[..n]);
+            let (used, close) = process(&mut c.kind, &mut c.inb, published, reply);
+            c.inb.drain(..used);
+            close
+        };
+        if !reply.is_empty() && !send_all(&mut c.s, reply, &mut c.out) {
+            return true;
+        }
+        // After our close reply, `close()` at once (the server closes first).
+        if close {
+            return true;
+        }
+        if n < buf.len() {
+            return false;
+        }
+    }
+}
+
+/// `TCP_DEFER_ACCEPT` as cyclone sets it: accept only once the request
+/// has arrived, so the first read after `accept` finds it.
+fn defer_accept(l: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = 1;
+    // SAFETY: `l` is an open socket for the whole call; the value points to
+    // a live `c_int` and the length is its size; the kernel keeps no pointer.
+    let r = unsafe {
+        libc::setsockopt(
+            l.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "TCP_DEFER_ACCEPT");
+}
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let port = args
@@ -149,7 +256,10 @@ fn main() -> io::Result<()> {
         .and_then(|i| args.get(i + 1))
         .map_or(9000, |p| p.parse().expect("port"));
     let mut poll = Poll::new()?;
-    let mut lis = TcpListener::bind(([127, 0, 0, 1], port).into())?;
+    let std_lis = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    defer_accept(&std_lis);
+    std_lis.set_nonblocking(true)?;
+    let mut lis = TcpListener::from_std(std_lis);
     poll.registry()
         .register(&mut lis, LISTENER, Interest::READABLE)?;
     let mut conns: Vec<Option<Conn>> = Vec::new();
@@ -158,7 +268,8 @@ fn main() -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 256 * 1024];
     let mut published: Vec<u8> = Vec::new();
-    let mut scratch: Vec<u8> = Vec::new();
+    let mut reply: Vec<u8> = Vec::new();
+    let mut done: Vec<usize> = Vec::new();
     loop {
         poll.poll(&mut events, None)?;
         for ev in events.iter() {
@@ -169,17 +280,25 @@ fn main() -> io::Result<()> {
                         conns.push(None);
                         conns.len() - 1
                     });
-                    poll.registry().register(
-                        &mut s,
-                        Token(id),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )?;
-                    conns[id] = Some(Conn {
+                    poll.registry()
+                        .register(&mut s, Token(id), Interest::READABLE)?;
+                    let mut c = Conn {
                         s,
                         kind: Kind::Http,
                         inb: Vec::new(),
                         out: Vec::new(),
-                    });
+                        writable: false,
+                    };
+                    // The request is usually there already (deferred accept).
+                    if on_readable(&mut c, &mut buf, &mut published, &mut reply) {
+                        free.push(id);
+                        continue;
+                    }
+                    if c.kind == Kind::Broadcast {
+                        subs.push(id);
+                    }
+                    interest(poll.registry(), &mut c, id)?;
+                    conns[id] = Some(c);
                 }
                 continue;
             }
@@ -187,72 +306,42 @@ fn main() -> io::Result<()> {
             let Some(c) = conns[id].as_mut() else {
                 continue;
             };
+            let was_http = c.kind == Kind::Http;
             let mut dead = false;
             if ev.is_writable() && !c.out.is_empty() {
                 let pending = std::mem::take(&mut c.out);
                 dead |= !send_all(&mut c.s, &pending, &mut c.out);
             }
-            if ev.is_readable() {
-                loop {
-                    match c.s.read(&mut buf) {
-                        Ok(0) => {
-                            dead = true;
-                            break;
-                        }
-                        Ok(n) => c.inb.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => {
-                            dead = true;
-                            break;
-                        }
-                    }
-                }
-                scratch.clear();
-                if c.kind == Kind::Http {
-                    if let Some(end) = find(&c.inb, b"\r\n\r\n") {
-                        c.kind = upgrade(&c.inb[..end], &mut scratch);
-                        c.inb.drain(..end + 4);
-                        if c.kind == Kind::Broadcast {
-                            subs.push(id);
-                        }
-                    }
-                }
-                let mut close = false;
-                if c.kind != Kind::Http && !c.inb.is_empty() {
-                    let (used, cl) = if c.kind == Kind::Publish {
-                        frames(&mut c.inb, &mut published, &mut scratch)
-                    } else {
-                        let mut ctrl = Vec::new();
-                        let r = frames(&mut c.inb, &mut scratch, &mut ctrl);
-                        scratch.extend_from_slice(&ctrl);
-                        r
-                    };
-                    c.inb.drain(..used);
-                    close = cl;
-                }
-                if !scratch.is_empty() {
-                    dead |= !send_all(&mut c.s, &scratch, &mut c.out);
-                }
-                dead |= close;
+            if ev.is_readable() && !dead {
+                dead = on_readable(c, &mut buf, &mut published, &mut reply);
+            }
+            if was_http && c.kind == Kind::Broadcast {
+                subs.push(id);
             }
             if dead {
-                if let Some(c) = conns[id].take() {
-                    free.push(id);
-                    if c.kind == Kind::Broadcast {
-                        subs.retain(|&s| s != id);
-                    }
+                done.push(id);
+            } else {
+                interest(poll.registry(), c, id)?;
+            }
+        }
+        for id in done.drain(..) {
+            if let Some(c) = conns[id].take() {
+                free.push(id);
+                if c.kind == Kind::Broadcast {
+                    subs.retain(|&s| s != id);
                 }
             }
         }
         if !published.is_empty() {
+            let r = poll.registry();
             subs.retain(|&id| match conns[id].as_mut() {
                 Some(c) => {
-                    send_all(&mut c.s, &published, &mut c.out) || {
-                        conns[id] = None;
-                        free.push(id);
-                        false
+                    if send_all(&mut c.s, &published, &mut c.out) && interest(r, c, id).is_ok() {
+                        return true;
                     }
+                    conns[id] = None;
+                    free.push(id);
+                    false
                 }
                 None => false,
             });
