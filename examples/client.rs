@@ -102,7 +102,12 @@ fn main() {
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 match line {
-                    Ok(l) => handle.add_callback(move || deliver(Some(l))),
+                    Ok(l) => {
+                        // False once the loop has ended: stop reading.
+                        if !handle.add_callback(move || deliver(Some(l))) {
+                            break;
+                        }
+                    }
                     Err(_) => break,
                 }
             }

@@ -70,7 +70,7 @@ pub fn shutdown(grace: Duration) {
     let lp = IOLoop::current();
     lp.set_shutting_down(true);
     lp.shutdown_all();
-    let deadline = lp.time() + grace;
+    let deadline = lp.deadline_after(grace);
     fn check(deadline: std::time::Instant) {
         let lp = IOLoop::current();
         let draining = http::server::Draining::listeners(&lp);

@@ -47,7 +47,31 @@ impl IOLoop {
         // drain moves them here, locking only when something is pending.
         self.drain_shared_callbacks();
         let ids = std::mem::take(&mut *self.inner.ready_local.borrow_mut());
-        for id in ids {
+        /// If a task panics while polled (the panic unwinds out of `start`):
+        /// frees its slot, and queues the tasks after it again so they are
+        /// not forgotten. Forgotten on the normal path, so it costs nothing.
+        struct Unwinding<'a> {
+            lp: &'a IOLoop,
+            ids: &'a [usize],
+            at: usize,
+        }
+        impl Drop for Unwinding<'_> {
+            fn drop(&mut self) {
+                let id = self.ids[self.at];
+                let mut tasks = self.lp.inner.tasks.borrow_mut();
+                if tasks.contains(id) {
+                    tasks.remove(id);
+                }
+                drop(tasks);
+                let rest = &self.ids[self.at + 1..];
+                self.lp
+                    .inner
+                    .ready_local
+                    .borrow_mut()
+                    .extend_from_slice(rest);
+            }
+        }
+        for (at, &id) in ids.iter().enumerate() {
             let task = self
                 .inner
                 .tasks
@@ -56,7 +80,14 @@ impl IOLoop {
                 .and_then(Option::take);
             let Some(mut task) = task else { continue };
             let mut cx = Context::from_waker(&task.waker);
-            match task.future.as_mut().poll(&mut cx) {
+            let unwinding = Unwinding {
+                lp: self,
+                ids: &ids,
+                at,
+            };
+            let poll = task.future.as_mut().poll(&mut cx);
+            std::mem::forget(unwinding);
+            match poll {
                 Poll::Ready(()) => {
                     let mut tasks = self.inner.tasks.borrow_mut();
                     if tasks.contains(id) {

@@ -17,9 +17,22 @@ pub(crate) struct Shared {
     pub(crate) polling: AtomicBool,
     /// Set when something was queued; cleared by the loop when it drains.
     pub(crate) pending: AtomicBool,
+    /// The loop is gone (its thread ended or it was dropped): callbacks
+    /// sent to it are refused instead of piling up.
+    pub(crate) closed: AtomicBool,
 }
 
 impl Shared {
+    /// Marks the loop gone and drops what was queued for it.
+    pub(crate) fn close(&self) {
+        let queued = {
+            let mut q = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+            self.closed.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *q)
+        };
+        drop(queued);
+    }
+
     pub(crate) fn notify(&self) {
         self.pending.store(true, Ordering::SeqCst);
         if self.polling.load(Ordering::SeqCst) {
@@ -39,14 +52,23 @@ pub struct IOLoopHandle {
 }
 
 impl IOLoopHandle {
-    /// Runs `f` on the loop's thread at its next iteration.
-    pub fn add_callback(&self, f: impl FnOnce() + Send + 'static) {
-        self.shared
-            .callbacks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Box::new(f));
+    /// Runs `f` on the loop's thread at its next iteration. Returns false,
+    /// dropping `f`, if the loop is gone (its thread ended, or the loop was
+    /// dropped): Tornado raises "IOLoop is closing" there.
+    pub fn add_callback(&self, f: impl FnOnce() + Send + 'static) -> bool {
+        {
+            let mut q = self
+                .shared
+                .callbacks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if self.shared.closed.load(Ordering::SeqCst) {
+                return false;
+            }
+            q.push(Box::new(f));
+        }
         self.shared.notify();
+        true
     }
 
     /// Asks the loop to stop: `start()` returns after the current iteration.

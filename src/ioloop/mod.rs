@@ -108,8 +108,26 @@ pub struct IOLoop {
     pub(crate) inner: Rc<Inner>,
 }
 
+/// The thread's loop; when the thread ends, its handles refuse callbacks
+/// (the loop itself may live on in a reference cycle of its own timers).
+struct Current(RefCell<Option<IOLoop>>);
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        if let Some(lp) = self.0.get_mut().as_ref() {
+            lp.inner.shared.close();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<IOLoop>> = const { RefCell::new(None) };
+    static CURRENT: Current = const { Current(RefCell::new(None)) };
 }
 
 impl IOLoop {
@@ -126,7 +144,7 @@ impl IOLoop {
     /// during thread-local teardown too). For destructors.
     pub(crate) fn existing() -> Option<IOLoop> {
         CURRENT
-            .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+            .try_with(|c| c.0.try_borrow().ok().and_then(|c| c.clone()))
             .ok()
             .flatten()
     }
@@ -137,11 +155,11 @@ impl IOLoop {
     /// Creating the poller or its waker failed.
     pub fn try_current() -> io::Result<IOLoop> {
         CURRENT.with(|c| {
-            if let Some(lp) = c.borrow().as_ref() {
+            if let Some(lp) = c.0.borrow().as_ref() {
                 return Ok(lp.clone());
             }
             let lp = IOLoop::new()?;
-            *c.borrow_mut() = Some(lp.clone());
+            *c.0.borrow_mut() = Some(lp.clone());
             Ok(lp)
         })
     }
@@ -166,6 +184,7 @@ impl IOLoop {
                     stop: Default::default(),
                     polling: Default::default(),
                     pending: Default::default(),
+                    closed: Default::default(),
                 }),
                 tasks: RefCell::new(Slab::new()),
                 running: Cell::new(false),
@@ -200,14 +219,25 @@ impl IOLoop {
         }
     }
 
-    /// The loop's clock (Tornado's `IOLoop.time()`): refreshed once per
-    /// tick, plus whatever [`advance_clock`](Self::advance_clock) added.
+    /// The loop's clock (Tornado's `IOLoop.time()`): the monotonic clock
+    /// read now, plus whatever [`advance_clock`](Self::advance_clock) added.
+    /// Read fresh on every call (a vDSO read, tens of nanoseconds), so a
+    /// deadline set after slow work in a callback or handler counts from
+    /// when it was set, not from the start of the tick.
     pub fn time(&self) -> Instant {
+        self.refresh_clock();
         self.inner.now.get() + self.inner.clock_offset.get()
     }
 
     fn refresh_clock(&self) {
         self.inner.now.set(Instant::now());
+    }
+
+    /// `time() + d`, or a time about a century away when that does not fit
+    /// in an `Instant` (`Duration::MAX` means "never", as Tornado's
+    /// `timeout=None`; the poller caps its own sleep).
+    pub(crate) fn deadline_after(&self, d: Duration) -> Instant {
+        deadline_after(self.time(), d)
     }
 
     /// The instant the loop was created (connections keep deadlines as
@@ -232,17 +262,20 @@ impl IOLoop {
         self.inner.callbacks.borrow_mut().push_back(Box::new(f));
     }
 
-    /// Runs `f` after `delay` (loop clock).
+    /// Runs `f` after `delay` (loop clock), on an iteration after this one.
+    /// A delay too large for an `Instant` (`Duration::MAX`) never comes due.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimeoutHandle {
-        self.call_at(self.time() + delay, f)
+        self.call_at(self.deadline_after(delay), f)
     }
 
-    /// Runs `f` at `when` (loop clock).
+    /// Runs `f` at `when` (loop clock), on an iteration after this one even
+    /// if `when` has passed.
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimeoutHandle {
         self.inner.timers.borrow_mut().insert(when, Box::new(f))
     }
 
-    /// Cancels a timer; returns whether it had not fired yet.
+    /// Cancels a timer; returns whether it had not fired yet (false for a
+    /// handle from another thread's loop).
     pub fn remove_timeout(&self, h: TimeoutHandle) -> bool {
         self.inner.timers.borrow_mut().cancel(h)
     }
@@ -255,6 +288,13 @@ impl IOLoop {
     // ---- running -----------------------------------------------------------
 
     /// Runs the loop until [`stop`](Self::stop) (or a handle's `stop`).
+    /// If `stop` was called while the loop was not running, returns at once
+    /// (Tornado: "the next call to start() will return immediately").
+    ///
+    /// A panic in a callback, timer or task unwinds out of `start` (a panic
+    /// is a bug; connection handlers are the exception: their panics close
+    /// only their own connection with 1011). The loop stays usable: what was
+    /// still queued runs when it is started again.
     ///
     /// # Panics
     /// If the loop is already running (a nested `start` from a callback).
@@ -263,17 +303,23 @@ impl IOLoop {
             !self.inner.running.get(),
             "IOLoop::start called while the loop is running"
         );
-        self.inner.stopped.set(false);
+        /// Marks the loop stopped however `start` ends, unwinding included.
+        struct Running<'a>(&'a Inner);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.running.set(false);
+                self.0.stopped.set(false);
+                self.0.shared.stop.store(false, Ordering::SeqCst);
+            }
+        }
         self.inner.running.set(true);
+        let _running = Running(&self.inner);
         while !self.stop_requested() {
             if let Err(e) = self.tick(None) {
                 log::error!("IOLoop poll failed: {e}");
                 break;
             }
         }
-        self.inner.running.set(false);
-        self.inner.stopped.set(false);
-        self.inner.shared.stop.store(false, Ordering::SeqCst);
     }
 
     fn stop_requested(&self) -> bool {
@@ -315,10 +361,12 @@ impl IOLoop {
                 None => break,
             }
         }
-        // Due timers, earliest first.
+        // Due timers, earliest first; timers set from here on wait for the
+        // next iteration.
         let now = self.time();
+        let before = inner.timers.borrow().next_seq();
         loop {
-            let cb = inner.timers.borrow_mut().pop_due(now);
+            let cb = inner.timers.borrow_mut().pop_due(now, before);
             match cb {
                 Some(cb) => cb(),
                 None => break,
@@ -534,6 +582,13 @@ impl Inner {
     fn pending_ready(&self) -> std::cell::RefMut<'_, Vec<usize>> {
         self.ready_local.borrow_mut()
     }
+}
+
+/// `base + d`, or about a century after `base` when that does not fit.
+pub(crate) fn deadline_after(base: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    base.checked_add(d)
+        .unwrap_or_else(|| base.checked_add(CENTURY).unwrap_or(base))
 }
 
 /// Runs `future` on the current thread's loop (Tornado's `IOLoop.spawn_callback`

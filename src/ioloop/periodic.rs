@@ -2,12 +2,17 @@
 //! previous *scheduled* time (not from when the callback ran), so lateness
 //! does not accumulate; missed periods are skipped, not run in a burst
 //! (Tornado's behaviour).
+//!
+//! While started, the loop's pending timer owns the state, as Tornado's
+//! loop keeps a started `PeriodicCallback` alive:
+//! `PeriodicCallback::new(f, d).start();` as a statement keeps calling `f`.
+//! Keep a clone to [`stop`](PeriodicCallback::stop) it.
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{IOLoop, TimeoutHandle};
+use super::{deadline_after, IOLoop, TimeoutHandle};
 
 struct State {
     callback: RefCell<Box<dyn FnMut()>>,
@@ -17,7 +22,9 @@ struct State {
     handle: Cell<Option<TimeoutHandle>>,
 }
 
-/// Calls a function periodically on the current thread's loop.
+/// Calls a function periodically on the current thread's loop. Clones
+/// control the same callback; dropping them does not stop it (the loop's
+/// timer keeps it alive until [`stop`](Self::stop)).
 #[derive(Clone)]
 pub struct PeriodicCallback {
     state: Rc<State>,
@@ -65,24 +72,32 @@ impl PeriodicCallback {
     }
 }
 
-/// The next deadline after `prev` that is later than `now`.
+/// The next deadline after `prev` that is later than `now`: `prev` plus a
+/// whole number of intervals (however many were missed; computed in 128
+/// bits, so no count of missed periods wraps around into a burst).
 pub(crate) fn next_tick(prev: Instant, interval: Duration, now: Instant) -> Instant {
-    let mut next = prev + interval;
-    if next <= now {
-        let behind = now - next;
-        let skip = behind.as_nanos() / interval.as_nanos() + 1;
-        next += interval * skip as u32;
+    let next = deadline_after(prev, interval);
+    if next > now {
+        return next;
     }
-    next
+    let behind = now - next;
+    let step = interval.as_nanos();
+    let skip_ns = (behind.as_nanos() / step + 1) * step;
+    let skip = Duration::new(
+        (skip_ns / 1_000_000_000).min(u64::MAX as u128) as u64,
+        (skip_ns % 1_000_000_000) as u32,
+    );
+    deadline_after(next, skip)
 }
 
 fn schedule(state: &Rc<State>, lp: &IOLoop) {
-    let prev = state.next.get().unwrap_or_else(|| lp.time());
-    let next = next_tick(prev, state.interval, lp.time());
+    let now = lp.time();
+    let prev = state.next.get().unwrap_or(now);
+    let next = next_tick(prev, state.interval, now);
     state.next.set(Some(next));
-    let weak: Weak<State> = Rc::downgrade(state);
+    let state2 = state.clone();
     let h = lp.call_at(next, move || {
-        let Some(state) = weak.upgrade() else { return };
+        let state = state2;
         if !state.running.get() {
             return;
         }
@@ -90,7 +105,9 @@ fn schedule(state: &Rc<State>, lp: &IOLoop) {
         if let Ok(mut cb) = state.callback.try_borrow_mut() {
             cb();
         }
-        if state.running.get() {
+        // Not if the callback stopped and restarted it: `start` scheduled
+        // a timer already, and a second one would double the rate.
+        if state.running.get() && state.handle.get().is_none() {
             schedule(&state, &IOLoop::current());
         }
     });

@@ -144,8 +144,25 @@ impl IOLoop {
     }
 
     pub(super) fn dispatch(&self, id: ConnId, r: Readiness) {
+        /// If `ready` panics (a user `Pollable`; connection handlers catch
+        /// their own), the item is dropped by the unwinding: free its slot
+        /// too, so the registration does not stay "busy" forever. Forgotten
+        /// on the normal path, so it costs nothing.
+        struct Unwinding<'a>(&'a IOLoop, ConnId);
+        impl Drop for Unwinding<'_> {
+            fn drop(&mut self) {
+                self.0.remove(self.1);
+                self.0
+                    .inner
+                    .deferred
+                    .borrow_mut()
+                    .retain(|(d, _)| *d != self.1);
+            }
+        }
         if let Some(mut item) = self.take(id) {
+            let unwinding = Unwinding(self, id);
             let action = item.ready(self, id, r);
+            std::mem::forget(unwinding);
             self.put_back(id, item, action);
         }
     }

@@ -6,19 +6,37 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-/// Handle returned by `call_later`/`call_at`, for `remove_timeout`.
+/// Handle returned by `call_later`/`call_at`, for `remove_timeout`. It names
+/// its loop too: given to another loop's `remove_timeout` it cancels nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TimeoutHandle(pub(crate) u64);
+pub struct TimeoutHandle {
+    queue: u32,
+    seq: u64,
+}
 
 pub(crate) type TimerCallback = Box<dyn FnOnce()>;
 
-#[derive(Default)]
 pub(crate) struct TimerQueue {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     live: HashMap<u64, TimerCallback>,
     next_seq: u64,
+    /// Which queue (loop) this is, for the handles it gives out.
+    id: u32,
+}
+
+impl Default for TimerQueue {
+    fn default() -> Self {
+        static NEXT_QUEUE: AtomicU32 = AtomicU32::new(0);
+        TimerQueue {
+            heap: BinaryHeap::new(),
+            live: HashMap::new(),
+            next_seq: 0,
+            id: NEXT_QUEUE.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 impl TimerQueue {
@@ -27,12 +45,19 @@ impl TimerQueue {
         self.next_seq += 1;
         self.heap.push(Reverse((deadline, seq)));
         self.live.insert(seq, cb);
-        TimeoutHandle(seq)
+        TimeoutHandle {
+            queue: self.id,
+            seq,
+        }
     }
 
-    /// Cancels a timer; returns whether it was still pending.
+    /// Cancels a timer; returns whether it was still pending (false for a
+    /// handle from another loop).
     pub(crate) fn cancel(&mut self, h: TimeoutHandle) -> bool {
-        let found = self.live.remove(&h.0).is_some();
+        if h.queue != self.id {
+            return false;
+        }
+        let found = self.live.remove(&h.seq).is_some();
         if self.heap.len() > 64 && self.heap.len() > 4 * self.live.len() {
             let live = &self.live;
             self.heap.retain(|Reverse((_, s))| live.contains_key(s));
@@ -51,12 +76,25 @@ impl TimerQueue {
         None
     }
 
-    /// Pops one timer due at `now`, earliest first (equal deadlines in
-    /// insertion order).
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimerCallback> {
+    /// The sequence number the next timer will get: timers inserted from
+    /// now on are at or above it.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Pops one timer due at `now` that was inserted before sequence number
+    /// `before`, earliest first (equal deadlines in insertion order). The
+    /// loop takes `before` from [`next_seq`](Self::next_seq) when it starts
+    /// running due timers, so a timer set by a timer callback — even
+    /// `call_later(0)` — waits for the next iteration instead of running in
+    /// the same pass, and a chain of them cannot starve callbacks and I/O
+    /// (Tornado and asyncio collect the due timers first, too). A newer
+    /// timer at the front stops the pass; older due ones behind it run on
+    /// the next iteration, which polls without sleeping.
+    pub(crate) fn pop_due(&mut self, now: Instant, before: u64) -> Option<TimerCallback> {
         loop {
             let Reverse((d, s)) = *self.heap.peek()?;
-            if d > now {
+            if d > now || s >= before {
                 return None;
             }
             self.heap.pop();

@@ -358,7 +358,7 @@ fn start_connect_to(
     let host = url.host.clone();
     let port = url.port;
     let hs = ClientHandshake {
-        deadline: lp.time() + opts.connect_timeout,
+        deadline: lp.deadline_after(opts.connect_timeout),
         url,
         opts,
         stream: None,
