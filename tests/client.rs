@@ -3,10 +3,12 @@
 //! listeners. Every test is bounded by a loop timer that panics.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::mpsc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use cyclone::http::Request;
@@ -375,8 +377,9 @@ fn forbidden_and_not_found_are_typed() {
 
 /// A raw server answering the handshake with `respond(key)` (after reading
 /// the request head); the receiver gets what the client sent afterwards
-/// (until EOF or 2 s).
-fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+/// (until EOF or 2 s) and whether the client closed the connection (EOF
+/// or reset) rather than keeping it open for those 2 s.
+fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<(Vec<u8>, bool)>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::channel();
@@ -400,13 +403,20 @@ fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u
             let _ = s.write_all(&respond(&key));
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let mut after = Vec::new();
-            while let Ok(n) = s.read(&mut b) {
-                if n == 0 {
-                    break;
+            let closed = loop {
+                match s.read(&mut b) {
+                    Ok(0) => break true,
+                    Ok(n) => after.extend_from_slice(&b[..n]),
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        break false
+                    }
+                    Err(_) => break true,
                 }
-                after.extend_from_slice(&b[..n]);
-            }
-            let _ = tx.send(after);
+            };
+            let _ = tx.send((after, closed));
         }
     });
     (addr, rx)
@@ -437,6 +447,117 @@ fn wrong_accept_key_is_typed() {
         matches!(res, Err(ConnectError::Handshake(HandshakeError::BadAccept))),
         "{res:?}"
     );
+}
+
+/// RFC 6455 §4.1: `Sec-WebSocket-Accept` must be there once with the
+/// right value; a second one (even a right one after a wrong one) fails
+/// the connection instead of the last one winning.
+#[test]
+fn duplicate_accept_header_fails_the_connection() {
+    let res = connect_raw(|key| {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_of(key)
+        )
+        .into()
+    });
+    assert!(
+        matches!(
+            res,
+            Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
+        ),
+        "{res:?}"
+    );
+    let res = connect_raw(|key| {
+        let a = accept_of(key);
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Accept: {a}\r\n\r\n"
+        )
+        .into()
+    });
+    assert!(
+        matches!(
+            res,
+            Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
+        ),
+        "{res:?}"
+    );
+}
+
+/// Dropping the `websocket_connect` future before the handshake completes
+/// (here under a timeout) abandons the attempt: the socket is closed and
+/// no connection is left open with nobody to read it.
+#[test]
+fn dropping_the_connect_future_abandons_the_attempt() {
+    // Answers 300 ms after the request: after the client gave up.
+    let (addr, seen) = raw_server(|key| {
+        std::thread::sleep(Duration::from_millis(300));
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_of(key)
+        )
+        .into()
+    });
+    watchdog(Duration::from_secs(10));
+    let lp = IOLoop::current();
+    let gave_up = lp.run_sync(async move {
+        let url = format!("ws://{addr}/");
+        let mut connect = Box::pin(websocket_connect(&url));
+        let mut timeout = Box::pin(cyclone::ioloop::sleep(Duration::from_millis(100)));
+        let gave_up = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = connect.as_mut().poll(cx) {
+                return Poll::Ready(r.map(|_| ()).map_err(|e| e.to_string()));
+            }
+            timeout
+                .as_mut()
+                .poll(cx)
+                .map(|()| Err("timeout".to_owned()))
+        })
+        .await;
+        drop(connect);
+        // Past the server's answer.
+        cyclone::ioloop::sleep(Duration::from_millis(600)).await;
+        gave_up
+    });
+    assert_eq!(gave_up, Err("timeout".to_owned()));
+    assert_eq!(lp.registrations(), 0, "the connection lives on");
+    let (sent, closed) = seen.recv_timeout(Duration::from_secs(5)).expect("server");
+    assert!(closed, "client kept the connection open (sent {sent:?})");
+}
+
+/// The same when the handshake completed but the future was dropped before
+/// it was polled again: the unclaimed connection is closed with 1001.
+#[test]
+fn dropping_the_connect_future_closes_an_unclaimed_connection() {
+    let (addr, seen) = raw_server(|key| {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_of(key)
+        )
+        .into()
+    });
+    watchdog(Duration::from_secs(10));
+    IOLoop::current().run_sync(async move {
+        let url = format!("ws://{addr}/");
+        let mut connect = Box::pin(websocket_connect(&url));
+        // Started, with a waker that never wakes anyone: the result waits.
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(connect.as_mut().poll(&mut cx).is_pending());
+        cyclone::ioloop::sleep(Duration::from_millis(300)).await;
+        drop(connect);
+        cyclone::ioloop::sleep(Duration::from_millis(300)).await;
+    });
+    let (sent, _) = seen.recv_timeout(Duration::from_secs(5)).expect("server");
+    // A masked close frame carrying 1001.
+    assert!(sent.len() >= 8, "{sent:?}");
+    assert_eq!(sent[0], 0x88, "{sent:?}");
+    let key = &sent[2..6];
+    let code = [sent[6] ^ key[0], sent[7] ^ key[1]];
+    assert_eq!(u16::from_be_bytes(code), 1001);
 }
 
 #[test]
@@ -510,7 +631,7 @@ fn masked_server_frame_fails_connection() {
         assert_eq!(conn.read_message().await, None);
     });
     // The client answered with a masked close frame carrying 1002.
-    let sent = sent
+    let (sent, _) = sent
         .recv_timeout(Duration::from_secs(5))
         .expect("client bytes");
     assert!(sent.len() >= 8, "{sent:?}");

@@ -3,12 +3,15 @@
 
 mod util;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cyclone::http::Request;
+use cyclone::protocol::CompressionOptions;
 use cyclone::web::Application;
 use cyclone::websocket::{CloseReason, Message, WebSocket, WebSocketHandler, WebSocketSettings};
 use tungstenite::Message as TMsg;
@@ -22,7 +25,13 @@ enum Seen {
     Open(Vec<String>, Option<String>),
     Close(Option<u16>, Option<String>, Option<CloseReason>),
     Pong(Vec<u8>),
+    /// `ping` in `on_close` returned `Ok` (it must fail once closed).
+    PingedAfterClose,
 }
+
+/// How far `advance` moves the server loop's clock: past the 2^32 ms
+/// (~49.7 days) a connection's millisecond deadlines wrap at.
+const FIFTY_DAYS: Duration = Duration::from_secs(50 * 24 * 3600);
 
 struct Echo {
     tx: Sender<Seen>,
@@ -39,6 +48,21 @@ impl WebSocketHandler for Echo {
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
         match msg.as_text() {
             Some("close-me") => ws.close(Some(4001), "asked to"),
+            Some("close-reason-only") => ws.close(None, "no code"),
+            Some("close-then-panic") => {
+                ws.close(Some(4001), "asked to");
+                panic!("handler panic while closing");
+            }
+            // The loop has been up for 50 days (`advance_clock` is the
+            // loop's test hook for its clock).
+            Some("advance") => {
+                ws.io_loop().advance_clock(FIFTY_DAYS);
+                ws.write_message("advanced").unwrap();
+            }
+            Some("advance-close") => {
+                ws.io_loop().advance_clock(FIFTY_DAYS);
+                ws.close(Some(4001), "asked to");
+            }
             Some("ping-me") => ws.ping(b"srv").unwrap(),
             // A large message that is not an echo of the input.
             Some("big-me") => {
@@ -65,6 +89,9 @@ impl WebSocketHandler for Echo {
             ws.write_message("late").is_err(),
             "writes after close must fail"
         );
+        if ws.ping(b"late").is_ok() {
+            let _ = self.tx.send(Seen::PingedAfterClose);
+        }
         let _ = self.tx.send(Seen::Close(
             ws.close_code(),
             ws.close_reason().map(str::to_string),
@@ -385,6 +412,210 @@ fn close_timeout_drops_a_peer_that_never_answers() {
     }
 }
 
+/// With `ping_interval` set, the keep-alive must stop once we sent Close:
+/// its ping cannot be sent, so no pong deadline may cut `close_timeout`
+/// short (the peer here never answers the close).
+#[test]
+fn close_timeout_is_not_cut_short_by_an_unsent_keepalive_ping() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        ping_interval: Some(Duration::from_millis(200)),
+        close_timeout: Duration::from_millis(1500),
+        ..WebSocketSettings::default()
+    });
+    let mut s = raw_ws(&srv, "/ct");
+    s.write_all(&client_frame(true, 1, b"close-me")).unwrap();
+    let (_, op, _) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 0x8, "expected our close frame first");
+    let t0 = Instant::now();
+    // Never answer the close; keep the socket open.
+    let by = match next_close(&rx) {
+        Seen::Close(_, _, by) => by,
+        other => panic!("{other:?}"),
+    };
+    let after = t0.elapsed();
+    assert_eq!(
+        by,
+        Some(CloseReason::CloseTimeout),
+        "closed after {after:?}"
+    );
+    assert!(
+        after >= Duration::from_millis(1200),
+        "closed after {after:?}"
+    );
+    assert!(wait_closed(&mut s, Duration::from_secs(2)));
+}
+
+/// Deadlines are milliseconds of the loop's clock modulo 2^32: after ~49.7
+/// days of uptime the close timeout still gives the peer its time (it used
+/// to saturate, and every deadline was due at once).
+#[test]
+fn close_timeout_still_applies_after_50_days_of_uptime() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        close_timeout: Duration::from_secs(1),
+        ..WebSocketSettings::default()
+    });
+    let mut s = raw_ws(&srv, "/ct");
+    s.write_all(&client_frame(true, 1, b"advance-close"))
+        .unwrap();
+    let (_, op, _) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 0x8);
+    let t0 = Instant::now();
+    let by = match next_close(&rx) {
+        Seen::Close(_, _, by) => by,
+        other => panic!("{other:?}"),
+    };
+    let after = t0.elapsed();
+    assert_eq!(by, Some(CloseReason::CloseTimeout));
+    assert!(
+        after >= Duration::from_millis(700),
+        "peer got {after:?} to answer our close (close_timeout 1 s)"
+    );
+}
+
+/// The same on a healthy connection: after ~49.7 days of uptime a 10 s
+/// ping interval still pings every 10 s (at most one overdue ping right
+/// after the jump), and nothing is a ping timeout.
+#[test]
+fn ping_interval_still_applies_after_50_days_of_uptime() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        ping_interval: Some(Duration::from_secs(10)),
+        ..WebSocketSettings::default()
+    });
+    let mut ws = connect(&srv, "/alive");
+    ws.send(TMsg::text("advance")).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(2);
+    let (mut pings, mut advanced) = (0, false);
+    while Instant::now() < end {
+        match ws.read() {
+            Ok(TMsg::Ping(_)) => pings += 1,
+            Ok(TMsg::Text(t)) => advanced |= t.as_str() == "advanced",
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!(
+                "connection dropped: {e} ({:?})",
+                rx.try_iter().collect::<Vec<_>>()
+            ),
+        }
+    }
+    assert!(advanced);
+    assert!(pings <= 1, "{pings} pings in 2 s with a 10 s interval");
+}
+
+/// `ping` fails once the connection is closed, also when it ended without
+/// a close frame (the session never saw a close then): Tornado raises
+/// WebSocketClosedError.
+#[test]
+fn ping_fails_once_closed() {
+    let (srv, rx) = server();
+    let mut s = raw_ws(&srv, "/p");
+    s.write_all(&client_frame(true, 1, b"hi")).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap(), (true, 1, b"hi".to_vec()));
+    s.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(s);
+    let mut pinged = false;
+    let by = loop {
+        match next(&rx) {
+            Seen::PingedAfterClose => pinged = true,
+            Seen::Close(_, _, by) => break by,
+            _ => {}
+        }
+    };
+    assert_eq!(by, Some(CloseReason::Abnormal));
+    assert!(!pinged, "ws.ping() in on_close returned Ok(())");
+}
+
+/// Tornado's `close(None, reason)` sends 1000 with the reason (a reason
+/// cannot travel without a code).
+#[test]
+fn close_with_a_reason_and_no_code_sends_1000() {
+    let (srv, rx) = server();
+    let mut s = raw_ws(&srv, "/c");
+    s.write_all(&client_frame(true, 1, b"close-reason-only"))
+        .unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 0x8);
+    assert_eq!(p, b"\x03\xe8no code");
+    s.write_all(&client_frame(true, 8, &p[..2])).unwrap();
+    match next_close(&rx) {
+        Seen::Close(code, _, by) => assert_eq!((code, by), (Some(1000), Some(CloseReason::Local))),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A handler that panics after calling `close` keeps the reason the
+/// connection is closing for: the panic does not relabel it.
+#[test]
+fn a_panic_while_closing_keeps_the_first_close_reason() {
+    let (srv, rx) = server();
+    let mut s = raw_ws(&srv, "/c");
+    s.write_all(&client_frame(true, 1, b"close-then-panic"))
+        .unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &4001u16.to_be_bytes()[..]));
+    s.write_all(&client_frame(true, 8, &p[..2])).unwrap();
+    match next_close(&rx) {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::Local)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Echoes, negotiating permessage-deflate with options that change from
+/// one `get_compression_options` call to the next (compress every message
+/// first, then nothing at all): the connection must compress with the
+/// options it negotiated with, so they are asked for once.
+struct Fickle {
+    calls: std::cell::Cell<usize>,
+    total: Arc<AtomicUsize>,
+}
+
+impl WebSocketHandler for Fickle {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = ws.write_message(msg);
+    }
+    fn get_compression_options(&self) -> Option<CompressionOptions> {
+        self.total.fetch_add(1, Ordering::SeqCst);
+        self.calls.set(self.calls.get() + 1);
+        (self.calls.get() == 1).then(|| CompressionOptions {
+            min_size: 0,
+            ..CompressionOptions::default()
+        })
+    }
+}
+
+#[test]
+fn compression_options_are_asked_once_per_upgrade() {
+    let total = Arc::new(AtomicUsize::new(0));
+    let t2 = total.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket("/z", move |_r: &Request| Fickle {
+                calls: Default::default(),
+                total: t2.clone(),
+            })
+            .build()
+    });
+    let mut s = srv.connect();
+    s.write_all(
+        upgrade_request("/z", "Sec-WebSocket-Extensions: permessage-deflate\r\n").as_bytes(),
+    )
+    .unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101);
+    assert!(head.contains("permessage-deflate"), "{head}");
+    s.write_all(&client_frame(true, 1, b"hi")).unwrap();
+    // The echo of a 2-byte message is compressed (RSV1 set): min_size 0,
+    // as negotiated.
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).unwrap();
+    assert_eq!(h[0], 0xc1, "FIN + RSV1 + text expected, got {h:02x?}");
+    assert_eq!(total.load(Ordering::SeqCst), 1);
+}
+
 /// A chat room over a shared id list. `free`: broadcast with the free
 /// `broadcast` and `write_to` instead of the context's method, framed by a
 /// "first" and a "last" message to the sender; its own connection is then
@@ -535,6 +766,32 @@ fn idle_timeout_closes_with_1001() {
     assert_eq!((op, &p[..2]), (0x8, &1001u16.to_be_bytes()[..]));
     s.write_all(&client_frame(true, 8, &1001u16.to_be_bytes()))
         .unwrap();
+    match next_close(&rx) {
+        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::IdleTimeout)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// An idle-timeout close keeps its reason while the peer (which answers
+/// neither pings nor the close) is given `close_timeout`: no pong deadline
+/// relabels it `PingTimeout`.
+#[test]
+fn idle_timeout_with_keepalive_is_not_relabelled_ping_timeout() {
+    let (srv, rx) = server_with(WebSocketSettings {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ping_interval: Some(Duration::from_millis(200)),
+        close_timeout: Duration::from_millis(800),
+        ..WebSocketSettings::default()
+    });
+    let mut s = raw_ws(&srv, "/idle");
+    loop {
+        let (_, op, p) = read_frame(&mut s).unwrap();
+        if op == 0x8 {
+            assert_eq!(&p[..2], &1001u16.to_be_bytes()[..]);
+            break;
+        }
+        assert_eq!(op, 0x9, "only pings before the close");
+    }
     match next_close(&rx) {
         Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::IdleTimeout)),
         other => panic!("{other:?}"),

@@ -229,6 +229,13 @@ impl IOLoop {
         self.inner.now.get() + self.inner.clock_offset.get()
     }
 
+    /// The clock as last read (by this tick or the last [`time`](Self::time)),
+    /// without reading it again: for the deadline sweep, which asks every
+    /// connection for its next deadline and wants one consistent "now".
+    pub(crate) fn cached_time(&self) -> Instant {
+        self.inner.now.get() + self.inner.clock_offset.get()
+    }
+
     fn refresh_clock(&self) {
         self.inner.now.set(Instant::now());
     }

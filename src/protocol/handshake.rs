@@ -303,7 +303,7 @@ pub struct ClientResponse {
 /// validate the server's response as follows"). `Ok(None)`: head incomplete.
 ///
 /// # Errors
-/// [`HandshakeError::BadStatus`] for a status other than 101, [`HandshakeError::BadAccept`] for a wrong `Sec-WebSocket-Accept`, [`HandshakeError::UnrequestedSubprotocol`], [`HandshakeError::InvalidResponse`] for a malformed head.
+/// [`HandshakeError::BadStatus`] for a status other than 101, [`HandshakeError::BadAccept`] for a missing or wrong `Sec-WebSocket-Accept`, [`HandshakeError::UnrequestedSubprotocol`] (also for a repeated `Sec-WebSocket-Protocol`), [`HandshakeError::InvalidResponse`] for a malformed head or a repeated `Sec-WebSocket-Accept`.
 pub fn parse_client_response(
     buf: &[u8],
     key: &[u8; 24],
@@ -325,7 +325,9 @@ pub fn parse_client_response(
             body: buf[head_len..].to_vec(),
         });
     }
-    let (mut upgrade, mut connection, mut accept_ok) = (false, false, false);
+    let (mut upgrade, mut connection) = (false, false);
+    // Whether the one `Sec-WebSocket-Accept` seen so far is right.
+    let mut accept_ok: Option<bool> = None;
     let mut subprotocol: Option<String> = None;
     let mut extensions: Option<String> = None;
     let expected = accept_key(key);
@@ -336,7 +338,15 @@ pub fn parse_client_response(
         } else if name.eq_ignore_ascii_case("connection") {
             connection |= header_has_token(h.value, "upgrade");
         } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
-            accept_ok = trim(h.value) == expected;
+            // RFC 6455 §4.1: the header must be there once with the right
+            // value; two of them (one possibly right) fail the connection
+            // rather than letting the last one win.
+            if accept_ok.is_some() {
+                return Err(HandshakeError::InvalidResponse(
+                    "duplicate Sec-WebSocket-Accept".into(),
+                ));
+            }
+            accept_ok = Some(trim(h.value) == expected);
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
             let p = std::str::from_utf8(trim(h.value))
                 .map_err(|_| HandshakeError::InvalidResponse("non-UTF-8 subprotocol".into()))?;
@@ -370,7 +380,7 @@ pub fn parse_client_response(
             "missing Connection: Upgrade".into(),
         ));
     }
-    if !accept_ok {
+    if accept_ok != Some(true) {
         return Err(HandshakeError::BadAccept);
     }
     Ok(Some(ClientResponse {

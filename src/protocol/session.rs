@@ -726,9 +726,11 @@ impl Session {
     }
 
     /// Starts (or, after the peer's Close, completes) the closing handshake.
-    /// `reason` is truncated at a char boundary to fit 123 bytes and only
-    /// sent with a code. A code that is not [`CloseCode::is_sendable`] is
-    /// not put on the wire (the Close goes out without a body).
+    /// `reason` is truncated at a char boundary to fit 123 bytes; a
+    /// non-empty reason without a code is sent with 1000 (Tornado's
+    /// `WebSocketProtocol13.close`), and no code and no reason send an
+    /// empty Close. A code that is not [`CloseCode::is_sendable`] is not
+    /// put on the wire (the Close goes out without a body).
     ///
     /// # Errors
     /// [`Closed`] if a close frame was already sent (closing twice sends nothing).
@@ -742,6 +744,8 @@ impl Session {
             return Err(Closed);
         }
         let mut body = [0u8; 125];
+        // A reason can only travel after a code (RFC 6455 §5.5.1).
+        let code = code.or((!reason.is_empty()).then_some(CloseCode::NORMAL));
         let n = match code {
             Some(c) if c.is_sendable() => {
                 let mut end = reason.len().min(123);

@@ -377,6 +377,20 @@ fn close_reason_truncated_at_char_boundary() {
     assert_eq!(out, [0x88, 0x00]);
 }
 
+/// Tornado's `close(None, reason)`: a reason needs a code, 1000 is used;
+/// with neither the Close is empty.
+#[test]
+fn close_reason_without_code_is_sent_with_1000() {
+    let mut s = server();
+    let mut out = Vec::new();
+    s.send_close(None, "bye", &mut out).unwrap();
+    assert_eq!(out, [0x88, 0x05, 0x03, 0xe8, b'b', b'y', b'e']);
+    let mut s = server();
+    let mut out = Vec::new();
+    s.send_close(None, "", &mut out).unwrap();
+    assert_eq!(out, [0x88, 0x00]);
+}
+
 #[test]
 fn interleaved_ping_inside_fragments() {
     let wire = cat(&[

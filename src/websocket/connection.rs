@@ -117,7 +117,9 @@ impl WsConn {
                 crate::http::server::panic_message(&p)
             );
             lp.count(crate::ioloop::Counter::HandlerPanics, 1);
-            self.core.closed_by = Some(CloseReason::HandlerPanic);
+            // A connection already closing keeps the reason it closes for
+            // (the panic may follow the handler's own `close`).
+            self.core.closed_by.get_or_insert(CloseReason::HandlerPanic);
             self.core.start_close(
                 lp,
                 Some(CloseCode::INTERNAL_ERROR),
@@ -235,6 +237,10 @@ impl WsConn {
                     self.core.rare().close_reason = Some(reason.to_string());
                 }
                 self.core.closed_by.get_or_insert(CloseReason::Peer);
+                // Closing: no more keep-alive pings, and none outstanding
+                // (close_timeout bounds the rest).
+                self.core.next_ping = Ms::NONE;
+                self.core.pong_deadline = Ms::NONE;
                 // The echo (if we had not sent Close first) is already queued;
                 // RFC 6455 §7.1.1: the server closes the TCP connection first.
                 self.core.close_after_flush(lp);
@@ -559,21 +565,32 @@ impl Pollable for WsConn {
         if self.core.pong_deadline.passed(lp, now) {
             log::info!("{id} ping timeout: closing");
             lp.count(crate::ioloop::Counter::WsPingTimeouts, 1);
-            self.core.closed_by = Some(CloseReason::PingTimeout);
+            self.core.closed_by.get_or_insert(CloseReason::PingTimeout);
             self.core.close_code = 0;
             return self.terminate(lp, CloseReason::PingTimeout);
         }
         if self.core.next_ping.passed(lp, now) {
-            let s = self.core.settings.clone();
-            self.core.next_ping = s.ping_interval.map_or(Ms::NONE, |i| Ms::at(lp, now + i));
+            if self
+                .core
+                .session
+                .send_ping(b"", &mut self.core.out)
+                .is_err()
+            {
+                // Closing: no pong is awaited for a ping never sent, and
+                // the close timeout alone decides when to give up.
+                self.core.next_ping = Ms::NONE;
+                return Action::Keep;
+            }
+            let s = &self.core.settings;
+            self.core.next_ping = s
+                .ping_interval
+                .map_or(Ms::NONE, |i| Ms::after_from(lp, now, i));
             if !self.core.pong_deadline.is_set() {
                 self.core.pong_deadline = s
                     .effective_ping_timeout()
-                    .map_or(Ms::NONE, |t| Ms::at(lp, now + t));
+                    .map_or(Ms::NONE, |t| Ms::after_from(lp, now, t));
             }
-            if self.core.session.send_ping(b"", &mut self.core.out).is_ok() {
-                return self.finish_io(lp, id);
-            }
+            return self.finish_io(lp, id);
         }
         Action::Keep
     }

@@ -57,8 +57,14 @@ impl<'a> WebSocket<'a> {
     /// Sends a ping (payload at most 125 bytes; longer is truncated).
     ///
     /// # Errors
-    /// [`WebSocketClosedError`] once closed.
+    /// [`WebSocketClosedError`] once the connection is closing or closed
+    /// (including in `on_close` after the TCP connection simply ended).
     pub fn ping(&mut self, data: &[u8]) -> Result<(), WebSocketClosedError> {
+        // A connection that ended without a close handshake still has an
+        // open session: the frame would be queued and never sent.
+        if self.core.finished {
+            return Err(WebSocketClosedError);
+        }
         let data = &data[..data.len().min(125)];
         self.core
             .session
@@ -69,7 +75,8 @@ impl<'a> WebSocket<'a> {
 
     /// Starts the closing handshake (Tornado's `close(code, reason)`); the
     /// TCP connection is dropped when the peer answers or after the close
-    /// timeout. Closing twice does nothing.
+    /// timeout. Closing twice does nothing. As in Tornado, a reason without
+    /// a code is sent with code 1000; with neither, the Close frame is empty.
     pub fn close(&mut self, code: Option<u16>, reason: &str) {
         self.core
             .start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);

@@ -268,34 +268,78 @@ impl Rare {
     }
 }
 
-/// A deadline as milliseconds since the loop's epoch; `u32::MAX` = none
-/// (49 days of range; later deadlines saturate).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A deadline as milliseconds of the loop's clock (since its epoch) modulo
+/// 2^32, compared with serial-number arithmetic (RFC 1982): it has passed
+/// once the clock is at most 2^31 - 1 ms past it, so deadlines keep working
+/// however long the loop runs, in 4 bytes instead of 16 for an
+/// `Option<Instant>`. `u32::MAX` = none (a deadline landing on it is kept
+/// one millisecond earlier). A deadline 2^31 ms (about 24.8 days) or more
+/// ahead cannot be told from one in the past: it is never set (see
+/// [`Ms::after_from`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Ms(u32);
 
 impl Ms {
     pub(super) const NONE: Ms = Ms(u32::MAX);
 
-    pub(super) fn at(lp: &IOLoop, when: Instant) -> Ms {
-        let ms = when.saturating_duration_since(lp.epoch()).as_millis();
-        Ms(ms.min(u32::MAX as u128 - 1) as u32)
+    /// Durations this long or longer are "never" (`Ms::NONE`).
+    const MAX_SPAN: std::time::Duration = std::time::Duration::from_millis(1 << 31);
+
+    /// The loop's clock at `when`, in milliseconds modulo 2^32.
+    fn ticks(lp: &IOLoop, when: Instant) -> u32 {
+        // Truncation is the point: the value wraps every ~49.7 days.
+        when.saturating_duration_since(lp.epoch()).as_millis() as u32
     }
 
+    /// The deadline `d` after now (the loop's clock).
     pub(super) fn after(lp: &IOLoop, d: std::time::Duration) -> Ms {
-        Ms::at(lp, lp.time() + d)
+        Ms::after_from(lp, lp.time(), d)
+    }
+
+    /// The deadline `d` after `now`; `Ms::NONE` if `d` is at least
+    /// [`Ms::MAX_SPAN`] (too far ahead to represent: never).
+    pub(super) fn after_from(lp: &IOLoop, now: Instant, d: std::time::Duration) -> Ms {
+        if d >= Ms::MAX_SPAN {
+            return Ms::NONE;
+        }
+        // Whole milliseconds from now's millisecond, so the span stays
+        // below 2^31 (what `passed` can tell from the past).
+        Ms::from_ticks(Ms::ticks(lp, now).wrapping_add(d.as_millis() as u32))
+    }
+
+    fn from_ticks(t: u32) -> Ms {
+        Ms(if t == u32::MAX { t - 1 } else { t })
     }
 
     pub(super) fn is_set(self) -> bool {
         self != Ms::NONE
     }
 
-    pub(super) fn passed(self, lp: &IOLoop, now: Instant) -> bool {
-        self.is_set() && Ms::at(lp, now).0 >= self.0
+    /// Milliseconds from `now` (in ticks) until this deadline; zero or
+    /// negative once it is due.
+    fn remaining(self, now: u32) -> i32 {
+        self.0.wrapping_sub(now) as i32
     }
 
-    pub(super) fn instant(self, lp: &IOLoop) -> Option<Instant> {
-        self.is_set()
-            .then(|| lp.epoch() + std::time::Duration::from_millis(self.0 as u64))
+    /// Whether the deadline is set and `now` is at or past it.
+    pub(super) fn passed(self, lp: &IOLoop, now: Instant) -> bool {
+        self.is_set() && Ms::ticks(lp, now).wrapping_sub(self.0) as i32 >= 0
+    }
+
+    /// The earliest of `deadlines` (by time left from now, not by raw
+    /// value: the values wrap) as an `Instant`, on the same millisecond
+    /// grid as [`Ms::passed`].
+    pub(super) fn earliest(lp: &IOLoop, deadlines: &[Ms]) -> Option<Instant> {
+        // The sweep asks every connection: no clock read per connection.
+        let now = lp.cached_time();
+        let t = Ms::ticks(lp, now);
+        let left = deadlines
+            .iter()
+            .filter(|d| d.is_set())
+            .map(|d| d.remaining(t))
+            .min()?;
+        let ms = now.saturating_duration_since(lp.epoch()).as_millis() as i128 + left as i128;
+        Some(lp.epoch() + std::time::Duration::from_millis(ms.max(0) as u64))
     }
 }
 
@@ -511,6 +555,10 @@ impl Core {
         if self.session.send_close(code, reason, &mut self.out).is_ok() {
             self.closed_by.get_or_insert(why);
             self.close_deadline = Ms::after(lp, self.settings.close_timeout);
+            // No keep-alive while closing: a ping could not be sent, and a
+            // pong deadline must not cut the close timeout short.
+            self.next_ping = Ms::NONE;
+            self.pong_deadline = Ms::NONE;
             self.mark_dirty(lp, self.id);
         }
     }
@@ -572,18 +620,16 @@ impl Core {
     }
 
     pub(super) fn next_deadline(&self, lp: &IOLoop) -> Option<Instant> {
-        let m = [
-            self.next_ping,
-            self.pong_deadline,
-            self.close_deadline,
-            self.slow_deadline,
-            self.idle_deadline,
-        ]
-        .iter()
-        .map(|d| d.0)
-        .min()
-        .unwrap_or(u32::MAX);
-        Ms(m).instant(lp)
+        Ms::earliest(
+            lp,
+            &[
+                self.next_ping,
+                self.pong_deadline,
+                self.close_deadline,
+                self.slow_deadline,
+                self.idle_deadline,
+            ],
+        )
     }
 
     /// Drop the connection once `out` is flushed — or at the close timeout
@@ -623,6 +669,91 @@ fn send_before_close(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// Moves `lp`'s clock to `ms` milliseconds after its epoch (it must not
+    /// be past it already).
+    fn clock_at(lp: &IOLoop, ms: u64) {
+        let now = lp.time().saturating_duration_since(lp.epoch());
+        lp.advance_clock(Duration::from_millis(ms).saturating_sub(now));
+    }
+
+    /// A deadline set just before the loop's millisecond count wraps at
+    /// 2^32 (~49.7 days of uptime) and due just after it: not passed
+    /// early, passed in time, and reported at the right instant.
+    #[test]
+    fn deadlines_survive_the_wrap_of_the_millisecond_count() {
+        let lp = IOLoop::current();
+        clock_at(&lp, (1 << 32) - 3_000);
+        let before = Ms::after(&lp, Duration::from_secs(5));
+        let close = Ms::after(&lp, Duration::from_secs(2));
+        // Stored modulo 2^32: `before` lands after the wrap, `close` just
+        // before it.
+        assert!(
+            before.0 < 3_000 && close.0 > before.0,
+            "{before:?} {close:?}"
+        );
+        assert!(!before.passed(&lp, lp.time()));
+        let left = Ms::earliest(&lp, &[before]).unwrap() - lp.time();
+        assert!(
+            left > Duration::from_millis(4_900) && left <= Duration::from_secs(5),
+            "{left:?}"
+        );
+        lp.advance_clock(Duration::from_secs(4));
+        assert!(Ms::ticks(&lp, lp.time()) < 2_000, "wrapped");
+        assert!(close.passed(&lp, lp.time()));
+        assert!(!before.passed(&lp, lp.time()));
+        lp.advance_clock(Duration::from_millis(1_100));
+        assert!(before.passed(&lp, lp.time()));
+        // Passed deadlines stay passed (for 2^31 ms).
+        lp.advance_clock(Duration::from_secs(24 * 24 * 3600));
+        assert!(before.passed(&lp, lp.time()));
+        assert!(!Ms::NONE.passed(&lp, lp.time()));
+    }
+
+    /// The earliest deadline is the one with the least time left, not the
+    /// smallest value: one set before the wrap (a large value) comes before
+    /// one after it (a small value).
+    #[test]
+    fn earliest_deadline_is_by_time_left() {
+        let lp = IOLoop::current();
+        clock_at(&lp, (1 << 32) - 10_000);
+        let soon = Ms::after(&lp, Duration::from_secs(1));
+        let later = Ms::after(&lp, Duration::from_secs(20));
+        assert!(soon.0 > later.0, "{soon:?} {later:?}");
+        let at = Ms::earliest(&lp, &[later, Ms::NONE, soon]).unwrap();
+        let left = at - lp.time();
+        assert!(
+            left > Duration::from_millis(900) && left <= Duration::from_secs(1),
+            "{left:?}"
+        );
+        assert_eq!(Ms::earliest(&lp, &[Ms::NONE, Ms::NONE]), None);
+        // A passed deadline is reported as due (at or before now).
+        lp.advance_clock(Duration::from_secs(2));
+        assert!(Ms::earliest(&lp, &[later, soon]).unwrap() <= lp.time());
+    }
+
+    /// `u32::MAX` means "no deadline": a real one landing on it moves a
+    /// millisecond earlier; spans of 2^31 ms or more are "never".
+    #[test]
+    fn none_sentinel_and_unrepresentable_spans() {
+        assert_eq!(Ms::from_ticks(u32::MAX), Ms(u32::MAX - 1));
+        assert_eq!(Ms::from_ticks(7), Ms(7));
+        let lp = IOLoop::current();
+        clock_at(&lp, 1_000);
+        assert_eq!(Ms::after(&lp, Duration::from_millis(1 << 31)), Ms::NONE);
+        assert_eq!(
+            Ms::after(&lp, Duration::from_secs(60 * 24 * 3600)),
+            Ms::NONE
+        );
+        let far = Ms::after(&lp, Duration::from_millis((1 << 31) - 1));
+        assert!(far.is_set());
+        assert!(!far.passed(&lp, lp.time()));
+        lp.advance_clock(Duration::from_millis((1 << 31) - 2));
+        assert!(!far.passed(&lp, lp.time()));
+        lp.advance_clock(Duration::from_millis(2));
+        assert!(far.passed(&lp, lp.time()));
+    }
 
     fn frame_bytes(f: &HeldFrame, input: &[u8]) -> Vec<u8> {
         let mut v = f.header().to_vec();

@@ -12,7 +12,9 @@ use super::settings::WebSocketSettings;
 use crate::http::{Reply, Request, Response, Upgrade};
 use crate::ioloop::{ConnId, Pollable};
 use crate::protocol::handshake::{accept_key, check_upgrade_iter, write_101};
-use crate::protocol::{deflate, DeflateParams, HandshakeError, Role, Session, SessionConfig};
+use crate::protocol::{
+    deflate, CompressionOptions, DeflateParams, HandshakeError, Role, Session, SessionConfig,
+};
 
 /// Validates a WebSocket handshake request for `handler` and answers it:
 /// a 101 upgrade, or the HTTP error Tornado would send (400 with a reason,
@@ -50,10 +52,14 @@ pub fn accept(
     }
 }
 
+/// The accept key, the selected subprotocol, the negotiated
+/// permessage-deflate (its parameters and the options they were negotiated
+/// with, which the connection's compressor must then use) and the
+/// extension header answered.
 type Prepared = (
     [u8; 28],
     Option<String>,
-    Option<DeflateParams>,
+    Option<(DeflateParams, CompressionOptions)>,
     Option<String>,
 );
 
@@ -75,13 +81,16 @@ fn prepare(
             .select_subprotocol(&up.protocols)
             .filter(|p| up.protocols.contains(&p.as_str()))
     };
+    // Asked once per upgrade: the options negotiated with are the ones the
+    // connection compresses with, even if the handler answers differently
+    // on another call.
     let opts = handler
         .get_compression_options()
         .or_else(|| settings.compression.clone());
     let (params, ext_header) = match opts {
         Some(o) if !up.extensions.is_empty() => {
             match deflate::negotiate_server(&up.extensions, &o)? {
-                Some((p, h)) => (Some(p), Some(h)),
+                Some((p, h)) => (Some((p, o)), Some(h)),
                 None => (None, None),
             }
         }
@@ -94,7 +103,7 @@ struct ServerUpgrade {
     accept: [u8; 28],
     subprotocol: Option<String>,
     ext_header: Option<String>,
-    deflate: Option<DeflateParams>,
+    deflate: Option<(DeflateParams, CompressionOptions)>,
     handler: Box<dyn WebSocketHandler>,
     settings: Rc<WebSocketSettings>,
     args: Vec<String>,
@@ -130,15 +139,16 @@ impl Upgrade for ServerUpgrade {
         } else {
             leftover
         };
-        let opts = s
-            .handler
-            .get_compression_options()
-            .or_else(|| s.settings.compression.clone());
         let config = SessionConfig {
             max_message_size: s.settings.max_message_size,
             ..SessionConfig::default()
         };
-        let session = Session::new(Role::Server, config, s.deflate, &opts.unwrap_or_default());
+        // Without permessage-deflate the options are not used.
+        let (params, opts) = match s.deflate {
+            Some((p, o)) => (Some(p), o),
+            None => (None, CompressionOptions::default()),
+        };
+        let session = Session::new(Role::Server, config, params, &opts);
         Box::new(WsConn::new(
             s.handler,
             WsParts {

@@ -26,18 +26,25 @@ pub enum SlowConsumerPolicy {
 }
 
 /// Settings of WebSocket connections; `Application`-wide, overridable per route.
+///
+/// Timeouts and intervals (`ping_interval`, `ping_timeout`, `close_timeout`,
+/// `slow_consumer_grace`, `idle_timeout`) are kept per connection as 32-bit
+/// millisecond deadlines: a duration of 2^31 ms (about 24.8 days) or more
+/// means "never" (no ping, no timeout).
 #[derive(Debug, Clone)]
 pub struct WebSocketSettings {
-    /// `websocket_ping_interval`: send a ping this often (default: none).
+    /// `websocket_ping_interval`: send a ping this often (default: none;
+    /// 24.8 days or more: never).
     pub ping_interval: Option<Duration>,
     /// `websocket_ping_timeout`: close a peer that has not answered a ping
     /// within this time. Tornado 6.5's rule: defaults to the interval and
-    /// never exceeds it.
+    /// never exceeds it (24.8 days or more: no timeout).
     pub ping_timeout: Option<Duration>,
     /// `websocket_max_message_size`: larger messages close with 1009 (10 MiB).
     pub max_message_size: usize,
     /// After sending Close, drop the TCP connection if the peer has not
-    /// answered within this time (5 s, as Tornado).
+    /// answered within this time (5 s, as Tornado; 24.8 days or more:
+    /// wait for the peer however long it takes).
     pub close_timeout: Duration,
     /// Cap on bytes queued for one connection (default 16 MiB). Default
     /// policy for a slow consumer ([`SlowConsumerPolicy::Close`]): a queue
@@ -52,7 +59,8 @@ pub struct WebSocketSettings {
     /// frames are queued like data (nothing overtakes a stuck queue), but
     /// they never trigger the close themselves.
     pub max_write_buffer: usize,
-    /// How long a queue may stay above `max_write_buffer` (default 2 s).
+    /// How long a queue may stay above `max_write_buffer` (default 2 s;
+    /// 24.8 days or more: only twice the cap closes).
     pub slow_consumer_grace: Duration,
     /// What happens when the queue is over `max_write_buffer`: close the
     /// connection after the grace period (default), or drop new messages.
@@ -63,7 +71,8 @@ pub struct WebSocketSettings {
     /// kernel has taken the queue below the mark.
     pub write_high_water: usize,
     /// Close connections (1001, `CloseReason::IdleTimeout`) that received
-    /// nothing for this long (default: none; pings answered count as traffic).
+    /// nothing for this long (default: none; pings answered count as
+    /// traffic; 24.8 days or more: never).
     pub idle_timeout: Option<Duration>,
     /// `TCP_NODELAY` on upgraded connections (default true).
     pub nodelay: bool,

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::handshake::start_connect;
+use super::handshake::{abandon, start_connect};
 use super::{ConnectError, ConnectOptions, WRITE_HIGH_WATER};
 use crate::ioloop::{ConnId, IOLoop};
 use crate::websocket::connection::{with_websocket, with_websocket_later, WebSocket};
@@ -85,6 +85,9 @@ pub async fn websocket_connect(url: &str) -> Result<WebSocketClientConnection, C
 }
 
 /// Connects with `options`; resolves once the handshake completed.
+/// Dropping the future before that (under a timeout, say) abandons the
+/// attempt: the socket is closed, or a connection that completed meanwhile
+/// is closed with 1001.
 ///
 /// # Errors
 /// See [`ConnectError`].
@@ -98,7 +101,7 @@ pub async fn websocket_connect_opts(
     let handler = ChannelHandler {
         state: state.clone(),
     };
-    start_connect(
+    let id = start_connect(
         url,
         options,
         Box::new(handler),
@@ -110,7 +113,9 @@ pub async fn websocket_connect_opts(
             }
         }),
     )?;
-    let id = std::future::poll_fn(|cx| {
+    // Dropping this future from here on abandons the connection.
+    let mut owner = Abandon(Some(id));
+    let res = std::future::poll_fn(|cx| {
         let mut s = slot.borrow_mut();
         match s.0.take() {
             Some(r) => Poll::Ready(r),
@@ -120,8 +125,22 @@ pub async fn websocket_connect_opts(
             }
         }
     })
-    .await?;
-    Ok(WebSocketClientConnection { id, state })
+    .await;
+    owner.0 = None;
+    Ok(WebSocketClientConnection { id: res?, state })
+}
+
+/// Armed while [`websocket_connect_opts`] waits for the handshake: if its
+/// future is dropped meanwhile, the attempt is abandoned (see
+/// [`abandon`]) instead of completing into a connection with no owner.
+struct Abandon(Option<ConnId>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let (Some(id), Some(lp)) = (self.0, IOLoop::existing()) {
+            abandon(&lp, id);
+        }
+    }
 }
 
 /// An open client connection in coroutine style (Tornado's

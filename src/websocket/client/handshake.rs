@@ -16,9 +16,10 @@ use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
 use crate::protocol::handshake::{
     generate_key, parse_client_response, write_client_request, ClientResponse,
 };
-use crate::protocol::{deflate, HandshakeError, Role, Session, SessionConfig};
+use crate::protocol::{deflate, CloseCode, HandshakeError, Role, Session, SessionConfig};
 use crate::websocket::connection::{WsConn, WsParts};
 use crate::websocket::handler::WebSocketHandler;
+use crate::websocket::CloseReason;
 
 /// Largest response head (plus error body) read during the handshake.
 const MAX_RESPONSE: usize = 1024 * 1024;
@@ -326,6 +327,27 @@ impl Pollable for ClientHandshake {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+}
+
+/// The owner of connect `id` went away before taking the connection (the
+/// `websocket_connect` future was dropped, e.g. by a timeout): stop
+/// connecting — the socket is closed and nothing is reported — or, if the
+/// handshake already completed, start closing the connection nobody will
+/// read from (1001), so it neither stays open nor queues messages forever.
+pub(super) fn abandon(lp: &IOLoop, id: ConnId) {
+    lp.with_conn_serve(id, |p, lp, id| {
+        let p = p.as_any_mut();
+        if let Some(h) = p.downcast_mut::<ClientHandshake>() {
+            log::debug!("{id} WebSocket connect abandoned");
+            h.on_done = None;
+            return Action::Remove;
+        }
+        if let Some(c) = p.downcast_mut::<WsConn>() {
+            c.core
+                .start_close(lp, Some(CloseCode::GOING_AWAY), "", CloseReason::Local);
+        }
+        Action::Keep
+    });
 }
 
 /// Starts connecting: immediate errors are returned (and `on_done` is not
