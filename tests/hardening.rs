@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cyclone::ioloop::{Counter, IOLoop};
-use cyclone::web::Application;
+use cyclone::web::{Application, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 use util::{
     client_frame, fd_count, nofile_limit, raw_ws, read_frame, read_response, rss_kib,
@@ -1428,4 +1428,218 @@ fn close_echo_survives_a_second_close_sent_right_after_the_first() {
         let code = read_close_code(&mut s, Duration::from_secs(3));
         assert_eq!(code, Some(4000), "round {round}: the Close echo was lost");
     }
+}
+
+// ------------------------------------------------------------ HTTP timeouts and back-pressure
+
+struct Hello;
+impl RequestHandler for Hello {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        cx.write("Hello, world");
+    }
+}
+
+struct PostEcho;
+impl RequestHandler for PostEcho {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let body = cx.request().body().to_vec();
+        cx.write(body);
+    }
+}
+
+/// `/big/(\d+)/(\d+)`: a body of `$2` KiB, every byte `$1 % 256`.
+struct Big;
+impl RequestHandler for Big {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let byte = args[0].parse::<usize>().unwrap() as u8;
+        cx.write(vec![byte; args[1].parse::<usize>().unwrap() * 1024]);
+    }
+}
+
+fn http_server(request_timeout: Duration, idle_timeout: Duration) -> Server {
+    Server::start(move || {
+        Application::builder()
+            .route("/", || Hello)
+            .route("/echo", || PostEcho)
+            .route(r"/big/(\d+)/(\d+)", || Big)
+            .request_timeout(request_timeout)
+            .idle_timeout(idle_timeout)
+            .build()
+    })
+}
+
+/// Reads whatever arrives within `within`; whether the peer closed.
+fn read_for(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (got, false);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut tmp) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&tmp[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return (got, false)
+            }
+            Err(_) => return (got, true),
+        }
+    }
+}
+
+/// `HttpLimits::request_timeout` is one deadline from the request's first
+/// byte: a body trickled a byte at a time (each byte well within the
+/// timeout) is cut off with 408 after about `request_timeout`, not kept
+/// alive forever by re-arming the deadline on every read.
+#[test]
+fn slow_body_trickle_is_cut_off_by_request_timeout() {
+    let _g = serial();
+    let srv = http_server(Duration::from_millis(800), Duration::from_secs(60));
+    let mut s = srv.connect();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(250));
+        if s.write_all(b"a").is_err() {
+            break;
+        }
+        let (more, closed) = read_for(&mut s, Duration::from_millis(1));
+        got.extend_from_slice(&more);
+        if closed || !got.is_empty() {
+            break;
+        }
+    }
+    let took = start.elapsed();
+    let got = String::from_utf8_lossy(&got).to_string();
+    assert!(
+        got.starts_with("HTTP/1.1 408") && took < Duration::from_millis(2500),
+        "a body trickled for {took:?} (request_timeout 800 ms) was answered {:?}",
+        got.lines().next().unwrap_or("<nothing>")
+    );
+}
+
+/// The second request of a keep-alive connection starts with its first
+/// byte: a head that never completes gets 408 after `request_timeout`, not
+/// after the (much longer) keep-alive idle timeout.
+#[test]
+fn keep_alive_second_head_is_bounded_by_request_timeout() {
+    let _g = serial();
+    let srv = http_server(Duration::from_millis(800), Duration::from_secs(30));
+    let mut s = srv.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (status, _, _) = read_response(&mut s);
+    assert_eq!(status, 200);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaa")
+        .unwrap();
+    let start = Instant::now();
+    let (got, _) = read_for(&mut s, Duration::from_secs(3));
+    let got = String::from_utf8_lossy(&got).to_string();
+    assert!(
+        got.starts_with("HTTP/1.1 408"),
+        "an incomplete head was still pending after {:?} (request_timeout 800 ms): {got:?}",
+        start.elapsed()
+    );
+}
+
+/// README: "nothing a peer sends can make the server allocate without
+/// bound". A peer that pipelines requests and does not read the answers
+/// (256 requests of ~35 bytes for 64 MiB of responses) must not make the
+/// connection queue them all: past `HttpLimits::write_high_water` it stops
+/// reading requests until the peer catches up. Nothing is lost: once the
+/// peer reads, every response arrives, in order, and the half-close after
+/// the last request closes the connection after the last answer.
+#[test]
+fn pipelined_requests_from_a_peer_that_never_reads_are_bounded() {
+    let _g = serial();
+    let srv = http_server(Duration::from_secs(10), Duration::from_secs(60));
+    // Warm up (the loop's buffers, the handler).
+    let mut w = srv.connect();
+    w.write_all(b"GET /big/0/256 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let _ = read_response(&mut w);
+    drop(w);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib();
+    let mut s = srv.connect();
+    let mut all = Vec::new();
+    for i in 0..256 {
+        all.extend_from_slice(format!("GET /big/{i}/256 HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    }
+    s.write_all(&all).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    // Let the server process them; the client does not read yet.
+    std::thread::sleep(Duration::from_millis(1500));
+    let grew_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grew_mib < 24,
+        "{} bytes of pipelined requests made the server grow by {grew_mib} MiB",
+        all.len()
+    );
+    for i in 0..256usize {
+        let (status, _, body) = read_response(&mut s);
+        assert_eq!((status, body.len()), (200, 256 * 1024), "response {i}");
+        assert!(
+            body.iter().all(|&b| b == i as u8),
+            "response {i} out of order"
+        );
+    }
+    assert!(
+        wait_closed(&mut s, Duration::from_secs(3)),
+        "not closed after the last answer"
+    );
+}
+
+/// The idle timeout bounds a peer that does nothing, not one still taking
+/// a response: a slow download (here about 1 s for 8 MiB through a small
+/// receive buffer, with a 200 ms idle timeout) arrives whole, because the
+/// kernel taking response bytes counts as activity.
+#[test]
+fn slow_download_is_not_cut_off_by_the_idle_timeout() {
+    let _g = serial();
+    let idle = Duration::from_millis(200);
+    let srv = http_server(Duration::from_secs(10), idle);
+    let mut s = srv.connect();
+    let _ = socket2::SockRef::from(&s).set_recv_buffer_size(64 * 1024);
+    s.write_all(b"GET /big/7/8192 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut tmp = vec![0u8; 32 * 1024];
+    let want = loop {
+        // The body is 8 MiB after a head of about 150 bytes.
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4 + 8 * 1024 * 1024;
+        }
+        let n = s.read(&mut tmp).expect("head");
+        assert!(n > 0, "EOF before the head");
+        got.extend_from_slice(&tmp[..n]);
+    };
+    while got.len() < want {
+        std::thread::sleep(Duration::from_millis(4));
+        let n = s.read(&mut tmp).expect("read");
+        assert!(
+            n > 0,
+            "cut off after {:?} with {} of {want} bytes",
+            start.elapsed(),
+            got.len()
+        );
+        got.extend_from_slice(&tmp[..n]);
+    }
+    assert!(got[want - 8 * 1024 * 1024..].iter().all(|&b| b == 7));
+    assert!(
+        start.elapsed() > idle * 2,
+        "the download was not slow ({:?}): the test proves nothing",
+        start.elapsed()
+    );
 }

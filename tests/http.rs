@@ -2,11 +2,12 @@
 
 mod util;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use cyclone::web::{Application, RequestContext, RequestHandler};
-use util::{read_response, request, Server};
+use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+use util::{read_response, request, upgrade_request, Server};
 
 struct Hello;
 impl RequestHandler for Hello {
@@ -36,6 +37,33 @@ impl RequestHandler for Panics {
     }
 }
 
+/// `/status/(\d+)`: answers with that status.
+struct Status;
+impl RequestHandler for Status {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        cx.set_status(args[0].parse().unwrap());
+        cx.write("x");
+    }
+}
+
+/// Tries to inject header lines through header names.
+struct BadHeaderNames;
+impl RequestHandler for BadHeaderNames {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        cx.set_header("X-A\r\nSet-Cookie", "a=1");
+        cx.add_header("X-B: b\r\nX-Injected", "yes");
+        cx.add_header("X-Fine", "ok");
+        cx.write("x");
+    }
+}
+
+struct WsEcho;
+impl WebSocketHandler for WsEcho {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = ws.write_message(msg);
+    }
+}
+
 fn server() -> Server {
     Server::start(|| {
         let dir = std::env::temp_dir().join(format!("cyclone-static-{}", std::process::id()));
@@ -47,6 +75,9 @@ fn server() -> Server {
             .route("/echo", || Echo)
             .route("/panic", || Panics)
             .route("/metrics", || cyclone::web::MetricsHandler)
+            .route(r"/status/(\d+)", || Status)
+            .route("/bad-header", || BadHeaderNames)
+            .websocket("/ws", |_| WsEcho)
             .static_path(dir)
             .max_header_size(4096)
             .max_body_size(1024)
@@ -120,7 +151,10 @@ fn errors_have_statuses_and_reasons() {
     let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(8000));
     let (s, _, _) = request(&srv, big.as_bytes());
     assert_eq!(s, 431);
-    let (s, _, _) = request(&srv, b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n");
+    let (s, _, _) = request(
+        &srv,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    );
     assert_eq!(s, 413);
 }
 
@@ -261,5 +295,183 @@ fn silent_connections_wait_in_the_kernel_with_defer_accept() {
         let (status, _, body) = read_response(&mut s);
         assert_eq!((status, body.as_slice()), (200, &b"Hello, world"[..]));
         assert_eq!(server.metrics().get(Counter::ConnectionsAccepted), 1);
+    }
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code
+/// to any HTTP/1.1 request message that lacks a Host header field and to any
+/// request message that contains more than one Host header field".
+/// HTTP/1.0 predates Host: its requests are served without one.
+#[test]
+fn http11_request_without_host_or_with_two_hosts_is_400() {
+    let srv = server();
+    let (no_host, _, _) = request(&srv, b"GET / HTTP/1.1\r\n\r\n");
+    let (two_hosts, _, _) = request(
+        &srv,
+        b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+    );
+    let (http10, _, _) = request(&srv, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(
+        (no_host, two_hosts, http10),
+        (400, 400, 200),
+        "(no Host, two Hosts, HTTP/1.0 without Host) were answered"
+    );
+}
+
+/// RFC 6455 §4.2.1 item 2: the opening handshake MUST carry a Host header;
+/// otherwise the server "MUST stop processing the client's handshake and
+/// return an HTTP response with an appropriate error code (such as 400)".
+#[test]
+fn websocket_handshake_without_host_is_refused() {
+    let srv = server();
+    let (status, head, _) = request(
+        &srv,
+        b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(status, 400, "handshake without Host answered: {head}");
+}
+
+/// RFC 9110 §10.1.1: a server that receives `Expect: 100-continue` "MUST
+/// either respond with 100 (Continue) status and continue to read from the
+/// input stream, or respond with a final status code" (Tornado sends the
+/// 100). A request refused from its head gets its final status instead, and
+/// an expectation the server cannot meet gets 417.
+#[test]
+fn expect_100_continue_gets_an_interim_or_final_answer() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    // The client waits for the 100 before sending its body.
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut got = vec![0u8; interim.len()];
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    s.read_exact(&mut got)
+        .expect("an interim answer within 1.5 s");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(interim)
+    );
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"hello").unwrap();
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
+
+    // The body came with the head: no 100 needed, none sent.
+    let (status, _, body) = request(
+        &srv,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi",
+    );
+    assert_eq!((status, body.as_slice()), (200, &b"hi"[..]));
+    // Refused from its head (max_body_size is 1024): the final status only.
+    let (status, _, _) = request(
+        &srv,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(status, 413);
+    let (status, head, _) = request(
+        &srv,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 200-ok\r\n\r\n",
+    );
+    assert_eq!(status, 417, "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 417 Expectation Failed\r\n"),
+        "{head}"
+    );
+}
+
+/// `RequestContext::set_status`: "the reason phrase is the standard one",
+/// for every registered code; others are "Unknown".
+#[test]
+fn standard_statuses_have_their_standard_reason_phrase() {
+    let srv = server();
+    let mut wrong = Vec::new();
+    for (code, reason) in [
+        (202, "Accepted"),
+        (206, "Partial Content"),
+        (226, "IM Used"),
+        (406, "Not Acceptable"),
+        (409, "Conflict"),
+        (410, "Gone"),
+        (415, "Unsupported Media Type"),
+        (422, "Unprocessable Content"),
+        (451, "Unavailable For Legal Reasons"),
+        (502, "Bad Gateway"),
+        (504, "Gateway Timeout"),
+        (511, "Network Authentication Required"),
+        (299, "Unknown"),
+    ] {
+        let raw = format!("GET /status/{code} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (status, head, _) = request(&srv, raw.as_bytes());
+        assert_eq!(status, code);
+        let line = head.lines().next().unwrap_or("").to_string();
+        if line != format!("HTTP/1.1 {code} {reason}") {
+            wrong.push(line);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "status lines with a wrong reason: {wrong:?}"
+    );
+}
+
+/// RFC 9112 §2.2: "a server that is expecting to receive and parse a
+/// request-line SHOULD ignore at least one empty line (CRLF) received prior
+/// to the request-line" (old clients send one after a POST body). The
+/// method must not become "\r\nG" (which got 405), for a plain request or a
+/// WebSocket handshake.
+#[test]
+fn empty_line_before_request_line_keeps_the_method() {
+    let srv = server();
+    let mut s = srv.connect();
+    // A POST whose client adds the legacy CRLF after the body, then a GET.
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\r\n\
+          GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let (first, _, body) = read_response(&mut s);
+    assert_eq!((first, body.as_slice()), (200, &b"hello"[..]));
+    let (second, head, _) = read_response(&mut s);
+    // Several empty lines, bare LF too, before a handshake.
+    let mut w = srv.connect();
+    w.write_all(format!("\r\n\n\r\n{}", upgrade_request("/ws", "")).as_bytes())
+        .unwrap();
+    let (ws, ws_head, _) = read_response(&mut w);
+    assert_eq!(
+        (second, ws),
+        (200, 101),
+        "GET after an empty line: {:?}; handshake after empty lines: {:?}",
+        head.lines().next(),
+        ws_head.lines().next()
+    );
+}
+
+/// `ParseError::UnsupportedVersion` is 505: a well-formed version the
+/// server does not speak gets it; a malformed one stays 400.
+#[test]
+fn other_http_versions_get_505() {
+    let srv = server();
+    let (status, head, _) = request(&srv, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 505, "{head}");
+    assert!(head.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\n"));
+    let (status, _, _) = request(&srv, b"GET / HTTP/x.y\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 400);
+}
+
+/// A handler cannot inject header lines through a header name (CR/LF, or
+/// anything else that is not a token, is refused), as through a value.
+#[test]
+fn response_header_names_cannot_inject_lines() {
+    let srv = server();
+    let (status, head, body) = request(&srv, b"GET /bad-header HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((status, body.as_slice()), (200, &b"x"[..]));
+    assert!(head.contains("\r\nX-Fine: ok\r\n"), "{head}");
+    for injected in ["Set-Cookie", "X-Injected", "X-A", "X-B"] {
+        assert!(!head.contains(injected), "{injected} in {head}");
     }
 }

@@ -82,7 +82,7 @@ impl Lingering {
         lp.mark_readable(id);
         Action::Replace(Box::new(Lingering {
             stream,
-            until: lp.time() + wait,
+            until: lp.deadline_after(wait),
         }))
     }
 }

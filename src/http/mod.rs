@@ -23,12 +23,19 @@ pub struct HttpLimits {
     pub max_header_count: usize,
     /// Request body, bytes (default 10 MiB; 413 beyond).
     pub max_body_size: usize,
-    /// Time for a request (head and body) to arrive once started, and for a
-    /// new connection's first request (default 10 s; the connection is
-    /// dropped after answering 408 if possible).
+    /// Time for a request (head and body) to arrive once started: one
+    /// deadline from its first byte, however slowly the rest trickles in;
+    /// for a new connection's first request, from accept (default 10 s; the
+    /// connection is dropped after answering 408 if possible).
     pub request_timeout: Duration,
-    /// Time an idle keep-alive connection is kept (default 60 s).
+    /// Time an idle keep-alive connection is kept (default 60 s); while a
+    /// response is being written, the time the peer may go without taking
+    /// any of it.
     pub idle_timeout: Duration,
+    /// Response bytes a connection may queue for a peer that does not read
+    /// them (default 1 MiB): beyond it, no further pipelined request is
+    /// read or answered until the kernel has taken the excess.
+    pub write_high_water: usize,
     /// Default `TCP_NODELAY` for accepted sockets (default true).
     pub nodelay: bool,
     /// Maximum simultaneous connections; beyond it new ones are answered
@@ -52,6 +59,7 @@ impl Default for HttpLimits {
             max_body_size: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            write_high_water: 1024 * 1024,
             nodelay: true,
             max_connections: 100_000,
             defer_accept: Some(Duration::from_secs(10)),

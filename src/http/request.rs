@@ -29,7 +29,8 @@ pub enum ParseError {
     BodyTooLarge,
     /// `Transfer-Encoding: chunked` request bodies are not supported (411).
     LengthRequired,
-    /// HTTP version other than 1.0 or 1.1 (505).
+    /// A well-formed HTTP version other than 1.0 or 1.1, such as `HTTP/2.0`
+    /// (505); a malformed one is [`Malformed`](Self::Malformed).
     UnsupportedVersion,
 }
 
@@ -85,6 +86,49 @@ const CONN_CLOSE: u8 = 1;
 /// `Connection: keep-alive` was seen.
 const CONN_KEEP_ALIVE: u8 = 2;
 
+/// `Expect: 100-continue` was seen.
+const EXPECT_CONTINUE: u8 = 1;
+/// An `Expect` value other than `100-continue` was seen (417).
+const EXPECT_OTHER: u8 = 2;
+
+/// The [`EXPECT_CONTINUE`] / [`EXPECT_OTHER`] bits of one `Expect` value.
+fn expect_tokens(value: &[u8]) -> u8 {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .fold(0, |bits, t| {
+            bits | if t.eq_ignore_ascii_case(b"100-continue") {
+                EXPECT_CONTINUE
+            } else {
+                EXPECT_OTHER
+            }
+        })
+}
+
+/// The error for a request line httparse refused for its version:
+/// [`ParseError::UnsupportedVersion`] (505) when the version is well-formed
+/// (`HTTP/` and a digit: `HTTP/2.0`, `HTTP/1.2`), else 400.
+///
+/// Only the bytes up to that digit decide, and httparse refuses a version
+/// only once it has them: a prefix of the head refused for its version
+/// gets the same answer as the whole head.
+fn version_error(buf: &[u8]) -> ParseError {
+    // httparse skips empty lines before the request line, then reads
+    // `method SP target SP version`.
+    let line = &buf[buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len())..];
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(_), Some([b'H', b'T', b'T', b'P', b'/', d, ..])) if d.is_ascii_digit() => {
+            ParseError::UnsupportedVersion
+        }
+        _ => ParseError::Malformed("bad version"),
+    }
+}
+
 /// The [`CONN_CLOSE`] / [`CONN_KEEP_ALIVE`] bits of one `Connection` value.
 fn connection_tokens(value: &[u8]) -> u8 {
     let mut bits = 0;
@@ -100,6 +144,8 @@ fn connection_tokens(value: &[u8]) -> u8 {
 /// An HTTP request: method, target, headers, body and peer address.
 #[derive(Clone)]
 pub struct Request {
+    /// The raw head from the method on (empty lines received before the
+    /// request line are not part of it), then the body.
     head: Box<[u8]>,
     /// The method is `head[..method_len]`.
     method_len: u8,
@@ -111,6 +157,9 @@ pub struct Request {
     /// `Connection` tokens seen while parsing: [`CONN_CLOSE`] and
     /// [`CONN_KEEP_ALIVE`] bits, so `keep_alive()` needs no header scan.
     connection: u8,
+    /// `Expect` values seen while parsing: [`EXPECT_CONTINUE`] and
+    /// [`EXPECT_OTHER`] bits (0 for HTTP/1.0, where `Expect` is ignored).
+    expect: u8,
     /// Declared body length (bodies over 4 GiB are refused with 413 at parse time).
     content_length: u32,
     /// Where the head ends in `head` (the body, if any, follows it in the
@@ -135,16 +184,21 @@ impl Request {
     /// more bytes arrived and the head is still incomplete; to keep the cost
     /// linear they can first look for the `\r\n\r\n` terminator.
     ///
+    /// Empty lines before the request line are skipped (RFC 9112 §2.2);
+    /// they count in the bytes used but are not part of the request.
+    ///
     /// # Errors
     /// A [`ParseError`] whose [`status`](ParseError::status) is the HTTP
-    /// answer (400, 411, 413 is decided later, 431, 505).
+    /// answer (400, 411, 413 is decided later, 431, 505). An HTTP/1.1
+    /// request without a `Host` header, or any request with more than one,
+    /// is malformed (400, RFC 9112 §3.2).
     pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<HeadStatus, ParseError> {
         Ok(match Self::parse_spans(buf, limits)? {
-            HeadStatus::Complete(mut req, used) => {
-                req.head = buf[..used].into();
+            Some((mut req, skip, used)) => {
+                req.head = buf[skip..used].into();
                 HeadStatus::Complete(req, used)
             }
-            HeadStatus::Partial => HeadStatus::Partial,
+            None => HeadStatus::Partial,
         })
     }
 
@@ -156,13 +210,13 @@ impl Request {
         buf: &mut Vec<u8>,
         limits: &HeadLimits,
     ) -> Result<Option<Request>, ParseError> {
-        let HeadStatus::Complete(mut req, used) = Self::parse_spans(buf, limits)? else {
+        let Some((mut req, skip, used)) = Self::parse_spans(buf, limits)? else {
             return Ok(None);
         };
-        req.head = if used == buf.len() {
+        req.head = if skip == 0 && used == buf.len() {
             std::mem::take(buf).into_boxed_slice()
         } else {
-            let head = buf[..used].into();
+            let head = buf[skip..used].into();
             buf.drain(..used);
             head
         };
@@ -170,8 +224,14 @@ impl Request {
     }
 
     /// Parses the head at the start of `buf` into a request whose `head`
-    /// is still empty: the callers fill it in (copied or moved).
-    fn parse_spans(buf: &[u8], limits: &HeadLimits) -> Result<HeadStatus, ParseError> {
+    /// is still empty, the bytes before its request line (`skip`: empty
+    /// lines) and the bytes used; `None` while incomplete. The callers fill
+    /// `head` in with `buf[skip..used]` (copied or moved): the spans are
+    /// relative to its start.
+    fn parse_spans(
+        buf: &[u8],
+        limits: &HeadLimits,
+    ) -> Result<Option<(Request, usize, usize)>, ParseError> {
         let max = limits.max_headers.min(MAX_HEADERS_STACK);
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS_STACK];
         let mut req = httparse::Request::new(&mut storage[..max]);
@@ -181,10 +241,10 @@ impl Request {
                 if buf.len() > limits.max_head_bytes {
                     return Err(ParseError::HeadTooLarge);
                 }
-                return Ok(HeadStatus::Partial);
+                return Ok(None);
             }
             Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-            Err(httparse::Error::Version) => return Err(ParseError::Malformed("bad version")),
+            Err(httparse::Error::Version) => return Err(version_error(buf)),
             Err(httparse::Error::Token) => return Err(ParseError::Malformed("bad token")),
             Err(httparse::Error::HeaderName) => {
                 return Err(ParseError::Malformed("bad header name"))
@@ -202,19 +262,33 @@ impl Request {
         let method = req.method.unwrap_or("");
         let method_len =
             u8::try_from(method.len()).map_err(|_| ParseError::Malformed("method too long"))?;
+        // httparse skipped any empty lines before the request line (RFC 9112
+        // §2.2): the head starts at the method, and the spans count from it.
+        let skip = if method.is_empty() {
+            0
+        } else {
+            span_of(buf, method.as_bytes()).0 as usize
+        };
+        let base = &buf[skip..];
         let target = req.path.unwrap_or("").as_bytes();
         if target.is_empty() {
             return Err(ParseError::Malformed("empty request target"));
         }
         let (path, query_end) = match target.iter().position(|&b| b == b'?') {
-            Some(q) => (span_of(buf, &target[..q]), span_of(buf, target).1),
-            None => (span_of(buf, target), 0),
+            Some(q) => (span_of(base, &target[..q]), span_of(base, target).1),
+            None => (span_of(base, target), 0),
         };
         let mut content_length: Option<u64> = None;
         let mut connection = 0;
+        let mut expect = 0;
+        let mut hosts = 0u32;
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("connection") {
                 connection |= connection_tokens(h.value);
+            } else if h.name.eq_ignore_ascii_case("host") {
+                hosts += 1;
+            } else if h.name.eq_ignore_ascii_case("expect") {
+                expect |= expect_tokens(h.value);
             } else if h.name.eq_ignore_ascii_case("content-length") {
                 let v = std::str::from_utf8(h.value)
                     .ok()
@@ -235,6 +309,16 @@ impl Request {
                 return Err(ParseError::LengthRequired);
             }
         }
+        // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
+        // status code to any HTTP/1.1 request message that lacks a Host
+        // header field and to any request message that contains more than
+        // one Host header field".
+        if hosts > 1 {
+            return Err(ParseError::Malformed("more than one Host header"));
+        }
+        if hosts == 0 && version_minor >= 1 {
+            return Err(ParseError::Malformed("missing Host header"));
+        }
         let request = Request {
             head: Box::default(),
             method_len,
@@ -242,20 +326,26 @@ impl Request {
             query_end,
             version_minor,
             connection,
+            // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored.
+            expect: if version_minor >= 1 { expect } else { 0 },
             content_length: u32::try_from(content_length.unwrap_or(0))
                 .map_err(|_| ParseError::BodyTooLarge)?,
-            head_len: used as u32,
+            head_len: (used - skip) as u32,
             peer: None,
         };
-        Ok(HeadStatus::Complete(request, used))
+        Ok(Some((request, skip, used)))
     }
 
-    /// Builds a request by hand (for tests and the client): `GET path?query HTTP/1.1`.
+    /// Builds a request by hand (for tests and the client): `GET path?query HTTP/1.1`,
+    /// with `Host: localhost` unless `headers` has a `Host` (HTTP/1.1 requires one).
     ///
     /// # Panics
     /// If the pieces do not form a valid request head (a bug in the caller: this is for tests and examples).
     pub fn synthetic(method: &str, target: &str, headers: &[(&str, &str)]) -> Request {
         let mut raw = format!("{method} {target} HTTP/1.1\r\n");
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            raw.push_str("Host: localhost\r\n");
+        }
         for (n, v) in headers {
             raw.push_str(n);
             raw.push_str(": ");
@@ -368,6 +458,18 @@ impl Request {
     /// The declared `Content-Length` (0 when absent).
     pub fn content_length(&self) -> u64 {
         u64::from(self.content_length)
+    }
+
+    /// Whether the client sent `Expect: 100-continue` (HTTP/1.1): it may
+    /// wait for `100 Continue` before sending the body.
+    pub(crate) fn expects_continue(&self) -> bool {
+        self.expect & EXPECT_CONTINUE != 0
+    }
+
+    /// Whether the client sent an `Expect` value other than `100-continue`
+    /// (HTTP/1.1), which the server cannot meet (417, RFC 9110 §10.1.1).
+    pub(crate) fn has_unmet_expectation(&self) -> bool {
+        self.expect & EXPECT_OTHER != 0
     }
 
     /// The request body.
@@ -518,7 +620,7 @@ mod tests {
         let all: Vec<_> = r.headers().collect();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1], ("Cookie", &b"a=1; sid=\"abc\""[..]));
-        let spaced = parse("GET / HTTP/1.1\r\nX-A:   padded value \t\r\nX-B:\r\n\r\n");
+        let spaced = parse("GET / HTTP/1.1\r\nHost: h\r\nX-A:   padded value \t\r\nX-B:\r\n\r\n");
         assert_eq!(spaced.header("x-a"), Some("padded value"));
         assert_eq!(spaced.header("x-b"), Some(""));
         assert_eq!(r.query_arguments("x"), vec!["1", "A%zz"]);
@@ -583,7 +685,7 @@ mod tests {
             ParseError::BadContentLength
         );
         assert!(Request::parse_head(b"GARBAGE\r\n\r\n", &LIMITS).is_err());
-        let huge = "POST / HTTP/1.1\r\nContent-Length: 4294967296\r\n\r\n";
+        let huge = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4294967296\r\n\r\n";
         let err = Request::parse_head(huge.as_bytes(), &LIMITS).unwrap_err();
         assert_eq!((err.clone(), err.status()), (ParseError::BodyTooLarge, 413));
     }
@@ -592,20 +694,109 @@ mod tests {
     fn keep_alive_rules() {
         assert!(!parse("GET / HTTP/1.0\r\n\r\n").keep_alive());
         assert!(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
-        assert!(!parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive());
-        assert!(parse("GET / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n").keep_alive());
-        assert!(parse("GET / HTTP/1.1\r\nConnection: closed, x-close\r\n\r\n").keep_alive());
+        assert!(!parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n\r\n").keep_alive());
+        assert!(
+            parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: closed, x-close\r\n\r\n").keep_alive()
+        );
         // Tokens anywhere in a list, and in any of several Connection fields
         // (RFC 9110 §5.3: they combine into one list).
-        assert!(!parse("GET / HTTP/1.1\r\nConnection: Upgrade , CLOSE\r\n\r\n").keep_alive());
         assert!(
-            !parse("GET / HTTP/1.1\r\nConnection: Upgrade\r\nConnection: close\r\n\r\n")
-                .keep_alive()
+            !parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade , CLOSE\r\n\r\n").keep_alive()
         );
+        assert!(!parse(
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nConnection: close\r\n\r\n"
+        )
+        .keep_alive());
         assert!(
             parse("GET / HTTP/1.0\r\nConnection: te\r\nConnection: keep-alive\r\n\r\n")
                 .keep_alive()
         );
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_host() {
+        let missing = ParseError::Malformed("missing Host header");
+        let two = ParseError::Malformed("more than one Host header");
+        let err = |raw: &str| Request::parse_head(raw.as_bytes(), &LIMITS).unwrap_err();
+        assert_eq!(err("GET / HTTP/1.1\r\n\r\n"), missing);
+        assert_eq!(err("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"), two);
+        assert_eq!(err("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"), two);
+        assert_eq!(missing.status(), 400);
+        // HTTP/1.0 predates Host.
+        assert_eq!(parse("GET / HTTP/1.0\r\n\r\n").host(), None);
+        assert_eq!(
+            Request::synthetic("GET", "/", &[]).host(),
+            Some("localhost")
+        );
+    }
+
+    #[test]
+    fn empty_lines_before_the_request_line_are_skipped() {
+        for raw in [
+            &b"\r\nPOST /p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            b"\n\r\n\nPOST /p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        ] {
+            let HeadStatus::Complete(mut r, n) = Request::parse_head(raw, &LIMITS).unwrap() else {
+                panic!("partial");
+            };
+            assert_eq!(n, raw.len());
+            assert_eq!((r.method(), r.uri(), r.query()), ("POST", "/p?q=1", "q=1"));
+            assert_eq!(r.host(), Some("h"));
+            r.set_body(b"xy".to_vec());
+            // The empty lines are not kept: the head starts at the method.
+            let skipped = raw.iter().position(|&b| b == b'P').unwrap();
+            assert_eq!(
+                (r.body(), r.heap_bytes()),
+                (&b"xy"[..], raw.len() - skipped + 2)
+            );
+            let mut buf = raw.to_vec();
+            buf.extend_from_slice(b"next");
+            let r = Request::parse_head_from(&mut buf, &LIMITS)
+                .unwrap()
+                .unwrap();
+            assert_eq!((r.method(), buf.as_slice()), ("POST", &b"next"[..]));
+        }
+    }
+
+    #[test]
+    fn well_formed_other_versions_are_505() {
+        let err = |raw: &[u8]| Request::parse_head(raw, &LIMITS).unwrap_err();
+        for raw in [
+            &b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"[..],
+            b"GET / HTTP/2",
+            b"\r\nGET / HTTP/1.2\r\n\r\n",
+            b"GET / HTTP/0.9\r\n\r\n",
+        ] {
+            let e = err(raw);
+            assert_eq!(
+                (e.status(), &e),
+                (505, &ParseError::UnsupportedVersion),
+                "{raw:?}"
+            );
+        }
+        for raw in [
+            &b"GET / HTTX/1.1\r\n\r\n"[..],
+            b"GET / HTTP/x\r\n\r\n",
+            b"GET / HTTP/a",
+        ] {
+            assert_eq!(err(raw).status(), 400, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn expectations() {
+        let r = parse("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\n\r\n");
+        assert!(r.expects_continue() && !r.has_unmet_expectation());
+        let r = parse("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue, x\r\n\r\n");
+        assert!(r.has_unmet_expectation());
+        let r = parse("POST / HTTP/1.1\r\nHost: h\r\nExpect: teapot\r\n\r\n");
+        assert!(!r.expects_continue() && r.has_unmet_expectation());
+        let r = parse("POST / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(!r.expects_continue() && !r.has_unmet_expectation());
+        // Ignored in HTTP/1.0 (RFC 9110 §10.1.1).
+        let r = parse("POST / HTTP/1.0\r\nExpect: 100-continue, x\r\n\r\n");
+        assert!(!r.expects_continue() && !r.has_unmet_expectation());
     }
 
     #[test]

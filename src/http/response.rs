@@ -63,14 +63,24 @@ impl Response {
     }
 
     /// Replaces every header named `name` with one `name: value`.
+    ///
+    /// A `name` that is not an HTTP token (RFC 9110 §5.1: no CR, LF, space,
+    /// colon...) is refused with a warning and changes nothing, so a
+    /// handler cannot inject header lines; CR and LF in `value` are dropped
+    /// when the response is serialized.
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
-        self.clear_header(name);
-        self.headers.push((name.to_string(), value.into()));
+        if valid_name(name) {
+            self.clear_header(name);
+            self.headers.push((name.to_string(), value.into()));
+        }
     }
 
     /// Adds a header line (keeps existing ones, e.g. for `Set-Cookie`).
+    /// An invalid `name` is refused as by [`set_header`](Self::set_header).
     pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
-        self.headers.push((name.to_string(), value.into()));
+        if valid_name(name) {
+            self.headers.push((name.to_string(), value.into()));
+        }
     }
 
     /// Removes every header named `name`.
@@ -143,6 +153,19 @@ impl Response {
     }
 }
 
+/// Whether `name` is an HTTP token (RFC 9110 §5.1 `field-name`); logs a
+/// warning when it is not.
+fn valid_name(name: &str) -> bool {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !ok {
+        log::warn!("refused response header with an invalid name {name:?}");
+    }
+    ok
+}
+
 /// Escapes `<`, `>`, `&`, `"` and `'` for HTML text.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -159,35 +182,74 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// The standard reason phrase for `status` (`"Unknown"` for others).
+/// The standard reason phrase for `status` (`"Unknown"` for others): the
+/// codes of RFC 9110 and the other registered ones Tornado's
+/// `httputil.responses` knows.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
         304 => "Not Modified",
+        305 => "Use Proxy",
+        306 => "(Unused)",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
         411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a Teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
         426 => "Upgrade Required",
+        428 => "Precondition Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
         _ => "Unknown",
     }
 }
@@ -251,6 +313,18 @@ mod tests {
         assert!(s.contains("Content-Length: 2\r\n"));
         assert!(s.contains("Connection: keep-alive\r\n\r\nhi"));
         assert!(s.contains("X-Evil: aSet-Cookie: x=1\r\n"));
+        // A name that is not a token cannot inject a header line either.
+        let mut bad = Response::text(200, "hi");
+        bad.set_header("X-A\r\nSet-Cookie", "x=1");
+        bad.add_header("X-B: y\r\nX-C", "z");
+        bad.add_header("", "empty");
+        bad.add_header("X Space", "s");
+        assert_eq!(bad.header("X-A\r\nSet-Cookie"), None);
+        let mut out = Vec::new();
+        bad.serialize(&mut out, false, true, "D");
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains("Set-Cookie") && !s.contains("X-C") && !s.contains("empty"));
+        assert!(!s.contains("X Space"), "{s}");
         let mut head = Vec::new();
         r.serialize(&mut head, true, false, "D");
         let h = String::from_utf8(head).unwrap();

@@ -20,7 +20,7 @@ use super::linger::{Lingering, HTTP_LINGER};
 use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, Response};
 use super::{HttpLimits, Reply, Service, Upgrade};
-use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
+use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness};
 
 /// Accepts handled per readiness event before yielding to other work.
 const ACCEPT_BUDGET: usize = 512;
@@ -266,8 +266,9 @@ impl Listener {
             out: Vec::new(),
             pending: None,
             shared: self.shared.clone(),
-            deadline: Some(lp.time() + limits.request_timeout),
+            deadline: Some(lp.deadline_after(limits.request_timeout)),
             started: None,
+            paused: false,
             close_after_flush: false,
             linger: false,
             served: 0,
@@ -309,8 +310,17 @@ struct HttpConn {
     /// A request whose head arrived and whose body is still arriving.
     pending: Option<Request>,
     shared: Rc<ConnShared>,
+    /// When the connection is dropped (408 first if a request is under
+    /// way): the idle timeout between requests, pushed back while a
+    /// response is being taken by the peer; `request_timeout` from a
+    /// request's first byte (or from accept for the first request).
     deadline: Option<Instant>,
+    /// When the current request's first byte was seen; `None` between
+    /// requests.
     started: Option<Instant>,
+    /// Reading and parsing are paused: more than `write_high_water` bytes
+    /// of responses wait for the peer (see [`HttpConn::backed_up`]).
+    paused: bool,
     close_after_flush: bool,
     /// The close follows an error answer: linger (see `linger`) instead of
     /// closing with the peer's unread bytes.
@@ -396,6 +406,31 @@ impl HttpConn {
         self.linger = true;
     }
 
+    /// Drops the empty lines (CRLF or LF) before a request line: RFC 9112
+    /// §2.2 says to ignore them (old clients send one after a POST body).
+    /// Dropped here, bytes that start no request leave the connection idle
+    /// rather than make it wait for a request with `request_timeout`.
+    fn skip_empty_lines(&mut self) {
+        let mut n = 0;
+        while let Some(rest) = self.buf.get(n..) {
+            match rest {
+                [b'\n', ..] => n += 1,
+                [b'\r', b'\n', ..] => n += 2,
+                _ => break,
+            }
+        }
+        self.buf.drain(..n);
+    }
+
+    /// Whether more response bytes wait for the peer than
+    /// `HttpLimits::write_high_water`: then no further request is read or
+    /// answered until the kernel has taken the excess, so a peer that
+    /// pipelines requests and does not read the answers cannot make the
+    /// server buffer them without bound.
+    fn backed_up(&self) -> bool {
+        self.out.len() > self.shared.limits.write_high_water
+    }
+
     /// The head is incomplete: marks what arrived as searched and refuses
     /// it (431, `Some(Step::Close)`) once it is over the size limit.
     fn head_arriving(&mut self, lp: &IOLoop) -> Option<Step> {
@@ -409,8 +444,21 @@ impl HttpConn {
 
     fn step(&mut self, lp: &IOLoop) -> Step {
         if self.pending.is_none() {
+            if self.scanned == 0 && matches!(self.buf.first(), Some(b'\r' | b'\n')) {
+                self.skip_empty_lines();
+            }
             if self.buf.is_empty() {
                 return Step::NeedMore;
+            }
+            if self.started.is_none() {
+                // A request starts: from its first byte it has
+                // `request_timeout` to arrive whole, however it trickles
+                // (the first one since accept, which set that deadline).
+                let now = lp.time();
+                self.started = Some(now);
+                if self.served > 0 {
+                    self.deadline = Some(deadline_after(now, self.shared.limits.request_timeout));
+                }
             }
             // A head that arrived whole (the usual case: one read after
             // accept) is parsed at once. Only once it is known to be arriving
@@ -436,14 +484,23 @@ impl HttpConn {
             }
             match Request::parse_head_from(&mut self.buf, &self.shared.head_limits) {
                 Ok(Some(mut req)) => {
-                    if self.started.is_none() {
-                        self.started = Some(lp.time());
-                    }
                     self.scanned = 0;
                     req.set_peer(Some(self.peer));
                     if req.content_length() > self.shared.limits.max_body_size as u64 {
                         self.error(lp, 413, "Request body too large");
                         return Step::Close;
+                    }
+                    if req.has_unmet_expectation() {
+                        self.error(lp, 417, "Unsupported Expect value");
+                        return Step::Close;
+                    }
+                    // RFC 9110 §10.1.1: a client that sent `Expect:
+                    // 100-continue` may wait for this before sending the
+                    // body. A request refused from its head alone got its
+                    // final status above instead; a body already here
+                    // needs no invitation.
+                    if req.expects_continue() && self.buf.len() < req.content_length() as usize {
+                        self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                     self.pending = Some(req);
                 }
@@ -463,7 +520,7 @@ impl HttpConn {
             .as_ref()
             .map_or(0, |r| r.content_length() as usize);
         if self.buf.len() < need {
-            self.deadline = Some(lp.time() + self.shared.limits.request_timeout);
+            // The deadline stays the one set when the request started.
             return Step::NeedMore;
         }
         let mut req = self.pending.take().expect("pending request");
@@ -512,7 +569,7 @@ impl HttpConn {
             }
         }
         self.started = None;
-        self.deadline = Some(lp.time() + self.shared.limits.idle_timeout);
+        self.deadline = Some(lp.deadline_after(self.shared.limits.idle_timeout));
         if self.close_after_flush {
             Step::Close
         } else {
@@ -545,6 +602,11 @@ impl HttpConn {
         if self.flush().is_err() {
             return Action::Remove;
         }
+        if self.paused && !self.backed_up() && !self.close_after_flush {
+            // The kernel took the excess without filling up, so no writable
+            // edge will come: resume reading next tick.
+            lp.mark_readable(id);
+        }
         if self.close_after_flush && self.out.is_empty() {
             if self.linger {
                 if let Some(stream) = self.stream.take() {
@@ -559,21 +621,46 @@ impl HttpConn {
 
 impl Pollable for HttpConn {
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
-        if r.writable && !self.out.is_empty() && self.flush().is_err() {
-            return Action::Remove;
+        if r.writable && !self.out.is_empty() {
+            let before = self.out.len();
+            if self.flush().is_err() {
+                return Action::Remove;
+            }
+            if self.out.len() < before && self.started.is_none() && !self.linger {
+                // The peer is taking a response: that is activity, so a
+                // slow download is not cut off by the idle timeout. (While
+                // a request is under way its own deadline stands.)
+                self.deadline = Some(lp.deadline_after(self.shared.limits.idle_timeout));
+            }
         }
-        if !r.readable && !r.read_closed && !r.error {
+        let resuming = self.paused && !self.backed_up();
+        if !resuming && !r.readable && !r.read_closed && !r.error {
             return self.after_io(lp, id);
         }
         if self.close_after_flush {
             return self.after_io(lp, id);
         }
-        let eof = match self.read_some(lp, r.read_closed || r.error) {
+        if self.backed_up() {
+            // Leave the peer's bytes in the kernel (its window then stops
+            // it) until the responses drain; `after_io` or the next
+            // writable edge resumes.
+            self.paused = true;
+            return self.after_io(lp, id);
+        }
+        self.paused = false;
+        // Readiness that arrived while paused was not acted on: read until
+        // the kernel is drained, so a FIN that came meanwhile is seen.
+        let eof = match self.read_some(lp, r.read_closed || r.error || resuming) {
             Ok(eof) => eof,
             Err(_) => return Action::Remove,
         };
         loop {
             match self.step(lp) {
+                Step::Again if self.backed_up() => {
+                    // Requests already read stay in `buf` until it drains.
+                    self.paused = true;
+                    break;
+                }
                 Step::Again => continue,
                 Step::NeedMore => break,
                 Step::Close => return self.after_io(lp, id),
@@ -620,8 +707,10 @@ impl Pollable for HttpConn {
                 }
             }
         }
-        if eof {
+        if eof && !self.paused {
             // The peer half-closed: answer what was complete, then close.
+            // (When paused, the rest is answered first: reading again on
+            // resuming sees the EOF again.)
             self.close_after_flush = true;
         }
         self.after_io(lp, id)
@@ -634,7 +723,9 @@ impl Pollable for HttpConn {
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         match self.deadline {
             Some(d) if d <= now => {
-                if !self.close_after_flush && (!self.buf.is_empty() || self.pending.is_some()) {
+                // A request under way gets 408; a connection idle, or whose
+                // peer stopped taking its responses, is just dropped.
+                if !self.close_after_flush && self.started.is_some() {
                     log::debug!("{id} request timeout");
                     lp.count(crate::ioloop::Counter::HttpRequestTimeouts, 1);
                     self.error(lp, 408, "Request timeout");

@@ -120,6 +120,8 @@ pub enum HandshakeError {
     MethodNotAllowed,
     /// Not HTTP/1.1 (400: the server speaks HTTP/1.0, the upgrade needs 1.1).
     UnsupportedHttpVersion,
+    /// No `Host` header, or more than one (400; RFC 6455 §4.2.1 item 2).
+    BadHost,
     /// `Upgrade` does not contain `websocket` (400).
     BadUpgrade,
     /// `Connection` does not contain `upgrade` (400).
@@ -157,6 +159,7 @@ impl HandshakeError {
         match self {
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::UnsupportedHttpVersion
+            | HandshakeError::BadHost
             | HandshakeError::BadUpgrade
             | HandshakeError::BadConnection
             | HandshakeError::BadKey => 400,
@@ -175,6 +178,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::UnsupportedHttpVersion => {
                 f.write_str("WebSocket upgrade requires HTTP/1.1")
             }
+            HandshakeError::BadHost => f.write_str("Exactly one Host header is required"),
             HandshakeError::BadUpgrade => f.write_str("Can \"Upgrade\" only to \"WebSocket\"."),
             HandshakeError::BadConnection => f.write_str("\"Connection\" must be \"Upgrade\"."),
             HandshakeError::UnsupportedVersion => f.write_str("Upgrade Required"),

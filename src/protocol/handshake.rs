@@ -74,7 +74,7 @@ pub struct UpgradeRequest<'a> {
 /// rather than treated as absent, so it cannot slip past `check_origin`.
 ///
 /// # Errors
-/// A [`HandshakeError`] whose `status()` is the HTTP answer: 405 (not GET), 400 (not HTTP/1.1, bad `Upgrade`/`Connection`, missing or invalid key), 426 (unsupported version).
+/// A [`HandshakeError`] whose `status()` is the HTTP answer: 405 (not GET), 400 (not HTTP/1.1, no `Host` or more than one ([`HandshakeError::BadHost`]), bad `Upgrade`/`Connection`, missing or invalid key), 426 (unsupported version).
 pub fn check_upgrade<'a>(
     method: &str,
     version_minor: u8,
@@ -106,6 +106,7 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
     let mut version_ok = false;
     let mut key: Option<&'a [u8]> = None;
     let mut key_count = 0;
+    let mut host_count = 0;
     let mut req = UpgradeRequest {
         key: b"",
         origin: None,
@@ -138,6 +139,7 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
                 req.origin = Some(v);
             }
         } else if name.eq_ignore_ascii_case(b"host") {
+            host_count += 1;
             req.host = std::str::from_utf8(trim(value)).ok();
         } else if name.eq_ignore_ascii_case(b"sec-websocket-protocol") {
             if let Ok(v) = std::str::from_utf8(value) {
@@ -150,6 +152,12 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
         } else if name.eq_ignore_ascii_case(b"sec-websocket-extensions") {
             req.extensions.push(value);
         }
+    }
+    // 2. "A |Host| header field containing the server's authority." One
+    // exactly: RFC 9112 §3.2 makes an HTTP/1.1 request without it, or any
+    // request with two, a 400.
+    if host_count != 1 {
+        return Err(HandshakeError::BadHost);
     }
     if !upgrade {
         return Err(HandshakeError::BadUpgrade);
@@ -586,6 +594,12 @@ mod tests {
             check_upgrade("GET", 1, &without("Connection")).unwrap_err(),
             HandshakeError::BadConnection
         );
+        // RFC 6455 §4.2.1 item 2: exactly one Host (400).
+        let e = check_upgrade("GET", 1, &without("Host")).unwrap_err();
+        assert_eq!((e.status(), e), (400, HandshakeError::BadHost));
+        let mut h = good();
+        h.push(("host", b"other.example"));
+        assert_eq!(check_upgrade("GET", 1, &h).unwrap_err().status(), 400);
         let e = check_upgrade("GET", 1, &without("Sec-WebSocket-Version")).unwrap_err();
         assert_eq!((e.status(), e), (426, HandshakeError::UnsupportedVersion));
         assert_eq!(
