@@ -17,7 +17,8 @@ use cyclone::protocol::CompressionOptions;
 use cyclone::web::Application;
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 
-const USAGE: &str = "echo_server: WebSocket echo on every path; /publish relays to /broadcast
+const USAGE: &str =
+    "echo_server: WebSocket echo on every path but /metrics; /publish relays to /broadcast
 
 Usage: echo_server [PORT] [--port PORT] [--address ADDR] [--deflate] [--max-message-size BYTES]
 

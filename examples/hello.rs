@@ -81,11 +81,14 @@ fn main() {
     let mut builder = Application::builder();
     if args.has("ping-interval") {
         let secs: f64 = args.get("ping-interval", 0.0);
-        if !(secs.is_finite() && secs > 0.0) {
+        let interval = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero());
+        let Some(interval) = interval else {
             eprintln!("hello: --ping-interval must be a positive number of seconds");
             std::process::exit(2);
-        }
-        builder = builder.websocket_ping_interval(Duration::from_secs_f64(secs));
+        };
+        builder = builder.websocket_ping_interval(interval);
     }
     let app = builder
         .route("/", || MainHandler)

@@ -9,7 +9,8 @@ use std::time::Duration;
 use cyclone::ioloop::IOLoop;
 use cyclone::web::{Application, RequestContext, RequestHandler};
 
-const USAGE: &str = "http_hello: GET / answers \"Hello, world\" (Tornado's hello world)
+const USAGE: &str = "http_hello: GET / answers \"Hello, world\" (Tornado's hello world);
+GET /metrics answers the loop's counters (Prometheus text format)
 
 Usage: http_hello [--port PORT] [--address ADDR]
 
@@ -29,7 +30,10 @@ fn main() {
     common::init_logging();
     let port: u16 = args.get("port", 8888);
     let address: String = args.get("address", "127.0.0.1".to_string());
-    let app = Application::builder().route("/", || MainHandler).build();
+    let app = Application::builder()
+        .route("/", || MainHandler)
+        .route("/metrics", || cyclone::web::MetricsHandler)
+        .build();
     if let Err(e) = app.listen_on((address.as_str(), port)) {
         eprintln!("http_hello: cannot listen on {address}:{port}: {e}");
         std::process::exit(1);

@@ -149,9 +149,51 @@ fn run_example(name: &str, check: impl FnOnce(u16)) {
     );
 }
 
+/// README: "every example serves it on `/metrics`".
+fn assert_metrics(port: u16) {
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "GET /metrics answered {status}");
+    assert!(
+        body.contains("cyclone_websocket_handshakes_total"),
+        "no counters in /metrics:\n{body}"
+    );
+}
+
 #[test]
 fn echo_server_help_start_stop() {
-    run_example("echo_server", |_| {});
+    run_example("echo_server", assert_metrics);
+}
+
+#[test]
+fn http_hello_help_start_serve_stop() {
+    run_example("http_hello", |port| {
+        let (status, body) = http_get(port, "/");
+        assert_eq!((status, body.as_str()), (200, "Hello, world"));
+        assert_metrics(port);
+    });
+}
+
+/// A ping interval too large for a `Duration` is a usage error (exit 2),
+/// not a panic.
+#[test]
+fn hello_refuses_an_unrepresentable_ping_interval() {
+    let exe = build_example("hello");
+    for bad in ["1e20", "0", "-1", "nan"] {
+        let out = Command::new(&exe)
+            .args(["--port", "0", "--ping-interval", bad])
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hello");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--ping-interval {bad}: {}\n{err}",
+            out.status
+        );
+        assert!(err.contains("--ping-interval"), "{err}");
+    }
 }
 
 #[test]
@@ -164,6 +206,7 @@ fn hello_help_start_serve_stop() {
             body.contains(r#"value="Hello, world""#),
             "no default message"
         );
+        assert_metrics(port);
     });
 }
 
@@ -176,5 +219,6 @@ fn chat_help_start_serve_stop() {
             body.contains(r#"id="messages""#),
             "no #messages in the page"
         );
+        assert_metrics(port);
     });
 }

@@ -475,3 +475,40 @@ fn response_header_names_cannot_inject_lines() {
         assert!(!head.contains(injected), "{injected} in {head}");
     }
 }
+
+struct Silent;
+
+impl WebSocketHandler for Silent {
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+/// README, "Metrics": handshakes are counted by result, 405 included — also
+/// when the application refuses a non-GET request on a WebSocket route
+/// before the handshake check runs.
+#[test]
+fn handshake_refused_with_405_is_counted() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .route("/metrics", || cyclone::web::MetricsHandler)
+            .websocket("/ws", |_req: &cyclone::http::Request| Silent)
+            .build()
+    });
+    let post = upgrade_request("/ws", "Content-Length: 0\r\n").replacen("GET", "POST", 1);
+    let (status, head, _) = request(&srv, post.as_bytes());
+    assert_eq!(status, 405, "{head}");
+    let bad_version = upgrade_request("/ws", "").replace("Version: 13", "Version: 8");
+    let (status, head, _) = request(&srv, bad_version.as_bytes());
+    assert_eq!(status, 426, "{head}");
+
+    let (status, _, body) = request(&srv, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    let value = |label: &str| {
+        let key = format!("cyclone_websocket_handshakes_total{{result=\"{label}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .map(|v| v.trim().to_string())
+    };
+    assert_eq!(value("426").as_deref(), Some("1"), "{text}");
+    assert_eq!(value("405").as_deref(), Some("1"), "{text}");
+}

@@ -281,6 +281,10 @@ impl Service for Application {
             }
             Target::WebSocket { factory, settings } => {
                 if req.method() != "GET" {
+                    // Refused here, before `websocket::accept`: count it
+                    // as that would (the handshake metric's 405).
+                    crate::ioloop::IOLoop::current()
+                        .count(crate::ioloop::Counter::HandshakeMethodNotAllowed, 1);
                     let mut r = Response::error(405, None);
                     r.set_header("Allow", "GET");
                     return Reply::Response(r);
@@ -327,7 +331,8 @@ impl ApplicationBuilder {
     ///
     /// # Panics
     /// `pattern` is not a valid regular expression (a programming error,
-    /// reported when the application is built, as Tornado does).
+    /// reported here, while the application is being built, as Tornado
+    /// reports it when the `Application` is constructed).
     pub fn route<H, F>(mut self, pattern: &str, factory: F) -> Self
     where
         H: RequestHandler,
