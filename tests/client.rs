@@ -728,3 +728,239 @@ fn frames_right_after_101_are_delivered() {
         assert_eq!(conn.close_code(), Some(1000));
     });
 }
+
+/// A raw server thread that completes the handshake on the first
+/// connection and hands the socket to `then`, whose result `join` returns.
+fn raw_ws_server<T: Send + 'static>(
+    then: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+) -> (SocketAddr, std::thread::JoinHandle<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Byte by byte: nothing after the head is consumed.
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).expect("request head");
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_of(&key)
+        );
+        s.write_all(resp.as_bytes()).unwrap();
+        then(s)
+    });
+    (addr, server)
+}
+
+/// Runs the loop until `done` has a value (or `limit` passes); returns it.
+async fn wait_for<T>(done: &mpsc::Receiver<T>, limit: Duration) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(v) = done.try_recv() {
+            return Some(v);
+        }
+        cyclone::ioloop::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// RFC 6455 §7.1.1, as the session's contract says: after the closing
+/// handshake the client waits for the server to close the TCP connection
+/// (the server then holds TIME_WAIT), while `on_close` (here: `read_message`
+/// yielding `None`) comes as soon as the server's Close arrives. Once the
+/// server closes, the client's slot is freed.
+#[test]
+fn client_waits_for_the_server_to_close_tcp() {
+    let (closing_tx, closing_rx) = mpsc::channel::<()>();
+    let (addr, server) = raw_ws_server(move |mut s| {
+        // The client's Close: 2 + 4 (mask) + 2 (code) bytes.
+        let mut close = [0u8; 8];
+        s.read_exact(&mut close).unwrap();
+        assert_eq!(close[0], 0x88);
+        s.write_all(&[0x88, 0x02, 0x03, 0xe8]).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let sent = Instant::now();
+        let mut tmp = [0u8; 64];
+        let read = s.read(&mut tmp).map_err(|e| e.kind());
+        let after = sent.elapsed();
+        // Now the server closes.
+        drop(s);
+        let _ = closing_tx.send(());
+        (read, after)
+    });
+    watchdog(Duration::from_secs(20));
+    let lp = IOLoop::current();
+    let (took, freed) = lp.run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        let t0 = Instant::now();
+        conn.close(Some(1000), "");
+        assert_eq!(conn.read_message().await, None);
+        let took = t0.elapsed();
+        assert_eq!(conn.close_code(), Some(1000));
+        // The loop goes on while the server decides.
+        wait_for(&closing_rx, Duration::from_secs(5))
+            .await
+            .expect("server");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while IOLoop::current().registrations() > 0 && Instant::now() < deadline {
+            cyclone::ioloop::sleep(Duration::from_millis(10)).await;
+        }
+        (took, IOLoop::current().registrations() == 0)
+    });
+    let (read, after) = server.join().unwrap();
+    assert!(
+        !matches!(read, Ok(0)),
+        "the client closed TCP {after:?} after the server's Close echo, \
+         without waiting for the server to close it"
+    );
+    assert!(
+        took < Duration::from_millis(400),
+        "on_close waited for the TCP close: {took:?}"
+    );
+    assert!(freed, "the client's slot outlived the server's close");
+}
+
+/// The wait for the server's TCP close is bounded: a server that sends
+/// Close, reads the echo and then keeps the connection open does not keep
+/// the client's slot (the client closes about 1 s after the handshake).
+#[test]
+fn client_does_not_wait_forever_for_a_server_that_never_closes() {
+    let (closed_tx, closed_rx) = mpsc::channel::<Duration>();
+    let (addr, server) = raw_ws_server(move |mut s| {
+        // The server closes the handshake first.
+        s.write_all(&[0x88, 0x02, 0x03, 0xe8]).unwrap();
+        let mut echo = [0u8; 8];
+        s.read_exact(&mut echo).unwrap();
+        assert_eq!(echo[0], 0x88);
+        let echoed = Instant::now();
+        // Then never closes; waits for the client to.
+        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        let mut tmp = [0u8; 64];
+        let read = s.read(&mut tmp).map_err(|e| e.kind());
+        assert_eq!(read, Ok(0), "the client did not close");
+        let _ = closed_tx.send(echoed.elapsed());
+        s
+    });
+    watchdog(Duration::from_secs(20));
+    let lp = IOLoop::current();
+    let after = lp.run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.close_code(), Some(1000));
+        wait_for(&closed_rx, Duration::from_secs(8)).await
+    });
+    let after = after.expect("the client never closed the TCP connection");
+    assert_eq!(lp.registrations(), 0, "the client's slot is still taken");
+    drop(server.join().unwrap());
+    // About 1 s (deadlines are swept every 250 ms), not at once.
+    assert!(
+        after >= Duration::from_millis(800) && after < Duration::from_secs(3),
+        "the client closed {after:?} after its echo"
+    );
+}
+
+/// `write_message`'s future resolves once the connection's queue is down
+/// to `WRITE_HIGH_WATER`, not only once it is empty. The peer announces a
+/// small MSS and has the smallest receive buffer, which keeps the client's
+/// send buffer small (its autotuning follows the congestion window), so
+/// the kernel takes the 1 MiB queue in steps well below the mark (about
+/// 27 KB on Linux 6) while the peer reads slowly: the future must resolve
+/// with the queue still non-empty (and at most the mark), not at the end.
+#[test]
+fn write_future_resolves_at_the_high_water_mark() {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    // Both are inherited by the accepted socket: the SYN-ACK announces
+    // the MSS, and the window stays small (1: the kernel's minimum).
+    sock.set_mss(536).unwrap();
+    sock.set_recv_buffer_size(1).unwrap();
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    sock.listen(1).unwrap();
+    let listener: TcpListener = sock.into();
+    let addr = listener.local_addr().expect("addr");
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_of(&key)
+        );
+        s.write_all(resp.as_bytes()).unwrap();
+        // Read slowly, 2 KiB a millisecond, until told to stop.
+        go_rx.recv().unwrap();
+        let mut v = [0u8; 2048];
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed)
+            && matches!(s.read(&mut v), Ok(n) if n > 0)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    watchdog(Duration::from_secs(30));
+    let (q0, at) = IOLoop::current().run_sync(async move {
+        let conn = Rc::new(
+            websocket_connect(&format!("ws://{addr}/"))
+                .await
+                .expect("connect"),
+        );
+        let fut = conn.write_message(vec![0u8; 1024 * 1024]).expect("write");
+        let q0 = conn.buffered_amount();
+        // The queue when the future resolved.
+        let at = Rc::new(std::cell::Cell::new(None));
+        let (at2, conn2) = (at.clone(), conn.clone());
+        IOLoop::current().spawn(async move {
+            fut.await;
+            at2.set(Some(conn2.buffered_amount()));
+        });
+        cyclone::ioloop::sleep(Duration::from_millis(100)).await;
+        go_tx.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while at.get().is_none() && Instant::now() < deadline {
+            cyclone::ioloop::sleep(Duration::from_millis(5)).await;
+        }
+        (q0, at.get())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
+    println!("queued {q0}, future resolved at {at:?}");
+    let mark = cyclone::websocket::client::WRITE_HIGH_WATER;
+    assert!(q0 > 2 * mark, "setup: only {q0} bytes queued");
+    let at = at.expect("the write future never resolved");
+    assert!(
+        at > 0 && at <= mark,
+        "the write future resolved with {at} bytes queued (mark {mark})"
+    );
+}

@@ -798,6 +798,107 @@ fn idle_timeout_with_keepalive_is_not_relabelled_ping_timeout() {
     }
 }
 
+/// Answers every message with `reply` bytes of its own (not an echo: they
+/// are queued, never held by the cork).
+struct Flood {
+    reply: usize,
+}
+
+impl WebSocketHandler for Flood {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        // Fails once closing (the point of the test below, on a bug).
+        let _ = ws.write_message(vec![3u8; self.reply]);
+    }
+}
+
+/// Inbound flow control is not idleness. A peer that sends a message every
+/// 50 ms but does not read the 1 MiB answers makes the server's queue pass
+/// `write_high_water`, so the server stops reading it; the peer's messages
+/// then wait in the socket. The idle timeout (300 ms) must not close the
+/// connection meanwhile: once the peer reads, every message is answered,
+/// and only then, with the peer silent, does the idle close come.
+#[test]
+fn idle_timeout_does_not_count_time_with_reading_paused() {
+    let settings = WebSocketSettings {
+        idle_timeout: Some(Duration::from_millis(300)),
+        write_high_water: 64 * 1024,
+        max_write_buffer: 256 * 1024 * 1024,
+        ..WebSocketSettings::default()
+    };
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket_with("/flood", settings, |_r: &Request| Flood {
+                reply: 1024 * 1024,
+            })
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/flood");
+    // 1.5 s of messages, five idle timeouts: reading is paused after a
+    // few answers fill the kernel's buffers.
+    let sent = 30;
+    for i in 0..sent {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for i in 0..sent {
+        let (_, op, p) = read_frame(&mut s).unwrap();
+        assert_eq!(
+            op,
+            0x2,
+            "frame {i} of {sent}: closed while reading was paused: {:?}",
+            String::from_utf8_lossy(&p[2.min(p.len())..])
+        );
+        assert_eq!(p.len(), 1024 * 1024);
+    }
+    // Silent now: the idle timeout still applies.
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1001u16.to_be_bytes()[..]));
+}
+
+/// Handler that reports what `write_message` and `buffered_amount` said
+/// about the echo it just wrote: (message length, returned, buffered).
+struct ReportWrites(Sender<(usize, usize, usize)>);
+
+impl WebSocketHandler for ReportWrites {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let len = msg.len();
+        let n = ws.write_message(msg).unwrap_or(usize::MAX);
+        let _ = self.0.send((len, n, ws.buffered_amount()));
+    }
+}
+
+/// `write_message` returns the bytes queued for the connection, and
+/// `buffered_amount` counts those the kernel has not taken: an echo of
+/// 16 KiB or more, held by the loop until the read batch is parsed (to
+/// leave with one `writev`), is still unsent and counts like a small echo
+/// queued the usual way.
+#[test]
+fn write_message_reports_a_large_echo_as_queued() {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = Server::start(move || {
+        let tx = tx.lock().unwrap().clone();
+        Application::builder()
+            .websocket("/ws", move |_req: &Request| ReportWrites(tx.clone()))
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/ws");
+    s.write_all(&client_frame(true, 2, &[1u8; 100])).unwrap();
+    let small = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().2, [1u8; 100]);
+    s.write_all(&client_frame(true, 2, &[2u8; 20_000])).unwrap();
+    let large = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().2.len(), 20_000);
+    // Header included: 2 bytes for 100, 4 for 20,000.
+    assert_eq!(small, (100, 102, 102));
+    assert_eq!(
+        large,
+        (20_000, 20_004, 20_004),
+        "the held 20,000-byte echo is not counted as queued"
+    );
+}
+
 struct ShutdownOnMessage;
 impl WebSocketHandler for ShutdownOnMessage {
     fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {

@@ -30,6 +30,13 @@ use crate::protocol::{CloseCode, Event, Payload, Readout, Session};
 /// connections (the connection goes on the loop's "still readable" list).
 const READ_BUDGET: usize = 4;
 
+/// How long a client keeps the TCP connection after the closing handshake,
+/// waiting for the server to close it first (RFC 6455 §7.1.1), when
+/// `close_timeout` is longer. The server's FIN follows its Close (or our
+/// echo) within a round trip, so this is ample on a working network, and
+/// it bounds how long a server that never closes keeps the client's slot.
+pub(crate) const SERVER_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A WebSocket connection registered in the loop (server or client side).
 pub(crate) struct WsConn {
     pub(crate) handler: Box<dyn WebSocketHandler>,
@@ -71,6 +78,7 @@ impl WsConn {
                     dropped: 0,
                     // Unsent bytes of the 101 lead the queue: not a frame.
                     frame_tail: p.unsent.len(),
+                    writers: Vec::new(),
                 })
                 .filter(|r| !r.is_unused())
                 .map(Box::new),
@@ -176,15 +184,19 @@ impl WsConn {
             match res {
                 Err(e) => {
                     let code = e.close_code();
-                    log::debug!(
-                        "{} protocol error: {e} (closing with {})",
-                        self.core.id,
-                        code.0
-                    );
                     lp.count(crate::ioloop::Counter::WsProtocolErrors, 1);
                     let why = if code == CloseCode::TOO_BIG {
+                        // A configured limit was exceeded: an operator may
+                        // need to raise it, so warn (DESIGN.md §4).
+                        log::warn!("{} closing with 1009: {e}", self.core.id);
                         CloseReason::MessageTooBig
                     } else {
+                        // A broken peer: its own problem, not the server's.
+                        log::debug!(
+                            "{} protocol error: {e} (closing with {})",
+                            self.core.id,
+                            code.0
+                        );
                         CloseReason::ProtocolError
                     };
                     self.core.closed_by.get_or_insert(why);
@@ -361,6 +373,8 @@ impl WsConn {
             log::debug!("{id} write failed: {e}");
             return self.terminate(lp, CloseReason::Abnormal);
         }
+        // Outside a read batch nothing is held by the cork: `out` is all.
+        self.core.wake_writers();
         if let Some(n) = self
             .core
             .rare
@@ -402,6 +416,9 @@ impl WsConn {
                 ) {
                     return self.linger(lp, id);
                 }
+                if self.core.is_client && self.core.session.state().is_closed() {
+                    return self.await_server_close(lp, id);
+                }
                 return action;
             }
         } else {
@@ -422,15 +439,35 @@ impl WsConn {
     /// handler already saw `on_close`.
     fn linger(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         crate::http::linger::shut_write(&self.core.stream);
+        if !self.core.close_deadline.is_set() {
+            self.core.close_deadline = Ms::after(lp, self.core.settings.close_timeout);
+        }
+        self.discard_until_eof(lp, id)
+    }
+
+    /// A client after the closing handshake (RFC 6455 §7.1.1: the server
+    /// closes the TCP connection first, so that it, not the client, holds
+    /// TIME_WAIT): keep the socket, drop what still arrives, and close once
+    /// the server has closed, or after [`SERVER_CLOSE_WAIT`] (at most
+    /// `close_timeout`) if it never does. The handler already saw
+    /// `on_close`; only the socket waits.
+    fn await_server_close(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        let wait = self.core.settings.close_timeout.min(SERVER_CLOSE_WAIT);
+        // From now: the close timeout counted from our own Close may be
+        // nearly spent when the server's answer arrives.
+        self.core.close_deadline = Ms::after(lp, wait);
+        self.discard_until_eof(lp, id)
+    }
+
+    /// Finished: reads and drops what arrives until the peer closes its
+    /// side, or `close_deadline` (set by the caller) passes.
+    fn discard_until_eof(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         let c = &mut self.core;
         c.lingering = true;
         c.next_ping = Ms::NONE;
         c.pong_deadline = Ms::NONE;
         c.slow_deadline = Ms::NONE;
         c.idle_deadline = Ms::NONE;
-        if !c.close_deadline.is_set() {
-            c.close_deadline = Ms::after(lp, c.settings.close_timeout);
-        }
         // Edge-triggered: what is already waiting brings no new event.
         lp.mark_readable(id);
         Action::Keep
@@ -446,7 +483,11 @@ impl WsConn {
                 self.core.closed_by,
                 self.core.close_code
             );
-            lp.count(crate::ioloop::Counter::WsClosed, 1);
+            if self.core.opened {
+                // Paired with `WsOpened`: the open-connections gauge is
+                // their difference, so one that never opened is not closed.
+                lp.count(crate::ioloop::Counter::WsClosed, 1);
+            }
             if let Some(why) = self.core.closed_by {
                 lp.count(why.counter(), 1);
             }
@@ -454,6 +495,8 @@ impl WsConn {
                 lp.count(crate::ioloop::Counter::for_close_code(None), 1);
             }
             self.core.finished = true;
+            // Flow-control futures resolve: nothing more will be sent.
+            self.core.wake_writers();
             // Writes after this fail; the handler sees the final state.
             let handler = &mut self.handler;
             let core = &mut self.core;
@@ -551,8 +594,19 @@ impl Pollable for WsConn {
         if self.core.slow_deadline.passed(lp, now) {
             return self.finish_io(lp, id);
         }
+        if self.core.idle_deadline.passed(lp, now) && self.core.read_paused && self.core.has_input()
+        {
+            // Reading is paused (our queue is over `write_high_water`) and
+            // the peer's bytes wait in the socket: it is not idle, we are
+            // not reading. Another period; reads re-arm it once resumed.
+            self.core.idle_deadline = self
+                .core
+                .settings
+                .idle_timeout
+                .map_or(Ms::NONE, |t| Ms::after_from(lp, now, t));
+        }
         if self.core.idle_deadline.passed(lp, now) {
-            log::debug!("{id} idle timeout: closing");
+            log::info!("{id} idle timeout: closing");
             self.core.idle_deadline = Ms::NONE;
             self.core.start_close(
                 lp,

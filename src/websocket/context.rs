@@ -134,9 +134,18 @@ impl<'a> WebSocket<'a> {
         !self.core.session.state().can_send() || self.core.finished
     }
 
-    /// Bytes queued for this connection and not yet taken by the kernel.
+    /// Bytes queued for this connection and not yet taken by the kernel
+    /// (including echoes of large messages that the loop holds until the
+    /// current read batch is parsed, to write them together).
     pub fn buffered_amount(&self) -> usize {
-        self.core.out.len()
+        self.core.queued(self.lp)
+    }
+
+    /// Wakes `waker` once [`buffered_amount`](Self::buffered_amount) is at
+    /// most `mark` after a flush, or the connection ends (the client's
+    /// `WriteFuture`).
+    pub(crate) fn wake_at_most(&mut self, mark: usize, waker: &std::task::Waker) {
+        self.core.wake_at_most(mark, waker);
     }
 
     /// The loop this connection runs on.

@@ -13,6 +13,7 @@
 
 use std::io::{self, Write};
 use std::rc::Rc;
+use std::task::Waker;
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -56,6 +57,9 @@ pub(crate) struct Cork {
     base: usize,
     len: usize,
     frames: Vec<HeldFrame>,
+    /// Bytes of `frames` (headers and payloads), kept as they are held so
+    /// that `buffered_amount` costs no walk over them.
+    held: usize,
 }
 
 /// A server frame to write: its header, and its payload as a range of
@@ -113,6 +117,17 @@ impl Cork {
         // Empty unless a batch ended without `cork_end` (it cannot: handler
         // panics are caught inside it); never write stale frames.
         self.frames.clear();
+        self.held = 0;
+    }
+
+    /// Bytes held for `id`: those of its frames waiting for the end of the
+    /// read batch (0 unless `id` is the connection being served).
+    fn held_by(&self, id: ConnId) -> usize {
+        if self.owner == Some(id) {
+            self.held
+        } else {
+            0
+        }
     }
 
     /// Holds the frame of a server message `data` sent by `id`, if `id`
@@ -129,8 +144,9 @@ impl Cork {
         if self.frames.len() == CORK_FRAMES {
             return Held::Behind;
         }
-        self.frames
-            .push(HeldFrame::new(op, addr - self.base, data.len()));
+        let frame = HeldFrame::new(op, addr - self.base, data.len());
+        self.held += frame.hlen as usize + frame.len;
+        self.frames.push(frame);
         Held::Yes
     }
 }
@@ -237,8 +253,10 @@ pub(crate) struct Core {
     pub(super) close_after_flush: bool,
     /// `out` was non-empty after a flush: call `on_drain` once it empties.
     pub(super) backlogged: bool,
-    /// Finished after failing the connection; reading and dropping what
-    /// the peer still sends until it closes (see `crate::http::linger`).
+    /// Finished, reading and dropping what the peer still sends until it
+    /// closes: after failing the connection (see `crate::http::linger`),
+    /// or on a client after the closing handshake, waiting for the server
+    /// to close first (RFC 6455 §7.1.1).
     pub(super) lingering: bool,
     pub(crate) id: ConnId,
     pub(crate) is_client: bool,
@@ -255,6 +273,9 @@ pub(super) struct Rare {
     pub(super) dropped: u64,
     /// See `Core::frame_tail`.
     pub(super) frame_tail: usize,
+    /// Tasks to wake once the queue is at most so many bytes (the client's
+    /// `WriteFuture`s, see [`Core::wake_at_most`]).
+    pub(super) writers: Vec<(usize, Waker)>,
 }
 
 impl Rare {
@@ -265,6 +286,7 @@ impl Rare {
             && self.args.is_none()
             && self.dropped == 0
             && self.frame_tail == 0
+            && self.writers.is_empty()
     }
 }
 
@@ -354,7 +376,7 @@ impl Core {
             return Err(WebSocketClosedError);
         }
         if self.should_drop(lp) {
-            return Ok(self.out.len());
+            return Ok(self.queued(lp));
         }
         let direct = data.len() >= DIRECT_WRITE_MIN
             && self.out.is_empty()
@@ -372,7 +394,15 @@ impl Core {
                 .map_err(|_| WebSocketClosedError)?,
         }
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
-        Ok(self.out.len())
+        Ok(self.queued(lp))
+    }
+
+    /// Bytes queued for this connection and not yet taken by the kernel:
+    /// `out`, plus the frames the loop's [`Cork`] holds for it while its
+    /// read batch is parsed (echoes of large messages, which leave from
+    /// the input buffer without being copied into `out`).
+    pub(super) fn queued(&self, lp: &IOLoop) -> usize {
+        self.out.len() + lp.cork().held_by(self.id)
     }
 
     /// Large uncompressed server message with nothing queued before it:
@@ -399,6 +429,7 @@ impl Core {
         let mut frames = {
             let mut c = lp.cork();
             c.owner = None;
+            c.held = 0;
             if c.frames.is_empty() {
                 return;
             }
@@ -641,8 +672,44 @@ impl Core {
         }
     }
 
+    /// Whether bytes from the peer wait unread in the socket (one `peek`;
+    /// only asked when an idle deadline passes while reading is paused).
+    pub(super) fn has_input(&self) -> bool {
+        matches!(self.stream.peek(&mut [0u8; 1]), Ok(n) if n > 0)
+    }
+
     pub(super) fn rare(&mut self) -> &mut Rare {
         self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Wakes `waker` once the queue ([`Core::queued`]) is at most `mark`
+    /// bytes, as seen after a flush, or when the connection ends. A waker
+    /// already registered (the same task) keeps one entry, with the larger
+    /// mark: woken there, the task polls again and registers what it still
+    /// waits for.
+    pub(super) fn wake_at_most(&mut self, mark: usize, waker: &Waker) {
+        let writers = &mut self.rare().writers;
+        match writers.iter_mut().find(|(_, w)| w.will_wake(waker)) {
+            Some(entry) => entry.0 = entry.0.max(mark),
+            None => writers.push((mark, waker.clone())),
+        }
+    }
+
+    /// After a flush: wakes the writers whose mark the queue has reached
+    /// (all of them once `finished`). Only a connection whose writers wait
+    /// pays more than one branch.
+    pub(super) fn wake_writers(&mut self) {
+        let queued = self.out.len();
+        let finished = self.finished;
+        if let Some(r) = self.rare.as_mut().filter(|r| !r.writers.is_empty()) {
+            r.writers.retain(|(mark, w)| {
+                let ready = finished || queued <= *mark;
+                if ready {
+                    w.wake_by_ref();
+                }
+                !ready
+            });
+        }
     }
 }
 
@@ -965,5 +1032,8 @@ mod tests {
         ));
         assert_eq!(cork.frames.len(), CORK_FRAMES);
         assert_eq!(cork.frames[3].off, 3);
+        // What is held counts for the owner only (2-byte headers).
+        assert_eq!(cork.held_by(a), CORK_FRAMES * 102);
+        assert_eq!(cork.held_by(b), 0);
     }
 }

@@ -113,7 +113,9 @@ pub enum CloseReason {
     /// The peer sent a close frame (its code and reason are in
     /// `close_code()`/`close_reason()`).
     Peer,
-    /// The handler called `close`, and the close handshake completed or timed out.
+    /// The handler called `close`, and the close handshake completed (if
+    /// the peer does not answer within the close timeout, the reason is
+    /// [`CloseTimeout`](Self::CloseTimeout) instead).
     Local,
     /// The peer broke the protocol; we sent the close code shown.
     ProtocolError,

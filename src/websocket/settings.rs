@@ -72,7 +72,8 @@ pub struct WebSocketSettings {
     pub write_high_water: usize,
     /// Close connections (1001, `CloseReason::IdleTimeout`) that received
     /// nothing for this long (default: none; pings answered count as
-    /// traffic; 24.8 days or more: never).
+    /// traffic; 24.8 days or more: never). While reading is paused by
+    /// `write_high_water`, a peer whose bytes wait unread is not idle.
     pub idle_timeout: Option<Duration>,
     /// `TCP_NODELAY` on upgraded connections (default true).
     pub nodelay: bool,

@@ -24,18 +24,9 @@ struct ClientState {
     queue: VecDeque<Message<'static>>,
     closed: bool,
     read_waker: Option<Waker>,
-    drain_wakers: Vec<Waker>,
     close_code: Option<u16>,
     close_reason: Option<String>,
     subprotocol: Option<String>,
-}
-
-impl ClientState {
-    fn wake_drains(&mut self) {
-        for w in self.drain_wakers.drain(..) {
-            w.wake();
-        }
-    }
 }
 
 /// The handler behind [`WebSocketClientConnection`]: queues messages for
@@ -65,11 +56,6 @@ impl WebSocketHandler for ChannelHandler {
         if let Some(w) = s.read_waker.take() {
             w.wake();
         }
-        s.wake_drains();
-    }
-
-    fn on_drain(&mut self, _ws: &mut WebSocket<'_>) {
-        self.state.borrow_mut().wake_drains();
     }
 }
 
@@ -252,7 +238,9 @@ impl WebSocketClientConnection {
     }
 
     /// Starts the closing handshake; `read_message` then yields `None` once
-    /// the server answered (or the close timeout passed).
+    /// the server answered (or the close timeout passed). The TCP
+    /// connection is then kept until the server closes it, for at most 1 s
+    /// (RFC 6455 §7.1.1: the server closes first).
     pub fn close(&self, code: Option<u16>, reason: &str) {
         let lp = IOLoop::current();
         if with_websocket(&lp, self.id, |ws| ws.close(code, reason)).is_none() {
@@ -304,7 +292,6 @@ impl WebSocketClientConnection {
             id: self.id,
             state: self.state.clone(),
             mark,
-            rechecked: false,
         }
     }
 }
@@ -337,35 +324,31 @@ pub struct WriteFuture {
     id: ConnId,
     state: Rc<RefCell<ClientState>>,
     mark: usize,
-    rechecked: bool,
 }
 
 impl Future for WriteFuture {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.state.borrow().closed {
             return Poll::Ready(());
         }
-        let lp = IOLoop::current();
-        let Some(queued) = with_websocket(&lp, self.id, |ws| ws.buffered_amount()) else {
-            return Poll::Ready(());
-        };
-        if queued <= self.mark {
-            return Poll::Ready(());
+        let mark = self.mark;
+        // Over the mark, the connection wakes this task after the flush
+        // that brings its queue down to the mark (`with_websocket` asks for
+        // one at the end of this turn), or when it ends. Nothing is
+        // registered, and nothing costs, while no writer waits.
+        let waiting = with_websocket(&IOLoop::current(), self.id, |ws| {
+            let over = ws.buffered_amount() > mark;
+            if over {
+                ws.wake_at_most(mark, cx.waker());
+            }
+            over
+        });
+        if waiting == Some(true) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
-        self.state
-            .borrow_mut()
-            .drain_wakers
-            .push(cx.waker().clone());
-        if !self.rechecked {
-            // The queue is flushed at the end of this turn; if that empties it
-            // at once there is no `on_drain`, so look again next turn. After
-            // that, a non-empty queue is backlogged and `on_drain` will come.
-            self.rechecked = true;
-            let w = cx.waker().clone();
-            lp.add_callback(move || w.wake());
-        }
-        Poll::Pending
     }
 }
