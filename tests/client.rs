@@ -964,3 +964,29 @@ fn write_future_resolves_at_the_high_water_mark() {
         "the write future resolved with {at} bytes queued (mark {mark})"
     );
 }
+
+/// A `Host` among the client's extra headers replaces its own (virtual
+/// hosting; Tornado's client adds Host only when absent): one Host goes
+/// out, which the server's "exactly one Host" check accepts.
+#[test]
+fn client_host_header_override_is_accepted_by_server() {
+    let app = Application::builder()
+        .websocket(r"/echo", |_req| Echo)
+        .build();
+    let addr = app.listen_on("127.0.0.1:0").expect("listen");
+    IOLoop::current().call_later(Duration::from_secs(20), || panic!("test timed out"));
+    let res = IOLoop::current().run_sync(async move {
+        let opts = cyclone::websocket::ConnectOptions {
+            headers: vec![("Host".into(), "example.com".into())],
+            ..cyclone::websocket::ConnectOptions::default()
+        };
+        match cyclone::websocket::websocket_connect_opts(&format!("ws://{addr}/echo"), opts).await {
+            Ok(c) => {
+                c.close(None, "");
+                Ok(())
+            }
+            Err(e) => Err(format!("{e} (status {:?})", e.status())),
+        }
+    });
+    assert!(res.is_ok(), "{res:?}");
+}

@@ -1643,3 +1643,41 @@ fn slow_download_is_not_cut_off_by_the_idle_timeout() {
         start.elapsed()
     );
 }
+
+/// Empty lines between requests leave a keep-alive connection idle, also
+/// when the line's CR and LF arrive in separate reads: a lone CR starts no
+/// request (no request_timeout, no 408).
+#[test]
+fn empty_line_split_between_reads_does_not_start_a_request() {
+    let srv = util::Server::start(|| {
+        Application::builder()
+            .route("/", || Hello)
+            .request_timeout(Duration::from_millis(400))
+            .idle_timeout(Duration::from_secs(30))
+            .build()
+    });
+    let mut s = srv.connect();
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\r").unwrap();
+    let (status, _, body) = util::read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (200, &b"Hello, world"[..]));
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(b"\n").unwrap();
+    // Idle keep-alive connection: nothing should arrive for well past
+    // request_timeout.
+    s.set_read_timeout(Some(Duration::from_millis(1200)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    match s.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        Ok(n) => panic!(
+            "idle keep-alive connection answered {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}

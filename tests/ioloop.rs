@@ -544,3 +544,45 @@ fn periodic_callback_restarted_from_its_own_callback_keeps_its_rate() {
         "{calls} calls in 210 ms at a 20 ms period"
     );
 }
+
+/// A timer that re-arms itself at a deadline already past (a retry loop
+/// "run at X" whose X has passed) must not starve other due timers: the
+/// due batch is collected per iteration (Tornado, asyncio), and newer due
+/// timers in front of older ones are set aside, not a stop.
+#[test]
+fn past_deadline_chain_does_not_starve_other_due_timers() {
+    let ran_at = in_thread(|| {
+        let lp = IOLoop::current();
+        let t0 = lp.time();
+        let spins = Rc::new(Cell::new(0u32));
+        // How many chain iterations had run when the other timer ran.
+        let other_ran_at = Rc::new(Cell::new(None::<u32>));
+        {
+            let (s, o) = (spins.clone(), other_ran_at.clone());
+            lp.call_at(t0 + Duration::from_millis(1), move || o.set(Some(s.get())));
+        }
+        fn chain(t0: Instant, spins: Rc<Cell<u32>>, other: Rc<Cell<Option<u32>>>) {
+            let lp = IOLoop::current();
+            spins.set(spins.get() + 1);
+            if other.get().is_some() || spins.get() >= 2000 {
+                lp.stop();
+                return;
+            }
+            lp.call_at(t0, move || chain(t0, spins, other));
+        }
+        {
+            let (s, o) = (spins.clone(), other_ran_at.clone());
+            lp.call_at(t0, move || chain(t0, s, o));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        lp.start();
+        other_ran_at.get()
+    });
+    // Both were due on the first iteration: Tornado runs both there.
+    assert!(
+        matches!(ran_at, Some(n) if n <= 2),
+        "a due timer was starved by a timer re-arming at a past deadline: it ran after {:?} \
+         iterations of the chain (only when the chain stopped itself at 2000)",
+        ran_at
+    );
+}

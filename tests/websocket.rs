@@ -1170,3 +1170,72 @@ fn random_frames_in_random_chunks_echo_intact() {
         write_in_chunks_and_check_echoes(&mut s, wire, next_chunk, &expect, &what);
     }
 }
+
+/// Answers every message with 1 MiB.
+struct FloodMiB;
+impl WebSocketHandler for FloodMiB {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        let _ = ws.write_message(vec![3u8; 1024 * 1024]);
+    }
+}
+
+/// With reading paused, bytes waiting unread are not proof of activity:
+/// they may be old. A peer that sent messages, then hung (reads nothing,
+/// sends nothing) must still be idle-closed, although its last messages
+/// sit unread and the queue stays below max_write_buffer (so the
+/// slow-consumer policy never closes it).
+#[test]
+fn hung_peer_with_stale_unread_bytes_is_still_idle_closed() {
+    let settings = WebSocketSettings {
+        idle_timeout: Some(Duration::from_millis(300)),
+        close_timeout: Duration::from_millis(300),
+        write_high_water: 64 * 1024,
+        max_write_buffer: 256 * 1024 * 1024,
+        ..WebSocketSettings::default()
+    };
+    let srv = util::Server::start(move || {
+        Application::builder()
+            .websocket_with("/flood", settings, |_r: &Request| FloodMiB)
+            .build()
+    });
+    let mut s = util::raw_ws(&srv, "/flood");
+    // Enough messages for the answers to fill the kernel's buffers, so
+    // that reading is paused with the last messages unread.
+    for i in 0..24 {
+        s.write_all(&util::client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = srv.metrics();
+    eprintln!(
+        "messages in {} of 24, queued {}",
+        m.get(cyclone::ioloop::Counter::WsMessagesIn),
+        m.queued_bytes
+    );
+    assert_eq!(m.websocket_connections, 1);
+    // The peer hangs now: reads nothing, sends nothing. Several idle
+    // periods (300 ms) plus the close timeout (300 ms) later it must be gone.
+    let start = Instant::now();
+    let mut open = 1;
+    while start.elapsed() < Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(200));
+        open = srv.metrics().websocket_connections;
+        if open == 0 {
+            break;
+        }
+    }
+    if open != 0 {
+        for l in srv.metrics().to_prometheus().lines() {
+            if l.starts_with("cyclone_websocket") && !l.ends_with(" 0") {
+                eprintln!("{l}");
+            }
+        }
+    }
+    assert_eq!(
+        open,
+        0,
+        "a peer silent for {:?} (idle_timeout 300 ms) is still open: its stale unread bytes re-arm the idle deadline forever",
+        start.elapsed()
+    );
+    drop(s);
+}

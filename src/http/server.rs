@@ -447,7 +447,9 @@ impl HttpConn {
             if self.scanned == 0 && matches!(self.buf.first(), Some(b'\r' | b'\n')) {
                 self.skip_empty_lines();
             }
-            if self.buf.is_empty() {
+            // Nothing, or a lone CR whose LF has yet to come (an empty
+            // line split across reads): no request has started.
+            if self.buf.is_empty() || (self.scanned == 0 && self.buf[..] == *b"\r") {
                 return Step::NeedMore;
             }
             if self.started.is_none() {

@@ -31,6 +31,8 @@ impl Shared {
             std::mem::take(&mut *q)
         };
         drop(queued);
+        let mut ready = self.ready_tasks.lock().unwrap_or_else(|e| e.into_inner());
+        *ready = Vec::new();
     }
 
     pub(crate) fn notify(&self) {
@@ -96,11 +98,18 @@ impl std::task::Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.shared
-            .ready_tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(self.id);
+        {
+            let mut ready = self
+                .shared
+                .ready_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // A loop that is gone polls nothing: do not pile up its ids.
+            if self.shared.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            ready.push(self.id);
+        }
         self.shared.notify();
     }
 }

@@ -269,14 +269,15 @@ impl IOLoop {
         self.inner.callbacks.borrow_mut().push_back(Box::new(f));
     }
 
-    /// Runs `f` after `delay` (loop clock), on an iteration after this one.
+    /// Runs `f` after `delay` (loop clock).
     /// A delay too large for an `Instant` (`Duration::MAX`) never comes due.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimeoutHandle {
         self.call_at(self.deadline_after(delay), f)
     }
 
-    /// Runs `f` at `when` (loop clock), on an iteration after this one even
-    /// if `when` has passed.
+    /// Runs `f` at `when` (loop clock). A timer set by a timer callback
+    /// runs on a later iteration even if `when` has passed (so chains of
+    /// them cannot starve the loop).
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimeoutHandle {
         self.inner.timers.borrow_mut().insert(when, Box::new(f))
     }
@@ -371,7 +372,11 @@ impl IOLoop {
         // Due timers, earliest first; timers set from here on wait for the
         // next iteration.
         let now = self.time();
-        let before = inner.timers.borrow().next_seq();
+        let before = {
+            let mut timers = inner.timers.borrow_mut();
+            timers.unpark();
+            timers.next_seq()
+        };
         loop {
             let cb = inner.timers.borrow_mut().pop_due(now, before);
             match cb {
@@ -379,6 +384,7 @@ impl IOLoop {
                 None => break,
             }
         }
+        inner.timers.borrow_mut().unpark();
         if now >= inner.next_sweep.get() {
             inner.next_sweep.set(now + SWEEP_INTERVAL);
             self.sweep(now);

@@ -25,6 +25,10 @@ pub(crate) struct TimerQueue {
     next_seq: u64,
     /// Which queue (loop) this is, for the handles it gives out.
     id: u32,
+    /// Due timers set during the current pass, set aside by
+    /// [`pop_due`](Self::pop_due) so the older ones behind them still run;
+    /// back in the heap at [`unpark`](Self::unpark).
+    parked: Vec<(Instant, u64)>,
 }
 
 impl Default for TimerQueue {
@@ -35,6 +39,7 @@ impl Default for TimerQueue {
             live: HashMap::new(),
             next_seq: 0,
             id: NEXT_QUEUE.fetch_add(1, Ordering::Relaxed),
+            parked: Vec::new(),
         }
     }
 }
@@ -67,6 +72,7 @@ impl TimerQueue {
 
     /// The earliest pending deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.unpark();
         while let Some(Reverse((d, s))) = self.heap.peek() {
             if self.live.contains_key(s) {
                 return Some(*d);
@@ -86,21 +92,34 @@ impl TimerQueue {
     /// `before`, earliest first (equal deadlines in insertion order). The
     /// loop takes `before` from [`next_seq`](Self::next_seq) when it starts
     /// running due timers, so a timer set by a timer callback — even
-    /// `call_later(0)` — waits for the next iteration instead of running in
-    /// the same pass, and a chain of them cannot starve callbacks and I/O
-    /// (Tornado and asyncio collect the due timers first, too). A newer
-    /// timer at the front stops the pass; older due ones behind it run on
-    /// the next iteration, which polls without sleeping.
+    /// `call_later(0)` or a `call_at` in the past — waits for the next
+    /// iteration instead of running in the same pass, and a chain of them
+    /// cannot starve callbacks, I/O or the other due timers (Tornado and
+    /// asyncio collect the due timers first, too). Newer due timers met on
+    /// the way are parked until [`unpark`](Self::unpark).
     pub(crate) fn pop_due(&mut self, now: Instant, before: u64) -> Option<TimerCallback> {
         loop {
             let Reverse((d, s)) = *self.heap.peek()?;
-            if d > now || s >= before {
+            if d > now {
                 return None;
             }
             self.heap.pop();
+            if s >= before {
+                self.parked.push((d, s));
+                continue;
+            }
             if let Some(cb) = self.live.remove(&s) {
                 return Some(cb);
             }
+        }
+    }
+
+    /// Puts the timers [`pop_due`](Self::pop_due) parked back in the heap
+    /// (at the end of a pass; also before the next one, in case a panic
+    /// ended this one).
+    pub(crate) fn unpark(&mut self) {
+        for (d, s) in self.parked.drain(..) {
+            self.heap.push(Reverse((d, s)));
         }
     }
 

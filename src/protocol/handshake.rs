@@ -242,8 +242,9 @@ fn has_crlf(s: &str) -> bool {
 /// Appends the client's upgrade request (RFC 6455 §4.1).
 ///
 /// `host_header` is the `Host` value (`host[:port]`), `resource` the
-/// request target (`/path?query`). Extra headers whose name or value holds
-/// CR or LF are dropped (with a warning) rather than let them inject headers.
+/// request target (`/path?query`); a `Host` among `extra_headers` is sent
+/// instead of `host_header`. Extra headers whose name or value holds CR or
+/// LF are dropped (with a warning) rather than let them inject headers.
 pub fn write_client_request(
     out: &mut Vec<u8>,
     host_header: &str,
@@ -259,10 +260,19 @@ pub fn write_client_request(
     } else {
         resource.as_bytes()
     });
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    out.extend_from_slice(host_header.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    // A `Host` among the extra headers replaces ours (virtual hosting;
+    // Tornado's client does the same): a request must carry exactly one.
+    if !extra_headers
+        .iter()
+        .any(|(n, v)| n.trim().eq_ignore_ascii_case("host") && !has_crlf(n) && !has_crlf(v))
+    {
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(host_header.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(
-        b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ",
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ",
     );
     out.extend_from_slice(key);
     out.extend_from_slice(b"\r\n");

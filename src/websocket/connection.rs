@@ -594,16 +594,25 @@ impl Pollable for WsConn {
         if self.core.slow_deadline.passed(lp, now) {
             return self.finish_io(lp, id);
         }
-        if self.core.idle_deadline.passed(lp, now) && self.core.read_paused && self.core.has_input()
-        {
-            // Reading is paused (our queue is over `write_high_water`) and
-            // the peer's bytes wait in the socket: it is not idle, we are
-            // not reading. Another period; reads re-arm it once resumed.
-            self.core.idle_deadline = self
-                .core
-                .settings
-                .idle_timeout
-                .map_or(Ms::NONE, |t| Ms::after_from(lp, now, t));
+        if self.core.idle_deadline.passed(lp, now) && self.core.read_paused && !self.core.finished {
+            // Reading is paused (our queue is over `write_high_water`), so
+            // what the peer sent meanwhile waits unread. Read once: bytes
+            // that arrived count as activity as any read does (re-arming
+            // the deadline), and being consumed they cannot count again, so
+            // a peer that went silent is closed at the next expiry. (Asking
+            // the socket whether bytes wait would let a few stale ones keep
+            // a hung peer open forever.)
+            match self.read(lp, id, false) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let _ = self.core.flush(lp);
+                    return self.terminate(lp, CloseReason::Abnormal);
+                }
+                Err(_) => return self.terminate(lp, CloseReason::Abnormal),
+            }
+            if !self.core.idle_deadline.passed(lp, now) {
+                return self.finish_io(lp, id);
+            }
         }
         if self.core.idle_deadline.passed(lp, now) {
             log::info!("{id} idle timeout: closing");

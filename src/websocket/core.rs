@@ -667,15 +667,13 @@ impl Core {
     /// if the peer stops reading, so a stuck close never pins the slot.
     pub(super) fn close_after_flush(&mut self, lp: &IOLoop) {
         self.close_after_flush = true;
+        // Closing (a protocol error, or the peer's Close): no keep-alive
+        // ping, and no pong deadline to cut the close timeout short.
+        self.next_ping = Ms::NONE;
+        self.pong_deadline = Ms::NONE;
         if !self.close_deadline.is_set() {
             self.close_deadline = Ms::after(lp, self.settings.close_timeout);
         }
-    }
-
-    /// Whether bytes from the peer wait unread in the socket (one `peek`;
-    /// only asked when an idle deadline passes while reading is paused).
-    pub(super) fn has_input(&self) -> bool {
-        matches!(self.stream.peek(&mut [0u8; 1]), Ok(n) if n > 0)
     }
 
     pub(super) fn rare(&mut self) -> &mut Rare {
@@ -688,10 +686,20 @@ impl Core {
     /// mark: woken there, the task polls again and registers what it still
     /// waits for.
     pub(super) fn wake_at_most(&mut self, mark: usize, waker: &Waker) {
+        const MAX_WRITERS: usize = 64;
         let writers = &mut self.rare().writers;
         match writers.iter_mut().find(|(_, w)| w.will_wake(waker)) {
             Some(entry) => entry.0 = entry.0.max(mark),
-            None => writers.push((mark, waker.clone())),
+            None => {
+                // Futures dropped while waiting (under a timeout, each with
+                // its own waker) leave entries behind: past a bound, wake
+                // them all (a spurious wake-up makes a live one poll and
+                // register again) rather than let the list grow.
+                if writers.len() >= MAX_WRITERS {
+                    writers.drain(..).for_each(|(_, w)| w.wake());
+                }
+                writers.push((mark, waker.clone()));
+            }
         }
     }
 

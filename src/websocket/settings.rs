@@ -73,7 +73,8 @@ pub struct WebSocketSettings {
     /// Close connections (1001, `CloseReason::IdleTimeout`) that received
     /// nothing for this long (default: none; pings answered count as
     /// traffic; 24.8 days or more: never). While reading is paused by
-    /// `write_high_water`, a peer whose bytes wait unread is not idle.
+    /// `write_high_water`, the deadline reads once: bytes the peer sent
+    /// meanwhile count as activity.
     pub idle_timeout: Option<Duration>,
     /// `TCP_NODELAY` on upgraded connections (default true).
     pub nodelay: bool,
