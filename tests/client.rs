@@ -738,30 +738,35 @@ fn raw_ws_server<T: Send + 'static>(
     let addr = listener.local_addr().expect("addr");
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        // Byte by byte: nothing after the head is consumed.
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut b).expect("request head");
-            head.push(b[0]);
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let key = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap_or("")
-            .trim()
-            .to_owned();
-        let resp = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_of(&key)
-        );
-        s.write_all(resp.as_bytes()).unwrap();
+        complete_upgrade(&mut s);
         then(s)
     });
     (addr, server)
+}
+
+/// Reads the client's upgrade request byte by byte (nothing after the head
+/// is consumed) and answers 101 with the right accept key.
+fn complete_upgrade(s: &mut std::net::TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).expect("request head");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let key = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_of(&key)
+    );
+    s.write_all(resp.as_bytes()).unwrap();
 }
 
 /// Runs the loop until `done` has a value (or `limit` passes); returns it.
@@ -900,26 +905,7 @@ fn write_future_resolves_at_the_high_water_mark() {
     let stop2 = stop.clone();
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut b).unwrap();
-            head.push(b[0]);
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let key = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap_or("")
-            .trim()
-            .to_owned();
-        let resp = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_of(&key)
-        );
-        s.write_all(resp.as_bytes()).unwrap();
+        complete_upgrade(&mut s);
         // Read slowly, 2 KiB a millisecond, until told to stop.
         go_rx.recv().unwrap();
         let mut v = [0u8; 2048];
