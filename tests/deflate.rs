@@ -136,3 +136,26 @@ fn decompression_bomb_closes_1009_with_bounded_memory() {
         LIMIT / 1024
     );
 }
+
+/// A server whose own `client_max_window_bits` option is 8 asks for 9, not
+/// for a window a cyclone client refuses (zlib cannot compress with 8): the
+/// two ends of the library agree.
+#[test]
+fn server_client_max_window_bits_8_is_raised_to_9() {
+    use cyclone::protocol::deflate::{client_accept, client_offer, negotiate_server};
+    let srv = cyclone::protocol::CompressionOptions {
+        client_max_window_bits: 8,
+        ..Default::default()
+    };
+    let cli = cyclone::protocol::CompressionOptions::default();
+    let offer = client_offer(&cli);
+    let (params, response) = negotiate_server(&[offer.as_bytes()], &srv)
+        .unwrap()
+        .expect("accepted");
+    assert_eq!(params.client_max_window_bits, 9, "{response}");
+    let accepted = client_accept(&response, &cli);
+    assert!(
+        accepted.is_ok(),
+        "{offer:?} -> {response:?} -> {accepted:?}"
+    );
+}

@@ -512,3 +512,110 @@ fn handshake_refused_with_405_is_counted() {
     assert_eq!(value("426").as_deref(), Some("1"), "{text}");
     assert_eq!(value("405").as_deref(), Some("1"), "{text}");
 }
+
+fn header_lines<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.lines()
+        .filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
+        .collect()
+}
+
+struct NoServer;
+impl RequestHandler for NoServer {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.clear_header("Server");
+        cx.write("x");
+    }
+}
+
+struct CustomServer;
+impl RequestHandler for CustomServer {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_header("Server", "MyApp/1.0");
+        cx.set_header("Date", "Thu, 01 Jan 1970 00:00:00 GMT");
+        cx.write("x");
+    }
+}
+
+/// Tornado: `set_header("Server", ..)` replaces the default `Server`
+/// header (and `clear_header("Server")` removes it), and so for `Date`: one
+/// line each, the handler's.
+#[test]
+fn set_header_server_replaces_default() {
+    let server = Server::start(|| {
+        Application::builder()
+            .route("/", || CustomServer)
+            .route("/bare", || NoServer)
+            .build()
+    });
+    let (status, head, _) = request(&server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    let servers = header_lines(&head, "Server");
+    let dates = header_lines(&head, "Date");
+    assert_eq!(
+        servers.len(),
+        1,
+        "duplicate Server headers: {servers:?}\n{head}"
+    );
+    assert_eq!(dates.len(), 1, "duplicate Date headers: {dates:?}\n{head}");
+    assert_eq!(servers, vec!["Server: MyApp/1.0"], "{head}");
+    let (status, head, _) = request(&server, b"GET /bare HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(header_lines(&head, "Server").is_empty(), "{head}");
+    assert_eq!(header_lines(&head, "Date").len(), 1, "{head}");
+}
+
+struct HeadLen;
+impl RequestHandler for HeadLen {
+    fn head(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        // Tornado's idiom (StaticFileHandler.head): announce the size, no body.
+        cx.set_header("Content-Length", "1234");
+        // Tells util::read_response that no body follows.
+        cx.set_header("X-Head-Only", "1");
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write(vec![b'a'; 1234]);
+    }
+}
+
+/// Tornado only computes `Content-Length` when the handler did not set it,
+/// so a `head()` may announce the entity's size without a body.
+#[test]
+fn head_keeps_explicit_content_length() {
+    let server = Server::start(|| Application::builder().route("/", || HeadLen).build());
+    let (status, head, _) = request(&server, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    let cl = header_lines(&head, "Content-Length");
+    assert_eq!(cl, vec!["Content-Length: 1234"], "{head}");
+}
+
+struct ClearCookie;
+impl RequestHandler for ClearCookie {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        // A cookie name taken from the request.
+        let name = cx.get_argument("name").unwrap_or_default();
+        cx.clear_cookie(&name);
+        // set_cookie refuses the same name.
+        cx.set_cookie(&name, "v");
+    }
+}
+
+/// `clear_cookie` refuses the names `set_cookie` refuses (`;`, spaces,
+/// `=`...): a name from the request must not add attributes (`Domain=`,
+/// `Path=`) or a whole different cookie to `Set-Cookie`.
+#[test]
+fn clear_cookie_validates_name() {
+    let server = Server::start(|| Application::builder().route("/", || ClearCookie).build());
+    let (status, head, _) = request(
+        &server,
+        b"GET /?name=sid%3Dhijack%3B%20Domain%3Devil.example%3B%20Max-Age%3D99999%3B%20x HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let cookies = header_lines(&head, "Set-Cookie");
+    assert!(
+        cookies.is_empty(),
+        "invalid cookie name reached Set-Cookie: {cookies:?}"
+    );
+}

@@ -10,6 +10,26 @@ pub struct Response {
     reason: Option<String>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Which default headers ([`DEFAULT_SERVER`], [`DEFAULT_DATE`]) are
+    /// still sent: a handler's own `Server` or `Date` replaces the default,
+    /// and clearing the header removes it (Tornado's default headers).
+    defaults: u8,
+}
+
+/// `Server: cyclone` is sent.
+const DEFAULT_SERVER: u8 = 1;
+/// The loop's cached `Date` is sent.
+const DEFAULT_DATE: u8 = 2;
+
+/// The default-header bit a header name overrides (0 for other names).
+fn default_bit(name: &str) -> u8 {
+    if name.eq_ignore_ascii_case("server") {
+        DEFAULT_SERVER
+    } else if name.eq_ignore_ascii_case("date") {
+        DEFAULT_DATE
+    } else {
+        0
+    }
 }
 
 impl Default for Response {
@@ -26,6 +46,7 @@ impl Response {
             reason: None,
             headers: Vec::new(),
             body: Vec::new(),
+            defaults: DEFAULT_SERVER | DEFAULT_DATE,
         }
     }
 
@@ -79,12 +100,14 @@ impl Response {
     /// An invalid `name` is refused as by [`set_header`](Self::set_header).
     pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
         if valid_name(name) {
+            self.defaults &= !default_bit(name);
             self.headers.push((name.to_string(), value.into()));
         }
     }
 
     /// Removes every header named `name`.
     pub fn clear_header(&mut self, name: &str) {
+        self.defaults &= !default_bit(name);
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
@@ -123,9 +146,15 @@ impl Response {
             .as_deref()
             .unwrap_or_else(|| reason_phrase(self.status));
         out.extend_from_slice(reason.as_bytes());
-        out.extend_from_slice(b"\r\nServer: cyclone\r\nDate: ");
-        out.extend_from_slice(date.as_bytes());
         out.extend_from_slice(b"\r\n");
+        if self.defaults & DEFAULT_SERVER != 0 {
+            out.extend_from_slice(b"Server: cyclone\r\n");
+        }
+        if self.defaults & DEFAULT_DATE != 0 {
+            out.extend_from_slice(b"Date: ");
+            out.extend_from_slice(date.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         let no_body = self.status == 204 || self.status == 304 || self.status < 200;
         for (n, v) in &self.headers {
             if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("connection") {
@@ -138,8 +167,18 @@ impl Response {
             out.extend_from_slice(b"\r\n");
         }
         if !no_body {
+            // The body's length, except for a HEAD answer without a body
+            // whose handler announced the length itself (Tornado: a `head`
+            // that sets Content-Length keeps it).
+            let announced = (head_only && self.body.is_empty())
+                .then(|| self.header("content-length"))
+                .flatten()
+                .and_then(|v| v.trim().parse::<u64>().ok());
             out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(self.body.len().to_string().as_bytes());
+            match announced {
+                Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                None => out.extend_from_slice(self.body.len().to_string().as_bytes()),
+            }
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(if keep_alive {

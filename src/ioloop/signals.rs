@@ -15,7 +15,8 @@
 //! Signal dispositions are process-wide while loops are per thread, so a
 //! process-wide count per signal remembers how many loops handle it; when
 //! the last handler goes, the signal's default action (e.g. terminate on
-//! SIGINT) is restored, as asyncio's `remove_signal_handler` does.
+//! SIGINT) is restored, as asyncio's `remove_signal_handler` does — except
+//! for SIGPIPE, which goes back to ignored, as Rust programs start.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -73,7 +74,10 @@ fn loop_removed(signal: c_int) {
     process_table(|t| {
         let e = t.entry(signal).or_insert((1, None));
         e.0 = e.0.saturating_sub(1);
-        if e.0 == 0 && e.1.is_none() {
+        // SIGPIPE stays ignored, as Rust's runtime set it at startup: with
+        // its default back, a write to a peer that reset the connection
+        // would kill the process (`writev` passes no MSG_NOSIGNAL).
+        if e.0 == 0 && e.1.is_none() && signal != libc::SIGPIPE {
             // Unknown (e.g. real-time) signals have no default to emulate;
             // they stay ignored, which is their state under signal-hook.
             e.1 = signal_hook::flag::register_conditional_default(
@@ -175,7 +179,8 @@ impl IOLoop {
 
     /// Stops handling `signal` on this loop; returns whether it was
     /// handled. When no loop handles it any more, its default action is
-    /// back (SIGINT terminates again).
+    /// back (SIGINT terminates again); SIGPIPE goes back to ignored, as a
+    /// Rust program starts.
     pub fn remove_signal_handler(&self, signal: c_int) -> bool {
         let mut slot = self.inner.signals.borrow_mut();
         let Some(sigs) = slot.as_mut() else {
@@ -280,6 +285,23 @@ mod tests {
         raise_and_expect(&lp, libc::SIGUSR1, &n, 12);
         raise_and_expect(&lp, libc::SIGUSR1, &n, 112);
         assert!(lp.remove_signal_handler(libc::SIGUSR1));
+    }
+
+    /// Rust ignores SIGPIPE at startup (writes to a reset peer fail with
+    /// EPIPE); handling it and then removing the handler must not bring
+    /// back its default action, which would kill this test process.
+    #[test]
+    fn sigpipe_stays_ignored_after_its_handler_is_removed() {
+        let lp = IOLoop::current();
+        let n = Rc::new(Cell::new(0));
+        let n2 = n.clone();
+        lp.add_signal_handler(libc::SIGPIPE, move || n2.set(n2.get() + 1))
+            .unwrap();
+        raise_and_expect(&lp, libc::SIGPIPE, &n, 1);
+        assert!(lp.remove_signal_handler(libc::SIGPIPE));
+        signal_hook::low_level::raise(libc::SIGPIPE).unwrap();
+        lp.run_once(Some(Duration::from_millis(20))).unwrap();
+        assert_eq!(n.get(), 1, "the removed handler ran");
     }
 
     #[test]

@@ -49,9 +49,10 @@ pub struct CompressionOptions {
     /// Largest window we use for our compressor as a server (9–15; 8 is
     /// treated as 9). Default 15.
     pub server_max_window_bits: u8,
-    /// Largest window the client compressor may use (8–15). As a server we
-    /// ask the client for it when it offers `client_max_window_bits`; as a
-    /// client it is our own limit (8 treated as 9). Default 15.
+    /// Largest window the client compressor may use (8–15, 8 treated as 9:
+    /// a client refuses to be asked for 8). As a server we ask the client
+    /// for it when it offers `client_max_window_bits`; as a client it is our
+    /// own limit. Default 15.
     pub client_max_window_bits: u8,
     /// Server resets its compressor after every message. Default false
     /// (context takeover is ~2× cheaper per message in zlib-rs, PERF-NOTES §6;
@@ -165,7 +166,7 @@ pub fn negotiate_server(
         }
     }
     let our_server_bits = clamp_bits(opts.server_max_window_bits);
-    let our_client_bits = opts.client_max_window_bits.clamp(8, 15);
+    let our_client_bits = clamp_bits(opts.client_max_window_bits);
     for offer in offers.iter().filter(|o| o.name.eq_ignore_ascii_case(EXT)) {
         let Some(seen) = read_params(offer) else {
             continue;

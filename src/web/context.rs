@@ -315,11 +315,7 @@ impl<'a> RequestContext<'a> {
     /// A name or value holding control characters, spaces, `;`, `,` or `"`
     /// (which would need quoting) is refused and logged at `error`.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
-        let bad = |s: &str| {
-            s.bytes()
-                .any(|b| b <= b' ' || b == 0x7f || b == b';' || b == b',' || b == b'"')
-        };
-        if name.is_empty() || bad(name) || name.contains('=') || bad(value) {
+        if !cookie_name_ok(name) || !cookie_value_ok(value) {
             log::error!("set_cookie: invalid cookie {name:?}={value:?} refused");
             return;
         }
@@ -329,11 +325,29 @@ impl<'a> RequestContext<'a> {
     }
 
     /// Deletes the cookie `name` (an empty value that expired in 1970).
+    /// An invalid name (as for [`set_cookie`](Self::set_cookie)) is refused
+    /// and logged at `error`: it could add attributes to the header.
     pub fn clear_cookie(&mut self, name: &str) {
+        if !cookie_name_ok(name) {
+            log::error!("clear_cookie: invalid cookie name {name:?} refused");
+            return;
+        }
         if self.writable("clear_cookie") {
             self.cookies.push(format!(
                 "{name}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
             ));
         }
     }
+}
+
+/// A cookie value needs no quoting: no control characters, spaces, `;`,
+/// `,` or `"`.
+fn cookie_value_ok(s: &str) -> bool {
+    !s.bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b == b';' || b == b',' || b == b'"')
+}
+
+/// A cookie name: non-empty, a valid value, and no `=`.
+fn cookie_name_ok(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=') && cookie_value_ok(name)
 }
