@@ -393,13 +393,7 @@ fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<(Vec<
                     Ok(n) => head.extend_from_slice(&b[..n]),
                 }
             }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            let key = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-                .unwrap_or("")
-                .trim()
-                .to_owned();
+            let key = key_of(&head);
             let _ = s.write_all(&respond(&key));
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let mut after = Vec::new();
@@ -424,6 +418,25 @@ fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<(Vec<
 
 fn accept_of(key: &str) -> String {
     String::from_utf8(accept_key(key.as_bytes()).to_vec()).expect("base64")
+}
+
+/// The `Sec-WebSocket-Key` of a request head ("" if none).
+fn key_of(head: &[u8]) -> String {
+    String::from_utf8_lossy(head)
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// A plain 101 answer to the request with `Sec-WebSocket-Key: key`.
+fn switching_protocols(key: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_of(key)
+    )
 }
 
 fn connect_raw(respond: fn(&str) -> Vec<u8>) -> Result<(), ConnectError> {
@@ -454,36 +467,32 @@ fn wrong_accept_key_is_typed() {
 /// the connection instead of the last one winning.
 #[test]
 fn duplicate_accept_header_fails_the_connection() {
-    let res = connect_raw(|key| {
+    let wrong_then_right: fn(&str) -> Vec<u8> = |key| {
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Accept: {}\r\n\r\n",
             accept_of(key)
         )
         .into()
-    });
-    assert!(
-        matches!(
-            res,
-            Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
-        ),
-        "{res:?}"
-    );
-    let res = connect_raw(|key| {
+    };
+    let right_twice: fn(&str) -> Vec<u8> = |key| {
         let a = accept_of(key);
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {a}\r\nSec-WebSocket-Accept: {a}\r\n\r\n"
         )
         .into()
-    });
-    assert!(
-        matches!(
-            res,
-            Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
-        ),
-        "{res:?}"
-    );
+    };
+    for respond in [wrong_then_right, right_twice] {
+        let res = connect_raw(respond);
+        assert!(
+            matches!(
+                res,
+                Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
+            ),
+            "{res:?}"
+        );
+    }
 }
 
 /// Dropping the `websocket_connect` future before the handshake completes
@@ -494,12 +503,7 @@ fn dropping_the_connect_future_abandons_the_attempt() {
     // Answers 300 ms after the request: after the client gave up.
     let (addr, seen) = raw_server(|key| {
         std::thread::sleep(Duration::from_millis(300));
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_of(key)
-        )
-        .into()
+        switching_protocols(key).into()
     });
     watchdog(Duration::from_secs(10));
     let lp = IOLoop::current();
@@ -532,14 +536,7 @@ fn dropping_the_connect_future_abandons_the_attempt() {
 /// it was polled again: the unclaimed connection is closed with 1001.
 #[test]
 fn dropping_the_connect_future_closes_an_unclaimed_connection() {
-    let (addr, seen) = raw_server(|key| {
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_of(key)
-        )
-        .into()
-    });
+    let (addr, seen) = raw_server(|key| switching_protocols(key).into());
     watchdog(Duration::from_secs(10));
     IOLoop::current().run_sync(async move {
         let url = format!("ws://{addr}/");
@@ -613,11 +610,7 @@ fn non_101_carries_status_and_body() {
 #[test]
 fn masked_server_frame_fails_connection() {
     let (addr, sent) = raw_server(|key| {
-        let head = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_of(key)
-        );
+        let head = switching_protocols(key);
         let mut out = head.into_bytes();
         // FIN + text, MASK bit + length 2, a mask key, "hi" masked.
         out.extend_from_slice(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
@@ -707,11 +700,7 @@ fn url_parsing() {
 #[test]
 fn frames_right_after_101_are_delivered() {
     let (addr, _) = raw_server(|key| {
-        let head = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_of(key)
-        );
+        let head = switching_protocols(key);
         let mut out = head.into_bytes();
         out.extend_from_slice(&[0x81, 2, b'h', b'i', 0x82, 1, 7]);
         out.extend_from_slice(&[0x88, 2, 0x03, 0xe8]);
@@ -754,19 +743,8 @@ fn complete_upgrade(s: &mut std::net::TcpStream) {
         s.read_exact(&mut b).expect("request head");
         head.push(b[0]);
     }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let key = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    let resp = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        accept_of(&key)
-    );
-    s.write_all(resp.as_bytes()).unwrap();
+    s.write_all(switching_protocols(&key_of(&head)).as_bytes())
+        .unwrap();
 }
 
 /// Runs the loop until `done` has a value (or `limit` passes); returns it.
