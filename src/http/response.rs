@@ -170,15 +170,13 @@ impl Response {
             // The body's length, except for a HEAD answer without a body
             // whose handler announced the length itself (Tornado: a `head`
             // that sets Content-Length keeps it).
-            let announced = (head_only && self.body.is_empty())
+            let length = (head_only && self.body.is_empty())
                 .then(|| self.header("content-length"))
                 .flatten()
-                .and_then(|v| v.trim().parse::<u64>().ok());
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(self.body.len() as u64);
             out.extend_from_slice(b"Content-Length: ");
-            match announced {
-                Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
-                None => out.extend_from_slice(self.body.len().to_string().as_bytes()),
-            }
+            out.extend_from_slice(length.to_string().as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(if keep_alive {

@@ -35,6 +35,22 @@ impl Shared {
         *ready = Vec::new();
     }
 
+    /// Queues `item` on `queue` (one of ours) and wakes the loop; false,
+    /// dropping `item`, once the loop is gone. `closed` is read under the
+    /// queue's lock, which `close` takes too, so nothing is queued after
+    /// `close` emptied the queue.
+    fn send<T>(&self, queue: &Mutex<Vec<T>>, item: T) -> bool {
+        {
+            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+            if self.closed.load(Ordering::SeqCst) {
+                return false;
+            }
+            q.push(item);
+        }
+        self.notify();
+        true
+    }
+
     pub(crate) fn notify(&self) {
         self.pending.store(true, Ordering::SeqCst);
         if self.polling.load(Ordering::SeqCst) {
@@ -58,19 +74,7 @@ impl IOLoopHandle {
     /// dropping `f`, if the loop is gone (its thread ended, or the loop was
     /// dropped): Tornado raises "IOLoop is closing" there.
     pub fn add_callback(&self, f: impl FnOnce() + Send + 'static) -> bool {
-        {
-            let mut q = self
-                .shared
-                .callbacks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if self.shared.closed.load(Ordering::SeqCst) {
-                return false;
-            }
-            q.push(Box::new(f));
-        }
-        self.shared.notify();
-        true
+        self.shared.send(&self.shared.callbacks, Box::new(f))
     }
 
     /// Asks the loop to stop: `start()` returns after the current iteration.
@@ -98,18 +102,7 @@ impl std::task::Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        {
-            let mut ready = self
-                .shared
-                .ready_tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            // A loop that is gone polls nothing: do not pile up its ids.
-            if self.shared.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            ready.push(self.id);
-        }
-        self.shared.notify();
+        // A loop that is gone polls nothing: its ids are not piled up.
+        self.shared.send(&self.shared.ready_tasks, self.id);
     }
 }

@@ -118,9 +118,7 @@ impl TimerQueue {
     /// (at the end of a pass; also before the next one, in case a panic
     /// ended this one).
     pub(crate) fn unpark(&mut self) {
-        for (d, s) in self.parked.drain(..) {
-            self.heap.push(Reverse((d, s)));
-        }
+        self.heap.extend(self.parked.drain(..).map(Reverse));
     }
 
     pub(crate) fn len(&self) -> usize {

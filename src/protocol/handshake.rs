@@ -261,11 +261,21 @@ pub fn write_client_request(
         resource.as_bytes()
     });
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let extra: Vec<&(String, String)> = extra_headers
+        .iter()
+        .filter(|(name, value)| {
+            let ok = !has_crlf(name) && !has_crlf(value);
+            if !ok {
+                log::warn!("dropping request header {name:?}: contains CR/LF");
+            }
+            ok
+        })
+        .collect();
     // A `Host` among the extra headers replaces ours (virtual hosting;
     // Tornado's client does the same): a request must carry exactly one.
-    if !extra_headers
+    if !extra
         .iter()
-        .any(|(n, v)| n.trim().eq_ignore_ascii_case("host") && !has_crlf(n) && !has_crlf(v))
+        .any(|(n, _)| n.trim().eq_ignore_ascii_case("host"))
     {
         out.extend_from_slice(b"Host: ");
         out.extend_from_slice(host_header.as_bytes());
@@ -289,11 +299,7 @@ pub fn write_client_request(
     if let Some(e) = extensions {
         header_line(out, b"Sec-WebSocket-Extensions: ", e);
     }
-    for (name, value) in extra_headers {
-        if has_crlf(name) || has_crlf(value) {
-            log::warn!("dropping request header {name:?}: contains CR/LF");
-            continue;
-        }
+    for (name, value) in extra {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());

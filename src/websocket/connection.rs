@@ -249,10 +249,6 @@ impl WsConn {
                     self.core.rare().close_reason = Some(reason.to_string());
                 }
                 self.core.closed_by.get_or_insert(CloseReason::Peer);
-                // Closing: no more keep-alive pings, and none outstanding
-                // (close_timeout bounds the rest).
-                self.core.next_ping = Ms::NONE;
-                self.core.pong_deadline = Ms::NONE;
                 // The echo (if we had not sent Close first) is already queued;
                 // RFC 6455 §7.1.1: the server closes the TCP connection first.
                 self.core.close_after_flush(lp);

@@ -586,10 +586,7 @@ impl Core {
         if self.session.send_close(code, reason, &mut self.out).is_ok() {
             self.closed_by.get_or_insert(why);
             self.close_deadline = Ms::after(lp, self.settings.close_timeout);
-            // No keep-alive while closing: a ping could not be sent, and a
-            // pong deadline must not cut the close timeout short.
-            self.next_ping = Ms::NONE;
-            self.pong_deadline = Ms::NONE;
+            self.stop_keepalive();
             self.mark_dirty(lp, self.id);
         }
     }
@@ -667,13 +664,18 @@ impl Core {
     /// if the peer stops reading, so a stuck close never pins the slot.
     pub(super) fn close_after_flush(&mut self, lp: &IOLoop) {
         self.close_after_flush = true;
-        // Closing (a protocol error, or the peer's Close): no keep-alive
-        // ping, and no pong deadline to cut the close timeout short.
-        self.next_ping = Ms::NONE;
-        self.pong_deadline = Ms::NONE;
+        self.stop_keepalive();
         if !self.close_deadline.is_set() {
             self.close_deadline = Ms::after(lp, self.settings.close_timeout);
         }
+    }
+
+    /// Closing (ours, the peer's, or a protocol error): no keep-alive
+    /// ping, which could not be sent, and no pong deadline to cut the
+    /// close timeout short.
+    pub(super) fn stop_keepalive(&mut self) {
+        self.next_ping = Ms::NONE;
+        self.pong_deadline = Ms::NONE;
     }
 
     pub(super) fn rare(&mut self) -> &mut Rare {
