@@ -78,7 +78,17 @@ impl Response {
     }
 
     /// Sets the status code (and optionally a custom reason phrase).
+    ///
+    /// A code outside 100–599 cannot be written as HTTP's three-digit
+    /// status: it is refused, logged at `error`, and the status stays as it
+    /// was. Control characters other than tab are dropped from `reason`
+    /// when the response is serialized (RFC 9112 §4 `reason-phrase`), so a
+    /// reason cannot break the status line.
     pub fn set_status(&mut self, status: u16, reason: Option<&str>) {
+        if !(100..=599).contains(&status) {
+            log::error!("refused status code {status}: not in 100-599");
+            return;
+        }
         self.status = status;
         self.reason = reason.map(str::to_string);
     }
@@ -145,7 +155,11 @@ impl Response {
             .reason
             .as_deref()
             .unwrap_or_else(|| reason_phrase(self.status));
-        out.extend_from_slice(reason.as_bytes());
+        out.extend(
+            reason
+                .bytes()
+                .filter(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)),
+        );
         out.extend_from_slice(b"\r\n");
         if self.defaults & DEFAULT_SERVER != 0 {
             out.extend_from_slice(b"Server: cyclone\r\n");
@@ -157,7 +171,13 @@ impl Response {
         }
         let no_body = self.status == 204 || self.status == 304 || self.status < 200;
         for (n, v) in &self.headers {
-            if n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("connection") {
+            if n.eq_ignore_ascii_case("content-length")
+                || n.eq_ignore_ascii_case("connection")
+                // A response without content describes no representation:
+                // Tornado's `_clear_representation_headers` for 204 and
+                // 304, and RFC 9110 §15.4.5's list for 304.
+                || (no_body && REPRESENTATION.iter().any(|r| n.eq_ignore_ascii_case(r)))
+            {
                 continue;
             }
             out.extend_from_slice(n.as_bytes());
@@ -189,6 +209,9 @@ impl Response {
         }
     }
 }
+
+/// The representation headers a body-less status (1xx, 204, 304) drops.
+const REPRESENTATION: [&str; 3] = ["content-type", "content-encoding", "content-language"];
 
 /// Whether `name` is an HTTP token (RFC 9110 §5.1 `field-name`); logs a
 /// warning when it is not.
@@ -367,5 +390,52 @@ mod tests {
         let h = String::from_utf8(head).unwrap();
         assert!(h.ends_with("Connection: close\r\n\r\n"));
         assert!(h.contains("Content-Length: 2\r\n"));
+    }
+
+    fn serialized(r: &Response) -> String {
+        let mut out = Vec::new();
+        r.serialize(&mut out, false, true, "D");
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn status_codes_and_reasons_stay_on_the_status_line() {
+        let mut r = Response::text(200, "hi");
+        for bad in [0, 99, 600, 1000, u16::MAX] {
+            r.set_status(bad, Some("Bad"));
+            assert_eq!(r.status(), 200, "{bad} refused");
+        }
+        assert!(serialized(&r).starts_with("HTTP/1.1 200 OK\r\n"));
+        r.set_status(599, None);
+        assert!(serialized(&r).starts_with("HTTP/1.1 599 Unknown\r\n"));
+        // A custom reason cannot end the status line or add a header.
+        r.set_status(418, Some("Tea\r\nSet-Cookie: x=1\0\x7f\tpot"));
+        let s = serialized(&r);
+        assert!(
+            s.starts_with("HTTP/1.1 418 TeaSet-Cookie: x=1\tpot\r\n"),
+            "{s}"
+        );
+        assert_eq!(s.matches("\r\n").count(), 7, "{s}");
+    }
+
+    #[test]
+    fn bodyless_statuses_drop_representation_headers() {
+        for status in [101, 204, 304] {
+            let mut r = Response::text(200, "");
+            r.set_status(status, None);
+            r.set_header("Content-Type", "text/plain");
+            r.set_header("Content-Encoding", "gzip");
+            r.set_header("Content-Language", "en");
+            r.set_header("ETag", "\"v1\"");
+            let s = serialized(&r);
+            for gone in ["Content-Type", "Content-Encoding", "Content-Language"] {
+                assert!(!s.contains(gone), "{status}: {s}");
+            }
+            assert!(s.contains("ETag: \"v1\"\r\n"), "{status}: {s}");
+            assert!(!s.contains("Content-Length"), "{status}: {s}");
+        }
+        let mut r = Response::text(200, "");
+        r.set_header("Content-Type", "text/plain");
+        assert!(serialized(&r).contains("Content-Type: text/plain\r\n"));
     }
 }

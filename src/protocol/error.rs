@@ -133,6 +133,10 @@ pub enum HandshakeError {
     BadKey,
     /// `check_origin` refused the `Origin` (403).
     OriginRejected,
+    /// A header the request may carry only once was repeated (400):
+    /// `Sec-WebSocket-Version` (RFC 6455 §11.3.5) or `Origin` (RFC 6454
+    /// §7.3), whose meaning would depend on which copy a server read.
+    RepeatedHeader(&'static str),
     /// Client: the server answered something other than 101.
     BadStatus {
         /// The response status.
@@ -162,7 +166,8 @@ impl HandshakeError {
             | HandshakeError::BadHost
             | HandshakeError::BadUpgrade
             | HandshakeError::BadConnection
-            | HandshakeError::BadKey => 400,
+            | HandshakeError::BadKey
+            | HandshakeError::RepeatedHeader(_) => 400,
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::OriginRejected => 403,
             HandshakeError::BadStatus { status, .. } => *status,
@@ -184,6 +189,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::UnsupportedVersion => f.write_str("Upgrade Required"),
             HandshakeError::BadKey => f.write_str("Missing/Invalid WebSocket key"),
             HandshakeError::OriginRejected => f.write_str("Cross origin websockets not allowed"),
+            HandshakeError::RepeatedHeader(name) => write!(f, "Repeated {name} header"),
             HandshakeError::BadStatus { status, .. } => {
                 write!(f, "unexpected response status {status}")
             }

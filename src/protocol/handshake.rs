@@ -74,7 +74,7 @@ pub struct UpgradeRequest<'a> {
 /// rather than treated as absent, so it cannot slip past `check_origin`.
 ///
 /// # Errors
-/// A [`HandshakeError`] whose `status()` is the HTTP answer: 405 (not GET), 400 (not HTTP/1.1, no `Host` or more than one ([`HandshakeError::BadHost`]), bad `Upgrade`/`Connection`, missing or invalid key), 426 (unsupported version).
+/// A [`HandshakeError`] whose `status()` is the HTTP answer: 405 (not GET), 400 (not HTTP/1.1, no `Host` or more than one ([`HandshakeError::BadHost`]), bad `Upgrade`/`Connection`, missing or invalid key, a repeated `Origin` or `Sec-WebSocket-Version` ([`HandshakeError::RepeatedHeader`])), 426 (unsupported version).
 pub fn check_upgrade<'a>(
     method: &str,
     version_minor: u8,
@@ -107,6 +107,8 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
     let mut key: Option<&'a [u8]> = None;
     let mut key_count = 0;
     let mut host_count = 0;
+    let mut version_count = 0;
+    let mut origin_count = 0;
     let mut req = UpgradeRequest {
         key: b"",
         origin: None,
@@ -129,11 +131,14 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
             key = Some(trim(value));
         } else if name.eq_ignore_ascii_case(b"sec-websocket-version") {
             // 6. "A |Sec-WebSocket-Version| header field, with a value of 13."
+            version_count += 1;
             version_ok = trim(value) == b"13";
         } else if name.eq_ignore_ascii_case(b"origin")
             || name.eq_ignore_ascii_case(b"sec-websocket-origin")
         {
-            if req.origin.is_none() || name.eq_ignore_ascii_case(b"origin") {
+            let is_origin = name.eq_ignore_ascii_case(b"origin");
+            origin_count += usize::from(is_origin);
+            if req.origin.is_none() || is_origin {
                 let v =
                     std::str::from_utf8(trim(value)).map_err(|_| HandshakeError::OriginRejected)?;
                 req.origin = Some(v);
@@ -159,11 +164,17 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
     if host_count != 1 {
         return Err(HandshakeError::BadHost);
     }
+    if origin_count > 1 {
+        return Err(HandshakeError::RepeatedHeader("Origin"));
+    }
     if !upgrade {
         return Err(HandshakeError::BadUpgrade);
     }
     if !connection {
         return Err(HandshakeError::BadConnection);
+    }
+    if version_count > 1 {
+        return Err(HandshakeError::RepeatedHeader("Sec-WebSocket-Version"));
     }
     if !version_ok {
         // "If this version does not match a version understood by the server,
@@ -646,6 +657,29 @@ mod tests {
         let mut h = without("Origin");
         h.push(("Origin", b"\xff"));
         assert_eq!(check_upgrade("GET", 1, &h).unwrap_err().status(), 403);
+        // Headers a request may carry once: a second copy, even an equal
+        // one, is a 400 naming the header (RFC 6455 §11.3.5, RFC 6454 §7.3).
+        for (name, value) in [
+            ("Sec-WebSocket-Version", b"13" as &[u8]),
+            ("Origin", b"http://example.com"),
+        ] {
+            let mut h = good();
+            h.push((name, value));
+            let e = check_upgrade("GET", 1, &h).unwrap_err();
+            assert_eq!(
+                (e.status(), &e),
+                (400, &HandshakeError::RepeatedHeader(name))
+            );
+            assert_eq!(e.to_string(), format!("Repeated {name} header"));
+        }
+        // The pre-RFC Sec-WebSocket-Origin beside Origin is not a repeat:
+        // Origin wins.
+        let mut h = good();
+        h.push(("Sec-WebSocket-Origin", b"http://other.example"));
+        assert_eq!(
+            check_upgrade("GET", 1, &h).unwrap().origin,
+            Some("http://example.com")
+        );
     }
 
     #[test]

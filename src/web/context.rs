@@ -105,8 +105,10 @@ impl<'a> RequestContext<'a> {
     }
 
     /// Appends `value` as JSON and sets `Content-Type: application/json;
-    /// charset=UTF-8` (Tornado's `write(dict)`). A value serde cannot
-    /// serialize (a map with non-string keys) answers 500 and is logged.
+    /// charset=UTF-8` (Tornado's `write(dict)`). As Tornado's `json_encode`,
+    /// `</` is written `<\/`, so the JSON can sit inside an HTML `<script>`
+    /// without closing it. A value serde cannot serialize (a map with
+    /// non-string keys) answers 500 and is logged.
     pub fn write_json<T: Serialize + ?Sized>(&mut self, value: &T) {
         if !self.writable("write_json") {
             return;
@@ -115,7 +117,7 @@ impl<'a> RequestContext<'a> {
             Ok(json) => {
                 self.response
                     .set_header("Content-Type", "application/json; charset=UTF-8");
-                self.response.write(json);
+                self.response.write(escape_script_end(json));
             }
             Err(e) => {
                 log::error!("write_json on {}: {e}", self.request.uri());
@@ -124,10 +126,22 @@ impl<'a> RequestContext<'a> {
         }
     }
 
-    /// Sets the status code (the reason phrase is the standard one).
+    /// Sets the status code (the reason phrase is the standard one, or
+    /// `Unknown` for an unregistered code). A code outside 100–599 is a
+    /// handler bug, as Tornado's `ValueError`: it is logged and the request
+    /// answers 500.
     pub fn set_status(&mut self, status: u16) {
-        if self.writable("set_status") {
+        if !self.writable("set_status") {
+            return;
+        }
+        if (100..=599).contains(&status) {
             self.response.set_status(status, None);
+        } else {
+            log::error!(
+                "set_status({status}) on {}: not in 100-599",
+                self.request.uri()
+            );
+            self.send_error(500);
         }
     }
 
@@ -306,7 +320,11 @@ impl<'a> RequestContext<'a> {
         self.get_arguments(name).pop()
     }
 
-    /// The value of the request cookie `name`.
+    /// The value of the request cookie `name`. When the request carries
+    /// the name more than once, the first is returned: browsers send the
+    /// cookie with the longest matching path first (RFC 6265 §5.4), as Go's
+    /// `Request.Cookie` and Express's `cookie` read it. (Tornado's
+    /// `SimpleCookie` keeps the last.)
     pub fn get_cookie(&self, name: &str) -> Option<String> {
         self.request.cookie(name)
     }
@@ -338,6 +356,22 @@ impl<'a> RequestContext<'a> {
             ));
         }
     }
+}
+
+/// `</` becomes `<\/`: the same JSON (`\/` is an escaped `/`), with no
+/// `</script>` in it.
+fn escape_script_end(json: Vec<u8>) -> Vec<u8> {
+    if !json.windows(2).any(|w| w == b"</") {
+        return json;
+    }
+    let mut out = Vec::with_capacity(json.len() + 8);
+    for (i, &b) in json.iter().enumerate() {
+        if b == b'/' && i > 0 && json[i - 1] == b'<' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// A cookie value needs no quoting: no control characters, spaces, `;`,

@@ -310,6 +310,45 @@ fn write_json_sets_content_type() {
     assert_eq!(text(&r), r#"{"n":[1,2],"ok":true}"#);
 }
 
+struct ScriptJson;
+
+impl RequestHandler for ScriptJson {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write_json(&serde_json::json!({"html": "</script><x>a</b>", "path": "a/b"}));
+    }
+}
+
+#[test]
+fn write_json_escapes_the_end_of_a_script() {
+    let app = Application::builder().route("/j", || ScriptJson).build();
+    let r = get(&app, "/j");
+    assert_eq!(text(&r), r#"{"html":"<\/script><x>a<\/b>","path":"a/b"}"#);
+    // Still the same JSON value.
+    let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(v["html"], "</script><x>a</b>");
+}
+
+struct Status(u16);
+
+impl RequestHandler for Status {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_status(self.0);
+        cx.write("body");
+    }
+}
+
+#[test]
+fn set_status_out_of_range_answers_500() {
+    for (code, want) in [(299, 299), (99, 500), (600, 500), (1000, 500)] {
+        let app = Application::builder()
+            .route("/s", move || Status(code))
+            .build();
+        let r = get(&app, "/s");
+        assert_eq!(r.status(), want, "set_status({code})");
+        assert_eq!(text(&r) == "body", want == code, "{code}: {}", text(&r));
+    }
+}
+
 struct Page;
 
 impl RequestHandler for Page {
