@@ -437,8 +437,13 @@ impl Inflater {
                     return Err(too_big(out.len(), max_total));
                 }
                 // Grow geometrically, in at least CHUNK steps, capped one byte
-                // past the limit so that overflow is detected.
-                let want = out.len().max(CHUNK).min(max_total + 1 - out.len());
+                // past the limit so that overflow is detected (saturating: a
+                // limit of `usize::MAX` means none, and must neither
+                // overflow nor leave no room to inflate into).
+                let want = out
+                    .len()
+                    .max(CHUNK)
+                    .min(max_total.saturating_add(1) - out.len());
                 out.reserve_exact(want);
             }
             let before_out = out.len();

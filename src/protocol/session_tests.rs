@@ -773,3 +773,29 @@ fn fast_path_matches_general_path() {
     }
     assert!(checked > 20_000, "{checked}");
 }
+
+/// `max_message_size: usize::MAX` ("no limit") with a compressed message:
+/// the inflater's growth step computed `max + 1` and panicked with an
+/// overflow (debug; the peer's frame unwound the whole loop) or, wrapped
+/// to 0 (release), left no room to inflate into and spun forever.
+#[test]
+fn unlimited_message_size_inflates_compressed_messages() {
+    let cfg = SessionConfig {
+        max_message_size: usize::MAX,
+        fragment_overhead: 16,
+    };
+    let p = p15();
+    let mut s = Session::new(Role::Server, cfg, Some(p), &CompressionOptions::default());
+    let mut z = Vec::new();
+    Deflater::new(p, Role::Client, 6).compress(&[b'a'; 5000], &mut z);
+    let (evs, _, _) = feed(&mut s, &[&cf(true, 4, 2, &z)]);
+    assert_eq!(evs, [Ev::Binary(vec![b'a'; 5000])]);
+    // Larger than one growth step, in two fragments.
+    let mut z = Vec::new();
+    Deflater::new(p, Role::Client, 6).compress(&[b'b'; 100_000], &mut z);
+    let (a, b) = z.split_at(z.len() / 2);
+    let wire = cat(&[cf(false, 4, 2, a), cf(true, 0, 0, b)]);
+    let mut s = Session::new(Role::Server, cfg, Some(p), &CompressionOptions::default());
+    let (evs, _, _) = feed(&mut s, &[&wire]);
+    assert_eq!(evs, [Ev::Binary(vec![b'b'; 100_000])]);
+}
