@@ -954,3 +954,210 @@ fn client_host_header_override_is_accepted_by_server() {
     });
     assert!(res.is_ok(), "{res:?}");
 }
+
+/// The third (maximum) field of `/proc/sys/net/ipv4/{name}`, in bytes.
+fn tcp_mem_max(name: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(6 << 20)
+}
+
+/// Numbered 64 KiB binary frames a raw server floods the client with.
+const FLOOD_FRAME: usize = 64 * 1024;
+
+/// Kernel socket buffers on both ends, plus the client's unread queue and
+/// one read batch, with room to spare: what a client that stops reading
+/// may still take.
+fn flood_bound() -> usize {
+    tcp_mem_max("tcp_rmem") + tcp_mem_max("tcp_wmem") + (8 << 20)
+}
+
+/// Writes numbered frames to `s` until a write stalls for 500 ms (the
+/// client stopped reading) or `cap` bytes went. Returns the bytes written,
+/// the number of frames begun, and the unsent rest of the last one (to
+/// write before anything else).
+fn flood_until_stalled(s: &mut std::net::TcpStream, cap: usize) -> (usize, u64, Vec<u8>) {
+    let frame = |seq: u64| {
+        let mut f = vec![0x82u8, 127];
+        f.extend_from_slice(&(FLOOD_FRAME as u64).to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.resize(10 + FLOOD_FRAME, seq as u8);
+        f
+    };
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut seq, mut pushed, mut off) = (0u64, 0usize, 0usize);
+    let mut cur = frame(0);
+    while pushed < cap {
+        match s.write(&cur[off..]) {
+            Ok(n) => {
+                pushed += n;
+                off += n;
+                if off == cur.len() {
+                    seq += 1;
+                    cur = frame(seq);
+                    off = 0;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    if off == 0 {
+        return (pushed, seq, Vec::new());
+    }
+    (pushed, seq + 1, cur.split_off(off))
+}
+
+/// A server that sends faster than the application calls `read_message`
+/// is throttled by TCP: the client stops reading once
+/// `READ_QUEUE_HIGH_WATER` bytes wait unread, instead of queueing all of
+/// it (it queued over 1 GiB in 3 s before). Once the application reads,
+/// every message arrives, once and in order, then the server's Close.
+#[test]
+fn unread_messages_are_bounded_and_then_all_delivered() {
+    let bound = flood_bound();
+    let (pushed_tx, pushed_rx) = mpsc::channel();
+    let (addr, server) = raw_ws_server(move |mut s| {
+        let (pushed, frames, rest) = flood_until_stalled(&mut s, 4 * bound);
+        pushed_tx.send(pushed).unwrap();
+        s.write_all(&rest).unwrap();
+        s.write_all(&[0x88, 2, 0x03, 0xe8]).unwrap();
+        // The client's echo (the test ends once the Close is read).
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        frames
+    });
+    watchdog(Duration::from_secs(30));
+    let (pushed, got) = IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        let pushed = wait_for(&pushed_rx, Duration::from_secs(20))
+            .await
+            .expect("the server never reported");
+        let mut got = 0u64;
+        while let Some(m) = conn.read_message().await {
+            let Message::Binary(b) = m else {
+                panic!("not binary")
+            };
+            assert_eq!(b.len(), FLOOD_FRAME);
+            assert_eq!(b[..8], got.to_be_bytes(), "message {got} out of order");
+            got += 1;
+        }
+        assert_eq!(conn.close_code(), Some(1000));
+        (pushed, got)
+    });
+    assert!(
+        pushed <= bound,
+        "the client took {pushed} bytes it was not asked for (bound {bound})"
+    );
+    assert_eq!(got, server.join().expect("server"), "messages lost");
+}
+
+/// Dropping a connection whose reading is held (unread messages over the
+/// mark) still closes it promptly: its unread messages are discarded and
+/// reading resumes, so the server's Close behind them is seen, rather
+/// than the close waiting out the close timeout.
+#[test]
+fn dropping_a_held_connection_discards_and_closes_promptly() {
+    let (stalled_tx, stalled_rx) = mpsc::channel();
+    let (addr, server) = raw_ws_server(move |mut s| {
+        let (_, _, rest) = flood_until_stalled(&mut s, 4 * flood_bound());
+        stalled_tx.send(()).unwrap();
+        // The client's Close: masked, code 1000.
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut close = [0u8; 8];
+        s.read_exact(&mut close).expect("the client's close");
+        assert_eq!(close[..2], [0x88, 0x82], "{close:?}");
+        let code = [close[6] ^ close[2], close[7] ^ close[3]];
+        assert_eq!(u16::from_be_bytes(code), 1000);
+        // Our Close, behind all the client has not read yet, then FIN.
+        let t = Instant::now();
+        s.write_all(&rest).expect("the rest of the last frame");
+        s.write_all(&[0x88, 2, 0x03, 0xe8]).expect("close echo");
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        t.elapsed()
+    });
+    watchdog(Duration::from_secs(30));
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        wait_for(&stalled_rx, Duration::from_secs(20))
+            .await
+            .expect("the server never stalled");
+        drop(conn);
+        // Run the loop while the close completes (the close timeout is 5 s).
+        cyclone::ioloop::sleep(Duration::from_secs(3)).await;
+    });
+    let took = server.join().expect("server");
+    assert!(
+        took < Duration::from_secs(2),
+        "the client took {took:?} to finish closing"
+    );
+}
+
+/// A pong that waits unread behind messages the application has not taken
+/// yet is not the server's fault: while reading is held, the keep-alive
+/// ping does not time out, and once the application reads, everything
+/// arrives and the connection ends with the server's Close, not with a
+/// ping timeout.
+#[test]
+fn holding_unread_messages_does_not_time_out_the_keepalive() {
+    let bound = flood_bound();
+    let (addr, server) = raw_ws_server(move |mut s| {
+        let (_, frames, rest) = flood_until_stalled(&mut s, 4 * bound);
+        // Blocks until the client reads again, several ping intervals on.
+        s.write_all(&rest).unwrap();
+        // Now answer the client's pings (masked, empty) for a while: the
+        // pongs queue behind everything it has not read yet.
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let until = Instant::now() + Duration::from_millis(1000);
+        let mut ping = [0u8; 6];
+        while Instant::now() < until {
+            match s.read_exact(&mut ping) {
+                Ok(()) => {
+                    assert_eq!(ping[..2], [0x89, 0x80], "an empty ping");
+                    s.write_all(&[0x8a, 0]).unwrap();
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        s.write_all(&[0x88, 2, 0x03, 0xe8]).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut after = Vec::new();
+        let _ = s.read_to_end(&mut after);
+        frames
+    });
+    watchdog(Duration::from_secs(30));
+    let opts = ConnectOptions {
+        ping_interval: Some(Duration::from_millis(300)),
+        ..ConnectOptions::default()
+    };
+    let (got, code) = IOLoop::current().run_sync(async move {
+        let conn = websocket_connect_opts(&format!("ws://{addr}/"), opts)
+            .await
+            .expect("connect");
+        // Not reading while the server floods, stalls and waits.
+        cyclone::ioloop::sleep(Duration::from_millis(2500)).await;
+        let mut got = 0u64;
+        while conn.read_message().await.is_some() {
+            got += 1;
+        }
+        (got, conn.close_code())
+    });
+    let frames = server.join().expect("server");
+    assert_eq!((got, code), (frames, Some(1000)));
+}

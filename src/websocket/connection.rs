@@ -92,6 +92,7 @@ impl WsConn {
                 slow_deadline: Ms::NONE,
                 idle_deadline: Ms::NONE,
                 read_paused: false,
+                read_held: false,
                 dirty: false,
                 finished: false,
                 close_after_flush: false,
@@ -287,6 +288,13 @@ impl WsConn {
             if self.core.finished || self.core.close_after_flush {
                 break;
             }
+            if self.core.read_held {
+                // The handler asked for no more until it catches up (set
+                // while the last batch was handed out): what is unread
+                // stays in the socket, read once the hold is lifted.
+                self.core.read_paused = true;
+                break;
+            }
             let n = match self.core.stream.read(&mut rbuf[carry..]) {
                 Ok(0) => {
                     eof = true;
@@ -386,7 +394,10 @@ impl WsConn {
                 }
             }
         }
-        if self.core.read_paused && self.core.out.len() <= self.core.settings.write_high_water {
+        if self.core.read_paused
+            && self.core.out.len() <= self.core.settings.write_high_water
+            && !self.core.read_held
+        {
             // Below the mark again: resume reading (the readable edge may
             // have been consumed while paused).
             lp.mark_readable(id);
@@ -533,9 +544,13 @@ impl Pollable for WsConn {
         }
         let mut eof = false;
         let wants_read = r.readable || r.read_closed || r.error || self.core.read_paused;
-        if wants_read && self.core.out.len() > self.core.settings.write_high_water {
+        if wants_read
+            && (self.core.out.len() > self.core.settings.write_high_water || self.core.read_held)
+        {
             // Inbound flow control: the peer gets no more service until it
-            // reads what is queued (resumed from `finish_io`).
+            // reads what is queued (resumed from `finish_io`), or until the
+            // handler catches up with what it was given (resumed by
+            // `WebSocket::hold_reading(false)`).
             self.core.read_paused = true;
         } else if wants_read && !self.core.finished {
             self.core.read_paused = false;
@@ -620,6 +635,17 @@ impl Pollable for WsConn {
                 CloseReason::IdleTimeout,
             );
             return self.finish_io(lp, id);
+        }
+        if self.core.pong_deadline.passed(lp, now) && self.core.read_held {
+            // The handler holds reading (its unread messages are over the
+            // mark): the pong may be waiting unread behind them, which is
+            // not the peer's fault. Its time counts again from the end of
+            // the hold (see `WebSocket::hold_reading`).
+            self.core.pong_deadline = self
+                .core
+                .settings
+                .effective_ping_timeout()
+                .map_or(Ms::NONE, |t| Ms::after_from(lp, now, t));
         }
         if self.core.pong_deadline.passed(lp, now) {
             log::info!("{id} ping timeout: closing");

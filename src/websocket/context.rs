@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use super::connection::WsConn;
-use super::core::Core;
+use super::core::{Core, Ms};
 use super::message::{CloseReason, Message, WebSocketClosedError};
 use crate::http::Request;
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, TimeoutHandle};
@@ -139,6 +139,33 @@ impl<'a> WebSocket<'a> {
     /// current read batch is parsed, to write them together).
     pub fn buffered_amount(&self) -> usize {
         self.core.queued(self.lp)
+    }
+
+    /// Inbound flow control asked by the handler: while `hold` is set,
+    /// nothing more is read from the socket (the messages of a read already
+    /// under way are still delivered), so the peer is throttled by TCP. The
+    /// peer's Close, too, waits behind what is unread: a connection held
+    /// too long while closing ends at the close timeout. Used by the
+    /// coroutine client, whose unread messages would otherwise queue
+    /// without bound.
+    pub(crate) fn hold_reading(&mut self, hold: bool) {
+        if self.core.read_held == hold {
+            return;
+        }
+        self.core.read_held = hold;
+        if !hold {
+            // A pong awaited meanwhile may be behind what was not read:
+            // the peer gets its full ping timeout from now.
+            if self.core.pong_deadline.is_set() {
+                self.core.pong_deadline = self
+                    .core
+                    .settings
+                    .effective_ping_timeout()
+                    .map_or(Ms::NONE, |t| Ms::after(self.lp, t));
+            }
+            // What waited in the socket brings no new edge: read it now.
+            self.lp.mark_readable(self.core.id);
+        }
     }
 
     /// Wakes `waker` once [`buffered_amount`](Self::buffered_amount) is at

@@ -242,6 +242,9 @@ pub(crate) struct Core {
     pub(super) idle_deadline: Ms,
     /// Reading is paused: the write queue is above `write_high_water`.
     pub(super) read_paused: bool,
+    /// The handler asked not to be read from ([`WebSocket::hold_reading`]:
+    /// the coroutine client's unread queue is full).
+    pub(super) read_held: bool,
     /// Already on the loop's dirty list this tick (broadcasts to a
     /// subscriber add it once, not once per message).
     pub(super) dirty: bool,

@@ -19,9 +19,37 @@ use crate::websocket::message::{Message, WebSocketClosedError};
 
 // ---- coroutine style ------------------------------------------------------
 
+/// Bytes of received messages waiting for `read_message` (each counted
+/// with [`QUEUED_MESSAGE_COST`] on top of its length) above which the
+/// connection stops reading from the socket, so that a server sending
+/// faster than the application reads is throttled by TCP instead of
+/// growing the queue without bound (Tornado's client has the same flow
+/// control: its `read_queue` holds one message). Reading resumes once
+/// `read_message` has taken the queue down to half of this.
+pub const READ_QUEUE_HIGH_WATER: usize = 1024 * 1024;
+
+/// What a queued message costs beyond its payload (the queue entry and
+/// its allocation), so that a flood of empty messages is bounded too.
+const QUEUED_MESSAGE_COST: usize = 64;
+
+fn queue_cost(m: &Message<'_>) -> usize {
+    let len = match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+    };
+    len + QUEUED_MESSAGE_COST
+}
+
 #[derive(Default)]
 struct ClientState {
     queue: VecDeque<Message<'static>>,
+    /// [`queue_cost`] of everything in `queue`.
+    queued: usize,
+    /// Reading is held because `queued` passed [`READ_QUEUE_HIGH_WATER`].
+    held: bool,
+    /// The `WebSocketClientConnection` was dropped while open: nobody will
+    /// read, so what still arrives until the close completes is dropped.
+    abandoned: bool,
     closed: bool,
     read_waker: Option<Waker>,
     close_code: Option<u16>,
@@ -40,9 +68,17 @@ impl WebSocketHandler for ChannelHandler {
         self.state.borrow_mut().subprotocol = ws.selected_subprotocol().map(str::to_owned);
     }
 
-    fn on_message(&mut self, _ws: &mut WebSocket<'_>, msg: Message<'_>) {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
         let mut s = self.state.borrow_mut();
+        if s.abandoned {
+            return;
+        }
+        s.queued += queue_cost(&msg);
         s.queue.push_back(msg.into_owned());
+        if s.queued > READ_QUEUE_HIGH_WATER && !s.held {
+            s.held = true;
+            ws.hold_reading(true);
+        }
         if let Some(w) = s.read_waker.take() {
             w.wake();
         }
@@ -100,7 +136,7 @@ pub async fn websocket_connect_opts(
         }),
     )?;
     // Dropping this future from here on abandons the connection.
-    let mut owner = Abandon(Some(id));
+    let mut owner = Abandon(Some(id), state.clone());
     let res = std::future::poll_fn(|cx| {
         let mut s = slot.borrow_mut();
         match s.0.take() {
@@ -119,11 +155,18 @@ pub async fn websocket_connect_opts(
 /// Armed while [`websocket_connect_opts`] waits for the handshake: if its
 /// future is dropped meanwhile, the attempt is abandoned (see
 /// [`abandon`]) instead of completing into a connection with no owner.
-struct Abandon(Option<ConnId>);
+/// What arrives meanwhile has no reader either: it is dropped.
+struct Abandon(Option<ConnId>, Rc<RefCell<ClientState>>);
 
 impl Drop for Abandon {
     fn drop(&mut self) {
         if let (Some(id), Some(lp)) = (self.0, IOLoop::existing()) {
+            if let Ok(mut s) = self.1.try_borrow_mut() {
+                s.abandoned = true;
+                s.queue = VecDeque::new();
+                s.queued = 0;
+                s.held = false;
+            }
             abandon(&lp, id);
         }
     }
@@ -148,12 +191,25 @@ impl fmt::Debug for WebSocketClientConnection {
 
 impl Drop for WebSocketClientConnection {
     fn drop(&mut self) {
-        if self.state.borrow().closed {
-            return;
+        {
+            let mut s = self.state.borrow_mut();
+            if s.closed {
+                return;
+            }
+            // Unread messages go; reading resumes (if held) so that the
+            // server's Close is seen behind what it sent before.
+            s.abandoned = true;
+            s.queue = VecDeque::new();
+            s.queued = 0;
+            s.held = false;
         }
         if let Some(lp) = IOLoop::existing() {
-            if with_websocket(&lp, self.id, |ws| ws.close(Some(1000), "")).is_none() {
-                with_websocket_later(&lp, self.id, |ws| ws.close(Some(1000), ""));
+            let close = |ws: &mut WebSocket<'_>| {
+                ws.hold_reading(false);
+                ws.close(Some(1000), "");
+            };
+            if with_websocket(&lp, self.id, close).is_none() {
+                with_websocket_later(&lp, self.id, close);
             }
         }
     }
@@ -166,9 +222,12 @@ impl WebSocketClientConnection {
     }
 
     /// The next message; `None` once the connection is closed (messages
-    /// received before the close are still returned first).
+    /// received before the close are still returned first). Messages not
+    /// read yet are bounded: past [`READ_QUEUE_HIGH_WATER`] bytes the
+    /// connection stops reading from the server until they are taken.
     pub fn read_message(&self) -> ReadMessage {
         ReadMessage {
+            id: self.id,
             state: self.state.clone(),
         }
     }
@@ -298,6 +357,7 @@ impl WebSocketClientConnection {
 
 /// Future of [`WebSocketClientConnection::read_message`].
 pub struct ReadMessage {
+    id: ConnId,
     state: Rc<RefCell<ClientState>>,
 }
 
@@ -307,6 +367,12 @@ impl Future for ReadMessage {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut s = self.state.borrow_mut();
         if let Some(m) = s.queue.pop_front() {
+            s.queued -= queue_cost(&m);
+            if s.held && s.queued <= READ_QUEUE_HIGH_WATER / 2 {
+                s.held = false;
+                drop(s);
+                resume_reading(self.id);
+            }
             return Poll::Ready(Some(m));
         }
         if s.closed {
@@ -314,6 +380,17 @@ impl Future for ReadMessage {
         }
         s.read_waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+}
+
+/// Lifts the hold [`ChannelHandler::on_message`] put on reading.
+fn resume_reading(id: ConnId) {
+    let Some(lp) = IOLoop::existing() else {
+        return;
+    };
+    if with_websocket(&lp, id, |ws| ws.hold_reading(false)).is_none() {
+        // Being served right now: once it is put back.
+        with_websocket_later(&lp, id, |ws| ws.hold_reading(false));
     }
 }
 

@@ -343,6 +343,9 @@ pub(super) fn abandon(lp: &IOLoop, id: ConnId) {
             return Action::Remove;
         }
         if let Some(c) = p.downcast_mut::<WsConn>() {
+            // Nobody reads its messages: no hold on reading either, so
+            // that the server's Close is seen.
+            c.core.ctx(lp).hold_reading(false);
             c.core
                 .start_close(lp, Some(CloseCode::GOING_AWAY), "", CloseReason::Local);
         }

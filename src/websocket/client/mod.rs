@@ -42,6 +42,7 @@ use crate::protocol::{CompressionOptions, HandshakeError};
 
 pub use coroutine::{
     websocket_connect, websocket_connect_opts, ReadMessage, WebSocketClientConnection, WriteFuture,
+    READ_QUEUE_HIGH_WATER,
 };
 use handshake::start_connect;
 
