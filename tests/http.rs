@@ -619,3 +619,439 @@ fn clear_cookie_validates_name() {
         "invalid cookie name reached Set-Cookie: {cookies:?}"
     );
 }
+
+// ---- hostile clients and careless handlers ----
+
+/// Serializes the tests below that measure this process's memory, and
+/// those that make it allocate much.
+static MEMORY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn memory_lock() -> std::sync::MutexGuard<'static, ()> {
+    MEMORY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `VmRSS` or `VmHWM` (peak) of this process, KiB.
+fn proc_kib(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| {
+            v.trim_start_matches(':')
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// `POST /len`: the body's length.
+struct BodyLen;
+impl RequestHandler for BodyLen {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let n = cx.request().body().len();
+        cx.write(n.to_string());
+    }
+}
+
+/// `POST /form`: the form argument `name`.
+struct FormName;
+impl RequestHandler for FormName {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let v = cx.get_argument("name").unwrap_or_default();
+        cx.write(v);
+    }
+}
+
+/// `GET /big/(\d+)`: that many KiB of `x`.
+struct BigBody;
+impl RequestHandler for BigBody {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let kib: usize = args[0].parse().unwrap();
+        cx.write(vec![b'x'; kib * 1024]);
+    }
+}
+
+fn big_server() -> Server {
+    Server::start(|| {
+        Application::builder()
+            .route("/", || Hello)
+            .route("/len", || BodyLen)
+            .route("/form", || FormName)
+            .route(r"/big/(\d+)", || BigBody)
+            .max_body_size(16 * 1024 * 1024)
+            .build()
+    })
+}
+
+/// Memory per connection stays bounded by what the connection holds now,
+/// not by the largest request it ever received: an idle keep-alive
+/// connection that once carried a 2 MiB body must not keep a 2 MiB receive
+/// buffer (32 such connections kept 90 MiB resident).
+#[test]
+fn idle_keep_alive_connection_does_not_keep_its_largest_body() {
+    let _m = memory_lock();
+    let srv = big_server();
+    let body = vec![b'b'; 2 * 1024 * 1024];
+    let head = format!(
+        "POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // Warm up the allocator with one connection (then closed).
+    {
+        let mut s = srv.connect();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        let (status, _, _) = read_response(&mut s);
+        assert_eq!(status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let before = proc_kib("VmRSS");
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        let mut s = srv.connect();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        // The empty line old clients send after a POST body (RFC 9112
+        // §2.2): the buffer is not empty after the body.
+        s.write_all(b"\r\n").unwrap();
+        let (status, _, got) = read_response(&mut s);
+        assert_eq!((status, got), (200, body.len().to_string().into_bytes()));
+        idle.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let grew_mib = proc_kib("VmRSS").saturating_sub(before) / 1024;
+    assert!(
+        grew_mib < 24,
+        "32 idle keep-alive connections that each carried a 2 MiB body keep {grew_mib} MiB"
+    );
+    // They are still usable.
+    for s in &mut idle {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (status, _, _) = read_response(s);
+        assert_eq!(status, 200);
+    }
+}
+
+/// A form body of many tiny fields (`a&a&a...`) must not cost tens of times
+/// its size when a handler asks for one argument: looking up `name` in a
+/// 4 MiB body of 2 million fields made every field a pair of `String`s
+/// (about 160 MiB at the peak).
+#[test]
+fn form_with_millions_of_fields_is_not_amplified_in_memory() {
+    let _m = memory_lock();
+    let srv = big_server();
+    let mut body = b"a&".repeat(2 * 1024 * 1024);
+    body.extend_from_slice(b"name=found");
+    let head = format!(
+        "POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // Warm up with a small form.
+    let small = "POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 6\r\n\r\nname=w";
+    let (status, _, got) = request(&srv, small.as_bytes());
+    assert_eq!((status, got.as_slice()), (200, &b"w"[..]));
+    let before = proc_kib("VmHWM");
+    let mut s = srv.connect();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let (status, _, got) = read_response(&mut s);
+    assert_eq!((status, got.as_slice()), (200, &b"found"[..]));
+    let grew_mib = proc_kib("VmHWM").saturating_sub(before) / 1024;
+    assert!(
+        grew_mib < 48,
+        "looking up one argument of a 4 MiB form raised the peak by {grew_mib} MiB"
+    );
+}
+
+/// Reads until EOF, a reset or `within`; what arrived and whether it ended
+/// with an error (a reset) rather than a clean EOF.
+fn read_to_end_within(s: &mut std::net::TcpStream, within: Duration) -> (Vec<u8>, bool) {
+    let deadline = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut tmp = vec![0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return (got, false);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut tmp) {
+            Ok(0) => return (got, false),
+            Ok(n) => got.extend_from_slice(&tmp[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return (got, false)
+            }
+            Err(_) => return (got, true),
+        }
+    }
+}
+
+/// A response the server has accepted to send is not lost when the
+/// connection closes after it (`Connection: close`, HTTP/1.0) while the
+/// peer has sent more bytes the server will not read: closing a socket
+/// with unread bytes makes Linux send a reset and discard the part of the
+/// response still queued in the kernel. The 4 MiB body must arrive whole,
+/// followed by a clean EOF.
+#[test]
+fn response_before_a_close_is_not_cut_by_a_reset_when_the_peer_sent_more() {
+    let _m = memory_lock();
+    let srv = big_server();
+    for first in [
+        "GET /big/4096 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /big/4096 HTTP/1.0\r\n\r\n",
+    ] {
+        let mut s = srv.connect();
+        let _ = socket2::SockRef::from(&s).set_recv_buffer_size(32 * 1024);
+        s.write_all(first.as_bytes()).unwrap();
+        // Let the server fill the socket buffers, then send more (a
+        // pipelined request it must not answer).
+        std::thread::sleep(Duration::from_millis(200));
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let (got, reset) = read_to_end_within(&mut s, Duration::from_secs(5));
+        let end = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head")
+            + 4;
+        let head = String::from_utf8_lossy(&got[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(
+            (got.len() - end, reset),
+            (4096 * 1024, false),
+            "{first:?}: body cut short (or a reset)"
+        );
+    }
+}
+
+/// RFC 9112 §3: "A server that receives a request-target longer than any
+/// URI it wishes to parse MUST respond with a 414 (URI Too Long) status
+/// code" — not 431, which is about header fields. A head whose request
+/// line fits but whose fields do not stays 431; so does a long target
+/// trickled in pieces.
+#[test]
+fn request_target_over_the_head_limit_gets_414() {
+    let srv = server();
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(5000));
+    let (status, head, _) = request(&srv, long.as_bytes());
+    assert_eq!(status, 414, "{head}");
+    assert!(head.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{head}");
+    let mut s = srv.connect();
+    s.write_all(format!("GET /{}", "a".repeat(3000)).as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all("b".repeat(3000).as_bytes()).unwrap();
+    let (status, _, _) = read_response(&mut s);
+    assert_eq!(status, 414);
+    let fields = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(5000)
+    );
+    let (status, _, _) = request(&srv, fields.as_bytes());
+    assert_eq!(status, 431);
+}
+
+/// A malformed `If-Modified-Since` is ignored (RFC 9110 §13.1.3), whatever
+/// its numbers: a year of 17 digits made the date arithmetic overflow, and
+/// the static file answered 500 instead of 200.
+#[test]
+fn static_file_ignores_an_if_modified_since_with_absurd_numbers() {
+    let srv = server();
+    for date in [
+        "Sun, 06 Nov 99999999999999999 08:49:37 GMT",
+        "Sun, 06 Nov -9999999999999999 08:49:37 GMT",
+        "Sun, 06 Nov 1994 -8:-49:-37 GMT",
+        "Sun, 06 Nov 1994 99999999999999999:00:00 GMT",
+    ] {
+        let raw =
+            format!("GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {date}\r\n\r\n");
+        let (status, _, body) = request(&srv, raw.as_bytes());
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"static file"[..]),
+            "{date}"
+        );
+    }
+}
+
+/// Sets the framing headers the HTTP layer owns, and header values with
+/// control characters.
+struct CarelessHeaders;
+impl RequestHandler for CarelessHeaders {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        match args[0] {
+            "te" => cx.set_header("Transfer-Encoding", "chunked"),
+            _ => cx.set_header("X-Ctl", "a\0b\x01c\x7fd\te"),
+        }
+        cx.write("hello");
+    }
+}
+
+/// The HTTP layer frames every response with `Content-Length`; a handler's
+/// `Transfer-Encoding: chunked` next to it (RFC 9112 §6.1: a sender MUST NOT
+/// send both) makes a client read "hello" as a chunk size and lose the
+/// next response on the connection.
+#[test]
+fn handler_transfer_encoding_does_not_break_response_framing() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .route("/", || Hello)
+            .route("/careless/(.*)", || CarelessHeaders)
+            .build()
+    });
+    let mut s = srv.connect();
+    s.write_all(b"GET /careless/te HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
+    assert!(
+        header_lines(&head, "Transfer-Encoding").is_empty(),
+        "Transfer-Encoding sent with Content-Length: {head}"
+    );
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (200, &b"Hello, world"[..]));
+}
+
+/// RFC 9110 §5.5: field values never hold NUL or other control characters
+/// (tab aside); a strict client (httparse, hence hyper) refuses the whole
+/// response if one does. CR and LF were already dropped; the others went
+/// out as they were.
+#[test]
+fn handler_header_values_lose_control_characters() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .route("/careless/(.*)", || CarelessHeaders)
+            .build()
+    });
+    let mut s = srv.connect();
+    s.write_all(b"GET /careless/ctl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut resp = httparse::Response::new(&mut headers);
+    let parsed = resp.parse(&raw);
+    assert!(
+        matches!(parsed, Ok(httparse::Status::Complete(_))),
+        "{parsed:?}: {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    let v = resp
+        .headers
+        .iter()
+        .find(|h| h.name == "X-Ctl")
+        .unwrap()
+        .value;
+    assert_eq!(v, b"abcd\te");
+}
+
+/// A 1xx is an interim status (RFC 9110 §15.2): sent as a handler's answer
+/// it leaves the client waiting for the final one, and the next pipelined
+/// response becomes this request's. It is answered 500 instead, and the
+/// next request still gets its own answer.
+#[test]
+fn handler_informational_status_is_not_sent_as_the_final_answer() {
+    let srv = server();
+    for code in ["100", "101", "103"] {
+        let mut s = srv.connect();
+        let raw = format!(
+            "GET /status/{code} HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        s.write_all(raw.as_bytes()).unwrap();
+        let (status, head, _) = read_response(&mut s);
+        assert_eq!(status, 500, "{code}: {head}");
+        let (status, _, body) = read_response(&mut s);
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"Hello, world"[..]),
+            "{code}"
+        );
+    }
+}
+
+/// Pipelined requests cost linear time however many arrive in one buffer:
+/// each answered request used to move everything after it to the front of
+/// the receive buffer, so 8 MiB of tiny pipelined requests (300,000) cost
+/// O(n²) — seconds of CPU in which the loop served no one else. Another
+/// client is answered promptly while they are worked through.
+#[test]
+fn pipelined_flood_does_not_stall_other_clients() {
+    let _m = memory_lock();
+    let srv = big_server();
+    let flood = srv.connect();
+    let one = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let all = one.repeat(8 * 1024 * 1024 / one.len());
+    let mut w = flood.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&all);
+    });
+    // Take the answers as fast as they come, so the server is never paused
+    // by its write buffer.
+    let mut r = flood.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut tmp = vec![0u8; 256 * 1024];
+        let _ = r.set_read_timeout(Some(Duration::from_secs(30)));
+        while matches!(r.read(&mut tmp), Ok(n) if n > 0) {}
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let (status, _, _) = request(&srv, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status, 200);
+        worst = worst.max(t.elapsed());
+    }
+    let _ = flood.shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+    reader.join().unwrap();
+    assert!(
+        worst < Duration::from_secs(1),
+        "a client waited {worst:?} while another pipelined 8 MiB of requests"
+    );
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+/// code to any HTTP/1.1 request message that lacks a Host header field and
+/// to any request message that contains more than one Host header field
+/// line or a Host header field with an invalid field value." A Host that
+/// cannot be `uri-host[:port]` (a path, userinfo, spaces, markup) was
+/// served, and reached handlers that build URLs from it.
+#[test]
+fn invalid_host_value_is_400() {
+    let srv = server();
+    for host in [
+        "evil.example/x",
+        "user@evil.example",
+        "a b",
+        "<script>",
+        "a\"b",
+        "a\\b",
+    ] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, _, _) = request(&srv, raw.as_bytes());
+        assert_eq!(status, 400, "Host: {host}");
+    }
+    for host in [
+        "a-b.example:8080",
+        "[::1]:80",
+        "127.0.0.1",
+        "xn--bcher-kva.example",
+        "",
+    ] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, _, _) = request(&srv, raw.as_bytes());
+        assert_eq!(status, 200, "Host: {host}");
+    }
+}

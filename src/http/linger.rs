@@ -10,8 +10,16 @@
 //! before it. So, like nginx's `lingering_close`, the connection is not
 //! closed at once: the write half is shut down (a FIN after the answer) and
 //! what the peer still sends is read and dropped until it closes its side,
-//! an error, or a deadline, whichever comes first. Only error closes take
-//! this path; it costs one `shutdown` and one read more than a plain close.
+//! an error, or a deadline, whichever comes first. It costs one `shutdown`
+//! and one read more than a plain close.
+//!
+//! An HTTP connection takes this path for every close it initiates while
+//! the peer may still send: after an error answer, and after a plain
+//! `Connection: close` / HTTP/1.0 / 500 answer too, since a peer that
+//! pipelined more requests than are answered would otherwise get a reset
+//! that also discards the part of the response still queued in the kernel.
+//! Only a peer that already closed its side (nothing more can arrive) is
+//! closed at once.
 
 use std::io::{self, Read};
 use std::net::Shutdown;

@@ -32,6 +32,12 @@ pub enum ParseError {
     /// A well-formed HTTP version other than 1.0 or 1.1, such as `HTTP/2.0`
     /// (505); a malformed one is [`Malformed`](Self::Malformed).
     UnsupportedVersion,
+    /// The request line alone is larger than the head limit: the target is
+    /// longer than the server parses (414, RFC 9112 §3). The server answers
+    /// this for a [`HeadTooLarge`](Self::HeadTooLarge) head whose request
+    /// line is over the limit; [`Request::parse_head`] itself reports
+    /// `HeadTooLarge`.
+    UriTooLong,
 }
 
 impl ParseError {
@@ -43,6 +49,7 @@ impl ParseError {
             ParseError::BodyTooLarge => 413,
             ParseError::LengthRequired => 411,
             ParseError::UnsupportedVersion => 505,
+            ParseError::UriTooLong => 414,
         }
     }
 }
@@ -57,6 +64,7 @@ impl fmt::Display for ParseError {
             ParseError::BodyTooLarge => f.write_str("Request body too large"),
             ParseError::LengthRequired => f.write_str("Chunked request bodies are not supported"),
             ParseError::UnsupportedVersion => f.write_str("HTTP version not supported"),
+            ParseError::UriTooLong => f.write_str("Request target too long"),
         }
     }
 }
@@ -127,6 +135,37 @@ fn version_error(buf: &[u8]) -> ParseError {
         }
         _ => ParseError::Malformed("bad version"),
     }
+}
+
+/// The error for a head over `max` bytes: [`ParseError::UriTooLong`] (414)
+/// when its request line alone (after any empty lines) is over `max` and has
+/// a method and the start of a target, else [`ParseError::HeadTooLarge`]
+/// (431): RFC 9112 §3 answers a target longer than the server parses with
+/// 414, and 431 is for header fields.
+pub(crate) fn head_too_large(buf: &[u8], max: usize) -> ParseError {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let rest = &buf[start..];
+    let line_len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    if line_len > max && rest[..line_len].contains(&b' ') {
+        ParseError::UriTooLong
+    } else {
+        ParseError::HeadTooLarge
+    }
+}
+
+/// Whether a `Host` value can be `uri-host [ ":" port ]` (RFC 9112 §3.2: a
+/// Host field with an invalid value is answered 400): the characters of a
+/// reg-name (unreserved, percent-encoded, sub-delims), an IP literal's
+/// brackets and the port's colon. No space, `/`, `@`, `<`... which would
+/// reach handlers that build URLs from it. Empty is valid (a target
+/// without authority).
+fn valid_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
 }
 
 /// The [`CONN_CLOSE`] / [`CONN_KEEP_ALIVE`] bits of one `Connection` value.
@@ -202,22 +241,28 @@ impl Request {
         })
     }
 
-    /// [`parse_head`](Self::parse_head) taking the head out of `buf` (the
-    /// bytes after it stay): when `buf` holds exactly the head, as after a
-    /// request that arrived in one read, its allocation becomes the
-    /// request's, with no copy. `None` while incomplete.
-    pub(crate) fn parse_head_from(
+    /// [`parse_head`](Self::parse_head) on `buf[*pos..]`, moving `*pos`
+    /// past the head (the bytes after it stay): when `buf` holds exactly
+    /// the head, as after a request that arrived in one read, its
+    /// allocation becomes the request's, with no copy, and `buf` is left
+    /// empty (`*pos` 0). `None` while incomplete.
+    pub(crate) fn parse_head_at(
         buf: &mut Vec<u8>,
+        pos: &mut usize,
         limits: &HeadLimits,
     ) -> Result<Option<Request>, ParseError> {
-        let Some((mut req, skip, used)) = Self::parse_spans(buf, limits)? else {
+        let Some((mut req, skip, used)) = Self::parse_spans(&buf[*pos..], limits)? else {
             return Ok(None);
         };
-        req.head = if skip == 0 && used == buf.len() {
+        req.head = if *pos == 0 && skip == 0 && used == buf.len() {
             std::mem::take(buf).into_boxed_slice()
         } else {
-            let head = buf[skip..used].into();
-            buf.drain(..used);
+            let head = buf[*pos + skip..*pos + used].into();
+            *pos += used;
+            if *pos == buf.len() {
+                buf.clear();
+                *pos = 0;
+            }
             head
         };
         Ok(Some(req))
@@ -287,6 +332,9 @@ impl Request {
                 connection |= connection_tokens(h.value);
             } else if h.name.eq_ignore_ascii_case("host") {
                 hosts += 1;
+                if !valid_host(h.value) {
+                    return Err(ParseError::Malformed("invalid Host header"));
+                }
             } else if h.name.eq_ignore_ascii_case("expect") {
                 expect |= expect_tokens(h.value);
             } else if h.name.eq_ignore_ascii_case("content-length") {
@@ -512,10 +560,7 @@ impl Request {
 
     /// Query arguments named `name`, percent-decoded, in order.
     pub fn query_arguments(&self, name: &str) -> Vec<String> {
-        parse_qs(self.query())
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .collect()
+        qs_values(self.query(), name).collect()
     }
 
     /// The last query argument named `name`, percent-decoded (Tornado's
@@ -580,6 +625,24 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The decoded values of the pairs named `name` in an
+/// `application/x-www-form-urlencoded` string, in order. Only the matching
+/// values are decoded and kept: the cost of a lookup is one pass over `qs`,
+/// however many pairs it holds.
+pub(crate) fn qs_values<'a>(qs: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    qs.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(move |pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let matches = if k.contains(['%', '+']) {
+                percent_decode(k, true) == name
+            } else {
+                k == name
+            };
+            matches.then(|| percent_decode(v, true))
+        })
 }
 
 /// Splits an `application/x-www-form-urlencoded` string into decoded pairs.
@@ -750,12 +813,21 @@ mod tests {
                 (r.body(), r.heap_bytes()),
                 (&b"xy"[..], raw.len() - skipped + 2)
             );
-            let mut buf = raw.to_vec();
+            let mut buf = b"xx".to_vec();
+            buf.extend_from_slice(raw);
             buf.extend_from_slice(b"next");
-            let r = Request::parse_head_from(&mut buf, &LIMITS)
+            let mut pos = 2;
+            let r = Request::parse_head_at(&mut buf, &mut pos, &LIMITS)
                 .unwrap()
                 .unwrap();
-            assert_eq!((r.method(), buf.as_slice()), ("POST", &b"next"[..]));
+            assert_eq!((r.method(), &buf[pos..]), ("POST", &b"next"[..]));
+            // Exactly the head: the buffer itself becomes the request's.
+            let mut buf = raw.to_vec();
+            let mut pos = 0;
+            let r = Request::parse_head_at(&mut buf, &mut pos, &LIMITS)
+                .unwrap()
+                .unwrap();
+            assert_eq!((r.host(), buf.len(), pos), (Some("h"), 0, 0));
         }
     }
 

@@ -97,8 +97,12 @@ impl Response {
     ///
     /// A `name` that is not an HTTP token (RFC 9110 §5.1: no CR, LF, space,
     /// colon...) is refused with a warning and changes nothing, so a
-    /// handler cannot inject header lines; CR and LF in `value` are dropped
-    /// when the response is serialized.
+    /// handler cannot inject header lines; control characters other than
+    /// tab in `value` (CR and LF among them) are dropped when the response
+    /// is serialized. `Content-Length`, `Connection` and `Transfer-Encoding`
+    /// are the HTTP layer's (it frames every response itself): a handler's
+    /// are not sent, except a `Content-Length` announced for a bodiless
+    /// `HEAD` answer.
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         if valid_name(name) {
             self.clear_header(name);
@@ -171,8 +175,12 @@ impl Response {
         }
         let no_body = self.status == 204 || self.status == 304 || self.status < 200;
         for (n, v) in &self.headers {
+            // The framing is this layer's: `Content-Length` (or none) and
+            // `Connection`; a handler's `Transfer-Encoding` beside them would
+            // make the client read the body as chunks (RFC 9112 §6.1).
             if n.eq_ignore_ascii_case("content-length")
                 || n.eq_ignore_ascii_case("connection")
+                || n.eq_ignore_ascii_case("transfer-encoding")
                 // A response without content describes no representation:
                 // Tornado's `_clear_representation_headers` for 204 and
                 // 304, and RFC 9110 §15.4.5's list for 304.
@@ -182,8 +190,13 @@ impl Response {
             }
             out.extend_from_slice(n.as_bytes());
             out.extend_from_slice(b": ");
-            // Never let a handler smuggle a header break into the response.
-            out.extend(v.bytes().filter(|&b| b != b'\r' && b != b'\n'));
+            // Never let a handler smuggle a header break into the response,
+            // nor send a value a strict client refuses: control characters
+            // other than tab are dropped (RFC 9110 §5.5 field-value).
+            out.extend(
+                v.bytes()
+                    .filter(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)),
+            );
             out.extend_from_slice(b"\r\n");
         }
         if !no_body {

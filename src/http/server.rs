@@ -17,7 +17,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
 use super::linger::{Lingering, HTTP_LINGER};
-use super::request::{HeadLimits, Request};
+use super::request::{head_too_large, HeadLimits, ParseError, Request};
 use super::response::{http_date_now, Response};
 use super::{HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness};
@@ -26,6 +26,9 @@ use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness}
 const ACCEPT_BUDGET: usize = 512;
 /// Back-off when the process is out of file descriptors.
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+/// Receive-buffer capacity a connection keeps between requests; a larger
+/// one (left by a large body or head) is released once it is drained.
+const BUF_KEEP: usize = 64 * 1024;
 
 /// Starts serving `service` on `addr` in the current thread's IOLoop and
 /// returns the bound address (port 0 picks a free port).
@@ -261,7 +264,7 @@ impl Listener {
         let conn = HttpConn {
             stream: Some(stream),
             peer,
-            buf: Vec::new(),
+            buf: InBuf::default(),
             scanned: 0,
             out: Vec::new(),
             pending: None,
@@ -271,6 +274,8 @@ impl Listener {
             paused: false,
             close_after_flush: false,
             linger: false,
+            peer_eof: false,
+            more: false,
             served: 0,
         };
         let mut conn = Some(Box::new(conn));
@@ -302,8 +307,9 @@ struct HttpConn {
     stream: Option<TcpStream>,
     peer: SocketAddr,
     /// Received bytes not yet consumed.
-    buf: Vec<u8>,
-    /// How far `buf` has been searched for the end of the head.
+    buf: InBuf,
+    /// How far `buf` (its unconsumed bytes) has been searched for the end
+    /// of the head.
     scanned: usize,
     /// Response bytes the kernel has not taken yet.
     out: Vec<u8>,
@@ -325,6 +331,12 @@ struct HttpConn {
     /// The close follows an error answer: linger (see `linger`) instead of
     /// closing with the peer's unread bytes.
     linger: bool,
+    /// The peer closed its sending side (a read returned 0): nothing more
+    /// can arrive, so closing cannot turn into a reset.
+    peer_eof: bool,
+    /// The last read stopped at the buffer cap, not at an empty socket:
+    /// read again once the requests read are answered.
+    more: bool,
     served: u64,
 }
 
@@ -337,6 +349,86 @@ enum Step {
     Close,
     /// The connection was upgraded.
     Upgrade(Box<dyn Upgrade>),
+}
+
+/// Received bytes not yet consumed: `data[pos..]`. A request is consumed
+/// by moving `pos` past it; the consumed bytes are dropped from the front
+/// only before the next read, so a buffer of many pipelined requests costs
+/// one move of what is left per read, not one per request (which made `n`
+/// requests in one buffer cost O(n²) and let one peer stall the loop for
+/// seconds).
+#[derive(Default)]
+struct InBuf {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl InBuf {
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the consumed prefix (a move of what is left).
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.data.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// Marks `n` more bytes consumed.
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos >= self.data.len() {
+            self.data.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// The next `n` bytes, consumed (the allocation itself when they are
+    /// all there is).
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        if self.pos == 0 && n == self.data.len() {
+            return std::mem::take(&mut self.data);
+        }
+        let v = self.bytes()[..n].to_vec();
+        self.consume(n);
+        v
+    }
+
+    /// Everything not consumed.
+    fn take_all(&mut self) -> Vec<u8> {
+        self.compact();
+        std::mem::take(&mut self.data)
+    }
+
+    /// Releases a buffer grown by a large head or body once little of it
+    /// is in use, so an idle keep-alive connection costs what it holds, not
+    /// the largest request it ever received.
+    fn trim(&mut self) {
+        if self.data.capacity() > BUF_KEEP {
+            if self.is_empty() {
+                self.data = Vec::new();
+                self.pos = 0;
+            } else if self.len() <= self.data.capacity() / 4 {
+                self.compact();
+                self.data.shrink_to_fit();
+            }
+        }
+    }
 }
 
 impl HttpConn {
@@ -359,8 +451,14 @@ impl HttpConn {
                     break;
                 }
                 Ok(n) => {
-                    self.buf.extend_from_slice(&rbuf[..n]);
-                    if (n < rbuf.len() && !closed) || self.buf.len() > cap {
+                    self.buf.append(&rbuf[..n]);
+                    if n < rbuf.len() && !closed {
+                        break;
+                    }
+                    if self.buf.len() > cap {
+                        // More may be waiting, and no new edge will say
+                        // so: read again once this is consumed.
+                        self.more = true;
                         break;
                     }
                 }
@@ -406,20 +504,33 @@ impl HttpConn {
         self.linger = true;
     }
 
+    /// Answers a head that could not be parsed and closes. A head over the
+    /// size limit whose request line alone is over it gets 414, not 431
+    /// (RFC 9112 §3: a target longer than the server parses).
+    fn refuse(&mut self, lp: &IOLoop, e: ParseError) {
+        let e = if e == ParseError::HeadTooLarge {
+            head_too_large(self.buf.bytes(), self.shared.limits.max_header_size)
+        } else {
+            e
+        };
+        self.error(lp, e.status(), &e.to_string());
+    }
+
     /// Drops the empty lines (CRLF or LF) before a request line: RFC 9112
     /// §2.2 says to ignore them (old clients send one after a POST body).
     /// Dropped here, bytes that start no request leave the connection idle
     /// rather than make it wait for a request with `request_timeout`.
     fn skip_empty_lines(&mut self) {
+        let bytes = self.buf.bytes();
         let mut n = 0;
-        while let Some(rest) = self.buf.get(n..) {
+        while let Some(rest) = bytes.get(n..) {
             match rest {
                 [b'\n', ..] => n += 1,
                 [b'\r', b'\n', ..] => n += 2,
                 _ => break,
             }
         }
-        self.buf.drain(..n);
+        self.buf.consume(n);
     }
 
     /// Whether more response bytes wait for the peer than
@@ -435,8 +546,8 @@ impl HttpConn {
     /// it (431, `Some(Step::Close)`) once it is over the size limit.
     fn head_arriving(&mut self, lp: &IOLoop) -> Option<Step> {
         self.scanned = self.buf.len();
-        if self.buf.len() > self.shared.limits.max_header_size {
-            self.error(lp, 431, "Request header fields too large");
+        if self.scanned > self.shared.limits.max_header_size {
+            self.refuse(lp, ParseError::HeadTooLarge);
             return Some(Step::Close);
         }
         None
@@ -444,12 +555,12 @@ impl HttpConn {
 
     fn step(&mut self, lp: &IOLoop) -> Step {
         if self.pending.is_none() {
-            if self.scanned == 0 && matches!(self.buf.first(), Some(b'\r' | b'\n')) {
+            if self.scanned == 0 && matches!(self.buf.bytes().first(), Some(b'\r' | b'\n')) {
                 self.skip_empty_lines();
             }
             // Nothing, or a lone CR whose LF has yet to come (an empty
             // line split across reads): no request has started.
-            if self.buf.is_empty() || (self.scanned == 0 && self.buf[..] == *b"\r") {
+            if self.buf.is_empty() || (self.scanned == 0 && self.buf.bytes() == b"\r") {
                 return Step::NeedMore;
             }
             if self.started.is_none() {
@@ -467,24 +578,30 @@ impl HttpConn {
             // in pieces does the terminator search below gate re-parsing.
             let first_look = self.scanned == 0;
             let from = self.scanned.saturating_sub(3);
-            if !first_look && find_head_end(&self.buf[from..]).is_none() {
+            if !first_look && find_head_end(&self.buf.bytes()[from..]).is_none() {
                 // A line completed in the new bytes? Only then re-validate
                 // what arrived so far (a malformed request line is refused
                 // early): at most once per line, so a peer trickling bytes
                 // costs linear, not quadratic, parsing.
-                let new_line = self.buf[self.scanned.min(self.buf.len())..].contains(&b'\n');
+                let new_line =
+                    self.buf.bytes()[self.scanned.min(self.buf.len())..].contains(&b'\n');
                 if let Some(close) = self.head_arriving(lp) {
                     return close;
                 }
                 if new_line {
-                    if let Err(e) = Request::parse_head(&self.buf, &self.shared.head_limits) {
-                        self.error(lp, e.status(), &e.to_string());
+                    if let Err(e) = Request::parse_head(self.buf.bytes(), &self.shared.head_limits)
+                    {
+                        self.refuse(lp, e);
                         return Step::Close;
                     }
                 }
                 return Step::NeedMore;
             }
-            match Request::parse_head_from(&mut self.buf, &self.shared.head_limits) {
+            match Request::parse_head_at(
+                &mut self.buf.data,
+                &mut self.buf.pos,
+                &self.shared.head_limits,
+            ) {
                 Ok(Some(mut req)) => {
                     self.scanned = 0;
                     req.set_peer(Some(self.peer));
@@ -512,7 +629,7 @@ impl HttpConn {
                     return self.head_arriving(lp).unwrap_or(Step::NeedMore);
                 }
                 Err(e) => {
-                    self.error(lp, e.status(), &e.to_string());
+                    self.refuse(lp, e);
                     return Step::Close;
                 }
             }
@@ -527,9 +644,9 @@ impl HttpConn {
         }
         let mut req = self.pending.take().expect("pending request");
         if need > 0 {
-            let body: Vec<u8> = self.buf.drain(..need).collect();
-            req.set_body(body);
+            req.set_body(self.buf.take(need));
         }
+        self.buf.trim();
         if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             self.error(lp, 503, "server shutting down");
@@ -545,7 +662,19 @@ impl HttpConn {
             log::log_enabled!(target: "cyclone::access", log::Level::Error).then(|| req.clone());
         let reply = catch_unwind(AssertUnwindSafe(|| service.dispatch(req)));
         match reply {
-            Ok(Reply::Response(resp)) => {
+            Ok(Reply::Response(mut resp)) => {
+                if resp.status() < 200 {
+                    // A 1xx is interim: sent as the answer, it would leave
+                    // the client waiting for the final one, and the next
+                    // response would be taken as this request's.
+                    log::error!(
+                        "{} answered {} with {} as its final status: sent 500",
+                        self.peer,
+                        for_log.as_ref().map_or("a request", |r| r.uri()),
+                        resp.status()
+                    );
+                    resp = Response::error(500, None);
+                }
                 self.respond(lp, for_log.as_ref(), head_only, resp, keep_alive);
             }
             Ok(Reply::Upgrade(up)) => {
@@ -610,7 +739,11 @@ impl HttpConn {
             lp.mark_readable(id);
         }
         if self.close_after_flush && self.out.is_empty() {
-            if self.linger {
+            // Lingering also after a plain close (`Connection: close`,
+            // HTTP/1.0, a handler's 500): a peer that sent more than the
+            // server read (pipelined requests) would otherwise get a reset,
+            // which discards the part of the response still in the kernel.
+            if self.linger || !self.peer_eof {
                 if let Some(stream) = self.stream.take() {
                     return Lingering::start(lp, id, stream, HTTP_LINGER);
                 }
@@ -652,10 +785,12 @@ impl Pollable for HttpConn {
         self.paused = false;
         // Readiness that arrived while paused was not acted on: read until
         // the kernel is drained, so a FIN that came meanwhile is seen.
+        self.more = false;
         let eof = match self.read_some(lp, r.read_closed || r.error || resuming) {
             Ok(eof) => eof,
             Err(_) => return Action::Remove,
         };
+        self.peer_eof |= eof;
         loop {
             match self.step(lp) {
                 Step::Again if self.backed_up() => {
@@ -687,7 +822,7 @@ impl Pollable for HttpConn {
                     } else {
                         std::mem::take(&mut self.out)
                     };
-                    let leftover = std::mem::take(&mut self.buf);
+                    let leftover = self.buf.take_all();
                     let pending = !leftover.is_empty();
                     let conn = up.into_connection(
                         stream,
@@ -714,6 +849,10 @@ impl Pollable for HttpConn {
             // (When paused, the rest is answered first: reading again on
             // resuming sees the EOF again.)
             self.close_after_flush = true;
+        }
+        if self.more && !self.paused {
+            // Bytes left in the kernel raise no new edge: come back for them.
+            lp.mark_readable(id);
         }
         self.after_io(lp, id)
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::application::Shared;
 use super::handler::HANDLER_METHODS;
 use super::settings::Settings;
-use crate::http::request::parse_qs;
+use crate::http::request::qs_values;
 use crate::http::{Request, Response};
 
 /// Tornado's default `Content-Type` for a response.
@@ -31,7 +31,10 @@ pub struct RequestContext<'a> {
     finished: bool,
     /// Methods whose default (405) body ran during this request.
     unimplemented: Vec<&'static str>,
-    body_args: OnceCell<Vec<(String, String)>>,
+    /// Whether the body is a form (`application/x-www-form-urlencoded`).
+    /// Its pairs are not kept: a body of millions of tiny fields would cost
+    /// tens of times its size as `String`s; each lookup scans it instead.
+    form_body: OnceCell<bool>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -58,7 +61,7 @@ impl<'a> RequestContext<'a> {
             cookies: Vec::new(),
             finished: false,
             unimplemented: Vec::new(),
-            body_args: OnceCell::new(),
+            form_body: OnceCell::new(),
         }
     }
 
@@ -257,21 +260,15 @@ impl<'a> RequestContext<'a> {
         }
     }
 
-    fn body_arguments(&self) -> &[(String, String)] {
-        self.body_args.get_or_init(|| {
-            let form = self
-                .request
+    fn is_form(&self) -> bool {
+        *self.form_body.get_or_init(|| {
+            self.request
                 .header("content-type")
                 .and_then(|ct| ct.split(';').next())
                 .is_some_and(|t| {
                     t.trim()
                         .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                });
-            if !form {
-                return Vec::new();
-            }
-            let body = String::from_utf8_lossy(self.request.body());
-            parse_qs(&body).collect()
+                })
         })
     }
 
@@ -293,11 +290,11 @@ impl<'a> RequestContext<'a> {
     /// `application/x-www-form-urlencoded` body; `multipart/form-data` is
     /// not parsed), in order.
     pub fn get_body_arguments(&self, name: &str) -> Vec<String> {
-        self.body_arguments()
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| clean_argument(v.clone()))
-            .collect()
+        if !self.is_form() {
+            return Vec::new();
+        }
+        let body = String::from_utf8_lossy(self.request.body());
+        qs_values(&body, name).map(clean_argument).collect()
     }
 
     /// The last value of the body argument `name`.
