@@ -14,6 +14,7 @@ pub(crate) use self::core::Cork;
 pub use client::{
     websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_with,
     websocket_connect_with_result, ConnectError, ConnectOptions, WebSocketClientConnection,
+    READ_QUEUE_HIGH_WATER,
 };
 pub use connection::{broadcast, write_to, WebSocket};
 pub use handler::WebSocketHandler;
