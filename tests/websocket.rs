@@ -1239,3 +1239,108 @@ fn hung_peer_with_stale_unread_bytes_is_still_idle_closed() {
     );
     drop(s);
 }
+
+/// A handler that only receives (for timing tests).
+struct Quiet;
+
+impl WebSocketHandler for Quiet {
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+/// `websocket_ping_interval` pings "this often" (seed 004 sets it and logs
+/// every `on_pong`). Connection deadlines are checked by the loop's sweep,
+/// which used to run every 250 ms whatever the settings, so a 100 ms
+/// interval pinged every 250 ms (and a 300 ms one every 500 ms).
+#[test]
+fn short_ping_interval_pings_at_its_own_pace() {
+    for (interval_ms, window_ms) in [(100u64, 1000u64), (300, 1500)] {
+        let srv = Server::start(move || {
+            Application::builder()
+                .websocket_ping_interval(Duration::from_millis(interval_ms))
+                .websocket("/q", |_r: &Request| Quiet)
+                .build()
+        });
+        let mut s = raw_ws(&srv, "/q");
+        let start = Instant::now();
+        let window = Duration::from_millis(window_ms);
+        let mut pings = 0u64;
+        while start.elapsed() < window {
+            let left = window
+                .saturating_sub(start.elapsed())
+                .max(Duration::from_millis(1));
+            s.set_read_timeout(Some(left)).unwrap();
+            match read_frame(&mut s) {
+                Ok((_, 9, data)) => {
+                    pings += 1;
+                    s.write_all(&client_frame(true, 10, &data)).unwrap();
+                }
+                Ok((_, op, _)) => panic!("unexpected frame, opcode {op}"),
+                Err(_) => break,
+            }
+        }
+        let expected = window_ms / interval_ms;
+        eprintln!("interval {interval_ms} ms: {pings} pings in {window_ms} ms");
+        assert!(
+            pings * 10 >= expected * 8,
+            "ping interval {interval_ms} ms: {pings} pings in {window_ms} ms, expected about {expected}"
+        );
+    }
+}
+
+/// Tornado: `websocket_ping_timeout = 0` disables the ping timeout, and a
+/// `websocket_ping_interval` of 0 sends no pings. A zero `Duration` used to
+/// mean "at once": every connection was closed at its first ping (and a
+/// zero interval pinged at every deadline sweep).
+#[test]
+fn zero_ping_timeout_and_zero_interval_disable_them_as_in_tornado() {
+    // Interval 100 ms, timeout 0: pings go out, the peer never answers,
+    // and the connection stays open.
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket_ping_interval(Duration::from_millis(100))
+            .websocket_ping_timeout(Duration::ZERO)
+            .websocket("/q", |_r: &Request| Quiet)
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/q");
+    let start = Instant::now();
+    let mut pings = 0;
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    while start.elapsed() < Duration::from_millis(900) {
+        match read_frame(&mut s) {
+            Ok((_, 9, _)) => pings += 1,
+            Ok((_, op, p)) => panic!(
+                "websocket_ping_timeout = 0 must disable the timeout; got opcode {op} {p:?} after {:?}",
+                start.elapsed()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                panic!("closed after {:?} with a zero ping timeout", start.elapsed())
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(pings >= 3, "pings still go out: {pings}");
+    assert_eq!(srv.metrics().websocket_connections, 1);
+    drop(s);
+
+    // Interval 0: no pings at all.
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket_ping_interval(Duration::ZERO)
+            .websocket("/q", |_r: &Request| Quiet)
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/q");
+    s.set_read_timeout(Some(Duration::from_millis(600)))
+        .unwrap();
+    match read_frame(&mut s) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("websocket_ping_interval = 0 must send no pings: {other:?}"),
+    }
+    assert_eq!(srv.metrics().websocket_connections, 1);
+}

@@ -19,7 +19,9 @@ pub(crate) struct Task {
 }
 
 impl IOLoop {
-    /// Runs `future` on this loop; it is first polled on the next iteration.
+    /// Runs `future` on this loop; it is first polled on the next iteration
+    /// (Tornado's `spawn_callback` with a coroutine).
+    #[doc(alias = "spawn_callback")]
     pub fn spawn(&self, future: impl Future<Output = ()> + 'static) {
         let mut tasks = self.inner.tasks.borrow_mut();
         let entry = tasks.vacant_entry();

@@ -10,10 +10,11 @@
 //!
 //! ## One tick
 //! As Tornado's `PollIOLoop.start`: run the callbacks queued before the tick,
-//! run the timers that are due, sweep connection deadlines (about four times
-//! a second), flush connections with queued output, `poll` with a timeout of
-//! the earliest deadline (zero when work is pending), dispatch readiness,
-//! poll woken futures, flush again.
+//! run the timers that are due, sweep connection deadlines (four times a
+//! second, or more often for connections with short timeouts: see
+//! `WebSocketSettings`), flush connections with queued output, `poll` with
+//! a timeout of the earliest deadline (zero when work is pending), dispatch
+//! readiness, poll woken futures, flush again.
 //!
 //! Connection deadlines (handshake, ping, close, idle) are not timers: each
 //! connection exposes its next deadline and a periodic sweep compares them
@@ -61,6 +62,9 @@ pub(crate) const READ_BUF_SIZE: usize = 256 * 1024;
 pub(crate) const SPILL_POOL_BUFS: usize = 16;
 pub(crate) const SPILL_POOL_MAX: usize = 1024 * 1024;
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+/// The shortest sweep interval a connection can ask for
+/// ([`IOLoop::sweep_within`]).
+const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(2);
 
 type Deferred = Box<dyn FnOnce(&mut dyn Pollable, &IOLoop, ConnId)>;
 
@@ -84,6 +88,9 @@ pub(crate) struct Inner {
     epoch: Instant,
     clock_offset: Cell<Duration>,
     next_sweep: Cell<Instant>,
+    /// Time between sweeps: [`SWEEP_INTERVAL`], or less once a connection
+    /// with short timeouts asked for it ([`IOLoop::sweep_within`]).
+    sweep_interval: Cell<Duration>,
     dirty: RefCell<Vec<ConnId>>,
     still_readable: RefCell<Vec<ConnId>>,
     deferred: RefCell<Vec<(ConnId, Deferred)>>,
@@ -131,11 +138,14 @@ thread_local! {
 }
 
 impl IOLoop {
-    /// The current thread's loop, created on first use.
+    /// The current thread's loop, created on first use. Also Tornado's
+    /// `IOLoop.instance()` (seed 004's `IOLoop.instance().start()`): there
+    /// is no process-wide loop, one per thread.
     ///
     /// # Panics
     /// If the OS refuses an epoll instance or an eventfd (out of file
     /// descriptors); [`IOLoop::try_current`] returns the error instead.
+    #[doc(alias = "instance")]
     pub fn current() -> IOLoop {
         IOLoop::try_current().expect("cannot create the IOLoop (epoll/eventfd)")
     }
@@ -193,6 +203,7 @@ impl IOLoop {
                 epoch: now,
                 clock_offset: Cell::new(Duration::ZERO),
                 next_sweep: Cell::new(now + SWEEP_INTERVAL),
+                sweep_interval: Cell::new(SWEEP_INTERVAL),
                 dirty: RefCell::new(Vec::new()),
                 still_readable: RefCell::new(Vec::new()),
                 deferred: RefCell::new(Vec::new()),
@@ -251,6 +262,24 @@ impl IOLoop {
     /// small offsets from it).
     pub(crate) fn epoch(&self) -> Instant {
         self.inner.epoch
+    }
+
+    /// Connection deadlines are checked by the sweep, so one can be late by
+    /// up to a sweep interval (250 ms). A connection whose deadlines are
+    /// `span` apart (its shortest ping interval or timeout) calls this so
+    /// that they are late by at most about an eighth of `span` (never less
+    /// than 2 ms): from then on the loop sweeps that often. With Tornado's
+    /// defaults (close timeout 5 s, no ping) nothing changes.
+    pub(crate) fn sweep_within(&self, span: Duration) {
+        let want = (span / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL);
+        let inner = &self.inner;
+        if want < inner.sweep_interval.get() {
+            inner.sweep_interval.set(want);
+            let next = self.time() + want;
+            if next < inner.next_sweep.get() {
+                inner.next_sweep.set(next);
+            }
+        }
     }
 
     /// Moves the loop's clock forward by `d` (for tests: timers and
@@ -386,7 +415,7 @@ impl IOLoop {
         }
         inner.timers.borrow_mut().unpark();
         if now >= inner.next_sweep.get() {
-            inner.next_sweep.set(now + SWEEP_INTERVAL);
+            inner.next_sweep.set(now + inner.sweep_interval.get());
             self.sweep(now);
         }
         self.run_ready_tasks();

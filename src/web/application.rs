@@ -423,20 +423,23 @@ impl ApplicationBuilder {
         self
     }
 
-    /// `websocket_ping_interval`: ping every connection this often.
+    /// `websocket_ping_interval`: ping every connection this often (zero:
+    /// no pings, as in Tornado).
     pub fn websocket_ping_interval(mut self, interval: Duration) -> Self {
         self.settings.websocket.ping_interval = Some(interval);
         self
     }
 
     /// `websocket_ping_timeout`: close a connection whose pong is this late
-    /// (never more than the interval).
+    /// (never more than the interval; zero: no timeout, as in Tornado).
     pub fn websocket_ping_timeout(mut self, timeout: Duration) -> Self {
         self.settings.websocket.ping_timeout = Some(timeout);
         self
     }
 
-    /// `websocket_max_message_size`: larger messages close with 1009.
+    /// `websocket_max_message_size`: larger messages close with 1009 (each
+    /// fragment of a fragmented message counts 16 bytes more: see
+    /// [`WebSocketSettings::max_message_size`]).
     pub fn websocket_max_message_size(mut self, bytes: usize) -> Self {
         self.settings.websocket.max_message_size = bytes;
         self

@@ -151,7 +151,8 @@ impl WsConn {
             if self.core.rare.as_ref().is_some_and(|r| r.is_unused()) {
                 self.core.rare = None;
             }
-            if let Some(iv) = self.core.settings.ping_interval {
+            lp.sweep_within(self.core.settings.shortest_span());
+            if let Some(iv) = self.core.settings.effective_ping_interval() {
                 self.core.next_ping = Ms::after(lp, iv);
             }
             if let Some(idle) = self.core.settings.idle_timeout {
@@ -667,9 +668,10 @@ impl Pollable for WsConn {
                 return Action::Keep;
             }
             let s = &self.core.settings;
+            let last = self.core.next_ping;
             self.core.next_ping = s
-                .ping_interval
-                .map_or(Ms::NONE, |i| Ms::after_from(lp, now, i));
+                .effective_ping_interval()
+                .map_or(Ms::NONE, |i| last.then_every(lp, now, i));
             if !self.core.pong_deadline.is_set() {
                 self.core.pong_deadline = s
                     .effective_ping_timeout()

@@ -77,6 +77,12 @@ impl<'a> WebSocket<'a> {
     /// TCP connection is dropped when the peer answers or after the close
     /// timeout. Closing twice does nothing. As in Tornado, a reason without
     /// a code is sent with code 1000; with neither, the Close frame is empty.
+    ///
+    /// Unlike Tornado, which sends whatever it is given, a code RFC 6455
+    /// does not allow on the wire (below 1000, 1004–1006, 1015–2999, 5000
+    /// and above) is not sent: the Close frame goes out empty, without the
+    /// reason, and the peer sees no code (1005). A reason longer than 123
+    /// bytes is cut at a character boundary to fit the frame.
     pub fn close(&mut self, code: Option<u16>, reason: &str) {
         self.core
             .start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);
@@ -103,7 +109,13 @@ impl<'a> WebSocket<'a> {
             .and_then(|r| r.subprotocol.as_deref())
     }
 
-    /// The close code the peer sent (after `on_close`, or while closing).
+    /// The close code the peer sent (after `on_close`, or while closing);
+    /// `None` if its Close frame had no code, or if none arrived: the TCP
+    /// connection ended, the ping timeout or close timeout passed, or the
+    /// library failed the connection itself (a message over
+    /// `websocket_max_message_size`, a protocol error: `on_close` then runs
+    /// at once, as Tornado aborts, without waiting for the peer's answer).
+    /// [`closed_by`](Self::closed_by) says which.
     pub fn close_code(&self) -> Option<u16> {
         match self.core.close_code {
             0 | 1005 => None,
@@ -111,7 +123,8 @@ impl<'a> WebSocket<'a> {
         }
     }
 
-    /// The close reason the peer sent.
+    /// The close reason the peer sent (`None` when it sent none, or an
+    /// empty one; a peer answering our Close usually echoes only the code).
     pub fn close_reason(&self) -> Option<&str> {
         self.core
             .rare

@@ -332,6 +332,22 @@ impl Ms {
         Ms::from_ticks(Ms::ticks(lp, now).wrapping_add(d.as_millis() as u32))
     }
 
+    /// The deadline `d` after this one, as `PeriodicCallback` schedules
+    /// from the previous *scheduled* time, so a sweep's lateness does not
+    /// add up; `d` after `now` if that is already past (missed periods are
+    /// skipped). `Ms::NONE` if `d` is "never".
+    pub(super) fn then_every(self, lp: &IOLoop, now: Instant, d: std::time::Duration) -> Ms {
+        if d >= Ms::MAX_SPAN || !self.is_set() {
+            return Ms::after_from(lp, now, d);
+        }
+        let next = Ms::from_ticks(self.0.wrapping_add(d.as_millis() as u32));
+        if next.passed(lp, now) {
+            Ms::after_from(lp, now, d)
+        } else {
+            next
+        }
+    }
+
     fn from_ticks(t: u32) -> Ms {
         Ms(if t == u32::MAX { t - 1 } else { t })
     }

@@ -25,7 +25,11 @@ pub trait WebSocketHandler: 'static {
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>);
 
     /// The connection closed; `ws.close_code()`, `ws.close_reason()` and
-    /// `ws.closed_by()` say how. Writes fail from here on.
+    /// `ws.closed_by()` say how. Writes fail from here on. Called once per
+    /// opened connection, whether the peer, the handler or the library
+    /// closed it or the TCP connection dropped (Tornado's
+    /// `on_connection_close` has no separate counterpart).
+    #[doc(alias = "on_connection_close")]
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
         let _ = ws;
     }

@@ -31,16 +31,30 @@ pub enum SlowConsumerPolicy {
 /// `slow_consumer_grace`, `idle_timeout`) are kept per connection as 32-bit
 /// millisecond deadlines: a duration of 2^31 ms (about 24.8 days) or more
 /// means "never" (no ping, no timeout).
+///
+/// They are not timers: the loop checks every connection's next deadline
+/// in a sweep, four times a second by default, so a deadline fires up to
+/// 250 ms late. Once a connection whose shortest interval or timeout is
+/// under 2 s opens (or a client connects with a `connect_timeout` under
+/// 2 s), the loop sweeps every eighth of it (but not more often than every
+/// 2 ms), so that a 100 ms `ping_interval` pings every 100 ms, each ping at
+/// most 12.5 ms late; the loop keeps that pace for as long as it runs.
 #[derive(Debug, Clone)]
 pub struct WebSocketSettings {
     /// `websocket_ping_interval`: send a ping this often (default: none;
-    /// 24.8 days or more: never).
+    /// zero, as in Tornado, or 24.8 days or more: never).
     pub ping_interval: Option<Duration>,
     /// `websocket_ping_timeout`: close a peer that has not answered a ping
     /// within this time. Tornado 6.5's rule: defaults to the interval and
-    /// never exceeds it (24.8 days or more: no timeout).
+    /// never exceeds it (zero, as Tornado's `websocket_ping_timeout = 0`,
+    /// or 24.8 days or more: no timeout).
     pub ping_timeout: Option<Duration>,
-    /// `websocket_max_message_size`: larger messages close with 1009 (10 MiB).
+    /// `websocket_max_message_size`: larger messages close with 1009 (10 MiB;
+    /// after inflation for compressed ones). Unlike Tornado, each fragment
+    /// of a fragmented message is also charged 16 bytes against the limit
+    /// (to bound floods of tiny fragments), so a message in `n` fragments
+    /// is refused from `max_message_size - 16 * n` bytes of payload on.
+    /// Browsers send unfragmented messages.
     pub max_message_size: usize,
     /// After sending Close, drop the TCP connection if the peer has not
     /// answered within this time (5 s, as Tornado; 24.8 days or more:
@@ -102,10 +116,34 @@ impl Default for WebSocketSettings {
 }
 
 impl WebSocketSettings {
+    /// The shortest interval or timeout these settings set: how precise
+    /// the loop's deadline sweep must be for them.
+    pub(crate) fn shortest_span(&self) -> std::time::Duration {
+        [
+            self.effective_ping_interval(),
+            self.effective_ping_timeout(),
+            self.idle_timeout,
+            Some(self.close_timeout),
+            Some(self.slow_consumer_grace),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(std::time::Duration::MAX)
+    }
+
+    /// The effective ping interval: `ping_interval`, except that zero
+    /// means no pings (Tornado pings only when the interval is above 0).
+    pub fn effective_ping_interval(&self) -> Option<Duration> {
+        self.ping_interval.filter(|i| !i.is_zero())
+    }
+
     /// The effective ping timeout: the configured one, capped by the
-    /// interval, or the interval itself (Tornado 6.5).
+    /// interval, or the interval itself (Tornado 6.5). A zero timeout
+    /// disables it, as Tornado's `websocket_ping_timeout = 0` does.
     pub fn effective_ping_timeout(&self) -> Option<Duration> {
-        match (self.ping_interval, self.ping_timeout) {
+        match (self.effective_ping_interval(), self.ping_timeout) {
+            (_, Some(t)) if t.is_zero() => None,
             (Some(i), Some(t)) => Some(t.min(i)),
             (Some(i), None) => Some(i),
             (None, t) => t,

@@ -20,7 +20,7 @@ use crate::websocket::message::{Message, WebSocketClosedError};
 // ---- coroutine style ------------------------------------------------------
 
 /// Bytes of received messages waiting for `read_message` (each counted
-/// with [`QUEUED_MESSAGE_COST`] on top of its length) above which the
+/// with 64 bytes on top of its length, for its queue entry) above which the
 /// connection stops reading from the socket, so that a server sending
 /// faster than the application reads is throttled by TCP instead of
 /// growing the queue without bound (Tornado's client has the same flow

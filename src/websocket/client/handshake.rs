@@ -380,6 +380,8 @@ fn start_connect_to(
     on_done: OnDone,
 ) -> Result<ConnId, ConnectError> {
     let lp = IOLoop::current();
+    // A short connect timeout must not wait for the next 250 ms sweep.
+    lp.sweep_within(opts.connect_timeout);
     let host = url.host.clone();
     let port = url.port;
     let hs = ClientHandshake {

@@ -66,10 +66,11 @@ pub struct ConnectOptions {
     pub headers: Vec<(String, String)>,
     /// Offer permessage-deflate with these options (default: none).
     pub compression_options: Option<CompressionOptions>,
-    /// Send a ping this often (default: none; 24.8 days or more: never).
+    /// Send a ping this often (default: none; zero or 24.8 days or more:
+    /// never).
     pub ping_interval: Option<Duration>,
     /// Close if no pong arrives within this time (defaults to the interval
-    /// and never exceeds it; 24.8 days or more: no timeout).
+    /// and never exceeds it; zero or 24.8 days or more: no timeout).
     pub ping_timeout: Option<Duration>,
     /// Larger incoming messages close the connection with 1009 (10 MiB).
     pub max_message_size: usize,
