@@ -3,6 +3,7 @@
 //! a request timeout, HEAD, and the hand-off of an upgraded stream.
 
 pub(crate) mod linger;
+pub mod reader;
 pub mod request;
 pub mod response;
 pub mod server;

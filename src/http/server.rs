@@ -1,10 +1,6 @@
-//! The listener and the HTTP/1.1 server connection.
-//!
-//! Parsing cost is linear in the bytes received: a head that arrived whole
-//! is parsed on first sight; one still arriving is parsed again only once
-//! its end (an empty line) has arrived or a new line completed, and the
-//! end search resumes where the previous one stopped (re-parsing a growing
-//! head on every read is how CVE-2023-43669 happened).
+//! The listener and the HTTP/1.1 server connection. The requests are
+//! framed in the received bytes by a [`RequestReader`] (linear parsing
+//! cost, pipelining, bodies; see `reader`).
 
 use std::any::Any;
 use std::io::{self, Read, Write};
@@ -17,7 +13,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
 use super::linger::{Lingering, HTTP_LINGER};
-use super::request::{head_too_large, HeadLimits, ParseError, Request};
+use super::reader::{HeadPoll, RequestReader};
+use super::request::{HeadLimits, ParseError, Request};
 use super::response::{http_date_now, Response};
 use super::{HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness};
@@ -26,9 +23,6 @@ use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness}
 const ACCEPT_BUDGET: usize = 512;
 /// Back-off when the process is out of file descriptors.
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
-/// Receive-buffer capacity a connection keeps between requests; a larger
-/// one (left by a large body or head) is released once it is drained.
-const BUF_KEEP: usize = 64 * 1024;
 
 /// Starts serving `service` on `addr` in the current thread's IOLoop and
 /// returns the bound address (port 0 picks a free port).
@@ -264,10 +258,8 @@ impl Listener {
         let conn = HttpConn {
             stream: Some(stream),
             peer,
-            buf: InBuf::default(),
-            scanned: 0,
+            reader: RequestReader::new(),
             out: Vec::new(),
-            pending: None,
             shared: self.shared.clone(),
             deadline: Some(lp.deadline_after(limits.request_timeout)),
             started: None,
@@ -306,15 +298,11 @@ impl Listener {
 struct HttpConn {
     stream: Option<TcpStream>,
     peer: SocketAddr,
-    /// Received bytes not yet consumed.
-    buf: InBuf,
-    /// How far `buf` (its unconsumed bytes) has been searched for the end
-    /// of the head.
-    scanned: usize,
+    /// Received bytes not yet consumed, and the request whose head
+    /// arrived and whose body is still arriving.
+    reader: RequestReader,
     /// Response bytes the kernel has not taken yet.
     out: Vec<u8>,
-    /// A request whose head arrived and whose body is still arriving.
-    pending: Option<Request>,
     shared: Rc<ConnShared>,
     /// When the connection is dropped (408 first if a request is under
     /// way): the idle timeout between requests, pushed back while a
@@ -351,86 +339,6 @@ enum Step {
     Upgrade(Box<dyn Upgrade>),
 }
 
-/// Received bytes not yet consumed: `data[pos..]`. A request is consumed
-/// by moving `pos` past it; the consumed bytes are dropped from the front
-/// only before the next read, so a buffer of many pipelined requests costs
-/// one move of what is left per read, not one per request (which made `n`
-/// requests in one buffer cost O(n²) and let one peer stall the loop for
-/// seconds).
-#[derive(Default)]
-struct InBuf {
-    data: Vec<u8>,
-    pos: usize,
-}
-
-impl InBuf {
-    fn bytes(&self) -> &[u8] {
-        &self.data[self.pos..]
-    }
-
-    fn len(&self) -> usize {
-        self.data.len() - self.pos
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Drops the consumed prefix (a move of what is left).
-    fn compact(&mut self) {
-        if self.pos > 0 {
-            self.data.drain(..self.pos);
-            self.pos = 0;
-        }
-    }
-
-    fn append(&mut self, bytes: &[u8]) {
-        self.compact();
-        self.data.extend_from_slice(bytes);
-    }
-
-    /// Marks `n` more bytes consumed.
-    fn consume(&mut self, n: usize) {
-        self.pos += n;
-        if self.pos >= self.data.len() {
-            self.data.clear();
-            self.pos = 0;
-        }
-    }
-
-    /// The next `n` bytes, consumed (the allocation itself when they are
-    /// all there is).
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        if self.pos == 0 && n == self.data.len() {
-            return std::mem::take(&mut self.data);
-        }
-        let v = self.bytes()[..n].to_vec();
-        self.consume(n);
-        v
-    }
-
-    /// Everything not consumed.
-    fn take_all(&mut self) -> Vec<u8> {
-        self.compact();
-        std::mem::take(&mut self.data)
-    }
-
-    /// Releases a buffer grown by a large head or body once little of it
-    /// is in use, so an idle keep-alive connection costs what it holds, not
-    /// the largest request it ever received.
-    fn trim(&mut self) {
-        if self.data.capacity() > BUF_KEEP {
-            if self.is_empty() {
-                self.data = Vec::new();
-                self.pos = 0;
-            } else if self.len() <= self.data.capacity() / 4 {
-                self.compact();
-                self.data.shrink_to_fit();
-            }
-        }
-    }
-}
-
 impl HttpConn {
     /// Reads what the kernel has. `closed` is the readiness' hang-up or
     /// error flag: the peer's FIN/RST may have arrived in the same
@@ -451,11 +359,11 @@ impl HttpConn {
                     break;
                 }
                 Ok(n) => {
-                    self.buf.append(&rbuf[..n]);
+                    self.reader.push(&rbuf[..n]);
                     if n < rbuf.len() && !closed {
                         break;
                     }
-                    if self.buf.len() > cap {
+                    if self.reader.buffered().len() > cap {
                         // More may be waiting, and no new edge will say
                         // so: read again once this is consumed.
                         self.more = true;
@@ -504,33 +412,9 @@ impl HttpConn {
         self.linger = true;
     }
 
-    /// Answers a head that could not be parsed and closes. A head over the
-    /// size limit whose request line alone is over it gets 414, not 431
-    /// (RFC 9112 §3: a target longer than the server parses).
+    /// Answers a head that could not be parsed and closes.
     fn refuse(&mut self, lp: &IOLoop, e: ParseError) {
-        let e = if e == ParseError::HeadTooLarge {
-            head_too_large(self.buf.bytes(), self.shared.limits.max_header_size)
-        } else {
-            e
-        };
         self.error(lp, e.status(), &e.to_string());
-    }
-
-    /// Drops the empty lines (CRLF or LF) before a request line: RFC 9112
-    /// §2.2 says to ignore them (old clients send one after a POST body).
-    /// Dropped here, bytes that start no request leave the connection idle
-    /// rather than make it wait for a request with `request_timeout`.
-    fn skip_empty_lines(&mut self) {
-        let bytes = self.buf.bytes();
-        let mut n = 0;
-        while let Some(rest) = bytes.get(n..) {
-            match rest {
-                [b'\n', ..] => n += 1,
-                [b'\r', b'\n', ..] => n += 2,
-                _ => break,
-            }
-        }
-        self.buf.consume(n);
     }
 
     /// Whether more response bytes wait for the peer than
@@ -542,25 +426,10 @@ impl HttpConn {
         self.out.len() > self.shared.limits.write_high_water
     }
 
-    /// The head is incomplete: marks what arrived as searched and refuses
-    /// it (431, `Some(Step::Close)`) once it is over the size limit.
-    fn head_arriving(&mut self, lp: &IOLoop) -> Option<Step> {
-        self.scanned = self.buf.len();
-        if self.scanned > self.shared.limits.max_header_size {
-            self.refuse(lp, ParseError::HeadTooLarge);
-            return Some(Step::Close);
-        }
-        None
-    }
-
     fn step(&mut self, lp: &IOLoop) -> Step {
-        if self.pending.is_none() {
-            if self.scanned == 0 && matches!(self.buf.bytes().first(), Some(b'\r' | b'\n')) {
-                self.skip_empty_lines();
-            }
-            // Nothing, or a lone CR whose LF has yet to come (an empty
-            // line split across reads): no request has started.
-            if self.buf.is_empty() || (self.scanned == 0 && self.buf.bytes() == b"\r") {
+        if self.reader.pending().is_none() {
+            let polled = self.reader.poll_head(&self.shared.head_limits);
+            if polled == Ok(HeadPoll::Idle) {
                 return Step::NeedMore;
             }
             if self.started.is_none() {
@@ -573,80 +442,38 @@ impl HttpConn {
                     self.deadline = Some(deadline_after(now, self.shared.limits.request_timeout));
                 }
             }
-            // A head that arrived whole (the usual case: one read after
-            // accept) is parsed at once. Only once it is known to be arriving
-            // in pieces does the terminator search below gate re-parsing.
-            let first_look = self.scanned == 0;
-            let from = self.scanned.saturating_sub(3);
-            if !first_look && find_head_end(&self.buf.bytes()[from..]).is_none() {
-                // A line completed in the new bytes? Only then re-validate
-                // what arrived so far (a malformed request line is refused
-                // early): at most once per line, so a peer trickling bytes
-                // costs linear, not quadratic, parsing.
-                let new_line =
-                    self.buf.bytes()[self.scanned.min(self.buf.len())..].contains(&b'\n');
-                if let Some(close) = self.head_arriving(lp) {
-                    return close;
-                }
-                if new_line {
-                    if let Err(e) = Request::parse_head(self.buf.bytes(), &self.shared.head_limits)
-                    {
-                        self.refuse(lp, e);
-                        return Step::Close;
-                    }
-                }
-                return Step::NeedMore;
-            }
-            match Request::parse_head_at(
-                &mut self.buf.data,
-                &mut self.buf.pos,
-                &self.shared.head_limits,
-            ) {
-                Ok(Some(mut req)) => {
-                    self.scanned = 0;
-                    req.set_peer(Some(self.peer));
-                    if req.content_length() > self.shared.limits.max_body_size as u64 {
-                        self.error(lp, 413, "Request body too large");
-                        return Step::Close;
-                    }
-                    if req.has_unmet_expectation() {
-                        self.error(lp, 417, "Unsupported Expect value");
-                        return Step::Close;
-                    }
-                    // RFC 9110 §10.1.1: a client that sent `Expect:
-                    // 100-continue` may wait for this before sending the
-                    // body. A request refused from its head alone got its
-                    // final status above instead; a body already here
-                    // needs no invitation.
-                    if req.expects_continue() && self.buf.len() < req.content_length() as usize {
-                        self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                    }
-                    self.pending = Some(req);
-                }
-                Ok(None) => {
-                    // First look at a head still arriving: from now on only
-                    // the new bytes are searched for its end.
-                    return self.head_arriving(lp).unwrap_or(Step::NeedMore);
-                }
+            match polled {
+                Ok(HeadPoll::Idle | HeadPoll::Partial) => return Step::NeedMore,
                 Err(e) => {
                     self.refuse(lp, e);
                     return Step::Close;
                 }
+                Ok(HeadPoll::Head) => {}
+            }
+            let req = self.reader.pending().expect("a complete head");
+            if req.content_length() > self.shared.limits.max_body_size as u64 {
+                self.error(lp, 413, "Request body too large");
+                return Step::Close;
+            }
+            if req.has_unmet_expectation() {
+                self.error(lp, 417, "Unsupported Expect value");
+                return Step::Close;
+            }
+            // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue`
+            // may wait for this before sending the body. A request refused
+            // from its head alone got its final status above instead; a
+            // body already here needs no invitation.
+            if req.expects_continue()
+                && (self.reader.buffered().len() as u64) < req.content_length()
+            {
+                self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
         }
-        let need = self
-            .pending
-            .as_ref()
-            .map_or(0, |r| r.content_length() as usize);
-        if self.buf.len() < need {
-            // The deadline stays the one set when the request started.
+        // The deadline stays the one set when the request started.
+        let Some(mut req) = self.reader.take_request() else {
             return Step::NeedMore;
-        }
-        let mut req = self.pending.take().expect("pending request");
-        if need > 0 {
-            req.set_body(self.buf.take(need));
-        }
-        self.buf.trim();
+        };
+        req.set_peer(Some(self.peer));
         if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             self.error(lp, 503, "server shutting down");
@@ -822,7 +649,7 @@ impl Pollable for HttpConn {
                     } else {
                         std::mem::take(&mut self.out)
                     };
-                    let leftover = self.buf.take_all();
+                    let leftover = self.reader.take_all();
                     let pending = !leftover.is_empty();
                     let conn = up.into_connection(
                         stream,
@@ -882,7 +709,7 @@ impl Pollable for HttpConn {
     }
 
     fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
-        if self.buf.is_empty() && self.pending.is_none() && self.out.is_empty() {
+        if self.reader.is_empty() && self.out.is_empty() {
             Action::Remove
         } else {
             self.close_after_flush = true;
@@ -893,23 +720,6 @@ impl Pollable for HttpConn {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
-}
-
-/// Where the head ends in `b` (just past its empty line), if it does: CRLF
-/// CRLF, or a bare LF in either place, which httparse accepts too (RFC 9112
-/// §2.2 lets a recipient take LF as a line terminator; Tornado does). So a
-/// head is served the same whether it arrived whole or in pieces.
-fn find_head_end(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
-        let at = i + p;
-        match (b.get(at + 1), b.get(at + 2)) {
-            (Some(b'\n'), _) => return Some(at + 2),
-            (Some(b'\r'), Some(b'\n')) => return Some(at + 3),
-            _ => i = at + 1,
-        }
-    }
-    None
 }
 
 pub(crate) fn panic_message(p: &Box<dyn Any + Send>) -> String {
@@ -936,29 +746,4 @@ fn date_cached(lp: &IOLoop) -> String {
         *c = (Some(now), http_date_now());
     }
     c.1.clone()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::find_head_end;
-
-    #[test]
-    fn head_end_with_crlf_and_bare_lf() {
-        assert_eq!(
-            find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"),
-            Some(24)
-        );
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\nbody"), Some(21));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\r\n\n"), Some(22));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\n\r\n"), Some(23));
-        for partial in [
-            &b"GET / HTTP/1.1\r\nA: b\r\n\r"[..],
-            b"\r\nA\r\n",
-            b"",
-            b"\n",
-            b"\n\r",
-        ] {
-            assert_eq!(find_head_end(partial), None, "{partial:?}");
-        }
-    }
 }
