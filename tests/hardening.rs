@@ -516,10 +516,10 @@ fn hundred_thousand_tiny_fragments_are_delivered_once() {
 }
 
 #[test]
-fn hundred_thousand_tiny_fragments_past_the_charge_close_1009() {
+fn tiny_fragments_past_the_charge_close_1009() {
     let _g = serial();
-    // 100,000 × (1 byte + 16 bytes of documented per-fragment charge)
-    // = 1.7 MB > 1 MiB.
+    // 150,000 × (1 byte + 16 bytes of documented per-fragment charge)
+    // = 2.55 MB > twice 1 MiB.
     let server = echo_server(|| {
         Application::builder()
             .websocket("/ws", |_| Echo)
@@ -527,7 +527,7 @@ fn hundred_thousand_tiny_fragments_past_the_charge_close_1009() {
             .build()
     });
     let mut s = raw_ws(&server, "/ws");
-    let data = fragments(100_000);
+    let data = fragments(150_000);
     let mut w = s.try_clone().unwrap();
     w.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let writer = std::thread::spawn(move || {

@@ -30,16 +30,19 @@ pub enum Role {
 /// Receive limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Largest message accepted, in bytes, after reassembly and inflation
-    /// (plus fragment overhead). Default 10 MiB, Tornado's
-    /// `websocket_max_message_size`. Larger messages fail with 1009,
-    /// detected from the frame header before the payload is buffered.
+    /// Largest message accepted, in bytes, after reassembly and inflation.
+    /// Default 10 MiB, Tornado's `websocket_max_message_size`. Larger
+    /// messages fail with 1009, detected from the frame header before the
+    /// payload is buffered.
     pub max_message_size: usize,
-    /// Bytes each fragment of a fragmented message is charged against
-    /// `max_message_size`, so that a flood of empty fragments is bounded
-    /// too. Default 16: Autobahn 9.3.1 (4 MiB in 65,536 fragments of 64 B)
-    /// costs 5 MiB and passes with the default limit. Values above 65,535
-    /// are treated as 65,535.
+    /// Bytes each fragment of a fragmented message is charged, so that a
+    /// flood of empty fragments is bounded too: a message also fails with
+    /// 1009 once its payload plus this charge per fragment passes twice
+    /// `max_message_size`. The payload alone is held to the limit itself,
+    /// as in Tornado, so a message of exactly the limit passes however it
+    /// is fragmented (up to the limit ÷ this charge fragments). Default 16:
+    /// with the default limit, a message may have 655,360 fragments.
+    /// Values above 65,535 are treated as 65,535.
     pub fragment_overhead: usize,
 }
 
@@ -190,8 +193,12 @@ pub struct Session {
     /// `SessionConfig::fragment_overhead`, saturated to 16 bits (kept small:
     /// a `Session` lives in every idle connection).
     fragment_overhead: u16,
-    /// Bytes charged to the message in progress.
+    /// Payload bytes of the message in progress (as received: compressed
+    /// for a compressed message).
     charged: u64,
+    /// Fragments of the message in progress so far, each charged
+    /// `fragment_overhead` against twice the limit.
+    fragments: u32,
     extra: Option<Box<Extra>>,
     utf8: Utf8Validator,
     role: Role,
@@ -277,6 +284,7 @@ impl Session {
             max_message_size: config.max_message_size,
             fragment_overhead: u16::try_from(config.fragment_overhead).unwrap_or(u16::MAX),
             charged: 0,
+            fragments: 0,
             extra,
             utf8: Utf8Validator::new(),
             role,
@@ -452,12 +460,13 @@ impl Session {
             } else {
                 0
             };
-            let size = self
-                .charged
-                .saturating_add(h.payload_len)
-                .saturating_add(overhead);
+            let size = self.charged.saturating_add(h.payload_len);
             if size > self.max_message_size as u64 {
                 return Err(self.too_big(size));
+            }
+            let charges = (u64::from(self.fragments) + 1) * overhead;
+            if size.saturating_add(charges) > (self.max_message_size as u64).saturating_mul(2) {
+                return Err(self.too_big(size.saturating_add(charges)));
             }
         }
         // Payload length fits usize now: ≤ max_message_size or ≤ 125.
@@ -582,10 +591,12 @@ impl Session {
             };
             self.compressed = rsv1;
             self.charged = 0;
+            self.fragments = 0;
             self.utf8.reset();
         }
         if !fin || !first {
-            self.charged += payload.len() as u64 + self.fragment_overhead as u64;
+            self.charged += payload.len() as u64;
+            self.fragments = self.fragments.saturating_add(1);
         }
         let extra = self.extra.get_or_insert_with(Extra::new);
         let start = extra.buf.len();
@@ -627,6 +638,7 @@ impl Session {
         let kind = self.msg;
         self.msg = Msg::None;
         self.charged = 0;
+        self.fragments = 0;
         Ok(Some(if kind == Msg::Text {
             // Validated fragment by fragment above; making the `String`
             // checks once more (fast; see `into_string`) rather than

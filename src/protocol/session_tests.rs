@@ -478,19 +478,31 @@ fn size_limits_checked_from_the_header() {
     // Exactly 100 is fine.
     let (evs, _, _) = feed(&mut mk(), &[&cf(true, 0, 2, &[0; 100])]);
     assert_eq!(evs, [Ev::Binary(vec![0; 100])]);
-    // Fragments: 3 × (20 + 16) = 108 > 100.
-    let wire = cat(&[
-        cf(false, 0, 2, &[1; 20]),
-        cf(false, 0, 0, &[1; 20]),
-        cf(true, 0, 0, &[1; 20]),
-    ]);
+    // Fragments: the payload alone is held to the limit, as in Tornado:
+    // 100 bytes in 2 or 4 fragments pass (4 × 16 of charges stay under
+    // twice the limit), 101 in 2 fail.
+    for n in [2usize, 4] {
+        let frames: Vec<Vec<u8>> = (0..n)
+            .map(|i| cf(i + 1 == n, 0, if i == 0 { 2 } else { 0 }, &vec![1; 100 / n]))
+            .collect();
+        let (evs, _, _) = run_all(&mk, &cat(&frames));
+        assert_eq!(evs, [Ev::Binary(vec![1; 100])], "{n} fragments");
+    }
+    let wire = cat(&[cf(false, 0, 2, &[1; 50]), cf(true, 0, 0, &[1; 51])]);
     let (evs, _, _) = run_all(&mk, &wire);
     assert_eq!(err_code(&evs), Some(1009));
-    // Empty fragments are charged too.
-    let mut frames = vec![cf(false, 0, 2, b"")];
-    frames.extend((0..10).map(|_| cf(false, 0, 0, b"")));
-    let (evs, _, _) = feed(&mut mk(), &[&cat(&frames)]);
-    assert_eq!(err_code(&evs), Some(1009));
+    // Payload plus 16 per fragment is held to twice the limit:
+    // 5 × (20 + 16) = 180 passes.
+    let many = |n: usize, each: usize| {
+        let frames: Vec<Vec<u8>> = (0..n)
+            .map(|i| cf(i + 1 == n, 0, if i == 0 { 2 } else { 0 }, &vec![1; each]))
+            .collect();
+        run_all(&mk, &cat(&frames)).0
+    };
+    assert_eq!(many(5, 20), [Ev::Binary(vec![1; 100])]);
+    // Empty fragments are charged too: 13 × 16 = 208 > 200.
+    assert_eq!(err_code(&many(13, 0)), Some(1009));
+    assert_eq!(many(12, 0), [Ev::Binary(vec![])]);
 }
 
 #[test]

@@ -437,8 +437,8 @@ impl ApplicationBuilder {
         self
     }
 
-    /// `websocket_max_message_size`: larger messages close with 1009 (each
-    /// fragment of a fragmented message counts 16 bytes more: see
+    /// `websocket_max_message_size`: larger messages close with 1009, as
+    /// do messages in more fragments than the limit ÷ 16 (see
     /// [`WebSocketSettings::max_message_size`]).
     pub fn websocket_max_message_size(mut self, bytes: usize) -> Self {
         self.settings.websocket.max_message_size = bytes;

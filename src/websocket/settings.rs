@@ -50,11 +50,12 @@ pub struct WebSocketSettings {
     /// or 24.8 days or more: no timeout).
     pub ping_timeout: Option<Duration>,
     /// `websocket_max_message_size`: larger messages close with 1009 (10 MiB;
-    /// after inflation for compressed ones). Unlike Tornado, each fragment
-    /// of a fragmented message is also charged 16 bytes against the limit
-    /// (to bound floods of tiny fragments), so a message in `n` fragments
-    /// is refused from `max_message_size - 16 * n` bytes of payload on.
-    /// Browsers send unfragmented messages.
+    /// after inflation for compressed ones), however the message is
+    /// fragmented, as in Tornado. To bound floods of tiny fragments, each
+    /// fragment is also charged 16 bytes, and a message whose payload plus
+    /// charges passes twice this limit closes with 1009 too: a message of
+    /// the full limit may have up to `max_message_size / 16` fragments
+    /// (655,360 with the default).
     pub max_message_size: usize,
     /// After sending Close, drop the TCP connection if the peer has not
     /// answered within this time (5 s, as Tornado; 24.8 days or more:
