@@ -14,8 +14,8 @@ use cyclone::ioloop::{Counter, IOLoop};
 use cyclone::web::{Application, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 use util::{
-    client_frame, fd_count, nofile_limit, raw_ws, read_frame, read_response, rss_kib,
-    upgrade_request, wait_closed, Server,
+    client_frame, fd_count, nofile_limit, raw_ws, read_frame, read_response, read_within, rss_kib,
+    upgrade_request, wait_closed, ReadEnd, Server,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -1471,31 +1471,6 @@ fn http_server(request_timeout: Duration, idle_timeout: Duration) -> Server {
     })
 }
 
-/// Reads whatever arrives within `within`; whether the peer closed.
-fn read_for(s: &mut TcpStream, within: Duration) -> (Vec<u8>, bool) {
-    let deadline = Instant::now() + within;
-    let mut got = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return (got, false);
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut tmp) {
-            Ok(0) => return (got, true),
-            Ok(n) => got.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                return (got, false)
-            }
-            Err(_) => return (got, true),
-        }
-    }
-}
-
 /// `HttpLimits::request_timeout` is one deadline from the request's first
 /// byte: a body trickled a byte at a time (each byte well within the
 /// timeout) is cut off with 408 after about `request_timeout`, not kept
@@ -1514,9 +1489,9 @@ fn slow_body_trickle_is_cut_off_by_request_timeout() {
         if s.write_all(b"a").is_err() {
             break;
         }
-        let (more, closed) = read_for(&mut s, Duration::from_millis(1));
+        let (more, end) = read_within(&mut s, Duration::from_millis(1));
         got.extend_from_slice(&more);
-        if closed || !got.is_empty() {
+        if end != ReadEnd::Timeout || !got.is_empty() {
             break;
         }
     }
@@ -1543,7 +1518,7 @@ fn keep_alive_second_head_is_bounded_by_request_timeout() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaa")
         .unwrap();
     let start = Instant::now();
-    let (got, _) = read_for(&mut s, Duration::from_secs(3));
+    let (got, _) = read_within(&mut s, Duration::from_secs(3));
     let got = String::from_utf8_lossy(&got).to_string();
     assert!(
         got.starts_with("HTTP/1.1 408"),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cyclone::web::{Application, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
-use util::{read_response, request, upgrade_request, Server};
+use util::{read_response, read_within, request, upgrade_request, ReadEnd, Server};
 
 struct Hello;
 impl RequestHandler for Hello {
@@ -772,32 +772,6 @@ fn form_with_millions_of_fields_is_not_amplified_in_memory() {
     );
 }
 
-/// Reads until EOF, a reset or `within`; what arrived and whether it ended
-/// with an error (a reset) rather than a clean EOF.
-fn read_to_end_within(s: &mut std::net::TcpStream, within: Duration) -> (Vec<u8>, bool) {
-    let deadline = std::time::Instant::now() + within;
-    let mut got = Vec::new();
-    let mut tmp = vec![0u8; 64 * 1024];
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return (got, false);
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut tmp) {
-            Ok(0) => return (got, false),
-            Ok(n) => got.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                return (got, false)
-            }
-            Err(_) => return (got, true),
-        }
-    }
-}
-
 /// A response the server has accepted to send is not lost when the
 /// connection closes after it (`Connection: close`, HTTP/1.0) while the
 /// peer has sent more bytes the server will not read: closing a socket
@@ -820,7 +794,7 @@ fn response_before_a_close_is_not_cut_by_a_reset_when_the_peer_sent_more() {
         std::thread::sleep(Duration::from_millis(200));
         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        let (got, reset) = read_to_end_within(&mut s, Duration::from_secs(5));
+        let (got, end_of_read) = read_within(&mut s, Duration::from_secs(5));
         let end = got
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -829,8 +803,8 @@ fn response_before_a_close_is_not_cut_by_a_reset_when_the_peer_sent_more() {
         let head = String::from_utf8_lossy(&got[..end]).to_string();
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert_eq!(
-            (got.len() - end, reset),
-            (4096 * 1024, false),
+            (got.len() - end, end_of_read),
+            (4096 * 1024, ReadEnd::Eof),
             "{first:?}: body cut short (or a reset)"
         );
     }
@@ -1234,6 +1208,8 @@ fn next_pipe_response(
 /// and the head parser on heads and bodies cut at any byte.
 #[test]
 fn randomly_split_pipelined_requests_are_all_answered_in_order() {
+    // Megabytes in flight: not beside the tests that measure RSS.
+    let _m = memory_lock();
     let srv = Server::start(|| {
         Application::builder()
             .route(r"/pipe/(\w+)", || PipeEcho)

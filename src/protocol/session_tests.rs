@@ -681,16 +681,23 @@ fn compressed_rule_violations() {
         assert_eq!(err_code(&evs), Some(code), "{name}: {evs:?}");
     }
     // A small bomb against a small limit: 1009.
+    let (mut s, z) = inflating_server(1000, &[b'a'; 5000]);
+    let (evs, _, _) = feed(&mut s, &[&cf(true, 4, 2, &z)]);
+    assert_eq!(err_code(&evs), Some(1009));
+}
+
+/// A server session with permessage-deflate (15 bits both ways) and the
+/// given message limit, and `data` compressed as a client would send it.
+fn inflating_server(max_message_size: usize, data: &[u8]) -> (Session, Vec<u8>) {
     let cfg = SessionConfig {
-        max_message_size: 1000,
+        max_message_size,
         fragment_overhead: 16,
     };
     let p = p15();
-    let mut s = Session::new(Role::Server, cfg, Some(p), &CompressionOptions::default());
+    let s = Session::new(Role::Server, cfg, Some(p), &CompressionOptions::default());
     let mut z = Vec::new();
-    Deflater::new(p, Role::Client, 6).compress(&[b'a'; 5000], &mut z);
-    let (evs, _, _) = feed(&mut s, &[&cf(true, 4, 2, &z)]);
-    assert_eq!(err_code(&evs), Some(1009));
+    Deflater::new(p, Role::Client, 6).compress(data, &mut z);
+    (s, z)
 }
 
 #[test]
@@ -792,22 +799,13 @@ fn fast_path_matches_general_path() {
 /// to 0 (release), left no room to inflate into and spun forever.
 #[test]
 fn unlimited_message_size_inflates_compressed_messages() {
-    let cfg = SessionConfig {
-        max_message_size: usize::MAX,
-        fragment_overhead: 16,
-    };
-    let p = p15();
-    let mut s = Session::new(Role::Server, cfg, Some(p), &CompressionOptions::default());
-    let mut z = Vec::new();
-    Deflater::new(p, Role::Client, 6).compress(&[b'a'; 5000], &mut z);
+    let (mut s, z) = inflating_server(usize::MAX, &[b'a'; 5000]);
     let (evs, _, _) = feed(&mut s, &[&cf(true, 4, 2, &z)]);
     assert_eq!(evs, [Ev::Binary(vec![b'a'; 5000])]);
     // Larger than one growth step, in two fragments.
-    let mut z = Vec::new();
-    Deflater::new(p, Role::Client, 6).compress(&[b'b'; 100_000], &mut z);
+    let (mut s, z) = inflating_server(usize::MAX, &[b'b'; 100_000]);
     let (a, b) = z.split_at(z.len() / 2);
     let wire = cat(&[cf(false, 4, 2, a), cf(true, 0, 0, b)]);
-    let mut s = Session::new(Role::Server, cfg, Some(p), &CompressionOptions::default());
     let (evs, _, _) = feed(&mut s, &[&wire]);
     assert_eq!(evs, [Ev::Binary(vec![b'b'; 100_000])]);
 }

@@ -260,3 +260,40 @@ impl Rng {
         (base + self.below(base)).min(max)
     }
 }
+
+/// How [`read_within`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The peer closed cleanly (EOF).
+    Eof,
+    /// An error: a reset.
+    Reset,
+    /// `within` passed with the connection still open.
+    Timeout,
+}
+
+/// Reads until EOF, an error (a reset) or `within`: what arrived, and how
+/// the read ended.
+pub fn read_within(s: &mut TcpStream, within: Duration) -> (Vec<u8>, ReadEnd) {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut tmp = vec![0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (got, ReadEnd::Timeout);
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut tmp) {
+            Ok(0) => return (got, ReadEnd::Eof),
+            Ok(n) => got.extend_from_slice(&tmp[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return (got, ReadEnd::Timeout)
+            }
+            Err(_) => return (got, ReadEnd::Reset),
+        }
+    }
+}
