@@ -20,7 +20,9 @@ use std::time::Duration;
 pub struct HttpLimits {
     /// Request line + headers, bytes (default 16 KiB; 431 beyond).
     pub max_header_size: usize,
-    /// Header lines (default 100, as hyper; 431 beyond).
+    /// Header lines (default 100, as hyper; 431 beyond). At most 128: the
+    /// parser's header array lives on the stack, and a larger value is
+    /// treated as 128.
     pub max_header_count: usize,
     /// Request body, bytes (default 10 MiB; 413 beyond).
     pub max_body_size: usize,

@@ -494,7 +494,8 @@ impl ApplicationBuilder {
         self
     }
 
-    /// Header lines per request (431 beyond).
+    /// Header lines per request (431 beyond; default 100, at most 128: a
+    /// larger value is treated as 128).
     pub fn max_header_count(mut self, count: usize) -> Self {
         self.settings.http.max_header_count = count;
         self
