@@ -85,7 +85,7 @@ impl Response {
     /// when the response is serialized (RFC 9112 §4 `reason-phrase`), so a
     /// reason cannot break the status line.
     pub fn set_status(&mut self, status: u16, reason: Option<&str>) {
-        if !(100..=599).contains(&status) {
+        if !valid_status(status) {
             log::error!("refused status code {status}: not in 100-599");
             return;
         }
@@ -159,11 +159,7 @@ impl Response {
             .reason
             .as_deref()
             .unwrap_or_else(|| reason_phrase(self.status));
-        out.extend(
-            reason
-                .bytes()
-                .filter(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)),
-        );
+        out.extend(reason.bytes().filter(|&b| field_byte(b)));
         out.extend_from_slice(b"\r\n");
         if self.defaults & DEFAULT_SERVER != 0 {
             out.extend_from_slice(b"Server: cyclone\r\n");
@@ -193,10 +189,7 @@ impl Response {
             // Never let a handler smuggle a header break into the response,
             // nor send a value a strict client refuses: control characters
             // other than tab are dropped (RFC 9110 §5.5 field-value).
-            out.extend(
-                v.bytes()
-                    .filter(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)),
-            );
+            out.extend(v.bytes().filter(|&b| field_byte(b)));
             out.extend_from_slice(b"\r\n");
         }
         if !no_body {
@@ -221,6 +214,18 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// Whether `b` may stand in a field value or reason phrase: tab, or not a
+/// control character (RFC 9110 §5.5 `field-value`, RFC 9112 §4
+/// `reason-phrase`); the others (CR and LF among them) are dropped.
+fn field_byte(b: u8) -> bool {
+    b == b'\t' || (b >= b' ' && b != 0x7f)
+}
+
+/// Whether `status` can be written as HTTP's three-digit status code.
+pub(crate) fn valid_status(status: u16) -> bool {
+    (100..=599).contains(&status)
 }
 
 /// The representation headers a body-less status (1xx, 204, 304) drops.

@@ -14,7 +14,7 @@ use mio::Interest;
 
 use super::linger::{Lingering, HTTP_LINGER};
 use super::reader::{HeadPoll, RequestReader};
-use super::request::{HeadLimits, ParseError, Request};
+use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, Response};
 use super::{HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness};
@@ -412,11 +412,6 @@ impl HttpConn {
         self.linger = true;
     }
 
-    /// Answers a head that could not be parsed and closes.
-    fn refuse(&mut self, lp: &IOLoop, e: ParseError) {
-        self.error(lp, e.status(), &e.to_string());
-    }
-
     /// Whether more response bytes wait for the peer than
     /// `HttpLimits::write_high_water`: then no further request is read or
     /// answered until the kernel has taken the excess, so a peer that
@@ -445,7 +440,7 @@ impl HttpConn {
             match polled {
                 Ok(HeadPoll::Idle | HeadPoll::Partial) => return Step::NeedMore,
                 Err(e) => {
-                    self.refuse(lp, e);
+                    self.error(lp, e.status(), &e.to_string());
                     return Step::Close;
                 }
                 Ok(HeadPoll::Head) => {}

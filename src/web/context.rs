@@ -9,6 +9,7 @@ use super::application::Shared;
 use super::handler::HANDLER_METHODS;
 use super::settings::Settings;
 use crate::http::request::qs_values;
+use crate::http::response::valid_status;
 use crate::http::{Request, Response};
 
 /// Tornado's default `Content-Type` for a response.
@@ -137,7 +138,7 @@ impl<'a> RequestContext<'a> {
         if !self.writable("set_status") {
             return;
         }
-        if (100..=599).contains(&status) {
+        if valid_status(status) {
             self.response.set_status(status, None);
         } else {
             log::error!(

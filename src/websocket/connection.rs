@@ -642,11 +642,7 @@ impl Pollable for WsConn {
             // mark): the pong may be waiting unread behind them, which is
             // not the peer's fault. Its time counts again from the end of
             // the hold (see `WebSocket::hold_reading`).
-            self.core.pong_deadline = self
-                .core
-                .settings
-                .effective_ping_timeout()
-                .map_or(Ms::NONE, |t| Ms::after_from(lp, now, t));
+            self.core.arm_pong_deadline(lp, now);
         }
         if self.core.pong_deadline.passed(lp, now) {
             log::info!("{id} ping timeout: closing");
@@ -673,9 +669,7 @@ impl Pollable for WsConn {
                 .effective_ping_interval()
                 .map_or(Ms::NONE, |i| last.then_every(lp, now, i));
             if !self.core.pong_deadline.is_set() {
-                self.core.pong_deadline = s
-                    .effective_ping_timeout()
-                    .map_or(Ms::NONE, |t| Ms::after_from(lp, now, t));
+                self.core.arm_pong_deadline(lp, now);
             }
             return self.finish_io(lp, id);
         }

@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use super::connection::WsConn;
-use super::core::{Core, Ms};
+use super::core::Core;
 use super::message::{CloseReason, Message, WebSocketClosedError};
 use crate::http::Request;
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, TimeoutHandle};
@@ -170,11 +170,7 @@ impl<'a> WebSocket<'a> {
             // A pong awaited meanwhile may be behind what was not read:
             // the peer gets its full ping timeout from now.
             if self.core.pong_deadline.is_set() {
-                self.core.pong_deadline = self
-                    .core
-                    .settings
-                    .effective_ping_timeout()
-                    .map_or(Ms::NONE, |t| Ms::after(self.lp, t));
+                self.core.arm_pong_deadline(self.lp, self.lp.time());
             }
             // What waited in the socket brings no new edge: read it now.
             self.lp.mark_readable(self.core.id);

@@ -689,6 +689,15 @@ impl Core {
         }
     }
 
+    /// Arms the pong deadline: the ping timeout from `now` (none when
+    /// there is no ping timeout).
+    pub(super) fn arm_pong_deadline(&mut self, lp: &IOLoop, now: Instant) {
+        self.pong_deadline = self
+            .settings
+            .effective_ping_timeout()
+            .map_or(Ms::NONE, |t| Ms::after_from(lp, now, t));
+    }
+
     /// Closing (ours, the peer's, or a protocol error): no keep-alive
     /// ping, which could not be sent, and no pong deadline to cut the
     /// close timeout short.

@@ -57,6 +57,18 @@ struct ClientState {
     subprotocol: Option<String>,
 }
 
+impl ClientState {
+    /// Nobody will read any more: unread messages are dropped, as is what
+    /// still arrives, and the hold on reading is lifted (the caller tells
+    /// the connection) so that the server's Close is seen.
+    fn abandon(&mut self) {
+        self.abandoned = true;
+        self.queue = VecDeque::new();
+        self.queued = 0;
+        self.held = false;
+    }
+}
+
 /// The handler behind [`WebSocketClientConnection`]: queues messages for
 /// `read_message` and wakes it.
 struct ChannelHandler {
@@ -162,10 +174,7 @@ impl Drop for Abandon {
     fn drop(&mut self) {
         if let (Some(id), Some(lp)) = (self.0, IOLoop::existing()) {
             if let Ok(mut s) = self.1.try_borrow_mut() {
-                s.abandoned = true;
-                s.queue = VecDeque::new();
-                s.queued = 0;
-                s.held = false;
+                s.abandon();
             }
             abandon(&lp, id);
         }
@@ -198,19 +207,13 @@ impl Drop for WebSocketClientConnection {
             }
             // Unread messages go; reading resumes (if held) so that the
             // server's Close is seen behind what it sent before.
-            s.abandoned = true;
-            s.queue = VecDeque::new();
-            s.queued = 0;
-            s.held = false;
+            s.abandon();
         }
         if let Some(lp) = IOLoop::existing() {
-            let close = |ws: &mut WebSocket<'_>| {
+            now_or_later(&lp, self.id, |ws| {
                 ws.hold_reading(false);
                 ws.close(Some(1000), "");
-            };
-            if with_websocket(&lp, self.id, close).is_none() {
-                with_websocket_later(&lp, self.id, close);
-            }
+            });
         }
     }
 }
@@ -301,11 +304,10 @@ impl WebSocketClientConnection {
     /// connection is then kept until the server closes it, for at most 1 s
     /// (RFC 6455 §7.1.1: the server closes first).
     pub fn close(&self, code: Option<u16>, reason: &str) {
-        let lp = IOLoop::current();
-        if with_websocket(&lp, self.id, |ws| ws.close(code, reason)).is_none() {
-            let reason = reason.to_owned();
-            with_websocket_later(&lp, self.id, move |ws| ws.close(code, &reason));
-        }
+        let reason = reason.to_owned();
+        now_or_later(&IOLoop::current(), self.id, move |ws| {
+            ws.close(code, &reason)
+        });
     }
 
     /// Resolves once everything queued was handed to the kernel (or the
@@ -388,9 +390,14 @@ fn resume_reading(id: ConnId) {
     let Some(lp) = IOLoop::existing() else {
         return;
     };
-    if with_websocket(&lp, id, |ws| ws.hold_reading(false)).is_none() {
-        // Being served right now: once it is put back.
-        with_websocket_later(&lp, id, |ws| ws.hold_reading(false));
+    now_or_later(&lp, id, |ws| ws.hold_reading(false));
+}
+
+/// Runs `f` on the connection now or, while the loop is serving it (its
+/// handler is on the stack), once it is put back.
+fn now_or_later(lp: &IOLoop, id: ConnId, f: impl FnOnce(&mut WebSocket<'_>) + Clone + 'static) {
+    if with_websocket(lp, id, f.clone()).is_none() {
+        with_websocket_later(lp, id, f);
     }
 }
 
