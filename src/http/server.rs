@@ -17,7 +17,7 @@ use super::reader::{HeadPoll, RequestReader};
 use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, Response};
 use super::{HttpLimits, Reply, Service, Upgrade};
-use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness};
+use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
 
 /// Accepts handled per readiness event before yielding to other work.
 const ACCEPT_BUDGET: usize = 512;
@@ -714,16 +714,6 @@ impl Pollable for HttpConn {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
-    }
-}
-
-pub(crate) fn panic_message(p: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }
 
