@@ -422,6 +422,9 @@ impl HttpConn {
     }
 
     fn step(&mut self, lp: &IOLoop) -> Step {
+        // Whether the pending request's head completed in this call: it
+        // then gets its `100 Continue` if its body is not all here.
+        let mut new_head = false;
         if self.reader.pending().is_none() {
             let polled = self.reader.poll_head(&self.shared.head_limits);
             if polled == Ok(HeadPoll::Idle) {
@@ -454,19 +457,29 @@ impl HttpConn {
                 self.error(lp, 417, "Unsupported Expect value");
                 return Step::Close;
             }
-            // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue`
-            // may wait for this before sending the body. A request refused
-            // from its head alone got its final status above instead; a
-            // body already here needs no invitation.
-            if req.expects_continue()
-                && (self.reader.buffered().len() as u64) < req.content_length()
-            {
-                self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            }
+            new_head = true;
         }
         // The deadline stays the one set when the request started.
-        let Some(mut req) = self.reader.take_request() else {
-            return Step::NeedMore;
+        let max_body = self.shared.limits.max_body_size as u64;
+        let mut req = match self.reader.take_request(&self.shared.head_limits, max_body) {
+            Ok(Some(req)) => req,
+            Ok(None) => {
+                // RFC 9110 §10.1.1: a client that sent `Expect:
+                // 100-continue` may wait for this before sending the body
+                // (`Content-Length` or chunked). A request refused from
+                // its head alone got its final status above instead; a
+                // body already here needs no invitation.
+                if new_head && self.reader.pending().is_some_and(Request::expects_continue) {
+                    self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                return Step::NeedMore;
+            }
+            Err(e) => {
+                // A chunked body that is malformed or over a limit (413,
+                // 400, 431), found as it arrives.
+                self.error(lp, e.status(), &e.to_string());
+                return Step::Close;
+            }
         };
         req.set_peer(Some(self.peer));
         if lp.is_shutting_down() {
