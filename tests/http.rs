@@ -1739,3 +1739,96 @@ fn absolute_form_targets_route_by_their_path() {
     let (status, head, _) = read_response(&mut w);
     assert_eq!(status, 101, "{head}");
 }
+
+/// `/history?n=`: the last `n` messages rendered with `render_with`, as
+/// Tornado's chat demo renders its message cache server-side.
+struct History;
+impl RequestHandler for History {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        #[derive(serde::Serialize)]
+        struct Message {
+            id: usize,
+            from: &'static str,
+            body: String,
+            mine: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Page {
+            title: &'static str,
+            messages: Vec<Message>,
+        }
+        let n: usize = cx
+            .get_argument("n")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let messages = (1..=n)
+            .map(|id| Message {
+                id,
+                from: if id % 2 == 0 { "bob" } else { "ann" },
+                body: format!("<m{id}>"),
+                mine: id % 2 == 1,
+            })
+            .collect();
+        let page = Page {
+            title: "Room & board",
+            messages,
+        };
+        cx.render_with("chat/index.html", &page);
+    }
+}
+
+/// `render_with` over a socket: a list with `{% for %}` and `{% if %}`, each
+/// element through an `{% include %}` resolved relative to the page; an
+/// empty list takes the `{% else %}` branch, on the same connection.
+#[test]
+fn render_with_loops_conditionals_and_includes_over_http() {
+    let dir = std::env::temp_dir().join(format!("cyclone-templates-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("chat")).unwrap();
+    std::fs::write(
+        dir.join("chat/index.html"),
+        "<h1>{{ title }}</h1>\n{% if messages %}<ul>\
+         {% for message in messages %}{% include \"message.html\" %}{% end %}\
+         </ul>{% else %}<p>No messages yet</p>{% end %}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("chat/message.html"),
+        "<li id=\"m{{ message.id }}\"{% if message.mine %} class=\"mine\"{% end %}>\
+         {{ message.from }}: {{ message.body }}</li>",
+    )
+    .unwrap();
+    let templates = dir.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .template_path(templates)
+            .route("/history", || History)
+            .build()
+    });
+    let mut s = srv.connect();
+    let mut get = |target: &str| {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all(raw.as_bytes()).unwrap();
+        let (status, _, body) = read_response(&mut s);
+        (status, String::from_utf8(body).unwrap())
+    };
+    assert_eq!(
+        get("/history?n=3"),
+        (
+            200,
+            "<h1>Room &amp; board</h1>\n<ul>\
+             <li id=\"m1\" class=\"mine\">ann: &lt;m1&gt;</li>\
+             <li id=\"m2\">bob: &lt;m2&gt;</li>\
+             <li id=\"m3\" class=\"mine\">ann: &lt;m3&gt;</li>\
+             </ul>\n"
+                .into()
+        )
+    );
+    assert_eq!(
+        get("/history"),
+        (
+            200,
+            "<h1>Room &amp; board</h1>\n<p>No messages yet</p>\n".into()
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -16,7 +17,7 @@ use super::context::RequestContext;
 use super::handler::{call_method, RequestHandler};
 use super::settings::Settings;
 use super::static_files::StaticFiles;
-use super::template::Template;
+use super::template::{resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
 use crate::http::{self, percent_decode, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
 use crate::websocket::{self, WebSocketHandler, WebSocketSettings};
@@ -58,12 +59,26 @@ pub(crate) struct Shared {
     pub(crate) settings: Settings,
     /// Parsed templates by path. Borrowed only inside [`Shared::template`],
     /// never across handler code, so a panicking handler leaves it usable.
-    templates: RefCell<HashMap<PathBuf, Rc<Template>>>,
+    templates: RefCell<HashMap<PathBuf, Arc<Template>>>,
+}
+
+/// The templates one [`Shared::template`] call is loading (innermost
+/// last), and those it has parsed, so that a template included twice is
+/// read once even with `debug` on.
+#[derive(Default)]
+struct Loading {
+    stack: Vec<String>,
+    done: HashMap<PathBuf, Arc<Template>>,
 }
 
 impl Shared {
-    /// The template `file` under `template_path`, cached unless `debug`.
-    pub(crate) fn template(&self, file: &str) -> Result<Rc<Template>, String> {
+    /// The template `file` under `template_path`, with its includes and
+    /// parents; cached unless `debug`.
+    pub(crate) fn template(&self, file: &str) -> Result<Arc<Template>, TemplateError> {
+        self.load(file, &mut Loading::default())
+    }
+
+    fn load(&self, file: &str, loading: &mut Loading) -> Result<Arc<Template>, TemplateError> {
         let rel = std::path::Path::new(file);
         if file.is_empty()
             || rel.is_absolute()
@@ -71,9 +86,9 @@ impl Shared {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            return Err(format!(
+            return Err(TemplateError::Load(format!(
                 "template name {file:?} refused: must be relative, without '.' or '..' segments"
-            ));
+            )));
         }
         let path = match &self.settings.template_path {
             Some(dir) => dir.join(file),
@@ -85,11 +100,35 @@ impl Shared {
                 return Ok(t);
             }
         }
+        if let Some(t) = loading.done.get(&path) {
+            return Ok(t.clone());
+        }
+        if loading.stack.iter().any(|f| f == file) {
+            return Err(TemplateError::Load(format!(
+                "include cycle: {} -> {file}",
+                loading.stack.join(" -> ")
+            )));
+        }
+        if loading.stack.len() > MAX_INCLUDE_DEPTH {
+            return Err(TemplateError::TooDeep(format!(
+                "includes and extends chain deeper than {MAX_INCLUDE_DEPTH}: {}",
+                loading.stack.join(" -> ")
+            )));
+        }
         let src = std::fs::read_to_string(&path)
-            .map_err(|e| format!("template {}: {e}", path.display()))?;
-        let template = Rc::new(
-            Template::parse(&src).map_err(|e| format!("template {}: {e}", path.display()))?,
-        );
+            .map_err(|e| TemplateError::Load(format!("{}: {e}", path.display())))?;
+        loading.stack.push(file.to_string());
+        let parsed = Template::parse_with_loader(&src, |name| {
+            let target = resolve_name(file, name)?;
+            self.load(&target, loading)
+                .map_err(|error| TemplateError::In {
+                    name: target,
+                    error: Box::new(error),
+                })
+        });
+        loading.stack.pop();
+        let template = Arc::new(parsed?);
+        loading.done.insert(path.clone(), template.clone());
         if cache {
             self.templates.borrow_mut().insert(path, template.clone());
         }

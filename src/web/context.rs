@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::application::Shared;
 use super::handler::HANDLER_METHODS;
 use super::settings::Settings;
+use super::template::TemplateError;
 use crate::http::request::qs_values;
 use crate::http::response::valid_status;
 use crate::http::{Request, Response};
@@ -240,14 +241,76 @@ impl<'a> RequestContext<'a> {
     /// Templates are cached after their first use unless `debug` is on.
     /// `file` must be relative, without `.` or `..` segments (else 500),
     /// so a name taken from the request cannot read outside `template_path`.
+    ///
+    /// Every value is a string; for lists, numbers, nested fields and
+    /// `{% for %}` over them, use [`render_with`](Self::render_with).
     pub fn render(&mut self, file: &str, vars: &[(&str, &str)]) {
         if !self.writable("render") {
             return;
         }
-        let result = self.shared.template(file).and_then(|t| {
-            t.render(vars)
-                .map_err(|e| format!("template {file:?}: {e}"))
-        });
+        let result = self
+            .shared
+            .template(file)
+            .and_then(|t| t.render(vars))
+            .map_err(|e| format!("template {file:?}: {e}"));
+        self.finish_render(result);
+    }
+
+    /// Like [`render`](Self::render), with the fields of `value` as the
+    /// template's names (Tornado's `self.render("page.html", **kwargs)`):
+    /// `value` is serialized with `serde_json` and must be a JSON object —
+    /// a struct, a map, `serde_json::json!({..})` — or the request is
+    /// answered 500 and the cause logged. Templates can then print nested
+    /// fields (`{{ user.name }}`), test them (`{% if %}`) and loop over
+    /// arrays and objects (`{% for %}`).
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    /// use serde::Serialize;
+    ///
+    /// #[derive(Serialize)]
+    /// struct Message { id: u64, body: String }
+    ///
+    /// struct Chat { history: Vec<Message> }
+    ///
+    /// impl RequestHandler for Chat {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         // index.html: {% for message in messages %}
+    ///         //   <div id="m{{ message.id }}">{{ message.body }}</div>{% end %}
+    ///         cx.render_with("index.html", &serde_json::json!({ "messages": self.history }));
+    ///     }
+    /// }
+    /// ```
+    pub fn render_with(&mut self, file: &str, value: &(impl Serialize + ?Sized)) {
+        if !self.writable("render_with") {
+            return;
+        }
+        let result = self
+            .render_string(file, value)
+            .map_err(|e| format!("template {file:?}: {e}"));
+        self.finish_render(result);
+    }
+
+    /// The template `file` rendered with the fields of `value`, as
+    /// [`render_with`](Self::render_with) would send it, without touching
+    /// the response (Tornado's `render_string`): for a fragment sent over a
+    /// WebSocket, or a page assembled from several templates.
+    ///
+    /// # Errors
+    /// The template could not be loaded or parsed ([`TemplateError::Load`]
+    /// for a missing file), `value` is not a JSON object, or rendering
+    /// failed.
+    ///
+    /// [`TemplateError::Load`]: super::TemplateError::Load
+    pub fn render_string(
+        &self,
+        file: &str,
+        value: &(impl Serialize + ?Sized),
+    ) -> Result<String, TemplateError> {
+        self.shared.template(file)?.render_with(value)
+    }
+
+    fn finish_render(&mut self, result: Result<String, String>) {
         match result {
             Ok(html) => {
                 self.response.write(html);

@@ -8,9 +8,12 @@
 //! * [`RequestHandler`] — one object per request with `get`/`post`/...;
 //!   unimplemented methods answer 405 with an `Allow` header.
 //! * [`RequestContext`] — the request, arguments, cookies, and the response
-//!   being built (`write`, `write_json`, `render`, `redirect`, `send_error`).
+//!   being built (`write`, `write_json`, `render`, `render_with`,
+//!   `redirect`, `send_error`).
 //! * [`StaticFiles`] — files under `static_path`, without path traversal.
-//! * [`Template`] — the tiny template language of `render`.
+//! * [`Template`] — the template language of `render` and `render_with`:
+//!   Tornado's syntax with paths instead of Python expressions (`{{ }}`,
+//!   `if`/`elif`/`else`, `for`, `set`, `include`, `extends`/`block`).
 
 mod application;
 mod context;

@@ -659,3 +659,140 @@ mod access_log {
         );
     }
 }
+
+/// `render_with(args[0], value)`.
+struct JsonPage(serde_json::Value);
+
+impl RequestHandler for JsonPage {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        cx.render_with(args[0], &self.0);
+    }
+}
+
+fn json_app(dir: &TempDir, debug: bool) -> Application {
+    let value = serde_json::json!({
+        "title": "Chat & co",
+        "messages": [
+            {"id": 1, "from": "ann", "body": "<hi>", "admin": false},
+            {"id": 2, "from": "bob", "body": "yo", "admin": true},
+        ],
+        "empty": [],
+    });
+    Application::builder()
+        .template_path(dir.path())
+        .debug(debug)
+        .route("/j/(.*)", move || JsonPage(value.clone()))
+        .route("/array/(.*)", || JsonPage(serde_json::json!([1, 2])))
+        .build()
+}
+
+#[test]
+fn render_with_loops_includes_and_extends_from_template_path() {
+    let dir = TempDir::new("render-with");
+    dir.file(
+        "base.html",
+        "<title>{% block title %}cyclone{% end %}</title>{% block body %}{% end %}",
+    );
+    dir.file(
+        "chat/index.html",
+        "{% extends \"/base.html\" %}{% block title %}{{ title }}{% end %}\
+         {% block body %}{% for message in messages %}{% include \"message.html\" %}{% end %}\
+         {% if not empty %}[no more]{% end %}{% end %}",
+    );
+    let msg = dir.file(
+        "chat/message.html",
+        "<div id=\"m{{ message.id }}\">{{ message.from }}{% if message.admin %}*{% end %}: \
+         {{ message.body }}</div>",
+    );
+    let want = "<title>Chat &amp; co</title><div id=\"m1\">ann: &lt;hi&gt;</div>\
+                <div id=\"m2\">bob*: yo</div>[no more]";
+    let app = json_app(&dir, false);
+    let r = get(&app, "/j/chat/index.html");
+    assert_eq!((r.status(), text(&r)), (200, want));
+    // The included template is cached with its includer.
+    std::fs::write(&msg, "changed").unwrap();
+    assert_eq!(text(&get(&app, "/j/chat/index.html")), want);
+    // With debug, every request reads them again.
+    let app = json_app(&dir, true);
+    assert_eq!(
+        text(&get(&app, "/j/chat/index.html")),
+        "<title>Chat &amp; co</title>changedchanged[no more]"
+    );
+}
+
+#[test]
+fn render_with_errors_answer_500_with_the_cause_in_debug() {
+    let dir = TempDir::new("render-with-errors");
+    for (name, src) in [
+        ("ok.html", "{{ title }}"),
+        ("undefined.html", "{{ messages.0.nobody }}"),
+        ("not-a-list.html", "{% for c in title %}{% end %}"),
+        ("unbalanced.html", "{% if title %}{% end %}{% end %}"),
+        ("unclosed.html", "{% for m in messages %}"),
+        ("module.html", "{% module Template(\"x.html\") %}"),
+        ("cycle-a.html", "{% include \"cycle-b.html\" %}"),
+        ("cycle-b.html", "{% include \"cycle-a.html\" %}"),
+        ("escapes.html", "{% include \"../outside.html\" %}"),
+        ("missing.html", "{% include \"nowhere.html\" %}"),
+        ("bad-include.html", "{% include \"unbalanced.html\" %}"),
+    ] {
+        dir.file(name, src);
+    }
+    for debug in [false, true] {
+        let app = json_app(&dir, debug);
+        assert_eq!(text(&get(&app, "/j/ok.html")), "Chat &amp; co");
+        for (page, cause) in [
+            ("/array/ok.html", "must be a JSON object"),
+            (
+                "/j/undefined.html",
+                "undefined variable &quot;messages.0.nobody&quot;",
+            ),
+            ("/j/not-a-list.html", "cannot loop over &quot;title&quot;"),
+            ("/j/unbalanced.html", "without a matching open block"),
+            ("/j/unclosed.html", "without its"),
+            ("/j/module.html", "unsupported tag"),
+            (
+                "/j/cycle-a.html",
+                "include cycle: cycle-a.html -&gt; cycle-b.html -&gt; cycle-a.html",
+            ),
+            ("/j/escapes.html", "leaves template_path"),
+            ("/j/missing.html", "nowhere.html"),
+            (
+                "/j/bad-include.html",
+                "in &quot;unbalanced.html&quot;: {% end %} without",
+            ),
+        ] {
+            let r = get(&app, page);
+            assert_eq!(r.status(), 500, "{page}");
+            assert_eq!(text(&r).contains(cause), debug, "{page}: {}", text(&r));
+        }
+    }
+}
+
+/// `render_string` then `write`: the text, and the error as a value.
+struct RenderString;
+
+impl RequestHandler for RenderString {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let out = cx.render_string(args[0], &serde_json::json!({"xs": ["a&", "b"]}));
+        match out {
+            Ok(s) => cx.write(format!("[{s}]")),
+            Err(TemplateError::Load(_)) => cx.write("load error"),
+            Err(e) => cx.write(format!("other: {e}")),
+        }
+    }
+}
+
+#[test]
+fn render_string_returns_the_text_without_finishing() {
+    let dir = TempDir::new("render-string");
+    dir.file("xs.html", "{% for x in xs %}<{{ x }}>{% end %}");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/s/(.*)", || RenderString)
+        .build();
+    let r = get(&app, "/s/xs.html");
+    assert_eq!((r.status(), text(&r)), (200, "[<a&amp;><b>]"));
+    let r = get(&app, "/s/none.html");
+    assert_eq!((r.status(), text(&r)), (200, "load error"));
+}
