@@ -255,7 +255,7 @@ impl ClientHandshake {
         let conn = WsConn::new(
             handler,
             WsParts {
-                stream,
+                stream: crate::http::Stream::plain(stream),
                 session,
                 settings: Rc::new(self.opts.settings()),
                 request: None,
