@@ -18,7 +18,12 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Client: `wss://` URLs are not served yet.
+//! Client: `websocket_connect("wss://…")` verifies the server against
+//! Mozilla's root certificates (compiled in); extra roots (Tornado's
+//! `ssl_options={"ca_certs": …}`, e.g. a self-signed certificate) go in
+//! [`ConnectOptions::ca_certs`](crate::websocket::client::ConnectOptions::ca_certs),
+//! or a whole [`rustls::ClientConfig`] (see [`client_config`]) in
+//! [`ConnectOptions::tls_config`](crate::websocket::client::ConnectOptions::tls_config).
 //!
 //! A self-signed pair for trying it out:
 //!
@@ -196,6 +201,16 @@ pub fn client_config(extra_roots_pem: Option<&[u8]>) -> io::Result<Arc<rustls::C
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The default client configuration (Mozilla's roots), built once per
+/// thread.
+pub(crate) fn default_client_config() -> Arc<rustls::ClientConfig> {
+    thread_local! {
+        static DEFAULT: Arc<rustls::ClientConfig> =
+            client_config(None).expect("the built-in roots are valid");
+    }
+    DEFAULT.with(Arc::clone)
 }
 
 fn invalid(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {

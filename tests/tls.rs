@@ -31,6 +31,11 @@ struct Certs {
 }
 
 fn make_certs() -> Certs {
+    make_certs_for(&["localhost", "127.0.0.1"])
+}
+
+/// A CA and a leaf it signed for `names` (DNS names or IP addresses).
+fn make_certs_for(names: &[&str]) -> Certs {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
@@ -48,11 +53,11 @@ fn make_certs() -> Certs {
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names.clone()).unwrap();
     params
         .distinguished_name
-        .push(DnType::CommonName, "localhost");
+        .push(DnType::CommonName, &names[0]);
     let cert = params.signed_by(&key, &issuer).unwrap();
     Certs {
         ca: ca_cert.pem(),
@@ -489,4 +494,138 @@ fn workers_serve_tls() {
     }
     workers.stop();
     workers.join();
+}
+
+// ---- cyclone's client over wss:// ------------------------------------------
+
+mod client {
+    use super::*;
+    use cyclone::ioloop::IOLoop;
+    use cyclone::websocket::{websocket_connect_opts, ConnectError, ConnectOptions};
+
+    fn watchdog() {
+        IOLoop::current().call_later(Duration::from_secs(30), || panic!("test timed out"));
+    }
+
+    /// The TLS server in this thread's loop.
+    fn local_server(certs: &Certs) -> SocketAddr {
+        let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+        watchdog();
+        app(SHORT).listen_on_tls("127.0.0.1:0", tls).unwrap()
+    }
+
+    /// `wss://localhost` trusting the CA from a file (Tornado's
+    /// `ca_certs`), and `wss://127.0.0.1` (an IP as the server name)
+    /// with a whole rustls configuration: echo, a 1 MiB message, close.
+    #[test]
+    fn cyclone_client_over_wss() {
+        let certs = make_certs();
+        let dir = TempDir::new();
+        let ca = dir.write("ca.pem", &certs.ca);
+        let addr = local_server(&certs);
+        let by_file = ConnectOptions {
+            ca_certs: Some(ca),
+            ..ConnectOptions::default()
+        };
+        let by_config = ConnectOptions {
+            tls_config: Some(client_config(&certs)),
+            ..ConnectOptions::default()
+        };
+        let port = addr.port();
+        IOLoop::current().run_sync(async move {
+            for (url, opts) in [
+                (format!("wss://localhost:{port}/echo"), by_file),
+                (format!("wss://127.0.0.1:{port}/echo"), by_config),
+            ] {
+                let conn = websocket_connect_opts(&url, opts).await.expect(&url);
+                conn.write_message("hello wss").expect("open");
+                assert_eq!(conn.read_message().await, Some(Message::from("hello wss")));
+                conn.write_message("protocol").expect("open");
+                assert_eq!(conn.read_message().await, Some(Message::from("https")));
+                let big = pattern(1 << 20);
+                conn.write_message(big.clone()).expect("open").await;
+                assert_eq!(conn.read_message().await, Some(Message::from(big)));
+                conn.close(Some(1000), "bye");
+                assert_eq!(conn.read_message().await, None);
+                assert_eq!(conn.close_code(), Some(1000));
+            }
+        });
+    }
+
+    /// A server whose certificate the client does not trust: a typed
+    /// error with rustls' reason, and the server counts the failed
+    /// handshake (the client's alert).
+    #[test]
+    fn cyclone_client_refuses_an_untrusted_certificate() {
+        let certs = make_certs();
+        let addr = local_server(&certs);
+        let url = format!("wss://localhost:{}/echo", addr.port());
+        let res = IOLoop::current().run_sync(async move {
+            // Mozilla's roots only: the test CA is not among them.
+            websocket_connect_opts(&url, ConnectOptions::default())
+                .await
+                .map(|_| ())
+        });
+        let err = res.expect_err("untrusted certificate accepted");
+        assert!(matches!(err, ConnectError::TlsHandshake(_)), "{err:?}");
+        assert!(
+            matches!(
+                err.tls_error(),
+                Some(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer
+                ))
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("TLS handshake failed"), "{err}");
+        // Both sides of the failed handshake are in this loop.
+        assert!(IOLoop::current().metrics().get(Counter::TlsErrors) >= 1);
+    }
+
+    /// A certificate from a trusted CA but for another name is refused
+    /// too; unreadable `ca_certs` is an immediate error naming the file.
+    #[test]
+    fn cyclone_client_checks_the_name_and_reports_bad_ca_files() {
+        let certs = make_certs_for(&["other.example"]);
+        let addr = local_server(&certs);
+        let dir = TempDir::new();
+        let ca = dir.write("ca.pem", &certs.ca);
+        let missing = dir.0.join("nope.pem");
+        let port = addr.port();
+        let (wrong_name, bad_file) = IOLoop::current().run_sync(async move {
+            let opts = ConnectOptions {
+                ca_certs: Some(ca),
+                ..ConnectOptions::default()
+            };
+            let wrong = websocket_connect_opts(&format!("wss://localhost:{port}/echo"), opts)
+                .await
+                .map(|_| ());
+            let opts = ConnectOptions {
+                ca_certs: Some(missing),
+                ..ConnectOptions::default()
+            };
+            let bad = websocket_connect_opts(&format!("wss://localhost:{port}/echo"), opts)
+                .await
+                .map(|_| ());
+            (wrong, bad)
+        });
+        let e = wrong_name.expect_err("certificate for another name accepted");
+        assert!(
+            matches!(
+                e.tls_error(),
+                Some(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                        | rustls::CertificateError::NotValidForNameContext { .. }
+                ))
+            ),
+            "{e:?}"
+        );
+        match &bad_file {
+            Err(ConnectError::Io(io)) => {
+                assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+                assert!(io.to_string().contains("nope.pem"), "{io}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

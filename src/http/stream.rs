@@ -324,7 +324,10 @@ impl TlsStream {
                         // The alert rustls queued goes out if the kernel
                         // takes it; the connection ends either way.
                         let _ = self.flush_pending();
-                        return Err(tls_error(e));
+                        // Typed: `get_ref()` downcasts to `rustls::Error`.
+                        let e = io::Error::new(io::ErrorKind::InvalidData, e);
+                        count_tls_error(&e);
+                        return Err(e);
                     }
                     if self.conn.wants_write() {
                         // Handshake messages, a key update, alerts.
@@ -337,7 +340,10 @@ impl TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A record too large for the deframer's buffer is
                 // `InvalidData` here: a TLS error too.
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(tls_error(e)),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    count_tls_error(&e);
+                    return Err(e);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -384,10 +390,9 @@ impl TlsStream {
 
 /// Logs and counts a TLS error; the connection it happened on ends.
 #[cfg(feature = "tls")]
-fn tls_error(e: impl std::fmt::Display) -> io::Error {
+fn count_tls_error(e: &io::Error) {
     log::debug!("TLS error: {e}");
     crate::ioloop::IOLoop::current().count(crate::ioloop::Counter::TlsErrors, 1);
-    io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}"))
 }
 
 #[cfg(test)]
