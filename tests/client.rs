@@ -19,7 +19,8 @@ use cyclone::web::Application;
 use cyclone::websocket::client::WsUrl;
 use cyclone::websocket::{
     websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_with,
-    write_to, ConnectError, ConnectOptions, Message, WebSocket, WebSocketHandler,
+    write_to, CloseReason, ConnectError, ConnectOptions, Message, PingError, WebSocket,
+    WebSocketHandler,
 };
 
 struct Echo;
@@ -1171,4 +1172,199 @@ fn holding_unread_messages_does_not_time_out_the_keepalive() {
     });
     let frames = server.join().expect("server");
     assert_eq!((got, code), (frames, Some(1000)));
+}
+
+/// A 101 cut into two writes at every byte (within `\r\n\r\n` too, and
+/// within the text frame glued after it), the second 5 ms after the first
+/// so that the client reads them apart: every connection is accepted and
+/// its frame delivered (the client resumes its search for the head's end
+/// across reads instead of re-parsing everything it has).
+#[test]
+fn a_101_cut_at_every_byte_is_accepted_with_its_frame() {
+    const FRAME: [u8; 4] = [0x81, 2, b'h', b'i'];
+    // Keys are 24 base64 characters: the 101's length does not vary.
+    let total = switching_protocols(&"k".repeat(24)).len() + FRAME.len();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        for cut in 1..total {
+            let (mut s, _) = listener.accept().expect("accept");
+            s.set_nodelay(true).expect("nodelay");
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut b).expect("request head");
+                head.push(b[0]);
+            }
+            let mut out = switching_protocols(&key_of(&head)).into_bytes();
+            out.extend_from_slice(&FRAME);
+            assert_eq!(out.len(), total);
+            s.write_all(&out[..cut]).expect("write");
+            std::thread::sleep(Duration::from_millis(5));
+            s.write_all(&out[cut..]).expect("write");
+            // Until the client's Close (it drops the connection) or EOF.
+            let _ = s.read(&mut [0u8; 64]);
+        }
+    });
+    watchdog(Duration::from_secs(30));
+    IOLoop::current().run_sync(async move {
+        for cut in 1..total {
+            let conn = websocket_connect(&format!("ws://{addr}/"))
+                .await
+                .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            let got = conn.read_message().await;
+            assert_eq!(got, Some(Message::from("hi")), "cut at {cut}");
+        }
+    });
+    server.join().expect("server");
+}
+
+/// `closed_by` says who closed: the server (its Close, with its code) or
+/// the client (`close`, answered by the server); `None` while open.
+#[test]
+fn closed_by_says_who_closed() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect");
+        assert_eq!(conn.closed_by(), None);
+        conn.write_message("close me").expect("open");
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.closed_by(), Some(CloseReason::Peer));
+        assert_eq!(conn.close_code(), Some(4000));
+
+        let conn = websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect");
+        conn.close(Some(4001), "client done");
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.closed_by(), Some(CloseReason::Local));
+        // The server echoed the code.
+        assert_eq!(conn.close_code(), Some(4001));
+    });
+}
+
+/// `closed_by` for the closes no Close frame explains: a server that
+/// never answers pings (`PingTimeout`), one that drops the TCP connection
+/// (`Abnormal`); neither has a close code.
+#[test]
+fn closed_by_tells_a_ping_timeout_from_a_dropped_connection() {
+    // Reads (and ignores) what the client sends until it hangs up.
+    let (silent, silent_done) = raw_ws_server(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 256];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+    });
+    let (dropper, dropper_done) = raw_ws_server(drop);
+    watchdog(Duration::from_secs(20));
+    IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            ping_interval: Some(Duration::from_millis(100)),
+            ping_timeout: Some(Duration::from_millis(100)),
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{silent}/"), opts)
+            .await
+            .expect("connect");
+        let start = Instant::now();
+        assert_eq!(conn.read_message().await, None);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(conn.closed_by(), Some(CloseReason::PingTimeout));
+        assert_eq!(conn.close_code(), None);
+
+        let conn = websocket_connect(&format!("ws://{dropper}/"))
+            .await
+            .expect("connect");
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.closed_by(), Some(CloseReason::Abnormal));
+        assert_eq!(conn.close_code(), None);
+    });
+    silent_done.join().expect("silent server");
+    dropper_done.join().expect("dropping server");
+}
+
+/// RFC 6455 §5.5: a ping's payload is at most 125 bytes. The client's
+/// `ping` (coroutine and callback style) refuses 126 with
+/// `PingError::TooLong` and sends nothing (it used to send the payload
+/// cut to 125); 125 bytes go out intact, and the pong brings them back.
+#[test]
+fn client_ping_over_125_bytes_is_refused_and_125_sent_intact() {
+    type Log = Rc<RefCell<Vec<String>>>;
+    struct Pinged(Log);
+    impl WebSocketHandler for Pinged {
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let text = msg.as_text().unwrap_or("?").to_owned();
+            self.0.borrow_mut().push(format!("message {text}"));
+        }
+        fn on_ping(&mut self, _ws: &mut WebSocket<'_>, data: &[u8]) {
+            let data = String::from_utf8_lossy(data);
+            self.0.borrow_mut().push(format!("ping {data}"));
+        }
+    }
+    let log: Log = Rc::default();
+    let l2 = log.clone();
+    let app = Application::builder()
+        .websocket("/pinged", move |_| Pinged(l2.clone()))
+        .build();
+    let addr = app.listen_on("127.0.0.1:0").expect("listen");
+    watchdog(Duration::from_secs(20));
+    let url = format!("ws://{addr}/pinged");
+    let long = [b'L'; 126];
+    let fits = [b'P'; 125];
+    let fits_text = "P".repeat(125);
+
+    let l3 = log.clone();
+    let u2 = url.clone();
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&u2).await.expect("connect");
+        assert_eq!(conn.ping(&long), Err(PingError::TooLong { len: 126 }));
+        assert_eq!(conn.ping(&fits), Ok(()));
+        conn.write_message("done").expect("open");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while l3.borrow().len() < 2 && Instant::now() < deadline {
+            cyclone::ioloop::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert_eq!(
+        *log.borrow(),
+        vec![format!("ping {fits_text}"), "message done".to_owned()]
+    );
+
+    // Callback style: the same refusal from `WebSocket::ping`, and the
+    // pong's payload.
+    struct Pinger(Rc<RefCell<Vec<Result<(), PingError>>>>, Log);
+    impl WebSocketHandler for Pinger {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            self.0.borrow_mut().push(ws.ping(&[b'L'; 126]));
+            self.0.borrow_mut().push(ws.ping(&[b'P'; 125]));
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+        fn on_pong(&mut self, ws: &mut WebSocket<'_>, data: &[u8]) {
+            let data = String::from_utf8_lossy(data);
+            self.1.borrow_mut().push(format!("pong {data}"));
+            ws.io_loop().stop();
+        }
+    }
+    let results: Rc<RefCell<Vec<Result<(), PingError>>>> = Rc::default();
+    let pongs: Log = Rc::default();
+    log.borrow_mut().clear();
+    websocket_connect_with(
+        &url,
+        ConnectOptions::default(),
+        Pinger(results.clone(), pongs.clone()),
+    )
+    .expect("connect");
+    IOLoop::current().start();
+    assert_eq!(
+        *results.borrow(),
+        vec![Err(PingError::TooLong { len: 126 }), Ok(())]
+    );
+    assert_eq!(*pongs.borrow(), vec![format!("pong {fits_text}")]);
+    assert_eq!(*log.borrow(), vec![format!("ping {fits_text}")]);
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use cyclone::http::Request;
 use cyclone::protocol::CompressionOptions;
 use cyclone::web::Application;
-use cyclone::websocket::{CloseReason, Message, WebSocket, WebSocketHandler, WebSocketSettings};
+use cyclone::websocket::{
+    CloseReason, Message, PingError, WebSocket, WebSocketHandler, WebSocketSettings,
+};
 use tungstenite::Message as TMsg;
 use util::{
     client_frame, raw_ws, read_frame, read_response, request, upgrade_request, wait_closed, Rng,
@@ -64,6 +66,16 @@ impl WebSocketHandler for Echo {
                 ws.close(Some(4001), "asked to");
             }
             Some("ping-me") => ws.ping(b"srv").unwrap(),
+            // A ping over 125 bytes must be refused (what happened is sent
+            // back as text), then one of exactly 125 goes out.
+            Some("ping-126-then-125") => {
+                let answer = match ws.ping(&[b'L'; 126]) {
+                    Err(PingError::TooLong { len: 126 }) => "refused".to_owned(),
+                    other => format!("not refused: {other:?}"),
+                };
+                ws.write_message(answer).unwrap();
+                ws.ping(&[b'P'; 125]).unwrap();
+            }
             // A large message that is not an echo of the input.
             Some("big-me") => {
                 ws.write_message(vec![7u8; 20_000]).unwrap();
@@ -201,6 +213,27 @@ fn ping_pong_both_ways() {
     loop {
         if let Seen::Pong(d) = next(&rx) {
             assert_eq!(d, b"srv");
+            break;
+        }
+    }
+}
+
+/// RFC 6455 §5.5: a control frame's payload is at most 125 bytes. A
+/// 126-byte ping is refused with `PingError::TooLong` and nothing is sent
+/// (it used to go out cut to 125 bytes); a 125-byte one goes out intact and
+/// its pong comes back with the same payload.
+#[test]
+fn ping_over_125_bytes_is_refused_and_125_goes_out_intact() {
+    let (srv, rx) = server();
+    let mut ws = connect(&srv, "/p");
+    ws.send(TMsg::text("ping-126-then-125")).unwrap();
+    // Nothing went out before the answer: no ping cut to 125 bytes.
+    assert_eq!(ws.read().unwrap(), TMsg::text("refused"));
+    assert_eq!(ws.read().unwrap(), TMsg::Ping(vec![b'P'; 125].into()));
+    ws.flush().unwrap(); // tungstenite queued the pong
+    loop {
+        if let Seen::Pong(d) = next(&rx) {
+            assert_eq!(d, [b'P'; 125]);
             break;
         }
     }

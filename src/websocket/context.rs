@@ -12,6 +12,54 @@ use crate::http::Request;
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, TimeoutHandle};
 use crate::protocol::{CloseCode, OpCode};
 
+/// Why [`WebSocket::ping`] (or the client's
+/// [`ping`](super::WebSocketClientConnection::ping)) sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingError {
+    /// The connection is closing or closed (what writes report as
+    /// [`WebSocketClosedError`]).
+    Closed,
+    /// The payload is over [`MAX_PING_PAYLOAD`] (125) bytes, the limit RFC
+    /// 6455 §5.5 puts on a control frame's payload.
+    TooLong {
+        /// The payload's length.
+        len: usize,
+    },
+}
+
+/// The longest ping payload (RFC 6455 §5.5: a control frame carries at
+/// most 125 bytes).
+pub const MAX_PING_PAYLOAD: usize = 125;
+
+impl From<WebSocketClosedError> for PingError {
+    fn from(_: WebSocketClosedError) -> Self {
+        PingError::Closed
+    }
+}
+
+impl std::fmt::Display for PingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PingError::Closed => WebSocketClosedError.fmt(f),
+            PingError::TooLong { len } => write!(
+                f,
+                "ping payload of {len} bytes is over the {MAX_PING_PAYLOAD} bytes a control frame carries"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PingError {}
+
+/// Refuses a ping payload over [`MAX_PING_PAYLOAD`].
+pub(super) fn check_ping(data: &[u8]) -> Result<(), PingError> {
+    if data.len() > MAX_PING_PAYLOAD {
+        return Err(PingError::TooLong { len: data.len() });
+    }
+    Ok(())
+}
+
 /// The per-connection context handed to every handler callback (the part
 /// of Tornado's `WebSocketHandler` that is not user code).
 pub struct WebSocket<'a> {
@@ -54,22 +102,28 @@ impl<'a> WebSocket<'a> {
         }
     }
 
-    /// Sends a ping (payload at most 125 bytes; longer is truncated).
+    /// Sends a ping with `data` as its payload; the peer answers with a
+    /// pong carrying the same payload
+    /// ([`on_pong`](super::WebSocketHandler::on_pong)).
     ///
     /// # Errors
-    /// [`WebSocketClosedError`] once the connection is closing or closed
-    /// (including in `on_close` after the TCP connection simply ended).
-    pub fn ping(&mut self, data: &[u8]) -> Result<(), WebSocketClosedError> {
+    /// [`PingError::TooLong`] if `data` is over [`MAX_PING_PAYLOAD`] (125)
+    /// bytes, the limit RFC 6455 §5.5 puts on a control frame's payload:
+    /// nothing is sent (it is not cut to fit; Tornado raises `ValueError`).
+    /// Otherwise [`PingError::Closed`] once the connection is closing or
+    /// closed (including in `on_close` after the TCP connection simply
+    /// ended).
+    pub fn ping(&mut self, data: &[u8]) -> Result<(), PingError> {
+        check_ping(data)?;
         // A connection that ended without a close handshake still has an
         // open session: the frame would be queued and never sent.
         if self.core.finished {
-            return Err(WebSocketClosedError);
+            return Err(PingError::Closed);
         }
-        let data = &data[..data.len().min(125)];
         self.core
             .session
             .send_ping(data, &mut self.core.out)
-            .map_err(|_| WebSocketClosedError)?;
+            .map_err(|_| PingError::Closed)?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ pub use client::{
     READ_QUEUE_HIGH_WATER,
 };
 pub use connection::{broadcast, write_to, WebSocket};
+pub use context::{PingError, MAX_PING_PAYLOAD};
 pub use handler::WebSocketHandler;
 pub use message::{CloseReason, Message, WebSocketClosedError};
 pub use server::accept;

@@ -14,8 +14,9 @@ use super::handshake::{abandon, start_connect};
 use super::{ConnectError, ConnectOptions, WRITE_HIGH_WATER};
 use crate::ioloop::{ConnId, IOLoop};
 use crate::websocket::connection::{with_websocket, with_websocket_later, WebSocket};
+use crate::websocket::context::{check_ping, PingError};
 use crate::websocket::handler::WebSocketHandler;
-use crate::websocket::message::{Message, WebSocketClosedError};
+use crate::websocket::message::{CloseReason, Message, WebSocketClosedError};
 
 // ---- coroutine style ------------------------------------------------------
 
@@ -54,6 +55,7 @@ struct ClientState {
     read_waker: Option<Waker>,
     close_code: Option<u16>,
     close_reason: Option<String>,
+    closed_by: Option<CloseReason>,
     subprotocol: Option<String>,
 }
 
@@ -101,6 +103,7 @@ impl WebSocketHandler for ChannelHandler {
         s.closed = true;
         s.close_code = ws.close_code();
         s.close_reason = ws.close_reason().map(str::to_owned);
+        s.closed_by = ws.closed_by();
         if let Some(w) = s.read_waker.take() {
             w.wake();
         }
@@ -275,14 +278,21 @@ impl WebSocketClientConnection {
         Ok(self.wait_below(WRITE_HIGH_WATER))
     }
 
-    /// Sends a ping (at most 125 bytes are sent).
+    /// Sends a ping with `data` as its payload (the server answers with a
+    /// pong carrying it, which the connection takes without passing it on).
     ///
     /// # Errors
-    /// [`WebSocketClosedError`] once closed.
-    pub fn ping(&self, data: &[u8]) -> Result<(), WebSocketClosedError> {
+    /// [`PingError::TooLong`] if `data` is over
+    /// [`MAX_PING_PAYLOAD`](crate::websocket::MAX_PING_PAYLOAD) (125) bytes,
+    /// the limit RFC 6455 §5.5 puts on a control frame's payload: nothing
+    /// is sent (it is not cut to fit; Tornado raises `ValueError`).
+    /// Otherwise [`PingError::Closed`] once the connection is closing or
+    /// closed.
+    pub fn ping(&self, data: &[u8]) -> Result<(), PingError> {
+        check_ping(data)?;
         let lp = IOLoop::current();
         if self.state.borrow().closed {
-            return Err(WebSocketClosedError);
+            return Err(PingError::Closed);
         }
         match with_websocket(&lp, self.id, |ws| ws.ping(data)) {
             Some(r) => r,
@@ -293,7 +303,7 @@ impl WebSocketClientConnection {
                 }) {
                     Ok(())
                 } else {
-                    Err(WebSocketClosedError)
+                    Err(PingError::Closed)
                 }
             }
         }
@@ -327,14 +337,31 @@ impl WebSocketClientConnection {
         self.state.borrow().closed
     }
 
-    /// The close code the server sent, once closed.
+    /// The close code the server sent, once closed; `None` if its Close
+    /// frame had no code, or if none arrived: the TCP connection ended,
+    /// the ping timeout or close timeout passed, or the library failed the
+    /// connection itself (a message over `max_message_size`, a protocol
+    /// error). [`closed_by`](Self::closed_by) says which.
     pub fn close_code(&self) -> Option<u16> {
         self.state.borrow().close_code
     }
 
-    /// The close reason the server sent, once closed.
+    /// The close reason the server sent, once closed (`None` when it sent
+    /// none, or an empty one; a server answering our Close usually echoes
+    /// only the code).
     pub fn close_reason(&self) -> Option<String> {
         self.state.borrow().close_reason.clone()
+    }
+
+    /// Why the connection closed, once closed (typed; see [`CloseReason`]):
+    /// [`Peer`](CloseReason::Peer) when the server's Close started it,
+    /// [`Local`](CloseReason::Local) when [`close`](Self::close) did and
+    /// the server answered, [`PingTimeout`](CloseReason::PingTimeout),
+    /// [`CloseTimeout`](CloseReason::CloseTimeout),
+    /// [`Abnormal`](CloseReason::Abnormal) when the TCP connection ended
+    /// without a Close, and so on. `None` while open.
+    pub fn closed_by(&self) -> Option<CloseReason> {
+        self.state.borrow().closed_by
     }
 
     /// The subprotocol the server selected.

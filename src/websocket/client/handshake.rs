@@ -97,7 +97,7 @@ struct ClientHandshake {
     key: [u8; 24],
     out: Vec<u8>,
     written: usize,
-    inbuf: Vec<u8>,
+    response: ResponseReader,
     deadline: Instant,
     handler: Option<Box<dyn WebSocketHandler>>,
     on_done: Option<OnDone>,
@@ -248,48 +248,22 @@ impl ClientHandshake {
         let mut eof = false;
         let mut chunk = [0u8; 8192];
         loop {
-            if !self.inbuf.is_empty() || eof {
-                if let Some(resp) = self.check(eof)? {
+            if !self.response.is_empty() || eof {
+                let res = self
+                    .response
+                    .poll(eof, &self.key, &self.opts.subprotocols)?;
+                if let Some(resp) = res {
                     return self.finish(lp, id, resp).map(Some);
                 }
             }
             let stream = self.stream.as_mut().unwrap_or_else(|| unreachable!());
             match stream.read(&mut chunk) {
                 Ok(0) => eof = true,
-                Ok(n) => self.inbuf.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.response.push(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(stream_error(stream, e)),
             }
-        }
-    }
-
-    /// Checks what arrived so far: `Ok(None)` = need more bytes.
-    fn check(&mut self, eof: bool) -> Result<Option<ClientResponse>, ConnectError> {
-        match parse_client_response(&self.inbuf, &self.key, &self.opts.subprotocols) {
-            Ok(Some(resp)) => Ok(Some(resp)),
-            Ok(None) if eof => Err(ConnectError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed during the WebSocket handshake",
-            ))),
-            Ok(None) if self.inbuf.len() > MAX_RESPONSE => Err(ConnectError::Handshake(
-                HandshakeError::InvalidResponse("response head too large".into()),
-            )),
-            Ok(None) => Ok(None),
-            Err(HandshakeError::BadStatus { status, body }) => {
-                // Wait for the whole body when its length is announced.
-                let want = content_length(&self.inbuf).unwrap_or(0);
-                if !eof && body.len() < want && self.inbuf.len() < MAX_RESPONSE {
-                    return Ok(None);
-                }
-                let mut body = body;
-                body.truncate(want.max(body.len().min(MAX_RESPONSE)));
-                Err(ConnectError::Handshake(HandshakeError::BadStatus {
-                    status,
-                    body,
-                }))
-            }
-            Err(e) => Err(ConnectError::Handshake(e)),
         }
     }
 
@@ -323,7 +297,7 @@ impl ClientHandshake {
         let (Some(stream), Some(handler)) = (self.stream.take(), self.handler.take()) else {
             return Err(ConnectError::Io(io::Error::other("handshake state lost")));
         };
-        let leftover = self.inbuf[resp.head_len..].to_vec();
+        let leftover = self.response.after_head(resp.head_len).to_vec();
         let conn = WsConn::new(
             handler,
             WsParts {
@@ -363,17 +337,6 @@ fn stream_error(stream: &Stream, e: io::Error) -> ConnectError {
     } else {
         ConnectError::Io(e)
     }
-}
-
-fn content_length(buf: &[u8]) -> Option<usize> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    resp.parse(buf).ok()?;
-    let h = resp
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))?;
-    std::str::from_utf8(h.value).ok()?.trim().parse().ok()
 }
 
 impl Pollable for ClientHandshake {
@@ -479,7 +442,7 @@ fn start_connect_to(
         key: generate_key(),
         out: Vec::new(),
         written: 0,
-        inbuf: Vec::new(),
+        response: ResponseReader::default(),
         handler: Some(handler),
         on_done: Some(on_done),
         fallback: Vec::new(),
@@ -524,6 +487,184 @@ fn start_connect_to(
     Ok(id)
 }
 
+// ---- the response, read in pieces -------------------------------------------
+
+/// A non-101 response whose head arrived: its body is awaited.
+struct BodyWait {
+    status: u16,
+    head_len: usize,
+    /// The announced `Content-Length` (0 without one).
+    want: usize,
+}
+
+/// The server's handshake response, however it is cut into reads: bytes
+/// in ([`push`](Self::push)), the checked 101 out ([`poll`](Self::poll)).
+///
+/// Parsing cost is linear in the bytes received, as on the server side
+/// (`http::reader`): a head that arrived whole is parsed on first sight;
+/// one still arriving is parsed again only once its status line completed
+/// (so that a peer that is not an HTTP server is refused early), once its
+/// end (an empty line) arrived, or when the reading stops (EOF, or over
+/// [`MAX_RESPONSE`]); the end search resumes where the previous one
+/// stopped. A non-101 head is parsed once (and its `Content-Length`
+/// read once); its body is then only awaited. Re-parsing the whole buffer
+/// after every read made a head trickled in small pieces cost quadratic
+/// time.
+#[derive(Default)]
+struct ResponseReader {
+    buf: Vec<u8>,
+    /// The empty lines (CRLF or LF) before the status line, which httparse
+    /// skips: the head's end is searched for after them.
+    lead: usize,
+    /// How far `buf` has been searched for the end of the head.
+    scanned: usize,
+    /// Whether the head was parsed once already (its first bytes).
+    looked: bool,
+    /// Whether a line (the status line) ended after `lead`.
+    line_seen: bool,
+    /// The head is a non-101 one: waiting for its body.
+    body: Option<BodyWait>,
+    /// Full parses of the buffer so far, and the bytes they went over.
+    #[cfg(test)]
+    parses: (usize, usize),
+}
+
+impl ResponseReader {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// What arrived after a head `head_len` long (the first frames).
+    fn after_head(&self, head_len: usize) -> &[u8] {
+        &self.buf[head_len..]
+    }
+
+    /// Checks what arrived so far (`eof`: nothing more will): `Ok(None)` =
+    /// need more bytes.
+    fn poll(
+        &mut self,
+        eof: bool,
+        key: &[u8; 24],
+        offered_protocols: &[String],
+    ) -> Result<Option<ClientResponse>, ConnectError> {
+        if self.body.is_none() {
+            match self.poll_head(eof, key, offered_protocols) {
+                Err(HandshakeError::BadStatus { status, body }) => {
+                    let head_len = self.buf.len() - body.len();
+                    let want = content_length(&self.buf[..head_len]).unwrap_or(0);
+                    #[cfg(test)]
+                    {
+                        self.parses.0 += 1;
+                        self.parses.1 += head_len;
+                    }
+                    self.body = Some(BodyWait {
+                        status,
+                        head_len,
+                        want,
+                    });
+                }
+                Err(e) => return Err(ConnectError::Handshake(e)),
+                Ok(None) if eof => {
+                    return Err(ConnectError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed during the WebSocket handshake",
+                    )))
+                }
+                Ok(None) if self.buf.len() > MAX_RESPONSE => {
+                    return Err(ConnectError::Handshake(HandshakeError::InvalidResponse(
+                        "response head too large".into(),
+                    )))
+                }
+                Ok(r) => return Ok(r),
+            }
+        }
+        let Some(w) = &self.body else {
+            return Ok(None);
+        };
+        // Wait for the whole body when its length is announced.
+        let have = self.buf.len() - w.head_len;
+        if !eof && have < w.want && self.buf.len() < MAX_RESPONSE {
+            return Ok(None);
+        }
+        let mut body = self.buf[w.head_len..].to_vec();
+        body.truncate(w.want.max(body.len().min(MAX_RESPONSE)));
+        Err(ConnectError::Handshake(HandshakeError::BadStatus {
+            status: w.status,
+            body,
+        }))
+    }
+
+    /// Parses the head if something that may decide it arrived (see the
+    /// type's docs); `Ok(None)` = incomplete.
+    fn poll_head(
+        &mut self,
+        eof: bool,
+        key: &[u8; 24],
+        offered_protocols: &[String],
+    ) -> Result<Option<ClientResponse>, HandshakeError> {
+        let b = &self.buf;
+        while let Some(rest) = b.get(self.lead..) {
+            match rest {
+                [b'\n', ..] => self.lead += 1,
+                [b'\r', b'\n', ..] => self.lead += 2,
+                _ => break,
+            }
+        }
+        // The end's first LF ends a line after `lead`; an end cut across
+        // reads is at most 3 bytes long, so its start is within the 3
+        // bytes searched last time.
+        let from = self.scanned.saturating_sub(3).max(self.lead).min(b.len());
+        let end = find_head_end(&b[from..]).is_some();
+        let new_line =
+            !self.line_seen && b[self.scanned.max(self.lead).min(b.len())..].contains(&b'\n');
+        self.line_seen |= new_line;
+        self.scanned = b.len();
+        let first = !self.looked;
+        self.looked = true;
+        if !(first || new_line || end || eof || b.len() > MAX_RESPONSE) {
+            return Ok(None);
+        }
+        #[cfg(test)]
+        {
+            self.parses.0 += 1;
+            self.parses.1 += self.buf.len();
+        }
+        parse_client_response(&self.buf, key, offered_protocols)
+    }
+}
+
+/// Where the head ends in `b` (just past its empty line), if it does: CRLF
+/// CRLF, or a bare LF in either place, which httparse accepts too (as
+/// `http::reader` does for requests).
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
+        let at = i + p;
+        match (b.get(at + 1), b.get(at + 2)) {
+            (Some(b'\n'), _) => return Some(at + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(at + 3),
+            _ => i = at + 1,
+        }
+    }
+    None
+}
+
+/// The `Content-Length` of a response head.
+fn content_length(buf: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(buf).ok()?;
+    let h = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))?;
+    std::str::from_utf8(h.value).ok()?.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -562,6 +703,224 @@ mod tests {
         lp.start();
         lp.remove_timeout(t);
         got.take()
+    }
+
+    const KEY: [u8; 24] = *b"dGhlIHNhbXBsZSBub25jZQ==";
+
+    /// A 101 head accepting [`KEY`], with `pad` bytes of extra headers.
+    fn head_101(pad: usize) -> Vec<u8> {
+        let accept = crate::protocol::handshake::accept_key(&KEY);
+        let mut h = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            .to_vec();
+        h.extend_from_slice(&accept);
+        h.extend_from_slice(b"\r\n");
+        pad_headers(&mut h, pad);
+        h.extend_from_slice(b"\r\n");
+        h
+    }
+
+    /// Appends about `pad` bytes of headers (at most 50 of them: httparse
+    /// takes 64).
+    fn pad_headers(h: &mut Vec<u8>, pad: usize) {
+        if pad == 0 {
+            return;
+        }
+        let per = pad.div_ceil(50);
+        for i in 0..pad.div_ceil(per) {
+            h.extend_from_slice(format!("X-Pad-{i}: ").as_bytes());
+            h.extend(std::iter::repeat_n(b'p', per));
+            h.extend_from_slice(b"\r\n");
+        }
+    }
+
+    type Polled = Result<Option<ClientResponse>, ConnectError>;
+
+    fn poll(r: &mut ResponseReader, eof: bool) -> Polled {
+        r.poll(eof, &KEY, &[])
+    }
+
+    /// Pushes `bytes` in pieces of 1 to 13 bytes, polling after each,
+    /// until a poll decides; returns that and how many bytes were pushed.
+    /// The parse count is checked as it goes (so that quadratic re-parsing
+    /// fails fast).
+    fn trickle(r: &mut ResponseReader, bytes: &[u8]) -> (Polled, usize) {
+        let mut at = 0;
+        let mut piece = 0;
+        loop {
+            let n = (piece % 13 + 1).min(bytes.len() - at);
+            piece += 1;
+            r.push(&bytes[at..at + n]);
+            at += n;
+            let res = poll(r, false);
+            assert!(r.parses.0 <= 5, "{} full parses", r.parses.0);
+            assert!(
+                r.parses.1 <= 5 * r.buf.len(),
+                "{} bytes parsed for {}",
+                r.parses.1,
+                r.buf.len()
+            );
+            if !matches!(res, Ok(None)) || at == bytes.len() {
+                return (res, at);
+            }
+        }
+    }
+
+    /// A 101 head of almost `MAX_RESPONSE` trickled in pieces of 1 to 13
+    /// bytes (about 140 000 reads) is parsed a bounded number of times
+    /// (re-parsing all of it after every read was quadratic), then
+    /// accepted, with the frame that came with it left for the connection.
+    #[test]
+    fn head_trickled_near_the_limit_is_parsed_a_bounded_number_of_times() {
+        let head = head_101(MAX_RESPONSE - 1024);
+        assert!(head.len() > MAX_RESPONSE - 1024 && head.len() < MAX_RESPONSE);
+        let frame = [0x81, 2, b'h', b'i'];
+        let mut stream = head.clone();
+        stream.extend_from_slice(&frame);
+        let mut r = ResponseReader::default();
+        let (res, at) = trickle(&mut r, &stream);
+        let resp = res.expect("valid").expect("complete");
+        assert_eq!(resp.head_len, head.len());
+        assert!(at >= head.len() && at < head.len() + 13);
+        // What came with the last piece is left for the connection.
+        assert_eq!(r.after_head(resp.head_len), &stream[head.len()..at]);
+        assert!(r.parses.0 <= 3, "{} full parses", r.parses.0);
+    }
+
+    /// The same for a non-101 head near the limit followed by a body that
+    /// trickles in too: the head is parsed (and its Content-Length read)
+    /// once, then the body is only awaited; the error carries it whole.
+    #[test]
+    fn non_101_head_and_body_trickled_are_parsed_a_bounded_number_of_times() {
+        let body = vec![b'b'; 20_000];
+        let mut stream = b"HTTP/1.1 503 Busy\r\n".to_vec();
+        pad_headers(&mut stream, 900_000);
+        stream.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        let head_len = stream.len();
+        stream.extend_from_slice(&body);
+        let mut r = ResponseReader::default();
+        match trickle(&mut r, &stream).0 {
+            Err(ConnectError::Handshake(HandshakeError::BadStatus {
+                status: 503,
+                body: b,
+            })) => {
+                assert_eq!(b, body)
+            }
+            other => panic!("{other:?}"),
+        }
+        // First look, the status line, the head's end, its Content-Length.
+        assert!(r.parses.0 <= 4, "{} full parses", r.parses.0);
+        assert!(r.parses.1 <= 4 * head_len, "{} bytes parsed", r.parses.1);
+    }
+
+    /// A 101 (CRLF or bare-LF lines, with or without empty lines before
+    /// it) followed by a frame, cut into two reads at every position, and
+    /// three around the head's end, is accepted once the head is whole,
+    /// with the frame left over: a head end cut anywhere (`\r\n\r` +
+    /// `\n`, `\r\n` + `\r\n`, ...) is found.
+    #[test]
+    fn a_101_cut_anywhere_is_accepted_with_its_frame() {
+        let frame = [0x81, 2, b'h', b'i'];
+        let crlf = head_101(0);
+        let lf: Vec<u8> = String::from_utf8(crlf.clone())
+            .unwrap()
+            .replace("\r\n", "\n")
+            .into_bytes();
+        let mut led = b"\r\n\n\r\n".to_vec();
+        led.extend_from_slice(&crlf);
+        for head in [crlf, lf, led] {
+            let mut stream = head.clone();
+            stream.extend_from_slice(&frame);
+            let check = |cuts: &[usize]| {
+                let mut r = ResponseReader::default();
+                let mut at = 0;
+                for &end in cuts.iter().chain([stream.len()].iter()) {
+                    r.push(&stream[at..end]);
+                    at = end;
+                    let res = poll(&mut r, false).expect("valid");
+                    assert_eq!(res.is_some(), end >= head.len(), "cuts {cuts:?} at {end}");
+                    if let Some(resp) = res {
+                        assert_eq!(resp.head_len, head.len(), "cuts {cuts:?}");
+                        assert_eq!(r.after_head(resp.head_len), &stream[head.len()..end]);
+                        return;
+                    }
+                }
+                panic!("cuts {cuts:?}: never complete");
+            };
+            for cut in 1..stream.len() {
+                check(&[cut]);
+            }
+            for i in head.len() - 6..head.len() {
+                for j in i + 1..=head.len() {
+                    check(&[i, j]);
+                }
+            }
+            check(&(1..stream.len()).collect::<Vec<_>>());
+        }
+    }
+
+    /// What the reader refuses, as before: EOF within the head, a head over
+    /// `MAX_RESPONSE` (trickled: parsed a bounded number of times), a
+    /// status line that is not HTTP (refused once that line ends, before
+    /// the head does), a body cut short by EOF (what came is kept).
+    #[test]
+    fn eof_oversized_head_bad_status_line_and_short_body() {
+        let mut r = ResponseReader::default();
+        r.push(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: web");
+        assert!(matches!(poll(&mut r, false), Ok(None)));
+        match poll(&mut r, true) {
+            Err(ConnectError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+            other => panic!("{other:?}"),
+        }
+
+        let mut big = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
+        pad_headers(&mut big, MAX_RESPONSE + 100);
+        let mut r = ResponseReader::default();
+        let mut refused = None;
+        for piece in big.chunks(7) {
+            r.push(piece);
+            let res = poll(&mut r, false);
+            assert!(r.parses.0 <= 3, "{} full parses", r.parses.0);
+            match res {
+                Ok(None) => assert!(r.buf.len() <= MAX_RESPONSE),
+                Ok(Some(_)) => panic!("accepted"),
+                Err(e) => {
+                    refused = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let refused = refused.expect("refused");
+        assert!(refused.contains("response head too large"), "{refused}");
+
+        let mut r = ResponseReader::default();
+        let mut refused = false;
+        for (i, b) in b"HTTP/1.1 1O1 Nope\r\nUpgrade: websocket\r\n"
+            .iter()
+            .enumerate()
+        {
+            r.push(&[*b]);
+            if let Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_))) =
+                poll(&mut r, false)
+            {
+                assert!(i <= 18, "refused at {i}");
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
+
+        let mut r = ResponseReader::default();
+        r.push(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\nnot ");
+        assert!(matches!(poll(&mut r, false), Ok(None)));
+        r.push(b"al");
+        assert!(matches!(poll(&mut r, false), Ok(None)));
+        match poll(&mut r, true) {
+            Err(ConnectError::Handshake(HandshakeError::BadStatus { status: 403, body })) => {
+                assert_eq!(body, b"not al")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
