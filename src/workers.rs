@@ -2,6 +2,13 @@
 //! IOLoop, its own `Application` (built by the factory inside the thread:
 //! applications hold `Rc`s and are not `Send`) and its own `SO_REUSEPORT`
 //! listener on the same address; the kernel spreads new connections.
+//!
+//! DESIGN.md writes the call as `run_workers(n, || build_app())`; here the
+//! address is a parameter, `run_workers(n, addr, || build_app())`, because
+//! every worker binds its own listener (a single listener shared by all
+//! would need locking or `EPOLLEXCLUSIVE` wake-ups, and would not let the
+//! kernel balance by connection hash), and port 0 must be resolved once by
+//! the first worker so the others join the same port.
 
 use std::io;
 use std::net::SocketAddr;

@@ -9,7 +9,9 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cyclone::ioloop::{IOLoop, PeriodicCallback};
+use cyclone::ioloop::{sleep, Counter, IOLoop, PeriodicCallback};
+
+mod util;
 
 fn in_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().expect("test thread panicked")
@@ -357,26 +359,6 @@ fn huge_delays_do_not_panic() {
     assert!(panicked.is_empty(), "panicked: {panicked:?}");
 }
 
-/// A panic out of a callback unwinds out of `start()`; the loop must not
-/// stay marked as running (else it can never be started again).
-#[test]
-fn loop_is_restartable_after_a_callback_panic() {
-    let (running_after, restart) = in_thread(|| {
-        let lp = IOLoop::current();
-        lp.add_callback(|| panic!("boom in callback"));
-        let first = catch_unwind(AssertUnwindSafe(|| lp.start()));
-        assert!(first.is_err());
-        let running_after = lp.is_running();
-        lp.call_later(Duration::from_millis(10), || IOLoop::current().stop());
-        let restart = catch_unwind(AssertUnwindSafe(|| lp.start())).is_ok();
-        (running_after, restart)
-    });
-    assert!(
-        !running_after && restart,
-        "after a callback panic: is_running() = {running_after}, second start() ok = {restart}"
-    );
-}
-
 /// Tornado's `call_later(delay, f)`: "Runs the callback after delay seconds
 /// have passed." A timer set by a callback that ran for a while must not
 /// fire before `delay` has passed since it was set.
@@ -486,32 +468,6 @@ fn add_callback_to_a_loop_whose_thread_ended_is_refused() {
     );
 }
 
-/// A task that panics unwinds out of `run_sync`/`start`; its slot is freed
-/// and the tasks woken with it still run when the loop is started again.
-#[test]
-fn a_panicking_task_frees_its_slot_and_spares_the_others() {
-    let (pending, other_ran) = in_thread(|| {
-        let lp = IOLoop::current();
-        let ran = Rc::new(Cell::new(false));
-        lp.spawn(async { panic!("boom in task") });
-        let r = ran.clone();
-        lp.spawn(async move { r.set(true) });
-        let first = catch_unwind(AssertUnwindSafe(|| lp.start()));
-        assert!(
-            first.is_err(),
-            "the task's panic did not unwind out of start"
-        );
-        lp.call_later(Duration::from_millis(10), || IOLoop::current().stop());
-        lp.start();
-        (lp.pending_tasks(), ran.get())
-    });
-    assert_eq!(pending, 0, "the panicked task still holds its slot");
-    assert!(
-        other_ran,
-        "the task queued behind the panicking one never ran"
-    );
-}
-
 /// Stopping and restarting a PeriodicCallback from its own callback keeps
 /// one timer chain (not two, which would double the rate).
 #[test]
@@ -585,4 +541,413 @@ fn past_deadline_chain_does_not_starve_other_due_timers() {
          iterations of the chain (only when the chain stopped itself at 2000)",
         ran_at
     );
+}
+
+// ---- panics in user code: logged, counted, and the loop goes on ----------
+
+/// Keeps log records per thread (each test runs its loop in a thread of its
+/// own, so tests running in parallel do not see each other's records).
+struct Capture;
+
+thread_local! {
+    static RECORDS: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, _m: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        let _ = RECORDS.try_with(|v| {
+            if let Ok(mut v) = v.try_borrow_mut() {
+                v.push((r.level(), r.args().to_string()));
+            }
+        });
+    }
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_boxed_logger(Box::new(Capture)).expect("no other logger in this binary");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+}
+
+/// This thread's error-level records that contain `needle`.
+fn errors_with(needle: &str) -> Vec<String> {
+    RECORDS.with(|v| {
+        v.borrow()
+            .iter()
+            .filter(|(l, m)| *l == log::Level::Error && m.contains(needle))
+            .map(|(_, m)| m.clone())
+            .collect()
+    })
+}
+
+/// Stops `lp` after 5 s, should a test's own stop never come.
+fn safety_stop(lp: &IOLoop) -> cyclone::ioloop::TimeoutHandle {
+    lp.call_later(Duration::from_secs(5), || IOLoop::current().stop())
+}
+
+fn callback_panics(lp: &IOLoop) -> u64 {
+    lp.metrics().get(Counter::CallbackPanics)
+}
+
+/// Tornado logs "Exception in callback" and goes on: a panicking callback
+/// neither ends `start` nor keeps the callbacks behind it from running;
+/// `IOLoop::current()` still names the loop inside and after, and the loop
+/// stops and starts again as usual.
+#[test]
+fn a_panicking_callback_is_logged_and_the_loop_goes_on() {
+    in_thread(|| {
+        capture_logs();
+        let lp = IOLoop::current();
+        let ran = Rc::new(Cell::new(0u32));
+        lp.add_callback(|| panic!("boom in callback"));
+        let r = ran.clone();
+        lp.add_callback(move || {
+            r.set(r.get() + 1);
+            let r = r.clone();
+            IOLoop::current().add_callback(move || {
+                r.set(r.get() + 1);
+                IOLoop::current().stop();
+            });
+        });
+        let safety = safety_stop(&lp);
+        let first = catch_unwind(AssertUnwindSafe(|| lp.start()));
+        assert!(first.is_ok(), "the callback's panic unwound out of start");
+        assert_eq!(ran.get(), 2, "the callbacks after the panicking one");
+        assert!(!lp.is_running());
+        let errors = errors_with("boom in callback");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("IOLoop callback panicked"), "{errors:?}");
+        assert_eq!(callback_panics(&lp), 1);
+        assert!(lp
+            .metrics()
+            .to_prometheus()
+            .contains("\ncyclone_callback_panics_total 1\n"));
+        // Started again, it runs and stops as usual.
+        lp.call_later(Duration::from_millis(5), || IOLoop::current().stop());
+        let t0 = Instant::now();
+        lp.start();
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "stopped by the safety timer"
+        );
+        assert!(lp.remove_timeout(safety));
+    });
+}
+
+/// A panicking timer is logged; the timers due with it (before and after)
+/// still run, and its entry is gone from the queue.
+#[test]
+fn a_panicking_timer_is_logged_and_the_other_due_timers_run() {
+    in_thread(|| {
+        capture_logs();
+        let lp = IOLoop::current();
+        let ran = Rc::new(RefCell::new(Vec::new()));
+        let (a, b) = (ran.clone(), ran.clone());
+        let due = lp.time() + Duration::from_millis(5);
+        lp.call_at(due, move || a.borrow_mut().push("before"));
+        lp.call_at(due, || panic!("boom in timer"));
+        lp.call_at(due, move || b.borrow_mut().push("after"));
+        lp.call_later(Duration::from_millis(20), || IOLoop::current().stop());
+        let safety = safety_stop(&lp);
+        let res = catch_unwind(AssertUnwindSafe(|| lp.start()));
+        assert!(res.is_ok(), "the timer's panic unwound out of start");
+        assert!(lp.remove_timeout(safety), "stopped by the safety timer");
+        assert_eq!(*ran.borrow(), ["before", "after"]);
+        assert_eq!(
+            lp.pending_timeouts(),
+            0,
+            "the panicked timer is still queued"
+        );
+        let errors = errors_with("boom in timer");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("timer"), "{errors:?}");
+        assert_eq!(callback_panics(&lp), 1);
+    });
+}
+
+/// Tornado's `PeriodicCallback._run` logs the exception and schedules the
+/// next call in a `finally`: a callback that panics on every call keeps
+/// being called at its period.
+#[test]
+fn a_panicking_periodic_callback_is_logged_and_stays_scheduled() {
+    in_thread(|| {
+        capture_logs();
+        let lp = IOLoop::current();
+        let calls = Rc::new(Cell::new(0u32));
+        let c = calls.clone();
+        let pc = PeriodicCallback::new(
+            move || {
+                c.set(c.get() + 1);
+                if c.get() == 3 {
+                    IOLoop::current().stop();
+                }
+                panic!("boom in periodic call {}", c.get());
+            },
+            Duration::from_millis(5),
+        );
+        pc.start();
+        let safety = safety_stop(&lp);
+        let res = catch_unwind(AssertUnwindSafe(|| lp.start()));
+        assert!(
+            res.is_ok(),
+            "the periodic callback's panic unwound out of start"
+        );
+        assert_eq!(calls.get(), 3);
+        assert!(pc.is_running());
+        // Its next call and the safety timer.
+        assert_eq!(lp.pending_timeouts(), 2, "not rescheduled after its panic");
+        pc.stop();
+        assert!(lp.remove_timeout(safety));
+        assert_eq!(lp.pending_timeouts(), 0);
+        let errors = errors_with("boom in periodic call");
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors.iter().all(|e| e.contains("PeriodicCallback")),
+            "{errors:?}"
+        );
+        assert_eq!(callback_panics(&lp), 3);
+    });
+}
+
+/// A task that panics (on its first poll, or on a later one after a
+/// wake-up) is logged and dropped: its slot is freed, its state dropped,
+/// and the other tasks (one queued right behind it) still run.
+#[test]
+fn a_panicking_task_is_dropped_logged_and_the_other_tasks_run() {
+    in_thread(|| {
+        capture_logs();
+        let lp = IOLoop::current();
+        let held = Rc::new(());
+        let ran = Rc::new(Cell::new(0u32));
+        let h = held.clone();
+        lp.spawn(async move {
+            let _h = h;
+            panic!("boom in task on its first poll");
+        });
+        let r = ran.clone();
+        lp.spawn(async move { r.set(r.get() + 1) });
+        let h = held.clone();
+        lp.spawn(async move {
+            let _h = h;
+            sleep(Duration::from_millis(2)).await;
+            panic!("boom in task after a wake-up");
+        });
+        let r = ran.clone();
+        lp.spawn(async move {
+            sleep(Duration::from_millis(10)).await;
+            r.set(r.get() + 1);
+            IOLoop::current().stop();
+        });
+        let safety = safety_stop(&lp);
+        let res = catch_unwind(AssertUnwindSafe(|| lp.start()));
+        assert!(res.is_ok(), "the task's panic unwound out of start");
+        assert!(lp.remove_timeout(safety), "stopped by the safety timer");
+        assert_eq!(ran.get(), 2, "the other tasks did not all run");
+        assert_eq!(
+            lp.pending_tasks(),
+            0,
+            "a panicked task still holds its slot"
+        );
+        assert_eq!(
+            Rc::strong_count(&held),
+            1,
+            "a panicked task was not dropped"
+        );
+        let errors = errors_with("boom in task");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors.iter().all(|e| e.contains("spawned task")),
+            "{errors:?}"
+        );
+        assert_eq!(callback_panics(&lp), 2);
+    });
+}
+
+/// A panicking `add_handler` callback is logged and the handler stays
+/// registered (Tornado keeps a handler whose callback raised): the next
+/// readiness event calls it again.
+#[test]
+fn a_panicking_add_handler_callback_is_logged_and_the_handler_kept() {
+    in_thread(|| {
+        use std::io::{Read, Write};
+        capture_logs();
+        let lp = IOLoop::current();
+        let (a, b) = mio::net::UnixStream::pair().unwrap();
+        let b = Rc::new(RefCell::new(b));
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let (g, b2) = (got.clone(), b.clone());
+        let id = lp
+            .add_handler(a, mio::Interest::READABLE, move |s, r| {
+                let mut buf = [0u8; 16];
+                let n = match s.read(&mut buf) {
+                    Ok(n) if r.readable && n > 0 => n,
+                    _ => return,
+                };
+                g.borrow_mut().extend_from_slice(&buf[..n]);
+                if g.borrow().len() == 1 {
+                    // The second byte comes once this call has panicked.
+                    let b = b2.clone();
+                    IOLoop::current().add_callback(move || b.borrow_mut().write_all(b"b").unwrap());
+                    panic!("boom in add_handler callback");
+                }
+                IOLoop::current().stop();
+            })
+            .unwrap();
+        b.borrow_mut().write_all(b"a").unwrap();
+        let safety = safety_stop(&lp);
+        let res = catch_unwind(AssertUnwindSafe(|| lp.start()));
+        assert!(res.is_ok(), "the handler's panic unwound out of start");
+        assert!(lp.remove_timeout(safety), "stopped by the safety timer");
+        assert_eq!(&*got.borrow(), b"ab");
+        assert!(lp.contains(id), "the handler was dropped after its panic");
+        let errors = errors_with("boom in add_handler callback");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains(&format!("add_handler callback for {id}")),
+            "{errors:?}"
+        );
+        assert_eq!(callback_panics(&lp), 1);
+        assert!(lp.remove_handler(id));
+    });
+}
+
+/// A callback sent from another thread (`handle().add_callback`) that
+/// panics is logged like a local one; the next one sent still runs.
+#[test]
+fn a_panicking_callback_from_another_thread_is_logged_and_the_loop_goes_on() {
+    in_thread(|| {
+        capture_logs();
+        let lp = IOLoop::current();
+        let handle = lp.handle();
+        let (tx, rx) = mpsc::channel();
+        let other = std::thread::spawn(move || {
+            // The loop is asleep in poll by then.
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(handle.add_callback(|| panic!("boom in a cross-thread callback")));
+            let h2 = handle.clone();
+            assert!(handle.add_callback(move || {
+                let lp = IOLoop::current();
+                tx.send(lp.metrics().get(Counter::CallbackPanics)).unwrap();
+                h2.stop();
+            }));
+        });
+        let safety = safety_stop(&lp);
+        let res = catch_unwind(AssertUnwindSafe(|| lp.start()));
+        other.join().unwrap();
+        assert!(res.is_ok(), "the callback's panic unwound out of start");
+        assert!(lp.remove_timeout(safety), "stopped by the safety timer");
+        assert_eq!(rx.try_recv(), Ok(1), "the callback after the panicking one");
+        let errors = errors_with("boom in a cross-thread callback");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("IOLoop callback panicked"), "{errors:?}");
+    });
+}
+
+/// The future given to `run_sync` is the caller's own work: its panic
+/// reaches `run_sync`'s caller (Tornado re-raises the function's exception)
+/// — that one, not another task's, which is only logged — and the loop is
+/// left usable.
+#[test]
+fn run_sync_reraises_its_own_panic_and_only_logs_the_others() {
+    in_thread(|| {
+        capture_logs();
+        let lp = IOLoop::current();
+        lp.spawn(async { panic!("boom in another task") });
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            lp.run_sync(async {
+                sleep(Duration::from_millis(2)).await;
+                panic!("boom in run_sync's future");
+            })
+        }));
+        let payload = res.expect_err("run_sync's own panic did not reach its caller");
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        assert_eq!(msg.as_deref(), Some("boom in run_sync's future"));
+        assert!(!lp.is_running());
+        assert_eq!(lp.pending_tasks(), 0);
+        // Only the other task's panic was caught by the loop.
+        assert_eq!(errors_with("boom in another task").len(), 1);
+        assert!(errors_with("boom in run_sync").is_empty());
+        assert_eq!(callback_panics(&lp), 1);
+        // Usable: run_sync again, with IOLoop::current() inside.
+        let v = lp.run_sync(async {
+            sleep(Duration::from_millis(1)).await;
+            (IOLoop::current().is_running(), 42)
+        });
+        assert_eq!(v, (true, 42));
+    });
+}
+
+/// Panics of callbacks, timers and tasks that run during `run_sync` are
+/// logged; `run_sync` still returns its future's value.
+#[test]
+fn run_sync_returns_its_value_despite_panics_of_other_callbacks() {
+    let (v, panics) = in_thread(|| {
+        capture_logs();
+        let lp = IOLoop::current();
+        lp.add_callback(|| panic!("boom in a callback during run_sync"));
+        lp.call_later(Duration::from_millis(1), || {
+            panic!("boom in a timer during run_sync")
+        });
+        lp.spawn(async { panic!("boom in a task during run_sync") });
+        let v = catch_unwind(AssertUnwindSafe(|| {
+            lp.run_sync(async {
+                sleep(Duration::from_millis(10)).await;
+                42
+            })
+        }));
+        (v.ok(), callback_panics(&lp))
+    });
+    assert_eq!((v, panics), (Some(42), 3));
+}
+
+/// Connection handlers keep their own panic handling: a WebSocket
+/// handler's panic (in `on_message`, or in `on_timeout`, which the loop
+/// reaches through a timer) closes its connection with 1011 and counts as
+/// a handler panic, not as a loop callback panic.
+#[test]
+fn websocket_handler_panics_still_close_with_1011_and_are_not_callback_panics() {
+    use cyclone::web::Application;
+    use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    use std::io::Write;
+
+    struct Panics;
+    impl WebSocketHandler for Panics {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            match msg.as_text() {
+                Some("timeout") => {
+                    ws.add_timeout(Duration::from_millis(1), 7);
+                }
+                Some("panic") => panic!("boom in on_message"),
+                _ => {}
+            }
+        }
+        fn on_timeout(&mut self, _ws: &mut WebSocket<'_>, _token: u64) {
+            panic!("boom in on_timeout");
+        }
+    }
+
+    let srv = util::Server::start(|| {
+        Application::builder()
+            .websocket(r"/ws", |_req| Panics)
+            .build()
+    });
+    for what in ["panic", "timeout"] {
+        let mut s = util::raw_ws(&srv, "/ws");
+        s.write_all(&util::client_frame(true, 1, what.as_bytes()))
+            .unwrap();
+        let (_, op, p) = util::read_frame(&mut s).unwrap();
+        assert_eq!((op, &p[..2]), (0x8, &1011u16.to_be_bytes()[..]), "{what}");
+    }
+    let m = srv.metrics();
+    assert_eq!(m.get(Counter::HandlerPanics), 2, "{m:?}");
+    assert_eq!(m.get(Counter::CallbackPanics), 0, "{m:?}");
 }

@@ -7,7 +7,10 @@
 //! Invariants: no panic (parser and every accessor); parsing the buffer
 //! whole and parsing the growing prefixes a server would see (`Partial`
 //! until complete) give the same result; `used <= buf.len()` and
-//! `used <= max_head_bytes`. One allowed difference: a prefix that is
+//! `used <= max_head_bytes`; a chunked request has no `Content-Length`;
+//! the path of an absolute-form target (`http://host/p?q`) is the part
+//! after its authority, `/` when it has none, and the target ends with
+//! `path` then `?query`. One allowed difference: a prefix that is
 //! still incomplete past `max_head_bytes` is `HeadTooLarge` while the whole
 //! buffer may be `Malformed` further on (both are refusals).
 #![no_main]
@@ -32,6 +35,7 @@ struct Seen {
     version_minor: u8,
     headers: Vec<(String, Vec<u8>)>,
     content_length: u64,
+    chunked: bool,
     keep_alive: bool,
 }
 
@@ -43,6 +47,47 @@ enum Res {
 }
 
 fn exercise(req: &Request) {
+    let uri = req.uri();
+    let (path, query) = (req.path(), req.query());
+    if req.is_chunked() {
+        assert_eq!(req.content_length(), 0);
+    }
+    if uri.is_empty() {
+        // Not UTF-8 (the accessors then answer ""): nothing to compare.
+    } else if !uri.starts_with('/') && uri != "*" && req.method() != "CONNECT" {
+        // Absolute-form: only http(s), and the path after the authority.
+        let lower = uri.to_ascii_lowercase();
+        assert!(
+            lower.starts_with("http://") || lower.starts_with("https://"),
+            "{uri}"
+        );
+        assert!(path.starts_with('/'), "{uri} -> {path}");
+        let after = &uri[uri.find("//").unwrap() + 2..];
+        let authority_end = after.find(['/', '?']).unwrap_or(after.len());
+        assert!(
+            authority_end > 0 && !after[..authority_end].contains('@'),
+            "empty authority or userinfo accepted: {uri}"
+        );
+        let origin = &after[authority_end..];
+        let tail = if origin.contains('?') {
+            format!("{path}?{query}")
+        } else {
+            path.to_owned()
+        };
+        if origin.starts_with('/') {
+            assert_eq!(origin, tail);
+        } else {
+            assert_eq!(path, "/");
+            assert_eq!(origin, &tail[1..]);
+        }
+    } else {
+        let end = if uri.contains('?') {
+            format!("{path}?{query}")
+        } else {
+            path.to_owned()
+        };
+        assert_eq!(uri, end);
+    }
     let _ = req.host();
     let _ = req.heap_bytes();
     let _ = req.body();
@@ -99,6 +144,7 @@ fn parse(buf: &[u8], limits: &HeadLimits) -> Res {
                     .map(|(n, v)| (n.to_owned(), v.to_vec()))
                     .collect(),
                 content_length: req.content_length(),
+                chunked: req.is_chunked(),
                 keep_alive: req.keep_alive(),
             })
         }
@@ -131,10 +177,16 @@ fuzz_target!(|data: &[u8]| {
         // before the rest arrives; the whole buffer may instead show a
         // malformation (400) further on. Both refuse the request.
         if r == Res::Err(ParseError::HeadTooLarge) {
-            assert!(matches!(whole, Res::Err(_)), "431 on a prefix, {whole:?} whole");
+            assert!(
+                matches!(whole, Res::Err(_)),
+                "431 on a prefix, {whole:?} whole"
+            );
             return;
         }
-        assert_eq!(r, whole, "prefix of {end} bytes disagrees with the whole buffer");
+        assert_eq!(
+            r, whole,
+            "prefix of {end} bytes disagrees with the whole buffer"
+        );
         return;
     }
     // Every prefix was Partial, including the whole buffer.

@@ -1,11 +1,20 @@
 //! A server connection's byte stream (`http::reader::RequestReader`, what
-//! `HttpConn` reads into): pipelined requests, bodies, empty lines between
-//! requests, fed whole, split into reads, and (short inputs) byte by byte.
+//! `HttpConn` reads into): pipelined requests, `Content-Length` and chunked
+//! bodies, empty lines between requests, fed whole, split into reads, and
+//! (short inputs) byte by byte.
 //!
-//! Input: byte 0 selects the limits (head size, header count, body size),
-//! byte 1 seeds the read split, the rest is what the peer sent.
+//! Input: byte 0 selects the limits (head size, header count, body size)
+//! and the mode, byte 1 seeds the read split, the rest is what the peer
+//! sent. In chunked round-trip mode (bit 6 of byte 0) the rest is instead
+//! the body of a chunked POST, cut into chunks by its own bytes (each
+//! chunk's first byte is its control byte: size 1 to 32, hex case, a
+//! leading zero, an extension), with or without a trailer (bit 0 of byte
+//! 1), and followed by a pipelined GET: the decoded body must be exactly
+//! those bytes (or 413 over the body limit), then the GET.
 //!
-//! Invariants: no panic; every request's body is its `Content-Length`;
+//! Invariants: no panic; every request's body is its `Content-Length`, or
+//! for a chunked one its decoded body; while a chunked body is incomplete
+//! nothing is left buffered (every byte is decoded once, as it arrives);
 //! the requests yielded, and how the stream ends (a refusal, or the
 //! pending head and unconsumed bytes), are the same whole, split and byte
 //! by byte. Two allowed differences, after the same requests: a head
@@ -33,6 +42,7 @@ struct Seen {
     version_minor: u8,
     headers: Vec<(String, Vec<u8>)>,
     content_length: u64,
+    chunked: bool,
     keep_alive: bool,
     body: Vec<u8>,
 }
@@ -47,6 +57,7 @@ fn seen(req: &Request) -> Seen {
             .map(|(n, v)| (n.to_owned(), v.to_vec()))
             .collect(),
         content_length: req.content_length(),
+        chunked: req.is_chunked(),
         keep_alive: req.keep_alive(),
         body: req.body().to_vec(),
     }
@@ -57,10 +68,10 @@ enum End {
     /// The stream ended with this head pending (its body incomplete), or
     /// none, and these bytes not consumed.
     Open(Option<Seen>, Vec<u8>),
-    /// A head the server refuses (the connection closes).
+    /// A head or body the server refuses (the connection closes): a
+    /// `Content-Length` or chunked body over the body limit is
+    /// `BodyTooLarge` (413).
     Refused(ParseError),
-    /// A `Content-Length` over the body limit (413).
-    BodyTooLarge,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -86,24 +97,33 @@ fn run(stream: &[u8], chunks: &[usize], limits: &HeadLimits, max_body: u64) -> O
                             end: End::Refused(e),
                         }
                     }
-                    Ok(HeadPoll::Head) => {
-                        let p = r.pending().expect("Head means a pending request");
-                        if p.content_length() > max_body {
-                            return Outcome {
-                                requests,
-                                end: End::BodyTooLarge,
-                            };
-                        }
-                    }
+                    Ok(HeadPoll::Head) => {}
                 }
             }
-            let Some(req) = r.take_request() else {
-                assert!(
-                    (r.buffered().len() as u64) < r.pending().expect("pending").content_length()
-                );
-                break;
+            let req = match r.take_request(limits, max_body) {
+                Ok(Some(req)) => req,
+                Ok(None) => {
+                    let p = r.pending().expect("pending");
+                    if p.is_chunked() {
+                        assert!(r.buffered().is_empty(), "chunked bytes left undecoded");
+                    } else {
+                        assert!((r.buffered().len() as u64) < p.content_length());
+                    }
+                    break;
+                }
+                Err(e) => {
+                    return Outcome {
+                        requests,
+                        end: End::Refused(e),
+                    }
+                }
             };
-            assert_eq!(req.body().len() as u64, req.content_length());
+            if req.is_chunked() {
+                assert_eq!(req.content_length(), 0);
+                assert!(req.body().len() as u64 <= max_body);
+            } else {
+                assert_eq!(req.body().len() as u64, req.content_length());
+            }
             requests.push(seen(&req));
         }
     }
@@ -148,17 +168,81 @@ fn agree(whole: &Outcome, other: &Outcome, limits: &HeadLimits, how: &str) {
     );
 }
 
+/// The chunked round-trip stream for `body_spec` (see the module docs), and
+/// the body it carries.
+fn chunked_stream(body_spec: &[u8], trailer: bool) -> (Vec<u8>, Vec<u8>) {
+    let mut stream = b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut body = Vec::new();
+    let mut rest = body_spec;
+    while let [control, tail @ ..] = rest {
+        let len = usize::from(control & 31) + 1;
+        let data = &tail[..len.min(tail.len())];
+        if data.is_empty() {
+            break;
+        }
+        let size = if control & 32 != 0 {
+            format!("{:X}", data.len())
+        } else {
+            format!("{:x}", data.len())
+        };
+        if control & 64 != 0 {
+            stream.push(b'0');
+        }
+        stream.extend_from_slice(size.as_bytes());
+        if control & 128 != 0 {
+            stream.extend_from_slice(b" ; e=\"v;\"");
+        }
+        stream.extend_from_slice(b"\r\n");
+        stream.extend_from_slice(data);
+        stream.extend_from_slice(b"\r\n");
+        body.extend_from_slice(data);
+        rest = &tail[data.len()..];
+    }
+    stream.extend_from_slice(b"0\r\n");
+    if trailer {
+        stream.extend_from_slice(b"X-Sum: 1\r\n");
+    }
+    stream.extend_from_slice(b"\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    (stream, body)
+}
+
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
     let b = data[0];
-    let limits = HeadLimits {
-        max_head_bytes: [64, 512, 8192, 65536][usize::from(b & 3)],
-        max_headers: [1, 4, 32, 100][usize::from((b >> 2) & 3)],
+    let round_trip = b & 64 != 0;
+    let limits = if round_trip {
+        HeadLimits {
+            max_head_bytes: 8192,
+            max_headers: 32,
+        }
+    } else {
+        HeadLimits {
+            max_head_bytes: [64, 512, 8192, 65536][usize::from(b & 3)],
+            max_headers: [1, 4, 32, 100][usize::from((b >> 2) & 3)],
+        }
     };
     let max_body = [0, 16, 1024, 1 << 20][usize::from((b >> 4) & 3)];
-    let stream = &data[2..];
+    let built;
+    let stream = if round_trip {
+        let (s, body) = chunked_stream(&data[2..], data[1] & 1 != 0);
+        let got = run(&s, &[s.len()], &limits, max_body);
+        if body.len() as u64 > max_body {
+            assert_eq!(got.end, End::Refused(ParseError::BodyTooLarge));
+            assert!(got.requests.is_empty());
+        } else {
+            assert_eq!(got.end, End::Open(None, Vec::new()));
+            let uris: Vec<&str> = got.requests.iter().map(|r| r.uri.as_str()).collect();
+            assert_eq!(uris, ["/c", "/after"]);
+            assert!(got.requests[0].chunked);
+            assert!(got.requests[0].body == body, "decoded body differs");
+        }
+        built = s;
+        &built[..]
+    } else {
+        &data[2..]
+    };
     let whole = run(stream, &[stream.len()], &limits, max_body);
     let chunks = split::chunk_lengths(u64::from(data[1]), stream.len());
     agree(

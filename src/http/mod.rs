@@ -1,6 +1,6 @@
 //! HTTP/1.1 server connections on httparse: requests split across reads,
-//! pipelining, keep-alive, `Content-Length` bodies, limits (431, 413),
-//! a request timeout, HEAD, and the hand-off of an upgraded stream.
+//! pipelining, keep-alive, `Content-Length` and chunked bodies,
+//! absolute-form targets, limits (431, 413), a request timeout, HEAD, and the hand-off of an upgraded stream.
 
 pub(crate) mod linger;
 pub mod reader;

@@ -10,8 +10,38 @@
 //! its end (an empty line) has arrived or a new line completed, and the
 //! end search resumes where the previous one stopped (re-parsing a growing
 //! head on every read is how CVE-2023-43669 happened).
+//!
+//! A body is framed by `Content-Length` (taken whole once it is all
+//! buffered) or by `Transfer-Encoding: chunked` (RFC 9112 §7.1), decoded
+//! as it arrives by a state machine kept between reads: each received byte
+//! of a chunked body is looked at once and consumed (chunk data is copied
+//! to the decoded body in runs), however the stream is cut, so nothing is
+//! re-scanned and nothing of it stays buffered once decoded. Chunk
+//! extensions and trailer fields are checked and dropped. Strict framing
+//! (request smuggling lives in lenient chunk parsers): a chunk size is 1
+//! to 16 hex digits, then optional whitespace only before a `;`
+//! extension; every line ends with CRLF (a bare LF or CR is a
+//! [`ParseError::BadChunk`], 400), as does every chunk's data. Bounds:
+//! the decoded body is held to the body limit (413, a chunk that would
+//! pass it is refused from its size line); a chunk-size line, extensions
+//! included, to [`MAX_CHUNK_LINE`] bytes (400); the framing of all chunks
+//! together (size lines and CRLFs) to 16 bytes plus twice the data per
+//! chunk, with [`MAX_CHUNK_EXCESS`] bytes of slack per body (400: however
+//! it is chunked, a body costs at most 19 bytes on the wire per decoded
+//! byte plus that slack, so a flood of tiny chunks or long extensions is
+//! bounded by the body limit); the trailer section to the head limits
+//! (431).
 
-use super::request::{head_too_large, HeadLimits, ParseError, Request};
+use super::request::{head_too_large, is_tchar, HeadLimits, ParseError, Request};
+
+/// Longest chunk-size line, chunk extensions and CRLF included (400
+/// beyond).
+pub const MAX_CHUNK_LINE: usize = 4096;
+
+/// Framing bytes of a chunked body beyond the allowance of 16 bytes plus
+/// twice the data per chunk (as Go's `net/http`): at most this many over
+/// the whole body (400 beyond).
+pub const MAX_CHUNK_EXCESS: u64 = 16 * 1024;
 
 /// Receive-buffer capacity a connection keeps between requests; a larger
 /// one (left by a large body or head) is released once it is drained.
@@ -122,6 +152,8 @@ pub struct RequestReader {
     scanned: usize,
     /// A request whose head arrived and whose body is still arriving.
     pending: Option<Request>,
+    /// The pending request's chunked body, decoded so far.
+    chunked: Option<ChunkedBody>,
 }
 
 impl RequestReader {
@@ -136,7 +168,9 @@ impl RequestReader {
     }
 
     /// The bytes received and not yet consumed: the start of a head, or
-    /// what arrived after the pending request's head.
+    /// what arrived after the pending request's head (for a chunked body,
+    /// after what was decoded: while the body is incomplete, nothing once
+    /// `take_request` has looked at it).
     pub fn buffered(&self) -> &[u8] {
         self.buf.bytes()
     }
@@ -215,23 +249,60 @@ impl RequestReader {
     }
 
     /// The pending request with its body, once the body has arrived
-    /// (`None` before, or without a pending request).
-    pub fn take_request(&mut self) -> Option<Request> {
-        let need = usize::try_from(self.pending.as_ref()?.content_length()).ok()?;
-        if self.buf.len() < need {
-            return None;
-        }
-        let mut req = self.pending.take()?;
-        if need > 0 {
-            req.set_body(self.buf.take(need));
-        }
+    /// (`None` before, or without a pending request). A chunked body is
+    /// decoded as far as it has arrived on each call; the request's
+    /// [`body`](Request::body) is the decoded body. `limits` bound the
+    /// trailer section, `max_body` the body.
+    ///
+    /// # Errors
+    /// The connection answers [`ParseError::status`] and closes:
+    /// [`ParseError::BodyTooLarge`] (413) for a `Content-Length` over
+    /// `max_body` or a chunked body that would grow over it,
+    /// [`ParseError::BadChunk`] (400) for a malformed chunked body or one
+    /// over a framing bound (see the module docs), 431 for trailer fields
+    /// over `limits`.
+    pub fn take_request(
+        &mut self,
+        limits: &HeadLimits,
+        max_body: u64,
+    ) -> Result<Option<Request>, ParseError> {
+        let Some(pending) = self.pending.as_ref() else {
+            return Ok(None);
+        };
+        let body = if pending.is_chunked() {
+            let dec = self.chunked.get_or_insert_with(ChunkedBody::default);
+            let used = dec.decode(self.buf.bytes(), limits, max_body)?;
+            self.buf.consume(used);
+            if !dec.is_done() {
+                return Ok(None);
+            }
+            self.chunked.take().map(|d| d.body).unwrap_or_default()
+        } else {
+            if pending.content_length() > max_body {
+                return Err(ParseError::BodyTooLarge);
+            }
+            let Ok(need) = usize::try_from(pending.content_length()) else {
+                return Err(ParseError::BodyTooLarge);
+            };
+            if self.buf.len() < need {
+                return Ok(None);
+            }
+            self.buf.take(need)
+        };
+        let req = self.pending.take().map(|mut req| {
+            if !body.is_empty() {
+                req.set_body(body);
+            }
+            req
+        });
         self.buf.trim();
-        Some(req)
+        Ok(req)
     }
 
     /// Everything buffered (after an upgrade: the first frames).
     pub fn take_all(&mut self) -> Vec<u8> {
         self.scanned = 0;
+        self.chunked = None;
         self.buf.take_all()
     }
 
@@ -263,6 +334,199 @@ impl RequestReader {
     }
 }
 
+/// Where a chunked body's decoder is (RFC 9112 §7.1):
+///
+/// ```text
+/// chunked-body = *chunk last-chunk trailer-section CRLF
+/// chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+/// last-chunk   = 1*("0") [ chunk-ext ] CRLF
+/// chunk-ext    = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Chunk {
+    /// In the chunk size's hex digits.
+    #[default]
+    Size,
+    /// Whitespace after the size: a `;` must follow.
+    SizeSpace,
+    /// In the extensions (ignored), up to CR.
+    Ext,
+    /// The size line's CR was seen: LF must follow.
+    SizeLf,
+    /// In the chunk's data.
+    Data,
+    /// After the data: CR, then LF, must follow.
+    DataCr,
+    DataLf,
+    /// At the start of a trailer field line, or of the final empty line.
+    TrailerStart,
+    /// In a trailer field's name, then its value (ignored).
+    TrailerName,
+    TrailerValue,
+    /// A trailer line's CR was seen: LF must follow.
+    TrailerLf,
+    /// The final empty line's CR was seen: LF must follow.
+    EndLf,
+    /// The body is complete.
+    Done,
+}
+
+/// A chunked body being decoded: the state between reads, and the body.
+#[derive(Default)]
+struct ChunkedBody {
+    state: Chunk,
+    /// The chunk size read so far, and its digits.
+    size: u64,
+    digits: u8,
+    /// Data bytes left in the current chunk.
+    left: u64,
+    /// Bytes of the current chunk-size line.
+    line: usize,
+    /// Framing bytes not covered by the per-chunk allowance.
+    excess: u64,
+    /// Bytes and field lines of the trailer section.
+    trailer_bytes: usize,
+    trailer_lines: usize,
+    /// The decoded body.
+    body: Vec<u8>,
+}
+
+impl ChunkedBody {
+    fn is_done(&self) -> bool {
+        self.state == Chunk::Done
+    }
+
+    /// Decodes from the start of `input`: the bytes used (all of them
+    /// unless the body ended before).
+    fn decode(
+        &mut self,
+        input: &[u8],
+        limits: &HeadLimits,
+        max_body: u64,
+    ) -> Result<usize, ParseError> {
+        let mut i = 0;
+        while i < input.len() && self.state != Chunk::Done {
+            if self.state == Chunk::Data {
+                let n = usize::try_from(self.left)
+                    .unwrap_or(usize::MAX)
+                    .min(input.len() - i);
+                self.body.extend_from_slice(&input[i..i + n]);
+                i += n;
+                self.left -= n as u64;
+                if self.left == 0 {
+                    self.state = Chunk::DataCr;
+                }
+                continue;
+            }
+            let b = input[i];
+            i += 1;
+            self.framing_byte(b, limits, max_body)?;
+        }
+        Ok(i)
+    }
+
+    /// One byte of framing (anything but chunk data).
+    fn framing_byte(
+        &mut self,
+        b: u8,
+        limits: &HeadLimits,
+        max_body: u64,
+    ) -> Result<(), ParseError> {
+        use Chunk::*;
+        let bad = ParseError::BadChunk;
+        match self.state {
+            Size | SizeSpace | Ext | SizeLf | DataCr | DataLf => {
+                self.excess += 1;
+                if self.excess > MAX_CHUNK_EXCESS {
+                    return Err(bad("too much framing for the data"));
+                }
+            }
+            _ => {
+                self.trailer_bytes += 1;
+                if self.trailer_bytes > limits.max_head_bytes {
+                    return Err(ParseError::HeadTooLarge);
+                }
+            }
+        }
+        if matches!(self.state, Size | SizeSpace | Ext | SizeLf) {
+            self.line += 1;
+            if self.line > MAX_CHUNK_LINE {
+                return Err(bad("chunk-size line too long"));
+            }
+        }
+        // Inside an extension or a field value: HTAB, SP, VCHAR, obs-text.
+        let text = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80;
+        self.state = match (self.state, b) {
+            (Size, _) if b.is_ascii_hexdigit() => {
+                self.digits += 1;
+                if self.digits > 16 {
+                    return Err(bad("chunk size over 16 hex digits"));
+                }
+                let digit = u64::from((b as char).to_digit(16).unwrap_or(0));
+                self.size = self
+                    .size
+                    .checked_mul(16)
+                    .and_then(|s| s.checked_add(digit))
+                    .ok_or(bad("chunk size overflows"))?;
+                Size
+            }
+            (Size, _) if self.digits == 0 => return Err(bad("invalid chunk size")),
+            (Size | Ext, b'\r') => SizeLf,
+            (Size | SizeSpace | Ext, b'\n') => return Err(bad("bare LF ends a chunk-size line")),
+            (Size | SizeSpace, b' ' | b'\t') => SizeSpace,
+            (Size | SizeSpace, b';') => Ext,
+            (Size, _) => return Err(bad("invalid chunk size")),
+            (SizeSpace, _) => return Err(bad("whitespace in a chunk-size line")),
+            (Ext, _) if text(b) => Ext,
+            (Ext, _) => return Err(bad("invalid byte in a chunk extension")),
+            (SizeLf, b'\n') => self.size_line_done(max_body)?,
+            (DataCr, b'\r') => DataLf,
+            (DataCr, _) => return Err(bad("chunk data not followed by CRLF")),
+            (DataLf, b'\n') => Size,
+            (TrailerStart, b'\r') => EndLf,
+            (TrailerStart, _) if is_tchar(b) => {
+                self.trailer_lines += 1;
+                if self.trailer_lines > limits.max_headers {
+                    return Err(ParseError::TooManyHeaders);
+                }
+                TrailerName
+            }
+            (TrailerStart, b'\n') => return Err(bad("bare LF in the trailer section")),
+            (TrailerStart, _) => return Err(bad("invalid trailer field")),
+            (TrailerName, _) if is_tchar(b) => TrailerName,
+            (TrailerName, b':') => TrailerValue,
+            (TrailerName, _) => return Err(bad("invalid trailer field name")),
+            (TrailerValue, b'\r') => TrailerLf,
+            (TrailerValue, _) if text(b) => TrailerValue,
+            (TrailerValue, _) => return Err(bad("invalid byte in a trailer field")),
+            (TrailerLf, b'\n') => TrailerStart,
+            (EndLf, b'\n') => Done,
+            (SizeLf | DataLf | TrailerLf | EndLf, _) => return Err(bad("CR without LF")),
+            (Data | Done, _) => unreachable!("not framing"),
+        };
+        Ok(())
+    }
+
+    /// A chunk-size line ended: the chunk's data follows, or the trailer
+    /// section after the last chunk.
+    fn size_line_done(&mut self, max_body: u64) -> Result<Chunk, ParseError> {
+        let size = std::mem::take(&mut self.size);
+        self.digits = 0;
+        self.line = 0;
+        if size == 0 {
+            return Ok(Chunk::TrailerStart);
+        }
+        if (self.body.len() as u64).saturating_add(size) > max_body {
+            return Err(ParseError::BodyTooLarge);
+        }
+        self.excess = self
+            .excess
+            .saturating_sub(size.saturating_mul(2).saturating_add(16));
+        self.left = size;
+        Ok(Chunk::Data)
+    }
+}
+
 /// Where the head ends in `b` (just past its empty line), if it does: CRLF
 /// CRLF, or a bare LF in either place, which httparse accepts too (RFC 9112
 /// §2.2 lets a recipient take LF as a line terminator; Tornado does). So a
@@ -282,17 +546,23 @@ fn find_head_end(b: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_head_end, HeadPoll, RequestReader};
-    use crate::http::request::HeadLimits;
+    use super::{find_head_end, HeadPoll, RequestReader, MAX_CHUNK_EXCESS, MAX_CHUNK_LINE};
+    use crate::http::request::{HeadLimits, ParseError};
 
     const LIMITS: HeadLimits = HeadLimits {
         max_head_bytes: 4096,
         max_headers: 32,
     };
 
-    /// Feeds `stream` in the given pieces; the requests' URIs and bodies,
-    /// and what is left buffered.
-    fn feed(stream: &[u8], cuts: &[usize]) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+    /// The body limit in these tests.
+    const MAX_BODY: u64 = 1 << 20;
+
+    /// The requests' URIs and bodies, and what is left buffered.
+    type Fed = (Vec<(String, Vec<u8>)>, Vec<u8>);
+
+    /// Feeds `stream` in the given pieces: what [`Fed`] says, or the
+    /// error that stopped it (after the requests before it).
+    fn try_feed(stream: &[u8], cuts: &[usize]) -> Result<Fed, (Fed, ParseError)> {
         let mut r = RequestReader::new();
         let mut got = Vec::new();
         let mut at = 0;
@@ -301,18 +571,44 @@ mod tests {
             at = end;
             loop {
                 if r.pending().is_none() {
-                    match r.poll_head(&LIMITS).expect("valid stream") {
-                        HeadPoll::Idle | HeadPoll::Partial => break,
-                        HeadPoll::Head => {}
+                    match r.poll_head(&LIMITS) {
+                        Ok(HeadPoll::Idle | HeadPoll::Partial) => break,
+                        Ok(HeadPoll::Head) => {}
+                        Err(e) => return Err(((got, r.buffered().to_vec()), e)),
                     }
                 }
-                match r.take_request() {
-                    Some(req) => got.push((req.uri().to_owned(), req.body().to_vec())),
-                    None => break,
+                match r.take_request(&LIMITS, MAX_BODY) {
+                    Ok(Some(req)) => got.push((req.uri().to_owned(), req.body().to_vec())),
+                    Ok(None) => break,
+                    Err(e) => return Err(((got, r.buffered().to_vec()), e)),
                 }
             }
         }
-        (got, r.buffered().to_vec())
+        Ok((got, r.buffered().to_vec()))
+    }
+
+    fn feed(stream: &[u8], cuts: &[usize]) -> Fed {
+        try_feed(stream, cuts).expect("valid stream")
+    }
+
+    /// The error `stream` stops with, the same whole, cut anywhere once,
+    /// and byte by byte.
+    fn refusal(stream: &[u8]) -> ParseError {
+        let (_, e) = try_feed(stream, &[]).expect_err("refused");
+        for cut in 1..stream.len() {
+            assert_eq!(
+                try_feed(stream, &[cut]).err().map(|x| x.1),
+                Some(e.clone()),
+                "cut at {cut}"
+            );
+        }
+        let ones: Vec<usize> = (1..stream.len()).collect();
+        assert_eq!(
+            try_feed(stream, &ones).err().map(|x| x.1),
+            Some(e.clone()),
+            "byte by byte"
+        );
+        e
     }
 
     /// Pipelined requests (bodies, bare LF heads, empty lines between
@@ -338,6 +634,173 @@ mod tests {
         }
         let ones: Vec<usize> = (1..stream.len()).collect();
         assert_eq!(feed(stream, &ones), whole, "byte by byte");
+    }
+
+    /// Chunked bodies (extensions, trailers, upper-case hex, leading
+    /// zeros, an empty body) pipelined with others: the decoded bodies,
+    /// the same whole, cut anywhere once or twice, and byte by byte; after
+    /// the last request only the start of the next head is buffered.
+    #[test]
+    fn chunked_stream_cut_anywhere_gives_the_same_requests() {
+        let stream = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5;name=value\r\nhello\r\n1 ; q=\"a b\"\r\n \r\n0000A\r\n0123456789\r\n\
+            0;last\r\nX-Trailer: t\r\nX-Empty:\r\n\r\n\
+            GET /b HTTP/1.1\r\nHost: x\r\n\r\n\
+            POST /c HTTP/1.1\r\nHost: x\r\ntransfer-encoding: CHUNKED\r\n\r\n0\r\n\r\n\
+            POST /d HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+            3\r\n\r\n\n\r\n0\r\n\r\n\r\n\
+            PUT /e HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ,chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n\
+            GET /f HTTP/1.1\r\nHo";
+        let whole = feed(stream, &[]);
+        let want: Vec<(String, Vec<u8>)> = [
+            ("/a", &b"hello 0123456789"[..]),
+            ("/b", b""),
+            ("/c", b""),
+            ("/d", b"\r\n\n"),
+            ("/e", b"ok"),
+        ]
+        .iter()
+        .map(|(u, b)| (u.to_string(), b.to_vec()))
+        .collect();
+        assert_eq!(whole, (want, b"GET /f HTTP/1.1\r\nHo".to_vec()));
+        for cut in 1..stream.len() {
+            assert_eq!(feed(stream, &[cut]), whole, "cut at {cut}");
+            for cut2 in (cut + 1..stream.len()).step_by(7) {
+                assert_eq!(feed(stream, &[cut, cut2]), whole, "cut at {cut}, {cut2}");
+            }
+        }
+        let ones: Vec<usize> = (1..stream.len()).collect();
+        assert_eq!(feed(stream, &ones), whole, "byte by byte");
+    }
+
+    /// A chunked body still arriving leaves nothing buffered: each byte is
+    /// decoded (consumed) once, never scanned again on the next read.
+    #[test]
+    fn chunked_body_is_consumed_as_it_arrives() {
+        let mut r = RequestReader::new();
+        r.push(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(r.poll_head(&LIMITS), Ok(HeadPoll::Head));
+        let body = b"4;x=y\r\nabcd\r\n3\r\nefg\r\n0\r\nT: v\r\n\r\nnext";
+        for (i, b) in body.iter().enumerate() {
+            r.push(&[*b]);
+            let got = r.take_request(&LIMITS, MAX_BODY).expect("valid");
+            if let Some(req) = got {
+                assert_eq!(req.body(), b"abcdefg");
+                assert!(req.is_chunked() && req.content_length() == 0);
+                assert_eq!(i, body.len() - 5, "done as the final LF arrives");
+                r.push(&body[i + 1..]);
+                assert_eq!(r.buffered(), b"next");
+                return;
+            }
+            assert!(r.buffered().is_empty(), "byte {i} left buffered");
+        }
+        panic!("the body never completed");
+    }
+
+    /// Chunked framing refused, the same however it is cut: sizes that
+    /// are not 1 to 16 hex digits, whitespace, bare LF or CR, data not
+    /// followed by CRLF, controls in extensions and trailers.
+    #[test]
+    fn malformed_chunked_bodies_are_refused_as_bad_chunks() {
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for body in [
+            &b"+5\r\nhello\r\n0\r\n\r\n"[..],
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5 5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"g\r\n",
+            b"00000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"10000000000000000\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\rhello\r\n0\r\n\r\n",
+            b"5;a\nhello\r\n0\r\n\r\n",
+            b"5;a\x00b\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloX\r\n0\r\n\r\n",
+            b"5\r\nhello\n0\r\n\r\n",
+            b"5\r\nhello\r0\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\n",
+            b"5\r\nhello\r\n0\n\r\n",
+            b"5\r\nhello\r\n0\r\nT: v\n\r\n",
+            b"5\r\nhello\r\n0\r\nT v\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n T: v\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nT: \x01\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\rx",
+        ] {
+            let mut stream = head.to_vec();
+            stream.extend_from_slice(body);
+            let e = refusal(&stream);
+            assert!(matches!(e, ParseError::BadChunk(_)), "{body:?}: {e:?}");
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    /// The bounds of a chunked body: the decoded size (413, refused from
+    /// the size line before the data), the size line with its extensions,
+    /// framing out of proportion to the data (tiny chunks with long
+    /// extensions; 400) and the trailer section (431).
+    #[test]
+    fn chunked_body_bounds() {
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let with = |body: &[u8]| [&head[..], body].concat();
+        // Exactly the limit is fine; one byte more is 413 from its size line.
+        let max = usize::try_from(MAX_BODY).unwrap();
+        let mut body = format!("{:x}\r\n", max - 1).into_bytes();
+        body.extend(std::iter::repeat_n(b'a', max - 1));
+        body.extend_from_slice(b"\r\n1\r\nb\r\n0\r\n\r\n");
+        let (got, _) = feed(&with(&body), &[]);
+        assert_eq!(got[0].1.len(), max);
+        let over = with(&body);
+        let over = [&over[..over.len() - 11], b"2\r\n"].concat();
+        assert_eq!(
+            try_feed(&over, &[]).err().map(|x| x.1),
+            Some(ParseError::BodyTooLarge)
+        );
+        assert_eq!(
+            refusal(&with(b"ffffffffffffffff\r\n")),
+            ParseError::BodyTooLarge
+        );
+        // A chunk-size line over MAX_CHUNK_LINE.
+        let long = with(format!("1;{}\r\n", "e".repeat(MAX_CHUNK_LINE)).as_bytes());
+        assert!(matches!(refusal(&long), ParseError::BadChunk(_)));
+        // Extensions within the line limit, on tiny chunks: the excess
+        // over the per-chunk allowance adds up.
+        let ext = format!("1;{}\r\nx\r\n", "e".repeat(1000));
+        let n = usize::try_from(MAX_CHUNK_EXCESS).unwrap() / 980 + 1;
+        let flood = with(ext.repeat(n).as_bytes());
+        let e = try_feed(&flood, &[]).err().map(|x| x.1);
+        assert!(matches!(e, Some(ParseError::BadChunk(_))), "{e:?}");
+        // Many tiny chunks with ordinary framing are fine (16 bytes a chunk).
+        let tiny = with(&[&b"1\r\nx\r\n".repeat(100_000)[..], b"0\r\n\r\n"].concat());
+        assert_eq!(feed(&tiny, &[]).0[0].1.len(), 100_000);
+        // Padded sizes are framing out of proportion to one byte of data.
+        let padded = with(&b"0000000000000001\r\nx\r\n".repeat(100_000));
+        let e = try_feed(&padded, &[]).err().map(|x| x.1);
+        assert!(matches!(e, Some(ParseError::BadChunk(_))), "{e:?}");
+        // Trailers: the head limits.
+        let big = with(format!("0\r\nT: {}\r\n\r\n", "v".repeat(LIMITS.max_head_bytes)).as_bytes());
+        assert_eq!(refusal(&big), ParseError::HeadTooLarge);
+        let many =
+            with(format!("0\r\n{}\r\n", "T: v\r\n".repeat(LIMITS.max_headers + 1)).as_bytes());
+        assert_eq!(refusal(&many), ParseError::TooManyHeaders);
+        let fine = with(format!("0\r\n{}\r\n", "T: v\r\n".repeat(LIMITS.max_headers)).as_bytes());
+        assert_eq!(feed(&fine, &[]).0.len(), 1);
+    }
+
+    /// A `Content-Length` over the body limit is refused by `take_request`
+    /// too (the server refuses it from the head, before any 100 Continue).
+    #[test]
+    fn content_length_over_the_limit_is_413() {
+        let mut r = RequestReader::new();
+        r.push(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n");
+        assert_eq!(r.poll_head(&LIMITS), Ok(HeadPoll::Head));
+        assert_eq!(
+            r.take_request(&LIMITS, 10).err(),
+            Some(ParseError::BodyTooLarge)
+        );
+        assert_eq!(r.take_request(&LIMITS, 11).map(|r| r.is_some()), Ok(false));
     }
 
     #[test]

@@ -25,10 +25,32 @@ pub enum ParseError {
     HeadTooLarge,
     /// `Content-Length` is not a number, or appears twice with different values (400).
     BadContentLength,
-    /// The declared body is larger than allowed (413).
+    /// The body is larger than allowed (413): a declared `Content-Length`,
+    /// or a chunked body as it is decoded (a chunk whose size would take
+    /// it over the limit is refused before its data arrives).
     BodyTooLarge,
-    /// `Transfer-Encoding: chunked` request bodies are not supported (411).
-    LengthRequired,
+    /// A `Transfer-Encoding` the message cannot be framed with (400): next
+    /// to `Content-Length` (RFC 9112 §6.3 lets a server refuse it; it is
+    /// how requests are smuggled), on an HTTP/1.0 request (§6.1), a list
+    /// that is malformed or empty, `chunked` not the final coding (§6.3:
+    /// the body length cannot be determined, MUST be 400; so also
+    /// `identity`, `gzip` or `chunked, gzip`), or `chunked` more than once
+    /// (§6.1), also across repeated `Transfer-Encoding` fields, which
+    /// combine into one list.
+    BadTransferEncoding(&'static str),
+    /// `chunked` is the final transfer coding but others come before it,
+    /// such as `gzip, chunked` (501, RFC 9112 §6.1: a coding the server
+    /// does not implement).
+    UnsupportedTransferCoding,
+    /// A chunked body (RFC 9112 §7.1) that is malformed or over a framing
+    /// limit (400): a chunk size that is not 1 to 16 hex digits, a line
+    /// not ended by CRLF (a bare LF is refused), chunk data not followed
+    /// by CRLF, a control character in an extension or trailer field, a
+    /// chunk-size line (with its extensions) over 4 KiB, or too much
+    /// framing for the data it carries (see `http::reader`). Trailer
+    /// fields over the head limits are [`HeadTooLarge`](Self::HeadTooLarge)
+    /// or [`TooManyHeaders`](Self::TooManyHeaders) (431).
+    BadChunk(&'static str),
     /// A well-formed HTTP version other than 1.0 or 1.1, such as `HTTP/2.0`
     /// (505); a malformed one is [`Malformed`](Self::Malformed).
     UnsupportedVersion,
@@ -44,10 +66,13 @@ impl ParseError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            ParseError::Malformed(_) | ParseError::BadContentLength => 400,
+            ParseError::Malformed(_)
+            | ParseError::BadContentLength
+            | ParseError::BadTransferEncoding(_)
+            | ParseError::BadChunk(_) => 400,
             ParseError::TooManyHeaders | ParseError::HeadTooLarge => 431,
             ParseError::BodyTooLarge => 413,
-            ParseError::LengthRequired => 411,
+            ParseError::UnsupportedTransferCoding => 501,
             ParseError::UnsupportedVersion => 505,
             ParseError::UriTooLong => 414,
         }
@@ -62,7 +87,11 @@ impl fmt::Display for ParseError {
             ParseError::HeadTooLarge => f.write_str("Request header fields too large"),
             ParseError::BadContentLength => f.write_str("Invalid Content-Length"),
             ParseError::BodyTooLarge => f.write_str("Request body too large"),
-            ParseError::LengthRequired => f.write_str("Chunked request bodies are not supported"),
+            ParseError::BadTransferEncoding(what) => write!(f, "Bad Transfer-Encoding: {what}"),
+            ParseError::UnsupportedTransferCoding => {
+                f.write_str("Transfer codings other than chunked are not implemented")
+            }
+            ParseError::BadChunk(what) => write!(f, "Malformed chunked body: {what}"),
             ParseError::UnsupportedVersion => f.write_str("HTTP version not supported"),
             ParseError::UriTooLong => f.write_str("Request target too long"),
         }
@@ -102,6 +131,8 @@ const VIA_TLS: u8 = 0x80;
 const EXPECT_CONTINUE: u8 = 1;
 /// An `Expect` value other than `100-continue` was seen (417).
 const EXPECT_OTHER: u8 = 2;
+/// The body is `Transfer-Encoding: chunked` (then `content_length` is 0).
+const CHUNKED: u8 = 4;
 
 /// The [`EXPECT_CONTINUE`] / [`EXPECT_OTHER`] bits of one `Expect` value.
 fn expect_tokens(value: &[u8]) -> u8 {
@@ -172,6 +203,153 @@ fn valid_host(value: &[u8]) -> bool {
         .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
 }
 
+/// Whether `b` is a `tchar` (RFC 9110 §5.6.2): a byte of a token.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+/// The `Transfer-Encoding` fields of a request, combined into one list
+/// (RFC 9110 §5.3), as far as framing needs them.
+#[derive(Default)]
+struct Codings {
+    /// A `Transfer-Encoding` field was seen.
+    present: bool,
+    /// Codings in the list (empty elements are not codings).
+    count: u32,
+    /// How many of them are `chunked`.
+    chunked: u32,
+    /// The last one is `chunked`.
+    last_chunked: bool,
+    /// An element is not `token *( OWS ";" OWS token BWS "=" BWS value )`,
+    /// or `chunked` has parameters (it takes none).
+    malformed: bool,
+}
+
+impl Codings {
+    /// Adds one `Transfer-Encoding` field value to the list.
+    fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        for element in value.split(|&b| b == b',') {
+            let element = element.trim_ascii();
+            if element.is_empty() {
+                // RFC 9110 §5.6.1: empty list elements are ignored.
+                continue;
+            }
+            let mut parts = element.split(|&b| b == b';');
+            let name = parts.next().unwrap_or_default().trim_ascii();
+            let mut params = 0;
+            for param in parts {
+                params += 1;
+                // A parameter with a quoted-string value holding `,` or
+                // `;` is split here and refused: no transfer coding the
+                // server could decode has such parameters.
+                let ok = split_once_byte(param, b'=').is_some_and(|(n, v)| {
+                    is_token(n.trim_ascii()) && is_param_value(v.trim_ascii())
+                });
+                self.malformed |= !ok;
+            }
+            self.malformed |= !is_token(name);
+            self.count += 1;
+            self.last_chunked = name.eq_ignore_ascii_case(b"chunked");
+            if self.last_chunked {
+                self.chunked += 1;
+                self.malformed |= params > 0;
+            }
+        }
+    }
+
+    /// Whether the body is chunked (`Ok(false)`: no `Transfer-Encoding`),
+    /// or why the request is refused.
+    fn framing(&self) -> Result<bool, ParseError> {
+        if !self.present {
+            return Ok(false);
+        }
+        if self.malformed || self.count == 0 {
+            return Err(ParseError::BadTransferEncoding("malformed list of codings"));
+        }
+        if !self.last_chunked {
+            return Err(ParseError::BadTransferEncoding(
+                "chunked is not the final coding",
+            ));
+        }
+        if self.chunked > 1 {
+            return Err(ParseError::BadTransferEncoding(
+                "chunked applied more than once",
+            ));
+        }
+        if self.count > 1 {
+            return Err(ParseError::UnsupportedTransferCoding);
+        }
+        Ok(true)
+    }
+}
+
+/// `s` split around the first `b`.
+fn split_once_byte(s: &[u8], b: u8) -> Option<(&[u8], &[u8])> {
+    let at = s.iter().position(|&c| c == b)?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+/// Whether `v` is a token or a quoted-string (RFC 9110 §5.6.4; a
+/// backslash escape is taken as two characters of text).
+fn is_param_value(v: &[u8]) -> bool {
+    let text = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80;
+    is_token(v)
+        || (v.len() >= 2
+            && v[0] == b'"'
+            && v[v.len() - 1] == b'"'
+            && v[1..v.len() - 1].iter().all(|&b| text(b)))
+}
+
+/// The part of a request target that holds its path and query (RFC 9112
+/// §3.2): an origin-form target (`/p?q`) whole; after the authority for an
+/// absolute-form one (`http://host/p?q` gives `/p?q`; `http://host?q`
+/// gives `?q`, whose path is `/`). The asterisk-form (`*`), and any target
+/// of `CONNECT` (authority-form), are kept whole as before: they route as
+/// they are (no route matches them).
+///
+/// # Errors
+/// 400 for a target of none of these forms, an absolute-form whose scheme
+/// is not `http` or `https` (any case), or whose authority is empty, holds
+/// userinfo (`user@`) or a character a `Host` value cannot have.
+fn origin_part<'a>(target: &'a [u8], method: &str) -> Result<&'a [u8], ParseError> {
+    if target.first() == Some(&b'/') || target == b"*" || method == "CONNECT" {
+        return Ok(target);
+    }
+    let invalid = ParseError::Malformed("invalid request target");
+    let (scheme, rest) = split_once_byte(target, b':').ok_or(invalid.clone())?;
+    // RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    let valid_scheme = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !valid_scheme {
+        return Err(invalid);
+    }
+    if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
+        return Err(ParseError::Malformed(
+            "request target scheme is not http or https",
+        ));
+    }
+    // RFC 9110 §4.2.1: "http" "://" authority path-abempty [ "?" query ].
+    let rest = rest.strip_prefix(b"//").ok_or(invalid)?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    // RFC 9110 §4.2.1: an empty host is invalid; §4.2.4: userinfo is
+    // treated as an error (`valid_host` has no `@`).
+    if authority.is_empty() || !valid_host(authority) {
+        return Err(ParseError::Malformed("invalid authority in request target"));
+    }
+    Ok(&rest[end..])
+}
+
 /// The [`CONN_CLOSE`] / [`CONN_KEEP_ALIVE`] bits of one `Connection` value.
 fn connection_tokens(value: &[u8]) -> u8 {
     let mut bits = 0;
@@ -190,11 +368,16 @@ pub struct Request {
     /// The raw head from the method on (empty lines received before the
     /// request line are not part of it), then the body.
     head: Box<[u8]>,
-    /// The method is `head[..method_len]`.
+    /// The method is `head[..method_len]`; the request target follows it
+    /// after one space.
     method_len: u8,
-    /// The path is `head[path.0..path.1]`.
+    /// The path is `head[path.0..path.1]`: inside the target, after the
+    /// authority of an absolute-form one. Empty only for an absolute-form
+    /// target without a path (`http://host`, `http://host?q`), whose path
+    /// is `/`.
     path: Span,
-    /// The query (after `?`) ends here; `0` when there is no `?`.
+    /// The query (after `?`) ends here, as does the target; `0` when there
+    /// is no `?`.
     query_end: u32,
     version_minor: u8,
     /// `Connection` tokens seen while parsing: [`CONN_CLOSE`] and
@@ -202,7 +385,9 @@ pub struct Request {
     /// and the [`VIA_TLS`] bit.
     connection: u8,
     /// `Expect` values seen while parsing: [`EXPECT_CONTINUE`] and
-    /// [`EXPECT_OTHER`] bits (0 for HTTP/1.0, where `Expect` is ignored).
+    /// [`EXPECT_OTHER`] bits (not for HTTP/1.0, where `Expect` is
+    /// ignored); and [`CHUNKED`] (in this byte, so the request stays 72
+    /// bytes: it is kept for every WebSocket connection).
     expect: u8,
     /// Declared body length (bodies over 4 GiB are refused with 413 at parse time).
     content_length: u32,
@@ -231,11 +416,24 @@ impl Request {
     /// Empty lines before the request line are skipped (RFC 9112 §2.2);
     /// they count in the bytes used but are not part of the request.
     ///
+    /// The body is framed by `Content-Length`, or by `Transfer-Encoding:
+    /// chunked` ([`is_chunked`](Self::is_chunked); the body is decoded by
+    /// `http::reader`, not here). An absolute-form target
+    /// (`http://host/p?q`, RFC 9112 §3.2.2) is accepted, its path and query
+    /// are those after the authority; the `Host` header is still required
+    /// and checked as for any request, and is what [`host`](Self::host)
+    /// returns (the authority in the target is not compared with it).
+    ///
     /// # Errors
     /// A [`ParseError`] whose [`status`](ParseError::status) is the HTTP
-    /// answer (400, 411, 413 is decided later, 431, 505). An HTTP/1.1
-    /// request without a `Host` header, or any request with more than one,
-    /// is malformed (400, RFC 9112 §3.2).
+    /// answer: 400 (malformed; an invalid request target or an
+    /// absolute-form one whose scheme is not `http`/`https`; a
+    /// `Transfer-Encoding` the body cannot be framed with, see
+    /// [`ParseError::BadTransferEncoding`]), 413 (a `Content-Length` over
+    /// 4 GiB; the configured limit is applied by the caller), 431, 501
+    /// (a transfer coding before `chunked`), 505. An HTTP/1.1 request
+    /// without a `Host` header, or any request with more than one, is
+    /// malformed (400, RFC 9112 §3.2).
     pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<HeadStatus, ParseError> {
         Ok(match Self::parse_spans(buf, limits)? {
             Some((mut req, skip, used)) => {
@@ -324,14 +522,21 @@ impl Request {
         if target.is_empty() {
             return Err(ParseError::Malformed("empty request target"));
         }
-        let (path, query_end) = match target.iter().position(|&b| b == b'?') {
-            Some(q) => (span_of(base, &target[..q]), span_of(base, target).1),
-            None => (span_of(base, target), 0),
+        // `uri()` finds the target after the method and one space (all
+        // httparse accepts without its lenient options).
+        if span_of(base, target).0 != u32::from(method_len) + 1 {
+            return Err(ParseError::Malformed("bad request line"));
+        }
+        let origin = origin_part(target, method)?;
+        let (path, query_end) = match origin.iter().position(|&b| b == b'?') {
+            Some(q) => (span_of(base, &origin[..q]), span_of(base, origin).1),
+            None => (span_of(base, origin), 0),
         };
         let mut content_length: Option<u64> = None;
         let mut connection = 0;
         let mut expect = 0;
         let mut hosts = 0u32;
+        let mut codings = Codings::default();
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("connection") {
                 connection |= connection_tokens(h.value);
@@ -359,7 +564,7 @@ impl Request {
                 }
                 content_length = Some(v);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(ParseError::LengthRequired);
+                codings.add(h.value);
             }
         }
         // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request)
@@ -372,6 +577,23 @@ impl Request {
         if hosts == 0 && version_minor >= 1 {
             return Err(ParseError::Malformed("missing Host header"));
         }
+        if codings.present {
+            // RFC 9112 §6.3: a request with both could be framed either
+            // way by different parsers (request smuggling): refused.
+            if content_length.is_some() {
+                return Err(ParseError::BadTransferEncoding(
+                    "Transfer-Encoding with Content-Length",
+                ));
+            }
+            // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; its framing
+            // is faulty.
+            if version_minor == 0 {
+                return Err(ParseError::BadTransferEncoding(
+                    "Transfer-Encoding in HTTP/1.0",
+                ));
+            }
+        }
+        let chunked = codings.framing()?;
         let request = Request {
             head: Box::default(),
             method_len,
@@ -380,7 +602,7 @@ impl Request {
             version_minor,
             connection,
             // RFC 9110 §10.1.1: an HTTP/1.0 request's expectation is ignored.
-            expect: if version_minor >= 1 { expect } else { 0 },
+            expect: if version_minor >= 1 { expect } else { 0 } | if chunked { CHUNKED } else { 0 },
             content_length: u32::try_from(content_length.unwrap_or(0))
                 .map_err(|_| ParseError::BodyTooLarge)?,
             head_len: (used - skip) as u32,
@@ -427,8 +649,15 @@ impl Request {
     }
 
     /// The path part of the request target, still percent-encoded (`/a%20b`).
+    /// For an absolute-form target (`http://host/a?q`, RFC 9112 §3.2.2) the
+    /// path after its authority (`/a`), and `/` when it has none
+    /// (`http://host`).
     pub fn path(&self) -> &str {
-        self.text(self.path)
+        if self.path.0 == self.path.1 {
+            "/"
+        } else {
+            self.text(self.path)
+        }
     }
 
     /// The query string without `?` (empty when there is none).
@@ -440,14 +669,17 @@ impl Request {
         }
     }
 
-    /// The whole request target (`/path?query`).
+    /// The whole request target as received (Tornado's `request.uri`):
+    /// `/path?query`, or `http://host/path?query` for an absolute-form one,
+    /// whose [`path`](Self::path) and [`query`](Self::query) are the parts
+    /// after the authority.
     pub fn uri(&self) -> &str {
         let end = if self.query_end == 0 {
             self.path.1
         } else {
             self.query_end
         };
-        self.text((self.path.0, end))
+        self.text((u32::from(self.method_len) + 1, end))
     }
 
     /// `1` for HTTP/1.1, `0` for HTTP/1.0.
@@ -508,9 +740,18 @@ impl Request {
             .map(|(_, v)| v)
     }
 
-    /// The declared `Content-Length` (0 when absent).
+    /// The declared `Content-Length` (0 when absent, as for a chunked
+    /// body: then [`body`](Self::body)'s length is what was decoded).
     pub fn content_length(&self) -> u64 {
         u64::from(self.content_length)
+    }
+
+    /// Whether the body came with `Transfer-Encoding: chunked` (RFC 9112
+    /// §7.1). Once the server has read it, [`body`](Self::body) is the
+    /// decoded body (chunk extensions and trailer fields are dropped), as
+    /// for a `Content-Length` body.
+    pub fn is_chunked(&self) -> bool {
+        self.expect & CHUNKED != 0
     }
 
     /// Whether the client sent `Expect: 100-continue` (HTTP/1.1): it may
@@ -895,6 +1136,126 @@ mod tests {
         // Ignored in HTTP/1.0 (RFC 9110 §10.1.1).
         let r = parse("POST / HTTP/1.0\r\nExpect: 100-continue, x\r\n\r\n");
         assert!(!r.expects_continue() && !r.has_unmet_expectation());
+    }
+
+    /// `Transfer-Encoding`: exactly `chunked` (any case, list syntax,
+    /// empty elements) frames the body; anything else is refused with the
+    /// status RFC 9112 §6 gives it. `LengthRequired` (411) is gone.
+    #[test]
+    fn transfer_encoding_framing() {
+        let head = |te: &str| format!("POST /p HTTP/1.1\r\nHost: h\r\n{te}\r\n");
+        for te in [
+            "Transfer-Encoding: chunked\r\n",
+            "transfer-encoding: CHUNKED\r\n",
+            "Transfer-Encoding:  chunked \t\r\n",
+            "Transfer-Encoding: ,chunked,\r\n",
+            "Transfer-Encoding:\r\nTransfer-Encoding: chunked\r\n",
+        ] {
+            let r = parse(&head(te));
+            assert!(r.is_chunked(), "{te:?}");
+            assert_eq!(r.content_length(), 0);
+        }
+        assert!(!parse(&head("")).is_chunked());
+        let err = |raw: &str| Request::parse_head(raw.as_bytes(), &LIMITS).unwrap_err();
+        for (te, status) in [
+            ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400),
+            ("Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", 400),
+            ("Transfer-Encoding: gzip, chunked\r\n", 501),
+            (
+                "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                501,
+            ),
+            ("Transfer-Encoding: x;q=\"1\", chunked\r\n", 501),
+            ("Transfer-Encoding: chunked, gzip\r\n", 400),
+            ("Transfer-Encoding: identity\r\n", 400),
+            ("Transfer-Encoding: gzip\r\n", 400),
+            ("Transfer-Encoding: chunked, chunked\r\n", 400),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                400,
+            ),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+                400,
+            ),
+            ("Transfer-Encoding:\r\n", 400),
+            ("Transfer-Encoding: ,\r\n", 400),
+            ("Transfer-Encoding: chunked;x=1\r\n", 400),
+            ("Transfer-Encoding: chun ked\r\n", 400),
+            ("Transfer-Encoding: \"chunked\"\r\n", 400),
+            ("Transfer-Encoding: gzip;, chunked\r\n", 400),
+        ] {
+            let e = err(&head(te));
+            assert_eq!(e.status(), status, "{te:?}: {e:?}");
+            assert!(
+                matches!(
+                    e,
+                    ParseError::BadTransferEncoding(_) | ParseError::UnsupportedTransferCoding
+                ),
+                "{te:?}: {e:?}"
+            );
+        }
+        let e = err("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(
+            (e.status(), e),
+            (
+                400,
+                ParseError::BadTransferEncoding("Transfer-Encoding in HTTP/1.0")
+            )
+        );
+        assert_eq!(ParseError::UnsupportedTransferCoding.status(), 501);
+        assert_eq!(ParseError::BadChunk("x").status(), 400);
+    }
+
+    /// RFC 9112 §3.2.2: "a server MUST accept the absolute-form in
+    /// requests": the path and query are those after the authority (`/`
+    /// without a path); `uri()` is the target as received.
+    #[test]
+    fn absolute_form_targets() {
+        for (target, path, query) in [
+            ("http://example.com/a/b?q=1&r", "/a/b", "q=1&r"),
+            ("HTTPS://Example.COM:8443/x", "/x", ""),
+            ("http://example.com", "/", ""),
+            ("http://example.com?q=1", "/", "q=1"),
+            ("http://example.com/", "/", ""),
+            ("http://[::1]:80/v6?", "/v6", ""),
+            ("http://h//double", "//double", ""),
+        ] {
+            let r = parse(&format!(
+                "GET {target} HTTP/1.1\r\nHost: other\r\nX: y\r\n\r\n"
+            ));
+            assert_eq!((r.path(), r.query(), r.uri()), (path, query, target));
+            // The Host header is kept and is what `host()` answers.
+            assert_eq!((r.host(), r.header("x")), (Some("other"), Some("y")));
+            assert_eq!(r.query_argument("q").is_some(), query.contains("q="));
+        }
+        // Origin-form, asterisk-form and CONNECT's authority-form as before.
+        let r = parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((r.path(), r.uri()), ("*", "*"));
+        let r = parse("CONNECT example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.path(), "example.com:443");
+        let err = |target: &str| {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            Request::parse_head(raw.as_bytes(), &LIMITS).unwrap_err()
+        };
+        for target in [
+            "ftp://example.com/x",
+            "ws://example.com/x",
+            "mailto:a@b",
+            "http:/example.com/x",
+            "http:example.com",
+            "http:///x",
+            "http://?q",
+            "http://user@example.com/",
+            "http://exa\"mple/",
+            "1http://example.com/",
+            "example.com/x",
+            "?q=1",
+            "**",
+        ] {
+            let e = err(target);
+            assert!(matches!(e, ParseError::Malformed(_)), "{target}: {e:?}");
+        }
     }
 
     #[test]

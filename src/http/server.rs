@@ -18,7 +18,7 @@ use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, Response};
 use super::stream::Stream;
 use super::{HttpLimits, Reply, Service, Upgrade};
-use crate::ioloop::{deadline_after, Action, ConnId, IOLoop, Pollable, Readiness};
+use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
 
 /// Accepts handled per readiness event before yielding to other work.
 const ACCEPT_BUDGET: usize = 512;
@@ -492,6 +492,9 @@ impl HttpConn {
     }
 
     fn step(&mut self, lp: &IOLoop) -> Step {
+        // Whether the pending request's head completed in this call: it
+        // then gets its `100 Continue` if its body is not all here.
+        let mut new_head = false;
         if self.reader.pending().is_none() {
             let polled = self.reader.poll_head(&self.shared.head_limits);
             if polled == Ok(HeadPoll::Idle) {
@@ -524,19 +527,29 @@ impl HttpConn {
                 self.error(lp, 417, "Unsupported Expect value");
                 return Step::Close;
             }
-            // RFC 9110 §10.1.1: a client that sent `Expect: 100-continue`
-            // may wait for this before sending the body. A request refused
-            // from its head alone got its final status above instead; a
-            // body already here needs no invitation.
-            if req.expects_continue()
-                && (self.reader.buffered().len() as u64) < req.content_length()
-            {
-                self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            }
+            new_head = true;
         }
         // The deadline stays the one set when the request started.
-        let Some(mut req) = self.reader.take_request() else {
-            return Step::NeedMore;
+        let max_body = self.shared.limits.max_body_size as u64;
+        let mut req = match self.reader.take_request(&self.shared.head_limits, max_body) {
+            Ok(Some(req)) => req,
+            Ok(None) => {
+                // RFC 9110 §10.1.1: a client that sent `Expect:
+                // 100-continue` may wait for this before sending the body
+                // (`Content-Length` or chunked). A request refused from
+                // its head alone got its final status above instead; a
+                // body already here needs no invitation.
+                if new_head && self.reader.pending().is_some_and(Request::expects_continue) {
+                    self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                return Step::NeedMore;
+            }
+            Err(e) => {
+                // A chunked body that is malformed or over a limit (413,
+                // 400, 431), found as it arrives.
+                self.error(lp, e.status(), &e.to_string());
+                return Step::Close;
+            }
         };
         req.set_peer(Some(self.peer));
         if self.stream.as_ref().is_some_and(Stream::is_tls) {
@@ -796,16 +809,6 @@ impl Pollable for HttpConn {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
-    }
-}
-
-pub(crate) fn panic_message(p: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }
 

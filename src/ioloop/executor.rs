@@ -5,13 +5,14 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::handle::TaskWaker;
-use super::IOLoop;
+use super::{IOLoop, Kind};
 
 pub(crate) struct Task {
     future: Pin<Box<dyn Future<Output = ()>>>,
@@ -21,6 +22,14 @@ pub(crate) struct Task {
 impl IOLoop {
     /// Runs `future` on this loop; it is first polled on the next iteration
     /// (Tornado's `spawn_callback` with a coroutine).
+    ///
+    /// A panic while the future is polled is caught, logged at error level
+    /// and counted in [`Counter::CallbackPanics`](super::Counter::CallbackPanics),
+    /// as Tornado logs a spawned callback's exception (and tokio catches a
+    /// task's panic): the task is dropped there, never polled again, and the
+    /// loop goes on with the other tasks. There is no join handle; a task
+    /// whose result matters sends it somewhere (a channel, an `Rc` cell)
+    /// that sees the panic as a value that never came.
     #[doc(alias = "spawn_callback")]
     pub fn spawn(&self, future: impl Future<Output = ()> + 'static) {
         let mut tasks = self.inner.tasks.borrow_mut();
@@ -49,31 +58,10 @@ impl IOLoop {
         // drain moves them here, locking only when something is pending.
         self.drain_shared_callbacks();
         let ids = std::mem::take(&mut *self.inner.ready_local.borrow_mut());
-        /// If a task panics while polled (the panic unwinds out of `start`):
-        /// frees its slot, and queues the tasks after it again so they are
-        /// not forgotten. Forgotten on the normal path, so it costs nothing.
-        struct Unwinding<'a> {
-            lp: &'a IOLoop,
-            ids: &'a [usize],
-            at: usize,
-        }
-        impl Drop for Unwinding<'_> {
-            fn drop(&mut self) {
-                let id = self.ids[self.at];
-                let mut tasks = self.lp.inner.tasks.borrow_mut();
-                if tasks.contains(id) {
-                    tasks.remove(id);
-                }
-                drop(tasks);
-                let rest = &self.ids[self.at + 1..];
-                self.lp
-                    .inner
-                    .ready_local
-                    .borrow_mut()
-                    .extend_from_slice(rest);
-            }
-        }
-        for (at, &id) in ids.iter().enumerate() {
+        for id in ids {
+            // The task is out of its slot (and no borrow is held) while it
+            // is polled: a task that wakes itself or spawns others from its
+            // poll touches only the queues.
             let task = self
                 .inner
                 .tasks
@@ -82,23 +70,25 @@ impl IOLoop {
                 .and_then(Option::take);
             let Some(mut task) = task else { continue };
             let mut cx = Context::from_waker(&task.waker);
-            let unwinding = Unwinding {
-                lp: self,
-                ids: &ids,
-                at,
-            };
-            let poll = task.future.as_mut().poll(&mut cx);
-            std::mem::forget(unwinding);
+            let poll = self.guard(Kind::Task, || task.future.as_mut().poll(&mut cx));
             match poll {
-                Poll::Ready(()) => {
-                    let mut tasks = self.inner.tasks.borrow_mut();
-                    if tasks.contains(id) {
-                        tasks.remove(id);
-                    }
-                }
-                Poll::Pending => {
+                Some(Poll::Pending) => {
                     if let Some(slot) = self.inner.tasks.borrow_mut().get_mut(id) {
                         *slot = Some(task);
+                    }
+                }
+                done => {
+                    // Finished, or panicked (logged): its slot is freed and
+                    // it is never polled again. A panicked future is dropped
+                    // under a guard too, as its state may be half-updated.
+                    {
+                        let mut tasks = self.inner.tasks.borrow_mut();
+                        if tasks.contains(id) {
+                            tasks.remove(id);
+                        }
+                    }
+                    if done.is_none() {
+                        self.guard(Kind::TaskDrop, move || drop(task));
                     }
                 }
             }
@@ -108,21 +98,40 @@ impl IOLoop {
     /// Runs the loop until `future` completes and returns its output
     /// (Tornado's `IOLoop.run_sync`).
     ///
+    /// Panics of other callbacks and tasks that run meanwhile are caught and
+    /// logged as in [`start`](Self::start); `future` is the caller's own
+    /// work, so its panic is not: the loop stops (left usable, what was
+    /// still queued runs when it is started again) and the panic resumes in
+    /// the caller of `run_sync`, as Tornado's `run_sync` re-raises the
+    /// function's exception.
+    ///
     /// # Panics
-    /// If called while the loop is running (from inside a callback).
+    /// If called while the loop is running (from inside a callback), or
+    /// with `future`'s own panic.
     pub fn run_sync<T: 'static>(&self, future: impl Future<Output = T> + 'static) -> T {
-        let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+        let slot: Rc<RefCell<Option<std::thread::Result<T>>>> = Rc::new(RefCell::new(None));
         let out = slot.clone();
         let lp = self.clone();
         self.spawn(async move {
-            let v = future.await;
+            let mut future = std::pin::pin!(future);
+            let v = std::future::poll_fn(|cx| {
+                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+                    Err(panic) => Poll::Ready(Err(panic)),
+                }
+            })
+            .await;
             *out.borrow_mut() = Some(v);
             lp.stop();
         });
         loop {
             self.start();
-            if let Some(v) = slot.borrow_mut().take() {
-                return v;
+            let done = slot.borrow_mut().take();
+            match done {
+                Some(Ok(v)) => return v,
+                Some(Err(panic)) => resume_unwind(panic),
+                None => {}
             }
         }
     }

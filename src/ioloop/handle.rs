@@ -72,7 +72,9 @@ pub struct IOLoopHandle {
 impl IOLoopHandle {
     /// Runs `f` on the loop's thread at its next iteration. Returns false,
     /// dropping `f`, if the loop is gone (its thread ended, or the loop was
-    /// dropped): Tornado raises "IOLoop is closing" there.
+    /// dropped): Tornado raises "IOLoop is closing" there. A panic in `f`
+    /// is caught on the loop's thread and logged, as for
+    /// [`IOLoop::add_callback`](super::IOLoop::add_callback).
     pub fn add_callback(&self, f: impl FnOnce() + Send + 'static) -> bool {
         self.shared.send(&self.shared.callbacks, Box::new(f))
     }

@@ -16,6 +16,21 @@
 //! a timeout of the earliest deadline (zero when work is pending), dispatch
 //! readiness, poll woken futures, flush again.
 //!
+//! ## Panics in user code
+//! As Tornado logs "Exception in callback ..." and goes on, a panic in a
+//! callback ([`IOLoop::add_callback`], also from another thread through
+//! [`IOLoopHandle::add_callback`]), a timer ([`IOLoop::call_later`],
+//! [`IOLoop::call_at`]), a [`PeriodicCallback`] tick, a spawned task
+//! ([`IOLoop::spawn`]), an [`IOLoop::add_handler`] callback or a signal
+//! callback is caught where the loop calls it, logged at error level as
+//! `<what> panicked: <message>` (e.g. `IOLoop timer callback panicked:
+//! boom`) and counted in [`Counter::CallbackPanics`]; the loop goes on
+//! with the next one.
+//! Connection handlers catch their own panics (their connection closes
+//! with 1011, counted in [`Counter::HandlerPanics`]). Only the future given
+//! to [`IOLoop::run_sync`] is different: it is the caller's own work, so
+//! its panic reaches `run_sync`'s caller (Tornado re-raises there too).
+//!
 //! Connection deadlines (handshake, ping, close, idle) are not timers: each
 //! connection exposes its next deadline and a periodic sweep compares them
 //! (uWS's tick counters, PERF-NOTES §4), so nothing timer-related happens
@@ -42,8 +57,10 @@ pub use timer::TimeoutHandle;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::fmt;
 use std::future::Future;
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -294,19 +311,27 @@ impl IOLoop {
     // ---- callbacks and timers -------------------------------------------
 
     /// Runs `f` on the next iteration of the loop.
+    ///
+    /// A panic in `f` is caught, logged at error level and counted in
+    /// [`Counter::CallbackPanics`]; the loop goes on (Tornado's "Exception
+    /// in callback").
     pub fn add_callback(&self, f: impl FnOnce() + 'static) {
         self.inner.callbacks.borrow_mut().push_back(Box::new(f));
     }
 
     /// Runs `f` after `delay` (loop clock).
     /// A delay too large for an `Instant` (`Duration::MAX`) never comes due.
+    ///
+    /// A panic in `f` is caught, logged at error level and counted in
+    /// [`Counter::CallbackPanics`]; the other due timers still run.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimeoutHandle {
         self.call_at(self.deadline_after(delay), f)
     }
 
     /// Runs `f` at `when` (loop clock). A timer set by a timer callback
     /// runs on a later iteration even if `when` has passed (so chains of
-    /// them cannot starve the loop).
+    /// them cannot starve the loop). A panic in `f` is caught and logged, as
+    /// for [`call_later`](Self::call_later).
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimeoutHandle {
         self.inner.timers.borrow_mut().insert(when, Box::new(f))
     }
@@ -328,10 +353,15 @@ impl IOLoop {
     /// If `stop` was called while the loop was not running, returns at once
     /// (Tornado: "the next call to start() will return immediately").
     ///
-    /// A panic in a callback, timer or task unwinds out of `start` (a panic
-    /// is a bug; connection handlers are the exception: their panics close
-    /// only their own connection with 1011). The loop stays usable: what was
-    /// still queued runs when it is started again.
+    /// A panic in a callback, timer, periodic callback, spawned task or
+    /// `add_handler` callback does not end `start`: it is logged at error
+    /// level (`IOLoop callback panicked: <message>`, `spawned task
+    /// panicked: ...`, and so on), counted in
+    /// [`Counter::CallbackPanics`], and the loop goes on (Tornado's
+    /// `handle_callback_exception`). A connection handler's panic closes
+    /// only its own connection with 1011. Should anything else unwind out
+    /// of `start` (the loop's own bug), the loop is left stopped and
+    /// usable: what was still queued runs when it is started again.
     ///
     /// # Panics
     /// If the loop is already running (a nested `start` from a callback).
@@ -391,10 +421,14 @@ impl IOLoop {
 
         // Callbacks queued before this tick; new ones wait for the next.
         let n = inner.callbacks.borrow().len();
+        // Each is taken out of the queue before it runs (no borrow is held
+        // across user code), so a caught panic leaves the queue consistent.
         for _ in 0..n {
             let cb = inner.callbacks.borrow_mut().pop_front();
             match cb {
-                Some(cb) => cb(),
+                Some(cb) => {
+                    self.guard(Kind::Callback, cb);
+                }
                 None => break,
             }
         }
@@ -409,7 +443,9 @@ impl IOLoop {
         loop {
             let cb = inner.timers.borrow_mut().pop_due(now, before);
             match cb {
-                Some(cb) => cb(),
+                Some(cb) => {
+                    self.guard(Kind::Timer, cb);
+                }
                 None => break,
             }
         }
@@ -501,6 +537,32 @@ impl IOLoop {
             std::mem::take(&mut *shared.ready_tasks.lock().unwrap_or_else(|e| e.into_inner()));
         if !ready.is_empty() {
             self.inner.pending_ready().extend(ready);
+        }
+    }
+
+    /// Runs user code handed to the loop. A panic is caught, logged at error
+    /// level with what panicked and its message, counted in
+    /// [`Counter::CallbackPanics`], and the loop goes on: `None` then.
+    /// `catch_unwind` costs nothing on the path that does not panic.
+    #[inline]
+    pub(crate) fn guard<R>(&self, what: impl fmt::Display, f: impl FnOnce() -> R) -> Option<R> {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                self.callback_panicked(&what, payload);
+                None
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn callback_panicked(&self, what: &dyn fmt::Display, payload: Box<dyn Any + Send>) {
+        log::error!("{what} panicked: {}", panic_message(&payload));
+        self.count(Counter::CallbackPanics, 1);
+        // A payload whose own drop panics must not unwind out of the loop.
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
         }
     }
 
@@ -623,6 +685,45 @@ impl IOLoop {
 impl Inner {
     fn pending_ready(&self) -> std::cell::RefMut<'_, Vec<usize>> {
         self.ready_local.borrow_mut()
+    }
+}
+
+/// What kind of user code panicked, for the log line.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    /// `add_callback`, from the loop's thread or through a handle.
+    Callback,
+    /// `call_later`/`call_at`.
+    Timer,
+    /// A `PeriodicCallback` tick.
+    Periodic,
+    /// A future given to `spawn`, while polled.
+    Task,
+    /// A `spawn`ed future while dropped after its panic.
+    TaskDrop,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Callback => "IOLoop callback",
+            Kind::Timer => "IOLoop timer callback",
+            Kind::Periodic => "PeriodicCallback callback",
+            Kind::Task => "spawned task",
+            Kind::TaskDrop => "drop of a panicked task",
+        })
+    }
+}
+
+/// The message of a panic payload (`panic!` with a literal or a format
+/// string), or "unknown panic".
+pub(crate) fn panic_message(p: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
     }
 }
 

@@ -7,12 +7,17 @@
 //! loop keeps a started `PeriodicCallback` alive:
 //! `PeriodicCallback::new(f, d).start();` as a statement keeps calling `f`.
 //! Keep a clone to [`stop`](PeriodicCallback::stop) it.
+//!
+//! A panic in the callback is caught, logged at error level and counted in
+//! [`Counter::CallbackPanics`](super::Counter::CallbackPanics), and the
+//! callback stays scheduled: Tornado's `PeriodicCallback._run` logs the
+//! exception and schedules the next call in a `finally`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, IOLoop, TimeoutHandle};
+use super::{deadline_after, IOLoop, Kind, TimeoutHandle};
 
 struct State {
     callback: RefCell<Box<dyn FnMut()>>,
@@ -25,6 +30,11 @@ struct State {
 /// Calls a function periodically on the current thread's loop. Clones
 /// control the same callback; dropping them does not stop it (the loop's
 /// timer keeps it alive until [`stop`](Self::stop)).
+///
+/// A call that panics is logged at error level and counted in
+/// [`Counter::CallbackPanics`](super::Counter::CallbackPanics); the callback
+/// stays scheduled and is called again at the next period (as Tornado).
+/// Stop it from the callback before panicking to end it instead.
 #[derive(Clone)]
 pub struct PeriodicCallback {
     state: Rc<State>,
@@ -102,13 +112,16 @@ fn schedule(state: &Rc<State>, lp: &IOLoop) {
             return;
         }
         state.handle.set(None);
+        let lp = IOLoop::current();
         if let Ok(mut cb) = state.callback.try_borrow_mut() {
-            cb();
+            // Caught here, not by the timer's guard, so that the next call
+            // is still scheduled. The borrow ends with the call, panic or not.
+            lp.guard(Kind::Periodic, &mut *cb);
         }
         // Not if the callback stopped and restarted it: `start` scheduled
         // a timer already, and a second one would double the rate.
         if state.running.get() && state.handle.get().is_none() {
-            schedule(&state, &IOLoop::current());
+            schedule(&state, &lp);
         }
     });
     state.handle.set(Some(h));

@@ -127,6 +127,10 @@ impl IOLoop {
     /// together may be reported once. No thread is started: see the module
     /// docs for why that matters to a single-threaded server.
     ///
+    /// A panic in `callback` is caught, logged at error level and counted in
+    /// [`Counter::CallbackPanics`](super::Counter::CallbackPanics); the
+    /// callback stays installed for the next delivery.
+    ///
     /// # Errors
     /// `InvalidInput` for the signals no process may handle (SIGKILL,
     /// SIGSTOP, SIGILL, SIGFPE, SIGSEGV); an OS error if the socket pair or
@@ -214,7 +218,9 @@ impl IOLoop {
                 .collect()
         };
         for (signal, mut cb) in fired {
-            cb();
+            // A panic is logged and the callback kept, as for a timer that
+            // fires again: the next delivery of the signal calls it again.
+            self.guard(SignalKind(signal), &mut cb);
             let mut slot = self.inner.signals.borrow_mut();
             if let Some(e) = slot
                 .as_mut()
@@ -226,6 +232,16 @@ impl IOLoop {
                 }
             }
         }
+    }
+}
+
+/// Names a signal callback in the log line of its panic (formatted only
+/// then).
+struct SignalKind(c_int);
+
+impl std::fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "signal handler for signal {}", self.0)
     }
 }
 
@@ -312,6 +328,27 @@ mod tests {
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "signal {sig}");
         }
         assert!(!lp.remove_signal_handler(libc::SIGKILL));
+    }
+
+    /// A panicking signal callback is logged and counted, the loop goes on,
+    /// and the callback stays installed for the next delivery.
+    #[test]
+    fn a_panicking_signal_handler_is_logged_and_stays_installed() {
+        let lp = IOLoop::current();
+        let before = lp.metrics().get(super::super::Counter::CallbackPanics);
+        let n = Rc::new(Cell::new(0));
+        let n2 = n.clone();
+        // SIGWINCH: ignored by default, so a stray one harms nothing.
+        lp.add_signal_handler(libc::SIGWINCH, move || {
+            n2.set(n2.get() + 1);
+            panic!("boom in signal handler");
+        })
+        .unwrap();
+        raise_and_expect(&lp, libc::SIGWINCH, &n, 1);
+        raise_and_expect(&lp, libc::SIGWINCH, &n, 2);
+        let after = lp.metrics().get(super::super::Counter::CallbackPanics);
+        assert_eq!(after - before, 2);
+        assert!(lp.remove_signal_handler(libc::SIGWINCH));
     }
 
     #[test]

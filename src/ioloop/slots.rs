@@ -144,10 +144,10 @@ impl IOLoop {
     }
 
     pub(super) fn dispatch(&self, id: ConnId, r: Readiness) {
-        /// If `ready` panics (a user `Pollable`; connection handlers catch
-        /// their own), the item is dropped by the unwinding: free its slot
-        /// too, so the registration does not stay "busy" forever. Forgotten
-        /// on the normal path, so it costs nothing.
+        /// If `ready` panics (a bug: connection handlers and `add_handler`
+        /// callbacks catch their own panics), the item is dropped by the
+        /// unwinding: free its slot too, so the registration does not stay
+        /// "busy" forever. Forgotten on the normal path, so it costs nothing.
         struct Unwinding<'a>(&'a IOLoop, ConnId);
         impl Drop for Unwinding<'_> {
             fn drop(&mut self) {
@@ -326,6 +326,15 @@ impl IOLoop {
     /// Registers any mio [`Source`] and calls `callback` with it on each
     /// readiness event (Tornado's `add_handler(fd, handler, events)`).
     ///
+    /// A panic in `callback` is caught, logged at error level (with the
+    /// handler's id) and counted in [`Counter::CallbackPanics`](super::Counter::CallbackPanics);
+    /// the handler stays registered and is called on the next readiness
+    /// event, as Tornado logs a handler's exception and keeps the handler
+    /// (readiness is edge-triggered, so a handler that panics before
+    /// reading is not called again until new readiness arrives). Call
+    /// [`remove_handler`](Self::remove_handler) from the callback, before
+    /// the panic, to drop it instead.
+    ///
     /// # Errors
     /// Registration with the poller failed.
     ///
@@ -391,9 +400,21 @@ struct UserHandler<S, F> {
     callback: F,
 }
 
+/// Names an `add_handler` callback in the log line of its panic (formatted
+/// only then).
+struct HandlerKind(ConnId);
+
+impl std::fmt::Display for HandlerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "add_handler callback for {}", self.0)
+    }
+}
+
 impl<S: Source + 'static, F: FnMut(&mut S, Readiness) + 'static> Pollable for UserHandler<S, F> {
-    fn ready(&mut self, _lp: &IOLoop, _id: ConnId, r: Readiness) -> Action {
-        (self.callback)(&mut self.source, r);
+    fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
+        // A panic is logged and the registration kept (see `add_handler`).
+        let (callback, source) = (&mut self.callback, &mut self.source);
+        lp.guard(HandlerKind(id), || callback(source, r));
         Action::Keep
     }
 

@@ -121,7 +121,7 @@ impl WsConn {
             log::error!(
                 "{} WebSocket handler {what} panicked: {}",
                 self.core.id,
-                crate::http::server::panic_message(&p)
+                crate::ioloop::panic_message(&p)
             );
             lp.count(crate::ioloop::Counter::HandlerPanics, 1);
             // A connection already closing keeps the reason it closes for

@@ -303,3 +303,52 @@ pub fn read_within(s: &mut TcpStream, within: Duration) -> (Vec<u8>, ReadEnd) {
         }
     }
 }
+
+/// Runs the test named `name` alone in a child process (this test binary
+/// again, filtered to it, one thread) and returns true in the parent once
+/// the child passed; returns false in the child, which then runs the body.
+/// For tests that measure process-wide figures (`VmRSS`, `VmHWM`): other
+/// tests running in the same process at the same time move them.
+///
+/// ```ignore
+/// if util::isolated("my_test") { return; }
+/// ```
+pub fn isolated(name: &str) -> bool {
+    const VAR: &str = "CYCLONE_ISOLATED_TEST";
+    if std::env::var(VAR).as_deref() == Ok(name) {
+        return false;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(VAR, name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the isolated test");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for the isolated test") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("isolated test {name} did not finish in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(
+        status.success() && out.contains("1 passed"),
+        "isolated test {name} failed ({status}):\n{out}\n{err}"
+    );
+    true
+}
