@@ -51,10 +51,14 @@
 pub mod http;
 pub mod ioloop;
 pub mod protocol;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod web;
 pub mod websocket;
 mod workers;
 
+#[cfg(feature = "tls")]
+pub use workers::run_workers_tls;
 pub use workers::{run_workers, Workers};
 
 use std::time::Duration;

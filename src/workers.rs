@@ -64,6 +64,40 @@ pub fn run_workers<F>(n: usize, addr: SocketAddr, factory: F) -> io::Result<Work
 where
     F: Fn() -> Application + Send + Sync + 'static,
 {
+    start(n, addr, None, factory)
+}
+
+/// [`run_workers`] serving HTTPS and `wss://`: every worker listens with
+/// `tls` ([`Application::listen_reuse_port_tls`]).
+///
+/// # Errors
+/// A worker could not bind or register its listener (workers already
+/// started are stopped).
+///
+/// # Panics
+/// If `n` is 0.
+#[cfg(feature = "tls")]
+pub fn run_workers_tls<F>(
+    n: usize,
+    addr: SocketAddr,
+    tls: crate::tls::ServerTls,
+    factory: F,
+) -> io::Result<Workers>
+where
+    F: Fn() -> Application + Send + Sync + 'static,
+{
+    start(n, addr, Some(tls), factory)
+}
+
+#[cfg(feature = "tls")]
+type Tls = Option<crate::tls::ServerTls>;
+#[cfg(not(feature = "tls"))]
+type Tls = Option<std::convert::Infallible>;
+
+fn start<F>(n: usize, addr: SocketAddr, tls: Tls, factory: F) -> io::Result<Workers>
+where
+    F: Fn() -> Application + Send + Sync + 'static,
+{
     assert!(n > 0, "run_workers needs at least one worker");
     let factory = Arc::new(factory);
     let mut workers = Workers {
@@ -75,11 +109,20 @@ where
         let (tx, rx) = mpsc::channel();
         let f = factory.clone();
         let bind = workers.addr;
+        #[cfg_attr(not(feature = "tls"), allow(clippy::clone_on_copy))]
+        let tls = tls.clone();
         let t = std::thread::Builder::new()
             .name(format!("cyclone-worker-{i}"))
             .spawn(move || {
                 let app = f();
-                match app.listen_reuse_port(bind) {
+                let bound = match tls {
+                    None => app.listen_reuse_port(bind),
+                    #[cfg(feature = "tls")]
+                    Some(tls) => app.listen_reuse_port_tls(bind, tls),
+                    #[cfg(not(feature = "tls"))]
+                    Some(never) => match never {},
+                };
+                match bound {
                     Ok(a) => {
                         let lp = IOLoop::current();
                         let _ = tx.send(Ok((a, lp.handle())));

@@ -654,11 +654,22 @@ fn refused_and_bad_urls() {
     });
     assert!(matches!(res, Err(ConnectError::Io(_))), "{res:?}");
 
-    let res = IOLoop::current()
-        .run_sync(async { websocket_connect("wss://example.com/").await.map(|_| ()) });
-    let err = res.expect_err("tls");
-    assert!(matches!(err, ConnectError::Tls));
-    assert!(err.to_string().contains("TLS not supported yet"));
+    // wss:// (tests/tls.rs connects to a TLS server).
+    #[cfg(feature = "tls")]
+    {
+        let u = WsUrl::parse("wss://example.com/chat").expect("wss url");
+        assert!(u.secure);
+        assert_eq!((u.host.as_str(), u.port), ("example.com", 443));
+        assert!(!WsUrl::parse("ws://example.com/").expect("url").secure);
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let res = IOLoop::current()
+            .run_sync(async { websocket_connect("wss://example.com/").await.map(|_| ()) });
+        let err = res.expect_err("tls");
+        assert!(matches!(err, ConnectError::Tls));
+        assert!(err.to_string().contains("without its `tls` feature"));
+    }
     for bad in [
         "http://x/",
         "ws://",

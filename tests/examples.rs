@@ -222,3 +222,77 @@ fn chat_help_start_serve_stop() {
         assert_metrics(port);
     });
 }
+
+/// `tls_echo`: `--help` names the openssl command; with a self-signed
+/// pair made here it serves HTTPS and `wss://` echo; SIGINT ends it.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_echo_help_start_serve_stop() {
+    use cyclone::tls::rustls;
+    let exe = build_example("tls_echo");
+    check_help(&exe);
+    let help = Command::new(&exe).arg("--help").output().expect("--help");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("openssl req -x509"));
+    // Without a certificate it says what is missing.
+    let out = Command::new(&exe).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cert and --key are required"));
+
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("cyclone-tls-echo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+
+    let port = free_port();
+    let mut child = Command::new(&exe)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start tls_echo");
+    wait_for_port(&mut child, port, Duration::from_secs(10));
+
+    let config = cyclone::tls::client_config(Some(pair.cert.pem().as_bytes())).unwrap();
+    let connect = || {
+        let s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    // HTTPS.
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, connect());
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = Vec::new();
+    tls.read_to_end(&mut page).unwrap();
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("cyclone over https"), "{page}");
+    // wss:// echo.
+    let (mut ws, _) = tungstenite::client_tls_with_config(
+        format!("wss://localhost:{port}/echo"),
+        connect(),
+        None,
+        Some(tungstenite::Connector::Rustls(config)),
+    )
+    .expect("wss handshake");
+    ws.send(tungstenite::Message::text("over tls")).unwrap();
+    assert_eq!(ws.read().unwrap(), tungstenite::Message::text("over tls"));
+    drop(ws);
+
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill -INT");
+    assert!(kill.success());
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status.code(), Some(0), "tls_echo exited with {status}");
+}

@@ -22,11 +22,9 @@
 //! closed at once.
 
 use std::io::{self, Read};
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-
+use super::stream::Stream;
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
 
 /// Longest an HTTP connection lingers after an error answer (nginx's
@@ -37,16 +35,22 @@ pub(crate) const HTTP_LINGER: Duration = Duration::from_secs(5);
 const DISCARD_BUDGET: usize = 16;
 
 /// Shuts down the write half of `stream` once the answer is written: the
-/// peer sees a FIN right after it.
-pub(crate) fn shut_write(stream: &TcpStream) {
-    // NotConnected: the peer is already gone; the discard reads see it.
-    let _ = stream.shutdown(Shutdown::Write);
+/// peer sees a FIN right after it (over TLS, a `close_notify` alert and
+/// then the FIN, once the kernel has taken every record: see
+/// [`Stream::shut_write`]).
+pub(crate) fn shut_write(stream: &mut Stream) {
+    stream.shut_write();
 }
 
 /// Reads and drops what arrived. True once the lingering is over: the peer
 /// closed its side, or the socket failed. Yields after a budget of reads
 /// (marking `id` readable again) so a fast sender cannot starve the loop.
-pub(crate) fn discard(stream: &mut TcpStream, lp: &IOLoop, id: ConnId) -> bool {
+/// Over TLS, first writes the records (the `close_notify`) the kernel
+/// refused before, and shuts the write half down once they are out.
+pub(crate) fn discard(stream: &mut Stream, lp: &IOLoop, id: ConnId) -> bool {
+    if stream.flush_pending().is_err() {
+        return true;
+    }
     let mut buf = lp.take_read_buf();
     let mut done = false;
     let mut rounds = 0;
@@ -78,14 +82,14 @@ pub(crate) fn discard(stream: &mut TcpStream, lp: &IOLoop, id: ConnId) -> bool {
 /// An HTTP connection after its error answer was written: see the module
 /// docs. Replaces the `HttpConn` in its slot.
 pub(crate) struct Lingering {
-    stream: TcpStream,
+    stream: Stream,
     until: Instant,
 }
 
 impl Lingering {
     /// Starts lingering on `stream` (its answer fully written) in slot `id`.
-    pub(crate) fn start(lp: &IOLoop, id: ConnId, stream: TcpStream, wait: Duration) -> Action {
-        shut_write(&stream);
+    pub(crate) fn start(lp: &IOLoop, id: ConnId, mut stream: Stream, wait: Duration) -> Action {
+        shut_write(&mut stream);
         // Edge-triggered: bytes may be waiting already; no new edge comes.
         lp.mark_readable(id);
         Action::Replace(Box::new(Lingering {

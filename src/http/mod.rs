@@ -7,9 +7,11 @@ pub mod reader;
 pub mod request;
 pub mod response;
 pub mod server;
+pub mod stream;
 
 pub use request::{percent_decode, HeadLimits, ParseError, Request};
 pub use response::{html_escape, http_date, reason_phrase, Response};
+pub use stream::Stream;
 
 use std::time::Duration;
 
@@ -83,14 +85,15 @@ pub enum Reply {
 pub trait Upgrade {
     /// The status line and headers to send before handing over (101).
     fn response_head(&mut self, out: &mut Vec<u8>);
-    /// Turns the stream into the upgraded connection. `leftover` holds bytes
-    /// received after the request head; `unsent` is the part of the
+    /// Turns the stream (plain TCP or TLS, already registered with the
+    /// loop under `id`) into the upgraded connection. `leftover` holds
+    /// bytes received after the request head; `unsent` is the part of the
     /// response head the kernel did not take yet (usually empty), to be
     /// written before anything else; `nodelay` is the stream's current
     /// `TCP_NODELAY` state (set by the listener).
     fn into_connection(
         self: Box<Self>,
-        stream: mio::net::TcpStream,
+        stream: Stream,
         leftover: Vec<u8>,
         unsent: Vec<u8>,
         id: crate::ioloop::ConnId,
@@ -109,4 +112,6 @@ pub trait Service: 'static {
     }
 }
 
+#[cfg(feature = "tls")]
+pub use server::listen_tls;
 pub use server::{listen, listen_with};

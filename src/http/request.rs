@@ -122,6 +122,10 @@ pub enum HeadStatus {
 const CONN_CLOSE: u8 = 1;
 /// `Connection: keep-alive` was seen.
 const CONN_KEEP_ALIVE: u8 = 2;
+/// Not a `Connection` token: the request came over TLS
+/// ([`Request::protocol`] is `"https"`). Kept in the same byte so that a
+/// `Request`, which every WebSocket connection keeps, does not grow.
+const VIA_TLS: u8 = 0x80;
 
 /// `Expect: 100-continue` was seen.
 const EXPECT_CONTINUE: u8 = 1;
@@ -377,7 +381,8 @@ pub struct Request {
     query_end: u32,
     version_minor: u8,
     /// `Connection` tokens seen while parsing: [`CONN_CLOSE`] and
-    /// [`CONN_KEEP_ALIVE`] bits, so `keep_alive()` needs no header scan.
+    /// [`CONN_KEEP_ALIVE`] bits, so `keep_alive()` needs no header scan;
+    /// and the [`VIA_TLS`] bit.
     connection: u8,
     /// `Expect` values seen while parsing: [`EXPECT_CONTINUE`] and
     /// [`EXPECT_OTHER`] bits (not for HTTP/1.0, where `Expect` is
@@ -782,6 +787,27 @@ impl Request {
     /// Records the peer's address.
     pub fn set_peer(&mut self, peer: Option<SocketAddr>) {
         self.peer = peer;
+    }
+
+    /// `"https"` for a request that came over TLS, else `"http"`
+    /// (Tornado's `HTTPServerRequest.protocol`). A WebSocket handler sees
+    /// it through `ws.request()`.
+    pub fn protocol(&self) -> &'static str {
+        if self.connection & VIA_TLS != 0 {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Records whether the request came over TLS (the server connection
+    /// does this; see [`protocol`](Self::protocol)).
+    pub fn set_https(&mut self, https: bool) {
+        if https {
+            self.connection |= VIA_TLS;
+        } else {
+            self.connection &= !VIA_TLS;
+        }
     }
 
     /// The `Host` header, if any.

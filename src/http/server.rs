@@ -16,6 +16,7 @@ use super::linger::{Lingering, HTTP_LINGER};
 use super::reader::{HeadPoll, RequestReader};
 use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, Response};
+use super::stream::Stream;
 use super::{HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
 
@@ -51,6 +52,46 @@ pub fn listen_with(
     limits: HttpLimits,
     reuse_port: bool,
 ) -> io::Result<SocketAddr> {
+    listen_inner(addr, service, limits, reuse_port, None)
+}
+
+/// Like [`listen_with`], serving HTTPS (and `wss://`): every accepted
+/// connection is a TLS session with `tls` (Tornado's
+/// `HTTPServer(app, ssl_options=...)`). The handshake counts against
+/// `limits.request_timeout`, which runs from accept.
+///
+/// # Errors
+/// Binding or registering the listener failed.
+#[cfg(feature = "tls")]
+pub fn listen_tls(
+    addr: SocketAddr,
+    service: Rc<dyn Service>,
+    limits: HttpLimits,
+    reuse_port: bool,
+    tls: &crate::tls::ServerTls,
+) -> io::Result<SocketAddr> {
+    listen_inner(
+        addr,
+        service,
+        limits,
+        reuse_port,
+        Some(tls.config().clone()),
+    )
+}
+
+/// The TLS configuration of a listener (`None`: plain HTTP).
+#[cfg(feature = "tls")]
+type TlsConfig = Option<std::sync::Arc<rustls::ServerConfig>>;
+#[cfg(not(feature = "tls"))]
+type TlsConfig = Option<std::convert::Infallible>;
+
+fn listen_inner(
+    addr: SocketAddr,
+    service: Rc<dyn Service>,
+    limits: HttpLimits,
+    reuse_port: bool,
+    tls: TlsConfig,
+) -> io::Result<SocketAddr> {
     let domain = socket2::Domain::for_address(addr);
     let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     sock.set_reuse_address(true)?;
@@ -77,10 +118,12 @@ pub fn listen_with(
         max_head_bytes: limits.max_header_size,
         max_headers: limits.max_header_count,
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shared = Rc::new(ConnShared {
         service,
         limits,
         head_limits,
+        tls,
     });
     let mut pending = Some(listener);
     let id = lp.insert(|_| {
@@ -98,7 +141,7 @@ pub fn listen_with(
         lp.remove(id);
         return Err(e);
     }
-    log::info!("listening on http://{local}");
+    log::info!("listening on {scheme}://{local}");
     Ok(local)
 }
 
@@ -106,6 +149,7 @@ pub(crate) struct ConnShared {
     pub(crate) service: Rc<dyn Service>,
     pub(crate) limits: HttpLimits,
     head_limits: HeadLimits,
+    tls: TlsConfig,
 }
 
 struct Listener {
@@ -137,7 +181,9 @@ impl Draining {
     }
 }
 
-fn refuse_503(stream: &mut TcpStream, reason: &str) {
+/// Answers 503 and closes (over plain HTTP; a TLS listener just closes:
+/// the answer would need a handshake first).
+fn refuse_503(stream: &mut TcpStream, reason: &str, plain: bool) {
     // Read what already arrived (with TCP_DEFER_ACCEPT, the request): a
     // socket closed with unread bytes sends RST, which can destroy the 503
     // before the client reads it; drained, the close is a FIN.
@@ -147,6 +193,9 @@ fn refuse_503(stream: &mut TcpStream, reason: &str) {
             Ok(n) if n == sink.len() => continue,
             _ => break,
         }
+    }
+    if !plain {
+        return;
     }
     let mut out = Vec::new();
     Response::error(503, Some(reason)).serialize(&mut out, false, false, &http_date_now());
@@ -247,14 +296,35 @@ impl Listener {
         }
         if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
-            refuse_503(&mut stream, "server shutting down");
+            refuse_503(
+                &mut stream,
+                "server shutting down",
+                self.shared.tls.is_none(),
+            );
             return;
         }
         if lp.registrations() > limits.max_connections {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
-            refuse_503(&mut stream, "too many connections");
+            refuse_503(
+                &mut stream,
+                "too many connections",
+                self.shared.tls.is_none(),
+            );
             return;
         }
+        let stream = match &self.shared.tls {
+            None => Stream::plain(stream),
+            #[cfg(feature = "tls")]
+            Some(config) => match Stream::tls_server(stream, config.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("TLS session for {peer} refused: {e}");
+                    return;
+                }
+            },
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match *never {},
+        };
         let conn = HttpConn {
             stream: Some(stream),
             peer,
@@ -296,7 +366,7 @@ impl Listener {
 
 /// An HTTP/1.1 server connection (before any upgrade).
 struct HttpConn {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     peer: SocketAddr,
     /// Received bytes not yet consumed, and the request whose head
     /// arrived and whose body is still arriving.
@@ -482,6 +552,9 @@ impl HttpConn {
             }
         };
         req.set_peer(Some(self.peer));
+        if self.stream.as_ref().is_some_and(Stream::is_tls) {
+            req.set_https(true);
+        }
         if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             self.error(lp, 503, "server shutting down");
@@ -558,10 +631,18 @@ impl HttpConn {
                 Err(e) => return Err(e),
             }
         }
+        // TLS records the kernel refused (none for plain TCP).
+        stream.flush_pending()?;
         if self.out.is_empty() && self.out.capacity() > 64 * 1024 {
             self.out = Vec::new();
         }
         Ok(())
+    }
+
+    /// TLS records still waiting for the kernel: not flushed yet (the
+    /// writable edge that comes for them flushes them).
+    fn tls_pending(&self) -> bool {
+        self.stream.as_ref().is_some_and(Stream::has_pending)
     }
 
     fn after_io(&mut self, lp: &IOLoop, id: ConnId) -> Action {
@@ -573,12 +654,13 @@ impl HttpConn {
             // edge will come: resume reading next tick.
             lp.mark_readable(id);
         }
-        if self.close_after_flush && self.out.is_empty() {
+        if self.close_after_flush && self.out.is_empty() && !self.tls_pending() {
             // Lingering also after a plain close (`Connection: close`,
             // HTTP/1.0, a handler's 500): a peer that sent more than the
             // server read (pipelined requests) would otherwise get a reset,
             // which discards the part of the response still in the kernel.
-            if self.linger || !self.peer_eof {
+            // Over TLS, Lingering sends the close_notify first.
+            if self.linger || !self.peer_eof || self.stream.as_ref().is_some_and(Stream::is_tls) {
                 if let Some(stream) = self.stream.take() {
                     return Lingering::start(lp, id, stream, HTTP_LINGER);
                 }

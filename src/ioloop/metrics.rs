@@ -46,6 +46,7 @@ counters! {
     HttpRequestTimeouts => "cyclone_http_request_timeouts_total" "", "requests that did not complete in time (408)";
     HandlerPanics => "cyclone_handler_panics_total" "", "handler callbacks that panicked";
     CallbackPanics => "cyclone_callback_panics_total" "", "loop callbacks that panicked and were caught: add_callback (any thread), timers, PeriodicCallback ticks, spawned tasks, add_handler and signal callbacks";
+    TlsErrors => "cyclone_tls_errors_total" "", "connections ended by a TLS error (failed handshake, bad record)";
     ClientConnected => "cyclone_websocket_client_connected_total" "", "client connections that completed the handshake";
     Upgrades => "cyclone_websocket_handshakes_total" "result=\"ok\"", "server handshakes by result (ok, or the HTTP status answered)";
     HandshakeBadRequest => "cyclone_websocket_handshakes_total" "result=\"400\"", "";

@@ -202,7 +202,12 @@ impl Application {
     /// # Errors
     /// `addr` resolves to nothing, or no address could be bound.
     pub fn listen_on(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        self.listen_inner(addr, false)
+        self.listen_inner(
+            addr,
+            false,
+            #[cfg(feature = "tls")]
+            None,
+        )
     }
 
     /// Like [`listen_on`](Self::listen_on) with `SO_REUSEPORT`, so several
@@ -212,14 +217,76 @@ impl Application {
     /// # Errors
     /// `addr` resolves to nothing, or no address could be bound.
     pub fn listen_reuse_port(&self, addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
-        self.listen_inner(addr, true)
+        self.listen_inner(
+            addr,
+            true,
+            #[cfg(feature = "tls")]
+            None,
+        )
     }
 
-    fn listen_inner(&self, addr: impl ToSocketAddrs, reuse_port: bool) -> io::Result<SocketAddr> {
+    /// Serves HTTPS and `wss://` on every IPv4 interface (`0.0.0.0:port`):
+    /// Tornado's `app.listen(port, ssl_options={"certfile": ...,
+    /// "keyfile": ...})` is
+    /// `app.listen_tls(port, ServerTls::from_pem_files(certfile, keyfile)?)`.
+    /// Every connection is a TLS session (TLS 1.2 or 1.3; the handshake
+    /// counts against `request_timeout`); handlers see
+    /// [`Request::protocol`] `"https"`.
+    ///
+    /// # Errors
+    /// Binding or registering the listener failed.
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(&self, port: u16, tls: crate::tls::ServerTls) -> io::Result<SocketAddr> {
+        self.listen_on_tls(SocketAddr::from(([0, 0, 0, 0], port)), tls)
+    }
+
+    /// [`listen_on`](Self::listen_on) serving HTTPS and `wss://` (see
+    /// [`listen_tls`](Self::listen_tls)).
+    ///
+    /// # Errors
+    /// `addr` resolves to nothing, or no address could be bound.
+    #[cfg(feature = "tls")]
+    pub fn listen_on_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        tls: crate::tls::ServerTls,
+    ) -> io::Result<SocketAddr> {
+        self.listen_inner(addr, false, Some(&tls))
+    }
+
+    /// [`listen_reuse_port`](Self::listen_reuse_port) serving HTTPS and
+    /// `wss://` (see [`listen_tls`](Self::listen_tls) and
+    /// [`crate::run_workers_tls`]).
+    ///
+    /// # Errors
+    /// `addr` resolves to nothing, or no address could be bound.
+    #[cfg(feature = "tls")]
+    pub fn listen_reuse_port_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        tls: crate::tls::ServerTls,
+    ) -> io::Result<SocketAddr> {
+        self.listen_inner(addr, true, Some(&tls))
+    }
+
+    fn listen_inner(
+        &self,
+        addr: impl ToSocketAddrs,
+        reuse_port: bool,
+        #[cfg(feature = "tls")] tls: Option<&crate::tls::ServerTls>,
+    ) -> io::Result<SocketAddr> {
         let mut last_err = None;
         for a in addr.to_socket_addrs()? {
             let service: Rc<dyn Service> = Rc::new(self.clone());
-            match http::listen_with(a, service, self.settings().http.clone(), reuse_port) {
+            let limits = self.settings().http.clone();
+            #[cfg(feature = "tls")]
+            let res = match tls {
+                Some(tls) => http::listen_tls(a, service, limits, reuse_port, tls),
+                None => http::listen_with(a, service, limits, reuse_port),
+            };
+            #[cfg(not(feature = "tls"))]
+            let res = http::listen_with(a, service, limits, reuse_port);
+            match res {
                 Ok(bound) => return Ok(bound),
                 Err(e) => last_err = Some(e),
             }

@@ -144,7 +144,7 @@ impl<'a> WebSocket<'a> {
 
     /// Sets `TCP_NODELAY` on this connection.
     pub fn set_nodelay(&mut self, value: bool) {
-        if let Err(e) = self.core.stream.set_nodelay(value) {
+        if let Err(e) = self.core.stream.tcp().set_nodelay(value) {
             log::debug!("{} set_nodelay: {e}", self.core.id);
         }
     }

@@ -16,12 +16,10 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
 use super::context::WebSocket;
 use super::message::{CloseReason, WebSocketClosedError};
 use super::settings::{SlowConsumerPolicy, WebSocketSettings};
-use crate::http::Request;
+use crate::http::{Request, Stream};
 use crate::ioloop::{ConnId, IOLoop};
 use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::protocol::{CloseCode, OpCode, Session};
@@ -216,7 +214,9 @@ fn unsent(input: &[u8], frames: &[HeldFrame], mut written: usize, out: &mut Vec<
 
 /// Per-connection state other than the handler.
 pub(crate) struct Core {
-    pub(crate) stream: TcpStream,
+    /// Plain TCP or TLS. Over TLS, records rustls could not hand to the
+    /// kernel count as unflushed output ([`Core::flushed`]).
+    pub(crate) stream: Stream,
     pub(crate) session: Session,
     pub(crate) settings: Rc<WebSocketSettings>,
     pub(super) request: Option<Request>,
@@ -623,14 +623,14 @@ impl Core {
     pub(super) fn flush(&mut self, lp: &IOLoop) -> io::Result<()> {
         // A server answering the peer's Close shuts the socket down right
         // after this flush: the last bytes (the Close echo) wait for the FIN
-        // and leave in the same segment (see `send_before_close`). Failing
+        // and leave in the same segment (see `Stream::write_last`). Failing
         // the connection (protocol error, 1009) writes its Close at once and
         // shuts down in `WsConn::linger` instead.
         let last =
             self.close_after_flush && !self.is_client && self.closed_by == Some(CloseReason::Peer);
         while !self.out.is_empty() {
             let res = if last {
-                send_before_close(&self.stream, &self.out)
+                self.stream.write_last(&self.out)
             } else {
                 self.stream.write(&self.out)
             };
@@ -652,14 +652,28 @@ impl Core {
                 Err(e) => return Err(e),
             }
         }
+        // TLS records rustls holds beyond what the kernel took (plain TCP:
+        // nothing, one compare). What is still refused keeps the
+        // connection unflushed until the writable edge.
+        self.stream.flush_pending()?;
         if last && self.out.is_empty() {
             // Send the held bytes and the FIN now rather than at `close()`:
             // a byte the peer sends after its Close (Autobahn 7.1.2: a
             // second Close) that lands before `close()` would turn it into
-            // a reset that discards the held Close echo unsent.
-            crate::http::linger::shut_write(&self.stream);
+            // a reset that discards the held Close echo unsent. (Over TLS
+            // a close_notify goes first, and the FIN waits until the kernel
+            // has taken every record: `Stream::shut_write`.)
+            crate::http::linger::shut_write(&mut self.stream);
         }
         Ok(())
+    }
+
+    /// Everything queued has left: `out` is empty and, over TLS, rustls
+    /// holds no record the kernel refused. Only then may the connection
+    /// be closed or `on_drain` run.
+    #[inline]
+    pub(super) fn flushed(&self) -> bool {
+        self.out.is_empty() && !self.stream.has_pending()
     }
 
     pub(super) fn ctx<'a>(&'a mut self, lp: &'a IOLoop) -> WebSocket<'a> {
@@ -748,26 +762,6 @@ impl Core {
                 !ready
             });
         }
-    }
-}
-
-/// Writes `buf` to a socket that is shut down as soon as all of it is
-/// written (the server's side of the close handshake, RFC 6455 §7.1.1). On
-/// Linux `MSG_MORE` holds the bytes in the socket until the
-/// `shutdown(SHUT_WR)` that follows (in `Core::flush`), which then sends
-/// them with the FIN in one segment instead of two: one loopback or network
-/// round through both TCP stacks fewer per closed connection. If the peer
-/// stops reading, the bytes still leave with the FIN once it reads again,
-/// or the connection is dropped at the close deadline.
-fn send_before_close(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        socket2::SockRef::from(stream).send_with_flags(buf, libc::MSG_MORE | libc::MSG_NOSIGNAL)
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let mut s = stream;
-        s.write(buf)
     }
 }
 

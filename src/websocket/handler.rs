@@ -110,5 +110,10 @@ mod tests {
         assert!(!same_origin("http://evil.com", "localhost:8888"));
         assert!(!same_origin("http://localhost:8889", "localhost:8888"));
         assert!(!same_origin("null", "localhost"));
+        // The scheme is not compared: a page served over HTTPS opening a
+        // wss:// connection to its own host passes.
+        assert!(same_origin("https://localhost:8443", "localhost:8443"));
+        assert!(same_origin("https://example.com", "example.com"));
+        assert!(!same_origin("https://example.com:8443", "example.com"));
     }
 }

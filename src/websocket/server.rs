@@ -4,12 +4,10 @@
 
 use std::rc::Rc;
 
-use mio::net::TcpStream;
-
 use super::connection::{WsConn, WsParts};
 use super::handler::WebSocketHandler;
 use super::settings::WebSocketSettings;
-use crate::http::{Reply, Request, Response, Upgrade};
+use crate::http::{Reply, Request, Response, Stream, Upgrade};
 use crate::ioloop::{ConnId, Pollable};
 use crate::protocol::handshake::{accept_key, check_upgrade_iter, write_101};
 use crate::protocol::{
@@ -122,7 +120,7 @@ impl Upgrade for ServerUpgrade {
 
     fn into_connection(
         self: Box<Self>,
-        stream: TcpStream,
+        stream: Stream,
         leftover: Vec<u8>,
         unsent: Vec<u8>,
         id: ConnId,
@@ -130,7 +128,7 @@ impl Upgrade for ServerUpgrade {
     ) -> Box<dyn Pollable> {
         let s = *self;
         if s.settings.nodelay != nodelay {
-            let _ = stream.set_nodelay(s.settings.nodelay);
+            let _ = stream.tcp().set_nodelay(s.settings.nodelay);
         }
         // The HTTP read buffer's capacity must not live on in an idle
         // WebSocket (PERF-NOTES §1: no heap buffer while idle).

@@ -21,10 +21,16 @@ pub struct Server {
 impl Server {
     /// Builds the application with `build` inside the server thread and listens on 127.0.0.1:0.
     pub fn start(build: impl FnOnce() -> Application + Send + 'static) -> Server {
+        Server::start_with(move || build().listen_on("127.0.0.1:0").expect("listen"))
+    }
+
+    /// Runs `listen` (build an application, listen on 127.0.0.1, return
+    /// the bound address) inside the server thread: for listeners other
+    /// than `listen_on` (TLS).
+    pub fn start_with(listen: impl FnOnce() -> SocketAddr + Send + 'static) -> Server {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let app = build();
-            let addr = app.listen_on("127.0.0.1:0").expect("listen");
+            let addr = listen();
             tx.send((addr, IOLoop::current().handle())).unwrap();
             IOLoop::current().start();
         });

@@ -1,6 +1,7 @@
 //! The connecting [`Pollable`] (`ClientHandshake`): resolve, connect (each
-//! resolved address in turn), send the opening handshake, check the 101,
-//! then replace itself with a client-role `WsConn` in the same slot.
+//! resolved address in turn), over TLS for `wss://`, send the opening
+//! handshake, check the 101, then replace itself with a client-role
+//! `WsConn` in the same slot.
 
 use std::any::Any;
 use std::io::{self, Read, Write};
@@ -12,6 +13,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use super::{ConnectError, ConnectOptions, WsUrl};
+use crate::http::Stream;
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
 use crate::protocol::handshake::{
     generate_key, parse_client_response, write_client_request, ClientResponse,
@@ -28,12 +30,69 @@ const MAX_RESPONSE: usize = 1024 * 1024;
 
 pub(super) type OnDone = Box<dyn FnOnce(Result<ConnId, ConnectError>)>;
 
+#[cfg(feature = "tls")]
+type Tls = (
+    std::sync::Arc<rustls::ClientConfig>,
+    rustls::pki_types::ServerName<'static>,
+);
+#[cfg(not(feature = "tls"))]
+type Tls = std::convert::Infallible;
+
+/// The TLS settings of a `wss://` connect (`None` for `ws://`).
+///
+/// # Errors
+/// `ConnectOptions::ca_certs` cannot be read or holds no usable
+/// certificate; the host is not a valid TLS server name.
+#[cfg(feature = "tls")]
+fn tls_for(url: &WsUrl, opts: &ConnectOptions) -> Result<Option<Tls>, ConnectError> {
+    if !url.secure {
+        return Ok(None);
+    }
+    let config = match (&opts.tls_config, &opts.ca_certs) {
+        (Some(c), _) => c.clone(),
+        (None, Some(path)) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                ConnectError::Io(io::Error::new(
+                    e.kind(),
+                    format!("ca_certs {}: {e}", path.display()),
+                ))
+            })?;
+            crate::tls::client_config(Some(&pem)).map_err(|e| {
+                ConnectError::Io(io::Error::new(
+                    e.kind(),
+                    format!("ca_certs {}: {e}", path.display()),
+                ))
+            })?
+        }
+        (None, None) => crate::tls::default_client_config(),
+    };
+    // IP literals are server names too (checked against the
+    // certificate's IP addresses; not sent as SNI).
+    let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|_| {
+        ConnectError::InvalidUrl(format!("{:?} is not a valid TLS server name", url.host))
+    })?;
+    Ok(Some((config, name)))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_for(url: &WsUrl, _opts: &ConnectOptions) -> Result<Option<Tls>, ConnectError> {
+    if url.secure {
+        return Err(ConnectError::Tls);
+    }
+    Ok(None)
+}
+
 /// A client connection before the 101: resolving, connecting, or in the
 /// opening handshake.
 struct ClientHandshake {
     url: WsUrl,
     opts: ConnectOptions,
-    stream: Option<TcpStream>,
+    /// Plain, or TLS (`wss://`) from the start: the ClientHello waits in
+    /// rustls until the TCP connect completes.
+    stream: Option<Stream>,
+    /// `wss://`: the configuration and the server name (SNI) each address
+    /// is tried with.
+    tls: Option<Tls>,
     connected: bool,
     key: [u8; 24],
     out: Vec<u8>,
@@ -66,7 +125,15 @@ impl ClientHandshake {
         id: ConnId,
         addr: SocketAddr,
     ) -> Result<(), ConnectError> {
-        let mut stream = TcpStream::connect(addr).map_err(ConnectError::Io)?;
+        let tcp = TcpStream::connect(addr).map_err(ConnectError::Io)?;
+        let mut stream = match &self.tls {
+            None => Stream::plain(tcp),
+            #[cfg(feature = "tls")]
+            Some((config, name)) => Stream::tls_client(tcp, config.clone(), name.clone())
+                .map_err(ConnectError::TlsHandshake)?,
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match *never {},
+        };
         lp.register(&mut stream, id, Interest::READABLE | Interest::WRITABLE)
             .map_err(ConnectError::Io)?;
         self.stream = Some(stream);
@@ -137,16 +204,16 @@ impl ClientHandshake {
             return Ok(None); // still resolving
         };
         if !self.connected {
-            if let Some(e) = stream.take_error().map_err(ConnectError::Io)? {
+            if let Some(e) = stream.tcp().take_error().map_err(ConnectError::Io)? {
                 return Err(ConnectError::Io(e));
             }
-            match stream.peer_addr() {
+            match stream.tcp().peer_addr() {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(None),
                 Err(e) => return Err(ConnectError::Io(e)),
             }
             self.connected = true;
-            if let Err(e) = stream.set_nodelay(self.opts.nodelay) {
+            if let Err(e) = stream.tcp().set_nodelay(self.opts.nodelay) {
                 log::debug!("{id} set_nodelay: {e}");
             }
             let offer = self
@@ -170,9 +237,14 @@ impl ClientHandshake {
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ConnectError::Io(e)),
+                Err(e) => return Err(stream_error(stream, e)),
             }
         }
+        // TLS records the kernel refused (the ClientHello, a later flight,
+        // the request once the handshake is done); none for plain TCP.
+        stream
+            .flush_pending()
+            .map_err(|e| stream_error(stream, e))?;
         let mut eof = false;
         let mut chunk = [0u8; 8192];
         loop {
@@ -190,7 +262,7 @@ impl ClientHandshake {
                 Ok(n) => self.response.push(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ConnectError::Io(e)),
+                Err(e) => return Err(stream_error(stream, e)),
             }
         }
     }
@@ -253,6 +325,17 @@ impl ClientHandshake {
             done(Ok(id));
         }
         Ok(Action::Replace(Box::new(conn)))
+    }
+}
+
+/// A read or write error of the handshake's stream: over TLS, a TLS
+/// failure (`InvalidData`: an untrusted certificate, an alert from the
+/// server) is [`ConnectError::TlsHandshake`].
+fn stream_error(stream: &Stream, e: io::Error) -> ConnectError {
+    if stream.is_tls() && e.kind() == io::ErrorKind::InvalidData {
+        ConnectError::TlsHandshake(e)
+    } else {
+        ConnectError::Io(e)
     }
 }
 
@@ -325,18 +408,20 @@ pub(super) fn start_connect(
     on_done: OnDone,
 ) -> Result<ConnId, ConnectError> {
     let url = WsUrl::parse(url)?;
+    let tls = tls_for(&url, &opts)?;
     let literal = url
         .host
         .parse::<IpAddr>()
         .ok()
         .map(|ip| vec![SocketAddr::new(ip, url.port)]);
-    start_connect_to(url, literal, opts, handler, on_done)
+    start_connect_to(url, tls, literal, opts, handler, on_done)
 }
 
 /// [`start_connect`] with the addresses to try in order, or `None` to
 /// resolve the URL's host on a helper thread.
 fn start_connect_to(
     url: WsUrl,
+    tls: Option<Tls>,
     addrs: Option<Vec<SocketAddr>>,
     opts: ConnectOptions,
     handler: Box<dyn WebSocketHandler>,
@@ -352,6 +437,7 @@ fn start_connect_to(
         url,
         opts,
         stream: None,
+        tls,
         connected: false,
         key: generate_key(),
         out: Vec::new(),
@@ -601,6 +687,7 @@ mod tests {
         let url = WsUrl::parse(url).expect("url");
         let started = start_connect_to(
             url,
+            None,
             Some(addrs),
             ConnectOptions::default(),
             Box::new(Quiet),

@@ -18,6 +18,12 @@
 //! });
 //! ```
 //!
+//! `wss://` URLs (feature `tls`, on by default) run TLS over the connected
+//! socket with the URL's host as the server name (SNI; IP addresses too),
+//! verified against Mozilla's roots, plus [`ConnectOptions::ca_certs`]
+//! (Tornado's `ssl_options={"ca_certs": ...}`), or with a whole rustls
+//! configuration ([`ConnectOptions::tls_config`]).
+//!
 //! Host names are resolved on a helper thread whose answer comes back
 //! through [`IOLoopHandle::add_callback`](crate::ioloop::IOLoopHandle), so
 //! the loop never blocks; IP literals are used directly. The resolved
@@ -79,6 +85,20 @@ pub struct ConnectOptions {
     /// Cap on bytes queued for the connection before it is closed with
     /// 1008 (default 16 MiB); raise it to send larger messages.
     pub max_write_buffer: usize,
+    /// `wss://`: a PEM file of extra certificates to trust as roots besides
+    /// Mozilla's (Tornado's `ssl_options={"ca_certs": path}`), e.g. a
+    /// self-signed server certificate or a private CA. Read at each
+    /// connect: for many connections build the configuration once with
+    /// [`crate::tls::client_config`] and pass it as
+    /// [`tls_config`](Self::tls_config).
+    #[cfg(feature = "tls")]
+    pub ca_certs: Option<std::path::PathBuf>,
+    /// `wss://`: the whole rustls client configuration (roots, client
+    /// certificates, protocol versions…); takes precedence over
+    /// [`ca_certs`](Self::ca_certs). Default: Mozilla's roots, built once
+    /// per thread.
+    #[cfg(feature = "tls")]
+    pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ConnectOptions {
@@ -94,6 +114,10 @@ impl Default for ConnectOptions {
             max_message_size: s.max_message_size,
             nodelay: s.nodelay,
             max_write_buffer: s.max_write_buffer,
+            #[cfg(feature = "tls")]
+            ca_certs: None,
+            #[cfg(feature = "tls")]
+            tls_config: None,
         }
     }
 }
@@ -117,10 +141,15 @@ impl ConnectOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The URL is not `ws://host[:port][/path][?query]`.
+    /// The URL is not `ws[s]://host[:port][/path][?query]`.
     InvalidUrl(String),
-    /// `wss://` URLs: TLS is not supported yet.
+    /// A `wss://` URL in a build without the `tls` feature.
     Tls,
+    /// The TLS handshake of a `wss://` connection failed: the server's
+    /// certificate is not trusted (unknown issuer, expired, issued for
+    /// another name…), or the server refused the session. The error wraps
+    /// rustls' reason ([`ConnectError::tls_error`]).
+    TlsHandshake(io::Error),
     /// The host name did not resolve.
     Resolve {
         /// The name.
@@ -147,13 +176,27 @@ impl ConnectError {
             _ => None,
         }
     }
+
+    /// rustls' reason for a failed TLS handshake
+    /// ([`ConnectError::TlsHandshake`]), e.g.
+    /// `rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)`.
+    #[cfg(feature = "tls")]
+    pub fn tls_error(&self) -> Option<&rustls::Error> {
+        match self {
+            ConnectError::TlsHandshake(e) => e.get_ref()?.downcast_ref::<rustls::Error>(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectError::InvalidUrl(why) => write!(f, "invalid WebSocket URL: {why}"),
-            ConnectError::Tls => f.write_str("TLS not supported yet (wss:// URL)"),
+            ConnectError::Tls => {
+                f.write_str("wss:// URL, but cyclone was built without its `tls` feature")
+            }
+            ConnectError::TlsHandshake(e) => write!(f, "TLS handshake failed: {e}"),
             ConnectError::Resolve { host, error } => write!(f, "cannot resolve {host}: {error}"),
             ConnectError::Io(e) => write!(f, "connection failed: {e}"),
             ConnectError::Timeout => f.write_str("connect timeout"),
@@ -165,7 +208,9 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ConnectError::Resolve { error, .. } | ConnectError::Io(error) => Some(error),
+            ConnectError::Resolve { error, .. }
+            | ConnectError::Io(error)
+            | ConnectError::TlsHandshake(error) => Some(error),
             ConnectError::Handshake(e) => Some(e),
             _ => None,
         }
@@ -180,12 +225,14 @@ impl From<HandshakeError> for ConnectError {
 
 // ---- URL ------------------------------------------------------------------
 
-/// A parsed `ws://` URL.
+/// A parsed `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: TLS.
+    pub secure: bool,
     /// Host name or IP literal (without IPv6 brackets).
     pub host: String,
-    /// Port (80 unless given).
+    /// Port (80 unless given; 443 for `wss://`).
     pub port: u16,
     /// Request target: `/path?query` (at least `/`).
     pub resource: String,
@@ -194,19 +241,21 @@ pub struct WsUrl {
 }
 
 impl WsUrl {
-    /// Parses `ws://host[:port][/path][?query]` (IPv6 literals in brackets).
-    /// A fragment is ignored.
+    /// Parses `ws[s]://host[:port][/path][?query]` (IPv6 literals in
+    /// brackets). A fragment is ignored.
     ///
     /// # Errors
-    /// [`ConnectError::Tls`] for `wss://`, [`ConnectError::InvalidUrl`] otherwise.
+    /// [`ConnectError::Tls`] for `wss://` in a build without the `tls`
+    /// feature, [`ConnectError::InvalidUrl`] otherwise.
     pub fn parse(url: &str) -> Result<WsUrl, ConnectError> {
         let bad = |why: &str| ConnectError::InvalidUrl(format!("{why}: {url:?}"));
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
-        if scheme.eq_ignore_ascii_case("wss") {
+        let secure = scheme.eq_ignore_ascii_case("wss");
+        if secure && !cfg!(feature = "tls") {
             return Err(ConnectError::Tls);
         }
-        if !scheme.eq_ignore_ascii_case("ws") {
-            return Err(bad("scheme must be ws"));
+        if !secure && !scheme.eq_ignore_ascii_case("ws") {
+            return Err(bad("scheme must be ws or wss"));
         }
         let rest = rest.split('#').next().unwrap_or("");
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -249,10 +298,12 @@ impl WsUrl {
             return Err(bad("IPv6 addresses need brackets"));
         }
         let port = match port {
+            None if secure => 443,
             None => 80,
             Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
         };
         Ok(WsUrl {
+            secure,
             host: host.to_owned(),
             port,
             resource,
@@ -270,7 +321,8 @@ impl WsUrl {
 /// logged at `warn` — use [`websocket_connect_with_result`] to get them.
 ///
 /// # Errors
-/// An invalid or `wss://` URL, or a connect that failed at once.
+/// An invalid URL (or `wss://` without the `tls` feature), unreadable
+/// [`ConnectOptions::ca_certs`], or a connect that failed at once.
 pub fn websocket_connect_with(
     url: &str,
     options: ConnectOptions,
@@ -288,7 +340,8 @@ pub fn websocket_connect_with(
 /// handshake completes (`Ok(id)`, before `open`) or fails later.
 ///
 /// # Errors
-/// An invalid or `wss://` URL, or a connect that failed at once (then
+/// An invalid URL (or `wss://` without the `tls` feature), unreadable
+/// [`ConnectOptions::ca_certs`], or a connect that failed at once (then
 /// `on_result` is not called).
 pub fn websocket_connect_with_result(
     url: &str,
@@ -319,7 +372,8 @@ impl<F: FnMut(Option<Message<'_>>) + 'static> WebSocketHandler for CallbackHandl
 /// connection with [`write_to`](super::write_to) and the returned id.
 ///
 /// # Errors
-/// An invalid or `wss://` URL, or a connect that failed at once.
+/// An invalid URL (or `wss://` without the `tls` feature), unreadable
+/// [`ConnectOptions::ca_certs`], or a connect that failed at once.
 pub fn websocket_connect_callback(
     url: &str,
     options: ConnectOptions,

@@ -1,0 +1,631 @@
+//! TLS: HTTPS and `wss://` served by `Application::listen_on_tls`, against
+//! tungstenite over rustls, std sockets with a rustls client session, raw
+//! sockets that do not speak TLS, and cyclone's own client.
+//!
+//! Certificates are made at test time with rcgen: a CA, and a leaf for
+//! `localhost` and 127.0.0.1 signed by it; clients trust the CA.
+#![cfg(feature = "tls")]
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cyclone::ioloop::Counter;
+use cyclone::tls::{rustls, ServerTls};
+use cyclone::web::{Application, RequestContext, RequestHandler};
+use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+use tungstenite::Message as TMsg;
+use util::{read_within, ReadEnd, Server};
+
+/// A CA and a leaf certificate it signed for `localhost` and 127.0.0.1,
+/// as PEM.
+struct Certs {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn make_certs() -> Certs {
+    make_certs_for(&["localhost", "127.0.0.1"])
+}
+
+/// A CA and a leaf it signed for `names` (DNS names or IP addresses).
+fn make_certs_for(names: &[&str]) -> Certs {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "cyclone test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names.clone()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, &names[0]);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    Certs {
+        ca: ca_cert.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// A directory of its own under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cyclone-tls-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Echoes messages; `close-me` closes with 4001; `big N` sends N bytes
+/// (a pattern) then `done`; `big-close N` sends N bytes and closes with
+/// 4002 at once; `protocol` answers the request's protocol.
+struct Echo;
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+impl WebSocketHandler for Echo {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let text = msg.as_text().map(str::to_owned);
+        match text.as_deref() {
+            Some("close-me") => ws.close(Some(4001), "asked to"),
+            Some("protocol") => {
+                let p = ws.request().map_or("none", |r| r.protocol());
+                ws.write_message(p.to_string()).unwrap();
+            }
+            Some(t) if t.starts_with("big ") => {
+                let n = t[4..].parse().unwrap();
+                ws.write_message(pattern(n)).unwrap();
+                ws.write_message("done").unwrap();
+            }
+            Some(t) if t.starts_with("big-close ") => {
+                let n = t[10..].parse().unwrap();
+                ws.write_message(pattern(n)).unwrap();
+                ws.close(Some(4002), "after big");
+            }
+            _ => {
+                let _ = ws.write_message(msg);
+            }
+        }
+    }
+}
+
+struct Hello;
+
+impl RequestHandler for Hello {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let proto = cx.request().protocol();
+        cx.write(format!("hello over {proto}"));
+    }
+}
+
+fn app(request_timeout: Duration) -> Application {
+    Application::builder()
+        .route("/hello", || Hello)
+        .websocket("/echo", |_| Echo)
+        .request_timeout(request_timeout)
+        .defer_accept(None)
+        // Messages of several MiB are queued at once.
+        .websocket_max_write_buffer(64 << 20)
+        .build()
+}
+
+/// A TLS server for `certs` with `request_timeout`.
+fn tls_server(certs: &Certs, request_timeout: Duration) -> Server {
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    Server::start_with(move || {
+        app(request_timeout)
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    })
+}
+
+fn client_config(certs: &Certs) -> Arc<rustls::ClientConfig> {
+    cyclone::tls::client_config(Some(certs.ca.as_bytes())).unwrap()
+}
+
+type Tws = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
+
+/// tungstenite over rustls to `wss://localhost:port/echo`, trusting the CA.
+fn tws(server: &Server, certs: &Certs) -> Tws {
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("wss://localhost:{}/echo", server.addr.port());
+    let connector = tungstenite::Connector::Rustls(client_config(certs));
+    let (ws, resp) = tungstenite::client_tls_with_config(url, tcp, None, Some(connector))
+        .expect("wss handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// A std TLS stream to the server (SNI `localhost`).
+fn tls_stream(
+    server: &Server,
+    certs: &Certs,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(client_config(certs), name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+const SHORT: Duration = Duration::from_secs(10);
+
+#[test]
+fn wss_echo_text_binary_and_close_with_code() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut ws = tws(&server, &certs);
+    ws.send(TMsg::text("hello tls")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("hello tls"));
+    ws.send(TMsg::binary(vec![0u8, 1, 2, 255])).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::binary(vec![0u8, 1, 2, 255]));
+    // The handler learns the connection is TLS (Tornado's request.protocol).
+    ws.send(TMsg::text("protocol")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("https"));
+    ws.send(TMsg::text("close-me")).unwrap();
+    match ws.read().unwrap() {
+        TMsg::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 4001);
+            assert_eq!(f.reason.as_str(), "asked to");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    // tungstenite answers the close; the server then ends the stream.
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("after the close: {e}"),
+        }
+    }
+    assert!(server.metrics().get(Counter::WsClosed) >= 1);
+}
+
+/// A 1 MiB message each way, and messages of several MiB from the
+/// server to a client that reads only after a pause: rustls holds the
+/// records the kernel refuses and the writable edge sends them.
+#[test]
+fn wss_large_messages_cross_intact() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut ws = tws(&server, &certs);
+    let big = pattern(1 << 20);
+    ws.send(TMsg::binary(big.clone())).unwrap();
+    match ws.read().unwrap() {
+        TMsg::Binary(b) => assert!(b[..] == big[..], "1 MiB echo differs"),
+        other => panic!("{other:?}"),
+    }
+    for n in [3 << 20, 8 << 20] {
+        ws.send(TMsg::text(format!("big {n}"))).unwrap();
+        // The server fills the socket and its TLS buffer meanwhile.
+        std::thread::sleep(Duration::from_millis(300));
+        match ws.read().unwrap() {
+            TMsg::Binary(b) => {
+                assert_eq!(b.len(), n);
+                assert!(b[..] == pattern(n)[..], "{n}-byte message differs");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ws.read().unwrap(), TMsg::text("done"));
+    }
+}
+
+/// A close right after a large message: the close frame (and the
+/// connection's end) waits until every record of the message has left.
+#[test]
+fn wss_close_after_large_message_loses_nothing() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut ws = tws(&server, &certs);
+    let n = 6 << 20;
+    ws.send(TMsg::text(format!("big-close {n}"))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    match ws.read().unwrap() {
+        TMsg::Binary(b) => assert!(b.len() == n && b[..] == pattern(n)[..]),
+        other => panic!("{other:?}"),
+    }
+    match ws.read().unwrap() {
+        TMsg::Close(Some(f)) => assert_eq!(u16::from(f.code), 4002),
+        other => panic!("expected the close frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn wss_many_pipelined_messages() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut ws = tws(&server, &certs);
+    let count = 2000;
+    for i in 0..count {
+        // Queued without flushing: many frames per TLS record and read.
+        ws.write(TMsg::text(format!("m{i}"))).unwrap();
+    }
+    ws.flush().unwrap();
+    for i in 0..count {
+        assert_eq!(ws.read().unwrap(), TMsg::text(format!("m{i}")));
+    }
+}
+
+#[test]
+fn https_get_over_tls() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut s = tls_stream(&server, &certs);
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    // The server closes after the answer (close_notify, then FIN).
+    s.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("hello over https"), "{text}");
+    assert_eq!(
+        s.conn.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "ALPN http/1.1 negotiated"
+    );
+}
+
+/// Keep-alive over one TLS session: two requests, two answers.
+#[test]
+fn https_keep_alive_serves_several_requests() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut s = tls_stream(&server, &certs);
+    for _ in 0..2 {
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).ends_with("hello over https") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+    }
+}
+
+/// A client speaking plain HTTP to the TLS port is closed (a TLS alert at
+/// most, never an HTTP answer); a TLS client beside it is not disturbed.
+#[test]
+fn plain_client_on_tls_port_is_closed_alone() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut good = tws(&server, &certs);
+    good.send(TMsg::text("before")).unwrap();
+    assert_eq!(good.read().unwrap(), TMsg::text("before"));
+    let before = server.metrics().get(Counter::TlsErrors);
+    let mut plain = TcpStream::connect(server.addr).unwrap();
+    plain
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let (got, end) = read_within(&mut plain, Duration::from_secs(5));
+    assert_ne!(end, ReadEnd::Timeout, "plain client not closed");
+    assert!(
+        got.is_empty() || got[0] == 0x15,
+        "only a TLS alert may come back: {got:?}"
+    );
+    assert!(!got.starts_with(b"HTTP/"));
+    assert_eq!(server.metrics().get(Counter::TlsErrors), before + 1);
+    good.send(TMsg::text("after")).unwrap();
+    assert_eq!(good.read().unwrap(), TMsg::text("after"));
+}
+
+/// A record that is not a valid ClientHello gets a TLS alert and the
+/// connection ends.
+#[test]
+fn garbage_client_hello_is_refused_with_an_alert() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    // A handshake record (0x16, TLS 1.0) holding a ClientHello (type 1)
+    // whose body is junk.
+    s.write_all(&[
+        0x16, 0x03, 0x01, 0x00, 0x0a, 0x01, 0x00, 0x00, 0x06, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x01,
+    ])
+    .unwrap();
+    let (got, end) = read_within(&mut s, Duration::from_secs(5));
+    assert_ne!(end, ReadEnd::Timeout, "not closed");
+    assert_eq!(got.first(), Some(&0x15), "a TLS alert record: {got:?}");
+    // Level fatal (2).
+    assert_eq!(got.get(5), Some(&2), "{got:?}");
+    assert!(server.metrics().get(Counter::TlsErrors) >= 1);
+}
+
+/// A peer that connects and never completes the handshake (silent, or
+/// half a ClientHello) is dropped at `request_timeout`, counted from
+/// accept.
+#[test]
+fn stalled_handshake_is_dropped_by_the_request_timeout() {
+    let certs = make_certs();
+    let server = tls_server(&certs, Duration::from_millis(400));
+    let start = Instant::now();
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    let mut half = TcpStream::connect(server.addr).unwrap();
+    // The first bytes of a ClientHello record announcing 512 bytes.
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])
+        .unwrap();
+    for s in [&mut silent, &mut half] {
+        let (got, end) = read_within(s, Duration::from_secs(5));
+        assert_ne!(end, ReadEnd::Timeout, "stalled handshake kept open");
+        assert!(got.is_empty() || got[0] == 0x15, "{got:?}");
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    // A complete handshake on the same server still works.
+    let mut ws = tws(&server, &certs);
+    ws.send(TMsg::text("ok")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("ok"));
+}
+
+/// A client that does not trust the server's CA fails its handshake; the
+/// server ends that connection and serves the next.
+#[test]
+fn untrusting_client_fails_and_server_goes_on() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let other = make_certs();
+    let tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(SHORT)).unwrap();
+    let url = format!("wss://localhost:{}/echo", server.addr.port());
+    let connector = tungstenite::Connector::Rustls(client_config(&other));
+    let Err(err) = tungstenite::client_tls_with_config(url, tcp, None, Some(connector)) else {
+        panic!("an untrusted certificate must fail");
+    };
+    assert!(format!("{err}").contains("certificate"), "{err}");
+    let mut ws = tws(&server, &certs);
+    ws.send(TMsg::text("still here")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("still here"));
+}
+
+#[test]
+fn from_pem_files_loads_and_reports_bad_files() {
+    let certs = make_certs();
+    let dir = TempDir::new();
+    let cert = dir.write("cert.pem", &certs.cert);
+    let key = dir.write("key.pem", &certs.key);
+    // Tornado's ssl_options={"certfile": ..., "keyfile": ...}.
+    let tls = ServerTls::from_pem_files(&cert, &key).expect("valid pair");
+    assert_eq!(tls.config().alpn_protocols, vec![b"http/1.1".to_vec()]);
+    // Both in one file works too.
+    let both = dir.write("both.pem", &format!("{}{}", certs.cert, certs.key));
+    ServerTls::from_pem_files(&both, &both).expect("one file");
+
+    let missing = dir.0.join("missing.pem");
+    let e = ServerTls::from_pem_files(&missing, &key).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+
+    // A key file without a key.
+    let e = ServerTls::from_pem_files(&cert, &cert).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    assert!(
+        e.to_string().contains("cert.pem") && e.to_string().contains("no private key"),
+        "{e}"
+    );
+    // A certificate file without a certificate.
+    let e = ServerTls::from_pem_files(&key, &key).unwrap_err();
+    assert!(e.to_string().contains("no certificate"), "{e}");
+    // A key that is not the certificate's.
+    let wrong = dir.write("wrong.pem", &make_certs().key);
+    let e = ServerTls::from_pem_files(&cert, &wrong).unwrap_err();
+    assert!(e.to_string().contains("wrong.pem"), "{e}");
+
+    // The pair from files serves a TLS client.
+    let server = Server::start_with(move || {
+        app(SHORT)
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    });
+    let mut ws = tws(&server, &certs);
+    ws.send(TMsg::text("files")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("files"));
+}
+
+/// `run_workers_tls`: every worker serves TLS on the shared port.
+#[test]
+fn workers_serve_tls() {
+    let certs = make_certs();
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    let workers =
+        cyclone::run_workers_tls(2, SocketAddr::from(([127, 0, 0, 1], 0)), tls, || app(SHORT))
+            .unwrap();
+    let port = workers.local_addr().port();
+    for i in 0..4 {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(SHORT)).unwrap();
+        let connector = tungstenite::Connector::Rustls(client_config(&certs));
+        let (mut ws, _) = tungstenite::client_tls_with_config(
+            format!("wss://localhost:{port}/echo"),
+            tcp,
+            None,
+            Some(connector),
+        )
+        .unwrap();
+        ws.send(TMsg::text(format!("w{i}"))).unwrap();
+        assert_eq!(ws.read().unwrap(), TMsg::text(format!("w{i}")));
+    }
+    workers.stop();
+    workers.join();
+}
+
+// ---- cyclone's client over wss:// ------------------------------------------
+
+mod client {
+    use super::*;
+    use cyclone::ioloop::IOLoop;
+    use cyclone::websocket::{websocket_connect_opts, ConnectError, ConnectOptions};
+
+    fn watchdog() {
+        IOLoop::current().call_later(Duration::from_secs(30), || panic!("test timed out"));
+    }
+
+    /// The TLS server in this thread's loop.
+    fn local_server(certs: &Certs) -> SocketAddr {
+        let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+        watchdog();
+        app(SHORT).listen_on_tls("127.0.0.1:0", tls).unwrap()
+    }
+
+    /// `wss://localhost` trusting the CA from a file (Tornado's
+    /// `ca_certs`), and `wss://127.0.0.1` (an IP as the server name)
+    /// with a whole rustls configuration: echo, a 1 MiB message, close.
+    #[test]
+    fn cyclone_client_over_wss() {
+        let certs = make_certs();
+        let dir = TempDir::new();
+        let ca = dir.write("ca.pem", &certs.ca);
+        let addr = local_server(&certs);
+        let by_file = ConnectOptions {
+            ca_certs: Some(ca),
+            ..ConnectOptions::default()
+        };
+        let by_config = ConnectOptions {
+            tls_config: Some(client_config(&certs)),
+            ..ConnectOptions::default()
+        };
+        let port = addr.port();
+        IOLoop::current().run_sync(async move {
+            for (url, opts) in [
+                (format!("wss://localhost:{port}/echo"), by_file),
+                (format!("wss://127.0.0.1:{port}/echo"), by_config),
+            ] {
+                let conn = websocket_connect_opts(&url, opts).await.expect(&url);
+                conn.write_message("hello wss").expect("open");
+                assert_eq!(conn.read_message().await, Some(Message::from("hello wss")));
+                conn.write_message("protocol").expect("open");
+                assert_eq!(conn.read_message().await, Some(Message::from("https")));
+                let big = pattern(1 << 20);
+                conn.write_message(big.clone()).expect("open").await;
+                assert_eq!(conn.read_message().await, Some(Message::from(big)));
+                conn.close(Some(1000), "bye");
+                assert_eq!(conn.read_message().await, None);
+                assert_eq!(conn.close_code(), Some(1000));
+            }
+        });
+    }
+
+    /// A server whose certificate the client does not trust: a typed
+    /// error with rustls' reason, and the server counts the failed
+    /// handshake (the client's alert).
+    #[test]
+    fn cyclone_client_refuses_an_untrusted_certificate() {
+        let certs = make_certs();
+        let addr = local_server(&certs);
+        let url = format!("wss://localhost:{}/echo", addr.port());
+        let res = IOLoop::current().run_sync(async move {
+            // Mozilla's roots only: the test CA is not among them.
+            websocket_connect_opts(&url, ConnectOptions::default())
+                .await
+                .map(|_| ())
+        });
+        let err = res.expect_err("untrusted certificate accepted");
+        assert!(matches!(err, ConnectError::TlsHandshake(_)), "{err:?}");
+        assert!(
+            matches!(
+                err.tls_error(),
+                Some(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer
+                ))
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("TLS handshake failed"), "{err}");
+        // Both sides of the failed handshake are in this loop.
+        assert!(IOLoop::current().metrics().get(Counter::TlsErrors) >= 1);
+    }
+
+    /// A certificate from a trusted CA but for another name is refused
+    /// too; unreadable `ca_certs` is an immediate error naming the file.
+    #[test]
+    fn cyclone_client_checks_the_name_and_reports_bad_ca_files() {
+        let certs = make_certs_for(&["other.example"]);
+        let addr = local_server(&certs);
+        let dir = TempDir::new();
+        let ca = dir.write("ca.pem", &certs.ca);
+        let missing = dir.0.join("nope.pem");
+        let port = addr.port();
+        let (wrong_name, bad_file) = IOLoop::current().run_sync(async move {
+            let opts = ConnectOptions {
+                ca_certs: Some(ca),
+                ..ConnectOptions::default()
+            };
+            let wrong = websocket_connect_opts(&format!("wss://localhost:{port}/echo"), opts)
+                .await
+                .map(|_| ());
+            let opts = ConnectOptions {
+                ca_certs: Some(missing),
+                ..ConnectOptions::default()
+            };
+            let bad = websocket_connect_opts(&format!("wss://localhost:{port}/echo"), opts)
+                .await
+                .map(|_| ());
+            (wrong, bad)
+        });
+        let e = wrong_name.expect_err("certificate for another name accepted");
+        assert!(
+            matches!(
+                e.tls_error(),
+                Some(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                        | rustls::CertificateError::NotValidForNameContext { .. }
+                ))
+            ),
+            "{e:?}"
+        );
+        match &bad_file {
+            Err(ConnectError::Io(io)) => {
+                assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+                assert!(io.to_string().contains("nope.pem"), "{io}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
