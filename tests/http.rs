@@ -111,15 +111,22 @@ fn server() -> Server {
     })
 }
 
-#[test]
-fn request_split_byte_by_byte() {
-    let srv = server();
+/// A connection to `srv` that was sent `raw` one byte at a time, 1 ms
+/// apart (so the server reads it in as many pieces).
+fn trickle(srv: &Server, raw: &[u8]) -> std::net::TcpStream {
     let mut s = srv.connect();
     s.set_nodelay(true).unwrap();
-    for b in b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" {
+    for b in raw {
         s.write_all(&[*b]).unwrap();
         std::thread::sleep(Duration::from_millis(1));
     }
+    s
+}
+
+#[test]
+fn request_split_byte_by_byte() {
+    let srv = server();
+    let mut s = trickle(&srv, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let (status, head, body) = read_response(&mut s);
     assert_eq!(status, 200);
     assert_eq!(body, b"Hello, world");
@@ -135,12 +142,7 @@ fn bare_lf_heads_are_served_whole_or_in_pieces() {
     let (status, _, body) = request(&srv, raw);
     assert_eq!((status, body.as_slice()), (200, &b"args=lf,7"[..]));
     // In pieces: the end-of-head search has to recognise the bare LF too.
-    let mut s = srv.connect();
-    s.set_nodelay(true).unwrap();
-    for b in raw {
-        s.write_all(&[*b]).unwrap();
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let mut s = trickle(&srv, raw.as_ref());
     let (status, _, body) = read_response(&mut s);
     assert_eq!((status, body.as_slice()), (200, &b"args=lf,7"[..]));
 }
@@ -1682,14 +1684,9 @@ fn chunked_tiny_chunk_flood_is_decoded_in_linear_time() {
 #[test]
 fn chunked_body_delivered_byte_by_byte() {
     let srv = server();
-    let mut s = srv.connect();
-    s.set_nodelay(true).unwrap();
     let mut raw = chunked_head("/echo", "").into_bytes();
     raw.extend_from_slice(b"3;e=\"x\"\r\nabc\r\n0a\r\n0123456789\r\n0\r\nT: v\r\n\r\n");
-    for b in &raw {
-        s.write_all(&[*b]).unwrap();
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let mut s = trickle(&srv, raw.as_ref());
     let (status, _, body) = read_response(&mut s);
     assert_eq!((status, body.as_slice()), (200, &b"abc0123456789"[..]));
 }

@@ -530,8 +530,9 @@ impl ChunkedBody {
 /// Where the head ends in `b` (just past its empty line), if it does: CRLF
 /// CRLF, or a bare LF in either place, which httparse accepts too (RFC 9112
 /// §2.2 lets a recipient take LF as a line terminator; Tornado does). So a
-/// head is served the same whether it arrived whole or in pieces.
-fn find_head_end(b: &[u8]) -> Option<usize> {
+/// head is served the same whether it arrived whole or in pieces. (The
+/// client's handshake reads the server's response head with it too.)
+pub(crate) fn find_head_end(b: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
         let at = i + p;

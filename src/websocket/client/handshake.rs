@@ -13,6 +13,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use super::{ConnectError, ConnectOptions, WsUrl};
+use crate::http::reader::find_head_end;
 use crate::http::Stream;
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
 use crate::protocol::handshake::{
@@ -635,22 +636,6 @@ impl ResponseReader {
         }
         parse_client_response(&self.buf, key, offered_protocols)
     }
-}
-
-/// Where the head ends in `b` (just past its empty line), if it does: CRLF
-/// CRLF, or a bare LF in either place, which httparse accepts too (as
-/// `http::reader` does for requests).
-fn find_head_end(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
-        let at = i + p;
-        match (b.get(at + 1), b.get(at + 2)) {
-            (Some(b'\n'), _) => return Some(at + 2),
-            (Some(b'\r'), Some(b'\n')) => return Some(at + 3),
-            _ => i = at + 1,
-        }
-    }
-    None
 }
 
 /// The `Content-Length` of a response head.
