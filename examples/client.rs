@@ -10,6 +10,7 @@
 //! ```text
 //! cargo run --example echo_server &
 //! cargo run --example client ws://127.0.0.1:9001/
+//! cargo run --example client -- --ca-certs cert.pem wss://localhost:8443/echo
 //! ```
 
 mod common;
@@ -27,9 +28,13 @@ use cyclone::websocket::{websocket_connect_opts, ConnectOptions, Message};
 
 const USAGE: &str = "client: send stdin lines to a WebSocket server, print what arrives
 
-Usage: client URL
+Usage: client [--ca-certs PATH] URL
 
-  URL   ws://host[:port]/path (wss:// is not supported yet)
+  URL               ws://host[:port]/path, or wss://host[:port]/path (TLS; the
+                    server's certificate is checked against Mozilla's roots)
+  --ca-certs PATH   wss://: also trust the certificates in this PEM file, e.g.
+                    a self-signed server certificate or a private CA (Tornado's
+                    ssl_options={\"ca_certs\": PATH}; ConnectOptions::ca_certs)
 
 Exits when stdin closes (after a close handshake) or when the server closes.
 RUST_LOG=info for logs.";
@@ -82,21 +87,32 @@ fn print_message(m: &Message<'_>) {
 }
 
 fn main() {
-    let args = common::Args::parse(USAGE, &[]);
+    let args = common::Args::parse(USAGE, &[("ca-certs", true)]);
     common::init_logging();
     let Some(url) = args.positional.first().cloned() else {
         eprintln!("{USAGE}");
         std::process::exit(2);
     };
+    let ca_certs: String = args.get("ca-certs", String::new());
+    #[cfg(not(feature = "tls"))]
+    if !ca_certs.is_empty() {
+        eprintln!("client: --ca-certs needs cyclone's `tls` feature (built without it)");
+        std::process::exit(2);
+    }
     let lp = IOLoop::current();
     let handle = lp.handle();
     common::close_on_ctrl_c(std::time::Duration::from_secs(2));
     let result = lp.run_sync(async move {
         // Offer permessage-deflate; servers that do not support it ignore the offer.
-        let opts = ConnectOptions {
+        #[allow(unused_mut)]
+        let mut opts = ConnectOptions {
             compression_options: Some(CompressionOptions::default()),
             ..ConnectOptions::default()
         };
+        #[cfg(feature = "tls")]
+        if !ca_certs.is_empty() {
+            opts.ca_certs = Some(ca_certs.into());
+        }
         let conn = Rc::new(websocket_connect_opts(&url, opts).await?);
         log::info!("connected to {url}");
         std::thread::spawn(move || {

@@ -4,7 +4,8 @@
 //! ```text
 //! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 //!     -keyout key.pem -out cert.pem -days 30 -subj /CN=localhost \
-//!     -addext subjectAltName=DNS:localhost,IP:127.0.0.1
+//!     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+//!     -addext basicConstraints=critical,CA:FALSE
 //! cargo run --example tls_echo -- --cert cert.pem --key key.pem
 //! ```
 
@@ -33,9 +34,80 @@ ssl.create_default_context(cafile=\"cert.pem\")):
 
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\
       -keyout key.pem -out cert.pem -days 30 -subj /CN=localhost \\
-      -addext subjectAltName=DNS:localhost,IP:127.0.0.1
+      -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \\
+      -addext basicConstraints=critical,CA:FALSE
 
+(CA:FALSE matters: without it openssl marks the certificate a CA, and
+rustls, so cyclone's client, refuses it as a server's own: CaUsedAsEndEntity.)
+
+The page at / (open https://127.0.0.1:8443/ and accept the warning) has
+Connect / Send / Close buttons driving the wss:// echo, with a log of the
+socket's events (the ids of the hello page in tests/peers/PAGE-CONTRACT.md).
 GET /metrics answers the loop's counters (cyclone_tls_errors_total among them).";
+
+/// `GET /`: the hello page's buttons and log (tests/peers/PAGE-CONTRACT.md,
+/// "tls_echo"), on the echo at `/echo`; `%PROTO%` becomes the request's
+/// protocol. The socket URL follows the page's scheme, so over https it is
+/// `wss://` (a browser refuses `ws://` from an https page).
+const PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<title>cyclone: tls_echo</title>
+<style>
+  body { font-family: sans-serif; margin: 2em; }
+  #log { background: #f4f4f4; border: 1px solid #ccc; padding: 0.5em; min-height: 8em; }
+  button { margin-right: 0.3em; }
+</style>
+</head>
+<body>
+<h1>cyclone: tls_echo</h1>
+<p id="proto">cyclone over %PROTO%; WebSocket echo on /echo</p>
+<p>
+  <button id="connect" type="button">Connect</button>
+  <input id="message" type="text" value="Hello, world" size="40">
+  <button id="send" type="button">Send</button>
+  <button id="close" type="button">Close</button>
+</p>
+<pre id="log"></pre>
+<script>
+(function () {
+  "use strict";
+  var ws = null;
+  var logEl = document.getElementById("log");
+  function log(line) {
+    logEl.appendChild(document.createTextNode(line + "\n"));
+  }
+  function url() {
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/echo";
+  }
+  document.getElementById("connect").onclick = function () {
+    if (ws && ws.readyState <= WebSocket.OPEN) {
+      return;
+    }
+    ws = new WebSocket(url());
+    ws.onopen = function () { log("open " + ws.url); };
+    ws.onmessage = function (evt) { log("message: " + evt.data); };
+    ws.onclose = function (evt) { log("close: " + evt.code); };
+    ws.onerror = function () { log("error"); };
+  };
+  document.getElementById("send").onclick = function () {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(document.getElementById("message").value);
+    } else {
+      log("not connected");
+    }
+  };
+  document.getElementById("close").onclick = function () {
+    if (ws) {
+      ws.close(1000);
+    }
+  };
+})();
+</script>
+</body>
+</html>
+"#;
 
 struct Echo;
 
@@ -51,8 +123,8 @@ impl RequestHandler for Page {
     fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
         // "https": the request came over TLS (Tornado's request.protocol).
         let proto = cx.request().protocol();
-        cx.set_header("Content-Type", "text/plain; charset=UTF-8");
-        cx.write(format!("cyclone over {proto}; WebSocket echo on /echo\n"));
+        cx.set_header("Content-Type", "text/html; charset=UTF-8");
+        cx.write(PAGE.replace("%PROTO%", proto));
     }
 }
 

@@ -30,7 +30,8 @@
 //! ```text
 //! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 //!     -keyout key.pem -out cert.pem -days 30 -subj /CN=localhost \
-//!     -addext subjectAltName=DNS:localhost,IP:127.0.0.1
+//!     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+//!     -addext basicConstraints=critical,CA:FALSE
 //! ```
 
 use std::fmt;

@@ -224,7 +224,9 @@ fn chat_help_start_serve_stop() {
 }
 
 /// `tls_echo`: `--help` names the openssl command; with a self-signed
-/// pair made here it serves HTTPS and `wss://` echo; SIGINT ends it.
+/// pair made here it serves HTTPS (its page) and `wss://` echo, also to the
+/// `client` example given the pair with `--ca-certs` (and refused without
+/// it); SIGINT ends it.
 #[cfg(feature = "tls")]
 #[test]
 fn tls_echo_help_start_serve_stop() {
@@ -275,6 +277,10 @@ fn tls_echo_help_start_serve_stop() {
     let page = String::from_utf8_lossy(&page);
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert!(page.contains("cyclone over https"), "{page}");
+    assert!(
+        page.contains(r#"id="connect""#),
+        "no #connect on the page: {page}"
+    );
     // wss:// echo.
     let (mut ws, _) = tungstenite::client_tls_with_config(
         format!("wss://localhost:{port}/echo"),
@@ -286,6 +292,55 @@ fn tls_echo_help_start_serve_stop() {
     ws.send(tungstenite::Message::text("over tls")).unwrap();
     assert_eq!(ws.read().unwrap(), tungstenite::Message::text("over tls"));
     drop(ws);
+
+    // The `client` example: `--ca-certs` trusts the pair; one line echoed, then
+    // stdin closes and it exits 0 after the close handshake.
+    let client = build_example("client");
+    let help = Command::new(&client)
+        .arg("--help")
+        .output()
+        .expect("--help");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--ca-certs PATH"));
+    let url = format!("wss://localhost:{port}/echo");
+    let run_client = |ca: Option<&PathBuf>| {
+        let mut cmd = Command::new(&client);
+        if let Some(ca) = ca {
+            cmd.arg("--ca-certs").arg(ca);
+        }
+        let mut c = cmd
+            .arg(&url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start client");
+        let mut stdin = c.stdin.take().unwrap();
+        // Without the CA the client may already have exited: ignore EPIPE.
+        let _ = stdin.write_all(b"over tls from client\n");
+        drop(stdin);
+        let status = wait_exit(&mut c, Duration::from_secs(10));
+        let (mut out, mut err) = (String::new(), String::new());
+        c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        (status, out, err)
+    };
+    let (status, out, err) = run_client(Some(&cert));
+    assert_eq!(status.code(), Some(0), "client --ca-certs: {status}; {err}");
+    assert_eq!(
+        out, "over tls from client\n",
+        "client --ca-certs stdout; stderr: {err}"
+    );
+    let (status, _, err) = run_client(None);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "client without --ca-certs: {status}; {err}"
+    );
+    assert!(
+        err.contains("certificate"),
+        "client without --ca-certs: {err}"
+    );
 
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

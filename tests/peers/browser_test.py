@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Browser test: headless Chromium drives the `hello` and `chat` example pages.
+"""Browser test: headless Chromium drives the `hello`, `chat` and `tls_echo` example pages.
 
     .venv/bin/python tests/peers/browser_test.py \
-        --hello target/release/examples/hello --chat target/release/examples/chat
+        --hello target/release/examples/hello --chat target/release/examples/chat \
+        --tls-echo target/release/examples/tls_echo
 
 (scripts/browser installs Chromium, builds the examples and runs this.) Starts `hello` and
 `chat` on free 127.0.0.1 ports, starts headless Chromium with a fresh profile and
@@ -10,9 +11,14 @@
 the pages through the DevTools protocol (the `websockets` package is the CDP client):
   1. hello: click #connect, wait for `open`, click #send, wait until #log shows
      `You said: Hello, world`, click #close, wait for `close: 1000`;
-  2. chat: two tabs; each sends a line and both tabs show it.
+  2. chat: two tabs; each sends a line and both tabs show it;
+  3. tls_echo over TLS (with --tls-echo): a throwaway self-signed pair (peerlib.tls_pair,
+     openssl), `tls_echo --cert --key`, its page loaded from https://127.0.0.1:n/ (Chromium
+     runs with --ignore-certificate-errors); the hello steps on its wss:// echo, expecting
+     `message: Hello, world`, and DevTools' Network events show the socket is wss:// and
+     got a 101.
 Element ids and log formats: tests/peers/PAGE-CONTRACT.md. Screenshots go to
-target/browser/hello.png and target/browser/chat.png. Every wait is bounded; Chromium and
+target/browser/hello.png, chat.png and tls_echo.png. Every wait is bounded; Chromium and
 the examples are stopped by PID at the end. Prints `N passed, N failed`; exits 1 on failure
 (including when Chromium is missing).
 """
@@ -33,7 +39,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peerlib import Checks, Server  # noqa: E402
+from peerlib import Checks, Server, tls_pair  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 
@@ -41,6 +47,8 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--window-size=1024,768", "--remote-debugging-port=0",
+    # For tls_echo's throwaway self-signed certificate (https:// page and its wss:// socket).
+    "--ignore-certificate-errors",
 ]
 
 
@@ -96,6 +104,7 @@ class CDP:
         self.ws = ws
         self.ids = itertools.count(1)
         self.pending = {}
+        self.events = []  # (sessionId, method, params) of every event, in arrival order
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -107,6 +116,9 @@ class CDP:
         try:
             async for raw in self.ws:
                 msg = json.loads(raw)
+                if "method" in msg and "id" not in msg:
+                    self.events.append((msg.get("sessionId"), msg["method"], msg.get("params", {})))
+                    continue
                 fut = self.pending.pop(msg.get("id"), None)
                 if fut and not fut.done():
                     fut.set_result(msg)
@@ -148,6 +160,7 @@ class Tab:
         tab = cls(cdp, session, target)
         await cdp.send("Page.enable", session=session)
         await cdp.send("Runtime.enable", session=session)
+        await cdp.send("Network.enable", session=session)
         nav = await cdp.send("Page.navigate", {"url": url}, session=session)
         if nav.get("errorText"):
             raise RuntimeError(f"navigate {url}: {nav['errorText']}")
@@ -196,7 +209,9 @@ def has(element_id, needle):
             f".textContent.includes({json.dumps(needle)})")
 
 
-async def hello_test(checks, cdp, url, outdir):
+async def hello_test(checks, cdp, url, outdir, name="hello", reply="You said: Hello, world", on_open=None):
+    """The hello steps of PAGE-CONTRACT.md; `reply` is the log text the echo must produce.
+    `on_open(tab)`, if given, runs once the socket is open (extra checks)."""
     tab = None
 
     async def load():
@@ -207,30 +222,60 @@ async def hello_test(checks, cdp, url, outdir):
         value = await tab.eval("document.getElementById('message').value")
         if value != "Hello, world":
             raise AssertionError(f"#message default value is {value!r}, expected 'Hello, world'")
-    if not await checks.run("hello: page loads with #connect #message #send #close #log", load, 30):
-        return
+    if not await checks.run(f"{name}: page loads with #connect #message #send #close #log", load, 30):
+        return None
 
     async def connect_():
         await tab.click("connect")
         await tab.wait(has("log", "open"), 10, "'open' in #log")
-    if not await checks.run("hello: #connect opens the WebSocket", connect_, 20):
-        return
+    if not await checks.run(f"{name}: #connect opens the WebSocket", connect_, 20):
+        return tab
+    if on_open:
+        await on_open(tab)
 
     async def send():
         await tab.click("send")
-        await tab.wait(has("log", "You said: Hello, world"), 10, "'You said: Hello, world' in #log")
-    await checks.run("hello: #send shows 'You said: Hello, world'", send, 20)
+        await tab.wait(has("log", reply), 10, f"{reply!r} in #log")
+    await checks.run(f"{name}: #send shows {reply!r}", send, 20)
 
     async def close():
         await tab.click("close")
         await tab.wait(has("log", "close: 1000"), 10, "'close: 1000' in #log")
-    await checks.run("hello: #close ends with close: 1000", close, 20)
+    await checks.run(f"{name}: #close ends with close: 1000", close, 20)
 
     async def shot():
-        size = await tab.screenshot(os.path.join(outdir, "hello.png"))
+        size = await tab.screenshot(os.path.join(outdir, f"{name}.png"))
         log = (await tab.text("log")).strip().replace("\n", " | ")
-        print(f"   hello #log: {log}   (hello.png, {size} bytes)", flush=True)
-    await checks.run("hello: screenshot target/browser/hello.png", shot, 40)
+        print(f"   {name} #log: {log}   ({name}.png, {size} bytes)", flush=True)
+    await checks.run(f"{name}: screenshot target/browser/{name}.png", shot, 40)
+    return tab
+
+
+async def tls_echo_test(checks, cdp, port, outdir):
+    """tls_echo's page over https:// and its echo over wss://, through the hello steps."""
+    url = f"https://127.0.0.1:{port}/"
+
+    async def over_tls(tab):
+        async def check():
+            proto = await tab.eval("location.protocol")
+            if proto != "https:":
+                raise AssertionError(f"location.protocol is {proto!r}")
+            if not await tab.eval(has("proto", "cyclone over https")) and \
+                    "cyclone over https" not in (await tab.eval("document.body.textContent") or ""):
+                raise AssertionError("the page does not say 'cyclone over https'")
+            mine = [(m, p) for sid, m, p in cdp.events if sid == tab.session and m.startswith("Network.webSocket")]
+            created = [p.get("url", "") for m, p in mine if m == "Network.webSocketCreated"]
+            want = f"wss://127.0.0.1:{port}/echo"
+            if want not in created:
+                raise AssertionError(f"no WebSocket to {want} created (created: {created})")
+            statuses = [p.get("response", {}).get("status") for m, p in mine
+                        if m == "Network.webSocketHandshakeResponseReceived"]
+            if 101 not in statuses:
+                raise AssertionError(f"no 101 handshake response (got {statuses})")
+        await checks.run("tls_echo: page is https:// and its socket is wss:// (101, DevTools Network)", check, 10)
+
+    await hello_test(checks, cdp, url, outdir, name="tls_echo", reply="message: Hello, world",
+                     on_open=over_tls)
 
 
 async def chat_test(checks, cdp, url, outdir):
@@ -272,6 +317,8 @@ async def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hello", required=True, help="hello example command (gets --port, --address)")
     p.add_argument("--chat", required=True, help="chat example command (gets --port, --address)")
+    p.add_argument("--tls-echo", help="tls_echo example command (gets --cert, --key, --port, --address);"
+                   " without it the TLS case is skipped")
     p.add_argument("--chromium", default=os.environ.get("CHROMIUM", "chromium"))
     p.add_argument("--outdir", default="target/browser")
     args = p.parse_args()
@@ -295,6 +342,15 @@ async def main():
         except RuntimeError as exc:
             checks.fail("start hello and chat", str(exc))
             return checks.finish()
+        tls_echo = None
+        if args.tls_echo:
+            try:
+                cert, key = tls_pair(os.path.join(args.outdir, "tls"))
+                tls_echo = Server(shlex.split(args.tls_echo), ["--cert", cert, "--key", key],
+                                  logfile=os.path.join(args.outdir, "tls_echo.log"), env={"RUST_LOG": "info"})
+                started.append(tls_echo)
+            except RuntimeError as exc:
+                checks.fail("make a self-signed pair and start tls_echo", str(exc))
         chromium = Chromium(binary, os.path.join(args.outdir, "chromium.log"))
         try:
             cdp = await CDP.open(await chromium.ws_url())
@@ -305,6 +361,8 @@ async def main():
             return checks.finish()
         await hello_test(checks, cdp, f"http://127.0.0.1:{hello.port}/", args.outdir)
         await chat_test(checks, cdp, f"http://127.0.0.1:{chat.port}/", args.outdir)
+        if tls_echo:
+            await tls_echo_test(checks, cdp, tls_echo.port, args.outdir)
         for srv in started:
             if not srv.alive():
                 checks.fail(f"{srv.cmd[0]} still running", f"exited with {srv.proc.returncode} (log: {srv.logfile})")

@@ -8,6 +8,10 @@ and tests/peers/node/ws_echo.js (Node.js `ws`), each with and without deflate): 
 `PORT n` line (this also checks that the peer servers the Rust tests rely on work),
 runs `client ws://127.0.0.1:n/echo`, writes lines on its stdin, expects each line back on its
 stdout in order, then closes stdin and expects `client` to exit 0 (bounded in time).
+Over TLS: makes a throwaway self-signed pair (peerlib.tls_pair, openssl), starts
+tests/peers/websockets_echo.py with `--cert/--key` (with and without deflate) and runs
+`client --ca-certs cert.pem wss://127.0.0.1:n/echo` the same way, and checks that
+`client` without `--ca-certs` refuses that server's certificate (exits non-zero, says so).
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
@@ -22,7 +26,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks  # noqa: E402
+from peerlib import Checks, tls_pair  # noqa: E402
 
 PY = [sys.executable]
 NODE = [os.environ.get("NODE", "node")]
@@ -33,6 +37,11 @@ PEERS = {
     "websockets --no-deflate": PY + [os.path.join(HERE, "websockets_echo.py"), "--no-deflate"],
     "node ws (deflate)": NODE + [os.path.join(HERE, "node", "ws_echo.js")],
     "node ws --no-deflate": NODE + [os.path.join(HERE, "node", "ws_echo.js"), "--no-deflate"],
+}
+# Python websockets over TLS (the --cert/--key are added once the pair exists).
+WSS_PEERS = {
+    "websockets wss (deflate)": PY + [os.path.join(HERE, "websockets_echo.py")],
+    "websockets wss --no-deflate": PY + [os.path.join(HERE, "websockets_echo.py"), "--no-deflate"],
 }
 LINES = ["Hello, world", "héllo wörld ✓ 世界", "x" * 70000] + [f"line {i}" for i in range(100)]
 
@@ -102,6 +111,56 @@ def client_roundtrip(client_cmd, url, logfile, timeout=20):
         kill(proc)
 
 
+def client_refuses(client_cmd, url, logfile, timeout=20):
+    """`client URL` against a server whose certificate it does not trust: must exit
+    non-zero on its own (bounded), naming the certificate on stderr."""
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "warn")
+    with open(logfile, "wb") as err:
+        proc = subprocess.Popen(client_cmd + [url], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=err, env=env)
+    try:
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"client still running after {timeout} s (log: {logfile})")
+        with open(logfile, errors="replace") as f:
+            text = f.read()
+        if rc == 0:
+            raise AssertionError(f"client exited 0 talking to an untrusted server (log: {logfile})")
+        if "certificate" not in text.lower():
+            raise AssertionError(f"client exited {rc} without naming the certificate: {text.strip()[-300:]!r}")
+    finally:
+        kill(proc)
+
+
+def one_peer(checks, name, peer_cmd, client_cmd, scheme, logdir):
+    slug = name.replace(" ", "_").replace("(", "").replace(")", "").replace("-", "")
+    try:
+        peer, port = start_peer(peer_cmd, os.path.join(logdir, f"peer-{slug}.log"))
+    except RuntimeError as exc:
+        checks.fail(f"start peer {name}", str(exc))
+        return None
+    checks.ok(f"peer {name} prints its port ({port})")
+    t0 = time.monotonic()
+    try:
+        client_roundtrip(client_cmd, f"{scheme}://127.0.0.1:{port}/echo",
+                         os.path.join(logdir, f"client-{slug}.log"))
+        checks.ok(f"client echoes {len(LINES)} lines through {name} and exits 0", time.monotonic() - t0)
+    except Exception as exc:
+        checks.fail(f"client through {name}", str(exc))
+    return peer, port, slug
+
+
+def stop_peer(peer):
+    # The peer exits on stdin EOF; fall back to SIGTERM by PID.
+    try:
+        peer.stdin.close()
+        peer.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        kill(peer)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--client", required=True, help="cyclone client command (gets the URL)")
@@ -109,28 +168,33 @@ def main():
     args = p.parse_args()
     os.makedirs(args.logdir, exist_ok=True)
     checks = Checks("cyclone client -> peers")
+    client = shlex.split(args.client)
     for name, peer_cmd in PEERS.items():
-        slug = name.replace(" ", "_").replace("(", "").replace(")", "").replace("-", "")
-        try:
-            peer, port = start_peer(peer_cmd, os.path.join(args.logdir, f"peer-{slug}.log"))
-        except RuntimeError as exc:
-            checks.fail(f"start peer {name}", str(exc))
+        started = one_peer(checks, name, peer_cmd, client, "ws", args.logdir)
+        if started:
+            stop_peer(started[0])
+
+    # wss://: the same round trip through a TLS peer, trusting a throwaway self-signed pair.
+    try:
+        cert, key = tls_pair(os.path.join(args.logdir, "tls-cyclone-client"))
+        checks.ok("self-signed pair for 127.0.0.1/localhost (openssl)")
+    except RuntimeError as exc:
+        checks.fail("self-signed pair for the wss peers", str(exc))
+        return checks.finish()
+    for i, (name, peer_cmd) in enumerate(WSS_PEERS.items()):
+        started = one_peer(checks, name, peer_cmd + ["--cert", cert, "--key", key],
+                           client + ["--ca-certs", cert], "wss", args.logdir)
+        if not started:
             continue
-        checks.ok(f"peer {name} prints its port ({port})")
-        t0 = time.monotonic()
-        try:
-            client_roundtrip(shlex.split(args.client), f"ws://127.0.0.1:{port}/echo",
-                             os.path.join(args.logdir, f"client-{slug}.log"))
-            checks.ok(f"client echoes {len(LINES)} lines through {name} and exits 0", time.monotonic() - t0)
-        except Exception as exc:
-            checks.fail(f"client through {name}", str(exc))
-        finally:
-            # The peer exits on stdin EOF; fall back to SIGTERM by PID.
+        peer, port, slug = started
+        if i == 0:
             try:
-                peer.stdin.close()
-                peer.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                kill(peer)
+                client_refuses(client, f"wss://127.0.0.1:{port}/echo",
+                               os.path.join(args.logdir, f"client-{slug}-untrusted.log"))
+                checks.ok(f"client without --ca-certs refuses {name}'s self-signed certificate")
+            except Exception as exc:
+                checks.fail(f"client without --ca-certs against {name}", str(exc))
+        stop_peer(peer)
     return checks.finish()
 
 

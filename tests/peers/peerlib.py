@@ -4,10 +4,14 @@
   `N passed, N failed` line; `exit_code()` is 1 if anything failed.
 - Server: starts a server command on a free 127.0.0.1 port, waits until it accepts
   connections (bounded), and stops it by PID (SIGTERM, then SIGKILL).
+- tls_pair: a throwaway self-signed certificate and key for localhost and 127.0.0.1,
+  made with the `openssl` command (scripts/interop and scripts/browser install Debian's
+  openssl when it is missing).
 """
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -113,6 +117,32 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def tls_pair(directory):
+    """Writes a fresh self-signed P-256 certificate and key for DNS:localhost and
+    IP:127.0.0.1 (valid 2 days) to DIRECTORY/cert.pem and DIRECTORY/key.pem; returns
+    (cert, key). The certificate is its own trust anchor: pass cert.pem as the CA file
+    (Python `cafile`, Node `ca`, cyclone `ca_certs`). `CA:FALSE` is spelled out because
+    openssl's default `req -x509` marks the certificate a CA, which rustls (webpki)
+    refuses as a server's own certificate. Raises RuntimeError when openssl is missing or
+    fails."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise RuntimeError("the openssl command is missing (Debian: apt-get install openssl)")
+    os.makedirs(directory, exist_ok=True)
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    cmd = [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+           "-addext", "basicConstraints=critical,CA:FALSE"]
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("openssl req -x509 took more than 30 s") from None
+    if proc.returncode != 0 or not (os.path.exists(cert) and os.path.exists(key)):
+        raise RuntimeError(f"openssl req -x509 failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return cert, key
 
 
 def die(msg):

@@ -16,7 +16,7 @@
 'use strict';
 
 const crypto = require('crypto');
-const WebSocket = require('ws');
+const { checker, assert, connect: open } = require('./peerlib');
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -30,63 +30,10 @@ if (argv.indexOf('--url') < 0 || !url) {
 }
 const tag = deflate ? '[ws client -> echo_server --deflate]' : '[ws client -> echo_server]';
 
-let passed = 0;
-const failed = [];
+const { check, failed, passed } = checker(tag);
 
-async function check(title, fn, timeoutMs = 30000) {
-  const t0 = Date.now();
-  let timer;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs / 1000} s`)), timeoutMs);
-      }),
-    ]);
-    passed += 1;
-    console.log(`ok - ${tag} ${title} (${((Date.now() - t0) / 1000).toFixed(2)} s)`);
-    return true;
-  } catch (err) {
-    failed.push(title);
-    console.log(`FAIL - ${tag} ${title}: ${err && err.message ? err.message : err}`);
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-// A connection with a message queue and a promise of its close event.
 function connect(path, perMessageDeflate = deflate) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url + path, { perMessageDeflate, maxPayload: 64 * MIB });
-    const queue = [];
-    const waiters = [];
-    ws.on('message', (data, isBinary) => {
-      const m = { data, isBinary };
-      if (waiters.length) waiters.shift()(m);
-      else queue.push(m);
-    });
-    const closed = new Promise((res) => {
-      ws.on('close', (code, reason) => {
-        res({ code, reason: reason.toString() });
-        while (waiters.length) waiters.shift()(null);
-      });
-    });
-    ws.on('error', (err) => reject(err));
-    ws.on('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} instead of 101`)));
-    ws.on('open', () => {
-      const next = () => {
-        if (queue.length) return Promise.resolve(queue.shift());
-        if (ws.readyState !== WebSocket.OPEN) return Promise.resolve(null);
-        return new Promise((res) => waiters.push(res));
-      };
-      resolve({ ws, next, closed });
-    });
-  });
+  return open(url + path, { perMessageDeflate, maxPayload: 64 * MIB });
 }
 
 async function echo(conn, data, binary) {
@@ -267,6 +214,6 @@ main()
   })
   .finally(() => {
     if (failed.length) console.log(`${tag} FAILED: ${failed.join('; ')}`);
-    console.log(`${passed} passed, ${failed.length} failed`);
+    console.log(`${passed()} passed, ${failed.length} failed`);
     process.exit(failed.length ? 1 : 0);
   });
