@@ -496,6 +496,387 @@ fn workers_serve_tls() {
     workers.join();
 }
 
+// ---- hostile and unlucky peers ---------------------------------------------
+
+/// A rustls client session over a std socket, driven by hand so that a
+/// test decides which records leave in which TCP write.
+struct RawTls {
+    tcp: TcpStream,
+    conn: rustls::ClientConnection,
+}
+
+impl RawTls {
+    /// Connects and completes the handshake.
+    fn connect(server: &Server, certs: &Certs) -> RawTls {
+        RawTls::over(TcpStream::connect(server.addr).unwrap(), certs)
+    }
+
+    /// A session over `tcp`.
+    fn over(mut tcp: TcpStream, certs: &Certs) -> RawTls {
+        tcp.set_read_timeout(Some(SHORT)).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(client_config(certs), name).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp).unwrap();
+        }
+        RawTls { tcp, conn }
+    }
+
+    /// Encrypts `plain` (then a close_notify if `close_notify`) and
+    /// writes every record in one TCP write; the TCP connection stays open.
+    fn send(&mut self, plain: &[u8], close_notify: bool) {
+        self.conn.writer().write_all(plain).unwrap();
+        if close_notify {
+            self.conn.send_close_notify();
+        }
+        let mut wire = Vec::new();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut wire).unwrap();
+        }
+        self.tcp.write_all(&wire).unwrap();
+    }
+
+    /// Plaintext until `done` says it is enough, the session ends
+    /// (close_notify or TCP EOF: `true`), or `within` passes (`false`).
+    fn read_until(
+        &mut self,
+        within: Duration,
+        mut done: impl FnMut(&[u8]) -> bool,
+    ) -> (Vec<u8>, bool) {
+        let end = Instant::now() + within;
+        let mut got = Vec::new();
+        loop {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                match self.conn.reader().read(&mut buf) {
+                    Ok(0) => return (got, true),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => return (got, true),
+                }
+            }
+            if done(&got) {
+                return (got, false);
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (got, false);
+            }
+            self.tcp.set_read_timeout(Some(left)).unwrap();
+            match self.conn.read_tls(&mut self.tcp) {
+                Ok(0) => {}
+                Ok(_) => {
+                    if self.conn.process_new_packets().is_err() {
+                        return (got, true);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (got, false)
+                }
+                Err(_) => return (got, true),
+            }
+        }
+    }
+}
+
+fn https_app(idle: Duration) -> Application {
+    /// Keeps the loop busy for a while (what arrives meanwhile is read
+    /// together afterwards).
+    struct Sleep;
+    impl RequestHandler for Sleep {
+        fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+            std::thread::sleep(Duration::from_millis(300));
+            cx.write("slept");
+        }
+    }
+    /// A 48 KiB answer, then a graceful shutdown (from a callback: once
+    /// the answer went to the kernel and rustls).
+    struct Quit;
+    impl RequestHandler for Quit {
+        fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+            cx.write(pattern(args[0].parse().unwrap()));
+            cyclone::ioloop::IOLoop::current()
+                .add_callback(|| cyclone::shutdown(Duration::from_secs(3)));
+        }
+    }
+    Application::builder()
+        .route("/hello", || Hello)
+        .route("/sleep", || Sleep)
+        .route(r"/quit/(\d+)", || Quit)
+        .websocket("/echo", |_| Echo)
+        .defer_accept(None)
+        .idle_timeout(idle)
+        .build()
+}
+
+fn https_server(certs: &Certs, idle: Duration) -> Server {
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    Server::start_with(move || {
+        https_app(idle)
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    })
+}
+
+/// A client that sends its request and its close_notify in the same TCP
+/// write (a TLS half-close) and keeps the TCP connection open, waiting for
+/// the answer and the end of the stream: the server answers, sees the end
+/// (no readiness event reports a close_notify, unlike a FIN) and closes,
+/// as it does after a plain TCP half-close; not at the idle timeout.
+#[test]
+fn https_close_notify_with_the_request_ends_the_connection() {
+    let certs = make_certs();
+    let server = https_server(&certs, Duration::from_secs(30));
+    let mut c = RawTls::connect(&server, &certs);
+    c.send(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n", true);
+    let (got, ended) = c.read_until(Duration::from_secs(5), |_| false);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("hello over https"), "{text}");
+    assert!(ended, "the server kept the half-closed session open");
+}
+
+/// A WebSocket peer that sends a message and its close_notify together
+/// and keeps the TCP connection open: the message is answered and the
+/// connection ends at once (the end of the stream is read), instead of
+/// staying open until a ping or idle timeout.
+#[test]
+fn wss_close_notify_after_a_message_ends_the_connection() {
+    let certs = make_certs();
+    let server = https_server(&certs, Duration::from_secs(30));
+    let mut c = RawTls::connect(&server, &certs);
+    c.send(util::upgrade_request("/echo", "").as_bytes(), false);
+    let (head, _) = c.read_until(SHORT, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    let before = server.metrics().get(Counter::WsClosed);
+    c.send(&util::client_frame(true, 1, b"last words"), true);
+    let (got, ended) = c.read_until(Duration::from_secs(5), |_| false);
+    assert!(
+        got.windows(10).any(|w| w == b"last words"),
+        "echo missing: {got:?}"
+    );
+    assert!(ended, "the server kept the session open after close_notify");
+    let t = Instant::now();
+    while server.metrics().get(Counter::WsClosed) == before && t.elapsed() < SHORT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(server.metrics().get(Counter::WsClosed), before + 1);
+}
+
+/// A peer that sends its last message and its Close, then aborts the
+/// connection (a reset, as a close with unread bytes makes): what arrived
+/// before the reset is decrypted in the same read that meets the reset,
+/// and is still delivered (the message, the close code), as over plain
+/// TCP, rather than dropped with the error.
+#[test]
+fn wss_last_message_before_a_reset_is_delivered() {
+    let certs = make_certs();
+    let server = https_server(&certs, Duration::from_secs(30));
+    let mut c = RawTls::connect(&server, &certs);
+    c.send(util::upgrade_request("/echo", "").as_bytes(), false);
+    let (head, _) = c.read_until(SHORT, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    let m = server.metrics();
+    let (msgs, closes) = (
+        m.get(Counter::WsMessagesIn),
+        m.get(Counter::for_close_code(Some(1000))),
+    );
+    // The loop is busy meanwhile: the records and the reset are read
+    // together.
+    let mut busy = tls_stream(&server, &certs);
+    busy.write_all(b"GET /sleep HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut last = util::client_frame(true, 1, b"last words");
+    last.extend_from_slice(&util::client_frame(true, 8, &[0x03, 0xe8]));
+    c.send(&last, false);
+    // SO_LINGER 0: the close sends a reset right behind the records.
+    socket2::SockRef::from(&c.tcp)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    let t = Instant::now();
+    while server.metrics().get(Counter::WsClosed) == 0 && t.elapsed() < SHORT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let m = server.metrics();
+    assert_eq!(m.get(Counter::WsMessagesIn), msgs + 1, "message lost");
+    assert_eq!(
+        m.get(Counter::for_close_code(Some(1000))),
+        closes + 1,
+        "close code lost"
+    );
+}
+
+/// A graceful shutdown while the end of a response waits in rustls (the
+/// kernel refused it: the client, with a small receive buffer, has not
+/// read yet) and the connection's own queue is empty: the connection
+/// stays until those records have left, instead of being dropped with
+/// them (the client would get a truncated body).
+///
+/// Which sizes leave the queue empty with records in rustls depends on
+/// how much the kernel takes (about 2.8 MB on Linux loopback, with the
+/// send buffer sized from loopback's MSS): sizes around it, in steps
+/// smaller than rustls' 64 KiB buffer, each with its own server, run side
+/// by side.
+#[test]
+fn https_graceful_shutdown_keeps_records_waiting_in_rustls() {
+    fn case(size: usize) -> Result<(), String> {
+        let certs = make_certs();
+        let server = https_server(&certs, Duration::from_secs(30));
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.connect(&server.addr.into()).unwrap();
+        let mut c = RawTls::over(sock.into(), &certs);
+        let req = format!("GET /quit/{size} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        c.send(req.as_bytes(), false);
+        // The shutdown runs meanwhile.
+        std::thread::sleep(Duration::from_millis(300));
+        let (got, _) = c.read_until(Duration::from_secs(10), |_| false);
+        let body = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| &got[p + 4..])
+            .unwrap_or_default();
+        if body.len() != size {
+            return Err(format!("{size}-byte body cut at {}", body.len()));
+        }
+        if body != &pattern(size)[..] {
+            return Err(format!("{size}-byte body differs"));
+        }
+        Ok(())
+    }
+    let cases: Vec<_> = (0..24)
+        .map(|i| std::thread::spawn(move || case(2_200_000 + i * 50_000)))
+        .collect();
+    let failed: Vec<String> = cases
+        .into_iter()
+        .filter_map(|t| t.join().unwrap().err())
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+/// A wss client that asks for a flood and never reads: the queue and
+/// rustls' records together stay bounded (rustls holds at most its 64 KiB
+/// buffer beyond `max_write_buffer`), the slow-consumer policy fires, and
+/// the connection is closed by the close timeout although records keep
+/// waiting in rustls.
+#[test]
+fn wss_slow_consumer_that_never_reads_is_closed() {
+    struct Flood;
+    impl WebSocketHandler for Flood {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+            for _ in 0..64 {
+                if ws.write_message(pattern(256 << 10)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let certs = make_certs();
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    let server = Server::start_with(move || {
+        Application::builder()
+            .websocket("/flood", |_| Flood)
+            .defer_accept(None)
+            .websocket_max_write_buffer(1 << 20)
+            .websocket_close_timeout(Duration::from_millis(500))
+            .build()
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    });
+    let mut c = RawTls::connect(&server, &certs);
+    c.send(util::upgrade_request("/flood", "").as_bytes(), false);
+    let (head, _) = c.read_until(SHORT, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    c.send(&util::client_frame(true, 1, b"go"), false);
+    let start = Instant::now();
+    while server.metrics().get(Counter::WsClosed) == 0 && start.elapsed() < SHORT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = server.metrics();
+    assert_eq!(m.get(Counter::WsSlowConsumerCloses), 1);
+    assert_eq!(m.get(Counter::WsClosed), 1, "not closed within {SHORT:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A burst of small messages larger than one tick's read budget, with a
+/// large answer at its start that pauses reading (the queue goes over
+/// `write_high_water`) while plaintext may sit inside rustls: the last
+/// message of the burst is answered once the client reads, without any
+/// further traffic from it (edge-triggered readiness raises no new event
+/// for what is already buffered).
+#[test]
+fn wss_burst_over_the_read_budget_with_a_pause_is_all_delivered() {
+    struct Count(usize);
+    impl WebSocketHandler for Count {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            match msg.as_text() {
+                Some("big") => {
+                    ws.write_message(pattern(8 << 20)).unwrap();
+                }
+                Some("count?") => {
+                    ws.write_message(format!("{}", self.0)).unwrap();
+                }
+                _ => self.0 += 1,
+            }
+        }
+    }
+    let certs = make_certs();
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    let server = Server::start_with(move || {
+        Application::builder()
+            .websocket("/count", |_| Count(0))
+            .defer_accept(None)
+            .websocket_max_write_buffer(64 << 20)
+            .build()
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    });
+    let mut c = RawTls::connect(&server, &certs);
+    c.send(util::upgrade_request("/count", "").as_bytes(), false);
+    let (head, _) = c.read_until(SHORT, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    let n = 120_000; // ~1.6 MB of frames: more than 4 reads of 256 KiB.
+    let mut plain = util::client_frame(true, 1, b"big");
+    for i in 0..n {
+        plain.extend_from_slice(&util::client_frame(true, 1, format!("m{i:07}").as_bytes()));
+    }
+    plain.extend_from_slice(&util::client_frame(true, 1, b"count?"));
+    c.conn.set_buffer_limit(None);
+    c.conn.writer().write_all(&plain).unwrap();
+    let mut wire = Vec::new();
+    while c.conn.wants_write() {
+        c.conn.write_tls(&mut wire).unwrap();
+    }
+    // Written from another thread: the server stops reading while its
+    // answer waits, so the write may block until this side reads.
+    let mut tcp = c.tcp.try_clone().unwrap();
+    let writer = std::thread::spawn(move || tcp.write_all(&wire).unwrap());
+    // The server fills the socket with the big answer and pauses reading.
+    std::thread::sleep(Duration::from_millis(300));
+    let count = format!("{n}");
+    let total = 10 + (8 << 20) + 2 + count.len();
+    let (got, _) = c.read_until(Duration::from_secs(20), |b| b.len() >= total);
+    writer.join().unwrap();
+    assert_eq!(got.len(), total, "answers missing");
+    assert!(
+        got.ends_with(count.as_bytes()),
+        "{:?}",
+        &got[got.len() - 8..]
+    );
+}
+
 // ---- cyclone's client over wss:// ------------------------------------------
 
 mod client {
@@ -627,5 +1008,108 @@ mod client {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A hand-made wss server for one connection: the 101, and then
+    /// `after` on the session (its records not yet written: they leave
+    /// with the 101's, in one TCP write).
+    fn one_shot_server(
+        certs: &Certs,
+        after: impl FnOnce(&mut rustls::ServerConnection) + Send + 'static,
+    ) -> SocketAddr {
+        let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+        let config = tls.config().clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(SHORT)).unwrap();
+            let mut conn = rustls::ServerConnection::new(config).unwrap();
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                conn.complete_io(&mut tcp).unwrap();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match conn.reader().read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&head).to_string();
+            let key = text
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("sec-websocket-key")
+                        .then(|| v.trim().to_string())
+                })
+                .unwrap();
+            let accept = cyclone::protocol::handshake::accept_key(key.as_bytes());
+            let resp = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                std::str::from_utf8(&accept).unwrap()
+            );
+            conn.writer().write_all(resp.as_bytes()).unwrap();
+            after(&mut conn);
+            let mut wire = Vec::new();
+            while conn.wants_write() {
+                conn.write_tls(&mut wire).unwrap();
+            }
+            tcp.write_all(&wire).unwrap();
+            // Keep the TCP connection open until the client ends it.
+            let mut sink = [0u8; 4096];
+            while matches!(tcp.read(&mut sink), Ok(n) if n > 0) {}
+        });
+        addr
+    }
+
+    /// The 101 and a first frame in one TLS record: the frame is not lost
+    /// between the handshake's buffer and the connection.
+    #[test]
+    fn cyclone_client_gets_a_frame_sent_with_the_101() {
+        let certs = make_certs();
+        watchdog();
+        let addr = one_shot_server(&certs, |conn| {
+            // Appended to the 101's plaintext: one record.
+            conn.writer().write_all(&[0x81, 5]).unwrap();
+            conn.writer().write_all(b"first").unwrap();
+        });
+        let opts = ConnectOptions {
+            tls_config: Some(client_config(&certs)),
+            ..ConnectOptions::default()
+        };
+        let url = format!("wss://localhost:{}/", addr.port());
+        IOLoop::current().run_sync(async move {
+            let conn = websocket_connect_opts(&url, opts).await.expect("connect");
+            assert_eq!(conn.read_message().await, Some(Message::from("first")));
+        });
+    }
+
+    /// A server that sends close_notify right after the 101 (keeping the
+    /// TCP connection open): the client sees the end of the stream at
+    /// once, not at a timeout.
+    #[test]
+    fn cyclone_client_sees_close_notify_right_after_the_101() {
+        let certs = make_certs();
+        watchdog();
+        let addr = one_shot_server(&certs, |conn| conn.send_close_notify());
+        let opts = ConnectOptions {
+            tls_config: Some(client_config(&certs)),
+            ..ConnectOptions::default()
+        };
+        let url = format!("wss://localhost:{}/", addr.port());
+        let start = Instant::now();
+        IOLoop::current().run_sync(async move {
+            let conn = websocket_connect_opts(&url, opts).await.expect("connect");
+            assert_eq!(conn.read_message().await, None);
+        });
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

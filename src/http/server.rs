@@ -430,7 +430,9 @@ impl HttpConn {
                 }
                 Ok(n) => {
                     self.reader.push(&rbuf[..n]);
-                    if n < rbuf.len() && !closed {
+                    // Drained, unless a TLS close_notify (which raises no
+                    // hang-up flag) ended the read: then read the 0.
+                    if n < rbuf.len() && !closed && !stream.eof_pending() {
                         break;
                     }
                     if self.reader.buffered().len() > cap {
@@ -799,7 +801,9 @@ impl Pollable for HttpConn {
     }
 
     fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
-        if self.reader.is_empty() && self.out.is_empty() {
+        // TLS records the kernel refused are the end of a response: they
+        // die with the connection (the kernel keeps only what it took).
+        if self.reader.is_empty() && self.out.is_empty() && !self.tls_pending() {
             Action::Remove
         } else {
             self.close_after_flush = true;

@@ -12,7 +12,12 @@
 //! with edge-triggered readiness:
 //! - `read` returns fewer bytes than asked only when the socket is drained
 //!   (it would block) and rustls holds no more plaintext, or at the end of
-//!   the stream; so "a short read drained the socket" stays true.
+//!   the stream; so "a short read drained the socket" stays true. A short
+//!   read that stopped at the peer's `close_notify` (which, unlike a FIN,
+//!   raises no hang-up flag, and after which the peer may keep the TCP
+//!   connection open) sets [`Stream::eof_pending`]: the caller reads on.
+//!   A reset met behind plaintext is returned by the next `read`, after
+//!   that plaintext (the peer's last message and Close are not lost).
 //! - `write` returns the plaintext bytes rustls accepted; the ciphertext it
 //!   could not hand to the kernel stays in rustls ([`Stream::has_pending`])
 //!   and leaves with [`Stream::flush_pending`] on the next writable edge
@@ -51,6 +56,14 @@ struct TlsStream {
     shut_pending: bool,
     /// `shut_write` already ran (the close_notify is queued or sent).
     shut: bool,
+    /// The peer's close_notify (or the TCP EOF) was read behind plaintext
+    /// that `read` returned: the next `read` returns 0 (see
+    /// [`Stream::eof_pending`]).
+    eof: bool,
+    /// A socket error (a reset) met after `read` had plaintext for its
+    /// caller: returned by the next `read`, so that what arrived before
+    /// it is delivered first, as the kernel does for plain TCP.
+    err: Option<io::Error>,
 }
 
 impl Stream {
@@ -95,6 +108,8 @@ impl Stream {
             conn,
             shut_pending: false,
             shut: false,
+            eof: false,
+            err: None,
         })))
     }
 
@@ -132,6 +147,24 @@ impl Stream {
             Inner::Plain(_) => false,
             #[cfg(feature = "tls")]
             Inner::Tls(t) => t.conn.is_handshaking(),
+        }
+    }
+
+    /// Whether the last short read stopped at the end of the stream rather
+    /// than at an empty socket, so the next read returns 0 (or the error
+    /// that ended it) although no readiness event may say so: over TLS,
+    /// the peer's `close_notify` (or the TCP EOF, or a reset) met behind
+    /// the plaintext returned. A peer may send its last bytes and its
+    /// `close_notify` and keep the TCP connection open: the kernel then
+    /// reports no hang-up. Always false for plain TCP (the kernel's
+    /// hang-up flag tells the EOF there). Callers that stop at a short
+    /// read check it then.
+    #[inline]
+    pub fn eof_pending(&self) -> bool {
+        match &self.0 {
+            Inner::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Inner::Tls(t) => t.eof,
         }
     }
 
@@ -300,17 +333,28 @@ impl TlsStream {
     /// Plaintext into `buf`: what rustls holds first, then records read
     /// from the socket until `buf` is full or the socket would block.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
         let mut n = 0;
         loop {
             match self.conn.reader().read(&mut buf[n..]) {
-                // The peer's close_notify (or an empty `buf`).
-                Ok(0) => return Ok(n),
+                // The peer's close_notify (or an empty `buf`). Returned
+                // behind plaintext, it is remembered: no readiness event
+                // reports it (the TCP connection may stay open).
+                Ok(0) => {
+                    self.eof = !buf.is_empty();
+                    return Ok(n);
+                }
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // TCP closed without close_notify: the end of the stream,
                 // as for plain TCP (the WebSocket close handshake, or the
                 // HTTP framing, tells a truncation).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.eof = true;
+                    return Ok(n);
+                }
                 Err(e) => return Err(e),
             }
             if n == buf.len() {
@@ -343,6 +387,13 @@ impl TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                     count_tls_error(&e);
                     return Err(e);
+                }
+                // A reset behind records already decrypted (the peer's
+                // last message and Close): those first, the error next.
+                Err(e) if n > 0 => {
+                    self.err = Some(e);
+                    self.eof = true;
+                    return Ok(n);
                 }
                 Err(e) => return Err(e),
             }

@@ -327,8 +327,9 @@ impl WsConn {
                 self.core.spill.extend_from_slice(&rbuf[..n]);
                 self.process_spill(lp);
             }
-            // A short read drained the socket (epoll(7)).
-            if n < room && !closed {
+            // A short read drained the socket (epoll(7)), unless it
+            // stopped at a TLS close_notify that no event will report.
+            if n < room && !closed && !self.core.stream.eof_pending() {
                 break;
             }
             if round + 1 >= READ_BUDGET {
