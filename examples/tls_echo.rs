@@ -45,69 +45,35 @@ Connect / Send / Close buttons driving the wss:// echo, with a log of the
 socket's events (the ids of the hello page in tests/peers/PAGE-CONTRACT.md).
 GET /metrics answers the loop's counters (cyclone_tls_errors_total among them).";
 
-/// `GET /`: the hello page's buttons and log (tests/peers/PAGE-CONTRACT.md,
-/// "tls_echo"), on the echo at `/echo`; `%PROTO%` becomes the request's
-/// protocol. The socket URL follows the page's scheme, so over https it is
-/// `wss://` (a browser refuses `ws://` from an https page).
-const PAGE: &str = r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<title>cyclone: tls_echo</title>
-<style>
-  body { font-family: sans-serif; margin: 2em; }
-  #log { background: #f4f4f4; border: 1px solid #ccc; padding: 0.5em; min-height: 8em; }
-  button { margin-right: 0.3em; }
-</style>
-</head>
-<body>
-<h1>cyclone: tls_echo</h1>
-<p id="proto">cyclone over %PROTO%; WebSocket echo on /echo</p>
-<p>
-  <button id="connect" type="button">Connect</button>
-  <input id="message" type="text" value="Hello, world" size="40">
-  <button id="send" type="button">Send</button>
-  <button id="close" type="button">Close</button>
-</p>
-<pre id="log"></pre>
-<script>
-(function () {
-  "use strict";
-  var ws = null;
-  var logEl = document.getElementById("log");
-  function log(line) {
-    logEl.appendChild(document.createTextNode(line + "\n"));
-  }
-  function url() {
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/echo";
-  }
-  document.getElementById("connect").onclick = function () {
-    if (ws && ws.readyState <= WebSocket.OPEN) {
-      return;
+/// The hello page (examples/pages/hello.html, the same buttons and log:
+/// tests/peers/PAGE-CONTRACT.md, "tls_echo") pointed at the echo on
+/// `/echo`, with a line naming the request's protocol. The socket URL
+/// follows the page's scheme, so over https it is `wss://` (a browser
+/// refuses `ws://` from an https page).
+fn page(proto: &str) -> String {
+    const HELLO: &str = include_str!("pages/hello.html");
+    const INTRO: &str =
+        "<p>Tornado's <code>EchoWebSocket</code> on <code>/websocket</code>: it answers
+<code>You said: &lt;message&gt;</code>.</p>";
+    let mut page = HELLO.to_owned();
+    for (from, to) in [
+        ("cyclone: hello", "cyclone: tls_echo".to_owned()),
+        (
+            INTRO,
+            format!("<p id=\"proto\">cyclone over {proto}; WebSocket echo on /echo</p>"),
+        ),
+        ("+ \"/websocket\"", "+ \"/echo\"".to_owned()),
+    ] {
+        // hello.html changed under us: fail loudly rather than serve a page
+        // whose socket points at the wrong path.
+        assert!(
+            page.contains(from),
+            "examples/pages/hello.html lost {from:?}"
+        );
+        page = page.replace(from, &to);
     }
-    ws = new WebSocket(url());
-    ws.onopen = function () { log("open " + ws.url); };
-    ws.onmessage = function (evt) { log("message: " + evt.data); };
-    ws.onclose = function (evt) { log("close: " + evt.code); };
-    ws.onerror = function () { log("error"); };
-  };
-  document.getElementById("send").onclick = function () {
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      ws.send(document.getElementById("message").value);
-    } else {
-      log("not connected");
-    }
-  };
-  document.getElementById("close").onclick = function () {
-    if (ws) {
-      ws.close(1000);
-    }
-  };
-})();
-</script>
-</body>
-</html>
-"#;
+    page
+}
 
 struct Echo;
 
@@ -124,7 +90,7 @@ impl RequestHandler for Page {
         // "https": the request came over TLS (Tornado's request.protocol).
         let proto = cx.request().protocol();
         cx.set_header("Content-Type", "text/html; charset=UTF-8");
-        cx.write(PAGE.replace("%PROTO%", proto));
+        cx.write(page(proto));
     }
 }
 
