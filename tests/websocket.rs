@@ -889,6 +889,103 @@ fn idle_timeout_does_not_count_time_with_reading_paused() {
     assert_eq!((op, &p[..2]), (0x8, &1001u16.to_be_bytes()[..]));
 }
 
+/// `Flood`'s answers, and a word on the channel when the connection ends.
+struct FloodReporting {
+    reply: usize,
+    closed: Sender<Option<CloseReason>>,
+}
+
+impl WebSocketHandler for FloodReporting {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        let _ = ws.write_message(vec![3u8; self.reply]);
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.closed.send(ws.closed_by());
+    }
+}
+
+/// A `/flood` route whose answers are `reply` bytes, reading paused past
+/// 64 KiB queued, and the channel `on_close` reports on.
+fn flood_server(reply: usize) -> (Server, Receiver<Option<CloseReason>>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let settings = WebSocketSettings {
+        write_high_water: 64 * 1024,
+        max_write_buffer: 256 * 1024 * 1024,
+        ..WebSocketSettings::default()
+    };
+    let srv = Server::start(move || {
+        let closed = tx.lock().unwrap().clone();
+        Application::builder()
+            .websocket_with("/flood", settings.clone(), move |_r: &Request| {
+                FloodReporting {
+                    reply,
+                    closed: closed.clone(),
+                }
+            })
+            .build()
+    });
+    (srv, rx)
+}
+
+/// A peer that half-closes (FIN) while the server is not reading it, its
+/// queue being over `write_high_water`, still gets every answer once it
+/// reads; then the server sees the FIN and ends the connection, rather
+/// than keep it open with the FIN unread.
+#[test]
+fn fin_while_reading_is_paused_is_seen_once_the_peer_reads() {
+    // 40 MiB of answers: more than the kernel buffers (tcp_rmem's
+    // 32 MiB maximum plus tcp_wmem's 4 MiB), so the server must pause.
+    let (srv, closed) = flood_server(1024 * 1024);
+    let mut s = raw_ws(&srv, "/flood");
+    let sent = 40;
+    for i in 0..sent {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+    }
+    // Let the server fill the socket buffers and pause.
+    std::thread::sleep(Duration::from_millis(300));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        closed.try_recv().is_err(),
+        "closed before its answers were read"
+    );
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..sent {
+        let (_, op, p) = read_frame(&mut s).unwrap();
+        assert_eq!((i, op, p.len()), (i, 0x2, 1024 * 1024));
+    }
+    // Then the end: no close frame can be answered (we sent FIN), so TCP
+    // closes, and the handler hears of it.
+    let mut rest = Vec::new();
+    let end = s.read_to_end(&mut rest);
+    assert!(end.is_ok(), "{end:?}");
+    assert!(rest.is_empty() || rest[0] & 0x0f == 0x8, "{rest:?}");
+    let reason = closed.recv_timeout(Duration::from_secs(5));
+    assert_eq!(reason, Ok(Some(CloseReason::Abnormal)));
+}
+
+/// A peer that resets its connection while the server is not reading it
+/// (the queue over `write_high_water`) is ended at once: the reset is not
+/// left waiting behind the pause with the queue held.
+#[test]
+fn reset_while_reading_is_paused_ends_the_connection() {
+    let (srv, closed) = flood_server(1024 * 1024);
+    let mut s = raw_ws(&srv, "/flood");
+    for i in 0..40 {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(closed.try_recv().is_err());
+    // Closing with unread bytes in the receive buffer makes Linux send a
+    // reset instead of a FIN.
+    drop(s);
+    let reason = closed.recv_timeout(Duration::from_secs(5));
+    assert_eq!(reason, Ok(Some(CloseReason::Abnormal)));
+}
+
 /// Handler that reports what `write_message` and `buffered_amount` said
 /// about the echo it just wrote: (message length, returned, buffered).
 struct ReportWrites(Sender<(usize, usize, usize)>);
