@@ -649,6 +649,65 @@ fn compression_options_are_asked_once_per_upgrade() {
     assert_eq!(total.load(Ordering::SeqCst), 1);
 }
 
+/// Echo that may refuse compression for its connection (`refuse`, decided
+/// from the request by the factory) on a route whose settings enable it.
+struct MaybeDeflate {
+    refuse: bool,
+}
+
+impl WebSocketHandler for MaybeDeflate {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = ws.write_message(msg);
+    }
+    fn compression(&self, route: Option<&CompressionOptions>) -> Option<CompressionOptions> {
+        if self.refuse {
+            None
+        } else {
+            route.cloned()
+        }
+    }
+}
+
+/// The route's settings turn permessage-deflate on; a handler's
+/// `compression` turns it off for one connection (here: requests whose
+/// query says so), and the other connections still negotiate it.
+#[test]
+fn a_handler_can_refuse_the_routes_compression() {
+    let settings = WebSocketSettings {
+        compression: Some(CompressionOptions {
+            min_size: 0,
+            ..CompressionOptions::default()
+        }),
+        ..WebSocketSettings::default()
+    };
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket_with("/z", settings.clone(), |r: &Request| MaybeDeflate {
+                refuse: r.query().contains("plain"),
+            })
+            .build()
+    });
+    for (path, deflated) in [("/z", true), ("/z?plain", false), ("/z", true)] {
+        let mut s = srv.connect();
+        s.write_all(
+            upgrade_request(path, "Sec-WebSocket-Extensions: permessage-deflate\r\n").as_bytes(),
+        )
+        .unwrap();
+        let (status, head, _) = read_response(&mut s);
+        assert_eq!(status, 101);
+        assert_eq!(
+            head.contains("permessage-deflate"),
+            deflated,
+            "{path}: {head}"
+        );
+        s.write_all(&client_frame(true, 1, b"hi")).unwrap();
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let want = if deflated { 0xc1 } else { 0x81 };
+        assert_eq!(h[0], want, "{path}: first byte {h:02x?}");
+    }
+}
+
 /// A chat room over a shared id list. `free`: broadcast with the free
 /// `broadcast` and `write_to` instead of the context's method, framed by a
 /// "first" and a "last" message to the sender; its own connection is then

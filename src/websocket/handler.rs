@@ -81,10 +81,29 @@ pub trait WebSocketHandler: 'static {
     }
 
     /// Compression options for this connection; `None` falls back to the
-    /// application's default (itself off unless set). Returning options
-    /// enables permessage-deflate when the client offers it.
+    /// route's default ([`WebSocketSettings::compression`], itself off
+    /// unless set). Returning options enables permessage-deflate when the
+    /// client offers it. In Tornado `None` always means off; here a
+    /// handler that must refuse compression on a route whose settings
+    /// enable it overrides [`compression`](Self::compression) instead.
+    ///
+    /// [`WebSocketSettings::compression`]: super::WebSocketSettings::compression
     fn get_compression_options(&self) -> Option<CompressionOptions> {
         None
+    }
+
+    /// The compression decision for this connection, asked once per
+    /// upgrade (server only), given the route's default. The default
+    /// method is [`get_compression_options`](Self::get_compression_options)
+    /// or else `route_default`; return `None` to turn permessage-deflate
+    /// off for this connection whatever the route says (for instance from
+    /// the request the factory was given).
+    fn compression(
+        &self,
+        route_default: Option<&CompressionOptions>,
+    ) -> Option<CompressionOptions> {
+        self.get_compression_options()
+            .or_else(|| route_default.cloned())
     }
 }
 

@@ -82,9 +82,7 @@ fn prepare(
     // Asked once per upgrade: the options negotiated with are the ones the
     // connection compresses with, even if the handler answers differently
     // on another call.
-    let opts = handler
-        .get_compression_options()
-        .or_else(|| settings.compression.clone());
+    let opts = handler.compression(settings.compression.as_ref());
     let (params, ext_header) = match opts {
         Some(o) if !up.extensions.is_empty() => {
             match deflate::negotiate_server(&up.extensions, &o)? {

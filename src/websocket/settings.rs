@@ -93,8 +93,9 @@ pub struct WebSocketSettings {
     pub idle_timeout: Option<Duration>,
     /// `TCP_NODELAY` on upgraded connections (default true).
     pub nodelay: bool,
-    /// Application default for permessage-deflate (default off); a handler's
-    /// `get_compression_options` takes precedence.
+    /// Default permessage-deflate options for the route (default off); a
+    /// handler's `get_compression_options` takes precedence, and its
+    /// `compression` may turn it off per connection.
     pub compression: Option<CompressionOptions>,
 }
 
