@@ -17,7 +17,7 @@ use super::context::RequestContext;
 use super::handler::{call_method, RequestHandler};
 use super::settings::Settings;
 use super::static_files::StaticFiles;
-use super::template::{resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
+use super::template::{read_source, resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
 use crate::http::{self, percent_decode, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
 use crate::websocket::{self, WebSocketHandler, WebSocketSettings};
@@ -115,8 +115,7 @@ impl Shared {
                 loading.stack.join(" -> ")
             )));
         }
-        let src = std::fs::read_to_string(&path)
-            .map_err(|e| TemplateError::Load(format!("{}: {e}", path.display())))?;
+        let src = read_source(self.settings.template_path.as_deref(), &path)?;
         loading.stack.push(file.to_string());
         let parsed = Template::parse_with_loader(&src, |name| {
             let target = resolve_name(file, name)?;

@@ -34,6 +34,11 @@ pub enum TemplateError {
     /// ([`Template::MAX_NESTING`], [`Template::MAX_RENDER_DEPTH`],
     /// [`Template::MAX_INCLUDE_DEPTH`]).
     TooDeep(String),
+    /// Rendering did more work than [`Template::MAX_RENDER_STEPS`] or made
+    /// more output than [`Template::MAX_OUTPUT`] (nested loops over large
+    /// arrays, blocks or includes shown from inside each other): a bound,
+    /// so that no template can hang the loop or exhaust memory.
+    TooLarge(String),
     /// A value of the wrong kind: a loop over a string or number,
     /// `.items()` of something that is not an object, or a render value that
     /// is not a JSON object.
@@ -54,7 +59,9 @@ impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TemplateError::Unclosed(at) => write!(f, "unclosed tag at byte {at}"),
-            TemplateError::BadTag(tag) => write!(f, "unsupported tag {tag:?}"),
+            TemplateError::BadTag(tag) => {
+                write!(f, "unsupported tag {tag:?}: {}", bad_tag_hint(tag))
+            }
             TemplateError::Undefined(name) => write!(f, "undefined variable {name:?}"),
             TemplateError::Unbalanced(tag) => {
                 write!(f, "{{% {tag} %}} without a matching open block")
@@ -63,6 +70,7 @@ impl fmt::Display for TemplateError {
                 write!(f, "{{% {tag} %}} without its {{% end %}}")
             }
             TemplateError::TooDeep(what) => write!(f, "too deep: {what}"),
+            TemplateError::TooLarge(what) => write!(f, "too large: {what}"),
             TemplateError::Type(what) => f.write_str(what),
             TemplateError::Load(what) => f.write_str(what),
             TemplateError::In { name, error } => write!(f, "in {name:?}: {error}"),
@@ -71,6 +79,29 @@ impl fmt::Display for TemplateError {
 }
 
 impl std::error::Error for TemplateError {}
+
+/// Why the tag text `tag` (of a `{{ }}` or `{% %}`) was refused, for
+/// [`TemplateError::BadTag`]'s message.
+fn bad_tag_hint(tag: &str) -> &'static str {
+    let word = tag.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+    match word {
+        "" => "an empty tag",
+        "module" | "apply" | "try" | "except" | "finally" | "while" | "import" | "from"
+        | "break" | "continue" | "whitespace" => {
+            "Tornado's tag is not supported: cyclone templates run no Python"
+        }
+        "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
+        "if" | "elif" => "a condition is a path or `not path` (no operators or calls)",
+        "for" => "write `for x in path`, `for k, v in path.items()`, `.keys()` or `.values()`",
+        "set" => "write `set name = path`",
+        "include" | "extends" => "the name must be quoted",
+        "raw" => "write `raw path`",
+        "block" => "a block needs a name",
+        "end" | "else" => "takes nothing after it",
+        w if w.starts_with("end") => "every block closes with {% end %}",
+        _ => "{{ }} takes a path (name.field.0); {% %} takes raw, if, elif, else, end, for, set, include, extends, block, comment or autoescape",
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Cond {
@@ -143,12 +174,17 @@ enum Node {
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
 /// | `{% block name %}` … `{% end %}` | a block a child template can replace |
 /// | `{# text #}`, `{% comment text %}` | nothing |
+/// | `{% autoescape None %}` | `{{ }}` does not escape, anywhere in this file (not in the files it includes or extends, nor in blocks other files define), as in Tornado; `{% autoescape xhtml_escape %}` is the default |
 /// | `{{!`, `{%!`, `{#!` | the literal `{{`, `{%`, `{#` (Tornado's escape) |
 ///
+/// As in Tornado, in a run of three or more `{`, the last two open the tag:
+/// `{{{ x }}}` prints `{`, then `x`, then `}`.
+///
 /// Anything else in `{{ }}` or `{% %}` — Python expressions, `{% module %}`,
-/// `{% apply %}`, `{% autoescape %}`, `{% try %}`, `{% while %}`,
-/// `{% import %}`, `for … else` — is refused when the template is parsed with
-/// [`TemplateError::BadTag`].
+/// `{% apply %}`, another `{% autoescape %}` function, `{% try %}`,
+/// `{% while %}`, `{% import %}`, `{% whitespace %}`, `for … else` — is
+/// refused when the template is parsed with [`TemplateError::BadTag`], whose
+/// message says what is supported instead.
 ///
 /// **Printing values.** Strings print as they are; numbers and booleans as
 /// JSON prints them (`true`/`false`, where Tornado would print Python's
@@ -177,7 +213,9 @@ enum Node {
 /// `include`/`extends` names are relative to the including template's
 /// directory (`/name` is relative to `template_path`); they are resolved and
 /// parsed when the including template is, and the parsed tree is cached with
-/// it.
+/// it. A name that leaves `template_path` — through `..`, or through a
+/// symlink whose target is outside it, as for static files — is a
+/// [`TemplateError::Load`].
 ///
 /// **Whitespace** is copied as written (Tornado's `whitespace="all"`, not
 /// the `"single"` it defaults to for `.html` files); the newline after a
@@ -193,7 +231,12 @@ enum Node {
 /// absent value as `null`, e.g. an `Option` without `skip_serializing_if`),
 /// a loop over something that is neither array nor object, and rendering
 /// nested deeper than [`MAX_RENDER_DEPTH`](Self::MAX_RENDER_DEPTH) when it
-/// is rendered. `render` answers 500 for any of them and logs the cause, as
+/// is rendered. So that no template (nested loops over large arrays, a
+/// block shown twice in a block shown twice ...) can hang the loop or
+/// exhaust memory, one render stops with [`TemplateError::TooLarge`] after
+/// [`MAX_RENDER_STEPS`](Self::MAX_RENDER_STEPS) steps or
+/// [`MAX_OUTPUT`](Self::MAX_OUTPUT) bytes (Tornado has no such bound).
+/// `render` answers 500 for any of them and logs the cause, as
 /// Tornado does for an exception in a template.
 ///
 /// **Parse once, render many.** Included and parent templates are parsed
@@ -306,6 +349,9 @@ struct Parser<L> {
     text: String,
     /// `{% extends %}`: the parent template.
     parent: Option<Arc<Template>>,
+    /// `false` after `{% autoescape None %}` (for the whole file, as in
+    /// Tornado).
+    autoescape: bool,
     load: L,
 }
 
@@ -362,6 +408,11 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 escape: false,
             }),
             "comment" => {}
+            "autoescape" => match arg {
+                "None" => self.autoescape = false,
+                "xhtml_escape" => self.autoescape = true,
+                _ => return Err(bad()),
+            },
             "if" => {
                 let cond = parse_cond(arg).ok_or_else(bad)?;
                 self.open(
@@ -462,6 +513,35 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
     }
 }
 
+/// `{% autoescape None %}`: every `{{ }}` of `nodes` (this file's, not its
+/// includes') prints unescaped.
+fn unescape(nodes: &mut [Node]) {
+    for node in nodes {
+        match node {
+            Node::Var { escape, .. } => *escape = false,
+            Node::If {
+                branches,
+                otherwise,
+            } => {
+                for (_, body) in branches {
+                    unescape(body);
+                }
+                unescape(otherwise);
+            }
+            Node::For { body, .. } => unescape(body),
+            Node::Block { body, .. } => match Arc::get_mut(body) {
+                Some(body) => unescape(body),
+                None => {
+                    let mut copy = body.to_vec();
+                    unescape(&mut copy);
+                    *body = copy.into();
+                }
+            },
+            Node::Text(_) | Node::Set { .. } | Node::Include { .. } => {}
+        }
+    }
+}
+
 /// Adds the blocks of `nodes` (and of the templates they include) to `map`,
 /// later definitions replacing earlier ones.
 fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, Arc<[Node]>>) {
@@ -527,6 +607,36 @@ pub(crate) fn resolve_name(parent: &str, name: &str) -> Result<String, TemplateE
     Ok(parts.join("/"))
 }
 
+/// The source of the template file `path` (`template_path` joined with a
+/// name [`resolve_name`] accepted). With a `root`, the file's canonical
+/// path (symlinks resolved) must stay inside the canonical root, as for
+/// static files: a symlink out of `template_path` is refused.
+///
+/// # Errors
+/// [`TemplateError::Load`]: missing, unreadable, not UTF-8, or outside
+/// `root`.
+pub(crate) fn read_source(
+    root: Option<&std::path::Path>,
+    path: &std::path::Path,
+) -> Result<String, TemplateError> {
+    let fail = |e: std::io::Error| TemplateError::Load(format!("{}: {e}", path.display()));
+    let Some(root) = root else {
+        return std::fs::read_to_string(path).map_err(fail);
+    };
+    let root = root
+        .canonicalize()
+        .map_err(|e| TemplateError::Load(format!("template_path {}: {e}", root.display())))?;
+    let full = path.canonicalize().map_err(fail)?;
+    if !full.starts_with(&root) {
+        return Err(TemplateError::Load(format!(
+            "{}: leaves template_path (a symlink to {})",
+            path.display(),
+            full.display()
+        )));
+    }
+    std::fs::read_to_string(&full).map_err(fail)
+}
+
 impl Template {
     /// How deeply `if`/`for`/`block` may nest in one template (checked when
     /// it is parsed).
@@ -537,6 +647,12 @@ impl Template {
     /// How long a chain of `{% include %}` and `{% extends %}` may be below
     /// the rendered template (checked when it is loaded).
     pub const MAX_INCLUDE_DEPTH: usize = 16;
+    /// How many steps one render may take: each node rendered (text, value,
+    /// tag) and each loop iteration is one. A page of 100,000 rows of ten
+    /// values is about two million.
+    pub const MAX_RENDER_STEPS: u64 = 50_000_000;
+    /// How many bytes one render may produce (256 MiB).
+    pub const MAX_OUTPUT: usize = 256 << 20;
 
     /// Parses `src`. `{% include %}` and `{% extends %}` need
     /// [`parse_with_loader`](Self::parse_with_loader) (here they are a
@@ -588,6 +704,7 @@ impl Template {
             root: Vec::new(),
             text: String::new(),
             parent: None,
+            autoescape: true,
             load,
         };
         let mut rest = src;
@@ -597,12 +714,15 @@ impl Template {
                 Some('{') => "}}",
                 Some('%') => "%}",
                 Some('#') => "#}",
-                _ => {
-                    p.text.push_str(&rest[..open + 1]);
-                    rest = &rest[open + 1..];
-                    continue;
-                }
+                _ => "",
             };
+            // `{{{`: as in Tornado, the innermost two braces open the tag
+            // (for LaTeX, JavaScript objects).
+            if close.is_empty() || rest[open + 1..].starts_with("{{") {
+                p.text.push_str(&rest[..open + 1]);
+                rest = &rest[open + 1..];
+                continue;
+            }
             p.text.push_str(&rest[..open]);
             let after = &rest[open + 2..];
             if let Some(lit) = after.strip_prefix('!') {
@@ -629,6 +749,9 @@ impl Template {
         p.flush();
         if let Some(frame) = p.stack.pop() {
             return Err(TemplateError::UnclosedBlock(frame.tag));
+        }
+        if !p.autoescape {
+            unescape(&mut p.root);
         }
         let mut blocks = p
             .parent
@@ -692,13 +815,27 @@ impl Template {
     }
 
     fn render_root<'a>(&'a self, root: Root<'a>) -> Result<String, TemplateError> {
+        self.render_limited(root, Template::MAX_RENDER_STEPS, Template::MAX_OUTPUT)
+    }
+
+    fn render_limited<'a>(
+        &'a self,
+        root: Root<'a>,
+        steps: u64,
+        max_output: usize,
+    ) -> Result<String, TemplateError> {
         let mut r = Renderer {
             root,
             locals: Vec::new(),
             blocks: &self.blocks,
             out: String::new(),
+            steps,
+            max_steps: steps,
+            max_output,
         };
         r.nodes(self.entry(), 0)?;
+        // The last node's output, not yet checked by a `tick`.
+        r.check_output()?;
         Ok(r.out)
     }
 }
@@ -776,9 +913,37 @@ struct Renderer<'a> {
     locals: Vec<(&'a str, Val<'a>)>,
     blocks: &'a HashMap<String, Arc<[Node]>>,
     out: String,
+    /// Steps left before [`TemplateError::TooLarge`].
+    steps: u64,
+    max_steps: u64,
+    max_output: usize,
 }
 
 impl<'a> Renderer<'a> {
+    /// One step of work: fails once the step budget is spent or the output
+    /// is over its bound (checked before each node, so at most one node's
+    /// output past it).
+    fn tick(&mut self) -> Result<(), TemplateError> {
+        if self.steps == 0 {
+            return Err(TemplateError::TooLarge(format!(
+                "rendering took more than {} steps (nodes and loop iterations)",
+                self.max_steps
+            )));
+        }
+        self.steps -= 1;
+        self.check_output()
+    }
+
+    fn check_output(&self) -> Result<(), TemplateError> {
+        if self.out.len() > self.max_output {
+            return Err(TemplateError::TooLarge(format!(
+                "output over {} bytes",
+                self.max_output
+            )));
+        }
+        Ok(())
+    }
+
     fn lookup(&self, path: &'a str) -> Result<Val<'a>, TemplateError> {
         let undefined = || TemplateError::Undefined(path.to_string());
         let mut segs = path.split('.');
@@ -849,6 +1014,7 @@ impl<'a> Renderer<'a> {
         body: &'a [Node],
         depth: usize,
     ) -> Result<(), TemplateError> {
+        self.tick()?;
         let mark = self.locals.len();
         self.locals.push((var, value));
         if let Some(pair) = second {
@@ -935,6 +1101,7 @@ impl<'a> Renderer<'a> {
         }
         let mark = self.locals.len();
         for node in nodes {
+            self.tick()?;
             match node {
                 Node::Text(t) => self.out.push_str(t),
                 Node::Var { path, escape } => {
@@ -1240,7 +1407,8 @@ mod tests {
         for tag in [
             "{% module Template(\"m.html\") %}",
             "{% apply linkify %}x{% end %}",
-            "{% autoescape None %}",
+            "{% autoescape linkify %}",
+            "{% autoescape %}",
             "{% try %}x{% end %}",
             "{% while x %}x{% end %}",
             "{% import os %}",
@@ -1543,6 +1711,60 @@ mod tests {
             render_json(src, json!({"xs": [1, 2]})).unwrap(),
             "<ul>\n  \n  <li>1</li>\n  \n  <li>2</li>\n  \n</ul>\n"
         );
+    }
+
+    #[test]
+    fn the_step_and_output_bounds_are_exact() {
+        // Root: 1 text + 1 for; each of 3 iterations: 1 + its 2 nodes.
+        let t = Template::parse("a{% for x in xs %}{{ x }}-{% end %}").unwrap();
+        let v = json!({"xs": [1, 2, 3]});
+        let Value::Object(map) = &v else {
+            unreachable!()
+        };
+        let run = |steps, out| t.render_limited(Root::Object(map), steps, out);
+        assert_eq!(run(11, 100).unwrap(), "a1-2-3-");
+        match run(10, 100).unwrap_err() {
+            TemplateError::TooLarge(msg) => assert!(msg.contains("10 steps"), "{msg}"),
+            e => panic!("{e:?}"),
+        }
+        // The output may be as long as the bound, not longer.
+        assert_eq!(run(100, 7).unwrap(), "a1-2-3-");
+        for max in [6, 3, 0] {
+            assert_eq!(
+                run(100, max).unwrap_err().to_string(),
+                format!("too large: output over {max} bytes")
+            );
+        }
+    }
+
+    #[test]
+    fn autoescape_none_reaches_every_expression_of_its_file() {
+        let src = "{% block a %}{% if x %}{% for i in xs %}{% block b %}{{ i }}{% end %}{% end %}{% else %}{{ x }}{% end %}{% end %}{{ x }}{% autoescape None %}";
+        let t = Template::parse(src).unwrap();
+        assert_eq!(
+            t.render_value(&json!({"x": "<", "xs": ["&"]})).unwrap(),
+            "&<"
+        );
+        assert_eq!(t.render_value(&json!({"x": "", "xs": []})).unwrap(), "");
+        let t = Template::parse(&src.replace("None", "xhtml_escape")).unwrap();
+        assert_eq!(
+            t.render_value(&json!({"x": "<", "xs": ["&"]})).unwrap(),
+            "&amp;&lt;"
+        );
+    }
+
+    #[test]
+    fn bad_tags_explain_themselves() {
+        assert_eq!(
+            Template::parse("{% while x %}{% end %}")
+                .unwrap_err()
+                .to_string(),
+            "unsupported tag \"while x\": Tornado's tag is not supported: cyclone templates run no Python"
+        );
+        assert!(Template::parse("{% endblock %}")
+            .unwrap_err()
+            .to_string()
+            .contains("every block closes with {% end %}"));
     }
 
     #[test]

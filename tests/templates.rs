@@ -1,0 +1,394 @@
+//! Adversarial tests of the template language (`cyclone::web::Template`)
+//! and of loading templates from `template_path`: what a careless or
+//! hostile template does must end in a `TemplateError`, never a panic, a
+//! stack overflow, a hang or an exhausted memory.
+
+mod util;
+
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use cyclone::web::{Application, RequestContext, RequestHandler, Template, TemplateError};
+use serde_json::{json, Value};
+use util::{request, Server};
+
+/// Runs `f` on its own thread (with a small stack, so that unbounded
+/// recursion shows as a crash), failing the test if it takes longer than
+/// `secs` (a hang) or panics.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("finished in time, without a panic")
+}
+
+/// A `DictLoader`: `name` parsed from `files`, includes and parents from
+/// there too (names taken as written), with a depth bound for cycles.
+fn load(files: &[(&str, String)], name: &str) -> Result<Arc<Template>, TemplateError> {
+    fn go(
+        files: &[(&str, String)],
+        name: &str,
+        depth: usize,
+    ) -> Result<Arc<Template>, TemplateError> {
+        if depth > Template::MAX_INCLUDE_DEPTH {
+            return Err(TemplateError::Load(format!("too deep at {name}")));
+        }
+        let src = &files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| TemplateError::Load(format!("no {name}")))?
+            .1;
+        Template::parse_with_loader(src, |inc| go(files, inc, depth + 1)).map(Arc::new)
+    }
+    go(files, name, 0)
+}
+
+fn render(src: &str, value: Value) -> Result<String, TemplateError> {
+    Template::parse(src)?.render_value(&value)
+}
+
+// ---------------------------------------------------------------------------
+// Work and output bounds.
+
+#[test]
+fn nested_loops_over_small_arrays_stop_at_the_step_budget() {
+    // 2^40 iterations: without a bound, this never ends.
+    let src = "{% for a in xs %}".repeat(40) + "." + &"{% end %}".repeat(40);
+    let err = within(120, move || {
+        render(&src, json!({"xs": [1, 2]})).unwrap_err().to_string()
+    });
+    assert!(err.contains("steps"), "{err}");
+}
+
+#[test]
+fn blocks_shown_twice_at_each_level_stop_at_the_step_budget() {
+    // A source linear in its depth: block bN shows block bN+1 twice (the
+    // first showing empty, the second the last definition), so rendering
+    // doubles at each of the 60 levels.
+    let mut src = String::from("x");
+    for i in (0..60).rev() {
+        src = format!(
+            "{{% block b{i} %}}{{% block b{} %}}{{% end %}}{src}{{% end %}}",
+            i + 1
+        );
+    }
+    // Each level is: {% block bi %}{% block bi+1 %}{% end %}<level i+1>{% end %}
+    let err = within(120, move || {
+        let t = Template::parse(&src).unwrap();
+        t.render_value(&json!({})).unwrap_err().to_string()
+    });
+    assert!(err.contains("steps"), "{err}");
+}
+
+#[test]
+fn output_is_bounded() {
+    // 512 × 1 MiB: over Template::MAX_OUTPUT after a few hundred steps.
+    let src = "{% for a in xs %}".repeat(9) + "{% raw big %}" + &"{% end %}".repeat(9);
+    let err = within(120, move || {
+        let big = "x".repeat(1 << 20);
+        render(&src, json!({"xs": [1, 2], "big": big}))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(err.contains("output over"), "{err}");
+    // A large page within the bounds renders: 100,000 rows.
+    let rows: Vec<Value> = (0..100_000)
+        .map(|i| json!({"id": i, "name": "<n>"}))
+        .collect();
+    let out = within(120, move || {
+        render(
+            "{% for r in rows %}<tr><td>{{ r.id }}</td><td>{{ r.name }}</td></tr>\n{% end %}",
+            json!({ "rows": rows }),
+        )
+        .unwrap()
+    });
+    assert_eq!(out.lines().count(), 100_000);
+    assert!(out.ends_with("<tr><td>99999</td><td>&lt;n&gt;</td></tr>\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Tornado syntax a Tornado user will write.
+
+#[test]
+fn autoescape_none_turns_escaping_off_for_its_own_file() {
+    let v = json!({"x": "<b>&", "xs": ["<i>"]});
+    // Anywhere in the file, for the whole file (Tornado sets it on the
+    // template, before any expression is compiled).
+    assert_eq!(
+        render(
+            "{{ x }}{% autoescape None %}{% for i in xs %}{{ i }}{% end %}{% if x %}{{ x }}{% end %}",
+            v.clone()
+        )
+        .unwrap(),
+        "<b>&<i><b>&"
+    );
+    assert_eq!(
+        render(
+            "{% autoescape None %}{% autoescape xhtml_escape %}{{ x }}",
+            v.clone()
+        )
+        .unwrap(),
+        "&lt;b&gt;&amp;"
+    );
+    // An included file keeps its own setting, both ways.
+    let files = [
+        (
+            "page.html",
+            "{% autoescape None %}{{ x }}|{% include \"esc.html\" %}".to_string(),
+        ),
+        ("esc.html", "{{ x }}".to_string()),
+        (
+            "esc-page.html",
+            "{{ x }}|{% include \"raw.html\" %}".to_string(),
+        ),
+        ("raw.html", "{% autoescape None %}{{ x }}".to_string()),
+        // Blocks print with the setting of the file that defines them.
+        (
+            "base.html",
+            "{{ x }}[{% block b %}{{ x }}{% end %}][{% block c %}{{ x }}{% end %}]".to_string(),
+        ),
+        (
+            "child.html",
+            "{% extends \"base.html\" %}{% autoescape None %}{% block b %}{{ x }}{% end %}"
+                .to_string(),
+        ),
+    ];
+    let r = |name| load(&files, name).unwrap().render_value(&v).unwrap();
+    assert_eq!(r("page.html"), "<b>&|&lt;b&gt;&amp;");
+    assert_eq!(r("esc-page.html"), "&lt;b&gt;&amp;|<b>&");
+    assert_eq!(r("child.html"), "&lt;b&gt;&amp;[<b>&][&lt;b&gt;&amp;]");
+    // Any other function is refused, saying what is supported.
+    let err = Template::parse("{% autoescape linkify %}").unwrap_err();
+    assert!(err.to_string().contains("autoescape None"), "{err}");
+}
+
+#[test]
+fn triple_braces_open_the_tag_at_the_innermost_two() {
+    // Tornado: "When there are more than 2 curlies in a row, use the
+    // innermost ones" (LaTeX, JavaScript object literals).
+    let v = json!({"x": "a<"});
+    assert_eq!(
+        render("var o = {{{ x }}};", v.clone()).unwrap(),
+        "var o = {a&lt;};"
+    );
+    assert_eq!(render("{{{{ x }}}}", v.clone()).unwrap(), "{{a&lt;}}");
+    assert_eq!(render("{{{! x }}}", v.clone()).unwrap(), "{{{ x }}}");
+    assert_eq!(render("{ {{ x }} }", v).unwrap(), "{ a&lt; }");
+}
+
+#[test]
+fn unsupported_tornado_tags_say_why() {
+    for (src, says) in [
+        ("{% module Template(\"x.html\") %}", "not supported"),
+        ("{% try %}x{% except %}y{% end %}", "not supported"),
+        ("{% while x %}{% end %}", "not supported"),
+        ("{% apply linkify %}x{% end %}", "not supported"),
+        ("{% import os %}", "not supported"),
+        ("{% from os import path %}", "not supported"),
+        ("{% whitespace oneline %}", "not supported"),
+        ("{% if x %}a{% endif %}", "{% end %}"),
+        ("{% for x in xs %}a{% endfor %}", "{% end %}"),
+        ("{% if x == 1 %}{% end %}", "not path"),
+        ("{% for i in range(3) %}{% end %}", "for x in path"),
+        ("{% %}", "empty"),
+        ("{{ x + 1 }}", "path"),
+        ("{% include page.html %}", "quoted"),
+    ] {
+        let err = Template::parse(src).unwrap_err().to_string();
+        assert!(err.contains(says), "{src}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Malformed, huge and odd input: errors, not crashes.
+
+#[test]
+fn malformed_templates_are_errors() {
+    for src in [
+        "{{",
+        "{%",
+        "{#",
+        "a {{ x",
+        "a {% if x",
+        "{% if x %}",
+        "{% end %}",
+        "{% if x %}{% end %}{% end %}",
+        "{% else %}",
+        "{% block %}",
+        "{{ }}",
+        "{% raw %}",
+        "{% extends %}",
+        "{% include %}",
+        "{% set %}",
+        "{% for %}{% end %}",
+        "{% unknown %}",
+    ] {
+        assert!(Template::parse(src).is_err(), "{src}");
+    }
+    // Unclosed tags give the byte where they start.
+    assert_eq!(
+        Template::parse("héllo {{ x").unwrap_err().to_string(),
+        "unclosed tag at byte 7"
+    );
+}
+
+#[test]
+fn deep_and_long_inputs_do_not_overflow_the_stack() {
+    within(60, || {
+        // Thousands of nested ifs, closed or not: a depth error at parse.
+        for src in [
+            "{% if a %}".repeat(5000) + &"{% end %}".repeat(5000),
+            "{% if a %}".repeat(100_000),
+            "{% block b %}".repeat(5000),
+            "{% for x in a %}".repeat(5000),
+        ] {
+            let err = Template::parse(&src).unwrap_err();
+            assert!(err.to_string().contains("too deep"), "{err}");
+        }
+        // Long flat inputs parse and render in linear time.
+        let many = "{{ x }}{% if x %}y{% end %}{ ".repeat(200_000);
+        let t = Template::parse(&many).unwrap();
+        assert_eq!(
+            t.render_value(&json!({"x": "&"})).unwrap().len(),
+            200_000 * ("&amp;y{ ".len())
+        );
+        let braces = "{".repeat(1 << 20);
+        assert!(Template::parse(&braces).is_err());
+        let text = "{x}{ %}{ #}".repeat(100_000);
+        assert_eq!(Template::parse(&text).unwrap().render(&[]).unwrap(), text);
+    });
+}
+
+#[test]
+fn odd_whitespace_and_unicode_inside_tags() {
+    let v = json!({"名前": "ü<", "xs": [1, 2]});
+    assert_eq!(
+        render(
+            "{{\u{a0}名前\u{3000}}}|{%\tfor\u{2003}x\nin  xs\r\n%}{{x}}{%\u{a0}end\t%}",
+            v
+        )
+        .unwrap(),
+        "ü&lt;|12"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Loading from template_path.
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("cyclone-templates-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `/r/<name>`: `render_string(name)`, answered as `ok:<text>` or
+/// `err:<error>` with status 200 either way.
+struct RenderString;
+
+impl RequestHandler for RenderString {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let out = cx.render_string(args[0], &json!({"x": "<x>", "xs": [1, 2]}));
+        match out {
+            Ok(s) => cx.write(format!("ok:{s}")),
+            Err(e) => cx.write(format!("err:{e}")),
+        }
+    }
+}
+
+fn get(server: &Server, path: &str) -> String {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let (status, _, body) = request(server, raw.as_bytes());
+    assert_eq!(status, 200, "{path}");
+    String::from_utf8(body).unwrap()
+}
+
+fn server(dir: &TempDir, debug: bool) -> Server {
+    let path = dir.0.join("t");
+    Server::start(move || {
+        Application::builder()
+            .template_path(path)
+            .debug(debug)
+            .route("/r/(.*)", || RenderString)
+            .build()
+    })
+}
+
+#[test]
+fn symlinks_out_of_template_path_are_refused() {
+    let dir = TempDir::new("symlinks");
+    let secret = dir.file("secret.txt", "SECRET {{ x }}");
+    dir.file("t/page.html", "[{% include \"evil.html\" %}]");
+    dir.file("t/real.html", "real {{ x }}");
+    dir.file("t/inc-real.html", "[{% include \"link-in.html\" %}]");
+    std::os::unix::fs::symlink(&secret, dir.0.join("t/evil.html")).unwrap();
+    std::os::unix::fs::symlink(&dir.0, dir.0.join("t/up")).unwrap();
+    // A symlink that stays inside template_path is fine.
+    std::os::unix::fs::symlink(dir.0.join("t/real.html"), dir.0.join("t/link-in.html")).unwrap();
+    for debug in [false, true] {
+        let s = server(&dir, debug);
+        for page in ["evil.html", "page.html", "up/secret.txt"] {
+            let body = get(&s, &format!("/r/{page}"));
+            assert!(
+                body.starts_with("err:") && body.contains("leaves template_path"),
+                "{page}: {body}"
+            );
+            assert!(!body.contains("SECRET"), "{page}: {body}");
+        }
+        assert_eq!(get(&s, "/r/link-in.html"), "ok:real &lt;x&gt;");
+        assert_eq!(get(&s, "/r/inc-real.html"), "ok:[real &lt;x&gt;]");
+    }
+}
+
+#[test]
+fn files_that_cannot_be_templates_are_load_errors() {
+    let dir = TempDir::new("load-errors");
+    dir.file("t/latin1.html", b"caf\xe9 {{ x }}");
+    dir.file("t/self.html", "{% extends \"self.html\" %}");
+    dir.file("t/a.html", "{% include \"b.html\" %}");
+    dir.file("t/b.html", "{% extends \"a.html\" %}");
+    dir.file("t/escape.html", "{% include \"../../x.html\" %}");
+    dir.file("t/dir/x.html", "{% include \"../../x.html\" %}");
+    std::fs::create_dir_all(dir.0.join("t/adir")).unwrap();
+    let s = server(&dir, false);
+    for (page, says) in [
+        ("latin1.html", "UTF-8"),
+        ("self.html", "include cycle"),
+        ("a.html", "include cycle"),
+        ("escape.html", "leaves template_path"),
+        ("dir/x.html", "leaves template_path"),
+        ("adir", "err:"),
+        ("missing.html", "missing.html"),
+    ] {
+        let body = get(&s, &format!("/r/{page}"));
+        assert!(
+            body.starts_with("err:") && body.contains(says),
+            "{page}: {body}"
+        );
+    }
+}
