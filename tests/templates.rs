@@ -5,13 +5,12 @@
 
 mod util;
 
-use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use cyclone::web::{Application, RequestContext, RequestHandler, Template, TemplateError};
 use serde_json::{json, Value};
-use util::{request, Server};
+use util::{request, Server, TempDir};
 
 /// Runs `f` on its own thread (with a small stack, so that unbounded
 /// recursion shows as a crash), failing the test if it takes longer than
@@ -280,32 +279,6 @@ fn odd_whitespace_and_unicode_inside_tags() {
 
 // ---------------------------------------------------------------------------
 // Loading from template_path.
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("cyclone-templates-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `/r/<name>`: `render_string(name)`, answered as `ok:<text>` or
 /// `err:<error>` with status 200 either way.

@@ -10,8 +10,6 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +18,7 @@ use cyclone::tls::{rustls, ServerTls};
 use cyclone::web::{Application, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 use tungstenite::Message as TMsg;
-use util::{read_within, ReadEnd, Server};
+use util::{read_within, ReadEnd, Server, TempDir};
 
 /// A CA and a leaf certificate it signed for `localhost` and 127.0.0.1,
 /// as PEM.
@@ -63,34 +61,6 @@ fn make_certs_for(names: &[&str]) -> Certs {
         ca: ca_cert.pem(),
         cert: cert.pem(),
         key: key.serialize_pem(),
-    }
-}
-
-/// A directory of its own under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "cyclone-tls-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -428,14 +398,14 @@ fn untrusting_client_fails_and_server_goes_on() {
 #[test]
 fn from_pem_files_loads_and_reports_bad_files() {
     let certs = make_certs();
-    let dir = TempDir::new();
-    let cert = dir.write("cert.pem", &certs.cert);
-    let key = dir.write("key.pem", &certs.key);
+    let dir = TempDir::new("tls");
+    let cert = dir.file("cert.pem", &certs.cert);
+    let key = dir.file("key.pem", &certs.key);
     // Tornado's ssl_options={"certfile": ..., "keyfile": ...}.
     let tls = ServerTls::from_pem_files(&cert, &key).expect("valid pair");
     assert_eq!(tls.config().alpn_protocols, vec![b"http/1.1".to_vec()]);
     // Both in one file works too.
-    let both = dir.write("both.pem", &format!("{}{}", certs.cert, certs.key));
+    let both = dir.file("both.pem", format!("{}{}", certs.cert, certs.key));
     ServerTls::from_pem_files(&both, &both).expect("one file");
 
     let missing = dir.0.join("missing.pem");
@@ -454,7 +424,7 @@ fn from_pem_files_loads_and_reports_bad_files() {
     let e = ServerTls::from_pem_files(&key, &key).unwrap_err();
     assert!(e.to_string().contains("no certificate"), "{e}");
     // A key that is not the certificate's.
-    let wrong = dir.write("wrong.pem", &make_certs().key);
+    let wrong = dir.file("wrong.pem", &make_certs().key);
     let e = ServerTls::from_pem_files(&cert, &wrong).unwrap_err();
     assert!(e.to_string().contains("wrong.pem"), "{e}");
 
@@ -901,8 +871,8 @@ mod client {
     #[test]
     fn cyclone_client_over_wss() {
         let certs = make_certs();
-        let dir = TempDir::new();
-        let ca = dir.write("ca.pem", &certs.ca);
+        let dir = TempDir::new("tls");
+        let ca = dir.file("ca.pem", &certs.ca);
         let addr = local_server(&certs);
         let by_file = ConnectOptions {
             ca_certs: Some(ca),
@@ -969,8 +939,8 @@ mod client {
     fn cyclone_client_checks_the_name_and_reports_bad_ca_files() {
         let certs = make_certs_for(&["other.example"]);
         let addr = local_server(&certs);
-        let dir = TempDir::new();
-        let ca = dir.write("ca.pem", &certs.ca);
+        let dir = TempDir::new("tls");
+        let ca = dir.file("ca.pem", &certs.ca);
         let missing = dir.0.join("nope.pem");
         let port = addr.port();
         let (wrong_name, bad_file) = IOLoop::current().run_sync(async move {
@@ -1112,4 +1082,296 @@ mod client {
             start.elapsed()
         );
     }
+}
+
+/// FNV-1a: a digest of a message for the server to answer with.
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The server reads TLS records in large chunks and feeds rustls from
+/// them, keeping what rustls has not taken for the next read: a message
+/// of several MiB between many small ones, each small one in its own
+/// record, with the ciphertext written in pieces cut at awkward places
+/// (inside a record header, a byte after a record, around 4 and 16 KiB,
+/// larger than the server's read) arrives exactly. The server answers
+/// each message with its length and digest, so the answers stay small
+/// while the client writes.
+#[test]
+fn wss_records_cut_at_awkward_places_arrive_exactly() {
+    struct Digest;
+    impl WebSocketHandler for Digest {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let b = msg.as_bytes();
+            ws.write_message(format!("{} {:016x}", b.len(), fnv(b)))
+                .unwrap();
+        }
+    }
+    let certs = make_certs();
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    let server = Server::start_with(move || {
+        Application::builder()
+            .websocket("/digest", |_| Digest)
+            .defer_accept(None)
+            .websocket_max_message_size(16 << 20)
+            .build()
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    });
+    let mut c = RawTls::connect(&server, &certs);
+    c.tcp.set_nodelay(true).unwrap();
+    c.send(util::upgrade_request("/digest", "").as_bytes(), false);
+    let (head, _) = c.read_until(SHORT, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    let head_len = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(head.len(), head_len, "nothing but the head yet");
+
+    // Messages: small ones of varied sizes, a large one in the middle.
+    let mut msgs: Vec<Vec<u8>> = (0..400usize)
+        .map(|i| {
+            pattern(1 + i * 37 % 700)
+                .into_iter()
+                .map(|b| b ^ i as u8)
+                .collect()
+        })
+        .collect();
+    msgs.insert(150, pattern((5 << 20) + 12_345));
+    msgs.insert(300, pattern(70_001));
+    // Every frame its own writer call: small frames make small records.
+    c.conn.set_buffer_limit(None);
+    let mut wire = Vec::new();
+    for m in &msgs {
+        c.conn
+            .writer()
+            .write_all(&util::client_frame(true, 2, m))
+            .unwrap();
+        while c.conn.wants_write() {
+            c.conn.write_tls(&mut wire).unwrap();
+        }
+    }
+    let cuts = [
+        1, 3, 5, 6, 4095, 4096, 4097, 16_405, 16_406, 16_407, 65_536, 300_001, 2, 8191,
+    ];
+    let writer = {
+        let mut tcp = c.tcp.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let (mut at, mut i) = (0, 0);
+            while at < wire.len() {
+                let end = (at + cuts[i % cuts.len()]).min(wire.len());
+                tcp.write_all(&wire[at..end]).unwrap();
+                // Small pieces arrive alone, in reads of their own.
+                if end - at < 20_000 {
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+                (at, i) = (end, i + 1);
+            }
+        })
+    };
+    let want: String = msgs
+        .iter()
+        .map(|m| format!("{} {:016x}", m.len(), fnv(m)))
+        .collect();
+    let (got, _) = c.read_until(Duration::from_secs(30), |b| {
+        // Server frames: 2-byte headers (answers are < 126 bytes).
+        let mut text = String::new();
+        let mut p = 0;
+        while p + 2 <= b.len() && p + 2 + usize::from(b[p + 1]) <= b.len() {
+            text.push_str(std::str::from_utf8(&b[p + 2..p + 2 + usize::from(b[p + 1])]).unwrap());
+            p += 2 + usize::from(b[p + 1]);
+        }
+        text.len() >= want.len()
+    });
+    writer.join().unwrap();
+    let mut text = String::new();
+    let mut p = 0;
+    while p + 2 <= got.len() {
+        assert_eq!(got[p], 0x81, "a text frame");
+        let n = usize::from(got[p + 1]);
+        text.push_str(std::str::from_utf8(&got[p + 2..p + 2 + n]).unwrap());
+        p += 2 + n;
+    }
+    assert_eq!(text, want);
+}
+
+/// Everything until the session ends: `Ok` when it ended with the
+/// server's close_notify, rustls' `UnexpectedEof` when the TCP connection
+/// closed without one (what a TLS client reports as a truncation).
+fn read_to_clean_end(
+    s: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+) -> (Vec<u8>, std::io::Result<()>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, Ok(())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return (got, Err(e)),
+        }
+    }
+}
+
+/// An HTTP error answer over HTTPS (400, then a lingering close) ends
+/// with the server's close_notify: the client's TLS sees a clean end.
+#[test]
+fn https_error_answer_ends_with_close_notify() {
+    let certs = make_certs();
+    let server = https_server(&certs, Duration::from_secs(30));
+    let mut s = tls_stream(&server, &certs);
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n")
+        .unwrap();
+    let (got, end) = read_to_clean_end(&mut s);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    end.expect("the 400 ends with a close_notify");
+}
+
+/// A WebSocket protocol error over wss (an unmasked client frame): the
+/// server's Close 1002, then its close_notify, while it lingers.
+#[test]
+fn wss_protocol_error_close_ends_with_close_notify() {
+    let certs = make_certs();
+    let server = https_server(&certs, Duration::from_secs(30));
+    let mut s = tls_stream(&server, &certs);
+    s.write_all(util::upgrade_request("/echo", "").as_bytes())
+        .unwrap();
+    // Unmasked: a protocol error (RFC 6455 §5.1).
+    s.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    let (got, end) = read_to_clean_end(&mut s);
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(got.starts_with(b"HTTP/1.1 101"), "{got:?}");
+    assert_eq!(
+        &got[head..head + 4],
+        &[0x88, 0x02, 0x03, 0xea],
+        "Close 1002"
+    );
+    end.expect("the 1002 close ends with a close_notify");
+}
+
+/// An HTTPS keep-alive connection dropped at the idle timeout gets the
+/// server's close_notify first.
+#[test]
+fn https_idle_timeout_ends_with_close_notify() {
+    let certs = make_certs();
+    let server = https_server(&certs, Duration::from_millis(300));
+    let mut s = tls_stream(&server, &certs);
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let (got, end) = read_to_clean_end(&mut s);
+    assert!(t.elapsed() < SHORT);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.ends_with("hello over https"), "{text}");
+    end.expect("the idle close ends with a close_notify");
+}
+
+/// A wss connection closed for idleness (Close 1001) whose peer never
+/// answers is dropped at the close timeout with a close_notify.
+#[test]
+fn wss_unanswered_idle_close_ends_with_close_notify() {
+    let certs = make_certs();
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    let server = Server::start_with(move || {
+        Application::builder()
+            .websocket("/echo", |_| Echo)
+            .defer_accept(None)
+            .websocket_idle_timeout(Duration::from_millis(200))
+            .websocket_close_timeout(Duration::from_millis(300))
+            .build()
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    });
+    let mut s = tls_stream(&server, &certs);
+    s.write_all(util::upgrade_request("/echo", "").as_bytes())
+        .unwrap();
+    let (got, end) = read_to_clean_end(&mut s);
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(got.starts_with(b"HTTP/1.1 101"), "{got:?}");
+    assert_eq!(
+        &got[head..head + 4],
+        &[0x88, 0x0e, 0x03, 0xe9],
+        "Close 1001"
+    );
+    end.expect("the unanswered close ends with a close_notify");
+}
+
+/// A graceful shutdown drops idle HTTPS keep-alive connections with a
+/// close_notify.
+#[test]
+fn https_graceful_shutdown_sends_close_notify_to_idle_connections() {
+    let certs = make_certs();
+    let server = https_server(&certs, Duration::from_secs(30));
+    let mut idle = tls_stream(&server, &certs);
+    idle.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut quit = tls_stream(&server, &certs);
+    std::thread::sleep(Duration::from_millis(100));
+    quit.write_all(b"GET /quit/10 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let (got, end) = read_to_clean_end(&mut idle);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.ends_with("hello over https"), "{text}");
+    end.expect("the shutdown ends the idle session with a close_notify");
+}
+
+/// A download that takes several idle timeouts (the client reads
+/// through a small receive buffer) while the connection's own queue
+/// empties early and its last records wait in rustls, then in the kernel:
+/// the peer keeps taking bytes, so nothing is cut; the session then ends
+/// at the idle timeout with a close_notify behind the whole body.
+#[test]
+fn https_slow_download_arrives_whole_then_ends_with_close_notify() {
+    struct Big;
+    impl RequestHandler for Big {
+        fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+            cx.write(pattern(args[0].parse().unwrap()));
+        }
+    }
+    let certs = make_certs();
+    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+    let server = Server::start_with(move || {
+        Application::builder()
+            .route(r"/big/(\d+)", || Big)
+            .defer_accept(None)
+            .idle_timeout(Duration::from_millis(200))
+            .build()
+            .listen_on_tls("127.0.0.1:0", tls)
+            .expect("listen")
+    });
+    // More than the kernel and rustls take together (tcp_wmem allows
+    // 4 MiB): the connection's queue empties while the client still has
+    // more than an idle timeout of reading to do.
+    let size = 6_000_000;
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&server.addr.into()).unwrap();
+    let tcp: TcpStream = sock.into();
+    tcp.set_read_timeout(Some(SHORT)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(client_config(&certs), name).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.write_all(format!("GET /big/{size} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    // A few MB/s: several idle timeouts for the whole body.
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let end = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(t.elapsed() < Duration::from_secs(20));
+    };
+    let body = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| &got[p + 4..])
+        .unwrap_or_default();
+    assert_eq!(body.len(), size, "body cut");
+    assert!(body == &pattern(size)[..], "body differs");
+    end.expect("the idle close after the body ends with a close_notify");
 }

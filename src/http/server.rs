@@ -647,6 +647,21 @@ impl HttpConn {
         self.stream.as_ref().is_some_and(Stream::has_pending)
     }
 
+    /// Before an HTTPS connection is dropped between responses (idle
+    /// timeout, graceful shutdown): its `close_notify`, so that the peer's
+    /// TLS sees the end of the session rather than a truncation (RFC 8446
+    /// §6.1). Not when part of a response is still unsent: an alert behind
+    /// a cut response would make the cut look like a clean end. Best
+    /// effort (what the kernel refuses is dropped with the connection); a
+    /// no-op for plain TCP.
+    fn close_notify_if_idle(&mut self) {
+        if self.out.is_empty() && !self.tls_pending() {
+            if let Some(stream) = self.stream.as_mut().filter(|s| s.is_tls()) {
+                stream.shut_write();
+            }
+        }
+    }
+
     fn after_io(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         if self.flush().is_err() {
             return Action::Remove;
@@ -794,6 +809,7 @@ impl Pollable for HttpConn {
                     self.deadline = Some(now + HTTP_LINGER);
                     return self.after_io(lp, id);
                 }
+                self.close_notify_if_idle();
                 Action::Remove
             }
             _ => Action::Keep,
@@ -804,6 +820,7 @@ impl Pollable for HttpConn {
         // TLS records the kernel refused are the end of a response: they
         // die with the connection (the kernel keeps only what it took).
         if self.reader.is_empty() && self.out.is_empty() && !self.tls_pending() {
+            self.close_notify_if_idle();
             Action::Remove
         } else {
             self.close_after_flush = true;

@@ -11,8 +11,10 @@
 //! Over TLS the stream keeps the plain-TCP contract its callers rely on
 //! with edge-triggered readiness:
 //! - `read` returns fewer bytes than asked only when the socket is drained
-//!   (it would block) and rustls holds no more plaintext, or at the end of
-//!   the stream; so "a short read drained the socket" stays true. A short
+//!   (a read of it came back short, or would block) and rustls holds no
+//!   more plaintext, or at the end of the stream; so "a short read drained
+//!   the socket" stays true. The socket is read in chunks of up to 256 KiB
+//!   and rustls fed from them (its own reads are 4–16 KiB). A short
 //!   read that stopped at the peer's `close_notify` (which, unlike a FIN,
 //!   raises no hang-up flag, and after which the peer may keep the TCP
 //!   connection open) sets [`Stream::eof_pending`]: the caller reads on.
@@ -64,6 +66,28 @@ struct TlsStream {
     /// caller: returned by the next `read`, so that what arrived before
     /// it is delivered first, as the kernel does for plain TCP.
     err: Option<io::Error>,
+    /// Ciphertext read from the socket that rustls had not taken when the
+    /// caller's buffer filled, fed before the socket is read again (from
+    /// `leftover_at`). Empty and unallocated otherwise.
+    leftover: Vec<u8>,
+    leftover_at: usize,
+}
+
+/// Bytes of ciphertext read from the socket at once (into the thread's
+/// scratch buffer), as much as the loop's read buffer takes of plain TCP.
+#[cfg(feature = "tls")]
+const SCRATCH_SIZE: usize = 256 * 1024;
+
+/// The smallest socket read when the caller's buffer is nearly full (what
+/// rustls reads itself).
+#[cfg(feature = "tls")]
+const MIN_SOCKET_READ: usize = 4096;
+
+#[cfg(feature = "tls")]
+thread_local! {
+    /// The thread's scratch buffer for [`TlsStream::read`] (allocated and
+    /// zeroed once per thread; taken while a read runs).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 impl Stream {
@@ -110,6 +134,8 @@ impl Stream {
             shut: false,
             eof: false,
             err: None,
+            leftover: Vec::new(),
+            leftover_at: 0,
         })))
     }
 
@@ -331,38 +357,137 @@ impl std::fmt::Debug for Stream {
 #[cfg(feature = "tls")]
 impl TlsStream {
     /// Plaintext into `buf`: what rustls holds first, then records read
-    /// from the socket until `buf` is full or the socket would block.
+    /// from the socket until `buf` is full or the socket is drained.
+    ///
+    /// The socket is read in large chunks into the thread's scratch buffer
+    /// ([`SCRATCH_SIZE`], at most what `buf` has room for) and rustls is
+    /// fed from that slice: rustls' own `read_tls` reads at most its
+    /// deframer's free space (4 KiB, growing to one record, ~16 KiB) per
+    /// syscall, so a 64 KiB message cost five `recvfrom`s where plain TCP
+    /// costs one. Ciphertext left over when `buf` fills goes to a
+    /// per-connection buffer that is freed as soon as the next read has
+    /// fed it (an idle connection holds none).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(e) = self.err.take() {
             return Err(e);
         }
+        let mut scratch = Vec::new();
+        let r = self.read_with(buf, &mut scratch);
+        if !scratch.is_empty() {
+            SCRATCH.with(|s| s.set(scratch));
+        }
+        r
+    }
+
+    /// [`read`](Self::read), with the thread's scratch buffer taken into
+    /// `scratch` at the first socket read.
+    fn read_with(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> io::Result<usize> {
         let mut n = 0;
+        // `scratch[at..len]`: ciphertext read from the socket that rustls
+        // has not taken yet.
+        let (mut at, mut len) = (0, 0);
+        // The last socket read was short: the socket is drained (epoll(7)
+        // reports the next bytes with a new edge), as a short plain read.
+        let mut drained = false;
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
-            match self.conn.reader().read(&mut buf[n..]) {
-                // The peer's close_notify (or an empty `buf`). Returned
-                // behind plaintext, it is remembered: no readiness event
-                // reports it (the TCP connection may stay open).
+            // Every piece of plaintext rustls holds, then what ended it.
+            loop {
+                match self.conn.reader().read(&mut buf[n..]) {
+                    // The peer's close_notify. Returned behind plaintext,
+                    // it is remembered: no readiness event reports it (the
+                    // TCP connection may stay open). What follows a
+                    // close_notify is never read: dropped.
+                    Ok(0) => {
+                        self.eof = true;
+                        self.drop_leftover();
+                        return Ok(n);
+                    }
+                    Ok(k) => {
+                        n += k;
+                        if n == buf.len() {
+                            self.keep_leftover(&scratch[at..len]);
+                            return Ok(n);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // TCP closed without close_notify: the end of the
+                    // stream, as for plain TCP (the WebSocket close
+                    // handshake, or the HTTP framing, tells a truncation).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        self.eof = true;
+                        return Ok(n);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // Ciphertext for rustls: what the last call left over first,
+            // then the scratch, then the socket. (`read_tls` never sees an
+            // empty slice: that would be the end of the stream.)
+            let fed = if self.leftover_at < self.leftover.len() {
+                let r = self.conn.read_tls(&mut &self.leftover[self.leftover_at..]);
+                if let Ok(k) = r {
+                    self.leftover_at += k;
+                    if self.leftover_at == self.leftover.len() {
+                        self.drop_leftover();
+                    }
+                }
+                r
+            } else if at < len {
+                let r = self.conn.read_tls(&mut &scratch[at..len]);
+                if let Ok(k) = r {
+                    at += k;
+                }
+                r
+            } else if drained {
+                self.settle();
+                return if n > 0 {
+                    Ok(n)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
+            } else {
+                if scratch.is_empty() {
+                    *scratch = SCRATCH.with(|s| s.take());
+                    if scratch.len() < SCRATCH_SIZE {
+                        *scratch = vec![0; SCRATCH_SIZE];
+                    }
+                }
+                // No more than `buf` has room for: little is left over.
+                let want = (buf.len() - n).clamp(MIN_SOCKET_READ, SCRATCH_SIZE);
+                match self.tcp.read(&mut scratch[..want]) {
+                    // EOF: rustls learns it from an empty read; the reader
+                    // above reports it next round.
+                    Ok(0) => self.conn.read_tls(&mut io::empty()),
+                    Ok(k) => {
+                        (at, len) = (0, k);
+                        drained = k < want;
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.settle();
+                        return if n > 0 { Ok(n) } else { Err(e) };
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // A reset behind records already decrypted (the peer's
+                    // last message and Close): those first, the error next.
+                    Err(e) if n > 0 => {
+                        self.err = Some(e);
+                        self.eof = true;
+                        return Ok(n);
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            match fed {
+                // The socket's EOF, or rustls takes nothing more after the
+                // peer's close_notify: the reader reports either next round.
                 Ok(0) => {
-                    self.eof = !buf.is_empty();
-                    return Ok(n);
+                    at = len;
+                    self.drop_leftover();
                 }
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // TCP closed without close_notify: the end of the stream,
-                // as for plain TCP (the WebSocket close handshake, or the
-                // HTTP framing, tells a truncation).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    self.eof = true;
-                    return Ok(n);
-                }
-                Err(e) => return Err(e),
-            }
-            if n == buf.len() {
-                return Ok(n);
-            }
-            match self.conn.read_tls(&mut self.tcp) {
-                // EOF: the reader above reports it next round.
-                Ok(0) => {}
                 Ok(_) => {
                     if let Err(e) = self.conn.process_new_packets() {
                         // The alert rustls queued goes out if the kernel
@@ -378,26 +503,46 @@ impl TlsStream {
                         self.flush_pending()?;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return if n > 0 { Ok(n) } else { Err(e) };
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A record too large for the deframer's buffer is
                 // `InvalidData` here: a TLS error too.
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                     count_tls_error(&e);
                     return Err(e);
                 }
-                // A reset behind records already decrypted (the peer's
-                // last message and Close): those first, the error next.
-                Err(e) if n > 0 => {
-                    self.err = Some(e);
-                    self.eof = true;
-                    return Ok(n);
-                }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Lets rustls shrink its deframer buffer (grown to a record's size,
+    /// ~16 KiB, by large messages) back to 4 KiB if no partial record is
+    /// in it, as its `read_tls` does before each socket read: fed from
+    /// slices, it would otherwise keep the larger buffer while the
+    /// connection is idle. Reads nothing.
+    fn settle(&mut self) {
+        let _ = self.conn.read_tls(&mut WouldBlockReader);
+    }
+
+    /// Keeps `bytes` (ciphertext rustls has not taken) for the next read,
+    /// in front of what the socket holds.
+    fn keep_leftover(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.leftover_at > 0 {
+            self.leftover.drain(..self.leftover_at);
+            self.leftover_at = 0;
+        }
+        // Behind what an earlier call left (none: `buf` filled before the
+        // scratch was read, or it was fed whole), but keep the order.
+        self.leftover.extend_from_slice(bytes);
+    }
+
+    /// Frees the leftover ciphertext buffer (consumed, or after the peer's
+    /// close_notify, where nothing more is read).
+    fn drop_leftover(&mut self) {
+        self.leftover = Vec::new();
+        self.leftover_at = 0;
     }
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -436,6 +581,17 @@ impl TlsStream {
             let _ = self.tcp.shutdown(Shutdown::Write);
         }
         Ok(())
+    }
+}
+
+/// A reader with nothing yet (see [`TlsStream::settle`]).
+#[cfg(feature = "tls")]
+struct WouldBlockReader;
+
+#[cfg(feature = "tls")]
+impl Read for WouldBlockReader {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 

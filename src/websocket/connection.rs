@@ -512,6 +512,16 @@ impl WsConn {
                 lp.count(crate::ioloop::Counter::for_close_code(None), 1);
             }
             self.core.finished = true;
+            // Over TLS, a server's close_notify before the connection is
+            // dropped (close timeout, idle or shutdown close unanswered, a
+            // ping timeout, an abort): the peer's TLS otherwise reports a
+            // truncation (RFC 8446 §6.1). Only once everything queued has
+            // left: behind a cut message it would make the cut look clean.
+            // Best effort; a no-op if already sent (`finish_io`), and for
+            // plain TCP (one compare).
+            if self.core.stream.is_tls() && !self.core.is_client && self.core.flushed() {
+                self.core.stream.shut_write();
+            }
             // Flow-control futures resolve: nothing more will be sent.
             self.core.wake_writers();
             // Writes after this fail; the handler sees the final state.
