@@ -1233,20 +1233,25 @@ fn https_error_answer_ends_with_close_notify() {
 fn wss_protocol_error_close_ends_with_close_notify() {
     let certs = make_certs();
     let server = https_server(&certs, Duration::from_secs(30));
-    let mut s = tls_stream(&server, &certs);
+    // Unmasked: a protocol error (RFC 6455 §5.1).
+    let unmasked: &[u8] = &[0x81, 0x02, b'h', b'i'];
+    upgrade_then_close_and_close_notify(&server, &certs, unmasked, &[0x88, 0x02, 0x03, 0xea]);
+}
+
+/// Upgrades on `/echo` over TLS and sends `then`; the server must answer
+/// 101, then a Close starting with `close` (its first four bytes), then
+/// end the session with a close_notify (rustls reports `UnexpectedEof`
+/// otherwise).
+fn upgrade_then_close_and_close_notify(server: &Server, certs: &Certs, then: &[u8], close: &[u8]) {
+    let mut s = tls_stream(server, certs);
     s.write_all(util::upgrade_request("/echo", "").as_bytes())
         .unwrap();
-    // Unmasked: a protocol error (RFC 6455 §5.1).
-    s.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+    s.write_all(then).unwrap();
     let (got, end) = read_to_clean_end(&mut s);
     let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(got.starts_with(b"HTTP/1.1 101"), "{got:?}");
-    assert_eq!(
-        &got[head..head + 4],
-        &[0x88, 0x02, 0x03, 0xea],
-        "Close 1002"
-    );
-    end.expect("the 1002 close ends with a close_notify");
+    assert_eq!(&got[head..head + close.len()], close, "the Close frame");
+    end.expect("the Close is followed by a close_notify");
 }
 
 /// An HTTPS keep-alive connection dropped at the idle timeout gets the
@@ -1282,18 +1287,8 @@ fn wss_unanswered_idle_close_ends_with_close_notify() {
             .listen_on_tls("127.0.0.1:0", tls)
             .expect("listen")
     });
-    let mut s = tls_stream(&server, &certs);
-    s.write_all(util::upgrade_request("/echo", "").as_bytes())
-        .unwrap();
-    let (got, end) = read_to_clean_end(&mut s);
-    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(got.starts_with(b"HTTP/1.1 101"), "{got:?}");
-    assert_eq!(
-        &got[head..head + 4],
-        &[0x88, 0x0e, 0x03, 0xe9],
-        "Close 1001"
-    );
-    end.expect("the unanswered close ends with a close_notify");
+    // Close 1001 with a 12-byte reason, then the close timeout.
+    upgrade_then_close_and_close_notify(&server, &certs, &[], &[0x88, 0x0e, 0x03, 0xe9]);
 }
 
 /// A graceful shutdown drops idle HTTPS keep-alive connections with a
