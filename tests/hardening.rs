@@ -1619,6 +1619,52 @@ fn slow_download_is_not_cut_off_by_the_idle_timeout() {
     );
 }
 
+/// The same through a 4 KiB receive buffer, read at about 2 MB/s: the
+/// kernel's send buffer then drains for longer than the idle timeout
+/// between the writable edges it raises (it wakes a writer only once a
+/// third of the buffer is free), so the deadline, not an edge, must find
+/// that the peer is still taking the response.
+#[test]
+fn download_slower_than_the_kernels_wakeups_is_not_cut_off() {
+    let _g = serial();
+    let idle = Duration::from_millis(100);
+    let srv = http_server(Duration::from_secs(10), idle);
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&srv.addr.into()).unwrap();
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /big/7/4096 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut tmp = vec![0u8; 4096];
+    let mut want = usize::MAX;
+    while got.len() < want {
+        std::thread::sleep(Duration::from_millis(2));
+        let n = s.read(&mut tmp).expect("read");
+        assert!(
+            n > 0,
+            "cut off after {:?} with {} of {want} bytes",
+            start.elapsed(),
+            got.len()
+        );
+        got.extend_from_slice(&tmp[..n]);
+        if want == usize::MAX {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                want = end + 4 + 4 * 1024 * 1024;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "too slow");
+    }
+    assert!(got[want - 4 * 1024 * 1024..].iter().all(|&b| b == 7));
+    assert!(
+        start.elapsed() > idle * 4,
+        "the download was not slow ({:?}): the test proves nothing",
+        start.elapsed()
+    );
+}
+
 /// Empty lines between requests leave a keep-alive connection idle, also
 /// when the line's CR and LF arrive in separate reads: a lone CR starts no
 /// request (no request_timeout, no 408).

@@ -647,6 +647,22 @@ impl HttpConn {
         self.stream.as_ref().is_some_and(Stream::has_pending)
     }
 
+    /// At the idle deadline with a response still queued (in `out`, or as
+    /// TLS records): whether the peer took some of it since the last
+    /// writable edge. The kernel wakes a writer only once a third of its
+    /// send buffer is free, and that buffer grows to megabytes, so a
+    /// client reading a large response slowly but steadily can go longer
+    /// than `idle_timeout` between edges; a write now tells. A peer that
+    /// took nothing is still dropped.
+    fn taking_its_response(&mut self) -> bool {
+        if self.started.is_some() || self.linger || (self.out.is_empty() && !self.tls_pending()) {
+            return false;
+        }
+        let sent = |c: &Self| c.stream.as_ref().map_or(0, Stream::records_sent);
+        let before = (self.out.len(), sent(self));
+        self.flush().is_ok() && (self.out.len(), sent(self)) != before
+    }
+
     /// Before an HTTPS connection is dropped between responses (idle
     /// timeout, graceful shutdown): its `close_notify`, so that the peer's
     /// TLS sees the end of the session rather than a truncation (RFC 8446
@@ -798,6 +814,11 @@ impl Pollable for HttpConn {
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         match self.deadline {
             Some(d) if d <= now => {
+                if self.taking_its_response() {
+                    // Still downloading: activity, as on a writable edge.
+                    self.deadline = Some(lp.deadline_after(self.shared.limits.idle_timeout));
+                    return self.after_io(lp, id);
+                }
                 // A request under way gets 408; a connection idle, or whose
                 // peer stopped taking its responses, is just dropped.
                 if !self.close_after_flush && self.started.is_some() {

@@ -66,6 +66,9 @@ struct TlsStream {
     /// caller: returned by the next `read`, so that what arrived before
     /// it is delivered first, as the kernel does for plain TCP.
     err: Option<io::Error>,
+    /// Bytes of TLS records the kernel has taken, in all (see
+    /// [`Stream::records_sent`]).
+    sent: u64,
     /// Ciphertext read from the socket that rustls had not taken when the
     /// caller's buffer filled, fed before the socket is read again (from
     /// `leftover_at`). Empty and unallocated otherwise.
@@ -134,6 +137,7 @@ impl Stream {
             shut: false,
             eof: false,
             err: None,
+            sent: 0,
             leftover: Vec::new(),
             leftover_at: 0,
         })))
@@ -203,6 +207,19 @@ impl Stream {
             Inner::Plain(_) => false,
             #[cfg(feature = "tls")]
             Inner::Tls(t) => t.conn.wants_write() || t.shut_pending,
+        }
+    }
+
+    /// How many bytes of TLS records the kernel has taken from this
+    /// stream so far (0 for plain TCP, whose callers count their own
+    /// writes): tells whether [`flush_pending`](Self::flush_pending) moved
+    /// anything.
+    #[inline]
+    pub fn records_sent(&self) -> u64 {
+        match &self.0 {
+            Inner::Plain(_) => 0,
+            #[cfg(feature = "tls")]
+            Inner::Tls(t) => t.sent,
         }
     }
 
@@ -570,7 +587,7 @@ impl TlsStream {
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut self.tcp) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(k) => self.sent += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
