@@ -330,6 +330,7 @@ impl Listener {
             peer,
             reader: RequestReader::new(),
             out: Vec::new(),
+            out_at: 0,
             shared: self.shared.clone(),
             deadline: Some(lp.deadline_after(limits.request_timeout)),
             started: None,
@@ -371,8 +372,14 @@ struct HttpConn {
     /// Received bytes not yet consumed, and the request whose head
     /// arrived and whose body is still arriving.
     reader: RequestReader,
-    /// Response bytes the kernel has not taken yet.
+    /// Response bytes; the kernel has taken `out[..out_at]`. Emptied
+    /// (and `out_at` zeroed) once it took all, so `out.is_empty()` means
+    /// nothing is queued.
     out: Vec<u8>,
+    /// How much of `out` the kernel has taken: a large response leaves in
+    /// many writes, and moving the rest to the front after each was
+    /// quadratic in its size.
+    out_at: usize,
     shared: Rc<ConnShared>,
     /// When the connection is dropped (408 first if a request is under
     /// way): the idle timeout between requests, pushed back while a
@@ -490,7 +497,12 @@ impl HttpConn {
     /// pipelines requests and does not read the answers cannot make the
     /// server buffer them without bound.
     fn backed_up(&self) -> bool {
-        self.out.len() > self.shared.limits.write_high_water
+        self.queued() > self.shared.limits.write_high_water
+    }
+
+    /// Response bytes the kernel has not taken yet.
+    fn queued(&self) -> usize {
+        self.out.len() - self.out_at
     }
 
     fn step(&mut self, lp: &IOLoop) -> Step {
@@ -622,16 +634,23 @@ impl HttpConn {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
-        while !self.out.is_empty() {
-            match stream.write(&self.out) {
+        while self.out_at < self.out.len() {
+            match stream.write(&self.out[self.out_at..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.out.drain(..n);
-                }
+                Ok(n) => self.out_at += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        if self.out_at == self.out.len() {
+            self.out.clear();
+            self.out_at = 0;
+        } else if self.out_at > self.out.len() / 2 {
+            // Compacted when more than half is sent: each byte moves at
+            // most once on average, and appended responses reuse the room.
+            self.out.drain(..self.out_at);
+            self.out_at = 0;
         }
         // TLS records the kernel refused (none for plain TCP).
         stream.flush_pending()?;
@@ -659,8 +678,8 @@ impl HttpConn {
             return false;
         }
         let sent = |c: &Self| c.stream.as_ref().map_or(0, Stream::records_sent);
-        let before = (self.out.len(), sent(self));
-        self.flush().is_ok() && (self.out.len(), sent(self)) != before
+        let before = (self.queued(), sent(self));
+        self.flush().is_ok() && (self.queued(), sent(self)) != before
     }
 
     /// Before an HTTPS connection is dropped between responses (idle
@@ -707,11 +726,11 @@ impl HttpConn {
 impl Pollable for HttpConn {
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
         if r.writable && !self.out.is_empty() {
-            let before = self.out.len();
+            let before = self.queued();
             if self.flush().is_err() {
                 return Action::Remove;
             }
-            if self.out.len() < before && self.started.is_none() && !self.linger {
+            if self.queued() < before && self.started.is_none() && !self.linger {
                 // The peer is taking a response: that is activity, so a
                 // slow download is not cut off by the idle timeout. (While
                 // a request is under way its own deadline stands.)
@@ -770,6 +789,7 @@ impl Pollable for HttpConn {
                         lp.give_out_buf(std::mem::take(&mut self.out));
                         Vec::new()
                     } else {
+                        self.out.drain(..std::mem::take(&mut self.out_at));
                         std::mem::take(&mut self.out)
                     };
                     let leftover = self.reader.take_all();
