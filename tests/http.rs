@@ -871,6 +871,101 @@ fn request_target_over_the_head_limit_gets_414() {
     assert_eq!(status, 431);
 }
 
+/// The value of the first `name` header line of `head`.
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    let line = header_lines(head, name).into_iter().next()?;
+    line.split_once(':').map(|(_, v)| v.trim())
+}
+
+/// `Range` on a static file (`a.txt` holds `static file`, 11 bytes): 206
+/// with `Content-Range` for a part, 200 for the whole file or a range it
+/// ignores, 416 past the end; HEAD gets the part's length.
+#[test]
+fn static_file_ranges() {
+    let srv = server();
+    let get = |range: &str| {
+        let raw = format!("GET /static/a.txt HTTP/1.1\r\nHost: x\r\nRange: {range}\r\n\r\n");
+        request(&srv, raw.as_bytes())
+    };
+    for (range, status, content_range, body) in [
+        ("bytes=2-5", 206, Some("bytes 2-5/11"), "atic"),
+        ("bytes=7-", 206, Some("bytes 7-10/11"), "file"),
+        ("bytes=-4", 206, Some("bytes 7-10/11"), "file"),
+        ("bytes=0-0", 206, Some("bytes 0-0/11"), "s"),
+        ("bytes=0-", 200, None, "static file"),
+        ("bytes=-100", 200, None, "static file"),
+        ("bytes=1-2,4-5", 200, None, "static file"),
+        ("bytes=5-2", 200, None, "static file"),
+        ("lines=1-2", 200, None, "static file"),
+        ("bytes=11-", 416, Some("bytes */11"), ""),
+        ("bytes=-0", 416, Some("bytes */11"), ""),
+    ] {
+        let (s, head, got) = get(range);
+        assert_eq!(
+            (
+                s,
+                header(&head, "content-range"),
+                String::from_utf8_lossy(&got).as_ref()
+            ),
+            (status, content_range, body),
+            "{range}: {head}"
+        );
+        assert_eq!(header(&head, "accept-ranges"), Some("bytes"), "{head}");
+    }
+    // HEAD: the part's length, and nothing after the head.
+    let mut s = srv.connect();
+    s.write_all(
+        b"HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=2-5\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 206"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a body after HEAD's head: {text}"
+    );
+    assert_eq!(header(&text, "content-length"), Some("4"), "{text}");
+}
+
+/// The static file's `ETag`: `If-None-Match` naming it (also weakly, or
+/// `*`) is a 304 without a body; another tag is a 200 even with an
+/// `If-Modified-Since` that alone would give 304 (If-None-Match decides).
+#[test]
+fn static_file_etag_and_if_none_match() {
+    let srv = server();
+    let (s, head, _) = request(&srv, b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(s, 200);
+    let etag = header(&head, "etag").expect("ETag").to_string();
+    assert!(etag.starts_with('"') && etag.ends_with("-b\""), "{etag}");
+    let future = "Fri, 01 Jan 2100 00:00:00 GMT";
+    for (inm, ims, status, body) in [
+        (etag.clone(), None, 304, ""),
+        (format!("W/{etag}"), None, 304, ""),
+        (format!("\"other\", {etag}"), None, 304, ""),
+        ("*".to_string(), None, 304, ""),
+        ("\"other\"".to_string(), Some(future), 200, "static file"),
+        ("\"other\"".to_string(), None, 200, "static file"),
+    ] {
+        let ims = ims.map_or(String::new(), |d| format!("If-Modified-Since: {d}\r\n"));
+        let raw =
+            format!("GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: {inm}\r\n{ims}\r\n");
+        let (s, head, got) = request(&srv, raw.as_bytes());
+        assert_eq!(
+            (s, String::from_utf8_lossy(&got).as_ref()),
+            (status, body),
+            "{inm}: {head}"
+        );
+        assert_eq!(header(&head, "etag"), Some(etag.as_str()), "{head}");
+    }
+    // Without If-None-Match, If-Modified-Since still works.
+    let raw =
+        format!("GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {future}\r\n\r\n");
+    assert_eq!(request(&srv, raw.as_bytes()).0, 304);
+}
+
 /// A malformed `If-Modified-Since` is ignored (RFC 9110 §13.1.3), whatever
 /// its numbers: a year of 17 digits made the date arithmetic overflow, and
 /// the static file answered 500 instead of 200.

@@ -26,11 +26,20 @@ use crate::http::http_date;
 /// * `GET` and `HEAD` (the body is read for HEAD too so that
 ///   `Content-Length` is right; the HTTP layer does not send it).
 /// * `Content-Type` by extension (`application/octet-stream` otherwise),
-///   `Last-Modified`, and `304 Not Modified` for an `If-Modified-Since` at
-///   or after the file's modification time.
+///   `Last-Modified`, and an `ETag` made of the modification time and the
+///   size (as nginx's: revalidating reads nothing; Tornado hashes the
+///   content). `304 Not Modified` for an `If-None-Match` naming it (or
+///   `*`), or, without `If-None-Match`, for an `If-Modified-Since` at or
+///   after the modification time (RFC 9110 §13.2.2).
+/// * `Range: bytes=a-b`, `a-` and `-n` (`Accept-Ranges: bytes`): 206 with
+///   `Content-Range` and only that part read from the file; 416 with
+///   `Content-Range: bytes */size` when no byte is in the file; a range
+///   covering the whole file is a 200, and several ranges or a malformed
+///   one are ignored (the whole file), as in Tornado.
 ///
-/// Files are read whole into the response: fine for pages and assets, not
-/// for large downloads (no streaming, no `Range`).
+/// Files (or the part asked for) are read whole into the response: fine
+/// for pages and assets; a large download costs its size in memory while
+/// it is sent (Tornado sends 64 KiB pieces).
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: Rc<Path>,
@@ -161,36 +170,138 @@ impl StaticFiles {
                 return cx.send_error(status);
             }
         };
-        let modified = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => return Self::unreadable(cx, &path, &e),
+        };
+        let size = meta.len();
+        let modified = meta
+            .modified()
             .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs());
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+        let req = cx.request();
+        cx.set_header("Accept-Ranges", "bytes");
         if let Some(mtime) = modified {
-            cx.set_header("Last-Modified", http_date(mtime));
-            let since = cx
-                .request()
-                .header("if-modified-since")
-                .and_then(parse_http_date);
-            if since.is_some_and(|s| mtime <= s) {
-                cx.clear_header("Content-Type");
-                return cx.set_status(304);
-            }
+            cx.set_header("Last-Modified", http_date(mtime.as_secs()));
         }
-        match std::fs::read(&path) {
+        // nginx's shape: the modification time and the size, so no read of
+        // the file is needed to answer a revalidation.
+        let etag = format!("\"{:x}-{size:x}\"", modified.map_or(0, |d| d.as_nanos()));
+        cx.set_header("ETag", &etag);
+        // If-None-Match decides when present (RFC 9110 §13.2.2).
+        let fresh = match req.header("if-none-match") {
+            Some(tags) => etag_matches(tags, &etag),
+            None => {
+                let since = req.header("if-modified-since").and_then(parse_http_date);
+                modified.is_some_and(|m| since.is_some_and(|s| m.as_secs() <= s))
+            }
+        };
+        if fresh {
+            cx.clear_header("Content-Type");
+            return cx.set_status(304);
+        }
+        let range = req.header("range").and_then(|r| parse_range(r, size));
+        let (start, len) = match range {
+            Some(Ok((first, last))) if last - first + 1 < size => {
+                cx.set_status(206);
+                cx.set_header("Content-Range", format!("bytes {first}-{last}/{size}"));
+                (first, last - first + 1)
+            }
+            Some(Err(Unsatisfiable)) => {
+                cx.set_status(416);
+                cx.set_header("Content-Range", format!("bytes */{size}"));
+                return;
+            }
+            // No range, one that covers the whole file (200, as Tornado),
+            // or one that is ignored (malformed, several ranges).
+            _ => (0, size),
+        };
+        match read_part(&path, start, len) {
             Ok(data) => {
                 cx.set_header("Content-Type", content_type(&path));
                 cx.set_header("X-Content-Type-Options", "nosniff");
                 cx.write(data);
             }
-            Err(e) => {
-                log::warn!("static {}: {e}", path.display());
-                cx.send_error(if e.kind() == io::ErrorKind::PermissionDenied {
-                    403
-                } else {
-                    404
-                });
+            Err(e) => Self::unreadable(cx, &path, &e),
+        }
+    }
+
+    fn unreadable(cx: &mut RequestContext<'_>, path: &Path, e: &io::Error) {
+        log::warn!("static {}: {e}", path.display());
+        cx.clear_header("Content-Range");
+        cx.send_error(if e.kind() == io::ErrorKind::PermissionDenied {
+            403
+        } else {
+            404
+        });
+    }
+}
+
+/// `len` bytes of the file at `path` from `start` (fewer if it shrank
+/// meanwhile).
+fn read_part(path: &Path, start: u64, len: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))?;
+    }
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(64 << 20));
+    file.take(len).read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Whether an `If-None-Match` list names `etag` (or is `*`), by the weak
+/// comparison RFC 9110 §13.1.2 prescribes for it.
+fn etag_matches(tags: &str, etag: &str) -> bool {
+    tags.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// A `Range` no byte of the file satisfies: 416.
+#[derive(Debug, PartialEq)]
+struct Unsatisfiable;
+
+/// The first and last byte (inclusive) a `Range: bytes=…` header asks of a
+/// file of `size` bytes (RFC 9110 §14.1.2): `a-b`, `a-` or the suffix
+/// `-n`. `None` ignores the header, as §14.2 allows, and the whole file is
+/// served: another unit, a malformed spec, and several ranges (as Tornado).
+fn parse_range(value: &str, size: u64) -> Option<Result<(u64, u64), Unsatisfiable>> {
+    let (unit, spec) = value.trim().split_once('=')?;
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.trim().split_once('-')?;
+    // Digits only; a number past u64 is just "very large".
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| {
+            s.bytes().fold(0u64, |n, b| {
+                n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+            })
+        })
+    };
+    match (first, last) {
+        ("", suffix) => {
+            let n = number(suffix)?;
+            if n == 0 || size == 0 {
+                return Some(Err(Unsatisfiable));
             }
+            Some(Ok((size.saturating_sub(n), size - 1)))
+        }
+        (first, last) => {
+            let first = number(first)?;
+            let last = if last.is_empty() {
+                u64::MAX
+            } else {
+                number(last)?
+            };
+            if last < first {
+                return None;
+            }
+            if first >= size {
+                return Some(Err(Unsatisfiable));
+            }
+            Some(Ok((first, last.min(size - 1))))
         }
     }
 }
@@ -204,6 +315,50 @@ impl RequestHandler for StaticFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |v: &str| parse_range(v, 11);
+        assert_eq!(r("bytes=2-5"), Some(Ok((2, 5))));
+        assert_eq!(r("bytes=7-"), Some(Ok((7, 10))));
+        assert_eq!(r("bytes=-4"), Some(Ok((7, 10))));
+        assert_eq!(r("bytes=-400"), Some(Ok((0, 10))));
+        assert_eq!(r("bytes=3-99999999999999999999999"), Some(Ok((3, 10))));
+        assert_eq!(r("Bytes = 0-0"), Some(Ok((0, 0))));
+        assert_eq!(r("bytes=10-10"), Some(Ok((10, 10))));
+        assert_eq!(r("bytes=11-"), Some(Err(Unsatisfiable)));
+        assert_eq!(
+            r("bytes=99999999999999999999999-"),
+            Some(Err(Unsatisfiable))
+        );
+        assert_eq!(r("bytes=-0"), Some(Err(Unsatisfiable)));
+        assert_eq!(parse_range("bytes=-1", 0), Some(Err(Unsatisfiable)));
+        assert_eq!(parse_range("bytes=0-", 0), Some(Err(Unsatisfiable)));
+        for ignored in [
+            "bytes=5-2",
+            "bytes=1-2,4-5",
+            "items=0-1",
+            "bytes=",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=1--2",
+            "bytes 0-1",
+        ] {
+            assert_eq!(r(ignored), None, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn if_none_match_lists() {
+        let tag = "\"abc-b\"";
+        assert!(etag_matches("\"abc-b\"", tag));
+        assert!(etag_matches("W/\"abc-b\"", tag));
+        assert!(etag_matches("\"x\", \"abc-b\"", tag));
+        assert!(etag_matches("*", tag));
+        assert!(!etag_matches("\"abc\"", tag));
+        assert!(!etag_matches("abc-b", tag));
+    }
     use std::time::SystemTime;
 
     fn now_secs() -> u64 {
