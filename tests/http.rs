@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cyclone::web::{Application, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
-use util::{read_response, read_within, request, upgrade_request, ReadEnd, Server};
+use util::{read_response, read_within, request, upgrade_request, ReadEnd, Server, TempDir};
 
 struct Hello;
 impl RequestHandler for Hello {
@@ -964,6 +964,113 @@ fn static_file_etag_and_if_none_match() {
     let raw =
         format!("GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {future}\r\n\r\n");
     assert_eq!(request(&srv, raw.as_bytes()).0, 304);
+}
+
+/// The byte at `offset` of the test files written by `pattern_file`.
+fn pattern_byte(offset: usize) -> u8 {
+    (offset % 251) as u8
+}
+
+/// Writes `size` bytes of `pattern_byte` to `name` in `dir`, 1 MiB at a
+/// time (never all in memory: the memory test measures the peak).
+fn pattern_file(dir: &TempDir, name: &str, size: usize) {
+    let mut f = std::fs::File::create(dir.0.join(name)).unwrap();
+    let mut at = 0;
+    while at < size {
+        let n = (size - at).min(1 << 20);
+        let chunk: Vec<u8> = (at..at + n).map(pattern_byte).collect();
+        f.write_all(&chunk).unwrap();
+        at += n;
+    }
+}
+
+fn static_server(dir: &TempDir) -> Server {
+    let root = dir.0.clone();
+    Server::start(move || Application::builder().static_path(root.clone()).build())
+}
+
+/// Reads one response whose body is `pattern_byte`s from `first` on,
+/// checking them as they arrive (nothing kept): the body's length.
+fn read_pattern_response(s: &mut std::net::TcpStream, first: usize) -> (String, usize) {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let len: usize = header(&head, "content-length").unwrap().parse().unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < len {
+        let n = s.read(&mut buf[..(len - got).min(64 * 1024)]).unwrap();
+        assert!(n > 0, "EOF after {got} of {len} bytes");
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            assert_eq!(byte, pattern_byte(first + got + i), "byte {}", got + i);
+        }
+        got += n;
+    }
+    (head, len)
+}
+
+/// A large static file is sent in pieces read as the client takes them:
+/// downloading 96 MiB raises the server's peak memory by far less than
+/// the file (it was read whole, then copied into the response buffer:
+/// about twice its size).
+#[test]
+fn large_static_file_is_streamed_not_read_whole() {
+    // VmHWM is the process's: measured in a process of its own.
+    if util::isolated("large_static_file_is_streamed_not_read_whole") {
+        return;
+    }
+    let dir = TempDir::new("static-big");
+    let size = 96 << 20;
+    pattern_file(&dir, "big.bin", size);
+    pattern_file(&dir, "small.bin", 1000);
+    let srv = static_server(&dir);
+    let (status, _, body) = request(&srv, b"GET /static/small.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((status, body.len()), (200, 1000));
+    let before = proc_kib("VmHWM");
+    let mut s = srv.connect();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (head, len) = read_pattern_response(&mut s, 0);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(len, size);
+    let grew_mib = proc_kib("VmHWM").saturating_sub(before) / 1024;
+    assert!(
+        grew_mib < 24,
+        "a {} MiB download raised the peak by {grew_mib} MiB",
+        size >> 20
+    );
+}
+
+/// Requests pipelined behind a file being sent wait for it, then are
+/// answered in order: a range of a 3 MiB file, then the whole small file,
+/// then a 404, on one connection written at once.
+#[test]
+fn requests_pipelined_behind_a_static_file_are_answered_after_it() {
+    let dir = TempDir::new("static-pipelined");
+    pattern_file(&dir, "big.bin", 3 << 20);
+    pattern_file(&dir, "small.bin", 1000);
+    let srv = static_server(&dir);
+    let mut s = srv.connect();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\n\r\n\
+          GET /static/small.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /static/none.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_pattern_response(&mut s, 0).1, 3 << 20);
+    let (head, len) = read_pattern_response(&mut s, 1000);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert_eq!(len, (3 << 20) - 1000);
+    assert_eq!(read_pattern_response(&mut s, 0).1, 1000);
+    let (status, _, _) = read_response(&mut s);
+    assert_eq!(status, 404);
 }
 
 /// A malformed `If-Modified-Since` is ignored (RFC 9110 §13.1.3), whatever

@@ -1,6 +1,9 @@
 //! HTTP/1.1 responses: status, headers, body, serialized with a correct
 //! `Content-Length`, a cached `Date` and `Connection` handling.
 
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An HTTP response being built by a handler.
@@ -10,6 +13,8 @@ pub struct Response {
     reason: Option<String>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// A region of a file sent after `body`, read as the peer takes it.
+    file: Option<FileBody>,
     /// Which default headers ([`DEFAULT_SERVER`], [`DEFAULT_DATE`]) are
     /// still sent: a handler's own `Server` or `Date` replaces the default,
     /// and clearing the header removes it (Tornado's default headers).
@@ -20,6 +25,59 @@ pub struct Response {
 const DEFAULT_SERVER: u8 = 1;
 /// The loop's cached `Date` is sent.
 const DEFAULT_DATE: u8 = 2;
+
+/// A region of a file that ends a response body
+/// ([`Response::set_file_body`]).
+#[derive(Debug, Clone)]
+pub(crate) struct FileBody {
+    file: Arc<File>,
+    offset: u64,
+    len: u64,
+}
+
+impl FileBody {
+    /// Bytes still to send.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends the next piece (at most `max` bytes) to `out`. A file that
+    /// ends early is `UnexpectedEof`: the `Content-Length` sent cannot be
+    /// kept.
+    pub(crate) fn read_piece(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+        let want = usize::try_from(self.len).unwrap_or(usize::MAX).min(max);
+        let start = out.len();
+        out.resize(start + want, 0);
+        let got = loop {
+            match read_at(&self.file, &mut out[start..], self.offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r,
+            }
+        };
+        let n = match got {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than the Content-Length sent",
+            )),
+            r => r,
+        };
+        out.truncate(start + *n.as_ref().unwrap_or(&0));
+        let n = n?;
+        self.offset += n as u64;
+        self.len -= n as u64;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
 
 /// The default-header bit a header name overrides (0 for other names).
 fn default_bit(name: &str) -> u8 {
@@ -46,6 +104,7 @@ impl Response {
             reason: None,
             headers: Vec::new(),
             body: Vec::new(),
+            file: None,
             defaults: DEFAULT_SERVER | DEFAULT_DATE,
         }
     }
@@ -143,9 +202,53 @@ impl Response {
         &self.body
     }
 
-    /// Replaces the body.
+    /// Replaces the body (and drops a [`set_file_body`](Self::set_file_body)).
     pub fn set_body(&mut self, body: Vec<u8>) {
         self.body = body;
+        self.file = None;
+    }
+
+    /// Ends the body with `len` bytes of `file` from `offset`, after what
+    /// was written: the connection reads it in 64 KiB pieces as the peer
+    /// takes them, so a large download costs one piece of memory, not its
+    /// size (Tornado's `StaticFileHandler` streams likewise). The length
+    /// counts in `Content-Length` at once; a file that turns out shorter
+    /// ends the connection after what it had.
+    pub fn set_file_body(&mut self, file: File, offset: u64, len: u64) {
+        self.file = Some(FileBody {
+            file: Arc::new(file),
+            offset,
+            len,
+        });
+    }
+
+    /// The length of the file part of the body (0 without one).
+    pub fn file_body_len(&self) -> u64 {
+        self.file.as_ref().map_or(0, |f| f.len)
+    }
+
+    /// The body with its file part read in (for the unit tests).
+    #[cfg(test)]
+    pub(crate) fn full_body(&self) -> Vec<u8> {
+        let mut all = self.body.clone();
+        if let Some(mut f) = self.file.clone() {
+            while f.len > 0 {
+                f.read_piece(&mut all, 1 << 20).unwrap();
+            }
+        }
+        all
+    }
+
+    /// The file part of the body, for the connection that sends it (not
+    /// for a HEAD answer, nor a status without content).
+    pub(crate) fn take_file_body(&mut self, head_only: bool) -> Option<FileBody> {
+        let file = self.file.take()?;
+        (!head_only && !self.no_body() && file.len > 0).then_some(file)
+    }
+
+    /// 1xx, 204 and 304 carry no content (RFC 9110 §6.4.1).
+    fn no_body(&self) -> bool {
+        self.status == 204 || self.status == 304 || self.status < 200
     }
 
     /// Serializes into `out`. `head_only` omits the body (HEAD) but keeps its
@@ -169,7 +272,7 @@ impl Response {
             out.extend_from_slice(date.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        let no_body = self.status == 204 || self.status == 304 || self.status < 200;
+        let no_body = self.no_body();
         for (n, v) in &self.headers {
             // The framing is this layer's: `Content-Length` (or none) and
             // `Connection`; a handler's `Transfer-Encoding` beside them would
@@ -200,7 +303,7 @@ impl Response {
                 .then(|| self.header("content-length"))
                 .flatten()
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(self.body.len() as u64);
+                .unwrap_or(self.body.len() as u64 + self.file_body_len());
             out.extend_from_slice(b"Content-Length: ");
             out.extend_from_slice(length.to_string().as_bytes());
             out.extend_from_slice(b"\r\n");

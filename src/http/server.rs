@@ -15,7 +15,7 @@ use mio::Interest;
 use super::linger::{Lingering, HTTP_LINGER};
 use super::reader::{HeadPoll, RequestReader};
 use super::request::{HeadLimits, Request};
-use super::response::{http_date_now, Response};
+use super::response::{http_date_now, FileBody, Response};
 use super::stream::Stream;
 use super::{HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
@@ -24,6 +24,14 @@ use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Polla
 const ACCEPT_BUDGET: usize = 512;
 /// Back-off when the process is out of file descriptors.
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How much of a file body ([`Response::set_file_body`]) is read at once:
+/// Tornado's `StaticFileHandler` piece.
+const FILE_PIECE: usize = 64 * 1024;
+
+/// How many file pieces one flush sends at most (1 MiB): a fast client
+/// downloading a large file must not hold the loop for the whole file.
+const FILE_PIECES_PER_FLUSH: usize = 16;
 
 /// Starts serving `service` on `addr` in the current thread's IOLoop and
 /// returns the bound address (port 0 picks a free port).
@@ -331,6 +339,9 @@ impl Listener {
             reader: RequestReader::new(),
             out: Vec::new(),
             out_at: 0,
+            file: None,
+            sent: 0,
+            more_file: false,
             shared: self.shared.clone(),
             deadline: Some(lp.deadline_after(limits.request_timeout)),
             started: None,
@@ -380,6 +391,17 @@ struct HttpConn {
     /// many writes, and moving the rest to the front after each was
     /// quadratic in its size.
     out_at: usize,
+    /// The rest of a file that ends the response in `out`
+    /// ([`Response::set_file_body`]): read into `out` a piece at a time
+    /// once `out` has left. While it lasts, no further request is answered.
+    file: Option<FileBody>,
+    /// Response bytes the kernel has taken, in all: progress, for the idle
+    /// deadline.
+    sent: u64,
+    /// The last flush stopped at its file budget with the kernel still
+    /// taking bytes: no writable edge will come, so the loop is asked to
+    /// flush again next tick (other connections are served in between).
+    more_file: bool,
     shared: Rc<ConnShared>,
     /// When the connection is dropped (408 first if a request is under
     /// way): the idle timeout between requests, pushed back while a
@@ -469,7 +491,9 @@ impl HttpConn {
         resp: Response,
         keep_alive: bool,
     ) {
+        let mut resp = resp;
         resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
+        self.file = resp.take_file_body(head_only);
         let elapsed = self
             .started
             .map(|s| lp.time().saturating_duration_since(s))
@@ -484,6 +508,14 @@ impl HttpConn {
     }
 
     fn error(&mut self, lp: &IOLoop, status: u16, msg: &str) {
+        if self.file.is_some() {
+            // A file is still being sent: the error cannot follow it
+            // inside its Content-Length; the connection ends after it.
+            log::warn!(target: "cyclone::access", "{status} ({}) {msg}; closing after the file being sent", self.peer.ip());
+            self.close_after_flush = true;
+            self.linger = true;
+            return;
+        }
         let resp = Response::error(status, Some(msg));
         resp.serialize(&mut self.out, false, false, &date_cached(lp));
         log::warn!(target: "cyclone::access", "{status} ({}) {msg}", self.peer.ip());
@@ -497,7 +529,13 @@ impl HttpConn {
     /// pipelines requests and does not read the answers cannot make the
     /// server buffer them without bound.
     fn backed_up(&self) -> bool {
-        self.queued() > self.shared.limits.write_high_water
+        self.file.is_some() || self.queued() > self.shared.limits.write_high_water
+    }
+
+    /// No response byte waits in `out` or in a file (TLS records aside:
+    /// [`tls_pending`](Self::tls_pending)).
+    fn all_sent(&self) -> bool {
+        self.out.is_empty() && self.file.is_none()
     }
 
     /// Response bytes the kernel has not taken yet.
@@ -634,19 +672,42 @@ impl HttpConn {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
-        while self.out_at < self.out.len() {
-            match stream.write(&self.out[self.out_at..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_at += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        self.more_file = false;
+        let mut pieces = 0;
+        loop {
+            while self.out_at < self.out.len() {
+                match stream.write(&self.out[self.out_at..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        self.out_at += n;
+                        self.sent += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        if self.out_at == self.out.len() {
+            if self.out_at < self.out.len() {
+                // The kernel is full.
+                break;
+            }
             self.out.clear();
             self.out_at = 0;
-        } else if self.out_at > self.out.len() / 2 {
+            // All of `out` left: the file's next piece.
+            let Some(file) = self.file.as_mut() else {
+                break;
+            };
+            if pieces == FILE_PIECES_PER_FLUSH {
+                self.more_file = true;
+                break;
+            }
+            pieces += 1;
+            file.read_piece(&mut self.out, FILE_PIECE)?;
+            if file.remaining() == 0 {
+                self.file = None;
+            }
+        }
+        if self.out_at > self.out.len() / 2 {
             // Compacted when more than half is sent: each byte moves at
             // most once on average, and appended responses reuse the room.
             self.out.drain(..self.out_at);
@@ -674,12 +735,12 @@ impl HttpConn {
     /// than `idle_timeout` between edges; a write now tells. A peer that
     /// took nothing is still dropped.
     fn taking_its_response(&mut self) -> bool {
-        if self.started.is_some() || self.linger || (self.out.is_empty() && !self.tls_pending()) {
+        if self.started.is_some() || self.linger || (self.all_sent() && !self.tls_pending()) {
             return false;
         }
-        let sent = |c: &Self| c.stream.as_ref().map_or(0, Stream::records_sent);
-        let before = (self.queued(), sent(self));
-        self.flush().is_ok() && (self.queued(), sent(self)) != before
+        let sent = |c: &Self| c.sent + c.stream.as_ref().map_or(0, Stream::records_sent);
+        let before = sent(self);
+        self.flush().is_ok() && sent(self) != before
     }
 
     /// Before an HTTPS connection is dropped between responses (idle
@@ -690,7 +751,7 @@ impl HttpConn {
     /// effort (what the kernel refuses is dropped with the connection); a
     /// no-op for plain TCP.
     fn close_notify_if_idle(&mut self) {
-        if self.out.is_empty() && !self.tls_pending() {
+        if self.all_sent() && !self.tls_pending() {
             if let Some(stream) = self.stream.as_mut().filter(|s| s.is_tls()) {
                 stream.shut_write();
             }
@@ -701,12 +762,15 @@ impl HttpConn {
         if self.flush().is_err() {
             return Action::Remove;
         }
+        if self.more_file {
+            lp.mark_dirty(id);
+        }
         if self.paused && !self.backed_up() && !self.close_after_flush {
             // The kernel took the excess without filling up, so no writable
             // edge will come: resume reading next tick.
             lp.mark_readable(id);
         }
-        if self.close_after_flush && self.out.is_empty() && !self.tls_pending() {
+        if self.close_after_flush && self.all_sent() && !self.tls_pending() {
             // Lingering also after a plain close (`Connection: close`,
             // HTTP/1.0, a handler's 500): a peer that sent more than the
             // server read (pipelined requests) would otherwise get a reset,
@@ -725,12 +789,12 @@ impl HttpConn {
 
 impl Pollable for HttpConn {
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
-        if r.writable && !self.out.is_empty() {
-            let before = self.queued();
+        if r.writable && !self.all_sent() {
+            let before = self.sent;
             if self.flush().is_err() {
                 return Action::Remove;
             }
-            if self.queued() < before && self.started.is_none() && !self.linger {
+            if self.sent > before && self.started.is_none() && !self.linger {
                 // The peer is taking a response: that is activity, so a
                 // slow download is not cut off by the idle timeout. (While
                 // a request is under way its own deadline stands.)
@@ -831,6 +895,14 @@ impl Pollable for HttpConn {
         self.deadline
     }
 
+    /// The next part of a file body, when the last flush stopped at its
+    /// budget (`more_file`).
+    /// (`after_io` also resumes the requests that waited behind the file
+    /// once it is done.)
+    fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        self.after_io(lp, id)
+    }
+
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         match self.deadline {
             Some(d) if d <= now => {
@@ -860,7 +932,7 @@ impl Pollable for HttpConn {
     fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
         // TLS records the kernel refused are the end of a response: they
         // die with the connection (the kernel keeps only what it took).
-        if self.reader.is_empty() && self.out.is_empty() && !self.tls_pending() {
+        if self.reader.is_empty() && self.all_sent() && !self.tls_pending() {
             self.close_notify_if_idle();
             Action::Remove
         } else {

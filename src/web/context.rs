@@ -109,6 +109,19 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// Ends the response with `len` bytes of `file` from `offset`, after
+    /// what was written, and finishes it: the connection reads the file in
+    /// 64 KiB pieces as the client takes them (nothing else is sent on the
+    /// connection meanwhile), so a large download costs one piece of
+    /// memory ([`Response::set_file_body`]). What
+    /// [`StaticFiles`](super::StaticFiles) uses.
+    pub fn write_file(&mut self, file: std::fs::File, offset: u64, len: u64) {
+        if self.writable("write_file") {
+            self.response.set_file_body(file, offset, len);
+            self.finished = true;
+        }
+    }
+
     /// Appends `value` as JSON and sets `Content-Type: application/json;
     /// charset=UTF-8` (Tornado's `write(dict)`). As Tornado's `json_encode`,
     /// `</` is written `<\/`, so the JSON can sit inside an HTML `<script>`

@@ -37,9 +37,9 @@ use crate::http::http_date;
 ///   covering the whole file is a 200, and several ranges or a malformed
 ///   one are ignored (the whole file), as in Tornado.
 ///
-/// Files (or the part asked for) are read whole into the response: fine
-/// for pages and assets; a large download costs its size in memory while
-/// it is sent (Tornado sends 64 KiB pieces).
+/// The file (or the part asked for) is sent in 64 KiB pieces read as the
+/// client takes them ([`RequestContext::write_file`]), as Tornado does: a
+/// large download costs one piece of memory, not its size.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: Rc<Path>,
@@ -170,8 +170,9 @@ impl StaticFiles {
                 return cx.send_error(status);
             }
         };
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
+        let opened = std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?, f)));
+        let (meta, file) = match opened {
+            Ok(o) => o,
             Err(e) => return Self::unreadable(cx, &path, &e),
         };
         let size = meta.len();
@@ -216,14 +217,9 @@ impl StaticFiles {
             // or one that is ignored (malformed, several ranges).
             _ => (0, size),
         };
-        match read_part(&path, start, len) {
-            Ok(data) => {
-                cx.set_header("Content-Type", content_type(&path));
-                cx.set_header("X-Content-Type-Options", "nosniff");
-                cx.write(data);
-            }
-            Err(e) => Self::unreadable(cx, &path, &e),
-        }
+        cx.set_header("Content-Type", content_type(&path));
+        cx.set_header("X-Content-Type-Options", "nosniff");
+        cx.write_file(file, start, len);
     }
 
     fn unreadable(cx: &mut RequestContext<'_>, path: &Path, e: &io::Error) {
@@ -235,19 +231,6 @@ impl StaticFiles {
             404
         });
     }
-}
-
-/// `len` bytes of the file at `path` from `start` (fewer if it shrank
-/// meanwhile).
-fn read_part(path: &Path, start: u64, len: u64) -> io::Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
-    if start > 0 {
-        file.seek(SeekFrom::Start(start))?;
-    }
-    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(64 << 20));
-    file.take(len).read_to_end(&mut data)?;
-    Ok(data)
 }
 
 /// Whether an `If-None-Match` list names `etag` (or is `*`), by the weak
