@@ -1201,6 +1201,15 @@ fn wss_records_cut_at_awkward_places_arrive_exactly() {
 fn read_to_clean_end(
     s: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
 ) -> (Vec<u8>, std::io::Result<()>) {
+    read_paced(s, |_| {})
+}
+
+/// [`read_to_clean_end`], calling `pace` with the bytes so far after each
+/// read (to read slowly, or to bound the time).
+fn read_paced(
+    s: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    mut pace: impl FnMut(usize),
+) -> (Vec<u8>, std::io::Result<()>) {
     let mut got = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -1209,7 +1218,21 @@ fn read_to_clean_end(
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) => return (got, Err(e)),
         }
+        pace(got.len());
     }
+}
+
+/// Sends `raw` on a fresh TLS connection and reads to the end: the text,
+/// and how the stream ended (`Ok` after the server's close_notify).
+fn exchange_to_clean_end(
+    server: &Server,
+    certs: &Certs,
+    raw: &[u8],
+) -> (String, std::io::Result<()>) {
+    let mut s = tls_stream(server, certs);
+    s.write_all(raw).unwrap();
+    let (got, end) = read_to_clean_end(&mut s);
+    (String::from_utf8_lossy(&got).into_owned(), end)
 }
 
 /// An HTTP error answer over HTTPS (400, then a lingering close) ends
@@ -1218,11 +1241,8 @@ fn read_to_clean_end(
 fn https_error_answer_ends_with_close_notify() {
     let certs = make_certs();
     let server = https_server(&certs, Duration::from_secs(30));
-    let mut s = tls_stream(&server, &certs);
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n")
-        .unwrap();
-    let (got, end) = read_to_clean_end(&mut s);
-    let text = String::from_utf8_lossy(&got);
+    let raw = b"GET /hello HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n";
+    let (text, end) = exchange_to_clean_end(&server, &certs, raw);
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     end.expect("the 400 ends with a close_notify");
 }
@@ -1260,13 +1280,10 @@ fn upgrade_then_close_and_close_notify(server: &Server, certs: &Certs, then: &[u
 fn https_idle_timeout_ends_with_close_notify() {
     let certs = make_certs();
     let server = https_server(&certs, Duration::from_millis(300));
-    let mut s = tls_stream(&server, &certs);
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
     let t = Instant::now();
-    let (got, end) = read_to_clean_end(&mut s);
+    let raw = b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let (text, end) = exchange_to_clean_end(&server, &certs, raw);
     assert!(t.elapsed() < SHORT);
-    let text = String::from_utf8_lossy(&got);
     assert!(text.ends_with("hello over https"), "{text}");
     end.expect("the idle close ends with a close_notify");
 }
@@ -1350,17 +1367,10 @@ fn https_slow_download_arrives_whole_then_ends_with_close_notify() {
         .unwrap();
     // A few MB/s: several idle timeouts for the whole body.
     let t = Instant::now();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let end = loop {
-        match s.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => break Err(e),
-        }
+    let (got, end) = read_paced(&mut s, |_| {
         std::thread::sleep(Duration::from_millis(3));
         assert!(t.elapsed() < Duration::from_secs(20));
-    };
+    });
     let body = got
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -1398,20 +1408,13 @@ fn https_static_file_streams_whole_and_in_order() {
           GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=-1000\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let end = loop {
-        match s.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => break Err(e),
-        }
-        if got.len() < 2 << 20 {
-            // Slowly at first: the server's pieces wait in rustls and in
-            // the kernel.
+    // Slowly at first: the server's pieces wait in rustls and in the
+    // kernel.
+    let (got, end) = read_paced(&mut s, |n| {
+        if n < 2 << 20 {
             std::thread::sleep(Duration::from_millis(1));
         }
-    };
+    });
     let head_end = |from: usize| {
         from + got[from..]
             .windows(4)
