@@ -121,12 +121,14 @@ fn app(request_timeout: Duration) -> Application {
 
 /// A TLS server for `certs` with `request_timeout`.
 fn tls_server(certs: &Certs, request_timeout: Duration) -> Server {
+    serve_tls(certs, move || app(request_timeout))
+}
+
+/// Serves the application `build` makes over TLS with `certs`, on a free
+/// port, in a loop thread of its own.
+fn serve_tls(certs: &Certs, build: impl FnOnce() -> Application + Send + 'static) -> Server {
     let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    Server::start_with(move || {
-        app(request_timeout)
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
-    })
+    Server::start_with(move || build().listen_on_tls("127.0.0.1:0", tls).expect("listen"))
 }
 
 fn client_config(certs: &Certs) -> Arc<rustls::ClientConfig> {
@@ -585,12 +587,7 @@ fn https_app(idle: Duration) -> Application {
 }
 
 fn https_server(certs: &Certs, idle: Duration) -> Server {
-    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    Server::start_with(move || {
-        https_app(idle)
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
-    })
+    serve_tls(certs, move || https_app(idle))
 }
 
 /// A client that sends its request and its close_notify in the same TCP
@@ -750,16 +747,13 @@ fn wss_slow_consumer_that_never_reads_is_closed() {
         }
     }
     let certs = make_certs();
-    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    let server = Server::start_with(move || {
+    let server = serve_tls(&certs, move || {
         Application::builder()
             .websocket("/flood", |_| Flood)
             .defer_accept(None)
             .websocket_max_write_buffer(1 << 20)
             .websocket_close_timeout(Duration::from_millis(500))
             .build()
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
     });
     let mut c = RawTls::connect(&server, &certs);
     c.send(util::upgrade_request("/flood", "").as_bytes(), false);
@@ -803,15 +797,12 @@ fn wss_burst_over_the_read_budget_with_a_pause_is_all_delivered() {
         }
     }
     let certs = make_certs();
-    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    let server = Server::start_with(move || {
+    let server = serve_tls(&certs, move || {
         Application::builder()
             .websocket("/count", |_| Count(0))
             .defer_accept(None)
             .websocket_max_write_buffer(64 << 20)
             .build()
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
     });
     let mut c = RawTls::connect(&server, &certs);
     c.send(util::upgrade_request("/count", "").as_bytes(), false);
@@ -1110,15 +1101,12 @@ fn wss_records_cut_at_awkward_places_arrive_exactly() {
         }
     }
     let certs = make_certs();
-    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    let server = Server::start_with(move || {
+    let server = serve_tls(&certs, move || {
         Application::builder()
             .websocket("/digest", |_| Digest)
             .defer_accept(None)
             .websocket_max_message_size(16 << 20)
             .build()
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
     });
     let mut c = RawTls::connect(&server, &certs);
     c.tcp.set_nodelay(true).unwrap();
@@ -1293,16 +1281,13 @@ fn https_idle_timeout_ends_with_close_notify() {
 #[test]
 fn wss_unanswered_idle_close_ends_with_close_notify() {
     let certs = make_certs();
-    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    let server = Server::start_with(move || {
+    let server = serve_tls(&certs, move || {
         Application::builder()
             .websocket("/echo", |_| Echo)
             .defer_accept(None)
             .websocket_idle_timeout(Duration::from_millis(200))
             .websocket_close_timeout(Duration::from_millis(300))
             .build()
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
     });
     // Close 1001 with a 12-byte reason, then the close timeout.
     upgrade_then_close_and_close_notify(&server, &certs, &[], &[0x88, 0x0e, 0x03, 0xe9]);
@@ -1341,15 +1326,12 @@ fn https_slow_download_arrives_whole_then_ends_with_close_notify() {
         }
     }
     let certs = make_certs();
-    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    let server = Server::start_with(move || {
+    let server = serve_tls(&certs, move || {
         Application::builder()
             .route(r"/big/(\d+)", || Big)
             .defer_accept(None)
             .idle_timeout(Duration::from_millis(200))
             .build()
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
     });
     // More than the kernel and rustls take together (tcp_wmem allows
     // 4 MiB): the connection's queue empties while the client still has
@@ -1393,14 +1375,11 @@ fn https_static_file_streams_whole_and_in_order() {
     let data: Vec<u8> = (0..size).map(|i: usize| (i % 251) as u8).collect();
     dir.file("big.bin", &data);
     let root = dir.0.clone();
-    let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
-    let server = Server::start_with(move || {
+    let server = serve_tls(&certs, move || {
         Application::builder()
             .static_path(root.clone())
             .defer_accept(None)
             .build()
-            .listen_on_tls("127.0.0.1:0", tls)
-            .expect("listen")
     });
     let mut s = tls_stream(&server, &certs);
     s.write_all(
