@@ -896,9 +896,8 @@ impl Pollable for HttpConn {
     }
 
     /// The next part of a file body, when the last flush stopped at its
-    /// budget (`more_file`).
-    /// (`after_io` also resumes the requests that waited behind the file
-    /// once it is done.)
+    /// budget (`more_file`); `after_io` also resumes the requests that
+    /// waited behind the file once it is done.
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         self.after_io(lp, id)
     }

@@ -23,8 +23,8 @@ use crate::http::http_date;
 ///   directory. The check is made on the decoded path, so `%2e%2e/` and
 ///   `%2F..` are refused like `../`.
 /// * **404**: the file does not exist.
-/// * `GET` and `HEAD` (the body is read for HEAD too so that
-///   `Content-Length` is right; the HTTP layer does not send it).
+/// * `GET` and `HEAD` (HEAD gets the file's `Content-Length`; nothing is
+///   read from the file for it).
 /// * `Content-Type` by extension (`application/octet-stream` otherwise),
 ///   `Last-Modified`, and an `ETag` made of the modification time and the
 ///   size (as nginx's: revalidating reads nothing; Tornado hashes the
