@@ -93,7 +93,12 @@ fn server() -> Server {
     Server::start(|| {
         let dir = std::env::temp_dir().join(format!("cyclone-static-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a.txt"), "static file").unwrap();
+        // Every server of this process shares the directory: written
+        // under a name of its own, then renamed (atomic), so a test
+        // reading `a.txt` never sees it truncated by another's write.
+        let tmp = dir.join(format!("a.txt.{:?}", std::thread::current().id()));
+        std::fs::write(&tmp, "static file").unwrap();
+        std::fs::rename(&tmp, dir.join("a.txt")).unwrap();
         Application::builder()
             .route("/", || Hello)
             .route(r"/items/(\w+)/(\d+)", || Echo)
@@ -933,9 +938,20 @@ fn static_file_ranges() {
 /// The static file's `ETag`: `If-None-Match` naming it (also weakly, or
 /// `*`) is a 304 without a body; another tag is a 200 even with an
 /// `If-Modified-Since` that alone would give 304 (If-None-Match decides).
+/// A server of its own whose `/static/a.txt` holds `static file` and is
+/// written once: the shared `server()` fixture rewrites its `a.txt` for
+/// every test, which changes the ETag and Last-Modified under a test that
+/// compares them.
+fn own_static_server(name: &str) -> (TempDir, Server) {
+    let dir = TempDir::new(name);
+    dir.file("a.txt", "static file");
+    let srv = static_server(&dir);
+    (dir, srv)
+}
+
 #[test]
 fn static_file_etag_and_if_none_match() {
-    let srv = server();
+    let (_dir, srv) = own_static_server("etag");
     let (s, head, _) = request(&srv, b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(s, 200);
     let etag = header(&head, "etag").expect("ETag").to_string();
@@ -2030,4 +2046,208 @@ fn render_with_loops_conditionals_and_includes_over_http() {
         )
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client that takes a large file as fast as the loop sends it does not
+/// hold the loop: another connection's request is answered while the
+/// download is still under way. (The file's budget per flush asked for a
+/// flush "next tick" through the dirty list, but the loop's flush of the
+/// dirty list runs until the list is empty, so the whole file went in one
+/// flush whenever the kernel kept up, and every other connection waited.)
+#[test]
+fn a_fast_download_does_not_hold_the_loop() {
+    let dir = TempDir::new("static-fast");
+    // Sparse: 4 GiB of zeros, read from no disk.
+    let big = std::fs::File::create(dir.0.join("big.bin")).unwrap();
+    big.set_len(4 << 30).unwrap();
+    drop(big);
+    dir.file("small.txt", "small");
+    let srv = static_server(&dir);
+    let mut a = srv.connect();
+    a.write_all(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (done, stop) = (done.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut got = 0u64;
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst)
+                && std::time::Instant::now() < until
+            {
+                match a.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n as u64,
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            got
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = std::time::Instant::now();
+    let (status, _, body) = request(&srv, b"GET /static/small.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let waited = t0.elapsed();
+    let download_over = done.load(std::sync::atomic::Ordering::SeqCst);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let got = reader.join().unwrap();
+    assert_eq!((status, body.as_slice()), (200, &b"small"[..]));
+    assert!(
+        !download_over && waited < Duration::from_secs(2),
+        "the small request waited {waited:?} for the download ({got} bytes, over: {download_over})"
+    );
+}
+
+/// `If-Range` (RFC 9110 §13.1.5): the range is sent only while the file
+/// still has the validator the client holds (its ETag, compared strongly,
+/// or its Last-Modified date); otherwise the whole file with 200. A client
+/// resuming a download of a file changed since got a 206 of the new file
+/// and spliced it onto the old one.
+#[test]
+fn static_file_range_with_if_range() {
+    let (_dir, srv) = own_static_server("if-range");
+    let (_, head, _) = request(&srv, b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let etag = header(&head, "etag").expect("ETag").to_string();
+    let modified = header(&head, "last-modified")
+        .expect("Last-Modified")
+        .to_string();
+    for (if_range, status, body) in [
+        (etag.clone(), 206, "atic"),
+        (modified.clone(), 206, "atic"),
+        ("\"other\"".to_string(), 200, "static file"),
+        (format!("W/{etag}"), 200, "static file"),
+        (
+            "Sun, 06 Nov 1994 08:49:37 GMT".to_string(),
+            200,
+            "static file",
+        ),
+        ("garbage".to_string(), 200, "static file"),
+    ] {
+        let raw = format!(
+            "GET /static/a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=2-5\r\nIf-Range: {if_range}\r\n\r\n"
+        );
+        let (s, head, got) = request(&srv, raw.as_bytes());
+        assert_eq!(
+            (s, String::from_utf8_lossy(&got).as_ref()),
+            (status, body),
+            "If-Range: {if_range}: {head}"
+        );
+    }
+}
+
+/// A static file server with a short idle timeout.
+fn static_server_idle(dir: &TempDir, idle: Duration) -> Server {
+    let root = dir.0.clone();
+    Server::start(move || {
+        Application::builder()
+            .static_path(root.clone())
+            .idle_timeout(idle)
+            .build()
+    })
+}
+
+/// Reads a response head byte by byte.
+fn read_head(s: &mut std::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// A client that stops reading in the middle of a file is dropped at the
+/// idle timeout (not kept while the file lasts), and a file cut short
+/// while it is sent ends the connection after what it had: the client
+/// never waits for bytes that will not come.
+#[test]
+fn a_stalled_download_is_dropped_and_a_truncated_file_ends_the_connection() {
+    let dir = TempDir::new("static-stall");
+    let size = 256u64 << 20;
+    for name in ["stall.bin", "cut.bin"] {
+        let f = std::fs::File::create(dir.0.join(name)).unwrap();
+        f.set_len(size).unwrap();
+    }
+    let srv = static_server_idle(&dir, Duration::from_millis(200));
+    let mut s = srv.connect();
+    s.write_all(b"GET /static/stall.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 200"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (got, end) = read_within(&mut s, Duration::from_secs(10));
+    assert!(
+        end != ReadEnd::Timeout && (got.len() as u64) < size,
+        "{end:?} after {} bytes",
+        got.len()
+    );
+
+    let mut s = srv.connect();
+    s.write_all(b"GET /static/cut.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut s);
+    assert_eq!(header(&head, "content-length"), Some("268435456"), "{head}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.0.join("cut.bin"))
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let (got, end) = read_within(&mut s, Duration::from_secs(10));
+    assert!(
+        end != ReadEnd::Timeout && (got.len() as u64) < size,
+        "{end:?} after {} bytes",
+        got.len()
+    );
+}
+
+/// Offsets past 4 GiB: a range near the end of a 5 GiB (sparse) file is
+/// the right bytes with the right `Content-Range`.
+#[test]
+fn static_file_range_past_4_gib() {
+    use std::io::{Seek, SeekFrom};
+    let dir = TempDir::new("static-huge");
+    let size: u64 = 5 << 30;
+    let mut f = std::fs::File::create(dir.0.join("huge.bin")).unwrap();
+    f.set_len(size).unwrap();
+    f.seek(SeekFrom::Start((9 << 29) + 1)).unwrap();
+    f.write_all(b"marker").unwrap();
+    drop(f);
+    let srv = static_server(&dir);
+    let first = 9u64 << 29;
+    let raw = format!(
+        "GET /static/huge.bin HTTP/1.1\r\nHost: x\r\nRange: bytes={first}-{}\r\n\r\n",
+        first + 9
+    );
+    let (status, head, body) = request(&srv, raw.as_bytes());
+    assert_eq!(status, 206, "{head}");
+    let want = format!("bytes {first}-{}/{size}", first + 9);
+    assert_eq!(header(&head, "content-range"), Some(want.as_str()));
+    assert_eq!(body, b"\0marker\0\0\0");
+    let (status, head, body) = request(
+        &srv,
+        b"GET /static/huge.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-3\r\n\r\n",
+    );
+    assert_eq!((status, body.as_slice()), (206, &b"\0\0\0"[..]), "{head}");
+}
+
+/// A WebSocket upgrade pipelined behind a static file is answered after
+/// the whole file, and the WebSocket then works, frames sent with the
+/// upgrade included.
+#[test]
+fn upgrade_pipelined_behind_a_static_file() {
+    let srv = server();
+    let mut s = srv.connect();
+    let mut raw = b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=-4\r\n\r\n".to_vec();
+    raw.extend_from_slice(upgrade_request("/ws", "").as_bytes());
+    raw.extend_from_slice(&util::client_frame(true, 1, b"hi"));
+    s.write_all(&raw).unwrap();
+    let (status, head, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (206, &b"file"[..]), "{head}");
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    let (_, op, payload) = util::read_frame(&mut s).unwrap();
+    assert_eq!((op, payload.as_slice()), (1, &b"hi"[..]));
 }

@@ -400,7 +400,8 @@ struct HttpConn {
     sent: u64,
     /// The last flush stopped at its file budget with the kernel still
     /// taking bytes: no writable edge will come, so the loop is asked to
-    /// flush again next tick (other connections are served in between).
+    /// serve the connection again next tick (other connections are served
+    /// in between).
     more_file: bool,
     shared: Rc<ConnShared>,
     /// When the connection is dropped (408 first if a request is under
@@ -763,7 +764,12 @@ impl HttpConn {
             return Action::Remove;
         }
         if self.more_file {
-            lp.mark_dirty(id);
+            // Next tick, after the other connections' events: not
+            // `mark_dirty`, whose list the loop flushes until it is empty
+            // (the whole file would go in one tick whenever the kernel
+            // keeps up). A readable call while the file is pending only
+            // flushes (`backed_up`).
+            lp.mark_readable(id);
         }
         if self.paused && !self.backed_up() && !self.close_after_flush {
             // The kernel took the excess without filling up, so no writable
@@ -895,9 +901,8 @@ impl Pollable for HttpConn {
         self.deadline
     }
 
-    /// The next part of a file body, when the last flush stopped at its
-    /// budget (`more_file`); `after_io` also resumes the requests that
-    /// waited behind the file once it is done.
+    /// Flushes what is queued; `after_io` also resumes the requests that
+    /// waited behind a file once it is done.
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         self.after_io(lp, id)
     }

@@ -35,7 +35,9 @@ use crate::http::http_date;
 ///   `Content-Range` and only that part read from the file; 416 with
 ///   `Content-Range: bytes */size` when no byte is in the file; a range
 ///   covering the whole file is a 200, and several ranges or a malformed
-///   one are ignored (the whole file), as in Tornado.
+///   one are ignored (the whole file), as in Tornado. An `If-Range` that
+///   is not the file's ETag (strong comparison) or `Last-Modified` date
+///   also gets the whole file (RFC 9110 §13.1.5).
 ///
 /// The file (or the part asked for) is sent in 64 KiB pieces read as the
 /// client takes them ([`RequestContext::write_file`]), as Tornado does: a
@@ -170,8 +172,7 @@ impl StaticFiles {
                 return cx.send_error(status);
             }
         };
-        let opened = std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?, f)));
-        let (meta, file) = match opened {
+        let (meta, file) = match open_regular(&path) {
             Ok(o) => o,
             Err(e) => return Self::unreadable(cx, &path, &e),
         };
@@ -201,7 +202,21 @@ impl StaticFiles {
             cx.clear_header("Content-Type");
             return cx.set_status(304);
         }
-        let range = req.header("range").and_then(|r| parse_range(r, size));
+        // If-Range (RFC 9110 §13.1.5): the range only while the client's
+        // validator is current (the ETag compared strongly, or the
+        // Last-Modified date, as nginx); else the whole file.
+        let validator_current = req.header("if-range").is_none_or(|v| {
+            let v = v.trim();
+            if v.starts_with('"') {
+                v == etag
+            } else {
+                modified.is_some_and(|m| parse_http_date(v) == Some(m.as_secs()))
+            }
+        });
+        let range = req
+            .header("range")
+            .filter(|_| validator_current)
+            .and_then(|r| parse_range(r, size));
         let (start, len) = match range {
             Some(Ok((first, last))) if last - first + 1 < size => {
                 cx.set_status(206);
@@ -231,6 +246,30 @@ impl StaticFiles {
             404
         });
     }
+}
+
+/// Opens `path` and checks, on what was opened, that it is a regular file:
+/// `resolve` looked at the path before, and a FIFO put in its place
+/// meanwhile would block the loop in `open` (hence `O_NONBLOCK`, which
+/// regular files ignore) and then in every read. Anything else is
+/// `PermissionDenied` (403, as `resolve` answers).
+fn open_regular(path: &Path) -> io::Result<(std::fs::Metadata, std::fs::File)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NONBLOCK | libc::O_NOCTTY,
+    );
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "not a regular file",
+        ));
+    }
+    Ok((meta, file))
 }
 
 /// Whether an `If-None-Match` list names `etag` (or is `*`), by the weak
@@ -330,6 +369,36 @@ mod tests {
         ] {
             assert_eq!(r(ignored), None, "{ignored}");
         }
+    }
+
+    /// A FIFO (put where a file was, after `resolve` looked) is refused
+    /// at once, not waited on for a writer.
+    #[cfg(unix)]
+    #[test]
+    fn open_regular_refuses_a_fifo_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("cyclone-fifo-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let fifo = dir.join("pipe");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo (coreutils) failed");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(open_regular(&path).map(|_| ()).map_err(|e| e.kind()));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(5));
+        // Unblock a blocked open (if any) so the thread ends.
+        if got.is_err() {
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(got, Ok(Err(io::ErrorKind::PermissionDenied)));
+        let file = dir.with_extension("txt");
+        std::fs::write(&file, "x").unwrap();
+        let ok = open_regular(&file).map(|(m, _)| m.len());
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(ok.ok(), Some(1));
     }
 
     #[test]

@@ -174,6 +174,9 @@ pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Reads one unmasked server frame: (fin, opcode, payload).
 pub fn read_frame(s: &mut TcpStream) -> std::io::Result<(bool, u8, Vec<u8>)> {
+    // Bytes `read_response` read past its response (a frame that came in
+    // the same segment as a 101) come first.
+    let mut s = Pending(s);
     let mut h = [0u8; 2];
     s.read_exact(&mut h)?;
     let mut len = (h[1] & 0x7f) as u64;
@@ -190,6 +193,25 @@ pub fn read_frame(s: &mut TcpStream) -> std::io::Result<(bool, u8, Vec<u8>)> {
     let mut p = vec![0u8; len as usize];
     s.read_exact(&mut p)?;
     Ok((h[0] & 0x80 != 0, h[0] & 0x0f, p))
+}
+
+/// Reads what `read_response` put back (`PENDING`) before the socket.
+struct Pending<'a>(&'a mut TcpStream);
+
+impl Read for Pending<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            let n = p.len().min(buf.len());
+            buf[..n].copy_from_slice(&p[..n]);
+            p.drain(..n);
+            n
+        });
+        if n > 0 {
+            return Ok(n);
+        }
+        self.0.read(buf)
+    }
 }
 
 /// Opens a raw WebSocket on `path` (handshake done, 101 checked).
