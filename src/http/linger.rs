@@ -34,14 +34,6 @@ pub(crate) const HTTP_LINGER: Duration = Duration::from_secs(5);
 /// Reads per readiness before yielding to other connections.
 const DISCARD_BUDGET: usize = 16;
 
-/// Shuts down the write half of `stream` once the answer is written: the
-/// peer sees a FIN right after it (over TLS, a `close_notify` alert and
-/// then the FIN, once the kernel has taken every record: see
-/// [`Stream::shut_write`]).
-pub(crate) fn shut_write(stream: &mut Stream) {
-    stream.shut_write();
-}
-
 /// Reads and drops what arrived. True once the lingering is over: the peer
 /// closed its side, or the socket failed. Yields after a budget of reads
 /// (marking `id` readable again) so a fast sender cannot starve the loop.
@@ -89,7 +81,9 @@ pub(crate) struct Lingering {
 impl Lingering {
     /// Starts lingering on `stream` (its answer fully written) in slot `id`.
     pub(crate) fn start(lp: &IOLoop, id: ConnId, mut stream: Stream, wait: Duration) -> Action {
-        shut_write(&mut stream);
+        // The peer sees a FIN right after the answer (over TLS, a
+        // close_notify and then the FIN: `Stream::shut_write`).
+        stream.shut_write();
         // Edge-triggered: bytes may be waiting already; no new edge comes.
         lp.mark_readable(id);
         Action::Replace(Box::new(Lingering {

@@ -489,10 +489,9 @@ impl HttpConn {
         lp: &IOLoop,
         req: Option<&Request>,
         head_only: bool,
-        resp: Response,
+        mut resp: Response,
         keep_alive: bool,
     ) {
-        let mut resp = resp;
         resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
         self.file = resp.take_file_body(head_only);
         let elapsed = self
@@ -533,10 +532,13 @@ impl HttpConn {
         self.file.is_some() || self.queued() > self.shared.limits.write_high_water
     }
 
-    /// No response byte waits in `out` or in a file (TLS records aside:
-    /// [`tls_pending`](Self::tls_pending)).
+    /// Every response byte reached the kernel: none waits in `out`, in a
+    /// file, or as TLS records rustls holds (the writable edge that comes
+    /// for those flushes them).
     fn all_sent(&self) -> bool {
-        self.out.is_empty() && self.file.is_none()
+        self.out.is_empty()
+            && self.file.is_none()
+            && !self.stream.as_ref().is_some_and(Stream::has_pending)
     }
 
     /// Response bytes the kernel has not taken yet.
@@ -722,12 +724,6 @@ impl HttpConn {
         Ok(())
     }
 
-    /// TLS records still waiting for the kernel: not flushed yet (the
-    /// writable edge that comes for them flushes them).
-    fn tls_pending(&self) -> bool {
-        self.stream.as_ref().is_some_and(Stream::has_pending)
-    }
-
     /// At the idle deadline with a response still queued (in `out`, or as
     /// TLS records): whether the peer took some of it since the last
     /// writable edge. The kernel wakes a writer only once a third of its
@@ -736,7 +732,7 @@ impl HttpConn {
     /// than `idle_timeout` between edges; a write now tells. A peer that
     /// took nothing is still dropped.
     fn taking_its_response(&mut self) -> bool {
-        if self.started.is_some() || self.linger || (self.all_sent() && !self.tls_pending()) {
+        if self.started.is_some() || self.linger || self.all_sent() {
             return false;
         }
         let sent = |c: &Self| c.sent + c.stream.as_ref().map_or(0, Stream::records_sent);
@@ -752,7 +748,7 @@ impl HttpConn {
     /// effort (what the kernel refuses is dropped with the connection); a
     /// no-op for plain TCP.
     fn close_notify_if_idle(&mut self) {
-        if self.all_sent() && !self.tls_pending() {
+        if self.all_sent() {
             if let Some(stream) = self.stream.as_mut().filter(|s| s.is_tls()) {
                 stream.shut_write();
             }
@@ -776,7 +772,7 @@ impl HttpConn {
             // edge will come: resume reading next tick.
             lp.mark_readable(id);
         }
-        if self.close_after_flush && self.all_sent() && !self.tls_pending() {
+        if self.close_after_flush && self.all_sent() {
             // Lingering also after a plain close (`Connection: close`,
             // HTTP/1.0, a handler's 500): a peer that sent more than the
             // server read (pipelined requests) would otherwise get a reset,
@@ -934,9 +930,9 @@ impl Pollable for HttpConn {
     }
 
     fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
-        // TLS records the kernel refused are the end of a response: they
-        // die with the connection (the kernel keeps only what it took).
-        if self.reader.is_empty() && self.all_sent() && !self.tls_pending() {
+        // A response still leaving (TLS records included) is finished
+        // first, then the connection closes.
+        if self.reader.is_empty() && self.all_sent() {
             self.close_notify_if_idle();
             Action::Remove
         } else {

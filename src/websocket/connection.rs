@@ -455,7 +455,7 @@ impl WsConn {
     /// the Close is not lost to a reset (`crate::http::linger`). The
     /// handler already saw `on_close`.
     fn linger(&mut self, lp: &IOLoop, id: ConnId) -> Action {
-        crate::http::linger::shut_write(&mut self.core.stream);
+        self.core.stream.shut_write();
         if !self.core.close_deadline.is_set() {
             self.core.close_deadline = Ms::after(lp, self.core.settings.close_timeout);
         }

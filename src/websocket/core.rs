@@ -663,7 +663,7 @@ impl Core {
             // a reset that discards the held Close echo unsent. (Over TLS
             // a close_notify goes first, and the FIN waits until the kernel
             // has taken every record: `Stream::shut_write`.)
-            crate::http::linger::shut_write(&mut self.stream);
+            self.stream.shut_write();
         }
         Ok(())
     }
