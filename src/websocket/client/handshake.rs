@@ -52,18 +52,15 @@ fn tls_for(url: &WsUrl, opts: &ConnectOptions) -> Result<Option<Tls>, ConnectErr
     let config = match (&opts.tls_config, &opts.ca_certs) {
         (Some(c), _) => c.clone(),
         (None, Some(path)) => {
-            let pem = std::fs::read(path).map_err(|e| {
+            // Unreadable or unusable, the error names the file.
+            let ca_error = |e: io::Error| {
                 ConnectError::Io(io::Error::new(
                     e.kind(),
                     format!("ca_certs {}: {e}", path.display()),
                 ))
-            })?;
-            crate::tls::client_config(Some(&pem)).map_err(|e| {
-                ConnectError::Io(io::Error::new(
-                    e.kind(),
-                    format!("ca_certs {}: {e}", path.display()),
-                ))
-            })?
+            };
+            let pem = std::fs::read(path).map_err(ca_error)?;
+            crate::tls::client_config(Some(&pem)).map_err(ca_error)?
         }
         (None, None) => crate::tls::default_client_config(),
     };
