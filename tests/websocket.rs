@@ -1533,3 +1533,100 @@ fn zero_ping_timeout_and_zero_interval_disable_them_as_in_tornado() {
     }
     assert_eq!(srv.metrics().websocket_connections, 1);
 }
+
+/// Sizes of [`Burst`]'s messages, cycled: every header length, and
+/// payloads around the loopback MSS and the kernel's buffer sizes.
+const BURST_SIZES: [usize; 8] = [1, 125, 126, 65_535, 65_536, 70_000, 3_000, 40_000];
+
+fn burst_payload(i: usize) -> Vec<u8> {
+    (0..BURST_SIZES[i % BURST_SIZES.len()])
+        .map(|j| (j * 13 + i * 7) as u8)
+        .collect()
+}
+
+/// On a text message `N`, queues N binary messages at once (from the
+/// handler, not the input: they go into the write queue, not the cork);
+/// once the queue has drained, says so with a text `drained`.
+struct Burst {
+    drained: bool,
+}
+
+impl WebSocketHandler for Burst {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let n: usize = msg.as_text().unwrap().parse().unwrap();
+        for i in 0..n {
+            ws.write_message(burst_payload(i)).unwrap();
+        }
+    }
+
+    fn on_drain(&mut self, ws: &mut WebSocket<'_>) {
+        if !self.drained {
+            self.drained = true;
+            let _ = ws.write_message("drained");
+        }
+    }
+}
+
+/// A 12 MB queue read through a 4 KiB receive window leaves in hundreds
+/// of partial writes, most taking far less than half of what is queued
+/// (the queue keeps an offset past the taken bytes and moves its rest to
+/// the front only once they are half of it). Every message must arrive
+/// whole and in order, the queue the loop reports must never count bytes
+/// the peer already has, and `on_drain` must run once it is empty.
+#[test]
+fn large_queue_to_a_slow_reader_leaves_whole_and_is_counted_exactly() {
+    const N: usize = 400;
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket("/burst", |_r: &Request| Burst { drained: false })
+            .build()
+    });
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&srv.addr.into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    s.write_all(upgrade_request("/burst", "").as_bytes())
+        .unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    s.write_all(&client_frame(true, 0x1, N.to_string().as_bytes()))
+        .unwrap();
+    let wire_len = |len: usize| {
+        len + if len < 126 {
+            2
+        } else if len < 65_536 {
+            4
+        } else {
+            10
+        }
+    };
+    let total: usize = (0..N).map(|i| wire_len(burst_payload(i).len())).sum();
+    assert!(total > 12_000_000, "{total}");
+    // Let the server's socket fill while nobody reads.
+    std::thread::sleep(Duration::from_millis(200));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut read = 0;
+    let mut peak = 0;
+    for i in 0..N {
+        let (fin, op, got) = read_frame(&mut s).expect("frame");
+        assert!(fin && op == 0x2, "frame {i}: fin {fin} opcode {op:#x}");
+        assert!(
+            got == burst_payload(i),
+            "frame {i}: {} bytes, content differs",
+            got.len()
+        );
+        read += wire_len(got.len());
+        if i % 50 == 25 {
+            let queued = srv.metrics().queued_bytes as usize;
+            peak = peak.max(queued);
+            assert!(
+                queued <= total - read,
+                "after {read} of {total} bytes read, {queued} bytes are reported queued"
+            );
+        }
+    }
+    assert!(peak > 1_000_000, "the queue never built up: peak {peak}");
+    let (fin, op, got) = read_frame(&mut s).expect("drained");
+    assert_eq!((fin, op, got.as_slice()), (true, 0x1, &b"drained"[..]));
+    assert_eq!(srv.metrics().queued_bytes, 0);
+}

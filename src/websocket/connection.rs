@@ -76,6 +76,7 @@ impl WsConn {
                     dropped: 0,
                     // Unsent bytes of the 101 lead the queue: not a frame.
                     frame_tail: p.unsent.len(),
+                    out_at: 0,
                     writers: Vec::new(),
                 })
                 .filter(|r| !r.is_unused())
@@ -395,7 +396,7 @@ impl WsConn {
             }
         }
         if self.core.read_paused
-            && self.core.out.len() <= self.core.settings.write_high_water
+            && self.core.out_len() <= self.core.settings.write_high_water
             && !self.core.read_held
         {
             // Below the mark again: resume reading (the readable edge may
@@ -565,7 +566,7 @@ impl Pollable for WsConn {
         let mut eof = false;
         let wants_read = r.readable || r.read_closed || r.error || self.core.read_paused;
         if wants_read
-            && (self.core.out.len() > self.core.settings.write_high_water || self.core.read_held)
+            && (self.core.out_len() > self.core.settings.write_high_water || self.core.read_held)
         {
             // Inbound flow control: the peer gets no more service until it
             // reads what is queued (resumed from `finish_io`), or until the
@@ -711,7 +712,7 @@ impl Pollable for WsConn {
     }
 
     fn queued_bytes(&self) -> usize {
-        self.core.out.len()
+        self.core.out_len()
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
@@ -724,11 +725,11 @@ impl WsConn {
         if self.core.out.is_empty() && self.core.out.capacity() > 0 {
             lp.give_out_buf(std::mem::take(&mut self.core.out));
         } else if !self.core.out.is_empty()
-            && self.core.out.capacity() > 4 * self.core.out.len() + 4096
+            && self.core.out.capacity() > 4 * self.core.out_len() + 4096
         {
             // Keep only what the kernel refused, in a right-sized backlog.
-            let rest = self.core.out.clone();
-            lp.give_out_buf(std::mem::replace(&mut self.core.out, rest));
+            let rest = self.core.unsent_out().to_vec();
+            lp.give_out_buf(self.core.replace_out(rest));
         }
     }
 }

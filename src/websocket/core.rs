@@ -276,6 +276,10 @@ pub(super) struct Rare {
     pub(super) dropped: u64,
     /// See `Core::frame_tail`.
     pub(super) frame_tail: usize,
+    /// Bytes at the front of `Core::out` the kernel has already taken
+    /// (after a partial write): the queue is `out[out_at..]`. See
+    /// `Core::advance_out`.
+    pub(super) out_at: usize,
     /// Tasks to wake once the queue is at most so many bytes (the client's
     /// `WriteFuture`s, see [`Core::wake_at_most`]).
     pub(super) writers: Vec<(usize, Waker)>,
@@ -289,6 +293,7 @@ impl Rare {
             && self.args.is_none()
             && self.dropped == 0
             && self.frame_tail == 0
+            && self.out_at == 0
             && self.writers.is_empty()
     }
 }
@@ -421,7 +426,68 @@ impl Core {
     /// read batch is parsed (echoes of large messages, which leave from
     /// the input buffer without being copied into `out`).
     pub(super) fn queued(&self, lp: &IOLoop) -> usize {
-        self.out.len() + lp.cork().held_by(self.id)
+        self.out_len() + lp.cork().held_by(self.id)
+    }
+
+    /// Bytes of `out` the kernel has already taken (0 unless a partial
+    /// write left some; always 0 when `out` is empty).
+    #[inline]
+    fn out_at(&self) -> usize {
+        if self.out.is_empty() {
+            return 0;
+        }
+        self.rare.as_ref().map_or(0, |r| r.out_at)
+    }
+
+    /// Bytes queued in `out` and not yet taken by the kernel.
+    #[inline]
+    pub(super) fn out_len(&self) -> usize {
+        self.out.len() - self.out_at()
+    }
+
+    /// The kernel took `n` more bytes of `out`, but not all of it. The
+    /// taken bytes stay in front (an offset moves past them) until they
+    /// are at least half of `out`; then the rest, no longer than what was
+    /// taken, moves to the front. Each byte is moved at most once on
+    /// average, however slowly the peer reads: moving the rest after every
+    /// partial write cost O(queue) per writable edge, up to
+    /// `max_write_buffer` bytes each time for a slow consumer.
+    fn advance_out(&mut self, n: usize) {
+        let at = self.out_at() + n;
+        debug_assert!(at < self.out.len());
+        if at * 2 >= self.out.len() {
+            self.out.drain(..at);
+            self.set_out_at(0);
+        } else {
+            self.rare().out_at = at;
+        }
+    }
+
+    fn set_out_at(&mut self, at: usize) {
+        if let Some(r) = self.rare.as_mut() {
+            r.out_at = at;
+        }
+    }
+
+    /// What `out` holds that the kernel has not taken.
+    pub(super) fn unsent_out(&self) -> &[u8] {
+        &self.out[self.out_at()..]
+    }
+
+    /// Replaces `out` with `bytes` (what is kept of the queue), forgets the
+    /// offset, and returns the old buffer.
+    pub(super) fn replace_out(&mut self, bytes: Vec<u8>) -> Vec<u8> {
+        self.set_out_at(0);
+        std::mem::replace(&mut self.out, bytes)
+    }
+
+    /// Moves the unsent rest of `out` to its front (no offset left).
+    fn compact_out(&mut self) {
+        let at = self.out_at();
+        if at > 0 {
+            self.out.drain(..at);
+            self.set_out_at(0);
+        }
     }
 
     /// Large uncompressed server message with nothing queued before it:
@@ -464,6 +530,8 @@ impl Core {
 
     /// [`write_frames`] to this connection's socket, in front of its queue.
     fn send_frames(&mut self, lp: &IOLoop, input: &[u8], frames: &[HeldFrame]) {
+        // The refused bytes go in front of the queue: no offset then.
+        self.compact_out();
         let (written, tail) = write_frames(&mut self.stream, input, frames, &mut self.out);
         lp.count(crate::ioloop::Counter::WsBytesOut, written as u64);
         if let Some(tail) = tail {
@@ -492,9 +560,9 @@ impl Core {
     /// headers of our own frames (whole ones only are appended), so the cost
     /// is paid under backpressure only.
     fn tail_after(&self, written: usize) -> usize {
-        let mut pos = self.frame_tail();
+        let (at, mut pos) = (self.out_at(), self.frame_tail());
         while pos < written {
-            match FrameHeader::parse(&self.out[pos..]) {
+            match FrameHeader::parse(&self.out[at + pos..]) {
                 Some((h, hlen)) => pos = pos.saturating_add(hlen + h.payload_len as usize),
                 None => return 0, // unreachable: the queue holds whole frames
             }
@@ -529,7 +597,9 @@ impl Core {
     #[inline]
     pub(super) fn should_drop(&mut self, lp: &IOLoop) -> bool {
         // One compare per message while under the cap.
-        self.out.len() > self.settings.max_write_buffer && self.drop_over_cap(lp)
+        self.out.len() > self.settings.max_write_buffer
+            && self.out_len() > self.settings.max_write_buffer
+            && self.drop_over_cap(lp)
     }
 
     fn drop_over_cap(&mut self, lp: &IOLoop) -> bool {
@@ -552,7 +622,7 @@ impl Core {
     /// connection must be dropped at once (our close was already queued).
     pub(super) fn slow_consumer_check(&mut self, lp: &IOLoop) -> bool {
         let cap = self.settings.max_write_buffer;
-        let queued = self.out.len();
+        let queued = self.out_len();
         if queued <= cap || self.settings.slow_consumer_policy == SlowConsumerPolicy::DropMessages {
             self.slow_deadline = Ms::NONE;
             return false;
@@ -573,13 +643,13 @@ impl Core {
         self.slow_deadline = Ms::NONE;
         // Keep only the end of the frame the kernel has partly taken, so
         // the close frame after it is not read as part of that frame.
-        let tail = self.frame_tail().min(self.out.len());
+        let (at, tail) = (self.out_at(), self.frame_tail().min(self.out_len()));
         let mut kept = Vec::with_capacity(tail + 140);
-        kept.extend_from_slice(&self.out[..tail]);
-        self.out = kept;
+        kept.extend_from_slice(&self.out[at..at + tail]);
+        self.replace_out(kept);
         if !self.session.state().can_send() {
             // Our close frame is already queued (or sent): drop now.
-            self.out = Vec::new();
+            self.replace_out(Vec::new());
             return true;
         }
         // The peer has close_timeout to read it and answer.
@@ -629,22 +699,24 @@ impl Core {
         let last =
             self.close_after_flush && !self.is_client && self.closed_by == Some(CloseReason::Peer);
         while !self.out.is_empty() {
+            let pending = &self.out[self.out_at()..];
             let res = if last {
-                self.stream.write_last(&self.out)
+                self.stream.write_last(pending)
             } else {
-                self.stream.write(&self.out)
+                self.stream.write(pending)
             };
             match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) if n == self.out.len() => {
+                Ok(n) if n == self.out_len() => {
                     lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
                     self.out.clear();
+                    self.set_out_at(0);
                     self.set_frame_tail(0);
                 }
                 Ok(n) => {
                     lp.count(crate::ioloop::Counter::WsBytesOut, n as u64);
                     let tail = self.tail_after(n);
-                    self.out.drain(..n);
+                    self.advance_out(n);
                     self.set_frame_tail(tail);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -751,7 +823,7 @@ impl Core {
     /// (all of them once `finished`). Only a connection whose writers wait
     /// pays more than one branch.
     pub(super) fn wake_writers(&mut self) {
-        let queued = self.out.len();
+        let queued = self.out_len();
         let finished = self.finished;
         if let Some(r) = self.rare.as_mut().filter(|r| !r.writers.is_empty()) {
             r.writers.retain(|(mark, w)| {
