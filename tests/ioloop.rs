@@ -951,3 +951,41 @@ fn websocket_handler_panics_still_close_with_1011_and_are_not_callback_panics() 
     assert_eq!(m.get(Counter::HandlerPanics), 2, "{m:?}");
     assert_eq!(m.get(Counter::CallbackPanics), 0, "{m:?}");
 }
+
+/// A daemon started under `nohup` ignores SIGHUP. Handling it for a while
+/// and then removing the handler must leave it ignored: with the default
+/// action back (terminate), the next hang-up would kill the daemon.
+#[test]
+fn sighup_ignored_under_nohup_stays_ignored_after_its_handler_is_removed() {
+    const NAME: &str = "sighup_ignored_under_nohup_stays_ignored_after_its_handler_is_removed";
+    if util::isolated_under(&["nohup"], NAME) {
+        return;
+    }
+    // The child, under nohup.
+    // nohup did its part: SIGHUP (bit 0 of SigIgn) is ignored.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let ign = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(ign & 1, 1, "SIGHUP not ignored under nohup: {status}");
+    let lp = IOLoop::current();
+    let n = Rc::new(Cell::new(0));
+    let n2 = n.clone();
+    lp.add_signal_handler(libc::SIGHUP, move || n2.set(n2.get() + 1))
+        .unwrap();
+    signal_hook::low_level::raise(libc::SIGHUP).unwrap();
+    for _ in 0..200 {
+        if n.get() == 1 {
+            break;
+        }
+        lp.run_once(Some(Duration::from_millis(10))).unwrap();
+    }
+    assert_eq!(n.get(), 1, "the handler did not run");
+    assert!(lp.remove_signal_handler(libc::SIGHUP));
+    // Ignored again: this process survives it, and nothing runs.
+    signal_hook::low_level::raise(libc::SIGHUP).unwrap();
+    lp.run_once(Some(Duration::from_millis(50))).unwrap();
+    assert_eq!(n.get(), 1, "the removed handler ran");
+}

@@ -16,7 +16,13 @@
 //! process-wide count per signal remembers how many loops handle it; when
 //! the last handler goes, the signal's default action (e.g. terminate on
 //! SIGINT) is restored, as asyncio's `remove_signal_handler` does — except
-//! for SIGPIPE, which goes back to ignored, as Rust programs start.
+//! for a signal the process ignored before cyclone first handled it, which
+//! goes back to ignored: SIGPIPE, which Rust programs start with ignored,
+//! and SIGHUP under `nohup`. (asyncio restores the default there too, so a
+//! daemon started with `nohup` that stops handling SIGHUP dies at the next
+//! hang-up.) The earlier disposition is read from `SigIgn` in
+//! `/proc/self/status`, which needs no `unsafe` `sigaction` query; where
+//! there is no such file, only SIGPIPE is taken as ignored.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -50,9 +56,19 @@ pub(super) struct Signals {
     entries: Vec<Entry>,
 }
 
-/// Per signal: loops handling it, and the hook that emulates the default
-/// action once none does.
-type ProcessTable = HashMap<c_int, (usize, Option<SigId>)>;
+/// Per signal: how the process treated it before cyclone first hooked it,
+/// how many loops handle it, and the hook that emulates the default action
+/// once none does.
+struct Disposition {
+    /// Ignored before cyclone's first hook (signal-hook's handler, once
+    /// installed, stays for the life of the process: with no hook left it
+    /// does nothing, which is what ignoring it was).
+    ignored: bool,
+    loops: usize,
+    default_hook: Option<SigId>,
+}
+
+type ProcessTable = HashMap<c_int, Disposition>;
 static PROCESS: Mutex<Option<ProcessTable>> = Mutex::new(None);
 
 fn process_table<R>(f: impl FnOnce(&mut ProcessTable) -> R) -> R {
@@ -60,11 +76,43 @@ fn process_table<R>(f: impl FnOnce(&mut ProcessTable) -> R) -> R {
     f(g.get_or_insert_with(HashMap::new))
 }
 
+/// Whether the process ignores `signal` now, from the `SigIgn` mask in
+/// `/proc/self/status`; without that file, true for SIGPIPE only (Rust's
+/// runtime ignores it at startup).
+fn ignored_now(signal: c_int) -> bool {
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| sig_ign_mask(&status));
+    match mask {
+        Some(mask) => (1..=64).contains(&signal) && (mask >> (signal - 1)) & 1 == 1,
+        None => signal == libc::SIGPIPE,
+    }
+}
+
+/// The `SigIgn:` line of a `/proc/<pid>/status` text: bit `n - 1` is set
+/// when signal `n` is ignored.
+fn sig_ign_mask(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Before the first hook on `signal` in this process: remember whether it
+/// was ignored (later calls find signal-hook's handler in place).
+fn before_first_hook(signal: c_int) {
+    process_table(|t| {
+        t.entry(signal).or_insert_with(|| Disposition {
+            ignored: ignored_now(signal),
+            loops: 0,
+            default_hook: None,
+        });
+    });
+}
+
 fn loop_added(signal: c_int) {
     process_table(|t| {
-        let e = t.entry(signal).or_insert((0, None));
-        e.0 += 1;
-        if let Some(id) = e.1.take() {
+        let e = t.get_mut(&signal).expect("before_first_hook ran");
+        e.loops += 1;
+        if let Some(id) = e.default_hook.take() {
             signal_hook::low_level::unregister(id);
         }
     });
@@ -72,15 +120,16 @@ fn loop_added(signal: c_int) {
 
 fn loop_removed(signal: c_int) {
     process_table(|t| {
-        let e = t.entry(signal).or_insert((1, None));
-        e.0 = e.0.saturating_sub(1);
-        // SIGPIPE stays ignored, as Rust's runtime set it at startup: with
-        // its default back, a write to a peer that reset the connection
-        // would kill the process (`writev` passes no MSG_NOSIGNAL).
-        if e.0 == 0 && e.1.is_none() && signal != libc::SIGPIPE {
+        let Some(e) = t.get_mut(&signal) else { return };
+        e.loops = e.loops.saturating_sub(1);
+        // A signal ignored before stays ignored. For SIGPIPE that matters
+        // most: with its default back, a write to a peer that reset the
+        // connection would kill the process (`writev` passes no
+        // MSG_NOSIGNAL).
+        if e.loops == 0 && e.default_hook.is_none() && !e.ignored {
             // Unknown (e.g. real-time) signals have no default to emulate;
             // they stay ignored, which is their state under signal-hook.
-            e.1 = signal_hook::flag::register_conditional_default(
+            e.default_hook = signal_hook::flag::register_conditional_default(
                 signal,
                 Arc::new(AtomicBool::new(true)),
             )
@@ -158,6 +207,7 @@ impl IOLoop {
             e.callback = Some(Box::new(callback));
             return Ok(());
         }
+        before_first_hook(signal);
         let fired = Arc::new(AtomicBool::new(false));
         let flag = signal_hook::flag::register(signal, fired.clone())?;
         let wake = match sigs
@@ -183,8 +233,9 @@ impl IOLoop {
 
     /// Stops handling `signal` on this loop; returns whether it was
     /// handled. When no loop handles it any more, its default action is
-    /// back (SIGINT terminates again); SIGPIPE goes back to ignored, as a
-    /// Rust program starts.
+    /// back (SIGINT terminates again), unless the process ignored it
+    /// before cyclone first handled it: then it is ignored again (SIGPIPE,
+    /// ignored as every Rust program starts; SIGHUP under `nohup`).
     pub fn remove_signal_handler(&self, signal: c_int) -> bool {
         let mut slot = self.inner.signals.borrow_mut();
         let Some(sigs) = slot.as_mut() else {
@@ -318,6 +369,20 @@ mod tests {
         signal_hook::low_level::raise(libc::SIGPIPE).unwrap();
         lp.run_once(Some(Duration::from_millis(20))).unwrap();
         assert_eq!(n.get(), 1, "the removed handler ran");
+    }
+
+    #[test]
+    fn sig_ign_mask_is_read_from_proc_status() {
+        let status = "Name:\tx\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001001\nSigCgt:\t0\n";
+        let mask = sig_ign_mask(status).unwrap();
+        // Bit n - 1 for signal n: SIGHUP (1) and SIGPIPE (13).
+        assert_eq!(mask, (1 << (libc::SIGHUP - 1)) | (1 << (libc::SIGPIPE - 1)));
+        assert_eq!(sig_ign_mask("Name:\tx\n"), None);
+        assert_eq!(sig_ign_mask("SigIgn:\tzz\n"), None);
+        // This process: Rust ignores SIGPIPE at startup; SIGUSR2 is not
+        // ignored (no test here handles it).
+        assert!(ignored_now(libc::SIGPIPE));
+        assert!(!ignored_now(libc::SIGUSR2));
     }
 
     #[test]

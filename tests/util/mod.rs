@@ -336,13 +336,28 @@ pub fn read_within(s: &mut TcpStream, within: Duration) -> (Vec<u8>, ReadEnd) {
 /// if util::isolated("my_test") { return; }
 /// ```
 pub fn isolated(name: &str) -> bool {
+    isolated_under(&[], name)
+}
+
+/// [`isolated`], with the child started through the command `wrapper`
+/// (e.g. `["nohup"]`), which runs the test binary.
+pub fn isolated_under(wrapper: &[&str], name: &str) -> bool {
     const VAR: &str = "CYCLONE_ISOLATED_TEST";
     if std::env::var(VAR).as_deref() == Ok(name) {
         return false;
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let mut child = std::process::Command::new(exe)
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = std::process::Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => std::process::Command::new(exe),
+    };
+    let mut child = cmd
         .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .stdin(std::process::Stdio::null())
         .env(VAR, name)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
