@@ -916,6 +916,10 @@ fn static_file_ranges() {
             "{range}: {head}"
         );
         assert_eq!(header(&head, "accept-ranges"), Some("bytes"), "{head}");
+        if status == 416 {
+            // Tornado's 416: text/plain, not the default text/html.
+            assert_eq!(header(&head, "content-type"), Some("text/plain"), "{head}");
+        }
     }
     // HEAD: the part's length, and nothing after the head.
     let mut s = srv.connect();
@@ -980,6 +984,64 @@ fn static_file_etag_and_if_none_match() {
     let raw =
         format!("GET /static/a.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {future}\r\n\r\n");
     assert_eq!(request(&srv, raw.as_bytes()).0, 304);
+}
+
+/// Writes `cx.static_url("a.txt")`.
+struct StaticLink;
+
+impl RequestHandler for StaticLink {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let url = cx.static_url("a.txt");
+        cx.write(url);
+    }
+}
+
+/// A page links `static_url("a.txt")`: `?v=` and the SHA-1 of the file;
+/// fetching that URL gets the file with ten years of `Cache-Control` and
+/// `Expires`, the plain URL neither.
+#[test]
+fn static_url_links_a_file_cached_for_ten_years() {
+    let dir = TempDir::new("static-url");
+    dir.file("a.txt", "static file");
+    let root = dir.0.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .static_path(root.clone())
+            .route("/page", || StaticLink)
+            .build()
+    });
+    let (s, _, link) = request(&srv, b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(s, 200);
+    let link = String::from_utf8(link).unwrap();
+    let hash = sha1_smol::Sha1::from("static file").digest().to_string();
+    assert_eq!(link, format!("/static/a.txt?v={hash}"));
+    let raw = format!("GET {link} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (s, head, body) = request(&srv, raw.as_bytes());
+    assert_eq!((s, body.as_slice()), (200, &b"static file"[..]), "{head}");
+    assert_eq!(
+        header(&head, "cache-control"),
+        Some("max-age=315360000"),
+        "{head}"
+    );
+    let expires = header(&head, "expires").expect("Expires");
+    let year = |date: &str| -> i64 { date.split(' ').nth(3).unwrap().parse().unwrap() };
+    let this_year = year(&cyclone::http::http_date(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    ));
+    assert!(
+        expires.ends_with(" GMT") && (9..=10).contains(&(year(expires) - this_year)),
+        "{expires}"
+    );
+    let (s, head, _) = request(&srv, b"GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(s, 200);
+    assert_eq!(
+        (header(&head, "cache-control"), header(&head, "expires")),
+        (None, None),
+        "{head}"
+    );
 }
 
 /// The byte at `offset` of the test files written by `pattern_file`.

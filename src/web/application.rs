@@ -16,7 +16,7 @@ use regex::Regex;
 use super::context::RequestContext;
 use super::handler::{call_method, RequestHandler};
 use super::settings::Settings;
-use super::static_files::StaticFiles;
+use super::static_files::{file_version, StaticFiles};
 use super::template::{read_source, resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
 use crate::http::{self, percent_decode, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
@@ -54,12 +54,23 @@ impl Route {
     }
 }
 
-/// What handlers share during a request: settings and the template cache.
+/// Most file hashes [`Shared::static_version`] keeps; the cache is
+/// emptied when a new one would go past it.
+pub(crate) const MAX_STATIC_HASHES: usize = 4096;
+
+/// What handlers share during a request: settings, the template cache and
+/// the static file hashes. Per application, so per thread: an
+/// [`Application`] is an `Rc`, and `run_workers` builds one per worker.
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     /// Parsed templates by path. Borrowed only inside [`Shared::template`],
     /// never across handler code, so a panicking handler leaves it usable.
     templates: RefCell<HashMap<PathBuf, Arc<Template>>>,
+    /// `static_url` versions by the name asked for. Only names that
+    /// resolved inside `static_path` to a file that could be hashed are
+    /// kept (at most [`MAX_STATIC_HASHES`]); borrowed only inside
+    /// [`Shared::static_version`].
+    static_hashes: RefCell<HashMap<String, String>>,
 }
 
 /// The templates one [`Shared::template`] call is loading (innermost
@@ -72,6 +83,32 @@ struct Loading {
 }
 
 impl Shared {
+    /// The version `static_url` appends for `rel` (see
+    /// [`StaticFiles::version`]), from the cache when
+    /// `static_hash_cache` is on. `None` (logged at `error`) without
+    /// `static_path`, for a refused path or a file that cannot be read.
+    pub(crate) fn static_version(&self, rel: &str) -> Option<String> {
+        let Some(root) = self.settings.static_path.as_deref() else {
+            log::error!("static_url({rel:?}) needs the static_path setting");
+            return None;
+        };
+        let cache = self.settings.caches_static_hashes();
+        if cache {
+            if let Some(v) = self.static_hashes.borrow().get(rel) {
+                return Some(v.clone());
+            }
+        }
+        let version = file_version(root, rel)?;
+        if cache {
+            let mut hashes = self.static_hashes.borrow_mut();
+            if hashes.len() >= MAX_STATIC_HASHES {
+                hashes.clear();
+            }
+            hashes.insert(rel.to_string(), version.clone());
+        }
+        Some(version)
+    }
+
     /// The template `file` under `template_path`, with its includes and
     /// parents; cached unless `debug`.
     pub(crate) fn template(&self, file: &str) -> Result<Arc<Template>, TemplateError> {
@@ -349,6 +386,14 @@ impl Application {
     }
 }
 
+#[cfg(test)]
+impl Application {
+    /// How many file hashes `static_url` keeps.
+    pub(crate) fn static_hashes_len(&self) -> usize {
+        self.inner.shared.static_hashes.borrow().len()
+    }
+}
+
 impl fmt::Debug for Application {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Application")
@@ -507,6 +552,16 @@ impl ApplicationBuilder {
     /// `static_url_prefix` (default `/static/`).
     pub fn static_url_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.settings.static_url_prefix = prefix.into();
+        self
+    }
+
+    /// `static_hash_cache`: whether
+    /// [`RequestContext::static_url`](super::RequestContext::static_url)
+    /// hashes each file once (`true`, the default without `debug`) or on
+    /// every call (`false`, the default with `debug`), whatever `debug`
+    /// is set to (see [`Settings::static_hash_cache`]).
+    pub fn static_hash_cache(mut self, cache: bool) -> Self {
+        self.settings.static_hash_cache = Some(cache);
         self
     }
 
@@ -673,6 +728,7 @@ impl ApplicationBuilder {
                 shared: Shared {
                     settings,
                     templates: RefCell::new(HashMap::new()),
+                    static_hashes: RefCell::new(HashMap::new()),
                 },
             }),
         }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::application::Shared;
 use super::handler::HANDLER_METHODS;
 use super::settings::Settings;
+use super::static_files::url_path_escape;
 use super::template::TemplateError;
 use crate::http::request::qs_values;
 use crate::http::response::valid_status;
@@ -94,6 +95,49 @@ impl<'a> RequestContext<'a> {
     /// The application's settings.
     pub fn settings(&self) -> &'a Settings {
         &self.shared.settings
+    }
+
+    /// The URL of the static file `path` (relative to `static_path`), with
+    /// a version that changes with its content (Tornado's `static_url`):
+    /// `static_url_prefix + path + "?v=" + hash`, e.g.
+    /// `/static/app.css?v=3f78…` (`path` percent-encoded where needed).
+    /// [`StaticFiles`](super::StaticFiles) answers a request carrying `v`
+    /// with a ten-year `Cache-Control` and `Expires`, so browsers fetch the
+    /// file again only when the page links a new version.
+    ///
+    /// The version is the lowercase hex SHA-1 of the file's content, 40
+    /// characters (Tornado uses an MD5 hex digest; see
+    /// [`StaticFiles::version`](super::StaticFiles::version)). Hashes are
+    /// cached per application unless `static_hash_cache` is off (the
+    /// default with `debug`: see [`Settings::static_hash_cache`]); the
+    /// first call for a file reads it whole, in the handler's thread.
+    ///
+    /// Without `?v=`, and logged at `error` (Tornado's "Could not open
+    /// static file"): `static_path` is not set, the file is missing or
+    /// unreadable, or `path` is refused as a request for it would be
+    /// (`..`, an absolute path, a symlink out of `static_path`).
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Page;
+    /// impl RequestHandler for Page {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let css = cx.static_url("app.css");
+    ///         cx.write(format!(r#"<link rel="stylesheet" href="{css}">"#));
+    ///     }
+    /// }
+    /// ```
+    pub fn static_url(&self, path: &str) -> String {
+        let url = format!(
+            "{}{}",
+            self.shared.settings.static_url_prefix,
+            url_path_escape(path)
+        );
+        match self.shared.static_version(path) {
+            Some(version) => format!("{url}?v={version}"),
+            None => url,
+        }
     }
 
     /// Whether the response is finished (error, redirect or render sent).

@@ -32,11 +32,24 @@ pub struct Settings {
     /// as Tornado does. Default `None` (no static route).
     pub static_path: Option<PathBuf>,
     /// `static_url_prefix`: URL prefix of the static route (default
-    /// `"/static/"`, Tornado's). Matched literally.
+    /// `"/static/"`, Tornado's). Matched literally, and the start of every
+    /// [`RequestContext::static_url`](super::RequestContext::static_url).
     pub static_url_prefix: String,
+    /// `static_hash_cache`: whether
+    /// [`RequestContext::static_url`](super::RequestContext::static_url)
+    /// keeps the content hash of each file it versioned, so a file is read
+    /// once per application (per worker thread under `run_workers`), not
+    /// on every page. `None` (the default) caches unless `debug` is on, as
+    /// Tornado's default does; `Some(_)` decides whatever `debug` says.
+    /// With the cache on, a file changed on disk keeps its old `?v=` until
+    /// the process restarts. The cache holds files that were hashed
+    /// successfully, at most 4096 of them (it is emptied when full).
+    pub static_hash_cache: Option<bool>,
     /// `debug`: templates are re-read on every `render` instead of being
-    /// cached, and template errors show their cause in the 500 page
-    /// (default `false`). It does not restart the process on code changes.
+    /// cached, `static_url` re-hashes files on every call (unless
+    /// `static_hash_cache` says otherwise), and template errors show their
+    /// cause in the 500 page (default `false`). It does not restart the
+    /// process on code changes.
     pub debug: bool,
 }
 
@@ -48,7 +61,16 @@ impl Default for Settings {
             template_path: None,
             static_path: None,
             static_url_prefix: "/static/".to_string(),
+            static_hash_cache: None,
             debug: false,
         }
+    }
+}
+
+impl Settings {
+    /// Whether `static_url` caches file hashes: `static_hash_cache`, or
+    /// else the opposite of `debug`.
+    pub(crate) fn caches_static_hashes(&self) -> bool {
+        self.static_hash_cache.unwrap_or(!self.debug)
     }
 }

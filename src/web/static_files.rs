@@ -1,13 +1,18 @@
 //! `StaticFiles`: Tornado's `StaticFileHandler`, without path traversal.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::context::RequestContext;
 use super::handler::RequestHandler;
 use crate::http::http_date;
+use crate::http::request::qs_values;
+
+/// Tornado's `StaticFileHandler.CACHE_MAX_AGE`: ten years, in seconds,
+/// for a request carrying a `v` argument.
+const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 
 /// Serves files under a root directory; the route's first capture is the
 /// path relative to the root (already percent-decoded by the application,
@@ -37,7 +42,14 @@ use crate::http::http_date;
 ///   covering the whole file is a 200, and several ranges or a malformed
 ///   one are ignored (the whole file), as in Tornado. An `If-Range` that
 ///   is not the file's ETag (strong comparison) or `Last-Modified` date
-///   also gets the whole file (RFC 9110 §13.1.5).
+///   also gets the whole file (RFC 9110 §13.1.5). The 416 answer is
+///   `Content-Type: text/plain` with no body, as Tornado's.
+/// * **Versioned URLs**: a request with a `v` query argument (any value,
+///   even empty: what [`RequestContext::static_url`] appends) is answered
+///   with `Cache-Control: max-age=315360000` and an `Expires` ten years
+///   ahead (Tornado's `CACHE_MAX_AGE`), on the 200, 206, 304 and 416
+///   alike. Without `v` neither header is sent (Tornado's `get_cache_time`
+///   0: the browser's heuristics and revalidation apply).
 ///
 /// The file (or the part asked for) is sent in 64 KiB pieces read as the
 /// client takes them ([`RequestContext::write_file`]), as Tornado does: a
@@ -164,6 +176,20 @@ impl StaticFiles {
         &self.root
     }
 
+    /// The version of the file `rel` (relative to the root, as the route
+    /// capture is): the lowercase hex SHA-1 of its content, 40 characters
+    /// (Tornado's `get_content_version` is an MD5; cyclone already carries
+    /// SHA-1 for the WebSocket handshake). `None`, logged at `error`
+    /// (Tornado's "Could not open static file"), when the path is refused
+    /// as a request for it would be (`..`, absolute, outside the root) or
+    /// the file cannot be read.
+    ///
+    /// The file is read whole, in 64 KiB pieces, on every call: nothing is
+    /// cached here ([`RequestContext::static_url`] caches per application).
+    pub fn version(&self, rel: &str) -> Option<String> {
+        file_version(&self.root, rel)
+    }
+
     fn serve(&self, cx: &mut RequestContext<'_>, rel: &str) {
         let path = match resolve(&self.root, rel) {
             Ok(p) => p,
@@ -190,6 +216,16 @@ impl StaticFiles {
         // the file is needed to answer a revalidation.
         let etag = format!("\"{:x}-{size:x}\"", modified.map_or(0, |d| d.as_nanos()));
         cx.set_header("ETag", &etag);
+        // Tornado's get_cache_time: ten years for a versioned URL, set
+        // before the 304 and range decisions so every answer carries it.
+        if qs_values(req.query(), "v").next().is_some() {
+            cx.set_header("Cache-Control", format!("max-age={CACHE_MAX_AGE}"));
+            let expires = SystemTime::now() + Duration::from_secs(CACHE_MAX_AGE);
+            let secs = expires
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            cx.set_header("Expires", http_date(secs));
+        }
         // If-None-Match decides when present (RFC 9110 §13.2.2).
         let fresh = match req.header("if-none-match") {
             Some(tags) => etag_matches(tags, &etag),
@@ -225,6 +261,7 @@ impl StaticFiles {
             }
             Some(Err(Unsatisfiable)) => {
                 cx.set_status(416);
+                cx.set_header("Content-Type", "text/plain");
                 cx.set_header("Content-Range", format!("bytes */{size}"));
                 return;
             }
@@ -245,6 +282,64 @@ impl StaticFiles {
         } else {
             404
         });
+    }
+}
+
+/// `rel` as a URL path: bytes other than letters, digits, `/` and
+/// `-._~!$()*+,;=:@` are percent-encoded (`%`, `?`, `#`, spaces, quotes,
+/// `&`, non-ASCII), so the static route's capture decodes back to `rel`.
+pub(super) fn url_path_escape(rel: &str) -> std::borrow::Cow<'_, str> {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"/-._~!$()*+,;=:@".contains(&b);
+    if rel.bytes().all(keep) {
+        return rel.into();
+    }
+    let mut out = String::with_capacity(rel.len() + 8);
+    for b in rel.bytes() {
+        if keep(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.into()
+}
+
+/// The hex SHA-1 of the content of `rel` under `root` (see
+/// [`StaticFiles::version`]); `None`, logged at `error`, when `rel` is
+/// refused by [`resolve`] or the file cannot be read.
+pub(super) fn file_version(root: &Path, rel: &str) -> Option<String> {
+    let hashed = resolve(root, rel)
+        .map_err(|status| match status {
+            403 => {
+                "refused (outside the root, not a regular file, or permission denied)".to_string()
+            }
+            _ => "not found".to_string(),
+        })
+        .and_then(|path| hash_file(&path).map_err(|e| e.to_string()));
+    match hashed {
+        Ok(hex) => Some(hex),
+        Err(why) => {
+            log::error!(
+                "Could not open static file {rel:?} under {}: {why}",
+                root.display()
+            );
+            None
+        }
+    }
+}
+
+/// The lowercase hex SHA-1 of the file at `path`, read in 64 KiB pieces.
+fn hash_file(path: &Path) -> io::Result<String> {
+    let (_, mut file) = open_regular(path)?;
+    let mut sha = sha1_smol::Sha1::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(sha.digest().to_string()),
+            Ok(n) => sha.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -509,6 +509,245 @@ fn static_files_refuse_traversal() {
     }
 }
 
+/// Writes `cx.static_url(p)` for each query argument `p`, one a line.
+struct StaticUrls;
+
+impl RequestHandler for StaticUrls {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let urls: Vec<String> = cx
+            .get_query_arguments("p")
+            .iter()
+            .map(|p| cx.static_url(p))
+            .collect();
+        cx.write(urls.join("\n"));
+    }
+}
+
+/// The `static_url` of `path`, through a handler of `app`.
+fn static_url_of(app: &Application, path: &str) -> String {
+    let r = get(app, &format!("/url?p={}", percent_encode_all(path)));
+    assert_eq!(r.status(), 200);
+    text(&r).to_string()
+}
+
+/// Every byte as `%XX`, for a query value that must arrive unchanged.
+fn percent_encode_all(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// The hex SHA-1 of `content`: what `?v=` must carry.
+fn sha1_hex(content: &str) -> String {
+    sha1_smol::Sha1::from(content).digest().to_string()
+}
+
+fn url_app(
+    dir: &TempDir,
+    configure: impl FnOnce(ApplicationBuilder) -> ApplicationBuilder,
+) -> Application {
+    configure(Application::builder().static_path(dir.path().join("static")))
+        .route("/url", || StaticUrls)
+        .build()
+}
+
+#[test]
+fn static_url_carries_the_sha1_of_the_content() {
+    let dir = TempDir::new("static-url");
+    dir.file("static/app.css", "body { color: red }");
+    dir.file("static/sub/x.js", "let x = 1;");
+    dir.file("static/a b#1%.css", "odd name");
+    let app = url_app(&dir, |b| b);
+    let css = static_url_of(&app, "app.css");
+    assert_eq!(
+        css,
+        format!("/static/app.css?v={}", sha1_hex("body { color: red }"))
+    );
+    assert_eq!(css.len(), "/static/app.css?v=".len() + 40);
+    assert_eq!(
+        static_url_of(&app, "sub/x.js"),
+        format!("/static/sub/x.js?v={}", sha1_hex("let x = 1;"))
+    );
+    // A name with `#`, `%` and a space is escaped, and its URL serves it.
+    let odd = static_url_of(&app, "a b#1%.css");
+    assert_eq!(
+        odd,
+        format!("/static/a%20b%231%25.css?v={}", sha1_hex("odd name"))
+    );
+    let r = get(&app, &odd);
+    assert_eq!((r.status(), file_text(&r).as_str()), (200, "odd name"));
+    // The version matches StaticFiles::version, and the prefix is the
+    // application's.
+    let files = StaticFiles::new(dir.path().join("static"));
+    assert_eq!(
+        files.version("app.css"),
+        Some(sha1_hex("body { color: red }"))
+    );
+    assert_eq!(files.version("nope.css"), None);
+    let app = url_app(&dir, |b| b.static_url_prefix("/assets/"));
+    assert_eq!(
+        static_url_of(&app, "app.css"),
+        format!("/assets/app.css?v={}", sha1_hex("body { color: red }"))
+    );
+    let r = get(&app, &static_url_of(&app, "app.css"));
+    assert_eq!(
+        (r.status(), file_text(&r).as_str()),
+        (200, "body { color: red }")
+    );
+}
+
+#[test]
+fn static_url_hashes_are_cached_unless_debug_or_turned_off() {
+    let dir = TempDir::new("static-url-cache");
+    let css = dir.file("static/app.css", "v1");
+    type Configure = fn(ApplicationBuilder) -> ApplicationBuilder;
+    // (settings, whether a change on disk shows)
+    let cases: [(Configure, bool); 5] = [
+        (|b| b, false),
+        (|b| b.debug(true), true),
+        (|b| b.static_hash_cache(false), true),
+        (|b| b.debug(true).static_hash_cache(true), false),
+        (|b| b.static_hash_cache(true).debug(true), false),
+    ];
+    for (i, (configure, follows)) in cases.into_iter().enumerate() {
+        std::fs::write(&css, "v1").unwrap();
+        let app = url_app(&dir, configure);
+        let first = static_url_of(&app, "app.css");
+        assert_eq!(
+            first,
+            format!("/static/app.css?v={}", sha1_hex("v1")),
+            "case {i}"
+        );
+        std::fs::write(&css, "v2").unwrap();
+        let second = static_url_of(&app, "app.css");
+        let expected = if follows {
+            sha1_hex("v2")
+        } else {
+            sha1_hex("v1")
+        };
+        assert_eq!(second, format!("/static/app.css?v={expected}"), "case {i}");
+        assert_eq!(app.static_hashes_len(), usize::from(!follows), "case {i}");
+    }
+}
+
+#[test]
+fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
+    let dir = TempDir::new("static-url-refused");
+    dir.file("secret.txt", "secret");
+    dir.file("static/ok.txt", "ok");
+    dir.file("static/sub/in.txt", "in");
+    let app = url_app(&dir, |b| b);
+    let secret = dir.path().join("secret.txt");
+    let absolute = secret.to_str().unwrap();
+    for (path, url) in [
+        ("nope.css", "/static/nope.css".to_string()),
+        ("../secret.txt", "/static/../secret.txt".to_string()),
+        (
+            "sub/../../secret.txt",
+            "/static/sub/../../secret.txt".to_string(),
+        ),
+        ("sub/../ok.txt", "/static/sub/../ok.txt".to_string()),
+        ("sub", "/static/sub".to_string()),
+        ("", "/static/".to_string()),
+        (absolute, format!("/static/{absolute}")),
+    ] {
+        assert_eq!(static_url_of(&app, path), url, "{path:?}");
+    }
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&secret, dir.path().join("static/link")).unwrap();
+        assert_eq!(static_url_of(&app, "link"), "/static/link");
+    }
+    // Nothing failed is kept: the cache holds existing files only.
+    assert_eq!(app.static_hashes_len(), 0);
+    assert_eq!(
+        static_url_of(&app, "ok.txt"),
+        format!("/static/ok.txt?v={}", sha1_hex("ok"))
+    );
+    assert_eq!(app.static_hashes_len(), 1);
+    // Without static_path: the plain URL.
+    let app = Application::builder().route("/url", || StaticUrls).build();
+    assert_eq!(static_url_of(&app, "ok.txt"), "/static/ok.txt");
+}
+
+#[test]
+fn static_url_cache_is_bounded() {
+    let dir = TempDir::new("static-url-bound");
+    let app = url_app(&dir, |b| b);
+    let n = application::MAX_STATIC_HASHES + 1;
+    for i in 0..n {
+        dir.file(&format!("static/f{i}.txt"), "x");
+    }
+    let mut most = 0;
+    for i in 0..n {
+        let url = static_url_of(&app, &format!("f{i}.txt"));
+        assert!(url.ends_with(&sha1_hex("x")), "{url}");
+        most = most.max(app.static_hashes_len());
+    }
+    assert_eq!(most, application::MAX_STATIC_HASHES);
+    assert!(app.static_hashes_len() <= application::MAX_STATIC_HASHES);
+}
+
+/// A `v` argument: ten years of `Cache-Control` and `Expires`, on every
+/// answer about the file; none without it.
+#[test]
+fn static_files_with_v_are_cached_for_ten_years() {
+    let dir = TempDir::new("static-v");
+    dir.file("static/a.css", "0123456789");
+    let app = static_app(&dir);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let ten_years = 86_400 * 365 * 10;
+    for (target, headers, status) in [
+        ("/static/a.css?v=abc", &[][..], 200),
+        ("/static/a.css?v=", &[], 200),
+        ("/static/a.css?x=1&v", &[], 200),
+        ("/static/a.css?v=1", &[("Range", "bytes=0-1")], 206),
+        ("/static/a.css?v=1", &[("Range", "bytes=99-")], 416),
+        ("/static/a.css?v=1", &[("If-None-Match", "*")], 304),
+    ] {
+        let before = now();
+        let r = dispatch(&app, Request::synthetic("GET", target, headers));
+        let after = now();
+        assert_eq!(r.status(), status, "{target} {headers:?}");
+        assert_eq!(
+            r.header("Cache-Control"),
+            Some("max-age=315360000"),
+            "{target}"
+        );
+        let expires = r.header("Expires").expect("Expires");
+        assert!(
+            (before..=after).any(|t| crate::http::http_date(t + ten_years) == expires),
+            "{target}: {expires}"
+        );
+    }
+    for target in ["/static/a.css", "/static/a.css?x=1", "/static/a.css?vv=1"] {
+        let r = get(&app, target);
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            (r.header("Cache-Control"), r.header("Expires")),
+            (None, None),
+            "{target}"
+        );
+    }
+}
+
+#[test]
+fn unsatisfiable_range_is_text_plain() {
+    let dir = TempDir::new("static-416");
+    dir.file("static/a.css", "0123456789");
+    let app = static_app(&dir);
+    let r = dispatch(
+        &app,
+        Request::synthetic("GET", "/static/a.css", &[("Range", "bytes=10-")]),
+    );
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    assert_eq!(r.header("Content-Range"), Some("bytes */10"));
+}
+
 struct Ws;
 
 impl WebSocketHandler for Ws {
@@ -615,12 +854,14 @@ mod access_log {
         static LINES: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// Records `cyclone::access` lines of the current thread.
+    /// Records `cyclone::access` lines, and `error` lines of the static
+    /// files module, of the current thread.
     struct Capture;
 
     impl log::Log for Capture {
         fn enabled(&self, m: &log::Metadata<'_>) -> bool {
             m.target() == "cyclone::access"
+                || (m.target() == "cyclone::web::static_files" && m.level() == log::Level::Error)
         }
         fn log(&self, r: &log::Record<'_>) {
             if self.enabled(r.metadata()) {
@@ -632,14 +873,23 @@ mod access_log {
 
     static CAPTURE: Capture = Capture;
 
+    /// Installs [`Capture`] (once for the binary); `false` when another
+    /// logger was installed first.
+    fn capturing() -> bool {
+        static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let ours = *OURS.get_or_init(|| log::set_logger(&CAPTURE).is_ok());
+        if ours {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+        ours
+    }
+
     #[test]
     fn access_line_in_tornado_style_with_level_by_status() {
-        static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if !*OURS.get_or_init(|| log::set_logger(&CAPTURE).is_ok()) {
+        if !capturing() {
             // Another test of this binary installed its logger first.
             return;
         }
-        log::set_max_level(log::LevelFilter::Trace);
         let app = Application::builder().build();
         let mut req = Request::synthetic("GET", "/path?q=1", &[]);
         req.set_peer(Some("127.0.0.1:5555".parse().unwrap()));
@@ -662,6 +912,31 @@ mod access_log {
                 (log::Level::Error, "500 POST /x (-) 0.00ms".into()),
             ]
         );
+    }
+
+    /// Tornado's "Could not open static file", at `error`, for a missing
+    /// file and a refused path; nothing for a file that is versioned.
+    #[test]
+    fn static_url_logs_files_it_cannot_version() {
+        if !capturing() {
+            return;
+        }
+        let dir = TempDir::new("static-url-log");
+        dir.file("static/ok.txt", "ok");
+        let app = url_app(&dir, |b| b);
+        static_url_of(&app, "ok.txt");
+        assert_eq!(LINES.with(|l| l.borrow().len()), 0);
+        static_url_of(&app, "nope.css");
+        static_url_of(&app, "../x");
+        let lines = LINES.with(|l| l.borrow().clone());
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for ((level, line), name) in lines.iter().zip(["\"nope.css\"", "\"../x\""]) {
+            assert_eq!(*level, log::Level::Error);
+            assert!(
+                line.starts_with(&format!("Could not open static file {name} under ")),
+                "{line}"
+            );
+        }
     }
 }
 
