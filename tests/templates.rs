@@ -204,6 +204,63 @@ fn unsupported_tornado_tags_say_why() {
     }
 }
 
+#[test]
+fn break_continue_and_for_else_as_in_tornado() {
+    // Tornado's `{% for %}` body is Python's: `break`, `continue` (also in
+    // an `if`), and `else` when the loop did not break.
+    let v = json!({
+        "posts": [
+            {"title": "a", "draft": false, "last": false},
+            {"title": "b<", "draft": true, "last": false},
+            {"title": "c", "draft": false, "last": true},
+            {"title": "d", "draft": false, "last": false},
+        ],
+        "none": [],
+    });
+    let src = "<ul>\n{% for p in posts %}{% if p.draft %}{% continue %}{% end %}\
+               <li>{{ p.title }}</li>\n{% if p.last %}{% break %}{% end %}\
+               {% else %}<li>all shown</li>\n{% end %}</ul>";
+    assert_eq!(
+        render(src, v.clone()).unwrap(),
+        "<ul>\n<li>a</li>\n<li>c</li>\n</ul>"
+    );
+    assert_eq!(
+        render(&src.replace("posts", "none"), v.clone()).unwrap(),
+        "<ul>\n<li>all shown</li>\n</ul>"
+    );
+    let err = Template::parse("<p>\n{% if x %}{% break %}{% end %}</p>").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "{% break %} outside a {% for %} loop at line 2"
+    );
+}
+
+#[test]
+fn errors_from_a_dict_loader_keep_the_line_of_the_template_they_are_in() {
+    // This loader does not name templates: an included template's error,
+    // already located, is passed on as it is (not moved to the include).
+    let files = [
+        ("page.html", "a\n{% include \"inc.html\" %}".to_string()),
+        ("inc.html", "b\n\n{% bogus %}".to_string()),
+        (
+            "missing.html",
+            "a\n\n\n{% include \"nope.html\" %}".to_string(),
+        ),
+    ];
+    let err = load(&files, "page.html").unwrap_err();
+    assert_eq!(
+        err,
+        TemplateError::At {
+            line: 3,
+            error: Box::new(TemplateError::BadTag("bogus".into()))
+        }
+    );
+    assert_eq!(
+        load(&files, "missing.html").unwrap_err().to_string(),
+        "no nope.html at line 4"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Malformed, huge and odd input: errors, not crashes.
 
@@ -230,10 +287,16 @@ fn malformed_templates_are_errors() {
     ] {
         assert!(Template::parse(src).is_err(), "{src}");
     }
-    // Unclosed tags give the byte where they start.
+    // Unclosed tags give the line where they start.
     assert_eq!(
         Template::parse("héllo {{ x").unwrap_err().to_string(),
-        "unclosed tag at byte 7"
+        "{{ without its closing }} at line 1"
+    );
+    assert_eq!(
+        Template::parse("<ul>\n  {% for x in xs %}\n    <li>{{ x }</li>\n  {% end %}\n</ul>")
+            .unwrap_err()
+            .to_string(),
+        "{{ without its closing }} at line 3"
     );
 }
 
@@ -364,4 +427,64 @@ fn files_that_cannot_be_templates_are_load_errors() {
             "{page}: {body}"
         );
     }
+}
+
+#[test]
+fn errors_name_the_template_and_the_line() {
+    let dir = TempDir::new("error-lines");
+    dir.file("t/top.html", "a\n{{ x");
+    dir.file(
+        "t/page.html",
+        "<h1>{{ x }}</h1>\n{% include \"parts/row.html\" %}",
+    );
+    dir.file(
+        "t/parts/row.html",
+        "<ul>\n{% for i in xs %}<li>{{ i.name }}</li>{% end %}</ul>",
+    );
+    dir.file("t/broken.html", "ok\n{% include \"parts/unclosed.html\" %}");
+    dir.file("t/parts/unclosed.html", "\n\n{% for x in xs %}");
+    dir.file(
+        "t/base.html",
+        "<html>{% block b %}{% end %}</html>\n{{ nope }}",
+    );
+    dir.file(
+        "t/child.html",
+        "{% extends \"base.html\" %}\n{% block b %}\n[{{ x }}{{ y }}]{% end %}",
+    );
+    dir.file(
+        "t/uses-child.html",
+        "<div>\n{% include \"child.html\" %}</div>",
+    );
+    let s = server(&dir, false);
+    for (page, want) in [
+        ("top.html", "err:{{ without its closing }} at line 2"),
+        (
+            "page.html",
+            "err:in \"parts/row.html\": undefined variable \"i.name\" at line 2",
+        ),
+        (
+            "broken.html",
+            "err:in \"parts/unclosed.html\": {% for x in xs %} without its {% end %} at line 3",
+        ),
+        // The child's block, shown by the parent, is the child's line 3.
+        ("child.html", "err:undefined variable \"y\" at line 3"),
+        (
+            "uses-child.html",
+            "err:unsupported tag \"include \\\"child.html\\\"\": that template has {% extends %}: \
+             a template with a parent cannot be included (Tornado raises NotImplementedError for it) \
+             at line 2",
+        ),
+    ] {
+        assert_eq!(get(&s, &format!("/r/{page}")), want, "{page}");
+    }
+    // The parent's own line 2, named.
+    dir.file(
+        "t/child.html",
+        "{% extends \"base.html\" %}\n{% block b %}[{{ x }}]{% end %}",
+    );
+    let s = server(&dir, true);
+    assert_eq!(
+        get(&s, "/r/child.html"),
+        "err:in \"base.html\": undefined variable \"nope\" at line 2"
+    );
 }

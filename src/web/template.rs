@@ -13,11 +13,30 @@ const MAX_RENDER_DEPTH: usize = Template::MAX_RENDER_DEPTH;
 pub(crate) const MAX_INCLUDE_DEPTH: usize = Template::MAX_INCLUDE_DEPTH;
 
 /// Why a template could not be parsed or rendered.
+///
+/// Where the error is, is told by two wrappers around the error itself:
+/// [`At`](TemplateError::At) gives the line of the tag in the template's
+/// source, [`In`](TemplateError::In) the template it is in, when that is
+/// another template than the one parsed or rendered (an included or parent
+/// template, named as its `{% include %}` or `{% extends %}` wrote it).
+/// [`innermost`](TemplateError::innermost) is the error under them.
+///
+/// ```
+/// use cyclone::web::{Template, TemplateError};
+///
+/// let t = Template::parse("<h1>{{ title }}</h1>\n<p>{{ user.name }}</p>").unwrap();
+/// let err = t.render_value(&serde_json::json!({ "title": "T" })).unwrap_err();
+/// assert_eq!(err.to_string(), "undefined variable \"user.name\" at line 2");
+/// assert_eq!(err.innermost(), &TemplateError::Undefined("user.name".into()));
+///
+/// let err = Template::parse("a\n{% if x %}\n{{ y").unwrap_err();
+/// assert_eq!(err.to_string(), "{{ without its closing }} at line 3");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TemplateError {
-    /// A `{{`, `{%` or `{#` without its closing tag; the byte offset.
-    Unclosed(usize),
+    /// A `{{`, `{%` or `{#` without its closing tag; the opening.
+    Unclosed(String),
     /// An unsupported `{% .. %}` directive or `{{ .. }}` expression, or a
     /// malformed tag; the tag's text.
     BadTag(String),
@@ -25,7 +44,8 @@ pub enum TemplateError {
     /// missing field or index; the path.
     Undefined(String),
     /// An `{% end %}`, `{% else %}` or `{% elif %}` with no open block it
-    /// can end or continue (or a second `{% else %}`); the tag's text.
+    /// can end or continue (or a second `{% else %}`), or a `{% break %}`
+    /// or `{% continue %}` outside a `{% for %}`; the tag's text.
     Unbalanced(String),
     /// An `{% if %}`, `{% for %}` or `{% block %}` without its `{% end %}`;
     /// the tag's text.
@@ -48,21 +68,71 @@ pub enum TemplateError {
     Load(String),
     /// An error in the included or parent template `name`.
     In {
-        /// The template's name, as resolved.
+        /// The template's name: as the loader resolved it for a parse
+        /// error; for a render error, as the `{% include %}` or
+        /// `{% extends %}` that names it wrote it (relative to the template
+        /// that does).
         name: String,
+        /// What went wrong there.
+        error: Box<TemplateError>,
+    },
+    /// `error`, at the tag on line `line` of the template's source: every
+    /// parse error, and render errors that come from one tag (an undefined
+    /// name, a loop over a value of the wrong kind). Shown as
+    /// `undefined variable "user" at line 3`.
+    At {
+        /// The 1-based line where the tag starts (its `{{`, `{%` or `{#`).
+        line: u32,
         /// What went wrong there.
         error: Box<TemplateError>,
     },
 }
 
+impl TemplateError {
+    /// The error under its [`At`](Self::At) and [`In`](Self::In) wrappers:
+    /// what went wrong, without where.
+    #[must_use]
+    pub fn innermost(&self) -> &TemplateError {
+        let mut error = self;
+        while let TemplateError::At { error: inner, .. } | TemplateError::In { error: inner, .. } =
+            error
+        {
+            error = inner;
+        }
+        error
+    }
+
+    /// `self` at line `line`, unless it already tells where it is (an error
+    /// of another template a loader returned).
+    fn at(self, line: u32) -> TemplateError {
+        match self {
+            TemplateError::At { .. } | TemplateError::In { .. } => self,
+            error => TemplateError::At {
+                line,
+                error: Box::new(error),
+            },
+        }
+    }
+}
+
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TemplateError::Unclosed(at) => write!(f, "unclosed tag at byte {at}"),
+            TemplateError::Unclosed(open) => {
+                let close = match open.as_str() {
+                    "{{" => "}}",
+                    "{#" => "#}",
+                    _ => "%}",
+                };
+                write!(f, "{open} without its closing {close}")
+            }
             TemplateError::BadTag(tag) => {
                 write!(f, "unsupported tag {tag:?}: {}", bad_tag_hint(tag))
             }
             TemplateError::Undefined(name) => write!(f, "undefined variable {name:?}"),
+            TemplateError::Unbalanced(tag) if tag == "break" || tag == "continue" => {
+                write!(f, "{{% {tag} %}} outside a {{% for %}} loop")
+            }
             TemplateError::Unbalanced(tag) => {
                 write!(f, "{{% {tag} %}} without a matching open block")
             }
@@ -74,6 +144,7 @@ impl fmt::Display for TemplateError {
             TemplateError::Type(what) => f.write_str(what),
             TemplateError::Load(what) => f.write_str(what),
             TemplateError::In { name, error } => write!(f, "in {name:?}: {error}"),
+            TemplateError::At { line, error } => write!(f, "{error} at line {line}"),
         }
     }
 }
@@ -83,23 +154,28 @@ impl std::error::Error for TemplateError {}
 /// Why the tag text `tag` (of a `{{ }}` or `{% %}`) was refused, for
 /// [`TemplateError::BadTag`]'s message.
 fn bad_tag_hint(tag: &str) -> &'static str {
-    let word = tag.split(|c: char| c.is_whitespace()).next().unwrap_or("");
+    let (word, arg) = match tag.split_once(char::is_whitespace) {
+        Some((w, a)) => (w, a.trim()),
+        None => (tag, ""),
+    };
     match word {
         "" => "an empty tag",
         "module" | "apply" | "try" | "except" | "finally" | "while" | "import" | "from"
-        | "break" | "continue" | "whitespace" => {
-            "Tornado's tag is not supported: cyclone templates run no Python"
-        }
+        | "whitespace" => "Tornado's tag is not supported: cyclone templates run no Python",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "if" | "elif" => "a condition is a path or `not path` (no operators or calls)",
         "for" => "write `for x in path`, `for k, v in path.items()`, `.keys()` or `.values()`",
         "set" => "write `set name = path`",
+        "include" if quoted(arg).is_some() => {
+            "that template has {% extends %}: a template with a parent cannot be included (Tornado raises NotImplementedError for it)"
+        }
+        "extends" if quoted(arg).is_some() => "only one extends, outside every block",
         "include" | "extends" => "the name must be quoted",
         "raw" => "write `raw path`",
         "block" => "a block needs a name",
-        "end" | "else" => "takes nothing after it",
+        "end" | "else" | "break" | "continue" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a path (name.field.0); {% %} takes raw, if, elif, else, end, for, set, include, extends, block, comment or autoescape",
+        _ => "{{ }} takes a path (name.field.0); {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
     }
 }
 
@@ -107,6 +183,8 @@ fn bad_tag_hint(tag: &str) -> &'static str {
 struct Cond {
     negate: bool,
     path: String,
+    /// The line of its `{% if %}` or `{% elif %}`.
+    line: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,27 +196,38 @@ enum Source {
     Values,
 }
 
+/// A `{% for %}`.
+#[derive(Debug, Clone)]
+struct Loop {
+    var: String,
+    second: Option<String>,
+    path: String,
+    source: Source,
+    body: Vec<Node>,
+    /// `{% else %}`: shown when the loop ends without `{% break %}`.
+    otherwise: Vec<Node>,
+    line: u32,
+}
+
 #[derive(Debug, Clone)]
 enum Node {
     Text(String),
     Var {
         path: String,
         escape: bool,
+        line: u32,
     },
     If {
         branches: Vec<(Cond, Vec<Node>)>,
         otherwise: Vec<Node>,
     },
-    For {
-        var: String,
-        second: Option<String>,
-        path: String,
-        source: Source,
-        body: Vec<Node>,
-    },
+    For(Box<Loop>),
+    Break,
+    Continue,
     Set {
         name: String,
         path: String,
+        line: u32,
     },
     Include {
         name: String,
@@ -148,6 +237,26 @@ enum Node {
         name: String,
         body: Arc<[Node]>,
     },
+}
+
+/// Names of templates, outermost first: where nodes come from, seen from
+/// the template being rendered (empty for its own nodes). Each name is as
+/// the `{% include %}` or `{% extends %}` of the one before wrote it.
+type Origin = Arc<[String]>;
+
+/// `origin` seen from the template that reached it through `name`.
+fn under(name: &str, origin: &[String]) -> Origin {
+    std::iter::once(name.to_string())
+        .chain(origin.iter().cloned())
+        .collect()
+}
+
+/// A block's body, as shown where a `{% block %}` of its name is.
+#[derive(Debug, Clone)]
+struct BlockDef {
+    body: Arc<[Node]>,
+    /// The template that defined it.
+    origin: Origin,
 }
 
 /// A parsed template, ready to render many times: the small template
@@ -169,8 +278,10 @@ enum Node {
 /// | `{% if path %}` … `{% elif not path %}` … `{% else %}` … `{% end %}` | conditionals with Python truthiness; `not` negates |
 /// | `{% for x in path %}` … `{% end %}` | `x` bound to each element of an array (each key of an object) |
 /// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
+/// | `{% for x in path %}` … `{% else %}` … `{% end %}` | Python's `for … else`: the `else` part renders after the loop unless a `{% break %}` ended it (so also for an empty array) |
+/// | `{% break %}`, `{% continue %}` | end the innermost `{% for %}`, or its current iteration; also from inside an `{% if %}` in it (see *Loops* below) |
 /// | `{% set x = path %}` | binds `x` until the end of the enclosing block |
-/// | `{% include "file.html" %}` | that template, rendered here with the current names |
+/// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
 /// | `{% block name %}` … `{% end %}` | a block a child template can replace |
 /// | `{# text #}`, `{% comment text %}` | nothing |
@@ -182,9 +293,9 @@ enum Node {
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python expressions, `{% module %}`,
 /// `{% apply %}`, another `{% autoescape %}` function, `{% try %}`,
-/// `{% while %}`, `{% import %}`, `{% whitespace %}`, `for … else` — is
-/// refused when the template is parsed with [`TemplateError::BadTag`], whose
-/// message says what is supported instead.
+/// `{% while %}`, `{% import %}`, `{% whitespace %}` — is refused when the
+/// template is parsed with [`TemplateError::BadTag`], whose message says
+/// what is supported instead.
 ///
 /// **Printing values.** Strings print as they are; numbers and booleans as
 /// JSON prints them (`true`/`false`, where Tornado would print Python's
@@ -205,11 +316,43 @@ enum Node {
 /// always has (paths step into values only with
 /// [`render_value`](Template::render_value)).
 ///
+/// **Loops.** As in Python, `{% break %}` and `{% continue %}` act on the
+/// innermost `{% for %}` whose body they are in, through any `{% if %}`;
+/// in a loop's `{% else %}` part they act on the loop around it. Outside
+/// a loop — or directly in a `{% block %}` (whose body may be shown
+/// anywhere), or at the top of an included template — they are a
+/// [`TemplateError::Unbalanced`] when the template is parsed (Tornado:
+/// "break outside {'for', 'while'} block").
+///
+/// ```
+/// use cyclone::web::Template;
+///
+/// let t = Template::parse(
+///     "{% for u in users %}{% if u.hidden %}{% continue %}{% end %}\
+///      {% if u.last %}{% break %}{% end %}{{ u.name }} \
+///      {% else %}(all){% end %}",
+/// )
+/// .unwrap();
+/// let users = |last: bool| serde_json::json!({ "users": [
+///     { "name": "ann", "hidden": false, "last": false },
+///     { "name": "bob", "hidden": true, "last": false },
+///     { "name": "cy", "hidden": false, "last": last },
+/// ]});
+/// assert_eq!(t.render_value(&users(false)).unwrap(), "ann cy (all)");
+/// assert_eq!(t.render_value(&users(true)).unwrap(), "ann ");
+/// ```
+///
 /// **Inheritance.** As in Tornado: a template with `{% extends %}` renders its
 /// parent (text outside its blocks is dropped), each `{% block %}` of the
 /// parent showing the body of the last-defined block of that name along the
 /// chain (child over parent over grandparent); blocks nest, and blocks in
 /// included templates take part. `extends` must be outside every block.
+/// A template with `{% extends %}` cannot be `{% include %}`d: the include
+/// is a [`TemplateError::BadTag`] when the including template is parsed.
+/// Tornado cannot render it either (its include generates the included
+/// file's body, where its `extends` node has no code: `NotImplementedError`,
+/// tornado#1521); include a template without `extends` (its blocks then
+/// take part as above).
 /// `include`/`extends` names are relative to the including template's
 /// directory (`/name` is relative to `template_path`); they are resolved and
 /// parsed when the including template is, and the parsed tree is cached with
@@ -239,6 +382,16 @@ enum Node {
 /// `render` answers 500 for any of them and logs the cause, as
 /// Tornado does for an exception in a template.
 ///
+/// Errors say where they are, as Tornado's `ParseError` does ("Missing end
+/// expression }} at page.html:3"): every parse error, and a render error
+/// that comes from one tag (an undefined name, a loop over a value of the
+/// wrong kind), is wrapped in [`TemplateError::At`] with the 1-based line
+/// of the tag's `{{`/`{%`/`{#`, and that in [`TemplateError::In`] for each
+/// other template it is in: `in "parts/row.html": undefined variable
+/// "user" at line 3`. A block's body is of the template that defines it,
+/// wherever it is shown. (`render`'s message starts with the name of the
+/// template it rendered.)
+///
 /// **Parse once, render many.** Included and parent templates are parsed
 /// with the template (see [`parse_with_loader`](Self::parse_with_loader))
 /// and kept in its tree, so rendering reads no file and allocates little
@@ -246,11 +399,12 @@ enum Node {
 #[derive(Debug, Clone)]
 pub struct Template {
     nodes: Vec<Node>,
-    /// `{% extends %}`: the first template of the chain, whose text is shown.
-    base: Option<Arc<Template>>,
+    /// `{% extends %}`: the first template of the chain, whose text is
+    /// shown, and the chain of names that leads to it.
+    base: Option<(Origin, Arc<Template>)>,
     /// Each block name visible from here: the last definition along the
     /// extends chain, child over parent.
-    blocks: HashMap<String, Arc<[Node]>>,
+    blocks: HashMap<String, BlockDef>,
 }
 
 /// A `{{ }}` path or an old-style variable name.
@@ -274,7 +428,7 @@ fn quoted(s: &str) -> Option<&str> {
     (!inner.is_empty() && !inner.contains(['"', '\''])).then_some(inner)
 }
 
-fn parse_cond(arg: &str) -> Option<Cond> {
+fn parse_cond(arg: &str, line: u32) -> Option<Cond> {
     let (negate, path) = match arg.strip_prefix("not") {
         Some(rest) if rest.starts_with(char::is_whitespace) => (true, rest.trim()),
         _ => (false, arg),
@@ -282,11 +436,12 @@ fn parse_cond(arg: &str) -> Option<Cond> {
     is_name(path).then(|| Cond {
         negate,
         path: path.to_string(),
+        line,
     })
 }
 
 /// `x in path`, `k, v in path.items()`, ...
-fn parse_for(arg: &str) -> Option<Node> {
+fn parse_for(arg: &str, line: u32) -> Option<Loop> {
     let words: Vec<&str> = arg.split_whitespace().collect();
     let at = words.iter().position(|w| *w == "in")?;
     let [target] = &words[at + 1..] else {
@@ -316,12 +471,14 @@ fn parse_for(arg: &str) -> Option<Node> {
     if !is_name(path) || !arity_ok {
         return None;
     }
-    Some(Node::For {
+    Some(Loop {
         var: var.to_string(),
         second: second.map(str::to_string),
         path: path.to_string(),
         source,
         body: Vec::new(),
+        otherwise: Vec::new(),
+        line,
     })
 }
 
@@ -332,12 +489,19 @@ enum Open {
         /// The condition of the branch being read; `None` in `else`.
         cond: Option<Cond>,
     },
-    For(Node),
+    For {
+        node: Box<Loop>,
+        /// Reading its `{% else %}` part (where, as in Python, `break` and
+        /// `continue` are not in this loop).
+        in_else: bool,
+    },
     Block(String),
 }
 
 struct Frame {
     tag: String,
+    /// The line of the tag that opened it.
+    line: u32,
     open: Open,
     body: Vec<Node>,
 }
@@ -347,8 +511,8 @@ struct Parser<L> {
     stack: Vec<Frame>,
     root: Vec<Node>,
     text: String,
-    /// `{% extends %}`: the parent template.
-    parent: Option<Arc<Template>>,
+    /// `{% extends %}`: the parent template and its name.
+    parent: Option<(String, Arc<Template>)>,
     /// `false` after `{% autoescape None %}` (for the whole file, as in
     /// Tornado).
     autoescape: bool,
@@ -375,7 +539,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
         self.body().push(node);
     }
 
-    fn open(&mut self, tag: &str, open: Open) -> Result<(), TemplateError> {
+    fn open(&mut self, tag: &str, line: u32, open: Open) -> Result<(), TemplateError> {
         if self.stack.len() >= MAX_NESTING {
             return Err(TemplateError::TooDeep(format!(
                 "{{% {tag} %}} nests blocks deeper than {MAX_NESTING}"
@@ -384,6 +548,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
         self.flush();
         self.stack.push(Frame {
             tag: tag.to_string(),
+            line,
             open,
             body: Vec::new(),
         });
@@ -394,8 +559,23 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
         (self.load)(name)
     }
 
-    /// One `{% .. %}` tag; `inner` is trimmed.
-    fn directive(&mut self, inner: &str) -> Result<(), TemplateError> {
+    /// Whether a `{% break %}` here is in a loop: in the body of a
+    /// `{% for %}` (not its `else`), with no `{% block %}` in between (a
+    /// block's body can be shown anywhere, in no loop).
+    fn in_loop(&self) -> bool {
+        for frame in self.stack.iter().rev() {
+            match frame.open {
+                Open::For { in_else: false, .. } => return true,
+                Open::Block(_) => return false,
+                Open::For { in_else: true, .. } | Open::If { .. } => {}
+            }
+        }
+        false
+    }
+
+    /// One `{% .. %}` tag on line `line`; `inner` is trimmed. Errors are
+    /// not yet located (but an included template's may be).
+    fn directive(&mut self, inner: &str, line: u32) -> Result<(), TemplateError> {
         let bad = || TemplateError::BadTag(inner.to_string());
         let unbalanced = || TemplateError::Unbalanced(inner.to_string());
         let (word, arg) = match inner.split_once(char::is_whitespace) {
@@ -406,6 +586,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
             "raw" if is_name(arg) => self.push(Node::Var {
                 path: arg.to_string(),
                 escape: false,
+                line,
             }),
             "comment" => {}
             "autoescape" => match arg {
@@ -414,9 +595,10 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 _ => return Err(bad()),
             },
             "if" => {
-                let cond = parse_cond(arg).ok_or_else(bad)?;
+                let cond = parse_cond(arg, line).ok_or_else(bad)?;
                 self.open(
                     inner,
+                    line,
                     Open::If {
                         branches: Vec::new(),
                         cond: Some(cond),
@@ -425,24 +607,33 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
             }
             "elif" | "else" => {
                 let next = if word == "elif" {
-                    Some(parse_cond(arg).ok_or_else(bad)?)
+                    Some(parse_cond(arg, line).ok_or_else(bad)?)
                 } else if arg.is_empty() {
                     None
                 } else {
                     return Err(bad());
                 };
                 self.flush();
-                let Some(Frame {
-                    open: Open::If { branches, cond },
-                    body,
-                    ..
-                }) = self.stack.last_mut()
-                else {
-                    return Err(unbalanced());
-                };
-                let current = cond.take().ok_or_else(unbalanced)?;
-                branches.push((current, std::mem::take(body)));
-                *cond = next;
+                match self.stack.last_mut() {
+                    Some(Frame {
+                        open: Open::If { branches, cond },
+                        body,
+                        ..
+                    }) => {
+                        let current = cond.take().ok_or_else(unbalanced)?;
+                        branches.push((current, std::mem::take(body)));
+                        *cond = next;
+                    }
+                    Some(Frame {
+                        open: Open::For { node, in_else },
+                        body,
+                        ..
+                    }) if next.is_none() && !*in_else => {
+                        node.body = std::mem::take(body);
+                        *in_else = true;
+                    }
+                    _ => return Err(unbalanced()),
+                }
             }
             "end" if arg.is_empty() => {
                 self.flush();
@@ -461,11 +652,13 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                             otherwise: frame.body,
                         },
                     },
-                    Open::For(mut node) => {
-                        if let Node::For { body, .. } = &mut node {
-                            *body = frame.body;
+                    Open::For { mut node, in_else } => {
+                        if in_else {
+                            node.otherwise = frame.body;
+                        } else {
+                            node.body = frame.body;
                         }
-                        node
+                        Node::For(node)
                     }
                     Open::Block(name) => Node::Block {
                         name,
@@ -475,8 +668,25 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 self.body().push(node);
             }
             "for" => {
-                let node = parse_for(arg).ok_or_else(bad)?;
-                self.open(inner, Open::For(node))?;
+                let node = parse_for(arg, line).ok_or_else(bad)?;
+                self.open(
+                    inner,
+                    line,
+                    Open::For {
+                        node: Box::new(node),
+                        in_else: false,
+                    },
+                )?;
+            }
+            "break" | "continue" if arg.is_empty() => {
+                if !self.in_loop() {
+                    return Err(unbalanced());
+                }
+                self.push(if word == "break" {
+                    Node::Break
+                } else {
+                    Node::Continue
+                });
             }
             "set" => {
                 let (name, path) = arg.split_once('=').ok_or_else(bad)?;
@@ -487,12 +697,19 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 self.push(Node::Set {
                     name: name.to_string(),
                     path: path.to_string(),
+                    line,
                 });
             }
-            "block" if is_ident(arg) => self.open(inner, Open::Block(arg.to_string()))?,
+            "block" if is_ident(arg) => self.open(inner, line, Open::Block(arg.to_string()))?,
             "include" => {
                 let name = quoted(arg).ok_or_else(bad)?;
                 let template = self.load(name)?;
+                // Tornado's `_IncludeBlock` generates the included file's
+                // body, where its `_ExtendsBlock` has no code to generate:
+                // NotImplementedError (tornado#1521). Refused here too.
+                if template.base.is_some() {
+                    return Err(bad());
+                }
                 self.push(Node::Include {
                     name: name.to_string(),
                     template,
@@ -501,11 +718,9 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
             "extends" => {
                 let name = quoted(arg).ok_or_else(bad)?;
                 if !self.stack.is_empty() || self.parent.is_some() {
-                    return Err(TemplateError::BadTag(format!(
-                        "{inner} (only one extends, outside every block)"
-                    )));
+                    return Err(bad());
                 }
-                self.parent = Some(self.load(name)?);
+                self.parent = Some((name.to_string(), self.load(name)?));
             }
             _ => return Err(bad()),
         }
@@ -528,7 +743,10 @@ fn unescape(nodes: &mut [Node]) {
                 }
                 unescape(otherwise);
             }
-            Node::For { body, .. } => unescape(body),
+            Node::For(l) => {
+                unescape(&mut l.body);
+                unescape(&mut l.otherwise);
+            }
             Node::Block { body, .. } => match Arc::get_mut(body) {
                 Some(body) => unescape(body),
                 None => {
@@ -537,36 +755,51 @@ fn unescape(nodes: &mut [Node]) {
                     *body = copy.into();
                 }
             },
-            Node::Text(_) | Node::Set { .. } | Node::Include { .. } => {}
+            Node::Text(_)
+            | Node::Set { .. }
+            | Node::Include { .. }
+            | Node::Break
+            | Node::Continue => {}
         }
     }
 }
 
 /// Adds the blocks of `nodes` (and of the templates they include) to `map`,
 /// later definitions replacing earlier ones.
-fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, Arc<[Node]>>) {
+fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, BlockDef>, own: &Origin) {
     for node in nodes {
         match node {
             Node::Block { name, body } => {
-                map.insert(name.clone(), body.clone());
-                collect_blocks(body, map);
+                let def = BlockDef {
+                    body: body.clone(),
+                    origin: own.clone(),
+                };
+                map.insert(name.clone(), def);
+                collect_blocks(body, map, own);
             }
             Node::If {
                 branches,
                 otherwise,
             } => {
                 for (_, body) in branches {
-                    collect_blocks(body, map);
+                    collect_blocks(body, map, own);
                 }
-                collect_blocks(otherwise, map);
+                collect_blocks(otherwise, map, own);
             }
-            Node::For { body, .. } => collect_blocks(body, map),
-            Node::Include { template, .. } => {
-                for (name, body) in &template.blocks {
-                    map.insert(name.clone(), body.clone());
+            Node::For(l) => {
+                collect_blocks(&l.body, map, own);
+                collect_blocks(&l.otherwise, map, own);
+            }
+            Node::Include { name, template } => {
+                for (block, def) in &template.blocks {
+                    let def = BlockDef {
+                        body: def.body.clone(),
+                        origin: under(name, &def.origin),
+                    };
+                    map.insert(block.clone(), def);
                 }
             }
-            Node::Text(_) | Node::Var { .. } | Node::Set { .. } => {}
+            Node::Text(_) | Node::Var { .. } | Node::Set { .. } | Node::Break | Node::Continue => {}
         }
     }
 }
@@ -659,7 +892,8 @@ impl Template {
     /// [`TemplateError::Load`]).
     ///
     /// # Errors
-    /// Any parse-time [`TemplateError`] (see *Errors* [above](Template)).
+    /// Any parse-time [`TemplateError`] (see *Errors* [above](Template)),
+    /// in a [`TemplateError::At`] with the line of its tag.
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
         Template::parse_with_loader(src, |name| {
             Err(TemplateError::Load(format!(
@@ -694,7 +928,11 @@ impl Template {
     /// ```
     ///
     /// # Errors
-    /// Any parse-time [`TemplateError`], or what `load` returns.
+    /// Any parse-time [`TemplateError`], or what `load` returns, in a
+    /// [`TemplateError::At`] with the line of its tag — unless `load`'s
+    /// error already says where it is (a [`TemplateError::At`] or
+    /// [`TemplateError::In`]: an error of the loaded template), which is
+    /// returned as it is.
     pub fn parse_with_loader(
         src: &str,
         load: impl FnMut(&str) -> Result<Arc<Template>, TemplateError>,
@@ -708,6 +946,9 @@ impl Template {
             load,
         };
         let mut rest = src;
+        // The line of `src[..counted]`'s end: lines are counted as tags are
+        // met, so parsing stays linear.
+        let (mut line, mut counted) = (1u32, 0);
         while let Some(open) = rest.find('{') {
             let kind = rest[open + 1..].chars().next();
             let close = match kind {
@@ -730,36 +971,49 @@ impl Template {
                 rest = lit;
                 continue;
             }
-            let end = after
-                .find(close)
-                .ok_or(TemplateError::Unclosed(src.len() - rest.len() + open))?;
+            let at = src.len() - rest.len() + open;
+            let newlines = src[counted..at].bytes().filter(|b| *b == b'\n').count();
+            line = line.saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
+            counted = at;
+            let Some(end) = after.find(close) else {
+                return Err(TemplateError::Unclosed(rest[open..open + 2].to_string()).at(line));
+            };
             let inner = after[..end].trim();
             rest = &after[end + 2..];
             match kind {
                 Some('{') if is_name(inner) => p.push(Node::Var {
                     path: inner.to_string(),
                     escape: true,
+                    line,
                 }),
-                Some('%') => p.directive(inner)?,
+                Some('%') => p.directive(inner, line).map_err(|e| e.at(line))?,
                 Some('#') => {}
-                _ => return Err(TemplateError::BadTag(inner.to_string())),
+                _ => return Err(TemplateError::BadTag(inner.to_string()).at(line)),
             }
         }
         p.text.push_str(rest);
         p.flush();
         if let Some(frame) = p.stack.pop() {
-            return Err(TemplateError::UnclosedBlock(frame.tag));
+            return Err(TemplateError::UnclosedBlock(frame.tag).at(frame.line));
         }
         if !p.autoescape {
             unescape(&mut p.root);
         }
-        let mut blocks = p
-            .parent
-            .as_ref()
-            .map(|parent| parent.blocks.clone())
-            .unwrap_or_default();
-        collect_blocks(&p.root, &mut blocks);
-        let base = p.parent.map(|parent| parent.base.clone().unwrap_or(parent));
+        let mut blocks = HashMap::new();
+        if let Some((name, parent)) = &p.parent {
+            for (block, def) in &parent.blocks {
+                let def = BlockDef {
+                    body: def.body.clone(),
+                    origin: under(name, &def.origin),
+                };
+                blocks.insert(block.clone(), def);
+            }
+        }
+        collect_blocks(&p.root, &mut blocks, &Origin::from([]));
+        let base = p.parent.map(|(name, parent)| match &parent.base {
+            Some((origin, base)) => (under(&name, origin), base.clone()),
+            None => (under(&name, &[]), parent),
+        });
         Ok(Template {
             nodes: p.root,
             base,
@@ -774,7 +1028,8 @@ impl Template {
     ///
     /// # Errors
     /// [`TemplateError::Undefined`] for a variable missing from `vars`, or
-    /// another render-time error.
+    /// another render-time error; located as *Errors* [above](Template)
+    /// says.
     pub fn render(&self, vars: &[(&str, &str)]) -> Result<String, TemplateError> {
         self.render_root(Root::Pairs(vars))
     }
@@ -784,7 +1039,7 @@ impl Template {
     /// # Errors
     /// [`TemplateError::Type`] if `value` is not an object;
     /// [`TemplateError::Undefined`] for a missing name or field; another
-    /// render-time error.
+    /// render-time error; located as *Errors* [above](Template) says.
     pub fn render_value(&self, value: &Value) -> Result<String, TemplateError> {
         match value {
             Value::Object(map) => self.render_root(Root::Object(map)),
@@ -807,13 +1062,6 @@ impl Template {
         self.render_value(&value)
     }
 
-    fn entry(&self) -> &[Node] {
-        match &self.base {
-            Some(base) => &base.nodes,
-            None => &self.nodes,
-        }
-    }
-
     fn render_root<'a>(&'a self, root: Root<'a>) -> Result<String, TemplateError> {
         self.render_limited(root, Template::MAX_RENDER_STEPS, Template::MAX_OUTPUT)
     }
@@ -828,12 +1076,21 @@ impl Template {
             root,
             locals: Vec::new(),
             blocks: &self.blocks,
+            origin: Vec::new(),
+            floor: 0,
             out: String::new(),
             steps,
             max_steps: steps,
             max_output,
         };
-        r.nodes(self.entry(), 0)?;
+        let entry = match &self.base {
+            Some((origin, base)) => {
+                r.origin.extend(origin.iter().map(String::as_str));
+                &base.nodes
+            }
+            None => &self.nodes,
+        };
+        r.nodes(entry, 0)?;
         // The last node's output, not yet checked by a `tick`.
         r.check_output()?;
         Ok(r.out)
@@ -907,11 +1164,25 @@ fn push_escaped(out: &mut String, s: &str) {
     out.push_str(&s[last..]);
 }
 
+/// How a run of nodes ended: `{% break %}` and `{% continue %}` end it
+/// early, up to their loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Next,
+    Break,
+    Continue,
+}
+
 struct Renderer<'a> {
     root: Root<'a>,
     /// Loop and `set` bindings, innermost last.
     locals: Vec<(&'a str, Val<'a>)>,
-    blocks: &'a HashMap<String, Arc<[Node]>>,
+    blocks: &'a HashMap<String, BlockDef>,
+    /// `origin[floor..]`: the template whose nodes are being rendered, as
+    /// an [`Origin`] (includes push onto it; a block's body starts its own
+    /// at `floor`).
+    origin: Vec<&'a str>,
+    floor: usize,
     out: String,
     /// Steps left before [`TemplateError::TooLarge`].
     steps: u64,
@@ -1005,6 +1276,21 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// `error`, of the tag on line `line` of the nodes being rendered.
+    fn locate(&self, line: u32, error: TemplateError) -> TemplateError {
+        let mut error = TemplateError::At {
+            line,
+            error: Box::new(error),
+        };
+        for name in self.origin[self.floor..].iter().rev() {
+            error = TemplateError::In {
+                name: (*name).to_string(),
+                error: Box::new(error),
+            };
+        }
+        error
+    }
+
     /// Renders `body` with `var` (and `second`) bound.
     fn iteration(
         &mut self,
@@ -1013,7 +1299,7 @@ impl<'a> Renderer<'a> {
         second: Option<(&'a str, Val<'a>)>,
         body: &'a [Node],
         depth: usize,
-    ) -> Result<(), TemplateError> {
+    ) -> Result<Flow, TemplateError> {
         self.tick()?;
         let mark = self.locals.len();
         self.locals.push((var, value));
@@ -1025,87 +1311,110 @@ impl<'a> Renderer<'a> {
         result
     }
 
-    fn each(
-        &mut self,
-        var: &'a str,
-        second: Option<&'a str>,
-        path: &'a str,
-        source: Source,
-        body: &'a [Node],
-        depth: usize,
-    ) -> Result<(), TemplateError> {
-        let val = self.lookup(path)?;
-        let not_iterable = || {
-            TemplateError::Type(format!(
-                "cannot loop over {path:?}: it is {}{}",
-                val.kind(),
-                match source {
-                    Source::Plain => "",
-                    _ => " (items(), keys() and values() need an object)",
-                }
-            ))
-        };
-        match (val, source, second) {
-            (Val::Json(Value::Array(items)), Source::Plain, None) => {
+    /// A `{% for %}`: its body for each element (until a `{% break %}`),
+    /// then its `{% else %}` part unless it broke. What the `else` part
+    /// ends with goes to the enclosing loop.
+    fn each(&mut self, l: &'a Loop, depth: usize) -> Result<Flow, TemplateError> {
+        let (var, path, body) = (l.var.as_str(), l.path.as_str(), &l.body[..]);
+        let val = self.lookup(path).map_err(|e| self.locate(l.line, e))?;
+        let broke = match (val, l.source, l.second.as_deref()) {
+            (Val::Json(Value::Array(items)), Source::Plain, None) => 'run: {
                 for item in items {
-                    self.iteration(var, Val::Json(item), None, body, depth)?;
+                    if self.iteration(var, Val::Json(item), None, body, depth)? == Flow::Break {
+                        break 'run true;
+                    }
                 }
+                false
             }
-            (Val::Json(Value::Array(items)), Source::Plain, Some(b)) => {
+            (Val::Json(Value::Array(items)), Source::Plain, Some(b)) => 'run: {
                 for item in items {
                     let Value::Array(pair) = item else {
-                        return Err(TemplateError::Type(format!(
+                        let e = TemplateError::Type(format!(
                             "cannot unpack an element of {path:?} into {var}, {b}: it is {}",
                             kind(item)
-                        )));
+                        ));
+                        return Err(self.locate(l.line, e));
                     };
                     let [x, y] = pair.as_slice() else {
-                        return Err(TemplateError::Type(format!(
+                        let e = TemplateError::Type(format!(
                             "cannot unpack an array of {} into {var}, {b} (in {path:?})",
                             pair.len()
-                        )));
+                        ));
+                        return Err(self.locate(l.line, e));
                     };
-                    self.iteration(var, Val::Json(x), Some((b, Val::Json(y))), body, depth)?;
+                    let second = Some((b, Val::Json(y)));
+                    if self.iteration(var, Val::Json(x), second, body, depth)? == Flow::Break {
+                        break 'run true;
+                    }
                 }
+                false
             }
-            (Val::Json(Value::Object(map)), Source::Plain | Source::Keys, None) => {
+            (Val::Json(Value::Object(map)), Source::Plain | Source::Keys, None) => 'run: {
                 for key in map.keys() {
-                    self.iteration(var, Val::Str(key), None, body, depth)?;
+                    if self.iteration(var, Val::Str(key), None, body, depth)? == Flow::Break {
+                        break 'run true;
+                    }
                 }
+                false
             }
-            (Val::Json(Value::Object(map)), Source::Values, None) => {
+            (Val::Json(Value::Object(map)), Source::Values, None) => 'run: {
                 for value in map.values() {
-                    self.iteration(var, Val::Json(value), None, body, depth)?;
+                    if self.iteration(var, Val::Json(value), None, body, depth)? == Flow::Break {
+                        break 'run true;
+                    }
                 }
+                false
             }
-            (Val::Json(Value::Object(map)), Source::Items, Some(b)) => {
+            (Val::Json(Value::Object(map)), Source::Items, Some(b)) => 'run: {
                 for (key, value) in map {
-                    self.iteration(var, Val::Str(key), Some((b, Val::Json(value))), body, depth)?;
+                    let second = Some((b, Val::Json(value)));
+                    if self.iteration(var, Val::Str(key), second, body, depth)? == Flow::Break {
+                        break 'run true;
+                    }
                 }
+                false
             }
             (Val::Json(Value::Object(_)), Source::Plain, Some(b)) => {
-                return Err(TemplateError::Type(format!(
+                let e = TemplateError::Type(format!(
                     "cannot unpack the keys of {path:?} into {var}, {b}: use {path}.items()"
-                )))
+                ));
+                return Err(self.locate(l.line, e));
             }
-            _ => return Err(not_iterable()),
+            _ => {
+                let e = TemplateError::Type(format!(
+                    "cannot loop over {path:?}: it is {}{}",
+                    val.kind(),
+                    match l.source {
+                        Source::Plain => "",
+                        _ => " (items(), keys() and values() need an object)",
+                    }
+                ));
+                return Err(self.locate(l.line, e));
+            }
+        };
+        if broke {
+            Ok(Flow::Next)
+        } else {
+            self.nodes(&l.otherwise, depth)
         }
-        Ok(())
     }
 
-    fn nodes(&mut self, nodes: &'a [Node], depth: usize) -> Result<(), TemplateError> {
+    /// Renders `nodes`; stops at a `{% break %}` or `{% continue %}` (in
+    /// them or in an `{% if %}` of theirs), saying which.
+    fn nodes(&mut self, nodes: &'a [Node], depth: usize) -> Result<Flow, TemplateError> {
         if depth > MAX_RENDER_DEPTH {
             return Err(TemplateError::TooDeep(format!(
                 "blocks and includes nest deeper than {MAX_RENDER_DEPTH} while rendering"
             )));
         }
         let mark = self.locals.len();
+        let mut flow = Flow::Next;
         for node in nodes {
             self.tick()?;
             match node {
                 Node::Text(t) => self.out.push_str(t),
-                Node::Var { path, escape } => {
-                    let val = self.lookup(path)?;
+                Node::Var { path, escape, line } => {
+                    let val = self.lookup(path).map_err(|e| self.locate(*line, e))?;
                     self.print(val, *escape);
                 }
                 Node::If {
@@ -1114,39 +1423,52 @@ impl<'a> Renderer<'a> {
                 } => {
                     let mut chosen: &[Node] = otherwise;
                     for (cond, body) in branches {
-                        if self.lookup(&cond.path)?.truthy() != cond.negate {
+                        let val = self
+                            .lookup(&cond.path)
+                            .map_err(|e| self.locate(cond.line, e))?;
+                        if val.truthy() != cond.negate {
                             chosen = body;
                             break;
                         }
                     }
-                    self.nodes(chosen, depth + 1)?;
+                    flow = self.nodes(chosen, depth + 1)?;
                 }
-                Node::For {
-                    var,
-                    second,
-                    path,
-                    source,
-                    body,
-                } => self.each(var, second.as_deref(), path, *source, body, depth + 1)?,
-                Node::Set { name, path } => {
-                    let val = self.lookup(path)?;
+                Node::For(l) => flow = self.each(l, depth + 1)?,
+                Node::Break => flow = Flow::Break,
+                Node::Continue => flow = Flow::Continue,
+                Node::Set { name, path, line } => {
+                    let val = self.lookup(path).map_err(|e| self.locate(*line, e))?;
                     self.locals.push((name, val));
                 }
+                // No `break` leaves an included template or a block (the
+                // parser sees to it): their flow is always `Next`.
                 Node::Include { name, template } => {
-                    self.nodes(template.entry(), depth + 1)
-                        .map_err(|error| TemplateError::In {
-                            name: name.clone(),
-                            error: Box::new(error),
-                        })?;
+                    self.origin.push(name);
+                    let result = self.nodes(&template.nodes, depth + 1);
+                    self.origin.pop();
+                    result?;
                 }
-                Node::Block { name, body } => {
-                    let body = self.blocks.get(name).unwrap_or(body);
-                    self.nodes(body, depth + 1)?;
-                }
+                Node::Block { name, body } => match self.blocks.get(name) {
+                    Some(def) => {
+                        let (mark, floor) = (self.origin.len(), self.floor);
+                        self.floor = mark;
+                        self.origin.extend(def.origin.iter().map(String::as_str));
+                        let result = self.nodes(&def.body, depth + 1);
+                        self.origin.truncate(mark);
+                        self.floor = floor;
+                        result?;
+                    }
+                    None => {
+                        self.nodes(body, depth + 1)?;
+                    }
+                },
+            }
+            if flow != Flow::Next {
+                break;
             }
         }
         self.locals.truncate(mark);
-        Ok(())
+        Ok(flow)
     }
 }
 
@@ -1161,6 +1483,22 @@ mod tests {
 
     fn render_json(src: &str, value: Value) -> Result<String, TemplateError> {
         Template::parse(src)?.render_value(&value)
+    }
+
+    /// `error` at `line`.
+    fn at(line: u32, error: TemplateError) -> TemplateError {
+        TemplateError::At {
+            line,
+            error: Box::new(error),
+        }
+    }
+
+    /// `error` in the template `name`.
+    fn inside(name: &str, error: TemplateError) -> TemplateError {
+        TemplateError::In {
+            name: name.into(),
+            error: Box::new(error),
+        }
     }
 
     /// Parses `name` from `files`, loading includes and parents from there
@@ -1212,20 +1550,20 @@ mod tests {
     fn errors() {
         assert_eq!(
             render("x {{ name", &[]).unwrap_err(),
-            TemplateError::Unclosed(2)
+            at(1, TemplateError::Unclosed("{{".into()))
         );
         // `for` is a block now: without its `end` it is unclosed.
         assert_eq!(
             render("{% for x in y %}", &[]).unwrap_err(),
-            TemplateError::UnclosedBlock("for x in y".into())
+            at(1, TemplateError::UnclosedBlock("for x in y".into()))
         );
         assert_eq!(
             render("{{ a + b }}", &[]).unwrap_err(),
-            TemplateError::BadTag("a + b".into())
+            at(1, TemplateError::BadTag("a + b".into()))
         );
         assert_eq!(
             render("{{ who }}", &[("name", "x")]).unwrap_err(),
-            TemplateError::Undefined("who".into())
+            at(1, TemplateError::Undefined("who".into()))
         );
     }
 
@@ -1256,7 +1594,7 @@ mod tests {
         for bad in ["a.x", "a.b.2", "a.b.z", "n.x", "missing", "list.-1"] {
             assert_eq!(
                 render_json(&format!("{{{{ {bad} }}}}"), v.clone()).unwrap_err(),
-                TemplateError::Undefined(bad.into()),
+                at(1, TemplateError::Undefined(bad.into())),
                 "{bad}"
             );
         }
@@ -1275,7 +1613,9 @@ mod tests {
             "X!"
         );
         assert!(matches!(
-            render("{% for c in x %}{% end %}", &vars).unwrap_err(),
+            render("{% for c in x %}{% end %}", &vars)
+                .unwrap_err()
+                .innermost(),
             TemplateError::Type(_)
         ));
     }
@@ -1315,7 +1655,7 @@ mod tests {
         );
         assert_eq!(
             render_json("{% if nope %}{% end %}", json!({})).unwrap_err(),
-            TemplateError::Undefined("nope".into())
+            at(1, TemplateError::Undefined("nope".into()))
         );
     }
 
@@ -1378,7 +1718,7 @@ mod tests {
             ("{% for a, b in messages %}{% end %}", "an object"),
             ("{% for a, b in m %}{% end %}", "items()"),
         ] {
-            match render_json(t, v.clone()).unwrap_err() {
+            match render_json(t, v.clone()).unwrap_err().innermost() {
                 TemplateError::Type(msg) => assert!(msg.contains(what), "{t}: {msg}"),
                 e => panic!("{t}: {e:?}"),
             }
@@ -1398,7 +1738,7 @@ mod tests {
         );
         assert_eq!(
             render_json("{% if items %}{% set j = items.0 %}{% end %}{{ j }}", v).unwrap_err(),
-            TemplateError::Undefined("j".into())
+            at(1, TemplateError::Undefined("j".into()))
         );
     }
 
@@ -1426,17 +1766,12 @@ mod tests {
             "{% else x %}",
             "{{ f(x) }}",
         ] {
+            let err = Template::parse(tag).map(|_| ()).unwrap_err();
             assert!(
-                matches!(Template::parse(tag), Err(TemplateError::BadTag(_))),
-                "{tag}: {:?}",
-                Template::parse(tag).map(|_| ())
+                matches!(&err, TemplateError::At { line: 1, error } if matches!(**error, TemplateError::BadTag(_))),
+                "{tag}: {err:?}"
             );
         }
-        // for/else means something else in Python: not supported.
-        assert_eq!(
-            Template::parse("{% for x in a %}{% else %}{% end %}").unwrap_err(),
-            TemplateError::Unbalanced("else".into())
-        );
         assert!(Template::parse("{% comment anything at all %}").is_ok());
     }
 
@@ -1471,7 +1806,7 @@ mod tests {
                 TemplateError::Unbalanced("end".into()),
             ),
         ] {
-            assert_eq!(Template::parse(src).unwrap_err(), err, "{src}");
+            assert_eq!(Template::parse(src).unwrap_err(), at(1, err), "{src}");
         }
     }
 
@@ -1481,15 +1816,21 @@ mod tests {
         let t = Template::parse(&deep(MAX_NESTING)).unwrap();
         assert_eq!(t.render_value(&json!({"a": 1})).unwrap(), "");
         for n in [MAX_NESTING + 1, 10_000] {
-            assert!(
-                matches!(Template::parse(&deep(n)), Err(TemplateError::TooDeep(_))),
+            assert_eq!(
+                Template::parse(&deep(n)).unwrap_err(),
+                at(
+                    1,
+                    TemplateError::TooDeep("{% if a %} nests blocks deeper than 100".into())
+                ),
                 "{n}"
             );
         }
         // Unclosed, far too deep: still the depth error, not a crash.
         assert!(matches!(
-            Template::parse(&"{% for x in a %}".repeat(100_000)),
-            Err(TemplateError::TooDeep(_))
+            Template::parse(&"{% for x in a %}".repeat(100_000))
+                .unwrap_err()
+                .innermost(),
+            TemplateError::TooDeep(_)
         ));
     }
 
@@ -1515,12 +1856,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "in \"parts/message.html\": in \"sig.html\": undefined variable \"title\""
+            "in \"parts/message.html\": in \"sig.html\": undefined variable \"title\" at line 1"
         );
         // Without a loader, include is a load error.
         assert!(matches!(
-            Template::parse("{% include \"x.html\" %}"),
-            Err(TemplateError::Load(_))
+            Template::parse("{% include \"x.html\" %}").unwrap_err(),
+            TemplateError::At { line: 1, error } if matches!(*error, TemplateError::Load(_))
         ));
     }
 
@@ -1616,9 +1957,12 @@ mod tests {
             "{% extends \"base.html\" %}{% extends \"base.html\" %}",
         ] {
             let files = [("base.html", "b"), ("bad.html", bad)];
-            assert!(
-                matches!(load(&files, "bad.html", 0), Err(TemplateError::BadTag(_))),
-                "{bad}"
+            let err = load(&files, "bad.html", 0).unwrap_err();
+            let tag = TemplateError::BadTag("extends \"base.html\"".into());
+            assert_eq!(err, at(1, tag), "{bad}");
+            assert_eq!(
+                err.to_string(),
+                "unsupported tag \"extends \\\"base.html\\\"\": only one extends, outside every block at line 1"
             );
         }
     }
@@ -1759,12 +2103,381 @@ mod tests {
             Template::parse("{% while x %}{% end %}")
                 .unwrap_err()
                 .to_string(),
-            "unsupported tag \"while x\": Tornado's tag is not supported: cyclone templates run no Python"
+            "unsupported tag \"while x\": Tornado's tag is not supported: cyclone templates run no Python at line 1"
         );
         assert!(Template::parse("{% endblock %}")
             .unwrap_err()
             .to_string()
             .contains("every block closes with {% end %}"));
+    }
+
+    #[test]
+    fn parse_errors_say_the_line_of_their_tag() {
+        use TemplateError::{BadTag, TooDeep, Unbalanced, Unclosed, UnclosedBlock};
+        for (src, err) in [
+            ("a\n\n{{ x", at(3, Unclosed("{{".into()))),
+            ("a\n{% if x %}\nb {%", at(3, Unclosed("{%".into()))),
+            ("{#\n\n", at(1, Unclosed("{#".into()))),
+            // A tag's line is where its `{{` is; the lines inside it count.
+            (
+                "{{ a }}{{ b\n}}\n{% bogus %}",
+                at(3, BadTag("bogus".into())),
+            ),
+            ("a\nb {{ x + 1 }}\n", at(2, BadTag("x + 1".into()))),
+            (
+                "{{ a }}\r\n{% set 1 = a %}",
+                at(2, BadTag("set 1 = a".into())),
+            ),
+            ("é\n{{! x \n}} {% x", at(3, Unclosed("{%".into()))),
+            ("\n{{{ x", at(2, Unclosed("{{".into()))),
+            ("\n\n\n{% end %}", at(4, Unbalanced("end".into()))),
+            (
+                "{% if a %}\n{% else %}\n{% else %}{% end %}",
+                at(3, Unbalanced("else".into())),
+            ),
+            // An unclosed block: the line of the tag that opened it.
+            (
+                "x\n{% for i in xs %}\n{% if i %}\n{% end %}",
+                at(2, UnclosedBlock("for i in xs".into())),
+            ),
+        ] {
+            assert_eq!(Template::parse(src).unwrap_err(), err, "{src:?}");
+        }
+        let deep = "{% if a %}\n".repeat(MAX_NESTING + 1);
+        assert_eq!(
+            Template::parse(&deep).unwrap_err(),
+            at(
+                101,
+                TooDeep("{% if a %} nests blocks deeper than 100".into())
+            )
+        );
+        for (src, says) in [
+            ("a\n\n{{ x", "{{ without its closing }} at line 3"),
+            ("{#", "{# without its closing #} at line 1"),
+            ("\n{% x", "{% without its closing %} at line 2"),
+            (
+                "\n\n\n{% end %}",
+                "{% end %} without a matching open block at line 4",
+            ),
+            (
+                "x\n{% for i in xs %}\n",
+                "{% for i in xs %} without its {% end %} at line 2",
+            ),
+        ] {
+            assert_eq!(Template::parse(src).unwrap_err().to_string(), says);
+        }
+        // A loader's error is the include's, at its line...
+        assert_eq!(
+            Template::parse("x\n{% include \"a.html\" %}").unwrap_err(),
+            at(
+                2,
+                TemplateError::Load(
+                    "cannot load \"a.html\": Template::parse has no loader (use parse_with_loader)"
+                        .into()
+                )
+            )
+        );
+        // ... unless it already says where it is: in another template.
+        let files = [
+            ("page.html", "<h1>\n{% include \"parts/bad.html\" %}"),
+            ("parts/bad.html", "ok\n\n{% if a == 1 %}{% end %}"),
+        ];
+        let err = load(&files, "page.html", 0).unwrap_err();
+        assert_eq!(
+            err,
+            inside("parts/bad.html", at(3, BadTag("if a == 1".into())))
+        );
+        assert_eq!(
+            err.to_string(),
+            "in \"parts/bad.html\": unsupported tag \"if a == 1\": a condition is a path or `not path` (no operators or calls) at line 3"
+        );
+        assert_eq!(err.innermost(), &BadTag("if a == 1".into()));
+    }
+
+    #[test]
+    fn render_errors_say_the_line_and_the_template() {
+        use TemplateError::{Type, Undefined};
+        let v = json!({"title": "T", "a": false, "s": "str", "xs": [1]});
+        for (src, err) in [
+            (
+                "<h1>{{ title }}</h1>\n<p>{{ user.name }}</p>",
+                at(2, Undefined("user.name".into())),
+            ),
+            (
+                "{% if a %}\n{% elif b %}{% end %}",
+                at(2, Undefined("b".into())),
+            ),
+            ("\n{% set x = nope %}", at(2, Undefined("nope".into()))),
+            (
+                "\n\n{% for c in s %}{% end %}",
+                at(3, Type("cannot loop over \"s\": it is a string".into())),
+            ),
+            (
+                "{% for a, b in xs %}\n{% end %}",
+                at(
+                    1,
+                    Type("cannot unpack an element of \"xs\" into a, b: it is a number".into()),
+                ),
+            ),
+            (
+                "{% for x in xs %}{% else %}\n{% raw nope %}{% end %}",
+                at(2, Undefined("nope".into())),
+            ),
+        ] {
+            assert_eq!(render_json(src, v.clone()).unwrap_err(), err, "{src:?}");
+        }
+        assert_eq!(
+            render_json("<h1>{{ title }}</h1>\n<p>{{ user.name }}</p>", v)
+                .unwrap_err()
+                .to_string(),
+            "undefined variable \"user.name\" at line 2"
+        );
+
+        // Through includes and extends: the template each node is from.
+        let files = [
+            (
+                "base.html",
+                "<title>{% block title %}{{ site }}{% end %}</title>\n{% block body %}{% end %}\n{{ footer }}",
+            ),
+            (
+                "page.html",
+                "{% extends \"base.html\" %}\n{% block body %}\n{{ who }}{% include \"parts/list.html\" %}{% end %}",
+            ),
+            (
+                "parts/list.html",
+                "<ul>\n{% for i in items %}<li>{{ i.name }}</li>{% end %}</ul>{% include \"card.html\" %}",
+            ),
+            ("parts/card.html", "{% block card %}\n\n{{ card }}{% end %}"),
+            (
+                "layout.html",
+                "{% extends \"base.html\" %}{% block title %}\n{{ heading }}{% end %}",
+            ),
+            ("deep.html", "{% extends \"layout.html\" %}"),
+        ];
+        let full = json!({
+            "site": "S", "footer": "F", "who": "W", "card": "C", "heading": "H",
+            "items": [{"name": "a"}],
+        });
+        let page = load(&files, "page.html", 0).unwrap();
+        assert_eq!(
+            page.render_value(&full).unwrap(),
+            "<title>S</title>\n\nW<ul>\n<li>a</li></ul>\n\nC\nF"
+        );
+        let without = |key: &str| {
+            let mut v = full.clone();
+            v.as_object_mut().unwrap().remove(key);
+            v
+        };
+        for (template, missing, err) in [
+            // The child's own block, shown by the parent: the child's line.
+            (&page, "who", at(3, Undefined("who".into()))),
+            // The parent's text and the parent's own blocks.
+            (
+                &page,
+                "footer",
+                inside("base.html", at(3, Undefined("footer".into()))),
+            ),
+            (
+                &page,
+                "site",
+                inside("base.html", at(1, Undefined("site".into()))),
+            ),
+            (
+                &page,
+                "items",
+                inside("parts/list.html", at(2, Undefined("items".into()))),
+            ),
+            // A block of an included template (within an include).
+            (
+                &page,
+                "card",
+                inside(
+                    "parts/list.html",
+                    inside("card.html", at(3, Undefined("card".into()))),
+                ),
+            ),
+        ] {
+            assert_eq!(
+                template.render_value(&without(missing)).unwrap_err(),
+                err,
+                "{missing}"
+            );
+        }
+        let deep = load(&files, "deep.html", 0).unwrap();
+        assert_eq!(
+            deep.render_value(&without("footer")).unwrap_err(),
+            inside(
+                "layout.html",
+                inside("base.html", at(3, Undefined("footer".into())))
+            )
+        );
+        let err = deep.render_value(&without("heading")).unwrap_err();
+        assert_eq!(
+            err,
+            inside("layout.html", at(2, Undefined("heading".into())))
+        );
+        assert_eq!(
+            err.to_string(),
+            "in \"layout.html\": undefined variable \"heading\" at line 2"
+        );
+        let mut bad_item = full.clone();
+        bad_item["items"] = json!([{"name": "a"}, 2]);
+        assert_eq!(
+            page.render_value(&bad_item).unwrap_err().to_string(),
+            "in \"parts/list.html\": undefined variable \"i.name\" at line 2"
+        );
+    }
+
+    #[test]
+    fn break_and_continue_end_a_loop_or_an_iteration() {
+        let items: Vec<Value> = (1..=5)
+            .map(|n| json!({"n": n, "skip": n == 2, "stop": n == 4}))
+            .collect();
+        let v = json!({
+            "items": items, "xs": [1, 2], "empty": [], "rows": [[1, 2], [3, 4]],
+            "m": {"a": 0, "b": 1, "c": 0}, "i": "outer", "y": "inner",
+        });
+        for (src, want) in [
+            (
+                "{% for i in items %}{% if i.skip %}{% continue %}{% end %}{% if i.stop %}{% break %}{% end %}{{ i.n }},{% end %}",
+                "1,3,",
+            ),
+            // `else`: unless the loop broke, also after no iteration.
+            (
+                "{% for i in items %}{% if i.stop %}{% break %}{% end %}{% else %}done{% end %}",
+                "",
+            ),
+            ("{% for x in xs %}{{ x }}{% else %}!{% end %}", "12!"),
+            ("[{% for x in empty %}{{ x }}{% else %}!{% end %}]", "[!]"),
+            ("{% for x in xs %}{% continue %}x{% else %}!{% end %}", "!"),
+            (
+                "{% for x in xs %}{% if x %}{% if x %}{% break %}{% end %}{% end %}x{% end %}.",
+                ".",
+            ),
+            // Only the innermost loop.
+            (
+                "{% for r in rows %}[{% for c in r %}{{ c }}{% break %}{% end %}]{% end %}",
+                "[1][3]",
+            ),
+            // In an `else` part: the loop around it.
+            (
+                "{% for r in rows %}({% for c in r %}{{ c }}{% else %}{% break %}{% end %}){% end %}end",
+                "(12end",
+            ),
+            (
+                "{% for r in rows %}({% for c in r %}{{ c }}{% else %}{% continue %}{% end %}){% end %}",
+                "(12(34",
+            ),
+            (
+                "{% for k, v in m.items() %}{% if v %}{% break %}{% end %}{{ k }}{% end %}",
+                "a",
+            ),
+            // A block's own loop.
+            (
+                "{% block b %}{% for x in xs %}{{ x }}{% break %}{% end %}{% end %}",
+                "1",
+            ),
+            // Names bound in the loop end with it, however it ends.
+            (
+                "{% for x in xs %}{% if x %}{% set i = y %}{{ i }}{% break %}{% end %}{% end %}{{ i }}",
+                "innerouter",
+            ),
+        ] {
+            assert_eq!(render_json(src, v.clone()).unwrap(), want, "{src}");
+        }
+
+        use TemplateError::{BadTag, Unbalanced};
+        for (src, err) in [
+            ("{% break %}", at(1, Unbalanced("break".into()))),
+            (
+                "{% if a %}\n{% continue %}{% end %}",
+                at(2, Unbalanced("continue".into())),
+            ),
+            (
+                "{% for x in xs %}{% block b %}{% break %}{% end %}{% end %}",
+                at(1, Unbalanced("break".into())),
+            ),
+            (
+                "{% for x in xs %}{% else %}\n{% break %}{% end %}",
+                at(2, Unbalanced("break".into())),
+            ),
+            (
+                "{% for x in xs %}{% break now %}{% end %}",
+                at(1, BadTag("break now".into())),
+            ),
+            (
+                "{% for x in xs %}{% elif a %}{% end %}",
+                at(1, Unbalanced("elif a".into())),
+            ),
+            (
+                "{% for x in xs %}{% else %}{% else %}{% end %}",
+                at(1, Unbalanced("else".into())),
+            ),
+        ] {
+            assert_eq!(Template::parse(src).unwrap_err(), err, "{src}");
+        }
+        assert_eq!(
+            Template::parse("\n{% break %}").unwrap_err().to_string(),
+            "{% break %} outside a {% for %} loop at line 2"
+        );
+        assert_eq!(
+            Template::parse("{% for x in xs %}{% continue 2 %}{% end %}")
+                .unwrap_err()
+                .to_string(),
+            "unsupported tag \"continue 2\": takes nothing after it at line 1"
+        );
+        // An included template is not in the includer's loop.
+        let files = [
+            (
+                "page.html",
+                "{% for x in xs %}{% include \"inc.html\" %}{% end %}",
+            ),
+            ("inc.html", "{{ x }}\n{% break %}"),
+        ];
+        assert_eq!(
+            load(&files, "page.html", 0).unwrap_err(),
+            inside("inc.html", at(2, Unbalanced("break".into())))
+        );
+    }
+
+    #[test]
+    fn a_template_with_extends_cannot_be_included() {
+        let files = [
+            ("base.html", "<html>{% block b %}B{% end %}</html>"),
+            (
+                "card.html",
+                "{% extends \"base.html\" %}{% block b %}card{% end %}",
+            ),
+            ("page.html", "<p>\n{% include \"card.html\" %}</p>"),
+            ("mid.html", "{% include \"card.html\" %}"),
+            ("outer.html", "{% include \"mid.html\" %}"),
+            ("plain.html", "[{% block b %}plain{% end %}]"),
+            ("ok.html", "<p>{% include \"plain.html\" %}</p>"),
+        ];
+        let err = load(&files, "page.html", 0).unwrap_err();
+        assert_eq!(
+            err,
+            at(2, TemplateError::BadTag("include \"card.html\"".into()))
+        );
+        assert_eq!(
+            err.to_string(),
+            "unsupported tag \"include \\\"card.html\\\"\": that template has {% extends %}: a template with a parent cannot be included (Tornado raises NotImplementedError for it) at line 2"
+        );
+        assert_eq!(
+            load(&files, "outer.html", 0).unwrap_err(),
+            inside(
+                "mid.html",
+                at(1, TemplateError::BadTag("include \"card.html\"".into()))
+            )
+        );
+        // Without extends, included blocks render in place.
+        assert_eq!(
+            load(&files, "ok.html", 0)
+                .unwrap()
+                .render_value(&json!({}))
+                .unwrap(),
+            "<p>[plain]</p>"
+        );
     }
 
     #[test]
