@@ -243,10 +243,22 @@ fn host_name_is_resolved_off_loop() {
 fn callback_style_handler() {
     struct Client {
         got: Rc<RefCell<Vec<String>>>,
+        /// What `ws.request()` said in `open`.
+        sent: Rc<RefCell<String>>,
     }
     impl WebSocketHandler for Client {
         fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
-            assert!(ws.request().is_none());
+            // The upgrade request this client sent, as Tornado's
+            // WebSocketClientConnection.request.
+            let r = ws.request();
+            *self.sent.borrow_mut() = format!(
+                "{} {} x-trace={:?} {} {:?}",
+                r.method(),
+                r.uri(),
+                r.header("x-trace"),
+                r.protocol(),
+                r.peer()
+            );
             for i in 0..100 {
                 ws.write_message(format!("m{i}")).expect("open");
             }
@@ -265,15 +277,26 @@ fn callback_style_handler() {
     }
     let addr = server();
     let got = Rc::new(RefCell::new(Vec::new()));
+    let sent = Rc::new(RefCell::new(String::new()));
     websocket_connect_with(
-        &format!("ws://{addr}/echo"),
-        ConnectOptions::default(),
-        Client { got: got.clone() },
+        &format!("ws://{addr}/echo?x=1"),
+        ConnectOptions {
+            headers: vec![("X-Trace".to_owned(), "t-42".to_owned())],
+            ..ConnectOptions::default()
+        },
+        Client {
+            got: got.clone(),
+            sent: sent.clone(),
+        },
     )
     .expect("connect");
     IOLoop::current().start();
     let want: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
     assert_eq!(*got.borrow(), want);
+    assert_eq!(
+        *sent.borrow(),
+        format!("GET /echo?x=1 x-trace=Some(\"t-42\") http Some({addr})")
+    );
 }
 
 /// The simplest callback: messages, then `None`.

@@ -79,7 +79,7 @@ impl WebSocketHandler for Echo {
         match text.as_deref() {
             Some("close-me") => ws.close(Some(4001), "asked to"),
             Some("protocol") => {
-                let p = ws.request().map_or("none", |r| r.protocol());
+                let p = ws.request().protocol();
                 ws.write_message(p.to_string()).unwrap();
             }
             Some(t) if t.starts_with("big ") => {
@@ -880,6 +880,9 @@ mod client {
                 (format!("wss://127.0.0.1:{port}/echo"), by_config),
             ] {
                 let conn = websocket_connect_opts(&url, opts).await.expect(&url);
+                let sent = conn.request().expect("open");
+                assert_eq!((sent.uri(), sent.protocol()), ("/echo", "https"));
+                assert_eq!(sent.peer(), Some(addr));
                 conn.write_message("hello wss").expect("open");
                 assert_eq!(conn.read_message().await, Some(Message::from("hello wss")));
                 conn.write_message("protocol").expect("open");

@@ -82,10 +82,7 @@ impl WebSocketHandler for Echo {
             }
             Some("panic") => panic!("handler panic requested"),
             Some("query") => {
-                let q = ws
-                    .request()
-                    .and_then(|r| r.query_argument("name"))
-                    .unwrap_or_default();
+                let q = ws.request().query_argument("name").unwrap_or_default();
                 ws.write_message(format!("name={q}")).unwrap();
             }
             Some("json") => {

@@ -46,7 +46,7 @@ pub(crate) struct WsParts {
     pub(crate) stream: Stream,
     pub(crate) session: Session,
     pub(crate) settings: Rc<WebSocketSettings>,
-    pub(crate) request: Option<Request>,
+    pub(crate) request: Request,
     pub(crate) subprotocol: Option<String>,
     pub(crate) args: Vec<String>,
     pub(crate) leftover: Vec<u8>,

@@ -149,10 +149,12 @@ impl<'a> WebSocket<'a> {
         }
     }
 
-    /// The handshake request (path, query arguments, headers, cookies).
-    /// `None` on client connections.
-    pub fn request(&self) -> Option<&Request> {
-        self.core.request.as_ref()
+    /// The handshake request (Tornado's `self.request`): path, query
+    /// arguments, headers, cookies, `peer()`, `protocol()`. On a client
+    /// connection, the upgrade request it sent (Tornado's
+    /// `WebSocketClientConnection.request`), with the server as `peer()`.
+    pub fn request(&self) -> &Request {
+        &self.core.request
     }
 
     /// The subprotocol selected during the handshake.

@@ -219,7 +219,9 @@ pub(crate) struct Core {
     pub(crate) stream: Stream,
     pub(crate) session: Session,
     pub(crate) settings: Rc<WebSocketSettings>,
-    pub(super) request: Option<Request>,
+    /// The handshake request: the one received (server), or the one
+    /// sent (client).
+    pub(super) request: Request,
     /// Fields most connections never set (one pointer while idle).
     pub(super) rare: Option<Box<Rare>>,
     /// A partial frame waiting for the rest of its bytes.

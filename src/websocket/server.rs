@@ -151,7 +151,7 @@ impl Upgrade for ServerUpgrade {
                 stream,
                 session,
                 settings: s.settings,
-                request: Some(s.request),
+                request: s.request,
                 subprotocol: s.subprotocol,
                 args: s.args,
                 leftover,

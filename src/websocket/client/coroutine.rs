@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::handshake::{abandon, start_connect};
 use super::{ConnectError, ConnectOptions, WRITE_HIGH_WATER};
+use crate::http::Request;
 use crate::ioloop::{ConnId, IOLoop};
 use crate::websocket::connection::{with_websocket, with_websocket_later, WebSocket};
 use crate::websocket::context::{check_ping, PingError};
@@ -362,6 +363,14 @@ impl WebSocketClientConnection {
     /// without a Close, and so on. `None` while open.
     pub fn closed_by(&self) -> Option<CloseReason> {
         self.state.borrow().closed_by
+    }
+
+    /// The upgrade request this client sent (Tornado's
+    /// `WebSocketClientConnection.request`): method, path, query, headers,
+    /// the server's address as `peer()`, `protocol()` `https` over
+    /// `wss://`. A copy; `None` once the connection is gone.
+    pub fn request(&self) -> Option<Request> {
+        with_websocket(&IOLoop::current(), self.id, |ws| ws.request().clone())
     }
 
     /// The subprotocol the server selected.

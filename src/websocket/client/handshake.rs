@@ -14,7 +14,8 @@ use mio::Interest;
 
 use super::{ConnectError, ConnectOptions, WsUrl};
 use crate::http::reader::find_head_end;
-use crate::http::Stream;
+use crate::http::request::{HeadLimits, HeadStatus};
+use crate::http::{Request, Stream};
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
 use crate::protocol::handshake::{
     generate_key, parse_client_response, write_client_request, ClientResponse,
@@ -265,6 +266,42 @@ impl ClientHandshake {
         }
     }
 
+    /// The upgrade request this client sent, as the `Request` its
+    /// handler's `ws.request()` returns (Tornado's
+    /// `WebSocketClientConnection.request`): method, path, query and
+    /// headers as written, `peer()` the server's address, `protocol()`
+    /// `https` over `wss://`.
+    fn sent_request(&self, stream: &Stream) -> Request {
+        let parse = |head: &[u8]| {
+            let limits = HeadLimits {
+                max_head_bytes: head.len(),
+                max_headers: self.opts.headers.len() + 16,
+            };
+            match Request::parse_head(head, &limits) {
+                Ok(HeadStatus::Complete(r, _)) => Some(r),
+                _ => None,
+            }
+        };
+        // Our own head parses (names and values are checked when written);
+        // should httparse refuse a caller's header anyway, keep the
+        // request line and the Host.
+        let resource = match self.url.resource.as_str() {
+            "" => "/",
+            r => r,
+        };
+        let minimal = format!(
+            "GET {resource} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.url.host_header
+        );
+        let mut request = parse(&self.out)
+            .or_else(|| parse(minimal.as_bytes()))
+            .or_else(|| parse(b"GET / HTTP/1.1\r\n\r\n"))
+            .expect("a constant request head parses");
+        request.set_peer(stream.tcp().peer_addr().ok());
+        request.set_https(stream.is_tls());
+        request
+    }
+
     /// The 101 checked out: become a client-role `WsConn` in this slot.
     fn finish(
         &mut self,
@@ -296,13 +333,14 @@ impl ClientHandshake {
             return Err(ConnectError::Io(io::Error::other("handshake state lost")));
         };
         let leftover = self.response.after_head(resp.head_len).to_vec();
+        let request = self.sent_request(&stream);
         let conn = WsConn::new(
             handler,
             WsParts {
                 stream,
                 session,
                 settings: Rc::new(self.opts.settings()),
-                request: None,
+                request,
                 subprotocol: resp.subprotocol,
                 args: Vec::new(),
                 leftover,
