@@ -18,9 +18,9 @@ use cyclone::protocol::{CompressionOptions, HandshakeError};
 use cyclone::web::Application;
 use cyclone::websocket::client::WsUrl;
 use cyclone::websocket::{
-    websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_with,
-    write_to, CloseReason, ConnectError, ConnectOptions, Message, PingError, WebSocket,
-    WebSocketHandler,
+    close_connection, websocket_connect, websocket_connect_callback, websocket_connect_opts,
+    websocket_connect_with, write_to, CloseReason, ConnectError, ConnectOptions, Message,
+    PingError, WebSocket, WebSocketHandler,
 };
 
 struct Echo;
@@ -1390,4 +1390,37 @@ fn client_ping_over_125_bytes_is_refused_and_125_sent_intact() {
     );
     assert_eq!(*pongs.borrow(), vec![format!("pong {fits_text}")]);
     assert_eq!(*log.borrow(), vec![format!("ping {fits_text}")]);
+}
+
+/// The callback-style client has only a `ConnId`: `close_connection`
+/// closes it (Tornado's `conn.close()`), after which the callback gets
+/// `None`. `/greet` never closes by itself.
+#[test]
+fn callback_client_is_closed_by_id() {
+    let addr = server();
+    let got: Rc<RefCell<Vec<Option<String>>>> = Rc::new(RefCell::new(Vec::new()));
+    let id = Rc::new(std::cell::Cell::new(None));
+    let (g, i) = (got.clone(), id.clone());
+    let conn = websocket_connect_callback(
+        &format!("ws://{addr}/greet"),
+        ConnectOptions::default(),
+        move |m| match m {
+            Some(m) => {
+                g.borrow_mut()
+                    .push(Some(m.as_text().unwrap_or("").to_owned()));
+                assert!(close_connection(i.get().unwrap(), Some(1000), "done"));
+            }
+            None => {
+                g.borrow_mut().push(None);
+                IOLoop::current().stop();
+            }
+        },
+    )
+    .expect("connect");
+    id.set(Some(conn));
+    let watchdog =
+        IOLoop::current().call_later(Duration::from_secs(10), || IOLoop::current().stop());
+    IOLoop::current().start();
+    IOLoop::current().remove_timeout(watchdog);
+    assert_eq!(*got.borrow(), vec![Some("hello".to_owned()), None]);
 }

@@ -1627,3 +1627,106 @@ fn large_queue_to_a_slow_reader_leaves_whole_and_is_counted_exactly() {
     assert_eq!((fin, op, got.as_slice()), (true, 0x1, &b"drained"[..]));
     assert_eq!(srv.metrics().queued_bytes, 0);
 }
+
+/// Members of a room: a message `kick N` closes member N (another
+/// connection, idle at the time) with 4000; `leave` closes the sender
+/// itself by id (the connection being served: closed once put back);
+/// `later` closes the sender from a timer. Each member's `on_close`
+/// reports its id's index and why it closed.
+struct Member {
+    room: std::rc::Rc<std::cell::RefCell<Vec<cyclone::websocket::ConnId>>>,
+    closed: Sender<(usize, Option<CloseReason>)>,
+}
+
+impl WebSocketHandler for Member {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        self.room.borrow_mut().push(ws.id());
+        let n = self.room.borrow().len() - 1;
+        ws.write_message(n.to_string()).unwrap();
+    }
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let text = msg.as_text().unwrap();
+        if let Some(n) = text.strip_prefix("kick ") {
+            let id = self.room.borrow()[n.parse::<usize>().unwrap()];
+            let took = cyclone::websocket::close_connection(id, Some(4000), "kicked");
+            ws.write_message(format!("kick {took}")).unwrap();
+        } else if text == "leave" {
+            cyclone::websocket::close_connection(ws.id(), Some(4001), "bye");
+        } else if text == "later" {
+            let id = ws.id();
+            ws.io_loop().call_later(Duration::from_millis(50), move || {
+                cyclone::websocket::close_connection(id, None, "");
+            });
+        }
+    }
+
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let n = self
+            .room
+            .borrow()
+            .iter()
+            .position(|id| *id == ws.id())
+            .unwrap();
+        let _ = self.closed.send((n, ws.closed_by()));
+    }
+}
+
+/// `close_connection` by id, from another connection's handler, from the
+/// connection's own handler and from a timer: each peer gets the Close
+/// with its code and reason, and its handler's `on_close` says `Local`.
+/// The id of a connection that is gone is refused.
+#[test]
+fn connections_are_closed_by_id() {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let room = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        Application::builder()
+            .websocket("/room", move |_r: &Request| Member {
+                room: room.clone(),
+                closed: tx.clone(),
+            })
+            .build()
+    });
+    let mut members: Vec<_> = (0..3)
+        .map(|i| {
+            let mut ws = connect(&srv, "/room");
+            assert_eq!(ws.read().unwrap(), TMsg::text(i.to_string()));
+            ws
+        })
+        .collect();
+    let expect_close = |ws: &mut tungstenite::WebSocket<TcpStream>, want: Option<(u16, &str)>| {
+        match ws.read() {
+            Ok(TMsg::Close(f)) => {
+                let got = f.as_ref().map(|f| (u16::from(f.code), f.reason.as_str()));
+                assert_eq!(got, want);
+            }
+            other => panic!("want a Close {want:?}, got {other:?}"),
+        }
+        // Answer it; the server then ends the connection.
+        let _ = ws.flush();
+        while ws.read().is_ok() {}
+    };
+    members[0].send(TMsg::text("kick 1")).unwrap();
+    assert_eq!(members[0].read().unwrap(), TMsg::text("kick true"));
+    expect_close(&mut members[1], Some((4000, "kicked")));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        (1, Some(CloseReason::Local))
+    );
+    members[0].send(TMsg::text("kick 1")).unwrap();
+    assert_eq!(members[0].read().unwrap(), TMsg::text("kick false"));
+    members[2].send(TMsg::text("leave")).unwrap();
+    expect_close(&mut members[2], Some((4001, "bye")));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        (2, Some(CloseReason::Local))
+    );
+    members[0].send(TMsg::text("later")).unwrap();
+    // No code given: an empty Close, as Tornado's close().
+    expect_close(&mut members[0], None);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        (0, Some(CloseReason::Local))
+    );
+}

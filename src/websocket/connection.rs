@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Instant;
 
-pub use super::context::{broadcast, write_to, WebSocket};
+pub use super::context::{broadcast, close_connection, write_to, WebSocket};
 pub(crate) use super::context::{with_websocket, with_websocket_later};
 use super::core::{Core, Ms, Rare};
 use super::handler::WebSocketHandler;

@@ -327,6 +327,39 @@ pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Messa
         .sum()
 }
 
+/// Starts the close handshake of connection `id` of the current thread's
+/// loop, as its own [`WebSocket::close`] would (same code and reason
+/// rules): for a handler that closes another connection (a chat kicking a
+/// user), a timer, a `PeriodicCallback`, or the callback-style client,
+/// whose `websocket_connect_callback` gives only a [`ConnId`]. `on_close`
+/// runs when the peer answers, or at the close timeout. A connection being
+/// served right now (the caller's own, from its handler) is closed as soon
+/// as it is put back, this tick. Returns false when `id` names no
+/// connection of this loop; closing one already closing does nothing.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cyclone::ioloop::IOLoop;
+/// use cyclone::websocket::{close_connection, ConnId};
+///
+/// fn kick_after(id: ConnId, delay: Duration) {
+///     IOLoop::current().call_later(delay, move || {
+///         close_connection(id, Some(4000), "time is up");
+///     });
+/// }
+/// ```
+pub fn close_connection(id: ConnId, code: Option<u16>, reason: &str) -> bool {
+    let reason = reason.to_owned();
+    IOLoop::current().with_conn(id, move |p, lp, _| {
+        if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
+            if !c.core.finished {
+                // Queues the Close and marks the connection dirty.
+                c.core.ctx(lp).close(code, &reason);
+            }
+        }
+    })
+}
+
 fn split<'a>(msg: &'a Message<'_>) -> (OpCode, &'a [u8]) {
     match msg {
         Message::Text(t) => (OpCode::Text, t.as_bytes()),

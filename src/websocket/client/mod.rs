@@ -369,7 +369,8 @@ impl<F: FnMut(Option<Message<'_>>) + 'static> WebSocketHandler for CallbackHandl
 /// The simplest client (Tornado's `on_message_callback`): `on_message`
 /// receives each message, then `None` once the connection is closed — or
 /// once connecting failed (the error is logged at `warn`). Write to the
-/// connection with [`write_to`](super::write_to) and the returned id.
+/// connection with [`write_to`](super::write_to) and the returned id, and
+/// close it with [`close_connection`](super::close_connection).
 ///
 /// # Errors
 /// An invalid URL (or `wss://` without the `tls` feature), unreadable
