@@ -89,3 +89,73 @@ fn message_over_the_size_limit_is_logged_at_warn() {
     );
     assert!(about.iter().any(|(_, m)| m.contains("1009")), "{about:?}");
 }
+
+/// Ping timeouts of many connections at once (a network partition) are
+/// logged at `warn`, but folded: one line for the burst, not one per
+/// connection. The metrics still count each.
+#[test]
+fn ping_timeouts_are_logged_at_warn_once_per_burst() {
+    capture_logs();
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket_ping_interval(Duration::from_millis(100))
+            .websocket_ping_timeout(Duration::from_millis(100))
+            .websocket("/ws", |_req: &Request| Quiet)
+            .build()
+    });
+    // Peers that never read, so never answer a ping.
+    let peers: Vec<_> = (0..8).map(|_| raw_ws(&srv, "/ws")).collect();
+    let needle = "ping timeout: no pong";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.metrics().get(cyclone::ioloop::Counter::WsPingTimeouts) < 8 {
+        assert!(Instant::now() < deadline, "the peers were not timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let about = records_with(needle);
+    assert!(!about.is_empty(), "nothing logged about the ping timeouts");
+    assert!(
+        about.iter().all(|(l, _)| *l == log::Level::Warn),
+        "{about:?}"
+    );
+    // They all expire within a few milliseconds of each other.
+    assert!(about.len() < 8, "one line per connection: {about:?}");
+    drop(peers);
+}
+
+/// Connections over `max_connections` get a 503 and a `warn` line naming
+/// the limit (folded as above when they come in a flood).
+#[test]
+fn refusals_over_max_connections_are_logged_at_warn() {
+    capture_logs();
+    let srv = Server::start(|| {
+        Application::builder()
+            .max_connections(2)
+            .websocket("/ws", |_req: &Request| Quiet)
+            .build()
+    });
+    let mut held = Vec::new();
+    let mut refused = false;
+    for _ in 0..8 {
+        let mut s = srv.connect();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (status, _, _) = util::read_response(&mut s);
+        if status == 503 {
+            refused = true;
+            break;
+        }
+        held.push(s);
+    }
+    assert!(refused, "no 503 after {} connections", held.len());
+    let needle = "max_connections (2) reached";
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut about = records_with(needle);
+    while about.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        about = records_with(needle);
+    }
+    assert!(!about.is_empty(), "nothing logged about the refusal");
+    assert!(
+        about.iter().all(|(l, _)| *l == log::Level::Warn),
+        "{about:?}"
+    );
+}

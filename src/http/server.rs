@@ -313,6 +313,12 @@ impl Listener {
         }
         if lp.registrations() > limits.max_connections {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
+            crate::ioloop::warn_limited("max_connections", || {
+                format!(
+                    "{peer} refused with 503: max_connections ({}) reached",
+                    limits.max_connections
+                )
+            });
             refuse_503(
                 &mut stream,
                 "too many connections",

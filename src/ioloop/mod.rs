@@ -45,6 +45,9 @@ mod pollable;
 mod signals;
 mod slots;
 mod timer;
+mod warn;
+
+pub(crate) use warn::warn_limited;
 
 pub use conn_id::ConnId;
 pub use executor::{sleep, Sleep};

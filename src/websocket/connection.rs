@@ -615,7 +615,9 @@ impl Pollable for WsConn {
             return Action::remove_if(self.core.close_deadline.passed(lp, now));
         }
         if self.core.close_deadline.passed(lp, now) {
-            log::debug!("{id} close handshake timed out");
+            crate::ioloop::warn_limited("close_timeout", || {
+                format!("{id} close handshake timed out: dropping the connection")
+            });
             // Our own close went unanswered: that is the reason now. A close
             // started by the library keeps its reason (protocol error, ...).
             if self.core.closed_by == Some(CloseReason::Local) {
@@ -665,7 +667,9 @@ impl Pollable for WsConn {
             self.core.arm_pong_deadline(lp, now);
         }
         if self.core.pong_deadline.passed(lp, now) {
-            log::info!("{id} ping timeout: closing");
+            crate::ioloop::warn_limited("ping_timeout", || {
+                format!("{id} ping timeout: no pong, dropping the connection")
+            });
             lp.count(crate::ioloop::Counter::WsPingTimeouts, 1);
             self.core.closed_by.get_or_insert(CloseReason::PingTimeout);
             self.core.close_code = 0;
