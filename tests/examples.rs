@@ -123,12 +123,18 @@ fn check_help(exe: &PathBuf) {
 
 /// `--help`, then start on a free port, run `check`, SIGINT, expect exit 0.
 fn run_example(name: &str, check: impl FnOnce(u16)) {
+    run_example_with(name, &[], check);
+}
+
+/// [`run_example`] with `extra` flags after `--port`.
+fn run_example_with(name: &str, extra: &[&str], check: impl FnOnce(u16)) {
     let exe = build_example(name);
     check_help(&exe);
 
     let port = free_port();
     let mut child = Command::new(&exe)
         .args(["--port", &port.to_string()])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
@@ -207,6 +213,57 @@ fn hello_help_start_serve_stop() {
             "no default message"
         );
         assert_metrics(port);
+    });
+}
+
+/// Opens a WebSocket on `path` with `Origin: origin` and says "hi":
+/// the handshake's status, and the answer when it was a 101.
+fn say_hi(port: u16, path: &str, origin: &str) -> (u16, Option<String>) {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("Origin", origin.parse().unwrap());
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    match tungstenite::client(req, stream) {
+        Ok((mut ws, resp)) => {
+            ws.send(tungstenite::Message::text("hi")).unwrap();
+            let answer = ws.read().unwrap().into_text().unwrap().to_string();
+            let _ = ws.close(None);
+            (resp.status().as_u16(), Some(answer))
+        }
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            (resp.status().as_u16(), None)
+        }
+        Err(e) => panic!("handshake on {path}: {e}"),
+    }
+}
+
+/// Seed 004's page connects to `/socket/` and overrides `check_origin` to
+/// accept any origin (its page may be opened from a file: `Origin: null`).
+/// `hello` serves that path, and `--any-origin` is that override; without
+/// it a foreign origin gets 403, as Tornado's default.
+#[test]
+fn hello_serves_seed_004s_socket_with_any_origin() {
+    run_example_with("hello", &["--any-origin"], |port| {
+        for path in ["/socket/", "/websocket"] {
+            assert_eq!(
+                say_hi(port, path, "null"),
+                (101, Some("You said: hi".to_owned())),
+                "{path}"
+            );
+        }
+    });
+    run_example("hello", |port| {
+        assert_eq!(say_hi(port, "/socket/", "null"), (403, None));
+        let own = format!("http://127.0.0.1:{port}");
+        assert_eq!(
+            say_hi(port, "/socket/", &own),
+            (101, Some("You said: hi".to_owned()))
+        );
     });
 }
 
