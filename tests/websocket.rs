@@ -1730,3 +1730,45 @@ fn connections_are_closed_by_id() {
         (0, Some(CloseReason::Local))
     );
 }
+
+/// Reports in `open` what the route captured; after `open`, on a message,
+/// what `path_kwarg` says then.
+struct Captures;
+
+impl WebSocketHandler for Captures {
+    fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {
+        let said = format!(
+            "{:?} {:?} {:?} {args:?}",
+            ws.path_kwarg("room"),
+            ws.path_kwarg("user"),
+            ws.path_kwarg("nope")
+        );
+        ws.write_message(said).unwrap();
+    }
+
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        let said = format!("{:?}", ws.path_kwarg("room"));
+        ws.write_message(said).unwrap();
+    }
+}
+
+/// Named groups reach `open` as Tornado's `open(**kwargs)` through
+/// `path_kwarg`, percent-decoded; `args` keeps every capture in order.
+#[test]
+fn named_route_captures_reach_open() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket(
+                r"/rooms/(?P<room>[^/]+)/(\d+)/(?P<user>\w*)",
+                |_r: &Request| Captures,
+            )
+            .build()
+    });
+    let mut ws = connect(&srv, "/rooms/caf%C3%A9/42/");
+    assert_eq!(
+        ws.read().unwrap(),
+        TMsg::text(r#"Some("café") Some("") None ["café", "42", ""]"#)
+    );
+    ws.send(TMsg::text("again")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("None"));
+}

@@ -54,6 +54,17 @@ impl Route {
     }
 }
 
+/// The named groups of `regex` with their values among `args` (the
+/// captures in order): Tornado's `path_kwargs`.
+fn named_captures(regex: &Regex, args: &[String]) -> Vec<(String, String)> {
+    regex
+        .capture_names()
+        .skip(1)
+        .zip(args)
+        .filter_map(|(name, value)| Some((name?.to_owned(), value.clone())))
+        .collect()
+}
+
 /// Most file hashes [`Shared::static_version`] keeps; the cache is
 /// emptied when a new one would go past it.
 pub(crate) const MAX_STATIC_HASHES: usize = 4096;
@@ -443,7 +454,8 @@ impl Service for Application {
                     .clone()
                     .unwrap_or_else(|| Rc::new(self.inner.shared.settings.websocket.clone()));
                 let handler = factory(&req);
-                websocket::accept(req, args, handler, settings)
+                let kwargs = named_captures(&route.regex, &args);
+                websocket::server::accept_routed(req, args, kwargs, handler, settings)
             }
         }
     }

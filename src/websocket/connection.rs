@@ -49,6 +49,8 @@ pub(crate) struct WsParts {
     pub(crate) request: Request,
     pub(crate) subprotocol: Option<String>,
     pub(crate) args: Vec<String>,
+    /// Named captures of the route (also among `args`, in order).
+    pub(crate) kwargs: Vec<(String, String)>,
     pub(crate) leftover: Vec<u8>,
     /// Bytes to write before anything else (the end of a 101 the kernel
     /// did not take at once).
@@ -73,6 +75,7 @@ impl WsConn {
                     subprotocol: p.subprotocol,
                     close_reason: None,
                     args: (!p.args.is_empty()).then_some(p.args),
+                    kwargs: (!p.kwargs.is_empty()).then_some(p.kwargs),
                     dropped: 0,
                     // Unsent bytes of the 101 lead the queue: not a frame.
                     frame_tail: p.unsent.len(),
@@ -146,10 +149,6 @@ impl WsConn {
                 .as_mut()
                 .and_then(|r| r.args.take())
                 .unwrap_or_default();
-            // Keep the rare box only if something in it is still set.
-            if self.core.rare.as_ref().is_some_and(|r| r.is_unused()) {
-                self.core.rare = None;
-            }
             lp.sweep_within(self.core.settings.shortest_span());
             if let Some(iv) = self.core.settings.effective_ping_interval() {
                 self.core.next_ping = Ms::after(lp, iv);
@@ -162,6 +161,14 @@ impl WsConn {
                 let a: Vec<&str> = args.iter().map(String::as_str).collect();
                 h.open(ws, &a)
             });
+            // Named captures are for `open`; keep the rare box only if
+            // something in it is still set.
+            if let Some(r) = self.core.rare.as_mut() {
+                r.kwargs = None;
+                if r.is_unused() {
+                    self.core.rare = None;
+                }
+            }
         }
     }
 

@@ -157,6 +157,39 @@ impl<'a> WebSocket<'a> {
         &self.core.request
     }
 
+    /// The route's capture named `name` (`(?P<name>..)`), percent-decoded,
+    /// while [`open`](super::WebSocketHandler::open) runs: Tornado's
+    /// `open(**kwargs)`. `open`'s `args` hold every capture in order,
+    /// named ones too (Tornado passes only the named ones when there are
+    /// any); keep what you need in the handler. `None` for a name the
+    /// route does not have, and after `open`.
+    ///
+    /// ```
+    /// use cyclone::http::Request;
+    /// use cyclone::web::Application;
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Room { name: String }
+    ///
+    /// impl WebSocketHandler for Room {
+    ///     fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+    ///         self.name = ws.path_kwarg("room").unwrap_or("lobby").to_owned();
+    ///     }
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {}
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .websocket(r"/rooms/(?P<room>\w+)", |_r: &Request| Room { name: String::new() })
+    ///     .build();
+    /// ```
+    pub fn path_kwarg(&self, name: &str) -> Option<&str> {
+        let kwargs = self.core.rare.as_ref()?.kwargs.as_ref()?;
+        kwargs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The subprotocol selected during the handshake.
     pub fn selected_subprotocol(&self) -> Option<&str> {
         self.core

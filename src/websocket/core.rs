@@ -273,6 +273,9 @@ pub(super) struct Rare {
     pub(super) close_reason: Option<String>,
     /// Route captures, until `open` runs.
     pub(super) args: Option<Vec<String>>,
+    /// Named route captures (`(?P<name>..)`), while `open` runs: Tornado's
+    /// `open(**kwargs)` (see `WebSocket::path_kwarg`).
+    pub(super) kwargs: Option<Vec<(String, String)>>,
     /// Messages dropped since the handler was last told
     /// (`SlowConsumerPolicy::DropMessages`).
     pub(super) dropped: u64,
@@ -293,6 +296,7 @@ impl Rare {
         self.subprotocol.is_none()
             && self.close_reason.is_none()
             && self.args.is_none()
+            && self.kwargs.is_none()
             && self.dropped == 0
             && self.frame_tail == 0
             && self.out_at == 0

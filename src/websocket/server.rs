@@ -24,6 +24,18 @@ pub fn accept(
     handler: Box<dyn WebSocketHandler>,
     settings: Rc<WebSocketSettings>,
 ) -> Reply {
+    accept_routed(req, args, Vec::new(), handler, settings)
+}
+
+/// [`accept`], with the route's named captures, which `open` reads with
+/// [`WebSocket::path_kwarg`](super::WebSocket::path_kwarg).
+pub(crate) fn accept_routed(
+    req: Request,
+    args: Vec<String>,
+    kwargs: Vec<(String, String)>,
+    handler: Box<dyn WebSocketHandler>,
+    settings: Rc<WebSocketSettings>,
+) -> Reply {
     match prepare(&req, handler.as_ref(), &settings) {
         Ok((accept, subprotocol, deflate, ext_header)) => Reply::Upgrade(Box::new(ServerUpgrade {
             accept,
@@ -33,6 +45,7 @@ pub fn accept(
             handler,
             settings,
             args,
+            kwargs,
             request: req,
         })),
         Err(e) => {
@@ -103,6 +116,7 @@ struct ServerUpgrade {
     handler: Box<dyn WebSocketHandler>,
     settings: Rc<WebSocketSettings>,
     args: Vec<String>,
+    kwargs: Vec<(String, String)>,
     request: Request,
 }
 
@@ -154,6 +168,7 @@ impl Upgrade for ServerUpgrade {
                 request: s.request,
                 subprotocol: s.subprotocol,
                 args: s.args,
+                kwargs: s.kwargs,
                 leftover,
                 unsent,
                 id,

@@ -343,6 +343,7 @@ impl ClientHandshake {
                 request,
                 subprotocol: resp.subprotocol,
                 args: Vec::new(),
+                kwargs: Vec::new(),
                 leftover,
                 unsent: Vec::new(),
                 id,
