@@ -1044,6 +1044,60 @@ fn static_url_links_a_file_cached_for_ten_years() {
     );
 }
 
+/// Renders `page.html` with `render_with` (`/with`) or with `render`'s
+/// string pairs (`/pairs`).
+struct StaticPage;
+
+impl RequestHandler for StaticPage {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        match args[0] {
+            "with" => cx.render_with("page.html", &serde_json::json!({ "file": "a.txt" })),
+            _ => cx.render("page.html", &[("file", "a.txt")]),
+        }
+    }
+}
+
+/// A template's `{{ static_url("a.txt") }}` is `cx.static_url("a.txt")`:
+/// `?v=` and the SHA-1 of the file, through `render_with` and `render`,
+/// from a literal and from a path; the link serves the file.
+#[test]
+fn template_static_url_links_the_versioned_file() {
+    let dir = TempDir::new("static-url-template");
+    dir.file("static/a.txt", "static file");
+    dir.file(
+        "templates/page.html",
+        "<link href=\"{{ static_url(\"a.txt\") }}\">\n<a href='{{ static_url(file) }}'>",
+    );
+    let (statics, templates) = (dir.0.join("static"), dir.0.join("templates"));
+    let srv = Server::start(move || {
+        Application::builder()
+            .static_path(statics)
+            .template_path(templates)
+            .route("/page/(with|pairs)", || StaticPage)
+            .build()
+    });
+    let hash = sha1_smol::Sha1::from("static file").digest().to_string();
+    let url = format!("/static/a.txt?v={hash}");
+    for page in ["/page/with", "/page/pairs"] {
+        let raw = format!("GET {page} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (s, head, body) = request(&srv, raw.as_bytes());
+        assert_eq!(s, 200, "{page}: {head}");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!("<link href=\"{url}\">\n<a href='{url}'>"),
+            "{page}"
+        );
+    }
+    let raw = format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (s, head, body) = request(&srv, raw.as_bytes());
+    assert_eq!((s, body.as_slice()), (200, &b"static file"[..]), "{head}");
+    assert_eq!(
+        header(&head, "cache-control"),
+        Some("max-age=315360000"),
+        "{head}"
+    );
+}
+
 /// The byte at `offset` of the test files written by `pattern_file`.
 fn pattern_byte(offset: usize) -> u8 {
     (offset % 251) as u8

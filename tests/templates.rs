@@ -205,6 +205,95 @@ fn unsupported_tornado_tags_say_why() {
 }
 
 #[test]
+fn tornado_namespace_functions_in_a_page() {
+    // What a Tornado page writes: static_url in the layout, json_encode
+    // inside <script> with raw, url_escape in links, squeeze and escape.
+    let files = [
+        (
+            "base.html",
+            "<link rel=\"stylesheet\" href=\"{{ static_url(\"css/app.css\") }}\">\n\
+             {% block body %}{% end %}\n\
+             <script src='{{ static_url('js/app.js') }}'></script>"
+                .to_string(),
+        ),
+        (
+            "page.html",
+            "{% extends \"base.html\" %}{% block body %}\
+             {% for t in tags %}{% include \"tag.html\" %}{% end %}\n\
+             <script>var state = {% raw json_encode(state) %};</script>\n\
+             <p title=\"{{ json_encode(state.user) }}\">{{ squeeze(bio) }}</p>\
+             {% end %}"
+                .to_string(),
+        ),
+        (
+            "tag.html",
+            "<a href=\"/t?q={{ url_escape(t) }}\">{% raw escape(t) %}</a>".to_string(),
+        ),
+    ];
+    let page = load(&files, "page.html").unwrap();
+    let v = json!({
+        "tags": ["rock & roll", "<b>"],
+        "state": {"user": "ann</script>", "n": 2},
+        "bio": "\n   likes\t\ttea  \n",
+    });
+    let html = page
+        .render_value_with_static_url(&v, |p| format!("/static/{p}?v=abc"))
+        .unwrap();
+    assert_eq!(
+        html,
+        "<link rel=\"stylesheet\" href=\"/static/css/app.css?v=abc\">\n\
+         <a href=\"/t?q=rock+%26+roll\">rock &amp; roll</a><a href=\"/t?q=%3Cb%3E\">&lt;b&gt;</a>\n\
+         <script>var state = {\"n\":2,\"user\":\"ann<\\/script>\"};</script>\n\
+         <p title=\"&quot;ann&lt;\\/script&gt;&quot;\">likes tea</p>\n\
+         <script src='/static/js/app.js?v=abc'></script>"
+    );
+    // Without a request, static_url is an error in the parent, at its line.
+    let err = page.render_value(&v).unwrap_err();
+    assert_eq!(
+        err,
+        TemplateError::In {
+            name: "base.html".into(),
+            error: Box::new(TemplateError::At {
+                line: 1,
+                error: Box::new(TemplateError::NeedsRequest("static_url".into())),
+            }),
+        }
+    );
+    assert!(
+        err.to_string().starts_with(
+            "in \"base.html\": static_url() needs a request: render with RequestContext::render"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn function_calls_cannot_escape_the_bounds() {
+    // Deeply nested or absurd calls are parse errors, not recursion.
+    let nested =
+        "{{ ".to_string() + &"json_encode(".repeat(100_000) + "x" + &")".repeat(100_000) + " }}";
+    let err = within(60, move || Template::parse(&nested).unwrap_err());
+    assert!(
+        matches!(err.innermost(), TemplateError::BadTag(_)),
+        "{err:?}"
+    );
+    let err = within(60, || {
+        Template::parse("{{ escape(\"))\") }}\n{{ static_url('a', 'b') }}").unwrap_err()
+    });
+    assert!(err.to_string().ends_with("at line 2"), "{err}");
+    // A function's output several times its input counts against the
+    // output bound: `&` escaped twice is 9 bytes, 4 MiB of it 36 MiB.
+    let src = "{% for a in xs %}".repeat(3) + "{{ escape(big) }}" + &"{% end %}".repeat(3);
+    let err = within(120, move || {
+        let big = "&".repeat(4 << 20);
+        render(&src, json!({"xs": [1, 2], "big": big}))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(err.contains("output over"), "{err}");
+}
+
+#[test]
 fn break_continue_and_for_else_as_in_tornado() {
     // Tornado's `{% for %}` body is Python's: `break`, `continue` (also in
     // an `if`), and `else` when the loop did not break.
@@ -373,6 +462,22 @@ fn server(dir: &TempDir, debug: bool) -> Server {
             .route("/r/(.*)", || RenderString)
             .build()
     })
+}
+
+#[test]
+fn render_string_gives_templates_static_url() {
+    // No static_path here: the URL has no `?v=` (and the miss is logged),
+    // as RequestContext::static_url answers.
+    let dir = TempDir::new("static-url-tpl");
+    dir.file(
+        "t/page.html",
+        "<img src=\"{{ static_url(\"img/a b.png\") }}\">{{ url_escape(x) }}",
+    );
+    let s = server(&dir, false);
+    assert_eq!(
+        get(&s, "/r/page.html"),
+        "ok:<img src=\"/static/img/a%20b.png\">%3Cx%3E"
+    );
 }
 
 #[test]

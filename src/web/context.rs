@@ -301,14 +301,19 @@ impl<'a> RequestContext<'a> {
     ///
     /// Every value is a string; for lists, numbers, nested fields and
     /// `{% for %}` over them, use [`render_with`](Self::render_with).
+    ///
+    /// `{{ static_url("css/app.css") }}` in the template prints
+    /// [`static_url`](Self::static_url)`("css/app.css")`, as in Tornado's
+    /// template namespace (here, in `render_with` and in `render_string`).
     pub fn render(&mut self, file: &str, vars: &[(&str, &str)]) {
         if !self.writable("render") {
             return;
         }
+        let static_url = |path: &str| self.static_url(path);
         let result = self
             .shared
             .template(file)
-            .and_then(|t| t.render(vars))
+            .and_then(|t| t.render_pairs_in(vars, Some(&static_url)))
             .map_err(|e| format!("template {file:?}: {e}"));
         self.finish_render(result);
     }
@@ -319,7 +324,8 @@ impl<'a> RequestContext<'a> {
     /// a struct, a map, `serde_json::json!({..})` — or the request is
     /// answered 500 and the cause logged. Templates can then print nested
     /// fields (`{{ user.name }}`), test them (`{% if %}`) and loop over
-    /// arrays and objects (`{% for %}`).
+    /// arrays and objects (`{% for %}`), and link static files with
+    /// `{{ static_url("app.css") }}` ([`static_url`](Self::static_url)).
     ///
     /// ```
     /// use cyclone::web::{RequestContext, RequestHandler};
@@ -332,7 +338,8 @@ impl<'a> RequestContext<'a> {
     ///
     /// impl RequestHandler for Chat {
     ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
-    ///         // index.html: {% for message in messages %}
+    ///         // index.html: <link rel="stylesheet" href="{{ static_url("chat.css") }}">
+    ///         //   {% for message in messages %}
     ///         //   <div id="m{{ message.id }}">{{ message.body }}</div>{% end %}
     ///         cx.render_with("index.html", &serde_json::json!({ "messages": self.history }));
     ///     }
@@ -352,6 +359,7 @@ impl<'a> RequestContext<'a> {
     /// [`render_with`](Self::render_with) would send it, without touching
     /// the response (Tornado's `render_string`): for a fragment sent over a
     /// WebSocket, or a page assembled from several templates.
+    /// `{{ static_url(..) }}` prints [`static_url`](Self::static_url)'s URL.
     ///
     /// # Errors
     /// The template could not be loaded or parsed ([`TemplateError::Load`]
@@ -364,7 +372,10 @@ impl<'a> RequestContext<'a> {
         file: &str,
         value: &(impl Serialize + ?Sized),
     ) -> Result<String, TemplateError> {
-        self.shared.template(file)?.render_with(value)
+        let static_url = |path: &str| self.static_url(path);
+        self.shared
+            .template(file)?
+            .render_with_in(value, Some(&static_url))
     }
 
     fn finish_render(&mut self, result: Result<String, String>) {

@@ -1,6 +1,7 @@
 //! The template language of `RequestContext::render` and `render_with`:
 //! see [`Template`] for the syntax.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -66,6 +67,14 @@ pub enum TemplateError {
     /// An `{% include %}` or `{% extends %}` (or the template itself) could
     /// not be loaded: no such file, a refused name, a cycle.
     Load(String),
+    /// A function that needs the application, rendered without one:
+    /// `{{ static_url(..) }}` in a template rendered by
+    /// [`Template::render`], [`render_value`](Template::render_value) or
+    /// [`render_with`](Template::render_with) rather than by
+    /// `RequestContext::render`, `render_with` or `render_string` (or
+    /// [`Template::render_value_with_static_url`]); the function's name.
+    /// (Tornado raises `NameError` for it outside a `RequestHandler`.)
+    NeedsRequest(String),
     /// An error in the included or parent template `name`.
     In {
         /// The template's name: as the loader resolved it for a parse
@@ -143,6 +152,12 @@ impl fmt::Display for TemplateError {
             TemplateError::TooLarge(what) => write!(f, "too large: {what}"),
             TemplateError::Type(what) => f.write_str(what),
             TemplateError::Load(what) => f.write_str(what),
+            TemplateError::NeedsRequest(name) => write!(
+                f,
+                "{name}() needs a request: render with RequestContext::render, render_with or \
+                 render_string (and the static_path setting), or \
+                 Template::render_value_with_static_url"
+            ),
             TemplateError::In { name, error } => write!(f, "in {name:?}: {error}"),
             TemplateError::At { line, error } => write!(f, "{error} at line {line}"),
         }
@@ -154,6 +169,18 @@ impl std::error::Error for TemplateError {}
 /// Why the tag text `tag` (of a `{{ }}` or `{% %}`) was refused, for
 /// [`TemplateError::BadTag`]'s message.
 fn bad_tag_hint(tag: &str) -> &'static str {
+    // A call of a known function (also after `raw`) with arguments that
+    // are not one path or quoted string.
+    let callee = tag.split_once('(').map(|(callee, _)| {
+        let callee = callee.trim();
+        callee
+            .strip_prefix("raw")
+            .filter(|rest| rest.starts_with(char::is_whitespace))
+            .map_or(callee, str::trim)
+    });
+    if callee.is_some_and(|c| Func::from_name(c).is_some()) {
+        return "a function takes one argument, a path or a quoted string without quotes or \\ inside (no nested calls, operators or keyword arguments), in {{ }} or {% raw %}";
+    }
     let (word, arg) = match tag.split_once(char::is_whitespace) {
         Some((w, a)) => (w, a.trim()),
         None => (tag, ""),
@@ -171,12 +198,75 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         }
         "extends" if quoted(arg).is_some() => "only one extends, outside every block",
         "include" | "extends" => "the name must be quoted",
-        "raw" => "write `raw path`",
+        "raw" => "write `raw path` or `raw json_encode(path)` (what {{ }} takes)",
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a path (name.field.0); {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
+        _ => "{{ }} takes a path (name.field.0) or a call of static_url, json_encode, url_escape, xhtml_escape, escape or squeeze on one path or quoted string; {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
     }
+}
+
+/// A function of Tornado's template namespace that `{{ }}` and
+/// `{% raw %}` can call (see *Functions* on [`Template`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    /// `static_url`: [`RequestContext::static_url`](super::RequestContext::static_url).
+    StaticUrl,
+    /// `json_encode`: JSON, `</` written `<\/`.
+    JsonEncode,
+    /// `url_escape`: Python's `quote_plus` of the UTF-8 bytes.
+    UrlEscape,
+    /// `xhtml_escape` and its alias `escape`.
+    XhtmlEscape,
+    /// `squeeze`: runs of `\x00`-`\x20` become one space, then strip.
+    Squeeze,
+}
+
+impl Func {
+    fn from_name(name: &str) -> Option<Func> {
+        Some(match name {
+            "static_url" => Func::StaticUrl,
+            "json_encode" => Func::JsonEncode,
+            "url_escape" => Func::UrlEscape,
+            "xhtml_escape" | "escape" => Func::XhtmlEscape,
+            "squeeze" => Func::Squeeze,
+            _ => return None,
+        })
+    }
+}
+
+/// A function's argument.
+#[derive(Debug, Clone)]
+enum Arg {
+    Path(String),
+    /// A quoted string, without its quotes.
+    Literal(String),
+}
+
+/// What `{{ }}` and `{% raw %}` print.
+#[derive(Debug, Clone)]
+enum Expr {
+    Path(String),
+    Call { func: Func, arg: Arg },
+}
+
+/// `path` or `func(arg)`, with `arg` a path or a quoted string (Python
+/// allows spaces around the parentheses and the argument).
+fn parse_expr(s: &str) -> Option<Expr> {
+    if is_name(s) {
+        return Some(Expr::Path(s.to_string()));
+    }
+    let (callee, rest) = s.split_once('(')?;
+    let func = Func::from_name(callee.trim())?;
+    let arg = rest.strip_suffix(')')?.trim();
+    let arg = match quoted(arg) {
+        // No escapes: Python would read `\n` in a literal as a newline.
+        Some(lit) if !lit.contains('\\') => Arg::Literal(lit.to_string()),
+        Some(_) => return None,
+        None if is_name(arg) => Arg::Path(arg.to_string()),
+        None => return None,
+    };
+    Some(Expr::Call { func, arg })
 }
 
 #[derive(Debug, Clone)]
@@ -212,8 +302,9 @@ struct Loop {
 #[derive(Debug, Clone)]
 enum Node {
     Text(String),
+    /// `{{ }}` (`escape` unless `{% autoescape None %}`) or `{% raw %}`.
     Var {
-        path: String,
+        expr: Expr,
         escape: bool,
         line: u32,
     },
@@ -266,7 +357,8 @@ struct BlockDef {
 /// It is the subset of Tornado's template syntax that makes sense without
 /// Python expressions. Where Tornado evaluates an expression, this language
 /// takes a *path*: a name, then `.field` or `.index` steps (`message.author`,
-/// `rows.0.cells.2`). Names come from the value given to
+/// `rows.0.cells.2`), or one of Tornado's template functions of a path
+/// (`json_encode(rows)`, see *Functions*). Names come from the value given to
 /// [`Template::render_value`] / `RequestContext::render_with` (any
 /// `serde::Serialize` value that is a JSON object: its fields are the names),
 /// or from the `(name, value)` string pairs of [`Template::render`].
@@ -274,7 +366,12 @@ struct BlockDef {
 /// | syntax | meaning |
 /// |--------|---------|
 /// | `{{ path }}` | the value, HTML-escaped (see *Printing values* below) |
-/// | `{% raw path %}` | the value, unescaped |
+/// | `{% raw path %}` | the value, unescaped; also `{% raw json_encode(path) %}` (any function below) |
+/// | `{{ static_url("css/app.css") }}` | the file's versioned URL, [`RequestContext::static_url`](super::RequestContext::static_url) (see *Functions*) |
+/// | `{{ json_encode(path) }}` | the value as JSON, `</` written `<\/`; inside `<script>` use `{% raw json_encode(path) %}` |
+/// | `{{ url_escape(path) }}` | the text for a query string: space `+`, other than `A-Za-z0-9_.-~` as `%XX` |
+/// | `{{ xhtml_escape(path) }}`, `{{ escape(path) }}` | the text HTML-escaped, then escaped again by `{{ }}` as in Tornado (so use `{% raw escape(path) %}`) |
+/// | `{{ squeeze(path) }}` | the text with each run of whitespace and control characters (`\x00`–`\x20`) one space, stripped |
 /// | `{% if path %}` … `{% elif not path %}` … `{% else %}` … `{% end %}` | conditionals with Python truthiness; `not` negates |
 /// | `{% for x in path %}` … `{% end %}` | `x` bound to each element of an array (each key of an object) |
 /// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
@@ -291,7 +388,8 @@ struct BlockDef {
 /// As in Tornado, in a run of three or more `{`, the last two open the tag:
 /// `{{{ x }}}` prints `{`, then `x`, then `}`.
 ///
-/// Anything else in `{{ }}` or `{% %}` — Python expressions, `{% module %}`,
+/// Anything else in `{{ }}` or `{% %}` — other Python expressions and
+/// calls (`linkify`, `reverse_url`, `xsrf_form_html`, `_`), `{% module %}`,
 /// `{% apply %}`, another `{% autoescape %}` function, `{% try %}`,
 /// `{% while %}`, `{% import %}`, `{% whitespace %}` — is refused when the
 /// template is parsed with [`TemplateError::BadTag`], whose message says
@@ -302,6 +400,58 @@ struct BlockDef {
 /// `True`/`False`); `null` (a Rust `None`) prints nothing (Tornado prints
 /// `None`); arrays and objects print as compact JSON text. `{{ }}` escapes
 /// `& < > " '`; `{% raw %}` does not.
+///
+/// **Functions.** `{{ }}` and `{% raw %}` can call the functions of
+/// Tornado's template namespace above, on one argument: a path or a quoted
+/// string (`'..'` or `".."`, with no quote or backslash inside). Nested
+/// calls, several arguments (`url_escape(x, plus=False)`), operators and
+/// other functions are refused at parse time ([`TemplateError::BadTag`]);
+/// `{% if %}`, `{% for %}` and `{% set %}` take no calls. As in Tornado, a
+/// function's result is a string that `{{ }}` escapes like any other:
+/// `{{ json_encode(x) }}` prints `{&quot;a&quot;:1}` and `{{ escape(x) }}`
+/// escapes twice (`<` prints `&amp;lt;`), unless `{% autoescape None %}`
+/// or `{% raw %}`. Where Tornado raises `TypeError` for a value that is not
+/// a string, the functions other than `json_encode` take the text `{{ }}`
+/// would print (see *Printing values*): `url_escape` of `3` is `3`, of
+/// `null` the empty string, of `[1, 2]` `%5B1%2C2%5D`.
+/// - `static_url(path)` is [`RequestContext::static_url`](super::RequestContext::static_url)
+///   (`/static/css/app.css?v=<sha1>`) when the template is rendered by
+///   `RequestContext::render`, `render_with` or `render_string` (or by
+///   [`render_value_with_static_url`](Self::render_value_with_static_url));
+///   rendered on its own ([`render`](Self::render),
+///   [`render_value`](Self::render_value), [`render_with`](Self::render_with))
+///   it is a [`TemplateError::NeedsRequest`] at its line (Tornado:
+///   `NameError`).
+/// - `json_encode(path)` is the value as compact `serde_json` text with
+///   `</` written `<\/`, as `RequestContext::write_json` writes it. Python's
+///   `json.dumps` puts a space after `,` and `:`, writes non-ASCII
+///   characters as `\uXXXX` and keeps a dict's order (`serde_json` sorts
+///   keys unless its `preserve_order` feature is on): the same value once
+///   parsed.
+/// - `url_escape(path)` is Python's `quote_plus` (Tornado's default
+///   `plus=True`) of the UTF-8 text: `a b/é` → `a+b%2F%C3%A9`.
+/// - `xhtml_escape(path)` and `escape(path)` escape `& < > " '` as `{{ }}`
+///   does (`'` as `&#39;`, Tornado before 6.4; 6.4 writes `&#x27;`).
+/// - `squeeze(path)` is `re.sub(r"[\x00-\x20]+", " ", s).strip()`: runs of
+///   ASCII whitespace and control characters become one space, then
+///   whitespace (also Unicode's, such as `U+00A0`) is stripped from both
+///   ends.
+///
+/// ```
+/// use cyclone::web::Template;
+///
+/// let t = Template::parse(
+///     "<a href=\"/search?q={{ url_escape(q) }}\">{{ squeeze(q) }}</a>\n\
+///      <script>var data = {% raw json_encode(data) %};</script>",
+/// )
+/// .unwrap();
+/// let v = serde_json::json!({ "q": " fish  &\tchips ", "data": { "end": "</script>" } });
+/// assert_eq!(
+///     t.render_value(&v).unwrap(),
+///     "<a href=\"/search?q=+fish++%26%09chips+\">fish &amp; chips</a>\n\
+///      <script>var data = {\"end\":\"<\\/script>\"};</script>"
+/// );
+/// ```
 ///
 /// **Truthiness** is Python's: `false`, `null`, `0`, `0.0`, `""`, `[]` and
 /// `{}` are false, everything else is true. With [`Template::render`] every
@@ -372,8 +522,9 @@ struct BlockDef {
 /// template is parsed (so before any request renders it); an undefined
 /// name, a path into a missing field (in `{% if %}` too: serialize an
 /// absent value as `null`, e.g. an `Option` without `skip_serializing_if`),
-/// a loop over something that is neither array nor object, and rendering
-/// nested deeper than [`MAX_RENDER_DEPTH`](Self::MAX_RENDER_DEPTH) when it
+/// a loop over something that is neither array nor object,
+/// `{{ static_url(..) }}` without a request, and rendering nested deeper
+/// than [`MAX_RENDER_DEPTH`](Self::MAX_RENDER_DEPTH) when it
 /// is rendered. So that no template (nested loops over large arrays, a
 /// block shown twice in a block shown twice ...) can hang the loop or
 /// exhaust memory, one render stops with [`TemplateError::TooLarge`] after
@@ -583,11 +734,14 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
             None => (inner, ""),
         };
         match word {
-            "raw" if is_name(arg) => self.push(Node::Var {
-                path: arg.to_string(),
-                escape: false,
-                line,
-            }),
+            "raw" => {
+                let expr = parse_expr(arg).ok_or_else(bad)?;
+                self.push(Node::Var {
+                    expr,
+                    escape: false,
+                    line,
+                });
+            }
             "comment" => {}
             "autoescape" => match arg {
                 "None" => self.autoescape = false,
@@ -981,14 +1135,17 @@ impl Template {
             let inner = after[..end].trim();
             rest = &after[end + 2..];
             match kind {
-                Some('{') if is_name(inner) => p.push(Node::Var {
-                    path: inner.to_string(),
-                    escape: true,
-                    line,
-                }),
+                Some('{') => match parse_expr(inner) {
+                    Some(expr) => p.push(Node::Var {
+                        expr,
+                        escape: true,
+                        line,
+                    }),
+                    None => return Err(TemplateError::BadTag(inner.to_string()).at(line)),
+                },
                 Some('%') => p.directive(inner, line).map_err(|e| e.at(line))?,
-                Some('#') => {}
-                _ => return Err(TemplateError::BadTag(inner.to_string()).at(line)),
+                // `{# .. #}`.
+                _ => {}
             }
         }
         p.text.push_str(rest);
@@ -1031,7 +1188,7 @@ impl Template {
     /// another render-time error; located as *Errors* [above](Template)
     /// says.
     pub fn render(&self, vars: &[(&str, &str)]) -> Result<String, TemplateError> {
-        self.render_root(Root::Pairs(vars))
+        self.render_pairs_in(vars, None)
     }
 
     /// Renders with the fields of `value`, which must be a JSON object.
@@ -1041,13 +1198,43 @@ impl Template {
     /// [`TemplateError::Undefined`] for a missing name or field; another
     /// render-time error; located as *Errors* [above](Template) says.
     pub fn render_value(&self, value: &Value) -> Result<String, TemplateError> {
-        match value {
-            Value::Object(map) => self.render_root(Root::Object(map)),
-            other => Err(TemplateError::Type(format!(
-                "template values must be a JSON object (a struct or a map), not {}",
-                kind(other)
-            ))),
-        }
+        self.render_value_in(value, None)
+    }
+
+    /// Like [`render_value`](Self::render_value), with `static_url` giving
+    /// what `{{ static_url("path") }}` prints for `path` (as
+    /// `RequestContext::render` gives
+    /// [`RequestContext::static_url`](super::RequestContext::static_url)):
+    /// to render a template that links static files outside a request, e.g.
+    /// to write a page to disk.
+    ///
+    /// ```
+    /// use cyclone::web::Template;
+    ///
+    /// let t = Template::parse(r#"<link href="{{ static_url("app.css") }}">"#).unwrap();
+    /// let html = t
+    ///     .render_value_with_static_url(&serde_json::json!({}), |path| {
+    ///         format!("https://cdn.example/{path}?v=1&x")
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(html, r#"<link href="https://cdn.example/app.css?v=1&amp;x">"#);
+    /// // Without one, static_url is an error at its tag.
+    /// assert_eq!(
+    ///     t.render_value(&serde_json::json!({})).unwrap_err().to_string(),
+    ///     "static_url() needs a request: render with RequestContext::render, render_with or \
+    ///      render_string (and the static_path setting), or \
+    ///      Template::render_value_with_static_url at line 1"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    /// As [`render_value`](Self::render_value).
+    pub fn render_value_with_static_url(
+        &self,
+        value: &Value,
+        static_url: impl Fn(&str) -> String,
+    ) -> Result<String, TemplateError> {
+        self.render_value_in(value, Some(&static_url))
     }
 
     /// Renders with the fields of `value` (serialized with `serde_json`;
@@ -1057,23 +1244,69 @@ impl Template {
     /// As [`render_value`](Self::render_value); serialization failing is a
     /// [`TemplateError::Type`].
     pub fn render_with(&self, value: &(impl Serialize + ?Sized)) -> Result<String, TemplateError> {
-        let value = serde_json::to_value(value)
-            .map_err(|e| TemplateError::Type(format!("template values do not serialize: {e}")))?;
-        self.render_value(&value)
+        self.render_with_in(value, None)
     }
 
-    fn render_root<'a>(&'a self, root: Root<'a>) -> Result<String, TemplateError> {
-        self.render_limited(root, Template::MAX_RENDER_STEPS, Template::MAX_OUTPUT)
+    /// [`render`](Self::render), with `static_url` for
+    /// `{{ static_url(..) }}` (`RequestContext::render`).
+    pub(crate) fn render_pairs_in(
+        &self,
+        vars: &[(&str, &str)],
+        static_url: Option<StaticUrl<'_>>,
+    ) -> Result<String, TemplateError> {
+        self.render_root(Root::Pairs(vars), static_url)
+    }
+
+    /// [`render_with`](Self::render_with), with `static_url` for
+    /// `{{ static_url(..) }}` (`RequestContext::render_with` and
+    /// `render_string`).
+    pub(crate) fn render_with_in(
+        &self,
+        value: &(impl Serialize + ?Sized),
+        static_url: Option<StaticUrl<'_>>,
+    ) -> Result<String, TemplateError> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| TemplateError::Type(format!("template values do not serialize: {e}")))?;
+        self.render_value_in(&value, static_url)
+    }
+
+    fn render_value_in(
+        &self,
+        value: &Value,
+        static_url: Option<StaticUrl<'_>>,
+    ) -> Result<String, TemplateError> {
+        match value {
+            Value::Object(map) => self.render_root(Root::Object(map), static_url),
+            other => Err(TemplateError::Type(format!(
+                "template values must be a JSON object (a struct or a map), not {}",
+                kind(other)
+            ))),
+        }
+    }
+
+    fn render_root<'a>(
+        &'a self,
+        root: Root<'a>,
+        static_url: Option<StaticUrl<'a>>,
+    ) -> Result<String, TemplateError> {
+        self.render_limited(
+            root,
+            static_url,
+            Template::MAX_RENDER_STEPS,
+            Template::MAX_OUTPUT,
+        )
     }
 
     fn render_limited<'a>(
         &'a self,
         root: Root<'a>,
+        static_url: Option<StaticUrl<'a>>,
         steps: u64,
         max_output: usize,
     ) -> Result<String, TemplateError> {
         let mut r = Renderer {
             root,
+            static_url,
             locals: Vec::new(),
             blocks: &self.blocks,
             origin: Vec::new(),
@@ -1108,6 +1341,9 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// What `{{ static_url(path) }}` prints for `path`.
+pub(crate) type StaticUrl<'a> = &'a dyn Fn(&str) -> String;
+
 /// Where top-level names come from.
 #[derive(Clone, Copy)]
 enum Root<'a> {
@@ -1122,7 +1358,7 @@ enum Val<'a> {
     Json(&'a Value),
 }
 
-impl Val<'_> {
+impl<'a> Val<'a> {
     fn truthy(self) -> bool {
         match self {
             Val::Str(s) => !s.is_empty(),
@@ -1142,6 +1378,83 @@ impl Val<'_> {
             Val::Str(_) => "a string",
             Val::Json(v) => kind(v),
         }
+    }
+
+    /// The text `{{ }}` prints for it (before escaping): what a function
+    /// other than `json_encode` takes.
+    fn text(self) -> Cow<'a, str> {
+        match self {
+            Val::Str(s) => Cow::Borrowed(s),
+            Val::Json(Value::String(s)) => Cow::Borrowed(s),
+            Val::Json(Value::Null) => Cow::Borrowed(""),
+            Val::Json(Value::Bool(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            // Numbers as JSON writes them; arrays and objects as compact JSON.
+            Val::Json(v) => Cow::Owned(v.to_string()),
+        }
+    }
+}
+
+/// Tornado's `json_encode`: the JSON of `val`, with `</` written `<\/` so
+/// that it cannot end a `<script>`. Compact `serde_json` text, where
+/// Python's `json.dumps` puts a space after `,` and `:` and writes
+/// non-ASCII characters as `\uXXXX`: the same value once parsed.
+fn json_encode(val: Val<'_>) -> String {
+    // Neither can fail: a `&str`, or a `Value` (whose keys are strings).
+    let json = match val {
+        Val::Str(s) => serde_json::to_string(s),
+        Val::Json(v) => serde_json::to_string(v),
+    }
+    .unwrap_or_default();
+    if json.contains("</") {
+        json.replace("</", "<\\/")
+    } else {
+        json
+    }
+}
+
+/// Tornado's `url_escape(s)` (`plus=True`), Python's `quote_plus`: a space
+/// is `+`; ASCII letters, digits and `_.-~` are kept; every other byte of
+/// the UTF-8 text is `%XX` (uppercase hex).
+fn url_escape(s: &str) -> Cow<'_, str> {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"_.-~".contains(&b);
+    if s.bytes().all(keep) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + s.len() / 2);
+    for b in s.bytes() {
+        if keep(b) {
+            out.push(char::from(b));
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Tornado's `squeeze`: `re.sub(r"[\x00-\x20]+", " ", s).strip()`. Python's
+/// `strip` removes the Unicode whitespace `str::trim` does (`U+00A0`,
+/// `U+3000`, ...), which stays inside the text.
+fn squeeze(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_run = false;
+    for c in s.chars() {
+        if c <= '\x20' {
+            if !in_run {
+                out.push(' ');
+            }
+            in_run = true;
+        } else {
+            out.push(c);
+            in_run = false;
+        }
+    }
+    let trimmed = out.trim();
+    if trimmed.len() == out.len() {
+        out
+    } else {
+        trimmed.to_string()
     }
 }
 
@@ -1175,6 +1488,8 @@ enum Flow {
 
 struct Renderer<'a> {
     root: Root<'a>,
+    /// For `{{ static_url(..) }}`: `None` outside a request.
+    static_url: Option<StaticUrl<'a>>,
     /// Loop and `set` bindings, innermost last.
     locals: Vec<(&'a str, Val<'a>)>,
     blocks: &'a HashMap<String, BlockDef>,
@@ -1274,6 +1589,62 @@ impl<'a> Renderer<'a> {
         } else {
             self.out.push_str(text);
         }
+    }
+
+    /// A `{{ }}` or `{% raw %}` on line `line`. Not inlined: its locals
+    /// would grow the frame of [`nodes`](Self::nodes), which recurses once
+    /// per nesting level.
+    #[inline(never)]
+    fn var(&mut self, expr: &'a Expr, escape: bool, line: u32) -> Result<(), TemplateError> {
+        match expr {
+            Expr::Path(path) => {
+                let val = self.lookup(path).map_err(|e| self.locate(line, e))?;
+                self.print(val, escape);
+                Ok(())
+            }
+            Expr::Call { func, arg } => {
+                self.call(*func, arg, escape)
+                    .map_err(|e| self.locate(line, e))?;
+                // A function's output can be several times its argument's:
+                // bounded at once.
+                self.check_output()
+            }
+        }
+    }
+
+    /// Prints `func(arg)`. Errors are not yet located.
+    fn call(&mut self, func: Func, arg: &'a Arg, escape: bool) -> Result<(), TemplateError> {
+        let val = match arg {
+            Arg::Path(path) => self.lookup(path)?,
+            Arg::Literal(s) => Val::Str(s),
+        };
+        // As Tornado's `{{ f(x) }}`: the function's result is a string,
+        // escaped like any other unless `{% raw %}` or autoescape is off.
+        let result = match func {
+            Func::JsonEncode => Cow::Owned(json_encode(val)),
+            Func::StaticUrl => {
+                let resolve = self
+                    .static_url
+                    .ok_or_else(|| TemplateError::NeedsRequest("static_url".into()))?;
+                Cow::Owned(resolve(&val.text()))
+            }
+            Func::UrlEscape => match val.text() {
+                Cow::Borrowed(s) => url_escape(s),
+                Cow::Owned(s) => Cow::Owned(url_escape(&s).into_owned()),
+            },
+            Func::XhtmlEscape => {
+                let mut s = String::new();
+                push_escaped(&mut s, &val.text());
+                Cow::Owned(s)
+            }
+            Func::Squeeze => Cow::Owned(squeeze(&val.text())),
+        };
+        if escape {
+            push_escaped(&mut self.out, &result);
+        } else {
+            self.out.push_str(&result);
+        }
+        Ok(())
     }
 
     /// `error`, of the tag on line `line` of the nodes being rendered.
@@ -1413,10 +1784,7 @@ impl<'a> Renderer<'a> {
             self.tick()?;
             match node {
                 Node::Text(t) => self.out.push_str(t),
-                Node::Var { path, escape, line } => {
-                    let val = self.lookup(path).map_err(|e| self.locate(*line, e))?;
-                    self.print(val, *escape);
-                }
+                Node::Var { expr, escape, line } => self.var(expr, *escape, *line)?,
                 Node::If {
                     branches,
                     otherwise,
@@ -2065,7 +2433,7 @@ mod tests {
         let Value::Object(map) = &v else {
             unreachable!()
         };
-        let run = |steps, out| t.render_limited(Root::Object(map), steps, out);
+        let run = |steps, out| t.render_limited(Root::Object(map), None, steps, out);
         assert_eq!(run(11, 100).unwrap(), "a1-2-3-");
         match run(10, 100).unwrap_err() {
             TemplateError::TooLarge(msg) => assert!(msg.contains("10 steps"), "{msg}"),
@@ -2478,6 +2846,288 @@ mod tests {
                 .unwrap(),
             "<p>[plain]</p>"
         );
+    }
+
+    #[test]
+    fn escape_and_xhtml_escape_escape_twice_in_double_braces_as_tornado_does() {
+        let v = json!({"x": "<a & 'b'>", "n": 3, "t": true, "nil": null, "xs": ["<"]});
+        // Tornado 6.6: `&amp;lt;a &amp;amp; &amp;#x27;b&amp;#x27;&amp;gt;`
+        // (its html.escape writes `'` as `&#x27;`, cyclone `&#39;`).
+        let twice = "&amp;lt;a &amp;amp; &amp;#39;b&amp;#39;&amp;gt;";
+        assert_eq!(
+            render_json("{{ escape(x) }}|{{ xhtml_escape(x) }}", v.clone()).unwrap(),
+            format!("{twice}|{twice}")
+        );
+        let once = "&lt;a &amp; &#39;b&#39;&gt;";
+        assert_eq!(
+            render_json("{% raw escape(x) %}|{% raw xhtml_escape( x ) %}", v.clone()).unwrap(),
+            format!("{once}|{once}")
+        );
+        // `{% autoescape None %}` is for the whole file, as in Tornado.
+        assert_eq!(
+            render_json("{{ x }}{% autoescape None %}|{{ escape(x) }}", v.clone()).unwrap(),
+            format!("<a & 'b'>|{once}")
+        );
+        // Not strings: the text `{{ }}` prints, escaped.
+        assert_eq!(
+            render_json(
+                "{% raw escape(n) %}|{% raw escape(t) %}|[{% raw escape(nil) %}]|{% raw escape(xs) %}",
+                v.clone()
+            )
+            .unwrap(),
+            "3|true|[]|[&quot;&lt;&quot;]"
+        );
+        // A literal argument; a plain name `escape` is still a path.
+        assert_eq!(
+            render_json(
+                "{% raw escape('<b>') %}|{{ escape }}",
+                json!({"escape": "e<"})
+            )
+            .unwrap(),
+            "&lt;b&gt;|e&lt;"
+        );
+        assert_eq!(
+            render("{{ escape(x) }}", &[("x", "&")]).unwrap(),
+            "&amp;amp;"
+        );
+    }
+
+    #[test]
+    fn json_encode_writes_json_and_escapes_the_end_of_a_script() {
+        let v = json!({
+            "x": {"a": "</script>", "b": [1, 2.5, null, true], "u": "é\u{2028}"},
+            "s": "a</b>\"c", "n": -3, "f": 0.5, "nil": null, "t": false,
+        });
+        // Tornado (json.dumps) writes `{"a": "<\/script>", "b": [1, 2.5, null,
+        // true], "u": "\u00e9\u2028"}`: the same value.
+        let raw = "{\"a\":\"<\\/script>\",\"b\":[1,2.5,null,true],\"u\":\"é\u{2028}\"}";
+        assert_eq!(
+            render_json("{% raw json_encode(x) %}", v.clone()).unwrap(),
+            raw
+        );
+        // `{{ }}` escapes it, as Tornado does.
+        assert_eq!(
+            render_json("{{ json_encode(x) }}", v.clone()).unwrap(),
+            crate::http::html_escape(raw)
+        );
+        assert_eq!(
+            render_json(
+                "{% raw json_encode(s) %}|{% raw json_encode(n) %}|{% raw json_encode(f) %}|{% raw json_encode(nil) %}|{% raw json_encode(t) %}",
+                v.clone()
+            )
+            .unwrap(),
+            "\"a<\\/b>\\\"c\"|-3|0.5|null|false"
+        );
+        assert_eq!(
+            render_json("{{ json_encode(s) }}", v).unwrap(),
+            "&quot;a&lt;\\/b&gt;\\&quot;c&quot;"
+        );
+        // A pair's value is a string; a literal too.
+        assert_eq!(
+            render(
+                "{% raw json_encode(q) %}{% raw json_encode(\"</\") %}",
+                &[("q", "a\nb")]
+            )
+            .unwrap(),
+            "\"a\\nb\"\"<\\/\""
+        );
+    }
+
+    #[test]
+    fn url_escape_is_quote_plus_of_the_utf8_text() {
+        let v = json!({
+            "q": "a b/c?d=é&~-_.!*'()+%", "n": 2.5, "t": true, "nil": null,
+            "xs": [1, "a b"], "plain": "Az09_.-~",
+        });
+        // Python: quote_plus("a b/c?d=é&~-_.!*'()+%").
+        assert_eq!(
+            render_json("{{ url_escape(q) }}", v.clone()).unwrap(),
+            "a+b%2Fc%3Fd%3D%C3%A9%26~-_.%21%2A%27%28%29%2B%25"
+        );
+        assert_eq!(
+            render_json(
+                "{{ url_escape(n) }}|{{ url_escape(t) }}|[{{ url_escape(nil) }}]|{{ url_escape(xs) }}|{{ url_escape(plain) }}",
+                v
+            )
+            .unwrap(),
+            "2.5|true|[]|%5B1%2C%22a+b%22%5D|Az09_.-~"
+        );
+        assert_eq!(
+            render(
+                "<a href=\"?q={{ url_escape(q) }}&amp;p={{ url_escape('x y') }}\">",
+                &[("q", "\u{1F600} <")]
+            )
+            .unwrap(),
+            "<a href=\"?q=%F0%9F%98%80+%3C&amp;p=x+y\">"
+        );
+    }
+
+    #[test]
+    fn squeeze_collapses_control_and_space_runs_and_strips() {
+        let v = json!({
+            "s": "\u{a0} a \t\n\u{0} b\u{1f}  c \u{3000}",
+            "inner": "a\u{a0}\u{a0}b\r\n\r\nc", "n": 7, "nil": null, "amp": "  a  &  b ",
+        });
+        // Python: re.sub(r"[\x00-\x20]+", " ", s).strip() is "a b c".
+        assert_eq!(render_json("{{ squeeze(s) }}", v.clone()).unwrap(), "a b c");
+        assert_eq!(
+            render_json(
+                "{{ squeeze(inner) }}|{{ squeeze(n) }}|[{{ squeeze(nil) }}]|{{ squeeze(amp) }}|{% raw squeeze(amp) %}|{{ squeeze(\"  \") }}.",
+                v
+            )
+            .unwrap(),
+            "a\u{a0}\u{a0}b c|7|[]|a &amp; b|a & b|."
+        );
+    }
+
+    #[test]
+    fn static_url_needs_a_resolver_and_prints_its_url_escaped() {
+        let src = "<link href=\"{{ static_url(\"css/app.css\") }}\">\n{% raw static_url('x y') %}|{{ static_url(file) }}|{{ static_url(n) }}";
+        let t = Template::parse(src).unwrap();
+        let v = json!({"file": "a&b.js", "n": 5});
+        let html = t
+            .render_value_with_static_url(&v, |path| format!("/static/{path}?v=1&q=\"'"))
+            .unwrap();
+        assert_eq!(
+            html,
+            "<link href=\"/static/css/app.css?v=1&amp;q=&quot;&#39;\">\n\
+             /static/x y?v=1&q=\"'|/static/a&amp;b.js?v=1&amp;q=&quot;&#39;|/static/5?v=1&amp;q=&quot;&#39;"
+        );
+        // Rendered on its own: an error at the tag's line, however rendered.
+        let needs = || at(1, TemplateError::NeedsRequest("static_url".into()));
+        assert_eq!(t.render_value(&v).unwrap_err(), needs());
+        assert_eq!(t.render_with(&v).unwrap_err(), needs());
+        assert_eq!(t.render(&[("file", "f")]).unwrap_err(), needs());
+        let later = Template::parse("a\n\n{% if x %}{{ static_url(\"a.css\") }}{% end %}").unwrap();
+        assert_eq!(later.render_value(&json!({"x": 0})).unwrap(), "a\n\n");
+        let err = later.render_value(&json!({"x": 1})).unwrap_err();
+        assert_eq!(err, at(3, TemplateError::NeedsRequest("static_url".into())));
+        assert_eq!(
+            err.to_string(),
+            "static_url() needs a request: render with RequestContext::render, render_with or \
+             render_string (and the static_path setting), or \
+             Template::render_value_with_static_url at line 3"
+        );
+        // In an included template: named.
+        let files = [
+            ("page.html", "{% include \"head.html\" %}"),
+            ("head.html", "\n{{ static_url(\"a.css\") }}"),
+        ];
+        let page = load(&files, "page.html", 0).unwrap();
+        assert_eq!(
+            page.render_value(&json!({})).unwrap_err(),
+            inside(
+                "head.html",
+                at(2, TemplateError::NeedsRequest("static_url".into()))
+            )
+        );
+        assert_eq!(
+            page.render_value_with_static_url(&json!({}), |p| format!("/s/{p}"))
+                .unwrap(),
+            "\n/s/a.css"
+        );
+        // A missing path argument is undefined, at its line.
+        assert_eq!(
+            t.render_value_with_static_url(&json!({"n": 1}), |p| p.into())
+                .unwrap_err(),
+            at(2, TemplateError::Undefined("file".into()))
+        );
+        // The resolver is called once per call, and not for other tags.
+        let calls = std::cell::Cell::new(0);
+        let count = |p: &str| {
+            calls.set(calls.get() + 1);
+            p.to_string()
+        };
+        let t = Template::parse("{% for x in xs %}{{ static_url(x) }}{% end %}{{ x }}").unwrap();
+        let v = json!({"xs": ["a", "b"], "x": 1});
+        assert_eq!(t.render_value_with_static_url(&v, count).unwrap(), "ab1");
+        assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn bad_function_calls_are_refused_at_parse_with_a_hint() {
+        use TemplateError::BadTag;
+        for (src, tag) in [
+            ("\n{{ linkify(x) }}", "linkify(x)"),
+            (
+                "\n{{ json_encode(url_escape(x)) }}",
+                "json_encode(url_escape(x))",
+            ),
+            (
+                "\n{{ url_escape(x, plus=False) }}",
+                "url_escape(x, plus=False)",
+            ),
+            ("\n{{ url_escape(x + y) }}", "url_escape(x + y)"),
+            ("\n{{ static_url() }}", "static_url()"),
+            ("\n{{ static_url(\"a\\nb\") }}", "static_url(\"a\\nb\")"),
+            ("\n{{ static_url(\"it's\") }}", "static_url(\"it's\")"),
+            ("\n{{ static_url(\"a') }}", "static_url(\"a')"),
+            ("\n{{ json_encode(x) + 1 }}", "json_encode(x) + 1"),
+            ("\n{{ json_encode(x)(y) }}", "json_encode(x)(y)"),
+            ("\n{{ JSON_ENCODE(x) }}", "JSON_ENCODE(x)"),
+            ("\n{{ squeeze x }}", "squeeze x"),
+            ("\n{% raw json_encode(x, y) %}", "raw json_encode(x, y)"),
+            ("\n{% raw reverse_url(\"x\") %}", "raw reverse_url(\"x\")"),
+            ("\n{% json_encode(x) %}", "json_encode(x)"),
+            ("\n{% if json_encode(x) %}{% end %}", "if json_encode(x)"),
+            ("\n{% set y = escape(x) %}", "set y = escape(x)"),
+            (
+                "\n{% for c in squeeze(x) %}{% end %}",
+                "for c in squeeze(x)",
+            ),
+        ] {
+            assert_eq!(
+                Template::parse(src).unwrap_err(),
+                at(2, BadTag(tag.into())),
+                "{src}"
+            );
+        }
+        let says = |src: &str| Template::parse(src).unwrap_err().to_string();
+        assert_eq!(
+            says("a\n{{ url_escape(x, plus=False) }}"),
+            "unsupported tag \"url_escape(x, plus=False)\": a function takes one argument, a path \
+             or a quoted string without quotes or \\ inside (no nested calls, operators or keyword \
+             arguments), in {{ }} or {% raw %} at line 2"
+        );
+        assert!(says("{% raw json_encode(a, b) %}").contains("a function takes one argument"));
+        assert!(says("{% json_encode(a) %}").contains("a function takes one argument"));
+        for other in ["{{ linkify(x) }}", "{{ _(\"Hi\") }}", "{{ x.y() }}"] {
+            assert!(
+                says(other).contains(
+                    "a call of static_url, json_encode, url_escape, xhtml_escape, escape or squeeze"
+                ),
+                "{other}: {}",
+                says(other)
+            );
+        }
+        assert!(says("{% raw a b %}").contains("`raw json_encode(path)`"));
+        assert!(says("{% if json_encode(x) %}{% end %}").contains("a condition is a path"));
+    }
+
+    #[test]
+    fn function_output_is_bounded_at_once() {
+        // `&` escaped twice is 9 bytes: four of them are 36.
+        let t = Template::parse("{{ escape(x) }}").unwrap();
+        let v = json!({"x": "&&&&"});
+        let Value::Object(map) = &v else {
+            unreachable!()
+        };
+        let run = |steps, out| t.render_limited(Root::Object(map), None, steps, out);
+        assert_eq!(run(1, 36).unwrap(), "&amp;amp;".repeat(4));
+        assert_eq!(
+            run(1, 35).unwrap_err().to_string(),
+            "too large: output over 35 bytes"
+        );
+        assert!(matches!(run(0, 36), Err(TemplateError::TooLarge(_))));
+        // Each call is one step, in loops too.
+        let t = Template::parse("{% for x in xs %}{% raw json_encode(x) %}{% end %}").unwrap();
+        let v = json!({"xs": [1, 2]});
+        let Value::Object(map) = &v else {
+            unreachable!()
+        };
+        let run = |steps| t.render_limited(Root::Object(map), None, steps, 100);
+        assert_eq!(run(5).unwrap(), "12");
+        assert!(matches!(run(4), Err(TemplateError::TooLarge(_))));
     }
 
     #[test]
