@@ -56,12 +56,12 @@ impl Route {
 
 /// The named groups of `regex` with their values among `args` (the
 /// captures in order): Tornado's `path_kwargs`.
-fn named_captures(regex: &Regex, args: &[String]) -> Vec<(String, String)> {
+fn named_captures(regex: &Regex, args: &[impl AsRef<str>]) -> Vec<(String, String)> {
     regex
         .capture_names()
         .skip(1)
         .zip(args)
-        .filter_map(|(name, value)| Some((name?.to_owned(), value.clone())))
+        .filter_map(|(name, value)| Some((name?.to_owned(), value.as_ref().to_owned())))
         .collect()
 }
 
@@ -373,6 +373,7 @@ impl Application {
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut handler = factory();
             let mut cx = RequestContext::new(req, &self.inner.shared);
+            cx.set_path_kwargs(named_captures(&route.regex, args));
             call_method(&mut *handler, &mut cx, args);
             cx.into_response()
         }));

@@ -38,6 +38,8 @@ pub struct RequestContext<'a> {
     /// Its pairs are not kept: a body of millions of tiny fields would cost
     /// tens of times its size as `String`s; each lookup scans it instead.
     form_body: OnceCell<bool>,
+    /// The route's named captures (Tornado's `path_kwargs`).
+    path_kwargs: Vec<(String, String)>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -65,7 +67,41 @@ impl<'a> RequestContext<'a> {
             finished: false,
             unimplemented: Vec::new(),
             form_body: OnceCell::new(),
+            path_kwargs: Vec::new(),
         }
+    }
+
+    /// Sets the route's named captures (see [`path_kwarg`](Self::path_kwarg)).
+    pub(crate) fn set_path_kwargs(&mut self, kwargs: Vec<(String, String)>) {
+        self.path_kwargs = kwargs;
+    }
+
+    /// The route's capture named `name` (`(?P<name>..)`), percent-decoded:
+    /// Tornado's `get(self, **kwargs)` / `self.path_kwargs`. The method's
+    /// `args` hold every capture in order, named ones too (Tornado passes
+    /// only the named ones when there are any). `None` for a name the route
+    /// does not have.
+    ///
+    /// ```
+    /// use cyclone::web::{Application, RequestContext, RequestHandler};
+    ///
+    /// struct Article;
+    /// impl RequestHandler for Article {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+    ///         let slug = cx.path_kwarg("slug").unwrap_or("").to_owned();
+    ///         cx.write(format!("article {slug}"));
+    ///     }
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .route(r"/articles/(?P<year>\d{4})/(?P<slug>[\w-]+)", || Article)
+    ///     .build();
+    /// ```
+    pub fn path_kwarg(&self, name: &str) -> Option<&str> {
+        self.path_kwargs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The finished response, with its `Set-Cookie` headers.
