@@ -987,6 +987,20 @@ fn static_file_etag_and_if_none_match() {
 }
 
 /// Writes `cx.static_url("a.txt")`.
+/// GETs the versioned static URL `link`: the file `a.txt` ("static file")
+/// with ten years of `Cache-Control`. Returns the response head.
+fn fetch_versioned(srv: &Server, link: &str) -> String {
+    let raw = format!("GET {link} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (s, head, body) = request(srv, raw.as_bytes());
+    assert_eq!((s, body.as_slice()), (200, &b"static file"[..]), "{head}");
+    assert_eq!(
+        header(&head, "cache-control"),
+        Some("max-age=315360000"),
+        "{head}"
+    );
+    head
+}
+
 struct StaticLink;
 
 impl RequestHandler for StaticLink {
@@ -1015,14 +1029,7 @@ fn static_url_links_a_file_cached_for_ten_years() {
     let link = String::from_utf8(link).unwrap();
     let hash = sha1_smol::Sha1::from("static file").digest().to_string();
     assert_eq!(link, format!("/static/a.txt?v={hash}"));
-    let raw = format!("GET {link} HTTP/1.1\r\nHost: x\r\n\r\n");
-    let (s, head, body) = request(&srv, raw.as_bytes());
-    assert_eq!((s, body.as_slice()), (200, &b"static file"[..]), "{head}");
-    assert_eq!(
-        header(&head, "cache-control"),
-        Some("max-age=315360000"),
-        "{head}"
-    );
+    let head = fetch_versioned(&srv, &link);
     let expires = header(&head, "expires").expect("Expires");
     let year = |date: &str| -> i64 { date.split(' ').nth(3).unwrap().parse().unwrap() };
     let this_year = year(&cyclone::http::http_date(
@@ -1088,14 +1095,7 @@ fn template_static_url_links_the_versioned_file() {
             "{page}"
         );
     }
-    let raw = format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n");
-    let (s, head, body) = request(&srv, raw.as_bytes());
-    assert_eq!((s, body.as_slice()), (200, &b"static file"[..]), "{head}");
-    assert_eq!(
-        header(&head, "cache-control"),
-        Some("max-age=315360000"),
-        "{head}"
-    );
+    fetch_versioned(&srv, &url);
 }
 
 /// The byte at `offset` of the test files written by `pattern_file`.

@@ -50,6 +50,18 @@ fn records_with(needle: &str) -> Vec<(log::Level, String)> {
         .collect()
 }
 
+/// [`records_with`], waiting up to `within` for a first one (a record may
+/// be written a moment after what provoked it is seen).
+fn records_within(needle: &str, within: Duration) -> Vec<(log::Level, String)> {
+    let deadline = Instant::now() + within;
+    let mut about = records_with(needle);
+    while about.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        about = records_with(needle);
+    }
+    about
+}
+
 struct Quiet;
 
 impl WebSocketHandler for Quiet {
@@ -75,13 +87,7 @@ fn message_over_the_size_limit_is_logged_at_warn() {
     assert_eq!(op, 8);
     assert_eq!(payload[..2], 1009u16.to_be_bytes());
     // Logged before the Close is written; allow for a slow record anyway.
-    let needle = "exceeds the limit of 1000";
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut about = records_with(needle);
-    while about.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        about = records_with(needle);
-    }
+    let about = records_within("exceeds the limit of 1000", Duration::from_secs(2));
     assert!(!about.is_empty(), "nothing logged about the 1009");
     assert!(
         about.iter().all(|(l, _)| *l <= log::Level::Warn),
@@ -146,13 +152,7 @@ fn refusals_over_max_connections_are_logged_at_warn() {
         held.push(s);
     }
     assert!(refused, "no 503 after {} connections", held.len());
-    let needle = "max_connections (2) reached";
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut about = records_with(needle);
-    while about.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        about = records_with(needle);
-    }
+    let about = records_within("max_connections (2) reached", Duration::from_secs(2));
     assert!(!about.is_empty(), "nothing logged about the refusal");
     assert!(
         about.iter().all(|(l, _)| *l == log::Level::Warn),
