@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use cyclone::http::Request;
 use cyclone::ioloop::{ConnId, IOLoop};
-use cyclone::web::{Application, RequestContext, RequestHandler};
+use cyclone::web::Application;
 use cyclone::websocket::{self, Message, WebSocket, WebSocketHandler};
 use serde_json::json;
 
@@ -41,16 +41,6 @@ const PAGE: &str = include_str!("pages/chat.html");
 
 /// The open chat connections (the seed's `ws_clients`).
 type Clients = Rc<RefCell<BTreeSet<ConnId>>>;
-
-/// `GET /`: the page.
-struct MainHandler;
-
-impl RequestHandler for MainHandler {
-    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
-        cx.set_header("Content-Type", "text/html; charset=UTF-8");
-        cx.write(PAGE);
-    }
-}
 
 /// `/chatsocket`: one per connection, all sharing `clients`.
 struct ChatSocket {
@@ -104,7 +94,7 @@ fn main() {
 
     let clients: Clients = Rc::default();
     let app = Application::builder()
-        .route("/", || MainHandler)
+        .route("/", || common::Page(PAGE))
         .route("/metrics", || cyclone::web::MetricsHandler)
         .websocket("/chatsocket", move |_req: &Request| ChatSocket {
             clients: clients.clone(),

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use cyclone::http::Request;
 use cyclone::ioloop::IOLoop;
-use cyclone::web::{Application, RequestContext, RequestHandler};
+use cyclone::web::Application;
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 
 const USAGE: &str = "hello: Tornado's EchoWebSocket with a page to drive it
@@ -37,16 +37,6 @@ Open http://ADDR:PORT/ in a browser: Connect, Send, Close. The socket at
 
 /// The page of seed 004, with the log written into the page.
 const PAGE: &str = include_str!("pages/hello.html");
-
-/// `GET /`: the page.
-struct MainHandler;
-
-impl RequestHandler for MainHandler {
-    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
-        cx.set_header("Content-Type", "text/html; charset=UTF-8");
-        cx.write(PAGE);
-    }
-}
 
 /// Seed 000's `EchoWebSocket`, with seed 004's `check_origin` when
 /// `any_origin`.
@@ -110,7 +100,7 @@ fn main() {
         builder = builder.websocket_ping_interval(interval);
     }
     let app = builder
-        .route("/", || MainHandler)
+        .route("/", || common::Page(PAGE))
         .route("/metrics", || cyclone::web::MetricsHandler)
         .websocket("/websocket", move |_req: &Request| EchoWebSocket {
             any_origin,

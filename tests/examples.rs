@@ -408,3 +408,368 @@ fn tls_echo_help_start_serve_stop() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status.code(), Some(0), "tls_echo exited with {status}");
 }
+
+// ---- cluster_chat: nodes relaying through a broker ------------------------
+
+/// A started example, with its stderr collected. Dropped without
+/// [`Proc::interrupt`] (a failed assertion, a broker stopped on purpose), it
+/// is killed by its PID; when the test is failing, its log is printed.
+struct Proc {
+    name: String,
+    child: Child,
+    log: std::sync::Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `exe` with `--port port` and `args`, and waits until it listens.
+    fn start(exe: &PathBuf, name: &str, port: u16, args: &[&str]) -> Proc {
+        let mut child = Command::new(exe)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the example");
+        let log = std::sync::Arc::new(Mutex::new(String::new()));
+        let (mut stderr, sink) = (child.stderr.take().unwrap(), log.clone());
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&text);
+            }
+        });
+        wait_for_port(&mut child, port, Duration::from_secs(10));
+        Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// SIGINT, and expect a clean exit 0 within 5 s.
+    fn interrupt(mut self) {
+        let kill = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill -INT");
+        assert!(kill.success(), "kill -INT failed: {kill}");
+        let status = wait_exit(&mut self.child, Duration::from_secs(5));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{} exited with {status} after SIGINT; log:\n{}",
+            self.name,
+            self.log()
+        );
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("---- {} log ----\n{}", self.name, self.log());
+        }
+    }
+}
+
+type ChatWs = tungstenite::WebSocket<TcpStream>;
+
+/// A chat client on `port`'s `/chatsocket` (reads time out after 100 ms).
+fn chat_client(port: u16) -> ChatWs {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}/chatsocket")
+        .into_client_request()
+        .unwrap();
+    let origin = format!("http://127.0.0.1:{port}");
+    req.headers_mut().insert("Origin", origin.parse().unwrap());
+    let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    tungstenite::client(req, stream)
+        .expect("chatsocket handshake")
+        .0
+}
+
+/// The next JSON event on `ws` within `within`, or `None`.
+fn next_event(ws: &mut ChatWs, within: Duration) -> Option<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                return Some(serde_json::from_str(&t).unwrap_or_else(|e| panic!("{t:?}: {e}")))
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("chat client: {e}"),
+        }
+    }
+    None
+}
+
+/// Skips events on `ws` until one that `want` accepts (within `within`).
+fn wait_for(
+    ws: &mut ChatWs,
+    within: Duration,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    while let Some(ev) = next_event(ws, deadline.saturating_duration_since(Instant::now())) {
+        if want(&ev) {
+            return ev;
+        }
+    }
+    panic!("no such event within {within:?}");
+}
+
+/// A client of the node on `port` once that node is linked to the broker: a
+/// message it sent came back through the broker (which also tells its id;
+/// its first event may be another client's). Returns it and its id.
+fn linked_chat_client(port: u16, within: Duration) -> (ChatWs, String) {
+    let deadline = Instant::now() + within;
+    for n in 0.. {
+        let mut ws = chat_client(port);
+        let whoami = format!("whoami {port} {n}");
+        ws.send(tungstenite::Message::text(whoami.clone())).unwrap();
+        // Its message relayed, or refused (the join's error has no text).
+        let ev = wait_for(&mut ws, Duration::from_secs(5), |ev| {
+            ev["text"] == whoami.as_str()
+        });
+        if ev["type"] == "message" {
+            let id = ev["id"].as_str().expect("a string id").to_owned();
+            return (ws, id);
+        }
+        assert_eq!(ev["type"], "error", "{ev}");
+        let _ = ws.close(None);
+        assert!(
+            Instant::now() < deadline,
+            "node :{port} not linked to the broker within {within:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    unreachable!()
+}
+
+/// Sends probes from `from` until one reaches `to` through the broker; the
+/// events `to` received meanwhile, the probe last.
+fn relayed_within(from: &mut ChatWs, to: &mut ChatWs, within: Duration) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    for n in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "no message relayed within {within:?}"
+        );
+        let probe = format!("probe {n}");
+        from.send(tungstenite::Message::text(probe.clone()))
+            .unwrap();
+        while let Some(ev) = next_event(to, Duration::from_millis(300)) {
+            let done = ev["type"] == "message" && ev["text"] == probe.as_str();
+            seen.push(ev);
+            if done {
+                return seen;
+            }
+        }
+    }
+    unreachable!()
+}
+
+/// The text of the next `count` message events on `ws` (other events skipped).
+fn message_texts(ws: &mut ChatWs, count: usize) -> Vec<String> {
+    let mut texts = Vec::new();
+    while texts.len() < count {
+        let ev = next_event(ws, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("only {texts:?} of {count} messages arrived"));
+        if ev["type"] == "message" {
+            texts.push(ev["text"].as_str().unwrap().to_owned());
+        }
+    }
+    texts
+}
+
+/// A node, pointed at `broker_port`, on a free port.
+fn cluster_node(exe: &PathBuf, name: &str, broker_port: u16) -> (Proc, u16) {
+    let port = free_port();
+    let broker = format!("ws://127.0.0.1:{broker_port}");
+    (Proc::start(exe, name, port, &["--broker", &broker]), port)
+}
+
+#[test]
+fn cluster_chat_help() {
+    let exe = build_example("cluster_chat");
+    check_help(&exe);
+    let out = Command::new(&exe).arg("--help").output().expect("--help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--broker URL",
+        "ws://127.0.0.1:9001",
+        "/publish",
+        "/broadcast",
+        "cargo run --example echo_server",
+        "--port 8889",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    // A broker URL that is not ws[s]:// is a usage error.
+    let out = Command::new(&exe)
+        .args(["--port", "0", "--broker", "http://127.0.0.1:9001"])
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cluster_chat");
+    assert_eq!(out.status.code(), Some(2), "bad --broker: {}", out.status);
+}
+
+/// Two nodes and an `echo_server` broker: a message sent on node A reaches
+/// the clients of both nodes in chat's format, both see every message in
+/// the same (the broker's) order, and a leave on B reaches A.
+#[test]
+fn cluster_chat_relays_across_nodes() {
+    let (broker_exe, exe) = (build_example("echo_server"), build_example("cluster_chat"));
+    let bp = free_port();
+    let broker = Proc::start(&broker_exe, "broker", bp, &[]);
+    let (node_a, pa) = cluster_node(&exe, "node A", bp);
+    let (node_b, pb) = cluster_node(&exe, "node B", bp);
+
+    let (status, page) = http_get(pa, "/");
+    assert_eq!(status, 200, "GET / on node A answered {status}");
+    assert!(page.contains(r#"id="messages""#), "not chat's page");
+    assert_metrics(pb);
+
+    let (mut a, a_id) = linked_chat_client(pa, Duration::from_secs(10));
+    let (mut b, b_id) = linked_chat_client(pb, Duration::from_secs(10));
+    assert_ne!(a_id, b_id, "client ids must be unique across nodes");
+    // A sees B's join, through the broker, in chat's format.
+    let join = serde_json::json!({"type": "join", "id": b_id});
+    wait_for(&mut a, Duration::from_secs(5), |ev| *ev == join);
+
+    a.send(tungstenite::Message::text("hello from A")).unwrap();
+    let want = serde_json::json!({"type": "message", "id": a_id, "text": "hello from A"});
+    for ws in [&mut b, &mut a] {
+        let got = wait_for(ws, Duration::from_secs(5), |ev| {
+            ev["text"] == "hello from A"
+        });
+        assert_eq!(got, want);
+    }
+
+    // Interleaved senders: one order, the broker's, on both nodes.
+    for n in 0..5 {
+        a.send(tungstenite::Message::text(format!("a{n}"))).unwrap();
+        b.send(tungstenite::Message::text(format!("b{n}"))).unwrap();
+    }
+    let (seen_a, seen_b) = (message_texts(&mut a, 10), message_texts(&mut b, 10));
+    assert_eq!(seen_a, seen_b, "the nodes saw different orders");
+    for prefix in ["a", "b"] {
+        let own: Vec<String> = seen_a
+            .iter()
+            .filter(|t| t.starts_with(prefix))
+            .cloned()
+            .collect();
+        let sent: Vec<String> = (0..5).map(|n| format!("{prefix}{n}")).collect();
+        assert_eq!(own, sent, "{prefix}'s messages out of order");
+    }
+
+    b.close(None).unwrap();
+    let leave = serde_json::json!({"type": "leave", "id": b_id});
+    wait_for(&mut a, Duration::from_secs(5), |ev| *ev == leave);
+
+    drop(a);
+    node_a.interrupt();
+    node_b.interrupt();
+    broker.interrupt();
+}
+
+/// The broker is down at first, comes up, is killed, comes back on the same
+/// port: the nodes serve their page and sockets throughout, answer what is
+/// sent while the broker is down with an error, log a warning, and relay
+/// across nodes again (the same client sockets) once it is back.
+#[test]
+fn cluster_chat_survives_a_broker_restart() {
+    let (broker_exe, exe) = (build_example("echo_server"), build_example("cluster_chat"));
+    let bp = free_port();
+    let (node_a, pa) = cluster_node(&exe, "node A", bp);
+    let (node_b, pb) = cluster_node(&exe, "node B", bp);
+
+    // No broker yet: the node serves, and says it could not send.
+    let check_down = |a: &mut ChatWs, what: &str| {
+        let (status, page) = http_get(pa, "/");
+        assert_eq!(status, 200, "GET / on node A answered {status} {what}");
+        assert!(page.contains(r#"id="messages""#), "not chat's page {what}");
+        let mut fresh = chat_client(pa);
+        let ev = next_event(&mut fresh, Duration::from_secs(5));
+        assert_eq!(
+            ev.as_ref().map(|e| &e["type"]),
+            Some(&"error".into()),
+            "{what}: {ev:?}"
+        );
+        let _ = fresh.close(None);
+        // The node may take a moment to notice the loss: send until refused.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for n in 0.. {
+            assert!(Instant::now() < deadline, "no error answer {what}");
+            let text = format!("{what} {n}");
+            a.send(tungstenite::Message::text(text.clone())).unwrap();
+            let answer = std::iter::from_fn(|| next_event(a, Duration::from_millis(300)))
+                .find(|ev| ev["type"] == "error" && ev["text"] == text.as_str());
+            if let Some(ev) = answer {
+                assert!(ev["error"].as_str().is_some_and(|e| !e.is_empty()), "{ev}");
+                break;
+            }
+        }
+    };
+    let mut a = chat_client(pa);
+    check_down(&mut a, "before the broker");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !node_a.log().contains("WARN") || !node_a.log().contains("broker link down") {
+        assert!(
+            Instant::now() < deadline,
+            "no warning logged:\n{}",
+            node_a.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    // The broker comes up: messages flow, from the client opened before it.
+    let broker = Proc::start(&broker_exe, "broker", bp, &[]);
+    let (mut b, _) = linked_chat_client(pb, Duration::from_secs(10));
+    let seen = relayed_within(&mut a, &mut b, Duration::from_secs(10));
+    // A's join, owed since it opened, went out before its first message.
+    let a_id = &seen.last().unwrap()["id"];
+    let join = serde_json::json!({"type": "join", "id": a_id});
+    assert_eq!(seen[seen.len() - 2..][0], join, "{seen:?}");
+
+    // Killed (no close frame): both nodes keep serving.
+    drop(broker);
+    check_down(&mut a, "after the broker died");
+    let (status, _) = http_get(pb, "/");
+    assert_eq!(status, 200, "GET / on node B answered {status}");
+
+    // Back on the same port: the same sockets are relayed again.
+    let broker = Proc::start(&broker_exe, "broker again", bp, &[]);
+    let started = Instant::now();
+    relayed_within(&mut a, &mut b, Duration::from_secs(10));
+    relayed_within(&mut b, &mut a, Duration::from_secs(2));
+    eprintln!(
+        "relayed again {:?} after the broker restarted",
+        started.elapsed()
+    );
+
+    drop((a, b));
+    node_a.interrupt();
+    node_b.interrupt();
+    broker.interrupt();
+}

@@ -1,5 +1,5 @@
 //! Small helpers shared by the examples: `--flag value` parsing, `--help`,
-//! logging and Ctrl-C.
+//! logging, Ctrl-C, and the handler that serves an example's page.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -122,4 +122,14 @@ pub fn close_on_ctrl_c(grace: std::time::Duration) {
                 std::process::exit(0)
             });
     });
+}
+
+/// `GET /` of an example: its HTML page.
+pub struct Page(pub &'static str);
+
+impl cyclone::web::RequestHandler for Page {
+    fn get(&mut self, cx: &mut cyclone::web::RequestContext<'_>, _args: &[&str]) {
+        cx.set_header("Content-Type", "text/html; charset=UTF-8");
+        cx.write(self.0);
+    }
 }
