@@ -424,10 +424,10 @@ struct BlockDef {
 ///   `NameError`).
 /// - `json_encode(path)` is the value as compact `serde_json` text with
 ///   `</` written `<\/`, as `RequestContext::write_json` writes it. Python's
-///   `json.dumps` puts a space after `,` and `:`, writes non-ASCII
-///   characters as `\uXXXX` and keeps a dict's order (`serde_json` sorts
-///   keys unless its `preserve_order` feature is on): the same value once
-///   parsed.
+///   `json.dumps` puts a space after `,` and `:` and writes non-ASCII
+///   characters as `\uXXXX`: the same value once parsed. Keys keep their
+///   order (a struct's field order, an object's insertion order), as a
+///   Python dict's do.
 /// - `url_escape(path)` is Python's `quote_plus` (Tornado's default
 ///   `plus=True`) of the UTF-8 text: `a b/é` → `a+b%2F%C3%A9`.
 /// - `xhtml_escape(path)` and `escape(path)` escape `& < > " '` as `{{ }}`
@@ -460,8 +460,9 @@ struct BlockDef {
 /// **Names.** A loop variable or `set` name shadows an outer name of the
 /// same name inside its block only: the loop, or the block enclosing the
 /// `set` (in Python both would stay bound after it).
-/// `{% for %}` over an object goes through its keys in `serde_json`'s order:
-/// sorted, unless `serde_json`'s `preserve_order` feature is on. With
+/// `{% for %}` over an object goes through its keys in insertion order (a
+/// struct's field order), as over a Python dict (cyclone builds
+/// `serde_json` with `preserve_order`). With
 /// [`Template::render`], `{{ a.b }}` looks up the pair named `"a.b"`, as it
 /// always has (paths step into values only with
 /// [`render_value`](Template::render_value)).
@@ -2044,14 +2045,15 @@ mod tests {
             .unwrap(),
             "<p id=1>hi &lt;3</p><p id=2>yo</p>"
         );
-        // serde_json's default map is sorted by key.
+        // Insertion order, as a Python dict's (serde_json's
+        // preserve_order): not sorted.
         assert_eq!(
             render_json(
                 "{% for k, v in m.items() %}{{k}}={{v}};{% end %}",
                 v.clone()
             )
             .unwrap(),
-            "a=1;b=2;"
+            "b=2;a=1;"
         );
         assert_eq!(
             render_json(
@@ -2059,7 +2061,7 @@ mod tests {
                 v.clone()
             )
             .unwrap(),
-            "ab|ab|12"
+            "ba|ba|21"
         );
         assert_eq!(
             render_json("{% for a, b in pairs %}{{a}}{{b}}{% end %}", v.clone()).unwrap(),
