@@ -205,16 +205,26 @@ fn dropping_the_connection_closes_it_with_1000() {
         let conn = websocket_connect(&format!("ws://{addr}/rec"))
             .await
             .expect("connect");
-        conn.write_message("last words").expect("open");
+        // A clone keeps the connection open after the first handle goes.
+        let clone = conn.clone();
         drop(conn);
+        clone.write_message("from the clone").expect("open");
+        cyclone::ioloop::sleep(Duration::from_millis(50)).await;
+        assert!(!clone.is_closed());
+        clone.write_message("last words").expect("open");
+        drop(clone);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while l3.borrow().len() < 2 && Instant::now() < deadline {
+        while l3.borrow().len() < 3 && Instant::now() < deadline {
             cyclone::ioloop::sleep(Duration::from_millis(10)).await;
         }
     });
     assert_eq!(
         *log.borrow(),
-        vec!["last words".to_string(), "close Some(1000)".to_string()]
+        vec![
+            "from the clone".to_string(),
+            "last words".to_string(),
+            "close Some(1000)".to_string()
+        ]
     );
 }
 
@@ -1423,4 +1433,128 @@ fn callback_client_is_closed_by_id() {
     IOLoop::current().start();
     IOLoop::current().remove_timeout(watchdog);
     assert_eq!(*got.borrow(), vec![Some("hello".to_owned()), None]);
+}
+
+/// Tornado's `websocket_connect(url, callback=...)` and
+/// `read_message(callback)`: two reads asked for before anything arrived
+/// each get their own message, in the order asked, and reads after the
+/// close get `None`.
+#[test]
+fn callback_style_connect_and_reads_in_order() {
+    let addr = server();
+    type Got = Rc<RefCell<Vec<Option<String>>>>;
+    let got: Got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let record = |g: &Got, tag: &'static str| {
+        let g = g.clone();
+        move |m: Option<Message<'static>>| {
+            g.borrow_mut()
+                .push(m.map(|m| format!("{tag}:{}", m.as_text().unwrap_or("?"))));
+        }
+    };
+    cyclone::websocket::websocket_connect_then(
+        &format!("ws://{addr}/echo"),
+        ConnectOptions::default(),
+        move |res| {
+            let conn = res.expect("connect");
+            conn.read_message_then(record(&g, "first"));
+            conn.read_message_then(record(&g, "second"));
+            conn.write_message("a").expect("open");
+            conn.write_message("b").expect("open");
+            // The server closes with 4000 on this one instead of echoing
+            // it, so the third read and the one after it get `None`.
+            conn.write_message("close me").expect("open");
+            let (g, c) = (g.clone(), conn.clone());
+            conn.read_message_then(move |m| {
+                g.borrow_mut()
+                    .push(m.map(|m| m.as_text().unwrap_or("?").to_owned()));
+                let g = g.clone();
+                c.read_message_then(move |m| {
+                    assert!(m.is_none(), "after the close: {m:?}");
+                    g.borrow_mut().push(None);
+                    IOLoop::current().stop();
+                });
+            });
+        },
+    );
+    IOLoop::current().start();
+    assert_eq!(
+        *got.borrow(),
+        vec![
+            Some("first:a".to_owned()),
+            Some("second:b".to_owned()),
+            None,
+            None
+        ]
+    );
+}
+
+/// The callback of `websocket_connect_then` gets the error of a bad URL
+/// and of a refused connection as a value.
+#[test]
+fn callback_style_connect_reports_errors() {
+    watchdog(Duration::from_secs(30));
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let errs: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
+    for url in [
+        "http://example.invalid/".to_owned(),
+        format!("ws://{refused}/"),
+    ] {
+        let e = errs.clone();
+        cyclone::websocket::websocket_connect_then(&url, ConnectOptions::default(), move |r| {
+            let err = r.expect_err("cannot connect");
+            e.borrow_mut().push(format!("{err:?}"));
+            if e.borrow().len() == 2 {
+                IOLoop::current().stop();
+            }
+        });
+    }
+    IOLoop::current().start();
+    let errs = errs.borrow();
+    assert!(errs[0].starts_with("InvalidUrl("), "{errs:?}");
+    assert!(errs[1].starts_with("Io("), "{errs:?}");
+}
+
+/// Two tasks awaiting `read_message` at once: each is woken for its own
+/// message (one waker slot used to be overwritten, so the first never
+/// woke), and a waiting read that is dropped gives its place to the next.
+#[test]
+fn concurrent_readers_each_get_a_message_and_a_dropped_one_yields() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let conn = Rc::new(
+            websocket_connect(&format!("ws://{addr}/echo"))
+                .await
+                .expect("connect"),
+        );
+        // A read polled once (so it holds the front place), then dropped.
+        {
+            let mut early = Box::pin(conn.read_message());
+            let w = Waker::noop();
+            assert!(early
+                .as_mut()
+                .poll(&mut Context::from_waker(w))
+                .is_pending());
+        }
+        let got: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
+        for _ in 0..2 {
+            let (c, g) = (conn.clone(), got.clone());
+            cyclone::ioloop::spawn(async move {
+                let m = c.read_message().await.expect("a message");
+                g.borrow_mut().push(m.as_text().unwrap().to_owned());
+            });
+        }
+        // Let both tasks wait before anything is sent.
+        cyclone::ioloop::sleep(Duration::from_millis(20)).await;
+        conn.write_message("x").expect("open");
+        conn.write_message("y").expect("open");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.borrow().len() < 2 && Instant::now() < deadline {
+            cyclone::ioloop::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*got.borrow(), vec!["x".to_owned(), "y".to_owned()]);
+    });
 }

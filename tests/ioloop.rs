@@ -134,6 +134,47 @@ fn run_sync_returns_the_futures_value_and_spawned_tasks_run() {
     assert_eq!(v, (42, Some(7)));
 }
 
+/// Tornado's `IOLoop.add_future`: the callback gets the future's value
+/// once it completes, not before; a panicking callback is caught and
+/// counted, and the loop goes on to the next.
+#[test]
+fn add_future_calls_back_with_the_value_once_complete() {
+    let (got, panics) = in_thread(|| {
+        let lp = IOLoop::current();
+        let got: Rc<RefCell<Vec<(u32, Duration)>>> = Rc::new(RefCell::new(Vec::new()));
+        let start = Instant::now();
+        lp.add_future(
+            async {
+                panic!("in the callback's future");
+            },
+            |()| unreachable!("a panicked future has no value"),
+        );
+        let g = got.clone();
+        lp.add_future(
+            async {
+                sleep(Duration::from_millis(30)).await;
+                5
+            },
+            move |v: u32| {
+                g.borrow_mut().push((v, start.elapsed()));
+                IOLoop::current().stop();
+            },
+        );
+        lp.add_future(async { 1 }, |_: u32| panic!("in the callback"));
+        let g = got.clone();
+        lp.add_future(async { 2 }, move |v| {
+            g.borrow_mut().push((v, start.elapsed()))
+        });
+        lp.call_later(Duration::from_secs(10), || panic!("timed out"));
+        lp.start();
+        let got = got.borrow().clone();
+        (got, lp.metrics().get(Counter::CallbackPanics))
+    });
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![2, 5]);
+    assert!(got[1].1 >= Duration::from_millis(30), "{got:?}");
+    assert_eq!(panics, 2);
+}
+
 #[test]
 fn stale_conn_id_is_refused() {
     in_thread(|| {

@@ -47,6 +47,28 @@ impl IOLoop {
         self.inner.ready_local.borrow_mut().push(id);
     }
 
+    /// Calls `callback` with `future`'s output once it completes (Tornado's
+    /// `IOLoop.add_future(future, callback)`; the callback gets the value
+    /// where Tornado's gets the finished future). The future runs as a task
+    /// of this loop, so a panic in it or in `callback` is caught and logged
+    /// as for [`spawn`](Self::spawn), and `callback` is not called.
+    ///
+    /// ```no_run
+    /// use cyclone::ioloop::{sleep, IOLoop};
+    /// use std::time::Duration;
+    ///
+    /// let lp = IOLoop::current();
+    /// lp.add_future(sleep(Duration::from_millis(10)), |()| IOLoop::current().stop());
+    /// lp.start();
+    /// ```
+    pub fn add_future<T: 'static>(
+        &self,
+        future: impl Future<Output = T> + 'static,
+        callback: impl FnOnce(T) + 'static,
+    ) {
+        self.spawn(async move { callback(future.await) });
+    }
+
     /// Tasks spawned and not finished.
     pub fn pending_tasks(&self) -> usize {
         self.inner.tasks.borrow().len()

@@ -14,9 +14,9 @@ pub(crate) use self::core::Cork;
 pub use crate::ioloop::ConnId;
 pub use crate::protocol::CloseCode;
 pub use client::{
-    websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_with,
-    websocket_connect_with_result, ConnectError, ConnectOptions, WebSocketClientConnection,
-    READ_QUEUE_HIGH_WATER,
+    websocket_connect, websocket_connect_callback, websocket_connect_opts, websocket_connect_then,
+    websocket_connect_with, websocket_connect_with_result, ConnectError, ConnectOptions,
+    WebSocketClientConnection, READ_QUEUE_HIGH_WATER,
 };
 pub use connection::{broadcast, close_connection, write_to, WebSocket};
 pub use context::{PingError, MAX_PING_PAYLOAD};

@@ -53,7 +53,10 @@ struct ClientState {
     /// read, so what still arrives until the close completes is dropped.
     abandoned: bool,
     closed: bool,
-    read_waker: Option<Waker>,
+    /// Pending [`ReadMessage`]s in the order they were first polled, each
+    /// with its ticket and waker: the front one takes the next message.
+    readers: VecDeque<(u64, Option<Waker>)>,
+    next_reader: u64,
     close_code: Option<u16>,
     close_reason: Option<String>,
     closed_by: Option<CloseReason>,
@@ -61,6 +64,17 @@ struct ClientState {
 }
 
 impl ClientState {
+    /// Wakes the reader next in line, if there is anything for it (a
+    /// message, or the end).
+    fn wake_front(&self) {
+        if self.queue.is_empty() && !self.closed {
+            return;
+        }
+        if let Some((_, Some(w))) = self.readers.front() {
+            w.wake_by_ref();
+        }
+    }
+
     /// Nobody will read any more: unread messages are dropped, as is what
     /// still arrives, and the hold on reading is lifted (the caller tells
     /// the connection) so that the server's Close is seen.
@@ -94,9 +108,7 @@ impl WebSocketHandler for ChannelHandler {
             s.held = true;
             ws.hold_reading(true);
         }
-        if let Some(w) = s.read_waker.take() {
-            w.wake();
-        }
+        s.wake_front();
     }
 
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
@@ -105,8 +117,11 @@ impl WebSocketHandler for ChannelHandler {
         s.close_code = ws.close_code();
         s.close_reason = ws.close_reason().map(str::to_owned);
         s.closed_by = ws.closed_by();
-        if let Some(w) = s.read_waker.take() {
-            w.wake();
+        // Every reader waiting with nothing queued gets `None`.
+        for (_, w) in &s.readers {
+            if let Some(w) = w {
+                w.wake_by_ref();
+            }
         }
     }
 }
@@ -165,7 +180,30 @@ pub async fn websocket_connect_opts(
     })
     .await;
     owner.0 = None;
-    Ok(WebSocketClientConnection { id: res?, state })
+    let id = res?;
+    Ok(WebSocketClientConnection {
+        id,
+        state: state.clone(),
+        _owner: Rc::new(Owner { id, state }),
+    })
+}
+
+/// Connects in callback style with a connection object (Tornado's
+/// `websocket_connect(url, callback=...)`): `callback` gets the
+/// [`WebSocketClientConnection`], or the [`ConnectError`] (an invalid URL
+/// included), once the handshake completes or fails. Read from it with
+/// [`read_message_then`](WebSocketClientConnection::read_message_then).
+/// Nothing happens before the loop runs its next iteration.
+pub fn websocket_connect_then(
+    url: &str,
+    options: ConnectOptions,
+    callback: impl FnOnce(Result<WebSocketClientConnection, ConnectError>) + 'static,
+) {
+    let url = url.to_owned();
+    IOLoop::current().add_future(
+        async move { websocket_connect_opts(&url, options).await },
+        callback,
+    );
 }
 
 /// Armed while [`websocket_connect_opts`] waits for the handshake: if its
@@ -186,10 +224,21 @@ impl Drop for Abandon {
 }
 
 /// An open client connection in coroutine style (Tornado's
-/// `WebSocketClientConnection`). Dropping it starts the closing handshake
-/// with 1000 (what was written before is sent first); call
-/// [`close`](Self::close) to choose the code or to wait for the answer.
+/// `WebSocketClientConnection`). Clones share the connection (move one
+/// into a callback to keep it open there); dropping the last one starts
+/// the closing handshake with 1000 (what was written before is sent
+/// first). Call [`close`](Self::close) to choose the code or to wait for
+/// the answer.
+#[derive(Clone)]
 pub struct WebSocketClientConnection {
+    id: ConnId,
+    state: Rc<RefCell<ClientState>>,
+    _owner: Rc<Owner>,
+}
+
+/// Shared by the clones of a [`WebSocketClientConnection`]: closes the
+/// connection when the last of them goes.
+struct Owner {
     id: ConnId,
     state: Rc<RefCell<ClientState>>,
 }
@@ -202,7 +251,7 @@ impl fmt::Debug for WebSocketClientConnection {
     }
 }
 
-impl Drop for WebSocketClientConnection {
+impl Drop for Owner {
     fn drop(&mut self) {
         {
             let mut s = self.state.borrow_mut();
@@ -236,7 +285,18 @@ impl WebSocketClientConnection {
         ReadMessage {
             id: self.id,
             state: self.state.clone(),
+            ticket: None,
         }
+    }
+
+    /// [`read_message`](Self::read_message) in callback style (Tornado's
+    /// `read_message(callback)`): `callback` gets the next message, or
+    /// `None` once the connection is closed, when it is there. Call it
+    /// again from `callback` for the one after; calls made before a
+    /// message arrives are answered in the order they were made.
+    #[doc(alias = "read_message(callback)")]
+    pub fn read_message_then(&self, callback: impl FnOnce(Option<Message<'static>>) + 'static) {
+        IOLoop::current().add_future(self.read_message(), callback);
     }
 
     /// Queues a text or binary message (masked with a fresh key). The
@@ -393,31 +453,75 @@ impl WebSocketClientConnection {
     }
 }
 
-/// Future of [`WebSocketClientConnection::read_message`].
+/// Future of [`WebSocketClientConnection::read_message`]. Several may
+/// wait at once (from [`read_message_then`](WebSocketClientConnection::read_message_then)
+/// called twice, or from different tasks): each gets its own message, in
+/// the order they were first polled, and all get `None` at the end. One
+/// dropped while waiting gives up its place.
 pub struct ReadMessage {
     id: ConnId,
     state: Rc<RefCell<ClientState>>,
+    /// Its place among the waiting readers, from its first poll until it
+    /// completes or is dropped.
+    ticket: Option<u64>,
 }
 
 impl Future for ReadMessage {
     type Output = Option<Message<'static>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut s = self.state.borrow_mut();
-        if let Some(m) = s.queue.pop_front() {
-            s.queued -= queue_cost(&m);
-            if s.held && s.queued <= READ_QUEUE_HIGH_WATER / 2 {
-                s.held = false;
-                drop(s);
-                resume_reading(self.id);
+        let this = self.get_mut();
+        let mut s = this.state.borrow_mut();
+        let ticket = match this.ticket {
+            Some(t) => t,
+            None => {
+                let t = s.next_reader;
+                s.next_reader += 1;
+                s.readers.push_back((t, None));
+                this.ticket = Some(t);
+                t
             }
-            return Poll::Ready(Some(m));
+        };
+        if s.readers.front().map(|r| r.0) == Some(ticket) {
+            if let Some(m) = s.queue.pop_front() {
+                s.queued -= queue_cost(&m);
+                s.readers.pop_front();
+                this.ticket = None;
+                s.wake_front();
+                if s.held && s.queued <= READ_QUEUE_HIGH_WATER / 2 {
+                    s.held = false;
+                    drop(s);
+                    resume_reading(this.id);
+                }
+                return Poll::Ready(Some(m));
+            }
         }
-        if s.closed {
+        if s.closed && s.queue.is_empty() {
+            s.readers.retain(|r| r.0 != ticket);
+            this.ticket = None;
             return Poll::Ready(None);
         }
-        s.read_waker = Some(cx.waker().clone());
+        if let Some(r) = s.readers.iter_mut().find(|r| r.0 == ticket) {
+            match &r.1 {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => r.1 = Some(cx.waker().clone()),
+            }
+        }
         Poll::Pending
+    }
+}
+
+impl Drop for ReadMessage {
+    fn drop(&mut self) {
+        let Some(ticket) = self.ticket else { return };
+        let Ok(mut s) = self.state.try_borrow_mut() else {
+            return;
+        };
+        let was_front = s.readers.front().map(|r| r.0) == Some(ticket);
+        s.readers.retain(|r| r.0 != ticket);
+        if was_front {
+            s.wake_front();
+        }
     }
 }
 

@@ -47,8 +47,8 @@ use crate::ioloop::ConnId;
 use crate::protocol::{CompressionOptions, HandshakeError};
 
 pub use coroutine::{
-    websocket_connect, websocket_connect_opts, ReadMessage, WebSocketClientConnection, WriteFuture,
-    READ_QUEUE_HIGH_WATER,
+    websocket_connect, websocket_connect_opts, websocket_connect_then, ReadMessage,
+    WebSocketClientConnection, WriteFuture, READ_QUEUE_HIGH_WATER,
 };
 use handshake::start_connect;
 
