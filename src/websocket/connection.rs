@@ -413,7 +413,11 @@ impl WsConn {
         if self.core.flushed() {
             self.core.slow_deadline = Ms::NONE;
             if self.core.out.capacity() > 16 * 1024 {
-                self.core.out = Vec::new();
+                // Not kept by an idle connection. During a read batch this
+                // is the loop's own buffer, lent by `ready`: it goes back to
+                // the loop (which keeps the larger of the two), not to the
+                // allocator, or every later batch would allocate anew.
+                lp.give_out_buf(std::mem::take(&mut self.core.out));
             }
             if self.core.backlogged {
                 self.core.backlogged = false;
