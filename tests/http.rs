@@ -2404,3 +2404,164 @@ fn named_route_captures_reach_the_handler() {
         r#"Some("2026") Some("café-au-lait") None ["2026", "news", "café-au-lait"]"#
     );
 }
+
+// ---- signed cookies (Tornado's set_secure_cookie / get_secure_cookie) ----
+
+const COOKIE_SECRET: &str = "test secret: not for production";
+
+/// `/login?user=..` signs `user`; `/whoami` reads it back.
+struct Login;
+impl RequestHandler for Login {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let user = cx.get_argument("user").unwrap_or_default();
+        cx.set_secure_cookie("user", user.as_bytes());
+        cx.write("ok");
+    }
+}
+
+struct WhoAmI;
+impl RequestHandler for WhoAmI {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        match cx.get_secure_cookie("user") {
+            Some(u) => cx.write(u),
+            None => cx.send_error(403),
+        }
+    }
+}
+
+/// Whoever the signed cookie names, refused before the upgrade without one.
+struct Members {
+    user: String,
+}
+impl WebSocketHandler for Members {
+    fn prepare(&mut self, req: &cyclone::http::Request) -> Result<(), cyclone::http::Response> {
+        if req.query_argument("panic").is_some() {
+            panic!("prepare panicked");
+        }
+        match req.signed_cookie(COOKIE_SECRET, "user") {
+            Some(u) => {
+                self.user = String::from_utf8(u).unwrap();
+                Ok(())
+            }
+            None => Err(cyclone::http::Response::error(403, Some("log in first"))),
+        }
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        // The same cookie through the route's cookie_secret.
+        let again = ws.get_secure_cookie("user").unwrap();
+        let _ = ws.write_message(format!("hello {} ({})", self.user, again.len()));
+    }
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+fn cookie_server(secret: Option<&'static str>) -> Server {
+    Server::start(move || {
+        let b = Application::builder()
+            .route("/login", || Login)
+            .route("/whoami", || WhoAmI)
+            .websocket("/members", |_r| Members {
+                user: String::new(),
+            });
+        match secret {
+            Some(s) => b.cookie_secret(s).build(),
+            None => b.build(),
+        }
+    })
+}
+
+fn get_with_cookie(srv: &Server, path: &str, cookie: &str) -> (u16, String, Vec<u8>) {
+    request(
+        srv,
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: other=1; {cookie}\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+#[test]
+fn secure_cookie_round_trip_and_forgeries_refused() {
+    let srv = cookie_server(Some(COOKIE_SECRET));
+    let (status, head, _) = request(
+        &srv,
+        b"GET /login?user=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{head}");
+    let line = head
+        .lines()
+        .find(|l| l.starts_with("Set-Cookie: user="))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    // user=2|1:0|10:<ts>|4:user|8:YWxpY2U=|<sig>; Expires=<30 days>; Path=/
+    let value = line["Set-Cookie: ".len()..].split(';').next().unwrap();
+    assert!(value.starts_with("user=2|1:0|10:"), "{line}");
+    assert!(value.contains("|4:user|8:YWxpY2U=|"), "{line}");
+    assert!(
+        line.contains("; Expires=") && line.ends_with("; Path=/"),
+        "{line}"
+    );
+    let (status, _, body) = get_with_cookie(&srv, "/whoami", value);
+    assert_eq!((status, body.as_slice()), (200, &b"alice"[..]));
+
+    // The value re-signed under another name, another secret, a changed
+    // payload (bob) with alice's signature: all refused.
+    let signed = &value["user=".len()..];
+    let forged = [
+        format!("user={}", signed.replace("YWxpY2U=", "Ym9iYm9i")),
+        format!(
+            "user={}",
+            cyclone::web::create_signed_value("guessed", "user", b"alice")
+        ),
+        format!(
+            "user={}",
+            cyclone::web::create_signed_value(COOKIE_SECRET, "admin", b"alice")
+        ),
+        "user=alice".to_owned(),
+    ];
+    for f in &forged {
+        let (status, _, _) = get_with_cookie(&srv, "/whoami", f);
+        assert_eq!(status, 403, "{f}");
+    }
+    // Python's SimpleCookie (a Tornado application) writes this value in
+    // double quotes, because of its '=' and '/': it is read the same.
+    let quoted = cyclone::web::create_signed_value(COOKIE_SECRET, "user", b"carol");
+    let (status, _, body) = get_with_cookie(&srv, "/whoami", &format!("user=\"{quoted}\""));
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"carol"[..]),
+        "a quoted value (as Python's SimpleCookie writes it) is read"
+    );
+}
+
+#[test]
+fn websocket_prepare_refuses_before_the_upgrade_and_reads_the_signed_cookie() {
+    let srv = cookie_server(Some(COOKIE_SECRET));
+    // No cookie: the handler's own 403, no upgrade.
+    let (status, _, body) = request(&srv, upgrade_request("/members", "").as_bytes());
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("log in first"));
+    // A panic in prepare answers 500, and the server goes on.
+    let (status, _, _) = request(&srv, upgrade_request("/members?panic=1", "").as_bytes());
+    assert_eq!(status, 500);
+    // With the cookie: 101, and open reads the cookie again through the
+    // application's cookie_secret.
+    let cookie = cyclone::web::create_signed_value(COOKIE_SECRET, "user", b"dave");
+    let mut s = srv.connect();
+    s.write_all(upgrade_request("/members", &format!("Cookie: user={cookie}\r\n")).as_bytes())
+        .unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    let (_, op, payload) = util::read_frame(&mut s).unwrap();
+    assert_eq!((op, payload.as_slice()), (1, &b"hello dave (4)"[..]));
+}
+
+#[test]
+fn secure_cookie_without_a_secret_is_a_500_not_an_unsigned_cookie() {
+    let srv = cookie_server(None);
+    let (status, head, _) = request(
+        &srv,
+        b"GET /login?user=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!(status, 500, "{head}");
+    assert!(!head.contains("Set-Cookie"), "{head}");
+    let cookie = cyclone::web::create_signed_value(COOKIE_SECRET, "user", b"erin");
+    let (status, _, _) = get_with_cookie(&srv, "/whoami", &format!("user={cookie}"));
+    assert_eq!(status, 403);
+}

@@ -848,6 +848,15 @@ impl Request {
             .next()
     }
 
+    /// The signed cookie `name` ([`crate::web::signed`]): its value if it was
+    /// signed with `secret` for this name within 31 days, as Tornado's
+    /// `get_secure_cookie` (which reads the application's `cookie_secret`;
+    /// so do `RequestContext::get_secure_cookie` and
+    /// `WebSocket::get_secure_cookie`).
+    pub fn signed_cookie(&self, secret: &str, name: &str) -> Option<Vec<u8>> {
+        crate::web::decode_signed_value(secret, name, &self.cookie(name)?)
+    }
+
     /// Bytes this request keeps on the heap (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.head.len()

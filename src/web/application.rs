@@ -590,6 +590,12 @@ impl ApplicationBuilder {
         self
     }
 
+    /// `cookie_secret` (see [`Settings::cookie_secret`]).
+    pub fn cookie_secret(mut self, secret: impl Into<String>) -> Self {
+        self.settings.cookie_secret = Some(secret.into());
+        self
+    }
+
     /// Replaces every setting made so far (routes are kept).
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
@@ -719,10 +725,18 @@ impl ApplicationBuilder {
             mut routes,
             settings,
         } = self;
-        let app_ws = Rc::new(settings.websocket.clone());
+        let secret: Option<std::sync::Arc<str>> = settings.cookie_secret.as_deref().map(Into::into);
+        let mut app_ws = settings.websocket.clone();
+        if app_ws.cookie_secret.is_none() {
+            app_ws.cookie_secret.clone_from(&secret);
+        }
+        let app_ws = Rc::new(app_ws);
         for route in &mut routes {
             if let Target::WebSocket { settings, .. } = &mut route.target {
-                settings.get_or_insert_with(|| app_ws.clone());
+                let s = settings.get_or_insert_with(|| app_ws.clone());
+                if s.cookie_secret.is_none() && secret.is_some() {
+                    Rc::make_mut(s).cookie_secret.clone_from(&secret);
+                }
             }
         }
         if let Some(dir) = &settings.static_path {

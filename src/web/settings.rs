@@ -51,6 +51,14 @@ pub struct Settings {
     /// cause in the 500 page (default `false`). It does not restart the
     /// process on code changes.
     pub debug: bool,
+    /// `cookie_secret`: the HMAC key of signed cookies
+    /// ([`RequestContext::set_secure_cookie`](super::RequestContext::set_secure_cookie),
+    /// `get_secure_cookie`, and [`WebSocket::get_secure_cookie`](crate::websocket::WebSocket::get_secure_cookie)
+    /// on this application's WebSocket routes). A long random string; the
+    /// same secret as a Tornado application's reads its cookies and signs
+    /// cookies it reads ([`signed`](super::signed)). Default none: signing
+    /// answers 500 and reading finds nothing, both with an error logged.
+    pub cookie_secret: Option<String>,
 }
 
 impl Default for Settings {
@@ -63,6 +71,7 @@ impl Default for Settings {
             static_url_prefix: "/static/".to_string(),
             static_hash_cache: None,
             debug: false,
+            cookie_secret: None,
         }
     }
 }

@@ -190,6 +190,25 @@ impl<'a> WebSocket<'a> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The signed cookie `name` of the handshake request, checked with the
+    /// route's `cookie_secret` (the application's; see
+    /// [`Settings::cookie_secret`](crate::web::Settings::cookie_secret)):
+    /// Tornado's `get_secure_cookie` in a WebSocket handler. `None` for a
+    /// missing, forged, altered or expired (31 days) cookie; without a
+    /// secret, `None` and an error logged. Always `None` on a client
+    /// connection.
+    #[doc(alias = "get_signed_cookie")]
+    pub fn get_secure_cookie(&self, name: &str) -> Option<Vec<u8>> {
+        if self.core.is_client {
+            return None;
+        }
+        let Some(secret) = self.core.settings.cookie_secret.as_deref() else {
+            log::error!("get_secure_cookie({name:?}) needs the cookie_secret setting");
+            return None;
+        };
+        self.core.request.signed_cookie(secret, name)
+    }
+
     /// The subprotocol selected during the handshake.
     pub fn selected_subprotocol(&self) -> Option<&str> {
         self.core

@@ -3,7 +3,7 @@
 
 use super::connection::WebSocket;
 use super::message::Message;
-use crate::http::Request;
+use crate::http::{Request, Response};
 use crate::protocol::CompressionOptions;
 
 /// Per-connection WebSocket behaviour. Only [`on_message`](Self::on_message)
@@ -15,6 +15,46 @@ use crate::protocol::CompressionOptions;
 ///
 /// A panic in any callback closes only that connection with 1011 and is logged.
 pub trait WebSocketHandler: 'static {
+    /// Runs first when a handshake request reaches this handler's route,
+    /// before it is checked and answered (server only): Tornado's
+    /// `prepare()`, where an application refuses the upgrade (say, to a
+    /// visitor who is not logged in: Tornado's `@authenticated`, or
+    /// `raise HTTPError(403)`). `Err(response)` is sent instead of the
+    /// `101` and the connection never opens; `Ok(())` (the default) goes on
+    /// to the handshake checks, `check_origin` and `open`.
+    ///
+    /// # Errors
+    /// The response to send instead of the upgrade (a 403 made with
+    /// `Response::error(403, Some("why"))`, a redirect, ...).
+    ///
+    /// ```
+    /// use cyclone::http::{Request, Response};
+    /// use cyclone::web::Application;
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Chat { secret: &'static str, user: String }
+    ///
+    /// impl WebSocketHandler for Chat {
+    ///     fn prepare(&mut self, req: &Request) -> Result<(), Response> {
+    ///         match req.signed_cookie(self.secret, "user") {
+    ///             Some(user) => Ok(self.user = String::from_utf8_lossy(&user).into_owned()),
+    ///             None => Err(Response::error(403, Some("log in first"))),
+    ///         }
+    ///     }
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {}
+    /// }
+    ///
+    /// const SECRET: &str = "a long random string";
+    /// let app = Application::builder()
+    ///     .cookie_secret(SECRET)
+    ///     .websocket("/chat", |_r: &Request| Chat { secret: SECRET, user: String::new() })
+    ///     .build();
+    /// ```
+    fn prepare(&mut self, req: &Request) -> Result<(), Response> {
+        let _ = req;
+        Ok(())
+    }
+
     /// The connection is open. `args` are the route's regex captures, like
     /// Tornado's `open(*args)`.
     fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {

@@ -33,9 +33,15 @@ pub(crate) fn accept_routed(
     req: Request,
     args: Vec<String>,
     kwargs: Vec<(String, String)>,
-    handler: Box<dyn WebSocketHandler>,
+    mut handler: Box<dyn WebSocketHandler>,
     settings: Rc<WebSocketSettings>,
 ) -> Reply {
+    // The handler's own refusal (Tornado's `prepare`) comes first. A panic
+    // there is the handler's bug: the HTTP layer answers 500.
+    if let Err(resp) = handler.prepare(&req) {
+        log::debug!("WebSocket handshake refused by prepare ({})", resp.status());
+        return Reply::Response(resp);
+    }
     match prepare(&req, handler.as_ref(), &settings) {
         Ok((accept, subprotocol, deflate, ext_header)) => Reply::Upgrade(Box::new(ServerUpgrade {
             accept,

@@ -97,6 +97,11 @@ pub struct WebSocketSettings {
     /// handler's `get_compression_options` takes precedence, and its
     /// `compression` may turn it off per connection.
     pub compression: Option<CompressionOptions>,
+    /// `cookie_secret`, for [`WebSocket::get_secure_cookie`](super::WebSocket::get_secure_cookie).
+    /// An [`Application`](crate::web::Application) fills it in from its own
+    /// `cookie_secret` for every WebSocket route that has none (default
+    /// none: `get_secure_cookie` returns `None` and logs an error).
+    pub cookie_secret: Option<std::sync::Arc<str>>,
 }
 
 impl Default for WebSocketSettings {
@@ -113,6 +118,7 @@ impl Default for WebSocketSettings {
             idle_timeout: None,
             nodelay: true,
             compression: None,
+            cookie_secret: None,
         }
     }
 }
