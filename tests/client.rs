@@ -1435,6 +1435,47 @@ fn callback_client_is_closed_by_id() {
     assert_eq!(*got.borrow(), vec![Some("hello".to_owned()), None]);
 }
 
+/// `websocket_connect_callback` returns the id at once, before the
+/// handshake: `close_connection` with it then (a user cancelling, a
+/// timeout shorter than the handshake) must not leave the connection to
+/// open anyway. The callback gets `None` and nothing else; `/echo` never
+/// sends or closes by itself.
+#[test]
+fn callback_client_closed_by_id_while_connecting_does_not_open() {
+    let addr = server();
+    let got: Rc<RefCell<Vec<Option<String>>>> = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let id = websocket_connect_callback(
+        &format!("ws://{addr}/echo"),
+        ConnectOptions::default(),
+        move |m| {
+            let end = m.is_none();
+            g.borrow_mut()
+                .push(m.map(|m| m.as_text().unwrap_or("").to_owned()));
+            if end {
+                IOLoop::current().stop();
+            }
+        },
+    )
+    .expect("connect");
+    assert!(close_connection(id, Some(1000), "never mind"));
+    // Had it opened, this would come back as an echo.
+    let lp = IOLoop::current();
+    let opened = Rc::new(std::cell::Cell::new(false));
+    let o = opened.clone();
+    lp.call_later(Duration::from_millis(300), move || {
+        o.set(write_to(id, "still open?"));
+    });
+    let watchdog = lp.call_later(Duration::from_secs(2), || IOLoop::current().stop());
+    lp.start();
+    lp.remove_timeout(watchdog);
+    assert!(
+        !opened.get(),
+        "the connection opened after close_connection"
+    );
+    assert_eq!(*got.borrow(), vec![None]);
+}
+
 /// Tornado's `websocket_connect(url, callback=...)` and
 /// `read_message(callback)`: two reads asked for before anything arrived
 /// each get their own message, in the order asked, and reads after the

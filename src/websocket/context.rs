@@ -386,8 +386,13 @@ pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Messa
 /// whose `websocket_connect_callback` gives only a [`ConnId`]. `on_close`
 /// runs when the peer answers, or at the close timeout. A connection being
 /// served right now (the caller's own, from its handler) is closed as soon
-/// as it is put back, this tick. Returns false when `id` names no
-/// connection of this loop; closing one already closing does nothing.
+/// as it is put back, this tick. A client connection still connecting
+/// (that id is returned before the handshake) stops connecting and never
+/// opens: its connect fails with a `ConnectionAborted`
+/// [`ConnectError::Io`](super::ConnectError::Io), reported from the
+/// loop's next iteration (the callback-style client's callback gets
+/// `None`). Returns false when `id` names no connection of this loop;
+/// closing one already closing does nothing.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -402,13 +407,16 @@ pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Messa
 /// ```
 pub fn close_connection(id: ConnId, code: Option<u16>, reason: &str) -> bool {
     let reason = reason.to_owned();
-    IOLoop::current().with_conn(id, move |p, lp, _| {
+    IOLoop::current().with_conn_serve(id, move |p, lp, id| {
         if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
             if !c.core.finished {
                 // Queues the Close and marks the connection dirty.
                 c.core.ctx(lp).close(code, &reason);
             }
+            return Action::Keep;
         }
+        // A client still connecting: it must not open after this.
+        super::client::cancel_connect(p, lp, id).unwrap_or(Action::Keep)
     })
 }
 

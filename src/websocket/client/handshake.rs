@@ -436,6 +436,25 @@ pub(super) fn abandon(lp: &IOLoop, id: ConnId) {
     });
 }
 
+/// `close_connection` on a connect still in progress (its id is returned
+/// at once, before the handshake): stop connecting — the socket is closed
+/// — and report it to the caller's `on_done` as a failed connect, from the
+/// loop's next iteration (as a close reaches `on_close` later, never
+/// inside the call). `None` if `p` is not a connect in progress.
+pub(crate) fn cancel(p: &mut dyn Pollable, lp: &IOLoop, id: ConnId) -> Option<Action> {
+    let h = p.as_any_mut().downcast_mut::<ClientHandshake>()?;
+    log::debug!("{id} WebSocket connect cancelled by close_connection");
+    if let Some(done) = h.on_done.take() {
+        lp.add_callback(move || {
+            done(Err(ConnectError::Io(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed with close_connection before the handshake completed",
+            ))));
+        });
+    }
+    Some(Action::Remove)
+}
+
 /// Starts connecting: immediate errors are returned (and `on_done` is not
 /// called); later ones go to `on_done`, as does the success.
 pub(super) fn start_connect(

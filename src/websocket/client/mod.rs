@@ -50,6 +50,7 @@ pub use coroutine::{
     websocket_connect, websocket_connect_opts, websocket_connect_then, ReadMessage,
     WebSocketClientConnection, WriteFuture, READ_QUEUE_HIGH_WATER,
 };
+pub(crate) use handshake::cancel as cancel_connect;
 use handshake::start_connect;
 
 /// [`WriteFuture`]s resolve once this connection's queue is at most this
