@@ -175,6 +175,10 @@ fn http_hello_help_start_serve_stop() {
     run_example("http_hello", |port| {
         let (status, body) = http_get(port, "/");
         assert_eq!((status, body.as_str()), (200, "Hello, world"));
+        // Tornado's signed-cookie example; the round trip is in
+        // scripts/interop, against Tornado's own functions.
+        let (status, body) = http_get(port, "/cookie");
+        assert_eq!((status, body.as_str()), (200, "Your cookie was not set yet!"));
         assert_metrics(port);
     });
 }
