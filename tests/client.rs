@@ -1599,3 +1599,33 @@ fn concurrent_readers_each_get_a_message_and_a_dropped_one_yields() {
         assert_eq!(*got.borrow(), vec!["x".to_owned(), "y".to_owned()]);
     });
 }
+
+/// The cancel is typed: `websocket_connect_with_result`'s callback gets
+/// `ConnectError::Cancelled`, once, and the handler never opens.
+#[test]
+fn close_connection_while_connecting_is_reported_as_cancelled() {
+    let addr = server();
+    struct NeverOpens;
+    impl WebSocketHandler for NeverOpens {
+        fn open(&mut self, _ws: &mut WebSocket<'_>, _args: &[&str]) {
+            panic!("opened after close_connection");
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    }
+    let results: Rc<RefCell<Vec<String>>> = Rc::new(RefCell::new(Vec::new()));
+    let r = results.clone();
+    let id = cyclone::websocket::websocket_connect_with_result(
+        &format!("ws://{addr}/echo"),
+        ConnectOptions::default(),
+        NeverOpens,
+        move |res| r.borrow_mut().push(format!("{res:?}")),
+    )
+    .expect("connect");
+    assert!(close_connection(id, None, ""));
+    assert!(!close_connection(id, None, ""), "the id is gone");
+    let lp = IOLoop::current();
+    let stop = lp.call_later(Duration::from_millis(300), || IOLoop::current().stop());
+    lp.start();
+    lp.remove_timeout(stop);
+    assert_eq!(*results.borrow(), vec!["Err(Cancelled)".to_owned()]);
+}

@@ -388,9 +388,9 @@ pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Messa
 /// served right now (the caller's own, from its handler) is closed as soon
 /// as it is put back, this tick. A client connection still connecting
 /// (that id is returned before the handshake) stops connecting and never
-/// opens: its connect fails with a `ConnectionAborted`
-/// [`ConnectError::Io`](super::ConnectError::Io), reported from the
-/// loop's next iteration (the callback-style client's callback gets
+/// opens: its connect fails with
+/// [`ConnectError::Cancelled`](super::ConnectError::Cancelled), reported
+/// from the loop's next iteration (the callback-style client's callback gets
 /// `None`). Returns false when `id` names no connection of this loop;
 /// closing one already closing does nothing.
 ///

@@ -446,10 +446,7 @@ pub(crate) fn cancel(p: &mut dyn Pollable, lp: &IOLoop, id: ConnId) -> Option<Ac
     log::debug!("{id} WebSocket connect cancelled by close_connection");
     if let Some(done) = h.on_done.take() {
         lp.add_callback(move || {
-            done(Err(ConnectError::Io(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "closed with close_connection before the handshake completed",
-            ))));
+            done(Err(ConnectError::Cancelled));
         });
     }
     Some(Action::Remove)

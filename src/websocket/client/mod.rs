@@ -163,6 +163,9 @@ pub enum ConnectError {
     Io(io::Error),
     /// `connect_timeout` passed before the handshake completed.
     Timeout,
+    /// [`close_connection`](super::close_connection) was called with the
+    /// connection's id before the handshake completed.
+    Cancelled,
     /// The server's response was refused: a status other than 101
     /// ([`HandshakeError::BadStatus`] carries status and body), a wrong
     /// `Sec-WebSocket-Accept`, an unrequested extension or subprotocol.
@@ -201,6 +204,9 @@ impl fmt::Display for ConnectError {
             ConnectError::Resolve { host, error } => write!(f, "cannot resolve {host}: {error}"),
             ConnectError::Io(e) => write!(f, "connection failed: {e}"),
             ConnectError::Timeout => f.write_str("connect timeout"),
+            ConnectError::Cancelled => {
+                f.write_str("closed with close_connection before the handshake completed")
+            }
             ConnectError::Handshake(e) => write!(f, "WebSocket handshake failed: {e}"),
         }
     }
@@ -332,7 +338,7 @@ pub fn websocket_connect_with(
     let u = url.to_owned();
     websocket_connect_with_result(url, options, handler, move |res| {
         if let Err(e) = res {
-            log::warn!("WebSocket connect to {u} failed: {e}");
+            log_failed_connect(&u, &e);
         }
     })
 }
@@ -351,6 +357,16 @@ pub fn websocket_connect_with_result(
     on_result: impl FnOnce(Result<ConnId, ConnectError>) + 'static,
 ) -> Result<ConnId, ConnectError> {
     start_connect(url, options, Box::new(handler), Box::new(on_result))
+}
+
+/// A failed connect of the callback-style clients, which have no other
+/// way to say it: `warn`, except for one the caller cancelled.
+fn log_failed_connect(url: &str, e: &ConnectError) {
+    if matches!(e, ConnectError::Cancelled) {
+        log::debug!("WebSocket connect to {url} cancelled");
+    } else {
+        log::warn!("WebSocket connect to {url} failed: {e}");
+    }
 }
 
 struct CallbackHandler<F> {
@@ -386,7 +402,7 @@ pub fn websocket_connect_callback(
     let u = url.to_owned();
     websocket_connect_with_result(url, options, CallbackHandler { f }, move |res| {
         if let Err(e) = res {
-            log::warn!("WebSocket connect to {u} failed: {e}");
+            log_failed_connect(&u, &e);
             (f2.borrow_mut())(None);
         }
     })
