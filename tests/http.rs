@@ -2565,3 +2565,96 @@ fn secure_cookie_without_a_secret_is_a_500_not_an_unsigned_cookie() {
     let (status, _, _) = get_with_cookie(&srv, "/whoami", &format!("user={cookie}"));
     assert_eq!(status, 403);
 }
+
+// ---- Tornado's RequestHandler hooks: set_default_headers, prepare, write_error, on_finish ----
+
+/// `/hooks/(\w+)`: `prepare` refuses `deny` (403) and redirects `old`;
+/// `get` answers `ok`, or sends a 404 for `missing`; errors are JSON from
+/// `write_error` unless the path is `plain`; every response gets the
+/// default headers; `on_finish` records the status.
+struct Hooks {
+    finished: std::sync::Arc<std::sync::Mutex<Vec<u16>>>,
+}
+impl RequestHandler for Hooks {
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_header("Access-Control-Allow-Origin", "*");
+        cx.set_header("X-Frame-Options", "DENY");
+    }
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        match cx.request().path() {
+            "/hooks/deny" => cx.send_error(403),
+            "/hooks/old" => cx.redirect("/hooks/new", true),
+            _ => {}
+        }
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        match args[0] {
+            "deny" | "old" => panic!("the method ran after prepare finished"),
+            "missing" | "plain" => cx.send_error(404),
+            _ => cx.write("ok"),
+        }
+    }
+    fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
+        if cx.request().path() != "/hooks/plain" {
+            cx.write_json(&serde_json::json!({ "error": status }));
+        }
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.finished.lock().unwrap().push(status);
+    }
+}
+
+#[test]
+fn request_handler_hooks_as_in_tornado() {
+    let finished = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let f = finished.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .route(r"/hooks/(\w+)", move || Hooks {
+                finished: f.clone(),
+            })
+            .build()
+    });
+    let get = |path: &str, method: &str| {
+        request(
+            &srv,
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    let defaults = |head: &str| {
+        head.contains("\r\nAccess-Control-Allow-Origin: *\r\n")
+            && head.contains("\r\nX-Frame-Options: DENY\r\n")
+    };
+    let (status, head, body) = get("/hooks/fine", "GET");
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    assert!(defaults(&head), "{head}");
+    // An error from the method: the handler's page and its default headers.
+    let (status, head, body) = get("/hooks/missing", "GET");
+    assert_eq!(status, 404);
+    assert_eq!(body, br#"{"error":404}"#);
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    assert!(defaults(&head), "{head}");
+    // write_error writing nothing keeps Tornado's page.
+    let (status, head, body) = get("/hooks/plain", "GET");
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("<title>404: Not Found</title>"));
+    assert!(defaults(&head), "{head}");
+    // prepare finishing the response: the method never runs.
+    let (status, head, body) = get("/hooks/deny", "GET");
+    assert_eq!((status, body.as_slice()), (403, &br#"{"error":403}"#[..]));
+    assert!(defaults(&head), "{head}");
+    let (status, head, _) = get("/hooks/old", "GET");
+    assert_eq!(status, 301);
+    assert!(head.contains("Location: /hooks/new"), "{head}");
+    assert!(defaults(&head), "{head}");
+    // A method the handler does not support: 405, still dressed.
+    let (status, head, body) = get("/hooks/fine", "POST");
+    assert_eq!((status, body.as_slice()), (405, &br#"{"error":405}"#[..]));
+    assert!(head.contains("Allow: GET, HEAD"), "{head}");
+    assert!(defaults(&head), "{head}");
+    assert_eq!(
+        *finished.lock().unwrap(),
+        vec![200, 404, 404, 403, 301, 405]
+    );
+}

@@ -197,6 +197,11 @@ impl Response {
         self.body.extend_from_slice(data.as_ref());
     }
 
+    /// The body, to replace in place.
+    pub(crate) fn body_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.body
+    }
+
     /// The body so far.
     pub fn body(&self) -> &[u8] {
         &self.body

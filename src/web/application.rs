@@ -375,7 +375,9 @@ impl Application {
             let mut cx = RequestContext::new(req, &self.inner.shared);
             cx.set_path_kwargs(named_captures(&route.regex, args));
             call_method(&mut *handler, &mut cx, args);
-            cx.into_response()
+            let response = cx.into_response();
+            handler.on_finish(response.status());
+            response
         }));
         match result {
             Ok(response) => response,

@@ -40,6 +40,9 @@ pub struct RequestContext<'a> {
     form_body: OnceCell<bool>,
     /// The route's named captures (Tornado's `path_kwargs`).
     path_kwargs: Vec<(String, String)>,
+    /// The status of the error page `send_error` put in place, until the
+    /// handler's `write_error` has run.
+    error_status: Option<u16>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -68,6 +71,30 @@ impl<'a> RequestContext<'a> {
             unimplemented: Vec::new(),
             form_body: OnceCell::new(),
             path_kwargs: Vec::new(),
+            error_status: None,
+        }
+    }
+
+    /// The status of an error page sent with `send_error` and not yet
+    /// given to the handler's `write_error`.
+    pub(crate) fn error_status(&self) -> Option<u16> {
+        self.error_status
+    }
+
+    /// Lets the handler dress the error page once (its default headers and
+    /// `write_error`): the response is writable again with an empty body
+    /// meanwhile, and keeps Tornado's default page if `f` wrote no body.
+    pub(crate) fn rewrite_error_page(&mut self, f: impl FnOnce(&mut Self)) {
+        self.error_status = None;
+        let default_page = std::mem::take(self.response.body_mut());
+        self.finished = false;
+        f(self);
+        self.finished = true;
+        if self.error_status.take().is_none()
+            && self.response.body().is_empty()
+            && self.response.file_body_len() == 0
+        {
+            *self.response.body_mut() = default_page;
         }
     }
 
@@ -297,6 +324,7 @@ impl<'a> RequestContext<'a> {
         if self.writable("send_error") {
             self.response = Response::error(status, message);
             self.finished = true;
+            self.error_status = Some(status);
         }
     }
 

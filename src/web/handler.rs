@@ -56,6 +56,40 @@ pub trait RequestHandler: 'static {
         &["GET", "HEAD"]
     }
 
+    /// Headers every response of this handler carries, error pages
+    /// included (Tornado's `set_default_headers`: CORS or security
+    /// headers). Called before anything else, and again on the error page
+    /// when [`RequestContext::send_error`] replaced the response, as
+    /// Tornado's `send_error` calls `clear()`. Default: none.
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        let _ = cx;
+    }
+
+    /// Runs before the method, once the method is known to be supported
+    /// (Tornado's `prepare`): a check every method shares, such as a
+    /// login. If it finishes the response (`send_error`, `redirect`,
+    /// `render`), the method is not called. Default: nothing.
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        let _ = cx;
+    }
+
+    /// Writes the page of an error sent with [`RequestContext::send_error`]
+    /// (or a 405), `status` being its status (Tornado's `write_error`). The
+    /// body is empty when it is called; write one with `cx.write` or
+    /// `cx.write_json`. If it writes nothing, Tornado's default page
+    /// (`<title>404: Not Found</title>`) stays. Default: nothing.
+    fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
+        let _ = (cx, status);
+    }
+
+    /// Called once the response is complete, with its status (Tornado's
+    /// `on_finish`): cleanup, or logging and metrics of the handler's
+    /// own. Not called when a method panicked (the answer is then a 500).
+    /// Default: nothing.
+    fn on_finish(&mut self, status: u16) {
+        let _ = status;
+    }
+
     /// `GET`. Default: 405.
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         let _ = args;
@@ -98,19 +132,34 @@ pub trait RequestHandler: 'static {
     }
 }
 
-/// Calls the handler method for `cx`'s request method, or answers 405 when
-/// the method is not in `supported_methods` (or not one of
-/// [`HANDLER_METHODS`]).
+/// Tornado's `_execute`: default headers, the 405 check, `prepare`, the
+/// handler method for `cx`'s request method, then the error page's own
+/// default headers and `write_error` if an error was sent.
 pub(crate) fn call_method(
     handler: &mut dyn RequestHandler,
     cx: &mut RequestContext<'_>,
     args: &[&str],
 ) {
+    handler.set_default_headers(cx);
+    dispatch(handler, cx, args);
+    if let Some(status) = cx.error_status() {
+        cx.rewrite_error_page(|cx| {
+            handler.set_default_headers(cx);
+            handler.write_error(cx, status);
+        });
+    }
+}
+
+fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args: &[&str]) {
     let supported = handler.supported_methods();
     let method = cx.request().method();
     if !supported.contains(&method) {
         log::debug!("405: {method} is not in supported_methods() {supported:?}");
         cx.method_not_allowed(supported);
+        return;
+    }
+    handler.prepare(cx);
+    if cx.is_finished() {
         return;
     }
     match method {
