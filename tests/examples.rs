@@ -178,7 +178,10 @@ fn http_hello_help_start_serve_stop() {
         // Tornado's signed-cookie example; the round trip is in
         // scripts/interop, against Tornado's own functions.
         let (status, body) = http_get(port, "/cookie");
-        assert_eq!((status, body.as_str()), (200, "Your cookie was not set yet!"));
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "Your cookie was not set yet!")
+        );
         assert_metrics(port);
     });
 }
