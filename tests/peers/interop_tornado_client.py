@@ -11,14 +11,13 @@ close handshake with code 1000. Prints `N passed, N failed`; exits 1 on any fail
 """
 
 import argparse
-import asyncio
 import os
 import random
 import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peerlib import Checks, Server, die  # noqa: E402
+from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
 
 from tornado.websocket import websocket_connect  # noqa: E402
 
@@ -105,13 +104,9 @@ async def main():
             continue
         with server:
             await echo_checks(checks, server.url, compress)
-            if not server.alive():
-                checks.fail("echo_server still running", f"exited with {server.proc.returncode} (log: {log})")
+            check_alive(checks, server, "echo_server", log)
     return checks.finish()
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except KeyboardInterrupt:
-        die("interrupted")
+    run_main(main)

@@ -25,7 +25,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, die  # noqa: E402
+from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
 
 from tornado.web import create_signed_value, decode_signed_value  # noqa: E402
 
@@ -116,13 +116,9 @@ async def main():
         return checks.finish()
     with server:
         await cookie_checks(checks, server.port)
-        if not server.alive():
-            checks.fail("http_hello still running", f"exited with {server.proc.returncode} (log: {log})")
+        check_alive(checks, server, "http_hello", log)
     return checks.finish()
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except KeyboardInterrupt:
-        die("interrupted")
+    run_main(main)

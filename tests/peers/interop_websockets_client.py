@@ -24,7 +24,7 @@ import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peerlib import Checks, Server, die  # noqa: E402
+from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.extensions import permessage_deflate as pmd  # noqa: E402
@@ -171,13 +171,9 @@ async def main():
                 if await ws.recv() != "plain":
                     raise AssertionError("echo differs")
         await checks.run("[no offer] no extension, plain echo", no_offer, 15)
-        if not server.alive():
-            checks.fail("echo_server still running", f"exited with {server.proc.returncode} (log: {log})")
+        check_alive(checks, server, "echo_server", log)
     return checks.finish()
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except KeyboardInterrupt:
-        die("interrupted")
+    run_main(main)

@@ -32,7 +32,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, die, tls_pair  # noqa: E402
+from peerlib import Checks, Server, check_alive, run_main, tls_pair  # noqa: E402
 
 from tornado.httpclient import HTTPRequest  # noqa: E402
 from tornado.websocket import websocket_connect  # noqa: E402
@@ -201,13 +201,9 @@ async def main():
         await asyncio.to_thread(https_get_check, checks, server.port, cert)
         await asyncio.to_thread(node_checks, checks, args.node, server.port, cert,
                                 os.path.join(args.logdir, "node-wss-client.out"), args.timeout)
-        if not server.alive():
-            checks.fail("tls_echo still running", f"exited with {server.proc.returncode} (log: {log})")
+        check_alive(checks, server, "tls_echo", log)
     return checks.finish()
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except KeyboardInterrupt:
-        die("interrupted")
+    run_main(main)

@@ -4,6 +4,7 @@
   `N passed, N failed` line; `exit_code()` is 1 if anything failed.
 - Server: starts a server command on a free 127.0.0.1 port, waits until it accepts
   connections (bounded), and stops it by PID (SIGTERM, then SIGKILL).
+- check_alive, run_main: the shared ending of the interop scripts.
 - tls_pair: a throwaway self-signed certificate and key for localhost and 127.0.0.1,
   made with the `openssl` command (scripts/interop and scripts/browser install Debian's
   openssl when it is missing).
@@ -149,3 +150,17 @@ def die(msg):
     print(msg, file=sys.stderr, flush=True)
     print("0 passed, 1 failed", flush=True)
     sys.exit(1)
+
+
+def check_alive(checks, server, name, log):
+    """Fails the check `NAME still running` if SERVER exited during the checks."""
+    if not server.alive():
+        checks.fail(f"{name} still running", f"exited with {server.proc.returncode} (log: {log})")
+
+
+def run_main(main):
+    """Runs the async MAIN() and exits with its code; Ctrl-C counts as a failure."""
+    try:
+        sys.exit(asyncio.run(main()))
+    except KeyboardInterrupt:
+        die("interrupted")
