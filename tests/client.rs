@@ -77,6 +77,25 @@ fn server() -> SocketAddr {
     addr
 }
 
+/// What a callback-style client received: texts, then `None` at the end.
+type Received = Rc<RefCell<Vec<Option<String>>>>;
+
+/// The messages a callback-style client gets (text, `None` at the end),
+/// and the callback that records them and stops the loop at the end.
+fn recorder() -> (Received, impl FnMut(Option<Message<'_>>) + 'static) {
+    let got: Received = Rc::default();
+    let g = got.clone();
+    let record = move |m: Option<Message<'_>>| {
+        let end = m.is_none();
+        g.borrow_mut()
+            .push(m.map(|m| m.as_text().unwrap_or("").to_owned()));
+        if end {
+            IOLoop::current().stop();
+        }
+    };
+    (got, record)
+}
+
 fn watchdog(limit: Duration) {
     IOLoop::current().call_later(limit, || panic!("test timed out"));
 }
@@ -313,19 +332,11 @@ fn callback_style_handler() {
 #[test]
 fn callback_closure() {
     let addr = server();
-    let got: Rc<RefCell<Vec<Option<String>>>> = Rc::new(RefCell::new(Vec::new()));
-    let g = got.clone();
+    let (got, record) = recorder();
     websocket_connect_callback(
         &format!("ws://{addr}/greet"),
         ConnectOptions::default(),
-        move |m| {
-            let end = m.is_none();
-            g.borrow_mut()
-                .push(m.map(|m| m.as_text().unwrap_or("").to_owned()));
-            if end {
-                IOLoop::current().stop();
-            }
-        },
+        record,
     )
     .expect("connect");
     IOLoop::current().start();
@@ -1443,19 +1454,11 @@ fn callback_client_is_closed_by_id() {
 #[test]
 fn callback_client_closed_by_id_while_connecting_does_not_open() {
     let addr = server();
-    let got: Rc<RefCell<Vec<Option<String>>>> = Rc::new(RefCell::new(Vec::new()));
-    let g = got.clone();
+    let (got, record) = recorder();
     let id = websocket_connect_callback(
         &format!("ws://{addr}/echo"),
         ConnectOptions::default(),
-        move |m| {
-            let end = m.is_none();
-            g.borrow_mut()
-                .push(m.map(|m| m.as_text().unwrap_or("").to_owned()));
-            if end {
-                IOLoop::current().stop();
-            }
-        },
+        record,
     )
     .expect("connect");
     assert!(close_connection(id, Some(1000), "never mind"));
