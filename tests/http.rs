@@ -2658,3 +2658,27 @@ fn request_handler_hooks_as_in_tornado() {
         vec![200, 404, 404, 403, 301, 405]
     );
 }
+
+/// An empty `cookie_secret` is no secret: HMAC with an empty key is
+/// anyone's to compute. Tornado's `require_setting` treats it as missing
+/// (`if not settings.get("cookie_secret")`: raises), so signing must be
+/// the 500 of a missing secret and a value "signed" with "" must not be
+/// accepted — by a handler or by a WebSocket route.
+#[test]
+fn an_empty_cookie_secret_is_no_secret() {
+    let srv = cookie_server(Some(""));
+    let (status, head, _) = request(
+        &srv,
+        b"GET /login?user=alice HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!(status, 500, "signing with an empty secret: {head}");
+    assert!(!head.contains("Set-Cookie"), "{head}");
+    let forged = cyclone::web::create_signed_value("", "user", b"admin");
+    let (status, _, body) = get_with_cookie(&srv, "/whoami", &format!("user={forged}"));
+    assert_eq!(
+        status,
+        403,
+        "a cookie anyone can sign was accepted: {:?}",
+        String::from_utf8_lossy(&body)
+    );
+}

@@ -727,7 +727,12 @@ impl ApplicationBuilder {
             mut routes,
             settings,
         } = self;
-        let secret: Option<std::sync::Arc<str>> = settings.cookie_secret.as_deref().map(Into::into);
+        // An empty secret is none (see `RequestContext::set_secure_cookie`).
+        let secret: Option<std::sync::Arc<str>> = settings
+            .cookie_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(Into::into);
         let mut app_ws = settings.websocket.clone();
         if app_ws.cookie_secret.is_none() {
             app_ws.cookie_secret.clone_from(&secret);

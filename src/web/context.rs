@@ -557,7 +557,7 @@ impl<'a> RequestContext<'a> {
         value: impl AsRef<[u8]>,
         expires_days: Option<f64>,
     ) {
-        let Some(secret) = self.shared.settings.cookie_secret.as_deref() else {
+        let Some(secret) = self.cookie_secret() else {
             log::error!("set_secure_cookie({name:?}) needs the cookie_secret setting");
             self.send_error(500);
             return;
@@ -596,7 +596,7 @@ impl<'a> RequestContext<'a> {
     /// [`get_secure_cookie`](Self::get_secure_cookie) with Tornado's
     /// `max_age_days`.
     pub fn get_secure_cookie_max_age(&self, name: &str, max_age_days: f64) -> Option<Vec<u8>> {
-        let Some(secret) = self.shared.settings.cookie_secret.as_deref() else {
+        let Some(secret) = self.cookie_secret() else {
             log::error!("get_secure_cookie({name:?}) needs the cookie_secret setting");
             return None;
         };
@@ -610,6 +610,17 @@ impl<'a> RequestContext<'a> {
             max_age_days,
             now,
         )
+    }
+
+    /// The application's `cookie_secret`; an empty one is none (Tornado's
+    /// `require_setting` refuses a falsy setting): HMAC with an empty key
+    /// is anyone's to compute.
+    fn cookie_secret(&self) -> Option<&str> {
+        self.shared
+            .settings
+            .cookie_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
     }
 
     /// Deletes the cookie `name` (an empty value that expired in 1970).

@@ -58,6 +58,8 @@ pub struct Settings {
     /// same secret as a Tornado application's reads its cookies and signs
     /// cookies it reads ([`signed`](super::signed)). Default none: signing
     /// answers 500 and reading finds nothing, both with an error logged.
+    /// An empty string counts as none (anyone can sign with it; Tornado
+    /// refuses it too).
     pub cookie_secret: Option<String>,
 }
 

@@ -202,7 +202,14 @@ impl<'a> WebSocket<'a> {
         if self.core.is_client {
             return None;
         }
-        let Some(secret) = self.core.settings.cookie_secret.as_deref() else {
+        // An empty secret is none, as for `RequestContext`'s.
+        let Some(secret) = self
+            .core
+            .settings
+            .cookie_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        else {
             log::error!("get_secure_cookie({name:?}) needs the cookie_secret setting");
             return None;
         };
