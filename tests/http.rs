@@ -2682,3 +2682,21 @@ fn an_empty_cookie_secret_is_no_secret() {
         String::from_utf8_lossy(&body)
     );
 }
+
+/// `cyclone_websocket_handshakes_total` counts server handshakes "by
+/// result (ok, or the HTTP status answered)": one refused by the
+/// handler's `prepare` with a 403 is a handshake answered 403, as one
+/// refused by `check_origin` is (and the router's 405 is counted too).
+#[test]
+fn a_handshake_refused_by_prepare_is_counted_by_its_status() {
+    use cyclone::ioloop::Counter;
+    let srv = cookie_server(Some(COOKIE_SECRET));
+    let (status, _, _) = request(&srv, upgrade_request("/members", "").as_bytes());
+    assert_eq!(status, 403);
+    let m = srv.metrics();
+    assert_eq!(
+        (m.get(Counter::HandshakeForbidden), m.get(Counter::Upgrades)),
+        (1, 0),
+        "{m:?}"
+    );
+}

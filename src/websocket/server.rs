@@ -39,7 +39,12 @@ pub(crate) fn accept_routed(
     // The handler's own refusal (Tornado's `prepare`) comes first. A panic
     // there is the handler's bug: the HTTP layer answers 500.
     if let Err(resp) = handler.prepare(&req) {
-        log::debug!("WebSocket handshake refused by prepare ({})", resp.status());
+        let status = resp.status();
+        log::debug!("WebSocket handshake refused by prepare ({status})");
+        // Counted by the status answered, as the checks' refusals are.
+        if let Some(c) = crate::ioloop::Counter::for_handshake_status(status) {
+            crate::ioloop::IOLoop::current().count(c, 1);
+        }
         return Reply::Response(resp);
     }
     match prepare(&req, handler.as_ref(), &settings) {
