@@ -1,0 +1,77 @@
+//! Signed values (`web::signed`, behind `get_secure_cookie`): a cookie is
+//! input from anyone.
+//!
+//! Input: the first byte picks the mode, the rest is split on 0xFF into
+//! a secret, a name and a third part, each lossily decoded as UTF-8.
+//!
+//! - Mode even: the third part is a signed value to decode, at a fixed
+//!   clock. No panic; a value accepted must be one the secret signs: made
+//!   again from what it says, it is the same string (version 2), or it is
+//!   a version-1 value.
+//! - Mode odd: the third part is a value to sign under an ASCII name; the
+//!   result decodes to it at its own timestamp, not after the maximum age,
+//!   not under another secret or name, and no change of a single byte
+//!   (to any of a few replacements) is accepted.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+use cyclone::web::signed::{create_signed_value_at, decode_signed_value_at};
+
+const NOW: u64 = 1_764_921_600;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut parts = rest
+        .splitn(3, |b| *b == 0xFF)
+        .map(|s| String::from_utf8_lossy(s).into_owned());
+    let secret = parts.next().unwrap_or_default();
+    let name = parts.next().unwrap_or_default();
+    let third = parts.next().unwrap_or_default();
+    if mode % 2 == 0 {
+        if let Some(v) = decode_signed_value_at(&secret, &name, &third, 31.0, NOW as f64) {
+            if third.starts_with("2|") {
+                // "2|1:0|<n>:<ts>|...": the timestamp as it was written.
+                let ts_field = third.split('|').nth(2).unwrap_or("");
+                let ts = ts_field.split_once(':').map_or("", |(_, t)| t);
+                let ts: u64 = ts.parse().expect("accepted timestamp parses");
+                assert_eq!(create_signed_value_at(&secret, &name, &v, ts), third);
+            }
+        }
+        return;
+    }
+    if !name.is_ascii() {
+        return;
+    }
+    let signed = create_signed_value_at(&secret, &name, third.as_bytes(), NOW);
+    let back = decode_signed_value_at(&secret, &name, &signed, 31.0, NOW as f64);
+    assert_eq!(back.as_deref(), Some(third.as_bytes()));
+    assert_eq!(
+        decode_signed_value_at(&secret, &name, &signed, 31.0, NOW as f64 + 32.0 * 86400.0),
+        None
+    );
+    let other = format!("{secret}x");
+    assert_eq!(decode_signed_value_at(&other, &name, &signed, 31.0, NOW as f64), None);
+    assert_eq!(
+        decode_signed_value_at(&secret, &format!("{name}x"), &signed, 31.0, NOW as f64),
+        None
+    );
+    let bytes = signed.as_bytes();
+    for i in 0..bytes.len() {
+        for repl in [b'0', b'a', b'|', b':', b'='] {
+            if bytes[i] == repl {
+                continue;
+            }
+            let mut b = bytes.to_vec();
+            b[i] = repl;
+            let changed = String::from_utf8(b).expect("ASCII");
+            assert_eq!(
+                decode_signed_value_at(&secret, &name, &changed, 31.0, NOW as f64),
+                None,
+                "{changed}"
+            );
+        }
+    }
+});
