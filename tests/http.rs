@@ -2700,3 +2700,18 @@ fn a_handshake_refused_by_prepare_is_counted_by_its_status() {
         "{m:?}"
     );
 }
+
+/// `{:?}` of the application or its settings (a startup log line) says
+/// there is a secret, never what it is.
+#[test]
+fn the_cookie_secret_is_not_in_debug_output() {
+    let app = Application::builder()
+        .cookie_secret("hunter2-very-secret")
+        .websocket("/members", |_r| Members {
+            user: String::new(),
+        })
+        .build();
+    let dbg = format!("{app:?} {:?}", app.settings());
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+    assert!(dbg.contains("cookie_secret: Some(\"<redacted>\")"), "{dbg}");
+}

@@ -10,7 +10,7 @@ use crate::websocket::WebSocketSettings;
 /// Built with [`Settings::default`] and field assignment, or piece by piece
 /// through the [`ApplicationBuilder`](super::ApplicationBuilder) setters that
 /// carry Tornado's names (`websocket_ping_interval`, `static_path`, ...).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// WebSocket settings every `.websocket(..)` route uses unless it was
     /// registered with `.websocket_with(..)`. Defaults: no ping, 10 MiB
@@ -61,6 +61,26 @@ pub struct Settings {
     /// An empty string counts as none (anyone can sign with it; Tornado
     /// refuses it too).
     pub cookie_secret: Option<String>,
+}
+
+/// Every field but `cookie_secret`'s value, which a log line of the
+/// settings must not carry.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("websocket", &self.websocket)
+            .field("http", &self.http)
+            .field("template_path", &self.template_path)
+            .field("static_path", &self.static_path)
+            .field("static_url_prefix", &self.static_url_prefix)
+            .field("static_hash_cache", &self.static_hash_cache)
+            .field("debug", &self.debug)
+            .field(
+                "cookie_secret",
+                &crate::websocket::settings::redacted(self.cookie_secret.is_some()),
+            )
+            .finish()
+    }
 }
 
 impl Default for Settings {

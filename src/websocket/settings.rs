@@ -1,5 +1,6 @@
 //! WebSocket settings (DESIGN.md §4), Tornado's names.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::protocol::CompressionOptions;
@@ -39,7 +40,7 @@ pub enum SlowConsumerPolicy {
 /// 2 s), the loop sweeps every eighth of it (but not more often than every
 /// 2 ms), so that a 100 ms `ping_interval` pings every 100 ms, each ping at
 /// most 12.5 ms late; the loop keeps that pace for as long as it runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebSocketSettings {
     /// `websocket_ping_interval`: send a ping this often (default: none;
     /// zero, as in Tornado, or 24.8 days or more: never).
@@ -102,6 +103,32 @@ pub struct WebSocketSettings {
     /// `cookie_secret` for every WebSocket route that has none (default
     /// none: `get_secure_cookie` returns `None` and logs an error).
     pub cookie_secret: Option<std::sync::Arc<str>>,
+}
+
+/// Every field but `cookie_secret`'s value, which a log line of the
+/// settings must not carry.
+impl fmt::Debug for WebSocketSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketSettings")
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("close_timeout", &self.close_timeout)
+            .field("max_write_buffer", &self.max_write_buffer)
+            .field("slow_consumer_grace", &self.slow_consumer_grace)
+            .field("slow_consumer_policy", &self.slow_consumer_policy)
+            .field("write_high_water", &self.write_high_water)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("nodelay", &self.nodelay)
+            .field("compression", &self.compression)
+            .field("cookie_secret", &redacted(self.cookie_secret.is_some()))
+            .finish()
+    }
+}
+
+/// How settings print a secret: whether there is one, never its value.
+pub(crate) fn redacted(set: bool) -> Option<&'static str> {
+    set.then_some("<redacted>")
 }
 
 impl Default for WebSocketSettings {

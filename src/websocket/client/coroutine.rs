@@ -292,8 +292,11 @@ impl WebSocketClientConnection {
     /// [`read_message`](Self::read_message) in callback style (Tornado's
     /// `read_message(callback)`): `callback` gets the next message, or
     /// `None` once the connection is closed, when it is there. Call it
-    /// again from `callback` for the one after; calls made before a
-    /// message arrives are answered in the order they were made.
+    /// again from `callback` for the one after. Reads waiting at once are
+    /// answered in the order they first waited: calls of this method in
+    /// the order they were made (each waits from the loop's next
+    /// iteration), behind a `read_message().await` already waiting and
+    /// ahead of one polled after them.
     #[doc(alias = "read_message(callback)")]
     pub fn read_message_then(&self, callback: impl FnOnce(Option<Message<'static>>) + 'static) {
         IOLoop::current().add_future(self.read_message(), callback);
