@@ -2715,3 +2715,90 @@ fn the_cookie_secret_is_not_in_debug_output() {
     assert!(!dbg.contains("hunter2"), "{dbg}");
     assert!(dbg.contains("cookie_secret: Some(\"<redacted>\")"), "{dbg}");
 }
+
+/// `/account`: Tornado's `@authenticated` page (the `user` signed cookie).
+struct Account {
+    user: String,
+}
+impl RequestHandler for Account {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST"]
+    }
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        match cx.get_secure_cookie("user") {
+            Some(u) => self.user = String::from_utf8(u).unwrap(),
+            None => cx.require_login(),
+        }
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        cx.write(format!("hello {}", self.user));
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        cx.write(format!("posted by {}", self.user));
+    }
+}
+
+#[test]
+fn require_login_redirects_as_tornados_authenticated() {
+    let serve = |login: Option<&'static str>| {
+        Server::start(move || {
+            let b = Application::builder()
+                .cookie_secret(COOKIE_SECRET)
+                .route("/account", || Account {
+                    user: String::new(),
+                });
+            match login {
+                Some(l) => b.login_url(l).build(),
+                None => b.build(),
+            }
+        })
+    };
+    let ask = |srv: &Server, method: &str, cookie: &str| {
+        request(
+            srv,
+            format!(
+                "{method} /account?x=1&y=a%20b HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n{cookie}\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    let srv = serve(Some("/login"));
+    let (status, head, _) = ask(&srv, "GET", "");
+    assert_eq!(status, 302, "{head}");
+    // Python: "/login?" + urlencode(dict(next="/account?x=1&y=a%20b"))
+    assert!(
+        head.contains("\r\nLocation: /login?next=%2Faccount%3Fx%3D1%26y%3Da%2520b\r\n"),
+        "{head}"
+    );
+    let (status, _, _) = ask(&srv, "POST", "");
+    assert_eq!(status, 403);
+    let cookie = format!(
+        "Cookie: user={}\r\n",
+        cyclone::web::create_signed_value(COOKIE_SECRET, "user", b"alice")
+    );
+    let (status, _, body) = ask(&srv, "GET", &cookie);
+    assert_eq!((status, body.as_slice()), (200, &b"hello alice"[..]));
+    let (status, _, body) = ask(&srv, "POST", &cookie);
+    assert_eq!((status, body.as_slice()), (200, &b"posted by alice"[..]));
+    drop(srv);
+
+    // An absolute login_url gets the full URL as next; one with a query
+    // is used as it is; none at all is a 500.
+    let srv = serve(Some("https://auth.example/login"));
+    let (_, head, _) = ask(&srv, "GET", "");
+    assert!(
+        head.contains("Location: https://auth.example/login?next=http%3A%2F%2F127.0.0.1%2Faccount%3Fx%3D1%26y%3Da%2520b\r\n"),
+        "{head}"
+    );
+    drop(srv);
+    let srv = serve(Some("/login?from=account"));
+    let (_, head, _) = ask(&srv, "GET", "");
+    assert!(
+        head.contains("\r\nLocation: /login?from=account\r\n"),
+        "{head}"
+    );
+    drop(srv);
+    let srv = serve(None);
+    let (status, _, _) = ask(&srv, "GET", "");
+    assert_eq!(status, 500);
+}

@@ -598,6 +598,12 @@ impl ApplicationBuilder {
         self
     }
 
+    /// `login_url` (see [`Settings::login_url`]).
+    pub fn login_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.login_url = Some(url.into());
+        self
+    }
+
     /// Replaces every setting made so far (routes are kept).
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;

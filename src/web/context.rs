@@ -296,6 +296,76 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// The application's `login_url` (Tornado's `get_login_url`).
+    pub fn get_login_url(&self) -> Option<&'a str> {
+        self.shared.settings.login_url.as_deref()
+    }
+
+    /// What Tornado's `@authenticated` does for a visitor who is not
+    /// logged in: a `GET` or `HEAD` is redirected (302) to `login_url`
+    /// with `?next=` and this request's URI (the full URL when `login_url`
+    /// is absolute; nothing added when `login_url` has a query already),
+    /// any other method gets 403. Without a `login_url`, 500 and an error
+    /// logged, as Tornado raises. Finishes the response; call it from
+    /// [`prepare`](super::RequestHandler::prepare) or a method when the
+    /// visitor is unknown (`get_secure_cookie("user")` is `None`).
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Account { user: String }
+    ///
+    /// impl RequestHandler for Account {
+    ///     fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+    ///         match cx.get_secure_cookie("user") {
+    ///             Some(u) => self.user = String::from_utf8_lossy(&u).into_owned(),
+    ///             None => cx.require_login(),
+    ///         }
+    ///     }
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+    ///         cx.write(format!("hello {}", self.user));
+    ///     }
+    /// }
+    /// ```
+    #[doc(alias = "authenticated")]
+    pub fn require_login(&mut self) {
+        let method = self.request.method();
+        if method != "GET" && method != "HEAD" {
+            self.send_error(403);
+            return;
+        }
+        let Some(login) = self.get_login_url() else {
+            log::error!(
+                "require_login on {} needs the login_url setting",
+                self.request.uri()
+            );
+            self.send_error(500);
+            return;
+        };
+        let mut url = login.to_owned();
+        if !login.contains('?') {
+            let absolute = login.split_once("://").is_some_and(|(scheme, _)| {
+                !scheme.is_empty()
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            });
+            let next = if absolute {
+                format!(
+                    "{}://{}{}",
+                    self.request.protocol(),
+                    self.request.host().unwrap_or(""),
+                    self.request.uri()
+                )
+            } else {
+                self.request.uri().to_owned()
+            };
+            url.push_str("?next=");
+            url.push_str(&super::template::url_escape(&next));
+        }
+        self.redirect(&url, false);
+    }
+
     /// Redirects to `url`: 301 when `permanent`, else 302, with `Location`
     /// and an empty body; finishes the response.
     pub fn redirect(&mut self, url: &str, permanent: bool) {

@@ -61,6 +61,11 @@ pub struct Settings {
     /// An empty string counts as none (anyone can sign with it; Tornado
     /// refuses it too).
     pub cookie_secret: Option<String>,
+    /// `login_url`: where [`RequestContext::require_login`](super::RequestContext::require_login)
+    /// sends a visitor who is not logged in (Tornado's `@authenticated`).
+    /// Default none: `require_login` answers 500 and logs an error, as
+    /// Tornado raises.
+    pub login_url: Option<String>,
 }
 
 /// Every field but `cookie_secret`'s value, which a log line of the
@@ -75,6 +80,7 @@ impl std::fmt::Debug for Settings {
             .field("static_url_prefix", &self.static_url_prefix)
             .field("static_hash_cache", &self.static_hash_cache)
             .field("debug", &self.debug)
+            .field("login_url", &self.login_url)
             .field(
                 "cookie_secret",
                 &crate::websocket::settings::redacted(self.cookie_secret.is_some()),
@@ -94,6 +100,7 @@ impl Default for Settings {
             static_hash_cache: None,
             debug: false,
             cookie_secret: None,
+            login_url: None,
         }
     }
 }

@@ -1416,7 +1416,7 @@ fn json_encode(val: Val<'_>) -> String {
 /// Tornado's `url_escape(s)` (`plus=True`), Python's `quote_plus`: a space
 /// is `+`; ASCII letters, digits and `_.-~` are kept; every other byte of
 /// the UTF-8 text is `%XX` (uppercase hex).
-fn url_escape(s: &str) -> Cow<'_, str> {
+pub(crate) fn url_escape(s: &str) -> Cow<'_, str> {
     let keep = |b: u8| b.is_ascii_alphanumeric() || b"_.-~".contains(&b);
     if s.bytes().all(keep) {
         return Cow::Borrowed(s);
