@@ -83,17 +83,18 @@ impl<'a> RequestContext<'a> {
 
     /// Lets the handler dress the error page once (its default headers and
     /// `write_error`): the response is writable again with an empty body
-    /// meanwhile, and keeps Tornado's default page if `f` wrote no body.
+    /// meanwhile, and keeps Tornado's default page if `f` wrote no body
+    /// and did not finish the response itself (a `redirect` has no body).
     pub(crate) fn rewrite_error_page(&mut self, f: impl FnOnce(&mut Self)) {
         self.error_status = None;
         let default_page = std::mem::take(self.response.body_mut());
         self.finished = false;
         f(self);
-        self.finished = true;
-        if self.error_status.take().is_none()
-            && self.response.body().is_empty()
-            && self.response.file_body_len() == 0
-        {
+        // An error `f` sent (`send_error`) finished the response too: its
+        // page stays, undressed (write_error runs once).
+        self.error_status = None;
+        let finished_by_f = std::mem::replace(&mut self.finished, true);
+        if !finished_by_f && self.response.body().is_empty() && self.response.file_body_len() == 0 {
             *self.response.body_mut() = default_page;
         }
     }

@@ -1077,3 +1077,33 @@ fn render_string_returns_the_text_without_finishing() {
     let r = get(&app, "/s/none.html");
     assert_eq!((r.status(), text(&r)), (200, "load error"));
 }
+
+/// Hooks that misbehave on purpose: what `write_error` and
+/// `set_default_headers` do on an error page.
+struct ErrorPages;
+
+impl RequestHandler for ErrorPages {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let _ = args;
+        cx.send_error(403);
+    }
+    fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
+        if cx.request().path() == "/e/login" && status == 403 {
+            cx.redirect("/login", false);
+        }
+    }
+}
+
+/// A `write_error` that redirects (a 403 sending the browser to the login
+/// page, a common Tornado pattern) answers the redirect as `redirect` does:
+/// with an empty body, not the 403 page it replaced.
+#[test]
+fn write_error_that_redirects_sends_an_empty_body() {
+    let app = Application::builder()
+        .route("/e/(.*)", || ErrorPages)
+        .build();
+    let r = get(&app, "/e/login");
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.header("Location"), Some("/login"));
+    assert_eq!(text(&r), "", "the redirect carries the 403 page");
+}
