@@ -596,13 +596,15 @@ impl<'a> RequestContext<'a> {
     /// Sets the cookie `name=value; Path=/` (Tornado's default path).
     /// A name or value holding control characters, spaces, `;`, `,` or `"`
     /// (which would need quoting) is refused and logged at `error`.
+    /// Setting (or clearing) a cookie again replaces the earlier value, as
+    /// in Tornado: one `Set-Cookie` per name.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
         if !cookie_name_ok(name) || !cookie_value_ok(value) {
             log::error!("set_cookie: invalid cookie {name:?}={value:?} refused");
             return;
         }
         if self.writable("set_cookie") {
-            self.cookies.push(format!("{name}={value}; Path=/"));
+            self.push_cookie(name, format!("{name}={value}; Path=/"));
         }
     }
 
@@ -648,8 +650,7 @@ impl<'a> RequestContext<'a> {
             let at = (now + days.clamp(0.0, 100.0 * 365.0) * 86400.0) as u64;
             format!("; Expires={}", crate::http::http_date(at))
         });
-        self.cookies
-            .push(format!("{name}={signed}{expires}; Path=/"));
+        self.push_cookie(name, format!("{name}={signed}{expires}; Path=/"));
     }
 
     /// The value of the signed cookie `name` if it was signed with the
@@ -703,10 +704,21 @@ impl<'a> RequestContext<'a> {
             return;
         }
         if self.writable("clear_cookie") {
-            self.cookies.push(format!(
-                "{name}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
-            ));
+            self.push_cookie(
+                name,
+                format!("{name}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"),
+            );
         }
+    }
+
+    /// Adds the `Set-Cookie` value `line` for the cookie `name`, replacing
+    /// one set before under that name (Tornado's cookies are keyed by name;
+    /// RFC 6265 §4.1.1: one `Set-Cookie` per name). `set_default_headers`
+    /// runs again on an error page, and its cookies must not double.
+    fn push_cookie(&mut self, name: &str, line: String) {
+        self.cookies
+            .retain(|c| c.split_once('=').is_none_or(|(n, _)| n != name));
+        self.cookies.push(line);
     }
 }
 

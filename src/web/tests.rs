@@ -1083,6 +1083,9 @@ fn render_string_returns_the_text_without_finishing() {
 struct ErrorPages;
 
 impl RequestHandler for ErrorPages {
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_cookie("visited", "1");
+    }
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         let _ = args;
         cx.send_error(403);
@@ -1106,4 +1109,16 @@ fn write_error_that_redirects_sends_an_empty_body() {
     assert_eq!(r.status(), 302);
     assert_eq!(r.header("Location"), Some("/login"));
     assert_eq!(text(&r), "", "the redirect carries the 403 page");
+}
+/// A cookie set in `set_default_headers` is set once on an error page,
+/// though the hook runs again for it (Tornado's cookies are keyed by name:
+/// setting one again replaces it).
+#[test]
+fn a_default_cookie_is_sent_once_on_an_error_page() {
+    let app = Application::builder()
+        .route("/e/(.*)", || ErrorPages)
+        .build();
+    let r = get(&app, "/e/other");
+    assert_eq!(r.status(), 403);
+    assert_eq!(collect_headers(&r, "Set-Cookie"), ["visited=1; Path=/"]);
 }
