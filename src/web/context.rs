@@ -81,6 +81,23 @@ impl<'a> RequestContext<'a> {
         self.error_status
     }
 
+    /// Replaces a response whose status is informational (1xx, which
+    /// cannot end a request: the HTTP layer would send a 500 instead) with
+    /// the 500 error page.
+    pub(crate) fn refuse_interim_status(&mut self) {
+        let status = self.response.status();
+        if status >= 200 {
+            return;
+        }
+        log::error!(
+            "{} {} answered {status} as its final status: sent 500",
+            self.request.method(),
+            self.request.uri()
+        );
+        self.finished = false;
+        self.send_error(500);
+    }
+
     /// Lets the handler dress the error page once (its default headers and
     /// `write_error`): the response is writable again with an empty body
     /// meanwhile, and keeps Tornado's default page if `f` wrote no body

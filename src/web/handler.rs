@@ -142,6 +142,10 @@ pub(crate) fn call_method(
 ) {
     handler.set_default_headers(cx);
     dispatch(handler, cx, args);
+    // A 1xx cannot be the final answer: the connection would send a 500
+    // for it. Make that 500 here, dressed like any error page, so
+    // `on_finish` sees the status the client gets.
+    cx.refuse_interim_status();
     if let Some(status) = cx.error_status() {
         cx.rewrite_error_page(|cx| {
             handler.set_default_headers(cx);

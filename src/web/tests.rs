@@ -1122,3 +1122,41 @@ fn a_default_cookie_is_sent_once_on_an_error_page() {
     assert_eq!(r.status(), 403);
     assert_eq!(collect_headers(&r, "Set-Cookie"), ["visited=1; Path=/"]);
 }
+
+/// What `on_finish` saw, shared with the test.
+struct Finishes {
+    seen: Rc<Cell<u16>>,
+}
+
+impl RequestHandler for Finishes {
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_header("X-Default", "1");
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        match args[0] {
+            "early" => cx.set_status(103),
+            "missing" => cx.send_error(404),
+            _ => cx.write("ok"),
+        }
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.seen.set(status);
+    }
+}
+
+/// A 1xx cannot end a request (the connection sends 500 for it): the
+/// application answers that 500 itself, dressed like any error page, and
+/// `on_finish` is told 500, not the 103 the client never got.
+#[test]
+fn on_finish_sees_the_status_sent() {
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    let app = Application::builder()
+        .route("/f/(.*)", move || Finishes { seen: s.clone() })
+        .build();
+    let r = get(&app, "/f/early");
+    assert_eq!((r.status(), seen.get()), (500, 500));
+    assert_eq!(r.header("X-Default"), Some("1"));
+    let r = get(&app, "/f/missing");
+    assert_eq!((r.status(), seen.get()), (404, 404));
+}
