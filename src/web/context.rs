@@ -81,6 +81,16 @@ impl<'a> RequestContext<'a> {
         self.error_status
     }
 
+    /// After `set_default_headers`: drops the body it wrote and puts the
+    /// status back to `status`, as Tornado's `clear()` empties the body and
+    /// sets 200 after calling it (a response it finished stays).
+    pub(crate) fn keep_only_headers(&mut self, status: u16) {
+        if !self.finished {
+            self.response.body_mut().clear();
+            self.response.set_status(status, None);
+        }
+    }
+
     /// Replaces a response whose status is informational (1xx, which
     /// cannot end a request: the HTTP layer would send a 500 instead) with
     /// the 500 error page.

@@ -60,7 +60,9 @@ pub trait RequestHandler: 'static {
     /// included (Tornado's `set_default_headers`: CORS or security
     /// headers). Called before anything else, and again on the error page
     /// when [`RequestContext::send_error`] replaced the response, as
-    /// Tornado's `send_error` calls `clear()`. Default: none.
+    /// Tornado's `send_error` calls `clear()`. Only its headers (and
+    /// cookies) count: a body it writes or a status it sets is dropped,
+    /// as `clear()` drops them. Default: none.
     fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
         let _ = cx;
     }
@@ -141,6 +143,7 @@ pub(crate) fn call_method(
     args: &[&str],
 ) {
     handler.set_default_headers(cx);
+    cx.keep_only_headers(200);
     dispatch(handler, cx, args);
     // A 1xx cannot be the final answer: the connection would send a 500
     // for it. Make that 500 here, dressed like any error page, so
@@ -149,6 +152,7 @@ pub(crate) fn call_method(
     if let Some(status) = cx.error_status() {
         cx.rewrite_error_page(|cx| {
             handler.set_default_headers(cx);
+            cx.keep_only_headers(status);
             handler.write_error(cx, status);
         });
     }

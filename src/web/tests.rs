@@ -1131,11 +1131,15 @@ struct Finishes {
 impl RequestHandler for Finishes {
     fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
         cx.set_header("X-Default", "1");
+        if cx.request().path().starts_with("/f/body") {
+            cx.write("from set_default_headers ");
+            cx.set_status(202);
+        }
     }
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         match args[0] {
             "early" => cx.set_status(103),
-            "missing" => cx.send_error(404),
+            "missing" | "body-missing" => cx.send_error(404),
             _ => cx.write("ok"),
         }
     }
@@ -1159,4 +1163,27 @@ fn on_finish_sees_the_status_sent() {
     assert_eq!(r.header("X-Default"), Some("1"));
     let r = get(&app, "/f/missing");
     assert_eq!((r.status(), seen.get()), (404, 404));
+}
+/// Tornado's `clear()` calls `set_default_headers` and then empties the
+/// body and sets the status to 200: what the hook writes or sets besides
+/// headers is dropped. Here it was kept: a prefix on every page, and on an
+/// error page it replaced Tornado's page and set the error's status.
+#[test]
+fn a_body_written_by_set_default_headers_is_dropped_as_by_tornado_clear() {
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    let app = Application::builder()
+        .route("/f/(.*)", move || Finishes { seen: s.clone() })
+        .build();
+    let r = get(&app, "/f/body");
+    assert_eq!((r.status(), text(&r)), (200, "ok"));
+    let r = get(&app, "/f/body-missing");
+    assert_eq!(
+        (r.status(), text(&r)),
+        (
+            404,
+            "<html><title>404: Not Found</title><body>404: Not Found</body></html>"
+        )
+    );
+    assert_eq!(r.header("X-Default"), Some("1"));
 }
