@@ -37,7 +37,10 @@ pub trait WebSocketHandler: 'static {
     /// impl WebSocketHandler for Chat {
     ///     fn prepare(&mut self, req: &Request) -> Result<(), Response> {
     ///         match req.signed_cookie(self.secret, "user") {
-    ///             Some(user) => Ok(self.user = String::from_utf8_lossy(&user).into_owned()),
+    ///             Some(user) => {
+    ///                 self.user = String::from_utf8_lossy(&user).into_owned();
+    ///                 Ok(())
+    ///             }
     ///             None => Err(Response::error(403, Some("log in first"))),
     ///         }
     ///     }
