@@ -733,12 +733,8 @@ impl ApplicationBuilder {
             mut routes,
             settings,
         } = self;
-        // An empty secret is none (see `RequestContext::set_secure_cookie`).
-        let secret: Option<std::sync::Arc<str>> = settings
-            .cookie_secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(Into::into);
+        let secret: Option<std::sync::Arc<str>> =
+            super::signed::usable_secret(settings.cookie_secret.as_deref()).map(Into::into);
         let mut app_ws = settings.websocket.clone();
         if app_ws.cookie_secret.is_none() {
             app_ws.cookie_secret.clone_from(&secret);

@@ -657,8 +657,7 @@ impl<'a> RequestContext<'a> {
         value: impl AsRef<[u8]>,
         expires_days: Option<f64>,
     ) {
-        let Some(secret) = self.cookie_secret() else {
-            log::error!("set_secure_cookie({name:?}) needs the cookie_secret setting");
+        let Some(secret) = self.cookie_secret("set_secure_cookie", name) else {
             self.send_error(500);
             return;
         };
@@ -671,9 +670,7 @@ impl<'a> RequestContext<'a> {
             return;
         }
         let expires = expires_days.map_or(String::new(), |days| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
+            let now = super::signed::now_secs_f64();
             let at = (now + days.clamp(0.0, 100.0 * 365.0) * 86400.0) as u64;
             format!("; Expires={}", crate::http::http_date(at))
         });
@@ -695,31 +692,21 @@ impl<'a> RequestContext<'a> {
     /// [`get_secure_cookie`](Self::get_secure_cookie) with Tornado's
     /// `max_age_days`.
     pub fn get_secure_cookie_max_age(&self, name: &str, max_age_days: f64) -> Option<Vec<u8>> {
-        let Some(secret) = self.cookie_secret() else {
-            log::error!("get_secure_cookie({name:?}) needs the cookie_secret setting");
-            return None;
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let secret = self.cookie_secret("get_secure_cookie", name)?;
         super::signed::decode_signed_value_at(
             secret,
             name,
             &self.request.cookie(name)?,
             max_age_days,
-            now,
+            super::signed::now_secs_f64(),
         )
     }
 
-    /// The application's `cookie_secret`; an empty one is none (Tornado's
-    /// `require_setting` refuses a falsy setting): HMAC with an empty key
-    /// is anyone's to compute.
-    fn cookie_secret(&self) -> Option<&str> {
-        self.shared
-            .settings
-            .cookie_secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
+    /// The application's `cookie_secret` for `call` on cookie `name`
+    /// ([`signed::secret_for`](super::signed::secret_for): none if empty,
+    /// logged when missing).
+    fn cookie_secret(&self, call: &str, name: &str) -> Option<&'a str> {
+        super::signed::secret_for(self.shared.settings.cookie_secret.as_deref(), call, name)
     }
 
     /// Deletes the cookie `name` (an empty value that expired in 1970).

@@ -189,10 +189,28 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn now_secs_f64() -> f64 {
+/// Seconds since the epoch, the clock signed values are checked against.
+pub(crate) fn now_secs_f64() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A `cookie_secret` setting as it is used: an empty one is none
+/// (Tornado's `require_setting` refuses a falsy setting), since HMAC with
+/// an empty key is anyone's to compute.
+pub(crate) fn usable_secret(secret: Option<&str>) -> Option<&str> {
+    secret.filter(|s| !s.is_empty())
+}
+
+/// [`usable_secret`], logging at `error` when there is none: `call` on the
+/// cookie `name` is a programming error without one, as in Tornado.
+pub(crate) fn secret_for<'a>(secret: Option<&'a str>, call: &str, name: &str) -> Option<&'a str> {
+    let s = usable_secret(secret);
+    if s.is_none() {
+        log::error!("{call}({name:?}) needs the cookie_secret setting");
+    }
+    s
 }
 
 /// Equal length and bytes, in time that depends only on the length.

@@ -202,17 +202,11 @@ impl<'a> WebSocket<'a> {
         if self.core.is_client {
             return None;
         }
-        // An empty secret is none, as for `RequestContext`'s.
-        let Some(secret) = self
-            .core
-            .settings
-            .cookie_secret
-            .as_deref()
-            .filter(|s| !s.is_empty())
-        else {
-            log::error!("get_secure_cookie({name:?}) needs the cookie_secret setting");
-            return None;
-        };
+        let secret = crate::web::signed::secret_for(
+            self.core.settings.cookie_secret.as_deref(),
+            "get_secure_cookie",
+            name,
+        )?;
         self.core.request.signed_cookie(secret, name)
     }
 
