@@ -266,7 +266,7 @@ impl<'a> RequestContext<'a> {
         if !self.writable("write_json") {
             return;
         }
-        match serde_json::to_vec(value) {
+        match serde_json::to_string(value) {
             Ok(json) => {
                 self.response
                     .set_header("Content-Type", "application/json; charset=UTF-8");
@@ -737,19 +737,13 @@ impl<'a> RequestContext<'a> {
 }
 
 /// `</` becomes `<\/`: the same JSON (`\/` is an escaped `/`), with no
-/// `</script>` in it.
-fn escape_script_end(json: Vec<u8>) -> Vec<u8> {
-    if !json.windows(2).any(|w| w == b"</") {
-        return json;
+/// `</script>` in it (Tornado's `json_encode`; also the template function).
+pub(super) fn escape_script_end(json: String) -> String {
+    if json.contains("</") {
+        json.replace("</", "<\\/")
+    } else {
+        json
     }
-    let mut out = Vec::with_capacity(json.len() + 8);
-    for (i, &b) in json.iter().enumerate() {
-        if b == b'/' && i > 0 && json[i - 1] == b'<' {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out
 }
 
 /// A cookie value needs no quoting: no control characters, spaces, `;`,

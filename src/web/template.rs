@@ -1406,11 +1406,7 @@ fn json_encode(val: Val<'_>) -> String {
         Val::Json(v) => serde_json::to_string(v),
     }
     .unwrap_or_default();
-    if json.contains("</") {
-        json.replace("</", "<\\/")
-    } else {
-        json
-    }
+    super::context::escape_script_end(json)
 }
 
 /// Tornado's `url_escape(s)` (`plus=True`), Python's `quote_plus`: a space
