@@ -256,6 +256,14 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrig
     });
 }
 
+/// The accept key alone: SHA-1 of the 24-byte key and the GUID (two
+/// blocks) and base64, once per handshake.
+fn accept(c: &mut Criterion) {
+    c.bench_function("handshake/accept_key", |b| {
+        b.iter(|| accept_key(black_box(b"dGhlIHNhbXBsZSBub25jZQ==")))
+    });
+}
+
 criterion_group!(
     benches,
     frame_header,
@@ -263,6 +271,7 @@ criterion_group!(
     utf8,
     assembly,
     deflate,
-    handshake
+    handshake,
+    accept
 );
 criterion_main!(benches);

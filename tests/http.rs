@@ -1027,7 +1027,7 @@ fn static_url_links_a_file_cached_for_ten_years() {
     let (s, _, link) = request(&srv, b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(s, 200);
     let link = String::from_utf8(link).unwrap();
-    let hash = sha1_smol::Sha1::from("static file").digest().to_string();
+    let hash = sha1_hex("static file");
     assert_eq!(link, format!("/static/a.txt?v={hash}"));
     let head = fetch_versioned(&srv, &link);
     let expires = header(&head, "expires").expect("Expires");
@@ -1083,7 +1083,7 @@ fn template_static_url_links_the_versioned_file() {
             .route("/page/(with|pairs)", || StaticPage)
             .build()
     });
-    let hash = sha1_smol::Sha1::from("static file").digest().to_string();
+    let hash = sha1_hex("static file");
     let url = format!("/static/a.txt?v={hash}");
     for page in ["/page/with", "/page/pairs"] {
         let raw = format!("GET {page} HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -2801,4 +2801,13 @@ fn require_login_redirects_as_tornados_authenticated() {
     let srv = serve(None);
     let (status, _, _) = ask(&srv, "GET", "");
     assert_eq!(status, 500);
+}
+
+/// The lowercase hex SHA-1 of `s` (a static file's `?v=` version).
+fn sha1_hex(s: &str) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(s)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

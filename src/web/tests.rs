@@ -538,7 +538,8 @@ fn percent_encode_all(s: &str) -> String {
 
 /// The hex SHA-1 of `content`: what `?v=` must carry.
 fn sha1_hex(content: &str) -> String {
-    sha1_smol::Sha1::from(content).digest().to_string()
+    use sha1::Digest;
+    crate::web::signed::hex(&sha1::Sha1::digest(content))
 }
 
 fn url_app(
