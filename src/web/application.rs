@@ -37,7 +37,37 @@ enum Target {
 struct Route {
     pattern: String,
     regex: Regex,
+    /// What the regex amounts to when that is simpler to test.
+    shortcut: Shortcut,
     target: Target,
+}
+
+/// Routes whose regex is a plain string or `.*` (most WebSocket routes
+/// and catch-alls) are matched without running the regex engine: the
+/// same answer as `^(?:pattern)$` for every path, at a string compare
+/// instead of a few hundred instructions per request and route.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shortcut {
+    /// No metacharacter: the path must equal the pattern.
+    Literal,
+    /// `.*`: any path without a line feed (`.` does not match one).
+    AnyLine,
+    /// Run the regex.
+    None,
+}
+
+impl Shortcut {
+    fn of(pattern: &str) -> Shortcut {
+        if pattern == ".*" {
+            Shortcut::AnyLine
+        } else if !pattern.contains(|c| "\\.+*?()|[]{}^$".contains(c)) {
+            // Outside a class and without the `x` flag (which takes a
+            // `(`), `-`, `&`, `~` and `#` are literals too.
+            Shortcut::Literal
+        } else {
+            Shortcut::None
+        }
+    }
 }
 
 impl Route {
@@ -49,7 +79,17 @@ impl Route {
         Route {
             pattern: pattern.to_string(),
             regex,
+            shortcut: Shortcut::of(pattern),
             target,
+        }
+    }
+
+    /// Whether `path` matches the whole pattern (a route without groups).
+    fn is_match(&self, path: &str) -> bool {
+        match self.shortcut {
+            Shortcut::Literal => path == self.pattern,
+            Shortcut::AnyLine => memchr::memchr(b'\n', path.as_bytes()).is_none(),
+            Shortcut::None => self.regex.is_match(path),
         }
     }
 }
@@ -351,7 +391,7 @@ impl Application {
             // `captures` allocates its slots on every call; a route without
             // groups (most WebSocket routes) needs only a yes or no.
             if route.regex.captures_len() == 1 {
-                return route.regex.is_match(path).then(|| (route, Vec::new()));
+                return route.is_match(path).then(|| (route, Vec::new()));
             }
             let caps = route.regex.captures(path)?;
             let args = caps
@@ -768,5 +808,80 @@ impl ApplicationBuilder {
                 },
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    /// A shortcut gives the regex's answer for every path, and only plain
+    /// strings and `.*` take one.
+    #[test]
+    fn shortcuts_agree_with_the_regex() {
+        let patterns = [
+            "/",
+            "/chat",
+            "/a/b.c",
+            ".*",
+            "/ws-1_~x",
+            "/a.b",
+            "/(.*)",
+            "/[a-z]+",
+            ".+",
+            "/a|/b",
+            "",
+            "/ü",
+            "/x?",
+            "/a b",
+            "/a-b&c~d#e",
+            "/a\\-b",
+            "/a{2}",
+            "^/a",
+            "/a$",
+        ];
+        let paths = [
+            "",
+            "/",
+            "/chat",
+            "/chat/",
+            "/a/b.c",
+            "/a/bxc",
+            "/ws-1_~x",
+            "/a.b",
+            "/axb",
+            "/abc",
+            "/a",
+            "/b",
+            "/ü",
+            "/x",
+            "/a b",
+            "x\n",
+            "/\n",
+            "/chat\n",
+            "/a-b&c~d#e",
+            "/a-b",
+            "/aa",
+            "/a{2}",
+            "^/a",
+            "/a$",
+            "/a\\-b",
+        ];
+        for pattern in patterns {
+            let route = Route::new(pattern, Target::Handler(Box::new(|| unreachable!())));
+            for path in paths {
+                assert_eq!(
+                    route.is_match(path),
+                    route.regex.is_match(path),
+                    "{pattern:?} on {path:?} ({:?})",
+                    route.shortcut
+                );
+            }
+        }
+        assert_eq!(Shortcut::of("/chat"), Shortcut::Literal);
+        assert_eq!(Shortcut::of(".*"), Shortcut::AnyLine);
+        assert_eq!(Shortcut::of("/ws-echo"), Shortcut::Literal);
+        assert_eq!(Shortcut::of("/a.b"), Shortcut::None);
+        assert_eq!(Shortcut::of("/(.*)"), Shortcut::None);
     }
 }
