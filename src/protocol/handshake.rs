@@ -48,6 +48,11 @@ fn trim(v: &[u8]) -> &[u8] {
 /// Whether a comma-separated header value contains `token`
 /// (ASCII case-insensitive, spaces and tabs around elements ignored).
 pub fn header_has_token(value: &[u8], token: &str) -> bool {
+    // The usual value is the token alone (`Upgrade: websocket`,
+    // `Connection: Upgrade`): one compare, no split.
+    if value.eq_ignore_ascii_case(token.as_bytes()) {
+        return true;
+    }
     value
         .split(|&b| b == b',')
         .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
