@@ -6,17 +6,23 @@
 //!
 //! - Mode even: the third part is a signed value to decode, at a fixed
 //!   clock. No panic; a value accepted must be one the secret signs: made
-//!   again from what it says, it is the same string (version 2), or it is
-//!   a version-1 value.
+//!   again from what it says (its key version too, which a single secret
+//!   does not look at), it is the same string (version 2), or it is a
+//!   version-1 value. Decoding with a dictionary holding the secret under
+//!   the value's key version gives the same answer.
 //! - Mode odd: the third part is a value to sign under an ASCII name; the
 //!   result decodes to it at its own timestamp, not after the maximum age,
 //!   not under another secret or name, and no change of a single byte
-//!   (to any of a few replacements) is accepted.
+//!   (to any of a few replacements) is accepted. Signed with a dictionary
+//!   under the key version `mode`, it decodes with that dictionary and
+//!   not with one holding the secret under another version.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-use cyclone::web::signed::{create_signed_value_at, decode_signed_value_at};
+use cyclone::web::signed::{
+    create_signed_value_at, decode_signed_value_at, get_signature_key_version, CookieSecret,
+};
 
 const NOW: u64 = 1_764_921_600;
 
@@ -31,13 +37,27 @@ fuzz_target!(|data: &[u8]| {
     let name = parts.next().unwrap_or_default();
     let third = parts.next().unwrap_or_default();
     if mode % 2 == 0 {
-        if let Some(v) = decode_signed_value_at(&secret, &name, &third, 31.0, NOW as f64) {
+        let decoded = decode_signed_value_at(&secret, &name, &third, 31.0, NOW as f64);
+        if let Some(v) = &decoded {
             if third.starts_with("2|") {
-                // "2|1:0|<n>:<ts>|...": the timestamp as it was written.
+                // "2|1:<kv>|<n>:<ts>|...": the timestamp as it was written.
                 let ts_field = third.split('|').nth(2).unwrap_or("");
                 let ts = ts_field.split_once(':').map_or("", |(_, t)| t);
                 let ts: u64 = ts.parse().expect("accepted timestamp parses");
-                assert_eq!(create_signed_value_at(&secret, &name, &v, ts), third);
+                // A key version beyond u32 is accepted by a single secret
+                // (as in Tornado) but cannot be written again.
+                if let Some(kv) = get_signature_key_version(&third) {
+                    let again = CookieSecret::Single(secret.clone())
+                        .create_signed_value_at(Some(kv), &name, v, ts);
+                    assert_eq!(again.as_deref(), Some(third.as_str()));
+                }
+            }
+        }
+        if let Some(kv) = get_signature_key_version(&third) {
+            if third.starts_with("2|") {
+                let keys = CookieSecret::versioned([(kv, secret.as_str())]);
+                let d = keys.decode_signed_value_at(&name, &third, 31.0, NOW as f64, 1);
+                assert_eq!(d, decoded);
             }
         }
         return;
@@ -56,6 +76,19 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(decode_signed_value_at(&other, &name, &signed, 31.0, NOW as f64), None);
     assert_eq!(
         decode_signed_value_at(&secret, &format!("{name}x"), &signed, 31.0, NOW as f64),
+        None
+    );
+    let kv = u32::from(mode);
+    let keys = CookieSecret::versioned([(kv, secret.as_str())]);
+    let by_keys = keys
+        .create_signed_value_at(Some(kv), &name, third.as_bytes(), NOW)
+        .expect("the key version is in the dictionary");
+    assert_eq!(get_signature_key_version(&by_keys), Some(kv));
+    let back = keys.decode_signed_value_at(&name, &by_keys, 31.0, NOW as f64, 2);
+    assert_eq!(back.as_deref(), Some(third.as_bytes()));
+    let elsewhere = CookieSecret::versioned([(kv + 1, secret.as_str())]);
+    assert_eq!(
+        elsewhere.decode_signed_value_at(&name, &by_keys, 31.0, NOW as f64, 1),
         None
     );
     let bytes = signed.as_bytes();

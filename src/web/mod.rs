@@ -32,6 +32,6 @@ pub use context::RequestContext;
 pub use handler::{RequestHandler, HANDLER_METHODS};
 pub use metrics::MetricsHandler;
 pub use settings::Settings;
-pub use signed::{create_signed_value, decode_signed_value};
+pub use signed::{create_signed_value, decode_signed_value, CookieSecret};
 pub use static_files::{content_type, StaticFiles};
 pub use template::{Template, TemplateError};

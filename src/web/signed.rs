@@ -7,7 +7,7 @@
 //! application decodes here with the same `cookie_secret`, and the other
 //! way round, so a Tornado site and a cyclone service can share a login.
 //!
-//! - **Version 2** (what is written): `2|1:0|10:<timestamp>|<n>:<name>|<n>:<base64 value>|<signature>`,
+//! - **Version 2** (what is written): `2|1:<key version>|10:<timestamp>|<n>:<name>|<n>:<base64 value>|<signature>`,
 //!   length-prefixed fields and an HMAC-SHA256 (hex) of everything before
 //!   the signature, so no part can move into another.
 //! - **Version 1** (read, as Tornado reads it by default):
@@ -16,12 +16,42 @@
 //!   timestamp (no timestamp more than 31 days ahead, none with a leading
 //!   zero).
 //!
-//! Not supported: Tornado's dictionary of secrets with `key_version` (key
-//! rotation); a value with a key version other than 0 is refused.
+//! # Key rotation
+//!
+//! As in Tornado, the secret may be a dictionary of keys by key version
+//! ([`CookieSecret::Versioned`], Tornado's `cookie_secret` dict) with the
+//! application's `key_version` setting naming the key that signs new
+//! values. The key version is written in the value (the `1:<key version>`
+//! field, covered by the signature), and a value is checked with the key
+//! of the version it names: values signed with a retired key keep being
+//! read for as long as that key stays in the dictionary, and the
+//! application can sign them again with the current key when
+//! [`get_signature_key_version`] says they are older. Exactly as Tornado
+//! does:
+//!
+//! - a value naming a key version the dictionary lacks is refused;
+//! - a single secret ([`CookieSecret::Single`], Tornado's `str`) ignores
+//!   the key version written in the value: any is accepted when the
+//!   signature is right, and signing writes 0 (unless
+//!   [`CookieSecret::create_signed_value`] is given another);
+//! - signing with a dictionary needs a key version that is in it (Tornado
+//!   raises; here the result is `None`).
+//!
+//! One difference: a version 1 value checked against a dictionary is
+//! refused (`None`, a warning logged). Tornado fails an assertion there,
+//! so any cookie that does not start with `2|` is a 500 in a Tornado
+//! handler with a dictionary of secrets.
+//!
+//! Tornado's `min_version` refuses values of an older format (default
+//! [`DEFAULT_SIGNED_VALUE_MIN_VERSION`], which reads both): 2 refuses
+//! version 1 values, whose signature does not cover the field boundaries
+//! ([`CookieSecret::decode_signed_value_at`]).
 //!
 //! The value is signed, not encrypted: anyone holding the cookie can read
 //! it (base64). Signatures are compared in constant time.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -31,8 +61,237 @@ use sha2::{Digest, Sha256};
 /// `max_age_days=31`).
 pub const DEFAULT_MAX_AGE_DAYS: f64 = 31.0;
 
+/// The oldest format version accepted by default (Tornado's
+/// `DEFAULT_SIGNED_VALUE_MIN_VERSION`): versions 1 and 2 are read.
+pub const DEFAULT_SIGNED_VALUE_MIN_VERSION: u32 = 1;
+
+/// Tornado's `cookie_secret`: one secret, or a dictionary of secrets by
+/// key version for key rotation (see the [module documentation](self)).
+///
+/// Its `Debug` output never shows a secret, only the key versions.
+///
+/// ```
+/// use cyclone::web::signed::{get_signature_key_version, CookieSecret};
+///
+/// let old = CookieSecret::versioned([(1, "old secret")]);
+/// let s = old.create_signed_value(Some(1), "user", b"bob").unwrap();
+/// assert!(s.starts_with("2|1:1|10:"));
+///
+/// // Key 2 signs from now on; key 1 is still read.
+/// let rotated = CookieSecret::versioned([(1, "old secret"), (2, "new secret")]);
+/// assert_eq!(rotated.decode_signed_value("user", &s).as_deref(), Some(&b"bob"[..]));
+/// assert_eq!(get_signature_key_version(&s), Some(1));
+/// let s = rotated.create_signed_value(Some(2), "user", b"bob").unwrap();
+/// assert_eq!(get_signature_key_version(&s), Some(2));
+/// assert_eq!(old.decode_signed_value("user", &s), None);
+/// // Signing with a dictionary needs one of its key versions.
+/// assert_eq!(rotated.create_signed_value(Some(3), "user", b"bob"), None);
+/// assert_eq!(rotated.create_signed_value(None, "user", b"bob"), None);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub enum CookieSecret {
+    /// One secret (Tornado's `str`): signs with key version 0 (unless
+    /// [`create_signed_value`](Self::create_signed_value) is given
+    /// another) and checks values whatever key version they name, as
+    /// Tornado does.
+    Single(String),
+    /// Secrets by key version (Tornado's `dict`): a value is checked with
+    /// the secret of the key version it names, and refused if there is
+    /// none; version 1 values (which name none) are refused.
+    Versioned(BTreeMap<u32, String>),
+}
+
+impl CookieSecret {
+    /// A dictionary of secrets from `(key_version, secret)` pairs.
+    pub fn versioned<S: Into<String>>(keys: impl IntoIterator<Item = (u32, S)>) -> Self {
+        CookieSecret::Versioned(keys.into_iter().map(|(v, s)| (v, s.into())).collect())
+    }
+
+    /// The secret that signs and checks values of `key_version`: the
+    /// single secret whatever the version, or the dictionary's entry.
+    pub fn key(&self, key_version: u32) -> Option<&str> {
+        self.borrowed().key(u64::from(key_version))
+    }
+
+    /// Signs and timestamps `value` under `name` with the key of
+    /// `key_version` (Tornado's `create_signed_value(secret, name, value,
+    /// key_version=...)`, version 2). A single secret writes
+    /// `key_version` (0 if `None`) and signs with itself; a dictionary
+    /// signs with its key for `key_version`, and gives `None` when
+    /// `key_version` is `None` or not one of its versions (Tornado
+    /// raises).
+    pub fn create_signed_value(
+        &self,
+        key_version: Option<u32>,
+        name: &str,
+        value: &[u8],
+    ) -> Option<String> {
+        self.create_signed_value_at(key_version, name, value, now_secs())
+    }
+
+    /// [`create_signed_value`](Self::create_signed_value) with the
+    /// timestamp given (seconds since the epoch), Tornado's `clock`.
+    pub fn create_signed_value_at(
+        &self,
+        key_version: Option<u32>,
+        name: &str,
+        value: &[u8],
+        timestamp: u64,
+    ) -> Option<String> {
+        let (key, key_version) = match self {
+            CookieSecret::Single(s) => (s.as_str(), key_version.unwrap_or(0)),
+            CookieSecret::Versioned(keys) => {
+                let v = key_version?;
+                (keys.get(&v)?.as_str(), v)
+            }
+        };
+        Some(sign_v2(key, key_version, name, value, timestamp))
+    }
+
+    /// The value signed under `name` with one of these keys less than
+    /// [`DEFAULT_MAX_AGE_DAYS`] ago, versions 1 and 2 (Tornado's
+    /// `decode_signed_value(secret, name, value)`): as the free
+    /// [`decode_signed_value`], with the key chosen by the key version
+    /// the value names (see [`CookieSecret`]).
+    pub fn decode_signed_value(&self, name: &str, signed: &str) -> Option<Vec<u8>> {
+        self.decode_signed_value_at(
+            name,
+            signed,
+            DEFAULT_MAX_AGE_DAYS,
+            now_secs_f64(),
+            DEFAULT_SIGNED_VALUE_MIN_VERSION,
+        )
+    }
+
+    /// [`decode_signed_value`](Self::decode_signed_value) with Tornado's
+    /// other arguments: `max_age_days`, the time to check against
+    /// (seconds since the epoch, Tornado's `clock`), and `min_version`,
+    /// the oldest format accepted (2 refuses version 1 values). A
+    /// `min_version` above 2 refuses everything and logs an error
+    /// (Tornado raises `ValueError`).
+    pub fn decode_signed_value_at(
+        &self,
+        name: &str,
+        signed: &str,
+        max_age_days: f64,
+        now: f64,
+        min_version: u32,
+    ) -> Option<Vec<u8>> {
+        decode(
+            self.borrowed(),
+            name,
+            signed,
+            max_age_days,
+            now,
+            min_version,
+        )
+    }
+
+    fn borrowed(&self) -> Secret<'_> {
+        match self {
+            CookieSecret::Single(s) => Secret::Single(s),
+            CookieSecret::Versioned(keys) => Secret::Versioned(keys),
+        }
+    }
+}
+
+impl From<&str> for CookieSecret {
+    fn from(s: &str) -> Self {
+        CookieSecret::Single(s.to_owned())
+    }
+}
+
+impl From<String> for CookieSecret {
+    fn from(s: String) -> Self {
+        CookieSecret::Single(s)
+    }
+}
+
+impl From<BTreeMap<u32, String>> for CookieSecret {
+    fn from(keys: BTreeMap<u32, String>) -> Self {
+        CookieSecret::Versioned(keys)
+    }
+}
+
+/// `Single(<redacted>)` or `Versioned({1: <redacted>, ...})`: the key
+/// versions, never a secret.
+impl fmt::Debug for CookieSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CookieSecret::Single(_) => f.debug_tuple("Single").field(&Redacted).finish(),
+            CookieSecret::Versioned(keys) => f
+                .debug_tuple("Versioned")
+                .field(&RedactedKeys(keys))
+                .finish(),
+        }
+    }
+}
+
+/// Prints `<redacted>`.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Prints `{1: <redacted>, ...}`.
+struct RedactedKeys<'a>(&'a BTreeMap<u32, String>);
+
+impl fmt::Debug for RedactedKeys<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, Redacted)))
+            .finish()
+    }
+}
+
+/// A [`CookieSecret`] borrowed, or a `&str` given to the free functions.
+#[derive(Clone, Copy)]
+enum Secret<'a> {
+    Single(&'a str),
+    Versioned(&'a BTreeMap<u32, String>),
+}
+
+impl<'a> Secret<'a> {
+    /// Tornado's lookup: a `str` secret whatever the key version, a dict's
+    /// entry for it (a key version beyond `u32` is in no dictionary).
+    fn key(self, key_version: u64) -> Option<&'a str> {
+        match self {
+            Secret::Single(s) => Some(s),
+            Secret::Versioned(keys) => keys
+                .get(&u32::try_from(key_version).ok()?)
+                .map(String::as_str),
+        }
+    }
+}
+
+/// The key version a version 2 (or later) value names, `None` for a
+/// version 1 value or one that does not parse (Tornado's
+/// `get_signature_key_version`; a key version beyond `u32::MAX`, which
+/// Tornado would return, is `None` too). The signature is **not**
+/// checked: use it on a value [`decode_signed_value`] (or
+/// [`CookieSecret::decode_signed_value`]) accepted, to decide whether to
+/// sign it again with the current key.
+///
+/// ```
+/// use cyclone::web::signed::get_signature_key_version;
+///
+/// assert_eq!(get_signature_key_version("2|1:3|10:1764921600|4:user|4:Ym9i|ea1e91586bdb1f9a29fc2c09270f8f67b3b36283f6760ecc9125fda95e3f65bf"), Some(3));
+/// assert_eq!(get_signature_key_version("Ym9i|1764921600|7ca174fd3c7dd862da2ce2a5c459821d104e5d9e"), None);
+/// ```
+pub fn get_signature_key_version(signed: &str) -> Option<u32> {
+    if version(signed) < 2 {
+        return None;
+    }
+    let (fields, _) = v2_fields(signed)?;
+    u32::try_from(parse_decimal(fields[0])?).ok()
+}
+
 /// Signs and timestamps `value` under `name` (Tornado's
-/// `create_signed_value(secret, name, value)`, version 2): the result can
+/// `create_signed_value(secret, name, value)`, version 2, key version 0;
+/// for a dictionary of secrets see [`CookieSecret`]): the result can
 /// only be produced by someone holding `secret`, and
 /// [`decode_signed_value`] gives `value` back for the same `secret` and
 /// `name` for [`DEFAULT_MAX_AGE_DAYS`].
@@ -53,11 +312,22 @@ pub fn create_signed_value(secret: &str, name: &str, value: &[u8]) -> String {
 /// [`create_signed_value`] with the timestamp given (seconds since the
 /// epoch), Tornado's `clock` argument.
 pub fn create_signed_value_at(secret: &str, name: &str, value: &[u8], timestamp: u64) -> String {
+    sign_v2(secret, 0, name, value, timestamp)
+}
+
+/// A version 2 value naming `key_version`, signed with `key`.
+fn sign_v2(key: &str, key_version: u32, name: &str, value: &[u8], timestamp: u64) -> String {
     let value = base64::engine::general_purpose::STANDARD.encode(value);
     let timestamp = timestamp.to_string();
+    let key_version = key_version.to_string();
     let mut s = String::with_capacity(40 + name.len() + value.len() + 64);
-    s.push_str("2|1:0|");
-    for field in [timestamp.as_str(), name, value.as_str()] {
+    s.push_str("2|");
+    for field in [
+        key_version.as_str(),
+        timestamp.as_str(),
+        name,
+        value.as_str(),
+    ] {
         // Tornado counts characters of the name (a `str`); every other
         // field is ASCII.
         s.push_str(&field.chars().count().to_string());
@@ -65,7 +335,7 @@ pub fn create_signed_value_at(secret: &str, name: &str, value: &[u8], timestamp:
         s.push_str(field);
         s.push('|');
     }
-    s.push_str(&hex(&hmac_sha256(secret.as_bytes(), s.as_bytes())));
+    s.push_str(&hex(&hmac_sha256(key.as_bytes(), s.as_bytes())));
     s
 }
 
@@ -73,13 +343,17 @@ pub fn create_signed_value_at(secret: &str, name: &str, value: &[u8], timestamp:
 /// one made with `secret` for that name less than
 /// [`DEFAULT_MAX_AGE_DAYS`] ago (Tornado's `decode_signed_value`; version
 /// 1 values are read too). `None` for anything else: a wrong secret or
-/// name, a changed byte, an expired or malformed value.
+/// name, a changed byte, an expired or malformed value. As in Tornado,
+/// the key version a version 2 value names is not looked at with a single
+/// secret (see the [module documentation](self)); a dictionary of secrets
+/// is [`CookieSecret::decode_signed_value`].
 pub fn decode_signed_value(secret: &str, name: &str, signed: &str) -> Option<Vec<u8>> {
     decode_signed_value_at(secret, name, signed, DEFAULT_MAX_AGE_DAYS, now_secs_f64())
 }
 
 /// [`decode_signed_value`] with its maximum age (`max_age_days`) and the
 /// time to check it against (seconds since the epoch, Tornado's `clock`).
+/// For `min_version`, see [`CookieSecret::decode_signed_value_at`].
 pub fn decode_signed_value_at(
     secret: &str,
     name: &str,
@@ -87,13 +361,46 @@ pub fn decode_signed_value_at(
     max_age_days: f64,
     now: f64,
 ) -> Option<Vec<u8>> {
+    decode(
+        Secret::Single(secret),
+        name,
+        signed,
+        max_age_days,
+        now,
+        DEFAULT_SIGNED_VALUE_MIN_VERSION,
+    )
+}
+
+fn decode(
+    secret: Secret<'_>,
+    name: &str,
+    signed: &str,
+    max_age_days: f64,
+    now: f64,
+    min_version: u32,
+) -> Option<Vec<u8>> {
+    if min_version > 2 {
+        log::error!("decode_signed_value: unsupported min_version {min_version}");
+        return None;
+    }
     if signed.is_empty() {
         return None;
     }
     let oldest = now - max_age_days * 86400.0;
-    match version(signed) {
-        1 => decode_v1(secret, name, signed, oldest, now),
-        2 => decode_v2(secret, name, signed, oldest),
+    let version = version(signed);
+    if version < min_version {
+        return None;
+    }
+    match (version, secret) {
+        (1, Secret::Single(secret)) => decode_v1(secret, name, signed, oldest, now),
+        (1, Secret::Versioned(_)) => {
+            // Tornado asserts here (`assert not isinstance(secret, dict)`).
+            log::warn!(
+                "Cookie {signed:?} is not of version 2, which a dictionary of secrets needs"
+            );
+            None
+        }
+        (2, _) => decode_v2(secret, name, signed, oldest),
         _ => None,
     }
 }
@@ -145,8 +452,10 @@ fn decode_v1(secret: &str, name: &str, s: &str, oldest: f64, now: f64) -> Option
     base64::engine::general_purpose::STANDARD.decode(value).ok()
 }
 
-fn decode_v2(secret: &str, name: &str, s: &str, oldest: f64) -> Option<Vec<u8>> {
-    // "2|" then four length-prefixed fields, each followed by '|'.
+/// Tornado's `_decode_fields_v2`: the four length-prefixed fields after
+/// the leading `2|` (key version, timestamp, name, value) and what
+/// follows them (the signature).
+fn v2_fields(s: &str) -> Option<([&str; 4], &str)> {
     let mut rest = s.get(2..)?;
     let mut fields = [""; 4];
     for f in &mut fields {
@@ -160,13 +469,20 @@ fn decode_v2(secret: &str, name: &str, s: &str, oldest: f64) -> Option<Vec<u8>> 
         *f = value;
         rest = &after[n + 1..];
     }
-    let [key_version, ts, field_name, value] = fields;
-    let signed_part = &s[..s.len() - rest.len()];
-    let expected = hex(&hmac_sha256(secret.as_bytes(), signed_part.as_bytes()));
-    if !constant_time_eq(rest.as_bytes(), expected.as_bytes()) {
+    Some((fields, rest))
+}
+
+fn decode_v2(secret: Secret<'_>, name: &str, s: &str, oldest: f64) -> Option<Vec<u8>> {
+    let ([key_version, ts, field_name, value], sig) = v2_fields(s)?;
+    // Tornado's order: the key of the version named (a dictionary without
+    // it refuses the value), then the signature.
+    let key = secret.key(parse_decimal(key_version)?)?;
+    let signed_part = &s[..s.len() - sig.len()];
+    let expected = hex(&hmac_sha256(key.as_bytes(), signed_part.as_bytes()));
+    if !constant_time_eq(sig.as_bytes(), expected.as_bytes()) {
         return None;
     }
-    if field_name != name || parse_decimal(key_version)? != 0 {
+    if field_name != name {
         return None;
     }
     if (parse_decimal(ts)? as f64) < oldest {
@@ -183,7 +499,7 @@ fn parse_decimal(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -358,17 +674,13 @@ mod tests {
     }
 
     #[test]
-    fn wrong_name_secret_key_version_or_shape_is_refused() {
+    fn wrong_name_secret_or_shape_is_refused() {
         let s = TORNADO[4].3;
         assert_eq!(decode("admin", s, T as f64), None);
         assert_eq!(
             decode_signed_value_at("other", "user", s, 31.0, T as f64),
             None
         );
-        // Key version 1 (a secrets dictionary in Tornado), correctly signed.
-        let mut kv = String::from("2|1:1|10:1764921600|4:user|4:Ym9i|");
-        kv.push_str(&hex(&hmac_sha256(SECRET.as_bytes(), kv.as_bytes())));
-        assert_eq!(decode("user", &kv, T as f64), None);
         for bad in [
             "",
             "2",
@@ -386,6 +698,187 @@ mod tests {
         assert_eq!(
             decode("user", &format!("Ym9i|01764921600|{sig}"), T as f64),
             None
+        );
+    }
+
+    // Key rotation. Produced by Tornado 6.6.1:
+    //   from tornado.web import create_signed_value
+    //   keys = {1: OLD, 3: SECRET}; clock = lambda: 1764921600.7
+    //   KV3 = create_signed_value(keys, "user", b"bob", clock=clock, key_version=3)
+    //   KV1 = create_signed_value(keys, "user", b"bob", clock=clock, key_version=1)
+    //   STR_KV5 = create_signed_value(SECRET, "user", b"bob", clock=clock, key_version=5)
+    // and, with the same clock, in Tornado:
+    //   decode_signed_value(keys, "user", KV3) == b"bob" (KV1 too)
+    //   decode_signed_value({1: OLD}, "user", KV3) is None
+    //   decode_signed_value({3: OLD}, "user", KV3) is None
+    //   decode_signed_value(SECRET, "user", KV3) == b"bob"   (str: key version ignored)
+    //   decode_signed_value(OLD, "user", KV1) == b"bob"
+    //   decode_signed_value(OLD, "user", KV3) is None
+    //   decode_signed_value({0: SECRET}, "user", <TORNADO[4]>) == b"bob"
+    //   decode_signed_value(SECRET, "user", <TORNADO[0]>, min_version=2) is None
+    //   decode_signed_value(keys, "user", KV3, min_version=2) == b"bob"
+    //   decode_signed_value(SECRET, "user", KV3, min_version=3): ValueError
+    //   decode_signed_value(keys, "user", <TORNADO[0]>): AssertionError
+    //   create_signed_value(keys, "user", b"bob"): AssertionError (no key_version)
+    //   create_signed_value(keys, "user", b"bob", key_version=2): KeyError
+    const OLD: &str = "old secret, retired";
+    const KV3: &str = "2|1:3|10:1764921600|4:user|4:Ym9i|ea1e91586bdb1f9a29fc2c09270f8f67b3b36283f6760ecc9125fda95e3f65bf";
+    const KV1: &str = "2|1:1|10:1764921600|4:user|4:Ym9i|cdc357aff9f6ca21bfd14787859b1ff5101f417aa2b400512a8d1417248d7e4a";
+    const STR_KV5: &str = "2|1:5|10:1764921600|4:user|4:Ym9i|149c1586fb4e46ab24cb389679966ab0f945ebb1d481390b4ba2d7cc12bf4ea7";
+
+    fn keys() -> CookieSecret {
+        CookieSecret::versioned([(1, OLD), (3, SECRET)])
+    }
+
+    fn decode_with(secret: &CookieSecret, s: &str, min_version: u32) -> Option<Vec<u8>> {
+        secret.decode_signed_value_at("user", s, DEFAULT_MAX_AGE_DAYS, T as f64, min_version)
+    }
+
+    #[test]
+    fn a_dictionary_of_secrets_signs_and_reads_as_tornado() {
+        let keys = keys();
+        assert_eq!(
+            keys.create_signed_value_at(Some(3), "user", b"bob", T)
+                .as_deref(),
+            Some(KV3)
+        );
+        assert_eq!(
+            keys.create_signed_value_at(Some(1), "user", b"bob", T)
+                .as_deref(),
+            Some(KV1)
+        );
+        for s in [KV3, KV1] {
+            assert_eq!(
+                decode_with(&keys, s, 1).as_deref(),
+                Some(&b"bob"[..]),
+                "{s}"
+            );
+        }
+        // The key version named must be in the dictionary, with the key
+        // that signed it.
+        let without_3 = CookieSecret::versioned([(1, OLD)]);
+        assert_eq!(decode_with(&without_3, KV3, 1), None);
+        assert_eq!(
+            decode_with(&without_3, KV1, 1).as_deref(),
+            Some(&b"bob"[..])
+        );
+        assert_eq!(
+            decode_with(&CookieSecret::versioned([(3, OLD)]), KV3, 1),
+            None
+        );
+        // Key version 0, what a single secret writes, read from a dictionary.
+        let zero = CookieSecret::versioned([(0, SECRET)]);
+        assert_eq!(
+            decode_with(&zero, TORNADO[4].3, 1).as_deref(),
+            Some(&b"bob"[..])
+        );
+        // Signing needs a key version of the dictionary (Tornado raises).
+        assert_eq!(keys.create_signed_value_at(None, "user", b"bob", T), None);
+        assert_eq!(
+            keys.create_signed_value_at(Some(2), "user", b"bob", T),
+            None
+        );
+        // A version 1 value is refused (Tornado fails an assertion).
+        assert_eq!(decode_with(&keys, TORNADO[0].3, 1), None);
+        assert_eq!(
+            decode_with(&CookieSecret::versioned([(0, SECRET)]), TORNADO[0].3, 1),
+            None
+        );
+        // Expiry and name as with one secret.
+        let late = T as f64 + 32.0 * 86400.0;
+        assert_eq!(
+            keys.decode_signed_value_at("user", KV3, 31.0, late, 1),
+            None
+        );
+        assert_eq!(
+            keys.decode_signed_value_at("admin", KV3, 31.0, T as f64, 1),
+            None
+        );
+    }
+
+    #[test]
+    fn a_single_secret_ignores_the_key_version_as_tornado_does() {
+        // Tornado: `if isinstance(secret, dict): secret = secret[key_version]`,
+        // nothing else looks at the key version.
+        assert_eq!(decode("user", KV3, T as f64).as_deref(), Some(&b"bob"[..]));
+        assert_eq!(
+            decode("user", STR_KV5, T as f64).as_deref(),
+            Some(&b"bob"[..])
+        );
+        let old = |s| decode_signed_value_at(OLD, "user", s, DEFAULT_MAX_AGE_DAYS, T as f64);
+        assert_eq!(old(KV1).as_deref(), Some(&b"bob"[..]));
+        assert_eq!(old(KV3), None);
+        let single = CookieSecret::from(SECRET);
+        assert_eq!(decode_with(&single, KV3, 1).as_deref(), Some(&b"bob"[..]));
+        assert_eq!(decode_with(&single, KV1, 1), None);
+        // Signing: key version 0 unless given one.
+        assert_eq!(
+            single
+                .create_signed_value_at(Some(5), "user", b"bob", T)
+                .as_deref(),
+            Some(STR_KV5)
+        );
+        assert_eq!(
+            single
+                .create_signed_value_at(None, "user", b"bob", T)
+                .as_deref(),
+            Some(TORNADO[4].3)
+        );
+        assert_eq!(single.key(7), Some(SECRET));
+        assert_eq!(keys().key(7), None);
+        assert_eq!(keys().key(1), Some(OLD));
+    }
+
+    #[test]
+    fn min_version_refuses_older_formats() {
+        let single = CookieSecret::from(SECRET);
+        let v1 = TORNADO[0].3;
+        assert_eq!(decode_with(&single, v1, 1).as_deref(), Some(&b"bob"[..]));
+        assert_eq!(decode_with(&single, v1, 2), None);
+        assert_eq!(
+            decode_with(&single, TORNADO[4].3, 2).as_deref(),
+            Some(&b"bob"[..])
+        );
+        assert_eq!(decode_with(&keys(), KV3, 2).as_deref(), Some(&b"bob"[..]));
+        // Above 2: Tornado raises ValueError; nothing is accepted here.
+        assert_eq!(decode_with(&single, TORNADO[4].3, 3), None);
+        assert_eq!(decode_with(&single, v1, 0).as_deref(), Some(&b"bob"[..]));
+    }
+
+    #[test]
+    fn key_version_as_tornados_get_signature_key_version() {
+        // Tornado 6.6.1's get_signature_key_version on each.
+        for (s, v) in [
+            (KV3, Some(3)),
+            (KV1, Some(1)),
+            (STR_KV5, Some(5)),
+            (TORNADO[4].3, Some(0)),
+            (TORNADO[0].3, None),
+            ("3|1:7|", None),
+            ("2|1:x|", None),
+            ("garbage", None),
+            ("", None),
+            ("2|1:4|10:1764921600|4:user|4:Ym9i|", Some(4)),
+            ("3|1:7|10:1764921600|4:user|4:Ym9i|sig", Some(7)),
+            ("2|1:0|10:1764921600|4:user|4:Ym9i", None),
+            ("1|1:2|1:1|1:a|0:|x", None),
+        ] {
+            assert_eq!(get_signature_key_version(s), v, "{s:?}");
+        }
+        // Tornado returns 4294967296; beyond u32 it is none here (and in
+        // no dictionary), and a single secret still ignores it.
+        let mut big = String::from("2|10:4294967296|10:1764921600|4:user|4:Ym9i|");
+        assert_eq!(get_signature_key_version(&big), None);
+        big.push_str(&hex(&hmac_sha256(SECRET.as_bytes(), big.as_bytes())));
+        assert_eq!(decode("user", &big, T as f64).as_deref(), Some(&b"bob"[..]));
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let dbg = format!("{:?} {:?}", keys(), CookieSecret::from(SECRET));
+        assert_eq!(
+            dbg,
+            "Versioned({1: <redacted>, 3: <redacted>}) Single(<redacted>)"
         );
     }
 
