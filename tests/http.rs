@@ -5,7 +5,7 @@ mod util;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use cyclone::web::{Application, RequestContext, RequestHandler};
+use cyclone::web::{Application, CookieSecret, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 use util::{read_response, read_within, request, upgrade_request, ReadEnd, Server, TempDir};
 
@@ -2714,6 +2714,212 @@ fn the_cookie_secret_is_not_in_debug_output() {
     let dbg = format!("{app:?} {:?}", app.settings());
     assert!(!dbg.contains("hunter2"), "{dbg}");
     assert!(dbg.contains("cookie_secret: Some(\"<redacted>\")"), "{dbg}");
+    // Rotated secrets: none of them, on the application or its WebSocket
+    // routes; the key versions may show.
+    let app = Application::builder()
+        .cookie_secrets([(1, "hunter1-retired"), (2, "hunter2-current")])
+        .key_version(2)
+        .websocket("/members", |_r| Members {
+            user: String::new(),
+        })
+        .build();
+    let secret = app.settings().cookie_secret.clone().unwrap();
+    let dbg = format!("{app:?} {:?} {secret:?}", app.settings());
+    assert!(!dbg.contains("hunter"), "{dbg}");
+    assert!(dbg.contains("cookie_secret: Some(\"<redacted>\")"), "{dbg}");
+    assert!(dbg.contains("key_version: Some(2)"), "{dbg}");
+    assert!(
+        dbg.contains("Versioned({1: <redacted>, 2: <redacted>})"),
+        "{dbg}"
+    );
+}
+
+// ---- key rotation (Tornado's cookie_secret dictionary and key_version) ----
+
+const OLD_KEY: &str = "retired secret: signed last month's cookies";
+const NEW_KEY: &str = "current secret: signs from now on";
+
+/// `/rotating`: the user the signed cookie names, with the cookie signed
+/// again with the current key when another key signed it (the rotation
+/// idiom); the key version it had in `X-Key-Version`.
+struct Rotating;
+impl RequestHandler for Rotating {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let Some(user) = cx.get_secure_cookie("user") else {
+            return cx.send_error(403);
+        };
+        let kv = cx.get_secure_cookie_key_version("user");
+        if kv != cx.settings().key_version {
+            cx.set_secure_cookie("user", &user);
+        }
+        cx.set_header("X-Key-Version", format!("{kv:?}"));
+        cx.write(user);
+    }
+}
+
+/// A WebSocket route saying whom the signed cookie names.
+struct WhoOverWebSocket;
+impl WebSocketHandler for WhoOverWebSocket {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let who = ws.get_secure_cookie("user").map(String::from_utf8);
+        let _ = ws.write_message(format!("{who:?}"));
+    }
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+fn rotated_server(key_version: Option<u32>) -> Server {
+    Server::start(move || {
+        let b = Application::builder()
+            .cookie_secrets([(1, OLD_KEY), (2, NEW_KEY)])
+            .route("/login", || Login)
+            .route("/whoami", || WhoAmI)
+            .route("/rotating", || Rotating)
+            .websocket("/who", |_r| WhoOverWebSocket);
+        match key_version {
+            Some(v) => b.key_version(v).build(),
+            None => b.build(),
+        }
+    })
+}
+
+fn set_cookie_value(head: &str) -> Option<&str> {
+    let line = head.lines().find(|l| l.starts_with("Set-Cookie: user="))?;
+    line["Set-Cookie: ".len()..].split(';').next()
+}
+
+#[test]
+fn rotated_secrets_read_the_old_key_and_sign_with_the_current_one() {
+    use cyclone::web::signed::get_signature_key_version;
+    let srv = rotated_server(Some(2));
+    // A cookie of last month's application, which had key 1 only.
+    let by_old = CookieSecret::versioned([(1, OLD_KEY)])
+        .create_signed_value(Some(1), "user", b"alice")
+        .unwrap();
+    assert!(by_old.starts_with("2|1:1|10:"), "{by_old}");
+    let (status, head, body) = get_with_cookie(&srv, "/rotating", &format!("user={by_old}"));
+    assert_eq!((status, body.as_slice()), (200, &b"alice"[..]), "{head}");
+    assert!(head.contains("\r\nX-Key-Version: Some(1)\r\n"), "{head}");
+    // Signed again with key 2, which key 1 alone does not read.
+    let renewed = set_cookie_value(&head).unwrap_or_else(|| panic!("not signed again: {head}"));
+    let signed = &renewed["user=".len()..];
+    assert!(signed.starts_with("2|1:2|10:"), "{renewed}");
+    assert_eq!(get_signature_key_version(signed), Some(2));
+    assert_eq!(
+        CookieSecret::versioned([(2, NEW_KEY)])
+            .decode_signed_value("user", signed)
+            .as_deref(),
+        Some(&b"alice"[..])
+    );
+    assert_eq!(
+        CookieSecret::versioned([(1, OLD_KEY)]).decode_signed_value("user", signed),
+        None
+    );
+    // Tornado's str secret ignores the key version: the new key alone reads it.
+    assert_eq!(
+        cyclone::web::decode_signed_value(NEW_KEY, "user", signed).as_deref(),
+        Some(&b"alice"[..])
+    );
+    // The renewed cookie is read and left alone.
+    let (status, head, body) = get_with_cookie(&srv, "/rotating", renewed);
+    assert_eq!((status, body.as_slice()), (200, &b"alice"[..]), "{head}");
+    assert!(head.contains("\r\nX-Key-Version: Some(2)\r\n"), "{head}");
+    assert_eq!(set_cookie_value(&head), None, "{head}");
+    // A login signs with key 2.
+    let (status, head, _) = request(
+        &srv,
+        b"GET /login?user=bob HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{head}");
+    let login = set_cookie_value(&head).unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(login.starts_with("user=2|1:2|10:"), "{login}");
+    let (status, _, body) = get_with_cookie(&srv, "/whoami", login);
+    assert_eq!((status, body.as_slice()), (200, &b"bob"[..]));
+
+    // Refused: a key version the dictionary lacks (even signed with one of
+    // its keys), an old key claiming the new version, key version 0 (what
+    // a single secret writes).
+    let forged = [
+        CookieSecret::versioned([(3, NEW_KEY)]).create_signed_value(Some(3), "user", b"eve"),
+        CookieSecret::versioned([(2, OLD_KEY)]).create_signed_value(Some(2), "user", b"eve"),
+        Some(cyclone::web::create_signed_value(NEW_KEY, "user", b"eve")),
+    ];
+    for f in forged {
+        let f = f.unwrap();
+        let (status, _, _) = get_with_cookie(&srv, "/whoami", &format!("user={f}"));
+        assert_eq!(status, 403, "{f}");
+    }
+
+    // A WebSocket route reads the old key's cookie through the same
+    // dictionary.
+    let mut s = srv.connect();
+    s.write_all(upgrade_request("/who", &format!("Cookie: user={by_old}\r\n")).as_bytes())
+        .unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    let (_, op, payload) = util::read_frame(&mut s).unwrap();
+    assert_eq!((op, payload.as_slice()), (1, &b"Some(Ok(\"alice\"))"[..]));
+}
+
+/// Tornado raises when a dictionary of secrets has no `key_version`
+/// setting, or one that is not in it: signing is a 500 (reading works).
+#[test]
+fn rotated_secrets_without_a_usable_key_version_cannot_sign() {
+    let by_old = CookieSecret::versioned([(1, OLD_KEY)])
+        .create_signed_value(Some(1), "user", b"alice")
+        .unwrap();
+    for key_version in [None, Some(3)] {
+        let srv = rotated_server(key_version);
+        let (status, head, _) = request(
+            &srv,
+            b"GET /login?user=bob HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        );
+        assert_eq!(status, 500, "{key_version:?}: {head}");
+        assert!(!head.contains("Set-Cookie"), "{head}");
+        let (status, _, body) = get_with_cookie(&srv, "/whoami", &format!("user={by_old}"));
+        assert_eq!((status, body.as_slice()), (200, &b"alice"[..]));
+    }
+}
+
+/// `get_secure_cookie_with(name, max_age_days, min_version)`: Tornado's
+/// `min_version=2` refuses a version 1 cookie.
+#[test]
+fn min_version_two_refuses_a_version_one_cookie() {
+    struct MinVersion;
+    impl RequestHandler for MinVersion {
+        fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+            // 100 years: the version 1 value below is from 2025-12-05.
+            match cx.get_secure_cookie_with("user", 36500.0, args[0].parse().unwrap()) {
+                Some(u) => cx.write(u),
+                None => cx.send_error(403),
+            }
+        }
+    }
+    // Tornado 6.6.1: create_signed_value("n0t-s0-s3cret|with:odd=chars",
+    // "user", b"bob", version=1, clock=lambda: 1764921600.7)
+    const SECRET: &str = "n0t-s0-s3cret|with:odd=chars";
+    let v1 = "user=Ym9i|1764921600|7ca174fd3c7dd862da2ce2a5c459821d104e5d9e";
+    let v2 = format!(
+        "user={}",
+        cyclone::web::create_signed_value(SECRET, "user", b"bob")
+    );
+    let srv = Server::start(|| {
+        Application::builder()
+            .cookie_secret(SECRET)
+            .route(r"/min/(\d)", || MinVersion)
+            .build()
+    });
+    for (path, cookie, expected) in [
+        ("/min/1", v1, 200),
+        ("/min/2", v1, 403),
+        ("/min/2", v2.as_str(), 200),
+        ("/min/3", v2.as_str(), 403),
+    ] {
+        let (status, _, body) = get_with_cookie(&srv, path, cookie);
+        assert_eq!(status, expected, "{path} {cookie}");
+        if status == 200 {
+            assert_eq!(body, b"bob");
+        }
+    }
 }
 
 /// `/account`: Tornado's `@authenticated` page (the `user` signed cookie).

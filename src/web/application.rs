@@ -16,6 +16,7 @@ use regex::Regex;
 use super::context::RequestContext;
 use super::handler::{call_method, RequestHandler};
 use super::settings::Settings;
+use super::signed::CookieSecret;
 use super::static_files::{file_version, StaticFiles};
 use super::template::{read_source, resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
 use crate::http::{self, percent_decode, Reply, Request, Response, Service};
@@ -632,9 +633,38 @@ impl ApplicationBuilder {
         self
     }
 
-    /// `cookie_secret` (see [`Settings::cookie_secret`]).
+    /// `cookie_secret`, one secret (see [`Settings::cookie_secret`]).
     pub fn cookie_secret(mut self, secret: impl Into<String>) -> Self {
-        self.settings.cookie_secret = Some(secret.into());
+        self.settings.cookie_secret = Some(CookieSecret::Single(secret.into()));
+        self
+    }
+
+    /// `cookie_secret` as a dictionary of secrets by key version, for key
+    /// rotation (Tornado's `cookie_secret={1: "...", 2: "..."}`): cookies
+    /// signed with any of them are read, new ones are signed with the
+    /// secret of [`key_version`](Self::key_version) (see
+    /// [`Settings::cookie_secret`]).
+    ///
+    /// ```
+    /// use cyclone::web::Application;
+    ///
+    /// let app = Application::builder()
+    ///     .cookie_secrets([(1, "the retired secret"), (2, "the current secret")])
+    ///     .key_version(2)
+    ///     .build();
+    /// ```
+    pub fn cookie_secrets<S: Into<String>>(
+        mut self,
+        secrets: impl IntoIterator<Item = (u32, S)>,
+    ) -> Self {
+        self.settings.cookie_secret = Some(CookieSecret::versioned(secrets));
+        self
+    }
+
+    /// `key_version`: which of the [`cookie_secrets`](Self::cookie_secrets)
+    /// signs new cookies (see [`Settings::key_version`]).
+    pub fn key_version(mut self, key_version: u32) -> Self {
+        self.settings.key_version = Some(key_version);
         self
     }
 
@@ -773,8 +803,10 @@ impl ApplicationBuilder {
             mut routes,
             settings,
         } = self;
-        let secret: Option<std::sync::Arc<str>> =
-            super::signed::usable_secret(settings.cookie_secret.as_deref()).map(Into::into);
+        let secret: Option<Arc<CookieSecret>> =
+            super::signed::usable_secret(settings.cookie_secret.as_ref())
+                .cloned()
+                .map(Into::into);
         let mut app_ws = settings.websocket.clone();
         if app_ws.cookie_secret.is_none() {
             app_ws.cookie_secret.clone_from(&secret);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::application::Shared;
 use super::handler::HANDLER_METHODS;
 use super::settings::Settings;
+use super::signed::CookieSecret;
 use super::static_files::url_path_escape;
 use super::template::TemplateError;
 use crate::http::request::qs_values;
@@ -639,9 +640,11 @@ impl<'a> RequestContext<'a> {
     /// `cookie_secret` and timestamped (Tornado's `set_secure_cookie`, 6.3's
     /// `set_signed_cookie`; Tornado's version 2 format, see
     /// [`signed`](super::signed)), expiring in 30 days, with `Path=/`. The
-    /// value may be any bytes; it is signed, not encrypted. Without a
-    /// `cookie_secret` the answer is 500 and an error is logged, as
-    /// Tornado raises.
+    /// value may be any bytes; it is signed, not encrypted. With a
+    /// dictionary of secrets (key rotation) it is signed with the secret
+    /// of the `key_version` setting. Without a `cookie_secret`, or with a
+    /// dictionary and no `key_version` of it, the answer is 500 and an
+    /// error is logged, as Tornado raises.
     #[doc(alias = "set_signed_cookie")]
     pub fn set_secure_cookie(&mut self, name: &str, value: impl AsRef<[u8]>) {
         self.set_secure_cookie_expiring(name, value, Some(30.0));
@@ -661,11 +664,24 @@ impl<'a> RequestContext<'a> {
             self.send_error(500);
             return;
         };
+        // Tornado's RequestHandler.create_signed_value: the key_version
+        // setting is used with a dictionary only.
+        let key_version = match secret {
+            CookieSecret::Single(_) => None,
+            CookieSecret::Versioned(_) => self.shared.settings.key_version,
+        };
+        let Some(signed) = secret.create_signed_value(key_version, name, value.as_ref()) else {
+            log::error!(
+                "set_secure_cookie({name:?}): the key_version setting ({key_version:?}) must \
+                 name one of the cookie_secret dictionary's versions"
+            );
+            self.send_error(500);
+            return;
+        };
         if !cookie_name_ok(name) {
             log::error!("set_secure_cookie: invalid cookie name {name:?} refused");
             return;
         }
-        let signed = super::create_signed_value(secret, name, value.as_ref());
         if !self.writable("set_secure_cookie") {
             return;
         }
@@ -681,9 +697,13 @@ impl<'a> RequestContext<'a> {
     /// application's `cookie_secret` for this name less than 31 days ago
     /// (Tornado's `get_secure_cookie`, 6.3's `get_signed_cookie`): bytes,
     /// as in Tornado. Cookies signed by a Tornado application with the
-    /// same secret are read too (versions 1 and 2). `None` for a missing,
-    /// forged, altered or expired cookie; without a `cookie_secret`, `None`
-    /// and an error logged.
+    /// same secret are read too (versions 1 and 2). With a dictionary of
+    /// secrets (key rotation), a cookie signed with any of them is read
+    /// (version 2 only); see
+    /// [`get_secure_cookie_key_version`](Self::get_secure_cookie_key_version)
+    /// to sign old ones again. `None` for a missing, forged, altered or
+    /// expired cookie; without a `cookie_secret`, `None` and an error
+    /// logged.
     #[doc(alias = "get_signed_cookie")]
     pub fn get_secure_cookie(&self, name: &str) -> Option<Vec<u8>> {
         self.get_secure_cookie_max_age(name, super::signed::DEFAULT_MAX_AGE_DAYS)
@@ -692,21 +712,82 @@ impl<'a> RequestContext<'a> {
     /// [`get_secure_cookie`](Self::get_secure_cookie) with Tornado's
     /// `max_age_days`.
     pub fn get_secure_cookie_max_age(&self, name: &str, max_age_days: f64) -> Option<Vec<u8>> {
+        self.get_secure_cookie_with(
+            name,
+            max_age_days,
+            super::signed::DEFAULT_SIGNED_VALUE_MIN_VERSION,
+        )
+    }
+
+    /// [`get_secure_cookie`](Self::get_secure_cookie) with both of
+    /// Tornado's keyword arguments: `max_age_days` (31 by default) and
+    /// `min_version`, the oldest format accepted (1 by default; 2 refuses
+    /// version 1 cookies, whose signature does not cover the field
+    /// boundaries; above 2 refuses everything and logs an error, where
+    /// Tornado raises).
+    ///
+    /// ```no_run
+    /// # use cyclone::web::RequestContext;
+    /// # fn f(cx: &RequestContext<'_>) {
+    /// // Tornado: self.get_secure_cookie("user", max_age_days=7, min_version=2)
+    /// let user = cx.get_secure_cookie_with("user", 7.0, 2);
+    /// # }
+    /// ```
+    pub fn get_secure_cookie_with(
+        &self,
+        name: &str,
+        max_age_days: f64,
+        min_version: u32,
+    ) -> Option<Vec<u8>> {
         let secret = self.cookie_secret("get_secure_cookie", name)?;
-        super::signed::decode_signed_value_at(
-            secret,
+        secret.decode_signed_value_at(
             name,
             &self.request.cookie(name)?,
             max_age_days,
             super::signed::now_secs_f64(),
+            min_version,
         )
+    }
+
+    /// The key version the signed cookie `name` names (Tornado's
+    /// `get_secure_cookie_key_version`, 6.3's
+    /// `get_signed_cookie_key_version`; see
+    /// [`signed::get_signature_key_version`](super::signed::get_signature_key_version)):
+    /// `None` without the cookie, for a version 1 cookie or one that does
+    /// not parse, and without a `cookie_secret` (an error logged, as
+    /// Tornado raises). The signature is not checked: ask once
+    /// [`get_secure_cookie`](Self::get_secure_cookie) accepted the cookie,
+    /// to sign it again with the current key.
+    ///
+    /// ```
+    /// use cyclone::web::{CookieSecret, RequestContext, RequestHandler};
+    ///
+    /// struct Account;
+    /// impl RequestHandler for Account {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+    ///         let Some(user) = cx.get_secure_cookie("user") else {
+    ///             return cx.send_error(403);
+    ///         };
+    ///         // Signed with a retired key: sign it again with the current one.
+    ///         let rotated = matches!(cx.settings().cookie_secret, Some(CookieSecret::Versioned(_)));
+    ///         if rotated && cx.get_secure_cookie_key_version("user") != cx.settings().key_version {
+    ///             cx.set_secure_cookie("user", &user);
+    ///         }
+    ///         cx.write(user);
+    ///     }
+    /// }
+    /// ```
+    #[doc(alias = "get_signed_cookie_key_version")]
+    pub fn get_secure_cookie_key_version(&self, name: &str) -> Option<u32> {
+        self.cookie_secret("get_secure_cookie_key_version", name)?;
+        super::signed::get_signature_key_version(&self.request.cookie(name)?)
     }
 
     /// The application's `cookie_secret` for `call` on cookie `name`
     /// ([`signed::secret_for`](super::signed::secret_for): none if empty,
     /// logged when missing).
-    fn cookie_secret(&self, call: &str, name: &str) -> Option<&'a str> {
-        super::signed::secret_for(self.shared.settings.cookie_secret.as_deref(), call, name)
+    fn cookie_secret(&self, call: &str, name: &str) -> Option<&'a CookieSecret> {
+        super::signed::secret_for(self.shared.settings.cookie_secret.as_ref(), call, name)
     }
 
     /// Deletes the cookie `name` (an empty value that expired in 1970).

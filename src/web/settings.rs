@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::signed::CookieSecret;
 use crate::http::HttpLimits;
 use crate::websocket::WebSocketSettings;
 
@@ -60,7 +61,20 @@ pub struct Settings {
     /// answers 500 and reading finds nothing, both with an error logged.
     /// An empty string counts as none (anyone can sign with it; Tornado
     /// refuses it too).
-    pub cookie_secret: Option<String>,
+    ///
+    /// For key rotation, a dictionary of secrets by key version
+    /// ([`CookieSecret::Versioned`], Tornado's `dict`): a cookie is checked
+    /// with the secret of the key version it names, and new cookies are
+    /// signed with the secret of [`key_version`](Self::key_version) (see
+    /// [`signed`](super::signed#key-rotation)). An empty dictionary, or
+    /// one holding an empty secret, counts as none.
+    pub cookie_secret: Option<CookieSecret>,
+    /// `key_version`: which secret of a `cookie_secret` dictionary signs
+    /// new cookies. Without it, or when it is not one of the dictionary's
+    /// versions, signing answers 500 and logs an error (Tornado raises).
+    /// Not used with a single secret, which signs key version 0 as in
+    /// Tornado. Default none.
+    pub key_version: Option<u32>,
     /// `login_url`: where [`RequestContext::require_login`](super::RequestContext::require_login)
     /// sends a visitor who is not logged in (Tornado's `@authenticated`).
     /// Default none: `require_login` answers 500 and logs an error, as
@@ -68,8 +82,8 @@ pub struct Settings {
     pub login_url: Option<String>,
 }
 
-/// Every field but `cookie_secret`'s value, which a log line of the
-/// settings must not carry.
+/// Every field but `cookie_secret`'s value (single or a dictionary),
+/// which a log line of the settings must not carry.
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
@@ -85,6 +99,7 @@ impl std::fmt::Debug for Settings {
                 "cookie_secret",
                 &crate::websocket::settings::redacted(self.cookie_secret.is_some()),
             )
+            .field("key_version", &self.key_version)
             .finish()
     }
 }
@@ -100,6 +115,7 @@ impl Default for Settings {
             static_hash_cache: None,
             debug: false,
             cookie_secret: None,
+            key_version: None,
             login_url: None,
         }
     }

@@ -45,7 +45,8 @@
 //! Tornado's `min_version` refuses values of an older format (default
 //! [`DEFAULT_SIGNED_VALUE_MIN_VERSION`], which reads both): 2 refuses
 //! version 1 values, whose signature does not cover the field boundaries
-//! ([`CookieSecret::decode_signed_value_at`]).
+//! ([`CookieSecret::decode_signed_value_at`],
+//! [`RequestContext::get_secure_cookie_with`](super::RequestContext::get_secure_cookie_with)).
 //!
 //! The value is signed, not encrypted: anyone holding the cookie can read
 //! it (base64). Signatures are compared in constant time.
@@ -191,6 +192,15 @@ impl CookieSecret {
         match self {
             CookieSecret::Single(s) => Secret::Single(s),
             CookieSecret::Versioned(keys) => Secret::Versioned(keys),
+        }
+    }
+
+    /// Whether anyone but the holder can sign with it: an empty secret,
+    /// an empty dictionary or a dictionary with an empty secret.
+    fn is_weak(&self) -> bool {
+        match self {
+            CookieSecret::Single(s) => s.is_empty(),
+            CookieSecret::Versioned(keys) => keys.is_empty() || keys.values().any(String::is_empty),
         }
     }
 }
@@ -514,17 +524,25 @@ pub(crate) fn now_secs_f64() -> f64 {
 
 /// A `cookie_secret` setting as it is used: an empty one is none
 /// (Tornado's `require_setting` refuses a falsy setting), since HMAC with
-/// an empty key is anyone's to compute.
-pub(crate) fn usable_secret(secret: Option<&str>) -> Option<&str> {
-    secret.filter(|s| !s.is_empty())
+/// an empty key is anyone's to compute; so is an empty dictionary, and
+/// one holding an empty secret (stricter than Tornado, which would sign
+/// with it).
+pub(crate) fn usable_secret(secret: Option<&CookieSecret>) -> Option<&CookieSecret> {
+    secret.filter(|s| !s.is_weak())
 }
 
 /// [`usable_secret`], logging at `error` when there is none: `call` on the
 /// cookie `name` is a programming error without one, as in Tornado.
-pub(crate) fn secret_for<'a>(secret: Option<&'a str>, call: &str, name: &str) -> Option<&'a str> {
+pub(crate) fn secret_for<'a>(
+    secret: Option<&'a CookieSecret>,
+    call: &str,
+    name: &str,
+) -> Option<&'a CookieSecret> {
     let s = usable_secret(secret);
     if s.is_none() {
-        log::error!("{call}({name:?}) needs the cookie_secret setting");
+        log::error!(
+            "{call}({name:?}) needs the cookie_secret setting (not empty, no empty secret in it)"
+        );
     }
     s
 }
@@ -874,12 +892,18 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_not_in_debug_output() {
+    fn secrets_are_not_in_debug_output_and_weak_ones_are_none() {
         let dbg = format!("{:?} {:?}", keys(), CookieSecret::from(SECRET));
         assert_eq!(
             dbg,
             "Versioned({1: <redacted>, 3: <redacted>}) Single(<redacted>)"
         );
+        let usable = |s: CookieSecret| usable_secret(Some(&s)).is_some();
+        assert!(usable(keys()));
+        assert!(usable(CookieSecret::from(SECRET)));
+        assert!(!usable(CookieSecret::from("")));
+        assert!(!usable(CookieSecret::versioned::<&str>([])));
+        assert!(!usable(CookieSecret::versioned([(1, OLD), (2, "")])));
     }
 
     #[test]

@@ -207,7 +207,7 @@ impl<'a> WebSocket<'a> {
             "get_secure_cookie",
             name,
         )?;
-        self.core.request.signed_cookie(secret, name)
+        secret.decode_signed_value(name, &self.core.request.cookie(name)?)
     }
 
     /// The subprotocol selected during the handshake.

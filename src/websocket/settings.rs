@@ -101,8 +101,10 @@ pub struct WebSocketSettings {
     /// `cookie_secret`, for [`WebSocket::get_secure_cookie`](super::WebSocket::get_secure_cookie).
     /// An [`Application`](crate::web::Application) fills it in from its own
     /// `cookie_secret` for every WebSocket route that has none (default
-    /// none: `get_secure_cookie` returns `None` and logs an error).
-    pub cookie_secret: Option<std::sync::Arc<str>>,
+    /// none: `get_secure_cookie` returns `None` and logs an error). A
+    /// dictionary of secrets (key rotation) is read as the application
+    /// reads it.
+    pub cookie_secret: Option<std::sync::Arc<crate::web::signed::CookieSecret>>,
 }
 
 /// Every field but `cookie_secret`'s value, which a log line of the
