@@ -8,21 +8,28 @@ mod common;
 use std::time::Duration;
 
 use cyclone::ioloop::IOLoop;
-use cyclone::web::{Application, RequestContext, RequestHandler};
+use cyclone::web::{Application, CookieSecret, RequestContext, RequestHandler};
 
 const USAGE: &str = "http_hello: GET / answers \"Hello, world\" (Tornado's hello world);
 GET /metrics answers the loop's counters (Prometheus text format);
 GET /cookie is Tornado's signed-cookie example: the first visit sets the
 signed cookie `mycookie` (set_secure_cookie), later visits show its value
 (get_secure_cookie). A cookie signed by a Tornado application with the same
-secret is read too.
+secret is read too. With --cookie-secrets (key rotation), a cookie signed
+with any of the keys is read, and one signed with another key than the
+current --key-version is signed again with the current one.
 
-Usage: http_hello [--port PORT] [--address ADDR] [--cookie-secret SECRET]
+Usage: http_hello [--port PORT] [--address ADDR]
+                  [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
 
   --port PORT             port to listen on (default 8888)
   --address ADDR          address to bind (default 127.0.0.1)
   --cookie-secret SECRET  cookie_secret (default: random at each start, so
-                          cookies do not outlive the process)";
+                          cookies do not outlive the process)
+  --cookie-secrets LIST   cookie_secret as Tornado's dictionary of secrets by
+                          key version, e.g. 1:old,2:new (no ',' in a secret)
+  --key-version V         key_version: which of --cookie-secrets signs new
+                          cookies (default: the highest version)";
 
 struct MainHandler;
 
@@ -32,13 +39,24 @@ impl RequestHandler for MainHandler {
     }
 }
 
-/// Tornado's user-guide example, with the value shown.
+/// Tornado's user-guide example, with the value shown. With rotated
+/// secrets, a cookie signed with an older key is signed again with the
+/// current one.
 struct CookieHandler;
 
 impl RequestHandler for CookieHandler {
     fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
         match cx.get_secure_cookie("mycookie") {
             Some(v) => {
+                let rotated = matches!(
+                    cx.settings().cookie_secret,
+                    Some(CookieSecret::Versioned(_))
+                );
+                if rotated
+                    && cx.get_secure_cookie_key_version("mycookie") != cx.settings().key_version
+                {
+                    cx.set_secure_cookie("mycookie", &v);
+                }
                 let v = String::from_utf8_lossy(&v).into_owned();
                 cx.write(format!("Your cookie was set: {v}"));
             }
@@ -57,26 +75,68 @@ fn random_secret() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// `1:old,2:new` as `[(1, "old"), (2, "new")]`; exits 2 if it does not
+/// parse.
+fn parse_secrets(list: &str) -> Vec<(u32, String)> {
+    let secrets: Option<Vec<(u32, String)>> = list
+        .split(',')
+        .map(|item| {
+            let (v, s) = item.split_once(':')?;
+            Some((v.parse().ok()?, s.to_string()))
+        })
+        .collect();
+    match secrets {
+        Some(s) if s.iter().all(|(_, s)| !s.is_empty()) => s,
+        _ => {
+            eprintln!("invalid value for --cookie-secrets (VERSION:SECRET,...): {list}");
+            std::process::exit(2)
+        }
+    }
+}
+
 fn main() {
     let args = common::Args::parse(
         USAGE,
-        &[("port", true), ("address", true), ("cookie-secret", true)],
+        &[
+            ("port", true),
+            ("address", true),
+            ("cookie-secret", true),
+            ("cookie-secrets", true),
+            ("key-version", true),
+        ],
     );
     common::init_logging();
     let port: u16 = args.get("port", 8888);
     let address: String = args.get("address", "127.0.0.1".to_string());
     let secret: String = args.get("cookie-secret", String::new());
-    let secret = if secret.is_empty() {
-        random_secret()
-    } else {
-        secret
-    };
-    let app = Application::builder()
+    let secrets: String = args.get("cookie-secrets", String::new());
+    if !secret.is_empty() && !secrets.is_empty() {
+        eprintln!("http_hello: --cookie-secret and --cookie-secrets are exclusive\n\n{USAGE}");
+        std::process::exit(2);
+    }
+    if args.has("key-version") && secrets.is_empty() {
+        eprintln!("http_hello: --key-version needs --cookie-secrets\n\n{USAGE}");
+        std::process::exit(2);
+    }
+    let builder = Application::builder()
         .route("/", || MainHandler)
         .route("/metrics", || cyclone::web::MetricsHandler)
-        .route("/cookie", || CookieHandler)
-        .cookie_secret(secret)
-        .build();
+        .route("/cookie", || CookieHandler);
+    let builder = if !secrets.is_empty() {
+        let secrets = parse_secrets(&secrets);
+        let highest = secrets.iter().map(|(v, _)| *v).max().unwrap_or(0);
+        let key_version: u32 = args.get("key-version", highest);
+        if !secrets.iter().any(|(v, _)| *v == key_version) {
+            eprintln!("http_hello: --key-version {key_version} is not in --cookie-secrets");
+            std::process::exit(2);
+        }
+        builder.cookie_secrets(secrets).key_version(key_version)
+    } else if secret.is_empty() {
+        builder.cookie_secret(random_secret())
+    } else {
+        builder.cookie_secret(secret)
+    };
+    let app = builder.build();
     if let Err(e) = app.listen_on((address.as_str(), port)) {
         eprintln!("http_hello: cannot listen on {address}:{port}: {e}");
         std::process::exit(1);

@@ -12,6 +12,15 @@ Starts `http_hello --cookie-secret SECRET` on a free 127.0.0.1 port and checks:
     which Tornado still reads) are accepted and shown, non-ASCII and binary-safe text too;
   - Tornado's value signed with another secret, for another name, or with one byte
     changed, is refused (the server sets a fresh cookie instead).
+Then starts `http_hello --cookie-secrets 1:OLD,2:NEW --key-version 2` (Tornado's
+`cookie_secret` dict and `key_version`, key rotation) and checks:
+  - the cookie cyclone sets names key version 2 (`get_signature_key_version`) and decodes
+    with Tornado's dict, not with a dict holding key 1 only;
+  - values Tornado signs with the dict and key_version=1 are read, and signed again with
+    key version 2 (which Tornado's dict reads); key_version=2 values are read and left alone;
+  - a key version the dict lacks, the old key claiming version 2, key version 0 (what a
+    single secret writes) and a version 1 value (Tornado asserts on it with a dict) are
+    refused.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
@@ -27,9 +36,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
 
-from tornado.web import create_signed_value, decode_signed_value  # noqa: E402
+from tornado.web import (  # noqa: E402
+    create_signed_value,
+    decode_signed_value,
+    get_signature_key_version,
+)
 
 SECRET = "interop secret | with: odd=chars"
+OLD_KEY = "retired interop secret | odd:chars"
+NEW_KEY = "current interop secret = odd|chars"
+ROTATED = {1: OLD_KEY, 2: NEW_KEY}
 
 
 def get_cookie_page(port, cookie=None):
@@ -101,9 +117,77 @@ async def cookie_checks(checks, port):
         await checks.run(f"a value with {what} is refused", refused)
 
 
+def single_set_cookie(set_cookies):
+    """The value of the one `mycookie` Set-Cookie line (parsed as Tornado's http.cookies does)."""
+    assert len(set_cookies) == 1, set_cookies
+    jar = http.cookies.SimpleCookie()
+    jar.load(set_cookies[0])
+    return jar["mycookie"].value
+
+
+async def rotation_checks(checks, port):
+    loop = asyncio.get_running_loop()
+
+    async def page(cookie=None):
+        return await loop.run_in_executor(None, get_cookie_page, port, cookie)
+
+    async def cyclone_signs_with_the_current_key():
+        status, body, set_cookies = await page()
+        assert status == 200 and body == "Your cookie was not set yet!", (status, body)
+        value = single_set_cookie(set_cookies)
+        assert get_signature_key_version(value) == 2, value
+        assert decode_signed_value(ROTATED, "mycookie", value) == b"myvalue", value
+        assert decode_signed_value({2: NEW_KEY}, "mycookie", value) == b"myvalue", value
+        assert decode_signed_value({1: OLD_KEY}, "mycookie", value) is None, value
+        status, body, set_cookies = await page(value)
+        assert body == "Your cookie was set: myvalue" and set_cookies == [], (body, set_cookies)
+
+    await checks.run("cyclone signs with key_version 2; tornado's dict reads it, key 1 alone does not",
+                     cyclone_signs_with_the_current_key)
+
+    async def old_key_read_and_signed_again():
+        old = create_signed_value(ROTATED, "mycookie", "from the old key", key_version=1).decode()
+        assert old.startswith("2|1:1|"), old
+        status, body, set_cookies = await page(old)
+        assert status == 200 and body == "Your cookie was set: from the old key", (status, body)
+        renewed = single_set_cookie(set_cookies)
+        assert get_signature_key_version(renewed) == 2, renewed
+        assert decode_signed_value(ROTATED, "mycookie", renewed) == b"from the old key", renewed
+        assert decode_signed_value({1: OLD_KEY}, "mycookie", renewed) is None, renewed
+
+    await checks.run("tornado's key_version=1 value is read and signed again with key version 2",
+                     old_key_read_and_signed_again)
+
+    async def current_key_read():
+        value = create_signed_value(ROTATED, "mycookie", "Zoë, current", key_version=2).decode()
+        status, body, set_cookies = await page(value)
+        assert status == 200 and body == "Your cookie was set: Zoë, current", (status, body)
+        assert set_cookies == [], set_cookies
+
+    await checks.run("tornado's key_version=2 value is read and left alone", current_key_read)
+
+    refused = {
+        "a key version the dict lacks (3)":
+            create_signed_value({3: NEW_KEY}, "mycookie", "x", key_version=3).decode(),
+        "the old key claiming version 2":
+            create_signed_value({2: OLD_KEY}, "mycookie", "x", key_version=2).decode(),
+        "key version 0 (a single secret's)": create_signed_value(NEW_KEY, "mycookie", "x").decode(),
+        "version 1": create_signed_value(OLD_KEY, "mycookie", "x", version=1).decode(),
+    }
+    for what, value in refused.items():
+        async def is_refused(value=value):
+            status, body, set_cookies = await page(value)
+            assert status == 200 and body == "Your cookie was not set yet!", (status, body)
+            assert get_signature_key_version(single_set_cookie(set_cookies)) == 2, set_cookies
+
+        await checks.run(f"with rotated secrets, {what} is refused", is_refused)
+
+
 async def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True, help="http_hello command (gets --port, --address, --cookie-secret)")
+    p.add_argument("--server", required=True,
+                   help="http_hello command (gets --port, --address, and --cookie-secret or"
+                        " --cookie-secrets and --key-version)")
     p.add_argument("--logdir", default="target/interop")
     args = p.parse_args()
     os.makedirs(args.logdir, exist_ok=True)
@@ -117,6 +201,17 @@ async def main():
     with server:
         await cookie_checks(checks, server.port)
         check_alive(checks, server, "http_hello", log)
+    log = os.path.join(args.logdir, "http_hello_rotated.log")
+    secrets = ",".join(f"{v}:{k}" for v, k in ROTATED.items())
+    try:
+        server = Server(shlex.split(args.server),
+                        ["--cookie-secrets", secrets, "--key-version", "2"], logfile=log)
+    except RuntimeError as exc:
+        checks.fail("start http_hello --cookie-secrets", str(exc))
+        return checks.finish()
+    with server:
+        await rotation_checks(checks, server.port)
+        check_alive(checks, server, "http_hello --cookie-secrets", log)
     return checks.finish()
 
 
