@@ -243,7 +243,7 @@ fn tornado_namespace_functions_in_a_page() {
         html,
         "<link rel=\"stylesheet\" href=\"/static/css/app.css?v=abc\">\n\
          <a href=\"/t?q=rock+%26+roll\">rock &amp; roll</a><a href=\"/t?q=%3Cb%3E\">&lt;b&gt;</a>\n\
-         <script>var state = {\"user\":\"ann<\\/script>\",\"n\":2};</script>\n\
+         <script>var state = {\"user\": \"ann<\\/script>\", \"n\": 2};</script>\n\
          <p title=\"&quot;ann&lt;\\/script&gt;&quot;\">likes tea</p>\n\
          <script src='/static/js/app.js?v=abc'></script>"
     );

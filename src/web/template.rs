@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
+use std::io;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -408,7 +409,7 @@ struct BlockDef {
 /// other functions are refused at parse time ([`TemplateError::BadTag`]);
 /// `{% if %}`, `{% for %}` and `{% set %}` take no calls. As in Tornado, a
 /// function's result is a string that `{{ }}` escapes like any other:
-/// `{{ json_encode(x) }}` prints `{&quot;a&quot;:1}` and `{{ escape(x) }}`
+/// `{{ json_encode(x) }}` prints `{&quot;a&quot;: 1}` and `{{ escape(x) }}`
 /// escapes twice (`<` prints `&amp;lt;`), unless `{% autoescape None %}`
 /// or `{% raw %}`. Where Tornado raises `TypeError` for a value that is not
 /// a string, the functions other than `json_encode` take the text `{{ }}`
@@ -422,12 +423,14 @@ struct BlockDef {
 ///   [`render_value`](Self::render_value), [`render_with`](Self::render_with))
 ///   it is a [`TemplateError::NeedsRequest`] at its line (Tornado:
 ///   `NameError`).
-/// - `json_encode(path)` is the value as compact `serde_json` text with
-///   `</` written `<\/`, as `RequestContext::write_json` writes it. Python's
-///   `json.dumps` puts a space after `,` and `:` and writes non-ASCII
-///   characters as `\uXXXX`: the same value once parsed. Keys keep their
-///   order (a struct's field order, an object's insertion order), as a
-///   Python dict's do.
+/// - `json_encode(path)` is the value as Tornado's `json_encode` writes
+///   it, byte for byte: Python's `json.dumps` text (`", "` and `": "`
+///   between items, non-ASCII characters as `\uXXXX`, floats as Python's
+///   `repr`: `1e+16`, `1e-05`, `100.0`) with `</` written `<\/`. Keys keep
+///   their order (a struct's field order, an object's insertion order), as
+///   a Python dict's do. (`RequestContext::write_json` and
+///   `WebSocket::write_json` send compact JSON: the same value, fewer
+///   bytes.)
 /// - `url_escape(path)` is Python's `quote_plus` (Tornado's default
 ///   `plus=True`) of the UTF-8 text: `a b/é` → `a+b%2F%C3%A9`.
 /// - `xhtml_escape(path)` and `escape(path)` escape `& < > " '` as `{{ }}`
@@ -449,7 +452,7 @@ struct BlockDef {
 /// assert_eq!(
 ///     t.render_value(&v).unwrap(),
 ///     "<a href=\"/search?q=+fish++%26%09chips+\">fish &amp; chips</a>\n\
-///      <script>var data = {\"end\":\"<\\/script>\"};</script>"
+///      <script>var data = {\"end\": \"<\\/script>\"};</script>"
 /// );
 /// ```
 ///
@@ -1396,17 +1399,143 @@ impl<'a> Val<'a> {
 }
 
 /// Tornado's `json_encode`: the JSON of `val`, with `</` written `<\/` so
-/// that it cannot end a `<script>`. Compact `serde_json` text, where
-/// Python's `json.dumps` puts a space after `,` and `:` and writes
-/// non-ASCII characters as `\uXXXX`: the same value once parsed.
+/// that it cannot end a `<script>`, in Python's `json.dumps` text byte for
+/// byte ([`PythonJson`]).
 fn json_encode(val: Val<'_>) -> String {
-    // Neither can fail: a `&str`, or a `Value` (whose keys are strings).
-    let json = match val {
-        Val::Str(s) => serde_json::to_string(s),
-        Val::Json(v) => serde_json::to_string(v),
-    }
-    .unwrap_or_default();
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonJson);
+    // Neither can fail: a `&str`, or a `Value` (whose keys are strings),
+    // into a `Vec`.
+    let done = match val {
+        Val::Str(s) => serde::Serialize::serialize(s, &mut ser),
+        Val::Json(v) => serde::Serialize::serialize(v, &mut ser),
+    };
+    let json = match done {
+        // Only ASCII is written.
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
     super::context::escape_script_end(json)
+}
+
+/// Python's `json.dumps` defaults, so that a template renders what
+/// Tornado's does: `", "` between items and `": "` after keys,
+/// `ensure_ascii` (everything outside space..`~` as `\uXXXX`, UTF-16
+/// surrogate pairs above U+FFFF, lowercase hex) and floats as Python's
+/// `repr` writes them (`1e+16`, `1e-05`, `100.0`).
+struct PythonJson;
+
+impl serde_json::ser::Formatter for PythonJson {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        // serde_json escapes `"`, `\` and controls itself, as Python does;
+        // the rest of Python's `ensure_ascii` is here.
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if (' '..='~').contains(&c) {
+                continue;
+            }
+            w.write_all(&fragment.as_bytes()[start..i])?;
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                write!(w, "\\u{u:04x}")?;
+            }
+            start = i + c.len_utf8();
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
+        w.write_all(python_float_repr(value).as_bytes())
+    }
+
+    fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
+        self.write_f64(w, f64::from(value))
+    }
+}
+
+/// Python's `repr` of a finite float: the shortest digits that read back
+/// as `x` (what Rust's `{:e}` gives too), in positional notation with at
+/// least one decimal when the decimal exponent is from -4 to 15, and as
+/// `d.ddde+XX` / `de-XX` (two exponent digits at least) otherwise.
+fn python_float_repr(x: f64) -> String {
+    if !x.is_finite() {
+        // Not in a `serde_json::Value`; Python writes these, JSON has none.
+        return if x.is_nan() {
+            "NaN"
+        } else if x > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        }
+        .to_owned();
+    }
+    // The shortest digits that read back as `x`; then that many digits
+    // rounded from the exact value, ties to even, as Python picks among
+    // equally short candidates (1059438285926254.25 is `...254.2` there,
+    // where the shortest-digits search gives `...254.3`).
+    let shortest = format!("{:e}", x.abs());
+    let n = shortest
+        .split('e')
+        .next()
+        .map_or(1, |m| m.bytes().filter(u8::is_ascii_digit).count());
+    let sci = format!("{:.*e}", n.saturating_sub(1), x.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if x.is_sign_negative() { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        let point = exp + 1; // digits before the decimal point
+        let s = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            let (int, frac) = digits.split_at(point as usize);
+            format!("{int}.{frac}")
+        };
+        format!("{sign}{s}")
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        format!("{sign}{first}{frac}e{esign}{:02}", exp.unsigned_abs())
+    }
 }
 
 /// Tornado's `url_escape(s)` (`plus=True`), Python's `quote_plus`: a space
@@ -2896,9 +3025,8 @@ mod tests {
             "x": {"a": "</script>", "b": [1, 2.5, null, true], "u": "é\u{2028}"},
             "s": "a</b>\"c", "n": -3, "f": 0.5, "nil": null, "t": false,
         });
-        // Tornado (json.dumps) writes `{"a": "<\/script>", "b": [1, 2.5, null,
-        // true], "u": "\u00e9\u2028"}`: the same value.
-        let raw = "{\"a\":\"<\\/script>\",\"b\":[1,2.5,null,true],\"u\":\"é\u{2028}\"}";
+        // What Tornado 6.6.1's json_encode (json.dumps) writes for it.
+        let raw = r#"{"a": "<\/script>", "b": [1, 2.5, null, true], "u": "\u00e9\u2028"}"#;
         assert_eq!(
             render_json("{% raw json_encode(x) %}", v.clone()).unwrap(),
             raw
@@ -2929,6 +3057,56 @@ mod tests {
             .unwrap(),
             "\"a\\nb\"\"<\\/\""
         );
+    }
+
+    /// `json_encode` against Python's `json.dumps` (3.13), whose output is
+    /// copied here: separators, `ensure_ascii` with surrogate pairs and
+    /// DEL, empty containers, and floats in `repr`'s notation on both
+    /// sides of its switch to exponents (1e-4 and 1e16).
+    #[test]
+    fn json_encode_is_pythons_json_dumps() {
+        let v = json!({
+            "a": [1, 2.5, null, true],
+            "u": "é\u{2028}\u{1F600}\u{7f}\u{0}\u{1f}\"\\/",
+            "e": [[], {}, [[]], {"a": {}}],
+        });
+        assert_eq!(
+            render_json("{% raw json_encode(x) %}", json!({ "x": v })).unwrap(),
+            r#"{"a": [1, 2.5, null, true], "u": "\u00e9\u2028\ud83d\ude00\u007f\u0000\u001f\"\\/", "e": [[], {}, [[]], {"a": {}}]}"#
+        );
+        // python3 -c 'print(json.dumps(v))' for each.
+        let floats = [
+            (1.0, "1.0"),
+            (100.0, "100.0"),
+            (0.5, "0.5"),
+            (-0.0, "-0.0"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e-4, "0.0001"),
+            (1.5e-4, "0.00015"),
+            (1e-5, "1e-05"),
+            (1.5e-5, "1.5e-05"),
+            (2.5e-300, "2.5e-300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (0.1, "0.1"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (-1234.5678, "-1234.5678"),
+            (1e22, "1e+22"),
+            (12345.0, "12345.0"),
+            // Exactly halfway between two shortest candidates: Python
+            // rounds to even, the shortest-digits search does not.
+            (1.059_438_285_926_254_3e15, "1059438285926254.2"),
+        ];
+        for (f, python) in floats {
+            assert_eq!(python_float_repr(f), python, "{f:e}");
+            assert_eq!(
+                render_json("{% raw json_encode(f) %}", json!({ "f": f })).unwrap(),
+                python
+            );
+        }
     }
 
     #[test]
