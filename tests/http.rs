@@ -3011,9 +3011,5 @@ fn require_login_redirects_as_tornados_authenticated() {
 
 /// The lowercase hex SHA-1 of `s` (a static file's `?v=` version).
 fn sha1_hex(s: &str) -> String {
-    use sha1::Digest;
-    sha1::Sha1::digest(s)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha1_smol::Sha1::from(s).digest().to_string()
 }

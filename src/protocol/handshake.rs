@@ -19,11 +19,10 @@ const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// # Panics
 /// Never: base64 of a 20-byte digest is always 28 bytes.
 pub fn accept_key(key: &[u8]) -> [u8; 28] {
-    use sha1::Digest;
-    let mut sha = sha1::Sha1::new();
+    let mut sha = sha1_smol::Sha1::new();
     sha.update(key);
     sha.update(GUID);
-    let digest: [u8; 20] = sha.finalize().into();
+    let digest = sha.digest().bytes();
     let mut out = [0u8; 28];
     let n = STANDARD
         .encode_slice(digest, &mut out)

@@ -552,7 +552,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -589,11 +589,11 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 
 fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
     hmac(key, msg, |parts| {
-        let mut h = sha1::Sha1::new();
+        let mut h = sha1_smol::Sha1::new();
         for p in parts {
             h.update(p);
         }
-        h.finalize().into()
+        h.digest().bytes()
     })
 }
 

@@ -331,12 +331,11 @@ pub(super) fn file_version(root: &Path, rel: &str) -> Option<String> {
 /// The lowercase hex SHA-1 of the file at `path`, read in 64 KiB pieces.
 fn hash_file(path: &Path) -> io::Result<String> {
     let (_, mut file) = open_regular(path)?;
-    use sha1::Digest;
-    let mut sha = sha1::Sha1::new();
+    let mut sha = sha1_smol::Sha1::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match file.read(&mut buf) {
-            Ok(0) => return Ok(super::signed::hex(&sha.finalize())),
+            Ok(0) => return Ok(sha.digest().to_string()),
             Ok(n) => sha.update(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

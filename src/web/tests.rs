@@ -538,8 +538,7 @@ fn percent_encode_all(s: &str) -> String {
 
 /// The hex SHA-1 of `content`: what `?v=` must carry.
 fn sha1_hex(content: &str) -> String {
-    use sha1::Digest;
-    crate::web::signed::hex(&sha1::Sha1::digest(content))
+    sha1_smol::Sha1::from(content).digest().to_string()
 }
 
 fn url_app(
