@@ -1443,11 +1443,8 @@ impl serde_json::ser::Formatter for PythonJson {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
+        // The same separator as between array items.
+        self.begin_array_value(w, first)
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
