@@ -924,8 +924,8 @@ pub fn parse_qs(qs: &str) -> impl Iterator<Item = (String, String)> + '_ {
 
 /// [`Request::raw_headers`]: the header lines of a head httparse has
 /// validated, split with `memchr` (a handshake's headers are scanned
-/// once per upgrade; byte at a time this was a tenth of a handshake's
-/// user-space instructions).
+/// once per upgrade: 16,099 → 15,772 user-space instructions per
+/// handshake against the byte loops, `benches/callgrind.sh` in e).
 pub(crate) struct RawHeaders<'a> {
     rest: &'a [u8],
 }
