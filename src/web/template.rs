@@ -1483,7 +1483,7 @@ impl serde_json::ser::Formatter for PythonJson {
 }
 
 /// Python's `repr` of a finite float: the shortest digits that read back
-/// as `x` (what Rust's `{:e}` gives too), in positional notation with at
+/// as `x` (nearest to it, ties to even, as Python picks), in positional notation with at
 /// least one decimal when the decimal exponent is from -4 to 15, and as
 /// `d.ddde+XX` / `de-XX` (two exponent digits at least) otherwise.
 fn python_float_repr(x: f64) -> String {
