@@ -780,3 +780,41 @@ fn cluster_chat_survives_a_broker_restart() {
     node_b.interrupt();
     broker.interrupt();
 }
+
+/// `render`: `--help`, a template rendered with JSON values to standard
+/// output exactly, and exit 1 with the line for a template error.
+#[test]
+fn render_prints_a_template_and_reports_errors() {
+    let exe = build_example("render");
+    let out = Command::new(&exe).arg("--help").output().expect("--help");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: render TEMPLATE [VALUES.json]"));
+    let dir = std::env::temp_dir().join(format!("cyclone-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (t, v, bad) = (dir.join("t.html"), dir.join("v.json"), dir.join("bad.html"));
+    std::fs::write(
+        &t,
+        "{% for u in users %}<li>{{ u }}</li>{% end %}{% raw json_encode(state) %}",
+    )
+    .unwrap();
+    std::fs::write(
+        &v,
+        r#"{"users": ["ann", "<bob>"], "state": {"a": [1, 0.5]}}"#,
+    )
+    .unwrap();
+    std::fs::write(&bad, "ok\n{% if %}").unwrap();
+    let out = Command::new(&exe).args([&t, &v]).output().expect("render");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        r#"<li>ann</li><li>&lt;bob&gt;</li>{"a": [1, 0.5]}"#
+    );
+    let out = Command::new(&exe).arg(&bad).output().expect("render");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
