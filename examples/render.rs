@@ -1,5 +1,6 @@
 //! Renders a Tornado template with JSON values from the command line:
-//! what `tornado.template.Template(text).generate(**values)` prints, through
+//! what `tornado.template.Loader(dir).load(name).generate(**values)` prints
+//! (with the loader's `whitespace="all"`, as cyclone keeps it), through
 //! cyclone's template engine (`cyclone::web::Template`). A quick way to
 //! check a template before an application serves it, and what
 //! `tests/peers/interop_tornado_templates.py` compares with Tornado's own
@@ -14,16 +15,18 @@
 mod common;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use cyclone::web::Template;
+use cyclone::web::{Template, TemplateError};
 
 const USAGE: &str = "render: a Tornado template rendered with JSON values
 
 Usage: render TEMPLATE [VALUES.json]
 
-  TEMPLATE     the template file (UTF-8); {% include %} and {% extends %}
-               need an application's template_path and are refused here
+  TEMPLATE     the template file (UTF-8); the names of its {% include %}
+               and {% extends %} are files in the same directory
   VALUES.json  a JSON object whose keys are the template's names
                (default: {})
 
@@ -44,9 +47,6 @@ fn main() -> ExitCode {
     let read = |path: &str| {
         std::fs::read_to_string(path).map_err(|e| eprintln!("render: cannot read {path}: {e}"))
     };
-    let Ok(src) = read(template) else {
-        return ExitCode::FAILURE;
-    };
     let values = match values.map(|v| read(v)) {
         None => serde_json::json!({}),
         Some(Err(())) => return ExitCode::FAILURE,
@@ -58,7 +58,13 @@ fn main() -> ExitCode {
             }
         },
     };
-    let out = Template::parse(&src).and_then(|t| t.render_value(&values));
+    let path = Path::new(template);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(template);
+    let out = load(dir, name, 0).and_then(|t| t.render_value(&values));
     match out {
         Ok(text) => {
             let mut stdout = std::io::stdout().lock();
@@ -76,4 +82,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `name` in `dir`, parsed, with its includes and parents loaded the same
+/// way (Tornado's `Loader.load`; names are files of `dir`), at most
+/// `Template::MAX_INCLUDE_DEPTH` deep so that a cycle ends.
+fn load(dir: &Path, name: &str, depth: usize) -> Result<Arc<Template>, TemplateError> {
+    if depth > Template::MAX_INCLUDE_DEPTH {
+        return Err(TemplateError::Load(format!(
+            "{name}: includes nested more than {} deep",
+            Template::MAX_INCLUDE_DEPTH
+        )));
+    }
+    let src = std::fs::read_to_string(dir.join(name))
+        .map_err(|e| TemplateError::Load(format!("cannot read {name}: {e}")))?;
+    Template::parse_with_loader(&src, |inner| load(dir, inner, depth + 1)).map(Arc::new)
 }

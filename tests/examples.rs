@@ -781,8 +781,9 @@ fn cluster_chat_survives_a_broker_restart() {
     broker.interrupt();
 }
 
-/// `render`: `--help`, a template rendered with JSON values to standard
-/// output exactly, and exit 1 with the line for a template error.
+/// `render`: `--help`, a template (with an include from its directory)
+/// rendered with JSON values to standard output exactly, and exit 1 with
+/// the line for a template error.
 #[test]
 fn render_prints_a_template_and_reports_errors() {
     let exe = build_example("render");
@@ -794,7 +795,7 @@ fn render_prints_a_template_and_reports_errors() {
     let (t, v, bad) = (dir.join("t.html"), dir.join("v.json"), dir.join("bad.html"));
     std::fs::write(
         &t,
-        "{% for u in users %}<li>{{ u }}</li>{% end %}{% raw json_encode(state) %}",
+        "{% for u in users %}{% include \"li.html\" %}{% end %}{% raw json_encode(state) %}",
     )
     .unwrap();
     std::fs::write(
@@ -803,6 +804,8 @@ fn render_prints_a_template_and_reports_errors() {
     )
     .unwrap();
     std::fs::write(&bad, "ok\n{% if %}").unwrap();
+    // Includes are files of the template's directory.
+    std::fs::write(dir.join("li.html"), "<li>{{ u }}</li>").unwrap();
     let out = Command::new(&exe).args([&t, &v]).output().expect("render");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(

@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Templates rendered by cyclone and by Tornado, compared byte for byte: cyclone's `render`
-example against `tornado.template.Template(text).generate(**values)`.
+example against `tornado.template.Loader(dir, whitespace="all").load(name).generate(**values)`.
 
     .venv/bin/python tests/peers/interop_tornado_templates.py --render target/release/examples/render
 
-Each case is a template and a JSON object of values, written to a temporary directory; the
-check passes when `render TEMPLATE VALUES.json` prints exactly the bytes Tornado's
-`generate` returns. The cases stay inside what cyclone's engine documents as Tornado's
+Each case is a template (or a page and the files it includes and extends) and a JSON object of
+values, written to a directory of its own; the check passes when `render TEMPLATE VALUES.json`
+prints exactly the bytes Tornado's `generate` returns. The cases stay inside what cyclone's engine documents as Tornado's
 behaviour (paths, not Python expressions; no `True`/`None` printed; no `'` in escaped text,
 which Tornado 6.4 and later escape as `&#x27;` and cyclone, as Tornado 4.3, as `&#39;`):
 escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set`, `break`
-and `continue`, comments, `{{!` literals, whitespace, and the template functions
+and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
+`{% block %}` over two levels, and the template functions
 `json_encode` (Python's `json.dumps` text: separators, `\\uXXXX`, float notation, `<\\/`),
 `url_escape`, `xhtml_escape`, `squeeze`.
 Prints `N passed, N failed`; exits 1 on any failure.
@@ -27,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peerlib import Checks  # noqa: E402
 
-from tornado.template import Template  # noqa: E402
+from tornado.template import Loader  # noqa: E402
 
 CASES = [
     ("escaped and raw text",
@@ -69,6 +70,25 @@ CASES = [
 ]
 
 
+# Cases of several files: (title, {file name: text}, the page to render, values).
+FILE_CASES = [
+    ("include inside a loop sees the loop variable",
+     {"page.txt": "<ul>{% for item in items %}{% include \"item.txt\" %}{% end %}</ul>{{ after }}",
+      "item.txt": "<li>{{ item.name }}</li>\n"},
+     "page.txt", {"items": [{"name": "a"}, {"name": "<b>"}], "after": "end"}),
+    ("extends with blocks, a default kept, text outside blocks dropped",
+     {"base.txt": "<title>{% block title %}Default{% end %}</title>\n"
+                  "<nav>{% block nav %}home{% end %}</nav>\n<main>{% block body %}{% end %}</main>",
+      "child.txt": "{% extends \"base.txt\" %}ignored\n{% block title %}{{ name }}{% end %}"
+                   "{% block body %}<p>{{ name }}</p>{% end %}"},
+     "child.txt", {"name": "Ann & co"}),
+    ("two levels of extends and an include in a block",
+     {"base.txt": "[{% block a %}A{% end %}|{% block b %}B{% end %}|{% block c %}C{% end %}]",
+      "mid.txt": "{% extends \"base.txt\" %}{% block a %}mid-a{% end %}{% block b %}mid-b{% end %}",
+      "leaf.txt": "{% extends \"mid.txt\" %}{% block b %}leaf-b {% include \"part.txt\" %}{% end %}",
+      "part.txt": "({{ x }})"},
+     "leaf.txt", {"x": "<x>"}),
+]
 
 class AttrDict(dict):
     """A dict whose keys are also attributes: Tornado evaluates `row.name` as Python, where
@@ -91,16 +111,21 @@ def main():
     ap.add_argument("--logdir", default=None)
     a = ap.parse_args()
     checks = Checks("tornado_templates")
+    cases = [(title, {"t.txt": text}, "t.txt", values) for title, text, values in CASES]
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (title, text, values) in enumerate(CASES):
-            tpath = os.path.join(tmp, f"t{i}.txt")
+        for i, (title, files, page, values) in enumerate(cases + FILE_CASES):
+            case_dir = os.path.join(tmp, str(i))
+            os.mkdir(case_dir)
+            for name, text in files.items():
+                with open(os.path.join(case_dir, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            tpath = os.path.join(case_dir, page)
             vpath = os.path.join(tmp, f"v{i}.json")
-            with open(tpath, "w", encoding="utf-8") as f:
-                f.write(text)
             with open(vpath, "w", encoding="utf-8") as f:
                 json.dump(values, f)
             try:
-                want = Template(text).generate(**attrs(values))
+                loader = Loader(case_dir, whitespace="all")
+                want = loader.load(page).generate(**attrs(values))
             except Exception as exc:
                 checks.fail(title, f"Tornado cannot render the case: {exc!r}")
                 continue
