@@ -396,10 +396,11 @@ struct BlockDef {
 /// template is parsed with [`TemplateError::BadTag`], whose message says
 /// what is supported instead.
 ///
-/// **Printing values.** Strings print as they are; numbers and booleans as
-/// JSON prints them (`true`/`false`, where Tornado would print Python's
-/// `True`/`False`); `null` (a Rust `None`) prints nothing (Tornado prints
-/// `None`); arrays and objects print as compact JSON text. `{{ }}` escapes
+/// **Printing values.** Strings print as they are; numbers as Python's
+/// `str` prints them, as in Tornado (`2.5`, `100.0`, `1e-05`, `1e+16`);
+/// booleans as JSON prints them (`true`/`false`, where Tornado would print
+/// Python's `True`/`False`); `null` (a Rust `None`) prints nothing (Tornado
+/// prints `None`); arrays and objects print as compact JSON text. `{{ }}` escapes
 /// `& < > " '`; `{% raw %}` does not.
 ///
 /// **Functions.** `{{ }}` and `{% raw %}` can call the functions of
@@ -1392,7 +1393,8 @@ impl<'a> Val<'a> {
             Val::Json(Value::String(s)) => Cow::Borrowed(s),
             Val::Json(Value::Null) => Cow::Borrowed(""),
             Val::Json(Value::Bool(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
-            // Numbers as JSON writes them; arrays and objects as compact JSON.
+            Val::Json(Value::Number(n)) => Cow::Owned(number_text(n)),
+            // Arrays and objects as compact JSON.
             Val::Json(v) => Cow::Owned(v.to_string()),
         }
     }
@@ -1479,6 +1481,16 @@ impl serde_json::ser::Formatter for PythonJson {
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
         self.write_f64(w, f64::from(value))
+    }
+}
+
+/// A number as Python's `str` prints it, so `{{ x }}` gives Tornado's
+/// text: integers as they are, floats as [`python_float_repr`] (`1e-05`,
+/// `1e+16`, `100.0`).
+fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() => python_float_repr(f),
+        _ => n.to_string(),
     }
 }
 
@@ -1694,7 +1706,7 @@ impl<'a> Renderer<'a> {
                 }
             }
             Val::Json(Value::Number(n)) => {
-                let _ = write!(self.out, "{n}");
+                self.out.push_str(&number_text(n));
                 return;
             }
             Val::Json(v) => {
@@ -3099,6 +3111,11 @@ mod tests {
         ];
         for (f, python) in floats {
             assert_eq!(python_float_repr(f), python, "{f:e}");
+            // `{{ }}` prints Python's str(), which is the same for floats.
+            assert_eq!(
+                render_json("{{ f }}|{% raw f %}", json!({ "f": f })).unwrap(),
+                format!("{python}|{python}")
+            );
             assert_eq!(
                 render_json("{% raw json_encode(f) %}", json!({ "f": f })).unwrap(),
                 python
