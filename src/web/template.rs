@@ -61,7 +61,7 @@ pub enum TemplateError {
     /// arrays, blocks or includes shown from inside each other): a bound,
     /// so that no template can hang the loop or exhaust memory.
     TooLarge(String),
-    /// A value of the wrong kind: a loop over a string or number,
+    /// A value of the wrong kind: a loop over a number or boolean,
     /// `.items()` of something that is not an object, or a render value that
     /// is not a JSON object.
     Type(String),
@@ -1823,7 +1823,23 @@ impl<'a> Renderer<'a> {
     fn each(&mut self, l: &'a Loop, depth: usize) -> Result<Flow, TemplateError> {
         let (var, path, body) = (l.var.as_str(), l.path.as_str(), &l.body[..]);
         let val = self.lookup(path).map_err(|e| self.locate(l.line, e))?;
+        // Python iterates a string by its characters, each a string.
+        let text: Option<&'a str> = match val {
+            Val::Str(s) => Some(s),
+            Val::Json(Value::String(s)) => Some(s),
+            _ => None,
+        };
         let broke = match (val, l.source, l.second.as_deref()) {
+            (_, Source::Plain, None) if text.is_some() => 'run: {
+                let s = text.unwrap_or_default();
+                for (i, c) in s.char_indices() {
+                    let ch = Val::Str(&s[i..i + c.len_utf8()]);
+                    if self.iteration(var, ch, None, body, depth)? == Flow::Break {
+                        break 'run true;
+                    }
+                }
+                false
+            }
             (Val::Json(Value::Array(items)), Source::Plain, None) => 'run: {
                 for item in items {
                     if self.iteration(var, Val::Json(item), None, body, depth)? == Flow::Break {
@@ -2115,8 +2131,21 @@ mod tests {
             .unwrap(),
             "X!"
         );
+        // A string is looped over by its characters, as in Python.
+        assert_eq!(
+            render_json(
+                "{% for c in s %}[{{ c }}]{% end %}",
+                json!({ "s": "hé<😀" })
+            )
+            .unwrap(),
+            "[h][é][&lt;][😀]"
+        );
+        assert_eq!(
+            render("{% for c in a.b %}[{{ c }}]{% end %}", &vars).unwrap(),
+            "[d][o][t][t][e][d]"
+        );
         assert!(matches!(
-            render("{% for c in x %}{% end %}", &vars)
+            render("{% for c, d in x %}{% end %}", &vars)
                 .unwrap_err()
                 .innermost(),
             TemplateError::Type(_)
@@ -2216,7 +2245,7 @@ mod tests {
             "outer:x1,y2,:outer"
         );
         for (t, what) in [
-            ("{% for c in x %}{% end %}", "a string"),
+            ("{% for c, d in x %}{% end %}", "a string"),
             ("{% for c in messages.0.id %}{% end %}", "a number"),
             ("{% for k, v in messages.items() %}{% end %}", "an array"),
             ("{% for a, b in messages %}{% end %}", "an object"),
@@ -2713,8 +2742,12 @@ mod tests {
             ),
             ("\n{% set x = nope %}", at(2, Undefined("nope".into()))),
             (
-                "\n\n{% for c in s %}{% end %}",
-                at(3, Type("cannot loop over \"s\": it is a string".into())),
+                "\n\n{% for c in a %}{% end %}",
+                at(3, Type("cannot loop over \"a\": it is a boolean".into())),
+            ),
+            (
+                "\n{% for k, v in s %}{% end %}",
+                at(2, Type("cannot loop over \"s\": it is a string".into())),
             ),
             (
                 "{% for a, b in xs %}\n{% end %}",

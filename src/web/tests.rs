@@ -1007,7 +1007,7 @@ fn render_with_errors_answer_500_with_the_cause_in_debug() {
     for (name, src) in [
         ("ok.html", "{{ title }}"),
         ("undefined.html", "{{ messages.0.nobody }}"),
-        ("not-a-list.html", "{% for c in title %}{% end %}"),
+        ("not-a-list.html", "{% for c, d in title %}{% end %}"),
         ("unbalanced.html", "{% if title %}{% end %}{% end %}"),
         ("unclosed.html", "{% for m in messages %}"),
         ("module.html", "{% module Template(\"x.html\") %}"),

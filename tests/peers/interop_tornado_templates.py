@@ -45,6 +45,10 @@ CASES = [
      "{% if not x.n %}{% continue %}{% end %}{{ x.n }}{% end %}",
      {"hello": "hi", "xs": [{"n": 1, "stop": 0}, {"n": 0, "stop": 0}, {"n": 2, "stop": ""},
                             {"n": 3, "stop": 1}, {"n": 4, "stop": 0}]}),
+    ("loops over a string's characters and an object's keys and items",
+     "{% for c in s %}[{{ c }}]{% end %}|{% for k in d %}{{ k }},{% end %}|"
+     "{% for k, v in d.items() %}{{ k }}={{ v }};{% end %}|{% for v in d.values() %}{{ v }}{% end %}",
+     {"s": "hé<\U0001F600", "d": {"b": 1, "a": "x<"}}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),
