@@ -1,6 +1,6 @@
 //! Renders a Tornado template with JSON values from the command line:
 //! what `tornado.template.Loader(dir).load(name).generate(**values)` prints
-//! (with the loader's `whitespace="all"`, as cyclone keeps it), through
+//! (whitespace by file name as Tornado's loader does, or `--whitespace`), through
 //! cyclone's template engine (`cyclone::web::Template`). A quick way to
 //! check a template before an application serves it, and what
 //! `tests/peers/interop_tornado_templates.py` compares with Tornado's own
@@ -19,23 +19,30 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cyclone::web::{Template, TemplateError};
+use cyclone::web::{Template, TemplateError, Whitespace};
 
 const USAGE: &str = "render: a Tornado template rendered with JSON values
 
-Usage: render TEMPLATE [VALUES.json]
+Usage: render [--whitespace MODE] TEMPLATE [VALUES.json]
 
   TEMPLATE     the template file (UTF-8); the names of its {% include %}
                and {% extends %} are files in the same directory
   VALUES.json  a JSON object whose keys are the template's names
                (default: {})
+  --whitespace MODE
+               all, single or oneline for every file (Tornado's
+               template_whitespace); default by file name, as Tornado's
+               Loader: single for .html and .js, all for the others
 
 Prints the rendered text to standard output, exactly (no newline added).
 A template or value error is printed to standard error, with its line,
 and the exit status is 1.";
 
 fn main() -> ExitCode {
-    let args = common::Args::parse(USAGE, &[]);
+    let args = common::Args::parse(USAGE, &[("whitespace", true)]);
+    let whitespace: Option<Whitespace> = args
+        .has("whitespace")
+        .then(|| args.get("whitespace", Whitespace::All));
     let (template, values) = match args.positional.as_slice() {
         [t] => (t, None),
         [t, v] => (t, Some(v)),
@@ -64,7 +71,7 @@ fn main() -> ExitCode {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or(template);
-    let out = load(dir, name, 0).and_then(|t| t.render_value(&values));
+    let out = load(dir, name, whitespace, 0).and_then(|t| t.render_value(&values));
     match out {
         Ok(text) => {
             let mut stdout = std::io::stdout().lock();
@@ -85,9 +92,15 @@ fn main() -> ExitCode {
 }
 
 /// `name` in `dir`, parsed, with its includes and parents loaded the same
-/// way (Tornado's `Loader.load`; names are files of `dir`), at most
+/// way (Tornado's `Loader.load`; names are files of `dir`; `whitespace`
+/// for all, else each file's mode by its name), at most
 /// `Template::MAX_INCLUDE_DEPTH` deep so that a cycle ends.
-fn load(dir: &Path, name: &str, depth: usize) -> Result<Arc<Template>, TemplateError> {
+fn load(
+    dir: &Path,
+    name: &str,
+    whitespace: Option<Whitespace>,
+    depth: usize,
+) -> Result<Arc<Template>, TemplateError> {
     if depth > Template::MAX_INCLUDE_DEPTH {
         return Err(TemplateError::Load(format!(
             "{name}: includes nested more than {} deep",
@@ -96,5 +109,6 @@ fn load(dir: &Path, name: &str, depth: usize) -> Result<Arc<Template>, TemplateE
     }
     let src = std::fs::read_to_string(dir.join(name))
         .map_err(|e| TemplateError::Load(format!("cannot read {name}: {e}")))?;
-    Template::parse_with_loader(&src, |inner| load(dir, inner, depth + 1)).map(Arc::new)
+    let mode = whitespace.unwrap_or_else(|| Whitespace::for_name(name));
+    Template::parse_with(&src, mode, |inner| load(dir, inner, whitespace, depth + 1)).map(Arc::new)
 }

@@ -789,7 +789,8 @@ fn render_prints_a_template_and_reports_errors() {
     let exe = build_example("render");
     let out = Command::new(&exe).arg("--help").output().expect("--help");
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: render TEMPLATE [VALUES.json]"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("Usage: render [--whitespace MODE] TEMPLATE [VALUES.json]"));
     let dir = std::env::temp_dir().join(format!("cyclone-render-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (t, v, bad) = (dir.join("t.html"), dir.join("v.json"), dir.join("bad.html"));

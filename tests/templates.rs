@@ -190,7 +190,7 @@ fn unsupported_tornado_tags_say_why() {
         ("{% apply linkify %}x{% end %}", "not supported"),
         ("{% import os %}", "not supported"),
         ("{% from os import path %}", "not supported"),
-        ("{% whitespace oneline %}", "not supported"),
+        ("{% whitespace compact %}", "all, single and oneline"),
         ("{% if x %}a{% endif %}", "{% end %}"),
         ("{% for x in xs %}a{% endfor %}", "{% end %}"),
         ("{% if x == 1 %}{% end %}", "not path"),

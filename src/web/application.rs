@@ -206,7 +206,11 @@ impl Shared {
         }
         let src = read_source(self.settings.template_path.as_deref(), &path)?;
         loading.stack.push(file.to_string());
-        let parsed = Template::parse_with_loader(&src, |name| {
+        let whitespace = self
+            .settings
+            .template_whitespace
+            .unwrap_or_else(|| super::Whitespace::for_name(file));
+        let parsed = Template::parse_with(&src, whitespace, |name| {
             let target = resolve_name(file, name)?;
             self.load(&target, loading)
                 .map_err(|error| TemplateError::In {
@@ -624,6 +628,12 @@ impl ApplicationBuilder {
     /// `template_path`: where `render` finds templates.
     pub fn template_path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.settings.template_path = Some(dir.into());
+        self
+    }
+
+    /// `template_whitespace` (see [`Settings::template_whitespace`]).
+    pub fn template_whitespace(mut self, mode: super::Whitespace) -> Self {
+        self.settings.template_whitespace = Some(mode);
         self
     }
 

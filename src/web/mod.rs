@@ -34,4 +34,4 @@ pub use metrics::MetricsHandler;
 pub use settings::Settings;
 pub use signed::{create_signed_value, decode_signed_value, CookieSecret};
 pub use static_files::{content_type, StaticFiles};
-pub use template::{Template, TemplateError};
+pub use template::{Template, TemplateError, Whitespace};

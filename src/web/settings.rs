@@ -27,6 +27,12 @@ pub struct Settings {
     /// working directory (Tornado uses the calling module's directory,
     /// which has no Rust equivalent).
     pub template_path: Option<PathBuf>,
+    /// `template_whitespace`: how the text of templates loaded by
+    /// `RequestContext::render` is written out (Tornado 4.3's setting).
+    /// Default `None`: by file name, as Tornado's `Loader` does:
+    /// [`Whitespace::Single`](super::Whitespace::Single) for `.html` and
+    /// `.js` files, [`Whitespace::All`](super::Whitespace::All) for others.
+    pub template_whitespace: Option<super::Whitespace>,
     /// `static_path`: when set, `static_url_prefix` + `(.*)`,
     /// `/(favicon\.ico)` and `/(robots\.txt)` are served from this directory
     /// by [`StaticFiles`](super::StaticFiles), ahead of every other route,
@@ -90,6 +96,7 @@ impl std::fmt::Debug for Settings {
             .field("websocket", &self.websocket)
             .field("http", &self.http)
             .field("template_path", &self.template_path)
+            .field("template_whitespace", &self.template_whitespace)
             .field("static_path", &self.static_path)
             .field("static_url_prefix", &self.static_url_prefix)
             .field("static_hash_cache", &self.static_hash_cache)
@@ -110,6 +117,7 @@ impl Default for Settings {
             websocket: WebSocketSettings::default(),
             http: HttpLimits::default(),
             template_path: None,
+            template_whitespace: None,
             static_path: None,
             static_url_prefix: "/static/".to_string(),
             static_hash_cache: None,

@@ -189,7 +189,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
     match word {
         "" => "an empty tag",
         "module" | "apply" | "try" | "except" | "finally" | "while" | "import" | "from"
-        | "whitespace" => "Tornado's tag is not supported: cyclone templates run no Python",
+        => "Tornado's tag is not supported: cyclone templates run no Python",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "if" | "elif" => "a condition is a path or `not path` (no operators or calls)",
         "for" => "write `for x in path`, `for k, v in path.items()`, `.keys()` or `.values()`",
@@ -392,7 +392,7 @@ struct BlockDef {
 /// Anything else in `{{ }}` or `{% %}` — other Python expressions and
 /// calls (`linkify`, `reverse_url`, `xsrf_form_html`, `_`), `{% module %}`,
 /// `{% apply %}`, another `{% autoescape %}` function, `{% try %}`,
-/// `{% while %}`, `{% import %}`, `{% whitespace %}` — is refused when the
+/// `{% while %}`, `{% import %}` — is refused when the
 /// template is parsed with [`TemplateError::BadTag`], whose message says
 /// what is supported instead.
 ///
@@ -515,9 +515,15 @@ struct BlockDef {
 /// symlink whose target is outside it, as for static files — is a
 /// [`TemplateError::Load`].
 ///
-/// **Whitespace** is copied as written (Tornado's `whitespace="all"`, not
-/// the `"single"` it defaults to for `.html` files); the newline after a
-/// `{% %}` tag stays in the output.
+/// **Whitespace** is Tornado's: [`Template::parse`] and
+/// [`parse_with_loader`](Self::parse_with_loader) copy text as written
+/// (`whitespace="all"`, what Tornado's `Template(text)` does); templates an
+/// application loads (`RequestContext::render`) are filtered by file name
+/// as Tornado's `Loader` does ([`Whitespace::for_name`]: `"single"` for
+/// `.html` and `.js`), or as the `template_whitespace` setting says;
+/// `{% whitespace all|single|oneline %}` changes the mode for the rest of
+/// its file ([`parse_with`](Self::parse_with), [`Whitespace`]). The
+/// newline after a `{% %}` tag is text like any other.
 ///
 /// **Errors.** Unknown tags, an `{% end %}`/`{% else %}`/`{% elif %}` with
 /// no block to end, a block without its `{% end %}`, a missing or refused
@@ -672,7 +678,110 @@ struct Parser<L> {
     /// `false` after `{% autoescape None %}` (for the whole file, as in
     /// Tornado).
     autoescape: bool,
+    /// How the text from here on is filtered (`{% whitespace %}` changes
+    /// it for the rest of the file).
+    whitespace: Whitespace,
+    /// Where the text chunk being read starts in `text`: Tornado filters
+    /// whitespace chunk by chunk, a chunk ending at every tag.
+    chunk: usize,
     load: L,
+}
+
+/// Tornado's whitespace modes (`{% whitespace mode %}`, the
+/// `template_whitespace` setting, `Loader(whitespace=)`): how the text
+/// between tags is written out. As in Tornado, a text chunk (the text
+/// between two tags) containing `<pre>` is kept as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Whitespace {
+    /// Everything as written (`"all"`; Tornado's default for a template
+    /// not loaded from a `.html` or `.js` file).
+    #[default]
+    All,
+    /// Runs of spaces and tabs become one space, and whitespace around a
+    /// line feed becomes that line feed (`"single"`; Tornado's default for
+    /// `.html` and `.js` files).
+    Single,
+    /// Every run of whitespace becomes one space (`"oneline"`).
+    Oneline,
+}
+
+impl Whitespace {
+    /// Tornado's `Loader` default for the file `name`: `Single` for
+    /// `.html` and `.js`, else `All`.
+    pub fn for_name(name: &str) -> Whitespace {
+        if name.ends_with(".html") || name.ends_with(".js") {
+            Whitespace::Single
+        } else {
+            Whitespace::All
+        }
+    }
+
+    /// Tornado's `filter_whitespace(mode, text)`; `\s` is Python's: any
+    /// Unicode whitespace.
+    pub fn filter(self, text: &str) -> Cow<'_, str> {
+        match self {
+            Whitespace::All => Cow::Borrowed(text),
+            Whitespace::Oneline => Cow::Owned(collapse(text, py_space)),
+            Whitespace::Single => {
+                // re.sub(r"([\t ]+)", " ", text), then
+                // re.sub(r"(\s*\n\s*)", "\n", text).
+                let spaced = collapse(text, |c| c == ' ' || c == '\t');
+                let mut out = String::with_capacity(spaced.len());
+                let mut run = String::new();
+                for c in spaced.chars() {
+                    if py_space(c) {
+                        run.push(c);
+                    } else {
+                        out.push_str(if run.contains('\n') { "\n" } else { &run });
+                        run.clear();
+                        out.push(c);
+                    }
+                }
+                out.push_str(if run.contains('\n') { "\n" } else { &run });
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// Python's `\s` (`str.isspace`): Unicode whitespace and the separators
+/// U+001C to U+001F, which Rust's `char::is_whitespace` leaves out.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// `text` with every run of characters matching `is` replaced by one space.
+fn collapse(text: &str, is: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_run = false;
+    for c in text.chars() {
+        if is(c) {
+            if !in_run {
+                out.push(' ');
+            }
+            in_run = true;
+        } else {
+            out.push(c);
+            in_run = false;
+        }
+    }
+    out
+}
+
+impl std::str::FromStr for Whitespace {
+    type Err = TemplateError;
+
+    /// `"all"`, `"single"` or `"oneline"`, Tornado's names.
+    fn from_str(s: &str) -> Result<Self, TemplateError> {
+        match s {
+            "all" => Ok(Whitespace::All),
+            "single" => Ok(Whitespace::Single),
+            "oneline" => Ok(Whitespace::Oneline),
+            _ => Err(TemplateError::BadTag(format!(
+                "whitespace {s}: the modes are all, single and oneline"
+            ))),
+        }
+    }
 }
 
 impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
@@ -683,7 +792,22 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
         }
     }
 
+    /// Ends the text chunk being read (at a tag, a `{{!` literal or the
+    /// end of the file), filtering it as the current mode says.
+    fn end_chunk(&mut self) {
+        let chunk = &self.text[self.chunk..];
+        if self.whitespace != Whitespace::All && !chunk.contains("<pre>") {
+            if let Cow::Owned(filtered) = self.whitespace.filter(chunk) {
+                self.text.truncate(self.chunk);
+                self.text.push_str(&filtered);
+            }
+        }
+        self.chunk = self.text.len();
+    }
+
     fn flush(&mut self) {
+        self.end_chunk();
+        self.chunk = 0;
         if !self.text.is_empty() {
             let text = std::mem::take(&mut self.text);
             self.body().push(Node::Text(text));
@@ -748,6 +872,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 });
             }
             "comment" => {}
+            "whitespace" => self.whitespace = arg.parse()?,
             "autoescape" => match arg {
                 "None" => self.autoescape = false,
                 "xhtml_escape" => self.autoescape = true,
@@ -1096,12 +1221,39 @@ impl Template {
         src: &str,
         load: impl FnMut(&str) -> Result<Arc<Template>, TemplateError>,
     ) -> Result<Template, TemplateError> {
+        Template::parse_with(src, Whitespace::All, load)
+    }
+
+    /// [`parse_with_loader`](Self::parse_with_loader) with the text
+    /// between tags filtered as `whitespace` says until a
+    /// `{% whitespace %}` changes it (Tornado's `Loader(whitespace=)`;
+    /// [`Whitespace::for_name`] is its default for a file).
+    ///
+    /// ```
+    /// use cyclone::web::{Template, TemplateError, Whitespace};
+    ///
+    /// let src = "<ul>\n    {% for x in xs %}<li>{{ x }}</li>   {% end %}\n</ul>";
+    /// let none = |name: &str| Err(TemplateError::Load(name.to_string()));
+    /// let t = Template::parse_with(src, Whitespace::for_name("list.html"), none).unwrap();
+    /// let html = t.render_value(&serde_json::json!({ "xs": [1, 2] })).unwrap();
+    /// assert_eq!(html, "<ul>\n<li>1</li> <li>2</li> \n</ul>");
+    /// ```
+    ///
+    /// # Errors
+    /// As [`parse_with_loader`](Self::parse_with_loader).
+    pub fn parse_with(
+        src: &str,
+        whitespace: Whitespace,
+        load: impl FnMut(&str) -> Result<Arc<Template>, TemplateError>,
+    ) -> Result<Template, TemplateError> {
         let mut p = Parser {
             stack: Vec::new(),
             root: Vec::new(),
             text: String::new(),
             parent: None,
             autoescape: true,
+            whitespace,
+            chunk: 0,
             load,
         };
         let mut rest = src;
@@ -1124,9 +1276,12 @@ impl Template {
                 continue;
             }
             p.text.push_str(&rest[..open]);
+            p.end_chunk();
             let after = &rest[open + 2..];
             if let Some(lit) = after.strip_prefix('!') {
+                // The braces are a chunk of their own, as in Tornado.
                 p.text.push_str(&rest[open..open + 2]);
+                p.end_chunk();
                 rest = lit;
                 continue;
             }
@@ -3154,6 +3309,52 @@ mod tests {
                 python
             );
         }
+    }
+
+    /// `Whitespace::filter` against Tornado 6.6.1's
+    /// `filter_whitespace(mode, text)` (outputs copied from Python), with
+    /// Python's `\s` (no-break and em spaces, the U+001C..1F separators).
+    #[test]
+    fn whitespace_filters_are_tornados() {
+        for (text, single, oneline) in [
+            ("a  b\t\tc", "a b c", "a b c"),
+            ("  x \n\n   y  \n", " x\ny\n", " x y "),
+            ("\n", "\n", " "),
+            (" \t \n \t ", "\n", " "),
+            ("a\u{a0}\u{a0}b\u{2003}\nc", "a\u{a0}\u{a0}b\nc", "a b c"),
+            ("p\u{1c}\u{1d}q", "p\u{1c}\u{1d}q", "p q"),
+            ("a\r\nb", "a\nb", "a b"),
+            ("\t", " ", " "),
+            ("", "", ""),
+        ] {
+            assert_eq!(Whitespace::Single.filter(text), single, "{text:?}");
+            assert_eq!(Whitespace::Oneline.filter(text), oneline, "{text:?}");
+            assert_eq!(Whitespace::All.filter(text), text);
+        }
+        assert_eq!(Whitespace::for_name("a/page.html"), Whitespace::Single);
+        assert_eq!(Whitespace::for_name("app.js"), Whitespace::Single);
+        assert_eq!(Whitespace::for_name("mail.txt"), Whitespace::All);
+        assert!("compact".parse::<Whitespace>().is_err());
+    }
+
+    /// As in Tornado: the filter runs per chunk of text between tags (a
+    /// comment or a `{{!` literal ends one), a chunk with `<pre>` is kept,
+    /// and `{% whitespace %}` changes the mode for the rest of the file.
+    #[test]
+    fn whitespace_modes_apply_per_chunk_and_change_with_the_tag() {
+        let none = |name: &str| Err(TemplateError::Load(name.to_string()));
+        let src = "a  {# c #}  b\n\n  {{ x }}  <pre>  k  </pre>  {{! y }}\t\t{% whitespace oneline %}\n  z\n  \n{% whitespace all %}  w  ";
+        let t = Template::parse_with(src, Whitespace::Single, none).unwrap();
+        // Tornado 6.6.1: Loader(d).load("t.html").generate(x="1").
+        assert_eq!(
+            t.render(&[("x", "1")]).unwrap(),
+            "a  b\n1  <pre>  k  </pre>  {{ y }}  z   w  "
+        );
+        let t = Template::parse_with(src, Whitespace::All, none).unwrap();
+        assert_eq!(
+            t.render(&[("x", "1")]).unwrap(),
+            "a    b\n\n  1  <pre>  k  </pre>  {{ y }}\t\t z   w  "
+        );
     }
 
     #[test]

@@ -967,6 +967,34 @@ fn json_app(dir: &TempDir, debug: bool) -> Application {
         .build()
 }
 
+/// Whitespace as Tornado's loader filters it: `.html` pages "single",
+/// other names as written, each included file by its own name, and the
+/// `template_whitespace` setting for every file.
+#[test]
+fn rendered_templates_filter_whitespace_by_file_name_or_setting() {
+    let dir = TempDir::new("render-whitespace");
+    dir.file(
+        "page.html",
+        "<ul>\n    {% for m in messages %}<li>{{ m.from }}</li>   {% end %}\n\n</ul>{% include \"tail.txt\" %}",
+    );
+    dir.file("tail.txt", "  as   written\n\n");
+    let app = json_app(&dir, false);
+    assert_eq!(
+        text(&get(&app, "/j/page.html")),
+        "<ul>\n<li>ann</li> <li>bob</li> \n</ul>  as   written\n\n"
+    );
+    let value = serde_json::json!({ "messages": [{ "from": "ann" }] });
+    let all = Application::builder()
+        .template_path(dir.path())
+        .template_whitespace(super::Whitespace::All)
+        .route("/j/(.*)", move || JsonPage(value.clone()))
+        .build();
+    assert_eq!(
+        text(&get(&all, "/j/page.html")),
+        "<ul>\n    <li>ann</li>   \n\n</ul>  as   written\n\n"
+    );
+}
+
 #[test]
 fn render_with_loops_includes_and_extends_from_template_path() {
     let dir = TempDir::new("render-with");

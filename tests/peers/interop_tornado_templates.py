@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Templates rendered by cyclone and by Tornado, compared byte for byte: cyclone's `render`
-example against `tornado.template.Loader(dir, whitespace="all").load(name).generate(**values)`.
+example against `tornado.template.Loader(dir).load(name).generate(**values)`.
 
     .venv/bin/python tests/peers/interop_tornado_templates.py --render target/release/examples/render
 
@@ -11,7 +11,8 @@ behaviour (paths, not Python expressions; no `True`/`None` printed; no `'` in es
 which Tornado 6.4 and later escape as `&#x27;` and cyclone, as Tornado 4.3, as `&#39;`):
 escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set`, `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
-`{% block %}` over two levels, and the template functions
+`{% block %}` over two levels, whitespace by file name (`.html` pages are "single", others
+"all", as Tornado's loader decides), `{% whitespace %}` and `<pre>`, and the template functions
 `json_encode` (Python's `json.dumps` text: separators, `\\uXXXX`, float notation, `<\\/`),
 `url_escape`, `xhtml_escape`, `squeeze`.
 Prints `N passed, N failed`; exits 1 on any failure.
@@ -96,6 +97,15 @@ FILE_CASES = [
       "leaf.txt": "{% extends \"mid.txt\" %}{% block b %}leaf-b {% include \"part.txt\" %}{% end %}",
       "part.txt": "({{ x }})"},
      "leaf.txt", {"x": "<x>"}),
+    ("an indented .html page, its whitespace made single as Tornado's loader does",
+     {"page.html": "<html>\n  <body>\n    <ul>\n    {% for x in xs %}\n      <li>{{ x }}</li>\t \n    {% end %}\n"
+                   "    </ul>\n    <pre>\n  kept   as\n    is\n</pre>\n  </body>\n</html>\n"},
+     "page.html", {"xs": ["a", "b"]}),
+    ("each file keeps the mode of its own name; the whitespace tag changes it",
+     {"page.html": "<p>   {% include \"plain.txt\" %}   </p>\n\n  {% whitespace oneline %}\n  <i>  x  </i>\n"
+                   "{# a comment ends a chunk #}  \n  {% whitespace all %}  <b>  y  </b>  ",
+      "plain.txt": "  spaced   \n\n  out  "},
+     "page.html", {}),
 ]
 
 class AttrDict(dict):
@@ -132,7 +142,7 @@ def main():
             with open(vpath, "w", encoding="utf-8") as f:
                 json.dump(values, f)
             try:
-                loader = Loader(case_dir, whitespace="all")
+                loader = Loader(case_dir)
                 want = loader.load(page).generate(**attrs(values))
             except Exception as exc:
                 checks.fail(title, f"Tornado cannot render the case: {exc!r}")
