@@ -378,7 +378,7 @@ struct BlockDef {
 /// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
 /// | `{% for x in path %}` … `{% else %}` … `{% end %}` | Python's `for … else`: the `else` part renders after the loop unless a `{% break %}` ended it (so also for an empty array) |
 /// | `{% break %}`, `{% continue %}` | end the innermost `{% for %}`, or its current iteration; also from inside an `{% if %}` in it (see *Loops* below) |
-/// | `{% set x = path %}` | binds `x` until the end of the enclosing block |
+/// | `{% set x = path %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop) |
 /// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
 /// | `{% block name %}` … `{% end %}` | a block a child template can replace |
@@ -1952,7 +1952,8 @@ impl<'a> Renderer<'a> {
         error
     }
 
-    /// Renders `body` with `var` (and `second`) bound.
+    /// Renders `body` with `var` (and `second`) bound. The binding stays
+    /// after the loop, as a Python loop variable does.
     fn iteration(
         &mut self,
         var: &'a str,
@@ -1962,14 +1963,23 @@ impl<'a> Renderer<'a> {
         depth: usize,
     ) -> Result<Flow, TemplateError> {
         self.tick()?;
-        let mark = self.locals.len();
-        self.locals.push((var, value));
-        if let Some(pair) = second {
-            self.locals.push(pair);
+        self.assign(var, value);
+        if let Some((name, val)) = second {
+            self.assign(name, val);
         }
-        let result = self.nodes(body, depth);
-        self.locals.truncate(mark);
-        result
+        self.nodes(body, depth)
+    }
+
+    /// Binds `name` for the rest of the render. Tornado compiles a template
+    /// (with its includes and blocks) into one Python function, so a
+    /// `{% set %}` or a loop variable is a local of that function: it
+    /// outlives the block it was bound in, and binding it again replaces
+    /// it.
+    fn assign(&mut self, name: &'a str, val: Val<'a>) {
+        match self.locals.iter_mut().rev().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = val,
+            None => self.locals.push((name, val)),
+        }
     }
 
     /// A `{% for %}`: its body for each element (until a `{% break %}`),
@@ -2084,7 +2094,6 @@ impl<'a> Renderer<'a> {
                 "blocks and includes nest deeper than {MAX_RENDER_DEPTH} while rendering"
             )));
         }
-        let mark = self.locals.len();
         let mut flow = Flow::Next;
         for node in nodes {
             self.tick()?;
@@ -2112,7 +2121,7 @@ impl<'a> Renderer<'a> {
                 Node::Continue => flow = Flow::Continue,
                 Node::Set { name, path, line } => {
                     let val = self.lookup(path).map_err(|e| self.locate(*line, e))?;
-                    self.locals.push((name, val));
+                    self.assign(name, val);
                 }
                 // No `break` leaves an included template or a block (the
                 // parser sees to it): their flow is always `Next`.
@@ -2141,7 +2150,6 @@ impl<'a> Renderer<'a> {
                 break;
             }
         }
-        self.locals.truncate(mark);
         Ok(flow)
     }
 }
@@ -2389,15 +2397,17 @@ mod tests {
             render_json("[{% for e in empty %}{{ e }}{% end %}]", v.clone()).unwrap(),
             "[]"
         );
-        // Loop variables shadow outer names inside the loop only; nested
-        // loops see the outer loop's variable.
+        // Nested loops see the outer loop's variable, and a loop variable
+        // stays bound after its loop (a Python local; Tornado 6.6.1 prints
+        // the same). Read before the loop, `x` is the render value's, where
+        // Tornado raises UnboundLocalError.
         assert_eq!(
             render_json(
                 "{{x}}:{% for x in pairs %}{% for y in x %}{{y}}{% end %},{% end %}:{{x}}",
                 v.clone()
             )
             .unwrap(),
-            "outer:x1,y2,:outer"
+            "outer:x1,y2,:[&quot;y&quot;,2]"
         );
         for (t, what) in [
             ("{% for c, d in x %}{% end %}", "a string"),
@@ -2413,20 +2423,32 @@ mod tests {
         }
     }
 
+    /// As in Tornado, where a template is one Python function: what `set`
+    /// and `for` bind stays bound after the block, and binding it again
+    /// replaces it (expected outputs from Tornado 6.6.1).
     #[test]
-    fn set_binds_until_the_end_of_its_block() {
+    fn set_and_loop_variables_are_locals_of_the_whole_render() {
         let v = json!({"user": {"name": "ann"}, "items": [1, 2]});
         assert_eq!(
             render_json(
-                "{% set n = user.name %}{{ n }}{% for i in items %}{% set j = i %}{{ j }}{% end %}",
+                "{% set n = user.name %}{{ n }}{% for i in items %}{% set j = i %}{{ j }}{% end %}{{ j }}{{ i }}",
                 v.clone()
             )
             .unwrap(),
-            "ann12"
+            "ann1222"
         );
         assert_eq!(
-            render_json("{% if items %}{% set j = items.0 %}{% end %}{{ j }}", v).unwrap_err(),
-            at(1, TemplateError::Undefined("j".into()))
+            render_json(
+                "{% if items %}{% set j = items.0 %}{% end %}{{ j }}",
+                v.clone()
+            )
+            .unwrap(),
+            "1"
+        );
+        // Not bound where the loop never ran.
+        assert_eq!(
+            render_json("{% for i in none %}{% end %}{{ i }}", json!({ "none": [] })).unwrap_err(),
+            at(1, TemplateError::Undefined("i".into()))
         );
     }
 
@@ -3069,10 +3091,10 @@ mod tests {
                 "{% block b %}{% for x in xs %}{{ x }}{% break %}{% end %}{% end %}",
                 "1",
             ),
-            // Names bound in the loop end with it, however it ends.
+            // Names bound in the loop outlive it, however it ends.
             (
                 "{% for x in xs %}{% if x %}{% set i = y %}{{ i }}{% break %}{% end %}{% end %}{{ i }}",
-                "innerouter",
+                "innerinner",
             ),
         ] {
             assert_eq!(render_json(src, v.clone()).unwrap(), want, "{src}");
@@ -3464,7 +3486,8 @@ mod tests {
         };
         let t = Template::parse("{% for x in xs %}{{ static_url(x) }}{% end %}{{ x }}").unwrap();
         let v = json!({"xs": ["a", "b"], "x": 1});
-        assert_eq!(t.render_value_with_static_url(&v, count).unwrap(), "ab1");
+        // (`x` after the loop is its last value, as in Tornado.)
+        assert_eq!(t.render_value_with_static_url(&v, count).unwrap(), "abb");
         assert_eq!(calls.get(), 2);
     }
 

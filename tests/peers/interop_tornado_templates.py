@@ -50,6 +50,11 @@ CASES = [
      "{% for c in s %}[{{ c }}]{% end %}|{% for k in d %}{{ k }},{% end %}|"
      "{% for k, v in d.items() %}{{ k }}={{ v }};{% end %}|{% for v in d.values() %}{{ v }}{% end %}",
      {"s": "hé<\U0001F600", "d": {"b": 1, "a": "x<"}}),
+    ("set and loop variables outlive their blocks, as Python locals",
+     "{% set n = zero %}{% for i in xs %}{% set n = i %}{% end %}{{ n }}|"
+     "{% for i in xs %}{% set last = i %}{% end %}{{ last }}|{{ i }}|"
+     "{% if xs %}{% set j = first %}{% end %}{{ j }}",
+     {"zero": 0, "xs": [1, 2, 3], "first": "f"}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),
