@@ -1727,19 +1727,7 @@ pub(crate) fn url_escape(s: &str) -> Cow<'_, str> {
 /// `strip` removes the Unicode whitespace `str::trim` does (`U+00A0`,
 /// `U+3000`, ...), which stays inside the text.
 fn squeeze(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut in_run = false;
-    for c in s.chars() {
-        if c <= '\x20' {
-            if !in_run {
-                out.push(' ');
-            }
-            in_run = true;
-        } else {
-            out.push(c);
-            in_run = false;
-        }
-    }
+    let out = collapse(s, |c| c <= '\x20');
     let trimmed = out.trim();
     if trimmed.len() == out.len() {
         out
