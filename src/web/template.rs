@@ -1548,7 +1548,11 @@ impl<'a> Val<'a> {
             Val::Json(Value::String(s)) => Cow::Borrowed(s),
             Val::Json(Value::Null) => Cow::Borrowed(""),
             Val::Json(Value::Bool(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
-            Val::Json(Value::Number(n)) => Cow::Owned(number_text(n)),
+            Val::Json(Value::Number(n)) => {
+                let mut s = String::new();
+                push_number(&mut s, n);
+                Cow::Owned(s)
+            }
             // Arrays and objects as compact JSON.
             Val::Json(v) => Cow::Owned(v.to_string()),
         }
@@ -1639,13 +1643,16 @@ impl serde_json::ser::Formatter for PythonJson {
     }
 }
 
-/// A number as Python's `str` prints it, so `{{ x }}` gives Tornado's
-/// text: integers as they are, floats as [`python_float_repr`] (`1e-05`,
-/// `1e+16`, `100.0`).
-fn number_text(n: &serde_json::Number) -> String {
+/// Appends a number as Python's `str` prints it, so `{{ x }}` gives
+/// Tornado's text: integers as they are (written in place, no
+/// allocation), floats as [`python_float_repr`] (`1e-05`, `1e+16`,
+/// `100.0`).
+fn push_number(out: &mut String, n: &serde_json::Number) {
     match n.as_f64() {
-        Some(f) if n.is_f64() => python_float_repr(f),
-        _ => n.to_string(),
+        Some(f) if n.is_f64() => out.push_str(&python_float_repr(f)),
+        _ => {
+            let _ = write!(out, "{n}");
+        }
     }
 }
 
@@ -1849,7 +1856,7 @@ impl<'a> Renderer<'a> {
                 }
             }
             Val::Json(Value::Number(n)) => {
-                self.out.push_str(&number_text(n));
+                push_number(&mut self.out, n);
                 return;
             }
             Val::Json(v) => {
