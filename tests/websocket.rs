@@ -86,7 +86,8 @@ impl WebSocketHandler for Echo {
                 ws.write_message(format!("name={q}")).unwrap();
             }
             Some("json") => {
-                ws.write_json(&serde_json::json!({"a": 1})).unwrap();
+                ws.write_json(&serde_json::json!({"a": 1, "b": "</script>"}))
+                    .unwrap();
             }
             _ => {
                 ws.write_message(msg).unwrap();
@@ -173,7 +174,11 @@ fn text_binary_json_and_large_echo() {
     ws.send(TMsg::text("query")).unwrap();
     assert_eq!(ws.read().unwrap(), TMsg::text("name=ada"));
     ws.send(TMsg::text("json")).unwrap();
-    assert_eq!(ws.read().unwrap(), TMsg::text(r#"{"a":1}"#));
+    // `</` is written `<\/`, as Tornado's json_encode does.
+    assert_eq!(
+        ws.read().unwrap(),
+        TMsg::text(r#"{"a":1,"b":"<\/script>"}"#)
+    );
     let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     ws.send(TMsg::binary(big.clone())).unwrap();
     match ws.read().unwrap() {

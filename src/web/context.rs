@@ -819,7 +819,7 @@ impl<'a> RequestContext<'a> {
 
 /// `</` becomes `<\/`: the same JSON (`\/` is an escaped `/`), with no
 /// `</script>` in it (Tornado's `json_encode`; also the template function).
-pub(super) fn escape_script_end(json: String) -> String {
+pub(crate) fn escape_script_end(json: String) -> String {
     if json.contains("</") {
         json.replace("</", "<\\/")
     } else {

@@ -28,6 +28,7 @@ mod template;
 mod tests;
 
 pub use application::{Application, ApplicationBuilder};
+pub(crate) use context::escape_script_end;
 pub use context::RequestContext;
 pub use handler::{RequestHandler, HANDLER_METHODS};
 pub use metrics::MetricsHandler;

@@ -85,6 +85,8 @@ impl<'a> WebSocket<'a> {
     }
 
     /// Sends `value` as a JSON text message (Tornado's `write_message(dict)`).
+    /// As Tornado's `json_encode`, `</` is written `<\/` (the same JSON), so
+    /// a page that puts a message into a `<script>` cannot be closed by it.
     ///
     /// # Errors
     /// [`WebSocketClosedError`] once closed (a value that fails to serialize
@@ -94,7 +96,7 @@ impl<'a> WebSocket<'a> {
         value: &T,
     ) -> Result<usize, WebSocketClosedError> {
         match serde_json::to_string(value) {
-            Ok(s) => self.write_message(s),
+            Ok(s) => self.write_message(crate::web::escape_script_end(s)),
             Err(e) => {
                 log::error!("{} write_json: {e}", self.core.id);
                 Err(WebSocketClosedError)
