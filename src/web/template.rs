@@ -396,12 +396,13 @@ struct BlockDef {
 /// template is parsed with [`TemplateError::BadTag`], whose message says
 /// what is supported instead.
 ///
-/// **Printing values.** Strings print as they are; numbers as Python's
-/// `str` prints them, as in Tornado (`2.5`, `100.0`, `1e-05`, `1e+16`);
-/// booleans as JSON prints them (`true`/`false`, where Tornado would print
-/// Python's `True`/`False`); `null` (a Rust `None`) prints nothing (Tornado
-/// prints `None`); arrays and objects print as compact JSON text. `{{ }}` escapes
-/// `& < > " '`; `{% raw %}` does not.
+/// **Printing values.** Every value prints as Python's `str` prints the
+/// value Tornado would be given, so a page reads the same from either:
+/// strings as they are; numbers as `2.5`, `100.0`, `1e-05`, `1e+16`;
+/// `true`/`false` as `True`/`False`; `null` (a Rust `None`) as `None`;
+/// arrays and objects as a Python list's and dict's `repr`
+/// (`[1, 'a', None]`, `{'k': 'v'}`, strings in them quoted and escaped as
+/// Python does). `{{ }}` escapes `& < > " '`; `{% raw %}` does not.
 ///
 /// **Functions.** `{{ }}` and `{% raw %}` can call the functions of
 /// Tornado's template namespace above, on one argument: a path or a quoted
@@ -415,7 +416,7 @@ struct BlockDef {
 /// or `{% raw %}`. Where Tornado raises `TypeError` for a value that is not
 /// a string, the functions other than `json_encode` take the text `{{ }}`
 /// would print (see *Printing values*): `url_escape` of `3` is `3`, of
-/// `null` the empty string, of `[1, 2]` `%5B1%2C2%5D`.
+/// `null` `None`, of `[1, 2]` `%5B1%2C+2%5D`.
 /// - `static_url(path)` is [`RequestContext::static_url`](super::RequestContext::static_url)
 ///   (`/static/css/app.css?v=<sha1>`) when the template is rendered by
 ///   `RequestContext::render`, `render_with` or `render_string` (or by
@@ -461,9 +462,12 @@ struct BlockDef {
 /// `{}` are false, everything else is true. With [`Template::render`] every
 /// value is a string, true when not empty.
 ///
-/// **Names.** A loop variable or `set` name shadows an outer name of the
-/// same name inside its block only: the loop, or the block enclosing the
-/// `set` (in Python both would stay bound after it).
+/// **Names.** A loop variable or `set` name is a local of the whole
+/// render, as in the one Python function Tornado compiles a template (with
+/// its includes and blocks) into: it hides the render value's field of the
+/// same name from where it is bound to the end, also after its loop or
+/// block, and binding it again replaces it. Read before it is bound, a
+/// name is the render value's (Python raises `UnboundLocalError`).
 /// `{% for %}` over an object goes through its keys in insertion order (a
 /// struct's field order), as over a Python dict (cyclone builds
 /// `serde_json` with `preserve_order`). With
@@ -1546,17 +1550,133 @@ impl<'a> Val<'a> {
         match self {
             Val::Str(s) => Cow::Borrowed(s),
             Val::Json(Value::String(s)) => Cow::Borrowed(s),
-            Val::Json(Value::Null) => Cow::Borrowed(""),
-            Val::Json(Value::Bool(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
-            Val::Json(Value::Number(n)) => {
+            Val::Json(v) => {
                 let mut s = String::new();
-                push_number(&mut s, n);
+                push_python_repr(&mut s, v);
                 Cow::Owned(s)
             }
-            // Arrays and objects as compact JSON.
-            Val::Json(v) => Cow::Owned(v.to_string()),
         }
     }
+}
+
+/// Appends what Python's `str` prints for `v` (a string's own text is
+/// handled by the callers): `None`, `True`/`False`, numbers as
+/// [`push_number`], lists and dicts as their `repr`, with `", "` and
+/// `": "` between items and strings inside them quoted as
+/// [`push_python_str_repr`] quotes them — the text Tornado's `{{ }}`
+/// prints for a value that is not a string.
+fn push_python_repr(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
+        Value::Number(n) => push_number(out, n),
+        Value::String(s) => push_python_str_repr(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_python_repr(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_python_str_repr(out, k);
+                out.push_str(": ");
+                push_python_repr(out, item);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr` of a string: in `'…'`, or in `"…"` when it holds a `'`
+/// and no `"`; the quote and `\` escaped with `\`; `\t`, `\n`, `\r`;
+/// other characters Python does not print (`str.isprintable`) as `\xNN`,
+/// `\uNNNN` or `\UNNNNNNNN`. The non-printable characters are the control
+/// and format characters, separators other than the space, and private-use
+/// ones ([`NOT_PRINTABLE`]); code points unassigned in Unicode, which
+/// Python also escapes, print as they are.
+fn push_python_str_repr(out: &mut String, s: &str) {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ if u32::from(c) < 0x80 || !printable(c) => {
+                let n = u32::from(c);
+                let _ = if n <= 0xff {
+                    write!(out, "\\x{n:02x}")
+                } else if n <= 0xffff {
+                    write!(out, "\\u{n:04x}")
+                } else {
+                    write!(out, "\\U{n:08x}")
+                };
+            }
+            _ => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+/// The characters above ASCII that Python's `str.isprintable` refuses
+/// and that Unicode assigns (categories Cc, Cf, Zs but the space, Zl, Zp,
+/// Co; surrogates cannot be in a Rust string), from Python 3.11's
+/// `unicodedata` (Unicode 14).
+const NOT_PRINTABLE: [(u32, u32); 27] = [
+    (0x80, 0xa0),
+    (0xad, 0xad),
+    (0x600, 0x605),
+    (0x61c, 0x61c),
+    (0x6dd, 0x6dd),
+    (0x70f, 0x70f),
+    (0x890, 0x891),
+    (0x8e2, 0x8e2),
+    (0x1680, 0x1680),
+    (0x180e, 0x180e),
+    (0x2000, 0x200f),
+    (0x2028, 0x202f),
+    (0x205f, 0x2064),
+    (0x2066, 0x206f),
+    (0x3000, 0x3000),
+    (0xd800, 0xf8ff),
+    (0xfeff, 0xfeff),
+    (0xfff9, 0xfffb),
+    (0x110bd, 0x110bd),
+    (0x110cd, 0x110cd),
+    (0x13430, 0x13438),
+    (0x1bca0, 0x1bca3),
+    (0x1d173, 0x1d17a),
+    (0xe0001, 0xe0001),
+    (0xe0020, 0xe007f),
+    (0xf0000, 0xffffd),
+    (0x100000, 0x10fffd),
+];
+
+/// Whether Python prints `c` as it is in a `repr` (see [`NOT_PRINTABLE`]).
+fn printable(c: char) -> bool {
+    let n = u32::from(c);
+    let i = NOT_PRINTABLE.partition_point(|&(_, hi)| hi < n);
+    NOT_PRINTABLE.get(i).is_none_or(|&(lo, _)| n < lo)
 }
 
 /// Tornado's `json_encode`: the JSON of `val`, with `</` written `<\/` so
@@ -1847,24 +1967,18 @@ impl<'a> Renderer<'a> {
         let text = match val {
             Val::Str(s) => s,
             Val::Json(Value::String(s)) => s,
-            Val::Json(Value::Null) => "",
-            Val::Json(Value::Bool(b)) => {
-                if *b {
-                    "true"
-                } else {
-                    "false"
-                }
-            }
-            Val::Json(Value::Number(n)) => {
-                push_number(&mut self.out, n);
+            // Nothing to escape in these: written in place.
+            Val::Json(v @ (Value::Null | Value::Bool(_) | Value::Number(_))) => {
+                push_python_repr(&mut self.out, v);
                 return;
             }
             Val::Json(v) => {
-                let json = v.to_string();
+                let mut text = String::new();
+                push_python_repr(&mut text, v);
                 if escape {
-                    push_escaped(&mut self.out, &json);
+                    push_escaped(&mut self.out, &text);
                 } else {
-                    self.out.push_str(&json);
+                    self.out.push_str(&text);
                 }
                 return;
             }
@@ -2253,6 +2367,50 @@ mod tests {
     }
 
     #[test]
+    fn values_that_are_not_strings_print_as_python_str_prints_them() {
+        // Each pair is a string and Python 3.11's `str([s])`: the quote
+        // Python picks, its escapes, and the characters it does not print.
+        let cases = [
+            ("plain", "['plain']"),
+            ("it's", "[\"it's\"]"),
+            ("say \"hi\"", "['say \"hi\"']"),
+            ("both ' and \"", "['both \\' and \"']"),
+            ("back\\slash", "['back\\\\slash']"),
+            ("tab\u{9}nl\u{a}ret\u{d}", "['tab\\tnl\\nret\\r']"),
+            ("\u{0}\u{1f}\u{7f}", "['\\x00\\x1f\\x7f']"),
+            (
+                "\u{80}\u{a0}\u{ad} \u{e9} \u{fc}",
+                "['\\x80\\xa0\\xad \u{e9} \u{fc}']",
+            ),
+            ("\u{2028}\u{200b}\u{feff}", "['\\u2028\\u200b\\ufeff']"),
+            ("\u{e000} \u{f0000}", "['\\ue000 \\U000f0000']"),
+            (
+                "\u{1f600} \u{e0020} \u{4e2d}\u{6587}",
+                "['\u{1f600} \\U000e0020 \u{4e2d}\u{6587}']",
+            ),
+        ];
+        for (s, want) in cases {
+            let mut out = String::new();
+            push_python_repr(&mut out, &json!([s]));
+            assert_eq!(out, want, "{s:?}");
+        }
+        // Python: str({"a": [1, 2.5, None, True, False, {}], "": []}).
+        let mut out = String::new();
+        push_python_repr(
+            &mut out,
+            &json!({"a": [1, 2.5, null, true, false, {}], "": []}),
+        );
+        assert_eq!(out, "{'a': [1, 2.5, None, True, False, {}], '': []}");
+        // The table is sorted and its ranges do not overlap, as the
+        // binary search needs.
+        assert!(NOT_PRINTABLE
+            .windows(2)
+            .all(|w| w[0].0 <= w[0].1 && w[0].1 < w[1].0));
+        assert!(printable('\u{a1}') && !printable('\u{a0}') && !printable('\u{10fffd}'));
+        assert!(printable('\u{10fffe}') && printable('\u{1bc9f}') && !printable('\u{1bca0}'));
+    }
+
+    #[test]
     fn paths_step_into_objects_and_arrays() {
         let v = json!({
             "a": {"b": [{"c": "<deep>"}, {"c": 2}]},
@@ -2262,11 +2420,11 @@ mod tests {
         let t = "{{ a.b.0.c }}|{{ a.b.1.c }}|{{ n }}|{{ f }}|{{ t }}|{{ no }}|[{{ nil }}]|{{ list }}|{{ obj }}";
         assert_eq!(
             render_json(t, v.clone()).unwrap(),
-            "&lt;deep&gt;|2|3|2.5|true|false|[]|[1,&quot;x&lt;&quot;]|{&quot;k&quot;:&quot;v&amp;&quot;}"
+            "&lt;deep&gt;|2|3|2.5|True|False|[None]|[1, &#39;x&lt;&#39;]|{&#39;k&#39;: &#39;v&amp;&#39;}"
         );
         assert_eq!(
             render_json("{% raw a.b.0.c %} {% raw obj %}", v.clone()).unwrap(),
-            "<deep> {\"k\":\"v&\"}"
+            "<deep> {'k': 'v&'}"
         );
         for bad in ["a.x", "a.b.2", "a.b.z", "n.x", "missing", "list.-1"] {
             assert_eq!(
@@ -2402,7 +2560,7 @@ mod tests {
                 v.clone()
             )
             .unwrap(),
-            "outer:x1,y2,:[&quot;y&quot;,2]"
+            "outer:x1,y2,:[&#39;y&#39;, 2]"
         );
         for (t, what) in [
             ("{% for c, d in x %}{% end %}", "a string"),
@@ -3216,7 +3374,7 @@ mod tests {
                 v.clone()
             )
             .unwrap(),
-            "3|true|[]|[&quot;&lt;&quot;]"
+            "3|True|[None]|[&#39;&lt;&#39;]"
         );
         // A literal argument; a plain name `escape` is still a path.
         assert_eq!(
@@ -3391,7 +3549,7 @@ mod tests {
                 v
             )
             .unwrap(),
-            "2.5|true|[]|%5B1%2C%22a+b%22%5D|Az09_.-~"
+            "2.5|True|[None]|%5B1%2C+%27a+b%27%5D|Az09_.-~"
         );
         assert_eq!(
             render(
@@ -3417,7 +3575,7 @@ mod tests {
                 v
             )
             .unwrap(),
-            "a\u{a0}\u{a0}b c|7|[]|a &amp; b|a & b|."
+            "a\u{a0}\u{a0}b c|7|[None]|a &amp; b|a & b|."
         );
     }
 

@@ -7,7 +7,7 @@ example against `tornado.template.Loader(dir).load(name).generate(**values)`.
 Each case is a template (or a page and the files it includes and extends) and a JSON object of
 values, written to a directory of its own; the check passes when `render TEMPLATE VALUES.json`
 prints exactly the bytes Tornado's `generate` returns. The cases stay inside what cyclone's engine documents as Tornado's
-behaviour (paths, not Python expressions; no `True`/`None` printed; no `'` in escaped text,
+behaviour (paths, not Python expressions; no `'` in escaped text,
 which Tornado 6.4 and later escape as `&#x27;` and cyclone, as Tornado 4.3, as `&#39;`):
 escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set`, `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
@@ -78,6 +78,12 @@ CASES = [
      "{{ a }}|{{ b }}|{{ c }}|{{ d }}|{{ e }}|{{ f }}|{{ big }}|{{ neg }}|{% raw g %}",
      {"a": 2.5, "b": 1e16, "c": 1e-05, "d": 100.0, "e": 0.1, "f": -0.0, "big": 12345678901234567890,
       "neg": -3, "g": 0.30000000000000004}),
+    ("booleans, None, lists and dicts printed as Python's str prints them",
+     "{{ t }}|{{ f }}|{{ n }}|{% raw xs %}|{% raw d %}|{% raw q %}",
+     {"t": True, "f": False, "n": None, "xs": [1, "a", None, True, 2.5, 1e16, [], {}],
+      "d": {"k": "v", "it's": ["say \"hi\"", "both ' and \""]},
+      "q": ["tab\there\n", "back\\slash", "\x00\x7f\x80\xa0\xad\u00e9\u2028\u200b\ufeff\ue000",
+            "\U0001F600\U000e0020\u4e2d"]}),
     ("non-ASCII text and names",
      "{{ título }} — {{ emoji }}",
      {"título": "Ünïcödé <ok>", "emoji": "\U0001F600"}),
