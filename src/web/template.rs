@@ -193,7 +193,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "if" | "elif" => "a condition is a path or `not path` (no operators or calls)",
         "for" => "write `for x in path`, `for k, v in path.items()`, `.keys()` or `.values()`",
-        "set" => "write `set name = path`",
+        "set" => "write `set name = path` or `set name = literal` (a quoted string, a number, True, False or None)",
         "include" if quoted(arg).is_some() => {
             "that template has {% extends %}: a template with a parent cannot be included (Tornado raises NotImplementedError for it)"
         }
@@ -318,7 +318,7 @@ enum Node {
     Continue,
     Set {
         name: String,
-        path: String,
+        value: SetValue,
         line: u32,
     },
     Include {
@@ -329,6 +329,57 @@ enum Node {
         name: String,
         body: Arc<[Node]>,
     },
+}
+
+/// What a `{% set %}` binds: a path, or a Python literal.
+#[derive(Debug, Clone)]
+enum SetValue {
+    Path(String),
+    Literal(Value),
+}
+
+/// A Python literal as `{% set x = … %}` takes it: a quoted string (no
+/// backslash, and not the quote it is in), an integer, a float
+/// (`2.5`, `.5`, `1e3`), `True`, `False` or `None`. `None` for anything
+/// else, which is then a path.
+fn literal(s: &str) -> Option<Value> {
+    match s {
+        "True" => return Some(Value::Bool(true)),
+        "False" => return Some(Value::Bool(false)),
+        "None" => return Some(Value::Null),
+        _ => {}
+    }
+    if let Some(q) = s.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let inner = s.strip_prefix(q)?.strip_suffix(q)?;
+        return (s.len() >= 2 && !inner.contains([q, '\\']))
+            .then(|| Value::String(inner.to_string()));
+    }
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Python refuses `01`; a number past 64 bits is refused too.
+        if digits.len() > 1 && digits.starts_with('0') {
+            return None;
+        }
+        return if let Ok(n) = s.parse::<i64>() {
+            Some(Value::from(n))
+        } else {
+            s.trim_start_matches('+')
+                .parse::<u64>()
+                .ok()
+                .map(Value::from)
+        };
+    }
+    let float_chars = digits
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+    if !float_chars || !digits.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let f: f64 = s.parse().ok()?;
+    serde_json::Number::from_f64(f).map(Value::Number)
 }
 
 /// Names of templates, outermost first: where nodes come from, seen from
@@ -378,7 +429,7 @@ struct BlockDef {
 /// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
 /// | `{% for x in path %}` … `{% else %}` … `{% end %}` | Python's `for … else`: the `else` part renders after the loop unless a `{% break %}` ended it (so also for an empty array) |
 /// | `{% break %}`, `{% continue %}` | end the innermost `{% for %}`, or its current iteration; also from inside an `{% if %}` in it (see *Loops* below) |
-/// | `{% set x = path %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop) |
+/// | `{% set x = path %}`, `{% set x = 0 %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop); to a path's value or to a Python literal: a quoted string (no backslash in it), an integer, a float, `True`, `False` or `None` |
 /// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
 /// | `{% block name %}` … `{% end %}` | a block a child template can replace |
@@ -979,12 +1030,17 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
             "set" => {
                 let (name, path) = arg.split_once('=').ok_or_else(bad)?;
                 let (name, path) = (name.trim(), path.trim());
-                if !is_ident(name) || !is_name(path) {
+                if !is_ident(name) {
                     return Err(bad());
                 }
+                let value = match literal(path) {
+                    Some(v) => SetValue::Literal(v),
+                    None if is_name(path) => SetValue::Path(path.to_string()),
+                    None => return Err(bad()),
+                };
                 self.push(Node::Set {
                     name: name.to_string(),
-                    path: path.to_string(),
+                    value,
                     line,
                 });
             }
@@ -2228,8 +2284,13 @@ impl<'a> Renderer<'a> {
                 Node::For(l) => flow = self.each(l, depth + 1)?,
                 Node::Break => flow = Flow::Break,
                 Node::Continue => flow = Flow::Continue,
-                Node::Set { name, path, line } => {
-                    let val = self.lookup(path).map_err(|e| self.locate(*line, e))?;
+                Node::Set { name, value, line } => {
+                    let val = match value {
+                        SetValue::Path(path) => {
+                            self.lookup(path).map_err(|e| self.locate(*line, e))?
+                        }
+                        SetValue::Literal(v) => Val::Json(v),
+                    };
                     self.assign(name, val);
                 }
                 // No `break` leaves an included template or a block (the
@@ -2603,6 +2664,41 @@ mod tests {
             render_json("{% for i in none %}{% end %}{{ i }}", json!({ "none": [] })).unwrap_err(),
             at(1, TemplateError::Undefined("i".into()))
         );
+    }
+
+    /// `{% set %}` takes Python literals as well as paths (expected output
+    /// from Tornado 6.6.1).
+    #[test]
+    fn set_takes_python_literals() {
+        let t = "{% set a = 0 %}{% set b = -3 %}{% set c = 2.5 %}{% set d = 1e16 %}\
+                 {% set e = .5 %}{% set f = \"it's\" %}{% set g = '' %}{% set h = True %}\
+                 {% set i = None %}{% set j = 18446744073709551615 %}\
+                 {% raw a %}|{% raw b %}|{% raw c %}|{% raw d %}|{% raw e %}|{% raw f %}|\
+                 [{% raw g %}]|{% raw h %}|{% raw i %}|{% raw j %}|\
+                 {% if a %}T{% else %}F{% end %}{% if h %}T{% end %}";
+        assert_eq!(
+            render_json(t, json!({})).unwrap(),
+            "0|-3|2.5|1e+16|0.5|it's|[]|True|None|18446744073709551615|FT"
+        );
+        // A name that is not a literal is still a path.
+        assert_eq!(
+            render_json("{% set x = n1 %}{{ x }}", json!({"n1": "p"})).unwrap(),
+            "p"
+        );
+        for bad in ["'a", "'a'b'", "\"a\\b\"", "1 + 2", "x y"] {
+            let src = format!("{{% set x = {bad} %}}");
+            assert!(
+                matches!(
+                    Template::parse(&src),
+                    Err(TemplateError::At { line: 1, .. })
+                ),
+                "{src}"
+            );
+        }
+        assert_eq!(literal("01"), None);
+        assert_eq!(literal("1e400"), None);
+        assert_eq!(literal("inf"), None);
+        assert_eq!(literal("+7"), Some(json!(7)));
     }
 
     #[test]

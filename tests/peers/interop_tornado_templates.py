@@ -55,6 +55,12 @@ CASES = [
      "{% for i in xs %}{% set last = i %}{% end %}{{ last }}|{{ i }}|"
      "{% if xs %}{% set j = first %}{% end %}{{ j }}",
      {"zero": 0, "xs": [1, 2, 3], "first": "f"}),
+    ("set takes Python literals",
+     "{% set a = 0 %}{% set b = -3 %}{% set c = 2.5 %}{% set d = 1e16 %}{% set e = .5 %}"
+     "{% set f = \"it's\" %}{% set g = '' %}{% set h = True %}{% set i = None %}{% set k = False %}"
+     "{% raw a %}|{{ b }}|{{ c }}|{{ d }}|{{ e }}|{% raw f %}|[{{ g }}]|{{ h }}|{{ i }}|"
+     "{% if a %}T{% else %}F{% end %}{% if h %}T{% end %}{% if k %}T{% else %}F{% end %}{% if not i %}N{% end %}",
+     {}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),
