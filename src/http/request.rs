@@ -845,7 +845,10 @@ impl Request {
     /// signed with `secret` for this name within 31 days, as Tornado's
     /// `get_secure_cookie` (which reads the application's `cookie_secret`;
     /// so do `RequestContext::get_secure_cookie` and
-    /// `WebSocket::get_secure_cookie`).
+    /// `WebSocket::get_secure_cookie`). With rotated secrets (Tornado's
+    /// `cookie_secret` dictionary), use
+    /// [`CookieSecret::decode_signed_value`](crate::web::CookieSecret::decode_signed_value)
+    /// on [`cookie`](Self::cookie)`(name)`.
     pub fn signed_cookie(&self, secret: &str, name: &str) -> Option<Vec<u8>> {
         crate::web::decode_signed_value(secret, name, &self.cookie(name)?)
     }

@@ -30,8 +30,10 @@ enum Target {
     Handler(HandlerFactory),
     WebSocket {
         factory: WebSocketFactory,
-        /// `None` until `build`: the application's settings.
-        settings: Option<Rc<WebSocketSettings>>,
+        settings: Rc<WebSocketSettings>,
+        /// The route was given no settings of its own: `build` puts the
+        /// application's in `settings`.
+        inherit: bool,
     },
 }
 
@@ -488,7 +490,9 @@ impl Service for Application {
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
                 Reply::Response(self.run_handler(route, factory, &req, &argv))
             }
-            Target::WebSocket { factory, settings } => {
+            Target::WebSocket {
+                factory, settings, ..
+            } => {
                 if req.method() != "GET" {
                     // Refused here, before `websocket::accept`: count it
                     // as that would (the handshake metric's 405).
@@ -498,9 +502,7 @@ impl Service for Application {
                     r.set_header("Allow", "GET");
                     return Reply::Response(r);
                 }
-                let settings = settings
-                    .clone()
-                    .unwrap_or_else(|| Rc::new(self.inner.shared.settings.websocket.clone()));
+                let settings = settings.clone();
                 let handler = factory(&req);
                 let kwargs = named_captures(&route.regex, &args);
                 websocket::server::accept_routed(req, args, kwargs, handler, settings)
@@ -597,8 +599,16 @@ impl ApplicationBuilder {
         F: Fn(&Request) -> W + 'static,
     {
         let factory: WebSocketFactory = Box::new(move |req| Box::new(factory(req)));
-        self.routes
-            .push(Route::new(pattern, Target::WebSocket { factory, settings }));
+        let inherit = settings.is_none();
+        let settings = settings.unwrap_or_default();
+        self.routes.push(Route::new(
+            pattern,
+            Target::WebSocket {
+                factory,
+                settings,
+                inherit,
+            },
+        ));
         self
     }
 
@@ -823,10 +833,14 @@ impl ApplicationBuilder {
         }
         let app_ws = Rc::new(app_ws);
         for route in &mut routes {
-            if let Target::WebSocket { settings, .. } = &mut route.target {
-                let s = settings.get_or_insert_with(|| app_ws.clone());
-                if s.cookie_secret.is_none() && secret.is_some() {
-                    Rc::make_mut(s).cookie_secret.clone_from(&secret);
+            if let Target::WebSocket {
+                settings, inherit, ..
+            } = &mut route.target
+            {
+                if *inherit {
+                    *settings = app_ws.clone();
+                } else if settings.cookie_secret.is_none() && secret.is_some() {
+                    Rc::make_mut(settings).cookie_secret.clone_from(&secret);
                 }
             }
         }
