@@ -90,3 +90,24 @@ fn malformed_last_line_is_refused_when_it_ends_when_trickled() {
         Err(ParseError::UnsupportedVersion)
     );
 }
+
+/// template, first minutes of fuzzing the `{% if %}` conditions (before
+/// they were committed): a vertical tab (`\x0b`) is whitespace to
+/// `char::is_whitespace`, which ends a word, but was not to
+/// `u8::is_ascii_whitespace`, which skipped whitespace; the tokenizer read
+/// an empty word at it forever and ran out of memory. Every whitespace
+/// character now separates operands (Python takes only space, tab and
+/// form feed; cyclone is the more lenient here).
+#[test]
+fn a_condition_with_a_vertical_tab_parses_without_looping() {
+    use cyclone::web::Template;
+    let v = serde_json::json!({"a": 1, "b": 1});
+    for ws in ["\x0b", "\x0c", "\u{a0}", "\u{2003}", "\u{3000}"] {
+        let src = format!("{{% if a{ws}=={ws}b %}}eq{{% end %}}");
+        let t = Template::parse(&src).unwrap_or_else(|e| panic!("{ws:?}: {e}"));
+        assert_eq!(t.render_value(&v).unwrap(), "eq", "{ws:?}");
+    }
+    // The fuzzer's input itself: refused, quickly.
+    let found = b"&{% if a.b == 1 andelif 0 <= \xc8\0\0\0\0\0z\x0b{% end %y{% set k = 3.5 %}";
+    assert!(Template::parse(&String::from_utf8_lossy(found)).is_err());
+}

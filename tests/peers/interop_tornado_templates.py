@@ -9,7 +9,8 @@ values, written to a directory of its own; the check passes when `render TEMPLAT
 prints exactly the bytes Tornado's `generate` returns. The cases stay inside what cyclone's engine documents as Tornado's
 behaviour (paths, not Python expressions; no `'` in escaped text,
 which Tornado 6.4 and later escape as `&#x27;` and cyclone, as Tornado 4.3, as `&#39;`):
-escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set`, `break`
+escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set` (conditions with
+comparisons and boolean operators, `set` with literals), `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
 `{% block %}` over two levels, whitespace by file name (`.html` pages are "single", others
 "all", as Tornado's loader decides), `{% whitespace %}` and `<pre>`, and the template functions
@@ -61,6 +62,20 @@ CASES = [
      "{% raw a %}|{{ b }}|{{ c }}|{{ d }}|{{ e }}|{% raw f %}|[{{ g }}]|{{ h }}|{{ i }}|"
      "{% if a %}T{% else %}F{% end %}{% if h %}T{% end %}{% if k %}T{% else %}F{% end %}{% if not i %}N{% end %}",
      {}),
+    ("if and elif conditions: comparisons, in, is, and, or, not, parentheses",
+     "".join("{%% if %s %%}T{%% else %%}F{%% end %%}" % c for c in [
+         "n == 3", "n == 3.0", "t == 1", "no == 0", "n != 3", "f > 2", "f >= 2.5", "n < f",
+         "1 < n < 5", "1 < n < 2", "s == 'abc'", "s != \"abd\"", "s < 'abd'", "'b' in s",
+         "'z' not in s", "2 in xs", "'x' in xs", "3 in xs", "'k' in d", "'z' in d", "1 in d",
+         "nil is None", "nil is not None", "n is None", "t is True", "no is False",
+         "not n == 4", "n == 3 and s", "n == 4 or s", "not (n == 4 or e)", "e or nil or no",
+         "(n == 3) == True", "u.name == 'ann' and u.age >= 18", "big > n", "d.m is None",
+         "xs == ys", "xs < zs", "d == d2", "'é' < 'z' < '\U0001F600'", "no and missing",
+         "t or missing"])
+     + "|{% for x in xs %}{% if x == 1 %}one{% elif x == 'x' and x in 'xyz' %}in{% else %}{{ x }}{% end %},{% end %}",
+     {"n": 3, "f": 2.5, "s": "abc", "e": "", "t": True, "no": False, "nil": None,
+      "xs": [1, 2, "x"], "ys": [1, 2, "x"], "zs": [1, 3], "d": {"k": 1, "m": None},
+      "d2": {"m": None, "k": 1.0}, "big": 18446744073709551615, "u": {"name": "ann", "age": 30}}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),

@@ -8,6 +8,8 @@ use std::io;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+mod cond;
 use serde_json::{Map, Value};
 
 const MAX_NESTING: usize = Template::MAX_NESTING;
@@ -191,7 +193,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "module" | "apply" | "try" | "except" | "finally" | "while" | "import" | "from"
         => "Tornado's tag is not supported: cyclone templates run no Python",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
-        "if" | "elif" => "a condition is a path or `not path` (no operators or calls)",
+        "if" | "elif" => "a condition is paths and literals with `and`, `or`, `not`, `==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`, `is True`, `is False` and parentheses (no calls or arithmetic)",
         "for" => "write `for x in path`, `for k, v in path.items()`, `.keys()` or `.values()`",
         "set" => "write `set name = path` or `set name = literal` (a quoted string, a number, True, False or None)",
         "include" if quoted(arg).is_some() => {
@@ -272,8 +274,7 @@ fn parse_expr(s: &str) -> Option<Expr> {
 
 #[derive(Debug, Clone)]
 struct Cond {
-    negate: bool,
-    path: String,
+    test: cond::Test,
     /// The line of its `{% if %}` or `{% elif %}`.
     line: u32,
 }
@@ -424,7 +425,7 @@ struct BlockDef {
 /// | `{{ url_escape(path) }}` | the text for a query string: space `+`, other than `A-Za-z0-9_.-~` as `%XX` |
 /// | `{{ xhtml_escape(path) }}`, `{{ escape(path) }}` | the text HTML-escaped, then escaped again by `{{ }}` as in Tornado (so use `{% raw escape(path) %}`) |
 /// | `{{ squeeze(path) }}` | the text with each run of whitespace and control characters (`\x00`–`\x20`) one space, stripped |
-/// | `{% if path %}` … `{% elif not path %}` … `{% else %}` … `{% end %}` | conditionals with Python truthiness; `not` negates |
+/// | `{% if path %}` … `{% elif not path %}` … `{% else %}` … `{% end %}` | conditionals with Python truthiness; conditions compare and combine paths and literals as Python does: `{% if user.age >= 18 and user.name != 'root' %}`, `in`, `not in`, `is None` (see *Conditions*) |
 /// | `{% for x in path %}` … `{% end %}` | `x` bound to each element of an array (each key of an object) |
 /// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
 /// | `{% for x in path %}` … `{% else %}` … `{% end %}` | Python's `for … else`: the `else` part renders after the loop unless a `{% break %}` ended it (so also for an empty array) |
@@ -460,7 +461,8 @@ struct BlockDef {
 /// string (`'..'` or `".."`, with no quote or backslash inside). Nested
 /// calls, several arguments (`url_escape(x, plus=False)`), operators and
 /// other functions are refused at parse time ([`TemplateError::BadTag`]);
-/// `{% if %}`, `{% for %}` and `{% set %}` take no calls. As in Tornado, a
+/// `{% if %}`, `{% for %}` and `{% set %}` take no calls (`if` takes
+/// comparisons, see *Conditions*). As in Tornado, a
 /// function's result is a string that `{{ }}` escapes like any other:
 /// `{{ json_encode(x) }}` prints `{&quot;a&quot;: 1}` and `{{ escape(x) }}`
 /// escapes twice (`<` prints `&amp;lt;`), unless `{% autoescape None %}`
@@ -512,6 +514,35 @@ struct BlockDef {
 /// **Truthiness** is Python's: `false`, `null`, `0`, `0.0`, `""`, `[]` and
 /// `{}` are false, everything else is true. With [`Template::render`] every
 /// value is a string, true when not empty.
+///
+/// **Conditions.** `{% if %}` and `{% elif %}` take Python's `or`, `and`,
+/// `not` and parentheses over comparisons of paths and literals (quoted
+/// strings, numbers, `True`, `False`, `None`), with Python's meaning:
+/// `==` and `!=` compare values (`1 == 1.0 == True`, lists item by item,
+/// objects whatever their key order); `<`, `<=`, `>`, `>=` order numbers,
+/// strings (by code point) and arrays, and chain (`0 <= n < 10`); `in` and
+/// `not in` look for a substring, an array item or an object key; `is` and
+/// `is not` take `None`, `True` or `False`. Operands are read left to right
+/// and only as far as needed, as Python reads them (`{% if user and
+/// user.admin %}` never looks up `user.admin` without a `user`). Where
+/// Python raises `TypeError` (ordering a string and a number, `in` a
+/// number) the render fails with [`TemplateError::Type`] at the tag's line.
+///
+/// ```
+/// use cyclone::web::Template;
+///
+/// let t = Template::parse(
+///     "{% for u in users %}{% if u.age is None %}? \
+///      {% elif u.age >= 18 and u.name not in banned %}{{ u.name }} {% end %}{% end %}",
+/// )
+/// .unwrap();
+/// let v = serde_json::json!({
+///     "banned": ["eve"],
+///     "users": [{ "name": "ann", "age": 30 }, { "name": "eve", "age": 40 },
+///               { "name": "kid", "age": 9 }, { "name": "new", "age": null }],
+/// });
+/// assert_eq!(t.render_value(&v).unwrap(), "ann ? ");
+/// ```
 ///
 /// **Names.** A loop variable or `set` name is a local of the whole
 /// render, as in the one Python function Tornado compiles a template (with
@@ -646,13 +677,8 @@ fn quoted(s: &str) -> Option<&str> {
 }
 
 fn parse_cond(arg: &str, line: u32) -> Option<Cond> {
-    let (negate, path) = match arg.strip_prefix("not") {
-        Some(rest) if rest.starts_with(char::is_whitespace) => (true, rest.trim()),
-        _ => (false, arg),
-    };
-    is_name(path).then(|| Cond {
-        negate,
-        path: path.to_string(),
+    Some(Cond {
+        test: cond::parse(arg)?,
         line,
     })
 }
@@ -2271,10 +2297,11 @@ impl<'a> Renderer<'a> {
                 } => {
                     let mut chosen: &[Node] = otherwise;
                     for (cond, body) in branches {
-                        let val = self
-                            .lookup(&cond.path)
+                        let holds = cond
+                            .test
+                            .eval(&|path| self.lookup(path))
                             .map_err(|e| self.locate(cond.line, e))?;
-                        if val.truthy() != cond.negate {
+                        if holds {
                             chosen = body;
                             break;
                         }
@@ -2701,6 +2728,129 @@ mod tests {
         assert_eq!(literal("+7"), Some(json!(7)));
     }
 
+    /// `{% if %}` conditions with Python's operators; each expected result
+    /// is Tornado 6.6.1's for the same template and values.
+    #[test]
+    fn if_conditions_compare_and_combine_as_python() {
+        let v = json!({"n": 3, "f": 2.5, "s": "abc", "e": "", "t": true, "no": false,
+            "nil": null, "xs": [1, 2, "x"], "ys": [1, 2, "x"], "zs": [1, 3],
+            "d": {"k": 1, "m": null}, "d2": {"m": null, "k": 1.0},
+            "big": 18446744073709551615u64, "u": {"name": "ann", "age": 30}});
+        let cases = [
+            ("n == 3", "T"),
+            ("n == 3.0", "T"),
+            ("t == 1", "T"),
+            ("no == 0", "T"),
+            ("n != 3", "F"),
+            ("f > 2", "T"),
+            ("f >= 2.5", "T"),
+            ("n < f", "F"),
+            ("1 < n < 5", "T"),
+            ("1 < n < 2", "F"),
+            ("s == 'abc'", "T"),
+            ("s != \"abd\"", "T"),
+            ("s < 'abd'", "T"),
+            ("'b' in s", "T"),
+            ("'z' not in s", "T"),
+            ("2 in xs", "T"),
+            ("'x' in xs", "T"),
+            ("3 in xs", "F"),
+            ("'k' in d", "T"),
+            ("'z' in d", "F"),
+            ("1 in d", "F"),
+            ("nil is None", "T"),
+            ("nil is not None", "F"),
+            ("n is None", "F"),
+            ("t is True", "T"),
+            ("no is False", "T"),
+            ("t is not False", "T"),
+            ("not n == 4", "T"),
+            ("n == 3 and s", "T"),
+            ("n == 4 or s", "T"),
+            ("not (n == 4 or e)", "T"),
+            ("e or nil or no", "F"),
+            ("(n == 3) == True", "T"),
+            ("u.name == 'ann' and u.age >= 18", "T"),
+            ("big > n", "T"),
+            ("big == 18446744073709551615", "T"),
+            ("d.m is None", "T"),
+            ("xs and not e", "T"),
+            ("n > 2 and (s == 'x' or t)", "T"),
+            ("xs == ys", "T"),
+            ("xs < zs", "T"),
+            ("d == d2", "T"),
+            ("nil == None", "T"),
+            ("e == ''", "T"),
+            ("'' in s", "T"),
+            ("not not t", "T"),
+        ];
+        for (cond, want) in cases {
+            let t = format!("{{% if {cond} %}}T{{% else %}}F{{% end %}}");
+            assert_eq!(render_json(&t, v.clone()).unwrap(), want, "{cond}");
+        }
+        // `elif` too; and operands are read only as far as Python reads
+        // them: `missing` is never looked up.
+        assert_eq!(
+            render_json(
+                "{% if n < 0 %}neg{% elif 0 <= n < 10 and s %}small{% end %}\
+                 {% if no and missing %}{% end %}{% if t or missing %}!{% end %}",
+                v.clone()
+            )
+            .unwrap(),
+            "small!"
+        );
+        assert_eq!(
+            render_json("{% if n and missing %}{% end %}", v.clone()).unwrap_err(),
+            at(1, TemplateError::Undefined("missing".into()))
+        );
+        // Python's TypeErrors.
+        for cond in ["s < n", "nil < 1", "d < d", "3 in n", "xs in d", "n in s"] {
+            let t = format!("\n{{% if {cond} %}}{{% end %}}");
+            assert!(
+                matches!(
+                    render_json(&t, v.clone()),
+                    Err(TemplateError::At { line: 2, ref error })
+                        if matches!(**error, TemplateError::Type(_))
+                ),
+                "{cond}"
+            );
+        }
+        // Not conditions: refused when parsed.
+        let deep = format!("{}t{}", "(".repeat(40), ")".repeat(40));
+        for cond in [
+            "a ==",
+            "== a",
+            "a = b",
+            "a ! b",
+            "a is b",
+            "a is 'x'",
+            "a and",
+            "(a",
+            "a)",
+            "()",
+            "x not y",
+            "f(x)",
+            "a + b",
+            "not",
+            "a in",
+            "'a\\b' == a",
+            "'a",
+            deep.as_str(),
+        ] {
+            let t = format!("{{% if {cond} %}}{{% end %}}");
+            assert!(
+                matches!(Template::parse(&t), Err(TemplateError::At { line: 1, ref error })
+                    if matches!(**error, TemplateError::BadTag(_))),
+                "{cond}"
+            );
+        }
+        let shallow = format!("{}t{}", "(".repeat(20), ")".repeat(20));
+        assert_eq!(
+            render_json(&format!("{{% if {shallow} %}}y{{% end %}}"), v).unwrap(),
+            "y"
+        );
+    }
+
     #[test]
     fn unsupported_and_malformed_tags_are_refused_at_parse() {
         for tag in [
@@ -2711,7 +2861,7 @@ mod tests {
             "{% try %}x{% end %}",
             "{% while x %}x{% end %}",
             "{% import os %}",
-            "{% if a == b %}{% end %}",
+            "{% if a = b %}{% end %}",
             "{% if %}{% end %}",
             "{% for x in range(3) %}{% end %}",
             "{% for x y %}{% end %}",
@@ -3139,18 +3289,18 @@ mod tests {
         // ... unless it already says where it is: in another template.
         let files = [
             ("page.html", "<h1>\n{% include \"parts/bad.html\" %}"),
-            ("parts/bad.html", "ok\n\n{% if a == 1 %}{% end %}"),
+            ("parts/bad.html", "ok\n\n{% if a = 1 %}{% end %}"),
         ];
         let err = load(&files, "page.html", 0).unwrap_err();
         assert_eq!(
             err,
-            inside("parts/bad.html", at(3, BadTag("if a == 1".into())))
+            inside("parts/bad.html", at(3, BadTag("if a = 1".into())))
         );
         assert_eq!(
             err.to_string(),
-            "in \"parts/bad.html\": unsupported tag \"if a == 1\": a condition is a path or `not path` (no operators or calls) at line 3"
+            "in \"parts/bad.html\": unsupported tag \"if a = 1\": a condition is paths and literals with `and`, `or`, `not`, `==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`, `is True`, `is False` and parentheses (no calls or arithmetic) at line 3"
         );
-        assert_eq!(err.innermost(), &BadTag("if a == 1".into()));
+        assert_eq!(err.innermost(), &BadTag("if a = 1".into()));
     }
 
     #[test]
@@ -3797,7 +3947,9 @@ mod tests {
             );
         }
         assert!(says("{% raw a b %}").contains("`raw json_encode(path)`"));
-        assert!(says("{% if json_encode(x) %}{% end %}").contains("a condition is a path"));
+        assert!(
+            says("{% if json_encode(x) %}{% end %}").contains("a condition is paths and literals")
+        );
     }
 
     #[test]
