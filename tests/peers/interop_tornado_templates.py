@@ -10,7 +10,7 @@ prints exactly the bytes Tornado's `generate` returns. The cases stay inside wha
 behaviour (paths, not Python expressions; no `'` in escaped text,
 which Tornado 6.4 and later escape as `&#x27;` and cyclone, as Tornado 4.3, as `&#39;`):
 escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set` (conditions with
-comparisons and boolean operators, `set` with literals), `break`
+comparisons and boolean operators, `set` with literals, Python subscripts, `len`), `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
 `{% block %}` over two levels, whitespace by file name (`.html` pages are "single", others
 "all", as Tornado's loader decides), `{% whitespace %}` and `<pre>`, and the template functions
@@ -76,6 +76,18 @@ CASES = [
      {"n": 3, "f": 2.5, "s": "abc", "e": "", "t": True, "no": False, "nil": None,
       "xs": [1, 2, "x"], "ys": [1, 2, "x"], "zs": [1, 3], "d": {"k": 1, "m": None},
       "d2": {"m": None, "k": 1.0}, "big": 18446744073709551615, "u": {"name": "ann", "age": 30}}),
+    ("Python subscripts in paths, everywhere a path goes",
+     "{{ d['k'] }}|{{ d[\"n\"]['list'][0] }}|{{ d['n']['list'][-1] }}|{{ xs[1][0] }}|{{ xs[-1][-2] }}|"
+     "{{ d['0'] }}|{{ d[''] }}|{% for r in rows %}{{ r['name'] }}{% end %}|"
+     "{% for x in d['n']['list'] %}{{ x }},{% end %}|{% set y = xs[0] %}{{ y[1] }}|"
+     "{% if d['k'] == 'v' and xs[0][0] < xs[1][ 0 ] %}ok{% end %}|{{ url_escape(d['k']) }}|{{ xs[-0][0] }}",
+     {"d": {"k": "v", "n": {"list": [10, 20, 30]}, "0": "zero", "": "empty"},
+      "xs": [[1, 2], [3, 4]], "rows": [{"name": "a"}, {"name": "b"}]}),
+    ("len in {{ }} and in conditions",
+     "{{ len(xs) }}|{{ len(d) }}|{{ len(s) }}|{{ len('abc') }}|{% if len(xs) > 2 %}many{% end %}|"
+     "{% if not len(e) %}empty{% end %}|{% if len(s) == 6 and len(d) < len(xs) %}ok{% end %}|"
+     "{% if len(xs) == 3 == len('abc') %}chain{% end %}|{% if (len(xs) > 1) is True %}yes{% end %}",
+     {"xs": [1, 2, 3], "d": {"a": 1, "b": 2}, "s": "h\u00e9llo\U0001F600", "e": [], "n": 5}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),

@@ -9,7 +9,7 @@
 //! not_test   := "not" not_test | comparison
 //! comparison := operand (op operand)*      chained as Python: a < b < c
 //! op         := == != < <= > >= in "not in" is "is not"
-//! operand    := path | literal | "(" test ")"
+//! operand    := path | literal | "(" test ")" | "len(" (path | string) ")"
 //! ```
 //!
 //! `is` and `is not` take `None`, `True` or `False` on their right (what
@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::{is_name, kind, literal, TemplateError, Val};
+use super::{kind, literal, path, TemplateError, Val};
 
 /// Parentheses and `not`s nest at most this deep in one condition.
 const MAX_DEPTH: usize = 32;
@@ -45,6 +45,8 @@ pub(super) enum Operand {
     Path(String),
     Literal(Value),
     Group(Box<Test>),
+    /// `len(x)`: `x` a path or a string literal.
+    Len(Box<Operand>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,15 +114,30 @@ fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
                 i += len;
             }
             _ => {
-                let end = src[i..]
-                    .find(|ch: char| ch.is_whitespace() || WORD_END.contains(ch))
-                    .map_or(src.len(), |n| n + i);
+                let end = word_end(src, i)?;
                 out.push(Tok::Word(&src[i..end]));
                 i = end;
             }
         }
     }
     Some(out)
+}
+
+/// Where the word (a path or a literal) starting at `i` ends: at
+/// whitespace or a [`WORD_END`] character, except inside a subscript
+/// (`d['k']`, whose quotes are the path's). `None` for a `[` never closed.
+fn word_end(src: &str, i: usize) -> Option<usize> {
+    let mut at = i;
+    while let Some(ch) = src[at..].chars().next() {
+        if ch == '[' {
+            at += src[at..].find(']')? + 1;
+        } else if ch.is_whitespace() || WORD_END.contains(ch) {
+            break;
+        } else {
+            at += ch.len_utf8();
+        }
+    }
+    Some(at)
 }
 
 /// Parses a condition; `None` when it is not one.
@@ -233,11 +250,23 @@ impl<'s> Parser<'s> {
                     Operand::Group(Box::new(inner))
                 })
             }
+            // Python's `len(x)`, of a path or a quoted string.
+            Tok::Word("len") if self.peek() == Some(&Tok::Open) => {
+                self.at += 1;
+                let inner = match self.operand(depth)? {
+                    o @ (Operand::Path(_) | Operand::Literal(Value::String(_))) => o,
+                    _ => return None,
+                };
+                (self.peek() == Some(&Tok::Close)).then(|| {
+                    self.at += 1;
+                    Operand::Len(Box::new(inner))
+                })
+            }
             Tok::Str(s) => literal(s).map(Operand::Literal),
             Tok::Word("and" | "or" | "not" | "in" | "is") => None,
             Tok::Word(w) => match literal(w) {
                 Some(v) => Some(Operand::Literal(v)),
-                None => is_name(w).then(|| Operand::Path(w.to_string())),
+                None => path(w).map(Operand::Path),
             },
             Tok::Op(_) | Tok::Close => None,
         }
@@ -246,6 +275,33 @@ impl<'s> Parser<'s> {
 
 /// What a condition reads a path with.
 pub(super) type Lookup<'f, 'a> = &'f dyn Fn(&'a str) -> Result<Val<'a>, TemplateError>;
+
+/// An operand's value: a template value, or one a condition computed
+/// (`len(x)`, a parenthesized test).
+#[derive(Clone, Copy)]
+enum Term<'a> {
+    Val(Val<'a>),
+    Int(i128),
+    Bool(bool),
+}
+
+impl Term<'_> {
+    fn truthy(self) -> bool {
+        match self {
+            Term::Val(v) => v.truthy(),
+            Term::Int(n) => n != 0,
+            Term::Bool(b) => b,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Term::Val(v) => v.kind(),
+            Term::Int(_) => "a number",
+            Term::Bool(_) => "a boolean",
+        }
+    }
+}
 
 impl Test {
     /// Python's truth of the condition. Operands are read as Python reads
@@ -270,12 +326,11 @@ impl Test {
                 Ok(true)
             }
             Test::Not(t) => Ok(!t.eval(get)?),
-            Test::Compare { first, rest } if rest.is_empty() => match first {
-                Operand::Group(t) => t.eval(get),
-                other => Ok(value(other, get)?.truthy()),
-            },
             Test::Compare { first, rest } => {
                 let mut left = value(first, get)?;
+                if rest.is_empty() {
+                    return Ok(left.truthy());
+                }
                 for (op, operand) in rest {
                     let right = value(operand, get)?;
                     if !compare(*op, left, right)? {
@@ -289,21 +344,26 @@ impl Test {
     }
 }
 
-/// A bool as a value, for a parenthesized test used as an operand.
-static TRUE: Value = Value::Bool(true);
-static FALSE: Value = Value::Bool(false);
-
-fn value<'a>(operand: &'a Operand, get: Lookup<'_, 'a>) -> Result<Val<'a>, TemplateError> {
-    match operand {
-        Operand::Path(p) => get(p),
-        Operand::Literal(v) => Ok(Val::Json(v)),
+fn value<'a>(operand: &'a Operand, get: Lookup<'_, 'a>) -> Result<Term<'a>, TemplateError> {
+    Ok(match operand {
+        Operand::Path(p) => Term::Val(get(p)?),
+        Operand::Literal(v) => Term::Val(Val::Json(v)),
         // `(a or b)` is a bool here, where Python gives `a` or `b`: the same
         // in a test, and in a comparison where the operands are bools.
-        Operand::Group(t) => Ok(Val::Json(if t.eval(get)? { &TRUE } else { &FALSE })),
-    }
+        Operand::Group(t) => Term::Bool(t.eval(get)?),
+        Operand::Len(inner) => match value(inner, get)? {
+            Term::Val(v) => Term::Int(py_len(v)?.try_into().unwrap_or(i128::MAX)),
+            // The parser gives `len` a path or a string only.
+            other => return Err(no_len(other.kind())),
+        },
+    })
 }
 
-fn compare(op: Op, a: Val<'_>, b: Val<'_>) -> Result<bool, TemplateError> {
+fn no_len(kind: &str) -> TemplateError {
+    TemplateError::Type(format!("len() of {kind}"))
+}
+
+fn compare(op: Op, a: Term<'_>, b: Term<'_>) -> Result<bool, TemplateError> {
     let order = |want: fn(Ordering) -> bool| order(op, a, b).map(want);
     match op {
         Op::Eq => Ok(equal(a, b)),
@@ -319,20 +379,27 @@ fn compare(op: Op, a: Val<'_>, b: Val<'_>) -> Result<bool, TemplateError> {
     }
 }
 
-/// `a is b` where `b` is `None`, `True` or `False` (the parser sees to it).
-fn same(a: Val<'_>, b: Val<'_>) -> bool {
-    match (a, b) {
-        (Val::Json(Value::Null), Val::Json(Value::Null)) => true,
-        (Val::Json(Value::Bool(x)), Val::Json(Value::Bool(y))) => x == y,
-        _ => false,
+/// `None`, `True` or `False`, what `is` compares (`None` inside for
+/// `None`); anything else is not one of them.
+fn singleton(t: Term<'_>) -> Option<Option<bool>> {
+    match t {
+        Term::Val(Val::Json(Value::Null)) => Some(None),
+        Term::Val(Val::Json(Value::Bool(b))) => Some(Some(*b)),
+        Term::Bool(b) => Some(Some(b)),
+        _ => None,
     }
 }
 
-fn text<'a>(v: Val<'a>) -> Option<&'a str> {
-    match v {
-        Val::Str(s) => Some(s),
-        Val::Json(Value::String(s)) => Some(s),
-        Val::Json(_) => None,
+/// `a is b` where `b` is `None`, `True` or `False` (the parser sees to it).
+fn same(a: Term<'_>, b: Term<'_>) -> bool {
+    singleton(a).is_some() && singleton(a) == singleton(b)
+}
+
+fn text<'a>(t: Term<'a>) -> Option<&'a str> {
+    match t {
+        Term::Val(Val::Str(s)) => Some(s),
+        Term::Val(Val::Json(Value::String(s))) => Some(s),
+        _ => None,
     }
 }
 
@@ -343,10 +410,12 @@ enum Num {
     Float(f64),
 }
 
-fn number(v: Val<'_>) -> Option<Num> {
-    match v {
-        Val::Json(Value::Bool(b)) => Some(Num::Int(i128::from(*b))),
-        Val::Json(Value::Number(n)) => Some(if let Some(i) = n.as_i64() {
+fn number(t: Term<'_>) -> Option<Num> {
+    match t {
+        Term::Int(n) => Some(Num::Int(n)),
+        Term::Bool(b) => Some(Num::Int(i128::from(b))),
+        Term::Val(Val::Json(Value::Bool(b))) => Some(Num::Int(i128::from(*b))),
+        Term::Val(Val::Json(Value::Number(n))) => Some(if let Some(i) = n.as_i64() {
             Num::Int(i128::from(i))
         } else if let Some(u) = n.as_u64() {
             Num::Int(i128::from(u))
@@ -367,27 +436,31 @@ fn num_cmp(a: Num, b: Num) -> Option<Ordering> {
     }
 }
 
+fn json(v: &Value) -> Term<'_> {
+    Term::Val(Val::Json(v))
+}
+
 /// Python's `==`: `1 == 1.0 == True`, lists item by item, dicts by keys
 /// and values whatever their order, and values of different kinds unequal.
-fn equal(a: Val<'_>, b: Val<'_>) -> bool {
+fn equal(a: Term<'_>, b: Term<'_>) -> bool {
     if let (Some(x), Some(y)) = (text(a), text(b)) {
         return x == y;
     }
     if let (Some(x), Some(y)) = (number(a), number(b)) {
         return num_cmp(x, y) == Some(Ordering::Equal);
     }
+    let (Term::Val(Val::Json(a)), Term::Val(Val::Json(b))) = (a, b) else {
+        return false;
+    };
     match (a, b) {
-        (Val::Json(Value::Null), Val::Json(Value::Null)) => true,
-        (Val::Json(Value::Array(x)), Val::Json(Value::Array(y))) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|(p, q)| equal(Val::Json(p), Val::Json(q)))
+        (Value::Null, Value::Null) => true,
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| equal(json(p), json(q)))
         }
-        (Val::Json(Value::Object(x)), Val::Json(Value::Object(y))) => {
+        (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
                 && x.iter()
-                    .all(|(k, p)| y.get(k).is_some_and(|q| equal(Val::Json(p), Val::Json(q))))
+                    .all(|(k, p)| y.get(k).is_some_and(|q| equal(json(p), json(q))))
         }
         _ => false,
     }
@@ -395,7 +468,7 @@ fn equal(a: Val<'_>, b: Val<'_>) -> bool {
 
 /// Python's ordering: numbers (and bools) by value, strings by code
 /// point, lists item by item; anything else is Python's `TypeError`.
-fn order(op: Op, a: Val<'_>, b: Val<'_>) -> Result<Ordering, TemplateError> {
+fn order(op: Op, a: Term<'_>, b: Term<'_>) -> Result<Ordering, TemplateError> {
     if let (Some(x), Some(y)) = (text(a), text(b)) {
         // UTF-8 byte order is code point order.
         return Ok(x.cmp(y));
@@ -405,9 +478,9 @@ fn order(op: Op, a: Val<'_>, b: Val<'_>) -> Result<Ordering, TemplateError> {
             return Ok(o);
         }
     }
-    if let (Val::Json(Value::Array(x)), Val::Json(Value::Array(y))) = (a, b) {
+    if let (Term::Val(Val::Json(Value::Array(x))), Term::Val(Val::Json(Value::Array(y)))) = (a, b) {
         for (p, q) in x.iter().zip(y) {
-            let (p, q) = (Val::Json(p), Val::Json(q));
+            let (p, q) = (json(p), json(q));
             if !equal(p, q) {
                 return order(op, p, q);
             }
@@ -429,7 +502,7 @@ fn order(op: Op, a: Val<'_>, b: Val<'_>) -> Result<Ordering, TemplateError> {
 
 /// Python's `item in container`: a substring of a string, an item of a
 /// list (by `==`), a key of a dict.
-fn contains(container: Val<'_>, item: Val<'_>) -> Result<bool, TemplateError> {
+fn contains(container: Term<'_>, item: Term<'_>) -> Result<bool, TemplateError> {
     if let Some(hay) = text(container) {
         return match text(item) {
             Some(needle) => Ok(hay.contains(needle)),
@@ -440,11 +513,11 @@ fn contains(container: Val<'_>, item: Val<'_>) -> Result<bool, TemplateError> {
         };
     }
     match container {
-        Val::Json(Value::Array(items)) => Ok(items.iter().any(|v| equal(item, Val::Json(v)))),
-        Val::Json(Value::Object(map)) => match (text(item), item) {
+        Term::Val(Val::Json(Value::Array(items))) => Ok(items.iter().any(|v| equal(item, json(v)))),
+        Term::Val(Val::Json(Value::Object(map))) => match (text(item), item) {
             (Some(k), _) => Ok(map.contains_key(k)),
             // Unhashable in Python.
-            (None, Val::Json(v @ (Value::Array(_) | Value::Object(_)))) => Err(
+            (None, Term::Val(Val::Json(v @ (Value::Array(_) | Value::Object(_))))) => Err(
                 TemplateError::Type(format!("{} cannot be a key ('in' an object)", kind(v))),
             ),
             // Keys are strings: no number, bool or None is one.
@@ -454,5 +527,17 @@ fn contains(container: Val<'_>, item: Val<'_>) -> Result<bool, TemplateError> {
             "'in' needs a string, an array or an object, not {}",
             container.kind()
         ))),
+    }
+}
+
+/// Python's `len`: a string's characters, an array's items, an object's
+/// keys; anything else is Python's `TypeError`.
+pub(super) fn py_len(v: Val<'_>) -> Result<usize, TemplateError> {
+    match v {
+        Val::Str(s) => Ok(s.chars().count()),
+        Val::Json(Value::String(s)) => Ok(s.chars().count()),
+        Val::Json(Value::Array(a)) => Ok(a.len()),
+        Val::Json(Value::Object(m)) => Ok(m.len()),
+        other => Err(no_len(other.kind())),
     }
 }

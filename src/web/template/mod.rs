@@ -205,7 +205,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a path (name.field.0) or a call of static_url, json_encode, url_escape, xhtml_escape, escape or squeeze on one path or quoted string; {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
+        _ => "{{ }} takes a path (name.field.0 or name['field'][0]) or a call of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze or len on one path or quoted string; {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
     }
 }
 
@@ -223,6 +223,8 @@ enum Func {
     XhtmlEscape,
     /// `squeeze`: runs of `\x00`-`\x20` become one space, then strip.
     Squeeze,
+    /// Python's builtin `len`.
+    Len,
 }
 
 impl Func {
@@ -233,6 +235,7 @@ impl Func {
             "url_escape" => Func::UrlEscape,
             "xhtml_escape" | "escape" => Func::XhtmlEscape,
             "squeeze" => Func::Squeeze,
+            "len" => Func::Len,
             _ => return None,
         })
     }
@@ -256,8 +259,8 @@ enum Expr {
 /// `path` or `func(arg)`, with `arg` a path or a quoted string (Python
 /// allows spaces around the parentheses and the argument).
 fn parse_expr(s: &str) -> Option<Expr> {
-    if is_name(s) {
-        return Some(Expr::Path(s.to_string()));
+    if let Some(p) = path(s) {
+        return Some(Expr::Path(p));
     }
     let (callee, rest) = s.split_once('(')?;
     let func = Func::from_name(callee.trim())?;
@@ -266,8 +269,7 @@ fn parse_expr(s: &str) -> Option<Expr> {
         // No escapes: Python would read `\n` in a literal as a newline.
         Some(lit) if !lit.contains('\\') => Arg::Literal(lit.to_string()),
         Some(_) => return None,
-        None if is_name(arg) => Arg::Path(arg.to_string()),
-        None => return None,
+        None => Arg::Path(path(arg)?),
     };
     Some(Expr::Call { func, arg })
 }
@@ -410,8 +412,11 @@ struct BlockDef {
 /// It is the subset of Tornado's template syntax that makes sense without
 /// Python expressions. Where Tornado evaluates an expression, this language
 /// takes a *path*: a name, then `.field` or `.index` steps (`message.author`,
-/// `rows.0.cells.2`), or one of Tornado's template functions of a path
-/// (`json_encode(rows)`, see *Functions*). Names come from the value given to
+/// `rows.0.cells.2`) or Python's subscripts (`message['author']`,
+/// `rows[0]['cells'][-1]`: an index from the back when negative, a quoted
+/// key without `.` in it), or one of Tornado's template functions of a path
+/// (`json_encode(rows)`, see *Functions*); conditions also compare and
+/// combine them (see *Conditions*). Names come from the value given to
 /// [`Template::render_value`] / `RequestContext::render_with` (any
 /// `serde::Serialize` value that is a JSON object: its fields are the names),
 /// or from the `(name, value)` string pairs of [`Template::render`].
@@ -425,6 +430,7 @@ struct BlockDef {
 /// | `{{ url_escape(path) }}` | the text for a query string: space `+`, other than `A-Za-z0-9_.-~` as `%XX` |
 /// | `{{ xhtml_escape(path) }}`, `{{ escape(path) }}` | the text HTML-escaped, then escaped again by `{{ }}` as in Tornado (so use `{% raw escape(path) %}`) |
 /// | `{{ squeeze(path) }}` | the text with each run of whitespace and control characters (`\x00`–`\x20`) one space, stripped |
+/// | `{{ len(path) }}` | Python's `len`: characters, items or keys |
 /// | `{% if path %}` … `{% elif not path %}` … `{% else %}` … `{% end %}` | conditionals with Python truthiness; conditions compare and combine paths and literals as Python does: `{% if user.age >= 18 and user.name != 'root' %}`, `in`, `not in`, `is None` (see *Conditions*) |
 /// | `{% for x in path %}` … `{% end %}` | `x` bound to each element of an array (each key of an object) |
 /// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
@@ -494,6 +500,9 @@ struct BlockDef {
 ///   ASCII whitespace and control characters become one space, then
 ///   whitespace (also Unicode's, such as `U+00A0`) is stripped from both
 ///   ends.
+/// - `len(path)` is Python's builtin: a string's characters, an array's
+///   items, an object's keys; of anything else, [`TemplateError::Type`]
+///   (Python's `TypeError`). Conditions take it too (`{% if len(rows) > 1 %}`).
 ///
 /// ```
 /// use cyclone::web::Template;
@@ -516,8 +525,8 @@ struct BlockDef {
 /// value is a string, true when not empty.
 ///
 /// **Conditions.** `{% if %}` and `{% elif %}` take Python's `or`, `and`,
-/// `not` and parentheses over comparisons of paths and literals (quoted
-/// strings, numbers, `True`, `False`, `None`), with Python's meaning:
+/// `not` and parentheses over comparisons of paths, `len(path)` and literals
+/// (quoted strings, numbers, `True`, `False`, `None`), with Python's meaning:
 /// `==` and `!=` compare values (`1 == 1.0 == True`, lists item by item,
 /// objects whatever their key order); `<`, `<=`, `>`, `>=` order numbers,
 /// strings (by code point) and arrays, and chain (`0 <= n < 10`); `in` and
@@ -662,6 +671,62 @@ fn is_name(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-')
 }
 
+/// A path as written in a tag, as the dotted path it is looked up by:
+/// `name.field.0`, or with Python's subscripts, `name['field'][0]` (also
+/// `["field"]` and `[-1]`, mixed with `.field` steps) → `name.field.0`. A
+/// quoted key must not hold a `.`, a quote or a backslash. Without `[`, any
+/// [`is_name`] is taken as it is (a [`Template::render`] pair's name).
+fn path(s: &str) -> Option<String> {
+    let Some(open) = s.find('[') else {
+        return is_name(s).then(|| s.to_string());
+    };
+    let head = &s[..open];
+    if !is_name(head) || head.ends_with('.') {
+        return None;
+    }
+    let mut out = head.to_string();
+    let mut rest = &s[open..];
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('[') {
+            let close = after.find(']')?;
+            let inner = after[..close].trim();
+            let seg = match quoted_key(inner) {
+                Some(key) => key,
+                None => {
+                    let digits = inner.strip_prefix('-').unwrap_or(inner);
+                    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                        return None;
+                    }
+                    inner
+                }
+            };
+            out.push('.');
+            out.push_str(seg);
+            rest = &after[close + 1..];
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let seg = &after[..end];
+            if !is_name(seg) {
+                return None;
+            }
+            out.push('.');
+            out.push_str(seg);
+            rest = &after[end..];
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// `'key'` or `"key"` (possibly empty) with no quote, backslash or `.`
+/// inside: the key a subscript names.
+fn quoted_key(s: &str) -> Option<&str> {
+    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let inner = s.strip_prefix(q)?.strip_suffix(q)?;
+    (s.len() >= 2 && !inner.contains(['"', '\'', '\\', '.'])).then_some(inner)
+}
+
 /// A name a loop, `set` or `block` can bind.
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
@@ -698,7 +763,7 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
     if !is_ident(var) || second.is_some_and(|b| !is_ident(b)) {
         return None;
     }
-    let (path, source) = [
+    let (target, source) = [
         (".items()", Source::Items),
         (".keys()", Source::Keys),
         (".values()", Source::Values),
@@ -711,13 +776,13 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
         Source::Items => second.is_some(),
         Source::Keys | Source::Values => second.is_none(),
     };
-    if !is_name(path) || !arity_ok {
+    if !arity_ok {
         return None;
     }
     Some(Loop {
         var: var.to_string(),
         second: second.map(str::to_string),
-        path: path.to_string(),
+        path: path(target)?,
         source,
         body: Vec::new(),
         otherwise: Vec::new(),
@@ -1061,8 +1126,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 }
                 let value = match literal(path) {
                     Some(v) => SetValue::Literal(v),
-                    None if is_name(path) => SetValue::Path(path.to_string()),
-                    None => return Err(bad()),
+                    None => SetValue::Path(self::path(path).ok_or_else(bad)?),
                 };
                 self.push(Node::Set {
                     name: name.to_string(),
@@ -1587,6 +1651,23 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// `items[seg]` for an index step: `0`, `1`, … from the front, `-1`,
+/// `-2`, … from the back, as Python indexes a list.
+fn index<'v>(items: &'v [Value], seg: &str) -> Option<&'v Value> {
+    match seg.strip_prefix('-') {
+        Some(back) => {
+            let n = back.parse::<usize>().ok()?;
+            // `-0` is `0` in Python.
+            items.get(if n == 0 {
+                0
+            } else {
+                items.len().checked_sub(n)?
+            })
+        }
+        None => items.get(seg.parse::<usize>().ok()?),
+    }
+}
+
 /// What `{{ static_url(path) }}` prints for `path`.
 pub(crate) type StaticUrl<'a> = &'a dyn Fn(&str) -> String;
 
@@ -2037,7 +2118,7 @@ impl<'a> Renderer<'a> {
         for seg in segs {
             let next = match val {
                 Val::Json(Value::Object(m)) => m.get(seg),
-                Val::Json(Value::Array(a)) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+                Val::Json(Value::Array(a)) => index(a, seg),
                 _ => None,
             };
             val = Val::Json(next.ok_or_else(undefined)?);
@@ -2119,6 +2200,7 @@ impl<'a> Renderer<'a> {
                 Cow::Owned(s)
             }
             Func::Squeeze => Cow::Owned(squeeze(&val.text())),
+            Func::Len => Cow::Owned(cond::py_len(val)?.to_string()),
         };
         if escape {
             push_escaped(&mut self.out, &result);
@@ -2514,7 +2596,7 @@ mod tests {
             render_json("{% raw a.b.0.c %} {% raw obj %}", v.clone()).unwrap(),
             "<deep> {'k': 'v&'}"
         );
-        for bad in ["a.x", "a.b.2", "a.b.z", "n.x", "missing", "list.-1"] {
+        for bad in ["a.x", "a.b.2", "a.b.z", "n.x", "missing", "list.-3"] {
             assert_eq!(
                 render_json(&format!("{{{{ {bad} }}}}"), v.clone()).unwrap_err(),
                 at(1, TemplateError::Undefined(bad.into())),
@@ -2848,6 +2930,86 @@ mod tests {
         assert_eq!(
             render_json(&format!("{{% if {shallow} %}}y{{% end %}}"), v).unwrap(),
             "y"
+        );
+    }
+
+    /// Python's subscripts step into values as `.` does, wherever a path
+    /// goes (expected output from Tornado 6.6.1).
+    #[test]
+    fn paths_take_python_subscripts() {
+        let v = json!({"d": {"k": "v", "n": {"list": [10, 20, 30]}, "0": "zero", "": "empty"},
+            "xs": [[1, 2], [3, 4]], "rows": [{"name": "a"}, {"name": "b"}]});
+        let t = "{{ d['k'] }}|{{ d[\"n\"]['list'][0] }}|{{ d['n']['list'][-1] }}|{{ xs[1][0] }}|\
+                 {{ xs[-1][-2] }}|{{ d['0'] }}|{{ d[''] }}|{% for r in rows %}{{ r['name'] }}{% end %}|\
+                 {% for x in d['n']['list'] %}{{ x }},{% end %}|{% set y = xs[0] %}{{ y[1] }}|\
+                 {% if d['k'] == 'v' and xs[0][0] < xs[1][ 0 ] %}ok{% end %}|\
+                 {{ url_escape(d['k']) }}|{{ xs[-0][0] }}";
+        assert_eq!(
+            render_json(t, v.clone()).unwrap(),
+            "v|10|30|3|3|zero|empty|ab|10,20,30,|2|ok|v|1"
+        );
+        // Mixed with dots; past either end is undefined.
+        assert_eq!(render_json("{{ d.n['list'].1 }}", v.clone()).unwrap(), "20");
+        for (src, missing) in [
+            ("{{ xs[2] }}", "xs.2"),
+            ("{{ xs[-3] }}", "xs.-3"),
+            ("{{ d['z'] }}", "d.z"),
+        ] {
+            assert_eq!(
+                render_json(src, v.clone()).unwrap_err(),
+                at(1, TemplateError::Undefined(missing.into())),
+                "{src}"
+            );
+        }
+        for bad in [
+            "d[k]", "d['a.b']", "d['k'", "d[]", "d['k']x", "[0]", "d.[0]", "d[1.5]", "d['\\n']",
+        ] {
+            for src in [
+                format!("{{{{ {bad} }}}}"),
+                format!("{{% if {bad} %}}{{% end %}}"),
+            ] {
+                assert!(Template::parse(&src).is_err(), "{src}");
+            }
+        }
+    }
+
+    /// Python's `len` in `{{ }}` and in conditions (expected output from
+    /// Tornado 6.6.1).
+    #[test]
+    fn len_counts_characters_items_and_keys() {
+        let v = json!({"xs": [1, 2, 3], "d": {"a": 1, "b": 2}, "s": "h\u{e9}llo\u{1f600}", "e": [], "n": 5});
+        let t = "{{ len(xs) }}|{{ len(d) }}|{{ len(s) }}|{{ len('abc') }}|\
+                 {% if len(xs) > 2 %}many{% end %}|{% if not len(e) %}empty{% end %}|\
+                 {% if len(s) == 6 and len(d) < len(xs) %}ok{% end %}|\
+                 {% if len(xs) == 3 == len('abc') %}chain{% end %}|\
+                 {% if len(xs) is True %}no{% end %}{% if (len(xs) > 1) is True %}yes{% end %}";
+        assert_eq!(
+            render_json(t, v.clone()).unwrap(),
+            "3|2|6|3|many|empty|ok|chain|yes"
+        );
+        for src in [
+            "{{ len(n) }}",
+            "{% if len(n) %}{% end %}",
+            "{% if len(xs.0) %}{% end %}",
+        ] {
+            assert!(
+                matches!(render_json(src, v.clone()), Err(TemplateError::At { line: 1, ref error })
+                    if matches!(**error, TemplateError::Type(_))),
+                "{src}"
+            );
+        }
+        for src in [
+            "{% if len(3) %}{% end %}",
+            "{% if len() %}{% end %}",
+            "{% if len(xs, d) %}{% end %}",
+            "{% if len((xs)) %}{% end %}",
+        ] {
+            assert!(Template::parse(src).is_err(), "{src}");
+        }
+        // Without parentheses, `len` is a path like any other name.
+        assert_eq!(
+            render_json("{% if len %}{{ len }}{% end %}", json!({"len": 2})).unwrap(),
+            "2"
         );
     }
 
@@ -3940,7 +4102,7 @@ mod tests {
         for other in ["{{ linkify(x) }}", "{{ _(\"Hi\") }}", "{{ x.y() }}"] {
             assert!(
                 says(other).contains(
-                    "a call of static_url, json_encode, url_escape, xhtml_escape, escape or squeeze"
+                    "a call of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze or len"
                 ),
                 "{other}: {}",
                 says(other)
