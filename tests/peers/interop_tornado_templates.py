@@ -9,8 +9,9 @@ values, written to a directory of its own; the check passes when `render TEMPLAT
 prints exactly the bytes Tornado's `generate` returns. The cases stay inside what cyclone's engine documents as Tornado's
 behaviour (paths, not Python expressions; no `'` in escaped text,
 which Tornado 6.4 and later escape as `&#x27;` and cyclone, as Tornado 4.3, as `&#39;`):
-escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set` (conditions with
-comparisons and boolean operators, `set` with literals, Python subscripts, `len`), `break`
+escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set` (Python expressions:
+arithmetic, comparisons, `and`/`or`/`not`, conditional expressions, subscripts, `len`/`str`/`int`/`abs`,
+`range` and `enumerate`), `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
 `{% block %}` over two levels, whitespace by file name (`.html` pages are "single", others
 "all", as Tornado's loader decides), `{% whitespace %}` and `<pre>`, and the template functions
@@ -88,6 +89,19 @@ CASES = [
      "{% if not len(e) %}empty{% end %}|{% if len(s) == 6 and len(d) < len(xs) %}ok{% end %}|"
      "{% if len(xs) == 3 == len('abc') %}chain{% end %}|{% if (len(xs) > 1) is True %}yes{% end %}",
      {"xs": [1, 2, 3], "d": {"a": 1, "b": 2}, "s": "h\u00e9llo\U0001F600", "e": [], "n": 5}),
+    ("Python expressions in {{ }}: arithmetic, and/or values, conditional, subscripts, calls",
+     "|".join("{{ %s }}" % e for e in ["n + 1", "n - 1", "n * 2", "n / 2", "n // 2", "n % 3", "m // 2", "m % 5", "n % -3", "-n", "- m", "-f", "f * 2", "f / 0.5", "f // 1", "f % 1", "7.5 % 2", "-7.5 % 2", "n + f", "s + 'c'", "s * 3", "3 * s", "xs + ys", "ys * 2", "name or 'anonymous'", "e or 'empty'", "s and 'yes'", "e and 'no'", "n > 2 and n", "not n", "t + 1", "n == 7 or x", "xs[i]", "xs[-i]", "xs[i + 1]", "d[key]", "d['j'] * 10", "s[0]", "s[-1]", "rows[i].name", "rows[0]['name']", "len(xs) - 1", "str(n) + s", "int('42') + 1", "int(f)", "int(' -8 ')", "abs(m)", "abs(-f)", "str(t)", "str(name)", "str(xs)", "url_escape(s + ' x')", "json_encode(d)", "escape('<' + s)", "squeeze('  a  b ')", "(n + 1) * 2", "n + 1 * 2", "2 * (3 + 4) - 1", "10 - 2 - 3", "100 // 7 // 2", "1 + 2 == 3", "n if t else m", "'active' if s == 'ab' else ''", "'a' if e else 'b' if n > 5 else 'c'", "(n if not t else m) + 1"]),
+     {"n": 7, "m": -3, "f": 2.5, "s": "ab", "e": "", "name": None, "xs": [10, 20, 30], "ys": [1],
+      "d": {"k": "v", "j": 2}, "i": 1, "key": "k", "t": True, "big": 9007199254740993,
+      "rows": [{"name": "a", "n": 1}, {"name": "b<", "n": 2}]}),
+    ("set and for with expressions, range and enumerate",
+     "{% set total = n * 2 + 1 %}{{ total }}|{% for i in range(n) %}{{ i }}{% end %}|"
+     "{% for i in range(1, n + 1) %}{{ i }}{% end %}|{% for i in range(10, 0, -3) %}{{ i }},{% end %}|"
+     "{% for i in range(0) %}x{% else %}none{% end %}|{% for i, x in enumerate(xs) %}{{ i + 1 }}.{{ x }} {% end %}|"
+     "{% for i, k in enumerate(d) %}{{ i }}{{ k }}{% end %}|{% for i, c in enumerate(s) %}{{ i }}{{ c }}{% end %}|"
+     "{% for i in range(len(xs)) %}{{ xs[i] }}{% end %}|{% for x in xs + more %}{{ x }}{% end %}|"
+     "{% for x in more if False else xs %}{% end %}{% set label = 'many' if n > 2 else 'few' %}{{ label }}|{{ i }}{{ x }}",
+     {"xs": ["a", "b", "c"], "n": 3, "d": {"k": 1, "j": 2}, "s": "h\u00e9", "more": ["d"]}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),

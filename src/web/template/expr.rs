@@ -1,0 +1,1024 @@
+//! Python expressions in templates: what `{{ }}`, `{% if %}`, `{% set %}`
+//! and `{% for %}` take beyond a bare path, evaluated with Python's
+//! semantics for the values a template sees (JSON values and strings).
+//!
+//! ```text
+//! test       := or_test ("if" or_test "else" test)?  Python's conditional expression
+//! or_test    := and_test ("or" and_test)*          the first true operand, or the last
+//! and_test   := not_test ("and" not_test)*         the first false operand, or the last
+//! not_test   := "not" not_test | comparison
+//! comparison := sum (op sum)*                       chained as Python: a < b < c
+//! op         := == != < <= > >= in "not in" is "is not"
+//! sum        := term (("+" | "-") term)*
+//! term       := factor (("*" | "/" | "//" | "%") factor)*
+//! factor     := ("-" | "+") factor | postfix
+//! postfix    := atom ("[" test "]" | ".name")*
+//! atom       := path | literal | "(" test ")" | call "(" test ")"
+//! call       := len | str | int | abs | json_encode | url_escape
+//!             | xhtml_escape | escape | squeeze | static_url
+//! ```
+//!
+//! `-` inside a word is part of it (`a-b` is a path, as a
+//! [`Template::render`](super::Template::render) pair's name can be):
+//! subtraction is written with spaces, `a - b`. `is` and `is not` take
+//! `None`, `True` or `False` on their right (what identity means for a JSON
+//! value). Where Python raises `TypeError` (ordering a string and a number,
+//! `in` a number, adding a string to a number), `ZeroDivisionError`,
+//! `ValueError` (`int('x')`) or `IndexError`/`KeyError`, the render fails:
+//! [`TemplateError::Type`], or [`TemplateError::Undefined`] for a missing
+//! index or key.
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+use super::{kind, literal, path, Func, TemplateError, Val};
+
+/// Parentheses, subscripts and unary operators nest at most this deep.
+const MAX_DEPTH: usize = 32;
+/// Tokens in one expression at most (so that a chain of binary operators,
+/// which nests to the left, stays shallow).
+const MAX_TOKENS: usize = 256;
+
+#[derive(Debug, Clone)]
+pub(super) enum Exp {
+    Path(String),
+    Literal(Value),
+    Or(Vec<Exp>),
+    And(Vec<Exp>),
+    Not(Box<Exp>),
+    /// `then if cond else otherwise`.
+    IfElse {
+        cond: Box<Exp>,
+        then: Box<Exp>,
+        otherwise: Box<Exp>,
+    },
+    /// `first op1 x1 op2 x2 …` (each `op` between the operand before it and
+    /// its own); at least one `op`.
+    Compare {
+        first: Box<Exp>,
+        rest: Vec<(Op, Exp)>,
+    },
+    Arith {
+        op: Arith,
+        left: Box<Exp>,
+        right: Box<Exp>,
+    },
+    Neg(Box<Exp>),
+    /// `base[index]` (also `base.name` after a computed `base`).
+    Index {
+        base: Box<Exp>,
+        index: Box<Exp>,
+    },
+    Call {
+        callee: Callee,
+        arg: Box<Exp>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    Is,
+    IsNot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Mod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Callee {
+    Len,
+    Str,
+    Int,
+    Abs,
+    /// A function of Tornado's template namespace.
+    Func(Func),
+}
+
+/// Whether `name` is a function expressions can call.
+pub(super) fn is_callee(name: &str) -> bool {
+    Callee::from_name(name).is_some()
+}
+
+impl Callee {
+    fn from_name(name: &str) -> Option<Callee> {
+        Some(match name {
+            "len" => Callee::Len,
+            "str" => Callee::Str,
+            "int" => Callee::Int,
+            "abs" => Callee::Abs,
+            _ => Callee::Func(Func::from_name(name)?),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok<'s> {
+    Word(&'s str),
+    Str(&'s str),
+    /// A comparison or arithmetic operator.
+    Op(&'s str),
+    Open,
+    Close,
+    OpenBracket,
+    CloseBracket,
+    Comma,
+}
+
+/// The characters other than whitespace that end a word; each is a token
+/// of its own (or starts one), handled before a word is read. `-` is not
+/// among them: inside a word it is part of the word.
+const WORD_END: &str = "()[],<>=!'\"+*/%";
+
+fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
+    let mut out = Vec::new();
+    let b = src.as_bytes();
+    let mut i = 0;
+    while let Some(ch) = src[i..].chars().next() {
+        if out.len() > MAX_TOKENS {
+            return None;
+        }
+        let single = |t| Some((t, 1));
+        let (tok, len) = match ch {
+            // The same test as the end of a word below: a character that
+            // ends a word is always consumed here.
+            _ if ch.is_whitespace() => {
+                i += ch.len_utf8();
+                continue;
+            }
+            '(' => single(Tok::Open)?,
+            ')' => single(Tok::Close)?,
+            '[' => single(Tok::OpenBracket)?,
+            ']' => single(Tok::CloseBracket)?,
+            ',' => single(Tok::Comma)?,
+            '\'' | '"' => {
+                let end = src[i + 1..].find(ch)? + i + 1;
+                if src[i + 1..end].contains('\\') {
+                    return None;
+                }
+                (Tok::Str(&src[i..=end]), end + 1 - i)
+            }
+            '=' | '!' | '<' | '>' => {
+                let len = if b.get(i + 1) == Some(&b'=') { 2 } else { 1 };
+                let op = &src[i..i + len];
+                if op == "=" || op == "!" {
+                    return None;
+                }
+                (Tok::Op(op), len)
+            }
+            '/' => {
+                let len = if b.get(i + 1) == Some(&b'/') { 2 } else { 1 };
+                (Tok::Op(&src[i..i + len]), len)
+            }
+            '+' | '*' | '%' | '-' => {
+                if ch == '*' && b.get(i + 1) == Some(&b'*') {
+                    // `**` is not taken.
+                    return None;
+                }
+                (Tok::Op(&src[i..=i]), 1)
+            }
+            _ => {
+                let end = src[i..]
+                    .find(|c: char| c.is_whitespace() || WORD_END.contains(c))
+                    .map_or(src.len(), |n| n + i);
+                (Tok::Word(&src[i..end]), end - i)
+            }
+        };
+        out.push(tok);
+        i += len;
+    }
+    Some(out)
+}
+
+/// Parses an expression; `None` when it is not one.
+pub(super) fn parse(src: &str) -> Option<Exp> {
+    let toks = tokens(src)?;
+    let mut p = Parser { toks, at: 0 };
+    let exp = p.test(0)?;
+    (p.at == p.toks.len()).then_some(exp)
+}
+
+/// Parses `a, b, …` (one to three expressions: `range`'s arguments).
+pub(super) fn parse_args(src: &str) -> Option<Vec<Exp>> {
+    let toks = tokens(src)?;
+    let mut p = Parser { toks, at: 0 };
+    let mut args = vec![p.test(0)?];
+    while p.eat(Tok::Comma) {
+        args.push(p.test(0)?);
+    }
+    (p.at == p.toks.len() && args.len() <= 3).then_some(args)
+}
+
+struct Parser<'s> {
+    toks: Vec<Tok<'s>>,
+    at: usize,
+}
+
+impl<'s> Parser<'s> {
+    fn peek(&self) -> Option<Tok<'s>> {
+        self.toks.get(self.at).copied()
+    }
+
+    fn eat(&mut self, t: Tok<'_>) -> bool {
+        if self.peek() == Some(t) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn test(&mut self, depth: usize) -> Option<Exp> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let then = self.or_test(depth)?;
+        if !self.eat(Tok::Word("if")) {
+            return Some(then);
+        }
+        let cond = self.or_test(depth)?;
+        if !self.eat(Tok::Word("else")) {
+            return None;
+        }
+        let otherwise = self.test(depth + 1)?;
+        Some(Exp::IfElse {
+            cond: Box::new(cond),
+            then: Box::new(then),
+            otherwise: Box::new(otherwise),
+        })
+    }
+
+    fn or_test(&mut self, depth: usize) -> Option<Exp> {
+        self.chain(depth, "or", Self::and_test, Exp::Or)
+    }
+
+    fn and_test(&mut self, depth: usize) -> Option<Exp> {
+        self.chain(depth, "and", Self::not_test, Exp::And)
+    }
+
+    /// `x word x word x …`, each `x` parsed by `next`: `x` alone, or
+    /// `make` of them all.
+    fn chain(
+        &mut self,
+        depth: usize,
+        word: &str,
+        next: fn(&mut Self, usize) -> Option<Exp>,
+        make: fn(Vec<Exp>) -> Exp,
+    ) -> Option<Exp> {
+        let mut parts = vec![next(self, depth)?];
+        while self.eat(Tok::Word(word)) {
+            parts.push(next(self, depth)?);
+        }
+        Some(if parts.len() == 1 {
+            parts.pop()?
+        } else {
+            make(parts)
+        })
+    }
+
+    fn not_test(&mut self, depth: usize) -> Option<Exp> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        if self.eat(Tok::Word("not")) {
+            return Some(Exp::Not(Box::new(self.not_test(depth + 1)?)));
+        }
+        let first = self.sum(depth)?;
+        let mut rest = Vec::new();
+        while let Some(op) = self.op() {
+            let right = self.sum(depth)?;
+            if matches!(op, Op::Is | Op::IsNot)
+                && !matches!(&right, Exp::Literal(Value::Null | Value::Bool(_)))
+            {
+                return None;
+            }
+            rest.push((op, right));
+        }
+        Some(if rest.is_empty() {
+            first
+        } else {
+            Exp::Compare {
+                first: Box::new(first),
+                rest,
+            }
+        })
+    }
+
+    fn op(&mut self) -> Option<Op> {
+        let op = match self.peek()? {
+            Tok::Op("==") => Op::Eq,
+            Tok::Op("!=") => Op::Ne,
+            Tok::Op("<") => Op::Lt,
+            Tok::Op("<=") => Op::Le,
+            Tok::Op(">") => Op::Gt,
+            Tok::Op(">=") => Op::Ge,
+            Tok::Word("in") => Op::In,
+            Tok::Word("not") if self.toks.get(self.at + 1) == Some(&Tok::Word("in")) => {
+                self.at += 1;
+                Op::NotIn
+            }
+            Tok::Word("is") => {
+                if self.toks.get(self.at + 1) == Some(&Tok::Word("not")) {
+                    self.at += 1;
+                    Op::IsNot
+                } else {
+                    Op::Is
+                }
+            }
+            _ => return None,
+        };
+        self.at += 1;
+        Some(op)
+    }
+
+    fn sum(&mut self, depth: usize) -> Option<Exp> {
+        self.left_assoc(depth, &[("+", Arith::Add), ("-", Arith::Sub)], Self::term)
+    }
+
+    fn term(&mut self, depth: usize) -> Option<Exp> {
+        let ops = [
+            ("*", Arith::Mul),
+            ("/", Arith::Div),
+            ("//", Arith::FloorDiv),
+            ("%", Arith::Mod),
+        ];
+        self.left_assoc(depth, &ops, Self::factor)
+    }
+
+    /// `x op x op x …` over the operators `ops`, grouped to the left, each
+    /// `x` parsed by `next`.
+    fn left_assoc(
+        &mut self,
+        depth: usize,
+        ops: &[(&str, Arith)],
+        next: fn(&mut Self, usize) -> Option<Exp>,
+    ) -> Option<Exp> {
+        let mut left = next(self, depth)?;
+        while let Some(op) = self.peek().and_then(|t| {
+            ops.iter()
+                .find(|(sym, _)| t == Tok::Op(sym))
+                .map(|(_, op)| *op)
+        }) {
+            self.at += 1;
+            let right = next(self, depth)?;
+            left = Exp::Arith {
+                op,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
+        }
+        Some(left)
+    }
+
+    fn factor(&mut self, depth: usize) -> Option<Exp> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            Tok::Op("-") => {
+                self.at += 1;
+                let inner = self.factor(depth + 1)?;
+                // `-3` is a literal, as Python folds it.
+                Some(match inner {
+                    Exp::Literal(Value::Number(n)) => match literal(&format!("-{n}")) {
+                        Some(v) => Exp::Literal(v),
+                        None => Exp::Neg(Box::new(Exp::Literal(Value::Number(n)))),
+                    },
+                    other => Exp::Neg(Box::new(other)),
+                })
+            }
+            Tok::Op("+") => {
+                self.at += 1;
+                // Python's unary plus: the number itself (a bool as 0 or 1).
+                let inner = self.factor(depth + 1)?;
+                Some(Exp::Arith {
+                    op: Arith::Add,
+                    left: Box::new(Exp::Literal(Value::from(0))),
+                    right: Box::new(inner),
+                })
+            }
+            _ => self.postfix(depth),
+        }
+    }
+
+    fn postfix(&mut self, depth: usize) -> Option<Exp> {
+        let mut exp = self.atom(depth)?;
+        loop {
+            if self.eat(Tok::OpenBracket) {
+                let index = self.test(depth + 1)?;
+                if !self.eat(Tok::CloseBracket) {
+                    return None;
+                }
+                exp = index_of(exp, index);
+            } else if let Some(Tok::Word(w)) = self.peek() {
+                // `.name` steps right after a `]` or `)`.
+                let Some(steps) = w.strip_prefix('.') else {
+                    return Some(exp);
+                };
+                self.at += 1;
+                for step in steps.split('.') {
+                    if !super::is_name(step) {
+                        return None;
+                    }
+                    exp = index_of(exp, Exp::Literal(Value::String(step.to_string())));
+                }
+            } else {
+                return Some(exp);
+            }
+        }
+    }
+
+    fn atom(&mut self, depth: usize) -> Option<Exp> {
+        let tok = self.peek()?;
+        self.at += 1;
+        match tok {
+            Tok::Open => {
+                let inner = self.test(depth + 1)?;
+                self.eat(Tok::Close).then_some(inner)
+            }
+            Tok::Str(s) => literal(s).map(Exp::Literal),
+            Tok::Word("and" | "or" | "not" | "in" | "is" | "if" | "else") => None,
+            Tok::Word(w) if self.peek() == Some(Tok::Open) => {
+                let callee = Callee::from_name(w)?;
+                self.at += 1;
+                let arg = self.test(depth + 1)?;
+                self.eat(Tok::Close).then(|| Exp::Call {
+                    callee,
+                    arg: Box::new(arg),
+                })
+            }
+            Tok::Word(w) => match literal(w) {
+                Some(v) => Some(Exp::Literal(v)),
+                None => path(w).map(Exp::Path),
+            },
+            _ => None,
+        }
+    }
+}
+
+/// `base[index]`: a step of the path when both are known when the template
+/// is parsed (`d['k']` is the path `d.k`), computed when it is rendered
+/// otherwise.
+fn index_of(base: Exp, index: Exp) -> Exp {
+    if let Exp::Path(p) = &base {
+        let step = match &index {
+            Exp::Literal(Value::String(k)) if !k.contains('.') => Some(k.clone()),
+            Exp::Literal(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            _ => None,
+        };
+        if let Some(step) = step {
+            return Exp::Path(format!("{p}.{step}"));
+        }
+    }
+    Exp::Index {
+        base: Box::new(base),
+        index: Box::new(index),
+    }
+}
+
+/// A value an expression gave: a template value, or one it computed.
+pub(super) enum V<'a> {
+    Ref(Val<'a>),
+    Own(Value),
+}
+
+impl V<'_> {
+    pub(super) fn view(&self) -> Val<'_> {
+        match self {
+            V::Ref(v) => *v,
+            V::Own(v) => Val::Json(v),
+        }
+    }
+}
+
+fn own<'a>(v: Value) -> Result<V<'a>, TemplateError> {
+    Ok(V::Own(v))
+}
+
+/// What an expression needs from the render.
+pub(super) trait Env<'a> {
+    /// The value at a path.
+    fn lookup(&self, path: &'a str) -> Result<Val<'a>, TemplateError>;
+    /// A function of Tornado's namespace applied to a value.
+    fn apply(&self, func: Func, v: Val<'_>) -> Result<String, TemplateError>;
+    /// The longest string or array an expression may build.
+    fn max_len(&self) -> usize;
+}
+
+impl Exp {
+    /// The expression's value, with Python's semantics. Operands are read as
+    /// Python reads them: left to right, and only as far as `and`, `or` and
+    /// a chained comparison need (an undefined path after a false `and` is
+    /// no error).
+    pub(super) fn eval<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
+        match self {
+            Exp::Path(p) => Ok(V::Ref(env.lookup(p)?)),
+            Exp::Literal(v) => Ok(V::Ref(Val::Json(v))),
+            Exp::Or(parts) => {
+                let mut last = None;
+                for p in parts {
+                    let v = p.eval(env)?;
+                    if v.view().truthy() {
+                        return Ok(v);
+                    }
+                    last = Some(v);
+                }
+                last.ok_or_else(|| TemplateError::Type("empty or".into()))
+            }
+            Exp::And(parts) => {
+                let mut last = None;
+                for p in parts {
+                    let v = p.eval(env)?;
+                    if !v.view().truthy() {
+                        return Ok(v);
+                    }
+                    last = Some(v);
+                }
+                last.ok_or_else(|| TemplateError::Type("empty and".into()))
+            }
+            Exp::Not(e) => own(Value::Bool(!e.eval(env)?.view().truthy())),
+            Exp::IfElse {
+                cond,
+                then,
+                otherwise,
+            } => {
+                if cond.eval(env)?.view().truthy() {
+                    then.eval(env)
+                } else {
+                    otherwise.eval(env)
+                }
+            }
+            Exp::Compare { first, rest } => {
+                let mut left = first.eval(env)?;
+                for (op, operand) in rest {
+                    let right = operand.eval(env)?;
+                    if !compare(*op, left.view(), right.view())? {
+                        return own(Value::Bool(false));
+                    }
+                    left = right;
+                }
+                own(Value::Bool(true))
+            }
+            Exp::Arith { op, left, right } => {
+                let (a, b) = (left.eval(env)?, right.eval(env)?);
+                arith(*op, a.view(), b.view(), env.max_len()).map(V::Own)
+            }
+            Exp::Neg(e) => {
+                let v = e.eval(env)?;
+                match number(v.view()) {
+                    Some(Num::Int(n)) => int(-n).map(V::Own),
+                    Some(Num::Float(f)) => float(-f).map(V::Own),
+                    None => Err(TemplateError::Type(format!(
+                        "bad operand for unary -: {}",
+                        v.view().kind()
+                    ))),
+                }
+            }
+            Exp::Index { base, index } => {
+                let (b, i) = (base.eval(env)?, index.eval(env)?);
+                subscript(b, i.view())
+            }
+            Exp::Call { callee, arg } => {
+                let v = arg.eval(env)?;
+                let v = v.view();
+                match callee {
+                    Callee::Len => int(py_len(v)? as i128).map(V::Own),
+                    Callee::Str => own(Value::String(v.text().into_owned())),
+                    Callee::Int => py_int(v).map(V::Own),
+                    Callee::Abs => match number(v) {
+                        Some(Num::Int(n)) => int(n.abs()).map(V::Own),
+                        Some(Num::Float(f)) => float(f.abs()).map(V::Own),
+                        None => Err(TemplateError::Type(format!(
+                            "bad operand for abs(): {}",
+                            v.kind()
+                        ))),
+                    },
+                    Callee::Func(f) => env.apply(*f, v).map(|s| V::Own(Value::String(s))),
+                }
+            }
+        }
+    }
+}
+
+/// `base[index]` computed: an array's item by an integer (from the back
+/// when negative), an object's value by a string key, a string's
+/// character.
+fn subscript<'a>(base: V<'a>, index: Val<'_>) -> Result<V<'a>, TemplateError> {
+    let missing = || {
+        TemplateError::Undefined(format!(
+            "[{}] of {}",
+            index.text(),
+            match &base {
+                V::Ref(v) => v.kind(),
+                V::Own(v) => kind(v),
+            }
+        ))
+    };
+    let position = |len: usize| -> Option<usize> {
+        match number(index)? {
+            Num::Int(i) if i < 0 => len.checked_sub(usize::try_from(-i).ok()?),
+            Num::Int(i) => usize::try_from(i).ok().filter(|i| *i < len),
+            Num::Float(_) => None,
+        }
+    };
+    match &base {
+        V::Ref(Val::Json(Value::Array(items))) => {
+            let items: &'a [Value] = items;
+            let at = position(items.len()).ok_or_else(missing)?;
+            return Ok(V::Ref(Val::Json(&items[at])));
+        }
+        V::Ref(Val::Json(Value::Object(map))) => {
+            let key = text(index).ok_or_else(missing)?;
+            let map: &'a serde_json::Map<String, Value> = map;
+            return map
+                .get(key)
+                .map(|v| V::Ref(Val::Json(v)))
+                .ok_or_else(missing);
+        }
+        _ => {}
+    }
+    let found = match base.view() {
+        Val::Json(Value::Array(items)) => position(items.len()).map(|at| items[at].clone()),
+        Val::Json(Value::Object(map)) => text(index).and_then(|k| map.get(k)).cloned(),
+        v @ (Val::Str(_) | Val::Json(Value::String(_))) => {
+            let s = text(v).unwrap_or_default();
+            let n = s.chars().count();
+            position(n)
+                .and_then(|at| s.chars().nth(at))
+                .map(|c| Value::String(c.into()))
+        }
+        _ => None,
+    };
+    found.map(V::Own).ok_or_else(missing)
+}
+
+fn compare(op: Op, a: Val<'_>, b: Val<'_>) -> Result<bool, TemplateError> {
+    let order = |want: fn(Ordering) -> bool| order(op, a, b).map(want);
+    match op {
+        Op::Eq => Ok(equal(a, b)),
+        Op::Ne => Ok(!equal(a, b)),
+        Op::Lt => order(Ordering::is_lt),
+        Op::Le => order(Ordering::is_le),
+        Op::Gt => order(Ordering::is_gt),
+        Op::Ge => order(Ordering::is_ge),
+        Op::In => contains(b, a),
+        Op::NotIn => contains(b, a).map(|c| !c),
+        Op::Is => Ok(same(a, b)),
+        Op::IsNot => Ok(!same(a, b)),
+    }
+}
+
+/// `a is b` where `b` is `None`, `True` or `False` (the parser sees to it).
+fn same(a: Val<'_>, b: Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Json(Value::Null), Val::Json(Value::Null)) => true,
+        (Val::Json(Value::Bool(x)), Val::Json(Value::Bool(y))) => x == y,
+        _ => false,
+    }
+}
+
+fn text<'v>(v: Val<'v>) -> Option<&'v str> {
+    match v {
+        Val::Str(s) => Some(s),
+        Val::Json(Value::String(s)) => Some(s),
+        Val::Json(_) => None,
+    }
+}
+
+/// A number as Python sees it (a bool is the integer 0 or 1).
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+fn number(v: Val<'_>) -> Option<Num> {
+    match v {
+        Val::Json(Value::Bool(b)) => Some(Num::Int(i128::from(*b))),
+        Val::Json(Value::Number(n)) => Some(if let Some(i) = n.as_i64() {
+            Num::Int(i128::from(i))
+        } else if let Some(u) = n.as_u64() {
+            Num::Int(i128::from(u))
+        } else {
+            Num::Float(n.as_f64()?)
+        }),
+        _ => None,
+    }
+}
+
+fn as_f64(n: Num) -> f64 {
+    match n {
+        Num::Int(i) => i as f64,
+        Num::Float(f) => f,
+    }
+}
+
+fn num_cmp(a: Num, b: Num) -> Option<Ordering> {
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => Some(x.cmp(&y)),
+        // As f64: exact for every integer up to 2^53.
+        _ => as_f64(a).partial_cmp(&as_f64(b)),
+    }
+}
+
+/// An integer result: within what a JSON number holds (`i64` or `u64`).
+fn int(n: i128) -> Result<Value, TemplateError> {
+    if let Ok(i) = i64::try_from(n) {
+        Ok(Value::from(i))
+    } else if let Ok(u) = u64::try_from(n) {
+        Ok(Value::from(u))
+    } else {
+        Err(TemplateError::Type(format!(
+            "integer {n} is out of the range a template holds (64 bits)"
+        )))
+    }
+}
+
+/// A float result: finite (JSON has no infinity or NaN).
+fn float(f: f64) -> Result<Value, TemplateError> {
+    serde_json::Number::from_f64(f)
+        .map(Value::Number)
+        .ok_or_else(|| TemplateError::Type(format!("{f} is not a finite number")))
+}
+
+fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, TemplateError> {
+    let sym = match op {
+        Arith::Add => "+",
+        Arith::Sub => "-",
+        Arith::Mul => "*",
+        Arith::Div => "/",
+        Arith::FloorDiv => "//",
+        Arith::Mod => "%",
+    };
+    let unsupported = || {
+        TemplateError::Type(format!(
+            "unsupported operand types for {sym}: {} and {}",
+            a.kind(),
+            b.kind()
+        ))
+    };
+    let too_long = || TemplateError::TooLarge(format!("a value over {max_len} bytes or items"));
+    let zero = || TemplateError::Type(format!("division by zero ({sym})"));
+    if let (Some(x), Some(y)) = (number(a), number(b)) {
+        return match (op, x, y) {
+            (Arith::Add, Num::Int(x), Num::Int(y)) => int(x + y),
+            (Arith::Sub, Num::Int(x), Num::Int(y)) => int(x - y),
+            (Arith::Mul, Num::Int(x), Num::Int(y)) => x.checked_mul(y).map_or_else(
+                || Err(TemplateError::Type("integer product out of range".into())),
+                int,
+            ),
+            (Arith::FloorDiv | Arith::Mod, Num::Int(_), Num::Int(0)) => Err(zero()),
+            (Arith::FloorDiv, Num::Int(x), Num::Int(y)) => int(floor_div(x, y)),
+            (Arith::Mod, Num::Int(x), Num::Int(y)) => int(x - y * floor_div(x, y)),
+            (Arith::Div | Arith::FloorDiv | Arith::Mod, _, y) if as_f64(y) == 0.0 => Err(zero()),
+            (_, x, y) => {
+                let (x, y) = (as_f64(x), as_f64(y));
+                float(match op {
+                    Arith::Add => x + y,
+                    Arith::Sub => x - y,
+                    Arith::Mul => x * y,
+                    Arith::Div => x / y,
+                    Arith::FloorDiv => (x / y).floor(),
+                    Arith::Mod => {
+                        let r = x % y;
+                        if r != 0.0 && (r < 0.0) != (y < 0.0) {
+                            r + y
+                        } else {
+                            r
+                        }
+                    }
+                })
+            }
+        };
+    }
+    match (op, a, b) {
+        (Arith::Add, _, _) if text(a).is_some() && text(b).is_some() => {
+            let (x, y) = (text(a).unwrap_or_default(), text(b).unwrap_or_default());
+            if x.len() + y.len() > max_len {
+                return Err(too_long());
+            }
+            Ok(Value::String([x, y].concat()))
+        }
+        (Arith::Add, Val::Json(Value::Array(x)), Val::Json(Value::Array(y))) => {
+            if x.len() + y.len() > max_len {
+                return Err(too_long());
+            }
+            Ok(Value::Array(x.iter().chain(y).cloned().collect()))
+        }
+        (Arith::Mul, _, _) => {
+            // A string or an array repeated, the count on either side.
+            let (seq, count) = match (number(a), number(b)) {
+                (None, Some(Num::Int(n))) => (a, n),
+                (Some(Num::Int(n)), None) => (b, n),
+                _ => return Err(unsupported()),
+            };
+            let times = usize::try_from(count.max(0)).map_err(|_| too_long())?;
+            if let Some(s) = text(seq) {
+                if s.len().saturating_mul(times) > max_len {
+                    return Err(too_long());
+                }
+                return Ok(Value::String(s.repeat(times)));
+            }
+            match seq {
+                Val::Json(Value::Array(items)) => {
+                    if items.len().saturating_mul(times) > max_len {
+                        return Err(too_long());
+                    }
+                    Ok(Value::Array(
+                        (0..times).flat_map(|_| items.iter().cloned()).collect(),
+                    ))
+                }
+                _ => Err(unsupported()),
+            }
+        }
+        _ => Err(unsupported()),
+    }
+}
+
+/// Python's `//` on integers: the quotient rounded toward minus infinity.
+fn floor_div(x: i128, y: i128) -> i128 {
+    let q = x / y;
+    if x % y != 0 && ((x < 0) != (y < 0)) {
+        q - 1
+    } else {
+        q
+    }
+}
+
+/// Python's `int(x)`: an integer as it is, a bool as 0 or 1, a float
+/// truncated, a string of digits (with a sign, spaces around) parsed.
+fn py_int(v: Val<'_>) -> Result<Value, TemplateError> {
+    if let Some(s) = text(v) {
+        let t = s.trim();
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        return match t.parse::<i128>() {
+            Ok(n) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => int(n),
+            _ => Err(TemplateError::Type(format!(
+                "invalid literal for int(): {s:?}"
+            ))),
+        };
+    }
+    match number(v) {
+        Some(Num::Int(n)) => int(n),
+        Some(Num::Float(f)) if f.abs() < 1e30 => int(f.trunc() as i128),
+        Some(Num::Float(f)) => Err(TemplateError::Type(format!(
+            "int() of {f}: out of the range a template holds"
+        ))),
+        None => Err(TemplateError::Type(format!("int() of {}", v.kind()))),
+    }
+}
+
+/// Python's `==`: `1 == 1.0 == True`, lists item by item, dicts by keys
+/// and values whatever their order, and values of different kinds unequal.
+fn equal(a: Val<'_>, b: Val<'_>) -> bool {
+    if let (Some(x), Some(y)) = (text(a), text(b)) {
+        return x == y;
+    }
+    if let (Some(x), Some(y)) = (number(a), number(b)) {
+        return num_cmp(x, y) == Some(Ordering::Equal);
+    }
+    match (a, b) {
+        (Val::Json(Value::Null), Val::Json(Value::Null)) => true,
+        (Val::Json(Value::Array(x)), Val::Json(Value::Array(y))) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(p, q)| equal(Val::Json(p), Val::Json(q)))
+        }
+        (Val::Json(Value::Object(x)), Val::Json(Value::Object(y))) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, p)| y.get(k).is_some_and(|q| equal(Val::Json(p), Val::Json(q))))
+        }
+        _ => false,
+    }
+}
+
+/// Python's ordering: numbers (and bools) by value, strings by code
+/// point, lists item by item; anything else is Python's `TypeError`.
+fn order(op: Op, a: Val<'_>, b: Val<'_>) -> Result<Ordering, TemplateError> {
+    if let (Some(x), Some(y)) = (text(a), text(b)) {
+        // UTF-8 byte order is code point order.
+        return Ok(x.cmp(y));
+    }
+    if let (Some(x), Some(y)) = (number(a), number(b)) {
+        if let Some(o) = num_cmp(x, y) {
+            return Ok(o);
+        }
+    }
+    if let (Val::Json(Value::Array(x)), Val::Json(Value::Array(y))) = (a, b) {
+        for (p, q) in x.iter().zip(y) {
+            let (p, q) = (Val::Json(p), Val::Json(q));
+            if !equal(p, q) {
+                return order(op, p, q);
+            }
+        }
+        return Ok(x.len().cmp(&y.len()));
+    }
+    let sym = match op {
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        _ => ">=",
+    };
+    Err(TemplateError::Type(format!(
+        "'{sym}' cannot compare {} with {}",
+        a.kind(),
+        b.kind()
+    )))
+}
+
+/// Python's `item in container`: a substring of a string, an item of a
+/// list (by `==`), a key of a dict.
+fn contains(container: Val<'_>, item: Val<'_>) -> Result<bool, TemplateError> {
+    if let Some(hay) = text(container) {
+        return match text(item) {
+            Some(needle) => Ok(hay.contains(needle)),
+            None => Err(TemplateError::Type(format!(
+                "'in' a string needs a string, not {}",
+                item.kind()
+            ))),
+        };
+    }
+    match container {
+        Val::Json(Value::Array(items)) => Ok(items.iter().any(|v| equal(item, Val::Json(v)))),
+        Val::Json(Value::Object(map)) => match (text(item), item) {
+            (Some(k), _) => Ok(map.contains_key(k)),
+            // Unhashable in Python.
+            (None, Val::Json(v @ (Value::Array(_) | Value::Object(_)))) => Err(
+                TemplateError::Type(format!("{} cannot be a key ('in' an object)", kind(v))),
+            ),
+            // Keys are strings: no number, bool or None is one.
+            (None, _) => Ok(false),
+        },
+        _ => Err(TemplateError::Type(format!(
+            "'in' needs a string, an array or an object, not {}",
+            container.kind()
+        ))),
+    }
+}
+
+/// Python's `len`: a string's characters, an array's items, an object's
+/// keys; anything else is Python's `TypeError`.
+pub(super) fn py_len(v: Val<'_>) -> Result<usize, TemplateError> {
+    match v {
+        Val::Str(s) => Ok(s.chars().count()),
+        Val::Json(Value::String(s)) => Ok(s.chars().count()),
+        Val::Json(Value::Array(a)) => Ok(a.len()),
+        Val::Json(Value::Object(m)) => Ok(m.len()),
+        other => Err(TemplateError::Type(format!("len() of {}", other.kind()))),
+    }
+}
+
+/// The integers of Python's `range(args)` (one to three integers).
+pub(super) fn range(args: &[Val<'_>], max_len: usize) -> Result<Vec<Value>, TemplateError> {
+    let mut ints = Vec::with_capacity(3);
+    for a in args {
+        match number(*a) {
+            Some(Num::Int(n)) => ints.push(n),
+            _ => {
+                return Err(TemplateError::Type(format!(
+                    "range() takes integers, not {}",
+                    a.kind()
+                )))
+            }
+        }
+    }
+    let (start, stop, step) = match ints[..] {
+        [stop] => (0, stop, 1),
+        [start, stop] => (start, stop, 1),
+        [start, stop, step] => (start, stop, step),
+        _ => return Err(TemplateError::Type("range() takes 1 to 3 arguments".into())),
+    };
+    if step == 0 {
+        return Err(TemplateError::Type("range() step must not be zero".into()));
+    }
+    let len = if step > 0 && start < stop {
+        (stop - start + step - 1) / step
+    } else if step < 0 && start > stop {
+        (start - stop - step - 1) / -step
+    } else {
+        0
+    };
+    if len > max_len as i128 {
+        return Err(TemplateError::TooLarge(format!(
+            "range() of {len} items (at most {max_len})"
+        )));
+    }
+    (0..len).map(|i| int(start + i * step)).collect()
+}
