@@ -12,10 +12,14 @@
 //! sum        := term (("+" | "-") term)*
 //! term       := factor (("*" | "/" | "//" | "%") factor)*
 //! factor     := ("-" | "+") factor | postfix
-//! postfix    := atom ("[" test "]" | ".name")*
-//! atom       := path | literal | "(" test ")" | call "(" test ")"
+//! postfix    := atom ("[" test "]" | "[" slice "]" | ".name" | "." method "(" args ")")*
+//! slice      := test? ":" test? (":" test?)?
+//! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
+//!             | call "(" test ")"
 //! call       := len | str | int | abs | json_encode | url_escape
 //!             | xhtml_escape | escape | squeeze | static_url
+//! method     := get | upper | lower | strip | title | capitalize
+//!             | startswith | endswith | replace | split | join
 //! ```
 //!
 //! `-` inside a word is part of it (`a-b` is a path, as a
@@ -74,6 +78,55 @@ pub(super) enum Exp {
         callee: Callee,
         arg: Box<Exp>,
     },
+    /// `[a, b, …]`.
+    List(Vec<Exp>),
+    /// `base[start:stop:step]`, each part optional.
+    Slice {
+        base: Box<Exp>,
+        parts: Box<[Option<Exp>; 3]>,
+    },
+    /// `base.method(args)`.
+    Method {
+        base: Box<Exp>,
+        method: Method,
+        args: Vec<Exp>,
+    },
+}
+
+/// The methods of Python's `str` and `dict` that templates call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Method {
+    Get,
+    Upper,
+    Lower,
+    Strip,
+    Title,
+    Capitalize,
+    StartsWith,
+    EndsWith,
+    Replace,
+    Split,
+    Join,
+}
+
+impl Method {
+    /// The method of this name, and how many arguments it takes.
+    fn from_name(name: &str) -> Option<(Method, std::ops::RangeInclusive<usize>)> {
+        Some(match name {
+            "get" => (Method::Get, 1..=2),
+            "upper" => (Method::Upper, 0..=0),
+            "lower" => (Method::Lower, 0..=0),
+            "strip" => (Method::Strip, 0..=0),
+            "title" => (Method::Title, 0..=0),
+            "capitalize" => (Method::Capitalize, 0..=0),
+            "startswith" => (Method::StartsWith, 1..=1),
+            "endswith" => (Method::EndsWith, 1..=1),
+            "replace" => (Method::Replace, 2..=2),
+            "split" => (Method::Split, 0..=1),
+            "join" => (Method::Join, 1..=1),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,12 +191,13 @@ enum Tok<'s> {
     OpenBracket,
     CloseBracket,
     Comma,
+    Colon,
 }
 
 /// The characters other than whitespace that end a word; each is a token
 /// of its own (or starts one), handled before a word is read. `-` is not
 /// among them: inside a word it is part of the word.
-const WORD_END: &str = "()[],<>=!'\"+*/%";
+const WORD_END: &str = "()[],:<>=!'\"+*/%";
 
 fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
     let mut out = Vec::new();
@@ -166,6 +220,7 @@ fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
             '[' => single(Tok::OpenBracket)?,
             ']' => single(Tok::CloseBracket)?,
             ',' => single(Tok::Comma)?,
+            ':' => single(Tok::Colon)?,
             '\'' | '"' => {
                 let end = src[i + 1..].find(ch)? + i + 1;
                 if src[i + 1..end].contains('\\') {
@@ -420,27 +475,80 @@ impl<'s> Parser<'s> {
         let mut exp = self.atom(depth)?;
         loop {
             if self.eat(Tok::OpenBracket) {
-                let index = self.test(depth + 1)?;
-                if !self.eat(Tok::CloseBracket) {
-                    return None;
-                }
-                exp = index_of(exp, index);
+                exp = self.subscript(exp, depth)?;
             } else if let Some(Tok::Word(w)) = self.peek() {
-                // `.name` steps right after a `]` or `)`.
+                // `.name` steps right after a `]`, `)` or string, the last
+                // of them a method when a `(` follows.
                 let Some(steps) = w.strip_prefix('.') else {
                     return Some(exp);
                 };
                 self.at += 1;
-                for step in steps.split('.') {
-                    if !super::is_name(step) {
-                        return None;
-                    }
-                    exp = index_of(exp, Exp::Literal(Value::String(step.to_string())));
-                }
+                exp = self.steps(exp, steps, depth)?;
             } else {
                 return Some(exp);
             }
         }
+    }
+
+    /// `.a.b` steps into `exp`; `.a.upper(…)` ends with a method call.
+    fn steps(&mut self, mut exp: Exp, steps: &str, depth: usize) -> Option<Exp> {
+        let mut names = steps.split('.').peekable();
+        while let Some(name) = names.next() {
+            if names.peek().is_none() && self.peek() == Some(Tok::Open) {
+                return self.method(exp, name, depth);
+            }
+            if !super::is_name(name) {
+                return None;
+            }
+            exp = index_of(exp, Exp::Literal(Value::String(name.to_string())));
+        }
+        Some(exp)
+    }
+
+    /// `base.name(args)`, at the `(`.
+    fn method(&mut self, base: Exp, name: &str, depth: usize) -> Option<Exp> {
+        let (method, arity) = Method::from_name(name)?;
+        self.at += 1;
+        let mut args = Vec::new();
+        if !self.eat(Tok::Close) {
+            args.push(self.test(depth + 1)?);
+            while self.eat(Tok::Comma) {
+                args.push(self.test(depth + 1)?);
+            }
+            if !self.eat(Tok::Close) {
+                return None;
+            }
+        }
+        arity.contains(&args.len()).then(|| Exp::Method {
+            base: Box::new(base),
+            method,
+            args,
+        })
+    }
+
+    /// `base[index]` or `base[start:stop:step]`, after the `[`.
+    fn subscript(&mut self, base: Exp, depth: usize) -> Option<Exp> {
+        let part = |p: &mut Self| -> Option<Option<Exp>> {
+            match p.peek()? {
+                Tok::Colon | Tok::CloseBracket => Some(None),
+                _ => p.test(depth + 1).map(Some),
+            }
+        };
+        let first = part(self)?;
+        if !self.eat(Tok::Colon) {
+            let index = first?;
+            return self.eat(Tok::CloseBracket).then(|| index_of(base, index));
+        }
+        let stop = part(self)?;
+        let step = if self.eat(Tok::Colon) {
+            part(self)?
+        } else {
+            None
+        };
+        self.eat(Tok::CloseBracket).then(|| Exp::Slice {
+            base: Box::new(base),
+            parts: Box::new([first, stop, step]),
+        })
     }
 
     fn atom(&mut self, depth: usize) -> Option<Exp> {
@@ -451,16 +559,31 @@ impl<'s> Parser<'s> {
                 let inner = self.test(depth + 1)?;
                 self.eat(Tok::Close).then_some(inner)
             }
+            Tok::OpenBracket => {
+                let mut items = Vec::new();
+                while !self.eat(Tok::CloseBracket) {
+                    items.push(self.test(depth + 1)?);
+                    if !self.eat(Tok::Comma) {
+                        return self.eat(Tok::CloseBracket).then_some(Exp::List(items));
+                    }
+                }
+                Some(Exp::List(items))
+            }
             Tok::Str(s) => literal(s).map(Exp::Literal),
             Tok::Word("and" | "or" | "not" | "in" | "is" | "if" | "else") => None,
             Tok::Word(w) if self.peek() == Some(Tok::Open) => {
-                let callee = Callee::from_name(w)?;
-                self.at += 1;
-                let arg = self.test(depth + 1)?;
-                self.eat(Tok::Close).then(|| Exp::Call {
-                    callee,
-                    arg: Box::new(arg),
-                })
+                if let Some(callee) = Callee::from_name(w) {
+                    self.at += 1;
+                    let arg = self.test(depth + 1)?;
+                    return self.eat(Tok::Close).then(|| Exp::Call {
+                        callee,
+                        arg: Box::new(arg),
+                    });
+                }
+                // `user.name.upper()`: a path, then a method.
+                let (base, name) = w.rsplit_once('.')?;
+                let base = Exp::Path(path(base)?);
+                self.method(base, name, depth)
             }
             Tok::Word(w) => match literal(w) {
                 Some(v) => Some(Exp::Literal(v)),
@@ -592,6 +715,36 @@ impl Exp {
             Exp::Index { base, index } => {
                 let (b, i) = (base.eval(env)?, index.eval(env)?);
                 subscript(b, i.view())
+            }
+            Exp::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(to_value(item.eval(env)?.view()));
+                }
+                own(Value::Array(out))
+            }
+            Exp::Slice { base, parts } => {
+                let b = base.eval(env)?;
+                let mut bounds = [None, None, None];
+                for (bound, part) in bounds.iter_mut().zip(parts.iter()) {
+                    if let Some(p) = part {
+                        let v = p.eval(env)?;
+                        *bound = match v.view() {
+                            Val::Json(Value::Null) => None,
+                            other => Some(slice_index(other)?),
+                        };
+                    }
+                }
+                slice(b.view(), bounds).map(V::Own)
+            }
+            Exp::Method { base, method, args } => {
+                let b = base.eval(env)?;
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(a.eval(env)?);
+                }
+                let views: Vec<Val<'_>> = vals.iter().map(V::view).collect();
+                call_method(*method, b, &views, env.max_len())
             }
             Exp::Call { callee, arg } => {
                 let v = arg.eval(env)?;
@@ -1021,4 +1174,202 @@ pub(super) fn range(args: &[Val<'_>], max_len: usize) -> Result<Vec<Value>, Temp
         )));
     }
     (0..len).map(|i| int(start + i * step)).collect()
+}
+
+/// A template value as a JSON value of its own.
+fn to_value(v: Val<'_>) -> Value {
+    match v {
+        Val::Str(s) => Value::String(s.to_string()),
+        Val::Json(v) => v.clone(),
+    }
+}
+
+/// A slice bound: an integer (or a bool, as Python takes it).
+fn slice_index(v: Val<'_>) -> Result<i128, TemplateError> {
+    match number(v) {
+        Some(Num::Int(n)) => Ok(n),
+        _ => Err(TemplateError::Type(format!(
+            "slice indices must be integers or None, not {}",
+            v.kind()
+        ))),
+    }
+}
+
+/// The positions Python's `x[start:stop:step]` takes from a sequence of
+/// `len` items (CPython's `PySlice_AdjustIndices`).
+fn slice_positions(
+    len: usize,
+    [start, stop, step]: [Option<i128>; 3],
+) -> Result<Vec<usize>, TemplateError> {
+    let step = step.unwrap_or(1);
+    if step == 0 {
+        return Err(TemplateError::Type("slice step cannot be zero".into()));
+    }
+    let len = len as i128;
+    let (lower, upper) = if step > 0 { (0, len) } else { (-1, len - 1) };
+    let adjust = |i: Option<i128>, default: i128| match i {
+        None => default,
+        Some(i) => {
+            let i = if i < 0 { i + len } else { i };
+            i.clamp(lower, upper)
+        }
+    };
+    let (start, stop) = if step > 0 {
+        (adjust(start, lower), adjust(stop, upper))
+    } else {
+        (adjust(start, upper), adjust(stop, lower))
+    };
+    let mut out = Vec::new();
+    let mut i = start;
+    while (step > 0 && i < stop) || (step < 0 && i > stop) {
+        // `lower..=upper` keeps `i` within the sequence here.
+        out.push(usize::try_from(i).unwrap_or_default());
+        i += step;
+    }
+    Ok(out)
+}
+
+/// Python's slice of a string (by characters) or an array.
+fn slice(base: Val<'_>, bounds: [Option<i128>; 3]) -> Result<Value, TemplateError> {
+    if let Some(s) = text(base) {
+        let chars: Vec<char> = s.chars().collect();
+        let at = slice_positions(chars.len(), bounds)?;
+        return Ok(Value::String(at.into_iter().map(|i| chars[i]).collect()));
+    }
+    match base {
+        Val::Json(Value::Array(items)) => {
+            let at = slice_positions(items.len(), bounds)?;
+            Ok(Value::Array(
+                at.into_iter().map(|i| items[i].clone()).collect(),
+            ))
+        }
+        other => Err(TemplateError::Type(format!(
+            "cannot slice {}",
+            other.kind()
+        ))),
+    }
+}
+
+/// Python's `str.title`: a letter after a letter lowercased, any other
+/// letter uppercased.
+fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut after_letter = false;
+    for c in s.chars() {
+        if after_letter {
+            out.extend(c.to_lowercase());
+        } else {
+            out.extend(c.to_uppercase());
+        }
+        after_letter = c.is_lowercase() || c.is_uppercase();
+    }
+    out
+}
+
+fn call_method<'a>(
+    method: Method,
+    base: V<'a>,
+    args: &[Val<'_>],
+    max_len: usize,
+) -> Result<V<'a>, TemplateError> {
+    let kind = base.view().kind();
+    let wrong = |what: &str| TemplateError::Type(format!("{what} is not a method of {kind}"));
+    let string_arg = |i: usize| -> Result<&str, TemplateError> {
+        args.get(i)
+            .and_then(|a| text(*a))
+            .ok_or_else(|| TemplateError::Type(format!("{method:?}() takes strings")))
+    };
+    if method == Method::Get {
+        let key = args.first().copied().and_then(text);
+        let default = || args.get(1).map_or(Value::Null, |d| to_value(*d));
+        return match base {
+            V::Ref(Val::Json(Value::Object(map))) => Ok(match key.and_then(|k| map.get(k)) {
+                Some(v) => V::Ref(Val::Json(v)),
+                None => V::Own(default()),
+            }),
+            V::Own(Value::Object(map)) => Ok(V::Own(
+                key.and_then(|k| map.get(k))
+                    .cloned()
+                    .unwrap_or_else(default),
+            )),
+            _ => Err(wrong("get")),
+        };
+    }
+    let view = base.view();
+    let Some(s) = text(view) else {
+        return Err(wrong(&format!("{method:?}").to_lowercase()));
+    };
+    let too_long = || TemplateError::TooLarge(format!("a string over {max_len} bytes"));
+    let v = match method {
+        Method::Upper => Value::String(s.to_uppercase()),
+        Method::Lower => Value::String(s.to_lowercase()),
+        Method::Strip => Value::String(s.trim().to_string()),
+        Method::Title => Value::String(title(s)),
+        Method::Capitalize => {
+            let mut chars = s.chars();
+            Value::String(match chars.next() {
+                Some(first) => first
+                    .to_uppercase()
+                    .chain(chars.as_str().to_lowercase().chars())
+                    .collect(),
+                None => String::new(),
+            })
+        }
+        Method::StartsWith => Value::Bool(s.starts_with(string_arg(0)?)),
+        Method::EndsWith => Value::Bool(s.ends_with(string_arg(0)?)),
+        Method::Replace => {
+            let (from, to) = (string_arg(0)?, string_arg(1)?);
+            let count = if from.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(from).count()
+            };
+            if s.len() + count.saturating_mul(to.len()) > max_len {
+                return Err(too_long());
+            }
+            Value::String(s.replace(from, to))
+        }
+        Method::Split => {
+            let parts: Vec<Value> = match args.first() {
+                None => s
+                    .split_whitespace()
+                    .map(|p| Value::String(p.into()))
+                    .collect(),
+                Some(_) => {
+                    let sep = string_arg(0)?;
+                    if sep.is_empty() {
+                        return Err(TemplateError::Type(
+                            "split() with an empty separator".into(),
+                        ));
+                    }
+                    s.split(sep).map(|p| Value::String(p.into())).collect()
+                }
+            };
+            Value::Array(parts)
+        }
+        Method::Join => {
+            let items: Vec<&str> = match args.first() {
+                Some(Val::Json(Value::Array(items))) => items
+                    .iter()
+                    .map(|i| text(Val::Json(i)))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| TemplateError::Type("join() takes strings".into()))?,
+                Some(Val::Json(Value::Object(map))) => map.keys().map(String::as_str).collect(),
+                _ => {
+                    return Err(TemplateError::Type(
+                        "join() takes an array of strings".into(),
+                    ))
+                }
+            };
+            let total = items.iter().map(|i| i.len()).sum::<usize>()
+                + s.len().saturating_mul(items.len().saturating_sub(1));
+            if total > max_len {
+                return Err(too_long());
+            }
+            Value::String(items.join(s))
+        }
+        // A string has no `get` (Python: AttributeError).
+        Method::Get => return Err(wrong("get")),
+    };
+    Ok(V::Own(v))
 }
