@@ -12,8 +12,9 @@
 //!   `redirect`, `send_error`).
 //! * [`StaticFiles`] — files under `static_path`, without path traversal.
 //! * [`Template`] — the template language of `render` and `render_with`:
-//!   Tornado's syntax with paths instead of Python expressions (`{{ }}`,
-//!   `if`/`elif`/`else`, `for`, `set`, `include`, `extends`/`block`).
+//!   Tornado's syntax with the Python expressions templates use, evaluated
+//!   as Python does (`{{ }}`, `if`/`elif`/`else`, `for`, `set`,
+//!   `include`, `extends`/`block`).
 
 mod application;
 mod context;

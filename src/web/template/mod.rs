@@ -191,7 +191,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
     match word {
         "" => "an empty tag",
         "module" | "apply" | "try" | "except" | "finally" | "while" | "import" | "from"
-        => "Tornado's tag is not supported: cyclone templates run no Python",
+        => "Tornado's tag is not supported: cyclone templates run Python expressions, not statements",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, len, str, int or abs",
         "for" => "write `for x in path` (or an expression), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
@@ -3889,7 +3889,7 @@ mod tests {
             Template::parse("{% while x %}{% end %}")
                 .unwrap_err()
                 .to_string(),
-            "unsupported tag \"while x\": Tornado's tag is not supported: cyclone templates run no Python at line 1"
+            "unsupported tag \"while x\": Tornado's tag is not supported: cyclone templates run Python expressions, not statements at line 1"
         );
         assert!(Template::parse("{% endblock %}")
             .unwrap_err()
