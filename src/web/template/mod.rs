@@ -621,8 +621,10 @@ struct BlockDef {
 /// render, as in the one Python function Tornado compiles a template (with
 /// its includes and blocks) into: it hides the render value's field of the
 /// same name from where it is bound to the end, also after its loop or
-/// block, and binding it again replaces it. Read before it is bound, a
-/// name is the render value's (Python raises `UnboundLocalError`).
+/// block, and binding it again replaces it. Read before it is bound (or
+/// after a loop that never ran), it is a [`TemplateError::Undefined`] even
+/// when the render value has a field of that name, as Python's
+/// `UnboundLocalError`.
 /// `{% for %}` over an object goes through its keys in insertion order (a
 /// struct's field order), as over a Python dict (cyclone builds
 /// `serde_json` with `preserve_order`). With
@@ -1728,6 +1730,7 @@ impl Template {
             arena: &arena,
             kept: std::cell::Cell::new(0),
             locals: Vec::new(),
+            bound_names: std::collections::HashSet::new(),
             blocks: &self.blocks,
             origin: Vec::new(),
             floor: 0,
@@ -1743,10 +1746,64 @@ impl Template {
             }
             None => &self.nodes,
         };
+        local_names(
+            entry,
+            &self.blocks,
+            &mut std::collections::HashSet::new(),
+            &mut r.bound_names,
+        );
         r.nodes(entry, 0)?;
         // The last node's output, not yet checked by a `tick`.
         r.check_output()?;
         Ok(r.out)
+    }
+}
+
+/// Appends to `out` each name a `{% set %}` or `{% for %}` in `nodes` binds,
+/// through `if`, `for`, includes and the blocks the render shows (`blocks`,
+/// else a block's own body): the locals of the one Python function Tornado
+/// compiles a template into. Each body is walked once (`seen`), however
+/// often it is shown: blocks shown twice at each level do not make the
+/// walk exponential.
+fn local_names<'a>(
+    nodes: &'a [Node],
+    blocks: &'a HashMap<String, BlockDef>,
+    seen: &mut std::collections::HashSet<*const Node>,
+    out: &mut std::collections::HashSet<&'a str>,
+) {
+    // An empty body has nothing to walk (and no address of its own).
+    if nodes.is_empty() || !seen.insert(nodes.as_ptr()) {
+        return;
+    }
+    for node in nodes {
+        match node {
+            Node::Set { name, .. } => {
+                out.insert(name);
+            }
+            Node::For(l) => {
+                out.insert(&l.var);
+                if let Some(b) = &l.second {
+                    out.insert(b);
+                }
+                local_names(&l.body, blocks, seen, out);
+                local_names(&l.otherwise, blocks, seen, out);
+            }
+            Node::If {
+                branches,
+                otherwise,
+            } => {
+                for (_, body) in branches {
+                    local_names(body, blocks, seen, out);
+                }
+                local_names(otherwise, blocks, seen, out);
+            }
+            Node::Include { template, .. } => local_names(&template.nodes, blocks, seen, out),
+            Node::Block { name, body } => match blocks.get(name) {
+                Some(def) => local_names(&def.body, blocks, seen, out),
+                None => local_names(body, blocks, seen, out),
+            },
+            Node::Text(_) | Node::Var { .. } | Node::Break | Node::Continue => {}
+        }
     }
 }
 
@@ -2185,6 +2242,9 @@ struct Renderer<'a> {
     static_url: Option<StaticUrl<'a>>,
     /// Loop and `set` bindings, innermost last.
     locals: Vec<(&'a str, Val<'a>)>,
+    /// Every name a `set` or `for` of the render binds (see
+    /// [`local_names`]): read before it is bound, it is no render value's.
+    bound_names: std::collections::HashSet<&'a str>,
     blocks: &'a HashMap<String, BlockDef>,
     /// `origin[floor..]`: the template whose nodes are being rendered, as
     /// an [`Origin`] (includes push onto it; a block's body starts its own
@@ -2251,6 +2311,11 @@ impl<'a> Renderer<'a> {
         let first = segs.next().unwrap_or_default();
         let mut val = match self.locals.iter().rev().find(|(n, _)| *n == first) {
             Some((_, v)) => *v,
+            // A local of Tornado's compiled template, not bound yet:
+            // Python's UnboundLocalError.
+            None if !self.bound_names.is_empty() && self.bound_names.contains(first) => {
+                return Err(undefined())
+            }
             None => match self.root {
                 Root::Pairs(vars) => {
                     return vars
@@ -2972,15 +3037,20 @@ mod tests {
         );
         // Nested loops see the outer loop's variable, and a loop variable
         // stays bound after its loop (a Python local; Tornado 6.6.1 prints
-        // the same). Read before the loop, `x` is the render value's, where
-        // Tornado raises UnboundLocalError.
+        // the same).
         assert_eq!(
             render_json(
-                "{{x}}:{% for x in pairs %}{% for y in x %}{{y}}{% end %},{% end %}:{{x}}",
+                "{% for x in pairs %}{% for y in x %}{{y}}{% end %},{% end %}:{{x}}",
                 v.clone()
             )
             .unwrap(),
-            "outer:x1,y2,:[&#39;y&#39;, 2]"
+            "x1,y2,:[&#39;y&#39;, 2]"
+        );
+        // Read before the loop, `x` is not the render value's: Tornado
+        // raises UnboundLocalError, as a local of its compiled function.
+        assert_eq!(
+            render_json("{{x}}:{% for x in pairs %}{% end %}", v.clone()).unwrap_err(),
+            at(1, TemplateError::Undefined("x".into()))
         );
         for (t, what) in [
             ("{% for c, d in x %}{% end %}", "a string"),
@@ -3526,6 +3596,42 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// A name some `set` or `for` of the render binds is a local of the
+    /// whole render (includes and the blocks shown, not a block another
+    /// file replaced): read before it is bound, it is Tornado's
+    /// UnboundLocalError, not the render value's (expected outputs from
+    /// Tornado 6.6.1).
+    #[test]
+    fn a_local_read_before_it_is_bound_is_undefined() {
+        let files = [
+            ("base.txt", "{{ x }}{% block b %}{% set x = 1 %}{% end %}"),
+            (
+                "child.txt",
+                "{% extends \"base.txt\" %}{% block b %}[{{ x }}]{% end %}",
+            ),
+            ("page.txt", "{{ y }}{% include \"inc.txt\" %}"),
+            ("inc.txt", "{% set y = 2 %}{{ y }}"),
+            ("page2.txt", "{% include \"inc.txt\" %}{{ y }}"),
+        ];
+        let v = json!({"x": "X", "y": "Y"});
+        let render = |name| load(&files, name, 0).unwrap().render_value(&v);
+        assert_eq!(
+            render("base.txt").unwrap_err(),
+            at(1, TemplateError::Undefined("x".into()))
+        );
+        assert_eq!(render("child.txt").unwrap(), "X[X]");
+        assert_eq!(
+            render("page.txt").unwrap_err(),
+            at(1, TemplateError::Undefined("y".into()))
+        );
+        assert_eq!(render("page2.txt").unwrap(), "22");
+        // A loop that never ran leaves its name unbound.
+        assert_eq!(
+            render_json("{% for i in e %}{% end %}{{ i }}", json!({"e": [], "i": 5})).unwrap_err(),
+            at(1, TemplateError::Undefined("i".into()))
+        );
     }
 
     #[test]
