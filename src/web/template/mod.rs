@@ -2377,11 +2377,12 @@ impl<'a> Renderer<'a> {
         otherwise: &'a [Node],
     ) -> Result<&'a [Node], TemplateError> {
         for (cond, body) in branches {
-            let holds = cond
-                .test
-                .eval(self)
-                .map(|v| v.view().truthy())
-                .map_err(|e| self.locate(cond.line, e))?;
+            let holds = match &cond.test {
+                // The common `{% if path %}`, without the evaluator.
+                expr::Exp::Path(p) => self.lookup(p).map(Val::truthy),
+                test => test.eval(self).map(|v| v.view().truthy()),
+            }
+            .map_err(|e| self.locate(cond.line, e))?;
             if holds {
                 return Ok(body);
             }
