@@ -15,7 +15,7 @@ string and dict methods, `range` and `enumerate`), `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
 `{% block %}` over two levels, whitespace by file name (`.html` pages are "single", others
 "all", as Tornado's loader decides), `{% whitespace %}` and `<pre>`, and the template functions
-`json_encode` (Python's `json.dumps` text: separators, `\\uXXXX`, float notation, `<\\/`),
+`json_encode` (Python's `json.dumps` text: separators, `\\uXXXX`, float notation, `<\\/`), `linkify`,
 `url_escape`, `xhtml_escape`, `squeeze`.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
@@ -106,6 +106,9 @@ CASES = [
      "|".join("{%% raw %s %%}" % e for e in ["s[:5]", "s[6:]", "s[-5:]", "s[::-1]", "s[1:8:2]", "s[-3:-1]", "s[100:]", "s[:-100]", "xs[1:3]", "xs[::2]", "xs[::-2]", "xs[-2:]", "xs[:0]", "xs[3:1:-1]", "xs[None:2]", "[1, 'a', None]", "len([1, 2, 3])", "2 in [1, 2]", "[]", "[1,]", "['a'] + words", "s.upper()", "s.lower()", "t.strip()", "name.title()", "t.title()", "name.capitalize()", "e.capitalize()", "s.startswith('Hell')", "s.endswith('x')", "s.replace('o', '0')", "s.replace('', '-')", "s.split()", "s.split('o')", "', '.join(words)", "'-'.join(s.split())", "d.get('k')", "d.get('z')", "d.get('z', 'dflt')", "d.get('n', 'x')", "d.get('k').upper()", "s.lower().split()[1]", "name.split(' ')[0].title()", "'%s' if s else ''"]),
      {"s": "Hello World", "t": "  they're bill's friends  ", "xs": [1, 2, 3, 4, 5],
       "words": ["a", "b", "c"], "d": {"k": "v", "n": None}, "name": "ada lovelace", "e": ""}),
+    ("linkify, raw as Tornado's pages print it",
+     "".join("{%% raw linkify(t%d) %%}|" % i for i in range(12)),
+     {"t%d" % i: c for i, c in enumerate(["see http://example.com/a?b=1&c=2 now", "www.example.com/path.", "ftp://files.example.com/x and javascript:alert(1)", "<b>https://x.y/z</b>", "(http://a.b/c_(d)) end", "mailto:me@example.com", "no links here", "http://example.com/\"quoted\"", "ünïcode http://пример.рф/путь, ok", "a http://x.y/1.b http://x.y/2!", "https://example.com:8080/a#frag;", ""])}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),

@@ -193,7 +193,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "module" | "apply" | "try" | "except" | "finally" | "while" | "import" | "from"
         => "Tornado's tag is not supported: cyclone templates run Python expressions, not statements",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
-        "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, len, str, int or abs",
+        "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs",
         "for" => "write `for x in path` (or an expression), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
         "set" => "write `set name = expression` (a path, a literal, or a Python expression of them)",
         "include" if quoted(arg).is_some() => {
@@ -205,7 +205,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, operators and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, len, str, int or abs; {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
+        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, operators and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs; {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
     }
 }
 
@@ -225,6 +225,8 @@ enum Func {
     Squeeze,
     /// Python's builtin `len`.
     Len,
+    /// `linkify`: the text HTML-escaped, its URLs made links.
+    Linkify,
 }
 
 impl Func {
@@ -236,6 +238,7 @@ impl Func {
             "xhtml_escape" | "escape" => Func::XhtmlEscape,
             "squeeze" => Func::Squeeze,
             "len" => Func::Len,
+            "linkify" => Func::Linkify,
             _ => return None,
         })
     }
@@ -458,6 +461,7 @@ struct BlockDef {
 /// | `{{ xhtml_escape(path) }}`, `{{ escape(path) }}` | the text HTML-escaped, then escaped again by `{{ }}` as in Tornado (so use `{% raw escape(path) %}`) |
 /// | `{{ squeeze(path) }}` | the text with each run of whitespace and control characters (`\x00`–`\x20`) one space, stripped |
 /// | `{{ len(path) }}` | Python's `len`: characters, items or keys |
+/// | `{% raw linkify(path) %}` | the text HTML-escaped, its URLs made links (Tornado's `linkify`) |
 /// | `{% if expression %}` … `{% elif expression %}` … `{% else %}` … `{% end %}` | conditionals with Python truthiness: `{% if user.age >= 18 and user.name not in banned %}`, `{% if x is None %}` (see *Expressions*) |
 /// | `{% for x in expression %}` … `{% end %}` | `x` bound to each element of an array (each key of an object, each character of a string) |
 /// | `{% for i in range(n) %}`, `{% for i, x in enumerate(xs) %}` | Python's `range` (one to three integers) and `enumerate` (unpacked into two names) |
@@ -477,7 +481,7 @@ struct BlockDef {
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
 /// (`x ** 2`, dict displays, comprehensions, lambdas, other methods),
-/// other calls (`linkify`, `reverse_url`,
+/// other calls (`reverse_url`,
 /// `xsrf_form_html`, `_`), `{% module %}`, `{% apply %}`, another
 /// `{% autoescape %}` function, `{% try %}`, `{% while %}`, `{% import %}`
 /// — is refused when the template is parsed with
@@ -527,6 +531,11 @@ struct BlockDef {
 ///   ASCII whitespace and control characters become one space, then
 ///   whitespace (also Unicode's, such as `U+00A0`) is stripped from both
 ///   ends.
+/// - `linkify(text)` is Tornado's with its default arguments: the text
+///   HTML-escaped, then each URL with a scheme or starting `www.` made
+///   `<a href="…">…</a>` (`http://` added to one without a scheme; a
+///   scheme other than `http`/`https`, such as `javascript:`, left as text).
+///   Its result is HTML: print it with `{% raw linkify(x) %}`.
 /// - `len(x)` is Python's builtin: a string's characters, an array's
 ///   items, an object's keys; of anything else, [`TemplateError::Type`]
 ///   (Python's `TypeError`). `str(x)` is the text `{{ }}` prints, `int(x)`
@@ -2024,6 +2033,32 @@ fn printable(c: char) -> bool {
     NOT_PRINTABLE.get(i).is_none_or(|&(lo, _)| n < lo)
 }
 
+/// Tornado's `linkify(text)` with its default arguments: the text
+/// HTML-escaped, then each URL (with a scheme, or starting `www.`) made
+/// `<a href="…">…</a>`, `http://` put before one without a scheme, and a
+/// scheme other than `http` or `https` left as text. The pattern is
+/// Tornado's `_URL_RE`.
+fn linkify(text: &str) -> String {
+    static URL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let url = URL.get_or_init(|| {
+        regex::Regex::new(
+            r##"\b((?:([\w-]+):(/{1,3})|www[.])(?:(?:(?:[^\s&()]|&amp;|&quot;)*(?:[^!"#$%&'()*+,.:;<=>?@\[\]^`{|}~\s]))|(?:\((?:[^\s&()]|&amp;|&quot;)*\)))+)"##,
+        )
+        .unwrap_or_else(|e| unreachable!("Tornado's URL pattern compiles: {e}"))
+    });
+    let mut escaped = String::with_capacity(text.len());
+    push_escaped(&mut escaped, text);
+    url.replace_all(&escaped, |c: &regex::Captures<'_>| {
+        let whole = &c[1];
+        match c.get(2).map(|m| m.as_str()) {
+            Some(proto) if proto != "http" && proto != "https" => whole.to_string(),
+            Some(_) => format!("<a href=\"{whole}\">{whole}</a>"),
+            None => format!("<a href=\"http://{whole}\">{whole}</a>"),
+        }
+    })
+    .into_owned()
+}
+
 /// Tornado's `json_encode`: the JSON of `val`, with `</` written `<\/` so
 /// that it cannot end a `<script>`, in Python's `json.dumps` text byte for
 /// byte ([`PythonJson`]).
@@ -2472,6 +2507,7 @@ impl<'a> Renderer<'a> {
             }
             Func::Squeeze => squeeze(&val.text()),
             Func::Len => expr::py_len(val)?.to_string(),
+            Func::Linkify => linkify(&val.text()),
         })
     }
 
@@ -3635,6 +3671,36 @@ mod tests {
         );
     }
 
+    /// `linkify` against Tornado 6.6.1's `tornado.escape.linkify` (its
+    /// output with `'` as `&#39;`).
+    #[test]
+    fn linkify_is_tornados() {
+        let cases = [
+            ("see http://example.com/a?b=1&c=2 now", "see <a href=\"http://example.com/a?b=1&amp;c=2\">http://example.com/a?b=1&amp;c=2</a> now"),
+            ("www.example.com/path.", "<a href=\"http://www.example.com/path\">www.example.com/path</a>."),
+            ("ftp://files.example.com/x and javascript:alert(1)", "ftp://files.example.com/x and javascript:alert(1)"),
+            ("<b>https://x.y/z</b>", "&lt;b&gt;<a href=\"https://x.y/z\">https://x.y/z</a>&lt;/b&gt;"),
+            ("(http://a.b/c_(d)) end", "(<a href=\"http://a.b/c_(d)\">http://a.b/c_(d)</a>) end"),
+            ("mailto:me@example.com", "mailto:me@example.com"),
+            ("no links here", "no links here"),
+            ("http://example.com/\"quoted\"", "<a href=\"http://example.com/&quot;quoted\">http://example.com/&quot;quoted</a>&quot;"),
+            ("ünïcode http://пример.рф/путь, ok", "ünïcode <a href=\"http://пример.рф/путь\">http://пример.рф/путь</a>, ok"),
+            ("a http://x.y/1.b http://x.y/2!", "a <a href=\"http://x.y/1.b\">http://x.y/1.b</a> <a href=\"http://x.y/2\">http://x.y/2</a>!"),
+            ("https://example.com:8080/a#frag;", "<a href=\"https://example.com:8080/a#frag\">https://example.com:8080/a#frag</a>;"),
+            ("", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(linkify(text), want, "{text}");
+            // In a template: `{% raw %}`, as Tornado's pages write it.
+            let v = json!({ "m": text });
+            assert_eq!(
+                render_json("{% raw linkify(m) %}", v).unwrap(),
+                want,
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn unsupported_and_malformed_tags_are_refused_at_parse() {
         for tag in [
@@ -4082,7 +4148,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "in \"parts/bad.html\": unsupported tag \"if a = 1\": a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, len, str, int or abs at line 3"
+            "in \"parts/bad.html\": unsupported tag \"if a = 1\": a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs at line 3"
         );
         assert_eq!(err.innermost(), &BadTag("if a = 1".into()));
     }
@@ -4678,7 +4744,7 @@ mod tests {
     fn bad_function_calls_are_refused_at_parse_with_a_hint() {
         use TemplateError::BadTag;
         for (src, tag) in [
-            ("\n{{ linkify(x) }}", "linkify(x)"),
+            ("\n{{ reverse_url(x) }}", "reverse_url(x)"),
             (
                 "\n{{ url_escape(x, plus=False) }}",
                 "url_escape(x, plus=False)",
@@ -4708,10 +4774,10 @@ mod tests {
         );
         assert!(says("{% raw json_encode(a, b) %}").contains("a function takes one argument"));
         assert!(says("{% json_encode(a) %}").contains("a function takes one argument"));
-        for other in ["{{ linkify(x) }}", "{{ _(\"Hi\") }}", "{{ x.y() }}"] {
+        for other in ["{{ reverse_url(x) }}", "{{ _(\"Hi\") }}", "{{ x.y() }}"] {
             assert!(
                 says(other).contains(
-                    "calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, len, str, int or abs"
+                    "calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs"
                 ),
                 "{other}: {}",
                 says(other)
