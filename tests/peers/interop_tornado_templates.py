@@ -15,7 +15,7 @@ string and dict methods, `range` and `enumerate`), `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
 `{% block %}` over two levels, whitespace by file name (`.html` pages are "single", others
 "all", as Tornado's loader decides), `{% whitespace %}` and `<pre>`, and the template functions
-`json_encode` (Python's `json.dumps` text: separators, `\\uXXXX`, float notation, `<\\/`), `linkify`,
+`json_encode` (Python's `json.dumps` text: separators, `\\uXXXX`, float notation, `<\\/`), `linkify`, `{% apply %}`,
 `url_escape`, `xhtml_escape`, `squeeze`.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
@@ -109,6 +109,12 @@ CASES = [
     ("linkify, raw as Tornado's pages print it",
      "".join("{%% raw linkify(t%d) %%}|" % i for i in range(12)),
      {"t%d" % i: c for i, c in enumerate(["see http://example.com/a?b=1&c=2 now", "www.example.com/path.", "ftp://files.example.com/x and javascript:alert(1)", "<b>https://x.y/z</b>", "(http://a.b/c_(d)) end", "mailto:me@example.com", "no links here", "http://example.com/\"quoted\"", "ünïcode http://пример.рф/путь, ok", "a http://x.y/1.b http://x.y/2!", "https://example.com:8080/a#frag;", ""])}),
+    ("apply: linkify, escape and url_escape of the body; the body's names are its own",
+     "{% apply linkify %}{{ name }} says {{ msg }}{% end %}|{% apply xhtml_escape %}<b>{{ name }}</b>{% end %}|"
+     "{% apply url_escape %}a b&{{ x }}{% end %}|{% apply escape %}{% for i in xs %}<{{ i }}>{% end %}{% end %}|"
+     "{% set y = 1 %}{% apply url_escape %}{% set y = 2 %}{{ y }}{% end %}{{ y }}|"
+     "{% for i in xs %}{% apply url_escape %} {{ i }} {% end %}{% end %}",
+     {"name": "<Ann>", "msg": "see www.x.y now", "xs": [1, 2], "x": "X"}),
     ("for ... else",
      "{% for x in empty %}{{ x }}{% else %}none{% end %}|{% for x in one %}{{ x }}{% else %}none{% end %}",
      {"empty": [], "one": ["only"]}),

@@ -190,9 +190,10 @@ fn bad_tag_hint(tag: &str) -> &'static str {
     };
     match word {
         "" => "an empty tag",
-        "module" | "apply" | "try" | "except" | "finally" | "while" | "import" | "from"
+        "module" | "try" | "except" | "finally" | "while" | "import" | "from"
         => "Tornado's tag is not supported: cyclone templates run Python expressions, not statements",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
+        "apply" => "write `apply linkify`, `apply xhtml_escape`, `apply escape` or `apply url_escape`: the functions Tornado can apply to a body's text",
         "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs",
         "for" => "write `for x in path` (or an expression), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
         "set" => "write `set name = expression` (a path, a literal, or a Python expression of them)",
@@ -363,6 +364,12 @@ enum Node {
         name: String,
         body: Arc<[Node]>,
     },
+    /// `{% apply func %}`: the body rendered, then `func` of its text,
+    /// unescaped.
+    Apply {
+        func: Func,
+        body: Vec<Node>,
+    },
 }
 
 /// What a `{% set %}` binds: a path, or a Python literal.
@@ -472,6 +479,7 @@ struct BlockDef {
 /// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
 /// | `{% block name %}` … `{% end %}` | a block a child template can replace |
+/// | `{% apply linkify %}` … `{% end %}` | the body rendered, then `linkify`, `xhtml_escape`/`escape` or `url_escape` of its text, unescaped; as in Tornado, the body's `set`/`for` names are its own |
 /// | `{# text #}`, `{% comment text %}` | nothing |
 /// | `{% autoescape None %}` | `{{ }}` does not escape, anywhere in this file (not in the files it includes or extends, nor in blocks other files define), as in Tornado; `{% autoescape xhtml_escape %}` is the default |
 /// | `{{!`, `{%!`, `{#!` | the literal `{{`, `{%`, `{#` (Tornado's escape) |
@@ -482,7 +490,7 @@ struct BlockDef {
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
 /// (`x ** 2`, dict displays, comprehensions, lambdas, other methods),
 /// other calls (`reverse_url`,
-/// `xsrf_form_html`, `_`), `{% module %}`, `{% apply %}`, another
+/// `xsrf_form_html`, `_`), `{% module %}`, another
 /// `{% autoescape %}` function, `{% try %}`, `{% while %}`, `{% import %}`
 /// — is refused when the template is parsed with
 /// [`TemplateError::BadTag`], whose message says what is supported instead.
@@ -919,6 +927,7 @@ enum Open {
         in_else: bool,
     },
     Block(String),
+    Apply(Func),
 }
 
 struct Frame {
@@ -1107,7 +1116,9 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
         for frame in self.stack.iter().rev() {
             match frame.open {
                 Open::For { in_else: false, .. } => return true,
-                Open::Block(_) => return false,
+                // An applied body is a function of its own in Tornado:
+                // a `break` in it is outside any loop.
+                Open::Block(_) | Open::Apply(_) => return false,
                 Open::For { in_else: true, .. } | Open::If { .. } => {}
             }
         }
@@ -1209,6 +1220,10 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                         name,
                         body: frame.body.into(),
                     },
+                    Open::Apply(func) => Node::Apply {
+                        func,
+                        body: frame.body,
+                    },
                 };
                 self.body().push(node);
             }
@@ -1253,6 +1268,14 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 });
             }
             "block" if is_ident(arg) => self.open(inner, line, Open::Block(arg.to_string()))?,
+            "apply" => {
+                // What Tornado can apply: its body is bytes there, which
+                // `squeeze` and `json_encode` refuse (TypeError).
+                let func = Func::from_name(arg)
+                    .filter(|f| matches!(f, Func::Linkify | Func::XhtmlEscape | Func::UrlEscape))
+                    .ok_or_else(bad)?;
+                self.open(inner, line, Open::Apply(func))?;
+            }
             "include" => {
                 let name = quoted(arg).ok_or_else(bad)?;
                 let template = self.load(name)?;
@@ -1299,6 +1322,7 @@ fn unescape(nodes: &mut [Node]) {
                 unescape(&mut l.body);
                 unescape(&mut l.otherwise);
             }
+            Node::Apply { body, .. } => unescape(body),
             Node::Block { body, .. } => match Arc::get_mut(body) {
                 Some(body) => unescape(body),
                 None => {
@@ -1342,6 +1366,7 @@ fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, BlockDef>, own: &Ori
                 collect_blocks(&l.body, map, own);
                 collect_blocks(&l.otherwise, map, own);
             }
+            Node::Apply { body, .. } => collect_blocks(body, map, own),
             Node::Include { name, template } => {
                 for (block, def) in &template.blocks {
                     let def = BlockDef {
@@ -1811,6 +1836,9 @@ fn local_names<'a>(
                 Some(def) => local_names(&def.body, blocks, seen, out),
                 None => local_names(body, blocks, seen, out),
             },
+            // A function of its own in Tornado: its names are its locals,
+            // not the template's (see `Renderer::apply`).
+            Node::Apply { .. } => {}
             Node::Text(_) | Node::Var { .. } | Node::Break | Node::Continue => {}
         }
     }
@@ -2425,6 +2453,37 @@ impl<'a> Renderer<'a> {
         Ok(otherwise)
     }
 
+    /// `{% apply func %}`: the body rendered on its own, then `func` of its
+    /// text appended unescaped, as Tornado's `_tt_append(func(body()))`.
+    /// Tornado compiles the body into a nested function: the names a `set`
+    /// or `for` in it binds are its own locals (unbound there until bound,
+    /// gone after it), and the template's other names are seen through it.
+    /// Not inlined, as [`var`](Self::var).
+    #[inline(never)]
+    fn apply(&mut self, func: Func, body: &'a [Node], depth: usize) -> Result<(), TemplateError> {
+        let mut inner = std::collections::HashSet::new();
+        let mut walked = std::collections::HashSet::new();
+        local_names(body, self.blocks, &mut walked, &mut inner);
+        // The walk is work of each showing (an apply in a loop walks its
+        // body each time, also the branches it will not take): a step per
+        // body walked.
+        self.steps = self.steps.saturating_sub(walked.len() as u64);
+        self.tick()?;
+        let outer_locals = self.locals.clone();
+        self.locals.retain(|(name, _)| !inner.contains(name));
+        let outer_bound = std::mem::replace(&mut self.bound_names, inner);
+        let outer_out = std::mem::take(&mut self.out);
+        // No `break` leaves an applied body (the parser sees to it).
+        let result = self.nodes(body, depth);
+        let text = std::mem::replace(&mut self.out, outer_out);
+        self.locals = outer_locals;
+        self.bound_names = outer_bound;
+        result?;
+        let applied = self.apply_func(func, Val::Str(&text))?;
+        self.out.push_str(&applied);
+        self.check_output()
+    }
+
     /// A `{% set %}` on line `line`. Not inlined, as [`var`](Self::var).
     #[inline(never)]
     fn set(&mut self, name: &'a str, value: &'a SetValue, line: u32) -> Result<(), TemplateError> {
@@ -2762,6 +2821,7 @@ impl<'a> Renderer<'a> {
                     self.origin.pop();
                     result?;
                 }
+                Node::Apply { func, body } => self.apply(*func, body, depth + 1)?,
                 Node::Block { name, body } => match self.blocks.get(name) {
                     Some(def) => {
                         let (mark, floor) = (self.origin.len(), self.floor);
@@ -3701,11 +3761,89 @@ mod tests {
         }
     }
 
+    /// `{% apply %}` with the functions Tornado can apply; expected
+    /// outputs from Tornado 6.6.1, whose applied body is a function of its
+    /// own (its names are its locals).
+    #[test]
+    fn apply_renders_the_body_then_the_function() {
+        let v = json!({"name": "<Ann>", "msg": "see www.x.y now", "xs": [1, 2], "x": "X"});
+        for (t, want) in [
+            (
+                "{% apply linkify %}{{ name }} says {{ msg }}{% end %}",
+                "&amp;lt;Ann&amp;gt; says see <a href=\"http://www.x.y\">www.x.y</a> now",
+            ),
+            (
+                "{% apply xhtml_escape %}<b>{{ name }}</b>{% end %}",
+                "&lt;b&gt;&amp;lt;Ann&amp;gt;&lt;/b&gt;",
+            ),
+            ("{% apply url_escape %}a b&{{ x }}{% end %}", "a+b%26X"),
+            (
+                "{% apply escape %}{% for i in xs %}<{{ i }}>{% end %}{% end %}",
+                "&lt;1&gt;&lt;2&gt;",
+            ),
+            (
+                "{% set y = 1 %}{% apply url_escape %}{% set y = 2 %}{{ y }}{% end %}{{ y }}",
+                "21",
+            ),
+            (
+                "{% for i in xs %}{% apply url_escape %} {{ i }} {% end %}{% end %}",
+                "+1++2+",
+            ),
+            ("{% set x = 5 %}{% apply url_escape %}{{ x }}{% end %}", "5"),
+        ] {
+            assert_eq!(render_json(t, v.clone()).unwrap(), want, "{t}");
+        }
+        // Unbound inside until bound inside; gone after.
+        assert_eq!(
+            render_json(
+                "{% apply url_escape %}{{ x }}{% set x = 3 %}{% end %}",
+                v.clone()
+            )
+            .unwrap_err(),
+            at(1, TemplateError::Undefined("x".into()))
+        );
+        assert_eq!(
+            render_json(
+                "{% apply url_escape %}{% for j in xs %}{% end %}{% end %}{{ j }}",
+                v.clone()
+            )
+            .unwrap_err(),
+            at(1, TemplateError::Undefined("j".into()))
+        );
+        // Walking the body for its names is counted as steps, also for
+        // branches not taken.
+        let t = Template::parse(
+            "{% for i in xs %}{% apply escape %}{% if 0 %}{% if 0 %}{% if 0 %}{% end %}{% end %}{% end %}{% end %}{% end %}",
+        )
+        .unwrap();
+        let Value::Object(map) = &v else {
+            unreachable!()
+        };
+        assert!(t
+            .render_limited(Root::Object(map), None, 100, 1 << 20)
+            .is_ok());
+        assert!(matches!(
+            t.render_limited(Root::Object(map), None, 10, 1 << 20),
+            Err(TemplateError::TooLarge(_))
+        ));
+        // No break out of it; only functions of text that Tornado can apply.
+        for bad in [
+            "{% for i in xs %}{% apply escape %}{% break %}{% end %}{% end %}",
+            "{% apply squeeze %}x{% end %}",
+            "{% apply json_encode %}x{% end %}",
+            "{% apply len %}x{% end %}",
+            "{% apply upper %}x{% end %}",
+            "{% apply escape %}x",
+        ] {
+            assert!(Template::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn unsupported_and_malformed_tags_are_refused_at_parse() {
         for tag in [
             "{% module Template(\"m.html\") %}",
-            "{% apply linkify %}x{% end %}",
+            "{% apply squeeze %}x{% end %}",
             "{% autoescape linkify %}",
             "{% autoescape %}",
             "{% try %}x{% end %}",
