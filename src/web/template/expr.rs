@@ -36,7 +36,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::{kind, literal, path, Func, TemplateError, Val};
+use super::{char_at, kind, literal, path, py_index, Func, TemplateError, Val};
 
 /// Parentheses, subscripts and unary operators nest at most this deep.
 const MAX_DEPTH: usize = 32;
@@ -272,10 +272,7 @@ pub(super) fn parse(src: &str) -> Option<Exp> {
 pub(super) fn parse_args(src: &str) -> Option<Vec<Exp>> {
     let toks = tokens(src)?;
     let mut p = Parser { toks, at: 0 };
-    let mut args = vec![p.test(0)?];
-    while p.eat(Tok::Comma) {
-        args.push(p.test(0)?);
-    }
+    let args = p.comma_separated(0)?;
     (p.at == p.toks.len() && args.len() <= 3).then_some(args)
 }
 
@@ -296,6 +293,15 @@ impl<'s> Parser<'s> {
         } else {
             false
         }
+    }
+
+    /// `test ("," test)*`: a call's arguments.
+    fn comma_separated(&mut self, depth: usize) -> Option<Vec<Exp>> {
+        let mut items = vec![self.test(depth)?];
+        while self.eat(Tok::Comma) {
+            items.push(self.test(depth)?);
+        }
+        Some(items)
     }
 
     fn test(&mut self, depth: usize) -> Option<Exp> {
@@ -511,10 +517,7 @@ impl<'s> Parser<'s> {
         self.at += 1;
         let mut args = Vec::new();
         if !self.eat(Tok::Close) {
-            args.push(self.test(depth + 1)?);
-            while self.eat(Tok::Comma) {
-                args.push(self.test(depth + 1)?);
-            }
+            args = self.comma_separated(depth + 1)?;
             if !self.eat(Tok::Close) {
                 return None;
             }
@@ -782,13 +785,11 @@ fn subscript<'a>(base: V<'a>, index: Val<'_>) -> Result<V<'a>, TemplateError> {
             }
         ))
     };
-    let position = |len: usize| -> Option<usize> {
-        match number(index)? {
-            Num::Int(i) if i < 0 => len.checked_sub(usize::try_from(-i).ok()?),
-            Num::Int(i) => usize::try_from(i).ok().filter(|i| *i < len),
-            Num::Float(_) => None,
-        }
+    let int = || match number(index)? {
+        Num::Int(i) => Some(i),
+        Num::Float(_) => None,
     };
+    let position = |len: usize| py_index(len, int()?);
     match &base {
         V::Ref(Val::Json(Value::Array(items))) => {
             let items: &'a [Value] = items;
@@ -796,7 +797,7 @@ fn subscript<'a>(base: V<'a>, index: Val<'_>) -> Result<V<'a>, TemplateError> {
             return Ok(V::Ref(Val::Json(&items[at])));
         }
         V::Ref(Val::Json(Value::Object(map))) => {
-            let key = text(index).ok_or_else(missing)?;
+            let key = index.as_str().ok_or_else(missing)?;
             let map: &'a serde_json::Map<String, Value> = map;
             return map
                 .get(key)
@@ -807,15 +808,11 @@ fn subscript<'a>(base: V<'a>, index: Val<'_>) -> Result<V<'a>, TemplateError> {
     }
     let found = match base.view() {
         Val::Json(Value::Array(items)) => position(items.len()).map(|at| items[at].clone()),
-        Val::Json(Value::Object(map)) => text(index).and_then(|k| map.get(k)).cloned(),
-        v @ (Val::Str(_) | Val::Json(Value::String(_))) => {
-            let s = text(v).unwrap_or_default();
-            let n = s.chars().count();
-            position(n)
-                .and_then(|at| s.chars().nth(at))
-                .map(|c| Value::String(c.into()))
-        }
-        _ => None,
+        Val::Json(Value::Object(map)) => index.as_str().and_then(|k| map.get(k)).cloned(),
+        other => other
+            .as_str()
+            .and_then(|s| char_at(s, int()?))
+            .map(|c| Value::String(c.into())),
     };
     found.map(V::Own).ok_or_else(missing)
 }
@@ -842,14 +839,6 @@ fn same(a: Val<'_>, b: Val<'_>) -> bool {
         (Val::Json(Value::Null), Val::Json(Value::Null)) => true,
         (Val::Json(Value::Bool(x)), Val::Json(Value::Bool(y))) => x == y,
         _ => false,
-    }
-}
-
-fn text<'v>(v: Val<'v>) -> Option<&'v str> {
-    match v {
-        Val::Str(s) => Some(s),
-        Val::Json(Value::String(s)) => Some(s),
-        Val::Json(_) => None,
     }
 }
 
@@ -960,8 +949,11 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
         };
     }
     match (op, a, b) {
-        (Arith::Add, _, _) if text(a).is_some() && text(b).is_some() => {
-            let (x, y) = (text(a).unwrap_or_default(), text(b).unwrap_or_default());
+        (Arith::Add, _, _) if a.as_str().is_some() && b.as_str().is_some() => {
+            let (x, y) = (
+                a.as_str().unwrap_or_default(),
+                b.as_str().unwrap_or_default(),
+            );
             if x.len() + y.len() > max_len {
                 return Err(too_long());
             }
@@ -981,7 +973,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
                 _ => return Err(unsupported()),
             };
             let times = usize::try_from(count.max(0)).map_err(|_| too_long())?;
-            if let Some(s) = text(seq) {
+            if let Some(s) = seq.as_str() {
                 if s.len().saturating_mul(times) > max_len {
                     return Err(too_long());
                 }
@@ -1016,7 +1008,7 @@ fn floor_div(x: i128, y: i128) -> i128 {
 /// Python's `int(x)`: an integer as it is, a bool as 0 or 1, a float
 /// truncated, a string of digits (with a sign, spaces around) parsed.
 fn py_int(v: Val<'_>) -> Result<Value, TemplateError> {
-    if let Some(s) = text(v) {
+    if let Some(s) = v.as_str() {
         let t = s.trim();
         let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
         return match t.parse::<i128>() {
@@ -1039,7 +1031,7 @@ fn py_int(v: Val<'_>) -> Result<Value, TemplateError> {
 /// Python's `==`: `1 == 1.0 == True`, lists item by item, dicts by keys
 /// and values whatever their order, and values of different kinds unequal.
 fn equal(a: Val<'_>, b: Val<'_>) -> bool {
-    if let (Some(x), Some(y)) = (text(a), text(b)) {
+    if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
         return x == y;
     }
     if let (Some(x), Some(y)) = (number(a), number(b)) {
@@ -1065,7 +1057,7 @@ fn equal(a: Val<'_>, b: Val<'_>) -> bool {
 /// Python's ordering: numbers (and bools) by value, strings by code
 /// point, lists item by item; anything else is Python's `TypeError`.
 fn order(op: Op, a: Val<'_>, b: Val<'_>) -> Result<Ordering, TemplateError> {
-    if let (Some(x), Some(y)) = (text(a), text(b)) {
+    if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
         // UTF-8 byte order is code point order.
         return Ok(x.cmp(y));
     }
@@ -1099,8 +1091,8 @@ fn order(op: Op, a: Val<'_>, b: Val<'_>) -> Result<Ordering, TemplateError> {
 /// Python's `item in container`: a substring of a string, an item of a
 /// list (by `==`), a key of a dict.
 fn contains(container: Val<'_>, item: Val<'_>) -> Result<bool, TemplateError> {
-    if let Some(hay) = text(container) {
-        return match text(item) {
+    if let Some(hay) = container.as_str() {
+        return match item.as_str() {
             Some(needle) => Ok(hay.contains(needle)),
             None => Err(TemplateError::Type(format!(
                 "'in' a string needs a string, not {}",
@@ -1110,7 +1102,7 @@ fn contains(container: Val<'_>, item: Val<'_>) -> Result<bool, TemplateError> {
     }
     match container {
         Val::Json(Value::Array(items)) => Ok(items.iter().any(|v| equal(item, Val::Json(v)))),
-        Val::Json(Value::Object(map)) => match (text(item), item) {
+        Val::Json(Value::Object(map)) => match (item.as_str(), item) {
             (Some(k), _) => Ok(map.contains_key(k)),
             // Unhashable in Python.
             (None, Val::Json(v @ (Value::Array(_) | Value::Object(_)))) => Err(
@@ -1129,9 +1121,10 @@ fn contains(container: Val<'_>, item: Val<'_>) -> Result<bool, TemplateError> {
 /// Python's `len`: a string's characters, an array's items, an object's
 /// keys; anything else is Python's `TypeError`.
 pub(super) fn py_len(v: Val<'_>) -> Result<usize, TemplateError> {
+    if let Some(s) = v.as_str() {
+        return Ok(s.chars().count());
+    }
     match v {
-        Val::Str(s) => Ok(s.chars().count()),
-        Val::Json(Value::String(s)) => Ok(s.chars().count()),
         Val::Json(Value::Array(a)) => Ok(a.len()),
         Val::Json(Value::Object(m)) => Ok(m.len()),
         other => Err(TemplateError::Type(format!("len() of {}", other.kind()))),
@@ -1231,7 +1224,7 @@ fn slice_positions(
 
 /// Python's slice of a string (by characters) or an array.
 fn slice(base: Val<'_>, bounds: [Option<i128>; 3]) -> Result<Value, TemplateError> {
-    if let Some(s) = text(base) {
+    if let Some(s) = base.as_str() {
         let chars: Vec<char> = s.chars().collect();
         let at = slice_positions(chars.len(), bounds)?;
         return Ok(Value::String(at.into_iter().map(|i| chars[i]).collect()));
@@ -1276,11 +1269,11 @@ fn call_method<'a>(
     let wrong = |what: &str| TemplateError::Type(format!("{what} is not a method of {kind}"));
     let string_arg = |i: usize| -> Result<&str, TemplateError> {
         args.get(i)
-            .and_then(|a| text(*a))
+            .and_then(|a| a.as_str())
             .ok_or_else(|| TemplateError::Type(format!("{method:?}() takes strings")))
     };
     if method == Method::Get {
-        let key = args.first().copied().and_then(text);
+        let key = args.first().copied().and_then(Val::as_str);
         let default = || args.get(1).map_or(Value::Null, |d| to_value(*d));
         return match base {
             V::Ref(Val::Json(Value::Object(map))) => Ok(match key.and_then(|k| map.get(k)) {
@@ -1296,7 +1289,7 @@ fn call_method<'a>(
         };
     }
     let view = base.view();
-    let Some(s) = text(view) else {
+    let Some(s) = view.as_str() else {
         return Err(wrong(&format!("{method:?}").to_lowercase()));
     };
     let too_long = || TemplateError::TooLarge(format!("a string over {max_len} bytes"));
@@ -1351,7 +1344,7 @@ fn call_method<'a>(
             let items: Vec<&str> = match args.first() {
                 Some(Val::Json(Value::Array(items))) => items
                     .iter()
-                    .map(|i| text(Val::Json(i)))
+                    .map(|i| Val::Json(i).as_str())
                     .collect::<Option<_>>()
                     .ok_or_else(|| TemplateError::Type("join() takes strings".into()))?,
                 Some(Val::Json(Value::Object(map))) => map.keys().map(String::as_str).collect(),

@@ -224,8 +224,6 @@ enum Func {
     XhtmlEscape,
     /// `squeeze`: runs of `\x00`-`\x20` become one space, then strip.
     Squeeze,
-    /// Python's builtin `len`.
-    Len,
     /// `linkify`: the text HTML-escaped, its URLs made links.
     Linkify,
 }
@@ -238,59 +236,38 @@ impl Func {
             "url_escape" => Func::UrlEscape,
             "xhtml_escape" | "escape" => Func::XhtmlEscape,
             "squeeze" => Func::Squeeze,
-            "len" => Func::Len,
             "linkify" => Func::Linkify,
             _ => return None,
         })
     }
 }
 
-/// A function's argument.
-#[derive(Debug, Clone)]
-enum Arg {
-    Path(String),
-    /// A quoted string, without its quotes.
-    Literal(String),
-}
-
 /// What `{{ }}` and `{% raw %}` print.
 #[derive(Debug, Clone)]
 enum Expr {
     Path(String),
-    Call {
-        func: Func,
-        arg: Arg,
-    },
     /// Any other Python expression (see *Expressions* on [`Template`]).
     Exp(Box<expr::Exp>),
 }
 
-/// `path` or `func(arg)`, with `arg` a path or a quoted string (Python
-/// allows spaces around the parentheses and the argument).
-fn parse_expr(s: &str) -> Option<Expr> {
-    // `5`, `'text'`, `True`: what Python prints for them.
-    if let Some(v) = literal(s) {
-        return Some(Expr::Exp(Box::new(expr::Exp::Literal(v))));
-    }
-    if let Some(p) = path(s) {
-        return Some(Expr::Path(p));
-    }
-    simple_call(s).or_else(|| expr::parse(s).map(|e| Expr::Exp(Box::new(e))))
+/// An expression as a tag writes it: a literal, a path as it is (also a
+/// [`Template::render`] pair's name such as `a-b`), else Python's
+/// expression ([`expr::parse`]; constant subscripts, `d['k'][0]`, are
+/// folded into a path there).
+fn parse_exp(s: &str) -> Option<expr::Exp> {
+    literal(s)
+        .map(expr::Exp::Literal)
+        .or_else(|| path(s).map(expr::Exp::Path))
+        .or_else(|| expr::parse(s))
 }
 
-/// `func(arg)` with `arg` a path or a quoted string: printed without an
-/// intermediate value.
-fn simple_call(s: &str) -> Option<Expr> {
-    let (callee, rest) = s.split_once('(')?;
-    let func = Func::from_name(callee.trim())?;
-    let arg = rest.strip_suffix(')')?.trim();
-    let arg = match quoted(arg) {
-        // No escapes: Python would read `\n` in a literal as a newline.
-        Some(lit) if !lit.contains('\\') => Arg::Literal(lit.to_string()),
-        Some(_) => return None,
-        None => Arg::Path(path(arg)?),
-    };
-    Some(Expr::Call { func, arg })
+/// What `{{ }}` and `{% raw %}` take: a path is looked up without the
+/// evaluator.
+fn parse_expr(s: &str) -> Option<Expr> {
+    Some(match parse_exp(s)? {
+        expr::Exp::Path(p) => Expr::Path(p),
+        e => Expr::Exp(Box::new(e)),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -745,6 +722,9 @@ pub struct Template {
     /// Each block name visible from here: the last definition along the
     /// extends chain, child over parent.
     blocks: HashMap<String, BlockDef>,
+    /// The names a `set` or `for` of a render of this template binds
+    /// ([`local_names`]), found once when it is parsed.
+    locals: std::collections::HashSet<String>,
 }
 
 /// A `{{ }}` path or an old-style variable name.
@@ -755,63 +735,11 @@ fn is_name(s: &str) -> bool {
 }
 
 /// A path as written in a tag, as the dotted path it is looked up by:
-/// `name.field.0`, or with Python's subscripts, `name['field'][0]` (also
-/// `["field"]` and `[-1]`, mixed with `.field` steps) → `name.field.0`. A
-/// quoted key must not hold a `.`, a quote or a backslash. Without `[`, any
-/// [`is_name`] is taken as it is (a [`Template::render`] pair's name).
+/// `name.field.0`, any [`is_name`] but one starting with `-` (a
+/// negation). Python's subscripts (`name['field'][0]`) are the expression
+/// parser's, which folds constant ones into a path ([`parse_exp`]).
 fn path(s: &str) -> Option<String> {
-    // `-n` is a negation.
-    if s.starts_with('-') {
-        return None;
-    }
-    let Some(open) = s.find('[') else {
-        return is_name(s).then(|| s.to_string());
-    };
-    let head = &s[..open];
-    if !is_name(head) || head.ends_with('.') {
-        return None;
-    }
-    let mut out = head.to_string();
-    let mut rest = &s[open..];
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix('[') {
-            let close = after.find(']')?;
-            let inner = after[..close].trim();
-            let seg = match quoted_key(inner) {
-                Some(key) => key,
-                None => {
-                    let digits = inner.strip_prefix('-').unwrap_or(inner);
-                    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                        return None;
-                    }
-                    inner
-                }
-            };
-            out.push('.');
-            out.push_str(seg);
-            rest = &after[close + 1..];
-        } else if let Some(after) = rest.strip_prefix('.') {
-            let end = after.find(['.', '[']).unwrap_or(after.len());
-            let seg = &after[..end];
-            if !is_name(seg) {
-                return None;
-            }
-            out.push('.');
-            out.push_str(seg);
-            rest = &after[end..];
-        } else {
-            return None;
-        }
-    }
-    Some(out)
-}
-
-/// `'key'` or `"key"` (possibly empty) with no quote, backslash or `.`
-/// inside: the key a subscript names.
-fn quoted_key(s: &str) -> Option<&str> {
-    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let inner = s.strip_prefix(q)?.strip_suffix(q)?;
-    (s.len() >= 2 && !inner.contains(['"', '\'', '\\', '.'])).then_some(inner)
+    (!s.starts_with('-') && is_name(s)).then(|| s.to_string())
 }
 
 /// A name a loop, `set` or `block` can bind.
@@ -882,10 +810,13 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
         .into_iter()
         .find_map(|(suffix, source)| Some((target.strip_suffix(suffix)?, source)));
         match suffixed {
-            Some((p, source)) => (Iter::Path(path(p)?), source),
-            None => match path(target) {
-                Some(p) => (Iter::Path(p), Source::Plain),
-                None => (Iter::Exp(Box::new(expr::parse(target)?)), Source::Plain),
+            Some((p, source)) => match parse_exp(p)? {
+                expr::Exp::Path(p) => (Iter::Path(p), source),
+                _ => return None,
+            },
+            None => match parse_exp(target)? {
+                expr::Exp::Path(p) => (Iter::Path(p), Source::Plain),
+                e => (Iter::Exp(Box::new(e)), Source::Plain),
             },
         }
     };
@@ -1254,12 +1185,10 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 if !is_ident(name) {
                     return Err(bad());
                 }
-                let value = match literal(path) {
-                    Some(v) => SetValue::Literal(v),
-                    None => match self::path(path) {
-                        Some(p) => SetValue::Path(p),
-                        None => SetValue::Exp(Box::new(expr::parse(path).ok_or_else(bad)?)),
-                    },
+                let value = match parse_exp(path).ok_or_else(bad)? {
+                    expr::Exp::Literal(v) => SetValue::Literal(v),
+                    expr::Exp::Path(p) => SetValue::Path(p),
+                    e => SetValue::Exp(Box::new(e)),
                 };
                 self.push(Node::Set {
                     name: name.to_string(),
@@ -1624,10 +1553,23 @@ impl Template {
             Some((origin, base)) => (under(&name, origin), base.clone()),
             None => (under(&name, &[]), parent),
         });
+        let entry = match &base {
+            Some((_, base)) => &base.nodes,
+            None => &p.root,
+        };
+        let mut locals = std::collections::HashSet::new();
+        local_names(
+            entry,
+            &blocks,
+            &mut std::collections::HashSet::new(),
+            &mut locals,
+        );
+        let locals = locals.into_iter().map(str::to_string).collect();
         Ok(Template {
             nodes: p.root,
             base,
             blocks,
+            locals,
         })
     }
 
@@ -1764,7 +1706,7 @@ impl Template {
             arena: &arena,
             kept: std::cell::Cell::new(0),
             locals: Vec::new(),
-            bound_names: std::collections::HashSet::new(),
+            bound_names: Cow::Borrowed(&self.locals),
             blocks: &self.blocks,
             origin: Vec::new(),
             floor: 0,
@@ -1780,12 +1722,6 @@ impl Template {
             }
             None => &self.nodes,
         };
-        local_names(
-            entry,
-            &self.blocks,
-            &mut std::collections::HashSet::new(),
-            &mut r.bound_names,
-        );
         r.nodes(entry, 0)?;
         // The last node's output, not yet checked by a `tick`.
         r.check_output()?;
@@ -1855,34 +1791,22 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// `items[seg]` for an index step: `0`, `1`, … from the front, `-1`,
-/// `-2`, … from the back, as Python indexes a list.
-fn index<'v>(items: &'v [Value], seg: &str) -> Option<&'v Value> {
-    match seg.strip_prefix('-') {
-        Some(back) => {
-            let n = back.parse::<usize>().ok()?;
-            // `-0` is `0` in Python.
-            items.get(if n == 0 {
-                0
-            } else {
-                items.len().checked_sub(n)?
-            })
-        }
-        None => items.get(seg.parse::<usize>().ok()?),
-    }
+/// Python's index `i` into a sequence of `len` items: from the back when
+/// negative (`-1` the last), `None` past either end.
+fn py_index(len: usize, i: i128) -> Option<usize> {
+    let at = if i < 0 { i + len as i128 } else { i };
+    usize::try_from(at).ok().filter(|at| *at < len)
 }
 
-/// The character `s[seg]` (from the back when `seg` is negative), as a
-/// slice of `s`.
-fn char_at<'s>(s: &'s str, seg: &str) -> Option<&'s str> {
-    let count = s.chars().count();
-    let at = match seg.strip_prefix('-') {
-        Some(back) => match back.parse::<usize>().ok()? {
-            0 => 0,
-            n => count.checked_sub(n)?,
-        },
-        None => seg.parse::<usize>().ok().filter(|i| *i < count)?,
-    };
+/// `items[seg]` for an index step (`0`, `-1`), as Python indexes a list.
+fn index<'v>(items: &'v [Value], seg: &str) -> Option<&'v Value> {
+    items.get(py_index(items.len(), seg.parse().ok()?)?)
+}
+
+/// The character `s[i]` ([`py_index`] over the characters), as a slice of
+/// `s`.
+fn char_at(s: &str, i: i128) -> Option<&str> {
+    let at = py_index(s.chars().count(), i)?;
     let (start, c) = s.char_indices().nth(at)?;
     Some(&s[start..start + c.len_utf8()])
 }
@@ -1905,6 +1829,15 @@ enum Val<'a> {
 }
 
 impl<'a> Val<'a> {
+    /// The text of a string value (a pair's, or a JSON string).
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Val::Str(s) => Some(s),
+            Val::Json(Value::String(s)) => Some(s),
+            Val::Json(_) => None,
+        }
+    }
+
     fn truthy(self) -> bool {
         match self {
             Val::Str(s) => !s.is_empty(),
@@ -2305,9 +2238,10 @@ struct Renderer<'a> {
     static_url: Option<StaticUrl<'a>>,
     /// Loop and `set` bindings, innermost last.
     locals: Vec<(&'a str, Val<'a>)>,
-    /// Every name a `set` or `for` of the render binds (see
-    /// [`local_names`]): read before it is bound, it is no render value's.
-    bound_names: std::collections::HashSet<&'a str>,
+    /// Every name a `set` or `for` of the render binds (the template's
+    /// `locals`, or an applied body's): read before it is bound, it is no
+    /// render value's.
+    bound_names: Cow<'a, std::collections::HashSet<String>>,
     blocks: &'a HashMap<String, BlockDef>,
     /// `origin[floor..]`: the template whose nodes are being rendered, as
     /// an [`Origin`] (includes push onto it; a block's body starts its own
@@ -2395,9 +2329,10 @@ impl<'a> Renderer<'a> {
                 Val::Json(Value::Object(m)) => m.get(seg).map(Val::Json),
                 Val::Json(Value::Array(a)) => index(a, seg).map(Val::Json),
                 // A string's character, as Python indexes a string.
-                Val::Str(s) => char_at(s, seg).map(Val::Str),
-                Val::Json(Value::String(s)) => char_at(s, seg).map(Val::Str),
-                _ => None,
+                other => other
+                    .as_str()
+                    .and_then(|s| char_at(s, seg.parse().ok()?))
+                    .map(Val::Str),
             }
             .ok_or_else(undefined)?;
         }
@@ -2471,7 +2406,8 @@ impl<'a> Renderer<'a> {
         self.tick()?;
         let outer_locals = self.locals.clone();
         self.locals.retain(|(name, _)| !inner.contains(name));
-        let outer_bound = std::mem::replace(&mut self.bound_names, inner);
+        let inner_names = inner.iter().map(|n| n.to_string()).collect();
+        let outer_bound = std::mem::replace(&mut self.bound_names, Cow::Owned(inner_names));
         let outer_out = std::mem::take(&mut self.out);
         // No `break` leaves an applied body (the parser sees to it).
         let result = self.nodes(body, depth);
@@ -2508,16 +2444,11 @@ impl<'a> Renderer<'a> {
                 self.print(val, escape);
                 Ok(())
             }
-            Expr::Call { func, arg } => {
-                self.call(*func, arg, escape)
-                    .map_err(|e| self.locate(line, e))?;
-                // A function's output can be several times its argument's:
-                // bounded at once.
-                self.check_output()
-            }
             Expr::Exp(e) => {
                 let v = e.eval(&*self).map_err(|err| self.locate(line, err))?;
                 self.print(v.view(), escape);
+                // A function's output can be several times its argument's:
+                // bounded at once.
                 self.check_output()
             }
         }
@@ -2565,26 +2496,8 @@ impl<'a> Renderer<'a> {
                 s
             }
             Func::Squeeze => squeeze(&val.text()),
-            Func::Len => expr::py_len(val)?.to_string(),
             Func::Linkify => linkify(&val.text()),
         })
-    }
-
-    /// Prints `func(arg)`. Errors are not yet located.
-    fn call(&mut self, func: Func, arg: &'a Arg, escape: bool) -> Result<(), TemplateError> {
-        let val = match arg {
-            Arg::Path(path) => self.lookup(path)?,
-            Arg::Literal(s) => Val::Str(s),
-        };
-        // As Tornado's `{{ f(x) }}`: the function's result is a string,
-        // escaped like any other unless `{% raw %}` or autoescape is off.
-        let result = self.apply_func(func, val)?;
-        if escape {
-            push_escaped(&mut self.out, &result);
-        } else {
-            self.out.push_str(&result);
-        }
-        Ok(())
     }
 
     /// `error`, of the tag on line `line` of the nodes being rendered.
@@ -2639,11 +2552,7 @@ impl<'a> Renderer<'a> {
         let (var, path, body) = (l.var.as_str(), l.path.as_str(), &l.body[..]);
         let val = self.iterable(&l.iter).map_err(|e| self.locate(l.line, e))?;
         // Python iterates a string by its characters, each a string.
-        let text: Option<&'a str> = match val {
-            Val::Str(s) => Some(s),
-            Val::Json(Value::String(s)) => Some(s),
-            _ => None,
-        };
+        let text = val.as_str();
         let broke = match (val, l.source, l.second.as_deref()) {
             (_, Source::Plain, None) if text.is_some() => 'run: {
                 let s = text.unwrap_or_default();
@@ -2766,21 +2675,18 @@ impl<'a> Renderer<'a> {
                         .enumerate()
                         .map(|(i, k)| pair(i, Value::String(k.clone())))
                         .collect(),
-                    Val::Str(s) => s
-                        .chars()
-                        .enumerate()
-                        .map(|(i, c)| pair(i, Value::String(c.into())))
-                        .collect(),
-                    Val::Json(Value::String(s)) => s
-                        .chars()
-                        .enumerate()
-                        .map(|(i, c)| pair(i, Value::String(c.into())))
-                        .collect(),
+                    // A string's characters.
                     other => {
-                        return Err(TemplateError::Type(format!(
-                            "enumerate() of {}",
-                            other.kind()
-                        )))
+                        let Some(s) = other.as_str() else {
+                            return Err(TemplateError::Type(format!(
+                                "enumerate() of {}",
+                                other.kind()
+                            )));
+                        };
+                        s.chars()
+                            .enumerate()
+                            .map(|(i, c)| pair(i, Value::String(c.into())))
+                            .collect()
                     }
                 }
             }
