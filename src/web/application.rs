@@ -694,6 +694,34 @@ impl ApplicationBuilder {
         self
     }
 
+    /// `xsrf_cookies` (see [`Settings::xsrf_cookies`]).
+    pub fn xsrf_cookies(mut self, on: bool) -> Self {
+        self.settings.xsrf_cookies = on;
+        self
+    }
+
+    /// `xsrf_cookie_version` (see [`Settings::xsrf_cookie_version`]).
+    pub fn xsrf_cookie_version(mut self, version: super::XsrfCookieVersion) -> Self {
+        self.settings.xsrf_cookie_version = version;
+        self
+    }
+
+    /// `xsrf_cookie_name` (see [`Settings::xsrf_cookie_name`]).
+    ///
+    /// # Panics
+    /// If `name` cannot be a cookie name (empty, or holding `=`, `;`, `,`,
+    /// `"`, spaces or control characters), as an invalid route pattern
+    /// panics: the application could never set the cookie.
+    pub fn xsrf_cookie_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        assert!(
+            super::context::cookie_name_ok(&name),
+            "xsrf_cookie_name {name:?} is not a valid cookie name"
+        );
+        self.settings.xsrf_cookie_name = name;
+        self
+    }
+
     /// Replaces every setting made so far (routes are kept).
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;

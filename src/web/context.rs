@@ -10,7 +10,8 @@ use super::handler::HANDLER_METHODS;
 use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::static_files::url_path_escape;
-use super::template::TemplateError;
+use super::template::{RequestNamespace, TemplateError};
+use super::xsrf;
 use crate::http::request::qs_values;
 use crate::http::response::valid_status;
 use crate::http::{Request, Response};
@@ -44,6 +45,11 @@ pub struct RequestContext<'a> {
     /// The status of the error page `send_error` put in place, until the
     /// handler's `write_error` has run.
     error_status: Option<u16>,
+    /// The XSRF token of the `_xsrf` cookie, or one made for this request
+    /// (Tornado's `_get_raw_xsrf_token`).
+    xsrf_raw: OnceCell<xsrf::RawToken>,
+    /// The token as [`xsrf_token`](Self::xsrf_token) gave it out.
+    xsrf_token: OnceCell<String>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -73,6 +79,8 @@ impl<'a> RequestContext<'a> {
             form_body: OnceCell::new(),
             path_kwargs: Vec::new(),
             error_status: None,
+            xsrf_raw: OnceCell::new(),
+            xsrf_token: OnceCell::new(),
         }
     }
 
@@ -162,6 +170,7 @@ impl<'a> RequestContext<'a> {
 
     /// The finished response, with its `Set-Cookie` headers.
     pub(crate) fn into_response(mut self) -> Response {
+        self.set_new_xsrf_cookie();
         for c in self.cookies.drain(..) {
             self.response.add_header("Set-Cookie", c);
         }
@@ -472,11 +481,10 @@ impl<'a> RequestContext<'a> {
         if !self.writable("render") {
             return;
         }
-        let static_url = |path: &str| self.static_url(path);
         let result = self
             .shared
             .template(file)
-            .and_then(|t| t.render_pairs_in(vars, Some(&static_url)))
+            .and_then(|t| t.render_pairs_in(vars, Some(&*self)))
             .map_err(|e| format!("template {file:?}: {e}"));
         self.finish_render(result);
     }
@@ -535,10 +543,9 @@ impl<'a> RequestContext<'a> {
         file: &str,
         value: &(impl Serialize + ?Sized),
     ) -> Result<String, TemplateError> {
-        let static_url = |path: &str| self.static_url(path);
         self.shared
             .template(file)?
-            .render_with_in(value, Some(&static_url))
+            .render_with_in(value, Some(self))
     }
 
     fn finish_render(&mut self, result: Result<String, String>) {
@@ -806,6 +813,138 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// The XSRF token of this visitor, as the `_xsrf` form field or the
+    /// `X-XSRFToken` header must repeat it when the `xsrf_cookies` setting
+    /// is on (Tornado's `xsrf_token`; see [`Settings::xsrf_cookies`]).
+    /// Hand it to scripts that send their own requests; forms take
+    /// [`xsrf_form_html`](Self::xsrf_form_html).
+    ///
+    /// The token comes from the request's `_xsrf` cookie (Tornado's
+    /// formats, both read). Without a usable one, a random token is made
+    /// and the response sets the cookie (`Path=/`, for the browser
+    /// session) unless the handler set or cleared that cookie itself. In
+    /// the default format ([`XsrfCookieVersion::V2`](super::XsrfCookieVersion))
+    /// the text differs on every response, masked afresh, while it
+    /// stands for the same token; it is the same throughout one request.
+    pub fn xsrf_token(&self) -> &str {
+        self.xsrf_token.get_or_init(|| {
+            xsrf::encode(
+                self.raw_xsrf_token(),
+                self.shared.settings.xsrf_cookie_version,
+            )
+        })
+    }
+
+    /// `<input type="hidden" name="_xsrf" value="…"/>` with
+    /// [`xsrf_token`](Self::xsrf_token), for every form that posts back to
+    /// the application when the `xsrf_cookies` setting is on (Tornado's
+    /// `xsrf_form_html`). In a template: `{% module xsrf_form_html() %}`
+    /// (or `{% raw xsrf_form_html() %}`).
+    ///
+    /// ```
+    /// use cyclone::web::{Application, RequestContext, RequestHandler};
+    ///
+    /// struct Comment;
+    /// impl RequestHandler for Comment {
+    ///     fn supported_methods(&self) -> &'static [&'static str] {
+    ///         &["GET", "HEAD", "POST"]
+    ///     }
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let field = cx.xsrf_form_html();
+    ///         cx.write(format!(
+    ///             r#"<form method="post">{field}<input name="text"><button>Send</button></form>"#
+    ///         ));
+    ///     }
+    ///     // Reached only with the right token: a forged post gets 403.
+    ///     fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let text = cx.get_argument("text").unwrap_or_default();
+    ///         cx.write(format!("thanks for {} characters", text.chars().count()));
+    ///     }
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .xsrf_cookies(true)
+    ///     .route("/comment", || Comment)
+    ///     .build();
+    /// ```
+    pub fn xsrf_form_html(&self) -> String {
+        // The token is hex digits, `|` and a decimal timestamp however the
+        // cookie was written (it is re-encoded): nothing to escape.
+        format!(
+            r#"<input type="hidden" name="_xsrf" value="{}"/>"#,
+            self.xsrf_token()
+        )
+    }
+
+    /// Whether the request repeats its `_xsrf` cookie's token: in the
+    /// `_xsrf` argument (form field or query), else in an `X-XSRFToken`
+    /// or `X-CSRFToken` header (Tornado's `check_xsrf_cookie`). If not, it
+    /// answers 403 and logs why at `warn`, with Tornado's words (`'_xsrf'
+    /// argument missing from POST`, `... has invalid format`, `XSRF cookie
+    /// does not match POST argument`), and returns `false`.
+    ///
+    /// With the `xsrf_cookies` setting on, this runs before `prepare` for
+    /// every method but `GET`, `HEAD` and `OPTIONS`, through
+    /// [`RequestHandler::check_xsrf_cookie`](super::RequestHandler::check_xsrf_cookie).
+    pub fn check_xsrf_cookie(&mut self) -> bool {
+        let header = |name| self.request.header(name).filter(|v| !v.is_empty());
+        let submitted = self
+            .get_argument("_xsrf")
+            .filter(|v| !v.is_empty())
+            .or_else(|| header("X-Xsrftoken").map(str::to_owned))
+            .or_else(|| header("X-Csrftoken").map(str::to_owned));
+        match xsrf::check(submitted.as_deref(), self.raw_xsrf_token()) {
+            Ok(()) => true,
+            Err(why) => {
+                let peer = self.request.peer().map(|p| p.ip().to_string());
+                log::warn!(
+                    "403 {} {} ({}): {why}",
+                    self.request.method(),
+                    self.request.uri(),
+                    peer.as_deref().unwrap_or("-")
+                );
+                self.send_error(403);
+                false
+            }
+        }
+    }
+
+    /// The token of the `_xsrf` cookie, or a new one if it has none that
+    /// decodes (Tornado's `_get_raw_xsrf_token`).
+    fn raw_xsrf_token(&self) -> &xsrf::RawToken {
+        self.xsrf_raw.get_or_init(|| {
+            let now = super::signed::now_secs();
+            self.request
+                .cookie(&self.shared.settings.xsrf_cookie_name)
+                .filter(|c| !c.is_empty())
+                .and_then(|c| xsrf::decode(&c, now))
+                .unwrap_or_else(|| xsrf::fresh(now))
+        })
+    }
+
+    /// Sets the XSRF cookie when [`xsrf_token`](Self::xsrf_token) gave out
+    /// a token made for this request, unless the handler set or cleared
+    /// that cookie itself.
+    fn set_new_xsrf_cookie(&mut self) {
+        let (Some(token), Some(raw)) = (self.xsrf_token.get(), self.xsrf_raw.get()) else {
+            return;
+        };
+        let name = &self.shared.settings.xsrf_cookie_name;
+        let set_by_handler = self
+            .cookies
+            .iter()
+            .any(|c| c.split_once('=').is_some_and(|(n, _)| n == name));
+        if raw.version.is_some() || set_by_handler {
+            return;
+        }
+        if !cookie_name_ok(name) {
+            log::error!("xsrf_cookie_name {name:?} is not a valid cookie name: no XSRF cookie set");
+            return;
+        }
+        let line = format!("{name}={token}; Path=/");
+        self.cookies.push(line);
+    }
+
     /// Adds the `Set-Cookie` value `line` for the cookie `name`, replacing
     /// one set before under that name (Tornado's cookies are keyed by name;
     /// RFC 6265 §4.1.1: one `Set-Cookie` per name). `set_default_headers`
@@ -814,6 +953,16 @@ impl<'a> RequestContext<'a> {
         self.cookies
             .retain(|c| c.split_once('=').is_none_or(|(n, _)| n != name));
         self.cookies.push(line);
+    }
+}
+
+impl RequestNamespace for RequestContext<'_> {
+    fn static_url(&self, path: &str) -> String {
+        RequestContext::static_url(self, path)
+    }
+
+    fn xsrf_form_html(&self) -> Option<String> {
+        Some(RequestContext::xsrf_form_html(self))
     }
 }
 
@@ -835,6 +984,6 @@ fn cookie_value_ok(s: &str) -> bool {
 }
 
 /// A cookie name: non-empty, a valid value, and no `=`.
-fn cookie_name_ok(name: &str) -> bool {
+pub(super) fn cookie_name_ok(name: &str) -> bool {
     !name.is_empty() && !name.contains('=') && cookie_value_ok(name)
 }

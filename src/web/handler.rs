@@ -67,6 +67,18 @@ pub trait RequestHandler: 'static {
         let _ = cx;
     }
 
+    /// With the `xsrf_cookies` setting on, runs for every method but
+    /// `GET`, `HEAD` and `OPTIONS`, after the 405 check and before
+    /// [`prepare`](Self::prepare) (Tornado's `check_xsrf_cookie`). If it
+    /// finishes the response, neither `prepare` nor the method runs.
+    /// Default: [`RequestContext::check_xsrf_cookie`], which answers 403
+    /// unless the request repeats its `_xsrf` cookie's token. Override it
+    /// to exempt a handler, e.g. an API authenticated by a bearer token
+    /// rather than by cookies.
+    fn check_xsrf_cookie(&mut self, cx: &mut RequestContext<'_>) {
+        cx.check_xsrf_cookie();
+    }
+
     /// Runs before the method, once the method is known to be supported
     /// (Tornado's `prepare`): a check every method shares, such as a
     /// login. If it finishes the response (`send_error`, `redirect`,
@@ -165,6 +177,12 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
         log::debug!("405: {method} is not in supported_methods() {supported:?}");
         cx.method_not_allowed(supported);
         return;
+    }
+    if cx.settings().xsrf_cookies && !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        handler.check_xsrf_cookie(cx);
+        if cx.is_finished() {
+            return;
+        }
     }
     handler.prepare(cx);
     if cx.is_finished() {

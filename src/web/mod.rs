@@ -24,6 +24,7 @@ mod settings;
 pub mod signed;
 mod static_files;
 mod template;
+mod xsrf;
 
 #[cfg(test)]
 mod tests;
@@ -37,3 +38,4 @@ pub use settings::Settings;
 pub use signed::{create_signed_value, decode_signed_value, CookieSecret};
 pub use static_files::{content_type, StaticFiles};
 pub use template::{Template, TemplateError, Whitespace};
+pub use xsrf::XsrfCookieVersion;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::signed::CookieSecret;
+use super::xsrf::XsrfCookieVersion;
 use crate::http::HttpLimits;
 use crate::websocket::WebSocketSettings;
 
@@ -86,6 +87,25 @@ pub struct Settings {
     /// Default none: `require_login` answers 500 and logs an error, as
     /// Tornado raises.
     pub login_url: Option<String>,
+    /// `xsrf_cookies`: every request to a [`RequestHandler`](super::RequestHandler)
+    /// whose method is not `GET`, `HEAD` or `OPTIONS` must repeat the
+    /// `_xsrf` cookie's token in an `_xsrf` argument (form field or query)
+    /// or an `X-XSRFToken` / `X-CSRFToken` header, or it is answered 403
+    /// before `prepare` runs (Tornado's `check_xsrf_cookie`, which a
+    /// handler can override). Pages put the token in their forms with
+    /// `{% module xsrf_form_html() %}` or
+    /// [`RequestContext::xsrf_form_html`](super::RequestContext::xsrf_form_html);
+    /// the cookie is set by the first response that does. WebSocket
+    /// routes are not concerned: their upgrade is a `GET`, and
+    /// [`check_origin`](crate::websocket::WebSocketHandler::check_origin)
+    /// guards them. Default `false`.
+    pub xsrf_cookies: bool,
+    /// `xsrf_cookie_version`: the format new tokens are written in; both
+    /// are read. Default [`XsrfCookieVersion::V2`], Tornado's.
+    pub xsrf_cookie_version: XsrfCookieVersion,
+    /// `xsrf_cookie_name`: the cookie holding the token. Default
+    /// `"_xsrf"`. (The form field is always `_xsrf`, as in Tornado.)
+    pub xsrf_cookie_name: String,
 }
 
 /// Every field but `cookie_secret`'s value (single or a dictionary),
@@ -107,6 +127,9 @@ impl std::fmt::Debug for Settings {
                 &crate::websocket::settings::redacted(self.cookie_secret.is_some()),
             )
             .field("key_version", &self.key_version)
+            .field("xsrf_cookies", &self.xsrf_cookies)
+            .field("xsrf_cookie_version", &self.xsrf_cookie_version)
+            .field("xsrf_cookie_name", &self.xsrf_cookie_name)
             .finish()
     }
 }
@@ -125,6 +148,9 @@ impl Default for Settings {
             cookie_secret: None,
             key_version: None,
             login_url: None,
+            xsrf_cookies: false,
+            xsrf_cookie_version: XsrfCookieVersion::V2,
+            xsrf_cookie_name: "_xsrf".to_string(),
         }
     }
 }

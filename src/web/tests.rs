@@ -1215,3 +1215,298 @@ fn a_body_written_by_set_default_headers_is_dropped_as_by_tornado_clear() {
     );
     assert_eq!(r.header("X-Default"), Some("1"));
 }
+
+/// A form page and the methods it posts with; counts `prepare` calls.
+struct XsrfForm {
+    prepared: Rc<Cell<u32>>,
+    exempt: bool,
+}
+
+impl RequestHandler for XsrfForm {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    }
+    fn check_xsrf_cookie(&mut self, cx: &mut RequestContext<'_>) {
+        if !self.exempt {
+            cx.check_xsrf_cookie();
+        }
+    }
+    fn prepare(&mut self, _cx: &mut RequestContext<'_>) {
+        self.prepared.set(self.prepared.get() + 1);
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        if args[0] == "own-cookie" {
+            cx.set_cookie("_xsrf", "mine");
+        }
+        if args[0] == "template" {
+            let page = cx
+                .render_string("form.html", &serde_json::json!({}))
+                .unwrap();
+            return cx.write(page);
+        }
+        // Twice: one token per request.
+        let (a, b) = (cx.xsrf_form_html(), cx.xsrf_token().to_owned());
+        assert!(a.contains(&b), "{a} {b}");
+        cx.write(a);
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("posted");
+    }
+    fn put(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("put");
+    }
+    fn delete(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("deleted");
+    }
+    fn patch(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("patched");
+    }
+    fn options(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("options");
+    }
+}
+
+fn xsrf_app(builder: ApplicationBuilder, prepared: &Rc<Cell<u32>>) -> Application {
+    let (p1, p2) = (prepared.clone(), prepared.clone());
+    builder
+        .route("/form/(.*)", move || XsrfForm {
+            prepared: p1.clone(),
+            exempt: false,
+        })
+        .route("/api/(.*)", move || XsrfForm {
+            prepared: p2.clone(),
+            exempt: true,
+        })
+        .build()
+}
+
+/// The `value` of the `_xsrf` field in a page.
+fn xsrf_field(page: &str) -> String {
+    let start = page.find("name=\"_xsrf\" value=\"").unwrap() + 20;
+    let end = page[start..].find('"').unwrap() + start;
+    page[start..end].to_string()
+}
+
+/// `(name=value)` of the one `Set-Cookie`, if there is one.
+fn one_cookie(r: &Response) -> Option<String> {
+    let all = collect_headers(r, "Set-Cookie");
+    assert!(all.len() <= 1, "{all:?}");
+    all.first()
+        .map(|c| c.split("; ").next().unwrap().to_string())
+}
+
+fn post_form(app: &Application, target: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    let mut req = Request::synthetic("POST", target, &h);
+    req.set_body(body.as_bytes().to_vec());
+    dispatch(app, req)
+}
+
+#[test]
+fn xsrf_cookie_is_set_with_the_form_and_checked_before_prepare() {
+    let prepared = Rc::new(Cell::new(0));
+    let app = xsrf_app(Application::builder().xsrf_cookies(true), &prepared);
+
+    // The page sets the cookie once and puts the token in the form.
+    let page = get(&app, "/form/x");
+    assert_eq!(page.status(), 200);
+    assert!(text(&page).starts_with(r#"<input type="hidden" name="_xsrf" value="2|"#));
+    assert!(text(&page).ends_with(r#""/>"#), "{}", text(&page));
+    let cookie = one_cookie(&page).expect("a new _xsrf cookie");
+    assert_eq!(
+        collect_headers(&page, "Set-Cookie")[0],
+        format!("{cookie}; Path=/")
+    );
+    let cookie_token = cookie.strip_prefix("_xsrf=").unwrap().to_string();
+    // The response that makes the token sets the text it hands out.
+    assert_eq!(xsrf_field(text(&page)), cookie_token);
+    let with_cookie = format!("_xsrf={cookie_token}");
+    let c = ("Cookie", with_cookie.as_str());
+    // Later pages: version 2 is masked afresh, so the field is not the
+    // cookie's text, but both name the same token.
+    let page = dispatch(&app, Request::synthetic("GET", "/form/x", &[c]));
+    assert_eq!(one_cookie(&page), None);
+    let field = xsrf_field(text(&page));
+    assert_ne!(field, cookie_token);
+    let raw = |s: &str| xsrf::decode(s, 0).unwrap().token;
+    assert_eq!(raw(&field), raw(&cookie_token));
+    assert_eq!(raw(&field).len(), 16);
+    prepared.set(0);
+
+    // The field, the X-XSRFToken header and the X-CSRFToken header pass.
+    let body = format!("_xsrf={}&x=1", field.replace('|', "%7C"));
+    let r = post_form(&app, "/form/x", &[c], &body);
+    assert_eq!((r.status(), text(&r)), (200, "posted"));
+    assert_eq!(one_cookie(&r), None, "the cookie is not set again");
+    for header in ["X-XSRFToken", "X-CSRFToken"] {
+        let r = post_form(&app, "/form/x", &[c, (header, &field)], "");
+        assert_eq!((r.status(), text(&r)), (200, "posted"), "{header}");
+    }
+    // In the query too (Tornado's get_argument), and in version 1 form.
+    let hex1 = raw(&field)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let r = post_form(&app, &format!("/form/x?_xsrf={hex1}"), &[c], "");
+    assert_eq!(r.status(), 200);
+    assert_eq!(prepared.get(), 4);
+
+    // Refused before prepare, with Tornado's 403 page.
+    let other_page = get(&app, "/form/y");
+    let other_field = xsrf_field(text(&other_page));
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String);
+    let refused: [Case<'_>; 6] = [
+        ("no token", vec![c], String::new()),
+        ("empty token", vec![c], "_xsrf=".to_string()),
+        (
+            "another visitor's token",
+            vec![c],
+            format!("_xsrf={}", other_field.replace('|', "%7C")),
+        ),
+        ("bad format", vec![c], "_xsrf=3%7Ca%7Cb%7Cc".to_string()),
+        ("no cookie", vec![], body.clone()),
+        (
+            "garbage cookie",
+            vec![("Cookie", "_xsrf=3|x")],
+            body.clone(),
+        ),
+    ];
+    prepared.set(0);
+    for (why, headers, body) in refused {
+        let r = post_form(&app, "/form/x", &headers, &body);
+        assert_eq!(r.status(), 403, "{why}");
+        assert!(text(&r).contains("403: Forbidden"), "{why}: {}", text(&r));
+        assert_eq!(one_cookie(&r), None, "{why}: a refusal sets no cookie");
+    }
+    assert_eq!(prepared.get(), 0, "prepare runs only after the check");
+
+    // Every method but GET, HEAD and OPTIONS is checked.
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let r = dispatch(&app, Request::synthetic(method, "/form/x", &[c]));
+        assert_eq!(r.status(), 403, "{method}");
+        let r = dispatch(
+            &app,
+            Request::synthetic(method, "/form/x", &[c, ("X-XSRFToken", &field)]),
+        );
+        assert_eq!(r.status(), 200, "{method}");
+    }
+    let r = request(&app, "OPTIONS", "/form/x");
+    assert_eq!((r.status(), text(&r)), (200, "options"));
+    assert_eq!(request(&app, "HEAD", "/form/x").status(), 200);
+
+    // A handler that overrides check_xsrf_cookie is not checked.
+    let r = post_form(&app, "/api/x", &[], "");
+    assert_eq!((r.status(), text(&r)), (200, "posted"));
+}
+
+#[test]
+fn xsrf_tokens_from_an_existing_cookie_and_settings() {
+    let prepared = Rc::new(Cell::new(0));
+    // Off (the default): nothing is checked.
+    let app = xsrf_app(Application::builder(), &prepared);
+    assert_eq!(post_form(&app, "/form/x", &[], "").status(), 200);
+
+    let app = xsrf_app(Application::builder().xsrf_cookies(true), &prepared);
+    // A version 1 cookie is kept; the form carries its token in version 2.
+    let v1 = "000102030405060708090a0b0c0d0e0f";
+    let cookie = format!("_xsrf={v1}");
+    let page = dispatch(
+        &app,
+        Request::synthetic("GET", "/form/x", &[("Cookie", &cookie)]),
+    );
+    assert_eq!(one_cookie(&page), None, "a usable cookie is not replaced");
+    let field = xsrf_field(text(&page));
+    assert_eq!(
+        xsrf::decode(&field, 0).unwrap().token,
+        (0u8..16).collect::<Vec<_>>()
+    );
+    let r = post_form(
+        &app,
+        "/form/x",
+        &[("Cookie", &cookie), ("X-XSRFToken", v1)],
+        "",
+    );
+    assert_eq!(r.status(), 200);
+    // A cookie that does not decode is replaced.
+    let page = dispatch(
+        &app,
+        Request::synthetic("GET", "/form/x", &[("Cookie", "_xsrf=2|zz|zz|1")]),
+    );
+    assert!(one_cookie(&page).is_some());
+    // The handler's own _xsrf cookie wins over the new one.
+    let page = get(&app, "/form/own-cookie");
+    assert_eq!(one_cookie(&page).as_deref(), Some("_xsrf=mine"));
+
+    // Version 1 output and another cookie name.
+    let app = xsrf_app(
+        Application::builder()
+            .xsrf_cookies(true)
+            .xsrf_cookie_version(XsrfCookieVersion::V1)
+            .xsrf_cookie_name("csrf"),
+        &prepared,
+    );
+    let page = get(&app, "/form/x");
+    let cookie = one_cookie(&page).unwrap();
+    let token = cookie.strip_prefix("csrf=").unwrap();
+    assert_eq!(token.len(), 32);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(xsrf_field(text(&page)), token, "version 1 is not masked");
+    let with = format!("csrf={token}");
+    let r = post_form(
+        &app,
+        "/form/x",
+        &[("Cookie", &with)],
+        &format!("_xsrf={token}"),
+    );
+    assert_eq!(r.status(), 200);
+    let wrong_name = format!("_xsrf={token}");
+    let r = post_form(
+        &app,
+        "/form/x",
+        &[("Cookie", &wrong_name)],
+        &format!("_xsrf={token}"),
+    );
+    assert_eq!(r.status(), 403);
+}
+
+#[test]
+#[should_panic(expected = "not a valid cookie name")]
+fn an_invalid_xsrf_cookie_name_is_refused_when_built() {
+    let _ = Application::builder().xsrf_cookie_name("a b");
+}
+
+#[test]
+fn templates_put_the_xsrf_field_in_forms() {
+    let dir = TempDir::new("xsrf-template");
+    dir.file(
+        "form.html",
+        "<form>{% module xsrf_form_html() %}|{% raw xsrf_form_html() %}|{{ xsrf_form_html() }}</form>",
+    );
+    let prepared = Rc::new(Cell::new(0));
+    let app = xsrf_app(
+        Application::builder()
+            .xsrf_cookies(true)
+            .template_path(dir.path()),
+        &prepared,
+    );
+    let page = get(&app, "/form/template");
+    assert_eq!(page.status(), 200);
+    let body = text(&page);
+    let cookie = one_cookie(&page).expect("render_string set the cookie");
+    let parts: Vec<&str> = body
+        .strip_prefix("<form>")
+        .and_then(|b| b.strip_suffix("</form>"))
+        .unwrap()
+        .split('|')
+        .collect();
+    // Same token text all through the request; {{ }} escapes it, as
+    // Tornado's autoescape does (hence {% module %}).
+    let field = xsrf_field(body);
+    let html = format!(r#"<input type="hidden" name="_xsrf" value="{field}"/>"#);
+    assert_eq!(body.matches(&html).count(), 2, "{body}");
+    assert!(parts.len() > 3);
+    assert!(body.contains("&lt;input type=&quot;hidden&quot;"), "{body}");
+    let raw = |s: &str| xsrf::decode(s, 0).unwrap().token;
+    assert_eq!(raw(&field), raw(cookie.strip_prefix("_xsrf=").unwrap()));
+}

@@ -15,7 +15,7 @@
 //! postfix    := atom ("[" test "]" | "[" slice "]" | ".name" | "." method "(" args ")")*
 //! slice      := test? ":" test? (":" test?)?
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
-//!             | call "(" test ")"
+//!             | call "(" test ")" | "xsrf_form_html" "(" ")"
 //! call       := len | str | int | abs | json_encode | url_escape
 //!             | xhtml_escape | escape | squeeze | static_url
 //! method     := get | upper | lower | strip | title | capitalize
@@ -78,6 +78,8 @@ pub(super) enum Exp {
         callee: Callee,
         arg: Box<Exp>,
     },
+    /// `xsrf_form_html()`, the one function called without arguments.
+    XsrfFormHtml,
     /// `[a, b, …]`.
     List(Vec<Exp>),
     /// `base[start:stop:step]`, each part optional.
@@ -574,6 +576,9 @@ impl<'s> Parser<'s> {
             }
             Tok::Str(s) => literal(s).map(Exp::Literal),
             Tok::Word("and" | "or" | "not" | "in" | "is" | "if" | "else") => None,
+            Tok::Word("xsrf_form_html") if self.eat(Tok::Open) => {
+                self.eat(Tok::Close).then_some(Exp::XsrfFormHtml)
+            }
             Tok::Word(w) if self.peek() == Some(Tok::Open) => {
                 if let Some(callee) = Callee::from_name(w) {
                     self.at += 1;
@@ -644,6 +649,8 @@ pub(super) trait Env<'a> {
     fn apply(&self, func: Func, v: Val<'_>) -> Result<String, TemplateError>;
     /// The longest string or array an expression may build.
     fn max_len(&self) -> usize;
+    /// What `xsrf_form_html()` returns.
+    fn xsrf_form_html(&self) -> Result<String, TemplateError>;
 }
 
 impl Exp {
@@ -749,6 +756,7 @@ impl Exp {
                 let views: Vec<Val<'_>> = vals.iter().map(V::view).collect();
                 call_method(*method, b, &views, env.max_len())
             }
+            Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Call { callee, arg } => {
                 let v = arg.eval(env)?;
                 let v = v.view();

@@ -155,11 +155,16 @@ impl fmt::Display for TemplateError {
             TemplateError::TooLarge(what) => write!(f, "too large: {what}"),
             TemplateError::Type(what) => f.write_str(what),
             TemplateError::Load(what) => f.write_str(what),
-            TemplateError::NeedsRequest(name) => write!(
+            TemplateError::NeedsRequest(name) if name == "static_url" => write!(
                 f,
                 "{name}() needs a request: render with RequestContext::render, render_with or \
                  render_string (and the static_path setting), or \
                  Template::render_value_with_static_url"
+            ),
+            TemplateError::NeedsRequest(name) => write!(
+                f,
+                "{name}() needs a request: render with RequestContext::render, render_with or \
+                 render_string"
             ),
             TemplateError::In { name, error } => write!(f, "in {name:?}: {error}"),
             TemplateError::At { line, error } => write!(f, "{error} at line {line}"),
@@ -190,7 +195,8 @@ fn bad_tag_hint(tag: &str) -> &'static str {
     };
     match word {
         "" => "an empty tag",
-        "module" | "try" | "except" | "finally" | "while" | "import" | "from"
+        "module" => "cyclone has Tornado's built-in modules xsrf_form_html() and linkify(text), no UI module classes; for Template(\"name.html\") write {% include \"name.html\" %}",
+        "try" | "except" | "finally" | "while" | "import" | "from"
         => "Tornado's tag is not supported: cyclone templates run Python expressions, not statements",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "apply" => "write `apply linkify`, `apply xhtml_escape`, `apply escape` or `apply url_escape`: the functions Tornado can apply to a body's text",
@@ -1074,6 +1080,26 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                     line,
                 });
             }
+            // Tornado's built-in UI modules that are functions of the
+            // handler: their HTML goes out unescaped. (cyclone has no
+            // UI module classes; `Template(..)` is `{% include %}`.)
+            "module" => {
+                let call = parse_exp(arg).filter(|e| {
+                    matches!(
+                        e,
+                        expr::Exp::XsrfFormHtml
+                            | expr::Exp::Call {
+                                callee: expr::Callee::Func(Func::Linkify),
+                                ..
+                            }
+                    )
+                });
+                self.push(Node::Var {
+                    expr: Expr::Exp(Box::new(call.ok_or_else(bad)?)),
+                    escape: false,
+                    line,
+                });
+            }
             "comment" => {}
             "whitespace" => self.whitespace = arg.parse()?,
             "autoescape" => match arg {
@@ -1629,7 +1655,7 @@ impl Template {
         value: &Value,
         static_url: impl Fn(&str) -> String,
     ) -> Result<String, TemplateError> {
-        self.render_value_in(value, Some(&static_url))
+        self.render_value_in(value, Some(&StaticUrlOnly(static_url)))
     }
 
     /// Renders with the fields of `value` (serialized with `serde_json`;
@@ -1642,36 +1668,36 @@ impl Template {
         self.render_with_in(value, None)
     }
 
-    /// [`render`](Self::render), with `static_url` for
+    /// [`render`](Self::render), with the request's functions for
     /// `{{ static_url(..) }}` (`RequestContext::render`).
     pub(crate) fn render_pairs_in(
         &self,
         vars: &[(&str, &str)],
-        static_url: Option<StaticUrl<'_>>,
+        request: Option<Namespace<'_>>,
     ) -> Result<String, TemplateError> {
-        self.render_root(Root::Pairs(vars), static_url)
+        self.render_root(Root::Pairs(vars), request)
     }
 
-    /// [`render_with`](Self::render_with), with `static_url` for
+    /// [`render_with`](Self::render_with), with the request's functions for
     /// `{{ static_url(..) }}` (`RequestContext::render_with` and
     /// `render_string`).
     pub(crate) fn render_with_in(
         &self,
         value: &(impl Serialize + ?Sized),
-        static_url: Option<StaticUrl<'_>>,
+        request: Option<Namespace<'_>>,
     ) -> Result<String, TemplateError> {
         let value = serde_json::to_value(value)
             .map_err(|e| TemplateError::Type(format!("template values do not serialize: {e}")))?;
-        self.render_value_in(&value, static_url)
+        self.render_value_in(&value, request)
     }
 
     fn render_value_in(
         &self,
         value: &Value,
-        static_url: Option<StaticUrl<'_>>,
+        request: Option<Namespace<'_>>,
     ) -> Result<String, TemplateError> {
         match value {
-            Value::Object(map) => self.render_root(Root::Object(map), static_url),
+            Value::Object(map) => self.render_root(Root::Object(map), request),
             other => Err(TemplateError::Type(format!(
                 "template values must be a JSON object (a struct or a map), not {}",
                 kind(other)
@@ -1682,11 +1708,11 @@ impl Template {
     fn render_root<'a>(
         &'a self,
         root: Root<'a>,
-        static_url: Option<StaticUrl<'a>>,
+        request: Option<Namespace<'a>>,
     ) -> Result<String, TemplateError> {
         self.render_limited(
             root,
-            static_url,
+            request,
             Template::MAX_RENDER_STEPS,
             Template::MAX_OUTPUT,
         )
@@ -1695,14 +1721,14 @@ impl Template {
     fn render_limited<'a>(
         &'a self,
         root: Root<'a>,
-        static_url: Option<StaticUrl<'a>>,
+        request: Option<Namespace<'a>>,
         steps: u64,
         max_output: usize,
     ) -> Result<String, TemplateError> {
         let arena = typed_arena::Arena::new();
         let mut r = Renderer {
             root,
-            static_url,
+            request,
             arena: &arena,
             kept: std::cell::Cell::new(0),
             locals: Vec::new(),
@@ -1811,8 +1837,31 @@ fn char_at(s: &str, i: i128) -> Option<&str> {
     Some(&s[start..start + c.len_utf8()])
 }
 
-/// What `{{ static_url(path) }}` prints for `path`.
-pub(crate) type StaticUrl<'a> = &'a dyn Fn(&str) -> String;
+/// The functions of Tornado's template namespace that need the request
+/// being answered: [`RequestContext`](super::RequestContext) gives them
+/// to the templates it renders.
+pub(crate) trait RequestNamespace {
+    /// What `{{ static_url(path) }}` prints for `path`.
+    fn static_url(&self, path: &str) -> String;
+    /// What `xsrf_form_html()` returns; `None` where it has no request.
+    fn xsrf_form_html(&self) -> Option<String>;
+}
+
+pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
+
+/// `static_url` alone, from a closure
+/// ([`Template::render_value_with_static_url`]).
+struct StaticUrlOnly<F>(F);
+
+impl<F: Fn(&str) -> String> RequestNamespace for StaticUrlOnly<F> {
+    fn static_url(&self, path: &str) -> String {
+        (self.0)(path)
+    }
+
+    fn xsrf_form_html(&self) -> Option<String> {
+        None
+    }
+}
 
 /// Where top-level names come from.
 #[derive(Clone, Copy)]
@@ -2234,8 +2283,9 @@ enum Flow {
 
 struct Renderer<'a> {
     root: Root<'a>,
-    /// For `{{ static_url(..) }}`: `None` outside a request.
-    static_url: Option<StaticUrl<'a>>,
+    /// For `{{ static_url(..) }}` and `xsrf_form_html()`: `None`
+    /// outside a request.
+    request: Option<Namespace<'a>>,
     /// Loop and `set` bindings, innermost last.
     locals: Vec<(&'a str, Val<'a>)>,
     /// Every name a `set` or `for` of the render binds (the template's
@@ -2274,6 +2324,12 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
 
     fn max_len(&self) -> usize {
         self.max_output
+    }
+
+    fn xsrf_form_html(&self) -> Result<String, TemplateError> {
+        self.request
+            .and_then(|r| r.xsrf_form_html())
+            .ok_or_else(|| TemplateError::NeedsRequest("xsrf_form_html".into()))
     }
 }
 
@@ -2484,10 +2540,10 @@ impl<'a> Renderer<'a> {
         Ok(match func {
             Func::JsonEncode => json_encode(val),
             Func::StaticUrl => {
-                let resolve = self
-                    .static_url
+                let request = self
+                    .request
                     .ok_or_else(|| TemplateError::NeedsRequest("static_url".into()))?;
-                resolve(&val.text())
+                request.static_url(&val.text())
             }
             Func::UrlEscape => url_escape(&val.text()).into_owned(),
             Func::XhtmlEscape => {
@@ -4717,6 +4773,52 @@ mod tests {
             .unwrap(),
             "a\u{a0}\u{a0}b c|7|[None]|a &amp; b|a & b|."
         );
+    }
+
+    #[test]
+    fn modules_are_tornados_built_in_functions_unescaped() {
+        let t = Template::parse("{% module linkify(t) %}|{% raw linkify(t) %}|{{ linkify(t) }}")
+            .unwrap();
+        let out = t
+            .render_value(&json!({"t": "see http://a.b/?x=1&y"}))
+            .unwrap();
+        let link = r#"see <a href="http://a.b/?x=1&amp;y">http://a.b/?x=1&amp;y</a>"#;
+        let parts: Vec<&str> = out.split('|').collect();
+        assert_eq!(parts[..2], [link, link]);
+        assert!(parts[2].starts_with("see &lt;a href=&quot;"), "{out}");
+        // Without a request, xsrf_form_html is an error at its tag.
+        let t = Template::parse("a\n{% module xsrf_form_html() %}").unwrap();
+        let err = t.render_value(&json!({})).unwrap_err();
+        assert_eq!(
+            err,
+            at(2, TemplateError::NeedsRequest("xsrf_form_html".into()))
+        );
+        assert_eq!(
+            err.to_string(),
+            "xsrf_form_html() needs a request: render with RequestContext::render, render_with \
+             or render_string at line 2"
+        );
+        let with_url_only = t.render_value_with_static_url(&json!({}), |p| p.into());
+        assert!(with_url_only.is_err());
+        for bad in [
+            "{% module Template(\"x.html\") %}",
+            "{% module linkify(t) + 'x' %}",
+            "{% module xsrf_form_html(1) %}",
+            "{% module xsrf_form_html %}",
+            "{% module %}",
+            "{{ xsrf_form_html(x) }}",
+        ] {
+            let err = Template::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("unsupported tag"), "{bad}: {err}");
+        }
+        let hint = Template::parse("{% module Template(\"x.html\") %}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            hint.contains("xsrf_form_html() and linkify(text)"),
+            "{hint}"
+        );
+        assert!(hint.contains("{% include \"name.html\" %}"), "{hint}");
     }
 
     #[test]
