@@ -1,14 +1,16 @@
 //! Tornado's "Hello, world" web application in cyclone: `GET /` answers
 //! `Hello, world`. Used to compare plain HTTP throughput with Tornado
 //! (`wrk -t1 -c50 http://127.0.0.1:8888/`). `GET /cookie` is the signed
-//! cookie example of Tornado's user guide ("Cookies and signed cookies").
+//! cookie example of Tornado's user guide ("Cookies and signed cookies");
+//! `/form` with `--xsrf-cookies` is its "Cross-site request forgery
+//! protection".
 
 mod common;
 
 use std::time::Duration;
 
 use cyclone::ioloop::IOLoop;
-use cyclone::web::{Application, CookieSecret, RequestContext, RequestHandler};
+use cyclone::web::{Application, CookieSecret, RequestContext, RequestHandler, XsrfCookieVersion};
 
 const USAGE: &str = "http_hello: GET / answers \"Hello, world\" (Tornado's hello world);
 GET /metrics answers the loop's counters (Prometheus text format);
@@ -18,9 +20,14 @@ signed cookie `mycookie` (set_secure_cookie), later visits show its value
 secret is read too. With --cookie-secrets (key rotation), a cookie signed
 with any of the keys is read, and one signed with another key than the
 current --key-version is signed again with the current one.
+GET /form is a form that posts back to /form with the _xsrf field
+(xsrf_form_html); POST /form answers \"posted: TEXT\". With --xsrf-cookies a
+POST without the token of the _xsrf cookie (field _xsrf or header
+X-XSRFToken) is answered 403.
 
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
+                  [--xsrf-cookies [--xsrf-cookie-version 1|2]]
 
   --port PORT             port to listen on (default 8888)
   --address ADDR          address to bind (default 127.0.0.1)
@@ -29,7 +36,10 @@ Usage: http_hello [--port PORT] [--address ADDR]
   --cookie-secrets LIST   cookie_secret as Tornado's dictionary of secrets by
                           key version, e.g. 1:old,2:new (no ',' in a secret)
   --key-version V         key_version: which of --cookie-secrets signs new
-                          cookies (default: the highest version)";
+                          cookies (default: the highest version)
+  --xsrf-cookies          the xsrf_cookies setting: check the _xsrf token
+                          on every POST, PUT, PATCH and DELETE
+  --xsrf-cookie-version N the format of new tokens, 1 or 2 (default 2)";
 
 struct MainHandler;
 
@@ -68,6 +78,28 @@ impl RequestHandler for CookieHandler {
     }
 }
 
+/// The user guide's XSRF example: a form carrying the `_xsrf` field.
+struct FormHandler;
+
+impl RequestHandler for FormHandler {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let field = cx.xsrf_form_html();
+        cx.write(format!(
+            "<form action=\"/form\" method=\"post\">{field}\n\
+             <input type=\"text\" name=\"message\"/>\n\
+             <input type=\"submit\" value=\"Post\"/>\n</form>"
+        ));
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let message = cx.get_argument("message").unwrap_or_default();
+        cx.set_header("Content-Type", "text/plain; charset=UTF-8");
+        cx.write(format!("posted: {message}"));
+    }
+}
+
 /// 32 random bytes as hex.
 fn random_secret() -> String {
     let mut b = [0u8; 32];
@@ -103,6 +135,8 @@ fn main() {
             ("cookie-secret", true),
             ("cookie-secrets", true),
             ("key-version", true),
+            ("xsrf-cookies", false),
+            ("xsrf-cookie-version", true),
         ],
     );
     common::init_logging();
@@ -121,7 +155,17 @@ fn main() {
     let builder = Application::builder()
         .route("/", || MainHandler)
         .route("/metrics", || cyclone::web::MetricsHandler)
-        .route("/cookie", || CookieHandler);
+        .route("/cookie", || CookieHandler)
+        .route("/form", || FormHandler)
+        .xsrf_cookies(args.has("xsrf-cookies"))
+        .xsrf_cookie_version(match args.get("xsrf-cookie-version", 2u8) {
+            1 => XsrfCookieVersion::V1,
+            2 => XsrfCookieVersion::V2,
+            n => {
+                eprintln!("http_hello: --xsrf-cookie-version is 1 or 2, not {n}\n\n{USAGE}");
+                std::process::exit(2)
+            }
+        });
     let builder = if !secrets.is_empty() {
         let secrets = parse_secrets(&secrets);
         let highest = secrets.iter().map(|(v, _)| *v).max().unwrap_or(0);
