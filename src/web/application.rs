@@ -715,10 +715,16 @@ impl ApplicationBuilder {
     pub fn xsrf_cookie_name(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         assert!(
-            super::context::cookie_name_ok(&name),
+            super::cookie::name_ok(&name),
             "xsrf_cookie_name {name:?} is not a valid cookie name"
         );
         self.settings.xsrf_cookie_name = name;
+        self
+    }
+
+    /// `xsrf_cookie_kwargs` (see [`Settings::xsrf_cookie_kwargs`]).
+    pub fn xsrf_cookie_kwargs(mut self, options: super::CookieOptions) -> Self {
+        self.settings.xsrf_cookie_kwargs = options;
         self
     }
 

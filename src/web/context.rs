@@ -6,6 +6,7 @@ use std::cell::OnceCell;
 use serde::Serialize;
 
 use super::application::Shared;
+use super::cookie::{self, CookieOptions};
 use super::handler::HANDLER_METHODS;
 use super::settings::Settings;
 use super::signed::CookieSecret;
@@ -634,12 +635,39 @@ impl<'a> RequestContext<'a> {
     /// Setting (or clearing) a cookie again replaces the earlier value, as
     /// in Tornado: one `Set-Cookie` per name.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
-        if !cookie_name_ok(name) || !cookie_value_ok(value) {
+        self.set_cookie_with(name, value, &CookieOptions::default());
+    }
+
+    /// [`set_cookie`](Self::set_cookie) with Tornado's keyword arguments
+    /// (`domain`, `path`, `expires_days`, `max_age`, `httponly`, `secure`,
+    /// `samesite`): see [`CookieOptions`]. Options that cannot be written
+    /// (a domain or path holding `;`, spaces or control characters) are
+    /// refused and logged at `error`, like an invalid value.
+    ///
+    /// ```
+    /// use cyclone::web::{CookieOptions, RequestContext, RequestHandler, SameSite};
+    ///
+    /// struct Theme;
+    /// impl RequestHandler for Theme {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         // Tornado: self.set_cookie("theme", "dark", expires_days=365, httponly=True)
+    ///         let year = CookieOptions {
+    ///             expires_days: Some(365.0),
+    ///             httponly: true,
+    ///             samesite: Some(SameSite::Lax),
+    ///             ..CookieOptions::default()
+    ///         };
+    ///         cx.set_cookie_with("theme", "dark", &year);
+    ///     }
+    /// }
+    /// ```
+    pub fn set_cookie_with(&mut self, name: &str, value: &str, options: &CookieOptions) {
+        if !cookie::name_ok(name) || !cookie::value_ok(value) {
             log::error!("set_cookie: invalid cookie {name:?}={value:?} refused");
             return;
         }
         if self.writable("set_cookie") {
-            self.push_cookie(name, format!("{name}={value}; Path=/"));
+            self.push_cookie_line(name, value, options);
         }
     }
 
@@ -667,6 +695,47 @@ impl<'a> RequestContext<'a> {
         value: impl AsRef<[u8]>,
         expires_days: Option<f64>,
     ) {
+        let options = CookieOptions {
+            expires_days,
+            ..CookieOptions::default()
+        };
+        self.set_secure_cookie_with(name, value, &options);
+    }
+
+    /// [`set_secure_cookie`](Self::set_secure_cookie) with all of
+    /// Tornado's keyword arguments ([`CookieOptions`]). `expires_days` is
+    /// taken as given: where Tornado's default is 30 days, `None` here
+    /// means a session cookie, so say `Some(30.0)` for Tornado's.
+    ///
+    /// ```
+    /// use cyclone::web::{CookieOptions, RequestContext, RequestHandler};
+    ///
+    /// struct Login;
+    /// impl RequestHandler for Login {
+    ///     fn supported_methods(&self) -> &'static [&'static str] {
+    ///         &["POST"]
+    ///     }
+    ///     fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         // Tornado: self.set_secure_cookie("user", name, httponly=True, secure=True)
+    ///         let name = cx.get_argument("name").unwrap_or_default();
+    ///         let session = CookieOptions {
+    ///             expires_days: Some(30.0),
+    ///             httponly: true,
+    ///             secure: true,
+    ///             ..CookieOptions::default()
+    ///         };
+    ///         cx.set_secure_cookie_with("user", name, &session);
+    ///         cx.redirect("/", false);
+    ///     }
+    /// }
+    /// ```
+    #[doc(alias = "set_signed_cookie")]
+    pub fn set_secure_cookie_with(
+        &mut self,
+        name: &str,
+        value: impl AsRef<[u8]>,
+        options: &CookieOptions,
+    ) {
         let Some(secret) = self.cookie_secret("set_secure_cookie", name) else {
             self.send_error(500);
             return;
@@ -685,19 +754,13 @@ impl<'a> RequestContext<'a> {
             self.send_error(500);
             return;
         };
-        if !cookie_name_ok(name) {
+        if !cookie::name_ok(name) {
             log::error!("set_secure_cookie: invalid cookie name {name:?} refused");
             return;
         }
-        if !self.writable("set_secure_cookie") {
-            return;
+        if self.writable("set_secure_cookie") {
+            self.push_cookie_line(name, &signed, options);
         }
-        let expires = expires_days.map_or(String::new(), |days| {
-            let now = super::signed::now_secs_f64();
-            let at = (now + days.clamp(0.0, 100.0 * 365.0) * 86400.0) as u64;
-            format!("; Expires={}", crate::http::http_date(at))
-        });
-        self.push_cookie(name, format!("{name}={signed}{expires}; Path=/"));
     }
 
     /// The value of the signed cookie `name` if it was signed with the
@@ -801,15 +864,31 @@ impl<'a> RequestContext<'a> {
     /// An invalid name (as for [`set_cookie`](Self::set_cookie)) is refused
     /// and logged at `error`: it could add attributes to the header.
     pub fn clear_cookie(&mut self, name: &str) {
-        if !cookie_name_ok(name) {
+        self.clear_cookie_with(name, &CookieOptions::default());
+    }
+
+    /// Deletes the cookie `name` that was set with `options`' `path` and
+    /// `domain` (a browser keeps one cookie per name, domain and path;
+    /// Tornado's `clear_cookie(name, path=, domain=)`). Its `httponly`,
+    /// `secure` and `samesite` are written too (Tornado 6.3 passes them
+    /// on: browsers refuse a `SameSite=None` cookie without `Secure`, even
+    /// to delete one); its expiry is not used.
+    pub fn clear_cookie_with(&mut self, name: &str, options: &CookieOptions) {
+        if !cookie::name_ok(name) {
             log::error!("clear_cookie: invalid cookie name {name:?} refused");
             return;
         }
         if self.writable("clear_cookie") {
-            self.push_cookie(
-                name,
-                format!("{name}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"),
-            );
+            // Expired at the epoch (for browsers without Max-Age) and now.
+            let gone = CookieOptions {
+                expires_days: Some(0.0),
+                max_age: Some(0),
+                ..options.clone()
+            };
+            match gone.line(name, "", 0.0) {
+                Ok(line) => self.push_cookie(name, line),
+                Err(why) => log::error!("clear_cookie({name:?}): {why}: refused"),
+            }
         }
     }
 
@@ -926,10 +1005,11 @@ impl<'a> RequestContext<'a> {
     /// a token made for this request, unless the handler set or cleared
     /// that cookie itself.
     fn set_new_xsrf_cookie(&mut self) {
-        let (Some(token), Some(raw)) = (self.xsrf_token.get(), self.xsrf_raw.get()) else {
+        let (Some(token), Some(raw)) = (self.xsrf_token.take(), self.xsrf_raw.get()) else {
             return;
         };
-        let name = &self.shared.settings.xsrf_cookie_name;
+        let settings = &self.shared.settings;
+        let name = settings.xsrf_cookie_name.as_str();
         let set_by_handler = self
             .cookies
             .iter()
@@ -937,12 +1017,20 @@ impl<'a> RequestContext<'a> {
         if raw.version.is_some() || set_by_handler {
             return;
         }
-        if !cookie_name_ok(name) {
+        if !cookie::name_ok(name) {
             log::error!("xsrf_cookie_name {name:?} is not a valid cookie name: no XSRF cookie set");
             return;
         }
-        let line = format!("{name}={token}; Path=/");
-        self.cookies.push(line);
+        self.push_cookie_line(name, &token, &settings.xsrf_cookie_kwargs);
+    }
+
+    /// Adds the `Set-Cookie` line for `name=value` with `options`, or logs
+    /// why the options cannot make one.
+    fn push_cookie_line(&mut self, name: &str, value: &str, options: &CookieOptions) {
+        match options.line(name, value, super::signed::now_secs_f64()) {
+            Ok(line) => self.push_cookie(name, line),
+            Err(why) => log::error!("set_cookie({name:?}): {why}: refused"),
+        }
     }
 
     /// Adds the `Set-Cookie` value `line` for the cookie `name`, replacing
@@ -974,16 +1062,4 @@ pub(crate) fn escape_script_end(json: String) -> String {
     } else {
         json
     }
-}
-
-/// A cookie value needs no quoting: no control characters, spaces, `;`,
-/// `,` or `"`.
-fn cookie_value_ok(s: &str) -> bool {
-    !s.bytes()
-        .any(|b| b <= b' ' || b == 0x7f || b == b';' || b == b',' || b == b'"')
-}
-
-/// A cookie name: non-empty, a valid value, and no `=`.
-pub(super) fn cookie_name_ok(name: &str) -> bool {
-    !name.is_empty() && !name.contains('=') && cookie_value_ok(name)
 }

@@ -18,6 +18,7 @@
 
 mod application;
 mod context;
+mod cookie;
 mod handler;
 mod metrics;
 mod settings;
@@ -32,6 +33,7 @@ mod tests;
 pub use application::{Application, ApplicationBuilder};
 pub(crate) use context::escape_script_end;
 pub use context::RequestContext;
+pub use cookie::{CookieOptions, SameSite};
 pub use handler::{RequestHandler, HANDLER_METHODS};
 pub use metrics::MetricsHandler;
 pub use settings::Settings;

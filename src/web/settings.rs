@@ -106,6 +106,12 @@ pub struct Settings {
     /// `xsrf_cookie_name`: the cookie holding the token. Default
     /// `"_xsrf"`. (The form field is always `_xsrf`, as in Tornado.)
     pub xsrf_cookie_name: String,
+    /// `xsrf_cookie_kwargs`: how the XSRF cookie is set
+    /// ([`CookieOptions`](super::CookieOptions): `secure`, `samesite`,
+    /// `expires_days`, `domain`, ...). Default: `Path=/`, for the
+    /// browser session. (Tornado also makes it last 30 days for a
+    /// logged-in `current_user`, which cyclone does not have.)
+    pub xsrf_cookie_kwargs: super::CookieOptions,
 }
 
 /// Every field but `cookie_secret`'s value (single or a dictionary),
@@ -130,6 +136,7 @@ impl std::fmt::Debug for Settings {
             .field("xsrf_cookies", &self.xsrf_cookies)
             .field("xsrf_cookie_version", &self.xsrf_cookie_version)
             .field("xsrf_cookie_name", &self.xsrf_cookie_name)
+            .field("xsrf_cookie_kwargs", &self.xsrf_cookie_kwargs)
             .finish()
     }
 }
@@ -151,6 +158,7 @@ impl Default for Settings {
             xsrf_cookies: false,
             xsrf_cookie_version: XsrfCookieVersion::V2,
             xsrf_cookie_name: "_xsrf".to_string(),
+            xsrf_cookie_kwargs: super::CookieOptions::default(),
         }
     }
 }

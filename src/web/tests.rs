@@ -1510,3 +1510,78 @@ fn templates_put_the_xsrf_field_in_forms() {
     let raw = |s: &str| xsrf::decode(s, 0).unwrap().token;
     assert_eq!(raw(&field), raw(cookie.strip_prefix("_xsrf=").unwrap()));
 }
+
+/// Sets cookies with Tornado's keyword arguments.
+struct CookieKinds;
+
+impl RequestHandler for CookieKinds {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let strict = CookieOptions {
+            domain: Some("example.com".into()),
+            path: "/app".into(),
+            max_age: Some(60),
+            httponly: true,
+            secure: true,
+            samesite: Some(SameSite::Strict),
+            ..CookieOptions::default()
+        };
+        cx.set_cookie_with("plain", "1", &strict);
+        cx.set_secure_cookie_with("signed", "bob", &strict);
+        cx.clear_cookie_with("old", &strict);
+        // Refused: the domain would add an attribute.
+        let bad = CookieOptions {
+            domain: Some("a.com; Secure".into()),
+            ..CookieOptions::default()
+        };
+        cx.set_cookie_with("bad", "x", &bad);
+        cx.set_secure_cookie_with("bad2", "x", &bad);
+        cx.clear_cookie_with("bad3", &bad);
+        cx.write("ok");
+    }
+}
+
+#[test]
+fn cookies_take_tornados_keyword_arguments() {
+    let app = Application::builder()
+        .cookie_secret("secret")
+        .route("/", || CookieKinds)
+        .build();
+    let r = get(&app, "/");
+    assert_eq!(text(&r), "ok");
+    let lines = collect_headers(&r, "Set-Cookie");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let attrs = "; Domain=example.com; Max-Age=60; Path=/app; HttpOnly; Secure; SameSite=Strict";
+    assert_eq!(lines[0], format!("plain=1{attrs}"));
+    let signed = lines[1].strip_suffix(attrs).expect(&lines[1]);
+    let value = signed.strip_prefix("signed=").unwrap();
+    assert_eq!(
+        decode_signed_value("secret", "signed", value).as_deref(),
+        Some(&b"bob"[..])
+    );
+    assert_eq!(
+        lines[2],
+        "old=; Domain=example.com; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; \
+         Path=/app; HttpOnly; Secure; SameSite=Strict"
+    );
+}
+
+#[test]
+fn the_xsrf_cookie_takes_xsrf_cookie_kwargs() {
+    let prepared = Rc::new(Cell::new(0));
+    let app = xsrf_app(
+        Application::builder()
+            .xsrf_cookies(true)
+            .xsrf_cookie_kwargs(CookieOptions {
+                secure: true,
+                samesite: Some(SameSite::Lax),
+                expires_days: Some(1.0),
+                ..CookieOptions::default()
+            }),
+        &prepared,
+    );
+    let page = get(&app, "/form/x");
+    let line = &collect_headers(&page, "Set-Cookie")[0];
+    assert!(line.starts_with("_xsrf=2|"), "{line}");
+    assert!(line.contains("; Expires="), "{line}");
+    assert!(line.ends_with("; Path=/; Secure; SameSite=Lax"), "{line}");
+}

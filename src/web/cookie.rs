@@ -1,0 +1,211 @@
+//! The attributes of a cookie a response sets: Tornado's `set_cookie`
+//! keyword arguments (`domain`, `path`, `expires_days`, `max_age`,
+//! `httponly`, `secure`, `samesite`).
+
+/// `SameSite` (RFC 6265bis §4.1.2.7): whether the browser sends the cookie
+/// with requests other sites start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Only with requests from the same site.
+    Strict,
+    /// Also with top-level navigations from other sites (browsers' default
+    /// for a cookie without the attribute).
+    Lax,
+    /// With every request; browsers require [`CookieOptions::secure`] too.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// How a cookie is set: Tornado's `set_cookie(name, value, domain=None,
+/// path="/", expires_days=None, max_age=None, httponly=False,
+/// secure=False, samesite=None)`.
+///
+/// The default is Tornado's: `Path=/`, no domain (the host only), no
+/// expiry (the cookie lasts as long as the browser session), and no
+/// flags.
+///
+/// ```
+/// use cyclone::web::{CookieOptions, SameSite};
+///
+/// // Tornado: set_cookie("theme", "dark", expires_days=365, httponly=True, samesite="Lax")
+/// let options = CookieOptions {
+///     expires_days: Some(365.0),
+///     httponly: true,
+///     samesite: Some(SameSite::Lax),
+///     ..CookieOptions::default()
+/// };
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CookieOptions {
+    /// `Domain`: also sent to this domain's subdomains. Default none.
+    pub domain: Option<String>,
+    /// `Path`. Default `"/"`.
+    pub path: String,
+    /// `expires_days`: an `Expires` date this many days from now (at most
+    /// 100 years; negative is the past, which deletes the cookie). Default
+    /// none.
+    pub expires_days: Option<f64>,
+    /// `max_age`: `Max-Age` in seconds (browsers prefer it to `Expires`).
+    /// Default none.
+    pub max_age: Option<u64>,
+    /// `httponly`: scripts in the page cannot read the cookie.
+    pub httponly: bool,
+    /// `secure`: sent over HTTPS only.
+    pub secure: bool,
+    /// `samesite`. Default none (the browser's default, `Lax`).
+    pub samesite: Option<SameSite>,
+}
+
+impl Default for CookieOptions {
+    fn default() -> Self {
+        CookieOptions {
+            domain: None,
+            path: "/".to_string(),
+            expires_days: None,
+            max_age: None,
+            httponly: false,
+            secure: false,
+            samesite: None,
+        }
+    }
+}
+
+impl CookieOptions {
+    /// The `Set-Cookie` value for `name=value` with these attributes, or
+    /// why they cannot make one (a `Domain` or `Path` holding `;`, a
+    /// control character or a space would add attributes of its own).
+    pub(crate) fn line(&self, name: &str, value: &str, now: f64) -> Result<String, String> {
+        let mut line = format!("{name}={value}");
+        if let Some(domain) = &self.domain {
+            if domain.is_empty() || !value_ok(domain) {
+                return Err(format!("invalid cookie domain {domain:?}"));
+            }
+            line.push_str("; Domain=");
+            line.push_str(domain);
+        }
+        if let Some(days) = self.expires_days {
+            let days = if days.is_nan() { 0.0 } else { days };
+            let at = (now + days.clamp(-100.0 * 365.0, 100.0 * 365.0) * 86400.0).max(0.0);
+            line.push_str("; Expires=");
+            line.push_str(&crate::http::http_date(at as u64));
+        }
+        if let Some(age) = self.max_age {
+            line.push_str(&format!("; Max-Age={age}"));
+        }
+        // A path may hold `,` and `"` (they are not separators there).
+        if self.path.is_empty()
+            || self
+                .path
+                .bytes()
+                .any(|b| b <= b' ' || b == 0x7f || b == b';')
+        {
+            return Err(format!("invalid cookie path {:?}", self.path));
+        }
+        line.push_str("; Path=");
+        line.push_str(&self.path);
+        if self.httponly {
+            line.push_str("; HttpOnly");
+        }
+        if self.secure {
+            line.push_str("; Secure");
+        }
+        if let Some(same) = self.samesite {
+            line.push_str("; SameSite=");
+            line.push_str(same.as_str());
+        }
+        Ok(line)
+    }
+}
+
+/// A cookie value needs no quoting: no control characters, spaces, `;`,
+/// `,` or `"`.
+pub(crate) fn value_ok(s: &str) -> bool {
+    !s.bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b == b';' || b == b',' || b == b'"')
+}
+
+/// A cookie name: non-empty, a valid value, and no `=`.
+pub(crate) fn name_ok(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=') && value_ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_in_order() {
+        let now = 1_000_000_000.0;
+        assert_eq!(
+            CookieOptions::default().line("a", "b", now).unwrap(),
+            "a=b; Path=/"
+        );
+        let all = CookieOptions {
+            domain: Some("example.com".into()),
+            path: "/app".into(),
+            expires_days: Some(1.0),
+            max_age: Some(86400),
+            httponly: true,
+            secure: true,
+            samesite: Some(SameSite::Strict),
+        };
+        assert_eq!(
+            all.line("sid", "x|y", now).unwrap(),
+            "sid=x|y; Domain=example.com; Expires=Mon, 10 Sep 2001 01:46:40 GMT; Max-Age=86400; \
+             Path=/app; HttpOnly; Secure; SameSite=Strict"
+        );
+        let gone = CookieOptions {
+            expires_days: Some(-365.0),
+            max_age: Some(0),
+            samesite: Some(SameSite::None),
+            ..CookieOptions::default()
+        };
+        assert_eq!(
+            gone.line("a", "", now).unwrap(),
+            "a=; Expires=Sat, 09 Sep 2000 01:46:40 GMT; Max-Age=0; Path=/; SameSite=None"
+        );
+        // Far past and far future are clamped; NaN is now.
+        for days in [f64::NEG_INFINITY, f64::INFINITY, f64::NAN] {
+            let o = CookieOptions {
+                expires_days: Some(days),
+                ..CookieOptions::default()
+            };
+            assert!(
+                o.line("a", "b", now).unwrap().contains("; Expires="),
+                "{days}"
+            );
+        }
+    }
+
+    #[test]
+    fn attributes_that_would_inject_are_refused() {
+        for domain in ["", "a.com; Secure", "a b", "a\r\nSet-Cookie: x=1", "a,b"] {
+            let o = CookieOptions {
+                domain: Some(domain.into()),
+                ..CookieOptions::default()
+            };
+            assert!(o.line("a", "b", 0.0).is_err(), "{domain:?}");
+        }
+        for path in ["", "/; HttpOnly", "/a b", "/\n"] {
+            let o = CookieOptions {
+                path: path.into(),
+                ..CookieOptions::default()
+            };
+            assert!(o.line("a", "b", 0.0).is_err(), "{path:?}");
+        }
+        let quoted_path = CookieOptions {
+            path: "/a,\"b\"".into(),
+            ..CookieOptions::default()
+        };
+        assert!(quoted_path.line("a", "b", 0.0).is_ok());
+    }
+}
