@@ -24,10 +24,14 @@ GET /form is a form that posts back to /form with the _xsrf field
 (xsrf_form_html); POST /form answers \"posted: TEXT\". With --xsrf-cookies a
 POST without the token of the _xsrf cookie (field _xsrf or header
 X-XSRFToken) is answered 403.
+GET /repeat/N answers \"Hello, world\" on N lines (N up to 99999): with
+--compress-response it is gzipped for clients that accept gzip from 1024
+bytes on. Every 200 answer to GET carries Tornado's Etag (the SHA-1 of the
+body) and is answered 304 when If-None-Match names it.
 
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
-                  [--xsrf-cookies [--xsrf-cookie-version 1|2]]
+                  [--xsrf-cookies [--xsrf-cookie-version 1|2]] [--compress-response]
 
   --port PORT             port to listen on (default 8888)
   --address ADDR          address to bind (default 127.0.0.1)
@@ -39,7 +43,8 @@ Usage: http_hello [--port PORT] [--address ADDR]
                           cookies (default: the highest version)
   --xsrf-cookies          the xsrf_cookies setting: check the _xsrf token
                           on every POST, PUT, PATCH and DELETE
-  --xsrf-cookie-version N the format of new tokens, 1 or 2 (default 2)";
+  --xsrf-cookie-version N the format of new tokens, 1 or 2 (default 2)
+  --compress-response     the compress_response setting (Tornado's gzip=True)";
 
 struct MainHandler;
 
@@ -75,6 +80,16 @@ impl RequestHandler for CookieHandler {
                 cx.write("Your cookie was not set yet!");
             }
         }
+    }
+}
+
+/// `Hello, world` on as many lines as the path says.
+struct RepeatHandler;
+
+impl RequestHandler for RepeatHandler {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let n: usize = args[0].parse().unwrap_or(0);
+        cx.write("Hello, world\n".repeat(n));
     }
 }
 
@@ -137,6 +152,7 @@ fn main() {
             ("key-version", true),
             ("xsrf-cookies", false),
             ("xsrf-cookie-version", true),
+            ("compress-response", false),
         ],
     );
     common::init_logging();
@@ -157,6 +173,8 @@ fn main() {
         .route("/metrics", || cyclone::web::MetricsHandler)
         .route("/cookie", || CookieHandler)
         .route("/form", || FormHandler)
+        .route(r"/repeat/(\d{1,5})", || RepeatHandler)
+        .compress_response(args.has("compress-response"))
         .xsrf_cookies(args.has("xsrf-cookies"))
         .xsrf_cookie_version(match args.get("xsrf-cookie-version", 2u8) {
             1 => XsrfCookieVersion::V1,

@@ -483,7 +483,13 @@ impl Service for Application {
     /// connection to answer 500; the application stays usable.
     fn dispatch(&self, req: Request) -> Reply {
         let Some((route, args)) = self.find(req.path()) else {
-            return Reply::Response(Response::error(404, None));
+            let mut not_found = Response::error(404, None);
+            // As Tornado's default handler's page goes through the gzip
+            // transform (too short to be compressed).
+            if self.inner.shared.settings.compress_response {
+                not_found.set_header("Vary", "Accept-Encoding");
+            }
+            return Reply::Response(not_found);
         };
         match &route.target {
             Target::Handler(factory) => {
@@ -725,6 +731,14 @@ impl ApplicationBuilder {
     /// `xsrf_cookie_kwargs` (see [`Settings::xsrf_cookie_kwargs`]).
     pub fn xsrf_cookie_kwargs(mut self, options: super::CookieOptions) -> Self {
         self.settings.xsrf_cookie_kwargs = options;
+        self
+    }
+
+    /// `compress_response` (Tornado's `gzip`; see
+    /// [`Settings::compress_response`]).
+    #[doc(alias = "gzip")]
+    pub fn compress_response(mut self, on: bool) -> Self {
+        self.settings.compress_response = on;
         self
     }
 

@@ -892,6 +892,86 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// The `ETag` Tornado gives a response by default (its
+    /// `compute_etag`): the SHA-1 of the body written so far, in hex,
+    /// quoted. [`RequestHandler::compute_etag`](super::RequestHandler::compute_etag)
+    /// calls it; `None` for a body sent from a file.
+    pub fn compute_etag(&self) -> Option<String> {
+        if self.response.file_body_len() > 0 {
+            return None;
+        }
+        Some(format!(
+            "\"{}\"",
+            sha1_smol::Sha1::from(self.response.body()).digest()
+        ))
+    }
+
+    /// Tornado's `finish()` for a `200` answer to `GET` or `HEAD` without
+    /// an `ETag` of its own: whether `etag_of` should be asked for one.
+    pub(crate) fn wants_etag(&self) -> bool {
+        self.response.status() == 200
+            && matches!(self.request.method(), "GET" | "HEAD")
+            && self.response.header("Etag").is_none()
+            && self.response.file_body_len() == 0
+    }
+
+    /// Sets `etag` and, when the request's `If-None-Match` names it (by
+    /// the weak comparison, or `*` first, as Tornado's
+    /// `check_etag_header`), turns the answer into a `304` without a body.
+    pub(crate) fn finish_with_etag(&mut self, etag: String) {
+        let matched = self
+            .request
+            .header("If-None-Match")
+            .is_some_and(|tags| if_none_match(tags, &etag));
+        self.response.set_header("Etag", etag);
+        if matched {
+            self.response.body_mut().clear();
+            self.response.set_status(304, None);
+        }
+    }
+
+    /// The `compress_response` setting (Tornado's `GZipContentEncoding`):
+    /// `Vary: Accept-Encoding` on every answer, and the body gzipped
+    /// (level 6) when the client accepts gzip, the type is text or one of
+    /// Tornado's compressible types, the body is 1024 bytes or more and
+    /// has no `Content-Encoding` yet. Bodies sent from a file are left
+    /// alone.
+    pub(crate) fn compress_response(&mut self) {
+        if !self.shared.settings.compress_response {
+            return;
+        }
+        let vary = match self.response.header("Vary") {
+            Some(v) if !v.trim().is_empty() => format!("{v}, Accept-Encoding"),
+            _ => "Accept-Encoding".to_string(),
+        };
+        self.response.set_header("Vary", vary);
+        let ctype = self.response.header("Content-Type").unwrap_or("");
+        let ctype = ctype.split(';').next().unwrap_or("").trim();
+        let compressible = ctype.starts_with("text/") || GZIP_TYPES.contains(&ctype);
+        if !compressible
+            || self.response.body().len() < GZIP_MIN_LENGTH
+            || self.response.header("Content-Encoding").is_some()
+            || self.response.file_body_len() > 0
+            || !accepts_gzip(self.request.header("Accept-Encoding").unwrap_or(""))
+        {
+            return;
+        }
+        let body = std::mem::take(self.response.body_mut());
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 3),
+            flate2::Compression::new(6),
+        );
+        // Writing into a Vec cannot fail.
+        let zipped = std::io::Write::write_all(&mut gz, &body).and_then(|()| gz.finish());
+        match zipped {
+            Ok(zipped) => {
+                *self.response.body_mut() = zipped;
+                self.response.set_header("Content-Encoding", "gzip");
+            }
+            Err(_) => *self.response.body_mut() = body,
+        }
+    }
+
     /// The XSRF token of this visitor, as the `_xsrf` form field or the
     /// `X-XSRFToken` header must repeat it when the `xsrf_cookies` setting
     /// is on (Tornado's `xsrf_token`; see [`Settings::xsrf_cookies`]).
@@ -1051,6 +1131,80 @@ impl RequestNamespace for RequestContext<'_> {
 
     fn xsrf_form_html(&self) -> Option<String> {
         Some(RequestContext::xsrf_form_html(self))
+    }
+}
+
+/// Types Tornado gzips besides `text/*` (`GZipContentEncoding.CONTENT_TYPES`).
+const GZIP_TYPES: [&str; 7] = [
+    "application/javascript",
+    "application/x-javascript",
+    "application/xml",
+    "application/atom+xml",
+    "application/json",
+    "application/xhtml+xml",
+    "image/svg+xml",
+];
+
+/// Bodies shorter than this are not worth gzip's header (Tornado's
+/// `MIN_LENGTH`).
+const GZIP_MIN_LENGTH: usize = 1024;
+
+/// Whether an `Accept-Encoding` value accepts gzip (RFC 9110 §12.5.3):
+/// `gzip` (or `x-gzip`) with a non-zero weight, or else `*` with one.
+/// Stricter than Tornado's substring test, which takes `gzip;q=0` as yes.
+fn accepts_gzip(accept: &str) -> bool {
+    let mut star = None;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let weight = parts
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return weight > 0.0;
+        }
+        if coding == "*" {
+            star = Some(weight > 0.0);
+        }
+    }
+    star.unwrap_or(false)
+}
+
+/// Tornado's `check_etag_header`: the entity tags of `If-None-Match` as
+/// its pattern `\*|(?:W/)?"[^"]*"` finds them; a `*` first matches
+/// anything, else one tag must equal `etag` by the weak comparison.
+fn if_none_match(header: &str, etag: &str) -> bool {
+    let weak = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
+    let mut tags = Vec::new();
+    let mut rest = header;
+    while let Some(start) = rest.find(['*', '"', 'W']) {
+        rest = &rest[start..];
+        let quoted_from = if rest.starts_with("W/\"") {
+            2
+        } else if rest.starts_with('"') {
+            0
+        } else {
+            if rest.starts_with('*') {
+                tags.push("*".to_string());
+            }
+            rest = &rest[1..];
+            continue;
+        };
+        match rest[quoted_from + 1..].find('"') {
+            Some(end) => {
+                let len = quoted_from + 1 + end + 1;
+                tags.push(rest[..len].to_string());
+                rest = &rest[len..];
+            }
+            // No closing quote: not a tag; the search goes on after it.
+            None => rest = &rest[1..],
+        }
+    }
+    match tags.first() {
+        None => false,
+        Some(first) if first == "*" => !etag.is_empty(),
+        Some(_) => tags.iter().any(|t| weak(t) == weak(etag)),
     }
 }
 

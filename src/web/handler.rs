@@ -96,6 +96,17 @@ pub trait RequestHandler: 'static {
         let _ = (cx, status);
     }
 
+    /// The `ETag` of a `200` answer to `GET` or `HEAD` that set none
+    /// itself (Tornado's `compute_etag`); when the request's
+    /// `If-None-Match` names it, the answer becomes `304 Not Modified`
+    /// without a body, as Tornado's `finish()` does. Default:
+    /// [`RequestContext::compute_etag`], the SHA-1 of the body. Return
+    /// `None` for no `ETag` (a page that must always be sent whole), or a
+    /// cheaper tag of your own (a version number).
+    fn compute_etag(&mut self, cx: &RequestContext<'_>) -> Option<String> {
+        cx.compute_etag()
+    }
+
     /// Called once the response is complete, with its status (Tornado's
     /// `on_finish`): cleanup, or logging and metrics of the handler's
     /// own. Not called when a method panicked (the answer is then a 500).
@@ -168,6 +179,14 @@ pub(crate) fn call_method(
             handler.write_error(cx, status);
         });
     }
+    // Tornado's finish(): the ETag and its 304, then the output
+    // transform (gzip) over what is sent.
+    if cx.wants_etag() {
+        if let Some(etag) = handler.compute_etag(cx) {
+            cx.finish_with_etag(etag);
+        }
+    }
+    cx.compress_response();
 }
 
 fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args: &[&str]) {

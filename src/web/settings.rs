@@ -112,6 +112,14 @@ pub struct Settings {
     /// browser session. (Tornado also makes it last 30 days for a
     /// logged-in `current_user`, which cyclone does not have.)
     pub xsrf_cookie_kwargs: super::CookieOptions,
+    /// `compress_response` (Tornado's alias: `gzip`): answers of
+    /// [`RequestHandler`](super::RequestHandler)s carry `Vary:
+    /// Accept-Encoding`, and their bodies are gzipped when the client
+    /// accepts gzip, the `Content-Type` is `text/*` or one of Tornado's
+    /// other compressible types (JSON, JavaScript, XML, SVG), and the body
+    /// is at least 1024 bytes. Static files are sent from the file,
+    /// uncompressed. Default `false`.
+    pub compress_response: bool,
 }
 
 /// Every field but `cookie_secret`'s value (single or a dictionary),
@@ -137,6 +145,7 @@ impl std::fmt::Debug for Settings {
             .field("xsrf_cookie_version", &self.xsrf_cookie_version)
             .field("xsrf_cookie_name", &self.xsrf_cookie_name)
             .field("xsrf_cookie_kwargs", &self.xsrf_cookie_kwargs)
+            .field("compress_response", &self.compress_response)
             .finish()
     }
 }
@@ -159,6 +168,7 @@ impl Default for Settings {
             xsrf_cookie_version: XsrfCookieVersion::V2,
             xsrf_cookie_name: "_xsrf".to_string(),
             xsrf_cookie_kwargs: super::CookieOptions::default(),
+            compress_response: false,
         }
     }
 }

@@ -1585,3 +1585,161 @@ fn the_xsrf_cookie_takes_xsrf_cookie_kwargs() {
     assert!(line.contains("; Expires="), "{line}");
     assert!(line.ends_with("; Path=/; Secure; SameSite=Lax"), "{line}");
 }
+
+/// `n` lines of text (or JSON, or a file body), to be tagged and gzipped.
+struct Lines {
+    etag: Option<String>,
+}
+
+impl RequestHandler for Lines {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST"]
+    }
+    fn compute_etag(&mut self, cx: &RequestContext<'_>) -> Option<String> {
+        match &self.etag {
+            Some(tag) if tag == "none" => None,
+            Some(tag) => Some(tag.clone()),
+            None => cx.compute_etag(),
+        }
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let n: usize = args[1].parse().unwrap();
+        match args[0] {
+            "json" => cx.write_json(&vec!["line"; n]),
+            "png" => {
+                cx.set_header("Content-Type", "image/png");
+                cx.write(vec![b'x'; n]);
+            }
+            "encoded" => {
+                cx.set_header("Content-Encoding", "br");
+                cx.write("x".repeat(n));
+            }
+            "vary" => {
+                cx.set_header("Vary", "Cookie");
+                cx.write("x".repeat(n));
+            }
+            "missing" => cx.send_error(404),
+            "set-etag" => {
+                cx.set_header("ETag", "\"mine\"");
+                cx.write("x".repeat(n));
+            }
+            _ => cx.write("Hello, world\n".repeat(n)),
+        }
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("posted");
+    }
+}
+
+fn lines_app(compress: bool, etag: Option<&str>) -> Application {
+    let etag = etag.map(str::to_owned);
+    Application::builder()
+        .compress_response(compress)
+        .route(r"/([\w-]+)/(\d+)", move || Lines { etag: etag.clone() })
+        .build()
+}
+
+fn get_with(app: &Application, target: &str, headers: &[(&str, &str)]) -> Response {
+    dispatch(app, Request::synthetic("GET", target, headers))
+}
+
+#[test]
+fn get_answers_carry_tornados_etag_and_304_when_it_matches() {
+    let app = lines_app(false, None);
+    let r = get(&app, "/text/1");
+    let etag = format!("\"{}\"", sha1_hex("Hello, world\n"));
+    assert_eq!(r.header("Etag"), Some(etag.as_str()));
+    // HEAD gets the same tag.
+    let head = request(&app, "HEAD", "/text/1");
+    assert_eq!(head.header("Etag"), Some(etag.as_str()));
+    for (inm, modified) in [
+        (etag.clone(), false),
+        (format!("W/{etag}"), false),
+        (format!("\"other\", {etag}"), false),
+        ("*".to_string(), false),
+        (format!("junk {etag} junk"), false),
+        ("\"other\"".to_string(), true),
+        (format!("\"other\", *, {}", "\"x\""), true), // `*` counts only first
+        (etag.trim_matches('"').to_string(), true),   // unquoted
+        (String::new(), true),
+    ] {
+        let r = get_with(&app, "/text/1", &[("If-None-Match", &inm)]);
+        let want = if modified { 200 } else { 304 };
+        assert_eq!(r.status(), want, "If-None-Match: {inm}");
+        assert_eq!(r.body().is_empty(), !modified, "{inm}");
+        assert_eq!(r.header("Etag"), Some(etag.as_str()), "{inm}");
+    }
+    // Not for other statuses, other methods, or a handler's own tag; the
+    // handler can change or drop it.
+    let any = [("If-None-Match", "*")];
+    assert_eq!(get_with(&app, "/missing/1", &any).header("Etag"), None);
+    let posted = dispatch(&app, Request::synthetic("POST", "/text/1", &any));
+    assert_eq!((posted.status(), posted.header("Etag")), (200, None));
+    let own = get_with(&app, "/set-etag/1", &any);
+    assert_eq!((own.status(), own.header("Etag")), (200, Some("\"mine\"")));
+    let app = lines_app(false, Some("\"v7\""));
+    let r = get_with(&app, "/text/1", &[("If-None-Match", "\"v7\"")]);
+    assert_eq!((r.status(), r.header("Etag")), (304, Some("\"v7\"")));
+    let app = lines_app(false, Some("none"));
+    let r = get_with(&app, "/text/1", &any);
+    assert_eq!((r.status(), r.header("Etag")), (200, None));
+}
+
+fn gunzip(data: &[u8]) -> String {
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(data), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn compress_response_gzips_what_tornado_gzips() {
+    let app = lines_app(true, None);
+    let gz = [("Accept-Encoding", "gzip, deflate")];
+    let r = get_with(&app, "/text/100", &gz);
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+    assert!(r.body().len() < 200, "{}", r.body().len());
+    assert_eq!(gunzip(r.body()), "Hello, world\n".repeat(100));
+    // The ETag is the uncompressed body's, as in Tornado.
+    let tag = format!("\"{}\"", sha1_hex(&"Hello, world\n".repeat(100)));
+    assert_eq!(r.header("Etag"), Some(tag.as_str()));
+    let json = get_with(&app, "/json/200", &gz);
+    assert_eq!(json.header("Content-Encoding"), Some("gzip"));
+    assert!(gunzip(json.body()).starts_with("[\"line\",\"line\""));
+
+    for (target, accept, zipped) in [
+        ("/text/100", "identity", false),
+        ("/text/100", "", false),
+        ("/text/100", "gzip;q=0", false),
+        ("/text/100", "gzip;q=0.5", true),
+        ("/text/100", "br, GZIP", true),
+        ("/text/100", "*", true),
+        ("/text/100", "*;q=0", false),
+        ("/text/100", "gzip;q=0, *", false),
+        ("/text/78", "gzip", false), // 1014 bytes: under 1024
+        ("/text/79", "gzip", true),  // 1027 bytes
+        ("/png/5000", "gzip", false),
+        ("/encoded/5000", "gzip", false),
+    ] {
+        let r = get_with(&app, target, &[("Accept-Encoding", accept)]);
+        assert_eq!(
+            r.header("Content-Encoding") == Some("gzip"),
+            zipped,
+            "{target} {accept:?}"
+        );
+        assert!(r.header("Vary").is_some(), "{target}");
+    }
+    // Vary is added to, on errors and 304s too.
+    let r = get_with(&app, "/vary/5000", &gz);
+    assert_eq!(r.header("Vary"), Some("Cookie, Accept-Encoding"));
+    assert_eq!(
+        get_with(&app, "/missing/1", &gz).header("Vary"),
+        Some("Accept-Encoding")
+    );
+    // Off: nothing changes.
+    let r = get_with(&lines_app(false, None), "/text/100", &gz);
+    assert_eq!(
+        (r.header("Content-Encoding"), r.header("Vary")),
+        (None, None)
+    );
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""ETags, 304s and gzip between Tornado and cyclone: `http_hello --compress-response`
+against a Tornado application with `compress_response=True` and the same handlers (`/` and
+`/repeat/N`), in this process, request for request.
+
+    .venv/bin/python tests/peers/interop_tornado_http.py --server target/release/examples/http_hello
+
+Checks:
+  - the Etag of every page is Tornado's, byte for byte (the SHA-1 of the body), on GET and HEAD;
+  - for a grid of If-None-Match values (the tag, W/ weak forms, lists, `*` first and later,
+    unquoted, unclosed quotes, garbage around the tag), each server answers 304 or 200 as
+    the other does, and a 304 has no body and no Content-Type on both;
+  - for a grid of Accept-Encoding values and body sizes around Tornado's 1024-byte minimum,
+    both gzip the same answers, send the same Vary, and the body decompresses to the same
+    text (the compressed bytes may differ: another zlib);
+  - a 404 carries Vary: Accept-Encoding on both.
+`Accept-Encoding: gzip;q=0` and `GZIP` are left out of the grid on purpose: Tornado's
+case-sensitive substring test gzips the first and not the second, cyclone reads the list as
+RFC 9110 §12.5.3 says (codings are case-insensitive, q=0 means "not acceptable"); the unit
+tests cover both.
+Prints `N passed, N failed`; exits 1 on any failure.
+"""
+
+import argparse
+import asyncio
+import gzip
+import http.client
+import logging
+import os
+import shlex
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+
+import tornado.web  # noqa: E402
+
+
+class Main(tornado.web.RequestHandler):
+    def get(self):
+        self.write("Hello, world")
+
+    head = get  # cyclone's default head() is get(); Tornado's is a 405
+
+
+class Repeat(tornado.web.RequestHandler):
+    def get(self, n):
+        self.write("Hello, world\n" * int(n))
+
+    head = get
+
+
+def fetch(port, path, method="GET", headers=None):
+    """(status, headers as a dict of lower-case names, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        conn.close()
+
+
+PATHS = ["/", "/repeat/1", "/repeat/78", "/repeat/79", "/repeat/100", "/repeat/5000"]
+
+ACCEPT = ["gzip", "gzip, deflate, br", "deflate", "identity", "", "x-gzip",
+          "br;q=1.0, gzip;q=0.8, *;q=0.1", None]
+
+
+def inm_grid(tag):
+    bare = tag.strip('"')
+    return [tag, "W/" + tag, f'"x", {tag}', f'{tag}, "x"', "*", f'*, "x"', f'"x", *',
+            '"x"', bare, f'"{bare}', f"junk{tag}junk", f'W/"x", W/{tag}', f'"{bare}x"', '""',
+            'W/', 'W', '"unclosed *', ""]
+
+
+async def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--server", required=True,
+                   help="http_hello command (gets --port, --address and --compress-response)")
+    p.add_argument("--logdir", default="target/interop")
+    args = p.parse_args()
+    os.makedirs(args.logdir, exist_ok=True)
+    logging.getLogger("tornado").setLevel(logging.ERROR)
+    checks = Checks("tornado http <-> http_hello")
+    loop = asyncio.get_running_loop()
+
+    def call(*a, **kw):
+        return loop.run_in_executor(None, lambda: fetch(*a, **kw))
+
+    log = os.path.join(args.logdir, "http_hello_compress.log")
+    try:
+        server = Server(shlex.split(args.server), ["--compress-response"], logfile=log)
+    except RuntimeError as exc:
+        checks.fail("start http_hello --compress-response", str(exc))
+        return checks.finish()
+    app = tornado.web.Application([(r"/", Main), (r"/repeat/(\d{1,5})", Repeat)],
+                                  compress_response=True)
+    tport = free_port()
+    tserver = app.listen(tport, address="127.0.0.1")
+    cport = server.port
+    try:
+        for path in PATHS:
+            async def same_etag(path=path):
+                for method in ("GET", "HEAD"):
+                    cs, ch, _ = await call(cport, path, method)
+                    ts, th, _ = await call(tport, path, method)
+                    assert cs == ts == 200, (method, cs, ts)
+                    assert ch.get("etag") and ch.get("etag") == th.get("etag"), \
+                        (method, ch.get("etag"), th.get("etag"))
+
+            await checks.run(f"{path}: the Etag is Tornado's on GET and HEAD", same_etag)
+
+        for path in ["/", "/repeat/100"]:
+            async def same_304s(path=path):
+                _, h, _ = await call(tport, path)
+                differ = []
+                for inm in inm_grid(h["etag"]):
+                    cs, ch, cb = await call(cport, path, headers={"If-None-Match": inm})
+                    ts, th, tb = await call(tport, path, headers={"If-None-Match": inm})
+                    if cs != ts:
+                        differ.append(f"If-None-Match {inm!r}: cyclone {cs}, tornado {ts}")
+                    elif cs == 304 and (cb or tb or "content-type" in ch
+                                        or "content-type" in th):
+                        differ.append(f"If-None-Match {inm!r}: a 304 with a body or a type")
+                assert not differ, "; ".join(differ)
+
+            await checks.run(f"{path}: If-None-Match answered 304 or 200 as Tornado does",
+                             same_304s)
+
+        for path in PATHS:
+            async def same_gzip(path=path):
+                differ = []
+                for accept in ACCEPT:
+                    headers = {} if accept is None else {"Accept-Encoding": accept}
+                    cs, ch, cb = await call(cport, path, headers=headers)
+                    ts, th, tb = await call(tport, path, headers=headers)
+                    ce, te = ch.get("content-encoding"), th.get("content-encoding")
+                    if (cs, ce, ch.get("vary")) != (ts, te, th.get("vary")):
+                        differ.append(f"Accept-Encoding {accept!r}: cyclone "
+                                      f"{(cs, ce, ch.get('vary'))}, tornado "
+                                      f"{(ts, te, th.get('vary'))}")
+                        continue
+                    cb = gzip.decompress(cb) if ce == "gzip" else cb
+                    tb = gzip.decompress(tb) if te == "gzip" else tb
+                    if cb != tb:
+                        differ.append(f"Accept-Encoding {accept!r}: bodies differ")
+                assert not differ, "; ".join(differ)
+
+            await checks.run(f"{path}: gzipped (or not) as Tornado's compress_response does",
+                             same_gzip)
+
+        async def not_found_varies():
+            cs, ch, _ = await call(cport, "/nowhere", headers={"Accept-Encoding": "gzip"})
+            ts, th, _ = await call(tport, "/repeat/x", headers={"Accept-Encoding": "gzip"})
+            assert cs == ts == 404, (cs, ts)
+            assert ch.get("vary") == th.get("vary") == "Accept-Encoding", (ch, th)
+
+        await checks.run("a 404 carries Vary: Accept-Encoding on both", not_found_varies)
+        check_alive(checks, server, "http_hello --compress-response", log)
+    finally:
+        server.stop()
+        tserver.stop()
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    run_main(main)
