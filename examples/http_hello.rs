@@ -24,6 +24,10 @@ GET /form is a form that posts back to /form with the _xsrf field
 (xsrf_form_html); POST /form answers \"posted: TEXT\". With --xsrf-cookies a
 POST without the token of the _xsrf cookie (field _xsrf or header
 X-XSRFToken) is answered 403.
+POST /upload answers what a form body held, as JSON: {\"arguments\":
+[[name, value], ...], \"files\": [[name, filename, content_type, size,
+hex of the bytes], ...]} (multipart/form-data or urlencoded; 400 for a body
+Tornado refuses).
 GET /repeat/N answers \"Hello, world\" on N lines (N up to 99999): with
 --compress-response it is gzipped for clients that accept gzip from 1024
 bytes on. Every 200 answer to GET carries Tornado's Etag (the SHA-1 of the
@@ -80,6 +84,28 @@ impl RequestHandler for CookieHandler {
                 cx.write("Your cookie was not set yet!");
             }
         }
+    }
+}
+
+/// What the form body held (Tornado's `request.body_arguments` and
+/// `request.files`), as JSON.
+struct UploadHandler;
+
+impl RequestHandler for UploadHandler {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let files: Vec<_> = cx
+            .files()
+            .into_iter()
+            .map(|(name, f)| {
+                serde_json::json!([name, f.filename, f.content_type, f.body.len(), hex(f.body)])
+            })
+            .collect();
+        let arguments = cx.body_arguments();
+        cx.write_json(&serde_json::json!({ "arguments": arguments, "files": files }));
     }
 }
 
@@ -174,6 +200,7 @@ fn main() {
         .route("/cookie", || CookieHandler)
         .route("/form", || FormHandler)
         .route(r"/repeat/(\d{1,5})", || RepeatHandler)
+        .route("/upload", || UploadHandler)
         .compress_response(args.has("compress-response"))
         .xsrf_cookies(args.has("xsrf-cookies"))
         .xsrf_cookie_version(match args.get("xsrf-cookie-version", 2u8) {

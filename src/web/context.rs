@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::application::Shared;
 use super::cookie::{self, CookieOptions};
 use super::handler::HANDLER_METHODS;
+use super::multipart::{self, HttpFile};
 use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::static_files::url_path_escape;
@@ -51,6 +52,8 @@ pub struct RequestContext<'a> {
     xsrf_raw: OnceCell<xsrf::RawToken>,
     /// The token as [`xsrf_token`](Self::xsrf_token) gave it out.
     xsrf_token: OnceCell<String>,
+    /// A `multipart/form-data` body's parts ([`parse_body`](Self::parse_body)).
+    multipart: Option<multipart::Parts>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -82,6 +85,7 @@ impl<'a> RequestContext<'a> {
             error_status: None,
             xsrf_raw: OnceCell::new(),
             xsrf_token: OnceCell::new(),
+            multipart: None,
         }
     }
 
@@ -589,10 +593,22 @@ impl<'a> RequestContext<'a> {
         self.get_query_arguments(name).pop()
     }
 
-    /// Every value of the body argument `name` (from an
-    /// `application/x-www-form-urlencoded` body; `multipart/form-data` is
-    /// not parsed), in order.
+    /// Every value of the body argument `name`, in order: from an
+    /// `application/x-www-form-urlencoded` body, or the parts without a
+    /// filename of a `multipart/form-data` one (files are
+    /// [`get_files`](Self::get_files)'). Cleaned as query values are.
     pub fn get_body_arguments(&self, name: &str) -> Vec<String> {
+        if let Some(parts) = &self.multipart {
+            let body = self.request.body();
+            return parts
+                .fields
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, r)| {
+                    clean_argument(String::from_utf8_lossy(&body[r.clone()]).into_owned())
+                })
+                .collect();
+        }
         if !self.is_form() {
             return Vec::new();
         }
@@ -603,6 +619,117 @@ impl<'a> RequestContext<'a> {
     /// The last value of the body argument `name`.
     pub fn get_body_argument(&self, name: &str) -> Option<String> {
         self.get_body_arguments(name).pop()
+    }
+
+    /// Every body argument as `(name, value)`, in the body's order
+    /// (Tornado's `self.request.body_arguments`, flattened): what
+    /// [`get_body_arguments`](Self::get_body_arguments) gives name by name.
+    pub fn body_arguments(&self) -> Vec<(String, String)> {
+        let body = self.request.body();
+        if let Some(parts) = &self.multipart {
+            let text =
+                |r: &std::ops::Range<usize>| String::from_utf8_lossy(&body[r.clone()]).into_owned();
+            return parts
+                .fields
+                .iter()
+                .map(|(n, r)| (n.clone(), clean_argument(text(r))))
+                .collect();
+        }
+        if !self.is_form() {
+            return Vec::new();
+        }
+        crate::http::request::parse_qs(&String::from_utf8_lossy(body))
+            .map(|(n, v)| (n, clean_argument(v)))
+            .collect()
+    }
+
+    /// The files uploaded as the form field `name` of a
+    /// `multipart/form-data` body, in order (Tornado's
+    /// `self.request.files[name]`): the parts with a non-empty `filename`.
+    /// Empty for another body.
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// // <form method="post" enctype="multipart/form-data">
+    /// //   <input type="file" name="photo" multiple> <input name="caption">
+    /// struct Upload;
+    /// impl RequestHandler for Upload {
+    ///     fn supported_methods(&self) -> &'static [&'static str] {
+    ///         &["POST"]
+    ///     }
+    ///     fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let caption = cx.get_argument("caption").unwrap_or_default();
+    ///         let sizes: Vec<String> = cx
+    ///             .get_files("photo")
+    ///             .iter()
+    ///             .map(|f| format!("{} ({}, {} bytes)", f.filename, f.content_type, f.body.len()))
+    ///             .collect();
+    ///         cx.write(format!("{caption}: {}", sizes.join(", ")));
+    ///     }
+    /// }
+    /// ```
+    pub fn get_files(&self, name: &str) -> Vec<HttpFile<'a>> {
+        self.files()
+            .into_iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, f)| f)
+            .collect()
+    }
+
+    /// Every uploaded file with its field name, in the body's order
+    /// (Tornado's `self.request.files`, flattened).
+    pub fn files(&self) -> Vec<(&str, HttpFile<'a>)> {
+        let body: &'a [u8] = self.request.body();
+        self.multipart.as_ref().map_or_else(Vec::new, |parts| {
+            parts
+                .files
+                .iter()
+                .map(|(name, filename, ctype, r)| {
+                    let file = HttpFile {
+                        filename: filename.clone(),
+                        content_type: ctype.clone(),
+                        body: &body[r.clone()],
+                    };
+                    (name.as_str(), file)
+                })
+                .collect()
+        })
+    }
+
+    /// Tornado's `_parse_body`, before `check_xsrf_cookie` and `prepare`:
+    /// a `multipart/form-data` body is split into its fields and files. A
+    /// body Tornado refuses (no final boundary, more than 100 parts, a
+    /// part without headers, name or `form-data` disposition, ...) is
+    /// answered 400 and logged with Tornado's reason, as is a form body
+    /// with a `Content-Encoding` (not decoded here). Returns whether the
+    /// request goes on.
+    pub(crate) fn parse_body(&mut self) -> bool {
+        let ctype = self.request.header("Content-Type").unwrap_or("");
+        let form = ctype.starts_with("application/x-www-form-urlencoded")
+            || ctype.starts_with("multipart/form-data");
+        let result = match self.request.header("Content-Encoding") {
+            Some(coding) if form => Err(format!("Unsupported Content-Encoding: {coding}")),
+            _ => multipart::parse(ctype, self.request.body())
+                .map_err(|e| format!("Invalid multipart/form-data: {e}")),
+        };
+        match result {
+            Ok(parts) => {
+                self.multipart = parts;
+                true
+            }
+            Err(why) => {
+                let peer = self.request.peer().map(|p| p.ip().to_string());
+                log::warn!(
+                    "400 {} {} ({}): Invalid body: {why}",
+                    self.request.method(),
+                    self.request.uri(),
+                    peer.as_deref().unwrap_or("-")
+                );
+                self.send_error(400);
+                false
+            }
+        }
     }
 
     /// Every value of `name`: query values, then body values (Tornado's

@@ -197,6 +197,9 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
         cx.method_not_allowed(supported);
         return;
     }
+    if !cx.parse_body() {
+        return;
+    }
     if cx.settings().xsrf_cookies && !matches!(method, "GET" | "HEAD" | "OPTIONS") {
         handler.check_xsrf_cookie(cx);
         if cx.is_finished() {

@@ -1743,3 +1743,131 @@ fn compress_response_gzips_what_tornado_gzips() {
         (None, None)
     );
 }
+
+/// Shows what a form body held: arguments, then files.
+struct Upload {
+    prepared: Rc<Cell<u32>>,
+}
+
+impl RequestHandler for Upload {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST", "PUT"]
+    }
+    fn prepare(&mut self, _cx: &mut RequestContext<'_>) {
+        self.prepared.set(self.prepared.get() + 1);
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let files: Vec<String> = cx
+            .files()
+            .iter()
+            .map(|(n, f)| {
+                let body = String::from_utf8_lossy(f.body);
+                format!("{n}={}({}):{body}", f.filename, f.content_type)
+            })
+            .collect();
+        let photos = cx.get_files("photo").len();
+        let line = format!(
+            "{:?} {:?} {:?} | {} | {photos}",
+            cx.get_arguments("a"),
+            cx.get_body_argument("b"),
+            cx.get_argument("c"),
+            files.join(" ")
+        );
+        cx.write(line);
+    }
+}
+
+fn multipart_request(
+    method: &str,
+    target: &str,
+    ctype: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> Request {
+    let mut headers = vec![("Content-Type", ctype)];
+    headers.extend_from_slice(extra);
+    let mut req = Request::synthetic(method, target, &headers);
+    req.set_body(body.to_vec());
+    req
+}
+
+#[test]
+fn multipart_forms_give_arguments_and_files() {
+    let prepared = Rc::new(Cell::new(0));
+    let p = prepared.clone();
+    let app = Application::builder()
+        .route("/up", move || Upload {
+            prepared: p.clone(),
+        })
+        .build();
+    let ct = "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW";
+    let body = "------WebKitFormBoundary7MA4YWxkTrZu0gW\r\n\
+        Content-Disposition: form-data; name=\"a\"\r\n\r\n one \x01\r\n\
+        ------WebKitFormBoundary7MA4YWxkTrZu0gW\r\n\
+        Content-Disposition: form-data; name=\"photo\"; filename=\"cat.png\"\r\n\
+        Content-Type: image/png\r\n\r\nPNG\r\ndata\r\n\
+        ------WebKitFormBoundary7MA4YWxkTrZu0gW\r\n\
+        Content-Disposition: form-data; name=\"b\"\r\n\r\nbee\r\n\
+        ------WebKitFormBoundary7MA4YWxkTrZu0gW\r\n\
+        Content-Disposition: form-data; name=\"photo\"; filename*=utf-8''d%C3%B6g.gif\r\n\r\nGIF\r\n\
+        ------WebKitFormBoundary7MA4YWxkTrZu0gW--\r\n";
+    let r = dispatch(
+        &app,
+        multipart_request("POST", "/up?a=q&c=query", ct, body.as_bytes(), &[]),
+    );
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    assert_eq!(
+        text(&r),
+        "[\"q\", \"one\"] Some(\"bee\") Some(\"query\") | \
+         photo=cat.png(image/png):PNG\r\ndata photo=dög.gif(application/unknown):GIF | 2"
+    );
+    // Refused bodies: 400 before prepare, the handler not called.
+    prepared.set(0);
+    let no_end = "------WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n";
+    for (why, ctype, body, extra) in [
+        ("no final boundary", ct, no_end, vec![]),
+        ("no boundary", "multipart/form-data", body, vec![]),
+        ("encoded", ct, body, vec![("Content-Encoding", "gzip")]),
+        (
+            "encoded form",
+            "application/x-www-form-urlencoded",
+            "a=1",
+            vec![("Content-Encoding", "br")],
+        ),
+    ] {
+        let r = dispatch(
+            &app,
+            multipart_request("PUT", "/up", ctype, body.as_bytes(), &extra),
+        );
+        assert_eq!(r.status(), 400, "{why}");
+        assert!(text(&r).contains("400: Bad Request"), "{why}");
+    }
+    assert_eq!(prepared.get(), 0);
+    // Another content type is not parsed, and not refused.
+    let r = dispatch(
+        &app,
+        multipart_request("POST", "/up", "text/plain", body.as_bytes(), &[]),
+    );
+    assert_eq!((r.status(), text(&r)), (200, "[] None None |  | 0"));
+}
+
+#[test]
+fn the_xsrf_token_may_come_in_a_multipart_field() {
+    let prepared = Rc::new(Cell::new(0));
+    let app = xsrf_app(Application::builder().xsrf_cookies(true), &prepared);
+    let page = get(&app, "/form/x");
+    let cookie = one_cookie(&page).unwrap();
+    let token = cookie.strip_prefix("_xsrf=").unwrap();
+    let body = format!(
+        "--b\r\nContent-Disposition: form-data; name=\"_xsrf\"\r\n\r\n{token}\r\n--b--\r\n"
+    );
+    let req = multipart_request(
+        "POST",
+        "/form/x",
+        "multipart/form-data; boundary=b",
+        body.as_bytes(),
+        &[("Cookie", &cookie)],
+    );
+    let r = dispatch(&app, req);
+    assert_eq!((r.status(), text(&r)), (200, "posted"));
+}

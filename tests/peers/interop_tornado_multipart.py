@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Form bodies read as Tornado reads them: `http_hello`'s POST /upload (which answers the body
+arguments and files cyclone parsed, as JSON) against `tornado.httputil.parse_body_arguments`,
+Tornado's own parser, on the same bytes.
+
+    .venv/bin/python tests/peers/interop_tornado_multipart.py --server target/release/examples/http_hello
+
+For each of about 60 bodies — browser and curl shaped multipart/form-data, quoted and RFC 2231
+(`filename*=utf-8''...`, continuations) parameters, escapes, angle brackets, preambles and
+epilogues, LF-only header lines, binary and non-UTF-8 values, empty values and filenames, 99
+and 100 parts, part headers over 10 KiB, and the malformed ones (no final boundary, no
+headers, no name, another disposition, folding, no colon, a bad header name, control
+characters, a part not ending in CRLF, non-UTF-8 headers, boundary missing or quoted), plus
+urlencoded bodies — the check passes when:
+  - Tornado raises HTTPInputError and cyclone answers 400, or
+  - both accept, and cyclone's arguments (values decoded as UTF-8 with replacement, control
+    characters made spaces and stripped, as Tornado's get_argument does) and files (name,
+    filename, content type, bytes) are Tornado's, in Tornado's order.
+Urlencoded bodies over Tornado's 1,000-argument limit are not in the grid: cyclone takes
+them (its lookups scan the body instead of keeping every pair).
+Prints `N passed, N failed`; exits 1 on any failure.
+"""
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import re
+import shlex
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
+
+from tornado.httputil import HTTPHeaders, HTTPInputError, parse_body_arguments  # noqa: E402
+
+CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+
+
+def clean(b):
+    return CONTROL.sub(" ", b.decode("utf-8", "replace")).strip()
+
+
+def tornado_parse(ctype, body, extra):
+    """('refused', reason) or ('ok', {'arguments': [...], 'files': [...]}) in cyclone's shape."""
+    args, files = {}, {}
+    headers = HTTPHeaders({"Content-Type": ctype, **extra})
+    try:
+        parse_body_arguments(ctype, body, args, files, headers)
+    except HTTPInputError as e:
+        return "refused", str(e)
+    arguments = [[name, clean(v)] for name, values in args.items() for v in values]
+    flat = [[name, f.filename, f.content_type, len(f.body), f.body.hex()]
+            for name, fs in files.items() for f in fs]
+    return "ok", {"arguments": arguments, "files": flat}
+
+
+def grouped(result):
+    """cyclone's lists in body order, regrouped by first appearance of each name (dict order)."""
+    def regroup(items):
+        order, by = [], {}
+        for item in items:
+            if item[0] not in by:
+                order.append(item[0])
+                by[item[0]] = []
+            by[item[0]].append(item)
+        return [item for name in order for item in by[name]]
+    return {"arguments": regroup(result["arguments"]), "files": regroup(result["files"])}
+
+
+def post(port, ctype, body, extra):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/upload", body=body, headers={"Content-Type": ctype, **extra})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+B = b"----cycloneB0undary"
+CT = "multipart/form-data; boundary=" + B.decode()
+
+
+def mp(*parts, final=True, preamble=b"", epilogue=b"\r\n"):
+    out = preamble
+    for p in parts:
+        out += b"--" + B + b"\r\n" + p + b"\r\n"
+    if final:
+        out += b"--" + B + b"--" + epilogue
+    return out
+
+
+def field(name, value, extra=b""):
+    return b'Content-Disposition: form-data; name="' + name + b'"' + extra + b"\r\n\r\n" + value
+
+
+def upload(name, filename, data, ctype=b"text/plain"):
+    head = b'Content-Disposition: form-data; name="' + name + b'"; filename="' + filename + b'"'
+    if ctype is not None:
+        head += b"\r\nContent-Type: " + ctype
+    return head + b"\r\n\r\n" + data
+
+
+CASES = [
+    ("a browser form", CT, mp(field(b"title", b"Hello"), upload(b"f", b"a.txt", b"abc"),
+                              field(b"title", b"again"))),
+    ("curl -F", "multipart/form-data; boundary=------------------------d74496d66958873e",
+     b"--------------------------d74496d66958873e\r\nContent-Disposition: form-data; name=\"x\""
+     b"\r\n\r\n1\r\n--------------------------d74496d66958873e--\r\n"),
+    ("binary file without a type", CT, mp(upload(b"bin", b"x.bin", bytes(range(256)), None))),
+    ("CRLF inside values", CT, mp(field(b"t", b"line1\r\nline2\r\n"))),
+    ("empty value", CT, mp(field(b"e", b""))),
+    ("empty filename is a field", CT, mp(upload(b"f", b"", b"data"))),
+    ("non-UTF-8 value", CT, mp(field(b"v", b"caf\xe9 \xff"))),
+    ("control characters in a value", CT, mp(field(b"v", b" \x01a\x0bb\x7f "))),
+    ("UTF-8 names and filenames", CT,
+     mp(field("名前".encode(), "値".encode()), upload(b"f", "résumé.pdf".encode(), b"%PDF"))),
+    ("a quoted name with ; and escapes", CT,
+     mp(b'Content-Disposition: form-data; name="a;b\\"c\\\\d"\r\n\r\nv')),
+    ("unquoted parameters", CT, mp(b"Content-Disposition: form-data; name=plain\r\n\r\nv")),
+    ("angle brackets", CT, mp(b"Content-Disposition: form-data; name=<ang>\r\n\r\nv")),
+    ("upper-case parameter names", CT, mp(b"Content-Disposition: form-data; NAME=up\r\n\r\nv")),
+    ("filename* in UTF-8", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=UTF-8''d%C3%B6g%20%E2%82%AC.gif"
+        b"\r\n\r\nGIF")),
+    ("filename* in Latin-1", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=iso-8859-1'en'%E9t%E9.txt\r\n\r\nx")),
+    ("filename and filename*", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename=\"old.txt\"; "
+        b"filename*=utf-8''new.txt\r\n\r\nx")),
+    ("filename* with an unknown charset", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=x-nothing''abc\r\n\r\nx")),
+    ("filename* without quotes marks", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=abc%41\r\n\r\nx")),
+    ("continuations", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*0=\"long\"; filename*1=\"name.txt\""
+        b"\r\n\r\nx")),
+    ("encoded continuations", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*0*=utf-8''%C3; filename*1*=%A4.txt"
+        b"\r\n\r\nx")),
+    ("filename* with a quote", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=utf-8''a%22b%5Cc\r\n\r\nx")),
+    ("a parameter without a value", CT,
+     mp(b"Content-Disposition: form-data; novalue; name=n\r\n\r\nx")),
+    ("a preamble", CT, mp(field(b"a", b"1"), preamble=b"ignored preamble\r\n")),
+    ("an empty preamble line", CT, mp(field(b"a", b"1"), preamble=b"\r\n")),
+    ("an epilogue", CT, mp(field(b"a", b"1"), epilogue=b"\r\nepilogue text")),
+    ("two final boundaries", CT, mp(field(b"a", b"1")) + b"--" + B + b"--\r\n"),
+    ("LF-only header lines", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename=x\nContent-Type: a/b\r\n\r\nv")),
+    ("a CR without LF ending the headers", CT,
+     mp(b"Content-Disposition: form-data; name=a\r\r\n\r\nv")),
+    ("two Content-Disposition headers", CT,
+     mp(b"Content-Disposition: form-data; name=a\r\nContent-Disposition: form-data; name=b"
+        b"\r\n\r\nv")),
+    ("other part headers", CT,
+     mp(b"Content-Disposition: form-data; name=a\r\nX-Extra: 1\r\nContent-Type: text/x\r\n\r\nv")),
+    ("a part with headers only", CT, mp(b"Content-Disposition: form-data; name=a\r\n")),
+    ("the boundary quoted in the type", 'multipart/form-data; boundary="' + B.decode() + '"',
+     mp(field(b"a", b"1"))),
+    ("the type with more parameters", "multipart/form-data; charset=utf-8; boundary=" + B.decode()
+     + "; x=y", mp(field(b"a", b"1"))),
+    ("99 parts", CT, mp(*[field(b"n%d" % i, b"%d" % i) for i in range(99)])),
+    ("100 parts", CT, mp(*[field(b"n%d" % i, b"%d" % i) for i in range(100)])),
+    ("part headers of 10 KiB", CT,
+     mp(b"Content-Disposition: form-data; name=a\r\nX: " + b"y" * (10 * 1024 - 43) + b"\r\n\r\nv")),
+    ("part headers over 10 KiB", CT,
+     mp(b"Content-Disposition: form-data; name=a\r\nX: " + b"y" * (10 * 1024) + b"\r\n\r\nv")),
+    ("no final boundary", CT, mp(field(b"a", b"1"), final=False)),
+    ("no blank line after the headers", CT, mp(b"Content-Disposition: form-data; name=a")),
+    ("no name", CT, mp(b"Content-Disposition: form-data; filename=x\r\n\r\nv")),
+    ("an empty name", CT, mp(b'Content-Disposition: form-data; name=""\r\n\r\nv')),
+    ("another disposition", CT, mp(b"Content-Disposition: attachment; name=a\r\n\r\nv")),
+    ("FORM-DATA in capitals", CT, mp(b"Content-Disposition: FORM-DATA; name=a\r\n\r\nv")),
+    ("no Content-Disposition", CT, mp(b"Content-Type: text/plain\r\n\r\nv")),
+    ("a folded header", CT, mp(b"Content-Disposition: form-data;\r\n name=a\r\n\r\nv")),
+    ("a header without a colon", CT,
+     mp(b"Content-Disposition: form-data; name=a\r\nbroken\r\n\r\nv")),
+    ("a bad header name", CT, mp(b"Content Disposition: form-data; name=a\r\n\r\nv")),
+    ("a control character in a header", CT,
+     mp(b"Content-Disposition: form-data; name=a\x01b\r\n\r\nv")),
+    ("a tab in a header", CT, mp(b"Content-Disposition: form-data;\tname=a\r\n\r\nv")),
+    ("a part not ending in CRLF", CT,
+     b"--" + B + b"\r\nContent-Disposition: form-data; name=a\r\n\r\nv--" + B + b"--\r\n"),
+    ("non-UTF-8 part headers", CT, mp(b"Content-Disposition: form-data; name=\"\xff\"\r\n\r\nv")),
+    ("no boundary parameter", "multipart/form-data", mp(field(b"a", b"1"))),
+    ("an empty boundary", "multipart/form-data; boundary=", mp(field(b"a", b"1"))),
+    ("multipart/form-dataxyz", "multipart/form-dataxyz; boundary=" + B.decode(),
+     mp(field(b"a", b"1"))),
+    ("Multipart/Form-Data (not parsed)", "Multipart/Form-Data; boundary=" + B.decode(),
+     mp(field(b"a", b"1"))),
+    ("another type (not parsed)", "text/plain", mp(field(b"a", b"1"))),
+    ("urlencoded", "application/x-www-form-urlencoded",
+     b"a=1&b=%C3%A9t%C3%A9&a=two+words&empty=&noeq&&c=%zz&d=+%20x%09"),
+    ("urlencoded with a charset", "application/x-www-form-urlencoded; charset=UTF-8", b"a=1&b=2"),
+    ("urlencoded, non-UTF-8", "application/x-www-form-urlencoded", b"a=%E9&b=%FF%FE"),
+]
+
+ENCODED = [
+    ("multipart with Content-Encoding", CT, mp(field(b"a", b"1")), {"Content-Encoding": "gzip"}),
+    ("urlencoded with Content-Encoding", "application/x-www-form-urlencoded", b"a=1",
+     {"Content-Encoding": "gzip"}),
+]
+
+
+async def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--server", required=True, help="http_hello command (gets --port, --address)")
+    p.add_argument("--logdir", default="target/interop")
+    args = p.parse_args()
+    os.makedirs(args.logdir, exist_ok=True)
+    checks = Checks("tornado multipart <-> http_hello")
+    loop = asyncio.get_running_loop()
+    log = os.path.join(args.logdir, "http_hello_upload.log")
+    try:
+        server = Server(shlex.split(args.server), [], logfile=log)
+    except RuntimeError as exc:
+        checks.fail("start http_hello", str(exc))
+        return checks.finish()
+    with server:
+        for title, ctype, body, *rest in CASES + ENCODED:
+            extra = rest[0] if rest else {}
+
+            async def same(ctype=ctype, body=body, extra=extra):
+                status, answer = await loop.run_in_executor(
+                    None, lambda: post(server.port, ctype, body, extra))
+                verdict, expected = tornado_parse(ctype, body, extra)
+                if verdict == "refused":
+                    assert status == 400, f"Tornado refuses ({expected}); cyclone: {status} " \
+                                          f"{answer[:300]!r}"
+                    return
+                assert status == 200, f"Tornado accepts; cyclone: {status} {answer[:300]!r}"
+                got = grouped(json.loads(answer))
+                assert got == expected, f"cyclone {got}, tornado {expected}"
+
+            await checks.run(title, same)
+        check_alive(checks, server, "http_hello", log)
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    run_main(main)
