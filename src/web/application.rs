@@ -39,6 +39,8 @@ enum Target {
 
 struct Route {
     pattern: String,
+    /// Tornado's `url(..., name=)`, for [`Application::reverse_url`].
+    name: Option<String>,
     regex: Regex,
     /// What the regex amounts to when that is simpler to test.
     shortcut: Shortcut,
@@ -81,6 +83,7 @@ impl Route {
             .unwrap_or_else(|e| panic!("route pattern {pattern:?} is not a valid regex: {e}"));
         Route {
             pattern: pattern.to_string(),
+            name: None,
             regex,
             shortcut: Shortcut::of(pattern),
             target,
@@ -108,6 +111,49 @@ fn named_captures(regex: &Regex, args: &[impl AsRef<str>]) -> Vec<(String, Strin
         .collect()
 }
 
+/// Tornado's `URLSpec._find_groups`: the literal pieces of `pattern`
+/// around its groups (one more piece than groups), or `None` when it
+/// cannot be reversed: a `(` that is not a group (`(?:..)`, an escaped
+/// `\(`), or an escape of a letter or digit (`\d`) outside the groups.
+fn reverse_pieces(pattern: &str, groups: usize) -> Option<Vec<String>> {
+    let pattern = pattern.strip_prefix('^').unwrap_or(pattern);
+    let pattern = pattern.strip_suffix('$').unwrap_or(pattern);
+    if pattern.matches('(').count() != groups {
+        return None;
+    }
+    let mut pieces = Vec::with_capacity(groups + 1);
+    for (i, fragment) in pattern.split('(').enumerate() {
+        let literal = match fragment.find(')') {
+            // The first fragment is before any group; later ones start
+            // inside theirs.
+            Some(close) if i > 0 => &fragment[close + 1..],
+            _ if i > 0 => return None,
+            _ => fragment,
+        };
+        pieces.push(re_unescape(literal)?);
+    }
+    Some(pieces)
+}
+
+/// Python's `tornado.util.re_unescape`: `\x` becomes `x`, except for a
+/// letter or digit (`\d` has no literal meaning): `None`.
+fn re_unescape(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(e) if e.is_alphanumeric() => return None,
+            Some(e) => out.push(e),
+            None => out.push('\\'),
+        }
+    }
+    Some(out)
+}
+
 /// Most file hashes [`Shared::static_version`] keeps; the cache is
 /// emptied when a new one would go past it.
 pub(crate) const MAX_STATIC_HASHES: usize = 4096;
@@ -117,6 +163,9 @@ pub(crate) const MAX_STATIC_HASHES: usize = 4096;
 /// [`Application`] is an `Rc`, and `run_workers` builds one per worker.
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
+    /// Each named route's literal pieces around its groups
+    /// ([`reverse_pieces`]); `None` for a pattern that cannot be reversed.
+    named: HashMap<String, Option<Vec<String>>>,
     /// Parsed templates by path. Borrowed only inside [`Shared::template`],
     /// never across handler code, so a panicking handler leaves it usable.
     templates: RefCell<HashMap<PathBuf, Arc<Template>>>,
@@ -137,6 +186,32 @@ struct Loading {
 }
 
 impl Shared {
+    /// [`Application::reverse_url`].
+    pub(crate) fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        let Some(found) = self.named.get(name) else {
+            log::error!("reverse_url: no route is named {name:?}");
+            return None;
+        };
+        let Some(pieces) = found else {
+            log::error!("reverse_url({name:?}): the route's pattern cannot be reversed");
+            return None;
+        };
+        if args.len() + 1 != pieces.len() {
+            log::error!(
+                "reverse_url({name:?}): {} arguments given, the route has {} groups",
+                args.len(),
+                pieces.len() - 1
+            );
+            return None;
+        }
+        let mut url = pieces[0].clone();
+        for (arg, piece) in args.iter().zip(&pieces[1..]) {
+            url.push_str(&super::template::url_escape_with(arg, false));
+            url.push_str(piece);
+        }
+        Some(url)
+    }
+
     /// The version `static_url` appends for `rel` (see
     /// [`StaticFiles::version`]), from the cache when
     /// `static_hash_cache` is on. `None` (logged at `error`) without
@@ -232,6 +307,8 @@ impl Shared {
 
 struct Inner {
     routes: Vec<Route>,
+    /// `default_handler`: for paths no route matches.
+    default: Option<HandlerFactory>,
     shared: Shared,
 }
 
@@ -264,6 +341,7 @@ pub struct Application {
 pub struct ApplicationBuilder {
     routes: Vec<Route>,
     settings: Settings,
+    default: Option<HandlerFactory>,
 }
 
 impl Application {
@@ -272,12 +350,41 @@ impl Application {
         ApplicationBuilder {
             routes: Vec::new(),
             settings: Settings::default(),
+            default: None,
         }
     }
 
     /// The application's settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.shared.settings
+    }
+
+    /// The path of the route named `name` (see
+    /// [`ApplicationBuilder::name`]) with `args` in its groups, each
+    /// percent-encoded as Tornado's `url_escape(arg, plus=False)` does
+    /// (`/` kept): Tornado's `reverse_url`. `None` when no route has that
+    /// name, its pattern cannot be reversed (a group inside a group,
+    /// `(?:..)`, `\d` outside the groups), or `args` is not one per group.
+    ///
+    /// ```
+    /// use cyclone::web::{Application, RequestContext, RequestHandler};
+    ///
+    /// struct Story;
+    /// impl RequestHandler for Story {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+    ///         cx.write(format!("story {}", args[0]));
+    ///     }
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .route(r"/story/([0-9]+)", || Story)
+    ///     .name("story")
+    ///     .build();
+    /// assert_eq!(app.reverse_url("story", &["42"]).as_deref(), Some("/story/42"));
+    /// assert_eq!(app.reverse_url("story", &[]), None);
+    /// ```
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        self.inner.shared.reverse_url(name, args)
     }
 
     /// Listens on every IPv4 interface (`0.0.0.0:port`, as Tornado's
@@ -410,9 +517,11 @@ impl Application {
         })
     }
 
+    /// Runs a handler made by `factory` for `req`: `route`'s, or the
+    /// default handler's (`None`).
     fn run_handler(
         &self,
-        route: &Route,
+        route: Option<&Route>,
         factory: &HandlerFactory,
         req: &Request,
         args: &[&str],
@@ -420,7 +529,9 @@ impl Application {
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut handler = factory();
             let mut cx = RequestContext::new(req, &self.inner.shared);
-            cx.set_path_kwargs(named_captures(&route.regex, args));
+            if let Some(route) = route {
+                cx.set_path_kwargs(named_captures(&route.regex, args));
+            }
             call_method(&mut *handler, &mut cx, args);
             let response = cx.into_response();
             handler.on_finish(response.status());
@@ -436,7 +547,7 @@ impl Application {
                     .unwrap_or("(non-string panic)");
                 log::error!(
                     "handler for route {:?} panicked on {} {}: {msg}",
-                    route.pattern,
+                    route.map_or("(default_handler)", |r| r.pattern.as_str()),
                     req.method(),
                     req.uri()
                 );
@@ -483,6 +594,9 @@ impl Service for Application {
     /// connection to answer 500; the application stays usable.
     fn dispatch(&self, req: Request) -> Reply {
         let Some((route, args)) = self.find(req.path()) else {
+            if let Some(factory) = &self.inner.default {
+                return Reply::Response(self.run_handler(None, factory, &req, &[]));
+            }
             let mut not_found = Response::error(404, None);
             // As Tornado's default handler's page goes through the gzip
             // transform (too short to be compressed).
@@ -494,7 +608,7 @@ impl Service for Application {
         match &route.target {
             Target::Handler(factory) => {
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-                Reply::Response(self.run_handler(route, factory, &req, &argv))
+                Reply::Response(self.run_handler(Some(route), factory, &req, &argv))
             }
             Target::WebSocket {
                 factory, settings, ..
@@ -559,6 +673,35 @@ impl ApplicationBuilder {
         let factory: HandlerFactory = Box::new(move || Box::new(factory()));
         self.routes
             .push(Route::new(pattern, Target::Handler(factory)));
+        self
+    }
+
+    /// Names the route added last, for [`Application::reverse_url`] and
+    /// `{{ reverse_url("name", ..) }}` in templates (Tornado's
+    /// `url(pattern, handler, name="name")`). A name given twice points
+    /// at the later route, as Tornado replaces it (with a warning).
+    ///
+    /// # Panics
+    /// No route was added yet.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        let route = self
+            .routes
+            .last_mut()
+            .expect("ApplicationBuilder::name names the route added last: add one first");
+        route.name = Some(name.into());
+        self
+    }
+
+    /// Answers every request no route matches with a handler made by
+    /// `factory` (Tornado's `default_handler_class`), instead of the plain
+    /// 404 page: a page of your own, or a single-page application's
+    /// `index.html` for every path. The handler gets no arguments.
+    pub fn default_handler<H, F>(mut self, factory: F) -> Self
+    where
+        H: RequestHandler,
+        F: Fn() -> H + 'static,
+    {
+        self.default = Some(Box::new(move || Box::new(factory())));
         self
     }
 
@@ -870,7 +1013,17 @@ impl ApplicationBuilder {
         let ApplicationBuilder {
             mut routes,
             settings,
+            default,
         } = self;
+        let mut named = HashMap::new();
+        for route in &routes {
+            if let Some(name) = &route.name {
+                let pieces = reverse_pieces(&route.pattern, route.regex.captures_len() - 1);
+                if named.insert(name.clone(), pieces).is_some() {
+                    log::warn!("Multiple routes named {name:?}; the later one is kept");
+                }
+            }
+        }
         let secret: Option<Arc<CookieSecret>> =
             super::signed::usable_secret(settings.cookie_secret.as_ref())
                 .cloned()
@@ -905,8 +1058,10 @@ impl ApplicationBuilder {
         Application {
             inner: Rc::new(Inner {
                 routes,
+                default,
                 shared: Shared {
                     settings,
+                    named,
                     templates: RefCell::new(HashMap::new()),
                     static_hashes: RefCell::new(HashMap::new()),
                 },

@@ -1019,6 +1019,13 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// [`Application::reverse_url`](super::Application::reverse_url) of
+    /// this request's application (Tornado's `self.reverse_url`; in
+    /// templates, `{{ reverse_url("story", story.id) }}`).
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        self.shared.reverse_url(name, args)
+    }
+
     /// The `ETag` Tornado gives a response by default (its
     /// `compute_etag`): the SHA-1 of the body written so far, in hex,
     /// quoted. [`RequestHandler::compute_etag`](super::RequestHandler::compute_etag)
@@ -1258,6 +1265,10 @@ impl RequestNamespace for RequestContext<'_> {
 
     fn xsrf_form_html(&self) -> Option<String> {
         Some(RequestContext::xsrf_form_html(self))
+    }
+
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        RequestContext::reverse_url(self, name, args)
     }
 }
 

@@ -1871,3 +1871,113 @@ fn the_xsrf_token_may_come_in_a_multipart_field() {
     let r = dispatch(&app, req);
     assert_eq!((r.status(), text(&r)), (200, "posted"));
 }
+
+#[test]
+fn reverse_url_gives_what_tornado_gives() {
+    // Expected values printed by Tornado 6.6's URLSpec(pattern, ..).reverse(*args).
+    let cases: [(&str, &[&str], Option<&str>); 12] = [
+        (r"/story/([0-9]+)", &["42"], Some("/story/42")),
+        (r"/", &[], Some("/")),
+        (
+            r"/a/(\w+)/b/(.*)",
+            &["x y", "p/q?r"],
+            Some("/a/x%20y/b/p/q%3Fr"),
+        ),
+        (
+            r"/files/(.*)",
+            &["dir/a b+c&d=é"],
+            Some("/files/dir/a%20b%2Bc%26d%3D%C3%A9"),
+        ),
+        (
+            r"/(?P<year>\d{4})/(?P<slug>[\w-]+)",
+            &["2024", "héllo wörld"],
+            Some("/2024/h%C3%A9llo%20w%C3%B6rld"),
+        ),
+        (r"^/anchored/(\d+)$", &["7"], Some("/anchored/7")),
+        (r"/dot\.html", &[], Some("/dot.html")),
+        (r"/esc\-dash/(\d+)", &["1"], Some("/esc-dash/1")),
+        (r"/(?:a|b)/(\d+)", &["1"], None),
+        (r"/\d+/(x)", &["1"], None),
+        (r"/paren\((\d+)\)", &["1"], None),
+        (
+            r"/tilde~/(.+)",
+            &["~_.-!*'()"],
+            Some("/tilde~/~_.-%21%2A%27%28%29"),
+        ),
+    ];
+    let mut builder = Application::builder();
+    for (i, (pattern, _, _)) in cases.iter().enumerate() {
+        builder = builder.route(pattern, || Echo).name(format!("r{i}"));
+    }
+    let app = builder.build();
+    for (i, (pattern, args, want)) in cases.iter().enumerate() {
+        assert_eq!(
+            app.reverse_url(&format!("r{i}"), args).as_deref(),
+            *want,
+            "{pattern}"
+        );
+    }
+    // Wrong argument count, unknown name.
+    assert_eq!(app.reverse_url("r0", &[]), None);
+    assert_eq!(app.reverse_url("r0", &["1", "2"]), None);
+    assert_eq!(app.reverse_url("nope", &[]), None);
+    // A reversed URL routes back to its handler with the same arguments.
+    let url = app.reverse_url("r3", &["dir/a b+c&d=é"]).unwrap();
+    assert_eq!(text(&get(&app, &url)), "[dir/a b+c&d=é]");
+    // A name given twice is the later route's.
+    let app = Application::builder()
+        .route("/old", || Echo)
+        .name("n")
+        .route("/new", || Echo)
+        .name("n")
+        .build();
+    assert_eq!(app.reverse_url("n", &[]).as_deref(), Some("/new"));
+}
+
+/// Links to a named route from a template.
+struct Links;
+
+impl RequestHandler for Links {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let value = serde_json::json!({"story": {"id": 7, "slug": "a b"}});
+        let page = cx.render_string("links.html", &value);
+        match page {
+            Ok(page) => cx.write(page),
+            Err(e) => cx.write(format!("error: {e}")),
+        }
+    }
+}
+
+#[test]
+fn templates_reverse_urls_and_unknown_paths_reach_the_default_handler() {
+    let dir = TempDir::new("reverse");
+    dir.file(
+        "links.html",
+        "<a href=\"{{ reverse_url('story', story.id, story.slug) }}\">{% raw reverse_url(\"home\") %}</a>",
+    );
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/", || Links)
+        .name("home")
+        .route(r"/story/(\d+)/([^/]+)", || Echo)
+        .name("story")
+        .default_handler(|| Echo)
+        .build();
+    assert_eq!(text(&get(&app, "/")), "<a href=\"/story/7/a%20b\">/</a>");
+    // The default handler: no arguments, its own page and status.
+    let r = get(&app, "/no/such/page");
+    assert_eq!((r.status(), text(&r)), (200, "[]"));
+    dir.file("links.html", "{{ reverse_url('nope') }}");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/", || Links)
+        .build();
+    assert!(text(&get(&app, "/")).contains("\"nope\" not found in named urls"));
+    assert_eq!(get(&app, "/missing").status(), 404);
+}
+
+#[test]
+#[should_panic(expected = "add one first")]
+fn naming_needs_a_route() {
+    let _ = Application::builder().name("x");
+}

@@ -16,6 +16,7 @@
 //! slice      := test? ":" test? (":" test?)?
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
+//!             | "reverse_url" "(" test ("," test)* ")"
 //! call       := len | str | int | abs | json_encode | url_escape
 //!             | xhtml_escape | escape | squeeze | static_url
 //! method     := get | upper | lower | strip | title | capitalize
@@ -80,6 +81,8 @@ pub(super) enum Exp {
     },
     /// `xsrf_form_html()`, the one function called without arguments.
     XsrfFormHtml,
+    /// `reverse_url(name, *args)`.
+    ReverseUrl(Vec<Exp>),
     /// `[a, b, …]`.
     List(Vec<Exp>),
     /// `base[start:stop:step]`, each part optional.
@@ -579,6 +582,10 @@ impl<'s> Parser<'s> {
             Tok::Word("xsrf_form_html") if self.eat(Tok::Open) => {
                 self.eat(Tok::Close).then_some(Exp::XsrfFormHtml)
             }
+            Tok::Word("reverse_url") if self.eat(Tok::Open) => {
+                let args = self.comma_separated(depth + 1)?;
+                self.eat(Tok::Close).then_some(Exp::ReverseUrl(args))
+            }
             Tok::Word(w) if self.peek() == Some(Tok::Open) => {
                 if let Some(callee) = Callee::from_name(w) {
                     self.at += 1;
@@ -651,6 +658,8 @@ pub(super) trait Env<'a> {
     fn max_len(&self) -> usize;
     /// What `xsrf_form_html()` returns.
     fn xsrf_form_html(&self) -> Result<String, TemplateError>;
+    /// What `reverse_url(name, *args)` returns, the arguments as `str()`.
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, TemplateError>;
 }
 
 impl Exp {
@@ -757,6 +766,15 @@ impl Exp {
                 call_method(*method, b, &views, env.max_len())
             }
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
+            Exp::ReverseUrl(args) => {
+                let mut texts = Vec::with_capacity(args.len());
+                for a in args {
+                    texts.push(a.eval(env)?.view().text().into_owned());
+                }
+                let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                env.reverse_url(strs[0], &strs[1..])
+                    .map(|s| V::Own(Value::String(s)))
+            }
             Exp::Call { callee, arg } => {
                 let v = arg.eval(env)?;
                 let v = v.view();

@@ -1845,6 +1845,9 @@ pub(crate) trait RequestNamespace {
     fn static_url(&self, path: &str) -> String;
     /// What `xsrf_form_html()` returns; `None` where it has no request.
     fn xsrf_form_html(&self) -> Option<String>;
+    /// What `reverse_url(name, *args)` returns; `None` for a name no route
+    /// has (and where there is no request).
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String>;
 }
 
 pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
@@ -1859,6 +1862,10 @@ impl<F: Fn(&str) -> String> RequestNamespace for StaticUrlOnly<F> {
     }
 
     fn xsrf_form_html(&self) -> Option<String> {
+        None
+    }
+
+    fn reverse_url(&self, _name: &str, _args: &[&str]) -> Option<String> {
         None
     }
 }
@@ -2223,7 +2230,14 @@ fn python_float_repr(x: f64) -> String {
 /// is `+`; ASCII letters, digits and `_.-~` are kept; every other byte of
 /// the UTF-8 text is `%XX` (uppercase hex).
 pub(crate) fn url_escape(s: &str) -> Cow<'_, str> {
-    let keep = |b: u8| b.is_ascii_alphanumeric() || b"_.-~".contains(&b);
+    url_escape_with(s, true)
+}
+
+/// Tornado's `url_escape(s, plus)`: Python's `quote_plus` (`plus`, a
+/// space is `+` and `/` is escaped) or `quote` (a space is `%20`, `/`
+/// kept) of the UTF-8 bytes.
+pub(crate) fn url_escape_with(s: &str, plus: bool) -> Cow<'_, str> {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || (!plus && b == b'/');
     if s.bytes().all(keep) {
         return Cow::Borrowed(s);
     }
@@ -2231,7 +2245,7 @@ pub(crate) fn url_escape(s: &str) -> Cow<'_, str> {
     for b in s.bytes() {
         if keep(b) {
             out.push(char::from(b));
-        } else if b == b' ' {
+        } else if b == b' ' && plus {
             out.push('+');
         } else {
             let _ = write!(out, "%{b:02X}");
@@ -2330,6 +2344,19 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
         self.request
             .and_then(|r| r.xsrf_form_html())
             .ok_or_else(|| TemplateError::NeedsRequest("xsrf_form_html".into()))
+    }
+
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, TemplateError> {
+        let request = self
+            .request
+            .ok_or_else(|| TemplateError::NeedsRequest("reverse_url".into()))?;
+        request.reverse_url(name, args).ok_or_else(|| {
+            TemplateError::Type(format!(
+                "reverse_url: {name:?} not found in named urls, or its pattern cannot be \
+                 reversed, or {} arguments do not fit its groups",
+                args.len()
+            ))
+        })
     }
 }
 
