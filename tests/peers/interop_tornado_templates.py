@@ -109,6 +109,22 @@ CASES = [
     ("linkify, raw as Tornado's pages print it",
      "".join("{%% raw linkify(t%d) %%}|" % i for i in range(12)),
      {"t%d" % i: c for i, c in enumerate(["see http://example.com/a?b=1&c=2 now", "www.example.com/path.", "ftp://files.example.com/x and javascript:alert(1)", "<b>https://x.y/z</b>", "(http://a.b/c_(d)) end", "mailto:me@example.com", "no links here", "http://example.com/\"quoted\"", "ünïcode http://пример.рф/путь, ok", "a http://x.y/1.b http://x.y/2!", "https://example.com:8080/a#frag;", ""])}),
+    ("keyword arguments: url_escape(plus=) and linkify's options",
+     "{{ url_escape(q, plus=False) }}|{{ url_escape(q, plus=True) }}|{{ url_escape(q, plus=0) }}|"
+     + "".join("{%% raw linkify(t%d, shorten=True) %%}|" % i for i in range(8))
+     + "{% raw linkify(t0, extra_params='rel=\"nofollow\" class=\"x\"') %}|"
+     "{% raw linkify(t0, extra_params='  ') %}|{% raw linkify(t1, require_protocol=True) %}|"
+     "{% raw linkify(t2, permitted_protocols=['http', 'ftp']) %}|{% raw linkify(t2, permitted_protocols='ftps') %}|"
+     "{% raw linkify(t3, shorten=True, extra_params='target=\"_blank\"', require_protocol=False,) %}",
+     {"q": "a b/c?d=\u00e9&~",
+      "t%d" % 0: "see http://example.com/a?b=1&c=2 now",
+      "t1": "www.example.com/a/very/long/path/that/goes/on/and/on?x=1&y=2",
+      "t2": "ftp://files.example.com/pub/some/really/long/directory/name/file.tar.gz and https://x.y/z",
+      "t3": "https://example.com/articles/2024/05/a-rather-long-slug-for-an-article.html?utm_source=x&amp=y",
+      "t4": "http://example.com/&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&&",
+      "t5": "http://a.b/",
+      "t6": "https://example.com/abcdefghijklmnopqrstuvwxyz0123456789",
+      "t7": "http://\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/\u043f\u0443\u0442\u044c/\u0434\u043b\u0438\u043d\u043d\u044b\u0439/\u0430\u0434\u0440\u0435\u0441/\u0441\u0442\u0440\u0430\u043d\u0438\u0446\u044b"}),
     ("apply: linkify, escape and url_escape of the body; the body's names are its own",
      "{% apply linkify %}{{ name }} says {{ msg }}{% end %}|{% apply xhtml_escape %}<b>{{ name }}</b>{% end %}|"
      "{% apply url_escape %}a b&{{ x }}{% end %}|{% apply escape %}{% for i in xs %}<{{ i }}>{% end %}{% end %}|"

@@ -78,6 +78,8 @@ pub(super) enum Exp {
     Call {
         callee: Callee,
         arg: Box<Exp>,
+        /// Keyword arguments (`url_escape`'s and `linkify`'s).
+        kwargs: Vec<(Kw, Exp)>,
     },
     /// `xsrf_form_html()`, the one function called without arguments.
     XsrfFormHtml,
@@ -185,6 +187,76 @@ impl Callee {
     }
 }
 
+/// A keyword argument of a namespace function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kw {
+    /// `url_escape(.., plus=)`.
+    Plus,
+    /// `linkify(.., shorten=)`.
+    Shorten,
+    /// `linkify(.., extra_params=)`.
+    ExtraParams,
+    /// `linkify(.., require_protocol=)`.
+    RequireProtocol,
+    /// `linkify(.., permitted_protocols=)`.
+    PermittedProtocols,
+}
+
+impl Kw {
+    /// `name` as a keyword argument of `callee`, if it takes it.
+    fn of(callee: Callee, name: &str) -> Option<Kw> {
+        Some(match (callee, name) {
+            (Callee::Func(Func::UrlEscape), "plus") => Kw::Plus,
+            (Callee::Func(Func::Linkify), "shorten") => Kw::Shorten,
+            (Callee::Func(Func::Linkify), "extra_params") => Kw::ExtraParams,
+            (Callee::Func(Func::Linkify), "require_protocol") => Kw::RequireProtocol,
+            (Callee::Func(Func::Linkify), "permitted_protocols") => Kw::PermittedProtocols,
+            _ => return None,
+        })
+    }
+}
+
+/// The keyword arguments of a call, evaluated (their defaults otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Options {
+    pub(super) plus: bool,
+    pub(super) shorten: bool,
+    pub(super) extra_params: String,
+    pub(super) require_protocol: bool,
+    /// `None`: Tornado's default, `["http", "https"]`.
+    pub(super) permitted_protocols: Option<Permitted>,
+}
+
+/// `permitted_protocols` as given: Python's `in` tests membership in a
+/// list and a substring in a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Permitted {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            plus: true,
+            shorten: false,
+            extra_params: String::new(),
+            require_protocol: false,
+            permitted_protocols: None,
+        }
+    }
+}
+
+impl Permitted {
+    /// Python's `proto in permitted_protocols`.
+    pub(super) fn contains(&self, proto: &str) -> bool {
+        match self {
+            Permitted::List(items) => items.iter().any(|p| p == proto),
+            Permitted::Text(s) => s.contains(proto),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tok<'s> {
     Word(&'s str),
@@ -197,6 +269,8 @@ enum Tok<'s> {
     CloseBracket,
     Comma,
     Colon,
+    /// `=`, only as in a keyword argument (`url_escape(x, plus=False)`).
+    Assign,
 }
 
 /// The characters other than whitespace that end a word; each is a token
@@ -236,10 +310,11 @@ fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
             '=' | '!' | '<' | '>' => {
                 let len = if b.get(i + 1) == Some(&b'=') { 2 } else { 1 };
                 let op = &src[i..i + len];
-                if op == "=" || op == "!" {
-                    return None;
+                match op {
+                    "!" => return None,
+                    "=" => (Tok::Assign, 1),
+                    _ => (Tok::Op(op), len),
                 }
-                (Tok::Op(op), len)
             }
             '/' => {
                 let len = if b.get(i + 1) == Some(&b'/') { 2 } else { 1 };
@@ -590,9 +665,25 @@ impl<'s> Parser<'s> {
                 if let Some(callee) = Callee::from_name(w) {
                     self.at += 1;
                     let arg = self.test(depth + 1)?;
+                    let mut kwargs: Vec<(Kw, Exp)> = Vec::new();
+                    while self.eat(Tok::Comma) {
+                        if self.peek() == Some(Tok::Close) {
+                            break; // a trailing comma, as Python allows
+                        }
+                        let Some(Tok::Word(name)) = self.peek() else {
+                            return None;
+                        };
+                        let kw = Kw::of(callee, name)?;
+                        self.at += 1;
+                        if !self.eat(Tok::Assign) || kwargs.iter().any(|(k, _)| *k == kw) {
+                            return None;
+                        }
+                        kwargs.push((kw, self.test(depth + 1)?));
+                    }
                     return self.eat(Tok::Close).then(|| Exp::Call {
                         callee,
                         arg: Box::new(arg),
+                        kwargs,
                     });
                 }
                 // `user.name.upper()`: a path, then a method.
@@ -652,8 +743,9 @@ fn own<'a>(v: Value) -> Result<V<'a>, TemplateError> {
 pub(super) trait Env<'a> {
     /// The value at a path.
     fn lookup(&self, path: &'a str) -> Result<Val<'a>, TemplateError>;
-    /// A function of Tornado's namespace applied to a value.
-    fn apply(&self, func: Func, v: Val<'_>) -> Result<String, TemplateError>;
+    /// A function of Tornado's namespace applied to a value, with the
+    /// call's keyword arguments.
+    fn apply(&self, func: Func, v: Val<'_>, options: &Options) -> Result<String, TemplateError>;
     /// The longest string or array an expression may build.
     fn max_len(&self) -> usize;
     /// What `xsrf_form_html()` returns.
@@ -775,9 +867,53 @@ impl Exp {
                 env.reverse_url(strs[0], &strs[1..])
                     .map(|s| V::Own(Value::String(s)))
             }
-            Exp::Call { callee, arg } => {
+            Exp::Call {
+                callee,
+                arg,
+                kwargs,
+            } => {
                 let v = arg.eval(env)?;
                 let v = v.view();
+                let mut options = Options::default();
+                for (kw, exp) in kwargs {
+                    let value = exp.eval(env)?;
+                    let value = value.view();
+                    match kw {
+                        Kw::Plus => options.plus = value.truthy(),
+                        Kw::Shorten => options.shorten = value.truthy(),
+                        Kw::RequireProtocol => options.require_protocol = value.truthy(),
+                        Kw::ExtraParams => match value {
+                            Val::Str(_) | Val::Json(Value::String(_)) => {
+                                options.extra_params = value.text().into_owned();
+                            }
+                            _ => {
+                                return Err(TemplateError::Type(format!(
+                                    "linkify(extra_params=): a str, not {}",
+                                    value.kind()
+                                )))
+                            }
+                        },
+                        Kw::PermittedProtocols => {
+                            options.permitted_protocols = Some(match value {
+                                Val::Json(Value::Array(items)) => Permitted::List(
+                                    items
+                                        .iter()
+                                        .filter_map(|i| i.as_str().map(str::to_owned))
+                                        .collect(),
+                                ),
+                                Val::Str(_) | Val::Json(Value::String(_)) => {
+                                    Permitted::Text(value.text().into_owned())
+                                }
+                                _ => {
+                                    return Err(TemplateError::Type(format!(
+                                        "linkify(permitted_protocols=): a list or a str, not {}",
+                                        value.kind()
+                                    )))
+                                }
+                            });
+                        }
+                    }
+                }
                 match callee {
                     Callee::Len => int(py_len(v)? as i128).map(V::Own),
                     Callee::Str => own(Value::String(v.text().into_owned())),
@@ -790,7 +926,7 @@ impl Exp {
                             v.kind()
                         ))),
                     },
-                    Callee::Func(f) => env.apply(*f, v).map(|s| V::Own(Value::String(s))),
+                    Callee::Func(f) => env.apply(*f, v, &options).map(|s| V::Own(Value::String(s))),
                 }
             }
         }

@@ -187,7 +187,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
             .map_or(callee, str::trim)
     });
     if callee.is_some_and(expr::is_callee) {
-        return "a function takes one argument, an expression (no keyword arguments, and no call of its result); quoted strings have no \\ inside";
+        return "a function takes one argument, an expression, and only these keyword arguments: url_escape's plus, linkify's shorten, extra_params, require_protocol and permitted_protocols (no call of its result); quoted strings have no \\ inside";
     }
     let (word, arg) = match tag.split_once(char::is_whitespace) {
         Some((w, a)) => (w, a.trim()),
@@ -472,8 +472,8 @@ struct BlockDef {
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
 /// (`x ** 2`, dict displays, comprehensions, lambdas, other methods),
-/// other calls (`reverse_url`,
-/// `xsrf_form_html`, `_`), `{% module %}`, another
+/// other calls (`_`, other keyword arguments), `{% module %}` other than
+/// `xsrf_form_html()` and `linkify(..)`, another
 /// `{% autoescape %}` function, `{% try %}`, `{% while %}`, `{% import %}`
 /// — is refused when the template is parsed with
 /// [`TemplateError::BadTag`], whose message says what is supported instead.
@@ -488,9 +488,15 @@ struct BlockDef {
 ///
 /// **Functions.** Expressions can call the functions of Tornado's
 /// template namespace above and Python's `len`, `str`, `int` and `abs`,
-/// on one argument (`url_escape(x, plus=False)` and other keyword
-/// arguments are refused at parse time, [`TemplateError::BadTag`]). As in
-/// Tornado, a
+/// on one argument, with the keyword arguments Tornado's take:
+/// `url_escape(x, plus=False)` (Python's `quote`, `/` kept, a space
+/// `%20`) and `linkify(text, shorten=True, extra_params='rel="nofollow"',
+/// require_protocol=True, permitted_protocols=['http', 'ftp'])`; others
+/// are refused at parse time ([`TemplateError::BadTag`]). Besides,
+/// `xsrf_form_html()` and `reverse_url(name, *args)` are the request's
+/// ([`RequestContext::xsrf_form_html`](super::RequestContext::xsrf_form_html),
+/// [`RequestContext::reverse_url`](super::RequestContext::reverse_url)).
+/// As in Tornado, a
 /// function's result is a string that `{{ }}` escapes like any other:
 /// `{{ json_encode(x) }}` prints `{&quot;a&quot;: 1}` and `{{ escape(x) }}`
 /// escapes twice (`<` prints `&amp;lt;`), unless `{% autoescape None %}`
@@ -2055,7 +2061,10 @@ fn printable(c: char) -> bool {
 /// `<a href="…">…</a>`, `http://` put before one without a scheme, and a
 /// scheme other than `http` or `https` left as text. The pattern is
 /// Tornado's `_URL_RE`.
-fn linkify(text: &str) -> String {
+/// Tornado's `linkify(text, shorten, extra_params, require_protocol,
+/// permitted_protocols)`, option for option (`extra_params` as a string;
+/// a template cannot pass a function).
+fn linkify_with(text: &str, options: &expr::Options) -> String {
     static URL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let url = URL.get_or_init(|| {
         regex::Regex::new(
@@ -2063,17 +2072,86 @@ fn linkify(text: &str) -> String {
         )
         .unwrap_or_else(|e| unreachable!("Tornado's URL pattern compiles: {e}"))
     });
+    let extra = options.extra_params.trim_matches(char::is_whitespace);
+    let extra = if extra.is_empty() && options.extra_params.is_empty() {
+        String::new()
+    } else {
+        format!(" {extra}")
+    };
     let mut escaped = String::with_capacity(text.len());
     push_escaped(&mut escaped, text);
     url.replace_all(&escaped, |c: &regex::Captures<'_>| {
         let whole = &c[1];
-        match c.get(2).map(|m| m.as_str()) {
-            Some(proto) if proto != "http" && proto != "https" => whole.to_string(),
-            Some(_) => format!("<a href=\"{whole}\">{whole}</a>"),
-            None => format!("<a href=\"http://{whole}\">{whole}</a>"),
+        let proto = c.get(2).map(|m| m.as_str());
+        let permitted = |p: &str| match &options.permitted_protocols {
+            Some(list) => list.contains(p),
+            None => p == "http" || p == "https",
+        };
+        match proto {
+            None if options.require_protocol => return whole.to_string(),
+            Some(p) if !permitted(p) => return whole.to_string(),
+            _ => {}
         }
+        let href = match proto {
+            Some(_) => whole.to_string(),
+            None => format!("http://{whole}"),
+        };
+        let mut params = extra.clone();
+        let shown = if options.shorten {
+            shorten_url(whole, proto, c.get(3).map_or("", |m| m.as_str()))
+        } else {
+            None
+        };
+        let shown = match shown {
+            Some(clipped) => {
+                params.push_str(&format!(" title=\"{href}\""));
+                clipped
+            }
+            None => whole.to_string(),
+        };
+        format!("<a href=\"{href}\"{params}>{shown}</a>")
     })
     .into_owned()
+}
+
+/// `linkify(shorten=True)`'s clipping of a URL longer than 30 characters
+/// (lengths in characters, as Python counts): the host and the start of
+/// the path, then `...`; `None` when the URL stays as it is.
+fn shorten_url(url: &str, proto: Option<&str>, slashes: &str) -> Option<String> {
+    const MAX_LEN: usize = 30;
+    let chars: Vec<char> = url.chars().collect();
+    if chars.len() <= MAX_LEN {
+        return None;
+    }
+    let proto_len = proto.map_or(0, |p| p.chars().count() + 1 + slashes.chars().count());
+    let rest: String = chars[proto_len.min(chars.len())..].iter().collect();
+    let parts: Vec<&str> = rest.split('/').collect();
+    let mut clipped: Vec<char> = chars.clone();
+    if parts.len() > 1 {
+        let first: String = parts[1].chars().take(8).collect();
+        let first = first.split('?').next().unwrap_or("");
+        let first = first.split('.').next().unwrap_or("");
+        let head: String = chars[..proto_len.min(chars.len())].iter().collect();
+        clipped = format!("{head}{}/{first}", parts[0]).chars().collect();
+    }
+    // `len(url) > max_len * 1.5`: 45 characters.
+    if clipped.len() * 2 > MAX_LEN * 3 {
+        clipped.truncate(MAX_LEN);
+    }
+    if clipped == chars {
+        return None;
+    }
+    if let Some(amp) = clipped.iter().rposition(|&c| c == '&') {
+        if amp > MAX_LEN - 5 {
+            clipped.truncate(amp);
+        }
+    }
+    clipped.extend("...".chars());
+    if clipped.len() >= chars.len() {
+        None
+    } else {
+        Some(clipped.into_iter().collect())
+    }
 }
 
 /// Tornado's `json_encode`: the JSON of `val`, with `</` written `<\/` so
@@ -2332,8 +2410,13 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
         Renderer::lookup(self, path)
     }
 
-    fn apply(&self, func: Func, v: Val<'_>) -> Result<String, TemplateError> {
-        self.apply_func(func, v)
+    fn apply(
+        &self,
+        func: Func,
+        v: Val<'_>,
+        options: &expr::Options,
+    ) -> Result<String, TemplateError> {
+        self.apply_func(func, v, options)
     }
 
     fn max_len(&self) -> usize {
@@ -2498,7 +2581,7 @@ impl<'a> Renderer<'a> {
         self.locals = outer_locals;
         self.bound_names = outer_bound;
         result?;
-        let applied = self.apply_func(func, Val::Str(&text))?;
+        let applied = self.apply_func(func, Val::Str(&text), &expr::Options::default())?;
         self.out.push_str(&applied);
         self.check_output()
     }
@@ -2563,7 +2646,12 @@ impl<'a> Renderer<'a> {
     }
 
     /// `func(val)`, the string Tornado's function returns.
-    fn apply_func(&self, func: Func, val: Val<'_>) -> Result<String, TemplateError> {
+    fn apply_func(
+        &self,
+        func: Func,
+        val: Val<'_>,
+        options: &expr::Options,
+    ) -> Result<String, TemplateError> {
         Ok(match func {
             Func::JsonEncode => json_encode(val),
             Func::StaticUrl => {
@@ -2572,14 +2660,14 @@ impl<'a> Renderer<'a> {
                     .ok_or_else(|| TemplateError::NeedsRequest("static_url".into()))?;
                 request.static_url(&val.text())
             }
-            Func::UrlEscape => url_escape(&val.text()).into_owned(),
+            Func::UrlEscape => url_escape_with(&val.text(), options.plus).into_owned(),
             Func::XhtmlEscape => {
                 let mut s = String::new();
                 push_escaped(&mut s, &val.text());
                 s
             }
             Func::Squeeze => squeeze(&val.text()),
-            Func::Linkify => linkify(&val.text()),
+            Func::Linkify => linkify_with(&val.text(), options),
         })
     }
 
@@ -3739,7 +3827,11 @@ mod tests {
             ("", ""),
         ];
         for (text, want) in cases {
-            assert_eq!(linkify(text), want, "{text}");
+            assert_eq!(
+                linkify_with(text, &expr::Options::default()),
+                want,
+                "{text}"
+            );
             // In a template: `{% raw %}`, as Tornado's pages write it.
             let v = json!({ "m": text });
             assert_eq!(
@@ -4917,11 +5009,17 @@ mod tests {
     fn bad_function_calls_are_refused_at_parse_with_a_hint() {
         use TemplateError::BadTag;
         for (src, tag) in [
-            ("\n{{ reverse_url(x) }}", "reverse_url(x)"),
             (
-                "\n{{ url_escape(x, plus=False) }}",
-                "url_escape(x, plus=False)",
+                "\n{{ url_escape(x, plush=False) }}",
+                "url_escape(x, plush=False)",
             ),
+            ("\n{{ linkify(x, plus=True) }}", "linkify(x, plus=True)"),
+            (
+                "\n{{ url_escape(x, plus=1, plus=2) }}",
+                "url_escape(x, plus=1, plus=2)",
+            ),
+            ("\n{{ url_escape(x, False) }}", "url_escape(x, False)"),
+            ("\n{{ url_escape(x, plus) }}", "url_escape(x, plus)"),
             ("\n{{ static_url() }}", "static_url()"),
             ("\n{{ static_url(\"a\\nb\") }}", "static_url(\"a\\nb\")"),
             ("\n{{ static_url(\"a') }}", "static_url(\"a')"),
@@ -4929,7 +5027,6 @@ mod tests {
             ("\n{{ JSON_ENCODE(x) }}", "JSON_ENCODE(x)"),
             ("\n{{ squeeze x }}", "squeeze x"),
             ("\n{% raw json_encode(x, y) %}", "raw json_encode(x, y)"),
-            ("\n{% raw reverse_url(\"x\") %}", "raw reverse_url(\"x\")"),
             ("\n{% json_encode(x) %}", "json_encode(x)"),
         ] {
             assert_eq!(
@@ -4940,14 +5037,15 @@ mod tests {
         }
         let says = |src: &str| Template::parse(src).unwrap_err().to_string();
         assert_eq!(
-            says("a\n{{ url_escape(x, plus=False) }}"),
-            "unsupported tag \"url_escape(x, plus=False)\": a function takes one argument, an \
-             expression (no keyword arguments, and no call of its result); quoted strings have no \\ \
-             inside at line 2"
+            says("a\n{{ url_escape(x, plush=False) }}"),
+            "unsupported tag \"url_escape(x, plush=False)\": a function takes one argument, an \
+             expression, and only these keyword arguments: url_escape's plus, linkify's shorten, \
+             extra_params, require_protocol and permitted_protocols (no call of its result); \
+             quoted strings have no \\ inside at line 2"
         );
         assert!(says("{% raw json_encode(a, b) %}").contains("a function takes one argument"));
         assert!(says("{% json_encode(a) %}").contains("a function takes one argument"));
-        for other in ["{{ reverse_url(x) }}", "{{ _(\"Hi\") }}", "{{ x.y() }}"] {
+        for other in ["{{ _(\"Hi\") }}", "{{ x.y() }}"] {
             assert!(
                 says(other).contains(
                     "calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs"
