@@ -3013,3 +3013,45 @@ fn require_login_redirects_as_tornados_authenticated() {
 fn sha1_hex(s: &str) -> String {
     sha1_smol::Sha1::from(s).digest().to_string()
 }
+
+/// The client's address and scheme as a handler sees them.
+struct Who;
+impl RequestHandler for Who {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let r = cx.request();
+        let ip = r.remote_ip().map_or("-".to_string(), |ip| ip.to_string());
+        cx.write(format!("{ip} {}", r.protocol()));
+    }
+}
+
+/// Tornado's xheaders: behind a proxy, the address and scheme it reports;
+/// per request on a keep-alive connection; ignored without the setting.
+#[test]
+fn xheaders_give_the_proxied_client_address_and_scheme() {
+    for on in [true, false] {
+        let server = Server::start(move || {
+            Application::builder()
+                .route("/", || Who)
+                .xheaders(on)
+                .trusted_downstream(["10.1.1.1"])
+                .build()
+        });
+        let mut s = server.connect();
+        let mut ask = |headers: &str| {
+            let raw = format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+            s.write_all(raw.as_bytes()).unwrap();
+            let (status, _, body) = read_response(&mut s);
+            assert_eq!(status, 200);
+            String::from_utf8(body).unwrap()
+        };
+        let proxied = ask("X-Forwarded-For: 203.0.113.7, 10.1.1.1\r\nX-Forwarded-Proto: https\r\n");
+        let direct = ask("");
+        if on {
+            assert_eq!(proxied, "203.0.113.7 https");
+        } else {
+            assert_eq!(proxied, "127.0.0.1 http");
+        }
+        // The next request on the connection starts from the socket again.
+        assert_eq!(direct, "127.0.0.1 http");
+    }
+}

@@ -54,6 +54,19 @@ pub struct HttpLimits {
     /// 15 % less server CPU per connection in handshake churn
     /// (benches/README.md). `None` or zero turns it off.
     pub defer_accept: Option<Duration>,
+    /// Tornado's `xheaders`: behind a reverse proxy, take the client's
+    /// address from `X-Real-Ip` or `X-Forwarded-For` and the scheme from
+    /// `X-Scheme` or `X-Forwarded-Proto`, per request, as
+    /// [`Request::peer`] / [`Request::remote_ip`] and
+    /// [`Request::protocol`] (access log, handlers, WebSocket handlers).
+    /// Only for a server that every request reaches through the proxy: a
+    /// client talking to it directly could claim any address. Default
+    /// `false`.
+    pub xheaders: bool,
+    /// Tornado's `trusted_downstream`: proxies in front of the first one
+    /// whose addresses `X-Forwarded-For` lists; the client is the last
+    /// address of that list that is not one of these. Default none.
+    pub trusted_downstream: Vec<String>,
 }
 
 impl Default for HttpLimits {
@@ -68,6 +81,8 @@ impl Default for HttpLimits {
             nodelay: true,
             max_connections: 100_000,
             defer_accept: Some(Duration::from_secs(10)),
+            xheaders: false,
+            trusted_downstream: Vec::new(),
         }
     }
 }

@@ -772,9 +772,62 @@ impl Request {
         self.head = all.into_boxed_slice();
     }
 
-    /// The peer's address, when the request came from a socket.
+    /// The peer's address, when the request came from a socket: with the
+    /// `xheaders` setting, the client's address the proxy reported (the
+    /// proxy's port kept).
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// The client's IP address (Tornado's `remote_ip`): [`peer`](Self::peer)'s.
+    pub fn remote_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer.map(|p| p.ip())
+    }
+
+    /// Tornado's `_apply_xheaders` (the `xheaders` setting): the client's
+    /// address from `X-Real-Ip`, else the last `X-Forwarded-For` address
+    /// that is not in `trusted` (all of the header's lines, as one
+    /// list), when it is an IP address; the scheme from the last entry of
+    /// `X-Scheme`, else `X-Forwarded-Proto`, when it is `http` or `https`.
+    pub(crate) fn apply_xheaders(&mut self, trusted: &[String]) {
+        let joined = |name: &str| -> Option<String> {
+            let values: Vec<String> = self
+                .header_all(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect();
+            (!values.is_empty()).then(|| values.join(","))
+        };
+        let socket_ip = self.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+        let forwarded = joined("X-Forwarded-For").unwrap_or_else(|| socket_ip.clone());
+        let mut ip = "";
+        for candidate in forwarded.rsplit(',').map(str::trim) {
+            ip = candidate;
+            if !trusted.iter().any(|t| t == candidate) {
+                break;
+            }
+        }
+        let real = joined("X-Real-Ip");
+        let ip = real
+            .as_deref()
+            .unwrap_or(ip)
+            .parse::<std::net::IpAddr>()
+            .ok();
+        let proto = joined("X-Scheme").or_else(|| joined("X-Forwarded-Proto"));
+        let https = match proto
+            .as_deref()
+            .and_then(|p| p.rsplit(',').next())
+            .map(str::trim)
+        {
+            Some("https") => Some(true),
+            Some("http") => Some(false),
+            _ => None,
+        };
+        if let (Some(addr), Some(peer)) = (ip, self.peer) {
+            self.peer = Some(SocketAddr::new(addr, peer.port()));
+        }
+        if let Some(https) = https {
+            self.set_https(https);
+        }
     }
 
     /// Records the peer's address.
@@ -1334,5 +1387,131 @@ mod tests {
         assert_eq!(percent_decode("a+b%20c", true), "a b c");
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("%4", false), "%4");
+    }
+}
+
+#[cfg(test)]
+mod xheaders_tests {
+    use super::*;
+
+    /// Expected values printed by Tornado 6.6's
+    /// `_HTTPRequestContext._apply_xheaders` for a request from
+    /// 10.0.0.1:4242 over `http` and over `https`.
+    #[test]
+    fn xheaders_as_tornado_applies_them() {
+        type Case<'a> = (
+            &'a [(&'a str, &'a str)],
+            &'a [&'a str],
+            &'a str,
+            [&'a str; 2],
+        );
+        let cases: &[Case<'_>] = &[
+            (&[], &[], "10.0.0.1", ["http", "https"]),
+            (
+                &[("X-Forwarded-For", "1.2.3.4")],
+                &[],
+                "1.2.3.4",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Forwarded-For", "1.2.3.4, 5.6.7.8")],
+                &[],
+                "5.6.7.8",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Forwarded-For", "1.2.3.4, 5.6.7.8")],
+                &["5.6.7.8"],
+                "1.2.3.4",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Forwarded-For", "1.2.3.4, 5.6.7.8")],
+                &["5.6.7.8", "1.2.3.4"],
+                "1.2.3.4",
+                ["http", "https"],
+            ),
+            (
+                &[
+                    ("X-Forwarded-For", "1.2.3.4"),
+                    ("X-Forwarded-For", "9.9.9.9"),
+                ],
+                &[],
+                "9.9.9.9",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Forwarded-For", "not-an-ip")],
+                &[],
+                "10.0.0.1",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Forwarded-For", "1.2.3.4"), ("X-Real-Ip", "2001:db8::1")],
+                &[],
+                "2001:db8::1",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Real-Ip", "bogus")],
+                &[],
+                "10.0.0.1",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Forwarded-For", "1.2.3.4,")],
+                &[],
+                "10.0.0.1",
+                ["http", "https"],
+            ),
+            (
+                &[("X-Forwarded-Proto", "https")],
+                &[],
+                "10.0.0.1",
+                ["https", "https"],
+            ),
+            (
+                &[("X-Forwarded-Proto", "https, http")],
+                &[],
+                "10.0.0.1",
+                ["http", "http"],
+            ),
+            (
+                &[("X-Forwarded-Proto", "http,https")],
+                &[],
+                "10.0.0.1",
+                ["https", "https"],
+            ),
+            (
+                &[("X-Scheme", "http"), ("X-Forwarded-Proto", "https")],
+                &[],
+                "10.0.0.1",
+                ["http", "http"],
+            ),
+            (&[("X-Scheme", "ftp")], &[], "10.0.0.1", ["http", "https"]),
+            (&[("X-Scheme", "")], &[], "10.0.0.1", ["http", "https"]),
+            (
+                &[("X-Forwarded-Proto", "HTTPS")],
+                &[],
+                "10.0.0.1",
+                ["http", "https"],
+            ),
+        ];
+        for (headers, trusted, ip, protos) in cases {
+            for (tls, proto) in [false, true].into_iter().zip(protos) {
+                let mut req = Request::synthetic("GET", "/", headers);
+                req.set_peer(Some("10.0.0.1:4242".parse().unwrap()));
+                req.set_https(tls);
+                let trusted: Vec<String> = trusted.iter().map(|s| s.to_string()).collect();
+                req.apply_xheaders(&trusted);
+                let got = (req.remote_ip().unwrap().to_string(), req.protocol());
+                assert_eq!(
+                    got,
+                    (ip.to_string(), *proto),
+                    "{headers:?} {trusted:?} tls {tls}"
+                );
+                assert_eq!(req.peer().unwrap().port(), 4242);
+            }
+        }
     }
 }

@@ -616,6 +616,9 @@ impl HttpConn {
         if self.stream.as_ref().is_some_and(Stream::is_tls) {
             req.set_https(true);
         }
+        if self.shared.limits.xheaders {
+            req.apply_xheaders(&self.shared.limits.trusted_downstream);
+        }
         if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             self.error(lp, 503, "server shutting down");

@@ -988,6 +988,25 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Tornado's `xheaders=True` (see [`HttpLimits::xheaders`](crate::http::HttpLimits::xheaders)):
+    /// behind a reverse proxy, the client's address and scheme come from
+    /// its `X-Real-Ip` / `X-Forwarded-For` and `X-Scheme` /
+    /// `X-Forwarded-Proto` headers.
+    pub fn xheaders(mut self, on: bool) -> Self {
+        self.settings.http.xheaders = on;
+        self
+    }
+
+    /// Tornado's `trusted_downstream` (see
+    /// [`HttpLimits::trusted_downstream`](crate::http::HttpLimits::trusted_downstream)).
+    pub fn trusted_downstream<S: Into<String>>(
+        mut self,
+        proxies: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.settings.http.trusted_downstream = proxies.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// `TCP_NODELAY` default, for HTTP and upgraded WebSocket connections.
     pub fn nodelay(mut self, nodelay: bool) -> Self {
         self.settings.http.nodelay = nodelay;
