@@ -57,6 +57,8 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: Rc<Path>,
+    /// Tornado's `default_filename`: served for a directory.
+    default_filename: Option<Rc<str>>,
 }
 
 /// The content type served for a file name (by extension, case-insensitive).
@@ -86,7 +88,19 @@ pub fn content_type(path: &Path) -> &'static str {
 
 /// Why a requested path is not served: the HTTP status.
 fn resolve(root: &Path, rel: &str) -> Result<PathBuf, u16> {
-    if rel.is_empty() || rel.contains(['\\', '\0']) || rel.starts_with('/') {
+    if rel.is_empty() {
+        return Err(403);
+    }
+    let full = resolve_any(root, rel)?;
+    if !full.is_file() {
+        return Err(403);
+    }
+    Ok(full)
+}
+
+/// [`resolve`] for a file or a directory (`""` is the root itself).
+fn resolve_any(root: &Path, rel: &str) -> Result<PathBuf, u16> {
+    if rel.contains(['\\', '\0']) || rel.starts_with('/') {
         return Err(403);
     }
     let rel_path = Path::new(rel);
@@ -110,9 +124,6 @@ fn resolve(root: &Path, rel: &str) -> Result<PathBuf, u16> {
     })?;
     let full = root.join(rel_path).canonicalize().map_err(not_found)?;
     if !full.starts_with(&root) {
-        return Err(403);
-    }
-    if !full.is_file() {
         return Err(403);
     }
     Ok(full)
@@ -168,7 +179,30 @@ impl StaticFiles {
     pub fn new(root: impl Into<PathBuf>) -> StaticFiles {
         StaticFiles {
             root: root.into().into(),
+            default_filename: None,
         }
+    }
+
+    /// Serves `name` (such as `index.html`) for a request naming a
+    /// directory, as Tornado's `StaticFileHandler(default_filename=)`: a
+    /// path ending in `/` (or the route's empty capture) gets the
+    /// directory's `name`, and a directory path without the final `/` is
+    /// redirected (301) to the same path with it, so relative links in
+    /// the page resolve. A path beginning with `//` is refused (403)
+    /// rather than redirected (it would be a protocol-relative URL).
+    ///
+    /// ```
+    /// use cyclone::web::{Application, StaticFiles};
+    ///
+    /// let site = StaticFiles::new("public").with_default_filename("index.html");
+    /// let app = Application::builder()
+    ///     .route("/(.*)", move || site.clone())
+    ///     .build();
+    /// # let _ = app;
+    /// ```
+    pub fn with_default_filename(mut self, name: impl Into<String>) -> StaticFiles {
+        self.default_filename = Some(name.into().into());
+        self
     }
 
     /// The root directory.
@@ -190,9 +224,41 @@ impl StaticFiles {
         file_version(&self.root, rel)
     }
 
+    /// The file `rel` names: with a default filename, a directory's (or
+    /// `None` once a redirect to the directory's `/` path was sent).
+    fn locate(&self, cx: &mut RequestContext<'_>, rel: &str) -> Result<Option<PathBuf>, u16> {
+        let Some(index) = self.default_filename.as_deref() else {
+            return resolve(&self.root, rel).map(Some);
+        };
+        let found = resolve_any(&self.root, rel)?;
+        if !found.is_dir() {
+            return if found.is_file() {
+                Ok(Some(found))
+            } else {
+                Err(403)
+            };
+        }
+        let path = cx.request().path();
+        if !path.ends_with('/') {
+            if path.starts_with("//") {
+                return Err(403);
+            }
+            let to = format!("{path}/");
+            cx.redirect(&to, true);
+            return Ok(None);
+        }
+        let file = found.join(index);
+        match std::fs::metadata(&file) {
+            Ok(m) if m.is_file() => Ok(Some(file)),
+            Ok(_) => Err(403),
+            Err(_) => Err(404),
+        }
+    }
+
     fn serve(&self, cx: &mut RequestContext<'_>, rel: &str) {
-        let path = match resolve(&self.root, rel) {
-            Ok(p) => p,
+        let path = match self.locate(cx, rel) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
             Err(status) => {
                 log::debug!("static {rel:?} under {}: {status}", self.root.display());
                 return cx.send_error(status);

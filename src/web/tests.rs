@@ -1981,3 +1981,65 @@ fn templates_reverse_urls_and_unknown_paths_reach_the_default_handler() {
 fn naming_needs_a_route() {
     let _ = Application::builder().name("x");
 }
+
+#[test]
+fn static_files_serve_a_directory_s_default_filename() {
+    let dir = TempDir::new("default-filename");
+    dir.file("index.html", "root index");
+    dir.file("docs/index.html", "docs index");
+    dir.file("docs/page.html", "a page");
+    dir.file("empty/other.txt", "no index here");
+    let site = StaticFiles::new(dir.path()).with_default_filename("index.html");
+    let plain = StaticFiles::new(dir.path());
+    let app = Application::builder()
+        .route("/site/(.*)", move || site.clone())
+        .route("/plain/(.*)", move || plain.clone())
+        .build();
+    assert_eq!(file_text(&get(&app, "/site/")), "root index");
+    assert_eq!(file_text(&get(&app, "/site/docs/")), "docs index");
+    assert_eq!(file_text(&get(&app, "/site/docs/page.html")), "a page");
+    let r = get(&app, "/site/docs");
+    assert_eq!(
+        (r.status(), r.header("Location")),
+        (301, Some("/site/docs/"))
+    );
+    assert_eq!(get(&app, "/site/empty/").status(), 404);
+    assert_eq!(get(&app, "/site/../x").status(), 403);
+    assert_eq!(get(&app, "/site/nothing.html").status(), 404);
+    // Without the option a directory is refused, as before.
+    assert_eq!(get(&app, "/plain/docs/").status(), 403);
+    assert_eq!(get(&app, "/plain/").status(), 403);
+    // `//` would redirect off-site: refused.
+    let app = Application::builder()
+        .route("/(.*)", {
+            let site = StaticFiles::new(dir.path()).with_default_filename("index.html");
+            move || site.clone()
+        })
+        .build();
+    assert_eq!(get(&app, "//docs").status(), 403);
+    assert_eq!(file_text(&get(&app, "/")), "root index");
+}
+
+#[test]
+fn redirect_handler_formats_the_target_and_keeps_the_query() {
+    let app = Application::builder()
+        .route(r"/posts/(\d+)/(?P<slug>[^/]+)", || {
+            RedirectHandler::new("/blog/{0}/{slug}")
+        })
+        .route("/latest", || {
+            RedirectHandler::new("/blog/x?from=latest#top").temporary()
+        })
+        .route("/broken", || RedirectHandler::new("/{3}"))
+        .build();
+    let r = get(&app, "/posts/7/hello?a=1&b=x%20y&a=2");
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.header("Location"), Some("/blog/7/hello?a=1&a=2&b=x+y"));
+    let r = get(&app, "/latest?");
+    assert_eq!(
+        (r.status(), r.header("Location")),
+        (302, Some("/blog/x?from=latest#top"))
+    );
+    let r = get(&app, "/latest?q");
+    assert_eq!(r.header("Location"), Some("/blog/x?from=latest&q=#top"));
+    assert_eq!(get(&app, "/broken").status(), 500);
+}

@@ -1,0 +1,172 @@
+//! `RedirectHandler`: a route that only redirects (Tornado's
+//! `tornado.web.RedirectHandler`).
+
+use super::context::RequestContext;
+use super::handler::RequestHandler;
+use super::template::url_escape;
+use crate::http::request::parse_qs;
+
+/// Redirects every `GET` to another URL: Tornado's `RedirectHandler`
+/// (`(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})`).
+///
+/// The target is a format string: `{0}`, `{1}`, … are the route's
+/// captures in order and `{name}` a named capture (Python's
+/// `str.format`; `{{` and `}}` are braces). The request's query arguments
+/// are added to the target's, as Tornado's `url_concat` adds them
+/// (re-encoded). Permanent (301) by default, as in Tornado.
+///
+/// ```
+/// use cyclone::web::{Application, RedirectHandler};
+///
+/// let old_blog = RedirectHandler::new("/blog/{0}");
+/// let app = Application::builder()
+///     .route(r"/posts/(.*)", move || old_blog.clone())
+///     .route(r"/latest", || RedirectHandler::new("/blog/2026/hello").temporary())
+///     .build();
+/// # let _ = app;
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedirectHandler {
+    url: String,
+    permanent: bool,
+}
+
+impl RedirectHandler {
+    /// Redirects to `url` (a format string of the captures) with 301.
+    pub fn new(url: impl Into<String>) -> RedirectHandler {
+        RedirectHandler {
+            url: url.into(),
+            permanent: true,
+        }
+    }
+
+    /// With 302 instead of 301 (Tornado's `permanent=False`).
+    pub fn temporary(mut self) -> RedirectHandler {
+        self.permanent = false;
+        self
+    }
+}
+
+impl RequestHandler for RedirectHandler {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let Some(mut to) = format_url(&self.url, args, |name| cx.path_kwarg(name)) else {
+            log::error!(
+                "RedirectHandler: {:?} names a capture the route does not have",
+                self.url
+            );
+            return cx.send_error(500);
+        };
+        // Tornado's `request.query_arguments` is a dict: the values of a
+        // name together, names in the order they first appear.
+        let mut query: Vec<(String, String)> = Vec::new();
+        for (k, v) in parse_qs(cx.request().query()) {
+            match query.iter().rposition(|(n, _)| *n == k) {
+                Some(i) => query.insert(i + 1, (k, v)),
+                None => query.push((k, v)),
+            }
+        }
+        if !query.is_empty() {
+            to = url_concat(&to, &query);
+        }
+        cx.redirect(&to, self.permanent);
+    }
+}
+
+/// Python's `template.format(*args, **kwargs)` for plain `{0}`, `{name}`
+/// and `{}` fields (automatic numbering), `{{` and `}}`; `None` for a
+/// field naming no capture or one Python would refuse.
+fn format_url<'a>(
+    template: &str,
+    args: &[&str],
+    kwarg: impl Fn(&str) -> Option<&'a str>,
+) -> Option<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars().peekable();
+    let mut auto = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '}' => return None,
+            '{' => {
+                let mut field = String::new();
+                loop {
+                    match chars.next()? {
+                        '}' => break,
+                        '{' => return None,
+                        c => field.push(c),
+                    }
+                }
+                let value = if field.is_empty() {
+                    auto += 1;
+                    args.get(auto - 1).copied()?
+                } else if field.bytes().all(|b| b.is_ascii_digit()) {
+                    args.get(field.parse::<usize>().ok()?).copied()?
+                } else {
+                    kwarg(&field)?
+                };
+                out.push_str(value);
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Tornado's `url_concat`: `args` added to the query `url` already has,
+/// the whole query written again as Python's `urlencode` writes it; a
+/// `#fragment` stays last.
+fn url_concat(url: &str, args: &[(String, String)]) -> String {
+    let (rest, fragment) = match url.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (url, None),
+    };
+    let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut pairs: Vec<(String, String)> = parse_qs(query).collect();
+    pairs.extend(args.iter().cloned());
+    let encoded: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_escape(k), url_escape(v)))
+        .collect();
+    let mut out = format!("{base}?{}", encoded.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_format_as_python_formats_them() {
+        let args = ["a b", "2"];
+        let kw = |n: &str| (n == "slug").then_some("s");
+        let f = |t: &str| format_url(t, &args, kw);
+        assert_eq!(f("/new/{0}/{1}").as_deref(), Some("/new/a b/2"));
+        assert_eq!(f("/new/{}/{}").as_deref(), Some("/new/a b/2"));
+        assert_eq!(f("/{slug}/{{x}}").as_deref(), Some("/s/{x}"));
+        assert_eq!(f("/plain").as_deref(), Some("/plain"));
+        for bad in ["/{2}", "/{other}", "/{", "/}", "/{a{b}"] {
+            assert_eq!(f(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_arguments_are_concatenated_as_tornado_does() {
+        let args = vec![
+            ("q".to_string(), "x y".to_string()),
+            ("e".into(), String::new()),
+        ];
+        assert_eq!(url_concat("/new", &args), "/new?q=x+y&e=");
+        assert_eq!(url_concat("/new?a=1#top", &args), "/new?a=1&q=x+y&e=#top");
+    }
+}
