@@ -54,6 +54,9 @@ pub struct RequestContext<'a> {
     xsrf_token: OnceCell<String>,
     /// A `multipart/form-data` body's parts ([`parse_body`](Self::parse_body)).
     multipart: Option<multipart::Parts>,
+    /// Tornado's `current_user`: from the handler's `get_current_user`,
+    /// or set in `prepare`.
+    current_user: Option<String>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -86,6 +89,7 @@ impl<'a> RequestContext<'a> {
             xsrf_raw: OnceCell::new(),
             xsrf_token: OnceCell::new(),
             multipart: None,
+            current_user: None,
         }
     }
 
@@ -1019,6 +1023,23 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// The logged-in user (Tornado's `self.current_user`): what the
+    /// handler's [`get_current_user`](super::RequestHandler::get_current_user)
+    /// returned before `prepare`, or what
+    /// [`set_current_user`](Self::set_current_user) put in its place.
+    /// Templates rendered for the request see it as `current_user`
+    /// (`None` when nobody is logged in), unless their values have that
+    /// name.
+    pub fn current_user(&self) -> Option<&str> {
+        self.current_user.as_deref()
+    }
+
+    /// Sets [`current_user`](Self::current_user), e.g. in `prepare` once
+    /// a session was looked up (Tornado: assigning `self.current_user`).
+    pub fn set_current_user(&mut self, user: Option<String>) {
+        self.current_user = user;
+    }
+
     /// [`Application::reverse_url`](super::Application::reverse_url) of
     /// this request's application (Tornado's `self.reverse_url`; in
     /// templates, `{{ reverse_url("story", story.id) }}`).
@@ -1235,7 +1256,13 @@ impl<'a> RequestContext<'a> {
             log::error!("xsrf_cookie_name {name:?} is not a valid cookie name: no XSRF cookie set");
             return;
         }
-        self.push_cookie_line(name, &token, &settings.xsrf_cookie_kwargs);
+        // Tornado: a logged-in user's token lasts 30 days unless the
+        // kwargs say otherwise.
+        let mut options = settings.xsrf_cookie_kwargs.clone();
+        if self.current_user.is_some() && options.expires_days.is_none() {
+            options.expires_days = Some(30.0);
+        }
+        self.push_cookie_line(name, &token, &options);
     }
 
     /// Adds the `Set-Cookie` line for `name=value` with `options`, or logs
@@ -1269,6 +1296,10 @@ impl RequestNamespace for RequestContext<'_> {
 
     fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
         RequestContext::reverse_url(self, name, args)
+    }
+
+    fn current_user(&self) -> Option<&str> {
+        RequestContext::current_user(self)
     }
 }
 

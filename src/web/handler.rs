@@ -79,6 +79,44 @@ pub trait RequestHandler: 'static {
         cx.check_xsrf_cookie();
     }
 
+    /// Who is logged in (Tornado's `get_current_user`), usually from a
+    /// signed cookie: called before [`prepare`](Self::prepare), its answer
+    /// is [`RequestContext::current_user`] and `current_user` in
+    /// templates. Default: nobody.
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Home;
+    /// impl RequestHandler for Home {
+    ///     fn get_current_user(&mut self, cx: &RequestContext<'_>) -> Option<String> {
+    ///         cx.get_secure_cookie("user").map(|u| String::from_utf8_lossy(&u).into_owned())
+    ///     }
+    ///     fn authenticated_methods(&self) -> &'static [&'static str] {
+    ///         &["GET"] // Tornado's @authenticated on get()
+    ///     }
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let name = cx.current_user().unwrap_or_default().to_owned();
+    ///         cx.write(format!("hello {name}"));
+    ///     }
+    /// }
+    /// ```
+    fn get_current_user(&mut self, cx: &RequestContext<'_>) -> Option<String> {
+        let _ = cx;
+        None
+    }
+
+    /// The methods that need a logged-in user (Tornado's
+    /// `@tornado.web.authenticated` on them): after `prepare`, a request
+    /// with one of these methods and no
+    /// [`current_user`](RequestContext::current_user) gets
+    /// [`RequestContext::require_login`] (a redirect to `login_url` for
+    /// `GET` and `HEAD`, 403 otherwise) instead of the method. Default:
+    /// none.
+    fn authenticated_methods(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Runs before the method, once the method is known to be supported
     /// (Tornado's `prepare`): a check every method shares, such as a
     /// login. If it finishes the response (`send_error`, `redirect`,
@@ -206,8 +244,14 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
             return;
         }
     }
+    let user = handler.get_current_user(cx);
+    cx.set_current_user(user);
     handler.prepare(cx);
     if cx.is_finished() {
+        return;
+    }
+    if cx.current_user().is_none() && handler.authenticated_methods().contains(&method) {
+        cx.require_login();
         return;
     }
     match method {

@@ -2043,3 +2043,100 @@ fn redirect_handler_formats_the_target_and_keeps_the_query() {
     assert_eq!(r.header("Location"), Some("/blog/x?from=latest&q=#top"));
     assert_eq!(get(&app, "/broken").status(), 500);
 }
+
+/// Tornado's current_user idiom: the `user` cookie (plain here), an
+/// authenticated GET and POST, a template greeting `current_user`.
+struct Members {
+    from_prepare: bool,
+}
+
+impl RequestHandler for Members {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST", "PUT"]
+    }
+    fn get_current_user(&mut self, cx: &RequestContext<'_>) -> Option<String> {
+        cx.get_cookie("user")
+    }
+    fn authenticated_methods(&self) -> &'static [&'static str] {
+        &["GET", "POST"]
+    }
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        if self.from_prepare {
+            cx.set_current_user(Some("set in prepare".into()));
+        }
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        if args[0] == "xsrf" {
+            let _ = cx.xsrf_token();
+        }
+        let page = cx
+            .render_string("hello.html", &serde_json::json!({}))
+            .unwrap();
+        cx.write(page);
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("posted");
+    }
+    fn put(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write(format!("put by {:?}", cx.current_user()));
+    }
+}
+
+#[test]
+fn current_user_and_authenticated_methods() {
+    let dir = TempDir::new("current-user");
+    dir.file(
+        "hello.html",
+        "{% if current_user %}hello {{ current_user }}{% else %}hello stranger{% end %}",
+    );
+    let app = Application::builder()
+        .template_path(dir.path())
+        .login_url("/login")
+        .route("/m/(.*)", || Members {
+            from_prepare: false,
+        })
+        .route("/p/(.*)", || Members { from_prepare: true })
+        .build();
+    let bob = [("Cookie", "user=bob")];
+    assert_eq!(text(&get_with(&app, "/m/x", &bob)), "hello bob");
+    // Not logged in: GET redirects to login_url, POST is 403, PUT (not
+    // listed) runs without a user.
+    let r = get(&app, "/m/x");
+    assert_eq!(
+        (r.status(), r.header("Location")),
+        (302, Some("/login?next=%2Fm%2Fx"))
+    );
+    assert_eq!(request(&app, "POST", "/m/x").status(), 403);
+    let r = request(&app, "PUT", "/m/x");
+    assert_eq!((r.status(), text(&r)), (200, "put by None"));
+    let r = dispatch(&app, Request::synthetic("POST", "/m/x", &bob));
+    assert_eq!(text(&r), "posted");
+    // prepare can set it (and then nobody is redirected).
+    assert_eq!(text(&get(&app, "/p/x")), "hello set in prepare");
+    // The XSRF cookie of a logged-in user lasts 30 days.
+    let app = Application::builder()
+        .template_path(dir.path())
+        .xsrf_cookies(true)
+        .route("/m/(.*)", || Members {
+            from_prepare: false,
+        })
+        .build();
+    let r = get_with(&app, "/m/xsrf", &bob);
+    let line = &collect_headers(&r, "Set-Cookie")[0];
+    assert!(
+        line.starts_with("_xsrf=") && line.contains("; Expires="),
+        "{line}"
+    );
+}
+
+#[test]
+fn templates_see_current_user_none_and_values_win() {
+    let t = Template::parse("{{ current_user }}").unwrap();
+    // Without a request the name is not defined.
+    assert!(t.render_value(&serde_json::json!({})).is_err());
+    assert_eq!(
+        t.render_value(&serde_json::json!({"current_user": "given"}))
+            .unwrap(),
+        "given"
+    );
+}

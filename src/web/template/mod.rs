@@ -1854,6 +1854,8 @@ pub(crate) trait RequestNamespace {
     /// What `reverse_url(name, *args)` returns; `None` for a name no route
     /// has (and where there is no request).
     fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String>;
+    /// `current_user`: the logged-in user's name, if any.
+    fn current_user(&self) -> Option<&str>;
 }
 
 pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
@@ -1872,6 +1874,10 @@ impl<F: Fn(&str) -> String> RequestNamespace for StaticUrlOnly<F> {
     }
 
     fn reverse_url(&self, _name: &str, _args: &[&str]) -> Option<String> {
+        None
+    }
+
+    fn current_user(&self) -> Option<&str> {
         None
     }
 }
@@ -2444,6 +2450,18 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
+    /// A name of Tornado's template namespace that is a value, not a
+    /// function: `current_user` (`None` when nobody is logged in), when
+    /// the render has a request and the values do not have the name.
+    fn namespace(&self, name: &str) -> Option<Val<'a>> {
+        static NONE: Value = Value::Null;
+        let request = self.request?;
+        (name == "current_user").then(|| match request.current_user() {
+            Some(user) => Val::Str(user),
+            None => Val::Json(&NONE),
+        })
+    }
+
     /// One step of work: fails once the step budget is spent or the output
     /// is over its bound (checked before each node, so at most one node's
     /// output past it).
@@ -2485,9 +2503,13 @@ impl<'a> Renderer<'a> {
                         .iter()
                         .find(|(n, _)| *n == path)
                         .map(|(_, v)| Val::Str(v))
+                        .or_else(|| self.namespace(path))
                         .ok_or_else(undefined)
                 }
-                Root::Object(map) => Val::Json(map.get(first).ok_or_else(undefined)?),
+                Root::Object(map) => match map.get(first) {
+                    Some(v) => Val::Json(v),
+                    None => self.namespace(first).ok_or_else(undefined)?,
+                },
             },
         };
         for seg in segs {
