@@ -104,7 +104,7 @@ impl RequestHandler for UploadHandler {
                 serde_json::json!([name, f.filename, f.content_type, f.body.len(), hex(f.body)])
             })
             .collect();
-        let arguments = cx.body_arguments();
+        let arguments: Vec<(String, String)> = cx.body_arguments().collect();
         cx.write_json(&serde_json::json!({ "arguments": arguments, "files": files }));
     }
 }

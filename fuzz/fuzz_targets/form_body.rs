@@ -25,7 +25,7 @@ impl RequestHandler for Show {
     }
     fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
         let body = cx.request().body();
-        let args = cx.body_arguments();
+        let args: Vec<(String, String)> = cx.body_arguments().collect();
         let files = cx.files();
         for (name, f) in &files {
             assert!(

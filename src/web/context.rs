@@ -14,7 +14,7 @@ use super::signed::CookieSecret;
 use super::static_files::url_path_escape;
 use super::template::{RequestNamespace, TemplateError};
 use super::xsrf;
-use crate::http::request::qs_values;
+use crate::http::request::{percent_decode, qs_values};
 use crate::http::response::valid_status;
 use crate::http::{Request, Response};
 
@@ -628,23 +628,31 @@ impl<'a> RequestContext<'a> {
     /// Every body argument as `(name, value)`, in the body's order
     /// (Tornado's `self.request.body_arguments`, flattened): what
     /// [`get_body_arguments`](Self::get_body_arguments) gives name by name.
-    pub fn body_arguments(&self) -> Vec<(String, String)> {
-        let body = self.request.body();
-        if let Some(parts) = &self.multipart {
-            let text =
-                |r: &std::ops::Range<usize>| String::from_utf8_lossy(&body[r.clone()]).into_owned();
-            return parts
-                .fields
-                .iter()
-                .map(|(n, r)| (n.clone(), clean_argument(text(r))))
-                .collect();
-        }
-        if !self.is_form() {
-            return Vec::new();
-        }
-        crate::http::request::parse_qs(&String::from_utf8_lossy(body))
-            .map(|(n, v)| (n, clean_argument(v)))
-            .collect()
+    /// Lazy: a body of millions of tiny fields is decoded a pair at a
+    /// time, never kept whole as strings.
+    pub fn body_arguments(&self) -> impl Iterator<Item = (String, String)> + 'a {
+        let body: &'a [u8] = self.request.body();
+        let fields: Vec<(String, std::ops::Range<usize>)> = self
+            .multipart
+            .as_ref()
+            .map_or_else(Vec::new, |parts| parts.fields.clone());
+        let multipart = self.multipart.is_some();
+        let form = !multipart && self.is_form();
+        let parts = fields.into_iter().map(move |(n, r)| {
+            let value = String::from_utf8_lossy(&body[r]).into_owned();
+            (n, clean_argument(value))
+        });
+        let urlencoded: &'a [u8] = if form { body } else { &[] };
+        let pairs = urlencoded
+            .split(|&b| b == b'&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let pair = String::from_utf8_lossy(pair);
+                let (k, v) = pair.split_once('=').unwrap_or((&pair, ""));
+                let (k, v) = (percent_decode(k, true), percent_decode(v, true));
+                (k, clean_argument(v))
+            });
+        parts.chain(pairs)
     }
 
     /// The files uploaded as the form field `name` of a

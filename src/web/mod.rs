@@ -10,7 +10,14 @@
 //! * [`RequestContext`] — the request, arguments, cookies, and the response
 //!   being built (`write`, `write_json`, `render`, `render_with`,
 //!   `redirect`, `send_error`).
-//! * [`StaticFiles`] — files under `static_path`, without path traversal.
+//! * [`StaticFiles`] — files under `static_path`, without path traversal
+//!   (a directory's `index.html` with [`StaticFiles::with_default_filename`]);
+//!   [`RedirectHandler`] — a route that only redirects.
+//! * Tornado's web security and HTTP conveniences: signed cookies
+//!   ([`signed`]), [`CookieOptions`] (`HttpOnly`, `Secure`, `SameSite`),
+//!   XSRF tokens (the `xsrf_cookies` setting), `multipart/form-data`
+//!   uploads ([`HttpFile`]), the automatic `Etag`/304 and
+//!   `compress_response`.
 //! * [`Template`] — the template language of `render` and `render_with`:
 //!   Tornado's syntax with the Python expressions templates use, evaluated
 //!   as Python does (`{{ }}`, `if`/`elif`/`else`, `for`, `set`,

@@ -2140,3 +2140,34 @@ fn templates_see_current_user_none_and_values_win() {
         "given"
     );
 }
+
+/// Reads the first three body arguments, and how many there are.
+struct FirstArgs;
+
+impl RequestHandler for FirstArgs {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let first: Vec<String> = cx
+            .body_arguments()
+            .take(3)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let count = cx.body_arguments().count();
+        cx.write(format!("{} of {count}", first.join(",")));
+    }
+}
+
+#[test]
+fn body_arguments_are_read_lazily_in_order() {
+    let app = Application::builder().route("/", || FirstArgs).build();
+    let mut body = b"b=%C3%A9+x&a&&c=%01z%20".to_vec();
+    for _ in 0..200_000 {
+        body.extend_from_slice(b"&x=1");
+    }
+    let req = multipart_request("POST", "/", "application/x-www-form-urlencoded", &body, &[]);
+    assert_eq!(text(&dispatch(&app, req)), "b=é x,a=,c=z of 200003");
+    let req = multipart_request("POST", "/", "text/plain", b"a=1", &[]);
+    assert_eq!(text(&dispatch(&app, req)), " of 0");
+}
