@@ -1777,3 +1777,56 @@ fn named_route_captures_reach_open() {
     ws.send(TMsg::text("again")).unwrap();
     assert_eq!(ws.read().unwrap(), TMsg::text("None"));
 }
+
+/// Renders each message through the application's `message.html`, with
+/// the route's static and reversed URLs (Tornado's chat demo does the
+/// same with `render_string` in `on_message`).
+struct Renders;
+impl WebSocketHandler for Renders {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let body = msg.as_text().unwrap_or_default().to_owned();
+        let html = match ws.render_string(
+            "message.html",
+            &serde_json::json!({"message": {"body": body}}),
+        ) {
+            Ok(html) => html,
+            Err(e) => format!("error: {e}"),
+        };
+        let extra = format!(
+            "|{:?}|{:?}",
+            ws.reverse_url("room", &["7"]),
+            ws.static_url("missing.css")
+        );
+        let _ = ws.write_message(html + &extra);
+    }
+}
+
+#[test]
+fn websocket_handlers_render_templates_of_their_application() {
+    let dir = std::env::temp_dir().join(format!("cyclone-ws-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("message.html"),
+        "<div class=\"message\">{{ message[\"body\"] }} {{ _(\"via\") }} {{ request.path }}</div>",
+    )
+    .unwrap();
+    let templates = dir.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .template_path(&templates)
+            .static_path(&templates)
+            .websocket("/chatsocket", |_r: &Request| Renders)
+            .route(r"/room/(\d+)", || cyclone::web::RedirectHandler::new("/"))
+            .name("room")
+            .build()
+    });
+    let mut ws = connect(&srv, "/chatsocket");
+    ws.send(TMsg::text("<b>hi</b>")).unwrap();
+    let reply = ws.read().unwrap();
+    assert_eq!(
+        reply.to_text().unwrap(),
+        "<div class=\"message\">&lt;b&gt;hi&lt;/b&gt; via /chatsocket</div>\
+         |Some(\"/room/7\")|Some(\"/static/missing.css\")"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

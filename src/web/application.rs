@@ -21,6 +21,7 @@ use super::static_files::{file_version, StaticFiles};
 use super::template::{read_source, resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
 use crate::http::{self, percent_decode, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
+use crate::websocket::settings::RouteSettings;
 use crate::websocket::{self, WebSocketHandler, WebSocketSettings};
 
 type HandlerFactory = Box<dyn Fn() -> Box<dyn RequestHandler>>;
@@ -30,7 +31,7 @@ enum Target {
     Handler(HandlerFactory),
     WebSocket {
         factory: WebSocketFactory,
-        settings: Rc<WebSocketSettings>,
+        settings: Rc<RouteSettings>,
         /// The route was given no settings of its own: `build` puts the
         /// application's in `settings`.
         inherit: bool,
@@ -186,6 +187,19 @@ struct Loading {
 }
 
 impl Shared {
+    /// [`RequestContext::static_url`](super::RequestContext::static_url).
+    pub(crate) fn static_url(&self, path: &str) -> String {
+        let url = format!(
+            "{}{}",
+            self.settings.static_url_prefix,
+            super::static_files::url_path_escape(path)
+        );
+        match self.static_version(path) {
+            Some(version) => format!("{url}?v={version}"),
+            None => url,
+        }
+    }
+
     /// [`Application::reverse_url`].
     pub(crate) fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
         let Some(found) = self.named.get(name) else {
@@ -309,7 +323,86 @@ struct Inner {
     routes: Vec<Route>,
     /// `default_handler`: for paths no route matches.
     default: Option<HandlerFactory>,
-    shared: Shared,
+    /// Shared with the WebSocket routes' settings ([`ApplicationContext`]).
+    shared: Rc<Shared>,
+}
+
+/// What a WebSocket route knows of its application: its templates,
+/// static URLs and named routes, for
+/// [`WebSocket::render_string`](crate::websocket::WebSocket::render_string),
+/// [`static_url`](crate::websocket::WebSocket::static_url) and
+/// [`reverse_url`](crate::websocket::WebSocket::reverse_url): given to
+/// every WebSocket route by [`ApplicationBuilder::build`].
+#[derive(Clone)]
+pub(crate) struct ApplicationContext(pub(crate) Rc<Shared>);
+
+impl ApplicationContext {
+    /// The template `file` rendered with the fields of `value` for `req`
+    /// (a WebSocket's handshake request): `static_url`, `reverse_url` and
+    /// `request` as in a page; no `current_user` or `xsrf_form_html`.
+    pub(crate) fn render_string(
+        &self,
+        req: &Request,
+        file: &str,
+        value: &(impl serde::Serialize + ?Sized),
+    ) -> Result<String, TemplateError> {
+        let namespace = AppNamespace {
+            shared: &self.0,
+            request: req,
+            value: std::cell::OnceCell::new(),
+        };
+        self.0
+            .template(file)?
+            .render_with_in(value, Some(&namespace))
+    }
+
+    /// [`Application::reverse_url`].
+    pub(crate) fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        self.0.reverse_url(name, args)
+    }
+
+    /// [`RequestContext::static_url`](super::RequestContext::static_url).
+    pub(crate) fn static_url(&self, path: &str) -> String {
+        self.0.static_url(path)
+    }
+}
+
+/// The template namespace of a render outside a [`RequestContext`](super::RequestContext).
+struct AppNamespace<'a> {
+    shared: &'a Shared,
+    request: &'a Request,
+    value: std::cell::OnceCell<serde_json::Value>,
+}
+
+impl super::template::RequestNamespace for AppNamespace<'_> {
+    fn static_url(&self, path: &str) -> String {
+        self.shared.static_url(path)
+    }
+
+    fn xsrf_form_html(&self) -> Option<String> {
+        None
+    }
+
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        self.shared.reverse_url(name, args)
+    }
+
+    fn current_user(&self) -> Option<&str> {
+        None
+    }
+
+    fn request_value(&self) -> Option<&serde_json::Value> {
+        Some(
+            self.value
+                .get_or_init(|| super::template::request_value(self.request)),
+        )
+    }
+}
+
+impl fmt::Debug for ApplicationContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApplicationContext { .. }")
+    }
 }
 
 /// A web application: routes to [`RequestHandler`]s, WebSocket handlers and
@@ -734,13 +827,13 @@ impl ApplicationBuilder {
         W: WebSocketHandler,
         F: Fn(&Request) -> W + 'static,
     {
-        self.add_websocket(pattern, Some(Rc::new(settings)), factory)
+        self.add_websocket(pattern, Some(Rc::new(settings.into())), factory)
     }
 
     fn add_websocket<W, F>(
         mut self,
         pattern: &str,
-        settings: Option<Rc<WebSocketSettings>>,
+        settings: Option<Rc<RouteSettings>>,
         factory: F,
     ) -> Self
     where
@@ -1047,10 +1140,27 @@ impl ApplicationBuilder {
             super::signed::usable_secret(settings.cookie_secret.as_ref())
                 .cloned()
                 .map(Into::into);
-        let mut app_ws = settings.websocket.clone();
+        let statics = settings.static_path.clone().map(|dir| {
+            let files = StaticFiles::new(dir);
+            let prefix = format!("{}(.*)", regex::escape(&settings.static_url_prefix));
+            [prefix.as_str(), r"/(favicon\.ico)", r"/(robots\.txt)"].map(|p| {
+                let files = files.clone();
+                let factory: HandlerFactory = Box::new(move || Box::new(files.clone()));
+                Route::new(p, Target::Handler(factory))
+            })
+        });
+        let mut app_ws = RouteSettings::from(settings.websocket.clone());
+        let shared = Rc::new(Shared {
+            settings,
+            named,
+            templates: RefCell::new(HashMap::new()),
+            static_hashes: RefCell::new(HashMap::new()),
+        });
+        let context = ApplicationContext(shared.clone());
         if app_ws.cookie_secret.is_none() {
             app_ws.cookie_secret.clone_from(&secret);
         }
+        app_ws.app = Some(context.clone());
         let app_ws = Rc::new(app_ws);
         for route in &mut routes {
             if let Target::WebSocket {
@@ -1059,31 +1169,23 @@ impl ApplicationBuilder {
             {
                 if *inherit {
                     *settings = app_ws.clone();
-                } else if settings.cookie_secret.is_none() && secret.is_some() {
-                    Rc::make_mut(settings).cookie_secret.clone_from(&secret);
+                } else {
+                    let own = Rc::make_mut(settings);
+                    if own.cookie_secret.is_none() {
+                        own.cookie_secret.clone_from(&secret);
+                    }
+                    own.app = Some(context.clone());
                 }
             }
         }
-        if let Some(dir) = &settings.static_path {
-            let files = StaticFiles::new(dir.clone());
-            let prefix = format!("{}(.*)", regex::escape(&settings.static_url_prefix));
-            let statics = [prefix.as_str(), r"/(favicon\.ico)", r"/(robots\.txt)"].map(|p| {
-                let files = files.clone();
-                let factory: HandlerFactory = Box::new(move || Box::new(files.clone()));
-                Route::new(p, Target::Handler(factory))
-            });
+        if let Some(statics) = statics {
             routes.splice(0..0, statics);
         }
         Application {
             inner: Rc::new(Inner {
                 routes,
                 default,
-                shared: Shared {
-                    settings,
-                    named,
-                    templates: RefCell::new(HashMap::new()),
-                    static_hashes: RefCell::new(HashMap::new()),
-                },
+                shared,
             }),
         }
     }

@@ -11,7 +11,6 @@ use super::handler::HANDLER_METHODS;
 use super::multipart::{self, HttpFile};
 use super::settings::Settings;
 use super::signed::CookieSecret;
-use super::static_files::url_path_escape;
 use super::template::{RequestNamespace, TemplateError};
 use super::xsrf;
 use crate::http::request::{percent_decode, qs_values};
@@ -57,6 +56,8 @@ pub struct RequestContext<'a> {
     /// Tornado's `current_user`: from the handler's `get_current_user`,
     /// or set in `prepare`.
     current_user: Option<String>,
+    /// `request` for templates, made when a template first reads it.
+    request_value: OnceCell<serde_json::Value>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -90,6 +91,7 @@ impl<'a> RequestContext<'a> {
             xsrf_token: OnceCell::new(),
             multipart: None,
             current_user: None,
+            request_value: OnceCell::new(),
         }
     }
 
@@ -239,15 +241,7 @@ impl<'a> RequestContext<'a> {
     /// }
     /// ```
     pub fn static_url(&self, path: &str) -> String {
-        let url = format!(
-            "{}{}",
-            self.shared.settings.static_url_prefix,
-            url_path_escape(path)
-        );
-        match self.shared.static_version(path) {
-            Some(version) => format!("{url}?v={version}"),
-            None => url,
-        }
+        self.shared.static_url(path)
     }
 
     /// Whether the response is finished (error, redirect or render sent).
@@ -1308,6 +1302,13 @@ impl RequestNamespace for RequestContext<'_> {
 
     fn current_user(&self) -> Option<&str> {
         RequestContext::current_user(self)
+    }
+
+    fn request_value(&self) -> Option<&serde_json::Value> {
+        Some(
+            self.request_value
+                .get_or_init(|| super::template::request_value(self.request)),
+        )
     }
 }
 

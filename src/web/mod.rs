@@ -39,6 +39,7 @@ mod xsrf;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use application::ApplicationContext;
 pub use application::{Application, ApplicationBuilder};
 pub(crate) use context::escape_script_end;
 pub use context::RequestContext;

@@ -2171,3 +2171,45 @@ fn body_arguments_are_read_lazily_in_order() {
     let req = multipart_request("POST", "/", "text/plain", b"a=1", &[]);
     assert_eq!(text(&dispatch(&app, req)), " of 0");
 }
+
+#[test]
+fn templates_see_tornados_request_and_gettext() {
+    let dir = TempDir::new("request-ns");
+    dir.file(
+        "page.html",
+        "{{ _(\"Post\") }}|{{ _(\"one\", \"many\", n) }}|{{ _(\"one\", \"many\", 1) }}|\
+         {{ request.path }}|{{ request.uri }}|{{ request.method }}|{{ request.host_name }}|\
+         {{ request.protocol }}|{{ request.remote_ip }}|{{ request.version }}",
+    );
+    dir.file("shadow.html", "{{ request }}");
+    struct Page(&'static str);
+    impl RequestHandler for Page {
+        fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            let v = if self.0 == "shadow.html" {
+                serde_json::json!({"request": "mine"})
+            } else {
+                serde_json::json!({"n": 2})
+            };
+            let page = cx
+                .render_string(self.0, &v)
+                .unwrap_or_else(|e| e.to_string());
+            cx.write(page);
+        }
+    }
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/p", || Page("page.html"))
+        .route("/s", || Page("shadow.html"))
+        .build();
+    let mut req = Request::synthetic("GET", "/p?x=1", &[("Host", "Example.com:8080")]);
+    req.set_peer(Some("10.0.0.9:1234".parse().unwrap()));
+    assert_eq!(
+        text(&dispatch(&app, req)),
+        "Post|many|one|/p|/p?x=1|GET|example.com|http|10.0.0.9|HTTP/1.1"
+    );
+    assert_eq!(text(&get(&app, "/s")), "mine");
+    // `_` takes one or three arguments, as Tornado's translate.
+    assert!(Template::parse("{{ _(\"a\", \"b\") }}").is_err());
+    let t = Template::parse("{{ _(x) }}").unwrap();
+    assert_eq!(t.render_value(&serde_json::json!({"x": 5})).unwrap(), "5");
+}

@@ -19,7 +19,7 @@ pub(crate) use super::context::{with_websocket, with_websocket_later};
 use super::core::{Core, Ms, Rare};
 use super::handler::WebSocketHandler;
 use super::message::{CloseReason, Message};
-use super::settings::WebSocketSettings;
+use super::settings::RouteSettings;
 use crate::http::{Request, Stream};
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
 use crate::protocol::{CloseCode, Event, Payload, Readout, Session};
@@ -45,7 +45,7 @@ pub(crate) struct WsConn {
 pub(crate) struct WsParts {
     pub(crate) stream: Stream,
     pub(crate) session: Session,
-    pub(crate) settings: Rc<WebSocketSettings>,
+    pub(crate) settings: Rc<RouteSettings>,
     pub(crate) request: Request,
     pub(crate) subprotocol: Option<String>,
     pub(crate) args: Vec<String>,

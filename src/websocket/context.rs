@@ -159,6 +159,62 @@ impl<'a> WebSocket<'a> {
         &self.core.request
     }
 
+    /// The template `file` (under the application's `template_path`)
+    /// rendered with the fields of `value`, as
+    /// [`RequestContext::render_string`](crate::web::RequestContext::render_string)
+    /// renders it for a page (Tornado's `render_string` in a
+    /// `WebSocketHandler`): to send a fragment of HTML to the browser,
+    /// such as a chat message. The template sees `static_url`,
+    /// `reverse_url` and `request` (the handshake's), not `current_user`
+    /// or `xsrf_form_html`.
+    ///
+    /// ```
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Chat;
+    /// impl WebSocketHandler for Chat {
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+    ///         let body = msg.as_text().unwrap_or_default();
+    ///         // message.html: <div class="message">{{ message["body"] }}</div>
+    ///         if let Ok(html) = ws.render_string("message.html", &serde_json::json!({
+    ///             "message": { "body": body },
+    ///         })) {
+    ///             let _ = ws.write_message(html);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// The connection is not on an application's route (a client, or a
+    /// server set up without [`Application`](crate::web::Application)):
+    /// [`TemplateError::Load`](crate::web::TemplateError::Load); else as
+    /// `RequestContext::render_string`.
+    pub fn render_string(
+        &self,
+        file: &str,
+        value: &(impl serde::Serialize + ?Sized),
+    ) -> Result<String, crate::web::TemplateError> {
+        let app = self.core.settings.app.as_ref().ok_or_else(|| {
+            crate::web::TemplateError::Load(
+                "render_string: this WebSocket is not on an Application's route".into(),
+            )
+        })?;
+        app.render_string(&self.core.request, file, value)
+    }
+
+    /// [`Application::reverse_url`](crate::web::Application::reverse_url)
+    /// of the route's application (`None` outside one).
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        self.core.settings.app.as_ref()?.reverse_url(name, args)
+    }
+
+    /// [`RequestContext::static_url`](crate::web::RequestContext::static_url)
+    /// of the route's application (`None` outside one).
+    pub fn static_url(&self, path: &str) -> Option<String> {
+        Some(self.core.settings.app.as_ref()?.static_url(path))
+    }
+
     /// The route's capture named `name` (`(?P<name>..)`), percent-decoded,
     /// while [`open`](super::WebSocketHandler::open) runs: Tornado's
     /// `open(**kwargs)`. `open`'s `args` hold every capture in order,

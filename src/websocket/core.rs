@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use super::context::WebSocket;
 use super::message::{CloseReason, WebSocketClosedError};
-use super::settings::{SlowConsumerPolicy, WebSocketSettings};
+use super::settings::{RouteSettings, SlowConsumerPolicy};
 use crate::http::{Request, Stream};
 use crate::ioloop::{ConnId, IOLoop};
 use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN};
@@ -218,7 +218,7 @@ pub(crate) struct Core {
     /// kernel count as unflushed output ([`Core::flushed`]).
     pub(crate) stream: Stream,
     pub(crate) session: Session,
-    pub(crate) settings: Rc<WebSocketSettings>,
+    pub(crate) settings: Rc<RouteSettings>,
     /// The handshake request: the one received (server), or the one
     /// sent (client).
     pub(super) request: Request,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::connection::{WsConn, WsParts};
 use super::handler::WebSocketHandler;
-use super::settings::WebSocketSettings;
+use super::settings::{RouteSettings, WebSocketSettings};
 use crate::http::{Reply, Request, Response, Stream, Upgrade};
 use crate::ioloop::{ConnId, Pollable};
 use crate::protocol::handshake::{accept_key, check_upgrade_iter, write_101};
@@ -24,6 +24,7 @@ pub fn accept(
     handler: Box<dyn WebSocketHandler>,
     settings: Rc<WebSocketSettings>,
 ) -> Reply {
+    let settings = Rc::new(RouteSettings::from((*settings).clone()));
     accept_routed(req, args, Vec::new(), handler, settings)
 }
 
@@ -34,7 +35,7 @@ pub(crate) fn accept_routed(
     args: Vec<String>,
     kwargs: Vec<(String, String)>,
     mut handler: Box<dyn WebSocketHandler>,
-    settings: Rc<WebSocketSettings>,
+    settings: Rc<RouteSettings>,
 ) -> Reply {
     // The handler's own refusal (Tornado's `prepare`) comes first. A panic
     // there is the handler's bug: the HTTP layer answers 500.
@@ -125,7 +126,7 @@ struct ServerUpgrade {
     ext_header: Option<String>,
     deflate: Option<(DeflateParams, CompressionOptions)>,
     handler: Box<dyn WebSocketHandler>,
-    settings: Rc<WebSocketSettings>,
+    settings: Rc<RouteSettings>,
     args: Vec<String>,
     kwargs: Vec<(String, String)>,
     request: Request,

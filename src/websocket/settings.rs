@@ -107,6 +107,36 @@ pub struct WebSocketSettings {
     pub cookie_secret: Option<std::sync::Arc<crate::web::signed::CookieSecret>>,
 }
 
+/// A route's settings as its connections hold them (one `Rc` per route):
+/// the public [`WebSocketSettings`] and the application the route
+/// belongs to (templates, static URLs and named routes, for
+/// `WebSocket::render_string`). Kept apart from `WebSocketSettings`,
+/// which stays `Send` for `run_workers` factories.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RouteSettings {
+    pub(crate) ws: WebSocketSettings,
+    pub(crate) app: Option<crate::web::ApplicationContext>,
+}
+
+impl From<WebSocketSettings> for RouteSettings {
+    fn from(ws: WebSocketSettings) -> Self {
+        RouteSettings { ws, app: None }
+    }
+}
+
+impl std::ops::Deref for RouteSettings {
+    type Target = WebSocketSettings;
+    fn deref(&self) -> &WebSocketSettings {
+        &self.ws
+    }
+}
+
+impl std::ops::DerefMut for RouteSettings {
+    fn deref_mut(&mut self) -> &mut WebSocketSettings {
+        &mut self.ws
+    }
+}
+
 /// Every field but `cookie_secret`'s value, which a log line of the
 /// settings must not carry.
 impl fmt::Debug for WebSocketSettings {

@@ -16,7 +16,7 @@
 //! slice      := test? ":" test? (":" test?)?
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
-//!             | "reverse_url" "(" test ("," test)* ")"
+//!             | "reverse_url" "(" test ("," test)* ")" | "_" "(" test ("," test "," test)? ")"
 //! call       := len | str | int | abs | json_encode | url_escape
 //!             | xhtml_escape | escape | squeeze | static_url
 //! method     := get | upper | lower | strip | title | capitalize
@@ -85,6 +85,9 @@ pub(super) enum Exp {
     XsrfFormHtml,
     /// `reverse_url(name, *args)`.
     ReverseUrl(Vec<Exp>),
+    /// `_(message)` or `_(message, plural_message, count)`: Tornado's
+    /// `locale.translate` without translations loaded.
+    Translate(Vec<Exp>),
     /// `[a, b, …]`.
     List(Vec<Exp>),
     /// `base[start:stop:step]`, each part optional.
@@ -657,6 +660,11 @@ impl<'s> Parser<'s> {
             Tok::Word("xsrf_form_html") if self.eat(Tok::Open) => {
                 self.eat(Tok::Close).then_some(Exp::XsrfFormHtml)
             }
+            Tok::Word("_") if self.eat(Tok::Open) => {
+                let args = self.comma_separated(depth + 1)?;
+                (self.eat(Tok::Close) && (args.len() == 1 || args.len() == 3))
+                    .then_some(Exp::Translate(args))
+            }
             Tok::Word("reverse_url") if self.eat(Tok::Open) => {
                 let args = self.comma_separated(depth + 1)?;
                 self.eat(Tok::Close).then_some(Exp::ReverseUrl(args))
@@ -858,6 +866,24 @@ impl Exp {
                 call_method(*method, b, &views, env.max_len())
             }
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
+            Exp::Translate(args) => {
+                // No translation is loaded: the message, or the plural
+                // message unless the count is 1 (CSVLocale.translate).
+                let one = Value::from(1);
+                let pick = match args.as_slice() {
+                    [message] => message,
+                    [message, plural, count] => {
+                        let n = count.eval(env)?;
+                        if equal(n.view(), Val::Json(&one)) {
+                            message
+                        } else {
+                            plural
+                        }
+                    }
+                    _ => unreachable!("parsed with one or three arguments"),
+                };
+                pick.eval(env)
+            }
             Exp::ReverseUrl(args) => {
                 let mut texts = Vec::with_capacity(args.len());
                 for a in args {

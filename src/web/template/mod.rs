@@ -472,7 +472,7 @@ struct BlockDef {
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
 /// (`x ** 2`, dict displays, comprehensions, lambdas, other methods),
-/// other calls (`_`, other keyword arguments), `{% module %}` other than
+/// other calls and keyword arguments, `{% module %}` other than
 /// `xsrf_form_html()` and `linkify(..)`, another
 /// `{% autoescape %}` function, `{% try %}`, `{% while %}`, `{% import %}`
 /// — is refused when the template is parsed with
@@ -495,7 +495,13 @@ struct BlockDef {
 /// are refused at parse time ([`TemplateError::BadTag`]). Besides,
 /// `xsrf_form_html()` and `reverse_url(name, *args)` are the request's
 /// ([`RequestContext::xsrf_form_html`](super::RequestContext::xsrf_form_html),
-/// [`RequestContext::reverse_url`](super::RequestContext::reverse_url)).
+/// [`RequestContext::reverse_url`](super::RequestContext::reverse_url)),
+/// `_(message)` / `_(message, plural, count)` is Tornado's `translate`
+/// with no translations loaded (the message, or the plural unless the
+/// count is 1), and the names `request` (`request.path`, `.uri`,
+/// `.query`, `.method`, `.host`, `.host_name`, `.remote_ip`,
+/// `.protocol`, `.version`) and `current_user` are defined when a request
+/// renders the template and its values do not have them.
 /// As in Tornado, a
 /// function's result is a string that `{{ }}` escapes like any other:
 /// `{{ json_encode(x) }}` prints `{&quot;a&quot;: 1}` and `{{ escape(x) }}`
@@ -1856,9 +1862,36 @@ pub(crate) trait RequestNamespace {
     fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String>;
     /// `current_user`: the logged-in user's name, if any.
     fn current_user(&self) -> Option<&str>;
+    /// `request`: the request's fields Tornado's `HTTPServerRequest`
+    /// has (`path`, `uri`, `query`, `method`, `host`, `remote_ip`, ...).
+    fn request_value(&self) -> Option<&Value>;
 }
 
 pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
+
+/// `request` in a template: the fields of Tornado's `HTTPServerRequest`
+/// a page prints (`{{ request.path }}`, `{{ request.host }}`).
+pub(crate) fn request_value(req: &crate::http::Request) -> Value {
+    let host = req.host().unwrap_or("127.0.0.1");
+    // Tornado's host_name: the host without its port (IPv6 brackets kept).
+    let host_name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    };
+    serde_json::json!({
+        "method": req.method(),
+        "uri": req.uri(),
+        "path": req.path(),
+        "query": req.query(),
+        "version": format!("HTTP/1.{}", req.version_minor()),
+        "host": host,
+        "host_name": host_name.to_ascii_lowercase(),
+        "remote_ip": req.remote_ip().map(|ip| ip.to_string()),
+        "protocol": req.protocol(),
+    })
+}
 
 /// `static_url` alone, from a closure
 /// ([`Template::render_value_with_static_url`]).
@@ -1878,6 +1911,10 @@ impl<F: Fn(&str) -> String> RequestNamespace for StaticUrlOnly<F> {
     }
 
     fn current_user(&self) -> Option<&str> {
+        None
+    }
+
+    fn request_value(&self) -> Option<&Value> {
         None
     }
 }
@@ -2451,15 +2488,20 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
 
 impl<'a> Renderer<'a> {
     /// A name of Tornado's template namespace that is a value, not a
-    /// function: `current_user` (`None` when nobody is logged in), when
-    /// the render has a request and the values do not have the name.
+    /// function: `current_user` (`None` when nobody is logged in) and
+    /// `request`, when the render has a request and the values do not
+    /// have the name.
     fn namespace(&self, name: &str) -> Option<Val<'a>> {
         static NONE: Value = Value::Null;
         let request = self.request?;
-        (name == "current_user").then(|| match request.current_user() {
-            Some(user) => Val::Str(user),
-            None => Val::Json(&NONE),
-        })
+        match name {
+            "current_user" => Some(match request.current_user() {
+                Some(user) => Val::Str(user),
+                None => Val::Json(&NONE),
+            }),
+            "request" => request.request_value().map(Val::Json),
+            _ => None,
+        }
     }
 
     /// One step of work: fails once the step budget is spent or the output
@@ -5067,7 +5109,7 @@ mod tests {
         );
         assert!(says("{% raw json_encode(a, b) %}").contains("a function takes one argument"));
         assert!(says("{% json_encode(a) %}").contains("a function takes one argument"));
-        for other in ["{{ _(\"Hi\") }}", "{{ x.y() }}"] {
+        for other in ["{{ gettext(\"Hi\") }}", "{{ x.y() }}"] {
             assert!(
                 says(other).contains(
                     "calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs"

@@ -339,7 +339,7 @@ impl ClientHandshake {
             WsParts {
                 stream,
                 session,
-                settings: Rc::new(self.opts.settings()),
+                settings: Rc::new(self.opts.settings().into()),
                 request,
                 subprotocol: resp.subprotocol,
                 args: Vec::new(),
