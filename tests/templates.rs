@@ -185,8 +185,14 @@ fn triple_braces_open_the_tag_at_the_innermost_two() {
 fn unsupported_tornado_tags_say_why() {
     for (src, says) in [
         ("{% module Template(\"x.html\") %}", "no UI module classes"),
-        ("{% try %}x{% except %}y{% end %}", "not supported"),
-        ("{% while x %}{% end %}", "not supported"),
+        (
+            "{% try %}x{% except ValueError %}y{% end %}",
+            "bare `except`",
+        ),
+        (
+            "{% while x = 1 %}{% end %}",
+            "a condition is a Python expression",
+        ),
         (
             "{% apply squeeze %}x{% end %}",
             "the functions Tornado can apply",

@@ -125,6 +125,25 @@ CASES = [
       "t5": "http://a.b/",
       "t6": "https://example.com/abcdefghijklmnopqrstuvwxyz0123456789",
       "t7": "http://\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444/\u043f\u0443\u0442\u044c/\u0434\u043b\u0438\u043d\u043d\u044b\u0439/\u0430\u0434\u0440\u0435\u0441/\u0441\u0442\u0440\u0430\u043d\u0438\u0446\u044b"}),
+    ("while loops: set, break, continue and else",
+     "{% set i = 0 %}{% while i < 3 %}{{ i }}{% set i = i + 1 %}{% end %}|{{ i }}|"
+     "{% set i = 0 %}{% while i < 10 %}{% set i = i + 1 %}{% if i == 2 %}{% continue %}{% end %}"
+     "{% if i == 5 %}{% break %}{% end %}{{ i }}{% else %}E{% end %}|{{ i }}|"
+     "{% set i = 0 %}{% while i < 2 %}{% set i = i + 1 %}{{ i }}{% else %}done{% end %}|"
+     "{% while False %}x{% else %}never{% end %}|{% set m = n %}{% while m %}{{ m }}{% set m = m - 1 %}{% end %}",
+     {"n": 3}),
+    ("try / except / else / finally: partial output kept, flow through finally",
+     "{% try %}a{{ missing }}b{% except %}E{% end %}|"
+     "{% try %}a{{ 1 // 0 }}b{% except %}E{% else %}L{% finally %}F{% end %}|"
+     "{% try %}ok{% except %}E{% else %}L{% finally %}F{% end %}|{% try %}ok{% finally %}F{% end %}|"
+     "{% for x in xs %}{% try %}{{ 10 // x }}{% except Exception %}!{% end %},{% end %}|"
+     "{% for x in xs %}{% try %}{% if x == 0 %}{% break %}{% end %}{{ x }}{% finally %}f{% end %}{% end %}|"
+     "{% for x in xs %}{% try %}{% if x == 0 %}{% continue %}{% end %}{{ x }}{% except %}E{% else %}l{% end %}{% end %}|"
+     "{% try %}{% try %}{{ d['k'] }}{% finally %}in{% end %}{% except %}out{% end %}|"
+     "{% try %}{{ xs[9] }}{% except BaseException %}caught{% end %}|"
+     "{% try %}{% set y = 1 %}{{ nope }}{% except %}{{ y }}{% end %}|"
+     "{% try %}{{ int('x') }}{% except %}value{% end %}|{% try %}{{ 'a' + 1 }}{% except %}type{% end %}",
+     {"xs": [1, 0, 5], "d": {}}),
     ("apply: linkify, escape and url_escape of the body; the body's names are its own",
      "{% apply linkify %}{{ name }} says {{ msg }}{% end %}|{% apply xhtml_escape %}<b>{{ name }}</b>{% end %}|"
      "{% apply url_escape %}a b&{{ x }}{% end %}|{% apply escape %}{% for i in xs %}<{{ i }}>{% end %}{% end %}|"

@@ -196,7 +196,10 @@ fn bad_tag_hint(tag: &str) -> &'static str {
     match word {
         "" => "an empty tag",
         "module" => "cyclone has Tornado's built-in modules xsrf_form_html() and linkify(text), no UI module classes; for Template(\"name.html\") write {% include \"name.html\" %}",
-        "try" | "except" | "finally" | "while" | "import" | "from"
+        "except" => "write a bare `except` (or `except Exception`): errors of a render are not typed",
+        "try" => "a `try` takes nothing after it, and needs an {% except %} or a {% finally %} before its {% end %}",
+        "while" => "a condition is a Python expression (as after `if`)",
+        "import" | "from"
         => "Tornado's tag is not supported: cyclone templates run Python expressions, not statements",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "apply" => "write `apply linkify`, `apply xhtml_escape`, `apply escape` or `apply url_escape`: the functions Tornado can apply to a body's text",
@@ -210,7 +213,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "include" | "extends" => "the name must be quoted",
         "raw" => "write `raw path` or `raw json_encode(path)` (what {{ }} takes)",
         "block" => "a block needs a name",
-        "end" | "else" | "break" | "continue" => "takes nothing after it",
+        "end" | "else" | "break" | "continue" | "finally" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
         _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, operators and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs; {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
     }
@@ -353,6 +356,65 @@ enum Node {
         func: Func,
         body: Vec<Node>,
     },
+    /// `{% while cond %}`, with its `{% else %}` part.
+    While(Box<WhileLoop>),
+    /// `{% try %}` with `{% except %}`, `{% else %}` and `{% finally %}`.
+    Try(Box<TryBlock>),
+}
+
+/// A `{% while %}` loop.
+#[derive(Debug, Clone)]
+struct WhileLoop {
+    cond: Cond,
+    body: Vec<Node>,
+    /// Shown when the condition turns false (not after a `break`).
+    otherwise: Vec<Node>,
+}
+
+/// A `{% try %}` block: Python's `try` statement. `except` takes any
+/// error of the render but the resource limits ([`TemplateError::TooLarge`],
+/// [`TemplateError::TooDeep`]), as a bare `except:` or `except
+/// Exception:` would.
+#[derive(Debug, Clone, Default)]
+struct TryBlock {
+    body: Vec<Node>,
+    /// `None`: no `{% except %}` part.
+    except: Option<Vec<Node>>,
+    otherwise: Vec<Node>,
+    finally: Vec<Node>,
+}
+
+impl TryBlock {
+    fn parts(&self) -> impl Iterator<Item = &Vec<Node>> {
+        [
+            Some(&self.body),
+            self.except.as_ref(),
+            Some(&self.otherwise),
+            Some(&self.finally),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    fn parts_mut(&mut self) -> impl Iterator<Item = &mut Vec<Node>> {
+        [
+            Some(&mut self.body),
+            self.except.as_mut(),
+            Some(&mut self.otherwise),
+            Some(&mut self.finally),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// The part of a `{% try %}` being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TryPart {
+    Body,
+    Except,
+    Else,
+    Finally,
 }
 
 /// What a `{% set %}` binds: a path, or a Python literal.
@@ -458,6 +520,9 @@ struct BlockDef {
 /// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
 /// | `{% for x in path %}` … `{% else %}` … `{% end %}` | Python's `for … else`: the `else` part renders after the loop unless a `{% break %}` ended it (so also for an empty array) |
 /// | `{% break %}`, `{% continue %}` | end the innermost `{% for %}`, or its current iteration; also from inside an `{% if %}` in it (see *Loops* below) |
+/// | `{% while expression %}` … `{% else %}` … `{% end %}` | Python's `while` (with `break`, `continue` and `else`), usually with a `{% set %}` in the body: `{% set i = 0 %}{% while i < n %}…{% set i = i + 1 %}{% end %}`; a loop that never ends stops at the render's step budget ([`TemplateError::TooLarge`]) |
+/// | `{% try %}` … `{% except %}` … `{% else %}` … `{% finally %}` … `{% end %}` | Python's `try`: what the body printed before an error stays, the `except` part (bare, or `except Exception`) runs on an error of the render, `else` when there was none, `finally` always; the render's limits are not caught |
+/// | `{% module xsrf_form_html() %}`, `{% module linkify(path) %}` | Tornado's built-in modules, unescaped |
 /// | `{% set x = expression %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop): `{% set total = price * count %}`, `{% set active = 'home' %}` |
 /// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
@@ -474,7 +539,7 @@ struct BlockDef {
 /// (`x ** 2`, dict displays, comprehensions, lambdas, other methods),
 /// other calls and keyword arguments, `{% module %}` other than
 /// `xsrf_form_html()` and `linkify(..)`, another
-/// `{% autoescape %}` function, `{% try %}`, `{% while %}`, `{% import %}`
+/// `{% autoescape %}` function, a typed `{% except KeyError %}`, `{% import %}`
 /// — is refused when the template is parsed with
 /// [`TemplateError::BadTag`], whose message says what is supported instead.
 ///
@@ -877,6 +942,14 @@ enum Open {
     },
     Block(String),
     Apply(Func),
+    While {
+        node: Box<WhileLoop>,
+        in_else: bool,
+    },
+    Try {
+        node: Box<TryBlock>,
+        part: TryPart,
+    },
 }
 
 struct Frame {
@@ -1064,11 +1137,16 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
     fn in_loop(&self) -> bool {
         for frame in self.stack.iter().rev() {
             match frame.open {
-                Open::For { in_else: false, .. } => return true,
+                Open::For { in_else: false, .. } | Open::While { in_else: false, .. } => {
+                    return true
+                }
                 // An applied body is a function of its own in Tornado:
                 // a `break` in it is outside any loop.
                 Open::Block(_) | Open::Apply(_) => return false,
-                Open::For { in_else: true, .. } | Open::If { .. } => {}
+                Open::For { in_else: true, .. }
+                | Open::While { in_else: true, .. }
+                | Open::If { .. }
+                | Open::Try { .. } => {}
             }
         }
         false
@@ -1157,8 +1235,91 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                         node.body = std::mem::take(body);
                         *in_else = true;
                     }
+                    Some(Frame {
+                        open: Open::While { node, in_else },
+                        body,
+                        ..
+                    }) if next.is_none() && !*in_else => {
+                        node.body = std::mem::take(body);
+                        *in_else = true;
+                    }
+                    // Python: `else` after an `except`, before `finally`.
+                    Some(Frame {
+                        open: Open::Try { node, part },
+                        body,
+                        ..
+                    }) if next.is_none() && *part == TryPart::Except => {
+                        node.except = Some(std::mem::take(body));
+                        *part = TryPart::Else;
+                    }
                     _ => return Err(unbalanced()),
                 }
+            }
+            "except" | "finally" => {
+                if word == "except" && !matches!(arg, "" | "Exception" | "BaseException") {
+                    return Err(bad());
+                }
+                if word == "finally" && !arg.is_empty() {
+                    return Err(bad());
+                }
+                self.flush();
+                let Some(Frame {
+                    open: Open::Try { node, part },
+                    body,
+                    ..
+                }) = self.stack.last_mut()
+                else {
+                    return Err(unbalanced());
+                };
+                let done = std::mem::take(body);
+                // One except (Python takes several, each after the last;
+                // a second bare one is a SyntaxError there too).
+                match (word, *part) {
+                    ("except", TryPart::Body) => {
+                        node.body = done;
+                        *part = TryPart::Except;
+                    }
+                    ("finally", TryPart::Body) => {
+                        node.body = done;
+                        *part = TryPart::Finally;
+                    }
+                    ("finally", TryPart::Except) => {
+                        node.except = Some(done);
+                        *part = TryPart::Finally;
+                    }
+                    ("finally", TryPart::Else) => {
+                        node.otherwise = done;
+                        *part = TryPart::Finally;
+                    }
+                    _ => return Err(unbalanced()),
+                }
+            }
+            "try" if arg.is_empty() => {
+                let node = Box::default();
+                self.open(
+                    inner,
+                    line,
+                    Open::Try {
+                        node,
+                        part: TryPart::Body,
+                    },
+                )?;
+            }
+            "while" => {
+                let cond = parse_cond(arg, line).ok_or_else(bad)?;
+                let node = Box::new(WhileLoop {
+                    cond,
+                    body: Vec::new(),
+                    otherwise: Vec::new(),
+                });
+                self.open(
+                    inner,
+                    line,
+                    Open::While {
+                        node,
+                        in_else: false,
+                    },
+                )?;
             }
             "end" if arg.is_empty() => {
                 self.flush();
@@ -1193,6 +1354,24 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                         func,
                         body: frame.body,
                     },
+                    Open::While { mut node, in_else } => {
+                        if in_else {
+                            node.otherwise = frame.body;
+                        } else {
+                            node.body = frame.body;
+                        }
+                        Node::While(node)
+                    }
+                    Open::Try { mut node, part } => {
+                        match part {
+                            // Python: a `try` needs an `except` or a `finally`.
+                            TryPart::Body => return Err(TemplateError::BadTag(frame.tag)),
+                            TryPart::Except => node.except = Some(frame.body),
+                            TryPart::Else => node.otherwise = frame.body,
+                            TryPart::Finally => node.finally = frame.body,
+                        }
+                        Node::Try(node)
+                    }
                 };
                 self.body().push(node);
             }
@@ -1290,6 +1469,15 @@ fn unescape(nodes: &mut [Node]) {
                 unescape(&mut l.otherwise);
             }
             Node::Apply { body, .. } => unescape(body),
+            Node::While(w) => {
+                unescape(&mut w.body);
+                unescape(&mut w.otherwise);
+            }
+            Node::Try(t) => {
+                for part in t.parts_mut() {
+                    unescape(part);
+                }
+            }
             Node::Block { body, .. } => match Arc::get_mut(body) {
                 Some(body) => unescape(body),
                 None => {
@@ -1334,6 +1522,15 @@ fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, BlockDef>, own: &Ori
                 collect_blocks(&l.otherwise, map, own);
             }
             Node::Apply { body, .. } => collect_blocks(body, map, own),
+            Node::While(w) => {
+                collect_blocks(&w.body, map, own);
+                collect_blocks(&w.otherwise, map, own);
+            }
+            Node::Try(t) => {
+                for part in t.parts() {
+                    collect_blocks(part, map, own);
+                }
+            }
             Node::Include { name, template } => {
                 for (block, def) in &template.blocks {
                     let def = BlockDef {
@@ -1810,6 +2007,15 @@ fn local_names<'a>(
                 Some(def) => local_names(&def.body, blocks, seen, out),
                 None => local_names(body, blocks, seen, out),
             },
+            Node::While(w) => {
+                local_names(&w.body, blocks, seen, out);
+                local_names(&w.otherwise, blocks, seen, out);
+            }
+            Node::Try(t) => {
+                for part in t.parts() {
+                    local_names(part, blocks, seen, out);
+                }
+            }
             // A function of its own in Tornado: its names are its locals,
             // not the template's (see `Renderer::apply`).
             Node::Apply { .. } => {}
@@ -2780,6 +2986,64 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// A `{% while %}`: its body while the condition holds (each test a
+    /// step, so a loop that never ends stops at the step budget), then its
+    /// `{% else %}` part unless it broke.
+    fn run_while(&mut self, w: &'a WhileLoop, depth: usize) -> Result<Flow, TemplateError> {
+        loop {
+            self.tick()?;
+            let holds = w
+                .cond
+                .test
+                .eval(self)
+                .map(|v| v.view().truthy())
+                .map_err(|e| self.locate(w.cond.line, e))?;
+            if !holds {
+                return self.nodes(&w.otherwise, depth);
+            }
+            if self.nodes(&w.body, depth)? == Flow::Break {
+                return Ok(Flow::Next);
+            }
+        }
+    }
+
+    /// A `{% try %}`, as Python runs the statement: what the body wrote
+    /// before an error stays (Tornado appends to its buffer as it goes);
+    /// the `except` part runs on an error of the render, the `else` part
+    /// when the body finished without error, `break` or `continue`, and
+    /// the `finally` part in every case, its own error or flow winning.
+    /// The limits of the render ([`TemplateError::TooLarge`],
+    /// [`TemplateError::TooDeep`]) are not caught.
+    fn run_try(&mut self, t: &'a TryBlock, depth: usize) -> Result<Flow, TemplateError> {
+        let (mark, floor) = (self.origin.len(), self.floor);
+        let outcome = match self.nodes(&t.body, depth) {
+            Ok(Flow::Next) => self.nodes(&t.otherwise, depth),
+            Ok(flow) => Ok(flow),
+            Err(e) => {
+                // An error in an include or a block left their names.
+                self.origin.truncate(mark);
+                self.floor = floor;
+                let limit = matches!(
+                    e.innermost(),
+                    TemplateError::TooLarge(_) | TemplateError::TooDeep(_)
+                );
+                match &t.except {
+                    Some(handler) if !limit => self.nodes(handler, depth),
+                    _ => Err(e),
+                }
+            }
+        };
+        if t.finally.is_empty() {
+            return outcome;
+        }
+        match self.nodes(&t.finally, depth)? {
+            Flow::Next => outcome,
+            // Python: a `break` or `continue` in `finally` discards a
+            // pending error.
+            flow => Ok(flow),
+        }
+    }
+
     /// A `{% for %}`: its body for each element (until a `{% break %}`),
     /// then its `{% else %}` part unless it broke. What the `else` part
     /// ends with goes to the enclosing loop.
@@ -2963,6 +3227,8 @@ impl<'a> Renderer<'a> {
                     result?;
                 }
                 Node::Apply { func, body } => self.apply(*func, body, depth + 1)?,
+                Node::While(w) => flow = self.run_while(w, depth + 1)?,
+                Node::Try(t) => flow = self.run_try(t, depth + 1)?,
                 Node::Block { name, body } => match self.blocks.get(name) {
                     Some(def) => {
                         let (mark, floor) = (self.origin.len(), self.floor);
@@ -3992,7 +4258,7 @@ mod tests {
             "{% autoescape linkify %}",
             "{% autoescape %}",
             "{% try %}x{% end %}",
-            "{% while x %}x{% end %}",
+            "{% while x = 1 %}x{% end %}",
             "{% import os %}",
             "{% if a = b %}{% end %}",
             "{% if %}{% end %}",
@@ -4342,10 +4608,8 @@ mod tests {
     #[test]
     fn bad_tags_explain_themselves() {
         assert_eq!(
-            Template::parse("{% while x %}{% end %}")
-                .unwrap_err()
-                .to_string(),
-            "unsupported tag \"while x\": Tornado's tag is not supported: cyclone templates run Python expressions, not statements at line 1"
+            Template::parse("{% import os %}").unwrap_err().to_string(),
+            "unsupported tag \"import os\": Tornado's tag is not supported: cyclone templates run Python expressions, not statements at line 1"
         );
         assert!(Template::parse("{% endblock %}")
             .unwrap_err()
@@ -4956,6 +5220,55 @@ mod tests {
             .unwrap(),
             "a\u{a0}\u{a0}b c|7|[None]|a &amp; b|a & b|."
         );
+    }
+
+    #[test]
+    fn while_and_try_keep_the_limits_and_python_s_rules() {
+        // The step budget stops a loop that never ends; `except` does
+        // not swallow the limit.
+        let t = Template::parse("{% try %}{% while True %}x{% end %}{% except %}caught{% end %}")
+            .unwrap();
+        let err = t.render_value(&json!({})).unwrap_err();
+        assert!(
+            matches!(err.innermost(), TemplateError::TooLarge(_)),
+            "{err}"
+        );
+        // A name a `set` binds is unbound until then, in a loop's test too
+        // (Python's UnboundLocalError, as Tornado raises).
+        let t = Template::parse("{% while n %}{% set n = n - 1 %}{% end %}").unwrap();
+        let err = t.render_value(&json!({"n": 2})).unwrap_err();
+        assert!(
+            matches!(err.innermost(), TemplateError::Undefined(_)),
+            "{err}"
+        );
+        // An error in `except` or `finally` is the block's.
+        let t = Template::parse("{% try %}{{ a }}{% except %}{{ b }}{% end %}").unwrap();
+        let err = t.render_value(&json!({})).unwrap_err();
+        assert_eq!(err.innermost(), &TemplateError::Undefined("b".into()));
+        // A `break` in `finally` discards the error, as in Python.
+        let t = Template::parse(
+            "{% for x in xs %}{% try %}{{ nope }}{% finally %}{% break %}{% end %}{% end %}ok",
+        )
+        .unwrap();
+        assert_eq!(t.render_value(&json!({"xs": [1, 2]})).unwrap(), "ok");
+        for bad in [
+            "{% try %}x{% end %}",
+            "{% try %}x{% except KeyError %}y{% end %}",
+            "{% try %}x{% except %}y{% except %}z{% end %}",
+            "{% try %}x{% finally %}y{% else %}z{% end %}",
+            "{% try %}x{% else %}y{% end %}",
+            "{% try %}x{% finally y %}z{% end %}",
+            "{% try x %}y{% finally %}{% end %}",
+            "{% except %}",
+            "{% finally %}",
+            "{% while %}x{% end %}",
+            "{% while x %}{% elif y %}{% end %}",
+            "{% if x %}{% except %}{% end %}",
+        ] {
+            assert!(Template::parse(bad).is_err(), "{bad}");
+        }
+        let says = |src: &str| Template::parse(src).unwrap_err().to_string();
+        assert!(says("{% try %}x{% except KeyError %}y{% end %}").contains("bare `except`"));
     }
 
     #[test]
