@@ -26,6 +26,7 @@
 mod application;
 mod context;
 mod cookie;
+pub mod escape;
 mod handler;
 mod metrics;
 mod multipart;

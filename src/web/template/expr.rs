@@ -221,19 +221,19 @@ impl Kw {
 
 /// The keyword arguments of a call, evaluated (their defaults otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Options {
-    pub(super) plus: bool,
-    pub(super) shorten: bool,
-    pub(super) extra_params: String,
-    pub(super) require_protocol: bool,
+pub(crate) struct Options {
+    pub(crate) plus: bool,
+    pub(crate) shorten: bool,
+    pub(crate) extra_params: String,
+    pub(crate) require_protocol: bool,
     /// `None`: Tornado's default, `["http", "https"]`.
-    pub(super) permitted_protocols: Option<Permitted>,
+    pub(crate) permitted_protocols: Option<Permitted>,
 }
 
 /// `permitted_protocols` as given: Python's `in` tests membership in a
 /// list and a substring in a string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Permitted {
+pub(crate) enum Permitted {
     List(Vec<String>),
     Text(String),
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-mod expr;
+pub(crate) mod expr;
 use serde_json::{Map, Value};
 
 const MAX_NESTING: usize = Template::MAX_NESTING;
@@ -2313,7 +2313,7 @@ fn printable(c: char) -> bool {
 /// Tornado's `linkify(text, shorten, extra_params, require_protocol,
 /// permitted_protocols)`, option for option (`extra_params` as a string;
 /// a template cannot pass a function).
-fn linkify_with(text: &str, options: &expr::Options) -> String {
+pub(crate) fn linkify_with(text: &str, options: &expr::Options) -> String {
     static URL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let url = URL.get_or_init(|| {
         regex::Regex::new(
@@ -2407,20 +2407,23 @@ fn shorten_url(url: &str, proto: Option<&str>, slashes: &str) -> Option<String> 
 /// that it cannot end a `<script>`, in Python's `json.dumps` text byte for
 /// byte ([`PythonJson`]).
 fn json_encode(val: Val<'_>) -> String {
+    // Neither can fail: a `&str`, or a `Value` (whose keys are strings).
+    let json = match val {
+        Val::Str(s) => python_json(s),
+        Val::Json(v) => python_json(v),
+    };
+    json.unwrap_or_default()
+}
+
+/// [`json_encode`] of any serializable value; `Err` when it does not
+/// serialize (a map with non-string keys, a failing `Serialize`).
+pub(crate) fn python_json(value: &(impl Serialize + ?Sized)) -> Result<String, serde_json::Error> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonJson);
-    // Neither can fail: a `&str`, or a `Value` (whose keys are strings),
-    // into a `Vec`.
-    let done = match val {
-        Val::Str(s) => serde::Serialize::serialize(s, &mut ser),
-        Val::Json(v) => serde::Serialize::serialize(v, &mut ser),
-    };
-    let json = match done {
-        // Only ASCII is written.
-        Ok(()) => String::from_utf8(out).unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    super::context::escape_script_end(json)
+    value.serialize(&mut ser)?;
+    // Only ASCII is written.
+    let json = String::from_utf8(out).unwrap_or_default();
+    Ok(super::context::escape_script_end(json))
 }
 
 /// Python's `json.dumps` defaults, so that a template renders what
@@ -2584,7 +2587,7 @@ pub(crate) fn url_escape_with(s: &str, plus: bool) -> Cow<'_, str> {
 /// Tornado's `squeeze`: `re.sub(r"[\x00-\x20]+", " ", s).strip()`. Python's
 /// `strip` removes the Unicode whitespace `str::trim` does (`U+00A0`,
 /// `U+3000`, ...), which stays inside the text.
-fn squeeze(s: &str) -> String {
+pub(crate) fn squeeze(s: &str) -> String {
     let out = collapse(s, |c| c <= '\x20');
     let trimmed = out.trim();
     if trimmed.len() == out.len() {
@@ -2594,7 +2597,7 @@ fn squeeze(s: &str) -> String {
     }
 }
 
-fn push_escaped(out: &mut String, s: &str) {
+pub(crate) fn push_escaped(out: &mut String, s: &str) {
     // The same five characters as `http::html_escape`, without its String.
     let mut last = 0;
     for (i, c) in s.char_indices() {
