@@ -111,3 +111,25 @@ fn a_condition_with_a_vertical_tab_parses_without_looping() {
     let found = b"&{% if a.b == 1 andelif 0 <= \xc8\0\0\0\0\0z\x0b{% end %y{% set k = 3.5 %}";
     assert!(Template::parse(&String::from_utf8_lossy(found)).is_err());
 }
+
+/// template, 180 s of fuzzing after `{% while %}` came in: a parent
+/// template with `{% while f %}` (`f` is 1.5, so it never ends) ran the
+/// whole 50 M step budget and timed out the fuzzer. The budget is what
+/// stops it; with the fuzz target's 200,000 steps (`render_value_within`)
+/// it ends at once with `TooLarge`.
+#[test]
+fn a_while_that_never_ends_stops_at_the_step_budget() {
+    use cyclone::web::{Template, TemplateError};
+    let parent = Template::parse("<h1>{% block a %}base{% end %}</h1>{% while f %}x{% end %}")
+        .map(std::sync::Arc::new)
+        .unwrap();
+    let child =
+        Template::parse_with_loader("{% extends \"a.html\" %}", |_| Ok(parent.clone())).unwrap();
+    let err = child
+        .render_value_within(&serde_json::json!({"f": 1.5}), 200_000, 1 << 20)
+        .unwrap_err();
+    assert!(
+        matches!(err.innermost(), TemplateError::TooLarge(_)),
+        "{err}"
+    );
+}

@@ -1867,6 +1867,36 @@ impl Template {
         self.render_value_in(value, Some(&StaticUrlOnly(static_url)))
     }
 
+    /// [`render_value`](Self::render_value) with budgets of its own
+    /// instead of [`MAX_RENDER_STEPS`](Self::MAX_RENDER_STEPS) and
+    /// [`MAX_OUTPUT`](Self::MAX_OUTPUT) (at most those): for templates
+    /// from users, where a `{% while True %}` should stop after
+    /// milliseconds rather than seconds.
+    ///
+    /// ```
+    /// use cyclone::web::{Template, TemplateError};
+    ///
+    /// let t = Template::parse("{% while True %}x{% end %}").unwrap();
+    /// let err = t.render_value_within(&serde_json::json!({}), 10_000, 1 << 20).unwrap_err();
+    /// assert!(matches!(err.innermost(), TemplateError::TooLarge(_)));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`render_value`](Self::render_value).
+    pub fn render_value_within(
+        &self,
+        value: &Value,
+        max_steps: u64,
+        max_output: usize,
+    ) -> Result<String, TemplateError> {
+        self.render_object(
+            value,
+            None,
+            max_steps.min(Template::MAX_RENDER_STEPS),
+            max_output.min(Template::MAX_OUTPUT),
+        )
+    }
+
     /// Renders with the fields of `value` (serialized with `serde_json`;
     /// it must serialize to an object: a struct, a map, `json!({..})`).
     ///
@@ -1905,8 +1935,26 @@ impl Template {
         value: &Value,
         request: Option<Namespace<'_>>,
     ) -> Result<String, TemplateError> {
+        self.render_object(
+            value,
+            request,
+            Template::MAX_RENDER_STEPS,
+            Template::MAX_OUTPUT,
+        )
+    }
+
+    /// Renders with the fields of `value`, which must be an object.
+    fn render_object(
+        &self,
+        value: &Value,
+        request: Option<Namespace<'_>>,
+        steps: u64,
+        max_output: usize,
+    ) -> Result<String, TemplateError> {
         match value {
-            Value::Object(map) => self.render_root(Root::Object(map), request),
+            Value::Object(map) => {
+                self.render_limited(Root::Object(map), request, steps, max_output)
+            }
             other => Err(TemplateError::Type(format!(
                 "template values must be a JSON object (a struct or a map), not {}",
                 kind(other)
