@@ -410,11 +410,22 @@ impl<'a> RequestContext<'a> {
     /// Redirects to `url`: 301 when `permanent`, else 302, with `Location`
     /// and an empty body; finishes the response.
     pub fn redirect(&mut self, url: &str, permanent: bool) {
+        self.redirect_with_status(url, if permanent { 301 } else { 302 });
+    }
+
+    /// [`redirect`](Self::redirect) with Tornado's `status` argument: 303
+    /// after a form is posted (the browser then GETs `url`), 307 or 308
+    /// to keep the method and body. A status outside 300–399 answers 500
+    /// and logs an error (Tornado asserts).
+    pub fn redirect_with_status(&mut self, url: &str, status: u16) {
         if !self.writable("redirect") {
             return;
         }
-        self.response
-            .set_status(if permanent { 301 } else { 302 }, None);
+        if !(300..=399).contains(&status) {
+            log::error!("redirect({url:?}) with status {status}: not a 3xx status");
+            return self.send_error(500);
+        }
+        self.response.set_status(status, None);
         self.response.set_header("Location", url);
         self.response.set_body(Vec::new());
         self.finished = true;

@@ -280,6 +280,9 @@ struct Redirect;
 impl RequestHandler for Redirect {
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         cx.write("dropped");
+        if let Ok(status) = args[0].parse::<u16>() {
+            return cx.redirect_with_status("/after", status);
+        }
         cx.redirect("/elsewhere?x=1", args[0] == "perm");
         cx.write("ignored after finish");
         cx.set_status(200);
@@ -294,6 +297,14 @@ fn redirect_sets_status_and_location() {
     assert_eq!(r.header("Location"), Some("/elsewhere?x=1"));
     assert_eq!(r.body(), b"");
     assert_eq!(get(&app, "/r/perm").status(), 301);
+    for status in [303, 307, 308, 300, 399] {
+        let r = get(&app, &format!("/r/{status}"));
+        assert_eq!((r.status(), r.header("Location")), (status, Some("/after")));
+    }
+    for bad in [200, 299, 400, 500] {
+        let r = get(&app, &format!("/r/{bad}"));
+        assert_eq!((r.status(), r.header("Location")), (500, None), "{bad}");
+    }
 }
 
 struct Json;
