@@ -822,3 +822,60 @@ fn render_prints_a_template_and_reports_errors() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `chatdemo`: the page lists nothing, then a message sent on the socket
+/// comes back to every socket with the HTML `message.html` made of it
+/// (escaped, its URL a link), and the page lists it when loaded again.
+#[test]
+fn chatdemo_renders_messages_with_its_templates() {
+    run_example("chatdemo", |port| {
+        let (status, page) = http_get(port, "/");
+        assert_eq!(status, 200, "GET / answered {status}");
+        assert!(page.contains(r#"<div id="inbox">"#), "{page}");
+        assert!(page.contains(r#"value="Post""#), "{page}");
+        assert!(page.contains(r#"action="/""#), "{page}");
+        assert!(page.contains("/static/chat.js?v="), "{page}");
+        let (status, js) = http_get(port, "/static/chat.js");
+        assert_eq!(status, 200);
+        assert!(js.contains("/chatsocket"));
+
+        let connect = || {
+            let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let url = format!("ws://127.0.0.1:{port}/chatsocket");
+            tungstenite::client(url, stream)
+                .expect("chatsocket handshake")
+                .0
+        };
+        let (mut a, mut b) = (connect(), connect());
+        // Both sockets are registered before the message goes out: a
+        // ping answered means `open` has run for it.
+        for ws in [&mut a, &mut b] {
+            ws.send(tungstenite::Message::Ping(b"x".to_vec().into()))
+                .unwrap();
+            while !matches!(ws.read().unwrap(), tungstenite::Message::Pong(_)) {}
+        }
+        a.send(tungstenite::Message::text(
+            r#"{"body": "<b>hi</b> see http://example.com/x"}"#,
+        ))
+        .unwrap();
+        for ws in [&mut a, &mut b] {
+            let chat: serde_json::Value =
+                serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
+            assert_eq!(chat["body"], "<b>hi</b> see http://example.com/x");
+            let html = chat["html"].as_str().unwrap();
+            assert!(
+                html.contains("&lt;b&gt;hi&lt;/b&gt; see <a href=\"http://example.com/x\">"),
+                "{html}"
+            );
+            assert!(html.contains(&format!("id=\"m{}\"", chat["id"].as_str().unwrap())));
+        }
+        let (_, page) = http_get(port, "/");
+        assert!(page.contains("&lt;b&gt;hi&lt;/b&gt;"), "{page}");
+        let _ = a.close(None);
+        let _ = b.close(None);
+        assert_metrics(port);
+    });
+}

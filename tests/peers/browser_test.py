@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Browser test: headless Chromium drives the `hello`, `chat` and `tls_echo` example pages.
+"""Browser test: headless Chromium drives the `hello`, `chat`, `chatdemo` and `tls_echo` example pages.
 
     .venv/bin/python tests/peers/browser_test.py \
         --hello target/release/examples/hello --chat target/release/examples/chat \
@@ -313,10 +313,51 @@ async def chat_test(checks, cdp, url, outdir):
     await checks.run("chat: screenshot target/browser/chat.png", shot, 40)
 
 
+async def chatdemo_test(checks, cdp, url, outdir):
+    """chatdemo: a message sent from one tab appears, rendered by the server's message.html
+    (its URL a link, its markup escaped), in both tabs, and in a tab loaded afterwards."""
+    tabs = {}
+
+    async def load():
+        for name in ("A", "B"):
+            tabs[name] = await Tab.open(cdp, url)
+            for eid in ("message", "send", "inbox"):
+                await tabs[name].need(eid)
+        for name, tab in tabs.items():
+            await tab.wait("document.body.dataset.state === 'open'", 10, f"chatdemo tab {name} to connect")
+    if not await checks.run("chatdemo: two tabs load the template page and connect", load, 40):
+        return
+
+    token = random.randrange(10**6, 10**7)
+    line = f"<b>{token}</b> see http://example.com/{token}"
+    link = f"#inbox a[href='http://example.com/{token}']"
+
+    async def exchange():
+        await tabs["A"].eval(f"document.getElementById('message').value = {json.dumps(line)}")
+        await tabs["A"].click("send")
+        for name in ("B", "A"):
+            await tabs[name].wait(f"!!document.querySelector({json.dumps(link)})", 10,
+                                  f"tab {name} to show the message with its link")
+            shown = await tabs[name].text("inbox")
+            assert f"<b>{token}</b>" in shown, f"tab {name} shows {shown!r}: the markup was not escaped"
+    await checks.run("chatdemo: tab A's message appears in both tabs, rendered by message.html", exchange, 30)
+
+    async def reload_lists_it():
+        tab = await Tab.open(cdp, url)
+        await tab.wait(f"!!document.querySelector({json.dumps(link)})", 10,
+                       "a new tab to list the message (the page's {% for %}/{% include %})")
+        size = await tab.screenshot(os.path.join(outdir, "chatdemo.png"))
+        print(f"   chatdemo new tab #inbox: {(await tab.text('inbox')).strip()!r}   (chatdemo.png, {size} bytes)",
+              flush=True)
+    await checks.run("chatdemo: a tab loaded afterwards lists the message (screenshot chatdemo.png)",
+                     reload_lists_it, 40)
+
+
 async def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hello", required=True, help="hello example command (gets --port, --address)")
     p.add_argument("--chat", required=True, help="chat example command (gets --port, --address)")
+    p.add_argument("--chatdemo", help="chatdemo example command (gets --port, --address)")
     p.add_argument("--tls-echo", help="tls_echo example command (gets --cert, --key, --port, --address);"
                    " without it the TLS case is skipped")
     p.add_argument("--chromium", default=os.environ.get("CHROMIUM", "chromium"))
@@ -342,6 +383,14 @@ async def main():
         except RuntimeError as exc:
             checks.fail("start hello and chat", str(exc))
             return checks.finish()
+        chatdemo = None
+        if args.chatdemo:
+            try:
+                chatdemo = Server(shlex.split(args.chatdemo), logfile=os.path.join(args.outdir, "chatdemo.log"),
+                                  env={"RUST_LOG": "info"})
+                started.append(chatdemo)
+            except RuntimeError as exc:
+                checks.fail("start chatdemo", str(exc))
         tls_echo = None
         if args.tls_echo:
             try:
@@ -361,6 +410,8 @@ async def main():
             return checks.finish()
         await hello_test(checks, cdp, f"http://127.0.0.1:{hello.port}/", args.outdir)
         await chat_test(checks, cdp, f"http://127.0.0.1:{chat.port}/", args.outdir)
+        if chatdemo:
+            await chatdemo_test(checks, cdp, f"http://127.0.0.1:{chatdemo.port}/", args.outdir)
         if tls_echo:
             await tls_echo_test(checks, cdp, tls_echo.port, args.outdir)
         for srv in started:
