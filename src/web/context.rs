@@ -736,14 +736,7 @@ impl<'a> RequestContext<'a> {
                 true
             }
             Err(why) => {
-                let peer = self.request.peer().map(|p| p.ip().to_string());
-                log::warn!(
-                    "400 {} {} ({}): Invalid body: {why}",
-                    self.request.method(),
-                    self.request.uri(),
-                    peer.as_deref().unwrap_or("-")
-                );
-                self.send_error(400);
+                self.refuse(400, &format!("Invalid body: {why}"));
                 false
             }
         }
@@ -1223,17 +1216,24 @@ impl<'a> RequestContext<'a> {
         match xsrf::check(submitted.as_deref(), self.raw_xsrf_token()) {
             Ok(()) => true,
             Err(why) => {
-                let peer = self.request.peer().map(|p| p.ip().to_string());
-                log::warn!(
-                    "403 {} {} ({}): {why}",
-                    self.request.method(),
-                    self.request.uri(),
-                    peer.as_deref().unwrap_or("-")
-                );
-                self.send_error(403);
+                self.refuse(403, why);
                 false
             }
         }
+    }
+
+    /// Tornado's `raise HTTPError(status, why)`: `why` logged at `warn`
+    /// with the request (`403 POST /x (10.0.0.1): ...`), the error page
+    /// sent.
+    fn refuse(&mut self, status: u16, why: &str) {
+        let peer = self.request.peer().map(|p| p.ip().to_string());
+        log::warn!(
+            "{status} {} {} ({}): {why}",
+            self.request.method(),
+            self.request.uri(),
+            peer.as_deref().unwrap_or("-")
+        );
+        self.send_error(status);
     }
 
     /// The token of the `_xsrf` cookie, or a new one if it has none that
