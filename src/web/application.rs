@@ -136,8 +136,8 @@ fn reverse_pieces(pattern: &str, groups: usize) -> Option<Vec<String>> {
     Some(pieces)
 }
 
-/// Python's `tornado.util.re_unescape`: `\x` becomes `x`, except for a
-/// letter or digit (`\d` has no literal meaning): `None`.
+/// Python's `tornado.util.re_unescape`: `\x` becomes `x`, except for an
+/// ASCII letter or digit (`\d` has no literal meaning): `None`.
 fn re_unescape(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -147,7 +147,7 @@ fn re_unescape(s: &str) -> Option<String> {
             continue;
         }
         match chars.next() {
-            Some(e) if e.is_alphanumeric() => return None,
+            Some(e) if e.is_ascii_alphanumeric() => return None,
             Some(e) => out.push(e),
             None => out.push('\\'),
         }
