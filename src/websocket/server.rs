@@ -18,6 +18,9 @@ use crate::protocol::{
 /// a 101 upgrade, or the HTTP error Tornado would send (400 with a reason,
 /// 403 for a rejected origin, 426 with `Sec-WebSocket-Version: 13` for an
 /// unsupported version). `args` are the route captures passed to `open`.
+/// The settings are copied for the connection (an
+/// [`Application`](crate::web::Application)'s routes share theirs, with
+/// the application beside them for `WebSocket::render_string`).
 pub fn accept(
     req: Request,
     args: Vec<String>,
