@@ -972,10 +972,20 @@ pub(crate) fn qs_values<'a>(qs: &'a str, name: &'a str) -> impl Iterator<Item = 
 
 /// Splits an `application/x-www-form-urlencoded` string into decoded pairs.
 pub fn parse_qs(qs: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    qs.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k, true), percent_decode(v, true))
-    })
+    parse_qs_bytes(qs.as_bytes())
+}
+
+/// [`parse_qs`] over bytes that need not be UTF-8 (a request body): each
+/// pair is read as UTF-8 (invalid sequences replaced) when it is reached,
+/// so the body is neither checked nor copied whole.
+pub(crate) fn parse_qs_bytes(qs: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+    qs.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let pair = String::from_utf8_lossy(pair);
+            let (k, v) = pair.split_once('=').unwrap_or((&pair, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
 }
 
 /// [`Request::raw_headers`]: the header lines of a head httparse has

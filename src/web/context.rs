@@ -13,7 +13,7 @@ use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::template::{RequestNamespace, TemplateError};
 use super::xsrf;
-use crate::http::request::{percent_decode, qs_values};
+use crate::http::request::{parse_qs_bytes, qs_values};
 use crate::http::response::valid_status;
 use crate::http::{Request, Response};
 
@@ -607,20 +607,18 @@ impl<'a> RequestContext<'a> {
     /// filename of a `multipart/form-data` one (files are
     /// [`get_files`](Self::get_files)'). Cleaned as query values are.
     pub fn get_body_arguments(&self, name: &str) -> Vec<String> {
-        if let Some(parts) = &self.multipart {
-            let body = self.request.body();
-            return parts
-                .fields
-                .iter()
+        if self.multipart.is_some() {
+            return self
+                .body_arguments()
                 .filter(|(n, _)| n == name)
-                .map(|(_, r)| {
-                    clean_argument(String::from_utf8_lossy(&body[r.clone()]).into_owned())
-                })
+                .map(|(_, v)| v)
                 .collect();
         }
         if !self.is_form() {
             return Vec::new();
         }
+        // Only the values of `name` are decoded (`body_arguments` decodes
+        // every pair).
         let body = String::from_utf8_lossy(self.request.body());
         qs_values(&body, name).map(clean_argument).collect()
     }
@@ -635,28 +633,16 @@ impl<'a> RequestContext<'a> {
     /// [`get_body_arguments`](Self::get_body_arguments) gives name by name.
     /// Lazy: a body of millions of tiny fields is decoded a pair at a
     /// time, never kept whole as strings.
-    pub fn body_arguments(&self) -> impl Iterator<Item = (String, String)> + 'a {
-        let body: &'a [u8] = self.request.body();
-        let fields: Vec<(String, std::ops::Range<usize>)> = self
-            .multipart
-            .as_ref()
-            .map_or_else(Vec::new, |parts| parts.fields.clone());
-        let multipart = self.multipart.is_some();
-        let form = !multipart && self.is_form();
-        let parts = fields.into_iter().map(move |(n, r)| {
-            let value = String::from_utf8_lossy(&body[r]).into_owned();
-            (n, clean_argument(value))
+    pub fn body_arguments(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        let body = self.request.body();
+        let fields = self.multipart.iter().flat_map(|parts| &parts.fields);
+        let parts = fields.map(move |(n, r)| {
+            let value = String::from_utf8_lossy(&body[r.clone()]).into_owned();
+            (n.clone(), clean_argument(value))
         });
-        let urlencoded: &'a [u8] = if form { body } else { &[] };
-        let pairs = urlencoded
-            .split(|&b| b == b'&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let pair = String::from_utf8_lossy(pair);
-                let (k, v) = pair.split_once('=').unwrap_or((&pair, ""));
-                let (k, v) = (percent_decode(k, true), percent_decode(v, true));
-                (k, clean_argument(v))
-            });
+        let form = self.multipart.is_none() && self.is_form();
+        let urlencoded = if form { body } else { &[] };
+        let pairs = parse_qs_bytes(urlencoded).map(|(k, v)| (k, clean_argument(v)));
         parts.chain(pairs)
     }
 
