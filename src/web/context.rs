@@ -711,9 +711,13 @@ impl<'a> RequestContext<'a> {
         let ctype = self.request.header("Content-Type").unwrap_or("");
         let form = ctype.starts_with("application/x-www-form-urlencoded")
             || ctype.starts_with("multipart/form-data");
+        // Most requests (a GET, JSON) end here, after one header lookup.
+        if !form {
+            return true;
+        }
         let result = match self.request.header("Content-Encoding") {
-            Some(coding) if form => Err(format!("Unsupported Content-Encoding: {coding}")),
-            _ => multipart::parse(ctype, self.request.body())
+            Some(coding) => Err(format!("Unsupported Content-Encoding: {coding}")),
+            None => multipart::parse(ctype, self.request.body())
                 .map_err(|e| format!("Invalid multipart/form-data: {e}")),
         };
         match result {
