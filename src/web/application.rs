@@ -691,11 +691,9 @@ impl Service for Application {
                 return Reply::Response(self.run_handler(None, factory, &req, &[]));
             }
             let mut not_found = Response::error(404, None);
-            // As Tornado's default handler's page goes through the gzip
-            // transform (too short to be compressed).
-            if self.inner.shared.settings.compress_response {
-                not_found.set_header("Vary", "Accept-Encoding");
-            }
+            // Through the output transform, as Tornado's default
+            // handler's page.
+            super::context::compress_response(&self.inner.shared.settings, &req, &mut not_found);
             return Reply::Response(not_found);
         };
         match &route.target {

@@ -1081,46 +1081,10 @@ impl<'a> RequestContext<'a> {
         }
     }
 
-    /// The `compress_response` setting (Tornado's `GZipContentEncoding`):
-    /// `Vary: Accept-Encoding` on every answer, and the body gzipped
-    /// (level 6) when the client accepts gzip, the type is text or one of
-    /// Tornado's compressible types, the body is 1024 bytes or more and
-    /// has no `Content-Encoding` yet. Bodies sent from a file are left
-    /// alone.
+    /// The `compress_response` transform ([`compress_response`]) over
+    /// this answer.
     pub(crate) fn compress_response(&mut self) {
-        if !self.shared.settings.compress_response {
-            return;
-        }
-        let vary = match self.response.header("Vary") {
-            Some(v) if !v.trim().is_empty() => format!("{v}, Accept-Encoding"),
-            _ => "Accept-Encoding".to_string(),
-        };
-        self.response.set_header("Vary", vary);
-        let ctype = self.response.header("Content-Type").unwrap_or("");
-        let ctype = ctype.split(';').next().unwrap_or("").trim();
-        let compressible = ctype.starts_with("text/") || GZIP_TYPES.contains(&ctype);
-        if !compressible
-            || self.response.body().len() < GZIP_MIN_LENGTH
-            || self.response.header("Content-Encoding").is_some()
-            || self.response.file_body_len() > 0
-            || !accepts_gzip(self.request.header("Accept-Encoding").unwrap_or(""))
-        {
-            return;
-        }
-        let body = std::mem::take(self.response.body_mut());
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(body.len() / 3),
-            flate2::Compression::new(6),
-        );
-        // Writing into a Vec cannot fail.
-        let zipped = std::io::Write::write_all(&mut gz, &body).and_then(|()| gz.finish());
-        match zipped {
-            Ok(zipped) => {
-                *self.response.body_mut() = zipped;
-                self.response.set_header("Content-Encoding", "gzip");
-            }
-            Err(_) => *self.response.body_mut() = body,
-        }
+        compress_response(&self.shared.settings, self.request, &mut self.response);
     }
 
     /// The XSRF token of this visitor, as the `_xsrf` form field or the
@@ -1310,6 +1274,48 @@ impl RequestNamespace for RequestContext<'_> {
             self.request_value
                 .get_or_init(|| super::template::request_value(self.request)),
         )
+    }
+}
+
+/// The `compress_response` setting (Tornado's `GZipContentEncoding`),
+/// applied to every answer of an application's HTTP routes, its plain 404
+/// included: `Vary: Accept-Encoding`, and the body gzipped (level 6) when
+/// the client accepts gzip, the type is text or one of Tornado's
+/// compressible types, the body is 1024 bytes or more and has no
+/// `Content-Encoding` yet. Bodies sent from a file are left alone.
+pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &mut Response) {
+    if !settings.compress_response {
+        return;
+    }
+    let vary = match response.header("Vary") {
+        Some(v) if !v.trim().is_empty() => format!("{v}, Accept-Encoding"),
+        _ => "Accept-Encoding".to_string(),
+    };
+    response.set_header("Vary", vary);
+    let ctype = response.header("Content-Type").unwrap_or("");
+    let ctype = ctype.split(';').next().unwrap_or("").trim();
+    let compressible = ctype.starts_with("text/") || GZIP_TYPES.contains(&ctype);
+    if !compressible
+        || response.body().len() < GZIP_MIN_LENGTH
+        || response.header("Content-Encoding").is_some()
+        || response.file_body_len() > 0
+        || !accepts_gzip(req.header("Accept-Encoding").unwrap_or(""))
+    {
+        return;
+    }
+    let body = std::mem::take(response.body_mut());
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 3),
+        flate2::Compression::new(6),
+    );
+    // Writing into a Vec cannot fail.
+    let zipped = std::io::Write::write_all(&mut gz, &body).and_then(|()| gz.finish());
+    match zipped {
+        Ok(zipped) => {
+            *response.body_mut() = zipped;
+            response.set_header("Content-Encoding", "gzip");
+        }
+        Err(_) => *response.body_mut() = body,
     }
 }
 
