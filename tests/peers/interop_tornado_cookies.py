@@ -26,7 +26,6 @@ Prints `N passed, N failed`; exits 1 on any failure.
 
 import argparse
 import asyncio
-import http.client
 import http.cookies
 import os
 import shlex
@@ -34,7 +33,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
+from peerlib import Checks, Server, check_alive, http_request, run_main  # noqa: E402
 
 from tornado.web import (  # noqa: E402
     create_signed_value,
@@ -50,15 +49,9 @@ ROTATED = {1: OLD_KEY, 2: NEW_KEY}
 
 def get_cookie_page(port, cookie=None):
     """GET /cookie, optionally with `Cookie: mycookie=VALUE`; returns (status, body, set-cookie lines)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        headers = {"Cookie": f"mycookie={cookie}"} if cookie is not None else {}
-        conn.request("GET", "/cookie", headers=headers)
-        resp = conn.getresponse()
-        body = resp.read().decode()
-        return resp.status, body, resp.headers.get_all("Set-Cookie") or []
-    finally:
-        conn.close()
+    headers = {"Cookie": f"mycookie={cookie}"} if cookie is not None else {}
+    status, head, body = http_request(port, "GET", "/cookie", headers=headers)
+    return status, body.decode(), head.get_all("Set-Cookie") or []
 
 
 async def cookie_checks(checks, port):

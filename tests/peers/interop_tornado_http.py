@@ -24,7 +24,6 @@ Prints `N passed, N failed`; exits 1 on any failure.
 import argparse
 import asyncio
 import gzip
-import http.client
 import logging
 import os
 import shlex
@@ -32,7 +31,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+from peerlib import Checks, Server, check_alive, free_port, http_request, run_main  # noqa: E402
 
 import tornado.web  # noqa: E402
 
@@ -53,14 +52,8 @@ class Repeat(tornado.web.RequestHandler):
 
 def fetch(port, path, method="GET", headers=None):
     """(status, headers as a dict of lower-case names, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
-        body = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-    finally:
-        conn.close()
+    status, head, body = http_request(port, method, path, headers=headers)
+    return status, {k.lower(): v for k, v in head.items()}, body
 
 
 PATHS = ["/", "/repeat/1", "/repeat/78", "/repeat/79", "/repeat/100", "/repeat/5000"]

@@ -23,7 +23,6 @@ Prints `N passed, N failed`; exits 1 on any failure.
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import re
@@ -32,7 +31,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
+from peerlib import Checks, Server, check_alive, http_request, run_main  # noqa: E402
 
 from tornado.httputil import HTTPHeaders, HTTPInputError, parse_body_arguments  # noqa: E402
 
@@ -71,13 +70,9 @@ def grouped(result):
 
 
 def post(port, ctype, body, extra):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", "/upload", body=body, headers={"Content-Type": ctype, **extra})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
+    status, _, answer = http_request(port, "POST", "/upload", body=body,
+                                     headers={"Content-Type": ctype, **extra})
+    return status, answer
 
 
 B = b"----cycloneB0undary"

@@ -19,7 +19,6 @@ Prints `N passed, N failed`; exits 1 on any failure.
 
 import argparse
 import asyncio
-import http.client
 import logging
 import os
 import re
@@ -29,7 +28,7 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+from peerlib import Checks, Server, check_alive, free_port, http_request, run_main  # noqa: E402
 
 import tornado.web  # noqa: E402
 from tornado.util import _websocket_mask  # noqa: E402
@@ -50,24 +49,18 @@ class Form(tornado.web.RequestHandler):
 
 def request(port, method, cookie=None, body=None, headers=None):
     """One request to /form; returns (status, body, the `_xsrf` Set-Cookie value or None)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        h = dict(headers or {})
-        if cookie is not None:
-            h["Cookie"] = f"_xsrf={cookie}"
-        if body is not None:
-            h["Content-Type"] = "application/x-www-form-urlencoded"
-        conn.request(method, "/form", body=body, headers=h)
-        resp = conn.getresponse()
-        text = resp.read().decode()
-        new = None
-        for line in resp.headers.get_all("Set-Cookie") or []:
-            name, _, rest = line.partition("=")
-            if name.strip() == "_xsrf":
-                new = rest.split(";")[0]
-        return resp.status, text, new
-    finally:
-        conn.close()
+    h = dict(headers or {})
+    if cookie is not None:
+        h["Cookie"] = f"_xsrf={cookie}"
+    if body is not None:
+        h["Content-Type"] = "application/x-www-form-urlencoded"
+    status, head, text = http_request(port, method, "/form", body=body, headers=h)
+    new = None
+    for line in head.get_all("Set-Cookie") or []:
+        name, _, rest = line.partition("=")
+        if name.strip() == "_xsrf":
+            new = rest.split(";")[0]
+    return status, text.decode(), new
 
 
 def form(token, message="hi"):

@@ -5,12 +5,14 @@
 - Server: starts a server command on a free 127.0.0.1 port, waits until it accepts
   connections (bounded), and stops it by PID (SIGTERM, then SIGKILL).
 - check_alive, run_main: the shared ending of the interop scripts.
+- http_request: one plain HTTP/1.1 request to 127.0.0.1 (status, headers, body bytes).
 - tls_pair: a throwaway self-signed certificate and key for localhost and 127.0.0.1,
   made with the `openssl` command (scripts/interop and scripts/browser install Debian's
   openssl when it is missing).
 """
 
 import asyncio
+import http.client
 import os
 import shutil
 import signal
@@ -56,6 +58,18 @@ class Checks:
             print(f"{self.name}: FAILED: " + "; ".join(self.failed), flush=True)
         print(f"{self.passed} passed, {len(self.failed)} failed", flush=True)
         return 1 if self.failed else 0
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=10):
+    """One request to 127.0.0.1:PORT on a connection of its own; returns (status, the
+    response's headers as an http.client message (`get`, `get_all`), the body as bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
 
 
 def free_port():
