@@ -355,17 +355,29 @@ fn valid_name(name: &str) -> bool {
 /// Escapes `<`, `>`, `&`, `"` and `'` for HTML text.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    push_html_escaped(&mut out, s);
     out
+}
+
+/// [`html_escape`] of `s` appended to `out` (what templates write into
+/// the page they are building): the text between the five characters is
+/// copied in runs.
+pub(crate) fn push_html_escaped(out: &mut String, s: &str) {
+    let mut last = 0;
+    for (i, c) in s.char_indices() {
+        let rep = match c {
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '&' => "&amp;",
+            '"' => "&quot;",
+            '\'' => "&#39;",
+            _ => continue,
+        };
+        out.push_str(&s[last..i]);
+        out.push_str(rep);
+        last = i + 1;
+    }
+    out.push_str(&s[last..]);
 }
 
 /// The standard reason phrase for `status` (`"Unknown"` for others): the

@@ -2645,23 +2645,9 @@ pub(crate) fn squeeze(s: &str) -> String {
     }
 }
 
+/// What `{{ }}` writes: [`crate::http::html_escape`], appended.
 pub(crate) fn push_escaped(out: &mut String, s: &str) {
-    // The same five characters as `http::html_escape`, without its String.
-    let mut last = 0;
-    for (i, c) in s.char_indices() {
-        let rep = match c {
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '&' => "&amp;",
-            '"' => "&quot;",
-            '\'' => "&#39;",
-            _ => continue,
-        };
-        out.push_str(&s[last..i]);
-        out.push_str(rep);
-        last = i + 1;
-    }
-    out.push_str(&s[last..]);
+    crate::http::response::push_html_escaped(out, s);
 }
 
 /// How a run of nodes ended: `{% break %}` and `{% continue %}` end it
