@@ -116,6 +116,11 @@ fn main() {
     let address: String = args.get("address", "127.0.0.1".to_string());
 
     let here = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/chatdemo");
+    // The page's `_("...")` strings in Spanish and French, for browsers
+    // that ask for them (`Accept-Language`).
+    if let Err(e) = cyclone::locale::load_translations(format!("{here}/locale")) {
+        log::warn!("chatdemo: no translations: {e}");
+    }
     let room: Shared = Rc::default();
     let page_room = room.clone();
     let app = Application::builder()

@@ -50,6 +50,7 @@
 
 pub mod http;
 pub mod ioloop;
+pub mod locale;
 pub mod protocol;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -86,11 +86,16 @@ fn wait_exit(child: &mut Child, within: Duration) -> ExitStatus {
 
 /// A raw HTTP/1.1 `GET path`; returns (status, body).
 fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_get_with(port, path, "")
+}
+
+/// `GET path` with `headers` (each line ending in `\r\n`) added.
+fn http_get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -833,7 +838,18 @@ fn chatdemo_renders_messages_with_its_templates() {
         assert_eq!(status, 200, "GET / answered {status}");
         assert!(page.contains(r#"<div id="inbox">"#), "{page}");
         assert!(page.contains(r#"value="Post""#), "{page}");
+        assert!(page.contains(r#"<html lang="en-US">"#), "{page}");
         assert!(page.contains(r#"action="/""#), "{page}");
+        // Its translations, chosen by Accept-Language.
+        let (_, es) = http_get_with(port, "/", "Accept-Language: es-ES, fr;q=0.5\r\n");
+        assert!(es.contains(r#"value="Enviar""#), "{es}");
+        assert!(
+            es.contains("<title>demo de chat de cyclone</title>"),
+            "{es}"
+        );
+        assert!(es.contains(r#"<html lang="es">"#), "{es}");
+        let (_, fr) = http_get_with(port, "/", "Accept-Language: de, fr-CA;q=0.8\r\n");
+        assert!(fr.contains(r#"value="Envoyer""#), "{fr}");
         assert!(page.contains("/static/chat.js?v="), "{page}");
         let (status, js) = http_get(port, "/static/chat.js");
         assert_eq!(status, 200);

@@ -338,17 +338,20 @@ pub(crate) struct ApplicationContext(pub(crate) Rc<Shared>);
 
 impl ApplicationContext {
     /// The template `file` rendered with the fields of `value` for `req`
-    /// (a WebSocket's handshake request): `static_url`, `reverse_url` and
-    /// `request` as in a page; no `current_user` or `xsrf_form_html`.
+    /// (a WebSocket's handshake request) in `locale`: `static_url`,
+    /// `reverse_url`, `request` and the locale's functions as in a page; no
+    /// `current_user` or `xsrf_form_html`.
     pub(crate) fn render_string(
         &self,
         req: &Request,
+        locale: &crate::locale::Locale,
         file: &str,
         value: &(impl serde::Serialize + ?Sized),
     ) -> Result<String, TemplateError> {
         let namespace = AppNamespace {
             shared: &self.0,
             request: req,
+            locale,
             value: std::cell::OnceCell::new(),
         };
         self.0
@@ -371,6 +374,7 @@ impl ApplicationContext {
 struct AppNamespace<'a> {
     shared: &'a Shared,
     request: &'a Request,
+    locale: &'a crate::locale::Locale,
     value: std::cell::OnceCell<serde_json::Value>,
 }
 
@@ -396,6 +400,10 @@ impl super::template::RequestNamespace for AppNamespace<'_> {
             self.value
                 .get_or_init(|| super::template::request_value(self.request)),
         )
+    }
+
+    fn locale(&self) -> Option<&crate::locale::Locale> {
+        Some(self.locale)
     }
 }
 

@@ -58,6 +58,9 @@ pub struct RequestContext<'a> {
     current_user: Option<String>,
     /// `request` for templates, made when a template first reads it.
     request_value: OnceCell<serde_json::Value>,
+    /// Tornado's `self.locale`: from the handler's `get_user_locale` or
+    /// `set_locale`, else the browser's when first asked for.
+    locale: OnceCell<crate::locale::Locale>,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -92,6 +95,7 @@ impl<'a> RequestContext<'a> {
             multipart: None,
             current_user: None,
             request_value: OnceCell::new(),
+            locale: OnceCell::new(),
         }
     }
 
@@ -1036,6 +1040,30 @@ impl<'a> RequestContext<'a> {
         self.current_user = user;
     }
 
+    /// The locale to answer in (Tornado's `self.locale`): the handler's
+    /// [`get_user_locale`](super::RequestHandler::get_user_locale), or what
+    /// [`set_locale`](Self::set_locale) set, else the browser's
+    /// ([`get_browser_locale`](Self::get_browser_locale) with `en_US`).
+    /// Templates rendered for the request translate with it: `_("..")`,
+    /// `pgettext(..)`, `locale.format_date(..)`, `locale.code`. See
+    /// [`cyclone::locale`](crate::locale) for loading translations.
+    pub fn locale(&self) -> &crate::locale::Locale {
+        self.locale
+            .get_or_init(|| self.get_browser_locale(crate::locale::DEFAULT_LOCALE))
+    }
+
+    /// Sets [`locale`](Self::locale) (Tornado: assigning `self.locale`).
+    pub fn set_locale(&mut self, locale: crate::locale::Locale) {
+        self.locale = OnceCell::from(locale);
+    }
+
+    /// The supported locale closest to the request's `Accept-Language`, or
+    /// the one closest to `default` without one (Tornado's
+    /// `get_browser_locale`; [`Locale::from_accept_language`](crate::locale::Locale::from_accept_language)).
+    pub fn get_browser_locale(&self, default: &str) -> crate::locale::Locale {
+        crate::locale::Locale::from_accept_language(self.request.header("Accept-Language"), default)
+    }
+
     /// [`Application::reverse_url`](super::Application::reverse_url) of
     /// this request's application (Tornado's `self.reverse_url`; in
     /// templates, `{{ reverse_url("story", story.id) }}`).
@@ -1274,6 +1302,10 @@ impl RequestNamespace for RequestContext<'_> {
             self.request_value
                 .get_or_init(|| super::template::request_value(self.request)),
         )
+    }
+
+    fn locale(&self) -> Option<&crate::locale::Locale> {
+        Some(RequestContext::locale(self))
     }
 }
 

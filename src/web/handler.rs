@@ -106,6 +106,34 @@ pub trait RequestHandler: 'static {
         None
     }
 
+    /// The locale chosen for the user (Tornado's `get_user_locale`), e.g.
+    /// from a setting stored with their account: called after
+    /// [`get_current_user`](Self::get_current_user), before `prepare`; its
+    /// answer is [`RequestContext::locale`]. Default: `None`, for the
+    /// browser's `Accept-Language`
+    /// ([`RequestContext::get_browser_locale`]).
+    ///
+    /// ```
+    /// use cyclone::locale::Locale;
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Page;
+    /// impl RequestHandler for Page {
+    ///     fn get_user_locale(&mut self, cx: &RequestContext<'_>) -> Option<Locale> {
+    ///         let code = cx.get_cookie("lang")?;
+    ///         Some(Locale::get_closest(&[&code]))
+    ///     }
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let hello = cx.locale().translate("Hello").to_owned();
+    ///         cx.write(hello);
+    ///     }
+    /// }
+    /// ```
+    fn get_user_locale(&mut self, cx: &RequestContext<'_>) -> Option<crate::locale::Locale> {
+        let _ = cx;
+        None
+    }
+
     /// The methods that need a logged-in user (Tornado's
     /// `@tornado.web.authenticated` on them): after `prepare`, a request
     /// with one of these methods and no
@@ -246,6 +274,9 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
     }
     let user = handler.get_current_user(cx);
     cx.set_current_user(user);
+    if let Some(locale) = handler.get_user_locale(cx) {
+        cx.set_locale(locale);
+    }
     handler.prepare(cx);
     if cx.is_finished() {
         return;

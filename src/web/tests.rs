@@ -2224,3 +2224,144 @@ fn templates_see_tornados_request_and_gettext() {
     let t = Template::parse("{{ _(x) }}").unwrap();
     assert_eq!(t.render_value(&serde_json::json!({"x": 5})).unwrap(), "5");
 }
+
+/// The only test of this binary that installs process-wide translations
+/// (for `es_LA` and `fr`; the default locale stays `en_US`, without a
+/// table, so other tests' `_()` still gives the message).
+#[test]
+fn locale_follows_accept_language_or_get_user_locale() {
+    let mut translations = crate::locale::Translations::new();
+    translations.add_csv(
+        "es_LA",
+        "\"Hello\",\"Hola\"\n\"%(n)s item\",\"%(n)s artículo\",\"singular\"\n\
+         \"%(n)s items\",\"%(n)s artículos\",\"plural\"\n\"%(commas)s and %(last)s\",\"%(commas)s y %(last)s\"\n\
+         \"January\",\"enero\"\n",
+    );
+    translations.add_csv("fr", "\"Hello\",\"Bonjour\"\n");
+    translations.install();
+
+    let dir = TempDir::new("locale");
+    dir.file(
+        "page.html",
+        "{{ locale.code }}|{{ locale.name }}|{{ _(\"Hello\") }}|{{ _(\"%(n)s item\", \"%(n)s items\", n) }}|\
+         {{ pgettext(\"greeting\", \"Hello\") }}|{{ locale.list(names) }}|\
+         {{ locale.friendly_number(12345) }}|{{ locale.format_day(0, dow=False) }}|\
+         {{ locale.translate(\"Hello\") }}",
+    );
+    struct Page;
+    impl RequestHandler for Page {
+        fn get_user_locale(&mut self, cx: &RequestContext<'_>) -> Option<crate::locale::Locale> {
+            cx.get_argument("lang")
+                .map(|l| crate::locale::Locale::get_closest(&[&l]))
+        }
+        fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            let value = serde_json::json!({"n": 2, "names": ["ann", "bob", "cy"]});
+            let page = cx
+                .render_string("page.html", &value)
+                .unwrap_or_else(|e| e.to_string());
+            cx.write(page);
+        }
+    }
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/", || Page)
+        .build();
+    let page = |target: &str, accept: Option<&str>| {
+        let headers: Vec<(&str, &str)> =
+            accept.map(|a| ("Accept-Language", a)).into_iter().collect();
+        text(&dispatch(&app, Request::synthetic("GET", target, &headers))).to_owned()
+    };
+    assert_eq!(
+        page("/", Some("de;q=0.9, es-la;q=0.8, fr;q=0.5")),
+        "es_LA|Español|Hola|%(n)s artículos|Hola|ann, bob y cy|12345|enero 1|Hola"
+    );
+    assert_eq!(
+        page("/", None),
+        "en_US|English (US)|Hello|%(n)s items|Hello|ann, bob and cy|12,345|January 1|Hello"
+    );
+    assert_eq!(page("/", Some("fr-CA")).split('|').nth(2), Some("Bonjour"));
+    // get_user_locale wins over the browser's.
+    assert_eq!(
+        page("/?lang=fr", Some("es-LA")).split('|').next(),
+        Some("fr")
+    );
+    assert_eq!(
+        page("/?lang=xx", Some("es-LA")).split('|').next(),
+        Some("en_US")
+    );
+}
+
+#[test]
+fn locale_functions_take_tornados_arguments() {
+    let render = |src: &str| {
+        Template::parse(src)
+            .map_err(|e| format!("parse: {e}"))?
+            .render_value(&serde_json::json!({"xs": ["a", "b"], "t": 86_400.5}))
+            .map_err(|e| format!("render: {e}"))
+    };
+    // Without a request: the process's default locale (en_US here).
+    let ok = [
+        (
+            "{{ locale.format_date(0, relative=False) }}",
+            "January 1, 1970 at 12:00 am",
+        ),
+        (
+            "{{ locale.format_date(0, 0, False, True) }}",
+            "January 1, 1970",
+        ),
+        (
+            "{{ locale.format_date(t, gmt_offset=-90, full_format=True) }}",
+            "January 2, 1970 at 1:30 am",
+        ),
+        ("{{ locale.format_day(3 * 86400) }}", "Sunday, January 4"),
+        ("{{ locale.format_day(0, 60, False) }}", "December 31"),
+        (
+            "{{ locale.list(xs) }}|{{ locale.list(\"abc\") }}|{{ locale.list([1]) }}",
+            "a and b|a, b and c|1",
+        ),
+        (
+            "{{ _(5) }}|{{ _(\"a\", plural_message=\"b\", count=2) }}",
+            "5|b",
+        ),
+        (
+            "{{ pgettext(\"ctx\", \"a\", \"b\", 1) }}|{{ locale.pgettext(\"ctx\", \"a\") }}",
+            "a|a",
+        ),
+        ("{{ locale.code }} {{ locale.rtl }}", "en_US False"),
+        ("{{ locale.friendly_number(-1000) }}", "-1,000"),
+    ];
+    for (src, want) in ok {
+        assert_eq!(render(src).as_deref(), Ok(want), "{src}");
+    }
+    let refused = [
+        "{{ _() }}",
+        "{{ _(\"a\", \"b\") }}",
+        "{{ pgettext(\"ctx\") }}",
+        "{{ pgettext(\"ctx\", \"a\", \"b\") }}",
+        "{{ locale.format_date() }}",
+        "{{ locale.format_date(1, bogus=2) }}",
+        "{{ locale.format_date(date=1, 0) }}",
+        "{{ locale.format_date(1, date=2) }}",
+        "{{ locale.format_date(1, 2, 3, 4, 5, 6) }}",
+        "{{ locale.unknown(1) }}",
+    ];
+    for src in refused {
+        assert!(
+            matches!(render(src), Err(e) if e.starts_with("parse")),
+            "{src}"
+        );
+    }
+    for src in [
+        "{{ locale.friendly_number(1.5) }}",
+        "{{ locale.format_date(\"yesterday\") }}",
+        "{{ locale.format_date(0, gmt_offset=1.5) }}",
+        "{{ locale.list(5) }}",
+        "{{ locale.list([1, 2]) }}",
+        "{{ locale.format_date(1e300) }}",
+    ] {
+        assert!(
+            matches!(render(src), Err(e) if e.starts_with("render")),
+            "{src}"
+        );
+    }
+}

@@ -165,8 +165,11 @@ impl<'a> WebSocket<'a> {
     /// renders it for a page (Tornado's `render_string` in a
     /// `WebSocketHandler`): to send a fragment of HTML to the browser,
     /// such as a chat message. The template sees `static_url`,
-    /// `reverse_url` and `request` (the handshake's), not `current_user`
-    /// or `xsrf_form_html`.
+    /// `reverse_url`, `request` (the handshake's) and
+    /// [`locale`](Self::locale)'s `_`, `pgettext` and `locale`, not
+    /// `current_user` or `xsrf_form_html`;
+    /// [`render_string_in`](Self::render_string_in) renders in another
+    /// locale.
     ///
     /// ```
     /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
@@ -195,12 +198,37 @@ impl<'a> WebSocket<'a> {
         file: &str,
         value: &(impl serde::Serialize + ?Sized),
     ) -> Result<String, crate::web::TemplateError> {
+        self.render_string_in(&self.locale(), file, value)
+    }
+
+    /// [`render_string`](Self::render_string) in `locale` (one a handler
+    /// chose for its user in `open`, say).
+    ///
+    /// # Errors
+    /// As [`render_string`](Self::render_string).
+    pub fn render_string_in(
+        &self,
+        locale: &crate::locale::Locale,
+        file: &str,
+        value: &(impl serde::Serialize + ?Sized),
+    ) -> Result<String, crate::web::TemplateError> {
         let app = self.core.settings.app.as_ref().ok_or_else(|| {
             crate::web::TemplateError::Load(
                 "render_string: this WebSocket is not on an Application's route".into(),
             )
         })?;
-        app.render_string(&self.core.request, file, value)
+        app.render_string(&self.core.request, locale, file, value)
+    }
+
+    /// The supported locale closest to the handshake's `Accept-Language`
+    /// (Tornado's `self.locale` in a `WebSocketHandler` without a
+    /// `get_user_locale`): see [`cyclone::locale`](crate::locale). Made
+    /// afresh on each call; keep it in the handler to reuse it.
+    pub fn locale(&self) -> crate::locale::Locale {
+        crate::locale::Locale::from_accept_language(
+            self.core.request.header("Accept-Language"),
+            crate::locale::DEFAULT_LOCALE,
+        )
     }
 
     /// [`Application::reverse_url`](crate::web::Application::reverse_url)

@@ -16,7 +16,10 @@
 //! slice      := test? ":" test? (":" test?)?
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
-//!             | "reverse_url" "(" test ("," test)* ")" | "_" "(" test ("," test "," test)? ")"
+//!             | "reverse_url" "(" test ("," test)* ")"
+//!             | ("_" | "pgettext" | "locale." locale_fn) "(" args ")"
+//! locale_fn  := translate | pgettext | list | friendly_number | format_date
+//!             | format_day                      (positional, then name=value)
 //! call       := len | str | int | abs | json_encode | url_escape
 //!             | xhtml_escape | escape | squeeze | static_url
 //! method     := get | upper | lower | strip | title | capitalize
@@ -33,6 +36,7 @@
 //! [`TemplateError::Type`], or [`TemplateError::Undefined`] for a missing
 //! index or key.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::Value;
@@ -85,9 +89,13 @@ pub(super) enum Exp {
     XsrfFormHtml,
     /// `reverse_url(name, *args)`.
     ReverseUrl(Vec<Exp>),
-    /// `_(message)` or `_(message, plural_message, count)`: Tornado's
-    /// `locale.translate` without translations loaded.
-    Translate(Vec<Exp>),
+    /// `_(..)`, `pgettext(..)` and `locale.method(..)`: the arguments by
+    /// the position of their parameter in [`LocaleFn::params`] (given by
+    /// position or by keyword).
+    Locale {
+        func: LocaleFn,
+        args: Vec<Option<Exp>>,
+    },
     /// `[a, b, …]`.
     List(Vec<Exp>),
     /// `base[start:stop:step]`, each part optional.
@@ -101,6 +109,56 @@ pub(super) enum Exp {
         method: Method,
         args: Vec<Exp>,
     },
+}
+
+/// The functions of the request's locale a template calls: `_` and
+/// `pgettext` (Tornado's namespace has them), and `locale`'s methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LocaleFn {
+    Translate,
+    Pgettext,
+    List,
+    FriendlyNumber,
+    FormatDate,
+    FormatDay,
+}
+
+impl LocaleFn {
+    /// `locale.name(`'s function.
+    fn method(name: &str) -> Option<LocaleFn> {
+        Some(match name {
+            "translate" => LocaleFn::Translate,
+            "pgettext" => LocaleFn::Pgettext,
+            "list" => LocaleFn::List,
+            "friendly_number" => LocaleFn::FriendlyNumber,
+            "format_date" => LocaleFn::FormatDate,
+            "format_day" => LocaleFn::FormatDay,
+            _ => return None,
+        })
+    }
+
+    /// The parameters, as Tornado names them.
+    fn params(self) -> &'static [&'static str] {
+        match self {
+            LocaleFn::Translate => &["message", "plural_message", "count"],
+            LocaleFn::Pgettext => &["context", "message", "plural_message", "count"],
+            LocaleFn::List => &["parts"],
+            LocaleFn::FriendlyNumber => &["value"],
+            LocaleFn::FormatDate => &["date", "gmt_offset", "relative", "shorter", "full_format"],
+            LocaleFn::FormatDay => &["date", "gmt_offset", "dow"],
+        }
+    }
+
+    /// Whether a call gives what it must: `plural_message` and `count`
+    /// together or neither, and the parameters before them.
+    fn complete(self, given: &[Option<Exp>]) -> bool {
+        let has = |i: usize| given.get(i).is_some_and(Option::is_some);
+        match self {
+            LocaleFn::Translate => has(0) && has(1) == has(2),
+            LocaleFn::Pgettext => has(0) && has(1) && has(2) == has(3),
+            _ => has(0),
+        }
+    }
 }
 
 /// The methods of Python's `str` and `dict` that templates call.
@@ -379,6 +437,46 @@ impl<'s> Parser<'s> {
     }
 
     /// `test ("," test)*`: a call's arguments.
+    /// The arguments of a locale function after its `(`, through the `)`:
+    /// positional ones, then keyword ones, as Python takes them.
+    fn locale_call(&mut self, func: LocaleFn, depth: usize) -> Option<Exp> {
+        let params = func.params();
+        let mut args: Vec<Option<Exp>> = vec![None; params.len()];
+        let mut positional = 0;
+        let mut keywords = false;
+        while !self.eat(Tok::Close) {
+            let keyword = match (self.peek(), self.toks.get(self.at + 1)) {
+                (Some(Tok::Word(name)), Some(Tok::Assign)) => Some(name),
+                _ => None,
+            };
+            let slot = match keyword {
+                Some(name) => {
+                    self.at += 2;
+                    keywords = true;
+                    params.iter().position(|p| *p == name)?
+                }
+                None if keywords => return None,
+                None => {
+                    positional += 1;
+                    positional - 1
+                }
+            };
+            let value = self.test(depth + 1)?;
+            let arg = args.get_mut(slot)?;
+            if arg.is_some() {
+                return None;
+            }
+            *arg = Some(value);
+            if !self.eat(Tok::Comma) {
+                if !self.eat(Tok::Close) {
+                    return None;
+                }
+                break;
+            }
+        }
+        func.complete(&args).then_some(Exp::Locale { func, args })
+    }
+
     fn comma_separated(&mut self, depth: usize) -> Option<Vec<Exp>> {
         let mut items = vec![self.test(depth)?];
         while self.eat(Tok::Comma) {
@@ -660,10 +758,19 @@ impl<'s> Parser<'s> {
             Tok::Word("xsrf_form_html") if self.eat(Tok::Open) => {
                 self.eat(Tok::Close).then_some(Exp::XsrfFormHtml)
             }
-            Tok::Word("_") if self.eat(Tok::Open) => {
-                let args = self.comma_separated(depth + 1)?;
-                (self.eat(Tok::Close) && (args.len() == 1 || args.len() == 3))
-                    .then_some(Exp::Translate(args))
+            Tok::Word("_") if self.eat(Tok::Open) => self.locale_call(LocaleFn::Translate, depth),
+            Tok::Word("pgettext") if self.eat(Tok::Open) => {
+                self.locale_call(LocaleFn::Pgettext, depth)
+            }
+            Tok::Word(w)
+                if self.peek() == Some(Tok::Open)
+                    && w.strip_prefix("locale.")
+                        .and_then(LocaleFn::method)
+                        .is_some() =>
+            {
+                self.at += 1;
+                let func = w.strip_prefix("locale.").and_then(LocaleFn::method)?;
+                self.locale_call(func, depth)
             }
             Tok::Word("reverse_url") if self.eat(Tok::Open) => {
                 let args = self.comma_separated(depth + 1)?;
@@ -760,6 +867,9 @@ pub(super) trait Env<'a> {
     fn xsrf_form_html(&self) -> Result<String, TemplateError>;
     /// What `reverse_url(name, *args)` returns, the arguments as `str()`.
     fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, TemplateError>;
+    /// The request's locale (Tornado's `locale`, whose `translate` is `_`),
+    /// or the process's default locale outside a request.
+    fn locale(&self) -> &crate::locale::Locale;
 }
 
 impl Exp {
@@ -866,24 +976,7 @@ impl Exp {
                 call_method(*method, b, &views, env.max_len())
             }
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
-            Exp::Translate(args) => {
-                // No translation is loaded: the message, or the plural
-                // message unless the count is 1 (CSVLocale.translate).
-                let one = Value::from(1);
-                let pick = match args.as_slice() {
-                    [message] => message,
-                    [message, plural, count] => {
-                        let n = count.eval(env)?;
-                        if equal(n.view(), Val::Json(&one)) {
-                            message
-                        } else {
-                            plural
-                        }
-                    }
-                    _ => unreachable!("parsed with one or three arguments"),
-                };
-                pick.eval(env)
-            }
+            Exp::Locale { func, args } => locale_call(env, *func, args),
             Exp::ReverseUrl(args) => {
                 let mut texts = Vec::with_capacity(args.len());
                 for a in args {
@@ -1445,6 +1538,140 @@ fn title(s: &str) -> String {
         after_letter = c.is_lowercase() || c.is_uppercase();
     }
     out
+}
+
+/// A locale function's value. A message that is not a string is returned
+/// as it is, as Python's dictionary lookup falls back to it.
+fn locale_call<'a>(
+    env: &dyn Env<'a>,
+    func: LocaleFn,
+    args: &'a [Option<Exp>],
+) -> Result<V<'a>, TemplateError> {
+    let mut vals: Vec<Option<V<'a>>> = Vec::with_capacity(args.len());
+    for a in args {
+        vals.push(a.as_ref().map(|e| e.eval(env)).transpose()?);
+    }
+    let arg = |i: usize| vals.get(i).and_then(Option::as_ref).map(V::view);
+    let locale = env.locale();
+    let text = |s: &str| own(Value::String(s.to_owned()));
+    let type_error = |what: &str, v: Val<'_>| {
+        Err(TemplateError::Type(format!(
+            "locale: {what} takes {}",
+            v.kind()
+        )))
+    };
+    // `translate(message, plural_message, count)`, from `first` on.
+    let translate = |first: usize| -> Result<V<'a>, TemplateError> {
+        let message = arg(first).expect("checked when parsed");
+        let (pick, plural) = match (arg(first + 1), arg(first + 2)) {
+            (Some(plural), Some(count)) => {
+                let one = equal(count, Val::Json(&Value::from(1)));
+                (if one { message } else { plural }, Some((plural, one)))
+            }
+            _ => (message, None),
+        };
+        let out = match (plural, message.as_str()) {
+            (None, Some(m)) => locale.translate(m),
+            (Some((p, one)), Some(m)) => match p.as_str() {
+                Some(p) => locale.translate_count(m, p, one),
+                None => return own(to_value(pick)),
+            },
+            _ => return own(to_value(pick)),
+        };
+        text(out)
+    };
+    match func {
+        LocaleFn::Translate => translate(0),
+        LocaleFn::Pgettext => {
+            let context = arg(0).expect("checked when parsed");
+            locale.warn_no_context(&context.text());
+            translate(1)
+        }
+        LocaleFn::List => {
+            let parts = arg(0).expect("checked when parsed");
+            let items: Vec<Cow<'_, str>> = match parts {
+                Val::Json(Value::Array(items)) if items.len() == 1 => {
+                    return own(items[0].clone());
+                }
+                Val::Json(Value::Array(items)) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        match item.as_str() {
+                            Some(s) => out.push(Cow::Borrowed(s)),
+                            None => return type_error("list() of strings", Val::Json(item)),
+                        }
+                    }
+                    out
+                }
+                other => match other.as_str() {
+                    Some(s) => s.chars().map(|c| Cow::Owned(c.to_string())).collect(),
+                    None => return type_error("list() a list", other),
+                },
+            };
+            text(&locale.list(&items))
+        }
+        LocaleFn::FriendlyNumber => {
+            let v = arg(0).expect("checked when parsed");
+            match (v, number(v)) {
+                (Val::Json(Value::Number(_)), Some(Num::Int(n))) => match i64::try_from(n) {
+                    Ok(n) => text(&locale.friendly_number(n)),
+                    Err(_) => type_error("friendly_number() a 64-bit integer", v),
+                },
+                _ => type_error("friendly_number() an integer", v),
+            }
+        }
+        LocaleFn::FormatDate | LocaleFn::FormatDay => {
+            let date = timestamp_us(arg(0).expect("checked when parsed"))?;
+            let gmt_offset = match arg(1) {
+                None => 0,
+                Some(v) => match number(v) {
+                    Some(Num::Int(n)) => i64::try_from(n).unwrap_or(i64::MAX),
+                    _ => return type_error("a gmt_offset in whole minutes", v),
+                },
+            };
+            let flag = |i: usize, default: bool| arg(i).map_or(default, |v| v.truthy());
+            let out = if func == LocaleFn::FormatDay {
+                locale.format_day_us(date, gmt_offset, flag(2, true))
+            } else {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+                let format = crate::locale::DateFormat {
+                    gmt_offset,
+                    relative: flag(2, true),
+                    shorter: flag(3, false),
+                    full_format: flag(4, false),
+                };
+                locale.format_date_us(date, now, format)
+            };
+            text(&out)
+        }
+    }
+}
+
+/// A date argument: seconds since the Unix epoch (an integer or a float,
+/// as Python's `format_date` takes them), in microseconds, rounded half to
+/// even as `datetime.fromtimestamp` rounds.
+fn timestamp_us(v: Val<'_>) -> Result<i64, TemplateError> {
+    let out_of_range = || TemplateError::Type(format!("a date of {} is out of range", v.text()));
+    match (v, number(v)) {
+        (Val::Json(Value::Number(_)), Some(Num::Int(s))) => i64::try_from(s)
+            .ok()
+            .and_then(|s| s.checked_mul(1_000_000))
+            .ok_or_else(out_of_range),
+        (Val::Json(Value::Number(_)), Some(Num::Float(s))) => {
+            let us = (s * 1e6).round_ties_even();
+            if us.abs() < 9.2e18 {
+                Ok(us as i64)
+            } else {
+                Err(out_of_range())
+            }
+        }
+        _ => Err(TemplateError::Type(format!(
+            "locale: a date is a number of seconds since the epoch, not {}",
+            v.kind()
+        ))),
+    }
 }
 
 fn call_method<'a>(

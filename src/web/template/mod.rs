@@ -1997,6 +1997,8 @@ impl Template {
             steps,
             max_steps: steps,
             max_output,
+            default_locale: std::cell::OnceCell::new(),
+            locale_value: std::cell::OnceCell::new(),
         };
         let entry = match &self.base {
             Some((origin, base)) => {
@@ -2119,6 +2121,9 @@ pub(crate) trait RequestNamespace {
     /// `request`: the request's fields Tornado's `HTTPServerRequest`
     /// has (`path`, `uri`, `query`, `method`, `host`, `remote_ip`, ...).
     fn request_value(&self) -> Option<&Value>;
+    /// `locale`, whose `translate` is `_`: `None` for the process's
+    /// default locale.
+    fn locale(&self) -> Option<&crate::locale::Locale>;
 }
 
 pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
@@ -2169,6 +2174,10 @@ impl<F: Fn(&str) -> String> RequestNamespace for StaticUrlOnly<F> {
     }
 
     fn request_value(&self) -> Option<&Value> {
+        None
+    }
+
+    fn locale(&self) -> Option<&crate::locale::Locale> {
         None
     }
 }
@@ -2685,6 +2694,10 @@ struct Renderer<'a> {
     steps: u64,
     max_steps: u64,
     max_output: usize,
+    /// The process's default locale, for a render without a request's.
+    default_locale: std::cell::OnceCell<crate::locale::Locale>,
+    /// `locale` as a value (`code`, `name`, `rtl`), made when first read.
+    locale_value: std::cell::OnceCell<&'a Value>,
 }
 
 /// Computed values a render keeps at most (an array or object weighs one
@@ -2727,6 +2740,15 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
             ))
         })
     }
+
+    fn locale(&self) -> &crate::locale::Locale {
+        match self.request.and_then(|r| r.locale()) {
+            Some(locale) => locale,
+            None => self
+                .default_locale
+                .get_or_init(|| crate::locale::Locale::get_closest(&[])),
+        }
+    }
 }
 
 impl<'a> Renderer<'a> {
@@ -2736,6 +2758,17 @@ impl<'a> Renderer<'a> {
     /// have the name.
     fn namespace(&self, name: &str) -> Option<Val<'a>> {
         static NONE: Value = Value::Null;
+        if name == "locale" {
+            let value = *self.locale_value.get_or_init(|| {
+                let locale = expr::Env::locale(self);
+                &*self.arena.alloc(serde_json::json!({
+                    "code": locale.code(),
+                    "name": locale.name(),
+                    "rtl": locale.rtl(),
+                }))
+            });
+            return Some(Val::Json(value));
+        }
         let request = self.request?;
         match name {
             "current_user" => Some(match request.current_user() {

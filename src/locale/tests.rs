@@ -1,0 +1,268 @@
+use super::*;
+
+include!("format_date_cases.rs");
+include!("accept_language_cases.rs");
+
+/// The translations `format_date_cases.rs` was printed with.
+const ES_LA: &str = include_str!("../../tests/peers/locale/es_LA.csv");
+
+fn es_la() -> Translations {
+    let mut t = Translations::new();
+    t.add_csv("es_LA", ES_LA);
+    t
+}
+
+/// A locale with no translations, whatever its code.
+fn bare(code: &str) -> Locale {
+    let mut t = Translations::new();
+    t.set_default_locale(code);
+    t.get(code).expect("the default locale is supported")
+}
+
+#[test]
+fn format_date_is_tornados() {
+    let translations = es_la();
+    let mut wrong = Vec::new();
+    for &(code, date, gmt_offset, relative, shorter, full_format, want) in FORMAT_DATE {
+        let locale = translations.get(code).unwrap_or_else(|| bare(code));
+        let format = DateFormat {
+            gmt_offset,
+            relative,
+            shorter,
+            full_format,
+        };
+        let got = locale.format_date_us(date, NOW_US, format);
+        if got != want {
+            wrong.push(format!(
+                "{code} {date} {format:?}: {got:?}, Tornado {want:?}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {}:\n{}",
+        wrong.len(),
+        FORMAT_DATE.len(),
+        wrong.join("\n")
+    );
+    // The public form, through SystemTime.
+    let now = UNIX_EPOCH + std::time::Duration::from_micros(NOW_US as u64);
+    let date = now - std::time::Duration::from_secs(3 * 86_400);
+    assert_eq!(
+        bare("en_US").format_date_at(date, now, DateFormat::default()),
+        "Wednesday at 9:30 pm"
+    );
+}
+
+#[test]
+fn format_day_names_the_weekday_and_month() {
+    // 2026-12-05 21:30 UTC, a Saturday.
+    let es = es_la().get("es_LA").unwrap();
+    assert_eq!(
+        bare("en_US").format_day_us(NOW_US, 0, true),
+        "Saturday, December 5"
+    );
+    assert_eq!(bare("en_US").format_day_us(NOW_US, 0, false), "December 5");
+    // Three hours ahead of UTC it is already Sunday the 6th.
+    assert_eq!(
+        bare("en_US").format_day_us(NOW_US, -180, true),
+        "Sunday, December 6"
+    );
+    assert_eq!(es.format_day_us(NOW_US, 0, false), "diciembre 5");
+    // A Monday, translated.
+    assert_eq!(
+        es.format_day_us(NOW_US + 2 * DAY_US, 0, true),
+        "lunes, diciembre 7"
+    );
+}
+
+#[test]
+fn civil_dates_around_the_epoch_and_leap_days() {
+    let at = |us: i64| {
+        let c = civil(us);
+        (c.year, c.month, c.day, c.weekday, c.hour, c.minute)
+    };
+    assert_eq!(at(0), (1970, 1, 1, 3, 0, 0));
+    assert_eq!(at(-1), (1969, 12, 31, 2, 23, 59));
+    // 2000-02-29 12:34 UTC (951827640 s), a Tuesday.
+    assert_eq!(at(951_827_640 * SECOND_US), (2000, 2, 29, 1, 12, 34));
+    // 2100-03-01 (4107542400 s): 2100 is not a leap year.
+    assert_eq!(at(4_107_542_400 * SECOND_US), (2100, 3, 1, 0, 0, 0));
+}
+
+#[test]
+fn translate_picks_the_plural_form_by_count() {
+    let mut t = Translations::new();
+    t.add_csv(
+        "es_LA",
+        "  \"I love you\" ,\"Te amo\"\n\
+         \"%(name)s liked this\",\"A %(name)s les gustó esto\",\"plural\"\n\
+         \"%(name)s liked this\",\"A %(name)s le gustó esto\",\"singular\"\n\
+         \"only\"\n\
+         \"bad\",\"malo\",\"dual\"\n\
+         \"tab\",\"\ttabulado\u{1f}\",\"\"\n",
+    );
+    let es = t.get("es_LA").unwrap();
+    // Fields are stripped as Python's str.strip() strips (U+001F too),
+    // after the CSV is read: a quote after a space is part of the field.
+    assert_eq!(es.translate("\"I love you\""), "Te amo");
+    assert_eq!(es.translate("I love you"), "I love you");
+    assert_eq!(es.translate("tab"), "tabulado");
+    assert_eq!(es.translate("only"), "only");
+    // A row with an unknown plural indicator is skipped.
+    assert_eq!(es.translate("bad"), "bad");
+    let liked = |n| es.translate_plural("%(name)s liked this", "%(name)s liked this", n);
+    assert_eq!(liked(1), "A %(name)s le gustó esto");
+    assert_eq!(liked(2), "A %(name)s les gustó esto");
+    assert_eq!(liked(0), "A %(name)s les gustó esto");
+    // No singular row for the plural message's singular: the message.
+    assert_eq!(es.translate_plural("one", "many", 1), "one");
+    assert_eq!(es.translate_plural("one", "many", 3), "many");
+    assert_eq!(es.pgettext("law", "one"), "one");
+    assert_eq!(es.pgettext_plural("law", "one", "many", 2), "many");
+    // The default locale has no file: every string is its own.
+    assert_eq!(
+        t.get("en_US").unwrap().translate("I love you"),
+        "I love you"
+    );
+    assert!(t.get("fr").is_none());
+}
+
+#[test]
+fn get_closest_tries_each_code_then_its_language() {
+    let mut t = Translations::new();
+    for code in ["es", "es_LA", "pt_BR", "fr"] {
+        t.add_csv(code, "");
+    }
+    let closest = |t: &Translations, codes: &[&str]| t.get_closest(codes).code().to_owned();
+    assert_eq!(closest(&t, &["es-la"]), "es_LA");
+    assert_eq!(closest(&t, &["ES_la"]), "es_LA");
+    assert_eq!(closest(&t, &["es_MX"]), "es");
+    assert_eq!(closest(&t, &["ES"]), "es");
+    assert_eq!(closest(&t, &["", "pt-br"]), "pt_BR");
+    assert_eq!(closest(&t, &["pt"]), "en_US");
+    assert_eq!(closest(&t, &["es-MX-x", "fr_CA"]), "fr");
+    assert_eq!(closest(&t, &["de"]), "en_US");
+    assert_eq!(closest(&t, &[]), "en_US");
+    assert_eq!(
+        t.supported_locales(),
+        ["en_US", "es", "es_LA", "fr", "pt_BR"]
+    );
+    t.set_default_locale("fr");
+    assert_eq!(closest(&t, &["de"]), "fr");
+    assert_eq!(t.supported_locales(), ["es", "es_LA", "fr", "pt_BR"]);
+}
+
+#[test]
+fn accept_language_is_read_as_tornado_reads_it() {
+    // ACCEPT_LANGUAGE: printed by Tornado 6.6.1's
+    // RequestHandler.get_browser_locale with translations for these.
+    let mut t = Translations::new();
+    for code in ["es", "es_LA", "fr", "pt_BR", "de_DE"] {
+        t.add_csv(code, "");
+    }
+    for &(header, default, want) in ACCEPT_LANGUAGE {
+        let got = t.from_accept_language(header, default);
+        assert_eq!(
+            got.code(),
+            want,
+            "Accept-Language {header:?}, default {default:?}"
+        );
+    }
+}
+
+#[test]
+fn load_reads_a_directory_of_csv_files_in_their_encodings() {
+    let dir = std::env::temp_dir().join(format!("cyclone-locale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let utf16 = |text: &str, be: bool| -> Vec<u8> {
+        let mut out = if be {
+            vec![0xFE, 0xFF]
+        } else {
+            vec![0xFF, 0xFE]
+        };
+        for u in text.encode_utf16() {
+            out.extend(if be { u.to_be_bytes() } else { u.to_le_bytes() });
+        }
+        out
+    };
+    let files: &[(&str, Vec<u8>)] = &[
+        ("es.csv", b"\"yes\",\"s\xc3\xad\"\n".to_vec()),
+        ("fr.csv", b"\xef\xbb\xbf\"yes\",\"oui\"\r\n".to_vec()),
+        ("de_DE.csv", utf16("\"yes\",\"ja\"\n", false)),
+        ("ru.csv", utf16("\"yes\",\"да\"\n", true)),
+        ("it.csv", b"\"yes\",\"s\xec\"\n".to_vec()),
+        ("pt_br.csv", b"\"yes\",\"sim\"\n".to_vec()),
+        ("es.old.csv", b"\"yes\",\"no\"\n".to_vec()),
+        ("notes.txt", b"\"yes\",\"no\"\n".to_vec()),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let t = Translations::load(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // it.csv is Latin-1, not UTF-8: skipped. pt_br and es.old are not
+    // locale names Tornado takes.
+    assert_eq!(t.supported_locales(), ["de_DE", "en_US", "es", "fr", "ru"]);
+    let yes = |code: &str| t.get(code).unwrap().translate("yes").to_owned();
+    assert_eq!(yes("es"), "sí");
+    assert_eq!(yes("fr"), "oui");
+    assert_eq!(yes("de_DE"), "ja");
+    assert_eq!(yes("ru"), "да");
+    assert!(Translations::load(dir.join("missing")).is_err());
+}
+
+#[test]
+fn list_and_friendly_number() {
+    let en = bare("en_US");
+    assert_eq!(en.list::<&str>(&[]), "");
+    assert_eq!(en.list(&["a"]), "a");
+    assert_eq!(en.list(&["a", "b"]), "a and b");
+    assert_eq!(en.list(&["a", "b", "c"]), "a, b and c");
+    assert_eq!(bare("fa_IR").list(&["a", "b", "c"]), "a \u{648} b and c");
+    assert_eq!(
+        es_la().get("es_LA").unwrap().list(&["a", "b", "c"]),
+        "a, b y c"
+    );
+    assert_eq!(en.friendly_number(0), "0");
+    assert_eq!(en.friendly_number(999), "999");
+    assert_eq!(en.friendly_number(1000), "1,000");
+    assert_eq!(en.friendly_number(1234567), "1,234,567");
+    assert_eq!(en.friendly_number(-123456), "-123,456");
+    assert_eq!(en.friendly_number(i64::MIN), "-9,223,372,036,854,775,808");
+    assert_eq!(bare("en").friendly_number(1000), "1,000");
+    assert_eq!(bare("de_DE").friendly_number(1000), "1000");
+}
+
+#[test]
+fn names_and_direction() {
+    assert_eq!(bare("es_LA").name(), "Español");
+    assert_eq!(bare("es_LA").name_en(), "Spanish");
+    assert_eq!(bare("zh_CN").name(), "中文(简体)");
+    assert_eq!(bare("xx").name(), "Unknown");
+    assert!(bare("ar_AR").rtl());
+    assert!(bare("he_IL").rtl());
+    assert!(bare("fa").rtl());
+    assert!(!bare("en_US").rtl());
+    assert!(names::NAMES.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+}
+
+#[test]
+fn format_named_fills_named_placeholders() {
+    assert_eq!(
+        format_named("%(a)s-%(b)d-%(a)i", &[("a", &"x"), ("b", &2)]),
+        "x-2-x"
+    );
+    assert_eq!(
+        format_named("100%% of %(n)s", &[("n", &"it")]),
+        "100% of it"
+    );
+    // What Python would raise on is kept as written.
+    assert_eq!(
+        format_named("%(missing)s %s %(a)x %(a", &[("a", &1)]),
+        "%(missing)s %s %(a)x %(a"
+    );
+    assert_eq!(format_named("trailing %", &[]), "trailing %");
+    assert_eq!(format_named("ü%(a)sü", &[("a", &"é")]), "üéü");
+}
