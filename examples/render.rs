@@ -23,7 +23,7 @@ use cyclone::web::{Template, TemplateError, Whitespace};
 
 const USAGE: &str = "render: a Tornado template rendered with JSON values
 
-Usage: render [--whitespace MODE] TEMPLATE [VALUES.json]
+Usage: render [--whitespace MODE] [--translations DIR [--locale CODES]] TEMPLATE [VALUES.json]
 
   TEMPLATE     the template file (UTF-8); the names of its {% include %}
                and {% extends %} are files in the same directory
@@ -33,13 +33,40 @@ Usage: render [--whitespace MODE] TEMPLATE [VALUES.json]
                all, single or oneline for every file (Tornado's
                template_whitespace); default by file name, as Tornado's
                Loader: single for .html and .js, all for the others
+  --translations DIR
+               Tornado's LOCALE.csv translation files, for _(..),
+               pgettext(..) and locale.* in the template
+  --locale CODES
+               the locale to render in: the closest supported one to the
+               comma-separated codes (es_LA,es), as tornado.locale.get
+               picks it; default en_US
 
 Prints the rendered text to standard output, exactly (no newline added).
 A template or value error is printed to standard error, with its line,
 and the exit status is 1.";
 
 fn main() -> ExitCode {
-    let args = common::Args::parse(USAGE, &[("whitespace", true)]);
+    let args = common::Args::parse(
+        USAGE,
+        &[
+            ("whitespace", true),
+            ("translations", true),
+            ("locale", true),
+        ],
+    );
+    if args.has("translations") {
+        let dir: String = args.get("translations", String::new());
+        if let Err(e) = cyclone::locale::load_translations(&dir) {
+            eprintln!("render: cannot read translations in {dir}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if args.has("locale") {
+        // A render outside a request is in the default locale.
+        let codes: String = args.get("locale", String::new());
+        let codes: Vec<&str> = codes.split(',').collect();
+        cyclone::locale::set_default_locale(cyclone::locale::get(&codes).code());
+    }
     let whitespace: Option<Whitespace> = args
         .has("whitespace")
         .then(|| args.get("whitespace", Whitespace::All));
