@@ -794,8 +794,9 @@ fn render_prints_a_template_and_reports_errors() {
     let exe = build_example("render");
     let out = Command::new(&exe).arg("--help").output().expect("--help");
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("Usage: render [--whitespace MODE] TEMPLATE [VALUES.json]"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(
+        "Usage: render [--whitespace MODE] [--translations DIR [--locale CODES]] TEMPLATE"
+    ));
     let dir = std::env::temp_dir().join(format!("cyclone-render-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (t, v, bad) = (dir.join("t.html"), dir.join("v.json"), dir.join("bad.html"));
@@ -825,6 +826,36 @@ fn render_prints_a_template_and_reports_errors() {
         String::from_utf8_lossy(&out.stderr).contains("line 2"),
         "{out:?}"
     );
+    // Translations: the closest of --locale's codes.
+    let tr = dir.join("translations");
+    std::fs::create_dir_all(&tr).unwrap();
+    std::fs::write(
+        tr.join("es.csv"),
+        "\"%(n)s item\",\"%(n)s artículos\",\"plural\"\n",
+    )
+    .unwrap();
+    let hello = dir.join("hello.txt");
+    std::fs::write(
+        &hello,
+        "{{ locale.code }}: {{ _(\"%(n)s item\", \"x\", 2) % {\"n\": 2} }}",
+    )
+    .unwrap();
+    let render_in = |codes: &str| {
+        let out = Command::new(&exe)
+            .arg("--translations")
+            .arg(&tr)
+            .args(["--locale", codes])
+            .arg(&hello)
+            .output()
+            .expect("render");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The plural row is keyed by the plural message ("x"): no match.
+    assert_eq!(render_in("fr,es-MX"), "es: x");
+    assert_eq!(render_in("fr"), "en_US: x");
+    std::fs::write(&hello, "{{ _(\"a\", \"%(n)s item\", 2) % {\"n\": 2} }}").unwrap();
+    assert_eq!(render_in("es"), "2 artículos");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

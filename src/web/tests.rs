@@ -2365,3 +2365,41 @@ fn locale_functions_take_tornados_arguments() {
         );
     }
 }
+
+#[test]
+fn percent_formatting_and_dict_displays_follow_python() {
+    let render = |src: &str| {
+        Template::parse(src)
+            .map_err(|e| format!("parse: {e}"))?
+            .render_value(&serde_json::json!({"n": 3, "f": -0.001, "d": {"n": 2}, "name": "Ana"}))
+            .map_err(|e| e.to_string())
+    };
+    // Python's results (the interop script compares 40 more with Tornado).
+    for (src, want) in [
+        ("{{ \"%(n)s files\" % {\"n\": n} }}", "3 files"),
+        (
+            "{{ \"%05.1f|%-4d|%+d|%x\" % {\"a\": 1} if False else \"%.2f\" % f }}",
+            "-0.00",
+        ),
+        ("{{ \"%s\" % d }}", "{&#39;n&#39;: 2}"),
+        ("{{ \"%d%%\" % n }}", "3%"),
+        ("{{ {\"a\": 1, \"a\": 2}[\"a\"] }}", "2"),
+    ] {
+        assert_eq!(render(src).as_deref(), Ok(want), "{src}");
+    }
+    for (src, why) in [
+        ("{{ \"%d\" % name }}", "real number is required"),
+        ("{{ \"%s %s\" % name }}", "not enough arguments"),
+        ("{{ \"abc\" % name }}", "not all arguments converted"),
+        ("{{ \"%(x)s\" % d }}", "undefined variable \"x\""),
+        ("{{ \"%(n)s\" % n }}", "requires a mapping"),
+        ("{{ \"%y\" % n }}", "unsupported format character"),
+        ("{{ {1: 2} }}", "keys in a template are strings"),
+        ("{{ \"%999999999999s\" % n }}", "format width over"),
+    ] {
+        let got = render(src);
+        assert!(matches!(&got, Err(e) if e.contains(why)), "{src}: {got:?}");
+    }
+    assert!(Template::parse("{{ {\"a\" 1} }}").is_err());
+    assert!(Template::parse("{{ {\"a\": 1,, } }}").is_err());
+}

@@ -64,6 +64,8 @@ TEMPLATES = [
     ("plural forms", '{{ _("%(n)s file", "%(n)s files", 1) }}|{{ _("%(n)s file", "%(n)s files", n) }}|'
                      '{{ _("%(n)s file", "%(n)s files", 0) }}', {"n": 3}),
     ("unquoted and multi-line rows", '{{ _("Unquoted") }}|{{ _(multi) }}', {"multi": "multi\nline"}),
+    ("translations filled with %", '{{ _("%(n)s file", "%(n)s files", n) % {"n": n} }}|'
+                                   '{{ _("%(n)s file", "%(n)s files", 1) % {"n": 1} }}', {"n": 4}),
     ("pgettext", '{{ pgettext("menu", "Hello") }}|{{ pgettext("menu", "%(n)s file", "%(n)s files", 2) }}', {}),
     ("locale fields", '{{ locale.code }}|{{ locale.name }}|{{ locale.rtl }}', {}),
     ("locale.translate", '{{ locale.translate("Hello") }}|{{ locale.translate("color") }}', {}),

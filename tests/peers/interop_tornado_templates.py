@@ -34,6 +34,18 @@ from peerlib import Checks  # noqa: E402
 from tornado.template import Loader  # noqa: E402
 
 CASES = [
+    ("percent formatting and dict displays",
+     '{{ "%(n)s files" % {"n": n} }}|{{ "%(who)s has %(n)d" % d }}|{{ "%s!" % name }}|{{ "%d%%" % n }}|'
+     '{{ "%5d|" % n }}{{ "%-5d|" % n }}{{ "%05d" % neg }}|{{ "% d" % n }}|{{ "%+d" % neg }}|{{ "%.2f" % f }}|'
+     '{{ "%f" % n }}|{{ "%x" % 255 }}|{{ "%#X" % 255 }}|{{ "%#o" % 8 }}|{{ "%s" % t }}|{{ "%s" % none }}|'
+     '{{ "%d" % t }}|{{ "%d" % f }}|{{ "%d" % -2.7 }}|{{ "%.3s" % name }}|{{ "%8.3f|" % f }}|'
+     '{{ "%-8s|" % name }}|{{ "%(n)05.1f" % d }}|{{ "abc" % d }}|{{ "abc" % xs }}|{{ {}  }}|'
+     '{{ {"k": name}["k"] }}|{{ "%(who)s" % {"who": "<b>"} }}|{{ "%.0f" % 0.5 }}|{{ "%.0f" % 1.5 }}|'
+     '{{ "%.2f" % -0.001 }}|{{ "%.1f" % -0.0 }}|{{ "%d" % -0.3 }}|{{ "%x" % neg }}|{{ "%+.1f" % f }}|'
+     '{{ "%.3d" % n }}|{{ "%s" % "é" }}|{{ "%(n)s-%(n)s" % d }}|{{ "%%(n)s" % d }}|'
+     '{% raw "%r %s" % {"a": 1} if False else "%r" % name %}|{% raw {"a": 1, "b": [1, 2], "a": 3} %}',
+     {"n": 3, "f": 2.5, "neg": -7, "name": "Ana", "d": {"n": 2, "who": "Bo"}, "xs": [1, "a"],
+      "t": True, "none": None}),
     ("escaped and raw text",
      "<p>{{ who }}</p>{% raw who %}|{{ n }}|{{ s.x }}",
      {"who": "<b>Tom & \"Jerry\"</b>", "n": 42, "s": {"x": "a>b"}}),

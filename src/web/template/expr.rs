@@ -10,11 +10,12 @@
 //! comparison := sum (op sum)*                       chained as Python: a < b < c
 //! op         := == != < <= > >= in "not in" is "is not"
 //! sum        := term (("+" | "-") term)*
-//! term       := factor (("*" | "/" | "//" | "%") factor)*
+//! term       := factor (("*" | "/" | "//" | "%") factor)*   str % x: printf
 //! factor     := ("-" | "+") factor | postfix
 //! postfix    := atom ("[" test "]" | "[" slice "]" | ".name" | "." method "(" args ")")*
 //! slice      := test? ":" test? (":" test?)?
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
+//!             | "{" (test ":" test ("," test ":" test)* ","?)? "}"   string keys
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
 //!             | "reverse_url" "(" test ("," test)* ")"
 //!             | ("_" | "pgettext" | "locale." locale_fn) "(" args ")"
@@ -98,6 +99,8 @@ pub(super) enum Exp {
     },
     /// `[a, b, …]`.
     List(Vec<Exp>),
+    /// `{key: value, …}`: a dict display, its keys strings.
+    Dict(Vec<(Exp, Exp)>),
     /// `base[start:stop:step]`, each part optional.
     Slice {
         base: Box<Exp>,
@@ -328,6 +331,8 @@ enum Tok<'s> {
     Close,
     OpenBracket,
     CloseBracket,
+    OpenBrace,
+    CloseBrace,
     Comma,
     Colon,
     /// `=`, only as in a keyword argument (`url_escape(x, plus=False)`).
@@ -337,7 +342,7 @@ enum Tok<'s> {
 /// The characters other than whitespace that end a word; each is a token
 /// of its own (or starts one), handled before a word is read. `-` is not
 /// among them: inside a word it is part of the word.
-const WORD_END: &str = "()[],:<>=!'\"+*/%";
+const WORD_END: &str = "()[]{},:<>=!'\"+*/%";
 
 fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
     let mut out = Vec::new();
@@ -359,6 +364,8 @@ fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
             ')' => single(Tok::Close)?,
             '[' => single(Tok::OpenBracket)?,
             ']' => single(Tok::CloseBracket)?,
+            '{' => single(Tok::OpenBrace)?,
+            '}' => single(Tok::CloseBrace)?,
             ',' => single(Tok::Comma)?,
             ':' => single(Tok::Colon)?,
             '\'' | '"' => {
@@ -753,6 +760,20 @@ impl<'s> Parser<'s> {
                 }
                 Some(Exp::List(items))
             }
+            Tok::OpenBrace => {
+                let mut items = Vec::new();
+                while !self.eat(Tok::CloseBrace) {
+                    let key = self.test(depth + 1)?;
+                    if !self.eat(Tok::Colon) {
+                        return None;
+                    }
+                    items.push((key, self.test(depth + 1)?));
+                    if !self.eat(Tok::Comma) {
+                        return self.eat(Tok::CloseBrace).then_some(Exp::Dict(items));
+                    }
+                }
+                Some(Exp::Dict(items))
+            }
             Tok::Str(s) => literal(s).map(Exp::Literal),
             Tok::Word("and" | "or" | "not" | "in" | "is" | "if" | "else") => None,
             Tok::Word("xsrf_form_html") if self.eat(Tok::Open) => {
@@ -951,6 +972,20 @@ impl Exp {
                     out.push(to_value(item.eval(env)?.view()));
                 }
                 own(Value::Array(out))
+            }
+            Exp::Dict(items) => {
+                let mut out = serde_json::Map::with_capacity(items.len());
+                for (k, v) in items {
+                    let key = k.eval(env)?;
+                    let Some(key) = key.view().as_str().map(str::to_owned) else {
+                        return Err(TemplateError::Type(format!(
+                            "a dict's keys in a template are strings, not {}",
+                            key.view().kind()
+                        )));
+                    };
+                    out.insert(key, to_value(v.eval(env)?.view()));
+                }
+                own(Value::Object(out))
             }
             Exp::Slice { base, parts } => {
                 let b = base.eval(env)?;
@@ -1272,8 +1307,229 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
                 _ => Err(unsupported()),
             }
         }
+        (Arith::Mod, _, _) if a.as_str().is_some() => {
+            percent_format(a.as_str().unwrap_or_default(), b, max_len).map(Value::String)
+        }
         _ => Err(unsupported()),
     }
+}
+
+/// Python's `format % args` for a string `format`: `%(name)s` takes
+/// `name` from a dict, `%s` takes `args` itself (a template has no
+/// tuples, so at most one such conversion). Conversions `s` (Python's
+/// `str`), `r` (`repr`), `d`/`i`/`u`, `f`/`F`, `x`/`X`/`o` and `%%`, with
+/// the flags `-+ #0`, a width and a precision. Python's errors are
+/// `TemplateError::Type`, a missing key `TemplateError::Undefined`.
+fn percent_format(format: &str, args: Val<'_>, max_len: usize) -> Result<String, TemplateError> {
+    let type_error = |why: String| Err(TemplateError::Type(why));
+    let is_mapping = matches!(args, Val::Json(Value::Object(_)));
+    let mut out = String::with_capacity(format.len());
+    let mut positional_used = false;
+    let mut rest = format;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let spec = &rest[at + 1..];
+        let mut chars = spec.char_indices().peekable();
+        let mut value = None;
+        if let Some((_, '(')) = chars.peek() {
+            chars.next();
+            // The key runs to the matching parenthesis, as Python reads it.
+            let mut depth = 1;
+            let mut end = None;
+            for (i, c) in chars.by_ref() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(end) = end else {
+                return type_error("incomplete format key".into());
+            };
+            let key = &spec[1..end];
+            let Val::Json(Value::Object(map)) = args else {
+                return type_error("format requires a mapping".into());
+            };
+            value = Some(
+                map.get(key)
+                    .map(Val::Json)
+                    .ok_or_else(|| TemplateError::Undefined(key.to_string()))?,
+            );
+        }
+        let mut flags = String::new();
+        while let Some(&(_, c)) = chars.peek() {
+            if !"-+ #0".contains(c) {
+                break;
+            }
+            flags.push(c);
+            chars.next();
+        }
+        let digits_at = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+            let mut n: Option<usize> = None;
+            while let Some(&(_, c)) = chars.peek() {
+                let Some(d) = c.to_digit(10) else { break };
+                n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+                chars.next();
+            }
+            n
+        };
+        let width = digits_at(&mut chars).unwrap_or(0);
+        let precision = match chars.peek() {
+            Some((_, '.')) => {
+                chars.next();
+                Some(digits_at(&mut chars).unwrap_or(0))
+            }
+            _ => None,
+        };
+        while let Some((_, 'h' | 'l' | 'L')) = chars.peek() {
+            chars.next();
+        }
+        let Some((i, conv)) = chars.next() else {
+            return type_error("incomplete format".into());
+        };
+        rest = &spec[i + conv.len_utf8()..];
+        if conv == '%' && value.is_none() {
+            out.push('%');
+            continue;
+        }
+        let value = match value {
+            Some(v) => v,
+            None if positional_used => {
+                return type_error("not enough arguments for format string".into())
+            }
+            None => {
+                positional_used = true;
+                args
+            }
+        };
+        if width > max_len || precision.is_some_and(|p| p > max_len) {
+            return Err(TemplateError::TooLarge(format!(
+                "a format width over {max_len}"
+            )));
+        }
+        let left = flags.contains('-');
+        let (sign, body, zero_pad) = match conv {
+            's' | 'r' => {
+                let mut text = match conv {
+                    's' => value.text().into_owned(),
+                    _ => {
+                        let mut r = String::new();
+                        match value {
+                            Val::Str(s) => super::push_python_str_repr(&mut r, s),
+                            Val::Json(v) => super::push_python_repr(&mut r, v),
+                        }
+                        r
+                    }
+                };
+                if let Some(p) = precision {
+                    if let Some((cut, _)) = text.char_indices().nth(p) {
+                        text.truncate(cut);
+                    }
+                }
+                (String::new(), text, false)
+            }
+            'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F' => {
+                let Some(n) = number(value) else {
+                    return type_error(format!(
+                        "%{conv} format: a real number is required, not {}",
+                        value.kind()
+                    ));
+                };
+                let negative = match n {
+                    Num::Int(i) => i < 0,
+                    Num::Float(f) => f.is_sign_negative(),
+                };
+                let digits = match (conv, n) {
+                    ('f' | 'F', n) => format!("{:.*}", precision.unwrap_or(6), as_f64(n).abs()),
+                    ('x' | 'X' | 'o', Num::Float(_)) => {
+                        return type_error(format!(
+                            "%{conv} format: an integer is required, not float"
+                        ))
+                    }
+                    (_, n) => {
+                        let i = match n {
+                            Num::Int(i) => i.unsigned_abs(),
+                            Num::Float(f) => f.abs().trunc() as u128,
+                        };
+                        let mut d = match conv {
+                            'x' => format!("{i:x}"),
+                            'X' => format!("{i:X}"),
+                            'o' => format!("{i:o}"),
+                            _ => i.to_string(),
+                        };
+                        if let Some(p) = precision {
+                            if d.len() < p {
+                                d = "0".repeat(p - d.len()) + &d;
+                            }
+                        }
+                        if flags.contains('#') {
+                            d = match conv {
+                                'x' => format!("0x{d}"),
+                                'X' => format!("0X{d}"),
+                                'o' => format!("0o{d}"),
+                                _ => d,
+                            };
+                        }
+                        d
+                    }
+                };
+                // A float keeps its sign in `%f` even when it rounds to
+                // zero (`-0.00`), as Python's; `%d` writes the integer it
+                // truncates to, and there is no -0 integer.
+                let negative = match conv {
+                    'f' | 'F' => negative,
+                    _ => negative && digits.bytes().any(|b| b.is_ascii_digit() && b != b'0'),
+                };
+                let sign = if negative {
+                    "-"
+                } else if flags.contains('+') {
+                    "+"
+                } else if flags.contains(' ') {
+                    " "
+                } else {
+                    ""
+                };
+                (sign.to_string(), digits, flags.contains('0') && !left)
+            }
+            other => {
+                return Err(TemplateError::Type(format!(
+                    "unsupported format character {other:?} in a template (s, r, d, i, f, x, o are)"
+                )))
+            }
+        };
+        let len = sign.chars().count() + body.chars().count();
+        let pad = width.saturating_sub(len);
+        if left {
+            out.push_str(&sign);
+            out.push_str(&body);
+            out.extend(std::iter::repeat_n(' ', pad));
+        } else if zero_pad {
+            out.push_str(&sign);
+            out.extend(std::iter::repeat_n('0', pad));
+            out.push_str(&body);
+        } else {
+            out.extend(std::iter::repeat_n(' ', pad));
+            out.push_str(&sign);
+            out.push_str(&body);
+        }
+        if out.len() > max_len {
+            return Err(TemplateError::TooLarge(format!(
+                "a value over {max_len} bytes"
+            )));
+        }
+    }
+    out.push_str(rest);
+    let array = matches!(args, Val::Json(Value::Array(_)));
+    if !positional_used && !is_mapping && !array {
+        return type_error("not all arguments converted during string formatting".into());
+    }
+    Ok(out)
 }
 
 /// Python's `//` on integers: the quotient rounded toward minus infinity.
