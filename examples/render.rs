@@ -23,7 +23,8 @@ use cyclone::web::{Template, TemplateError, Whitespace};
 
 const USAGE: &str = "render: a Tornado template rendered with JSON values
 
-Usage: render [--whitespace MODE] [--translations DIR [--locale CODES]] TEMPLATE [VALUES.json]
+Usage: render [--whitespace MODE] [--translations DIR [--gettext-domain D] [--locale CODES]]
+              TEMPLATE [VALUES.json]
 
   TEMPLATE     the template file (UTF-8); the names of its {% include %}
                and {% extends %} are files in the same directory
@@ -36,6 +37,10 @@ Usage: render [--whitespace MODE] [--translations DIR [--locale CODES]] TEMPLATE
   --translations DIR
                Tornado's LOCALE.csv translation files, for _(..),
                pgettext(..) and locale.* in the template
+  --gettext-domain DOMAIN
+               the translations are gettext catalogs,
+               DIR/LANG/LC_MESSAGES/DOMAIN.mo (Tornado's
+               load_gettext_translations), not CSV files
   --locale CODES
                the locale to render in: the closest supported one to the
                comma-separated codes (es_LA,es), as tornado.locale.get
@@ -51,12 +56,19 @@ fn main() -> ExitCode {
         &[
             ("whitespace", true),
             ("translations", true),
+            ("gettext-domain", true),
             ("locale", true),
         ],
     );
     if args.has("translations") {
         let dir: String = args.get("translations", String::new());
-        if let Err(e) = cyclone::locale::load_translations(&dir) {
+        let loaded = if args.has("gettext-domain") {
+            let domain: String = args.get("gettext-domain", String::new());
+            cyclone::locale::load_gettext_translations(&dir, &domain)
+        } else {
+            cyclone::locale::load_translations(&dir)
+        };
+        if let Err(e) = loaded {
             eprintln!("render: cannot read translations in {dir}: {e}");
             return ExitCode::FAILURE;
         }

@@ -45,9 +45,11 @@
 //!   out the next time one is asked for (Tornado caches `Locale` objects).
 //! - [`Locale::friendly_number`] keeps a minus sign out of the groups:
 //!   `-123,456` where Tornado writes `-,123,456`.
-//! - `.mo` files (`load_gettext_translations`) are not read.
+//! - A gettext plural expression that divides by zero gives the message
+//!   (Python raises `ZeroDivisionError` out of `ngettext`).
 
 mod csv;
+mod gettext;
 mod names;
 
 use std::borrow::Cow;
@@ -62,9 +64,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// [`set_default_locale`] says otherwise.
 pub const DEFAULT_LOCALE: &str = "en_US";
 
-/// The translations of one locale: message to translation, by plural form.
+/// The translations of one locale.
+#[derive(Debug)]
+enum Table {
+    Csv(CsvTable),
+    Gettext(gettext::Catalog),
+}
+
+/// A CSV file's translations: message to translation, by plural form.
 #[derive(Debug, Default)]
-struct Table {
+struct CsvTable {
     unknown: HashMap<String, String>,
     singular: HashMap<String, String>,
     plural: HashMap<String, String>,
@@ -72,7 +81,10 @@ struct Table {
 
 impl Table {
     fn is_empty(&self) -> bool {
-        self.unknown.is_empty() && self.singular.is_empty() && self.plural.is_empty()
+        match self {
+            Table::Csv(t) => t.unknown.is_empty() && t.singular.is_empty() && t.plural.is_empty(),
+            Table::Gettext(c) => c.is_empty(),
+        }
     }
 }
 
@@ -165,7 +177,7 @@ impl Translations {
     }
 
     fn add_csv_from(&mut self, code: &str, csv: &str, file: &str) {
-        let mut table = Table::default();
+        let mut table = CsvTable::default();
         for (i, row) in csv::records(csv).into_iter().enumerate() {
             if row.len() < 2 {
                 continue;
@@ -187,7 +199,51 @@ impl Translations {
             };
             map.insert(english.to_owned(), translation.to_owned());
         }
-        self.tables.insert(code.to_owned(), Arc::new(table));
+        self.tables
+            .insert(code.to_owned(), Arc::new(Table::Csv(table)));
+    }
+
+    /// Reads GNU gettext catalogs, `dir/LANG/LC_MESSAGES/DOMAIN.mo` for
+    /// each `LANG` (Tornado's `load_gettext_translations`), as Python's
+    /// `gettext` reads them: their plural forms by the header's
+    /// `Plural-Forms` (`n != 1` without one), `msgctxt` contexts for
+    /// [`Locale::pgettext`], and the UTF-8, ASCII or Latin-1 `charset` of
+    /// `Content-Type`. A catalog that cannot be read is logged and skipped.
+    ///
+    /// # Errors
+    /// The directory itself cannot be listed.
+    pub fn load_gettext(dir: impl AsRef<Path>, domain: &str) -> io::Result<Self> {
+        let dir = dir.as_ref();
+        let mut out = Translations::new();
+        for entry in std::fs::read_dir(dir)? {
+            let Ok(entry) = entry else { continue };
+            let lang = entry.file_name().to_string_lossy().into_owned();
+            // Python's glob("*") leaves out names starting with a dot.
+            if lang.starts_with('.') {
+                continue;
+            }
+            let path = entry
+                .path()
+                .join("LC_MESSAGES")
+                .join(format!("{domain}.mo"));
+            if !path.is_file() {
+                continue;
+            }
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| gettext::Catalog::parse(&b))
+            {
+                Ok(catalog) => {
+                    out.tables.insert(lang, Arc::new(Table::Gettext(catalog)));
+                }
+                Err(e) => log::error!(
+                    "cannot load translation for {lang:?} ({}): {e}",
+                    path.display()
+                ),
+            }
+        }
+        log::debug!("supported locales: {:?}", out.supported_locales());
+        Ok(out)
     }
 
     /// Sets the locale the application's strings are written in: it needs
@@ -355,6 +411,19 @@ fn py_space(c: char) -> bool {
 /// The directory cannot be listed; the translations in place are kept.
 pub fn load_translations(dir: impl AsRef<Path>) -> io::Result<()> {
     let mut loaded = Translations::load(dir)?;
+    loaded.default = installed().default.clone();
+    loaded.install();
+    Ok(())
+}
+
+/// Reads the gettext catalogs in `dir` ([`Translations::load_gettext`])
+/// and makes them the process's, keeping the default locale (Tornado's
+/// `load_gettext_translations(directory, domain)`).
+///
+/// # Errors
+/// The directory cannot be listed; the translations in place are kept.
+pub fn load_gettext_translations(dir: impl AsRef<Path>, domain: &str) -> io::Result<()> {
+    let mut loaded = Translations::load_gettext(dir, domain)?;
     loaded.default = installed().default.clone();
     loaded.install();
     Ok(())
@@ -540,59 +609,81 @@ impl Locale {
         ["fa", "ar", "he"].iter().any(|p| self.code.starts_with(p))
     }
 
-    fn lookup<'a>(
+    fn csv_lookup<'a>(
         &'a self,
-        map: impl Fn(&Table) -> &HashMap<String, String>,
+        map: impl Fn(&CsvTable) -> &HashMap<String, String>,
         message: &'a str,
     ) -> &'a str {
-        self.table
-            .as_deref()
-            .and_then(|t| map(t).get(message))
-            .map_or(message, String::as_str)
+        match self.table.as_deref() {
+            Some(Table::Csv(t)) => map(t).get(message).map_or(message, String::as_str),
+            _ => message,
+        }
     }
 
     /// `message` translated, or `message` itself (Tornado's
     /// `translate(message)`).
     pub fn translate<'a>(&'a self, message: &'a str) -> &'a str {
-        self.lookup(|t| &t.unknown, message)
+        match self.table.as_deref() {
+            Some(Table::Gettext(c)) => c.gettext(message),
+            _ => self.csv_lookup(|t| &t.unknown, message),
+        }
     }
 
     /// `message` translated when `count` is 1, else `plural_message`
-    /// translated (Tornado's `translate(message, plural_message, count)`).
+    /// translated (Tornado's `translate(message, plural_message, count)`);
+    /// with gettext catalogs, the form the catalog's `Plural-Forms` picks
+    /// for `count`.
     pub fn translate_plural<'a>(
         &'a self,
         message: &'a str,
         plural_message: &'a str,
         count: i64,
     ) -> &'a str {
-        self.translate_count(message, plural_message, count == 1)
+        self.translate_count(message, plural_message, count, count == 1)
     }
 
     /// [`translate_plural`](Self::translate_plural) with the count's test
-    /// already made.
+    /// for CSV translations (`count == 1`, Python's equality) already made.
     pub(crate) fn translate_count<'a>(
         &'a self,
         message: &'a str,
         plural_message: &'a str,
+        count: i64,
         one: bool,
     ) -> &'a str {
-        if one {
-            self.lookup(|t| &t.singular, message)
-        } else {
-            self.lookup(|t| &t.plural, plural_message)
+        match self.table.as_deref() {
+            Some(Table::Gettext(c)) => c.ngettext(message, plural_message, count),
+            _ if one => self.csv_lookup(|t| &t.singular, message),
+            _ => self.csv_lookup(|t| &t.plural, plural_message),
         }
     }
 
-    /// `message` in `context` (Tornado's `pgettext`). CSV translations have
-    /// no contexts: this is [`translate`](Self::translate), with a warning
-    /// when the locale has translations (as Tornado's `CSVLocale`).
+    /// Whether the plural form depends on the count itself (gettext), not
+    /// only on whether it is 1 (CSV).
+    pub(crate) fn counts_plurals(&self) -> bool {
+        matches!(self.table.as_deref(), Some(Table::Gettext(_)))
+    }
+
+    /// `message` in `context` (Tornado's `pgettext`): a gettext catalog's
+    /// `msgctxt` entry, else `message` untranslated. CSV translations have
+    /// no contexts: there it is [`translate`](Self::translate), with a
+    /// warning when the locale has translations (as Tornado's `CSVLocale`).
     pub fn pgettext<'a>(&'a self, context: &str, message: &'a str) -> &'a str {
-        self.warn_no_context(context);
-        self.translate(message)
+        match self.table.as_deref() {
+            Some(Table::Gettext(c)) => {
+                let key = format!("{context}{}{message}", gettext::CONTEXT_SEPARATOR);
+                c.find(&key).unwrap_or(message)
+            }
+            _ => {
+                self.warn_no_context();
+                self.translate(message)
+            }
+        }
     }
 
     /// [`pgettext`](Self::pgettext) with a plural form, as
-    /// [`translate_plural`](Self::translate_plural).
+    /// [`translate_plural`](Self::translate_plural); a gettext catalog
+    /// without the context's entry gives the plain plural translation.
     pub fn pgettext_plural<'a>(
         &'a self,
         context: &str,
@@ -600,11 +691,35 @@ impl Locale {
         plural_message: &'a str,
         count: i64,
     ) -> &'a str {
-        self.warn_no_context(context);
-        self.translate_plural(message, plural_message, count)
+        self.pgettext_count(context, message, plural_message, count, count == 1)
     }
 
-    pub(crate) fn warn_no_context(&self, _context: &str) {
+    /// [`pgettext_plural`](Self::pgettext_plural) as
+    /// [`translate_count`](Self::translate_count).
+    pub(crate) fn pgettext_count<'a>(
+        &'a self,
+        context: &str,
+        message: &'a str,
+        plural_message: &'a str,
+        count: i64,
+        one: bool,
+    ) -> &'a str {
+        match self.table.as_deref() {
+            Some(Table::Gettext(c)) => {
+                // Python's ngettext with both ids in the context: only
+                // the first is a key.
+                let key = format!("{context}{}{message}", gettext::CONTEXT_SEPARATOR);
+                c.find_plural(&key, count)
+                    .unwrap_or_else(|| c.ngettext(message, plural_message, count))
+            }
+            _ => {
+                self.warn_no_context();
+                self.translate_count(message, plural_message, count, one)
+            }
+        }
+    }
+
+    fn warn_no_context(&self) {
         if self.table.as_deref().is_some_and(|t| !t.is_empty()) {
             log::warn!("pgettext is not supported by CSV translations");
         }

@@ -266,3 +266,69 @@ fn format_named_fills_named_placeholders() {
     assert_eq!(format_named("trailing %", &[]), "trailing %");
     assert_eq!(format_named("ü%(a)sü", &[("a", &"é")]), "üéü");
 }
+
+#[test]
+fn load_gettext_reads_lang_lc_messages_domain_mo() {
+    let dir = std::env::temp_dir().join(format!("cyclone-gettext-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let write = |lang: &str, domain: &str, bytes: &[u8]| {
+        let d = dir.join(lang).join("LC_MESSAGES");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("{domain}.mo")), bytes).unwrap();
+    };
+    let header: &[u8] =
+        b"Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=2; plural=(n > 1);\n";
+    write(
+        "fr",
+        "app",
+        &gettext::write_mo(
+            &[
+                (b"", header),
+                (b"Hello", b"Bonjour"),
+                (b"%(n)s file\0%(n)s files", b"%(n)s fichier\0%(n)s fichiers"),
+                (b"menu\x04Open", b"Ouvrir"),
+                (
+                    b"menu\x04%(n)s file\0%(n)s files",
+                    b"%(n)s menu\0%(n)s menus",
+                ),
+            ],
+            false,
+        ),
+    );
+    write(
+        "de",
+        "other",
+        &gettext::write_mo(&[(b"Hello", b"Hallo")], false),
+    );
+    write("es", "app", b"not a catalog");
+    write(
+        ".hidden",
+        "app",
+        &gettext::write_mo(&[(b"Hello", b"no")], false),
+    );
+    let t = Translations::load_gettext(&dir, "app").unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(t.supported_locales(), ["en_US", "fr"]);
+    let fr = t.get_closest(&["fr-FR"]);
+    assert_eq!(fr.translate("Hello"), "Bonjour");
+    // French: 0 and 1 are singular (plural=(n > 1)); CSV would say 0 files.
+    let files = |n| fr.translate_plural("%(n)s file", "%(n)s files", n);
+    assert_eq!(
+        [files(0), files(1), files(2)],
+        ["%(n)s fichier", "%(n)s fichier", "%(n)s fichiers"]
+    );
+    assert_eq!(fr.pgettext("menu", "Open"), "Ouvrir");
+    // No entry in the context: the message, untranslated.
+    assert_eq!(fr.pgettext("toolbar", "Hello"), "Hello");
+    assert_eq!(
+        fr.pgettext_plural("menu", "%(n)s file", "%(n)s files", 2),
+        "%(n)s menus"
+    );
+    // No entry in the context with a plural: the plain plural translation.
+    assert_eq!(
+        fr.pgettext_plural("toolbar", "%(n)s file", "%(n)s files", 2),
+        "%(n)s fichiers"
+    );
+    assert_eq!(fr.list(&["a", "b"]), "a and b");
+    assert!(Translations::load_gettext(dir.join("missing"), "app").is_err());
+}

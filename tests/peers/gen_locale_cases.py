@@ -100,7 +100,48 @@ def accept_language_cases():
     return "\n".join(lines) + "\n"
 
 
+PLURAL_FORMS = [
+    "n != 1", "n>1", "0", "(n != 1)", "n==1 ? 0 : 1",
+    "n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2",
+    "(n==1) ? 0 : (n>=2 && n<=4) ? 1 : 2",
+    "n==0 ? 0 : n==1 ? 1 : n==2 ? 2 : n%100>=3 && n%100<=10 ? 3 : n%100>=11 ? 4 : 5",
+    "n==1 ? 0 : n==0 || ( n%100>1 && n%100<11) ? 1 : (n%100>10 && n%100<20 ) ? 2 : 3",
+    "(n%10==1 && n%100!=11 ? 0 : n != 0 ? 1 : 2)",
+    "n || 2", "n && 7", "!n", "!!n", "!n == 1", "!n + 1", "!n == 1 == 0", "!n && n || 3",
+    "n / 3", "n % 7 - 3", "(n - 20) / 3", "(n - 20) % 3", "n * 2 + 1 > 20", "n < 5 < 1",
+    "n == 2 < 3", "n < 2 == 1", "1 ? 2 ? 3 : 4 : 5", "n > 5 ? n > 10 ? 2 : 1 : 0",
+    "((((n))))", "n>=2 && n<=4 ? 1 : 0",
+]
+PLURAL_REFUSED = ["", "n +", "n == !1", "(n", "n)", "x", "12n", "n1", "n ? 1", "-1", "n = 1",
+                  "n & 1", "n\n", "((((((((((((((((((((((n))))))))))))))))))))))"]
+
+
+def plural_cases():
+    import gettext
+    lines = ["// Printed by Python 3.11's gettext.c2py(expr)(n), n in 0..=30 and 100..=112,",
+             "// by tests/peers/gen_locale_cases.py.",
+             "const PLURAL_CASES: &[(&str, &[i128])] = &["]
+    ns = list(range(0, 31)) + list(range(100, 113))
+    for expr in PLURAL_FORMS:
+        f = gettext.c2py(expr)
+        lines.append(f"    ({rust_str(expr)}, &{[f(n) for n in ns]}),")
+    lines.append("];")
+    for expr in PLURAL_REFUSED:
+        try:
+            gettext.c2py(expr)
+        except (ValueError, SyntaxError):
+            continue
+        raise SystemExit(f"c2py takes {expr!r}")
+    lines.append("// c2py raises ValueError or SyntaxError for each of these.")
+    lines.append("const PLURAL_REFUSED: &[&str] = &[")
+    lines += [f"    {rust_str(e)}," for e in PLURAL_REFUSED]
+    lines.append("];")
+    return "\n".join(lines) + "\n"
+
+
 def main():
+    with open(os.path.join(SRC, "plural_cases.rs"), "w", encoding="utf-8") as f:
+        f.write(plural_cases())
     with open(os.path.join(SRC, "format_date_cases.rs"), "w", encoding="utf-8") as f:
         f.write(format_date_cases())
     with open(os.path.join(SRC, "accept_language_cases.rs"), "w", encoding="utf-8") as f:

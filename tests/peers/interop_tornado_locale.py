@@ -5,7 +5,9 @@
 A directory of translation files (UTF-8, UTF-8 with a byte-order mark, UTF-16 with one; rows
 quoted and unquoted, plural forms, a row with a bad plural indicator, a file whose name is
 not a locale) is read by `tornado.locale.load_translations` and by cyclone's
-`render --translations DIR`. For each locale request (`tornado.locale.get(*codes)`, cyclone's
+`render --translations DIR`; then gettext catalogs (`.mo` files with Russian, Polish,
+French, Japanese and default plural forms, contexts, a corrupt one) by
+`tornado.locale.load_gettext_translations` and `render --gettext-domain`. For each locale request (`tornado.locale.get(*codes)`, cyclone's
 `--locale CODES`) and each template, Tornado renders it with `_=locale.translate`,
 `pgettext=locale.pgettext` and `locale=locale` in its namespace, as `RequestHandler.render`
 does, and the check passes when cyclone's output is the same bytes. Dates for
@@ -17,6 +19,7 @@ the same side of every boundary.
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -88,6 +91,92 @@ TEMPLATES = [
 ]
 
 
+RU_PLURAL = ("nplurals=3; plural=n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && "
+             "(n%100<10 || n%100>=20) ? 1 : 2;")
+PL_PLURAL = "nplurals=3; plural=(n==1 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);"
+# gettext catalogs: language -> (Plural-Forms or None, {msgid (with \x04 context, \0 plural): msgstr})
+CATALOGS = {
+    "ru": (RU_PLURAL, {"Hello": "Привет", "%(n)s file\0%(n)s files": "%(n)s файл\0%(n)s файла\0%(n)s файлов",
+                      "menu\x04Open": "Открыть", "menu\x04%(n)s file\0%(n)s files": "%(n)s меню\0%(n)s меню-а\0%(n)s меню-ов",
+                      "%(commas)s and %(last)s": "%(commas)s и %(last)s", "March": "марта",
+                      "%(month_name)s %(day)s, %(year)s at %(time)s": "%(day)s %(month_name)s %(year)s в %(time)s"}),
+    "pl": (PL_PLURAL, {"Hello": "Cześć", "%(n)s file\0%(n)s files": "%(n)s plik\0%(n)s pliki\0%(n)s plików"}),
+    "fr": ("nplurals=2; plural=(n > 1);", {"Hello": "Bonjour", "%(n)s file\0%(n)s files": "%(n)s fichier\0%(n)s fichiers",
+                                           "toolbar\x04Open": "Ouvrir"}),
+    "ja": ("nplurals=1; plural=0;", {"%(n)s file\0%(n)s files": "%(n)sファイル"}),
+    "de": (None, {"Hello": "Hallo", "%(n)s file\0%(n)s files": "%(n)s Datei\0%(n)s Dateien"}),
+}
+
+GETTEXT_CODES = [["ru"], ["pl-PL", "ru"], ["fr_CA"], ["ja"], ["de"], ["bad"], ["en"]]
+
+GETTEXT_TEMPLATES = [
+    ("gettext translate", '{{ _("Hello") }}|{{ _("%(n)s file") }}|{{ locale.translate("missing") }}|'
+                          '{{ locale.code }}', {}),
+    ("gettext plural forms", '{% for n in counts %}{{ _("%(n)s file", "%(n)s files", n) % {"n": n} }}|{% end %}',
+     {"counts": [0, 1, 2, 3, 4, 5, 11, 12, 14, 21, 22, 25, 101, 111, 112, 1000]}),
+    ("gettext pgettext", '{{ pgettext("menu", "Open") }}|{{ pgettext("toolbar", "Open") }}|'
+                         '{{ pgettext("menu", "%(n)s file", "%(n)s files", 3) }}|'
+                         '{{ pgettext("x", "%(n)s file", "%(n)s files", 3) }}|{{ pgettext("x", "Hello") }}', {}),
+    ("gettext list and dates", '{{ locale.list(["a", "b", "c"]) }}|{{ locale.format_date(1772600000) }}', {}),
+]
+
+
+def write_mo(path, plural, entries):
+    header = "Content-Type: text/plain; charset=UTF-8\n"
+    if plural:
+        header += f"Plural-Forms: {plural}\n"
+    items = sorted([(b"", header.encode())] + [(k.encode(), v.encode()) for k, v in entries.items()])
+    n = len(items)
+    keys = b"".join(k + b"\0" for k, _ in items)
+    out = [0x950412de, 0, n, 28, 28 + 8 * n, 0, 28 + 16 * n]
+    base = 28 + 16 * n
+    ktab, vtab, strings = [], [], b""
+    for k, v in items:
+        ktab += [len(k), base + len(strings)]
+        strings += k + b"\0"
+    for k, v in items:
+        vtab += [len(v), base + len(strings)]
+        strings += v + b"\0"
+    assert keys
+    data = struct.pack(f"<{7 + 4 * n}I", *out, *ktab, *vtab) + strings
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def compare(checks, a, tmp, extra_args, codes_list, templates):
+    for codes in codes_list:
+        loc = tornado.locale.get(*codes)
+        for i, (title, text, values) in enumerate(templates):
+            name = f"{title} in {','.join(codes)} ({loc.code})"
+            values = dict(values, now=time.time())
+            tpath = os.path.join(tmp, f"t{i}.txt")
+            vpath = os.path.join(tmp, f"v{i}.json")
+            with open(tpath, "w", encoding="utf-8") as f:
+                f.write(text)
+            with open(vpath, "w", encoding="utf-8") as f:
+                json.dump(values, f)
+            try:
+                want = Template(text).generate(
+                    _=loc.translate, pgettext=loc.pgettext, locale=loc, **values)
+            except Exception as exc:
+                checks.fail(name, f"Tornado cannot render the case: {exc!r}")
+                continue
+            cmd = [a.render, *extra_args, "--locale", ",".join(codes), tpath, vpath]
+            try:
+                got = subprocess.run(cmd, capture_output=True, timeout=30)
+            except subprocess.TimeoutExpired:
+                checks.fail(name, "render timed out")
+                continue
+            if got.returncode != 0:
+                checks.fail(name, f"render exited {got.returncode}: "
+                                  f"{got.stderr.decode(errors='replace')}")
+            elif got.stdout != want:
+                checks.fail(name, f"\n  tornado: {want!r}\n  cyclone: {got.stdout!r}")
+            else:
+                checks.ok(name)
+
+
 def write_files(d):
     for name, spec in FILES.items():
         encoding, text = spec if isinstance(spec, tuple) else ("utf-8", spec)
@@ -119,36 +208,7 @@ def main():
         tornado.locale.set_default_locale("en_US")
         tornado.locale.Locale._cache = {}
         want_supported = sorted(tornado.locale.get_supported_locales())
-        for codes in CODES:
-            loc = tornado.locale.get(*codes)
-            for i, (title, text, values) in enumerate(TEMPLATES):
-                name = f"{title} in {','.join(codes)} ({loc.code})"
-                values = dict(values, now=time.time())
-                tpath = os.path.join(tmp, f"t{i}.txt")
-                vpath = os.path.join(tmp, f"v{i}.json")
-                with open(tpath, "w", encoding="utf-8") as f:
-                    f.write(text)
-                with open(vpath, "w", encoding="utf-8") as f:
-                    json.dump(values, f)
-                try:
-                    want = Template(text).generate(
-                        _=loc.translate, pgettext=loc.pgettext, locale=loc, **values)
-                except Exception as exc:
-                    checks.fail(name, f"Tornado cannot render the case: {exc!r}")
-                    continue
-                cmd = [a.render, "--translations", tdir, "--locale", ",".join(codes), tpath, vpath]
-                try:
-                    got = subprocess.run(cmd, capture_output=True, timeout=30)
-                except subprocess.TimeoutExpired:
-                    checks.fail(name, "render timed out")
-                    continue
-                if got.returncode != 0:
-                    checks.fail(name, f"render exited {got.returncode}: "
-                                      f"{got.stderr.decode(errors='replace')}")
-                elif got.stdout != want:
-                    checks.fail(name, f"\n  tornado: {want!r}\n  cyclone: {got.stdout!r}")
-                else:
-                    checks.ok(name)
+        compare(checks, a, tmp, ["--translations", tdir], CODES, TEMPLATES)
         # The supported locales: what each side read from the directory.
         probe = os.path.join(tmp, "codes.txt")
         with open(probe, "w", encoding="utf-8") as f:
@@ -163,6 +223,17 @@ def main():
             checks.ok(f"supported locales {want_supported}")
         else:
             checks.fail("supported locales", f"tornado {want_supported}, cyclone {got_supported}")
+        # gettext catalogs (load_gettext_translations): plural forms by Plural-Forms, contexts.
+        gdir = os.path.join(tmp, "gettext")
+        for lang, (plural, entries) in CATALOGS.items():
+            write_mo(os.path.join(gdir, lang, "LC_MESSAGES", "app.mo"), plural, entries)
+        os.makedirs(os.path.join(gdir, "bad", "LC_MESSAGES"))
+        with open(os.path.join(gdir, "bad", "LC_MESSAGES", "app.mo"), "wb") as f:
+            f.write(b"\xde\x12\x04\x95 not a catalog")
+        tornado.locale.Locale._cache = {}
+        tornado.locale.load_gettext_translations(gdir, "app")
+        compare(checks, a, tmp, ["--translations", gdir, "--gettext-domain", "app"],
+                GETTEXT_CODES, GETTEXT_TEMPLATES)
     return checks.finish()
 
 

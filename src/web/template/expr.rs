@@ -1816,32 +1816,46 @@ fn locale_call<'a>(
             v.kind()
         )))
     };
-    // `translate(message, plural_message, count)`, from `first` on.
-    let translate = |first: usize| -> Result<V<'a>, TemplateError> {
+    // `translate(message, plural_message, count)` after `context`, if any.
+    let translate = |context: Option<&str>, first: usize| -> Result<V<'a>, TemplateError> {
         let message = arg(first).expect("checked when parsed");
-        let (pick, plural) = match (arg(first + 1), arg(first + 2)) {
+        let plural = match (arg(first + 1), arg(first + 2)) {
             (Some(plural), Some(count)) => {
                 let one = equal(count, Val::Json(&Value::from(1)));
-                (if one { message } else { plural }, Some((plural, one)))
+                // gettext's Plural-Forms evaluate the count itself.
+                let n = match number(count) {
+                    Some(Num::Int(i)) => i64::try_from(i).unwrap_or(i64::MAX),
+                    Some(Num::Float(f)) => f as i64,
+                    None if locale.counts_plurals() => {
+                        return type_error("a plural count: an integer", count)
+                    }
+                    None => i64::from(one),
+                };
+                Some((plural, n, one))
             }
-            _ => (message, None),
+            _ => None,
         };
         let out = match (plural, message.as_str()) {
-            (None, Some(m)) => locale.translate(m),
-            (Some((p, one)), Some(m)) => match p.as_str() {
-                Some(p) => locale.translate_count(m, p, one),
-                None => return own(to_value(pick)),
+            (None, Some(m)) => match context {
+                Some(c) => locale.pgettext(c, m),
+                None => locale.translate(m),
             },
-            _ => return own(to_value(pick)),
+            (Some((p, n, one)), Some(m)) => match (p.as_str(), context) {
+                (Some(p), Some(c)) => locale.pgettext_count(c, m, p, n, one),
+                (Some(p), None) => locale.translate_count(m, p, n, one),
+                (None, _) => return own(to_value(if one { message } else { p })),
+            },
+            // A message that is not a string is no key: it comes back.
+            (Some((p, _, one)), None) => return own(to_value(if one { message } else { p })),
+            (None, None) => return own(to_value(message)),
         };
         text(out)
     };
     match func {
-        LocaleFn::Translate => translate(0),
+        LocaleFn::Translate => translate(None, 0),
         LocaleFn::Pgettext => {
-            let context = arg(0).expect("checked when parsed");
-            locale.warn_no_context(&context.text());
-            translate(1)
+            let context = arg(0).expect("checked when parsed").text();
+            translate(Some(&context), 1)
         }
         LocaleFn::List => {
             let parts = arg(0).expect("checked when parsed");
