@@ -78,6 +78,19 @@ impl Parser {
         self.out.push(std::mem::take(&mut self.record));
     }
 
+    /// A comma: the field ends, the next starts.
+    fn next_field(&mut self) {
+        self.save_field();
+        self.state = State::StartField;
+    }
+
+    /// A character of an unquoted field (or after a closing quote, which
+    /// Python's reader takes into the field when not strict).
+    fn unquoted(&mut self, c: char) {
+        self.field.push(c);
+        self.state = State::InField;
+    }
+
     /// After a field ends at a line break or the end of a line.
     fn field_ended_by(&mut self, ev: Ev) {
         self.save_field();
@@ -101,22 +114,13 @@ impl Parser {
                 Ev::EndOfLine => self.field_ended_by(ev),
                 _ if newline => self.field_ended_by(ev),
                 Ev::Char('"') => self.state = State::InQuotedField,
-                Ev::Char(',') => {
-                    self.save_field();
-                    self.state = State::StartField;
-                }
-                Ev::Char(c) => {
-                    self.field.push(c);
-                    self.state = State::InField;
-                }
+                Ev::Char(',') => self.next_field(),
+                Ev::Char(c) => self.unquoted(c),
             },
             State::InField => match ev {
                 Ev::EndOfLine => self.field_ended_by(ev),
                 _ if newline => self.field_ended_by(ev),
-                Ev::Char(',') => {
-                    self.save_field();
-                    self.state = State::StartField;
-                }
+                Ev::Char(',') => self.next_field(),
                 Ev::Char(c) => self.field.push(c),
             },
             State::InQuotedField => match ev {
@@ -132,14 +136,8 @@ impl Parser {
                     self.field.push('"');
                     self.state = State::InQuotedField;
                 }
-                Ev::Char(',') => {
-                    self.save_field();
-                    self.state = State::StartField;
-                }
-                Ev::Char(c) => {
-                    self.field.push(c);
-                    self.state = State::InField;
-                }
+                Ev::Char(',') => self.next_field(),
+                Ev::Char(c) => self.unquoted(c),
             },
             State::EatNewline => match ev {
                 Ev::EndOfLine => {
@@ -154,8 +152,7 @@ impl Parser {
                     // character seen in unquoted field"; a new record is
                     // the answer that loses nothing.)
                     self.end_record();
-                    self.field.push(c);
-                    self.state = State::InField;
+                    self.unquoted(c);
                 }
             },
         }

@@ -29,7 +29,7 @@ import tornado.locale
 from tornado.template import Template
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peerlib import Checks  # noqa: E402
+from peerlib import Checks, check_output  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -163,18 +163,7 @@ def compare(checks, a, tmp, extra_args, codes_list, templates):
                 checks.fail(name, f"Tornado cannot render the case: {exc!r}")
                 continue
             cmd = [a.render, *extra_args, "--locale", ",".join(codes), tpath, vpath]
-            try:
-                got = subprocess.run(cmd, capture_output=True, timeout=30)
-            except subprocess.TimeoutExpired:
-                checks.fail(name, "render timed out")
-                continue
-            if got.returncode != 0:
-                checks.fail(name, f"render exited {got.returncode}: "
-                                  f"{got.stderr.decode(errors='replace')}")
-            elif got.stdout != want:
-                checks.fail(name, f"\n  tornado: {want!r}\n  cyclone: {got.stdout!r}")
-            else:
-                checks.ok(name)
+            check_output(checks, name, cmd, want)
 
 
 def write_files(d):

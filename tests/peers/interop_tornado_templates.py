@@ -23,13 +23,12 @@ Prints `N passed, N failed`; exits 1 on any failure.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks  # noqa: E402
+from peerlib import Checks, check_output  # noqa: E402
 
 from tornado.template import Loader  # noqa: E402
 
@@ -265,17 +264,7 @@ def main():
             except Exception as exc:
                 checks.fail(title, f"Tornado cannot render the case: {exc!r}")
                 continue
-            try:
-                got = subprocess.run([a.render, tpath, vpath], capture_output=True, timeout=30)
-            except subprocess.TimeoutExpired:
-                checks.fail(title, "render timed out")
-                continue
-            if got.returncode != 0:
-                checks.fail(title, f"render exited {got.returncode}: {got.stderr.decode(errors='replace')}")
-            elif got.stdout != want:
-                checks.fail(title, f"\n  tornado: {want!r}\n  cyclone: {got.stdout!r}")
-            else:
-                checks.ok(title)
+            check_output(checks, title, [a.render, tpath, vpath], want)
     return checks.finish()
 
 

@@ -6,6 +6,8 @@
   connections (bounded), and stops it by PID (SIGTERM, then SIGKILL).
 - check_alive, run_main: the shared ending of the interop scripts.
 - http_request: one plain HTTP/1.1 request to 127.0.0.1 (status, headers, body bytes).
+- check_output: runs a command (cyclone's `render`) and checks its standard output against
+  the bytes Tornado made.
 - tls_pair: a throwaway self-signed certificate and key for localhost and 127.0.0.1,
   made with the `openssl` command (scripts/interop and scripts/browser install Debian's
   openssl when it is missing).
@@ -70,6 +72,22 @@ def http_request(port, method, path, body=None, headers=None, timeout=10):
         return resp.status, resp.headers, resp.read()
     finally:
         conn.close()
+
+
+def check_output(checks, title, cmd, want, timeout=30):
+    """Runs `cmd`; the check passes when it exits 0 having printed exactly `want` (bytes)."""
+    try:
+        got = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        checks.fail(title, f"{os.path.basename(cmd[0])} timed out")
+        return
+    if got.returncode != 0:
+        checks.fail(title, f"{os.path.basename(cmd[0])} exited {got.returncode}: "
+                           f"{got.stderr.decode(errors='replace')}")
+    elif got.stdout != want:
+        checks.fail(title, f"\n  tornado: {want!r}\n  cyclone: {got.stdout!r}")
+    else:
+        checks.ok(title)
 
 
 def free_port():
