@@ -2403,3 +2403,16 @@ fn percent_formatting_and_dict_displays_follow_python() {
     assert!(Template::parse("{{ {\"a\" 1} }}").is_err());
     assert!(Template::parse("{{ {\"a\": 1,, } }}").is_err());
 }
+
+#[test]
+fn reverse_url_without_an_application_says_it_needs_one() {
+    let t = Template::parse("{{ reverse_url(\"story\", 1) }}").unwrap();
+    let v = serde_json::json!({});
+    for got in [
+        t.render_value(&v),
+        t.render_value_with_static_url(&v, |p| format!("/s/{p}")),
+    ] {
+        let e = got.unwrap_err().to_string();
+        assert!(e.starts_with("reverse_url() needs a request"), "{e}");
+    }
+}

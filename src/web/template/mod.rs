@@ -2116,6 +2116,11 @@ pub(crate) trait RequestNamespace {
     /// What `reverse_url(name, *args)` returns; `None` for a name no route
     /// has (and where there is no request).
     fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String>;
+    /// Whether there is an application whose routes `reverse_url` looks
+    /// in (not so for a render given only `static_url`).
+    fn has_routes(&self) -> bool {
+        true
+    }
     /// `current_user`: the logged-in user's name, if any.
     fn current_user(&self) -> Option<&str>;
     /// `request`: the request's fields Tornado's `HTTPServerRequest`
@@ -2167,6 +2172,10 @@ impl<F: Fn(&str) -> String> RequestNamespace for StaticUrlOnly<F> {
 
     fn reverse_url(&self, _name: &str, _args: &[&str]) -> Option<String> {
         None
+    }
+
+    fn has_routes(&self) -> bool {
+        false
     }
 
     fn current_user(&self) -> Option<&str> {
@@ -2731,6 +2740,7 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
     fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, TemplateError> {
         let request = self
             .request
+            .filter(|r| r.has_routes())
             .ok_or_else(|| TemplateError::NeedsRequest("reverse_url".into()))?;
         request.reverse_url(name, args).ok_or_else(|| {
             TemplateError::Type(format!(
