@@ -1830,3 +1830,66 @@ fn websocket_handlers_render_templates_of_their_application() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Answers each message with its handshake's locale and the message
+/// rendered in it, then in French (`render_string_in`).
+struct Localized;
+impl WebSocketHandler for Localized {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        let locale = ws.locale();
+        let fr = cyclone::locale::Locale::get_closest(&["fr"]);
+        let value = serde_json::json!({"n": 2});
+        let out = format!(
+            "{}|{}|{}",
+            locale.code(),
+            ws.render_string("t.html", &value)
+                .unwrap_or_else(|e| e.to_string()),
+            ws.render_string_in(&fr, "t.html", &value)
+                .unwrap_or_else(|e| e.to_string()),
+        );
+        let _ = ws.write_message(out);
+    }
+}
+
+/// The only test of this binary that installs process-wide translations.
+#[test]
+fn websocket_handlers_translate_in_the_handshakes_locale() {
+    let mut translations = cyclone::locale::Translations::new();
+    translations.add_csv(
+        "es",
+        "\"via\",\"vía\"\n\"%(n)s files\",\"%(n)s archivos\",\"plural\"\n",
+    );
+    translations.add_csv("fr", "\"via\",\"par\"\n");
+    translations.install();
+    let dir = std::env::temp_dir().join(format!("cyclone-ws-locale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("t.html"),
+        "{{ locale.code }} {{ _(\"via\") }} {{ _(\"%(n)s file\", \"%(n)s files\", n) % {\"n\": n} }}",
+    )
+    .unwrap();
+    let templates = dir.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .template_path(&templates)
+            .websocket("/ws", |_r: &Request| Localized)
+            .build()
+    });
+    let talk = |accept: Option<&str>| {
+        use tungstenite::client::IntoClientRequest;
+        let mut req = srv.ws_url("/ws").into_client_request().unwrap();
+        if let Some(a) = accept {
+            req.headers_mut()
+                .insert("Accept-Language", a.parse().unwrap());
+        }
+        let (mut ws, _) = tungstenite::client(req, srv.connect()).expect("handshake");
+        ws.send(TMsg::text("?")).unwrap();
+        ws.read().unwrap().into_text().unwrap().to_string()
+    };
+    assert_eq!(
+        talk(Some("de, es-MX;q=0.9")),
+        "es|es vía 2 archivos|fr par 2 files"
+    );
+    assert_eq!(talk(None), "en_US|en_US via 2 files|fr par 2 files");
+    let _ = std::fs::remove_dir_all(&dir);
+}
