@@ -203,6 +203,24 @@ impl Translations {
             .insert(code.to_owned(), Arc::new(Table::Csv(table)));
     }
 
+    /// Adds (or replaces) the translations of `code` from the bytes of a
+    /// GNU gettext `.mo` catalog, read as
+    /// [`load_gettext`](Self::load_gettext) reads each (a catalog compiled
+    /// in with `include_bytes!`, say).
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidData`] for bytes that are not a catalog
+    /// Python's `gettext` reads (bad magic number or version, offsets past
+    /// the end, text not in its charset, a `Plural-Forms` expression
+    /// `c2py` refuses); the translations in place are kept.
+    pub fn add_mo(&mut self, code: &str, mo: &[u8]) -> io::Result<()> {
+        let catalog = gettext::Catalog::parse(mo)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        self.tables
+            .insert(code.to_owned(), Arc::new(Table::Gettext(catalog)));
+        Ok(())
+    }
+
     /// Reads GNU gettext catalogs, `dir/LANG/LC_MESSAGES/DOMAIN.mo` for
     /// each `LANG` (Tornado's `load_gettext_translations`), as Python's
     /// `gettext` reads them: their plural forms by the header's
@@ -229,17 +247,11 @@ impl Translations {
             if !path.is_file() {
                 continue;
             }
-            match std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| gettext::Catalog::parse(&b))
-            {
-                Ok(catalog) => {
-                    out.tables.insert(lang, Arc::new(Table::Gettext(catalog)));
-                }
-                Err(e) => log::error!(
+            if let Err(e) = std::fs::read(&path).and_then(|mo| out.add_mo(&lang, &mo)) {
+                log::error!(
                     "cannot load translation for {lang:?} ({}): {e}",
                     path.display()
-                ),
+                );
             }
         }
         log::debug!("supported locales: {:?}", out.supported_locales());

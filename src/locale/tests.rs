@@ -332,3 +332,13 @@ fn load_gettext_reads_lang_lc_messages_domain_mo() {
     assert_eq!(fr.list(&["a", "b"]), "a and b");
     assert!(Translations::load_gettext(dir.join("missing"), "app").is_err());
 }
+
+#[test]
+fn add_mo_refuses_what_is_not_a_catalog_and_keeps_the_rest() {
+    let mut t = Translations::new();
+    t.add_mo("fr", &gettext::write_mo(&[(b"Hello", b"Bonjour")], true))
+        .unwrap();
+    let err = t.add_mo("fr", b"\xde\x12\x04\x95garbage").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(t.get("fr").unwrap().translate("Hello"), "Bonjour");
+}
