@@ -131,7 +131,8 @@ fn main() -> ExitCode {
 }
 
 /// `name` in `dir`, parsed, with its includes and parents loaded the same
-/// way (Tornado's `Loader.load`; names are files of `dir`; `whitespace`
+/// way (Tornado's `Loader.load`; names are files of `dir`, a leading `/`
+/// naming `dir` too, as `{% module Template(..) %}` names it; `whitespace`
 /// for all, else each file's mode by its name), at most
 /// `Template::MAX_INCLUDE_DEPTH` deep so that a cycle ends.
 fn load(
@@ -146,6 +147,7 @@ fn load(
             Template::MAX_INCLUDE_DEPTH
         )));
     }
+    let name = name.trim_start_matches('/');
     let src = std::fs::read_to_string(dir.join(name))
         .map_err(|e| TemplateError::Load(format!("cannot read {name}: {e}")))?;
     let mode = whitespace.unwrap_or_else(|| Whitespace::for_name(name));

@@ -184,7 +184,7 @@ fn triple_braces_open_the_tag_at_the_innermost_two() {
 #[test]
 fn unsupported_tornado_tags_say_why() {
     for (src, says) in [
-        ("{% module Template(\"x.html\") %}", "no UI module classes"),
+        ("{% module Entry(e) %}", "no UI module classes"),
         (
             "{% try %}x{% except ValueError %}y{% end %}",
             "bare `except`",

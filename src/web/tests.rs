@@ -1049,7 +1049,7 @@ fn render_with_errors_answer_500_with_the_cause_in_debug() {
         ("not-a-list.html", "{% for c, d in title %}{% end %}"),
         ("unbalanced.html", "{% if title %}{% end %}{% end %}"),
         ("unclosed.html", "{% for m in messages %}"),
-        ("module.html", "{% module Template(\"x.html\") %}"),
+        ("module.html", "{% module Entry(title) %}"),
         ("cycle-a.html", "{% include \"cycle-b.html\" %}"),
         ("cycle-b.html", "{% include \"cycle-a.html\" %}"),
         ("escapes.html", "{% include \"../outside.html\" %}"),
@@ -2415,4 +2415,42 @@ fn reverse_url_without_an_application_says_it_needs_one() {
         let e = got.unwrap_err().to_string();
         assert!(e.starts_with("reverse_url() needs a request"), "{e}");
     }
+}
+
+#[test]
+fn template_module_renders_with_its_keyword_arguments_alone() {
+    let dir = TempDir::new("template-module");
+    // Tornado's chat demo's index.html loop and message.html.
+    dir.file(
+        "chat/index.html",
+        "{% for message in messages %}{% module Template(\"message.html\", message=message) %}{% end %}\
+         |{% module Template(\"who.html\", n=len(messages), path=request.path) %}",
+    );
+    dir.file(
+        "message.html",
+        "<div class=\"message\" id=\"m{{ message[\"id\"] }}\">{% module linkify(message[\"body\"]) %}</div>",
+    );
+    dir.file(
+        "who.html",
+        "{{ n }} on {{ path }} {{ request.path }} {{ _(\"x\") }}",
+    );
+    // A template in chat/ of the same name: not the one a module loads.
+    dir.file("chat/message.html", "wrong");
+    dir.file("chat/outer.html", "{% module Template(\"inner.html\") %}");
+    dir.file("inner.html", "{{ messages }}");
+    let app = json_app(&dir, true);
+    assert_eq!(
+        text(&get(&app, "/j/chat/index.html")),
+        "<div class=\"message\" id=\"m1\">&lt;hi&gt;</div>\
+         <div class=\"message\" id=\"m2\">yo</div>|2 on /j/chat/index.html /j/chat/index.html x"
+    );
+    // The module's template sees its keyword arguments, not the page's.
+    let page = get(&app, "/j/chat/outer.html");
+    assert_eq!(page.status(), 500);
+    assert!(
+        text(&page).contains("undefined variable &quot;messages&quot;"),
+        "{}",
+        text(&page)
+    );
+    assert!(text(&page).contains("inner.html"), "{}", text(&page));
 }

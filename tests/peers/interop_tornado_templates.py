@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peerlib import Checks, check_output  # noqa: E402
 
+import tornado.escape  # noqa: E402
 from tornado.template import Loader  # noqa: E402
 
 CASES = [
@@ -198,6 +199,15 @@ CASES = [
 
 # Cases of several files: (title, {file name: text}, the page to render, values).
 FILE_CASES = [
+    ("Tornado's chat demo: module Template with keyword arguments, module linkify",
+     {"index.html": "<div id=\"inbox\">\n  {% for message in messages %}\n"
+                    "    {% module Template(\"message.html\", message=message) %}\n  {% end %}\n</div>"
+                    "{% module Template(\"count.txt\", n=len(messages), label=\"<msgs>\",) %}",
+      "message.html": "<div class=\"message\" id=\"m{{ message[\"id\"] }}\">"
+                      "{% module linkify(message[\"body\"]) %}</div>\n",
+      "count.txt": "{{ n }} {{ label }}{% set m = n * 2 %} {{ m }}"},
+     "index.html", {"messages": [{"id": "a1", "body": "<b>hi</b> see http://example.com/x?a=1&b=2"},
+                                 {"id": "b2", "body": "plain"}]}),
     ("include inside a loop sees the loop variable",
      {"page.txt": "<ul>{% for item in items %}{% include \"item.txt\" %}{% end %}</ul>{{ after }}",
       "item.txt": "<li>{{ item.name }}</li>\n"},
@@ -232,6 +242,21 @@ class AttrDict(dict):
     __getattr__ = dict.__getitem__
 
 
+class Modules:
+    """The UI modules of a RequestHandler's namespace that a template without a handler can
+    have: Tornado's TemplateModule (render_string(path, **kwargs): a template of the
+    loader's root with the keyword arguments as its names) and linkify."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def Template(self, path, **kwargs):
+        return self.loader.load(path).generate(_tt_modules=self, **kwargs)
+
+    def linkify(self, text):
+        return tornado.escape.linkify(text)
+
+
 def attrs(v):
     if isinstance(v, dict):
         return AttrDict((k, attrs(x)) for k, x in v.items())
@@ -260,7 +285,7 @@ def main():
                 json.dump(values, f)
             try:
                 loader = Loader(case_dir)
-                want = loader.load(page).generate(**attrs(values))
+                want = loader.load(page).generate(_tt_modules=Modules(loader), **attrs(values))
             except Exception as exc:
                 checks.fail(title, f"Tornado cannot render the case: {exc!r}")
                 continue

@@ -424,6 +424,43 @@ pub(super) fn parse_args(src: &str) -> Option<Vec<Exp>> {
     (p.at == p.toks.len() && args.len() <= 3).then_some(args)
 }
 
+/// Parses the call of Tornado's `Template` UI module,
+/// `Template("name.html", key=value, …)`: the name (a string literal) and
+/// the keyword arguments, in order, each name once.
+pub(super) fn parse_template_module(src: &str) -> Option<(String, Vec<(String, Exp)>)> {
+    let toks = tokens(src)?;
+    let mut p = Parser { toks, at: 0 };
+    if p.peek()? != Tok::Word("Template") {
+        return None;
+    }
+    p.at += 1;
+    if !p.eat(Tok::Open) {
+        return None;
+    }
+    let Some(Tok::Str(name)) = p.peek() else {
+        return None;
+    };
+    p.at += 1;
+    let Value::String(name) = literal(name)? else {
+        return None;
+    };
+    let mut kwargs: Vec<(String, Exp)> = Vec::new();
+    while p.eat(Tok::Comma) {
+        match p.peek()? {
+            Tok::Close => break, // a trailing comma
+            Tok::Word(key) if !key.contains('.') => {
+                p.at += 1;
+                if !p.eat(Tok::Assign) || kwargs.iter().any(|(k, _)| k == key) {
+                    return None;
+                }
+                kwargs.push((key.to_string(), p.test(0)?));
+            }
+            _ => return None,
+        }
+    }
+    (p.eat(Tok::Close) && p.at == p.toks.len()).then_some((name, kwargs))
+}
+
 struct Parser<'s> {
     toks: Vec<Tok<'s>>,
     at: usize,
@@ -1707,7 +1744,7 @@ pub(super) fn range(args: &[Val<'_>], max_len: usize) -> Result<Vec<Value>, Temp
 }
 
 /// A template value as a JSON value of its own.
-fn to_value(v: Val<'_>) -> Value {
+pub(super) fn to_value(v: Val<'_>) -> Value {
     match v {
         Val::Str(s) => Value::String(s.to_string()),
         Val::Json(v) => v.clone(),

@@ -195,7 +195,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
     };
     match word {
         "" => "an empty tag",
-        "module" => "cyclone has Tornado's built-in modules xsrf_form_html() and linkify(text), no UI module classes; for Template(\"name.html\") write {% include \"name.html\" %}",
+        "module" => "cyclone has Tornado's built-in modules Template(\"name.html\", key=value), xsrf_form_html() and linkify(text), no UI module classes of one's own",
         "except" => "write a bare `except` (or `except Exception`): errors of a render are not typed",
         "try" => "a `try` takes nothing after it, and needs an {% except %} or a {% finally %} before its {% end %}",
         "while" => "a condition is a Python expression (as after `if`)",
@@ -345,6 +345,15 @@ enum Node {
     Include {
         name: String,
         template: Arc<Template>,
+    },
+    /// `{% module Template("name", key=value, …) %}`: `template` rendered
+    /// with the keyword arguments alone as its values (and the request's
+    /// namespace), unescaped.
+    Module {
+        name: String,
+        template: Arc<Template>,
+        kwargs: Vec<(String, expr::Exp)>,
+        line: u32,
     },
     Block {
         name: String,
@@ -522,7 +531,9 @@ struct BlockDef {
 /// | `{% break %}`, `{% continue %}` | end the innermost `{% for %}`, or its current iteration; also from inside an `{% if %}` in it (see *Loops* below) |
 /// | `{% while expression %}` … `{% else %}` … `{% end %}` | Python's `while` (with `break`, `continue` and `else`), usually with a `{% set %}` in the body: `{% set i = 0 %}{% while i < n %}…{% set i = i + 1 %}{% end %}`; a loop that never ends stops at the render's step budget ([`TemplateError::TooLarge`]) |
 /// | `{% try %}` … `{% except %}` … `{% else %}` … `{% finally %}` … `{% end %}` | Python's `try`: what the body printed before an error stays, the `except` part (bare, or `except Exception`) runs on an error of the render, `else` when there was none, `finally` always; the render's limits are not caught |
+/// | `{% module Template("file.html", key=expression, …) %}` | Tornado's `TemplateModule`: that template (relative to `template_path`, not to this file) rendered with the keyword arguments as its only values, and the request's namespace; unescaped |
 /// | `{% module xsrf_form_html() %}`, `{% module linkify(path) %}` | Tornado's built-in modules, unescaped |
+/// | `_("text")`, `_("1 file", "%(n)d files", n) % {"n": n}`, `pgettext("menu", "Open")`, `locale.format_date(ts)`, `locale.code` | the request's locale ([`crate::locale`]): translations, Python's `%` formatting and dict displays |
 /// | `{% set x = expression %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop): `{% set total = price * count %}`, `{% set active = 'home' %}` |
 /// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
@@ -1170,9 +1181,26 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                     line,
                 });
             }
-            // Tornado's built-in UI modules that are functions of the
-            // handler: their HTML goes out unescaped. (cyclone has no
-            // UI module classes; `Template(..)` is `{% include %}`.)
+            // Tornado's built-in UI modules: `Template(..)`, and the
+            // functions of the handler. Their HTML goes out unescaped.
+            // (cyclone has no UI module classes of one's own.)
+            "module" if arg.starts_with("Template") => {
+                let (name, kwargs) = expr::parse_template_module(arg).ok_or_else(bad)?;
+                // Tornado's TemplateModule calls render_string: the name is
+                // relative to template_path, not to this file.
+                let rooted = if name.starts_with('/') {
+                    name
+                } else {
+                    format!("/{name}")
+                };
+                let template = self.load(&rooted)?;
+                self.push(Node::Module {
+                    name: rooted,
+                    template,
+                    kwargs,
+                    line,
+                });
+            }
             "module" => {
                 let call = parse_exp(arg).filter(|e| {
                     matches!(
@@ -1486,9 +1514,11 @@ fn unescape(nodes: &mut [Node]) {
                     *body = copy.into();
                 }
             },
+            // A module's template is rendered on its own, as it was parsed.
             Node::Text(_)
             | Node::Set { .. }
             | Node::Include { .. }
+            | Node::Module { .. }
             | Node::Break
             | Node::Continue => {}
         }
@@ -1540,7 +1570,14 @@ fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, BlockDef>, own: &Ori
                     map.insert(block.clone(), def);
                 }
             }
-            Node::Text(_) | Node::Var { .. } | Node::Set { .. } | Node::Break | Node::Continue => {}
+            // A module's template keeps its blocks to itself (Tornado
+            // compiles it apart, for render_string).
+            Node::Text(_)
+            | Node::Var { .. }
+            | Node::Set { .. }
+            | Node::Module { .. }
+            | Node::Break
+            | Node::Continue => {}
         }
     }
 }
@@ -1982,6 +2019,19 @@ impl Template {
         steps: u64,
         max_output: usize,
     ) -> Result<String, TemplateError> {
+        self.render_nested(root, request, steps, max_output)
+            .map(|(out, _)| out)
+    }
+
+    /// [`render_limited`](Self::render_limited), also giving the steps
+    /// left (a `{% module Template(..) %}` spends its includer's).
+    fn render_nested<'a>(
+        &'a self,
+        root: Root<'a>,
+        request: Option<Namespace<'a>>,
+        steps: u64,
+        max_output: usize,
+    ) -> Result<(String, u64), TemplateError> {
         let arena = typed_arena::Arena::new();
         let mut r = Renderer {
             root,
@@ -2010,7 +2060,7 @@ impl Template {
         r.nodes(entry, 0)?;
         // The last node's output, not yet checked by a `tick`.
         r.check_output()?;
-        Ok(r.out)
+        Ok((r.out, r.steps))
     }
 }
 
@@ -2067,8 +2117,9 @@ fn local_names<'a>(
                 }
             }
             // A function of its own in Tornado: its names are its locals,
-            // not the template's (see `Renderer::apply`).
-            Node::Apply { .. } => {}
+            // not the template's (see `Renderer::apply`); a module's
+            // template is a render of its own.
+            Node::Apply { .. } | Node::Module { .. } => {}
             Node::Text(_) | Node::Var { .. } | Node::Break | Node::Continue => {}
         }
     }
@@ -2970,6 +3021,48 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// `{% module Template(name, **kwargs) %}`: Tornado's `TemplateModule`
+    /// renders `name` with `render_string(name, **kwargs)`, so the
+    /// template sees the keyword arguments and the request's namespace, not
+    /// this template's values. Its output counts against this render's
+    /// steps and output bound, and goes out unescaped. Not inlined into
+    /// [`nodes`](Self::nodes), whose frame every level of nesting repeats.
+    #[inline(never)]
+    fn module(&mut self, node: &'a Node) -> Result<(), TemplateError> {
+        let Node::Module {
+            name,
+            template,
+            kwargs,
+            line,
+        } = node
+        else {
+            unreachable!("called for a module node");
+        };
+        let line = *line;
+        let mut values = Map::with_capacity(kwargs.len());
+        for (key, e) in kwargs {
+            let v = e.eval(&*self).map_err(|err| self.locate(line, err))?;
+            values.insert(key.clone(), expr::to_value(v.view()));
+        }
+        let Val::Json(Value::Object(values)) = self.keep(expr::V::Own(Value::Object(values)))?
+        else {
+            unreachable!("an object was kept");
+        };
+        let room = self.max_output.saturating_sub(self.out.len());
+        let (text, steps_left) = template
+            .render_nested(Root::Object(values), self.request, self.steps, room)
+            .map_err(|error| {
+                let error = TemplateError::In {
+                    name: name.trim_start_matches('/').to_string(),
+                    error: Box::new(error),
+                };
+                self.locate(line, error)
+            })?;
+        self.steps = steps_left;
+        self.out.push_str(&text);
+        self.check_output()
+    }
+
     /// A computed value kept for the rest of the render (a `{% set %}` or
     /// a loop over it binds it): in the render's arena, counted against
     /// [`MAX_COMPUTED`].
@@ -3273,6 +3366,36 @@ impl<'a> Renderer<'a> {
         self.keep(expr::V::Own(Value::Array(built)))
     }
 
+    /// An `{% include %}`, a `{% module Template(..) %}` or a
+    /// `{% block %}`: another template's nodes, or the block's definition.
+    /// Out of [`nodes`](Self::nodes), whose frame every level of nesting
+    /// repeats (a debug build gives each arm's locals their own slots).
+    #[inline(never)]
+    fn enter(&mut self, node: &'a Node, depth: usize) -> Result<(), TemplateError> {
+        match node {
+            Node::Include { name, template } => {
+                self.origin.push(name);
+                let result = self.nodes(&template.nodes, depth);
+                self.origin.pop();
+                result.map(drop)
+            }
+            Node::Module { .. } => self.module(node),
+            Node::Block { name, body } => match self.blocks.get(name) {
+                Some(def) => {
+                    let (mark, floor) = (self.origin.len(), self.floor);
+                    self.floor = mark;
+                    self.origin.extend(def.origin.iter().map(String::as_str));
+                    let result = self.nodes(&def.body, depth);
+                    self.origin.truncate(mark);
+                    self.floor = floor;
+                    result.map(drop)
+                }
+                None => self.nodes(body, depth).map(drop),
+            },
+            _ => unreachable!("enter is called for includes, modules and blocks"),
+        }
+    }
+
     /// Renders `nodes`; stops at a `{% break %}` or `{% continue %}` (in
     /// them or in an `{% if %}` of theirs), saying which.
     fn nodes(&mut self, nodes: &'a [Node], depth: usize) -> Result<Flow, TemplateError> {
@@ -3298,31 +3421,14 @@ impl<'a> Renderer<'a> {
                 Node::Break => flow = Flow::Break,
                 Node::Continue => flow = Flow::Continue,
                 Node::Set { name, value, line } => self.set(name, value, *line)?,
-                // No `break` leaves an included template or a block (the
-                // parser sees to it): their flow is always `Next`.
-                Node::Include { name, template } => {
-                    self.origin.push(name);
-                    let result = self.nodes(&template.nodes, depth + 1);
-                    self.origin.pop();
-                    result?;
+                // No `break` leaves an included template, a module or a
+                // block (the parser sees to it): their flow is always `Next`.
+                Node::Include { .. } | Node::Module { .. } | Node::Block { .. } => {
+                    self.enter(node, depth + 1)?
                 }
                 Node::Apply { func, body } => self.apply(*func, body, depth + 1)?,
                 Node::While(w) => flow = self.run_while(w, depth + 1)?,
                 Node::Try(t) => flow = self.run_try(t, depth + 1)?,
-                Node::Block { name, body } => match self.blocks.get(name) {
-                    Some(def) => {
-                        let (mark, floor) = (self.origin.len(), self.floor);
-                        self.floor = mark;
-                        self.origin.extend(def.origin.iter().map(String::as_str));
-                        let result = self.nodes(&def.body, depth + 1);
-                        self.origin.truncate(mark);
-                        self.floor = floor;
-                        result?;
-                    }
-                    None => {
-                        self.nodes(body, depth + 1)?;
-                    }
-                },
             }
             if flow != Flow::Next {
                 break;
@@ -4333,7 +4439,7 @@ mod tests {
     #[test]
     fn unsupported_and_malformed_tags_are_refused_at_parse() {
         for tag in [
-            "{% module Template(\"m.html\") %}",
+            "{% module Entry(\"m.html\") %}",
             "{% apply squeeze %}x{% end %}",
             "{% autoescape linkify %}",
             "{% autoescape %}",
@@ -5377,7 +5483,12 @@ mod tests {
         let with_url_only = t.render_value_with_static_url(&json!({}), |p| p.into());
         assert!(with_url_only.is_err());
         for bad in [
-            "{% module Template(\"x.html\") %}",
+            "{% module Entry(x) %}",
+            "{% module Template(name) %}",
+            "{% module Template(\"x.html\", 1) %}",
+            "{% module Template(\"x.html\", a=1, a=2) %}",
+            "{% module Template(\"x.html\", a.b=1) %}",
+            "{% module Template(\"x.html\") + 'x' %}",
             "{% module linkify(t) + 'x' %}",
             "{% module xsrf_form_html(1) %}",
             "{% module xsrf_form_html %}",
@@ -5387,14 +5498,13 @@ mod tests {
             let err = Template::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("unsupported tag"), "{bad}: {err}");
         }
-        let hint = Template::parse("{% module Template(\"x.html\") %}")
+        let hint = Template::parse("{% module Entry(x) %}")
             .unwrap_err()
             .to_string();
         assert!(
-            hint.contains("xsrf_form_html() and linkify(text)"),
+            hint.contains("Template(\"name.html\", key=value), xsrf_form_html() and linkify(text)"),
             "{hint}"
         );
-        assert!(hint.contains("{% include \"name.html\" %}"), "{hint}");
     }
 
     #[test]
