@@ -7,6 +7,7 @@
 //! ```text
 //! examples/, user code
 //!   └─ web        Application (regex routes, settings), RequestHandler, StaticFiles
+//!   └─ locale     translations (CSV, gettext) and locale-aware formatting
 //!   └─ websocket  WebSocketHandler, WebSocket context, Message, accept, client
 //!   └─ http       HTTP/1.1 server connection (httparse), Request, Response
 //!   └─ ioloop     IOLoop: mio Poll, slab of connections, timers, executor, waker
