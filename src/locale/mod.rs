@@ -41,8 +41,8 @@
 //!   dot, is logged and skipped; Tornado raises out of `load_translations`.
 //!   Each file's encoding is detected from its own byte-order mark (Tornado
 //!   keeps the first file's for the rest of the directory).
-//! - Loading translations again takes effect for locales already handed
-//!   out the next time one is asked for (Tornado caches `Locale` objects).
+//! - Translations loaded again are in every locale asked for afterwards
+//!   (Tornado keeps handing out the `Locale` objects it made before).
 //! - [`Locale::friendly_number`] keeps a minus sign out of the groups:
 //!   `-123,456` where Tornado writes `-,123,456`.
 //! - A gettext plural expression that divides by zero gives the message

@@ -1490,15 +1490,14 @@ fn percent_format(format: &str, args: Val<'_>, max_len: usize) -> Result<String,
                         ))
                     }
                     (_, n) => {
-                        let i = match n {
-                            Num::Int(i) => i.unsigned_abs(),
-                            Num::Float(f) => f.abs().trunc() as u128,
-                        };
-                        let mut d = match conv {
-                            'x' => format!("{i:x}"),
-                            'X' => format!("{i:X}"),
-                            'o' => format!("{i:o}"),
-                            _ => i.to_string(),
+                        let mut d = match (conv, n) {
+                            // A float's integer part, exactly (Python's
+                            // `int(x)`: 1e300 has 301 digits).
+                            (_, Num::Float(f)) => format!("{:.0}", f.abs().trunc()),
+                            ('x', Num::Int(i)) => format!("{:x}", i.unsigned_abs()),
+                            ('X', Num::Int(i)) => format!("{:X}", i.unsigned_abs()),
+                            ('o', Num::Int(i)) => format!("{:o}", i.unsigned_abs()),
+                            (_, Num::Int(i)) => i.unsigned_abs().to_string(),
                         };
                         if let Some(p) = precision {
                             if d.len() < p {
