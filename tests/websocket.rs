@@ -1807,7 +1807,7 @@ fn websocket_handlers_render_templates_of_their_application() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("message.html"),
-        "<div class=\"message\">{{ message[\"body\"] }} {{ _(\"via\") }} {{ request.path }}</div>",
+        "<div class=\"message\">{{ message[\"body\"] }} {{ _(\"via\") }} {{ request.path }}</div>{{ tag() }}",
     )
     .unwrap();
     let templates = dir.clone();
@@ -1816,6 +1816,10 @@ fn websocket_handlers_render_templates_of_their_application() {
             .template_path(&templates)
             .static_path(&templates)
             .websocket("/chatsocket", |_r: &Request| Renders)
+            // A ui_method sees the handshake request.
+            .ui_method("tag", |req: &Request, _args: &[serde_json::Value]| {
+                Ok(serde_json::json!(format!("[{}]", req.path())))
+            })
             .route(r"/room/(\d+)", || cyclone::web::RedirectHandler::new("/"))
             .name("room")
             .build()
@@ -1825,7 +1829,7 @@ fn websocket_handlers_render_templates_of_their_application() {
     let reply = ws.read().unwrap();
     assert_eq!(
         reply.to_text().unwrap(),
-        "<div class=\"message\">&lt;b&gt;hi&lt;/b&gt; via /chatsocket</div>\
+        "<div class=\"message\">&lt;b&gt;hi&lt;/b&gt; via /chatsocket</div>[/chatsocket]\
          |Some(\"/room/7\")|Some(\"/static/missing.css\")"
     );
     let _ = std::fs::remove_dir_all(&dir);

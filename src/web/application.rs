@@ -175,7 +175,15 @@ pub(crate) struct Shared {
     /// kept (at most [`MAX_STATIC_HASHES`]); borrowed only inside
     /// [`Shared::static_version`].
     static_hashes: RefCell<HashMap<String, String>>,
+    /// The functions `.ui_method(..)` added to the templates' namespace.
+    ui_methods: HashMap<String, Box<UiMethod>>,
 }
+
+/// A function of an application's templates ([`ApplicationBuilder::ui_method`]):
+/// the request being answered (a WebSocket's handshake in
+/// `ws.render_string`) and the call's arguments; its value, or why it
+/// failed.
+pub type UiMethod = dyn Fn(&Request, &[serde_json::Value]) -> Result<serde_json::Value, String>;
 
 /// The templates one [`Shared::template`] call is loading (innermost
 /// last), and those it has parsed, so that a template included twice is
@@ -187,6 +195,17 @@ struct Loading {
 }
 
 impl Shared {
+    /// The template function `name` called for `req`; `None` when the
+    /// application has none of that name.
+    pub(crate) fn ui_method(
+        &self,
+        name: &str,
+        req: &Request,
+        args: &[serde_json::Value],
+    ) -> Option<Result<serde_json::Value, String>> {
+        self.ui_methods.get(name).map(|f| f(req, args))
+    }
+
     /// [`RequestContext::static_url`](super::RequestContext::static_url).
     pub(crate) fn static_url(&self, path: &str) -> String {
         let url = format!(
@@ -405,6 +424,14 @@ impl super::template::RequestNamespace for AppNamespace<'_> {
     fn locale(&self) -> Option<&crate::locale::Locale> {
         Some(self.locale)
     }
+
+    fn ui_method(
+        &self,
+        name: &str,
+        args: &[serde_json::Value],
+    ) -> Option<Result<serde_json::Value, String>> {
+        self.shared.ui_method(name, self.request, args)
+    }
 }
 
 impl fmt::Debug for ApplicationContext {
@@ -443,6 +470,7 @@ pub struct ApplicationBuilder {
     routes: Vec<Route>,
     settings: Settings,
     default: Option<HandlerFactory>,
+    ui_methods: HashMap<String, Box<UiMethod>>,
 }
 
 impl Application {
@@ -452,6 +480,7 @@ impl Application {
             routes: Vec::new(),
             settings: Settings::default(),
             default: None,
+            ui_methods: HashMap::new(),
         }
     }
 
@@ -788,6 +817,37 @@ impl ApplicationBuilder {
             .last_mut()
             .expect("ApplicationBuilder::name names the route added last: add one first");
         route.name = Some(name.into());
+        self
+    }
+
+    /// Adds `name(args…)` to the application's templates (Tornado's
+    /// `ui_methods` setting): `f` gets the request being answered and the
+    /// call's arguments as JSON values, and its value is printed (escaped
+    /// by `{{ }}`, as written by `{% raw %}`) or used in the expression.
+    /// An `Err` fails the render at the call's line, as an exception in a
+    /// Tornado UI method does. A template calling a function no one added
+    /// fails at that call.
+    ///
+    /// ```
+    /// use cyclone::http::Request;
+    /// use cyclone::web::Application;
+    /// use serde_json::{json, Value};
+    ///
+    /// let app = Application::builder()
+    ///     .template_path("templates")
+    ///     // {{ plural(n, "message") }} -> "1 message", "3 messages"
+    ///     .ui_method("plural", |_req: &Request, args: &[Value]| {
+    ///         let n = args.first().and_then(Value::as_i64).ok_or("plural(n, word)")?;
+    ///         let word = args.get(1).and_then(Value::as_str).ok_or("plural(n, word)")?;
+    ///         Ok(json!(format!("{n} {word}{}", if n == 1 { "" } else { "s" })))
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn ui_method<F>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(&Request, &[serde_json::Value]) -> Result<serde_json::Value, String> + 'static,
+    {
+        self.ui_methods.insert(name.to_string(), Box::new(f));
         self
     }
 
@@ -1132,6 +1192,7 @@ impl ApplicationBuilder {
             mut routes,
             settings,
             default,
+            ui_methods,
         } = self;
         let mut named = HashMap::new();
         for route in &routes {
@@ -1161,6 +1222,7 @@ impl ApplicationBuilder {
             named,
             templates: RefCell::new(HashMap::new()),
             static_hashes: RefCell::new(HashMap::new()),
+            ui_methods,
         });
         let context = ApplicationContext(shared.clone());
         if app_ws.cookie_secret.is_none() {

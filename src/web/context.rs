@@ -1307,6 +1307,14 @@ impl RequestNamespace for RequestContext<'_> {
     fn locale(&self) -> Option<&crate::locale::Locale> {
         Some(RequestContext::locale(self))
     }
+
+    fn ui_method(
+        &self,
+        name: &str,
+        args: &[serde_json::Value],
+    ) -> Option<Result<serde_json::Value, String>> {
+        self.shared.ui_method(name, self.request, args)
+    }
 }
 
 /// The `compress_response` setting (Tornado's `GZipContentEncoding`),

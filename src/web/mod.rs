@@ -41,7 +41,7 @@ mod xsrf;
 mod tests;
 
 pub(crate) use application::ApplicationContext;
-pub use application::{Application, ApplicationBuilder};
+pub use application::{Application, ApplicationBuilder, UiMethod};
 pub(crate) use context::escape_script_end;
 pub use context::RequestContext;
 pub use cookie::{CookieOptions, SameSite};

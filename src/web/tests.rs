@@ -2454,3 +2454,69 @@ fn template_module_renders_with_its_keyword_arguments_alone() {
     );
     assert!(text(&page).contains("inner.html"), "{}", text(&page));
 }
+
+#[test]
+fn ui_methods_are_functions_of_the_applications_templates() {
+    let dir = TempDir::new("ui-methods");
+    dir.file(
+        "page.html",
+        "{{ plural(n, \"file\") }}|{{ shout(\"<b>\") }}|{% raw shout(\"<b>\") %}|\
+         {% if path_depth() > 1 %}deep{% end %}|{{ len(shout(\"ab\")) }}",
+    );
+    dir.file("fails.html", "a\n{{ plural(\"x\") }}");
+    dir.file("unknown.html", "{{ nope(1) }}");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .ui_method("plural", |_req, args| {
+            let n = args
+                .first()
+                .and_then(serde_json::Value::as_i64)
+                .ok_or("plural(n, word)")?;
+            let word = args
+                .get(1)
+                .and_then(serde_json::Value::as_str)
+                .ok_or("plural(n, word)")?;
+            Ok(serde_json::json!(format!(
+                "{n} {word}{}",
+                if n == 1 { "" } else { "s" }
+            )))
+        })
+        .ui_method("shout", |_req, args| {
+            Ok(serde_json::json!(args[0]
+                .as_str()
+                .unwrap_or("")
+                .to_uppercase()))
+        })
+        .ui_method("path_depth", |req, _args| {
+            Ok(serde_json::json!(req.path().matches('/').count()))
+        })
+        .route("/a/(.*)", || {
+            struct Page;
+            impl RequestHandler for Page {
+                fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+                    let page = cx
+                        .render_string(args[0], &serde_json::json!({"n": 3}))
+                        .unwrap_or_else(|e| format!("error: {e}"));
+                    cx.write(page);
+                }
+            }
+            Page
+        })
+        .build();
+    assert_eq!(
+        text(&get(&app, "/a/page.html")),
+        "3 files|&lt;B&gt;|<B>|deep|2"
+    );
+    assert_eq!(
+        text(&get(&app, "/a/fails.html")),
+        "error: plural(): plural(n, word) at line 2"
+    );
+    assert!(text(&get(&app, "/a/unknown.html")).contains("nope() is no function"));
+    // Without an application: no ui_methods.
+    let t = Template::parse("{{ shout(1) }}").unwrap();
+    let err = t
+        .render_value(&serde_json::json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shout() is no function"), "{err}");
+}

@@ -101,6 +101,12 @@ pub(super) enum Exp {
     List(Vec<Exp>),
     /// `{key: value, …}`: a dict display, its keys strings.
     Dict(Vec<(Exp, Exp)>),
+    /// `name(args…)` of a function the application adds
+    /// (`ApplicationBuilder::ui_method`), looked up when rendered.
+    UiCall {
+        name: String,
+        args: Vec<Exp>,
+    },
     /// `base[start:stop:step]`, each part optional.
     Slice {
         base: Box<Exp>,
@@ -859,6 +865,21 @@ impl<'s> Parser<'s> {
                         kwargs,
                     });
                 }
+                if is_identifier(w) {
+                    // A function of the application's (Tornado's
+                    // `ui_methods`), or none: found when rendered, as
+                    // Python looks a name up.
+                    self.at += 1;
+                    let args = if self.peek() == Some(Tok::Close) {
+                        Vec::new()
+                    } else {
+                        self.comma_separated(depth + 1)?
+                    };
+                    return self.eat(Tok::Close).then(|| Exp::UiCall {
+                        name: w.to_string(),
+                        args,
+                    });
+                }
                 // `user.name.upper()`: a path, then a method.
                 let (base, name) = w.rsplit_once('.')?;
                 let base = Exp::Path(path(base)?);
@@ -928,6 +949,8 @@ pub(super) trait Env<'a> {
     /// The request's locale (Tornado's `locale`, whose `translate` is `_`),
     /// or the process's default locale outside a request.
     fn locale(&self) -> &crate::locale::Locale;
+    /// The application's template function `name` called with `args`.
+    fn ui_method(&self, name: &str, args: &[Value]) -> Result<Value, TemplateError>;
 }
 
 impl Exp {
@@ -1049,6 +1072,13 @@ impl Exp {
             }
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Locale { func, args } => locale_call(env, *func, args),
+            Exp::UiCall { name, args } => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(to_value(a.eval(env)?.view()));
+                }
+                own(env.ui_method(name, &vals)?)
+            }
             Exp::ReverseUrl(args) => {
                 let mut texts = Vec::with_capacity(args.len());
                 for a in args {
@@ -1953,6 +1983,16 @@ fn locale_call<'a>(
             text(&out)
         }
     }
+}
+
+/// A Python identifier of ASCII letters, digits and `_`, not starting with
+/// a digit, and none of Python's constants.
+fn is_identifier(w: &str) -> bool {
+    w.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !matches!(w, "True" | "False" | "None")
 }
 
 /// A date argument: seconds since the Unix epoch (an integer or a float,

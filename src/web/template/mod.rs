@@ -534,6 +534,7 @@ struct BlockDef {
 /// | `{% module Template("file.html", key=expression, …) %}` | Tornado's `TemplateModule`: that template (relative to `template_path`, not to this file) rendered with the keyword arguments as its only values, and the request's namespace; unescaped |
 /// | `{% module xsrf_form_html() %}`, `{% module linkify(path) %}` | Tornado's built-in modules, unescaped |
 /// | `_("text")`, `_("1 file", "%(n)d files", n) % {"n": n}`, `pgettext("menu", "Open")`, `locale.format_date(ts)`, `locale.code` | the request's locale ([`crate::locale`]): translations, Python's `%` formatting and dict displays |
+/// | `{{ name(args) }}` | a function the application added with [`ApplicationBuilder::ui_method`](crate::web::ApplicationBuilder::ui_method) (Tornado's `ui_methods`); without one of that name the render fails there |
 /// | `{% set x = expression %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop): `{% set total = price * count %}`, `{% set active = 'home' %}` |
 /// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
@@ -2180,6 +2181,12 @@ pub(crate) trait RequestNamespace {
     /// `locale`, whose `translate` is `_`: `None` for the process's
     /// default locale.
     fn locale(&self) -> Option<&crate::locale::Locale>;
+    /// The application's template function `name` (`ui_method`) called
+    /// with `args`; `None` where there is none of that name.
+    fn ui_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        let _ = (name, args);
+        None
+    }
 }
 
 pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
@@ -2800,6 +2807,19 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
                 args.len()
             ))
         })
+    }
+
+    fn ui_method(&self, name: &str, args: &[Value]) -> Result<Value, TemplateError> {
+        match self.request.and_then(|r| r.ui_method(name, args)) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(why)) => Err(TemplateError::Type(format!("{name}(): {why}"))),
+            None => Err(TemplateError::Type(format!(
+                "{name}() is no function of this template: the built-in ones are Tornado's \
+                 (len, str, int, abs, static_url, reverse_url, json_encode, url_escape, \
+                 xhtml_escape, escape, squeeze, linkify, _, pgettext, xsrf_form_html); an \
+                 application adds its own with ApplicationBuilder::ui_method"
+            ))),
+        }
     }
 
     fn locale(&self) -> &crate::locale::Locale {
