@@ -154,13 +154,19 @@ class Tab:
         self.cdp, self.session, self.target = cdp, session, target
 
     @classmethod
-    async def open(cls, cdp, url):
+    async def open(cls, cdp, url, accept_language=None):
+        """A new tab at `url`; `accept_language` replaces the browser's Accept-Language
+        header for this tab (what a browser set to that language sends)."""
         target = (await cdp.send("Target.createTarget", {"url": "about:blank", "newWindow": True}))["targetId"]
         session = (await cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
         tab = cls(cdp, session, target)
         await cdp.send("Page.enable", session=session)
         await cdp.send("Runtime.enable", session=session)
         await cdp.send("Network.enable", session=session)
+        if accept_language:
+            agent = (await cdp.send("Browser.getVersion"))["userAgent"]
+            await cdp.send("Network.setUserAgentOverride",
+                           {"userAgent": agent, "acceptLanguage": accept_language}, session=session)
         nav = await cdp.send("Page.navigate", {"url": url}, session=session)
         if nav.get("errorText"):
             raise RuntimeError(f"navigate {url}: {nav['errorText']}")
@@ -345,12 +351,24 @@ async def chatdemo_test(checks, cdp, url, outdir):
     async def reload_lists_it():
         tab = await Tab.open(cdp, url)
         await tab.wait(f"!!document.querySelector({json.dumps(link)})", 10,
-                       "a new tab to list the message (the page's {% for %}/{% include %})")
+                       "a new tab to list the message (the page's {% for %}/{% module Template %})")
         size = await tab.screenshot(os.path.join(outdir, "chatdemo.png"))
         print(f"   chatdemo new tab #inbox: {(await tab.text('inbox')).strip()!r}   (chatdemo.png, {size} bytes)",
               flush=True)
     await checks.run("chatdemo: a tab loaded afterwards lists the message (screenshot chatdemo.png)",
                      reload_lists_it, 40)
+
+    async def in_spanish():
+        tab = await Tab.open(cdp, url, accept_language="es-ES,es;q=0.9,en;q=0.8")
+        await tab.wait(f"!!document.querySelector({json.dumps(link)})", 10,
+                       "the Spanish page to list the message")
+        sent = await tab.eval("navigator.language + ' ' + document.documentElement.lang + ' ' + "
+                              "document.getElementById('send').value + ' ' + document.title")
+        assert sent.split(" ", 3)[1:] == ["es", "Enviar", "demo de chat de cyclone"], \
+            f"the page for a Spanish browser: {sent!r} (navigator.language, <html lang>, #send, title)"
+        print(f"   chatdemo in Spanish: {sent!r}", flush=True)
+    await checks.run("chatdemo: a browser asking for Spanish gets the page translated (Accept-Language)",
+                     in_spanish, 40)
 
 
 async def main():
