@@ -23,7 +23,9 @@ current --key-version is signed again with the current one.
 GET /form is a form that posts back to /form with the _xsrf field
 (xsrf_form_html); POST /form answers \"posted: TEXT\". With --xsrf-cookies a
 POST without the token of the _xsrf cookie (field _xsrf or header
-X-XSRFToken) is answered 403.
+X-XSRFToken) is answered 403. With --cross-origin-protection a POST a browser
+marks as cross-site (Sec-Fetch-Site, or Origin against Host) is answered
+403 unless its Origin is one of --trusted-origins.
 POST /upload answers what a form body held, as JSON: {\"arguments\":
 [[name, value], ...], \"files\": [[name, filename, content_type, size,
 hex of the bytes], ...]} (multipart/form-data or urlencoded; 400 for a body
@@ -36,6 +38,7 @@ body) and is answered 304 when If-None-Match names it.
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
                   [--xsrf-cookies [--xsrf-cookie-version 1|2]] [--compress-response]
+                  [--cross-origin-protection [--trusted-origins ORIGIN,...]]
 
   --port PORT             port to listen on (default 8888)
   --address ADDR          address to bind (default 127.0.0.1)
@@ -48,7 +51,10 @@ Usage: http_hello [--port PORT] [--address ADDR]
   --xsrf-cookies          the xsrf_cookies setting: check the _xsrf token
                           on every POST, PUT, PATCH and DELETE
   --xsrf-cookie-version N the format of new tokens, 1 or 2 (default 2)
-  --compress-response     the compress_response setting (Tornado's gzip=True)";
+  --compress-response     the compress_response setting (Tornado's gzip=True)
+  --cross-origin-protection
+                          the cross_origin_protection setting (Tornado 6.6)
+  --trusted-origins LIST  trusted_origins, e.g. https://a.example,https://b.example";
 
 struct MainHandler;
 
@@ -179,6 +185,8 @@ fn main() {
             ("xsrf-cookies", false),
             ("xsrf-cookie-version", true),
             ("compress-response", false),
+            ("cross-origin-protection", false),
+            ("trusted-origins", true),
         ],
     );
     common::init_logging();
@@ -202,6 +210,14 @@ fn main() {
         .route(r"/repeat/(\d{1,5})", || RepeatHandler)
         .route("/upload", || UploadHandler)
         .compress_response(args.has("compress-response"))
+        .cross_origin_protection(args.has("cross-origin-protection"))
+        .trusted_origins(
+            args.get("trusted-origins", String::new())
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
         .xsrf_cookies(args.has("xsrf-cookies"))
         .xsrf_cookie_version(match args.get("xsrf-cookie-version", 2u8) {
             1 => XsrfCookieVersion::V1,

@@ -1008,6 +1008,22 @@ impl ApplicationBuilder {
         self
     }
 
+    /// `cross_origin_protection` (see [`Settings::cross_origin_protection`]).
+    pub fn cross_origin_protection(mut self, on: bool) -> Self {
+        self.settings.cross_origin_protection = on;
+        self
+    }
+
+    /// `trusted_origins` (see [`Settings::trusted_origins`]).
+    pub fn trusted_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.trusted_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// `xsrf_cookie_version` (see [`Settings::xsrf_cookie_version`]).
     pub fn xsrf_cookie_version(mut self, version: super::XsrfCookieVersion) -> Self {
         self.settings.xsrf_cookie_version = version;

@@ -1204,6 +1204,11 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// The 403 of [`cross_origin_protection`](super::Settings::cross_origin_protection).
+    pub(crate) fn refuse_cross_origin(&mut self, why: &str) {
+        self.refuse(403, why);
+    }
+
     /// Tornado's `raise HTTPError(status, why)`: `why` logged at `warn`
     /// with the request (`403 POST /x (10.0.0.1): ...`), the error page
     /// sent.

@@ -79,6 +79,19 @@ pub trait RequestHandler: 'static {
         cx.check_xsrf_cookie();
     }
 
+    /// Whether a cross-origin request from `origin` (its `Origin` header,
+    /// `https://app.example.com`) may go on, under the
+    /// [`cross_origin_protection`](super::Settings::cross_origin_protection)
+    /// setting (Tornado's `check_trusted_origin`). Called before `prepare`
+    /// only for requests that change state and look cross-origin. Default:
+    /// whether `origin` is one of the
+    /// [`trusted_origins`](super::Settings::trusted_origins). Answering
+    /// `true` for any origin exempts the handler (an API whose callers
+    /// authenticate with a token, not cookies).
+    fn check_trusted_origin(&mut self, cx: &RequestContext<'_>, origin: &str) -> bool {
+        cx.settings().trusted_origins.iter().any(|t| t == origin)
+    }
+
     /// Who is logged in (Tornado's `get_current_user`), usually from a
     /// signed cookie: called before [`prepare`](Self::prepare), its answer
     /// is [`RequestContext::current_user`] and `current_user` in
@@ -266,10 +279,22 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
     if !cx.parse_body() {
         return;
     }
-    if cx.settings().xsrf_cookies && !matches!(method, "GET" | "HEAD" | "OPTIONS") {
-        handler.check_xsrf_cookie(cx);
-        if cx.is_finished() {
-            return;
+    if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        if cx.settings().xsrf_cookies {
+            handler.check_xsrf_cookie(cx);
+            if cx.is_finished() {
+                return;
+            }
+        }
+        if cx.settings().cross_origin_protection {
+            let req = cx.request();
+            let refused = super::origin::check_cross_origin(req, |origin| {
+                handler.check_trusted_origin(cx, origin)
+            });
+            if let Some(why) = refused {
+                cx.refuse_cross_origin(&why);
+                return;
+            }
         }
     }
     let user = handler.get_current_user(cx);

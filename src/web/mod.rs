@@ -30,6 +30,7 @@ pub mod escape;
 mod handler;
 mod metrics;
 mod multipart;
+mod origin;
 mod redirect;
 mod settings;
 pub mod signed;

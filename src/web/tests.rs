@@ -2520,3 +2520,97 @@ fn ui_methods_are_functions_of_the_applications_templates() {
         .to_string();
     assert!(err.contains("shout() is no function"), "{err}");
 }
+
+#[test]
+fn cross_origin_protection_refuses_cross_site_writes_before_prepare() {
+    let prepared = Rc::new(Cell::new(0));
+    struct Post {
+        prepared: Rc<Cell<u32>>,
+        open_to_all: bool,
+    }
+    impl RequestHandler for Post {
+        fn supported_methods(&self) -> &'static [&'static str] {
+            &["GET", "POST", "DELETE"]
+        }
+        fn check_trusted_origin(&mut self, cx: &RequestContext<'_>, origin: &str) -> bool {
+            self.open_to_all || cx.settings().trusted_origins.iter().any(|t| t == origin)
+        }
+        fn prepare(&mut self, _cx: &mut RequestContext<'_>) {
+            self.prepared.set(self.prepared.get() + 1);
+        }
+        fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            cx.write("got");
+        }
+        fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            cx.write("posted");
+        }
+        fn delete(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            cx.write("deleted");
+        }
+    }
+    let (p1, p2) = (prepared.clone(), prepared.clone());
+    let app = Application::builder()
+        .cross_origin_protection(true)
+        .trusted_origins(["https://partner.example"])
+        .route("/p", move || Post {
+            prepared: p1.clone(),
+            open_to_all: false,
+        })
+        .route("/api", move || Post {
+            prepared: p2.clone(),
+            open_to_all: true,
+        })
+        .build();
+    let status = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        dispatch(&app, Request::synthetic(method, path, headers)).status()
+    };
+    let evil = [
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Origin", "https://evil.example"),
+    ];
+    assert_eq!(status("POST", "/p", &evil), 403);
+    assert_eq!(status("DELETE", "/p", &evil), 403);
+    assert_eq!(prepared.get(), 0, "refused before prepare");
+    assert_eq!(status("GET", "/p", &evil), 200);
+    let partner = [
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Origin", "https://partner.example"),
+    ];
+    assert_eq!(status("POST", "/p", &partner), 200);
+    assert_eq!(
+        status("POST", "/p", &[("Sec-Fetch-Site", "same-origin")]),
+        200
+    );
+    // An older browser: Origin against Host.
+    assert_eq!(
+        status(
+            "POST",
+            "/p",
+            &[("Host", "app.example"), ("Origin", "http://app.example")]
+        ),
+        200
+    );
+    assert_eq!(
+        status(
+            "POST",
+            "/p",
+            &[("Host", "app.example"), ("Origin", "http://evil.example")]
+        ),
+        403
+    );
+    // Not a browser: neither header.
+    assert_eq!(status("POST", "/p", &[]), 200);
+    // check_trusted_origin overridden to accept every origin.
+    assert_eq!(status("POST", "/api", &evil), 200);
+    // Off by default.
+    let off = Application::builder()
+        .route("/p", || Post {
+            prepared: Rc::default(),
+            open_to_all: false,
+        })
+        .build();
+    assert_eq!(
+        dispatch(&off, Request::synthetic("POST", "/p", &evil)).status(),
+        200
+    );
+}
