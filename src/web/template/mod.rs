@@ -3941,7 +3941,7 @@ mod tests {
             "a)",
             "()",
             "x not y",
-            "f(x)",
+            "f(x",
             "a ** b",
             "not",
             "a in",
@@ -4478,7 +4478,8 @@ mod tests {
             "{% block %}{% end %}",
             "{% end x %}",
             "{% else x %}",
-            "{{ f(x) }}",
+            "{{ f(x }}",
+            "{{ f(x)(y) }}",
         ] {
             let err = Template::parse(tag).map(|_| ()).unwrap_err();
             assert!(
@@ -5611,7 +5612,6 @@ mod tests {
             ("\n{{ static_url(\"a\\nb\") }}", "static_url(\"a\\nb\")"),
             ("\n{{ static_url(\"a') }}", "static_url(\"a')"),
             ("\n{{ json_encode(x)(y) }}", "json_encode(x)(y)"),
-            ("\n{{ JSON_ENCODE(x) }}", "JSON_ENCODE(x)"),
             ("\n{{ squeeze x }}", "squeeze x"),
             ("\n{% raw json_encode(x, y) %}", "raw json_encode(x, y)"),
             ("\n{% json_encode(x) %}", "json_encode(x)"),
@@ -5632,15 +5632,35 @@ mod tests {
         );
         assert!(says("{% raw json_encode(a, b) %}").contains("a function takes one argument"));
         assert!(says("{% json_encode(a) %}").contains("a function takes one argument"));
-        for other in ["{{ gettext(\"Hi\") }}", "{{ x.y() }}"] {
+        // A call of another name parses (an application may add it with
+        // ui_method) and fails where it is rendered, saying what exists.
+        for other in [
+            "{{ JSON_ENCODE(x) }}",
+            "{{ gettext(\"Hi\") }}",
+            "{% if f(x) %}{% end %}",
+        ] {
+            let err = Template::parse(other)
+                .unwrap()
+                .render_value(&json!({"x": 1}))
+                .unwrap_err()
+                .to_string();
             assert!(
-                says(other).contains(
-                    "calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs"
-                ),
-                "{other}: {}",
-                says(other)
+                err.contains("is no function of this template"),
+                "{other}: {err}"
+            );
+            assert!(
+                err.contains("ApplicationBuilder::ui_method"),
+                "{other}: {err}"
             );
         }
+        // A method strings and dicts do not have is refused when parsed.
+        let method = says("{{ x.y() }}");
+        assert!(
+            method.contains(
+                "calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs"
+            ),
+            "{method}"
+        );
         assert!(says("{% raw a b %}").contains("`raw json_encode(path)`"));
         assert!(says("{% if a ** b %}{% end %}").contains("a condition is a Python expression"));
     }
