@@ -287,10 +287,15 @@ impl Translations {
     /// The locale `code` if it is supported (Tornado's `Locale.get`, which
     /// asserts it is).
     pub fn get(&self, code: &str) -> Option<Locale> {
-        self.supports(code).then(|| Locale {
+        self.supports(code).then(|| self.locale(code))
+    }
+
+    /// The locale `code` with its translations, if it has any.
+    fn locale(&self, code: &str) -> Locale {
+        Locale {
             code: code.to_owned(),
             table: self.tables.get(code).cloned(),
-        })
+        }
     }
 
     /// The first of `codes` that is supported, either as written (after
@@ -321,10 +326,7 @@ impl Translations {
                 return locale;
             }
         }
-        Locale {
-            code: self.default.to_string(),
-            table: self.tables.get(&*self.default).cloned(),
-        }
+        self.locale(&self.default)
     }
 
     /// The locale an `Accept-Language` header asks for (Tornado's
@@ -422,10 +424,15 @@ fn py_space(c: char) -> bool {
 /// # Errors
 /// The directory cannot be listed; the translations in place are kept.
 pub fn load_translations(dir: impl AsRef<Path>) -> io::Result<()> {
-    let mut loaded = Translations::load(dir)?;
+    install_keeping_default(Translations::load(dir)?);
+    Ok(())
+}
+
+/// Makes `loaded` the process's translations, with the default locale
+/// the process had ([`set_default_locale`] is a setting of its own).
+fn install_keeping_default(mut loaded: Translations) {
     loaded.default = installed().default.clone();
     loaded.install();
-    Ok(())
 }
 
 /// Reads the gettext catalogs in `dir` ([`Translations::load_gettext`])
@@ -435,9 +442,7 @@ pub fn load_translations(dir: impl AsRef<Path>) -> io::Result<()> {
 /// # Errors
 /// The directory cannot be listed; the translations in place are kept.
 pub fn load_gettext_translations(dir: impl AsRef<Path>, domain: &str) -> io::Result<()> {
-    let mut loaded = Translations::load_gettext(dir, domain)?;
-    loaded.default = installed().default.clone();
-    loaded.install();
+    install_keeping_default(Translations::load_gettext(dir, domain)?);
     Ok(())
 }
 

@@ -1204,15 +1204,10 @@ impl<'a> RequestContext<'a> {
         }
     }
 
-    /// The 403 of [`cross_origin_protection`](super::Settings::cross_origin_protection).
-    pub(crate) fn refuse_cross_origin(&mut self, why: &str) {
-        self.refuse(403, why);
-    }
-
     /// Tornado's `raise HTTPError(status, why)`: `why` logged at `warn`
     /// with the request (`403 POST /x (10.0.0.1): ...`), the error page
     /// sent.
-    fn refuse(&mut self, status: u16, why: &str) {
+    pub(crate) fn refuse(&mut self, status: u16, why: &str) {
         let peer = self.request.peer().map(|p| p.ip().to_string());
         log::warn!(
             "{status} {} {} ({}): {why}",

@@ -292,7 +292,7 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
                 handler.check_trusted_origin(cx, origin)
             });
             if let Some(why) = refused {
-                cx.refuse_cross_origin(&why);
+                cx.refuse(403, &why);
                 return;
             }
         }

@@ -450,20 +450,7 @@ pub(super) fn parse_template_module(src: &str) -> Option<(String, Vec<(String, E
     let Value::String(name) = literal(name)? else {
         return None;
     };
-    let mut kwargs: Vec<(String, Exp)> = Vec::new();
-    while p.eat(Tok::Comma) {
-        match p.peek()? {
-            Tok::Close => break, // a trailing comma
-            Tok::Word(key) if !key.contains('.') => {
-                p.at += 1;
-                if !p.eat(Tok::Assign) || kwargs.iter().any(|(k, _)| k == key) {
-                    return None;
-                }
-                kwargs.push((key.to_string(), p.test(0)?));
-            }
-            _ => return None,
-        }
-    }
+    let kwargs = p.keyword_args(0, |key| (!key.contains('.')).then(|| key.to_string()))?;
     (p.eat(Tok::Close) && p.at == p.toks.len()).then_some((name, kwargs))
 }
 
@@ -486,7 +473,32 @@ impl<'s> Parser<'s> {
         }
     }
 
-    /// `test ("," test)*`: a call's arguments.
+    /// `, name=value` pairs up to the call's `)` (not eaten; a trailing
+    /// comma allowed, as Python allows), each name mapped by `key` (`None`
+    /// refuses it) and given once.
+    fn keyword_args<K: PartialEq>(
+        &mut self,
+        depth: usize,
+        key: impl Fn(&'s str) -> Option<K>,
+    ) -> Option<Vec<(K, Exp)>> {
+        let mut kwargs: Vec<(K, Exp)> = Vec::new();
+        while self.eat(Tok::Comma) {
+            if self.peek() == Some(Tok::Close) {
+                break;
+            }
+            let Some(Tok::Word(name)) = self.peek() else {
+                return None;
+            };
+            let k = key(name)?;
+            self.at += 1;
+            if !self.eat(Tok::Assign) || kwargs.iter().any(|(seen, _)| *seen == k) {
+                return None;
+            }
+            kwargs.push((k, self.test(depth)?));
+        }
+        Some(kwargs)
+    }
+
     /// The arguments of a locale function after its `(`, through the `)`:
     /// positional ones, then keyword ones, as Python takes them.
     fn locale_call(&mut self, func: LocaleFn, depth: usize) -> Option<Exp> {
@@ -527,6 +539,7 @@ impl<'s> Parser<'s> {
         func.complete(&args).then_some(Exp::Locale { func, args })
     }
 
+    /// `test ("," test)*`: a call's arguments.
     fn comma_separated(&mut self, depth: usize) -> Option<Vec<Exp>> {
         let mut items = vec![self.test(depth)?];
         while self.eat(Tok::Comma) {
@@ -826,39 +839,19 @@ impl<'s> Parser<'s> {
             Tok::Word("pgettext") if self.eat(Tok::Open) => {
                 self.locale_call(LocaleFn::Pgettext, depth)
             }
-            Tok::Word(w)
-                if self.peek() == Some(Tok::Open)
-                    && w.strip_prefix("locale.")
-                        .and_then(LocaleFn::method)
-                        .is_some() =>
-            {
-                self.at += 1;
-                let func = w.strip_prefix("locale.").and_then(LocaleFn::method)?;
-                self.locale_call(func, depth)
-            }
             Tok::Word("reverse_url") if self.eat(Tok::Open) => {
                 let args = self.comma_separated(depth + 1)?;
                 self.eat(Tok::Close).then_some(Exp::ReverseUrl(args))
             }
             Tok::Word(w) if self.peek() == Some(Tok::Open) => {
+                if let Some(func) = w.strip_prefix("locale.").and_then(LocaleFn::method) {
+                    self.at += 1;
+                    return self.locale_call(func, depth);
+                }
                 if let Some(callee) = Callee::from_name(w) {
                     self.at += 1;
                     let arg = self.test(depth + 1)?;
-                    let mut kwargs: Vec<(Kw, Exp)> = Vec::new();
-                    while self.eat(Tok::Comma) {
-                        if self.peek() == Some(Tok::Close) {
-                            break; // a trailing comma, as Python allows
-                        }
-                        let Some(Tok::Word(name)) = self.peek() else {
-                            return None;
-                        };
-                        let kw = Kw::of(callee, name)?;
-                        self.at += 1;
-                        if !self.eat(Tok::Assign) || kwargs.iter().any(|(k, _)| *k == kw) {
-                            return None;
-                        }
-                        kwargs.push((kw, self.test(depth + 1)?));
-                    }
+                    let kwargs = self.keyword_args(depth + 1, |name| Kw::of(callee, name))?;
                     return self.eat(Tok::Close).then(|| Exp::Call {
                         callee,
                         arg: Box::new(arg),
