@@ -184,7 +184,7 @@ fn triple_braces_open_the_tag_at_the_innermost_two() {
 #[test]
 fn unsupported_tornado_tags_say_why() {
     for (src, says) in [
-        ("{% module Entry(e) %}", "no UI module classes"),
+        ("{% module Entry(x) %}", "Entry is no UI module"),
         (
             "{% try %}x{% except ValueError %}y{% end %}",
             "bare `except`",
@@ -206,7 +206,10 @@ fn unsupported_tornado_tags_say_why() {
             "{% if max(x) == 1 %}{% end %}",
             "max() is no function of this template",
         ),
-        ("{{ shout(x }}", "calls of static_url"),
+        (
+            "{{ shout(x }}",
+            "the application's (ApplicationBuilder::ui_method)",
+        ),
         ("{% if x ** 2 %}{% end %}", "a Python expression"),
         ("{% for i in range(1, 2, 3, 4) %}{% end %}", "range(..)"),
         ("{% %}", "empty"),

@@ -1801,13 +1801,35 @@ impl WebSocketHandler for Renders {
     }
 }
 
+/// `{% module Seen(..) %}`: how many times it was called in this render,
+/// the request's path and the arguments.
+struct Calls(u32);
+
+impl cyclone::web::UiModule for Calls {
+    fn render(
+        &mut self,
+        cx: &cyclone::web::ModuleContext<'_>,
+        args: &[serde_json::Value],
+        _kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, String> {
+        self.0 += 1;
+        Ok(format!(
+            "({} {} {})",
+            self.0,
+            cx.request().path(),
+            serde_json::Value::from(args.to_vec())
+        ))
+    }
+}
+
 #[test]
 fn websocket_handlers_render_templates_of_their_application() {
     let dir = std::env::temp_dir().join(format!("cyclone-ws-render-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("message.html"),
-        "<div class=\"message\">{{ message[\"body\"] }} {{ _(\"via\") }} {{ request.path }}</div>{{ tag() }}",
+        "<div class=\"message\">{{ message[\"body\"] }} {{ _(\"via\") }} {{ request.path }}</div>{{ tag() }}\
+         {% module Seen() %}{% module Seen(\"again\") %}",
     )
     .unwrap();
     let templates = dir.clone();
@@ -1820,6 +1842,8 @@ fn websocket_handlers_render_templates_of_their_application() {
             .ui_method("tag", |req: &Request, _args: &[serde_json::Value]| {
                 Ok(serde_json::json!(format!("[{}]", req.path())))
             })
+            // A UI module too, one value per render_string.
+            .ui_module("Seen", || Calls(0))
             .route(r"/room/(\d+)", || cyclone::web::RedirectHandler::new("/"))
             .name("room")
             .build()
@@ -1830,7 +1854,7 @@ fn websocket_handlers_render_templates_of_their_application() {
     assert_eq!(
         reply.to_text().unwrap(),
         "<div class=\"message\">&lt;b&gt;hi&lt;/b&gt; via /chatsocket</div>[/chatsocket]\
-         |Some(\"/room/7\")|Some(\"/static/missing.css\")"
+         (1 /chatsocket [])(2 /chatsocket [\"again\"])|Some(\"/room/7\")|Some(\"/static/missing.css\")"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,6 +19,7 @@ use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::static_files::{file_version, StaticFiles};
 use super::template::{read_source, resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
+use super::ui_module::{ActiveModules, ModuleContext, UiModule, UiModuleFactory};
 use crate::http::{self, percent_decode, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
 use crate::websocket::settings::RouteSettings;
@@ -177,6 +178,8 @@ pub(crate) struct Shared {
     static_hashes: RefCell<HashMap<String, String>>,
     /// The functions `.ui_method(..)` added to the templates' namespace.
     ui_methods: HashMap<String, Box<UiMethod>>,
+    /// The modules `.ui_module(..)` added, by name.
+    ui_modules: HashMap<String, Box<UiModuleFactory>>,
 }
 
 /// A function of an application's templates ([`ApplicationBuilder::ui_method`]):
@@ -204,6 +207,21 @@ impl Shared {
         args: &[serde_json::Value],
     ) -> Option<Result<serde_json::Value, String>> {
         self.ui_methods.get(name).map(|f| f(req, args))
+    }
+
+    /// `{% module name(args, kwargs) %}` of the module `name` for the
+    /// request `cx` sees, one value of it per request (`modules`); `None`
+    /// when the application has none of that name.
+    pub(crate) fn ui_module(
+        &self,
+        modules: &ActiveModules,
+        cx: &ModuleContext<'_>,
+        name: &str,
+        args: &[serde_json::Value],
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Result<String, String>> {
+        let make = self.ui_modules.get(name)?;
+        Some(modules.render(name, make, cx, args, kwargs))
     }
 
     /// [`RequestContext::static_url`](super::RequestContext::static_url).
@@ -372,6 +390,7 @@ impl ApplicationContext {
             request: req,
             locale,
             value: std::cell::OnceCell::new(),
+            modules: ActiveModules::default(),
         };
         self.0
             .template(file)?
@@ -395,6 +414,9 @@ struct AppNamespace<'a> {
     request: &'a Request,
     locale: &'a crate::locale::Locale,
     value: std::cell::OnceCell<serde_json::Value>,
+    /// The UI modules of this render (their resources go nowhere: no page
+    /// is sent).
+    modules: ActiveModules,
 }
 
 impl super::template::RequestNamespace for AppNamespace<'_> {
@@ -431,6 +453,35 @@ impl super::template::RequestNamespace for AppNamespace<'_> {
         args: &[serde_json::Value],
     ) -> Option<Result<serde_json::Value, String>> {
         self.shared.ui_method(name, self.request, args)
+    }
+
+    fn ui_module(
+        &self,
+        name: &str,
+        args: &[serde_json::Value],
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Result<String, String>> {
+        let cx = ModuleContext::new(self, self.request);
+        self.shared
+            .ui_module(&self.modules, &cx, name, args, kwargs)
+    }
+
+    fn template_module(
+        &self,
+        template: &str,
+        resources: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(), String> {
+        self.modules.template_module(template, resources)
+    }
+
+    fn render_string(
+        &self,
+        file: &str,
+        value: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        self.shared
+            .template(file)?
+            .render_value_in(value, Some(self))
     }
 }
 
@@ -471,6 +522,7 @@ pub struct ApplicationBuilder {
     settings: Settings,
     default: Option<HandlerFactory>,
     ui_methods: HashMap<String, Box<UiMethod>>,
+    ui_modules: HashMap<String, Box<UiModuleFactory>>,
 }
 
 impl Application {
@@ -481,6 +533,7 @@ impl Application {
             settings: Settings::default(),
             default: None,
             ui_methods: HashMap::new(),
+            ui_modules: HashMap::new(),
         }
     }
 
@@ -851,6 +904,37 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Adds the UI module `name` to the application's templates (Tornado's
+    /// `ui_modules` setting): `{% module name(args…, key=value…) %}` calls
+    /// the [`UiModule::render`] of a value `make` makes once per request,
+    /// and [`RequestContext::render`](super::RequestContext::render) puts
+    /// the JavaScript, CSS and HTML the request's modules ask for into the
+    /// page (see [`UiModule`]). A template using a module no one added
+    /// fails at that line.
+    ///
+    /// # Panics
+    /// `name` is not a Python identifier, or is one of Tornado's built-in
+    /// modules (`Template`, `linkify`, `xsrf_form_html`): a template could
+    /// not call it.
+    pub fn ui_module<M, F>(mut self, name: &str, make: F) -> Self
+    where
+        M: UiModule,
+        F: Fn() -> M + 'static,
+    {
+        let identifier = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+        assert!(
+            identifier && !["Template", "linkify", "xsrf_form_html"].contains(&name),
+            "ui_module: {name:?} is not a name a template can call as a module of its own"
+        );
+        self.ui_modules
+            .insert(name.to_string(), Box::new(move || Box::new(make())));
+        self
+    }
+
     /// Answers every request no route matches with a handler made by
     /// `factory` (Tornado's `default_handler_class`), instead of the plain
     /// 404 page: a page of your own, or a single-page application's
@@ -1209,6 +1293,7 @@ impl ApplicationBuilder {
             settings,
             default,
             ui_methods,
+            ui_modules,
         } = self;
         let mut named = HashMap::new();
         for route in &routes {
@@ -1239,6 +1324,7 @@ impl ApplicationBuilder {
             templates: RefCell::new(HashMap::new()),
             static_hashes: RefCell::new(HashMap::new()),
             ui_methods,
+            ui_modules,
         });
         let context = ApplicationContext(shared.clone());
         if app_ws.cookie_secret.is_none() {

@@ -12,6 +12,7 @@ use super::multipart::{self, HttpFile};
 use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::template::{RequestNamespace, TemplateError};
+use super::ui_module::{ActiveModules, ModuleContext};
 use super::xsrf;
 use crate::http::request::{parse_qs_bytes, qs_values};
 use crate::http::response::valid_status;
@@ -61,6 +62,9 @@ pub struct RequestContext<'a> {
     /// Tornado's `self.locale`: from the handler's `get_user_locale` or
     /// `set_locale`, else the browser's when first asked for.
     locale: OnceCell<crate::locale::Locale>,
+    /// The UI modules this request's templates have used, for the
+    /// resources `render` puts into the page.
+    modules: ActiveModules,
 }
 
 /// Tornado's argument cleanup: control characters other than whitespace
@@ -96,6 +100,7 @@ impl<'a> RequestContext<'a> {
             current_user: None,
             request_value: OnceCell::new(),
             locale: OnceCell::new(),
+            modules: ActiveModules::default(),
         }
     }
 
@@ -504,7 +509,7 @@ impl<'a> RequestContext<'a> {
             .template(file)
             .and_then(|t| t.render_pairs_in(vars, Some(&*self)))
             .map_err(|e| format!("template {file:?}: {e}"));
-        self.finish_render(result);
+        self.finish_render(file, result);
     }
 
     /// Like [`render`](Self::render), with the fields of `value` as the
@@ -541,7 +546,7 @@ impl<'a> RequestContext<'a> {
         let result = self
             .render_string(file, value)
             .map_err(|e| format!("template {file:?}: {e}"));
-        self.finish_render(result);
+        self.finish_render(file, result);
     }
 
     /// The template `file` rendered with the fields of `value`, as
@@ -566,7 +571,14 @@ impl<'a> RequestContext<'a> {
             .render_with_in(value, Some(self))
     }
 
-    fn finish_render(&mut self, result: Result<String, String>) {
+    /// Sends a rendered page, with the resources of the UI modules the
+    /// request used put in (Tornado's `render`), or the render's error.
+    fn finish_render(&mut self, file: &str, result: Result<String, String>) {
+        let result = result.and_then(|html| {
+            self.modules
+                .insert_resources(html, &|path| self.static_url(path))
+                .map_err(|e| format!("template {file:?}: {e}"))
+        });
         match result {
             Ok(html) => {
                 self.response.write(html);
@@ -1314,6 +1326,35 @@ impl RequestNamespace for RequestContext<'_> {
         args: &[serde_json::Value],
     ) -> Option<Result<serde_json::Value, String>> {
         self.shared.ui_method(name, self.request, args)
+    }
+
+    fn ui_module(
+        &self,
+        name: &str,
+        args: &[serde_json::Value],
+        kwargs: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Result<String, String>> {
+        let cx = ModuleContext::new(self, self.request);
+        self.shared
+            .ui_module(&self.modules, &cx, name, args, kwargs)
+    }
+
+    fn template_module(
+        &self,
+        template: &str,
+        resources: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(), String> {
+        self.modules.template_module(template, resources)
+    }
+
+    fn render_string(
+        &self,
+        file: &str,
+        value: &serde_json::Value,
+    ) -> Result<String, TemplateError> {
+        self.shared
+            .template(file)?
+            .render_value_in(value, Some(self))
     }
 }
 

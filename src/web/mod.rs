@@ -36,6 +36,7 @@ mod settings;
 pub mod signed;
 mod static_files;
 mod template;
+mod ui_module;
 mod xsrf;
 
 #[cfg(test)]
@@ -54,4 +55,5 @@ pub use settings::Settings;
 pub use signed::{create_signed_value, decode_signed_value, CookieSecret};
 pub use static_files::{content_type, StaticFiles};
 pub use template::{Template, TemplateError, Whitespace};
+pub use ui_module::{ModuleContext, UiModule, UiModuleFactory};
 pub use xsrf::XsrfCookieVersion;

@@ -1070,7 +1070,7 @@ fn render_with_errors_answer_500_with_the_cause_in_debug() {
             ("/j/not-a-list.html", "cannot loop over &quot;title&quot;"),
             ("/j/unbalanced.html", "without a matching open block"),
             ("/j/unclosed.html", "without its"),
-            ("/j/module.html", "unsupported tag"),
+            ("/j/module.html", "Entry is no UI module"),
             (
                 "/j/cycle-a.html",
                 "include cycle: cycle-a.html -&gt; cycle-b.html -&gt; cycle-a.html",
@@ -2613,4 +2613,283 @@ fn cross_origin_protection_refuses_cross_site_writes_before_prepare() {
         dispatch(&off, Request::synthetic("POST", "/p", &evil)).status(),
         200
     );
+}
+
+/// Tornado's UI modules: the pages `tests/peers/gen_ui_module_cases.py`
+/// printed from Tornado's `RequestHandler.render`, with the same four
+/// modules written here in Rust.
+mod ui_modules {
+    use super::*;
+    use serde_json::{json, Map, Value};
+
+    include!("ui_module_cases.rs");
+
+    struct Entry;
+
+    impl UiModule for Entry {
+        fn render(
+            &mut self,
+            cx: &ModuleContext<'_>,
+            args: &[Value],
+            kwargs: &Map<String, Value>,
+        ) -> Result<String, String> {
+            let entry = args.first().ok_or("Entry(entry, show_comments=False)")?;
+            let show = kwargs.get("show_comments").cloned().unwrap_or(json!(false));
+            cx.render_string(
+                "modules/entry.html",
+                &json!({"entry": entry, "show_comments": show}),
+            )
+            .map_err(|e| e.to_string())
+        }
+
+        fn embedded_css(&self) -> Option<String> {
+            Some(".entry { margin: 1em; }".into())
+        }
+
+        fn javascript_files(&self) -> Vec<String> {
+            vec!["entry.js".into(), "/abs/x.js".into()]
+        }
+    }
+
+    /// One value per request: counts the steps of every call.
+    struct Counter(i64);
+
+    impl UiModule for Counter {
+        fn render(
+            &mut self,
+            _cx: &ModuleContext<'_>,
+            _args: &[Value],
+            kwargs: &Map<String, Value>,
+        ) -> Result<String, String> {
+            self.0 += kwargs.get("step").and_then(Value::as_i64).unwrap_or(1);
+            Ok(self.0.to_string())
+        }
+
+        fn html_body(&self) -> Option<String> {
+            Some(format!("<p>counted {}</p>", self.0))
+        }
+    }
+
+    struct Assets;
+
+    impl UiModule for Assets {
+        fn render(
+            &mut self,
+            _cx: &ModuleContext<'_>,
+            args: &[Value],
+            _kwargs: &Map<String, Value>,
+        ) -> Result<String, String> {
+            Ok(format!("[{}]", args.len()))
+        }
+
+        fn embedded_javascript(&self) -> Option<String> {
+            Some("var a = 1 < 2;".into())
+        }
+
+        fn javascript_files(&self) -> Vec<String> {
+            vec!["entry.js".into()]
+        }
+
+        fn css_files(&self) -> Vec<String> {
+            ["http://cdn.example/x.css", "site.css", "site.css"]
+                .map(String::from)
+                .to_vec()
+        }
+
+        fn embedded_css(&self) -> Option<String> {
+            Some("p { color: red; }".into())
+        }
+
+        fn html_head(&self) -> Option<String> {
+            Some("<meta name=\"m\" content=\"a&b\">".into())
+        }
+    }
+
+    struct Tree;
+
+    impl UiModule for Tree {
+        fn render(
+            &mut self,
+            cx: &ModuleContext<'_>,
+            args: &[Value],
+            _kwargs: &Map<String, Value>,
+        ) -> Result<String, String> {
+            cx.render_string("modules/tree.html", &json!({"node": args[0]}))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// Renders the page named in the path with the query's `v` as values.
+    struct Page;
+
+    impl RequestHandler for Page {
+        fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+            let values: Value =
+                serde_json::from_str(&cx.get_argument("v").unwrap_or_default()).unwrap();
+            cx.render_with(args[0], &values);
+        }
+    }
+
+    fn app(dir: &TempDir, statics: &TempDir) -> Application {
+        Application::builder()
+            .template_path(dir.path())
+            .static_path(statics.path())
+            // Errors in the page, for the assertions' messages.
+            .debug(true)
+            .ui_module("Entry", || Entry)
+            .ui_module("Counter", || Counter(0))
+            .ui_module("Assets", || Assets)
+            .ui_module("Tree", || Tree)
+            .route("/p/(.*)", || Page)
+            .build()
+    }
+
+    fn page(app: &Application, name: &str, values: &str) -> Response {
+        let v = crate::web::escape::url_escape(values, true);
+        get(app, &format!("/p/{name}?v={v}"))
+    }
+
+    #[test]
+    fn pages_are_what_tornado_sends() {
+        let statics = TempDir::new("ui-module-static");
+        for (i, (name, files, page_name, values, want)) in CASES.iter().enumerate() {
+            let dir = TempDir::new(&format!("ui-module-{i}"));
+            for (file, text) in MODULE_FILES.iter().chain(files.iter()) {
+                dir.file(file, text);
+            }
+            let r = page(&app(&dir, &statics), page_name, values);
+            match want {
+                Some(want) => {
+                    assert_eq!(r.status(), 200, "{name}: {}", text(&r));
+                    assert_eq!(text(&r), *want, "{name}");
+                }
+                None => assert_eq!(r.status(), 500, "{name}: {}", text(&r)),
+            }
+        }
+    }
+
+    #[test]
+    fn render_string_renders_modules_and_inserts_nothing() {
+        let dir = TempDir::new("ui-module-render-string");
+        let statics = TempDir::new("ui-module-render-string-static");
+        dir.file(
+            "page.html",
+            "<head></head><body>{% module Counter() %}{% module Assets() %}</body>",
+        );
+        struct Twice;
+        impl RequestHandler for Twice {
+            fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+                // The module's value lives for the request: the second
+                // render counts on, and `render` puts in what both used.
+                let first = cx.render_string("page.html", &json!({})).unwrap();
+                cx.write(first);
+                cx.write("|");
+                cx.render_with("page.html", &json!({}));
+            }
+        }
+        let app = Application::builder()
+            .template_path(dir.path())
+            .static_path(statics.path())
+            .ui_module("Counter", || Counter(0))
+            .ui_module("Assets", || Assets)
+            .route("/", || Twice)
+            .build();
+        let body = text(&get(&app, "/")).to_string();
+        let (first, page) = body.split_once('|').unwrap();
+        assert_eq!(first, "<head></head><body>1[0]</body>");
+        assert!(page.contains("<body>2[0]"), "{page}");
+        assert!(page.contains("<p>counted 2</p>\n</body>"), "{page}");
+        assert!(page.contains("var a = 1 < 2;"), "{page}");
+        // A new request, a new value.
+        let again = text(&get(&app, "/")).to_string();
+        assert_eq!(again, body);
+    }
+
+    #[test]
+    fn module_errors_fail_the_render_at_their_line() {
+        let dir = TempDir::new("ui-module-errors");
+        let statics = TempDir::new("ui-module-errors-static");
+        dir.file("bad-args.html", "<head></head>\n{% module Entry() %}");
+        dir.file("unknown.html", "{% module Nope(1) %}");
+        dir.file("set-args.html", "{% module Template(\"s.html\") %}");
+        dir.file("s.html", "{{ set_resources(\"x\") }}");
+        dir.file(
+            "set-outside.html",
+            "{{ set_resources(embedded_css=\"x\") }}",
+        );
+        dir.file("kwargs.html", "{{ shout(\"x\", loud=True) }}");
+        dir.file("loop.html", "{% module Tree(root) %}");
+        dir.file("modules/tree.html", "{% module Tree(node) %}");
+        let app = Application::builder()
+            .template_path(dir.path())
+            .static_path(statics.path())
+            .debug(true)
+            .ui_module("Entry", || Entry)
+            .ui_module("Tree", || Tree)
+            .ui_method("shout", |_req, args| Ok(args[0].clone()))
+            .route("/p/(.*)", || Page)
+            .build();
+        for (file, cause) in [
+            (
+                "bad-args.html",
+                "module Entry: Entry(entry, show_comments=False) at line 2",
+            ),
+            ("unknown.html", "Nope is no UI module"),
+            (
+                "set-args.html",
+                "set_resources() takes keyword arguments only",
+            ),
+            ("set-outside.html", "set_resources() is no function"),
+            ("kwargs.html", "shout() takes no keyword arguments"),
+            ("loop.html", "UI modules nest more than 16 deep"),
+        ] {
+            let r = page(&app, file, "{\"root\": 1}");
+            assert_eq!(r.status(), 500, "{file}");
+            let body = text(&r).replace("&quot;", "\"");
+            assert!(body.contains(cause), "{file}: {body}");
+        }
+    }
+
+    #[test]
+    fn modules_nested_in_deep_templates_stop_before_the_stack_runs_out() {
+        // Each template nests 90 blocks (under MAX_NESTING) around the
+        // next module: the render depths add up past MAX_RENDER_DEPTH at
+        // the third, on a stack a render of depth 200 fits in.
+        let wrap = |inner: &str| "{% if 1 %}".repeat(90) + inner + &"{% end %}".repeat(90);
+        let dir = TempDir::new("ui-module-deep");
+        dir.file("modules/tree.html", &wrap("{% module Tree(node) %}"));
+        dir.file("t1.html", &wrap("{% module Template(\"t2.html\", a=1) %}"));
+        dir.file("t2.html", &wrap("{% module Template(\"t3.html\", a=1) %}"));
+        dir.file("t3.html", &wrap("deep"));
+        dir.file("two.html", &wrap("{% module Template(\"t3.html\", a=1) %}"));
+        let path = dir.path().to_path_buf();
+        let bodies = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let app = Application::builder()
+                    .template_path(&path)
+                    .debug(true)
+                    .ui_module("Tree", || Tree)
+                    .route("/p/(.*)", || Page)
+                    .build();
+                ["modules/tree.html", "t1.html", "two.html"].map(|p| {
+                    let r = page(&app, p, r#"{"a": 1, "node": 1}"#);
+                    (r.status(), text(&r).to_string())
+                })
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for (status, body) in &bodies[..2] {
+            assert_eq!(*status, 500, "{body}");
+            assert!(body.contains("nest deeper than 200"), "{body}");
+        }
+        assert_eq!(bodies[2], (200, "deep".to_string()));
+    }
+
+    #[test]
+    #[should_panic(expected = "not a name a template can call")]
+    fn built_in_module_names_are_refused() {
+        let _ = Application::builder().ui_module("Template", || Assets);
+    }
 }

@@ -34,6 +34,11 @@ import tornado.escape  # noqa: E402
 from tornado.template import Loader  # noqa: E402
 
 CASES = [
+    ("string literals with Python's backslash escapes",
+     r"""{{ "a\"b" }}|{% raw 'it\'s' %}|{% raw "x\ty\n" %}|{{ len("\x41\u00e9\U0001F600\101\\") }}|"""
+     r"""{% raw "\x41\u00e9\U0001F600\101\0\\" %}|{% raw "\d\q" %}|{{ "\a\b\f\v\r" == "\x07\x08\x0c\x0b\x0d" }}|"""
+     r"""{% set s = "<\"x\">" %}{{ s }}|{% raw json_encode("tab\there") %}|{% raw "\'" + '\"' %}""",
+     {}),
     ("percent formatting and dict displays",
      '{{ "%(n)s files" % {"n": n} }}|{{ "%(who)s has %(n)d" % d }}|{{ "%s!" % name }}|{{ "%d%%" % n }}|'
      '{{ "%5d|" % n }}{{ "%-5d|" % n }}{{ "%05d" % neg }}|{{ "% d" % n }}|{{ "%+d" % neg }}|{{ "%.2f" % f }}|'

@@ -40,7 +40,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{char_at, kind, literal, path, py_index, Func, TemplateError, Val};
 
@@ -101,11 +101,22 @@ pub(super) enum Exp {
     List(Vec<Exp>),
     /// `{key: value, …}`: a dict display, its keys strings.
     Dict(Vec<(Exp, Exp)>),
-    /// `name(args…)` of a function the application adds
-    /// (`ApplicationBuilder::ui_method`), looked up when rendered.
+    /// `name(args…, key=value…)` of a function the application adds
+    /// (`ApplicationBuilder::ui_method`), looked up when rendered; in
+    /// `{% module name(..) %}`, a UI module's `render`
+    /// (`ApplicationBuilder::ui_module`).
     UiCall {
         name: String,
         args: Vec<Exp>,
+        kwargs: Vec<(String, Exp)>,
+    },
+    /// `{% module name(args…, key=value…) %}`: the application's UI
+    /// module `name` (`ApplicationBuilder::ui_module`), found when
+    /// rendered; its HTML.
+    UiModule {
+        name: String,
+        args: Vec<Exp>,
+        kwargs: Vec<(String, Exp)>,
     },
     /// `base[start:stop:step]`, each part optional.
     Slice {
@@ -375,9 +386,15 @@ fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
             ',' => single(Tok::Comma)?,
             ':' => single(Tok::Colon)?,
             '\'' | '"' => {
-                let end = src[i + 1..].find(ch)? + i + 1;
-                if src[i + 1..end].contains('\\') {
-                    return None;
+                // To the quote no backslash escapes (UTF-8 continuation
+                // bytes are never ASCII, so a byte scan is enough).
+                let mut end = i + 1;
+                loop {
+                    match *b.get(end)? {
+                        b'\\' => end += 2,
+                        q if q == ch as u8 => break,
+                        _ => end += 1,
+                    }
                 }
                 (Tok::Str(&src[i..=end]), end + 1 - i)
             }
@@ -453,6 +470,9 @@ pub(super) fn parse_template_module(src: &str) -> Option<(String, Vec<(String, E
     let kwargs = p.keyword_args(0, |key| (!key.contains('.')).then(|| key.to_string()))?;
     (p.eat(Tok::Close) && p.at == p.toks.len()).then_some((name, kwargs))
 }
+
+/// A call's `name=value` arguments, in order.
+type KeywordArgs = Vec<(String, Exp)>;
 
 struct Parser<'s> {
     toks: Vec<Tok<'s>>,
@@ -537,6 +557,31 @@ impl<'s> Parser<'s> {
             }
         }
         func.complete(&args).then_some(Exp::Locale { func, args })
+    }
+
+    /// A call's arguments after its `(`, through the `)`: positional ones,
+    /// then `name=value` ones (each name once), as Python takes them; a
+    /// trailing comma allowed.
+    fn call_args(&mut self, depth: usize) -> Option<(Vec<Exp>, KeywordArgs)> {
+        let mut args = Vec::new();
+        let mut kwargs: Vec<(String, Exp)> = Vec::new();
+        while !self.eat(Tok::Close) {
+            match (self.peek(), self.toks.get(self.at + 1)) {
+                (Some(Tok::Word(name)), Some(Tok::Assign)) => {
+                    if !is_identifier(name) || kwargs.iter().any(|(seen, _)| seen == name) {
+                        return None;
+                    }
+                    self.at += 2;
+                    kwargs.push((name.to_string(), self.test(depth)?));
+                }
+                _ if !kwargs.is_empty() => return None,
+                _ => args.push(self.test(depth)?),
+            }
+            if !self.eat(Tok::Comma) {
+                return self.eat(Tok::Close).then_some((args, kwargs));
+            }
+        }
+        Some((args, kwargs))
     }
 
     /// `test ("," test)*`: a call's arguments.
@@ -863,14 +908,11 @@ impl<'s> Parser<'s> {
                     // `ui_methods`), or none: found when rendered, as
                     // Python looks a name up.
                     self.at += 1;
-                    let args = if self.peek() == Some(Tok::Close) {
-                        Vec::new()
-                    } else {
-                        self.comma_separated(depth + 1)?
-                    };
-                    return self.eat(Tok::Close).then(|| Exp::UiCall {
+                    let (args, kwargs) = self.call_args(depth + 1)?;
+                    return Some(Exp::UiCall {
                         name: w.to_string(),
                         args,
+                        kwargs,
                     });
                 }
                 // `user.name.upper()`: a path, then a method.
@@ -942,8 +984,41 @@ pub(super) trait Env<'a> {
     /// The request's locale (Tornado's `locale`, whose `translate` is `_`),
     /// or the process's default locale outside a request.
     fn locale(&self) -> &crate::locale::Locale;
-    /// The application's template function `name` called with `args`.
-    fn ui_method(&self, name: &str, args: &[Value]) -> Result<Value, TemplateError>;
+    /// The application's template function `name` called with `args` and
+    /// `kwargs` (or, in a `{% module Template(..) %}`'s template,
+    /// `set_resources(**kwargs)`).
+    fn ui_method(
+        &self,
+        name: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, TemplateError>;
+    /// The HTML of the application's UI module `name` for
+    /// `{% module name(args, kwargs) %}`.
+    fn ui_module(
+        &self,
+        name: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<String, TemplateError>;
+}
+
+/// A call's arguments, evaluated left to right: the positional ones, then
+/// the keyword ones, as JSON values.
+pub(super) fn call_values<'a>(
+    env: &dyn Env<'a>,
+    args: &'a [Exp],
+    kwargs: &'a [(String, Exp)],
+) -> Result<(Vec<Value>, Map<String, Value>), TemplateError> {
+    let mut vals = Vec::with_capacity(args.len());
+    for a in args {
+        vals.push(to_value(a.eval(env)?.view()));
+    }
+    let mut named = Map::with_capacity(kwargs.len());
+    for (k, e) in kwargs {
+        named.insert(k.clone(), to_value(e.eval(env)?.view()));
+    }
+    Ok((vals, named))
 }
 
 impl Exp {
@@ -1065,12 +1140,13 @@ impl Exp {
             }
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Locale { func, args } => locale_call(env, *func, args),
-            Exp::UiCall { name, args } => {
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(to_value(a.eval(env)?.view()));
-                }
-                own(env.ui_method(name, &vals)?)
+            Exp::UiCall { name, args, kwargs } => {
+                let (args, kwargs) = call_values(env, args, kwargs)?;
+                own(env.ui_method(name, &args, &kwargs)?)
+            }
+            Exp::UiModule { name, args, kwargs } => {
+                let (args, kwargs) = call_values(env, args, kwargs)?;
+                own(Value::String(env.ui_module(name, &args, &kwargs)?))
             }
             Exp::ReverseUrl(args) => {
                 let mut texts = Vec::with_capacity(args.len());

@@ -187,7 +187,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
             .map_or(callee, str::trim)
     });
     if callee.is_some_and(expr::is_callee) {
-        return "a function takes one argument, an expression, and only these keyword arguments: url_escape's plus, linkify's shorten, extra_params, require_protocol and permitted_protocols (no call of its result); quoted strings have no \\ inside";
+        return "a function takes one argument, an expression, and only these keyword arguments: url_escape's plus, linkify's shorten, extra_params, require_protocol and permitted_protocols (no call of its result)";
     }
     let (word, arg) = match tag.split_once(char::is_whitespace) {
         Some((w, a)) => (w, a.trim()),
@@ -195,7 +195,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
     };
     match word {
         "" => "an empty tag",
-        "module" => "cyclone has Tornado's built-in modules Template(\"name.html\", key=value), xsrf_form_html() and linkify(text), no UI module classes of one's own",
+        "module" => "a module is a call: Tornado's built-in Template(\"name.html\", key=value), xsrf_form_html() and linkify(text), or Name(args, key=value) of the application's (ApplicationBuilder::ui_module)",
         "except" => "write a bare `except` (or `except Exception`): errors of a render are not typed",
         "try" => "a `try` takes nothing after it, and needs an {% except %} or a {% finally %} before its {% end %}",
         "while" => "a condition is a Python expression (as after `if`)",
@@ -203,7 +203,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         => "Tornado's tag is not supported: cyclone templates run Python expressions, not statements",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "apply" => "write `apply linkify`, `apply xhtml_escape`, `apply escape` or `apply url_escape`: the functions Tornado can apply to a body's text",
-        "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs",
+        "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method)",
         "for" => "write `for x in path` (or an expression), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
         "set" => "write `set name = expression` (a path, a literal, or a Python expression of them)",
         "include" if quoted(arg).is_some() => {
@@ -215,7 +215,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" | "finally" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, operators and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs; {% %} takes raw, if, elif, else, end, for, break, continue, set, include, extends, block, comment or autoescape",
+        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists and dicts, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, enumerate, _, pgettext, locale's) or the application's (ApplicationBuilder::ui_method); {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
     }
 }
 
@@ -434,10 +434,71 @@ enum SetValue {
     Exp(Box<expr::Exp>),
 }
 
-/// A Python literal as `{% set x = … %}` takes it: a quoted string (no
-/// backslash, and not the quote it is in), an integer, a float
-/// (`2.5`, `.5`, `1e3`), `True`, `False` or `None`. `None` for anything
-/// else, which is then a path.
+/// The text of a Python string literal whose quotes are `q`, its escapes
+/// read as Python reads them: `\\`, `\'`, `\"`, `\a \b \f \n \r \t \v`,
+/// octal `\ooo`, `\xhh`, `\uXXXX`, `\UXXXXXXXX`, a backslash before a
+/// newline continuing the line, and any other backslash kept as it is.
+/// `None` for an unescaped `q`, a bad `\x`/`\u`/`\U`, a surrogate or
+/// `\N{..}` (no table of Unicode names here).
+fn py_unescape(inner: &str, q: char) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == q {
+            return None;
+        }
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let e = chars.next()?;
+        let hex = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| {
+            let mut v = 0u32;
+            for _ in 0..n {
+                v = v * 16 + chars.next()?.to_digit(16)?;
+            }
+            char::from_u32(v)
+        };
+        match e {
+            '\n' => {}
+            '\\' | '\'' | '"' => out.push(e),
+            'a' => out.push('\x07'),
+            'b' => out.push('\x08'),
+            'f' => out.push('\x0c'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'v' => out.push('\x0b'),
+            'x' => out.push(hex(&mut chars, 2)?),
+            'u' => out.push(hex(&mut chars, 4)?),
+            'U' => out.push(hex(&mut chars, 8)?),
+            'N' => return None,
+            '0'..='7' => {
+                let mut v = e.to_digit(8)?;
+                for _ in 0..2 {
+                    match chars.peek().and_then(|d| d.to_digit(8)) {
+                        Some(d) => {
+                            v = v * 8 + d;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.push(char::from_u32(v)?);
+            }
+            other => {
+                out.push('\\');
+                out.push(other);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A Python literal as `{% set x = … %}` takes it: a quoted string (with
+/// Python's backslash escapes), an integer, a float (`2.5`, `.5`, `1e3`),
+/// `True`, `False` or `None`. `None` for anything else, which is then a
+/// path.
 fn literal(s: &str) -> Option<Value> {
     match s {
         "True" => return Some(Value::Bool(true)),
@@ -447,8 +508,10 @@ fn literal(s: &str) -> Option<Value> {
     }
     if let Some(q) = s.chars().next().filter(|c| *c == '"' || *c == '\'') {
         let inner = s.strip_prefix(q)?.strip_suffix(q)?;
-        return (s.len() >= 2 && !inner.contains([q, '\\']))
-            .then(|| Value::String(inner.to_string()));
+        return (s.len() >= 2)
+            .then(|| py_unescape(inner, q))
+            .flatten()
+            .map(Value::String);
     }
     let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
     if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
@@ -533,6 +596,8 @@ struct BlockDef {
 /// | `{% try %}` … `{% except %}` … `{% else %}` … `{% finally %}` … `{% end %}` | Python's `try`: what the body printed before an error stays, the `except` part (bare, or `except Exception`) runs on an error of the render, `else` when there was none, `finally` always; the render's limits are not caught |
 /// | `{% module Template("file.html", key=expression, …) %}` | Tornado's `TemplateModule`: that template (relative to `template_path`, not to this file) rendered with the keyword arguments as its only values, and the request's namespace; unescaped |
 /// | `{% module xsrf_form_html() %}`, `{% module linkify(path) %}` | Tornado's built-in modules, unescaped |
+/// | `{% module Name(expression, …, key=expression, …) %}` | the application's UI module `Name` ([`UiModule`](super::UiModule), added with [`ApplicationBuilder::ui_module`](super::ApplicationBuilder::ui_module)): its `render` of the arguments, unescaped; its JavaScript and CSS go into the page `RequestContext::render` sends. A name no module has fails where it is rendered |
+/// | `{{ set_resources(embedded_css="…", javascript_files=["a.js"], …) }}` | in a `{% module Template(..) %}`'s template: Tornado's resources of that template (`embedded_javascript`, `javascript_files`, `embedded_css`, `css_files`, `html_head`, `html_body`), put into the page as a [`UiModule`](super::UiModule)'s are; prints nothing |
 /// | `_("text")`, `_("1 file", "%(n)d files", n) % {"n": n}`, `pgettext("menu", "Open")`, `locale.format_date(ts)`, `locale.code` | the request's locale ([`crate::locale`]): translations, Python's `%` formatting and dict displays |
 /// | `{{ name(args) }}` | a function the application added with [`ApplicationBuilder::ui_method`](crate::web::ApplicationBuilder::ui_method) (Tornado's `ui_methods`); without one of that name the render fails there |
 /// | `{% set x = expression %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop): `{% set total = price * count %}`, `{% set active = 'home' %}` |
@@ -647,8 +712,8 @@ struct BlockDef {
 /// with Python's meaning over the values a template sees:
 /// - operands: paths, subscripts with any expression inside (`xs[i + 1]`,
 ///   `d[key]`, a string's character `s[0]`), slices (`s[:100]`,
-///   `xs[::-1]`), literals (quoted strings without `\` inside, integers,
-///   floats, `True`, `False`, `None`), lists (`[a, 'b']`), parentheses,
+///   `xs[::-1]`), literals (quoted strings with Python's backslash escapes
+///   but `\N{..}`, integers, floats, `True`, `False`, `None`), lists (`[a, 'b']`), parentheses,
 ///   calls of the functions below, and the methods templates call on
 ///   strings (`upper`, `lower`, `strip`, `title`, `capitalize`,
 ///   `startswith`, `endswith`, `replace`, `split`, `join`) and objects
@@ -1183,9 +1248,13 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 });
             }
             // Tornado's built-in UI modules: `Template(..)`, and the
-            // functions of the handler. Their HTML goes out unescaped.
-            // (cyclone has no UI module classes of one's own.)
-            "module" if arg.starts_with("Template") => {
+            // functions of the handler; then the application's modules.
+            // Their HTML goes out unescaped.
+            "module"
+                if arg
+                    .strip_prefix("Template")
+                    .is_some_and(|rest| rest.trim_start().starts_with('(')) =>
+            {
                 let (name, kwargs) = expr::parse_template_module(arg).ok_or_else(bad)?;
                 // Tornado's TemplateModule calls render_string: the name is
                 // relative to template_path, not to this file.
@@ -1203,18 +1272,20 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 });
             }
             "module" => {
-                let call = parse_exp(arg).filter(|e| {
-                    matches!(
-                        e,
-                        expr::Exp::XsrfFormHtml
-                            | expr::Exp::Call {
-                                callee: expr::Callee::Func(Func::Linkify),
-                                ..
-                            }
-                    )
-                });
+                let call = match parse_exp(arg).ok_or_else(bad)? {
+                    e @ (expr::Exp::XsrfFormHtml
+                    | expr::Exp::Call {
+                        callee: expr::Callee::Func(Func::Linkify),
+                        ..
+                    }) => e,
+                    // Found when rendered, as Tornado looks it up.
+                    expr::Exp::UiCall { name, args, kwargs } => {
+                        expr::Exp::UiModule { name, args, kwargs }
+                    }
+                    _ => return Err(bad()),
+                };
                 self.push(Node::Var {
-                    expr: Expr::Exp(Box::new(call.ok_or_else(bad)?)),
+                    expr: Expr::Exp(Box::new(call)),
                     escape: false,
                     line,
                 });
@@ -1653,8 +1724,9 @@ impl Template {
     /// How deeply `if`/`for`/`block` may nest in one template (checked when
     /// it is parsed).
     pub const MAX_NESTING: usize = 100;
-    /// How deeply rendering may nest: blocks and includes together, across
-    /// templates (checked while rendering).
+    /// How deeply rendering may nest: blocks, includes and modules
+    /// together, across templates and the renders modules start (checked
+    /// while rendering).
     pub const MAX_RENDER_DEPTH: usize = 200;
     /// How long a chain of `{% include %}` and `{% extends %}` may be below
     /// the rendered template (checked when it is loaded).
@@ -1968,7 +2040,7 @@ impl Template {
         self.render_value_in(&value, request)
     }
 
-    fn render_value_in(
+    pub(crate) fn render_value_in(
         &self,
         value: &Value,
         request: Option<Namespace<'_>>,
@@ -2020,18 +2092,20 @@ impl Template {
         steps: u64,
         max_output: usize,
     ) -> Result<String, TemplateError> {
-        self.render_nested(root, request, steps, max_output)
+        self.render_nested(root, request, steps, max_output, None)
             .map(|(out, _)| out)
     }
 
     /// [`render_limited`](Self::render_limited), also giving the steps
-    /// left (a `{% module Template(..) %}` spends its includer's).
+    /// left (a `{% module Template(..) %}` spends its includer's, and
+    /// gives its name as `module`, for `set_resources`).
     fn render_nested<'a>(
         &'a self,
         root: Root<'a>,
         request: Option<Namespace<'a>>,
         steps: u64,
         max_output: usize,
+        module: Option<&'a str>,
     ) -> Result<(String, u64), TemplateError> {
         let arena = typed_arena::Arena::new();
         let mut r = Renderer {
@@ -2050,6 +2124,9 @@ impl Template {
             max_output,
             default_locale: std::cell::OnceCell::new(),
             locale_value: std::cell::OnceCell::new(),
+            module,
+            outer_depth: OUTER_DEPTH.get(),
+            depth: 0,
         };
         let entry = match &self.base {
             Some((origin, base)) => {
@@ -2186,6 +2263,36 @@ pub(crate) trait RequestNamespace {
     fn ui_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         let _ = (name, args);
         None
+    }
+    /// `{% module name(args, kwargs) %}` of the application's UI module
+    /// `name` (`ui_module`); `None` where there is none of that name.
+    fn ui_module(
+        &self,
+        name: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Option<Result<String, String>> {
+        let _ = (name, args, kwargs);
+        None
+    }
+    /// A `{% module Template(..) %}` of `template` is being rendered
+    /// (`resources` `None`), or its template called `set_resources` with
+    /// `resources` (see `ActiveModules::template_module`).
+    fn template_module(
+        &self,
+        template: &str,
+        resources: Option<Map<String, Value>>,
+    ) -> Result<(), String> {
+        let _ = (template, resources);
+        Ok(())
+    }
+    /// The template `file` rendered with the fields of `value` in this
+    /// namespace (a UI module's `render_string`).
+    fn render_string(&self, file: &str, value: &Value) -> Result<String, TemplateError> {
+        let _ = value;
+        Err(TemplateError::Load(format!(
+            "cannot load {file}: no application's templates here"
+        )))
     }
 }
 
@@ -2765,6 +2872,31 @@ struct Renderer<'a> {
     default_locale: std::cell::OnceCell<crate::locale::Locale>,
     /// `locale` as a value (`code`, `name`, `rtl`), made when first read.
     locale_value: std::cell::OnceCell<&'a Value>,
+    /// The template a `{% module Template(..) %}` renders here, whose
+    /// `set_resources(..)` this render takes.
+    module: Option<&'a str>,
+    /// The depth of the render this one runs inside (a module's), which
+    /// counts against [`MAX_RENDER_DEPTH`] with this one's.
+    outer_depth: usize,
+    /// The depth of the node being rendered.
+    depth: usize,
+}
+
+thread_local! {
+    /// The depth a render started now runs at: more than 0 inside a
+    /// `{% module %}`'s render, which renders another template (or calls a
+    /// UI module that does) on the same stack. See [`Renderer::nested`].
+    static OUTER_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Puts [`OUTER_DEPTH`] back when a nested render ends, even by a panic
+/// (a handler's may be caught, and the thread serve on).
+struct OuterDepth(usize);
+
+impl Drop for OuterDepth {
+    fn drop(&mut self) {
+        OUTER_DEPTH.set(self.0);
+    }
 }
 
 /// Computed values a render keeps at most (an array or object weighs one
@@ -2809,8 +2941,33 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
         })
     }
 
-    fn ui_method(&self, name: &str, args: &[Value]) -> Result<Value, TemplateError> {
-        match self.request.and_then(|r| r.ui_method(name, args)) {
+    fn ui_method(
+        &self,
+        name: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, TemplateError> {
+        if let (Some(template), "set_resources") = (self.module, name) {
+            if !args.is_empty() {
+                return Err(TemplateError::Type(
+                    "set_resources() takes keyword arguments only".into(),
+                ));
+            }
+            // Outside a request (Template::render_value) there is no page
+            // to put them in.
+            if let Some(ns) = self.request {
+                ns.template_module(template, Some(kwargs.clone()))
+                    .map_err(TemplateError::Type)?;
+            }
+            return Ok(Value::String(String::new()));
+        }
+        let found = self.request.and_then(|r| r.ui_method(name, args));
+        if found.is_some() && !kwargs.is_empty() {
+            return Err(TemplateError::Type(format!(
+                "{name}() takes no keyword arguments (a ui_method gets positional ones)"
+            )));
+        }
+        match found {
             Some(Ok(v)) => Ok(v),
             Some(Err(why)) => Err(TemplateError::Type(format!("{name}(): {why}"))),
             None => Err(TemplateError::Type(format!(
@@ -2818,6 +2975,23 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
                  (len, str, int, abs, static_url, reverse_url, json_encode, url_escape, \
                  xhtml_escape, escape, squeeze, linkify, _, pgettext, xsrf_form_html); an \
                  application adds its own with ApplicationBuilder::ui_method"
+            ))),
+        }
+    }
+
+    fn ui_module(
+        &self,
+        name: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<String, TemplateError> {
+        match self.nested(|| self.request.and_then(|r| r.ui_module(name, args, kwargs))) {
+            Some(Ok(html)) => Ok(html),
+            Some(Err(why)) => Err(TemplateError::Type(format!("module {name}: {why}"))),
+            None => Err(TemplateError::Type(format!(
+                "{name} is no UI module of this template: the built-in ones are Tornado's \
+                 (Template, linkify, xsrf_form_html); an application adds its own with \
+                 ApplicationBuilder::ui_module"
             ))),
         }
     }
@@ -3068,9 +3242,23 @@ impl<'a> Renderer<'a> {
         else {
             unreachable!("an object was kept");
         };
+        // Tornado makes the module (first in the page's order of modules)
+        // before its template runs.
+        if let Some(ns) = self.request {
+            ns.template_module(name, None)
+                .map_err(|why| self.locate(line, TemplateError::Type(why)))?;
+        }
         let room = self.max_output.saturating_sub(self.out.len());
-        let (text, steps_left) = template
-            .render_nested(Root::Object(values), self.request, self.steps, room)
+        let (text, steps_left) = self
+            .nested(|| {
+                template.render_nested(
+                    Root::Object(values),
+                    self.request,
+                    self.steps,
+                    room,
+                    Some(name),
+                )
+            })
             .map_err(|error| {
                 let error = TemplateError::In {
                     name: name.trim_start_matches('/').to_string(),
@@ -3081,6 +3269,15 @@ impl<'a> Renderer<'a> {
         self.steps = steps_left;
         self.out.push_str(&text);
         self.check_output()
+    }
+
+    /// Runs `f`, a render inside this one (a module's), one level below
+    /// the node being rendered: the depth of every render on the stack
+    /// counts against [`MAX_RENDER_DEPTH`], so that modules rendering
+    /// templates that use modules cannot run the stack out.
+    fn nested<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _restore = OuterDepth(OUTER_DEPTH.replace(self.outer_depth + self.depth + 1));
+        f()
     }
 
     /// A computed value kept for the rest of the render (a `{% set %}` or
@@ -3419,13 +3616,14 @@ impl<'a> Renderer<'a> {
     /// Renders `nodes`; stops at a `{% break %}` or `{% continue %}` (in
     /// them or in an `{% if %}` of theirs), saying which.
     fn nodes(&mut self, nodes: &'a [Node], depth: usize) -> Result<Flow, TemplateError> {
-        if depth > MAX_RENDER_DEPTH {
+        if self.outer_depth + depth > MAX_RENDER_DEPTH {
             return Err(TemplateError::TooDeep(format!(
-                "blocks and includes nest deeper than {MAX_RENDER_DEPTH} while rendering"
+                "blocks, includes and modules nest deeper than {MAX_RENDER_DEPTH} while rendering"
             )));
         }
         let mut flow = Flow::Next;
         for node in nodes {
+            self.depth = depth;
             self.tick()?;
             match node {
                 Node::Text(t) => self.out.push_str(t),
@@ -3824,7 +4022,7 @@ mod tests {
             render_json("{% set x = n1 %}{{ x }}", json!({"n1": "p"})).unwrap(),
             "p"
         );
-        for bad in ["'a", "'a'b'", "\"a\\b\"", "1 ** 2", "x y"] {
+        for bad in ["'a", "'a'b'", "\"a\\x\"", "1 ** 2", "x y"] {
             let src = format!("{{% set x = {bad} %}}");
             assert!(
                 matches!(
@@ -3835,6 +4033,26 @@ mod tests {
             );
         }
         assert_eq!(literal("01"), None);
+        // Python's string escapes; those it refuses, and \N{..}, refused.
+        assert_eq!(
+            literal(r#""a\"b\'\\\n\x41\u00e9\U0001F600\101\7x\d""#),
+            Some(json!("a\"b'\\\nA\u{e9}\u{1F600}A\u{7}x\\d"))
+        );
+        assert_eq!(literal("'a\\\nb'"), Some(json!("ab")));
+        for bad in [
+            r#""\x4""#,
+            r#""\xg0""#,
+            r#""\u12""#,
+            r#""\ud800""#,
+            r#""\U00110000""#,
+            r#""\N{DASH}""#,
+            r#""a"b""#,
+            r#""a\""#,
+        ] {
+            assert_eq!(literal(bad), None, "{bad}");
+        }
+        let t = Template::parse(r#"{% raw "a\"}}" %}|{{ len('\'') }}"#).unwrap();
+        assert_eq!(t.render_value(&json!({})).unwrap(), "a\"}}|1");
         assert_eq!(literal("1e400"), None);
         assert_eq!(literal("inf"), None);
         assert_eq!(literal("+7"), Some(json!(7)));
@@ -3945,7 +4163,7 @@ mod tests {
             "a ** b",
             "not",
             "a in",
-            "'a\\b' == a",
+            "'a\\x' == a",
             "'a",
             deep.as_str(),
         ] {
@@ -3991,7 +4209,7 @@ mod tests {
                 "{src}"
             );
         }
-        for bad in ["d['k'", "d[]", "d['k']x", "d['\\n']", "d[0]]"] {
+        for bad in ["d['k'", "d[]", "d['k']x", "d['\\N{X}']", "d[0]]"] {
             for src in [
                 format!("{{{{ {bad} }}}}"),
                 format!("{{% if {bad} %}}{{% end %}}"),
@@ -4459,7 +4677,7 @@ mod tests {
     #[test]
     fn unsupported_and_malformed_tags_are_refused_at_parse() {
         for tag in [
-            "{% module Entry(\"m.html\") %}",
+            "{% module Entry(\"m.html\")[0] %}",
             "{% apply squeeze %}x{% end %}",
             "{% autoescape linkify %}",
             "{% autoescape %}",
@@ -4902,7 +5120,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "in \"parts/bad.html\": unsupported tag \"if a = 1\": a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs at line 3"
+            "in \"parts/bad.html\": unsupported tag \"if a = 1\": a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method) at line 3"
         );
         assert_eq!(err.innermost(), &BadTag("if a = 1".into()));
     }
@@ -5504,7 +5722,11 @@ mod tests {
         let with_url_only = t.render_value_with_static_url(&json!({}), |p| p.into());
         assert!(with_url_only.is_err());
         for bad in [
-            "{% module Entry(x) %}",
+            "{% module Entry(x)(y) %}",
+            "{% module Entry(x).y %}",
+            "{% module Entry(a=1, b) %}",
+            "{% module Entry(a=1, a=2) %}",
+            "{% module len(x) %}",
             "{% module Template(name) %}",
             "{% module Template(\"x.html\", 1) %}",
             "{% module Template(\"x.html\", a=1, a=2) %}",
@@ -5519,12 +5741,23 @@ mod tests {
             let err = Template::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("unsupported tag"), "{bad}: {err}");
         }
-        let hint = Template::parse("{% module Entry(x) %}")
+        let hint = Template::parse("{% module Entry %}")
             .unwrap_err()
             .to_string();
         assert!(
-            hint.contains("Template(\"name.html\", key=value), xsrf_form_html() and linkify(text)"),
+            hint.contains(
+                "Template(\"name.html\", key=value), xsrf_form_html() and linkify(text), \
+                 or Name(args, key=value) of the application's (ApplicationBuilder::ui_module)"
+            ),
             "{hint}"
+        );
+        // An application's module parses, and fails where it is rendered
+        // without one of that name.
+        let t = Template::parse("a\n{% module Entry(x, k=1) %}").unwrap();
+        let err = t.render_value(&json!({"x": 1})).unwrap_err().to_string();
+        assert!(
+            err.contains("Entry is no UI module") && err.ends_with("at line 2"),
+            "{err}"
         );
     }
 
@@ -5609,7 +5842,7 @@ mod tests {
             ("\n{{ url_escape(x, False) }}", "url_escape(x, False)"),
             ("\n{{ url_escape(x, plus) }}", "url_escape(x, plus)"),
             ("\n{{ static_url() }}", "static_url()"),
-            ("\n{{ static_url(\"a\\nb\") }}", "static_url(\"a\\nb\")"),
+            ("\n{{ static_url(\"a\\xb\") }}", "static_url(\"a\\xb\")"),
             ("\n{{ static_url(\"a') }}", "static_url(\"a')"),
             ("\n{{ json_encode(x)(y) }}", "json_encode(x)(y)"),
             ("\n{{ squeeze x }}", "squeeze x"),
@@ -5627,8 +5860,8 @@ mod tests {
             says("a\n{{ url_escape(x, plush=False) }}"),
             "unsupported tag \"url_escape(x, plush=False)\": a function takes one argument, an \
              expression, and only these keyword arguments: url_escape's plus, linkify's shorten, \
-             extra_params, require_protocol and permitted_protocols (no call of its result); \
-             quoted strings have no \\ inside at line 2"
+             extra_params, require_protocol and permitted_protocols (no call of its result) at \
+             line 2"
         );
         assert!(says("{% raw json_encode(a, b) %}").contains("a function takes one argument"));
         assert!(says("{% json_encode(a) %}").contains("a function takes one argument"));
@@ -5657,7 +5890,10 @@ mod tests {
         let method = says("{{ x.y() }}");
         assert!(
             method.contains(
-                "calls of static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int or abs"
+                "calls of Tornado's template functions (static_url, reverse_url, json_encode, \
+                 url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, \
+                 enumerate, _, pgettext, locale's) or the application's \
+                 (ApplicationBuilder::ui_method)"
             ),
             "{method}"
         );
