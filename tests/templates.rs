@@ -210,7 +210,7 @@ fn unsupported_tornado_tags_say_why() {
             "{{ shout(x }}",
             "the application's (ApplicationBuilder::ui_method)",
         ),
-        ("{% if x ** 2 %}{% end %}", "a Python expression"),
+        ("{% if x ** %}{% end %}", "a Python expression"),
         ("{% for i in range(1, 2, 3, 4) %}{% end %}", "range(..)"),
         ("{% %}", "empty"),
         ("{{ x.swapcase() }}", "a Python expression"),

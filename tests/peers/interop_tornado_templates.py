@@ -34,6 +34,13 @@ import tornado.escape  # noqa: E402
 from tornado.template import Loader  # noqa: E402
 
 CASES = [
+    ("powers: **, right to left and tighter than a unary minus on its left",
+     "{{ 2 ** 10 }}|{{ 2 ** -1 }}|{{ -2 ** 2 }}|{{ (-2) ** 2 }}|{{ 2 ** 3 ** 2 }}|{{ 2.5 ** 2 }}|"
+     "{{ 4 ** 0.5 }}|{{ n ** 2 }}|{{ True ** 3 }}|{{ 1 ** 100000000000 }}|{{ (-1) ** 100000000001 }}|"
+     "{{ 0 ** 0 }}|{{ 10 ** 18 }}|{{ 2 ** 0.5 }}|{{ (-8) ** 2.0 }}|{{ 0.0 ** 0 }}|{{ 3 * 2 ** 2 }}|"
+     "{{ -n ** -2 }}|{{ 2 ** 63 - 1 }}|{% if n ** 2 > 8 %}big{% end %}|{{ 0 ** 5 }}|{{ (-3) ** 3 }}|"
+     "{{ 10 ** -2 }}|{{ f ** n }}",
+     {"n": 3, "f": 1.5}),
     ("string literals with Python's backslash escapes",
      r"""{{ "a\"b" }}|{% raw 'it\'s' %}|{% raw "x\ty\n" %}|{{ len("\x41\u00e9\U0001F600\101\\") }}|"""
      r"""{% raw "\x41\u00e9\U0001F600\101\0\\" %}|{% raw "\d\q" %}|{{ "\a\b\f\v\r" == "\x07\x08\x0c\x0b\x0d" }}|"""

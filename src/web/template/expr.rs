@@ -11,7 +11,8 @@
 //! op         := == != < <= > >= in "not in" is "is not"
 //! sum        := term (("+" | "-") term)*
 //! term       := factor (("*" | "/" | "//" | "%") factor)*   str % x: printf
-//! factor     := ("-" | "+") factor | postfix
+//! factor     := ("-" | "+") factor | power
+//! power      := postfix ("**" factor)?             right to left: -2 ** 2 is -4
 //! postfix    := atom ("[" test "]" | "[" slice "]" | ".name" | "." method "(" args ")")*
 //! slice      := test? ":" test? (":" test?)?
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
@@ -239,6 +240,7 @@ pub(super) enum Arith {
     Div,
     FloorDiv,
     Mod,
+    Pow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,11 +414,12 @@ fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
                 (Tok::Op(&src[i..i + len]), len)
             }
             '+' | '*' | '%' | '-' => {
-                if ch == '*' && b.get(i + 1) == Some(&b'*') {
-                    // `**` is not taken.
-                    return None;
-                }
-                (Tok::Op(&src[i..=i]), 1)
+                let len = if ch == '*' && b.get(i + 1) == Some(&b'*') {
+                    2
+                } else {
+                    1
+                };
+                (Tok::Op(&src[i..i + len]), len)
             }
             _ => {
                 let end = src[i..]
@@ -762,8 +765,23 @@ impl<'s> Parser<'s> {
                     right: Box::new(inner),
                 })
             }
-            _ => self.postfix(depth),
+            _ => self.power(depth),
         }
+    }
+
+    /// `x ** y`: its right operand a factor, so `2 ** -1` and `2 ** 3 ** 2`
+    /// (`2 ** 9`) read as in Python.
+    fn power(&mut self, depth: usize) -> Option<Exp> {
+        let base = self.postfix(depth)?;
+        if !self.eat(Tok::Op("**")) {
+            return Some(base);
+        }
+        let exponent = self.factor(depth + 1)?;
+        Some(Exp::Arith {
+            op: Arith::Pow,
+            left: Box::new(base),
+            right: Box::new(exponent),
+        })
     }
 
     fn postfix(&mut self, depth: usize) -> Option<Exp> {
@@ -1358,6 +1376,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
         Arith::Div => "/",
         Arith::FloorDiv => "//",
         Arith::Mod => "%",
+        Arith::Pow => "** or pow()",
     };
     let unsupported = || {
         TemplateError::Type(format!(
@@ -1376,6 +1395,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
                 || Err(TemplateError::Type("integer product out of range".into())),
                 int,
             ),
+            (Arith::Pow, x, y) => power(x, y),
             (Arith::FloorDiv | Arith::Mod, Num::Int(_), Num::Int(0)) => Err(zero()),
             (Arith::FloorDiv, Num::Int(x), Num::Int(y)) => int(floor_div(x, y)),
             (Arith::Mod, Num::Int(x), Num::Int(y)) => int(x - y * floor_div(x, y)),
@@ -1388,6 +1408,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
                     Arith::Mul => x * y,
                     Arith::Div => x / y,
                     Arith::FloorDiv => (x / y).floor(),
+                    Arith::Pow => unreachable!("powers are computed above"),
                     Arith::Mod => {
                         let r = x % y;
                         if r != 0.0 && (r < 0.0) != (y < 0.0) {
@@ -1448,6 +1469,54 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
         }
         _ => Err(unsupported()),
     }
+}
+
+/// Python's `x ** y` of two numbers: an integer for integers and a
+/// non-negative exponent (out of the 64 bits a template holds, an error:
+/// Python's would be a long integer), a float otherwise; Python's
+/// `ZeroDivisionError` for zero to a negative power, and an error where
+/// Python's result would be complex or overflow.
+fn power(x: Num, y: Num) -> Result<Value, TemplateError> {
+    if let (Num::Int(b), Num::Int(e)) = (x, y) {
+        // Exact whatever the exponent's size, as Python's.
+        match (b, e) {
+            (1, _) | (_, 0) => return int(1),
+            (0, 1..) => return int(0),
+            (-1, _) => return int(if e % 2 == 0 { 1 } else { -1 }),
+            _ => {}
+        }
+        if e >= 0 {
+            return u32::try_from(e)
+                .ok()
+                .and_then(|e| b.checked_pow(e))
+                .map_or_else(
+                    || {
+                        Err(TemplateError::Type(format!(
+                            "{b} ** {e} is out of the range a template holds (64 bits)"
+                        )))
+                    },
+                    int,
+                );
+        }
+    }
+    let (b, e) = (as_f64(x), as_f64(y));
+    if b == 0.0 && e < 0.0 {
+        return Err(TemplateError::Type(
+            "0.0 cannot be raised to a negative power (ZeroDivisionError)".into(),
+        ));
+    }
+    if b < 0.0 && e.fract() != 0.0 {
+        return Err(TemplateError::Type(format!(
+            "{b} ** {e} is a complex number, which a template does not hold"
+        )));
+    }
+    let r = b.powf(e);
+    if r.is_infinite() {
+        return Err(TemplateError::Type(format!(
+            "{b} ** {e}: numerical result out of range (OverflowError)"
+        )));
+    }
+    float(r)
 }
 
 /// Python's `format % args` for a string `format`: `%(name)s` takes

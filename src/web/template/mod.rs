@@ -203,7 +203,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         => "Tornado's tag is not supported: cyclone templates run Python expressions, not statements",
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "apply" => "write `apply linkify`, `apply xhtml_escape`, `apply escape` or `apply url_escape`: the functions Tornado can apply to a body's text",
-        "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method)",
+        "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`, `**`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method)",
         "for" => "write `for x in path` (or an expression), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
         "set" => "write `set name = expression` (a path, a literal, or a Python expression of them)",
         "include" if quoted(arg).is_some() => {
@@ -613,12 +613,14 @@ struct BlockDef {
 /// `{{{ x }}}` prints `{`, then `x`, then `}`.
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
-/// (`x ** 2`, dict displays, comprehensions, lambdas, other methods),
-/// other calls and keyword arguments, `{% module %}` other than
-/// `xsrf_form_html()` and `linkify(..)`, another
-/// `{% autoescape %}` function, a typed `{% except KeyError %}`, `{% import %}`
-/// — is refused when the template is parsed with
-/// [`TemplateError::BadTag`], whose message says what is supported instead.
+/// (comprehensions, lambdas, `*args`, other methods), keyword arguments
+/// the functions do not take, another `{% autoescape %}` function, a typed
+/// `{% except KeyError %}`, `{% import %}` — is refused when the template
+/// is parsed with [`TemplateError::BadTag`], whose message says what is
+/// supported instead. A call of a name that is none of Tornado's functions
+/// parses (it may be the application's `ui_method`, or, in
+/// `{% module %}`, its `ui_module`) and fails where it is rendered if the
+/// application has no such function.
 ///
 /// **Printing values.** Every value prints as Python's `str` prints the
 /// value Tornado would be given, so a page reads the same from either:
@@ -719,7 +721,8 @@ struct BlockDef {
 ///   `startswith`, `endswith`, `replace`, `split`, `join`) and objects
 ///   (`get(key, default)`);
 /// - arithmetic: `+`, `-`, `*`, `/` (a float), `//` and `%` (rounded toward
-///   minus infinity, as Python's), unary `-`; `+` joins strings and
+///   minus infinity, as Python's), `**` (right to left, tighter than a
+///   unary `-` on its left: `-2 ** 2` is `-4`), unary `-`; `+` joins strings and
 ///   arrays, `*` repeats them; integers are 64-bit, where Python's grow;
 ///   `-` between names needs spaces (`a-b` is a path, a render pair's
 ///   name can hold `-`);
@@ -3669,6 +3672,37 @@ mod tests {
         Template::parse(src)?.render_value(&value)
     }
 
+    #[test]
+    fn powers_are_pythons_within_64_bits() {
+        assert_eq!(
+            render_json(
+                "{{ 2 ** 62 }}|{{ 2 ** 64 // 2 ** 2 if False else 7 }}|{{ 5 ** -1 }}|{{ n ** n }}",
+                json!({"n": 2})
+            )
+            .unwrap(),
+            "4611686018427387904|7|0.2|4"
+        );
+        for (src, says) in [
+            ("{{ 2 ** 64 }}", "out of the range"),
+            ("{{ 3 ** 100000000000 }}", "out of the range"),
+            ("{{ 0 ** -1 }}", "ZeroDivisionError"),
+            ("{{ 0.0 ** -2.5 }}", "ZeroDivisionError"),
+            ("{{ (-8) ** 0.5 }}", "complex"),
+            ("{{ 10.0 ** 400 }}", "OverflowError"),
+            (
+                "{{ 'a' ** 2 }}",
+                "unsupported operand types for ** or pow(): a string and a number",
+            ),
+            (
+                "{{ 2 ** None }}",
+                "unsupported operand types for ** or pow()",
+            ),
+        ] {
+            let err = render_json(src, json!({})).unwrap_err().to_string();
+            assert!(err.contains(says), "{src}: {err}");
+        }
+    }
+
     /// `error` at `line`.
     fn at(line: u32, error: TemplateError) -> TemplateError {
         TemplateError::At {
@@ -3742,8 +3776,8 @@ mod tests {
             at(1, TemplateError::UnclosedBlock("for x in y".into()))
         );
         assert_eq!(
-            render("{{ a ** b }}", &[]).unwrap_err(),
-            at(1, TemplateError::BadTag("a ** b".into()))
+            render("{{ a ** }}", &[]).unwrap_err(),
+            at(1, TemplateError::BadTag("a **".into()))
         );
         assert_eq!(
             render("{{ who }}", &[("name", "x")]).unwrap_err(),
@@ -4022,7 +4056,7 @@ mod tests {
             render_json("{% set x = n1 %}{{ x }}", json!({"n1": "p"})).unwrap(),
             "p"
         );
-        for bad in ["'a", "'a'b'", "\"a\\x\"", "1 ** 2", "x y"] {
+        for bad in ["'a", "'a'b'", "\"a\\x\"", "1 **", "x y"] {
             let src = format!("{{% set x = {bad} %}}");
             assert!(
                 matches!(
@@ -4160,7 +4194,7 @@ mod tests {
             "()",
             "x not y",
             "f(x",
-            "a ** b",
+            "a ** b **",
             "not",
             "a in",
             "'a\\x' == a",
@@ -5054,7 +5088,7 @@ mod tests {
                 "{{ a }}{{ b\n}}\n{% bogus %}",
                 at(3, BadTag("bogus".into())),
             ),
-            ("a\nb {{ x ** 1 }}\n", at(2, BadTag("x ** 1".into()))),
+            ("a\nb {{ x ** }}\n", at(2, BadTag("x **".into()))),
             (
                 "{{ a }}\r\n{% set 1 = a %}",
                 at(2, BadTag("set 1 = a".into())),
@@ -5120,7 +5154,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "in \"parts/bad.html\": unsupported tag \"if a = 1\": a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method) at line 3"
+            "in \"parts/bad.html\": unsupported tag \"if a = 1\": a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`, `**`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method) at line 3"
         );
         assert_eq!(err.innermost(), &BadTag("if a = 1".into()));
     }
@@ -5898,7 +5932,7 @@ mod tests {
             "{method}"
         );
         assert!(says("{% raw a b %}").contains("`raw json_encode(path)`"));
-        assert!(says("{% if a ** b %}{% end %}").contains("a condition is a Python expression"));
+        assert!(says("{% if a ** %}{% end %}").contains("a condition is a Python expression"));
     }
 
     #[test]
