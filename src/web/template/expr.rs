@@ -16,6 +16,7 @@
 //! postfix    := atom ("[" test "]" | "[" slice "]" | ".name" | "." method "(" args ")")*
 //! slice      := test? ":" test? (":" test?)?
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
+//!             | "[" test comp_for "]"            a list comprehension
 //!             | "{" (test ":" test ("," test ":" test)* ","?)? "}"   string keys
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
 //!             | "reverse_url" "(" test ("," test)* ")"
@@ -26,7 +27,12 @@
 //!             | xhtml_escape | escape | squeeze | static_url
 //! method     := get | upper | lower | strip | title | capitalize
 //!             | startswith | endswith | replace | split | join
+//! comp_for   := "for" name ("," name)? "in" or_test ("if" or_test)* comp_for?
 //! ```
+//!
+//! A comprehension's `for` also takes the sole argument of a call:
+//! `", ".join(t.name for t in tags)` (Python's generator expression, a
+//! list here).
 //!
 //! `-` inside a word is part of it (`a-b` is a path, as a
 //! [`Template::render`](super::Template::render) pair's name can be):
@@ -100,6 +106,12 @@ pub(super) enum Exp {
     },
     /// `[a, b, …]`.
     List(Vec<Exp>),
+    /// `[elt for x in xs if cond …]`: a list comprehension, or a generator
+    /// expression as a call's sole argument.
+    Comp {
+        elt: Box<Exp>,
+        clauses: Vec<Clause>,
+    },
     /// `{key: value, …}`: a dict display, its keys strings.
     Dict(Vec<(Exp, Exp)>),
     /// `name(args…, key=value…)` of a function the application adds
@@ -477,6 +489,17 @@ pub(super) fn parse_template_module(src: &str) -> Option<(String, Vec<(String, E
 /// A call's `name=value` arguments, in order.
 type KeywordArgs = Vec<(String, Exp)>;
 
+/// A `for` or `if` of a comprehension, in the order written.
+#[derive(Debug, Clone)]
+pub(super) enum Clause {
+    /// `for name in iter`, or `for a, b in iter` (each item a pair).
+    For {
+        names: Vec<String>,
+        iter: Exp,
+    },
+    If(Exp),
+}
+
 struct Parser<'s> {
     toks: Vec<Tok<'s>>,
     at: usize,
@@ -578,7 +601,14 @@ impl<'s> Parser<'s> {
                     kwargs.push((name.to_string(), self.test(depth)?));
                 }
                 _ if !kwargs.is_empty() => return None,
-                _ => args.push(self.test(depth)?),
+                _ => {
+                    let arg = self.test(depth)?;
+                    if args.is_empty() && self.peek() == Some(Tok::Word("for")) {
+                        let comp = self.comprehension(arg, depth)?;
+                        return self.eat(Tok::Close).then(|| (vec![comp], Vec::new()));
+                    }
+                    args.push(arg);
+                }
             }
             if !self.eat(Tok::Comma) {
                 return self.eat(Tok::Close).then_some((args, kwargs));
@@ -587,9 +617,48 @@ impl<'s> Parser<'s> {
         Some((args, kwargs))
     }
 
+    /// The `for … in … if …` clauses after a comprehension's element
+    /// `elt`, up to (not eating) what closes it.
+    fn comprehension(&mut self, elt: Exp, depth: usize) -> Option<Exp> {
+        let mut clauses = Vec::new();
+        while self.eat(Tok::Word("for")) {
+            let mut names = Vec::new();
+            loop {
+                match self.peek()? {
+                    Tok::Word(name) if is_identifier(name) && !is_keyword(name) => {
+                        names.push(name.to_string());
+                        self.at += 1;
+                    }
+                    _ => return None,
+                }
+                if names.len() == 2 || !self.eat(Tok::Comma) {
+                    break;
+                }
+            }
+            if !self.eat(Tok::Word("in")) {
+                return None;
+            }
+            let iter = self.or_test(depth + 1)?;
+            clauses.push(Clause::For { names, iter });
+            while self.eat(Tok::Word("if")) {
+                clauses.push(Clause::If(self.or_test(depth + 1)?));
+            }
+        }
+        (!clauses.is_empty()).then(|| Exp::Comp {
+            elt: Box::new(elt),
+            clauses,
+        })
+    }
+
     /// `test ("," test)*`: a call's arguments.
     fn comma_separated(&mut self, depth: usize) -> Option<Vec<Exp>> {
-        let mut items = vec![self.test(depth)?];
+        let first = self.test(depth)?;
+        if self.peek() == Some(Tok::Word("for")) {
+            // A generator expression, the call's only argument.
+            let comp = self.comprehension(first, depth)?;
+            return (self.peek() == Some(Tok::Close)).then(|| vec![comp]);
+        }
+        let mut items = vec![first];
         while self.eat(Tok::Comma) {
             items.push(self.test(depth)?);
         }
@@ -873,6 +942,11 @@ impl<'s> Parser<'s> {
                 let mut items = Vec::new();
                 while !self.eat(Tok::CloseBracket) {
                     items.push(self.test(depth + 1)?);
+                    if items.len() == 1 && self.peek() == Some(Tok::Word("for")) {
+                        let elt = items.pop()?;
+                        let comp = self.comprehension(elt, depth + 1)?;
+                        return self.eat(Tok::CloseBracket).then_some(comp);
+                    }
                     if !self.eat(Tok::Comma) {
                         return self.eat(Tok::CloseBracket).then_some(Exp::List(items));
                     }
@@ -1019,6 +1093,153 @@ pub(super) trait Env<'a> {
         args: &[Value],
         kwargs: &Map<String, Value>,
     ) -> Result<String, TemplateError>;
+    /// `v` kept for the rest of the render (a comprehension's iterable),
+    /// counted against the render's bound on computed values.
+    fn keep(&self, v: V<'a>) -> Result<Val<'a>, TemplateError>;
+    /// `n` steps of the render's budget spent (a comprehension's
+    /// iterations): [`TemplateError::TooLarge`] past it.
+    fn charge(&self, n: u64) -> Result<(), TemplateError>;
+}
+
+/// An [`Env`] with a comprehension's names bound over another's.
+struct Bound<'e, 'a> {
+    outer: &'e dyn Env<'a>,
+    names: &'e [(&'a str, Val<'a>)],
+}
+
+impl<'a> Env<'a> for Bound<'_, 'a> {
+    fn lookup(&self, path: &'a str) -> Result<Val<'a>, TemplateError> {
+        let mut segs = path.split('.');
+        let first = segs.next().unwrap_or_default();
+        match self.names.iter().find(|(n, _)| *n == first) {
+            Some((_, v)) => super::walk(*v, segs, path),
+            None => self.outer.lookup(path),
+        }
+    }
+    fn apply(&self, func: Func, v: Val<'_>, options: &Options) -> Result<String, TemplateError> {
+        self.outer.apply(func, v, options)
+    }
+    fn max_len(&self) -> usize {
+        self.outer.max_len()
+    }
+    fn xsrf_form_html(&self) -> Result<String, TemplateError> {
+        self.outer.xsrf_form_html()
+    }
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, TemplateError> {
+        self.outer.reverse_url(name, args)
+    }
+    fn locale(&self) -> &crate::locale::Locale {
+        self.outer.locale()
+    }
+    fn ui_method(
+        &self,
+        name: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, TemplateError> {
+        self.outer.ui_method(name, args, kwargs)
+    }
+    fn ui_module(
+        &self,
+        name: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<String, TemplateError> {
+        self.outer.ui_module(name, args, kwargs)
+    }
+    fn keep(&self, v: V<'a>) -> Result<Val<'a>, TemplateError> {
+        self.outer.keep(v)
+    }
+    fn charge(&self, n: u64) -> Result<(), TemplateError> {
+        self.outer.charge(n)
+    }
+}
+
+/// The items a comprehension's `for` goes over, as Python iterates them:
+/// an array's elements, an object's keys, a string's characters.
+fn iter_items<'a>(v: Val<'a>) -> Result<Vec<Val<'a>>, TemplateError> {
+    if let Some(s) = v.as_str() {
+        return Ok(s
+            .char_indices()
+            .map(|(i, c)| Val::Str(&s[i..i + c.len_utf8()]))
+            .collect());
+    }
+    match v {
+        Val::Json(Value::Array(items)) => Ok(items.iter().map(Val::Json).collect()),
+        Val::Json(Value::Object(map)) => Ok(map.keys().map(|k| Val::Str(k)).collect()),
+        other => Err(TemplateError::Type(format!(
+            "{} is not iterable",
+            other.kind()
+        ))),
+    }
+}
+
+/// The elements of the comprehension `[elt clauses…]` with `names` bound so
+/// far, appended to `out` (at most `env.max_len()`).
+fn comprehension<'a>(
+    env: &dyn Env<'a>,
+    elt: &'a Exp,
+    clauses: &'a [Clause],
+    names: &mut Vec<(&'a str, Val<'a>)>,
+    out: &mut Vec<Value>,
+) -> Result<(), TemplateError> {
+    let bound = Bound {
+        outer: env,
+        names: &names[..],
+    };
+    match clauses.split_first() {
+        None => {
+            if out.len() >= env.max_len() {
+                return Err(TemplateError::TooLarge(format!(
+                    "a comprehension of more than {} items",
+                    env.max_len()
+                )));
+            }
+            out.push(to_value(elt.eval(&bound)?.view()));
+            Ok(())
+        }
+        Some((Clause::If(cond), rest)) => {
+            if cond.eval(&bound)?.view().truthy() {
+                comprehension(env, elt, rest, names, out)?;
+            }
+            Ok(())
+        }
+        Some((
+            Clause::For {
+                names: targets,
+                iter,
+            },
+            rest,
+        )) => {
+            let items = env.keep(iter.eval(&bound)?)?;
+            for item in iter_items(items)? {
+                env.charge(1)?;
+                let mark = names.len();
+                // A later binding of a name shadows an earlier one.
+                match targets.as_slice() {
+                    [one] => names.insert(0, (one.as_str(), item)),
+                    [a, b] => {
+                        let pair = match item {
+                            Val::Json(Value::Array(p)) if p.len() == 2 => p,
+                            other => {
+                                return Err(TemplateError::Type(format!(
+                                    "cannot unpack {} into {a}, {b} (it needs pairs)",
+                                    other.kind()
+                                )))
+                            }
+                        };
+                        names.insert(0, (b.as_str(), Val::Json(&pair[1])));
+                        names.insert(0, (a.as_str(), Val::Json(&pair[0])));
+                    }
+                    _ => unreachable!("one or two names, as parsed"),
+                }
+                let result = comprehension(env, elt, rest, names, out);
+                names.drain(..names.len() - mark);
+                result?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A call's arguments, evaluated left to right: the positional ones, then
@@ -1161,6 +1382,11 @@ impl Exp {
             Exp::UiCall { name, args, kwargs } => {
                 let (args, kwargs) = call_values(env, args, kwargs)?;
                 own(env.ui_method(name, &args, &kwargs)?)
+            }
+            Exp::Comp { elt, clauses } => {
+                let mut out = Vec::new();
+                comprehension(env, elt, clauses, &mut Vec::new(), &mut out)?;
+                own(Value::Array(out))
             }
             Exp::UiModule { name, args, kwargs } => {
                 let (args, kwargs) = call_values(env, args, kwargs)?;
@@ -2121,6 +2347,14 @@ fn locale_call<'a>(
             text(&out)
         }
     }
+}
+
+/// A word of Python's grammar that no name can be.
+fn is_keyword(w: &str) -> bool {
+    matches!(
+        w,
+        "and" | "or" | "not" | "in" | "is" | "if" | "else" | "for" | "lambda"
+    )
 }
 
 /// A Python identifier of ASCII letters, digits and `_`, not starting with

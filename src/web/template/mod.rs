@@ -215,7 +215,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" | "finally" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists and dicts, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, enumerate, _, pgettext, locale's) or the application's (ApplicationBuilder::ui_method); {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
+        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists, dicts and list comprehensions, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, enumerate, _, pgettext, locale's) or the application's (ApplicationBuilder::ui_method); {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
     }
 }
 
@@ -613,7 +613,7 @@ struct BlockDef {
 /// `{{{ x }}}` prints `{`, then `x`, then `}`.
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
-/// (comprehensions, lambdas, `*args`, other methods), keyword arguments
+/// (tuples, lambdas, dict and set comprehensions, `*args`, other methods), keyword arguments
 /// the functions do not take, another `{% autoescape %}` function, a typed
 /// `{% except KeyError %}`, `{% import %}` — is refused when the template
 /// is parsed with [`TemplateError::BadTag`], whose message says what is
@@ -715,7 +715,11 @@ struct BlockDef {
 /// - operands: paths, subscripts with any expression inside (`xs[i + 1]`,
 ///   `d[key]`, a string's character `s[0]`), slices (`s[:100]`,
 ///   `xs[::-1]`), literals (quoted strings with Python's backslash escapes
-///   but `\N{..}`, integers, floats, `True`, `False`, `None`), lists (`[a, 'b']`), parentheses,
+///   but `\N{..}`, integers, floats, `True`, `False`, `None`), lists (`[a, 'b']`),
+///   list comprehensions (`[u.name for u in users if u.active]`, several
+///   `for`s, `for k, v in pairs`; a generator expression as a call's only
+///   argument, `', '.join(t.name for t in tags)`, is one too; their names
+///   stay inside, as in Python 3), parentheses,
 ///   calls of the functions below, and the methods templates call on
 ///   strings (`upper`, `lower`, `strip`, `title`, `capitalize`,
 ///   `startswith`, `endswith`, `replace`, `split`, `join`) and objects
@@ -2123,6 +2127,7 @@ impl Template {
             floor: 0,
             out: String::new(),
             steps,
+            spent: std::cell::Cell::new(0),
             max_steps: steps,
             max_output,
             default_locale: std::cell::OnceCell::new(),
@@ -2141,7 +2146,8 @@ impl Template {
         r.nodes(entry, 0)?;
         // The last node's output, not yet checked by a `tick`.
         r.check_output()?;
-        Ok((r.out, r.steps))
+        let steps_left = r.steps.saturating_sub(r.spent.get());
+        Ok((r.out, steps_left))
     }
 }
 
@@ -2235,6 +2241,28 @@ fn char_at(s: &str, i: i128) -> Option<&str> {
     let at = py_index(s.chars().count(), i)?;
     let (start, c) = s.char_indices().nth(at)?;
     Some(&s[start..start + c.len_utf8()])
+}
+
+/// The value at the `.` steps `segs` below `val` (of the whole `path`, for
+/// the error): an object's field, an array's index, a string's character.
+fn walk<'a>(
+    mut val: Val<'a>,
+    segs: impl Iterator<Item = &'a str>,
+    path: &str,
+) -> Result<Val<'a>, TemplateError> {
+    for seg in segs {
+        val = match val {
+            Val::Json(Value::Object(m)) => m.get(seg).map(Val::Json),
+            Val::Json(Value::Array(a)) => index(a, seg).map(Val::Json),
+            // A string's character, as Python indexes a string.
+            other => other
+                .as_str()
+                .and_then(|s| char_at(s, seg.parse().ok()?))
+                .map(Val::Str),
+        }
+        .ok_or_else(|| TemplateError::Undefined(path.to_string()))?;
+    }
+    Ok(val)
 }
 
 /// The functions of Tornado's template namespace that need the request
@@ -2869,6 +2897,9 @@ struct Renderer<'a> {
     kept: std::cell::Cell<usize>,
     /// Steps left before [`TemplateError::TooLarge`].
     steps: u64,
+    /// Steps expressions spent (a comprehension's iterations) since the
+    /// last [`tick`](Self::tick), at most `steps`.
+    spent: std::cell::Cell<u64>,
     max_steps: u64,
     max_output: usize,
     /// The process's default locale, for a render without a request's.
@@ -2909,6 +2940,19 @@ const MAX_COMPUTED: usize = 4 << 20;
 impl<'a> expr::Env<'a> for Renderer<'a> {
     fn lookup(&self, path: &'a str) -> Result<Val<'a>, TemplateError> {
         Renderer::lookup(self, path)
+    }
+
+    fn keep(&self, v: expr::V<'a>) -> Result<Val<'a>, TemplateError> {
+        Renderer::keep(self, v)
+    }
+
+    fn charge(&self, n: u64) -> Result<(), TemplateError> {
+        let spent = self.spent.get() + n;
+        if spent > self.steps {
+            return Err(self.too_many_steps());
+        }
+        self.spent.set(spent);
+        Ok(())
     }
 
     fn apply(
@@ -3042,14 +3086,19 @@ impl<'a> Renderer<'a> {
     /// is over its bound (checked before each node, so at most one node's
     /// output past it).
     fn tick(&mut self) -> Result<(), TemplateError> {
+        self.steps = self.steps.saturating_sub(self.spent.take());
         if self.steps == 0 {
-            return Err(TemplateError::TooLarge(format!(
-                "rendering took more than {} steps (nodes and loop iterations)",
-                self.max_steps
-            )));
+            return Err(self.too_many_steps());
         }
         self.steps -= 1;
         self.check_output()
+    }
+
+    fn too_many_steps(&self) -> TemplateError {
+        TemplateError::TooLarge(format!(
+            "rendering took more than {} steps (nodes, loop and comprehension iterations)",
+            self.max_steps
+        ))
     }
 
     fn check_output(&self) -> Result<(), TemplateError> {
@@ -3066,7 +3115,7 @@ impl<'a> Renderer<'a> {
         let undefined = || TemplateError::Undefined(path.to_string());
         let mut segs = path.split('.');
         let first = segs.next().unwrap_or_default();
-        let mut val = match self.locals.iter().rev().find(|(n, _)| *n == first) {
+        let val = match self.locals.iter().rev().find(|(n, _)| *n == first) {
             Some((_, v)) => *v,
             // A local of Tornado's compiled template, not bound yet:
             // Python's UnboundLocalError.
@@ -3088,19 +3137,7 @@ impl<'a> Renderer<'a> {
                 },
             },
         };
-        for seg in segs {
-            val = match val {
-                Val::Json(Value::Object(m)) => m.get(seg).map(Val::Json),
-                Val::Json(Value::Array(a)) => index(a, seg).map(Val::Json),
-                // A string's character, as Python indexes a string.
-                other => other
-                    .as_str()
-                    .and_then(|s| char_at(s, seg.parse().ok()?))
-                    .map(Val::Str),
-            }
-            .ok_or_else(undefined)?;
-        }
-        Ok(val)
+        walk(val, segs, path)
     }
 
     fn print(&mut self, val: Val<'_>, escape: bool) {
@@ -3252,6 +3289,7 @@ impl<'a> Renderer<'a> {
                 .map_err(|why| self.locate(line, TemplateError::Type(why)))?;
         }
         let room = self.max_output.saturating_sub(self.out.len());
+        self.steps = self.steps.saturating_sub(self.spent.take());
         let (text, steps_left) = self
             .nested(|| {
                 template.render_nested(
@@ -3670,6 +3708,62 @@ mod tests {
 
     fn render_json(src: &str, value: Value) -> Result<String, TemplateError> {
         Template::parse(src)?.render_value(&value)
+    }
+
+    #[test]
+    fn comprehensions_bind_their_names_and_spend_the_step_budget() {
+        let v = json!({"xs": [1, 2, 3], "x": "outer", "s": "ab", "m": {"k": 1}});
+        assert_eq!(
+            render_json(
+                "{{ [x for x in xs] }}{{ x }}|{% set y = 5 %}{{ [y for y in s] }}{{ y }}|\
+                 {{ [k for k in m] }}|{{ [[a, b] for a in s for b in s if a != b] }}|\
+                 {{ [x.k for x in [m]] }}|{{ '+'.join(c.upper() for c in s) }}",
+                v.clone()
+            )
+            .unwrap(),
+            "[1, 2, 3]outer|[&#39;a&#39;, &#39;b&#39;]5|[&#39;k&#39;]|\
+             [[&#39;a&#39;, &#39;b&#39;], [&#39;b&#39;, &#39;a&#39;]]|[1]|A+B"
+        );
+        for (src, says) in [
+            ("{{ [x for x in 5] }}", "a number is not iterable"),
+            (
+                "{{ [a for a, b in xs] }}",
+                "cannot unpack a number into a, b",
+            ),
+            ("{{ [z for x in xs] }}", "undefined variable \"z\""),
+        ] {
+            let err = render_json(src, v.clone()).unwrap_err().to_string();
+            assert!(err.contains(says), "{src}: {err}");
+        }
+        for bad in [
+            "{{ [x for in xs] }}",
+            "{{ [x for x xs] }}",
+            "{{ [x for if in xs] }}",
+            "{{ [x for a, b, c in xs] }}",
+            "{{ [x for x in xs if] }}",
+            "{{ [x for x in xs, 1] }}",
+            "{{ len(x for x in xs) }}",
+            "{{ ', '.join(x for x in xs, 1) }}",
+        ] {
+            assert!(Template::parse(bad).is_err(), "{bad}");
+        }
+        // Every iteration is a step, those an `if` drops too.
+        let t = Template::parse("{{ len([1 for a in xs for b in xs for c in xs if 0]) }}").unwrap();
+        let Value::Object(map) = &v else {
+            unreachable!()
+        };
+        assert_eq!(
+            t.render_limited(Root::Object(map), None, 100, 1 << 20)
+                .unwrap(),
+            "0"
+        );
+        let err = t
+            .render_limited(Root::Object(map), None, 30, 1 << 20)
+            .unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::At { error, .. } if matches!(**error, TemplateError::TooLarge(_))),
+            "{err:?}"
+        );
     }
 
     #[test]
