@@ -34,6 +34,14 @@ import tornado.escape  # noqa: E402
 from tornado.template import Loader  # noqa: E402
 
 CASES = [
+    ("tuples: the arguments of %, loops over pairs, in, len, subscripts",
+     '{{ "%s of %s" % (a, b) }}|{{ "%d%%" % (n,) }}|{{ "%s" % (xs,) }}|{{ "%5.1f|%-3s|" % (f, "x") }}|'
+     '{{ "x" % () }}|{% for p, q in [(1, 2), (3, 4)] %}{{ p + q }}{% end %}|{{ 2 in (1, 2) }}|'
+     '{{ len((1, 2, 3)) }}|{{ (1, 2)[1] }}|{{ ", ".join((a, b)) }}|{{ "%s-%s" % (a, (b)) }}|{{ ((1)) }}|'
+     '{{ "%(a)s" % {"a": (1 if n else 2)} }}|{{ "%s/%s" % (n, n + 1) if n else "" }}|'
+     '{{ ", ".join([(x) for x in (a, b)]) }}|{{ "-".join((x for x in (a, b))) }}|'
+     '{% raw "%r and %s" % (a, None) %}|{{ "%x%o" % (255, 8) }}',
+     {"a": "one", "b": "two", "n": 3, "f": 2.25, "xs": [1, 2]}),
     ("list comprehensions and generator expressions as a call's argument",
      '{{ [x * 2 for x in xs] }}|{{ ", ".join(u["name"] for u in users) }}|{% raw [u["name"] for u in users if u["age"] > 20] %}|{{ len([c for c in "héllo" if c != "l"]) }}|{% raw [k for k in d] %}|{{ [a + b for a, b in pairs] }}|{{ [x + y for x in xs for y in xs if x < y] }}|{{ [x for x in xs][-1] }}|{{ sum }}|{{ ",".join([str(i) for i in xs]) }}|{{ len([x for x in xs if x if x > 1]) }}|{{ [[y for y in xs if y > x] for x in xs] }}|{{ [x for x in xs] }}|{{ [x for x in []] }}|{% raw "-".join(k + "=" + str(v) for k, v in pairs2) %}|{{ [xs[i] for i in xs if i < 3] }}|{{ [x if x > 1 else 0 for x in xs] }}|{{ [x for x in xs if not x == 2 and x] }}|{% set n = [x * x for x in xs] %}{{ n }}{% for y in [x for x in n if x > 1] %}<{{ y }}>{% end %}|{{ [sum for sum in xs] }}{{ sum }}',
      {'xs': [1, 2, 3], 'users': [{'name': 'ann', 'age': 30}, {'name': 'bo', 'age': 10}], 'd': {'b': 1, 'a': 2}, 'pairs': [[1, 2], [3, 4]], 'pairs2': [['a', 1], ['b', 2]], 'sum': 's'}),

@@ -106,6 +106,9 @@ pub(super) enum Exp {
     },
     /// `[a, b, …]`.
     List(Vec<Exp>),
+    /// `(a, b, …)`, `(a,)`, `()`: a list, but the positional arguments of
+    /// `str % (a, b)`.
+    Tuple(Vec<Exp>),
     /// `[elt for x in xs if cond …]`: a list comprehension, or a generator
     /// expression as a call's sole argument.
     Comp {
@@ -935,8 +938,27 @@ impl<'s> Parser<'s> {
         self.at += 1;
         match tok {
             Tok::Open => {
+                if self.eat(Tok::Close) {
+                    return Some(Exp::Tuple(Vec::new()));
+                }
                 let inner = self.test(depth + 1)?;
-                self.eat(Tok::Close).then_some(inner)
+                if self.peek() == Some(Tok::Word("for")) {
+                    // `(x for x in xs)`: a generator expression.
+                    let comp = self.comprehension(inner, depth + 1)?;
+                    return self.eat(Tok::Close).then_some(comp);
+                }
+                if !self.eat(Tok::Comma) {
+                    return self.eat(Tok::Close).then_some(inner);
+                }
+                // `(a, b)`, `(a,)`: a tuple.
+                let mut items = vec![inner];
+                while !self.eat(Tok::Close) {
+                    items.push(self.test(depth + 1)?);
+                    if !self.eat(Tok::Comma) {
+                        return self.eat(Tok::Close).then_some(Exp::Tuple(items));
+                    }
+                }
+                Some(Exp::Tuple(items))
             }
             Tok::OpenBracket => {
                 let mut items = Vec::new();
@@ -1315,7 +1337,19 @@ impl Exp {
                 own(Value::Bool(true))
             }
             Exp::Arith { op, left, right } => {
-                let (a, b) = (left.eval(env)?, right.eval(env)?);
+                let a = left.eval(env)?;
+                if let (Arith::Mod, Exp::Tuple(items), Some(format)) =
+                    (op, &**right, a.view().as_str())
+                {
+                    // `"%s of %s" % (a, b)`: the tuple's items, one by one.
+                    let mut args = Vec::with_capacity(items.len());
+                    for item in items {
+                        args.push(to_value(item.eval(env)?.view()));
+                    }
+                    return percent_format(format, Args::Tuple(&args), env.max_len())
+                        .map(|s| V::Own(Value::String(s)));
+                }
+                let b = right.eval(env)?;
                 arith(*op, a.view(), b.view(), env.max_len()).map(V::Own)
             }
             Exp::Neg(e) => {
@@ -1333,7 +1367,8 @@ impl Exp {
                 let (b, i) = (base.eval(env)?, index.eval(env)?);
                 subscript(b, i.view())
             }
-            Exp::List(items) => {
+            // A tuple is a list here (printed as one, too).
+            Exp::List(items) | Exp::Tuple(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     out.push(to_value(item.eval(env)?.view()));
@@ -1691,7 +1726,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
             }
         }
         (Arith::Mod, _, _) if a.as_str().is_some() => {
-            percent_format(a.as_str().unwrap_or_default(), b, max_len).map(Value::String)
+            percent_format(a.as_str().unwrap_or_default(), Args::One(b), max_len).map(Value::String)
         }
         _ => Err(unsupported()),
     }
@@ -1745,17 +1780,25 @@ fn power(x: Num, y: Num) -> Result<Value, TemplateError> {
     float(r)
 }
 
+/// The right operand of `format % args`.
+#[derive(Clone, Copy)]
+enum Args<'a> {
+    /// One value: a dict for `%(name)s`, else the only positional one.
+    One(Val<'a>),
+    /// A tuple's items, the positional arguments in order.
+    Tuple(&'a [Value]),
+}
+
 /// Python's `format % args` for a string `format`: `%(name)s` takes
-/// `name` from a dict, `%s` takes `args` itself (a template has no
-/// tuples, so at most one such conversion). Conversions `s` (Python's
-/// `str`), `r` (`repr`), `d`/`i`/`u`, `f`/`F`, `x`/`X`/`o` and `%%`, with
-/// the flags `-+ #0`, a width and a precision. Python's errors are
-/// `TemplateError::Type`, a missing key `TemplateError::Undefined`.
-fn percent_format(format: &str, args: Val<'_>, max_len: usize) -> Result<String, TemplateError> {
+/// `name` from a dict, `%s` takes the next of a tuple's items, or `args`
+/// itself. Conversions `s` (Python's `str`), `r` (`repr`), `d`/`i`/`u`,
+/// `f`/`F`, `x`/`X`/`o` and `%%`, with the flags `-+ #0`, a width and a
+/// precision. Python's errors are `TemplateError::Type`, a missing key
+/// `TemplateError::Undefined`.
+fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String, TemplateError> {
     let type_error = |why: String| Err(TemplateError::Type(why));
-    let is_mapping = matches!(args, Val::Json(Value::Object(_)));
     let mut out = String::with_capacity(format.len());
-    let mut positional_used = false;
+    let mut positional_used = 0usize;
     let mut rest = format;
     while let Some(at) = rest.find('%') {
         out.push_str(&rest[..at]);
@@ -1784,7 +1827,7 @@ fn percent_format(format: &str, args: Val<'_>, max_len: usize) -> Result<String,
                 return type_error("incomplete format key".into());
             };
             let key = &spec[1..end];
-            let Val::Json(Value::Object(map)) = args else {
+            let Args::One(Val::Json(Value::Object(map))) = args else {
                 return type_error("format requires a mapping".into());
             };
             value = Some(
@@ -1829,15 +1872,17 @@ fn percent_format(format: &str, args: Val<'_>, max_len: usize) -> Result<String,
             out.push('%');
             continue;
         }
-        let value = match value {
-            Some(v) => v,
-            None if positional_used => {
-                return type_error("not enough arguments for format string".into())
+        let value = match (value, args) {
+            (Some(v), _) => v,
+            (None, Args::One(v)) if positional_used == 0 => {
+                positional_used = 1;
+                v
             }
-            None => {
-                positional_used = true;
-                args
+            (None, Args::Tuple(items)) if positional_used < items.len() => {
+                positional_used += 1;
+                Val::Json(&items[positional_used - 1])
             }
+            (None, _) => return type_error("not enough arguments for format string".into()),
         };
         if width > max_len || precision.is_some_and(|p| p > max_len) {
             return Err(TemplateError::TooLarge(format!(
@@ -1955,8 +2000,13 @@ fn percent_format(format: &str, args: Val<'_>, max_len: usize) -> Result<String,
         }
     }
     out.push_str(rest);
-    let array = matches!(args, Val::Json(Value::Array(_)));
-    if !positional_used && !is_mapping && !array {
+    // Python lets a mapping (a list too: it has `__getitem__`) go unused.
+    let all_used = match args {
+        Args::One(Val::Json(Value::Object(_) | Value::Array(_))) => true,
+        Args::One(_) => positional_used == 1,
+        Args::Tuple(items) => positional_used == items.len(),
+    };
+    if !all_used {
         return type_error("not all arguments converted during string formatting".into());
     }
     Ok(out)

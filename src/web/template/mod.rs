@@ -613,7 +613,7 @@ struct BlockDef {
 /// `{{{ x }}}` prints `{`, then `x`, then `}`.
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
-/// (tuples, lambdas, dict and set comprehensions, `*args`, other methods), keyword arguments
+/// (lambdas, dict and set comprehensions, `*args`, other methods), keyword arguments
 /// the functions do not take, another `{% autoescape %}` function, a typed
 /// `{% except KeyError %}`, `{% import %}` — is refused when the template
 /// is parsed with [`TemplateError::BadTag`], whose message says what is
@@ -719,7 +719,9 @@ struct BlockDef {
 ///   list comprehensions (`[u.name for u in users if u.active]`, several
 ///   `for`s, `for k, v in pairs`; a generator expression as a call's only
 ///   argument, `', '.join(t.name for t in tags)`, is one too; their names
-///   stay inside, as in Python 3), parentheses,
+///   stay inside, as in Python 3), tuples (`"%s of %s" % (a, b)` takes
+///   them as Python's positional arguments; elsewhere a tuple is a list,
+///   and prints as one), parentheses,
 ///   calls of the functions below, and the methods templates call on
 ///   strings (`upper`, `lower`, `strip`, `title`, `capitalize`,
 ///   `startswith`, `endswith`, `replace`, `split`, `join`) and objects
@@ -3767,6 +3769,40 @@ mod tests {
     }
 
     #[test]
+    fn tuples_are_the_arguments_of_percent_and_lists_elsewhere() {
+        assert_eq!(
+            render_json(
+                "{{ \"%s+%s\" % (a, 1) }}|{{ \"%s\" % ([a],) }}|{{ (a, 1) }}|{{ () }}|{{ (a,) }}",
+                json!({"a": "x"})
+            )
+            .unwrap(),
+            // Python prints a tuple `('x', 1)`; here it is a list.
+            "x+1|[&#39;x&#39;]|[&#39;x&#39;, 1]|[]|[&#39;x&#39;]"
+        );
+        for (src, says) in [
+            (
+                "{{ '%s %s' % (1,) }}",
+                "not enough arguments for format string",
+            ),
+            ("{{ '%s' % (1, 2) }}", "not all arguments converted"),
+            ("{{ 'a' % (1,) }}", "not all arguments converted"),
+            ("{{ '%(a)s' % (1,) }}", "format requires a mapping"),
+            ("{{ 5 % (1,) }}", "unsupported operand types for %"),
+        ] {
+            let err = render_json(src, json!({})).unwrap_err().to_string();
+            assert!(err.contains(says), "{src}: {err}");
+        }
+        for bad in [
+            "{{ (1, 2 }}",
+            "{{ (,) }}",
+            "{{ (1,, 2) }}",
+            "{{ (x for x in) }}",
+        ] {
+            assert!(Template::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn powers_are_pythons_within_64_bits() {
         assert_eq!(
             render_json(
@@ -4285,7 +4321,7 @@ mod tests {
             "a and",
             "(a",
             "a)",
-            "()",
+            "(,)",
             "x not y",
             "f(x",
             "a ** b **",
