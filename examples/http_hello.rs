@@ -34,11 +34,14 @@ GET /repeat/N answers \"Hello, world\" on N lines (N up to 99999): with
 --compress-response it is gzipped for clients that accept gzip from 1024
 bytes on. Every 200 answer to GET carries Tornado's Etag (the SHA-1 of the
 body) and is answered 304 when If-None-Match names it.
+With --static-path DIR, GET /static/NAME serves DIR/NAME (StaticFileHandler;
+text files gzipped too with --compress-response).
 
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
                   [--xsrf-cookies [--xsrf-cookie-version 1|2]] [--compress-response]
                   [--cross-origin-protection [--trusted-origins ORIGIN,...]]
+                  [--static-path DIR]
 
   --port PORT             port to listen on (default 8888)
   --address ADDR          address to bind (default 127.0.0.1)
@@ -54,7 +57,8 @@ Usage: http_hello [--port PORT] [--address ADDR]
   --compress-response     the compress_response setting (Tornado's gzip=True)
   --cross-origin-protection
                           the cross_origin_protection setting (Tornado 6.6)
-  --trusted-origins LIST  trusted_origins, e.g. https://a.example,https://b.example";
+  --trusted-origins LIST  trusted_origins, e.g. https://a.example,https://b.example
+  --static-path DIR       static_path: files served under /static/";
 
 struct MainHandler;
 
@@ -187,6 +191,7 @@ fn main() {
             ("compress-response", false),
             ("cross-origin-protection", false),
             ("trusted-origins", true),
+            ("static-path", true),
         ],
     );
     common::init_logging();
@@ -240,6 +245,11 @@ fn main() {
         builder.cookie_secret(random_secret())
     } else {
         builder.cookie_secret(secret)
+    };
+    let builder = if args.has("static-path") {
+        builder.static_path(args.get("static-path", String::new()))
+    } else {
+        builder
     };
     let app = builder.build();
     if let Err(e) = app.listen_on((address.as_str(), port)) {

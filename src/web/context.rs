@@ -1374,13 +1374,9 @@ pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &m
     };
     response.set_header("Vary", vary);
     let ctype = response.header("Content-Type").unwrap_or("");
-    let ctype = ctype.split(';').next().unwrap_or("").trim();
-    let compressible = ctype.starts_with("text/") || GZIP_TYPES.contains(&ctype);
-    if !compressible
-        || response.body().len() < GZIP_MIN_LENGTH
+    if !would_gzip(settings, req, ctype, response.body().len())
         || response.header("Content-Encoding").is_some()
         || response.file_body_len() > 0
-        || !accepts_gzip(req.header("Accept-Encoding").unwrap_or(""))
     {
         return;
     }
@@ -1398,6 +1394,22 @@ pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &m
         }
         Err(_) => *response.body_mut() = body,
     }
+}
+
+/// Whether `compress_response` gzips a body of `len` bytes of the type
+/// `content_type` for `req`: the setting is on, the client accepts gzip,
+/// the type is compressible and the body long enough.
+pub(crate) fn would_gzip(
+    settings: &Settings,
+    req: &Request,
+    content_type: &str,
+    len: usize,
+) -> bool {
+    let ctype = content_type.split(';').next().unwrap_or("").trim();
+    settings.compress_response
+        && (ctype.starts_with("text/") || GZIP_TYPES.contains(&ctype))
+        && len >= GZIP_MIN_LENGTH
+        && accepts_gzip(req.header("Accept-Encoding").unwrap_or(""))
 }
 
 /// Types Tornado gzips besides `text/*` (`GZipContentEncoding.CONTENT_TYPES`).

@@ -117,8 +117,10 @@ pub struct Settings {
     /// Accept-Encoding`, and their bodies are gzipped when the client
     /// accepts gzip, the `Content-Type` is `text/*` or one of Tornado's
     /// other compressible types (JSON, JavaScript, XML, SVG), and the body
-    /// is at least 1024 bytes. Static files are sent from the file,
-    /// uncompressed. Default `false`.
+    /// is at least 1024 bytes. A static file of such a type is gzipped
+    /// when it is sent whole (no range) and is at most 1 MiB, its `ETag`
+    /// then weak (`W/"…"`); others are sent from the file as they are
+    /// (Tornado gzips them all). Default `false`.
     pub compress_response: bool,
     /// `cross_origin_protection` (Tornado 6.6): a request to a
     /// [`RequestHandler`](super::RequestHandler) whose method is not

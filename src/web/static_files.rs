@@ -10,6 +10,10 @@ use super::handler::RequestHandler;
 use crate::http::http_date;
 use crate::http::request::qs_values;
 
+/// The largest file `compress_response` gzips; larger ones go out as they
+/// are, from the file (compressing them would hold the loop).
+const GZIP_MAX_FILE: usize = 1 << 20;
+
 /// Tornado's `StaticFileHandler.CACHE_MAX_AGE`: ten years, in seconds,
 /// for a request carrying a `v` argument.
 const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
@@ -335,8 +339,27 @@ impl StaticFiles {
             // or one that is ignored (malformed, several ranges).
             _ => (0, size),
         };
-        cx.set_header("Content-Type", content_type(&path));
+        let ctype = content_type(&path);
+        cx.set_header("Content-Type", ctype);
         cx.set_header("X-Content-Type-Options", "nosniff");
+        // With compress_response, a whole text file up to GZIP_MAX_FILE is
+        // read and sent as a body, which the response's gzip step then
+        // compresses (Tornado gzips static files too). Its ETag is weak
+        // then, as nginx makes it: the bytes sent are another
+        // representation (a weak tag still answers If-None-Match, never
+        // If-Range).
+        let whole = (start, len) == (0, size) && req.method() == "GET";
+        let small = usize::try_from(size).is_ok_and(|n| n <= GZIP_MAX_FILE);
+        if whole && small && super::context::would_gzip(cx.settings(), req, ctype, size as usize) {
+            let mut bytes = Vec::with_capacity(size as usize);
+            match io::Read::read_to_end(&mut io::Read::take(&file, size), &mut bytes) {
+                Ok(_) => {
+                    cx.set_header("ETag", format!("W/{etag}"));
+                    return cx.write(bytes);
+                }
+                Err(e) => return Self::unreadable(cx, &path, &e),
+            }
+        }
         cx.write_file(file, start, len);
     }
 

@@ -1703,6 +1703,63 @@ fn gunzip(data: &[u8]) -> String {
 }
 
 #[test]
+fn compress_response_gzips_whole_text_files_up_to_a_mebibyte() {
+    let dir = TempDir::new("static-gzip");
+    let css = "body { color: red; }\n".repeat(100);
+    dir.file("static/app.css", &css);
+    dir.file("static/tiny.css", "p {}");
+    dir.file("static/logo.png", &"x".repeat(4000));
+    dir.file("static/big.js", &"var x = 1;\n".repeat(100_000));
+    let app = |compress| {
+        Application::builder()
+            .static_path(dir.path().join("static"))
+            .compress_response(compress)
+            .build()
+    };
+    let (on, off) = (app(true), app(false));
+    let gz = [("Accept-Encoding", "gzip")];
+    let r = get_with(&on, "/static/app.css", &gz);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+    assert_eq!(r.file_body_len(), 0);
+    assert_eq!(gunzip(r.body()), css);
+    let weak = r.header("ETag").unwrap().to_string();
+    assert!(weak.starts_with("W/\""), "{weak}");
+    // The same file, not gzipped: the strong tag, from the file.
+    let plain = get_with(&on, "/static/app.css", &[]);
+    assert_eq!(plain.header("Content-Encoding"), None);
+    assert_eq!(plain.header("ETag"), weak.strip_prefix("W/"));
+    assert_eq!(file_text(&plain), css);
+    // The weak tag revalidates either; a range is of the file, unzipped.
+    for headers in [
+        &[("If-None-Match", weak.as_str())][..],
+        &[("If-None-Match", weak.as_str()), gz[0]],
+    ] {
+        assert_eq!(get_with(&on, "/static/app.css", headers).status(), 304);
+    }
+    let range = get_with(&on, "/static/app.css", &[gz[0], ("Range", "bytes=0-3")]);
+    assert_eq!(
+        (range.status(), range.header("Content-Encoding")),
+        (206, None)
+    );
+    assert_eq!(file_text(&range), "body");
+    // Not gzipped: under 1024 bytes, not text, over a mebibyte, HEAD, or
+    // with the setting off.
+    for (app, method, path) in [
+        (&on, "GET", "/static/tiny.css"),
+        (&on, "GET", "/static/logo.png"),
+        (&on, "GET", "/static/big.js"),
+        (&on, "HEAD", "/static/app.css"),
+        (&off, "GET", "/static/app.css"),
+    ] {
+        let r = dispatch(app, Request::synthetic(method, path, &gz));
+        assert_eq!(r.status(), 200, "{method} {path}");
+        assert_eq!(r.header("Content-Encoding"), None, "{method} {path}");
+    }
+}
+
+#[test]
 fn compress_response_gzips_what_tornado_gzips() {
     let app = lines_app(true, None);
     let gz = [("Accept-Encoding", "gzip, deflate")];

@@ -13,7 +13,11 @@ Checks:
   - for a grid of Accept-Encoding values and body sizes around Tornado's 1024-byte minimum,
     both gzip the same answers, send the same Vary, and the body decompresses to the same
     text (the compressed bytes may differ: another zlib);
-  - a 404 carries Vary: Accept-Encoding on both.
+  - a 404 carries Vary: Accept-Encoding on both;
+  - static files (`--static-path` and Tornado's `static_path`, the same directory) of text,
+    JSON, SVG and PNG from 1,024 bytes to 1 MiB are gzipped (or not) alike for the same
+    Accept-Encoding grid, with the same Vary and decompressed bytes. (Tornado gzips static
+    text under 1,024 bytes and over 1 MiB too; cyclone sends those as they are.)
 `Accept-Encoding: gzip;q=0` and `GZIP` are left out of the grid on purpose: Tornado's
 case-sensitive substring test gzips the first and not the second, cyclone reads the list as
 RFC 9110 §12.5.3 says (codings are case-insensitive, q=0 means "not acceptable"); the unit
@@ -27,7 +31,9 @@ import gzip
 import logging
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -58,6 +64,15 @@ def fetch(port, path, method="GET", headers=None):
 
 PATHS = ["/", "/repeat/1", "/repeat/78", "/repeat/79", "/repeat/100", "/repeat/5000"]
 
+STATIC_FILES = {
+    "app.css": b"body { color: #333; }\n" * 60,
+    "data.json": b'{"k": [' + b", ".join(b"%d" % i for i in range(400)) + b"]}",
+    "icon.svg": b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g/>" * 300 + b"</svg>",
+    "logo.png": bytes(range(256)) * 8,
+    "bundle.js": b"var x = 1;\n" * 90000,
+}
+
+
 ACCEPT = ["gzip", "gzip, deflate, br", "deflate", "identity", "", "x-gzip",
           "br;q=1.0, gzip;q=0.8, *;q=0.1", None]
 
@@ -84,13 +99,19 @@ async def main():
         return loop.run_in_executor(None, lambda: fetch(*a, **kw))
 
     log = os.path.join(args.logdir, "http_hello_compress.log")
+    static = tempfile.mkdtemp(prefix="cyclone-static-")
+    for name, data in STATIC_FILES.items():
+        with open(os.path.join(static, name), "wb") as f:
+            f.write(data)
     try:
-        server = Server(shlex.split(args.server), ["--compress-response"], logfile=log)
+        server = Server(shlex.split(args.server),
+                        ["--compress-response", "--static-path", static], logfile=log)
     except RuntimeError as exc:
         checks.fail("start http_hello --compress-response", str(exc))
+        shutil.rmtree(static)
         return checks.finish()
     app = tornado.web.Application([(r"/", Main), (r"/repeat/(\d{1,5})", Repeat)],
-                                  compress_response=True)
+                                  compress_response=True, static_path=static)
     tport = free_port()
     tserver = app.listen(tport, address="127.0.0.1")
     cport = server.port
@@ -123,7 +144,7 @@ async def main():
             await checks.run(f"{path}: If-None-Match answered 304 or 200 as Tornado does",
                              same_304s)
 
-        for path in PATHS:
+        for path in PATHS + ["/static/" + name for name in STATIC_FILES]:
             async def same_gzip(path=path):
                 differ = []
                 for accept in ACCEPT:
@@ -156,6 +177,7 @@ async def main():
     finally:
         server.stop()
         tserver.stop()
+        shutil.rmtree(static)
     return checks.finish()
 
 
