@@ -18,7 +18,9 @@ use super::handler::{call_method, RequestHandler};
 use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::static_files::{file_version, StaticFiles};
-use super::template::{read_source, resolve_name, Template, TemplateError, MAX_INCLUDE_DEPTH};
+use super::template::{
+    read_source, resolve_name, AppParts, Template, TemplateError, MAX_INCLUDE_DEPTH,
+};
 use super::ui_module::{ActiveModules, ModuleContext, UiModule, UiModuleFactory};
 use crate::http::{self, percent_decode, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
@@ -447,41 +449,12 @@ impl super::template::RequestNamespace for AppNamespace<'_> {
         Some(self.locale)
     }
 
-    fn ui_method(
-        &self,
-        name: &str,
-        args: &[serde_json::Value],
-    ) -> Option<Result<serde_json::Value, String>> {
-        self.shared.ui_method(name, self.request, args)
-    }
-
-    fn ui_module(
-        &self,
-        name: &str,
-        args: &[serde_json::Value],
-        kwargs: &serde_json::Map<String, serde_json::Value>,
-    ) -> Option<Result<String, String>> {
-        let cx = ModuleContext::new(self, self.request);
-        self.shared
-            .ui_module(&self.modules, &cx, name, args, kwargs)
-    }
-
-    fn template_module(
-        &self,
-        template: &str,
-        resources: Option<serde_json::Map<String, serde_json::Value>>,
-    ) -> Result<(), String> {
-        self.modules.template_module(template, resources)
-    }
-
-    fn render_string(
-        &self,
-        file: &str,
-        value: &serde_json::Value,
-    ) -> Result<String, TemplateError> {
-        self.shared
-            .template(file)?
-            .render_value_in(value, Some(self))
+    fn app_parts(&self) -> Option<AppParts<'_>> {
+        Some(AppParts {
+            shared: self.shared,
+            request: self.request,
+            modules: &self.modules,
+        })
     }
 }
 

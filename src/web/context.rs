@@ -11,8 +11,8 @@ use super::handler::HANDLER_METHODS;
 use super::multipart::{self, HttpFile};
 use super::settings::Settings;
 use super::signed::CookieSecret;
-use super::template::{RequestNamespace, TemplateError};
-use super::ui_module::{ActiveModules, ModuleContext};
+use super::template::{AppParts, RequestNamespace, TemplateError};
+use super::ui_module::ActiveModules;
 use super::xsrf;
 use crate::http::request::{parse_qs_bytes, qs_values};
 use crate::http::response::valid_status;
@@ -1320,41 +1320,12 @@ impl RequestNamespace for RequestContext<'_> {
         Some(RequestContext::locale(self))
     }
 
-    fn ui_method(
-        &self,
-        name: &str,
-        args: &[serde_json::Value],
-    ) -> Option<Result<serde_json::Value, String>> {
-        self.shared.ui_method(name, self.request, args)
-    }
-
-    fn ui_module(
-        &self,
-        name: &str,
-        args: &[serde_json::Value],
-        kwargs: &serde_json::Map<String, serde_json::Value>,
-    ) -> Option<Result<String, String>> {
-        let cx = ModuleContext::new(self, self.request);
-        self.shared
-            .ui_module(&self.modules, &cx, name, args, kwargs)
-    }
-
-    fn template_module(
-        &self,
-        template: &str,
-        resources: Option<serde_json::Map<String, serde_json::Value>>,
-    ) -> Result<(), String> {
-        self.modules.template_module(template, resources)
-    }
-
-    fn render_string(
-        &self,
-        file: &str,
-        value: &serde_json::Value,
-    ) -> Result<String, TemplateError> {
-        self.shared
-            .template(file)?
-            .render_value_in(value, Some(self))
+    fn app_parts(&self) -> Option<AppParts<'_>> {
+        Some(AppParts {
+            shared: self.shared,
+            request: self.request,
+            modules: &self.modules,
+        })
     }
 }
 

@@ -185,7 +185,14 @@ impl<'a> ModuleContext<'a> {
     ) -> Result<String, TemplateError> {
         let value = serde_json::to_value(value)
             .map_err(|e| TemplateError::Type(format!("template values do not serialize: {e}")))?;
-        self.ns.render_string(file, &value)
+        let app = self.ns.app_parts().ok_or_else(|| {
+            TemplateError::Load(format!(
+                "cannot load {file}: no application's templates here"
+            ))
+        })?;
+        app.shared
+            .template(file)?
+            .render_value_in(&value, Some(self.ns))
     }
 }
 

@@ -2291,42 +2291,20 @@ pub(crate) trait RequestNamespace {
     /// `locale`, whose `translate` is `_`: `None` for the process's
     /// default locale.
     fn locale(&self) -> Option<&crate::locale::Locale>;
-    /// The application's template function `name` (`ui_method`) called
-    /// with `args`; `None` where there is none of that name.
-    fn ui_method(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
-        let _ = (name, args);
+    /// The application whose request this is, for its `ui_method`s, UI
+    /// modules and their templates; `None` outside one.
+    fn app_parts(&self) -> Option<AppParts<'_>> {
         None
     }
-    /// `{% module name(args, kwargs) %}` of the application's UI module
-    /// `name` (`ui_module`); `None` where there is none of that name.
-    fn ui_module(
-        &self,
-        name: &str,
-        args: &[Value],
-        kwargs: &Map<String, Value>,
-    ) -> Option<Result<String, String>> {
-        let _ = (name, args, kwargs);
-        None
-    }
-    /// A `{% module Template(..) %}` of `template` is being rendered
-    /// (`resources` `None`), or its template called `set_resources` with
-    /// `resources` (see `ActiveModules::template_module`).
-    fn template_module(
-        &self,
-        template: &str,
-        resources: Option<Map<String, Value>>,
-    ) -> Result<(), String> {
-        let _ = (template, resources);
-        Ok(())
-    }
-    /// The template `file` rendered with the fields of `value` in this
-    /// namespace (a UI module's `render_string`).
-    fn render_string(&self, file: &str, value: &Value) -> Result<String, TemplateError> {
-        let _ = value;
-        Err(TemplateError::Load(format!(
-            "cannot load {file}: no application's templates here"
-        )))
-    }
+}
+
+/// What a render inside an application reaches beyond its request's
+/// functions ([`RequestNamespace::app_parts`]).
+pub(crate) struct AppParts<'a> {
+    pub(crate) shared: &'a super::application::Shared,
+    pub(crate) request: &'a crate::http::Request,
+    /// The UI modules the request has used.
+    pub(crate) modules: &'a super::ui_module::ActiveModules,
 }
 
 pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
@@ -3004,13 +2982,17 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
             }
             // Outside a request (Template::render_value) there is no page
             // to put them in.
-            if let Some(ns) = self.request {
-                ns.template_module(template, Some(kwargs.clone()))
+            if let Some(p) = self.request.and_then(|ns| ns.app_parts()) {
+                p.modules
+                    .template_module(template, Some(kwargs.clone()))
                     .map_err(TemplateError::Type)?;
             }
             return Ok(Value::String(String::new()));
         }
-        let found = self.request.and_then(|r| r.ui_method(name, args));
+        let found = self.request.and_then(|ns| {
+            let p = ns.app_parts()?;
+            p.shared.ui_method(name, p.request, args)
+        });
         if found.is_some() && !kwargs.is_empty() {
             return Err(TemplateError::Type(format!(
                 "{name}() takes no keyword arguments (a ui_method gets positional ones)"
@@ -3034,7 +3016,13 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
         args: &[Value],
         kwargs: &Map<String, Value>,
     ) -> Result<String, TemplateError> {
-        match self.nested(|| self.request.and_then(|r| r.ui_module(name, args, kwargs))) {
+        let found = self.nested(|| {
+            let ns = self.request?;
+            let p = ns.app_parts()?;
+            let cx = super::ui_module::ModuleContext::new(ns, p.request);
+            p.shared.ui_module(p.modules, &cx, name, args, kwargs)
+        });
+        match found {
             Some(Ok(html)) => Ok(html),
             Some(Err(why)) => Err(TemplateError::Type(format!("module {name}: {why}"))),
             None => Err(TemplateError::Type(format!(
@@ -3286,8 +3274,9 @@ impl<'a> Renderer<'a> {
         };
         // Tornado makes the module (first in the page's order of modules)
         // before its template runs.
-        if let Some(ns) = self.request {
-            ns.template_module(name, None)
+        if let Some(p) = self.request.and_then(|ns| ns.app_parts()) {
+            p.modules
+                .template_module(name, None)
                 .map_err(|why| self.locate(line, TemplateError::Type(why)))?;
         }
         let room = self.max_output.saturating_sub(self.out.len());
