@@ -8,7 +8,8 @@
 //!
 //! Invariants: no panic; the answer is 200 (parsed) or 400 (refused as
 //! Tornado refuses it); a 200 lists at most 100 parts for a multipart
-//! body, and every file's bytes appear in the body; the same request
+//! body and 1,000 fields for an urlencoded one, and every file's bytes
+//! appear in the body; the same request
 //! gives the same answer twice.
 #![no_main]
 
@@ -76,6 +77,11 @@ fuzz_target!(|data: &[u8]| {
         let (args, files) = text.split_once(' ').unwrap();
         let parts: usize = args.parse::<usize>().unwrap() + files.parse::<usize>().unwrap();
         assert!(parts <= 100, "{parts} parts");
+    }
+    if status == 200 && ctype.starts_with("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(&page);
+        let args: usize = text.split(' ').next().unwrap().parse().unwrap();
+        assert!(args <= cyclone::web::MAX_URLENCODED_ARGUMENTS, "{args} fields");
     }
     assert_eq!(answer(&app, &ctype, body), (status, page));
 });

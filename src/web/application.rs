@@ -749,6 +749,18 @@ impl Service for Application {
     /// A handler panic is logged with its route and resumed, for the
     /// connection to answer 500; the application stays usable.
     fn dispatch(&self, req: Request) -> Reply {
+        if super::context::too_many_fields(req.query().as_bytes()) {
+            // Tornado refuses such a request before any handler (6.5.8).
+            log::warn!(
+                "400 {} {}: Invalid query string: Max number of fields exceeded",
+                req.method(),
+                req.path()
+            );
+            return Reply::Response(Response::error(
+                400,
+                Some("Invalid query string: Max number of fields exceeded"),
+            ));
+        }
         let Some((route, args)) = self.find(req.path()) else {
             if let Some(factory) = &self.inner.default {
                 return Reply::Response(self.run_handler(None, factory, &req, &[]));

@@ -67,6 +67,19 @@ pub struct RequestContext<'a> {
     modules: ActiveModules,
 }
 
+/// The most `name=value` fields a query string or an urlencoded body may
+/// have (Tornado 6.5.8's `ParseUrlEncodedConfig.max_arguments`): past it
+/// the request is answered 400, so that no request makes each argument
+/// lookup scan millions of fields.
+pub const MAX_URLENCODED_ARGUMENTS: usize = 1000;
+
+/// Whether urlencoded `text` has more fields than
+/// [`MAX_URLENCODED_ARGUMENTS`], counted as Tornado counts them: one more
+/// than its `&`s (empty text has none).
+pub(crate) fn too_many_fields(text: &[u8]) -> bool {
+    !text.is_empty() && 1 + memchr::memchr_iter(b'&', text).count() > MAX_URLENCODED_ARGUMENTS
+}
+
 /// Tornado's argument cleanup: control characters other than whitespace
 /// become spaces, then surrounding whitespace is stripped.
 fn clean_argument(v: String) -> String {
@@ -731,9 +744,15 @@ impl<'a> RequestContext<'a> {
         if !form {
             return true;
         }
+        let body = self.request.body();
         let result = match self.request.header("Content-Encoding") {
             Some(coding) => Err(format!("Unsupported Content-Encoding: {coding}")),
-            None => multipart::parse(ctype, self.request.body())
+            None if ctype.starts_with("application/x-www-form-urlencoded")
+                && too_many_fields(body) =>
+            {
+                Err("Invalid x-www-form-urlencoded body: Max number of fields exceeded".into())
+            }
+            None => multipart::parse(ctype, body)
                 .map_err(|e| format!("Invalid multipart/form-data: {e}")),
         };
         match result {

@@ -45,7 +45,7 @@ mod tests;
 pub(crate) use application::ApplicationContext;
 pub use application::{Application, ApplicationBuilder, UiMethod};
 pub(crate) use context::escape_script_end;
-pub use context::RequestContext;
+pub use context::{RequestContext, MAX_URLENCODED_ARGUMENTS};
 pub use cookie::{CookieOptions, SameSite};
 pub use handler::{RequestHandler, HANDLER_METHODS};
 pub use metrics::MetricsHandler;

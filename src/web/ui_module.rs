@@ -174,7 +174,11 @@ impl<'a> ModuleContext<'a> {
 
     /// The template `file` (relative to `template_path`) rendered with the
     /// fields of `value` in this request's namespace, as the handler's
-    /// `render_string` renders it: how a module writes its HTML.
+    /// `render_string` renders it: how a module writes its HTML. It is a
+    /// render of its own (its own step and output bounds, which what it
+    /// returns then counts against in the page), nested below the page's:
+    /// modules calling modules stop at `Template::MAX_RENDER_DEPTH` levels
+    /// of blocks, includes and modules together, and at 16 modules deep.
     ///
     /// # Errors
     /// As [`RequestContext::render_string`](super::RequestContext::render_string).

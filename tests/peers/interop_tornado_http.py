@@ -14,6 +14,7 @@ Checks:
     both gzip the same answers, send the same Vary, and the body decompresses to the same
     text (the compressed bytes may differ: another zlib);
   - a 404 carries Vary: Accept-Encoding on both;
+  - a query string of more than 1,000 fields is answered 400 by both (Tornado 6.5.8's limit);
   - static files (`--static-path` and Tornado's `static_path`, the same directory) of text,
     JSON, SVG and PNG from 1,024 bytes to 1 MiB are gzipped (or not) alike for the same
     Accept-Encoding grid, with the same Vary and decompressed bytes. (Tornado gzips static
@@ -173,6 +174,16 @@ async def main():
             assert ch.get("vary") == th.get("vary") == "Accept-Encoding", (ch, th)
 
         await checks.run("a 404 carries Vary: Accept-Encoding on both", not_found_varies)
+
+        async def query_fields_bounded():
+            for n, want in [(1000, 200), (1001, 400)]:
+                q = "&".join(f"f{i}={i}" for i in range(n))
+                cs, _, _ = await call(cport, "/?" + q)
+                ts, _, _ = await call(tport, "/?" + q)
+                assert cs == ts == want, (n, cs, ts)
+
+        await checks.run("a query of 1,000 fields is answered, of 1,001 refused 400, on both",
+                         query_fields_bounded)
         check_alive(checks, server, "http_hello --compress-response", log)
     finally:
         server.stop()

@@ -192,6 +192,12 @@ CASES = [
      b"a=1&b=%C3%A9t%C3%A9&a=two+words&empty=&noeq&&c=%zz&d=+%20x%09"),
     ("urlencoded with a charset", "application/x-www-form-urlencoded; charset=UTF-8", b"a=1&b=2"),
     ("urlencoded, non-UTF-8", "application/x-www-form-urlencoded", b"a=%E9&b=%FF%FE"),
+    ("urlencoded, 1,000 fields (Tornado's max_arguments)", "application/x-www-form-urlencoded",
+     b"&".join(b"f%d=%d" % (i, i) for i in range(1000))),
+    ("urlencoded, 1,001 fields", "application/x-www-form-urlencoded",
+     b"&".join(b"f%d=%d" % (i, i) for i in range(1001))),
+    ("urlencoded, 1,000 &s around one field", "application/x-www-form-urlencoded",
+     b"a=1" + b"&" * 1000),
 ]
 
 ENCODED = [
