@@ -112,8 +112,18 @@ pub trait WebSocketHandler: 'static {
     /// port) equals the request's `Host` header; requests without an
     /// `Origin` header (non-browser clients) are always accepted and never
     /// reach this method. A `false` answers 403.
+    ///
+    /// As Tornado 6.6 does, the default also accepts a request whose
+    /// browser says it is same-origin (`Sec-Fetch-Site: same-origin`, or
+    /// `none`, a header pages cannot set): behind a proxy that rewrites
+    /// `Host`, the page's own connections pass. As in Tornado 4.3, an
+    /// override is asked for every request with an `Origin` (6.6 no longer
+    /// asks it for same-origin ones), and the default does not read the
+    /// application's `trusted_origins` (6.6's does): list those origins in
+    /// an override.
     fn check_origin(&self, origin: &str, req: &Request) -> bool {
         same_origin(origin, req.host().unwrap_or(""))
+            || matches!(req.header("sec-fetch-site"), Some("same-origin" | "none"))
     }
 
     /// Choose one of the subprotocols the client offered (server only);
@@ -164,6 +174,28 @@ pub fn same_origin(origin: &str, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::same_origin;
+
+    #[test]
+    fn the_default_takes_a_browsers_same_origin_word() {
+        struct H;
+        impl super::WebSocketHandler for H {
+            fn on_message(&mut self, _: &mut super::WebSocket<'_>, _: super::Message<'_>) {}
+        }
+        let check = |host: &str, site: Option<&str>| {
+            let mut headers = vec![("Host", host)];
+            headers.extend(site.map(|s| ("Sec-Fetch-Site", s)));
+            let req = crate::http::Request::synthetic("GET", "/ws", &headers);
+            super::WebSocketHandler::check_origin(&H, "https://app.example", &req)
+        };
+        assert!(check("app.example", None));
+        // A proxy's Host: the origin no longer matches it.
+        assert!(!check("10.0.0.7:8888", None));
+        assert!(check("10.0.0.7:8888", Some("same-origin")));
+        assert!(check("10.0.0.7:8888", Some("none")));
+        for other in ["same-site", "cross-site", "Same-Origin", ""] {
+            assert!(!check("10.0.0.7:8888", Some(other)), "{other}");
+        }
+    }
 
     #[test]
     fn origin_rule() {
