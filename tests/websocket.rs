@@ -1814,10 +1814,12 @@ impl cyclone::web::UiModule for Calls {
     ) -> Result<String, String> {
         self.0 += 1;
         Ok(format!(
-            "({} {} {})",
+            "({} {} {} {:?} {:?})",
             self.0,
             cx.request().path(),
-            serde_json::Value::from(args.to_vec())
+            serde_json::Value::from(args.to_vec()),
+            cx.reverse_url("room", &["1"]),
+            cx.xsrf_form_html(),
         ))
     }
 }
@@ -1854,7 +1856,8 @@ fn websocket_handlers_render_templates_of_their_application() {
     assert_eq!(
         reply.to_text().unwrap(),
         "<div class=\"message\">&lt;b&gt;hi&lt;/b&gt; via /chatsocket</div>[/chatsocket]\
-         (1 /chatsocket [])(2 /chatsocket [\"again\"])|Some(\"/room/7\")|Some(\"/static/missing.css\")"
+         (1 /chatsocket [] Some(\"/room/1\") None)\
+         (2 /chatsocket [\"again\"] Some(\"/room/1\") None)|Some(\"/room/7\")|Some(\"/static/missing.css\")"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2982,6 +2982,41 @@ mod ui_modules {
         assert_eq!(bodies[2], (200, "deep".to_string()));
     }
 
+    /// `{% module Form() %}`: the request's XSRF field and a named route.
+    struct Form;
+
+    impl UiModule for Form {
+        fn render(
+            &mut self,
+            cx: &ModuleContext<'_>,
+            _args: &[Value],
+            _kwargs: &Map<String, Value>,
+        ) -> Result<String, String> {
+            let field = cx.xsrf_form_html().ok_or("no request")?;
+            let action = cx.reverse_url("post", &["7"]).ok_or("no route")?;
+            Ok(format!("<form action=\"{action}\">{field}</form>"))
+        }
+    }
+
+    #[test]
+    fn a_module_reaches_the_handlers_xsrf_field_and_routes() {
+        let dir = TempDir::new("ui-module-form");
+        dir.file("form.html", "{% module Form() %}");
+        let app = Application::builder()
+            .template_path(dir.path())
+            .ui_module("Form", || Form)
+            .route("/p/(.*)", || Page)
+            .route(r"/post/(\d+)", || Echo)
+            .name("post")
+            .build();
+        let r = page(&app, "form.html", "{}");
+        let body = text(&r);
+        assert!(
+            body.starts_with("<form action=\"/post/7\"><input type=\"hidden\" name=\"_xsrf\""),
+            "{body}"
+        );
+    }
+
     #[test]
     #[should_panic(expected = "not a name a template can call")]
     fn built_in_module_names_are_refused() {

@@ -137,7 +137,8 @@ pub trait UiModule: 'static {
 pub type UiModuleFactory = dyn Fn() -> Box<dyn UiModule>;
 
 /// What a [`UiModule`]'s `render` sees of the request (Tornado's
-/// `self.request`, `self.locale`, `self.current_user`, `render_string`).
+/// `self.request`, `self.locale`, `self.current_user`, `render_string`, and
+/// the handler's `static_url`, `reverse_url` and `xsrf_form_html`).
 pub struct ModuleContext<'a> {
     ns: &'a dyn RequestNamespace,
     request: &'a Request,
@@ -170,6 +171,18 @@ impl<'a> ModuleContext<'a> {
     /// What `{{ static_url(path) }}` prints for `path`.
     pub fn static_url(&self, path: &str) -> String {
         self.ns.static_url(path)
+    }
+
+    /// The URL of the route named `name` with `args` in its groups
+    /// (`{{ reverse_url(..) }}`); `None` for a name no route has.
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        self.ns.reverse_url(name, args)
+    }
+
+    /// The form field with the request's XSRF token (`xsrf_form_html()`);
+    /// `None` outside an HTTP request (a WebSocket's `render_string`).
+    pub fn xsrf_form_html(&self) -> Option<String> {
+        self.ns.xsrf_form_html()
     }
 
     /// The template `file` (relative to `template_path`) rendered with the
