@@ -21,7 +21,10 @@
 //! * [`Template`] — the template language of `render` and `render_with`:
 //!   Tornado's syntax with the Python expressions templates use, evaluated
 //!   as Python does (`{{ }}`, `if`/`elif`/`else`, `for`, `set`,
-//!   `include`, `extends`/`block`).
+//!   `include`, `extends`/`block`, comprehensions, `%` formatting).
+//! * [`UiModule`] — Tornado's UI modules: `{% module Entry(entry) %}`
+//!   renders the application's module, and `render` puts the JavaScript
+//!   and CSS the page's modules ask for into its `<head>` and `<body>`.
 
 mod application;
 mod context;
