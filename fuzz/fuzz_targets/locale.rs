@@ -10,8 +10,8 @@
 //! the file (lossily decoded as UTF-8 for CSV), and also, lossily decoded,
 //! an `Accept-Language` header.
 //!
-//! Invariants: no panic; a message the catalog does not hold comes back
-//! as it is; the same call gives the same answer twice; the locale an
+//! Invariants: no panic; a message the catalog does not hold (one with
+//! NULs, unless the input has it) comes back as it is; the same call gives the same answer twice; the locale an
 //! `Accept-Language` header picks is a supported one.
 #![no_main]
 
@@ -49,7 +49,10 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = locale.pgettext(other, w);
     }
-    assert_eq!(locale.translate(ABSENT), ABSENT);
+    // Unless the file itself translates it (a fuzzer writes NULs too).
+    if !data.windows(ABSENT.len()).any(|w| w == ABSENT.as_bytes()) {
+        assert_eq!(locale.translate(ABSENT), ABSENT);
+    }
     let _ = locale.list(&words);
     let _ = locale.friendly_number(i64::MIN);
     let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
