@@ -34,6 +34,9 @@ GET /repeat/N answers \"Hello, world\" on N lines (N up to 99999): with
 --compress-response it is gzipped for clients that accept gzip from 1024
 bytes on. Every 200 answer to GET carries Tornado's Etag (the SHA-1 of the
 body) and is answered 304 when If-None-Match names it.
+/slash/remove/... redirects a GET or HEAD to its path without trailing
+slashes and /slash/add... to its path with one (Tornado's @removeslash and
+@addslash; 404 for POST); /gone/... answers 410 (ErrorHandler).
 With --static-path DIR, GET /static/NAME serves DIR/NAME (StaticFileHandler;
 text files gzipped too with --compress-response).
 
@@ -129,6 +132,30 @@ impl RequestHandler for RepeatHandler {
     }
 }
 
+/// Tornado's `@removeslash` (on `/slash/remove/...` and on paths starting
+/// `//`) and `@addslash` (on `/slash/add...`) over a page naming its path.
+struct SlashHandler;
+
+impl RequestHandler for SlashHandler {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let path = cx.request().path().to_string();
+        let answered = if path.starts_with("/slash/add") {
+            cx.add_slash()
+        } else {
+            cx.remove_slash()
+        };
+        if !answered {
+            cx.write(format!("at {path}"));
+        }
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.get(cx, args);
+    }
+}
+
 /// The user guide's XSRF example: a form carrying the `_xsrf` field.
 struct FormHandler;
 
@@ -214,6 +241,9 @@ fn main() {
         .route("/form", || FormHandler)
         .route(r"/repeat/(\d{1,5})", || RepeatHandler)
         .route("/upload", || UploadHandler)
+        .route(r"/slash/(?:remove|add).*", || SlashHandler)
+        .route(r"//.*", || SlashHandler)
+        .route(r"/gone/.*", || cyclone::web::ErrorHandler::new(410))
         .compress_response(args.has("compress-response"))
         .cross_origin_protection(args.has("cross-origin-protection"))
         .trusted_origins(

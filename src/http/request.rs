@@ -894,6 +894,25 @@ impl Request {
             .next()
     }
 
+    /// The names of the request's cookies, each once, in the order they
+    /// first appear (Tornado's `request.cookies` keys).
+    pub fn cookie_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let pairs = self
+            .header_all("cookie")
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(';'));
+        for pair in pairs {
+            if let Some((k, _)) = pair.split_once('=') {
+                let k = k.trim();
+                if !k.is_empty() && !names.iter().any(|n| n == k) {
+                    names.push(k.to_string());
+                }
+            }
+        }
+        names
+    }
+
     /// The signed cookie `name` ([`crate::web::signed`]): its value if it was
     /// signed with `secret` for this name within 31 days, as Tornado's
     /// `get_secure_cookie` (which reads the application's `cookie_secret`;

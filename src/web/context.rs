@@ -67,6 +67,21 @@ pub struct RequestContext<'a> {
     modules: ActiveModules,
 }
 
+/// Whether a browser would read `url` as protocol-relative
+/// (`//example.com/path`, which names another host) once it has cleaned it
+/// up as the WHATWG URL parser does: leading and trailing control
+/// characters and spaces stripped, tabs and newlines removed, `\` read as
+/// `/` (Tornado's `_is_protocol_relative`). A redirect built from a
+/// request's path must not go to one.
+pub(crate) fn is_protocol_relative(url: &str) -> bool {
+    let mut chars = url
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .map(|c| if c == '\\' { '/' } else { c });
+    chars.next() == Some('/') && chars.next() == Some('/')
+}
+
 /// The most `name=value` fields a query string or an urlencoded body may
 /// have (Tornado 6.5.8's `ParseUrlEncodedConfig.max_arguments`): past it
 /// the request is answered 400, so that no request makes each argument
@@ -433,6 +448,74 @@ impl<'a> RequestContext<'a> {
     /// and an empty body; finishes the response.
     pub fn redirect(&mut self, url: &str, permanent: bool) {
         self.redirect_with_status(url, if permanent { 301 } else { 302 });
+    }
+
+    /// Tornado's `@removeslash`: a `GET` or `HEAD` of a path ending in `/`
+    /// is redirected (301) to the path without its trailing slashes (the
+    /// query kept); another method on such a path is answered 404; `true`
+    /// when it answered, so that the method returns at once. `/` itself is
+    /// left alone, and a path a browser would read as another host
+    /// (`//example.com/`) is answered 403 rather than redirected there. Pair
+    /// it with a route such as `r"/foo/*"`.
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Foo;
+    /// impl RequestHandler for Foo {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         if cx.remove_slash() {
+    ///             return;
+    ///         }
+    ///         cx.write("foo");
+    ///     }
+    /// }
+    /// ```
+    pub fn remove_slash(&mut self) -> bool {
+        let path = self.request.path();
+        if !path.ends_with('/') {
+            return false;
+        }
+        let to = path.trim_end_matches('/').to_string();
+        self.slash_redirect(to)
+    }
+
+    /// Tornado's `@addslash`: a `GET` or `HEAD` of a path without a
+    /// trailing `/` is redirected (301) to it with one (the query kept);
+    /// another method on such a path is answered 404; `true` when it
+    /// answered. As [`remove_slash`](Self::remove_slash), a path a browser
+    /// would read as another host is answered 403.
+    pub fn add_slash(&mut self) -> bool {
+        let path = self.request.path();
+        if path.ends_with('/') {
+            return false;
+        }
+        let to = format!("{path}/");
+        self.slash_redirect(to)
+    }
+
+    /// The redirect of [`remove_slash`](Self::remove_slash) and
+    /// [`add_slash`](Self::add_slash) to `to` (the path only), or its 404
+    /// or 403; `false` for `remove_slash`'s `/`.
+    fn slash_redirect(&mut self, mut to: String) -> bool {
+        if !matches!(self.request.method(), "GET" | "HEAD") {
+            self.send_error(404);
+            return true;
+        }
+        if is_protocol_relative(&to) {
+            self.refuse(403, "cannot redirect path with two initial slashes");
+            return true;
+        }
+        if to.is_empty() {
+            return false;
+        }
+        let query = self.request.query();
+        if !query.is_empty() {
+            to.push('?');
+            to.push_str(query);
+        }
+        self.redirect(&to, true);
+        true
     }
 
     /// [`redirect`](Self::redirect) with Tornado's `status` argument: 303
@@ -1027,6 +1110,24 @@ impl<'a> RequestContext<'a> {
     /// and logged at `error`: it could add attributes to the header.
     pub fn clear_cookie(&mut self, name: &str) {
         self.clear_cookie_with(name, &CookieOptions::default());
+    }
+
+    /// Deletes every cookie the request carried (Tornado's
+    /// `clear_all_cookies`), with `Path=/`. Only cookies set with that
+    /// path and no domain go: a browser tells the server names only, so
+    /// [`clear_all_cookies_with`](Self::clear_all_cookies_with) must repeat
+    /// the options they were set with.
+    pub fn clear_all_cookies(&mut self) {
+        self.clear_all_cookies_with(&CookieOptions::default());
+    }
+
+    /// [`clear_all_cookies`](Self::clear_all_cookies) for cookies set with
+    /// `options`' `path` and `domain` (Tornado's
+    /// `clear_all_cookies(path=, domain=)`).
+    pub fn clear_all_cookies_with(&mut self, options: &CookieOptions) {
+        for name in self.request.cookie_names() {
+            self.clear_cookie_with(&name, options);
+        }
     }
 
     /// Deletes the cookie `name` that was set with `options`' `path` and

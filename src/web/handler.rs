@@ -236,6 +236,54 @@ pub trait RequestHandler: 'static {
     }
 }
 
+/// Answers every request with the error page of one status (Tornado's
+/// `ErrorHandler`, `(r"/old/.*", ErrorHandler, {"status_code": 410})`),
+/// whatever the method: no 405, no XSRF or cross-origin check (a `POST` to
+/// a gone URL gets its status, not a 403), and the application's error
+/// page (`write_error` is the default one).
+///
+/// ```
+/// use cyclone::web::{Application, ErrorHandler};
+///
+/// let app = Application::builder()
+///     .route(r"/old/.*", || ErrorHandler::new(410))
+///     .build();
+/// # let _ = app;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorHandler {
+    status: u16,
+}
+
+impl ErrorHandler {
+    /// Answers `status` (an error status, 400–599; another one answers
+    /// 500, logged).
+    pub fn new(status: u16) -> ErrorHandler {
+        ErrorHandler { status }
+    }
+}
+
+impl RequestHandler for ErrorHandler {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &HANDLER_METHODS
+    }
+
+    fn check_xsrf_cookie(&mut self, _: &mut RequestContext<'_>) {}
+
+    fn check_trusted_origin(&mut self, _: &RequestContext<'_>, _: &str) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        if (400..=599).contains(&self.status) {
+            cx.send_error(self.status);
+        } else {
+            log::error!("ErrorHandler::new({}): not an error status", self.status);
+            cx.send_error(500);
+        }
+    }
+}
+
 /// Tornado's `_execute`: default headers, the 405 check, `prepare`, the
 /// handler method for `cx`'s request method, then the error page's own
 /// default headers and `write_error` if an error was sent.

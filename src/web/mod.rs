@@ -50,7 +50,7 @@ pub use application::{Application, ApplicationBuilder, UiMethod};
 pub(crate) use context::escape_script_end;
 pub use context::{RequestContext, MAX_URLENCODED_ARGUMENTS};
 pub use cookie::{CookieOptions, SameSite};
-pub use handler::{RequestHandler, HANDLER_METHODS};
+pub use handler::{ErrorHandler, RequestHandler, HANDLER_METHODS};
 pub use metrics::MetricsHandler;
 pub use multipart::HttpFile;
 pub use redirect::RedirectHandler;

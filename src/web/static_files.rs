@@ -244,7 +244,9 @@ impl StaticFiles {
         }
         let path = cx.request().path();
         if !path.ends_with('/') {
-            if path.starts_with("//") {
+            // `//example.com` (or `/\example.com`) would send the
+            // browser to another host.
+            if super::context::is_protocol_relative(path) {
                 return Err(403);
             }
             let to = format!("{path}/");

@@ -312,6 +312,114 @@ fn collect_headers(r: &Response, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// `/as/...` (or `X-Op: add`) with `add_slash`, others with
+/// `remove_slash`, then the method's own answer; `/clear` clears every
+/// cookie.
+struct Slashes;
+
+impl RequestHandler for Slashes {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "HEAD", "POST"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let path = cx.request().path().to_string();
+        if path == "/clear" {
+            return cx.clear_all_cookies();
+        }
+        let add = path.starts_with("/as") || cx.request().header("X-Op") == Some("add");
+        let answered = if add {
+            cx.add_slash()
+        } else {
+            cx.remove_slash()
+        };
+        if !answered {
+            cx.write(format!("ran {path}"));
+        }
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.get(cx, args);
+    }
+}
+
+#[test]
+fn remove_slash_and_add_slash_redirect_as_tornados_decorators() {
+    let app = Application::builder()
+        .route(r"/rs.*", || Slashes)
+        .route(r"/as.*", || Slashes)
+        .route(r"/clear", || Slashes)
+        .route(r"/gone/.*", || ErrorHandler::new(410))
+        .route(r"/([^a-z].*)?", || Slashes)
+        .build();
+    let go = |method: &str, target: &str| {
+        let r = request(&app, method, target);
+        let loc = r.header("Location").map(str::to_string);
+        (r.status(), loc, text(&r).to_string())
+    };
+    let moved = |to: &str| (301, Some(to.to_string()), String::new());
+    assert_eq!(go("GET", "/rs/foo/"), moved("/rs/foo"));
+    assert_eq!(go("GET", "/rs/foo///?a=1&b"), moved("/rs/foo?a=1&b"));
+    assert_eq!(go("HEAD", "/rs/foo/"), moved("/rs/foo"));
+    assert_eq!(go("GET", "/rs/foo").2, "ran /rs/foo");
+    assert_eq!(go("POST", "/rs/foo/").0, 404);
+    assert_eq!(go("GET", "/as/foo"), moved("/as/foo/"));
+    assert_eq!(go("GET", "/as/foo?x=%20"), moved("/as/foo/?x=%20"));
+    assert_eq!(go("GET", "/as/foo/").2, "ran /as/foo/");
+    assert_eq!(go("POST", "/as/foo").0, 404);
+    // Never to another host: `//evil.example` and `/\evil.example` are
+    // protocol-relative to a browser.
+    for (op, target) in [
+        ("remove", "//evil.example/"),
+        ("remove", "/\\evil.example/"),
+        ("remove", "/\\/evil.example//"),
+        ("add", "//evil.example"),
+        ("add", "/\\evil.example"),
+    ] {
+        let r = dispatch(&app, Request::synthetic("GET", target, &[("X-Op", op)]));
+        assert_eq!(
+            (r.status(), r.header("Location")),
+            (403, None),
+            "{op} {target}"
+        );
+    }
+    // An escaped tab stays in the path: the browser stays on this host.
+    assert_eq!(go("GET", "/%09/x/"), moved("/%09/x"));
+    // `/` is not redirected to nothing.
+    assert_eq!(go("GET", "/").2, "ran /");
+    // ErrorHandler: its status for every method, no XSRF check.
+    for method in ["GET", "POST", "DELETE", "OPTIONS"] {
+        assert_eq!(go(method, "/gone/x").0, 410, "{method}");
+    }
+    let xsrf = Application::builder()
+        .xsrf_cookies(true)
+        .cross_origin_protection(true)
+        .route(r"/gone/.*", || ErrorHandler::new(410))
+        .route(r"/odd", || ErrorHandler::new(302))
+        .build();
+    let post = Request::synthetic(
+        "POST",
+        "/gone/x",
+        &[
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Origin", "https://elsewhere.example"),
+        ],
+    );
+    assert_eq!(dispatch(&xsrf, post).status(), 410);
+    assert_eq!(get(&xsrf, "/odd").status(), 500);
+    // clear_all_cookies: each cookie the request sent, once.
+    let req = Request::synthetic(
+        "GET",
+        "/clear",
+        &[("Cookie", "a=1; b=2; a=3"), ("Cookie", "c=4")],
+    );
+    let cleared = collect_headers(&dispatch(&app, req), "Set-Cookie");
+    let names: Vec<&str> = cleared.iter().filter_map(|c| c.split('=').next()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(
+        cleared.iter().all(|c| c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+}
+
 struct Redirect;
 
 impl RequestHandler for Redirect {

@@ -15,6 +15,9 @@ Checks:
     text (the compressed bytes may differ: another zlib);
   - a 404 carries Vary: Accept-Encoding on both;
   - a query string of more than 1,000 fields is answered 400 by both (Tornado 6.5.8's limit);
+  - `@removeslash`/`@addslash` handlers (`remove_slash`/`add_slash`) and an `ErrorHandler(410)`
+    answer a grid of paths (trailing slashes, queries, `//host` paths that must not redirect
+    to another host) and methods with the same status, Location and page;
   - static files (`--static-path` and Tornado's `static_path`, the same directory) of text,
     JSON, SVG and PNG from 1,024 bytes to 1 MiB are gzipped (or not) alike for the same
     Accept-Encoding grid, with the same Vary and decompressed bytes. (Tornado gzips static
@@ -50,6 +53,24 @@ class Main(tornado.web.RequestHandler):
     head = get  # cyclone's default head() is get(); Tornado's is a 405
 
 
+class RemoveSlash(tornado.web.RequestHandler):
+    @tornado.web.removeslash
+    def get(self):
+        self.write("at " + self.request.path)
+
+    head = get
+    post = get
+
+
+class AddSlash(tornado.web.RequestHandler):
+    @tornado.web.addslash
+    def get(self):
+        self.write("at " + self.request.path)
+
+    head = get
+    post = get
+
+
 class Repeat(tornado.web.RequestHandler):
     def get(self, n):
         self.write("Hello, world\n" * int(n))
@@ -57,9 +78,9 @@ class Repeat(tornado.web.RequestHandler):
     head = get
 
 
-def fetch(port, path, method="GET", headers=None):
+def fetch(port, path, method="GET", headers=None, body=None):
     """(status, headers as a dict of lower-case names, body bytes)."""
-    status, head, body = http_request(port, method, path, headers=headers)
+    status, head, body = http_request(port, method, path, body=body, headers=headers)
     return status, {k.lower(): v for k, v in head.items()}, body
 
 
@@ -72,6 +93,12 @@ STATIC_FILES = {
     "logo.png": bytes(range(256)) * 8,
     "bundle.js": b"var x = 1;\n" * 90000,
 }
+
+
+SLASH_PATHS = ["/slash/remove/a/", "/slash/remove/a", "/slash/remove/a///?x=1&y",
+               "/slash/remove/", "/slash/add/a", "/slash/add/a/", "/slash/add/a?q=%20&r",
+               "/slash/add", "//evil.example/", "//evil.example", "///evil.example//?q",
+               "//", "/gone/x", "/gone/"]
 
 
 ACCEPT = ["gzip", "gzip, deflate, br", "deflate", "identity", "", "x-gzip",
@@ -111,7 +138,10 @@ async def main():
         checks.fail("start http_hello --compress-response", str(exc))
         shutil.rmtree(static)
         return checks.finish()
-    app = tornado.web.Application([(r"/", Main), (r"/repeat/(\d{1,5})", Repeat)],
+    app = tornado.web.Application([(r"/", Main), (r"/repeat/(\d{1,5})", Repeat),
+                                   (r"/slash/remove.*", RemoveSlash), (r"//.*", RemoveSlash),
+                                   (r"/slash/add.*", AddSlash),
+                                   (r"/gone/.*", tornado.web.ErrorHandler, {"status_code": 410})],
                                   compress_response=True, static_path=static)
     tport = free_port()
     tserver = app.listen(tport, address="127.0.0.1")
@@ -184,6 +214,22 @@ async def main():
 
         await checks.run("a query of 1,000 fields is answered, of 1,001 refused 400, on both",
                          query_fields_bounded)
+
+        async def slashes():
+            differ = []
+            for path in SLASH_PATHS:
+                for method in ("GET", "HEAD", "POST"):
+                    body = b"" if method == "POST" else None
+                    cs, ch, cb = await call(cport, path, method, body=body)
+                    ts, th, tb = await call(tport, path, method, body=body)
+                    c = (cs, ch.get("location"), cb if cs == 200 else b"")
+                    t = (ts, th.get("location"), tb if ts == 200 else b"")
+                    if c != t:
+                        differ.append(f"{method} {path}: cyclone {c}, tornado {t}")
+            assert not differ, "; ".join(differ)
+
+        await checks.run(f"@removeslash, @addslash and ErrorHandler(410): {len(SLASH_PATHS)} paths "
+                         "x GET, HEAD, POST answered as Tornado does", slashes)
         check_alive(checks, server, "http_hello --compress-response", log)
     finally:
         server.stop()
