@@ -65,6 +65,9 @@ pub struct RequestContext<'a> {
     /// The UI modules this request's templates have used, for the
     /// resources `render` puts into the page.
     modules: ActiveModules,
+    /// Names the handler added to its templates' namespace
+    /// ([`set_template_value`](Self::set_template_value)).
+    template_values: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Whether a browser would read `url` as protocol-relative
@@ -129,6 +132,7 @@ impl<'a> RequestContext<'a> {
             request_value: OnceCell::new(),
             locale: OnceCell::new(),
             modules: ActiveModules::default(),
+            template_values: serde_json::Map::new(),
         }
     }
 
@@ -643,6 +647,38 @@ impl<'a> RequestContext<'a> {
             .render_string(file, value)
             .map_err(|e| format!("template {file:?}: {e}"));
         self.finish_render(file, result);
+    }
+
+    /// Adds `name` to the namespace of every template this request renders
+    /// (`render`, `render_with`, `render_string`, and the templates of its
+    /// UI modules): what a Tornado handler does by overriding
+    /// `get_template_namespace`, e.g. in `prepare` for every page of a
+    /// base handler. A render's own values of the same name win, as
+    /// Tornado's keyword arguments update the namespace; the name wins over
+    /// the built-in `current_user`, `request` and `locale`. A value serde
+    /// cannot serialize is logged and not added.
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Page;
+    /// impl RequestHandler for Page {
+    ///     fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+    ///         cx.set_template_value("site_name", "The Daily");
+    ///     }
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         // page.html: <title>{{ title }} - {{ site_name }}</title>
+    ///         cx.render_with("page.html", &serde_json::json!({"title": "Home"}));
+    ///     }
+    /// }
+    /// ```
+    pub fn set_template_value(&mut self, name: &str, value: impl Serialize) {
+        match serde_json::to_value(value) {
+            Ok(v) => {
+                self.template_values.insert(name.to_string(), v);
+            }
+            Err(e) => log::error!("set_template_value({name:?}): does not serialize: {e}"),
+        }
     }
 
     /// The template `file` rendered with the fields of `value`, as
@@ -1438,6 +1474,10 @@ impl RequestNamespace for RequestContext<'_> {
 
     fn locale(&self) -> Option<&crate::locale::Locale> {
         Some(RequestContext::locale(self))
+    }
+
+    fn template_value(&self, name: &str) -> Option<&serde_json::Value> {
+        self.template_values.get(name)
     }
 
     fn app_parts(&self) -> Option<AppParts<'_>> {

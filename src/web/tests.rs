@@ -312,6 +312,43 @@ fn collect_headers(r: &Response, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Adds `site` and `current_user` to its templates in `prepare`.
+struct Namespaced;
+
+impl RequestHandler for Namespaced {
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_template_value("site", "The Daily");
+        cx.set_template_value("current_user", serde_json::json!({"name": "ann"}));
+        cx.set_template_value("tags", ["a", "b"]);
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let values = if args[0] == "own" {
+            serde_json::json!({"site": "Own"})
+        } else {
+            serde_json::json!({})
+        };
+        cx.render_with("page.html", &values);
+    }
+}
+
+#[test]
+fn set_template_value_adds_to_every_template_of_the_request() {
+    let dir = TempDir::new("template-values");
+    dir.file(
+        "page.html",
+        "{{ site }}|{{ current_user.name }}|{{ len(tags) }}|{% module Template(\"m.html\") %}",
+    );
+    dir.file("m.html", "[{{ site }}]");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/(own|base)", || Namespaced)
+        .build();
+    // The handler's names reach the page and its module's template; they
+    // win over current_user; a render's own value of the name wins.
+    assert_eq!(text(&get(&app, "/base")), "The Daily|ann|2|[The Daily]");
+    assert_eq!(text(&get(&app, "/own")), "Own|ann|2|[The Daily]");
+}
+
 /// `/as/...` (or `X-Op: add`) with `add_slash`, others with
 /// `remove_slash`, then the method's own answer; `/clear` clears every
 /// cookie.

@@ -2296,6 +2296,12 @@ pub(crate) trait RequestNamespace {
     fn app_parts(&self) -> Option<AppParts<'_>> {
         None
     }
+    /// A name the handler added to its templates' namespace
+    /// (`RequestContext::set_template_value`).
+    fn template_value(&self, name: &str) -> Option<&Value> {
+        let _ = name;
+        None
+    }
 }
 
 /// What a render inside an application reaches beyond its request's
@@ -3050,6 +3056,9 @@ impl<'a> Renderer<'a> {
     /// have the name.
     fn namespace(&self, name: &str) -> Option<Val<'a>> {
         static NONE: Value = Value::Null;
+        if let Some(v) = self.request.and_then(|r| r.template_value(name)) {
+            return Some(Val::Json(v));
+        }
         if name == "locale" {
             let value = *self.locale_value.get_or_init(|| {
                 let locale = expr::Env::locale(self);
