@@ -53,22 +53,20 @@ class Main(tornado.web.RequestHandler):
     head = get  # cyclone's default head() is get(); Tornado's is a 405
 
 
-class RemoveSlash(tornado.web.RequestHandler):
-    @tornado.web.removeslash
-    def get(self):
-        self.write("at " + self.request.path)
+def slash_handler(decorator):
+    """A page naming its path, behind `decorator` (removeslash or addslash)."""
+    class Slash(tornado.web.RequestHandler):
+        @decorator
+        def get(self):
+            self.write("at " + self.request.path)
 
-    head = get
-    post = get
+        head = get
+        post = get
+    return Slash
 
 
-class AddSlash(tornado.web.RequestHandler):
-    @tornado.web.addslash
-    def get(self):
-        self.write("at " + self.request.path)
-
-    head = get
-    post = get
+RemoveSlash = slash_handler(tornado.web.removeslash)
+AddSlash = slash_handler(tornado.web.addslash)
 
 
 class Repeat(tornado.web.RequestHandler):
