@@ -80,6 +80,15 @@ const CASES: &[Case] = &[
         Some("<html><head><style type=\"text/css\">\n\n\n</style>\n</head><body>ab</body></html>"),
     ),
     (
+        "modules.Name(..) in expressions: escaped by {{ }}, as they are by {% raw %}",
+        &[
+            ("page.html", "<html><head></head><body>{% raw modules.Assets(1) %}|{{ modules.Counter() }}|{% raw modules.Counter(step=2) %}|{{ modules.Entry(e) }}|{% raw modules.linkify(url) %}|{{ modules.linkify(url, shorten=True) }}</body></html>"),
+        ],
+        "page.html",
+        "{\"e\": {\"id\": 2, \"title\": \"Second\", \"comments\": [\"a\", \"b\"]}, \"url\": \"http://example.com/a<b\"}",
+        Some("<html><head><link href=\"http://cdn.example/x.css\" type=\"text/css\" rel=\"stylesheet\"/><link href=\"/static/site.css\" type=\"text/css\" rel=\"stylesheet\"/>\n<style type=\"text/css\">\np { color: red; }\n.entry { margin: 1em; }\n</style>\n<meta name=\"m\" content=\"a&b\">\n</head><body>[1]|1|3|&lt;div class=&quot;entry&quot; id=&quot;e2&quot;&gt;Second&lt;/div&gt;|<a href=\"http://example.com/a\">http://example.com/a</a>&lt;b|&lt;a href=&quot;http://example.com/a&quot;&gt;http://example.com/a&lt;/a&gt;&amp;lt;b<script src=\"/static/entry.js\" type=\"text/javascript\"></script><script src=\"/abs/x.js\" type=\"text/javascript\"></script>\n<script type=\"text/javascript\">\n//<![CDATA[\nvar a = 1 < 2;\n//]]>\n</script>\n<p>counted 3</p>\n</body></html>"),
+    ),
+    (
         "a page without </head> for a module's CSS",
         &[
             ("page.html", "<html><body>{% module Assets() %}</body></html>"),

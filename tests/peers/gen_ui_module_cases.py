@@ -136,6 +136,11 @@ CASES = [
       "a.html": "{{ set_resources(embedded_css=\"\") }}a",
       "b.html": "{{ set_resources(embedded_css=\"\") }}b"},
      "page.html", {}),
+    ("modules.Name(..) in expressions: escaped by {{ }}, as they are by {% raw %}",
+     {"page.html": "<html><head></head><body>{% raw modules.Assets(1) %}|{{ modules.Counter() }}|"
+                   "{% raw modules.Counter(step=2) %}|{{ modules.Entry(e) }}|{% raw modules.linkify(url) %}|"
+                   "{{ modules.linkify(url, shorten=True) }}</body></html>"},
+     "page.html", {"e": ENTRIES[1], "url": "http://example.com/a<b"}),
     ("a page without </head> for a module's CSS",
      {"page.html": "<html><body>{% module Assets() %}</body></html>"},
      "page.html", {}),

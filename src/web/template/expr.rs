@@ -620,6 +620,37 @@ impl<'s> Parser<'s> {
         Some((args, kwargs))
     }
 
+    /// `modules.name(args…)` after its `(`: Tornado's `_tt_modules`
+    /// namespace in an expression, the module's HTML (escaped by `{{ }}`,
+    /// as Tornado escapes it). The built-in `linkify` and `xsrf_form_html`
+    /// are their functions; `Template` needs the `{% module %}` tag (its
+    /// template is loaded when the page is parsed).
+    fn module_call(&mut self, module: &str, depth: usize) -> Option<Exp> {
+        let (mut args, kwargs) = self.call_args(depth + 1)?;
+        match module {
+            "xsrf_form_html" => (args.is_empty() && kwargs.is_empty()).then_some(Exp::XsrfFormHtml),
+            "linkify" if args.len() == 1 => {
+                let callee = Callee::Func(Func::Linkify);
+                let kwargs = kwargs
+                    .into_iter()
+                    .map(|(k, e)| Some((Kw::of(callee, &k)?, e)))
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Exp::Call {
+                    callee,
+                    arg: Box::new(args.pop()?),
+                    kwargs,
+                })
+            }
+            "linkify" | "Template" => None,
+            name if is_identifier(name) => Some(Exp::UiModule {
+                name: name.to_string(),
+                args,
+                kwargs,
+            }),
+            _ => None,
+        }
+    }
+
     /// The `for … in … if …` clauses after a comprehension's element
     /// `elt`, up to (not eating) what closes it.
     fn comprehension(&mut self, elt: Exp, depth: usize) -> Option<Exp> {
@@ -1003,6 +1034,10 @@ impl<'s> Parser<'s> {
                 self.eat(Tok::Close).then_some(Exp::ReverseUrl(args))
             }
             Tok::Word(w) if self.peek() == Some(Tok::Open) => {
+                if let Some(module) = w.strip_prefix("modules.") {
+                    self.at += 1;
+                    return self.module_call(module, depth);
+                }
                 if let Some(func) = w.strip_prefix("locale.").and_then(LocaleFn::method) {
                     self.at += 1;
                     return self.locale_call(func, depth);

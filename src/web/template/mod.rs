@@ -597,6 +597,7 @@ struct BlockDef {
 /// | `{% module Template("file.html", key=expression, …) %}` | Tornado's `TemplateModule`: that template (relative to `template_path`, not to this file) rendered with the keyword arguments as its only values, and the request's namespace; unescaped |
 /// | `{% module xsrf_form_html() %}`, `{% module linkify(path) %}` | Tornado's built-in modules, unescaped |
 /// | `{% module Name(expression, …, key=expression, …) %}` | the application's UI module `Name` ([`UiModule`](super::UiModule), added with [`ApplicationBuilder::ui_module`](super::ApplicationBuilder::ui_module)): its `render` of the arguments, unescaped; its JavaScript and CSS go into the page `RequestContext::render` sends. A name no module has fails where it is rendered |
+/// | `{{ modules.Name(…) }}`, `{% raw modules.Name(…) %}` | Tornado's `modules` namespace: the module's HTML in an expression (escaped by `{{ }}`, as in Tornado); also `modules.linkify(..)` and `modules.xsrf_form_html()`; `Template` only through the tag |
 /// | `{{ set_resources(embedded_css="…", javascript_files=["a.js"], …) }}` | in a `{% module Template(..) %}`'s template: Tornado's resources of that template (`embedded_javascript`, `javascript_files`, `embedded_css`, `css_files`, `html_head`, `html_body`), put into the page as a [`UiModule`](super::UiModule)'s are; prints nothing |
 /// | `_("text")`, `_("1 file", "%(n)d files", n) % {"n": n}`, `pgettext("menu", "Open")`, `locale.format_date(ts)`, `locale.code` | the request's locale ([`crate::locale`]): translations, Python's `%` formatting and dict displays |
 /// | `{{ name(args) }}` | a function the application added with [`ApplicationBuilder::ui_method`](crate::web::ApplicationBuilder::ui_method) (Tornado's `ui_methods`); without one of that name the render fails there |
@@ -5884,6 +5885,12 @@ mod tests {
         let with_url_only = t.render_value_with_static_url(&json!({}), |p| p.into());
         assert!(with_url_only.is_err());
         for bad in [
+            "{{ modules.Template(\"x.html\") }}",
+            "{{ modules.linkify() }}",
+            "{{ modules.linkify(a, b) }}",
+            "{{ modules.linkify(a, nope=1) }}",
+            "{{ modules.xsrf_form_html(1) }}",
+            "{{ modules.1x() }}",
             "{% module Entry(x)(y) %}",
             "{% module Entry(x).y %}",
             "{% module Entry(a=1, b) %}",
