@@ -884,30 +884,29 @@ impl Request {
 
     /// The cookie named `name`, from the `Cookie` headers.
     pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookie_pairs()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim_matches('"').to_string())
+    }
+
+    /// Each `name=value` of the `Cookie` headers, both trimmed, in order.
+    fn cookie_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.header_all("cookie")
             .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+                Some((k.trim(), v.trim()))
             })
-            .next()
     }
 
     /// The names of the request's cookies, each once, in the order they
     /// first appear (Tornado's `request.cookies` keys).
     pub fn cookie_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        let pairs = self
-            .header_all("cookie")
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .flat_map(|v| v.split(';'));
-        for pair in pairs {
-            if let Some((k, _)) = pair.split_once('=') {
-                let k = k.trim();
-                if !k.is_empty() && !names.iter().any(|n| n == k) {
-                    names.push(k.to_string());
-                }
+        for (k, _) in self.cookie_pairs() {
+            if !k.is_empty() && !names.iter().any(|n| n == k) {
+                names.push(k.to_string());
             }
         }
         names

@@ -2459,8 +2459,28 @@ fn templates_see_tornados_request_and_gettext() {
         "Post|many|one|/p|/p?x=1|GET|example.com|http|10.0.0.9|HTTP/1.1"
     );
     assert_eq!(text(&get(&app, "/s")), "mine");
-    // `_` takes one or three arguments, as Tornado's translate.
+    // `_` takes one or three arguments, as Tornado's translate, by
+    // position then by name, each once.
     assert!(Template::parse("{{ _(\"a\", \"b\") }}").is_err());
+    for bad in [
+        "{{ _(\"a\", message=\"b\") }}",
+        "{{ _(message=\"a\", \"b\") }}",
+        "{{ _(\"a\", nope=1) }}",
+        "{{ _(\"a\", \"b\", 1, 2) }}",
+        "{{ _(m for m in ms) }}",
+        "{{ _() }}",
+        "{{ pgettext(\"c\") }}",
+    ] {
+        assert!(Template::parse(bad).is_err(), "{bad}");
+    }
+    for good in [
+        "{{ _(\"a\", plural_message=\"b\", count=2) }}",
+        "{{ _(count=2, plural_message=\"b\", message=\"a\") }}",
+        "{{ _(\"a\",) }}",
+        "{{ pgettext(\"c\", \"a\", \"b\", count=1) }}",
+    ] {
+        assert!(Template::parse(good).is_ok(), "{good}");
+    }
     let t = Template::parse("{{ _(x) }}").unwrap();
     assert_eq!(t.render_value(&serde_json::json!({"x": 5})).unwrap(), "5");
 }

@@ -326,28 +326,18 @@ impl ActiveModules {
             return Ok(());
         };
         for (key, v) in &resources {
-            let ok = if TEXT_RESOURCES.contains(&key.as_str()) {
-                v.is_string()
+            // Tornado keeps keywords no method reads, and ignores them.
+            let why = if TEXT_RESOURCES.contains(&key.as_str()) {
+                (!v.is_string()).then_some("the text is a string")
             } else if FILE_RESOURCES.contains(&key.as_str()) {
-                v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+                let files =
+                    v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+                (!files).then_some("files are a string or a list of strings")
             } else {
-                // Tornado keeps keywords no method reads, and ignores them.
-                true
+                None
             };
-            if !ok {
-                return Err(format!(
-                    "set_resources({key}=..): {} a string{}",
-                    if FILE_RESOURCES.contains(&key.as_str()) {
-                        "files are"
-                    } else {
-                        "the text is"
-                    },
-                    if FILE_RESOURCES.contains(&key.as_str()) {
-                        " or a list of strings"
-                    } else {
-                        ""
-                    }
-                ));
+            if let Some(why) = why {
+                return Err(format!("set_resources({key}=..): {why}"));
             }
         }
         match kept.iter().find(|(t, _)| t == template) {

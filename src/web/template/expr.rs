@@ -551,38 +551,24 @@ impl<'s> Parser<'s> {
     /// The arguments of a locale function after its `(`, through the `)`:
     /// positional ones, then keyword ones, as Python takes them.
     fn locale_call(&mut self, func: LocaleFn, depth: usize) -> Option<Exp> {
+        let (positional, keywords) = self.call_args(depth + 1)?;
+        // No generator expression: each parameter takes one value.
+        if matches!(positional.as_slice(), [Exp::Comp { .. }]) {
+            return None;
+        }
         let params = func.params();
         let mut args: Vec<Option<Exp>> = vec![None; params.len()];
-        let mut positional = 0;
-        let mut keywords = false;
-        while !self.eat(Tok::Close) {
-            let keyword = match (self.peek(), self.toks.get(self.at + 1)) {
-                (Some(Tok::Word(name)), Some(Tok::Assign)) => Some(name),
-                _ => None,
-            };
-            let slot = match keyword {
-                Some(name) => {
-                    self.at += 2;
-                    keywords = true;
-                    params.iter().position(|p| *p == name)?
-                }
-                None if keywords => return None,
-                None => {
-                    positional += 1;
-                    positional - 1
-                }
-            };
-            let value = self.test(depth + 1)?;
-            let arg = args.get_mut(slot)?;
-            if arg.is_some() {
+        let named = keywords
+            .into_iter()
+            .map(|(name, value)| (params.iter().position(|p| *p == name), value));
+        let given = positional
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| (Some(i), value))
+            .chain(named);
+        for (slot, value) in given {
+            if args.get_mut(slot?)?.replace(value).is_some() {
                 return None;
-            }
-            *arg = Some(value);
-            if !self.eat(Tok::Comma) {
-                if !self.eat(Tok::Close) {
-                    return None;
-                }
-                break;
             }
         }
         func.complete(&args).then_some(Exp::Locale { func, args })
