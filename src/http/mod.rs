@@ -1,14 +1,18 @@
 //! HTTP/1.1 server connections on httparse: requests split across reads,
 //! pipelining, keep-alive, `Content-Length` and chunked bodies,
-//! absolute-form targets, limits (431, 413), a request timeout, HEAD, and the hand-off of an upgraded stream.
+//! absolute-form targets, limits (431, 413), a request timeout, HEAD,
+//! answers given later or streamed ([`PendingReply`]), and the hand-off of
+//! an upgraded stream.
 
 pub(crate) mod linger;
+pub mod pending;
 pub mod reader;
 pub mod request;
 pub mod response;
 pub mod server;
 pub mod stream;
 
+pub use pending::PendingReply;
 pub use request::{percent_decode, HeadLimits, ParseError, Request};
 pub use response::{html_escape, http_date, reason_phrase, Response};
 pub use stream::Stream;
@@ -93,6 +97,9 @@ pub enum Reply {
     Response(Response),
     /// Switch protocols: the connection is handed to this upgrade.
     Upgrade(Box<dyn Upgrade>),
+    /// The answer comes later, through the service's clone of this
+    /// [`PendingReply`]; the connection waits for it (see `pending`).
+    Pending(PendingReply),
 }
 
 /// Takes over a connection after a successful upgrade (implemented by the

@@ -260,6 +260,55 @@ impl Response {
     /// `Content-Length`; `keep_alive` chooses the `Connection` header.
     pub fn serialize(&self, out: &mut Vec<u8>, head_only: bool, keep_alive: bool, date: &str) {
         out.reserve(128 + self.body.len());
+        let framing = if self.no_body() {
+            Framing::None
+        } else {
+            // The body's length, except for a HEAD answer without a body
+            // whose handler announced the length itself (Tornado: a `head`
+            // that sets Content-Length keeps it).
+            Framing::Length(
+                (head_only && self.body.is_empty())
+                    .then(|| self.header("content-length"))
+                    .flatten()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(self.body.len() as u64 + self.file_body_len()),
+            )
+        };
+        self.write_head(out, framing, keep_alive, date);
+        if !head_only && !self.no_body() {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
+    /// Serializes the head of a response whose body follows in pieces
+    /// ([`PendingReply::start`](super::PendingReply::start)): `chunked`
+    /// (HTTP/1.1) says `Transfer-Encoding: chunked` and writes the body so
+    /// far as the first chunk; otherwise the body runs to the close. Returns
+    /// whether the body's bytes follow at all (not for HEAD, 1xx, 204, 304).
+    pub(crate) fn serialize_streaming(
+        &self,
+        out: &mut Vec<u8>,
+        head_only: bool,
+        chunked: bool,
+        keep_alive: bool,
+        date: &str,
+    ) -> bool {
+        let (framing, keep_alive) = if self.no_body() {
+            (Framing::None, keep_alive)
+        } else if chunked {
+            (Framing::Chunked, keep_alive)
+        } else {
+            (Framing::UntilClose, false)
+        };
+        self.write_head(out, framing, keep_alive, date);
+        let body = !head_only && !self.no_body();
+        if body {
+            write_chunk(out, &self.body, chunked);
+        }
+        body
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>, framing: Framing, keep_alive: bool, date: &str) {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(self.status.to_string().as_bytes());
         out.push(b' ');
@@ -277,7 +326,7 @@ impl Response {
             out.extend_from_slice(date.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        let no_body = self.no_body();
+        let no_body = matches!(framing, Framing::None);
         for (n, v) in &self.headers {
             // The framing is this layer's: `Content-Length` (or none) and
             // `Connection`; a handler's `Transfer-Encoding` beside them would
@@ -300,27 +349,45 @@ impl Response {
             out.extend(v.bytes().filter(|&b| field_byte(b)));
             out.extend_from_slice(b"\r\n");
         }
-        if !no_body {
-            // The body's length, except for a HEAD answer without a body
-            // whose handler announced the length itself (Tornado: a `head`
-            // that sets Content-Length keeps it).
-            let length = (head_only && self.body.is_empty())
-                .then(|| self.header("content-length"))
-                .flatten()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(self.body.len() as u64 + self.file_body_len());
-            out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(length.to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
+        match framing {
+            Framing::Length(length) => {
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(length.to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            Framing::UntilClose | Framing::None => {}
         }
         out.extend_from_slice(if keep_alive {
             b"Connection: keep-alive\r\n\r\n" as &[u8]
         } else {
             b"Connection: close\r\n\r\n"
         });
-        if !head_only && !no_body {
-            out.extend_from_slice(&self.body);
-        }
+    }
+}
+
+/// How a response's body is delimited (RFC 9112 §6.3).
+enum Framing {
+    /// No body at all (1xx, 204, 304).
+    None,
+    Length(u64),
+    Chunked,
+    /// The body ends where the connection does (HTTP/1.0 streaming).
+    UntilClose,
+}
+
+/// Appends `data` to a streamed body: as one chunk (`chunked`), or as it
+/// is. An empty `data` writes nothing (an empty chunk would end the body).
+pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if data.is_empty() {
+        return;
+    }
+    if chunked {
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(data);
     }
 }
 

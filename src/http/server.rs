@@ -13,9 +13,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
 use super::linger::{Lingering, HTTP_LINGER};
+use super::pending::{PendingReply, Taken};
 use super::reader::{HeadPoll, RequestReader};
 use super::request::{HeadLimits, Request};
-use super::response::{http_date_now, FileBody, Response};
+use super::response::{http_date_now, write_chunk, FileBody, Response};
 use super::stream::Stream;
 use super::{HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
@@ -357,6 +358,7 @@ impl Listener {
             peer_eof: false,
             more: false,
             served: 0,
+            waiting: None,
         };
         let mut conn = Some(Box::new(conn));
         let cid = lp.insert(|_| conn.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
@@ -432,6 +434,49 @@ struct HttpConn {
     /// read again once the requests read are answered.
     more: bool,
     served: u64,
+    /// The request being answered later ([`Reply::Pending`]): until its
+    /// answer is complete, no further request is answered.
+    waiting: Option<Box<Waiting>>,
+}
+
+/// A request whose answer is given later ([`PendingReply`]).
+struct Waiting {
+    reply: PendingReply,
+    /// The request, for the access line (when access lines are logged).
+    req: Option<Request>,
+    head_only: bool,
+    keep_alive: bool,
+    /// HTTP/1.1: a streamed body goes as chunks (else up to the close).
+    chunked: bool,
+    /// A streamed body's bytes are sent (not for HEAD, 1xx, 204, 304).
+    body: bool,
+    /// The streamed response's status, for the access line.
+    status: u16,
+}
+
+impl Drop for HttpConn {
+    fn drop(&mut self) {
+        // Whatever dropped the connection (the peer, an error, the idle
+        // timeout, shutdown), a reply still awaited learns it.
+        if let Some(w) = self.waiting.take() {
+            w.reply.close();
+        }
+    }
+}
+
+/// A final answer cannot be interim (1xx): it would leave the client
+/// waiting for the real one, and the next response would be taken as this
+/// request's. Such a response becomes a 500.
+fn final_response(resp: Response, peer: SocketAddr, req: Option<&Request>) -> Response {
+    if resp.status() >= 200 {
+        return resp;
+    }
+    log::error!(
+        "{peer} answered {} with {} as its final status: sent 500",
+        req.map_or("a request", |r| r.uri()),
+        resp.status()
+    );
+    Response::error(500, None)
 }
 
 enum Step {
@@ -441,6 +486,8 @@ enum Step {
     Again,
     /// Stop reading: the connection will close after flushing.
     Close,
+    /// The answer comes later: stop answering requests until it is done.
+    Wait,
     /// The connection was upgraded.
     Upgrade(Box<dyn Upgrade>),
 }
@@ -513,6 +560,86 @@ impl HttpConn {
         }
     }
 
+    /// Takes what the awaited reply has for the peer into `out`. Returns
+    /// true once no reply is awaited any more (it was complete): the
+    /// connection then goes on to the requests behind it.
+    fn pump(&mut self, lp: &IOLoop, id: ConnId) -> bool {
+        let Some(w) = self.waiting.as_mut() else {
+            return true;
+        };
+        let done = match w.reply.take() {
+            Taken::Nothing => false,
+            Taken::Abort => {
+                // No last chunk: the client sees the body cut short.
+                self.waiting = None;
+                self.close_after_flush = true;
+                self.linger = true;
+                return true;
+            }
+            Taken::Whole(resp) => {
+                let w = self.waiting.take().expect("waiting");
+                let resp = final_response(resp, self.peer, w.req.as_ref());
+                let keep_alive = w.keep_alive && !self.close_after_flush;
+                self.respond(lp, w.req.as_ref(), w.head_only, resp, keep_alive);
+                self.end_wait(lp, id);
+                return true;
+            }
+            Taken::Head(resp, more, done) => {
+                let resp = final_response(resp, self.peer, w.req.as_ref());
+                let keep_alive = w.keep_alive && !self.close_after_flush;
+                w.body = resp.serialize_streaming(
+                    &mut self.out,
+                    w.head_only,
+                    w.chunked,
+                    keep_alive,
+                    &date_cached(lp),
+                );
+                if !keep_alive || (w.body && !w.chunked) {
+                    // HTTP/1.0: the body ends with the connection.
+                    self.close_after_flush = true;
+                }
+                w.status = resp.status();
+                if w.body {
+                    write_chunk(&mut self.out, &more, w.chunked);
+                }
+                done
+            }
+            Taken::Body(more, done) => {
+                if w.body {
+                    write_chunk(&mut self.out, &more, w.chunked);
+                }
+                done
+            }
+        };
+        if !done {
+            return false;
+        }
+        let w = self.waiting.take().expect("waiting");
+        if w.body && w.chunked {
+            self.out.extend_from_slice(b"0\r\n\r\n");
+        }
+        if let Some(req) = &w.req {
+            let elapsed = self
+                .started
+                .map(|s| lp.time().saturating_duration_since(s))
+                .unwrap_or_default();
+            self.shared.service.log_request(req, w.status, elapsed);
+        }
+        self.served += 1;
+        self.end_wait(lp, id);
+        true
+    }
+
+    /// The awaited answer is complete: the connection is between requests
+    /// again, and those that arrived meanwhile are answered next tick.
+    fn end_wait(&mut self, lp: &IOLoop, id: ConnId) {
+        self.started = None;
+        self.deadline = Some(lp.deadline_after(self.shared.limits.idle_timeout));
+        if !self.reader.is_empty() || self.more {
+            lp.mark_readable(id);
+        }
+    }
+
     fn error(&mut self, lp: &IOLoop, status: u16, msg: &str) {
         if self.file.is_some() {
             // A file is still being sent: the error cannot follow it
@@ -552,7 +679,7 @@ impl HttpConn {
         self.out.len() - self.out_at
     }
 
-    fn step(&mut self, lp: &IOLoop) -> Step {
+    fn step(&mut self, lp: &IOLoop, id: ConnId) -> Step {
         // Whether the pending request's head completed in this call: it
         // then gets its `100 Continue` if its body is not all here.
         let mut new_head = false;
@@ -626,6 +753,7 @@ impl HttpConn {
         }
         let keep_alive = req.keep_alive();
         let head_only = req.method() == "HEAD";
+        let http11 = req.version_minor() >= 1;
         let service = self.shared.service.clone();
         // The access log needs the request after `dispatch` consumed it:
         // copy it only when access lines can be logged at all (the copy is
@@ -634,20 +762,28 @@ impl HttpConn {
             log::log_enabled!(target: "cyclone::access", log::Level::Error).then(|| req.clone());
         let reply = catch_unwind(AssertUnwindSafe(|| service.dispatch(req)));
         match reply {
-            Ok(Reply::Response(mut resp)) => {
-                if resp.status() < 200 {
-                    // A 1xx is interim: sent as the answer, it would leave
-                    // the client waiting for the final one, and the next
-                    // response would be taken as this request's.
-                    log::error!(
-                        "{} answered {} with {} as its final status: sent 500",
-                        self.peer,
-                        for_log.as_ref().map_or("a request", |r| r.uri()),
-                        resp.status()
-                    );
-                    resp = Response::error(500, None);
-                }
+            Ok(Reply::Response(resp)) => {
+                let resp = final_response(resp, self.peer, for_log.as_ref());
                 self.respond(lp, for_log.as_ref(), head_only, resp, keep_alive);
+            }
+            Ok(Reply::Pending(reply)) => {
+                reply.attach(id);
+                self.waiting = Some(Box::new(Waiting {
+                    reply,
+                    req: for_log,
+                    head_only,
+                    keep_alive,
+                    chunked: http11,
+                    body: false,
+                    status: 0,
+                }));
+                // No request or idle timeout while the answer is awaited
+                // (a long poll waits as long as it needs); bytes queued
+                // for a peer that does not take them set one again.
+                self.deadline = None;
+                if !self.pump(lp, id) {
+                    return Step::Wait;
+                }
             }
             Ok(Reply::Upgrade(up)) => {
                 if let Some(req) = &for_log {
@@ -768,6 +904,15 @@ impl HttpConn {
         if self.flush().is_err() {
             return Action::Remove;
         }
+        if let Some(w) = &self.waiting {
+            w.reply.set_queued(self.queued());
+            if self.all_sent() {
+                // Nothing for the peer to take: no deadline while waiting.
+                self.deadline = None;
+            } else if self.deadline.is_none() {
+                self.deadline = Some(lp.deadline_after(self.shared.limits.idle_timeout));
+            }
+        }
         if self.more_file {
             // Next tick, after the other connections' events: not
             // `mark_dirty`, whose list the loop flushes until it is empty
@@ -781,7 +926,7 @@ impl HttpConn {
             // edge will come: resume reading next tick.
             lp.mark_readable(id);
         }
-        if self.close_after_flush && self.all_sent() {
+        if self.close_after_flush && self.all_sent() && self.waiting.is_none() {
             // Lingering also after a plain close (`Connection: close`,
             // HTTP/1.0, a handler's 500): a peer that sent more than the
             // server read (pipelined requests) would otherwise get a reset,
@@ -805,12 +950,30 @@ impl Pollable for HttpConn {
             if self.flush().is_err() {
                 return Action::Remove;
             }
-            if self.sent > before && self.started.is_none() && !self.linger {
+            if self.sent > before
+                && (self.started.is_none() || self.waiting.is_some())
+                && !self.linger
+            {
                 // The peer is taking a response: that is activity, so a
                 // slow download is not cut off by the idle timeout. (While
                 // a request is under way its own deadline stands.)
                 self.deadline = Some(lp.deadline_after(self.shared.limits.idle_timeout));
             }
+        }
+        if self.waiting.is_some() {
+            if r.readable || r.read_closed || r.error {
+                // Read on while the answer is awaited, to notice the peer
+                // closing (Tornado's `on_connection_close`); a request it
+                // pipelines meanwhile waits in the reader (up to the
+                // usual cap, then in the kernel).
+                match self.read_some(lp, r.read_closed || r.error) {
+                    Ok(false) => {}
+                    // Gone, or half-closed (Tornado closes then too):
+                    // dropping the connection tells the reply.
+                    Ok(true) | Err(_) => return Action::Remove,
+                }
+            }
+            return self.after_io(lp, id);
         }
         let resuming = self.paused && !self.backed_up();
         if !resuming && !r.readable && !r.read_closed && !r.error {
@@ -836,14 +999,14 @@ impl Pollable for HttpConn {
         };
         self.peer_eof |= eof;
         loop {
-            match self.step(lp) {
+            match self.step(lp, id) {
                 Step::Again if self.backed_up() => {
                     // Requests already read stay in `buf` until it drains.
                     self.paused = true;
                     break;
                 }
                 Step::Again => continue,
-                Step::NeedMore => break,
+                Step::NeedMore | Step::Wait => break,
                 Step::Close => return self.after_io(lp, id),
                 Step::Upgrade(mut up) => {
                     // The 101 is written from the loop's out buffer: no
@@ -909,11 +1072,28 @@ impl Pollable for HttpConn {
     /// Flushes what is queued; `after_io` also resumes the requests that
     /// waited behind a file once it is done.
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        // The awaited reply has news (`PendingReply` marked us dirty).
+        self.pump(lp, id);
         self.after_io(lp, id)
     }
 
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         match self.deadline {
+            Some(d) if d <= now && self.waiting.is_some() => {
+                // Part of an awaited answer is queued: dropped only if the
+                // peer took none of it for the idle timeout.
+                let before = self.sent + self.stream.as_ref().map_or(0, Stream::records_sent);
+                if self.flush().is_err() {
+                    return Action::Remove;
+                }
+                let after = self.sent + self.stream.as_ref().map_or(0, Stream::records_sent);
+                if after == before && !self.all_sent() {
+                    log::debug!("{id} dropped: the peer took none of a streamed answer");
+                    return Action::Remove;
+                }
+                self.deadline = None;
+                self.after_io(lp, id)
+            }
             Some(d) if d <= now => {
                 if self.taking_its_response() {
                     // Still downloading: activity, as on a writable edge.
@@ -941,7 +1121,7 @@ impl Pollable for HttpConn {
     fn shutdown(&mut self, _lp: &IOLoop, _id: ConnId) -> Action {
         // A response still leaving (TLS records included) is finished
         // first, then the connection closes.
-        if self.reader.is_empty() && self.all_sent() {
+        if self.reader.is_empty() && self.all_sent() && self.waiting.is_none() {
             self.close_notify_if_idle();
             Action::Remove
         } else {

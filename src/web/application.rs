@@ -679,22 +679,37 @@ impl Application {
         &self,
         route: Option<&Route>,
         factory: &HandlerFactory,
-        req: &Request,
+        req: Request,
         args: &[&str],
-    ) -> Response {
+    ) -> Reply {
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut handler = factory();
-            let mut cx = RequestContext::new(req, &self.inner.shared);
+            let mut cx = RequestContext::new(&req, &self.inner.shared);
             if let Some(route) = route {
                 cx.set_path_kwargs(named_captures(&route.regex, args));
             }
             call_method(&mut *handler, &mut cx, args);
+            if cx.is_open_later() {
+                // `asynchronous`: the answer is completed later.
+                let (parts, later) = cx.into_parts();
+                return Err(Box::new((parts, later.expect("open later"), handler)));
+            }
             let response = cx.into_response();
             handler.on_finish(response.status());
-            response
+            Ok(response)
         }));
         match result {
-            Ok(response) => response,
+            Ok(Ok(response)) => Reply::Response(response),
+            Ok(Err(open)) => {
+                let (parts, later, handler) = *open;
+                Reply::Pending(super::async_response::begin(
+                    later,
+                    req,
+                    self.inner.shared.clone(),
+                    parts,
+                    handler,
+                ))
+            }
             Err(payload) => {
                 let msg = payload
                     .downcast_ref::<&str>()
@@ -763,7 +778,7 @@ impl Service for Application {
         }
         let Some((route, args)) = self.find(req.path()) else {
             if let Some(factory) = &self.inner.default {
-                return Reply::Response(self.run_handler(None, factory, &req, &[]));
+                return self.run_handler(None, factory, req, &[]);
             }
             let mut not_found = Response::error(404, None);
             // Through the output transform, as Tornado's default
@@ -774,7 +789,7 @@ impl Service for Application {
         match &route.target {
             Target::Handler(factory) => {
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-                Reply::Response(self.run_handler(Some(route), factory, &req, &argv))
+                self.run_handler(Some(route), factory, req, &argv)
             }
             Target::WebSocket {
                 factory, settings, ..

@@ -68,6 +68,34 @@ pub struct RequestContext<'a> {
     /// Names the handler added to its templates' namespace
     /// ([`set_template_value`](Self::set_template_value)).
     template_values: serde_json::Map<String, serde_json::Value>,
+    /// The head went out ([`AsyncResponse::flush`](super::AsyncResponse::flush)):
+    /// status, headers and cookies can no longer change.
+    head_sent: bool,
+    /// The answer given later, once [`asynchronous`](Self::asynchronous)
+    /// was called.
+    later: Option<super::async_response::Shared>,
+}
+
+/// A [`RequestContext`] without its borrows of the request and the
+/// application: what an [`AsyncResponse`](super::AsyncResponse) keeps
+/// between the handler method's return and the end of the answer.
+pub(crate) struct Parts {
+    response: Response,
+    cookies: Vec<String>,
+    finished: bool,
+    unimplemented: Vec<&'static str>,
+    form_body: OnceCell<bool>,
+    path_kwargs: Vec<(String, String)>,
+    error_status: Option<u16>,
+    xsrf_raw: OnceCell<xsrf::RawToken>,
+    xsrf_token: OnceCell<String>,
+    multipart: Option<multipart::Parts>,
+    current_user: Option<String>,
+    request_value: OnceCell<serde_json::Value>,
+    locale: OnceCell<crate::locale::Locale>,
+    modules: ActiveModules,
+    template_values: serde_json::Map<String, serde_json::Value>,
+    head_sent: bool,
 }
 
 /// Whether a browser would read `url` as protocol-relative
@@ -133,7 +161,154 @@ impl<'a> RequestContext<'a> {
             locale: OnceCell::new(),
             modules: ActiveModules::default(),
             template_values: serde_json::Map::new(),
+            head_sent: false,
+            later: None,
         }
+    }
+
+    /// Splits off the borrows: the state, and the answer given later if
+    /// [`asynchronous`](Self::asynchronous) was called.
+    pub(crate) fn into_parts(self) -> (Parts, Option<super::async_response::Shared>) {
+        let parts = Parts {
+            response: self.response,
+            cookies: self.cookies,
+            finished: self.finished,
+            unimplemented: self.unimplemented,
+            form_body: self.form_body,
+            path_kwargs: self.path_kwargs,
+            error_status: self.error_status,
+            xsrf_raw: self.xsrf_raw,
+            xsrf_token: self.xsrf_token,
+            multipart: self.multipart,
+            current_user: self.current_user,
+            request_value: self.request_value,
+            locale: self.locale,
+            modules: self.modules,
+            template_values: self.template_values,
+            head_sent: self.head_sent,
+        };
+        (parts, self.later)
+    }
+
+    /// A context again, for work on an answer given later.
+    pub(crate) fn from_parts(
+        request: &'a Request,
+        shared: &'a Shared,
+        parts: Parts,
+        later: super::async_response::Shared,
+    ) -> RequestContext<'a> {
+        RequestContext {
+            request,
+            shared,
+            response: parts.response,
+            cookies: parts.cookies,
+            finished: parts.finished,
+            unimplemented: parts.unimplemented,
+            form_body: parts.form_body,
+            path_kwargs: parts.path_kwargs,
+            error_status: parts.error_status,
+            xsrf_raw: parts.xsrf_raw,
+            xsrf_token: parts.xsrf_token,
+            multipart: parts.multipart,
+            current_user: parts.current_user,
+            request_value: parts.request_value,
+            locale: parts.locale,
+            modules: parts.modules,
+            template_values: parts.template_values,
+            head_sent: parts.head_sent,
+            later: Some(later),
+        }
+    }
+
+    /// Keeps the response open after the handler method returns: the
+    /// answer is completed later through the returned handle (Tornado
+    /// 4.3's `@asynchronous`, and what a coroutine `get` does): from a
+    /// timer, a task ([`spawn`](crate::ioloop::spawn)), or another
+    /// connection's handler (long polling), with
+    /// [`write`](super::AsyncResponse::write),
+    /// [`flush`](super::AsyncResponse::flush) (stream what is written so
+    /// far: Server-Sent Events), [`finish`](super::AsyncResponse::finish),
+    /// or any of this context's methods through
+    /// [`with`](super::AsyncResponse::with). Dropping the last handle
+    /// finishes the answer, as a coroutine's end does.
+    ///
+    /// What the method writes through `cx` comes first. A method that
+    /// finishes the response itself after calling this (`send_error`,
+    /// `redirect`, `render`) answers now, as without it. While the answer
+    /// is open, requests pipelined behind it wait, and a client that
+    /// closes the connection is noticed: the handler's
+    /// [`on_connection_close`](super::RequestHandler::on_connection_close)
+    /// runs, [`is_closed`](super::AsyncResponse::is_closed) turns true.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cyclone::ioloop::IOLoop;
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Slow;
+    /// impl RequestHandler for Slow {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let later = cx.asynchronous();
+    ///         IOLoop::current().call_later(Duration::from_millis(100), move || {
+    ///             later.write("done");
+    ///             later.finish();
+    ///         });
+    ///     }
+    /// }
+    /// ```
+    pub fn asynchronous(&mut self) -> super::AsyncResponse {
+        let shared = self
+            .later
+            .get_or_insert_with(super::async_response::Shared::default)
+            .clone();
+        super::AsyncResponse::new(shared)
+    }
+
+    /// Whether [`asynchronous`](Self::asynchronous) keeps this response
+    /// open (it was called and the response is not finished).
+    pub(crate) fn is_open_later(&self) -> bool {
+        self.later.is_some() && !self.finished
+    }
+
+    /// Whether the response's head went out (a streamed answer).
+    pub(crate) fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    /// Takes the response's head and the body written so far, for the
+    /// first piece of a streamed answer: its cookies become `Set-Cookie`
+    /// headers, and from now on the status and headers stay as they are.
+    pub(crate) fn take_head(&mut self) -> Response {
+        self.set_new_xsrf_cookie();
+        let status = self.response.status();
+        let mut head = std::mem::replace(&mut self.response, Response::new(status));
+        for c in self.cookies.drain(..) {
+            head.add_header("Set-Cookie", c);
+        }
+        self.head_sent = true;
+        head
+    }
+
+    /// Takes what was written since the last piece of a streamed answer.
+    pub(crate) fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(self.response.body_mut())
+    }
+
+    /// The response being built (for the transforms of a streamed answer).
+    pub(crate) fn response_mut(&mut self) -> &mut Response {
+        &mut self.response
+    }
+
+    /// Whether status, headers and cookies can still change; logs why not.
+    fn head_writable(&self, what: &str) -> bool {
+        if self.head_sent {
+            log::warn!(
+                "{what} ignored: the head of the response to {} {} was already sent (flush)",
+                self.request.method(),
+                self.request.uri()
+            );
+        }
+        !self.head_sent && self.writable(what)
     }
 
     /// The status of an error page sent with `send_error` and not yet
@@ -338,7 +513,7 @@ impl<'a> RequestContext<'a> {
     /// handler bug, as Tornado's `ValueError`: it is logged and the request
     /// answers 500.
     pub fn set_status(&mut self, status: u16) {
-        if !self.writable("set_status") {
+        if !self.head_writable("set_status") {
             return;
         }
         if valid_status(status) {
@@ -359,21 +534,21 @@ impl<'a> RequestContext<'a> {
 
     /// Replaces any header `name` with `name: value`.
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
-        if self.writable("set_header") {
+        if self.head_writable("set_header") {
             self.response.set_header(name, value);
         }
     }
 
     /// Adds a header line, keeping existing ones with the same name.
     pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
-        if self.writable("add_header") {
+        if self.head_writable("add_header") {
             self.response.add_header(name, value);
         }
     }
 
     /// Removes every header `name`.
     pub fn clear_header(&mut self, name: &str) {
-        if self.writable("clear_header") {
+        if self.head_writable("clear_header") {
             self.response.clear_header(name);
         }
     }
@@ -1442,6 +1617,12 @@ impl<'a> RequestContext<'a> {
     /// RFC 6265 §4.1.1: one `Set-Cookie` per name). `set_default_headers`
     /// runs again on an error page, and its cookies must not double.
     fn push_cookie(&mut self, name: &str, line: String) {
+        if self.head_sent {
+            log::warn!(
+                "set_cookie({name:?}) ignored: the head of the response was already sent (flush)"
+            );
+            return;
+        }
         self.cookies
             .retain(|c| c.split_once('=').is_none_or(|(n, _)| n != name));
         self.cookies.push(line);

@@ -194,6 +194,13 @@ pub trait RequestHandler: 'static {
         let _ = status;
     }
 
+    /// The client closed the connection while the answer was still open
+    /// ([`RequestContext::asynchronous`]): Tornado's `on_connection_close`,
+    /// for a long poll to stop waiting. Runs on the loop, once; the answer
+    /// goes nowhere from then on
+    /// ([`AsyncResponse::is_closed`](super::AsyncResponse::is_closed)).
+    fn on_connection_close(&mut self) {}
+
     /// `GET`. Default: 405.
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         let _ = args;
@@ -295,6 +302,17 @@ pub(crate) fn call_method(
     handler.set_default_headers(cx);
     cx.keep_only_headers(200);
     dispatch(handler, cx, args);
+    if cx.is_open_later() {
+        // `asynchronous`: the answer ends later, through `finish_response`.
+        return;
+    }
+    finish_response(handler, cx);
+}
+
+/// Tornado's `finish()` over a response that is complete and whose head
+/// was not sent: the 1xx check, the handler's error page, the ETag and its
+/// 304, then the output transform (gzip).
+pub(crate) fn finish_response(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>) {
     // A 1xx cannot be the final answer: the connection would send a 500
     // for it. Make that 500 here, dressed like any error page, so
     // `on_finish` sees the status the client gets.

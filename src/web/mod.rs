@@ -9,7 +9,9 @@
 //!   unimplemented methods answer 405 with an `Allow` header.
 //! * [`RequestContext`] — the request, arguments, cookies, and the response
 //!   being built (`write`, `write_json`, `render`, `render_with`,
-//!   `redirect`, `send_error`).
+//!   `redirect`, `send_error`); [`AsyncResponse`] — the answer completed
+//!   after the method returned (`cx.asynchronous()`: long polling, a
+//!   streamed body with `flush`, Server-Sent Events).
 //! * [`StaticFiles`] — files under `static_path`, without path traversal
 //!   (a directory's `index.html` with [`StaticFiles::with_default_filename`]);
 //!   [`RedirectHandler`] — a route that only redirects.
@@ -27,6 +29,7 @@
 //!   and CSS the page's modules ask for into its `<head>` and `<body>`.
 
 mod application;
+mod async_response;
 mod context;
 mod cookie;
 pub mod escape;
@@ -47,6 +50,7 @@ mod tests;
 
 pub(crate) use application::ApplicationContext;
 pub use application::{Application, ApplicationBuilder, UiMethod};
+pub use async_response::AsyncResponse;
 pub(crate) use context::escape_script_end;
 pub use context::{RequestContext, MAX_URLENCODED_ARGUMENTS};
 pub use cookie::{CookieOptions, SameSite};

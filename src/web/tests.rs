@@ -14,6 +14,7 @@ fn dispatch(app: &Application, req: Request) -> Response {
     match app.dispatch(req) {
         Reply::Response(r) => r,
         Reply::Upgrade(_) => panic!("unexpected upgrade"),
+        Reply::Pending(_) => panic!("unexpected pending reply"),
     }
 }
 

@@ -1,0 +1,263 @@
+//! A response finished after [`Service::dispatch`](super::Service::dispatch)
+//! returned: Tornado's asynchronous handlers (`@asynchronous` in 4.3, a
+//! coroutine `get` since), long polling, and responses streamed with
+//! `flush()` (Server-Sent Events, a slow report written as it is made).
+//!
+//! The service answers [`Reply::Pending`](super::Reply::Pending) with a
+//! [`PendingReply`] and keeps a clone. The connection waits for it:
+//! requests pipelined behind this one stay buffered, no request or idle
+//! timeout runs while nothing is queued (a long poll may wait minutes), and
+//! a peer that closes the connection is noticed at once
+//! ([`on_close`](PendingReply::on_close)). The clone then answers from
+//! anywhere on the loop's thread (a timer, another connection's handler, a
+//! task): [`respond`](PendingReply::respond) with a whole response, or
+//! [`start`](PendingReply::start), [`write`](PendingReply::write) and
+//! [`end`](PendingReply::end) for a streamed one (`Transfer-Encoding:
+//! chunked` to HTTP/1.1, the body up to the close to HTTP/1.0). Each call
+//! asks the loop to flush the connection at the end of the tick, so many
+//! writes in one callback leave in one `write`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+use super::Response;
+use crate::ioloop::{ConnId, IOLoop};
+
+/// The answer to one request, given later. Clones share it. Not `Send`: it
+/// lives on the thread of the loop that serves the connection.
+#[derive(Clone, Default)]
+pub struct PendingReply(Rc<RefCell<State>>);
+
+#[derive(Default)]
+struct State {
+    /// The connection waiting for this answer, once it took it.
+    conn: Option<ConnId>,
+    /// A response not yet taken by the connection: the whole answer, or
+    /// (`streaming`) the head with the first part of the body.
+    head: Option<Response>,
+    streaming: bool,
+    /// Body bytes written after the head, not yet taken by the connection.
+    body: Vec<u8>,
+    /// The answer is complete (`respond` or `end` was called).
+    done: bool,
+    /// The connection is gone (or was never there to take it).
+    closed: bool,
+    /// The answer failed after its head went out: the connection is cut
+    /// after what was sent, so the client sees a truncated body.
+    aborted: bool,
+    /// Bytes the connection has queued and the peer has not taken yet.
+    queued: usize,
+    on_close: Option<Box<dyn FnOnce()>>,
+}
+
+/// What a connection takes from a [`PendingReply`] on a flush.
+pub(crate) enum Taken {
+    /// Nothing new.
+    Nothing,
+    /// The whole response.
+    Whole(Response),
+    /// The head of a streamed response (its body so far included), then
+    /// maybe more body; `done` when it ended too.
+    Head(Response, Vec<u8>, bool),
+    /// More of a streamed body; `done` when it ended.
+    Body(Vec<u8>, bool),
+    /// The answer failed: close after what is queued, without ending it.
+    Abort,
+}
+
+impl PendingReply {
+    /// A reply no connection waits for yet.
+    pub fn new() -> PendingReply {
+        PendingReply::default()
+    }
+
+    /// Answers with the whole `response` (its `Content-Length` framing, a
+    /// file body too), unless the reply was started or answered already
+    /// (then it is ignored and logged).
+    pub fn respond(&self, response: Response) {
+        {
+            let mut st = self.0.borrow_mut();
+            if st.done || st.streaming {
+                log::warn!("respond() ignored: this reply was already answered or started");
+                return;
+            }
+            st.head = Some(response);
+            st.done = true;
+        }
+        self.wake();
+    }
+
+    /// Sends `head` (status, headers and the body written so far) now, and
+    /// streams what [`write`](Self::write) adds until [`end`](Self::end):
+    /// `Transfer-Encoding: chunked` for an HTTP/1.1 request, the body up
+    /// to the connection's close for HTTP/1.0. Any `Content-Length` or
+    /// `Transfer-Encoding` header of `head` is replaced by that framing.
+    /// Ignored (and logged) once started or answered.
+    pub fn start(&self, head: Response) {
+        {
+            let mut st = self.0.borrow_mut();
+            if st.done || st.streaming {
+                log::warn!("start() ignored: this reply was already answered or started");
+                return;
+            }
+            st.head = Some(head);
+            st.streaming = true;
+        }
+        self.wake();
+    }
+
+    /// Appends to a started body (an empty `data` sends nothing). Before
+    /// [`start`](Self::start), after [`end`](Self::end) or once the
+    /// connection closed, the bytes are dropped.
+    pub fn write(&self, data: &[u8]) {
+        {
+            let mut st = self.0.borrow_mut();
+            if !st.streaming || st.done || st.closed || data.is_empty() {
+                if !st.streaming || st.done {
+                    log::warn!("write() ignored: the reply is not streaming");
+                }
+                return;
+            }
+            st.body.extend_from_slice(data);
+        }
+        self.wake();
+    }
+
+    /// Ends a started body (the last chunk). Answering without
+    /// [`start`](Self::start) is [`respond`](Self::respond).
+    pub fn end(&self) {
+        {
+            let mut st = self.0.borrow_mut();
+            if !st.streaming || st.done {
+                log::warn!("end() ignored: the reply is not streaming");
+                return;
+            }
+            st.done = true;
+        }
+        self.wake();
+    }
+
+    /// Gives up on a reply: a 500 if nothing was sent yet; a started body
+    /// is cut short (the connection closes after what it holds, with no
+    /// last chunk, so the client cannot take it for complete).
+    pub fn abort(&self) {
+        {
+            let mut st = self.0.borrow_mut();
+            if st.done {
+                return;
+            }
+            if !st.streaming {
+                drop(st);
+                self.respond(Response::error(500, None));
+                return;
+            }
+            st.done = true;
+            st.aborted = true;
+        }
+        self.wake();
+    }
+
+    /// Whether the connection closed before the reply was complete (the
+    /// peer went away, the server shut down, the peer stopped reading for
+    /// the idle timeout). What is sent then goes nowhere.
+    pub fn is_closed(&self) -> bool {
+        self.0.borrow().closed
+    }
+
+    /// Whether the reply is complete ([`respond`](Self::respond) or
+    /// [`end`](Self::end) was called).
+    pub fn is_done(&self) -> bool {
+        self.0.borrow().done
+    }
+
+    /// Response bytes the connection holds that the peer has not taken
+    /// yet, as of the last flush: a producer streaming faster than its
+    /// client reads can wait while this is large (Tornado's `flush()`
+    /// future).
+    pub fn queued_bytes(&self) -> usize {
+        let st = self.0.borrow();
+        st.queued + st.body.len()
+    }
+
+    /// Runs `f` (on the loop, as a callback) when the connection closes
+    /// before the reply is complete: Tornado's `on_connection_close`.
+    /// Replaces an earlier `f`; runs at once (as a callback) if it closed
+    /// already.
+    pub fn on_close(&self, f: impl FnOnce() + 'static) {
+        let mut st = self.0.borrow_mut();
+        if !st.closed {
+            st.on_close = Some(Box::new(f));
+            return;
+        }
+        drop(st);
+        if let Some(lp) = IOLoop::existing() {
+            lp.add_callback(f);
+        }
+    }
+
+    /// The connection `id` waits for this reply.
+    pub(crate) fn attach(&self, id: ConnId) {
+        self.0.borrow_mut().conn = Some(id);
+    }
+
+    /// Asks the waiting connection's flush for the end of this tick.
+    fn wake(&self) {
+        let conn = self.0.borrow().conn;
+        if let (Some(id), Some(lp)) = (conn, IOLoop::existing()) {
+            lp.mark_dirty(id);
+        }
+    }
+
+    /// What the connection has not taken yet.
+    pub(crate) fn take(&self) -> Taken {
+        let mut st = self.0.borrow_mut();
+        if st.aborted {
+            st.head = None;
+            st.body = Vec::new();
+            return Taken::Abort;
+        }
+        let body = std::mem::take(&mut st.body);
+        match st.head.take() {
+            Some(head) if st.streaming => Taken::Head(head, body, st.done),
+            Some(whole) => Taken::Whole(whole),
+            None if st.streaming && (!body.is_empty() || st.done) => Taken::Body(body, st.done),
+            None => Taken::Nothing,
+        }
+    }
+
+    /// The connection has `n` bytes queued for the peer.
+    pub(crate) fn set_queued(&self, n: usize) {
+        self.0.borrow_mut().queued = n;
+    }
+
+    /// The connection is gone: marks the reply closed and runs the close
+    /// callback on the loop (not here, inside the loop's own bookkeeping).
+    pub(crate) fn close(&self) {
+        let f = {
+            let mut st = self.0.borrow_mut();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            st.conn = None;
+            st.head = None;
+            st.body = Vec::new();
+            st.on_close.take()
+        };
+        if let (Some(f), Some(lp)) = (f, IOLoop::existing()) {
+            lp.add_callback(f);
+        }
+    }
+}
+
+impl fmt::Debug for PendingReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.0.borrow();
+        f.debug_struct("PendingReply")
+            .field("streaming", &st.streaming)
+            .field("done", &st.done)
+            .field("closed", &st.closed)
+            .finish()
+    }
+}

@@ -1,0 +1,568 @@
+//! Answers completed after the handler method returned
+//! (`RequestContext::asynchronous`): long polling, streamed bodies,
+//! the connection's close, over raw sockets.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use cyclone::ioloop::IOLoop;
+use cyclone::web::{Application, AsyncResponse, RequestContext, RequestHandler};
+use util::{read_response, Server};
+
+/// Handles waiting for `/publish` (a long poll), and how many closes the
+/// handlers saw.
+#[derive(Default, Clone)]
+struct Board {
+    waiters: Rc<RefCell<Vec<AsyncResponse>>>,
+    /// Streams waiting for `/release` to go on.
+    streams: Rc<RefCell<Vec<AsyncResponse>>>,
+    closes: Rc<Cell<u32>>,
+    on_close_callbacks: Rc<Cell<u32>>,
+    finishes: Rc<RefCell<Vec<u16>>>,
+}
+
+/// `/wait`: a long poll, answered by the next `/publish`.
+struct Wait(Board);
+impl RequestHandler for Wait {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_header("X-Set-Before", "yes");
+        cx.write("[");
+        let later = cx.asynchronous();
+        let calls = self.0.on_close_callbacks.clone();
+        later.on_close(move || calls.set(calls.get() + 1));
+        let mut w = self.0.waiters.borrow_mut();
+        w.retain(|w| !w.is_closed());
+        w.push(later);
+    }
+    fn on_connection_close(&mut self) {
+        self.0.closes.set(self.0.closes.get() + 1);
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.0.finishes.borrow_mut().push(status);
+    }
+}
+
+/// `/publish?m=..`: answers every waiter (their answers end as the
+/// handles drop) and says how many it reached.
+struct Publish(Board);
+impl RequestHandler for Publish {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let m = cx.get_argument("m").unwrap_or_default();
+        let mut n = 0;
+        for w in self.0.waiters.borrow_mut().drain(..) {
+            if !w.is_closed() {
+                n += 1;
+            }
+            w.write(m.clone());
+            w.write("]");
+        }
+        cx.write(format!("reached {n}"));
+    }
+}
+
+/// `/count`: closes seen by handlers and by `on_close` callbacks, and the
+/// statuses `on_finish` saw.
+struct Count(Board);
+impl RequestHandler for Count {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write(format!(
+            "closes={} callbacks={} finishes={:?} waiting={}",
+            self.0.closes.get(),
+            self.0.on_close_callbacks.get(),
+            self.0.finishes.borrow(),
+            self.0.waiters.borrow().len()
+        ));
+    }
+}
+
+/// `/later/(\d+)`: answers after that many milliseconds, from a timer.
+struct Later;
+impl RequestHandler for Later {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let ms: u64 = args[0].parse().unwrap();
+        let later = cx.asynchronous();
+        IOLoop::current().call_later(Duration::from_millis(ms), move || {
+            later.set_status_and_write(201, format!("after {ms} ms"));
+            later.finish();
+        });
+    }
+}
+
+trait StatusWrite {
+    fn set_status_and_write(&self, status: u16, body: String);
+}
+impl StatusWrite for AsyncResponse {
+    fn set_status_and_write(&self, status: u16, body: String) {
+        self.with(move |cx| {
+            cx.set_status(status);
+            cx.write(body);
+        });
+    }
+}
+
+/// `/stream`: flushes "one", then waits for `/release` to flush "two" and
+/// finish with "three".
+struct Stream(Board);
+impl RequestHandler for Stream {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_header("Content-Type", "text/plain");
+        cx.set_cookie("s", "1");
+        cx.write("one;");
+        let later = cx.asynchronous();
+        later.flush();
+        // Too late: the head went out with the flush.
+        later.with(|cx| cx.set_header("X-After-Flush", "1"));
+        self.0.streams.borrow_mut().push(later);
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.0.finishes.borrow_mut().push(status);
+    }
+}
+
+/// `/release`: the waiting streams go on to their end.
+struct Release(Board);
+impl RequestHandler for Release {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST"]
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let streams: Vec<AsyncResponse> = self.0.streams.borrow_mut().drain(..).collect();
+        cx.write(format!("released {}", streams.len()));
+        for s in streams {
+            s.write("two;");
+            s.flush();
+            s.write("three");
+            s.finish();
+        }
+    }
+}
+
+/// `/flood`: streams 16 MiB once released, and reports the bytes still
+/// queued when the connection closed.
+struct Flood(Board);
+impl RequestHandler for Flood {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let later = cx.asynchronous();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..16 {
+            later.write(chunk.clone());
+            later.flush();
+        }
+        let queued = later.clone();
+        let board = self.0.clone();
+        later.on_close(move || {
+            let q = queued.queued_bytes();
+            board.finishes.borrow_mut().push(if q > 0 { 1 } else { 0 });
+        });
+        self.0.streams.borrow_mut().push(later);
+    }
+    fn on_connection_close(&mut self) {
+        self.0.closes.set(self.0.closes.get() + 1);
+    }
+}
+
+/// `/dropped`: takes the handle and drops it in the method.
+struct Dropped;
+impl RequestHandler for Dropped {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let later = cx.asynchronous();
+        later.write("written through the handle;");
+        drop(later);
+        cx.write("written through cx;");
+    }
+}
+
+/// `/panics/(open|streaming)`: a later operation panics.
+struct PanicsLater;
+impl RequestHandler for PanicsLater {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let streaming = args[0] == "streaming";
+        let later = cx.asynchronous();
+        if streaming {
+            cx.write("first;");
+            later.flush();
+        }
+        IOLoop::current().add_callback(move || {
+            later.with(|_| panic!("a later operation panics"));
+            // Ignored: the answer failed.
+            later.write("never");
+        });
+    }
+}
+
+/// `/error-later`: a later `send_error` gets the handler's error page.
+struct ErrorLater;
+impl RequestHandler for ErrorLater {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let later = cx.asynchronous();
+        IOLoop::current().add_callback(move || later.send_error(503));
+    }
+    fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
+        cx.write(format!("custom error page {status}"));
+    }
+}
+
+/// `/finished-anyway`: calls `asynchronous`, then finishes in the method.
+struct FinishedAnyway;
+impl RequestHandler for FinishedAnyway {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let later = cx.asynchronous();
+        cx.redirect("/elsewhere", false);
+        IOLoop::current().add_callback(move || later.write("ignored"));
+    }
+}
+
+fn server() -> Server {
+    server_with(false)
+}
+
+fn server_with(gzip: bool) -> Server {
+    Server::start(move || {
+        let b = Board::default();
+        let (b1, b2, b3, b4, b5) = (b.clone(), b.clone(), b.clone(), b.clone(), b.clone());
+        let b6 = b.clone();
+        Application::builder()
+            .route("/wait", move || Wait(b1.clone()))
+            .route("/publish", move || Publish(b2.clone()))
+            .route("/count", move || Count(b3.clone()))
+            .route(r"/later/(\d+)", || Later)
+            .route("/stream", move || Stream(b4.clone()))
+            .route("/release", move || Release(b5.clone()))
+            .route("/dropped", || Dropped)
+            .route("/panics/(open|streaming)", || PanicsLater)
+            .route("/error-later", || ErrorLater)
+            .route("/finished-anyway", || FinishedAnyway)
+            .route("/flood", move || Flood(b6.clone()))
+            .compress_response(gzip)
+            .idle_timeout(Duration::from_millis(300))
+            .build()
+    })
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes()
+}
+
+fn post(path: &str) -> Vec<u8> {
+    format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
+/// Reads from `s` into `buf` until `buf` holds `want`, bounded.
+fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tmp = [0u8; 4096];
+    while !buf.windows(want.len()).any(|w| w == want) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {:?} in {:?}",
+            String::from_utf8_lossy(want),
+            String::from_utf8_lossy(buf)
+        );
+        let n = s.read(&mut tmp).expect("read");
+        assert!(
+            n > 0,
+            "EOF before {:?}: {:?}",
+            String::from_utf8_lossy(want),
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+/// Whether nothing arrives on `s` within `within`.
+fn silent(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut tmp = [0u8; 64];
+    let quiet = matches!(s.read(&mut tmp), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    quiet
+}
+
+/// Decodes a chunked body that starts at `body` and ends with its last
+/// chunk: the data, and whether the last chunk was there.
+fn dechunk(mut body: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
+            return (out, false);
+        };
+        let len = usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap(), 16).unwrap();
+        if len == 0 {
+            return (out, &body[eol..] == b"\r\n\r\n");
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + len]);
+        body = &body[eol + 2 + len + 2..];
+    }
+}
+
+fn count(srv: &Server) -> String {
+    let mut s = srv.connect();
+    s.write_all(&get("/count")).unwrap();
+    String::from_utf8(read_response(&mut s).2).unwrap()
+}
+
+/// Polls `/count` until it contains `want`, bounded.
+fn count_reaches(srv: &Server, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = count(srv);
+        if c.contains(want) || Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn long_poll_is_answered_by_another_request() {
+    let srv = server();
+    let mut waiters: Vec<TcpStream> = (0..3).map(|_| srv.connect()).collect();
+    for w in &mut waiters {
+        w.write_all(&get("/wait")).unwrap();
+    }
+    // Each is registered before the publish (the count says so), and
+    // none is answered yet.
+    assert!(count_reaches(&srv, "waiting=3").contains("waiting=3"));
+    assert!(silent(&mut waiters[0], Duration::from_millis(100)));
+    // Longer than the idle timeout (300 ms): an awaited answer has none.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut p = srv.connect();
+    p.write_all(&post("/publish?m=hello")).unwrap();
+    let (status, _, body) = read_response(&mut p);
+    assert_eq!((status, &body[..]), (200, &b"reached 3"[..]));
+    for w in &mut waiters {
+        let (status, head, body) = read_response(w);
+        assert_eq!(status, 200);
+        assert!(head.contains("X-Set-Before: yes"), "{head}");
+        assert!(head.contains("Connection: keep-alive"), "{head}");
+        // What the method wrote comes first.
+        assert_eq!(body, b"[hello]");
+    }
+    // The connection serves the next request.
+    waiters[0].write_all(&get("/count")).unwrap();
+    let (_, _, body) = read_response(&mut waiters[0]);
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("closes=0 callbacks=0 finishes=[200, 200, 200]"),
+        "{body}"
+    );
+}
+
+#[test]
+fn client_closing_a_long_poll_is_noticed() {
+    let srv = server();
+    let w = srv.connect();
+    let mut w = w;
+    w.write_all(&get("/wait")).unwrap();
+    assert!(count_reaches(&srv, "waiting=1").contains("waiting=1"));
+    drop(w);
+    let c = count_reaches(&srv, "closes=1 callbacks=1");
+    assert!(c.contains("closes=1 callbacks=1 finishes=[]"), "{c}");
+    // A publish after the close reaches nobody, and nothing breaks.
+    let mut p = srv.connect();
+    p.write_all(&post("/publish?m=x")).unwrap();
+    assert_eq!(read_response(&mut p).2, b"reached 0");
+    let c = count(&srv);
+    assert!(c.contains("closes=1 callbacks=1 finishes=[]"), "{c}");
+}
+
+#[test]
+fn timer_answers_later_and_pipelined_requests_wait_in_order() {
+    let srv = server();
+    let mut s = srv.connect();
+    // Three requests at once: the first is answered from a timer, the
+    // others wait behind it and come in order.
+    let mut raw = get("/later/50");
+    raw.extend(get("/dropped"));
+    raw.extend(get("/later/1"));
+    let t0 = Instant::now();
+    s.write_all(&raw).unwrap();
+    let (status, _, body) = read_response(&mut s);
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    assert_eq!((status, &body[..]), (201, &b"after 50 ms"[..]));
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!(status, 200);
+    // Dropping the last handle in the method finished the answer: the
+    // method's writes first, then the handle's queued one.
+    assert_eq!(body, b"written through cx;written through the handle;");
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!((status, &body[..]), (201, &b"after 1 ms"[..]));
+}
+
+#[test]
+fn streamed_body_arrives_before_the_answer_ends() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(&get("/stream")).unwrap();
+    let mut buf = Vec::new();
+    // The first piece arrives while the answer is still open: `/release`
+    // has not been sent yet.
+    read_until(&mut s, &mut buf, b"one;\r\n");
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    assert!(head.contains("Set-Cookie: s=1"), "{head}");
+    assert!(!head.contains("X-After-Flush"), "{head}");
+    assert!(silent(&mut s, Duration::from_millis(100)));
+    let mut r = srv.connect();
+    r.write_all(&post("/release")).unwrap();
+    assert_eq!(read_response(&mut r).2, b"released 1");
+    read_until(&mut s, &mut buf, b"0\r\n\r\n");
+    let (body, complete) = dechunk(&buf[end + 4..]);
+    assert!(complete);
+    assert_eq!(body, b"one;two;three");
+    // Keep-alive: the connection answers again.
+    s.write_all(&get("/count")).unwrap();
+    let (_, _, body) = read_response(&mut s);
+    assert!(String::from_utf8(body).unwrap().contains("finishes=[200]"));
+}
+
+#[test]
+fn http10_stream_ends_with_the_connection_and_head_has_no_body() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(b"GET /stream HTTP/1.0\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"one;");
+    let mut r = srv.connect();
+    r.write_all(&post("/release")).unwrap();
+    assert_eq!(read_response(&mut r).2, b"released 1");
+    let (rest, end) = util::read_within(&mut s, Duration::from_secs(10));
+    assert!(matches!(end, util::ReadEnd::Eof));
+    buf.extend(rest);
+    let text = String::from_utf8(buf).unwrap();
+    assert!(text.contains("Connection: close"), "{text}");
+    assert!(!text.contains("Transfer-Encoding"), "{text}");
+    assert!(text.ends_with("\r\n\r\none;two;three"), "{text}");
+
+    // HEAD: the head of the streamed answer, no body bytes at all.
+    let mut s = srv.connect();
+    s.write_all(b"HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n\r\n");
+    let mut r = srv.connect();
+    r.write_all(&post("/release")).unwrap();
+    assert_eq!(read_response(&mut r).2, b"released 1");
+    s.write_all(&get("/count")).unwrap();
+    read_until(&mut s, &mut buf, b"finishes=");
+    let text = String::from_utf8(buf).unwrap();
+    // The HEAD answer is its head alone: the next response follows it
+    // directly, with no chunk between.
+    let second = 1 + text[1..].find("HTTP/1.1 200").unwrap();
+    let first = &text[..second];
+    assert!(first.ends_with("\r\n\r\n"), "{text}");
+    assert_eq!(first.matches("\r\n\r\n").count(), 1, "{text}");
+    assert!(first.contains("Transfer-Encoding: chunked"), "{text}");
+}
+
+#[test]
+fn gzip_stream_is_inflatable_piece_by_piece() {
+    let srv = server_with(true);
+    let mut s = srv.connect();
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n\r\n");
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+    assert!(head.contains("Vary: Accept-Encoding"), "{head}");
+    // The first piece, sync-flushed, inflates to "one;" before the rest
+    // exists.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let (data, _) = dechunk(&buf[end + 4..]);
+        let mut got = Vec::new();
+        let _ = flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut got);
+        if got == b"one;" {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "{:?}", got);
+        let mut tmp = [0u8; 1024];
+        let n = s.read(&mut tmp).unwrap();
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    assert_eq!(first, b"one;");
+    let mut r = srv.connect();
+    r.write_all(&post("/release")).unwrap();
+    read_response(&mut r);
+    read_until(&mut s, &mut buf, b"\r\n0\r\n\r\n");
+    let (data, complete) = dechunk(&buf[end + 4..]);
+    assert!(complete);
+    let mut all = Vec::new();
+    flate2::read::GzDecoder::new(&data[..])
+        .read_to_end(&mut all)
+        .unwrap();
+    assert_eq!(all, b"one;two;three");
+}
+
+#[test]
+fn failures_later_answer_500_or_cut_the_stream() {
+    let srv = server();
+    let (status, _, _) = util::request(&srv, &get("/panics/open"));
+    assert_eq!(status, 500);
+    // A streamed answer that fails is cut: no last chunk, then the close.
+    let mut s = srv.connect();
+    s.write_all(&get("/panics/streaming")).unwrap();
+    let (got, end) = util::read_within(&mut s, Duration::from_secs(10));
+    assert!(matches!(end, util::ReadEnd::Eof | util::ReadEnd::Reset));
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(text.contains("first;"), "{text}");
+    assert!(
+        !text.contains("never") && !text.ends_with("0\r\n\r\n"),
+        "{text}"
+    );
+    // A later send_error gets the handler's page.
+    let (status, _, body) = util::request(&srv, &get("/error-later"));
+    assert_eq!((status, &body[..]), (503, &b"custom error page 503"[..]));
+    // A method that finished the response itself answers now.
+    let (status, head, _) = util::request(&srv, &get("/finished-anyway"));
+    assert_eq!(status, 302);
+    assert!(head.contains("Location: /elsewhere"), "{head}");
+    // The server is fine.
+    let (status, _, _) = util::request(&srv, &get("/count"));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn finished_later_gets_its_etag_and_304() {
+    let srv = server();
+    let (status, head, _) = util::request(&srv, &get("/dropped"));
+    assert_eq!(status, 200);
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Etag: "))
+        .expect("an Etag")
+        .to_string();
+    let raw = format!("GET /dropped HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n");
+    let (status, _, body) = util::request(&srv, raw.as_bytes());
+    assert_eq!((status, body.len()), (304, 0));
+}
+
+#[test]
+fn client_that_stops_reading_a_stream_is_dropped_after_the_idle_timeout() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(&get("/flood")).unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n\r\n");
+    // The client reads nothing more: 16 MiB cannot all be queued in the
+    // kernel; after the idle timeout (300 ms) without progress the server
+    // drops the connection and the handler hears of it.
+    let c = count_reaches(&srv, "closes=1");
+    assert!(c.contains("closes=1"), "{c}");
+    // The stream's queued bytes were still there when it closed.
+    assert!(c.contains("finishes=[1]"), "{c}");
+    drop(s);
+}
