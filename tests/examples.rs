@@ -292,6 +292,84 @@ fn chat_help_start_serve_stop() {
     });
 }
 
+/// `longpoll_chat`: the page, a poll that waits until a message is
+/// posted, and SIGINT with a poll still open: the graceful shutdown ends
+/// it (exit 0) and its connection closes.
+#[test]
+fn longpoll_chat_help_serve_poll_stop() {
+    let mut held = None;
+    run_example("longpoll_chat", |port| {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut page = String::new();
+        s.read_to_string(&mut page).unwrap();
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(page.contains(r#"id="inbox""#), "no #inbox in the page");
+        let token = page
+            .split("_xsrf=")
+            .nth(1)
+            .and_then(|t| t.split([';', '\r']).next())
+            .expect("an _xsrf cookie")
+            .to_string();
+        let post = |path: &str, body: &str| {
+            let body = format!("_xsrf={token}&{body}");
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nCookie: _xsrf={token}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        // A poll, answered by the next message.
+        let mut poll = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+        poll.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        poll.write_all(post("/a/message/updates", "").as_bytes())
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !http_get(port, "/a/status").1.contains(r#""waiters":1"#) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the poll is not counted"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut new = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+        new.write_all(post("/a/message/new", "body=hi").as_bytes())
+            .unwrap();
+        let mut got = Vec::new();
+        let mut tmp = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains(r#""body":"hi""#) {
+            let n = poll.read(&mut tmp).expect("the poll's answer");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&tmp[..n]);
+        }
+        // A second poll stays open into the shutdown.
+        let id = "1";
+        poll.write_all(post("/a/message/updates", &format!("cursor={id}")).as_bytes())
+            .unwrap();
+        while !http_get(port, "/a/status").1.contains(r#""waiters":1"#) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second poll is not counted"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_metrics(port);
+        held = Some(poll);
+    });
+    // The example exited 0 after SIGINT with the poll open: the poll's
+    // connection is closed now, unanswered.
+    let mut poll = held.expect("the poll");
+    let mut rest = Vec::new();
+    let _ = poll.read_to_end(&mut rest);
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("HTTP/1.1"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
 /// `tls_echo`: `--help` names the openssl command; with a self-signed
 /// pair made here it serves HTTPS (its page) and `wss://` echo, also to the
 /// `client` example given the pair with `--ca-certs` (and refused without

@@ -371,11 +371,66 @@ async def chatdemo_test(checks, cdp, url, outdir):
                      in_spanish, 40)
 
 
+async def longpoll_test(checks, cdp, url, outdir):
+    """longpoll_chat: two tabs each keep a long poll open (the server counts both); a message
+    posted from tab A reaches tab B through its waiting poll and an EventSource (Server-Sent
+    Events) in tab A; closing tab B is noticed by the server (on_connection_close)."""
+    tabs = {}
+    status = "fetch('/a/status').then(r => r.json())"
+
+    async def load():
+        for name in ("A", "B"):
+            tabs[name] = await Tab.open(cdp, url)
+            for eid in ("message", "send", "inbox"):
+                await tabs[name].need(eid)
+        for name, tab in tabs.items():
+            await tab.wait("document.body.dataset.state === 'polling'", 10, f"longpoll tab {name} to poll")
+        await tabs["A"].wait(f"{status}.then(s => s.waiters === 2)", 10,
+                             "the server to hold both tabs' polls open")
+        await tabs["A"].eval("window.events = []; window.es = new EventSource('/a/message/events');"
+                             "es.onmessage = e => events.push(JSON.parse(e.data)); true")
+        await tabs["A"].wait("es.readyState === 1", 10, "the EventSource to open")
+        await tabs["A"].wait(f"{status}.then(s => s.streams === 1)", 10, "the server to hold the stream open")
+    if not await checks.run("longpoll: two tabs hold polls open, one an EventSource too", load, 40):
+        return
+
+    token = random.randrange(10**6, 10**7)
+    line = f"<i>{token}</i> see http://example.org/{token}"
+    link = f"#inbox a[href='http://example.org/{token}']"
+
+    async def exchange():
+        await tabs["A"].eval(f"document.getElementById('message').value = {json.dumps(line)}")
+        await tabs["A"].click("send")
+        for name in ("B", "A"):
+            await tabs[name].wait(f"!!document.querySelector({json.dumps(link)})", 10,
+                                  f"tab {name} to show the message with its link")
+            shown = await tabs[name].text("inbox")
+            assert f"<i>{token}</i>" in shown, f"tab {name} shows {shown!r}: the markup was not escaped"
+        await tabs["A"].wait(f"events.some(m => m.body === {json.dumps(line)})", 10,
+                             "the EventSource to deliver the message")
+        # Both tabs poll again after their answer.
+        await tabs["A"].wait(f"{status}.then(s => s.waiters === 2)", 10, "both tabs to poll again")
+    await checks.run("longpoll: tab A's message reaches tab B's waiting poll and A's EventSource", exchange, 30)
+
+    async def close_noticed():
+        size = await tabs["B"].screenshot(os.path.join(outdir, "longpoll.png"))
+        await cdp.send("Target.closeTarget", {"targetId": tabs["B"].target})
+        await tabs["A"].wait(f"{status}.then(s => s.waiters === 1 && s.streams === 1)", 10,
+                             "the server to drop tab B's poll when the tab closed")
+        await tabs["A"].eval("es.close(); true")
+        await tabs["A"].wait(f"{status}.then(s => s.streams === 0)", 10,
+                             "the server to drop the closed EventSource")
+        print(f"   longpoll: tab B closed, its poll dropped (longpoll.png, {size} bytes)", flush=True)
+    await checks.run("longpoll: closing a tab ends its poll and stream on the server (on_connection_close)",
+                     close_noticed, 30)
+
+
 async def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hello", required=True, help="hello example command (gets --port, --address)")
     p.add_argument("--chat", required=True, help="chat example command (gets --port, --address)")
     p.add_argument("--chatdemo", help="chatdemo example command (gets --port, --address)")
+    p.add_argument("--longpoll", help="longpoll_chat example command (gets --port, --address)")
     p.add_argument("--tls-echo", help="tls_echo example command (gets --cert, --key, --port, --address);"
                    " without it the TLS case is skipped")
     p.add_argument("--chromium", default=os.environ.get("CHROMIUM", "chromium"))
@@ -409,6 +464,14 @@ async def main():
                 started.append(chatdemo)
             except RuntimeError as exc:
                 checks.fail("start chatdemo", str(exc))
+        longpoll = None
+        if args.longpoll:
+            try:
+                longpoll = Server(shlex.split(args.longpoll), logfile=os.path.join(args.outdir, "longpoll.log"),
+                                  env={"RUST_LOG": "info"})
+                started.append(longpoll)
+            except RuntimeError as exc:
+                checks.fail("start longpoll_chat", str(exc))
         tls_echo = None
         if args.tls_echo:
             try:
@@ -430,6 +493,8 @@ async def main():
         await chat_test(checks, cdp, f"http://127.0.0.1:{chat.port}/", args.outdir)
         if chatdemo:
             await chatdemo_test(checks, cdp, f"http://127.0.0.1:{chatdemo.port}/", args.outdir)
+        if longpoll:
+            await longpoll_test(checks, cdp, f"http://127.0.0.1:{longpoll.port}/", args.outdir)
         if tls_echo:
             await tls_echo_test(checks, cdp, tls_echo.port, args.outdir)
         for srv in started:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tornado reference for the pages of tests/peers/PAGE-CONTRACT.md (hello and chat).
+"""Tornado reference for the pages of tests/peers/PAGE-CONTRACT.md (hello, chat, longpoll).
 
 A stand-in for cyclone's `hello` and `chat` examples, with the same flags, used to develop
 and check tests/peers/browser_test.py without them, and a working example of the contract
@@ -9,15 +9,30 @@ for whoever writes the real pages:
     .venv/bin/python tests/peers/tornado_pages.py chat --port 8889
     CYCLONE_HELLO_CMD=".venv/bin/python tests/peers/tornado_pages.py hello" \
     CYCLONE_CHAT_CMD=".venv/bin/python tests/peers/tornado_pages.py chat" scripts/browser
+
+`longpoll` is Tornado's own long-polling chat demo (demos/chat: MessageBuffer with a
+Condition, MessageUpdatesHandler cancelling its wait in on_connection_close), serving the
+templates and static files of examples/longpoll_chat, with the example's two additions
+(/a/message/events as Server-Sent Events through flush(), /a/status):
+
+    CYCLONE_LONGPOLL_CMD=".venv/bin/python tests/peers/tornado_pages.py longpoll" scripts/browser
 """
 
 import argparse
 import asyncio
 import itertools
+import json
+import os
 import signal
 
+import tornado.escape
+import tornado.iostream
+import tornado.locks
 import tornado.web
 import tornado.websocket
+
+LONGPOLL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
+                            "longpoll_chat")
 
 HELLO_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>hello</title></head>
@@ -124,18 +139,126 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
                 cls.clients.discard(c)
 
 
+class MessageBuffer:
+    """demos/chat's MessageBuffer, with the open event streams beside it."""
+
+    def __init__(self):
+        self.cond = tornado.locks.Condition()
+        self.cache = []
+        self.cache_size = 200
+        self.ids = itertools.count(1)
+        self.waiting = 0
+        self.streams = set()
+
+    def get_messages_since(self, cursor):
+        results = []
+        for msg in reversed(self.cache):
+            if msg["id"] == cursor:
+                break
+            results.append(msg)
+        results.reverse()
+        return results
+
+    def add_message(self, message):
+        self.cache.append(message)
+        if len(self.cache) > self.cache_size:
+            self.cache = self.cache[-self.cache_size:]
+        self.cond.notify_all()
+        for stream in list(self.streams):
+            stream.send(message)
+
+
+BUFFER = MessageBuffer()
+
+
+class MainHandler(tornado.web.RequestHandler):
+    def get(self):
+        self.render("index.html", messages=BUFFER.cache)
+
+
+class MessageNewHandler(tornado.web.RequestHandler):
+    def post(self):
+        message = {"id": str(next(BUFFER.ids)), "body": self.get_argument("body")}
+        message["html"] = tornado.escape.to_unicode(self.render_string("message.html", message=message))
+        if self.get_argument("next", None):
+            self.redirect(self.get_argument("next"))
+        else:
+            self.write(message)
+        BUFFER.add_message(message)
+
+
+class MessageUpdatesHandler(tornado.web.RequestHandler):
+    async def post(self):
+        cursor = self.get_argument("cursor", None)
+        messages = BUFFER.get_messages_since(cursor)
+        while not messages:
+            self.wait_future = BUFFER.cond.wait()
+            BUFFER.waiting += 1
+            try:
+                await self.wait_future
+            except asyncio.CancelledError:
+                return
+            finally:
+                BUFFER.waiting -= 1
+            messages = BUFFER.get_messages_since(cursor)
+        if self.request.connection.stream.closed():
+            return
+        self.write(dict(messages=messages))
+
+    def on_connection_close(self):
+        self.wait_future.cancel()
+
+
+class MessageEventsHandler(tornado.web.RequestHandler):
+    async def get(self):
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.write(": connected\n\n")
+        self.done = asyncio.get_running_loop().create_future()
+        BUFFER.streams.add(self)
+        try:
+            await self.flush()
+            await self.done
+        except (asyncio.CancelledError, tornado.iostream.StreamClosedError):
+            pass
+        finally:
+            BUFFER.streams.discard(self)
+
+    def send(self, message):
+        self.write(f"id: {message['id']}\ndata: {json.dumps(message)}\n\n")
+        self.flush()
+
+    def on_connection_close(self):
+        BUFFER.streams.discard(self)
+        if not self.done.done():
+            self.done.cancel()
+
+
+class StatusHandler(tornado.web.RequestHandler):
+    def get(self):
+        self.write({"waiters": BUFFER.waiting, "streams": len(BUFFER.streams)})
+
+
 async def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("app", choices=["hello", "chat"])
+    p.add_argument("app", choices=["hello", "chat", "longpoll"])
     p.add_argument("--port", type=int, default=8888)
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--ping-interval", type=float, default=None)
     args = p.parse_args()
+    settings = {}
     if args.app == "hello":
         routes = [(r"/", Page, {"html": HELLO_PAGE}), (r"/websocket", EchoWebSocket)]
-    else:
+    elif args.app == "chat":
         routes = [(r"/", Page, {"html": CHAT_PAGE}), (r"/chatsocket", ChatSocket)]
-    app = tornado.web.Application(routes, websocket_ping_interval=args.ping_interval)
+    else:
+        routes = [(r"/", MainHandler), (r"/a/message/new", MessageNewHandler),
+                  (r"/a/message/updates", MessageUpdatesHandler),
+                  (r"/a/message/events", MessageEventsHandler), (r"/a/status", StatusHandler)]
+        settings = dict(cookie_secret="__TODO:_GENERATE_YOUR_OWN_RANDOM_VALUE_HERE__",
+                        template_path=os.path.join(LONGPOLL_DIR, "templates"),
+                        static_path=os.path.join(LONGPOLL_DIR, "static"), xsrf_cookies=True)
+    app = tornado.web.Application(routes, websocket_ping_interval=args.ping_interval, **settings)
     server = app.listen(args.port, address=args.address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
