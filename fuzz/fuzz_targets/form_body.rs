@@ -52,6 +52,7 @@ fn answer(app: &Application, ctype: &str, body: &[u8]) -> (u16, Vec<u8>) {
     match app.dispatch(req) {
         Reply::Response(r) => (r.status(), r.body().to_vec()),
         Reply::Upgrade(_) => panic!("no upgrade here"),
+        Reply::Pending(_) => panic!("no answer given later here"),
     }
 }
 

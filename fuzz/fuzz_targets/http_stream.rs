@@ -17,7 +17,11 @@
 //! nothing is left buffered (every byte is decoded once, as it arrives);
 //! the requests yielded, and how the stream ends (a refusal, or the
 //! pending head and unconsumed bytes), are the same whole, split and byte
-//! by byte. Two allowed differences, after the same requests: a head
+//! by byte; and the same again when bodies are taken as they arrive
+//! (`take_body_piece`, for `stream_request_body`), split the same way: the
+//! pieces of each body, joined, are its body, and what a pending
+//! `Content-Length` body gave out plus what is buffered is what stays
+//! buffered without streaming. Two allowed differences, after the same requests: a head
 //! refused as too large (431/414) while still arriving, where the whole
 //! stream shows another refusal further on (as in `http_request`); and a
 //! head whose error is in its last, incomplete line, refused whole but
@@ -81,9 +85,23 @@ struct Outcome {
 }
 
 fn run(stream: &[u8], chunks: &[usize], limits: &HeadLimits, max_body: u64) -> Outcome {
+    run_as(stream, chunks, limits, max_body, false)
+}
+
+/// `run`, bodies taken whole (`take_request`) or in pieces as they
+/// arrive (`streamed`: `take_body_piece`).
+fn run_as(
+    stream: &[u8],
+    chunks: &[usize],
+    limits: &HeadLimits,
+    max_body: u64,
+    streamed: bool,
+) -> Outcome {
     let mut r = RequestReader::new();
     let mut requests = Vec::new();
     let mut pos = 0;
+    // The pending body's pieces so far (streamed).
+    let mut taken: Vec<u8> = Vec::new();
     for &n in chunks {
         r.push(&stream[pos..pos + n]);
         pos += n;
@@ -98,6 +116,40 @@ fn run(stream: &[u8], chunks: &[usize], limits: &HeadLimits, max_body: u64) -> O
                         }
                     }
                     Ok(HeadPoll::Head) => {}
+                }
+            }
+            if streamed {
+                match r.take_body_piece(limits, max_body) {
+                    Ok(Some(piece)) => {
+                        taken.extend_from_slice(&piece.data);
+                        match piece.done {
+                            Some(req) => {
+                                assert!(req.body().is_empty());
+                                let mut s = seen(&req);
+                                s.body = std::mem::take(&mut taken);
+                                if req.is_chunked() {
+                                    assert!(s.body.len() as u64 <= max_body);
+                                } else {
+                                    assert_eq!(s.body.len() as u64, req.content_length());
+                                }
+                                requests.push(s);
+                                continue;
+                            }
+                            None => {
+                                if r.pending().expect("pending").is_chunked() {
+                                    assert!(r.buffered().is_empty(), "chunked bytes left undecoded");
+                                }
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => unreachable!("a pending request"),
+                    Err(e) => {
+                        return Outcome {
+                            requests,
+                            end: End::Refused(e),
+                        }
+                    }
                 }
             }
             let req = match r.take_request(limits, max_body) {
@@ -129,9 +181,16 @@ fn run(stream: &[u8], chunks: &[usize], limits: &HeadLimits, max_body: u64) -> O
     }
     assert_eq!(pos, stream.len());
     let pending = r.pending().map(seen);
+    // A `Content-Length` body given out in pieces was buffered whole
+    // without streaming; a chunked one's decoded part is not kept then.
+    let mut buffered = Vec::new();
+    if r.pending().is_some_and(|p| !p.is_chunked()) {
+        buffered = taken;
+    }
+    buffered.extend_from_slice(r.buffered());
     Outcome {
         requests,
-        end: End::Open(pending, r.buffered().to_vec()),
+        end: End::Open(pending, buffered),
     }
 }
 
@@ -245,11 +304,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let whole = run(stream, &[stream.len()], &limits, max_body);
     let chunks = split::chunk_lengths(u64::from(data[1]), stream.len());
-    agree(
-        &whole,
-        &run(stream, &chunks, &limits, max_body),
-        &limits,
-        "split",
+    let split = run(stream, &chunks, &limits, max_body);
+    agree(&whole, &split, &limits, "split");
+    assert_eq!(
+        run_as(stream, &[stream.len()], &limits, max_body, true),
+        whole,
+        "whole, streamed: outcome differs"
+    );
+    assert_eq!(
+        run_as(stream, &chunks, &limits, max_body, true),
+        split,
+        "split, streamed: outcome differs"
     );
     if stream.len() <= 512 {
         let ones = vec![1; stream.len()];

@@ -1,7 +1,8 @@
 //! HTTP/1.1 server connections on httparse: requests split across reads,
 //! pipelining, keep-alive, `Content-Length` and chunked bodies,
 //! absolute-form targets, limits (431, 413), a request timeout, HEAD,
-//! answers given later or streamed ([`PendingReply`]), and the hand-off of
+//! answers given later or streamed ([`PendingReply`]), bodies handed on as
+//! they arrive ([`BodySink`]), and the hand-off of
 //! an upgraded stream.
 
 pub(crate) mod linger;
@@ -123,11 +124,46 @@ pub trait Upgrade {
     ) -> Box<dyn crate::ioloop::Pollable>;
 }
 
+/// A request body taken as it arrives instead of buffered whole
+/// (Tornado's `@stream_request_body`): made by [`Service::stream_body`]
+/// once the head is here. A panic in any method answers 500 and closes the
+/// connection.
+pub trait BodySink {
+    /// The most body bytes this request may have (413 beyond, or the
+    /// connection closed once a chunked body passes it); `None`:
+    /// [`HttpLimits::max_body_size`]. Asked after
+    /// [`Service::stream_body`] and before each piece.
+    fn max_body_size(&self) -> Option<u64> {
+        None
+    }
+    /// The answer, when it is decided before the body ended (the request
+    /// was refused from its head, or while its body arrived): the
+    /// connection sends it and closes without reading the rest. Asked
+    /// after [`Service::stream_body`] and after each piece.
+    fn early_reply(&mut self) -> Option<Reply> {
+        None
+    }
+    /// The next body bytes (decoded, for a chunked body), in order.
+    fn data(&mut self, chunk: &[u8]);
+    /// The body is complete: the answer to `req` (its head; its
+    /// [`body`](Request::body) is empty).
+    fn finish(self: Box<Self>, req: Request) -> Reply;
+}
+
 /// Something that answers HTTP requests: `web::Application` implements it.
 pub trait Service: 'static {
     /// Answers one request. A panic here is caught by the connection: the
     /// request gets 500 and the connection closes.
     fn dispatch(&self, req: Request) -> Reply;
+    /// Whether `req` (its head just arrived, with a body to come) takes its
+    /// body as it arrives: a [`BodySink`] then gets the body in pieces and
+    /// gives the answer, and [`dispatch`](Self::dispatch) is not called.
+    /// `None` (the default): the body is buffered (up to
+    /// [`HttpLimits::max_body_size`]) and `dispatch` gets it whole.
+    fn stream_body(&self, req: &Request) -> Option<Box<dyn BodySink>> {
+        let _ = req;
+        None
+    }
     /// Logs the access line for a finished request.
     fn log_request(&self, req: &Request, status: u16, elapsed: Duration) {
         let _ = (req, status, elapsed);

@@ -1,6 +1,7 @@
 //! Request framing on a server connection's byte stream, without the
 //! socket: bytes in (`push`, in whatever pieces reads return), requests out
-//! (`poll_head`, then `take_request` once the body is here). The server
+//! (`poll_head`, then `take_request` once the body is here, or
+//! `take_body_piece` for a body handed on as it arrives). The server
 //! connection (`server::HttpConn`) reads into one of these, answers what
 //! it yields and keeps the timers and the socket; the `http_stream` fuzz
 //! target feeds one the same stream whole and split.
@@ -154,6 +155,21 @@ pub struct RequestReader {
     pending: Option<Request>,
     /// The pending request's chunked body, decoded so far.
     chunked: Option<ChunkedBody>,
+    /// Bytes of the pending request's `Content-Length` body already given
+    /// out by [`take_body_piece`](RequestReader::take_body_piece).
+    body_seen: u64,
+}
+
+/// A piece of a body taken as it arrives
+/// ([`RequestReader::take_body_piece`]).
+#[derive(Debug)]
+pub struct BodyPiece {
+    /// The bytes that arrived since the last piece (decoded, for a chunked
+    /// body; possibly empty).
+    pub data: Vec<u8>,
+    /// The request, once its body is complete (its `body()` is empty: the
+    /// body went out in pieces).
+    pub done: Option<Request>,
 }
 
 impl RequestReader {
@@ -183,6 +199,63 @@ impl RequestReader {
     /// The request whose head is complete, waiting for its body.
     pub fn pending(&self) -> Option<&Request> {
         self.pending.as_ref()
+    }
+
+    /// The pending request, to complete what its head does not say (the
+    /// peer's address) before anything reads it.
+    pub fn pending_mut(&mut self) -> Option<&mut Request> {
+        self.pending.as_mut()
+    }
+
+    /// The pending request's body as far as it has arrived, without
+    /// keeping it (Tornado's `@stream_request_body`): the bytes since the
+    /// last call, and the request once the body is complete. `None`
+    /// without a pending request. The same framing checks and bounds as
+    /// [`take_request`](Self::take_request), `max_body` counting the whole
+    /// body.
+    ///
+    /// # Errors
+    /// As [`take_request`](Self::take_request).
+    pub fn take_body_piece(
+        &mut self,
+        limits: &HeadLimits,
+        max_body: u64,
+    ) -> Result<Option<BodyPiece>, ParseError> {
+        let Some(pending) = self.pending.as_ref() else {
+            return Ok(None);
+        };
+        let (data, done) = if pending.is_chunked() {
+            let dec = self.chunked.get_or_insert_with(ChunkedBody::default);
+            let used = dec.decode(self.buf.bytes(), limits, max_body)?;
+            self.buf.consume(used);
+            let data = std::mem::take(&mut dec.body);
+            let done = dec.is_done();
+            if done {
+                self.chunked = None;
+            }
+            (data, done)
+        } else {
+            let length = pending.content_length();
+            if length > max_body {
+                return Err(ParseError::BodyTooLarge);
+            }
+            let left = length - self.body_seen;
+            let n = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            let data = self.buf.take(n);
+            self.body_seen += n as u64;
+            (data, self.body_seen == length)
+        };
+        let done = if done {
+            self.body_seen = 0;
+            let req = self.pending.take();
+            self.buf.trim();
+            req
+        } else {
+            None
+        };
+        Ok(Some(BodyPiece { data, done }))
     }
 
     /// Looks for the next request's head (call again after each `push`
@@ -303,6 +376,7 @@ impl RequestReader {
     pub fn take_all(&mut self) -> Vec<u8> {
         self.scanned = 0;
         self.chunked = None;
+        self.body_seen = 0;
         self.buf.take_all()
     }
 
@@ -384,6 +458,9 @@ struct ChunkedBody {
     line: usize,
     /// Framing bytes not covered by the per-chunk allowance.
     excess: u64,
+    /// Data bytes announced by the chunk sizes so far (checked against
+    /// the body limit; the body itself may have been taken in pieces).
+    decoded: u64,
     /// Bytes and field lines of the trailer section.
     trailer_bytes: usize,
     trailer_lines: usize,
@@ -516,9 +593,10 @@ impl ChunkedBody {
         if size == 0 {
             return Ok(Chunk::TrailerStart);
         }
-        if (self.body.len() as u64).saturating_add(size) > max_body {
+        if self.decoded.saturating_add(size) > max_body {
             return Err(ParseError::BodyTooLarge);
         }
+        self.decoded += size;
         self.excess = self
             .excess
             .saturating_sub(size.saturating_mul(2).saturating_add(16));

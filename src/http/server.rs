@@ -18,7 +18,7 @@ use super::reader::{HeadPoll, RequestReader};
 use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, write_chunk, FileBody, Response};
 use super::stream::Stream;
-use super::{HttpLimits, Reply, Service, Upgrade};
+use super::{BodySink, HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
 
 /// Accepts handled per readiness event before yielding to other work.
@@ -359,6 +359,7 @@ impl Listener {
             more: false,
             served: 0,
             waiting: None,
+            sink: None,
         };
         let mut conn = Some(Box::new(conn));
         let cid = lp.insert(|_| conn.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
@@ -437,6 +438,9 @@ struct HttpConn {
     /// The request being answered later ([`Reply::Pending`]): until its
     /// answer is complete, no further request is answered.
     waiting: Option<Box<Waiting>>,
+    /// Where the pending request's body goes as it arrives, when the
+    /// service takes it so ([`Service::stream_body`]).
+    sink: Option<Box<dyn BodySink>>,
 }
 
 /// A request whose answer is given later ([`PendingReply`]).
@@ -706,30 +710,47 @@ impl HttpConn {
                 }
                 Ok(HeadPoll::Head) => {}
             }
-            let req = self.reader.pending().expect("a complete head");
-            if req.content_length() > self.shared.limits.max_body_size as u64 {
-                self.error(lp, 413, "Request body too large");
-                return Step::Close;
+            let tls = self.stream.as_ref().is_some_and(Stream::is_tls);
+            let limits = &self.shared.limits;
+            let req = self.reader.pending_mut().expect("a complete head");
+            req.set_peer(Some(self.peer));
+            if tls {
+                req.set_https(true);
+            }
+            if limits.xheaders {
+                req.apply_xheaders(&limits.trusted_downstream);
             }
             if req.has_unmet_expectation() {
                 self.error(lp, 417, "Unsupported Expect value");
                 return Step::Close;
             }
+            if (req.content_length() > 0 || req.is_chunked()) && !lp.is_shutting_down() {
+                // Does the service take this body as it arrives?
+                let service = self.shared.service.clone();
+                let req = self.reader.pending().expect("a complete head");
+                match catch_unwind(AssertUnwindSafe(|| service.stream_body(req))) {
+                    Ok(sink) => self.sink = sink,
+                    Err(panic) => return self.handler_panicked(lp, &panic, true),
+                }
+            }
+            // (A streamed body's length is checked after the sink's early
+            // answer: a request refused from its head gets that answer.)
+            let req = self.reader.pending().expect("a complete head");
+            if self.sink.is_none() && req.content_length() > self.max_body() {
+                self.error(lp, 413, "Request body too large");
+                return Step::Close;
+            }
             new_head = true;
+        }
+        if self.sink.is_some() {
+            return self.step_streamed(lp, id, new_head);
         }
         // The deadline stays the one set when the request started.
         let max_body = self.shared.limits.max_body_size as u64;
-        let mut req = match self.reader.take_request(&self.shared.head_limits, max_body) {
+        let req = match self.reader.take_request(&self.shared.head_limits, max_body) {
             Ok(Some(req)) => req,
             Ok(None) => {
-                // RFC 9110 §10.1.1: a client that sent `Expect:
-                // 100-continue` may wait for this before sending the body
-                // (`Content-Length` or chunked). A request refused from
-                // its head alone got its final status above instead; a
-                // body already here needs no invitation.
-                if new_head && self.reader.pending().is_some_and(Request::expects_continue) {
-                    self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                }
+                self.continue_if_expected(new_head);
                 return Step::NeedMore;
             }
             Err(e) => {
@@ -739,28 +760,140 @@ impl HttpConn {
                 return Step::Close;
             }
         };
-        req.set_peer(Some(self.peer));
-        if self.stream.as_ref().is_some_and(Stream::is_tls) {
-            req.set_https(true);
+        let service = self.shared.service.clone();
+        self.answer(lp, id, req, false, |req| service.dispatch(req))
+    }
+
+    /// The body limit of the pending request: its sink's, else the
+    /// connection's.
+    fn max_body(&self) -> u64 {
+        self.sink
+            .as_ref()
+            .and_then(|s| s.max_body_size())
+            .unwrap_or(self.shared.limits.max_body_size as u64)
+    }
+
+    /// RFC 9110 §10.1.1: a client that sent `Expect: 100-continue` may
+    /// wait for this before sending the body (`Content-Length` or
+    /// chunked). A request refused from its head alone got its final
+    /// status instead; a body already here needs no invitation.
+    fn continue_if_expected(&mut self, new_head: bool) {
+        if new_head && self.reader.pending().is_some_and(Request::expects_continue) {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        if self.shared.limits.xheaders {
-            req.apply_xheaders(&self.shared.limits.trusted_downstream);
+    }
+
+    /// The pending request's body goes to its [`BodySink`] as it arrives.
+    fn step_streamed(&mut self, lp: &IOLoop, id: ConnId, new_head: bool) -> Step {
+        loop {
+            let sink = self.sink.as_mut().expect("a sink");
+            match catch_unwind(AssertUnwindSafe(|| sink.early_reply())) {
+                Ok(None) => {}
+                Ok(Some(reply)) => {
+                    // Decided before the body ended: answered, then the
+                    // connection closes (lingering over the unread rest).
+                    self.sink = None;
+                    self.linger = true;
+                    let req = self.reader.pending().expect("a pending request").clone();
+                    return self.answer(lp, id, req, true, |_| reply);
+                }
+                Err(panic) => return self.handler_panicked(lp, &panic, true),
+            }
+            let max_body = self.max_body();
+            let piece = match self
+                .reader
+                .take_body_piece(&self.shared.head_limits, max_body)
+            {
+                Ok(Some(piece)) => piece,
+                Ok(None) => unreachable!("a pending request"),
+                Err(e) => {
+                    self.sink = None;
+                    self.error(lp, e.status(), &e.to_string());
+                    return Step::Close;
+                }
+            };
+            let sink = self.sink.as_mut().expect("a sink");
+            if !piece.data.is_empty() {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.data(&piece.data))) {
+                    return self.handler_panicked(lp, &panic, true);
+                }
+                // A streamed body may be large: `request_timeout` runs
+                // between its pieces, not over all of it.
+                self.deadline = Some(lp.deadline_after(self.shared.limits.request_timeout));
+            }
+            let Some(req) = piece.done else {
+                if piece.data.is_empty() {
+                    self.continue_if_expected(new_head);
+                    return Step::NeedMore;
+                }
+                continue;
+            };
+            match catch_unwind(AssertUnwindSafe(|| sink.early_reply())) {
+                Ok(None) => {}
+                Ok(Some(reply)) => {
+                    self.sink = None;
+                    return self.answer(lp, id, req, false, |_| reply);
+                }
+                Err(panic) => return self.handler_panicked(lp, &panic, false),
+            }
+            let sink = self.sink.take().expect("a sink");
+            return self.answer(lp, id, req, false, |req| sink.finish(req));
         }
+    }
+
+    /// A handler panicked outside `answer` (taking a body, or deciding to):
+    /// 500, and the connection closes.
+    fn handler_panicked(&mut self, lp: &IOLoop, panic: &Box<dyn Any + Send>, linger: bool) -> Step {
+        self.sink = None;
+        let route = self
+            .reader
+            .pending()
+            .map(|r| format!("{} {}", r.method(), r.uri()));
+        log::error!(
+            "{} handler for {} panicked: {}",
+            self.peer,
+            route.as_deref().unwrap_or("a request"),
+            panic_message(panic)
+        );
+        lp.count(crate::ioloop::Counter::HandlerPanics, 1);
+        self.linger |= linger;
+        let head_only = self.reader.pending().is_some_and(|r| r.method() == "HEAD");
+        let for_log = self.reader.pending().cloned();
+        self.respond(
+            lp,
+            for_log.as_ref(),
+            head_only,
+            Response::error(500, None),
+            false,
+        );
+        Step::Close
+    }
+
+    /// Answers `req` with what `call` gives (the service's dispatch, or a
+    /// body sink's answer): a response, an answer given later, an upgrade.
+    /// `close` ends the connection after the answer.
+    fn answer(
+        &mut self,
+        lp: &IOLoop,
+        id: ConnId,
+        req: Request,
+        close: bool,
+        call: impl FnOnce(Request) -> Reply,
+    ) -> Step {
         if lp.is_shutting_down() {
             lp.count(crate::ioloop::Counter::HttpRefused503, 1);
             self.error(lp, 503, "server shutting down");
             return Step::Close;
         }
-        let keep_alive = req.keep_alive();
+        let keep_alive = req.keep_alive() && !close;
         let head_only = req.method() == "HEAD";
         let http11 = req.version_minor() >= 1;
-        let service = self.shared.service.clone();
         // The access log needs the request after `dispatch` consumed it:
         // copy it only when access lines can be logged at all (the copy is
         // the raw head, one allocation).
         let for_log =
             log::log_enabled!(target: "cyclone::access", log::Level::Error).then(|| req.clone());
-        let reply = catch_unwind(AssertUnwindSafe(|| service.dispatch(req)));
+        let reply = catch_unwind(AssertUnwindSafe(|| call(req)));
         match reply {
             Ok(Reply::Response(resp)) => {
                 let resp = final_response(resp, self.peer, for_log.as_ref());
@@ -777,6 +910,9 @@ impl HttpConn {
                     body: false,
                     status: 0,
                 }));
+                if close {
+                    self.close_after_flush = true;
+                }
                 // No request or idle timeout while the answer is awaited
                 // (a long poll waits as long as it needs); bytes queued
                 // for a peer that does not take them set one again.

@@ -49,6 +49,9 @@ struct Route {
     /// What the regex amounts to when that is simpler to test.
     shortcut: Shortcut,
     target: Target,
+    /// Tornado's `@stream_request_body`: the handler takes the body as it
+    /// arrives ([`ApplicationBuilder::stream_request_body`]).
+    stream_body: bool,
 }
 
 /// Routes whose regex is a plain string or `.*` (most WebSocket routes
@@ -91,6 +94,7 @@ impl Route {
             regex,
             shortcut: Shortcut::of(pattern),
             target,
+            stream_body: false,
         }
     }
 
@@ -754,7 +758,33 @@ impl fmt::Debug for Application {
     }
 }
 
+impl Application {
+    /// A handler route's body taken as it arrives: see
+    /// [`ApplicationBuilder::stream_request_body`].
+    fn streamed_body(&self, req: &Request) -> Option<Box<dyn crate::http::BodySink>> {
+        let (route, args) = self.find(req.path())?;
+        let Target::Handler(factory) = &route.target else {
+            return None;
+        };
+        if !route.stream_body || super::context::too_many_fields(req.query().as_bytes()) {
+            return None;
+        }
+        let kwargs = named_captures(&route.regex, &args);
+        Some(Box::new(super::stream_body::StreamSink::start(
+            factory(),
+            req.clone(),
+            self.inner.shared.clone(),
+            args,
+            kwargs,
+        )))
+    }
+}
+
 impl Service for Application {
+    fn stream_body(&self, req: &Request) -> Option<Box<dyn crate::http::BodySink>> {
+        self.streamed_body(req)
+    }
+
     /// Routes `req`: the first route whose anchored regex matches the raw
     /// path wins. A handler route calls the handler method (405 with
     /// `Allow` for other methods); a WebSocket route answers anything but
@@ -854,6 +884,59 @@ impl ApplicationBuilder {
         let factory: HandlerFactory = Box::new(move || Box::new(factory()));
         self.routes
             .push(Route::new(pattern, Target::Handler(factory)));
+        self
+    }
+
+    /// The route added last takes request bodies as they arrive (Tornado's
+    /// `@stream_request_body`): once the head is here, the handler's
+    /// default headers, the 405, XSRF (from the `X-XSRFToken` header or
+    /// the query: the body is not parsed) and cross-origin checks,
+    /// `get_current_user`, `prepare` and `@authenticated` run; then
+    /// [`RequestHandler::data_received`] gets each piece of the body as it
+    /// comes (decoded, if chunked), and the method (`post`, `put`, ..)
+    /// runs once it is complete, with an empty [`Request::body`]. A
+    /// response finished before the body ended (`send_error` in `prepare`
+    /// or `data_received`) is sent at once and the connection closes. The
+    /// body limit is the application's `max_body_size`, or what `prepare`
+    /// sets with [`RequestContext::set_max_body_size`]; `request_timeout`
+    /// runs between pieces rather than over the whole body.
+    ///
+    /// ```
+    /// use cyclone::web::{Application, RequestContext, RequestHandler};
+    ///
+    /// #[derive(Default)]
+    /// struct Upload { bytes: u64 }
+    /// impl RequestHandler for Upload {
+    ///     fn supported_methods(&self) -> &'static [&'static str] { &["PUT"] }
+    ///     fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+    ///         cx.set_max_body_size(1 << 30);
+    ///     }
+    ///     fn data_received(&mut self, _cx: &mut RequestContext<'_>, chunk: &[u8]) {
+    ///         self.bytes += chunk.len() as u64; // or write it to a file
+    ///     }
+    ///     fn put(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         cx.write(format!("{} bytes", self.bytes));
+    ///     }
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .route("/upload", Upload::default)
+    ///     .stream_request_body()
+    ///     .build();
+    /// ```
+    ///
+    /// # Panics
+    /// No route was added yet, or the last one is a WebSocket route.
+    pub fn stream_request_body(mut self) -> Self {
+        let route = self.routes.last_mut().expect(
+            "ApplicationBuilder::stream_request_body marks the route added last: add one first",
+        );
+        assert!(
+            matches!(route.target, Target::Handler(_)),
+            "stream_request_body: {:?} is a WebSocket route",
+            route.pattern
+        );
+        route.stream_body = true;
         self
     }
 

@@ -403,7 +403,7 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
         gzip,
         ..
     } = held;
-    let mut cx = RequestContext::from_parts(request, app, parts, shared.clone());
+    let mut cx = RequestContext::from_parts(request, app, parts, Some(shared.clone()));
     let finish = match op {
         Op::With(f) => {
             f(&mut cx);

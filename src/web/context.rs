@@ -74,6 +74,16 @@ pub struct RequestContext<'a> {
     /// The answer given later, once [`asynchronous`](Self::asynchronous)
     /// was called.
     later: Option<super::async_response::Shared>,
+    /// The body limit a streamed body's `prepare` set
+    /// ([`set_max_body_size`](Self::set_max_body_size)).
+    max_body_size: Option<u64>,
+}
+
+impl Parts {
+    /// The body limit `prepare` set ([`RequestContext::set_max_body_size`]).
+    pub(crate) fn max_body_size(&self) -> Option<u64> {
+        self.max_body_size
+    }
 }
 
 /// A [`RequestContext`] without its borrows of the request and the
@@ -96,6 +106,7 @@ pub(crate) struct Parts {
     modules: ActiveModules,
     template_values: serde_json::Map<String, serde_json::Value>,
     head_sent: bool,
+    max_body_size: Option<u64>,
 }
 
 /// Whether a browser would read `url` as protocol-relative
@@ -163,6 +174,7 @@ impl<'a> RequestContext<'a> {
             template_values: serde_json::Map::new(),
             head_sent: false,
             later: None,
+            max_body_size: None,
         }
     }
 
@@ -186,6 +198,7 @@ impl<'a> RequestContext<'a> {
             modules: self.modules,
             template_values: self.template_values,
             head_sent: self.head_sent,
+            max_body_size: self.max_body_size,
         };
         (parts, self.later)
     }
@@ -195,7 +208,7 @@ impl<'a> RequestContext<'a> {
         request: &'a Request,
         shared: &'a Shared,
         parts: Parts,
-        later: super::async_response::Shared,
+        later: Option<super::async_response::Shared>,
     ) -> RequestContext<'a> {
         RequestContext {
             request,
@@ -216,8 +229,18 @@ impl<'a> RequestContext<'a> {
             modules: parts.modules,
             template_values: parts.template_values,
             head_sent: parts.head_sent,
-            later: Some(later),
+            later,
+            max_body_size: parts.max_body_size,
         }
+    }
+
+    /// The body limit of this request, on a route that takes its body as
+    /// it arrives ([`stream_request_body`](super::ApplicationBuilder::stream_request_body)),
+    /// set in `prepare` (Tornado's `request.connection.set_max_body_size`):
+    /// a larger body is answered 413. Elsewhere the body has already
+    /// arrived, and this does nothing.
+    pub fn set_max_body_size(&mut self, bytes: u64) {
+        self.max_body_size = Some(bytes);
     }
 
     /// Keeps the response open after the handler method returns: the

@@ -201,6 +201,16 @@ pub trait RequestHandler: 'static {
     /// ([`AsyncResponse::is_closed`](super::AsyncResponse::is_closed)).
     fn on_connection_close(&mut self) {}
 
+    /// A piece of the request body, on a route marked
+    /// [`stream_request_body`](super::ApplicationBuilder::stream_request_body)
+    /// (Tornado's `data_received`): called as the body arrives, after
+    /// `prepare` and before the method. A response finished here
+    /// (`send_error`) is sent at once and the rest of the body is not
+    /// read. Default: the piece is dropped.
+    fn data_received(&mut self, cx: &mut RequestContext<'_>, chunk: &[u8]) {
+        let _ = (cx, chunk);
+    }
+
     /// `GET`. Default: 405.
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         let _ = args;
@@ -335,21 +345,36 @@ pub(crate) fn finish_response(handler: &mut dyn RequestHandler, cx: &mut Request
 }
 
 fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args: &[&str]) {
+    if before_method(handler, cx, true) {
+        run_method(handler, cx, args);
+    }
+}
+
+/// Everything of Tornado's `_execute` before the handler method: the 405
+/// check, the body's arguments (`parse_body`; not for a streamed body),
+/// the XSRF and cross-origin checks, `get_current_user`,
+/// `get_user_locale`, `prepare`, `@authenticated`. False when the
+/// response is finished (the method is not called).
+pub(crate) fn before_method(
+    handler: &mut dyn RequestHandler,
+    cx: &mut RequestContext<'_>,
+    parse_body: bool,
+) -> bool {
     let supported = handler.supported_methods();
     let method = cx.request().method();
     if !supported.contains(&method) {
         log::debug!("405: {method} is not in supported_methods() {supported:?}");
         cx.method_not_allowed(supported);
-        return;
+        return false;
     }
-    if !cx.parse_body() {
-        return;
+    if parse_body && !cx.parse_body() {
+        return false;
     }
     if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
         if cx.settings().xsrf_cookies {
             handler.check_xsrf_cookie(cx);
             if cx.is_finished() {
-                return;
+                return false;
             }
         }
         if cx.settings().cross_origin_protection {
@@ -359,7 +384,7 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
             });
             if let Some(why) = refused {
                 cx.refuse(403, &why);
-                return;
+                return false;
             }
         }
     }
@@ -370,13 +395,22 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
     }
     handler.prepare(cx);
     if cx.is_finished() {
-        return;
+        return false;
     }
     if cx.current_user().is_none() && handler.authenticated_methods().contains(&method) {
         cx.require_login();
-        return;
+        return false;
     }
-    match method {
+    true
+}
+
+/// The handler method for the request's method.
+pub(crate) fn run_method(
+    handler: &mut dyn RequestHandler,
+    cx: &mut RequestContext<'_>,
+    args: &[&str],
+) {
+    match cx.request().method() {
         "GET" => handler.get(cx, args),
         "HEAD" => handler.head(cx, args),
         "POST" => handler.post(cx, args),
@@ -384,6 +418,6 @@ fn dispatch(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>, args:
         "DELETE" => handler.delete(cx, args),
         "PATCH" => handler.patch(cx, args),
         "OPTIONS" => handler.options(cx, args),
-        _ => cx.method_not_allowed(supported),
+        _ => cx.method_not_allowed(handler.supported_methods()),
     }
 }

@@ -6,7 +6,9 @@
 //!   static files, settings with Tornado's names, the access log; it is the
 //!   [`http::Service`](crate::http::Service) the HTTP layer calls.
 //! * [`RequestHandler`] — one object per request with `get`/`post`/...;
-//!   unimplemented methods answer 405 with an `Allow` header.
+//!   unimplemented methods answer 405 with an `Allow` header; bodies taken
+//!   as they arrive (`data_received`) on routes marked
+//!   [`stream_request_body`](ApplicationBuilder::stream_request_body).
 //! * [`RequestContext`] — the request, arguments, cookies, and the response
 //!   being built (`write`, `write_json`, `render`, `render_with`,
 //!   `redirect`, `send_error`); [`AsyncResponse`] — the answer completed
@@ -41,6 +43,7 @@ mod redirect;
 mod settings;
 pub mod signed;
 mod static_files;
+mod stream_body;
 mod template;
 mod ui_module;
 mod xsrf;
