@@ -30,6 +30,10 @@ POST /upload answers what a form body held, as JSON: {\"arguments\":
 [[name, value], ...], \"files\": [[name, filename, content_type, size,
 hex of the bytes], ...]} (multipart/form-data or urlencoded; 400 for a body
 Tornado refuses).
+POST or PUT /upload/stream takes the body as it arrives (Tornado's
+@stream_request_body; up to 16 MiB) and answers \"length=N hash=H\" (H:
+h = h * 31 + byte, mod 2^64); X-Deny is refused with 403 in prepare,
+before the body.
 GET /repeat/N answers \"Hello, world\" on N lines (N up to 99999): with
 --compress-response it is gzipped for clients that accept gzip from 1024
 bytes on. Every 200 answer to GET carries Tornado's Etag (the SHA-1 of the
@@ -129,6 +133,39 @@ impl RequestHandler for RepeatHandler {
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         let n: usize = args[0].parse().unwrap_or(0);
         cx.write("Hello, world\n".repeat(n));
+    }
+}
+
+/// `/upload/stream`: Tornado's `@stream_request_body`. The body is read as
+/// it arrives (up to 16 MiB), counted and hashed piece by piece.
+#[derive(Default)]
+struct StreamUploadHandler {
+    length: u64,
+    hash: u64,
+}
+
+impl RequestHandler for StreamUploadHandler {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["POST", "PUT"]
+    }
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        if cx.request().header("X-Deny").is_some() {
+            cx.send_error(403);
+            return;
+        }
+        cx.set_max_body_size(16 << 20);
+    }
+    fn data_received(&mut self, _cx: &mut RequestContext<'_>, chunk: &[u8]) {
+        self.length += chunk.len() as u64;
+        self.hash = chunk.iter().fold(self.hash, |h, &b| {
+            h.wrapping_mul(31).wrapping_add(u64::from(b))
+        });
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        cx.write(format!("length={} hash={}", self.length, self.hash));
+    }
+    fn put(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.post(cx, args);
     }
 }
 
@@ -241,6 +278,8 @@ fn main() {
         .route("/form", || FormHandler)
         .route(r"/repeat/(\d{1,5})", || RepeatHandler)
         .route("/upload", || UploadHandler)
+        .route("/upload/stream", StreamUploadHandler::default)
+        .stream_request_body()
         .route(r"/slash/(?:remove|add).*", || SlashHandler)
         .route(r"//.*", || SlashHandler)
         .route(r"/gone/.*", || cyclone::web::ErrorHandler::new(410))
