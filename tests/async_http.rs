@@ -169,6 +169,24 @@ impl RequestHandler for Flood {
     }
 }
 
+/// `/countdown`: a task (Tornado's coroutine) streams three lines a few
+/// milliseconds apart; its end finishes the answer.
+struct Countdown;
+impl RequestHandler for Countdown {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_header("Content-Type", "text/plain");
+        let later = cx.asynchronous();
+        cyclone::ioloop::spawn(async move {
+            for n in (1..=3).rev() {
+                later.write(format!("{n}\n"));
+                later.flush();
+                cyclone::ioloop::sleep(Duration::from_millis(5)).await;
+            }
+            later.write("liftoff\n");
+        });
+    }
+}
+
 /// `/dropped`: takes the handle and drops it in the method.
 struct Dropped;
 impl RequestHandler for Dropped {
@@ -237,6 +255,7 @@ fn server_with(gzip: bool) -> Server {
             .route("/stream", move || Stream(b4.clone()))
             .route("/release", move || Release(b5.clone()))
             .route("/dropped", || Dropped)
+            .route("/countdown", || Countdown)
             .route("/panics/(open|streaming)", || PanicsLater)
             .route("/error-later", || ErrorLater)
             .route("/finished-anyway", || FinishedAnyway)
@@ -565,4 +584,18 @@ fn client_that_stops_reading_a_stream_is_dropped_after_the_idle_timeout() {
     // The stream's queued bytes were still there when it closed.
     assert!(c.contains("finishes=[1]"), "{c}");
     drop(s);
+}
+
+#[test]
+fn a_task_streams_and_its_end_finishes_the_answer() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(&get("/countdown")).unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n0\r\n\r\n");
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(String::from_utf8_lossy(&buf[..end]).contains("Transfer-Encoding: chunked"));
+    let (body, complete) = dechunk(&buf[end + 4..]);
+    assert!(complete);
+    assert_eq!(body, b"3\n2\n1\nliftoff\n");
 }

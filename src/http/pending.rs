@@ -48,6 +48,9 @@ struct State {
     aborted: bool,
     /// Bytes the connection has queued and the peer has not taken yet.
     queued: usize,
+    /// The connection is already asked to flush this tick: many writes in
+    /// one callback ask once.
+    woken: bool,
     on_close: Option<Box<dyn FnOnce()>>,
 }
 
@@ -203,8 +206,13 @@ impl PendingReply {
 
     /// Asks the waiting connection's flush for the end of this tick.
     fn wake(&self) {
-        let conn = self.0.borrow().conn;
-        if let (Some(id), Some(lp)) = (conn, IOLoop::existing()) {
+        let mut st = self.0.borrow_mut();
+        if st.woken {
+            return;
+        }
+        if let (Some(id), Some(lp)) = (st.conn, IOLoop::existing()) {
+            st.woken = true;
+            drop(st);
             lp.mark_dirty(id);
         }
     }
@@ -212,6 +220,7 @@ impl PendingReply {
     /// What the connection has not taken yet.
     pub(crate) fn take(&self) -> Taken {
         let mut st = self.0.borrow_mut();
+        st.woken = false;
         if st.aborted {
             st.head = None;
             st.body = Vec::new();

@@ -85,6 +85,31 @@ struct Held {
 /// nothing. Not `Send`: it lives on the thread of the loop serving the
 /// request.
 ///
+/// A coroutine, as Tornado's `async def get`: the task awaits, writes,
+/// and its end (dropping the handle) finishes the answer.
+///
+/// ```
+/// use std::time::Duration;
+/// use cyclone::ioloop::{sleep, spawn};
+/// use cyclone::web::{RequestContext, RequestHandler};
+///
+/// struct Countdown;
+/// impl RequestHandler for Countdown {
+///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+///         cx.set_header("Content-Type", "text/plain");
+///         let later = cx.asynchronous();
+///         spawn(async move {
+///             for n in (1..=3).rev() {
+///                 later.write(format!("{n}\n"));
+///                 later.flush(); // each line as it is ready
+///                 sleep(Duration::from_secs(1)).await;
+///             }
+///             later.write("liftoff\n");
+///         });
+///     }
+/// }
+/// ```
+///
 /// A long poll, as in Tornado's chat demo: the handler keeps the handle
 /// where new messages are published, and the connection's close is
 /// noticed.
@@ -428,6 +453,12 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
                 request.uri()
             );
             cx.take_body();
+        }
+        if cx.response_mut().file_body_len() > 0 {
+            log::error!(
+                "write_file on {} after its head was sent: the file is not sent",
+                request.uri()
+            );
         }
         let last = cx.take_body();
         let mut bytes = transform(gzip, last);
