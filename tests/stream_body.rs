@@ -61,6 +61,12 @@ impl RequestHandler for Upload {
             .set(self.seen.bytes.get() + chunk.len() as u64);
         self.seen.pieces.set(self.seen.pieces.get() + 1);
     }
+    fn on_connection_close(&mut self) {
+        self.seen
+            .log
+            .borrow_mut()
+            .push(format!("closed after {}", self.len));
+    }
     fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
         self.seen.log.borrow_mut().push("post".into());
         assert!(cx.request().body().is_empty());
@@ -303,4 +309,17 @@ fn xsrf_is_checked_before_the_body() {
     let raw = "POST /upload/small HTTP/1.1\r\nHost: x\r\nCookie: _xsrf=tok\r\nX-XSRFToken: tok\r\nContent-Length: 3\r\n\r\nabc";
     let (status, _, body) = request(&srv, raw.as_bytes());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+#[test]
+fn upload_cut_short_is_noticed() {
+    let srv = server(false);
+    let mut s = srv.connect();
+    s.write_all(b"POST /upload/big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    s.write_all(&[b'q'; 4000]).unwrap();
+    assert!(progress_reaches(&srv, "bytes=4000").contains("bytes=4000"));
+    drop(s);
+    let p = progress_reaches(&srv, "closed after 4000");
+    assert!(p.ends_with("log=prepare,closed after 4000"), "{p}");
 }

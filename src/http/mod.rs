@@ -148,6 +148,10 @@ pub trait BodySink {
     /// The body is complete: the answer to `req` (its head; its
     /// [`body`](Request::body) is empty).
     fn finish(self: Box<Self>, req: Request) -> Reply;
+    /// The connection closed before the body ended (Tornado's
+    /// `on_connection_close` for a streamed body). Runs on the loop, as a
+    /// callback.
+    fn on_connection_close(&mut self) {}
 }
 
 /// Something that answers HTTP requests: `web::Application` implements it.

@@ -465,6 +465,11 @@ impl Drop for HttpConn {
         if let Some(w) = self.waiting.take() {
             w.reply.close();
         }
+        // A body still arriving: its handler learns it (as a callback:
+        // not inside the loop's own bookkeeping).
+        if let (Some(mut sink), Some(lp)) = (self.sink.take(), IOLoop::existing()) {
+            lp.add_callback(move || sink.on_connection_close());
+        }
     }
 }
 

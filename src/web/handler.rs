@@ -199,6 +199,9 @@ pub trait RequestHandler: 'static {
     /// for a long poll to stop waiting. Runs on the loop, once; the answer
     /// goes nowhere from then on
     /// ([`AsyncResponse::is_closed`](super::AsyncResponse::is_closed)).
+    /// Also when the connection closes before a body taken as it arrives
+    /// ([`stream_request_body`](super::ApplicationBuilder::stream_request_body))
+    /// ended: an upload cut short.
     fn on_connection_close(&mut self) {}
 
     /// A piece of the request body, on a route marked

@@ -95,6 +95,12 @@ impl BodySink for StreamSink {
         self.early = early;
     }
 
+    fn on_connection_close(&mut self) {
+        if self.parts.is_some() {
+            self.handler.on_connection_close();
+        }
+    }
+
     fn finish(self: Box<Self>, _req: Request) -> Reply {
         let StreamSink {
             mut handler,
