@@ -467,8 +467,12 @@ impl Drop for HttpConn {
         }
         // A body still arriving: its handler learns it (as a callback:
         // not inside the loop's own bookkeeping).
-        if let (Some(mut sink), Some(lp)) = (self.sink.take(), IOLoop::existing()) {
-            lp.add_callback(move || sink.on_connection_close());
+        // (`existing` only then: every upgraded connection drops one of
+        // these.)
+        if let Some(mut sink) = self.sink.take() {
+            if let Some(lp) = IOLoop::existing() {
+                lp.add_callback(move || sink.on_connection_close());
+            }
         }
     }
 }

@@ -380,6 +380,11 @@ struct Inner {
 pub(crate) struct ApplicationContext(pub(crate) Rc<Shared>);
 
 impl ApplicationContext {
+    /// Whether `origin` is one of the `trusted_origins` setting's.
+    pub(crate) fn trusts_origin(&self, origin: &str) -> bool {
+        self.0.settings.trusted_origins.iter().any(|t| t == origin)
+    }
+
     /// The template `file` rendered with the fields of `value` for `req`
     /// (a WebSocket's handshake request) in `locale`: `static_url`,
     /// `reverse_url`, `request` and the locale's functions as in a page; no

@@ -1715,20 +1715,22 @@ pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &m
     {
         return;
     }
-    let body = std::mem::take(response.body_mut());
+    if let Some(zipped) = gzip(response.body()) {
+        *response.body_mut() = zipped;
+        response.set_header("Content-Encoding", "gzip");
+    }
+}
+
+/// `body` gzipped at level 6 (Tornado's `GZipContentEncoding.GZIP_LEVEL`).
+pub(crate) fn gzip(body: &[u8]) -> Option<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 3),
+        Vec::with_capacity(body.len() / 3 + 32),
         flate2::Compression::new(6),
     );
     // Writing into a Vec cannot fail.
-    let zipped = std::io::Write::write_all(&mut gz, &body).and_then(|()| gz.finish());
-    match zipped {
-        Ok(zipped) => {
-            *response.body_mut() = zipped;
-            response.set_header("Content-Encoding", "gzip");
-        }
-        Err(_) => *response.body_mut() = body,
-    }
+    std::io::Write::write_all(&mut gz, body)
+        .and_then(|()| gz.finish())
+        .ok()
 }
 
 /// Whether `compress_response` gzips a body of `len` bytes of the type

@@ -134,14 +134,16 @@ pub struct Settings {
     /// `Origin` or `Sec-Fetch-Site` (clients other than browsers) pass.
     /// The XSRF protection of modern browsers without a token in every
     /// form. WebSocket handshakes are not concerned: they keep
-    /// [`check_origin`](crate::websocket::WebSocketHandler::check_origin),
-    /// as in Tornado 4.3 (6.6 also lets a same-origin `Sec-Fetch-Site`
-    /// through there, and its default `check_origin` consults
-    /// `trusted_origins`). Default `false`.
+    /// [`check_origin`](crate::websocket::WebSocketHandler::check_origin)
+    /// (which, as Tornado 6.6's, also lets a same-origin `Sec-Fetch-Site`
+    /// through, and before which the origins of `trusted_origins` are
+    /// accepted). Default `false`.
     pub cross_origin_protection: bool,
     /// `trusted_origins`: the origins (`https://app.example.com`) whose
     /// cross-origin requests [`cross_origin_protection`](Self::cross_origin_protection)
-    /// lets through. Default none.
+    /// lets through, and whose WebSocket handshakes are accepted without
+    /// asking `check_origin` (Tornado 6.6's default `check_origin` accepts
+    /// them). Default none.
     pub trusted_origins: Vec<String>,
 }
 

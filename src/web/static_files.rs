@@ -344,23 +344,26 @@ impl StaticFiles {
         let ctype = content_type(&path);
         cx.set_header("Content-Type", ctype);
         cx.set_header("X-Content-Type-Options", "nosniff");
-        // With compress_response, a whole text file up to GZIP_MAX_FILE is
-        // read and sent as a body, which the response's gzip step then
-        // compresses (Tornado gzips static files too). Its ETag is weak
-        // then, as nginx makes it: the bytes sent are another
-        // representation (a weak tag still answers If-None-Match, never
-        // If-Range).
+        // With compress_response, a whole text file of 1 byte to
+        // GZIP_MAX_FILE is read and sent gzipped, whatever its size: Tornado
+        // gzips static files under the 1,024 bytes of its other answers too
+        // (StaticFileHandler flushes, and a flushed answer is gzipped
+        // whatever its length). Its ETag is weak then, as nginx makes it:
+        // the bytes sent are another representation (a weak tag still
+        // answers If-None-Match, never If-Range).
         let whole = (start, len) == (0, size) && req.method() == "GET";
-        let small = usize::try_from(size).is_ok_and(|n| n <= GZIP_MAX_FILE);
-        if whole && small && super::context::would_gzip(cx.settings(), req, ctype, size as usize) {
+        let small = usize::try_from(size).is_ok_and(|n| (1..=GZIP_MAX_FILE).contains(&n));
+        if whole && small && super::context::would_gzip(cx.settings(), req, ctype, usize::MAX) {
             let mut bytes = Vec::with_capacity(size as usize);
-            match io::Read::read_to_end(&mut io::Read::take(&file, size), &mut bytes) {
-                Ok(_) => {
-                    cx.set_header("ETag", format!("W/{etag}"));
-                    return cx.write(bytes);
-                }
-                Err(e) => return Self::unreadable(cx, &path, &e),
+            if let Err(e) = io::Read::read_to_end(&mut io::Read::take(&file, size), &mut bytes) {
+                return Self::unreadable(cx, &path, &e);
             }
+            cx.set_header("ETag", format!("W/{etag}"));
+            if let Some(zipped) = super::context::gzip(&bytes) {
+                cx.set_header("Content-Encoding", "gzip");
+                return cx.write(zipped);
+            }
+            return cx.write(bytes);
         }
         cx.write_file(file, start, len);
     }

@@ -1891,6 +1891,7 @@ fn compress_response_gzips_whole_text_files_up_to_a_mebibyte() {
     let css = "body { color: red; }\n".repeat(100);
     dir.file("static/app.css", &css);
     dir.file("static/tiny.css", "p {}");
+    dir.file("static/empty.css", "");
     dir.file("static/logo.png", &"x".repeat(4000));
     dir.file("static/big.js", &"var x = 1;\n".repeat(100_000));
     let app = |compress| {
@@ -1927,10 +1928,15 @@ fn compress_response_gzips_whole_text_files_up_to_a_mebibyte() {
         (206, None)
     );
     assert_eq!(file_text(&range), "body");
-    // Not gzipped: under 1024 bytes, not text, over a mebibyte, HEAD, or
-    // with the setting off.
+    // Under Tornado's 1,024 bytes, a static file is gzipped too (its
+    // handler flushes, and a flushed answer is gzipped whatever its size).
+    let tiny = get_with(&on, "/static/tiny.css", &gz);
+    assert_eq!(tiny.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(gunzip(tiny.body()), "p {}");
+    // Not gzipped: empty, not text, over a mebibyte, HEAD, or with the
+    // setting off.
     for (app, method, path) in [
-        (&on, "GET", "/static/tiny.css"),
+        (&on, "GET", "/static/empty.css"),
         (&on, "GET", "/static/logo.png"),
         (&on, "GET", "/static/big.js"),
         (&on, "HEAD", "/static/app.css"),
@@ -3188,4 +3194,53 @@ mod ui_modules {
     fn built_in_module_names_are_refused() {
         let _ = Application::builder().ui_module("Template", || Assets);
     }
+}
+
+/// Tornado 6.6: the application's `trusted_origins` pass a WebSocket's
+/// origin check; other cross-origin handshakes are refused with 403, and
+/// an override of `check_origin` is still asked for them.
+#[test]
+fn trusted_origins_pass_the_websocket_origin_check() {
+    struct Ws;
+    impl WebSocketHandler for Ws {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    }
+    struct Picky;
+    impl WebSocketHandler for Picky {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+        fn check_origin(&self, origin: &str, _: &Request) -> bool {
+            origin == "https://friend.example"
+        }
+    }
+    let app = Application::builder()
+        .websocket("/ws", |_| Ws)
+        .websocket("/picky", |_| Picky)
+        .trusted_origins(["https://trusted.example"])
+        .build();
+    let status = |path: &str, origin: &str| {
+        let req = Request::synthetic(
+            "GET",
+            path,
+            &[
+                ("Host", "app.example"),
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Origin", origin),
+            ],
+        );
+        match app.dispatch(req) {
+            Reply::Upgrade(_) => 101,
+            Reply::Response(r) => r.status(),
+            Reply::Pending(_) => panic!("unexpected pending reply"),
+        }
+    };
+    assert_eq!(status("/ws", "http://app.example"), 101);
+    assert_eq!(status("/ws", "https://trusted.example"), 101);
+    assert_eq!(status("/ws", "https://trusted.example:8443"), 403);
+    assert_eq!(status("/ws", "https://evil.example"), 403);
+    assert_eq!(status("/picky", "https://friend.example"), 101);
+    assert_eq!(status("/picky", "https://trusted.example"), 101);
+    assert_eq!(status("/picky", "https://evil.example"), 403);
 }

@@ -118,9 +118,10 @@ pub trait WebSocketHandler: 'static {
     /// `none`, a header pages cannot set): behind a proxy that rewrites
     /// `Host`, the page's own connections pass. As in Tornado 4.3, an
     /// override is asked for every request with an `Origin` (6.6 no longer
-    /// asks it for same-origin ones), and the default does not read the
-    /// application's `trusted_origins` (6.6's does): list those origins in
-    /// an override.
+    /// asks it for same-origin ones). An origin listed in the application's
+    /// [`trusted_origins`](crate::web::Settings::trusted_origins) is
+    /// accepted without asking this method (Tornado 6.6's default accepts
+    /// them; an override there may still refuse one).
     fn check_origin(&self, origin: &str, req: &Request) -> bool {
         same_origin(origin, req.host().unwrap_or(""))
             || matches!(req.header("sec-fetch-site"), Some("same-origin" | "none"))

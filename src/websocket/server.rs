@@ -92,11 +92,17 @@ type Prepared = (
 fn prepare(
     req: &Request,
     handler: &dyn WebSocketHandler,
-    settings: &WebSocketSettings,
+    settings: &RouteSettings,
 ) -> Result<Prepared, HandshakeError> {
     let up = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())?;
     if let Some(origin) = up.origin {
-        if !handler.check_origin(origin, req) {
+        // The application's `trusted_origins` are trusted for sockets as
+        // for forms (Tornado 6.6's default `check_origin` accepts them).
+        let trusted = settings
+            .app
+            .as_ref()
+            .is_some_and(|app| app.trusts_origin(origin));
+        if !trusted && !handler.check_origin(origin, req) {
             return Err(HandshakeError::OriginRejected);
         }
     }

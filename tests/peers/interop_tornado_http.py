@@ -19,9 +19,10 @@ Checks:
     answer a grid of paths (trailing slashes, queries, `//host` paths that must not redirect
     to another host) and methods with the same status, Location and page;
   - static files (`--static-path` and Tornado's `static_path`, the same directory) of text,
-    JSON, SVG and PNG from 1,024 bytes to 1 MiB are gzipped (or not) alike for the same
-    Accept-Encoding grid, with the same Vary and decompressed bytes. (Tornado gzips static
-    text under 1,024 bytes and over 1 MiB too; cyclone sends those as they are.)
+    JSON, SVG and PNG from 0 bytes to 1 MiB (a 17-byte stylesheet among them: Tornado gzips
+    static files under its 1,024-byte minimum too, an empty one not) are gzipped (or not) alike
+    for the same Accept-Encoding grid, with the same Vary and decompressed bytes. (Tornado
+    gzips static text over 1 MiB too; cyclone sends it from the file as it is.)
 `Accept-Encoding: gzip;q=0` and `GZIP` are left out of the grid on purpose: Tornado's
 case-sensitive substring test gzips the first and not the second, cyclone reads the list as
 RFC 9110 §12.5.3 says (codings are case-insensitive, q=0 means "not acceptable"); the unit
@@ -90,6 +91,8 @@ STATIC_FILES = {
     "icon.svg": b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g/>" * 300 + b"</svg>",
     "logo.png": bytes(range(256)) * 8,
     "bundle.js": b"var x = 1;\n" * 90000,
+    "tiny.css": b"p { margin: 0; }\n",
+    "empty.txt": b"",
 }
 
 
