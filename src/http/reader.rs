@@ -225,9 +225,7 @@ impl RequestReader {
             return Ok(None);
         };
         let (data, done) = if pending.is_chunked() {
-            let dec = self.chunked.get_or_insert_with(ChunkedBody::default);
-            let used = dec.decode(self.buf.bytes(), limits, max_body)?;
-            self.buf.consume(used);
+            let dec = self.decode_chunked(limits, max_body)?;
             let data = std::mem::take(&mut dec.body);
             let done = dec.is_done();
             if done {
@@ -343,9 +341,7 @@ impl RequestReader {
             return Ok(None);
         };
         let body = if pending.is_chunked() {
-            let dec = self.chunked.get_or_insert_with(ChunkedBody::default);
-            let used = dec.decode(self.buf.bytes(), limits, max_body)?;
-            self.buf.consume(used);
+            let dec = self.decode_chunked(limits, max_body)?;
             if !dec.is_done() {
                 return Ok(None);
             }
@@ -370,6 +366,18 @@ impl RequestReader {
         });
         self.buf.trim();
         Ok(req)
+    }
+
+    /// Decodes what arrived of the pending request's chunked body.
+    fn decode_chunked(
+        &mut self,
+        limits: &HeadLimits,
+        max_body: u64,
+    ) -> Result<&mut ChunkedBody, ParseError> {
+        let dec = self.chunked.get_or_insert_with(ChunkedBody::default);
+        let used = dec.decode(self.buf.bytes(), limits, max_body)?;
+        self.buf.consume(used);
+        Ok(dec)
     }
 
     /// Everything buffered (after an upgrade: the first frames).

@@ -32,6 +32,17 @@ const DEFAULT_CONTENT_TYPE: &str = "text/html; charset=UTF-8";
 pub struct RequestContext<'a> {
     request: &'a Request,
     shared: &'a Shared,
+    /// The rest, which outlives the borrows.
+    p: Parts,
+    /// The answer given later, once [`asynchronous`](Self::asynchronous)
+    /// was called.
+    later: Option<super::async_response::Shared>,
+}
+
+/// A [`RequestContext`] without its borrows of the request and the
+/// application: what an [`AsyncResponse`](super::AsyncResponse) or a
+/// streamed body's handler keeps between calls.
+pub(crate) struct Parts {
     response: Response,
     /// `Set-Cookie` values; kept through `send_error`, like Tornado's.
     cookies: Vec<String>,
@@ -50,9 +61,9 @@ pub struct RequestContext<'a> {
     /// The XSRF token of the `_xsrf` cookie, or one made for this request
     /// (Tornado's `_get_raw_xsrf_token`).
     xsrf_raw: OnceCell<xsrf::RawToken>,
-    /// The token as [`xsrf_token`](Self::xsrf_token) gave it out.
+    /// The token as [`xsrf_token`](RequestContext::xsrf_token) gave it out.
     xsrf_token: OnceCell<String>,
-    /// A `multipart/form-data` body's parts ([`parse_body`](Self::parse_body)).
+    /// A `multipart/form-data` body's parts ([`parse_body`](RequestContext::parse_body)).
     multipart: Option<multipart::Parts>,
     /// Tornado's `current_user`: from the handler's `get_current_user`,
     /// or set in `prepare`.
@@ -66,16 +77,13 @@ pub struct RequestContext<'a> {
     /// resources `render` puts into the page.
     modules: ActiveModules,
     /// Names the handler added to its templates' namespace
-    /// ([`set_template_value`](Self::set_template_value)).
+    /// ([`set_template_value`](RequestContext::set_template_value)).
     template_values: serde_json::Map<String, serde_json::Value>,
     /// The head went out ([`AsyncResponse::flush`](super::AsyncResponse::flush)):
     /// status, headers and cookies can no longer change.
     head_sent: bool,
-    /// The answer given later, once [`asynchronous`](Self::asynchronous)
-    /// was called.
-    later: Option<super::async_response::Shared>,
     /// The body limit a streamed body's `prepare` set
-    /// ([`set_max_body_size`](Self::set_max_body_size)).
+    /// ([`set_max_body_size`](RequestContext::set_max_body_size)).
     max_body_size: Option<u64>,
 }
 
@@ -84,29 +92,6 @@ impl Parts {
     pub(crate) fn max_body_size(&self) -> Option<u64> {
         self.max_body_size
     }
-}
-
-/// A [`RequestContext`] without its borrows of the request and the
-/// application: what an [`AsyncResponse`](super::AsyncResponse) keeps
-/// between the handler method's return and the end of the answer.
-pub(crate) struct Parts {
-    response: Response,
-    cookies: Vec<String>,
-    finished: bool,
-    unimplemented: Vec<&'static str>,
-    form_body: OnceCell<bool>,
-    path_kwargs: Vec<(String, String)>,
-    error_status: Option<u16>,
-    xsrf_raw: OnceCell<xsrf::RawToken>,
-    xsrf_token: OnceCell<String>,
-    multipart: Option<multipart::Parts>,
-    current_user: Option<String>,
-    request_value: OnceCell<serde_json::Value>,
-    locale: OnceCell<crate::locale::Locale>,
-    modules: ActiveModules,
-    template_values: serde_json::Map<String, serde_json::Value>,
-    head_sent: bool,
-    max_body_size: Option<u64>,
 }
 
 /// Whether a browser would read `url` as protocol-relative
@@ -157,53 +142,37 @@ impl<'a> RequestContext<'a> {
         RequestContext {
             request,
             shared,
-            response,
-            cookies: Vec::new(),
-            finished: false,
-            unimplemented: Vec::new(),
-            form_body: OnceCell::new(),
-            path_kwargs: Vec::new(),
-            error_status: None,
-            xsrf_raw: OnceCell::new(),
-            xsrf_token: OnceCell::new(),
-            multipart: None,
-            current_user: None,
-            request_value: OnceCell::new(),
-            locale: OnceCell::new(),
-            modules: ActiveModules::default(),
-            template_values: serde_json::Map::new(),
-            head_sent: false,
+            p: Parts {
+                response,
+                cookies: Vec::new(),
+                finished: false,
+                unimplemented: Vec::new(),
+                form_body: OnceCell::new(),
+                path_kwargs: Vec::new(),
+                error_status: None,
+                xsrf_raw: OnceCell::new(),
+                xsrf_token: OnceCell::new(),
+                multipart: None,
+                current_user: None,
+                request_value: OnceCell::new(),
+                locale: OnceCell::new(),
+                modules: ActiveModules::default(),
+                template_values: serde_json::Map::new(),
+                head_sent: false,
+                max_body_size: None,
+            },
             later: None,
-            max_body_size: None,
         }
     }
 
     /// Splits off the borrows: the state, and the answer given later if
     /// [`asynchronous`](Self::asynchronous) was called.
     pub(crate) fn into_parts(self) -> (Parts, Option<super::async_response::Shared>) {
-        let parts = Parts {
-            response: self.response,
-            cookies: self.cookies,
-            finished: self.finished,
-            unimplemented: self.unimplemented,
-            form_body: self.form_body,
-            path_kwargs: self.path_kwargs,
-            error_status: self.error_status,
-            xsrf_raw: self.xsrf_raw,
-            xsrf_token: self.xsrf_token,
-            multipart: self.multipart,
-            current_user: self.current_user,
-            request_value: self.request_value,
-            locale: self.locale,
-            modules: self.modules,
-            template_values: self.template_values,
-            head_sent: self.head_sent,
-            max_body_size: self.max_body_size,
-        };
-        (parts, self.later)
+        (self.p, self.later)
     }
 
-    /// A context again, for work on an answer given later.
+    /// A context again, for more work on the same request (an answer given
+    /// later, the next piece of a streamed body).
     pub(crate) fn from_parts(
         request: &'a Request,
         shared: &'a Shared,
@@ -213,24 +182,8 @@ impl<'a> RequestContext<'a> {
         RequestContext {
             request,
             shared,
-            response: parts.response,
-            cookies: parts.cookies,
-            finished: parts.finished,
-            unimplemented: parts.unimplemented,
-            form_body: parts.form_body,
-            path_kwargs: parts.path_kwargs,
-            error_status: parts.error_status,
-            xsrf_raw: parts.xsrf_raw,
-            xsrf_token: parts.xsrf_token,
-            multipart: parts.multipart,
-            current_user: parts.current_user,
-            request_value: parts.request_value,
-            locale: parts.locale,
-            modules: parts.modules,
-            template_values: parts.template_values,
-            head_sent: parts.head_sent,
+            p: parts,
             later,
-            max_body_size: parts.max_body_size,
         }
     }
 
@@ -240,7 +193,7 @@ impl<'a> RequestContext<'a> {
     /// a larger body is answered 413. Elsewhere the body has already
     /// arrived, and this does nothing.
     pub fn set_max_body_size(&mut self, bytes: u64) {
-        self.max_body_size = Some(bytes);
+        self.p.max_body_size = Some(bytes);
     }
 
     /// Keeps the response open after the handler method returns: the
@@ -290,12 +243,12 @@ impl<'a> RequestContext<'a> {
     /// Whether [`asynchronous`](Self::asynchronous) keeps this response
     /// open (it was called and the response is not finished).
     pub(crate) fn is_open_later(&self) -> bool {
-        self.later.is_some() && !self.finished
+        self.later.is_some() && !self.p.finished
     }
 
     /// Whether the response's head went out (a streamed answer).
     pub(crate) fn head_sent(&self) -> bool {
-        self.head_sent
+        self.p.head_sent
     }
 
     /// Takes the response's head and the body written so far, for the
@@ -303,50 +256,50 @@ impl<'a> RequestContext<'a> {
     /// headers, and from now on the status and headers stay as they are.
     pub(crate) fn take_head(&mut self) -> Response {
         self.set_new_xsrf_cookie();
-        let status = self.response.status();
-        let mut head = std::mem::replace(&mut self.response, Response::new(status));
-        for c in self.cookies.drain(..) {
+        let status = self.p.response.status();
+        let mut head = std::mem::replace(&mut self.p.response, Response::new(status));
+        for c in self.p.cookies.drain(..) {
             head.add_header("Set-Cookie", c);
         }
-        self.head_sent = true;
+        self.p.head_sent = true;
         head
     }
 
     /// Takes what was written since the last piece of a streamed answer.
     pub(crate) fn take_body(&mut self) -> Vec<u8> {
-        std::mem::take(self.response.body_mut())
+        std::mem::take(self.p.response.body_mut())
     }
 
     /// The response being built (for the transforms of a streamed answer).
     pub(crate) fn response_mut(&mut self) -> &mut Response {
-        &mut self.response
+        &mut self.p.response
     }
 
     /// Whether status, headers and cookies can still change; logs why not.
     fn head_writable(&self, what: &str) -> bool {
-        if self.head_sent {
+        if self.p.head_sent {
             log::warn!(
                 "{what} ignored: the head of the response to {} {} was already sent (flush)",
                 self.request.method(),
                 self.request.uri()
             );
         }
-        !self.head_sent && self.writable(what)
+        !self.p.head_sent && self.writable(what)
     }
 
     /// The status of an error page sent with `send_error` and not yet
     /// given to the handler's `write_error`.
     pub(crate) fn error_status(&self) -> Option<u16> {
-        self.error_status
+        self.p.error_status
     }
 
     /// After `set_default_headers`: drops the body it wrote and puts the
     /// status back to `status`, as Tornado's `clear()` empties the body and
     /// sets 200 after calling it (a response it finished stays).
     pub(crate) fn keep_only_headers(&mut self, status: u16) {
-        if !self.finished {
-            self.response.body_mut().clear();
-            self.response.set_status(status, None);
+        if !self.p.finished {
+            self.p.response.body_mut().clear();
+            self.p.response.set_status(status, None);
         }
     }
 
@@ -354,7 +307,7 @@ impl<'a> RequestContext<'a> {
     /// cannot end a request: the HTTP layer would send a 500 instead) with
     /// the 500 error page.
     pub(crate) fn refuse_interim_status(&mut self) {
-        let status = self.response.status();
+        let status = self.p.response.status();
         if status >= 200 {
             return;
         }
@@ -363,7 +316,7 @@ impl<'a> RequestContext<'a> {
             self.request.method(),
             self.request.uri()
         );
-        self.finished = false;
+        self.p.finished = false;
         self.send_error(500);
     }
 
@@ -372,22 +325,25 @@ impl<'a> RequestContext<'a> {
     /// meanwhile, and keeps Tornado's default page if `f` wrote no body
     /// and did not finish the response itself (a `redirect` has no body).
     pub(crate) fn rewrite_error_page(&mut self, f: impl FnOnce(&mut Self)) {
-        self.error_status = None;
-        let default_page = std::mem::take(self.response.body_mut());
-        self.finished = false;
+        self.p.error_status = None;
+        let default_page = std::mem::take(self.p.response.body_mut());
+        self.p.finished = false;
         f(self);
         // An error `f` sent (`send_error`) finished the response too: its
         // page stays, undressed (write_error runs once).
-        self.error_status = None;
-        let finished_by_f = std::mem::replace(&mut self.finished, true);
-        if !finished_by_f && self.response.body().is_empty() && self.response.file_body_len() == 0 {
-            *self.response.body_mut() = default_page;
+        self.p.error_status = None;
+        let finished_by_f = std::mem::replace(&mut self.p.finished, true);
+        if !finished_by_f
+            && self.p.response.body().is_empty()
+            && self.p.response.file_body_len() == 0
+        {
+            *self.p.response.body_mut() = default_page;
         }
     }
 
     /// Sets the route's named captures (see [`path_kwarg`](Self::path_kwarg)).
     pub(crate) fn set_path_kwargs(&mut self, kwargs: Vec<(String, String)>) {
-        self.path_kwargs = kwargs;
+        self.p.path_kwargs = kwargs;
     }
 
     /// The route's capture named `name` (`(?P<name>..)`), percent-decoded:
@@ -412,7 +368,8 @@ impl<'a> RequestContext<'a> {
     ///     .build();
     /// ```
     pub fn path_kwarg(&self, name: &str) -> Option<&str> {
-        self.path_kwargs
+        self.p
+            .path_kwargs
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -421,21 +378,21 @@ impl<'a> RequestContext<'a> {
     /// The finished response, with its `Set-Cookie` headers.
     pub(crate) fn into_response(mut self) -> Response {
         self.set_new_xsrf_cookie();
-        for c in self.cookies.drain(..) {
-            self.response.add_header("Set-Cookie", c);
+        for c in self.p.cookies.drain(..) {
+            self.p.response.add_header("Set-Cookie", c);
         }
-        self.response
+        self.p.response
     }
 
     fn writable(&self, what: &str) -> bool {
-        if self.finished {
+        if self.p.finished {
             log::warn!(
                 "{what} ignored: the response to {} {} is already finished",
                 self.request.method(),
                 self.request.uri()
             );
         }
-        !self.finished
+        !self.p.finished
     }
 
     /// The request.
@@ -485,14 +442,14 @@ impl<'a> RequestContext<'a> {
 
     /// Whether the response is finished (error, redirect or render sent).
     pub fn is_finished(&self) -> bool {
-        self.finished
+        self.p.finished
     }
 
     /// Appends to the response body (text or bytes). The content type stays
     /// `text/html; charset=UTF-8` unless a handler sets another.
     pub fn write(&mut self, data: impl AsRef<[u8]>) {
         if self.writable("write") {
-            self.response.write(data);
+            self.p.response.write(data);
         }
     }
 
@@ -504,8 +461,8 @@ impl<'a> RequestContext<'a> {
     /// [`StaticFiles`](super::StaticFiles) uses.
     pub fn write_file(&mut self, file: std::fs::File, offset: u64, len: u64) {
         if self.writable("write_file") {
-            self.response.set_file_body(file, offset, len);
-            self.finished = true;
+            self.p.response.set_file_body(file, offset, len);
+            self.p.finished = true;
         }
     }
 
@@ -520,9 +477,10 @@ impl<'a> RequestContext<'a> {
         }
         match serde_json::to_string(value) {
             Ok(json) => {
-                self.response
+                self.p
+                    .response
                     .set_header("Content-Type", "application/json; charset=UTF-8");
-                self.response.write(escape_script_end(json));
+                self.p.response.write(escape_script_end(json));
             }
             Err(e) => {
                 log::error!("write_json on {}: {e}", self.request.uri());
@@ -540,7 +498,7 @@ impl<'a> RequestContext<'a> {
             return;
         }
         if valid_status(status) {
-            self.response.set_status(status, None);
+            self.p.response.set_status(status, None);
         } else {
             log::error!(
                 "set_status({status}) on {}: not in 100-599",
@@ -552,27 +510,27 @@ impl<'a> RequestContext<'a> {
 
     /// The status code so far.
     pub fn get_status(&self) -> u16 {
-        self.response.status()
+        self.p.response.status()
     }
 
     /// Replaces any header `name` with `name: value`.
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         if self.head_writable("set_header") {
-            self.response.set_header(name, value);
+            self.p.response.set_header(name, value);
         }
     }
 
     /// Adds a header line, keeping existing ones with the same name.
     pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
         if self.head_writable("add_header") {
-            self.response.add_header(name, value);
+            self.p.response.add_header(name, value);
         }
     }
 
     /// Removes every header `name`.
     pub fn clear_header(&mut self, name: &str) {
         if self.head_writable("clear_header") {
-            self.response.clear_header(name);
+            self.p.response.clear_header(name);
         }
     }
 
@@ -732,10 +690,10 @@ impl<'a> RequestContext<'a> {
             log::error!("redirect({url:?}) with status {status}: not a 3xx status");
             return self.send_error(500);
         }
-        self.response.set_status(status, None);
-        self.response.set_header("Location", url);
-        self.response.set_body(Vec::new());
-        self.finished = true;
+        self.p.response.set_status(status, None);
+        self.p.response.set_header("Location", url);
+        self.p.response.set_body(Vec::new());
+        self.p.finished = true;
     }
 
     /// Answers with Tornado's error page for `status` (`<title>404: Not
@@ -751,9 +709,9 @@ impl<'a> RequestContext<'a> {
     /// name` (Tornado's `HTTPError(400, reason=..)`).
     pub fn send_error_message(&mut self, status: u16, message: Option<&str>) {
         if self.writable("send_error") {
-            self.response = Response::error(status, message);
-            self.finished = true;
-            self.error_status = Some(status);
+            self.p.response = Response::error(status, message);
+            self.p.finished = true;
+            self.p.error_status = Some(status);
         }
     }
 
@@ -764,11 +722,11 @@ impl<'a> RequestContext<'a> {
         let allow: Vec<&str> = HANDLER_METHODS
             .iter()
             .copied()
-            .filter(|m| allowed.contains(m) && !self.unimplemented.contains(m))
+            .filter(|m| allowed.contains(m) && !self.p.unimplemented.contains(m))
             .collect();
         self.send_error(405);
-        if self.response.status() == 405 {
-            self.response.set_header("Allow", allow.join(", "));
+        if self.p.response.status() == 405 {
+            self.p.response.set_header("Allow", allow.join(", "));
         }
     }
 
@@ -780,7 +738,7 @@ impl<'a> RequestContext<'a> {
             "405: {method} is listed in supported_methods() but not implemented ({})",
             self.request.uri()
         );
-        self.unimplemented.push(method);
+        self.p.unimplemented.push(method);
         self.method_not_allowed(supported);
     }
 
@@ -873,7 +831,7 @@ impl<'a> RequestContext<'a> {
     pub fn set_template_value(&mut self, name: &str, value: impl Serialize) {
         match serde_json::to_value(value) {
             Ok(v) => {
-                self.template_values.insert(name.to_string(), v);
+                self.p.template_values.insert(name.to_string(), v);
             }
             Err(e) => log::error!("set_template_value({name:?}): does not serialize: {e}"),
         }
@@ -905,14 +863,15 @@ impl<'a> RequestContext<'a> {
     /// request used put in (Tornado's `render`), or the render's error.
     fn finish_render(&mut self, file: &str, result: Result<String, String>) {
         let result = result.and_then(|html| {
-            self.modules
+            self.p
+                .modules
                 .insert_resources(html, &|path| self.static_url(path))
                 .map_err(|e| format!("template {file:?}: {e}"))
         });
         match result {
             Ok(html) => {
-                self.response.write(html);
-                self.finished = true;
+                self.p.response.write(html);
+                self.p.finished = true;
             }
             Err(e) => {
                 log::error!("render on {}: {e}", self.request.uri());
@@ -923,7 +882,7 @@ impl<'a> RequestContext<'a> {
     }
 
     fn is_form(&self) -> bool {
-        *self.form_body.get_or_init(|| {
+        *self.p.form_body.get_or_init(|| {
             self.request
                 .header("content-type")
                 .and_then(|ct| ct.split(';').next())
@@ -953,7 +912,7 @@ impl<'a> RequestContext<'a> {
     /// filename of a `multipart/form-data` one (files are
     /// [`get_files`](Self::get_files)'). Cleaned as query values are.
     pub fn get_body_arguments(&self, name: &str) -> Vec<String> {
-        if self.multipart.is_some() {
+        if self.p.multipart.is_some() {
             return self
                 .body_arguments()
                 .filter(|(n, _)| n == name)
@@ -981,12 +940,12 @@ impl<'a> RequestContext<'a> {
     /// time, never kept whole as strings.
     pub fn body_arguments(&self) -> impl Iterator<Item = (String, String)> + '_ {
         let body = self.request.body();
-        let fields = self.multipart.iter().flat_map(|parts| &parts.fields);
+        let fields = self.p.multipart.iter().flat_map(|parts| &parts.fields);
         let parts = fields.map(move |(n, r)| {
             let value = String::from_utf8_lossy(&body[r.clone()]).into_owned();
             (n.clone(), clean_argument(value))
         });
-        let form = self.multipart.is_none() && self.is_form();
+        let form = self.p.multipart.is_none() && self.is_form();
         let urlencoded = if form { body } else { &[] };
         let pairs = parse_qs_bytes(urlencoded).map(|(k, v)| (k, clean_argument(v)));
         parts.chain(pairs)
@@ -1030,7 +989,7 @@ impl<'a> RequestContext<'a> {
     /// (Tornado's `self.request.files`, flattened).
     pub fn files(&self) -> Vec<(&str, HttpFile<'a>)> {
         let body: &'a [u8] = self.request.body();
-        self.multipart.as_ref().map_or_else(Vec::new, |parts| {
+        self.p.multipart.as_ref().map_or_else(Vec::new, |parts| {
             parts
                 .files
                 .iter()
@@ -1074,7 +1033,7 @@ impl<'a> RequestContext<'a> {
         };
         match result {
             Ok(parts) => {
-                self.multipart = parts;
+                self.p.multipart = parts;
                 true
             }
             Err(why) => {
@@ -1397,13 +1356,13 @@ impl<'a> RequestContext<'a> {
     /// (`None` when nobody is logged in), unless their values have that
     /// name.
     pub fn current_user(&self) -> Option<&str> {
-        self.current_user.as_deref()
+        self.p.current_user.as_deref()
     }
 
     /// Sets [`current_user`](Self::current_user), e.g. in `prepare` once
     /// a session was looked up (Tornado: assigning `self.current_user`).
     pub fn set_current_user(&mut self, user: Option<String>) {
-        self.current_user = user;
+        self.p.current_user = user;
     }
 
     /// The locale to answer in (Tornado's `self.locale`): the handler's
@@ -1414,13 +1373,14 @@ impl<'a> RequestContext<'a> {
     /// `pgettext(..)`, `locale.format_date(..)`, `locale.code`. See
     /// [`cyclone::locale`](crate::locale) for loading translations.
     pub fn locale(&self) -> &crate::locale::Locale {
-        self.locale
+        self.p
+            .locale
             .get_or_init(|| self.get_browser_locale(crate::locale::DEFAULT_LOCALE))
     }
 
     /// Sets [`locale`](Self::locale) (Tornado: assigning `self.locale`).
     pub fn set_locale(&mut self, locale: crate::locale::Locale) {
-        self.locale = OnceCell::from(locale);
+        self.p.locale = OnceCell::from(locale);
     }
 
     /// The supported locale closest to the request's `Accept-Language`, or
@@ -1442,22 +1402,22 @@ impl<'a> RequestContext<'a> {
     /// quoted. [`RequestHandler::compute_etag`](super::RequestHandler::compute_etag)
     /// calls it; `None` for a body sent from a file.
     pub fn compute_etag(&self) -> Option<String> {
-        if self.response.file_body_len() > 0 {
+        if self.p.response.file_body_len() > 0 {
             return None;
         }
         Some(format!(
             "\"{}\"",
-            sha1_smol::Sha1::from(self.response.body()).digest()
+            sha1_smol::Sha1::from(self.p.response.body()).digest()
         ))
     }
 
     /// Tornado's `finish()` for a `200` answer to `GET` or `HEAD` without
     /// an `ETag` of its own: whether `etag_of` should be asked for one.
     pub(crate) fn wants_etag(&self) -> bool {
-        self.response.status() == 200
+        self.p.response.status() == 200
             && matches!(self.request.method(), "GET" | "HEAD")
-            && self.response.header("Etag").is_none()
-            && self.response.file_body_len() == 0
+            && self.p.response.header("Etag").is_none()
+            && self.p.response.file_body_len() == 0
     }
 
     /// Sets `etag` and, when the request's `If-None-Match` names it (by
@@ -1468,17 +1428,17 @@ impl<'a> RequestContext<'a> {
             .request
             .header("If-None-Match")
             .is_some_and(|tags| if_none_match(tags, &etag));
-        self.response.set_header("Etag", etag);
+        self.p.response.set_header("Etag", etag);
         if matched {
-            self.response.body_mut().clear();
-            self.response.set_status(304, None);
+            self.p.response.body_mut().clear();
+            self.p.response.set_status(304, None);
         }
     }
 
     /// The `compress_response` transform ([`compress_response`]) over
     /// this answer.
     pub(crate) fn compress_response(&mut self) {
-        compress_response(&self.shared.settings, self.request, &mut self.response);
+        compress_response(&self.shared.settings, self.request, &mut self.p.response);
     }
 
     /// The XSRF token of this visitor, as the `_xsrf` form field or the
@@ -1495,7 +1455,7 @@ impl<'a> RequestContext<'a> {
     /// the text differs on every response, masked afresh, while it
     /// stands for the same token; it is the same throughout one request.
     pub fn xsrf_token(&self) -> &str {
-        self.xsrf_token.get_or_init(|| {
+        self.p.xsrf_token.get_or_init(|| {
             xsrf::encode(
                 self.raw_xsrf_token(),
                 self.shared.settings.xsrf_cookie_version,
@@ -1587,7 +1547,7 @@ impl<'a> RequestContext<'a> {
     /// The token of the `_xsrf` cookie, or a new one if it has none that
     /// decodes (Tornado's `_get_raw_xsrf_token`).
     fn raw_xsrf_token(&self) -> &xsrf::RawToken {
-        self.xsrf_raw.get_or_init(|| {
+        self.p.xsrf_raw.get_or_init(|| {
             let now = super::signed::now_secs();
             self.request
                 .cookie(&self.shared.settings.xsrf_cookie_name)
@@ -1601,12 +1561,13 @@ impl<'a> RequestContext<'a> {
     /// a token made for this request, unless the handler set or cleared
     /// that cookie itself.
     fn set_new_xsrf_cookie(&mut self) {
-        let (Some(token), Some(raw)) = (self.xsrf_token.take(), self.xsrf_raw.get()) else {
+        let (Some(token), Some(raw)) = (self.p.xsrf_token.take(), self.p.xsrf_raw.get()) else {
             return;
         };
         let settings = &self.shared.settings;
         let name = settings.xsrf_cookie_name.as_str();
         let set_by_handler = self
+            .p
             .cookies
             .iter()
             .any(|c| c.split_once('=').is_some_and(|(n, _)| n == name));
@@ -1620,7 +1581,7 @@ impl<'a> RequestContext<'a> {
         // Tornado: a logged-in user's token lasts 30 days unless the
         // kwargs say otherwise.
         let mut options = settings.xsrf_cookie_kwargs.clone();
-        if self.current_user.is_some() && options.expires_days.is_none() {
+        if self.p.current_user.is_some() && options.expires_days.is_none() {
             options.expires_days = Some(30.0);
         }
         self.push_cookie_line(name, &token, &options);
@@ -1640,15 +1601,16 @@ impl<'a> RequestContext<'a> {
     /// RFC 6265 §4.1.1: one `Set-Cookie` per name). `set_default_headers`
     /// runs again on an error page, and its cookies must not double.
     fn push_cookie(&mut self, name: &str, line: String) {
-        if self.head_sent {
+        if self.p.head_sent {
             log::warn!(
                 "set_cookie({name:?}) ignored: the head of the response was already sent (flush)"
             );
             return;
         }
-        self.cookies
+        self.p
+            .cookies
             .retain(|c| c.split_once('=').is_none_or(|(n, _)| n != name));
-        self.cookies.push(line);
+        self.p.cookies.push(line);
     }
 }
 
@@ -1671,7 +1633,8 @@ impl RequestNamespace for RequestContext<'_> {
 
     fn request_value(&self) -> Option<&serde_json::Value> {
         Some(
-            self.request_value
+            self.p
+                .request_value
                 .get_or_init(|| super::template::request_value(self.request)),
         )
     }
@@ -1681,14 +1644,14 @@ impl RequestNamespace for RequestContext<'_> {
     }
 
     fn template_value(&self, name: &str) -> Option<&serde_json::Value> {
-        self.template_values.get(name)
+        self.p.template_values.get(name)
     }
 
     fn app_parts(&self) -> Option<AppParts<'_>> {
         Some(AppParts {
             shared: self.shared,
             request: self.request,
-            modules: &self.modules,
+            modules: &self.p.modules,
         })
     }
 }

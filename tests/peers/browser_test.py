@@ -456,22 +456,22 @@ async def main():
         except RuntimeError as exc:
             checks.fail("start hello and chat", str(exc))
             return checks.finish()
-        chatdemo = None
-        if args.chatdemo:
+
+        def start_optional(cmd, name):
+            """The example `cmd` (if given) started, or None (a failed check) if it cannot be."""
+            if not cmd:
+                return None
             try:
-                chatdemo = Server(shlex.split(args.chatdemo), logfile=os.path.join(args.outdir, "chatdemo.log"),
-                                  env={"RUST_LOG": "info"})
-                started.append(chatdemo)
+                srv = Server(shlex.split(cmd), logfile=os.path.join(args.outdir, f"{name}.log"),
+                             env={"RUST_LOG": "info"})
             except RuntimeError as exc:
-                checks.fail("start chatdemo", str(exc))
-        longpoll = None
-        if args.longpoll:
-            try:
-                longpoll = Server(shlex.split(args.longpoll), logfile=os.path.join(args.outdir, "longpoll.log"),
-                                  env={"RUST_LOG": "info"})
-                started.append(longpoll)
-            except RuntimeError as exc:
-                checks.fail("start longpoll_chat", str(exc))
+                checks.fail(f"start {name}", str(exc))
+                return None
+            started.append(srv)
+            return srv
+
+        chatdemo = start_optional(args.chatdemo, "chatdemo")
+        longpoll = start_optional(args.longpoll, "longpoll")
         tls_echo = None
         if args.tls_echo:
             try:
