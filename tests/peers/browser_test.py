@@ -319,6 +319,18 @@ async def chat_test(checks, cdp, url, outdir):
     await checks.run("chat: screenshot target/browser/chat.png", shot, 40)
 
 
+async def post_and_see(tabs, line, link, markup):
+    """Posts `line` from tab A's #message/#send; waits in tabs B and A for the element `link`
+    inside #inbox and checks #inbox shows `markup` literally (escaped by the server)."""
+    await tabs["A"].eval(f"document.getElementById('message').value = {json.dumps(line)}")
+    await tabs["A"].click("send")
+    for name in ("B", "A"):
+        await tabs[name].wait(f"!!document.querySelector({json.dumps(link)})", 10,
+                              f"tab {name} to show the message with its link")
+        shown = await tabs[name].text("inbox")
+        assert markup in shown, f"tab {name} shows {shown!r}: the markup was not escaped"
+
+
 async def chatdemo_test(checks, cdp, url, outdir):
     """chatdemo: a message sent from one tab appears, rendered by the server's message.html
     (its URL a link, its markup escaped), in both tabs, and in a tab loaded afterwards."""
@@ -339,13 +351,7 @@ async def chatdemo_test(checks, cdp, url, outdir):
     link = f"#inbox a[href='http://example.com/{token}']"
 
     async def exchange():
-        await tabs["A"].eval(f"document.getElementById('message').value = {json.dumps(line)}")
-        await tabs["A"].click("send")
-        for name in ("B", "A"):
-            await tabs[name].wait(f"!!document.querySelector({json.dumps(link)})", 10,
-                                  f"tab {name} to show the message with its link")
-            shown = await tabs[name].text("inbox")
-            assert f"<b>{token}</b>" in shown, f"tab {name} shows {shown!r}: the markup was not escaped"
+        await post_and_see(tabs, line, link, f"<b>{token}</b>")
     await checks.run("chatdemo: tab A's message appears in both tabs, rendered by message.html", exchange, 30)
 
     async def reload_lists_it():
@@ -399,13 +405,7 @@ async def longpoll_test(checks, cdp, url, outdir):
     link = f"#inbox a[href='http://example.org/{token}']"
 
     async def exchange():
-        await tabs["A"].eval(f"document.getElementById('message').value = {json.dumps(line)}")
-        await tabs["A"].click("send")
-        for name in ("B", "A"):
-            await tabs[name].wait(f"!!document.querySelector({json.dumps(link)})", 10,
-                                  f"tab {name} to show the message with its link")
-            shown = await tabs[name].text("inbox")
-            assert f"<i>{token}</i>" in shown, f"tab {name} shows {shown!r}: the markup was not escaped"
+        await post_and_see(tabs, line, link, f"<i>{token}</i>")
         await tabs["A"].wait(f"events.some(m => m.body === {json.dumps(line)})", 10,
                              "the EventSource to deliver the message")
         # Both tabs poll again after their answer.
