@@ -24,6 +24,8 @@ struct Board {
     closes: Rc<Cell<u32>>,
     on_close_callbacks: Rc<Cell<u32>>,
     finishes: Rc<RefCell<Vec<u16>>>,
+    /// The most bytes `/bulk` saw queued right after a flush.
+    most_queued: Rc<Cell<usize>>,
 }
 
 /// `/wait`: a long poll, answered by the next `/publish`.
@@ -74,11 +76,12 @@ struct Count(Board);
 impl RequestHandler for Count {
     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
         cx.write(format!(
-            "closes={} callbacks={} finishes={:?} waiting={}",
+            "closes={} callbacks={} finishes={:?} waiting={} most_queued={}",
             self.0.closes.get(),
             self.0.on_close_callbacks.get(),
             self.0.finishes.borrow(),
-            self.0.waiters.borrow().len()
+            self.0.waiters.borrow().len(),
+            self.0.most_queued.get()
         ));
     }
 }
@@ -187,6 +190,25 @@ impl RequestHandler for Countdown {
     }
 }
 
+/// `/bulk`: a task streams 4 MiB in 64 KiB pieces, awaiting `flushed()`
+/// after each, and records the most bytes queued right after a flush.
+struct Bulk(Board);
+impl RequestHandler for Bulk {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let later = cx.asynchronous();
+        let most = self.0.most_queued.clone();
+        cyclone::ioloop::spawn(async move {
+            let piece = vec![b'b'; 64 * 1024];
+            for _ in 0..64 {
+                later.write(piece.clone());
+                later.flush();
+                most.set(most.get().max(later.queued_bytes()));
+                later.flushed().await;
+            }
+        });
+    }
+}
+
 /// `/dropped`: takes the handle and drops it in the method.
 struct Dropped;
 impl RequestHandler for Dropped {
@@ -247,6 +269,7 @@ fn server_with(gzip: bool) -> Server {
         let b = Board::default();
         let (b1, b2, b3, b4, b5) = (b.clone(), b.clone(), b.clone(), b.clone(), b.clone());
         let b6 = b.clone();
+        let b7 = b.clone();
         Application::builder()
             .route("/wait", move || Wait(b1.clone()))
             .route("/publish", move || Publish(b2.clone()))
@@ -256,6 +279,7 @@ fn server_with(gzip: bool) -> Server {
             .route("/release", move || Release(b5.clone()))
             .route("/dropped", || Dropped)
             .route("/countdown", || Countdown)
+            .route("/bulk", move || Bulk(b7.clone()))
             .route("/panics/(open|streaming)", || PanicsLater)
             .route("/error-later", || ErrorLater)
             .route("/finished-anyway", || FinishedAnyway)
@@ -598,4 +622,33 @@ fn a_task_streams_and_its_end_finishes_the_answer() {
     let (body, complete) = dechunk(&buf[end + 4..]);
     assert!(complete);
     assert_eq!(body, b"3\n2\n1\nliftoff\n");
+}
+
+#[test]
+fn awaiting_flushed_holds_a_slow_client_to_one_piece() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(&get("/bulk")).unwrap();
+    // A slow client: 16 KiB at a time, with pauses.
+    let mut buf = Vec::new();
+    let mut tmp = vec![0u8; 16 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !buf.ends_with(b"\r\n0\r\n\r\n") {
+        assert!(Instant::now() < deadline, "the stream did not end");
+        let n = s.read(&mut tmp).unwrap();
+        assert!(n > 0, "closed early");
+        buf.extend_from_slice(&tmp[..n]);
+        if buf.len() % (512 * 1024) < n {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let (body, complete) = dechunk(&buf[end + 4..]);
+    assert!(complete);
+    assert_eq!(body.len(), 4 << 20);
+    assert!(body.iter().all(|&b| b == b'b'));
+    // Never more than a piece (and its chunk line) waited in the server.
+    let c = count(&srv);
+    let most: usize = c.rsplit("most_queued=").next().unwrap().parse().unwrap();
+    assert!((64 * 1024..=64 * 1024 + 64).contains(&most), "{c}");
 }

@@ -13,7 +13,7 @@ pub mod response;
 pub mod server;
 pub mod stream;
 
-pub use pending::PendingReply;
+pub use pending::{Drained, PendingReply};
 pub use request::{percent_decode, HeadLimits, ParseError, Request};
 pub use response::{html_escape, http_date, reason_phrase, Response};
 pub use stream::Stream;

@@ -52,6 +52,9 @@ struct State {
     /// one callback ask once.
     woken: bool,
     on_close: Option<Box<dyn FnOnce()>>,
+    /// Tasks waiting for the queued bytes to reach the kernel
+    /// ([`drained`](PendingReply::drained)).
+    drain_wakers: Vec<std::task::Waker>,
 }
 
 /// What a connection takes from a [`PendingReply`] on a flush.
@@ -176,11 +179,24 @@ impl PendingReply {
 
     /// Response bytes the connection holds that the peer has not taken
     /// yet, as of the last flush: a producer streaming faster than its
-    /// client reads can wait while this is large (Tornado's `flush()`
-    /// future).
+    /// client reads can wait while this is large (or await
+    /// [`drained`](Self::drained)).
     pub fn queued_bytes(&self) -> usize {
         let st = self.0.borrow();
         st.queued + st.body.len()
+    }
+
+    /// A future that completes once everything written so far has reached
+    /// the kernel (or the connection closed): what awaiting Tornado's
+    /// `flush()` waits for. A task streaming a large answer awaits it
+    /// between pieces, so it never holds more than a piece beyond what the
+    /// client takes.
+    pub fn drained(&self) -> Drained {
+        Drained(self.clone())
+    }
+
+    fn is_drained(st: &State) -> bool {
+        st.closed || (st.head.is_none() && st.body.is_empty() && st.queued == 0)
     }
 
     /// Runs `f` (on the loop, as a callback) when the connection closes
@@ -237,7 +253,15 @@ impl PendingReply {
 
     /// The connection has `n` bytes queued for the peer.
     pub(crate) fn set_queued(&self, n: usize) {
-        self.0.borrow_mut().queued = n;
+        let wakers = {
+            let mut st = self.0.borrow_mut();
+            st.queued = n;
+            if st.drain_wakers.is_empty() || !Self::is_drained(&st) {
+                return;
+            }
+            std::mem::take(&mut st.drain_wakers)
+        };
+        wakers.into_iter().for_each(std::task::Waker::wake);
     }
 
     /// The connection is gone: marks the reply closed and runs the close
@@ -252,11 +276,35 @@ impl PendingReply {
             st.conn = None;
             st.head = None;
             st.body = Vec::new();
-            st.on_close.take()
+            (st.on_close.take(), std::mem::take(&mut st.drain_wakers))
         };
+        let (f, wakers) = f;
+        wakers.into_iter().for_each(std::task::Waker::wake);
         if let (Some(f), Some(lp)) = (f, IOLoop::existing()) {
             lp.add_callback(f);
         }
+    }
+}
+
+/// The future of [`PendingReply::drained`].
+#[derive(Debug)]
+pub struct Drained(PendingReply);
+
+impl std::future::Future for Drained {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut st = (self.0).0.borrow_mut();
+        if PendingReply::is_drained(&st) {
+            return std::task::Poll::Ready(());
+        }
+        if !st.drain_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.drain_wakers.push(cx.waker().clone());
+        }
+        std::task::Poll::Pending
     }
 }
 

@@ -584,7 +584,9 @@ impl HttpConn {
             Taken::Nothing => false,
             Taken::Abort => {
                 // No last chunk: the client sees the body cut short.
-                self.waiting = None;
+                if let Some(w) = self.waiting.take() {
+                    w.reply.set_queued(0);
+                }
                 self.close_after_flush = true;
                 self.linger = true;
                 return true;
@@ -594,6 +596,8 @@ impl HttpConn {
                 let resp = final_response(resp, self.peer, w.req.as_ref());
                 let keep_alive = w.keep_alive && !self.close_after_flush;
                 self.respond(lp, w.req.as_ref(), w.head_only, resp, keep_alive);
+                // The answer is the connection's now: nothing is awaited.
+                w.reply.set_queued(0);
                 self.end_wait(lp, id);
                 return true;
             }
@@ -639,6 +643,8 @@ impl HttpConn {
             self.shared.service.log_request(req, w.status, elapsed);
         }
         self.served += 1;
+        // The answer is the connection's now: nothing is awaited.
+        w.reply.set_queued(0);
         self.end_wait(lp, id);
         true
     }

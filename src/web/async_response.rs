@@ -218,9 +218,42 @@ impl AsyncResponse {
 
     /// Response bytes flushed and not yet taken by the client: a producer
     /// streaming faster than its client reads can hold back while this is
-    /// large (what awaiting Tornado's `flush()` future does).
+    /// large (or await [`flushed`](Self::flushed)).
     pub fn queued_bytes(&self) -> usize {
         self.shared.0.borrow().reply.queued_bytes()
+    }
+
+    /// A future that completes once everything flushed so far has reached
+    /// the kernel, or the connection closed: awaiting Tornado's
+    /// `flush()`. A task streaming a large answer awaits it after each
+    /// [`flush`](Self::flush), so it holds at most a piece beyond what the
+    /// client takes.
+    ///
+    /// ```
+    /// use cyclone::ioloop::spawn;
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Export;
+    /// impl RequestHandler for Export {
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let later = cx.asynchronous();
+    ///         spawn(async move {
+    ///             for row in 0..1_000_000 {
+    ///                 later.write(format!("{row}\n"));
+    ///                 if row % 10_000 == 0 {
+    ///                     later.flush();
+    ///                     later.flushed().await;
+    ///                     if later.is_closed() {
+    ///                         return;
+    ///                     }
+    ///                 }
+    ///             }
+    ///         });
+    ///     }
+    /// }
+    /// ```
+    pub fn flushed(&self) -> crate::http::Drained {
+        self.shared.0.borrow().reply.drained()
     }
 
     /// Runs `f` on the loop if the connection closes before the answer
