@@ -19,7 +19,7 @@ use std::rc::{Rc, Weak};
 use serde::Serialize;
 
 use super::application::Shared as AppShared;
-use super::context::{would_gzip, Parts};
+use super::context::{vary_on_accept_encoding, would_gzip, Parts};
 use super::handler::finish_response;
 use super::{RequestContext, RequestHandler};
 use crate::http::{PendingReply, Request, Response};
@@ -524,11 +524,7 @@ fn flush(
         let settings = cx.settings();
         if settings.compress_response {
             let response = cx.response_mut();
-            let vary = match response.header("Vary") {
-                Some(v) if !v.trim().is_empty() => format!("{v}, Accept-Encoding"),
-                _ => "Accept-Encoding".to_string(),
-            };
-            response.set_header("Vary", vary);
+            vary_on_accept_encoding(response);
             let ctype = response.header("Content-Type").unwrap_or("").to_string();
             let status = response.status();
             // Tornado gzips a streamed body whatever its length.

@@ -1666,11 +1666,7 @@ pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &m
     if !settings.compress_response {
         return;
     }
-    let vary = match response.header("Vary") {
-        Some(v) if !v.trim().is_empty() => format!("{v}, Accept-Encoding"),
-        _ => "Accept-Encoding".to_string(),
-    };
-    response.set_header("Vary", vary);
+    vary_on_accept_encoding(response);
     let ctype = response.header("Content-Type").unwrap_or("");
     if !would_gzip(settings, req, ctype, response.body().len())
         || response.header("Content-Encoding").is_some()
@@ -1682,6 +1678,16 @@ pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &m
         *response.body_mut() = zipped;
         response.set_header("Content-Encoding", "gzip");
     }
+}
+
+/// Adds `Accept-Encoding` to the response's `Vary` (what every answer
+/// under `compress_response` says, gzipped or not).
+pub(crate) fn vary_on_accept_encoding(response: &mut Response) {
+    let vary = match response.header("Vary") {
+        Some(v) if !v.trim().is_empty() => format!("{v}, Accept-Encoding"),
+        _ => "Accept-Encoding".to_string(),
+    };
+    response.set_header("Vary", vary);
 }
 
 /// `body` gzipped at level 6 (Tornado's `GZipContentEncoding.GZIP_LEVEL`).
