@@ -34,6 +34,10 @@ POST or PUT /upload/stream takes the body as it arrives (Tornado's
 @stream_request_body; up to 16 MiB) and answers \"length=N hash=H\" (H:
 h = h * 31 + byte, mod 2^64); X-Deny is refused with 403 in prepare,
 before the body.
+GET /flushed?first=A&rest=B[&length=L] writes A bytes, flushes (the head
+goes out), then writes B more from a later callback and finishes; with
+length, the handler set Content-Length: L first (Tornado then sends the
+body unchunked and closes the connection if A + B is not L).
 GET /repeat/N answers \"Hello, world\" on N lines (N up to 99999): with
 --compress-response it is gzipped for clients that accept gzip from 1024
 bytes on. Every 200 answer to GET carries Tornado's Etag (the SHA-1 of the
@@ -169,6 +173,32 @@ impl RequestHandler for StreamUploadHandler {
     }
 }
 
+/// `/flushed`: a flushed answer finished later, with or without a
+/// `Content-Length` of the handler's own.
+struct FlushedHandler;
+
+impl RequestHandler for FlushedHandler {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        let count = |cx: &RequestContext<'_>, name: &str| {
+            cx.get_argument(name)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+                .min(1 << 20)
+        };
+        let (first, rest) = (count(cx, "first"), count(cx, "rest"));
+        if let Some(length) = cx.get_argument("length") {
+            cx.set_header("Content-Length", length);
+        }
+        cx.write(vec![b'a'; first]);
+        let later = cx.asynchronous();
+        later.flush();
+        IOLoop::current().add_callback(move || {
+            later.write(vec![b'b'; rest]);
+            later.finish();
+        });
+    }
+}
+
 /// Tornado's `@removeslash` (on `/slash/remove/...` and on paths starting
 /// `//`) and `@addslash` (on `/slash/add...`) over a page naming its path.
 struct SlashHandler;
@@ -280,6 +310,7 @@ fn main() {
         .route("/upload", || UploadHandler)
         .route("/upload/stream", StreamUploadHandler::default)
         .stream_request_body()
+        .route("/flushed", || FlushedHandler)
         .route(r"/slash/(?:remove|add).*", || SlashHandler)
         .route(r"//.*", || SlashHandler)
         .route(r"/gone/.*", || cyclone::web::ErrorHandler::new(410))

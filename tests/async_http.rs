@@ -260,6 +260,31 @@ impl RequestHandler for FinishedAnyway {
     }
 }
 
+/// `/sized/(exact|over|under)`: announces `Content-Length: 10`, flushes
+/// "hello", then from a callback writes 5, 6 or 3 more bytes and finishes.
+struct Sized;
+impl RequestHandler for Sized {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let rest = match args[0] {
+            "exact" => "world",
+            "over" => "world!",
+            _ => "wor",
+        };
+        cx.set_header("Content-Type", "text/plain");
+        cx.set_header("Content-Length", "10");
+        cx.write("hello");
+        let later = cx.asynchronous();
+        later.flush();
+        IOLoop::current().add_callback(move || {
+            later.write(rest);
+            later.finish();
+        });
+    }
+    fn head(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.get(cx, args);
+    }
+}
+
 fn server() -> Server {
     server_with(false)
 }
@@ -284,6 +309,7 @@ fn server_with(gzip: bool) -> Server {
             .route("/error-later", || ErrorLater)
             .route("/finished-anyway", || FinishedAnyway)
             .route("/flood", move || Flood(b6.clone()))
+            .route("/sized/(exact|over|under)", || Sized)
             .compress_response(gzip)
             .idle_timeout(Duration::from_millis(300))
             .build()
@@ -651,4 +677,90 @@ fn awaiting_flushed_holds_a_slow_client_to_one_piece() {
     let c = count(&srv);
     let most: usize = c.rsplit("most_queued=").next().unwrap().parse().unwrap();
     assert!((64 * 1024..=64 * 1024 + 64).contains(&most), "{c}");
+}
+
+/// Splits what arrived into the head and the rest.
+fn head_and_rest(buf: &[u8]) -> (String, Vec<u8>) {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    (
+        String::from_utf8_lossy(&buf[..end + 4]).to_string(),
+        buf[end + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn a_streamed_answer_keeps_the_content_length_its_handler_set() {
+    let srv = server();
+    // Exactly the length: sent as it is, no chunks, and the connection
+    // serves the next request.
+    let mut s = srv.connect();
+    s.write_all(&get("/sized/exact")).unwrap();
+    let (status, head, body) = read_response(&mut s);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("Content-Length: 10\r\n"), "{head}");
+    assert!(!head.contains("Transfer-Encoding"), "{head}");
+    assert!(head.contains("Connection: keep-alive"), "{head}");
+    assert_eq!(body, b"helloworld");
+    s.write_all(&get("/count")).unwrap();
+    assert_eq!(read_response(&mut s).0, 200);
+
+    // HEAD: the announced length, no body; the next answer follows it.
+    let mut s = srv.connect();
+    s.write_all(b"HEAD /sized/exact HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    s.write_all(&get("/count")).unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"closes=");
+    let text = String::from_utf8(buf).unwrap();
+    let second = text.find("\r\n\r\nHTTP/1.1 200").expect(&text) + 4;
+    assert!(text[..second].contains("Content-Length: 10\r\n"), "{text}");
+    assert!(!text[..second].contains("Transfer-Encoding"), "{text}");
+
+    // HTTP/1.0 with a length: framed by it, not by the close.
+    let mut s = srv.connect();
+    s.write_all(b"GET /sized/exact HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let (_, head, body) = read_response(&mut s);
+    assert!(head.contains("Content-Length: 10\r\n"), "{head}");
+    assert!(head.contains("Connection: keep-alive"), "{head}");
+    assert_eq!(body, b"helloworld");
+
+    // More or fewer bytes than announced (Tornado's HTTPOutputError): what
+    // fits is sent, then the close, so the client sees the body cut short.
+    for (path, want) in [
+        ("/sized/over", &b"hello"[..]),
+        ("/sized/under", b"hellowor"),
+    ] {
+        let mut s = srv.connect();
+        s.write_all(&get(path)).unwrap();
+        let (buf, end) = util::read_within(&mut s, Duration::from_secs(10));
+        assert!(!matches!(end, util::ReadEnd::Timeout), "{path}: not closed");
+        let (head, body) = head_and_rest(&buf);
+        assert!(head.contains("Content-Length: 10\r\n"), "{path}: {head}");
+        assert_eq!(body, want, "{path}");
+    }
+}
+
+#[test]
+fn a_gzipped_stream_drops_the_uncompressed_length() {
+    let srv = server_with(true);
+    let mut s = srv.connect();
+    s.write_all(b"GET /sized/exact HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n0\r\n\r\n");
+    let (head, rest) = head_and_rest(&buf);
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    let (data, complete) = dechunk(&rest);
+    assert!(complete);
+    let mut all = Vec::new();
+    flate2::read::GzDecoder::new(&data[..])
+        .read_to_end(&mut all)
+        .unwrap();
+    assert_eq!(all, b"helloworld");
 }

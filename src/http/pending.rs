@@ -13,7 +13,8 @@
 //! task): [`respond`](PendingReply::respond) with a whole response, or
 //! [`start`](PendingReply::start), [`write`](PendingReply::write) and
 //! [`end`](PendingReply::end) for a streamed one (`Transfer-Encoding:
-//! chunked` to HTTP/1.1, the body up to the close to HTTP/1.0). Each call
+//! chunked` to HTTP/1.1, the body up to the close to HTTP/1.0, or as it is
+//! within a `Content-Length` the head announces). Each call
 //! asks the loop to flush the connection at the end of the tick, so many
 //! writes in one callback leave in one `write`.
 
@@ -97,9 +98,14 @@ impl PendingReply {
     /// Sends `head` (status, headers and the body written so far) now, and
     /// streams what [`write`](Self::write) adds until [`end`](Self::end):
     /// `Transfer-Encoding: chunked` for an HTTP/1.1 request, the body up
-    /// to the connection's close for HTTP/1.0. Any `Content-Length` or
-    /// `Transfer-Encoding` header of `head` is replaced by that framing.
-    /// Ignored (and logged) once started or answered.
+    /// to the connection's close for HTTP/1.0. A valid `Content-Length` in
+    /// `head` is kept instead and the body sent as it is (Tornado's
+    /// `HTTP1Connection`): more bytes than it says are not sent, and
+    /// fewer at the end, like more, close the connection short of the
+    /// length, with an error logged and this reply closed, so the client
+    /// never takes a wrong body for a whole one. A `Transfer-Encoding`
+    /// header of `head` is replaced by the framing. Ignored (and logged)
+    /// once started or answered.
     pub fn start(&self, head: Response) {
         {
             let mut st = self.0.borrow_mut();

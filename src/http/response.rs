@@ -281,10 +281,13 @@ impl Response {
     }
 
     /// Serializes the head of a response whose body follows in pieces
-    /// ([`PendingReply::start`](super::PendingReply::start)): `chunked`
-    /// (HTTP/1.1) says `Transfer-Encoding: chunked` and writes the body so
-    /// far as the first chunk; otherwise the body runs to the close. Returns
-    /// whether the body's bytes follow at all (not for HEAD, 1xx, 204, 304).
+    /// ([`PendingReply::start`](super::PendingReply::start)) and the body so
+    /// far, and says how the rest is to be framed. A `Content-Length` the
+    /// handler set is kept and the body sent as it is, up to that length
+    /// (Tornado's `HTTP1Connection` chunks only when no length was given);
+    /// otherwise `chunked` (HTTP/1.1) says `Transfer-Encoding: chunked`,
+    /// and without it the body runs to the close. HEAD, 1xx, 204 and 304
+    /// answers get [`BodyFraming::None`]: no body bytes follow.
     pub(crate) fn serialize_streaming(
         &self,
         out: &mut Vec<u8>,
@@ -292,18 +295,31 @@ impl Response {
         chunked: bool,
         keep_alive: bool,
         date: &str,
-    ) -> bool {
+    ) -> BodyFraming {
+        let declared = self
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let (framing, keep_alive) = if self.no_body() {
             (Framing::None, keep_alive)
+        } else if let Some(length) = declared {
+            (Framing::Length(length), keep_alive)
         } else if chunked {
             (Framing::Chunked, keep_alive)
         } else {
             (Framing::UntilClose, false)
         };
         self.write_head(out, framing, keep_alive, date);
-        let body = !head_only && !self.no_body();
-        if body {
-            write_chunk(out, &self.body, chunked);
+        let mut body = match framing {
+            _ if head_only => BodyFraming::None,
+            Framing::None => BodyFraming::None,
+            Framing::Length(length) => BodyFraming::Length(length),
+            Framing::Chunked => BodyFraming::Chunked,
+            Framing::UntilClose => BodyFraming::UntilClose,
+        };
+        // The body so far cannot overrun a declared length: the caller's
+        // check for every later piece applies to the first one too.
+        if body.write(out, &self.body).is_err() {
+            body = BodyFraming::Overrun;
         }
         body
     }
@@ -367,6 +383,7 @@ impl Response {
 }
 
 /// How a response's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy)]
 enum Framing {
     /// No body at all (1xx, 204, 304).
     None,
@@ -376,18 +393,63 @@ enum Framing {
     UntilClose,
 }
 
-/// Appends `data` to a streamed body: as one chunk (`chunked`), or as it
-/// is. An empty `data` writes nothing (an empty chunk would end the body).
-pub(crate) fn write_chunk(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
-    if data.is_empty() {
-        return;
+/// How the rest of a streamed answer's body goes out, once its head has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// No body bytes follow (HEAD, 1xx, 204, 304): pieces are dropped.
+    None,
+    /// Each piece as a chunk; the last chunk ends the body.
+    Chunked,
+    /// As they are, this many bytes still to come (the handler's
+    /// `Content-Length`).
+    Length(u64),
+    /// As they are, up to the close (HTTP/1.0 without a length).
+    UntilClose,
+    /// A piece passed the declared length: nothing more is sent, and the
+    /// connection closes short of the length, so the client sees the body
+    /// cut rather than a wrong one complete.
+    Overrun,
+}
+
+impl BodyFraming {
+    /// Appends `data` to the body. An empty `data` writes nothing (an empty
+    /// chunk would end the body). `Err` when `data` would pass the declared
+    /// length (then nothing is written and `self` is `Overrun`).
+    pub(crate) fn write(&mut self, out: &mut Vec<u8>, data: &[u8]) -> Result<(), ()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self {
+            BodyFraming::None => {}
+            BodyFraming::Chunked => {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\r\n");
+            }
+            BodyFraming::UntilClose => out.extend_from_slice(data),
+            BodyFraming::Length(left) => {
+                if data.len() as u64 > *left {
+                    *self = BodyFraming::Overrun;
+                    return Err(());
+                }
+                *left -= data.len() as u64;
+                out.extend_from_slice(data);
+            }
+            BodyFraming::Overrun => return Err(()),
+        }
+        Ok(())
     }
-    if chunked {
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-        out.extend_from_slice(data);
-        out.extend_from_slice(b"\r\n");
-    } else {
-        out.extend_from_slice(data);
+
+    /// Ends the body: the last chunk, or nothing. `Err` when the body
+    /// cannot end complete (fewer bytes than declared, or an overrun): the
+    /// connection must then close.
+    pub(crate) fn end(&self, out: &mut Vec<u8>) -> Result<(), ()> {
+        match self {
+            BodyFraming::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
+            BodyFraming::Length(0) | BodyFraming::None | BodyFraming::UntilClose => {}
+            BodyFraming::Length(_) | BodyFraming::Overrun => return Err(()),
+        }
+        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@ use super::linger::{Lingering, HTTP_LINGER};
 use super::pending::{PendingReply, Taken};
 use super::reader::{HeadPoll, RequestReader};
 use super::request::{HeadLimits, Request};
-use super::response::{http_date_now, write_chunk, FileBody, Response};
+use super::response::{http_date_now, BodyFraming, FileBody, Response};
 use super::stream::Stream;
 use super::{BodySink, HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
@@ -452,8 +452,8 @@ struct Waiting {
     keep_alive: bool,
     /// HTTP/1.1: a streamed body goes as chunks (else up to the close).
     chunked: bool,
-    /// A streamed body's bytes are sent (not for HEAD, 1xx, 204, 304).
-    body: bool,
+    /// How the streamed body's pieces go out, once the head has.
+    body: BodyFraming,
     /// The streamed response's status, for the access line.
     status: u16,
 }
@@ -611,29 +611,38 @@ impl HttpConn {
                     keep_alive,
                     &date_cached(lp),
                 );
-                if !keep_alive || (w.body && !w.chunked) {
-                    // HTTP/1.0: the body ends with the connection.
+                if !keep_alive || w.body == BodyFraming::UntilClose {
+                    // HTTP/1.0 without a length: the body ends with the
+                    // connection.
                     self.close_after_flush = true;
                 }
                 w.status = resp.status();
-                if w.body {
-                    write_chunk(&mut self.out, &more, w.chunked);
-                }
+                let _ = w.body.write(&mut self.out, &more);
                 done
             }
             Taken::Body(more, done) => {
-                if w.body {
-                    write_chunk(&mut self.out, &more, w.chunked);
-                }
+                let _ = w.body.write(&mut self.out, &more);
                 done
             }
         };
-        if !done {
+        if !done && w.body != BodyFraming::Overrun {
             return false;
         }
         let w = self.waiting.take().expect("waiting");
-        if w.body && w.chunked {
-            self.out.extend_from_slice(b"0\r\n\r\n");
+        if w.body.end(&mut self.out).is_err() {
+            // Tornado's `HTTPOutputError`: more or fewer bytes than the
+            // handler's Content-Length. The client sees a body cut short.
+            log::error!(
+                "streamed answer does not match its Content-Length ({}); closing the connection",
+                if w.body == BodyFraming::Overrun {
+                    "more bytes written"
+                } else {
+                    "fewer bytes written"
+                }
+            );
+            w.reply.close();
+            self.close_after_flush = true;
+            self.linger = true;
         }
         if let Some(req) = &w.req {
             let elapsed = self
@@ -922,7 +931,7 @@ impl HttpConn {
                     head_only,
                     keep_alive,
                     chunked: http11,
-                    body: false,
+                    body: BodyFraming::None,
                     status: 0,
                 }));
                 if close {

@@ -180,6 +180,9 @@ impl AsyncResponse {
     /// keeps the answer open for more: `Transfer-Encoding: chunked` to an
     /// HTTP/1.1 client (the body runs to the close for HTTP/1.0), gzipped
     /// as one stream under `compress_response` when the client accepts it.
+    /// A `Content-Length` the handler set is kept (not when gzipped) and
+    /// the body must then come to exactly that length, as in Tornado: a
+    /// body that does not is cut and the connection closed.
     /// From then on the status, headers and cookies stay as sent
     /// (changes are logged and ignored); no ETag is computed. Tornado's
     /// `flush()`.
@@ -533,6 +536,9 @@ fn flush(
                 && !matches!(status, 204 | 304)
             {
                 cx.response_mut().set_header("Content-Encoding", "gzip");
+                // A length the handler announced was the uncompressed one
+                // (Tornado's `transform_first_chunk` drops it too).
+                cx.response_mut().clear_header("Content-Length");
                 *gzip = Some(flate2::write::GzEncoder::new(
                     Vec::new(),
                     flate2::Compression::new(6),

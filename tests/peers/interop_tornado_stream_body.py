@@ -14,6 +14,13 @@ Tornado refuses both with 400, where cyclone takes them), an empty chunked body,
 `Expect: 100-continue` (the 100, then the answer), and a request refused in `prepare` before
 its body is sent: answered at once, then the connection closes (with `Expect: 100-continue`
 too, and no 100 then). The error pages' text is not compared, only their status.
+
+Then answers streamed with `flush()` (http_hello's /flushed beside the same Tornado handler:
+write A bytes, flush, write B more and finish): chunked without a length; with a
+`Content-Length` of the handler's own, sent unchunked within it, and when the bytes written
+pass it or fall short of it, cut at what fits and the connection closed (Tornado's
+`HTTPOutputError`); over HTTP/1.0, to the close or within the length. The status, the framing
+headers, the body bytes and whether the connection closed must be the same.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
@@ -111,6 +118,87 @@ def responses(port, parts, pause=0.05, want=1):
         s.close()
 
 
+class Flushed(tornado.web.RequestHandler):
+    async def get(self):
+        first = int(self.get_argument("first", "0"))
+        rest = int(self.get_argument("rest", "0"))
+        length = self.get_argument("length", None)
+        if length is not None:
+            self.set_header("Content-Length", length)
+        self.write(b"a" * first)
+        await self.flush()
+        self.write(b"b" * rest)
+
+
+def streamed(port, request):
+    """Sends `request` and reads one answer whatever its framing: (status, Content-Length value
+    or None, chunked or not, the body's bytes (dechunked), closed by the server after it)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    buf = b""
+    eof = False
+    deadline = time.monotonic() + 10
+
+    def more():
+        nonlocal buf, eof
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = s.recv(65536)
+        except ConnectionError:
+            data = b""
+        if not data:
+            eof = True
+        buf += data
+
+    try:
+        s.sendall(request)
+        while b"\r\n\r\n" not in buf and not eof:
+            more()
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        length = fields.get("content-length")
+        chunked = fields.get("transfer-encoding", "").lower() == "chunked"
+        if chunked:
+            body = b""
+            while not eof:
+                while b"\r\n" not in buf and not eof:
+                    more()
+                size_line, _, rest = buf.partition(b"\r\n")
+                if eof and not rest:
+                    break
+                size = int(size_line, 16)
+                while len(rest) < size + 2 and not eof:
+                    more()
+                    size_line, _, rest = buf.partition(b"\r\n")
+                if size == 0:
+                    break
+                body += rest[:size]
+                buf = rest[size + 2:]
+        elif length is not None:
+            while len(buf) < int(length) and not eof:
+                more()
+            body = buf[:int(length)]
+        else:
+            while not eof:
+                more()
+            body = buf
+        if not eof:
+            s.settimeout(0.5)
+            try:
+                eof = s.recv(1) == b""
+            except socket.timeout:
+                eof = False
+            except OSError:
+                eof = True
+        return status, length, chunked, body, eof
+    finally:
+        s.close()
+
+
 def body_of(n):
     return bytes((i * 7 + i // 251) % 256 for i in range(n))
 
@@ -149,6 +237,17 @@ CASES.append(("refused in prepare with Expect: 100-continue: no 100, the 403, cl
               [head("POST", "X-Deny: 1\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n")], 1, True))
 
 
+FLUSHED = [
+    ("no length: chunked", "first=5&rest=7", "1.1", ""),
+    ("the handler's Content-Length, met: unchunked, kept alive", "first=5&rest=7&length=12", "1.1", ""),
+    ("passing the handler's Content-Length: cut, closed", "first=5&rest=6&length=10", "1.1", ""),
+    ("short of the handler's Content-Length: cut, closed", "first=5&rest=3&length=10", "1.1", ""),
+    ("HTTP/1.0 without a length: to the close", "first=5&rest=7", "1.0", ""),
+    ("HTTP/1.0 keep-alive within the handler's length", "first=5&rest=7&length=12", "1.0",
+     "Connection: keep-alive\r\n"),
+]
+
+
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True, help="http_hello command")
@@ -164,7 +263,7 @@ async def main():
     except RuntimeError as exc:
         checks.fail("start http_hello", str(exc))
         return checks.finish()
-    app = tornado.web.Application([(r"/upload/stream", StreamUpload)])
+    app = tornado.web.Application([(r"/upload/stream", StreamUpload), (r"/flushed", Flushed)])
     tornado_port = free_port()
     tornado_server = app.listen(tornado_port, address="127.0.0.1")
     try:
@@ -180,6 +279,18 @@ async def main():
                 return c[0]
 
             await checks.run(f"{title} (same answers)", same, 60)
+
+        for title, query, version, extra in FLUSHED:
+            request = f"GET /flushed?{query} HTTP/{version}\r\nHost: x\r\n{extra}\r\n".encode()
+
+            async def same_stream(request=request, query=query):
+                c = await loop.run_in_executor(None, streamed, server.port, request)
+                t = await loop.run_in_executor(None, streamed, tornado_port, request)
+                assert c == t, f"cyclone {c} != tornado {t}"
+                assert c[0] == 200, c
+                return c
+
+            await checks.run(f"flushed answer, {title} (same bytes)", same_stream, 30)
 
         async def expected_hash():
             got, _ = await loop.run_in_executor(None, responses, server.port, CASES[0][1], 0.01, 1)
