@@ -3197,8 +3197,9 @@ mod ui_modules {
 }
 
 /// Tornado 6.6: the application's `trusted_origins` pass a WebSocket's
-/// origin check; other cross-origin handshakes are refused with 403, and
-/// an override of `check_origin` is still asked for them.
+/// default origin check; other cross-origin handshakes are refused with
+/// 403. An override decides alone (it may refuse a trusted origin) and
+/// keeps the rule by calling `check_trusted_origin`.
 #[test]
 fn trusted_origins_pass_the_websocket_origin_check() {
     struct Ws;
@@ -3212,9 +3213,17 @@ fn trusted_origins_pass_the_websocket_origin_check() {
             origin == "https://friend.example"
         }
     }
+    struct PickyOrTrusted;
+    impl WebSocketHandler for PickyOrTrusted {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+        fn check_origin(&self, origin: &str, _: &Request) -> bool {
+            origin == "https://friend.example" || crate::websocket::check_trusted_origin(origin)
+        }
+    }
     let app = Application::builder()
         .websocket("/ws", |_| Ws)
         .websocket("/picky", |_| Picky)
+        .websocket("/picky-or-trusted", |_| PickyOrTrusted)
         .trusted_origins(["https://trusted.example"])
         .build();
     let status = |path: &str, origin: &str| {
@@ -3241,6 +3250,13 @@ fn trusted_origins_pass_the_websocket_origin_check() {
     assert_eq!(status("/ws", "https://trusted.example:8443"), 403);
     assert_eq!(status("/ws", "https://evil.example"), 403);
     assert_eq!(status("/picky", "https://friend.example"), 101);
-    assert_eq!(status("/picky", "https://trusted.example"), 101);
+    assert_eq!(status("/picky", "https://trusted.example"), 403);
     assert_eq!(status("/picky", "https://evil.example"), 403);
+    assert_eq!(status("/picky-or-trusted", "https://friend.example"), 101);
+    assert_eq!(status("/picky-or-trusted", "https://trusted.example"), 101);
+    assert_eq!(status("/picky-or-trusted", "https://evil.example"), 403);
+    // Outside a handshake check, nothing is trusted.
+    assert!(!crate::websocket::check_trusted_origin(
+        "https://trusted.example"
+    ));
 }

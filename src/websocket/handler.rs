@@ -118,13 +118,16 @@ pub trait WebSocketHandler: 'static {
     /// `none`, a header pages cannot set): behind a proxy that rewrites
     /// `Host`, the page's own connections pass. As in Tornado 4.3, an
     /// override is asked for every request with an `Origin` (6.6 no longer
-    /// asks it for same-origin ones). An origin listed in the application's
-    /// [`trusted_origins`](crate::web::Settings::trusted_origins) is
-    /// accepted without asking this method (Tornado 6.6's default accepts
-    /// them; an override there may still refuse one).
+    /// asks it for same-origin ones). The default also accepts an origin
+    /// listed in the application's
+    /// [`trusted_origins`](crate::web::Settings::trusted_origins) (Tornado
+    /// 6.6's default calls `check_trusted_origin`); an override decides
+    /// for itself, and calls [`check_trusted_origin`] to keep that rule,
+    /// as a Tornado override calls `self.check_trusted_origin(origin)`.
     fn check_origin(&self, origin: &str, req: &Request) -> bool {
         same_origin(origin, req.host().unwrap_or(""))
             || matches!(req.header("sec-fetch-site"), Some("same-origin" | "none"))
+            || check_trusted_origin(origin)
     }
 
     /// Choose one of the subprotocols the client offered (server only);
@@ -159,6 +162,60 @@ pub trait WebSocketHandler: 'static {
         self.get_compression_options()
             .or_else(|| route_default.cloned())
     }
+}
+
+thread_local! {
+    /// The application whose route's handshake is being checked, while
+    /// [`WebSocketHandler::check_origin`] runs.
+    static CHECKING_FOR: std::cell::RefCell<Option<crate::web::ApplicationContext>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Whether `origin` is one of the application's
+/// [`trusted_origins`](crate::web::Settings::trusted_origins): Tornado
+/// 6.6's `RequestHandler.check_trusted_origin`, for a
+/// [`check_origin`](WebSocketHandler::check_origin) override to call.
+/// Exact matches only (scheme, host and port). Meaningful while the loop
+/// asks `check_origin` about a handshake on an application's route; false
+/// anywhere else.
+///
+/// ```
+/// use cyclone::http::Request;
+/// use cyclone::websocket::{check_trusted_origin, Message, WebSocket, WebSocketHandler};
+///
+/// struct Feed;
+/// impl WebSocketHandler for Feed {
+///     fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+///     // Subdomains of the site, and the application's trusted origins.
+///     fn check_origin(&self, origin: &str, _req: &Request) -> bool {
+///         origin.ends_with(".mydomain.com") || check_trusted_origin(origin)
+///     }
+/// }
+/// ```
+pub fn check_trusted_origin(origin: &str) -> bool {
+    CHECKING_FOR.with(|app| {
+        app.borrow()
+            .as_ref()
+            .is_some_and(|app| app.trusts_origin(origin))
+    })
+}
+
+/// Runs `f` (the handler's `check_origin`) with `app` as the application
+/// [`check_trusted_origin`] consults; restored afterwards, panic or not.
+pub(crate) fn checking_origin_for<R>(
+    app: Option<&crate::web::ApplicationContext>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(Option<crate::web::ApplicationContext>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CHECKING_FOR.with(|app| *app.borrow_mut() = previous);
+        }
+    }
+    let previous = CHECKING_FOR.with(|slot| slot.replace(app.cloned()));
+    let _restore = Restore(previous);
+    f()
 }
 
 /// Tornado's default origin rule: the origin's `host[:port]`, lower-cased,

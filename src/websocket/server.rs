@@ -96,13 +96,12 @@ fn prepare(
 ) -> Result<Prepared, HandshakeError> {
     let up = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())?;
     if let Some(origin) = up.origin {
-        // The application's `trusted_origins` are trusted for sockets as
-        // for forms (Tornado 6.6's default `check_origin` accepts them).
-        let trusted = settings
-            .app
-            .as_ref()
-            .is_some_and(|app| app.trusts_origin(origin));
-        if !trusted && !handler.check_origin(origin, req) {
+        // The default `check_origin` accepts the application's
+        // `trusted_origins` (Tornado 6.6): it finds them through this scope.
+        let allowed = super::handler::checking_origin_for(settings.app.as_ref(), || {
+            handler.check_origin(origin, req)
+        });
+        if !allowed {
             return Err(HandshakeError::OriginRejected);
         }
     }
