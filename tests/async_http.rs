@@ -220,20 +220,27 @@ impl RequestHandler for Dropped {
     }
 }
 
-/// `/panics/(open|streaming)`: a later operation panics.
+/// `/(panics|aborts)/(open|streaming)`: a later operation panics, or the
+/// answer is given up with `abort()`.
 struct PanicsLater;
 impl RequestHandler for PanicsLater {
     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
-        let streaming = args[0] == "streaming";
+        let aborts = args[0] == "aborts";
+        let streaming = args[1] == "streaming";
         let later = cx.asynchronous();
         if streaming {
             cx.write("first;");
             later.flush();
         }
         IOLoop::current().add_callback(move || {
-            later.with(|_| panic!("a later operation panics"));
+            if aborts {
+                later.abort();
+            } else {
+                later.with(|_| panic!("a later operation panics"));
+            }
             // Ignored: the answer failed.
             later.write("never");
+            later.finish();
         });
     }
 }
@@ -305,7 +312,7 @@ fn server_with(gzip: bool) -> Server {
             .route("/dropped", || Dropped)
             .route("/countdown", || Countdown)
             .route("/bulk", move || Bulk(b7.clone()))
-            .route("/panics/(open|streaming)", || PanicsLater)
+            .route("/(panics|aborts)/(open|streaming)", || PanicsLater)
             .route("/error-later", || ErrorLater)
             .route("/finished-anyway", || FinishedAnyway)
             .route("/flood", move || Flood(b6.clone()))
@@ -579,19 +586,25 @@ fn gzip_stream_is_inflatable_piece_by_piece() {
 #[test]
 fn failures_later_answer_500_or_cut_the_stream() {
     let srv = server();
-    let (status, _, _) = util::request(&srv, &get("/panics/open"));
-    assert_eq!(status, 500);
-    // A streamed answer that fails is cut: no last chunk, then the close.
-    let mut s = srv.connect();
-    s.write_all(&get("/panics/streaming")).unwrap();
-    let (got, end) = util::read_within(&mut s, Duration::from_secs(10));
-    assert!(matches!(end, util::ReadEnd::Eof | util::ReadEnd::Reset));
-    let text = String::from_utf8_lossy(&got).to_string();
-    assert!(text.contains("first;"), "{text}");
-    assert!(
-        !text.contains("never") && !text.ends_with("0\r\n\r\n"),
-        "{text}"
-    );
+    for how in ["panics", "aborts"] {
+        let (status, _, body) = util::request(&srv, &get(&format!("/{how}/open")));
+        assert_eq!(status, 500, "{how}");
+        assert!(!String::from_utf8_lossy(&body).contains("never"), "{how}");
+        // A streamed answer that fails is cut: no last chunk, then the close.
+        let mut s = srv.connect();
+        s.write_all(&get(&format!("/{how}/streaming"))).unwrap();
+        let (got, end) = util::read_within(&mut s, Duration::from_secs(10));
+        assert!(
+            matches!(end, util::ReadEnd::Eof | util::ReadEnd::Reset),
+            "{how}"
+        );
+        let text = String::from_utf8_lossy(&got).to_string();
+        assert!(text.contains("first;"), "{how}: {text}");
+        assert!(
+            !text.contains("never") && !text.ends_with("0\r\n\r\n"),
+            "{how}: {text}"
+        );
+    }
     // A later send_error gets the handler's page.
     let (status, _, body) = util::request(&srv, &get("/error-later"));
     assert_eq!((status, &body[..]), (503, &b"custom error page 503"[..]));
@@ -763,4 +776,54 @@ fn a_gzipped_stream_drops_the_uncompressed_length() {
         .read_to_end(&mut all)
         .unwrap();
     assert_eq!(all, b"helloworld");
+}
+
+/// Over a mebibyte, a static text file under `compress_response` is one
+/// gzip stream sent a piece at a time (Tornado's `StaticFileHandler`
+/// flushes every 64 KiB), with the weak ETag of the gzipped form; without
+/// `Accept-Encoding: gzip` it goes out as it is, with its length.
+#[test]
+fn a_large_static_text_file_is_streamed_gzipped() {
+    let dir = util::TempDir::new("static-stream-gzip");
+    let text: String = (0..150_000).map(|i| format!("line {i}\n")).collect();
+    assert!(text.len() > 1 << 20);
+    dir.file("static/big.txt", &text);
+    let root = dir.0.join("static");
+    let srv = Server::start(move || {
+        Application::builder()
+            .static_path(root)
+            .compress_response(true)
+            .build()
+    });
+    let mut s = srv.connect();
+    s.write_all(b"GET /static/big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n0\r\n\r\n");
+    let (head, rest) = head_and_rest(&buf);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Content-Encoding: gzip"), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    assert!(head.contains("Vary: Accept-Encoding"), "{head}");
+    assert!(head.contains("ETag: W/\""), "{head}");
+    let (data, complete) = dechunk(&rest);
+    assert!(complete);
+    // Many pieces, and together far smaller than the file.
+    assert!(
+        rest.windows(2).filter(|w| w == b"\r\n").count() > 20,
+        "one piece?"
+    );
+    assert!(data.len() < text.len() / 3, "{} bytes", data.len());
+    let mut all = String::new();
+    flate2::read::GzDecoder::new(&data[..])
+        .read_to_string(&mut all)
+        .unwrap();
+    assert!(all == text, "inflated {} bytes, not the file", all.len());
+    // The connection serves the next request.
+    s.write_all(b"GET /static/big.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = read_response(&mut s);
+    assert_eq!(status, 200);
+    assert!(!head.contains("Content-Encoding"), "{head}");
+    assert!(body == text.as_bytes());
 }

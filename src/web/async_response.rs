@@ -62,6 +62,7 @@ enum Op {
     With(Box<dyn FnOnce(&mut RequestContext<'_>)>),
     Flush,
     Finish,
+    Abort,
 }
 
 struct Held {
@@ -203,6 +204,16 @@ impl AsyncResponse {
     /// sent: the error is logged and the answer ends.
     pub fn send_error(&self, status: u16) {
         self.with(move |cx| cx.send_error(status));
+    }
+
+    /// Gives the answer up: a 500 if nothing was sent yet, else the
+    /// connection closes without the body's end (no last chunk, or short
+    /// of its length), so the client cannot take what it got for the
+    /// whole body. For a producer that fails midway (a source that ends
+    /// early, an upstream that breaks); an error is logged and the
+    /// handler's `on_finish` does not run.
+    pub fn abort(&self) {
+        self.push(Op::Abort);
     }
 
     /// Whether the client closed the connection before the answer ended
@@ -476,6 +487,14 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
             return Phase::Streaming;
         }
         Op::Finish => true,
+        Op::Abort => {
+            log::error!("the answer to {} was aborted", request.uri());
+            match phase {
+                Phase::Open => reply.respond(Response::error(500, None)),
+                _ => reply.abort(),
+            }
+            return Phase::Done;
+        }
     };
     if !finish {
         held.parts = Some(cx.into_parts().0);

@@ -118,9 +118,11 @@ pub struct Settings {
     /// accepts gzip, the `Content-Type` is `text/*` or one of Tornado's
     /// other compressible types (JSON, JavaScript, XML, SVG), and the body
     /// is at least 1024 bytes. A static file of such a type is gzipped
-    /// when it is sent whole (no range) and is at most 1 MiB, its `ETag`
-    /// then weak (`W/"…"`); others are sent from the file as they are
-    /// (Tornado gzips them all). Default `false`.
+    /// whatever its size when it is sent whole (no range), its `ETag`
+    /// then weak (`W/"…"`): up to 1 MiB in one piece, larger as one gzip
+    /// stream sent 64 KiB at a time as the client takes it (Tornado
+    /// flushes its `StaticFileHandler`'s pieces the same way); ranges are
+    /// sent from the file as they are. Default `false`.
     pub compress_response: bool,
     /// `cross_origin_protection` (Tornado 6.6): a request to a
     /// [`RequestHandler`](super::RequestHandler) whose method is not

@@ -10,9 +10,15 @@ use super::handler::RequestHandler;
 use crate::http::http_date;
 use crate::http::request::qs_values;
 
-/// The largest file `compress_response` gzips; larger ones go out as they
-/// are, from the file (compressing them would hold the loop).
+/// The largest file `compress_response` gzips whole, in the method;
+/// larger ones are read, gzipped and sent a piece at a time, each piece
+/// after the client took the one before (so one tick compresses at most
+/// [`GZIP_PIECE`] bytes).
 const GZIP_MAX_FILE: usize = 1 << 20;
+
+/// The piece of a large file gzipped per tick (Tornado's
+/// `StaticFileHandler` reads 64 KiB at a time and flushes each).
+const GZIP_PIECE: usize = 64 * 1024;
 
 /// Tornado's `StaticFileHandler.CACHE_MAX_AGE`: ten years, in seconds,
 /// for a request carrying a `v` argument.
@@ -353,7 +359,15 @@ impl StaticFiles {
         // answers If-None-Match, never If-Range).
         let whole = (start, len) == (0, size) && req.method() == "GET";
         let small = usize::try_from(size).is_ok_and(|n| (1..=GZIP_MAX_FILE).contains(&n));
-        if whole && small && super::context::would_gzip(cx.settings(), req, ctype, usize::MAX) {
+        let gzipped =
+            whole && size > 0 && super::context::would_gzip(cx.settings(), req, ctype, usize::MAX);
+        if gzipped && !small {
+            // Larger: one gzip stream, sync-flushed per piece as the
+            // client takes them (Tornado streams it the same way).
+            cx.set_header("ETag", format!("W/{etag}"));
+            return Self::stream_gzipped(cx, file, size, path);
+        }
+        if gzipped {
             let mut bytes = Vec::with_capacity(size as usize);
             if let Err(e) = io::Read::read_to_end(&mut io::Read::take(&file, size), &mut bytes) {
                 return Self::unreadable(cx, &path, &e);
@@ -366,6 +380,51 @@ impl StaticFiles {
             return cx.write(bytes);
         }
         cx.write_file(file, start, len);
+    }
+
+    /// Sends `size` bytes of `file` through the answer's gzip stream
+    /// ([`AsyncResponse::flush`](super::AsyncResponse::flush) under
+    /// `compress_response`), [`GZIP_PIECE`] bytes a time, each once the
+    /// kernel took the one before. A file that fails or ends early cuts
+    /// the answer.
+    fn stream_gzipped(
+        cx: &mut RequestContext<'_>,
+        mut file: std::fs::File,
+        size: u64,
+        path: PathBuf,
+    ) {
+        let later = cx.asynchronous();
+        crate::ioloop::spawn(async move {
+            let mut left = size;
+            let mut piece = vec![0u8; GZIP_PIECE];
+            while left > 0 {
+                if later.is_closed() {
+                    return;
+                }
+                let want = piece.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                match file.read(&mut piece[..want]) {
+                    Ok(0) => {
+                        log::warn!(
+                            "static {}: the file ended {left} bytes early",
+                            path.display()
+                        );
+                        return later.abort();
+                    }
+                    Ok(n) => {
+                        left -= n as u64;
+                        later.write(&piece[..n]);
+                        later.flush();
+                        later.flushed().await;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        log::warn!("static {}: {e}", path.display());
+                        return later.abort();
+                    }
+                }
+            }
+            later.finish();
+        });
     }
 
     fn unreadable(cx: &mut RequestContext<'_>, path: &Path, e: &io::Error) {
