@@ -45,6 +45,13 @@ CASES = [
     ("list comprehensions and generator expressions as a call's argument",
      '{{ [x * 2 for x in xs] }}|{{ ", ".join(u["name"] for u in users) }}|{% raw [u["name"] for u in users if u["age"] > 20] %}|{{ len([c for c in "héllo" if c != "l"]) }}|{% raw [k for k in d] %}|{{ [a + b for a, b in pairs] }}|{{ [x + y for x in xs for y in xs if x < y] }}|{{ [x for x in xs][-1] }}|{{ sum }}|{{ ",".join([str(i) for i in xs]) }}|{{ len([x for x in xs if x if x > 1]) }}|{{ [[y for y in xs if y > x] for x in xs] }}|{{ [x for x in xs] }}|{{ [x for x in []] }}|{% raw "-".join(k + "=" + str(v) for k, v in pairs2) %}|{{ [xs[i] for i in xs if i < 3] }}|{{ [x if x > 1 else 0 for x in xs] }}|{{ [x for x in xs if not x == 2 and x] }}|{% set n = [x * x for x in xs] %}{{ n }}{% for y in [x for x in n if x > 1] %}<{{ y }}>{% end %}|{{ [sum for sum in xs] }}{{ sum }}',
      {'xs': [1, 2, 3], 'users': [{'name': 'ann', 'age': 30}, {'name': 'bo', 'age': 10}], 'd': {'b': 1, 'a': 2}, 'pairs': [[1, 2], [3, 4]], 'pairs2': [['a', 1], ['b', 2]], 'sum': 's'}),
+    ("dict comprehensions (string keys; a repeated key keeps its place, the last value)",
+     '{% raw {k: 1 for k in ["a", "b"]} %}|{% raw {k: i for k in ["a", "b", "a"] for i in [1, 2]} %}|'
+     '{% raw {u["name"]: u["age"] for u in users if u["age"] > 20} %}|{{ len({k: 1 for k in []}) }}|'
+     '{% raw {str(x): x * x for x in xs}["2"] %}|{% raw {k + "!": d[k] for k in d} %}|'
+     '{% set m = {a: b for a, b in pairs2} %}{% raw m %}{{ m["b"] }}',
+     {'xs': [1, 2, 3], 'users': [{'name': 'ann', 'age': 30}, {'name': 'bo', 'age': 10}],
+      'd': {'b': 1, 'a': 2}, 'pairs2': [['a', 1], ['b', 2]]}),
     ("powers: **, right to left and tighter than a unary minus on its left",
      "{{ 2 ** 10 }}|{{ 2 ** -1 }}|{{ -2 ** 2 }}|{{ (-2) ** 2 }}|{{ 2 ** 3 ** 2 }}|{{ 2.5 ** 2 }}|"
      "{{ 4 ** 0.5 }}|{{ n ** 2 }}|{{ True ** 3 }}|{{ 1 ** 100000000000 }}|{{ (-1) ** 100000000001 }}|"

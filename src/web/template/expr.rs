@@ -18,6 +18,7 @@
 //! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
 //!             | "[" test comp_for "]"            a list comprehension
 //!             | "{" (test ":" test ("," test ":" test)* ","?)? "}"   string keys
+//!             | "{" test ":" test comp_for "}"   a dict comprehension
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
 //!             | "reverse_url" "(" test ("," test)* ")"
 //!             | ("_" | "pgettext" | "locale." locale_fn) "(" args ")"
@@ -117,6 +118,10 @@ pub(super) enum Exp {
     },
     /// `{key: value, …}`: a dict display, its keys strings.
     Dict(Vec<(Exp, Exp)>),
+    /// `{key: value for x in xs if cond …}`: a dict comprehension, as a
+    /// [`Comp`](Exp::Comp) of `(key, value)` pairs; keys strings, a later
+    /// pair replacing an earlier one's value in its place (as Python).
+    DictComp(Box<Exp>),
     /// `name(args…, key=value…)` of a function the application adds
     /// (`ApplicationBuilder::ui_method`), looked up when rendered; in
     /// `{% module name(..) %}`, a UI module's `render`
@@ -999,7 +1004,15 @@ impl<'s> Parser<'s> {
                     if !self.eat(Tok::Colon) {
                         return None;
                     }
-                    items.push((key, self.test(depth + 1)?));
+                    let value = self.test(depth + 1)?;
+                    if items.is_empty() && self.peek() == Some(Tok::Word("for")) {
+                        let pair = Exp::Tuple(vec![key, value]);
+                        let comp = self.comprehension(pair, depth + 1)?;
+                        return self
+                            .eat(Tok::CloseBrace)
+                            .then(|| Exp::DictComp(Box::new(comp)));
+                    }
+                    items.push((key, value));
                     if !self.eat(Tok::Comma) {
                         return self.eat(Tok::CloseBrace).then_some(Exp::Dict(items));
                     }
@@ -1395,6 +1408,26 @@ impl Exp {
                     out.push(to_value(item.eval(env)?.view()));
                 }
                 own(Value::Array(out))
+            }
+            Exp::DictComp(comp) => {
+                let pairs = comp.eval(env)?;
+                let Val::Json(Value::Array(pairs)) = pairs.view() else {
+                    unreachable!("a comprehension is a list")
+                };
+                let mut out = serde_json::Map::with_capacity(pairs.len());
+                for pair in pairs {
+                    let Value::Array(pair) = pair else {
+                        unreachable!("a comprehension of pairs")
+                    };
+                    let Value::String(key) = &pair[0] else {
+                        return Err(TemplateError::Type(format!(
+                            "a dict's keys in a template are strings, not {}",
+                            Val::Json(&pair[0]).kind()
+                        )));
+                    };
+                    out.insert(key.clone(), pair[1].clone());
+                }
+                own(Value::Object(out))
             }
             Exp::Dict(items) => {
                 let mut out = serde_json::Map::with_capacity(items.len());

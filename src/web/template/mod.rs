@@ -215,7 +215,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" | "finally" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists, dicts and list comprehensions, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, enumerate, _, pgettext, locale's) or the application's (ApplicationBuilder::ui_method); {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
+        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists, dicts, list and dict comprehensions, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, enumerate, _, pgettext, locale's) or the application's (ApplicationBuilder::ui_method); {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
     }
 }
 
@@ -720,7 +720,8 @@ struct BlockDef {
 ///   list comprehensions (`[u.name for u in users if u.active]`, several
 ///   `for`s, `for k, v in pairs`; a generator expression as a call's only
 ///   argument, `', '.join(t.name for t in tags)`, is one too; their names
-///   stay inside, as in Python 3), tuples (`"%s of %s" % (a, b)` takes
+///   stay inside, as in Python 3), dict comprehensions with string keys
+///   (`{u.name: u.age for u in users}`), tuples (`"%s of %s" % (a, b)` takes
 ///   them as Python's positional arguments; elsewhere a tuple is a list,
 ///   and prints as one), parentheses,
 ///   calls of the functions below, and the methods templates call on
@@ -3725,6 +3726,17 @@ mod tests {
             "[1, 2, 3]outer|[&#39;a&#39;, &#39;b&#39;]5|[&#39;k&#39;]|\
              [[&#39;a&#39;, &#39;b&#39;], [&#39;b&#39;, &#39;a&#39;]]|[1]|A+B"
         );
+        // Dict comprehensions: the same clauses and names; a repeated key
+        // keeps its first place and takes the last value.
+        assert_eq!(
+            render_json(
+                "{% raw {c: x for c in s + 'a' for x in xs if x > 1} %}|{{ x }}|\
+                 {% raw {k + '!': m[k] for k in m} %}",
+                v.clone()
+            )
+            .unwrap(),
+            "{'a': 3, 'b': 3}|outer|{'k!': 1}"
+        );
         for (src, says) in [
             ("{{ [x for x in 5] }}", "a number is not iterable"),
             (
@@ -3732,6 +3744,10 @@ mod tests {
                 "cannot unpack a number into a, b",
             ),
             ("{{ [z for x in xs] }}", "undefined variable \"z\""),
+            (
+                "{{ {x: 1 for x in xs} }}",
+                "a dict's keys in a template are strings, not a number",
+            ),
         ] {
             let err = render_json(src, v.clone()).unwrap_err().to_string();
             assert!(err.contains(says), "{src}: {err}");
@@ -3745,6 +3761,9 @@ mod tests {
             "{{ [x for x in xs, 1] }}",
             "{{ len(x for x in xs) }}",
             "{{ ', '.join(x for x in xs, 1) }}",
+            "{{ {x for x in xs} }}",
+            "{{ {k: 1, k: 2 for k in s} }}",
+            "{{ {k: 1 for k in s, } }}",
         ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
