@@ -67,6 +67,17 @@ class StreamUpload(tornado.web.RequestHandler):
     put = post
 
 
+def closed_within(s, secs):
+    """Whether the server closes `s` (EOF or reset) within `secs` seconds."""
+    s.settimeout(secs)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
 def responses(port, parts, pause=0.05, want=1):
     """Sends `parts` (bytes) with `pause` between them and reads `want` responses (a 100 counts);
     returns [(status, body)] and whether the server then closed the connection."""
@@ -105,15 +116,7 @@ def responses(port, parts, pause=0.05, want=1):
                 buf += data
             body, buf = buf[:length], buf[length:]
             got.append((status, body.decode("latin-1") if status != 403 else ""))
-        # Closed by the server (EOF or reset) within a second?
-        s.settimeout(1)
-        try:
-            closed = s.recv(1) == b""
-        except socket.timeout:
-            closed = False
-        except OSError:
-            closed = True
-        return got, closed
+        return got, closed_within(s, 1)
     finally:
         s.close()
 
@@ -186,15 +189,7 @@ def streamed(port, request):
             while not eof:
                 more()
             body = buf
-        if not eof:
-            s.settimeout(0.5)
-            try:
-                eof = s.recv(1) == b""
-            except socket.timeout:
-                eof = False
-            except OSError:
-                eof = True
-        return status, length, chunked, body, eof
+        return status, length, chunked, body, eof or closed_within(s, 0.5)
     finally:
         s.close()
 
