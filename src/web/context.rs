@@ -21,6 +21,14 @@ use crate::http::{Request, Response};
 /// Tornado's default `Content-Type` for a response.
 const DEFAULT_CONTENT_TYPE: &str = "text/html; charset=UTF-8";
 
+/// A handler's response before it does anything: 200, Tornado's default
+/// `Content-Type`, no body.
+fn fresh_response() -> Response {
+    let mut response = Response::new(200);
+    response.set_header("Content-Type", DEFAULT_CONTENT_TYPE);
+    response
+}
+
 /// The request being answered and the response being built.
 ///
 /// The response starts as `200` with `Content-Type: text/html;
@@ -137,13 +145,11 @@ fn clean_argument(v: String) -> String {
 
 impl<'a> RequestContext<'a> {
     pub(crate) fn new(request: &'a Request, shared: &'a Shared) -> RequestContext<'a> {
-        let mut response = Response::new(200);
-        response.set_header("Content-Type", DEFAULT_CONTENT_TYPE);
         RequestContext {
             request,
             shared,
             p: Parts {
-                response,
+                response: fresh_response(),
                 cookies: Vec::new(),
                 finished: false,
                 unimplemented: Vec::new(),
@@ -531,6 +537,20 @@ impl<'a> RequestContext<'a> {
     pub fn clear_header(&mut self, name: &str) {
         if self.head_writable("clear_header") {
             self.p.response.clear_header(name);
+        }
+    }
+
+    /// Starts the response over (Tornado's `clear()`): status 200, no body
+    /// (nor a file from [`write_file`](Self::write_file)), the headers back
+    /// to a new response's (`Content-Type: text/html; charset=UTF-8`).
+    /// Cookies set so far stay, as in Tornado, which keeps them apart from
+    /// the headers. Tornado's `clear()` also calls `set_default_headers`;
+    /// a handler that wants them again calls its own
+    /// `self.set_default_headers(cx)` after this. Ignored (and logged) once
+    /// the response is finished or its head was sent.
+    pub fn clear(&mut self) {
+        if self.head_writable("clear") {
+            self.p.response = fresh_response();
         }
     }
 

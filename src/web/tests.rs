@@ -3261,3 +3261,40 @@ fn trusted_origins_pass_the_websocket_origin_check() {
         "https://trusted.example"
     ));
 }
+
+/// `cx.clear()` starts the answer over, as Tornado's `clear()`: status,
+/// headers and body reset, cookies kept; ignored once finished.
+#[test]
+fn clear_starts_the_response_over_and_keeps_cookies() {
+    struct Cleared;
+    impl RequestHandler for Cleared {
+        fn supported_methods(&self) -> &'static [&'static str] {
+            &["GET", "POST"]
+        }
+        fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            cx.set_status(404);
+            cx.set_header("X-Before", "1");
+            cx.set_header("Content-Type", "text/plain");
+            cx.set_cookie("kept", "yes");
+            cx.write("dropped");
+            cx.clear();
+            cx.write("after");
+        }
+        fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            cx.redirect("/elsewhere", false);
+            cx.clear();
+        }
+    }
+    let app = Application::builder().route("/", || Cleared).build();
+    let r = get(&app, "/");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body(), b"after");
+    assert_eq!(r.header("X-Before"), None);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=UTF-8"));
+    assert!(r
+        .header("Set-Cookie")
+        .is_some_and(|c| c.starts_with("kept=yes")));
+    let r = request(&app, "POST", "/");
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.header("Location"), Some("/elsewhere"));
+}
