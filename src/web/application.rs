@@ -382,7 +382,7 @@ pub(crate) struct ApplicationContext(pub(crate) Rc<Shared>);
 impl ApplicationContext {
     /// Whether `origin` is one of the `trusted_origins` setting's.
     pub(crate) fn trusts_origin(&self, origin: &str) -> bool {
-        self.0.settings.trusted_origins.iter().any(|t| t == origin)
+        self.0.settings.trusts_origin(origin)
     }
 
     /// The template `file` rendered with the fields of `value` for `req`

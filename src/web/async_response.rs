@@ -410,13 +410,19 @@ fn guarded(what: &str, f: impl FnOnce()) -> bool {
 /// connection is cut (a streamed body must not look complete).
 fn fail(st: &mut State, why: &str) {
     log::error!("asynchronous response failed: {why}");
-    match st.phase {
-        Phase::Open => st.reply.respond(Response::error(500, None)),
-        Phase::Streaming => st.reply.abort(),
-        Phase::Done | Phase::Closed => {}
-    }
+    give_up(&st.reply, st.phase);
     st.phase = Phase::Done;
     st.ops.clear();
+}
+
+/// A 500 for an answer nothing of which was sent, else the stream cut
+/// (no end: a streamed body must not look complete).
+fn give_up(reply: &PendingReply, phase: Phase) {
+    match phase {
+        Phase::Open => reply.respond(Response::error(500, None)),
+        Phase::Streaming => reply.abort(),
+        Phase::Done | Phase::Closed => {}
+    }
 }
 
 /// Runs the queued operations, unless one is running already (it runs the
@@ -489,10 +495,7 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
         Op::Finish => true,
         Op::Abort => {
             log::error!("the answer to {} was aborted", request.uri());
-            match phase {
-                Phase::Open => reply.respond(Response::error(500, None)),
-                _ => reply.abort(),
-            }
+            give_up(reply, phase);
             return Phase::Done;
         }
     };

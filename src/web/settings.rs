@@ -143,9 +143,11 @@ pub struct Settings {
     pub cross_origin_protection: bool,
     /// `trusted_origins`: the origins (`https://app.example.com`) whose
     /// cross-origin requests [`cross_origin_protection`](Self::cross_origin_protection)
-    /// lets through, and whose WebSocket handshakes are accepted without
-    /// asking `check_origin` (Tornado 6.6's default `check_origin` accepts
-    /// them). Default none.
+    /// lets through, and whose WebSocket handshakes the default
+    /// `check_origin` accepts (Tornado 6.6's default does; an override
+    /// keeps that by calling
+    /// [`check_trusted_origin`](crate::websocket::check_trusted_origin)).
+    /// Compared exactly. Default none.
     pub trusted_origins: Vec<String>,
 }
 
@@ -205,6 +207,12 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Whether `origin` is one of [`trusted_origins`](Self::trusted_origins)
+    /// (the default of both `check_trusted_origin`s).
+    pub(crate) fn trusts_origin(&self, origin: &str) -> bool {
+        self.trusted_origins.iter().any(|t| t == origin)
+    }
+
     /// Whether `static_url` caches file hashes: `static_hash_cache`, or
     /// else the opposite of `debug`.
     pub(crate) fn caches_static_hashes(&self) -> bool {
