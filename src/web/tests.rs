@@ -2729,7 +2729,8 @@ fn ui_methods_are_functions_of_the_applications_templates() {
     dir.file(
         "page.html",
         "{{ plural(n, \"file\") }}|{{ shout(\"<b>\") }}|{% raw shout(\"<b>\") %}|\
-         {% if path_depth() > 1 %}deep{% end %}|{{ len(shout(\"ab\")) }}",
+         {% if path_depth() > 1 %}deep{% end %}|{{ len(shout(\"ab\")) }}|\
+         {{ max(1, 2) }}|{{ min(1, 2) }}",
     );
     dir.file("fails.html", "a\n{{ plural(\"x\") }}");
     dir.file("unknown.html", "{{ nope(1) }}");
@@ -2758,6 +2759,8 @@ fn ui_methods_are_functions_of_the_applications_templates() {
         .ui_method("path_depth", |req, _args| {
             Ok(serde_json::json!(req.path().matches('/').count()))
         })
+        // The template's namespace comes before Python's builtins.
+        .ui_method("max", |_req, _args| Ok(serde_json::json!("mine")))
         .route("/a/(.*)", || {
             struct Page;
             impl RequestHandler for Page {
@@ -2773,7 +2776,7 @@ fn ui_methods_are_functions_of_the_applications_templates() {
         .build();
     assert_eq!(
         text(&get(&app, "/a/page.html")),
-        "3 files|&lt;B&gt;|<B>|deep|2"
+        "3 files|&lt;B&gt;|<B>|deep|2|mine|1"
     );
     assert_eq!(
         text(&get(&app, "/a/fails.html")),

@@ -11,7 +11,8 @@ behaviour (paths, not Python expressions; no `'` in escaped text,
 which Tornado 6.4 and later escape as `&#x27;` and cyclone, as Tornado 4.3, as `&#39;`):
 escaping, `{% raw %}`, `{% autoescape None %}`, `for`/`if`/`elif`/`else`/`set` (Python expressions:
 arithmetic, comparisons, `and`/`or`/`not`, conditional expressions, subscripts, slices, lists, `len`/`str`/`int`/`abs`,
-string and dict methods, `range` and `enumerate`), `break`
+string, list and dict methods, `range` and `enumerate`, Python's builtins: `sorted`, `min`,
+`max`, `sum`, `zip`, `round`, ...), `break`
 and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% extends %}` and
 `{% block %}` over two levels, whitespace by file name (`.html` pages are "single", others
 "all", as Tornado's loader decides), `{% whitespace %}` and `<pre>`, and the template functions
@@ -52,6 +53,40 @@ CASES = [
      '{% set m = {a: b for a, b in pairs2} %}{% raw m %}{{ m["b"] }}',
      {'xs': [1, 2, 3], 'users': [{'name': 'ann', 'age': 30}, {'name': 'bo', 'age': 10}],
       'd': {'b': 1, 'a': 2}, 'pairs2': [['a', 1], ['b', 2]]}),
+    ("Python's builtins: sorted, min, max, sum, range, enumerate, zip, reversed, dict, any, all, round, ...",
+     '{{ sorted(xs) }}|{{ sorted(xs, reverse=True) }}|{{ ",".join(sorted(d)) }}|{{ min(xs) }}|{{ max(xs) }}|'
+     '{{ max(3, 7.5, 5) }}|{{ min("b", "a") }}|{{ min([], default=None) }}|{{ max(d) }}|{{ sum(xs) }}|{{ sum(xs, 10) }}|'
+     '{{ sum(fs) }}|{{ sum([[1], [2]], []) }}|{{ sum([True, True]) }}|{{ list(range(3)) }}|'
+     '{{ [x * 2 for x in range(1, 10, 3)] }}|{{ len(range(10)) }}|{{ list(range(5, 0, -2)) }}|'
+     '{% for i, x in enumerate(xs, 1) %}{{ i }}={{ x }};{% end %}|{% for a, b in zip(xs, names) %}{{ a }}{{ b }}{% end %}|'
+     '{{ [i for i, x in enumerate(xs) if x == 1] }}|{{ list(reversed(xs)) }}|{{ "".join(reversed(s)) }}|'
+     '{% raw list(d) %}|{% raw list("ab") %}|{% raw dict(a=1, b=2) %}|{% raw dict(d, a=0) %}|'
+     '{% raw dict([["x", 1], ["y", 2], ["x", 3]], z=0) %}|{{ any(xs) }}{{ all([]) }}{{ any([]) }}{{ all([1, 0]) }}|'
+     '{{ round(2.5) }} {{ round(3.5) }} {{ round(-2.5) }} {{ round(f, 2) }} {{ round(0.125, 2) }} {{ round(2.5, 0) }} '
+     '{{ round(-0.4, 0) }} {{ round(1234.5, -2) }} {{ round(1250.0, -2) }} {{ round(1250.5, -2) }} {{ round(25, -1) }} '
+     '{{ round(-15, -1) }} {{ round(7, 2) }} {{ round(True) }} {{ round(1e15 + 0.5) }} {{ round(1e15 + 1.5) }}|{{ bool([]) }}{{ bool("x") }}{{ bool() }}|'
+     '{{ float("1.5") }} {{ float(3) }} {{ float(" -1_000.5 ") }} {{ float("1e3") }} {{ float() }}|'
+     '{% raw repr(s) %} {% raw repr(q) %} {{ repr(1.0) }} {% raw repr(names) %}|{{ pow(2, 10) }} {{ pow(2, -1) }}|'
+     '{{ divmod(7, -2)[0] }},{{ divmod(7, -2)[1] }},{{ divmod(7.5, 2)[1] }}|{{ chr(233) }}{{ ord("é") }} {{ hex(255) }} '
+     '{{ hex(-255) }} {{ oct(8) }} {{ bin(5) }}|{{ len(list(zip(xs, "abcdef"))) }}|{{ max(len(n) for n in names) }}|'
+     '{{ sum(len(n) for n in names) }}|{{ sorted([[2, 1], [1, 2], [1, 1]])[0][1] }}',
+     {"xs": [3, 1, 2, 1], "d": {"b": 1, "a": 2}, "s": "héllo", "q": "it's", "f": 2.675, "fs": [0.1] * 10,
+      "names": ["ann", "bob", "cy"]}),
+    ("methods of strings, lists and dicts: keys/values/items, split/rsplit with maxsplit, find, zfill, center, is*, ...",
+     '{% raw sorted(d.keys()) %}|{{ sum(d.values()) }}|{% for k, v in d.items() %}{{ k }}{{ v }}{% end %}|'
+     '{% raw [k for k, v in d.items() if v > 1] %}|{{ len(d.items()) }}|{{ d.get("z", 0) }}|{{ xs.count(1) }}|{{ xs.index(2) }}|'
+     '[{{ s.strip() }}][{{ s.lstrip() }}][{{ s.rstrip() }}][{{ "xxaxyx".strip("xy") }}][{{ "--a--".lstrip("-") }}]|'
+     '{{ s.swapcase() }}|{{ u.title() }}|{% raw s.split(None, 1) %}|{% raw s.rsplit(None, 1) %}|{% raw s.split() %}|'
+     '{% raw t.split(",", 1) %}|{% raw t.rsplit(",", 1) %}|{% raw t.rsplit(",") %}|{% raw ml.splitlines() %}|'
+     '{{ s.count("l") }} {{ "aaaa".count("aa") }} {{ "ab".count("") }}|{{ u.find("w") }} {{ u.find("ö") }} {{ u.rfind("l") }} '
+     '{{ u.find("z") }} {{ u.index("o") }} {{ u.rindex("l") }}|{{ n.zfill(6) }} {{ "7".zfill(3) }} {{ "abc".zfill(2) }}|'
+     '[{{ "ab".center(7, "*") }}][{{ "ab".center(6, "*") }}][{{ "abc".center(6) }}][{{ "ab".ljust(5, "-") }}]'
+     '[{{ "ab".rjust(5) }}][{{ "é".rjust(3, "ü") }}]|{{ "123".isdigit() }}{{ "".isdigit() }}{{ "1a".isdigit() }}'
+     '{{ u.replace(" ", "").isalpha() }}{{ "ab1".isalnum() }}{{ " ".isspace() }}{{ "ab1".islower() }}{{ "1".islower() }}'
+     '{{ "AB".isupper() }}|{{ "aaaa".replace("a", "b", 2) }}|{{ "abc".startswith(("x", "a")) }}{{ "abc".endswith(("x", "y")) }}|'
+     '{{ "-".join("abc") }}|{{ ", ".join(sorted(w.capitalize() for w in u.split())) }}',
+     {"xs": [3, 1, 2, 1], "d": {"b": 1, "a": 2}, "s": "  Hello World  ", "t": "a,b,,c", "n": "-42",
+      "u": "héllo wörld", "ml": "a\nb\r\nc\n\nd"}),
     ("powers: **, right to left and tighter than a unary minus on its left",
      "{{ 2 ** 10 }}|{{ 2 ** -1 }}|{{ -2 ** 2 }}|{{ (-2) ** 2 }}|{{ 2 ** 3 ** 2 }}|{{ 2.5 ** 2 }}|"
      "{{ 4 ** 0.5 }}|{{ n ** 2 }}|{{ True ** 3 }}|{{ 1 ** 100000000000 }}|{{ (-1) ** 100000000001 }}|"

@@ -22,12 +22,12 @@
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
 //!             | "reverse_url" "(" test ("," test)* ")"
 //!             | ("_" | "pgettext" | "locale." locale_fn) "(" args ")"
+//!             | name "(" args ")"    the application's ui_method, else a builtin
 //! locale_fn  := translate | pgettext | list | friendly_number | format_date
 //!             | format_day                      (positional, then name=value)
 //! call       := len | str | int | abs | json_encode | url_escape
 //!             | xhtml_escape | escape | squeeze | static_url
-//! method     := get | upper | lower | strip | title | capitalize
-//!             | startswith | endswith | replace | split | join
+//! method     := one of [`methods`]' table (str, list and dict methods)
 //! comp_for   := "for" name ("," name)? "in" or_test ("if" or_test)* comp_for?
 //! ```
 //!
@@ -52,11 +52,61 @@ use serde_json::{Map, Value};
 
 use super::{char_at, kind, literal, path, py_index, Func, TemplateError, Val};
 
+mod builtins;
+mod methods;
+
+use methods::{call_method, Method};
+
 /// Parentheses, subscripts and unary operators nest at most this deep.
 const MAX_DEPTH: usize = 32;
 /// Tokens in one expression at most (so that a chain of binary operators,
 /// which nests to the left, stays shallow).
 const MAX_TOKENS: usize = 256;
+/// Items a list an expression builds may hold at most (`[0] * n`, a
+/// comprehension, `range`, `split`, a string's characters), as many as
+/// `set` and `for` may keep: a render's output bound counts bytes, and a
+/// list of that many values would take some eighty times the memory.
+const MAX_ITEMS: usize = super::MAX_COMPUTED;
+
+/// How many values `v` holds, itself and all nested in it, counted up to
+/// just past [`MAX_ITEMS`]: what copying it costs.
+fn weight(v: &Value) -> usize {
+    fn count(v: &Value, n: &mut usize) {
+        *n += 1;
+        if *n > MAX_ITEMS {
+            return;
+        }
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| count(i, n)),
+            Value::Object(map) => map.values().for_each(|i| count(i, n)),
+            _ => {}
+        }
+    }
+    let mut n = 0;
+    count(v, &mut n);
+    n
+}
+
+/// The values in `items`, nested ones too, as [`weight`] counts them.
+fn weight_of(items: &[Value]) -> usize {
+    items
+        .iter()
+        .try_fold(0usize, |n, i| {
+            let n = n + weight(i);
+            (n <= MAX_ITEMS).then_some(n)
+        })
+        .unwrap_or(MAX_ITEMS + 1)
+}
+
+/// [`TemplateError::TooLarge`] for a list of more than [`MAX_ITEMS`].
+fn check_items(n: usize) -> Result<(), TemplateError> {
+    if n > MAX_ITEMS {
+        return Err(TemplateError::TooLarge(format!(
+            "a list of {n} items (at most {MAX_ITEMS})"
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone)]
 pub(super) enum Exp {
@@ -199,42 +249,6 @@ impl LocaleFn {
             LocaleFn::Pgettext => has(0) && has(1) && has(2) == has(3),
             _ => has(0),
         }
-    }
-}
-
-/// The methods of Python's `str` and `dict` that templates call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Method {
-    Get,
-    Upper,
-    Lower,
-    Strip,
-    Title,
-    Capitalize,
-    StartsWith,
-    EndsWith,
-    Replace,
-    Split,
-    Join,
-}
-
-impl Method {
-    /// The method of this name, and how many arguments it takes.
-    fn from_name(name: &str) -> Option<(Method, std::ops::RangeInclusive<usize>)> {
-        Some(match name {
-            "get" => (Method::Get, 1..=2),
-            "upper" => (Method::Upper, 0..=0),
-            "lower" => (Method::Lower, 0..=0),
-            "strip" => (Method::Strip, 0..=0),
-            "title" => (Method::Title, 0..=0),
-            "capitalize" => (Method::Capitalize, 0..=0),
-            "startswith" => (Method::StartsWith, 1..=1),
-            "endswith" => (Method::EndsWith, 1..=1),
-            "replace" => (Method::Replace, 2..=2),
-            "split" => (Method::Split, 0..=1),
-            "join" => (Method::Join, 1..=1),
-            _ => return None,
-        })
     }
 }
 
@@ -1134,13 +1148,14 @@ pub(super) trait Env<'a> {
     fn locale(&self) -> &crate::locale::Locale;
     /// The application's template function `name` called with `args` and
     /// `kwargs` (or, in a `{% module Template(..) %}`'s template,
-    /// `set_resources(**kwargs)`).
+    /// `set_resources(**kwargs)`); `None` when the application has no
+    /// function of that name (Python's built-in one is called then).
     fn ui_method(
         &self,
         name: &str,
         args: &[Value],
         kwargs: &Map<String, Value>,
-    ) -> Result<Value, TemplateError>;
+    ) -> Result<Option<Value>, TemplateError>;
     /// The HTML of the application's UI module `name` for
     /// `{% module name(args, kwargs) %}`.
     fn ui_module(
@@ -1192,7 +1207,7 @@ impl<'a> Env<'a> for Bound<'_, 'a> {
         name: &str,
         args: &[Value],
         kwargs: &Map<String, Value>,
-    ) -> Result<Value, TemplateError> {
+    ) -> Result<Option<Value>, TemplateError> {
         self.outer.ui_method(name, args, kwargs)
     }
     fn ui_module(
@@ -1215,6 +1230,7 @@ impl<'a> Env<'a> for Bound<'_, 'a> {
 /// an array's elements, an object's keys, a string's characters.
 fn iter_items<'a>(v: Val<'a>) -> Result<Vec<Val<'a>>, TemplateError> {
     if let Some(s) = v.as_str() {
+        check_items(s.chars().count())?;
         return Ok(s
             .char_indices()
             .map(|(i, c)| Val::Str(&s[i..i + c.len_utf8()]))
@@ -1230,14 +1246,23 @@ fn iter_items<'a>(v: Val<'a>) -> Result<Vec<Val<'a>>, TemplateError> {
     }
 }
 
+/// A comprehension's elements so far, and how many values they hold,
+/// nested ones too ([`weight`]).
+#[derive(Default)]
+struct Collected {
+    items: Vec<Value>,
+    weight: usize,
+}
+
 /// The elements of the comprehension `[elt clauses…]` with `names` bound so
-/// far, appended to `out` (at most `env.max_len()`).
+/// far, appended to `out`: at most [`MAX_ITEMS`] values in all (nested ones
+/// too) and `env.max_len()` elements.
 fn comprehension<'a>(
     env: &dyn Env<'a>,
     elt: &'a Exp,
     clauses: &'a [Clause],
     names: &mut Vec<(&'a str, Val<'a>)>,
-    out: &mut Vec<Value>,
+    out: &mut Collected,
 ) -> Result<(), TemplateError> {
     let bound = Bound {
         outer: env,
@@ -1245,13 +1270,22 @@ fn comprehension<'a>(
     };
     match clauses.split_first() {
         None => {
-            if out.len() >= env.max_len() {
+            let most = env.max_len().min(MAX_ITEMS);
+            if out.items.len() >= most {
                 return Err(TemplateError::TooLarge(format!(
-                    "a comprehension of more than {} items",
-                    env.max_len()
+                    "a comprehension of more than {most} items"
                 )));
             }
-            out.push(to_value(elt.eval(&bound)?.view()));
+            let item = to_value(elt.eval(&bound)?.view());
+            if matches!(item, Value::Array(_) | Value::Object(_)) {
+                // A copy of a nested value costs a step per value in it,
+                // and holds them all.
+                let w = weight(&item);
+                env.charge(w as u64 - 1)?;
+                out.weight += w;
+                check_items(out.weight)?;
+            }
+            out.items.push(item);
             Ok(())
         }
         Some((Clause::If(cond), rest)) => {
@@ -1298,6 +1332,33 @@ fn comprehension<'a>(
     }
 }
 
+/// `name(args, kwargs)`: the template's namespace first (the application's
+/// `ui_method`s), then Python's builtins. Not inlined: `eval` recurses, and
+/// a debug build would give every call of it this arm's locals.
+#[inline(never)]
+fn ui_call<'a>(
+    env: &dyn Env<'a>,
+    name: &str,
+    args: &'a [Exp],
+    kwargs: &'a [(String, Exp)],
+) -> Result<V<'a>, TemplateError> {
+    let (args, kwargs) = call_values(env, args, kwargs)?;
+    if let Some(v) = env.ui_method(name, &args, &kwargs)? {
+        return own(v);
+    }
+    match builtins::call(env, name, args, kwargs) {
+        Some(v) => own(v?),
+        None => Err(TemplateError::Type(format!(
+            "{name}() is no function of this template: the built-in ones are \
+             Tornado's (len, str, int, abs, static_url, reverse_url, json_encode, \
+             url_escape, xhtml_escape, escape, squeeze, linkify, _, pgettext, \
+             xsrf_form_html) and Python's ({}); an application adds its own with \
+             ApplicationBuilder::ui_method",
+            builtins::NAMES
+        ))),
+    }
+}
+
 /// A call's arguments, evaluated left to right: the positional ones, then
 /// the keyword ones, as JSON values.
 pub(super) fn call_values<'a>(
@@ -1325,6 +1386,33 @@ impl Exp {
         match self {
             Exp::Path(p) => Ok(V::Ref(env.lookup(p)?)),
             Exp::Literal(v) => Ok(V::Ref(Val::Json(v))),
+            Exp::Or { .. }
+            | Exp::And { .. }
+            | Exp::Not(_)
+            | Exp::IfElse { .. }
+            | Exp::Compare { .. } => self.eval_logic(env),
+            Exp::Arith { .. } | Exp::Neg(_) | Exp::Index { .. } | Exp::Slice { .. } => {
+                self.eval_arith(env)
+            }
+            Exp::List(_) | Exp::Tuple(_) | Exp::DictComp(_) | Exp::Dict(_) | Exp::Comp { .. } => {
+                self.eval_build(env)
+            }
+            Exp::Method { .. }
+            | Exp::XsrfFormHtml
+            | Exp::Locale { .. }
+            | Exp::UiCall { .. }
+            | Exp::UiModule { .. }
+            | Exp::ReverseUrl(_) => self.eval_call(env),
+            Exp::Call { .. } => self.eval_builtin_call(env),
+        }
+    }
+
+    /// `or`, `and`, `not`, conditional expressions and comparisons. Out of [`eval`](Self::eval), which every level of an
+    /// expression's nesting repeats: a debug build gives each arm's
+    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    #[inline(never)]
+    fn eval_logic<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
+        match self {
             Exp::Or(parts) => {
                 let mut last = None;
                 for p in parts {
@@ -1370,6 +1458,16 @@ impl Exp {
                 }
                 own(Value::Bool(true))
             }
+            _ => unreachable!("dispatched by eval"),
+        }
+    }
+
+    /// Arithmetic, negation, subscripts and slices. Out of [`eval`](Self::eval), which every level of an
+    /// expression's nesting repeats: a debug build gives each arm's
+    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    #[inline(never)]
+    fn eval_arith<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
+        match self {
             Exp::Arith { op, left, right } => {
                 let a = left.eval(env)?;
                 if let (Arith::Mod, Exp::Tuple(items), Some(format)) =
@@ -1401,6 +1499,30 @@ impl Exp {
                 let (b, i) = (base.eval(env)?, index.eval(env)?);
                 subscript(b, i.view())
             }
+            Exp::Slice { base, parts } => {
+                let b = base.eval(env)?;
+                let mut bounds = [None, None, None];
+                for (bound, part) in bounds.iter_mut().zip(parts.iter()) {
+                    if let Some(p) = part {
+                        let v = p.eval(env)?;
+                        *bound = match v.view() {
+                            Val::Json(Value::Null) => None,
+                            other => Some(slice_index(other)?),
+                        };
+                    }
+                }
+                slice(b.view(), bounds).map(V::Own)
+            }
+            _ => unreachable!("dispatched by eval"),
+        }
+    }
+
+    /// Lists, tuples, dicts and comprehensions. Out of [`eval`](Self::eval), which every level of an
+    /// expression's nesting repeats: a debug build gives each arm's
+    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    #[inline(never)]
+    fn eval_build<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
+        match self {
             // A tuple is a list here (printed as one, too).
             Exp::List(items) | Exp::Tuple(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -1443,20 +1565,21 @@ impl Exp {
                 }
                 own(Value::Object(out))
             }
-            Exp::Slice { base, parts } => {
-                let b = base.eval(env)?;
-                let mut bounds = [None, None, None];
-                for (bound, part) in bounds.iter_mut().zip(parts.iter()) {
-                    if let Some(p) = part {
-                        let v = p.eval(env)?;
-                        *bound = match v.view() {
-                            Val::Json(Value::Null) => None,
-                            other => Some(slice_index(other)?),
-                        };
-                    }
-                }
-                slice(b.view(), bounds).map(V::Own)
+            Exp::Comp { elt, clauses } => {
+                let mut out = Collected::default();
+                comprehension(env, elt, clauses, &mut Vec::new(), &mut out)?;
+                own(Value::Array(out.items))
             }
+            _ => unreachable!("dispatched by eval"),
+        }
+    }
+
+    /// Methods, the namespace's functions and the application's. Out of [`eval`](Self::eval), which every level of an
+    /// expression's nesting repeats: a debug build gives each arm's
+    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    #[inline(never)]
+    fn eval_call<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
+        match self {
             Exp::Method { base, method, args } => {
                 let b = base.eval(env)?;
                 let mut vals = Vec::with_capacity(args.len());
@@ -1468,15 +1591,7 @@ impl Exp {
             }
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Locale { func, args } => locale_call(env, *func, args),
-            Exp::UiCall { name, args, kwargs } => {
-                let (args, kwargs) = call_values(env, args, kwargs)?;
-                own(env.ui_method(name, &args, &kwargs)?)
-            }
-            Exp::Comp { elt, clauses } => {
-                let mut out = Vec::new();
-                comprehension(env, elt, clauses, &mut Vec::new(), &mut out)?;
-                own(Value::Array(out))
-            }
+            Exp::UiCall { name, args, kwargs } => ui_call(env, name, args, kwargs),
             Exp::UiModule { name, args, kwargs } => {
                 let (args, kwargs) = call_values(env, args, kwargs)?;
                 own(Value::String(env.ui_module(name, &args, &kwargs)?))
@@ -1490,6 +1605,16 @@ impl Exp {
                 env.reverse_url(strs[0], &strs[1..])
                     .map(|s| V::Own(Value::String(s)))
             }
+            _ => unreachable!("dispatched by eval"),
+        }
+    }
+
+    /// `len`, `str`, `int`, `abs` and Tornado's template functions. Out of [`eval`](Self::eval), which every level of an
+    /// expression's nesting repeats: a debug build gives each arm's
+    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    #[inline(never)]
+    fn eval_builtin_call<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
+        match self {
             Exp::Call {
                 callee,
                 arg,
@@ -1552,6 +1677,8 @@ impl Exp {
                     Callee::Func(f) => env.apply(*f, v, &options).map(|s| V::Own(Value::String(s))),
                 }
             }
+
+            _ => unreachable!("dispatched by eval"),
         }
     }
 }
@@ -1748,9 +1875,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
             Ok(Value::String([x, y].concat()))
         }
         (Arith::Add, Val::Json(Value::Array(x)), Val::Json(Value::Array(y))) => {
-            if x.len() + y.len() > max_len {
-                return Err(too_long());
-            }
+            check_items(weight_of(x) + weight_of(y))?;
             Ok(Value::Array(x.iter().chain(y).cloned().collect()))
         }
         (Arith::Mul, _, _) => {
@@ -1769,9 +1894,9 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
             }
             match seq {
                 Val::Json(Value::Array(items)) => {
-                    if items.len().saturating_mul(times) > max_len {
-                        return Err(too_long());
-                    }
+                    // Each copy is a deep one (Python's would share the
+                    // items), so nested values count.
+                    check_items(weight_of(items).saturating_mul(times))?;
                     Ok(Value::Array(
                         (0..times).flat_map(|_| items.iter().cloned()).collect(),
                     ))
@@ -2314,22 +2439,6 @@ fn slice(base: Val<'_>, bounds: [Option<i128>; 3]) -> Result<Value, TemplateErro
     }
 }
 
-/// Python's `str.title`: a letter after a letter lowercased, any other
-/// letter uppercased.
-fn title(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut after_letter = false;
-    for c in s.chars() {
-        if after_letter {
-            out.extend(c.to_lowercase());
-        } else {
-            out.extend(c.to_uppercase());
-        }
-        after_letter = c.is_lowercase() || c.is_uppercase();
-    }
-    out
-}
-
 /// A locale function's value. A message that is not a string is returned
 /// as it is, as Python's dictionary lookup falls back to it.
 fn locale_call<'a>(
@@ -2494,112 +2603,4 @@ fn timestamp_us(v: Val<'_>) -> Result<i64, TemplateError> {
             v.kind()
         ))),
     }
-}
-
-fn call_method<'a>(
-    method: Method,
-    base: V<'a>,
-    args: &[Val<'_>],
-    max_len: usize,
-) -> Result<V<'a>, TemplateError> {
-    let kind = base.view().kind();
-    let wrong = |what: &str| TemplateError::Type(format!("{what} is not a method of {kind}"));
-    let string_arg = |i: usize| -> Result<&str, TemplateError> {
-        args.get(i)
-            .and_then(|a| a.as_str())
-            .ok_or_else(|| TemplateError::Type(format!("{method:?}() takes strings")))
-    };
-    if method == Method::Get {
-        let key = args.first().copied().and_then(Val::as_str);
-        let default = || args.get(1).map_or(Value::Null, |d| to_value(*d));
-        return match base {
-            V::Ref(Val::Json(Value::Object(map))) => Ok(match key.and_then(|k| map.get(k)) {
-                Some(v) => V::Ref(Val::Json(v)),
-                None => V::Own(default()),
-            }),
-            V::Own(Value::Object(map)) => Ok(V::Own(
-                key.and_then(|k| map.get(k))
-                    .cloned()
-                    .unwrap_or_else(default),
-            )),
-            _ => Err(wrong("get")),
-        };
-    }
-    let view = base.view();
-    let Some(s) = view.as_str() else {
-        return Err(wrong(&format!("{method:?}").to_lowercase()));
-    };
-    let too_long = || TemplateError::TooLarge(format!("a string over {max_len} bytes"));
-    let v = match method {
-        Method::Upper => Value::String(s.to_uppercase()),
-        Method::Lower => Value::String(s.to_lowercase()),
-        Method::Strip => Value::String(s.trim().to_string()),
-        Method::Title => Value::String(title(s)),
-        Method::Capitalize => {
-            let mut chars = s.chars();
-            Value::String(match chars.next() {
-                Some(first) => first
-                    .to_uppercase()
-                    .chain(chars.as_str().to_lowercase().chars())
-                    .collect(),
-                None => String::new(),
-            })
-        }
-        Method::StartsWith => Value::Bool(s.starts_with(string_arg(0)?)),
-        Method::EndsWith => Value::Bool(s.ends_with(string_arg(0)?)),
-        Method::Replace => {
-            let (from, to) = (string_arg(0)?, string_arg(1)?);
-            let count = if from.is_empty() {
-                s.chars().count() + 1
-            } else {
-                s.matches(from).count()
-            };
-            if s.len() + count.saturating_mul(to.len()) > max_len {
-                return Err(too_long());
-            }
-            Value::String(s.replace(from, to))
-        }
-        Method::Split => {
-            let parts: Vec<Value> = match args.first() {
-                None => s
-                    .split_whitespace()
-                    .map(|p| Value::String(p.into()))
-                    .collect(),
-                Some(_) => {
-                    let sep = string_arg(0)?;
-                    if sep.is_empty() {
-                        return Err(TemplateError::Type(
-                            "split() with an empty separator".into(),
-                        ));
-                    }
-                    s.split(sep).map(|p| Value::String(p.into())).collect()
-                }
-            };
-            Value::Array(parts)
-        }
-        Method::Join => {
-            let items: Vec<&str> = match args.first() {
-                Some(Val::Json(Value::Array(items))) => items
-                    .iter()
-                    .map(|i| Val::Json(i).as_str())
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| TemplateError::Type("join() takes strings".into()))?,
-                Some(Val::Json(Value::Object(map))) => map.keys().map(String::as_str).collect(),
-                _ => {
-                    return Err(TemplateError::Type(
-                        "join() takes an array of strings".into(),
-                    ))
-                }
-            };
-            let total = items.iter().map(|i| i.len()).sum::<usize>()
-                + s.len().saturating_mul(items.len().saturating_sub(1));
-            if total > max_len {
-                return Err(too_long());
-            }
-            Value::String(items.join(s))
-        }
-        // A string has no `get` (Python: AttributeError).
-        Method::Get => return Err(wrong("get")),
-    };
-    Ok(V::Own(v))
 }

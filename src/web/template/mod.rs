@@ -215,7 +215,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" | "finally" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists, dicts, list and dict comprehensions, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, enumerate, _, pgettext, locale's) or the application's (ApplicationBuilder::ui_method); {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
+        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists, dicts, list and dict comprehensions, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, _, pgettext, locale's), Python's builtins (range, enumerate, zip, sorted, min, max, sum, round, ...) or the application's (ApplicationBuilder::ui_method); no lambdas; {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
     }
 }
 
@@ -600,7 +600,7 @@ struct BlockDef {
 /// | `{{ modules.Name(…) }}`, `{% raw modules.Name(…) %}` | Tornado's `modules` namespace: the module's HTML in an expression (escaped by `{{ }}`, as in Tornado); also `modules.linkify(..)` and `modules.xsrf_form_html()`; `Template` only through the tag |
 /// | `{{ set_resources(embedded_css="…", javascript_files=["a.js"], …) }}` | in a `{% module Template(..) %}`'s template: Tornado's resources of that template (`embedded_javascript`, `javascript_files`, `embedded_css`, `css_files`, `html_head`, `html_body`), put into the page as a [`UiModule`](super::UiModule)'s are; prints nothing |
 /// | `_("text")`, `_("1 file", "%(n)d files", n) % {"n": n}`, `pgettext("menu", "Open")`, `locale.format_date(ts)`, `locale.code` | the request's locale ([`crate::locale`]): translations, Python's `%` formatting and dict displays |
-/// | `{{ name(args) }}` | a function the application added with [`ApplicationBuilder::ui_method`](crate::web::ApplicationBuilder::ui_method) (Tornado's `ui_methods`); without one of that name the render fails there |
+/// | `{{ name(args) }}` | a function the application added with [`ApplicationBuilder::ui_method`](crate::web::ApplicationBuilder::ui_method) (Tornado's `ui_methods`); without one of that name, Python's builtin (`sorted`, `min`, `max`, `sum`, `round`, `zip`, … see *Python's builtins*); neither, and the render fails there |
 /// | `{% set x = expression %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop): `{% set total = price * count %}`, `{% set active = 'home' %}` |
 /// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
@@ -614,14 +614,14 @@ struct BlockDef {
 /// `{{{ x }}}` prints `{`, then `x`, then `}`.
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
-/// (lambdas, dict and set comprehensions, `*args`, other methods), keyword arguments
+/// (lambdas, set comprehensions, `*args`, other methods), keyword arguments
 /// the functions do not take, another `{% autoescape %}` function, a typed
 /// `{% except KeyError %}`, `{% import %}` — is refused when the template
 /// is parsed with [`TemplateError::BadTag`], whose message says what is
 /// supported instead. A call of a name that is none of Tornado's functions
-/// parses (it may be the application's `ui_method`, or, in
-/// `{% module %}`, its `ui_module`) and fails where it is rendered if the
-/// application has no such function.
+/// parses (it may be the application's `ui_method`, Python's builtin, or,
+/// in `{% module %}`, its `ui_module`) and fails where it is rendered if it
+/// is none of them.
 ///
 /// **Printing values.** Every value prints as Python's `str` prints the
 /// value Tornado would be given, so a page reads the same from either:
@@ -690,6 +690,29 @@ struct BlockDef {
 ///   an integer (of a number, truncated, or of a string of digits), `abs(x)`
 ///   a number's absolute value.
 ///
+/// **Python's builtins.** A call of a name the application's
+/// `ui_method`s do not define is Python's built-in function of that name,
+/// as Python looks a template's names up (its namespace, then `builtins`):
+/// `range`, `enumerate(xs, start)`, `zip`, `reversed`,
+/// `sorted(xs, reverse=True)`, `list`, `tuple`, `dict(pairs, **kw)`,
+/// `min`/`max` (of an iterable, with `default=`, or of several
+/// arguments: the first of the smallest or largest), `sum(xs, start)`,
+/// `any`, `all`, `round(x)` and `round(x, n)` (half to even on the exact
+/// value, as Python: `round(2.675, 2)` is `2.67`), `bool`, `float`, `repr`,
+/// `pow`, `divmod`, `chr`, `ord`, `hex`, `oct`, `bin`, with Python's
+/// results and its `TypeError`s and `ValueError`s as [`TemplateError::Type`].
+/// `{{ sorted(tags) }}`, `{{ ', '.join(sorted(d)) }}`,
+/// `{% for name, score in zip(names, scores) %}`, `{{ max(xs, default=0) }}`,
+/// `{{ [x * 2 for x in range(3)] }}`. Two differences of representation:
+/// a tuple is a list (`zip`, `enumerate` and `divmod` give lists of lists,
+/// printed `[0, 'a']` where Python prints `(0, 'a')`), and what Python
+/// returns as an iterator or a view is its list (`{{ range(3) }}` prints
+/// `[0, 1, 2]`, Python `range(0, 3)`); in a `for`, a comprehension, or
+/// under `len`, `list`, `sorted` or `join` the results are Python's.
+/// Functions that take a function (`sorted(key=..)`, `min(key=..)`, `map`,
+/// `filter`) are refused: templates have no lambdas; order or map the
+/// values in the handler.
+///
 /// ```
 /// use cyclone::web::Template;
 ///
@@ -724,10 +747,18 @@ struct BlockDef {
 ///   (`{u.name: u.age for u in users}`), tuples (`"%s of %s" % (a, b)` takes
 ///   them as Python's positional arguments; elsewhere a tuple is a list,
 ///   and prints as one), parentheses,
-///   calls of the functions below, and the methods templates call on
-///   strings (`upper`, `lower`, `strip`, `title`, `capitalize`,
-///   `startswith`, `endswith`, `replace`, `split`, `join`) and objects
-///   (`get(key, default)`);
+///   calls of the functions below (Tornado's and Python's builtins), and
+///   the methods of Python's strings (`upper`, `lower`, `swapcase`,
+///   `strip`/`lstrip`/`rstrip` with or without characters, `title`,
+///   `capitalize`, `startswith`/`endswith` of a string or a tuple of
+///   them, `replace` with or without a count, `split`/`rsplit` with a
+///   separator or none and a `maxsplit`, `splitlines`, `join`, `count`,
+///   `find`/`rfind`, `index`/`rindex`, `zfill`, `ljust`/`rjust`/`center`
+///   with a fill character, `isdigit`, `isalpha`, `isalnum`, `isspace`,
+///   `islower`, `isupper`), lists (`count`, `index`) and dicts
+///   (`get(key, default)`, and `keys()`, `values()`, `items()` as lists,
+///   for a `for` or a comprehension: `[k for k, v in d.items() if v]`),
+///   positions and widths in characters as Python counts them;
 /// - arithmetic: `+`, `-`, `*`, `/` (a float), `//` and `%` (rounded toward
 ///   minus infinity, as Python's), `**` (right to left, tighter than a
 ///   unary `-` on its left: `-2 ** 2` is `-4`), unary `-`; `+` joins strings and
@@ -750,8 +781,12 @@ struct BlockDef {
 /// at the tag's line; a missing index or key is [`TemplateError::Undefined`].
 /// What `set` and `for` bind from computed values is kept for the render,
 /// up to 4 M values (an array counts its items) and `range` up to as many
-/// integers ([`TemplateError::TooLarge`] past that); strings and arrays an
-/// expression builds are bounded by [`Template::MAX_OUTPUT`].
+/// integers ([`TemplateError::TooLarge`] past that); strings an expression
+/// builds are bounded by [`Template::MAX_OUTPUT`], and lists by the same
+/// 4 M values, nested ones counted (`[[0] * 1000] * 5000` is 5 M: a
+/// template copies values where Python would share them). A copy of a
+/// nested value into a comprehension, or of `sum`'s running list, is a
+/// step per value it holds.
 ///
 /// ```
 /// use cyclone::web::Template;
@@ -965,13 +1000,11 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
             return None;
         }
         (Iter::Range(expr::parse_args(args)?), Source::Plain)
-    } else if let Some(inner) = call_arg("enumerate") {
+    } else if let Some(inner) = call_arg("enumerate").and_then(expr::parse) {
         // Python's pairs are tuples: cyclone binds them only unpacked.
+        // (`enumerate(xs, start)` is the builtin's, below.)
         second?;
-        (
-            Iter::Enumerate(Box::new(expr::parse(inner)?)),
-            Source::Plain,
-        )
+        (Iter::Enumerate(Box::new(inner)), Source::Plain)
     } else {
         let suffixed = [
             (".items()", Source::Items),
@@ -1608,17 +1641,30 @@ fn unescape(nodes: &mut [Node]) {
     }
 }
 
+/// `map[name]` defined as `body` from `origin`. Out of [`collect_blocks`],
+/// which recurses once per level of a template's nesting: a debug build
+/// would give every level these temporaries' slots.
+#[inline(never)]
+fn define_block(
+    map: &mut HashMap<String, BlockDef>,
+    name: &str,
+    body: &Arc<[Node]>,
+    origin: Origin,
+) {
+    let def = BlockDef {
+        body: Arc::clone(body),
+        origin,
+    };
+    map.insert(name.to_string(), def);
+}
+
 /// Adds the blocks of `nodes` (and of the templates they include) to `map`,
 /// later definitions replacing earlier ones.
 fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, BlockDef>, own: &Origin) {
     for node in nodes {
         match node {
             Node::Block { name, body } => {
-                let def = BlockDef {
-                    body: body.clone(),
-                    origin: own.clone(),
-                };
-                map.insert(name.clone(), def);
+                define_block(map, name, body, own.clone());
                 collect_blocks(body, map, own);
             }
             Node::If {
@@ -1646,11 +1692,7 @@ fn collect_blocks(nodes: &[Node], map: &mut HashMap<String, BlockDef>, own: &Ori
             }
             Node::Include { name, template } => {
                 for (block, def) in &template.blocks {
-                    let def = BlockDef {
-                        body: def.body.clone(),
-                        origin: under(name, &def.origin),
-                    };
-                    map.insert(block.clone(), def);
+                    define_block(map, block, &def.body, under(name, &def.origin));
                 }
             }
             // A module's template keeps its blocks to itself (Tornado
@@ -2981,7 +3023,7 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
         name: &str,
         args: &[Value],
         kwargs: &Map<String, Value>,
-    ) -> Result<Value, TemplateError> {
+    ) -> Result<Option<Value>, TemplateError> {
         if let (Some(template), "set_resources") = (self.module, name) {
             if !args.is_empty() {
                 return Err(TemplateError::Type(
@@ -2995,7 +3037,7 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
                     .template_module(template, Some(kwargs.clone()))
                     .map_err(TemplateError::Type)?;
             }
-            return Ok(Value::String(String::new()));
+            return Ok(Some(Value::String(String::new())));
         }
         let found = self.request.and_then(|ns| {
             let p = ns.app_parts()?;
@@ -3007,14 +3049,9 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
             )));
         }
         match found {
-            Some(Ok(v)) => Ok(v),
+            Some(Ok(v)) => Ok(Some(v)),
             Some(Err(why)) => Err(TemplateError::Type(format!("{name}(): {why}"))),
-            None => Err(TemplateError::Type(format!(
-                "{name}() is no function of this template: the built-in ones are Tornado's \
-                 (len, str, int, abs, static_url, reverse_url, json_encode, url_escape, \
-                 xhtml_escape, escape, squeeze, linkify, _, pgettext, xsrf_form_html); an \
-                 application adds its own with ApplicationBuilder::ui_method"
-            ))),
+            None => Ok(None),
         }
     }
 
@@ -3660,9 +3697,7 @@ impl<'a> Renderer<'a> {
     /// them or in an `{% if %}` of theirs), saying which.
     fn nodes(&mut self, nodes: &'a [Node], depth: usize) -> Result<Flow, TemplateError> {
         if self.outer_depth + depth > MAX_RENDER_DEPTH {
-            return Err(TemplateError::TooDeep(format!(
-                "blocks, includes and modules nest deeper than {MAX_RENDER_DEPTH} while rendering"
-            )));
+            return Err(too_deep());
         }
         let mut flow = Flow::Next;
         for node in nodes {
@@ -3697,6 +3732,16 @@ impl<'a> Renderer<'a> {
         }
         Ok(flow)
     }
+}
+
+/// The render's nesting past [`MAX_RENDER_DEPTH`]. Cold and out of
+/// [`Renderer::nodes`], whose frame every level of nesting repeats.
+#[cold]
+#[inline(never)]
+fn too_deep() -> TemplateError {
+    TemplateError::TooDeep(format!(
+        "blocks, includes and modules nest deeper than {MAX_RENDER_DEPTH} while rendering"
+    ))
 }
 
 #[cfg(test)]
@@ -6079,9 +6124,9 @@ mod tests {
         assert!(
             method.contains(
                 "calls of Tornado's template functions (static_url, reverse_url, json_encode, \
-                 url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, range, \
-                 enumerate, _, pgettext, locale's) or the application's \
-                 (ApplicationBuilder::ui_method)"
+                 url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, _, \
+                 pgettext, locale's), Python's builtins (range, enumerate, zip, sorted, min, max, \
+                 sum, round, ...) or the application's (ApplicationBuilder::ui_method)"
             ),
             "{method}"
         );

@@ -1,0 +1,661 @@
+//! The methods of Python's `str`, `list` and `dict` that templates call,
+//! with Python's results for the values a template holds. Positions and
+//! widths count characters, as Python's do, not bytes. `keys()`, `values()`
+//! and `items()` give lists (of `[key, value]` pairs for `items`), which is
+//! what Python's views give in a `for`, a comprehension, `len`, `list` or
+//! `sorted`; printed, Python shows `dict_items([..])` instead.
+
+use serde_json::Value;
+
+use super::{check_items, equal, number, to_value, Num, TemplateError, Val, V};
+
+/// A method a template may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::web::template) enum Method {
+    Get,
+    Keys,
+    Values,
+    Items,
+    Upper,
+    Lower,
+    SwapCase,
+    Strip,
+    LStrip,
+    RStrip,
+    Title,
+    Capitalize,
+    StartsWith,
+    EndsWith,
+    Replace,
+    Split,
+    RSplit,
+    SplitLines,
+    Join,
+    Count,
+    Find,
+    RFind,
+    Index,
+    RIndex,
+    ZFill,
+    LJust,
+    RJust,
+    Center,
+    IsDigit,
+    IsAlpha,
+    IsAlnum,
+    IsSpace,
+    IsLower,
+    IsUpper,
+}
+
+/// Each method's name and how many arguments it takes (at least, at most).
+const TABLE: &[(&str, Method, usize, usize)] = &[
+    ("get", Method::Get, 1, 2),
+    ("keys", Method::Keys, 0, 0),
+    ("values", Method::Values, 0, 0),
+    ("items", Method::Items, 0, 0),
+    ("upper", Method::Upper, 0, 0),
+    ("lower", Method::Lower, 0, 0),
+    ("swapcase", Method::SwapCase, 0, 0),
+    ("strip", Method::Strip, 0, 1),
+    ("lstrip", Method::LStrip, 0, 1),
+    ("rstrip", Method::RStrip, 0, 1),
+    ("title", Method::Title, 0, 0),
+    ("capitalize", Method::Capitalize, 0, 0),
+    ("startswith", Method::StartsWith, 1, 1),
+    ("endswith", Method::EndsWith, 1, 1),
+    ("replace", Method::Replace, 2, 3),
+    ("split", Method::Split, 0, 2),
+    ("rsplit", Method::RSplit, 0, 2),
+    ("splitlines", Method::SplitLines, 0, 0),
+    ("join", Method::Join, 1, 1),
+    ("count", Method::Count, 1, 1),
+    ("find", Method::Find, 1, 1),
+    ("rfind", Method::RFind, 1, 1),
+    ("index", Method::Index, 1, 1),
+    ("rindex", Method::RIndex, 1, 1),
+    ("zfill", Method::ZFill, 1, 1),
+    ("ljust", Method::LJust, 1, 2),
+    ("rjust", Method::RJust, 1, 2),
+    ("center", Method::Center, 1, 2),
+    ("isdigit", Method::IsDigit, 0, 0),
+    ("isalpha", Method::IsAlpha, 0, 0),
+    ("isalnum", Method::IsAlnum, 0, 0),
+    ("isspace", Method::IsSpace, 0, 0),
+    ("islower", Method::IsLower, 0, 0),
+    ("isupper", Method::IsUpper, 0, 0),
+];
+
+impl Method {
+    /// The method of this name, and how many arguments it takes.
+    pub(super) fn from_name(name: &str) -> Option<(Method, std::ops::RangeInclusive<usize>)> {
+        TABLE
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|&(_, m, min, max)| (m, min..=max))
+    }
+
+    fn name(self) -> &'static str {
+        TABLE
+            .iter()
+            .find(|(_, m, ..)| *m == self)
+            .map_or("?", |(n, ..)| n)
+    }
+}
+
+/// Python's `str.title`: a letter after a letter lowercased, any other
+/// letter uppercased.
+fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut after_letter = false;
+    for c in s.chars() {
+        if after_letter {
+            out.extend(c.to_lowercase());
+        } else {
+            out.extend(c.to_uppercase());
+        }
+        after_letter = cased(c);
+    }
+    out
+}
+
+/// A cased character, as Python's `islower`/`isupper`/`title` count them.
+fn cased(c: char) -> bool {
+    c.is_lowercase() || c.is_uppercase()
+}
+
+/// Python's line boundaries (`str.splitlines`), besides `\r\n`.
+fn line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r'
+            | '\x0b'
+            | '\x0c'
+            | '\x1c'
+            | '\x1d'
+            | '\x1e'
+            | '\u{85}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// The character position of byte offset `at` in `s`.
+fn char_pos(s: &str, at: usize) -> i64 {
+    s[..at].chars().count() as i64
+}
+
+/// `s.split(None, maxsplit)` (`from_right`: `rsplit`): runs of whitespace
+/// separate, none at either end; after `maxsplit` splits the rest is one
+/// item, whitespace kept on its inner side.
+fn split_whitespace(
+    s: &str,
+    maxsplit: Option<usize>,
+    from_right: bool,
+) -> Result<Vec<Value>, TemplateError> {
+    let mut parts = Vec::new();
+    let mut rest = if from_right {
+        s.trim_end()
+    } else {
+        s.trim_start()
+    };
+    check_items(
+        s.split_whitespace()
+            .count()
+            .min(maxsplit.map_or(usize::MAX, |m| m + 1)),
+    )?;
+    while !rest.is_empty() {
+        if maxsplit.is_some_and(|m| parts.len() == m) {
+            parts.push(Value::String(rest.into()));
+            break;
+        }
+        let cut = if from_right {
+            rest.rfind(char::is_whitespace)
+                .map(|i| (i, i + rest[i..].chars().next().map_or(1, char::len_utf8)))
+        } else {
+            rest.find(char::is_whitespace)
+                .map(|i| (i, i + rest[i..].chars().next().map_or(1, char::len_utf8)))
+        };
+        match cut {
+            None => {
+                parts.push(Value::String(rest.into()));
+                break;
+            }
+            Some((i, j)) if from_right => {
+                parts.push(Value::String(rest[j..].into()));
+                rest = rest[..i].trim_end();
+            }
+            Some((i, j)) => {
+                parts.push(Value::String(rest[..i].into()));
+                rest = rest[j..].trim_start();
+            }
+        }
+    }
+    if from_right {
+        parts.reverse();
+    }
+    Ok(parts)
+}
+
+pub(super) fn call_method<'a>(
+    method: Method,
+    base: V<'a>,
+    args: &[Val<'_>],
+    max_len: usize,
+) -> Result<V<'a>, TemplateError> {
+    let kind = base.view().kind();
+    let name = method.name();
+    let wrong = || TemplateError::Type(format!("{name}() is not a method of {kind}"));
+    let string_arg = |i: usize| -> Result<&str, TemplateError> {
+        args.get(i)
+            .and_then(|a| a.as_str())
+            .ok_or_else(|| TemplateError::Type(format!("{name}() takes strings")))
+    };
+    let int_arg = |i: usize| -> Result<i128, TemplateError> {
+        match args.get(i).copied().and_then(number) {
+            Some(Num::Int(n)) => Ok(n),
+            _ => Err(TemplateError::Type(format!(
+                "{name}()'s argument {} must be an integer",
+                i + 1
+            ))),
+        }
+    };
+    let too_long = || TemplateError::TooLarge(format!("a string over {max_len} bytes"));
+    if let Some(v) = container_method(method, &base, args)? {
+        return Ok(v);
+    }
+    if matches!(
+        method,
+        Method::Get | Method::Keys | Method::Values | Method::Items
+    ) {
+        return Err(wrong());
+    }
+    let view = base.view();
+    let Some(s) = view.as_str() else {
+        return Err(wrong());
+    };
+    let strip_set = |i: usize| -> Result<Option<&str>, TemplateError> {
+        match args.get(i) {
+            None | Some(Val::Json(Value::Null)) => Ok(None),
+            Some(_) => string_arg(i).map(Some),
+        }
+    };
+    let in_set = |set: Option<&str>, c: char| match set {
+        None => c.is_whitespace(),
+        Some(set) => set.contains(c),
+    };
+    // `width` characters at most `max_len` bytes.
+    let width = |i: usize| -> Result<usize, TemplateError> {
+        let w = int_arg(i)?.max(0);
+        usize::try_from(w)
+            .ok()
+            .filter(|w| w.saturating_mul(4) <= max_len.max(s.len()))
+            .ok_or_else(too_long)
+    };
+    let fill = || -> Result<char, TemplateError> {
+        if args.len() < 2 {
+            return Ok(' ');
+        }
+        let f = string_arg(1)?;
+        let mut cs = f.chars();
+        match (cs.next(), cs.next()) {
+            (Some(c), None) => Ok(c),
+            _ => Err(TemplateError::Type(format!(
+                "{name}(): the fill character must be exactly one character long"
+            ))),
+        }
+    };
+    let maxsplit = || -> Result<Option<usize>, TemplateError> {
+        match args.get(1) {
+            None => Ok(None),
+            Some(_) => Ok(usize::try_from(int_arg(1)?).ok()),
+        }
+    };
+    let separator = || -> Result<Option<&str>, TemplateError> {
+        match args.first() {
+            None | Some(Val::Json(Value::Null)) => Ok(None),
+            Some(_) => {
+                let sep = string_arg(0)?;
+                if sep.is_empty() {
+                    return Err(TemplateError::Type(format!("{name}(): empty separator")));
+                }
+                Ok(Some(sep))
+            }
+        }
+    };
+    let text = |t: String| Value::String(t);
+    let all_chars = |f: fn(char) -> bool| Value::Bool(!s.is_empty() && s.chars().all(f));
+    let len = s.chars().count();
+    let v = match method {
+        Method::Upper => text(s.to_uppercase()),
+        Method::Lower => text(s.to_lowercase()),
+        Method::SwapCase => text(
+            s.chars()
+                .flat_map(|c| -> Vec<char> {
+                    if c.is_uppercase() {
+                        c.to_lowercase().collect()
+                    } else if c.is_lowercase() {
+                        c.to_uppercase().collect()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect(),
+        ),
+        Method::Strip => {
+            let set = strip_set(0)?;
+            text(s.trim_matches(|c| in_set(set, c)).into())
+        }
+        Method::LStrip => {
+            let set = strip_set(0)?;
+            text(s.trim_start_matches(|c| in_set(set, c)).into())
+        }
+        Method::RStrip => {
+            let set = strip_set(0)?;
+            text(s.trim_end_matches(|c| in_set(set, c)).into())
+        }
+        Method::Title => text(title(s)),
+        Method::Capitalize => {
+            let mut chars = s.chars();
+            text(match chars.next() {
+                Some(first) => first
+                    .to_uppercase()
+                    .chain(chars.as_str().to_lowercase().chars())
+                    .collect(),
+                None => String::new(),
+            })
+        }
+        Method::StartsWith | Method::EndsWith => {
+            // A string, or a tuple (a list) of them.
+            let options: Vec<&str> = match args[0] {
+                Val::Json(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| Val::Json(i).as_str())
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| TemplateError::Type(format!("{name}() takes strings")))?,
+                _ => vec![string_arg(0)?],
+            };
+            Value::Bool(options.iter().any(|o| {
+                if method == Method::StartsWith {
+                    s.starts_with(o)
+                } else {
+                    s.ends_with(o)
+                }
+            }))
+        }
+        Method::Replace => {
+            let (from, to) = (string_arg(0)?, string_arg(1)?);
+            let limit = match args.get(2) {
+                None => None,
+                Some(_) => usize::try_from(int_arg(2)?).ok(),
+            };
+            let found = if from.is_empty() {
+                len + 1
+            } else {
+                s.matches(from).count()
+            };
+            let count = limit.map_or(found, |l| l.min(found));
+            if s.len() + count.saturating_mul(to.len()) > max_len {
+                return Err(too_long());
+            }
+            text(match limit {
+                Some(l) => s.replacen(from, to, l),
+                None => s.replace(from, to),
+            })
+        }
+        Method::Split | Method::RSplit => {
+            let right = method == Method::RSplit;
+            let max = maxsplit()?;
+            Value::Array(match separator()? {
+                None => split_whitespace(s, max, right)?,
+                Some(sep) => {
+                    check_items(s.matches(sep).count().min(max.unwrap_or(usize::MAX)))?;
+                    let mut parts: Vec<Value> = match (max, right) {
+                        (None, _) => s.split(sep).map(|p| text(p.into())).collect(),
+                        (Some(m), false) => s.splitn(m + 1, sep).map(|p| text(p.into())).collect(),
+                        (Some(m), true) => s.rsplitn(m + 1, sep).map(|p| text(p.into())).collect(),
+                    };
+                    if right && max.is_some() {
+                        parts.reverse();
+                    }
+                    parts
+                }
+            })
+        }
+        Method::SplitLines => {
+            let mut lines = Vec::new();
+            let mut rest = s;
+            check_items(s.matches(line_break).count())?;
+            while !rest.is_empty() {
+                match rest.find(line_break) {
+                    None => {
+                        lines.push(text(rest.into()));
+                        break;
+                    }
+                    Some(i) => {
+                        lines.push(text(rest[..i].into()));
+                        let c = rest[i..].chars().next().unwrap_or('\n');
+                        let skip = if rest[i..].starts_with("\r\n") {
+                            2
+                        } else {
+                            c.len_utf8()
+                        };
+                        rest = &rest[i + skip..];
+                    }
+                }
+            }
+            Value::Array(lines)
+        }
+        Method::Join => {
+            let items: Vec<&str> = match args.first() {
+                Some(Val::Json(Value::Array(items))) => items
+                    .iter()
+                    .map(|i| Val::Json(i).as_str())
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| TemplateError::Type("join() takes strings".into()))?,
+                Some(Val::Json(Value::Object(map))) => map.keys().map(String::as_str).collect(),
+                Some(other) if other.as_str().is_some() => {
+                    let t = other.as_str().unwrap_or_default();
+                    t.char_indices()
+                        .map(|(i, c)| &t[i..i + c.len_utf8()])
+                        .collect()
+                }
+                _ => {
+                    return Err(TemplateError::Type(
+                        "join() takes an array of strings".into(),
+                    ))
+                }
+            };
+            let total = items.iter().map(|i| i.len()).sum::<usize>()
+                + s.len().saturating_mul(items.len().saturating_sub(1));
+            if total > max_len {
+                return Err(too_long());
+            }
+            text(items.join(s))
+        }
+        Method::Count => {
+            let sub = string_arg(0)?;
+            Value::from(if sub.is_empty() {
+                len + 1
+            } else {
+                s.matches(sub).count()
+            })
+        }
+        Method::Find | Method::Index | Method::RFind | Method::RIndex => {
+            let sub = string_arg(0)?;
+            let at = if matches!(method, Method::Find | Method::Index) {
+                s.find(sub)
+            } else {
+                s.rfind(sub)
+            };
+            match at {
+                Some(i) => Value::from(char_pos(s, i)),
+                None if matches!(method, Method::Find | Method::RFind) => Value::from(-1),
+                None => {
+                    return Err(TemplateError::Type(format!(
+                        "{name}(): substring not found"
+                    )))
+                }
+            }
+        }
+        Method::ZFill => {
+            let w = width(0)?;
+            let pad = w.saturating_sub(len);
+            let (sign, digits) = match s.as_bytes().first() {
+                Some(b'+' | b'-') => s.split_at(1),
+                _ => ("", s),
+            };
+            text(format!("{sign}{}{digits}", "0".repeat(pad)))
+        }
+        Method::LJust | Method::RJust | Method::Center => {
+            let (w, f) = (width(0)?, fill()?);
+            let marg = w.saturating_sub(len);
+            let left = match method {
+                Method::LJust => 0,
+                Method::RJust => marg,
+                // CPython's `pad`: the odd character goes left when the
+                // width is odd.
+                _ => marg / 2 + (marg & w & 1),
+            };
+            let right = marg - left;
+            let mut out = String::with_capacity(s.len() + marg * f.len_utf8());
+            out.extend(std::iter::repeat_n(f, left));
+            out.push_str(s);
+            out.extend(std::iter::repeat_n(f, right));
+            text(out)
+        }
+        Method::IsDigit => all_chars(char::is_numeric),
+        Method::IsAlpha => all_chars(char::is_alphabetic),
+        Method::IsAlnum => all_chars(char::is_alphanumeric),
+        Method::IsSpace => all_chars(char::is_whitespace),
+        Method::IsLower => Value::Bool(s.chars().any(cased) && !s.chars().any(char::is_uppercase)),
+        Method::IsUpper => Value::Bool(s.chars().any(cased) && !s.chars().any(char::is_lowercase)),
+        Method::Get | Method::Keys | Method::Values | Method::Items => return Err(wrong()),
+    };
+    Ok(V::Own(v))
+}
+
+/// A method of a dict (`get`, `keys`, `values`, `items`) or of a list
+/// (`count`, `index`), or `None` for a method of a string.
+fn container_method<'a>(
+    method: Method,
+    base: &V<'a>,
+    args: &[Val<'_>],
+) -> Result<Option<V<'a>>, TemplateError> {
+    // A borrowed dict's value stays borrowed.
+    if let (Method::Get, V::Ref(Val::Json(Value::Object(map)))) = (method, base) {
+        let found = args
+            .first()
+            .copied()
+            .and_then(Val::as_str)
+            .and_then(|k| map.get(k));
+        return Ok(Some(match found {
+            Some(v) => V::Ref(Val::Json(v)),
+            None => V::Own(args.get(1).map_or(Value::Null, |d| to_value(*d))),
+        }));
+    }
+    let v = match (method, base.view()) {
+        (Method::Get, Val::Json(Value::Object(map))) => {
+            let key = args.first().copied().and_then(Val::as_str);
+            key.and_then(|k| map.get(k))
+                .cloned()
+                .unwrap_or_else(|| args.get(1).map_or(Value::Null, |d| to_value(*d)))
+        }
+        (Method::Keys, Val::Json(Value::Object(map))) => {
+            Value::Array(map.keys().map(|k| Value::String(k.clone())).collect())
+        }
+        (Method::Values, Val::Json(Value::Object(map))) => {
+            Value::Array(map.values().cloned().collect())
+        }
+        (Method::Items, Val::Json(Value::Object(map))) => Value::Array(
+            map.iter()
+                .map(|(k, v)| Value::Array(vec![Value::String(k.clone()), v.clone()]))
+                .collect(),
+        ),
+        (Method::Count, Val::Json(Value::Array(items))) => Value::from(
+            items
+                .iter()
+                .filter(|i| equal(args[0], Val::Json(i)))
+                .count(),
+        ),
+        (Method::Index, Val::Json(Value::Array(items))) => {
+            match items.iter().position(|i| equal(args[0], Val::Json(i))) {
+                Some(i) => Value::from(i),
+                None => {
+                    return Err(TemplateError::Type(format!(
+                        "index(): {} is not in the list",
+                        args[0].text()
+                    )))
+                }
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(V::Own(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::web::template::Template;
+    use serde_json::json;
+
+    fn raw(src: &str) -> Result<String, String> {
+        let v = json!({
+            "xs": [3, 1, 2, 1], "d": {"b": 1, "a": 2}, "s": "  Hello World  ",
+            "t": "a,b,,c", "n": "-42", "u": "héllo wörld"
+        });
+        Template::parse(&format!("{{% raw {src} %}}"))
+            .and_then(|t| t.render_value(&v))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Each result is what Python 3 prints for the same expression (a
+    /// dict view aside: a list here).
+    #[test]
+    fn methods_give_pythons_results() {
+        for (src, want) in [
+            ("d.keys()", "['b', 'a']"),
+            ("d.values()", "[1, 2]"),
+            ("d.items()", "[['b', 1], ['a', 2]]"),
+            ("sorted(d.items())", "[['a', 2], ['b', 1]]"),
+            ("[k + str(v) for k, v in d.items()]", "['b1', 'a2']"),
+            ("{'x': 1}.get('x')", "1"),
+            ("d.get('z', 0)", "0"),
+            ("xs.count(1)", "2"),
+            ("xs.index(2)", "2"),
+            ("s.strip()", "Hello World"),
+            ("s.lstrip()", "Hello World  "),
+            ("s.rstrip()", "  Hello World"),
+            ("'xxaxyx'.strip('xy')", "a"),
+            ("'--a--'.lstrip('-')", "a--"),
+            ("s.strip(None)", "Hello World"),
+            ("s.swapcase()", "  hELLO wORLD  "),
+            ("u.title()", "Héllo Wörld"),
+            ("s.split(None, 1)", "['Hello', 'World  ']"),
+            ("s.rsplit(None, 1)", "['  Hello', 'World']"),
+            ("s.split()", "['Hello', 'World']"),
+            ("'a b c'.rsplit(None, 0)", "['a b c']"),
+            ("t.split(',', 1)", "['a', 'b,,c']"),
+            ("t.rsplit(',', 1)", "['a,b,', 'c']"),
+            ("t.rsplit(',')", "['a', 'b', '', 'c']"),
+            (
+                "'a\\nb\\r\\nc\\n\\nd'.splitlines()",
+                "['a', 'b', 'c', '', 'd']",
+            ),
+            ("''.splitlines()", "[]"),
+            ("s.count('l')", "3"),
+            ("'aaaa'.count('aa')", "2"),
+            ("'ab'.count('')", "3"),
+            ("u.find('w')", "6"),
+            ("u.find('ö')", "7"),
+            ("u.rfind('l')", "9"),
+            ("u.find('z')", "-1"),
+            ("u.index('o')", "4"),
+            ("u.rindex('l')", "9"),
+            ("n.zfill(6)", "-00042"),
+            ("'7'.zfill(3)", "007"),
+            ("'abc'.zfill(2)", "abc"),
+            ("'ab'.center(7, '*')", "***ab**"),
+            ("'ab'.center(6, '*')", "**ab**"),
+            ("'abc'.center(6)", " abc  "),
+            ("'ab'.ljust(5, '-')", "ab---"),
+            ("'ab'.rjust(5)", "   ab"),
+            ("'é'.rjust(3, 'ü')", "üüé"),
+            ("'123'.isdigit()", "True"),
+            ("''.isdigit()", "False"),
+            ("'1a'.isdigit()", "False"),
+            ("u.replace(' ', '').isalpha()", "True"),
+            ("'ab1'.isalnum()", "True"),
+            ("' \\t'.isspace()", "True"),
+            ("'ab1'.islower()", "True"),
+            ("'1'.islower()", "False"),
+            ("'AB'.isupper()", "True"),
+            ("'aaaa'.replace('a', 'b', 2)", "bbaa"),
+            ("'abc'.startswith(('x', 'a'))", "True"),
+            ("'abc'.endswith(['x', 'y'])", "False"),
+            ("'-'.join('abc')", "a-b-c"),
+        ] {
+            assert_eq!(raw(src).as_deref(), Ok(want), "{src}");
+        }
+    }
+
+    #[test]
+    fn methods_refuse_what_python_refuses() {
+        for (src, says) in [
+            ("xs.index(9)", "not in the list"),
+            ("u.index('z')", "substring not found"),
+            ("d.upper()", "upper() is not a method of an object"),
+            ("xs.items()", "items() is not a method of an array"),
+            ("s.keys()", "keys() is not a method of a string"),
+            ("'ab'.center(5, 'xy')", "exactly one character"),
+            ("t.split('')", "empty separator"),
+            ("'a'.zfill('3')", "must be an integer"),
+            ("'a'.ljust(100000000000)", "over"),
+        ] {
+            let err = raw(src).unwrap_err();
+            assert!(err.contains(says), "{src}: {err}");
+        }
+        assert!(Template::parse("{{ s.nosuch() }}").is_err());
+        assert!(Template::parse("{{ s.upper(1) }}").is_err());
+    }
+}
