@@ -264,6 +264,42 @@ CASES = [
 
 
 # Cases of several files: (title, {file name: text}, the page to render, values).
+# format(value, spec) over a grid of values and format specs (fill, alignment, sign, z, #, 0,
+# width, grouping, precision, every presentation type), a spec Python refuses printing ERR on both
+# sides; then str.format's fields and "%" with e and g.
+FORMAT_VALUES = [0, 1, -1, 42, -1234567, 255, 10**15, True, 0.0, -0.0, 1.0, -1.5, 2.5, 0.1, 12.0,
+                 1234.5, -1234.5678, 1e-05, 1e16, 123456789.125, 9.9999, "ab", "h\u00e9llo", "", None,
+                 [1, "a"]]
+FORMAT_SPECS = ["", "5", "<5", ">6", "^7", "*^7", "05", "+", " ", ",", "_", "010,", "012,.2f", "d", "x",
+                "#010x", "X", "#o", "_b", "c", ".2e", "E", ".0f", "#.0f", "+.1f", "g", ".3g", "#.3g", "G",
+                ".1", ".2", ".10", ".1%", ".2s", "=+8", "0=8", "z.1f", ",.2f", "n", ".0e", "#.0e",
+                "x>+08.2f", "015,.3f", "<07"]
+CASES.append((
+    "format(value, spec): %d values x %d specs, as Python's format-spec mini-language"
+    % (len(FORMAT_VALUES), len(FORMAT_SPECS)),
+    "".join("{%% try %%}{%% raw format(vs[%d], ss[%d]) %%}{%% except %%}ERR{%% end %%};" % (i, j)
+            for i in range(len(FORMAT_VALUES)) for j in range(len(FORMAT_SPECS))),
+    {"vs": FORMAT_VALUES, "ss": FORMAT_SPECS}))
+CASES.append((
+    "str.format: automatic and numbered fields, keywords, [index] and .name, !r !s !a, nested specs; "
+    "%e and %g",
+    "".join("{%% try %%}{%% raw %s %%}{%% except %%}ERR{%% end %%};" % e for e in [
+        '"{} and {}".format(s, n)', '"{0}{1}{0}".format(s, n)', '"{x}-{y}".format(x=1, y=s)',
+        '"{:>{w}}".format(s, w=w)', '"{0:{1}}".format(n, ",.1f")', '"{!r} {!s} {!a}".format(s, s, s)',
+        '"{0[1]} {0[2][0]}".format(xs)', '"{d[k]} {d.n}".format(d=d)', '"{{}} {{{}}}".format(1)',
+        '"{:,}".format(1234567)', '"{:.2{}}".format(0.256, "%")', '"{0!r:>12}".format(s)',
+        '"{:*^9}".format("mid")', '"{}".format(xs)', '"{}".format(None)', '"{}".format(True)',
+        '"{:d}".format(True)', '"{n:08.2f}".format(n=-3.14159)', '"{} {}".format(1)',
+        '"{0} {}".format(1, 2)', '"{} {0}".format(1, 2)', '"}".format()', '"{".format()',
+        '"{:q}".format(1)', '"{x}".format(y=1)', '"{0[5]}".format(xs)', '"{0!z}".format(1)',
+        '"{:{}{}}".format(s, ">", 9)', '"{:.{}f}".format(3.14159, 2)', '"{:,.0f}".format(1e6)',
+        '"{:=+6}".format(5)', 'format(1234.5, ",.2f")', 'format(42)', 'format(xs)',
+        '"%e|%.2e|%E|%g|%.3g|%#g|%G|%10.2e|%-10.3g|%+g|%010.3g|%.0e|%#.0e" % '
+        '(n, n, tiny, n, big, 0.0, big, n, tiny, n, n, big, n)',
+        '"%g %g %g %g" % (0, -0.0, 1e16, 0.0001)']),
+    {"s": "h\u00e9llo", "n": 1234.5678, "xs": [1, "a", [2, 3]], "d": {"k": "v", "n": 2}, "w": 8,
+     "tiny": 1e-05, "big": 123456789.0}))
+
 FILE_CASES = [
     ("Tornado's chat demo: module Template with keyword arguments, module linkify",
      {"index.html": "<div id=\"inbox\">\n  {% for message in messages %}\n"

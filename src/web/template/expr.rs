@@ -53,6 +53,7 @@ use serde_json::{Map, Value};
 use super::{char_at, kind, literal, path, py_index, Func, TemplateError, Val};
 
 mod builtins;
+mod format;
 mod methods;
 
 use methods::{call_method, Method};
@@ -194,11 +195,12 @@ pub(super) enum Exp {
         base: Box<Exp>,
         parts: Box<[Option<Exp>; 3]>,
     },
-    /// `base.method(args)`.
+    /// `base.method(args, key=value…)` (keyword arguments: `format`'s).
     Method {
         base: Box<Exp>,
         method: Method,
         args: Vec<Exp>,
+        kwargs: KeywordArgs,
     },
 }
 
@@ -930,17 +932,13 @@ impl<'s> Parser<'s> {
     fn method(&mut self, base: Exp, name: &str, depth: usize) -> Option<Exp> {
         let (method, arity) = Method::from_name(name)?;
         self.at += 1;
-        let mut args = Vec::new();
-        if !self.eat(Tok::Close) {
-            args = self.comma_separated(depth + 1)?;
-            if !self.eat(Tok::Close) {
-                return None;
-            }
-        }
-        arity.contains(&args.len()).then(|| Exp::Method {
+        let (args, kwargs) = self.call_args(depth + 1)?;
+        let kwargs_ok = kwargs.is_empty() || method == Method::Format;
+        (arity.contains(&args.len()) && kwargs_ok).then(|| Exp::Method {
             base: Box::new(base),
             method,
             args,
+            kwargs,
         })
     }
 
@@ -1359,6 +1357,39 @@ fn ui_call<'a>(
     }
 }
 
+/// `base.method(args, kwargs)`: `str.format`, or a method of
+/// [`methods`].
+#[inline(never)]
+fn method_call<'a>(
+    env: &dyn Env<'a>,
+    base: &'a Exp,
+    method: Method,
+    args: &'a [Exp],
+    kwargs: &'a [(String, Exp)],
+) -> Result<V<'a>, TemplateError> {
+    let b = base.eval(env)?;
+    let mut vals = Vec::with_capacity(args.len());
+    for a in args {
+        vals.push(a.eval(env)?);
+    }
+    let views: Vec<Val<'_>> = vals.iter().map(V::view).collect();
+    if method == Method::Format {
+        let Some(template) = b.view().as_str() else {
+            return Err(TemplateError::Type(format!(
+                "format() is not a method of {}",
+                b.view().kind()
+            )));
+        };
+        let mut named = Map::with_capacity(kwargs.len());
+        for (k, e) in kwargs {
+            named.insert(k.clone(), to_value(e.eval(env)?.view()));
+        }
+        return format::str_format(template, &views, &named, env.max_len())
+            .map(|s| V::Own(Value::String(s)));
+    }
+    call_method(method, b, &views, env.max_len())
+}
+
 /// A call's arguments, evaluated left to right: the positional ones, then
 /// the keyword ones, as JSON values.
 pub(super) fn call_values<'a>(
@@ -1580,15 +1611,12 @@ impl Exp {
     #[inline(never)]
     fn eval_call<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
         match self {
-            Exp::Method { base, method, args } => {
-                let b = base.eval(env)?;
-                let mut vals = Vec::with_capacity(args.len());
-                for a in args {
-                    vals.push(a.eval(env)?);
-                }
-                let views: Vec<Val<'_>> = vals.iter().map(V::view).collect();
-                call_method(*method, b, &views, env.max_len())
-            }
+            Exp::Method {
+                base,
+                method,
+                args,
+                kwargs,
+            } => method_call(env, base, *method, args, kwargs),
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Locale { func, args } => locale_call(env, *func, args),
             Exp::UiCall { name, args, kwargs } => ui_call(env, name, args, kwargs),
@@ -1971,7 +1999,7 @@ enum Args<'a> {
 /// Python's `format % args` for a string `format`: `%(name)s` takes
 /// `name` from a dict, `%s` takes the next of a tuple's items, or `args`
 /// itself. Conversions `s` (Python's `str`), `r` (`repr`), `d`/`i`/`u`,
-/// `f`/`F`, `x`/`X`/`o` and `%%`, with the flags `-+ #0`, a width and a
+/// `f`/`F`, `e`/`E`, `g`/`G`, `x`/`X`/`o` and `%%`, with the flags `-+ #0`, a width and a
 /// precision. Python's errors are `TemplateError::Type`, a missing key
 /// `TemplateError::Undefined`.
 fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String, TemplateError> {
@@ -2089,7 +2117,7 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                 }
                 (String::new(), text, false)
             }
-            'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F' => {
+            'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F' | 'e' | 'E' | 'g' | 'G' => {
                 let Some(n) = number(value) else {
                     return type_error(format!(
                         "%{conv} format: a real number is required, not {}",
@@ -2102,6 +2130,9 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                 };
                 let digits = match (conv, n) {
                     ('f' | 'F', n) => format!("{:.*}", precision.unwrap_or(6), as_f64(n).abs()),
+                    ('e' | 'E' | 'g' | 'G', n) => {
+                        format::float_text(as_f64(n).abs(), conv, precision, flags.contains('#'))
+                    }
                     ('x' | 'X' | 'o', Num::Float(_)) => {
                         return type_error(format!(
                             "%{conv} format: an integer is required, not float"
@@ -2137,7 +2168,7 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                 // zero (`-0.00`), as Python's; `%d` writes the integer it
                 // truncates to, and there is no -0 integer.
                 let negative = match conv {
-                    'f' | 'F' => negative,
+                    'f' | 'F' | 'e' | 'E' | 'g' | 'G' => negative,
                     _ => negative && digits.bytes().any(|b| b.is_ascii_digit() && b != b'0'),
                 };
                 let sign = if negative {
@@ -2153,7 +2184,7 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
             }
             other => {
                 return Err(TemplateError::Type(format!(
-                    "unsupported format character {other:?} in a template (s, r, d, i, f, x, o are)"
+                    "unsupported format character {other:?} in a template (s, r, d, i, f, e, g, x, o are)"
                 )))
             }
         };

@@ -699,7 +699,7 @@ struct BlockDef {
 /// arguments: the first of the smallest or largest), `sum(xs, start)`,
 /// `any`, `all`, `round(x)` and `round(x, n)` (half to even on the exact
 /// value, as Python: `round(2.675, 2)` is `2.67`), `bool`, `float`, `repr`,
-/// `pow`, `divmod`, `chr`, `ord`, `hex`, `oct`, `bin`, with Python's
+/// `format(x, spec)` (`format(1234.5, ',.2f')` is `1,234.50`), `pow`, `divmod`, `chr`, `ord`, `hex`, `oct`, `bin`, with Python's
 /// results and its `TypeError`s and `ValueError`s as [`TemplateError::Type`].
 /// `{{ sorted(tags) }}`, `{{ ', '.join(sorted(d)) }}`,
 /// `{% for name, score in zip(names, scores) %}`, `{{ max(xs, default=0) }}`,
@@ -755,7 +755,9 @@ struct BlockDef {
 ///   separator or none and a `maxsplit`, `splitlines`, `join`, `count`,
 ///   `find`/`rfind`, `index`/`rindex`, `zfill`, `ljust`/`rjust`/`center`
 ///   with a fill character, `isdigit`, `isalpha`, `isalnum`, `isspace`,
-///   `islower`, `isupper`), lists (`count`, `index`) and dicts
+///   `islower`, `isupper`, and `format`: `'{:,.2f} of {}'.format(x, y)`,
+///   `'{name!r:>10}'.format(name=n)`, Python's replacement fields and
+///   format-spec mini-language), lists (`count`, `index`) and dicts
 ///   (`get(key, default)`, and `keys()`, `values()`, `items()` as lists,
 ///   for a `for` or a comprehension: `[k for k, v in d.items() if v]`),
 ///   positions and widths in characters as Python counts them;

@@ -24,7 +24,8 @@ use super::{
 
 /// The names [`call`] knows, for error messages.
 pub(super) const NAMES: &str = "range, enumerate, zip, reversed, sorted, list, tuple, dict, \
-     min, max, sum, any, all, round, bool, float, repr, pow, divmod, chr, ord, hex, oct, bin";
+     min, max, sum, any, all, round, bool, float, repr, format, pow, divmod, chr, ord, hex, \
+     oct, bin";
 
 /// A call's arguments, checked as Python checks them.
 struct Args<'n> {
@@ -157,6 +158,18 @@ pub(super) fn call(
                 .first()
                 .map_or(Ok(0.0), to_float)
                 .and_then(super::float)
+        }),
+        "format" => a.positional(1, 2).and_then(|()| {
+            let spec = match (a.pos.get(1).cloned(), a.keyword("format_spec")) {
+                (Some(_), Some(_)) => return Err(a.error("format_spec given twice")),
+                (Some(s), None) | (None, Some(s)) => s,
+                (None, None) => Value::String(String::new()),
+            };
+            a.done()?;
+            let Value::String(spec) = spec else {
+                return Err(a.error("format_spec must be a str"));
+            };
+            super::format::format_value(Val::Json(&a.pos[0]), &spec, max_len).map(Value::String)
         }),
         "repr" => a.positional(1, 1).and_then(|()| {
             a.done()?;

@@ -46,6 +46,8 @@ pub(in crate::web::template) enum Method {
     IsSpace,
     IsLower,
     IsUpper,
+    /// `str.format(*args, **kwargs)`, in [`super::format`].
+    Format,
 }
 
 /// Each method's name and how many arguments it takes (at least, at most).
@@ -84,6 +86,7 @@ const TABLE: &[(&str, Method, usize, usize)] = &[
     ("isspace", Method::IsSpace, 0, 0),
     ("islower", Method::IsLower, 0, 0),
     ("isupper", Method::IsUpper, 0, 0),
+    ("format", Method::Format, 0, usize::MAX),
 ];
 
 impl Method {
@@ -490,7 +493,9 @@ pub(super) fn call_method<'a>(
         Method::IsSpace => all_chars(char::is_whitespace),
         Method::IsLower => Value::Bool(s.chars().any(cased) && !s.chars().any(char::is_uppercase)),
         Method::IsUpper => Value::Bool(s.chars().any(cased) && !s.chars().any(char::is_lowercase)),
-        Method::Get | Method::Keys | Method::Values | Method::Items => return Err(wrong()),
+        Method::Get | Method::Keys | Method::Values | Method::Items | Method::Format => {
+            return Err(wrong())
+        }
     };
     Ok(V::Own(v))
 }
