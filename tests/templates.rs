@@ -208,7 +208,8 @@ fn unsupported_tornado_tags_say_why() {
         ),
         // Python's builtins are there, with Python's errors.
         ("{% if max(x) == 1 %}{% end %}", "a number is not iterable"),
-        ("{{ sorted(x, key=x) }}", "templates have no lambdas"),
+        ("{{ sorted(x, key=x) }}", "key= must be a function"),
+        ("{{ lambda y: y }}", "a lambda is a value only where"),
         (
             "{{ shout(x }}",
             "the application's (ApplicationBuilder::ui_method)",

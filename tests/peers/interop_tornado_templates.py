@@ -72,6 +72,19 @@ CASES = [
      '{{ sum(len(n) for n in names) }}|{{ sorted([[2, 1], [1, 2], [1, 1]])[0][1] }}',
      {"xs": [3, 1, 2, 1], "d": {"b": 1, "a": 2}, "s": "héllo", "q": "it's", "f": 2.675, "fs": [0.1] * 10,
       "names": ["ann", "bob", "cy"]}),
+    ("functions as arguments: sorted/min/max key= (lambda, builtin, str method), map, filter",
+     '{% for u in sorted(users, key=lambda u: u.age) %}{{ u.name }};{% end %}|'
+     '{% raw [u.name for u in sorted(users, key=lambda u: (u.age, u.name), reverse=True)] %}|'
+     '{% raw [u["name"] for u in sorted(users, key=lambda u: u["name"].lower())] %}|'
+     '{{ max(users, key=lambda u: u.age).name }}|{{ min(users, key=lambda u: u.age).name }}|'
+     '{{ max(ws, key=len) }}|{{ min(xs, key=abs) }}|{{ max(3, -4, key=abs) }}|{{ max([], key=len, default=0) }}|'
+     '{% raw sorted(ws, key=str.lower) %}|{% raw sorted(ws, key=len, reverse=True) %}|'
+     '{{ ", ".join(map(str.upper, ws)) }}|{{ list(map(lambda a, b: a * b, xs, [1, 2])) }}|'
+     '{{ ",".join(map(str, xs)) }}|{% raw list(filter(None, [0, 1, "", "x"])) %}|'
+     '{{ list(filter(lambda x: x > 0, xs)) }}|{{ list(map(lambda x: x + n, xs)) }}|'
+     '{{ sum(map(lambda u: u.age, users)) }}|{{ [f for f in sorted(xs, key=lambda x: -x)] }}',
+     {"users": [{"name": "bo", "age": 30}, {"name": "Ann", "age": 25}, {"name": "cy", "age": 30}],
+      "xs": [3, -1, 2], "ws": ["bb", "A", "ccc"], "n": 10}),
     ("methods of strings, lists and dicts: keys/values/items, split/rsplit with maxsplit, find, zfill, center, is*, ...",
      '{% raw sorted(d.keys()) %}|{{ sum(d.values()) }}|{% for k, v in d.items() %}{{ k }}{{ v }}{% end %}|'
      '{% raw [k for k, v in d.items() if v > 1] %}|{{ len(d.items()) }}|{{ d.get("z", 0) }}|{{ xs.count(1) }}|{{ xs.index(2) }}|'

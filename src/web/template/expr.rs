@@ -54,6 +54,7 @@ use super::{char_at, kind, literal, path, py_index, Func, TemplateError, Val};
 
 mod builtins;
 mod format;
+mod lambda;
 mod methods;
 
 use methods::{call_method, Method};
@@ -194,6 +195,12 @@ pub(super) enum Exp {
     Slice {
         base: Box<Exp>,
         parts: Box<[Option<Exp>; 3]>,
+    },
+    /// `lambda params: body`: a function, taken only where `sorted`,
+    /// `min`, `max`, `map` and `filter` take one ([`lambda`]).
+    Lambda {
+        params: Vec<String>,
+        body: Box<Exp>,
     },
     /// `base.method(args, key=value…)` (keyword arguments: `format`'s).
     Method {
@@ -710,6 +717,9 @@ impl<'s> Parser<'s> {
         if depth > MAX_DEPTH {
             return None;
         }
+        if self.eat(Tok::Word("lambda")) {
+            return self.lambda(depth);
+        }
         let then = self.or_test(depth)?;
         if !self.eat(Tok::Word("if")) {
             return Some(then);
@@ -723,6 +733,34 @@ impl<'s> Parser<'s> {
             cond: Box::new(cond),
             then: Box::new(then),
             otherwise: Box::new(otherwise),
+        })
+    }
+
+    /// `lambda a, b: body` after the `lambda`: distinct names, then a
+    /// test.
+    fn lambda(&mut self, depth: usize) -> Option<Exp> {
+        let mut params: Vec<String> = Vec::new();
+        while !self.eat(Tok::Colon) {
+            match self.peek() {
+                Some(Tok::Word(w))
+                    if is_identifier(w) && !is_keyword(w) && !params.iter().any(|p| p == w) =>
+                {
+                    params.push(w.to_string());
+                    self.at += 1;
+                }
+                _ => return None,
+            }
+            if !self.eat(Tok::Comma) {
+                if !self.eat(Tok::Colon) {
+                    return None;
+                }
+                break;
+            }
+        }
+        let body = self.test(depth + 1)?;
+        Some(Exp::Lambda {
+            params,
+            body: Box::new(body),
         })
     }
 
@@ -1340,6 +1378,11 @@ fn ui_call<'a>(
     args: &'a [Exp],
     kwargs: &'a [(String, Exp)],
 ) -> Result<V<'a>, TemplateError> {
+    // A builtin given a function (`sorted(xs, key=lambda x: ..)`): no
+    // ui_method takes one.
+    if let Some(v) = lambda::call(env, name, args, kwargs) {
+        return v;
+    }
     let (args, kwargs) = call_values(env, args, kwargs)?;
     if let Some(v) = env.ui_method(name, &args, &kwargs)? {
         return own(v);
@@ -1428,7 +1471,8 @@ impl Exp {
             Exp::List(_) | Exp::Tuple(_) | Exp::DictComp(_) | Exp::Dict(_) | Exp::Comp { .. } => {
                 self.eval_build(env)
             }
-            Exp::Method { .. }
+            Exp::Lambda { .. }
+            | Exp::Method { .. }
             | Exp::XsrfFormHtml
             | Exp::Locale { .. }
             | Exp::UiCall { .. }
@@ -1617,6 +1661,11 @@ impl Exp {
                 args,
                 kwargs,
             } => method_call(env, base, *method, args, kwargs),
+            Exp::Lambda { .. } => Err(TemplateError::Type(
+                "a lambda is a value only where sorted(key=), min(key=), max(key=), map() and \
+                 filter() take a function"
+                    .into(),
+            )),
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Locale { func, args } => locale_call(env, *func, args),
             Exp::UiCall { name, args, kwargs } => ui_call(env, name, args, kwargs),

@@ -215,7 +215,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" | "finally" => "takes nothing after it",
         w if w.starts_with("end") => "every block closes with {% end %}",
-        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists, dicts, list and dict comprehensions, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, _, pgettext, locale's), Python's builtins (range, enumerate, zip, sorted, min, max, sum, round, ...) or the application's (ApplicationBuilder::ui_method); no lambdas; {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
+        _ => "{{ }} takes a Python expression: paths (name.field.0 or name['field'][0]), literals, lists, dicts, list and dict comprehensions, operators, methods of strings, lists and dicts, and calls of Tornado's template functions (static_url, reverse_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, _, pgettext, locale's), Python's builtins (range, enumerate, zip, sorted, min, max, sum, round, ...) or the application's (ApplicationBuilder::ui_method); a lambda only as sorted's, min's or max's key= or map's and filter's function; {% %} takes raw, if, elif, else, end, for, while, break, continue, try, except, finally, set, include, extends, block, module, apply, whitespace, comment or autoescape",
     }
 }
 
@@ -614,7 +614,7 @@ struct BlockDef {
 /// `{{{ x }}}` prints `{`, then `x`, then `}`.
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
-/// (lambdas, set comprehensions, `*args`, other methods), keyword arguments
+/// (set comprehensions, `*args`, other methods), keyword arguments
 /// the functions do not take, another `{% autoescape %}` function, a typed
 /// `{% except KeyError %}`, `{% import %}` — is refused when the template
 /// is parsed with [`TemplateError::BadTag`], whose message says what is
@@ -709,9 +709,14 @@ struct BlockDef {
 /// returns as an iterator or a view is its list (`{{ range(3) }}` prints
 /// `[0, 1, 2]`, Python `range(0, 3)`); in a `for`, a comprehension, or
 /// under `len`, `list`, `sorted` or `join` the results are Python's.
-/// Functions that take a function (`sorted(key=..)`, `min(key=..)`, `map`,
-/// `filter`) are refused: templates have no lambdas; order or map the
-/// values in the handler.
+/// Where Python takes a function — `sorted(key=..)`, `min(key=..)`,
+/// `max(key=..)`, `map(f, ..)`, `filter(f, ..)` — a `lambda`, a builtin's
+/// name (`key=len`, `map(str, xs)`) or a string method (`key=str.lower`)
+/// is taken: `{% for u in sorted(users, key=lambda u: u.age) %}`,
+/// `{{ max(users, key=lambda u: u['score'])['name'] }}`,
+/// `{{ ', '.join(map(str.title, names)) }}`. A lambda sees the template's
+/// names, its parameters first; anywhere else a lambda is an error that
+/// says where it may go.
 ///
 /// ```
 /// use cyclone::web::Template;

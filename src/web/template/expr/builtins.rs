@@ -10,9 +10,9 @@
 //! list it would produce, so `{{ range(3) }}` prints `[0, 1, 2]` where
 //! Python prints `range(0, 3)`. Used as Python uses them — in `for`, in a
 //! comprehension, under `len`, `list`, `sorted`, `sum`, `", ".join(..)` —
-//! they give Python's results. Functions that take a function (`map`,
-//! `filter`, `sorted(key=..)`, `min(key=..)`) are refused: templates have
-//! no lambdas, and the handler can do that work in Rust.
+//! they give Python's results. Where a function is an argument
+//! (`sorted(key=..)`, `min(key=..)`, `max(key=..)`, `map`, `filter`),
+//! [`super::lambda`] takes the call.
 
 use std::cmp::Ordering;
 
@@ -25,7 +25,7 @@ use super::{
 /// The names [`call`] knows, for error messages.
 pub(super) const NAMES: &str = "range, enumerate, zip, reversed, sorted, list, tuple, dict, \
      min, max, sum, any, all, round, bool, float, repr, format, pow, divmod, chr, ord, hex, \
-     oct, bin";
+     oct, bin, map, filter";
 
 /// A call's arguments, checked as Python checks them.
 struct Args<'n> {
@@ -66,14 +66,14 @@ impl Args<'_> {
         }
     }
 
-    /// A `key=` argument other than `None`: a function, which templates
-    /// cannot write.
+    /// A `key=` argument other than `None`: a function is taken before
+    /// (`super::lambda`), so this is a value where one is needed.
     fn no_key_function(&mut self) -> Result<(), TemplateError> {
         match self.keyword("key") {
             None | Some(Value::Null) => Ok(()),
             Some(_) => Err(self.error(
-                "key= needs a function, and templates have no lambdas: \
-                 order the values in the handler",
+                "key= must be a function: a lambda (key=lambda u: u.age), a builtin's name \
+                 (key=len) or a str method (key=str.lower)",
             )),
         }
     }
@@ -212,6 +212,10 @@ pub(super) fn call(
                 _ => Err(a.error("takes a string of one character")),
             }
         }),
+        // With a function, `super::lambda` takes these first.
+        "map" | "filter" => Err(a.error(
+            "the first argument must be a function: a lambda, a builtin's name or a str method",
+        )),
         "hex" | "oct" | "bin" => a.positional(1, 1).and_then(|()| {
             a.done()?;
             let n = integer(&a.pos[0], &format!("{name}()'s argument"))?;
@@ -267,7 +271,7 @@ fn zip(env: &dyn Env<'_>, a: &mut Args<'_>) -> Result<Value, TemplateError> {
 }
 
 /// Python's `<` between two items, as `sorted`, `min` and `max` use it.
-fn less(x: &Value, y: &Value) -> Result<bool, TemplateError> {
+pub(super) fn less(x: &Value, y: &Value) -> Result<bool, TemplateError> {
     order(Op::Lt, Val::Json(x), Val::Json(y)).map(Ordering::is_lt)
 }
 
@@ -664,8 +668,8 @@ mod tests {
     fn builtins_refuse_what_python_refuses() {
         for (src, says) in [
             ("sorted([1, 'a'])", "cannot compare"),
-            ("sorted(xs, key=xs)", "no lambdas"),
-            ("max(xs, key=1)", "no lambdas"),
+            ("sorted(xs, key=xs)", "key= must be a function"),
+            ("max(xs, key=1)", "key= must be a function"),
             ("min([])", "empty"),
             ("min()", "at least 1"),
             ("max(1, 2, default=0)", "single iterable"),
