@@ -1147,6 +1147,33 @@ fn index_of(base: Exp, index: Exp) -> Exp {
     }
 }
 
+/// `{% raw src %}` rendered with `values`: its text, or the error's (for
+/// the tests of the submodules, which compare them with Python's).
+#[cfg(test)]
+fn render_raw(src: &str, values: &Value) -> Result<String, String> {
+    super::Template::parse(&format!("{{% raw {src} %}}"))
+        .and_then(|t| t.render_value(values))
+        .map_err(|e| e.to_string())
+}
+
+/// Each `(expression, text)`: the expression renders as the text.
+#[cfg(test)]
+fn check_results(values: &Value, cases: &[(&str, &str)]) {
+    for (src, want) in cases {
+        assert_eq!(render_raw(src, values).as_deref(), Ok(*want), "{src}");
+    }
+}
+
+/// Each `(expression, words)`: rendering the expression fails with an
+/// error that says the words.
+#[cfg(test)]
+fn check_errors(values: &Value, cases: &[(&str, &str)]) {
+    for (src, says) in cases {
+        let err = render_raw(src, values).unwrap_err();
+        assert!(err.contains(says), "{src}: {err}");
+    }
+}
+
 /// A value an expression gave: a template value, or one it computed.
 pub(super) enum V<'a> {
     Ref(Val<'a>),
@@ -1456,6 +1483,11 @@ impl Exp {
     /// Python reads them: left to right, and only as far as `and`, `or` and
     /// a chained comparison need (an undefined path after a false `and` is
     /// no error).
+    ///
+    /// The arms are five functions, not inlined: `eval` recurses once per
+    /// level of an expression's nesting, and a debug build gives every
+    /// arm's temporaries their own slots (one frame with them all took
+    /// 19 KiB, and a deep render overflowed a 512 KiB thread stack).
     pub(super) fn eval<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
         match self {
             Exp::Path(p) => Ok(V::Ref(env.lookup(p)?)),
@@ -1482,9 +1514,7 @@ impl Exp {
         }
     }
 
-    /// `or`, `and`, `not`, conditional expressions and comparisons. Out of [`eval`](Self::eval), which every level of an
-    /// expression's nesting repeats: a debug build gives each arm's
-    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    /// `or`, `and`, `not`, conditional expressions and comparisons. (See [`eval`](Self::eval).)
     #[inline(never)]
     fn eval_logic<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
         match self {
@@ -1537,9 +1567,7 @@ impl Exp {
         }
     }
 
-    /// Arithmetic, negation, subscripts and slices. Out of [`eval`](Self::eval), which every level of an
-    /// expression's nesting repeats: a debug build gives each arm's
-    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    /// Arithmetic, negation, subscripts and slices. (See [`eval`](Self::eval).)
     #[inline(never)]
     fn eval_arith<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
         match self {
@@ -1592,9 +1620,7 @@ impl Exp {
         }
     }
 
-    /// Lists, tuples, dicts and comprehensions. Out of [`eval`](Self::eval), which every level of an
-    /// expression's nesting repeats: a debug build gives each arm's
-    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    /// Lists, tuples, dicts and comprehensions. (See [`eval`](Self::eval).)
     #[inline(never)]
     fn eval_build<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
         match self {
@@ -1649,9 +1675,7 @@ impl Exp {
         }
     }
 
-    /// Methods, the namespace's functions and the application's. Out of [`eval`](Self::eval), which every level of an
-    /// expression's nesting repeats: a debug build gives each arm's
-    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    /// Methods, the namespace's functions and the application's. (See [`eval`](Self::eval).)
     #[inline(never)]
     fn eval_call<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
         match self {
@@ -1686,9 +1710,7 @@ impl Exp {
         }
     }
 
-    /// `len`, `str`, `int`, `abs` and Tornado's template functions. Out of [`eval`](Self::eval), which every level of an
-    /// expression's nesting repeats: a debug build gives each arm's
-    /// temporaries their own slots, and one frame with them all took 19 KiB.
+    /// `len`, `str`, `int`, `abs` and Tornado's template functions. (See [`eval`](Self::eval).)
     #[inline(never)]
     fn eval_builtin_call<'a>(&'a self, env: &dyn Env<'a>) -> Result<V<'a>, TemplateError> {
         match self {

@@ -641,13 +641,10 @@ fn expand(
 #[cfg(test)]
 mod tests {
     use crate::web::template::Template;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn raw(src: &str) -> Result<String, String> {
-        let v = json!({"s": "héllo", "n": 1234.5678, "xs": [1, "a"], "d": {"k": "v"}, "w": 8});
-        Template::parse(&format!("{{% raw {src} %}}"))
-            .and_then(|t| t.render_value(&v))
-            .map_err(|e| e.to_string())
+    fn values() -> Value {
+        json!({"s": "héllo", "n": 1234.5678, "xs": [1, "a"], "d": {"k": "v"}, "w": 8})
     }
 
     /// Each result is Python 3's for the same expression; `scripts/interop`
@@ -655,72 +652,73 @@ mod tests {
     /// expressions with Tornado's.
     #[test]
     fn format_is_pythons() {
-        for (src, want) in [
-            ("format(1234567, ',')", "1,234,567"),
-            ("format(1234, '010,')", "00,001,234"),
-            ("format(1234, '08,')", "0,001,234"),
-            ("format(255, '#010_x')", "0x000_00ff"),
-            ("format(-1234.5, '012,.2f')", "-0,001,234.50"),
-            ("format(5, '<05')", "50000"),
-            ("format('ab', '05')", "ab000"),
-            ("format(5, 'x<05')", "5xxxx"),
-            ("format(-5, '=5')", "-   5"),
-            ("format(1.5, '^9.2%')", " 150.00% "),
-            ("format(12.0, '.2')", "1.2e+01"),
-            ("format(1.0, '.3')", "1.0"),
-            ("format(0.0, '.1')", "0e+00"),
-            ("format(1e16, '')", "1e+16"),
-            ("format(0.0001, 'g')", "0.0001"),
-            ("format(1e-05, 'g')", "1e-05"),
-            ("format(2.5, '.0f')", "2"),
-            ("format(2.5, '#.0f')", "2."),
-            ("format(-0.0001, 'z.1f')", "0.0"),
-            ("format(0.5, '#.3g')", "0.500"),
-            ("format(True, '')", "True"),
-            ("format(True, 'd')", "1"),
-            ("format(65, 'c')", "A"),
-            ("format(s, '^9')", "  héllo  "),
-            ("format(s, '.2s')", "hé"),
-            ("format(xs)", "[1, 'a']"),
-            ("'{} and {}'.format(s, n)", "héllo and 1234.5678"),
-            ("'{1}{0}{1}'.format(1, 2)", "212"),
-            ("'{x:>{w}}|'.format(x=s, w=w)", "   héllo|"),
-            ("'{0[1]}{d[k]}{d.k}'.format(xs, d=d)", "avv"),
-            ("'{!r} {!a}'.format(s, s)", "'héllo' 'h\\xe9llo'"),
-            ("'{{}} {{{}}}'.format(1)", "{} {1}"),
-            ("'{:,.2f}'.format(n)", "1,234.57"),
-            ("'%.3e %g %G' % (n, 1e-05, 1e16)", "1.235e+03 1e-05 1E+16"),
-        ] {
-            assert_eq!(raw(src).as_deref(), Ok(want), "{src}");
-        }
+        super::super::check_results(
+            &values(),
+            &[
+                ("format(1234567, ',')", "1,234,567"),
+                ("format(1234, '010,')", "00,001,234"),
+                ("format(1234, '08,')", "0,001,234"),
+                ("format(255, '#010_x')", "0x000_00ff"),
+                ("format(-1234.5, '012,.2f')", "-0,001,234.50"),
+                ("format(5, '<05')", "50000"),
+                ("format('ab', '05')", "ab000"),
+                ("format(5, 'x<05')", "5xxxx"),
+                ("format(-5, '=5')", "-   5"),
+                ("format(1.5, '^9.2%')", " 150.00% "),
+                ("format(12.0, '.2')", "1.2e+01"),
+                ("format(1.0, '.3')", "1.0"),
+                ("format(0.0, '.1')", "0e+00"),
+                ("format(1e16, '')", "1e+16"),
+                ("format(0.0001, 'g')", "0.0001"),
+                ("format(1e-05, 'g')", "1e-05"),
+                ("format(2.5, '.0f')", "2"),
+                ("format(2.5, '#.0f')", "2."),
+                ("format(-0.0001, 'z.1f')", "0.0"),
+                ("format(0.5, '#.3g')", "0.500"),
+                ("format(True, '')", "True"),
+                ("format(True, 'd')", "1"),
+                ("format(65, 'c')", "A"),
+                ("format(s, '^9')", "  héllo  "),
+                ("format(s, '.2s')", "hé"),
+                ("format(xs)", "[1, 'a']"),
+                ("'{} and {}'.format(s, n)", "héllo and 1234.5678"),
+                ("'{1}{0}{1}'.format(1, 2)", "212"),
+                ("'{x:>{w}}|'.format(x=s, w=w)", "   héllo|"),
+                ("'{0[1]}{d[k]}{d.k}'.format(xs, d=d)", "avv"),
+                ("'{!r} {!a}'.format(s, s)", "'héllo' 'h\\xe9llo'"),
+                ("'{{}} {{{}}}'.format(1)", "{} {1}"),
+                ("'{:,.2f}'.format(n)", "1,234.57"),
+                ("'%.3e %g %G' % (n, 1e-05, 1e16)", "1.235e+03 1e-05 1E+16"),
+            ],
+        );
     }
 
     #[test]
     fn format_refuses_what_python_refuses() {
-        for (src, says) in [
-            ("format('ab', '+')", "Sign not allowed"),
-            ("format('ab', ',')", "Cannot specify ','"),
-            ("format('ab', '=5')", "'=' alignment"),
-            ("format(1, '.2')", "Precision not allowed"),
-            ("format(1.5, 'x')", "Unknown format code 'x'"),
-            ("format(1, ',x')", "Cannot specify ','"),
-            ("format(xs, '5')", "list.__format__"),
-            ("format(1, '5q5')", "Invalid format specifier"),
-            ("format(1, '.')", "missing precision"),
-            ("format(1, '100000000000')", "over"),
-            ("'{} {}'.format(1)", "out of range"),
-            ("'{0} {}'.format(1, 2)", "cannot switch"),
-            ("'{} {0}'.format(1, 2)", "cannot switch"),
-            ("'}'.format()", "Single '}'"),
-            ("'{'.format()", "expected '}'"),
-            ("'{x}'.format(y=1)", "undefined"),
-            ("'{0!z}'.format(1)", "Unknown conversion"),
-            ("'{0[5]}'.format(xs)", "out of range"),
-            ("d.format(1)", "not a method of an object"),
-        ] {
-            let err = raw(src).unwrap_err();
-            assert!(err.contains(says), "{src}: {err}");
-        }
+        super::super::check_errors(
+            &values(),
+            &[
+                ("format('ab', '+')", "Sign not allowed"),
+                ("format('ab', ',')", "Cannot specify ','"),
+                ("format('ab', '=5')", "'=' alignment"),
+                ("format(1, '.2')", "Precision not allowed"),
+                ("format(1.5, 'x')", "Unknown format code 'x'"),
+                ("format(1, ',x')", "Cannot specify ','"),
+                ("format(xs, '5')", "list.__format__"),
+                ("format(1, '5q5')", "Invalid format specifier"),
+                ("format(1, '.')", "missing precision"),
+                ("format(1, '100000000000')", "over"),
+                ("'{} {}'.format(1)", "out of range"),
+                ("'{0} {}'.format(1, 2)", "cannot switch"),
+                ("'{} {0}'.format(1, 2)", "cannot switch"),
+                ("'}'.format()", "Single '}'"),
+                ("'{'.format()", "expected '}'"),
+                ("'{x}'.format(y=1)", "undefined"),
+                ("'{0!z}'.format(1)", "Unknown conversion"),
+                ("'{0[5]}'.format(xs)", "out of range"),
+                ("d.format(1)", "not a method of an object"),
+            ],
+        );
         assert!(Template::parse("{{ s.upper(x=1) }}").is_err());
     }
 }

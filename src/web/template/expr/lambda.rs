@@ -263,45 +263,18 @@ fn keyed<'a>(
         .iter()
         .map(|item| key.apply(env, &[*item]))
         .collect::<Result<Vec<_>, _>>()?;
-    let less = |x: &Value, y: &Value| builtins::less(x, y);
     if name == "sorted" {
-        let n = list.len() as u64;
-        env.charge(n * u64::from(64 - n.leading_zeros()))?;
-        let mut order: Vec<usize> = (0..list.len()).collect();
-        let mut failed = None;
-        order.sort_by(|&i, &j| {
-            if failed.is_some() {
-                return Ordering::Equal;
-            }
-            let (a, b) = if reverse { (j, i) } else { (i, j) };
-            match (less(&keys[a], &keys[b]), less(&keys[b], &keys[a])) {
-                (Ok(true), _) => Ordering::Less,
-                (Ok(false), Ok(true)) => Ordering::Greater,
-                (Ok(false), Ok(false)) => Ordering::Equal,
-                (Err(e), _) | (_, Err(e)) => {
-                    failed = Some(e);
-                    Ordering::Equal
-                }
-            }
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let order = builtins::sort_order(env, &keys, reverse)?;
         return Ok(Value::Array(
             order.into_iter().map(|i| to_value(list[i])).collect(),
         ));
     }
-    let mut best: Option<usize> = None;
-    for i in 0..list.len() {
-        let better = match best {
-            None => true,
-            Some(b) if name == "min" => less(&keys[i], &keys[b])?,
-            Some(b) => less(&keys[b], &keys[i])?,
-        };
-        if better {
-            best = Some(i);
-        }
-    }
+    let want = if name == "min" {
+        Ordering::Less
+    } else {
+        Ordering::Greater
+    };
+    let best = builtins::extreme_at(&keys, want)?;
     match (best, default) {
         (Some(i), _) => Ok(to_value(list[i])),
         (None, Some(d)) => Ok(d),
@@ -312,22 +285,19 @@ fn keyed<'a>(
 #[cfg(test)]
 mod tests {
     use crate::web::template::Template;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn raw(src: &str) -> Result<String, String> {
-        let v = json!({
+    fn values() -> Value {
+        json!({
             "users": [{"name": "bo", "age": 30}, {"name": "Ann", "age": 25}, {"name": "cy", "age": 30}],
             "xs": [3, -1, 2], "ws": ["bb", "a", "ccc"], "n": 10
-        });
-        Template::parse(&format!("{{% raw {src} %}}"))
-            .and_then(|t| t.render_value(&v))
-            .map_err(|e| e.to_string())
+        })
     }
 
     /// Each result is Python 3's for the same expression.
     #[test]
     fn functions_are_taken_where_python_takes_them() {
-        for (src, want) in [
+        super::super::check_results(&values(), &[
             (
                 "[u['name'] for u in sorted(users, key=lambda u: u['age'])]",
                 "['Ann', 'bo', 'cy']",
@@ -357,28 +327,26 @@ mod tests {
             ("list(map(lambda x: x + n, xs))", "[13, 9, 12]"),
             ("list(map(lambda n: n, xs))", "[3, -1, 2]"),
             ("sum(map(lambda u: u['age'], users))", "85"),
-        ] {
-            assert_eq!(raw(src).as_deref(), Ok(want), "{src}");
-        }
+        ]);
     }
 
     #[test]
     fn a_lambda_elsewhere_says_where_it_goes() {
-        for (src, says) in [
-            ("lambda x: x", "only where sorted(key=)"),
-            ("len(lambda x: x)", "only where sorted(key=)"),
-            ("sorted(xs, key=lambda: 1)", "takes 0 arguments, 1 given"),
-            ("sorted(xs, key=xs)", "key= must be a function"),
-            ("map(1, xs)", "must be a function"),
-            ("map(len)", "at least two arguments"),
-            ("filter(len, xs)", "len() of a number"),
-            ("sorted(users, key=lambda u: u['nope'])", "undefined"),
-            ("sorted(xs, key=str.lower)", "doesn't apply to a number"),
-            ("max(1, 2, key=abs, default=0)", "single iterable"),
-        ] {
-            let err = raw(src).unwrap_err();
-            assert!(err.contains(says), "{src}: {err}");
-        }
+        super::super::check_errors(
+            &values(),
+            &[
+                ("lambda x: x", "only where sorted(key=)"),
+                ("len(lambda x: x)", "only where sorted(key=)"),
+                ("sorted(xs, key=lambda: 1)", "takes 0 arguments, 1 given"),
+                ("sorted(xs, key=xs)", "key= must be a function"),
+                ("map(1, xs)", "must be a function"),
+                ("map(len)", "at least two arguments"),
+                ("filter(len, xs)", "len() of a number"),
+                ("sorted(users, key=lambda u: u['nope'])", "undefined"),
+                ("sorted(xs, key=str.lower)", "doesn't apply to a number"),
+                ("max(1, 2, key=abs, default=0)", "single iterable"),
+            ],
+        );
         for bad in [
             "{{ lambda x x }}",
             "{{ lambda x, x: 1 }}",
