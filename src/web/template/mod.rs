@@ -699,8 +699,9 @@ struct BlockDef {
 /// arguments: the first of the smallest or largest), `sum(xs, start)`,
 /// `any`, `all`, `round(x)` and `round(x, n)` (half to even on the exact
 /// value, as Python: `round(2.675, 2)` is `2.67`), `bool`, `float`, `repr`,
-/// `format(x, spec)` (`format(1234.5, ',.2f')` is `1,234.50`), `pow`, `divmod`, `chr`, `ord`, `hex`, `oct`, `bin`, with Python's
-/// results and its `TypeError`s and `ValueError`s as [`TemplateError::Type`].
+/// `format(x, spec)` (`format(1234.5, ',.2f')` is `1,234.50`), `pow`,
+/// `divmod`, `chr`, `ord`, `hex`, `oct`, `bin`, with Python's results and
+/// its `TypeError`s and `ValueError`s as [`TemplateError::Type`].
 /// `{{ sorted(tags) }}`, `{{ ', '.join(sorted(d)) }}`,
 /// `{% for name, score in zip(names, scores) %}`, `{{ max(xs, default=0) }}`,
 /// `{{ [x * 2 for x in range(3)] }}`. Two differences of representation:
