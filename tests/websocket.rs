@@ -1801,6 +1801,37 @@ impl WebSocketHandler for Renders {
     }
 }
 
+/// Sets its `current_user` from the handshake's query in `open` (a test's
+/// stand-in for a signed cookie read in `prepare`) and a template value;
+/// `logout` clears the user, `own` renders with a value that shadows the
+/// connection's name.
+struct LoggedIn(Option<String>);
+impl WebSocketHandler for LoggedIn {
+    fn prepare(&mut self, req: &Request) -> Result<(), cyclone::http::Response> {
+        self.0 = req.query_argument("user");
+        Ok(())
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        ws.set_current_user(self.0.take());
+        ws.set_template_value("room", "lobby");
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let text = msg.as_text().unwrap_or_default().to_owned();
+        if text == "logout" {
+            ws.set_current_user(None);
+        }
+        let value = if text == "own" {
+            serde_json::json!({"text": text, "room": "mine"})
+        } else {
+            serde_json::json!({"text": text})
+        };
+        let html = ws
+            .render_string("member.html", &value)
+            .unwrap_or_else(|e| format!("error: {e}"));
+        let _ = ws.write_message(format!("{html}|{:?}", ws.current_user()));
+    }
+}
+
 /// `{% module Seen(..) %}`: how many times it was called in this render,
 /// the request's path and the arguments.
 struct Calls(u32);
@@ -1822,6 +1853,44 @@ impl cyclone::web::UiModule for Calls {
             cx.xsrf_form_html(),
         ))
     }
+}
+
+/// `current_user` and the connection's own template names reach the
+/// templates a WebSocket handler renders (Tornado's `self.current_user`
+/// and `get_template_namespace` in a `WebSocketHandler`).
+#[test]
+fn websocket_templates_see_current_user_and_the_connections_names() {
+    let dir = std::env::temp_dir().join(format!("cyclone-ws-member-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("member.html"),
+        "{% if current_user %}{{ current_user }}{% else %}anonymous{% end %} in {{ room }}: {{ text }}",
+    )
+    .unwrap();
+    let templates = dir.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .template_path(&templates)
+            .websocket("/member", |_r: &Request| LoggedIn(None))
+            .build()
+    });
+    let mut ws = connect(&srv, "/member?user=ann%3Cb%3E");
+    for (send, want) in [
+        ("hi", "ann&lt;b&gt; in lobby: hi|Some(\"ann<b>\")"),
+        ("own", "ann&lt;b&gt; in mine: own|Some(\"ann<b>\")"),
+        ("logout", "anonymous in lobby: logout|None"),
+    ] {
+        ws.send(TMsg::text(send)).unwrap();
+        assert_eq!(ws.read().unwrap().to_text().unwrap(), want);
+    }
+    // A connection that sets no user renders without one.
+    let mut other = connect(&srv, "/member");
+    other.send(TMsg::text("hey")).unwrap();
+    assert_eq!(
+        other.read().unwrap().to_text().unwrap(),
+        "anonymous in lobby: hey|None"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -385,14 +385,15 @@ impl ApplicationContext {
         self.0.settings.trusts_origin(origin)
     }
 
-    /// The template `file` rendered with the fields of `value` for `req`
-    /// (a WebSocket's handshake request) in `locale`: `static_url`,
-    /// `reverse_url`, `request` and the locale's functions as in a page; no
-    /// `current_user` or `xsrf_form_html`.
+    /// The template `file` rendered with `value` for a WebSocket
+    /// connection: its handshake `req`, `locale`, `current_user` and the
+    /// names it added for its templates (`WebSocket::render_string`).
     pub(crate) fn render_string(
         &self,
         req: &Request,
         locale: &crate::locale::Locale,
+        current_user: Option<&str>,
+        values: Option<&serde_json::Map<String, serde_json::Value>>,
         file: &str,
         value: &(impl serde::Serialize + ?Sized),
     ) -> Result<String, TemplateError> {
@@ -400,6 +401,8 @@ impl ApplicationContext {
             shared: &self.0,
             request: req,
             locale,
+            current_user,
+            values,
             value: std::cell::OnceCell::new(),
             modules: ActiveModules::default(),
         };
@@ -424,6 +427,9 @@ struct AppNamespace<'a> {
     shared: &'a Shared,
     request: &'a Request,
     locale: &'a crate::locale::Locale,
+    current_user: Option<&'a str>,
+    /// Names the connection added (`WebSocket::set_template_value`).
+    values: Option<&'a serde_json::Map<String, serde_json::Value>>,
     value: std::cell::OnceCell<serde_json::Value>,
     /// The UI modules of this render (their resources go nowhere: no page
     /// is sent).
@@ -444,7 +450,7 @@ impl super::template::RequestNamespace for AppNamespace<'_> {
     }
 
     fn current_user(&self) -> Option<&str> {
-        None
+        self.current_user
     }
 
     fn request_value(&self) -> Option<&serde_json::Value> {
@@ -452,6 +458,10 @@ impl super::template::RequestNamespace for AppNamespace<'_> {
             self.value
                 .get_or_init(|| super::template::request_value(self.request)),
         )
+    }
+
+    fn template_value(&self, name: &str) -> Option<&serde_json::Value> {
+        self.values?.get(name)
     }
 
     fn locale(&self) -> Option<&crate::locale::Locale> {

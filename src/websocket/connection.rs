@@ -81,6 +81,7 @@ impl WsConn {
                     frame_tail: p.unsent.len(),
                     out_at: 0,
                     writers: Vec::new(),
+                    namespace: None,
                 })
                 .filter(|r| !r.is_unused())
                 .map(Box::new),

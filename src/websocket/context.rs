@@ -165,9 +165,11 @@ impl<'a> WebSocket<'a> {
     /// renders it for a page (Tornado's `render_string` in a
     /// `WebSocketHandler`): to send a fragment of HTML to the browser,
     /// such as a chat message. The template sees `static_url`,
-    /// `reverse_url`, `request` (the handshake's) and
-    /// [`locale`](Self::locale)'s `_`, `pgettext` and `locale`, not
-    /// `current_user` or `xsrf_form_html`;
+    /// `reverse_url`, `request` (the handshake's),
+    /// [`locale`](Self::locale)'s `_`, `pgettext` and `locale`,
+    /// `current_user` ([`set_current_user`](Self::set_current_user)) and
+    /// the names [`set_template_value`](Self::set_template_value) added,
+    /// not `xsrf_form_html`;
     /// [`render_string_in`](Self::render_string_in) renders in another
     /// locale.
     ///
@@ -217,7 +219,108 @@ impl<'a> WebSocket<'a> {
                 "render_string: this WebSocket is not on an Application's route".into(),
             )
         })?;
-        app.render_string(&self.core.request, locale, file, value)
+        let ns = self.core.rare.as_ref().and_then(|r| r.namespace.as_deref());
+        app.render_string(
+            &self.core.request,
+            locale,
+            ns.and_then(|n| n.current_user.as_deref()),
+            ns.map(|n| &n.values),
+            file,
+            value,
+        )
+    }
+
+    /// The logged-in user of this connection (Tornado's
+    /// `self.current_user` in a `WebSocketHandler`): what
+    /// [`set_current_user`](Self::set_current_user) set, in
+    /// [`prepare`](super::WebSocketHandler::prepare)'s stead once the
+    /// connection is open, or `None`. Templates this connection renders
+    /// ([`render_string`](Self::render_string)) see it as `current_user`,
+    /// unless their values have that name.
+    pub fn current_user(&self) -> Option<&str> {
+        self.core
+            .rare
+            .as_ref()?
+            .namespace
+            .as_ref()?
+            .current_user
+            .as_deref()
+    }
+
+    /// Sets [`current_user`](Self::current_user) (Tornado: assigning
+    /// `self.current_user`), in [`open`](super::WebSocketHandler::open)
+    /// say, with the user [`prepare`](super::WebSocketHandler::prepare)
+    /// found in the handshake's signed cookie. Kept with the connection's
+    /// rarely used state: a connection that sets none keeps no allocation
+    /// for it.
+    ///
+    /// ```
+    /// use cyclone::http::{Request, Response};
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Chat { user: Option<String> }
+    ///
+    /// impl WebSocketHandler for Chat {
+    ///     fn prepare(&mut self, req: &Request) -> Result<(), Response> {
+    ///         let user = req.signed_cookie("a long random string", "user")
+    ///             .ok_or_else(|| Response::error(403, Some("log in first")))?;
+    ///         self.user = Some(String::from_utf8_lossy(&user).into_owned());
+    ///         Ok(())
+    ///     }
+    ///     fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+    ///         ws.set_current_user(self.user.take());
+    ///         ws.set_template_value("room", "lobby");
+    ///     }
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+    ///         // message.html: {{ current_user }} in {{ room }}: {{ text }}
+    ///         let text = msg.as_text().unwrap_or_default();
+    ///         if let Ok(html) = ws.render_string("message.html", &serde_json::json!({"text": text})) {
+    ///             let _ = ws.write_message(html);
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn set_current_user(&mut self, user: Option<String>) {
+        match user {
+            Some(u) => self.namespace().current_user = Some(u),
+            None => {
+                if let Some(ns) = self.core.rare.as_mut().and_then(|r| r.namespace.as_mut()) {
+                    ns.current_user = None;
+                }
+                self.drop_empty_namespace();
+            }
+        }
+    }
+
+    /// Adds `name` to the namespace of the templates this connection
+    /// renders (Tornado: overriding `get_template_namespace`), as
+    /// `RequestContext::set_template_value` does for a request: a render's
+    /// own value of the name wins. A value that does not serialize is
+    /// logged and ignored.
+    pub fn set_template_value(&mut self, name: &str, value: impl serde::Serialize) {
+        match serde_json::to_value(value) {
+            Ok(v) => {
+                self.namespace().values.insert(name.to_string(), v);
+            }
+            Err(e) => log::error!("set_template_value({name:?}): does not serialize: {e}"),
+        }
+    }
+
+    fn namespace(&mut self) -> &mut super::core::Namespace {
+        self.core.rare().namespace.get_or_insert_with(Box::default)
+    }
+
+    /// The namespace box goes once it holds nothing (an idle connection
+    /// keeps no allocation it does not need).
+    fn drop_empty_namespace(&mut self) {
+        if let Some(r) = self.core.rare.as_mut() {
+            if r.namespace
+                .as_ref()
+                .is_some_and(|n| n.current_user.is_none() && n.values.is_empty())
+            {
+                r.namespace = None;
+            }
+        }
     }
 
     /// The supported locale closest to the handshake's `Accept-Language`

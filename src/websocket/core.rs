@@ -288,6 +288,16 @@ pub(super) struct Rare {
     /// Tasks to wake once the queue is at most so many bytes (the client's
     /// `WriteFuture`s, see [`Core::wake_at_most`]).
     pub(super) writers: Vec<(usize, Waker)>,
+    /// `current_user` and the names the handler added for its templates
+    /// (`WebSocket::set_current_user`, `WebSocket::set_template_value`).
+    pub(super) namespace: Option<Box<Namespace>>,
+}
+
+/// What a handler added to its connection's templates.
+#[derive(Default)]
+pub(super) struct Namespace {
+    pub(super) current_user: Option<String>,
+    pub(super) values: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Rare {
@@ -301,6 +311,7 @@ impl Rare {
             && self.frame_tail == 0
             && self.out_at == 0
             && self.writers.is_empty()
+            && self.namespace.is_none()
     }
 }
 
