@@ -21,6 +21,15 @@ use crate::http::{Request, Response};
 /// Tornado's default `Content-Type` for a response.
 const DEFAULT_CONTENT_TYPE: &str = "text/html; charset=UTF-8";
 
+/// `value` as the template value `name` (`set_template_value`, of a
+/// request or a WebSocket connection); `None`, with an error logged, for
+/// one that does not serialize.
+pub(crate) fn template_value(name: &str, value: impl Serialize) -> Option<serde_json::Value> {
+    serde_json::to_value(value)
+        .map_err(|e| log::error!("set_template_value({name:?}): does not serialize: {e}"))
+        .ok()
+}
+
 /// A handler's response before it does anything: 200, Tornado's default
 /// `Content-Type`, no body.
 fn fresh_response() -> Response {
@@ -849,11 +858,8 @@ impl<'a> RequestContext<'a> {
     /// }
     /// ```
     pub fn set_template_value(&mut self, name: &str, value: impl Serialize) {
-        match serde_json::to_value(value) {
-            Ok(v) => {
-                self.p.template_values.insert(name.to_string(), v);
-            }
-            Err(e) => log::error!("set_template_value({name:?}): does not serialize: {e}"),
+        if let Some(v) = template_value(name, value) {
+            self.p.template_values.insert(name.to_string(), v);
         }
     }
 

@@ -298,11 +298,8 @@ impl<'a> WebSocket<'a> {
     /// own value of the name wins. A value that does not serialize is
     /// logged and ignored.
     pub fn set_template_value(&mut self, name: &str, value: impl serde::Serialize) {
-        match serde_json::to_value(value) {
-            Ok(v) => {
-                self.namespace().values.insert(name.to_string(), v);
-            }
-            Err(e) => log::error!("set_template_value({name:?}): does not serialize: {e}"),
+        if let Some(v) = crate::web::template_value(name, value) {
+            self.namespace().values.insert(name.to_string(), v);
         }
     }
 

@@ -302,6 +302,25 @@ pub(super) fn is_callee(name: &str) -> bool {
 }
 
 impl Callee {
+    /// Python's `len`, `str`, `int` or `abs` of `v`; `None` for a function
+    /// of Tornado's namespace (the render applies it).
+    fn python(self, v: Val<'_>) -> Option<Result<Value, TemplateError>> {
+        Some(match self {
+            Callee::Len => py_len(v).and_then(|n| int(n as i128)),
+            Callee::Str => Ok(Value::String(v.text().into_owned())),
+            Callee::Int => py_int(v),
+            Callee::Abs => match number(v) {
+                Some(Num::Int(n)) => int(n.abs()),
+                Some(Num::Float(f)) => float(f.abs()),
+                None => Err(TemplateError::Type(format!(
+                    "bad operand for abs(): {}",
+                    v.kind()
+                ))),
+            },
+            Callee::Func(_) => return None,
+        })
+    }
+
     fn from_name(name: &str) -> Option<Callee> {
         Some(match name {
             "len" => Callee::Len,
@@ -1450,10 +1469,7 @@ fn method_call<'a>(
                 b.view().kind()
             )));
         };
-        let mut named = Map::with_capacity(kwargs.len());
-        for (k, e) in kwargs {
-            named.insert(k.clone(), to_value(e.eval(env)?.view()));
-        }
+        let (_, named) = call_values(env, &[], kwargs)?;
         return format::str_format(template, &views, &named, env.max_len())
             .map(|s| V::Own(Value::String(s)));
     }
@@ -1761,22 +1777,14 @@ impl Exp {
                         }
                     }
                 }
-                match callee {
-                    Callee::Len => int(py_len(v)? as i128).map(V::Own),
-                    Callee::Str => own(Value::String(v.text().into_owned())),
-                    Callee::Int => py_int(v).map(V::Own),
-                    Callee::Abs => match number(v) {
-                        Some(Num::Int(n)) => int(n.abs()).map(V::Own),
-                        Some(Num::Float(f)) => float(f.abs()).map(V::Own),
-                        None => Err(TemplateError::Type(format!(
-                            "bad operand for abs(): {}",
-                            v.kind()
-                        ))),
-                    },
-                    Callee::Func(f) => env.apply(*f, v, &options).map(|s| V::Own(Value::String(s))),
+                if let Some(result) = callee.python(v) {
+                    return result.map(V::Own);
                 }
+                let Callee::Func(f) = callee else {
+                    unreachable!("python() answers for every other callee")
+                };
+                env.apply(*f, v, &options).map(|s| V::Own(Value::String(s)))
             }
-
             _ => unreachable!("dispatched by eval"),
         }
     }
@@ -2070,8 +2078,8 @@ enum Args<'a> {
 /// Python's `format % args` for a string `format`: `%(name)s` takes
 /// `name` from a dict, `%s` takes the next of a tuple's items, or `args`
 /// itself. Conversions `s` (Python's `str`), `r` (`repr`), `d`/`i`/`u`,
-/// `f`/`F`, `e`/`E`, `g`/`G`, `x`/`X`/`o` and `%%`, with the flags `-+ #0`, a width and a
-/// precision. Python's errors are `TemplateError::Type`, a missing key
+/// `f`/`F`, `e`/`E`, `g`/`G`, `x`/`X`/`o` and `%%`, with the flags `-+ #0`,
+/// a width and a precision. Python's errors are `TemplateError::Type`, a missing key
 /// `TemplateError::Undefined`.
 fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String, TemplateError> {
     let type_error = |why: String| Err(TemplateError::Type(why));
@@ -2172,14 +2180,7 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
             's' | 'r' => {
                 let mut text = match conv {
                     's' => value.text().into_owned(),
-                    _ => {
-                        let mut r = String::new();
-                        match value {
-                            Val::Str(s) => super::push_python_str_repr(&mut r, s),
-                            Val::Json(v) => super::push_python_repr(&mut r, v),
-                        }
-                        r
-                    }
+                    _ => value.repr(),
                 };
                 if let Some(p) = precision {
                     if let Some((cut, _)) = text.char_indices().nth(p) {

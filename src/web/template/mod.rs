@@ -2483,6 +2483,17 @@ impl<'a> Val<'a> {
             }
         }
     }
+
+    /// Python's `repr` of it: a string quoted ([`push_python_str_repr`]),
+    /// anything else as [`push_python_repr`] writes it.
+    fn repr(self) -> String {
+        let mut r = String::new();
+        match self {
+            Val::Str(s) => push_python_str_repr(&mut r, s),
+            Val::Json(v) => push_python_repr(&mut r, v),
+        }
+        r
+    }
 }
 
 /// Appends what Python's `str` prints for `v` (a string's own text is

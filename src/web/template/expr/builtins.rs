@@ -173,9 +173,7 @@ pub(super) fn call(
         }),
         "repr" => a.positional(1, 1).and_then(|()| {
             a.done()?;
-            let mut s = String::new();
-            super::super::push_python_repr(&mut s, &a.pos[0]);
-            Ok(Value::String(s))
+            Ok(Value::String(Val::Json(&a.pos[0]).repr()))
         }),
         "pow" => a.positional(2, 2).and_then(|()| {
             a.done()?;

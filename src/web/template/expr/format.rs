@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::{number, Num, TemplateError, Val};
-use crate::web::template::{push_python_repr, push_python_str_repr, python_float_repr};
+use crate::web::template::python_float_repr;
 
 fn error<T>(why: impl Into<String>) -> Result<T, TemplateError> {
     Err(TemplateError::Type(why.into()))
@@ -109,11 +109,10 @@ pub(super) fn format_value(
     if let Some(text) = v.as_str() {
         return format_str(text, &s);
     }
-    match (v, number(v)) {
-        (Val::Json(Value::Number(n)), Some(Num::Float(f))) if n.is_f64() => format_float(f, &s),
-        (_, Some(Num::Int(i))) => format_int(i, &s),
-        (_, Some(Num::Float(f))) => format_float(f, &s),
-        _ => error(format!(
+    match number(v) {
+        Some(Num::Int(i)) => format_int(i, &s),
+        Some(Num::Float(f)) => format_float(f, &s),
+        None => error(format!(
             "unsupported format string passed to {}.__format__",
             match v {
                 Val::Json(Value::Null) => "NoneType",
@@ -423,11 +422,7 @@ fn format_float(f: f64, s: &Spec) -> Result<String, TemplateError> {
 
 /// Python's `ascii(x)`: its `repr` with each non-ASCII character escaped.
 fn ascii_repr(v: Val<'_>) -> String {
-    let mut r = String::new();
-    match v {
-        Val::Str(s) => push_python_str_repr(&mut r, s),
-        Val::Json(v) => push_python_repr(&mut r, v),
-    }
+    let r = v.repr();
     let mut out = String::with_capacity(r.len());
     for c in r.chars() {
         match c as u32 {
@@ -474,18 +469,65 @@ pub(super) fn str_format(
     kwargs: &Map<String, Value>,
     max_len: usize,
 ) -> Result<String, TemplateError> {
-    let mut auto = Some(0usize);
-    let mut manual = false;
-    expand(template, args, kwargs, max_len, &mut auto, &mut manual, 2)
+    let mut fields = Fields {
+        args,
+        kwargs,
+        next_auto: 0,
+        numbered: false,
+    };
+    expand(template, &mut fields, max_len, 2)
+}
+
+/// A `str.format` call's arguments, and how its fields have taken them
+/// (Python refuses a mix of `{}` and `{0}`).
+struct Fields<'a> {
+    args: &'a [Val<'a>],
+    kwargs: &'a Map<String, Value>,
+    /// The index the next `{}` takes: more than 0 once one was used.
+    next_auto: usize,
+    /// A numbered field (`{0}`) was used.
+    numbered: bool,
+}
+
+impl<'a> Fields<'a> {
+    /// The value a field's first part names: the next positional argument
+    /// (`{}`), one by index (`{0}`), or a keyword argument (`{name}`).
+    fn value(&mut self, first: &str) -> Result<Val<'a>, TemplateError> {
+        let i = if first.is_empty() {
+            if self.numbered {
+                return error(
+                    "cannot switch from manual field specification to automatic field numbering",
+                );
+            }
+            self.next_auto += 1;
+            self.next_auto - 1
+        } else if let Ok(i) = first.parse::<usize>() {
+            if self.next_auto > 0 {
+                return error(
+                    "cannot switch from automatic field numbering to manual field specification",
+                );
+            }
+            self.numbered = true;
+            i
+        } else {
+            return self
+                .kwargs
+                .get(first)
+                .map(Val::Json)
+                .ok_or_else(|| TemplateError::Undefined(first.to_string()));
+        };
+        self.args.get(i).copied().ok_or_else(|| {
+            TemplateError::Type(format!(
+                "Replacement index {i} out of range for positional args tuple"
+            ))
+        })
+    }
 }
 
 fn expand(
     template: &str,
-    args: &[Val<'_>],
-    kwargs: &Map<String, Value>,
+    fields: &mut Fields<'_>,
     max_len: usize,
-    auto: &mut Option<usize>,
-    manual: &mut bool,
     depth: u8,
 ) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len());
@@ -559,38 +601,7 @@ fn expand(
         // The first part of the name: an index, a keyword, or nothing.
         let first_end = name.find(['.', '[']).unwrap_or(name.len());
         let (first, mut path) = name.split_at(first_end);
-        let mut value = if first.is_empty() {
-            if *manual {
-                return error(
-                    "cannot switch from manual field specification to automatic field numbering",
-                );
-            }
-            let i = auto.get_or_insert(0);
-            let v = args.get(*i).copied().ok_or_else(|| {
-                TemplateError::Type(format!(
-                    "Replacement index {i} out of range for positional args tuple"
-                ))
-            })?;
-            *i += 1;
-            v
-        } else if let Ok(i) = first.parse::<usize>() {
-            if auto.is_some_and(|n| n > 0) {
-                return error(
-                    "cannot switch from automatic field numbering to manual field specification",
-                );
-            }
-            *manual = true;
-            args.get(i).copied().ok_or_else(|| {
-                TemplateError::Type(format!(
-                    "Replacement index {i} out of range for positional args tuple"
-                ))
-            })?
-        } else {
-            kwargs
-                .get(first)
-                .map(Val::Json)
-                .ok_or_else(|| TemplateError::Undefined(first.to_string()))?
-        };
+        let mut value = fields.value(first)?;
         while !path.is_empty() {
             if let Some(p) = path.strip_prefix('.') {
                 let e = p.find(['.', '[']).unwrap_or(p.len());
@@ -610,19 +621,12 @@ fn expand(
             }
         }
         let spec = if spec.contains('{') {
-            expand(spec, args, kwargs, max_len, auto, manual, depth - 1)?
+            expand(spec, fields, max_len, depth - 1)?
         } else {
             spec.to_string()
         };
         let text = match conversion {
-            Some('r') => {
-                let mut r = String::new();
-                match value {
-                    Val::Str(s) => push_python_str_repr(&mut r, s),
-                    Val::Json(v) => push_python_repr(&mut r, v),
-                }
-                format_value(Val::Str(&r), &spec, max_len)?
-            }
+            Some('r') => format_value(Val::Str(&value.repr()), &spec, max_len)?,
             Some('s') => format_value(Val::Str(&value.text()), &spec, max_len)?,
             Some(_) => format_value(Val::Str(&ascii_repr(value)), &spec, max_len)?,
             None => format_value(value, &spec, max_len)?,

@@ -15,10 +15,7 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use super::methods::{call_method, Method};
-use super::{
-    builtins, iter_items, number, py_int, py_len, to_value, Bound, Env, Exp, Num, TemplateError,
-    Val, V,
-};
+use super::{builtins, iter_items, to_value, Bound, Callee, Env, Exp, TemplateError, Val, V};
 
 /// The builtins whose arguments may be functions.
 const TAKE_FUNCTIONS: &[&str] = &["sorted", "min", "max", "map", "filter"];
@@ -97,21 +94,12 @@ impl<'a> Function<'a> {
                         args.len()
                     )));
                 };
-                match *name {
-                    "len" => Ok(Value::from(py_len(*one)?)),
-                    "str" => Ok(Value::String(one.text().into_owned())),
-                    "int" => py_int(*one),
-                    "abs" => match number(*one) {
-                        Some(Num::Int(n)) => super::int(n.abs()),
-                        Some(Num::Float(f)) => super::float(f.abs()),
-                        None => Err(TemplateError::Type(format!(
-                            "bad operand for abs(): {}",
-                            one.kind()
-                        ))),
-                    },
-                    _ => builtins::call(env, name, vec![to_value(*one)], Map::new())
-                        .unwrap_or_else(|| Err(TemplateError::Type(format!("{name}?")))),
-                }
+                // `len`, `str`, `int` and `abs` are the expression
+                // language's own; the others Python's builtins.
+                Callee::from_name(name)
+                    .and_then(|c| c.python(*one))
+                    .or_else(|| builtins::call(env, name, vec![to_value(*one)], Map::new()))
+                    .unwrap_or_else(|| Err(TemplateError::Type(format!("{name}?"))))
             }
         }
     }

@@ -172,13 +172,13 @@ fn split_whitespace(
             parts.push(Value::String(rest.into()));
             break;
         }
-        let cut = if from_right {
+        let at = if from_right {
             rest.rfind(char::is_whitespace)
-                .map(|i| (i, i + rest[i..].chars().next().map_or(1, char::len_utf8)))
         } else {
             rest.find(char::is_whitespace)
-                .map(|i| (i, i + rest[i..].chars().next().map_or(1, char::len_utf8)))
         };
+        // The whitespace character's start and end.
+        let cut = at.map(|i| (i, i + rest[i..].chars().next().map_or(1, char::len_utf8)));
         match cut {
             None => {
                 parts.push(Value::String(rest.into()));
@@ -226,12 +226,6 @@ pub(super) fn call_method<'a>(
     let too_long = || TemplateError::TooLarge(format!("a string over {max_len} bytes"));
     if let Some(v) = container_method(method, &base, args)? {
         return Ok(v);
-    }
-    if matches!(
-        method,
-        Method::Get | Method::Keys | Method::Values | Method::Items
-    ) {
-        return Err(wrong());
     }
     let view = base.view();
     let Some(s) = view.as_str() else {
