@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use cyclone::ioloop::IOLoop;
 use cyclone::web::{Application, CookieSecret, RequestContext, RequestHandler, XsrfCookieVersion};
+use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 
 const USAGE: &str = "http_hello: GET / answers \"Hello, world\" (Tornado's hello world);
 GET /metrics answers the loop's counters (Prometheus text format);
@@ -47,6 +48,11 @@ slashes and /slash/add... to its path with one (Tornado's @removeslash and
 @addslash; 404 for POST); /gone/... answers 410 (ErrorHandler).
 With --static-path DIR, GET /static/NAME serves DIR/NAME (StaticFileHandler;
 text files gzipped too with --compress-response).
+/members is a WebSocket for logged-in visitors only (Tornado's
+@authenticated on a WebSocketHandler whose get_current_user reads the signed
+cookie `user`): a handshake without a valid one is redirected (302) to
+/login?next=...; a member is greeted \"welcome, NAME\" and gets each message
+back as \"NAME: TEXT\".
 
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
@@ -70,6 +76,29 @@ Usage: http_hello [--port PORT] [--address ADDR]
                           the cross_origin_protection setting (Tornado 6.6)
   --trusted-origins LIST  trusted_origins, e.g. https://a.example,https://b.example
   --static-path DIR       static_path: files served under /static/";
+
+/// Tornado's `@authenticated` WebSocket: only a visitor whose signed
+/// `user` cookie checks out is upgraded.
+struct Members;
+
+impl WebSocketHandler for Members {
+    fn get_current_user(&mut self, req: &cyclone::http::Request) -> Option<String> {
+        let user = cyclone::websocket::get_secure_cookie(req, "user")?;
+        Some(String::from_utf8_lossy(&user).into_owned())
+    }
+    fn authenticated(&self) -> bool {
+        true
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let hello = format!("welcome, {}", ws.current_user().unwrap_or_default());
+        let _ = ws.write_message(hello);
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let text = msg.as_text().unwrap_or_default();
+        let line = format!("{}: {text}", ws.current_user().unwrap_or_default());
+        let _ = ws.write_message(line);
+    }
+}
 
 struct MainHandler;
 
@@ -314,6 +343,8 @@ fn main() {
         .route(r"/slash/(?:remove|add).*", || SlashHandler)
         .route(r"//.*", || SlashHandler)
         .route(r"/gone/.*", || cyclone::web::ErrorHandler::new(410))
+        .websocket("/members", |_r: &cyclone::http::Request| Members)
+        .login_url("/login")
         .compress_response(args.has("compress-response"))
         .cross_origin_protection(args.has("cross-origin-protection"))
         .trusted_origins(

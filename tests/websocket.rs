@@ -1893,6 +1893,71 @@ fn websocket_templates_see_current_user_and_the_connections_names() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Tornado's `get_current_user` in a `WebSocketHandler`: the signed
+/// `user` cookie of the handshake names the connection's user, which
+/// `open`, later callbacks and the templates see; a stranger opens as
+/// nobody on a route that does not ask for a user.
+struct Greeter;
+impl WebSocketHandler for Greeter {
+    fn get_current_user(&mut self, req: &Request) -> Option<String> {
+        let user = cyclone::websocket::get_secure_cookie(req, "user")?;
+        Some(String::from_utf8_lossy(&user).into_owned())
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let _ = ws.write_message(format!("open {:?}", ws.current_user()));
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        let html = ws
+            .render_string(
+                "member.html",
+                &serde_json::json!({"text": "hi", "room": "x"}),
+            )
+            .unwrap_or_else(|e| format!("error: {e}"));
+        let _ = ws.write_message(html);
+    }
+}
+
+#[test]
+fn get_current_user_names_the_connections_user() {
+    let dir = util::TempDir::new("ws-greeter");
+    dir.file(
+        "member.html",
+        "{% if current_user %}{{ current_user }}{% else %}anonymous{% end %} in {{ room }}: {{ text }}",
+    );
+    let templates = dir.0.clone();
+    let srv = Server::start(move || {
+        Application::builder()
+            .template_path(&templates)
+            .cookie_secret("greeter secret")
+            .websocket("/greet", |_r: &Request| Greeter)
+            .build()
+    });
+    let signed = cyclone::web::signed::create_signed_value("greeter secret", "user", b"ann<b>");
+    let forged = cyclone::web::signed::create_signed_value("another secret", "user", b"eve");
+    for (cookie, open, page) in [
+        (
+            Some(signed),
+            "open Some(\"ann<b>\")",
+            "ann&lt;b&gt; in x: hi",
+        ),
+        (Some(forged), "open None", "anonymous in x: hi"),
+        (None, "open None", "anonymous in x: hi"),
+    ] {
+        let mut req =
+            tungstenite::client::IntoClientRequest::into_client_request(srv.ws_url("/greet"))
+                .unwrap();
+        if let Some(c) = cookie {
+            req.headers_mut()
+                .insert("Cookie", format!("user=\"{c}\"").parse().unwrap());
+        }
+        let (mut ws, resp) = tungstenite::client(req, srv.connect()).expect("handshake");
+        assert_eq!(resp.status(), 101);
+        assert_eq!(ws.read().unwrap().to_text().unwrap(), open);
+        ws.send(TMsg::text("x")).unwrap();
+        assert_eq!(ws.read().unwrap().to_text().unwrap(), page);
+    }
+}
+
 #[test]
 fn websocket_handlers_render_templates_of_their_application() {
     let dir = std::env::temp_dir().join(format!("cyclone-ws-render-{}", std::process::id()));

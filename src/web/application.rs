@@ -411,6 +411,11 @@ impl ApplicationContext {
             .render_with_in(value, Some(&namespace))
     }
 
+    /// The `login_url` setting.
+    pub(crate) fn login_url(&self) -> Option<&str> {
+        self.0.settings.login_url.as_deref()
+    }
+
     /// [`Application::reverse_url`].
     pub(crate) fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
         self.0.reverse_url(name, args)

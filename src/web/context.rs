@@ -609,27 +609,7 @@ impl<'a> RequestContext<'a> {
             self.send_error(500);
             return;
         };
-        let mut url = login.to_owned();
-        if !login.contains('?') {
-            let absolute = login.split_once("://").is_some_and(|(scheme, _)| {
-                !scheme.is_empty()
-                    && scheme
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-            });
-            let next = if absolute {
-                format!(
-                    "{}://{}{}",
-                    self.request.protocol(),
-                    self.request.host().unwrap_or(""),
-                    self.request.uri()
-                )
-            } else {
-                self.request.uri().to_owned()
-            };
-            url.push_str("?next=");
-            url.push_str(&super::template::url_escape(&next));
-        }
+        let url = login_redirect_url(login, self.request);
         self.redirect(&url, false);
     }
 
@@ -1826,4 +1806,32 @@ pub(crate) fn escape_script_end(json: String) -> String {
     } else {
         json
     }
+}
+
+/// Where Tornado's `@authenticated` sends a visitor of `req` nobody knows:
+/// `login` with `?next=` and the request's URI (its full URL when `login`
+/// is absolute), or `login` alone when it has a query already.
+pub(crate) fn login_redirect_url(login: &str, req: &Request) -> String {
+    let mut url = login.to_owned();
+    if !login.contains('?') {
+        let absolute = login.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        });
+        let next = if absolute {
+            format!(
+                "{}://{}{}",
+                req.protocol(),
+                req.host().unwrap_or(""),
+                req.uri()
+            )
+        } else {
+            req.uri().to_owned()
+        };
+        url.push_str("?next=");
+        url.push_str(&super::template::url_escape(&next));
+    }
+    url
 }

@@ -3265,6 +3265,122 @@ fn trusted_origins_pass_the_websocket_origin_check() {
     ));
 }
 
+/// Tornado's `get_current_user` and `@authenticated` on a
+/// `WebSocketHandler`: the signed cookie names the user; a stranger is
+/// sent to `login_url` with `?next=` (the full URL for an absolute
+/// `login_url`), after `prepare`; without a `login_url`, 500; a route
+/// that does not ask for a user upgrades anyone.
+#[test]
+fn authenticated_websocket_routes_send_strangers_to_the_login_page() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    struct Member {
+        auth: bool,
+        log: Rc<RefCell<Vec<String>>>,
+    }
+    impl WebSocketHandler for Member {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+        fn get_current_user(&mut self, req: &Request) -> Option<String> {
+            let user = crate::websocket::get_secure_cookie(req, "user")
+                .map(|u| String::from_utf8_lossy(&u).into_owned());
+            self.log.borrow_mut().push(format!("user {user:?}"));
+            user
+        }
+        fn prepare(&mut self, req: &Request) -> Result<(), Response> {
+            self.log.borrow_mut().push("prepare".into());
+            match req.query_argument("refuse") {
+                Some(_) => Err(Response::error(403, Some("refused by prepare"))),
+                None => Ok(()),
+            }
+        }
+        fn authenticated(&self) -> bool {
+            self.auth
+        }
+    }
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let app = |login: Option<&str>| {
+        let (a, b) = (log.clone(), log.clone());
+        let mut builder = Application::builder()
+            .cookie_secret("secret")
+            .websocket("/chat", move |_| Member {
+                auth: true,
+                log: a.clone(),
+            })
+            .websocket("/open", move |_| Member {
+                auth: false,
+                log: b.clone(),
+            });
+        if let Some(login) = login {
+            builder = builder.login_url(login);
+        }
+        builder.build()
+    };
+    let upgrade = |app: &Application, target: &str, cookie: &str| {
+        let mut headers = vec![
+            ("Host", "app.example"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        if !cookie.is_empty() {
+            headers.push(("Cookie", cookie));
+        }
+        match app.dispatch(Request::synthetic("GET", target, &headers)) {
+            Reply::Upgrade(_) => (101, None),
+            Reply::Response(r) => (r.status(), r.header("Location").map(str::to_owned)),
+            Reply::Pending(_) => panic!("unexpected pending reply"),
+        }
+    };
+    let signed = crate::web::signed::create_signed_value("secret", "user", b"ann");
+    let good = format!("user=\"{signed}\"");
+    let forged = format!(
+        "user=\"{}\"",
+        crate::web::signed::create_signed_value("other secret", "user", b"ann")
+    );
+    let relative = app(Some("/login"));
+    let to_login = Some("/login?next=%2Fchat%3Froom%3D1".to_owned());
+    assert_eq!(upgrade(&relative, "/chat?room=1", &good), (101, None));
+    assert_eq!(
+        log.borrow_mut().drain(..).collect::<Vec<_>>(),
+        ["user Some(\"ann\")", "prepare"]
+    );
+    assert_eq!(
+        upgrade(&relative, "/chat?room=1", ""),
+        (302, to_login.clone())
+    );
+    assert_eq!(upgrade(&relative, "/chat?room=1", &forged), (302, to_login));
+    assert_eq!(
+        log.borrow_mut().drain(..).collect::<Vec<_>>(),
+        ["user None", "prepare", "user None", "prepare"]
+    );
+    // `prepare`'s refusal comes before the login redirect.
+    assert_eq!(upgrade(&relative, "/chat?refuse=1", ""), (403, None));
+    // A route that does not ask for a user opens for anyone.
+    assert_eq!(upgrade(&relative, "/open", ""), (101, None));
+    let absolute = app(Some("https://auth.example/login"));
+    assert_eq!(
+        upgrade(&absolute, "/chat?room=1", ""),
+        (
+            302,
+            Some(
+                "https://auth.example/login?next=http%3A%2F%2Fapp.example%2Fchat%3Froom%3D1"
+                    .to_owned()
+            )
+        )
+    );
+    // A query in login_url: nothing added.
+    let with_query = app(Some("/login?from=ws"));
+    assert_eq!(
+        upgrade(&with_query, "/chat", ""),
+        (302, Some("/login?from=ws".to_owned()))
+    );
+    assert_eq!(upgrade(&app(None), "/chat", ""), (500, None));
+    // Outside a handshake there is no secret to check a cookie with.
+    let req = Request::synthetic("GET", "/", &[("Cookie", good.as_str())]);
+    assert_eq!(crate::websocket::get_secure_cookie(&req, "user"), None);
+}
+
 /// `cx.clear()` starts the answer over, as Tornado's `clear()`: status,
 /// headers and body reset, cookies kept; ignored once finished.
 #[test]

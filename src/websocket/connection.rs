@@ -57,6 +57,8 @@ pub(crate) struct WsParts {
     pub(crate) unsent: Vec<u8>,
     pub(crate) id: ConnId,
     pub(crate) is_client: bool,
+    /// The handshake's user (`WebSocketHandler::get_current_user`).
+    pub(crate) current_user: Option<String>,
 }
 
 impl WsConn {
@@ -81,7 +83,12 @@ impl WsConn {
                     frame_tail: p.unsent.len(),
                     out_at: 0,
                     writers: Vec::new(),
-                    namespace: None,
+                    namespace: p.current_user.map(|user| {
+                        Box::new(super::core::Namespace {
+                            current_user: Some(user),
+                            values: serde_json::Map::new(),
+                        })
+                    }),
                 })
                 .filter(|r| !r.is_unused())
                 .map(Box::new),

@@ -231,10 +231,11 @@ impl<'a> WebSocket<'a> {
     }
 
     /// The logged-in user of this connection (Tornado's
-    /// `self.current_user` in a `WebSocketHandler`): what
-    /// [`set_current_user`](Self::set_current_user) set, in
-    /// [`prepare`](super::WebSocketHandler::prepare)'s stead once the
-    /// connection is open, or `None`. Templates this connection renders
+    /// `self.current_user` in a `WebSocketHandler`): what the handler's
+    /// [`get_current_user`](super::WebSocketHandler::get_current_user)
+    /// answered for the handshake, or what
+    /// [`set_current_user`](Self::set_current_user) put in its place
+    /// since, or `None`. Templates this connection renders
     /// ([`render_string`](Self::render_string)) see it as `current_user`,
     /// unless their values have that name.
     pub fn current_user(&self) -> Option<&str> {
@@ -388,12 +389,11 @@ impl<'a> WebSocket<'a> {
         if self.core.is_client {
             return None;
         }
-        let secret = crate::web::signed::secret_for(
+        super::handler::secure_cookie(
             self.core.settings.cookie_secret.as_deref(),
-            "get_secure_cookie",
+            &self.core.request,
             name,
-        )?;
-        secret.decode_signed_value(name, &self.core.request.cookie(name)?)
+        )
     }
 
     /// The subprotocol selected during the handshake.

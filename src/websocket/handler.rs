@@ -3,8 +3,10 @@
 
 use super::connection::WebSocket;
 use super::message::Message;
+use super::settings::RouteSettings;
 use crate::http::{Request, Response};
 use crate::protocol::CompressionOptions;
+use std::rc::Rc;
 
 /// Per-connection WebSocket behaviour. Only [`on_message`](Self::on_message)
 /// is required; every other method has Tornado's default.
@@ -15,13 +17,15 @@ use crate::protocol::CompressionOptions;
 ///
 /// A panic in any callback closes only that connection with 1011 and is logged.
 pub trait WebSocketHandler: 'static {
-    /// Runs first when a handshake request reaches this handler's route,
-    /// before it is checked and answered (server only): Tornado's
-    /// `prepare()`, where an application refuses the upgrade (say, to a
-    /// visitor who is not logged in: Tornado's `@authenticated`, or
-    /// `raise HTTPError(403)`). `Err(response)` is sent instead of the
-    /// `101` and the connection never opens; `Ok(())` (the default) goes on
-    /// to the handshake checks, `check_origin` and `open`.
+    /// Runs when a handshake request reaches this handler's route, after
+    /// [`get_current_user`](Self::get_current_user) and before the
+    /// request is checked and answered (server only): Tornado's
+    /// `prepare()`, where an application refuses the upgrade (`raise
+    /// HTTPError(403)`; for Tornado's `@authenticated` redirect, see
+    /// [`authenticated`](Self::authenticated)). `Err(response)` is sent
+    /// instead of the `101` and the connection never opens; `Ok(())` (the
+    /// default) goes on to `authenticated`, the handshake checks,
+    /// `check_origin` and `open`.
     ///
     /// # Errors
     /// The response to send instead of the upgrade (a 403 made with
@@ -56,6 +60,62 @@ pub trait WebSocketHandler: 'static {
     fn prepare(&mut self, req: &Request) -> Result<(), Response> {
         let _ = req;
         Ok(())
+    }
+
+    /// Who the handshake's visitor is (server only): Tornado's
+    /// `get_current_user` in a `WebSocketHandler`, usually the signed
+    /// `user` cookie, read with [`get_secure_cookie`]. Asked once per
+    /// handshake, first, before [`prepare`](Self::prepare). The answer
+    /// becomes the connection's [`WebSocket::current_user`] (so
+    /// [`open`](Self::open) and the templates the connection renders see
+    /// it), and decides [`authenticated`](Self::authenticated) routes.
+    /// `None` (the default) is nobody.
+    ///
+    /// ```
+    /// use cyclone::http::Request;
+    /// use cyclone::web::Application;
+    /// use cyclone::websocket::{get_secure_cookie, Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Chat;
+    ///
+    /// impl WebSocketHandler for Chat {
+    ///     fn get_current_user(&mut self, req: &Request) -> Option<String> {
+    ///         let user = get_secure_cookie(req, "user")?;
+    ///         Some(String::from_utf8_lossy(&user).into_owned())
+    ///     }
+    ///     // Tornado's `@tornado.web.authenticated` on `get`.
+    ///     fn authenticated(&self) -> bool {
+    ///         true
+    ///     }
+    ///     fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+    ///         let hello = format!("welcome, {}", ws.current_user().unwrap_or_default());
+    ///         let _ = ws.write_message(hello);
+    ///     }
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {}
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .cookie_secret("a long random string")
+    ///     .login_url("/login")
+    ///     .websocket("/chat", |_r: &Request| Chat)
+    ///     .build();
+    /// ```
+    fn get_current_user(&mut self, req: &Request) -> Option<String> {
+        let _ = req;
+        None
+    }
+
+    /// Whether the route takes only logged-in visitors (server only):
+    /// Tornado's `@tornado.web.authenticated` on a `WebSocketHandler`'s
+    /// `get`. When true and [`get_current_user`](Self::get_current_user)
+    /// found nobody, the handshake is answered, after
+    /// [`prepare`](Self::prepare), as Tornado answers it: a 302 to the
+    /// application's [`login_url`](crate::web::Settings::login_url) with
+    /// `?next=` and the request's URI (the full URL when `login_url` is
+    /// absolute; nothing added when it has a query), or a 500 and an error
+    /// logged without a `login_url`. The default is false.
+    fn authenticated(&self) -> bool {
+        false
     }
 
     /// The connection is open. `args` are the route's regex captures, like
@@ -165,9 +225,10 @@ pub trait WebSocketHandler: 'static {
 }
 
 thread_local! {
-    /// The application whose route's handshake is being checked, while
-    /// [`WebSocketHandler::check_origin`] runs.
-    static CHECKING_FOR: std::cell::RefCell<Option<crate::web::ApplicationContext>> =
+    /// The route whose handshake is being answered, while the handler's
+    /// handshake methods run (`get_current_user`, `prepare`,
+    /// `check_origin`, ...).
+    static HANDSHAKE: std::cell::RefCell<Option<Rc<RouteSettings>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -176,8 +237,7 @@ thread_local! {
 /// 6.6's `RequestHandler.check_trusted_origin`, for a
 /// [`check_origin`](WebSocketHandler::check_origin) override to call.
 /// Exact matches only (scheme, host and port). Meaningful while the loop
-/// asks `check_origin` about a handshake on an application's route; false
-/// anywhere else.
+/// answers a handshake on an application's route; false anywhere else.
 ///
 /// ```
 /// use cyclone::http::Request;
@@ -193,27 +253,54 @@ thread_local! {
 /// }
 /// ```
 pub fn check_trusted_origin(origin: &str) -> bool {
-    CHECKING_FOR.with(|app| {
-        app.borrow()
+    HANDSHAKE.with(|route| {
+        route
+            .borrow()
             .as_ref()
+            .and_then(|r| r.app.as_ref())
             .is_some_and(|app| app.trusts_origin(origin))
     })
 }
 
-/// Runs `f` (the handler's `check_origin`) with `app` as the application
-/// [`check_trusted_origin`] consults; restored afterwards, panic or not.
-pub(crate) fn checking_origin_for<R>(
-    app: Option<&crate::web::ApplicationContext>,
-    f: impl FnOnce() -> R,
-) -> R {
-    struct Restore(Option<crate::web::ApplicationContext>);
+/// The signed cookie `name` of the handshake request `req`, checked with
+/// the route's `cookie_secret` (the application's
+/// [`cookie_secret`](crate::web::Settings::cookie_secret), or
+/// [`WebSocketSettings::cookie_secret`](super::WebSocketSettings::cookie_secret)):
+/// Tornado's `self.get_secure_cookie(name)` in a `WebSocketHandler`'s
+/// [`get_current_user`](WebSocketHandler::get_current_user) or
+/// [`prepare`](WebSocketHandler::prepare), which run before the
+/// connection (and its [`WebSocket::get_secure_cookie`]) exists. `None`
+/// for a missing, forged, altered or expired (31 days) cookie; without a
+/// secret, `None` and an error logged. Meaningful while the loop answers
+/// a handshake; `None` anywhere else.
+#[doc(alias = "get_signed_cookie")]
+pub fn get_secure_cookie(req: &Request, name: &str) -> Option<Vec<u8>> {
+    let secret = HANDSHAKE.with(|route| route.borrow().as_ref()?.cookie_secret.clone());
+    secure_cookie(secret.as_deref(), req, name)
+}
+
+/// The signed cookie `name` of `req` under `secret` (logged when missing).
+pub(super) fn secure_cookie(
+    secret: Option<&crate::web::signed::CookieSecret>,
+    req: &Request,
+    name: &str,
+) -> Option<Vec<u8>> {
+    let secret = crate::web::signed::secret_for(secret, "get_secure_cookie", name)?;
+    secret.decode_signed_value(name, &req.cookie(name)?)
+}
+
+/// Runs `f` (the answer to a handshake on `route`) with `route` as the
+/// one [`check_trusted_origin`] and [`get_secure_cookie`] consult;
+/// restored afterwards, panic or not.
+pub(crate) fn answering_handshake_on<R>(route: &Rc<RouteSettings>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Rc<RouteSettings>>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let previous = self.0.take();
-            CHECKING_FOR.with(|app| *app.borrow_mut() = previous);
+            HANDSHAKE.with(|route| *route.borrow_mut() = previous);
         }
     }
-    let previous = CHECKING_FOR.with(|slot| slot.replace(app.cloned()));
+    let previous = HANDSHAKE.with(|slot| slot.replace(Some(Rc::clone(route))));
     let _restore = Restore(previous);
     f()
 }

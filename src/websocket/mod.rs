@@ -20,7 +20,7 @@ pub use client::{
 };
 pub use connection::{broadcast, close_connection, write_to, WebSocket};
 pub use context::{PingError, MAX_PING_PAYLOAD};
-pub use handler::{check_trusted_origin, WebSocketHandler};
+pub use handler::{check_trusted_origin, get_secure_cookie, WebSocketHandler};
 pub use message::{CloseReason, Message, WebSocketClosedError};
 pub use server::accept;
 pub use settings::{SlowConsumerPolicy, WebSocketSettings};

@@ -37,19 +37,32 @@ pub(crate) fn accept_routed(
     req: Request,
     args: Vec<String>,
     kwargs: Vec<(String, String)>,
+    handler: Box<dyn WebSocketHandler>,
+    settings: Rc<RouteSettings>,
+) -> Reply {
+    let route = Rc::clone(&settings);
+    super::handler::answering_handshake_on(&route, || answer(req, args, kwargs, handler, settings))
+}
+
+/// [`accept_routed`], with the route in scope for the handler's methods.
+fn answer(
+    req: Request,
+    args: Vec<String>,
+    kwargs: Vec<(String, String)>,
     mut handler: Box<dyn WebSocketHandler>,
     settings: Rc<RouteSettings>,
 ) -> Reply {
-    // The handler's own refusal (Tornado's `prepare`) comes first. A panic
-    // there is the handler's bug: the HTTP layer answers 500.
+    // Tornado's order: `get_current_user` (lazy there, asked by
+    // `prepare` or `@authenticated`), the handler's own refusal
+    // (`prepare`), then `@authenticated` on `get`. A panic in any of them
+    // is the handler's bug: the HTTP layer answers 500.
+    let current_user = handler.get_current_user(&req);
     if let Err(resp) = handler.prepare(&req) {
-        let status = resp.status();
-        log::debug!("WebSocket handshake refused by prepare ({status})");
-        // Counted by the status answered, as the checks' refusals are.
-        if let Some(c) = crate::ioloop::Counter::for_handshake_status(status) {
-            crate::ioloop::IOLoop::current().count(c, 1);
-        }
-        return Reply::Response(resp);
+        log::debug!("WebSocket handshake refused by prepare ({})", resp.status());
+        return refused(resp);
+    }
+    if current_user.is_none() && req.method() == "GET" && handler.authenticated() {
+        return refused(login_redirect(&req, &settings));
     }
     match prepare(&req, handler.as_ref(), &settings) {
         Ok((accept, subprotocol, deflate, ext_header)) => Reply::Upgrade(Box::new(ServerUpgrade {
@@ -62,18 +75,43 @@ pub(crate) fn accept_routed(
             args,
             kwargs,
             request: req,
+            current_user,
         })),
         Err(e) => {
             let status = e.status();
             log::debug!("WebSocket handshake refused ({status}): {e}");
-            if let Some(c) = crate::ioloop::Counter::for_handshake_status(status) {
-                crate::ioloop::IOLoop::current().count(c, 1);
-            }
             let mut resp = Response::error(status, Some(&e.to_string()));
             if status == 426 {
                 resp.set_header("Sec-WebSocket-Version", "13");
             }
-            Reply::Response(resp)
+            refused(resp)
+        }
+    }
+}
+
+/// `resp` instead of the upgrade, counted by its status.
+fn refused(resp: Response) -> Reply {
+    if let Some(c) = crate::ioloop::Counter::for_handshake_status(resp.status()) {
+        crate::ioloop::IOLoop::current().count(c, 1);
+    }
+    Reply::Response(resp)
+}
+
+/// Tornado's `@authenticated` for a visitor nobody knows: a 302 to the
+/// application's `login_url` with `?next=`, or a 500 without one.
+fn login_redirect(req: &Request, settings: &RouteSettings) -> Response {
+    match settings.app.as_ref().and_then(|app| app.login_url()) {
+        Some(login) => {
+            let mut resp = Response::new(302);
+            resp.set_header("Location", crate::web::login_redirect_url(login, req));
+            resp
+        }
+        None => {
+            log::error!(
+                "the authenticated WebSocket route {} needs the login_url setting",
+                req.uri()
+            );
+            Response::error(500, None)
         }
     }
 }
@@ -97,10 +135,9 @@ fn prepare(
     let up = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())?;
     if let Some(origin) = up.origin {
         // The default `check_origin` accepts the application's
-        // `trusted_origins` (Tornado 6.6): it finds them through this scope.
-        let allowed = super::handler::checking_origin_for(settings.app.as_ref(), || {
-            handler.check_origin(origin, req)
-        });
+        // `trusted_origins` (Tornado 6.6): it finds them through the
+        // handshake's scope (`answering_handshake_on`).
+        let allowed = handler.check_origin(origin, req);
         if !allowed {
             return Err(HandshakeError::OriginRejected);
         }
@@ -138,6 +175,8 @@ struct ServerUpgrade {
     args: Vec<String>,
     kwargs: Vec<(String, String)>,
     request: Request,
+    /// What `get_current_user` answered.
+    current_user: Option<String>,
 }
 
 impl Upgrade for ServerUpgrade {
@@ -193,6 +232,7 @@ impl Upgrade for ServerUpgrade {
                 unsent,
                 id,
                 is_client: false,
+                current_user: s.current_user,
             },
         ))
     }

@@ -348,6 +348,7 @@ impl ClientHandshake {
                 unsent: Vec::new(),
                 id,
                 is_client: true,
+                current_user: None,
             },
         );
         log::debug!(

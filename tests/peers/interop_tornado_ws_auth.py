@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Logged-in WebSockets between Tornado and cyclone: `http_hello --cookie-secret SECRET`'s
+/members against a Tornado application in this process with the same handler
+(`get_current_user` reading the signed cookie `user`, `@tornado.web.authenticated` on `get`)
+and the same `login_url`.
+
+    .venv/bin/python tests/peers/interop_tornado_ws_auth.py --server target/release/examples/http_hello
+
+Each handshake of a grid of cookies (none, Tornado-signed versions 2 and 1, unicode, expired,
+forged, another cookie's, unsigned) and paths (with and without a query) gets the same answer
+from both servers, seen by Tornado's `websocket_connect`: the status and `Location` of the
+redirect to the login page, or an upgrade, the greeting and the echo of one message.
+Prints `N passed, N failed`; exits 1 on any failure.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import shlex
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+
+import tornado.httpclient  # noqa: E402
+import tornado.web  # noqa: E402
+import tornado.websocket  # noqa: E402
+from tornado.web import create_signed_value  # noqa: E402
+
+SECRET = "interop ws auth secret"
+LOGIN = "/login"
+
+
+class Members(tornado.websocket.WebSocketHandler):
+    """What http_hello's /members does."""
+
+    def get_current_user(self):
+        user = self.get_secure_cookie("user")
+        return user.decode("utf-8", "replace") if user is not None else None
+
+    @tornado.web.authenticated
+    def get(self, *args, **kwargs):
+        return super().get(*args, **kwargs)
+
+    def open(self):
+        self.write_message(f"welcome, {self.current_user}")
+
+    def on_message(self, message):
+        self.write_message(f"{self.current_user}: {message}")
+
+
+def signed(value, **kw):
+    return create_signed_value(SECRET, "user", value, **kw).decode()
+
+
+COOKIES = {
+    "no cookie": None,
+    "a version 2 cookie": signed("ann"),
+    "a version 1 cookie": signed("bob", version=1),
+    "a unicode name": signed("Zoë 🌀"),
+    "an expired cookie (40 days)": signed("old", clock=lambda: time.time() - 40 * 86400),
+    "another secret's cookie": create_signed_value("another secret", "user", "eve").decode(),
+    "another cookie's value": create_signed_value(SECRET, "mycookie", "eve").decode(),
+    "an unsigned value": "ann",
+}
+PATHS = ["/members", "/members?room=1&x=%2F"]
+
+
+async def outcome(port, path, cookie):
+    """What a handshake gets: ("redirect", status, Location) or ("open", greeting, echo)."""
+    headers = {"Cookie": f'user="{cookie}"'} if cookie is not None else {}
+    req = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{port}{path}", headers=headers,
+                                         follow_redirects=False, request_timeout=10)
+    try:
+        conn = await tornado.websocket.websocket_connect(req)
+    except tornado.httpclient.HTTPClientError as exc:
+        location = exc.response.headers.get("Location") if exc.response is not None else None
+        return ("refused", exc.code, location)
+    try:
+        greeting = await asyncio.wait_for(conn.read_message(), 10)
+        conn.write_message("hi")
+        echo = await asyncio.wait_for(conn.read_message(), 10)
+        return ("open", greeting, echo)
+    finally:
+        conn.close()
+
+
+async def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--server", required=True, help="http_hello command")
+    ap.add_argument("--logdir", default="target/interop")
+    args = ap.parse_args()
+    os.makedirs(args.logdir, exist_ok=True)
+    logging.getLogger("tornado").setLevel(logging.CRITICAL)
+    checks = Checks("tornado @authenticated WebSocket <-> http_hello /members")
+    log = os.path.join(args.logdir, "http_hello_members.log")
+    try:
+        server = Server(shlex.split(args.server), ["--cookie-secret", SECRET], logfile=log)
+    except RuntimeError as exc:
+        checks.fail("start http_hello", str(exc))
+        return checks.finish()
+    app = tornado.web.Application([(r"/members", Members)], cookie_secret=SECRET,
+                                  login_url=LOGIN)
+    tornado_port = free_port()
+    tornado_server = app.listen(tornado_port, address="127.0.0.1")
+    seen = set()
+    try:
+        for what, cookie in COOKIES.items():
+            for path in PATHS:
+                async def same(path=path, cookie=cookie):
+                    t = await outcome(tornado_port, path, cookie)
+                    c = await outcome(server.port, path, cookie)
+                    seen.add(t[0])
+                    if t[0] == "refused":
+                        assert t[1] == 302 and t[2].startswith(LOGIN + "?next=%2Fmembers"), t
+                    assert c == t, f"\n  tornado: {t!r}\n  cyclone: {c!r}"
+
+                await checks.run(f"{what} on {path}: Tornado's answer", same)
+
+        async def both_outcomes():
+            assert seen == {"open", "refused"}, seen
+
+        await checks.run("the grid saw upgrades and redirects both", both_outcomes)
+        check_alive(checks, server, "http_hello", log)
+    finally:
+        server.stop()
+        tornado_server.stop()
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    run_main(main)
