@@ -499,7 +499,7 @@ pub(crate) fn push_html_escaped(out: &mut String, s: &str) {
             '>' => "&gt;",
             '&' => "&amp;",
             '"' => "&quot;",
-            '\'' => "&#39;",
+            '\'' => "&#x27;",
             _ => continue,
         };
         out.push_str(&s[last..i]);

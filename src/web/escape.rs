@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::template::expr::{Options, Permitted};
 
-/// `xhtml_escape`: `& < > " '` as `&amp; &lt; &gt; &quot; &#39;` (Tornado
-/// before 6.4 wrote `'` so; 6.4 writes `&#x27;`, the same character).
+/// `xhtml_escape`: `& < > " '` as `&amp; &lt; &gt; &quot; &#x27;`, as
+/// Tornado 6.4 and later write them (Python's `html.escape`; Tornado
+/// before 6.4 wrote `'` as `&#39;`, the same character).
 pub fn xhtml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     super::template::push_escaped(&mut out, text);
@@ -104,7 +105,7 @@ mod tests {
     fn the_functions_templates_use() {
         assert_eq!(
             xhtml_escape("<a href='x'>&</a>"),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+            "&lt;a href=&#x27;x&#x27;&gt;&amp;&lt;/a&gt;"
         );
         assert_eq!(url_escape("a b/é", true), "a+b%2F%C3%A9");
         assert_eq!(url_escape("a b/é", false), "a%20b/%C3%A9");
