@@ -48,6 +48,9 @@ slashes and /slash/add... to its path with one (Tornado's @removeslash and
 @addslash; 404 for POST); /gone/... answers 410 (ErrorHandler).
 With --static-path DIR, GET /static/NAME serves DIR/NAME (StaticFileHandler;
 text files gzipped too with --compress-response).
+/ws is a WebSocket echo with the default check_origin (Tornado 6.6's: pages
+of this host and of --trusted-origins); /ws/picky's check_origin accepts
+https://friend.example alone.
 /members is a WebSocket for logged-in visitors only (Tornado's
 @authenticated on a WebSocketHandler whose get_current_user reads the signed
 cookie `user`): a handshake without a valid one is redirected (302) to
@@ -97,6 +100,25 @@ impl WebSocketHandler for Members {
         let text = msg.as_text().unwrap_or_default();
         let line = format!("{}: {text}", ws.current_user().unwrap_or_default());
         let _ = ws.write_message(line);
+    }
+}
+
+/// An echo; `picky`: its `check_origin` accepts one origin, not even
+/// the application's trusted ones.
+struct Echo {
+    picky: bool,
+}
+
+impl WebSocketHandler for Echo {
+    fn check_origin(&self, origin: &str, _req: &cyclone::http::Request) -> bool {
+        if self.picky {
+            origin == "https://friend.example"
+        } else {
+            cyclone::websocket::check_trusted_origin(origin)
+        }
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = ws.write_message(msg);
     }
 }
 
@@ -344,6 +366,10 @@ fn main() {
         .route(r"//.*", || SlashHandler)
         .route(r"/gone/.*", || cyclone::web::ErrorHandler::new(410))
         .websocket("/members", |_r: &cyclone::http::Request| Members)
+        .websocket("/ws", |_r: &cyclone::http::Request| Echo { picky: false })
+        .websocket("/ws/picky", |_r: &cyclone::http::Request| Echo {
+            picky: true,
+        })
         .login_url("/login")
         .compress_response(args.has("compress-response"))
         .cross_origin_protection(args.has("cross-origin-protection"))

@@ -135,11 +135,10 @@ pub struct Settings {
     /// [`trusted_origins`](Self::trusted_origins)). Requests without
     /// `Origin` or `Sec-Fetch-Site` (clients other than browsers) pass.
     /// The XSRF protection of modern browsers without a token in every
-    /// form. WebSocket handshakes are not concerned: they keep
+    /// form. WebSocket handshakes go through the same algorithm whatever
+    /// this setting says, as in Tornado 6.6, with the handler's
     /// [`check_origin`](crate::websocket::WebSocketHandler::check_origin)
-    /// (which, as Tornado 6.6's, also lets a same-origin `Sec-Fetch-Site`
-    /// through, and before which the origins of `trusted_origins` are
-    /// accepted). Default `false`.
+    /// deciding the origins that look cross-origin. Default `false`.
     pub cross_origin_protection: bool,
     /// `trusted_origins`: the origins (`https://app.example.com`) whose
     /// cross-origin requests [`cross_origin_protection`](Self::cross_origin_protection)

@@ -3265,6 +3265,86 @@ fn trusted_origins_pass_the_websocket_origin_check() {
     ));
 }
 
+/// Tornado 6.6's rule for WebSocket origins: `Sec-Fetch-Site:
+/// same-origin`/`none` pass without asking `check_origin`; without
+/// `Sec-Fetch-Site`, no `Origin` or an `Origin` matching `Host` passes
+/// (for an override too), any other is asked; `cross-site`/`same-site`
+/// are asked, and refused without an `Origin`.
+#[test]
+fn websocket_origins_follow_tornado_6_6() {
+    struct Default;
+    impl WebSocketHandler for Default {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    }
+    struct Nobody;
+    impl WebSocketHandler for Nobody {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+        fn check_origin(&self, _: &str, _: &Request) -> bool {
+            false
+        }
+    }
+    struct Anybody;
+    impl WebSocketHandler for Anybody {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+        fn check_origin(&self, _: &str, _: &Request) -> bool {
+            true
+        }
+    }
+    let app = Application::builder()
+        .websocket("/default", |_| Default)
+        .websocket("/nobody", |_| Nobody)
+        .websocket("/anybody", |_| Anybody)
+        .trusted_origins(["https://trusted.example"])
+        .build();
+    let status = |path: &str, site: Option<&str>, origin: Option<&str>| {
+        let mut headers = vec![
+            ("Host", "app.example"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        headers.extend(site.map(|s| ("Sec-Fetch-Site", s)));
+        headers.extend(origin.map(|o| ("Origin", o)));
+        match app.dispatch(Request::synthetic("GET", path, &headers)) {
+            Reply::Upgrade(_) => 101,
+            Reply::Response(r) => r.status(),
+            Reply::Pending(_) => panic!("unexpected pending reply"),
+        }
+    };
+    let own = Some("http://app.example");
+    let evil = Some("https://evil.example");
+    let trusted = Some("https://trusted.example");
+    for (path, site, origin, want) in [
+        // The browser's word: nobody asked.
+        ("/nobody", Some("same-origin"), evil, 101),
+        ("/nobody", Some("none"), None, 101),
+        ("/default", Some("same-origin"), evil, 101),
+        // No Sec-Fetch-Site: Origin against Host first, then the check.
+        ("/nobody", None, None, 101),
+        ("/nobody", None, own, 101),
+        ("/nobody", None, trusted, 403),
+        ("/default", None, own, 101),
+        ("/default", None, trusted, 101),
+        ("/default", None, evil, 403),
+        ("/anybody", None, evil, 101),
+        // A browser that says cross-site or same-site: only the check.
+        ("/default", Some("cross-site"), own, 403),
+        ("/default", Some("same-site"), trusted, 101),
+        ("/default", Some("cross-site"), evil, 403),
+        ("/anybody", Some("cross-site"), evil, 101),
+        ("/anybody", Some("cross-site"), None, 403),
+        ("/anybody", Some("Same-Origin"), None, 403),
+        ("/nobody", Some("same-site"), own, 403),
+    ] {
+        assert_eq!(
+            status(path, site, origin),
+            want,
+            "{path} {site:?} {origin:?}"
+        );
+    }
+}
+
 /// Tornado's `get_current_user` and `@authenticated` on a
 /// `WebSocketHandler`: the signed cookie names the user; a stranger is
 /// sent to `login_url` with `?next=` (the full URL for an absolute

@@ -133,14 +133,15 @@ fn prepare(
     settings: &RouteSettings,
 ) -> Result<Prepared, HandshakeError> {
     let up = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())?;
-    if let Some(origin) = up.origin {
-        // The default `check_origin` accepts the application's
-        // `trusted_origins` (Tornado 6.6): it finds them through the
-        // handshake's scope (`answering_handshake_on`).
-        let allowed = handler.check_origin(origin, req);
-        if !allowed {
-            return Err(HandshakeError::OriginRejected);
-        }
+    // Tornado 6.6's cross-origin rule, `check_origin` deciding what looks
+    // cross-origin. The default `check_origin` accepts the application's
+    // `trusted_origins`: it finds them through the handshake's scope
+    // (`answering_handshake_on`).
+    if let Some(why) =
+        crate::web::check_cross_origin(req, |origin| handler.check_origin(origin, req))
+    {
+        log::debug!("WebSocket handshake from another origin: {why}");
+        return Err(HandshakeError::OriginRejected);
     }
     let subprotocol = if up.protocols.is_empty() {
         None

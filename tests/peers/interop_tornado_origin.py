@@ -9,6 +9,9 @@ Every request of a grid gets the same status (200 or 403) from both servers: GET
 with `Sec-Fetch-Site` absent, `same-origin`, `none`, `same-site`, `cross-site` and odd values,
 `Origin` absent, the `Host`'s own (in other cases, with a path), other hosts, schemes and ports,
 a trusted origin, `null`, with user info, without a scheme, and two spellings of `Host`.
+The same grid of WebSocket handshakes gets the same status (101 or 403) from http_hello's /ws
+(the default `check_origin`) and /ws/picky (an override that accepts https://friend.example
+alone) as from Tornado `WebSocketHandler`s with the same `check_origin`s.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
@@ -17,6 +20,7 @@ import asyncio
 import logging
 import os
 import shlex
+import socket
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -24,6 +28,7 @@ sys.path.insert(0, HERE)
 from peerlib import Checks, Server, check_alive, free_port, http_request, run_main  # noqa: E402
 
 import tornado.web  # noqa: E402
+import tornado.websocket  # noqa: E402
 
 TRUSTED = ["https://trusted.example", "null"]
 
@@ -31,6 +36,7 @@ SITES = [None, "same-origin", "none", "same-site", "cross-site", "Same-Origin", 
          "cross-site, same-origin"]
 ORIGINS = [None, "http://app.example:8080", "HTTP://APP.EXAMPLE:8080", "http://app.example:8080/",
            "http://app.example", "https://app.example:8080", "https://trusted.example",
+           "https://friend.example",
            "https://trusted.example/", "null", "http://evil.example", "http://user@app.example:8080",
            "app.example:8080"]
 HOSTS = ["app.example:8080", "APP.example:8080"]
@@ -45,6 +51,39 @@ class Form(tornado.web.RequestHandler):
     def post(self):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.write("posted: " + self.get_argument("message", ""))
+
+
+class Echo(tornado.websocket.WebSocketHandler):
+    """http_hello's /ws: the default check_origin."""
+
+    def on_message(self, message):
+        self.write_message(message)
+
+
+class PickyEcho(Echo):
+    """http_hello's /ws/picky."""
+
+    def check_origin(self, origin):
+        return origin == "https://friend.example"
+
+
+def handshake_status(port, path, site, origin, host):
+    """The status a WebSocket handshake to PATH gets (101 for an upgrade)."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
+    if site is not None:
+        lines.append(f"Sec-Fetch-Site: {site}")
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    return int(head.split(b" ", 2)[1])
 
 
 def status_of(port, method, site, origin, host):
@@ -78,8 +117,8 @@ async def main():
     except RuntimeError as exc:
         checks.fail("start http_hello --cross-origin-protection", str(exc))
         return checks.finish()
-    app = tornado.web.Application([(r"/form", Form)], cross_origin_protection=True,
-                                  trusted_origins=TRUSTED)
+    app = tornado.web.Application([(r"/form", Form), (r"/ws", Echo), (r"/ws/picky", PickyEcho)],
+                                  cross_origin_protection=True, trusted_origins=TRUSTED)
     tornado_port = free_port()
     tornado_server = app.listen(tornado_port, address="127.0.0.1")
     try:
@@ -102,6 +141,38 @@ async def main():
 
                 await checks.run(f"{method} with Sec-Fetch-Site {site!r}: Tornado's status for "
                                  f"{len(ORIGINS)} origins x {len(HOSTS)} hosts", same)
+
+        for path in ("/ws", "/ws/picky"):
+            for site in SITES:
+                async def same_handshake(path=path, site=site):
+                    differ, seen = [], set()
+                    for origin in ORIGINS:
+                        for host in HOSTS:
+                            c = await loop.run_in_executor(
+                                None, handshake_status, server.port, path, site, origin, host)
+                            t = await loop.run_in_executor(
+                                None, handshake_status, tornado_port, path, site, origin, host)
+                            seen.add(t)
+                            if c != t:
+                                differ.append(f"Origin {origin!r}, Host {host}: cyclone {c}, "
+                                              f"tornado {t}")
+                    assert not differ, "; ".join(differ)
+
+                await checks.run(f"WebSocket {path} with Sec-Fetch-Site {site!r}: Tornado's status "
+                                 f"for {len(ORIGINS)} origins x {len(HOSTS)} hosts", same_handshake)
+
+        async def ws_outcomes():
+            got = {}
+            for path in ("/ws", "/ws/picky"):
+                for origin in (TRUSTED[0], "https://friend.example"):
+                    got[path, origin] = await loop.run_in_executor(
+                        None, handshake_status, server.port, path, "cross-site", origin, HOSTS[0])
+            want = {("/ws", TRUSTED[0]): 101, ("/ws", "https://friend.example"): 403,
+                    ("/ws/picky", TRUSTED[0]): 403, ("/ws/picky", "https://friend.example"): 101}
+            assert got == want, got
+
+        await checks.run("a cross-site handshake: /ws takes the trusted origin, /ws/picky its own",
+                         ws_outcomes)
 
         async def both_outcomes():
             refused = await loop.run_in_executor(
