@@ -1996,17 +1996,24 @@ fn websocket_handlers_render_templates_of_their_application() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Answers each message with its handshake's locale and the message
-/// rendered in it, then in French (`render_string_in`).
+/// Answers each message with its connection's locale (the `lang`
+/// cookie's, Tornado's `get_user_locale`, else the browser's), the
+/// browser's, and the message rendered in the first, then in French
+/// (`render_string_in`).
 struct Localized;
 impl WebSocketHandler for Localized {
+    fn get_user_locale(&mut self, req: &Request) -> Option<cyclone::locale::Locale> {
+        let code = req.cookie("lang")?;
+        Some(cyclone::locale::Locale::get_closest(&[&code]))
+    }
     fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
         let locale = ws.locale();
         let fr = cyclone::locale::Locale::get_closest(&["fr"]);
         let value = serde_json::json!({"n": 2});
         let out = format!(
-            "{}|{}|{}",
+            "{}|{}|{}|{}",
             locale.code(),
+            ws.get_browser_locale().code(),
             ws.render_string("t.html", &value)
                 .unwrap_or_else(|e| e.to_string()),
             ws.render_string_in(&fr, "t.html", &value)
@@ -2040,21 +2047,33 @@ fn websocket_handlers_translate_in_the_handshakes_locale() {
             .websocket("/ws", |_r: &Request| Localized)
             .build()
     });
-    let talk = |accept: Option<&str>| {
+    let talk = |accept: Option<&str>, lang: Option<&str>| {
         use tungstenite::client::IntoClientRequest;
         let mut req = srv.ws_url("/ws").into_client_request().unwrap();
         if let Some(a) = accept {
             req.headers_mut()
                 .insert("Accept-Language", a.parse().unwrap());
         }
+        if let Some(l) = lang {
+            req.headers_mut()
+                .insert("Cookie", format!("lang={l}").parse().unwrap());
+        }
         let (mut ws, _) = tungstenite::client(req, srv.connect()).expect("handshake");
         ws.send(TMsg::text("?")).unwrap();
         ws.read().unwrap().into_text().unwrap().to_string()
     };
     assert_eq!(
-        talk(Some("de, es-MX;q=0.9")),
-        "es|es vía 2 archivos|fr par 2 files"
+        talk(Some("de, es-MX;q=0.9"), None),
+        "es|es|es vía 2 archivos|fr par 2 files"
     );
-    assert_eq!(talk(None), "en_US|en_US via 2 files|fr par 2 files");
+    assert_eq!(
+        talk(None, None),
+        "en_US|en_US|en_US via 2 files|fr par 2 files"
+    );
+    // The user's choice wins over the browser's.
+    assert_eq!(
+        talk(Some("es"), Some("fr")),
+        "fr|es|fr par 2 files|fr par 2 files"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

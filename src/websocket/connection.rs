@@ -57,8 +57,9 @@ pub(crate) struct WsParts {
     pub(crate) unsent: Vec<u8>,
     pub(crate) id: ConnId,
     pub(crate) is_client: bool,
-    /// The handshake's user (`WebSocketHandler::get_current_user`).
-    pub(crate) current_user: Option<String>,
+    /// The handshake's user and locale (`WebSocketHandler::get_current_user`
+    /// and `get_user_locale`).
+    pub(crate) namespace: Option<Box<super::core::Namespace>>,
 }
 
 impl WsConn {
@@ -83,12 +84,7 @@ impl WsConn {
                     frame_tail: p.unsent.len(),
                     out_at: 0,
                     writers: Vec::new(),
-                    namespace: p.current_user.map(|user| {
-                        Box::new(super::core::Namespace {
-                            current_user: Some(user),
-                            values: serde_json::Map::new(),
-                        })
-                    }),
+                    namespace: p.namespace,
                 })
                 .filter(|r| !r.is_unused())
                 .map(Box::new),

@@ -312,20 +312,35 @@ impl<'a> WebSocket<'a> {
     /// keeps no allocation it does not need).
     fn drop_empty_namespace(&mut self) {
         if let Some(r) = self.core.rare.as_mut() {
-            if r.namespace
-                .as_ref()
-                .is_some_and(|n| n.current_user.is_none() && n.values.is_empty())
-            {
+            if r.namespace.as_ref().is_some_and(|n| n.is_empty()) {
                 r.namespace = None;
             }
         }
     }
 
-    /// The supported locale closest to the handshake's `Accept-Language`
-    /// (Tornado's `self.locale` in a `WebSocketHandler` without a
-    /// `get_user_locale`): see [`cyclone::locale`](crate::locale). Made
-    /// afresh on each call; keep it in the handler to reuse it.
+    /// The connection's locale (Tornado's `self.locale` in a
+    /// `WebSocketHandler`): what the handler's
+    /// [`get_user_locale`](super::WebSocketHandler::get_user_locale)
+    /// chose at the handshake, else the browser's
+    /// ([`get_browser_locale`](Self::get_browser_locale)); see
+    /// [`cyclone::locale`](crate::locale). Templates this connection
+    /// renders ([`render_string`](Self::render_string)) are in it.
     pub fn locale(&self) -> crate::locale::Locale {
+        let chosen = self
+            .core
+            .rare
+            .as_ref()
+            .and_then(|r| r.namespace.as_ref()?.locale.as_ref());
+        match chosen {
+            Some(locale) => locale.clone(),
+            None => self.get_browser_locale(),
+        }
+    }
+
+    /// The supported locale closest to the handshake's `Accept-Language`
+    /// (Tornado's `get_browser_locale`), or the default locale. Made
+    /// afresh on each call; keep it in the handler to reuse it.
+    pub fn get_browser_locale(&self) -> crate::locale::Locale {
         crate::locale::Locale::from_accept_language(
             self.core.request.header("Accept-Language"),
             crate::locale::DEFAULT_LOCALE,

@@ -293,11 +293,36 @@ pub(super) struct Rare {
     pub(super) namespace: Option<Box<Namespace>>,
 }
 
-/// What a handler added to its connection's templates.
+/// Who the connection's user is, and what a handler added to its
+/// connection's templates.
 #[derive(Default)]
-pub(super) struct Namespace {
+pub(crate) struct Namespace {
     pub(super) current_user: Option<String>,
+    /// What `WebSocketHandler::get_user_locale` chose.
+    pub(super) locale: Option<crate::locale::Locale>,
     pub(super) values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Namespace {
+    /// What the handshake's `get_current_user` and `get_user_locale`
+    /// found; no box when they found nothing.
+    pub(super) fn of_handshake(
+        current_user: Option<String>,
+        locale: Option<crate::locale::Locale>,
+    ) -> Option<Box<Namespace>> {
+        (current_user.is_some() || locale.is_some()).then(|| {
+            Box::new(Namespace {
+                current_user,
+                locale,
+                values: serde_json::Map::new(),
+            })
+        })
+    }
+
+    /// Nothing kept: the box can go.
+    pub(super) fn is_empty(&self) -> bool {
+        self.current_user.is_none() && self.locale.is_none() && self.values.is_empty()
+    }
 }
 
 impl Rare {

@@ -105,6 +105,37 @@ pub trait WebSocketHandler: 'static {
         None
     }
 
+    /// The locale chosen for the handshake's visitor (server only):
+    /// Tornado's `get_user_locale` in a `WebSocketHandler`, e.g. from a
+    /// setting stored with their account or a cookie. Asked once per
+    /// handshake, after [`get_current_user`](Self::get_current_user) and
+    /// before [`prepare`](Self::prepare); the answer is the connection's
+    /// [`WebSocket::locale`], the one its templates are rendered in.
+    /// Default: `None`, for the browser's `Accept-Language`
+    /// ([`WebSocket::get_browser_locale`]).
+    ///
+    /// ```
+    /// use cyclone::http::Request;
+    /// use cyclone::locale::Locale;
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Chat;
+    /// impl WebSocketHandler for Chat {
+    ///     fn get_user_locale(&mut self, req: &Request) -> Option<Locale> {
+    ///         let code = req.cookie("lang")?;
+    ///         Some(Locale::get_closest(&[&code]))
+    ///     }
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+    ///         let hello = ws.locale().translate("Hello").to_owned();
+    ///         let _ = ws.write_message(hello);
+    ///     }
+    /// }
+    /// ```
+    fn get_user_locale(&mut self, req: &Request) -> Option<crate::locale::Locale> {
+        let _ = req;
+        None
+    }
+
     /// Whether the route takes only logged-in visitors (server only):
     /// Tornado's `@tornado.web.authenticated` on a `WebSocketHandler`'s
     /// `get`. When true and [`get_current_user`](Self::get_current_user)

@@ -52,11 +52,12 @@ fn answer(
     mut handler: Box<dyn WebSocketHandler>,
     settings: Rc<RouteSettings>,
 ) -> Reply {
-    // Tornado's order: `get_current_user` (lazy there, asked by
-    // `prepare` or `@authenticated`), the handler's own refusal
+    // Tornado's order: `get_current_user` and `get_user_locale` (lazy
+    // there, asked by `prepare` or `@authenticated`), the handler's own refusal
     // (`prepare`), then `@authenticated` on `get`. A panic in any of them
     // is the handler's bug: the HTTP layer answers 500.
     let current_user = handler.get_current_user(&req);
+    let locale = handler.get_user_locale(&req);
     if let Err(resp) = handler.prepare(&req) {
         log::debug!("WebSocket handshake refused by prepare ({})", resp.status());
         return refused(resp);
@@ -75,7 +76,7 @@ fn answer(
             args,
             kwargs,
             request: req,
-            current_user,
+            namespace: super::core::Namespace::of_handshake(current_user, locale),
         })),
         Err(e) => {
             let status = e.status();
@@ -176,8 +177,8 @@ struct ServerUpgrade {
     args: Vec<String>,
     kwargs: Vec<(String, String)>,
     request: Request,
-    /// What `get_current_user` answered.
-    current_user: Option<String>,
+    /// What `get_current_user` and `get_user_locale` answered.
+    namespace: Option<Box<super::core::Namespace>>,
 }
 
 impl Upgrade for ServerUpgrade {
@@ -233,7 +234,7 @@ impl Upgrade for ServerUpgrade {
                 unsent,
                 id,
                 is_client: false,
-                current_user: s.current_user,
+                namespace: s.namespace,
             },
         ))
     }

@@ -348,7 +348,7 @@ impl ClientHandshake {
                 unsent: Vec::new(),
                 id,
                 is_client: true,
-                current_user: None,
+                namespace: None,
             },
         );
         log::debug!(
