@@ -71,6 +71,14 @@ CASES = [
      '{{ sum(len(n) for n in names) }}|{{ sorted([[2, 1], [1, 2], [1, 1]])[0][1] }}',
      {"xs": [3, 1, 2, 1], "d": {"b": 1, "a": 2}, "s": "héllo", "q": "it's", "f": 2.675, "fs": [0.1] * 10,
       "names": ["ann", "bob", "cy"]}),
+    ("unpacking into calls: *xs and **d",
+     '{% for a, b, c in zip(*rows) %}{{ a }}{{ b }}{{ c }};{% end %}|{{ max(*xs) }}|{{ max(0, *xs, 9) }}|'
+     '{{ list(range(*[1, 7, 2])) }}|{{ "{} and {}".format(*pair) }}|{{ "{}{}{}".format(*s, "c") }}|'
+     '{{ "{name} is {age}".format(**user) }}|{{ "{0}: {name}".format(*pair, **user) }}|'
+     '{% raw dict(**user, k=1) %}|{% raw dict(x=0, **user) %}|{{ sorted(*[xs], reverse=True) }}|'
+     '{{ len(list(zip(*[]))) }}|{{ sum(*[xs]) }}',
+     {"rows": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], "pair": ["a", "b"], "xs": [3, 1, 2],
+      "user": {"name": "ann", "age": 7}, "s": "ab"}),
     ("functions as arguments: sorted/min/max key= (lambda, builtin, str method), map, filter",
      '{% for u in sorted(users, key=lambda u: u.age) %}{{ u.name }};{% end %}|'
      '{% raw [u.name for u in sorted(users, key=lambda u: (u.age, u.name), reverse=True)] %}|'

@@ -23,6 +23,13 @@
 //!             | "reverse_url" "(" test ("," test)* ")"
 //!             | ("_" | "pgettext" | "locale." locale_fn) "(" args ")"
 //!             | name "(" args ")"    the application's ui_method, else a builtin
+//! args       := (arg ("," arg)*)? ("," kwarg)* ","?   each keyword once
+//! arg        := test | "*" test          `*xs`: its items, one argument each
+//! kwarg      := name "=" test | "**" test  `**d`: its keys, each a keyword
+//!                                      (`*` and `**` where the arguments
+//!                                      are counted when rendered: the
+//!                                      application's and Python's functions,
+//!                                      modules, `str.format`)
 //! locale_fn  := translate | pgettext | list | friendly_number | format_date
 //!             | format_day                      (positional, then name=value)
 //! call       := len | str | int | abs | json_encode | url_escape
@@ -202,6 +209,11 @@ pub(super) enum Exp {
         params: Vec<String>,
         body: Box<Exp>,
     },
+    /// `*xs` among a call's arguments: the items of `xs`, each an argument
+    /// (Python's unpacking), in calls of the application's functions and
+    /// Python's builtins, `{% module %}` and `str.format`. (`**d` is a
+    /// keyword argument named [`UNPACK`].)
+    Starred(Box<Exp>),
     /// `base.method(args, key=value…)` (keyword arguments: `format`'s).
     Method {
         base: Box<Exp>,
@@ -600,7 +612,7 @@ impl<'s> Parser<'s> {
     fn locale_call(&mut self, func: LocaleFn, depth: usize) -> Option<Exp> {
         let (positional, keywords) = self.call_args(depth + 1)?;
         // No generator expression: each parameter takes one value.
-        if matches!(positional.as_slice(), [Exp::Comp { .. }]) {
+        if matches!(positional.as_slice(), [Exp::Comp { .. }]) || unpacks(&positional, &keywords) {
             return None;
         }
         let params = func.params();
@@ -629,6 +641,10 @@ impl<'s> Parser<'s> {
         let mut kwargs: Vec<(String, Exp)> = Vec::new();
         while !self.eat(Tok::Close) {
             match (self.peek(), self.toks.get(self.at + 1)) {
+                (Some(Tok::Op("**")), _) => {
+                    self.at += 1;
+                    kwargs.push((UNPACK.to_string(), self.test(depth)?));
+                }
                 (Some(Tok::Word(name)), Some(Tok::Assign)) => {
                     if !is_identifier(name) || kwargs.iter().any(|(seen, _)| seen == name) {
                         return None;
@@ -637,6 +653,10 @@ impl<'s> Parser<'s> {
                     kwargs.push((name.to_string(), self.test(depth)?));
                 }
                 _ if !kwargs.is_empty() => return None,
+                (Some(Tok::Op("*")), _) => {
+                    self.at += 1;
+                    args.push(Exp::Starred(Box::new(self.test(depth)?)));
+                }
                 _ => {
                     let arg = self.test(depth)?;
                     if args.is_empty() && self.peek() == Some(Tok::Word("for")) {
@@ -661,6 +681,7 @@ impl<'s> Parser<'s> {
     fn module_call(&mut self, module: &str, depth: usize) -> Option<Exp> {
         let (mut args, kwargs) = self.call_args(depth + 1)?;
         match module {
+            "xsrf_form_html" | "linkify" if unpacks(&args, &kwargs) => None,
             "xsrf_form_html" => (args.is_empty() && kwargs.is_empty()).then_some(Exp::XsrfFormHtml),
             "linkify" if args.len() == 1 => {
                 let callee = Callee::Func(Func::Linkify);
@@ -990,8 +1011,10 @@ impl<'s> Parser<'s> {
         let (method, arity) = Method::from_name(name)?;
         self.at += 1;
         let (args, kwargs) = self.call_args(depth + 1)?;
-        let kwargs_ok = kwargs.is_empty() || method == Method::Format;
-        (arity.contains(&args.len()) && kwargs_ok).then(|| Exp::Method {
+        // Only `format` takes keywords, and unpacked arguments (whose
+        // number is known when rendered).
+        let ok = method == Method::Format || (kwargs.is_empty() && !unpacks(&args, &kwargs));
+        (arity.contains(&args.len()) && ok).then(|| Exp::Method {
             base: Box::new(base),
             method,
             args,
@@ -1457,11 +1480,6 @@ fn method_call<'a>(
     kwargs: &'a [(String, Exp)],
 ) -> Result<V<'a>, TemplateError> {
     let b = base.eval(env)?;
-    let mut vals = Vec::with_capacity(args.len());
-    for a in args {
-        vals.push(a.eval(env)?);
-    }
-    let views: Vec<Val<'_>> = vals.iter().map(V::view).collect();
     if method == Method::Format {
         let Some(template) = b.view().as_str() else {
             return Err(TemplateError::Type(format!(
@@ -1469,10 +1487,16 @@ fn method_call<'a>(
                 b.view().kind()
             )));
         };
-        let (_, named) = call_values(env, &[], kwargs)?;
+        let (positional, named) = call_values(env, args, kwargs)?;
+        let views: Vec<Val<'_>> = positional.iter().map(Val::Json).collect();
         return format::str_format(template, &views, &named, env.max_len())
             .map(|s| V::Own(Value::String(s)));
     }
+    let mut vals = Vec::with_capacity(args.len());
+    for a in args {
+        vals.push(a.eval(env)?);
+    }
+    let views: Vec<Val<'_>> = vals.iter().map(V::view).collect();
     call_method(method, b, &views, env.max_len())
 }
 
@@ -1485,13 +1509,60 @@ pub(super) fn call_values<'a>(
 ) -> Result<(Vec<Value>, Map<String, Value>), TemplateError> {
     let mut vals = Vec::with_capacity(args.len());
     for a in args {
-        vals.push(to_value(a.eval(env)?.view()));
+        match a {
+            Exp::Starred(xs) => {
+                let xs = xs.eval(env)?;
+                let items = iter_items(xs.view()).map_err(|_| {
+                    TemplateError::Type(format!(
+                        "argument after * must be an iterable, not {}",
+                        xs.view().py_type()
+                    ))
+                })?;
+                env.charge(items.len() as u64)?;
+                vals.extend(items.into_iter().map(to_value));
+            }
+            a => vals.push(to_value(a.eval(env)?.view())),
+        }
     }
     let mut named = Map::with_capacity(kwargs.len());
     for (k, e) in kwargs {
-        named.insert(k.clone(), to_value(e.eval(env)?.view()));
+        let v = e.eval(env)?;
+        if k != UNPACK {
+            // A name given twice, by `**` and by name (the parser refuses
+            // two by name): Python's TypeError.
+            if named.insert(k.clone(), to_value(v.view())).is_some() {
+                return Err(repeated_keyword(k));
+            }
+            continue;
+        }
+        let Val::Json(Value::Object(map)) = v.view() else {
+            return Err(TemplateError::Type(format!(
+                "argument after ** must be a mapping, not {}",
+                v.view().py_type()
+            )));
+        };
+        env.charge(map.len() as u64)?;
+        for (k, v) in map {
+            if named.insert(k.clone(), v.clone()).is_some() {
+                return Err(repeated_keyword(k));
+            }
+        }
     }
     Ok((vals, named))
+}
+
+/// The name of the keyword "argument" `**d` stands for in a call's
+/// keyword arguments: no identifier can be it.
+pub(super) const UNPACK: &str = "**";
+
+/// Whether a call's arguments unpack (`*xs`, `**d`).
+fn unpacks(args: &[Exp], kwargs: &[(String, Exp)]) -> bool {
+    args.iter().any(|a| matches!(a, Exp::Starred(_))) || kwargs.iter().any(|(k, _)| k == UNPACK)
+}
+
+/// Python's TypeError for a keyword given twice.
+fn repeated_keyword(name: &str) -> TemplateError {
+    TemplateError::Type(format!("got multiple values for keyword argument '{name}'"))
 }
 
 impl Exp {
@@ -1525,6 +1596,7 @@ impl Exp {
             | Exp::Locale { .. }
             | Exp::UiCall { .. }
             | Exp::UiModule { .. }
+            | Exp::Starred(_)
             | Exp::ReverseUrl(_) => self.eval_call(env),
             Exp::Call { .. } => self.eval_builtin_call(env),
         }
@@ -1705,6 +1777,9 @@ impl Exp {
                 "a lambda is a value only where sorted(key=), min(key=), max(key=), map() and \
                  filter() take a function"
                     .into(),
+            )),
+            Exp::Starred(_) => Err(TemplateError::Type(
+                "*x unpacks only into the arguments of a call".into(),
             )),
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Locale { func, args } => locale_call(env, *func, args),

@@ -204,7 +204,7 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "autoescape" => "only {% autoescape None %} and {% autoescape xhtml_escape %} are supported",
         "apply" => "write `apply linkify`, `apply xhtml_escape`, `apply escape` or `apply url_escape`: the functions Tornado can apply to a body's text",
         "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`, `**`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method)",
-        "for" => "write `for x in path` (or an expression), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
+        "for" => "write `for x in path` (or an expression), `for a, b, .. in path` (or `(a, b, ..)`), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
         "set" => "write `set name = expression` (a path, a literal, or a Python expression of them)",
         "include" if quoted(arg).is_some() => {
             "that template has {% extends %}: a template with a parent cannot be included (Tornado raises NotImplementedError for it)"
@@ -299,7 +299,9 @@ enum Source {
 #[derive(Debug, Clone)]
 struct Loop {
     var: String,
-    second: Option<String>,
+    /// The names after the first, when the loop unpacks its items
+    /// (`for k, v in ..`, `for a, b, c in ..`).
+    rest: Vec<String>,
     /// What the loop goes over, as written (for error messages).
     path: String,
     iter: Iter,
@@ -589,7 +591,7 @@ struct BlockDef {
 /// | `{% if expression %}` … `{% elif expression %}` … `{% else %}` … `{% end %}` | conditionals with Python truthiness: `{% if user.age >= 18 and user.name not in banned %}`, `{% if x is None %}` (see *Expressions*) |
 /// | `{% for x in expression %}` … `{% end %}` | `x` bound to each element of an array (each key of an object, each character of a string) |
 /// | `{% for i in range(n) %}`, `{% for i, x in enumerate(xs) %}` | Python's `range` (one to three integers) and `enumerate` (unpacked into two names) |
-/// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` unpacks an array of pairs |
+/// | `{% for k, v in path.items() %}` … `{% end %}` | an object's keys and values; also `path.keys()`, `path.values()`; `for a, b in path` (or `for (a, b) in ..`) unpacks arrays of pairs, `for a, b, c in ..` of triples, and so on |
 /// | `{% for x in path %}` … `{% else %}` … `{% end %}` | Python's `for … else`: the `else` part renders after the loop unless a `{% break %}` ended it (so also for an empty array) |
 /// | `{% break %}`, `{% continue %}` | end the innermost `{% for %}`, or its current iteration; also from inside an `{% if %}` in it (see *Loops* below) |
 /// | `{% while expression %}` … `{% else %}` … `{% end %}` | Python's `while` (with `break`, `continue` and `else`), usually with a `{% set %}` in the body: `{% set i = 0 %}{% while i < n %}…{% set i = i + 1 %}{% end %}`; a loop that never ends stops at the render's step budget ([`TemplateError::TooLarge`]) |
@@ -614,7 +616,7 @@ struct BlockDef {
 /// `{{{ x }}}` prints `{`, then `x`, then `}`.
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
-/// (set comprehensions, `*args`, other methods), keyword arguments
+/// (set comprehensions, other methods), keyword arguments
 /// the functions do not take, another `{% autoescape %}` function, a typed
 /// `{% except KeyError %}`, `{% import %}` — is refused when the template
 /// is parsed with [`TemplateError::BadTag`], whose message says what is
@@ -989,13 +991,18 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
         })?
         .0;
     let (vars, target) = (arg[..at].trim(), arg[at + 2..].trim());
-    let (var, second) = match vars.split_once(',') {
-        Some((a, b)) => (a.trim(), Some(b.trim())),
-        None => (vars, None),
+    // `for a, b in ..` or Python's `for (a, b) in ..`.
+    let vars = match vars.strip_prefix('(') {
+        Some(inner) => inner.strip_suffix(')')?,
+        None => vars,
     };
-    if !is_ident(var) || second.is_some_and(|b| !is_ident(b)) {
+    let mut names = vars.split(',').map(str::trim);
+    let var = names.next()?;
+    let rest: Vec<&str> = names.collect();
+    if !is_ident(var) || rest.iter().any(|b| !is_ident(b)) {
         return None;
     }
+    let second = rest.first();
     let call_arg = |name: &str| {
         target
             .strip_prefix(name)?
@@ -1004,14 +1011,16 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
             .strip_suffix(')')
     };
     let (iter, source) = if let Some(args) = call_arg("range") {
-        if second.is_some() {
+        if !rest.is_empty() {
             return None;
         }
         (Iter::Range(expr::parse_args(args)?), Source::Plain)
     } else if let Some(inner) = call_arg("enumerate").and_then(expr::parse) {
         // Python's pairs are tuples: cyclone binds them only unpacked.
         // (`enumerate(xs, start)` is the builtin's, below.)
-        second?;
+        if rest.len() != 1 {
+            return None;
+        }
         (Iter::Enumerate(Box::new(inner)), Source::Plain)
     } else {
         let suffixed = [
@@ -1034,7 +1043,7 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
     };
     let arity_ok = match source {
         Source::Plain => true,
-        Source::Items => second.is_some(),
+        Source::Items => rest.len() == 1,
         Source::Keys | Source::Values => second.is_none(),
     };
     if !arity_ok {
@@ -1046,7 +1055,7 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
     };
     Some(Loop {
         var: var.to_string(),
-        second: second.map(str::to_string),
+        rest: rest.into_iter().map(str::to_string).collect(),
         path,
         iter,
         source,
@@ -2228,9 +2237,7 @@ fn local_names<'a>(
             }
             Node::For(l) => {
                 out.insert(&l.var);
-                if let Some(b) = &l.second {
-                    out.insert(b);
-                }
+                out.extend(l.rest.iter().map(String::as_str));
                 local_names(&l.body, blocks, seen, out);
                 local_names(&l.otherwise, blocks, seen, out);
             }
@@ -2467,6 +2474,19 @@ impl<'a> Val<'a> {
         match self {
             Val::Str(_) => "a string",
             Val::Json(v) => kind(v),
+        }
+    }
+
+    /// The name of the value's Python type, as Python's messages say it.
+    fn py_type(self) -> &'static str {
+        match self {
+            Val::Str(_) | Val::Json(Value::String(_)) => "str",
+            Val::Json(Value::Null) => "NoneType",
+            Val::Json(Value::Bool(_)) => "bool",
+            Val::Json(Value::Number(n)) if n.is_f64() => "float",
+            Val::Json(Value::Number(_)) => "int",
+            Val::Json(Value::Array(_)) => "list",
+            Val::Json(Value::Object(_)) => "dict",
         }
     }
 
@@ -3445,20 +3465,20 @@ impl<'a> Renderer<'a> {
         error
     }
 
-    /// Renders `body` with `var` (and `second`) bound. The binding stays
-    /// after the loop, as a Python loop variable does.
+    /// Renders `body` with `var` (and the `more` names) bound. The
+    /// binding stays after the loop, as a Python loop variable does.
     fn iteration(
         &mut self,
         var: &'a str,
         value: Val<'a>,
-        second: Option<(&'a str, Val<'a>)>,
+        more: &[(&'a str, Val<'a>)],
         body: &'a [Node],
         depth: usize,
     ) -> Result<Flow, TemplateError> {
         self.tick()?;
         self.assign(var, value);
-        if let Some((name, val)) = second {
-            self.assign(name, val);
+        for (name, val) in more {
+            self.assign(name, *val);
         }
         self.nodes(body, depth)
     }
@@ -3541,12 +3561,12 @@ impl<'a> Renderer<'a> {
         let val = self.iterable(&l.iter).map_err(|e| self.locate(l.line, e))?;
         // Python iterates a string by its characters, each a string.
         let text = val.as_str();
-        let broke = match (val, l.source, l.second.as_deref()) {
+        let broke = match (val, l.source, l.rest.first()) {
             (_, Source::Plain, None) if text.is_some() => 'run: {
                 let s = text.unwrap_or_default();
                 for (i, c) in s.char_indices() {
                     let ch = Val::Str(&s[i..i + c.len_utf8()]);
-                    if self.iteration(var, ch, None, body, depth)? == Flow::Break {
+                    if self.iteration(var, ch, &[], body, depth)? == Flow::Break {
                         break 'run true;
                     }
                 }
@@ -3554,30 +3574,43 @@ impl<'a> Renderer<'a> {
             }
             (Val::Json(Value::Array(items)), Source::Plain, None) => 'run: {
                 for item in items {
-                    if self.iteration(var, Val::Json(item), None, body, depth)? == Flow::Break {
+                    if self.iteration(var, Val::Json(item), &[], body, depth)? == Flow::Break {
                         break 'run true;
                     }
                 }
                 false
             }
-            (Val::Json(Value::Array(items)), Source::Plain, Some(b)) => 'run: {
+            (Val::Json(Value::Array(items)), Source::Plain, Some(_)) => 'run: {
+                let names = || format!("{var}, {}", l.rest.join(", "));
+                let mut more = Vec::with_capacity(l.rest.len());
                 for item in items {
-                    let Value::Array(pair) = item else {
+                    let Value::Array(tuple) = item else {
                         let e = TemplateError::Type(format!(
-                            "cannot unpack an element of {path:?} into {var}, {b}: it is {}",
+                            "cannot unpack an element of {path:?} into {}: it is {}",
+                            names(),
                             kind(item)
                         ));
                         return Err(self.locate(l.line, e));
                     };
-                    let [x, y] = pair.as_slice() else {
+                    let Some((x, ys)) = tuple
+                        .split_first()
+                        .filter(|(_, ys)| ys.len() == l.rest.len())
+                    else {
                         let e = TemplateError::Type(format!(
-                            "cannot unpack an array of {} into {var}, {b} (in {path:?})",
-                            pair.len()
+                            "cannot unpack an array of {} into {} (in {path:?})",
+                            tuple.len(),
+                            names()
                         ));
                         return Err(self.locate(l.line, e));
                     };
-                    let second = Some((b, Val::Json(y)));
-                    if self.iteration(var, Val::Json(x), second, body, depth)? == Flow::Break {
+                    more.clear();
+                    more.extend(
+                        l.rest
+                            .iter()
+                            .map(String::as_str)
+                            .zip(ys.iter().map(Val::Json)),
+                    );
+                    if self.iteration(var, Val::Json(x), &more, body, depth)? == Flow::Break {
                         break 'run true;
                     }
                 }
@@ -3585,7 +3618,7 @@ impl<'a> Renderer<'a> {
             }
             (Val::Json(Value::Object(map)), Source::Plain | Source::Keys, None) => 'run: {
                 for key in map.keys() {
-                    if self.iteration(var, Val::Str(key), None, body, depth)? == Flow::Break {
+                    if self.iteration(var, Val::Str(key), &[], body, depth)? == Flow::Break {
                         break 'run true;
                     }
                 }
@@ -3593,7 +3626,7 @@ impl<'a> Renderer<'a> {
             }
             (Val::Json(Value::Object(map)), Source::Values, None) => 'run: {
                 for value in map.values() {
-                    if self.iteration(var, Val::Json(value), None, body, depth)? == Flow::Break {
+                    if self.iteration(var, Val::Json(value), &[], body, depth)? == Flow::Break {
                         break 'run true;
                     }
                 }
@@ -3601,16 +3634,17 @@ impl<'a> Renderer<'a> {
             }
             (Val::Json(Value::Object(map)), Source::Items, Some(b)) => 'run: {
                 for (key, value) in map {
-                    let second = Some((b, Val::Json(value)));
-                    if self.iteration(var, Val::Str(key), second, body, depth)? == Flow::Break {
+                    let more = [(b.as_str(), Val::Json(value))];
+                    if self.iteration(var, Val::Str(key), &more, body, depth)? == Flow::Break {
                         break 'run true;
                     }
                 }
                 false
             }
-            (Val::Json(Value::Object(_)), Source::Plain, Some(b)) => {
+            (Val::Json(Value::Object(_)), Source::Plain, Some(_)) => {
                 let e = TemplateError::Type(format!(
-                    "cannot unpack the keys of {path:?} into {var}, {b}: use {path}.items()"
+                    "cannot unpack the keys of {path:?} into {var}, {}: use {path}.items()",
+                    l.rest.join(", ")
                 ));
                 return Err(self.locate(l.line, e));
             }
@@ -3774,6 +3808,51 @@ mod tests {
 
     fn render_json(src: &str, value: Value) -> Result<String, TemplateError> {
         Template::parse(src)?.render_value(&value)
+    }
+
+    /// `for` unpacks items into any number of names, with or without
+    /// parentheses, as Python does; a length that does not match is
+    /// Python's ValueError (here `TemplateError::Type`).
+    #[test]
+    fn for_unpacks_into_any_number_of_names() {
+        let v = json!({"rows": [[1, "a", true], [2, "b", false]], "d": {"k": 1}});
+        assert_eq!(
+            render_json(
+                "{% for n, s, t in rows %}{{ n }}{{ s }}{{ t }};{% end %}|\
+                 {% for (n, s, t) in rows %}{{ s }}{% end %}|{{ n }}{{ s }}{{ t }}|\
+                 {% for (k, v) in d.items() %}{{ k }}={{ v }}{% end %}|\
+                 {% for a, b in zip(*rows) %}{{ a }}{{ b }};{% end %}",
+                v.clone()
+            )
+            .unwrap(),
+            "1aTrue;2bFalse;|ab|2bFalse|k=1|12;ab;TrueFalse;"
+        );
+        for (src, says) in [
+            (
+                "{% for a, b in rows %}{% end %}",
+                "cannot unpack an array of 3 into a, b",
+            ),
+            (
+                "{% for a, b, c, e in rows %}{% end %}",
+                "cannot unpack an array of 3 into a, b, c, e",
+            ),
+            (
+                "{% for a, b, c in d %}{% end %}",
+                "into a, b, c: use d.items()",
+            ),
+        ] {
+            let err = render_json(src, v.clone()).unwrap_err().to_string();
+            assert!(err.contains(says), "{src}: {err}");
+        }
+        for src in [
+            "{% for a, b, c in d.items() %}{% end %}",
+            "{% for a, b, c in range(3) %}{% end %}",
+            "{% for a, b, c in enumerate(rows) %}{% end %}",
+            "{% for (a, b in rows %}{% end %}",
+            "{% for a, in rows %}{% end %}",
+        ] {
+            assert!(Template::parse(src).is_err(), "{src}");
+        }
     }
 
     #[test]

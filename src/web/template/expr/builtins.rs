@@ -580,6 +580,67 @@ mod tests {
         json!({"xs": [3, 1, 2, 1], "d": {"b": 1, "a": 2}, "s": "héllo", "f": 2.675})
     }
 
+    /// `*xs` and `**d` in a call: Python's unpacking, into builtins and
+    /// `str.format` (results as Python 3 prints them, tuples as lists), and
+    /// Python's TypeErrors; refused at parse time where the callee takes a
+    /// fixed set of arguments.
+    #[test]
+    fn calls_unpack_star_and_double_star_arguments() {
+        let v = json!({"rows": [[1, 2, 3], [4, 5, 6]], "pair": ["a", "b"], "xs": [3, 1, 2],
+                       "user": {"name": "ann", "age": 7}, "n": 3, "s": "ab"});
+        super::super::check_results(
+            &v,
+            &[
+                ("list(zip(*rows))", "[[1, 4], [2, 5], [3, 6]]"),
+                ("max(*xs)", "3"),
+                ("max(0, *xs, 9)", "9"),
+                ("list(range(*[1, 7, 2]))", "[1, 3, 5]"),
+                ("'{} and {}'.format(*pair)", "a and b"),
+                ("'{}{}{}'.format(*s, 'c')", "abc"),
+                ("'{name} is {age}'.format(**user)", "ann is 7"),
+                ("'{0}: {name}'.format(*pair, **user)", "a: ann"),
+                ("dict(**user, k=1)", "{'name': 'ann', 'age': 7, 'k': 1}"),
+                ("dict(x=0, **user)", "{'x': 0, 'name': 'ann', 'age': 7}"),
+                ("sorted(*[xs], reverse=True)", "[3, 2, 1]"),
+                ("len(list(zip(*[])))", "0"),
+            ],
+        );
+        super::super::check_errors(
+            &v,
+            &[
+                ("max(*n)", "argument after * must be an iterable, not int"),
+                (
+                    "dict(**xs)",
+                    "argument after ** must be a mapping, not list",
+                ),
+                (
+                    "dict(name='x', **user)",
+                    "got multiple values for keyword argument 'name'",
+                ),
+                (
+                    "dict(**user, **user)",
+                    "multiple values for keyword argument 'name'",
+                ),
+                ("sorted(*xs, key=lambda x: x)", "no *x or **d arguments"),
+            ],
+        );
+        // Where the arguments are fixed when parsed, unpacking is refused
+        // then.
+        for src in [
+            "{{ s.upper(*xs) }}",
+            "{{ _(*pair) }}",
+            "{{ locale.list(*rows) }}",
+            "{{ len(*xs) }}",
+            "{{ modules.linkify(*pair) }}",
+            "{{ f(*x for x in xs) }}",
+            "{{ f(a=1, *xs) }}",
+            "{{ [*xs] }}",
+            "{{ *xs }}",
+        ] {
+            assert!(Template::parse(src).is_err(), "{src}");
+        }
+    }
+
     /// Each result is what Python 3 prints for the same expression (tuples
     /// aside: a list here).
     #[test]

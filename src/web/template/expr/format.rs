@@ -114,12 +114,7 @@ pub(super) fn format_value(
         Some(Num::Float(f)) => format_float(f, &s),
         None => error(format!(
             "unsupported format string passed to {}.__format__",
-            match v {
-                Val::Json(Value::Null) => "NoneType",
-                Val::Json(Value::Array(_)) => "list",
-                Val::Json(Value::Object(_)) => "dict",
-                _ => "object",
-            }
+            v.py_type()
         )),
     }
 }

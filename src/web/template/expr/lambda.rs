@@ -128,6 +128,12 @@ pub(super) fn call<'a>(
     if !given {
         return None;
     }
+    if super::unpacks(args, kwargs) {
+        return Some(error(
+            name,
+            "takes no *x or **d arguments beside a function in a template",
+        ));
+    }
     Some(
         match name {
             "map" => map(env, args, kwargs),
