@@ -1917,6 +1917,133 @@ impl WebSocketHandler for Greeter {
     }
 }
 
+/// uWebSockets' topics: `/topic/(\w+)` subscribes to its room; a message
+/// goes to the room's other members (`ws.publish`), `all` to all of them
+/// (the free `publish`), `leave` unsubscribes, `count:ROOM` asks
+/// `subscribers`.
+struct Subscriber {
+    room: String,
+}
+impl WebSocketHandler for Subscriber {
+    fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {
+        self.room = args[0].to_owned();
+        let first = ws.subscribe(&self.room);
+        let again = ws.subscribe(&self.room);
+        let n = cyclone::websocket::subscribers(&self.room);
+        let _ = ws.write_message(format!("in {} of {n} {first} {again}", self.room));
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let text = msg.as_text().unwrap_or_default().to_owned();
+        let reply = if let Some(room) = text.strip_prefix("count:") {
+            cyclone::websocket::subscribers(room).to_string()
+        } else if text == "all" {
+            let n = cyclone::websocket::publish(&self.room, "to all");
+            format!("published to {n}")
+        } else if text == "leave" {
+            let was = ws.unsubscribe(&self.room);
+            let again = ws.unsubscribe(&self.room);
+            format!("left {was} {again} {}", ws.is_subscribed(&self.room))
+        } else {
+            format!("sent to {}", ws.publish(&self.room, text))
+        };
+        let _ = ws.write_message(reply);
+    }
+}
+
+#[test]
+fn topics_reach_their_subscribers_and_forget_closed_connections() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket(r"/topic/(\w+)", |_r: &Request| Subscriber {
+                room: String::new(),
+            })
+            .build()
+    });
+    let read = |ws: &mut tungstenite::WebSocket<TcpStream>| {
+        ws.read().unwrap().into_text().unwrap().to_string()
+    };
+    let mut a = connect(&srv, "/topic/one");
+    assert_eq!(read(&mut a), "in one of 1 true false");
+    let mut b = connect(&srv, "/topic/one");
+    assert_eq!(read(&mut b), "in one of 2 true false");
+    let mut c = connect(&srv, "/topic/two");
+    assert_eq!(read(&mut c), "in two of 1 true false");
+    a.send(TMsg::text("hi")).unwrap();
+    assert_eq!(read(&mut a), "sent to 1");
+    assert_eq!(read(&mut b), "hi");
+    c.send(TMsg::text("yo")).unwrap();
+    assert_eq!(read(&mut c), "sent to 0");
+    // The free publish reaches the sender too, after what its handler
+    // wrote itself (it is being served).
+    b.send(TMsg::text("all")).unwrap();
+    assert_eq!(read(&mut b), "published to 2");
+    assert_eq!(read(&mut b), "to all");
+    assert_eq!(read(&mut a), "to all");
+    b.send(TMsg::text("leave")).unwrap();
+    assert_eq!(read(&mut b), "left true false false");
+    a.send(TMsg::text("hi again")).unwrap();
+    assert_eq!(read(&mut a), "sent to 0");
+    // c heard nothing of room one: its next message is its own reply.
+    c.send(TMsg::text("count:one")).unwrap();
+    assert_eq!(read(&mut c), "1");
+    // A connection that ends leaves its topics, the room with it.
+    a.close(None).unwrap();
+    let mut left = false;
+    for _ in 0..300 {
+        c.send(TMsg::text("count:one")).unwrap();
+        if read(&mut c) == "0" {
+            left = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(left, "the closed connection is still subscribed");
+    drop(b);
+    let mut d = connect(&srv, "/topic/one");
+    assert_eq!(read(&mut d), "in one of 1 true false");
+}
+
+/// Tornado's `get_argument`, `get_arguments`, `get_query_argument` and
+/// `get_cookie` in a `WebSocketHandler`: the handshake's, cleaned as
+/// Tornado cleans arguments.
+struct Args;
+impl WebSocketHandler for Args {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let line = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            ws.settings().and_then(|s| s.login_url.as_deref()),
+            ws.get_argument("room"),
+            ws.get_arguments("tag"),
+            ws.get_query_argument("missing"),
+            ws.get_cookie("theme"),
+            ws.get_cookie("missing"),
+        );
+        let _ = ws.write_message(line);
+    }
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+#[test]
+fn websocket_handlers_read_the_handshakes_arguments_and_cookies() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket("/args", |_r: &Request| Args)
+            .login_url("/in")
+            .build()
+    });
+    let mut req = tungstenite::client::IntoClientRequest::into_client_request(
+        srv.ws_url("/args?room=%20lob+by%01&tag=a&tag=%C3%A9"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("Cookie", "theme=dark; other=1".parse().unwrap());
+    let (mut ws, _) = tungstenite::client(req, srv.connect()).expect("handshake");
+    assert_eq!(
+        ws.read().unwrap().to_text().unwrap(),
+        "Some(\"/in\")|Some(\"lob by\")|[\"a\", \"é\"]|None|Some(\"dark\")|None"
+    );
+}
+
 #[test]
 fn get_current_user_names_the_connections_user() {
     let dir = util::TempDir::new("ws-greeter");

@@ -416,6 +416,11 @@ impl ApplicationContext {
         self.0.settings.login_url.as_deref()
     }
 
+    /// The application's settings.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
     /// [`Application::reverse_url`].
     pub(crate) fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
         self.0.reverse_url(name, args)

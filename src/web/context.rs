@@ -141,7 +141,7 @@ pub(crate) fn too_many_fields(text: &[u8]) -> bool {
 
 /// Tornado's argument cleanup: control characters other than whitespace
 /// become spaces, then surrounding whitespace is stripped.
-fn clean_argument(v: String) -> String {
+pub(crate) fn clean_argument(v: String) -> String {
     let cleaned: String = v
         .chars()
         .map(|c| match c {

@@ -54,7 +54,7 @@ mod tests;
 pub(crate) use application::ApplicationContext;
 pub use application::{Application, ApplicationBuilder, UiMethod};
 pub use async_response::AsyncResponse;
-pub(crate) use context::{escape_script_end, login_redirect_url, template_value};
+pub(crate) use context::{clean_argument, escape_script_end, login_redirect_url, template_value};
 pub use context::{RequestContext, MAX_URLENCODED_ARGUMENTS};
 pub use cookie::{CookieOptions, SameSite};
 pub use handler::{ErrorHandler, RequestHandler, HANDLER_METHODS};

@@ -85,6 +85,7 @@ impl WsConn {
                     out_at: 0,
                     writers: Vec::new(),
                     namespace: p.namespace,
+                    topics: Vec::new(),
                 })
                 .filter(|r| !r.is_unused())
                 .map(Box::new),
@@ -560,6 +561,17 @@ impl WsConn {
         }
         self.guard(lp, "on_timeout", |h, ws| h.on_timeout(ws, token));
         self.finish_io(lp, id)
+    }
+}
+
+/// A connection that subscribed to topics leaves them when it goes,
+/// whichever way it ends (an `on_close`, a shutdown of the loop, a client
+/// dropped while connecting).
+impl Drop for WsConn {
+    fn drop(&mut self) {
+        if let Some(rare) = self.core.rare.as_ref().filter(|r| !r.topics.is_empty()) {
+            super::topics::leave_all(&rare.topics, self.core.id);
+        }
     }
 }
 

@@ -159,6 +159,55 @@ impl<'a> WebSocket<'a> {
         &self.core.request
     }
 
+    /// Every value of the handshake's query argument `name`, in order,
+    /// cleaned as Tornado cleans them (percent-decoded, `+` a space,
+    /// control characters spaces, whitespace stripped): Tornado's
+    /// `get_query_arguments` in a `WebSocketHandler`. Empty on a client
+    /// connection.
+    pub fn get_query_arguments(&self, name: &str) -> Vec<String> {
+        if self.core.is_client {
+            return Vec::new();
+        }
+        self.core
+            .request
+            .query_arguments(name)
+            .into_iter()
+            .map(crate::web::clean_argument)
+            .collect()
+    }
+
+    /// The last value of the handshake's query argument `name`
+    /// ([`get_query_arguments`](Self::get_query_arguments)'), as Tornado's
+    /// `get_query_argument`; `None` without one (where Tornado, given no
+    /// default, raises a `MissingArgumentError`: too late for a 400 once
+    /// the connection is open).
+    pub fn get_query_argument(&self, name: &str) -> Option<String> {
+        self.get_query_arguments(name).pop()
+    }
+
+    /// Tornado's `get_arguments`: a handshake has no body, so its query's
+    /// ([`get_query_arguments`](Self::get_query_arguments)).
+    pub fn get_arguments(&self, name: &str) -> Vec<String> {
+        self.get_query_arguments(name)
+    }
+
+    /// Tornado's `get_argument`: the handshake's query argument
+    /// ([`get_query_argument`](Self::get_query_argument)), e.g. the room in
+    /// `/chat?room=lobby`.
+    pub fn get_argument(&self, name: &str) -> Option<String> {
+        self.get_query_argument(name)
+    }
+
+    /// The handshake's cookie `name`, as
+    /// [`RequestContext::get_cookie`](crate::web::RequestContext::get_cookie)
+    /// reads it (Tornado's `get_cookie`). `None` on a client connection.
+    pub fn get_cookie(&self, name: &str) -> Option<String> {
+        if self.core.is_client {
+            return None;
+        }
+        self.core.request.cookie(name)
+    }
+
     /// The template `file` (under the application's `template_path`)
     /// rendered with the fields of `value`, as
     /// [`RequestContext::render_string`](crate::web::RequestContext::render_string)
@@ -345,6 +394,18 @@ impl<'a> WebSocket<'a> {
             self.core.request.header("Accept-Language"),
             crate::locale::DEFAULT_LOCALE,
         )
+    }
+
+    /// The settings of the route's application (Tornado's
+    /// `self.settings` in a `WebSocketHandler`): `debug`, `login_url`,
+    /// `cookie_secret`, ... `None` outside an
+    /// [`Application`](crate::web::Application) (a client connection, or
+    /// a server set up with [`accept`](super::accept) alone). The
+    /// connection's own WebSocket settings are its route's
+    /// ([`Settings::websocket`](crate::web::Settings::websocket), or those
+    /// given to `websocket_with`).
+    pub fn settings(&self) -> Option<&crate::web::Settings> {
+        self.core.settings.app.as_ref().map(|app| app.settings())
     }
 
     /// [`Application::reverse_url`](crate::web::Application::reverse_url)
@@ -539,6 +600,75 @@ impl<'a> WebSocket<'a> {
             n += usize::from(took);
         }
         n
+    }
+
+    /// Subscribes this connection to `topic` (uWebSockets'
+    /// `ws.subscribe`): [`publish`](Self::publish) and the free
+    /// [`publish`](super::publish) on that topic reach it until it
+    /// [`unsubscribe`](Self::unsubscribe)s or ends (see
+    /// [`topics`](super::topics)). False if it was subscribed already.
+    ///
+    /// ```
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// /// `/room/(\w+)`: what one member says, the others hear.
+    /// struct Room {
+    ///     name: String,
+    /// }
+    ///
+    /// impl WebSocketHandler for Room {
+    ///     fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {
+    ///         self.name = args[0].to_owned();
+    ///         ws.subscribe(&self.name);
+    ///     }
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+    ///         ws.publish(&self.name, msg);
+    ///     }
+    /// }
+    /// ```
+    pub fn subscribe(&mut self, topic: &str) -> bool {
+        if self.is_subscribed(topic) {
+            return false;
+        }
+        self.core.rare().topics.push(topic.into());
+        super::topics::subscribe(topic, self.core.id)
+    }
+
+    /// Unsubscribes this connection from `topic`; false if it was not
+    /// subscribed.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        let Some(rare) = self.core.rare.as_mut() else {
+            return false;
+        };
+        let Some(at) = rare.topics.iter().position(|t| &**t == topic) else {
+            return false;
+        };
+        rare.topics.swap_remove(at);
+        if rare.is_unused() {
+            self.core.rare = None;
+        }
+        super::topics::unsubscribe(topic, self.core.id)
+    }
+
+    /// Whether this connection is subscribed to `topic`.
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.core
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.topics.iter().any(|t| &**t == topic))
+    }
+
+    /// Sends `msg` to every other connection subscribed to `topic`
+    /// (uWebSockets' `ws.publish`: not to this one, subscribed or not),
+    /// encoding the frame once, as [`broadcast`](Self::broadcast) does.
+    /// Returns how many received it. The free [`publish`](super::publish)
+    /// reaches every subscriber.
+    pub fn publish<'m>(&mut self, topic: &str, msg: impl Into<Message<'m>>) -> usize {
+        let msg = msg.into();
+        let me = self.core.id;
+        super::topics::with_subscribers(topic, Some(me), |ids| {
+            self.broadcast(ids.iter().copied(), msg)
+        })
     }
 
     /// Calls the handler's `on_timeout(token)` after `delay`, unless the

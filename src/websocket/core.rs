@@ -291,6 +291,8 @@ pub(super) struct Rare {
     /// `current_user` and the names the handler added for its templates
     /// (`WebSocket::set_current_user`, `WebSocket::set_template_value`).
     pub(super) namespace: Option<Box<Namespace>>,
+    /// The topics it subscribed to ([`super::topics`]).
+    pub(super) topics: Vec<Box<str>>,
 }
 
 /// Who the connection's user is, and what a handler added to its
@@ -337,6 +339,7 @@ impl Rare {
             && self.out_at == 0
             && self.writers.is_empty()
             && self.namespace.is_none()
+            && self.topics.is_empty()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod handler;
 pub mod message;
 pub mod server;
 pub mod settings;
+pub mod topics;
 
 pub(crate) use self::core::Cork;
 pub use crate::ioloop::ConnId;
@@ -24,3 +25,4 @@ pub use handler::{check_trusted_origin, get_secure_cookie, WebSocketHandler};
 pub use message::{CloseReason, Message, WebSocketClosedError};
 pub use server::accept;
 pub use settings::{SlowConsumerPolicy, WebSocketSettings};
+pub use topics::{publish, subscribers};
