@@ -26,6 +26,25 @@ fn get(app: &Application, target: &str) -> Response {
     request(app, "GET", target)
 }
 
+/// What `app` answers a WebSocket handshake for `target` from Host
+/// `app.example` with the `extra` headers: 101 for an upgrade, else the
+/// response's status and `Location`.
+fn handshake(app: &Application, target: &str, extra: &[(&str, &str)]) -> (u16, Option<String>) {
+    let mut headers = vec![
+        ("Host", "app.example"),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    headers.extend_from_slice(extra);
+    match app.dispatch(Request::synthetic("GET", target, &headers)) {
+        Reply::Upgrade(_) => (101, None),
+        Reply::Response(r) => (r.status(), r.header("Location").map(str::to_owned)),
+        Reply::Pending(_) => panic!("unexpected pending reply"),
+    }
+}
+
 fn text(r: &Response) -> &str {
     std::str::from_utf8(r.body()).unwrap()
 }
@@ -3230,25 +3249,7 @@ fn trusted_origins_pass_the_websocket_origin_check() {
         .websocket("/picky-or-trusted", |_| PickyOrTrusted)
         .trusted_origins(["https://trusted.example"])
         .build();
-    let status = |path: &str, origin: &str| {
-        let req = Request::synthetic(
-            "GET",
-            path,
-            &[
-                ("Host", "app.example"),
-                ("Upgrade", "websocket"),
-                ("Connection", "Upgrade"),
-                ("Sec-WebSocket-Version", "13"),
-                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                ("Origin", origin),
-            ],
-        );
-        match app.dispatch(req) {
-            Reply::Upgrade(_) => 101,
-            Reply::Response(r) => r.status(),
-            Reply::Pending(_) => panic!("unexpected pending reply"),
-        }
-    };
+    let status = |path: &str, origin: &str| handshake(&app, path, &[("Origin", origin)]).0;
     assert_eq!(status("/ws", "http://app.example"), 101);
     assert_eq!(status("/ws", "https://trusted.example"), 101);
     assert_eq!(status("/ws", "https://trusted.example:8443"), 403);
@@ -3297,20 +3298,10 @@ fn websocket_origins_follow_tornado_6_6() {
         .trusted_origins(["https://trusted.example"])
         .build();
     let status = |path: &str, site: Option<&str>, origin: Option<&str>| {
-        let mut headers = vec![
-            ("Host", "app.example"),
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ];
+        let mut headers = Vec::new();
         headers.extend(site.map(|s| ("Sec-Fetch-Site", s)));
         headers.extend(origin.map(|o| ("Origin", o)));
-        match app.dispatch(Request::synthetic("GET", path, &headers)) {
-            Reply::Upgrade(_) => 101,
-            Reply::Response(r) => r.status(),
-            Reply::Pending(_) => panic!("unexpected pending reply"),
-        }
+        handshake(&app, path, &headers).0
     };
     let own = Some("http://app.example");
     let evil = Some("https://evil.example");
@@ -3396,21 +3387,12 @@ fn authenticated_websocket_routes_send_strangers_to_the_login_page() {
         builder.build()
     };
     let upgrade = |app: &Application, target: &str, cookie: &str| {
-        let mut headers = vec![
-            ("Host", "app.example"),
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ];
-        if !cookie.is_empty() {
-            headers.push(("Cookie", cookie));
-        }
-        match app.dispatch(Request::synthetic("GET", target, &headers)) {
-            Reply::Upgrade(_) => (101, None),
-            Reply::Response(r) => (r.status(), r.header("Location").map(str::to_owned)),
-            Reply::Pending(_) => panic!("unexpected pending reply"),
-        }
+        let with_cookie = [("Cookie", cookie)];
+        handshake(
+            app,
+            target,
+            if cookie.is_empty() { &[] } else { &with_cookie },
+        )
     };
     let signed = crate::web::signed::create_signed_value("secret", "user", b"ann");
     let good = format!("user=\"{signed}\"");

@@ -122,44 +122,33 @@ async def main():
     tornado_port = free_port()
     tornado_server = app.listen(tornado_port, address="127.0.0.1")
     try:
+        async def same_grid(status):
+            """`status(port, origin, host)` is the same from both servers over the grid."""
+            differ = []
+            for origin in ORIGINS:
+                for host in HOSTS:
+                    c = await loop.run_in_executor(None, status, server.port, origin, host)
+                    t = await loop.run_in_executor(None, status, tornado_port, origin, host)
+                    if c != t:
+                        differ.append(f"Origin {origin!r}, Host {host}: cyclone {c}, tornado {t}")
+            assert not differ, "; ".join(differ)
+
+        grid = f"{len(ORIGINS)} origins x {len(HOSTS)} hosts"
         for method in ("GET", "POST"):
             for site in SITES:
-                async def same(method=method, site=site):
-                    differ, seen = [], set()
-                    for origin in ORIGINS:
-                        for host in HOSTS:
-                            c = await loop.run_in_executor(
-                                None, status_of, server.port, method, site, origin, host)
-                            t = await loop.run_in_executor(
-                                None, status_of, tornado_port, method, site, origin, host)
-                            seen.add(t)
-                            if c != t:
-                                differ.append(f"Origin {origin!r}, Host {host}: cyclone {c}, "
-                                              f"tornado {t}")
-                    assert not differ, "; ".join(differ)
-                    return seen
+                def request(port, origin, host, method=method, site=site):
+                    return status_of(port, method, site, origin, host)
 
-                await checks.run(f"{method} with Sec-Fetch-Site {site!r}: Tornado's status for "
-                                 f"{len(ORIGINS)} origins x {len(HOSTS)} hosts", same)
+                await checks.run(f"{method} with Sec-Fetch-Site {site!r}: Tornado's status for {grid}",
+                                 lambda request=request: same_grid(request))
 
         for path in ("/ws", "/ws/picky"):
             for site in SITES:
-                async def same_handshake(path=path, site=site):
-                    differ, seen = [], set()
-                    for origin in ORIGINS:
-                        for host in HOSTS:
-                            c = await loop.run_in_executor(
-                                None, handshake_status, server.port, path, site, origin, host)
-                            t = await loop.run_in_executor(
-                                None, handshake_status, tornado_port, path, site, origin, host)
-                            seen.add(t)
-                            if c != t:
-                                differ.append(f"Origin {origin!r}, Host {host}: cyclone {c}, "
-                                              f"tornado {t}")
-                    assert not differ, "; ".join(differ)
+                def handshake(port, origin, host, path=path, site=site):
+                    return handshake_status(port, path, site, origin, host)
 
                 await checks.run(f"WebSocket {path} with Sec-Fetch-Site {site!r}: Tornado's status "
-                                 f"for {len(ORIGINS)} origins x {len(HOSTS)} hosts", same_handshake)
+                                 f"for {grid}", lambda handshake=handshake: same_grid(handshake))
 
         async def ws_outcomes():
             got = {}
