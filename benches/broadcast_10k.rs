@@ -5,7 +5,12 @@
 //! ```sh
 //! cargo bench --bench broadcast_10k            # 10,000 subscribers, 5 rounds
 //! cargo bench --bench broadcast_10k -- 2000 3  # subscribers, rounds
+//! cargo bench --bench broadcast_10k -- --topics # through a topic
 //! ```
+//!
+//! With `--topics`, the subscribers `subscribe("all")` and the publisher
+//! calls `ws.publish("all", msg)` instead of `broadcast` over its own list
+//! of ids: what the topic registry costs on top of `broadcast`.
 //!
 //! The server (an in-process cyclone loop) runs in this process; the
 //! clients run in a child process (this binary again), so each side needs
@@ -76,24 +81,36 @@ fn nofile_soft() -> usize {
 
 type Subscribers = Rc<RefCell<Vec<ConnId>>>;
 
-struct Sub(Subscribers);
+/// The topic the subscribers join with `--topics`.
+const TOPIC: &str = "all";
+
+/// A subscriber: in the shared list, or (`--topics`) in [`TOPIC`].
+struct Sub(Subscribers, bool);
 
 impl WebSocketHandler for Sub {
     fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
-        self.0.borrow_mut().push(ws.id());
+        if self.1 {
+            ws.subscribe(TOPIC);
+        } else {
+            self.0.borrow_mut().push(ws.id());
+        }
     }
     fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
 }
 
-struct Pub(Subscribers);
+struct Pub(Subscribers, bool);
 
 impl WebSocketHandler for Pub {
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
         let t0 = Instant::now();
         let lp = ws.io_loop().clone();
         let base = lp.metrics().get(Counter::WsBytesOut);
-        let ids = self.0.borrow().clone();
-        let n = ws.broadcast(ids, msg);
+        let n = if self.1 {
+            ws.publish(TOPIC, msg)
+        } else {
+            let ids = self.0.borrow().clone();
+            ws.broadcast(ids, msg)
+        };
         let queued = t0.elapsed();
         let want = base + (n * FRAME) as u64;
         fn check(lp: IOLoop, t0: Instant, queued: Duration, want: u64, n: usize) {
@@ -116,11 +133,20 @@ impl WebSocketHandler for Pub {
 }
 
 fn server(subs: usize, rounds: usize) {
+    let topics = std::env::args().any(|a| a == "--topics");
+    println!(
+        "server: {}",
+        if topics {
+            "ws.publish(topic)"
+        } else {
+            "ws.broadcast(ids)"
+        }
+    );
     let list: Subscribers = Rc::default();
     let (l1, l2) = (list.clone(), list.clone());
     let app = Application::builder()
-        .websocket("/broadcast", move |_| Sub(l1.clone()))
-        .websocket("/publish", move |_| Pub(l2.clone()))
+        .websocket("/broadcast", move |_| Sub(l1.clone(), topics))
+        .websocket("/publish", move |_| Pub(l2.clone(), topics))
         .build();
     let addr = app.listen_on("127.0.0.1:0").expect("listen");
     let mut child = Command::new(std::env::current_exe().expect("exe"))

@@ -85,6 +85,10 @@ pub(super) fn with_subscribers<R>(
             ids.extend(subs.iter().copied().filter(|id| Some(*id) != except));
         }
     });
+    // In the loop's slot order (a set iterates in hash order): the sweep
+    // then walks the connections' memory in order, as a list of ids kept
+    // by hand would.
+    ids.sort_unstable();
     let r = send(&ids);
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
