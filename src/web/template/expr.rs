@@ -1512,12 +1512,18 @@ pub(super) fn call_values<'a>(
         match a {
             Exp::Starred(xs) => {
                 let xs = xs.eval(env)?;
-                let items = iter_items(xs.view()).map_err(|_| {
-                    TemplateError::Type(format!(
+                let view = xs.view();
+                // Python's message for what is not iterable; the bound on
+                // a string's characters stays `iter_items`' (TooLarge).
+                let iterable = view.as_str().is_some()
+                    || matches!(view, Val::Json(Value::Array(_) | Value::Object(_)));
+                if !iterable {
+                    return Err(TemplateError::Type(format!(
                         "argument after * must be an iterable, not {}",
-                        xs.view().py_type()
-                    ))
-                })?;
+                        view.py_type()
+                    )));
+                }
+                let items = iter_items(view)?;
                 env.charge(items.len() as u64)?;
                 vals.extend(items.into_iter().map(to_value));
             }

@@ -622,6 +622,8 @@ mod tests {
                     "multiple values for keyword argument 'name'",
                 ),
                 ("sorted(*xs, key=lambda x: x)", "no *x or **d arguments"),
+                // The bound on a string's characters is not a TypeError.
+                ("max(*('a' * 5000000))", "at most"),
             ],
         );
         // Where the arguments are fixed when parsed, unpacking is refused
