@@ -143,8 +143,21 @@ fn server() -> (Server, Receiver<Seen>) {
 }
 
 fn connect(srv: &Server, path: &str) -> tungstenite::WebSocket<std::net::TcpStream> {
-    let stream = srv.connect();
-    let (ws, resp) = tungstenite::client(srv.ws_url(path), stream).expect("handshake");
+    connect_with(srv, path, &[])
+}
+
+/// [`connect`] with more handshake headers (cookies, `Accept-Language`).
+fn connect_with(
+    srv: &Server,
+    path: &str,
+    headers: &[(&'static str, &str)],
+) -> tungstenite::WebSocket<std::net::TcpStream> {
+    use tungstenite::client::IntoClientRequest;
+    let mut req = srv.ws_url(path).into_client_request().unwrap();
+    for (name, value) in headers {
+        req.headers_mut().append(*name, value.parse().unwrap());
+    }
+    let (ws, resp) = tungstenite::client(req, srv.connect()).expect("handshake");
     assert_eq!(resp.status(), 101);
     ws
 }
@@ -2031,13 +2044,11 @@ fn websocket_handlers_read_the_handshakes_arguments_and_cookies() {
             .login_url("/in")
             .build()
     });
-    let mut req = tungstenite::client::IntoClientRequest::into_client_request(
-        srv.ws_url("/args?room=%20lob+by%01&tag=a&tag=%C3%A9"),
-    )
-    .unwrap();
-    req.headers_mut()
-        .insert("Cookie", "theme=dark; other=1".parse().unwrap());
-    let (mut ws, _) = tungstenite::client(req, srv.connect()).expect("handshake");
+    let mut ws = connect_with(
+        &srv,
+        "/args?room=%20lob+by%01&tag=a&tag=%C3%A9",
+        &[("Cookie", "theme=dark; other=1")],
+    );
     assert_eq!(
         ws.read().unwrap().to_text().unwrap(),
         "Some(\"/in\")|Some(\"lob by\")|[\"a\", \"é\"]|None|Some(\"dark\")|None"
@@ -2070,15 +2081,9 @@ fn get_current_user_names_the_connections_user() {
         (Some(forged), "open None", "anonymous in x: hi"),
         (None, "open None", "anonymous in x: hi"),
     ] {
-        let mut req =
-            tungstenite::client::IntoClientRequest::into_client_request(srv.ws_url("/greet"))
-                .unwrap();
-        if let Some(c) = cookie {
-            req.headers_mut()
-                .insert("Cookie", format!("user=\"{c}\"").parse().unwrap());
-        }
-        let (mut ws, resp) = tungstenite::client(req, srv.connect()).expect("handshake");
-        assert_eq!(resp.status(), 101);
+        let cookie = cookie.map(|c| format!("user=\"{c}\""));
+        let headers: Vec<_> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+        let mut ws = connect_with(&srv, "/greet", &headers);
         assert_eq!(ws.read().unwrap().to_text().unwrap(), open);
         ws.send(TMsg::text("x")).unwrap();
         assert_eq!(ws.read().unwrap().to_text().unwrap(), page);
@@ -2175,17 +2180,10 @@ fn websocket_handlers_translate_in_the_handshakes_locale() {
             .build()
     });
     let talk = |accept: Option<&str>, lang: Option<&str>| {
-        use tungstenite::client::IntoClientRequest;
-        let mut req = srv.ws_url("/ws").into_client_request().unwrap();
-        if let Some(a) = accept {
-            req.headers_mut()
-                .insert("Accept-Language", a.parse().unwrap());
-        }
-        if let Some(l) = lang {
-            req.headers_mut()
-                .insert("Cookie", format!("lang={l}").parse().unwrap());
-        }
-        let (mut ws, _) = tungstenite::client(req, srv.connect()).expect("handshake");
+        let cookie = lang.map(|l| format!("lang={l}"));
+        let mut headers: Vec<_> = accept.map(|a| ("Accept-Language", a)).into_iter().collect();
+        headers.extend(cookie.iter().map(|c| ("Cookie", c.as_str())));
+        let mut ws = connect_with(&srv, "/ws", &headers);
         ws.send(TMsg::text("?")).unwrap();
         ws.read().unwrap().into_text().unwrap().to_string()
     };

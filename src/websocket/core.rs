@@ -312,13 +312,12 @@ impl Namespace {
         current_user: Option<String>,
         locale: Option<crate::locale::Locale>,
     ) -> Option<Box<Namespace>> {
-        (current_user.is_some() || locale.is_some()).then(|| {
-            Box::new(Namespace {
-                current_user,
-                locale,
-                values: serde_json::Map::new(),
-            })
-        })
+        let ns = Namespace {
+            current_user,
+            locale,
+            values: serde_json::Map::new(),
+        };
+        (!ns.is_empty()).then(|| Box::new(ns))
     }
 
     /// Nothing kept: the box can go.
