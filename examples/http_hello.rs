@@ -55,7 +55,8 @@ https://friend.example alone.
 @authenticated on a WebSocketHandler whose get_current_user reads the signed
 cookie `user`): a handshake without a valid one is redirected (302) to
 /login?next=...; a member is greeted \"welcome, NAME\" and gets each message
-back as \"NAME: TEXT\".
+back as \"NAME: TEXT\". Every answer carries X-Members: 1, and a member's
+101 signs the `user` cookie again for 30 more days (HttpOnly).
 
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
@@ -81,16 +82,34 @@ Usage: http_hello [--port PORT] [--address ADDR]
   --static-path DIR       static_path: files served under /static/";
 
 /// Tornado's `@authenticated` WebSocket: only a visitor whose signed
-/// `user` cookie checks out is upgraded.
-struct Members;
+/// `user` cookie checks out is upgraded, and the cookie is renewed.
+struct Members {
+    user: Option<String>,
+}
 
 impl WebSocketHandler for Members {
     fn get_current_user(&mut self, req: &cyclone::http::Request) -> Option<String> {
         let user = cyclone::websocket::get_secure_cookie(req, "user")?;
-        Some(String::from_utf8_lossy(&user).into_owned())
+        self.user = Some(String::from_utf8_lossy(&user).into_owned());
+        self.user.clone()
     }
     fn authenticated(&self) -> bool {
         true
+    }
+    fn set_default_headers(
+        &mut self,
+        _req: &cyclone::http::Request,
+        headers: &mut cyclone::websocket::HandshakeHeaders<'_>,
+    ) {
+        headers.set_header("X-Members", "1");
+        if let Some(user) = &self.user {
+            let renewed = cyclone::web::CookieOptions {
+                expires_days: Some(30.0),
+                httponly: true,
+                ..cyclone::web::CookieOptions::default()
+            };
+            headers.set_secure_cookie_with("user", user, &renewed);
+        }
     }
     fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
         let hello = format!("welcome, {}", ws.current_user().unwrap_or_default());
@@ -365,7 +384,9 @@ fn main() {
         .route(r"/slash/(?:remove|add).*", || SlashHandler)
         .route(r"//.*", || SlashHandler)
         .route(r"/gone/.*", || cyclone::web::ErrorHandler::new(410))
-        .websocket("/members", |_r: &cyclone::http::Request| Members)
+        .websocket("/members", |_r: &cyclone::http::Request| Members {
+            user: None,
+        })
         .websocket("/ws", |_r: &cyclone::http::Request| Echo { picky: false })
         .websocket("/ws/picky", |_r: &cyclone::http::Request| Echo {
             picky: true,

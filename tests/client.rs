@@ -19,8 +19,8 @@ use cyclone::web::Application;
 use cyclone::websocket::client::WsUrl;
 use cyclone::websocket::{
     close_connection, websocket_connect, websocket_connect_callback, websocket_connect_opts,
-    websocket_connect_with, write_to, CloseReason, ConnectError, ConnectOptions, Message,
-    PingError, WebSocket, WebSocketHandler,
+    websocket_connect_with, write_to, CloseReason, ConnectError, ConnectOptions, HandshakeHeaders,
+    Message, PingError, WebSocket, WebSocketHandler,
 };
 
 struct Echo;
@@ -63,6 +63,24 @@ impl WebSocketHandler for NoOrigin {
     }
 }
 
+/// Adds a header and a cookie to its 101; says how many 101 headers the
+/// server side sees (none: they are a client's).
+struct Stamped;
+
+impl WebSocketHandler for Stamped {
+    fn set_default_headers(&mut self, _req: &Request, headers: &mut HandshakeHeaders<'_>) {
+        headers.set_header("X-Served-By", "stamp");
+        headers.set_cookie("seen", "1");
+    }
+
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let seen = format!("server side: {}", ws.response_headers().len());
+        let _ = ws.write_message(seen);
+    }
+
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
 /// Starts the test server on 127.0.0.1:0 in this thread's loop and arms a
 /// watchdog.
 fn server() -> SocketAddr {
@@ -70,6 +88,7 @@ fn server() -> SocketAddr {
         .websocket(r"/echo", |_req| Echo)
         .websocket(r"/greet", |_req| Greeter)
         .websocket(r"/forbidden", |_req| NoOrigin)
+        .websocket(r"/stamped", |_req| Stamped)
         .compression(CompressionOptions::default())
         .build();
     let addr = app.listen_on("127.0.0.1:0").expect("listen");
@@ -326,6 +345,54 @@ fn callback_style_handler() {
         *sent.borrow(),
         format!("GET /echo?x=1 x-trace=Some(\"t-42\") http Some({addr})")
     );
+}
+
+/// Tornado's `WebSocketClientConnection.headers`: the server's 101 as the
+/// client got it, with what the server's `set_default_headers` added;
+/// kept after the close. A callback-style handler reads the same in
+/// `open`.
+#[test]
+fn the_servers_101_headers_reach_the_client() {
+    let addr = server();
+    let url = format!("ws://{addr}/stamped");
+    let u = url.clone();
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&u).await.expect("connect");
+        assert_eq!(conn.header("x-served-by").as_deref(), Some("stamp"));
+        assert_eq!(conn.header("Set-Cookie").as_deref(), Some("seen=1; Path=/"));
+        let names: Vec<String> = conn.headers().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "Upgrade",
+                "Connection",
+                "Sec-WebSocket-Accept",
+                "X-Served-By",
+                "Set-Cookie"
+            ]
+        );
+        let seen = conn.read_message().await.expect("message");
+        assert_eq!(seen.as_text(), Some("server side: 0"));
+        conn.close(Some(1000), "");
+        while conn.read_message().await.is_some() {}
+        assert_eq!(conn.header("x-served-by").as_deref(), Some("stamp"));
+    });
+    struct Reader(Rc<RefCell<Option<String>>>);
+    impl WebSocketHandler for Reader {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            *self.0.borrow_mut() = ws.response_header("set-cookie").map(str::to_owned);
+            ws.close(Some(1000), "");
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+        fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+            ws.io_loop().stop();
+        }
+    }
+    let cookie = Rc::new(RefCell::new(None));
+    websocket_connect_with(&url, ConnectOptions::default(), Reader(cookie.clone()))
+        .expect("connect");
+    IOLoop::current().start();
+    assert_eq!(cookie.borrow().as_deref(), Some("seen=1; Path=/"));
 }
 
 /// The simplest callback: messages, then `None`.

@@ -192,6 +192,17 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The headers set, taken out, for a head another layer writes (the
+    /// WebSocket 101).
+    pub(crate) fn take_headers(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.headers)
+    }
+
+    /// Keeps only the headers `keep(name, value)` accepts.
+    pub(crate) fn retain_headers(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        self.headers.retain(|(n, v)| keep(n, v));
+    }
+
     /// Appends to the body.
     pub fn write(&mut self, data: impl AsRef<[u8]>) {
         self.body.extend_from_slice(data.as_ref());
@@ -357,13 +368,7 @@ impl Response {
             {
                 continue;
             }
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(b": ");
-            // Never let a handler smuggle a header break into the response,
-            // nor send a value a strict client refuses: control characters
-            // other than tab are dropped (RFC 9110 §5.5 field-value).
-            out.extend(v.bytes().filter(|&b| field_byte(b)));
-            out.extend_from_slice(b"\r\n");
+            push_header_line(out, n, v);
         }
         match framing {
             Framing::Length(length) => {
@@ -456,6 +461,17 @@ impl BodyFraming {
 /// Whether `b` may stand in a field value or reason phrase: tab, or not a
 /// control character (RFC 9110 §5.5 `field-value`, RFC 9112 §4
 /// `reason-phrase`); the others (CR and LF among them) are dropped.
+/// Appends the header line `name: value`. Never let a handler smuggle a
+/// header break into a response, nor send a value a strict client
+/// refuses: control characters other than tab are dropped from the value
+/// (RFC 9110 §5.5 field-value). `name` was checked when it was set.
+pub(crate) fn push_header_line(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend(value.bytes().filter(|&b| field_byte(b)));
+    out.extend_from_slice(b"\r\n");
+}
+
 fn field_byte(b: u8) -> bool {
     b == b'\t' || (b >= b' ' && b != 0x7f)
 }

@@ -335,6 +335,9 @@ pub struct ClientResponse {
     /// for [`deflate::client_accept`](super::deflate::client_accept). If we
     /// offered none and this is `Some`, fail with `UnrequestedExtension`.
     pub extensions: Option<String>,
+    /// Every header of the response, in order (values not UTF-8 read
+    /// lossily): Tornado's `WebSocketClientConnection.headers`.
+    pub headers: Vec<(String, String)>,
     /// Length of the response head; WebSocket frames start after it.
     pub head_len: usize,
 }
@@ -423,10 +426,19 @@ pub fn parse_client_response(
     if accept_ok != Some(true) {
         return Err(HandshakeError::BadAccept);
     }
+    let headers = resp
+        .headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).into_owned();
+            (h.name.to_owned(), value)
+        })
+        .collect();
     Ok(Some(ClientResponse {
         status,
         subprotocol,
         extensions,
+        headers,
         head_len,
     }))
 }

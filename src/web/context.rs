@@ -1106,12 +1106,8 @@ impl<'a> RequestContext<'a> {
     /// }
     /// ```
     pub fn set_cookie_with(&mut self, name: &str, value: &str, options: &CookieOptions) {
-        if !cookie::name_ok(name) || !cookie::value_ok(value) {
-            log::error!("set_cookie: invalid cookie {name:?}={value:?} refused");
-            return;
-        }
         if self.writable("set_cookie") {
-            self.push_cookie_line(name, value, options);
+            self.push_cookie_line("set_cookie", name, value, options);
         }
     }
 
@@ -1180,30 +1176,15 @@ impl<'a> RequestContext<'a> {
         value: impl AsRef<[u8]>,
         options: &CookieOptions,
     ) {
-        let Some(secret) = self.cookie_secret("set_secure_cookie", name) else {
+        let settings = &self.shared.settings;
+        let secret = settings.cookie_secret.as_ref();
+        let Some(signed) = super::signed::cookie_value(secret, settings.key_version, name, value)
+        else {
             self.send_error(500);
             return;
         };
-        // Tornado's RequestHandler.create_signed_value: the key_version
-        // setting is used with a dictionary only.
-        let key_version = match secret {
-            CookieSecret::Single(_) => None,
-            CookieSecret::Versioned(_) => self.shared.settings.key_version,
-        };
-        let Some(signed) = secret.create_signed_value(key_version, name, value.as_ref()) else {
-            log::error!(
-                "set_secure_cookie({name:?}): the key_version setting ({key_version:?}) must \
-                 name one of the cookie_secret dictionary's versions"
-            );
-            self.send_error(500);
-            return;
-        };
-        if !cookie::name_ok(name) {
-            log::error!("set_secure_cookie: invalid cookie name {name:?} refused");
-            return;
-        }
         if self.writable("set_secure_cookie") {
-            self.push_cookie_line(name, &signed, options);
+            self.push_cookie_line("set_secure_cookie", name, &signed, options);
         }
     }
 
@@ -1336,20 +1317,9 @@ impl<'a> RequestContext<'a> {
     /// on: browsers refuse a `SameSite=None` cookie without `Secure`, even
     /// to delete one); its expiry is not used.
     pub fn clear_cookie_with(&mut self, name: &str, options: &CookieOptions) {
-        if !cookie::name_ok(name) {
-            log::error!("clear_cookie: invalid cookie name {name:?} refused");
-            return;
-        }
-        if self.writable("clear_cookie") {
-            // Expired at the epoch (for browsers without Max-Age) and now.
-            let gone = CookieOptions {
-                expires_days: Some(0.0),
-                max_age: Some(0),
-                ..options.clone()
-            };
-            match gone.line(name, "", 0.0) {
-                Ok(line) => self.push_cookie(name, line),
-                Err(why) => log::error!("clear_cookie({name:?}): {why}: refused"),
+        if let Some(line) = cookie::clear_cookie_line(name, options) {
+            if self.writable("clear_cookie") {
+                self.push_cookie(name, line);
             }
         }
     }
@@ -1572,11 +1542,7 @@ impl<'a> RequestContext<'a> {
         };
         let settings = &self.shared.settings;
         let name = settings.xsrf_cookie_name.as_str();
-        let set_by_handler = self
-            .p
-            .cookies
-            .iter()
-            .any(|c| c.split_once('=').is_some_and(|(n, _)| n == name));
+        let set_by_handler = self.p.cookies.iter().any(|c| cookie::sets(c, name));
         if raw.version.is_some() || set_by_handler {
             return;
         }
@@ -1590,15 +1556,15 @@ impl<'a> RequestContext<'a> {
         if self.p.current_user.is_some() && options.expires_days.is_none() {
             options.expires_days = Some(30.0);
         }
-        self.push_cookie_line(name, &token, &options);
+        self.push_cookie_line("xsrf_token", name, &token, &options);
     }
 
     /// Adds the `Set-Cookie` line for `name=value` with `options`, or logs
     /// why the options cannot make one.
-    fn push_cookie_line(&mut self, name: &str, value: &str, options: &CookieOptions) {
-        match options.line(name, value, super::signed::now_secs_f64()) {
-            Ok(line) => self.push_cookie(name, line),
-            Err(why) => log::error!("set_cookie({name:?}): {why}: refused"),
+    fn push_cookie_line(&mut self, call: &str, name: &str, value: &str, options: &CookieOptions) {
+        let now = super::signed::now_secs_f64();
+        if let Some(line) = cookie::set_cookie_line(call, name, value, options, now) {
+            self.push_cookie(name, line);
         }
     }
 
@@ -1613,9 +1579,7 @@ impl<'a> RequestContext<'a> {
             );
             return;
         }
-        self.p
-            .cookies
-            .retain(|c| c.split_once('=').is_none_or(|(n, _)| n != name));
+        self.p.cookies.retain(|c| !cookie::sets(c, name));
         self.p.cookies.push(line);
     }
 }

@@ -138,6 +138,48 @@ pub(crate) fn name_ok(name: &str) -> bool {
     !name.is_empty() && !name.contains('=') && value_ok(name)
 }
 
+/// The `Set-Cookie` value for `call` (`set_cookie`, `clear_cookie`...)
+/// setting `name=value` with `options` at `now`, or `None` with the reason
+/// logged at `error`: a name or value that would need quoting, or an
+/// attribute that would add attributes of its own. One rule for every
+/// answer that sets cookies (a [`RequestContext`](super::RequestContext)'s
+/// and a WebSocket handshake's).
+pub(crate) fn set_cookie_line(
+    call: &str,
+    name: &str,
+    value: &str,
+    options: &CookieOptions,
+    now: f64,
+) -> Option<String> {
+    if !name_ok(name) || !value_ok(value) {
+        log::error!("{call}: invalid cookie {name:?}={value:?} refused");
+        return None;
+    }
+    options
+        .line(name, value, now)
+        .map_err(|why| log::error!("{call}({name:?}): {why}: refused"))
+        .ok()
+}
+
+/// The `Set-Cookie` value that deletes the cookie `name` set with
+/// `options`' `path` and `domain`: empty, expired at the epoch (for
+/// browsers without `Max-Age`) and now. `None` as [`set_cookie_line`].
+pub(crate) fn clear_cookie_line(name: &str, options: &CookieOptions) -> Option<String> {
+    let gone = CookieOptions {
+        expires_days: Some(0.0),
+        max_age: Some(0),
+        ..options.clone()
+    };
+    set_cookie_line("clear_cookie", name, "", &gone, 0.0)
+}
+
+/// Whether the `Set-Cookie` value `line` sets the cookie `name` (an answer
+/// sets each name once: Tornado keys its cookies by name, and RFC 6265
+/// §4.1.1 asks for one `Set-Cookie` per name).
+pub(crate) fn sets(line: &str, name: &str) -> bool {
+    line.split_once('=').is_some_and(|(n, _)| n == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

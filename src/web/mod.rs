@@ -33,7 +33,7 @@
 mod application;
 mod async_response;
 mod context;
-mod cookie;
+pub(crate) mod cookie;
 pub mod escape;
 mod handler;
 mod metrics;

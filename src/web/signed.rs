@@ -547,6 +547,33 @@ pub(crate) fn secret_for<'a>(
     s
 }
 
+/// The value of the signed cookie `name` holding `value`: Tornado's
+/// `RequestHandler.create_signed_value`, signed with `secret` (the
+/// `key_version` setting picks the key of a dictionary of secrets, and is
+/// not used with a single one). `None` with the reason logged at `error`
+/// when there is no secret, or `key_version` names none of the
+/// dictionary's: a programming error, which Tornado raises.
+pub(crate) fn cookie_value(
+    secret: Option<&CookieSecret>,
+    key_version: Option<u32>,
+    name: &str,
+    value: impl AsRef<[u8]>,
+) -> Option<String> {
+    let secret = secret_for(secret, "set_secure_cookie", name)?;
+    let key_version = match secret {
+        CookieSecret::Single(_) => None,
+        CookieSecret::Versioned(_) => key_version,
+    };
+    let signed = secret.create_signed_value(key_version, name, value.as_ref());
+    if signed.is_none() {
+        log::error!(
+            "set_secure_cookie({name:?}): the key_version setting ({key_version:?}) must \
+             name one of the cookie_secret dictionary's versions"
+        );
+    }
+    signed
+}
+
 /// Equal length and bytes, in time that depends only on the length.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -30,6 +30,26 @@ fn get(app: &Application, target: &str) -> Response {
 /// `app.example` with the `extra` headers: 101 for an upgrade, else the
 /// response's status and `Location`.
 fn handshake(app: &Application, target: &str, extra: &[(&str, &str)]) -> (u16, Option<String>) {
+    match handshake_reply(app, target, extra) {
+        Reply::Upgrade(_) => (101, None),
+        Reply::Response(r) => (r.status(), r.header("Location").map(str::to_owned)),
+        Reply::Pending(_) => panic!("unexpected pending reply"),
+    }
+}
+
+/// The head of what `app` answers the handshake of [`handshake`], as
+/// sent: the 101's, or the refusal's (its `Date` written as `DATE`).
+fn handshake_head(app: &Application, target: &str, extra: &[(&str, &str)]) -> String {
+    let mut out = Vec::new();
+    match handshake_reply(app, target, extra) {
+        Reply::Upgrade(mut up) => up.response_head(&mut out),
+        Reply::Response(r) => r.serialize(&mut out, true, true, "DATE"),
+        Reply::Pending(_) => panic!("unexpected pending reply"),
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn handshake_reply(app: &Application, target: &str, extra: &[(&str, &str)]) -> Reply {
     let mut headers = vec![
         ("Host", "app.example"),
         ("Upgrade", "websocket"),
@@ -38,11 +58,7 @@ fn handshake(app: &Application, target: &str, extra: &[(&str, &str)]) -> (u16, O
         ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ];
     headers.extend_from_slice(extra);
-    match app.dispatch(Request::synthetic("GET", target, &headers)) {
-        Reply::Upgrade(_) => (101, None),
-        Reply::Response(r) => (r.status(), r.header("Location").map(str::to_owned)),
-        Reply::Pending(_) => panic!("unexpected pending reply"),
-    }
+    app.dispatch(Request::synthetic("GET", target, &headers))
 }
 
 fn text(r: &Response) -> &str {
@@ -3441,6 +3457,115 @@ fn authenticated_websocket_routes_send_strangers_to_the_login_page() {
     // Outside a handshake there is no secret to check a cookie with.
     let req = Request::synthetic("GET", "/", &[("Cookie", good.as_str())]);
     assert_eq!(crate::websocket::get_secure_cookie(&req, "user"), None);
+}
+
+/// Tornado's `set_default_headers`, and its `set_header` / `set_cookie` /
+/// `set_secure_cookie` in a `WebSocketHandler`: the 101 carries them
+/// after the handshake's own headers; a refusal carries the headers; the
+/// handshake's own headers stay the handshake's; a value cannot break a
+/// line; a signed cookie without a secret turns the 101 into a 500.
+#[test]
+fn websocket_handlers_add_headers_and_cookies_to_the_handshake() {
+    use crate::websocket::HandshakeHeaders;
+    struct Feed {
+        user: Option<String>,
+    }
+    impl WebSocketHandler for Feed {
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+        fn get_current_user(&mut self, req: &Request) -> Option<String> {
+            self.user = crate::websocket::get_secure_cookie(req, "user")
+                .map(|u| String::from_utf8_lossy(&u).into_owned());
+            self.user.clone()
+        }
+        fn check_origin(&self, origin: &str, _: &Request) -> bool {
+            origin == "https://friend.example"
+        }
+        fn set_default_headers(&mut self, req: &Request, headers: &mut HandshakeHeaders<'_>) {
+            headers.set_header("X-Served-By", "feed-1");
+            headers.add_header("X-Note", "a\r\nX-Injected: 1");
+            if headers.status() != 101 {
+                return;
+            }
+            // The handshake's own: refused, whatever the case.
+            headers.set_header("upgrade", "h2c");
+            headers.add_header("Sec-WebSocket-Accept", "forged");
+            headers.clear_header("Connection");
+            headers.set_cookie("seen", "1");
+            headers.set_cookie("seen", "2");
+            headers.set_cookie("bad", "a; b");
+            headers.set_cookie("gone", "x");
+            headers.clear_cookie("gone");
+            assert_eq!(headers.header("x-served-by"), Some("feed-1"));
+            if let Some(user) = self.user.clone() {
+                headers.set_secure_cookie("user", user);
+            }
+            if req.query_argument("sign").is_some() {
+                headers.set_secure_cookie("token", "t");
+            }
+        }
+    }
+    let app = |secret: Option<&str>| {
+        let mut builder = Application::builder().websocket("/feed", |_| Feed { user: None });
+        if let Some(secret) = secret {
+            builder = builder.cookie_secret(secret);
+        }
+        builder.build()
+    };
+    let with_secret = app(Some("secret"));
+    let signed = crate::web::signed::create_signed_value("secret", "user", b"ann");
+    let cookie = format!("user=\"{signed}\"");
+    let head = handshake_head(&with_secret, "/feed", &[("Cookie", cookie.as_str())]);
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(
+        lines[..3],
+        [
+            "HTTP/1.1 101 Switching Protocols",
+            "Upgrade: websocket",
+            "Connection: Upgrade"
+        ]
+    );
+    assert!(lines[3].starts_with("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    assert_eq!(
+        lines[4..9],
+        [
+            "X-Served-By: feed-1",
+            "X-Note: aX-Injected: 1",
+            "Set-Cookie: seen=2; Path=/",
+            "Set-Cookie: gone=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/",
+            lines[8],
+        ],
+        "{head}"
+    );
+    assert_eq!(lines[9..], ["", ""], "{head}");
+    assert_eq!(head.matches("Upgrade").count(), 2, "{head}");
+    // The visitor's signed cookie again, good for 30 more days.
+    let renewed = lines[8].strip_prefix("Set-Cookie: user=").unwrap();
+    let (value, attributes) = renewed.split_once("; ").unwrap();
+    assert_eq!(
+        crate::web::signed::decode_signed_value("secret", "user", value).as_deref(),
+        Some(&b"ann"[..])
+    );
+    assert!(
+        attributes.starts_with("Expires=") && attributes.ends_with("; Path=/"),
+        "{attributes}"
+    );
+    // A stranger: no user cookie.
+    let head = handshake_head(&with_secret, "/feed", &[]);
+    assert!(
+        head.contains("Set-Cookie: seen=2") && !head.contains("user="),
+        "{head}"
+    );
+    // A refusal carries the headers, not the 101's cookies.
+    let head = handshake_head(&with_secret, "/feed", &[("Origin", "https://evil.example")]);
+    assert!(head.starts_with("HTTP/1.1 403 "), "{head}");
+    assert!(
+        head.contains("\r\nX-Served-By: feed-1\r\n") && !head.contains("Set-Cookie"),
+        "{head}"
+    );
+    // A signed cookie without a secret: Tornado raises, the answer is 500.
+    assert_eq!(handshake(&app(None), "/feed?sign=1", &[]).0, 500);
+    assert_eq!(handshake(&app(None), "/feed", &[]).0, 101);
+    assert_eq!(handshake(&with_secret, "/feed?sign=1", &[]).0, 101);
 }
 
 /// `cx.clear()` starts the answer over, as Tornado's `clear()`: status,

@@ -60,6 +60,8 @@ pub(crate) struct WsParts {
     /// The handshake's user and locale (`WebSocketHandler::get_current_user`
     /// and `get_user_locale`).
     pub(crate) namespace: Option<Box<super::core::Namespace>>,
+    /// A client's: the headers of the server's 101.
+    pub(crate) response_headers: Vec<(String, String)>,
 }
 
 impl WsConn {
@@ -86,6 +88,7 @@ impl WsConn {
                     writers: Vec::new(),
                     namespace: p.namespace,
                     topics: Vec::new(),
+                    response_headers: p.response_headers,
                 })
                 .filter(|r| !r.is_unused())
                 .map(Box::new),

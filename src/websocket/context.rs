@@ -472,6 +472,25 @@ impl<'a> WebSocket<'a> {
         )
     }
 
+    /// On a client connection, every header of the server's `101`, in
+    /// order (Tornado's `WebSocketClientConnection.headers`): its cookies,
+    /// and what the server's handler added. Empty on a server connection.
+    pub fn response_headers(&self) -> &[(String, String)] {
+        self.core
+            .rare
+            .as_ref()
+            .map_or(&[], |r| r.response_headers.as_slice())
+    }
+
+    /// The first header `name` (any case) of
+    /// [`response_headers`](Self::response_headers).
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        self.response_headers()
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The subprotocol selected during the handshake.
     pub fn selected_subprotocol(&self) -> Option<&str> {
         self.core

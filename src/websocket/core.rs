@@ -293,6 +293,8 @@ pub(super) struct Rare {
     pub(super) namespace: Option<Box<Namespace>>,
     /// The topics it subscribed to ([`super::topics`]).
     pub(super) topics: Vec<Box<str>>,
+    /// A client's: the headers of the server's 101.
+    pub(super) response_headers: Vec<(String, String)>,
 }
 
 /// Who the connection's user is, and what a handler added to its
@@ -339,6 +341,7 @@ impl Rare {
             && self.writers.is_empty()
             && self.namespace.is_none()
             && self.topics.is_empty()
+            && self.response_headers.is_empty()
     }
 }
 

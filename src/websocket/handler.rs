@@ -2,6 +2,7 @@
 //! handler object per connection.
 
 use super::connection::WebSocket;
+use super::headers::HandshakeHeaders;
 use super::message::Message;
 use super::settings::RouteSettings;
 use crate::http::{Request, Response};
@@ -147,6 +148,61 @@ pub trait WebSocketHandler: 'static {
     /// logged without a `login_url`. The default is false.
     fn authenticated(&self) -> bool {
         false
+    }
+
+    /// Headers and cookies for the handshake's answer (server only):
+    /// Tornado's `set_default_headers`, and the `set_header`,
+    /// `set_cookie` and `set_secure_cookie` calls a Tornado
+    /// `WebSocketHandler` makes in `prepare` or `get`, which its `101`
+    /// carries. Asked once per handshake, last: after
+    /// [`prepare`](Self::prepare), [`authenticated`](Self::authenticated),
+    /// the handshake checks, `check_origin` and `select_subprotocol`, and
+    /// before [`open`](Self::open). `headers.status()` is 101 for the
+    /// upgrade, or the refusal's status (what is set here replaces the
+    /// refusal's header of the same name). The default adds nothing, and
+    /// a 101 without additions costs nothing more.
+    ///
+    /// What [`get_current_user`](Self::get_current_user) and `prepare`
+    /// learned is in `self` by then: refresh a session cookie, or say
+    /// which server answered.
+    ///
+    /// ```
+    /// use cyclone::http::Request;
+    /// use cyclone::web::{Application, CookieOptions};
+    /// use cyclone::websocket::{
+    ///     get_secure_cookie, HandshakeHeaders, Message, WebSocket, WebSocketHandler,
+    /// };
+    ///
+    /// struct Feed {
+    ///     user: Option<String>,
+    /// }
+    ///
+    /// impl WebSocketHandler for Feed {
+    ///     fn get_current_user(&mut self, req: &Request) -> Option<String> {
+    ///         let user = get_secure_cookie(req, "user")?;
+    ///         self.user = Some(String::from_utf8_lossy(&user).into_owned());
+    ///         self.user.clone()
+    ///     }
+    ///     fn set_default_headers(&mut self, _req: &Request, headers: &mut HandshakeHeaders<'_>) {
+    ///         headers.set_header("X-Served-By", "feed-1");
+    ///         if headers.status() == 101 {
+    ///             if let Some(user) = &self.user {
+    ///                 // Thirty more days for a visitor who keeps coming.
+    ///                 headers.set_secure_cookie("user", user);
+    ///             }
+    ///             headers.set_cookie_with("seen", "1", &CookieOptions::default());
+    ///         }
+    ///     }
+    ///     fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .cookie_secret("a long random string")
+    ///     .websocket("/feed", |_r: &Request| Feed { user: None })
+    ///     .build();
+    /// ```
+    fn set_default_headers(&mut self, req: &Request, headers: &mut HandshakeHeaders<'_>) {
+        let _ = (req, headers);
     }
 
     /// The connection is open. `args` are the route's regex captures, like

@@ -6,6 +6,7 @@ pub mod connection;
 mod context;
 mod core;
 pub mod handler;
+mod headers;
 pub mod message;
 pub mod server;
 pub mod settings;
@@ -22,6 +23,7 @@ pub use client::{
 pub use connection::{broadcast, close_connection, write_to, WebSocket};
 pub use context::{PingError, MAX_PING_PAYLOAD};
 pub use handler::{check_trusted_origin, get_secure_cookie, WebSocketHandler};
+pub use headers::HandshakeHeaders;
 pub use message::{CloseReason, Message, WebSocketClosedError};
 pub use server::accept;
 pub use settings::{SlowConsumerPolicy, WebSocketSettings};

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use super::connection::{WsConn, WsParts};
 use super::handler::WebSocketHandler;
+use super::headers::HandshakeHeaders;
 use super::settings::{RouteSettings, WebSocketSettings};
 use crate::http::{Reply, Request, Response, Stream, Upgrade};
 use crate::ioloop::{ConnId, Pollable};
@@ -54,40 +55,66 @@ fn answer(
 ) -> Reply {
     // Tornado's order: `get_current_user` and `get_user_locale` (lazy
     // there, asked by `prepare` or `@authenticated`), the handler's own refusal
-    // (`prepare`), then `@authenticated` on `get`. A panic in any of them
-    // is the handler's bug: the HTTP layer answers 500.
+    // (`prepare`), then `@authenticated` on `get`, the handshake's checks,
+    // and last the headers the handler adds to whichever answer that is.
+    // A panic in any of them is the handler's bug: the HTTP layer answers
+    // 500.
     let current_user = handler.get_current_user(&req);
     let locale = handler.get_user_locale(&req);
-    if let Err(resp) = handler.prepare(&req) {
-        log::debug!("WebSocket handshake refused by prepare ({})", resp.status());
-        return refused(resp);
-    }
-    if current_user.is_none() && req.method() == "GET" && handler.authenticated() {
-        return refused(login_redirect(&req, &settings));
-    }
-    match prepare(&req, handler.as_ref(), &settings) {
-        Ok((accept, subprotocol, deflate, ext_header)) => Reply::Upgrade(Box::new(ServerUpgrade {
-            accept,
-            subprotocol,
-            ext_header,
-            deflate,
-            handler,
-            settings,
-            args,
-            kwargs,
-            request: req,
-            namespace: super::core::Namespace::of_handshake(current_user, locale),
-        })),
-        Err(e) => {
-            let status = e.status();
-            log::debug!("WebSocket handshake refused ({status}): {e}");
-            let mut resp = Response::error(status, Some(&e.to_string()));
-            if status == 426 {
-                resp.set_header("Sec-WebSocket-Version", "13");
-            }
-            refused(resp)
+    let (upgrade, mut head) =
+        match decide(&req, handler.as_mut(), &settings, current_user.is_some()) {
+            Ok(prepared) => (Some(prepared), Response::new(101)),
+            Err(refusal) => (None, refusal),
+        };
+    let mut added = HandshakeHeaders::new(&mut head, &settings);
+    handler.set_default_headers(&req, &mut added);
+    let failed = added.failed();
+    match upgrade {
+        Some(_) if failed => refused(Response::error(500, None)),
+        Some((accept, subprotocol, deflate, ext_header)) => {
+            Reply::Upgrade(Box::new(ServerUpgrade {
+                accept,
+                subprotocol,
+                ext_header,
+                headers: head.take_headers(),
+                deflate,
+                handler,
+                settings,
+                args,
+                kwargs,
+                request: req,
+                namespace: super::core::Namespace::of_handshake(current_user, locale),
+            }))
         }
+        None => refused(head),
     }
+}
+
+/// What the handshake is answered, before the handler's headers: the
+/// upgrade's parameters, or the refusal (`prepare`'s, `@authenticated`'s,
+/// or a failed check's).
+fn decide(
+    req: &Request,
+    handler: &mut dyn WebSocketHandler,
+    settings: &RouteSettings,
+    known_user: bool,
+) -> Result<Prepared, Response> {
+    if let Err(resp) = handler.prepare(req) {
+        log::debug!("WebSocket handshake refused by prepare ({})", resp.status());
+        return Err(resp);
+    }
+    if !known_user && req.method() == "GET" && handler.authenticated() {
+        return Err(login_redirect(req, settings));
+    }
+    prepare(req, handler, settings).map_err(|e| {
+        let status = e.status();
+        log::debug!("WebSocket handshake refused ({status}): {e}");
+        let mut resp = Response::error(status, Some(&e.to_string()));
+        if status == 426 {
+            resp.set_header("Sec-WebSocket-Version", "13");
+        }
+        resp
+    })
 }
 
 /// `resp` instead of the upgrade, counted by its status.
@@ -171,6 +198,8 @@ struct ServerUpgrade {
     accept: [u8; 28],
     subprotocol: Option<String>,
     ext_header: Option<String>,
+    /// What the handler's `set_default_headers` added.
+    headers: Vec<(String, String)>,
     deflate: Option<(DeflateParams, CompressionOptions)>,
     handler: Box<dyn WebSocketHandler>,
     settings: Rc<RouteSettings>,
@@ -189,6 +218,14 @@ impl Upgrade for ServerUpgrade {
             self.subprotocol.as_deref(),
             self.ext_header.as_deref(),
         );
+        if !self.headers.is_empty() {
+            // Before the blank line that ends the head.
+            out.truncate(out.len() - 2);
+            for (name, value) in &self.headers {
+                crate::http::response::push_header_line(out, name, value);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
     }
 
     fn into_connection(
@@ -235,6 +272,7 @@ impl Upgrade for ServerUpgrade {
                 id,
                 is_client: false,
                 namespace: s.namespace,
+                response_headers: Vec::new(),
             },
         ))
     }

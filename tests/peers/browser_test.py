@@ -16,7 +16,11 @@ the pages through the DevTools protocol (the `websockets` package is the CDP cli
      openssl), `tls_echo --cert --key`, its page loaded from https://127.0.0.1:n/ (Chromium
      runs with --ignore-certificate-errors); the hello steps on its wss:// echo, expecting
      `message: Hello, world`, and DevTools' Network events show the socket is wss:// and
-     got a 101.
+     got a 101;
+  4. chatdemo and longpoll_chat (see scripts/browser);
+  5. http_hello's /members (with --members): a stranger's socket fails, a Tornado-signed
+     cookie opens it, and the cookie the 101 sets again replaces the page's (HttpOnly, 30
+     days).
 Element ids and log formats: tests/peers/PAGE-CONTRACT.md. Screenshots go to
 target/browser/hello.png, chat.png and tls_echo.png. Every wait is bounded; Chromium and
 the examples are stopped by PID at the end. Prints `N passed, N failed`; exits 1 on failure
@@ -284,6 +288,59 @@ async def tls_echo_test(checks, cdp, port, outdir):
                      on_open=over_tls)
 
 
+MEMBERS_SECRET = "browser members secret"
+
+
+async def members_test(checks, cdp, port):
+    """http_hello's /members (`--cookie-secret MEMBERS_SECRET`): a stranger's handshake is
+    redirected, which Chromium reports as a failed socket (1006); with a Tornado-signed `user`
+    cookie the socket opens and greets the user, and the cookie the 101 sets again replaces
+    the page's: Chromium keeps it HttpOnly, for 30 days, signed for the same user, and saw
+    the handler's `X-Members` header."""
+    from tornado.web import create_signed_value, decode_signed_value
+
+    base = f"http://127.0.0.1:{port}"
+    tab = None
+    first_event = ("new Promise(done => { const ws = new WebSocket('ws://127.0.0.1:%d/members');"
+                   " ws.onmessage = e => { done('message: ' + e.data); ws.close(1000); };"
+                   " ws.onclose = e => done('close: ' + e.code); })" % port)
+
+    async def user_cookie():
+        got = await cdp.send("Network.getCookies", {"urls": [base + "/"]}, session=tab.session)
+        mine = [c for c in got["cookies"] if c["name"] == "user"]
+        assert len(mine) == 1, got["cookies"]
+        return mine[0]
+
+    async def stranger():
+        nonlocal tab
+        tab = await Tab.open(cdp, base + "/")
+        got = await asyncio.wait_for(tab.eval(first_event), 10)
+        assert got == "close: 1006", got
+    if not await checks.run("members: a stranger's socket fails (302 to the login page)", stranger, 30):
+        return
+
+    async def member():
+        signed = create_signed_value(MEMBERS_SECRET, "user", "ann").decode()
+        await tab.eval(f"document.cookie = 'user=\"{signed}\"; path=/'")
+        before = await user_cookie()
+        assert before["session"] and not before["httpOnly"], before
+        got = await asyncio.wait_for(tab.eval(first_event), 10)
+        assert got == "message: welcome, ann", got
+        after = await user_cookie()
+        assert after["httpOnly"] and not after["session"], after
+        days = (after["expires"] - time.time()) / 86400
+        assert 29.9 < days < 30.1, after
+        value = after["value"].strip('"')
+        assert decode_signed_value(MEMBERS_SECRET, "user", value) == b"ann", after
+        heads = [p["response"] for sid, m, p in cdp.events
+                 if sid == tab.session and m == "Network.webSocketHandshakeResponseReceived"]
+        assert heads and heads[-1]["status"] == 101, heads
+        added = {k.lower(): v for k, v in heads[-1]["headers"].items()}
+        assert added.get("x-members") == "1", heads[-1]
+    await checks.run("members: a signed cookie opens the socket; the 101 renews it (HttpOnly, 30 days)",
+                     member, 30)
+
+
 async def chat_test(checks, cdp, url, outdir):
     tabs = {}
     ready = ("document.body.dataset.state === 'open' || "
@@ -431,6 +488,8 @@ async def main():
     p.add_argument("--chat", required=True, help="chat example command (gets --port, --address)")
     p.add_argument("--chatdemo", help="chatdemo example command (gets --port, --address)")
     p.add_argument("--longpoll", help="longpoll_chat example command (gets --port, --address)")
+    p.add_argument("--members", help="http_hello example command (gets --port, --address,"
+                   " --cookie-secret) for its /members WebSocket")
     p.add_argument("--tls-echo", help="tls_echo example command (gets --cert, --key, --port, --address);"
                    " without it the TLS case is skipped")
     p.add_argument("--chromium", default=os.environ.get("CHROMIUM", "chromium"))
@@ -457,12 +516,12 @@ async def main():
             checks.fail("start hello and chat", str(exc))
             return checks.finish()
 
-        def start_optional(cmd, name):
+        def start_optional(cmd, name, extra=()):
             """The example `cmd` (if given) started, or None (a failed check) if it cannot be."""
             if not cmd:
                 return None
             try:
-                srv = Server(shlex.split(cmd), logfile=os.path.join(args.outdir, f"{name}.log"),
+                srv = Server(shlex.split(cmd), list(extra), logfile=os.path.join(args.outdir, f"{name}.log"),
                              env={"RUST_LOG": "info"})
             except RuntimeError as exc:
                 checks.fail(f"start {name}", str(exc))
@@ -472,6 +531,7 @@ async def main():
 
         chatdemo = start_optional(args.chatdemo, "chatdemo")
         longpoll = start_optional(args.longpoll, "longpoll")
+        members = start_optional(args.members, "members", ["--cookie-secret", MEMBERS_SECRET])
         tls_echo = None
         if args.tls_echo:
             try:
@@ -497,6 +557,8 @@ async def main():
             await longpoll_test(checks, cdp, f"http://127.0.0.1:{longpoll.port}/", args.outdir)
         if tls_echo:
             await tls_echo_test(checks, cdp, tls_echo.port, args.outdir)
+        if members:
+            await members_test(checks, cdp, members.port)
         for srv in started:
             if not srv.alive():
                 checks.fail(f"{srv.cmd[0]} still running", f"exited with {srv.proc.returncode} (log: {srv.logfile})")

@@ -9,7 +9,11 @@ and the same `login_url`.
 Each handshake of a grid of cookies (none, Tornado-signed versions 2 and 1, unicode, expired,
 forged, another cookie's, unsigned) and paths (with and without a query) gets the same answer
 from both servers, seen by Tornado's `websocket_connect`: the status and `Location` of the
-redirect to the login page, or an upgrade, the greeting and the echo of one message.
+redirect to the login page, or an upgrade, the greeting and the echo of one message. Both
+answers carry the same headers the handler sets (Tornado's `set_header` and
+`set_secure_cookie` in `prepare`, cyclone's `set_default_headers`): `X-Members`, and on a
+member's 101 the `user` cookie signed again, which Tornado reads back as the same user, with
+the same attributes.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
@@ -25,10 +29,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
 
+import http.cookies  # noqa: E402
+
 import tornado.httpclient  # noqa: E402
 import tornado.web  # noqa: E402
 import tornado.websocket  # noqa: E402
-from tornado.web import create_signed_value  # noqa: E402
+from tornado.web import create_signed_value, decode_signed_value  # noqa: E402
 
 SECRET = "interop ws auth secret"
 LOGIN = "/login"
@@ -40,6 +46,11 @@ class Members(tornado.websocket.WebSocketHandler):
     def get_current_user(self):
         user = self.get_secure_cookie("user")
         return user.decode("utf-8", "replace") if user is not None else None
+
+    def prepare(self):
+        self.set_header("X-Members", "1")
+        if self.current_user is not None:
+            self.set_secure_cookie("user", self.current_user, httponly=True)
 
     @tornado.web.authenticated
     def get(self, *args, **kwargs):
@@ -69,21 +80,38 @@ COOKIES = {
 PATHS = ["/members", "/members?room=1&x=%2F"]
 
 
+def added(headers):
+    """The headers the handler added: `X-Members`, and each cookie set as (name, the value
+    Tornado reads from it, its attributes but the expiry date's value)."""
+    cookies = []
+    for line in headers.get_list("Set-Cookie"):
+        jar = http.cookies.SimpleCookie()
+        jar.load(line)
+        for name, morsel in jar.items():
+            value = decode_signed_value(SECRET, name, morsel.value)
+            attributes = sorted(k for k, v in morsel.items() if v)
+            cookies.append((name, value, attributes))
+    return (headers.get("X-Members"), sorted(cookies))
+
+
 async def outcome(port, path, cookie):
-    """What a handshake gets: ("redirect", status, Location) or ("open", greeting, echo)."""
+    """What a handshake gets: ("refused", status, Location, added headers) or
+    ("open", greeting, echo, added headers)."""
     headers = {"Cookie": f'user="{cookie}"'} if cookie is not None else {}
     req = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{port}{path}", headers=headers,
                                          follow_redirects=False, request_timeout=10)
     try:
         conn = await tornado.websocket.websocket_connect(req)
     except tornado.httpclient.HTTPClientError as exc:
-        location = exc.response.headers.get("Location") if exc.response is not None else None
-        return ("refused", exc.code, location)
+        if exc.response is None:
+            return ("refused", exc.code, None, None)
+        return ("refused", exc.code, exc.response.headers.get("Location"),
+                added(exc.response.headers))
     try:
         greeting = await asyncio.wait_for(conn.read_message(), 10)
         conn.write_message("hi")
         echo = await asyncio.wait_for(conn.read_message(), 10)
-        return ("open", greeting, echo)
+        return ("open", greeting, echo, added(conn.headers))
     finally:
         conn.close()
 
@@ -116,6 +144,10 @@ async def main():
                     seen.add(t[0])
                     if t[0] == "refused":
                         assert t[1] == 302 and t[2].startswith(LOGIN + "?next=%2Fmembers"), t
+                        assert t[3] == ("1", []), t
+                    else:
+                        user = t[1].removeprefix("welcome, ").encode()
+                        assert t[3] == ("1", [("user", user, ["expires", "httponly", "path"])]), t
                     assert c == t, f"\n  tornado: {t!r}\n  cyclone: {c!r}"
 
                 await checks.run(f"{what} on {path}: Tornado's answer", same)

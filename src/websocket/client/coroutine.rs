@@ -61,6 +61,8 @@ struct ClientState {
     close_reason: Option<String>,
     closed_by: Option<CloseReason>,
     subprotocol: Option<String>,
+    /// The server's 101 headers, kept past the connection.
+    headers: Vec<(String, String)>,
 }
 
 impl ClientState {
@@ -94,7 +96,9 @@ struct ChannelHandler {
 
 impl WebSocketHandler for ChannelHandler {
     fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
-        self.state.borrow_mut().subprotocol = ws.selected_subprotocol().map(str::to_owned);
+        let mut s = self.state.borrow_mut();
+        s.subprotocol = ws.selected_subprotocol().map(str::to_owned);
+        s.headers = ws.response_headers().to_vec();
     }
 
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
@@ -434,6 +438,29 @@ impl WebSocketClientConnection {
     /// `wss://`. A copy; `None` once the connection is gone.
     pub fn request(&self) -> Option<Request> {
         with_websocket(&IOLoop::current(), self.id, |ws| ws.request().clone())
+    }
+
+    /// Every header of the server's `101`, in order (Tornado's
+    /// `WebSocketClientConnection.headers`): the cookies it set, and what
+    /// its handler added. Kept after the connection ends.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let kept = self.state.borrow().headers.clone();
+        if !kept.is_empty() {
+            return kept;
+        }
+        // Before `open` ran (the turn the connection is handed over).
+        with_websocket(&IOLoop::current(), self.id, |ws| {
+            ws.response_headers().to_vec()
+        })
+        .unwrap_or_default()
+    }
+
+    /// The first header `name` (any case) of the server's `101`.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let all = self.headers();
+        all.into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// The subprotocol the server selected.

@@ -349,6 +349,7 @@ impl ClientHandshake {
                 id,
                 is_client: true,
                 namespace: None,
+                response_headers: resp.headers,
             },
         );
         log::debug!(
