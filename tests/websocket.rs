@@ -2202,3 +2202,97 @@ fn websocket_handlers_translate_in_the_handshakes_locale() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Tornado's `async def open` / `async def on_message`: with
+/// `ws.spawn(future)` the next message waits until the future is done.
+/// Three messages sent in one write are answered in order although the
+/// first future sleeps longest (unheld, they would come back reversed),
+/// each `on_message` starts after the previous future ended, a suspension
+/// dropped inside its own callback lets messages flow again, and a panic
+/// in a spawned future closes that connection alone with 1011.
+#[test]
+fn spawned_futures_hold_the_next_message_until_they_finish() {
+    use cyclone::ioloop::sleep;
+    use cyclone::websocket::{with_websocket_of, write_to};
+    struct Slow {
+        log: Sender<String>,
+    }
+    impl WebSocketHandler for Slow {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            let id = ws.id();
+            ws.spawn(async move {
+                sleep(Duration::from_millis(50)).await;
+                // The connection itself, after the `.await`.
+                let sent = with_websocket_of(id, |ws| ws.write_message("ready").is_ok());
+                assert_eq!(sent, Some(true));
+            });
+        }
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let text = msg.as_text().unwrap_or_default().to_owned();
+            match text.as_str() {
+                "boom" => ws.spawn(async { panic!("spawned future panics") }),
+                "suspend-drop" => {
+                    let held = ws.suspend();
+                    drop(held);
+                    ws.write_message("resumed").unwrap();
+                }
+                _ => {
+                    let n: u64 = text.parse().unwrap();
+                    let _ = self.log.send(format!("msg {n}"));
+                    let (id, log) = (ws.id(), self.log.clone());
+                    ws.spawn(async move {
+                        sleep(Duration::from_millis(15 * (3 - n))).await;
+                        write_to(id, format!("done {n}"));
+                        let _ = log.send(format!("end {n}"));
+                    });
+                }
+            }
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket(r"/slow", move |_r: &Request| Slow { log: tx.clone() })
+            .build()
+    });
+    let mut ws = connect(&srv, "/slow");
+    // Sent before `open`'s future ends, in one write.
+    for n in ["0", "1", "2", "suspend-drop", "0"] {
+        ws.write(TMsg::text(n)).unwrap();
+    }
+    ws.flush().unwrap();
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        match ws.read().expect("reply") {
+            TMsg::Text(t) => got.push(t.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        got,
+        ["ready", "done 0", "done 1", "done 2", "resumed", "done 0"]
+    );
+    let log: Vec<String> = (0..8)
+        .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    assert_eq!(
+        log,
+        ["msg 0", "end 0", "msg 1", "end 1", "msg 2", "end 2", "msg 0", "end 0"]
+    );
+    // A panic in a spawned future: this connection closes with 1011, the
+    // other one goes on.
+    let mut other = connect(&srv, "/slow");
+    let mut s = raw_ws(&srv, "/slow");
+    s.write_all(&client_frame(true, 1, b"boom")).unwrap();
+    loop {
+        let (_, op, p) = read_frame(&mut s).unwrap();
+        if op == 0x8 {
+            assert_eq!(&p[..2], &1011u16.to_be_bytes()[..]);
+            break;
+        }
+        assert_eq!((op, &p[..]), (0x1, &b"ready"[..]));
+    }
+    assert_eq!(other.read().unwrap(), TMsg::text("ready"));
+    other.send(TMsg::text("1")).unwrap();
+    assert_eq!(other.read().unwrap(), TMsg::text("done 1"));
+}

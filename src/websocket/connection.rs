@@ -88,6 +88,8 @@ impl WsConn {
                     writers: Vec::new(),
                     namespace: p.namespace,
                     topics: Vec::new(),
+                    suspensions: 0,
+                    client_hold: false,
                     response_headers: p.response_headers,
                 })
                 .filter(|r| !r.is_unused())
@@ -135,16 +137,7 @@ impl WsConn {
                 self.core.id,
                 crate::ioloop::panic_message(&p)
             );
-            lp.count(crate::ioloop::Counter::HandlerPanics, 1);
-            // A connection already closing keeps the reason it closes for
-            // (the panic may follow the handler's own `close`).
-            self.core.closed_by.get_or_insert(CloseReason::HandlerPanic);
-            self.core.start_close(
-                lp,
-                Some(CloseCode::INTERNAL_ERROR),
-                "",
-                CloseReason::HandlerPanic,
-            );
+            self.core.handler_panicked(lp);
         }
     }
 
@@ -189,10 +182,13 @@ impl WsConn {
         used
     }
 
-    /// Parses every complete frame in `buf`; returns bytes consumed.
+    /// Parses every complete frame in `buf`; returns bytes consumed. Stops
+    /// after the frame that put a hold on reading (a handler's
+    /// [`Suspension`](super::Suspension)): the frames behind it wait,
+    /// unparsed, for the hold to end.
     fn process(&mut self, lp: &IOLoop, buf: &mut [u8]) -> usize {
         let mut pos = 0;
-        while pos < buf.len() && !self.core.finished {
+        while pos < buf.len() && !self.core.finished && !self.core.read_held {
             let res = self
                 .core
                 .session

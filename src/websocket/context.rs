@@ -544,14 +544,93 @@ impl<'a> WebSocket<'a> {
         self.core.queued(self.lp)
     }
 
-    /// Inbound flow control asked by the handler: while `hold` is set,
-    /// nothing more is read from the socket (the messages of a read already
-    /// under way are still delivered), so the peer is throttled by TCP. The
-    /// peer's Close, too, waits behind what is unread: a connection held
-    /// too long while closing ends at the close timeout. Used by the
-    /// coroutine client, whose unread messages would otherwise queue
-    /// without bound.
+    /// Delivers this connection no further message (nor ping, pong or
+    /// Close) until the returned [`Suspension`] is dropped: what the peer
+    /// sends meanwhile waits, the frames already read unparsed and the rest
+    /// in the socket, so TCP throttles the peer. Several suspensions may
+    /// be alive at once; messages flow again once every one is dropped.
+    /// [`spawn`](Self::spawn) is the usual way to use one.
+    ///
+    /// The peer's Close waits behind what is unread too: a connection held
+    /// too long while closing ends at the close timeout, and a pong
+    /// awaited meanwhile gets its full ping timeout from the end of the
+    /// hold.
+    pub fn suspend(&mut self) -> Suspension {
+        self.core.rare().suspensions += 1;
+        self.update_hold();
+        Suspension {
+            id: self.core.id,
+            _loop_thread: std::marker::PhantomData,
+        }
+    }
+
+    /// Runs `future` on the loop and delivers this connection no further
+    /// message until it completes: Tornado's `async def on_message` (and
+    /// `async def open`), whose next message waits for the coroutine. The
+    /// future writes with [`write_to`]`(id, ..)`, or reaches the
+    /// connection with [`with_websocket_of`].
+    ///
+    /// A panic in the future is a handler's panic: logged, and this
+    /// connection alone closes with 1011. Should the connection end first,
+    /// the future still runs to its end (its writes then fail with
+    /// [`WebSocketClosedError`]).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cyclone::ioloop::sleep;
+    /// use cyclone::websocket::{write_to, Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Lookup;
+    /// impl WebSocketHandler for Lookup {
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+    ///         let (id, query) = (ws.id(), msg.as_text().unwrap_or_default().to_owned());
+    ///         // The next message waits until this answer is written.
+    ///         ws.spawn(async move {
+    ///             sleep(Duration::from_millis(20)).await; // a database, say
+    ///             let _ = write_to(id, format!("{query}: found"));
+    ///         });
+    ///     }
+    /// }
+    /// ```
+    pub fn spawn(&mut self, future: impl std::future::Future<Output = ()> + 'static) {
+        let held = self.suspend();
+        self.lp.spawn(Suspended {
+            future: Box::pin(future),
+            held: Some(held),
+        });
+    }
+
+    /// The coroutine client's inbound flow control: while `hold` is set,
+    /// nothing more is read or parsed, as under a
+    /// [`suspend`](Self::suspend). Its unread messages would otherwise
+    /// queue without bound.
     pub(crate) fn hold_reading(&mut self, hold: bool) {
+        if self.core.rare.as_ref().is_some_and(|r| r.client_hold) == hold {
+            return;
+        }
+        self.core.rare().client_hold = hold;
+        self.update_hold();
+    }
+
+    /// One [`Suspension`] ended.
+    fn release(&mut self) {
+        if let Some(r) = self.core.rare.as_mut() {
+            r.suspensions = r.suspensions.saturating_sub(1);
+        }
+        self.update_hold();
+    }
+
+    /// Holds reading while a suspension or the client's hold is on;
+    /// resumes it when the last one ends.
+    fn update_hold(&mut self) {
+        let hold = self
+            .core
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.suspensions > 0 || r.client_hold);
+        if !hold && self.core.rare.as_ref().is_some_and(|r| r.is_unused()) {
+            self.core.rare = None;
+        }
         if self.core.read_held == hold {
             return;
         }
@@ -860,6 +939,93 @@ impl<'p> SharedFrame<'p> {
 /// if it is an idle, open WebSocket, and marks it dirty so what `f` queued
 /// is flushed this tick. Used by the client's coroutine API (writes from
 /// futures, which never run while a connection is being served).
+/// A hold on a connection's messages, from [`WebSocket::suspend`]: none
+/// is delivered while it lives; dropping it lets them flow again (if no
+/// other suspension holds them). Dropped after its connection ended, it
+/// does nothing. It belongs to the loop's thread.
+#[must_use = "messages flow again as soon as the suspension is dropped"]
+#[derive(Debug)]
+pub struct Suspension {
+    id: ConnId,
+    _loop_thread: std::marker::PhantomData<Rc<()>>,
+}
+
+impl Suspension {
+    /// The connection it holds.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+}
+
+impl Drop for Suspension {
+    fn drop(&mut self) {
+        if let Some(lp) = IOLoop::existing() {
+            // Later if the connection is on the stack right now (dropped in
+            // one of its own callbacks).
+            with_websocket_later(&lp, self.id, |ws| ws.release());
+        }
+    }
+}
+
+/// The future of [`WebSocket::spawn`], holding its connection's messages
+/// until it completes, and closing the connection with 1011 if it panics.
+struct Suspended {
+    future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    held: Option<Suspension>,
+}
+
+impl std::future::Future for Suspended {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        use std::task::Poll;
+        let this = &mut *self;
+        match catch_unwind(AssertUnwindSafe(|| this.future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(())) => {
+                this.held = None;
+                Poll::Ready(())
+            }
+            Err(p) => {
+                let id = this.held.as_ref().map(Suspension::id);
+                if let (Some(id), Some(lp)) = (id, IOLoop::existing()) {
+                    log::error!(
+                        "{id} WebSocket handler's spawned future panicked: {}",
+                        crate::ioloop::panic_message(&p)
+                    );
+                    with_websocket_later(&lp, id, |ws| ws.core.handler_panicked(ws.lp));
+                }
+                this.held = None;
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// Runs `f` with the connection `id` (on this thread's loop) and returns
+/// its result: what a future from [`WebSocket::spawn`] or
+/// [`IOLoop::spawn`] uses to reach its connection after an `.await`
+/// (Tornado's `self` in an `async def on_message`). `None` for a
+/// connection that ended, a stale id, or one whose callback is running
+/// right now (the loop holds it: a future polled from inside a callback
+/// of its own connection cannot borrow it again).
+///
+/// ```no_run
+/// use cyclone::websocket::{with_websocket_of, ConnId};
+///
+/// async fn greet(id: ConnId) {
+///     let user = with_websocket_of(id, |ws| ws.current_user().map(str::to_owned)).flatten();
+///     let _ = with_websocket_of(id, |ws| ws.write_message(format!("hello {user:?}")));
+/// }
+/// ```
+pub fn with_websocket_of<R>(id: ConnId, f: impl FnOnce(&mut WebSocket<'_>) -> R) -> Option<R> {
+    with_websocket(&IOLoop::existing()?, id, f)
+}
+
 pub(crate) fn with_websocket<R>(
     lp: &IOLoop,
     id: ConnId,

@@ -293,6 +293,11 @@ pub(super) struct Rare {
     pub(super) namespace: Option<Box<Namespace>>,
     /// The topics it subscribed to ([`super::topics`]).
     pub(super) topics: Vec<Box<str>>,
+    /// Live [`Suspension`](super::Suspension)s: messages wait while any is.
+    pub(super) suspensions: u32,
+    /// The coroutine client's own hold on reading (its unread messages
+    /// are over the mark).
+    pub(super) client_hold: bool,
     /// A client's: the headers of the server's 101.
     pub(super) response_headers: Vec<(String, String)>,
 }
@@ -341,6 +346,8 @@ impl Rare {
             && self.writers.is_empty()
             && self.namespace.is_none()
             && self.topics.is_empty()
+            && self.suspensions == 0
+            && !self.client_hold
             && self.response_headers.is_empty()
     }
 }
@@ -707,6 +714,21 @@ impl Core {
             CloseReason::SlowConsumer,
         );
         false
+    }
+
+    /// A handler callback, or a future it spawned with
+    /// [`WebSocket::spawn`], panicked: this connection alone closes with
+    /// 1011. One already closing keeps the reason it closes for (the panic
+    /// may follow the handler's own `close`).
+    pub(super) fn handler_panicked(&mut self, lp: &IOLoop) {
+        lp.count(crate::ioloop::Counter::HandlerPanics, 1);
+        self.closed_by.get_or_insert(CloseReason::HandlerPanic);
+        self.start_close(
+            lp,
+            Some(CloseCode::INTERNAL_ERROR),
+            "",
+            CloseReason::HandlerPanic,
+        );
     }
 
     pub(super) fn start_close(
