@@ -1030,3 +1030,86 @@ fn sighup_ignored_under_nohup_stays_ignored_after_its_handler_is_removed() {
     lp.run_once(Some(Duration::from_millis(50))).unwrap();
     assert_eq!(n.get(), 1, "the removed handler ran");
 }
+
+/// Tornado's `run_in_executor`: blocking work runs on a pool thread while
+/// the loop goes on (a 10 ms timer fires while a job sleeps 300 ms), the
+/// result comes back to the awaiting task, and a pool never runs more
+/// jobs at once than its size, nor fewer than it can (four 100 ms jobs on
+/// two threads run two at a time).
+#[test]
+fn run_in_executor_runs_blocking_work_off_the_loop() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    in_thread(|| {
+        let lp = IOLoop::current();
+        lp.call_later(Duration::from_secs(20), || panic!("test timed out"));
+        let loop_thread = std::thread::current().id();
+        let ticked = Rc::new(Cell::new(false));
+        let t = ticked.clone();
+        lp.call_later(Duration::from_millis(10), move || t.set(true));
+        let (on, ticked_first) = lp.run_sync(async move {
+            let on = IOLoop::current()
+                .run_in_executor(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    std::thread::current().id()
+                })
+                .await;
+            (on, ticked.get())
+        });
+        assert_ne!(on, loop_thread, "the job ran on the loop's thread");
+        assert!(ticked_first, "the loop was blocked while the job ran");
+
+        // Two threads: never three jobs at once, and two at a time.
+        lp.set_default_executor(ThreadPool::new(2));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..4u64)
+            .map(|i| {
+                let (running, most) = (running.clone(), most.clone());
+                IOLoop::current().run_in_executor(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(100));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i * 10
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        let results = lp.run_sync(async move {
+            let mut out = Vec::new();
+            for job in jobs {
+                out.push(job.await);
+            }
+            out
+        });
+        assert_eq!(results, [0, 10, 20, 30]);
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    });
+}
+
+/// A panic in the pool is the awaiting task's: `run_sync` re-raises it
+/// with its message, and the pool's thread lives on for the next job.
+#[test]
+fn a_panic_in_the_executor_reaches_the_awaiting_task() {
+    use cyclone::ioloop::ThreadPool;
+    in_thread(|| {
+        let lp = IOLoop::current();
+        let pool = ThreadPool::new(1);
+        let p = pool.clone();
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            lp.run_sync(async move { p.run(|| -> u32 { panic!("no such row") }).await })
+        }))
+        .unwrap_err();
+        assert_eq!(caught.downcast_ref::<&str>(), Some(&"no such row"));
+        let p = pool.clone();
+        assert_eq!(lp.run_sync(async move { p.run(|| 7).await }), 7);
+        // One thread served both: the panic did not take it down.
+        assert_eq!(
+            format!("{pool:?}"),
+            "ThreadPool { max_threads: 1, threads: 1 }"
+        );
+    });
+}

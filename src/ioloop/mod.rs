@@ -44,6 +44,7 @@ mod periodic;
 mod pollable;
 mod signals;
 mod slots;
+mod thread_pool;
 mod timer;
 mod warn;
 
@@ -55,6 +56,7 @@ pub use handle::IOLoopHandle;
 pub use metrics::{Counter, Metrics};
 pub use periodic::PeriodicCallback;
 pub use pollable::{Action, Pollable, Readiness};
+pub use thread_pool::{InExecutor, ThreadPool};
 pub use timer::TimeoutHandle;
 
 use std::any::Any;
@@ -126,6 +128,8 @@ pub(crate) struct Inner {
     shutting_down: Cell<bool>,
     ready_local: RefCell<Vec<usize>>,
     signals: RefCell<Option<signals::Signals>>,
+    /// `run_in_executor`'s pool, started at its first use.
+    executor: RefCell<Option<ThreadPool>>,
 }
 
 /// The event loop of this thread (Tornado's `IOLoop`). Cloning gives another
@@ -239,6 +243,7 @@ impl IOLoop {
                 shutting_down: Cell::new(false),
                 ready_local: RefCell::new(Vec::new()),
                 signals: RefCell::new(None),
+                executor: RefCell::new(None),
             }),
         })
     }
