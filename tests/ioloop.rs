@@ -1113,3 +1113,34 @@ fn a_panic_in_the_executor_reaches_the_awaiting_task() {
         );
     });
 }
+
+/// Tornado's `gen.with_timeout`: the value when the future is first, a
+/// `TimeoutError` when the time is; a future given up is dropped (its
+/// timer never fires).
+#[test]
+fn with_timeout_gives_the_value_or_gives_up() {
+    use cyclone::ioloop::{with_timeout, TimeoutError};
+    in_thread(|| {
+        let lp = IOLoop::current();
+        lp.call_later(Duration::from_secs(20), || panic!("test timed out"));
+        let fired = Rc::new(Cell::new(false));
+        let f = fired.clone();
+        let (quick, slow, pool) = lp.run_sync(async move {
+            let quick = with_timeout(Duration::from_secs(5), async { 7 }).await;
+            let slow = with_timeout(Duration::from_millis(30), async move {
+                sleep(Duration::from_millis(200)).await;
+                f.set(true);
+            })
+            .await;
+            let job = IOLoop::current().run_in_executor(|| "row");
+            let pool = with_timeout(Duration::from_secs(5), job).await;
+            sleep(Duration::from_millis(300)).await;
+            (quick, slow, pool)
+        });
+        assert_eq!(quick, Ok(7));
+        assert_eq!(slow, Err(TimeoutError));
+        assert_eq!(pool, Ok("row"));
+        assert!(!fired.get(), "the future given up ran on");
+        assert_eq!(TimeoutError.to_string(), "Timeout");
+    });
+}

@@ -214,3 +214,67 @@ impl Drop for Sleep {
         }
     }
 }
+
+/// `future`, given up after `timeout` (Tornado's `gen.with_timeout`,
+/// asyncio's `wait_for`): resolves to the future's value, or to
+/// [`TimeoutError`] once `timeout` passed on the current thread's loop
+/// first. Giving up drops the future (Tornado leaves it running): what it
+/// started elsewhere, such as work in a [`ThreadPool`](super::ThreadPool),
+/// goes on there, and its result is discarded.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cyclone::ioloop::{with_timeout, IOLoop};
+///
+/// IOLoop::current().run_sync(async {
+///     let slow = IOLoop::current().run_in_executor(|| std::thread::sleep(Duration::from_secs(5)));
+///     assert!(with_timeout(Duration::from_millis(100), slow).await.is_err());
+/// });
+/// ```
+pub fn with_timeout<F: Future>(timeout: std::time::Duration, future: F) -> WithTimeout<F> {
+    WithTimeout {
+        future: Box::pin(future),
+        deadline: sleep(timeout),
+    }
+}
+
+/// The future returned by [`with_timeout`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct WithTimeout<F> {
+    future: Pin<Box<F>>,
+    deadline: Sleep,
+}
+
+impl<F: Future> Future for WithTimeout<F> {
+    type Output = Result<F::Output, TimeoutError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(value) = self.future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(value));
+        }
+        match Pin::new(&mut self.deadline).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(TimeoutError)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for WithTimeout<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithTimeout")
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+/// [`with_timeout`] gave up (Tornado's `tornado.util.TimeoutError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutError;
+
+impl std::fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Timeout")
+    }
+}
+
+impl std::error::Error for TimeoutError {}
