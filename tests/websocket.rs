@@ -1315,64 +1315,114 @@ fn random_frames_in_random_chunks_echo_intact() {
     for seed in 1..=3u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut s = raw_ws(&srv, "/random");
-        let mut wire = Vec::new();
-        let mut expect = Vec::new();
-        for m in 0..40usize {
-            let n = match rng.below(4) {
-                0 => rng.below(126),
-                1 => {
-                    let mark = [65_536usize, 131_072, 262_144][rng.below(3)];
-                    mark + rng.below(129) - 64
-                }
-                2 => rng.log_size(700_000),
-                _ => rng.log_size(65_535),
-            };
-            let text = rng.below(2) == 0;
-            let p: Vec<u8> = if text {
-                let chars = ['a', 'é', '€', '😀', ' '];
-                let mut t = String::new();
-                while t.len() < n {
-                    let c = chars[(m + t.len()) % chars.len()];
-                    if t.len() + c.len_utf8() > n {
-                        t.push('.');
-                    } else {
-                        t.push(c);
-                    }
-                }
-                t.into_bytes()
-            } else {
-                (0..n).map(|j| (j * 7 + m * 13) as u8).collect()
-            };
-            let op = if text { 0x1u8 } else { 0x2 };
-            let pieces = if n > 1 && rng.below(3) == 0 {
-                2 + rng.below(4)
-            } else {
-                1
-            };
-            let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.below(n + 1)).collect();
-            cuts.sort_unstable();
-            let mut start = 0;
-            for (k, end) in cuts.into_iter().chain([n]).enumerate() {
-                let first = k == 0;
-                let last = k == pieces - 1;
-                wire.extend(client_frame(
-                    last,
-                    if first { op } else { 0x0 },
-                    &p[start..end],
-                ));
-                if !last && rng.below(2) == 0 {
-                    let ping = format!("ping {m}.{k}").into_bytes();
-                    wire.extend(client_frame(true, 0x9, &ping));
-                    expect.push((0xAu8, ping));
-                }
-                start = end;
-            }
-            expect.push((op, p));
-        }
+        let (wire, expect) = random_wire(&mut rng, 40);
         let next_chunk = || (rng.log_size(300_000), rng.below(4) == 0);
         let what = format!("seed {seed}");
         write_in_chunks_and_check_echoes(&mut s, wire, next_chunk, &expect, &what);
     }
+}
+
+/// The same random traffic to a handler that answers each message from a
+/// future of its own (`ws.spawn`, 0 to 2 ms later): every message waits,
+/// parsed or not, wherever the hold fell in the read (mid-batch, between
+/// the fragments of the next message, in the carry or the spill), and
+/// every echo and pong still comes back whole and in order.
+#[test]
+fn random_frames_held_by_spawned_futures_echo_intact() {
+    use cyclone::ioloop::sleep;
+    use cyclone::websocket::write_to;
+    struct HeldEcho;
+    impl WebSocketHandler for HeldEcho {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let (id, msg) = (ws.id(), msg.into_owned());
+            let delay = Duration::from_millis((msg.len() % 3) as u64);
+            ws.spawn(async move {
+                if !delay.is_zero() {
+                    sleep(delay).await;
+                }
+                assert!(write_to(id, msg), "connection gone");
+            });
+        }
+    }
+    let srv = Server::start(|| {
+        let settings = WebSocketSettings {
+            max_message_size: 32 * 1024 * 1024,
+            ..WebSocketSettings::default()
+        };
+        Application::builder()
+            .websocket_with(r"/held", settings, |_r: &Request| HeldEcho)
+            .build()
+    });
+    for seed in 4..=6u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut s = raw_ws(&srv, "/held");
+        let (wire, expect) = random_wire(&mut rng, 40);
+        let next_chunk = || (rng.log_size(300_000), rng.below(4) == 0);
+        let what = format!("held, seed {seed}");
+        write_in_chunks_and_check_echoes(&mut s, wire, next_chunk, &expect, &what);
+    }
+}
+
+/// `count` random messages (binary and multi-byte UTF-8 text, 0 B to 700
+/// KB, many near the read buffer's 64/128/256 KiB marks), some fragmented
+/// at random byte offsets with pings between fragments: the bytes a
+/// client sends, and the frames (opcode, payload) it must get back.
+fn random_wire(rng: &mut Rng, count: usize) -> (Vec<u8>, Vec<(u8, Vec<u8>)>) {
+    let mut wire = Vec::new();
+    let mut expect = Vec::new();
+    for m in 0..count {
+        let n = match rng.below(4) {
+            0 => rng.below(126),
+            1 => {
+                let mark = [65_536usize, 131_072, 262_144][rng.below(3)];
+                mark + rng.below(129) - 64
+            }
+            2 => rng.log_size(700_000),
+            _ => rng.log_size(65_535),
+        };
+        let text = rng.below(2) == 0;
+        let p: Vec<u8> = if text {
+            let chars = ['a', 'é', '€', '😀', ' '];
+            let mut t = String::new();
+            while t.len() < n {
+                let c = chars[(m + t.len()) % chars.len()];
+                if t.len() + c.len_utf8() > n {
+                    t.push('.');
+                } else {
+                    t.push(c);
+                }
+            }
+            t.into_bytes()
+        } else {
+            (0..n).map(|j| (j * 7 + m * 13) as u8).collect()
+        };
+        let op = if text { 0x1u8 } else { 0x2 };
+        let pieces = if n > 1 && rng.below(3) == 0 {
+            2 + rng.below(4)
+        } else {
+            1
+        };
+        let mut cuts: Vec<usize> = (1..pieces).map(|_| rng.below(n + 1)).collect();
+        cuts.sort_unstable();
+        let mut start = 0;
+        for (k, end) in cuts.into_iter().chain([n]).enumerate() {
+            let first = k == 0;
+            let last = k == pieces - 1;
+            wire.extend(client_frame(
+                last,
+                if first { op } else { 0x0 },
+                &p[start..end],
+            ));
+            if !last && rng.below(2) == 0 {
+                let ping = format!("ping {m}.{k}").into_bytes();
+                wire.extend(client_frame(true, 0x9, &ping));
+                expect.push((0xAu8, ping));
+            }
+            start = end;
+        }
+        expect.push((op, p));
+    }
+    (wire, expect)
 }
 
 /// Answers every message with 1 MiB.
