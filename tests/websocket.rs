@@ -2346,3 +2346,62 @@ fn spawned_futures_hold_the_next_message_until_they_finish() {
     other.send(TMsg::text("1")).unwrap();
     assert_eq!(other.read().unwrap(), TMsg::text("done 1"));
 }
+
+/// `drained(id, mark)`: a future that writes 25 MiB to a reader who waits
+/// before reading, awaiting the queue's fall below 256 KiB after each
+/// 64 KiB message, never has more than the mark and a message queued;
+/// without awaiting it, the same writes queue megabytes. Every message
+/// arrives either way.
+#[test]
+fn drained_holds_a_writing_future_to_its_mark() {
+    use cyclone::websocket::{drained, with_websocket_of, write_to};
+    const PART: usize = 64 * 1024;
+    const MARK: usize = 256 * 1024;
+    struct Streamer;
+    impl WebSocketHandler for Streamer {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let paced = msg.as_text() == Some("paced");
+            let id = ws.id();
+            ws.spawn(async move {
+                let mut most = 0;
+                for i in 0..400u32 {
+                    assert!(write_to(id, vec![i as u8; PART]));
+                    let queued = with_websocket_of(id, |ws| ws.buffered_amount()).unwrap();
+                    most = most.max(queued);
+                    if paced {
+                        drained(id, MARK).await;
+                    }
+                }
+                write_to(id, format!("most {most}"));
+            });
+        }
+    }
+    let srv = Server::start(|| {
+        let settings = WebSocketSettings {
+            max_write_buffer: 256 * 1024 * 1024,
+            ..WebSocketSettings::default()
+        };
+        Application::builder()
+            .websocket_with(r"/stream", settings, |_r: &Request| Streamer)
+            .build()
+    });
+    let mut ws = connect(&srv, "/stream");
+    let mut most = |how: &str| -> usize {
+        ws.send(TMsg::text(how)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        for i in 0..400u32 {
+            match ws.read().unwrap() {
+                TMsg::Binary(b) => assert!(b.len() == PART && b[0] == i as u8, "{how} {i}"),
+                other => panic!("{how} {i}: {other:?}"),
+            }
+        }
+        match ws.read().unwrap() {
+            TMsg::Text(t) => t.strip_prefix("most ").unwrap().parse().unwrap(),
+            other => panic!("{how}: {other:?}"),
+        }
+    };
+    let paced = most("paced");
+    assert!(paced <= MARK + PART, "paced: {paced} bytes queued");
+    let flood = most("flood");
+    assert!(flood > 2 * 1024 * 1024, "flood: only {flood} bytes queued");
+}

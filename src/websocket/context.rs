@@ -1026,6 +1026,83 @@ pub fn with_websocket_of<R>(id: ConnId, f: impl FnOnce(&mut WebSocket<'_>) -> R)
     with_websocket(&IOLoop::existing()?, id, f)
 }
 
+/// Resolves once the connection `id` has at most `mark` bytes queued that
+/// the kernel has not taken (0: everything handed over), or has ended:
+/// what awaiting Tornado's `write_message` future gives a coroutine, flow
+/// control for a future that writes much (from [`WebSocket::spawn`], with
+/// [`write_to`]). Nothing is registered, and nothing costs, while no task
+/// waits; the task is woken by the flush that brings the queue down to
+/// `mark`.
+///
+/// ```no_run
+/// use cyclone::websocket::{drained, write_to, Message, WebSocket, WebSocketHandler};
+///
+/// struct Download;
+/// impl WebSocketHandler for Download {
+///     fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+///         let id = ws.id();
+///         ws.spawn(async move {
+///             for part in 0..1000u32 {
+///                 if !write_to(id, vec![part as u8; 64 * 1024]) {
+///                     return; // gone
+///                 }
+///                 // At most 1 MiB waiting for a slow reader, whatever the file's size.
+///                 drained(id, 1024 * 1024).await;
+///             }
+///         });
+///     }
+/// }
+/// ```
+pub fn drained(id: ConnId, mark: usize) -> Drained {
+    Drained { id, mark }
+}
+
+/// The future returned by [`drained`].
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Drained {
+    id: ConnId,
+    mark: usize,
+}
+
+impl std::future::Future for Drained {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        poll_drained(self.id, self.mark, cx)
+    }
+}
+
+/// Ready once `id` has at most `mark` bytes queued, or is gone; else the
+/// task is woken after the flush that gets it there.
+pub(crate) fn poll_drained(
+    id: ConnId,
+    mark: usize,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<()> {
+    let Some(lp) = IOLoop::existing() else {
+        return std::task::Poll::Ready(());
+    };
+    // Over the mark, the connection wakes this task after the flush that
+    // brings its queue down to the mark (`with_websocket` asks for one at
+    // the end of this turn), or when it ends.
+    let waiting = with_websocket(&lp, id, |ws| {
+        let over = ws.buffered_amount() > mark;
+        if over {
+            ws.wake_at_most(mark, cx.waker());
+        }
+        over
+    });
+    if waiting == Some(true) {
+        std::task::Poll::Pending
+    } else {
+        std::task::Poll::Ready(())
+    }
+}
+
 pub(crate) fn with_websocket<R>(
     lp: &IOLoop,
     id: ConnId,

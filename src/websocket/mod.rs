@@ -21,7 +21,7 @@ pub use client::{
     WebSocketClientConnection, READ_QUEUE_HIGH_WATER,
 };
 pub use connection::{broadcast, close_connection, write_to, WebSocket};
-pub use context::{with_websocket_of, PingError, Suspension, MAX_PING_PAYLOAD};
+pub use context::{drained, with_websocket_of, Drained, PingError, Suspension, MAX_PING_PAYLOAD};
 pub use handler::{check_trusted_origin, get_secure_cookie, WebSocketHandler};
 pub use headers::HandshakeHeaders;
 pub use message::{CloseReason, Message, WebSocketClosedError};

@@ -587,22 +587,6 @@ impl Future for WriteFuture {
         if self.state.borrow().closed {
             return Poll::Ready(());
         }
-        let mark = self.mark;
-        // Over the mark, the connection wakes this task after the flush
-        // that brings its queue down to the mark (`with_websocket` asks for
-        // one at the end of this turn), or when it ends. Nothing is
-        // registered, and nothing costs, while no writer waits.
-        let waiting = with_websocket(&IOLoop::current(), self.id, |ws| {
-            let over = ws.buffered_amount() > mark;
-            if over {
-                ws.wake_at_most(mark, cx.waker());
-            }
-            over
-        });
-        if waiting == Some(true) {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+        crate::websocket::context::poll_drained(self.id, self.mark, cx)
     }
 }
