@@ -159,3 +159,53 @@ fn refusals_over_max_connections_are_logged_at_warn() {
         "{about:?}"
     );
 }
+
+/// Tornado's `set_blocking_log_threshold`: a timer that blocks the loop's
+/// thread for 400 ms is reported once as it happens (with what the loop
+/// was doing) and once when it ends (how long, about); the loop waiting
+/// in `poll` for longer is not blocked; with the threshold taken away,
+/// the same block says nothing.
+#[test]
+fn a_blocked_loop_is_reported_with_what_it_was_doing() {
+    use cyclone::ioloop::IOLoop;
+    capture_logs();
+    let blocked = "IOLoop blocked for more than 50 ms (running timers)";
+    let ended = "IOLoop was blocked for about";
+    let run = |watch: bool| {
+        std::thread::spawn(move || {
+            let lp = IOLoop::current();
+            lp.set_blocking_log_threshold(Some(Duration::from_millis(50)));
+            if !watch {
+                lp.set_blocking_log_threshold(None);
+            }
+            lp.call_later(Duration::from_millis(20), || {
+                std::thread::sleep(Duration::from_millis(400));
+            });
+            // Then 500 ms waiting in poll: not blocked.
+            lp.call_later(Duration::from_millis(900), || IOLoop::current().stop());
+            lp.start();
+        })
+        .join()
+        .unwrap();
+    };
+    run(true);
+    let warned = records_within(ended, Duration::from_secs(2));
+    assert_eq!(
+        records_with(blocked).len(),
+        1,
+        "{:?}",
+        records_with("IOLoop")
+    );
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].0, log::Level::Warn);
+    let ms: u64 = warned[0].1[ended.len()..]
+        .trim()
+        .trim_end_matches(" ms")
+        .parse()
+        .unwrap();
+    assert!((300..2000).contains(&ms), "{ms} ms");
+    run(false);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(records_with(blocked).len(), 1);
+    assert_eq!(records_with(ended).len(), 1);
+}

@@ -20,6 +20,8 @@ pub(crate) struct Shared {
     /// The loop is gone (its thread ended or it was dropped): callbacks
     /// sent to it are refused instead of piling up.
     pub(crate) closed: AtomicBool,
+    /// What the loop is doing, for `set_blocking_log_threshold`'s watch.
+    pub(crate) progress: super::blocking::Progress,
 }
 
 impl Shared {

@@ -36,6 +36,7 @@
 //! (uWS's tick counters, PERF-NOTES §4), so nothing timer-related happens
 //! per message.
 
+mod blocking;
 mod conn_id;
 mod executor;
 mod handle;
@@ -59,6 +60,7 @@ pub use pollable::{Action, Pollable, Readiness};
 pub use thread_pool::{InExecutor, ThreadPool};
 pub use timer::TimeoutHandle;
 
+use blocking::Phase;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -219,6 +221,7 @@ impl IOLoop {
                     polling: Default::default(),
                     pending: Default::default(),
                     closed: Default::default(),
+                    progress: Default::default(),
                 }),
                 tasks: RefCell::new(Slab::new()),
                 running: Cell::new(false),
@@ -382,6 +385,7 @@ impl IOLoop {
         struct Running<'a>(&'a Inner);
         impl Drop for Running<'_> {
             fn drop(&mut self) {
+                self.0.shared.progress.enter(Phase::Idle);
                 self.0.running.set(false);
                 self.0.stopped.set(false);
                 self.0.shared.stop.store(false, Ordering::SeqCst);
@@ -423,7 +427,10 @@ impl IOLoop {
 
     fn tick(&self, max_wait: Option<Duration>) -> io::Result<()> {
         let inner = &self.inner;
+        let progress = &inner.shared.progress;
         inner.ticks.set(inner.ticks.get() + 1);
+        progress.next_iteration();
+        progress.enter(Phase::Callbacks);
         self.refresh_clock();
         self.drain_shared_callbacks();
 
@@ -442,6 +449,7 @@ impl IOLoop {
         }
         // Due timers, earliest first; timers set from here on wait for the
         // next iteration.
+        progress.enter(Phase::Timers);
         let now = self.time();
         let before = {
             let mut timers = inner.timers.borrow_mut();
@@ -459,10 +467,13 @@ impl IOLoop {
         }
         inner.timers.borrow_mut().unpark();
         if now >= inner.next_sweep.get() {
+            progress.enter(Phase::Sweep);
             inner.next_sweep.set(now + inner.sweep_interval.get());
             self.sweep(now);
         }
+        progress.enter(Phase::Tasks);
         self.run_ready_tasks();
+        progress.enter(Phase::Flush);
         self.flush_dirty();
 
         // How long may poll sleep?
@@ -497,6 +508,7 @@ impl IOLoop {
             .borrow_mut()
             .take()
             .unwrap_or_else(|| Events::with_capacity(1024));
+        progress.enter(Phase::Idle);
         let res = inner.poll.borrow_mut().poll(&mut events, timeout);
         inner.shared.polling.store(false, Ordering::SeqCst);
         if let Err(e) = res {
@@ -506,6 +518,7 @@ impl IOLoop {
             }
             return Err(e);
         }
+        progress.enter(Phase::Events);
         self.refresh_clock();
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
@@ -525,8 +538,11 @@ impl IOLoop {
             self.dispatch(id, Readiness::readable());
         }
         self.drain_shared_callbacks();
+        progress.enter(Phase::Tasks);
         self.run_ready_tasks();
+        progress.enter(Phase::Flush);
         self.flush_dirty();
+        progress.enter(Phase::Idle);
         Ok(())
     }
 
