@@ -935,10 +935,6 @@ impl<'p> SharedFrame<'p> {
     }
 }
 
-/// Runs `f` with the [`WebSocket`] context of connection `id` right now,
-/// if it is an idle, open WebSocket, and marks it dirty so what `f` queued
-/// is flushed this tick. Used by the client's coroutine API (writes from
-/// futures, which never run while a connection is being served).
 /// A hold on a connection's messages, from [`WebSocket::suspend`]: none
 /// is delivered while it lives; dropping it lets them flow again (if no
 /// other suspension holds them). Dropped after its connection ended, it
@@ -1103,6 +1099,11 @@ pub(crate) fn poll_drained(
     }
 }
 
+/// Runs `f` with the [`WebSocket`] context of connection `id` right now,
+/// if it is an idle, open WebSocket, and marks it dirty so what `f` queued
+/// is flushed this tick. Used by futures (the client's coroutine API, [`drained`],
+/// [`with_websocket_of`]), which never run while a connection is being
+/// served.
 pub(crate) fn with_websocket<R>(
     lp: &IOLoop,
     id: ConnId,
