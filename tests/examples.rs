@@ -145,7 +145,12 @@ fn run_example_with(name: &str, extra: &[&str], check: impl FnOnce(u16)) {
         .spawn()
         .expect("start the example");
     wait_for_port(&mut child, port, Duration::from_secs(10));
-    check(port);
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(port))) {
+        // The example must not outlive a failed check.
+        let _ = child.kill();
+        let _ = child.wait();
+        std::panic::resume_unwind(panic);
+    }
 
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -289,6 +294,68 @@ fn chat_help_start_serve_stop() {
             "no #messages in the page"
         );
         assert_metrics(port);
+    });
+}
+
+/// `chat --robot`: seed 003's robot, a blocking call on the loop's thread
+/// pool awaited in the handler's future. While it thinks (1 s a message),
+/// the room goes on: another client's message reaches the first before
+/// its robot answer. A sender's next message waits for the answer to the
+/// one before (Tornado's `async def on_message`), so it sees each message
+/// followed by its answer; the answers go to the sender only.
+#[test]
+fn chat_robot_answers_in_order_while_the_room_goes_on() {
+    run_example_with("chat", &["--robot", "--robot-delay", "1000"], |port| {
+        let (mut a, mut b) = (chat_client(port), chat_client(port));
+        let pair = |t: &str, x: &str| (t.to_owned(), x.to_owned());
+        type Said = Vec<(String, String)>;
+        // Adds the messages and robot answers `ws` gets to `seen` until
+        // `enough(seen)`.
+        let collect = |ws: &mut ChatWs, seen: &mut Said, enough: &dyn Fn(&Said) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while !enough(seen) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ev = next_event(ws, left).expect("the awaited events in time");
+                let kind = ev["type"].as_str().unwrap_or_default().to_owned();
+                if kind == "message" || kind == "robot" {
+                    seen.push((kind, ev["text"].as_str().unwrap_or_default().to_owned()));
+                }
+            }
+        };
+        let robots =
+            |n: usize| move |seen: &Said| seen.iter().filter(|(t, _)| t == "robot").count() >= n;
+        for text in ["one", "two three"] {
+            a.send(tungstenite::Message::text(text)).unwrap();
+        }
+        // b speaks once the room has a's first message, while its robot
+        // thinks.
+        let mut at_a = Vec::new();
+        collect(&mut a, &mut at_a, &|seen: &Said| {
+            seen.contains(&pair("message", "one"))
+        });
+        b.send(tungstenite::Message::text("hello")).unwrap();
+        collect(&mut a, &mut at_a, &robots(2));
+        assert_eq!(
+            at_a,
+            [
+                pair("message", "one"),
+                pair("message", "hello"),
+                pair("robot", "You said 1 word: \"one\""),
+                pair("message", "two three"),
+                pair("robot", "You said 2 words: \"two three\""),
+            ]
+        );
+        // b: its own answer only, also after a's second one went out.
+        let mut at_b = Vec::new();
+        collect(&mut b, &mut at_b, &robots(1));
+        while let Some(ev) = next_event(&mut b, Duration::from_millis(1500)) {
+            at_b.push((
+                ev["type"].as_str().unwrap_or_default().to_owned(),
+                String::new(),
+            ));
+        }
+        let answers: Vec<_> = at_b.iter().filter(|(t, _)| t == "robot").collect();
+        assert_eq!(answers, [&pair("robot", "You said 1 word: \"hello\"")]);
     });
 }
 
