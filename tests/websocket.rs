@@ -2347,6 +2347,128 @@ fn spawned_futures_hold_the_next_message_until_they_finish() {
     assert_eq!(other.read().unwrap(), TMsg::text("done 1"));
 }
 
+/// A peer that hangs up while `ws.spawn` holds its messages is seen then,
+/// not when the future ends: what it sent before the hang-up still reaches
+/// `on_message` once the hold ends within `close_timeout` (its Close
+/// included); a hold that outlives `close_timeout` after a FIN ends the
+/// connection (1006, what the peer sent last dropped); a reset ends it at
+/// once. Unread, a hang-up was reported by one edge and then went unseen
+/// for as long as the hold lasted (for ever, for a future that never ends).
+#[test]
+fn a_hang_up_while_a_spawned_future_holds_the_connection_is_seen() {
+    use cyclone::ioloop::sleep;
+    struct Held {
+        tx: Sender<String>,
+    }
+    impl WebSocketHandler for Held {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let text = msg.as_text().unwrap_or_default().to_owned();
+            let _ = self.tx.send(format!("msg {text}"));
+            // Something the peer will not read: closing with it unread,
+            // the peer's socket sends a reset.
+            if text == "unread" {
+                ws.write_message("not read").unwrap();
+            }
+            let ms = text.parse().unwrap_or(30_000);
+            let tx = self.tx.clone();
+            ws.spawn(async move {
+                sleep(Duration::from_millis(ms)).await;
+                let _ = tx.send(format!("end {text}"));
+            });
+        }
+        fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+            let _ = self
+                .tx
+                .send(format!("close {:?} {:?}", ws.closed_by(), ws.close_code()));
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let settings = |ms| WebSocketSettings {
+            close_timeout: Duration::from_millis(ms),
+            ..WebSocketSettings::default()
+        };
+        let (tx2, tx3) = (tx.clone(), tx.clone());
+        Application::builder()
+            .websocket_with(r"/short", settings(300), move |_r: &Request| Held {
+                tx: tx.clone(),
+            })
+            .websocket_with(r"/long", settings(20_000), move |_r: &Request| Held {
+                tx: tx2.clone(),
+            })
+            .websocket_with(
+                r"/pinged",
+                WebSocketSettings {
+                    ping_interval: Some(Duration::from_millis(100)),
+                    ping_timeout: Some(Duration::from_millis(200)),
+                    ..WebSocketSettings::default()
+                },
+                move |_r: &Request| Held { tx: tx3.clone() },
+            )
+            .build()
+    });
+    let next = |within: u64| {
+        rx.recv_timeout(Duration::from_millis(within))
+            .unwrap_or_else(|_| "nothing".into())
+    };
+
+    // A message and the peer's Close behind a 150 ms future, then a FIN:
+    // both are delivered when the future ends.
+    let mut s = raw_ws(&srv, "/short");
+    let mut wire = client_frame(true, 1, b"150");
+    wire.extend(client_frame(true, 1, b"0"));
+    wire.extend(client_frame(true, 8, &1000u16.to_be_bytes()));
+    s.write_all(&wire).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    for want in ["msg 150", "end 150", "msg 0", "end 0"] {
+        assert_eq!(next(5_000), want);
+    }
+    assert_eq!(next(5_000), "close Some(Peer) Some(1000)");
+
+    // A future that outlives close_timeout after the FIN: the connection
+    // ends then (not after the future's 30 s), and the message behind it
+    // is dropped.
+    let mut s = raw_ws(&srv, "/short");
+    s.write_all(&client_frame(true, 1, b"30000")).unwrap();
+    assert_eq!(next(5_000), "msg 30000");
+    s.write_all(&client_frame(true, 1, b"dropped")).unwrap();
+    let hung_up = Instant::now();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(next(5_000), "close Some(Abnormal) None");
+    let took = hung_up.elapsed();
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
+
+    // A reset ends the connection at once, with a 20 s close_timeout and a
+    // 30 s future.
+    let s = raw_ws(&srv, "/long");
+    let mut s2 = s.try_clone().unwrap();
+    s2.write_all(&client_frame(true, 1, b"unread")).unwrap();
+    assert_eq!(next(5_000), "msg unread");
+    // The server's message has arrived (unread) before the close.
+    std::thread::sleep(Duration::from_millis(100));
+    let reset = Instant::now();
+    drop((s, s2));
+    assert_eq!(next(5_000), "close Some(Abnormal) None");
+    assert!(reset.elapsed() < Duration::from_secs(3));
+    assert_eq!(next(300), "nothing");
+
+    // Pings while held: a peer that sent nothing since the ping did not
+    // answer it, and the ping timeout ends its connection; one whose
+    // answer may wait behind a held message keeps its connection.
+    let mut silent = raw_ws(&srv, "/pinged");
+    silent.write_all(&client_frame(true, 1, b"30000")).unwrap();
+    assert_eq!(next(5_000), "msg 30000");
+    assert_eq!(next(5_000), "close Some(PingTimeout) None");
+    let mut behind = raw_ws(&srv, "/pinged");
+    let mut wire = client_frame(true, 1, b"30000");
+    wire.extend(client_frame(true, 1, b"held"));
+    behind.write_all(&wire).unwrap();
+    assert_eq!(next(5_000), "msg 30000");
+    assert_eq!(next(1_500), "nothing");
+    drop((silent, behind));
+}
+
 /// `drained(id, mark)`: a future that writes 25 MiB to a reader who waits
 /// before reading, awaiting the queue's fall below 256 KiB after each
 /// 64 KiB message, never has more than the mark and a message queued;

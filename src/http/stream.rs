@@ -198,6 +198,22 @@ impl Stream {
         }
     }
 
+    /// Whether bytes may wait unread: in the socket (peeked), or, over
+    /// TLS, in the session (always assumed there: rustls's buffers cannot
+    /// be looked into without reading).
+    pub(crate) fn may_have_unread(&self) -> bool {
+        match &self.0 {
+            // An empty socket would block; EOF (0) and errors are for a
+            // read to find.
+            Inner::Plain(s) => !matches!(
+                s.peek(&mut [0u8]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock
+            ),
+            #[cfg(feature = "tls")]
+            Inner::Tls(_) => true,
+        }
+    }
+
     /// Whether TLS records are waiting for the kernel to take them (never
     /// for plain TCP): the stream is not flushed until they have left, and
     /// a writable edge will come for them.

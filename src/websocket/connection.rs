@@ -90,6 +90,7 @@ impl WsConn {
                     topics: Vec::new(),
                     suspensions: 0,
                     client_hold: false,
+                    hung_up: false,
                     response_headers: p.response_headers,
                 })
                 .filter(|r| !r.is_unused())
@@ -356,6 +357,52 @@ impl WsConn {
         result.map(|_| eof)
     }
 
+    /// The peer hung up while the handler holds this connection's messages
+    /// (a [`Suspension`](super::Suspension), as [`WebSocket::spawn`]
+    /// takes): what it sent before is read now into the spill, to be parsed
+    /// once the hold ends, and the hold gets `close_timeout` from now to
+    /// end before the connection does. Edge-triggered readiness reports a
+    /// hang-up once, so unread it would go unseen for as long as the hold
+    /// lasts (for ever, for a future that never ends). An error is a reset:
+    /// the peer is gone, and nothing can be delivered or written any more.
+    ///
+    /// Reads at most `max_message_size` and one read buffer beyond what
+    /// the spill holds; a peer that left more unread than that is seen
+    /// when the hold ends, as before.
+    fn read_to_end_while_held(&mut self, lp: &IOLoop, id: ConnId) -> io::Result<()> {
+        let mut rbuf = lp.take_read_buf();
+        let cap = self.core.spill.len() + self.core.settings.max_message_size + rbuf.len();
+        let mut result = Ok(());
+        let mut eof = false;
+        while self.core.spill.len() < cap {
+            match self.core.stream.read(&mut rbuf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    lp.count(crate::ioloop::Counter::WsBytesIn, n as u64);
+                    self.keep_in_spill(lp, &rbuf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        lp.give_read_buf(rbuf);
+        result?;
+        if eof && !self.core.rare().hung_up {
+            self.core.rare().hung_up = true;
+            let by = Ms::after(lp, self.core.settings.close_timeout);
+            self.core.close_deadline = self.core.close_deadline.sooner(by, lp);
+            log::debug!("{id} peer hung up while its handler held it");
+        }
+        Ok(())
+    }
+
     /// Appends `bytes` (the start of an incomplete frame) to the spill,
     /// taking a buffer from the loop's pool if the connection holds none.
     fn keep_in_spill(&mut self, lp: &IOLoop, bytes: &[u8]) {
@@ -599,6 +646,13 @@ impl Pollable for WsConn {
             // handler catches up with what it was given (resumed by
             // `WebSocket::hold_reading(false)`).
             self.core.read_paused = true;
+            if (r.read_closed || r.error) && self.core.held_by_handler() && !self.core.finished {
+                if let Err(e) = self.read_to_end_while_held(lp, id) {
+                    log::debug!("{id} reset while its handler held it: {e}");
+                    self.give_back_out(lp);
+                    return self.terminate(lp, CloseReason::Abnormal);
+                }
+            }
         } else if wants_read && !self.core.finished {
             self.core.read_paused = false;
             match self.read(lp, id, r.read_closed || r.error) {
@@ -639,6 +693,16 @@ impl Pollable for WsConn {
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         if self.core.lingering {
             return Action::remove_if(self.core.close_deadline.passed(lp, now));
+        }
+        if self.core.close_deadline.passed(lp, now) && self.core.hung_up_while_held() {
+            crate::ioloop::warn_limited("held_after_hang_up", || {
+                format!(
+                    "{id} the peer hung up and the handler still holds its messages \
+                     (ws.spawn, ws.suspend) after close_timeout: dropping the connection \
+                     and what it sent last"
+                )
+            });
+            return self.terminate(lp, CloseReason::Abnormal);
         }
         if self.core.close_deadline.passed(lp, now) {
             crate::ioloop::warn_limited("close_timeout", || {
@@ -685,11 +749,16 @@ impl Pollable for WsConn {
             );
             return self.finish_io(lp, id);
         }
-        if self.core.pong_deadline.passed(lp, now) && self.core.read_held {
-            // The handler holds reading (its unread messages are over the
-            // mark): the pong may be waiting unread behind them, which is
-            // not the peer's fault. Its time counts again from the end of
-            // the hold (see `WebSocket::hold_reading`).
+        if self.core.pong_deadline.passed(lp, now)
+            && self.core.read_held
+            && (!self.core.spill.is_empty() || self.core.stream.may_have_unread())
+        {
+            // The handler holds reading (a `Suspension`, or the client's
+            // unread messages are over the mark): the pong may be waiting
+            // unread behind what it holds, which is not the peer's fault.
+            // Its time counts again from the end of the hold (see
+            // `WebSocket::suspend`). With nothing unread at all, the peer
+            // did not answer: the ping timeout applies as to any.
             self.core.arm_pong_deadline(lp, now);
         }
         if self.core.pong_deadline.passed(lp, now) {

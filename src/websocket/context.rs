@@ -552,9 +552,20 @@ impl<'a> WebSocket<'a> {
     /// [`spawn`](Self::spawn) is the usual way to use one.
     ///
     /// The peer's Close waits behind what is unread too: a connection held
-    /// too long while closing ends at the close timeout, and a pong
-    /// awaited meanwhile gets its full ping timeout from the end of the
-    /// hold.
+    /// too long while closing ends at the close timeout. A pong awaited
+    /// meanwhile may wait unread behind the held messages: while anything
+    /// is unread, it gets its full ping timeout from the end of the hold.
+    /// A peer that sent nothing since the ping (over plain TCP) did not
+    /// answer it, and the ping timeout ends its connection as any other.
+    ///
+    /// A hang-up is still seen while held (where a Tornado coroutine that
+    /// never returns would keep its connection for good). After a FIN, what
+    /// the peer sent before it is read and kept, and delivered when the
+    /// hold ends; should the hold last `close_timeout` past the hang-up,
+    /// the connection ends there (`closed_by` `Abnormal`, 1006) and that
+    /// input is dropped. A reset ends the connection at once. Either way
+    /// `on_close` runs, and writes of a future still running fail with
+    /// [`WebSocketClosedError`].
     pub fn suspend(&mut self) -> Suspension {
         self.core.rare().suspensions += 1;
         self.update_hold();

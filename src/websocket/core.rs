@@ -300,6 +300,9 @@ pub(super) struct Rare {
     pub(super) client_hold: bool,
     /// A client's: the headers of the server's 101.
     pub(super) response_headers: Vec<(String, String)>,
+    /// The peer hung up while a suspension held the connection (see
+    /// `WsConn::read_to_end_while_held`).
+    pub(super) hung_up: bool,
 }
 
 /// Who the connection's user is, and what a handler added to its
@@ -348,6 +351,7 @@ impl Rare {
             && self.topics.is_empty()
             && self.suspensions == 0
             && !self.client_hold
+            && !self.hung_up
             && self.response_headers.is_empty()
     }
 }
@@ -419,6 +423,22 @@ impl Ms {
     /// negative once it is due.
     fn remaining(self, now: u32) -> i32 {
         self.0.wrapping_sub(now) as i32
+    }
+
+    /// The earlier of two deadlines (a set one before none).
+    pub(super) fn sooner(self, other: Ms, lp: &IOLoop) -> Ms {
+        if !self.is_set() {
+            return other;
+        }
+        if !other.is_set() {
+            return self;
+        }
+        let t = Ms::ticks(lp, lp.cached_time());
+        if self.remaining(t) <= other.remaining(t) {
+            self
+        } else {
+            other
+        }
     }
 
     /// Whether the deadline is set and `now` is at or past it.
@@ -859,6 +879,19 @@ impl Core {
     pub(super) fn stop_keepalive(&mut self) {
         self.next_ping = Ms::NONE;
         self.pong_deadline = Ms::NONE;
+    }
+
+    /// Whether a [`Suspension`](super::Suspension) (the handler's own hold,
+    /// as `ws.spawn` takes) is alive; the coroutine client's flow-control
+    /// hold does not count.
+    pub(super) fn held_by_handler(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.suspensions > 0)
+    }
+
+    /// Whether the peer hung up while the handler held the connection, and
+    /// the hold still lasts.
+    pub(super) fn hung_up_while_held(&self) -> bool {
+        self.read_held && self.rare.as_ref().is_some_and(|r| r.hung_up)
     }
 
     pub(super) fn rare(&mut self) -> &mut Rare {
