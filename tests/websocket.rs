@@ -2469,6 +2469,138 @@ fn a_hang_up_while_a_spawned_future_holds_the_connection_is_seen() {
     drop((silent, behind));
 }
 
+/// Random hang-ups while `ws.spawn` holds the connection: 3 seeds × 12
+/// peers send 1 to 20 messages (some in pieces, a Close behind them or
+/// not) to a handler whose futures take 0 to 15 ms each, and hang up at
+/// once, with a FIN or a reset (some in the middle of a frame). After a
+/// FIN every message reaches `on_message`, in order, then `on_close` once
+/// (`Peer` after a Close, `Abnormal` without); after a reset, an in-order
+/// prefix does, then `on_close` once. The loop serves a new connection
+/// after each round.
+#[test]
+fn random_hang_ups_while_held_lose_nothing_sent_before_a_fin() {
+    use cyclone::ioloop::sleep;
+    struct Held {
+        tag: String,
+        tx: Sender<(String, String)>,
+    }
+    impl WebSocketHandler for Held {
+        fn open(&mut self, ws: &mut WebSocket<'_>, args: &[&str]) {
+            self.tag = args[0].to_owned();
+            let _ = ws;
+        }
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let text = msg.as_text().unwrap_or_default().to_owned();
+            if self.tag == "echo" {
+                ws.write_message(text).unwrap();
+                return;
+            }
+            let ms = text.len() as u64 % 16;
+            let _ = self.tx.send((self.tag.clone(), text));
+            ws.spawn(async move { sleep(Duration::from_millis(ms)).await });
+        }
+        fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+            if self.tag == "echo" {
+                return;
+            }
+            let closed = format!("close {:?}", ws.closed_by());
+            let _ = self.tx.send((self.tag.clone(), closed));
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket(r"/held/(\w+)", move |_r: &Request| Held {
+                tag: String::new(),
+                tx: tx.clone(),
+            })
+            .build()
+    });
+    for seed in 1..=3u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut expect = Vec::new();
+        for peer in 0..12 {
+            let tag = format!("s{seed}p{peer}");
+            let mut s = raw_ws(&srv, &format!("/held/{tag}"));
+            let sent: Vec<String> = (0..1 + rng.below(20))
+                .map(|i| format!("{tag}-{i}-{}", "x".repeat(rng.below(40))))
+                .collect();
+            let mut wire: Vec<u8> = sent
+                .iter()
+                .flat_map(|m| client_frame(true, 1, m.as_bytes()))
+                .collect();
+            let closes = rng.below(2) == 0;
+            if closes {
+                wire.extend(client_frame(true, 8, &1000u16.to_be_bytes()));
+            }
+            let reset = rng.below(3) == 0;
+            // A reset may cut the last frame short.
+            let end = if reset {
+                wire.len() - rng.below(4)
+            } else {
+                wire.len()
+            };
+            let mut at = 0;
+            while at < end {
+                let n = rng.log_size(200).min(end - at);
+                s.write_all(&wire[at..at + n]).unwrap();
+                at += n;
+                if rng.below(4) == 0 {
+                    std::thread::sleep(Duration::from_millis(rng.below(3) as u64));
+                }
+            }
+            if reset {
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            } else {
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            drop(s);
+            expect.push((tag, sent, closes, reset));
+        }
+        // Every peer's events, in order, until its on_close.
+        let mut got: std::collections::HashMap<String, Vec<String>> = Default::default();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got
+            .values()
+            .filter(|v| v.last().is_some_and(|e| e.starts_with("close")))
+            .count()
+            < expect.len()
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (tag, event) = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("seed {seed}: not every peer closed: {got:?}"));
+            got.entry(tag).or_default().push(event);
+        }
+        for (tag, sent, closes, reset) in &expect {
+            let events = &got[tag];
+            let (close, messages) = events.split_last().unwrap();
+            assert!(
+                sent.starts_with(messages),
+                "{tag}: {messages:?} is not a prefix of {sent:?}"
+            );
+            if *reset {
+                assert_eq!(close, "close Some(Abnormal)", "{tag}");
+            } else {
+                assert_eq!(
+                    messages,
+                    &sent[..],
+                    "{tag}: lost after a FIN ({close}, closes {closes})"
+                );
+                let want = if *closes { "Peer" } else { "Abnormal" };
+                assert_eq!(close, &format!("close Some({want})"), "{tag}");
+            }
+        }
+        // No event after a close.
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        let mut echo = connect(&srv, "/held/echo");
+        echo.send(TMsg::text("still here")).unwrap();
+        assert_eq!(echo.read().unwrap(), TMsg::text("still here"));
+    }
+}
+
 /// `drained(id, mark)`: a future that writes 25 MiB to a reader who waits
 /// before reading, awaiting the queue's fall below 256 KiB after each
 /// 64 KiB message, never has more than the mark and a message queued;
