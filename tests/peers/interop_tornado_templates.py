@@ -79,6 +79,13 @@ CASES = [
      '{{ len(list(zip(*[]))) }}|{{ sum(*[xs]) }}',
      {"rows": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], "pair": ["a", "b"], "xs": [3, 1, 2],
       "user": {"name": "ann", "age": 7}, "s": "ab"}),
+    ("unpacking into displays: [*xs], (*xs,), {**d}",
+     '{{ [*xs] }}|{% raw [0, *xs, *"ab", 9] %}|{% raw [*user] %}|{{ list((1, *xs)) }}|{{ "%s-%s-%s" % (*pair, 1) }}|'
+     '{% raw {**user, "k": 1} %}|{% raw {"age": 0, **user} %}|{% raw {**user, "name": "bo"} %}|'
+     '{{ len([*rows[0], *rows[1]]) }}|{{ [x * 2 for x in [*xs, 4]] }}|{{ max([*xs, 9, *[]]) }}|'
+     '{% for k, v in {**user, **{"k": 2}}.items() %}{{ k }}={{ v }};{% end %}',
+     {"rows": [[1, 2, 3], [4, 5, 6]], "pair": ["a", "b"], "xs": [3, 1, 2],
+      "user": {"name": "ann", "age": 7}}),
     ("functions as arguments: sorted/min/max key= (lambda, builtin, str method), map, filter",
      '{% for u in sorted(users, key=lambda u: u.age) %}{{ u.name }};{% end %}|'
      '{% raw [u.name for u in sorted(users, key=lambda u: (u.age, u.name), reverse=True)] %}|'

@@ -15,9 +15,10 @@
 //! power      := postfix ("**" factor)?             right to left: -2 ** 2 is -4
 //! postfix    := atom ("[" test "]" | "[" slice "]" | ".name" | "." method "(" args ")")*
 //! slice      := test? ":" test? (":" test?)?
-//! atom       := path | literal | "(" test ")" | "[" (test ("," test)* ","?)? "]"
+//! atom       := path | literal | "(" test ")" | "(" (item ",")+ item? ")"
+//!             | "[" (item ("," item)* ","?)? "]"  `*xs` splices xs's items
 //!             | "[" test comp_for "]"            a list comprehension
-//!             | "{" (test ":" test ("," test ":" test)* ","?)? "}"   string keys
+//!             | "{" (pair ("," pair)* ","?)? "}"  string keys
 //!             | "{" test ":" test comp_for "}"   a dict comprehension
 //!             | call "(" test ")" | "xsrf_form_html" "(" ")"
 //!             | "reverse_url" "(" test ("," test)* ")"
@@ -35,6 +36,8 @@
 //! call       := len | str | int | abs | json_encode | url_escape
 //!             | xhtml_escape | escape | squeeze | static_url
 //! method     := one of [`methods`]' table (str, list and dict methods)
+//! item       := test | "*" test
+//! pair       := test ":" test | "**" test         `**d` merges d's entries
 //! comp_for   := "for" name ("," name)? "in" or_test ("if" or_test)* comp_for?
 //! ```
 //!
@@ -164,10 +167,11 @@ pub(super) enum Exp {
         func: LocaleFn,
         args: Vec<Option<Exp>>,
     },
-    /// `[a, b, …]`.
+    /// `[a, b, …]`; an item `*xs` ([`Starred`](Exp::Starred)) is xs's
+    /// items.
     List(Vec<Exp>),
     /// `(a, b, …)`, `(a,)`, `()`: a list, but the positional arguments of
-    /// `str % (a, b)`.
+    /// `str % (a, b)`; `*xs` as in a list.
     Tuple(Vec<Exp>),
     /// `[elt for x in xs if cond …]`: a list comprehension, or a generator
     /// expression as a call's sole argument.
@@ -175,8 +179,9 @@ pub(super) enum Exp {
         elt: Box<Exp>,
         clauses: Vec<Clause>,
     },
-    /// `{key: value, …}`: a dict display, its keys strings.
-    Dict(Vec<(Exp, Exp)>),
+    /// `{key: value, …}`: a dict display, its keys strings; an item
+    /// `(None, d)` is `**d`, d's entries.
+    Dict(Vec<(Option<Exp>, Exp)>),
     /// `{key: value for x in xs if cond …}`: a dict comprehension, as a
     /// [`Comp`](Exp::Comp) of `(key, value)` pairs; keys strings, a later
     /// pair replacing an earlier one's value in its place (as Python).
@@ -211,8 +216,9 @@ pub(super) enum Exp {
     },
     /// `*xs` among a call's arguments: the items of `xs`, each an argument
     /// (Python's unpacking), in calls of the application's functions and
-    /// Python's builtins, `{% module %}` and `str.format`. (`**d` is a
-    /// keyword argument named [`UNPACK`].)
+    /// Python's builtins, `{% module %}` and `str.format`; in a list or
+    /// tuple display, its items. (`**d` is a keyword argument named
+    /// [`UNPACK`], and a `(None, d)` item of a [`Dict`](Exp::Dict).)
     Starred(Box<Exp>),
     /// `base.method(args, key=value…)` (keyword arguments: `format`'s).
     Method {
@@ -1047,6 +1053,14 @@ impl<'s> Parser<'s> {
         })
     }
 
+    /// An item of a list or tuple display: `test`, or `*test`.
+    fn item(&mut self, depth: usize) -> Option<Exp> {
+        if self.eat(Tok::Op("*")) {
+            return Some(Exp::Starred(Box::new(self.test(depth)?)));
+        }
+        self.test(depth)
+    }
+
     fn atom(&mut self, depth: usize) -> Option<Exp> {
         let tok = self.peek()?;
         self.at += 1;
@@ -1055,7 +1069,22 @@ impl<'s> Parser<'s> {
                 if self.eat(Tok::Close) {
                     return Some(Exp::Tuple(Vec::new()));
                 }
+                let starred = self.eat(Tok::Op("*"));
                 let inner = self.test(depth + 1)?;
+                if starred {
+                    // `(*xs,)`: a tuple (Python refuses `(*xs)`).
+                    if !self.eat(Tok::Comma) {
+                        return None;
+                    }
+                    let mut items = vec![Exp::Starred(Box::new(inner))];
+                    while !self.eat(Tok::Close) {
+                        items.push(self.item(depth + 1)?);
+                        if !self.eat(Tok::Comma) {
+                            return self.eat(Tok::Close).then_some(Exp::Tuple(items));
+                        }
+                    }
+                    return Some(Exp::Tuple(items));
+                }
                 if self.peek() == Some(Tok::Word("for")) {
                     // `(x for x in xs)`: a generator expression.
                     let comp = self.comprehension(inner, depth + 1)?;
@@ -1067,7 +1096,7 @@ impl<'s> Parser<'s> {
                 // `(a, b)`, `(a,)`: a tuple.
                 let mut items = vec![inner];
                 while !self.eat(Tok::Close) {
-                    items.push(self.test(depth + 1)?);
+                    items.push(self.item(depth + 1)?);
                     if !self.eat(Tok::Comma) {
                         return self.eat(Tok::Close).then_some(Exp::Tuple(items));
                     }
@@ -1077,8 +1106,12 @@ impl<'s> Parser<'s> {
             Tok::OpenBracket => {
                 let mut items = Vec::new();
                 while !self.eat(Tok::CloseBracket) {
-                    items.push(self.test(depth + 1)?);
+                    items.push(self.item(depth + 1)?);
                     if items.len() == 1 && self.peek() == Some(Tok::Word("for")) {
+                        // Python: no `*` in a comprehension's element.
+                        if matches!(items[0], Exp::Starred(_)) {
+                            return None;
+                        }
                         let elt = items.pop()?;
                         let comp = self.comprehension(elt, depth + 1)?;
                         return self.eat(Tok::CloseBracket).then_some(comp);
@@ -1092,6 +1125,13 @@ impl<'s> Parser<'s> {
             Tok::OpenBrace => {
                 let mut items = Vec::new();
                 while !self.eat(Tok::CloseBrace) {
+                    if self.eat(Tok::Op("**")) {
+                        items.push((None, self.test(depth + 1)?));
+                        if !self.eat(Tok::Comma) {
+                            return self.eat(Tok::CloseBrace).then_some(Exp::Dict(items));
+                        }
+                        continue;
+                    }
                     let key = self.test(depth + 1)?;
                     if !self.eat(Tok::Colon) {
                         return None;
@@ -1104,7 +1144,7 @@ impl<'s> Parser<'s> {
                             .eat(Tok::CloseBrace)
                             .then(|| Exp::DictComp(Box::new(comp)));
                     }
-                    items.push((key, value));
+                    items.push((Some(key), value));
                     if !self.eat(Tok::Comma) {
                         return self.eat(Tok::CloseBrace).then_some(Exp::Dict(items));
                     }
@@ -1507,29 +1547,7 @@ pub(super) fn call_values<'a>(
     args: &'a [Exp],
     kwargs: &'a [(String, Exp)],
 ) -> Result<(Vec<Value>, Map<String, Value>), TemplateError> {
-    let mut vals = Vec::with_capacity(args.len());
-    for a in args {
-        match a {
-            Exp::Starred(xs) => {
-                let xs = xs.eval(env)?;
-                let view = xs.view();
-                // Python's message for what is not iterable; the bound on
-                // a string's characters stays `iter_items`' (TooLarge).
-                let iterable = view.as_str().is_some()
-                    || matches!(view, Val::Json(Value::Array(_) | Value::Object(_)));
-                if !iterable {
-                    return Err(TemplateError::Type(format!(
-                        "argument after * must be an iterable, not {}",
-                        view.py_type()
-                    )));
-                }
-                let items = iter_items(view)?;
-                env.charge(items.len() as u64)?;
-                vals.extend(items.into_iter().map(to_value));
-            }
-            a => vals.push(to_value(a.eval(env)?.view())),
-        }
-    }
+    let vals = items_of(env, args, "argument")?;
     let mut named = Map::with_capacity(kwargs.len());
     for (k, e) in kwargs {
         let v = e.eval(env)?;
@@ -1555,6 +1573,40 @@ pub(super) fn call_values<'a>(
         }
     }
     Ok((vals, named))
+}
+
+/// The values of a call's positional arguments or a list or tuple
+/// display's items, left to right, each `*xs` (an
+/// [`Exp::Starred`]) giving xs's items. `what` names the item in Python's
+/// TypeError for a `*` of what is not iterable.
+fn items_of<'a>(
+    env: &dyn Env<'a>,
+    items: &'a [Exp],
+    what: &str,
+) -> Result<Vec<Value>, TemplateError> {
+    let mut vals = Vec::with_capacity(items.len());
+    for item in items {
+        let Exp::Starred(xs) = item else {
+            vals.push(to_value(item.eval(env)?.view()));
+            continue;
+        };
+        let xs = xs.eval(env)?;
+        let view = xs.view();
+        // Python's message for what is not iterable; the bound on a
+        // string's characters stays `iter_items`' (TooLarge).
+        let iterable = view.as_str().is_some()
+            || matches!(view, Val::Json(Value::Array(_) | Value::Object(_)));
+        if !iterable {
+            return Err(TemplateError::Type(format!(
+                "{what} after * must be an iterable, not {}",
+                view.py_type()
+            )));
+        }
+        let items = iter_items(view)?;
+        env.charge(items.len() as u64)?;
+        vals.extend(items.into_iter().map(to_value));
+    }
+    Ok(vals)
 }
 
 /// The name of the keyword "argument" `**d` stands for in a call's
@@ -1671,10 +1723,7 @@ impl Exp {
                     (op, &**right, a.view().as_str())
                 {
                     // `"%s of %s" % (a, b)`: the tuple's items, one by one.
-                    let mut args = Vec::with_capacity(items.len());
-                    for item in items {
-                        args.push(to_value(item.eval(env)?.view()));
-                    }
+                    let args = items_of(env, items, "Value")?;
                     return percent_format(format, Args::Tuple(&args), env.max_len())
                         .map(|s| V::Own(Value::String(s)));
                 }
@@ -1720,11 +1769,7 @@ impl Exp {
         match self {
             // A tuple is a list here (printed as one, too).
             Exp::List(items) | Exp::Tuple(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    out.push(to_value(item.eval(env)?.view()));
-                }
-                own(Value::Array(out))
+                own(Value::Array(items_of(env, items, "Value")?))
             }
             Exp::DictComp(comp) => {
                 let pairs = comp.eval(env)?;
@@ -1749,6 +1794,20 @@ impl Exp {
             Exp::Dict(items) => {
                 let mut out = serde_json::Map::with_capacity(items.len());
                 for (k, v) in items {
+                    let Some(k) = k else {
+                        // `**d`: its entries, a later one replacing an
+                        // earlier one's value in its place (as Python).
+                        let d = v.eval(env)?;
+                        let Val::Json(Value::Object(map)) = d.view() else {
+                            return Err(TemplateError::Type(format!(
+                                "'{}' object is not a mapping",
+                                d.view().py_type()
+                            )));
+                        };
+                        env.charge(map.len() as u64)?;
+                        out.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        continue;
+                    };
                     let key = k.eval(env)?;
                     let Some(key) = key.view().as_str().map(str::to_owned) else {
                         return Err(TemplateError::Type(format!(
@@ -1785,7 +1844,7 @@ impl Exp {
                     .into(),
             )),
             Exp::Starred(_) => Err(TemplateError::Type(
-                "*x unpacks only into the arguments of a call".into(),
+                "*x unpacks only into a call's arguments and a list or tuple display".into(),
             )),
             Exp::XsrfFormHtml => env.xsrf_form_html().map(|s| V::Own(Value::String(s))),
             Exp::Locale { func, args } => locale_call(env, *func, args),

@@ -747,7 +747,10 @@ struct BlockDef {
 /// - operands: paths, subscripts with any expression inside (`xs[i + 1]`,
 ///   `d[key]`, a string's character `s[0]`), slices (`s[:100]`,
 ///   `xs[::-1]`), literals (quoted strings with Python's backslash escapes
-///   but `\N{..}`, integers, floats, `True`, `False`, `None`), lists (`[a, 'b']`),
+///   but `\N{..}`, integers, floats, `True`, `False`, `None`), lists (`[a, 'b']`,
+///   `[*xs, 9]`: `*` splices an iterable's items into a list or tuple),
+///   dicts with string keys (`{'k': v, **defaults}`: `**` merges a dict's
+///   entries, a later key replacing an earlier one's value in its place),
 ///   list comprehensions (`[u.name for u in users if u.active]`, several
 ///   `for`s, `for k, v in pairs`; a generator expression as a call's only
 ///   argument, `', '.join(t.name for t in tags)`, is one too; their names
@@ -767,7 +770,8 @@ struct BlockDef {
 ///   `'{name!r:>10}'.format(name=n)`, Python's replacement fields and
 ///   format-spec mini-language), lists (`count`, `index`) and dicts
 ///   (`get(key, default)`, and `keys()`, `values()`, `items()` as lists,
-///   for a `for` or a comprehension: `[k for k, v in d.items() if v]`),
+///   for a `for` or a comprehension: `[k for k, v in d.items() if v]`,
+///   `{% for k, v in {**a, **b}.items() %}`),
 ///   positions and widths in characters as Python counts them;
 /// - arithmetic: `+`, `-`, `*`, `/` (a float), `//` and `%` (rounded toward
 ///   minus infinity, as Python's), `**` (right to left, tighter than a
@@ -1030,12 +1034,11 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
         ]
         .into_iter()
         .find_map(|(suffix, source)| Some((target.strip_suffix(suffix)?, source)));
-        match suffixed {
-            Some((p, source)) => match parse_exp(p)? {
-                expr::Exp::Path(p) => (Iter::Path(p), source),
-                _ => return None,
-            },
-            None => match parse_exp(target)? {
+        match suffixed.and_then(|(p, source)| Some((parse_exp(p)?, source))) {
+            Some((expr::Exp::Path(p), source)) => (Iter::Path(p), source),
+            // `{**a, **b}.items()`, `f(x).keys()`: the method of the
+            // expression language, its pairs unpacked as any list's.
+            _ => match parse_exp(target)? {
                 expr::Exp::Path(p) => (Iter::Path(p), Source::Plain),
                 e => (Iter::Exp(Box::new(e)), Source::Plain),
             },

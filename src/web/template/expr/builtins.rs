@@ -636,11 +636,65 @@ mod tests {
             "{{ modules.linkify(*pair) }}",
             "{{ f(*x for x in xs) }}",
             "{{ f(a=1, *xs) }}",
-            "{{ [*xs] }}",
             "{{ *xs }}",
         ] {
             assert!(Template::parse(src).is_err(), "{src}");
         }
+    }
+
+    /// `*xs` in list and tuple displays and `**d` in dict displays, as
+    /// Python 3 unpacks them (tuples printed as lists), with Python's
+    /// TypeErrors; what Python refuses to parse is refused.
+    #[test]
+    fn displays_unpack_star_and_double_star_items() {
+        let v = json!({"rows": [[1, 2, 3], [4, 5, 6]], "pair": ["a", "b"], "xs": [3, 1, 2],
+                       "user": {"name": "ann", "age": 7}, "n": 3});
+        super::super::check_results(
+            &v,
+            &[
+                ("[*xs]", "[3, 1, 2]"),
+                ("[0, *xs, *'ab', 9]", "[0, 3, 1, 2, 'a', 'b', 9]"),
+                ("[*user]", "['name', 'age']"),
+                ("(*pair,)", "['a', 'b']"),
+                ("(1, *xs)", "[1, 3, 1, 2]"),
+                ("'%s-%s-%s' % (*pair, 1)", "a-b-1"),
+                ("{**user, 'k': 1}", "{'name': 'ann', 'age': 7, 'k': 1}"),
+                ("{'age': 0, **user}", "{'age': 7, 'name': 'ann'}"),
+                ("{**user, 'name': 'bo'}", "{'name': 'bo', 'age': 7}"),
+                ("len([*rows[0], *rows[1]])", "6"),
+                ("[x * 2 for x in [*xs, 4]]", "[6, 2, 4, 8]"),
+                ("max([*xs, 9, *[]])", "9"),
+            ],
+        );
+        super::super::check_errors(
+            &v,
+            &[
+                ("[*n]", "Value after * must be an iterable, not int"),
+                ("(0, *n)", "Value after * must be an iterable, not int"),
+                ("{**xs}", "'list' object is not a mapping"),
+                ("[*('a' * 5000000)]", "at most"),
+            ],
+        );
+        for src in [
+            "{{ [*xs for x in xs] }}",
+            "{{ (*xs) }}",
+            "{{ [**user] }}",
+            "{{ {*xs} }}",
+            "{{ {**user: 1} }}",
+            "{{ (**user,) }}",
+        ] {
+            assert!(Template::parse(src).is_err(), "{src}");
+        }
+        // `for` over `.items()` / `.keys()` of an expression, not a path.
+        let t = Template::parse(
+            "{% for k, v in {**user, 'k': 2}.items() %}{{ k }}={{ v }};{% end %}|\
+             {% for k in dict(a=1, **user).keys() %}{{ k }} {% end %}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render_value(&v).unwrap(),
+            "name=ann;age=7;k=2;|a name age "
+        );
     }
 
     /// Each result is what Python 3 prints for the same expression (tuples
