@@ -8,6 +8,10 @@
 //! `PeriodicCallback::new(f, d).start();` as a statement keeps calling `f`.
 //! Keep a clone to [`stop`](PeriodicCallback::stop) it.
 //!
+//! With a jitter ([`PeriodicCallback::with_jitter`], Tornado's `jitter=`),
+//! each period is drawn anew around the interval, so that many callbacks
+//! started together (a ping timer per connection, say) drift apart.
+//!
 //! A panic in the callback is caught, logged at error level and counted in
 //! [`Counter::CallbackPanics`](super::Counter::CallbackPanics), and the
 //! callback stays scheduled: Tornado's `PeriodicCallback._run` logs the
@@ -22,6 +26,9 @@ use super::{deadline_after, IOLoop, Kind, TimeoutHandle};
 struct State {
     callback: RefCell<Box<dyn FnMut()>>,
     interval: Duration,
+    /// Tornado's `jitter`: each period is `interval × (1 + jitter × (r −
+    /// ½))`, `r` uniform in [0, 1).
+    jitter: f64,
     running: Cell<bool>,
     next: Cell<Option<Instant>>,
     handle: Cell<Option<TimeoutHandle>>,
@@ -46,11 +53,41 @@ impl PeriodicCallback {
     /// # Panics
     /// If `interval` is zero.
     pub fn new(f: impl FnMut() + 'static, interval: Duration) -> PeriodicCallback {
+        PeriodicCallback::with_jitter(f, interval, 0.0)
+    }
+
+    /// [`new`](Self::new) with Tornado's `jitter`: each period is
+    /// `interval × (1 + jitter × (r − ½))` for a new random `r` in [0, 1),
+    /// so with `jitter` 0.1 a period falls between 95 % and 105 % of
+    /// `interval`. As in Tornado, periods still count from the previous
+    /// scheduled time, and missed ones are skipped.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cyclone::ioloop::{IOLoop, PeriodicCallback};
+    ///
+    /// // Every 30 s, give or take 1.5 s.
+    /// PeriodicCallback::with_jitter(|| log::info!("tick"), Duration::from_secs(30), 0.1).start();
+    /// IOLoop::current().start();
+    /// ```
+    ///
+    /// # Panics
+    /// If `interval` is zero, or `jitter` is not in 0..=1.
+    pub fn with_jitter(
+        f: impl FnMut() + 'static,
+        interval: Duration,
+        jitter: f64,
+    ) -> PeriodicCallback {
         assert!(!interval.is_zero(), "PeriodicCallback interval must be > 0");
+        assert!(
+            (0.0..=1.0).contains(&jitter),
+            "PeriodicCallback jitter must be in 0..=1, not {jitter}"
+        );
         PeriodicCallback {
             state: Rc::new(State {
                 callback: RefCell::new(Box::new(f)),
                 interval,
+                jitter,
                 running: Cell::new(false),
                 next: Cell::new(None),
                 handle: Cell::new(None),
@@ -100,10 +137,30 @@ pub(crate) fn next_tick(prev: Instant, interval: Duration, now: Instant) -> Inst
     deadline_after(next, skip)
 }
 
+/// One period: `interval × (1 + jitter × (r − ½))` (Tornado's
+/// `_update_next`), at least a microsecond.
+fn jittered(interval: Duration, jitter: f64, r: f64) -> Duration {
+    interval
+        .mul_f64(1.0 + jitter * (r - 0.5))
+        .max(Duration::from_micros(1))
+}
+
+/// A uniform draw from [0, 1).
+fn unit_random() -> f64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("OS entropy source");
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn schedule(state: &Rc<State>, lp: &IOLoop) {
     let now = lp.time();
     let prev = state.next.get().unwrap_or(now);
-    let next = next_tick(prev, state.interval, now);
+    let period = if state.jitter > 0.0 {
+        jittered(state.interval, state.jitter, unit_random())
+    } else {
+        state.interval
+    };
+    let next = next_tick(prev, period, now);
     state.next.set(Some(next));
     let state2 = state.clone();
     let h = lp.call_at(next, move || {
@@ -145,5 +202,57 @@ mod tests {
             t0 + i * 3
         );
         assert_eq!(next_tick(t0, i, t0 + Duration::from_millis(99)), t0 + i);
+    }
+
+    #[test]
+    fn jitter_draws_each_period_around_the_interval() {
+        let i = Duration::from_millis(100);
+        assert_eq!(jittered(i, 0.1, 0.0), Duration::from_millis(95));
+        assert_eq!(jittered(i, 0.1, 0.5), i);
+        assert_eq!(jittered(i, 1.0, 0.0), Duration::from_millis(50));
+        assert!(jittered(i, 0.1, 0.999_999) < Duration::from_millis(105));
+        let draws: Vec<f64> = (0..1000).map(|_| unit_random()).collect();
+        assert!(draws.iter().all(|r| (0.0..1.0).contains(r)));
+        assert!(draws.iter().any(|&r| r < 0.1) && draws.iter().any(|&r| r > 0.9));
+
+        // On a loop (a fresh thread's): the scheduled times (not when the
+        // calls ran) are 37.5 to 62.5 ms apart, and not all alike.
+        let times = std::thread::spawn(|| {
+            let lp = IOLoop::current();
+            let times = Rc::new(RefCell::new(Vec::new()));
+            let times2 = times.clone();
+            let slot = Rc::new(RefCell::new(None::<PeriodicCallback>));
+            let slot2 = slot.clone();
+            let pc = PeriodicCallback::with_jitter(
+                move || {
+                    let p = slot2.borrow().clone().unwrap();
+                    times2.borrow_mut().push(p.state.next.get().unwrap());
+                    if times2.borrow().len() == 12 {
+                        p.stop();
+                        IOLoop::current().stop();
+                    }
+                },
+                Duration::from_millis(50),
+                0.5,
+            );
+            *slot.borrow_mut() = Some(pc.clone());
+            pc.start();
+            lp.start();
+            slot.borrow_mut().take();
+            let times = times.borrow().clone();
+            times
+        })
+        .join()
+        .unwrap();
+        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        let (lo, hi) = (Duration::from_micros(37_500), Duration::from_micros(62_500));
+        // A call late by a whole period skips one (as without a jitter).
+        let in_range = gaps.iter().filter(|g| (lo..=hi).contains(*g)).count();
+        assert!(gaps.iter().all(|g| *g >= lo), "{gaps:?}");
+        assert!(in_range >= gaps.len() / 2, "{gaps:?}");
+        let mut distinct = gaps.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() >= 5, "{gaps:?}");
     }
 }
