@@ -1424,3 +1424,52 @@ fn https_static_file_streams_whole_and_in_order() {
     assert!(got[body2..] == data[size - 1000..], "the range differs");
     end.expect("the response ends with a close_notify");
 }
+
+/// Over `wss://` as over plain TCP: while `ws.spawn` holds a connection,
+/// a peer that sent nothing since a ping did not answer it, and the ping
+/// timeout ends its connection; a peer whose answer may wait behind a
+/// held message (both records read in one go) keeps its connection.
+#[test]
+fn wss_ping_timeout_while_held_reaches_only_a_silent_peer() {
+    use cyclone::websocket::WebSocketSettings;
+    struct Held;
+    impl WebSocketHandler for Held {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+            ws.spawn(cyclone::ioloop::sleep(Duration::from_secs(30)));
+        }
+    }
+    let certs = make_certs();
+    let server = serve_tls(&certs, || {
+        let settings = WebSocketSettings {
+            ping_interval: Some(Duration::from_millis(100)),
+            ping_timeout: Some(Duration::from_millis(200)),
+            ..WebSocketSettings::default()
+        };
+        Application::builder()
+            .websocket_with("/held", settings, |_| Held)
+            .defer_accept(None)
+            .build()
+    });
+    let open = |frames: &[&[u8]]| {
+        let mut c = RawTls::connect(&server, &certs);
+        c.send(util::upgrade_request("/held", "").as_bytes(), false);
+        let (head, _) = c.read_until(SHORT, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+        let wire: Vec<u8> = frames
+            .iter()
+            .flat_map(|f| util::client_frame(true, 1, f))
+            .collect();
+        c.send(&wire, false);
+        c
+    };
+    let mut silent = open(&[b"hold"]);
+    let mut behind = open(&[b"hold", b"held"]);
+    let t = Instant::now();
+    let (_, ended) = silent.read_until(Duration::from_secs(5), |_| false);
+    assert!(ended, "the silent peer is still connected");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let (pings, ended) = behind.read_until(Duration::from_millis(1500), |_| false);
+    assert!(!ended, "the peer with a held message was dropped");
+    // Pings went on meanwhile: 0x89, an empty payload.
+    assert!(pings.windows(2).any(|w| w == [0x89, 0x00]), "{pings:?}");
+}

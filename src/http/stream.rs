@@ -198,19 +198,32 @@ impl Stream {
         }
     }
 
-    /// Whether bytes may wait unread: in the socket (peeked), or, over
-    /// TLS, in the session (always assumed there: rustls's buffers cannot
-    /// be looked into without reading).
-    pub(crate) fn may_have_unread(&self) -> bool {
-        match &self.0 {
-            // An empty socket would block; EOF (0) and errors are for a
-            // read to find.
-            Inner::Plain(s) => !matches!(
-                s.peek(&mut [0u8]),
+    /// Whether anything waits unread: bytes in the socket (peeked), and
+    /// over TLS also ciphertext kept from the last read, plaintext rustls
+    /// has decrypted, or an end of stream or error not yet returned. An
+    /// incomplete record rustls holds does not count: its rest is not
+    /// here.
+    pub(crate) fn may_have_unread(&mut self) -> bool {
+        // An empty socket would block; EOF (0) and errors are for a read
+        // to find.
+        let socket = |tcp: &TcpStream| {
+            !matches!(
+                tcp.peek(&mut [0u8]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock
-            ),
+            )
+        };
+        match &mut self.0 {
+            Inner::Plain(s) => socket(s),
             #[cfg(feature = "tls")]
-            Inner::Tls(_) => true,
+            Inner::Tls(t) => {
+                t.eof
+                    || t.err.is_some()
+                    || t.leftover_at < t.leftover.len()
+                    || t.conn
+                        .process_new_packets()
+                        .map_or(true, |io| io.plaintext_bytes_to_read() > 0)
+                    || socket(&t.tcp)
+            }
         }
     }
 

@@ -757,8 +757,9 @@ impl Pollable for WsConn {
             // unread messages are over the mark): the pong may be waiting
             // unread behind what it holds, which is not the peer's fault.
             // Its time counts again from the end of the hold (see
-            // `WebSocket::suspend`). With nothing unread at all, the peer
-            // did not answer: the ping timeout applies as to any.
+            // `WebSocket::suspend`). With nothing unread at all (over TLS
+            // too), the peer did not answer: the ping timeout applies as
+            // to any.
             self.core.arm_pong_deadline(lp, now);
         }
         if self.core.pong_deadline.passed(lp, now) {

@@ -555,8 +555,8 @@ impl<'a> WebSocket<'a> {
     /// too long while closing ends at the close timeout. A pong awaited
     /// meanwhile may wait unread behind the held messages: while anything
     /// is unread, it gets its full ping timeout from the end of the hold.
-    /// A peer that sent nothing since the ping (over plain TCP) did not
-    /// answer it, and the ping timeout ends its connection as any other.
+    /// A peer that sent nothing since the ping did not answer it, and the
+    /// ping timeout ends its connection as any other.
     ///
     /// A hang-up is still seen while held (where a Tornado coroutine that
     /// never returns would keep its connection for good). After a FIN, what
