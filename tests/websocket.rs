@@ -2439,6 +2439,17 @@ fn a_hang_up_while_a_spawned_future_holds_the_connection_is_seen() {
     assert!(took >= Duration::from_millis(250), "{took:?}");
     assert!(wait_closed(&mut s, Duration::from_secs(5)));
 
+    // The same, with the FIN read in the same readiness as the message
+    // whose future holds the connection.
+    let mut s = raw_ws(&srv, "/short");
+    let mut wire = client_frame(true, 1, b"30000");
+    wire.extend(client_frame(true, 1, b"dropped"));
+    s.write_all(&wire).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(next(5_000), "msg 30000");
+    assert_eq!(next(5_000), "close Some(Abnormal) None");
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
+
     // A reset ends the connection at once, with a 20 s close_timeout and a
     // 30 s future.
     let s = raw_ws(&srv, "/long");

@@ -354,6 +354,12 @@ impl WsConn {
             self.keep_in_spill(lp, &rbuf[..carry]);
         }
         lp.give_read_buf(rbuf);
+        if closed && !eof && result.is_ok() && !self.core.finished && self.core.held_by_handler() {
+            // A callback of this batch took a hold, and the event that
+            // brought it said the peer hung up: reported once, so seen now
+            // (behind what the batch left in the spill).
+            result = self.read_to_end_while_held(lp, id);
+        }
         result.map(|_| eof)
     }
 
