@@ -53,6 +53,7 @@ pub mod http;
 pub mod ioloop;
 pub mod locale;
 pub mod protocol;
+pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod web;

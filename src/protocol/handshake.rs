@@ -426,14 +426,7 @@ pub fn parse_client_response(
     if accept_ok != Some(true) {
         return Err(HandshakeError::BadAccept);
     }
-    let headers = resp
-        .headers
-        .iter()
-        .map(|h| {
-            let value = String::from_utf8_lossy(h.value).into_owned();
-            (h.name.to_owned(), value)
-        })
-        .collect();
+    let headers = owned_headers(resp.headers);
     Ok(Some(ClientResponse {
         status,
         subprotocol,
@@ -441,6 +434,18 @@ pub fn parse_client_response(
         headers,
         head_len,
     }))
+}
+
+/// A parsed head's fields as owned (name, value) pairs, in order (a value
+/// that is not UTF-8 with its bad bytes replaced).
+pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).into_owned();
+            (h.name.to_owned(), value)
+        })
+        .collect()
 }
 
 /// One element of a `Sec-WebSocket-Extensions` list.

@@ -4,63 +4,47 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cyclone::ioloop::{IOLoop, IOLoopHandle};
+use cyclone::ioloop::IOLoop;
+use cyclone::testing::TestServer;
 use cyclone::web::Application;
 
-/// A server running in a background thread.
+/// A server running in a background thread: `cyclone::testing`'s
+/// [`TestServer`], with its address as a field and a raw socket to it.
 pub struct Server {
     pub addr: SocketAddr,
-    handle: IOLoopHandle,
-    thread: Option<JoinHandle<()>>,
+    inner: TestServer,
 }
 
 impl Server {
     /// Builds the application with `build` inside the server thread and listens on 127.0.0.1:0.
     pub fn start(build: impl FnOnce() -> Application + Send + 'static) -> Server {
-        Server::start_with(move || build().listen_on("127.0.0.1:0").expect("listen"))
+        Server::wrap(TestServer::start(build))
     }
 
     /// Runs `listen` (build an application, listen on 127.0.0.1, return
     /// the bound address) inside the server thread: for listeners other
     /// than `listen_on` (TLS).
     pub fn start_with(listen: impl FnOnce() -> SocketAddr + Send + 'static) -> Server {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let addr = listen();
-            tx.send((addr, IOLoop::current().handle())).unwrap();
-            IOLoop::current().start();
-        });
-        let (addr, handle) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server start");
+        Server::wrap(TestServer::start_with(listen))
+    }
+
+    fn wrap(inner: TestServer) -> Server {
         Server {
-            addr,
-            handle,
-            thread: Some(thread),
+            addr: inner.addr(),
+            inner,
         }
     }
 
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.addr, path)
+        self.inner.ws_url(path)
     }
 
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(self.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -232,11 +216,7 @@ pub fn raw_ws(server: &Server, path: &str) -> TcpStream {
 impl Server {
     /// The server loop's metrics, read inside its thread.
     pub fn metrics(&self) -> cyclone::ioloop::Metrics {
-        let (tx, rx) = mpsc::channel();
-        self.handle.add_callback(move || {
-            let _ = tx.send(IOLoop::current().metrics());
-        });
-        rx.recv_timeout(Duration::from_secs(5)).expect("metrics")
+        self.inner.on_loop(|| IOLoop::current().metrics())
     }
 }
 

@@ -1,0 +1,349 @@
+//! Testing an application: Tornado's `tornado.testing`
+//! (`AsyncHTTPTestCase`, `gen_test`) for cyclone.
+//!
+//! [`TestServer::start`] serves an [`Application`] on 127.0.0.1 at a free
+//! port, on a loop of its own in a background thread (Tornado's
+//! `get_app` and `get_http_port`), and stops it when dropped.
+//! [`TestServer::fetch`] is `self.fetch(path)`: a blocking HTTP/1.1
+//! request that returns the response whatever its status.
+//! [`gen_test`] runs a future on the test thread's own loop with a time
+//! limit, which is where cyclone's client
+//! ([`websocket_connect`](crate::websocket::websocket_connect)) talks to
+//! the server:
+//!
+//! ```
+//! use std::time::Duration;
+//! use cyclone::testing::{gen_test, TestServer};
+//! use cyclone::web::{Application, RequestContext, RequestHandler};
+//! use cyclone::websocket::{websocket_connect, Message, WebSocket, WebSocketHandler};
+//!
+//! struct Hello;
+//! impl RequestHandler for Hello {
+//!     fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+//!         cx.write("Hello, world");
+//!     }
+//! }
+//! struct Echo;
+//! impl WebSocketHandler for Echo {
+//!     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+//!         ws.write_message(msg).unwrap();
+//!     }
+//! }
+//!
+//! let server = TestServer::start(|| {
+//!     Application::builder()
+//!         .route("/", || Hello)
+//!         .websocket("/echo", |_req| Echo)
+//!         .build()
+//! });
+//! let response = server.fetch("/").unwrap();
+//! assert_eq!((response.code, response.text()), (200, "Hello, world".to_owned()));
+//! assert_eq!(server.fetch("/nowhere").unwrap().code, 404);
+//!
+//! let url = server.ws_url("/echo");
+//! let echoed = gen_test(Duration::from_secs(5), async move {
+//!     let conn = websocket_connect(&url).await.unwrap();
+//!     conn.write_message("hi").unwrap();
+//!     conn.read_message().await
+//! });
+//! assert_eq!(echoed.unwrap().as_text(), Some("hi"));
+//! ```
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::ioloop::{with_timeout, IOLoop, IOLoopHandle};
+use crate::web::Application;
+
+/// How long [`TestServer::start`] waits for the application to listen,
+/// and [`TestServer::fetch`] for each read of the response.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An application served on 127.0.0.1 at a free port, on its own loop in
+/// a background thread; stopped (the loop stopped, the thread joined)
+/// when dropped. Tornado's `AsyncHTTPTestCase` server.
+pub struct TestServer {
+    addr: SocketAddr,
+    handle: IOLoopHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Builds the application with `build` in the server's thread (an
+    /// `Application` and its handlers stay on their loop's thread) and
+    /// serves it on 127.0.0.1 at a port the kernel picks.
+    ///
+    /// # Panics
+    /// If the application cannot listen, or has not within 10 s.
+    pub fn start(build: impl FnOnce() -> Application + Send + 'static) -> TestServer {
+        TestServer::start_with(move || build().listen_on("127.0.0.1:0").expect("listen"))
+    }
+
+    /// As [`start`](Self::start), with `listen` doing the listening (for
+    /// [`Application::listen_on_tls`](crate::web::Application), say) and
+    /// returning the bound address.
+    ///
+    /// # Panics
+    /// If `listen` panics, or has not returned within 10 s.
+    pub fn start_with(listen: impl FnOnce() -> SocketAddr + Send + 'static) -> TestServer {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("cyclone-test-server".into())
+            .spawn(move || {
+                let addr = listen();
+                let lp = IOLoop::current();
+                let _ = tx.send((addr, lp.handle()));
+                lp.start();
+            })
+            .expect("spawn the test server's thread");
+        let Ok((addr, handle)) = rx.recv_timeout(WAIT) else {
+            // The thread panicked (its message is printed) or hangs.
+            panic!("the test server did not start");
+        };
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its port (Tornado's `get_http_port`).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:PORT` and `path` (Tornado's `get_url`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT` and `path`, for
+    /// [`websocket_connect`](crate::websocket::websocket_connect).
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// The handle of the server's loop: `handle.add_callback(..)` runs
+    /// code there.
+    pub fn handle(&self) -> &IOLoopHandle {
+        &self.handle
+    }
+
+    /// Runs `f` on the server's loop and returns what it returned:
+    /// `server.on_loop(|| IOLoop::current().metrics())`.
+    ///
+    /// # Panics
+    /// If `f` panics (it is caught and logged there; the loop goes on), or
+    /// has not run within 10 s.
+    pub fn on_loop<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        self.handle.add_callback(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(WAIT)
+            .expect("the callback did not return on the server's loop")
+    }
+
+    /// `GET path` (Tornado's `self.fetch(path)`): the response, whatever
+    /// its status (a 404 is `Ok`, with `code` 404). Redirects are not
+    /// followed: a 302 is returned with its `Location`.
+    ///
+    /// # Errors
+    /// What the socket returned (the server is gone, a read took over 10
+    /// s), or `InvalidData` for a response that is not HTTP/1.x.
+    pub fn fetch(&self, path: &str) -> io::Result<TestResponse> {
+        self.fetch_with("GET", path, &[], b"")
+    }
+
+    /// Any request: `method` and `path`, more header lines (`Host`,
+    /// `Connection: close` and, with a body or for `POST`, `PUT` and
+    /// `PATCH`, `Content-Length` are written for you) and a body.
+    ///
+    /// # Errors
+    /// As [`fetch`](Self::fetch).
+    pub fn fetch_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<TestResponse> {
+        let mut s = TcpStream::connect(self.addr)?;
+        s.set_read_timeout(Some(WAIT))?;
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut wire = req.into_bytes();
+        wire.extend_from_slice(body);
+        s.write_all(&wire)?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        TestResponse::parse(&raw, method == "HEAD")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.handle.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A response [`TestServer::fetch`] read: Tornado's `HTTPResponse`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResponse {
+    /// The status code.
+    pub code: u16,
+    /// The reason phrase.
+    pub reason: String,
+    /// The header fields, in order, as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body, its chunked framing taken off.
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A whole response read to the end of the connection.
+    fn parse(raw: &[u8], head_only: bool) -> io::Result<TestResponse> {
+        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Response::new(&mut fields);
+        let head_len = match parsed.parse(raw) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Err(bad("the response ended in its head")),
+            Err(e) => return Err(bad(&format!("not an HTTP response: {e}"))),
+        };
+        let code = parsed.code.unwrap_or(0);
+        let mut response = TestResponse {
+            code,
+            reason: parsed.reason.unwrap_or_default().to_owned(),
+            headers: crate::protocol::handshake::owned_headers(parsed.headers),
+            body: Vec::new(),
+        };
+        let rest = &raw[head_len..];
+        if head_only || code < 200 || code == 204 || code == 304 {
+            return Ok(response);
+        }
+        let chunked = response
+            .header("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+        response.body = if chunked {
+            dechunk(rest).ok_or_else(|| bad("a malformed chunked body"))?
+        } else if let Some(len) = response.header("content-length") {
+            let len: usize = len
+                .trim()
+                .parse()
+                .map_err(|_| bad("a bad Content-Length"))?;
+            rest.get(..len)
+                .ok_or_else(|| bad("the body ended before its Content-Length"))?
+                .to_vec()
+        } else {
+            rest.to_vec()
+        };
+        Ok(response)
+    }
+}
+
+/// The data of a chunked body (extensions and trailers dropped); `None`
+/// if it is malformed or ends before its last chunk.
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&rest[..line_end]).ok()?;
+        let size = line.split(';').next()?.trim();
+        let size = usize::from_str_radix(size, 16).ok()?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(rest.get(..size)?);
+        rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
+    }
+}
+
+/// Runs `future` on this thread's loop until it completes, as Tornado's
+/// `@gen_test` runs a test coroutine, and returns its output.
+///
+/// # Panics
+/// If `future` has not completed within `timeout` (Tornado's default is
+/// 5 s), with a message saying so; with `future`'s own panic; or if this
+/// thread's loop is running already.
+pub fn gen_test<T: 'static>(timeout: Duration, future: impl Future<Output = T> + 'static) -> T {
+    match IOLoop::current().run_sync(with_timeout(timeout, future)) {
+        Ok(value) => value,
+        Err(_) => panic!("gen_test: the test did not complete within {timeout:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_parse_with_any_framing() {
+        let r = TestResponse::parse(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n\
+              5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!((r.code, r.reason.as_str()), (200, "OK"));
+        assert_eq!(
+            (r.text(), r.header("x-a")),
+            ("hello world".into(), Some("1"))
+        );
+        let r = TestResponse::parse(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabcdef",
+            false,
+        )
+        .unwrap();
+        assert_eq!((r.code, r.body.as_slice()), (404, &b"abc"[..]));
+        let r = TestResponse::parse(b"HTTP/1.0 200 OK\r\n\r\nto the end", false).unwrap();
+        assert_eq!(r.text(), "to the end");
+        let r = TestResponse::parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
+        assert!(r.unwrap().body.is_empty());
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Len"[..],
+            b"SSH-2.0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            let e = TestResponse::parse(bad, false).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{bad:?}");
+        }
+    }
+}
