@@ -7,13 +7,13 @@
 //! [`TestServer::fetch`] is `self.fetch(path)`: a blocking HTTP/1.1
 //! request that returns the response whatever its status.
 //! [`gen_test`] runs a future on the test thread's own loop with a time
-//! limit, which is where cyclone's client
+//! limit ([`async_test_timeout`] is Tornado's default), which is where
+//! cyclone's client
 //! ([`websocket_connect`](crate::websocket::websocket_connect)) talks to
 //! the server:
 //!
 //! ```
-//! use std::time::Duration;
-//! use cyclone::testing::{gen_test, TestServer};
+//! use cyclone::testing::{async_test_timeout, gen_test, TestServer};
 //! use cyclone::web::{Application, RequestContext, RequestHandler};
 //! use cyclone::websocket::{websocket_connect, Message, WebSocket, WebSocketHandler};
 //!
@@ -41,7 +41,7 @@
 //! assert_eq!(server.fetch("/nowhere").unwrap().code, 404);
 //!
 //! let url = server.ws_url("/echo");
-//! let echoed = gen_test(Duration::from_secs(5), async move {
+//! let echoed = gen_test(async_test_timeout(), async move {
 //!     let conn = websocket_connect(&url).await.unwrap();
 //!     conn.write_message("hi").unwrap();
 //!     conn.read_message().await
@@ -294,13 +294,30 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Tornado's default time limit for a test coroutine
+/// (`get_async_test_timeout`): the `ASYNC_TEST_TIMEOUT` environment
+/// variable, in seconds (fractions allowed), or 5 s when it is unset or
+/// not a positive number. A slow CI machine raises it without a change to
+/// the tests: `gen_test(async_test_timeout(), ..)`.
+pub fn async_test_timeout() -> Duration {
+    timeout_from(std::env::var("ASYNC_TEST_TIMEOUT").ok().as_deref())
+}
+
+/// [`async_test_timeout`] for the variable's value `var`.
+fn timeout_from(var: Option<&str>) -> Duration {
+    var.and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::from_secs(5))
+}
+
 /// Runs `future` on this thread's loop until it completes, as Tornado's
 /// `@gen_test` runs a test coroutine, and returns its output.
 ///
 /// # Panics
 /// If `future` has not completed within `timeout` (Tornado's default is
-/// 5 s), with a message saying so; with `future`'s own panic; or if this
-/// thread's loop is running already.
+/// [`async_test_timeout`]), with a message saying so; with `future`'s own
+/// panic; or if this thread's loop is running already.
 pub fn gen_test<T: 'static>(timeout: Duration, future: impl Future<Output = T> + 'static) -> T {
     match IOLoop::current().run_sync(with_timeout(timeout, future)) {
         Ok(value) => value,
@@ -311,6 +328,17 @@ pub fn gen_test<T: 'static>(timeout: Duration, future: impl Future<Output = T> +
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_time_limit_is_tornados() {
+        let secs = |v| timeout_from(v).as_secs_f64();
+        assert_eq!(secs(None), 5.0);
+        assert_eq!(secs(Some("30")), 30.0);
+        assert_eq!(secs(Some(" 0.5 ")), 0.5);
+        for bad in ["", "x", "0", "-3", "nan", "inf", "1e300"] {
+            assert_eq!(secs(Some(bad)), 5.0, "{bad}");
+        }
+    }
 
     #[test]
     fn responses_parse_with_any_framing() {

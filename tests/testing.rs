@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use cyclone::ioloop::{sleep, Counter, IOLoop};
-use cyclone::testing::{gen_test, TestServer};
+use cyclone::testing::{async_test_timeout, gen_test, TestServer};
 use cyclone::web::{Application, RequestContext, RequestHandler};
 use cyclone::websocket::{websocket_connect, Message, WebSocket, WebSocketHandler};
 
@@ -117,7 +117,7 @@ fn fetch_returns_every_response_as_sent() {
 fn gen_test_drives_the_client_and_bounds_the_test() {
     let srv = server();
     let url = srv.ws_url("/echo");
-    let echoed = gen_test(Duration::from_secs(5), async move {
+    let echoed = gen_test(async_test_timeout(), async move {
         let conn = websocket_connect(&url).await.unwrap();
         let mut got = Vec::new();
         for text in ["one", "two"] {
