@@ -260,7 +260,8 @@ impl TestResponse {
             .header("transfer-encoding")
             .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
         response.body = if chunked {
-            dechunk(rest).ok_or_else(|| bad("a malformed chunked body"))?
+            crate::http::reader::decode_chunked_whole(rest)
+                .ok_or_else(|| bad("a malformed chunked body"))?
         } else if let Some(len) = response.header("content-length") {
             let len: usize = len
                 .trim()
@@ -273,24 +274,6 @@ impl TestResponse {
             rest.to_vec()
         };
         Ok(response)
-    }
-}
-
-/// The data of a chunked body (extensions and trailers dropped); `None`
-/// if it is malformed or ends before its last chunk.
-fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let line = std::str::from_utf8(&rest[..line_end]).ok()?;
-        let size = line.split(';').next()?.trim();
-        let size = usize::from_str_radix(size, 16).ok()?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(rest.get(..size)?);
-        rest = rest.get(size..)?.strip_prefix(b"\r\n")?;
     }
 }
 

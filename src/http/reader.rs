@@ -453,6 +453,20 @@ enum Chunk {
     Done,
 }
 
+/// The data of a whole chunked body held in memory (a response read to
+/// its end, by `cyclone::testing`'s `fetch`), decoded as strictly as a
+/// request's, with no size bound: `None` if it is malformed or ends
+/// before its last chunk. What follows the body is ignored.
+pub(crate) fn decode_chunked_whole(input: &[u8]) -> Option<Vec<u8>> {
+    let mut dec = ChunkedBody::default();
+    let limits = HeadLimits {
+        max_head_bytes: usize::MAX,
+        max_headers: usize::MAX,
+    };
+    dec.decode(input, &limits, u64::MAX).ok()?;
+    dec.is_done().then_some(dec.body)
+}
+
 /// A chunked body being decoded: the state between reads, and the body.
 #[derive(Default)]
 struct ChunkedBody {
