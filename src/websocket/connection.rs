@@ -354,11 +354,11 @@ impl WsConn {
             self.keep_in_spill(lp, &rbuf[..carry]);
         }
         lp.give_read_buf(rbuf);
-        if closed && !eof && result.is_ok() && !self.core.finished && self.core.held_by_handler() {
-            // A callback of this batch took a hold, and the event that
-            // brought it said the peer hung up: reported once, so seen now
-            // (behind what the batch left in the spill).
-            result = self.read_to_end_while_held(lp, id);
+        if closed && !eof && result.is_ok() {
+            // A callback of this batch may have taken a hold, and the
+            // event that brought it said the peer hung up: reported once,
+            // so seen now (behind what the batch left in the spill).
+            result = self.read_to_end_if_held(lp, id);
         }
         result.map(|_| eof)
     }
@@ -374,8 +374,13 @@ impl WsConn {
     ///
     /// Reads at most `max_message_size` and one read buffer beyond what
     /// the spill holds; a peer that left more unread than that is seen
-    /// when the hold ends, as before.
-    fn read_to_end_while_held(&mut self, lp: &IOLoop, id: ConnId) -> io::Result<()> {
+    /// when the hold ends, as before. Does nothing unless a suspension
+    /// holds the connection (and it is not finished); called where a
+    /// readiness event said the peer hung up.
+    fn read_to_end_if_held(&mut self, lp: &IOLoop, id: ConnId) -> io::Result<()> {
+        if self.core.finished || !self.core.held_by_handler() {
+            return Ok(());
+        }
         let mut rbuf = lp.take_read_buf();
         let cap = self.core.spill.len() + self.core.settings.max_message_size + rbuf.len();
         let mut result = Ok(());
@@ -652,8 +657,8 @@ impl Pollable for WsConn {
             // handler catches up with what it was given (resumed by
             // `WebSocket::hold_reading(false)`).
             self.core.read_paused = true;
-            if (r.read_closed || r.error) && self.core.held_by_handler() && !self.core.finished {
-                if let Err(e) = self.read_to_end_while_held(lp, id) {
+            if r.read_closed || r.error {
+                if let Err(e) = self.read_to_end_if_held(lp, id) {
                     log::debug!("{id} reset while its handler held it: {e}");
                     self.give_back_out(lp);
                     return self.terminate(lp, CloseReason::Abnormal);

@@ -301,7 +301,7 @@ pub(super) struct Rare {
     /// A client's: the headers of the server's 101.
     pub(super) response_headers: Vec<(String, String)>,
     /// The peer hung up while a suspension held the connection (see
-    /// `WsConn::read_to_end_while_held`).
+    /// `WsConn::read_to_end_if_held`).
     pub(super) hung_up: bool,
 }
 
