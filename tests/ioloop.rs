@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cyclone::ioloop::{sleep, Counter, IOLoop, PeriodicCallback};
+use cyclone::testing::ExpectLog;
 
 mod util;
 
@@ -586,45 +587,23 @@ fn past_deadline_chain_does_not_starve_other_due_timers() {
 
 // ---- panics in user code: logged, counted, and the loop goes on ----------
 
-/// Keeps log records per thread (each test runs its loop in a thread of its
-/// own, so tests running in parallel do not see each other's records).
-struct Capture;
-
-thread_local! {
-    static RECORDS: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
+/// Claims this thread's error records (each test runs its loop in a
+/// thread of its own, so tests running in parallel do not see each
+/// other's records).
+fn capture_logs() -> ExpectLog {
+    ExpectLog::new("", "")
+        .level(log::Level::Error)
+        .on_this_thread()
+        .not_required()
 }
 
-impl log::Log for Capture {
-    fn enabled(&self, _m: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        let _ = RECORDS.try_with(|v| {
-            if let Ok(mut v) = v.try_borrow_mut() {
-                v.push((r.level(), r.args().to_string()));
-            }
-        });
-    }
-    fn flush(&self) {}
-}
-
-fn capture_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        log::set_boxed_logger(Box::new(Capture)).expect("no other logger in this binary");
-        log::set_max_level(log::LevelFilter::Trace);
-    });
-}
-
-/// This thread's error-level records that contain `needle`.
-fn errors_with(needle: &str) -> Vec<String> {
-    RECORDS.with(|v| {
-        v.borrow()
-            .iter()
-            .filter(|(l, m)| *l == log::Level::Error && m.contains(needle))
-            .map(|(_, m)| m.clone())
-            .collect()
-    })
+/// The error records `logs` claimed that contain `needle`.
+fn errors_with(logs: &ExpectLog, needle: &str) -> Vec<String> {
+    logs.logged()
+        .into_iter()
+        .filter(|(_, m)| m.contains(needle))
+        .map(|(_, m)| m)
+        .collect()
 }
 
 /// Stops `lp` after 5 s, should a test's own stop never come.
@@ -643,7 +622,7 @@ fn callback_panics(lp: &IOLoop) -> u64 {
 #[test]
 fn a_panicking_callback_is_logged_and_the_loop_goes_on() {
     in_thread(|| {
-        capture_logs();
+        let logs = capture_logs();
         let lp = IOLoop::current();
         let ran = Rc::new(Cell::new(0u32));
         lp.add_callback(|| panic!("boom in callback"));
@@ -661,7 +640,7 @@ fn a_panicking_callback_is_logged_and_the_loop_goes_on() {
         assert!(first.is_ok(), "the callback's panic unwound out of start");
         assert_eq!(ran.get(), 2, "the callbacks after the panicking one");
         assert!(!lp.is_running());
-        let errors = errors_with("boom in callback");
+        let errors = errors_with(&logs, "boom in callback");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("IOLoop callback panicked"), "{errors:?}");
         assert_eq!(callback_panics(&lp), 1);
@@ -686,7 +665,7 @@ fn a_panicking_callback_is_logged_and_the_loop_goes_on() {
 #[test]
 fn a_panicking_timer_is_logged_and_the_other_due_timers_run() {
     in_thread(|| {
-        capture_logs();
+        let logs = capture_logs();
         let lp = IOLoop::current();
         let ran = Rc::new(RefCell::new(Vec::new()));
         let (a, b) = (ran.clone(), ran.clone());
@@ -705,7 +684,7 @@ fn a_panicking_timer_is_logged_and_the_other_due_timers_run() {
             0,
             "the panicked timer is still queued"
         );
-        let errors = errors_with("boom in timer");
+        let errors = errors_with(&logs, "boom in timer");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("timer"), "{errors:?}");
         assert_eq!(callback_panics(&lp), 1);
@@ -718,7 +697,7 @@ fn a_panicking_timer_is_logged_and_the_other_due_timers_run() {
 #[test]
 fn a_panicking_periodic_callback_is_logged_and_stays_scheduled() {
     in_thread(|| {
-        capture_logs();
+        let logs = capture_logs();
         let lp = IOLoop::current();
         let calls = Rc::new(Cell::new(0u32));
         let c = calls.clone();
@@ -746,7 +725,7 @@ fn a_panicking_periodic_callback_is_logged_and_stays_scheduled() {
         pc.stop();
         assert!(lp.remove_timeout(safety));
         assert_eq!(lp.pending_timeouts(), 0);
-        let errors = errors_with("boom in periodic call");
+        let errors = errors_with(&logs, "boom in periodic call");
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(
             errors.iter().all(|e| e.contains("PeriodicCallback")),
@@ -762,7 +741,7 @@ fn a_panicking_periodic_callback_is_logged_and_stays_scheduled() {
 #[test]
 fn a_panicking_task_is_dropped_logged_and_the_other_tasks_run() {
     in_thread(|| {
-        capture_logs();
+        let logs = capture_logs();
         let lp = IOLoop::current();
         let held = Rc::new(());
         let ran = Rc::new(Cell::new(0u32));
@@ -800,7 +779,7 @@ fn a_panicking_task_is_dropped_logged_and_the_other_tasks_run() {
             1,
             "a panicked task was not dropped"
         );
-        let errors = errors_with("boom in task");
+        let errors = errors_with(&logs, "boom in task");
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(
             errors.iter().all(|e| e.contains("spawned task")),
@@ -817,7 +796,7 @@ fn a_panicking_task_is_dropped_logged_and_the_other_tasks_run() {
 fn a_panicking_add_handler_callback_is_logged_and_the_handler_kept() {
     in_thread(|| {
         use std::io::{Read, Write};
-        capture_logs();
+        let logs = capture_logs();
         let lp = IOLoop::current();
         let (a, b) = mio::net::UnixStream::pair().unwrap();
         let b = Rc::new(RefCell::new(b));
@@ -847,7 +826,7 @@ fn a_panicking_add_handler_callback_is_logged_and_the_handler_kept() {
         assert!(lp.remove_timeout(safety), "stopped by the safety timer");
         assert_eq!(&*got.borrow(), b"ab");
         assert!(lp.contains(id), "the handler was dropped after its panic");
-        let errors = errors_with("boom in add_handler callback");
+        let errors = errors_with(&logs, "boom in add_handler callback");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
             errors[0].contains(&format!("add_handler callback for {id}")),
@@ -863,7 +842,7 @@ fn a_panicking_add_handler_callback_is_logged_and_the_handler_kept() {
 #[test]
 fn a_panicking_callback_from_another_thread_is_logged_and_the_loop_goes_on() {
     in_thread(|| {
-        capture_logs();
+        let logs = capture_logs();
         let lp = IOLoop::current();
         let handle = lp.handle();
         let (tx, rx) = mpsc::channel();
@@ -884,7 +863,7 @@ fn a_panicking_callback_from_another_thread_is_logged_and_the_loop_goes_on() {
         assert!(res.is_ok(), "the callback's panic unwound out of start");
         assert!(lp.remove_timeout(safety), "stopped by the safety timer");
         assert_eq!(rx.try_recv(), Ok(1), "the callback after the panicking one");
-        let errors = errors_with("boom in a cross-thread callback");
+        let errors = errors_with(&logs, "boom in a cross-thread callback");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("IOLoop callback panicked"), "{errors:?}");
     });
@@ -897,7 +876,7 @@ fn a_panicking_callback_from_another_thread_is_logged_and_the_loop_goes_on() {
 #[test]
 fn run_sync_reraises_its_own_panic_and_only_logs_the_others() {
     in_thread(|| {
-        capture_logs();
+        let logs = capture_logs();
         let lp = IOLoop::current();
         lp.spawn(async { panic!("boom in another task") });
         let res = catch_unwind(AssertUnwindSafe(|| {
@@ -915,8 +894,8 @@ fn run_sync_reraises_its_own_panic_and_only_logs_the_others() {
         assert!(!lp.is_running());
         assert_eq!(lp.pending_tasks(), 0);
         // Only the other task's panic was caught by the loop.
-        assert_eq!(errors_with("boom in another task").len(), 1);
-        assert!(errors_with("boom in run_sync").is_empty());
+        assert_eq!(errors_with(&logs, "boom in another task").len(), 1);
+        assert!(errors_with(&logs, "boom in run_sync").is_empty());
         assert_eq!(callback_panics(&lp), 1);
         // Usable: run_sync again, with IOLoop::current() inside.
         let v = lp.run_sync(async {
@@ -931,8 +910,8 @@ fn run_sync_reraises_its_own_panic_and_only_logs_the_others() {
 /// logged; `run_sync` still returns its future's value.
 #[test]
 fn run_sync_returns_its_value_despite_panics_of_other_callbacks() {
-    let (v, panics) = in_thread(|| {
-        capture_logs();
+    let (v, panics, logged) = in_thread(|| {
+        let logs = capture_logs();
         let lp = IOLoop::current();
         lp.add_callback(|| panic!("boom in a callback during run_sync"));
         lp.call_later(Duration::from_millis(1), || {
@@ -945,9 +924,11 @@ fn run_sync_returns_its_value_despite_panics_of_other_callbacks() {
                 42
             })
         }));
-        (v.ok(), callback_panics(&lp))
+        let logged = errors_with(&logs, "during run_sync").len();
+        (v.ok(), callback_panics(&lp), logged)
     });
     assert_eq!((v, panics), (Some(42), 3));
+    assert_eq!(logged, 3, "one error record for each panic");
 }
 
 /// Connection handlers keep their own panic handling: a WebSocket

@@ -1,65 +1,160 @@
-//! What the library logs, and at which level. The logger is process-wide,
-//! so these tests live in their own binary, and each looks only at the
-//! records it provokes.
+//! What the library logs, and at which level, seen through
+//! `cyclone::testing::ExpectLog` (Tornado's `ExpectLog`); and `ExpectLog`
+//! itself: what it claims, what it lets through to the output, and its
+//! failure when nothing it expects comes. The logger is process-wide, so
+//! these tests live in their own binary, and each expects only records
+//! it provokes.
 
 mod util;
 
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cyclone::http::Request;
+use cyclone::testing::{init_logging_with, ExpectLog};
 use cyclone::web::Application;
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+use log::Level;
 use util::{client_frame, raw_ws, read_frame, Server};
 
-/// Keeps every record: (level, message).
-struct Capture;
+/// The output behind cyclone's test logger: keeps every record no
+/// expectation claimed, (level, message).
+struct Output;
 
-static RECORDS: Mutex<Vec<(log::Level, String)>> = Mutex::new(Vec::new());
+static PASSED: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
 
-impl log::Log for Capture {
-    fn enabled(&self, _m: &log::Metadata<'_>) -> bool {
-        true
+impl log::Log for Output {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= Level::Info
     }
     fn log(&self, r: &log::Record<'_>) {
-        RECORDS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((r.level(), r.args().to_string()));
+        if self.enabled(r.metadata()) {
+            PASSED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((r.level(), r.args().to_string()));
+        }
     }
     fn flush(&self) {}
 }
 
+/// Installs the test logger with [`Output`] behind it, before any
+/// `ExpectLog` would install the default one.
 fn capture_logs() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        log::set_boxed_logger(Box::new(Capture)).expect("no other logger in this binary");
-        log::set_max_level(log::LevelFilter::Trace);
+        assert!(init_logging_with(Box::new(Output), log::LevelFilter::Info));
     });
 }
 
-/// The records so far whose message contains `needle`.
-fn records_with(needle: &str) -> Vec<(log::Level, String)> {
-    RECORDS
+/// The messages that reached [`Output`] and contain `needle`.
+fn passed_with(needle: &str) -> Vec<String> {
+    PASSED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .filter(|(_, m)| m.contains(needle))
-        .cloned()
+        .map(|(_, m)| m.clone())
         .collect()
 }
 
-/// [`records_with`], waiting up to `within` for a first one (a record may
-/// be written a moment after what provoked it is seen).
-fn records_within(needle: &str, within: Duration) -> Vec<(log::Level, String)> {
-    let deadline = Instant::now() + within;
-    let mut about = records_with(needle);
-    while about.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-        about = records_with(needle);
+/// Expects records from cyclone containing `needle`.
+fn expect(needle: &str) -> ExpectLog {
+    ExpectLog::new("cyclone", &format!(".*{}", regex_escape(needle)))
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+/// An `ExpectLog` keeps what matches its target (or a module under it),
+/// its pattern from the start, its level and its thread, the newest
+/// expectation first; everything else reaches the output.
+#[test]
+fn expect_log_claims_what_it_expects_and_passes_the_rest() {
+    capture_logs();
+    let t = "expect_log_test::a";
+    let claims = ExpectLog::new(t, r"claimed \d").on_this_thread();
+    // While an expectation of any level is alive, debug records are
+    // logged although the output takes `info` at most.
+    assert_eq!(log::max_level(), log::LevelFilter::Trace);
+    log::info!(target: "expect_log_test::a::sub", "claimed 1");
+    log::info!(target: "expect_log_test::ab", "claimed 2");
+    log::info!(target: t, "not claimed 3");
+    std::thread::spawn(move || log::info!(target: t, "claimed 4"))
+        .join()
+        .unwrap();
+    log::warn!(target: t, "claimed 5");
+    log::debug!(target: t, "claimed 6");
+    {
+        let warnings = ExpectLog::new(t, "claimed").level(Level::Warn);
+        log::warn!(target: t, "claimed 7");
+        log::error!(target: t, "claimed 8");
+        assert_eq!(warnings.logged(), [(Level::Warn, "claimed 7".to_owned())]);
     }
-    about
+    assert_eq!(
+        claims.logged(),
+        [
+            (Level::Info, "claimed 1".to_owned()),
+            (Level::Warn, "claimed 5".to_owned()),
+            (Level::Debug, "claimed 6".to_owned()),
+            (Level::Error, "claimed 8".to_owned()),
+        ]
+    );
+    drop(claims);
+    log::info!(target: t, "claimed 9");
+    for n in 1..=9 {
+        let reached = passed_with(&format!("claimed {n}"));
+        let want = usize::from([2, 3, 4, 9].contains(&n));
+        assert_eq!(reached.len(), want, "claimed {n}: {reached:?}");
+    }
+}
+
+/// Tornado's `ExpectLog` fails the test when what it expects is not
+/// logged, unless `required=False`; a test failing for another reason
+/// fails with its own message.
+#[test]
+fn an_expectation_not_met_fails_the_test() {
+    capture_logs();
+    let failure = catch_unwind(|| {
+        let _e = ExpectLog::new("expect_log_test::b", "never logged");
+        log::warn!(target: "expect_log_test::b", "something else");
+    })
+    .unwrap_err();
+    let says = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        says.contains(r#"no record from "expect_log_test::b" matching "^(?:never logged)""#),
+        "{says}"
+    );
+    assert_eq!(passed_with("something else").len(), 1);
+
+    let quiet = ExpectLog::new("expect_log_test::b", "never logged").not_required();
+    assert!(!quiet.wait(1, Duration::from_millis(50)));
+    drop(quiet);
+
+    let failure = catch_unwind(AssertUnwindSafe(|| {
+        let _e = ExpectLog::new("expect_log_test::b", "never logged");
+        panic!("the test's own failure");
+    }))
+    .unwrap_err();
+    assert_eq!(
+        failure.downcast_ref::<&str>(),
+        Some(&"the test's own failure")
+    );
+
+    let bad = catch_unwind(|| ExpectLog::new("", "(unclosed")).unwrap_err();
+    let says = bad.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(says.contains("is not a regular expression"), "{says}");
 }
 
 struct Quiet;
@@ -75,6 +170,7 @@ impl WebSocketHandler for Quiet {
 #[test]
 fn message_over_the_size_limit_is_logged_at_warn() {
     capture_logs();
+    let logged = expect("exceeds the limit of 1000");
     let srv = Server::start(|| {
         Application::builder()
             .websocket_max_message_size(1000)
@@ -87,8 +183,11 @@ fn message_over_the_size_limit_is_logged_at_warn() {
     assert_eq!(op, 8);
     assert_eq!(payload[..2], 1009u16.to_be_bytes());
     // Logged before the Close is written; allow for a slow record anyway.
-    let about = records_within("exceeds the limit of 1000", Duration::from_secs(2));
-    assert!(!about.is_empty(), "nothing logged about the 1009");
+    assert!(
+        logged.wait(1, Duration::from_secs(2)),
+        "nothing logged about the 1009"
+    );
+    let about = logged.logged();
     assert!(
         about.iter().all(|(l, _)| *l <= log::Level::Warn),
         "the size limit was logged below warn: {about:?}"
@@ -102,6 +201,7 @@ fn message_over_the_size_limit_is_logged_at_warn() {
 #[test]
 fn ping_timeouts_are_logged_at_warn_once_per_burst() {
     capture_logs();
+    let logged = expect("ping timeout: no pong");
     let srv = Server::start(|| {
         Application::builder()
             .websocket_ping_interval(Duration::from_millis(100))
@@ -111,13 +211,12 @@ fn ping_timeouts_are_logged_at_warn_once_per_burst() {
     });
     // Peers that never read, so never answer a ping.
     let peers: Vec<_> = (0..8).map(|_| raw_ws(&srv, "/ws")).collect();
-    let needle = "ping timeout: no pong";
     let deadline = Instant::now() + Duration::from_secs(5);
     while srv.metrics().get(cyclone::ioloop::Counter::WsPingTimeouts) < 8 {
         assert!(Instant::now() < deadline, "the peers were not timed out");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let about = records_with(needle);
+    let about = logged.logged();
     assert!(!about.is_empty(), "nothing logged about the ping timeouts");
     assert!(
         about.iter().all(|(l, _)| *l == log::Level::Warn),
@@ -133,6 +232,7 @@ fn ping_timeouts_are_logged_at_warn_once_per_burst() {
 #[test]
 fn refusals_over_max_connections_are_logged_at_warn() {
     capture_logs();
+    let logged = expect("max_connections (2) reached");
     let srv = Server::start(|| {
         Application::builder()
             .max_connections(2)
@@ -152,8 +252,11 @@ fn refusals_over_max_connections_are_logged_at_warn() {
         held.push(s);
     }
     assert!(refused, "no 503 after {} connections", held.len());
-    let about = records_within("max_connections (2) reached", Duration::from_secs(2));
-    assert!(!about.is_empty(), "nothing logged about the refusal");
+    assert!(
+        logged.wait(1, Duration::from_secs(2)),
+        "nothing logged about the refusal"
+    );
+    let about = logged.logged();
     assert!(
         about.iter().all(|(l, _)| *l == log::Level::Warn),
         "{about:?}"
@@ -171,6 +274,8 @@ fn a_blocked_loop_is_reported_with_what_it_was_doing() {
     capture_logs();
     let blocked = "IOLoop blocked for more than 50 ms (running timers)";
     let ended = "IOLoop was blocked for about";
+    let blocked_log = expect(blocked);
+    let ended_log = expect(ended);
     let run = |watch: bool| {
         std::thread::spawn(move || {
             let lp = IOLoop::current();
@@ -189,13 +294,9 @@ fn a_blocked_loop_is_reported_with_what_it_was_doing() {
         .unwrap();
     };
     run(true);
-    let warned = records_within(ended, Duration::from_secs(2));
-    assert_eq!(
-        records_with(blocked).len(),
-        1,
-        "{:?}",
-        records_with("IOLoop")
-    );
+    assert!(ended_log.wait(1, Duration::from_secs(2)));
+    let warned = ended_log.logged();
+    assert_eq!(blocked_log.logged().len(), 1, "{:?}", blocked_log.logged());
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert_eq!(warned[0].0, log::Level::Warn);
     let ms: u64 = warned[0].1[ended.len()..]
@@ -206,6 +307,6 @@ fn a_blocked_loop_is_reported_with_what_it_was_doing() {
     assert!((300..2000).contains(&ms), "{ms} ms");
     run(false);
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(records_with(blocked).len(), 1);
-    assert_eq!(records_with(ended).len(), 1);
+    assert_eq!(blocked_log.logged().len(), 1);
+    assert_eq!(ended_log.logged().len(), 1);
 }

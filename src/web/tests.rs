@@ -1077,49 +1077,12 @@ fn builder_settings_use_tornado_names() {
 
 mod access_log {
     use super::*;
-    use std::cell::RefCell;
+    use crate::testing::ExpectLog;
     use std::time::Duration;
-
-    thread_local! {
-        static LINES: RefCell<Vec<(log::Level, String)>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// Records `cyclone::access` lines, and `error` lines of the static
-    /// files module, of the current thread.
-    struct Capture;
-
-    impl log::Log for Capture {
-        fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-            m.target() == "cyclone::access"
-                || (m.target() == "cyclone::web::static_files" && m.level() == log::Level::Error)
-        }
-        fn log(&self, r: &log::Record<'_>) {
-            if self.enabled(r.metadata()) {
-                LINES.with(|l| l.borrow_mut().push((r.level(), r.args().to_string())));
-            }
-        }
-        fn flush(&self) {}
-    }
-
-    static CAPTURE: Capture = Capture;
-
-    /// Installs [`Capture`] (once for the binary); `false` when another
-    /// logger was installed first.
-    fn capturing() -> bool {
-        static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let ours = *OURS.get_or_init(|| log::set_logger(&CAPTURE).is_ok());
-        if ours {
-            log::set_max_level(log::LevelFilter::Trace);
-        }
-        ours
-    }
 
     #[test]
     fn access_line_in_tornado_style_with_level_by_status() {
-        if !capturing() {
-            // Another test of this binary installed its logger first.
-            return;
-        }
+        let access = ExpectLog::new("cyclone::access", "").on_this_thread();
         let app = Application::builder().build();
         let mut req = Request::synthetic("GET", "/path?q=1", &[]);
         req.set_peer(Some("127.0.0.1:5555".parse().unwrap()));
@@ -1127,9 +1090,8 @@ mod access_log {
         app.log_request(&req, 404, Duration::from_millis(3));
         let anonymous = Request::synthetic("POST", "/x", &[]);
         app.log_request(&anonymous, 500, Duration::ZERO);
-        let lines = LINES.with(|l| l.borrow().clone());
         assert_eq!(
-            lines,
+            access.logged(),
             [
                 (
                     log::Level::Info,
@@ -1148,17 +1110,17 @@ mod access_log {
     /// file and a refused path; nothing for a file that is versioned.
     #[test]
     fn static_url_logs_files_it_cannot_version() {
-        if !capturing() {
-            return;
-        }
+        let errors = ExpectLog::new("cyclone::web::static_files", "")
+            .level(log::Level::Error)
+            .on_this_thread();
         let dir = TempDir::new("static-url-log");
         dir.file("static/ok.txt", "ok");
         let app = url_app(&dir, |b| b);
         static_url_of(&app, "ok.txt");
-        assert_eq!(LINES.with(|l| l.borrow().len()), 0);
+        assert_eq!(errors.logged().len(), 0);
         static_url_of(&app, "nope.css");
         static_url_of(&app, "../x");
-        let lines = LINES.with(|l| l.borrow().clone());
+        let lines = errors.logged();
         assert_eq!(lines.len(), 2, "{lines:?}");
         for ((level, line), name) in lines.iter().zip(["\"nope.css\"", "\"../x\""]) {
             assert_eq!(*level, log::Level::Error);

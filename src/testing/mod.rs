@@ -5,7 +5,9 @@
 //! port, on a loop of its own in a background thread (Tornado's
 //! `get_app` and `get_http_port`), and stops it when dropped.
 //! [`TestServer::fetch`] is `self.fetch(path)`: a blocking HTTP/1.1
-//! request that returns the response whatever its status.
+//! request that returns the response whatever its status, redirects
+//! followed ([`TestServer::request`] takes `fetch`'s other arguments).
+//! [`ExpectLog`] expects a log record and keeps it out of the output.
 //! [`gen_test`] runs a future on the test thread's own loop with a time
 //! limit ([`async_test_timeout`] is Tornado's default), which is where
 //! cyclone's client
@@ -49,9 +51,15 @@
 //! assert_eq!(echoed.unwrap().as_text(), Some("hi"));
 //! ```
 
+mod expect_log;
+mod fetch;
+
+pub use expect_log::{init_logging, init_logging_with, ExpectLog};
+pub use fetch::Fetch;
+
 use std::future::Future;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -154,48 +162,23 @@ impl TestServer {
     }
 
     /// `GET path` (Tornado's `self.fetch(path)`): the response, whatever
-    /// its status (a 404 is `Ok`, with `code` 404). Redirects are not
-    /// followed: a 302 is returned with its `Location`.
+    /// its status (a 404 is `Ok`, with `code` 404), after following up to
+    /// five redirects on this server as Tornado does. For another method,
+    /// headers, a body or redirects not followed, see
+    /// [`request`](Self::request).
     ///
     /// # Errors
     /// What the socket returned (the server is gone, a read took over 10
     /// s), or `InvalidData` for a response that is not HTTP/1.x.
     pub fn fetch(&self, path: &str) -> io::Result<TestResponse> {
-        self.fetch_with("GET", path, &[], b"")
+        self.request("GET", path).send()
     }
 
-    /// Any request: `method` and `path`, more header lines (`Host`,
-    /// `Connection: close` and, with a body or for `POST`, `PUT` and
-    /// `PATCH`, `Content-Length` are written for you) and a body.
-    ///
-    /// # Errors
-    /// As [`fetch`](Self::fetch).
-    pub fn fetch_with(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> io::Result<TestResponse> {
-        let mut s = TcpStream::connect(self.addr)?;
-        s.set_read_timeout(Some(WAIT))?;
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (name, value) in headers {
-            req.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut wire = req.into_bytes();
-        wire.extend_from_slice(body);
-        s.write_all(&wire)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        TestResponse::parse(&raw, method == "HEAD")
+    /// A request to build, with Tornado's `fetch` keyword arguments as
+    /// methods, and [`send`](Fetch::send):
+    /// `server.request("POST", "/login").header("X-A", "1").body("x=1").send()`.
+    pub fn request(&self, method: &str, path: &str) -> Fetch<'_> {
+        Fetch::new(self, method, path)
     }
 }
 
@@ -219,6 +202,9 @@ pub struct TestResponse {
     pub headers: Vec<(String, String)>,
     /// The body, its chunked framing taken off.
     pub body: Vec<u8>,
+    /// The URL this response answered: the one asked for, or where the
+    /// last redirect followed led (Tornado's `effective_url`).
+    pub effective_url: String,
 }
 
 impl TestResponse {
@@ -236,7 +222,7 @@ impl TestResponse {
     }
 
     /// A whole response read to the end of the connection.
-    fn parse(raw: &[u8], head_only: bool) -> io::Result<TestResponse> {
+    pub(super) fn parse(raw: &[u8], head_only: bool) -> io::Result<TestResponse> {
         let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
         let mut fields = [httparse::EMPTY_HEADER; 64];
         let mut parsed = httparse::Response::new(&mut fields);
@@ -251,6 +237,7 @@ impl TestResponse {
             reason: parsed.reason.unwrap_or_default().to_owned(),
             headers: crate::protocol::handshake::owned_headers(parsed.headers),
             body: Vec::new(),
+            effective_url: String::new(),
         };
         let rest = &raw[head_len..];
         if head_only || code < 200 || code == 204 || code == 304 {
