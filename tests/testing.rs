@@ -71,25 +71,17 @@ impl RequestHandler for Countdown {
     }
 }
 
-/// Redirects with the status its `?code=` names to its `?to=`.
+/// Redirects with the status its `?code=` names to its `?to=`, whatever
+/// the method (a redirect in `prepare` finishes the request).
 struct Bounce;
 impl RequestHandler for Bounce {
     fn supported_methods(&self) -> &'static [&'static str] {
         &["GET", "HEAD", "POST", "PUT"]
     }
-    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
         let code: u16 = cx.get_argument("code").unwrap().parse().unwrap();
         let to = cx.get_argument("to").unwrap_or_else(|| "/method".into());
         cx.redirect_with_status(&to, code);
-    }
-    fn head(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
-        self.get(cx, args);
-    }
-    fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
-        self.get(cx, args);
-    }
-    fn put(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
-        self.get(cx, args);
     }
 }
 
@@ -109,9 +101,6 @@ impl RequestHandler for Method {
         );
         cx.set_header("X-Method", req.method().to_owned());
         cx.write(said);
-    }
-    fn head(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
-        self.get(cx, args);
     }
     fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
         self.get(cx, args);
