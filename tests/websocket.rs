@@ -2670,3 +2670,149 @@ fn drained_holds_a_writing_future_to_its_mark() {
     let flood = most("flood");
     assert!(flood > 2 * 1024 * 1024, "flood: only {flood} bytes queued");
 }
+
+/// What `Terminator` saw: (`write_message`, `ping` after `terminate` were
+/// refused, `is_closing`), and every `on_close` as (code, `closed_by`).
+#[derive(Debug, PartialEq)]
+enum Ended {
+    After(bool, bool, bool),
+    Close(Option<u16>, Option<CloseReason>),
+}
+
+/// Ends its connection with `terminate` when asked: at once, from a timer,
+/// after its own `close`, or another connection's (`/victim`) through
+/// `with_websocket_of`.
+struct Terminator {
+    tx: Sender<Ended>,
+    victim: std::rc::Rc<std::cell::Cell<Option<cyclone::ioloop::ConnId>>>,
+}
+
+impl WebSocketHandler for Terminator {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        if ws.request().path() == "/victim" {
+            self.victim.set(Some(ws.id()));
+        }
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        match msg.as_text() {
+            Some("now") => {
+                ws.write_message("bye").unwrap();
+                ws.terminate();
+                ws.terminate();
+                let refused = ws.write_message("late").is_err();
+                let no_ping = ws.ping(b"late").is_err();
+                let closing = ws.is_closing();
+                ws.close(Some(1000), "too late");
+                let _ = self.tx.send(Ended::After(refused, no_ping, closing));
+            }
+            Some("later") => {
+                ws.add_timeout(Duration::from_millis(30), 7);
+                ws.write_message("armed").unwrap();
+            }
+            Some("close-then-terminate") => {
+                ws.close(Some(4000), "closing");
+                ws.terminate();
+            }
+            Some("kill") => {
+                let victim = self.victim.get().unwrap();
+                let killed = cyclone::websocket::with_websocket_of(victim, |v| v.terminate());
+                ws.write_message(format!("killed {}", killed.is_some()))
+                    .unwrap();
+            }
+            _ => {
+                ws.write_message(msg).unwrap();
+            }
+        }
+    }
+    fn on_timeout(&mut self, ws: &mut WebSocket<'_>, token: u64) {
+        assert_eq!(token, 7);
+        ws.terminate();
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.tx.send(Ended::Close(ws.close_code(), ws.closed_by()));
+    }
+}
+
+/// Node `ws`'s `terminate()`: the connection is dropped with no Close
+/// frame and nothing queued sent (the echo of a large message in the same
+/// read included), no message behind it delivered, `on_close` once with
+/// `CloseReason::Terminated`; from the handler, a timer, after the
+/// handler's own `close`, or from another connection.
+#[test]
+fn terminate_drops_the_connection_without_a_closing_handshake() {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let victim = std::rc::Rc::default();
+        Application::builder()
+            .websocket(r"/.*", move |_r: &Request| Terminator {
+                tx: tx.clone(),
+                victim: std::rc::Rc::clone(&victim),
+            })
+            .build()
+    });
+    let ended = |rx: &Receiver<Ended>| rx.recv_timeout(Duration::from_secs(5)).expect("on_close");
+    let silent_end = |s: &mut TcpStream, what: &str| {
+        let (got, end) = util::read_within(s, Duration::from_secs(5));
+        assert!(got.is_empty(), "{what}: {} bytes arrived", got.len());
+        assert_ne!(end, util::ReadEnd::Timeout, "{what}: still open");
+    };
+
+    // A 20 KiB message (echoed from the input buffer, held by the cork)
+    // and the order in one segment, then a message behind it.
+    let mut s = raw_ws(&srv, "/a");
+    let mut wire = client_frame(true, 2, &[5u8; 20 * 1024]);
+    wire.extend(client_frame(true, 1, b"now"));
+    wire.extend(client_frame(true, 1, b"after"));
+    s.write_all(&wire).unwrap();
+    assert_eq!(ended(&rx), Ended::After(true, true, true));
+    assert_eq!(
+        ended(&rx),
+        Ended::Close(None, Some(CloseReason::Terminated))
+    );
+    silent_end(&mut s, "now");
+
+    // From a timer: what was sent before it arrives, then the end.
+    let mut s = raw_ws(&srv, "/b");
+    s.write_all(&client_frame(true, 1, b"later")).unwrap();
+    let (_, op, payload) = read_frame(&mut s).unwrap();
+    assert_eq!((op, payload.as_slice()), (1, &b"armed"[..]));
+    assert_eq!(
+        ended(&rx),
+        Ended::Close(None, Some(CloseReason::Terminated))
+    );
+    silent_end(&mut s, "later");
+
+    // After the handler's own close: its Close frame is not sent either.
+    let mut s = raw_ws(&srv, "/c");
+    s.write_all(&client_frame(true, 1, b"close-then-terminate"))
+        .unwrap();
+    assert_eq!(
+        ended(&rx),
+        Ended::Close(None, Some(CloseReason::Terminated))
+    );
+    silent_end(&mut s, "close-then-terminate");
+
+    // Another connection ends this one; it goes on itself.
+    let mut victim = raw_ws(&srv, "/victim");
+    let mut killer = raw_ws(&srv, "/killer");
+    killer.write_all(&client_frame(true, 1, b"kill")).unwrap();
+    let (_, _, payload) = read_frame(&mut killer).unwrap();
+    assert_eq!(payload, b"killed true");
+    assert_eq!(
+        ended(&rx),
+        Ended::Close(None, Some(CloseReason::Terminated))
+    );
+    silent_end(&mut victim, "victim");
+    killer
+        .write_all(&client_frame(true, 1, b"still here"))
+        .unwrap();
+    let (_, _, payload) = read_frame(&mut killer).unwrap();
+    assert_eq!(payload, b"still here");
+
+    let m = srv.metrics();
+    assert_eq!(m.get(cyclone::ioloop::Counter::ClosedTerminated), 4);
+    assert!(m
+        .to_prometheus()
+        .contains("cyclone_websocket_closes_by_reason_total{reason=\"terminated\"} 4\n"));
+    assert!(rx.try_recv().is_err(), "one on_close each");
+}

@@ -74,6 +74,7 @@ counters! {
     ClosedShutdown => "cyclone_websocket_closes_by_reason_total" "reason=\"shutdown\"", "";
     ClosedHandlerPanic => "cyclone_websocket_closes_by_reason_total" "reason=\"handler_panic\"", "";
     ClosedAbnormal => "cyclone_websocket_closes_by_reason_total" "reason=\"abnormal\"", "";
+    ClosedTerminated => "cyclone_websocket_closes_by_reason_total" "reason=\"terminated\"", "";
     Code1000 => "cyclone_websocket_closes_by_code_total" "code=\"1000\"", "WebSocket closes by the code the peer sent (1005: close frame without a code, 1006: no close frame)";
     Code1001 => "cyclone_websocket_closes_by_code_total" "code=\"1001\"", "";
     Code1002 => "cyclone_websocket_closes_by_code_total" "code=\"1002\"", "";

@@ -786,6 +786,13 @@ impl Session {
             let code = err.close_code().0.to_be_bytes();
             self.write_frame(OpCode::Close, &code, out);
         }
+        self.abort();
+    }
+
+    /// Drops the connection without a closing handshake (a user's
+    /// `terminate`, RFC 6455 §7.1.1's "abruptly"): moves to `Closed` and
+    /// writes nothing; a message being assembled is discarded.
+    pub fn abort(&mut self) {
         self.state = State::Closed;
         self.msg = Msg::None;
         if let Some(e) = &mut self.extra {

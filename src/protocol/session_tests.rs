@@ -358,6 +358,24 @@ fn close_we_started_is_not_echoed() {
     assert!(st.is_closed());
 }
 
+/// `abort` (a user's `terminate`) writes nothing, drops a message half
+/// assembled, and leaves nothing to send: no data, ping or Close.
+#[test]
+fn abort_ends_the_session_without_a_frame() {
+    let mut s = server();
+    let (evs, out, st) = feed(&mut s, &[&cf(false, 0, 1, b"half")]);
+    assert!(evs.is_empty() && out.is_empty());
+    assert_eq!(st, State::Open);
+    let mut out = Vec::new();
+    s.abort();
+    assert_eq!(s.state(), State::Closed);
+    let closed = Err(super::session::Closed);
+    assert_eq!(s.send_message(OpCode::Text, b"x", &mut out), closed);
+    assert_eq!(s.send_ping(b"p", &mut out), closed);
+    assert!(s.send_close(Some(CloseCode::NORMAL), "", &mut out).is_err());
+    assert!(out.is_empty());
+}
+
 #[test]
 fn close_reason_truncated_at_char_boundary() {
     let mut s = server();

@@ -91,6 +91,7 @@ impl WsConn {
                     suspensions: 0,
                     client_hold: false,
                     hung_up: false,
+                    terminate: false,
                     response_headers: p.response_headers,
                 })
                 .filter(|r| !r.is_unused())
@@ -441,6 +442,14 @@ impl WsConn {
     fn finish_io(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         if self.core.finished {
             return Action::remove_if(!self.core.lingering);
+        }
+        if self.core.terminating() {
+            // `WebSocket::terminate`: what is queued and unsent goes with
+            // the connection (the loop's out buffer goes back to it empty).
+            let mut queued = self.core.replace_out(Vec::new());
+            queued.clear();
+            self.core.out = queued;
+            return self.terminate(lp, CloseReason::Terminated);
         }
         let had = !self.core.flushed();
         if let Err(e) = self.core.flush(lp) {

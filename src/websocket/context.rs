@@ -144,6 +144,34 @@ impl<'a> WebSocket<'a> {
             .start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);
     }
 
+    /// Drops the connection without a closing handshake: Node `ws`'s
+    /// `terminate()`, uWebSockets' `close()`, for a peer that is gone or
+    /// misbehaves and should not get `close_timeout` to answer. No Close
+    /// frame is sent, what is queued and not yet taken by the kernel is
+    /// dropped, and no further message is delivered (frames read behind
+    /// the current one are dropped too). The TCP connection is closed when
+    /// the current callback returns (or, called from elsewhere, at the end
+    /// of this loop iteration), and `on_close` runs then, with
+    /// [`closed_by`](Self::closed_by) [`CloseReason::Terminated`] (unless
+    /// the peer's Close had arrived: `Peer`) and no close code unless the
+    /// peer sent one. Writes, pings and `close` after it fail or do
+    /// nothing, as on a closed connection; terminating twice does nothing.
+    pub fn terminate(&mut self) {
+        if self.core.finished || self.core.terminating() {
+            return;
+        }
+        if matches!(self.core.closed_by, None | Some(CloseReason::Local)) {
+            self.core.closed_by = Some(CloseReason::Terminated);
+        }
+        self.core.session.abort();
+        self.core.rare().terminate = true;
+        // Parse no further frame (a hold that never ends: the connection
+        // ends first).
+        self.update_hold();
+        let id = self.core.id;
+        self.core.mark_dirty(self.lp, id);
+    }
+
     /// Sets `TCP_NODELAY` on this connection.
     pub fn set_nodelay(&mut self, value: bool) {
         if let Err(e) = self.core.stream.tcp().set_nodelay(value) {
@@ -638,7 +666,7 @@ impl<'a> WebSocket<'a> {
             .core
             .rare
             .as_ref()
-            .is_some_and(|r| r.suspensions > 0 || r.client_hold);
+            .is_some_and(|r| r.suspensions > 0 || r.client_hold || r.terminate);
         if !hold && self.core.rare.as_ref().is_some_and(|r| r.is_unused()) {
             self.core.rare = None;
         }

@@ -303,6 +303,9 @@ pub(super) struct Rare {
     /// The peer hung up while a suspension held the connection (see
     /// `WsConn::read_to_end_if_held`).
     pub(super) hung_up: bool,
+    /// The handler called `WebSocket::terminate`: no further frame is
+    /// parsed, and the connection ends when the callback returns.
+    pub(super) terminate: bool,
 }
 
 /// Who the connection's user is, and what a handler added to its
@@ -352,6 +355,7 @@ impl Rare {
             && self.suspensions == 0
             && !self.client_hold
             && !self.hung_up
+            && !self.terminate
             && self.response_headers.is_empty()
     }
 }
@@ -582,8 +586,8 @@ impl Core {
     /// (parsing unmasks frames in place, but never one already consumed, so
     /// held payloads are as they were handed out): the held frames leave in
     /// one `writev`, and only what the kernel refuses is copied, in front
-    /// of anything queued behind them. A connection finished meanwhile
-    /// drops them, as it drops its queue.
+    /// of anything queued behind them. A connection finished (or
+    /// terminated) meanwhile drops them, as it drops its queue.
     pub(super) fn cork_end(&mut self, lp: &IOLoop, input: &[u8]) {
         let mut frames = {
             let mut c = lp.cork();
@@ -594,7 +598,7 @@ impl Core {
             }
             std::mem::take(&mut c.frames)
         };
-        if !self.finished {
+        if !self.finished && !self.terminating() {
             self.send_frames(lp, input, &frames);
         }
         // Keep the vector's capacity for the next batch.
@@ -892,6 +896,11 @@ impl Core {
     /// the hold still lasts.
     pub(super) fn hung_up_while_held(&self) -> bool {
         self.read_held && self.rare.as_ref().is_some_and(|r| r.hung_up)
+    }
+
+    /// Whether the handler called `WebSocket::terminate`.
+    pub(super) fn terminating(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.terminate)
     }
 
     pub(super) fn rare(&mut self) -> &mut Rare {

@@ -135,6 +135,9 @@ pub enum CloseReason {
     HandlerPanic,
     /// The TCP connection ended without a close frame (reset or EOF).
     Abnormal,
+    /// The handler called [`terminate`](super::WebSocket::terminate): the
+    /// connection was dropped without a closing handshake.
+    Terminated,
 }
 
 impl CloseReason {
@@ -153,6 +156,7 @@ impl CloseReason {
             CloseReason::Shutdown => Counter::ClosedShutdown,
             CloseReason::HandlerPanic => Counter::ClosedHandlerPanic,
             CloseReason::Abnormal => Counter::ClosedAbnormal,
+            CloseReason::Terminated => Counter::ClosedTerminated,
         }
     }
 }
