@@ -2816,3 +2816,138 @@ fn terminate_drops_the_connection_without_a_closing_handshake() {
         .contains("cyclone_websocket_closes_by_reason_total{reason=\"terminated\"} 4\n"));
     assert!(rx.try_recv().is_err(), "one on_close each");
 }
+
+/// A member of the `websocket_async` route: greets with the name its
+/// token was looked up to, echoes with it, and refuses in its own
+/// `prepare` a request with `X-Deny`.
+struct Looked(String);
+
+impl WebSocketHandler for Looked {
+    fn prepare(&mut self, req: &Request) -> Result<(), cyclone::http::Response> {
+        match req.header("x-deny") {
+            Some(_) => Err(cyclone::http::Response::error(
+                403,
+                Some("denied by prepare"),
+            )),
+            None => Ok(()),
+        }
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        ws.write_message(format!("welcome, {}", self.0)).unwrap();
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let text = format!("{}: {}", self.0, msg.as_text().unwrap_or("?"));
+        ws.write_message(text).unwrap();
+    }
+}
+
+/// Set when a lookup future is dropped, finished or not.
+struct Dropped(Arc<AtomicUsize>);
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Tornado's coroutine `prepare` for a WebSocket: the handshake waits for
+/// a lookup on the loop (which meanwhile serves others), then goes on as
+/// usual; a bad upgrade is refused before the lookup, a refusal of the
+/// lookup is the answer, a panic in it answers 500, a peer that leaves
+/// cancels it, and frames sent right behind the request are not lost.
+#[test]
+fn websocket_async_answers_the_handshake_once_the_lookup_ends() {
+    use cyclone::ioloop::sleep;
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (l, d) = (lookups.clone(), dropped.clone());
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket_async("/member", move |req: &Request| {
+                l.fetch_add(1, Ordering::SeqCst);
+                let token = req.query_argument("token").unwrap_or_default();
+                let guard = Dropped(d.clone());
+                async move {
+                    let _guard = guard;
+                    let ms = if token == "slow" { 400 } else { 20 };
+                    sleep(Duration::from_millis(ms)).await;
+                    match token.as_str() {
+                        "t-ann" | "slow" => Ok(Looked("ann".into())),
+                        "boom" => panic!("lookup failed"),
+                        _ => Err(cyclone::http::Response::error(403, Some("unknown token"))),
+                    }
+                }
+            })
+            .websocket("/echo", |_r: &Request| Looked("echo".into()))
+            .build()
+    });
+
+    // The lookup's handler, through a real client.
+    let mut ws = connect(&srv, "/member?token=t-ann");
+    assert_eq!(ws.read().unwrap(), TMsg::text("welcome, ann"));
+    ws.send(TMsg::text("hi")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("ann: hi"));
+    ws.close(None).unwrap();
+
+    // Refused by the lookup, and by the handler's own prepare after it.
+    let (status, _, body) = request(&srv, upgrade_request("/member?token=x", "").as_bytes());
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("unknown token"));
+    let denied = upgrade_request("/member?token=t-ann", "X-Deny: 1\r\n");
+    let (status, _, body) = request(&srv, denied.as_bytes());
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("denied by prepare"));
+
+    // Not an upgrade: refused at once, the lookup never started.
+    let before = lookups.load(Ordering::SeqCst);
+    let v8 = upgrade_request("/member?token=t-ann", "").replace("Version: 13", "Version: 8");
+    assert_eq!(request(&srv, v8.as_bytes()).0, 426);
+    assert_eq!(lookups.load(Ordering::SeqCst), before);
+
+    // A panic in the lookup: 500, and the server goes on.
+    assert_eq!(
+        request(&srv, upgrade_request("/member?token=boom", "").as_bytes()).0,
+        500
+    );
+
+    // While a slow lookup waits, another connection is served; a frame
+    // sent right behind the request is answered once the lookup ends.
+    let t0 = Instant::now();
+    let mut slow = srv.connect();
+    let mut wire = upgrade_request("/member?token=slow", "").into_bytes();
+    wire.extend(client_frame(true, 1, b"early"));
+    slow.write_all(&wire).unwrap();
+    let mut echo = raw_ws(&srv, "/echo");
+    let (_, _, greeting) = read_frame(&mut echo).unwrap();
+    assert_eq!(greeting, b"welcome, echo");
+    assert!(t0.elapsed() < Duration::from_millis(300), "the loop waited");
+    let (status, _, _) = read_response(&mut slow);
+    assert_eq!(status, 101);
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+    let (_, _, greeting) = read_frame(&mut slow).unwrap();
+    assert_eq!(greeting, b"welcome, ann");
+    let (_, _, answer) = read_frame(&mut slow).unwrap();
+    assert_eq!(answer, b"ann: early");
+
+    // A peer that leaves during the lookup cancels it: dropped before it
+    // would have ended, and no handler opens.
+    let gone_before = dropped.load(Ordering::SeqCst);
+    let mut leaver = srv.connect();
+    leaver
+        .write_all(upgrade_request("/member?token=slow", "").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(leaver);
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while dropped.load(Ordering::SeqCst) == gone_before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        gone_before + 1,
+        "the lookup was not cancelled within 300 ms of the hang-up"
+    );
+
+    let m = srv.metrics();
+    assert_eq!(m.get(cyclone::ioloop::Counter::WsOpened), 3, "{m:?}");
+    assert_eq!(m.get(cyclone::ioloop::Counter::HandlerPanics), 1, "{m:?}");
+}

@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use super::Response;
+use super::{Response, Upgrade};
 use crate::ioloop::{ConnId, IOLoop};
 
 /// The answer to one request, given later. Clones share it. Not `Send`: it
@@ -32,6 +32,9 @@ pub struct PendingReply(Rc<RefCell<State>>);
 
 #[derive(Default)]
 struct State {
+    /// An upgrade not yet taken by the connection (a WebSocket handshake
+    /// decided later: `ApplicationBuilder::websocket_async`).
+    upgrade: Option<Box<dyn Upgrade>>,
     /// The connection waiting for this answer, once it took it.
     conn: Option<ConnId>,
     /// A response not yet taken by the connection: the whole answer, or
@@ -71,6 +74,8 @@ pub(crate) enum Taken {
     Body(Vec<u8>, bool),
     /// The answer failed: close after what is queued, without ending it.
     Abort,
+    /// Switch protocols: the connection is handed to this upgrade.
+    Upgrade(Box<dyn Upgrade>),
 }
 
 impl PendingReply {
@@ -90,6 +95,25 @@ impl PendingReply {
                 return;
             }
             st.head = Some(response);
+            st.done = true;
+        }
+        self.wake();
+    }
+
+    /// Answers with an upgrade (the 101 and the connection it becomes),
+    /// unless the reply was started or answered already (then it is
+    /// dropped and logged) or the connection is gone (then it is dropped).
+    pub(crate) fn upgrade(&self, up: Box<dyn Upgrade>) {
+        {
+            let mut st = self.0.borrow_mut();
+            if st.done || st.streaming {
+                log::warn!("upgrade ignored: this reply was already answered or started");
+                return;
+            }
+            if st.closed {
+                return;
+            }
+            st.upgrade = Some(up);
             st.done = true;
         }
         self.wake();
@@ -248,6 +272,9 @@ impl PendingReply {
             st.body = Vec::new();
             return Taken::Abort;
         }
+        if let Some(up) = st.upgrade.take() {
+            return Taken::Upgrade(up);
+        }
         let body = std::mem::take(&mut st.body);
         match st.head.take() {
             Some(head) if st.streaming => Taken::Head(head, body, st.done),
@@ -282,9 +309,14 @@ impl PendingReply {
             st.conn = None;
             st.head = None;
             st.body = Vec::new();
-            (st.on_close.take(), std::mem::take(&mut st.drain_wakers))
+            (
+                st.on_close.take(),
+                std::mem::take(&mut st.drain_wakers),
+                st.upgrade.take(),
+            )
         };
-        let (f, wakers) = f;
+        // An upgrade never taken (its handler dropped) outside the borrow.
+        let (f, wakers, _upgrade) = f;
         wakers.into_iter().for_each(std::task::Waker::wake);
         if let (Some(f), Some(lp)) = (f, IOLoop::existing()) {
             lp.add_callback(f);

@@ -359,6 +359,7 @@ impl Listener {
             more: false,
             served: 0,
             waiting: None,
+            upgrading: None,
             sink: None,
         };
         let mut conn = Some(Box::new(conn));
@@ -441,6 +442,9 @@ struct HttpConn {
     /// Where the pending request's body goes as it arrives, when the
     /// service takes it so ([`Service::stream_body`]).
     sink: Option<Box<dyn BodySink>>,
+    /// The awaited reply turned out to be an upgrade, taken by `pump`:
+    /// the connection switches protocols as soon as its caller can.
+    upgrading: Option<Box<dyn Upgrade>>,
 }
 
 /// A request whose answer is given later ([`PendingReply`]).
@@ -589,6 +593,20 @@ impl HttpConn {
                 }
                 self.close_after_flush = true;
                 self.linger = true;
+                return true;
+            }
+            Taken::Upgrade(up) => {
+                let w = self.waiting.take().expect("waiting");
+                w.reply.set_queued(0);
+                if lp.is_shutting_down() {
+                    lp.count(crate::ioloop::Counter::HttpRefused503, 1);
+                    self.error(lp, 503, "server shutting down");
+                    return true;
+                }
+                if let Some(req) = &w.req {
+                    self.shared.service.log_request(req, 101, Duration::ZERO);
+                }
+                self.upgrading = Some(up);
                 return true;
             }
             Taken::Whole(resp) => {
@@ -944,6 +962,9 @@ impl HttpConn {
                 if !self.pump(lp, id) {
                     return Step::Wait;
                 }
+                if let Some(up) = self.upgrading.take() {
+                    return Step::Upgrade(up);
+                }
             }
             Ok(Reply::Upgrade(up)) => {
                 if let Some(req) = &for_log {
@@ -1101,6 +1122,45 @@ impl HttpConn {
         }
         Action::Keep
     }
+
+    /// Writes the upgrade's 101 and hands the stream to the connection it
+    /// becomes.
+    fn switch(&mut self, lp: &IOLoop, id: ConnId, mut up: Box<dyn Upgrade>) -> Action {
+        // The 101 is written from the loop's out buffer: no
+        // per-handshake allocation for it.
+        if self.out.is_empty() {
+            self.out = lp.take_out_buf();
+        }
+        up.response_head(&mut self.out);
+        if self.flush().is_err() {
+            return Action::Remove;
+        }
+        let stream = self.stream.take().expect("stream");
+        // What the kernel did not take of the 101 (rare) leads
+        // the upgraded connection's write queue.
+        // (An empty buffer's capacity must not follow the idle
+        // WebSocket: PERF-NOTES §1.)
+        let unsent = if self.out.is_empty() {
+            lp.give_out_buf(std::mem::take(&mut self.out));
+            Vec::new()
+        } else {
+            self.out.drain(..std::mem::take(&mut self.out_at));
+            std::mem::take(&mut self.out)
+        };
+        let leftover = self.reader.take_all();
+        let pending = !leftover.is_empty();
+        let conn = up.into_connection(stream, leftover, unsent, id, self.shared.limits.nodelay);
+        // `open` runs when the connection is first served: right
+        // away through the dirty list (no read syscall), or as a
+        // read if frames already arrived behind the request.
+        if pending {
+            lp.mark_readable(id);
+        } else {
+            lp.mark_dirty(id);
+        }
+        lp.count(crate::ioloop::Counter::Upgrades, 1);
+        Action::Replace(conn)
+    }
 }
 
 impl Pollable for HttpConn {
@@ -1168,48 +1228,7 @@ impl Pollable for HttpConn {
                 Step::Again => continue,
                 Step::NeedMore | Step::Wait => break,
                 Step::Close => return self.after_io(lp, id),
-                Step::Upgrade(mut up) => {
-                    // The 101 is written from the loop's out buffer: no
-                    // per-handshake allocation for it.
-                    if self.out.is_empty() {
-                        self.out = lp.take_out_buf();
-                    }
-                    up.response_head(&mut self.out);
-                    if self.flush().is_err() {
-                        return Action::Remove;
-                    }
-                    let stream = self.stream.take().expect("stream");
-                    // What the kernel did not take of the 101 (rare) leads
-                    // the upgraded connection's write queue.
-                    // (An empty buffer's capacity must not follow the idle
-                    // WebSocket: PERF-NOTES §1.)
-                    let unsent = if self.out.is_empty() {
-                        lp.give_out_buf(std::mem::take(&mut self.out));
-                        Vec::new()
-                    } else {
-                        self.out.drain(..std::mem::take(&mut self.out_at));
-                        std::mem::take(&mut self.out)
-                    };
-                    let leftover = self.reader.take_all();
-                    let pending = !leftover.is_empty();
-                    let conn = up.into_connection(
-                        stream,
-                        leftover,
-                        unsent,
-                        id,
-                        self.shared.limits.nodelay,
-                    );
-                    // `open` runs when the connection is first served: right
-                    // away through the dirty list (no read syscall), or as a
-                    // read if frames already arrived behind the request.
-                    if pending {
-                        lp.mark_readable(id);
-                    } else {
-                        lp.mark_dirty(id);
-                    }
-                    lp.count(crate::ioloop::Counter::Upgrades, 1);
-                    return Action::Replace(conn);
-                }
+                Step::Upgrade(up) => return self.switch(lp, id, up),
             }
         }
         if eof && !self.paused {
@@ -1234,6 +1253,9 @@ impl Pollable for HttpConn {
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         // The awaited reply has news (`PendingReply` marked us dirty).
         self.pump(lp, id);
+        if let Some(up) = self.upgrading.take() {
+            return self.switch(lp, id, up);
+        }
         self.after_io(lp, id)
     }
 

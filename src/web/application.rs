@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
@@ -28,7 +29,31 @@ use crate::websocket::settings::RouteSettings;
 use crate::websocket::{self, WebSocketHandler, WebSocketSettings};
 
 type HandlerFactory = Box<dyn Fn() -> Box<dyn RequestHandler>>;
-type WebSocketFactory = Box<dyn Fn(&Request) -> Box<dyn WebSocketHandler>>;
+/// What makes a WebSocket route's handler: the handler at once, or a
+/// future of it ([`ApplicationBuilder::websocket_async`]).
+enum WebSocketFactory {
+    Now(MakeHandler),
+    Later(MakeHandlerLater),
+}
+
+type MakeHandler = Box<dyn Fn(&Request) -> Box<dyn WebSocketHandler>>;
+type MakeHandlerLater = Box<dyn Fn(&Request) -> websocket::server::HandlerFuture>;
+
+/// A `websocket_async` factory as a route's.
+fn later<W, Fut, F>(factory: F) -> WebSocketFactory
+where
+    W: WebSocketHandler,
+    Fut: Future<Output = Result<W, Response>> + 'static,
+    F: Fn(&Request) -> Fut + 'static,
+{
+    WebSocketFactory::Later(Box::new(move |req| {
+        let made = factory(req);
+        Box::pin(async move {
+            made.await
+                .map(|handler| Box::new(handler) as Box<dyn WebSocketHandler>)
+        })
+    }))
+}
 
 enum Target {
     Handler(HandlerFactory),
@@ -859,9 +884,16 @@ impl Service for Application {
                     return Reply::Response(r);
                 }
                 let settings = settings.clone();
-                let handler = factory(&req);
                 let kwargs = named_captures(&route.regex, &args);
-                websocket::server::accept_routed(req, args, kwargs, handler, settings)
+                match factory {
+                    WebSocketFactory::Now(factory) => {
+                        let handler = factory(&req);
+                        websocket::server::accept_routed(req, args, kwargs, handler, settings)
+                    }
+                    WebSocketFactory::Later(factory) => {
+                        websocket::server::accept_later(req, args, kwargs, factory, settings)
+                    }
+                }
             }
         }
     }
@@ -1088,8 +1120,83 @@ impl ApplicationBuilder {
         self.add_websocket(pattern, Some(Rc::new(settings.into())), factory)
     }
 
+    /// Like [`websocket`](Self::websocket), for a handler that needs to
+    /// wait for something before the handshake is answered (Tornado's
+    /// coroutine `prepare`): a session looked up in a database, a token
+    /// checked by another service. `factory` takes the request and
+    /// returns a future (`'static`: copy what it needs from the request
+    /// first) of the handler, or of the response refusing the handshake.
+    ///
+    /// A request that is not a valid upgrade (400, 426) is refused at
+    /// once, before `factory` is called. Meanwhile the connection waits,
+    /// with no request timeout (put one in the future with
+    /// [`with_timeout`](crate::ioloop::with_timeout) if it may hang), and
+    /// the loop serves everyone else. Then the handshake goes on as for
+    /// [`websocket`](Self::websocket): the handler's `prepare`,
+    /// `get_current_user`, `check_origin` and the rest. A peer that leaves
+    /// first cancels the future (dropped at its next `.await`); a panic
+    /// in it answers 500.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cyclone::http::Response;
+    /// use cyclone::ioloop::sleep;
+    /// use cyclone::web::Application;
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Member(String);
+    /// impl WebSocketHandler for Member {
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+    ///         let _ = ws.write_message(format!("{}: {}", self.0, msg.as_text().unwrap_or("")));
+    ///     }
+    /// }
+    ///
+    /// let app = Application::builder()
+    ///     .websocket_async("/chat", |req| {
+    ///         let token = req.query_argument("token").unwrap_or_default();
+    ///         async move {
+    ///             sleep(Duration::from_millis(5)).await; // a database, say
+    ///             match token.as_str() {
+    ///                 "t-ann" => Ok(Member("ann".into())),
+    ///                 _ => Err(Response::error(403, None)),
+    ///             }
+    ///         }
+    ///     })
+    ///     .build();
+    /// ```
+    ///
+    /// # Panics
+    /// `pattern` is not a valid regular expression.
+    pub fn websocket_async<W, Fut, F>(self, pattern: &str, factory: F) -> Self
+    where
+        W: WebSocketHandler,
+        Fut: Future<Output = Result<W, Response>> + 'static,
+        F: Fn(&Request) -> Fut + 'static,
+    {
+        self.add_websocket_made(pattern, None, later(factory))
+    }
+
+    /// [`websocket_async`](Self::websocket_async) with settings of its
+    /// own for this route, as [`websocket_with`](Self::websocket_with).
+    ///
+    /// # Panics
+    /// `pattern` is not a valid regular expression.
+    pub fn websocket_async_with<W, Fut, F>(
+        self,
+        pattern: &str,
+        settings: WebSocketSettings,
+        factory: F,
+    ) -> Self
+    where
+        W: WebSocketHandler,
+        Fut: Future<Output = Result<W, Response>> + 'static,
+        F: Fn(&Request) -> Fut + 'static,
+    {
+        self.add_websocket_made(pattern, Some(Rc::new(settings.into())), later(factory))
+    }
+
     fn add_websocket<W, F>(
-        mut self,
+        self,
         pattern: &str,
         settings: Option<Rc<RouteSettings>>,
         factory: F,
@@ -1098,7 +1205,16 @@ impl ApplicationBuilder {
         W: WebSocketHandler,
         F: Fn(&Request) -> W + 'static,
     {
-        let factory: WebSocketFactory = Box::new(move |req| Box::new(factory(req)));
+        let factory = WebSocketFactory::Now(Box::new(move |req| Box::new(factory(req))));
+        self.add_websocket_made(pattern, settings, factory)
+    }
+
+    fn add_websocket_made(
+        mut self,
+        pattern: &str,
+        settings: Option<Rc<RouteSettings>>,
+        factory: WebSocketFactory,
+    ) -> Self {
         let inherit = settings.is_none();
         let settings = settings.unwrap_or_default();
         self.routes.push(Route::new(

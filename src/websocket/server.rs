@@ -2,13 +2,18 @@
 //! request, run `check_origin`, `select_subprotocol` and the
 //! permessage-deflate negotiation, answer 101 and become a WebSocket connection.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use super::connection::{WsConn, WsParts};
 use super::handler::WebSocketHandler;
 use super::headers::HandshakeHeaders;
 use super::settings::{RouteSettings, WebSocketSettings};
-use crate::http::{Reply, Request, Response, Stream, Upgrade};
+use crate::http::{PendingReply, Reply, Request, Response, Stream, Upgrade};
 use crate::ioloop::{ConnId, Pollable};
 use crate::protocol::handshake::{accept_key, check_upgrade_iter, write_101};
 use crate::protocol::{
@@ -106,15 +111,133 @@ fn decide(
     if !known_user && req.method() == "GET" && handler.authenticated() {
         return Err(login_redirect(req, settings));
     }
-    prepare(req, handler, settings).map_err(|e| {
-        let status = e.status();
-        log::debug!("WebSocket handshake refused ({status}): {e}");
-        let mut resp = Response::error(status, Some(&e.to_string()));
-        if status == 426 {
-            resp.set_header("Sec-WebSocket-Version", "13");
+    prepare(req, handler, settings).map_err(|e| handshake_refusal(&e))
+}
+
+/// The answer to a handshake that failed a check: its status, with the
+/// reason, and the version we speak after a 426.
+fn handshake_refusal(e: &HandshakeError) -> Response {
+    let status = e.status();
+    log::debug!("WebSocket handshake refused ({status}): {e}");
+    let mut resp = Response::error(status, Some(&e.to_string()));
+    if status == 426 {
+        resp.set_header("Sec-WebSocket-Version", "13");
+    }
+    resp
+}
+
+/// A handler made later: the future an
+/// [`ApplicationBuilder::websocket_async`](crate::web::ApplicationBuilder::websocket_async)
+/// factory returned.
+pub(crate) type HandlerFuture =
+    Pin<Box<dyn Future<Output = Result<Box<dyn WebSocketHandler>, Response>>>>;
+
+/// [`accept_routed`] for a handler that the future `make` returns gives
+/// later (Tornado's coroutine `prepare`): a request that is no valid
+/// upgrade is refused at once, before `make` is called; otherwise the
+/// connection waits (no request timeout) while the future runs on the
+/// loop, then is answered as [`accept_routed`] answers, or with the
+/// future's refusal. A peer that leaves meanwhile drops the future
+/// (cancelled at its next `.await`); a panic in it answers 500.
+pub(crate) fn accept_later(
+    req: Request,
+    args: Vec<String>,
+    kwargs: Vec<(String, String)>,
+    make: &dyn Fn(&Request) -> HandlerFuture,
+    settings: Rc<RouteSettings>,
+) -> Reply {
+    if let Err(e) = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers()) {
+        return refused(handshake_refusal(&e));
+    }
+    let made = make(&req);
+    let reply = PendingReply::new();
+    let waker: Rc<RefCell<Option<Waker>>> = Rc::default();
+    let wake = Rc::clone(&waker);
+    reply.on_close(move || {
+        if let Some(w) = wake.borrow_mut().take() {
+            w.wake();
         }
-        resp
-    })
+    });
+    crate::ioloop::IOLoop::current().spawn(Deciding {
+        made,
+        reply: reply.clone(),
+        waker,
+        then: Some(Handshake(req, args, kwargs, settings)),
+    });
+    Reply::Pending(reply)
+}
+
+/// A handshake waiting for its handler: the request, the route's
+/// captures, its settings.
+struct Handshake(
+    Request,
+    Vec<String>,
+    Vec<(String, String)>,
+    Rc<RouteSettings>,
+);
+
+/// The task of [`accept_later`].
+struct Deciding {
+    made: HandlerFuture,
+    reply: PendingReply,
+    /// Woken when the connection goes (`PendingReply::on_close`).
+    waker: Rc<RefCell<Option<Waker>>>,
+    /// What the handshake goes on with once the handler is made.
+    then: Option<Handshake>,
+}
+
+impl Deciding {
+    /// A panic of the handler's code (its future, or its methods the
+    /// handshake calls): logged and counted as the HTTP layer does, and
+    /// answered 500.
+    fn panicked(&self, uri: &str, panic: &Box<dyn std::any::Any + Send>) {
+        log::error!(
+            "WebSocket handler for {uri} panicked: {}",
+            crate::ioloop::panic_message(panic)
+        );
+        let lp = crate::ioloop::IOLoop::current();
+        lp.count(crate::ioloop::Counter::HandlerPanics, 1);
+        self.reply.respond(Response::error(500, None));
+    }
+}
+
+impl Future for Deciding {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.reply.is_closed() {
+            // The peer left: `made` is dropped with this task.
+            return Poll::Ready(());
+        }
+        *self.waker.borrow_mut() = Some(cx.waker().clone());
+        let this = &mut *self;
+        let outcome = match catch_unwind(AssertUnwindSafe(|| this.made.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(outcome)) => outcome,
+            Err(panic) => {
+                let uri = this.then.as_ref().map_or("", |t| t.0.uri()).to_owned();
+                this.panicked(&uri, &panic);
+                return Poll::Ready(());
+            }
+        };
+        let Some(Handshake(req, args, kwargs, settings)) = this.then.take() else {
+            return Poll::Ready(());
+        };
+        let uri = req.uri().to_owned();
+        let answer = match outcome {
+            Ok(handler) => catch_unwind(AssertUnwindSafe(|| {
+                accept_routed(req, args, kwargs, handler, settings)
+            })),
+            Err(resp) => Ok(refused(resp)),
+        };
+        match answer {
+            Ok(Reply::Response(resp)) => this.reply.respond(resp),
+            Ok(Reply::Upgrade(up)) => this.reply.upgrade(up),
+            Ok(Reply::Pending(_)) => unreachable!("a handshake is answered at once"),
+            Err(panic) => this.panicked(&uri, &panic),
+        }
+        Poll::Ready(())
+    }
 }
 
 /// `resp` instead of the upgrade, counted by its status.
