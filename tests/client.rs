@@ -1400,6 +1400,44 @@ fn closed_by_tells_a_ping_timeout_from_a_dropped_connection() {
     dropper_done.join().expect("dropping server");
 }
 
+/// `terminate` drops the connection with no Close frame, and what was
+/// queued in the same tick with it: the server reads nothing more and
+/// sees the end; `read_message` yields `None`, `closed_by` is
+/// `Terminated`, with no close code.
+#[test]
+fn terminate_drops_the_client_connection_without_a_close() {
+    // What the server read before the connection ended, and whether it
+    // ended (EOF or reset) rather than timing out.
+    let (addr, server) = raw_ws_server(|mut s| {
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return (got, true),
+                Ok(n) => got.extend_from_slice(&b[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+                Err(_) => return (got, false),
+            }
+        }
+    });
+    watchdog(Duration::from_secs(20));
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .expect("connect");
+        conn.write_message("never sent").expect("open");
+        conn.terminate();
+        assert_eq!(conn.read_message().await, None);
+        assert_eq!(conn.closed_by(), Some(CloseReason::Terminated));
+        assert_eq!(conn.close_code(), None);
+        assert!(conn.write_message("late").is_err());
+    });
+    let (got, ended) = server.join().expect("server");
+    assert!(got.is_empty(), "the server read {} bytes", got.len());
+    assert!(ended, "the connection was not dropped");
+}
+
 /// RFC 6455 §5.5: a ping's payload is at most 125 bytes. The client's
 /// `ping` (coroutine and callback style) refuses 126 with
 /// `PingError::TooLong` and sends nothing (it used to send the payload

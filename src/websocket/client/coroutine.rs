@@ -388,6 +388,15 @@ impl WebSocketClientConnection {
         });
     }
 
+    /// Drops the connection without a closing handshake (Node `ws`'s
+    /// `terminate()`; see [`WebSocket::terminate`]): no Close frame, and
+    /// what is queued and not yet taken by the kernel is dropped, at the
+    /// end of this loop iteration. `read_message` then yields `None`, and
+    /// [`closed_by`](Self::closed_by) is `CloseReason::Terminated`.
+    pub fn terminate(&self) {
+        now_or_later(&IOLoop::current(), self.id, |ws| ws.terminate());
+    }
+
     /// Resolves once everything queued was handed to the kernel (or the
     /// connection closed).
     pub fn flush(&self) -> WriteFuture {
