@@ -12,6 +12,8 @@
 //!   └─ http       HTTP/1.1 server connection (httparse), Request, Response
 //!   └─ ioloop     IOLoop: mio Poll, slab of connections, timers, executor, waker
 //!   └─ protocol   sans-IO RFC 6455/7692: frames, masking, UTF-8, handshake, deflate
+//! locks, queues   tornado.locks and tornado.queues for the loop's tasks
+//! testing         tornado.testing: TestServer and fetch, gen_test, ExpectLog
 //! ```
 //!
 //! Data flows down on read and up on write; no layer reaches upward.
@@ -52,7 +54,9 @@
 pub mod http;
 pub mod ioloop;
 pub mod locale;
+pub mod locks;
 pub mod protocol;
+pub mod queues;
 pub mod testing;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -1,0 +1,430 @@
+//! Coordination between the tasks of one loop: Tornado's `tornado.locks`
+//! ([`Event`], [`Condition`], [`Semaphore`], [`Lock`]).
+//!
+//! As in Tornado they are not thread-safe: they belong to the loop whose
+//! tasks ([`IOLoop::spawn`](crate::ioloop::IOLoop::spawn),
+//! [`WebSocket::spawn`](crate::websocket::WebSocket::spawn),
+//! [`run_sync`](crate::ioloop::IOLoop::run_sync)) await them. Clones share
+//! one primitive. A wait has no time limit of its own: Tornado's
+//! `timeout=` is [`with_timeout`](crate::ioloop::with_timeout) around it,
+//! and a wait given up (its future dropped) is skipped by the next
+//! notification, as Tornado skips a waiter that timed out.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cyclone::ioloop::{sleep, IOLoop};
+//! use cyclone::locks::Condition;
+//!
+//! let lp = IOLoop::current();
+//! let cond = Condition::new();
+//! let waiter = cond.clone();
+//! let said = lp.run_sync(async move {
+//!     IOLoop::current().spawn(async move {
+//!         sleep(Duration::from_millis(5)).await;
+//!         cond.notify_all();
+//!     });
+//!     waiter.wait().await;
+//!     "notified"
+//! });
+//! assert_eq!(said, "notified");
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// One task waiting: woken (and `done`) by whoever it waits for, or
+/// `gone` (its future dropped) before that.
+#[derive(Default)]
+pub(crate) struct Waiter {
+    done: Cell<bool>,
+    gone: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Waiter {
+    /// Whether it was woken: `Ready` then, else the task's waker is kept.
+    pub(crate) fn poll_done(&self, cx: &Context<'_>) -> Poll<()> {
+        if self.done.get() {
+            return Poll::Ready(());
+        }
+        let mut waker = self.waker.borrow_mut();
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.get()
+    }
+
+    /// Its future is dropped: a wake-up is no longer for it.
+    pub(crate) fn leave(&self) {
+        self.gone.set(true);
+    }
+
+    pub(crate) fn is_gone(&self) -> bool {
+        self.gone.get()
+    }
+
+    /// Marks it woken and wakes its task.
+    pub(crate) fn wake(&self) {
+        self.done.set(true);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Tasks waiting, first come first served.
+#[derive(Default)]
+pub(crate) struct Waiters(VecDeque<Rc<Waiter>>);
+
+impl Waiters {
+    /// A new waiter at the end of the line.
+    pub(crate) fn add(&mut self) -> Rc<Waiter> {
+        // Waiters given up leave their places here, not only at the front.
+        if self.0.len() >= 32 && self.0.len().is_power_of_two() {
+            self.0.retain(|w| !w.gone.get());
+        }
+        let w = Rc::new(Waiter::default());
+        self.0.push_back(Rc::clone(&w));
+        w
+    }
+
+    /// Wakes the first waiter still there; whether there was one.
+    pub(crate) fn wake_one(&mut self) -> bool {
+        while let Some(w) = self.0.pop_front() {
+            if w.gone.get() {
+                continue;
+            }
+            w.wake();
+            return true;
+        }
+        false
+    }
+
+    /// Wakes every waiter.
+    pub(crate) fn wake_all(&mut self) {
+        while self.wake_one() {}
+    }
+
+    /// Waiters still there.
+    pub(crate) fn len(&self) -> usize {
+        self.0.iter().filter(|w| !w.gone.get()).count()
+    }
+}
+
+/// The future of a wait ([`Event::wait`], [`Condition::wait`],
+/// [`Queue::join`](crate::queues::Queue::join)): `()` once woken.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Wait(Rc<Waiter>);
+
+impl Future for Wait {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_done(cx)
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+impl fmt::Debug for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait")
+            .field("done", &self.0.is_done())
+            .finish()
+    }
+}
+
+/// Tornado's `locks.Event`: a flag tasks wait for. While it is set,
+/// [`wait`](Self::wait) is ready at once.
+#[derive(Clone, Default)]
+pub struct Event(Rc<RefCell<EventState>>);
+
+#[derive(Default)]
+struct EventState {
+    set: bool,
+    waiters: Waiters,
+}
+
+impl Event {
+    /// An event not set.
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    /// Whether it is set.
+    pub fn is_set(&self) -> bool {
+        self.0.borrow().set
+    }
+
+    /// Sets it: every task waiting is woken, and waits begun from now on
+    /// are ready at once (until [`clear`](Self::clear)).
+    pub fn set(&self) {
+        let mut st = self.0.borrow_mut();
+        st.set = true;
+        st.waiters.wake_all();
+    }
+
+    /// Clears it: waits begun from now on wait for the next
+    /// [`set`](Self::set). A wait the last `set` woke stays woken.
+    pub fn clear(&self) {
+        self.0.borrow_mut().set = false;
+    }
+
+    /// Waits until it is set. The wait begins here, not at the first
+    /// poll: a `set` then `clear` in between still wakes it (as Tornado's
+    /// future, created by the call).
+    pub fn wait(&self) -> Wait {
+        let mut st = self.0.borrow_mut();
+        let waiter = st.waiters.add();
+        if st.set {
+            st.waiters.wake_all();
+        }
+        Wait(waiter)
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("set", &self.is_set())
+            .finish()
+    }
+}
+
+/// Tornado's `locks.Condition`: tasks [`wait`](Self::wait) until another
+/// [`notify`](Self::notify)s them, first come first served.
+#[derive(Clone, Default)]
+pub struct Condition(Rc<RefCell<Waiters>>);
+
+impl Condition {
+    /// A condition nobody waits for.
+    pub fn new() -> Condition {
+        Condition::default()
+    }
+
+    /// Waits for a notification. The wait begins here (a `notify` before
+    /// the first poll wakes it).
+    pub fn wait(&self) -> Wait {
+        Wait(self.0.borrow_mut().add())
+    }
+
+    /// Wakes `n` waiting tasks, the longest waiting first; waits given up
+    /// (dropped) are skipped.
+    pub fn notify(&self, n: usize) {
+        let mut waiters = self.0.borrow_mut();
+        for _ in 0..n {
+            if !waiters.wake_one() {
+                break;
+            }
+        }
+    }
+
+    /// Wakes every waiting task.
+    pub fn notify_all(&self) {
+        self.0.borrow_mut().wake_all();
+    }
+
+    /// Tasks waiting.
+    pub fn waiting(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition")
+            .field("waiting", &self.waiting())
+            .finish()
+    }
+}
+
+/// Tornado's `locks.Semaphore`: at most `value` tasks hold it at once.
+/// [`acquire`](Self::acquire) gives a [`SemaphoreGuard`] that releases it
+/// when dropped (Tornado's `async with sem:`), so releasing more than was
+/// acquired (Tornado's `BoundedSemaphore` error) cannot happen.
+#[derive(Clone)]
+pub struct Semaphore(Rc<RefCell<SemState>>);
+
+struct SemState {
+    value: usize,
+    waiters: Waiters,
+}
+
+impl Semaphore {
+    /// A semaphore `value` tasks may hold at once.
+    pub fn new(value: usize) -> Semaphore {
+        Semaphore(Rc::new(RefCell::new(SemState {
+            value,
+            waiters: Waiters::default(),
+        })))
+    }
+
+    /// How many more tasks may hold it now.
+    pub fn value(&self) -> usize {
+        self.0.borrow().value
+    }
+
+    /// Waits for a place, first come first served; the place is the
+    /// [`SemaphoreGuard`]'s until it is dropped. Taken here if one is
+    /// free; a wait given up gives back a place it was handed.
+    pub fn acquire(&self) -> Acquire {
+        let mut st = self.0.borrow_mut();
+        // A free place means nobody waits: `release` hands places to
+        // waiters before it counts them free.
+        let state = if st.value > 0 {
+            st.value -= 1;
+            AcquireState::Held
+        } else {
+            AcquireState::Waiting(st.waiters.add())
+        };
+        Acquire {
+            sem: self.clone(),
+            state,
+        }
+    }
+
+    /// A place if one is free now.
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard> {
+        let mut st = self.0.borrow_mut();
+        if st.value > 0 {
+            st.value -= 1;
+            Some(SemaphoreGuard(self.clone()))
+        } else {
+            None
+        }
+    }
+
+    /// A place is free again: it goes to the first task still waiting,
+    /// if any.
+    fn release(&self) {
+        let mut st = self.0.borrow_mut();
+        if !st.waiters.wake_one() {
+            st.value += 1;
+        }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.0.borrow();
+        f.debug_struct("Semaphore")
+            .field("value", &st.value)
+            .field("waiting", &st.waiters.len())
+            .finish()
+    }
+}
+
+/// The future of [`Semaphore::acquire`] (and [`Lock::acquire`]).
+#[must_use = "futures do nothing unless awaited"]
+pub struct Acquire {
+    sem: Semaphore,
+    state: AcquireState,
+}
+
+enum AcquireState {
+    /// A place is this future's (taken at once, or handed to it).
+    Held,
+    Waiting(Rc<Waiter>),
+    /// The place went to the guard.
+    Given,
+}
+
+impl Future for Acquire {
+    type Output = SemaphoreGuard;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SemaphoreGuard> {
+        if let AcquireState::Waiting(w) = &self.state {
+            if w.poll_done(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.state = AcquireState::Held;
+        }
+        match std::mem::replace(&mut self.state, AcquireState::Given) {
+            AcquireState::Held => Poll::Ready(SemaphoreGuard(self.sem.clone())),
+            _ => panic!("Acquire polled after it completed"),
+        }
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        match &self.state {
+            AcquireState::Held => self.sem.release(),
+            // Handed a place after the last poll: it goes on.
+            AcquireState::Waiting(w) if w.is_done() => self.sem.release(),
+            AcquireState::Waiting(w) => w.leave(),
+            AcquireState::Given => {}
+        }
+    }
+}
+
+impl fmt::Debug for Acquire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire").finish_non_exhaustive()
+    }
+}
+
+/// A place in a [`Semaphore`] (or a held [`Lock`]), released when
+/// dropped.
+#[must_use = "the place is released as soon as the guard is dropped"]
+pub struct SemaphoreGuard(Semaphore);
+
+impl Drop for SemaphoreGuard {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
+}
+
+/// Tornado's `locks.Lock`: one task holds it at a time, the others wait
+/// in line. [`acquire`](Self::acquire) gives a guard that releases it when
+/// dropped (Tornado's `async with lock:`).
+#[derive(Clone, Debug)]
+pub struct Lock(Semaphore);
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock::new()
+    }
+}
+
+impl Lock {
+    /// A lock nobody holds.
+    pub fn new() -> Lock {
+        Lock(Semaphore::new(1))
+    }
+
+    /// Waits until the lock is this task's; it is the guard's until the
+    /// guard is dropped.
+    pub fn acquire(&self) -> Acquire {
+        self.0.acquire()
+    }
+
+    /// The lock, if nobody holds it or waits for it now.
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard> {
+        self.0.try_acquire()
+    }
+
+    /// Whether some task holds it.
+    pub fn is_locked(&self) -> bool {
+        self.0.value() == 0
+    }
+}

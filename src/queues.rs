@@ -1,0 +1,399 @@
+//! Tornado's `tornado.queues.Queue`: items passed between the tasks of one
+//! loop, first in first out, with an optional bound that makes producers
+//! wait (backpressure), and `task_done`/`join` to wait until every item
+//! was processed.
+//!
+//! Not thread-safe, as Tornado's: it belongs to the loop whose tasks use
+//! it. Clones share one queue. Tornado's `timeout=` is
+//! [`with_timeout`](crate::ioloop::with_timeout) around
+//! [`get`](Queue::get) or [`put`](Queue::put); a wait given up (its
+//! future dropped) is skipped, and an item already handed to it is not
+//! lost.
+//!
+//! ```
+//! use cyclone::ioloop::IOLoop;
+//! use cyclone::queues::Queue;
+//!
+//! let lp = IOLoop::current();
+//! let q: Queue<u32> = Queue::new(2);
+//! let total = lp.run_sync(async move {
+//!     let consumer = q.clone();
+//!     IOLoop::current().spawn(async move {
+//!         for n in 1..=5 {
+//!             q.put(n).await; // waits while two items are queued
+//!         }
+//!     });
+//!     let mut total = 0;
+//!     for _ in 0..5 {
+//!         total += consumer.get().await;
+//!         consumer.task_done().unwrap();
+//!     }
+//!     consumer.join().await;
+//!     total
+//! });
+//! assert_eq!(total, 15);
+//! ```
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use crate::locks::{Event, Wait, Waiter};
+
+/// A queue of `T`s for the tasks of one loop (Tornado's `Queue`).
+pub struct Queue<T>(Rc<RefCell<State<T>>>);
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue(Rc::clone(&self.0))
+    }
+}
+
+struct State<T> {
+    /// 0: unbounded.
+    maxsize: usize,
+    items: VecDeque<T>,
+    /// Tasks waiting for an item, which `put` hands them directly.
+    getters: VecDeque<Rc<Slot<T>>>,
+    /// Tasks waiting for room, each with its item.
+    putters: VecDeque<Rc<Slot<T>>>,
+    /// Items put and not yet marked done (`task_done`).
+    unfinished: usize,
+    /// Set while `unfinished` is 0 (`join`).
+    finished: Event,
+}
+
+/// A waiting task and the item it waits to give or to get.
+struct Slot<T> {
+    waiter: Waiter,
+    item: RefCell<Option<T>>,
+}
+
+impl<T> Slot<T> {
+    fn new(item: Option<T>) -> Rc<Slot<T>> {
+        Rc::new(Slot {
+            waiter: Waiter::default(),
+            item: RefCell::new(item),
+        })
+    }
+}
+
+/// The first slot of `line` whose task still waits, taken out of it.
+fn first_live<T>(line: &mut VecDeque<Rc<Slot<T>>>) -> Option<Rc<Slot<T>>> {
+    while let Some(slot) = line.pop_front() {
+        if !slot.waiter.is_gone() {
+            return Some(slot);
+        }
+    }
+    None
+}
+
+impl<T> State<T> {
+    fn full(&self) -> bool {
+        self.maxsize > 0 && self.items.len() >= self.maxsize
+    }
+
+    /// `item` enters the queue (or goes straight to a waiting getter).
+    fn admit(&mut self, item: T) {
+        self.unfinished += 1;
+        self.finished.clear();
+        match first_live(&mut self.getters) {
+            Some(getter) => {
+                *getter.item.borrow_mut() = Some(item);
+                getter.waiter.wake();
+            }
+            None => self.items.push_back(item),
+        }
+    }
+
+    /// An item out of the queue; a waiting putter's item takes its room.
+    fn take(&mut self) -> Option<T> {
+        let item = self.items.pop_front()?;
+        if let Some(putter) = first_live(&mut self.putters) {
+            if let Some(next) = putter.item.borrow_mut().take() {
+                self.admit(next);
+            }
+            putter.waiter.wake();
+        }
+        Some(item)
+    }
+}
+
+/// [`Queue::put_nowait`] found the queue full: the item, given back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QueueFull<T>(pub T);
+
+impl<T> fmt::Debug for QueueFull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QueueFull(..)")
+    }
+}
+
+impl<T> fmt::Display for QueueFull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is full")
+    }
+}
+
+impl<T> std::error::Error for QueueFull<T> {}
+
+/// [`Queue::get_nowait`] found the queue empty (Tornado's `QueueEmpty`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueEmpty;
+
+impl fmt::Display for QueueEmpty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is empty")
+    }
+}
+
+impl std::error::Error for QueueEmpty {}
+
+/// [`Queue::task_done`] was called more times than items were put
+/// (Tornado's `ValueError`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyTaskDone;
+
+impl fmt::Display for TooManyTaskDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() called too many times")
+    }
+}
+
+impl std::error::Error for TooManyTaskDone {}
+
+impl<T> Queue<T> {
+    /// A queue holding at most `maxsize` items (0: no bound).
+    pub fn new(maxsize: usize) -> Queue<T> {
+        let finished = Event::new();
+        finished.set();
+        Queue(Rc::new(RefCell::new(State {
+            maxsize,
+            items: VecDeque::new(),
+            getters: VecDeque::new(),
+            putters: VecDeque::new(),
+            unfinished: 0,
+            finished,
+        })))
+    }
+
+    /// Its bound (0: none).
+    pub fn maxsize(&self) -> usize {
+        self.0.borrow().maxsize
+    }
+
+    /// Items in the queue.
+    pub fn qsize(&self) -> usize {
+        self.0.borrow().items.len()
+    }
+
+    /// Whether it holds no item.
+    pub fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// Whether it holds `maxsize` items (never, without a bound).
+    pub fn full(&self) -> bool {
+        self.0.borrow().full()
+    }
+
+    /// Puts `item` now, or gives it back if the queue is full.
+    ///
+    /// # Errors
+    /// [`QueueFull`] with the item when the queue is full.
+    pub fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
+        let mut st = self.0.borrow_mut();
+        if st.full() {
+            return Err(QueueFull(item));
+        }
+        st.admit(item);
+        Ok(())
+    }
+
+    /// Puts `item`, waiting while the queue is full (behind the puts
+    /// already waiting). Put here if there is room.
+    pub fn put(&self, item: T) -> Put<T> {
+        let mut st = self.0.borrow_mut();
+        // Room means nobody waits to put: `take` admits a waiting put
+        // whenever it makes room.
+        let slot = if st.full() {
+            let slot = Slot::new(Some(item));
+            st.putters.push_back(Rc::clone(&slot));
+            Some(slot)
+        } else {
+            st.admit(item);
+            None
+        };
+        Put { slot }
+    }
+
+    /// An item now, if there is one.
+    ///
+    /// # Errors
+    /// [`QueueEmpty`] when there is none.
+    pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
+        self.0.borrow_mut().take().ok_or(QueueEmpty)
+    }
+
+    /// The next item, waiting for one (behind the gets already waiting).
+    /// Taken here if there is one.
+    pub fn get(&self) -> Get<T> {
+        let mut st = self.0.borrow_mut();
+        let state = match st.take() {
+            Some(item) => GetState::Ready(item),
+            None => {
+                let slot = Slot::new(None);
+                st.getters.push_back(Rc::clone(&slot));
+                GetState::Waiting(slot)
+            }
+        };
+        Get {
+            queue: self.clone(),
+            state,
+        }
+    }
+
+    /// One item taken from the queue is processed (Tornado's
+    /// `task_done`); when every item put has been, [`join`](Self::join)
+    /// ends.
+    ///
+    /// # Errors
+    /// [`TooManyTaskDone`] when no item is left to mark.
+    pub fn task_done(&self) -> Result<(), TooManyTaskDone> {
+        let mut st = self.0.borrow_mut();
+        if st.unfinished == 0 {
+            return Err(TooManyTaskDone);
+        }
+        st.unfinished -= 1;
+        if st.unfinished == 0 {
+            st.finished.set();
+        }
+        Ok(())
+    }
+
+    /// Waits until every item put has been marked done
+    /// ([`task_done`](Self::task_done)); ready at once if none is
+    /// outstanding.
+    pub fn join(&self) -> Wait {
+        let finished = self.0.borrow().finished.clone();
+        finished.wait()
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.0.borrow();
+        f.debug_struct("Queue")
+            .field("maxsize", &st.maxsize)
+            .field("qsize", &st.items.len())
+            .field("unfinished", &st.unfinished)
+            .finish()
+    }
+}
+
+/// The future of [`Queue::put`]: `()` once the item is in the queue.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Put<T> {
+    /// `None`: put already.
+    slot: Option<Rc<Slot<T>>>,
+}
+
+impl<T> Future for Put<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &self.slot {
+            None => Poll::Ready(()),
+            Some(slot) => slot.waiter.poll_done(cx),
+        }
+    }
+}
+
+impl<T> Drop for Put<T> {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.slot {
+            if !slot.waiter.is_done() {
+                // Given up: its item is not put.
+                slot.waiter.leave();
+                slot.item.borrow_mut().take();
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Put<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Put").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Queue::get`]: the item.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Get<T> {
+    queue: Queue<T>,
+    state: GetState<T>,
+}
+
+enum GetState<T> {
+    Ready(T),
+    Waiting(Rc<Slot<T>>),
+    Taken,
+}
+
+impl<T> Unpin for Get<T> {}
+
+impl<T> Future for Get<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        if let GetState::Waiting(slot) = &self.state {
+            if slot.waiter.poll_done(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let item = slot.item.borrow_mut().take();
+            self.state = match item {
+                Some(item) => GetState::Ready(item),
+                None => GetState::Taken,
+            };
+        }
+        match std::mem::replace(&mut self.state, GetState::Taken) {
+            GetState::Ready(item) => Poll::Ready(item),
+            _ => panic!("Get polled after it completed"),
+        }
+    }
+}
+
+impl<T> Drop for Get<T> {
+    fn drop(&mut self) {
+        let item = match std::mem::replace(&mut self.state, GetState::Taken) {
+            GetState::Ready(item) => Some(item),
+            GetState::Waiting(slot) => {
+                slot.waiter.leave();
+                slot.item.borrow_mut().take()
+            }
+            GetState::Taken => None,
+        };
+        // An item handed to this get and never returned goes to the next
+        // get waiting, or back to the front of the queue.
+        if let Some(item) = item {
+            let mut st = self.queue.0.borrow_mut();
+            match first_live(&mut st.getters) {
+                Some(getter) => {
+                    *getter.item.borrow_mut() = Some(item);
+                    getter.waiter.wake();
+                }
+                None => st.items.push_front(item),
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Get<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Get").finish_non_exhaustive()
+    }
+}

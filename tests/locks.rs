@@ -1,0 +1,263 @@
+//! `cyclone::locks` and `cyclone::queues`, Tornado's `tornado.locks` and
+//! `tornado.queues`, between tasks of one loop: order of wake-ups, waits
+//! given up (Tornado's `timeout=`, here `with_timeout`) skipped, and
+//! nothing lost when a wait is given up after it was served. Each test
+//! runs on its own thread's loop, bounded by `run_sync`'s own limit.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use cyclone::ioloop::{sleep, with_timeout, IOLoop, TimeoutError};
+use cyclone::locks::{Condition, Event, Lock, Semaphore};
+use cyclone::queues::{Queue, QueueEmpty, QueueFull, TooManyTaskDone};
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs `f` on this thread's loop, failing past 10 s.
+fn run<T: 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
+    IOLoop::current()
+        .run_sync(with_timeout(Duration::from_secs(10), f))
+        .expect("the test did not finish in 10 s")
+}
+
+fn note(log: &Log, what: impl Into<String>) {
+    log.borrow_mut().push(what.into());
+}
+
+#[test]
+fn event_wakes_waiters_and_stays_set_until_cleared() {
+    run(async {
+        let ev = Event::new();
+        let log: Log = Rc::default();
+        for i in 0..3 {
+            let (ev, log) = (ev.clone(), log.clone());
+            IOLoop::current().spawn(async move {
+                ev.wait().await;
+                note(&log, format!("woke {i}"));
+            });
+        }
+        sleep(ms(10)).await;
+        assert!(log.borrow().is_empty());
+        ev.set();
+        sleep(ms(10)).await;
+        assert_eq!(*log.borrow(), ["woke 0", "woke 1", "woke 2"]);
+        // Set: ready at once. Cleared: waits again, and times out.
+        ev.wait().await;
+        ev.clear();
+        assert!(!ev.is_set());
+        assert_eq!(with_timeout(ms(20), ev.wait()).await, Err(TimeoutError));
+        // A wait begun before a set and a clear is woken by the set.
+        let early = ev.wait();
+        ev.set();
+        ev.clear();
+        with_timeout(ms(100), early)
+            .await
+            .expect("woken by the set");
+    });
+}
+
+#[test]
+fn condition_notifies_in_order_and_skips_waits_given_up() {
+    run(async {
+        let cond = Condition::new();
+        let log: Log = Rc::default();
+        for i in 0..4 {
+            let (cond, log) = (cond.clone(), log.clone());
+            IOLoop::current().spawn(async move {
+                if i == 0 {
+                    // Tornado's test_notify_n_with_timeout: this one gives
+                    // up, and the notification goes to the next.
+                    if with_timeout(ms(10), cond.wait()).await.is_err() {
+                        note(&log, "0 timed out");
+                    }
+                    return;
+                }
+                cond.wait().await;
+                note(&log, format!("woke {i}"));
+            });
+        }
+        sleep(ms(30)).await;
+        assert_eq!(cond.waiting(), 3);
+        cond.notify(1);
+        sleep(ms(5)).await;
+        assert_eq!(*log.borrow(), ["0 timed out", "woke 1"]);
+        cond.notify(5);
+        sleep(ms(5)).await;
+        assert_eq!(*log.borrow(), ["0 timed out", "woke 1", "woke 2", "woke 3"]);
+        assert_eq!(cond.waiting(), 0);
+        // notify_all wakes whoever waits then, not later waits.
+        let (a, b) = (cond.wait(), cond.wait());
+        cond.notify_all();
+        let late = cond.wait();
+        a.await;
+        b.await;
+        assert_eq!(with_timeout(ms(10), late).await, Err(TimeoutError));
+    });
+}
+
+#[test]
+fn semaphore_admits_value_tasks_in_order_and_loses_no_place() {
+    run(async {
+        let sem = Semaphore::new(2);
+        let log: Log = Rc::default();
+        let first = sem.acquire().await;
+        let second = sem.try_acquire().expect("a second place");
+        assert_eq!(sem.value(), 0);
+        assert!(sem.try_acquire().is_none());
+        for i in 0..3 {
+            let (sem, log) = (sem.clone(), log.clone());
+            IOLoop::current().spawn(async move {
+                let _held = sem.acquire().await;
+                note(&log, format!("in {i}"));
+                sleep(ms(10)).await;
+            });
+        }
+        sleep(ms(5)).await;
+        assert!(log.borrow().is_empty());
+        drop(first);
+        sleep(ms(2)).await;
+        assert_eq!(*log.borrow(), ["in 0"]);
+        drop(second);
+        sleep(ms(150)).await;
+        assert_eq!(*log.borrow(), ["in 0", "in 1", "in 2"]);
+        assert_eq!(sem.value(), 2);
+
+        // A wait given up is skipped; a place handed to an acquire that is
+        // then dropped unpolled comes back.
+        let a = sem.acquire().await;
+        let b = sem.acquire().await;
+        assert_eq!(
+            with_timeout(ms(10), sem.acquire()).await.err(),
+            Some(TimeoutError)
+        );
+        let waiting = sem.acquire();
+        drop(a);
+        drop(waiting);
+        assert_eq!(sem.value(), 1);
+        drop(b);
+        assert_eq!(sem.value(), 2);
+    });
+}
+
+#[test]
+fn lock_excludes_and_serves_in_order() {
+    run(async {
+        let lock = Lock::new();
+        let log: Log = Rc::default();
+        for i in 0..3 {
+            let (lock, log) = (lock.clone(), log.clone());
+            IOLoop::current().spawn(async move {
+                let _held = lock.acquire().await;
+                note(&log, format!("start {i}"));
+                sleep(ms(5)).await;
+                note(&log, format!("end {i}"));
+            });
+        }
+        sleep(ms(2)).await;
+        assert!(lock.is_locked());
+        assert!(lock.try_acquire().is_none());
+        sleep(ms(150)).await;
+        assert_eq!(
+            *log.borrow(),
+            ["start 0", "end 0", "start 1", "end 1", "start 2", "end 2"]
+        );
+        assert!(!lock.is_locked());
+        assert!(lock.try_acquire().is_some());
+    });
+}
+
+#[test]
+fn bounded_queue_makes_producers_wait_and_keeps_order() {
+    run(async {
+        let q: Queue<u32> = Queue::new(2);
+        let log: Log = Rc::default();
+        let (producer, plog) = (q.clone(), log.clone());
+        IOLoop::current().spawn(async move {
+            for n in 0..5 {
+                producer.put(n).await;
+                note(&plog, format!("put {n}"));
+            }
+        });
+        sleep(ms(5)).await;
+        // Two fit, the third waits.
+        assert_eq!(*log.borrow(), ["put 0", "put 1"]);
+        assert!(q.full());
+        assert!(matches!(q.put_nowait(9), Err(QueueFull(9))));
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(q.get().await);
+            sleep(ms(1)).await;
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+        assert_eq!(log.borrow().len(), 5);
+        assert!(q.empty());
+        assert_eq!(q.get_nowait(), Err(QueueEmpty));
+    });
+}
+
+#[test]
+fn getters_wait_in_order_and_nothing_is_lost_when_one_gives_up() {
+    run(async {
+        let q: Queue<&'static str> = Queue::new(0);
+        let log: Log = Rc::default();
+        for i in 0..2 {
+            let (q, log) = (q.clone(), log.clone());
+            IOLoop::current().spawn(async move {
+                let item = q.get().await;
+                note(&log, format!("{i} got {item}"));
+            });
+        }
+        // A get that gives up is skipped.
+        assert_eq!(with_timeout(ms(5), q.get()).await, Err(TimeoutError));
+        q.put_nowait("a").unwrap();
+        q.put("b").await;
+        sleep(ms(2)).await;
+        assert_eq!(*log.borrow(), ["0 got a", "1 got b"]);
+
+        // An item handed to a get that is dropped before it is polled
+        // goes back to the queue; one taken at once, too.
+        let served = q.get();
+        q.put_nowait("c").unwrap();
+        assert_eq!(q.qsize(), 0);
+        drop(served);
+        assert_eq!(q.qsize(), 1);
+        drop(q.get());
+        assert_eq!(q.get_nowait(), Ok("c"));
+
+        // A put given up on a full queue puts nothing.
+        let bounded: Queue<u8> = Queue::new(1);
+        bounded.put(1).await;
+        assert_eq!(with_timeout(ms(5), bounded.put(2)).await, Err(TimeoutError));
+        assert_eq!(bounded.get().await, 1);
+        assert!(bounded.empty());
+    });
+}
+
+#[test]
+fn join_waits_for_every_task_done() {
+    run(async {
+        let q: Queue<u32> = Queue::new(0);
+        q.join().await; // nothing outstanding
+        for n in 0..3 {
+            q.put_nowait(n).unwrap();
+        }
+        let log: Log = Rc::default();
+        let (worker, wlog) = (q.clone(), log.clone());
+        IOLoop::current().spawn(async move {
+            for _ in 0..3 {
+                let n = worker.get().await;
+                sleep(ms(3)).await;
+                note(&wlog, format!("done {n}"));
+                worker.task_done().unwrap();
+            }
+        });
+        q.join().await;
+        assert_eq!(*log.borrow(), ["done 0", "done 1", "done 2"]);
+        assert_eq!(q.task_done(), Err(TooManyTaskDone));
+    });
+}
