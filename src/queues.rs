@@ -1,7 +1,9 @@
-//! Tornado's `tornado.queues.Queue`: items passed between the tasks of one
-//! loop, first in first out, with an optional bound that makes producers
-//! wait (backpressure), and `task_done`/`join` to wait until every item
-//! was processed.
+//! Tornado's `tornado.queues`: items passed between the tasks of one
+//! loop, first in first out ([`Queue::new`]), last in first out
+//! ([`Queue::lifo`], Tornado's `LifoQueue`) or lowest first
+//! ([`Queue::priority`], Tornado's `PriorityQueue`), with an optional
+//! bound that makes producers wait (backpressure), and `task_done`/`join`
+//! to wait until every item was processed.
 //!
 //! Not thread-safe, as Tornado's: it belongs to the loop whose tasks use
 //! it. Clones share one queue. Tornado's `timeout=` is
@@ -35,6 +37,7 @@
 //! ```
 
 use std::cell::RefCell;
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -56,7 +59,7 @@ impl<T> Clone for Queue<T> {
 struct State<T> {
     /// 0: unbounded.
     maxsize: usize,
-    items: VecDeque<T>,
+    items: Items<T>,
     /// Tasks waiting for an item, which `put` hands them directly.
     getters: VecDeque<Rc<Slot<T>>>,
     /// Tasks waiting for room, each with its item.
@@ -65,6 +68,53 @@ struct State<T> {
     unfinished: usize,
     /// Set while `unfinished` is 0 (`join`).
     finished: Event,
+}
+
+/// The items, in the order they leave.
+struct Items<T> {
+    order: Order<T>,
+    queue: VecDeque<T>,
+}
+
+enum Order<T> {
+    Fifo,
+    Lifo,
+    /// Kept sorted, lowest first; equal items in the order they came.
+    Priority(fn(&T, &T) -> Ordering),
+}
+
+impl<T> Items<T> {
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn push(&mut self, item: T) {
+        match self.order {
+            Order::Fifo | Order::Lifo => self.queue.push_back(item),
+            Order::Priority(cmp) => {
+                let at = self
+                    .queue
+                    .partition_point(|x| cmp(x, &item) != Ordering::Greater);
+                self.queue.insert(at, item);
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        match self.order {
+            Order::Fifo | Order::Priority(_) => self.queue.pop_front(),
+            Order::Lifo => self.queue.pop_back(),
+        }
+    }
+
+    /// An item taken out returns to where it would leave next.
+    fn give_back(&mut self, item: T) {
+        match self.order {
+            Order::Fifo => self.queue.push_front(item),
+            Order::Lifo => self.queue.push_back(item),
+            Order::Priority(_) => self.push(item),
+        }
+    }
 }
 
 /// A waiting task and the item it waits to give or to get.
@@ -106,13 +156,13 @@ impl<T> State<T> {
                 *getter.item.borrow_mut() = Some(item);
                 getter.waiter.wake();
             }
-            None => self.items.push_back(item),
+            None => self.items.push(item),
         }
     }
 
     /// An item out of the queue; a waiting putter's item takes its room.
     fn take(&mut self) -> Option<T> {
-        let item = self.items.pop_front()?;
+        let item = self.items.pop()?;
         if let Some(putter) = first_live(&mut self.putters) {
             if let Some(next) = putter.item.borrow_mut().take() {
                 self.admit(next);
@@ -167,13 +217,35 @@ impl fmt::Display for TooManyTaskDone {
 impl std::error::Error for TooManyTaskDone {}
 
 impl<T> Queue<T> {
-    /// A queue holding at most `maxsize` items (0: no bound).
+    /// A queue holding at most `maxsize` items (0: no bound), first in
+    /// first out.
     pub fn new(maxsize: usize) -> Queue<T> {
+        Queue::with_order(maxsize, Order::Fifo)
+    }
+
+    /// Last in first out (Tornado's `LifoQueue`).
+    pub fn lifo(maxsize: usize) -> Queue<T> {
+        Queue::with_order(maxsize, Order::Lifo)
+    }
+
+    /// Lowest first, equal items in the order they came (Tornado's
+    /// `PriorityQueue`; its `(priority, item)` tuples are Rust tuples).
+    pub fn priority(maxsize: usize) -> Queue<T>
+    where
+        T: Ord,
+    {
+        Queue::with_order(maxsize, Order::Priority(T::cmp))
+    }
+
+    fn with_order(maxsize: usize, order: Order<T>) -> Queue<T> {
         let finished = Event::new();
         finished.set();
         Queue(Rc::new(RefCell::new(State {
             maxsize,
-            items: VecDeque::new(),
+            items: Items {
+                order,
+                queue: VecDeque::new(),
+            },
             getters: VecDeque::new(),
             putters: VecDeque::new(),
             unfinished: 0,
@@ -378,7 +450,7 @@ impl<T> Drop for Get<T> {
             GetState::Taken => None,
         };
         // An item handed to this get and never returned goes to the next
-        // get waiting, or back to the front of the queue.
+        // get waiting, or back to where it would leave next.
         if let Some(item) = item {
             let mut st = self.queue.0.borrow_mut();
             match first_live(&mut st.getters) {
@@ -386,7 +458,7 @@ impl<T> Drop for Get<T> {
                     *getter.item.borrow_mut() = Some(item);
                     getter.waiter.wake();
                 }
-                None => st.items.push_front(item),
+                None => st.items.give_back(item),
             }
         }
     }

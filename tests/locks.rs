@@ -261,3 +261,43 @@ fn join_waits_for_every_task_done() {
         assert_eq!(q.task_done(), Err(TooManyTaskDone));
     });
 }
+
+/// Tornado's `LifoQueue` and `PriorityQueue`: the same queue, items
+/// leaving last first or lowest first (equal ones in the order they
+/// came); an item a dropped get had taken leaves next again.
+#[test]
+fn lifo_and_priority_queues_leave_in_their_order() {
+    run(async {
+        let lifo: Queue<u32> = Queue::lifo(0);
+        for n in 1..=3 {
+            lifo.put_nowait(n).unwrap();
+        }
+        drop(lifo.get()); // took 3, gave it back
+        let mut got = Vec::new();
+        while let Ok(n) = lifo.get_nowait() {
+            got.push(n);
+        }
+        assert_eq!(got, [3, 2, 1]);
+
+        let pq: Queue<(u8, &'static str)> = Queue::priority(0);
+        for item in [(3, "c"), (1, "a"), (2, "b"), (1, "a2")] {
+            pq.put(item).await;
+        }
+        drop(pq.get());
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(pq.get().await);
+        }
+        assert_eq!(got, [(1, "a"), (1, "a2"), (2, "b"), (3, "c")]);
+
+        // Bounded: a waiting put enters in its order once there is room.
+        let bounded: Queue<u8> = Queue::priority(1);
+        bounded.put(5).await;
+        let waiting = bounded.clone();
+        IOLoop::current().spawn(async move { waiting.put(1).await });
+        sleep(ms(2)).await;
+        assert_eq!(bounded.qsize(), 1);
+        assert_eq!(bounded.get().await, 5);
+        assert_eq!(bounded.get().await, 1);
+    });
+}
