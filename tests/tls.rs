@@ -1473,3 +1473,67 @@ fn wss_ping_timeout_while_held_reaches_only_a_silent_peer() {
     // Pings went on meanwhile: 0x89, an empty payload.
     assert!(pings.windows(2).any(|w| w == [0x89, 0x00]), "{pings:?}");
 }
+
+/// Tornado's `AsyncHTTPSTestCase`: `TestServer::start_tls` serves with
+/// cyclone's test certificate; `fetch` speaks TLS (a redirect followed
+/// on `https://`), the URLs say `https://` and `wss://`, and the client
+/// trusts the server through `client_tls()`; a client that does not
+/// fails the handshake, typed.
+#[test]
+fn test_server_over_tls_is_fetched_and_connected_to() {
+    use cyclone::testing::{async_test_timeout, gen_test, TestServer};
+    use cyclone::websocket::{websocket_connect_opts, ConnectError, ConnectOptions};
+
+    struct Scheme;
+    impl RequestHandler for Scheme {
+        fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+            let protocol = cx.request().protocol().to_owned();
+            cx.write(protocol);
+        }
+    }
+    struct Away;
+    impl RequestHandler for Away {
+        fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+            cx.redirect("/scheme", false);
+        }
+    }
+    struct Echo;
+    impl WebSocketHandler for Echo {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            ws.write_message(msg).unwrap();
+        }
+    }
+    let srv = TestServer::start_tls(|| {
+        Application::builder()
+            .route("/scheme", || Scheme)
+            .route("/away", || Away)
+            .websocket("/echo", |_r: &cyclone::http::Request| Echo)
+            .build()
+    });
+    assert!(srv.url("/x").starts_with("https://127.0.0.1:"));
+    assert!(srv.ws_url("/x").starts_with("wss://127.0.0.1:"));
+    let r = srv.fetch("/away").unwrap();
+    assert_eq!((r.code, r.text()), (200, "https".to_owned()));
+    assert_eq!(r.effective_url, srv.url("/scheme"));
+
+    let (url, trusted) = (srv.ws_url("/echo"), srv.client_tls());
+    let echoed = gen_test(async_test_timeout(), async move {
+        let opts = ConnectOptions {
+            tls_config: trusted,
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&url, opts).await.unwrap();
+        conn.write_message("over tls").unwrap();
+        let echoed = conn.read_message().await;
+        // Mozilla's roots alone do not know the test authority.
+        let stranger = websocket_connect_opts(&url, ConnectOptions::default()).await;
+        (echoed, stranger.err())
+    });
+    assert_eq!(echoed.0.unwrap().as_text(), Some("over tls"));
+    assert!(
+        matches!(echoed.1, Some(ConnectError::TlsHandshake(_))),
+        "{:?}",
+        echoed.1
+    );
+    assert!(cyclone::testing::TEST_CA_PEM.starts_with("-----BEGIN CERTIFICATE-----"));
+}

@@ -87,7 +87,7 @@ impl<'s> Fetch<'s> {
             }
             let Some(next) = response
                 .header("location")
-                .and_then(|to| resolve(&self.path, to, self.server.addr()))
+                .and_then(|to| resolve(&self.path, to, self.server.scheme(), self.server.addr()))
             else {
                 return Ok(response);
             };
@@ -118,8 +118,6 @@ impl<'s> Fetch<'s> {
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case(name))
         };
-        let mut s = TcpStream::connect(self.server.addr())?;
-        s.set_read_timeout(Some(WAIT))?;
         let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
         if !given("host") {
             head.push_str(&format!("Host: {}\r\n", self.server.addr()));
@@ -138,22 +136,55 @@ impl<'s> Fetch<'s> {
         head.push_str("\r\n");
         let mut wire = head.into_bytes();
         wire.extend_from_slice(&self.body);
-        s.write_all(&wire)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
+        let raw = self.exchange(&wire)?;
         TestResponse::parse(&raw, self.method == "HEAD")
+    }
+
+    /// Sends `wire` on a new connection and reads to its end, over TLS
+    /// for a server started with it.
+    fn exchange(&self, wire: &[u8]) -> io::Result<Vec<u8>> {
+        let mut tcp = TcpStream::connect(self.server.addr())?;
+        tcp.set_read_timeout(Some(WAIT))?;
+        let mut raw = Vec::new();
+        match &self.server.tls {
+            None => {
+                tcp.write_all(wire)?;
+                tcp.read_to_end(&mut raw)?;
+            }
+            #[cfg(feature = "tls")]
+            Some(config) => {
+                let ip = self.server.addr().ip();
+                let name = rustls::pki_types::ServerName::IpAddress(ip.into());
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                tls.write_all(wire)?;
+                match tls.read_to_end(&mut raw) {
+                    // A server that ends without close_notify: what came
+                    // is the response (its framing says whether whole).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {}
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match *never {},
+        }
+        Ok(raw)
     }
 }
 
 /// Where `location`, answered to a request for `current` (a path and
-/// query), leads on the server at `addr`: a path and query (its fragment
-/// dropped, its dot segments resolved as RFC 3986 §5.2.4 says), or `None`
-/// when it leads off this server.
-fn resolve(current: &str, location: &str, addr: SocketAddr) -> Option<String> {
+/// query), leads on the server at `addr` speaking `scheme`: a path and
+/// query (its fragment dropped, its dot segments resolved as RFC 3986
+/// §5.2.4 says), or `None` when it leads off this server.
+fn resolve(current: &str, location: &str, scheme: &str, addr: SocketAddr) -> Option<String> {
     let location = location.split('#').next().unwrap_or_default().trim();
     let lower = location.to_ascii_lowercase();
-    let after_authority = if lower.starts_with("http://") {
-        Some(&location[7..])
+    let prefix = format!("{scheme}://");
+    let after_authority = if lower.starts_with(&prefix) {
+        Some(&location[prefix.len()..])
     } else {
         location.strip_prefix("//")
     };
@@ -222,7 +253,7 @@ mod tests {
     #[test]
     fn locations_resolve_as_a_browser_would_on_this_server_only() {
         let addr: SocketAddr = "127.0.0.1:8888".parse().unwrap();
-        let at = |current, location| resolve(current, location, addr);
+        let at = |current, location| resolve(current, location, "http", addr);
         let cases = [
             ("/a/b?q=1", "/page", Some("/page")),
             ("/a/b?q=1", "page", Some("/a/page")),
@@ -242,6 +273,11 @@ mod tests {
             ("/", "https://127.0.0.1:8888/", None),
             ("/", "mailto:someone", None),
         ];
+        assert_eq!(
+            resolve("/", "https://127.0.0.1:8888/x", "https", addr).as_deref(),
+            Some("/x")
+        );
+        assert_eq!(resolve("/", "http://127.0.0.1:8888/x", "https", addr), None);
         for (current, location, want) in cases {
             assert_eq!(
                 at(current, location).as_deref(),

@@ -71,13 +71,31 @@ use crate::web::Application;
 /// and [`TestServer::fetch`] for each read of the response.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The client configuration [`TestServer::fetch`] speaks TLS with (none
+/// without the `tls` feature).
+#[cfg(feature = "tls")]
+type ClientTls = std::sync::Arc<rustls::ClientConfig>;
+#[cfg(not(feature = "tls"))]
+type ClientTls = std::convert::Infallible;
+
+/// cyclone's test certificate authority (PEM), which signed
+/// [`TestServer::start_tls`]'s certificate (for `localhost`, 127.0.0.1
+/// and ::1, valid until 2126), as Tornado ships `test.crt`: give it to a
+/// client that should trust the test server (a Python peer's
+/// `ssl_context`, say). For tests only: its key is public.
+pub const TEST_CA_PEM: &str = include_str!("certs/ca.pem");
+
 /// An application served on 127.0.0.1 at a free port, on its own loop in
 /// a background thread; stopped (the loop stopped, the thread joined)
-/// when dropped. Tornado's `AsyncHTTPTestCase` server.
+/// when dropped. Tornado's `AsyncHTTPTestCase` server
+/// ([`start`](Self::start)), or its `AsyncHTTPSTestCase` one
+/// ([`start_tls`](Self::start_tls)).
 pub struct TestServer {
     addr: SocketAddr,
     handle: IOLoopHandle,
     thread: Option<JoinHandle<()>>,
+    /// Set for a server started with TLS: `fetch` and the URLs use it.
+    tls: Option<ClientTls>,
 }
 
 impl TestServer {
@@ -116,6 +134,51 @@ impl TestServer {
             addr,
             handle,
             thread: Some(thread),
+            tls: None,
+        }
+    }
+
+    /// As [`start`](Self::start), serving HTTPS and `wss://` with cyclone's
+    /// test certificate (Tornado's `AsyncHTTPSTestCase`):
+    /// [`fetch`](Self::fetch) speaks TLS, [`url`](Self::url) and
+    /// [`ws_url`](Self::ws_url) say `https://` and `wss://`, and
+    /// [`client_tls`](Self::client_tls) is a client configuration that
+    /// trusts the certificate (for `ConnectOptions::tls_config`).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    #[cfg(feature = "tls")]
+    pub fn start_tls(build: impl FnOnce() -> Application + Send + 'static) -> TestServer {
+        let mut server = TestServer::start_with(move || {
+            let tls = crate::tls::ServerTls::from_pem(
+                include_bytes!("certs/server.pem"),
+                include_bytes!("certs/server.key"),
+            )
+            .expect("cyclone's test certificate");
+            build().listen_on_tls("127.0.0.1:0", tls).expect("listen")
+        });
+        server.tls = Some(
+            crate::tls::client_config(Some(TEST_CA_PEM.as_bytes()))
+                .expect("cyclone's test certificate authority"),
+        );
+        server
+    }
+
+    /// For a server started with [`start_tls`](Self::start_tls): a client
+    /// configuration that trusts its certificate, for
+    /// [`ConnectOptions::tls_config`](crate::websocket::ConnectOptions);
+    /// `None` for a plain one.
+    #[cfg(feature = "tls")]
+    pub fn client_tls(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        self.tls.clone()
+    }
+
+    /// `"https"` for a server started with TLS, else `"http"`.
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -129,15 +192,18 @@ impl TestServer {
         self.addr.port()
     }
 
-    /// `http://127.0.0.1:PORT` and `path` (Tornado's `get_url`).
+    /// `http://127.0.0.1:PORT` and `path` (Tornado's `get_url`;
+    /// `https://` for [`start_tls`](Self::start_tls)).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme(), self.addr)
     }
 
     /// `ws://127.0.0.1:PORT` and `path`, for
-    /// [`websocket_connect`](crate::websocket::websocket_connect).
+    /// [`websocket_connect`](crate::websocket::websocket_connect)
+    /// (`wss://` for [`start_tls`](Self::start_tls)).
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
+        let ws = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{ws}://{}{path}", self.addr)
     }
 
     /// The handle of the server's loop: `handle.add_callback(..)` runs
