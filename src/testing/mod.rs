@@ -330,6 +330,18 @@ impl TestResponse {
     }
 }
 
+/// A listener bound to a free port on 127.0.0.1, and the port (Tornado's
+/// `bind_unused_port`): for a raw peer in a test, or a port to hand to
+/// something that listens itself once this listener is dropped.
+///
+/// # Errors
+/// Binding failed (no free port, no loopback interface).
+pub fn bind_unused_port() -> io::Result<(std::net::TcpListener, u16)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
 /// Tornado's default time limit for a test coroutine
 /// (`get_async_test_timeout`): the `ASYNC_TEST_TIMEOUT` environment
 /// variable, in seconds (fractions allowed), or 5 s when it is unset or
@@ -364,6 +376,18 @@ pub fn gen_test<T: 'static>(timeout: Duration, future: impl Future<Output = T> +
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unused_ports_are_free_and_bound() {
+        let (a, pa) = bind_unused_port().unwrap();
+        let (b, pb) = bind_unused_port().unwrap();
+        assert_ne!(pa, pb);
+        assert_ne!(pa, 0);
+        assert_eq!(a.local_addr().unwrap().port(), pa);
+        assert_eq!(b.local_addr().unwrap().ip().to_string(), "127.0.0.1");
+        // Bound: a client connects before anything accepts.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", pa)).is_ok());
+    }
 
     #[test]
     fn the_default_time_limit_is_tornados() {
