@@ -88,14 +88,23 @@ impl PendingReply {
     /// file body too), unless the reply was started or answered already
     /// (then it is ignored and logged).
     pub fn respond(&self, response: Response) {
+        self.first_answer("respond()", |st| {
+            st.head = Some(response);
+            st.done = true;
+        });
+    }
+
+    /// The first answer (`call` names it): `set` puts it in the state and
+    /// the connection is woken to take it, unless the reply was answered
+    /// or started already (then it is ignored and logged).
+    fn first_answer(&self, call: &str, set: impl FnOnce(&mut State)) {
         {
             let mut st = self.0.borrow_mut();
             if st.done || st.streaming {
-                log::warn!("respond() ignored: this reply was already answered or started");
+                log::warn!("{call} ignored: this reply was already answered or started");
                 return;
             }
-            st.head = Some(response);
-            st.done = true;
+            set(&mut st);
         }
         self.wake();
     }
@@ -104,19 +113,18 @@ impl PendingReply {
     /// unless the reply was started or answered already (then it is
     /// dropped and logged) or the connection is gone (then it is dropped).
     pub(crate) fn upgrade(&self, up: Box<dyn Upgrade>) {
-        {
-            let mut st = self.0.borrow_mut();
-            if st.done || st.streaming {
-                log::warn!("upgrade ignored: this reply was already answered or started");
-                return;
-            }
+        let mut unused = None;
+        self.first_answer("upgrade", |st| {
             if st.closed {
-                return;
+                unused = Some(up);
+            } else {
+                st.upgrade = Some(up);
+                st.done = true;
             }
-            st.upgrade = Some(up);
-            st.done = true;
-        }
-        self.wake();
+        });
+        // The connection is gone: the upgrade (its handler) is dropped
+        // here, outside the borrow.
+        drop(unused);
     }
 
     /// Sends `head` (status, headers and the body written so far) now, and
@@ -131,16 +139,10 @@ impl PendingReply {
     /// header of `head` is replaced by the framing. Ignored (and logged)
     /// once started or answered.
     pub fn start(&self, head: Response) {
-        {
-            let mut st = self.0.borrow_mut();
-            if st.done || st.streaming {
-                log::warn!("start() ignored: this reply was already answered or started");
-                return;
-            }
+        self.first_answer("start()", |st| {
             st.head = Some(head);
             st.streaming = true;
-        }
-        self.wake();
+        });
     }
 
     /// Appends to a started body (an empty `data` sends nothing). Before
