@@ -598,9 +598,7 @@ impl HttpConn {
             Taken::Upgrade(up) => {
                 let w = self.waiting.take().expect("waiting");
                 w.reply.set_queued(0);
-                if lp.is_shutting_down() {
-                    lp.count(crate::ioloop::Counter::HttpRefused503, 1);
-                    self.error(lp, 503, "server shutting down");
+                if self.refused_for_shutdown(lp) {
                     return true;
                 }
                 if let Some(req) = &w.req {
@@ -922,9 +920,7 @@ impl HttpConn {
         close: bool,
         call: impl FnOnce(Request) -> Reply,
     ) -> Step {
-        if lp.is_shutting_down() {
-            lp.count(crate::ioloop::Counter::HttpRefused503, 1);
-            self.error(lp, 503, "server shutting down");
+        if self.refused_for_shutdown(lp) {
             return Step::Close;
         }
         let keep_alive = req.keep_alive() && !close;
@@ -1121,6 +1117,17 @@ impl HttpConn {
             return Action::Remove;
         }
         Action::Keep
+    }
+
+    /// During a shutdown, answers 503 (and closes after it) instead of
+    /// serving a request or upgrading; whether it did.
+    fn refused_for_shutdown(&mut self, lp: &IOLoop) -> bool {
+        if !lp.is_shutting_down() {
+            return false;
+        }
+        lp.count(crate::ioloop::Counter::HttpRefused503, 1);
+        self.error(lp, 503, "server shutting down");
+        true
     }
 
     /// Writes the upgrade's 101 and hands the stream to the connection it
