@@ -151,13 +151,20 @@ impl<T> State<T> {
     fn admit(&mut self, item: T) {
         self.unfinished += 1;
         self.finished.clear();
-        match first_live(&mut self.getters) {
-            Some(getter) => {
-                *getter.item.borrow_mut() = Some(item);
-                getter.waiter.wake();
-            }
-            None => self.items.push(item),
+        if let Some(item) = self.hand_to_getter(item) {
+            self.items.push(item);
         }
+    }
+
+    /// Gives `item` to the first getter still waiting; gives it back if
+    /// none waits.
+    fn hand_to_getter(&mut self, item: T) -> Option<T> {
+        let Some(getter) = first_live(&mut self.getters) else {
+            return Some(item);
+        };
+        *getter.item.borrow_mut() = Some(item);
+        getter.waiter.wake();
+        None
     }
 
     /// An item out of the queue; a waiting putter's item takes its room.
@@ -453,12 +460,8 @@ impl<T> Drop for Get<T> {
         // get waiting, or back to where it would leave next.
         if let Some(item) = item {
             let mut st = self.queue.0.borrow_mut();
-            match first_live(&mut st.getters) {
-                Some(getter) => {
-                    *getter.item.borrow_mut() = Some(item);
-                    getter.waiter.wake();
-                }
-                None => st.items.give_back(item),
+            if let Some(item) = st.hand_to_getter(item) {
+                st.items.give_back(item);
             }
         }
     }
