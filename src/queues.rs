@@ -10,7 +10,8 @@
 //! [`with_timeout`](crate::ioloop::with_timeout) around
 //! [`get`](Queue::get) or [`put`](Queue::put); a wait given up (its
 //! future dropped) is skipped, and an item already handed to it is not
-//! lost.
+//! lost. [`Queue::items`] is Tornado's `async for item in q`, as a
+//! [`Stream`].
 //!
 //! ```
 //! use cyclone::ioloop::IOLoop;
@@ -45,6 +46,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use futures_core::Stream;
+
 use crate::locks::{Event, Wait, Waiter};
 
 /// A queue of `T`s for the tasks of one loop (Tornado's `Queue`).
@@ -59,7 +62,7 @@ impl<T> Clone for Queue<T> {
 struct State<T> {
     /// 0: unbounded.
     maxsize: usize,
-    items: Items<T>,
+    items: Store<T>,
     /// Tasks waiting for an item, which `put` hands them directly.
     getters: VecDeque<Rc<Slot<T>>>,
     /// Tasks waiting for room, each with its item.
@@ -71,7 +74,7 @@ struct State<T> {
 }
 
 /// The items, in the order they leave.
-struct Items<T> {
+struct Store<T> {
     order: Order<T>,
     queue: VecDeque<T>,
 }
@@ -83,7 +86,7 @@ enum Order<T> {
     Priority(fn(&T, &T) -> Ordering),
 }
 
-impl<T> Items<T> {
+impl<T> Store<T> {
     fn len(&self) -> usize {
         self.queue.len()
     }
@@ -249,7 +252,7 @@ impl<T> Queue<T> {
         finished.set();
         Queue(Rc::new(RefCell::new(State {
             maxsize,
-            items: Items {
+            items: Store {
                 order,
                 queue: VecDeque::new(),
             },
@@ -360,6 +363,82 @@ impl<T> Queue<T> {
     pub fn join(&self) -> Wait {
         let finished = self.0.borrow().finished.clone();
         finished.wait()
+    }
+
+    /// The queue's items as a [`Stream`] that never ends (Tornado's
+    /// `async for item in q`): each is a [`get`](Self::get), so an item
+    /// taken is marked with [`task_done`](Self::task_done) as usual.
+    /// [`Items::next`] (or any `StreamExt`'s) gives the next one; leave
+    /// the loop with `break`.
+    ///
+    /// ```
+    /// use cyclone::ioloop::IOLoop;
+    /// use cyclone::queues::Queue;
+    ///
+    /// let q: Queue<&str> = Queue::new(0);
+    /// q.put_nowait("a").unwrap();
+    /// q.put_nowait("b").unwrap();
+    /// let got = IOLoop::current().run_sync(async move {
+    ///     let mut items = q.items();
+    ///     let mut got = Vec::new();
+    ///     while let Some(item) = items.next().await {
+    ///         got.push(item);
+    ///         if got.len() == 2 {
+    ///             break;
+    ///         }
+    ///     }
+    ///     got
+    /// });
+    /// assert_eq!(got, ["a", "b"]);
+    /// ```
+    pub fn items(&self) -> Items<T> {
+        Items {
+            queue: self.clone(),
+            get: None,
+        }
+    }
+}
+
+/// The [`Stream`] of [`Queue::items`]: never ends.
+#[must_use = "streams do nothing unless polled"]
+pub struct Items<T> {
+    queue: Queue<T>,
+    /// The get waiting, from the poll that found the queue empty; dropped
+    /// with the stream, which gives its place (and an item already handed
+    /// to it) to the next get.
+    get: Option<Get<T>>,
+}
+
+impl<T> Unpin for Items<T> {}
+
+impl<T> Items<T> {
+    /// The next item (always `Some`), as `StreamExt::next` gives it,
+    /// without needing that trait.
+    // An async `next`, `StreamExt::next`'s shape, not `Iterator`'s.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> impl Future<Output = Option<T>> + '_ {
+        std::future::poll_fn(move |cx| Pin::new(&mut *self).poll_next(cx))
+    }
+}
+
+impl<T> Stream for Items<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        let get = this.get.get_or_insert_with(|| this.queue.get());
+        let item = std::task::ready!(Pin::new(get).poll(cx));
+        this.get = None;
+        Poll::Ready(Some(item))
+    }
+}
+
+impl<T> fmt::Debug for Items<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Items")
+            .field("queue", &self.queue)
+            .field("waiting", &self.get.is_some())
+            .finish()
     }
 }
 

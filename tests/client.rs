@@ -200,6 +200,35 @@ fn thousand_messages_in_order() {
 }
 
 #[test]
+fn messages_stream_ends_at_the_close() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect");
+        for i in 0..100 {
+            conn.write_message(format!("message {i}")).expect("open");
+        }
+        conn.write_message("close me").expect("open");
+        let mut messages = conn.messages();
+        let mut got = Vec::new();
+        while let Some(m) = messages.next().await {
+            got.push(m.as_text().expect("text").to_owned());
+        }
+        let want: Vec<String> = (0..100).map(|i| format!("message {i}")).collect();
+        assert_eq!(got, want);
+        assert_eq!(conn.close_code(), Some(4000));
+        // Ended for good: polled again (as a StreamExt may), still None.
+        assert_eq!(messages.next().await, None);
+        let mut more = conn.messages();
+        let end = std::future::poll_fn(|cx| {
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut more), cx)
+        });
+        assert_eq!(end.await, None);
+    });
+}
+
+#[test]
 fn server_close_code_reaches_client() {
     let addr = server();
     IOLoop::current().run_sync(async move {

@@ -301,3 +301,48 @@ fn lifo_and_priority_queues_leave_in_their_order() {
         assert_eq!(bounded.get().await, 1);
     });
 }
+
+#[test]
+fn items_stream_gets_in_order_and_gives_back_on_drop() {
+    use futures_core::Stream;
+    run(async {
+        let q: Queue<u32> = Queue::new(2);
+        let producer = q.clone();
+        IOLoop::current().spawn(async move {
+            for n in 1..=5 {
+                producer.put(n).await;
+            }
+        });
+        // Tornado's `async for item in q`, left with `break`.
+        let mut got = Vec::new();
+        let mut items = q.items();
+        while let Some(n) = items.next().await {
+            got.push(n);
+            q.task_done().unwrap();
+            if got.len() == 5 {
+                break;
+            }
+        }
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+        q.join().await;
+
+        // A stream polled on an empty queue waits in line as a get does;
+        // dropped after an item was handed to it, it gives the item back.
+        let mut waiting = q.items();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(std::pin::Pin::new(&mut waiting)
+            .poll_next(&mut cx)
+            .is_pending());
+        let behind = q.get();
+        q.put_nowait(6).unwrap();
+        assert_eq!(q.qsize(), 0, "handed to the waiting stream");
+        drop(waiting);
+        assert_eq!(behind.await, 6, "the get behind it takes the item");
+        // Through `Stream` itself, as a StreamExt would poll it.
+        q.put_nowait(7).unwrap();
+        let mut items = q.items();
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut items).poll_next(cx));
+        assert_eq!(next.await, Some(7));
+    });
+}

@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+use futures_core::Stream;
+
 use super::handshake::{abandon, start_connect};
 use super::{ConnectError, ConnectOptions, WRITE_HIGH_WATER};
 use crate::http::Request;
@@ -293,6 +295,31 @@ impl WebSocketClientConnection {
         }
     }
 
+    /// The messages as a [`Stream`] that ends when the connection is
+    /// closed (Tornado's `while (msg := await conn.read_message()) is not
+    /// None`, and what tungstenite's stream gives): each is a
+    /// [`read_message`](Self::read_message), so the flow control and the
+    /// order among readers are the same. [`Messages::next`] (or any
+    /// `StreamExt`'s) gives the next one.
+    ///
+    /// ```no_run
+    /// # use cyclone::websocket::client::websocket_connect;
+    /// # async fn chat() -> Result<(), Box<dyn std::error::Error>> {
+    /// let conn = websocket_connect("ws://127.0.0.1:8888/chat").await?;
+    /// let mut messages = conn.messages();
+    /// while let Some(msg) = messages.next().await {
+    ///     println!("{}", msg.as_text().unwrap_or("(binary)"));
+    /// }
+    /// println!("closed with {:?}", conn.close_code());
+    /// # Ok(()) }
+    /// ```
+    pub fn messages(&self) -> Messages {
+        Messages {
+            conn: self.clone(),
+            read: None,
+        }
+    }
+
     /// [`read_message`](Self::read_message) in callback style (Tornado's
     /// `read_message(callback)`): `callback` gets the next message, or
     /// `None` once the connection is closed, when it is there. Call it
@@ -547,6 +574,46 @@ impl Future for ReadMessage {
             }
         }
         Poll::Pending
+    }
+}
+
+/// The [`Stream`] of [`WebSocketClientConnection::messages`]: ends when
+/// the connection is closed. It holds a clone of the connection, which
+/// therefore stays open while the stream lives.
+#[must_use = "streams do nothing unless polled"]
+pub struct Messages {
+    conn: WebSocketClientConnection,
+    /// The read waiting, kept between polls so that it keeps its place.
+    read: Option<ReadMessage>,
+}
+
+impl Messages {
+    /// The next message, `None` once the connection is closed, as
+    /// `StreamExt::next` gives it, without needing that trait.
+    // An async `next`, `StreamExt::next`'s shape, not `Iterator`'s.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> impl Future<Output = Option<Message<'static>>> + '_ {
+        std::future::poll_fn(move |cx| Pin::new(&mut *self).poll_next(cx))
+    }
+}
+
+impl Stream for Messages {
+    type Item = Message<'static>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let read = this.read.get_or_insert_with(|| this.conn.read_message());
+        let msg = std::task::ready!(Pin::new(read).poll(cx));
+        this.read = None;
+        Poll::Ready(msg)
+    }
+}
+
+impl fmt::Debug for Messages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Messages")
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
     }
 }
 

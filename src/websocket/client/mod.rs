@@ -47,7 +47,7 @@ use crate::ioloop::ConnId;
 use crate::protocol::{CompressionOptions, HandshakeError};
 
 pub use coroutine::{
-    websocket_connect, websocket_connect_opts, websocket_connect_then, ReadMessage,
+    websocket_connect, websocket_connect_opts, websocket_connect_then, Messages, ReadMessage,
     WebSocketClientConnection, WriteFuture, READ_QUEUE_HIGH_WATER,
 };
 pub(crate) use handshake::cancel as cancel_connect;
