@@ -825,3 +825,41 @@ fn a_large_static_text_file_is_streamed_gzipped() {
     assert!(!head.contains("Content-Encoding"), "{head}");
     assert!(body == text.as_bytes());
 }
+
+/// While an answer is awaited the connection reads on only to notice the
+/// peer leaving: what the peer sends meanwhile is kept up to one head and
+/// one read, the rest waits in the kernel, whose window then stops the
+/// peer. (Reads shorter than the read buffer used to skip the cap.)
+#[test]
+fn bytes_sent_while_an_answer_is_awaited_are_bounded() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(&get("/wait")).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    // Short writes, so that the server's reads are short too.
+    let piece = vec![b'a'; 8 * 1024];
+    let (mut sent, start) = (0usize, Instant::now());
+    while sent < 64 << 20 && start.elapsed() < Duration::from_secs(20) {
+        match s.write(&piece) {
+            Ok(n) => {
+                sent += n;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            // The server stopped reading: the kernel's buffers are full.
+            Err(_) => break,
+        }
+    }
+    eprintln!("sent {} KiB before the window closed", sent >> 10);
+    assert!(
+        sent < 16 << 20,
+        "the server took {} MiB while the answer was awaited",
+        sent >> 20
+    );
+    // The loop serves others meanwhile, and the waiting request is still
+    // answered when its message comes.
+    let (status, _, body) = util::request(&srv, &post("/publish?m=hi"));
+    assert_eq!((status, body.as_slice()), (200, &b"reached 1"[..]));
+    let mut got = Vec::new();
+    read_until(&mut s, &mut got, b"[hi]");
+}

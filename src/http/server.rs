@@ -519,9 +519,23 @@ impl HttpConn {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(true);
         };
+        let limits = &self.shared.limits;
+        // While an answer is awaited, reading is only to notice the peer
+        // leaving: what it pipelines meanwhile is kept up to one head and
+        // one read's worth, the rest waits in the kernel.
+        let cap = match self.waiting {
+            Some(_) => limits.max_header_size + 65536,
+            None => limits.max_header_size + limits.max_body_size + 65536,
+        };
+        if self.reader.buffered().len() > cap {
+            // Nothing was consumed since the cap was reached (an answer is
+            // awaited): leave the rest in the kernel, whose window then
+            // stops the peer, and read again once this is consumed.
+            self.more = true;
+            return Ok(false);
+        }
         let mut rbuf = lp.take_read_buf();
         let mut eof = false;
-        let cap = self.shared.limits.max_header_size + self.shared.limits.max_body_size + 65536;
         loop {
             match stream.read(&mut rbuf) {
                 Ok(0) => {
@@ -530,15 +544,17 @@ impl HttpConn {
                 }
                 Ok(n) => {
                     self.reader.push(&rbuf[..n]);
+                    if self.reader.buffered().len() > cap {
+                        // More may be waiting, and no new edge will say
+                        // so: read again once this is consumed. (Checked
+                        // at every read: while an answer is awaited,
+                        // short reads add up too.)
+                        self.more = true;
+                        break;
+                    }
                     // Drained, unless a TLS close_notify (which raises no
                     // hang-up flag) ended the read: then read the 0.
                     if n < rbuf.len() && !closed && !stream.eof_pending() {
-                        break;
-                    }
-                    if self.reader.buffered().len() > cap {
-                        // More may be waiting, and no new edge will say
-                        // so: read again once this is consumed.
-                        self.more = true;
                         break;
                     }
                 }
