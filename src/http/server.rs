@@ -140,6 +140,7 @@ fn listen_inner(
             listener: pending.take().unwrap_or_else(|| unreachable!()),
             shared,
             emfile: false,
+            retry_armed: Rc::default(),
         })
     });
     let res = lp.with_conn_now(id, |p| {
@@ -165,6 +166,9 @@ struct Listener {
     listener: TcpListener,
     shared: Rc<ConnShared>,
     emfile: bool,
+    /// A retry after running out of file descriptors is scheduled (its
+    /// timer clears this when it fires).
+    retry_armed: Rc<std::cell::Cell<bool>>,
 }
 
 /// Listeners kept open during a graceful shutdown (`cyclone::shutdown`):
@@ -237,15 +241,22 @@ impl Pollable for Listener {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Action::Keep,
                 Err(e) if is_fd_exhaustion(&e) => {
                     // Neither spin nor die: pause accepting, retry shortly.
+                    // One retry at a time: every connection arriving
+                    // meanwhile raises an edge, and a timer for each
+                    // would multiply the retries.
                     if !self.emfile {
                         log::warn!("accept: {e}; pausing accepts for {EMFILE_BACKOFF:?}");
                         lp.count(crate::ioloop::Counter::AcceptEmfile, 1);
                         self.emfile = true;
                     }
-                    lp.call_later(EMFILE_BACKOFF, move || {
-                        let lp = IOLoop::current();
-                        lp.serve_now(id, Readiness::readable());
-                    });
+                    if !self.retry_armed.replace(true) {
+                        let armed = Rc::clone(&self.retry_armed);
+                        lp.call_later(EMFILE_BACKOFF, move || {
+                            armed.set(false);
+                            let lp = IOLoop::current();
+                            lp.serve_now(id, Readiness::readable());
+                        });
+                    }
                     return Action::Keep;
                 }
                 Err(e) => {
