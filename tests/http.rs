@@ -3061,3 +3061,53 @@ fn xheaders_give_the_proxied_client_address_and_scheme() {
         assert_eq!(direct, "127.0.0.1 http");
     }
 }
+
+/// An error answered before the handler (here 413 for a declared body
+/// over the limit) to a HEAD request has no content either (RFC 9110
+/// §9.3.2), as the handler's own answers to HEAD have none.
+#[test]
+fn error_answers_to_head_have_no_content() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    let end = text.find("\r\n\r\n").expect("a whole head") + 4;
+    assert_eq!(&text[end..], "", "content after a HEAD's answer: {text}");
+    // The same request as GET gets the page.
+    let (status, _, body) = request(
+        &srv,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    );
+    assert_eq!(status, 413);
+    assert!(!body.is_empty());
+}
+
+/// `Connection: close` wins over `keep-alive` whatever the version
+/// (RFC 9112 §9.3; Tornado keeps an HTTP/1.0 connection only for exactly
+/// `keep-alive`).
+#[test]
+fn close_wins_over_keep_alive() {
+    let srv = server();
+    for raw in [
+        &b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"[..],
+        b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n",
+    ] {
+        let mut s = srv.connect();
+        s.write_all(raw).unwrap();
+        let (status, head, _) = read_response(&mut s);
+        assert_eq!(status, 200);
+        assert!(head.contains("Connection: close"), "{head}");
+        assert!(util::wait_closed(&mut s, Duration::from_secs(5)));
+    }
+    let mut s = srv.connect();
+    s.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let (_, head, _) = read_response(&mut s);
+    assert!(head.contains("Connection: keep-alive"), "{head}");
+}

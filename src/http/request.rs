@@ -864,11 +864,9 @@ impl Request {
     /// Whether the connection stays open after this request (HTTP/1.1 default,
     /// `Connection: close`/`keep-alive` honoured).
     pub fn keep_alive(&self) -> bool {
-        if self.version_minor >= 1 {
-            self.connection & CONN_CLOSE == 0
-        } else {
-            self.connection & CONN_KEEP_ALIVE != 0
-        }
+        // `close` wins over `keep-alive` in either version (RFC 9112 §9.3).
+        self.connection & CONN_CLOSE == 0
+            && (self.version_minor >= 1 || self.connection & CONN_KEEP_ALIVE != 0)
     }
 
     /// Query arguments named `name`, percent-decoded, in order.

@@ -720,8 +720,10 @@ impl HttpConn {
             self.linger = true;
             return;
         }
+        // A HEAD's answer has no content, an error's neither (RFC 9110 §9.3.2).
+        let head_only = self.reader.pending().is_some_and(|r| r.method() == "HEAD");
         let resp = Response::error(status, Some(msg));
-        resp.serialize(&mut self.out, false, false, &date_cached(lp));
+        resp.serialize(&mut self.out, head_only, false, &date_cached(lp));
         log::warn!(target: "cyclone::access", "{status} ({}) {msg}", self.peer.ip());
         self.close_after_flush = true;
         self.linger = true;
