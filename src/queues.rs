@@ -10,7 +10,9 @@
 //! [`with_timeout`](crate::ioloop::with_timeout) around
 //! [`get`](Queue::get) or [`put`](Queue::put); a wait given up (its
 //! future dropped) is skipped, and an item already handed to it is not
-//! lost. [`Queue::items`] is Tornado's `async for item in q`, as a
+//! lost: it goes to the next get, or back where it would leave next (a
+//! bounded queue may then hold more than `maxsize` until items are taken;
+//! puts wait meanwhile). [`Queue::items`] is Tornado's `async for item in q`, as a
 //! [`Stream`].
 //!
 //! ```
@@ -135,6 +137,16 @@ impl<T> Slot<T> {
     }
 }
 
+/// `slot` joins the end of `line`. Slots given up leave their places here
+/// too, not only at the front, so a consumer that keeps timing out on an
+/// idle queue (or a producer on a full one) does not grow the line.
+fn join_line<T>(line: &mut VecDeque<Rc<Slot<T>>>, slot: Rc<Slot<T>>) {
+    if line.len() >= 32 && line.len().is_power_of_two() {
+        line.retain(|s| !s.waiter.is_gone());
+    }
+    line.push_back(slot);
+}
+
 /// The first slot of `line` whose task still waits, taken out of it.
 fn first_live<T>(line: &mut VecDeque<Rc<Slot<T>>>) -> Option<Rc<Slot<T>>> {
     while let Some(slot) = line.pop_front() {
@@ -170,16 +182,20 @@ impl<T> State<T> {
         None
     }
 
-    /// An item out of the queue; a waiting putter's item takes its room.
+    /// An item out of the queue. A waiting putter's item enters first, as
+    /// in Tornado, so a priority queue gives the lowest of both and a LIFO
+    /// queue the newest. (Putters wait only while items are queued, so
+    /// no getter waits here.)
     fn take(&mut self) -> Option<T> {
-        let item = self.items.pop()?;
         if let Some(putter) = first_live(&mut self.putters) {
             if let Some(next) = putter.item.borrow_mut().take() {
-                self.admit(next);
+                self.unfinished += 1;
+                self.finished.clear();
+                self.items.push(next);
             }
             putter.waiter.wake();
         }
-        Some(item)
+        self.items.pop()
     }
 }
 
@@ -304,7 +320,7 @@ impl<T> Queue<T> {
         // whenever it makes room.
         let slot = if st.full() {
             let slot = Slot::new(Some(item));
-            st.putters.push_back(Rc::clone(&slot));
+            join_line(&mut st.putters, Rc::clone(&slot));
             Some(slot)
         } else {
             st.admit(item);
@@ -329,7 +345,7 @@ impl<T> Queue<T> {
             Some(item) => GetState::Ready(item),
             None => {
                 let slot = Slot::new(None);
-                st.getters.push_back(Rc::clone(&slot));
+                join_line(&mut st.getters, Rc::clone(&slot));
                 GetState::Waiting(slot)
             }
         };
@@ -549,5 +565,47 @@ impl<T> Drop for Get<T> {
 impl<T> fmt::Debug for Get<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Get").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A consumer that gives up again and again on an idle queue (or a
+    /// producer on a full one) leaves no trail of dead places.
+    #[test]
+    fn waits_given_up_do_not_pile_up() {
+        let q: Queue<u32> = Queue::new(1);
+        let live = q.get();
+        for _ in 0..10_000 {
+            drop(q.get());
+        }
+        assert!(
+            q.0.borrow().getters.len() <= 64,
+            "{}",
+            q.0.borrow().getters.len()
+        );
+        // The live one kept its place at the front.
+        q.put_nowait(7).unwrap();
+        let waker = std::task::Waker::noop();
+        let mut get = live;
+        let polled = Pin::new(&mut get).poll(&mut Context::from_waker(waker));
+        assert_eq!(polled, Poll::Ready(7));
+
+        q.put_nowait(0).unwrap();
+        let waiting_put = q.put(1);
+        for i in 2..10_000 {
+            drop(q.put(i));
+        }
+        assert!(
+            q.0.borrow().putters.len() <= 64,
+            "{}",
+            q.0.borrow().putters.len()
+        );
+        assert_eq!(q.get_nowait(), Ok(0));
+        assert_eq!(q.get_nowait(), Ok(1), "the live put kept its place");
+        drop(waiting_put);
+        assert_eq!(q.get_nowait(), Err(QueueEmpty));
     }
 }

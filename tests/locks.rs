@@ -290,15 +290,25 @@ fn lifo_and_priority_queues_leave_in_their_order() {
         }
         assert_eq!(got, [(1, "a"), (1, "a2"), (2, "b"), (3, "c")]);
 
-        // Bounded: a waiting put enters in its order once there is room.
+        // Bounded: a get lets a waiting put in first, as Tornado's does, so
+        // the lowest of both leaves (asyncio's would give 5 first).
         let bounded: Queue<u8> = Queue::priority(1);
         bounded.put(5).await;
         let waiting = bounded.clone();
         IOLoop::current().spawn(async move { waiting.put(1).await });
         sleep(ms(2)).await;
         assert_eq!(bounded.qsize(), 1);
-        assert_eq!(bounded.get().await, 5);
         assert_eq!(bounded.get().await, 1);
+        assert_eq!(bounded.get().await, 5);
+        // And a LIFO queue gives the newest.
+        let stack: Queue<u8> = Queue::lifo(1);
+        stack.put(1).await;
+        let waiting = stack.clone();
+        IOLoop::current().spawn(async move { waiting.put(2).await });
+        sleep(ms(2)).await;
+        assert_eq!(stack.get().await, 2);
+        assert_eq!(stack.get().await, 1);
+        assert!(stack.empty());
     });
 }
 
