@@ -88,6 +88,10 @@ impl IOLoop {
                 let mut rm = self.inner.pending_removals.borrow_mut();
                 if let Some(i) = rm.iter().position(|r| *r == id) {
                     rm.swap_remove(i);
+                    // `remove_handler` from its own callback: deregistered
+                    // here, since a source need not own its descriptor
+                    // (a `SourceFd` stays in the poll set after its drop).
+                    item.deregister(&self.inner.registry);
                     action = Action::Remove;
                 }
             }
@@ -384,12 +388,9 @@ impl IOLoop {
                 item.deregister(&self.inner.registry);
                 self.put_back(id, item, Action::Remove);
             }
-            // Being served right now (called from its own callback): removed
-            // when it is put back.
-            None => {
-                self.with_conn(id, |p, lp, _| p.deregister(&lp.inner.registry));
-                self.inner.pending_removals.borrow_mut().push(id);
-            }
+            // Being served right now (called from its own callback):
+            // deregistered and removed when it is put back.
+            None => self.inner.pending_removals.borrow_mut().push(id),
         }
         true
     }
