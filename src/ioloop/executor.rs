@@ -99,19 +99,18 @@ impl IOLoop {
                         *slot = Some(task);
                     }
                 }
-                done => {
+                _ => {
                     // Finished, or panicked (logged): its slot is freed and
-                    // it is never polled again. A panicked future is dropped
-                    // under a guard too, as its state may be half-updated.
+                    // it is never polled again. It is dropped under a guard
+                    // too: what it holds runs user code in its `Drop`, and
+                    // a panicked one's state may be half-updated.
                     {
                         let mut tasks = self.inner.tasks.borrow_mut();
                         if tasks.contains(id) {
                             tasks.remove(id);
                         }
                     }
-                    if done.is_none() {
-                        self.guard(Kind::TaskDrop, move || drop(task));
-                    }
+                    self.guard(Kind::TaskDrop, move || drop(task));
                 }
             }
         }

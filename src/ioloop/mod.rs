@@ -723,7 +723,7 @@ pub(crate) enum Kind {
     Periodic,
     /// A future given to `spawn`, while polled.
     Task,
-    /// A `spawn`ed future while dropped after its panic.
+    /// A `spawn`ed future while dropped after it ended or panicked.
     TaskDrop,
 }
 
@@ -734,7 +734,7 @@ impl fmt::Display for Kind {
             Kind::Timer => "IOLoop timer callback",
             Kind::Periodic => "PeriodicCallback callback",
             Kind::Task => "spawned task",
-            Kind::TaskDrop => "drop of a panicked task",
+            Kind::TaskDrop => "drop of a spawned task",
         })
     }
 }
