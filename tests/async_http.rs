@@ -292,6 +292,26 @@ impl RequestHandler for Sized {
     }
 }
 
+/// `/queued/(error|panic)`: work queued during the method behind an
+/// operation that ends the answer (an error page, or a panic), holding a
+/// handle: it is dropped unrun, and its handle with it.
+struct QueuedBehindTheEnd;
+impl RequestHandler for QueuedBehindTheEnd {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        let later = cx.asynchronous();
+        if args[0] == "error" {
+            later.send_error(503);
+        } else {
+            later.with(|_| panic!("boom in a queued operation"));
+        }
+        let again = later.clone();
+        later.with(move |cx| {
+            cx.write("never");
+            drop(again);
+        });
+    }
+}
+
 fn server() -> Server {
     server_with(false)
 }
@@ -317,6 +337,7 @@ fn server_with(gzip: bool) -> Server {
             .route("/finished-anyway", || FinishedAnyway)
             .route("/flood", move || Flood(b6.clone()))
             .route("/sized/(exact|over|under)", || Sized)
+            .route("/queued/(error|panic)", || QueuedBehindTheEnd)
             .compress_response(gzip)
             .idle_timeout(Duration::from_millis(300))
             .build()
@@ -862,4 +883,24 @@ fn bytes_sent_while_an_answer_is_awaited_are_bounded() {
     assert_eq!((status, body.as_slice()), (200, &b"reached 1"[..]));
     let mut got = Vec::new();
     read_until(&mut s, &mut got, b"[hi]");
+}
+
+/// Operations queued behind one that ended the answer are dropped with
+/// the handles they hold, after the answer's state is released: the error
+/// page (or the 500 of a panic) is what the client gets, and only the
+/// panic that happened is counted.
+#[test]
+fn work_queued_behind_the_end_is_dropped_cleanly() {
+    let srv = server();
+    let (status, _, body) = util::request(&srv, &get("/queued/error"));
+    assert_eq!(status, 503);
+    assert!(!String::from_utf8_lossy(&body).contains("never"));
+    let panics = || srv.metrics().get(cyclone::ioloop::Counter::HandlerPanics);
+    assert_eq!(panics(), 0);
+    let _expect = cyclone::testing::ExpectLog::new("", "asynchronous response failed")
+        .level(log::Level::Error)
+        .not_required();
+    let (status, _, _) = util::request(&srv, &get("/queued/panic"));
+    assert_eq!(status, 500);
+    assert_eq!(panics(), 1);
 }

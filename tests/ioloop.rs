@@ -1125,3 +1125,113 @@ fn with_timeout_gives_the_value_or_gives_up() {
         assert_eq!(TimeoutError.to_string(), "Timeout");
     });
 }
+
+/// A source that does not own its descriptor (mio's `SourceFd`, Tornado's
+/// `add_handler(fd)`): only deregistering takes it out of the poll set.
+struct BorrowedFd(std::os::fd::RawFd);
+
+impl mio::event::Source for BorrowedFd {
+    fn register(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> std::io::Result<()> {
+        mio::unix::SourceFd(&self.0).register(r, t, i)
+    }
+    fn reregister(
+        &mut self,
+        r: &mio::Registry,
+        t: mio::Token,
+        i: mio::Interest,
+    ) -> std::io::Result<()> {
+        mio::unix::SourceFd(&self.0).reregister(r, t, i)
+    }
+    fn deregister(&mut self, r: &mio::Registry) -> std::io::Result<()> {
+        mio::unix::SourceFd(&self.0).deregister(r)
+    }
+}
+
+/// `remove_handler` from the handler's own callback deregisters its
+/// source, as from outside it: the descriptor can be added again.
+#[test]
+fn remove_handler_from_its_own_callback_deregisters_the_source() {
+    in_thread(|| {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let lp = IOLoop::current();
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let me: Rc<Cell<Option<cyclone::ioloop::ConnId>>> = Rc::default();
+        let calls = Rc::new(Cell::new(0));
+        let (me2, calls2) = (me.clone(), calls.clone());
+        let id = lp
+            .add_handler(
+                BorrowedFd(a.as_raw_fd()),
+                mio::Interest::READABLE,
+                move |_, _| {
+                    calls2.set(calls2.get() + 1);
+                    assert!(IOLoop::current().remove_handler(me2.get().unwrap()));
+                },
+            )
+            .unwrap();
+        me.set(Some(id));
+        b.write_all(b"x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lp.contains(id) && Instant::now() < deadline {
+            lp.run_once(Some(Duration::from_millis(20))).unwrap();
+        }
+        assert!(!lp.contains(id));
+        assert_eq!(calls.get(), 1);
+        let again = lp.add_handler(
+            BorrowedFd(a.as_raw_fd()),
+            mio::Interest::READABLE,
+            |_, _| {},
+        );
+        let again = again.expect("the descriptor was left in the poll set");
+        assert!(lp.remove_handler(again));
+    });
+}
+
+/// A task's drop runs user code (whatever its future holds): a panic
+/// there, after the task ended, is logged and counted like one in its
+/// poll, and the loop goes on.
+#[test]
+fn a_panic_dropping_a_finished_task_is_caught() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("boom dropping a task");
+        }
+    }
+    let (got, errors, panics) = in_thread(|| {
+        let logs = capture_logs();
+        let lp = IOLoop::current();
+        // Ends at its first poll, and holds what panics until dropped (an
+        // `async` block would drop it inside its last poll).
+        struct Ends(#[allow(dead_code)] PanicsOnDrop);
+        impl Future for Ends {
+            type Output = ();
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<()> {
+                std::task::Poll::Ready(())
+            }
+        }
+        lp.spawn(Ends(PanicsOnDrop));
+        let got = lp.run_sync(async {
+            sleep(Duration::from_millis(20)).await;
+            7
+        });
+        (
+            got,
+            errors_with(&logs, "boom dropping a task"),
+            callback_panics(&lp),
+        )
+    });
+    assert_eq!(got, 7);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("drop of a spawned task"), "{errors:?}");
+    assert_eq!(panics, 1);
+}

@@ -319,7 +319,9 @@ impl Drop for AsyncResponse {
         if std::thread::panicking() {
             // No handler code during an unwind (a second panic aborts).
             let mut st = self.shared.0.borrow_mut();
-            fail(&mut st, "the last handle was dropped by a panic");
+            let dropped = fail(&mut st, "the last handle was dropped by a panic");
+            drop(st);
+            drop(dropped);
             return;
         }
         self.shared.0.borrow_mut().ops.push_back(Op::Finish);
@@ -372,15 +374,18 @@ fn closed(weak: &Weak<RefCell<State>>) {
     let Some(state) = weak.upgrade() else {
         return;
     };
-    let (held, callbacks) = {
+    let (held, callbacks, dropped) = {
         let mut st = state.borrow_mut();
         if matches!(st.phase, Phase::Done | Phase::Closed) {
             return;
         }
         st.phase = Phase::Closed;
-        st.ops.clear();
-        (st.held.take(), std::mem::take(&mut st.on_close))
+        // Dropped once the state is free: an operation may hold a handle,
+        // whose drop looks at the state.
+        let dropped = std::mem::take(&mut st.ops);
+        (st.held.take(), std::mem::take(&mut st.on_close), dropped)
     };
+    drop(dropped);
     if let Some(mut held) = held {
         if let Some(handler) = held.handler.as_mut() {
             guarded("on_connection_close", || handler.on_connection_close());
@@ -407,12 +412,15 @@ fn guarded(what: &str, f: impl FnOnce()) -> bool {
 }
 
 /// Ends an answer that cannot go on: a 500 if nothing was sent, else the
-/// connection is cut (a streamed body must not look complete).
-fn fail(st: &mut State, why: &str) {
+/// connection is cut (a streamed body must not look complete). Returns the
+/// operations still queued, for the caller to drop once it no longer
+/// borrows the state (one may hold a handle, whose drop borrows it).
+#[must_use = "drop them after the state's borrow ends"]
+fn fail(st: &mut State, why: &str) -> VecDeque<Op> {
     log::error!("asynchronous response failed: {why}");
     give_up(&st.reply, st.phase);
     st.phase = Phase::Done;
-    st.ops.clear();
+    std::mem::take(&mut st.ops)
 }
 
 /// A 500 for an answer nothing of which was sent, else the stream cut
@@ -432,7 +440,9 @@ fn run(shared: &Shared) {
         let (op, mut held, phase) = {
             let mut st = shared.0.borrow_mut();
             if matches!(st.phase, Phase::Done | Phase::Closed) {
-                st.ops.clear();
+                let dropped = std::mem::take(&mut st.ops);
+                drop(st);
+                drop(dropped);
                 return;
             }
             if st.ops.is_empty() {
@@ -449,6 +459,7 @@ fn run(shared: &Shared) {
             apply(shared, &mut held, &reply, phase, op)
         }));
         let mut st = shared.0.borrow_mut();
+        let mut dropped = VecDeque::new();
         match outcome {
             // The connection may have closed meanwhile (`closed` ran from
             // a callback only, never inside an operation).
@@ -459,13 +470,15 @@ fn run(shared: &Shared) {
                 if let Some(lp) = crate::ioloop::IOLoop::existing() {
                     lp.count(crate::ioloop::Counter::HandlerPanics, 1);
                 }
-                fail(
+                dropped = fail(
                     &mut st,
                     &format!("the handler panicked on {}: {what}", held.request.uri()),
                 );
             }
         }
         st.held = Some(held);
+        drop(st);
+        drop(dropped);
     }
 }
 
