@@ -2951,3 +2951,148 @@ fn websocket_async_answers_the_handshake_once_the_lookup_ends() {
     assert_eq!(m.get(cyclone::ioloop::Counter::WsOpened), 3, "{m:?}");
     assert_eq!(m.get(cyclone::ioloop::Counter::HandlerPanics), 1, "{m:?}");
 }
+
+/// `on_message` holds the connection 600 ms with `ws.spawn`, then says
+/// "done"; `on_close` reports how the connection ended.
+struct SlowWork(Sender<Option<CloseReason>>);
+impl WebSocketHandler for SlowWork {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _m: Message<'_>) {
+        let id = ws.id();
+        ws.spawn(async move {
+            cyclone::ioloop::sleep(Duration::from_millis(600)).await;
+            let _ = cyclone::websocket::write_to(id, "done");
+        });
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.0.send(ws.closed_by());
+    }
+}
+
+/// The idle timeout counts the peer's activity while the handler holds
+/// reading: bytes waiting unread behind a `ws.spawn` are not idleness.
+/// A peer that sends nothing during the hold still meets the timeout.
+#[test]
+fn idle_timeout_spares_a_peer_that_sends_while_the_handler_holds_reading() {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let settings = WebSocketSettings {
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        };
+        Application::builder()
+            .websocket_with("/slow", settings, move |_r: &Request| SlowWork(tx.clone()))
+            .build()
+    });
+    // Active: a frame every 50 ms for 1 s, across holds of 600 ms.
+    let mut s = raw_ws(&srv, "/slow");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1000) {
+        s.write_all(&client_frame(true, 1, b"x")).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut dones = 0;
+    while let Ok((_, op, p)) = read_frame(&mut s) {
+        assert_ne!(
+            op,
+            8,
+            "an active peer was closed: {:?}",
+            String::from_utf8_lossy(&p)
+        );
+        dones += usize::from(p == b"done");
+    }
+    assert!(dones >= 1, "no work finished");
+    assert!(rx.try_recv().is_err(), "the connection ended");
+    drop(s);
+    let by = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        by,
+        Some(CloseReason::Abnormal),
+        "the active one ended by its drop"
+    );
+    // Silent: one frame, then nothing. Nothing waits unread during the
+    // hold, so the timeout closes the connection 300 ms after that read,
+    // before the work ends.
+    let mut quiet = raw_ws(&srv, "/slow");
+    quiet.write_all(&client_frame(true, 1, b"x")).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let sent = Instant::now();
+    let (_, op, p) = read_frame(&mut quiet).unwrap();
+    assert_eq!(op, 8, "{:?}", String::from_utf8_lossy(&p));
+    assert_eq!(&p[..2], &1001u16.to_be_bytes());
+    assert!(
+        sent.elapsed() < Duration::from_millis(590),
+        "{:?}",
+        sent.elapsed()
+    );
+    quiet
+        .write_all(&client_frame(true, 8, &1001u16.to_be_bytes()))
+        .unwrap();
+    let by = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(by, Some(CloseReason::IdleTimeout));
+}
+
+/// Streams 64 KiB messages with its queue kept near 4 MiB (over
+/// `write_high_water`, so the server does not read from the peer).
+struct Firehose(Sender<Option<CloseReason>>);
+impl WebSocketHandler for Firehose {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _a: &[&str]) {
+        let id = ws.id();
+        cyclone::ioloop::spawn(async move {
+            while cyclone::websocket::write_to(id, vec![1u8; 64 * 1024]) {
+                cyclone::websocket::drained(id, 4 << 20).await;
+            }
+        });
+    }
+    fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.0.send(ws.closed_by());
+    }
+}
+
+/// A peer that reads a stream and answers every ping is not dropped for
+/// a ping timeout while the server, its queue over `write_high_water`,
+/// has stopped reading: the pong is read when its deadline comes.
+#[test]
+fn ping_timeout_reads_the_pong_while_reading_is_paused() {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        // (A ping waits behind the 4 MiB queued: 1 s leaves the peer the
+        // time to reach it.)
+        let settings = WebSocketSettings {
+            ping_interval: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        Application::builder()
+            .websocket_with("/stream", settings, move |_r: &Request| {
+                Firehose(tx.clone())
+            })
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/stream");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut pings, start) = (0, Instant::now());
+    while start.elapsed() < Duration::from_millis(3500) {
+        let (_, op, p) = read_frame(&mut s).unwrap_or_else(|e| {
+            let by = rx.recv_timeout(Duration::from_secs(1)).ok();
+            panic!(
+                "dropped after {:?}, {pings} pings answered ({e}): {by:?}",
+                start.elapsed()
+            )
+        });
+        match op {
+            9 => {
+                pings += 1;
+                s.write_all(&client_frame(true, 0xA, &p)).unwrap();
+            }
+            8 => panic!("closed: {:?}", rx.recv_timeout(Duration::from_secs(1))),
+            // A slow reader: the server's queue stays over the mark.
+            _ => std::thread::sleep(Duration::from_millis(3)),
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 3.5 s");
+    assert!(rx.try_recv().is_err(), "the connection ended");
+}

@@ -738,14 +738,19 @@ impl Pollable for WsConn {
         if self.core.slow_deadline.passed(lp, now) {
             return self.finish_io(lp, id);
         }
-        if self.core.idle_deadline.passed(lp, now) && self.core.read_paused && !self.core.finished {
+        let idle_due = self.core.idle_deadline.passed(lp, now);
+        if (idle_due || self.core.pong_deadline.passed(lp, now))
+            && self.core.read_paused
+            && !self.core.finished
+        {
             // Reading is paused (our queue is over `write_high_water`), so
-            // what the peer sent meanwhile waits unread. Read once: bytes
-            // that arrived count as activity as any read does (re-arming
-            // the deadline), and being consumed they cannot count again, so
-            // a peer that went silent is closed at the next expiry. (Asking
-            // the socket whether bytes wait would let a few stale ones keep
-            // a hung peer open forever.)
+            // what the peer sent meanwhile waits unread, its pong too. Read
+            // once: bytes that arrived count as activity as any read does
+            // (re-arming the deadline), a pong among them is taken, and
+            // being consumed they cannot count again, so a peer that went
+            // silent is closed at the next expiry. (Asking the socket
+            // whether bytes wait would let a few stale ones keep a hung
+            // peer open forever.)
             match self.read(lp, id, false) {
                 Ok(false) => {}
                 Ok(true) => {
@@ -754,8 +759,20 @@ impl Pollable for WsConn {
                 }
                 Err(_) => return self.terminate(lp, CloseReason::Abnormal),
             }
-            if !self.core.idle_deadline.passed(lp, now) {
+            if idle_due && !self.core.idle_deadline.passed(lp, now) {
                 return self.finish_io(lp, id);
+            }
+        }
+        if self.core.idle_deadline.passed(lp, now)
+            && self.core.read_held
+            && (!self.core.spill.is_empty() || self.core.stream.may_have_unread())
+        {
+            // The handler holds reading (`ws.spawn`, a `Suspension`): the
+            // peer's bytes wait unread, which is activity, not idleness.
+            // Its time counts again from the end of the hold, when they
+            // are read.
+            if let Some(idle) = self.core.settings.idle_timeout {
+                self.core.idle_deadline = Ms::after(lp, idle);
             }
         }
         if self.core.idle_deadline.passed(lp, now) {

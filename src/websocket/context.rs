@@ -584,7 +584,8 @@ impl<'a> WebSocket<'a> {
     /// meanwhile may wait unread behind the held messages: while anything
     /// is unread, it gets its full ping timeout from the end of the hold.
     /// A peer that sent nothing since the ping did not answer it, and the
-    /// ping timeout ends its connection as any other.
+    /// ping timeout ends its connection as any other. The idle timeout
+    /// likewise counts bytes waiting unread as activity.
     ///
     /// A hang-up is still seen while held (where a Tornado coroutine that
     /// never returns would keep its connection for good). After a FIN, what

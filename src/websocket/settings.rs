@@ -90,7 +90,9 @@ pub struct WebSocketSettings {
     /// nothing for this long (default: none; pings answered count as
     /// traffic; 24.8 days or more: never). While reading is paused by
     /// `write_high_water`, the deadline reads once: bytes the peer sent
-    /// meanwhile count as activity.
+    /// meanwhile count as activity (the ping timeout reads once too, for
+    /// the pong). While the handler holds reading (`ws.spawn`,
+    /// `ws.suspend`), bytes waiting unread count as activity.
     pub idle_timeout: Option<Duration>,
     /// `TCP_NODELAY` on upgraded connections (default true).
     pub nodelay: bool,
