@@ -1150,6 +1150,11 @@ fn drop_policy_drops_past_the_cap_reports_and_keeps_the_connection() {
                     p[..4].copy_from_slice(&i.to_be_bytes());
                     assert!(ws.write_message(p).is_ok());
                 }
+                // Over the cap, this connection does not receive what it
+                // sends itself either: neither counts it.
+                let me = ws.id();
+                assert_eq!(ws.broadcast([me], "dropped"), 0);
+                assert!(!ws.write_to(me, "dropped"));
                 return;
             }
             let _ = ws.write_message(msg);
@@ -1194,7 +1199,11 @@ fn drop_policy_drops_past_the_cap_reports_and_keeps_the_connection() {
     }
     let d = dropped.load(Ordering::SeqCst);
     assert!(got > 0 && d > 0, "kept {got}, dropped {d}");
-    assert_eq!(got as u64 + d, N as u64, "kept {got} + dropped {d} != {N}");
+    assert_eq!(
+        got as u64 + d,
+        N as u64 + 2,
+        "kept {got} + dropped {d} != {N} + 2"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one report per tick");
     let m = server.metrics();
     assert_eq!(m.get(Counter::WsMessagesDropped), d, "{m:?}");

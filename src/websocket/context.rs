@@ -703,7 +703,8 @@ impl<'a> WebSocket<'a> {
     pub fn write_to<'m>(&mut self, id: ConnId, msg: impl Into<Message<'m>>) -> bool {
         let msg = msg.into();
         if id == self.core.id {
-            return self.write_message(msg).is_ok();
+            let (op, data) = split(&msg);
+            return self.core.send_received(self.lp, op, data);
         }
         write_to_on(self.lp, id, msg)
     }
@@ -729,9 +730,7 @@ impl<'a> WebSocket<'a> {
         // collected from a set right before the call.
         for id in ids {
             let took = if id == me {
-                self.core
-                    .send_data(self.lp, shared.op, shared.payload)
-                    .is_ok()
+                self.core.send_received(self.lp, shared.op, shared.payload)
             } else {
                 shared.queue(self.lp, id)
             };

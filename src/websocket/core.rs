@@ -499,6 +499,16 @@ impl Core {
         Ok(self.queued(lp))
     }
 
+    /// Sends a message on behalf of `write_to`/`broadcast`, which count
+    /// receivers: false when it was not queued (closing, or dropped under
+    /// `SlowConsumerPolicy::DropMessages`, as for any other receiver).
+    pub(super) fn send_received(&mut self, lp: &IOLoop, op: OpCode, data: &[u8]) -> bool {
+        if self.finished || self.should_drop(lp) {
+            return false;
+        }
+        self.send_data(lp, op, data).is_ok()
+    }
+
     /// Bytes queued for this connection and not yet taken by the kernel:
     /// `out`, plus the frames the loop's [`Cork`] holds for it while its
     /// read batch is parsed (echoes of large messages, which leave from
