@@ -2036,11 +2036,11 @@ fn topics_reach_their_subscribers_and_forget_closed_connections() {
     assert_eq!(read(&mut b), "hi");
     c.send(TMsg::text("yo")).unwrap();
     assert_eq!(read(&mut c), "sent to 0");
-    // The free publish reaches the sender too, after what its handler
-    // wrote itself (it is being served).
+    // The free publish reaches the sender too, in the order of the calls
+    // (before what its handler writes after it).
     b.send(TMsg::text("all")).unwrap();
-    assert_eq!(read(&mut b), "published to 2");
     assert_eq!(read(&mut b), "to all");
+    assert_eq!(read(&mut b), "published to 2");
     assert_eq!(read(&mut a), "to all");
     b.send(TMsg::text("leave")).unwrap();
     assert_eq!(read(&mut b), "left true false false");
@@ -3095,4 +3095,71 @@ fn ping_timeout_reads_the_pong_while_reading_is_paused() {
     }
     assert!(pings >= 3, "{pings} pings in 3.5 s");
     assert!(rx.try_recv().is_err(), "the connection ended");
+}
+
+/// Sends to itself with the free functions while its handler runs, with
+/// its own writes between, then closes: `open` subscribes it to "room".
+struct FreeSendsThenClose;
+impl WebSocketHandler for FreeSendsThenClose {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _a: &[&str]) {
+        ws.subscribe("room");
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, m: Message<'_>) {
+        let n = cyclone::websocket::publish("room", "1 published");
+        let _ = ws.write_message("2 written");
+        let own = cyclone::websocket::write_to(ws.id(), "3 sent by id");
+        if m.as_text() == Some("then close") {
+            ws.close(Some(1000), &format!("n={n} own={own}"));
+        } else if m.as_text() == Some("then ping") {
+            ws.ping(b"4").unwrap();
+        }
+        // else: nothing more; what was sent by id leaves all the same.
+    }
+}
+
+/// The free `publish` and `write_to` reaching the connection whose
+/// handler is running keep the order of the calls with that handler's
+/// own writes, ping and close: nothing sent before `close()` is lost
+/// behind the Close, and what is counted arrives.
+#[test]
+fn free_sends_to_the_running_connection_keep_the_order_of_the_calls() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket("/p", |_r: &Request| FreeSendsThenClose)
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/p");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let texts = |s: &mut TcpStream, n: usize| -> Vec<(u8, String)> {
+        (0..n)
+            .map(|_| {
+                let (_, op, p) = read_frame(s).unwrap();
+                (op, String::from_utf8_lossy(&p).into_owned())
+            })
+            .collect()
+    };
+    let t = |op: u8, x: &str| (op, x.to_owned());
+    s.write_all(&client_frame(true, 1, b"just send")).unwrap();
+    assert_eq!(
+        texts(&mut s, 3),
+        [t(1, "1 published"), t(1, "2 written"), t(1, "3 sent by id")]
+    );
+    s.write_all(&client_frame(true, 1, b"then ping")).unwrap();
+    assert_eq!(
+        texts(&mut s, 4),
+        [
+            t(1, "1 published"),
+            t(1, "2 written"),
+            t(1, "3 sent by id"),
+            t(9, "4")
+        ]
+    );
+    s.write_all(&client_frame(true, 1, b"then close")).unwrap();
+    let got = texts(&mut s, 4);
+    assert_eq!(
+        got[..3],
+        [t(1, "1 published"), t(1, "2 written"), t(1, "3 sent by id")]
+    );
+    assert_eq!(got[3].0, 8);
+    assert!(got[3].1.ends_with("n=1 own=true"), "{got:?}");
 }

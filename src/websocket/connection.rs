@@ -618,6 +618,9 @@ impl WsConn {
                 log::error!("{} on_close panicked", self.core.id);
             }
         }
+        // Messages kept for it while it was out of its slot (sent to it by
+        // the free functions, from `on_close` too) can no longer leave.
+        drop(lp.cork().take_for(self.core.id));
         Action::Remove
     }
 

@@ -122,6 +122,7 @@ impl<'a> WebSocket<'a> {
         if self.core.finished {
             return Err(PingError::Closed);
         }
+        self.core.take_inbox(self.lp);
         self.core
             .session
             .send_ping(data, &mut self.core.out)
@@ -959,14 +960,22 @@ impl<'p> SharedFrame<'p> {
         match lp.with_idle(id, |p| queue_broadcast(p, lp, id, op, payload, frame)) {
             Ok(took) => took,
             Err(true) => {
-                // Being served right now: queue when it is put back.
+                // Out of its slot (its handler is running): kept, and
+                // queued when it next sends (so the order of the calls
+                // holds, a close of its own included) or is put back.
                 let (frame, payload) = self
                     .deferred
                     .get_or_insert_with(|| (Rc::from(&self.frame[..]), Rc::from(payload)))
                     .clone();
-                lp.with_conn(id, move |p, lp, id| {
-                    queue_broadcast(p, lp, id, op, &payload, &frame);
-                });
+                if lp.cork().keep_for_busy((id, op, frame, payload)) {
+                    lp.with_conn(id, move |p, lp, id| {
+                        if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
+                            c.core.take_inbox(lp);
+                        } else {
+                            lp.cork().take_for(id);
+                        }
+                    });
+                }
                 true
             }
             Err(false) => false,

@@ -58,6 +58,39 @@ pub(crate) struct Cork {
     /// Bytes of `frames` (headers and payloads), kept as they are held so
     /// that `buffered_amount` costs no walk over them.
     held: usize,
+    /// Messages the free `write_to`, `broadcast` and `publish` sent to a
+    /// connection out of its slot (its handler is running): queued when
+    /// it next sends anything itself, so the wire keeps the order of the
+    /// calls, or else when it is put back. See [`Core::take_inbox`].
+    inbox: Vec<Inbound>,
+}
+
+/// A message for a connection out of its slot: its id, the opcode, the
+/// encoded frame and the payload (shared by every receiver of a
+/// broadcast).
+pub(crate) type Inbound = (ConnId, OpCode, Rc<[u8]>, Rc<[u8]>);
+
+impl Cork {
+    /// Keeps `msg` for its connection, out of its slot; whether it is the
+    /// first kept for it (then the caller arranges delivery when the
+    /// connection is put back, in case it sends nothing itself).
+    pub(crate) fn keep_for_busy(&mut self, msg: Inbound) -> bool {
+        let first = !self.inbox.iter().any(|m| m.0 == msg.0);
+        self.inbox.push(msg);
+        first
+    }
+
+    /// The messages kept for `id`, in the order they were sent.
+    pub(crate) fn take_for(&mut self, id: ConnId) -> Vec<Inbound> {
+        if self.inbox.is_empty() {
+            return Vec::new();
+        }
+        let (mine, rest) = std::mem::take(&mut self.inbox)
+            .into_iter()
+            .partition(|m| m.0 == id);
+        self.inbox = rest;
+        mine
+    }
 }
 
 /// A server frame to write: its header, and its payload as a range of
@@ -477,6 +510,7 @@ impl Core {
         if self.finished {
             return Err(WebSocketClosedError);
         }
+        self.take_inbox(lp);
         if self.should_drop(lp) {
             return Ok(self.queued(lp));
         }
@@ -658,6 +692,18 @@ impl Core {
         pos - written
     }
 
+    /// Queues what the free `write_to`, `broadcast` and `publish` sent this
+    /// connection while its handler was running, ahead of what it sends
+    /// now: they were called first. One empty check when there is none.
+    pub(super) fn take_inbox(&mut self, lp: &IOLoop) {
+        let mine = lp.cork().take_for(self.id);
+        for (_, op, frame, payload) in mine {
+            if self.queue_shared(lp, op, &payload, &frame) {
+                self.mark_dirty(lp, self.id);
+            }
+        }
+    }
+
     /// Queues a broadcast frame; returns false if this connection cannot send.
     pub(super) fn queue_shared(
         &mut self,
@@ -775,6 +821,8 @@ impl Core {
         if self.finished || !self.session.state().can_send() {
             return;
         }
+        // What was sent to it before the close goes before the Close.
+        self.take_inbox(lp);
         if self.session.send_close(code, reason, &mut self.out).is_ok() {
             self.closed_by.get_or_insert(why);
             self.close_deadline = Ms::after(lp, self.settings.close_timeout);

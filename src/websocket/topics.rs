@@ -102,8 +102,9 @@ pub(super) fn with_subscribers<R>(
 /// Sends `msg` to every connection of the current thread's loop
 /// subscribed to `topic` (uWebSockets' `app.publish`), encoding the frame
 /// once, as [`broadcast`](super::broadcast) does; a connection whose
-/// handler is running now (the publisher's own) gets it after what that
-/// handler writes itself. Returns how many received it. It only queues:
+/// handler is running now (the publisher's own) gets it in the order of
+/// the calls, before what that handler writes or closes with after it.
+/// Returns how many received it. It only queues:
 /// no handler runs during it.
 ///
 /// ```no_run
