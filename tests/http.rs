@@ -3111,3 +3111,32 @@ fn close_wins_over_keep_alive() {
     let (_, head, _) = read_response(&mut s);
     assert!(head.contains("Connection: keep-alive"), "{head}");
 }
+
+/// A `Service` answering with the status of its path.
+struct StatusOfPath;
+impl cyclone::http::Service for StatusOfPath {
+    fn dispatch(&self, req: cyclone::http::Request) -> cyclone::http::Reply {
+        let status = req.path().trim_start_matches('/').parse().unwrap_or(500);
+        cyclone::http::Reply::Response(cyclone::http::Response::text(status, "body"))
+    }
+}
+
+/// A raw `Service`'s final status must be 200-599: an interim one (1xx)
+/// or one of four digits becomes a 500 (with an error logged), as
+/// `set_status` refuses them in a handler.
+#[test]
+fn a_service_status_outside_200_to_599_becomes_500() {
+    let srv = Server::start_with(|| {
+        cyclone::http::listen(
+            "127.0.0.1:0".parse().unwrap(),
+            std::rc::Rc::new(StatusOfPath),
+            cyclone::http::HttpLimits::default(),
+        )
+        .expect("listen")
+    });
+    for (asked, sent) in [(200, 200), (599, 599), (101, 500), (600, 500), (1000, 500)] {
+        let raw = format!("GET /{asked} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (status, _, _) = request(&srv, raw.as_bytes());
+        assert_eq!(status, sent, "asked {asked}");
+    }
+}

@@ -494,9 +494,10 @@ impl Drop for HttpConn {
 
 /// A final answer cannot be interim (1xx): it would leave the client
 /// waiting for the real one, and the next response would be taken as this
-/// request's. Such a response becomes a 500.
+/// request's. Nor can it be 600 or more, which has no status line. Such a
+/// response becomes a 500.
 fn final_response(resp: Response, peer: SocketAddr, req: Option<&Request>) -> Response {
-    if resp.status() >= 200 {
+    if (200..=599).contains(&resp.status()) {
         return resp;
     }
     log::error!(
