@@ -42,15 +42,16 @@ fn head_too_large_on_a_prefix_is_a_refusal_like_the_whole() {
 
 /// http_stream, first seconds of fuzzing (its input, after the limits and
 /// split bytes: `\r\n\nGET / HTTP/1/ HTTP:\x07GET //`, no line end after
-/// the request line). Whole, the head is refused at once (505: httparse
-/// sees the bad version before the line ends). Arriving in pieces, a head
+/// the request line). Whole, the head is refused at once (httparse sees
+/// the bad version before the line ends). Arriving in pieces, a head
 /// is re-validated only when a line completes (once per line, so a peer
 /// trickling bytes costs linear parsing, not the quadratic re-parse of
 /// CVE-2023-43669): byte by byte it is still `Partial` at the end of the
 /// input, and is refused the same way as soon as its line ends. Both
 /// refuse the request; this pins that the split path does refuse it once
 /// the line is complete (the harness expected the whole buffer's answer
-/// at once; it was a harness expectation, not a bug).
+/// at once; it was a harness expectation, not a bug). `HTTP/1/` is not
+/// the `HTTP/D.D` shape: 400, not 505.
 #[test]
 fn malformed_last_line_is_refused_when_it_ends_when_trickled() {
     use cyclone::http::reader::{HeadPoll, RequestReader};
@@ -64,7 +65,7 @@ fn malformed_last_line_is_refused_when_it_ends_when_trickled() {
     whole.push(stream);
     assert_eq!(
         whole.poll_head(&limits),
-        Err(ParseError::UnsupportedVersion)
+        Err(ParseError::Malformed("bad version"))
     );
 
     let mut trickled = RequestReader::new();
@@ -80,14 +81,14 @@ fn malformed_last_line_is_refused_when_it_ends_when_trickled() {
     // the line ends.
     assert_eq!(
         Request::parse_head(trickled.buffered(), &limits).err(),
-        Some(ParseError::UnsupportedVersion)
+        Some(ParseError::Malformed("bad version"))
     );
     trickled.push(b"\r");
     assert_eq!(trickled.poll_head(&limits), Ok(HeadPoll::Partial));
     trickled.push(b"\n");
     assert_eq!(
         trickled.poll_head(&limits),
-        Err(ParseError::UnsupportedVersion)
+        Err(ParseError::Malformed("bad version"))
     );
 }
 

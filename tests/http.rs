@@ -492,8 +492,13 @@ fn other_http_versions_get_505() {
     let (status, head, _) = request(&srv, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n");
     assert_eq!(status, 505, "{head}");
     assert!(head.starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\n"));
-    let (status, _, _) = request(&srv, b"GET / HTTP/x.y\r\nHost: x\r\n\r\n");
+    let (status, _, _) = request(&srv, b"GET / HTTP/3\r\nHost: x\r\n\r\n");
     assert_eq!(status, 400);
+    for bad in ["HTTP/x.y", "HTTP/1.1x", "HTTP/1.10", "HTTP/11.1"] {
+        let raw = format!("GET / {bad}\r\nHost: x\r\n\r\n");
+        let (status, _, _) = request(&srv, raw.as_bytes());
+        assert_eq!(status, 400, "{bad}");
+    }
 }
 
 /// A handler cannot inject header lines through a header name (CR/LF, or

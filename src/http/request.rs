@@ -165,11 +165,32 @@ fn version_error(buf: &[u8]) -> ParseError {
         .unwrap_or(buf.len())..];
     let mut parts = line.splitn(3, |&b| b == b' ');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(_), Some(_), Some([b'H', b'T', b'T', b'P', b'/', d, ..])) if d.is_ascii_digit() => {
+        // `HTTP/D.D` (RFC 9112 §2.3), or so far as the bytes go, that
+        // httparse refused: a version this server does not speak (505);
+        // anything else is malformed.
+        (Some(_), Some(_), Some(version)) if well_formed_version(version) => {
             ParseError::UnsupportedVersion
         }
         _ => ParseError::Malformed("bad version"),
     }
+}
+
+/// Whether `rest` (from the version on) starts with `HTTP/D.D` and a line
+/// end, or with a beginning of that if the bytes end first.
+fn well_formed_version(rest: &[u8]) -> bool {
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    let (version, complete) = (&rest[..end], end < rest.len());
+    let shape = b"HTTP/0.0";
+    if version.len() > shape.len() || (complete && version.len() != shape.len()) {
+        return false;
+    }
+    version.iter().zip(shape).all(|(&b, &want)| match want {
+        b'0' => b.is_ascii_digit(),
+        _ => b == want,
+    })
 }
 
 /// The error for a head over `max` bytes: [`ParseError::UriTooLong`] (414)
@@ -1267,6 +1288,10 @@ mod tests {
             &b"GET / HTTX/1.1\r\n\r\n"[..],
             b"GET / HTTP/x\r\n\r\n",
             b"GET / HTTP/a",
+            b"GET / HTTP/1.1x\r\n\r\n",
+            b"GET / HTTP/1.10\r\n\r\n",
+            b"GET / HTTP/2\r\n\r\n",
+            b"GET / HTTP/2.x",
         ] {
             assert_eq!(err(raw).status(), 400, "{raw:?}");
         }
