@@ -12,8 +12,8 @@
 //! future dropped) is skipped, and an item already handed to it is not
 //! lost: it goes to the next get, or back where it would leave next (a
 //! bounded queue may then hold more than `maxsize` until items are taken;
-//! puts wait meanwhile). [`Queue::items`] is Tornado's `async for item in q`, as a
-//! [`Stream`].
+//! puts wait meanwhile). [`Queue::items`] is Tornado's `async for item
+//! in q`, as a [`Stream`].
 //!
 //! ```
 //! use cyclone::ioloop::IOLoop;
@@ -189,9 +189,7 @@ impl<T> State<T> {
     fn take(&mut self) -> Option<T> {
         if let Some(putter) = first_live(&mut self.putters) {
             if let Some(next) = putter.item.borrow_mut().take() {
-                self.unfinished += 1;
-                self.finished.clear();
-                self.items.push(next);
+                self.admit(next);
             }
             putter.waiter.wake();
         }
