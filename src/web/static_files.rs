@@ -48,9 +48,10 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   after the modification time (RFC 9110 §13.2.2).
 /// * `Range: bytes=a-b`, `a-` and `-n` (`Accept-Ranges: bytes`): 206 with
 ///   `Content-Range` and only that part read from the file; 416 with
-///   `Content-Range: bytes */size` when no byte is in the file; a range
-///   covering the whole file is a 200, and several ranges or a malformed
-///   one are ignored (the whole file), as in Tornado. An `If-Range` that
+///   `Content-Range: bytes */size` when no byte is in the file or the
+///   range ends before it begins (`5-2`); a range covering the whole file
+///   is a 200, and several ranges or a malformed one are ignored (the
+///   whole file), as in Tornado. An `If-Range` that
 ///   is not the file's ETag (strong comparison) or `Last-Modified` date
 ///   also gets the whole file (RFC 9110 §13.1.5). The 416 answer is
 ///   `Content-Type: text/plain` with no body, as Tornado's.
@@ -259,11 +260,17 @@ impl StaticFiles {
             cx.redirect(&to, true);
             return Ok(None);
         }
-        let file = found.join(index);
-        match std::fs::metadata(&file) {
-            Ok(m) if m.is_file() => Ok(Some(file)),
+        // Checked as a request for it would be: a default file that is a
+        // symlink out of the root is refused too.
+        let sep = if rel.is_empty() || rel.ends_with('/') {
+            ""
+        } else {
+            "/"
+        };
+        match resolve_any(&self.root, &format!("{rel}{sep}{index}")) {
+            Ok(file) if file.is_file() => Ok(Some(file)),
             Ok(_) => Err(403),
-            Err(_) => Err(404),
+            Err(status) => Err(status),
         }
     }
 
@@ -565,8 +572,10 @@ fn parse_range(value: &str, size: u64) -> Option<Result<(u64, u64), Unsatisfiabl
             } else {
                 number(last)?
             };
+            // `5-2` (RFC 9110 §14.1.1: invalid) is answered 416, as
+            // Tornado answers it.
             if last < first {
-                return None;
+                return Some(Err(Unsatisfiable));
             }
             if first >= size {
                 return Some(Err(Unsatisfiable));
@@ -604,8 +613,8 @@ mod tests {
         assert_eq!(r("bytes=-0"), Some(Err(Unsatisfiable)));
         assert_eq!(parse_range("bytes=-1", 0), Some(Err(Unsatisfiable)));
         assert_eq!(parse_range("bytes=0-", 0), Some(Err(Unsatisfiable)));
+        assert_eq!(r("bytes=5-2"), Some(Err(Unsatisfiable)));
         for ignored in [
-            "bytes=5-2",
             "bytes=1-2,4-5",
             "items=0-1",
             "bytes=",
