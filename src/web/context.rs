@@ -132,6 +132,13 @@ pub(crate) fn is_protocol_relative(url: &str) -> bool {
 /// lookup scan millions of fields.
 pub const MAX_URLENCODED_ARGUMENTS: usize = 1000;
 
+/// Whether a body of `ctype` holds form arguments, as Tornado's
+/// `parse_body_arguments` decides (the type's start, case-sensitively):
+/// one test for parsing, limits and lookups alike.
+fn is_urlencoded(ctype: &str) -> bool {
+    ctype.starts_with("application/x-www-form-urlencoded")
+}
+
 /// Whether urlencoded `text` has more fields than
 /// [`MAX_URLENCODED_ARGUMENTS`], counted as Tornado counts them: one more
 /// than its `&`s (empty text has none).
@@ -891,11 +898,7 @@ impl<'a> RequestContext<'a> {
         *self.p.form_body.get_or_init(|| {
             self.request
                 .header("content-type")
-                .and_then(|ct| ct.split(';').next())
-                .is_some_and(|t| {
-                    t.trim()
-                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                })
+                .is_some_and(is_urlencoded)
         })
     }
 
@@ -1020,8 +1023,7 @@ impl<'a> RequestContext<'a> {
     /// request goes on.
     pub(crate) fn parse_body(&mut self) -> bool {
         let ctype = self.request.header("Content-Type").unwrap_or("");
-        let form = ctype.starts_with("application/x-www-form-urlencoded")
-            || ctype.starts_with("multipart/form-data");
+        let form = is_urlencoded(ctype) || ctype.starts_with("multipart/form-data");
         // Most requests (a GET, JSON) end here, after one header lookup.
         if !form {
             return true;
@@ -1029,9 +1031,7 @@ impl<'a> RequestContext<'a> {
         let body = self.request.body();
         let result = match self.request.header("Content-Encoding") {
             Some(coding) => Err(format!("Unsupported Content-Encoding: {coding}")),
-            None if ctype.starts_with("application/x-www-form-urlencoded")
-                && too_many_fields(body) =>
-            {
+            None if is_urlencoded(ctype) && too_many_fields(body) => {
                 Err("Invalid x-www-form-urlencoded body: Max number of fields exceeded".into())
             }
             None => multipart::parse(ctype, body)

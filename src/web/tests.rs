@@ -3566,3 +3566,64 @@ fn clear_starts_the_response_over_and_keeps_cookies() {
     assert_eq!(r.status(), 302);
     assert_eq!(r.header("Location"), Some("/elsewhere"));
 }
+
+/// A default filename that is a symlink out of the root is refused, as
+/// the same file asked for by name is (Tornado: 403); one inside the root
+/// is served.
+#[test]
+fn default_filename_symlinked_out_of_the_root_is_refused() {
+    let dir = TempDir::new("index-symlink");
+    let secret = dir.file("secret.txt", "TOP SECRET");
+    dir.file("root/sub/.keep", "");
+    dir.file("root/inside/page.html", "inside");
+    let link =
+        |from: &Path, to: &str| std::os::unix::fs::symlink(from, dir.path().join(to)).unwrap();
+    link(&secret, "root/sub/index.html");
+    link(&secret, "root/direct.html");
+    link(
+        &dir.path().join("root/inside/page.html"),
+        "root/inside/index.html",
+    );
+    let site = StaticFiles::new(dir.path().join("root")).with_default_filename("index.html");
+    let app = Application::builder()
+        .route("/s/(.*)", move || site.clone())
+        .build();
+    assert_eq!(get(&app, "/s/direct.html").status(), 403);
+    let r = get(&app, "/s/sub/");
+    assert_eq!(r.status(), 403);
+    assert!(!file_text(&r).contains("SECRET"));
+    let r = get(&app, "/s/inside/");
+    assert_eq!((r.status(), file_text(&r)), (200, "inside".to_owned()));
+    assert_eq!(get(&app, "/s/nothing-here/").status(), 404);
+}
+
+/// A form body is the same thing to the parser (its field limit, its
+/// refusal of a Content-Encoding) and to the lookups: Tornado's
+/// case-sensitive test of the type. A mixed-case type is no form, so
+/// nothing of it bypasses the limits.
+#[test]
+fn form_bodies_are_one_thing_to_the_limits_and_the_lookups() {
+    let app = Application::builder().route("/args", || Args).build();
+    let many = (0..5000)
+        .map(|i| format!("f{i}=1"))
+        .collect::<Vec<_>>()
+        .join("&")
+        + "&a=x";
+    let post = |ctype: &str, encoding: Option<&str>, body: &str| {
+        let mut headers = vec![("Content-Type", ctype)];
+        headers.extend(encoding.map(|e| ("Content-Encoding", e)));
+        let mut req = Request::synthetic("POST", "/args", &headers);
+        req.set_body(body.as_bytes().to_vec());
+        dispatch(&app, req)
+    };
+    let form = "application/x-www-form-urlencoded";
+    let mixed = "Application/X-WWW-Form-Urlencoded";
+    assert_eq!(post(form, None, &many).status(), 400);
+    assert_eq!(post(form, Some("gzip"), "a=x").status(), 400);
+    for r in [post(mixed, None, &many), post(mixed, Some("gzip"), "a=x")] {
+        assert_eq!(r.status(), 200);
+        assert!(!text(&r).contains("\"x\""), "read as a form: {}", text(&r));
+    }
+    let r = post(form, None, "a=x");
+    assert!(text(&r).starts_with("Some(\"x\")"), "{}", text(&r));
+}
