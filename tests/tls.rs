@@ -897,6 +897,83 @@ mod client {
         });
     }
 
+    /// A client whose Close the server answered, but that keeps the TCP
+    /// connection open: the client stops waiting for it to close (RFC 6455
+    /// §7.1.1) after its close wait, and ends its TLS with a close_notify
+    /// first (RFC 8446 §6.1), so the server reads a clean end, not a
+    /// truncation.
+    #[test]
+    fn the_client_sends_close_notify_when_it_stops_waiting() {
+        let certs = make_certs();
+        let tls = ServerTls::from_pem(certs.cert.as_bytes(), certs.key.as_bytes()).unwrap();
+        let config = tls.config().clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut b = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut b).unwrap();
+                head.extend_from_slice(&b[..n]);
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let key = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap()
+                .trim()
+                .to_owned();
+            let accept = cyclone::protocol::handshake::accept_key(key.as_bytes());
+            let accept = std::str::from_utf8(&accept).unwrap().to_owned();
+            write!(
+                s,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            )
+            .unwrap();
+            s.flush().unwrap();
+            let _ = s.read(&mut b); // the client's Close
+            s.write_all(&[0x88, 2, 0x03, 0xe8]).unwrap();
+            s.flush().unwrap();
+            let end = loop {
+                match s.read(&mut b) {
+                    Ok(0) => break "close_notify".to_owned(),
+                    Ok(_) => {}
+                    Err(e) => break e.to_string(),
+                }
+            };
+            tx.send(end).unwrap();
+        });
+        watchdog();
+        let opts = ConnectOptions {
+            tls_config: Some(client_config(&certs)),
+            ..ConnectOptions::default()
+        };
+        IOLoop::current().run_sync(async move {
+            let url = format!("wss://localhost:{port}/");
+            let conn = websocket_connect_opts(&url, opts).await.expect("connect");
+            conn.close(Some(1000), "");
+            assert_eq!(conn.read_message().await, None);
+            assert_eq!(conn.close_code(), Some(1000));
+            // The loop runs on while the client waits for the server.
+            let end = loop {
+                if let Ok(end) = rx.try_recv() {
+                    break end;
+                }
+                cyclone::ioloop::sleep(Duration::from_millis(20)).await;
+            };
+            assert_eq!(
+                end, "close_notify",
+                "the server's TLS read ended with an error"
+            );
+        });
+    }
+
     /// A server whose certificate the client does not trust: a typed
     /// error with rustls' reason, and the server counts the failed
     /// handshake (the client's alert).

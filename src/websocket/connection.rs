@@ -601,8 +601,13 @@ impl WsConn {
             // truncation (RFC 8446 §6.1). Only once everything queued has
             // left: behind a cut message it would make the cut look clean.
             // Best effort; a no-op if already sent (`finish_io`), and for
-            // plain TCP (one compare).
-            if self.core.stream.is_tls() && !self.core.is_client && self.core.flushed() {
+            // plain TCP (one compare). A client whose closing handshake is
+            // done waits for the server to close first (RFC 6455 §7.1.1):
+            // its close_notify goes when that wait ends.
+            if self.core.stream.is_tls()
+                && (!self.core.is_client || !self.core.session.state().is_closed())
+                && self.core.flushed()
+            {
                 self.core.stream.shut_write();
             }
             // Flow-control futures resolve: nothing more will be sent.
@@ -715,7 +720,14 @@ impl Pollable for WsConn {
 
     fn on_deadline(&mut self, lp: &IOLoop, id: ConnId, now: Instant) -> Action {
         if self.core.lingering {
-            return Action::remove_if(self.core.close_deadline.passed(lp, now));
+            let done = self.core.close_deadline.passed(lp, now);
+            if done && self.core.is_client && self.core.stream.is_tls() {
+                // The server did not close in time: the client drops the
+                // connection, with the close_notify TLS asks for first
+                // (RFC 8446 §6.1; best effort).
+                self.core.stream.shut_write();
+            }
+            return Action::remove_if(done);
         }
         if self.core.close_deadline.passed(lp, now) && self.core.hung_up_while_held() {
             crate::ioloop::warn_limited("held_after_hang_up", || {
