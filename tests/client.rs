@@ -590,6 +590,113 @@ fn connect_raw(respond: fn(&str) -> Vec<u8>) -> Result<(), ConnectError> {
     })
 }
 
+/// An empty port is the scheme's (RFC 3986 §3.2.3).
+#[test]
+fn an_empty_port_is_the_default_one() {
+    assert_eq!(
+        WsUrl::parse("ws://example.com:/").map(|u| u.port).ok(),
+        Some(80)
+    );
+    assert_eq!(WsUrl::parse("ws://[::1]:/x").map(|u| u.port).ok(), Some(80));
+    #[cfg(feature = "tls")]
+    assert_eq!(
+        WsUrl::parse("wss://example.com:").map(|u| u.port).ok(),
+        Some(443)
+    );
+}
+
+/// A subprotocol is a token, offered once (RFC 6455 §4.1): one with a line
+/// end, a comma or a space is refused before anything is sent (a line end
+/// would add a header of its own).
+#[test]
+fn subprotocols_that_are_not_tokens_are_refused_unsent() {
+    let (addr, rx) = raw_server(|key| switching_protocols(key).into_bytes());
+    watchdog(Duration::from_secs(10));
+    for bad in [
+        &["chat\r\nX-Injected: yes"][..],
+        &["a, b"],
+        &["a b"],
+        &[""],
+        &["chat", "chat"],
+    ] {
+        let opts = ConnectOptions {
+            subprotocols: bad.iter().map(|p| p.to_string()).collect(),
+            ..ConnectOptions::default()
+        };
+        let res = IOLoop::current().run_sync(async move {
+            websocket_connect_opts(&format!("ws://{addr}/"), opts)
+                .await
+                .map(|_| ())
+        });
+        assert!(
+            matches!(res, Err(ConnectError::InvalidSubprotocol(_))),
+            "{bad:?}: {res:?}"
+        );
+    }
+    // The raw server answers one connection: the valid offer gets it, so
+    // none of the refused ones connected.
+    drop(rx);
+    let opts = ConnectOptions {
+        subprotocols: vec!["chat".into(), "v2.chat".into()],
+        ..ConnectOptions::default()
+    };
+    let res = IOLoop::current().run_sync(async move {
+        websocket_connect_opts(&format!("ws://{addr}/"), opts)
+            .await
+            .map(|_| ())
+    });
+    assert!(res.is_ok(), "{res:?}");
+}
+
+/// RFC 6455 §4.1 item 2: the 101's `Upgrade` is `websocket` and nothing
+/// else; a list naming it among others, or two `Upgrade` headers, fail.
+#[test]
+fn an_upgrade_field_other_than_websocket_fails_the_client() {
+    let listed: fn(&str) -> Vec<u8> = |key| {
+        switching_protocols(key)
+            .replace("Upgrade: websocket", "Upgrade: h2c, websocket")
+            .into_bytes()
+    };
+    let twice: fn(&str) -> Vec<u8> = |key| {
+        switching_protocols(key)
+            .replace("Upgrade: websocket", "Upgrade: websocket\r\nUpgrade: h2c")
+            .into_bytes()
+    };
+    let cased: fn(&str) -> Vec<u8> = |key| {
+        switching_protocols(key)
+            .replace("Upgrade: websocket", "Upgrade:  WebSocket ")
+            .into_bytes()
+    };
+    for respond in [listed, twice] {
+        let res = connect_raw(respond);
+        assert!(
+            matches!(
+                res,
+                Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
+            ),
+            "{res:?}"
+        );
+    }
+    assert!(connect_raw(cased).is_ok());
+}
+
+/// Interim answers before the 101 (`100 Continue`, `103 Early Hints`) are
+/// skipped (RFC 9110 §15.2); a server sending nothing else gets its
+/// status back after a few of them.
+#[test]
+fn interim_responses_before_the_101_are_skipped() {
+    let res = connect_raw(|key| {
+        format!(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n{}",
+            switching_protocols(key)
+        )
+        .into_bytes()
+    });
+    assert!(res.is_ok(), "{res:?}");
+    let res = connect_raw(|_| "HTTP/1.1 100 Continue\r\n\r\n".repeat(20).into_bytes());
+    assert_eq!(res.err().and_then(|e| e.status()), Some(100));
+}
+
 #[test]
 fn wrong_accept_key_is_typed() {
     let res = connect_raw(|_| {
@@ -817,6 +924,10 @@ fn refused_and_bad_urls() {
         "ws://::1/",
         "ws://[::1/",
         "nonsense",
+        "ws://host:+80/",
+        "ws://host:8 0/",
+        "ws://ho st/",
+        "ws://host\r\nX-Injected: yes/",
     ] {
         assert!(
             matches!(WsUrl::parse(bad), Err(ConnectError::InvalidUrl(_))),

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use crate::protocol::handshake::header_has_token;
+pub(crate) use crate::protocol::handshake::is_tchar;
 
 /// Span of bytes inside the raw head: `(start, end)`.
 type Span = (u32, u32);
@@ -222,11 +223,6 @@ fn valid_host(value: &[u8]) -> bool {
     value
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
-}
-
-/// Whether `b` is a `tchar` (RFC 9110 §5.6.2): a byte of a token.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn is_token(s: &[u8]) -> bool {

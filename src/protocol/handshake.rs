@@ -368,7 +368,10 @@ pub fn parse_client_response(
             body: buf[head_len..].to_vec(),
         });
     }
-    let (mut upgrade, mut connection) = (false, false);
+    // RFC 6455 §4.1 item 2: the `Upgrade` field must be `websocket`, no
+    // more (a second `Upgrade` header makes the field a list).
+    let mut upgrade: Option<bool> = None;
+    let mut connection = false;
     // Whether the one `Sec-WebSocket-Accept` seen so far is right.
     let mut accept_ok: Option<bool> = None;
     let mut subprotocol: Option<String> = None;
@@ -377,7 +380,7 @@ pub fn parse_client_response(
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= header_has_token(h.value, "websocket");
+            upgrade = Some(upgrade.is_none() && trim(h.value).eq_ignore_ascii_case(b"websocket"));
         } else if name.eq_ignore_ascii_case("connection") {
             connection |= header_has_token(h.value, "upgrade");
         } else if name.eq_ignore_ascii_case("sec-websocket-accept") {
@@ -413,7 +416,7 @@ pub fn parse_client_response(
             }
         }
     }
-    if !upgrade {
+    if upgrade != Some(true) {
         return Err(HandshakeError::InvalidResponse(
             "missing Upgrade: websocket".into(),
         ));
@@ -457,9 +460,10 @@ pub struct ExtensionOffer {
     pub params: Vec<(String, Option<String>)>,
 }
 
+/// Whether `b` may be part of a token (RFC 7230 §3.2.6 `tchar`): what
+/// extension names and subprotocols (RFC 6455 §4.1) are made of.
 #[inline]
-fn is_tchar(b: u8) -> bool {
-    // RFC 7230 §3.2.6 tchar
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use crate::protocol::handshake::is_tchar;
+
 /// Parts a body may hold at most (Tornado's `ParseMultipartConfig.max_parts`).
 pub(crate) const MAX_PARTS: usize = 100;
 /// Bytes of headers a part may have at most (`max_part_header_size`).
@@ -183,11 +185,6 @@ fn part_headers(head: &str) -> Result<HashMap<String, String>, String> {
             .or_insert_with(|| value.to_string());
     }
     Ok(out)
-}
-
-/// RFC 9110's `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// One RFC 2231 piece of a parameter: its number (`name*N`), its text,

@@ -28,6 +28,11 @@ use crate::websocket::CloseReason;
 /// Largest response head (plus error body) read during the handshake.
 const MAX_RESPONSE: usize = 1024 * 1024;
 
+/// Interim (1xx) responses skipped before the 101 at most; one more is
+/// taken as the answer (a `BadStatus`), so a server cannot keep the
+/// handshake going with them until the connect timeout.
+const MAX_INTERIM: usize = 8;
+
 // ---- the connecting Pollable ----------------------------------------------
 
 pub(super) type OnDone = Box<dyn FnOnce(Result<ConnId, ConnectError>)>;
@@ -463,6 +468,7 @@ pub(super) fn start_connect(
     on_done: OnDone,
 ) -> Result<ConnId, ConnectError> {
     let url = WsUrl::parse(url)?;
+    check_subprotocols(&opts.subprotocols)?;
     let tls = tls_for(&url, &opts)?;
     let literal = url
         .host
@@ -470,6 +476,19 @@ pub(super) fn start_connect(
         .ok()
         .map(|ip| vec![SocketAddr::new(ip, url.port)]);
     start_connect_to(url, tls, literal, opts, handler, on_done)
+}
+
+/// RFC 6455 §4.1: the subprotocols offered are tokens, each once (one
+/// with a comma, a space or a line end would be read as several, or as
+/// another header).
+fn check_subprotocols(offered: &[String]) -> Result<(), ConnectError> {
+    for (i, p) in offered.iter().enumerate() {
+        let token = !p.is_empty() && p.bytes().all(crate::protocol::handshake::is_tchar);
+        if !token || offered[..i].contains(p) {
+            return Err(ConnectError::InvalidSubprotocol(p.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// [`start_connect`] with the addresses to try in order, or `None` to
@@ -579,6 +598,8 @@ struct ResponseReader {
     line_seen: bool,
     /// The head is a non-101 one: waiting for its body.
     body: Option<BodyWait>,
+    /// Interim (1xx) heads skipped before the answer.
+    interim: usize,
     /// Full parses of the buffer so far, and the bytes they went over.
     #[cfg(test)]
     parses: (usize, usize),
@@ -606,8 +627,24 @@ impl ResponseReader {
         key: &[u8; 24],
         offered_protocols: &[String],
     ) -> Result<Option<ClientResponse>, ConnectError> {
-        if self.body.is_none() {
+        while self.body.is_none() {
             match self.poll_head(eof, key, offered_protocols) {
+                Err(HandshakeError::BadStatus { status, body })
+                    if (100..200).contains(&status) && self.interim < MAX_INTERIM =>
+                {
+                    // An interim answer before the 101 (RFC 9110 §15.2: a
+                    // client parses 1xx responses it did not expect) is
+                    // skipped, and the head after it read afresh.
+                    let head_len = self.buf.len() - body.len();
+                    self.buf.drain(..head_len);
+                    *self = ResponseReader {
+                        buf: std::mem::take(&mut self.buf),
+                        interim: self.interim + 1,
+                        #[cfg(test)]
+                        parses: self.parses,
+                        ..ResponseReader::default()
+                    };
+                }
                 Err(HandshakeError::BadStatus { status, body }) => {
                     let head_len = self.buf.len() - body.len();
                     let want = content_length(&self.buf[..head_len]).unwrap_or(0);

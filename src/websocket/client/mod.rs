@@ -144,6 +144,10 @@ impl ConnectOptions {
 pub enum ConnectError {
     /// The URL is not `ws[s]://host[:port][/path][?query]`.
     InvalidUrl(String),
+    /// A subprotocol of [`ConnectOptions::subprotocols`] is not a token
+    /// (RFC 6455 §4.1: printable ASCII without separators, not empty) or
+    /// is offered twice; nothing was sent.
+    InvalidSubprotocol(String),
     /// A `wss://` URL in a build without the `tls` feature.
     Tls,
     /// The TLS handshake of a `wss://` connection failed: the server's
@@ -197,6 +201,12 @@ impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnectError::InvalidUrl(why) => write!(f, "invalid WebSocket URL: {why}"),
+            ConnectError::InvalidSubprotocol(p) => {
+                write!(
+                    f,
+                    "invalid or repeated subprotocol {p:?} (a token is required)"
+                )
+            }
             ConnectError::Tls => {
                 f.write_str("wss:// URL, but cyclone was built without its `tls` feature")
             }
@@ -304,9 +314,15 @@ impl WsUrl {
         if host.contains(':') && !authority.starts_with('[') {
             return Err(bad("IPv6 addresses need brackets"));
         }
+        if authority.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad("space or control character in the host"));
+        }
+        // An empty port is the default one (RFC 3986 §3.2.3); a port is
+        // digits only (`+80` would reach the Host header).
         let port = match port {
-            None if secure => 443,
-            None => 80,
+            None | Some("") if secure => 443,
+            None | Some("") => 80,
+            Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => return Err(bad("invalid port")),
             Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
         };
         Ok(WsUrl {
