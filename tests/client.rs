@@ -697,6 +697,43 @@ fn interim_responses_before_the_101_are_skipped() {
     assert_eq!(res.err().and_then(|e| e.status()), Some(100));
 }
 
+/// An empty `Sec-WebSocket-Protocol` names no subprotocol (as Tornado's
+/// client reads it), rather than an unrequested one.
+#[test]
+fn an_empty_subprotocol_header_names_none() {
+    let res = connect_raw(|key| {
+        switching_protocols(key)
+            .replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: \r\n\r\n")
+            .into_bytes()
+    });
+    assert!(res.is_ok(), "{res:?}");
+}
+
+/// A refusal whose announced body does not come whole before the connect
+/// timeout is reported as the refusal (its status, the body so far), not
+/// as a bare timeout.
+#[test]
+fn a_refusal_cut_short_keeps_its_status() {
+    let (addr, _rx) =
+        raw_server(|_| b"HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\npartial".to_vec());
+    watchdog(Duration::from_secs(10));
+    let opts = ConnectOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..ConnectOptions::default()
+    };
+    let res = IOLoop::current().run_sync(async move {
+        websocket_connect_opts(&format!("ws://{addr}/"), opts)
+            .await
+            .map(|_| ())
+    });
+    match res {
+        Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+            assert_eq!((status, body.as_slice()), (503, &b"partial"[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn wrong_accept_key_is_typed() {
     let res = connect_raw(|_| {

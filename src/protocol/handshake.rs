@@ -396,6 +396,10 @@ pub fn parse_client_response(
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
             let p = std::str::from_utf8(trim(h.value))
                 .map_err(|_| HandshakeError::InvalidResponse("non-UTF-8 subprotocol".into()))?;
+            if p.is_empty() {
+                // An empty field names none (Tornado reads it so too).
+                continue;
+            }
             // "If the response includes a |Sec-WebSocket-Protocol| header field
             // and this header field indicates the use of a subprotocol that was
             // not present in the client's handshake [...] the client MUST

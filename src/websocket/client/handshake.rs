@@ -405,7 +405,9 @@ impl Pollable for ClientHandshake {
 
     fn on_deadline(&mut self, _lp: &IOLoop, _id: ConnId, now: Instant) -> Action {
         if now >= self.deadline {
-            return self.fail(ConnectError::Timeout);
+            // A refusal whose body never came whole is still a refusal.
+            let e = self.response.cut_short().unwrap_or(ConnectError::Timeout);
+            return self.fail(e);
         }
         Action::Keep
     }
@@ -612,6 +614,16 @@ impl ResponseReader {
 
     fn is_empty(&self) -> bool {
         self.buf.is_empty()
+    }
+
+    /// A non-101 answer whose announced body is still awaited, as its
+    /// status with what of the body arrived.
+    fn cut_short(&self) -> Option<ConnectError> {
+        let w = self.body.as_ref()?;
+        Some(ConnectError::Handshake(HandshakeError::BadStatus {
+            status: w.status,
+            body: self.buf[w.head_len..].to_vec(),
+        }))
     }
 
     /// What arrived after a head `head_len` long (the first frames).
