@@ -121,8 +121,10 @@ impl RequestHandler for Stream {
         cx.write("one;");
         let later = cx.asynchronous();
         later.flush();
-        // Too late: the head went out with the flush.
+        // Too late: the head went out with the flush (each is ignored
+        // with a warning; a redirect does not end the stream either).
         later.with(|cx| cx.set_header("X-After-Flush", "1"));
+        later.with(|cx| cx.redirect("/elsewhere", false));
         self.0.streams.borrow_mut().push(later);
     }
     fn on_finish(&mut self, status: u16) {

@@ -699,7 +699,9 @@ impl<'a> RequestContext<'a> {
     /// to keep the method and body. A status outside 300–399 answers 500
     /// and logs an error (Tornado asserts).
     pub fn redirect_with_status(&mut self, url: &str, status: u16) {
-        if !self.writable("redirect") {
+        // After a flush the status is out: ignored with a warning (Tornado
+        // raises "Cannot redirect after headers have been written").
+        if !self.head_writable("redirect") {
             return;
         }
         if !(300..=399).contains(&status) {
