@@ -897,11 +897,14 @@ impl Request {
         self.query_arguments(name).pop()
     }
 
-    /// The cookie named `name`, from the `Cookie` headers.
+    /// The cookie named `name`, from the `Cookie` headers. A value in
+    /// double quotes is unquoted as Tornado's `parse_cookie` does (Python's
+    /// `http.cookies`: `\"` and `\\` escapes, `\ooo` octal ones); any other
+    /// value is taken as it is.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.cookie_pairs()
             .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.trim_matches('"').to_string())
+            .map(|(_, v)| unquote_cookie(v))
     }
 
     /// Each `name=value` of the `Cookie` headers, both trimmed, in order.
@@ -1048,6 +1051,38 @@ impl<'a> Iterator for RawHeaders<'a> {
     }
 }
 
+/// Python's `http.cookies._unquote`, which Tornado's `parse_cookie`
+/// applies: a value in double quotes loses them, `\ooo` (octal, up to
+/// 0o377) becomes that character and `\c` becomes `c`. A value not
+/// quoted at both ends is kept whole.
+fn unquote_cookie(v: &str) -> String {
+    let inner = match v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if v.len() >= 2 => inner,
+        _ => return v.to_owned(),
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let rest = chars.as_str().as_bytes();
+        match rest {
+            [a @ b'0'..=b'3', b @ b'0'..=b'7', d @ b'0'..=b'7', ..] => {
+                let code = (a - b'0') * 64 + (b - b'0') * 8 + (d - b'0');
+                out.push(char::from(code));
+                chars = chars.as_str()[3..].chars();
+            }
+            _ => match chars.next() {
+                Some(next) => out.push(next),
+                None => out.push('\\'),
+            },
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1094,6 +1129,17 @@ mod tests {
         );
         assert_eq!(r.cookie("sid").as_deref(), Some("abc"));
         assert_eq!(r.cookie("nope"), None);
+        // Quoted values are unquoted as Python's http.cookies does; others
+        // are kept whole (an unbalanced quote included).
+        let r = parse(
+            "GET / HTTP/1.1\r\nHost: h\r\nCookie: q=\"a b\\\"c\\\\d\\303\\251\"; \
+             half=\"abc; end=abc\"; two=\"\"x\"\"; lone=\"a\\\"\r\n\r\n",
+        );
+        assert_eq!(r.cookie("q").as_deref(), Some("a b\"c\\d\u{c3}\u{a9}"));
+        assert_eq!(r.cookie("half").as_deref(), Some("\"abc"));
+        assert_eq!(r.cookie("end").as_deref(), Some("abc\""));
+        assert_eq!(r.cookie("two").as_deref(), Some("\"x\""));
+        assert_eq!(r.cookie("lone").as_deref(), Some("a\\"));
         assert!(r.keep_alive());
     }
 
