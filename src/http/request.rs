@@ -964,6 +964,19 @@ impl fmt::Debug for Request {
 /// Decodes `%XX` escapes (and `+` as space when `plus` is true); invalid
 /// escapes are kept literally, invalid UTF-8 is replaced.
 pub fn percent_decode(s: &str, plus: bool) -> String {
+    match String::from_utf8(percent_decode_bytes(s, plus)) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// [`percent_decode`], `None` when the bytes decoded are not UTF-8 (where
+/// Tornado's `decode_argument` answers 400).
+pub(crate) fn percent_decode_utf8(s: &str, plus: bool) -> Option<String> {
+    String::from_utf8(percent_decode_bytes(s, plus)).ok()
+}
+
+fn percent_decode_bytes(s: &str, plus: bool) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -985,7 +998,7 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// The decoded values of the pairs named `name` in an

@@ -23,7 +23,8 @@ use super::template::{
     read_source, resolve_name, AppParts, Template, TemplateError, MAX_INCLUDE_DEPTH,
 };
 use super::ui_module::{ActiveModules, ModuleContext, UiModule, UiModuleFactory};
-use crate::http::{self, percent_decode, Reply, Request, Response, Service};
+use crate::http::request::percent_decode_utf8;
+use crate::http::{self, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
 use crate::websocket::settings::RouteSettings;
 use crate::websocket::{self, WebSocketHandler, WebSocketSettings};
@@ -709,20 +710,25 @@ impl Application {
 
     /// The first route matching `path` and its captures, percent-decoded
     /// (Tornado matches the raw path, then unquotes each capture; a group
-    /// that did not participate gives `""`).
-    fn find(&self, path: &str) -> Option<(&Route, Vec<String>)> {
+    /// that did not participate gives `""`). `Err` with the raw capture
+    /// when one does not decode to UTF-8 (Tornado's 400).
+    fn find(&self, path: &str) -> Option<(&Route, Result<Vec<String>, String>)> {
         self.inner.routes.iter().find_map(|route| {
             // `captures` allocates its slots on every call; a route without
             // groups (most WebSocket routes) needs only a yes or no.
             if route.regex.captures_len() == 1 {
-                return route.is_match(path).then(|| (route, Vec::new()));
+                return route.is_match(path).then(|| (route, Ok(Vec::new())));
             }
             let caps = route.regex.captures(path)?;
-            let args = caps
-                .iter()
-                .skip(1)
-                .map(|m| m.map_or_else(String::new, |m| percent_decode(m.as_str(), false)))
-                .collect();
+            let args =
+                caps.iter()
+                    .skip(1)
+                    .map(|m| match m {
+                        None => Ok(String::new()),
+                        Some(m) => percent_decode_utf8(m.as_str(), false)
+                            .ok_or_else(|| m.as_str().to_owned()),
+                    })
+                    .collect();
             Some((route, args))
         })
     }
@@ -812,7 +818,9 @@ impl Application {
     /// A handler route's body taken as it arrives: see
     /// [`ApplicationBuilder::stream_request_body`].
     fn streamed_body(&self, req: &Request) -> Option<Box<dyn crate::http::BodySink>> {
-        let (route, args) = self.find(req.path())?;
+        let (route, Ok(args)) = self.find(req.path())? else {
+            return None;
+        };
         let Target::Handler(factory) = &route.target else {
             return None;
         };
@@ -865,6 +873,16 @@ impl Service for Application {
             // handler's page.
             super::context::compress_response(&self.inner.shared.settings, &req, &mut not_found);
             return Reply::Response(not_found);
+        };
+        let args = match args {
+            Ok(args) => args,
+            Err(raw) => {
+                // Tornado's `decode_argument`: "Invalid unicode in url".
+                let head: String = raw.chars().take(40).collect();
+                let why = format!("Invalid unicode in url: {head:?}");
+                log::warn!("400 {} {}: {why}", req.method(), req.path());
+                return Reply::Response(Response::error(400, Some(&why)));
+            }
         };
         match &route.target {
             Target::Handler(factory) => {

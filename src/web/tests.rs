@@ -136,6 +136,12 @@ fn routes_are_anchored_and_captures_unquoted() {
     assert_eq!(text(&get(&app, "/opt/xy")), "[x|y]");
     // The query string is not part of the match.
     assert_eq!(text(&get(&app, "/a/7?x=/b")), "[7]");
+    // A capture is UTF-8 once unquoted, or the request is refused as
+    // Tornado's decode_argument refuses it.
+    assert_eq!(text(&get(&app, "/echo/h%C3%A9")), "[hé]");
+    let r = get(&app, "/echo/a%FFb");
+    assert_eq!(r.status(), 400);
+    assert!(text(&r).contains("Invalid unicode in url"), "{}", text(&r));
 }
 
 #[test]
