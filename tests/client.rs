@@ -580,6 +580,17 @@ fn switching_protocols(key: &str) -> String {
     )
 }
 
+/// The client refused the server's 101 as malformed.
+fn assert_invalid_response(res: Result<(), ConnectError>) {
+    assert!(
+        matches!(
+            res,
+            Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
+        ),
+        "{res:?}"
+    );
+}
+
 fn connect_raw(respond: fn(&str) -> Vec<u8>) -> Result<(), ConnectError> {
     let (addr, _) = raw_server(respond);
     watchdog(Duration::from_secs(10));
@@ -668,14 +679,7 @@ fn an_upgrade_field_other_than_websocket_fails_the_client() {
             .into_bytes()
     };
     for respond in [listed, twice] {
-        let res = connect_raw(respond);
-        assert!(
-            matches!(
-                res,
-                Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
-            ),
-            "{res:?}"
-        );
+        assert_invalid_response(connect_raw(respond));
     }
     assert!(connect_raw(cased).is_ok());
 }
@@ -769,14 +773,7 @@ fn duplicate_accept_header_fails_the_connection() {
         .into()
     };
     for respond in [wrong_then_right, right_twice] {
-        let res = connect_raw(respond);
-        assert!(
-            matches!(
-                res,
-                Err(ConnectError::Handshake(HandshakeError::InvalidResponse(_)))
-            ),
-            "{res:?}"
-        );
+        assert_invalid_response(connect_raw(respond));
     }
 }
 
