@@ -134,3 +134,38 @@ fn a_while_that_never_ends_stops_at_the_step_budget() {
         "{err}"
     );
 }
+
+/// http_request and http_stream, 30 s runs in CI after the version rule
+/// became `HTTP/D.D` (400 for anything else, 505 for that shape): httparse
+/// refuses a version at its first byte past `HTTP/1.`, and a prefix that
+/// ended there (`HTTP/0`, `HTTP/0.1`) was answered 505 while the whole
+/// line (`HTTP/0.1\x0f`, `HTTP/0\xf3...`) is malformed (400). A version
+/// still a beginning of the shape now waits for more, so every prefix's
+/// first answer is the whole head's.
+#[test]
+fn a_version_is_judged_only_once_its_shape_is_decided() {
+    let limits = HeadLimits {
+        max_head_bytes: 1024,
+        max_headers: 32,
+    };
+    let answer = |buf: &[u8]| match Request::parse_head(buf, &limits) {
+        Ok(HeadStatus::Partial) => None,
+        Ok(HeadStatus::Complete(..)) => Some(Ok(())),
+        Err(e) => Some(Err(e)),
+    };
+    for (whole, want) in [
+        (&b"\n\tPOST /p HTTP/0.1\x0f\nHost: 1\r\n\r\n"[..], 400),
+        (b"\r\n\nGET /2 HTTP/0\xf3\xf3\xf3\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+        (b"GET / HTTP/1.10\r\n\r\n", 400),
+    ] {
+        let first = (0..=whole.len())
+            .find_map(|end| answer(&whole[..end]))
+            .expect("an answer");
+        assert_eq!(first, answer(whole).unwrap(), "{whole:?}");
+        match first {
+            Err(e) => assert_eq!(e.status(), want, "{whole:?}"),
+            Ok(()) => panic!("accepted: {whole:?}"),
+        }
+    }
+}

@@ -152,12 +152,14 @@ fn expect_tokens(value: &[u8]) -> u8 {
 
 /// The error for a request line httparse refused for its version:
 /// [`ParseError::UnsupportedVersion`] (505) when the version is well-formed
-/// (`HTTP/` and a digit: `HTTP/2.0`, `HTTP/1.2`), else 400.
-///
-/// Only the bytes up to that digit decide, and httparse refuses a version
-/// only once it has them: a prefix of the head refused for its version
-/// gets the same answer as the whole head.
-fn version_error(buf: &[u8]) -> ParseError {
+/// (`HTTP/D.D` then the line's end, RFC 9112 §2.3: `HTTP/2.0`,
+/// `HTTP/1.2`), [`ParseError::Malformed`] (400) as soon as it leaves that
+/// shape (`HTTP/1.1x`, `HTTP/2`, `HTTP/1.10`), and `None` (wait for more)
+/// while its bytes so far are a beginning of it: httparse refuses a
+/// version at its first byte past `HTTP/1.`, before the rest has come, so
+/// that a prefix of the head refused for its version gets the same answer
+/// as the whole head.
+fn version_error(buf: &[u8]) -> Option<ParseError> {
     // httparse skips empty lines before the request line, then reads
     // `method SP target SP version`.
     let line = &buf[buf
@@ -169,29 +171,44 @@ fn version_error(buf: &[u8]) -> ParseError {
         // `HTTP/D.D` (RFC 9112 §2.3), or so far as the bytes go, that
         // httparse refused: a version this server does not speak (505);
         // anything else is malformed.
-        (Some(_), Some(_), Some(version)) if well_formed_version(version) => {
-            ParseError::UnsupportedVersion
-        }
-        _ => ParseError::Malformed("bad version"),
+        (Some(_), Some(_), Some(version)) => match version_shape(version) {
+            Shape::Whole => Some(ParseError::UnsupportedVersion),
+            Shape::SoFar => None,
+            Shape::Other => Some(ParseError::Malformed("bad version")),
+        },
+        _ => Some(ParseError::Malformed("bad version")),
     }
 }
 
-/// Whether `rest` (from the version on) starts with `HTTP/D.D` and a line
-/// end, or with a beginning of that if the bytes end first.
-fn well_formed_version(rest: &[u8]) -> bool {
+/// How the bytes from the version on compare with `HTTP/D.D` and a line
+/// end.
+enum Shape {
+    /// That shape, whole.
+    Whole,
+    /// A beginning of it: the bytes end first.
+    SoFar,
+    /// Something else.
+    Other,
+}
+
+fn version_shape(rest: &[u8]) -> Shape {
     let end = rest
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(rest.len());
     let (version, complete) = (&rest[..end], end < rest.len());
     let shape = b"HTTP/0.0";
-    if version.len() > shape.len() || (complete && version.len() != shape.len()) {
-        return false;
+    let fits = version.len() <= shape.len()
+        && version.iter().zip(shape).all(|(&b, &want)| match want {
+            b'0' => b.is_ascii_digit(),
+            _ => b == want,
+        });
+    match (fits, complete) {
+        (false, _) => Shape::Other,
+        (true, true) if version.len() == shape.len() => Shape::Whole,
+        (true, true) => Shape::Other,
+        (true, false) => Shape::SoFar,
     }
-    version.iter().zip(shape).all(|(&b, &want)| match want {
-        b'0' => b.is_ascii_digit(),
-        _ => b == want,
-    })
 }
 
 /// The error for a head over `max` bytes: [`ParseError::UriTooLong`] (414)
@@ -509,7 +526,11 @@ impl Request {
                 return Ok(None);
             }
             Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-            Err(httparse::Error::Version) => return Err(version_error(buf)),
+            Err(httparse::Error::Version) => match version_error(buf) {
+                Some(e) => return Err(e),
+                None if buf.len() > limits.max_head_bytes => return Err(ParseError::HeadTooLarge),
+                None => return Ok(None),
+            },
             Err(httparse::Error::Token) => return Err(ParseError::Malformed("bad token")),
             Err(httparse::Error::HeaderName) => {
                 return Err(ParseError::Malformed("bad header name"))
@@ -1328,7 +1349,7 @@ mod tests {
         let err = |raw: &[u8]| Request::parse_head(raw, &LIMITS).unwrap_err();
         for raw in [
             &b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"[..],
-            b"GET / HTTP/2",
+            b"GET / HTTP/2.0\n",
             b"\r\nGET / HTTP/1.2\r\n\r\n",
             b"GET / HTTP/0.9\r\n\r\n",
         ] {
@@ -1349,6 +1370,14 @@ mod tests {
             b"GET / HTTP/2.x",
         ] {
             assert_eq!(err(raw).status(), 400, "{raw:?}");
+        }
+        // Still a beginning of HTTP/D.D: no answer yet (the whole head's
+        // answer may be either).
+        for raw in [&b"GET / HTTP/2"[..], b"GET / HTTP/2.", b"GET / HTTP/2.0"] {
+            assert!(
+                matches!(Request::parse_head(raw, &LIMITS), Ok(HeadStatus::Partial)),
+                "{raw:?}"
+            );
         }
     }
 
