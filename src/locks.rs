@@ -81,6 +81,17 @@ impl Waiter {
     }
 }
 
+/// `item` joins the end of `line`. Places given up (`gone`) leave here
+/// too, not only at the front, so a task that keeps timing out on a wait
+/// nobody answers does not grow the line: the line is pruned whenever its
+/// length reaches a power of two from 32 on (amortised constant).
+pub(crate) fn join_line<T>(line: &mut VecDeque<T>, item: T, gone: impl Fn(&T) -> bool) {
+    if line.len() >= 32 && line.len().is_power_of_two() {
+        line.retain(|x| !gone(x));
+    }
+    line.push_back(item);
+}
+
 /// Tasks waiting, first come first served.
 #[derive(Default)]
 pub(crate) struct Waiters(VecDeque<Rc<Waiter>>);
@@ -88,12 +99,8 @@ pub(crate) struct Waiters(VecDeque<Rc<Waiter>>);
 impl Waiters {
     /// A new waiter at the end of the line.
     pub(crate) fn add(&mut self) -> Rc<Waiter> {
-        // Waiters given up leave their places here, not only at the front.
-        if self.0.len() >= 32 && self.0.len().is_power_of_two() {
-            self.0.retain(|w| !w.gone.get());
-        }
         let w = Rc::new(Waiter::default());
-        self.0.push_back(Rc::clone(&w));
+        join_line(&mut self.0, Rc::clone(&w), |w| w.gone.get());
         w
     }
 

@@ -50,7 +50,7 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::locks::{Event, Wait, Waiter};
+use crate::locks::{join_line, Event, Wait, Waiter};
 
 /// A queue of `T`s for the tasks of one loop (Tornado's `Queue`).
 pub struct Queue<T>(Rc<RefCell<State<T>>>);
@@ -135,16 +135,6 @@ impl<T> Slot<T> {
             item: RefCell::new(item),
         })
     }
-}
-
-/// `slot` joins the end of `line`. Slots given up leave their places here
-/// too, not only at the front, so a consumer that keeps timing out on an
-/// idle queue (or a producer on a full one) does not grow the line.
-fn join_line<T>(line: &mut VecDeque<Rc<Slot<T>>>, slot: Rc<Slot<T>>) {
-    if line.len() >= 32 && line.len().is_power_of_two() {
-        line.retain(|s| !s.waiter.is_gone());
-    }
-    line.push_back(slot);
 }
 
 /// The first slot of `line` whose task still waits, taken out of it.
@@ -318,7 +308,7 @@ impl<T> Queue<T> {
         // whenever it makes room.
         let slot = if st.full() {
             let slot = Slot::new(Some(item));
-            join_line(&mut st.putters, Rc::clone(&slot));
+            join_line(&mut st.putters, Rc::clone(&slot), |s| s.waiter.is_gone());
             Some(slot)
         } else {
             st.admit(item);
@@ -343,7 +333,7 @@ impl<T> Queue<T> {
             Some(item) => GetState::Ready(item),
             None => {
                 let slot = Slot::new(None);
-                join_line(&mut st.getters, Rc::clone(&slot));
+                join_line(&mut st.getters, Rc::clone(&slot), |s| s.waiter.is_gone());
                 GetState::Waiting(slot)
             }
         };

@@ -1090,9 +1090,10 @@ impl<'a> Iterator for RawHeaders<'a> {
 /// 0o377) becomes that character and `\c` becomes `c`. A value not
 /// quoted at both ends is kept whole.
 fn unquote_cookie(v: &str) -> String {
-    let inner = match v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(inner) if v.len() >= 2 => inner,
-        _ => return v.to_owned(),
+    // (A lone `"` is no quoted value: stripped of its one quote, nothing
+    // is left to end with another.)
+    let Some(inner) = v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+        return v.to_owned();
     };
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
