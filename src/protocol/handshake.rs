@@ -352,8 +352,18 @@ pub fn parse_client_response(
     key: &[u8; 24],
     offered_protocols: &[String],
 ) -> Result<Option<ClientResponse>, HandshakeError> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
+    with_header_slots(buf, |slots| {
+        check_response(buf, slots, key, offered_protocols)
+    })
+}
+
+fn check_response<'b>(
+    buf: &'b [u8],
+    slots: &mut [httparse::Header<'b>],
+    key: &[u8; 24],
+    offered_protocols: &[String],
+) -> Result<Option<ClientResponse>, HandshakeError> {
+    let mut resp = httparse::Response::new(slots);
     let head_len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -441,6 +451,43 @@ pub fn parse_client_response(
         headers,
         head_len,
     }))
+}
+
+/// Runs `f` with room for every header of the response head at the start
+/// of `buf`: 64 slots on the stack, or, for a head with more lines than
+/// that, one slot per line on the heap. A response head has no header
+/// count limit of its own (RFC 9110); the callers bound its size.
+pub(crate) fn with_header_slots<'b, R>(
+    buf: &'b [u8],
+    f: impl FnOnce(&mut [httparse::Header<'b>]) -> R,
+) -> R {
+    const STACK: usize = 64;
+    let lines = head_lines(buf);
+    if lines <= STACK {
+        f(&mut [httparse::EMPTY_HEADER; STACK])
+    } else {
+        f(&mut vec![httparse::EMPTY_HEADER; lines])
+    }
+}
+
+/// The lines of the head at the start of `buf` up to its empty line (or
+/// all of `buf`'s while incomplete): at least its header count. httparse
+/// ends lines with `\n` or `\r\n`, and skips empty lines before the
+/// status line.
+fn head_lines(buf: &[u8]) -> usize {
+    let lead = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let buf = &buf[lead..];
+    let mut n = 0;
+    for i in memchr::memchr_iter(b'\n', buf) {
+        n += 1;
+        if matches!(&buf[i + 1..], [b'\n', ..] | [b'\r', b'\n', ..]) {
+            break;
+        }
+    }
+    n
 }
 
 /// A parsed head's fields as owned (name, value) pairs, in order (a value

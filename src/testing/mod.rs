@@ -290,21 +290,26 @@ impl TestResponse {
     /// A whole response read to the end of the connection.
     pub(super) fn parse(raw: &[u8], head_only: bool) -> io::Result<TestResponse> {
         let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
-        let mut fields = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Response::new(&mut fields);
-        let head_len = match parsed.parse(raw) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Err(bad("the response ended in its head")),
-            Err(e) => return Err(bad(&format!("not an HTTP response: {e}"))),
-        };
-        let code = parsed.code.unwrap_or(0);
-        let mut response = TestResponse {
-            code,
-            reason: parsed.reason.unwrap_or_default().to_owned(),
-            headers: crate::protocol::handshake::owned_headers(parsed.headers),
-            body: Vec::new(),
-            effective_url: String::new(),
-        };
+        let (mut response, head_len) =
+            crate::protocol::handshake::with_header_slots(raw, |slots| {
+                let mut parsed = httparse::Response::new(slots);
+                let head_len = match parsed.parse(raw) {
+                    Ok(httparse::Status::Complete(n)) => n,
+                    Ok(httparse::Status::Partial) => {
+                        return Err(bad("the response ended in its head"))
+                    }
+                    Err(e) => return Err(bad(&format!("not an HTTP response: {e}"))),
+                };
+                let response = TestResponse {
+                    code: parsed.code.unwrap_or(0),
+                    reason: parsed.reason.unwrap_or_default().to_owned(),
+                    headers: crate::protocol::handshake::owned_headers(parsed.headers),
+                    body: Vec::new(),
+                    effective_url: String::new(),
+                };
+                Ok((response, head_len))
+            })?;
+        let code = response.code;
         let rest = &raw[head_len..];
         if head_only || code < 200 || code == 204 || code == 304 {
             return Ok(response);

@@ -743,14 +743,15 @@ impl ResponseReader {
 
 /// The `Content-Length` of a response head.
 fn content_length(buf: &[u8]) -> Option<usize> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    resp.parse(buf).ok()?;
-    let h = resp
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))?;
-    std::str::from_utf8(h.value).ok()?.trim().parse().ok()
+    crate::protocol::handshake::with_header_slots(buf, |slots| {
+        let mut resp = httparse::Response::new(slots);
+        resp.parse(buf).ok()?;
+        let h = resp
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))?;
+        std::str::from_utf8(h.value).ok()?.trim().parse().ok()
+    })
 }
 
 #[cfg(test)]
@@ -808,8 +809,7 @@ mod tests {
         h
     }
 
-    /// Appends about `pad` bytes of headers (at most 50 of them: httparse
-    /// takes 64).
+    /// Appends about `pad` bytes of headers, in at most 50 of them.
     fn pad_headers(h: &mut Vec<u8>, pad: usize) {
         if pad == 0 {
             return;
@@ -944,6 +944,46 @@ mod tests {
                 }
             }
             check(&(1..stream.len()).collect::<Vec<_>>());
+        }
+    }
+
+    /// A 101 with more headers than the 64 slots on the stack (here 300,
+    /// after empty lines, in CRLF and bare-LF forms) is accepted with every
+    /// header kept; so is a non-101 one's `Content-Length` after as many.
+    #[test]
+    fn a_101_with_hundreds_of_headers_is_accepted() {
+        let accept = crate::protocol::handshake::accept_key(&KEY);
+        let mut head = b"\r\n\nHTTP/1.1 101 Switching Protocols\r\n".to_vec();
+        for i in 0..300 {
+            head.extend_from_slice(format!("X-Many-{i}: {i}\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n");
+        head.extend_from_slice(b"Sec-WebSocket-Accept: ");
+        head.extend_from_slice(&accept);
+        head.extend_from_slice(b"\r\n\r\n");
+        let lf = String::from_utf8(head.clone())
+            .unwrap()
+            .replace("\r\n", "\n")
+            .into_bytes();
+        for head in [head, lf] {
+            let mut r = ResponseReader::default();
+            r.push(&head);
+            let resp = poll(&mut r, false).expect("accepted").expect("complete");
+            assert_eq!(resp.headers.len(), 303);
+            assert_eq!(resp.headers[299], ("X-Many-299".into(), "299".into()));
+        }
+        let mut bad = b"HTTP/1.1 403 Forbidden\r\n".to_vec();
+        for i in 0..100 {
+            bad.extend_from_slice(format!("X-Many-{i}: {i}\r\n").as_bytes());
+        }
+        bad.extend_from_slice(b"Content-Length: 2\r\n\r\nno");
+        let mut r = ResponseReader::default();
+        r.push(&bad);
+        match poll(&mut r, true) {
+            Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+                assert_eq!((status, &body[..]), (403, &b"no"[..]));
+            }
+            other => panic!("{other:?}"),
         }
     }
 
