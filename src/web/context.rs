@@ -1053,7 +1053,9 @@ impl<'a> RequestContext<'a> {
 
     /// Every value of `name`: query values, then body values (Tornado's
     /// `request.arguments`). Values are percent-decoded (`+` is a space),
-    /// control characters become spaces and whitespace is stripped.
+    /// control characters become spaces and whitespace is stripped. Bytes
+    /// that are not UTF-8 become U+FFFD, where Tornado's `get_argument`
+    /// raises a 400: check for `'\u{FFFD}'` to refuse them.
     pub fn get_arguments(&self, name: &str) -> Vec<String> {
         let mut all = self.get_query_arguments(name);
         all.extend(self.get_body_arguments(name));
