@@ -88,7 +88,7 @@ pub fn shutdown(grace: Duration) {
     fn check(deadline: std::time::Instant) {
         let lp = IOLoop::current();
         let draining = http::server::Draining::listeners(&lp);
-        if lp.registrations() <= draining || lp.time() >= deadline {
+        if lp.awaited_by_shutdown() <= draining || lp.time() >= deadline {
             http::server::Draining::finish(&lp);
             if lp.registrations() > 0 {
                 log::info!(

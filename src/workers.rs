@@ -132,7 +132,15 @@ where
                         let _ = tx.send(Err(e));
                     }
                 }
-            })?;
+            });
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                workers.stop();
+                workers.join();
+                return Err(e);
+            }
+        };
         match rx.recv() {
             Ok(Ok((a, h))) => {
                 workers.addr = a;

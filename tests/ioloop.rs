@@ -1235,3 +1235,257 @@ fn a_panic_dropping_a_finished_task_is_caught() {
     assert!(errors[0].contains("drop of a spawned task"), "{errors:?}");
     assert_eq!(panics, 1);
 }
+
+// ---- timers, handlers, stop and shutdown at their edges -----------------
+
+/// An RAII guard that cancels a timer when dropped (a common Rust
+/// pattern: a deadline owned by a request, a retry, a connection).
+struct CancelOnDrop(Option<cyclone::ioloop::TimeoutHandle>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            IOLoop::current().remove_timeout(h);
+        }
+    }
+}
+
+/// Tornado's `remove_timeout` just cancels; whatever the callback held is
+/// released like any other object. The cancelled callback is dropped once
+/// the loop's timer queue is no longer borrowed, so a captured value whose
+/// `Drop` cancels another timer works (it used to panic inside
+/// `remove_timeout`, leaving the other timer pending).
+#[test]
+fn remove_timeout_of_a_callback_whose_capture_cancels_another_timer() {
+    let out = in_thread(|| {
+        let lp = IOLoop::current();
+        let inner = lp.call_later(Duration::from_secs(3600), || {});
+        let guard = CancelOnDrop(Some(inner));
+        let outer = lp.call_later(Duration::from_secs(3600), move || drop(guard));
+        let r = catch_unwind(AssertUnwindSafe(|| lp.remove_timeout(outer)));
+        (r.is_ok(), lp.pending_timeouts())
+    });
+    assert_eq!(out, (true, 0), "(remove_timeout returned, timers left)");
+}
+
+/// Tornado's `PeriodicCallback(cb, callback_time, jitter)` takes any
+/// period; `Duration::MAX` ("never") works without a jitter (see
+/// `huge_delays_do_not_panic`) and with one: the jittered period saturates
+/// (`Duration::mul_f64` used to overflow for about half the draws, and
+/// `start` panicked).
+#[test]
+fn periodic_callback_with_jitter_and_a_huge_interval_does_not_panic() {
+    let panics = in_thread(|| {
+        let mut panics = 0;
+        for _ in 0..32 {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                let pc = PeriodicCallback::with_jitter(|| {}, Duration::MAX, 0.1);
+                pc.start();
+                pc.stop();
+            }));
+            if r.is_err() {
+                panics += 1;
+            }
+        }
+        panics
+    });
+    assert_eq!(panics, 0, "{panics} of 32 starts panicked");
+}
+
+/// `crate::shutdown` ends with `abort_all`, which drops an `add_handler`
+/// registration after deregistering its source: a descriptor the handler
+/// did not own (Tornado's `add_handler(fd)`, mio's `SourceFd`) leaves the
+/// poll set, so adding it again works (it used to fail with EEXIST).
+#[test]
+fn abort_all_deregisters_add_handler_sources() {
+    in_thread(|| {
+        use std::os::fd::AsRawFd;
+        let lp = IOLoop::current();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let id = lp
+            .add_handler(
+                BorrowedFd(a.as_raw_fd()),
+                mio::Interest::READABLE,
+                |_, _| {},
+            )
+            .unwrap();
+        lp.abort_all();
+        assert!(!lp.contains(id));
+        let again = lp.add_handler(
+            BorrowedFd(a.as_raw_fd()),
+            mio::Interest::READABLE,
+            |_, _| {},
+        );
+        let again = again.expect("the descriptor was left in the poll set");
+        assert!(lp.remove_handler(again));
+    });
+}
+
+/// `shutdown(grace)` "waits up to `grace` for the close handshakes": with
+/// no connection at all, only an `add_handler` registration (a pipe, a
+/// signalfd...), it stops at once (it used to count the handler as a
+/// connection still closing and wait out the whole grace).
+#[test]
+fn shutdown_does_not_wait_the_grace_for_add_handler_registrations() {
+    let elapsed = in_thread(|| {
+        let lp = IOLoop::current();
+        let (a, _b) = mio::net::UnixStream::pair().unwrap();
+        lp.add_handler(a, mio::Interest::READABLE, |_, _| {})
+            .unwrap();
+        let watchdog = safety_stop(&lp);
+        lp.add_callback(|| cyclone::shutdown(Duration::from_secs(3)));
+        let t0 = Instant::now();
+        lp.start();
+        lp.remove_timeout(watchdog);
+        t0.elapsed()
+    });
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "shutdown with no connection took {elapsed:?}"
+    );
+}
+
+/// Callbacks sent through a handle before its `stop` (Tornado:
+/// `add_callback(x)` then `add_callback(loop.stop)` from another thread:
+/// x runs first) have run when `start` returns (they used to be left
+/// queued, and a worker thread that then ended dropped them unrun).
+#[test]
+fn handle_callbacks_sent_before_stop_run_before_start_returns() {
+    let ran = in_thread(|| {
+        let lp = IOLoop::current();
+        let handle = lp.handle();
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r2 = ran.clone();
+        let other = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            handle.add_callback(move || r2.store(true, std::sync::atomic::Ordering::SeqCst));
+            handle.stop();
+        });
+        let watchdog = safety_stop(&lp);
+        lp.start();
+        lp.remove_timeout(watchdog);
+        other.join().unwrap();
+        ran.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    assert!(
+        ran,
+        "a callback sent before stop() had not run when start() returned"
+    );
+}
+
+/// Tornado's `run_sync`: "If the event loop is stopped before the function
+/// completes, raises RuntimeError('Event loop stopped before Future
+/// completed.')". A `stop()` 50 ms into a 2 s future ends `run_sync` at
+/// once, with that panic (it used to restart the loop and wait).
+#[test]
+fn run_sync_panics_when_the_loop_is_stopped_first() {
+    let (elapsed, message) = in_thread(|| {
+        let lp = IOLoop::current();
+        lp.call_later(Duration::from_millis(50), || IOLoop::current().stop());
+        let t0 = Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            lp.run_sync(async { sleep(Duration::from_secs(2)).await })
+        }));
+        let message = r.err().map(|p| match p.downcast::<&str>() {
+            Ok(s) => s.to_string(),
+            Err(p) => p.downcast::<String>().map(|s| *s).unwrap_or_default(),
+        });
+        (t0.elapsed(), message)
+    });
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert_eq!(
+        message.as_deref(),
+        Some("the IOLoop stopped before the future completed")
+    );
+}
+
+/// `WebSocket::add_timeout`: "the timer dies with the connection". The
+/// loop's timer is cancelled when the connection ends (it used to stay
+/// queued, holding its closure, until its delay passed: with an hour's
+/// timeout, every connection of the last hour kept an entry).
+#[test]
+fn websocket_add_timeout_dies_with_its_connection() {
+    use cyclone::web::Application;
+    use cyclone::websocket::{WebSocket, WebSocketHandler};
+
+    struct Idle;
+    impl WebSocketHandler for Idle {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            ws.add_timeout(Duration::from_secs(3600), 1);
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: cyclone::websocket::Message<'_>) {}
+    }
+    let srv = cyclone::testing::TestServer::start(|| {
+        Application::builder()
+            .websocket(r"/ws", |_req| Idle)
+            .build()
+    });
+    let pending = || srv.on_loop(|| IOLoop::current().pending_timeouts());
+    let regs = || srv.on_loop(|| IOLoop::current().registrations());
+    let (before, listeners) = (pending(), regs());
+    for _ in 0..20 {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(srv.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(util::upgrade_request("/ws", "").as_bytes())
+            .unwrap();
+        assert_eq!(util::read_response(&mut s).0, 101);
+    }
+    // Every connection closed: wait until the server has seen them go.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while regs() > listeners && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(regs(), listeners, "connections still open");
+    let after = pending();
+    assert_eq!(
+        after - before,
+        0,
+        "timers of 20 closed connections still queued"
+    );
+}
+
+/// Tornado: `remove_handler(fd)` takes the descriptor out of the poller at
+/// once, so a handler may remove itself and add the descriptor again (with
+/// another callback or other events) in the same call. Here the removal
+/// from a handler's own callback waits until the callback returns, and so
+/// does the new registration (adding it used to fail with EEXIST).
+#[test]
+fn remove_handler_then_add_handler_again_from_its_own_callback() {
+    let result = in_thread(|| {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let lp = IOLoop::current();
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let fd = a.as_raw_fd();
+        let me: Rc<Cell<Option<cyclone::ioloop::ConnId>>> = Rc::default();
+        let result: Rc<RefCell<Option<Result<(), String>>>> = Rc::default();
+        let second = Rc::new(Cell::new(0));
+        let (me2, result2, second2) = (me.clone(), result.clone(), second.clone());
+        let id = lp
+            .add_handler(BorrowedFd(fd), mio::Interest::READABLE, move |_, _| {
+                let lp = IOLoop::current();
+                assert!(lp.remove_handler(me2.get().unwrap()));
+                let second3 = second2.clone();
+                let again = lp.add_handler(BorrowedFd(fd), mio::Interest::READABLE, move |_, _| {
+                    second3.set(second3.get() + 1)
+                });
+                *result2.borrow_mut() = Some(again.map(|_| ()).map_err(|e| e.to_string()));
+            })
+            .unwrap();
+        me.set(Some(id));
+        // Unread: the new registration reports it.
+        b.write_all(b"x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while second.get() == 0 && Instant::now() < deadline {
+            lp.run_once(Some(Duration::from_millis(20))).unwrap();
+        }
+        let r = result.borrow_mut().take();
+        drop(a);
+        (r, second.get(), lp.registrations())
+    });
+    // Added, then called with the byte still waiting; the first is gone.
+    assert_eq!(result, (Some(Ok(())), 1, 1));
+}

@@ -126,9 +126,15 @@ impl IOLoop {
     /// the caller of `run_sync`, as Tornado's `run_sync` re-raises the
     /// function's exception.
     ///
+    /// If the loop stops before `future` completes (a [`stop`](Self::stop)
+    /// from elsewhere, or [`crate::shutdown`]'s), `run_sync` panics with
+    /// "the IOLoop stopped before the future completed", as Tornado's
+    /// raises `RuntimeError("Event loop stopped before Future completed.")`;
+    /// the future stays spawned on the loop.
+    ///
     /// # Panics
-    /// If called while the loop is running (from inside a callback), or
-    /// with `future`'s own panic.
+    /// If called while the loop is running (from inside a callback), if
+    /// the loop stops first, or with `future`'s own panic.
     pub fn run_sync<T: 'static>(&self, future: impl Future<Output = T> + 'static) -> T {
         let slot: Rc<RefCell<Option<std::thread::Result<T>>>> = Rc::new(RefCell::new(None));
         let out = slot.clone();
@@ -146,14 +152,12 @@ impl IOLoop {
             *out.borrow_mut() = Some(v);
             lp.stop();
         });
-        loop {
-            self.start();
-            let done = slot.borrow_mut().take();
-            match done {
-                Some(Ok(v)) => return v,
-                Some(Err(panic)) => resume_unwind(panic),
-                None => {}
-            }
+        self.start();
+        let done = slot.borrow_mut().take();
+        match done {
+            Some(Ok(v)) => v,
+            Some(Err(panic)) => resume_unwind(panic),
+            None => panic!("the IOLoop stopped before the future completed"),
         }
     }
 }

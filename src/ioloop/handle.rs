@@ -83,8 +83,15 @@ impl IOLoopHandle {
 
     /// Asks the loop to stop: `start()` returns after the current iteration.
     pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.notify();
+        // Through the callback queue, so that callbacks this thread sent
+        // before still run first (Tornado: `add_callback(loop.stop)`).
+        let sent = self.shared.send(
+            &self.shared.callbacks,
+            Box::new(|| super::IOLoop::current().stop()),
+        );
+        if !sent {
+            self.shared.stop.store(true, Ordering::SeqCst);
+        }
     }
 }
 

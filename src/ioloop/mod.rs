@@ -127,6 +127,10 @@ pub(crate) struct Inner {
     ticks: Cell<u64>,
     local: RefCell<Vec<Box<dyn Any>>>,
     pending_removals: RefCell<Vec<ConnId>>,
+    /// `add_handler`s whose descriptor was still registered by a handler
+    /// that removed itself from its own callback: registered once that one
+    /// is put back.
+    waiting_registrations: RefCell<Vec<ConnId>>,
     shutting_down: Cell<bool>,
     ready_local: RefCell<Vec<usize>>,
     signals: RefCell<Option<signals::Signals>>,
@@ -243,6 +247,7 @@ impl IOLoop {
                 ticks: Cell::new(0),
                 local: RefCell::new(Vec::new()),
                 pending_removals: RefCell::new(Vec::new()),
+                waiting_registrations: RefCell::new(Vec::new()),
                 shutting_down: Cell::new(false),
                 ready_local: RefCell::new(Vec::new()),
                 signals: RefCell::new(None),
@@ -350,7 +355,13 @@ impl IOLoop {
     /// Cancels a timer; returns whether it had not fired yet (false for a
     /// handle from another thread's loop).
     pub fn remove_timeout(&self, h: TimeoutHandle) -> bool {
-        self.inner.timers.borrow_mut().cancel(h)
+        let cb = self.inner.timers.borrow_mut().cancel(h);
+        cb.is_some()
+    }
+
+    /// Whether the timer `h` of this loop is still to fire.
+    pub(crate) fn timeout_pending(&self, h: TimeoutHandle) -> bool {
+        self.inner.timers.borrow().is_pending(h)
     }
 
     /// Timers still pending.

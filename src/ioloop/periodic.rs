@@ -140,8 +140,10 @@ pub(crate) fn next_tick(prev: Instant, interval: Duration, now: Instant) -> Inst
 /// One period: `interval × (1 + jitter × (r − ½))` (Tornado's
 /// `_update_next`), at least a microsecond.
 fn jittered(interval: Duration, jitter: f64, r: f64) -> Duration {
-    interval
-        .mul_f64(1.0 + jitter * (r - 0.5))
+    // `mul_f64` panics when the product does not fit (a `Duration::MAX`
+    // period, "never"): saturate instead.
+    Duration::try_from_secs_f64(interval.as_secs_f64() * (1.0 + jitter * (r - 0.5)))
+        .unwrap_or(Duration::MAX)
         .max(Duration::from_micros(1))
 }
 

@@ -112,9 +112,24 @@ pub trait Pollable: Any {
         let _ = registry;
     }
 
+    /// Registers a source whose registration had to wait (see
+    /// `IOLoop::add_handler`); nothing for others.
+    #[doc(hidden)]
+    fn register_waiting(&mut self, registry: &Registry, id: ConnId) -> std::io::Result<()> {
+        let _ = (registry, id);
+        Ok(())
+    }
+
     /// Bytes waiting to be written (for [`IOLoop::metrics`]' queued-bytes gauge).
     fn queued_bytes(&self) -> usize {
         0
+    }
+
+    /// Whether a graceful shutdown waits for this registration to go
+    /// (connections: yes; `add_handler` sources: no).
+    #[doc(hidden)]
+    fn awaited_by_shutdown(&self) -> bool {
+        true
     }
 
     /// Downcasting, for layers that address their own connection type by id.

@@ -70,6 +70,17 @@ impl IOLoop {
         self.inner.slots.borrow().len()
     }
 
+    /// Registrations a graceful shutdown waits for (not `add_handler`
+    /// sources; a registration being served counts).
+    pub(crate) fn awaited_by_shutdown(&self) -> usize {
+        self.inner
+            .slots
+            .borrow()
+            .iter()
+            .filter(|(_, s)| s.item.as_ref().is_none_or(|p| p.awaited_by_shutdown()))
+            .count()
+    }
+
     /// Takes the item out of its slot (the slot stays, marked busy).
     pub(super) fn take(&self, id: ConnId) -> Option<Box<dyn Pollable>> {
         let mut slots = self.inner.slots.borrow_mut();
@@ -93,6 +104,8 @@ impl IOLoop {
                     // (a `SourceFd` stays in the poll set after its drop).
                     item.deregister(&self.inner.registry);
                     action = Action::Remove;
+                    drop(rm);
+                    self.register_waiting();
                 }
             }
             match action {
@@ -354,7 +367,11 @@ impl IOLoop {
         S: Source + 'static,
         F: FnMut(&mut S, Readiness) + 'static,
     {
-        let mut entry = Some(Box::new(UserHandler { source, callback }));
+        let mut entry = Some(Box::new(UserHandler {
+            source,
+            callback,
+            waiting: None,
+        }));
         let id =
             self.insert(|_| entry.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
         let res = self.with_conn_now(id, |p| {
@@ -368,11 +385,50 @@ impl IOLoop {
         });
         match res {
             Some(Ok(())) => Ok(id),
+            // The descriptor is still in the poll set under a handler that
+            // removed itself from its own callback (Tornado's
+            // `remove_handler` then `add_handler` on one fd): registered as
+            // soon as that one is put back, before the next poll.
+            Some(Err(e))
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    && !self.inner.pending_removals.borrow().is_empty() =>
+            {
+                self.with_conn_now(id, |p| {
+                    if let Some(h) = p.as_any_mut().downcast_mut::<UserHandler<S, F>>() {
+                        h.waiting = Some(interest);
+                    }
+                });
+                self.inner.waiting_registrations.borrow_mut().push(id);
+                Ok(id)
+            }
             Some(Err(e)) => {
                 self.remove(id);
                 Err(e)
             }
             None => Err(io::Error::other("handler vanished")),
+        }
+    }
+
+    /// Registers the `add_handler`s that waited for a removal (see
+    /// `add_handler`); one whose descriptor is still taken waits on while
+    /// removals are pending, and is dropped with an error log otherwise.
+    fn register_waiting(&self) {
+        let ids = std::mem::take(&mut *self.inner.waiting_registrations.borrow_mut());
+        for id in ids {
+            let res = self.with_conn_now(id, |p| p.register_waiting(&self.inner.registry, id));
+            match res {
+                Some(Err(e))
+                    if e.kind() == io::ErrorKind::AlreadyExists
+                        && !self.inner.pending_removals.borrow().is_empty() =>
+                {
+                    self.inner.waiting_registrations.borrow_mut().push(id);
+                }
+                Some(Err(e)) => {
+                    log::error!("add_handler {id}: registration failed: {e}");
+                    self.remove(id);
+                }
+                Some(Ok(())) | None => {}
+            }
         }
     }
 
@@ -399,6 +455,9 @@ impl IOLoop {
 struct UserHandler<S, F> {
     source: S,
     callback: F,
+    /// The interest to register with once the descriptor is free (see
+    /// `IOLoop::add_handler`).
+    waiting: Option<Interest>,
 }
 
 /// Names an `add_handler` callback in the log line of its panic (formatted
@@ -421,6 +480,24 @@ impl<S: Source + 'static, F: FnMut(&mut S, Readiness) + 'static> Pollable for Us
 
     fn deregister(&mut self, registry: &Registry) {
         let _ = registry.deregister(&mut self.source);
+    }
+
+    fn awaited_by_shutdown(&self) -> bool {
+        false
+    }
+
+    fn register_waiting(&mut self, registry: &Registry, id: ConnId) -> io::Result<()> {
+        match self.waiting.take() {
+            Some(interest) => registry.register(&mut self.source, id.token(), interest),
+            None => Ok(()),
+        }
+    }
+
+    /// Dropped by `abort_all` (the end of `crate::shutdown`): out of the
+    /// poll set first, as `remove_handler` does.
+    fn abort(&mut self, lp: &IOLoop, _id: ConnId) -> Action {
+        self.deregister(&lp.inner.registry);
+        Action::Remove
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any {

@@ -56,18 +56,25 @@ impl TimerQueue {
         }
     }
 
-    /// Cancels a timer; returns whether it was still pending (false for a
-    /// handle from another loop).
-    pub(crate) fn cancel(&mut self, h: TimeoutHandle) -> bool {
+    /// Cancels a timer; returns its callback if it was still pending (`None`
+    /// for a handle from another loop). The caller drops the callback once
+    /// the queue is no longer borrowed: what it captured may touch timers.
+    pub(crate) fn cancel(&mut self, h: TimeoutHandle) -> Option<TimerCallback> {
         if h.queue != self.id {
-            return false;
+            return None;
         }
-        let found = self.live.remove(&h.seq).is_some();
+        let found = self.live.remove(&h.seq);
         if self.heap.len() > 64 && self.heap.len() > 4 * self.live.len() {
             let live = &self.live;
             self.heap.retain(|Reverse((_, s))| live.contains_key(s));
         }
         found
+    }
+
+    /// Whether `h` is a timer of this queue that has neither fired nor
+    /// been cancelled.
+    pub(crate) fn is_pending(&self, h: TimeoutHandle) -> bool {
+        h.queue == self.id && self.live.contains_key(&h.seq)
     }
 
     /// The earliest pending deadline.

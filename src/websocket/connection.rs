@@ -93,6 +93,7 @@ impl WsConn {
                     hung_up: false,
                     terminate: false,
                     response_headers: p.response_headers,
+                    timers: Vec::new(),
                 })
                 .filter(|r| !r.is_unused())
                 .map(Box::new),
@@ -626,6 +627,12 @@ impl WsConn {
         // Messages kept for it while it was out of its slot (sent to it by
         // the free functions, from `on_close` too) can no longer leave.
         drop(lp.cork().take_for(self.core.id));
+        // Its timers die with it (those set in `on_close` too).
+        if let Some(rare) = self.core.rare.as_mut() {
+            for h in rare.timers.drain(..) {
+                lp.remove_timeout(h);
+            }
+        }
         Action::Remove
     }
 

@@ -810,10 +810,15 @@ impl<'a> WebSocket<'a> {
     }
 
     /// Calls the handler's `on_timeout(token)` after `delay`, unless the
-    /// connection closed first (the timer dies with the connection).
+    /// connection closed first: the timer dies with the connection (it is
+    /// cancelled when the connection ends, so a long timer holds nothing
+    /// after that).
     pub fn add_timeout(&mut self, delay: std::time::Duration, token: u64) -> TimeoutHandle {
         let id = self.core.id;
-        self.lp.call_later(delay, move || {
+        let lp = self.lp;
+        let timers = &mut self.core.rare().timers;
+        timers.retain(|&h| lp.timeout_pending(h));
+        let h = self.lp.call_later(delay, move || {
             let lp = IOLoop::current();
             lp.with_conn_serve(id, move |p, lp, id| {
                 match p.as_any_mut().downcast_mut::<WsConn>() {
@@ -821,11 +826,16 @@ impl<'a> WebSocket<'a> {
                     None => Action::Keep,
                 }
             });
-        })
+        });
+        self.core.rare().timers.push(h);
+        h
     }
 
     /// Cancels a timer from [`add_timeout`](Self::add_timeout).
     pub fn remove_timeout(&mut self, h: TimeoutHandle) -> bool {
+        if let Some(rare) = self.core.rare.as_mut() {
+            rare.timers.retain(|&t| t != h);
+        }
         self.lp.remove_timeout(h)
     }
 }

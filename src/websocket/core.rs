@@ -20,7 +20,7 @@ use super::context::WebSocket;
 use super::message::{CloseReason, WebSocketClosedError};
 use super::settings::{RouteSettings, SlowConsumerPolicy};
 use crate::http::{Request, Stream};
-use crate::ioloop::{ConnId, IOLoop};
+use crate::ioloop::{ConnId, IOLoop, TimeoutHandle};
 use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN};
 use crate::protocol::{CloseCode, OpCode, Session};
 
@@ -339,6 +339,9 @@ pub(super) struct Rare {
     /// The handler called `WebSocket::terminate`: no further frame is
     /// parsed, and the connection ends when the callback returns.
     pub(super) terminate: bool,
+    /// Its `WebSocket::add_timeout` timers that may still be pending
+    /// (fired ones are pruned at the next add): cancelled when it ends.
+    pub(super) timers: Vec<TimeoutHandle>,
 }
 
 /// Who the connection's user is, and what a handler added to its
@@ -390,6 +393,7 @@ impl Rare {
             && !self.hung_up
             && !self.terminate
             && self.response_headers.is_empty()
+            && self.timers.is_empty()
     }
 }
 
