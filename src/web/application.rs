@@ -1359,9 +1359,10 @@ impl ApplicationBuilder {
     /// `xsrf_cookie_name` (see [`Settings::xsrf_cookie_name`]).
     ///
     /// # Panics
-    /// If `name` cannot be a cookie name (empty, or holding `=`, `;`, `,`,
-    /// `"`, spaces or control characters), as an invalid route pattern
-    /// panics: the application could never set the cookie.
+    /// If `name` cannot be a cookie name (empty, or not an RFC 6265 token:
+    /// `=`, `;`, `,`, `"`, `/`, brackets, spaces, control characters,
+    /// non-ASCII), as an invalid route pattern panics: the application
+    /// could never set the cookie.
     pub fn xsrf_cookie_name(mut self, name: impl Into<String>) -> Self {
         let name = name.into();
         assert!(

@@ -1078,8 +1078,10 @@ impl<'a> RequestContext<'a> {
     }
 
     /// Sets the cookie `name=value; Path=/` (Tornado's default path).
-    /// A name or value holding control characters, spaces, `;`, `,` or `"`
-    /// (which would need quoting) is refused and logged at `error`.
+    /// A name that is not an RFC 6265 token (`:` aside, as Python's
+    /// `http.cookies` takes it), or a value holding control characters,
+    /// spaces, `;`, `,` or `"` (which would need quoting), is refused and
+    /// logged at `error`, where Tornado raises `CookieError`.
     /// Setting (or clearing) a cookie again replaces the earlier value, as
     /// in Tornado: one `Set-Cookie` per name.
     pub fn set_cookie(&mut self, name: &str, value: &str) {

@@ -133,9 +133,14 @@ pub(crate) fn value_ok(s: &str) -> bool {
         .any(|b| b <= b' ' || b == 0x7f || b == b';' || b == b',' || b == b'"')
 }
 
-/// A cookie name: non-empty, a valid value, and no `=`.
+/// A cookie name: an RFC 6265 token (RFC 9110 `tchar`s), plus `:`, which
+/// Python's `http.cookies` also takes: the names Tornado's `set_cookie`
+/// accepts (it raises `CookieError("Illegal key")` for the others).
 pub(crate) fn name_ok(name: &str) -> bool {
-    !name.is_empty() && !name.contains('=') && value_ok(name)
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| crate::protocol::handshake::is_tchar(b) || b == b':')
 }
 
 /// The `Set-Cookie` value for `call` (`set_cookie`, `clear_cookie`...)

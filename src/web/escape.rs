@@ -126,4 +126,50 @@ mod tests {
             r#"www.x.y and <a href="http://x.y" rel="nofollow">http://x.y</a>"#
         );
     }
+
+    /// outputs of Tornado 6.6.1's `tornado.escape` on odd input.
+    #[test]
+    fn linkify_and_friends_match_tornado() {
+        let d = LinkifyOptions::default();
+        for (input, want) in [
+            ("http://x.y/\"onmouseover=alert(1)", "<a href=\"http://x.y/&quot;onmouseover=alert(1)\">http://x.y/&quot;onmouseover=alert(1)</a>"),
+            ("javascript:alert(1)", "javascript:alert(1)"),
+            ("http://a.b/<script>", "<a href=\"http://a.b/\">http://a.b/</a>&lt;script&gt;"),
+            ("www.x.com/a&b=c", "<a href=\"http://www.x.com/a&amp;b=c\">www.x.com/a&amp;b=c</a>"),
+            ("http://x.y/'a'", "<a href=\"http://x.y/\">http://x.y/</a>&#x27;a&#x27;"),
+            ("http://x/(a)b)", "<a href=\"http://x/(a)b\">http://x/(a)b</a>)"),
+            ("data:text/html,hi http://ok.com/&quot;x", "data:text/html,hi <a href=\"http://ok.com/&amp;quot;x\">http://ok.com/&amp;quot;x</a>"),
+            ("HTTP://X.Y/a", "HTTP://X.Y/a"),
+            ("ftp://x.y/", "ftp://x.y/"),
+            ("http:/x", "<a href=\"http:/x\">http:/x</a>"),
+            ("http:///x.y", "<a href=\"http:///x.y\">http:///x.y</a>"),
+        ] {
+            assert_eq!(linkify(input, &d), want, "{input}");
+        }
+        assert_eq!(url_unescape("%zz%4", true), "%zz%4");
+        assert_eq!(url_unescape("a%C3", false), "a\u{fffd}");
+        assert_eq!(xhtml_escape("\x00<>&\"'"), "\x00&lt;&gt;&amp;&quot;&#x27;");
+    }
+
+    /// Tornado 6.6.1's `json_encode` on numbers and odd strings.
+    #[test]
+    fn json_encode_matches_tornado() {
+        use serde_json::json;
+        for (v, want) in [
+            (json!(1e100), "1e+100"),
+            (json!(1.0), "1.0"),
+            (json!(0.1), "0.1"),
+            (json!(-0.0), "-0.0"),
+            (json!(1e16), "1e+16"),
+            (json!(5e-324), "5e-324"),
+            (json!(18446744073709551615u64), "18446744073709551615"),
+            (json!(1e22), "1e+22"),
+            (json!(123456789012345680.0), "1.2345678901234568e+17"),
+            (json!("😀"), r#""\ud83d\ude00""#),
+            (json!("a/b</x"), r#""a/b<\/x""#),
+            (json!("\x7f\x1f"), r#""\u007f\u001f""#),
+        ] {
+            assert_eq!(json_encode(&v).unwrap(), want, "{v}");
+        }
+    }
 }

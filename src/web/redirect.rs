@@ -68,6 +68,22 @@ impl RequestHandler for RedirectHandler {
         if !query.is_empty() {
             to = url_concat(&to, &query);
         }
+        // Tornado 6.6: a substitution may not change the scheme or host
+        // the template's literal start names (`/{0}` with `{0}` =
+        // `/evil.example` is `//evil.example`, an open redirect).
+        let (prefix, substituted) = literal_prefix(&self.url);
+        let (scheme, netloc) = scheme_and_netloc(&prefix);
+        let unchanged = scheme_and_netloc(&to) == (scheme.clone(), netloc.clone())
+            && !(substituted && matches!(scheme.as_str(), "http" | "https") && netloc.is_empty());
+        if !unchanged {
+            return cx.refuse(400, "Redirect URL cannot change the scheme or netloc");
+        }
+        if to
+            .chars()
+            .any(|c| matches!(c, '\x00'..='\x08' | '\x0a'..='\x1f' | '\x7f'))
+        {
+            return cx.refuse(400, "Redirect URL contains invalid characters");
+        }
         cx.redirect(&to, self.permanent);
     }
 }
@@ -117,6 +133,62 @@ fn format_url<'a>(
         }
     }
     Some(out)
+}
+
+/// The template's text before its first field (`{{`/`}}` as braces), and
+/// whether it has a field at all (Tornado's `string.Formatter().parse`).
+fn literal_prefix(template: &str) -> (String, bool) {
+    let mut out = String::new();
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => return (out, true),
+            c => out.push(c),
+        }
+    }
+    (out, false)
+}
+
+/// Tornado's `_scheme_and_netloc`: the scheme and host part (user info
+/// and port included) a browser sees in `url`, lowercased, once it has
+/// cleaned the URL up as `is_protocol_relative` does; any number of
+/// slashes may come before the host.
+fn scheme_and_netloc(url: &str) -> (String, String) {
+    let cleaned: String = url
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect();
+    let mut rest = cleaned.as_str();
+    let mut scheme = String::new();
+    if let Some(i) = rest.find(':') {
+        let cand = &rest[..i];
+        if cand.starts_with(|c: char| c.is_ascii_alphabetic())
+            && cand
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        {
+            scheme = cand.to_ascii_lowercase();
+            rest = &rest[i + 1..];
+        }
+    }
+    let netloc = if rest.starts_with("//") {
+        let after = rest.trim_start_matches('/');
+        let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        after[..end].to_ascii_lowercase()
+    } else {
+        String::new()
+    };
+    (scheme, netloc)
 }
 
 /// Tornado's `url_concat`: `args` added to the query `url` already has,

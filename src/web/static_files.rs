@@ -149,22 +149,57 @@ fn date_number(s: &str, max_digits: usize) -> Option<i64> {
     s.parse().ok()
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds;
-/// `None` for anything else, however odd its numbers.
+/// Parses an HTTP-date to Unix seconds: the IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`) and the two obsolete forms a
+/// recipient MUST accept (RFC 9110 §5.6.7; Tornado's `email.utils.parsedate`
+/// reads them too), RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`); `None` for anything else.
 fn parse_http_date(s: &str) -> Option<u64> {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let mut it = s.split_ascii_whitespace();
-    let _weekday = it.next()?;
-    let day = date_number(it.next()?, 2)?;
-    let month_name = it.next()?;
+    let weekday = it.next()?;
+    let (day, month_name, year, hms) = if weekday.ends_with(',') {
+        let second = it.next()?;
+        let date = match second.split_once('-') {
+            // RFC 850: a two-digit year, 1970 to 2069 (as Python reads it).
+            Some((d, rest)) => {
+                let (m, y) = rest.split_once('-')?;
+                let y = if y.len() == 2 {
+                    date_number(y, 2)?
+                } else {
+                    return None;
+                };
+                (
+                    date_number(d, 2)?,
+                    m,
+                    if y < 70 { 2000 + y } else { 1900 + y },
+                    it.next()?,
+                )
+            }
+            None => (
+                date_number(second, 2)?,
+                it.next()?,
+                date_number(it.next()?, 4)?,
+                it.next()?,
+            ),
+        };
+        if it.next()? != "GMT" {
+            return None;
+        }
+        date
+    } else {
+        // asctime: no comma, no zone, the year last.
+        let m = it.next()?;
+        let d = date_number(it.next()?, 2)?;
+        let hms = it.next()?;
+        (d, m, date_number(it.next()?, 4)?, hms)
+    };
     let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
-    let year = date_number(it.next()?, 4)?;
-    let mut hms = it.next()?.split(':').map(|p| date_number(p, 2));
+    let mut hms = hms.split(':').map(|p| date_number(p, 2));
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if hms.next().is_some()
-        || it.next()? != "GMT"
         || it.next().is_some()
         || !(1..=31).contains(&day)
         || h > 23

@@ -3633,3 +3633,190 @@ fn form_bodies_are_one_thing_to_the_limits_and_the_lookups() {
     let r = post(form, None, "a=x");
     assert!(text(&r).starts_with("Some(\"x\")"), "{}", text(&r));
 }
+
+/// `If-Modified-Since` in the two obsolete HTTP-date formats,
+/// which RFC 9110 §5.6.7 says a recipient MUST accept and Tornado's
+/// `should_return_304` (`email.utils.parsedate`) does accept: the file's
+/// own `Last-Modified`, rewritten, must give a 304.
+#[test]
+fn static_304_for_rfc850_and_asctime_dates() {
+    let dir = TempDir::new("ims-obsolete");
+    dir.file("static/a.css", "a");
+    let app = static_app(&dir);
+    let lm = get(&app, "/static/a.css")
+        .header("Last-Modified")
+        .unwrap()
+        .to_string();
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let f: Vec<&str> = lm.split(' ').collect();
+    let wd = f[0].trim_end_matches(',');
+    let full = [
+        ("Mon", "Monday"),
+        ("Tue", "Tuesday"),
+        ("Wed", "Wednesday"),
+        ("Thu", "Thursday"),
+        ("Fri", "Friday"),
+        ("Sat", "Saturday"),
+        ("Sun", "Sunday"),
+    ]
+    .iter()
+    .find(|(s, _)| *s == wd)
+    .unwrap()
+    .1;
+    let day: u32 = f[1].parse().unwrap();
+    let rfc850 = format!("{full}, {}-{}-{} {} GMT", f[1], f[2], &f[3][2..], f[4]);
+    let asctime = format!("{wd} {} {day:>2} {} {}", f[2], f[4], f[3]);
+    for ims in [lm.clone(), rfc850, asctime] {
+        let h = [("If-Modified-Since", ims.as_str())];
+        let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &h));
+        assert_eq!(r.status(), 304, "If-Modified-Since: {ims}");
+    }
+}
+
+/// Sets the cookie named by the path (percent-decoded) to `v`, and a
+/// signed cookie under that name when the query says `signed`; answers
+/// the signed cookie of that name the request carried.
+struct NamedCookie;
+
+impl RequestHandler for NamedCookie {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        if cx.request().query() == "signed" {
+            cx.set_secure_cookie(args[0], "bob");
+        } else {
+            cx.set_cookie(args[0], "v");
+        }
+        let seen = cx.get_secure_cookie(args[0]).unwrap_or_default();
+        cx.write(seen);
+    }
+}
+
+/// A cookie name must be an RFC 6265 `token` (§4.1.1); Tornado's
+/// `set_cookie` raises `CookieError("Illegal key")` for every name below
+/// (`http.cookies` legal key characters), and cyclone refuses them (it
+/// used to write them).
+#[test]
+fn cookie_names_outside_rfc6265_token_are_refused() {
+    let app = Application::builder()
+        .cookie_secret("secret")
+        .route("/n/(.*)", || NamedCookie)
+        .build();
+    for (raw, name) in [
+        ("%C3%BC", "ü"),
+        ("a(b", "a(b"),
+        ("a%2Fb", "a/b"),
+        ("a%5Bb%5D", "a[b]"),
+        ("a%3Fb", "a?b"),
+        ("a%7Bb%7D", "a{b}"),
+        ("a@b", "a@b"),
+        ("a%5Cb", "a\\b"),
+    ] {
+        let r = get(&app, &format!("/n/{raw}"));
+        assert_eq!(
+            collect_headers(&r, "Set-Cookie"),
+            Vec::<String>::new(),
+            "{name}"
+        );
+    }
+}
+
+/// A signed cookie with a non-ASCII name could never be read back (the
+/// v2 length prefix counts characters, the reader bytes, as in Tornado):
+/// it is refused when set, as Tornado's `set_cookie` refuses the name.
+#[test]
+fn a_signed_cookie_with_a_non_ascii_name_is_refused() {
+    let app = Application::builder()
+        .cookie_secret("secret")
+        .route("/n/(.*)", || NamedCookie)
+        .build();
+    let r = get(&app, "/n/%C3%BC?signed");
+    assert_eq!(collect_headers(&r, "Set-Cookie"), Vec::<String>::new());
+    let r = get(&app, "/n/plain?signed");
+    let set = collect_headers(&r, "Set-Cookie");
+    let pair = set[0].split(';').next().unwrap().to_string();
+    let h = [("Cookie", pair.as_str())];
+    let r = dispatch(&app, Request::synthetic("GET", "/n/plain?signed", &h));
+    assert_eq!(text(&r), "bob", "{pair}");
+}
+
+/// Tornado 6.6's `RedirectHandler` answers 400 when a
+/// substitution would change the target's scheme or host ("Redirect URL
+/// cannot change the scheme or netloc": `/{0}` with `{0}` = `/evil.example`
+/// is the protocol-relative `//evil.example`, an open redirect) or holds
+/// control characters ("Redirect URL contains invalid characters").
+/// Checked against Tornado 6.6.1: all four below are 400 there.
+#[test]
+fn redirect_handler_substitutions_cannot_change_the_host() {
+    let app = Application::builder()
+        .route("/r/(.*)", || RedirectHandler::new("/{0}"))
+        .build();
+    let r = get(&app, "/r/ok/path");
+    assert_eq!((r.status(), r.header("Location")), (301, Some("/ok/path")));
+    for target in [
+        "/r/%2Fevil.example",
+        "/r//evil.example/x",
+        "/r/%5Cevil.example",
+        "/r/a%0D%0AX:1",
+    ] {
+        let r = get(&app, target);
+        assert_eq!((r.status(), r.header("Location")), (400, None), "{target}");
+    }
+}
+
+/// No panic on arbitrary input in the security-sensitive parsers
+/// (multipart bodies, XSRF tokens, signed values, header parameters).
+#[test]
+fn fuzz_parsers_do_not_panic() {
+    let alpha: &[&str] = &[
+        ";",
+        "\"",
+        "\\",
+        "a",
+        " ",
+        "=",
+        "|",
+        ":",
+        "2",
+        "0",
+        "1",
+        "*",
+        "'",
+        "%",
+        "C3",
+        "\r\n",
+        "\n",
+        "--XyZ",
+        "--XyZ--",
+        "\r\n\r\n",
+        "é",
+        "😀",
+        "name=",
+        "filename*=",
+        "Content-Disposition: form-data; ",
+        "<",
+        ">",
+        "\0",
+        "ff",
+        "_",
+        "-",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let secret = signed::CookieSecret::from("s");
+    for _ in 0..20_000 {
+        let len = (next() % 24) as usize;
+        let s: String = (0..len)
+            .map(|_| alpha[(next() % alpha.len() as u64) as usize])
+            .collect();
+        let _ = multipart::parse("multipart/form-data; boundary=XyZ", s.as_bytes());
+        let _ = multipart::parse_header(&s);
+        let _ = xsrf::decode(&s, 1);
+        let _ = xsrf::python_int(&s);
+        let _ = secret.decode_signed_value_at("n", &s, 31.0, 1e9, 1);
+        let _ = signed::get_signature_key_version(&s);
+    }
+}
