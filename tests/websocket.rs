@@ -3163,3 +3163,45 @@ fn free_sends_to_the_running_connection_keep_the_order_of_the_calls() {
     assert_eq!(got[3].0, 8);
     assert!(got[3].1.ends_with("n=1 own=true"), "{got:?}");
 }
+
+/// After its own `close`, a connection cannot receive what the free
+/// `publish` / `write_to` send it from its own handler: they must not
+/// count it (`publish` "returns how many received it"; `write_to`
+/// "returns false when `id` is not an open WebSocket").
+struct CloseThenPublish {
+    tx: Sender<(usize, bool)>,
+}
+impl WebSocketHandler for CloseThenPublish {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        ws.subscribe("late-room");
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        ws.close(Some(4000), "bye");
+        let n = cyclone::websocket::publish("late-room", "late");
+        let w = cyclone::websocket::write_to(ws.id(), "late too");
+        let _ = self.tx.send((n, w));
+    }
+}
+
+#[test]
+fn free_publish_and_write_to_do_not_count_their_own_closing_connection() {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket("/late", move |_r: &Request| CloseThenPublish {
+                tx: tx.clone(),
+            })
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/late");
+    s.write_all(&client_frame(true, 0x1, b"go")).unwrap();
+    let (n, w) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // What the wire shows: the Close, and nothing of "late" before it.
+    let (_, op, _) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 0x8);
+    assert_eq!(
+        (n, w),
+        (0, false),
+        "counted a connection that had sent its Close"
+    );
+}

@@ -385,6 +385,8 @@ pub struct Inflater {
     no_context_takeover: bool,
     /// The peer ended a deflate stream (BFINAL) inside this message.
     stream_ended: bool,
+    /// This message has had compressed bytes (see [`finish`](Self::finish)).
+    fed: bool,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -406,6 +408,7 @@ impl Inflater {
             stream: None,
             no_context_takeover: nct,
             stream_ended: false,
+            fed: false,
         }
     }
 
@@ -422,6 +425,7 @@ impl Inflater {
         out: &mut Vec<u8>,
         max_total: usize,
     ) -> Result<(), ProtocolError> {
+        self.fed |= !compressed.is_empty();
         let z = self
             .stream
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
@@ -474,11 +478,22 @@ impl Inflater {
 
     /// Ends the message: feeds the stripped `00 00 ff ff` tail, then resets
     /// the stream if the peer does not take over context (or ended it).
+    /// A message without a single compressed byte (RFC 7692 §7.2.3.6 sends
+    /// an empty one as `00`, but a frame with RSV1 and no payload reaches
+    /// here too) is empty, and the tail is not fed: alone it would start a
+    /// stored block and leave the stream inside it, failing the next
+    /// message.
     ///
     /// # Errors
     /// As [`decompress`](Self::decompress): 1009 past `max_total`, 1007 for a corrupt stream.
     pub fn finish(&mut self, out: &mut Vec<u8>, max_total: usize) -> Result<(), ProtocolError> {
-        let r = self.decompress(&TAIL, out, max_total);
+        let fed = std::mem::take(&mut self.fed);
+        let r = if fed {
+            self.decompress(&TAIL, out, max_total)
+        } else {
+            Ok(())
+        };
+        self.fed = false;
         if self.no_context_takeover || self.stream_ended || r.is_err() {
             if let Some(z) = &mut self.stream {
                 z.reset(false);
@@ -726,5 +741,160 @@ mod tests {
         )
         .is_err());
         assert!(client_accept("permessage-deflate; server_max_window_bits=10", &o2).is_err());
+    }
+}
+
+/// Negotiation edges and the window the compressor keeps to, checked
+/// with an inflater of exactly the negotiated window.
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    fn neg(v: &[&str], opts: &CompressionOptions) -> Option<(DeflateParams, String)> {
+        let vals: Vec<&[u8]> = v.iter().map(|s| s.as_bytes()).collect();
+        negotiate_server(&vals, opts).unwrap()
+    }
+
+    #[test]
+    fn negotiation_edges_and_client_round_trips() {
+        let o = CompressionOptions::default();
+        // A value-less client_max_window_bits, duplicates, a quoted empty
+        // value, a mixed-case name.
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "permessage-deflate;client_max_window_bits",
+                Some("permessage-deflate"),
+            ),
+            (
+                "permessage-deflate; client_max_window_bits=8",
+                Some("permessage-deflate; client_max_window_bits=8"),
+            ),
+            (
+                "permessage-deflate; server_max_window_bits=9",
+                Some("permessage-deflate; server_max_window_bits=9"),
+            ),
+            (
+                "permessage-deflate; client_max_window_bits; client_max_window_bits",
+                None,
+            ),
+            ("permessage-deflate; server_no_context_takeover=\"\"", None),
+            ("PerMessage-Deflate", Some("permessage-deflate")),
+        ];
+        for (offer, want) in cases {
+            assert_eq!(neg(&[offer], &o).map(|x| x.1).as_deref(), *want, "{offer}");
+        }
+        // client side round trips against our own server with various options
+        for sb in [9u8, 10, 15] {
+            for cb in [8u8, 9, 12, 15] {
+                for (snct, cnct) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let co = CompressionOptions {
+                        server_max_window_bits: sb,
+                        client_max_window_bits: cb,
+                        server_no_context_takeover: snct,
+                        client_no_context_takeover: cnct,
+                        ..CompressionOptions::default()
+                    };
+                    for so in [o.clone(), co.clone()] {
+                        let offer = client_offer(&co);
+                        let (p, r) = neg(&[&offer], &so).unwrap_or_else(|| panic!("{offer}"));
+                        assert_eq!(client_accept(&r, &co).unwrap(), p, "{offer} -> {r}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn inflate_in_small_steps(
+        inf: &mut Decompress,
+        data: &[u8],
+    ) -> Result<Vec<u8>, flate2::DecompressError> {
+        // Small output steps: back references must come from the window.
+        let mut all = Vec::new();
+        let base = inf.total_in();
+        loop {
+            let used = (inf.total_in() - base) as usize;
+            let mut out = Vec::with_capacity(64);
+            inf.decompress_vec(&data[used..], &mut out, FlushDecompress::Sync)?;
+            let progressed = !out.is_empty() || (inf.total_in() - base) as usize != used;
+            all.extend_from_slice(&out);
+            if !progressed || ((inf.total_in() - base) as usize == data.len() && out.len() < 64) {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// What our compressor sends under a negotiated window must inflate
+    /// with a peer inflater of exactly that window (RFC 7692 §7.1.2.1).
+    #[test]
+    fn compressor_respects_the_negotiated_window() {
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        let mut chunk = vec![0u8; 3000];
+        for b in chunk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x % 251) as u8;
+        }
+        // The same random block twice: a match 3000 bytes back.
+        let msg = [chunk.clone(), chunk.clone(), chunk].concat();
+        for bits in 9u8..=14 {
+            for level in [0u32, 1, 2, 6, 9] {
+                for nct in [false, true] {
+                    let p = DeflateParams {
+                        server_no_context_takeover: nct,
+                        client_no_context_takeover: nct,
+                        server_max_window_bits: bits,
+                        client_max_window_bits: 15,
+                    };
+                    let mut d = Deflater::new(p, Role::Server, level);
+                    let mut inf = Decompress::new_with_window_bits(false, bits);
+                    for round in 0..3 {
+                        let mut c = Vec::new();
+                        d.compress(&msg, &mut c);
+                        c.extend_from_slice(&TAIL);
+                        let r = inflate_in_small_steps(&mut inf, &c);
+                        assert!(
+                            matches!(&r, Ok(out) if *out == msg),
+                            "bits {bits} level {level} nct {nct} round {round}: {:?}",
+                            r.as_ref().map(|o| o.len())
+                        );
+                        if nct {
+                            inf.reset(false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The check above can fail: a 15-bit stream with a match 3000 bytes
+    /// back does not inflate with a 9-bit window.
+    #[test]
+    fn a_15_bit_stream_fails_a_9_bit_inflater() {
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        let mut chunk = vec![0u8; 3000];
+        for b in chunk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = (x % 251) as u8;
+        }
+        let msg = [chunk.clone(), chunk].concat();
+        let mut d = Deflater::new(
+            DeflateParams {
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                server_max_window_bits: 15,
+                client_max_window_bits: 15,
+            },
+            Role::Server,
+            1,
+        );
+        let mut c = Vec::new();
+        d.compress(&msg, &mut c);
+        c.extend_from_slice(&TAIL);
+        let mut inf = Decompress::new_with_window_bits(false, 9);
+        let r = inflate_in_small_steps(&mut inf, &c);
+        assert!(r.is_err(), "{:?}", r.map(|o| o.len()));
     }
 }

@@ -780,11 +780,16 @@ impl Session {
     }
 
     /// Fails the connection after `err` (RFC 6455 §7.1.7): sends a Close with
-    /// `err.close_code()` if we have not sent one, and moves to `Closed`.
+    /// `err.close_code()` (for 1009 with Tornado's reason, "message too
+    /// big") if we have not sent one, and moves to `Closed`.
     pub fn fail(&mut self, err: &ProtocolError, out: &mut Vec<u8>) {
         if self.state.can_send() {
-            let code = err.close_code().0.to_be_bytes();
-            self.write_frame(OpCode::Close, &code, out);
+            let mut payload = err.close_code().0.to_be_bytes().to_vec();
+            // Tornado's reason for 1009; the other codes go without one.
+            if let ProtocolError::MessageTooBig { .. } = err {
+                payload.extend_from_slice(b"message too big");
+            }
+            self.write_frame(OpCode::Close, &payload, out);
         }
         self.abort();
     }

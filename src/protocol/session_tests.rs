@@ -492,7 +492,9 @@ fn size_limits_checked_from_the_header() {
         ),
         "{evs:?}"
     );
-    assert_eq!(out, [0x88, 0x02, 0x03, 0xf1]);
+    let mut close = vec![0x88, 17, 0x03, 0xf1];
+    close.extend_from_slice(b"message too big");
+    assert_eq!(out, close);
     // Exactly 100 is fine.
     let (evs, _, _) = feed(&mut mk(), &[&cf(true, 0, 2, &[0; 100])]);
     assert_eq!(evs, [Ev::Binary(vec![0; 100])]);
@@ -826,4 +828,302 @@ fn unlimited_message_size_inflates_compressed_messages() {
     let wire = cat(&[cf(false, 4, 2, a), cf(true, 0, 0, b)]);
     let (evs, _, _) = feed(&mut s, &[&wire]);
     assert_eq!(evs, [Ev::Binary(vec![b'b'; 100_000])]);
+}
+
+// ---- compressed messages at their edges -----------------------------------
+
+fn limited_server(max: usize) -> Session {
+    let cfg = SessionConfig {
+        max_message_size: max,
+        fragment_overhead: 16,
+    };
+    Session::new(
+        Role::Server,
+        cfg,
+        Some(p15()),
+        &CompressionOptions::default(),
+    )
+}
+
+/// A compressed bomb split over many fragments: 1009 at the fragment that
+/// passes the limit, not at the end.
+#[test]
+fn fragmented_bomb_fails_mid_way() {
+    let mut z = Vec::new();
+    Deflater::new(p15(), Role::Client, 9).compress(&vec![0u8; 4 << 20], &mut z);
+    let parts: Vec<&[u8]> = z.chunks(z.len() / 16 + 1).collect();
+    assert!(parts.len() >= 16);
+    let mut s = limited_server(100_000);
+    let mut failed_at = None;
+    for (i, p) in parts.iter().enumerate() {
+        let fin = i + 1 == parts.len();
+        let f = cf(
+            fin,
+            if i == 0 { 4 } else { 0 },
+            if i == 0 { 2 } else { 0 },
+            p,
+        );
+        let (evs, _, _) = feed(&mut s, &[&f]);
+        if let Some(Ev::Err(e)) = evs.last() {
+            assert_eq!(e.close_code().0, 1009, "{e:?}");
+            failed_at = Some(i);
+            break;
+        }
+    }
+    assert!(matches!(failed_at, Some(i) if i < 3), "{failed_at:?}");
+}
+
+/// Exactly the limit inflated over fragments passes; one more byte is 1009.
+#[test]
+fn limit_exact_in_fragments() {
+    for (len, ok) in [(70_000usize, true), (70_001, false)] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let mut z = Vec::new();
+        Deflater::new(p15(), Role::Client, 6).compress(&data, &mut z);
+        let parts: Vec<&[u8]> = z.chunks(z.len() / 5 + 1).collect();
+        let mut wire = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let fin = i + 1 == parts.len();
+            wire.extend(cf(
+                fin,
+                if i == 0 { 4 } else { 0 },
+                if i == 0 { 2 } else { 0 },
+                p,
+            ));
+        }
+        let (evs, _, _) = feed(&mut limited_server(70_000), &[&wire]);
+        if ok {
+            assert_eq!(evs, [Ev::Binary(data)]);
+        } else {
+            assert_eq!(err_code(&evs), Some(1009), "{len}");
+        }
+    }
+}
+
+/// Compressed multi-byte text, one compressed byte per fragment, a ping
+/// between every two fragments; then a second message (context takeover).
+#[test]
+fn compressed_text_bytewise_fragments_with_pings() {
+    let msg = "héllo wörld ✓ 😀 ".repeat(20);
+    let mut d = Deflater::new(p15(), Role::Client, 6);
+    let mut wire = Vec::new();
+    for round in 0..2 {
+        let mut z = Vec::new();
+        d.compress(msg.as_bytes(), &mut z);
+        for (i, b) in z.iter().enumerate() {
+            let fin = i + 1 == z.len();
+            wire.extend(cf(
+                fin,
+                if i == 0 { 4 } else { 0 },
+                if i == 0 { 1 } else { 0 },
+                &[*b],
+            ));
+            if !fin {
+                wire.extend(cf(true, 0, 9, &[round, i as u8]));
+            }
+        }
+    }
+    let (evs, out, st) = feed(&mut limited_server(1 << 20), &[&wire]);
+    assert_eq!(st, State::Open);
+    let texts: Vec<_> = evs.iter().filter(|e| matches!(e, Ev::Text(_))).collect();
+    assert_eq!(texts.len(), 2, "{:?}", evs.last());
+    assert!(texts
+        .iter()
+        .all(|t| **t == Ev::Text(msg.clone().into_bytes())));
+    assert!(!out.is_empty());
+}
+
+/// A peer that ends its deflate stream (BFINAL) in each message.
+#[test]
+fn bfinal_messages_then_takeover() {
+    use flate2::{Compress, Compression, FlushCompress};
+    let fin_msg = |data: &[u8]| {
+        let mut c = Compress::new(Compression::new(6), false);
+        let mut out = Vec::with_capacity(data.len() + 64);
+        c.compress_vec(data, &mut out, FlushCompress::Finish)
+            .unwrap();
+        out
+    };
+    let mut wire = Vec::new();
+    wire.extend(cf(true, 4, 1, &fin_msg(b"first")));
+    wire.extend(cf(true, 4, 1, &fin_msg(b"second")));
+    let mut d = Deflater::new(p15(), Role::Client, 6);
+    let mut z = Vec::new();
+    d.compress(b"third", &mut z);
+    wire.extend(cf(true, 4, 1, &z));
+    z.clear();
+    d.compress(b"third", &mut z);
+    wire.extend(cf(true, 4, 1, &z));
+    let (evs, _, _) = feed(&mut limited_server(1 << 20), &[&wire]);
+    assert_eq!(
+        evs,
+        [
+            Ev::Text(b"first".to_vec()),
+            Ev::Text(b"second".to_vec()),
+            Ev::Text(b"third".to_vec()),
+            Ev::Text(b"third".to_vec())
+        ]
+    );
+}
+
+/// Control frames with RSV1 between compressed fragments; a continuation
+/// with RSV1 of an uncompressed message.
+#[test]
+fn rsv1_rules_mid_message() {
+    let mut z = Vec::new();
+    Deflater::new(p15(), Role::Client, 6).compress(b"Hello Hello Hello", &mut z);
+    let (a, b) = z.split_at(3);
+    for (name, wire) in [
+        (
+            "rsv1 pong mid",
+            cat(&[
+                cf(false, 4, 1, a),
+                cf(true, 4, 0xA, b"x"),
+                cf(true, 0, 0, b),
+            ]),
+        ),
+        (
+            "rsv1 close mid",
+            cat(&[
+                cf(false, 4, 1, a),
+                cf(true, 4, 8, &[3, 232]),
+                cf(true, 0, 0, b),
+            ]),
+        ),
+        (
+            "rsv1 cont of plain",
+            cat(&[cf(false, 0, 1, b"ab"), cf(true, 4, 0, b"cd")]),
+        ),
+    ] {
+        let (evs, _, _) = feed(&mut limited_server(1 << 20), &[&wire]);
+        assert_eq!(err_code(&evs), Some(1002), "{name}: {evs:?}");
+    }
+}
+
+/// Random messages, compressed or not, split at random points with pings
+/// between fragments, against random limits: the session agrees with a
+/// model (message, or 1009 once the inflated size passes the limit). 300
+/// runs here (about 3 s in a debug build); 3,000 passed in review.
+#[test]
+fn random_fragmentation_model() {
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n.max(1)
+    };
+    for iter in 0..300 {
+        let nct = rnd(2) == 0;
+        let p = DeflateParams {
+            server_no_context_takeover: nct,
+            client_no_context_takeover: nct,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let max = [1usize, 100, 16384, 16385, 32768, 40000, 70000][rnd(7) as usize];
+        let cfg = SessionConfig {
+            max_message_size: max,
+            fragment_overhead: 16,
+        };
+        let mut s = Session::new(Role::Server, cfg, Some(p), &CompressionOptions::default());
+        let mut d = Deflater::new(p, Role::Client, rnd(10) as u32);
+        let mut wire = Vec::new();
+        let mut want = Vec::new();
+        for _ in 0..4 {
+            let len = [0usize, 1, 100, 16383, 16384, 16385, 32768, 40000, 70001][rnd(9) as usize];
+            let mut data = vec![0u8; len];
+            let alpha = 1 + rnd(255);
+            for b in data.iter_mut() {
+                *b = b'a' + (rnd(alpha) % 26) as u8;
+            }
+            let compressed = rnd(3) != 0;
+            let body = if compressed {
+                let mut z = Vec::new();
+                d.compress(&data, &mut z);
+                z
+            } else {
+                data.clone()
+            };
+            // header-level limit for uncompressed; inflated size for compressed
+            let nfrag = 1 + rnd(6) as usize;
+            let too_big = data.len() > max
+                || body.len() > max
+                || (nfrag > 1 && body.len() + nfrag * 16 > 2 * max);
+            let mut cuts: Vec<usize> = (0..nfrag - 1)
+                .map(|_| rnd(body.len() as u64 + 1) as usize)
+                .collect();
+            cuts.sort();
+            let mut prev = 0;
+            let mut pieces = Vec::new();
+            for c in cuts.into_iter().chain([body.len()]) {
+                pieces.push(&body[prev..c]);
+                prev = c;
+            }
+            for (i, piece) in pieces.iter().enumerate() {
+                let fin = i + 1 == pieces.len();
+                let rsv = if i == 0 && compressed { 4 } else { 0 };
+                let op = if i == 0 { 1 } else { 0 };
+                wire.extend(cf(fin, rsv, op, piece));
+                if !fin && rnd(2) == 0 {
+                    wire.extend(cf(true, 0, 9, b"p"));
+                    want.push(Ev::Ping(b"p".to_vec()));
+                }
+            }
+            if too_big {
+                want.push(Ev::Err(ProtocolError::MessageTooBig {
+                    size: 0,
+                    limit: max,
+                }));
+                break;
+            }
+            want.push(Ev::Text(data));
+        }
+        let (evs, _, _) = feed(&mut s, &[&wire]);
+        // Compare, ignoring the sizes in MessageTooBig and pings after the error point.
+        let norm = |v: &[Ev]| -> Vec<String> {
+            v.iter()
+                .map(|e| match e {
+                    Ev::Err(e) => format!("err {}", e.close_code().0),
+                    Ev::Text(t) => format!("text {}", t.len()),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        let (got, exp) = (norm(&evs), norm(&want));
+        // A too-big message may fail before some of its pings arrive.
+        let got_np: Vec<_> = got.iter().filter(|e| !e.starts_with("Ping")).collect();
+        let exp_np: Vec<_> = exp.iter().filter(|e| !e.starts_with("Ping")).collect();
+        assert_eq!(got_np, exp_np, "iter {iter} max {max}");
+        for (g, e) in evs.iter().zip(&want) {
+            if let (Ev::Text(a), Ev::Text(b)) = (g, e) {
+                assert!(a == b, "iter {iter}: text differs");
+            }
+        }
+    }
+}
+
+/// An RSV1 frame with an empty payload (no deflate data at all), then a
+/// context-takeover message.
+#[test]
+fn empty_compressed_payload_then_takeover() {
+    let mut d = Deflater::new(p15(), Role::Client, 6);
+    let mut z1 = Vec::new();
+    d.compress(b"Hello", &mut z1);
+    let mut z2 = Vec::new();
+    d.compress(b"Hello again", &mut z2);
+    let wire = cat(&[
+        cf(true, 4, 1, &z1),
+        cf(true, 4, 1, b""),
+        cf(true, 4, 1, &z2),
+    ]);
+    let (evs, _, _) = feed(&mut limited_server(1 << 20), &[&wire]);
+    assert_eq!(
+        evs,
+        [
+            Ev::Text(b"Hello".to_vec()),
+            Ev::Text(b"".to_vec()),
+            Ev::Text(b"Hello again".to_vec())
+        ]
+    );
 }

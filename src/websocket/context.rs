@@ -143,6 +143,9 @@ impl<'a> WebSocket<'a> {
     pub fn close(&mut self, code: Option<u16>, reason: &str) {
         self.core
             .start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);
+        // Out of its slot while its handler runs: the free senders must
+        // see that it takes nothing more.
+        self.lp.cork().mark_closed(self.core.id);
     }
 
     /// Drops the connection without a closing handshake: Node `ws`'s
@@ -171,6 +174,7 @@ impl<'a> WebSocket<'a> {
         self.update_hold();
         let id = self.core.id;
         self.core.mark_dirty(self.lp, id);
+        self.lp.cork().mark_closed(id);
     }
 
     /// Sets `TCP_NODELAY` on this connection.
@@ -969,6 +973,8 @@ impl<'p> SharedFrame<'p> {
         let frame = &self.frame;
         match lp.with_idle(id, |p| queue_broadcast(p, lp, id, op, payload, frame)) {
             Ok(took) => took,
+            // Out of its slot, and closed by its own handler.
+            Err(true) if lp.cork().is_closed(id) => false,
             Err(true) => {
                 // Out of its slot (its handler is running): kept, and
                 // queued when it next sends (so the order of the calls

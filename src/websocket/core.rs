@@ -63,6 +63,12 @@ pub(crate) struct Cork {
     /// it next sends anything itself, so the wire keeps the order of the
     /// calls, or else when it is put back. See [`Core::take_inbox`].
     inbox: Vec<Inbound>,
+    /// Connections whose handler closed or terminated them from its own
+    /// callback: out of their slot, they can be asked nothing, and the
+    /// free senders must not count them. Until they end ([`take_for`]).
+    ///
+    /// [`take_for`]: Self::take_for
+    closed: Vec<ConnId>,
 }
 
 /// A message for a connection out of its slot: its id, the opcode, the
@@ -80,8 +86,24 @@ impl Cork {
         first
     }
 
-    /// The messages kept for `id`, in the order they were sent.
+    /// Notes that `id`, out of its slot, takes no more messages.
+    pub(crate) fn mark_closed(&mut self, id: ConnId) {
+        if !self.closed.contains(&id) {
+            self.closed.push(id);
+        }
+    }
+
+    /// Whether `id` was noted by [`mark_closed`](Self::mark_closed).
+    pub(crate) fn is_closed(&self, id: ConnId) -> bool {
+        self.closed.contains(&id)
+    }
+
+    /// The messages kept for `id`, in the order they were sent. Called
+    /// when `id` ends too: it is forgotten.
     pub(crate) fn take_for(&mut self, id: ConnId) -> Vec<Inbound> {
+        if !self.closed.is_empty() {
+            self.closed.retain(|c| *c != id);
+        }
         if self.inbox.is_empty() {
             return Vec::new();
         }

@@ -71,8 +71,9 @@ pub(super) fn leave_all(topics: &[Box<str>], id: ConnId) {
 }
 
 /// Runs `send` with the subscribers of `topic` (but `except`), copied
-/// out of the registry first: queueing a frame may end a connection (a
-/// slow consumer's), whose `Drop` then leaves its topics.
+/// out of the registry first, so that `send` may change the registry
+/// (a connection served meanwhile, one that ends and whose `Drop` leaves
+/// its topics) without invalidating the list it walks.
 pub(super) fn with_subscribers<R>(
     topic: &str,
     except: Option<ConnId>,
