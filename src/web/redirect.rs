@@ -15,6 +15,12 @@ use crate::http::request::parse_qs;
 /// are added to the target's, as Tornado's `url_concat` adds them
 /// (re-encoded). Permanent (301) by default, as in Tornado.
 ///
+/// As in Tornado 6.6, a capture cannot move the redirect to another site:
+/// a target whose scheme or host differs from what the format string's
+/// text before its first field names (`/{0}` with `/evil.example`
+/// captured is `//evil.example`), or one holding control characters, is
+/// answered 400.
+///
 /// ```
 /// use cyclone::web::{Application, RedirectHandler};
 ///
