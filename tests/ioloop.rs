@@ -1489,3 +1489,34 @@ fn remove_handler_then_add_handler_again_from_its_own_callback() {
     // Added, then called with the byte still waiting; the first is gone.
     assert_eq!(result, (Some(Ok(())), 1, 1));
 }
+
+/// `run_once` from one of the loop's own callbacks would run a nested
+/// iteration that takes the readiness of the registration being served
+/// (edge-triggered: never reported again). It panics instead, as `start`
+/// does, whether the outer iteration is `start`'s or `run_once`'s; the
+/// loop reports itself running meanwhile.
+#[test]
+fn run_once_from_inside_the_loop_panics() {
+    let seen = in_thread(|| {
+        let lp = IOLoop::current();
+        let seen: Rc<RefCell<Vec<(bool, bool)>>> = Rc::default();
+        let record = |seen: Rc<RefCell<Vec<(bool, bool)>>>| {
+            move || {
+                let lp = IOLoop::current();
+                let nested = catch_unwind(AssertUnwindSafe(|| lp.run_once(Some(Duration::ZERO))));
+                seen.borrow_mut().push((lp.is_running(), nested.is_err()));
+            }
+        };
+        lp.add_callback(record(seen.clone()));
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert!(!lp.is_running());
+        lp.add_callback(record(seen.clone()));
+        lp.add_callback(|| IOLoop::current().stop());
+        let watchdog = safety_stop(&lp);
+        lp.start();
+        lp.remove_timeout(watchdog);
+        let got = seen.borrow().clone();
+        got
+    });
+    assert_eq!(seen, [(true, true), (true, true)]);
+}

@@ -421,18 +421,37 @@ impl IOLoop {
         self.inner.stopped.set(true);
     }
 
-    /// Whether `start`/`run_sync` is running this loop.
+    /// Whether `start`, `run_sync` or `run_once` is running this loop.
     pub fn is_running(&self) -> bool {
         self.inner.running.get()
     }
 
     /// Runs one iteration, waiting at most `timeout` for events (`None` =
     /// until something happens). For programs that embed the loop in their
-    /// own main loop.
+    /// own main loop. The loop [`is_running`](Self::is_running) meanwhile.
     ///
     /// # Errors
     /// `poll` failed.
+    ///
+    /// # Panics
+    /// If called while the loop is running (from one of its callbacks): a
+    /// nested iteration would take the readiness of the registration
+    /// being served, and with edge-triggered polling it is not reported
+    /// again.
     pub fn run_once(&self, timeout: Option<Duration>) -> io::Result<()> {
+        assert!(
+            !self.inner.running.get(),
+            "IOLoop::run_once called while the loop is running"
+        );
+        /// Marks the loop not running however the iteration ends.
+        struct Once<'a>(&'a Inner);
+        impl Drop for Once<'_> {
+            fn drop(&mut self) {
+                self.0.running.set(false);
+            }
+        }
+        self.inner.running.set(true);
+        let _once = Once(&self.inner);
         self.tick(timeout)
     }
 
