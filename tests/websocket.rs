@@ -1133,6 +1133,42 @@ fn during_shutdown_new_connections_get_503_and_the_rest_is_dropped_at_the_grace(
     assert!(wait_closed(&mut idle, Duration::from_secs(6)));
 }
 
+struct ShutdownTwiceOnMessage;
+impl WebSocketHandler for ShutdownTwiceOnMessage {
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        cyclone::shutdown(Duration::from_secs(3));
+        cyclone::shutdown(Duration::from_secs(3));
+    }
+}
+
+/// `shutdown` called twice (a second Ctrl-C, two parts of a program)
+/// counts each draining listener once: the grace still waits for the
+/// connection left. (Counted twice, the listener made the loop believe
+/// every connection had gone once one had, and the silent one was
+/// dropped at once, with the listener.)
+#[test]
+fn shutdown_twice_still_waits_for_the_connections_left() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket("/s", |_r: &Request| ShutdownTwiceOnMessage)
+            .build()
+    });
+    let mut first = raw_ws(&srv, "/s");
+    let mut idle = raw_ws(&srv, "/s");
+    first.write_all(&client_frame(true, 1, b"stop")).unwrap();
+    assert_eq!(read_frame(&mut first).unwrap().1, 0x8);
+    assert_eq!(read_frame(&mut idle).unwrap().1, 0x8);
+    // `first` answers its 1001 and goes; `idle` stays silent.
+    first
+        .write_all(&client_frame(true, 8, &1001u16.to_be_bytes()))
+        .unwrap();
+    assert!(wait_closed(&mut first, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, _) = request(&srv, util::upgrade_request("/s", "").as_bytes());
+    assert_eq!(status, 503, "the listener drains until the grace ends");
+    assert!(wait_closed(&mut idle, Duration::from_secs(6)));
+}
+
 /// Frames of mixed sizes arriving in chunks that end mid-header and
 /// mid-payload: a partial frame of up to half the server's 256 KiB read
 /// buffer is carried to the front of the next read, a larger one waits in

@@ -219,8 +219,14 @@ impl Pollable for Listener {
     fn shutdown(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         // Keep listening during the grace period, answering 503, so new
         // clients get a clear answer rather than a refused connection.
-        log::info!("listener draining: new connections get 503");
-        lp.local::<Draining>().0.borrow_mut().push(id);
+        // Once, however many times `shutdown` is called: the count of
+        // draining listeners is what the grace check compares with.
+        let draining = lp.local::<Draining>();
+        let mut ids = draining.0.borrow_mut();
+        if !ids.contains(&id) {
+            log::info!("listener draining: new connections get 503");
+            ids.push(id);
+        }
         Action::Keep
     }
 
