@@ -7,6 +7,12 @@ use std::fmt;
 
 use mio::Token;
 
+// A token carries the slab key and the slot's generation, 32 bits each, so
+// that an event for a closed connection never reaches the one reusing its
+// slot: a `usize` of 64 bits is needed.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("cyclone needs a 64-bit target: a mio token holds a 32-bit key and a 32-bit generation");
+
 /// Identifies one registration in an [`IOLoop`](super::IOLoop): a
 /// connection, a listener or a handler added with `add_handler`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
