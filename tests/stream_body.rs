@@ -323,3 +323,28 @@ fn upload_cut_short_is_noticed() {
     let p = progress_reaches(&srv, "closed after 4000");
     assert!(p.ends_with("log=prepare,closed after 4000"), "{p}");
 }
+
+/// A chunked body that passes the limit `prepare` set after some of it
+/// was streamed is refused (413), and the handler learns its body ends
+/// there: `on_connection_close`, as Tornado calls it (it used to be
+/// dropped without a word: a partial upload was never cleaned up).
+#[test]
+fn body_over_the_limit_midway_is_a_connection_close() {
+    // Tornado: a streamed body refused midway (chunked past
+    // max_body_size) ends the connection, and the handler, whose prepare
+    // and data_received ran, gets on_connection_close.
+    let srv = server(false);
+    let mut s = srv.connect();
+    s.write_all(b"POST /upload/small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    s.write_all(b"200\r\n").unwrap();
+    s.write_all(&[b'x'; 0x200]).unwrap();
+    s.write_all(b"\r\n").unwrap();
+    assert!(progress_reaches(&srv, "bytes=512").contains("bytes=512"));
+    s.write_all(b"300\r\n").unwrap();
+    let (status, _, _) = read_response(&mut s);
+    assert_eq!(status, 413);
+    assert!(util::wait_closed(&mut s, Duration::from_secs(5)));
+    let p = progress_reaches(&srv, "closed after 512");
+    assert!(p.ends_with("log=prepare,closed after 512"), "{p}");
+}

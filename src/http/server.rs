@@ -883,7 +883,13 @@ impl HttpConn {
                 Ok(Some(piece)) => piece,
                 Ok(None) => unreachable!("a pending request"),
                 Err(e) => {
-                    self.sink = None;
+                    // Refused partway (over the limit, malformed): the
+                    // handler learns that its body ends here, as Tornado
+                    // calls `on_connection_close` (a callback, as in
+                    // `drop`).
+                    if let Some(mut sink) = self.sink.take() {
+                        lp.add_callback(move || sink.on_connection_close());
+                    }
                     self.error(lp, e.status(), &e.to_string());
                     return Step::Close;
                 }

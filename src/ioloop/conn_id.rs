@@ -11,7 +11,9 @@ use mio::Token;
 // that an event for a closed connection never reaches the one reusing its
 // slot: a `usize` of 64 bits is needed.
 #[cfg(not(target_pointer_width = "64"))]
-compile_error!("cyclone needs a 64-bit target: a mio token holds a 32-bit key and a 32-bit generation");
+compile_error!(
+    "cyclone needs a 64-bit target: a mio token holds a 32-bit key and a 32-bit generation"
+);
 
 /// Identifies one registration in an [`IOLoop`](super::IOLoop): a
 /// connection, a listener or a handler added with `add_handler`.
