@@ -619,3 +619,49 @@ fn errors_name_the_template_and_the_line() {
         "err:in \"base.html\": undefined variable \"nope\" at line 2"
     );
 }
+
+/// Python keeps the sign of a negative integer in `%x`, `%#x` and `%X`:
+/// `'%x' % -255` is `-ff`, `'%#x' % -255` is `-0xff`, `'%X' % -171` is
+/// `-AB`.
+#[test]
+fn percent_x_keeps_the_sign_of_a_negative_integer() {
+    assert_eq!(
+        render("{{ '%x' % -255 }}|{{ '%#x' % -255 }}|{{ '%X' % -171 }}", json!({})).unwrap(),
+        "-ff|-0xff|-AB"
+    );
+}
+
+/// Python's float `//` is the floor of `(x - x % y) / y` (CPython's
+/// `float_divmod`), so it agrees with `%`: `1 // 0.1` is 9.0, `10 // 0.2`
+/// is 49.0, `divmod(1, 0.1)` is `(9.0, 0.09999999999999995)`.
+#[test]
+fn float_floor_division_is_pythons() {
+    assert_eq!(
+        render(
+            "{{ 1 // 0.1 }}|{{ 10 // 0.2 }}|{{ divmod(1, 0.1)[0] }}|{{ divmod(1, 0.1)[1] }}",
+            json!({})
+        )
+        .unwrap(),
+        "9.0|49.0|9.0|0.09999999999999995"
+    );
+}
+
+/// Python's float `%` gives a zero result the divisor's sign: `-0.0 % 5`
+/// is `0.0`, `0.0 % -5` is `-0.0`, `5 % -0.5` is `-0.0`.
+#[test]
+fn float_modulo_zero_takes_the_divisors_sign() {
+    assert_eq!(
+        render("{{ -0.0 % 5 }}|{{ 0.0 % -5 }}|{{ 5 % -0.5 }}", json!({})).unwrap(),
+        "0.0|-0.0|-0.0"
+    );
+}
+
+/// Python reads a float literal's signed exponent as part of it:
+/// `2 * 1e+3` is 2000.0, `[1E+2, 2.5e+1]` is `[100.0, 25.0]`.
+#[test]
+fn float_literals_with_a_signed_exponent_inside_an_expression() {
+    assert_eq!(
+        render("{{ 2 * 1e+3 }}|{{ [1E+2, 2.5e+1] }}|{{ 1e-3 }}|{{ 1 +2 }}", json!({})).unwrap(),
+        "2000.0|[100.0, 25.0]|0.001|3"
+    );
+}

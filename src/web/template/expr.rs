@@ -502,9 +502,21 @@ fn tokens(src: &str) -> Option<Vec<Tok<'_>>> {
                 (Tok::Op(&src[i..i + len]), len)
             }
             _ => {
-                let end = src[i..]
-                    .find(|c: char| c.is_whitespace() || WORD_END.contains(c))
-                    .map_or(src.len(), |n| n + i);
+                let word_end = |from: usize| {
+                    src[from..]
+                        .find(|c: char| c.is_whitespace() || WORD_END.contains(c))
+                        .map_or(src.len(), |n| n + from)
+                };
+                let mut end = word_end(i);
+                // A number's signed exponent (`1e+3`, `2.5E+1`) is part of
+                // it, as Python reads it (`-` is a word's anyway).
+                while b.get(end) == Some(&b'+')
+                    && b.get(end + 1).is_some_and(u8::is_ascii_digit)
+                    && matches!(b[end - 1], b'e' | b'E')
+                    && (b[i].is_ascii_digit() || b[i] == b'.')
+                {
+                    end = word_end(end + 1);
+                }
                 (Tok::Word(&src[i..end]), end - i)
             }
         };
@@ -2096,16 +2108,9 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
                     Arith::Sub => x - y,
                     Arith::Mul => x * y,
                     Arith::Div => x / y,
-                    Arith::FloorDiv => (x / y).floor(),
+                    Arith::FloorDiv => float_divmod(x, y).0,
                     Arith::Pow => unreachable!("powers are computed above"),
-                    Arith::Mod => {
-                        let r = x % y;
-                        if r != 0.0 && (r < 0.0) != (y < 0.0) {
-                            r + y
-                        } else {
-                            r
-                        }
-                    }
+                    Arith::Mod => float_divmod(x, y).1,
                 })
             }
         };
@@ -2381,7 +2386,8 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                 // truncates to, and there is no -0 integer.
                 let negative = match conv {
                     'f' | 'F' | 'e' | 'E' | 'g' | 'G' => negative,
-                    _ => negative && digits.bytes().any(|b| b.is_ascii_digit() && b != b'0'),
+                    // Hex digits too: `'%x' % -255` is `-ff`.
+                    _ => negative && digits.bytes().any(|b| b.is_ascii_hexdigit() && b != b'0'),
                 };
                 let sign = if negative {
                     "-"
@@ -2432,6 +2438,34 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
         return type_error("not all arguments converted during string formatting".into());
     }
     Ok(out)
+}
+
+/// Python's `divmod` of two floats, `y` not zero: CPython's
+/// `float_divmod`, the remainder from `fmod` taking the divisor's sign (a
+/// zero one too), the quotient `(x - mod) / y` floored, so that the two
+/// agree (`1 // 0.1` is 9.0, not `floor(1 / 0.1)`, 10.0).
+fn float_divmod(x: f64, y: f64) -> (f64, f64) {
+    let mut m = x % y;
+    let mut div = (x - m) / y;
+    if m != 0.0 {
+        if (y < 0.0) != (m < 0.0) {
+            m += y;
+            div -= 1.0;
+        }
+    } else {
+        m = 0.0f64.copysign(y);
+    }
+    let q = if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 {
+            f + 1.0
+        } else {
+            f
+        }
+    } else {
+        0.0f64.copysign(x / y)
+    };
+    (q, m)
 }
 
 /// Python's `//` on integers: the quotient rounded toward minus infinity.
