@@ -665,3 +665,36 @@ fn float_literals_with_a_signed_exponent_inside_an_expression() {
         "2000.0|[100.0, 25.0]|0.001|3"
     );
 }
+
+/// Tornado's parser closes the block at `end` whatever follows it:
+/// `{% end if %}` and `{% end for %}` are common in its templates.
+#[test]
+fn end_ignores_what_follows_it_as_tornado_does() {
+    assert_eq!(
+        render("{% for i in xs %}{% if i %}{{ i }}{% end if %}{% end for %}", json!({"xs": [0, 1, 2]}))
+            .unwrap(),
+        "12"
+    );
+}
+
+/// Tornado's `{% set %}` is any Python statement: `set n += x` is
+/// `n = n + x`, and so are the other augmented assignments.
+#[test]
+fn set_takes_augmented_assignment_as_tornado_does() {
+    assert_eq!(
+        render("{% set n = 0 %}{% for x in xs %}{% set n += x %}{% end %}{{ n }}", json!({"xs": [1, 2, 3]}))
+            .unwrap(),
+        "6"
+    );
+    assert_eq!(
+        render(
+            "{% set n = 7 %}{% set n -= 1 %}{% set n *= 2 + 1 %}{% set n //= 4 %}{% set n **= 2 %}\
+             {% set n %= 7 %}{{ n }}|{% set f = 1 %}{% set f /= 4 %}{{ f }}|{% set s = 'a' %}{% set s *= 3 %}{{ s }}",
+            json!({})
+        )
+        .unwrap(),
+        "2|0.25|aaa"
+    );
+    assert!(render("{% set 1 += 2 %}", json!({})).is_err());
+    assert!(render("{% set n += 1 %}{{ n }}", json!({})).is_err());
+}

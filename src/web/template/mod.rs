@@ -1485,7 +1485,8 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                     },
                 )?;
             }
-            "end" if arg.is_empty() => {
+            // Tornado returns at `end` whatever follows it: `{% end if %}`.
+            "end" => {
                 self.flush();
                 let frame = self.stack.pop().ok_or_else(unbalanced)?;
                 let node = match frame.open {
@@ -1562,11 +1563,34 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
             }
             "set" => {
                 let (name, path) = arg.split_once('=').ok_or_else(bad)?;
-                let (name, path) = (name.trim(), path.trim());
+                let (name, path) = (name.trim_end(), path.trim());
+                // `name op= x`, Python's augmented assignment, is
+                // `name = name op x`.
+                let aug = [
+                    ("**", expr::Arith::Pow),
+                    ("//", expr::Arith::FloorDiv),
+                    ("+", expr::Arith::Add),
+                    ("-", expr::Arith::Sub),
+                    ("*", expr::Arith::Mul),
+                    ("/", expr::Arith::Div),
+                    ("%", expr::Arith::Mod),
+                ]
+                .into_iter()
+                .find_map(|(sym, op)| Some((name.strip_suffix(sym)?, op)));
+                let name = aug.map_or(name, |(n, _)| n).trim();
                 if !is_ident(name) {
                     return Err(bad());
                 }
-                let value = match parse_exp(path).ok_or_else(bad)? {
+                let exp = parse_exp(path).ok_or_else(bad)?;
+                let exp = match aug {
+                    Some((_, op)) => expr::Exp::Arith {
+                        op,
+                        left: Box::new(expr::Exp::Path(name.to_string())),
+                        right: Box::new(exp),
+                    },
+                    None => exp,
+                };
+                let value = match exp {
                     expr::Exp::Literal(v) => SetValue::Literal(v),
                     expr::Exp::Path(p) => SetValue::Path(p),
                     e => SetValue::Exp(Box::new(e)),
@@ -5020,7 +5044,6 @@ mod tests {
             "{% set 1x = a %}",
             "{% include other.html %}",
             "{% block %}{% end %}",
-            "{% end x %}",
             "{% else x %}",
             "{{ f(x }}",
             "{{ f(x)(y) }}",
@@ -5032,6 +5055,10 @@ mod tests {
             );
         }
         assert!(Template::parse("{% comment anything at all %}").is_ok());
+        // Tornado ignores what follows `end`; an `end` closing nothing is
+        // still an error.
+        assert!(Template::parse("{% if a %}{% end if %}").is_ok());
+        assert!(Template::parse("{% end x %}").is_err());
     }
 
     #[test]
