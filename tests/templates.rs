@@ -698,3 +698,70 @@ fn set_takes_augmented_assignment_as_tornado_does() {
     assert!(render("{% set 1 += 2 %}", json!({})).is_err());
     assert!(render("{% set n += 1 %}{{ n }}", json!({})).is_err());
 }
+
+/// Strings an expression builds are bounded by the render's output bound,
+/// a function's result too: three nested `url_escape`s of a 200 kB string
+/// would be 1.4 MB, over a 1 MiB bound, so the render fails with
+/// `TooLarge` (counted before the string is built), as do `str`, `repr`,
+/// `json_encode` and `locale.list` results over the bound.
+#[test]
+fn function_results_inside_an_expression_are_bounded() {
+    let t = Template::parse("{{ len(url_escape(url_escape(url_escape(x)))) }}").unwrap();
+    let v = json!({"x": "é".repeat(100_000)}); // 200 kB
+    let out = t.render_value_within(&v, 1_000_000, 1 << 20); // 1 MiB bound
+    assert!(matches!(out.as_ref().map_err(TemplateError::innermost), Err(TemplateError::TooLarge(_))), "{out:?}");
+    // Two levels, 1.0 MB, fit.
+    let t = Template::parse("{{ len(url_escape(url_escape(x))) }}").unwrap();
+    assert_eq!(t.render_value_within(&v, 1_000_000, 1 << 20).unwrap(), "1000000");
+    let v = json!({"x": "x".repeat(400_000)}); // 400 kB
+    for src in [
+        "{{ len(locale.list([x, x, x])) }}",
+        "{{ len(str([x, x, x])) }}",
+        "{{ len(repr([x, x, x])) }}",
+        "{{ len(json_encode([x, x, x])) }}",
+        "{{ len(xhtml_escape(x.replace('x', '<<'))) }}",
+        "{{ len(format([x, x, x])) }}",
+    ] {
+        let out = Template::parse(src).unwrap().render_value_within(&v, 10_000_000, 1 << 20);
+        assert!(matches!(out.as_ref().map_err(TemplateError::innermost), Err(TemplateError::TooLarge(_))), "{src}: {out:?}");
+    }
+}
+
+/// A list's bound counts the bytes of the strings it copies (a string as
+/// 1 + len/64 values, as `set` counts it), not just its items: 3000
+/// copies of a 100 kB string, 300 MB, are `TooLarge`, whether built by
+/// `*`, a display or a comprehension.
+#[test]
+fn list_repetition_counts_the_bytes_of_the_strings_it_copies() {
+    for src in [
+        "{% set x = 'x' * 100000 %}{{ len([x] * 3000) }}",
+        "{% set x = 'x' * 100000 %}{{ len([x for i in range(3000)]) }}",
+        "{% set x = 'x' * 100000 %}{% set y = [x] * 1000 %}{{ len([y, y, y]) }}",
+    ] {
+        let t = Template::parse(src).unwrap();
+        let out = t.render_value_within(&json!({}), 10_000_000, 1 << 20);
+        assert!(matches!(out.as_ref().map_err(TemplateError::innermost), Err(TemplateError::TooLarge(_))), "{src}: {out:?}");
+    }
+    // Small ones are fine.
+    assert_eq!(render("{% set x = 'x' * 1000 %}{{ len([x] * 30) }}", json!({})).unwrap(), "30");
+}
+
+/// Lists and dicts a template builds nest at most 128 deep (serde_json's
+/// parser limit): deeper, copying or printing one would overflow the
+/// stack, so the render fails with an error instead.
+#[test]
+fn deeply_nested_computed_lists_do_not_overflow_the_stack() {
+    let result = within(60, || {
+        render(
+            "{% set x = [] %}{% for i in range(2900) %}{% set x = [x] %}{% end %}{{ len(str(x)) }}",
+            json!({}),
+        )
+        .map_err(|e| e.innermost().to_string())
+    });
+    assert!(matches!(&result, Err(e) if e.contains("too deep")), "{result:?}");
+    assert_eq!(
+        render("{% set x = [] %}{% for i in range(100) %}{% set x = [x] %}{% end %}{{ len(str(x)) }}", json!({}))
+            .unwrap(),
+        "202"
+    );
+}

@@ -80,34 +80,52 @@ const MAX_TOKENS: usize = 256;
 /// list of that many values would take some eighty times the memory.
 const MAX_ITEMS: usize = super::MAX_COMPUTED;
 
-/// How many values `v` holds, itself and all nested in it, counted up to
-/// just past [`MAX_ITEMS`]: what copying it costs.
-fn weight(v: &Value) -> usize {
-    fn count(v: &Value, n: &mut usize) {
+/// Lists and dicts an expression builds nest at most this deep (as
+/// serde_json's parser does): deeper, copying, printing and dropping one
+/// would recurse too deep for the stack.
+pub(super) const MAX_VALUE_DEPTH: usize = 128;
+
+/// How many values `v` holds, itself and all nested in it, a string
+/// counting one per 64 bytes besides (as a kept value does), counted up to
+/// just past [`MAX_ITEMS`]: what copying it costs. [`TemplateError::TooDeep`]
+/// when it nests deeper than [`MAX_VALUE_DEPTH`].
+fn weight(v: &Value) -> Result<usize, TemplateError> {
+    fn count(v: &Value, n: &mut usize, depth: usize) -> Result<(), TemplateError> {
         *n += 1;
         if *n > MAX_ITEMS {
-            return;
+            return Ok(());
+        }
+        if depth > MAX_VALUE_DEPTH {
+            return Err(TemplateError::TooDeep(format!(
+                "a list or dict nested more than {MAX_VALUE_DEPTH} deep"
+            )));
         }
         match v {
-            Value::Array(items) => items.iter().for_each(|i| count(i, n)),
-            Value::Object(map) => map.values().for_each(|i| count(i, n)),
-            _ => {}
+            Value::Array(items) => items.iter().try_for_each(|i| count(i, n, depth + 1)),
+            Value::Object(map) => map.values().try_for_each(|i| count(i, n, depth + 1)),
+            Value::String(s) => {
+                *n += s.len() / 64;
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
     let mut n = 0;
-    count(v, &mut n);
-    n
+    count(v, &mut n, 0)?;
+    Ok(n)
 }
 
-/// The values in `items`, nested ones too, as [`weight`] counts them.
-fn weight_of(items: &[Value]) -> usize {
-    items
-        .iter()
-        .try_fold(0usize, |n, i| {
-            let n = n + weight(i);
-            (n <= MAX_ITEMS).then_some(n)
-        })
-        .unwrap_or(MAX_ITEMS + 1)
+/// The values in `items`, nested ones too, as [`weight`] counts them (the
+/// list holding them is one level).
+fn weight_of(items: &[Value]) -> Result<usize, TemplateError> {
+    let mut n = 0usize;
+    for i in items {
+        n += weight(i)?;
+        if n > MAX_ITEMS {
+            break;
+        }
+    }
+    Ok(n)
 }
 
 /// [`TemplateError::TooLarge`] for a list of more than [`MAX_ITEMS`].
@@ -118,6 +136,18 @@ fn check_items(n: usize) -> Result<(), TemplateError> {
         )));
     }
     Ok(())
+}
+
+/// `s`, or [`TemplateError::TooLarge`] when it is over `max_len` bytes: a
+/// function's result inside an expression is bounded as the strings the
+/// operators build are.
+pub(super) fn bounded(s: String, max_len: usize) -> Result<String, TemplateError> {
+    if s.len() > max_len {
+        return Err(TemplateError::TooLarge(format!(
+            "a value over {max_len} bytes"
+        )));
+    }
+    Ok(s)
 }
 
 #[derive(Debug, Clone)]
@@ -1437,9 +1467,13 @@ fn comprehension<'a>(
             if matches!(item, Value::Array(_) | Value::Object(_)) {
                 // A copy of a nested value costs a step per value in it,
                 // and holds them all.
-                let w = weight(&item);
+                let w = weight(&item)?;
                 env.charge(w as u64 - 1)?;
                 out.weight += w;
+                check_items(out.weight)?;
+            } else if let Value::String(s) = &item {
+                // A copy of a string holds its bytes.
+                out.weight += 1 + s.len() / 64;
                 check_items(out.weight)?;
             }
             out.items.push(item);
@@ -1781,7 +1815,10 @@ impl Exp {
         match self {
             // A tuple is a list here (printed as one, too).
             Exp::List(items) | Exp::Tuple(items) => {
-                own(Value::Array(items_of(env, items, "Value")?))
+                let items = items_of(env, items, "Value")?;
+                // Its items were copied: their bytes and nesting count.
+                check_items(weight_of(&items)?)?;
+                own(Value::Array(items))
             }
             Exp::DictComp(comp) => {
                 let pairs = comp.eval(env)?;
@@ -1829,7 +1866,9 @@ impl Exp {
                     };
                     out.insert(key, to_value(v.eval(env)?.view()));
                 }
-                own(Value::Object(out))
+                let out = Value::Object(out);
+                check_items(weight(&out)?)?;
+                own(out)
             }
             Exp::Comp { elt, clauses } => {
                 let mut out = Collected::default();
@@ -1930,12 +1969,17 @@ impl Exp {
                     }
                 }
                 if let Some(result) = callee.python(v) {
-                    return result.map(V::Own);
+                    return match result? {
+                        Value::String(s) => bounded(s, env.max_len()).map(|s| V::Own(Value::String(s))),
+                        other => Ok(V::Own(other)),
+                    };
                 }
                 let Callee::Func(f) = callee else {
                     unreachable!("python() answers for every other callee")
                 };
-                env.apply(*f, v, &options).map(|s| V::Own(Value::String(s)))
+                env.apply(*f, v, &options)
+                    .and_then(|s| bounded(s, env.max_len()))
+                    .map(|s| V::Own(Value::String(s)))
             }
             _ => unreachable!("dispatched by eval"),
         }
@@ -2127,7 +2171,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
             Ok(Value::String([x, y].concat()))
         }
         (Arith::Add, Val::Json(Value::Array(x)), Val::Json(Value::Array(y))) => {
-            check_items(weight_of(x) + weight_of(y))?;
+            check_items(weight_of(x)? + weight_of(y)?)?;
             Ok(Value::Array(x.iter().chain(y).cloned().collect()))
         }
         (Arith::Mul, _, _) => {
@@ -2148,7 +2192,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
                 Val::Json(Value::Array(items)) => {
                     // Each copy is a deep one (Python's would share the
                     // items), so nested values count.
-                    check_items(weight_of(items).saturating_mul(times))?;
+                    check_items(weight_of(items)?.saturating_mul(times))?;
                     Ok(Value::Array(
                         (0..times).flat_map(|_| items.iter().cloned()).collect(),
                     ))
@@ -2798,7 +2842,7 @@ fn locale_call<'a>(
                     None => return type_error("list() a list", other),
                 },
             };
-            text(&locale.list(&items))
+            text(&bounded(locale.list(&items), env.max_len())?)
         }
         LocaleFn::FriendlyNumber => {
             let v = arg(0).expect("checked when parsed");

@@ -3458,6 +3458,54 @@ impl<'a> Renderer<'a> {
         val: Val<'_>,
         options: &expr::Options,
     ) -> Result<String, TemplateError> {
+        let max = self.max_output;
+        let too_large = || TemplateError::TooLarge(format!("a value over {max} bytes"));
+        // The worst growth of a string's bytes, checked before the work is
+        // done: url_escape writes a byte as `%XX` (×3), xhtml_escape `"` as
+        // `&quot;` (×6), json_encode a byte as `\u00XX` (×6, and a
+        // 4-byte character as two). When the worst case is over the bound
+        // the exact length is counted, without building the string.
+        let text = match val {
+            Val::Str(s) => Some(s),
+            Val::Json(Value::String(s)) => Some(s.as_str()),
+            Val::Json(_) => None,
+        };
+        if let Some(text) = text {
+            let n = text.len();
+            match func {
+                Func::UrlEscape if n.saturating_mul(3) > max => {
+                    let keep = |b: &u8| {
+                        b.is_ascii_alphanumeric()
+                            || b"_.-~".contains(b)
+                            || (!options.plus && *b == b'/')
+                            || (options.plus && *b == b' ')
+                    };
+                    let len = text.bytes().map(|b| if keep(&b) { 1 } else { 3 }).sum::<usize>();
+                    if len > max {
+                        return Err(too_large());
+                    }
+                }
+                Func::XhtmlEscape if n.saturating_mul(6) > max => {
+                    let len = text
+                        .bytes()
+                        .map(|b| match b {
+                            b'<' | b'>' => 4,
+                            b'&' => 5,
+                            b'"' | b'\'' => 6,
+                            _ => 1,
+                        })
+                        .sum::<usize>();
+                    if len > max {
+                        return Err(too_large());
+                    }
+                }
+                // Output never shorter than the input.
+                Func::JsonEncode | Func::Linkify | Func::StaticUrl if n > max => {
+                    return Err(too_large())
+                }
+                _ => {}
+            }
+        }
         Ok(match func {
             Func::JsonEncode => json_encode(val),
             Func::StaticUrl => {

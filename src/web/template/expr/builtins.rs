@@ -227,7 +227,12 @@ pub(super) fn call(
         }),
         _ => return None,
     };
-    Some(result)
+    // `repr`, `format`, `str` and the others that build text are bounded
+    // as the operators are.
+    Some(result.and_then(|v| match v {
+        Value::String(s) => super::bounded(s, max_len).map(Value::String),
+        other => Ok(other),
+    }))
 }
 
 /// `enumerate(iterable, start=0)`: `[index, item]` pairs.
