@@ -765,3 +765,51 @@ fn deeply_nested_computed_lists_do_not_overflow_the_stack() {
         "202"
     );
 }
+
+/// Includes chained as deep as allowed, each nesting blocks as deep as
+/// allowed, parse and render (Tornado compiles them into one function)
+/// without running the stack out: the walk for the template's local names
+/// keeps its own stack.
+#[test]
+fn deep_nesting_in_every_include_of_the_longest_chain() {
+    let result = within(30, || {
+        let n = Template::MAX_INCLUDE_DEPTH;
+        let files: Vec<(String, String)> = (0..=n)
+            .map(|i| {
+                let depth = Template::MAX_NESTING - 1;
+                let inner = if i < n { format!("{{% include \"t{}\" %}}", i + 1) } else { "x".into() };
+                let src = format!(
+                    "{}{inner}{}",
+                    "{% for a in [1] %}".repeat(depth),
+                    "{% end %}".repeat(depth)
+                );
+                (format!("t{i}"), src)
+            })
+            .collect();
+        let files: Vec<(&str, String)> = files.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        match load(&files, "t0") {
+            Ok(t) => t.render_value(&json!({})).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    // 16 × 99 levels are past the render's depth bound: a clean error.
+    assert!(matches!(&result, Err(e) if e.contains("too deep")), "{result:?}");
+    // The same with loops over an object's items and a string's characters.
+    for head in ["{% for k, v in d.items() %}", "{% for c in 'a' %}"] {
+        let result = within(30, move || {
+            let n = Template::MAX_INCLUDE_DEPTH;
+            let files: Vec<(String, String)> = (0..=n)
+                .map(|i| {
+                    let depth = Template::MAX_NESTING - 1;
+                    let inner = if i < n { format!("{{% include \"t{}\" %}}", i + 1) } else { "x".into() };
+                    (format!("t{i}"), format!("{}{inner}{}", head.repeat(depth), "{% end %}".repeat(depth)))
+                })
+                .collect();
+            let files: Vec<(&str, String)> = files.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+            load(&files, "t0")
+                .and_then(|t| t.render_value(&json!({"d": {"a": 1}})))
+                .map_err(|e| e.to_string())
+        });
+        assert!(matches!(&result, Err(e) if e.contains("too deep")), "{head}: {result:?}");
+    }
+}

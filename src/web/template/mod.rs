@@ -2253,49 +2253,49 @@ fn local_names<'a>(
     seen: &mut std::collections::HashSet<*const Node>,
     out: &mut std::collections::HashSet<&'a str>,
 ) {
-    // An empty body has nothing to walk (and no address of its own).
-    if nodes.is_empty() || !seen.insert(nodes.as_ptr()) {
-        return;
-    }
-    for node in nodes {
-        match node {
-            Node::Set { name, .. } => {
-                out.insert(name);
-            }
-            Node::For(l) => {
-                out.insert(&l.var);
-                out.extend(l.rest.iter().map(String::as_str));
-                local_names(&l.body, blocks, seen, out);
-                local_names(&l.otherwise, blocks, seen, out);
-            }
-            Node::If {
-                branches,
-                otherwise,
-            } => {
-                for (_, body) in branches {
-                    local_names(body, blocks, seen, out);
+    // Walked with a stack of its own, not recursively: includes chained as
+    // deep as allowed, each nesting blocks as deep as allowed, are more
+    // levels than a thread's stack holds frames of this walk.
+    let mut todo: Vec<&'a [Node]> = vec![nodes];
+    while let Some(nodes) = todo.pop() {
+        // An empty body has nothing to walk (and no address of its own).
+        if nodes.is_empty() || !seen.insert(nodes.as_ptr()) {
+            continue;
+        }
+        for node in nodes {
+            match node {
+                Node::Set { name, .. } => {
+                    out.insert(name);
                 }
-                local_names(otherwise, blocks, seen, out);
-            }
-            Node::Include { template, .. } => local_names(&template.nodes, blocks, seen, out),
-            Node::Block { name, body } => match blocks.get(name) {
-                Some(def) => local_names(&def.body, blocks, seen, out),
-                None => local_names(body, blocks, seen, out),
-            },
-            Node::While(w) => {
-                local_names(&w.body, blocks, seen, out);
-                local_names(&w.otherwise, blocks, seen, out);
-            }
-            Node::Try(t) => {
-                for part in t.parts() {
-                    local_names(part, blocks, seen, out);
+                Node::For(l) => {
+                    out.insert(&l.var);
+                    out.extend(l.rest.iter().map(String::as_str));
+                    todo.push(&l.body);
+                    todo.push(&l.otherwise);
                 }
+                Node::If {
+                    branches,
+                    otherwise,
+                } => {
+                    todo.extend(branches.iter().map(|(_, body)| body.as_slice()));
+                    todo.push(otherwise);
+                }
+                Node::Include { template, .. } => todo.push(&template.nodes),
+                Node::Block { name, body } => match blocks.get(name) {
+                    Some(def) => todo.push(&def.body[..]),
+                    None => todo.push(&body[..]),
+                },
+                Node::While(w) => {
+                    todo.push(&w.body);
+                    todo.push(&w.otherwise);
+                }
+                Node::Try(t) => todo.extend(t.parts().map(Vec::as_slice)),
+                // A function of its own in Tornado: its names are its
+                // locals, not the template's (see `Renderer::apply`); a
+                // module's template is a render of its own.
+                Node::Apply { .. } | Node::Module { .. } => {}
+                Node::Text(_) | Node::Var { .. } | Node::Break | Node::Continue => {}
             }
-            // A function of its own in Tornado: its names are its locals,
-            // not the template's (see `Renderer::apply`); a module's
-            // template is a render of its own.
-            Node::Apply { .. } | Node::Module { .. } => {}
-            Node::Text(_) | Node::Var { .. } | Node::Break | Node::Continue => {}
         }
     }
 }
@@ -3632,21 +3632,12 @@ impl<'a> Renderer<'a> {
     /// then its `{% else %}` part unless it broke. What the `else` part
     /// ends with goes to the enclosing loop.
     fn each(&mut self, l: &'a Loop, depth: usize) -> Result<Flow, TemplateError> {
-        let (var, path, body) = (l.var.as_str(), l.path.as_str(), &l.body[..]);
+        let (var, body) = (l.var.as_str(), &l.body[..]);
         let val = self.iterable(&l.iter).map_err(|e| self.locate(l.line, e))?;
-        // Python iterates a string by its characters, each a string.
-        let text = val.as_str();
+        // The common loop here, the others in a frame of their own: this
+        // frame is repeated at each level of nesting, and a small one lets
+        // the deepest render fit a thread's stack (debug builds too).
         let broke = match (val, l.source, l.rest.first()) {
-            (_, Source::Plain, None) if text.is_some() => 'run: {
-                let s = text.unwrap_or_default();
-                for (i, c) in s.char_indices() {
-                    let ch = Val::Str(&s[i..i + c.len_utf8()]);
-                    if self.iteration(var, ch, &[], body, depth)? == Flow::Break {
-                        break 'run true;
-                    }
-                }
-                false
-            }
             (Val::Json(Value::Array(items)), Source::Plain, None) => 'run: {
                 for item in items {
                     if self.iteration(var, Val::Json(item), &[], body, depth)? == Flow::Break {
@@ -3655,91 +3646,129 @@ impl<'a> Renderer<'a> {
                 }
                 false
             }
-            (Val::Json(Value::Array(items)), Source::Plain, Some(_)) => 'run: {
-                let names = || format!("{var}, {}", l.rest.join(", "));
-                let mut more = Vec::with_capacity(l.rest.len());
-                for item in items {
-                    let Value::Array(tuple) = item else {
-                        let e = TemplateError::Type(format!(
-                            "cannot unpack an element of {path:?} into {}: it is {}",
-                            names(),
-                            kind(item)
-                        ));
-                        return Err(self.locate(l.line, e));
-                    };
-                    let Some((x, ys)) = tuple
-                        .split_first()
-                        .filter(|(_, ys)| ys.len() == l.rest.len())
-                    else {
-                        let e = TemplateError::Type(format!(
-                            "cannot unpack an array of {} into {} (in {path:?})",
-                            tuple.len(),
-                            names()
-                        ));
-                        return Err(self.locate(l.line, e));
-                    };
-                    more.clear();
-                    more.extend(
-                        l.rest
-                            .iter()
-                            .map(String::as_str)
-                            .zip(ys.iter().map(Val::Json)),
-                    );
-                    if self.iteration(var, Val::Json(x), &more, body, depth)? == Flow::Break {
-                        break 'run true;
-                    }
-                }
-                false
-            }
-            (Val::Json(Value::Object(map)), Source::Plain | Source::Keys, None) => 'run: {
-                for key in map.keys() {
-                    if self.iteration(var, Val::Str(key), &[], body, depth)? == Flow::Break {
-                        break 'run true;
-                    }
-                }
-                false
-            }
-            (Val::Json(Value::Object(map)), Source::Values, None) => 'run: {
-                for value in map.values() {
-                    if self.iteration(var, Val::Json(value), &[], body, depth)? == Flow::Break {
-                        break 'run true;
-                    }
-                }
-                false
-            }
-            (Val::Json(Value::Object(map)), Source::Items, Some(b)) => 'run: {
-                for (key, value) in map {
-                    let more = [(b.as_str(), Val::Json(value))];
-                    if self.iteration(var, Val::Str(key), &more, body, depth)? == Flow::Break {
-                        break 'run true;
-                    }
-                }
-                false
-            }
-            (Val::Json(Value::Object(_)), Source::Plain, Some(_)) => {
-                let e = TemplateError::Type(format!(
-                    "cannot unpack the keys of {path:?} into {var}, {}: use {path}.items()",
-                    l.rest.join(", ")
-                ));
-                return Err(self.locate(l.line, e));
-            }
-            _ => {
-                let e = TemplateError::Type(format!(
-                    "cannot loop over {path:?}: it is {}{}",
-                    val.kind(),
-                    match l.source {
-                        Source::Plain => "",
-                        _ => " (items(), keys() and values() need an object)",
-                    }
-                ));
-                return Err(self.locate(l.line, e));
-            }
+            _ => self.each_other(l, val, depth)?,
         };
         if broke {
             Ok(Flow::Next)
         } else {
             self.nodes(&l.otherwise, depth)
         }
+    }
+
+    /// [`each`](Self::each)'s other loops: a string's characters, unpacked
+    /// items, an object's keys, values or items; whether it broke. Each in
+    /// a small frame, its errors out of it.
+    #[inline(never)]
+    fn each_other(&mut self, l: &'a Loop, val: Val<'a>, depth: usize) -> Result<bool, TemplateError> {
+        let (var, body) = (l.var.as_str(), &l.body[..]);
+        match (val, l.source, l.rest.first()) {
+            // Python iterates a string by its characters, each a string.
+            (_, Source::Plain, None) if val.as_str().is_some() => {
+                let s = val.as_str().unwrap_or_default();
+                for (i, c) in s.char_indices() {
+                    let ch = Val::Str(&s[i..i + c.len_utf8()]);
+                    if self.iteration(var, ch, &[], body, depth)? == Flow::Break {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            (Val::Json(Value::Array(items)), Source::Plain, Some(_)) => {
+                self.each_unpacked(l, items, depth)
+            }
+            (Val::Json(Value::Object(map)), source, b) => {
+                let b = match (source, b) {
+                    (Source::Plain | Source::Keys | Source::Values, None) => None,
+                    (Source::Items, Some(b)) => Some(b.as_str()),
+                    _ => return Err(self.loop_error(l, val)),
+                };
+                for (key, value) in map {
+                    let flow = match (source, b) {
+                        (Source::Values, _) => {
+                            self.iteration(var, Val::Json(value), &[], body, depth)?
+                        }
+                        (_, Some(b)) => {
+                            let more = [(b, Val::Json(value))];
+                            self.iteration(var, Val::Str(key), &more, body, depth)?
+                        }
+                        _ => self.iteration(var, Val::Str(key), &[], body, depth)?,
+                    };
+                    if flow == Flow::Break {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            _ => Err(self.loop_error(l, val)),
+        }
+    }
+
+    /// `{% for a, b in xs %}`: each item of `xs` unpacked; whether it broke.
+    #[inline(never)]
+    fn each_unpacked(&mut self, l: &'a Loop, items: &'a [Value], depth: usize) -> Result<bool, TemplateError> {
+        let (var, body) = (l.var.as_str(), &l.body[..]);
+        let mut more = Vec::with_capacity(l.rest.len());
+        for item in items {
+            let unpacked = match item {
+                Value::Array(tuple) => tuple.split_first().filter(|(_, ys)| ys.len() == l.rest.len()),
+                _ => None,
+            };
+            let Some((x, ys)) = unpacked else {
+                return Err(self.unpack_error(l, item));
+            };
+            more.clear();
+            more.extend(
+                l.rest
+                    .iter()
+                    .map(String::as_str)
+                    .zip(ys.iter().map(Val::Json)),
+            );
+            if self.iteration(var, Val::Json(x), &more, body, depth)? == Flow::Break {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Why `item` of a `{% for a, b in xs %}` does not unpack.
+    #[cold]
+    #[inline(never)]
+    fn unpack_error(&self, l: &Loop, item: &Value) -> TemplateError {
+        let (var, path) = (l.var.as_str(), l.path.as_str());
+        let names = format!("{var}, {}", l.rest.join(", "));
+        let e = match item {
+            Value::Array(tuple) => TemplateError::Type(format!(
+                "cannot unpack an array of {} into {names} (in {path:?})",
+                tuple.len(),
+            )),
+            _ => TemplateError::Type(format!(
+                "cannot unpack an element of {path:?} into {names}: it is {}",
+                kind(item)
+            )),
+        };
+        self.locate(l.line, e)
+    }
+
+    /// Why a `{% for %}` cannot loop over `val`.
+    #[cold]
+    #[inline(never)]
+    fn loop_error(&self, l: &Loop, val: Val<'_>) -> TemplateError {
+        let (var, path) = (l.var.as_str(), l.path.as_str());
+        let e = match (val, l.source, l.rest.first()) {
+            (Val::Json(Value::Object(_)), Source::Plain, Some(_)) => TemplateError::Type(format!(
+                "cannot unpack the keys of {path:?} into {var}, {}: use {path}.items()",
+                l.rest.join(", ")
+            )),
+            _ => TemplateError::Type(format!(
+                "cannot loop over {path:?}: it is {}{}",
+                val.kind(),
+                match l.source {
+                    Source::Plain => "",
+                    _ => " (items(), keys() and values() need an object)",
+                }
+            )),
+        };
+        self.locate(l.line, e)
     }
 
     /// The value a loop goes over: `range` and `enumerate` built as arrays
