@@ -813,3 +813,28 @@ fn deep_nesting_in_every_include_of_the_longest_chain() {
         assert!(matches!(&result, Err(e) if e.contains("too deep")), "{head}: {result:?}");
     }
 }
+
+/// Tornado's `TemplateModule` calls `render_string` when it is rendered,
+/// so a tree is drawn by a template that renders its children with
+/// itself, the recursion ending with the data; a recursion that never
+/// ends stops at the render depth bound with an error.
+#[test]
+fn a_template_module_can_render_itself_recursively_as_in_tornado() {
+    let dir = TempDir::new("recursive-module");
+    dir.file(
+        "t/node.html",
+        "<li>{{ node['name'] }}{% if node['kids'] %}<ul>{% for k in node['kids'] %}\
+         {% module Template(\"node.html\", node=k) %}{% end %}</ul>{% end %}</li>",
+    );
+    dir.file(
+        "t/page.html",
+        "{% module Template(\"node.html\", node={'name': 'a', 'kids': [{'name': 'b', 'kids': []}]}) %}",
+    );
+    dir.file("t/forever.html", "x{% module Template(\"forever.html\") %}");
+    for debug in [false, true] {
+        let s = server(&dir, debug);
+        assert_eq!(get(&s, "/r/page.html"), "ok:<li>a<ul><li>b</li></ul></li>");
+        let forever = get(&s, "/r/forever.html");
+        assert!(forever.starts_with("err:") && forever.contains("too deep"), "{forever}");
+    }
+}

@@ -348,12 +348,13 @@ enum Node {
         name: String,
         template: Arc<Template>,
     },
-    /// `{% module Template("name", key=value, …) %}`: `template` rendered
-    /// with the keyword arguments alone as its values (and the request's
-    /// namespace), unescaped.
+    /// `{% module Template("name", key=value, …) %}`: the template `name`
+    /// rendered with the keyword arguments alone as its values (and the
+    /// request's namespace), unescaped. Loaded when rendered, as Tornado's
+    /// `TemplateModule` calls `render_string`: a template can render
+    /// itself as a module (a tree), the recursion ending with the data.
     Module {
         name: String,
-        template: Arc<Template>,
         kwargs: Vec<(String, expr::Exp)>,
         line: u32,
     },
@@ -1327,10 +1328,8 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 } else {
                     format!("/{name}")
                 };
-                let template = self.load(&rooted)?;
                 self.push(Node::Module {
                     name: rooted,
-                    template,
                     kwargs,
                     line,
                 });
@@ -3367,16 +3366,24 @@ impl<'a> Renderer<'a> {
     /// [`nodes`](Self::nodes), whose frame every level of nesting repeats.
     #[inline(never)]
     fn module(&mut self, node: &'a Node) -> Result<(), TemplateError> {
-        let Node::Module {
-            name,
-            template,
-            kwargs,
-            line,
-        } = node
-        else {
+        let Node::Module { name, kwargs, line } = node else {
             unreachable!("called for a module node");
         };
         let line = *line;
+        let in_module = |error| TemplateError::In {
+            name: name.trim_start_matches('/').to_string(),
+            error: Box::new(error),
+        };
+        // Loaded now, through the application's loader and cache (Tornado's
+        // render_string); the render depth bounds a runaway recursion.
+        let template = match self.request.and_then(|ns| ns.app_parts()) {
+            Some(p) => p.shared.template(name.trim_start_matches('/')),
+            None => Err(TemplateError::NeedsRequest(format!(
+                "module Template({:?}): an application's template_path",
+                name.trim_start_matches('/')
+            ))),
+        }
+        .map_err(|error| self.locate(line, in_module(error)))?;
         let mut values = Map::with_capacity(kwargs.len());
         for (key, e) in kwargs {
             let v = e.eval(&*self).map_err(|err| self.locate(line, err))?;
@@ -3405,13 +3412,7 @@ impl<'a> Renderer<'a> {
                     Some(name),
                 )
             })
-            .map_err(|error| {
-                let error = TemplateError::In {
-                    name: name.trim_start_matches('/').to_string(),
-                    error: Box::new(error),
-                };
-                self.locate(line, error)
-            })?;
+            .map_err(|error| self.locate(line, in_module(error)))?;
         self.steps = steps_left;
         self.out.push_str(&text);
         self.check_output()
