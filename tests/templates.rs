@@ -626,7 +626,11 @@ fn errors_name_the_template_and_the_line() {
 #[test]
 fn percent_x_keeps_the_sign_of_a_negative_integer() {
     assert_eq!(
-        render("{{ '%x' % -255 }}|{{ '%#x' % -255 }}|{{ '%X' % -171 }}", json!({})).unwrap(),
+        render(
+            "{{ '%x' % -255 }}|{{ '%#x' % -255 }}|{{ '%X' % -171 }}",
+            json!({})
+        )
+        .unwrap(),
         "-ff|-0xff|-AB"
     );
 }
@@ -661,7 +665,11 @@ fn float_modulo_zero_takes_the_divisors_sign() {
 #[test]
 fn float_literals_with_a_signed_exponent_inside_an_expression() {
     assert_eq!(
-        render("{{ 2 * 1e+3 }}|{{ [1E+2, 2.5e+1] }}|{{ 1e-3 }}|{{ 1 +2 }}", json!({})).unwrap(),
+        render(
+            "{{ 2 * 1e+3 }}|{{ [1E+2, 2.5e+1] }}|{{ 1e-3 }}|{{ 1 +2 }}",
+            json!({})
+        )
+        .unwrap(),
         "2000.0|[100.0, 25.0]|0.001|3"
     );
 }
@@ -671,8 +679,11 @@ fn float_literals_with_a_signed_exponent_inside_an_expression() {
 #[test]
 fn end_ignores_what_follows_it_as_tornado_does() {
     assert_eq!(
-        render("{% for i in xs %}{% if i %}{{ i }}{% end if %}{% end for %}", json!({"xs": [0, 1, 2]}))
-            .unwrap(),
+        render(
+            "{% for i in xs %}{% if i %}{{ i }}{% end if %}{% end for %}",
+            json!({"xs": [0, 1, 2]})
+        )
+        .unwrap(),
         "12"
     );
 }
@@ -682,8 +693,11 @@ fn end_ignores_what_follows_it_as_tornado_does() {
 #[test]
 fn set_takes_augmented_assignment_as_tornado_does() {
     assert_eq!(
-        render("{% set n = 0 %}{% for x in xs %}{% set n += x %}{% end %}{{ n }}", json!({"xs": [1, 2, 3]}))
-            .unwrap(),
+        render(
+            "{% set n = 0 %}{% for x in xs %}{% set n += x %}{% end %}{{ n }}",
+            json!({"xs": [1, 2, 3]})
+        )
+        .unwrap(),
         "6"
     );
     assert_eq!(
@@ -709,10 +723,19 @@ fn function_results_inside_an_expression_are_bounded() {
     let t = Template::parse("{{ len(url_escape(url_escape(url_escape(x)))) }}").unwrap();
     let v = json!({"x": "é".repeat(100_000)}); // 200 kB
     let out = t.render_value_within(&v, 1_000_000, 1 << 20); // 1 MiB bound
-    assert!(matches!(out.as_ref().map_err(TemplateError::innermost), Err(TemplateError::TooLarge(_))), "{out:?}");
+    assert!(
+        matches!(
+            out.as_ref().map_err(TemplateError::innermost),
+            Err(TemplateError::TooLarge(_))
+        ),
+        "{out:?}"
+    );
     // Two levels, 1.0 MB, fit.
     let t = Template::parse("{{ len(url_escape(url_escape(x))) }}").unwrap();
-    assert_eq!(t.render_value_within(&v, 1_000_000, 1 << 20).unwrap(), "1000000");
+    assert_eq!(
+        t.render_value_within(&v, 1_000_000, 1 << 20).unwrap(),
+        "1000000"
+    );
     let v = json!({"x": "x".repeat(400_000)}); // 400 kB
     for src in [
         "{{ len(locale.list([x, x, x])) }}",
@@ -722,8 +745,16 @@ fn function_results_inside_an_expression_are_bounded() {
         "{{ len(xhtml_escape(x.replace('x', '<<'))) }}",
         "{{ len(format([x, x, x])) }}",
     ] {
-        let out = Template::parse(src).unwrap().render_value_within(&v, 10_000_000, 1 << 20);
-        assert!(matches!(out.as_ref().map_err(TemplateError::innermost), Err(TemplateError::TooLarge(_))), "{src}: {out:?}");
+        let out = Template::parse(src)
+            .unwrap()
+            .render_value_within(&v, 10_000_000, 1 << 20);
+        assert!(
+            matches!(
+                out.as_ref().map_err(TemplateError::innermost),
+                Err(TemplateError::TooLarge(_))
+            ),
+            "{src}: {out:?}"
+        );
     }
 }
 
@@ -740,10 +771,19 @@ fn list_repetition_counts_the_bytes_of_the_strings_it_copies() {
     ] {
         let t = Template::parse(src).unwrap();
         let out = t.render_value_within(&json!({}), 10_000_000, 1 << 20);
-        assert!(matches!(out.as_ref().map_err(TemplateError::innermost), Err(TemplateError::TooLarge(_))), "{src}: {out:?}");
+        assert!(
+            matches!(
+                out.as_ref().map_err(TemplateError::innermost),
+                Err(TemplateError::TooLarge(_))
+            ),
+            "{src}: {out:?}"
+        );
     }
     // Small ones are fine.
-    assert_eq!(render("{% set x = 'x' * 1000 %}{{ len([x] * 30) }}", json!({})).unwrap(), "30");
+    assert_eq!(
+        render("{% set x = 'x' * 1000 %}{{ len([x] * 30) }}", json!({})).unwrap(),
+        "30"
+    );
 }
 
 /// Lists and dicts a template builds nest at most 128 deep (serde_json's
@@ -758,10 +798,16 @@ fn deeply_nested_computed_lists_do_not_overflow_the_stack() {
         )
         .map_err(|e| e.innermost().to_string())
     });
-    assert!(matches!(&result, Err(e) if e.contains("too deep")), "{result:?}");
+    assert!(
+        matches!(&result, Err(e) if e.contains("too deep")),
+        "{result:?}"
+    );
     assert_eq!(
-        render("{% set x = [] %}{% for i in range(100) %}{% set x = [x] %}{% end %}{{ len(str(x)) }}", json!({}))
-            .unwrap(),
+        render(
+            "{% set x = [] %}{% for i in range(100) %}{% set x = [x] %}{% end %}{{ len(str(x)) }}",
+            json!({})
+        )
+        .unwrap(),
         "202"
     );
 }
@@ -777,7 +823,11 @@ fn deep_nesting_in_every_include_of_the_longest_chain() {
         let files: Vec<(String, String)> = (0..=n)
             .map(|i| {
                 let depth = Template::MAX_NESTING - 1;
-                let inner = if i < n { format!("{{% include \"t{}\" %}}", i + 1) } else { "x".into() };
+                let inner = if i < n {
+                    format!("{{% include \"t{}\" %}}", i + 1)
+                } else {
+                    "x".into()
+                };
                 let src = format!(
                     "{}{inner}{}",
                     "{% for a in [1] %}".repeat(depth),
@@ -786,14 +836,18 @@ fn deep_nesting_in_every_include_of_the_longest_chain() {
                 (format!("t{i}"), src)
             })
             .collect();
-        let files: Vec<(&str, String)> = files.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        let files: Vec<(&str, String)> =
+            files.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
         match load(&files, "t0") {
             Ok(t) => t.render_value(&json!({})).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         }
     });
     // 16 × 99 levels are past the render's depth bound: a clean error.
-    assert!(matches!(&result, Err(e) if e.contains("too deep")), "{result:?}");
+    assert!(
+        matches!(&result, Err(e) if e.contains("too deep")),
+        "{result:?}"
+    );
     // The same with loops over an object's items and a string's characters.
     for head in ["{% for k, v in d.items() %}", "{% for c in 'a' %}"] {
         let result = within(30, move || {
@@ -801,16 +855,27 @@ fn deep_nesting_in_every_include_of_the_longest_chain() {
             let files: Vec<(String, String)> = (0..=n)
                 .map(|i| {
                     let depth = Template::MAX_NESTING - 1;
-                    let inner = if i < n { format!("{{% include \"t{}\" %}}", i + 1) } else { "x".into() };
-                    (format!("t{i}"), format!("{}{inner}{}", head.repeat(depth), "{% end %}".repeat(depth)))
+                    let inner = if i < n {
+                        format!("{{% include \"t{}\" %}}", i + 1)
+                    } else {
+                        "x".into()
+                    };
+                    (
+                        format!("t{i}"),
+                        format!("{}{inner}{}", head.repeat(depth), "{% end %}".repeat(depth)),
+                    )
                 })
                 .collect();
-            let files: Vec<(&str, String)> = files.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+            let files: Vec<(&str, String)> =
+                files.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
             load(&files, "t0")
                 .and_then(|t| t.render_value(&json!({"d": {"a": 1}})))
                 .map_err(|e| e.to_string())
         });
-        assert!(matches!(&result, Err(e) if e.contains("too deep")), "{head}: {result:?}");
+        assert!(
+            matches!(&result, Err(e) if e.contains("too deep")),
+            "{head}: {result:?}"
+        );
     }
 }
 
@@ -835,6 +900,9 @@ fn a_template_module_can_render_itself_recursively_as_in_tornado() {
         let s = server(&dir, debug);
         assert_eq!(get(&s, "/r/page.html"), "ok:<li>a<ul><li>b</li></ul></li>");
         let forever = get(&s, "/r/forever.html");
-        assert!(forever.starts_with("err:") && forever.contains("too deep"), "{forever}");
+        assert!(
+            forever.starts_with("err:") && forever.contains("too deep"),
+            "{forever}"
+        );
     }
 }

@@ -1970,7 +1970,9 @@ impl Exp {
                 }
                 if let Some(result) = callee.python(v) {
                     return match result? {
-                        Value::String(s) => bounded(s, env.max_len()).map(|s| V::Own(Value::String(s))),
+                        Value::String(s) => {
+                            bounded(s, env.max_len()).map(|s| V::Own(Value::String(s)))
+                        }
                         other => Ok(V::Own(other)),
                     };
                 }

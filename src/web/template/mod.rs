@@ -3481,7 +3481,10 @@ impl<'a> Renderer<'a> {
                             || (!options.plus && *b == b'/')
                             || (options.plus && *b == b' ')
                     };
-                    let len = text.bytes().map(|b| if keep(&b) { 1 } else { 3 }).sum::<usize>();
+                    let len = text
+                        .bytes()
+                        .map(|b| if keep(&b) { 1 } else { 3 })
+                        .sum::<usize>();
                     if len > max {
                         return Err(too_large());
                     }
@@ -3660,7 +3663,12 @@ impl<'a> Renderer<'a> {
     /// items, an object's keys, values or items; whether it broke. Each in
     /// a small frame, its errors out of it.
     #[inline(never)]
-    fn each_other(&mut self, l: &'a Loop, val: Val<'a>, depth: usize) -> Result<bool, TemplateError> {
+    fn each_other(
+        &mut self,
+        l: &'a Loop,
+        val: Val<'a>,
+        depth: usize,
+    ) -> Result<bool, TemplateError> {
         let (var, body) = (l.var.as_str(), &l.body[..]);
         match (val, l.source, l.rest.first()) {
             // Python iterates a string by its characters, each a string.
@@ -3706,12 +3714,19 @@ impl<'a> Renderer<'a> {
 
     /// `{% for a, b in xs %}`: each item of `xs` unpacked; whether it broke.
     #[inline(never)]
-    fn each_unpacked(&mut self, l: &'a Loop, items: &'a [Value], depth: usize) -> Result<bool, TemplateError> {
+    fn each_unpacked(
+        &mut self,
+        l: &'a Loop,
+        items: &'a [Value],
+        depth: usize,
+    ) -> Result<bool, TemplateError> {
         let (var, body) = (l.var.as_str(), &l.body[..]);
         let mut more = Vec::with_capacity(l.rest.len());
         for item in items {
             let unpacked = match item {
-                Value::Array(tuple) => tuple.split_first().filter(|(_, ys)| ys.len() == l.rest.len()),
+                Value::Array(tuple) => tuple
+                    .split_first()
+                    .filter(|(_, ys)| ys.len() == l.rest.len()),
                 _ => None,
             };
             let Some((x, ys)) = unpacked else {
