@@ -802,6 +802,18 @@ fn deeply_nested_computed_lists_do_not_overflow_the_stack() {
         matches!(&result, Err(e) if e.contains("too deep")),
         "{result:?}"
     );
+    // The same through a builtin's dict.
+    let result = within(60, || {
+        render(
+            "{% set x = [] %}{% for i in range(2900) %}{% set x = dict(a=x) %}{% end %}{{ len(str(x)) }}",
+            json!({}),
+        )
+        .map_err(|e| e.innermost().to_string())
+    });
+    assert!(
+        matches!(&result, Err(e) if e.contains("too deep")),
+        "{result:?}"
+    );
     assert_eq!(
         render(
             "{% set x = [] %}{% for i in range(100) %}{% set x = [x] %}{% end %}{{ len(str(x)) }}",

@@ -229,8 +229,14 @@ pub(super) fn call(
     };
     // `repr`, `format`, `str` and the others that build text are bounded
     // as the operators are.
+    // A list or dict they build is bounded as a display's is (its strings'
+    // bytes, its nesting).
     Some(result.and_then(|v| match v {
         Value::String(s) => super::bounded(s, max_len).map(Value::String),
+        Value::Array(_) | Value::Object(_) => {
+            super::check_items(super::weight(&v)?)?;
+            Ok(v)
+        }
         other => Ok(other),
     }))
 }
