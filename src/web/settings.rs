@@ -108,9 +108,10 @@ pub struct Settings {
     pub xsrf_cookie_name: String,
     /// `xsrf_cookie_kwargs`: how the XSRF cookie is set
     /// ([`CookieOptions`](super::CookieOptions): `secure`, `samesite`,
-    /// `expires_days`, `domain`, ...). Default: `Path=/`, for the
-    /// browser session. (Tornado also makes it last 30 days for a
-    /// logged-in `current_user`, which cyclone does not have.)
+    /// `expires_days`, `domain`, ...). Default: `Path=/`, a
+    /// browser-session cookie; as in Tornado, when there is a
+    /// `current_user` and these options set no `expires_days`, it lasts
+    /// 30 days.
     pub xsrf_cookie_kwargs: super::CookieOptions,
     /// `compress_response` (Tornado's alias: `gzip`): answers of
     /// [`RequestHandler`](super::RequestHandler)s carry `Vary:
