@@ -15,10 +15,16 @@ pub(super) const CONTEXT_SEPARATOR: char = '\u{4}';
 pub(super) struct Catalog {
     /// `msgid` to `msgstr`, for messages without plural forms.
     messages: HashMap<String, String>,
-    /// (`msgid`, plural index) to `msgstr[index]`.
-    plurals: HashMap<(String, usize), String>,
+    /// `msgid` to its `msgstr[index]`s: the msgid kept once however many
+    /// forms it has (a key per form copied it per form: a 200 KB file of
+    /// one 100 KB msgid with 100,000 forms asked for 10 GB).
+    plurals: HashMap<String, Vec<String>>,
     /// `Plural-Forms`' expression; `None` for the default, `n != 1`.
     plural: Option<Plural>,
+    /// The language's own catalog behind a country's (`es` behind
+    /// `es_LA`): asked for what this one lacks, as Python's
+    /// `add_fallback` chains the catalogs `gettext.translation` finds.
+    pub(super) fallback: Option<std::sync::Arc<Catalog>>,
 }
 
 impl Catalog {
@@ -68,8 +74,15 @@ impl Catalog {
                         return Err("a message with more than one plural msgid".into());
                     }
                     let id = text(&msg[..nul])?;
+                    // A later entry for the same msgid replaces form by
+                    // form, as Python's `catalog[(msgid1, i)] = x` does.
+                    let forms = out.plurals.entry(id).or_default();
                     for (n, form) in tmsg.split(|&b| b == 0).enumerate() {
-                        out.plurals.insert((id.clone(), n), text(form)?);
+                        let form = text(form)?;
+                        match forms.get_mut(n) {
+                            Some(old) => *old = form,
+                            None => forms.push(form),
+                        }
                     }
                 }
                 None => {
@@ -123,17 +136,19 @@ impl Catalog {
     fn lookup(&self, message: &str) -> Option<&str> {
         self.messages
             .get(message)
-            .or_else(|| self.plurals.get(&(message.to_owned(), self.index(1)?)))
+            .or_else(|| self.plurals.get(message)?.get(self.index(1)?))
             .map(String::as_str)
+            .or_else(|| self.fallback.as_deref()?.lookup(message))
     }
 
     /// The plural form of `msgid1` for `n` (Python's `ngettext` when it
     /// finds one).
     fn lookup_plural(&self, msgid1: &str, n: i64) -> Option<&str> {
-        let i = self.index(n)?;
-        self.plurals
-            .get(&(msgid1.to_owned(), i))
+        let own = || self.plurals.get(msgid1)?.get(self.index(n)?);
+        // The fallback by its own plural rule, as Python's `ngettext`.
+        own()
             .map(String::as_str)
+            .or_else(|| self.fallback.as_deref()?.lookup_plural(msgid1, n))
     }
 
     /// [`lookup`](Self::lookup) for a context's key: a translation holding

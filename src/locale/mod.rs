@@ -68,7 +68,7 @@ pub const DEFAULT_LOCALE: &str = "en_US";
 #[derive(Debug)]
 enum Table {
     Csv(CsvTable),
-    Gettext(gettext::Catalog),
+    Gettext(Arc<gettext::Catalog>),
 }
 
 /// A CSV file's translations: message to translation, by plural form.
@@ -217,7 +217,7 @@ impl Translations {
         let catalog = gettext::Catalog::parse(mo)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         self.tables
-            .insert(code.to_owned(), Arc::new(Table::Gettext(catalog)));
+            .insert(code.to_owned(), Arc::new(Table::Gettext(Arc::new(catalog))));
         Ok(())
     }
 
@@ -227,11 +227,45 @@ impl Translations {
     /// `Plural-Forms` (`n != 1` without one), `msgctxt` contexts for
     /// [`Locale::pgettext`], and the UTF-8, ASCII or Latin-1 `charset` of
     /// `Content-Type`. A catalog that cannot be read is logged and skipped.
+    /// A country's catalog (`es_LA`) falls back to its language's (`es`)
+    /// for the messages it lacks, as `gettext.translation` chains them.
     ///
     /// # Errors
     /// The directory itself cannot be listed.
     pub fn load_gettext(dir: impl AsRef<Path>, domain: &str) -> io::Result<Self> {
-        let dir = dir.as_ref();
+        let mut out = Self::load_gettext_catalogs(dir.as_ref(), domain)?;
+        let tables = std::mem::take(&mut out.tables);
+        // Languages first (no `_`), then the countries behind them.
+        let (langs, countries): (Vec<_>, Vec<_>) = tables
+            .into_iter()
+            .partition(|(code, _)| !code.contains('_'));
+        let catalog = |t: &Table| match t {
+            Table::Gettext(c) => Some(c.clone()),
+            Table::Csv(_) => None,
+        };
+        out.tables.extend(langs);
+        for (code, table) in countries {
+            let lang = code.split('_').next().unwrap_or_default();
+            let base = out.tables.get(lang).and_then(|t| catalog(t));
+            // Just loaded: nothing else holds the catalog yet.
+            let table = match (base, Arc::try_unwrap(table)) {
+                (Some(base), Ok(Table::Gettext(c))) => match Arc::try_unwrap(c) {
+                    Ok(mut c) => {
+                        c.fallback = Some(base);
+                        Arc::new(Table::Gettext(Arc::new(c)))
+                    }
+                    Err(c) => Arc::new(Table::Gettext(c)),
+                },
+                (_, Ok(t)) => Arc::new(t),
+                (_, Err(t)) => t,
+            };
+            out.tables.insert(code, table);
+        }
+        Ok(out)
+    }
+
+    /// [`load_gettext`](Self::load_gettext)'s reading of each catalog.
+    fn load_gettext_catalogs(dir: &Path, domain: &str) -> io::Result<Self> {
         let mut out = Translations::new();
         for entry in std::fs::read_dir(dir)? {
             let Ok(entry) = entry else { continue };
@@ -940,9 +974,10 @@ fn twelve_hour(hour: i64) -> i64 {
 }
 
 /// Python's `template % {"name": value, ...}` for the placeholders
-/// translations use: `%(name)s`, `%(name)d` (and `%(name)i`, `%(name)r`)
-/// write the value as it displays, `%%` writes `%`. A placeholder naming no
-/// value, or of another kind, is kept as written (where Python raises).
+/// translations use: `%(name)s`, `%(name)d` (and `%(name)i`) write the
+/// value as it displays, `%%` writes `%`. A placeholder naming no value,
+/// or of another kind (`%(name)r` among them: a `Display` value has no
+/// `repr`), is kept as written (where Python raises or quotes).
 ///
 /// ```
 /// use cyclone::locale::format_named;

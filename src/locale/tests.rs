@@ -342,3 +342,64 @@ fn add_mo_refuses_what_is_not_a_catalog_and_keeps_the_rest() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     assert_eq!(t.get("fr").unwrap().translate("Hello"), "Bonjour");
 }
+
+/// Tornado's `load_gettext_translations` (`gettext.translation(domain,
+/// dir, languages=["es_LA"])`) chains `es_LA`'s catalog to `es`'s: a
+/// message `es_LA` lacks is `es`'s, and a plural it lacks goes by `es`'s
+/// own rule. Python prints `Chau Hola` and the plural forms below.
+#[test]
+fn load_gettext_falls_back_to_the_language_catalog() {
+    let dir = std::env::temp_dir().join(format!("cyclone-gettext-fallback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let write = |lang: &str, entries: &[(&[u8], &[u8])]| {
+        let d = dir.join(lang).join("LC_MESSAGES");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("app.mo"), gettext::write_mo(entries, false)).unwrap();
+    };
+    let header: &[u8] = b"Content-Type: text/plain; charset=UTF-8\n";
+    write(
+        "es",
+        &[
+            (b"", header),
+            (b"Hello", b"Hola"),
+            (b"Bye", b"Adios"),
+            (b"file\0files", b"archivo\0archivos"),
+        ],
+    );
+    write("es_LA", &[(b"", header), (b"Bye", b"Chau")]);
+    let t = Translations::load_gettext(&dir, "app").unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let es_la = t.get("es_LA").unwrap();
+    assert_eq!(es_la.translate("Bye"), "Chau");
+    assert_eq!(es_la.translate("Hello"), "Hola");
+    assert_eq!(es_la.translate_plural("file", "files", 2), "archivos");
+    assert_eq!(es_la.translate("Unknown"), "Unknown");
+    // The language's own catalog has no fallback.
+    assert_eq!(t.get("es").unwrap().translate("Bye"), "Adios");
+}
+
+/// A catalog keeps a plural msgid once, however many forms it has (one
+/// 100 KB msgid with 100,000 forms used to be copied per form: 10 GB for
+/// a 200 KB file), and a later entry for the same msgid replaces form by
+/// form, as Python's `catalog[(msgid1, i)] = x` does.
+#[test]
+fn mo_plural_forms_share_their_msgid_and_replace_form_by_form() {
+    let mut id = vec![b'a'; 100_000];
+    id.extend_from_slice(b"\0b");
+    let forms = vec![0u8; 100_000];
+    let mut t = Translations::new();
+    t.add_mo("xx", &gettext::write_mo(&[(&id, &forms)], false))
+        .unwrap();
+    let long = std::str::from_utf8(&id[..100_000]).unwrap();
+    assert_eq!(t.get("xx").unwrap().translate_plural(long, "b", 2), "");
+    let mo = gettext::write_mo(
+        &[(b"x\0xs", b"one\0two\0three"), (b"x\0xs", b"uno\0dos")],
+        false,
+    );
+    let mut t = Translations::new();
+    t.add_mo("yy", &mo).unwrap();
+    let c = gettext::Catalog::parse(&mo).unwrap();
+    assert_eq!(c.ngettext("x", "xs", 1), "uno");
+    assert_eq!(c.ngettext("x", "xs", 2), "dos");
+    assert_eq!(t.get("yy").unwrap().translate_plural("x", "xs", 1), "uno");
+}
