@@ -83,8 +83,10 @@ struct Held {
 /// work then waits for it to return) and from anywhere on the loop's
 /// thread afterwards; after the answer is finished, or once the client
 /// closed the connection ([`is_closed`](Self::is_closed)), they do
-/// nothing. Not `Send`: it lives on the thread of the loop serving the
-/// request.
+/// nothing, except that finishing an answer whose client has gone (by
+/// [`finish`](Self::finish) or by dropping the last clone) still runs the
+/// handler's `on_finish`, as Tornado's `finish()` does. Not `Send`: it
+/// lives on the thread of the loop serving the request.
 ///
 /// A coroutine, as Tornado's `async def get`: the task awaits, writes,
 /// and its end (dropping the handle) finishes the answer.
@@ -194,7 +196,8 @@ impl AsyncResponse {
     /// Ends the answer (Tornado's `finish()`): a response never flushed is
     /// sent whole, with the handler's error page, its ETag and 304, and
     /// gzip, as a method's return would send it; a streamed one gets its
-    /// last piece. The handler's `on_finish` runs.
+    /// last piece. The handler's `on_finish` runs (also when the client
+    /// has gone: then nothing is sent).
     pub fn finish(&self) {
         self.push(Op::Finish);
     }
@@ -291,6 +294,9 @@ impl AsyncResponse {
             if matches!(st.phase, Phase::Done | Phase::Closed) {
                 if st.phase == Phase::Done {
                     log::warn!("ignored: the asynchronous response is already finished");
+                } else if matches!(op, Op::Finish) && st.begun {
+                    drop(st);
+                    finish_closed(&self.shared);
                 }
                 return;
             }
@@ -314,6 +320,13 @@ impl Drop for AsyncResponse {
             st.handles == 0 && st.begun && matches!(st.phase, Phase::Open | Phase::Streaming)
         };
         if !last {
+            let closed = {
+                let st = self.shared.0.borrow();
+                st.handles == 0 && st.begun && st.phase == Phase::Closed
+            };
+            if closed && !std::thread::panicking() {
+                finish_closed(&self.shared);
+            }
             return;
         }
         if std::thread::panicking() {
@@ -395,6 +408,46 @@ fn closed(weak: &Weak<RefCell<State>>) {
     for f in callbacks {
         guarded("an on_close callback", f);
     }
+}
+
+/// The answer is finished (`finish()`, or its last handle dropped) after
+/// the client went: nothing is sent, and the handler's `on_finish` runs,
+/// once, with the status set so far, as Tornado's `finish()` calls it on
+/// a closed connection.
+fn finish_closed(shared: &Shared) {
+    let held = {
+        let mut st = shared.0.borrow_mut();
+        if st.phase != Phase::Closed {
+            return;
+        }
+        // None: an operation is running; it cannot finish it any more.
+        let Some(held) = st.held.take() else {
+            return;
+        };
+        st.phase = Phase::Done;
+        held
+    };
+    let mut held = held;
+    let Held {
+        request,
+        shared: app,
+        parts,
+        handler,
+        ..
+    } = &mut *held;
+    let status = match parts.take() {
+        Some(p) => {
+            let cx = RequestContext::from_parts(request, app, p, None);
+            let status = cx.get_status();
+            *parts = Some(cx.into_parts().0);
+            status
+        }
+        None => 200,
+    };
+    if let Some(handler) = handler.as_mut() {
+        guarded("on_finish", || handler.on_finish(status));
+    }
+    shared.0.borrow_mut().held = Some(held);
 }
 
 /// Runs `f`, logging and counting a panic instead of unwinding into the loop.
