@@ -1152,6 +1152,13 @@ impl mio::event::Source for BorrowedFd {
     }
 }
 
+/// `fd` is out of the loop's poll set: adding it works (then it is removed).
+fn assert_fd_can_be_added_again(lp: &IOLoop, fd: std::os::fd::RawFd) {
+    let again = lp.add_handler(BorrowedFd(fd), mio::Interest::READABLE, |_, _| {});
+    let again = again.expect("the descriptor was left in the poll set");
+    assert!(lp.remove_handler(again));
+}
+
 /// `remove_handler` from the handler's own callback deregisters its
 /// source, as from outside it: the descriptor can be added again.
 #[test]
@@ -1183,13 +1190,7 @@ fn remove_handler_from_its_own_callback_deregisters_the_source() {
         }
         assert!(!lp.contains(id));
         assert_eq!(calls.get(), 1);
-        let again = lp.add_handler(
-            BorrowedFd(a.as_raw_fd()),
-            mio::Interest::READABLE,
-            |_, _| {},
-        );
-        let again = again.expect("the descriptor was left in the poll set");
-        assert!(lp.remove_handler(again));
+        assert_fd_can_be_added_again(&lp, a.as_raw_fd());
     });
 }
 
@@ -1312,13 +1313,7 @@ fn abort_all_deregisters_add_handler_sources() {
             .unwrap();
         lp.abort_all();
         assert!(!lp.contains(id));
-        let again = lp.add_handler(
-            BorrowedFd(a.as_raw_fd()),
-            mio::Interest::READABLE,
-            |_, _| {},
-        );
-        let again = again.expect("the descriptor was left in the poll set");
-        assert!(lp.remove_handler(again));
+        assert_fd_can_be_added_again(&lp, a.as_raw_fd());
     });
 }
 

@@ -791,29 +791,22 @@ fn list_repetition_counts_the_bytes_of_the_strings_it_copies() {
 /// stack, so the render fails with an error instead.
 #[test]
 fn deeply_nested_computed_lists_do_not_overflow_the_stack() {
-    let result = within(60, || {
-        render(
-            "{% set x = [] %}{% for i in range(2900) %}{% set x = [x] %}{% end %}{{ len(str(x)) }}",
-            json!({}),
-        )
-        .map_err(|e| e.innermost().to_string())
-    });
-    assert!(
-        matches!(&result, Err(e) if e.contains("too deep")),
-        "{result:?}"
-    );
-    // The same through a builtin's dict.
-    let result = within(60, || {
-        render(
-            "{% set x = [] %}{% for i in range(2900) %}{% set x = dict(a=x) %}{% end %}{{ len(str(x)) }}",
-            json!({}),
-        )
-        .map_err(|e| e.innermost().to_string())
-    });
-    assert!(
-        matches!(&result, Err(e) if e.contains("too deep")),
-        "{result:?}"
-    );
+    // A display, and the same through a builtin's dict.
+    for nest in ["[x]", "dict(a=x)"] {
+        let result = within(60, move || {
+            render(
+                &format!(
+                    "{{% set x = [] %}}{{% for i in range(2900) %}}{{% set x = {nest} %}}{{% end %}}{{{{ len(str(x)) }}}}"
+                ),
+                json!({}),
+            )
+            .map_err(|e| e.innermost().to_string())
+        });
+        assert!(
+            matches!(&result, Err(e) if e.contains("too deep")),
+            "{nest}: {result:?}"
+        );
+    }
     assert_eq!(
         render(
             "{% set x = [] %}{% for i in range(100) %}{% set x = [x] %}{% end %}{{ len(str(x)) }}",
@@ -830,38 +823,13 @@ fn deeply_nested_computed_lists_do_not_overflow_the_stack() {
 /// keeps its own stack.
 #[test]
 fn deep_nesting_in_every_include_of_the_longest_chain() {
-    let result = within(30, || {
-        let n = Template::MAX_INCLUDE_DEPTH;
-        let files: Vec<(String, String)> = (0..=n)
-            .map(|i| {
-                let depth = Template::MAX_NESTING - 1;
-                let inner = if i < n {
-                    format!("{{% include \"t{}\" %}}", i + 1)
-                } else {
-                    "x".into()
-                };
-                let src = format!(
-                    "{}{inner}{}",
-                    "{% for a in [1] %}".repeat(depth),
-                    "{% end %}".repeat(depth)
-                );
-                (format!("t{i}"), src)
-            })
-            .collect();
-        let files: Vec<(&str, String)> =
-            files.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
-        match load(&files, "t0") {
-            Ok(t) => t.render_value(&json!({})).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    });
-    // 16 × 99 levels are past the render's depth bound: a clean error.
-    assert!(
-        matches!(&result, Err(e) if e.contains("too deep")),
-        "{result:?}"
-    );
-    // The same with loops over an object's items and a string's characters.
-    for head in ["{% for k, v in d.items() %}", "{% for c in 'a' %}"] {
+    // Plain loops, loops over an object's items and a string's characters.
+    let heads = [
+        "{% for a in [1] %}",
+        "{% for k, v in d.items() %}",
+        "{% for c in 'a' %}",
+    ];
+    for head in heads {
         let result = within(30, move || {
             let n = Template::MAX_INCLUDE_DEPTH;
             let files: Vec<(String, String)> = (0..=n)
@@ -884,6 +852,7 @@ fn deep_nesting_in_every_include_of_the_longest_chain() {
                 .and_then(|t| t.render_value(&json!({"d": {"a": 1}})))
                 .map_err(|e| e.to_string())
         });
+        // 16 × 99 levels are past the render's depth bound: a clean error.
         assert!(
             matches!(&result, Err(e) if e.contains("too deep")),
             "{head}: {result:?}"

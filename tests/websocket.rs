@@ -1103,10 +1103,13 @@ fn write_message_reports_a_large_echo_as_queued() {
     );
 }
 
-struct ShutdownOnMessage;
+/// Calls `shutdown` (3 s of grace) so many times on a message.
+struct ShutdownOnMessage(u32);
 impl WebSocketHandler for ShutdownOnMessage {
     fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {
-        cyclone::shutdown(Duration::from_secs(3));
+        for _ in 0..self.0 {
+            cyclone::shutdown(Duration::from_secs(3));
+        }
     }
 }
 
@@ -1114,7 +1117,7 @@ impl WebSocketHandler for ShutdownOnMessage {
 fn during_shutdown_new_connections_get_503_and_the_rest_is_dropped_at_the_grace() {
     let srv = Server::start(|| {
         Application::builder()
-            .websocket("/s", |_r: &Request| ShutdownOnMessage)
+            .websocket("/s", |_r: &Request| ShutdownOnMessage(1))
             .build()
     });
     let mut first = raw_ws(&srv, "/s");
@@ -1133,14 +1136,6 @@ fn during_shutdown_new_connections_get_503_and_the_rest_is_dropped_at_the_grace(
     assert!(wait_closed(&mut idle, Duration::from_secs(6)));
 }
 
-struct ShutdownTwiceOnMessage;
-impl WebSocketHandler for ShutdownTwiceOnMessage {
-    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {
-        cyclone::shutdown(Duration::from_secs(3));
-        cyclone::shutdown(Duration::from_secs(3));
-    }
-}
-
 /// `shutdown` called twice (a second Ctrl-C, two parts of a program)
 /// counts each draining listener once: the grace still waits for the
 /// connection left. (Counted twice, the listener made the loop believe
@@ -1150,7 +1145,7 @@ impl WebSocketHandler for ShutdownTwiceOnMessage {
 fn shutdown_twice_still_waits_for_the_connections_left() {
     let srv = Server::start(|| {
         Application::builder()
-            .websocket("/s", |_r: &Request| ShutdownTwiceOnMessage)
+            .websocket("/s", |_r: &Request| ShutdownOnMessage(2))
             .build()
     });
     let mut first = raw_ws(&srv, "/s");

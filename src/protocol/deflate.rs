@@ -621,7 +621,7 @@ mod tests {
         assert!(out.capacity() <= limit + 64 * 1024, "{}", out.capacity());
     }
 
-    fn neg(v: &[&str], opts: &CompressionOptions) -> Option<(DeflateParams, String)> {
+    pub(super) fn neg(v: &[&str], opts: &CompressionOptions) -> Option<(DeflateParams, String)> {
         let vals: Vec<&[u8]> = v.iter().map(|s| s.as_bytes()).collect();
         negotiate_server(&vals, opts).unwrap()
     }
@@ -748,12 +748,8 @@ mod tests {
 /// with an inflater of exactly the negotiated window.
 #[cfg(test)]
 mod edge_tests {
+    use super::tests::neg;
     use super::*;
-
-    fn neg(v: &[&str], opts: &CompressionOptions) -> Option<(DeflateParams, String)> {
-        let vals: Vec<&[u8]> = v.iter().map(|s| s.as_bytes()).collect();
-        negotiate_server(&vals, opts).unwrap()
-    }
 
     #[test]
     fn negotiation_edges_and_client_round_trips() {
@@ -823,10 +819,9 @@ mod edge_tests {
         }
     }
 
-    /// What our compressor sends under a negotiated window must inflate
-    /// with a peer inflater of exactly that window (RFC 7692 §7.1.2.1).
-    #[test]
-    fn compressor_respects_the_negotiated_window() {
+    /// 3000 pseudo-random bytes: a block that compresses only by a match
+    /// with an earlier copy of itself.
+    fn random_block() -> Vec<u8> {
         let mut x: u64 = 0x9E3779B97F4A7C15;
         let mut chunk = vec![0u8; 3000];
         for b in chunk.iter_mut() {
@@ -835,6 +830,14 @@ mod edge_tests {
             x ^= x << 17;
             *b = (x % 251) as u8;
         }
+        chunk
+    }
+
+    /// What our compressor sends under a negotiated window must inflate
+    /// with a peer inflater of exactly that window (RFC 7692 §7.1.2.1).
+    #[test]
+    fn compressor_respects_the_negotiated_window() {
+        let chunk = random_block();
         // The same random block twice: a match 3000 bytes back.
         let msg = [chunk.clone(), chunk.clone(), chunk].concat();
         for bits in 9u8..=14 {
@@ -871,14 +874,7 @@ mod edge_tests {
     /// back does not inflate with a 9-bit window.
     #[test]
     fn a_15_bit_stream_fails_a_9_bit_inflater() {
-        let mut x: u64 = 0x9E3779B97F4A7C15;
-        let mut chunk = vec![0u8; 3000];
-        for b in chunk.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = (x % 251) as u8;
-        }
+        let chunk = random_block();
         let msg = [chunk.clone(), chunk].concat();
         let mut d = Deflater::new(
             DeflateParams {

@@ -144,23 +144,20 @@ fn format_url<'a>(
 /// The template's text before its first field (`{{`/`}}` as braces), and
 /// whether it has a field at all (Tornado's `string.Formatter().parse`).
 fn literal_prefix(template: &str) -> (String, bool) {
-    let mut out = String::new();
-    let mut chars = template.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                out.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                out.push('}');
-            }
-            '{' => return (out, true),
-            c => out.push(c),
+    let b = template.as_bytes();
+    let mut i = 0;
+    // The first `{` that is not `{{` opens the first field.
+    let field = loop {
+        match b.get(i..) {
+            Some([b'{', b'{', ..]) => i += 2,
+            Some([b'{', ..]) => break true,
+            Some([_, ..]) => i += 1,
+            _ => break false,
         }
-    }
-    (out, false)
+    };
+    // The text before it, its braces read as `format_url` reads them.
+    let text = format_url(&template[..i], &[], |_| None).unwrap_or_default();
+    (text, field)
 }
 
 /// Tornado's `_scheme_and_netloc`: the scheme and host part (user info
