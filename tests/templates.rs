@@ -887,3 +887,20 @@ fn a_template_module_can_render_itself_recursively_as_in_tornado() {
         );
     }
 }
+
+/// A module's template that can be loaded with its page (no cycle) is, so
+/// a template rendered outside an application (a loader of its own, as
+/// `tornado.template.Loader`) still renders its modules.
+#[test]
+fn a_template_module_loads_with_its_page_outside_an_application() {
+    let files = [
+        ("page", "[{% module Template(\"m\", x=1) %}]".to_string()),
+        ("/m", "x={{ x }}".to_string()),
+    ];
+    let t = load(&files, "page").unwrap();
+    assert_eq!(t.render_value(&json!({})).unwrap(), "[x=1]");
+    // A recursive one needs the application: a clear error here.
+    let files = [("/r", "{% module Template(\"r\") %}".to_string())];
+    let err = load(&files, "/r").unwrap().render_value(&json!({}));
+    assert!(err.is_err(), "{err:?}");
+}

@@ -350,11 +350,14 @@ enum Node {
     },
     /// `{% module Template("name", key=value, …) %}`: the template `name`
     /// rendered with the keyword arguments alone as its values (and the
-    /// request's namespace), unescaped. Loaded when rendered, as Tornado's
-    /// `TemplateModule` calls `render_string`: a template can render
-    /// itself as a module (a tree), the recursion ending with the data.
+    /// request's namespace), unescaped. Loaded with the page when it can
+    /// be (`loaded`); one that cannot (a template rendering itself as a
+    /// module, for a tree: an include cycle while parsing) is loaded when
+    /// rendered, through the application, as Tornado's `TemplateModule`
+    /// calls `render_string`; the recursion ends with the data.
     Module {
         name: String,
+        loaded: Result<Arc<Template>, Box<TemplateError>>,
         kwargs: Vec<(String, expr::Exp)>,
         line: u32,
     },
@@ -1328,8 +1331,10 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 } else {
                     format!("/{name}")
                 };
+                let loaded = self.load(&rooted).map_err(Box::new);
                 self.push(Node::Module {
                     name: rooted,
+                    loaded,
                     kwargs,
                     line,
                 });
@@ -3366,7 +3371,13 @@ impl<'a> Renderer<'a> {
     /// [`nodes`](Self::nodes), whose frame every level of nesting repeats.
     #[inline(never)]
     fn module(&mut self, node: &'a Node) -> Result<(), TemplateError> {
-        let Node::Module { name, kwargs, line } = node else {
+        let Node::Module {
+            name,
+            loaded,
+            kwargs,
+            line,
+        } = node
+        else {
             unreachable!("called for a module node");
         };
         let line = *line;
@@ -3374,14 +3385,13 @@ impl<'a> Renderer<'a> {
             name: name.trim_start_matches('/').to_string(),
             error: Box::new(error),
         };
-        // Loaded now, through the application's loader and cache (Tornado's
-        // render_string); the render depth bounds a runaway recursion.
-        let template = match self.request.and_then(|ns| ns.app_parts()) {
-            Some(p) => p.shared.template(name.trim_start_matches('/')),
-            None => Err(TemplateError::NeedsRequest(format!(
-                "module Template({:?}): an application's template_path",
-                name.trim_start_matches('/')
-            ))),
+        // Loaded with the page, or else now, through the application's
+        // loader and cache (Tornado's render_string); the render depth
+        // bounds a runaway recursion.
+        let template = match (loaded, self.request.and_then(|ns| ns.app_parts())) {
+            (Ok(t), _) => Ok(t.clone()),
+            (Err(_), Some(p)) => p.shared.template(name.trim_start_matches('/')),
+            (Err(e), None) => Err((**e).clone()),
         }
         .map_err(|error| self.locate(line, in_module(error)))?;
         let mut values = Map::with_capacity(kwargs.len());
