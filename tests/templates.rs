@@ -904,3 +904,20 @@ fn a_template_module_loads_with_its_page_outside_an_application() {
     let err = load(&files, "/r").unwrap().render_value(&json!({}));
     assert!(err.is_err(), "{err:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Python semantics Tornado's templates have (its expressions are Python's).
+
+/// Python: `'%c%c|%-3c|%3c' % (65, 'x', 'y', 9731)` is `'Ax|y  |  ☃'`;
+/// `'%c' % 'xy'`, `'%c' % 1.5` and `'%c' % 0x110000` are errors.
+#[test]
+fn percent_c_formats_a_character_as_python() {
+    let out = render("{{ '%c%c|%-3c|%3c' % (65, 'x', 'y', 9731) }}", json!({}));
+    assert_eq!(out.unwrap(), "Ax|y  |  \u{2603}");
+    for bad in ["'%c' % 'xy'", "'%c' % 1.5", "'%c' % 1114112", "'%c' % -1"] {
+        assert!(
+            render(&format!("{{{{ {bad} }}}}"), json!({})).is_err(),
+            "{bad}"
+        );
+    }
+}

@@ -2268,7 +2268,7 @@ enum Args<'a> {
 
 /// Python's `format % args` for a string `format`: `%(name)s` takes
 /// `name` from a dict, `%s` takes the next of a tuple's items, or `args`
-/// itself. Conversions `s` (Python's `str`), `r` (`repr`), `d`/`i`/`u`,
+/// itself. Conversions `s` (Python's `str`), `r` (`repr`), `c`, `d`/`i`/`u`,
 /// `f`/`F`, `e`/`E`, `g`/`G`, `x`/`X`/`o` and `%%`, with the flags `-+ #0`,
 /// a width and a precision. Python's errors are `TemplateError::Type`, a missing key
 /// `TemplateError::Undefined`.
@@ -2380,6 +2380,22 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                 }
                 (String::new(), text, false)
             }
+            // Python's `%c`: one character, or the one an integer is the
+            // code point of (a float refused, no precision, no zeros).
+            'c' => {
+                let c = match (value.as_str(), number(value)) {
+                    (Some(s), _) if s.chars().count() == 1 => s.to_string(),
+                    (None, Some(Num::Int(i))) => match u32::try_from(i).ok().map(char::from_u32) {
+                        Some(Some(c)) => c.to_string(),
+                        _ if (0..0x110000).contains(&i) => {
+                            return type_error(format!("%c of {i}: a surrogate"))
+                        }
+                        _ => return type_error("%c arg not in range(0x110000)".into()),
+                    },
+                    _ => return type_error("%c requires an int or a unicode character".into()),
+                };
+                (String::new(), c, false)
+            }
             'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'f' | 'F' | 'e' | 'E' | 'g' | 'G' => {
                 let Some(n) = number(value) else {
                     return type_error(format!(
@@ -2448,7 +2464,7 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
             }
             other => {
                 return Err(TemplateError::Type(format!(
-                    "unsupported format character {other:?} in a template (s, r, d, i, f, e, g, x, o are)"
+                    "unsupported format character {other:?} in a template (s, r, c, d, i, f, e, g, x, o are)"
                 )))
             }
         };
