@@ -921,3 +921,33 @@ fn percent_c_formats_a_character_as_python() {
         );
     }
 }
+
+/// Python: `int('ff', 16), int('0x1f', 0), int('1_000'), int(' -0b101 ', 0),
+/// int('0o17', 8), int('z', 36), int('ff', base=16), int('010')` is
+/// `255 31 1000 -5 15 35 255 10`; `int('010', 0)`, `int('1__0')`,
+/// `int('_1')`, `int('1_')`, `int(10, 16)`, `int('1', 37)` and
+/// `int('0x', 16)` are errors.
+#[test]
+fn int_takes_a_base_and_underscores_as_python() {
+    let src = "{{ int('ff', 16) }} {{ int('0x1f', 0) }} {{ int('1_000') }} \
+               {{ int(' -0b101 ', 0) }} {{ int('0o17', 8) }} {{ int('z', 36) }} \
+               {{ int('ff', base=16) }} {{ int('010') }}";
+    assert_eq!(
+        render(src, json!({})).unwrap(),
+        "255 31 1000 -5 15 35 255 10"
+    );
+    for bad in [
+        "int('010', 0)",
+        "int('1__0')",
+        "int('_1')",
+        "int('1_')",
+        "int(10, 16)",
+        "int('1', 37)",
+        "int('0x', 16)",
+    ] {
+        assert!(
+            render(&format!("{{{{ {bad} }}}}"), json!({})).is_err(),
+            "{bad}"
+        );
+    }
+}

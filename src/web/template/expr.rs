@@ -1217,6 +1217,21 @@ impl<'s> Parser<'s> {
                 }
                 if let Some(callee) = Callee::from_name(w) {
                     self.at += 1;
+                    if callee == Callee::Int {
+                        // `int(s, base)`, `int(s, base=16)`: the builtin's
+                        // call ([`builtins`]); `int(x)` its own.
+                        let (mut args, kwargs) = self.call_args(depth + 1)?;
+                        if args.len() == 1 && kwargs.is_empty() && !unpacks(&args, &kwargs) {
+                            let arg = Box::new(args.pop()?);
+                            return Some(Exp::Call {
+                                callee,
+                                arg,
+                                kwargs: Vec::new(),
+                            });
+                        }
+                        let name = w.to_string();
+                        return Some(Exp::UiCall { name, args, kwargs });
+                    }
                     let arg = self.test(depth + 1)?;
                     let kwargs = self.keyword_args(depth + 1, |name| Kw::of(callee, name))?;
                     return self.eat(Tok::Close).then(|| Exp::Call {
@@ -2540,18 +2555,57 @@ fn floor_div(x: i128, y: i128) -> i128 {
     }
 }
 
+/// The digits of an integer in `base` (2 to 36, or 0: from its prefix,
+/// as a Python literal is read), as Python's `int(text, base)` reads them
+/// once the sign and spaces are gone: a `0x`/`0o`/`0b` prefix of its base,
+/// `_` between digits (and after a prefix); `None` when it is not one.
+pub(super) fn parse_int(text: &str, base: u32) -> Option<i128> {
+    let literal = base == 0;
+    let lower = text.get(..2).map(str::to_ascii_lowercase);
+    let prefixed = match lower.as_deref() {
+        Some("0x") => 16,
+        Some("0o") => 8,
+        Some("0b") => 2,
+        _ => 0,
+    };
+    let (base, digits) = match (base, prefixed) {
+        (0, 0) => (10, text),
+        (0, p) => (p, &text[2..]),
+        (b, p) if b == p => (b, &text[2..]),
+        (b, _) => (b, text),
+    };
+    let after_prefix = digits.len() < text.len();
+    let digits = if after_prefix {
+        digits.strip_prefix('_').unwrap_or(digits)
+    } else {
+        digits
+    };
+    // Base 0 without a prefix: no leading zero but in zero itself.
+    let decimal_zeros = base == 10 && text.starts_with('0') && prefixed == 0;
+    let mut n: i128 = 0;
+    let mut last_digit = false;
+    let mut nonzero = false;
+    for c in digits.chars() {
+        if c == '_' && last_digit {
+            last_digit = false;
+            continue;
+        }
+        let d = c.to_digit(base)?;
+        nonzero |= d != 0;
+        n = n
+            .checked_mul(i128::from(base))?
+            .checked_add(i128::from(d))?;
+        last_digit = true;
+    }
+    (last_digit && !(literal && decimal_zeros && nonzero)).then_some(n)
+}
+
 /// Python's `int(x)`: an integer as it is, a bool as 0 or 1, a float
-/// truncated, a string of digits (with a sign, spaces around) parsed.
+/// truncated, a string of digits (with a sign, spaces around, `_` between
+/// digits) parsed; `int(text, base)` is [`parse_int`]'s.
 fn py_int(v: Val<'_>) -> Result<Value, TemplateError> {
     if let Some(s) = v.as_str() {
-        let t = s.trim();
-        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
-        return match t.parse::<i128>() {
-            Ok(n) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => int(n),
-            _ => Err(TemplateError::Type(format!(
-                "invalid literal for int(): {s:?}"
-            ))),
-        };
+        return py_int_text(s, 10);
     }
     match number(v) {
         Some(Num::Int(n)) => int(n),
@@ -2560,6 +2614,22 @@ fn py_int(v: Val<'_>) -> Result<Value, TemplateError> {
             "int() of {f}: out of the range a template holds"
         ))),
         None => Err(TemplateError::Type(format!("int() of {}", v.kind()))),
+    }
+}
+
+/// Python's `int(s, base)` of a string: a sign and spaces around the
+/// digits [`parse_int`] reads.
+pub(super) fn py_int_text(s: &str, base: u32) -> Result<Value, TemplateError> {
+    let t = s.trim();
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    match parse_int(digits, base) {
+        Some(n) => int(if negative { -n } else { n }),
+        None => Err(TemplateError::Type(format!(
+            "invalid literal for int() with base {base}: {s:?}"
+        ))),
     }
 }
 

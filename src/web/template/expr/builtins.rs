@@ -24,7 +24,7 @@ use super::{
 
 /// The names [`call`] knows, for error messages.
 pub(super) const NAMES: &str = "range, enumerate, zip, reversed, sorted, list, tuple, dict, \
-     min, max, sum, any, all, round, bool, float, repr, format, pow, divmod, chr, ord, hex, \
+     min, max, sum, any, all, round, int, bool, float, repr, format, pow, divmod, chr, ord, hex, \
      oct, bin, map, filter";
 
 /// A call's arguments, checked as Python checks them.
@@ -146,6 +146,27 @@ pub(super) fn call(
             }))
         }),
         "round" => round(&mut a),
+        // `int(x)` is parsed as its own call; this is `int(s, base)`.
+        "int" => a.positional(0, 2).and_then(|()| {
+            let base = match a.keyword("base") {
+                Some(_) if a.pos.len() == 2 => return Err(a.error("base given twice")),
+                Some(b) => Some(b),
+                None => a.pos.get(1).cloned(),
+            };
+            a.done()?;
+            let x = a.pos.first().cloned().unwrap_or(Value::from(0));
+            let Some(base) = base else {
+                return super::py_int(Val::Json(&x));
+            };
+            let base = integer(&base, "int() base")?;
+            let Some(text) = Val::Json(&x).as_str() else {
+                return Err(a.error("can't convert non-string with explicit base"));
+            };
+            match u32::try_from(base) {
+                Ok(b @ (0 | 2..=36)) => super::py_int_text(text, b),
+                _ => Err(a.error("base must be >= 2 and <= 36, or 0")),
+            }
+        }),
         "bool" => a.positional(0, 1).and_then(|()| {
             a.done()?;
             Ok(Value::Bool(
