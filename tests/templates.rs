@@ -951,3 +951,27 @@ fn int_takes_a_base_and_underscores_as_python() {
         );
     }
 }
+
+/// Python, `s = 'abcabc'`: `s.find('b', 2), s.find('b', 2, 4), s.find('b', -2),
+/// s.rfind('b', 0, 3), s.index('c', 3), s.count('b', 1), s.count('', 2, 4),
+/// 'abc'.find('', 5), 'abc'.find('', 3), s.startswith('ca', 2),
+/// s.endswith('ab', 0, 5), s.startswith(('x', 'bc'), 4), 'ééab'.find('a', 1),
+/// [1, 2, 1].index(1, 1)` is `4 -1 4 1 5 2 3 -1 3 True True True 2 2`;
+/// `'abc'.index('a', 1)`, `[1].count(1, 0)` and `s.find('a', 'x')` are errors.
+#[test]
+fn str_searches_take_start_and_end_as_python() {
+    let src = "{{ s.find('b', 2) }} {{ s.find('b', 2, 4) }} {{ s.find('b', -2) }} \
+               {{ s.rfind('b', 0, 3) }} {{ s.index('c', 3) }} {{ s.count('b', 1) }} \
+               {{ s.count('', 2, 4) }} {{ 'abc'.find('', 5) }} {{ 'abc'.find('', 3) }} \
+               {{ s.startswith('ca', 2) }} {{ s.endswith('ab', 0, 5) }} \
+               {{ s.startswith(('x', 'bc'), 4) }} {{ 'ééab'.find('a', 1) }} \
+               {{ [1, 2, 1].index(1, 1) }}";
+    assert_eq!(
+        render(src, json!({"s": "abcabc"})).unwrap(),
+        "4 -1 4 1 5 2 3 -1 3 True True True 2 2"
+    );
+    for bad in ["'abc'.index('a', 1)", "[1].count(1, 0)", "s.find('a', 'x')"] {
+        let out = render(&format!("{{{{ {bad} }}}}"), json!({"s": "abcabc"}));
+        assert!(out.is_err(), "{bad}: {out:?}");
+    }
+}

@@ -64,18 +64,18 @@ const TABLE: &[(&str, Method, usize, usize)] = &[
     ("rstrip", Method::RStrip, 0, 1),
     ("title", Method::Title, 0, 0),
     ("capitalize", Method::Capitalize, 0, 0),
-    ("startswith", Method::StartsWith, 1, 1),
-    ("endswith", Method::EndsWith, 1, 1),
+    ("startswith", Method::StartsWith, 1, 3),
+    ("endswith", Method::EndsWith, 1, 3),
     ("replace", Method::Replace, 2, 3),
     ("split", Method::Split, 0, 2),
     ("rsplit", Method::RSplit, 0, 2),
     ("splitlines", Method::SplitLines, 0, 0),
     ("join", Method::Join, 1, 1),
-    ("count", Method::Count, 1, 1),
-    ("find", Method::Find, 1, 1),
-    ("rfind", Method::RFind, 1, 1),
-    ("index", Method::Index, 1, 1),
-    ("rindex", Method::RIndex, 1, 1),
+    ("count", Method::Count, 1, 3),
+    ("find", Method::Find, 1, 3),
+    ("rfind", Method::RFind, 1, 3),
+    ("index", Method::Index, 1, 3),
+    ("rindex", Method::RIndex, 1, 3),
     ("zfill", Method::ZFill, 1, 1),
     ("ljust", Method::LJust, 1, 2),
     ("rjust", Method::RJust, 1, 2),
@@ -141,6 +141,39 @@ fn line_break(c: char) -> bool {
             | '\u{2028}'
             | '\u{2029}'
     )
+}
+
+/// The `start` and `end` arguments (`args[1]`, `args[2]`, `None` or
+/// missing for the ends) of a search in `len` items, as Python adjusts
+/// them (from the end when negative); `None` when the window is empty
+/// past the end or reversed, where nothing (not even `''`) is found.
+fn window(
+    name: &str,
+    len: usize,
+    args: &[Val<'_>],
+) -> Result<Option<(usize, usize)>, TemplateError> {
+    let len = len as i128;
+    let bound = |i: usize, default: i128| -> Result<i128, TemplateError> {
+        let n = match args.get(i) {
+            None | Some(Val::Json(Value::Null)) => return Ok(default),
+            Some(v) => match number(*v) {
+                Some(Num::Int(n)) => n,
+                _ => {
+                    return Err(TemplateError::Type(format!(
+                        "{name}(): slice indices must be integers or None"
+                    )))
+                }
+            },
+        };
+        Ok(if n < 0 { (n + len).max(0) } else { n })
+    };
+    let (start, end) = (bound(1, 0)?, bound(2, len)?.min(len));
+    Ok((start <= end).then_some((start as usize, end as usize)))
+}
+
+/// The byte offset of character `n` of `s` (its length past the end).
+fn byte_at(s: &str, n: usize) -> usize {
+    s.char_indices().nth(n).map_or(s.len(), |(i, _)| i)
 }
 
 /// The character position of byte offset `at` in `s`.
@@ -321,6 +354,42 @@ pub(super) fn call_method<'a>(
                     .collect(),
                 None => String::new(),
             })
+        }
+        Method::StartsWith | Method::EndsWith if args.len() > 1 => {
+            let Some((a, b)) = window(name, len, args)? else {
+                return Ok(V::Own(Value::Bool(false)));
+            };
+            let inner = &s[byte_at(s, a)..byte_at(s, b)];
+            let rest: Vec<Val<'_>> = args[..1].to_vec();
+            return call_method(method, V::Own(Value::String(inner.into())), &rest, max_len);
+        }
+        Method::Count | Method::Find | Method::Index | Method::RFind | Method::RIndex
+            if args.len() > 1 =>
+        {
+            let Some((a, b)) = window(name, len, args)? else {
+                string_arg(0)?;
+                return match method {
+                    Method::Count => Ok(V::Own(Value::from(0))),
+                    Method::Find | Method::RFind => Ok(V::Own(Value::from(-1))),
+                    _ => Err(TemplateError::Type(format!(
+                        "{name}(): substring not found"
+                    ))),
+                };
+            };
+            let inner = &s[byte_at(s, a)..byte_at(s, b)];
+            let found = call_method(
+                method,
+                V::Own(Value::String(inner.into())),
+                &args[..1],
+                max_len,
+            )?;
+            return Ok(V::Own(match (method, found.view()) {
+                (Method::Count, _) => to_value(found.view()),
+                (_, v) => match number(v) {
+                    Some(Num::Int(i)) if i >= 0 => Value::from(i as i64 + a as i64),
+                    _ => Value::from(-1),
+                },
+            }));
         }
         Method::StartsWith | Method::EndsWith => {
             // A string, or a tuple (a list) of them.
@@ -531,6 +600,11 @@ fn container_method<'a>(
                 .map(|(k, v)| Value::Array(vec![Value::String(k.clone()), v.clone()]))
                 .collect(),
         ),
+        (Method::Count, Val::Json(Value::Array(_))) if args.len() > 1 => {
+            return Err(TemplateError::Type(
+                "count() takes exactly one argument".into(),
+            ))
+        }
         (Method::Count, Val::Json(Value::Array(items))) => Value::from(
             items
                 .iter()
@@ -538,8 +612,10 @@ fn container_method<'a>(
                 .count(),
         ),
         (Method::Index, Val::Json(Value::Array(items))) => {
+            let (a, b) = window("index", items.len(), args)?.unwrap_or((0, 0));
+            let items = items.get(a..b).unwrap_or(&[]);
             match items.iter().position(|i| equal(args[0], Val::Json(i))) {
-                Some(i) => Value::from(i),
+                Some(i) => Value::from(i + a),
                 None => {
                     return Err(TemplateError::Type(format!(
                         "index(): {} is not in the list",
