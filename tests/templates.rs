@@ -975,3 +975,20 @@ fn str_searches_take_start_and_end_as_python() {
         assert!(out.is_err(), "{bad}: {out:?}");
     }
 }
+
+/// Python: `0x1f, 0o17, 0b101, 1_000, 0XFF, -0x10, 1_000.5, 1e1_0, 0x_1f + 1`
+/// is `31 15 5 1000 255 -16 1000.5 10000000000.0 32`; `0x`, `1__0`, `1_`,
+/// `0_1`, `1._5` and `0b2` are syntax errors.
+#[test]
+fn numeric_literals_take_prefixes_and_underscores_as_python() {
+    let src = "{{ 0x1f }} {{ 0o17 }} {{ 0b101 }} {{ 1_000 }} {{ 0XFF }} {{ -0x10 }} \
+               {{ 1_000.5 }} {{ 1e1_0 }} {{ 0x_1f + 1 }}";
+    assert_eq!(
+        render(src, json!({})).unwrap(),
+        "31 15 5 1000 255 -16 1000.5 10000000000.0 32"
+    );
+    for bad in ["0x", "1__0", "1_", "0_1", "1._5", "0b2"] {
+        let out = render(&format!("{{{{ {bad} }}}}"), json!({}));
+        assert!(out.is_err(), "{bad}: {out:?}");
+    }
+}

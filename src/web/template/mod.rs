@@ -523,6 +523,29 @@ fn literal(s: &str) -> Option<Value> {
     if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
         return None;
     }
+    // Python's `0x1f`, `0o17`, `0b101` and `1_000`: an integer as
+    // `int(text, 0)` reads it.
+    let prefixed = matches!(digits.get(..2), Some(p) if ["0x", "0o", "0b"].contains(&p.to_ascii_lowercase().as_str()));
+    if prefixed || (digits.contains('_') && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+    {
+        let n = expr::parse_int(digits, 0)?;
+        let n = if s.starts_with('-') { -n } else { n };
+        return i64::try_from(n)
+            .map(Value::from)
+            .or_else(|_| u64::try_from(n).map(Value::from))
+            .ok();
+    }
+    // `1_000.5`, `1e1_0`: each `_` between two digits, then dropped.
+    if digits.contains('_') {
+        let b = s.as_bytes();
+        let between = (1..b.len().saturating_sub(1))
+            .filter(|&i| b[i] == b'_')
+            .all(|i| b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit());
+        let ends = !s.ends_with('_') && !digits.starts_with('_');
+        return (between && ends)
+            .then(|| literal(&s.replace('_', "")))
+            .flatten();
+    }
     if digits.bytes().all(|b| b.is_ascii_digit()) {
         // Python refuses `01`; a number past 64 bits is refused too.
         if digits.len() > 1 && digits.starts_with('0') {
