@@ -992,3 +992,12 @@ fn numeric_literals_take_prefixes_and_underscores_as_python() {
         assert!(out.is_err(), "{bad}: {out:?}");
     }
 }
+
+/// Python: `'a' 'b'`, `'x' "y" 'z' + '!'`, `('a' 'b').upper()` and
+/// `'%s-' '%s' % (1, 2)` are `ab`, `xyz!`, `AB` and `1-2`.
+#[test]
+fn adjacent_string_literals_are_one_as_in_python() {
+    let src = "{{ 'a' 'b' }} {{ 'x' \"y\" 'z' + '!' }} {{ ('a' 'b').upper() }} \
+               {{ '%s-' '%s' % (1, 2) }}";
+    assert_eq!(render(src, json!({})).unwrap(), "ab xyz! AB 1-2");
+}

@@ -1193,7 +1193,22 @@ impl<'s> Parser<'s> {
                 }
                 Some(Exp::Dict(items))
             }
-            Tok::Str(s) => literal(s).map(Exp::Literal),
+            Tok::Str(s) => {
+                // `'a' 'b'`: adjacent strings are one, as Python reads them
+                // (no longer than the source).
+                let mut text = match literal(s)? {
+                    Value::String(t) => t,
+                    _ => return None,
+                };
+                while let Some(Tok::Str(next)) = self.peek() {
+                    self.at += 1;
+                    match literal(next)? {
+                        Value::String(t) => text.push_str(&t),
+                        _ => return None,
+                    }
+                }
+                Some(Exp::Literal(Value::String(text)))
+            }
             Tok::Word("and" | "or" | "not" | "in" | "is" | "if" | "else") => None,
             Tok::Word("xsrf_form_html") if self.eat(Tok::Open) => {
                 self.eat(Tok::Close).then_some(Exp::XsrfFormHtml)
