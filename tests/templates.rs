@@ -1001,3 +1001,37 @@ fn adjacent_string_literals_are_one_as_in_python() {
                {{ '%s-' '%s' % (1, 2) }}";
     assert_eq!(render(src, json!({})).unwrap(), "ab xyz! AB 1-2");
 }
+
+/// Tornado, with `items = [[1, [2, 3]], [4, [5, 6]]]`, `d = {'x': [1, 2]}`:
+/// `{% for a, (b, c) in items %}{{ a }}{{ b }}{{ c }};{% end %}` is
+/// `123;456;`, `{% for i, (k, (p, q)) in enumerate(d.items()) %}` … is
+/// `0x12`, `{% for (a, b), c in [[[1, 2], 3]] %}` … is `123` and
+/// `{% for k, (p, q) in d.items() %}` … is `x12`; an item that does not
+/// unpack (`[[1, [2]]]`) is an error.
+#[test]
+fn for_unpacks_nested_targets_as_python() {
+    let data = json!({"items": [[1, [2, 3]], [4, [5, 6]]], "d": {"x": [1, 2]}});
+    let cases = [
+        (
+            "{% for a, (b, c) in items %}{{ a }}{{ b }}{{ c }};{% end %}",
+            "123;456;",
+        ),
+        (
+            "{% for i, (k, (p, q)) in enumerate(d.items()) %}{{ i }}{{ k }}{{ p }}{{ q }}{% end %}",
+            "0x12",
+        ),
+        (
+            "{% for (a, b), c in [[[1, 2], 3]] %}{{ a }}{{ b }}{{ c }}{% end %}",
+            "123",
+        ),
+        (
+            "{% for k, (p, q) in d.items() %}{{ k }}{{ p }}{{ q }}{% end %}{{ p }}",
+            "x121",
+        ),
+    ];
+    for (src, want) in cases {
+        assert_eq!(render(src, data.clone()).unwrap(), want, "{src}");
+    }
+    let bad = render("{% for a, (b, c) in [[1, [2]]] %}{% end %}", json!({}));
+    assert!(bad.is_err(), "{bad:?}");
+}

@@ -302,6 +302,9 @@ struct Loop {
     /// The names after the first, when the loop unpacks its items
     /// (`for k, v in ..`, `for a, b, c in ..`).
     rest: Vec<String>,
+    /// `for a, (b, c) in ..`: the targets, when one is nested (`var` and
+    /// `rest` then hold their names, in order).
+    nested: Option<Vec<Target>>,
     /// What the loop goes over, as written (for error messages).
     path: String,
     iter: Iter,
@@ -1010,6 +1013,53 @@ fn parse_cond(arg: &str, line: u32) -> Option<Cond> {
     })
 }
 
+/// A target of a `{% for %}`: a name, or a tuple of targets.
+#[derive(Debug, Clone)]
+enum Target {
+    Name(String),
+    Tuple(Vec<Target>),
+}
+
+/// The comma-separated targets in `s` (`a, (b, c)`), parentheses nested
+/// at most `depth` times more; `(a)` is `a`, as in Python.
+fn parse_targets(s: &str, depth: usize) -> Option<Vec<Target>> {
+    let mut parts = Vec::new();
+    let (mut level, mut from) = (0usize, 0);
+    for (i, c) in s.char_indices().chain(std::iter::once((s.len(), ','))) {
+        match c {
+            '(' => level += 1,
+            ')' => level = level.checked_sub(1)?,
+            ',' if level == 0 => {
+                let part = s[from..i].trim();
+                from = i + 1;
+                parts.push(match part.strip_prefix('(') {
+                    Some(inner) if depth > 0 => {
+                        let mut t = parse_targets(inner.strip_suffix(')')?, depth - 1)?;
+                        match (
+                            t.len(),
+                            inner.trim_end_matches(')').trim_end().ends_with(','),
+                        ) {
+                            (1, false) => t.pop()?,
+                            _ => Target::Tuple(t),
+                        }
+                    }
+                    _ => Target::Name(is_ident(part).then(|| part.to_string())?),
+                });
+            }
+            _ => {}
+        }
+    }
+    (level == 0).then_some(parts)
+}
+
+/// `target`'s names, in order.
+fn target_names(target: &Target, out: &mut Vec<String>) {
+    match target {
+        Target::Name(n) => out.push(n.clone()),
+        Target::Tuple(ts) => ts.iter().for_each(|t| target_names(t, out)),
+    }
+}
+
 /// `x in path`, `k, v in path.items()`, ...
 fn parse_for(arg: &str, line: u32) -> Option<Loop> {
     // `names in target`: the first `in` between whitespace.
@@ -1022,18 +1072,6 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
         })?
         .0;
     let (vars, target) = (arg[..at].trim(), arg[at + 2..].trim());
-    // `for a, b in ..` or Python's `for (a, b) in ..`.
-    let vars = match vars.strip_prefix('(') {
-        Some(inner) => inner.strip_suffix(')')?,
-        None => vars,
-    };
-    let mut names = vars.split(',').map(str::trim);
-    let var = names.next()?;
-    let rest: Vec<&str> = names.collect();
-    if !is_ident(var) || rest.iter().any(|b| !is_ident(b)) {
-        return None;
-    }
-    let second = rest.first();
     let call_arg = |name: &str| {
         target
             .strip_prefix(name)?
@@ -1041,6 +1079,17 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
             .strip_prefix('(')?
             .strip_suffix(')')
     };
+    // `for a, b in ..` or Python's `for (a, b) in ..`.
+    let mut targets = parse_targets(vars, 8)?;
+    if let [Target::Tuple(inner)] = &mut targets[..] {
+        targets = std::mem::take(inner);
+    }
+    // Nested (`a, (b, c)`): over an array (`enumerate`'s pairs too) only.
+    let nested = targets.iter().any(|t| matches!(t, Target::Tuple(_)));
+    let mut rest = Vec::new();
+    targets.iter().for_each(|t| target_names(t, &mut rest));
+    let var = (!rest.is_empty()).then(|| rest.remove(0))?;
+    let second = rest.first();
     let (iter, source) = if let Some(args) = call_arg("range") {
         if !rest.is_empty() {
             return None;
@@ -1049,7 +1098,7 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
     } else if let Some(inner) = call_arg("enumerate").and_then(expr::parse) {
         // Python's pairs are tuples: cyclone binds them only unpacked.
         // (`enumerate(xs, start)` is the builtin's, below.)
-        if rest.len() != 1 {
+        if targets.len() != 2 {
             return None;
         }
         (Iter::Enumerate(Box::new(inner)), Source::Plain)
@@ -1060,7 +1109,8 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
             (".values()", Source::Values),
         ]
         .into_iter()
-        .find_map(|(suffix, source)| Some((target.strip_suffix(suffix)?, source)));
+        .find_map(|(suffix, source)| Some((target.strip_suffix(suffix)?, source)))
+        .filter(|_| !nested);
         match suffixed.and_then(|(p, source)| Some((parse_exp(p)?, source))) {
             Some((expr::Exp::Path(p), source)) => (Iter::Path(p), source),
             // `{**a, **b}.items()`, `f(x).keys()`: the method of the
@@ -1084,8 +1134,9 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
         _ => target.to_string(),
     };
     Some(Loop {
-        var: var.to_string(),
-        rest: rest.into_iter().map(str::to_string).collect(),
+        var,
+        rest,
+        nested: nested.then_some(targets),
         path,
         iter,
         source,
@@ -3675,6 +3726,7 @@ impl<'a> Renderer<'a> {
         // frame is repeated at each level of nesting, and a small one lets
         // the deepest render fit a thread's stack (debug builds too).
         let broke = match (val, l.source, l.rest.first()) {
+            _ if l.nested.is_some() => self.each_nested(l, val, depth)?,
             (Val::Json(Value::Array(items)), Source::Plain, None) => 'run: {
                 for item in items {
                     if self.iteration(var, Val::Json(item), &[], body, depth)? == Flow::Break {
@@ -3773,6 +3825,44 @@ impl<'a> Renderer<'a> {
                     .zip(ys.iter().map(Val::Json)),
             );
             if self.iteration(var, Val::Json(x), &more, body, depth)? == Flow::Break {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `{% for a, (b, c) in xs %}`: each item of the array `xs` unpacked
+    /// as the targets nest; whether it broke.
+    #[inline(never)]
+    fn each_nested(
+        &mut self,
+        l: &'a Loop,
+        val: Val<'a>,
+        depth: usize,
+    ) -> Result<bool, TemplateError> {
+        fn unpack<'v>(t: &'v [Target], v: &'v Value, out: &mut Vec<(&'v str, Val<'v>)>) -> bool {
+            match v {
+                Value::Array(xs) if xs.len() == t.len() => t.iter().zip(xs).all(|(t, x)| match t {
+                    Target::Name(n) => {
+                        out.push((n.as_str(), Val::Json(x)));
+                        true
+                    }
+                    Target::Tuple(ts) => unpack(ts, x, out),
+                }),
+                _ => false,
+            }
+        }
+        let (Val::Json(Value::Array(items)), Some(targets)) = (val, &l.nested) else {
+            return Err(self.loop_error(l, val));
+        };
+        let mut bound = Vec::with_capacity(l.rest.len() + 1);
+        for item in items {
+            bound.clear();
+            if !unpack(targets, item, &mut bound) {
+                return Err(self.unpack_error(l, item));
+            }
+            let (var, v) = bound[0];
+            if self.iteration(var, v, &bound[1..], &l.body, depth)? == Flow::Break {
                 return Ok(true);
             }
         }
