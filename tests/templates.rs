@@ -1035,3 +1035,34 @@ fn for_unpacks_nested_targets_as_python() {
     let bad = render("{% for a, (b, c) in [[1, [2]]] %}{% end %}", json!({}));
     assert!(bad.is_err(), "{bad:?}");
 }
+
+/// Tornado's `{% set %}` is a Python assignment: with `pair = [1, 2]`,
+/// `{% set x, y = 1, 2 %}{{ x }}{{ y }}` is `12`,
+/// `{% set a, (b, c) = [1, [2, 3]] %}{{ a }}{{ b }}{{ c }}` is `123`,
+/// `{% set (p, q) = pair %}{{ q }}{{ p }}` is `21` and
+/// `{% set x, y = 1, 2 %}{% set x, y = y, x %}{{ x }}{{ y }}` is `21`;
+/// `{% set x, y = 1, 2, 3 %}` is a `ValueError`, `{% set x, y += 1 %}` a
+/// `SyntaxError`.
+#[test]
+fn set_unpacks_a_tuple_as_python() {
+    let data = json!({"pair": [1, 2]});
+    let cases = [
+        ("{% set x, y = 1, 2 %}{{ x }}{{ y }}", "12"),
+        (
+            "{% set a, (b, c) = [1, [2, 3]] %}{{ a }}{{ b }}{{ c }}",
+            "123",
+        ),
+        ("{% set (p, q) = pair %}{{ q }}{{ p }}", "21"),
+        (
+            "{% set x, y = 1, 2 %}{% set x, y = y, x %}{{ x }}{{ y }}",
+            "21",
+        ),
+    ];
+    for (src, want) in cases {
+        assert_eq!(render(src, data.clone()).unwrap(), want, "{src}");
+    }
+    for bad in ["{% set x, y = 1, 2, 3 %}", "{% set x, y += 1 %}"] {
+        let out = render(bad, data.clone());
+        assert!(out.is_err(), "{bad}: {out:?}");
+    }
+}

@@ -346,6 +346,9 @@ enum Node {
         name: String,
         value: SetValue,
         line: u32,
+        /// `{% set a, (b, c) = .. %}`: the targets the value unpacks into
+        /// (`name` is the first's first name).
+        unpack: Option<Box<[Target]>>,
     },
     Include {
         name: String,
@@ -1013,7 +1016,22 @@ fn parse_cond(arg: &str, line: u32) -> Option<Cond> {
     })
 }
 
-/// A target of a `{% for %}`: a name, or a tuple of targets.
+/// `v` unpacked into `t` as Python unpacks, the names bound appended to
+/// `out`; whether it unpacks (an array of `t`'s length at each level).
+fn unpack_targets<'v>(t: &'v [Target], v: &'v Value, out: &mut Vec<(&'v str, Val<'v>)>) -> bool {
+    match v {
+        Value::Array(xs) if xs.len() == t.len() => t.iter().zip(xs).all(|(t, x)| match t {
+            Target::Name(n) => {
+                out.push((n.as_str(), Val::Json(x)));
+                true
+            }
+            Target::Tuple(ts) => unpack_targets(ts, x, out),
+        }),
+        _ => false,
+    }
+}
+
+/// A target of a `{% for %}` or `{% set %}`: a name, or a tuple of them.
 #[derive(Debug, Clone)]
 enum Target {
     Name(String),
@@ -1052,11 +1070,11 @@ fn parse_targets(s: &str, depth: usize) -> Option<Vec<Target>> {
     (level == 0).then_some(parts)
 }
 
-/// `target`'s names, in order.
-fn target_names(target: &Target, out: &mut Vec<String>) {
+/// `f` of each of `target`'s names, in order.
+fn each_name<'t>(target: &'t Target, f: &mut impl FnMut(&'t str)) {
     match target {
-        Target::Name(n) => out.push(n.clone()),
-        Target::Tuple(ts) => ts.iter().for_each(|t| target_names(t, out)),
+        Target::Name(n) => f(n),
+        Target::Tuple(ts) => ts.iter().for_each(|t| each_name(t, f)),
     }
 }
 
@@ -1087,7 +1105,9 @@ fn parse_for(arg: &str, line: u32) -> Option<Loop> {
     // Nested (`a, (b, c)`): over an array (`enumerate`'s pairs too) only.
     let nested = targets.iter().any(|t| matches!(t, Target::Tuple(_)));
     let mut rest = Vec::new();
-    targets.iter().for_each(|t| target_names(t, &mut rest));
+    targets
+        .iter()
+        .for_each(|t| each_name(t, &mut |n| rest.push(n.to_string())));
     let var = (!rest.is_empty()).then(|| rest.remove(0))?;
     let second = rest.first();
     let (iter, source) = if let Some(args) = call_arg("range") {
@@ -1656,10 +1676,20 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 .into_iter()
                 .find_map(|(sym, op)| Some((name.strip_suffix(sym)?, op)));
                 let name = aug.map_or(name, |(n, _)| n).trim();
-                if !is_ident(name) {
+                // `a, b = 1, 2`: Python's tuple unpacking (no `op=`).
+                let mut unpack = None;
+                if aug.is_none() && name.contains(',') {
+                    let mut targets = parse_targets(name, 8).ok_or_else(bad)?;
+                    if let [Target::Tuple(inner)] = &mut targets[..] {
+                        targets = std::mem::take(inner);
+                    }
+                    unpack = Some(targets.into_boxed_slice());
+                } else if !is_ident(name) {
                     return Err(bad());
                 }
-                let exp = parse_exp(path).ok_or_else(bad)?;
+                let exp = parse_exp(path)
+                    .or_else(|| parse_exp(&format!("({path})")).filter(|_| path.contains(',')))
+                    .ok_or_else(bad)?;
                 let exp = match aug {
                     Some((_, op)) => expr::Exp::Arith {
                         op,
@@ -1677,6 +1707,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                     name: name.to_string(),
                     value,
                     line,
+                    unpack,
                 });
             }
             "block" if is_ident(arg) => self.open(inner, line, Open::Block(arg.to_string()))?,
@@ -2342,8 +2373,13 @@ fn local_names<'a>(
         }
         for node in nodes {
             match node {
-                Node::Set { name, .. } => {
+                Node::Set { name, unpack, .. } => {
                     out.insert(name);
+                    for t in unpack.iter().flat_map(|ts| ts.iter()) {
+                        each_name(t, &mut |n| {
+                            out.insert(n);
+                        });
+                    }
                 }
                 Node::For(l) => {
                     out.insert(&l.var);
@@ -3405,14 +3441,35 @@ impl<'a> Renderer<'a> {
 
     /// A `{% set %}` on line `line`. Not inlined, as [`var`](Self::var).
     #[inline(never)]
-    fn set(&mut self, name: &'a str, value: &'a SetValue, line: u32) -> Result<(), TemplateError> {
+    fn set(
+        &mut self,
+        name: &'a str,
+        value: &'a SetValue,
+        line: u32,
+        unpack: Option<&'a [Target]>,
+    ) -> Result<(), TemplateError> {
         let val = match value {
             SetValue::Path(path) => self.lookup(path),
             SetValue::Literal(v) => Ok(Val::Json(v)),
             SetValue::Exp(e) => e.eval(&*self).and_then(|v| self.keep(v)),
         }
         .map_err(|e| self.locate(line, e))?;
-        self.assign(name, val);
+        let Some(targets) = unpack else {
+            self.assign(name, val);
+            return Ok(());
+        };
+        let mut bound = Vec::new();
+        match val {
+            Val::Json(v) if unpack_targets(targets, v, &mut bound) => {}
+            _ => {
+                let e =
+                    TemplateError::Type(format!("cannot unpack {} into {name}, ..", val.kind()));
+                return Err(self.locate(line, e));
+            }
+        }
+        for (n, v) in bound {
+            self.assign(n, v);
+        }
         Ok(())
     }
 
@@ -3840,25 +3897,13 @@ impl<'a> Renderer<'a> {
         val: Val<'a>,
         depth: usize,
     ) -> Result<bool, TemplateError> {
-        fn unpack<'v>(t: &'v [Target], v: &'v Value, out: &mut Vec<(&'v str, Val<'v>)>) -> bool {
-            match v {
-                Value::Array(xs) if xs.len() == t.len() => t.iter().zip(xs).all(|(t, x)| match t {
-                    Target::Name(n) => {
-                        out.push((n.as_str(), Val::Json(x)));
-                        true
-                    }
-                    Target::Tuple(ts) => unpack(ts, x, out),
-                }),
-                _ => false,
-            }
-        }
         let (Val::Json(Value::Array(items)), Some(targets)) = (val, &l.nested) else {
             return Err(self.loop_error(l, val));
         };
         let mut bound = Vec::with_capacity(l.rest.len() + 1);
         for item in items {
             bound.clear();
-            if !unpack(targets, item, &mut bound) {
+            if !unpack_targets(targets, item, &mut bound) {
                 return Err(self.unpack_error(l, item));
             }
             let (var, v) = bound[0];
@@ -4012,7 +4057,12 @@ impl<'a> Renderer<'a> {
                 Node::For(l) => flow = self.each(l, depth + 1)?,
                 Node::Break => flow = Flow::Break,
                 Node::Continue => flow = Flow::Continue,
-                Node::Set { name, value, line } => self.set(name, value, *line)?,
+                Node::Set {
+                    name,
+                    value,
+                    line,
+                    unpack,
+                } => self.set(name, value, *line, unpack.as_deref())?,
                 // No `break` leaves an included template, a module or a
                 // block (the parser sees to it): their flow is always `Next`.
                 Node::Include { .. } | Node::Module { .. } | Node::Block { .. } => {
