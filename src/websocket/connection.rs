@@ -626,7 +626,7 @@ impl WsConn {
         }
         // Messages kept for it while it was out of its slot (sent to it by
         // the free functions, from `on_close` too) can no longer leave.
-        drop(lp.cork().take_for(self.core.id));
+        lp.cork().forget(self.core.id);
         // Its timers die with it (those set in `on_close` too).
         if let Some(rare) = self.core.rare.as_mut() {
             for h in rare.timers.drain(..) {

@@ -65,9 +65,8 @@ pub(crate) struct Cork {
     inbox: Vec<Inbound>,
     /// Connections whose handler closed or terminated them from its own
     /// callback: out of their slot, they can be asked nothing, and the
-    /// free senders must not count them. Until they end ([`take_for`]).
-    ///
-    /// [`take_for`]: Self::take_for
+    /// free senders must not count them. Until they end
+    /// ([`forget`](Self::forget)).
     closed: Vec<ConnId>,
 }
 
@@ -98,12 +97,17 @@ impl Cork {
         self.closed.contains(&id)
     }
 
-    /// The messages kept for `id`, in the order they were sent. Called
-    /// when `id` ends too: it is forgotten.
-    pub(crate) fn take_for(&mut self, id: ConnId) -> Vec<Inbound> {
+    /// `id` ended: the messages kept for it, which can no longer leave,
+    /// and its [`mark_closed`](Self::mark_closed) note are dropped.
+    pub(crate) fn forget(&mut self, id: ConnId) {
         if !self.closed.is_empty() {
             self.closed.retain(|c| *c != id);
         }
+        drop(self.take_for(id));
+    }
+
+    /// The messages kept for `id`, in the order they were sent.
+    pub(crate) fn take_for(&mut self, id: ConnId) -> Vec<Inbound> {
         if self.inbox.is_empty() {
             return Vec::new();
         }
