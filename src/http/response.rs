@@ -472,7 +472,9 @@ pub(crate) fn push_header_line(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn field_byte(b: u8) -> bool {
+/// Whether `b` may stand in a field value as written (RFC 9110 §5.5: no
+/// control character but tab).
+pub(crate) fn field_byte(b: u8) -> bool {
     b == b'\t' || (b >= b' ' && b != 0x7f)
 }
 

@@ -214,8 +214,7 @@ impl Translations {
     /// the end, text not in its charset, a `Plural-Forms` expression
     /// `c2py` refuses); the translations in place are kept.
     pub fn add_mo(&mut self, code: &str, mo: &[u8]) -> io::Result<()> {
-        let catalog = gettext::Catalog::parse(mo)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let catalog = parse_mo(mo)?;
         self.tables
             .insert(code.to_owned(), Arc::new(Table::Gettext(Arc::new(catalog))));
         Ok(())
@@ -233,60 +232,19 @@ impl Translations {
     /// # Errors
     /// The directory itself cannot be listed.
     pub fn load_gettext(dir: impl AsRef<Path>, domain: &str) -> io::Result<Self> {
-        let mut out = Self::load_gettext_catalogs(dir.as_ref(), domain)?;
-        let tables = std::mem::take(&mut out.tables);
-        // Languages first (no `_`), then the countries behind them.
-        let (langs, countries): (Vec<_>, Vec<_>) = tables
-            .into_iter()
-            .partition(|(code, _)| !code.contains('_'));
-        let catalog = |t: &Table| match t {
-            Table::Gettext(c) => Some(c.clone()),
-            Table::Csv(_) => None,
-        };
-        out.tables.extend(langs);
-        for (code, table) in countries {
-            let lang = code.split('_').next().unwrap_or_default();
-            let base = out.tables.get(lang).and_then(|t| catalog(t));
-            // Just loaded: nothing else holds the catalog yet.
-            let table = match (base, Arc::try_unwrap(table)) {
-                (Some(base), Ok(Table::Gettext(c))) => match Arc::try_unwrap(c) {
-                    Ok(mut c) => {
-                        c.fallback = Some(base);
-                        Arc::new(Table::Gettext(Arc::new(c)))
-                    }
-                    Err(c) => Arc::new(Table::Gettext(c)),
-                },
-                (_, Ok(t)) => Arc::new(t),
-                (_, Err(t)) => t,
-            };
-            out.tables.insert(code, table);
-        }
-        Ok(out)
-    }
-
-    /// [`load_gettext`](Self::load_gettext)'s reading of each catalog.
-    fn load_gettext_catalogs(dir: &Path, domain: &str) -> io::Result<Self> {
+        let mut catalogs = read_catalogs(dir.as_ref(), domain)?;
+        // Languages (no `_`) first, so that each country finds its own.
+        catalogs.sort_by_key(|(code, _)| code.contains('_'));
         let mut out = Translations::new();
-        for entry in std::fs::read_dir(dir)? {
-            let Ok(entry) = entry else { continue };
-            let lang = entry.file_name().to_string_lossy().into_owned();
-            // Python's glob("*") leaves out names starting with a dot.
-            if lang.starts_with('.') {
-                continue;
+        for (code, mut catalog) in catalogs {
+            if let Some((lang, _)) = code.split_once('_') {
+                catalog.fallback = match out.tables.get(lang).map(|t| &**t) {
+                    Some(Table::Gettext(c)) => Some(c.clone()),
+                    _ => None,
+                };
             }
-            let path = entry
-                .path()
-                .join("LC_MESSAGES")
-                .join(format!("{domain}.mo"));
-            if !path.is_file() {
-                continue;
-            }
-            if let Err(e) = std::fs::read(&path).and_then(|mo| out.add_mo(&lang, &mo)) {
-                log::error!(
-                    "cannot load translation for {lang:?} ({}): {e}",
-                    path.display()
-                );
-            }
+            out.tables
+                .insert(code, Arc::new(Table::Gettext(Arc::new(catalog))));
         }
         log::debug!("supported locales: {:?}", out.supported_locales());
         Ok(out)
@@ -964,6 +922,40 @@ impl Locale {
             ],
         )
     }
+}
+
+/// A `.mo` catalog's bytes parsed, as [`Translations::add_mo`] reads them.
+fn parse_mo(mo: &[u8]) -> io::Result<gettext::Catalog> {
+    gettext::Catalog::parse(mo).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Every `dir/LANG/LC_MESSAGES/DOMAIN.mo` that can be read, with its
+/// `LANG` ([`Translations::load_gettext`]); the others are logged.
+fn read_catalogs(dir: &Path, domain: &str) -> io::Result<Vec<(String, gettext::Catalog)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let lang = entry.file_name().to_string_lossy().into_owned();
+        // Python's glob("*") leaves out names starting with a dot.
+        if lang.starts_with('.') {
+            continue;
+        }
+        let path = entry
+            .path()
+            .join("LC_MESSAGES")
+            .join(format!("{domain}.mo"));
+        if !path.is_file() {
+            continue;
+        }
+        match std::fs::read(&path).and_then(|mo| parse_mo(&mo)) {
+            Ok(catalog) => out.push((lang, catalog)),
+            Err(e) => log::error!(
+                "cannot load translation for {lang:?} ({}): {e}",
+                path.display()
+            ),
+        }
+    }
+    Ok(out)
 }
 
 fn twelve_hour(hour: i64) -> i64 {

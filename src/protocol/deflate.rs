@@ -487,8 +487,7 @@ impl Inflater {
     /// # Errors
     /// As [`decompress`](Self::decompress): 1009 past `max_total`, 1007 for a corrupt stream.
     pub fn finish(&mut self, out: &mut Vec<u8>, max_total: usize) -> Result<(), ProtocolError> {
-        let fed = std::mem::take(&mut self.fed);
-        let r = if fed {
+        let r = if self.fed {
             self.decompress(&TAIL, out, max_total)
         } else {
             Ok(())

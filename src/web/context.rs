@@ -118,12 +118,18 @@ impl Parts {
 /// `/` (Tornado's `_is_protocol_relative`). A redirect built from a
 /// request's path must not go to one.
 pub(crate) fn is_protocol_relative(url: &str) -> bool {
-    let mut chars = url
-        .trim_matches(|c: char| c <= ' ')
+    let mut chars = like_browser(url);
+    chars.next() == Some('/') && chars.next() == Some('/')
+}
+
+/// `url` as a browser reads it (Tornado's `_normalize_url_like_browser`):
+/// leading and trailing control characters and spaces stripped, tabs and
+/// newlines removed, `\` read as `/`.
+pub(crate) fn like_browser(url: &str) -> impl Iterator<Item = char> + '_ {
+    url.trim_matches(|c: char| c <= ' ')
         .chars()
         .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .map(|c| if c == '\\' { '/' } else { c });
-    chars.next() == Some('/') && chars.next() == Some('/')
+        .map(|c| if c == '\\' { '/' } else { c })
 }
 
 /// The most `name=value` fields a query string or an urlencoded body may

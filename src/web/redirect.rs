@@ -84,10 +84,9 @@ impl RequestHandler for RedirectHandler {
         if !unchanged {
             return cx.refuse(400, "Redirect URL cannot change the scheme or netloc");
         }
-        if to
-            .chars()
-            .any(|c| matches!(c, '\x00'..='\x08' | '\x0a'..='\x1f' | '\x7f'))
-        {
+        // The characters a header value cannot hold (Tornado's
+        // `_FORBIDDEN_HEADER_CHARS_RE`).
+        if !to.bytes().all(crate::http::response::field_byte) {
             return cx.refuse(400, "Redirect URL contains invalid characters");
         }
         cx.redirect(&to, self.permanent);
@@ -162,15 +161,10 @@ fn literal_prefix(template: &str) -> (String, bool) {
 
 /// Tornado's `_scheme_and_netloc`: the scheme and host part (user info
 /// and port included) a browser sees in `url`, lowercased, once it has
-/// cleaned the URL up as `is_protocol_relative` does; any number of
+/// cleaned the URL up as [`like_browser`](super::context::like_browser) does; any number of
 /// slashes may come before the host.
 fn scheme_and_netloc(url: &str) -> (String, String) {
-    let cleaned: String = url
-        .trim_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .map(|c| if c == '\\' { '/' } else { c })
-        .collect();
+    let cleaned: String = super::context::like_browser(url).collect();
     let mut rest = cleaned.as_str();
     let mut scheme = String::new();
     if let Some(i) = rest.find(':') {
