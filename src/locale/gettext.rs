@@ -285,10 +285,6 @@ impl<'s> Parser<'s> {
             self.next();
             nots += 1;
         }
-        // Python compiles `a == not b` as a syntax error.
-        if nots > 0 && priority >= 4 {
-            return Err("'!' after a comparison or arithmetic operator".into());
-        }
         let tok = self.next();
         let mut result = match tok {
             "(" => {
@@ -326,6 +322,12 @@ impl<'s> Parser<'s> {
             let right = self.parse(p as i8 + 1)?;
             result = Plural::Bin(op, Box::new(result), Box::new(right));
             last = p;
+        }
+        // Python compiles `a == not b` as a syntax error, but c2py
+        // parenthesizes a comparison on the right of `==`/`!=`, so
+        // `n != !n > 1` is `n != (not n > 1)`.
+        if nots > 0 && priority >= 4 && !(priority == 4 && last == 4) {
+            return Err("'!' after a comparison or arithmetic operator".into());
         }
         result = apply_nots(result, &mut nots);
         if self.peek() == "?" && priority <= 0 {
