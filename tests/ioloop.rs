@@ -243,6 +243,24 @@ fn advance_clock_drives_timers() {
 }
 
 #[test]
+fn advance_clock_by_duration_max_saturates_and_fires_every_timer() {
+    in_thread(|| {
+        let lp = IOLoop::current();
+        let fired = Rc::new(RefCell::new(0));
+        for d in [Duration::from_secs(3600 * 24 * 365), Duration::MAX] {
+            let f = fired.clone();
+            lp.call_later(d, move || *f.borrow_mut() += 1);
+        }
+        let before = lp.time();
+        lp.advance_clock(Duration::MAX);
+        lp.advance_clock(Duration::MAX);
+        assert!(lp.time() > before + Duration::from_secs(3600 * 24 * 365 * 50));
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        assert_eq!(*fired.borrow(), 2);
+    });
+}
+
+#[test]
 fn sleep_completes_after_its_delay_and_a_dropped_sleep_cancels_its_timer() {
     in_thread(|| {
         let lp = IOLoop::current();

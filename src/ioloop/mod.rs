@@ -316,12 +316,14 @@ impl IOLoop {
     }
 
     /// Moves the loop's clock forward by `d` (for tests: timers and
-    /// connection deadlines see the new time at once).
+    /// connection deadlines see the new time at once). A `d` too large for
+    /// an `Instant` (`Duration::MAX`) moves it a century ahead, past every
+    /// timer, those "never" due included.
     pub fn advance_clock(&self, d: Duration) {
-        self.inner
-            .clock_offset
-            .set(self.inner.clock_offset.get() + d);
-        self.inner.next_sweep.set(self.time());
+        let target = deadline_after(self.time(), d);
+        let inner = &self.inner;
+        inner.clock_offset.set(target - inner.now.get());
+        inner.next_sweep.set(self.time());
     }
 
     // ---- callbacks and timers -------------------------------------------
