@@ -134,7 +134,8 @@ impl IOLoop {
     ///
     /// # Panics
     /// If called while the loop is running (from inside a callback), if
-    /// the loop stops first, or with `future`'s own panic.
+    /// the loop stops first, if polling fails (as [`start`](Self::start)),
+    /// or with `future`'s own panic.
     pub fn run_sync<T: 'static>(&self, future: impl Future<Output = T> + 'static) -> T {
         let slot: Rc<RefCell<Option<std::thread::Result<T>>>> = Rc::new(RefCell::new(None));
         let out = slot.clone();

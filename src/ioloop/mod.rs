@@ -388,7 +388,10 @@ impl IOLoop {
     /// usable: what was still queued runs when it is started again.
     ///
     /// # Panics
-    /// If the loop is already running (a nested `start` from a callback).
+    /// If the loop is already running (a nested `start` from a callback),
+    /// or if polling the OS fails (`IOLoop poll failed: <error>`; an
+    /// interrupted wait is retried), as Tornado's `start` raises. The loop
+    /// is left stopped.
     pub fn start(&self) {
         assert!(
             !self.inner.running.get(),
@@ -408,8 +411,8 @@ impl IOLoop {
         let _running = Running(&self.inner);
         while !self.stop_requested() {
             if let Err(e) = self.tick(None) {
-                log::error!("IOLoop poll failed: {e}");
-                break;
+                // Tornado's start() raises; returning would look like a stop.
+                panic!("IOLoop poll failed: {e}");
             }
         }
     }
