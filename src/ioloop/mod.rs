@@ -112,8 +112,8 @@ pub(crate) struct Inner {
     epoch: Instant,
     clock_offset: Cell<Duration>,
     next_sweep: Cell<Instant>,
-    /// Time between sweeps: [`SWEEP_INTERVAL`], or less once a connection
-    /// with short timeouts asked for it ([`IOLoop::sweep_within`]).
+    /// Time between sweeps: [`SWEEP_INTERVAL`], or less while a connection
+    /// with short timeouts is registered ([`IOLoop::sweep_within`]).
     sweep_interval: Cell<Duration>,
     dirty: RefCell<Vec<ConnId>>,
     still_readable: RefCell<Vec<ConnId>>,
@@ -301,8 +301,9 @@ impl IOLoop {
     /// up to a sweep interval (250 ms). A connection whose deadlines are
     /// `span` apart (its shortest ping interval or timeout) calls this so
     /// that they are late by at most about an eighth of `span` (never less
-    /// than 2 ms): from then on the loop sweeps that often. With Tornado's
-    /// defaults (close timeout 5 s, no ping) nothing changes.
+    /// than 2 ms): the loop sweeps that often while a registration's
+    /// [`Pollable::sweep_span`] asks for it, then goes back to 250 ms. With
+    /// Tornado's defaults (close timeout 5 s, no ping) nothing changes.
     pub(crate) fn sweep_within(&self, span: Duration) {
         let want = (span / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL);
         let inner = &self.inner;
@@ -313,6 +314,17 @@ impl IOLoop {
                 inner.next_sweep.set(next);
             }
         }
+    }
+
+    /// The sweep's interval from the shortest span the live registrations
+    /// ask for (`None`: the default 250 ms), and the next sweep `now` plus
+    /// that.
+    pub(crate) fn set_sweep_interval(&self, now: Instant, span: Option<Duration>) {
+        let want = span.map_or(SWEEP_INTERVAL, |s| {
+            (s / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL)
+        });
+        self.inner.sweep_interval.set(want);
+        self.inner.next_sweep.set(now + want);
     }
 
     /// Moves the loop's clock forward by `d` (for tests: timers and
@@ -503,7 +515,6 @@ impl IOLoop {
         inner.timers.borrow_mut().unpark();
         if now >= inner.next_sweep.get() {
             progress.enter(Phase::Sweep);
-            inner.next_sweep.set(now + inner.sweep_interval.get());
             self.sweep(now);
         }
         progress.enter(Phase::Tasks);
@@ -802,6 +813,50 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A registration with no source that only asks for a sweep span.
+    struct Spanned(Duration);
+    impl Pollable for Spanned {
+        fn ready(&mut self, _: &IOLoop, _: ConnId, _: Readiness) -> Action {
+            Action::Keep
+        }
+        fn sweep_span(&self) -> Option<Duration> {
+            Some(self.0)
+        }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn the_sweep_interval_follows_the_registrations_that_ask_for_it() {
+        let lp = IOLoop::current();
+        let interval = || lp.inner.sweep_interval.get();
+        let sweep = || {
+            lp.advance_clock(SWEEP_INTERVAL);
+            lp.run_once(Some(Duration::ZERO)).unwrap();
+        };
+        assert_eq!(interval(), SWEEP_INTERVAL);
+        let a = lp.insert(|_| Box::new(Spanned(Duration::from_millis(80))));
+        lp.sweep_within(Duration::from_millis(80));
+        assert_eq!(interval(), Duration::from_millis(10));
+        let b = lp.insert(|_| Box::new(Spanned(Duration::from_millis(800))));
+        sweep();
+        assert_eq!(interval(), Duration::from_millis(10), "a still asks");
+        assert!(lp.remove(a).is_some());
+        sweep();
+        assert_eq!(interval(), Duration::from_millis(100), "b's eighth");
+        assert!(lp.remove(b).is_some());
+        lp.insert(|_| Box::new(Spanned(Duration::from_millis(1))));
+        sweep();
+        assert_eq!(interval(), MIN_SWEEP_INTERVAL, "never below 2 ms");
+        let ids = lp.all_ids();
+        for id in ids {
+            lp.remove(id);
+        }
+        sweep();
+        assert_eq!(interval(), SWEEP_INTERVAL, "back to 250 ms");
+    }
 
     #[test]
     fn spill_pool_reuses_capacity_within_its_bounds() {

@@ -3,7 +3,7 @@
 //! it is handed and the [`Action`] it answers with.
 
 use std::any::Any;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::Registry;
 
@@ -85,6 +85,14 @@ pub trait Pollable: Any {
     /// The next deadline of this registration, checked by the sweep.
     fn deadline(&self, lp: &IOLoop) -> Option<Instant> {
         let _ = lp;
+        None
+    }
+
+    /// The shortest span between this registration's deadlines, when it
+    /// needs the sweep more often than every 250 ms: each sweep sets the
+    /// next interval from the live registrations' spans (see
+    /// [`IOLoop::sweep_within`]), so it lengthens again once they are gone.
+    fn sweep_span(&self) -> Option<Duration> {
         None
     }
 

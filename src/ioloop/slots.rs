@@ -6,7 +6,7 @@
 
 use std::any::Any;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::event::Source;
 use mio::{Interest, Registry};
@@ -291,17 +291,27 @@ impl IOLoop {
         }
     }
 
+    /// Runs the due deadlines, and sets when the next sweep runs from the
+    /// shortest [`Pollable::sweep_span`] still registered.
     pub(super) fn sweep(&self, now: Instant) {
+        let mut span = None::<Duration>;
         let due: Vec<ConnId> = self
             .inner
             .slots
             .borrow()
             .iter()
             .filter_map(|(key, s)| {
-                let d = s.item.as_ref()?.deadline(self)?;
+                let item = s.item.as_ref()?;
+                if let Some(s) = item.sweep_span() {
+                    span = Some(span.map_or(s, |m| m.min(s)));
+                }
+                let d = item.deadline(self)?;
                 (d <= now).then_some(ConnId::new(key, s.gen))
             })
             .collect();
+        // Before the deadlines run: a registration they add lowers it again
+        // through `sweep_within`.
+        self.set_sweep_interval(now, span);
         for id in due {
             if let Some(mut item) = self.take(id) {
                 let action = item.on_deadline(self, id, now);

@@ -657,6 +657,10 @@ impl Drop for WsConn {
 }
 
 impl Pollable for WsConn {
+    fn sweep_span(&self) -> Option<std::time::Duration> {
+        Some(self.core.settings.shortest_span())
+    }
+
     fn ready(&mut self, lp: &IOLoop, id: ConnId, r: Readiness) -> Action {
         if self.core.lingering {
             let done = crate::http::linger::discard(&mut self.core.stream, lp, id);

@@ -403,6 +403,10 @@ impl Pollable for ClientHandshake {
         Some(self.deadline)
     }
 
+    fn sweep_span(&self) -> Option<std::time::Duration> {
+        Some(self.opts.connect_timeout)
+    }
+
     fn on_deadline(&mut self, _lp: &IOLoop, _id: ConnId, now: Instant) -> Action {
         if now >= self.deadline {
             // A refusal whose body never came whole is still a refusal.
