@@ -1136,6 +1136,52 @@ fn during_shutdown_new_connections_get_503_and_the_rest_is_dropped_at_the_grace(
     assert!(wait_closed(&mut idle, Duration::from_secs(6)));
 }
 
+/// Calls `shutdown` from `prepare` (before its own upgrade completes) and
+/// reports what runs.
+struct ShutdownInPrepare(Sender<String>);
+impl WebSocketHandler for ShutdownInPrepare {
+    fn prepare(&mut self, _req: &Request) -> Result<(), cyclone::http::Response> {
+        cyclone::shutdown(Duration::from_secs(3));
+        Ok(())
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let sent = ws.write_message("hello").is_ok();
+        let _ = self.0.send(format!("open, write ok: {sent}"));
+    }
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    fn on_close(&mut self, _ws: &mut WebSocket<'_>) {
+        let _ = self.0.send("on_close".into());
+    }
+}
+
+/// A connection upgraded just before a `shutdown` (here, one its own
+/// `prepare` called) is opened first, then closed with 1001, as in Tornado,
+/// where `open` runs as part of the handshake: `open`'s writes go out
+/// before the close frame. (`open` used to run after the close was queued,
+/// and its writes failed.)
+#[test]
+fn a_connection_upgraded_as_shutdown_begins_is_opened_before_it_is_closed() {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = Server::start(move || {
+        let tx = tx.lock().unwrap().clone();
+        Application::builder()
+            .websocket("/s", move |_r: &Request| ShutdownInPrepare(tx.clone()))
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/s");
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..]), (0x1, &b"hello"[..]));
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..2]), (0x8, &1001u16.to_be_bytes()[..]));
+    s.write_all(&client_frame(true, 8, &1001u16.to_be_bytes()))
+        .unwrap();
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
+    let t = Duration::from_secs(5);
+    assert_eq!(rx.recv_timeout(t).unwrap(), "open, write ok: true");
+    assert_eq!(rx.recv_timeout(t).unwrap(), "on_close");
+}
+
 /// `shutdown` called twice (a second Ctrl-C, two parts of a program)
 /// counts each draining listener once: the grace still waits for the
 /// connection left. (Counted twice, the listener made the loop believe

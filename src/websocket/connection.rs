@@ -860,11 +860,15 @@ impl Pollable for WsConn {
     }
 
     fn abort(&mut self, lp: &IOLoop, _id: ConnId) -> Action {
+        self.open_if_needed(lp);
         let _ = self.core.flush(lp);
         self.terminate(lp, CloseReason::Shutdown)
     }
 
     fn shutdown(&mut self, lp: &IOLoop, id: ConnId) -> Action {
+        // Upgraded in this tick, not yet opened: in Tornado `open` runs as
+        // part of the handshake, so it comes before the close.
+        self.open_if_needed(lp);
         self.core.start_close(
             lp,
             Some(CloseCode::GOING_AWAY),
