@@ -1533,3 +1533,59 @@ fn run_once_from_inside_the_loop_panics() {
     });
     assert_eq!(seen, [(true, true), (true, true)]);
 }
+
+/// A loop whose signal callback captured a clone of the loop (the usual
+/// `lp.add_signal_handler(SIGINT, move || lp2.stop())`) is a reference
+/// cycle. When its thread ends, the handler must still be removed, so the
+/// signal's default action is back: otherwise the signal is caught and
+/// swallowed for the rest of the process, with no loop to run the
+/// callback (Ctrl-C no longer stops the program). Run in a child process,
+/// which the signal is expected to kill.
+#[test]
+fn a_signal_handler_is_removed_when_its_loops_thread_ends() {
+    const NAME: &str = "a_signal_handler_is_removed_when_its_loops_thread_ends";
+    const VAR: &str = "CYCLONE_ISOLATED_TEST";
+    if std::env::var(VAR).as_deref() == Ok(NAME) {
+        // The child: a thread handles SIGUSR1 with a callback holding its
+        // loop, then ends.
+        std::thread::spawn(|| {
+            let lp = IOLoop::current();
+            let lp2 = lp.clone();
+            lp.add_signal_handler(libc::SIGUSR1, move || lp2.stop())
+                .unwrap();
+            lp.run_once(Some(Duration::ZERO)).unwrap();
+        })
+        .join()
+        .unwrap();
+        // SIGUSR1's default action terminates this process here.
+        signal_hook::low_level::raise(libc::SIGUSR1).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        return;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--test-threads=1"])
+        .env(VAR, NAME)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGUSR1),
+        "SIGUSR1 was swallowed by the handler of a loop whose thread ended ({status})"
+    );
+}

@@ -40,3 +40,26 @@ fn connections_spread_over_workers() {
         "all 64 connections went to one worker: {seen:?}"
     );
 }
+
+/// A worker whose loop is kept alive by a callback that captured it (here
+/// a timer that would stop it) still closes its listener once its thread
+/// ends: a listener left open in the `SO_REUSEPORT` group would go on
+/// taking its share of new connections, which nobody accepts.
+#[test]
+fn a_joined_worker_closes_its_listener_even_when_its_loop_is_in_a_cycle() {
+    let workers = cyclone::run_workers(2, "127.0.0.1:0".parse().unwrap(), || {
+        let lp = cyclone::ioloop::IOLoop::current();
+        let lp2 = lp.clone();
+        lp.call_later(Duration::from_secs(3600), move || lp2.stop());
+        Application::builder().route("/", || WhoAmI).build()
+    })
+    .expect("workers");
+    let addr = workers.local_addr();
+    workers.stop();
+    workers.join();
+    let r = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+    assert!(
+        r.is_err(),
+        "a connection to stopped workers was taken by a listener still open: {r:?}"
+    );
+}

@@ -146,13 +146,16 @@ pub struct IOLoop {
 }
 
 /// The thread's loop; when the thread ends, its handles refuse callbacks
-/// (the loop itself may live on in a reference cycle of its own timers).
+/// and what the loop holds is dropped ([`IOLoop::release`]), even when the
+/// loop itself lives on in a reference cycle (a timer, task or signal
+/// callback that captured a clone of it).
 struct Current(RefCell<Option<IOLoop>>);
 
 impl Drop for Current {
     fn drop(&mut self) {
         if let Some(lp) = self.0.get_mut().as_ref() {
             lp.inner.shared.close();
+            lp.release();
         }
     }
 }
@@ -254,6 +257,52 @@ impl IOLoop {
                 executor: RefCell::new(None),
             }),
         })
+    }
+
+    /// Drops everything the loop holds: registrations (listeners and
+    /// connections close), timers, callbacks, tasks, signal handlers (the
+    /// signals' default actions come back), the executor and loop-local
+    /// state. Called as the loop's thread ends: nothing runs the loop any
+    /// more, and a callback that captured a clone of the loop (a timer
+    /// that stops it, a signal handler that calls `lp.stop()`) would
+    /// otherwise keep it, and with it every descriptor it holds, alive
+    /// forever: a `SO_REUSEPORT` listener of a stopped worker would go on
+    /// taking its share of new connections, never accepted, and a handled
+    /// SIGINT would be swallowed. Dropping these breaks such cycles; what
+    /// their drops queue is dropped in turn. A panic in a drop is caught
+    /// and logged (it would abort in a thread-local destructor).
+    fn release(&self) {
+        let inner = &self.inner;
+        for _ in 0..16 {
+            let slots = std::mem::take(&mut *inner.slots.borrow_mut());
+            let tasks = std::mem::take(&mut *inner.tasks.borrow_mut());
+            let timers = std::mem::take(&mut *inner.timers.borrow_mut());
+            let callbacks = std::mem::take(&mut *inner.callbacks.borrow_mut());
+            let deferred = std::mem::take(&mut *inner.deferred.borrow_mut());
+            let signals = inner.signals.borrow_mut().take();
+            let executor = inner.executor.borrow_mut().take();
+            let local = std::mem::take(&mut *inner.local.borrow_mut());
+            let empty = slots.is_empty()
+                && tasks.is_empty()
+                && timers.len() == 0
+                && callbacks.is_empty()
+                && deferred.is_empty()
+                && signals.is_none()
+                && executor.is_none()
+                && local.is_empty();
+            // No borrow is held: what these drop may touch the loop.
+            self.guard(Kind::Release, move || drop(slots));
+            self.guard(Kind::Release, move || drop(tasks));
+            self.guard(Kind::Release, move || drop(timers));
+            self.guard(Kind::Release, move || drop(callbacks));
+            self.guard(Kind::Release, move || drop(deferred));
+            self.guard(Kind::Release, move || drop(signals));
+            self.guard(Kind::Release, move || drop(executor));
+            self.guard(Kind::Release, move || drop(local));
+            if empty {
+                break;
+            }
+        }
     }
 
     /// A `Send` handle for other threads.
@@ -771,6 +820,8 @@ pub(crate) enum Kind {
     Task,
     /// A `spawn`ed future while dropped after it ended or panicked.
     TaskDrop,
+    /// What the loop held, dropped as its thread ends.
+    Release,
 }
 
 impl fmt::Display for Kind {
@@ -781,6 +832,7 @@ impl fmt::Display for Kind {
             Kind::Periodic => "PeriodicCallback callback",
             Kind::Task => "spawned task",
             Kind::TaskDrop => "drop of a spawned task",
+            Kind::Release => "drop of the IOLoop's state at its thread's end",
         })
     }
 }
