@@ -1113,6 +1113,42 @@ fn a_panic_in_the_executor_reaches_the_awaiting_task() {
     });
 }
 
+/// A panic out of a job's own bookkeeping rather than out of `f` (here the
+/// drop, on the pool's thread, of a result whose future was dropped) must
+/// not end the pool's thread: the pool would go on counting it, and with
+/// its only thread gone every later job would wait forever.
+#[test]
+fn a_pool_thread_outlives_a_panic_in_a_discarded_result_s_drop() {
+    use cyclone::ioloop::{with_timeout, ThreadPool};
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop of a discarded result");
+        }
+    }
+    in_thread(|| {
+        let lp = IOLoop::current();
+        let pool = ThreadPool::new(1);
+        let (go, wait) = mpsc::channel::<()>();
+        let discarded = pool.run(move || {
+            wait.recv().unwrap();
+            PanicOnDrop
+        });
+        // Dropped before the job ends: the result is dropped on the pool's
+        // thread, which is where the panic happens.
+        drop(discarded);
+        go.send(()).unwrap();
+        let p = pool.clone();
+        let next =
+            lp.run_sync(async move { with_timeout(Duration::from_secs(5), p.run(|| 7)).await });
+        assert_eq!(next, Ok(7), "the pool's only thread died");
+        assert_eq!(
+            format!("{pool:?}"),
+            "ThreadPool { max_threads: 1, threads: 1 }"
+        );
+    });
+}
+
 /// Tornado's `gen.with_timeout`: the value when the future is first, a
 /// `TimeoutError` when the time is; a future given up is dropped (its
 /// timer never fires).

@@ -145,7 +145,25 @@ impl ThreadPool {
                 // Started for a job, or idle again and claimed by one.
                 let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 match job {
-                    Ok(job) => job(),
+                    // `f`'s own panic is the awaiting task's (caught in
+                    // `run`); one out of the job's bookkeeping (a waker's
+                    // `wake`, the drop here of a result whose future was
+                    // dropped) must not end the thread: the pool would go
+                    // on counting it, and with every thread gone later
+                    // jobs would wait forever.
+                    Ok(job) => {
+                        if let Err(panic) = catch_unwind(AssertUnwindSafe(job)) {
+                            log::error!(
+                                "run_in_executor: a job panicked after its function returned: {}",
+                                super::panic_message(&panic)
+                            );
+                            // A payload whose own drop panics, as well.
+                            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic)))
+                            {
+                                std::mem::forget(again);
+                            }
+                        }
+                    }
                     // Every handle to the pool is gone: nothing more comes.
                     Err(_) => return,
                 }
