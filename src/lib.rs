@@ -80,14 +80,28 @@ use ioloop::IOLoop;
 /// connections close, every WebSocket gets a 1001 (Going Away) close frame
 /// after what is already queued for it; the loop waits up to `grace` for
 /// the close handshakes, then drops what remains and `start()` returns.
+///
+/// Called again while a shutdown is in progress (a second Ctrl-C, or both
+/// SIGINT and SIGTERM handled), it shuts down what came since and keeps
+/// the one shutdown going, ending by the earlier of the two deadlines.
 pub fn shutdown(grace: Duration) {
     let lp = IOLoop::current();
     lp.set_shutting_down(true);
     lp.shutdown_all();
     let deadline = lp.deadline_after(grace);
-    fn check(deadline: std::time::Instant) {
+    let current = lp.local::<ShutdownDeadline>();
+    if let Some(earlier) = current.0.get() {
+        // One grace check at a time: a second one would outlive the
+        // first's stop and stop the loop's next run (and drop its
+        // connections at its own deadline).
+        current.0.set(Some(earlier.min(deadline)));
+        return;
+    }
+    current.0.set(Some(deadline));
+    fn check(current: ShutdownDeadline) {
         let lp = IOLoop::current();
         let draining = http::server::Draining::listeners(&lp);
+        let deadline = current.0.get().unwrap_or_else(|| lp.time());
         if lp.awaited_by_shutdown() <= draining || lp.time() >= deadline {
             http::server::Draining::finish(&lp);
             if lp.registrations() > 0 {
@@ -98,9 +112,15 @@ pub fn shutdown(grace: Duration) {
                 lp.abort_all();
             }
             lp.stop();
+            // Over (a `shutdown` from what `abort_all` ran joined this one).
+            current.0.set(None);
         } else {
-            lp.call_later(Duration::from_millis(20), move || check(deadline));
+            lp.call_later(Duration::from_millis(20), move || check(current));
         }
     }
-    check(deadline);
+    check(current);
 }
+
+/// The deadline of the loop's shutdown in progress, if one is.
+#[derive(Default, Clone)]
+struct ShutdownDeadline(std::rc::Rc<std::cell::Cell<Option<std::time::Instant>>>);

@@ -1625,3 +1625,67 @@ fn a_signal_handler_is_removed_when_its_loops_thread_ends() {
         "SIGUSR1 was swallowed by the handler of a loop whose thread ended ({status})"
     );
 }
+
+/// `shutdown` called a second time while one is in progress (a second
+/// Ctrl-C; SIGINT and SIGTERM both handled) must not leave a second grace
+/// check behind: once the first has stopped the loop, that one fired on
+/// the loop's next run, stopping it (here `run_sync` panicked, "stopped
+/// before the future completed") and dropping whatever connections that
+/// run had by then.
+#[test]
+fn a_second_shutdown_leaves_nothing_to_stop_the_next_run() {
+    use cyclone::web::Application;
+    use cyclone::websocket::WebSocketHandler;
+    use std::io::Write;
+    struct Silent;
+    impl WebSocketHandler for Silent {
+        fn on_message(
+            &mut self,
+            _ws: &mut cyclone::websocket::WebSocket<'_>,
+            _msg: cyclone::websocket::Message<'_>,
+        ) {
+        }
+    }
+    let (release, held) = mpsc::channel::<()>();
+    let outcome = in_thread(move || {
+        let lp = IOLoop::current();
+        let app = Application::builder()
+            .websocket("/s", |_r: &cyclone::http::Request| Silent)
+            .build();
+        let addr = app.listen_on("127.0.0.1:0").unwrap();
+        // A client that never answers the 1001: the loop waits its grace.
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(util::upgrade_request("/s", "").as_bytes())
+                .unwrap();
+            let (status, _, _) = util::read_response(&mut s);
+            assert_eq!(status, 101);
+            let _ = held.recv_timeout(Duration::from_secs(10));
+        });
+        let watchdog = safety_stop(&lp);
+        lp.call_later(Duration::from_millis(100), || {
+            cyclone::shutdown(Duration::from_millis(300))
+        });
+        lp.call_later(Duration::from_millis(150), || {
+            cyclone::shutdown(Duration::from_millis(300))
+        });
+        lp.start();
+        lp.remove_timeout(watchdog);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            lp.run_sync(async {
+                sleep(Duration::from_millis(300)).await;
+                "ran to the end"
+            })
+        }))
+        .map_err(|p| {
+            p.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        });
+        drop(release);
+        client.join().unwrap();
+        outcome
+    });
+    assert_eq!(outcome, Ok("ran to the end"));
+}
