@@ -55,8 +55,9 @@ impl Workers {
 /// `addr` (port 0: the first worker picks a port, the others join it).
 ///
 /// # Errors
-/// A worker could not bind or register its listener (workers already
-/// started are stopped).
+/// A worker could not bind or register its listener, or `factory`
+/// panicked (the error carries the panic's message); workers already
+/// started are stopped.
 ///
 /// # Panics
 /// If `n` is 0.
@@ -71,8 +72,7 @@ where
 /// `tls` ([`Application::listen_reuse_port_tls`]).
 ///
 /// # Errors
-/// A worker could not bind or register its listener (workers already
-/// started are stopped).
+/// As [`run_workers`].
 ///
 /// # Panics
 /// If `n` is 0.
@@ -153,9 +153,18 @@ where
                 return Err(e);
             }
             Err(_) => {
+                // The factory (or the listener's setup) panicked: the
+                // error says with what, for the caller to log.
+                let why = match t.join() {
+                    Err(panic) => format!(
+                        "worker thread panicked while starting: {}",
+                        crate::ioloop::panic_message(&panic)
+                    ),
+                    Ok(()) => "worker thread died while starting".to_string(),
+                };
                 workers.stop();
                 workers.join();
-                return Err(io::Error::other("worker thread died while starting"));
+                return Err(io::Error::other(why));
             }
         }
     }

@@ -63,3 +63,25 @@ fn a_joined_worker_closes_its_listener_even_when_its_loop_is_in_a_cycle() {
         "a connection to stopped workers was taken by a listener still open: {r:?}"
     );
 }
+
+/// A factory that panics while a worker starts makes `run_workers` fail
+/// with the panic's message, not with a bare "died": the caller logs the
+/// error it gets, and that is the one place it can learn why.
+#[test]
+fn a_factory_panic_reaches_run_workers_error_with_its_message() {
+    let err = match cyclone::run_workers(2, "127.0.0.1:0".parse().unwrap(), || {
+        panic!("no database URL in the environment")
+    }) {
+        Ok(w) => {
+            w.stop();
+            w.join();
+            panic!("run_workers succeeded with a panicking factory");
+        }
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string()
+            .contains("no database URL in the environment"),
+        "{err}"
+    );
+}
