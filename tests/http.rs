@@ -501,6 +501,40 @@ fn other_http_versions_get_505() {
     }
 }
 
+/// RFC 9110 §2.5: "A recipient that receives a message with a major version
+/// number that it implements and a minor version number higher than what it
+/// implements SHOULD process the message as if it were in the highest minor
+/// version within that major version to which the recipient is conformant."
+/// `HTTP/1.2` was answered 505 (Tornado serves it): it is HTTP/1.1 here, so
+/// it needs a Host, keeps the connection open and can upgrade.
+#[test]
+fn higher_minor_version_is_served_as_http_1_1() {
+    let srv = server();
+    for v in ["HTTP/1.2", "HTTP/1.9"] {
+        let mut s = srv.connect();
+        let raw = format!("GET / {v}\r\nHost: x\r\n\r\nGET /echo {v}\r\nHost: x\r\n\r\n");
+        s.write_all(raw.as_bytes()).unwrap();
+        let (status, head, body) = read_response(&mut s);
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"Hello, world"[..]),
+            "{v}: {head}"
+        );
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(!head.contains("Connection: close"), "{v}: {head}");
+        let (status, _, body) = read_response(&mut s);
+        assert_eq!((status, body.as_slice()), (200, &b"args="[..]), "{v}");
+    }
+    let (status, _, _) = request(&srv, b"GET / HTTP/1.2\r\n\r\n");
+    assert_eq!(status, 400, "HTTP/1.2 without Host");
+    let raw = upgrade_request("/ws", "").replacen("HTTP/1.1", "HTTP/1.2", 1);
+    let (status, head, _) = request(&srv, raw.as_bytes());
+    assert_eq!(status, 101, "{head}");
+    // A major version other than 1 is still 505.
+    let (status, _, _) = request(&srv, b"GET / HTTP/2.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 505);
+}
+
 /// A handler cannot inject header lines through a header name (CR/LF, or
 /// anything else that is not a token, is refused), as through a value.
 #[test]

@@ -52,8 +52,9 @@ pub enum ParseError {
     /// fields over the head limits are [`HeadTooLarge`](Self::HeadTooLarge)
     /// or [`TooManyHeaders`](Self::TooManyHeaders) (431).
     BadChunk(&'static str),
-    /// A well-formed HTTP version other than 1.0 or 1.1, such as `HTTP/2.0`
-    /// (505); a malformed one is [`Malformed`](Self::Malformed).
+    /// A well-formed HTTP version whose major version is not 1, such as
+    /// `HTTP/2.0` (505; `HTTP/1.2` is read as HTTP/1.1, RFC 9110 §2.5); a
+    /// malformed one is [`Malformed`](Self::Malformed).
     UnsupportedVersion,
     /// The request line alone is larger than the head limit: the target is
     /// longer than the server parses (414, RFC 9112 §3). The server answers
@@ -152,14 +153,31 @@ fn expect_tokens(value: &[u8]) -> u8 {
 
 /// The error for a request line httparse refused for its version:
 /// [`ParseError::UnsupportedVersion`] (505) when the version is well-formed
-/// (`HTTP/D.D` then the line's end, RFC 9112 §2.3: `HTTP/2.0`,
-/// `HTTP/1.2`), [`ParseError::Malformed`] (400) as soon as it leaves that
+/// (`HTTP/D.D` then the line's end, RFC 9112 §2.3: `HTTP/2.0`, `HTTP/0.9`;
+/// the caller reads `HTTP/1.2` as HTTP/1.1 first, see [`higher_minor`]),
+/// [`ParseError::Malformed`] (400) as soon as it leaves that
 /// shape (`HTTP/1.1x`, `HTTP/2`, `HTTP/1.10`), and `None` (wait for more)
 /// while its bytes so far are a beginning of it: httparse refuses a
 /// version at its first byte past `HTTP/1.`, before the rest has come, so
 /// that a prefix of the head refused for its version gets the same answer
 /// as the whole head.
 fn version_error(buf: &[u8]) -> Option<ParseError> {
+    match version_field(buf) {
+        // `HTTP/D.D` (RFC 9112 §2.3), or so far as the bytes go, that
+        // httparse refused: a version this server does not speak (505);
+        // anything else is malformed.
+        Some(version) => match version_shape(version) {
+            Shape::Whole => Some(ParseError::UnsupportedVersion),
+            Shape::SoFar => None,
+            Shape::Other => Some(ParseError::Malformed("bad version")),
+        },
+        None => Some(ParseError::Malformed("bad version")),
+    }
+}
+
+/// The bytes of `buf` from the request line's version on (to the end of
+/// `buf`), `None` when the line has no two spaces.
+fn version_field(buf: &[u8]) -> Option<&[u8]> {
     // httparse skips empty lines before the request line, then reads
     // `method SP target SP version`.
     let line = &buf[buf
@@ -168,16 +186,24 @@ fn version_error(buf: &[u8]) -> Option<ParseError> {
         .unwrap_or(buf.len())..];
     let mut parts = line.splitn(3, |&b| b == b' ');
     match (parts.next(), parts.next(), parts.next()) {
-        // `HTTP/D.D` (RFC 9112 §2.3), or so far as the bytes go, that
-        // httparse refused: a version this server does not speak (505);
-        // anything else is malformed.
-        (Some(_), Some(_), Some(version)) => match version_shape(version) {
-            Shape::Whole => Some(ParseError::UnsupportedVersion),
-            Shape::SoFar => None,
-            Shape::Other => Some(ParseError::Malformed("bad version")),
-        },
-        _ => Some(ParseError::Malformed("bad version")),
+        (Some(_), Some(_), Some(version)) => Some(version),
+        _ => None,
     }
+}
+
+/// Where in `buf` the minor digit of a whole `HTTP/1.D` version with `D`
+/// above 1 is (httparse refuses them): RFC 9110 §2.5, "A recipient that
+/// receives a message with a major version number that it implements and a
+/// minor version number higher than what it implements SHOULD process the
+/// message as if it were in the highest minor version within that major
+/// version to which the recipient is conformant", as Tornado serves it.
+fn higher_minor(buf: &[u8]) -> Option<usize> {
+    let version = version_field(buf)?;
+    let minor = *version.get(7)?;
+    (matches!(version_shape(version), Shape::Whole)
+        && version.starts_with(b"HTTP/1.")
+        && minor > b'1')
+        .then_some(buf.len() - version.len() + 7)
 }
 
 /// How the bytes from the version on compare with `HTTP/D.D` and a line
@@ -526,11 +552,22 @@ impl Request {
                 return Ok(None);
             }
             Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-            Err(httparse::Error::Version) => match version_error(buf) {
-                Some(e) => return Err(e),
-                None if buf.len() > limits.max_head_bytes => return Err(ParseError::HeadTooLarge),
-                None => return Ok(None),
-            },
+            Err(httparse::Error::Version) => {
+                if let Some(at) = higher_minor(buf) {
+                    // Parsed as HTTP/1.1 (the copy has `1` for the minor
+                    // digit); the spans are offsets, the same in `buf`.
+                    let mut as_http11 = buf.to_vec();
+                    as_http11[at] = b'1';
+                    return Self::parse_spans(&as_http11, limits);
+                }
+                match version_error(buf) {
+                    Some(e) => return Err(e),
+                    None if buf.len() > limits.max_head_bytes => {
+                        return Err(ParseError::HeadTooLarge)
+                    }
+                    None => return Ok(None),
+                }
+            }
             Err(httparse::Error::Token) => return Err(ParseError::Malformed("bad token")),
             Err(httparse::Error::HeaderName) => {
                 return Err(ParseError::Malformed("bad header name"))
@@ -1351,7 +1388,7 @@ mod tests {
         for raw in [
             &b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"[..],
             b"GET / HTTP/2.0\n",
-            b"\r\nGET / HTTP/1.2\r\n\r\n",
+            b"\r\nGET / HTTP/2.2\r\n\r\n",
             b"GET / HTTP/0.9\r\n\r\n",
         ] {
             let e = err(raw);
@@ -1380,6 +1417,38 @@ mod tests {
                 "{raw:?}"
             );
         }
+    }
+
+    /// RFC 9110 §2.5: a higher minor version of HTTP/1 is processed as
+    /// HTTP/1.1, whole or in pieces, after empty lines too.
+    #[test]
+    fn higher_minor_versions_are_http_1_1() {
+        let raw = b"\r\nPOST /p?q HTTP/1.7\r\nHost: h\r\nContent-Length: 2\r\n\r\nab";
+        let Ok(HeadStatus::Complete(r, used)) = Request::parse_head(raw, &LIMITS) else {
+            panic!("HTTP/1.7 does not parse");
+        };
+        assert_eq!(
+            (r.method(), r.path(), r.query(), r.version_minor()),
+            ("POST", "/p", "q", 1)
+        );
+        assert_eq!(
+            (r.host(), r.content_length(), used),
+            (Some("h"), 2, raw.len() - 2)
+        );
+        assert!(r.keep_alive());
+        for end in 0..raw.len() - 3 {
+            assert!(
+                matches!(
+                    Request::parse_head(&raw[..end], &LIMITS),
+                    Ok(HeadStatus::Partial)
+                ),
+                "{:?}",
+                &raw[..end]
+            );
+        }
+        // Still HTTP/1.1's rules: a Host is required.
+        let e = Request::parse_head(b"GET / HTTP/1.2\r\n\r\n", &LIMITS).unwrap_err();
+        assert_eq!(e.status(), 400);
     }
 
     #[test]
