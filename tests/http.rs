@@ -535,6 +535,53 @@ fn higher_minor_version_is_served_as_http_1_1() {
     assert_eq!(status, 505);
 }
 
+/// RFC 9110 §8.6: "Content-Length: 42, 42" is what an upstream that combines
+/// duplicate field lines (§5.3) makes of two `Content-Length: 42` lines,
+/// which are served. The list of one value repeated was answered 400 (and
+/// the connection closed) where Tornado serves it; values that differ stay
+/// 400, in either form.
+#[test]
+fn content_length_list_of_one_value_is_that_length() {
+    let srv = server();
+    for cl in [
+        "Content-Length: 5, 5",
+        "Content-Length: 5,5",
+        "Content-Length: 5 , 5, 005",
+        "Content-Length: 5\r\nContent-Length: 5, 5",
+    ] {
+        let mut s = srv.connect();
+        let raw = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\n{cl}\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        s.write_all(raw.as_bytes()).unwrap();
+        let (status, head, body) = read_response(&mut s);
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"hello"[..]),
+            "{cl}: {head}"
+        );
+        let (status, _, body) = read_response(&mut s);
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"Hello, world"[..]),
+            "{cl}"
+        );
+    }
+    for cl in [
+        "Content-Length: 5, 6",
+        "Content-Length: 5\r\nContent-Length: 5, 6",
+        "Content-Length: 5,",
+        "Content-Length: ,5",
+        "Content-Length: 5,,5",
+        "Content-Length: 5, x",
+        "Content-Length: 5, -5",
+    ] {
+        let raw = format!("POST /echo HTTP/1.1\r\nHost: x\r\n{cl}\r\n\r\nhello!");
+        let (status, _, _) = request(&srv, raw.as_bytes());
+        assert_eq!(status, 400, "{cl}");
+    }
+}
+
 /// A handler cannot inject header lines through a header name (CR/LF, or
 /// anything else that is not a token, is refused), as through a value.
 #[test]

@@ -24,7 +24,8 @@ pub enum ParseError {
     TooManyHeaders,
     /// The head is larger than allowed (431).
     HeadTooLarge,
-    /// `Content-Length` is not a number, or appears twice with different values (400).
+    /// `Content-Length` is not a number (nor a list repeating one number,
+    /// RFC 9110 §8.6), or appears twice with different values (400).
     BadContentLength,
     /// The body is larger than allowed (413): a declared `Content-Length`,
     /// or a chunked body as it is decoded (a chunk whose size would take
@@ -623,21 +624,27 @@ impl Request {
             } else if h.name.eq_ignore_ascii_case("expect") {
                 expect |= expect_tokens(h.value);
             } else if h.name.eq_ignore_ascii_case("content-length") {
-                let v = std::str::from_utf8(h.value)
-                    .ok()
-                    .map(str::trim)
-                    .and_then(|s| {
-                        if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
-                            s.parse::<u64>().ok()
-                        } else {
-                            None
-                        }
-                    })
-                    .ok_or(ParseError::BadContentLength)?;
-                if content_length.is_some_and(|c| c != v) {
-                    return Err(ParseError::BadContentLength);
+                // RFC 9110 §8.6: "Content-Length: 42, 42" is two lines of
+                // the same value combined by an upstream (§5.3), read as
+                // the value once, as the two lines are; a value that
+                // differs, or an empty member, is invalid.
+                for member in h.value.split(|&b| b == b',') {
+                    let v = std::str::from_utf8(member)
+                        .ok()
+                        .map(str::trim)
+                        .and_then(|s| {
+                            if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+                                s.parse::<u64>().ok()
+                            } else {
+                                None
+                            }
+                        })
+                        .ok_or(ParseError::BadContentLength)?;
+                    if content_length.is_some_and(|c| c != v) {
+                        return Err(ParseError::BadContentLength);
+                    }
+                    content_length = Some(v);
                 }
-                content_length = Some(v);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 codings.add(h.value);
             }
