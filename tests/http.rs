@@ -1473,6 +1473,17 @@ fn invalid_host_value_is_400() {
         "<script>",
         "a\"b",
         "a\\b",
+        // Not `uri-host [ ":" port ]`: a port that is not digits, a second
+        // colon outside brackets, unbalanced or misplaced brackets.
+        "x:abc",
+        "x:80:80",
+        "a:b:c",
+        "[::1",
+        "[::1]x",
+        "[::1]:8a",
+        "x]:80",
+        "a[::1]",
+        "[]",
     ] {
         let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
         let (status, _, _) = request(&srv, raw.as_bytes());
@@ -1484,6 +1495,10 @@ fn invalid_host_value_is_400() {
         "127.0.0.1",
         "xn--bcher-kva.example",
         "",
+        "x:",
+        "[::1]",
+        "[v1.fe:x]:8",
+        "127.0.0.1:8888",
     ] {
         let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
         let (status, _, _) = request(&srv, raw.as_bytes());

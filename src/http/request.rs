@@ -257,16 +257,36 @@ pub(crate) fn head_too_large(buf: &[u8], max: usize) -> ParseError {
     }
 }
 
-/// Whether a `Host` value can be `uri-host [ ":" port ]` (RFC 9112 §3.2: a
-/// Host field with an invalid value is answered 400): the characters of a
-/// reg-name (unreserved, percent-encoded, sub-delims), an IP literal's
-/// brackets and the port's colon. No space, `/`, `@`, `<`... which would
-/// reach handlers that build URLs from it. Empty is valid (a target
-/// without authority).
+/// Whether a `Host` value is `uri-host [ ":" port ]` (RFC 9112 §3.2: a
+/// Host field with an invalid value is answered 400): a reg-name or IPv4
+/// address (unreserved, percent-encoded, sub-delims), or an IP literal in
+/// brackets (those characters and colons), then a colon and digits or
+/// nothing. No space, `/`, `@`, `<`... which would reach handlers that
+/// build URLs from it, nor a port that is not a number (`x:abc`, a second
+/// colon) that one comparing the port would take in. Empty is valid (a
+/// target without authority).
 fn valid_host(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
+    let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b);
+    let (host_ok, port) = match value.strip_prefix(b"[") {
+        // IP-literal = "[" ( IPv6address / IPvFuture ) "]" (RFC 3986 §3.2.2).
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(close) => (
+                close > 0 && literal[..close].iter().all(|&b| reg_name(b) || b == b':'),
+                &literal[close + 1..],
+            ),
+            None => return false,
+        },
+        None => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            (value[..end].iter().all(|&b| reg_name(b)), &value[end..])
+        }
+    };
+    // port = *DIGIT, after a colon.
+    host_ok
+        && match port.split_first() {
+            None => true,
+            Some((&colon, digits)) => colon == b':' && digits.iter().all(u8::is_ascii_digit),
+        }
 }
 
 fn is_token(s: &[u8]) -> bool {
