@@ -1416,6 +1416,24 @@ fn handler_informational_status_is_not_sent_as_the_final_answer() {
     }
 }
 
+/// RFC 9110 §15.3.6: "a server MUST NOT generate content in a 205
+/// response" and frames it as empty (`Content-Length: 0`). What the
+/// handler wrote was sent as the body (Tornado does the same; it drops a
+/// body only for 1xx, 204 and 304); it is dropped now, and the next
+/// pipelined request still gets its own answer.
+#[test]
+fn reset_content_carries_no_content() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(b"GET /status/205 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, head, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (205, &b""[..]), "{head}");
+    assert!(head.contains("\r\nContent-Length: 0\r\n"), "{head}");
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (200, &b"Hello, world"[..]));
+}
+
 /// Pipelined requests cost linear time however many arrive in one buffer:
 /// each answered request used to move everything after it to the front of
 /// the receive buffer, so 8 MiB of tiny pipelined requests (300,000) cost

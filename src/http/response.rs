@@ -259,12 +259,19 @@ impl Response {
     /// for a HEAD answer, nor a status without content).
     pub(crate) fn take_file_body(&mut self, head_only: bool) -> Option<FileBody> {
         let file = self.file.take()?;
-        (!head_only && !self.no_body() && file.len > 0).then_some(file)
+        (!head_only && !self.no_body() && !self.empty_content() && file.len > 0).then_some(file)
     }
 
     /// 1xx, 204 and 304 carry no content (RFC 9110 §6.4.1).
     fn no_body(&self) -> bool {
         self.status == 204 || self.status == 304 || self.status < 200
+    }
+
+    /// 205 has a body, always empty: "a server MUST NOT generate content
+    /// in a 205 response" and frames it as such, `Content-Length: 0` (RFC
+    /// 9110 §15.3.6). What the handler wrote is dropped.
+    fn empty_content(&self) -> bool {
+        self.status == 205
     }
 
     /// Serializes into `out`. `head_only` omits the body (HEAD) but keeps its
@@ -273,6 +280,8 @@ impl Response {
         out.reserve(128 + self.body.len());
         let framing = if self.no_body() {
             Framing::None
+        } else if self.empty_content() {
+            Framing::Length(0)
         } else {
             // The body's length, except for a HEAD answer without a body
             // whose handler announced the length itself (Tornado: a `head`
@@ -286,7 +295,7 @@ impl Response {
             )
         };
         self.write_head(out, framing, keep_alive, date);
-        if !head_only && !self.no_body() {
+        if !head_only && !self.no_body() && !self.empty_content() {
             out.extend_from_slice(&self.body);
         }
     }
@@ -298,7 +307,8 @@ impl Response {
     /// (Tornado's `HTTP1Connection` chunks only when no length was given);
     /// otherwise `chunked` (HTTP/1.1) says `Transfer-Encoding: chunked`,
     /// and without it the body runs to the close. HEAD, 1xx, 204 and 304
-    /// answers get [`BodyFraming::None`]: no body bytes follow.
+    /// answers get [`BodyFraming::None`]: no body bytes follow; so does a
+    /// 205, whose head says `Content-Length: 0`.
     pub(crate) fn serialize_streaming(
         &self,
         out: &mut Vec<u8>,
@@ -312,6 +322,8 @@ impl Response {
             .and_then(|v| v.trim().parse::<u64>().ok());
         let (framing, keep_alive) = if self.no_body() {
             (Framing::None, keep_alive)
+        } else if self.empty_content() {
+            (Framing::Length(0), keep_alive)
         } else if let Some(length) = declared {
             (Framing::Length(length), keep_alive)
         } else if chunked {
@@ -321,7 +333,7 @@ impl Response {
         };
         self.write_head(out, framing, keep_alive, date);
         let mut body = match framing {
-            _ if head_only => BodyFraming::None,
+            _ if head_only || self.empty_content() => BodyFraming::None,
             Framing::None => BodyFraming::None,
             Framing::Length(length) => BodyFraming::Length(length),
             Framing::Chunked => BodyFraming::Chunked,
@@ -353,7 +365,9 @@ impl Response {
             out.extend_from_slice(date.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        let no_body = matches!(framing, Framing::None);
+        // A 205's body is empty whatever was written: nothing for the
+        // representation headers to describe either.
+        let no_body = matches!(framing, Framing::None) || self.empty_content();
         for (n, v) in &self.headers {
             // The framing is this layer's: `Content-Length` (or none) and
             // `Connection`; a handler's `Transfer-Encoding` beside them would
@@ -401,7 +415,7 @@ enum Framing {
 /// How the rest of a streamed answer's body goes out, once its head has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BodyFraming {
-    /// No body bytes follow (HEAD, 1xx, 204, 304): pieces are dropped.
+    /// No body bytes follow (HEAD, 1xx, 204, 205, 304): pieces are dropped.
     None,
     /// Each piece as a chunk; the last chunk ends the body.
     Chunked,
@@ -483,7 +497,8 @@ pub(crate) fn valid_status(status: u16) -> bool {
     (100..=599).contains(&status)
 }
 
-/// The representation headers a body-less status (1xx, 204, 304) drops.
+/// The representation headers a body-less status (1xx, 204, 304) and a
+/// 205 drop.
 const REPRESENTATION: [&str; 3] = ["content-type", "content-encoding", "content-language"];
 
 /// Whether `name` is an HTTP token (RFC 9110 §5.1 `field-name`); logs a
@@ -701,6 +716,31 @@ mod tests {
             "{s}"
         );
         assert_eq!(s.matches("\r\n").count(), 7, "{s}");
+    }
+
+    /// RFC 9110 §15.3.6: a 205 says `Content-Length: 0` and sends none of
+    /// what was written, whole or streamed.
+    #[test]
+    fn reset_content_is_framed_empty() {
+        let mut r = Response::text(205, "written");
+        r.set_header("Content-Length", "7");
+        r.set_header("Content-Encoding", "gzip");
+        let s = serialized(&r);
+        assert!(
+            !s.contains("Content-Encoding") && !s.contains("Content-Type"),
+            "{s}"
+        );
+        assert!(s.contains("\r\nContent-Length: 0\r\n"), "{s}");
+        assert!(s.ends_with("\r\n\r\n"), "{s}");
+        let mut out = Vec::new();
+        let body = r.serialize_streaming(&mut out, false, true, true, "D");
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(body, BodyFraming::None);
+        assert!(
+            s.contains("\r\nContent-Length: 0\r\n") && s.ends_with("\r\n\r\n"),
+            "{s}"
+        );
+        assert!(!s.contains("Transfer-Encoding"), "{s}");
     }
 
     #[test]
