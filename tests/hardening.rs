@@ -294,6 +294,41 @@ fn invalid_keys_get_400() {
     assert!(r.starts_with("101 "), "{r}");
 }
 
+/// RFC 6455 §4.1's grammar for the key is base64 characters and padding
+/// (`base64-padding = (2base64-character "==") | (3base64-character "=")`),
+/// and §4.2.1 asks that it decode to 16 bytes: `...ZR==` (beside the
+/// canonical `...ZQ==`) is such a key, its last character carrying bits the
+/// 16 bytes do not use (RFC 4648 §3.5 lets a decoder drop them). A client
+/// that makes its key as 22 random base64 characters and `==` sends one 15
+/// times in 16; it was refused with 400, where Tornado accepts it. The
+/// accept value is computed from the key as sent.
+#[test]
+fn keys_with_unused_trailing_bits_are_accepted() {
+    let _g = serial();
+    let server = default_echo();
+    for (key, accept) in [
+        ("dGhlIHNhbXBsZSBub25jZR==", "Zgw8jYXtqX5qJr7MJ1Q/MqzeSRI="),
+        ("AAAAAAAAAAAAAAAAAAAAAB==", "NRJrplgTSmBqvVaQhF+6peBS1S8="),
+    ] {
+        let r = handshake(&server, "13", true, &[key]);
+        assert!(r.starts_with("101 "), "{key}: {r}");
+        assert!(
+            r.contains(&format!("\r\nSec-WebSocket-Accept: {accept}\r\n")),
+            "{key}: {r}"
+        );
+    }
+    // Still 24 characters of the standard alphabet, decoding to 16 bytes.
+    for key in [
+        "dGhlIHNhbXBsZSBub25jZR",
+        "-_hlIHNhbXBsZSBub25jZQ==",
+        "dGhlIHNhbXBsZSBub25jZQ=A",
+        "dGhlIHNhbXBsZSBub25jZ===",
+    ] {
+        let r = handshake(&server, "13", true, &[key]);
+        assert!(r.starts_with("400 "), "{key}: {r}");
+    }
+}
+
 #[test]
 fn unsupported_versions_get_426_with_version_13() {
     let _g = serial();

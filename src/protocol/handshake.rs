@@ -6,10 +6,21 @@
 //! [`check_upgrade`] works on parsed headers. A request split across reads
 //! is simply "not complete yet" for the caller's parser.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::{alphabet, Engine};
 
 use super::error::HandshakeError;
+
+/// The decoder of `Sec-WebSocket-Key`: the standard alphabet with padding,
+/// which leaves the bits of the last character that the 16 bytes do not
+/// use alone (`...ZR==` decodes as `...ZQ==` does): RFC 6455 §4.1's
+/// grammar takes any base64 character there, and RFC 4648 §3.5 lets a
+/// decoder ignore them. Clients that draw 22 random base64 characters for
+/// a key and add `==` make such keys.
+const KEY_DECODER: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
 
 /// "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" (RFC 6455 §1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -195,7 +206,7 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
         _ => return Err(HandshakeError::BadKey),
     };
     let mut decoded = [0u8; 18];
-    match STANDARD.decode_slice(key, &mut decoded) {
+    match KEY_DECODER.decode_slice(key, &mut decoded) {
         Ok(16) => {}
         _ => return Err(HandshakeError::BadKey),
     }
