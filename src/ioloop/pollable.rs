@@ -89,9 +89,9 @@ pub trait Pollable: Any {
     }
 
     /// The shortest span between this registration's deadlines, when it
-    /// needs the sweep more often than every 250 ms: each sweep sets the
-    /// next interval from the live registrations' spans (see
-    /// [`IOLoop::sweep_within`]), so it lengthens again once they are gone.
+    /// needs the deadline sweep more often than every 250 ms: each sweep
+    /// runs the next one an eighth of the shortest span registered later
+    /// (2 ms at the least), and back at 250 ms once those are gone.
     fn sweep_span(&self) -> Option<Duration> {
         None
     }
