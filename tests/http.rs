@@ -2153,7 +2153,8 @@ fn chunked_body_delivered_byte_by_byte() {
 
 /// RFC 9112 §3.2.2: "a server MUST accept the absolute-form in requests":
 /// routed by the path after the authority (`/` without one), with its
-/// query; the Host header is still required and is what `host()` gives.
+/// query; the Host header is still required, and `host()` is the
+/// authority (RFC 9112 §3.2.2: the Host header is then ignored).
 /// Schemes other than http(s), an empty authority and userinfo are 400.
 /// (All were 404.)
 #[test]
@@ -2174,7 +2175,7 @@ fn absolute_form_targets_route_by_their_path() {
         get("HTTPS://Example.COM:8443/target?q=1&r=2"),
         (
             200,
-            "path=/target query=q=1&r=2 uri=HTTPS://Example.COM:8443/target?q=1&r=2 host=x \
+            "path=/target query=q=1&r=2 uri=HTTPS://Example.COM:8443/target?q=1&r=2 host=Example.COM:8443 \
              chunked=false length=0 body="
                 .into()
         )

@@ -501,9 +501,9 @@ impl Request {
     /// chunked` ([`is_chunked`](Self::is_chunked); the body is decoded by
     /// `http::reader`, not here). An absolute-form target
     /// (`http://host/p?q`, RFC 9112 §3.2.2) is accepted, its path and query
-    /// are those after the authority; the `Host` header is still required
-    /// and checked as for any request, and is what [`host`](Self::host)
-    /// returns (the authority in the target is not compared with it).
+    /// are those after the authority, which is what [`host`](Self::host)
+    /// returns; the `Host` header is still required and checked as for any
+    /// request (it is not compared with the authority).
     ///
     /// # Errors
     /// A [`ParseError`] whose [`status`](ParseError::status) is the HTTP
@@ -958,8 +958,19 @@ impl Request {
         }
     }
 
-    /// The `Host` header, if any.
+    /// The request's host: the `Host` header, if any; for an absolute-form
+    /// target (`GET http://h:8080/p`) the authority in it (`h:8080`),
+    /// whatever `Host` says, as RFC 9112 §3.2.2 requires ("the origin
+    /// server MUST ignore the received Host header field (if any) and
+    /// instead use the host information of the request-target").
     pub fn host(&self) -> Option<&str> {
+        let target = u32::from(self.method_len) + 1;
+        if self.path.0 > target {
+            // Only an absolute-form target has bytes before its path;
+            // `origin_part` checked `scheme "://" authority`.
+            let scheme_and_authority = self.text((target, self.path.0));
+            return scheme_and_authority.split_once("://").map(|(_, a)| a);
+        }
         self.header("host")
     }
 
@@ -1580,15 +1591,19 @@ mod tests {
                 "GET {target} HTTP/1.1\r\nHost: other\r\nX: y\r\n\r\n"
             ));
             assert_eq!((r.path(), r.query(), r.uri()), (path, query, target));
-            // The Host header is kept and is what `host()` answers.
-            assert_eq!((r.host(), r.header("x")), (Some("other"), Some("y")));
+            // The Host header is kept; `host()` is the target's authority.
+            let authority = target.split('/').nth(2).unwrap().split('?').next();
+            assert_eq!((r.host(), r.header("x")), (authority, Some("y")));
+            assert_eq!(r.header("host"), Some("other"));
             assert_eq!(r.query_argument("q").is_some(), query.contains("q="));
         }
         // Origin-form, asterisk-form and CONNECT's authority-form as before.
         let r = parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
-        assert_eq!((r.path(), r.uri()), ("*", "*"));
+        assert_eq!((r.path(), r.uri(), r.host()), ("*", "*", Some("h")));
         let r = parse("CONNECT example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n");
-        assert_eq!(r.path(), "example.com:443");
+        assert_eq!((r.path(), r.host()), ("example.com:443", Some("h")));
+        let r = parse("GET /p HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(r.host(), Some("h"));
         let err = |target: &str| {
             let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
             Request::parse_head(raw.as_bytes(), &LIMITS).unwrap_err()

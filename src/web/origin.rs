@@ -26,7 +26,7 @@ pub(crate) fn check_cross_origin(
         Some("same-origin" | "none") => None,
         None => match origin {
             None => None,
-            Some(o) if same_origin(o, req.header("Host").unwrap_or("")) || check(o) => None,
+            Some(o) if same_origin(o, req.host().unwrap_or("")) || check(o) => None,
             Some(o) => Some(format!("Origin {o:?} not allowed")),
         },
         Some(site) => match origin {

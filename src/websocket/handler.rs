@@ -269,8 +269,9 @@ pub trait WebSocketHandler: 'static {
     ///   which a page cannot forge): accepted, not asked;
     /// - no `Sec-Fetch-Site` (an older browser, or plain HTTP): a request
     ///   without `Origin` (not a browser) is accepted, and so is one whose
-    ///   `Origin` has the `Host` header's host and port; any other is
-    ///   asked;
+    ///   `Origin` has the request's host and port ([`Request::host`]: the
+    ///   `Host` header, or an absolute-form target's authority); any other
+    ///   is asked;
     /// - `cross-site`, `same-site` or any other value: asked, and refused
     ///   without an `Origin`.
     ///
