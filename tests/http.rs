@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use cyclone::web::{Application, CookieSecret, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
-use util::{read_response, read_within, request, upgrade_request, ReadEnd, Server, TempDir};
+use util::{
+    read_response, read_within, request, upgrade_request, wait_closed, ReadEnd, Server, TempDir,
+};
 
 struct Hello;
 impl RequestHandler for Hello {
@@ -684,6 +686,48 @@ fn set_header_server_replaces_default() {
     assert_eq!(status, 200);
     assert!(header_lines(&head, "Server").is_empty(), "{head}");
     assert_eq!(header_lines(&head, "Date").len(), 1, "{head}");
+}
+
+struct ClosesAfter;
+impl RequestHandler for ClosesAfter {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_header("Connection", "Close");
+        cx.write("last");
+    }
+}
+
+/// A handler's `Connection: close` ends the connection after its answer,
+/// which says so once (RFC 9112 §9.6). It used to be dropped and the
+/// connection kept; Tornado sends it and keeps serving, which the RFC
+/// forbids.
+#[test]
+fn a_handler_s_connection_close_closes_after_its_answer() {
+    let server = Server::start(|| {
+        Application::builder()
+            .route("/close", || ClosesAfter)
+            .route("/bare", || NoServer)
+            .build()
+    });
+    let mut s = server.connect();
+    s.write_all(b"GET /bare HTTP/1.1\r\nHost: x\r\n\r\nGET /close HTTP/1.1\r\nHost: x\r\n\r\nGET /bare HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 200);
+    assert_eq!(
+        header_lines(&head, "Connection"),
+        ["Connection: keep-alive"]
+    );
+    let (status, head, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (200, &b"last"[..]));
+    assert_eq!(
+        header_lines(&head, "Connection"),
+        ["Connection: close"],
+        "{head}"
+    );
+    assert!(
+        wait_closed(&mut s, Duration::from_secs(5)),
+        "third request answered"
+    );
 }
 
 struct HeadLen;

@@ -192,6 +192,17 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether the handler set `Connection: close` (a token of any
+    /// `Connection` header): the connection then closes after this answer,
+    /// which says `Connection: close` (RFC 9112 §9.6). The header itself
+    /// is the framing layer's to write.
+    pub(crate) fn asks_close(&self) -> bool {
+        self.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("connection")
+                && crate::protocol::handshake::header_has_token(v.as_bytes(), "close")
+        })
+    }
+
     /// The headers set, taken out, for a head another layer writes (the
     /// WebSocket 101).
     pub(crate) fn take_headers(&mut self) -> Vec<(String, String)> {

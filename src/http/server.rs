@@ -596,6 +596,7 @@ impl HttpConn {
         mut resp: Response,
         keep_alive: bool,
     ) {
+        let keep_alive = keep_alive && !resp.asks_close();
         resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
         self.file = resp.take_file_body(head_only);
         let elapsed = self
@@ -653,7 +654,7 @@ impl HttpConn {
             }
             Taken::Head(resp, more, done) => {
                 let resp = final_response(resp, self.peer, w.req.as_ref());
-                let keep_alive = w.keep_alive && !self.close_after_flush;
+                let keep_alive = w.keep_alive && !self.close_after_flush && !resp.asks_close();
                 w.body = resp.serialize_streaming(
                     &mut self.out,
                     w.head_only,
