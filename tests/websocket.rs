@@ -595,6 +595,62 @@ fn close_with_a_reason_and_no_code_sends_1000() {
     }
 }
 
+/// After the handler's `close`, a peer that hangs up (FIN or reset) or
+/// breaks the protocol instead of answering with its Close did not
+/// complete the closing handshake: `on_close` must not report
+/// `CloseReason::Local` ("the close handshake completed"), as an
+/// unanswered close becomes `CloseTimeout` and `terminate` `Terminated`.
+/// Tornado's `close_code` is `None` in each case, as here.
+#[test]
+fn a_close_the_peer_drops_instead_of_answering_is_not_local() {
+    let (srv, rx) = server();
+    let started = |srv: &Server| {
+        let mut s = raw_ws(srv, "/c");
+        s.write_all(&client_frame(true, 1, b"close-me")).unwrap();
+        let (_, op, _) = read_frame(&mut s).unwrap();
+        assert_eq!(op, 0x8);
+        s
+    };
+    // FIN without a Close.
+    let s = started(&srv);
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(
+        next_close(&rx),
+        Seen::Close(None, None, Some(CloseReason::Abnormal)),
+        "FIN after our close"
+    );
+    drop(s);
+    // Reset without a Close.
+    let s = started(&srv);
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    assert_eq!(
+        next_close(&rx),
+        Seen::Close(None, None, Some(CloseReason::Abnormal)),
+        "reset after our close"
+    );
+    // A frame with a reserved opcode instead of the Close.
+    let mut s = started(&srv);
+    s.write_all(&client_frame(true, 3, b"?")).unwrap();
+    assert_eq!(
+        next_close(&rx),
+        Seen::Close(None, None, Some(CloseReason::ProtocolError)),
+        "protocol error after our close"
+    );
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
+    // The handshake completed: still Local.
+    let mut s = started(&srv);
+    s.write_all(&client_frame(true, 8, &4001u16.to_be_bytes()))
+        .unwrap();
+    assert_eq!(
+        next_close(&rx),
+        Seen::Close(Some(4001), None, Some(CloseReason::Local)),
+        "answered close"
+    );
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
+}
 /// A handler that panics after calling `close` keeps the reason the
 /// connection is closing for: the panic does not relabel it.
 #[test]

@@ -214,6 +214,7 @@ impl WsConn {
                         );
                         CloseReason::ProtocolError
                     };
+                    self.core.note_unanswered_close(why);
                     self.core.closed_by.get_or_insert(why);
                     self.core.session.fail(&e, &mut self.core.out);
                     self.core.close_after_flush(lp);
@@ -577,6 +578,9 @@ impl WsConn {
     /// Ends the connection: `on_close` once, then the slot is freed.
     fn terminate(&mut self, lp: &IOLoop, why: CloseReason) -> Action {
         if !self.core.finished {
+            if why == CloseReason::Abnormal {
+                self.core.note_unanswered_close(why);
+            }
             self.core.closed_by.get_or_insert(why);
             log::debug!(
                 "{} closed ({:?}, code {:?})",

@@ -826,6 +826,18 @@ impl Core {
         false
     }
 
+    /// The connection ends for `why` (a hang-up, a reset, a protocol
+    /// error) while our own Close is unanswered: the closing handshake
+    /// did not complete, so `CloseReason::Local` ("the handshake
+    /// completed") gives way to `why`, as it gives way to `CloseTimeout`
+    /// when the answer never comes and to `Terminated`. A close the
+    /// library started keeps its own reason.
+    pub(super) fn note_unanswered_close(&mut self, why: CloseReason) {
+        if self.closed_by == Some(CloseReason::Local) && !self.session.state().is_closed() {
+            self.closed_by = Some(why);
+        }
+    }
+
     /// A handler callback, or a future it spawned with
     /// [`WebSocket::spawn`], panicked: this connection alone closes with
     /// 1011. One already closing keeps the reason it closes for (the panic

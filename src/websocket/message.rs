@@ -115,7 +115,10 @@ pub enum CloseReason {
     Peer,
     /// The handler called `close`, and the close handshake completed (if
     /// the peer does not answer within the close timeout, the reason is
-    /// [`CloseTimeout`](Self::CloseTimeout) instead).
+    /// [`CloseTimeout`](Self::CloseTimeout) instead; if it hangs up or
+    /// resets instead of answering, [`Abnormal`](Self::Abnormal); if it
+    /// breaks the protocol, [`ProtocolError`](Self::ProtocolError) or
+    /// [`MessageTooBig`](Self::MessageTooBig)).
     Local,
     /// The peer broke the protocol; we sent the close code shown.
     ProtocolError,
