@@ -195,6 +195,53 @@ fn message_over_the_size_limit_is_logged_at_warn() {
     assert!(about.iter().any(|(_, m)| m.contains("1009")), "{about:?}");
 }
 
+/// A `select_subprotocol` that answers a name the client did not offer
+/// is a handler bug: Tornado's handshake fails its assertion (a 500 and a
+/// logged traceback). cyclone answers the 101 without a subprotocol, as
+/// RFC 6455 §4.2.2 allows, but must say so at `warn` rather than drop the
+/// name silently.
+#[test]
+fn a_subprotocol_the_client_did_not_offer_is_logged_at_warn() {
+    struct Picky;
+    impl WebSocketHandler for Picky {
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+        fn select_subprotocol(&self, _offered: &[&str]) -> Option<String> {
+            Some("graphql-ws".into())
+        }
+    }
+    capture_logs();
+    let logged = expect("\"graphql-ws\", which the client did not offer");
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket("/ws", |_req: &Request| Picky)
+            .build()
+    });
+    let mut s = srv.connect();
+    s.write_all(
+        util::upgrade_request("/ws", "Sec-WebSocket-Protocol: chat, superchat\r\n").as_bytes(),
+    )
+    .unwrap();
+    let (status, head, _) = util::read_response(&mut s);
+    assert_eq!(status, 101, "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("sec-websocket-protocol"),
+        "{head}"
+    );
+    assert!(
+        logged.wait(1, Duration::from_secs(2)),
+        "nothing logged about the subprotocol"
+    );
+    let about = logged.logged();
+    assert!(
+        about.iter().all(|(l, _)| *l == log::Level::Warn),
+        "{about:?}"
+    );
+    assert!(
+        about.iter().any(|(_, m)| m.contains("chat, superchat")),
+        "{about:?}"
+    );
+}
+
 /// Ping timeouts of many connections at once (a network partition) are
 /// logged at `warn`, but folded: one line for the burst, not one per
 /// connection. The metrics still count each.

@@ -284,7 +284,11 @@ pub trait WebSocketHandler: 'static {
     }
 
     /// Choose one of the subprotocols the client offered (server only);
-    /// `None` (the default) selects none.
+    /// `None` (the default) selects none. A name the client did not offer
+    /// is not sent: the 101 goes without a subprotocol and a `warn` line
+    /// names the mistake (Tornado's assertion answers 500 instead). Not
+    /// asked when the client offers none (Tornado asks with an empty
+    /// list, where the only valid answer is none).
     fn select_subprotocol(&self, offered: &[&str]) -> Option<String> {
         let _ = offered;
         None

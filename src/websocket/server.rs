@@ -297,9 +297,22 @@ fn prepare(
     let subprotocol = if up.protocols.is_empty() {
         None
     } else {
-        handler
-            .select_subprotocol(&up.protocols)
-            .filter(|p| up.protocols.contains(&p.as_str()))
+        // RFC 6455 §4.2.2: the answer must be one of the offered names.
+        // Tornado fails its assertion there (a 500); we answer without a
+        // subprotocol, but a handler bug must not pass unseen.
+        handler.select_subprotocol(&up.protocols).filter(|p| {
+            let offered = up.protocols.contains(&p.as_str());
+            if !offered {
+                crate::ioloop::warn_limited("subprotocol_not_offered", || {
+                    format!(
+                        "select_subprotocol chose {p:?}, which the client did not offer ({}): \
+                         answering without a subprotocol",
+                        up.protocols.join(", ")
+                    )
+                });
+            }
+            offered
+        })
     };
     // Asked once per upgrade: the options negotiated with are the ones the
     // connection compresses with, even if the handler answers differently
