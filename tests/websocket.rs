@@ -1116,6 +1116,81 @@ fn reset_while_reading_is_paused_ends_the_connection() {
     assert_eq!(reason, Ok(Some(CloseReason::Abnormal)));
 }
 
+/// A peer that stops reading while answers are queued over
+/// `write_high_water`, then sends its Close and half-closes (FIN), can
+/// send nothing more and will read nothing more: the server, which does
+/// not read it while paused, must not keep it (and its queue) for ever.
+/// Tornado reads the Close and closes at once; here the peer gets
+/// `close_timeout` to take something of the queue, and each time it does,
+/// `close_timeout` more, so a reader still gets every answer.
+#[test]
+fn a_peer_that_hangs_up_and_never_reads_is_dropped_after_close_timeout() {
+    let (tx, closed) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let settings = WebSocketSettings {
+        write_high_water: 64 * 1024,
+        max_write_buffer: 256 * 1024 * 1024,
+        close_timeout: Duration::from_secs(2),
+        ..WebSocketSettings::default()
+    };
+    let srv = Server::start(move || {
+        let closed = tx.lock().unwrap().clone();
+        Application::builder()
+            .websocket_with("/flood", settings.clone(), move |_r: &Request| {
+                FloodReporting {
+                    reply: 1024 * 1024,
+                    closed: closed.clone(),
+                }
+            })
+            .build()
+    });
+    // 40 MiB of answers: more than the kernel buffers hold, so the server
+    // pauses; then the Close and the FIN, and no read at all.
+    let hang_up = |srv: &Server| {
+        let mut s = raw_ws(srv, "/flood");
+        for i in 0..40 {
+            s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(&client_frame(true, 8, &1000u16.to_be_bytes()))
+            .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        s
+    };
+    let s = hang_up(&srv);
+    let t = Instant::now();
+    let reason = closed.recv_timeout(Duration::from_secs(5));
+    assert_eq!(reason, Ok(Some(CloseReason::Abnormal)), "never read");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    drop(s);
+    // One that reads slowly, 1 MiB every 100 ms (the server sees the
+    // kernel take its queue when half the socket's send buffer has gone),
+    // for well over close_timeout in all, is not cut short.
+    let mut s = hang_up(&srv);
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1024 * 1024];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(4500) && got < 30 * 1024 * 1024 {
+        let mut chunk = 0;
+        while chunk < buf.len() {
+            chunk += s.read(&mut buf[chunk..]).unwrap();
+        }
+        got += chunk;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // (It may end meanwhile, once the kernel has taken everything, the
+    // echo of its Close included: not before.)
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    got += rest.len();
+    // Every answer (1 MiB and a 10-byte header each) and our echoed Close.
+    assert_eq!(got, 40 * (1024 * 1024 + 10) + 4, "bytes read");
+    let reason = closed.recv_timeout(Duration::from_secs(5));
+    assert_eq!(reason, Ok(Some(CloseReason::Peer)));
+}
+
 /// Handler that reports what `write_message` and `buffered_amount` said
 /// about the echo it just wrote: (message length, returned, buffered).
 struct ReportWrites(Sender<(usize, usize, usize)>);

@@ -454,9 +454,13 @@ impl WsConn {
             return self.terminate(lp, CloseReason::Terminated);
         }
         let had = !self.core.flushed();
+        let queued = self.core.out_len();
         if let Err(e) = self.core.flush(lp) {
             log::debug!("{id} write failed: {e}");
             return self.terminate(lp, CloseReason::Abnormal);
+        }
+        if self.core.out_len() < queued {
+            self.core.peer_read_after_hang_up(lp);
         }
         // Outside a read batch nothing is held by the cork: `out` is all.
         self.core.wake_writers();
@@ -695,6 +699,9 @@ impl Pollable for WsConn {
                     self.give_back_out(lp);
                     return self.terminate(lp, CloseReason::Abnormal);
                 }
+                if r.read_closed && !self.core.read_held && !self.core.finished {
+                    self.core.hang_up_while_paused(lp);
+                }
             }
         } else if wants_read && !self.core.finished {
             self.core.read_paused = false;
@@ -750,6 +757,16 @@ impl Pollable for WsConn {
                     "{id} the peer hung up and the handler still holds its messages \
                      (ws.spawn, ws.suspend) after close_timeout: dropping the connection \
                      and what it sent last"
+                )
+            });
+            return self.terminate(lp, CloseReason::Abnormal);
+        }
+        if self.core.close_deadline.passed(lp, now) && self.core.hung_up_while_paused() {
+            crate::ioloop::warn_limited("hung_up_unread", || {
+                format!(
+                    "{id} the peer hung up and read nothing of its queue for close_timeout: \
+                     dropping the connection and {} bytes queued",
+                    self.core.out_len()
                 )
             });
             return self.terminate(lp, CloseReason::Abnormal);

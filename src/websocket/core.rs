@@ -360,7 +360,8 @@ pub(super) struct Rare {
     /// A client's: the headers of the server's 101.
     pub(super) response_headers: Vec<(String, String)>,
     /// The peer hung up while a suspension held the connection (see
-    /// `WsConn::read_to_end_if_held`).
+    /// `WsConn::read_to_end_if_held`), or while reading was paused on our
+    /// queue (`Core::hang_up_while_paused`).
     pub(super) hung_up: bool,
     /// The handler called `WebSocket::terminate`: no further frame is
     /// parsed, and the connection ends when the callback returns.
@@ -996,6 +997,35 @@ impl Core {
     /// the hold still lasts.
     pub(super) fn hung_up_while_held(&self) -> bool {
         self.read_held && self.rare.as_ref().is_some_and(|r| r.hung_up)
+    }
+
+    /// The peer hung up (FIN) while reading was paused on our queue (over
+    /// `write_high_water`), with no hold of the handler's: it will send
+    /// nothing more, and unless it reads what is queued the pause never
+    /// ends, nor does the connection (Tornado, which does not pause,
+    /// reads the Close and closes at once). It gets `close_timeout` to
+    /// take something of the queue, and `close_timeout` more each time it
+    /// does ([`peer_read_after_hang_up`](Self::peer_read_after_hang_up));
+    /// then it is dropped.
+    pub(super) fn hang_up_while_paused(&mut self, lp: &IOLoop) {
+        self.rare().hung_up = true;
+        let by = Ms::after(lp, self.settings.close_timeout);
+        self.close_deadline = self.close_deadline.sooner(by, lp);
+    }
+
+    /// The kernel took some of the queue of a peer that hung up (see
+    /// [`hang_up_while_paused`](Self::hang_up_while_paused)): it is still
+    /// reading, so it gets `close_timeout` from now.
+    pub(super) fn peer_read_after_hang_up(&mut self, lp: &IOLoop) {
+        if self.rare.as_ref().is_some_and(|r| r.hung_up) && !self.held_by_handler() {
+            self.close_deadline = Ms::after(lp, self.settings.close_timeout);
+        }
+    }
+
+    /// Whether the peer hung up while reading was paused on our queue, and
+    /// it still is (see [`hang_up_while_paused`](Self::hang_up_while_paused)).
+    pub(super) fn hung_up_while_paused(&self) -> bool {
+        self.read_paused && !self.read_held && self.rare.as_ref().is_some_and(|r| r.hung_up)
     }
 
     /// Whether the handler called `WebSocket::terminate`.

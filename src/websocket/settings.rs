@@ -84,7 +84,9 @@ pub struct WebSocketSettings {
     /// Inbound flow control: while more than this many bytes are queued for
     /// a connection, the server stops reading from it (default 1 MiB), as
     /// Tornado waits for `on_message`'s future; reading resumes once the
-    /// kernel has taken the queue below the mark.
+    /// kernel has taken the queue below the mark. A peer that hangs up
+    /// (FIN) meanwhile can only end by reading: it is dropped if the
+    /// kernel takes nothing of its queue for `close_timeout`.
     pub write_high_water: usize,
     /// Close connections (1001, `CloseReason::IdleTimeout`) that received
     /// nothing for this long (default: none; pings answered count as
