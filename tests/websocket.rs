@@ -883,6 +883,86 @@ impl WebSocketHandler for Pusher {
     }
 }
 
+/// Writes 64 messages of 1 MiB in one `on_message` and reports the
+/// largest `buffered_amount` seen, the index of the first refused write,
+/// and then how the connection ended.
+struct BurstWriter {
+    tx: Sender<(usize, Option<usize>)>,
+    closed: Sender<Option<CloseReason>>,
+}
+
+impl WebSocketHandler for BurstWriter {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        let (mut most, mut refused) = (0, None);
+        for i in 0..64 {
+            match ws.write_message(vec![5u8; 1024 * 1024]) {
+                Ok(_) => most = most.max(ws.buffered_amount()),
+                Err(_) => {
+                    refused.get_or_insert(i);
+                }
+            }
+        }
+        let _ = self.tx.send((most, refused));
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.closed.send(ws.closed_by());
+    }
+}
+
+/// `max_write_buffer`'s promise: a queue that reaches twice the cap is
+/// dropped *at any time*, so a handler writing in a loop to a peer that
+/// does not read (one callback, no flush in between) cannot queue more
+/// than about twice the cap. Tornado buffers all of it; cyclone checked
+/// only at the end of the callback, after 64 MiB were queued here. Past
+/// twice the cap the queue goes, the 1008 close is queued, and writes
+/// fail from there as on any closing connection.
+#[test]
+fn a_burst_in_one_callback_cannot_queue_past_twice_the_cap() {
+    let (tx, seen) = mpsc::channel();
+    let (ctx, closed) = mpsc::channel();
+    let (tx, ctx) = (std::sync::Mutex::new(tx), std::sync::Mutex::new(ctx));
+    let srv = Server::start(move || {
+        let (tx, closed) = (tx.lock().unwrap().clone(), ctx.lock().unwrap().clone());
+        Application::builder()
+            .websocket_max_write_buffer(4 * 1024 * 1024)
+            .websocket_close_timeout(Duration::from_secs(2))
+            .websocket("/burst", move |_r: &Request| BurstWriter {
+                tx: tx.clone(),
+                closed: closed.clone(),
+            })
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/burst");
+    let _ = socket2::SockRef::from(&s).set_recv_buffer_size(16 * 1024);
+    s.write_all(&client_frame(true, 1, b"go")).unwrap();
+    let (most, refused) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Twice the cap, plus the message that crossed it and its header.
+    assert!(
+        most <= 9 * 1024 * 1024 + 16,
+        "{most} bytes queued in one callback (cap 4 MiB)"
+    );
+    // Writes fail once it is closing (the kernel took a few MiB first).
+    assert!(
+        matches!(refused, Some(i) if i < 24),
+        "first refusal {refused:?}"
+    );
+    // Reading now, within close_timeout, the peer gets what the kernel
+    // took and then the 1008.
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut last = None;
+    while let Ok((_, op, p)) = read_frame(&mut s) {
+        last = Some((op, p[..2.min(p.len())].to_vec()));
+        if op == 0x8 {
+            break;
+        }
+    }
+    assert_eq!(last, Some((0x8, 1008u16.to_be_bytes().to_vec())));
+    assert_eq!(
+        closed.recv_timeout(Duration::from_secs(5)),
+        Ok(Some(CloseReason::SlowConsumer))
+    );
+}
+
 #[test]
 fn slow_consumer_past_twice_the_cap_is_dropped_at_once() {
     let (tx, rx) = mpsc::channel();

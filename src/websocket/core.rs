@@ -561,7 +561,30 @@ impl Core {
                 .map_err(|_| WebSocketClosedError)?,
         }
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
+        self.over_twice_the_cap(lp);
         Ok(self.queued(lp))
+    }
+
+    /// `max_write_buffer`'s bound holds at any time, not only at the flush
+    /// that ends a callback: a handler writing in a loop to a peer that
+    /// does not read (or broadcasting to it) would otherwise queue without
+    /// limit until the callback returns. Past twice the cap the slow
+    /// consumer is closed at once, as a flush would ([`slow_consumer_check`]):
+    /// the queue goes, the 1008 is queued and later writes fail. One
+    /// compare per message under the cap.
+    ///
+    /// [`slow_consumer_check`]: Self::slow_consumer_check
+    #[inline]
+    fn over_twice_the_cap(&mut self, lp: &IOLoop) {
+        let twice = self.settings.max_write_buffer.saturating_mul(2);
+        if self.out.len() > twice
+            && self.out_len() > twice
+            && self.settings.slow_consumer_policy == SlowConsumerPolicy::Close
+        {
+            // True only when our Close was queued already, and then
+            // nothing more is queued: writes fail before they get here.
+            let _ = self.slow_consumer_check(lp);
+        }
     }
 
     /// Sends a message on behalf of `write_to`/`broadcast`, which count
@@ -753,6 +776,7 @@ impl Core {
         }
         self.out.extend_from_slice(frame);
         lp.count(crate::ioloop::Counter::WsMessagesOut, 1);
+        self.over_twice_the_cap(lp);
         true
     }
 

@@ -67,7 +67,8 @@ pub struct WebSocketSettings {
     /// still above the cap after a flush starts a grace period
     /// ([`slow_consumer_grace`](Self::slow_consumer_grace)); if it is still
     /// above the cap when the grace ends — or reaches twice the cap at any
-    /// time — the queue is dropped (all but the end of a frame the kernel
+    /// time, a write in the middle of a callback included — the queue is
+    /// dropped (all but the end of a frame the kernel
     /// has partly sent, so the stream stays well-formed), a close frame
     /// with 1008 "slow consumer" is queued, and the peer has
     /// `close_timeout` to read it and answer before the TCP connection is
