@@ -1271,6 +1271,78 @@ fn a_peer_that_hangs_up_and_never_reads_is_dropped_after_close_timeout() {
     assert_eq!(reason, Ok(Some(CloseReason::Peer)));
 }
 
+/// Counts messages; sleeps on "sleep" (so that what the peer sends next
+/// waits in the socket, its FIN included); answers 64 KiB to every
+/// message after the first `quiet`.
+struct SleepThenAnswer {
+    quiet: usize,
+    seen: usize,
+    closed: Sender<Option<CloseReason>>,
+}
+
+impl WebSocketHandler for SleepThenAnswer {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        self.seen += 1;
+        if msg.as_text() == Some("sleep") {
+            std::thread::sleep(Duration::from_millis(700));
+        } else if self.seen > self.quiet {
+            let _ = ws.write_message(vec![0u8; 64 * 1024]);
+        }
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.closed.send(ws.closed_by());
+    }
+}
+
+/// Edge-triggered readiness reports a hang-up once. When the read batch
+/// it brings is cut by the read budget (more than 1 MiB waiting), the
+/// next turn's readiness is the loop's own "still readable" note, which
+/// says nothing of the FIN: it must still be known then, or a connection
+/// whose reading has paused meanwhile (its answers over
+/// `write_high_water`, the peer not reading) waits for ever for a peer
+/// that is gone. (Whether the FIN comes with the cut batch depends on how
+/// much the server's receive buffer takes while it sleeps: without the
+/// fix this failed in 4 of 11 runs here, and never with it.)
+#[test]
+fn a_hang_up_behind_a_full_read_budget_is_not_lost() {
+    let (tx, closed) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = Server::start(move || {
+        let closed = tx.lock().unwrap().clone();
+        Application::builder()
+            .websocket_close_timeout(Duration::from_secs(1))
+            .websocket_max_write_buffer(1 << 30)
+            .websocket("/s", move |_r: &Request| SleepThenAnswer {
+                quiet: 60_001,
+                seen: 0,
+                closed: closed.clone(),
+            })
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/s");
+    let _ = socket2::SockRef::from(&s).set_recv_buffer_size(4096);
+    let one = client_frame(true, 2, &[1u8; 1000]);
+    let blob: Vec<u8> = one.iter().copied().cycle().take(3000 * one.len()).collect();
+    // 60 MB the server only counts: its receive buffer grows.
+    for _ in 0..20 {
+        s.write_all(&blob).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    s.write_all(&client_frame(true, 1, b"sleep")).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // While it sleeps: 1.1 MB (over the 1 MiB read budget), a Close, a FIN.
+    s.write_all(&blob[..1100 * one.len()]).unwrap();
+    s.write_all(&client_frame(true, 8, &1000u16.to_be_bytes()))
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    // Its answers pause reading; the peer reads nothing: it is dropped
+    // after close_timeout.
+    assert_eq!(
+        closed.recv_timeout(Duration::from_secs(6)),
+        Ok(Some(CloseReason::Abnormal))
+    );
+}
+
 /// Handler that reports what `write_message` and `buffered_amount` said
 /// about the echo it just wrote: (message length, returned, buffered).
 struct ReportWrites(Sender<(usize, usize, usize)>);

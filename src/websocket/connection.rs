@@ -91,6 +91,7 @@ impl WsConn {
                     suspensions: 0,
                     client_hold: false,
                     hung_up: false,
+                    fin_unread: false,
                     terminate: false,
                     response_headers: p.response_headers,
                     timers: Vec::new(),
@@ -349,6 +350,10 @@ impl WsConn {
                 break;
             }
             if round + 1 >= READ_BUDGET {
+                if closed {
+                    // The hang-up is reported once: carried to the next turn.
+                    self.core.rare().fin_unread = true;
+                }
                 lp.mark_readable(id);
                 break;
             }
@@ -684,6 +689,9 @@ impl Pollable for WsConn {
             self.process_spill(lp);
         }
         let mut eof = false;
+        // The peer hung up: this event says so, or one whose read batch
+        // the read budget cut short did.
+        let peer_fin = r.read_closed || self.core.rare.as_ref().is_some_and(|r| r.fin_unread);
         let wants_read = r.readable || r.read_closed || r.error || self.core.read_paused;
         if wants_read
             && (self.core.out_len() > self.core.settings.write_high_water || self.core.read_held)
@@ -693,19 +701,23 @@ impl Pollable for WsConn {
             // handler catches up with what it was given (resumed by
             // `WebSocket::hold_reading(false)`).
             self.core.read_paused = true;
-            if r.read_closed || r.error {
+            if peer_fin || r.error {
                 if let Err(e) = self.read_to_end_if_held(lp, id) {
                     log::debug!("{id} reset while its handler held it: {e}");
                     self.give_back_out(lp);
                     return self.terminate(lp, CloseReason::Abnormal);
                 }
-                if r.read_closed && !self.core.read_held && !self.core.finished {
+                if peer_fin && !self.core.read_held && !self.core.finished {
                     self.core.hang_up_while_paused(lp);
                 }
             }
         } else if wants_read && !self.core.finished {
             self.core.read_paused = false;
-            match self.read(lp, id, r.read_closed || r.error) {
+            if peer_fin {
+                // Read to the end this time (set again if cut short again).
+                self.core.rare().fin_unread = false;
+            }
+            match self.read(lp, id, peer_fin || r.error) {
                 Ok(e) => eof = e,
                 Err(_) => {
                     self.give_back_out(lp);

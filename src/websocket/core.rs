@@ -363,6 +363,12 @@ pub(super) struct Rare {
     /// `WsConn::read_to_end_if_held`), or while reading was paused on our
     /// queue (`Core::hang_up_while_paused`).
     pub(super) hung_up: bool,
+    /// A readiness event said the peer hung up, and the read batch it
+    /// brought was cut by the read budget before the end of the stream:
+    /// edge-triggered, the hang-up is not reported again, so the next
+    /// (synthetic) readiness must still read to the end, or note it if
+    /// reading is paused by then.
+    pub(super) fin_unread: bool,
     /// The handler called `WebSocket::terminate`: no further frame is
     /// parsed, and the connection ends when the callback returns.
     pub(super) terminate: bool,
@@ -418,6 +424,7 @@ impl Rare {
             && self.suspensions == 0
             && !self.client_hold
             && !self.hung_up
+            && !self.fin_unread
             && !self.terminate
             && self.response_headers.is_empty()
             && self.timers.is_empty()
