@@ -331,12 +331,15 @@ impl<'a> RequestContext<'a> {
         }
     }
 
-    /// Replaces a response whose status is informational (1xx, which
-    /// cannot end a request: the HTTP layer would send a 500 instead) with
-    /// the 500 error page.
+    /// Replaces a response whose status cannot end a request with the
+    /// 500 error page: an informational one (1xx), or one past 599 that
+    /// `send_error` was given (no status line; RFC 9110 §15: "values
+    /// outside the range 100..599 are invalid"). The HTTP layer would send
+    /// a bare 500 instead, without the handler's cookies, default headers
+    /// or `write_error` page.
     pub(crate) fn refuse_interim_status(&mut self) {
         let status = self.p.response.status();
-        if status >= 200 {
+        if (200..=599).contains(&status) {
             return;
         }
         log::error!(
@@ -723,7 +726,9 @@ impl<'a> RequestContext<'a> {
     /// Answers with Tornado's error page for `status` (`<title>404: Not
     /// Found</title>`), discarding headers and body written so far (cookies
     /// set with [`set_cookie`](Self::set_cookie) are kept, as in Tornado);
-    /// finishes the response.
+    /// finishes the response. A status outside 200–599 cannot end a
+    /// request: the answer is the 500 page, logged at `error` (Tornado
+    /// sends a 600 as `600 Unknown`, which RFC 9110 §15 calls invalid).
     pub fn send_error(&mut self, status: u16) {
         self.send_error_message(status, None);
     }

@@ -326,8 +326,8 @@ pub(crate) fn call_method(
 /// was not sent: the 1xx check, the handler's error page, the ETag and its
 /// 304, then the output transform (gzip).
 pub(crate) fn finish_response(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>) {
-    // A 1xx cannot be the final answer: the connection would send a 500
-    // for it. Make that 500 here, dressed like any error page, so
+    // A 1xx (or a `send_error` past 599) cannot be the final answer: the
+    // connection would send a bare 500 for it. Make that 500 here, dressed like any error page, so
     // `on_finish` sees the status the client gets.
     cx.refuse_interim_status();
     if let Some(status) = cx.error_status() {

@@ -1389,6 +1389,54 @@ fn on_finish_sees_the_status_sent() {
     let r = get(&app, "/f/missing");
     assert_eq!((r.status(), seen.get()), (404, 404));
 }
+/// A handler whose `send_error` is given a status HTTP cannot send.
+struct SendsBadError {
+    seen: Rc<Cell<u16>>,
+    status: u16,
+}
+
+impl RequestHandler for SendsBadError {
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_header("X-Default", "1");
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_cookie("c", "v");
+        cx.send_error(self.status);
+    }
+    fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
+        cx.write(format!("error {status}"));
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.seen.set(status);
+    }
+}
+
+/// `send_error(600)` (a code with no status line, which `set_status`
+/// refuses) left the response at 600: the connection then replaced it
+/// with a bare 500, without the handler's cookies, default headers,
+/// `write_error` page or `Vary`, and `on_finish` was told 600. Now it is
+/// the application's own 500, dressed like any error page, as a 1xx is.
+#[test]
+fn send_error_with_a_status_past_599_is_a_dressed_500() {
+    for status in [600, 999, 1000] {
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        let app = Application::builder()
+            .route("/e", move || SendsBadError {
+                seen: s.clone(),
+                status,
+            })
+            .compress_response(true)
+            .build();
+        let r = get(&app, "/e");
+        assert_eq!((r.status(), seen.get()), (500, 500), "send_error({status})");
+        assert_eq!(text(&r), "error 500");
+        assert_eq!(r.header("X-Default"), Some("1"));
+        assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+        assert_eq!(collect_headers(&r, "Set-Cookie"), ["c=v; Path=/"]);
+    }
+}
+
 /// Tornado's `clear()` calls `set_default_headers` and then empties the
 /// body and sets the status to 200: what the hook writes or sets besides
 /// headers is dropped. Here it was kept: a prefix on every page, and on an
