@@ -117,9 +117,11 @@ impl Response {
         r
     }
 
-    /// An error page in Tornado's style: `<title>404: Not Found</title>`.
+    /// An error page in Tornado's style: `<title>404: Not Found</title>`,
+    /// the reason HTML-escaped as Tornado's `write_error` escapes it
+    /// (`418: I&#x27;m a Teapot`).
     pub fn error(status: u16, message: Option<&str>) -> Response {
-        let reason = reason_phrase(status);
+        let reason = html_escape(reason_phrase(status));
         let mut r = Response::new(status);
         r.set_header("Content-Type", "text/html; charset=UTF-8");
         let detail = message.map(html_escape).unwrap_or_default();

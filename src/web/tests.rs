@@ -1389,6 +1389,31 @@ fn on_finish_sees_the_status_sent() {
     let r = get(&app, "/f/missing");
     assert_eq!((r.status(), seen.get()), (404, 404));
 }
+/// Answers `send_error` with its status, through the default page.
+struct SendsError(u16);
+
+impl RequestHandler for SendsError {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.send_error(self.0);
+    }
+}
+
+/// Tornado's default `write_error` writes the reason through
+/// `xhtml_escape`: `I'm a Teapot` is `I&#x27;m a Teapot` in its page. The
+/// page here had the bare `'`, another body (and length) than Tornado's.
+#[test]
+fn the_error_page_escapes_its_reason_as_tornado_does() {
+    let app = Application::builder()
+        .route("/e", || SendsError(418))
+        .build();
+    let r = get(&app, "/e");
+    assert_eq!(r.status(), 418);
+    assert_eq!(
+        text(&r),
+        "<html><title>418: I&#x27;m a Teapot</title><body>418: I&#x27;m a Teapot</body></html>"
+    );
+}
+
 /// A handler whose `send_error` is given a status HTTP cannot send.
 struct SendsBadError {
     seen: Rc<Cell<u16>>,
