@@ -15,7 +15,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::context::RequestContext;
-use super::handler::{call_method, RequestHandler};
+use super::handler::{call_method, refuse_capture, RequestHandler};
 use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::static_files::{file_version, StaticFiles};
@@ -734,21 +734,28 @@ impl Application {
     }
 
     /// Runs a handler made by `factory` for `req`: `route`'s, or the
-    /// default handler's (`None`).
+    /// default handler's (`None`). `args` is `Err` with why a capture was
+    /// refused (not UTF-8): the handler answers 400 (or 405) without
+    /// running `prepare` or its method.
     fn run_handler(
         &self,
         route: Option<&Route>,
         factory: &HandlerFactory,
         req: Request,
-        args: &[&str],
+        args: Result<&[&str], &str>,
     ) -> Reply {
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut handler = factory();
             let mut cx = RequestContext::new(&req, &self.inner.shared);
-            if let Some(route) = route {
-                cx.set_path_kwargs(named_captures(&route.regex, args));
+            match args {
+                Ok(args) => {
+                    if let Some(route) = route {
+                        cx.set_path_kwargs(named_captures(&route.regex, args));
+                    }
+                    call_method(&mut *handler, &mut cx, args);
+                }
+                Err(why) => refuse_capture(&mut *handler, &mut cx, why),
             }
-            call_method(&mut *handler, &mut cx, args);
             if cx.is_open_later() {
                 // `asynchronous`: the answer is completed later.
                 let (parts, later) = cx.into_parts();
@@ -866,7 +873,7 @@ impl Service for Application {
         }
         let Some((route, args)) = self.find(req.path()) else {
             if let Some(factory) = &self.inner.default {
-                return self.run_handler(None, factory, req, &[]);
+                return self.run_handler(None, factory, req, Ok(&[]));
             }
             let mut not_found = Response::error(404, None);
             // Through the output transform, as Tornado's default
@@ -874,12 +881,16 @@ impl Service for Application {
             super::context::compress_response(&self.inner.shared.settings, &req, &mut not_found);
             return Reply::Response(not_found);
         };
-        let args = match args {
-            Ok(args) => args,
-            Err(raw) => {
-                // Tornado's `decode_argument`: "Invalid unicode in url".
+        let args = match (args, &route.target) {
+            (Ok(args), _) => args,
+            (Err(raw), target) => {
+                // Tornado's `decode_argument`: "Invalid unicode in url",
+                // the handler's 400 (after its 405 check).
                 let head: String = raw.chars().take(40).collect();
                 let why = format!("Invalid unicode in url: {head:?}");
+                if let Target::Handler(factory) = target {
+                    return self.run_handler(Some(route), factory, req, Err(&why));
+                }
                 log::warn!("400 {} {}: {why}", req.method(), req.path());
                 return Reply::Response(Response::error(400, Some(&why)));
             }
@@ -887,7 +898,7 @@ impl Service for Application {
         match &route.target {
             Target::Handler(factory) => {
                 let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-                self.run_handler(Some(route), factory, req, &argv)
+                self.run_handler(Some(route), factory, req, Ok(&argv))
             }
             Target::WebSocket {
                 factory, settings, ..

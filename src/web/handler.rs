@@ -322,6 +322,28 @@ pub(crate) fn call_method(
     finish_response(handler, cx);
 }
 
+/// Tornado's `_execute` for a request whose route capture is not UTF-8
+/// once unquoted (its `decode_argument`, after the 405 check): default
+/// headers, then the 405 or the 400 page with `why`, dressed by the
+/// handler's `write_error`. Neither `prepare` nor the method runs.
+pub(crate) fn refuse_capture(
+    handler: &mut dyn RequestHandler,
+    cx: &mut RequestContext<'_>,
+    why: &str,
+) {
+    handler.set_default_headers(cx);
+    cx.keep_only_headers(200);
+    let supported = handler.supported_methods();
+    if supported.contains(&cx.request().method()) {
+        let req = cx.request();
+        log::warn!("400 {} {}: {why}", req.method(), req.path());
+        cx.send_error_message(400, Some(why));
+    } else {
+        cx.method_not_allowed(supported);
+    }
+    finish_response(handler, cx);
+}
+
 /// Tornado's `finish()` over a response that is complete and whose head
 /// was not sent: the 1xx check, the handler's error page, the ETag and its
 /// 304, then the output transform (gzip).

@@ -144,6 +144,51 @@ fn routes_are_anchored_and_captures_unquoted() {
     assert!(text(&r).contains("Invalid unicode in url"), "{}", text(&r));
 }
 
+/// Dresses its pages: a default header, its own error page, what
+/// `on_finish` saw.
+struct Dressed {
+    seen: Rc<Cell<u16>>,
+}
+
+impl RequestHandler for Dressed {
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_header("X-Default", "1");
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        cx.write(format!("[{}]", args.join("|")));
+    }
+    fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
+        cx.write(format!("error {status}"));
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.seen.set(status);
+    }
+}
+
+/// Tornado decodes the captures inside the handler's `_execute`, after
+/// its 405 check: a capture that is not UTF-8 is the handler's 400, with
+/// its default headers, its `write_error` page, `on_finish` and the
+/// output transform's `Vary`. Here the application answered a bare page
+/// before making the handler: none of these, and a 400 where the method
+/// was not supported (Tornado: 405).
+#[test]
+fn a_capture_that_is_not_utf8_is_the_handlers_400() {
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    let app = Application::builder()
+        .route(r"/d/(.*)", move || Dressed { seen: s.clone() })
+        .compress_response(true)
+        .build();
+    let r = get(&app, "/d/a%FFb");
+    assert_eq!((r.status(), seen.get()), (400, 400));
+    assert_eq!(text(&r), "error 400");
+    assert_eq!(r.header("X-Default"), Some("1"));
+    assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+    let r = request(&app, "POST", "/d/a%FFb");
+    assert_eq!((r.status(), seen.get()), (405, 405));
+    assert_eq!(r.header("Allow"), Some("GET, HEAD"));
+}
+
 #[test]
 fn unknown_route_is_a_tornado_404_page() {
     let app = Application::builder().route("/", || Echo).build();
