@@ -259,6 +259,25 @@ impl RequestHandler for ErrorLater {
     }
 }
 
+/// `/error-streaming`: flushes "one;", then writes "two;" and sends an
+/// error, which can no longer be sent; records what `on_finish` saw.
+struct ErrorStreaming(Board);
+impl RequestHandler for ErrorStreaming {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("one;");
+        let later = cx.asynchronous();
+        later.flush();
+        IOLoop::current().add_callback(move || {
+            later.write("two;");
+            later.send_error(503);
+            later.write("ignored");
+        });
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.0.finishes.borrow_mut().push(status);
+    }
+}
+
 /// `/finished-anyway`: calls `asynchronous`, then finishes in the method.
 struct FinishedAnyway;
 impl RequestHandler for FinishedAnyway {
@@ -324,6 +343,7 @@ fn server_with(gzip: bool) -> Server {
         let (b1, b2, b3, b4, b5) = (b.clone(), b.clone(), b.clone(), b.clone(), b.clone());
         let b6 = b.clone();
         let b7 = b.clone();
+        let b8 = b.clone();
         Application::builder()
             .route("/wait", move || Wait(b1.clone()))
             .route("/publish", move || Publish(b2.clone()))
@@ -336,6 +356,7 @@ fn server_with(gzip: bool) -> Server {
             .route("/bulk", move || Bulk(b7.clone()))
             .route("/(panics|aborts)/(open|streaming)", || PanicsLater)
             .route("/error-later", || ErrorLater)
+            .route("/error-streaming", move || ErrorStreaming(b8.clone()))
             .route("/finished-anyway", || FinishedAnyway)
             .route("/flood", move || Flood(b6.clone()))
             .route("/sized/(exact|over|under)", || Sized)
@@ -646,6 +667,26 @@ fn failures_later_answer_500_or_cut_the_stream() {
     // The server is fine.
     let (status, _, _) = util::request(&srv, &get("/count"));
     assert_eq!(status, 200);
+}
+
+/// Tornado's `send_error` once the head is out logs "Cannot send error
+/// response after headers written" and finishes: what was written before
+/// it is sent, the body ends with its last chunk, and the status stays
+/// the one the client got. Here the error page replaced the response:
+/// "two;" was lost, and `on_finish` was told 503 for a 200.
+#[test]
+fn send_error_after_a_flush_finishes_with_what_was_written() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(&get("/error-streaming")).unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n0\r\n\r\n");
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let (body, complete) = dechunk(&buf[end + 4..]);
+    assert!(complete);
+    assert_eq!(String::from_utf8_lossy(&body), "one;two;");
+    assert!(count_reaches(&srv, "finishes=[200]").contains("finishes=[200]"));
 }
 
 #[test]

@@ -204,7 +204,8 @@ impl AsyncResponse {
 
     /// Answers `status` with the handler's error page
     /// ([`RequestContext::send_error`]). After a flush the page cannot be
-    /// sent: the error is logged and the answer ends.
+    /// sent: the error is logged and the answer ends (what was written
+    /// before goes out, the status stays the one sent), as Tornado's.
     pub fn send_error(&self, status: u16) {
         self.with(move |cx| cx.send_error(status));
     }
@@ -571,13 +572,6 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
     }
     let handler = handler.as_mut().expect("the handler");
     let status = if phase == Phase::Streaming {
-        if cx.error_status().is_some() {
-            log::error!(
-                "send_error on {} after its head was sent: the answer ends without the error page",
-                request.uri()
-            );
-            cx.take_body();
-        }
         if cx.response_mut().file_body_len() > 0 {
             log::error!(
                 "write_file on {} after its head was sent: the file is not sent",

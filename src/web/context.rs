@@ -729,6 +729,10 @@ impl<'a> RequestContext<'a> {
     /// finishes the response. A status outside 200–599 cannot end a
     /// request: the answer is the 500 page, logged at `error` (Tornado
     /// sends a 600 as `600 Unknown`, which RFC 9110 §15 calls invalid).
+    /// Once the head went out ([`AsyncResponse::flush`](super::AsyncResponse::flush))
+    /// the page cannot be sent: the error is logged and the answer ends
+    /// with what was written, its status the one sent (Tornado's "Cannot
+    /// send error response after headers written", then `finish()`).
     pub fn send_error(&mut self, status: u16) {
         self.send_error_message(status, None);
     }
@@ -737,6 +741,17 @@ impl<'a> RequestContext<'a> {
     /// after the reason in the page: `400: Bad Request: Missing argument
     /// name` (Tornado's `HTTPError(400, reason=..)`).
     pub fn send_error_message(&mut self, status: u16, message: Option<&str>) {
+        if self.p.head_sent && !self.p.finished {
+            // Tornado: "Cannot send error response after headers
+            // written", then `finish()`: what was written goes out, the
+            // status stays the one sent.
+            log::error!(
+                "send_error({status}) on {} after its head was sent: the answer ends without the error page",
+                self.request.uri()
+            );
+            self.p.finished = true;
+            return;
+        }
         if self.writable("send_error") {
             self.p.response = Response::error(status, message);
             self.p.finished = true;
