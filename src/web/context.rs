@@ -525,11 +525,25 @@ impl<'a> RequestContext<'a> {
     /// handler bug, as Tornado's `ValueError`: it is logged and the request
     /// answers 500.
     pub fn set_status(&mut self, status: u16) {
+        self.set_status_reason(status, None);
+    }
+
+    /// [`set_status`](Self::set_status) with the reason phrase the status
+    /// line carries instead of the standard one (Tornado's
+    /// `set_status(status, reason)`): `HTTP/1.1 299 Fine Indeed`. Control
+    /// characters other than tab are dropped from it when it is sent, so
+    /// it cannot break the status line. A later `set_status` (or an error
+    /// page) puts the standard reason back.
+    pub fn set_status_with_reason(&mut self, status: u16, reason: &str) {
+        self.set_status_reason(status, Some(reason));
+    }
+
+    fn set_status_reason(&mut self, status: u16, reason: Option<&str>) {
         if !self.head_writable("set_status") {
             return;
         }
         if valid_status(status) {
-            self.p.response.set_status(status, None);
+            self.p.response.set_status(status, reason);
         } else {
             log::error!(
                 "set_status({status}) on {}: not in 100-599",

@@ -635,6 +635,41 @@ fn set_status_out_of_range_answers_500() {
     }
 }
 
+/// Sets a status with a reason of its own (Tornado's
+/// `set_status(status, reason)`).
+struct Reasoned(u16, &'static str);
+
+impl RequestHandler for Reasoned {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_status_with_reason(self.0, self.1);
+        cx.write("body");
+    }
+}
+
+/// Tornado's `set_status(299, reason="Fine Indeed")` answers `HTTP/1.1
+/// 299 Fine Indeed`; the context had no way to give a reason (the status
+/// line always said the registered one, or `Unknown`).
+#[test]
+fn set_status_with_reason_puts_it_on_the_status_line() {
+    let status_line = |app: &Application| {
+        let mut out = Vec::new();
+        get(app, "/s").serialize(&mut out, false, true, "D");
+        let out = String::from_utf8(out).unwrap();
+        out.split("\r\n").next().unwrap().to_string()
+    };
+    for (code, reason, want) in [
+        (299, "Fine Indeed", "HTTP/1.1 299 Fine Indeed"),
+        (404, "Gone Fishing", "HTTP/1.1 404 Gone Fishing"),
+        (200, "Tea\r\nX-Injected: 1", "HTTP/1.1 200 TeaX-Injected: 1"),
+        (600, "Beyond", "HTTP/1.1 500 Internal Server Error"),
+    ] {
+        let app = Application::builder()
+            .route("/s", move || Reasoned(code, reason))
+            .build();
+        assert_eq!(status_line(&app), want, "{code} {reason:?}");
+    }
+}
+
 struct Page;
 
 impl RequestHandler for Page {
