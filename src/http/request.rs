@@ -974,6 +974,24 @@ impl Request {
         self.header("host")
     }
 
+    /// The URL the request was for (Tornado's `request.full_url()`):
+    /// [`protocol`](Self::protocol), `://`, [`host`](Self::host) (Tornado's
+    /// `127.0.0.1` when the request names none, as an HTTP/1.0 one may
+    /// not) and the path with its query, as received:
+    /// `https://example.com/a%20b?x=1`. With the `xheaders` setting, the
+    /// protocol is the one the proxy reported.
+    pub fn full_url(&self) -> String {
+        let end = if self.query_end == 0 {
+            self.path.1
+        } else {
+            self.query_end
+        };
+        let origin = self.text((self.path.0, end));
+        let slash = if origin.starts_with('/') { "" } else { "/" };
+        let host = self.host().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
+        format!("{}://{host}{slash}{origin}", self.protocol())
+    }
+
     /// Whether the connection stays open after this request (HTTP/1.1 default,
     /// `Connection: close`/`keep-alive` honoured).
     pub fn keep_alive(&self) -> bool {
@@ -1760,5 +1778,41 @@ mod xheaders_tests {
                 assert_eq!(req.peer().unwrap().port(), 4242);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod full_url_tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Request {
+        let limits = HeadLimits {
+            max_head_bytes: usize::MAX,
+            max_headers: MAX_HEADERS_STACK,
+        };
+        match Request::parse_head(raw.as_bytes(), &limits) {
+            Ok(HeadStatus::Complete(r, _)) => r,
+            _ => panic!("{raw:?} does not parse"),
+        }
+    }
+
+    /// Tornado's `request.full_url()`: `protocol + "://" + host + uri`,
+    /// the host `127.0.0.1` when the request names none.
+    #[test]
+    fn full_url_as_tornado_builds_it() {
+        let req = Request::synthetic("GET", "/a%20b?x=1&y", &[("Host", "example.com:8080")]);
+        assert_eq!(req.full_url(), "http://example.com:8080/a%20b?x=1&y");
+        let mut req = Request::synthetic("GET", "/p?", &[("Host", "h")]);
+        req.set_https(true);
+        assert_eq!(req.full_url(), "https://h/p?");
+        // HTTP/1.0 without Host.
+        let req = parse("GET /p HTTP/1.0\r\n\r\n");
+        assert_eq!(req.full_url(), "http://127.0.0.1/p");
+        // An absolute-form target: its authority is the host (RFC 9112
+        // §3.2.2), written once.
+        let req = parse("GET http://other:81/q?z HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(req.full_url(), "http://other:81/q?z");
+        let req = parse("GET http://other HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(req.full_url(), "http://other/");
     }
 }

@@ -1831,12 +1831,7 @@ pub(crate) fn login_redirect_url(login: &str, req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         });
         let next = if absolute {
-            format!(
-                "{}://{}{}",
-                req.protocol(),
-                req.host().unwrap_or(""),
-                req.uri()
-            )
+            req.full_url()
         } else {
             req.uri().to_owned()
         };

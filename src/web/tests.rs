@@ -3973,3 +3973,54 @@ fn fuzz_parsers_do_not_panic() {
         let _ = signed::get_signature_key_version(&s);
     }
 }
+
+/// Needs a user for `GET`; nobody is logged in.
+struct NeedsUser;
+
+impl RequestHandler for NeedsUser {
+    fn authenticated_methods(&self) -> &'static [&'static str] {
+        &["GET"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("secret");
+    }
+}
+
+/// `@authenticated` with an absolute `login_url` sends Tornado's
+/// `request.full_url()` as `next`. It was glued together from the Host
+/// and the whole target: `http://hhttp://h/p` for an absolute-form
+/// target, `http:///p` for a request without Host.
+#[test]
+fn login_redirect_next_is_the_full_url() {
+    let app = Application::builder()
+        .route("/p", || NeedsUser)
+        .login_url("https://auth.example/login")
+        .build();
+    let location = |raw: &str| {
+        let limits = crate::http::request::HeadLimits {
+            max_head_bytes: usize::MAX,
+            max_headers: 64,
+        };
+        let Ok(crate::http::request::HeadStatus::Complete(req, _)) =
+            Request::parse_head(raw.as_bytes(), &limits)
+        else {
+            panic!("{raw:?} does not parse");
+        };
+        let r = dispatch(&app, req);
+        assert_eq!(r.status(), 302, "{raw:?}");
+        r.header("Location").unwrap().to_owned()
+    };
+    let login = "https://auth.example/login?next=";
+    assert_eq!(
+        location("GET /p?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+        format!("{login}http%3A%2F%2Fh%2Fp%3Fq%3D1")
+    );
+    assert_eq!(
+        location("GET http://h/p HTTP/1.1\r\nHost: h\r\n\r\n"),
+        format!("{login}http%3A%2F%2Fh%2Fp")
+    );
+    assert_eq!(
+        location("GET /p HTTP/1.0\r\n\r\n"),
+        format!("{login}http%3A%2F%2F127.0.0.1%2Fp")
+    );
+}
