@@ -1120,8 +1120,12 @@ impl<'a> RequestContext<'a> {
     /// Sets the cookie `name=value; Path=/` (Tornado's default path).
     /// A name that is not an RFC 6265 token (`:` aside, as Python's
     /// `http.cookies` takes it), or a value holding control characters,
-    /// spaces, `;`, `,` or `"` (which would need quoting), is refused and
-    /// logged at `error`, where Tornado raises `CookieError`.
+    /// spaces, `;`, `,` or `"`, is refused and logged at `error`. Tornado
+    /// raises for such a name and for control characters and spaces in the
+    /// value (`ValueError`, a 500), but sends a value with `;`, `,` or `"`
+    /// in Python's quoted form (`q="a\054b"`), outside RFC 6265 §4.1.1's
+    /// `cookie-value` (no `\`) and unreadable to a page's scripts, which
+    /// get it as it is: encode such a value first (`url_escape`, base64).
     /// Setting (or clearing) a cookie again replaces the earlier value, as
     /// in Tornado: one `Set-Cookie` per name.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
