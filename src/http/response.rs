@@ -194,6 +194,14 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every header named `name`, in order.
+    pub(crate) fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Whether the handler set `Connection: close` (a token of any
     /// `Connection` header): the connection then closes after this answer,
     /// which says `Connection: close` (RFC 9112 §9.6). The header itself

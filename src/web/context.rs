@@ -1701,12 +1701,17 @@ pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &m
 }
 
 /// Adds `Accept-Encoding` to the response's `Vary` (what every answer
-/// under `compress_response` says, gzipped or not).
+/// under `compress_response` says, gzipped or not). Several `Vary` lines
+/// become one list (RFC 9110 §5.3), every field they named kept, as
+/// Tornado joins them.
 pub(crate) fn vary_on_accept_encoding(response: &mut Response) {
-    let vary = match response.header("Vary") {
-        Some(v) if !v.trim().is_empty() => format!("{v}, Accept-Encoding"),
-        _ => "Accept-Encoding".to_string(),
-    };
+    let mut vary: Vec<&str> = response
+        .header_values("Vary")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    vary.push("Accept-Encoding");
+    let vary = vary.join(", ");
     response.set_header("Vary", vary);
 }
 

@@ -1968,6 +1968,11 @@ impl RequestHandler for Lines {
                 cx.set_header("Vary", "Cookie");
                 cx.write("x".repeat(n));
             }
+            "vary-lines" => {
+                cx.add_header("Vary", "Cookie");
+                cx.add_header("Vary", "Origin");
+                cx.write("x".repeat(n));
+            }
             "missing" => cx.send_error(404),
             "set-etag" => {
                 cx.set_header("ETag", "\"mine\"");
@@ -2146,6 +2151,17 @@ fn compress_response_gzips_what_tornado_gzips() {
     // Vary is added to, on errors and 304s too.
     let r = get_with(&app, "/vary/5000", &gz);
     assert_eq!(r.header("Vary"), Some("Cookie, Accept-Encoding"));
+    // Every `Vary` line the handler added stays (Tornado joins them into
+    // one and adds to it): `Origin` was dropped, and a cache could then
+    // serve one origin's CORS answer to another.
+    for target in ["/vary-lines/5000", "/vary-lines/5"] {
+        let r = get_with(&app, target, &gz);
+        assert_eq!(
+            collect_headers(&r, "Vary"),
+            ["Cookie, Origin, Accept-Encoding"],
+            "{target}"
+        );
+    }
     assert_eq!(
         get_with(&app, "/missing/1", &gz).header("Vary"),
         Some("Accept-Encoding")
