@@ -1450,10 +1450,8 @@ impl<'a> RequestContext<'a> {
     /// the weak comparison, or `*` first, as Tornado's
     /// `check_etag_header`), turns the answer into a `304` without a body.
     pub(crate) fn finish_with_etag(&mut self, etag: String) {
-        let matched = self
-            .request
-            .header("If-None-Match")
-            .is_some_and(|tags| if_none_match(tags, &etag));
+        let matched = list_field(self.request, "If-None-Match")
+            .is_some_and(|tags| if_none_match(&tags, &etag));
         self.p.response.set_header("Etag", etag);
         if matched {
             self.p.response.body_mut().clear();
@@ -1740,7 +1738,20 @@ pub(crate) fn would_gzip(
     settings.compress_response
         && (ctype.starts_with("text/") || GZIP_TYPES.contains(&ctype))
         && len >= GZIP_MIN_LENGTH
-        && accepts_gzip(req.header("Accept-Encoding").unwrap_or(""))
+        && accepts_gzip(&list_field(req, "Accept-Encoding").unwrap_or_default())
+}
+
+/// Every line of the list field `name` as one list, joined with `, `
+/// (RFC 9110 §5.3), as Tornado's `HTTPHeaders` reads a field sent more
+/// than once; `None` without one.
+fn list_field(req: &Request, name: &str) -> Option<String> {
+    let mut lines = req.header_all(name).map(String::from_utf8_lossy);
+    let first = lines.next()?.into_owned();
+    Some(lines.fold(first, |mut all, line| {
+        all.push_str(", ");
+        all.push_str(&line);
+        all
+    }))
 }
 
 /// Types Tornado gzips besides `text/*` (`GZipContentEncoding.CONTENT_TYPES`).

@@ -2040,6 +2040,28 @@ fn get_answers_carry_tornados_etag_and_304_when_it_matches() {
     assert_eq!((r.status(), r.header("Etag")), (200, None));
 }
 
+/// A list field sent on several lines is one list (RFC 9110 §5.3), as
+/// Tornado's `HTTPHeaders` joins it: a tag on the second `If-None-Match`
+/// line matches, and gzip accepted on the second `Accept-Encoding` line
+/// counts. Only the first line was read (a 200, an answer not gzipped).
+#[test]
+fn list_fields_on_several_lines_are_read_whole() {
+    let app = lines_app(true, None);
+    let etag = format!("\"{}\"", sha1_hex("Hello, world\n"));
+    let r = get_with(
+        &app,
+        "/text/1",
+        &[("If-None-Match", "\"other\""), ("If-None-Match", &etag)],
+    );
+    assert_eq!(r.status(), 304);
+    let r = get_with(
+        &app,
+        "/text/100",
+        &[("Accept-Encoding", "identity"), ("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+}
+
 fn gunzip(data: &[u8]) -> String {
     let mut out = String::new();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(data), &mut out).unwrap();
