@@ -42,7 +42,7 @@ fn fresh_response() -> Response {
 ///
 /// The response starts as `200` with `Content-Type: text/html;
 /// charset=UTF-8` (Tornado's default) and an empty body. Once it is
-/// *finished* — by [`send_error`](Self::send_error),
+/// *finished* — by [`finish`](Self::finish), [`send_error`](Self::send_error),
 /// [`redirect`](Self::redirect) or [`render`](Self::render) — later writes
 /// and header changes are ignored and logged at `warn` (Tornado raises
 /// `RuntimeError("Cannot write() after finish()")`).
@@ -481,6 +481,21 @@ impl<'a> RequestContext<'a> {
     pub fn write(&mut self, data: impl AsRef<[u8]>) {
         if self.writable("write") {
             self.p.response.write(data);
+        }
+    }
+
+    /// Finishes the response with what was written (Tornado's
+    /// `finish()`): from [`prepare`](super::RequestHandler::prepare), the
+    /// method is not called (a cached page, an `OPTIONS` preflight
+    /// answered for every route); later writes and header changes are
+    /// ignored and logged. The answer still gets its `ETag` (and 304) and
+    /// `compress_response`, as a method's return gives them. A method
+    /// need not call it: its return finishes the response. After
+    /// [`asynchronous`](Self::asynchronous), it answers at once, as
+    /// [`AsyncResponse::finish`](super::AsyncResponse::finish) would.
+    pub fn finish(&mut self) {
+        if self.writable("finish") {
+            self.p.finished = true;
         }
     }
 

@@ -4062,3 +4062,45 @@ fn login_redirect_next_is_the_full_url() {
         format!("{login}http%3A%2F%2F127.0.0.1%2Fp")
     );
 }
+
+/// Answers from `prepare` with a page of its own, as a cache would.
+struct Cached {
+    seen: Rc<Cell<u16>>,
+}
+
+impl RequestHandler for Cached {
+    fn prepare(&mut self, cx: &mut RequestContext<'_>) {
+        if cx.get_argument("cached").is_some() {
+            cx.write("from cache");
+            cx.finish();
+            cx.write(" and more");
+        }
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("from get");
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.seen.set(status);
+    }
+}
+
+/// Tornado's `prepare` may end the request with `self.finish()` (a
+/// cached page, a CORS preflight): the method is not called, the page
+/// gets its ETag (and 304), and a later `write` is refused. The context
+/// had no `finish`: `prepare` could end a request only with an error, a
+/// redirect or a template.
+#[test]
+fn finish_in_prepare_ends_the_request_with_what_was_written() {
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    let app = Application::builder()
+        .route("/c", move || Cached { seen: s.clone() })
+        .build();
+    let r = get(&app, "/c?cached=1");
+    assert_eq!((r.status(), text(&r), seen.get()), (200, "from cache", 200));
+    let etag = format!("\"{}\"", sha1_hex("from cache"));
+    assert_eq!(r.header("Etag"), Some(etag.as_str()));
+    let r = get_with(&app, "/c?cached=1", &[("If-None-Match", &etag)]);
+    assert_eq!(r.status(), 304);
+    assert_eq!(text(&get(&app, "/c")), "from get");
+}
