@@ -537,8 +537,9 @@ impl<'a> RequestContext<'a> {
 
     /// Sets the status code (the reason phrase is the standard one, or
     /// `Unknown` for an unregistered code). A code outside 100–599 is a
-    /// handler bug, as Tornado's `ValueError`: it is logged and the request
-    /// answers 500.
+    /// handler bug: it is logged and the request answers 500. (Tornado 6
+    /// sends it, `HTTP/1.1 600 Unknown`, a status line RFC 9110 §15 calls
+    /// invalid.)
     pub fn set_status(&mut self, status: u16) {
         self.set_status_reason(status, None);
     }
