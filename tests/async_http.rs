@@ -278,6 +278,25 @@ impl RequestHandler for ErrorStreaming {
     }
 }
 
+/// `/interim-flush`: sets a 1xx status, flushes "one;", then writes
+/// "two;" and finishes; records what `on_finish` saw.
+struct InterimFlush(Board);
+impl RequestHandler for InterimFlush {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_status(102);
+        cx.write("one;");
+        let later = cx.asynchronous();
+        later.flush();
+        IOLoop::current().add_callback(move || {
+            later.write("two;");
+            later.finish();
+        });
+    }
+    fn on_finish(&mut self, status: u16) {
+        self.0.finishes.borrow_mut().push(status);
+    }
+}
+
 /// `/finished-anyway`: calls `asynchronous`, then finishes in the method.
 struct FinishedAnyway;
 impl RequestHandler for FinishedAnyway {
@@ -344,6 +363,7 @@ fn server_with(gzip: bool) -> Server {
         let b6 = b.clone();
         let b7 = b.clone();
         let b8 = b.clone();
+        let b9 = b.clone();
         Application::builder()
             .route("/wait", move || Wait(b1.clone()))
             .route("/publish", move || Publish(b2.clone()))
@@ -358,6 +378,7 @@ fn server_with(gzip: bool) -> Server {
             .route("/error-later", || ErrorLater)
             .route("/error-streaming", move || ErrorStreaming(b8.clone()))
             .route("/finished-anyway", || FinishedAnyway)
+            .route("/interim-flush", move || InterimFlush(b9.clone()))
             .route("/flood", move || Flood(b6.clone()))
             .route("/sized/(exact|over|under)", || Sized)
             .route("/queued/(error|panic)", || QueuedBehindTheEnd)
@@ -687,6 +708,31 @@ fn send_error_after_a_flush_finishes_with_what_was_written() {
     assert!(complete);
     assert_eq!(String::from_utf8_lossy(&body), "one;two;");
     assert!(count_reaches(&srv, "finishes=[200]").contains("finishes=[200]"));
+}
+
+/// A 1xx cannot be a final status: flushed, the answer is the 500 error
+/// page, whole, and what the handler writes after is not sent (it used to
+/// be a bare 500 head followed by the handler's chunks, "one;two;", and
+/// `on_finish` was told 102).
+#[test]
+fn a_flushed_interim_status_is_the_500_page() {
+    let srv = server();
+    let mut s = srv.connect();
+    s.write_all(&get("/interim-flush")).unwrap();
+    let mut buf = Vec::new();
+    read_until(&mut s, &mut buf, b"\r\n0\r\n\r\n");
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(
+        buf.starts_with(b"HTTP/1.1 500 Internal Server Error\r\n"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let (body, complete) = dechunk(&buf[end + 4..]);
+    assert!(complete);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("500: Internal Server Error"), "{body}");
+    assert!(!body.contains("one;") && !body.contains("two;"), "{body}");
+    assert!(count_reaches(&srv, "finishes=[500]").contains("finishes=[500]"));
 }
 
 #[test]
