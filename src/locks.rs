@@ -8,7 +8,9 @@
 //! one primitive. A wait has no time limit of its own: Tornado's
 //! `timeout=` is [`with_timeout`](crate::ioloop::with_timeout) around it,
 //! and a wait given up (its future dropped) is skipped by the next
-//! notification, as Tornado skips a waiter that timed out.
+//! notification, as Tornado skips a waiter that timed out; one dropped
+//! between a [`Condition`]'s notification and its return passes the
+//! notification on, as asyncio's does.
 //!
 //! ```
 //! use std::time::Duration;
@@ -130,26 +132,57 @@ impl Waiters {
 /// The future of a wait ([`Event::wait`], [`Condition::wait`],
 /// [`Queue::join`](crate::queues::Queue::join)): `()` once woken.
 #[must_use = "futures do nothing unless awaited"]
-pub struct Wait(Rc<Waiter>);
+pub struct Wait {
+    waiter: Rc<Waiter>,
+    /// A [`Condition`]'s line: a notification this wait was given but
+    /// never returned (dropped first, as by a timeout racing the notify)
+    /// goes to the next waiter, as asyncio's `Condition` (3.13) passes it
+    /// on; Tornado's loses it.
+    line: Option<std::rc::Weak<RefCell<Waiters>>>,
+    returned: bool,
+}
+
+impl Wait {
+    fn new(waiter: Rc<Waiter>, line: Option<std::rc::Weak<RefCell<Waiters>>>) -> Wait {
+        Wait {
+            waiter,
+            line,
+            returned: false,
+        }
+    }
+}
 
 impl Future for Wait {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.poll_done(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let ready = self.waiter.poll_done(cx);
+        if ready.is_ready() {
+            self.returned = true;
+        }
+        ready
     }
 }
 
 impl Drop for Wait {
     fn drop(&mut self) {
-        self.0.leave();
+        self.waiter.leave();
+        if self.waiter.is_done() && !self.returned {
+            if let Some(line) = self.line.as_ref().and_then(std::rc::Weak::upgrade) {
+                // Not while a notify holds the line (a waker dropping this
+                // wait): that notify goes on waking in order anyway.
+                if let Ok(mut waiters) = line.try_borrow_mut() {
+                    waiters.wake_one();
+                }
+            }
+        }
     }
 }
 
 impl fmt::Debug for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wait")
-            .field("done", &self.0.is_done())
+            .field("done", &self.waiter.is_done())
             .finish()
     }
 }
@@ -199,7 +232,7 @@ impl Event {
         if st.set {
             st.waiters.wake_all();
         }
-        Wait(waiter)
+        Wait::new(waiter, None)
     }
 }
 
@@ -223,13 +256,16 @@ impl Condition {
     }
 
     /// Waits for a notification. The wait begins here (a `notify` before
-    /// the first poll wakes it).
+    /// the first poll wakes it). A wait dropped after it was notified but
+    /// before it returned passes the notification on to the next waiter.
     pub fn wait(&self) -> Wait {
-        Wait(self.0.borrow_mut().add())
+        let waiter = self.0.borrow_mut().add();
+        Wait::new(waiter, Some(Rc::downgrade(&self.0)))
     }
 
     /// Wakes `n` waiting tasks, the longest waiting first; waits given up
-    /// (dropped) are skipped.
+    /// (dropped) are skipped, and one dropped between its notification and
+    /// its return hands the notification to the next.
     pub fn notify(&self, n: usize) {
         let mut waiters = self.0.borrow_mut();
         for _ in 0..n {

@@ -100,6 +100,35 @@ fn condition_notifies_in_order_and_skips_waits_given_up() {
     });
 }
 
+/// A wait dropped after its notification but before it returned (a
+/// timeout that fired in the same iteration) hands the notification to
+/// the next waiter, as asyncio's `Condition` does since 3.13: it used to
+/// be lost, and the next waiter slept on. One that returned keeps it.
+#[test]
+fn a_notification_to_a_wait_dropped_before_it_returned_goes_to_the_next() {
+    run(async {
+        let cond = Condition::new();
+        let (first, second) = (cond.wait(), cond.wait());
+        cond.notify(1);
+        drop(first);
+        with_timeout(ms(100), second)
+            .await
+            .expect("the notification passed on");
+        let (a, b) = (cond.wait(), cond.wait());
+        cond.notify(1);
+        a.await;
+        assert_eq!(with_timeout(ms(10), b).await, Err(TimeoutError));
+        // An Event's wait has nothing to pass on: every waiter was woken.
+        let ev = Event::new();
+        let (c, d) = (ev.wait(), ev.wait());
+        ev.set();
+        drop(c);
+        with_timeout(ms(100), d)
+            .await
+            .expect("set wakes every wait");
+    });
+}
+
 #[test]
 fn semaphore_admits_value_tasks_in_order_and_loses_no_place() {
     run(async {
