@@ -72,7 +72,10 @@ pub struct StaticFiles {
     default_filename: Option<Rc<str>>,
 }
 
-/// The content type served for a file name (by extension, case-insensitive).
+/// The content type served for a file name (by extension, case-insensitive):
+/// the common web types, named as Tornado's `mimetypes.guess_type` names
+/// them (text types with `charset=UTF-8`); `application/octet-stream` for
+/// any other extension.
 pub fn content_type(path: &Path) -> &'static str {
     let ext = path
         .extension()
@@ -84,15 +87,44 @@ pub fn content_type(path: &Path) -> &'static str {
         "css" => "text/css; charset=UTF-8",
         "js" | "mjs" => "text/javascript; charset=UTF-8",
         "txt" => "text/plain; charset=UTF-8",
+        "csv" => "text/csv; charset=UTF-8",
+        "md" => "text/markdown; charset=UTF-8",
         "json" | "map" => "application/json",
+        "jsonld" => "application/ld+json",
+        "webmanifest" => "application/manifest+json",
+        "xml" => "application/xml",
+        "xhtml" => "application/xhtml+xml",
+        "pdf" => "application/pdf",
         "png" => "image/png",
+        "apng" => "image/apng",
         "jpg" | "jpeg" => "image/jpeg",
         "gif" => "image/gif",
         "svg" => "image/svg+xml",
         "ico" => "image/x-icon",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "bmp" => "image/bmp",
+        "tif" | "tiff" => "image/tiff",
+        "mp4" | "m4v" => "video/mp4",
+        "webm" => "video/webm",
+        "ogv" => "video/ogg",
+        "mpeg" | "mpg" => "video/mpeg",
+        "mov" => "video/quicktime",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "ogg" | "oga" => "audio/ogg",
+        "wav" => "audio/x-wav",
+        "flac" => "audio/flac",
+        "aac" => "audio/aac",
         "wasm" => "application/wasm",
         "woff" => "font/woff",
         "woff2" => "font/woff2",
+        "otf" => "font/otf",
+        "ttf" => "font/ttf",
+        "zip" => "application/zip",
+        // Tornado's answer for any gzip-encoded name (`a.tar.gz` too).
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
         _ => "application/octet-stream",
     }
 }
@@ -753,6 +785,51 @@ mod tests {
             ("a.woff2", "font/woff2"),
             ("a.bin", "application/octet-stream"),
             ("Makefile", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(Path::new(name)), ct, "{name}");
+        }
+    }
+
+    /// Common web types Tornado names (its `mimetypes.guess_type`, with
+    /// `application/gzip` for any `.gz`) were served as
+    /// `application/octet-stream`, which with `nosniff` makes a browser
+    /// download a PDF or an XML page instead of showing it.
+    #[test]
+    fn common_web_types_are_named_as_tornado_names_them() {
+        for (name, ct) in [
+            ("a.xml", "application/xml"),
+            ("a.xhtml", "application/xhtml+xml"),
+            ("a.pdf", "application/pdf"),
+            ("a.csv", "text/csv; charset=UTF-8"),
+            ("a.md", "text/markdown; charset=UTF-8"),
+            ("a.webp", "image/webp"),
+            ("a.avif", "image/avif"),
+            ("a.apng", "image/apng"),
+            ("a.bmp", "image/bmp"),
+            ("a.tif", "image/tiff"),
+            ("a.tiff", "image/tiff"),
+            ("a.mp4", "video/mp4"),
+            ("a.m4v", "video/mp4"),
+            ("a.webm", "video/webm"),
+            ("a.ogv", "video/ogg"),
+            ("a.mpeg", "video/mpeg"),
+            ("a.mpg", "video/mpeg"),
+            ("a.mov", "video/quicktime"),
+            ("a.mp3", "audio/mpeg"),
+            ("a.m4a", "audio/mp4"),
+            ("a.ogg", "audio/ogg"),
+            ("a.oga", "audio/ogg"),
+            ("a.wav", "audio/x-wav"),
+            ("a.flac", "audio/flac"),
+            ("a.aac", "audio/aac"),
+            ("a.otf", "font/otf"),
+            ("a.ttf", "font/ttf"),
+            ("a.zip", "application/zip"),
+            ("a.gz", "application/gzip"),
+            ("a.tar.gz", "application/gzip"),
+            ("a.tar", "application/x-tar"),
+            ("site.webmanifest", "application/manifest+json"),
+            ("a.jsonld", "application/ld+json"),
         ] {
             assert_eq!(content_type(Path::new(name)), ct, "{name}");
         }
