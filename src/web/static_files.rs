@@ -44,7 +44,7 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   `Last-Modified`, and an `ETag` made of the modification time and the
 ///   size (as nginx's: revalidating reads nothing; Tornado hashes the
 ///   content). `304 Not Modified` for an `If-None-Match` naming it (or
-///   `*`), or, without `If-None-Match`, for an `If-Modified-Since` at or
+///   `*`; the list may come as several field lines), or, without `If-None-Match`, for an `If-Modified-Since` at or
 ///   after the modification time (RFC 9110 §13.2.2).
 /// * `Range: bytes=a-b`, `a-` and `-n` (`Accept-Ranges: bytes`): 206 with
 ///   `Content-Range` and only that part read from the file; 416 with
@@ -378,13 +378,15 @@ impl StaticFiles {
                 .map_or(0, |d| d.as_secs());
             cx.set_header("Expires", http_date(secs));
         }
-        // If-None-Match decides when present (RFC 9110 §13.2.2).
-        let fresh = match req.header("if-none-match") {
-            Some(tags) => etag_matches(tags, &etag),
-            None => {
-                let since = req.header("if-modified-since").and_then(parse_http_date);
-                modified.is_some_and(|m| since.is_some_and(|s| m.as_secs() <= s))
-            }
+        // If-None-Match decides when present (RFC 9110 §13.2.2); its
+        // list may come as several field lines (§5.3), each read.
+        let mut if_none_match = req.header_all("if-none-match").peekable();
+        let fresh = if if_none_match.peek().is_some() {
+            if_none_match
+                .any(|tags| std::str::from_utf8(tags).is_ok_and(|t| etag_matches(t, &etag)))
+        } else {
+            let since = req.header("if-modified-since").and_then(parse_http_date);
+            modified.is_some_and(|m| since.is_some_and(|s| m.as_secs() <= s))
         };
         if fresh {
             cx.clear_header("Content-Type");

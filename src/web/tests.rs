@@ -3825,6 +3825,42 @@ fn form_bodies_are_one_thing_to_the_limits_and_the_lookups() {
     assert!(text(&r).starts_with("Some(\"x\")"), "{}", text(&r));
 }
 
+/// `If-None-Match` is a list (RFC 9110 §13.1.2), and a list may come as
+/// several field lines (§5.3: they are one comma-joined value, as
+/// Tornado's `HTTPHeaders` joins them): a tag on the second line is
+/// matched too. Only the first line used to be read, so the file was sent
+/// again.
+#[test]
+fn static_if_none_match_on_several_field_lines() {
+    let dir = TempDir::new("inm-lines");
+    dir.file("static/a.css", "a");
+    let app = static_app(&dir);
+    let etag = get(&app, "/static/a.css")
+        .header("ETag")
+        .unwrap()
+        .to_string();
+    for lines in [
+        [
+            ("If-None-Match", "\"other\""),
+            ("If-None-Match", etag.as_str()),
+        ],
+        [
+            ("If-None-Match", etag.as_str()),
+            ("If-None-Match", "\"other\""),
+        ],
+        [("If-None-Match", "\"x\", \"y\""), ("If-None-Match", "*")],
+    ] {
+        let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &lines));
+        assert_eq!((r.status(), r.body()), (304, &b""[..]), "{lines:?}");
+        let r = dispatch(&app, Request::synthetic("HEAD", "/static/a.css", &lines));
+        assert_eq!(r.status(), 304, "HEAD {lines:?}");
+    }
+    // Lines that all name other tags still get the file.
+    let other = [("If-None-Match", "\"x\""), ("If-None-Match", "\"y\"")];
+    let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &other));
+    assert_eq!(r.status(), 200);
+}
+
 /// `If-Modified-Since` in the two obsolete HTTP-date formats,
 /// which RFC 9110 §5.6.7 says a recipient MUST accept and Tornado's
 /// `should_return_304` (`email.utils.parsedate`) does accept: the file's
