@@ -44,8 +44,13 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   `Last-Modified`, and an `ETag` made of the modification time and the
 ///   size (as nginx's: revalidating reads nothing; Tornado hashes the
 ///   content). `304 Not Modified` for an `If-None-Match` naming it (or
-///   `*`; the list may come as several field lines), or, without `If-None-Match`, for an `If-Modified-Since` at or
-///   after the modification time (RFC 9110 §13.2.2).
+///   `*`; the list may come as several field lines), or, without
+///   `If-None-Match`, for an `If-Modified-Since` at or after the
+///   modification time (RFC 9110 §13.2.2). Before them, `412
+///   Precondition Failed` for an `If-Match` that does not name it (strong
+///   comparison; `*` matches) or, without `If-Match`, an
+///   `If-Unmodified-Since` before the modification time (Tornado ignores
+///   both).
 /// * `Range: bytes=a-b`, `a-` and `-n` (`Accept-Ranges: bytes`): 206 with
 ///   `Content-Range` and only that part read from the file; 416 with
 ///   `Content-Range: bytes */size` when no byte is in the file or the
@@ -378,6 +383,22 @@ impl StaticFiles {
                 .map_or(0, |d| d.as_secs());
             cx.set_header("Expires", http_date(secs));
         }
+        // If-Match, else If-Unmodified-Since (RFC 9110 §13.2.2 steps 1
+        // and 2): the client holds (part of) a version and wants nothing
+        // of another; either failing is a 412, before If-None-Match and
+        // Range are looked at.
+        let mut if_match = req.header_all("if-match").peekable();
+        let unchanged = if if_match.peek().is_some() {
+            if_match.any(|tags| {
+                std::str::from_utf8(tags).is_ok_and(|t| etag_matches_strongly(t, &etag))
+            })
+        } else {
+            let since = req.header("if-unmodified-since").and_then(parse_http_date);
+            since.is_none_or(|s| modified.is_none_or(|m| m.as_secs() <= s))
+        };
+        if !unchanged {
+            return cx.send_error(412);
+        }
         // If-None-Match decides when present (RFC 9110 §13.2.2); its
         // list may come as several field lines (§5.3), each read.
         let mut if_none_match = req.header_all("if-none-match").peekable();
@@ -602,6 +623,14 @@ fn etag_matches(tags: &str, etag: &str) -> bool {
     tags.split(',')
         .map(str::trim)
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// Whether an `If-Match` list names `etag` (or is `*`), by the strong
+/// comparison RFC 9110 §13.1.1 prescribes for it: a weak tag never matches.
+fn etag_matches_strongly(tags: &str, etag: &str) -> bool {
+    tags.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag)
 }
 
 /// A `Range` no byte of the file satisfies: 416.
