@@ -410,6 +410,16 @@ impl StaticFiles {
             modified.is_some_and(|m| since.is_some_and(|s| m.as_secs() <= s))
         };
         if fresh {
+            // The tag the 200 to this request would carry (RFC 9110
+            // §15.4.5): the weak one of the gzipped file, below, when it
+            // would be gzipped, or a cache could not freshen it (RFC 9111
+            // §4.3.4).
+            if req.method() == "GET"
+                && size > 0
+                && super::context::would_gzip(cx.settings(), req, content_type(&path), usize::MAX)
+            {
+                cx.set_header("ETag", format!("W/{etag}"));
+            }
             cx.clear_header("Content-Type");
             return cx.set_status(304);
         }

@@ -3825,6 +3825,42 @@ fn form_bodies_are_one_thing_to_the_limits_and_the_lookups() {
     assert!(text(&r).starts_with("Some(\"x\")"), "{}", text(&r));
 }
 
+/// A 304 carries the `ETag` the 200 to the same request would carry (RFC
+/// 9110 §15.4.5): under `compress_response` a GET that accepts gzip gets
+/// the gzipped file with a weak tag, so its 304 must name that weak tag
+/// too. It named the strong one, which (RFC 9111 §4.3.4) forbids a cache
+/// to freshen the gzipped answer it holds with the 304.
+#[test]
+fn static_304_names_the_etag_of_the_answer_it_revalidates() {
+    let dir = TempDir::new("etag-304-gzip");
+    dir.file("static/a.css", &"body { color: red }\n".repeat(100));
+    let app = Application::builder()
+        .static_path(dir.path().join("static"))
+        .compress_response(true)
+        .build();
+    for (method, accept) in [("GET", "gzip"), ("GET", "identity"), ("HEAD", "gzip")] {
+        let ae = ("Accept-Encoding", accept);
+        let r = dispatch(&app, Request::synthetic(method, "/static/a.css", &[ae]));
+        assert_eq!(r.status(), 200);
+        let etag = r.header("ETag").unwrap().to_string();
+        if (method, accept) == ("GET", "gzip") {
+            assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+            assert!(etag.starts_with("W/"), "{etag}");
+        }
+        let strong = etag.trim_start_matches("W/").to_string();
+        for sent in [etag.as_str(), strong.as_str(), "*"] {
+            let h = [ae, ("If-None-Match", sent)];
+            let r = dispatch(&app, Request::synthetic(method, "/static/a.css", &h));
+            assert_eq!(r.status(), 304, "{method} {accept} {sent}");
+            assert_eq!(
+                r.header("ETag"),
+                Some(etag.as_str()),
+                "{method} {accept} {sent}"
+            );
+        }
+    }
+}
+
 /// `If-Match` and `If-Unmodified-Since` are preconditions an origin
 /// server MUST evaluate (RFC 9110 §13.1.1, §13.1.4, in the order of
 /// §13.2.2): a client resuming a download with `If-Match: "old"` and a
