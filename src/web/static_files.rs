@@ -41,7 +41,8 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 /// * `GET` and `HEAD` (HEAD gets the file's `Content-Length`; nothing is
 ///   read from the file for it).
 /// * `Content-Type` by extension (`application/octet-stream` otherwise),
-///   `Last-Modified`, and an `ETag` made of the modification time and the
+///   `Last-Modified` (the current date for a file modified in the
+///   future), and an `ETag` made of the modification time and the
 ///   size (as nginx's: revalidating reads nothing; Tornado hashes the
 ///   content). `304 Not Modified` for an `If-None-Match` naming it (or
 ///   `*`; the list may come as several field lines), or, without
@@ -367,7 +368,12 @@ impl StaticFiles {
         let req = cx.request();
         cx.set_header("Accept-Ranges", "bytes");
         if let Some(mtime) = modified {
-            cx.set_header("Last-Modified", http_date(mtime.as_secs()));
+            // A time ahead of the clock is replaced by the message's date
+            // (RFC 9110 §8.8.2.1); the comparisons below keep the file's.
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            cx.set_header("Last-Modified", http_date(mtime.as_secs().min(now)));
         }
         // nginx's shape: the modification time and the size, so no read of
         // the file is needed to answer a revalidation.

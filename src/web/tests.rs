@@ -3825,6 +3825,45 @@ fn form_bodies_are_one_thing_to_the_limits_and_the_lookups() {
     assert!(text(&r).starts_with("Some(\"x\")"), "{}", text(&r));
 }
 
+/// A file whose modification time is ahead of the clock (copied from
+/// another machine, or touched with a date to come) must not be
+/// announced with that time: RFC 9110 §8.8.2.1 says the origin server
+/// MUST send its message's date instead. Tornado sends the file's time
+/// as it is; so did cyclone.
+#[test]
+fn static_last_modified_is_never_in_the_future() {
+    let dir = TempDir::new("future-mtime");
+    dir.file("static/a.css", "a");
+    let path = dir.path().join("static/a.css");
+    let future = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400 * 365);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    let app = static_app(&dir);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = get(&app, "/static/a.css");
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(r.status(), 200);
+    let lm = r.header("Last-Modified").unwrap();
+    assert!(
+        (before..=after).any(|t| crate::http::http_date(t) == lm),
+        "Last-Modified: {lm}"
+    );
+    // The file is still newer than that date: no 304 for it.
+    let h = [("If-Modified-Since", lm)];
+    let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &h));
+    assert_eq!(r.status(), 200);
+}
+
 /// A 304 carries the `ETag` the 200 to the same request would carry (RFC
 /// 9110 §15.4.5): under `compress_response` a GET that accepts gzip gets
 /// the gzipped file with a weak tag, so its 304 must name that weak tag
