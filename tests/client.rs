@@ -888,6 +888,55 @@ fn non_101_carries_status_and_body() {
     }
 }
 
+/// A refusal with a chunked body (`Transfer-Encoding: chunked`, as
+/// Tornado's own error pages and most frameworks send one of unknown
+/// length) carries the body decoded, as Tornado's `HTTPClientError` and
+/// websockets' `InvalidStatus` give it, not its chunk framing; chunks that
+/// come in later writes are waited for up to the last one.
+#[test]
+fn a_chunked_refusal_carries_its_decoded_body() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut b = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = s.write_all(
+            b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = s.write_all(b"6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
+        // Kept open: the last chunk ends the body, not the close.
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    watchdog(Duration::from_secs(10));
+    let started = Instant::now();
+    let res = IOLoop::current().run_sync(async move {
+        websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .map(|_| ())
+    });
+    match res {
+        Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+            assert_eq!((status, body.as_slice()), (403, &b"hello world"[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A server frame with the mask bit set fails the connection (1002).
 #[test]
 fn masked_server_frame_fails_connection() {

@@ -467,6 +467,35 @@ pub(crate) fn decode_chunked_whole(input: &[u8]) -> Option<Vec<u8>> {
     dec.is_done().then_some(dec.body)
 }
 
+/// A chunked response body decoded as it arrives (the WebSocket client's
+/// answer other than 101, `websocket::client`): the same strict decoder
+/// as a request's, fed the bytes after those it used before.
+#[derive(Default)]
+pub(crate) struct ChunkedDecoder(ChunkedBody);
+
+impl ChunkedDecoder {
+    /// Decodes from the start of `input`: the bytes used (all of them
+    /// unless the body ended before). `Err` if the framing is malformed or
+    /// the data passes `max` bytes (what was decoded is kept).
+    pub(crate) fn feed(&mut self, input: &[u8], max: usize) -> Result<usize, ParseError> {
+        let limits = HeadLimits {
+            max_head_bytes: max,
+            max_headers: 100,
+        };
+        self.0.decode(input, &limits, max as u64)
+    }
+
+    /// Whether the last chunk and the trailer section arrived.
+    pub(crate) fn is_done(&self) -> bool {
+        self.0.is_done()
+    }
+
+    /// The data decoded so far.
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.0.body
+    }
+}
+
 /// A chunked body being decoded: the state between reads, and the body.
 #[derive(Default)]
 struct ChunkedBody {

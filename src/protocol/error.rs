@@ -141,7 +141,8 @@ pub enum HandshakeError {
     BadStatus {
         /// The response status.
         status: u16,
-        /// Body bytes received with the head (possibly incomplete).
+        /// The body: `Content-Length` bytes, a chunked one decoded, or
+        /// what came with the head (possibly incomplete).
         body: Vec<u8>,
     },
     /// Client: `Sec-WebSocket-Accept` missing or wrong.

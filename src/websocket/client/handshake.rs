@@ -13,7 +13,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use super::{ConnectError, ConnectOptions, WsUrl};
-use crate::http::reader::find_head_end;
+use crate::http::reader::{find_head_end, ChunkedDecoder};
 use crate::http::request::{HeadLimits, HeadStatus};
 use crate::http::{Request, Stream};
 use crate::ioloop::{Action, ConnId, IOLoop, Pollable, Readiness};
@@ -575,6 +575,38 @@ struct BodyWait {
     head_len: usize,
     /// The announced `Content-Length` (0 without one).
     want: usize,
+    /// `Transfer-Encoding: chunked` (RFC 9112 §6.3: it overrides any
+    /// `Content-Length`): the body is decoded as it arrives and awaited up
+    /// to its last chunk.
+    chunked: Option<ChunkedWait>,
+}
+
+/// The decoding of a chunked non-101 body.
+#[derive(Default)]
+struct ChunkedWait {
+    dec: ChunkedDecoder,
+    /// Body bytes (after the head) fed to `dec` so far.
+    fed: usize,
+    /// The framing was malformed: the body is what was decoded before.
+    failed: bool,
+}
+
+impl ChunkedWait {
+    /// Decodes what arrived after the `fed` bytes of `body_bytes` (the
+    /// bytes after the head); whether the body is complete (or
+    /// malformed: nothing more will be decoded).
+    fn feed(&mut self, body_bytes: &[u8]) -> bool {
+        if !self.failed && self.fed < body_bytes.len() {
+            match self.dec.feed(&body_bytes[self.fed..], MAX_RESPONSE) {
+                Ok(n) => self.fed += n,
+                Err(e) => {
+                    log::debug!("malformed chunked body of a refusal: {e}");
+                    self.failed = true;
+                }
+            }
+        }
+        self.failed || self.dec.is_done()
+    }
 }
 
 /// The server's handshake response, however it is cut into reads: bytes
@@ -624,9 +656,13 @@ impl ResponseReader {
     /// status with what of the body arrived.
     fn cut_short(&self) -> Option<ConnectError> {
         let w = self.body.as_ref()?;
+        let body = match &w.chunked {
+            Some(c) => c.dec.body().to_vec(),
+            None => self.buf[w.head_len..].to_vec(),
+        };
         Some(ConnectError::Handshake(HandshakeError::BadStatus {
             status: w.status,
-            body: self.buf[w.head_len..].to_vec(),
+            body,
         }))
     }
 
@@ -663,7 +699,11 @@ impl ResponseReader {
                 }
                 Err(HandshakeError::BadStatus { status, body }) => {
                     let head_len = self.buf.len() - body.len();
-                    let want = content_length(&self.buf[..head_len]).unwrap_or(0);
+                    let (want, chunked) = match body_length(&self.buf[..head_len]) {
+                        BodyLength::Chunked => (0, Some(ChunkedWait::default())),
+                        BodyLength::Length(n) => (n, None),
+                        BodyLength::Unknown => (0, None),
+                    };
                     #[cfg(test)]
                     {
                         self.parses.0 += 1;
@@ -673,6 +713,7 @@ impl ResponseReader {
                         status,
                         head_len,
                         want,
+                        chunked,
                     });
                 }
                 Err(e) => return Err(ConnectError::Handshake(e)),
@@ -690,9 +731,19 @@ impl ResponseReader {
                 Ok(r) => return Ok(r),
             }
         }
-        let Some(w) = &self.body else {
+        let Some(w) = &mut self.body else {
             return Ok(None);
         };
+        if let Some(c) = &mut w.chunked {
+            let complete = c.feed(&self.buf[w.head_len..]);
+            if !complete && !eof && self.buf.len() < MAX_RESPONSE {
+                return Ok(None);
+            }
+            return Err(ConnectError::Handshake(HandshakeError::BadStatus {
+                status: w.status,
+                body: c.dec.body().to_vec(),
+            }));
+        }
         // Wait for the whole body when its length is announced.
         let have = self.buf.len() - w.head_len;
         if !eof && have < w.want && self.buf.len() < MAX_RESPONSE {
@@ -745,16 +796,40 @@ impl ResponseReader {
     }
 }
 
-/// The `Content-Length` of a response head.
-fn content_length(buf: &[u8]) -> Option<usize> {
+/// How the body of a non-101 response head ends.
+enum BodyLength {
+    /// `Transfer-Encoding` ending in `chunked`.
+    Chunked,
+    /// `Content-Length`.
+    Length(usize),
+    /// Neither (or unreadable): what came with the head is taken.
+    Unknown,
+}
+
+/// The body framing of a response head (RFC 9112 §6.3: a
+/// `Transfer-Encoding` whose last coding is `chunked` overrides any
+/// `Content-Length`).
+fn body_length(buf: &[u8]) -> BodyLength {
     crate::protocol::handshake::with_header_slots(buf, |slots| {
         let mut resp = httparse::Response::new(slots);
-        resp.parse(buf).ok()?;
-        let h = resp
+        if resp.parse(buf).is_err() {
+            return BodyLength::Unknown;
+        }
+        let chunked = resp
             .headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("content-length"))?;
-        std::str::from_utf8(h.value).ok()?.trim().parse().ok()
+            .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .rfind(|c| !c.trim_ascii().is_empty())
+            .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        if chunked {
+            return BodyLength::Chunked;
+        }
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+            .map_or(BodyLength::Unknown, BodyLength::Length)
     })
 }
 
