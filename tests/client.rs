@@ -1301,6 +1301,61 @@ fn client_host_header_override_is_accepted_by_server() {
     assert!(res.is_ok(), "{res:?}");
 }
 
+/// The handshake's own request headers are the client's: among the extra
+/// headers, `Upgrade`, `Connection`, `Sec-WebSocket-Key` and
+/// `Sec-WebSocket-Version` are dropped (Tornado's client overwrites them
+/// with its own), rather than sent a second time — RFC 6455 §11.3.1 and
+/// §11.3.5 allow the key and the version once, and the server refused the
+/// request with 400. Other extra headers go out as given.
+#[test]
+fn extra_headers_do_not_repeat_the_handshakes_own() {
+    let app = Application::builder()
+        .websocket(r"/echo", |_req| Echo)
+        .build();
+    let addr = app.listen_on("127.0.0.1:0").expect("listen");
+    watchdog(Duration::from_secs(20));
+    let res = IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            headers: vec![
+                (
+                    "Sec-WebSocket-Key".into(),
+                    "AAAAAAAAAAAAAAAAAAAAAA==".into(),
+                ),
+                ("sec-websocket-version".into(), "8".into()),
+                ("Upgrade".into(), "h2c".into()),
+                ("Connection".into(), "keep-alive".into()),
+                ("X-Kept".into(), "1".into()),
+            ],
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo"), opts)
+            .await
+            .map_err(|e| format!("{e} (status {:?})", e.status()))?;
+        let req = conn.request().expect("request");
+        let count = |name: &str| {
+            req.headers()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .count()
+        };
+        for name in [
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Version",
+            "Upgrade",
+            "Connection",
+            "X-Kept",
+        ] {
+            assert_eq!(count(name), 1, "{name}");
+        }
+        assert_eq!(req.header("Sec-WebSocket-Version"), Some("13"));
+        assert_eq!(req.header("Upgrade"), Some("websocket"));
+        conn.write_message("hi").expect("open");
+        let echoed = conn.read_message().await;
+        conn.close(None, "");
+        Ok::<_, String>(echoed.and_then(|m| m.as_text().map(str::to_owned)))
+    });
+    assert_eq!(res, Ok(Some("hi".to_owned())));
+}
+
 /// The third (maximum) field of `/proc/sys/net/ipv4/{name}`, in bytes.
 fn tcp_mem_max(name: &str) -> usize {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))

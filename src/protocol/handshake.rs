@@ -266,12 +266,27 @@ fn has_crlf(s: &str) -> bool {
     s.bytes().any(|b| b == b'\r' || b == b'\n')
 }
 
+/// The headers of the client's upgrade request that it sets itself and
+/// that extra headers may not repeat: RFC 6455 §11.3.1 and §11.3.5 allow
+/// `Sec-WebSocket-Key` and `Sec-WebSocket-Version` once (a server refuses
+/// a second one, or takes the wrong key), and another `Upgrade` or
+/// `Connection` value would make the upgrade ask for something else.
+const OWN_REQUEST_HEADERS: [&str; 4] = [
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+];
+
 /// Appends the client's upgrade request (RFC 6455 §4.1).
 ///
 /// `host_header` is the `Host` value (`host[:port]`), `resource` the
 /// request target (`/path?query`); a `Host` among `extra_headers` is sent
 /// instead of `host_header`. Extra headers whose name or value holds CR or
-/// LF are dropped (with a warning) rather than let them inject headers.
+/// LF are dropped (with a warning) rather than let them inject headers, and
+/// so are those this request sets itself (`Upgrade`, `Connection`,
+/// `Sec-WebSocket-Key`, `Sec-WebSocket-Version`: Tornado's client
+/// overwrites them too), which would otherwise go out twice.
 pub fn write_client_request(
     out: &mut Vec<u8>,
     host_header: &str,
@@ -291,11 +306,17 @@ pub fn write_client_request(
     let extra: Vec<&(String, String)> = extra_headers
         .iter()
         .filter(|(name, value)| {
-            let ok = !has_crlf(name) && !has_crlf(value);
-            if !ok {
+            if has_crlf(name) || has_crlf(value) {
                 log::warn!("dropping request header {name:?}: contains CR/LF");
+                return false;
             }
-            ok
+            let own = OWN_REQUEST_HEADERS
+                .iter()
+                .any(|h| name.trim().eq_ignore_ascii_case(h));
+            if own {
+                log::warn!("dropping request header {name:?}: the handshake sets it");
+            }
+            !own
         })
         .collect();
     // A `Host` among the extra headers replaces ours (virtual hosting;

@@ -69,7 +69,9 @@ pub struct ConnectOptions {
     /// Subprotocols offered in `Sec-WebSocket-Protocol`, in preference order.
     pub subprotocols: Vec<String>,
     /// Extra request headers (cookies, authorization, `Origin`…). Headers
-    /// containing CR or LF are dropped.
+    /// containing CR or LF are dropped, as are `Upgrade`, `Connection`,
+    /// `Sec-WebSocket-Key` and `Sec-WebSocket-Version`, which the handshake
+    /// sets itself (Tornado's client overwrites them likewise).
     pub headers: Vec<(String, String)>,
     /// Offer permessage-deflate with these options (default: none).
     pub compression_options: Option<CompressionOptions>,
