@@ -937,6 +937,61 @@ fn a_chunked_refusal_carries_its_decoded_body() {
     );
 }
 
+/// A refusal with neither `Content-Length` nor `Transfer-Encoding` has a
+/// body that ends with the connection (RFC 9112 §6.3 item 8): it is read
+/// until the server closes, as Tornado and websockets read it, instead of
+/// being cut to what came with the head. A server that keeps such a
+/// connection open gets its status reported at the connect timeout, with
+/// what of the body came.
+#[test]
+fn a_refusal_without_length_is_read_to_the_close() {
+    fn refuse(keep_open: bool) -> Result<(), ConnectError> {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n");
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = s.write_all(b"late body");
+            if keep_open {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        });
+        let opts = ConnectOptions {
+            connect_timeout: Duration::from_millis(if keep_open { 400 } else { 5000 }),
+            ..ConnectOptions::default()
+        };
+        IOLoop::current().run_sync(async move {
+            websocket_connect_opts(&format!("ws://{addr}/"), opts)
+                .await
+                .map(|_| ())
+        })
+    }
+    watchdog(Duration::from_secs(10));
+    for keep_open in [false, true] {
+        match refuse(keep_open) {
+            Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+                assert_eq!(
+                    (status, body.as_slice()),
+                    (403, &b"late body"[..]),
+                    "kept open: {keep_open}"
+                );
+            }
+            other => panic!("kept open: {keep_open}: {other:?}"),
+        }
+    }
+}
+
 /// A server frame with the mask bit set fails the connection (1002).
 #[test]
 fn masked_server_frame_fails_connection() {

@@ -573,8 +573,9 @@ fn start_connect_to(
 struct BodyWait {
     status: u16,
     head_len: usize,
-    /// The announced `Content-Length` (0 without one).
-    want: usize,
+    /// The announced `Content-Length`; `None`: the body ends with the
+    /// connection (or, chunked, with its last chunk).
+    want: Option<usize>,
     /// `Transfer-Encoding: chunked` (RFC 9112 §6.3: it overrides any
     /// `Content-Length`): the body is decoded as it arrives and awaited up
     /// to its last chunk.
@@ -700,9 +701,14 @@ impl ResponseReader {
                 Err(HandshakeError::BadStatus { status, body }) => {
                     let head_len = self.buf.len() - body.len();
                     let (want, chunked) = match body_length(&self.buf[..head_len]) {
-                        BodyLength::Chunked => (0, Some(ChunkedWait::default())),
-                        BodyLength::Length(n) => (n, None),
-                        BodyLength::Unknown => (0, None),
+                        // RFC 9112 §6.3 item 1: no body, whatever the head says.
+                        _ if matches!(status, 204 | 304) => (Some(0), None),
+                        BodyLength::Chunked => (None, Some(ChunkedWait::default())),
+                        BodyLength::Length(n) => (Some(n), None),
+                        // Item 8: neither, so the body ends with the
+                        // connection (or at the connect timeout,
+                        // `cut_short`).
+                        BodyLength::Unknown => (None, None),
                     };
                     #[cfg(test)]
                     {
@@ -744,13 +750,14 @@ impl ResponseReader {
                 body: c.dec.body().to_vec(),
             }));
         }
-        // Wait for the whole body when its length is announced.
+        // Wait for the whole body: its announced length, or the close.
         let have = self.buf.len() - w.head_len;
-        if !eof && have < w.want && self.buf.len() < MAX_RESPONSE {
+        let complete = w.want.is_some_and(|n| have >= n);
+        if !eof && !complete && self.buf.len() < MAX_RESPONSE {
             return Ok(None);
         }
         let mut body = self.buf[w.head_len..].to_vec();
-        body.truncate(w.want.max(body.len().min(MAX_RESPONSE)));
+        body.truncate(w.want.unwrap_or(MAX_RESPONSE).min(MAX_RESPONSE));
         Err(ConnectError::Handshake(HandshakeError::BadStatus {
             status: w.status,
             body,
@@ -802,7 +809,8 @@ enum BodyLength {
     Chunked,
     /// `Content-Length`.
     Length(usize),
-    /// Neither (or unreadable): what came with the head is taken.
+    /// Neither (or an unreadable length): the body ends with the
+    /// connection.
     Unknown,
 }
 
