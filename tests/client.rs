@@ -731,7 +731,7 @@ fn a_refusal_cut_short_keeps_its_status() {
             .map(|_| ())
     });
     match res {
-        Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+        Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body, .. })) => {
             assert_eq!((status, body.as_slice()), (503, &b"partial"[..]));
         }
         other => panic!("{other:?}"),
@@ -881,7 +881,9 @@ fn unrequested_extension_and_subprotocol_are_typed() {
 fn non_101_carries_status_and_body() {
     let res = connect_raw(|_| "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".into());
     match res {
-        Err(ConnectError::Handshake(HandshakeError::BadStatus { status: 200, body })) => {
+        Err(ConnectError::Handshake(HandshakeError::BadStatus {
+            status: 200, body, ..
+        })) => {
             assert_eq!(body, b"hello")
         }
         r => panic!("{r:?}"),
@@ -925,7 +927,7 @@ fn a_chunked_refusal_carries_its_decoded_body() {
             .map(|_| ())
     });
     match res {
-        Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+        Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body, .. })) => {
             assert_eq!((status, body.as_slice()), (403, &b"hello world"[..]));
         }
         other => panic!("{other:?}"),
@@ -980,7 +982,7 @@ fn a_refusal_without_length_is_read_to_the_close() {
     watchdog(Duration::from_secs(10));
     for keep_open in [false, true] {
         match refuse(keep_open) {
-            Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+            Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body, .. })) => {
                 assert_eq!(
                     (status, body.as_slice()),
                     (403, &b"late body"[..]),
@@ -989,6 +991,44 @@ fn a_refusal_without_length_is_read_to_the_close() {
             }
             other => panic!("kept open: {keep_open}: {other:?}"),
         }
+    }
+}
+
+/// A refusal's headers reach the caller (Tornado's `HTTPClientError.response.headers`,
+/// websockets' `InvalidStatus.response.headers`): the `Location` of a
+/// redirect, which neither Tornado's client nor this one follows, so that
+/// the caller can; `WWW-Authenticate`, `Retry-After`. The message names
+/// the redirect's target.
+#[test]
+fn a_refusals_headers_reach_the_caller() {
+    let res = connect_raw(|_| {
+        b"HTTP/1.1 302 Found\r\nLocation: /elsewhere?x=1\r\nRetry-After: 5\r\n\
+          Content-Length: 3\r\n\r\nbye"
+            .to_vec()
+    });
+    let e = res.expect_err("refused");
+    let text = e.to_string();
+    assert!(
+        text.contains("302") && text.contains("/elsewhere?x=1"),
+        "{text}"
+    );
+    match e {
+        ConnectError::Handshake(HandshakeError::BadStatus {
+            status,
+            body,
+            headers,
+        }) => {
+            assert_eq!((status, body.as_slice()), (302, &b"bye"[..]));
+            assert_eq!(
+                headers,
+                vec![
+                    ("Location".to_owned(), "/elsewhere?x=1".to_owned()),
+                    ("Retry-After".to_owned(), "5".to_owned()),
+                    ("Content-Length".to_owned(), "3".to_owned()),
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
     }
 }
 

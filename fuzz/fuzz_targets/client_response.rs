@@ -63,8 +63,8 @@ fuzz_target!(|data: &[u8]| {
         match (&r, &whole) {
             (Ok(None), _) => continue,
             (
-                Err(HandshakeError::BadStatus { status: s1, body: b1 }),
-                Err(HandshakeError::BadStatus { status: s2, body: b2 }),
+                Err(HandshakeError::BadStatus { status: s1, body: b1, .. }),
+                Err(HandshakeError::BadStatus { status: s2, body: b2, .. }),
             ) => {
                 assert_eq!(s1, s2);
                 assert!(b2.starts_with(b1), "BadStatus body is not a prefix");

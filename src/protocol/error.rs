@@ -144,6 +144,11 @@ pub enum HandshakeError {
         /// The body: `Content-Length` bytes, a chunked one decoded, or
         /// what came with the head (possibly incomplete).
         body: Vec<u8>,
+        /// Every header of the response, in order (values not UTF-8 read
+        /// lossily; Tornado's `HTTPClientError.response.headers`): the
+        /// `Location` of a redirect, which the client does not follow (nor
+        /// does Tornado's), `WWW-Authenticate`, `Retry-After`…
+        headers: Vec<(String, String)>,
     },
     /// Client: `Sec-WebSocket-Accept` missing or wrong.
     BadAccept,
@@ -191,8 +196,19 @@ impl fmt::Display for HandshakeError {
             HandshakeError::BadKey => f.write_str("Missing/Invalid WebSocket key"),
             HandshakeError::OriginRejected => f.write_str("Cross origin websockets not allowed"),
             HandshakeError::RepeatedHeader(name) => write!(f, "Repeated {name} header"),
-            HandshakeError::BadStatus { status, .. } => {
-                write!(f, "unexpected response status {status}")
+            HandshakeError::BadStatus {
+                status, headers, ..
+            } => {
+                write!(f, "unexpected response status {status}")?;
+                let location = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("location"));
+                match location {
+                    Some((_, to)) if (300..400).contains(status) => {
+                        write!(f, " (redirect to {to:?}, not followed)")
+                    }
+                    _ => Ok(()),
+                }
             }
             HandshakeError::BadAccept => f.write_str("invalid Sec-WebSocket-Accept"),
             HandshakeError::UnrequestedExtension(e) => {

@@ -408,6 +408,7 @@ fn check_response<'b>(
         return Err(HandshakeError::BadStatus {
             status,
             body: buf[head_len..].to_vec(),
+            headers: owned_headers(resp.headers),
         });
     }
     // RFC 6455 §4.1 item 2: the `Upgrade` field must be `websocket`, no
@@ -877,7 +878,8 @@ Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
             e,
             Err(HandshakeError::BadStatus {
                 status: 403,
-                body: b"no!".to_vec()
+                body: b"no!".to_vec(),
+                headers: vec![("Content-Length".into(), "3".into())],
             })
         );
     }

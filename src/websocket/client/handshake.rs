@@ -580,6 +580,8 @@ struct BodyWait {
     /// `Content-Length`): the body is decoded as it arrives and awaited up
     /// to its last chunk.
     chunked: Option<ChunkedWait>,
+    /// Every header of the response, for the error.
+    headers: Vec<(String, String)>,
 }
 
 /// The decoding of a chunked non-101 body.
@@ -664,6 +666,7 @@ impl ResponseReader {
         Some(ConnectError::Handshake(HandshakeError::BadStatus {
             status: w.status,
             body,
+            headers: w.headers.clone(),
         }))
     }
 
@@ -682,7 +685,7 @@ impl ResponseReader {
     ) -> Result<Option<ClientResponse>, ConnectError> {
         while self.body.is_none() {
             match self.poll_head(eof, key, offered_protocols) {
-                Err(HandshakeError::BadStatus { status, body })
+                Err(HandshakeError::BadStatus { status, body, .. })
                     if (100..200).contains(&status) && self.interim < MAX_INTERIM =>
                 {
                     // An interim answer before the 101 (RFC 9110 §15.2: a
@@ -698,7 +701,11 @@ impl ResponseReader {
                         ..ResponseReader::default()
                     };
                 }
-                Err(HandshakeError::BadStatus { status, body }) => {
+                Err(HandshakeError::BadStatus {
+                    status,
+                    body,
+                    headers,
+                }) => {
                     let head_len = self.buf.len() - body.len();
                     let (want, chunked) = match body_length(&self.buf[..head_len]) {
                         // RFC 9112 §6.3 item 1: no body, whatever the head says.
@@ -720,6 +727,7 @@ impl ResponseReader {
                         head_len,
                         want,
                         chunked,
+                        headers,
                     });
                 }
                 Err(e) => return Err(ConnectError::Handshake(e)),
@@ -748,6 +756,7 @@ impl ResponseReader {
             return Err(ConnectError::Handshake(HandshakeError::BadStatus {
                 status: w.status,
                 body: c.dec.body().to_vec(),
+                headers: w.headers.clone(),
             }));
         }
         // Wait for the whole body: its announced length, or the close.
@@ -761,6 +770,7 @@ impl ResponseReader {
         Err(ConnectError::Handshake(HandshakeError::BadStatus {
             status: w.status,
             body,
+            headers: w.headers.clone(),
         }))
     }
 
@@ -978,6 +988,7 @@ mod tests {
             Err(ConnectError::Handshake(HandshakeError::BadStatus {
                 status: 503,
                 body: b,
+                ..
             })) => {
                 assert_eq!(b, body)
             }
@@ -1067,7 +1078,7 @@ mod tests {
         let mut r = ResponseReader::default();
         r.push(&bad);
         match poll(&mut r, true) {
-            Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body })) => {
+            Err(ConnectError::Handshake(HandshakeError::BadStatus { status, body, .. })) => {
                 assert_eq!((status, &body[..]), (403, &b"no"[..]));
             }
             other => panic!("{other:?}"),
@@ -1131,7 +1142,9 @@ mod tests {
         r.push(b"al");
         assert!(matches!(poll(&mut r, false), Ok(None)));
         match poll(&mut r, true) {
-            Err(ConnectError::Handshake(HandshakeError::BadStatus { status: 403, body })) => {
+            Err(ConnectError::Handshake(HandshakeError::BadStatus {
+                status: 403, body, ..
+            })) => {
                 assert_eq!(body, b"not al")
             }
             other => panic!("{other:?}"),

@@ -173,7 +173,8 @@ pub enum ConnectError {
     /// connection's id before the handshake completed.
     Cancelled,
     /// The server's response was refused: a status other than 101
-    /// ([`HandshakeError::BadStatus`] carries status and body), a wrong
+    /// ([`HandshakeError::BadStatus`] carries status, headers and
+    /// body; redirects are not followed, as in Tornado), a wrong
     /// `Sec-WebSocket-Accept`, an unrequested extension or subprotocol.
     Handshake(HandshakeError),
 }
