@@ -1137,6 +1137,60 @@ fn url_parsing() {
     assert_eq!(u.port, 80);
 }
 
+/// When the client fails the connection itself, the caller learns what
+/// the server broke, typed (websockets says it in its exception; Tornado
+/// and `closed_by` alone only say that something was): a masked frame, a
+/// text that is not UTF-8, a message over `max_message_size`, each with
+/// the close code the client sent.
+#[test]
+fn the_servers_violation_is_typed_on_the_client() {
+    use cyclone::protocol::ProtocolError;
+    fn fail_with(respond: fn(&str) -> Vec<u8>) -> (Option<CloseReason>, Option<ProtocolError>) {
+        let (addr, _sent) = raw_server(respond);
+        let opts = ConnectOptions {
+            max_message_size: 10,
+            ..ConnectOptions::default()
+        };
+        IOLoop::current().run_sync(async move {
+            let conn = websocket_connect_opts(&format!("ws://{addr}/"), opts)
+                .await
+                .expect("connect");
+            assert_eq!(conn.read_message().await, None);
+            assert_eq!(conn.close_code(), None);
+            (conn.closed_by(), conn.protocol_error())
+        })
+    }
+    fn with_frame(key: &str, frame: &[u8]) -> Vec<u8> {
+        let mut out = switching_protocols(key).into_bytes();
+        out.extend_from_slice(frame);
+        out
+    }
+    watchdog(Duration::from_secs(20));
+    let masked = fail_with(|key| with_frame(key, &[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]));
+    assert_eq!(
+        masked,
+        (
+            Some(CloseReason::ProtocolError),
+            Some(ProtocolError::MaskedFrameFromServer)
+        )
+    );
+    assert_eq!(masked.1.map(|e| e.close_code().0), Some(1002));
+    let not_utf8 = fail_with(|key| with_frame(key, &[0x81, 2, 0xff, 0xfe]));
+    assert_eq!(
+        not_utf8,
+        (
+            Some(CloseReason::ProtocolError),
+            Some(ProtocolError::InvalidUtf8)
+        )
+    );
+    let (by, e) = fail_with(|key| with_frame(key, &[0x82, 11, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    assert_eq!(by, Some(CloseReason::MessageTooBig));
+    assert!(
+        matches!(e, Some(ProtocolError::MessageTooBig { limit: 10, .. })),
+        "{e:?}"
+    );
+}
+
 /// Frames that arrive in the same read as the 101 are not lost.
 #[test]
 fn frames_right_after_101_are_delivered() {

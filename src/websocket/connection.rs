@@ -94,6 +94,7 @@ impl WsConn {
                     fin_unread: false,
                     terminate: false,
                     response_headers: p.response_headers,
+                    protocol_error: None,
                     timers: Vec::new(),
                 })
                 .filter(|r| !r.is_unused())
@@ -218,6 +219,7 @@ impl WsConn {
                     self.core.note_unanswered_close(why);
                     self.core.closed_by.get_or_insert(why);
                     self.core.session.fail(&e, &mut self.core.out);
+                    self.core.rare().protocol_error.get_or_insert(e);
                     self.core.close_after_flush(lp);
                     return buf.len();
                 }

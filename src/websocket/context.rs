@@ -560,6 +560,16 @@ impl<'a> WebSocket<'a> {
         self.core.closed_by
     }
 
+    /// What the peer broke, when the library failed the connection
+    /// ([`closed_by`](Self::closed_by) [`CloseReason::ProtocolError`] or
+    /// [`CloseReason::MessageTooBig`]): a masked frame from a server,
+    /// invalid UTF-8, a message over the limit… Its
+    /// [`close_code`](crate::protocol::ProtocolError::close_code) is the
+    /// code the Close frame sent carried. `None` otherwise.
+    pub fn protocol_error(&self) -> Option<&crate::protocol::ProtocolError> {
+        self.core.rare.as_ref()?.protocol_error.as_ref()
+    }
+
     /// This connection's id, for writes from elsewhere ([`write_to`], [`broadcast`]).
     pub fn id(&self) -> ConnId {
         self.core.id

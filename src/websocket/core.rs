@@ -359,6 +359,9 @@ pub(super) struct Rare {
     pub(super) client_hold: bool,
     /// A client's: the headers of the server's 101.
     pub(super) response_headers: Vec<(String, String)>,
+    /// What the peer broke (or the limit it passed) when the library
+    /// failed the connection (`WebSocket::protocol_error`).
+    pub(super) protocol_error: Option<crate::protocol::ProtocolError>,
     /// The peer hung up while a suspension held the connection (see
     /// `WsConn::read_to_end_if_held`), or while reading was paused on our
     /// queue (`Core::hang_up_while_paused`).
@@ -427,6 +430,7 @@ impl Rare {
             && !self.fin_unread
             && !self.terminate
             && self.response_headers.is_empty()
+            && self.protocol_error.is_none()
             && self.timers.is_empty()
     }
 }

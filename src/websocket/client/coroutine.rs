@@ -16,6 +16,7 @@ use super::handshake::{abandon, start_connect};
 use super::{ConnectError, ConnectOptions, WRITE_HIGH_WATER};
 use crate::http::Request;
 use crate::ioloop::{ConnId, IOLoop};
+use crate::protocol::ProtocolError;
 use crate::websocket::connection::{with_websocket, with_websocket_later, WebSocket};
 use crate::websocket::context::{check_ping, PingError};
 use crate::websocket::handler::WebSocketHandler;
@@ -62,6 +63,7 @@ struct ClientState {
     close_code: Option<u16>,
     close_reason: Option<String>,
     closed_by: Option<CloseReason>,
+    protocol_error: Option<ProtocolError>,
     subprotocol: Option<String>,
     /// The server's 101 headers, kept past the connection.
     headers: Vec<(String, String)>,
@@ -123,6 +125,7 @@ impl WebSocketHandler for ChannelHandler {
         s.close_code = ws.close_code();
         s.close_reason = ws.close_reason().map(str::to_owned);
         s.closed_by = ws.closed_by();
+        s.protocol_error = ws.protocol_error().cloned();
         // Every reader waiting with nothing queued gets `None`.
         for (_, w) in &s.readers {
             if let Some(w) = w {
@@ -466,6 +469,17 @@ impl WebSocketClientConnection {
     /// without a Close, and so on. `None` while open.
     pub fn closed_by(&self) -> Option<CloseReason> {
         self.state.borrow().closed_by
+    }
+
+    /// What the server broke, once the client failed the connection for
+    /// it ([`closed_by`](Self::closed_by)
+    /// [`ProtocolError`](CloseReason::ProtocolError) or
+    /// [`MessageTooBig`](CloseReason::MessageTooBig)), typed: e.g.
+    /// [`ProtocolError::MaskedFrameFromServer`], whose
+    /// [`close_code`](ProtocolError::close_code) (1002) is the code the
+    /// client's Close carried. `None` otherwise.
+    pub fn protocol_error(&self) -> Option<ProtocolError> {
+        self.state.borrow().protocol_error.clone()
     }
 
     /// The upgrade request this client sent (Tornado's
