@@ -141,8 +141,9 @@ pub enum HandshakeError {
     BadStatus {
         /// The response status.
         status: u16,
-        /// The body: `Content-Length` bytes, a chunked one decoded, or
-        /// what came with the head (possibly incomplete).
+        /// The body: `Content-Length` bytes, a chunked one decoded, or,
+        /// with neither, what came before the server closed (RFC 9112
+        /// §6.3); what had come if the connect timeout passed first.
         body: Vec<u8>,
         /// Every header of the response, in order (values not UTF-8 read
         /// lossily; Tornado's `HTTPClientError.response.headers`): the
