@@ -516,6 +516,19 @@ fn forbidden_and_not_found_are_typed() {
     });
 }
 
+/// Reads the client's request head; `None` if it closed first.
+fn read_head(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&b[..n]),
+        }
+    }
+    Some(head)
+}
+
 /// A raw server answering the handshake with `respond(key)` (after reading
 /// the request head); the receiver gets what the client sent afterwards
 /// (until EOF or 2 s) and whether the client closed the connection (EOF
@@ -526,14 +539,10 @@ fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<(Vec<
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         if let Ok((mut s, _)) = listener.accept() {
-            let mut head = Vec::new();
+            let Some(head) = read_head(&mut s) else {
+                return;
+            };
             let mut b = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut b) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&b[..n]),
-                }
-            }
             let key = key_of(&head);
             let _ = s.write_all(&respond(&key));
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -903,13 +912,8 @@ fn a_chunked_refusal_carries_its_decoded_body() {
         let Ok((mut s, _)) = listener.accept() else {
             return;
         };
-        let mut head = Vec::new();
-        let mut b = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut b) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => head.extend_from_slice(&b[..n]),
-            }
+        if read_head(&mut s).is_none() {
+            return;
         }
         let _ = s.write_all(
             b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
@@ -954,13 +958,8 @@ fn a_refusal_without_length_is_read_to_the_close() {
             let Ok((mut s, _)) = listener.accept() else {
                 return;
             };
-            let mut head = Vec::new();
-            let mut b = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut b) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&b[..n]),
-                }
+            if read_head(&mut s).is_none() {
+                return;
             }
             let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n");
             std::thread::sleep(Duration::from_millis(100));

@@ -1355,6 +1355,23 @@ impl WebSocketHandler for ReportWrites {
     }
 }
 
+/// A server whose `path` makes its handlers with `make(tx)`, and the
+/// receiver of what they report.
+fn reporting<T: Send + 'static, H: WebSocketHandler>(
+    path: &'static str,
+    make: fn(Sender<T>) -> H,
+) -> (Server, Receiver<T>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = Server::start(move || {
+        let tx = tx.lock().unwrap().clone();
+        Application::builder()
+            .websocket(path, move |_r: &Request| make(tx.clone()))
+            .build()
+    });
+    (srv, rx)
+}
+
 /// `write_message` returns the bytes queued for the connection, and
 /// `buffered_amount` counts those the kernel has not taken: an echo of
 /// 16 KiB or more, held by the loop until the read batch is parsed (to
@@ -1362,14 +1379,7 @@ impl WebSocketHandler for ReportWrites {
 /// queued the usual way.
 #[test]
 fn write_message_reports_a_large_echo_as_queued() {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let srv = Server::start(move || {
-        let tx = tx.lock().unwrap().clone();
-        Application::builder()
-            .websocket("/ws", move |_req: &Request| ReportWrites(tx.clone()))
-            .build()
-    });
+    let (srv, rx) = reporting("/ws", ReportWrites);
     let mut s = raw_ws(&srv, "/ws");
     s.write_all(&client_frame(true, 2, &[1u8; 100])).unwrap();
     let small = rx.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -1444,14 +1454,7 @@ impl WebSocketHandler for ShutdownInPrepare {
 /// and its writes failed.)
 #[test]
 fn a_connection_upgraded_as_shutdown_begins_is_opened_before_it_is_closed() {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let srv = Server::start(move || {
-        let tx = tx.lock().unwrap().clone();
-        Application::builder()
-            .websocket("/s", move |_r: &Request| ShutdownInPrepare(tx.clone()))
-            .build()
-    });
+    let (srv, rx) = reporting("/s", ShutdownInPrepare);
     let mut s = raw_ws(&srv, "/s");
     let (_, op, p) = read_frame(&mut s).unwrap();
     assert_eq!((op, &p[..]), (0x1, &b"hello"[..]));
