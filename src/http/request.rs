@@ -776,12 +776,17 @@ impl Request {
     /// whose [`path`](Self::path) and [`query`](Self::query) are the parts
     /// after the authority.
     pub fn uri(&self) -> &str {
-        let end = if self.query_end == 0 {
+        self.text((u32::from(self.method_len) + 1, self.target_end()))
+    }
+
+    /// Where the request target ends in `head`: after its query, or its
+    /// path when it has none.
+    fn target_end(&self) -> u32 {
+        if self.query_end == 0 {
             self.path.1
         } else {
             self.query_end
-        };
-        self.text((u32::from(self.method_len) + 1, end))
+        }
     }
 
     /// `1` for HTTP/1.1, `0` for HTTP/1.0.
@@ -981,12 +986,7 @@ impl Request {
     /// `https://example.com/a%20b?x=1`. With the `xheaders` setting, the
     /// protocol is the one the proxy reported.
     pub fn full_url(&self) -> String {
-        let end = if self.query_end == 0 {
-            self.path.1
-        } else {
-            self.query_end
-        };
-        let origin = self.text((self.path.0, end));
+        let origin = self.text((self.path.0, self.target_end()));
         let slash = if origin.starts_with('/') { "" } else { "/" };
         let host = self.host().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
         format!("{}://{host}{slash}{origin}", self.protocol())

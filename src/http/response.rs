@@ -207,10 +207,8 @@ impl Response {
     /// which says `Connection: close` (RFC 9112 §9.6). The header itself
     /// is the framing layer's to write.
     pub(crate) fn asks_close(&self) -> bool {
-        self.headers.iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case("connection")
-                && crate::protocol::handshake::header_has_token(v.as_bytes(), "close")
-        })
+        self.header_values("connection")
+            .any(|v| crate::protocol::handshake::header_has_token(v.as_bytes(), "close"))
     }
 
     /// The headers set, taken out, for a head another layer writes (the

@@ -92,6 +92,12 @@ const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(2);
 
 type Deferred = Box<dyn FnOnce(&mut dyn Pollable, &IOLoop, ConnId)>;
 
+/// How often to sweep for deadlines `span` apart: an eighth of it, from
+/// [`MIN_SWEEP_INTERVAL`] to [`SWEEP_INTERVAL`].
+fn sweep_interval_for(span: Duration) -> Duration {
+    (span / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL)
+}
+
 struct Slot {
     gen: u32,
     item: Option<Box<dyn Pollable>>,
@@ -354,7 +360,7 @@ impl IOLoop {
     /// [`Pollable::sweep_span`] asks for it, then goes back to 250 ms. With
     /// Tornado's defaults (close timeout 5 s, no ping) nothing changes.
     pub(crate) fn sweep_within(&self, span: Duration) {
-        let want = (span / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL);
+        let want = sweep_interval_for(span);
         let inner = &self.inner;
         if want < inner.sweep_interval.get() {
             inner.sweep_interval.set(want);
@@ -369,9 +375,7 @@ impl IOLoop {
     /// ask for (`None`: the default 250 ms), and the next sweep `now` plus
     /// that.
     pub(crate) fn set_sweep_interval(&self, now: Instant, span: Option<Duration>) {
-        let want = span.map_or(SWEEP_INTERVAL, |s| {
-            (s / 8).clamp(MIN_SWEEP_INTERVAL, SWEEP_INTERVAL)
-        });
+        let want = span.map_or(SWEEP_INTERVAL, sweep_interval_for);
         self.inner.sweep_interval.set(want);
         self.inner.next_sweep.set(now + want);
     }
@@ -679,10 +683,7 @@ impl IOLoop {
     fn callback_panicked(&self, what: &dyn fmt::Display, payload: Box<dyn Any + Send>) {
         log::error!("{what} panicked: {}", panic_message(&payload));
         self.count(Counter::CallbackPanics, 1);
-        // A payload whose own drop panics must not unwind out of the loop.
-        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-            std::mem::forget(again);
-        }
+        drop_panic_payload(payload);
     }
 
     // ---- loop-wide buffers -------------------------------------------------
@@ -854,6 +855,14 @@ pub(crate) fn deadline_after(base: Instant, d: Duration) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
     base.checked_add(d)
         .unwrap_or_else(|| base.checked_add(CENTURY).unwrap_or(base))
+}
+
+/// Drops a caught panic's payload; one whose own drop panics is forgotten,
+/// so that nothing unwinds out of the loop (or a pool thread) from here.
+pub(crate) fn drop_panic_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
 }
 
 /// Runs `future` on the current thread's loop (Tornado's `IOLoop.spawn_callback`

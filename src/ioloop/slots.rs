@@ -302,8 +302,8 @@ impl IOLoop {
             .iter()
             .filter_map(|(key, s)| {
                 let item = s.item.as_ref()?;
-                if let Some(s) = item.sweep_span() {
-                    span = Some(span.map_or(s, |m| m.min(s)));
+                if let Some(mine) = item.sweep_span() {
+                    span = Some(span.map_or(mine, |m| m.min(mine)));
                 }
                 let d = item.deadline(self)?;
                 (d <= now).then_some(ConnId::new(key, s.gen))

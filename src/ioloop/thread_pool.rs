@@ -157,11 +157,7 @@ impl ThreadPool {
                                 "run_in_executor: a job panicked after its function returned: {}",
                                 super::panic_message(&panic)
                             );
-                            // A payload whose own drop panics, as well.
-                            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(panic)))
-                            {
-                                std::mem::forget(again);
-                            }
+                            super::drop_panic_payload(panic);
                         }
                     }
                     // Every handle to the pool is gone: nothing more comes.
