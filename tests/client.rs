@@ -529,39 +529,47 @@ fn read_head(s: &mut std::net::TcpStream) -> Option<Vec<u8>> {
     Some(head)
 }
 
+/// A one-connection raw server: `serve` gets the client's stream and its
+/// request head once the head has been read (nothing, if it closed first).
+fn after_head(serve: impl FnOnce(std::net::TcpStream, Vec<u8>) + Send + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            if let Some(head) = read_head(&mut s) {
+                serve(s, head);
+            }
+        }
+    });
+    addr
+}
+
 /// A raw server answering the handshake with `respond(key)` (after reading
 /// the request head); the receiver gets what the client sent afterwards
 /// (until EOF or 2 s) and whether the client closed the connection (EOF
 /// or reset) rather than keeping it open for those 2 s.
 fn raw_server(respond: fn(&str) -> Vec<u8>) -> (SocketAddr, mpsc::Receiver<(Vec<u8>, bool)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        if let Ok((mut s, _)) = listener.accept() {
-            let Some(head) = read_head(&mut s) else {
-                return;
-            };
-            let mut b = [0u8; 1024];
-            let key = key_of(&head);
-            let _ = s.write_all(&respond(&key));
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut after = Vec::new();
-            let closed = loop {
-                match s.read(&mut b) {
-                    Ok(0) => break true,
-                    Ok(n) => after.extend_from_slice(&b[..n]),
-                    Err(e)
-                        if e.kind() == std::io::ErrorKind::WouldBlock
-                            || e.kind() == std::io::ErrorKind::TimedOut =>
-                    {
-                        break false
-                    }
-                    Err(_) => break true,
+    let addr = after_head(move |mut s, head| {
+        let mut b = [0u8; 1024];
+        let key = key_of(&head);
+        let _ = s.write_all(&respond(&key));
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut after = Vec::new();
+        let closed = loop {
+            match s.read(&mut b) {
+                Ok(0) => break true,
+                Ok(n) => after.extend_from_slice(&b[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    break false
                 }
-            };
-            let _ = tx.send((after, closed));
-        }
+                Err(_) => break true,
+            }
+        };
+        let _ = tx.send((after, closed));
     });
     (addr, rx)
 }
@@ -906,15 +914,7 @@ fn non_101_carries_status_and_body() {
 /// come in later writes are waited for up to the last one.
 #[test]
 fn a_chunked_refusal_carries_its_decoded_body() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        let Ok((mut s, _)) = listener.accept() else {
-            return;
-        };
-        if read_head(&mut s).is_none() {
-            return;
-        }
+    let addr = after_head(|mut s, _| {
         let _ = s.write_all(
             b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
         );
@@ -952,15 +952,7 @@ fn a_chunked_refusal_carries_its_decoded_body() {
 #[test]
 fn a_refusal_without_length_is_read_to_the_close() {
     fn refuse(keep_open: bool) -> Result<(), ConnectError> {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        std::thread::spawn(move || {
-            let Ok((mut s, _)) = listener.accept() else {
-                return;
-            };
-            if read_head(&mut s).is_none() {
-                return;
-            }
+        let addr = after_head(move |mut s, _| {
             let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n");
             std::thread::sleep(Duration::from_millis(100));
             let _ = s.write_all(b"late body");

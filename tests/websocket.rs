@@ -1117,11 +1117,20 @@ impl WebSocketHandler for FloodReporting {
 /// A `/flood` route whose answers are `reply` bytes, reading paused past
 /// 64 KiB queued, and the channel `on_close` reports on.
 fn flood_server(reply: usize) -> (Server, Receiver<Option<CloseReason>>) {
+    flood_server_closing_in(reply, WebSocketSettings::default().close_timeout)
+}
+
+/// [`flood_server`] with `close_timeout`.
+fn flood_server_closing_in(
+    reply: usize,
+    close_timeout: Duration,
+) -> (Server, Receiver<Option<CloseReason>>) {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     let settings = WebSocketSettings {
         write_high_water: 64 * 1024,
         max_write_buffer: 256 * 1024 * 1024,
+        close_timeout,
         ..WebSocketSettings::default()
     };
     let srv = Server::start(move || {
@@ -1205,25 +1214,7 @@ fn reset_while_reading_is_paused_ends_the_connection() {
 /// `close_timeout` more, so a reader still gets every answer.
 #[test]
 fn a_peer_that_hangs_up_and_never_reads_is_dropped_after_close_timeout() {
-    let (tx, closed) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let settings = WebSocketSettings {
-        write_high_water: 64 * 1024,
-        max_write_buffer: 256 * 1024 * 1024,
-        close_timeout: Duration::from_secs(2),
-        ..WebSocketSettings::default()
-    };
-    let srv = Server::start(move || {
-        let closed = tx.lock().unwrap().clone();
-        Application::builder()
-            .websocket_with("/flood", settings.clone(), move |_r: &Request| {
-                FloodReporting {
-                    reply: 1024 * 1024,
-                    closed: closed.clone(),
-                }
-            })
-            .build()
-    });
+    let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_secs(2));
     // 40 MiB of answers: more than the kernel buffers hold, so the server
     // pauses; then the Close and the FIN, and no read at all.
     let hang_up = |srv: &Server| {
