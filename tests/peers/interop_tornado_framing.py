@@ -38,18 +38,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
-# http_hello's /upload/stream, as the stream_body comparison serves it.
+# http_hello's / and /upload/stream, as the other comparisons serve them.
+from interop_tornado_http import Main  # noqa: E402
 from interop_tornado_stream_body import StreamUpload  # noqa: E402
 
 import tornado.web  # noqa: E402
 import tornado.websocket  # noqa: E402
-
-
-class Main(tornado.web.RequestHandler):
-    def get(self):
-        self.write("Hello, world")
-
-    head = get  # cyclone's default head() is get(); Tornado's is a 405
 
 
 class Echo(tornado.websocket.WebSocketHandler):
