@@ -486,6 +486,44 @@ fn empty_line_before_request_line_keeps_the_method() {
     );
 }
 
+/// `PROPFIND /dav`: a method beyond the seven, served by `other_method`.
+struct Dav;
+impl RequestHandler for Dav {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "PROPFIND"]
+    }
+    fn other_method(&mut self, cx: &mut RequestContext<'_>, method: &str, _args: &[&str]) {
+        cx.set_status(207);
+        let body = String::from_utf8_lossy(cx.request().body()).into_owned();
+        cx.write(format!("{method} {body}"));
+    }
+}
+
+/// RFC 9110 §9.1: a method is any token, and one the server does not know
+/// reaches the application (405 here, as in Tornado), its body framed as
+/// any other's, so the connection goes on.
+#[test]
+fn methods_beyond_the_seven_reach_the_handler_over_the_wire() {
+    let srv = Server::start(|| Application::builder().route("/dav", || Dav).build());
+    let mut s = srv.connect();
+    s.write_all(
+        b"PROPFIND /dav HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          BREW /dav HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntea\
+          M-SEARCH /dav HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let (status, _, body) = read_response(&mut s);
+    assert_eq!((status, body.as_slice()), (207, &b"PROPFIND hello"[..]));
+    for _ in 0..2 {
+        let (status, head, _) = read_response(&mut s);
+        assert_eq!(status, 405, "{head}");
+        assert!(head.contains("\r\nAllow: GET, PROPFIND\r\n"), "{head}");
+    }
+    // Not a token: refused by the HTTP layer, as Tornado does.
+    let (status, _, _) = request(&srv, b"PROP(FIND /dav HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 400);
+}
+
 /// `ParseError::UnsupportedVersion` is 505: a well-formed version the
 /// server does not speak gets it; a malformed one stays 400.
 #[test]

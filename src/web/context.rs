@@ -65,7 +65,7 @@ pub(crate) struct Parts {
     cookies: Vec<String>,
     finished: bool,
     /// Methods whose default (405) body ran during this request.
-    unimplemented: Vec<&'static str>,
+    unimplemented: Vec<Box<str>>,
     /// Whether the body is a form (`application/x-www-form-urlencoded`).
     /// Its pairs are not kept: a body of millions of tiny fields would cost
     /// tens of times its size as `String`s; each lookup scans it instead.
@@ -789,15 +789,20 @@ impl<'a> RequestContext<'a> {
         }
     }
 
-    /// Answers 405 with an `Allow` header listing `allowed` (restricted to
-    /// methods a [`RequestHandler`](super::RequestHandler) has, minus those
-    /// found unimplemented during this request).
+    /// Answers 405 with an `Allow` header listing `allowed` minus the
+    /// methods found unimplemented during this request: those of
+    /// [`HANDLER_METHODS`] first, in their order, then the others
+    /// (served by [`RequestHandler::other_method`](super::RequestHandler::other_method))
+    /// in the order of `allowed`, each once.
     pub fn method_not_allowed(&mut self, allowed: &[&str]) {
-        let allow: Vec<&str> = HANDLER_METHODS
-            .iter()
-            .copied()
-            .filter(|m| allowed.contains(m) && !self.p.unimplemented.contains(m))
-            .collect();
+        let mut allow: Vec<&str> = Vec::with_capacity(allowed.len());
+        let builtin = HANDLER_METHODS.iter().filter(|m| allowed.contains(m));
+        let others = allowed.iter().filter(|m| !HANDLER_METHODS.contains(m));
+        for &m in builtin.chain(others) {
+            if !allow.contains(&m) && !self.p.unimplemented.iter().any(|u| **u == *m) {
+                allow.push(m);
+            }
+        }
         self.send_error(405);
         if self.p.response.status() == 405 {
             self.p.response.set_header("Allow", allow.join(", "));
@@ -807,12 +812,12 @@ impl<'a> RequestContext<'a> {
     /// What the default [`RequestHandler`](super::RequestHandler) methods
     /// call: records `method` as unimplemented and answers 405 with `Allow`
     /// built from `supported` minus the unimplemented methods.
-    pub fn unimplemented_method(&mut self, method: &'static str, supported: &[&str]) {
+    pub fn unimplemented_method(&mut self, method: &str, supported: &[&str]) {
         log::debug!(
             "405: {method} is listed in supported_methods() but not implemented ({})",
             self.request.uri()
         );
-        self.p.unimplemented.push(method);
+        self.p.unimplemented.push(method.into());
         self.method_not_allowed(supported);
     }
 

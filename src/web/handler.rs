@@ -30,6 +30,11 @@ pub const HANDLER_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", 
 /// calling `get`: the response keeps the body's `Content-Length` and the
 /// HTTP layer sends no body for HEAD.
 ///
+/// A method other than the seven of [`HANDLER_METHODS`] (WebDAV's
+/// `PROPFIND`, `MKCOL`, ...) is served by listing it in
+/// `supported_methods` and implementing
+/// [`other_method`](Self::other_method), which receives each of them.
+///
 /// ```
 /// use cyclone::web::{RequestContext, RequestHandler};
 ///
@@ -254,6 +259,65 @@ pub trait RequestHandler: 'static {
         let _ = args;
         cx.unimplemented_method("OPTIONS", self.supported_methods());
     }
+
+    /// Every method listed in [`supported_methods`](Self::supported_methods)
+    /// that is not one of the seven of [`HANDLER_METHODS`], `method` being
+    /// the request's, exactly as sent (methods are case-sensitive: `propfind`
+    /// is not `PROPFIND`). It is Tornado's `def propfind(self)` beside
+    /// `SUPPORTED_METHODS = RequestHandler.SUPPORTED_METHODS + ("PROPFIND",)`.
+    /// It runs where the others run: after the 405 check, the XSRF and
+    /// cross-origin checks (which apply to every method but `GET`, `HEAD`
+    /// and `OPTIONS`, as in Tornado) and `prepare`; the body's form
+    /// arguments are parsed for it as for `POST`.
+    ///
+    /// A method that is not listed never gets here: it is answered 405,
+    /// and the `Allow` header lists the seven in their order, then the
+    /// others in the order of `supported_methods`. Default: 405 (via
+    /// [`RequestContext::unimplemented_method`], so `method` leaves `Allow`);
+    /// call that too for a listed method this handler does not implement
+    /// (Tornado answers 500 for one without its Python method).
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct Collection;
+    ///
+    /// impl RequestHandler for Collection {
+    ///     fn supported_methods(&self) -> &'static [&'static str] {
+    ///         &["GET", "HEAD", "PROPFIND", "MKCOL"]
+    ///     }
+    ///     fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+    ///         cx.write(format!("collection {}", args[0]));
+    ///     }
+    ///     fn other_method(&mut self, cx: &mut RequestContext<'_>, method: &str, args: &[&str]) {
+    ///         match method {
+    ///             "PROPFIND" => {
+    ///                 cx.set_status(207);
+    ///                 cx.set_header("Content-Type", "application/xml; charset=utf-8");
+    ///                 cx.write(format!("<multistatus><href>{}</href></multistatus>", args[0]));
+    ///             }
+    ///             // Listed but not written yet: 405, and `Allow` leaves it out.
+    ///             _ => cx.unimplemented_method(method, self.supported_methods()),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # use cyclone::http::{Reply, Request, Service};
+    /// # use cyclone::web::Application;
+    /// let app = Application::builder().route(r"/dav/(\w+)", || Collection).build();
+    /// # let answer = |method: &str| match app.dispatch(Request::synthetic(method, "/dav/docs", &[])) {
+    /// #     Reply::Response(r) => (r.status(), r.header("Allow").map(str::to_owned)),
+    /// #     _ => unreachable!(),
+    /// # };
+    /// assert_eq!(answer("PROPFIND"), (207, None));
+    /// assert_eq!(answer("MKCOL"), (405, Some("GET, HEAD, PROPFIND".into())));
+    /// assert_eq!(answer("LOCK"), (405, Some("GET, HEAD, PROPFIND, MKCOL".into())));
+    /// ```
+    #[doc(alias = "propfind")]
+    fn other_method(&mut self, cx: &mut RequestContext<'_>, method: &str, args: &[&str]) {
+        let _ = args;
+        cx.unimplemented_method(method, self.supported_methods());
+    }
 }
 
 /// Answers every request with the error page of one status (Tornado's
@@ -443,6 +507,7 @@ pub(crate) fn run_method(
         "DELETE" => handler.delete(cx, args),
         "PATCH" => handler.patch(cx, args),
         "OPTIONS" => handler.options(cx, args),
-        _ => cx.method_not_allowed(handler.supported_methods()),
+        // `before_method` let only listed methods through.
+        method => handler.other_method(cx, method, args),
     }
 }

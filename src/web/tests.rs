@@ -262,6 +262,94 @@ fn head_defaults_to_get_and_keeps_the_body_for_content_length() {
     assert_eq!(request(&app, "HEAD", "/post").status(), 405);
 }
 
+/// A WebDAV-style collection: `PROPFIND` served, `MKCOL` listed but not
+/// implemented (Tornado's `SUPPORTED_METHODS + ("PROPFIND", "MKCOL")`).
+struct Dav;
+
+impl RequestHandler for Dav {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["PROPFIND", "GET", "MKCOL", "OPTIONS", "PROPFIND"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("got");
+    }
+    fn options(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_header("DAV", "1");
+    }
+    fn other_method(&mut self, cx: &mut RequestContext<'_>, method: &str, args: &[&str]) {
+        if method != "PROPFIND" {
+            return cx.unimplemented_method(method, self.supported_methods());
+        }
+        cx.set_status(207);
+        let body = String::from_utf8_lossy(cx.request().body()).into_owned();
+        let a = cx.get_argument("a");
+        cx.write(format!("{method} [{}] {body} {a:?}", args.join("|")));
+    }
+}
+
+#[test]
+fn methods_beyond_the_seven_reach_other_method() {
+    let app = Application::builder()
+        .route("/dav/(.*)", || Dav)
+        .route("/get", || Echo)
+        .build();
+    // Served, with the route's captures and the body's form arguments.
+    let mut req = Request::synthetic(
+        "PROPFIND",
+        "/dav/x%20y",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    req.set_body(b"a=1".to_vec());
+    let r = dispatch(&app, req);
+    assert_eq!(
+        (r.status(), text(&r)),
+        (207, r#"PROPFIND [x y] a=1 Some("1")"#)
+    );
+    assert_eq!(r.header("Allow"), None);
+    // Allow: the seven in their order, then the others as listed, once.
+    let all = "GET, OPTIONS, PROPFIND, MKCOL";
+    for m in ["LOCK", "POST", "HEAD", "propfind", "DELETE"] {
+        let r = request(&app, m, "/dav/x");
+        assert_eq!((r.status(), r.header("Allow")), (405, Some(all)), "{m}");
+        assert!(text(&r).contains("405: Method Not Allowed"), "{m}");
+    }
+    // Listed but not implemented: 405, and it leaves Allow.
+    let r = request(&app, "MKCOL", "/dav/x");
+    assert_eq!(
+        (r.status(), r.header("Allow")),
+        (405, Some("GET, OPTIONS, PROPFIND"))
+    );
+    let r = request(&app, "OPTIONS", "/dav/x");
+    assert_eq!((r.status(), r.header("DAV")), (200, Some("1")));
+    // A handler that lists none: its default, and Tornado's, is a 405.
+    let r = request(&app, "PROPFIND", "/get");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("GET, HEAD")));
+}
+
+/// Lists a method it does not implement: the default `other_method`.
+struct ListsBrew;
+
+impl RequestHandler for ListsBrew {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["BREW", "GET", "WHEN"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("got");
+    }
+}
+
+#[test]
+fn other_method_defaults_to_405_without_itself_in_allow() {
+    let app = Application::builder().route("/pot", || ListsBrew).build();
+    let r = request(&app, "BREW", "/pot");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("GET, WHEN")));
+    let r = request(&app, "POST", "/pot");
+    assert_eq!(
+        (r.status(), r.header("Allow")),
+        (405, Some("GET, BREW, WHEN"))
+    );
+}
+
 /// Writes what `get_argument` & co. see.
 struct Args;
 
@@ -1574,7 +1662,9 @@ struct XsrfForm {
 
 impl RequestHandler for XsrfForm {
     fn supported_methods(&self) -> &'static [&'static str] {
-        &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+        &[
+            "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND",
+        ]
     }
     fn check_xsrf_cookie(&mut self, cx: &mut RequestContext<'_>) {
         if !self.exempt {
@@ -1613,6 +1703,9 @@ impl RequestHandler for XsrfForm {
     }
     fn options(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
         cx.write("options");
+    }
+    fn other_method(&mut self, cx: &mut RequestContext<'_>, method: &str, _: &[&str]) {
+        cx.write(method.to_lowercase());
     }
 }
 
@@ -1731,8 +1824,9 @@ fn xsrf_cookie_is_set_with_the_form_and_checked_before_prepare() {
     }
     assert_eq!(prepared.get(), 0, "prepare runs only after the check");
 
-    // Every method but GET, HEAD and OPTIONS is checked.
-    for method in ["PUT", "DELETE", "PATCH"] {
+    // Every method but GET, HEAD and OPTIONS is checked, one beyond the
+    // seven too (as Tornado's `_cross_origin_protection`).
+    for method in ["PUT", "DELETE", "PATCH", "PROPFIND"] {
         let r = dispatch(&app, Request::synthetic(method, "/form/x", &[c]));
         assert_eq!(r.status(), 403, "{method}");
         let r = dispatch(
