@@ -522,6 +522,13 @@ fn methods_beyond_the_seven_reach_the_handler_over_the_wire() {
     // Not a token: refused by the HTTP layer, as Tornado does.
     let (status, _, _) = request(&srv, b"PROP(FIND /dav HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 400);
+    // RFC 9112 §3: longer than any method implemented, 501; one byte
+    // shorter, the handler's 405.
+    for (len, want) in [(255, 405), (256, 501)] {
+        let raw = format!("{} /dav HTTP/1.1\r\nHost: x\r\n\r\n", "M".repeat(len));
+        let (status, head, _) = request(&srv, raw.as_bytes());
+        assert_eq!(status, want, "{len}: {head}");
+    }
 }
 
 /// `ParseError::UnsupportedVersion` is 505: a well-formed version the

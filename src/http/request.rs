@@ -63,6 +63,12 @@ pub enum ParseError {
     /// line is over the limit; [`Request::parse_head`] itself reports
     /// `HeadTooLarge`.
     UriTooLong,
+    /// A method longer than 255 bytes, longer than any this server
+    /// implements (501, RFC 9112 §3: "A server that receives a method
+    /// longer than any that it implements SHOULD respond with a 501").
+    /// A shorter method the handler does not list reaches the application,
+    /// which answers 405.
+    MethodTooLong,
 }
 
 impl ParseError {
@@ -75,7 +81,7 @@ impl ParseError {
             | ParseError::BadChunk(_) => 400,
             ParseError::TooManyHeaders | ParseError::HeadTooLarge => 431,
             ParseError::BodyTooLarge => 413,
-            ParseError::UnsupportedTransferCoding => 501,
+            ParseError::UnsupportedTransferCoding | ParseError::MethodTooLong => 501,
             ParseError::UnsupportedVersion => 505,
             ParseError::UriTooLong => 414,
         }
@@ -97,6 +103,7 @@ impl fmt::Display for ParseError {
             ParseError::BadChunk(what) => write!(f, "Malformed chunked body: {what}"),
             ParseError::UnsupportedVersion => f.write_str("HTTP version not supported"),
             ParseError::UriTooLong => f.write_str("Request target too long"),
+            ParseError::MethodTooLong => f.write_str("Request method too long"),
         }
     }
 }
@@ -604,8 +611,7 @@ impl Request {
         }
         let version_minor = req.version.unwrap_or(1);
         let method = req.method.unwrap_or("");
-        let method_len =
-            u8::try_from(method.len()).map_err(|_| ParseError::Malformed("method too long"))?;
+        let method_len = u8::try_from(method.len()).map_err(|_| ParseError::MethodTooLong)?;
         // httparse skipped any empty lines before the request line (RFC 9112
         // §2.2): the head starts at the method, and the spans count from it.
         let skip = if method.is_empty() {
@@ -1589,6 +1595,12 @@ mod tests {
         );
         assert_eq!(ParseError::UnsupportedTransferCoding.status(), 501);
         assert_eq!(ParseError::BadChunk("x").status(), 400);
+        // RFC 9112 §3: a method longer than any implemented is a 501; one
+        // that fits reaches the application (a 405 there).
+        let long = |n: usize| format!("{} / HTTP/1.1\r\nHost: x\r\n\r\n", "M".repeat(n));
+        let e = err(&long(256));
+        assert_eq!((e.status(), e), (501, ParseError::MethodTooLong));
+        assert_eq!(parse(&long(255)).method().len(), 255);
     }
 
     /// RFC 9112 §3.2.2: "a server MUST accept the absolute-form in
