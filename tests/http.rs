@@ -3262,11 +3262,18 @@ fn xheaders_give_the_proxied_client_address_and_scheme() {
         };
         let proxied = ask("X-Forwarded-For: 203.0.113.7, 10.1.1.1\r\nX-Forwarded-Proto: https\r\n");
         let direct = ask("");
+        // Forms Tornado's is_valid_ip takes (inet_aton's octal), and one
+        // it refuses (08 is no octal number).
+        let octal = ask("X-Real-Ip: 010.1.1.1\r\n");
+        let refused = ask("X-Real-Ip: 08.1.1.1\r\n");
         if on {
             assert_eq!(proxied, "203.0.113.7 https");
+            assert_eq!(octal, "8.1.1.1 http");
         } else {
             assert_eq!(proxied, "127.0.0.1 http");
+            assert_eq!(octal, "127.0.0.1 http");
         }
+        assert_eq!(refused, "127.0.0.1 http");
         // The next request on the connection starts from the socket again.
         assert_eq!(direct, "127.0.0.1 http");
     }

@@ -5,6 +5,7 @@
 //! they arrive ([`BodySink`]), and the hand-off of
 //! an upgraded stream.
 
+pub(crate) mod ip;
 pub(crate) mod linger;
 pub mod pending;
 pub mod reader;
@@ -64,6 +65,13 @@ pub struct HttpLimits {
     /// `X-Scheme` or `X-Forwarded-Proto`, per request, as
     /// [`Request::peer`] / [`Request::remote_ip`] and
     /// [`Request::protocol`] (access log, handlers, WebSocket handlers).
+    /// The address is taken when Tornado's `is_valid_ip` would take it
+    /// (glibc's numeric `getaddrinfo`): besides the usual forms, IPv4 as
+    /// `inet_aton` reads it (`127.1`, `0x7f.0.0.1`, `010.1.1.1` read as
+    /// octal, `8.1.1.1`) and IPv6 with a zone (`fe80::1%eth0`, `::1%2`);
+    /// else the socket's address stays. `remote_ip` is then the address the
+    /// text denotes (`8.1.1.1`, `fe80::1`), where Tornado keeps the text as
+    /// given, and the zone is `peer`'s scope id (the interface's index).
     /// Only for a server that every request reaches through the proxy: a
     /// client talking to it directly could claim any address. Default
     /// `false`.

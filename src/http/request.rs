@@ -893,6 +893,9 @@ impl Request {
     }
 
     /// The client's IP address (Tornado's `remote_ip`): [`peer`](Self::peer)'s.
+    /// With the `xheaders` setting, the address the proxy's header denotes,
+    /// without an IPv6 zone (`010.1.1.1` is `8.1.1.1`, `fe80::1%eth0` is
+    /// `fe80::1`; Tornado keeps the header's text).
     pub fn remote_ip(&self) -> Option<std::net::IpAddr> {
         self.peer.map(|p| p.ip())
     }
@@ -900,7 +903,8 @@ impl Request {
     /// Tornado's `_apply_xheaders` (the `xheaders` setting): the client's
     /// address from `X-Real-Ip`, else the last `X-Forwarded-For` address
     /// that is not in `trusted` (all of the header's lines, as one
-    /// list), when it is an IP address; the scheme from the last entry of
+    /// list), when Tornado's `is_valid_ip` takes it (see
+    /// [`HttpLimits::xheaders`](super::HttpLimits::xheaders)); the scheme from the last entry of
     /// `X-Scheme`, else `X-Forwarded-Proto`, when it is `http` or `https`.
     pub(crate) fn apply_xheaders(&mut self, trusted: &[String]) {
         let joined = |name: &str| -> Option<String> {
@@ -920,11 +924,7 @@ impl Request {
             }
         }
         let real = joined("X-Real-Ip");
-        let ip = real
-            .as_deref()
-            .unwrap_or(ip)
-            .parse::<std::net::IpAddr>()
-            .ok();
+        let ip = super::ip::parse_ip(real.as_deref().unwrap_or(ip));
         let proto = joined("X-Scheme").or_else(|| joined("X-Forwarded-Proto"));
         let https = match proto
             .as_deref()
@@ -935,8 +935,13 @@ impl Request {
             Some("http") => Some(false),
             _ => None,
         };
-        if let (Some(addr), Some(peer)) = (ip, self.peer) {
-            self.peer = Some(SocketAddr::new(addr, peer.port()));
+        if let (Some((addr, scope)), Some(peer)) = (ip, self.peer) {
+            self.peer = Some(match addr {
+                std::net::IpAddr::V4(v4) => SocketAddr::from((v4, peer.port())),
+                std::net::IpAddr::V6(v6) => {
+                    std::net::SocketAddrV6::new(v6, peer.port(), 0, scope).into()
+                }
+            });
         }
         if let Some(https) = https {
             self.set_https(https);
@@ -1789,6 +1794,51 @@ mod xheaders_tests {
                 );
                 assert_eq!(req.peer().unwrap().port(), 4242);
             }
+        }
+    }
+
+    /// The forms Tornado's `is_valid_ip` (glibc's numeric `getaddrinfo`)
+    /// takes beyond the canonical ones, and some it refuses: `remote_ip`
+    /// is the address denoted (Tornado keeps the text), the zone goes to
+    /// `peer`'s scope id. The whole table is in `http::ip`.
+    #[test]
+    fn xheaders_take_what_is_valid_ip_takes() {
+        let lo = std::path::Path::new("/sys/class/net/lo").exists();
+        let cases: &[(&str, &str, &str, u32)] = &[
+            ("X-Real-Ip", "001.2.3.4", "1.2.3.4", 0),
+            ("X-Real-Ip", "010.1.1.1", "8.1.1.1", 0),
+            ("X-Forwarded-For", "9.9.9.9, 127.1", "127.0.0.1", 0),
+            ("X-Forwarded-For", "0x7f000001", "127.0.0.1", 0),
+            ("X-Real-Ip", "2001:db8::1%7", "2001:db8::1", 7),
+            ("X-Real-Ip", "fe80::1%lo", "fe80::1", 1),
+            ("X-Real-Ip", "08.1.1.1", "10.0.0.1", 0),
+            ("X-Real-Ip", "1.2.3.4.5", "10.0.0.1", 0),
+            ("X-Real-Ip", "256.1.1.1", "10.0.0.1", 0),
+            ("X-Real-Ip", "::1%", "10.0.0.1", 0),
+            ("X-Real-Ip", "::1%lo", "10.0.0.1", 0),
+            (
+                "X-Forwarded-For",
+                "1.2.3.4, fe80::1%nosuchif0",
+                "10.0.0.1",
+                0,
+            ),
+        ];
+        for &(name, value, ip, scope) in cases {
+            if value.ends_with("%lo") && !lo {
+                continue;
+            }
+            let mut req = Request::synthetic("GET", "/", &[(name, value)]);
+            req.set_peer(Some("10.0.0.1:4242".parse().unwrap()));
+            req.apply_xheaders(&[]);
+            let got = req.remote_ip().unwrap().to_string();
+            assert_eq!(got, ip, "{name}: {value}");
+            let peer = req.peer().unwrap();
+            assert_eq!(peer.port(), 4242, "{value}");
+            let got_scope = match peer {
+                SocketAddr::V6(v6) => v6.scope_id(),
+                SocketAddr::V4(_) => 0,
+            };
+            assert_eq!(got_scope, scope, "{value}");
         }
     }
 }
