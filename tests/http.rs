@@ -5,6 +5,7 @@ mod util;
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use cyclone::ioloop::IOLoop;
 use cyclone::web::{Application, CookieSecret, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
 use util::{
@@ -528,6 +529,63 @@ fn methods_beyond_the_seven_reach_the_handler_over_the_wire() {
         let raw = format!("{} /dav HTTP/1.1\r\nHost: x\r\n\r\n", "M".repeat(len));
         let (status, head, _) = request(&srv, raw.as_bytes());
         assert_eq!(status, want, "{len}: {head}");
+    }
+}
+
+/// Answers `ok` (at once, later through `asynchronous`, or after a
+/// streamed body) and panics in `on_finish`.
+struct PanicsOnFinish {
+    later: bool,
+}
+impl RequestHandler for PanicsOnFinish {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "POST"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        if self.later {
+            let later = cx.asynchronous();
+            IOLoop::current().add_callback(move || later.write("ok"));
+        } else {
+            cx.write("ok");
+        }
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        cx.write("ok");
+    }
+    fn on_finish(&mut self, _status: u16) {
+        panic!("on_finish failed");
+    }
+}
+
+/// Tornado runs `on_finish` once the answer was written (`finish()`:
+/// `flush()`, the connection's `finish()`, the access log, `on_finish`), so
+/// an exception there is logged and the client keeps its answer and its
+/// connection. Here too, for an answer given at once, later, or after a
+/// streamed body.
+#[test]
+fn a_panic_in_on_finish_leaves_the_answer() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .route("/now", || PanicsOnFinish { later: false })
+            .route("/later", || PanicsOnFinish { later: true })
+            .route("/streamed", || PanicsOnFinish { later: false })
+            .stream_request_body()
+            .build()
+    });
+    let mut s = srv.connect();
+    for raw in [
+        "GET /now HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /later HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /streamed HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+        "GET /now HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        s.write_all(raw.as_bytes()).unwrap();
+        let (status, head, body) = read_response(&mut s);
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"ok"[..]),
+            "{raw}: {head}"
+        );
     }
 }
 

@@ -762,7 +762,7 @@ impl Application {
                 return Err(Box::new((parts, later.expect("open later"), handler)));
             }
             let response = cx.into_response();
-            handler.on_finish(response.status());
+            super::handler::run_on_finish(&mut *handler, response.status());
             Ok(response)
         }));
         match result {

@@ -446,13 +446,13 @@ fn finish_closed(shared: &Shared) {
         None => 200,
     };
     if let Some(handler) = handler.as_mut() {
-        guarded("on_finish", || handler.on_finish(status));
+        super::handler::run_on_finish(&mut **handler, status);
     }
     shared.0.borrow_mut().held = Some(held);
 }
 
 /// Runs `f`, logging and counting a panic instead of unwinding into the loop.
-fn guarded(what: &str, f: impl FnOnce()) -> bool {
+pub(crate) fn guarded(what: &str, f: impl FnOnce()) -> bool {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => true,
         Err(p) => {
@@ -594,7 +594,7 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
         reply.respond(response);
         status
     };
-    handler.on_finish(status);
+    super::handler::run_on_finish(&mut **handler, status);
     Phase::Done
 }
 

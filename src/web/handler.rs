@@ -194,6 +194,8 @@ pub trait RequestHandler: 'static {
     /// Called once the response is complete, with its status (Tornado's
     /// `on_finish`): cleanup, or logging and metrics of the handler's
     /// own. Not called when a method panicked (the answer is then a 500).
+    /// A panic in it is logged, and the answer and the connection stay as
+    /// they were, as Tornado only logs an exception from `on_finish`.
     /// Default: nothing.
     fn on_finish(&mut self, status: u16) {
         let _ = status;
@@ -366,6 +368,13 @@ impl RequestHandler for ErrorHandler {
             cx.send_error(500);
         }
     }
+}
+
+/// The handler's `on_finish(status)` once its answer is complete. A panic
+/// in it is logged and counted, and the answer stands: Tornado calls
+/// `on_finish` after the answer was written and only logs what it raises.
+pub(crate) fn run_on_finish(handler: &mut dyn RequestHandler, status: u16) {
+    super::async_response::guarded("on_finish", || handler.on_finish(status));
 }
 
 /// Tornado's `_execute`: default headers, the 405 check, `prepare`, the

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use super::application::Shared;
 use super::async_response;
 use super::context::Parts;
-use super::handler::{before_method, finish_response, run_method};
+use super::handler::{before_method, finish_response, run_method, run_on_finish};
 use super::{RequestContext, RequestHandler};
 use crate::http::{BodySink, Reply, Request};
 
@@ -69,7 +69,7 @@ fn settle(
     }
     finish_response(handler, &mut cx);
     let response = cx.into_response();
-    handler.on_finish(response.status());
+    run_on_finish(handler, response.status());
     (None, None, Some(Reply::Response(response)))
 }
 
@@ -131,7 +131,7 @@ impl BodySink for StreamSink {
         }
         finish_response(&mut *handler, &mut cx);
         let response = cx.into_response();
-        handler.on_finish(response.status());
+        run_on_finish(&mut *handler, response.status());
         Reply::Response(response)
     }
 }
