@@ -1129,13 +1129,19 @@ fn a_pool_thread_outlives_a_panic_in_a_discarded_result_s_drop() {
     in_thread(|| {
         let lp = IOLoop::current();
         let pool = ThreadPool::new(1);
+        let (started_tx, started) = mpsc::channel::<()>();
         let (go, wait) = mpsc::channel::<()>();
         let discarded = pool.run(move || {
-            wait.recv().unwrap();
+            started_tx.send(()).unwrap();
+            wait.recv_timeout(Duration::from_secs(10)).unwrap();
             PanicOnDrop
         });
-        // Dropped before the job ends: the result is dropped on the pool's
-        // thread, which is where the panic happens.
+        // Dropped after the job started (before, it would never run) and
+        // before it ends: the result is dropped on the pool's thread,
+        // which is where the panic happens.
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the job did not start");
         drop(discarded);
         go.send(()).unwrap();
         let p = pool.clone();
@@ -1146,6 +1152,71 @@ fn a_pool_thread_outlives_a_panic_in_a_discarded_result_s_drop() {
             format!("{pool:?}"),
             "ThreadPool { max_threads: 1, threads: 1 }"
         );
+    });
+}
+
+/// asyncio's `run_in_executor` future, cancelled, cancels the
+/// `concurrent.futures.Future` under it, which then never runs if no
+/// thread had taken it. Dropping an `InExecutor` (or `cancel`) before the
+/// pool's only thread is free skips the job: its closure is dropped at
+/// once and never called. A job already running finishes.
+#[test]
+fn a_job_whose_future_is_dropped_before_it_starts_never_runs() {
+    use cyclone::ioloop::{with_timeout, ThreadPool};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    in_thread(|| {
+        let lp = IOLoop::current();
+        let pool = ThreadPool::new(1);
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, blocked) = mpsc::channel::<()>();
+        let first = pool.run(move || {
+            started_tx.send(()).unwrap();
+            blocked.recv_timeout(Duration::from_secs(10)).is_ok()
+        });
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first job did not start");
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        drop(pool.run(move || r.store(true, Ordering::SeqCst)));
+        let r = ran.clone();
+        assert!(pool.run(move || r.store(true, Ordering::SeqCst)).cancel());
+        assert_eq!(
+            Arc::strong_count(&ran),
+            1,
+            "a cancelled job's closure was kept"
+        );
+        release.send(()).unwrap();
+        let first = lp.run_sync(async move { with_timeout(Duration::from_secs(10), first).await });
+        assert_eq!(first, Ok(true));
+        // FIFO on one thread: this one runs after the two given up.
+        let p = pool.clone();
+        let next =
+            lp.run_sync(async move { with_timeout(Duration::from_secs(10), p.run(|| 7)).await });
+        assert_eq!(next, Ok(7));
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "a job whose future was dropped before it started ran"
+        );
+
+        // Given up while running: it finishes, and `cancel` says so.
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, blocked) = mpsc::channel::<()>();
+        let (finished_tx, finished) = mpsc::channel::<()>();
+        let running = pool.run(move || {
+            started_tx.send(()).unwrap();
+            blocked.recv_timeout(Duration::from_secs(10)).unwrap();
+            finished_tx.send(()).unwrap();
+        });
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the job did not start");
+        assert!(!running.cancel(), "a running job cannot be cancelled");
+        release.send(()).unwrap();
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a running job given up did not finish");
     });
 }
 

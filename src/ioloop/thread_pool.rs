@@ -86,28 +86,23 @@ impl ThreadPool {
     /// resolves to what `f` returns; if `f` panics, the panic is resumed
     /// in the task awaiting it (as the exception reaches the coroutine
     /// awaiting it in Python). `f` starts whether or not the future is
-    /// awaited; dropping the future discards the result.
+    /// awaited, unless the future is dropped (or
+    /// [`cancel`](InExecutor::cancel)led) before a thread takes the job:
+    /// then `f` never runs and is dropped, as cancelling asyncio's
+    /// wrapped future cancels a `concurrent.futures.Future` that has not
+    /// started. Dropping the future once `f` is running lets it finish
+    /// and discards its result.
     pub fn run<T, F>(&self, f: F) -> InExecutor<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         let slot = Arc::new(Mutex::new(Slot {
-            result: None,
+            state: State::Queued(Box::new(f)),
             waker: None,
         }));
-        let done = Arc::clone(&slot);
-        let job: Job = Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(f));
-            let waker = {
-                let mut s = done.lock().unwrap_or_else(|e| e.into_inner());
-                s.result = Some(result);
-                s.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
-        });
+        let job_slot = Arc::clone(&slot);
+        let job: Job = Box::new(move || run_job(&job_slot));
         self.submit(job);
         InExecutor { slot }
     }
@@ -183,30 +178,120 @@ impl std::fmt::Debug for ThreadPool {
     }
 }
 
+/// A job's state, behind the mutex that both the pool's thread and the
+/// awaiting side take: whichever takes it first decides whether a job
+/// dropped as a thread picks it up runs (Python's
+/// `set_running_or_notify_cancel`).
+enum State<T> {
+    /// Waiting for a thread; `f` is here.
+    Queued(Box<dyn FnOnce() -> T + Send>),
+    /// A thread is running `f`.
+    Running,
+    /// `f` returned or panicked; the awaiting side has not taken it yet.
+    Done(std::thread::Result<T>),
+    /// Taken by the awaiting side, or given up by it: nothing more comes
+    /// (a result that comes after is dropped on the pool's thread).
+    Over,
+}
+
 struct Slot<T> {
-    result: Option<std::thread::Result<T>>,
+    state: State<T>,
     waker: Option<Waker>,
 }
 
+fn lock<T>(slot: &Mutex<Slot<T>>) -> std::sync::MutexGuard<'_, Slot<T>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A job on a pool thread: runs `f` unless its future was given up first,
+/// and hands the result over unless it was given up meanwhile.
+fn run_job<T>(slot: &Mutex<Slot<T>>) {
+    let f = {
+        let mut s = lock(slot);
+        match std::mem::replace(&mut s.state, State::Running) {
+            State::Queued(f) => f,
+            // Given up before this thread took it: never runs.
+            other => {
+                s.state = other;
+                return;
+            }
+        }
+    };
+    let result = catch_unwind(AssertUnwindSafe(f));
+    let (waker, discarded) = {
+        let mut s = lock(slot);
+        if matches!(s.state, State::Running) {
+            s.state = State::Done(result);
+            (s.waker.take(), None)
+        } else {
+            (None, Some(result))
+        }
+    };
+    // A result nobody awaits any more is dropped here, on the pool's
+    // thread and outside the lock (its drop may panic: the thread's loop
+    // catches that).
+    drop(discarded);
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
 /// The result of [`IOLoop::run_in_executor`] or [`ThreadPool::run`], to
-/// await on the loop.
+/// await on the loop. Dropping it before a pool thread took the job
+/// cancels the job (it never runs); dropping it later discards the result.
 #[must_use = "the result is lost unless the future is awaited"]
 pub struct InExecutor<T> {
     slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> InExecutor<T> {
+    /// Gives the job up: Python's `Future.cancel()`. Returns `true` if no
+    /// thread had taken it yet (it will never run and its closure is
+    /// dropped now), `false` if it is running or done (it finishes and its
+    /// result is discarded). Dropping the future does the same.
+    pub fn cancel(self) -> bool {
+        self.give_up()
+    }
+
+    fn give_up(&self) -> bool {
+        let (f, result) = {
+            let mut s = lock(&self.slot);
+            s.waker = None;
+            match std::mem::replace(&mut s.state, State::Over) {
+                State::Queued(f) => (Some(f), None),
+                // Running: the thread sees `Over` and drops the result.
+                State::Running | State::Over => (None, None),
+                State::Done(r) => (None, Some(r)),
+            }
+        };
+        // Dropped outside the lock: a drop that panics must not poison it
+        // (nor hold it while user code runs).
+        let cancelled = f.is_some();
+        drop(f);
+        drop(result);
+        cancelled
+    }
+}
+
+impl<T> Drop for InExecutor<T> {
+    fn drop(&mut self) {
+        self.give_up();
+    }
 }
 
 impl<T> Future for InExecutor<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut s = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        match s.result.take() {
-            Some(Ok(value)) => Poll::Ready(value),
-            Some(Err(panic)) => {
+        let mut s = lock(&self.slot);
+        match std::mem::replace(&mut s.state, State::Over) {
+            State::Done(Ok(value)) => Poll::Ready(value),
+            State::Done(Err(panic)) => {
                 drop(s);
                 resume_unwind(panic)
             }
-            None => {
+            other => {
+                s.state = other;
                 if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     s.waker = Some(cx.waker().clone());
                 }
