@@ -1220,6 +1220,124 @@ fn a_job_whose_future_is_dropped_before_it_starts_never_runs() {
     });
 }
 
+/// Python's `executor.shutdown(wait=True)`: the jobs queued before it
+/// still run, and it returns once every thread has ended (joined: a
+/// thread-local a job left behind has been dropped by then); the pool
+/// then refuses work with Python's "cannot schedule new futures after
+/// shutdown".
+#[test]
+fn shutdown_runs_what_was_queued_then_joins_the_threads() {
+    use cyclone::ioloop::{ShutdownError, ThreadPool};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Ended(Arc<AtomicUsize>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static ENDED: RefCell<Option<Ended>> = const { RefCell::new(None) };
+    }
+    let pool = ThreadPool::new(2);
+    let (done, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let threads = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let jobs: Vec<_> = (0..4)
+        .map(|_| {
+            let (done, ended, threads) = (done.clone(), ended.clone(), threads.clone());
+            pool.run(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                ENDED.with(|e| {
+                    let mut e = e.borrow_mut();
+                    if e.is_none() {
+                        *e = Some(Ended(ended));
+                    }
+                });
+                threads.lock().unwrap().insert(std::thread::current().id());
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    pool.shutdown(true);
+    assert_eq!(done.load(Ordering::SeqCst), 4, "queued jobs did not run");
+    let used = threads.lock().unwrap().len();
+    assert!(used >= 1);
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        used,
+        "shutdown(true) returned before its threads ended"
+    );
+    drop(jobs);
+    assert_eq!(pool.try_run(|| 1).err(), Some(ShutdownError));
+    let refused = catch_unwind(AssertUnwindSafe(|| drop(pool.run(|| 1)))).unwrap_err();
+    assert_eq!(
+        refused.downcast_ref::<String>().map(String::as_str),
+        Some("cannot schedule new futures after shutdown")
+    );
+    // Again, and without waiting: nothing left to do.
+    pool.shutdown(true);
+    pool.clone().shutdown(false);
+}
+
+/// `cancel_futures=True`: the queued jobs are cancelled (the awaiting
+/// task gets a panic, Python's `CancelledError`), the running one
+/// finishes; without it, and when the last handle is dropped, queued jobs
+/// still run.
+#[test]
+fn shutdown_cancel_futures_skips_the_queued_jobs() {
+    use cyclone::ioloop::{with_timeout, ThreadPool};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    in_thread(|| {
+        let lp = IOLoop::current();
+        let pool = ThreadPool::new(1);
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, blocked) = mpsc::channel::<()>();
+        let first = pool.run(move || {
+            started_tx.send(()).unwrap();
+            blocked.recv_timeout(Duration::from_secs(10)).is_ok()
+        });
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first job did not start");
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let queued = pool.run(move || r.store(true, Ordering::SeqCst));
+        pool.shutdown_cancel_futures(false);
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            lp.run_sync(async move { with_timeout(Duration::from_secs(10), queued).await })
+        }))
+        .expect_err("a cancelled job's future resolved");
+        let why = caught.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(why.contains("cancelled"), "{why}");
+        release.send(()).unwrap();
+        let first = lp.run_sync(async move { with_timeout(Duration::from_secs(10), first).await });
+        assert_eq!(first, Ok(true), "the running job did not finish");
+        pool.shutdown(true);
+        assert!(!ran.load(Ordering::SeqCst), "a cancelled job ran");
+
+        // The last handle dropped: what was queued still runs.
+        let pool = ThreadPool::new(1);
+        let (started_tx, started) = mpsc::channel::<()>();
+        let (release, blocked) = mpsc::channel::<()>();
+        let first = pool.run(move || {
+            started_tx.send(()).unwrap();
+            blocked.recv_timeout(Duration::from_secs(10)).is_ok()
+        });
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first job did not start");
+        let queued = pool.run(|| 7);
+        drop(pool);
+        release.send(()).unwrap();
+        let got = lp.run_sync(async move {
+            let first = with_timeout(Duration::from_secs(10), first).await;
+            (first, with_timeout(Duration::from_secs(10), queued).await)
+        });
+        assert_eq!(got, (Ok(true), Ok(7)));
+    });
+}
+
 /// Tornado's `gen.with_timeout`: the value when the future is first, a
 /// `TimeoutError` when the time is; a future given up is dropped (its
 /// timer never fires).

@@ -57,7 +57,7 @@ pub use handle::IOLoopHandle;
 pub use metrics::{Counter, Metrics};
 pub use periodic::PeriodicCallback;
 pub use pollable::{Action, Pollable, Readiness};
-pub use thread_pool::{InExecutor, ThreadPool};
+pub use thread_pool::{InExecutor, ShutdownError, ThreadPool};
 pub use timer::TimeoutHandle;
 
 use blocking::Phase;

@@ -8,23 +8,33 @@
 //! result is there, and whatever the pool thread computed comes back to
 //! the loop's thread to be used there.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
 
 use super::IOLoop;
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A queued job: run by a pool thread, or cancelled by
+/// [`ThreadPool::shutdown_cancel_futures`].
+trait Job: Send {
+    fn run(self: Box<Self>);
+    fn cancel(self: Box<Self>);
+}
 
 /// A pool of threads for blocking work: Python's `ThreadPoolExecutor`.
 /// Threads are started as work arrives, up to `max_threads`, and wait
-/// for more once started; they end when the last clone of the pool is
-/// dropped and the work queued before is done. Cloning gives another
-/// handle to the same pool; it may be shared by several loops' threads.
+/// for more once started. Cloning gives another handle to the same pool;
+/// it may be shared by several loops' threads.
+///
+/// [`shutdown`](Self::shutdown) ends the pool as Python's
+/// `executor.shutdown(wait)` does: no more work is taken, what was queued
+/// is done, then the threads end (and are joined with `wait`). Dropping
+/// the last handle shuts the pool down without waiting (queued work still
+/// runs), as a loop's `close` does with its default executor in asyncio.
 ///
 /// ```no_run
 /// use cyclone::ioloop::{IOLoop, ThreadPool};
@@ -39,31 +49,81 @@ type Job = Box<dyn FnOnce() + Send>;
 /// ```
 #[derive(Clone)]
 pub struct ThreadPool {
-    shared: Arc<PoolShared>,
+    shared: Arc<Handles>,
 }
 
-struct PoolShared {
-    jobs: Mutex<Sender<Job>>,
-    queue: Arc<Mutex<Receiver<Job>>>,
-    max_threads: usize,
-    /// Threads started so far.
-    threads: AtomicUsize,
-    /// Threads done with their last job and not yet given another (a
-    /// semaphore, as Python's `_idle_semaphore`: a submit claims one).
-    idle: Arc<AtomicUsize>,
+/// What the handles share: when the last one goes, the pool is shut down
+/// (its threads hold the [`Core`], not this).
+struct Handles {
+    core: Arc<Core>,
 }
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.core.shutdown(false, false);
+    }
+}
+
+struct Core {
+    max_threads: usize,
+    state: Mutex<Queue>,
+    /// Signalled when a job is queued or the pool is shut down.
+    work: Condvar,
+    /// Signalled when a thread ends.
+    ended: Condvar,
+}
+
+struct Queue {
+    jobs: VecDeque<Box<dyn Job>>,
+    /// `shutdown` was called: no more jobs are taken, and the threads end
+    /// once the queue is empty.
+    shut_down: bool,
+    /// Threads started so far.
+    started: usize,
+    /// The threads not ended yet.
+    alive: Vec<std::thread::ThreadId>,
+    /// Threads waiting for a job.
+    waiting: usize,
+    /// The threads not joined yet.
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// [`ThreadPool::try_run`] after [`ThreadPool::shutdown`]: Python's
+/// `RuntimeError('cannot schedule new futures after shutdown')`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownError;
+
+impl std::fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cannot schedule new futures after shutdown")
+    }
+}
+
+impl std::error::Error for ShutdownError {}
+
+/// What a job cancelled by [`ThreadPool::shutdown_cancel_futures`] gives
+/// the task that awaits it (Python's `CancelledError`), as a panic.
+const CANCELLED: &str =
+    "run_in_executor: the job was cancelled by ThreadPool::shutdown_cancel_futures";
 
 impl ThreadPool {
     /// A pool of at most `max_threads` threads (at least one).
     pub fn new(max_threads: usize) -> ThreadPool {
-        let (tx, rx) = mpsc::channel();
         ThreadPool {
-            shared: Arc::new(PoolShared {
-                jobs: Mutex::new(tx),
-                queue: Arc::new(Mutex::new(rx)),
-                max_threads: max_threads.max(1),
-                threads: AtomicUsize::new(0),
-                idle: Arc::new(AtomicUsize::new(0)),
+            shared: Arc::new(Handles {
+                core: Arc::new(Core {
+                    max_threads: max_threads.max(1),
+                    state: Mutex::new(Queue {
+                        jobs: VecDeque::new(),
+                        shut_down: false,
+                        started: 0,
+                        alive: Vec::new(),
+                        waiting: 0,
+                        threads: Vec::new(),
+                    }),
+                    work: Condvar::new(),
+                    ended: Condvar::new(),
+                }),
             }),
         }
     }
@@ -78,7 +138,7 @@ impl ThreadPool {
 
     /// The most threads this pool starts.
     pub fn max_threads(&self) -> usize {
-        self.shared.max_threads
+        self.shared.core.max_threads
     }
 
     /// Runs `f` on one of the pool's threads: Python's
@@ -92,7 +152,29 @@ impl ThreadPool {
     /// wrapped future cancels a `concurrent.futures.Future` that has not
     /// started. Dropping the future once `f` is running lets it finish
     /// and discards its result.
+    ///
+    /// # Panics
+    /// If the pool was [`shutdown`](Self::shutdown), with
+    /// [`ShutdownError`]'s message, as Python's `submit` raises
+    /// `RuntimeError`; [`try_run`](Self::try_run) returns the error.
     pub fn run<T, F>(&self, f: F) -> InExecutor<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.try_run(f) {
+            Ok(fut) => fut,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`run`](Self::run), or an error if the pool was shut down.
+    ///
+    /// # Errors
+    /// [`ShutdownError`] after [`shutdown`](Self::shutdown) (or
+    /// [`shutdown_cancel_futures`](Self::shutdown_cancel_futures)); `f`
+    /// is dropped.
+    pub fn try_run<T, F>(&self, f: F) -> Result<InExecutor<T>, ShutdownError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -101,79 +183,172 @@ impl ThreadPool {
             state: State::Queued(Box::new(f)),
             waker: None,
         }));
-        let job_slot = Arc::clone(&slot);
-        let job: Job = Box::new(move || run_job(&job_slot));
-        self.submit(job);
-        InExecutor { slot }
+        self.shared
+            .core
+            .submit(Box::new(JobSlot(Arc::clone(&slot))))?;
+        Ok(InExecutor { slot })
     }
 
-    fn submit(&self, job: Job) {
-        let s = &self.shared;
-        let sent = s.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job);
-        // The receiver lives as long as `s` does: sending cannot fail.
-        debug_assert!(sent.is_ok());
-        // An idle thread takes the job; without one, a thread more if
+    /// Python's `executor.shutdown(wait)`: the pool takes no more work
+    /// ([`run`](Self::run) panics, [`try_run`](Self::try_run) fails, on
+    /// every handle), the jobs already queued still run, and then its
+    /// threads end. With `wait`, returns once they have ended (joined:
+    /// their thread-locals dropped too); a pool thread that shuts its own
+    /// pool down does not wait for itself. Calling it again is harmless.
+    ///
+    /// ```
+    /// use cyclone::ioloop::{IOLoop, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2);
+    /// let rows = pool.run(|| 42);
+    /// pool.shutdown(true);
+    /// assert_eq!(IOLoop::current().run_sync(rows), 42);
+    /// assert!(pool.try_run(|| 7).is_err());
+    /// ```
+    pub fn shutdown(&self, wait: bool) {
+        self.shared.core.shutdown(wait, false);
+    }
+
+    /// Python's `executor.shutdown(wait, cancel_futures=True)`: as
+    /// [`shutdown`](Self::shutdown), but the jobs still queued are
+    /// cancelled instead of run (a running job finishes). A task awaiting
+    /// a cancelled job gets a panic saying so (Python's `CancelledError`).
+    pub fn shutdown_cancel_futures(&self, wait: bool) {
+        self.shared.core.shutdown(wait, true);
+    }
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn submit(self: &Arc<Self>, job: Box<dyn Job>) -> Result<(), ShutdownError> {
+        let mut q = self.lock();
+        if q.shut_down {
+            return Err(ShutdownError);
+        }
+        q.jobs.push_back(job);
+        // A waiting thread takes the job; without one, a thread more if
         // there is room.
-        let claimed = s
-            .idle
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if !claimed {
-            let started = s
-                .threads
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                    (n < s.max_threads).then_some(n + 1)
-                })
-                .is_ok();
-            if started {
-                self.start_thread();
+        if q.waiting >= q.jobs.len() {
+            self.work.notify_one();
+        } else if q.started < self.max_threads {
+            self.start_thread(&mut q);
+        }
+        Ok(())
+    }
+
+    fn start_thread(self: &Arc<Self>, q: &mut Queue) {
+        let core = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("cyclone-executor".into())
+            .spawn(move || core.serve());
+        match spawned {
+            Ok(t) => {
+                // Under the lock: the thread cannot end (and take its id
+                // out) before its id is in.
+                q.started += 1;
+                q.alive.push(t.thread().id());
+                q.threads.push(t);
             }
+            // The jobs wait for the threads already running; with none,
+            // they wait for the next submit to try again.
+            Err(e) => log::error!("run_in_executor: cannot start a thread: {e}"),
         }
     }
 
-    fn start_thread(&self) {
-        let queue = Arc::clone(&self.shared.queue);
-        let idle = Arc::clone(&self.shared.idle);
-        let spawned = std::thread::Builder::new()
-            .name("cyclone-executor".into())
-            .spawn(move || loop {
-                // Started for a job, or idle again and claimed by one.
-                let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                match job {
-                    // `f`'s own panic is the awaiting task's (caught in
-                    // `run`); one out of the job's bookkeeping (a waker's
-                    // `wake`, the drop here of a result whose future was
-                    // dropped) must not end the thread: the pool would go
-                    // on counting it, and with every thread gone later
-                    // jobs would wait forever.
-                    Ok(job) => {
-                        if let Err(panic) = catch_unwind(AssertUnwindSafe(job)) {
-                            log::error!(
-                                "run_in_executor: a job panicked after its function returned: {}",
-                                super::panic_message(&panic)
-                            );
-                            super::drop_panic_payload(panic);
-                        }
+    /// A pool thread: jobs until the pool is shut down and the queue empty.
+    fn serve(&self) {
+        loop {
+            let job = {
+                let mut q = self.lock();
+                loop {
+                    if let Some(job) = q.jobs.pop_front() {
+                        break Some(job);
                     }
-                    // Every handle to the pool is gone: nothing more comes.
-                    Err(_) => return,
+                    if q.shut_down {
+                        break None;
+                    }
+                    q.waiting += 1;
+                    q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q.waiting -= 1;
                 }
-                idle.fetch_add(1, Ordering::SeqCst);
-            });
-        if let Err(e) = spawned {
-            // The jobs wait for the threads already running; with none,
-            // they wait for the next submit to try again.
-            self.shared.threads.fetch_sub(1, Ordering::SeqCst);
-            log::error!("run_in_executor: cannot start a thread: {e}");
+            };
+            let Some(job) = job else { break };
+            // `f`'s own panic is the awaiting task's (caught in the job);
+            // one out of the job's bookkeeping (a waker's `wake`, the
+            // drop here of a result whose future was dropped) must not
+            // end the thread: with every thread gone later jobs would
+            // wait forever.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| job.run())) {
+                log::error!(
+                    "run_in_executor: a job panicked after its function returned: {}",
+                    super::panic_message(&panic)
+                );
+                super::drop_panic_payload(panic);
+            }
+        }
+        let me = std::thread::current().id();
+        let mut q = self.lock();
+        q.alive.retain(|&t| t != me);
+        self.ended.notify_all();
+    }
+
+    fn shutdown(&self, wait: bool, cancel: bool) {
+        let (cancelled, threads) = {
+            let mut q = self.lock();
+            q.shut_down = true;
+            self.work.notify_all();
+            let cancelled = if cancel {
+                std::mem::take(&mut q.jobs)
+            } else {
+                VecDeque::new()
+            };
+            let threads = if wait {
+                std::mem::take(&mut q.threads)
+            } else {
+                Vec::new()
+            };
+            (cancelled, threads)
+        };
+        // Outside the lock: a cancelled job's closure may do anything in
+        // its drop (submit more, panic); a panic there must not keep the
+        // other jobs from being cancelled, nor the threads from being
+        // joined.
+        for job in cancelled {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| job.cancel())) {
+                log::error!(
+                    "ThreadPool::shutdown_cancel_futures: the drop of a cancelled job panicked: {}",
+                    super::panic_message(&panic)
+                );
+                super::drop_panic_payload(panic);
+            }
+        }
+        if !wait {
+            return;
+        }
+        let me = std::thread::current().id();
+        for t in threads {
+            if t.thread().id() != me {
+                // A pool thread catches every panic: it cannot end in one.
+                let _ = t.join();
+            }
+        }
+        // Threads that another `shutdown(true)` took to join, still ending.
+        let mut q = self.lock();
+        while q.alive.iter().any(|&t| t != me) {
+            q = self.ended.wait(q).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
 
 impl std::fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = &self.shared.core;
         f.debug_struct("ThreadPool")
-            .field("max_threads", &self.shared.max_threads)
-            .field("threads", &self.shared.threads.load(Ordering::SeqCst))
+            .field("max_threads", &core.max_threads)
+            .field("threads", &core.lock().started)
             .finish()
     }
 }
@@ -189,6 +364,9 @@ enum State<T> {
     Running,
     /// `f` returned or panicked; the awaiting side has not taken it yet.
     Done(std::thread::Result<T>),
+    /// Cancelled by `shutdown_cancel_futures` before it ran: awaiting
+    /// it panics with [`CANCELLED`].
+    Cancelled,
     /// Taken by the awaiting side, or given up by it: nothing more comes
     /// (a result that comes after is dropped on the pool's thread).
     Over,
@@ -236,6 +414,33 @@ fn run_job<T>(slot: &Mutex<Slot<T>>) {
     }
 }
 
+/// A queued job: its future's slot, which holds `f` until a thread takes it.
+struct JobSlot<T>(Arc<Mutex<Slot<T>>>);
+
+impl<T: Send> Job for JobSlot<T> {
+    fn run(self: Box<Self>) {
+        run_job(&self.0);
+    }
+
+    fn cancel(self: Box<Self>) {
+        let (f, waker) = {
+            let mut s = lock(&self.0);
+            match std::mem::replace(&mut s.state, State::Cancelled) {
+                State::Queued(f) => (f, s.waker.take()),
+                // Given up by its future meanwhile.
+                other => {
+                    s.state = other;
+                    return;
+                }
+            }
+        };
+        drop(f);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
 /// The result of [`IOLoop::run_in_executor`] or [`ThreadPool::run`], to
 /// await on the loop. Dropping it before a pool thread took the job
 /// cancels the job (it never runs); dropping it later discards the result.
@@ -260,6 +465,7 @@ impl<T> InExecutor<T> {
             match std::mem::replace(&mut s.state, State::Over) {
                 State::Queued(f) => (Some(f), None),
                 // Running: the thread sees `Over` and drops the result.
+                State::Cancelled => return true,
                 State::Running | State::Over => (None, None),
                 State::Done(r) => (None, Some(r)),
             }
@@ -289,6 +495,10 @@ impl<T> Future for InExecutor<T> {
             State::Done(Err(panic)) => {
                 drop(s);
                 resume_unwind(panic)
+            }
+            State::Cancelled => {
+                drop(s);
+                resume_unwind(Box::new(CANCELLED))
             }
             other => {
                 s.state = other;
@@ -337,6 +547,11 @@ impl IOLoop {
     ///     }
     /// }
     /// ```
+    ///
+    /// # Panics
+    /// If the pool given to [`set_default_executor`](Self::set_default_executor)
+    /// was [`shutdown`](ThreadPool::shutdown), as asyncio's
+    /// `run_in_executor` raises `RuntimeError` then.
     pub fn run_in_executor<T, F>(&self, f: F) -> InExecutor<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -354,6 +569,15 @@ impl IOLoop {
     /// The pool [`run_in_executor`](Self::run_in_executor) uses from now
     /// on: Tornado's `IOLoop.set_default_executor(executor)`. Work already
     /// given to the previous pool finishes there.
+    ///
+    /// When the loop's thread ends, the loop drops its handle to the
+    /// pool. The pool it started itself has no other handle and so is
+    /// shut down without waiting, as asyncio's `loop.close()` does with
+    /// its default executor; a pool given here is shut down when its last
+    /// handle goes, or by [`ThreadPool::shutdown`]: it may serve other
+    /// loops too (one pool for every [`run_workers`](crate::run_workers)
+    /// worker), and shutting it down with one of them would break the
+    /// others.
     pub fn set_default_executor(&self, pool: ThreadPool) {
         *self.inner.executor.borrow_mut() = Some(pool);
     }
