@@ -43,11 +43,43 @@ impl Workers {
         }
     }
 
-    /// Waits for every worker thread to end.
-    pub fn join(self) {
+    /// Waits for every worker thread to end, as
+    /// [`JoinHandle::join`](std::thread::JoinHandle::join) does for one.
+    ///
+    /// # Errors
+    /// A worker's thread panicked (its loop failed to poll, or something
+    /// the loop does not catch unwound): the first such panic's payload,
+    /// once every thread has ended; a second one is logged at error
+    /// level. Resume it with [`std::panic::resume_unwind`] to end the
+    /// program as the worker did, or log it.
+    ///
+    /// ```no_run
+    /// use cyclone::web::Application;
+    ///
+    /// let workers = cyclone::run_workers(4, "127.0.0.1:8888".parse().unwrap(), || {
+    ///     Application::builder().build()
+    /// })?;
+    /// // ... later, from a signal handler or an admin endpoint:
+    /// workers.stop();
+    /// if let Err(panic) = workers.join() {
+    ///     std::panic::resume_unwind(panic);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn join(self) -> std::thread::Result<()> {
+        let mut first = Ok(());
         for t in self.threads {
-            let _ = t.join();
+            let name = t.thread().name().unwrap_or("worker").to_owned();
+            if let Err(panic) = t.join() {
+                if first.is_ok() {
+                    first = Err(panic);
+                } else {
+                    log::error!("{name} panicked: {}", crate::ioloop::panic_message(&panic));
+                    crate::ioloop::drop_panic_payload(panic);
+                }
+            }
         }
+        first
     }
 }
 
@@ -137,7 +169,8 @@ where
             Ok(t) => t,
             Err(e) => {
                 workers.stop();
-                workers.join();
+                // Undoing a failed start: the error says what failed.
+                let _ = workers.join();
                 return Err(e);
             }
         };
@@ -149,7 +182,8 @@ where
             }
             Ok(Err(e)) => {
                 workers.stop();
-                workers.join();
+                // Undoing a failed start: the error says what failed.
+                let _ = workers.join();
                 return Err(e);
             }
             Err(_) => {
@@ -163,10 +197,51 @@ where
                     Ok(()) => "worker thread died while starting".to_string(),
                 };
                 workers.stop();
-                workers.join();
+                let _ = workers.join();
                 return Err(io::Error::other(why));
             }
         }
     }
     Ok(workers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker thread's panic reaches `join`'s caller, after every other
+    /// thread was joined; only the first is returned.
+    #[test]
+    fn join_reports_the_first_worker_panic_after_joining_all() {
+        let (tx, rx) = mpsc::channel::<()>();
+        let spawn = |f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().spawn(f).unwrap();
+        let workers = Workers {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            handles: Vec::new(),
+            threads: vec![
+                spawn(Box::new(|| panic!("IOLoop poll failed: EBADF"))),
+                spawn(Box::new(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    tx.send(()).unwrap();
+                })),
+                spawn(Box::new(|| panic!("a second one"))),
+            ],
+        };
+        let panic = workers.join().expect_err("a worker's panic was discarded");
+        assert_eq!(
+            crate::ioloop::panic_message(&panic),
+            "IOLoop poll failed: EBADF"
+        );
+        assert!(
+            rx.try_recv().is_ok(),
+            "join returned before every thread ended"
+        );
+
+        let ok = Workers {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            handles: Vec::new(),
+            threads: vec![spawn(Box::new(|| ()))],
+        };
+        assert!(ok.join().is_ok());
+    }
 }

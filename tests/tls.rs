@@ -465,7 +465,7 @@ fn workers_serve_tls() {
         assert_eq!(ws.read().unwrap(), TMsg::text(format!("w{i}")));
     }
     workers.stop();
-    workers.join();
+    workers.join().expect("a worker panicked");
 }
 
 // ---- hostile and unlucky peers ---------------------------------------------

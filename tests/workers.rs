@@ -33,7 +33,7 @@ fn connections_spread_over_workers() {
         seen.insert(body.rsplit("\r\n\r\n").next().unwrap().to_string());
     }
     workers.stop();
-    workers.join();
+    workers.join().expect("a worker panicked");
     assert_eq!(
         seen.len(),
         2,
@@ -56,7 +56,7 @@ fn a_joined_worker_closes_its_listener_even_when_its_loop_is_in_a_cycle() {
     .expect("workers");
     let addr = workers.local_addr();
     workers.stop();
-    workers.join();
+    workers.join().expect("a worker panicked");
     let r = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
     assert!(
         r.is_err(),
@@ -74,7 +74,7 @@ fn a_factory_panic_reaches_run_workers_error_with_its_message() {
     }) {
         Ok(w) => {
             w.stop();
-            w.join();
+            w.join().expect("a worker panicked");
             panic!("run_workers succeeded with a panicking factory");
         }
         Err(e) => e,
