@@ -1338,6 +1338,78 @@ fn shutdown_cancel_futures_skips_the_queued_jobs() {
     });
 }
 
+/// `IOLoop::current()` in a pool job is the pool thread's loop, which
+/// nothing runs: a callback or timer a job leaves there (meant, most
+/// likely, for the loop that submitted it) is dropped with a warning when
+/// the job returns, and the next job on that thread starts without that
+/// loop. A job that runs its loop itself (`run_sync`) gets no warning.
+#[test]
+fn a_pool_job_s_own_loop_is_dropped_with_what_it_left_when_the_job_returns() {
+    use cyclone::ioloop::{with_timeout, ThreadPool};
+    use std::sync::Arc;
+    let warned = Arc::new(
+        ExpectLog::new("cyclone::ioloop", "IOLoop::current\\(\\) on a pool thread")
+            .level(log::Level::Warn),
+    );
+    let w = warned.clone();
+    in_thread(move || {
+        let warned = w;
+        let lp = IOLoop::current();
+        let pool = ThreadPool::new(1);
+        let token = Arc::new(());
+        let (t1, t2) = (token.clone(), token.clone());
+        let p = pool.clone();
+        let left = lp.run_sync(async move {
+            let wait = Duration::from_secs(10);
+            with_timeout(
+                wait,
+                p.run(move || {
+                    let here = IOLoop::current();
+                    here.add_callback(move || drop(t1));
+                    here.call_later(Duration::from_secs(3600), move || drop(t2));
+                }),
+            )
+            .await
+            .unwrap();
+            // The same (only) thread, after the first job's end.
+            with_timeout(wait, p.run(|| IOLoop::current().pending_timeouts()))
+                .await
+                .unwrap()
+        });
+        assert_eq!(left, 0, "the next job saw the first job's loop");
+        assert_eq!(
+            Arc::strong_count(&token),
+            1,
+            "what the job left on its loop was kept"
+        );
+        assert!(warned.wait(1, Duration::from_secs(10)), "no warning");
+        let p = pool.clone();
+        let ran = lp.run_sync(async move {
+            let wait = Duration::from_secs(10);
+            let ran = with_timeout(
+                wait,
+                p.run(|| {
+                    IOLoop::current().run_sync(async {
+                        cyclone::ioloop::sleep(Duration::from_millis(1)).await;
+                        5
+                    })
+                }),
+            )
+            .await;
+            with_timeout(wait, p.run(|| ())).await.unwrap();
+            ran
+        });
+        assert_eq!(ran, Ok(5));
+        pool.shutdown(true);
+    });
+    assert_eq!(
+        warned.logged().len(),
+        1,
+        "a job that ran its own loop was warned about: {:?}",
+        warned.logged()
+    );
+}
+
 /// Tornado's `gen.with_timeout`: the value when the future is first, a
 /// `TimeoutError` when the time is; a future given up is dropped (its
 /// timer never fires).

@@ -181,12 +181,67 @@ impl IOLoop {
     /// `IOLoop.instance()` (seed 004's `IOLoop.instance().start()`): there
     /// is no process-wide loop, one per thread.
     ///
+    /// In a job on a [`ThreadPool`] thread ([`run_in_executor`]), this is
+    /// a loop of that thread, not the loop that submitted the job, and it
+    /// lasts for the job only: a job may run it (`run_sync`, say for a
+    /// client of its own), but a callback, timer or task left on it when
+    /// the job returns would never run, so it is dropped with a warning
+    /// (as Tornado, which makes such a loop too, loses it silently). To
+    /// hand work back to the submitting loop, capture its
+    /// [`handle`](Self::handle) before submitting, or return the value.
+    ///
+    /// [`run_in_executor`]: Self::run_in_executor
+    ///
     /// # Panics
     /// If the OS refuses an epoll instance or an eventfd (out of file
     /// descriptors); [`IOLoop::try_current`] returns the error instead.
     #[doc(alias = "instance")]
     pub fn current() -> IOLoop {
         IOLoop::try_current().expect("cannot create the IOLoop (epoll/eventfd)")
+    }
+
+    /// Called on a [`ThreadPool`] thread after each job: the loop the job
+    /// made there with [`IOLoop::current`] (if it did) is taken out of the
+    /// thread and dropped, so that the next job starts without it. Nothing
+    /// runs that loop but the job itself (`run_sync`), so a callback,
+    /// timer, task or registration still on it is work nobody will do:
+    /// usually meant for the loop that submitted the job (Tornado's
+    /// `IOLoop.current()` on an executor thread makes the same mistake
+    /// silent). That is logged as a warning, then dropped.
+    pub(crate) fn end_pool_job() {
+        let taken = CURRENT
+            .try_with(|c| c.0.try_borrow_mut().ok().and_then(|mut c| c.take()))
+            .ok()
+            .flatten();
+        let Some(lp) = taken else { return };
+        let left = lp.unrun_work();
+        if left > 0 {
+            log::warn!(
+                "IOLoop::current() on a pool thread: a run_in_executor job left {left} \
+                 callback(s), timer(s), task(s) or registration(s) on that thread's own \
+                 loop, which nothing runs; dropped. To reach the loop that submitted \
+                 the job, capture its IOLoop::handle() before run_in_executor"
+            );
+        }
+        lp.inner.shared.close();
+        lp.release();
+    }
+
+    /// Callbacks, timers, tasks and registrations the loop holds: what a
+    /// run would still do (or wait for).
+    fn unrun_work(&self) -> usize {
+        let inner = &self.inner;
+        let from_handles = inner
+            .shared
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        inner.callbacks.borrow().len()
+            + inner.timers.borrow().len()
+            + inner.tasks.borrow().len()
+            + inner.slots.borrow().len()
+            + from_handles
     }
 
     /// The current thread's loop if it exists (never creates one; `None`

@@ -288,6 +288,15 @@ impl Core {
                 );
                 super::drop_panic_payload(panic);
             }
+            // A loop the job made here with `IOLoop::current()` is for
+            // the job only: the next one starts without it.
+            if let Err(panic) = catch_unwind(IOLoop::end_pool_job) {
+                log::error!(
+                    "run_in_executor: dropping a job's IOLoop panicked: {}",
+                    super::panic_message(&panic)
+                );
+                super::drop_panic_payload(panic);
+            }
         }
         let me = std::thread::current().id();
         let mut q = self.lock();
