@@ -1099,32 +1099,44 @@ fn idle_timeout_does_not_count_time_with_reading_paused() {
     assert_eq!((op, &p[..2]), (0x8, &1001u16.to_be_bytes()[..]));
 }
 
+/// How a `/flood` connection ended: `closed_by`, `close_code`, and the
+/// messages its handler was given.
+#[derive(Debug, PartialEq)]
+struct FloodEnd {
+    by: Option<CloseReason>,
+    code: Option<u16>,
+    messages: usize,
+}
+
 /// `Flood`'s answers, and a word on the channel when the connection ends.
 struct FloodReporting {
     reply: usize,
-    closed: Sender<Option<CloseReason>>,
+    messages: usize,
+    closed: Sender<FloodEnd>,
 }
 
 impl WebSocketHandler for FloodReporting {
     fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+        self.messages += 1;
         let _ = ws.write_message(vec![3u8; self.reply]);
     }
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
-        let _ = self.closed.send(ws.closed_by());
+        let _ = self.closed.send(FloodEnd {
+            by: ws.closed_by(),
+            code: ws.close_code(),
+            messages: self.messages,
+        });
     }
 }
 
 /// A `/flood` route whose answers are `reply` bytes, reading paused past
 /// 64 KiB queued, and the channel `on_close` reports on.
-fn flood_server(reply: usize) -> (Server, Receiver<Option<CloseReason>>) {
+fn flood_server(reply: usize) -> (Server, Receiver<FloodEnd>) {
     flood_server_closing_in(reply, WebSocketSettings::default().close_timeout)
 }
 
 /// [`flood_server`] with `close_timeout`.
-fn flood_server_closing_in(
-    reply: usize,
-    close_timeout: Duration,
-) -> (Server, Receiver<Option<CloseReason>>) {
+fn flood_server_closing_in(reply: usize, close_timeout: Duration) -> (Server, Receiver<FloodEnd>) {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     let settings = WebSocketSettings {
@@ -1139,6 +1151,7 @@ fn flood_server_closing_in(
             .websocket_with("/flood", settings.clone(), move |_r: &Request| {
                 FloodReporting {
                     reply,
+                    messages: 0,
                     closed: closed.clone(),
                 }
             })
@@ -1181,7 +1194,7 @@ fn fin_while_reading_is_paused_is_seen_once_the_peer_reads() {
     let end = s.read_to_end(&mut rest);
     assert!(end.is_ok(), "{end:?}");
     assert!(rest.is_empty() || rest[0] & 0x0f == 0x8, "{rest:?}");
-    let reason = closed.recv_timeout(Duration::from_secs(5));
+    let reason = closed.recv_timeout(Duration::from_secs(5)).map(|e| e.by);
     assert_eq!(reason, Ok(Some(CloseReason::Abnormal)));
 }
 
@@ -1201,7 +1214,7 @@ fn reset_while_reading_is_paused_ends_the_connection() {
     // Closing with unread bytes in the receive buffer makes Linux send a
     // reset instead of a FIN.
     drop(s);
-    let reason = closed.recv_timeout(Duration::from_secs(5));
+    let reason = closed.recv_timeout(Duration::from_secs(5)).map(|e| e.by);
     assert_eq!(reason, Ok(Some(CloseReason::Abnormal)));
 }
 
@@ -1211,7 +1224,9 @@ fn reset_while_reading_is_paused_ends_the_connection() {
 /// not read it while paused, must not keep it (and its queue) for ever.
 /// Tornado reads the Close and closes at once; here the peer gets
 /// `close_timeout` to take something of the queue, and each time it does,
-/// `close_timeout` more, so a reader still gets every answer.
+/// `close_timeout` more, so a reader still gets every answer. The read at
+/// the pause's deadline finds the Close before the connection is dropped:
+/// `on_close` sees the peer's code.
 #[test]
 fn a_peer_that_hangs_up_and_never_reads_is_dropped_after_close_timeout() {
     let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_secs(2));
@@ -1231,8 +1246,9 @@ fn a_peer_that_hangs_up_and_never_reads_is_dropped_after_close_timeout() {
     };
     let s = hang_up(&srv);
     let t = Instant::now();
-    let reason = closed.recv_timeout(Duration::from_secs(5));
-    assert_eq!(reason, Ok(Some(CloseReason::Abnormal)), "never read");
+    let end = closed.recv_timeout(Duration::from_secs(5));
+    let end = end.map(|e| (e.by, e.code));
+    assert_eq!(end, Ok((Some(CloseReason::Peer), Some(1000))), "never read");
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     drop(s);
     // One that reads slowly, 1 MiB every 100 ms (the server sees the
@@ -1258,8 +1274,164 @@ fn a_peer_that_hangs_up_and_never_reads_is_dropped_after_close_timeout() {
     got += rest.len();
     // Every answer (1 MiB and a 10-byte header each) and our echoed Close.
     assert_eq!(got, 40 * (1024 * 1024 + 10) + 4, "bytes read");
-    let reason = closed.recv_timeout(Duration::from_secs(5));
+    let reason = closed.recv_timeout(Duration::from_secs(5)).map(|e| e.by);
     assert_eq!(reason, Ok(Some(CloseReason::Peer)));
+}
+
+/// A peer that stops reading while answers are queued over
+/// `write_high_water`, sends two more messages and then its Close, but
+/// does not hang up (no FIN) and never reads: the server, not reading it
+/// while paused, would never see the Close, and nothing else ends the
+/// connection (no ping, no idle timeout, the queue under
+/// `max_write_buffer`). Once the kernel has taken nothing of the queue
+/// for `close_timeout`, the server reads once: the two messages reach the
+/// handler, then the Close, answered as any; the peer has `close_timeout`
+/// more to read, and is dropped. `on_close` sees the peer's Close.
+#[test]
+fn a_close_sent_while_reading_is_paused_ends_the_connection() {
+    let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_secs(1));
+    let mut s = raw_ws(&srv, "/flood");
+    // 40 MiB of answers: more than the kernel buffers hold.
+    for i in 0..40 {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 40..42 {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+    }
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    s.write_all(&client_frame(true, 8, &close)).unwrap();
+    let t = Instant::now();
+    let end = closed.recv_timeout(Duration::from_secs(8));
+    // Twice close_timeout, plus the sweep's lateness and a loaded machine.
+    assert!(
+        t.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        end,
+        Ok(FloodEnd {
+            by: Some(CloseReason::Peer),
+            code: Some(1000),
+            messages: 42
+        })
+    );
+    drop(s);
+}
+
+/// Streams 64 KiB messages, its queue kept near 4 MiB (over
+/// `write_high_water`) however fast the peer reads; reports how the
+/// connection ended.
+struct Stream4(Sender<(Option<CloseReason>, Option<u16>)>);
+
+impl WebSocketHandler for Stream4 {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _a: &[&str]) {
+        let id = ws.id();
+        cyclone::ioloop::spawn(async move {
+            while cyclone::websocket::write_to(id, vec![1u8; 64 * 1024]) {
+                cyclone::websocket::drained(id, 4 << 20).await;
+            }
+        });
+    }
+    fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.0.send((ws.closed_by(), ws.close_code()));
+    }
+}
+
+/// A peer that reads a stream, a little slower than the handler writes
+/// it (so the queue stays over `write_high_water`), and sends its Close,
+/// then reads on, waiting for the answer, as tungstenite does: the queue
+/// never goes under the mark, so the server, paused, would never read the
+/// Close, and the stream would go on for ever. It is read at the pause's
+/// deadline (`close_timeout`), the stream stops, and the peer gets the
+/// answer.
+#[test]
+fn a_close_from_a_peer_reading_a_stream_over_the_mark_is_answered() {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = Server::start(move || {
+        let tx = tx.lock().unwrap().clone();
+        let settings = WebSocketSettings {
+            close_timeout: Duration::from_secs(1),
+            ..Default::default()
+        };
+        Application::builder()
+            .websocket_with("/stream", settings, move |_r: &Request| Stream4(tx.clone()))
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/stream");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    let read_slowly = |s: &mut TcpStream| {
+        let frame = read_frame(s).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        frame
+    };
+    while start.elapsed() < Duration::from_millis(300) {
+        let (_, op, _) = read_slowly(&mut s);
+        assert_eq!(op, 0x2);
+    }
+    s.write_all(&client_frame(true, 8, &1000u16.to_be_bytes()))
+        .unwrap();
+    let closed = Instant::now();
+    loop {
+        let (_, op, p) = read_slowly(&mut s);
+        if op == 0x8 {
+            assert_eq!(&p[..2], &1000u16.to_be_bytes());
+            break;
+        }
+        assert_eq!(op, 0x2);
+        assert!(
+            closed.elapsed() < Duration::from_secs(6),
+            "still streaming after our Close"
+        );
+    }
+    // close_timeout, plus the sweep's lateness and a loaded machine.
+    assert!(
+        closed.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        closed.elapsed()
+    );
+    let end = rx.recv_timeout(Duration::from_secs(5));
+    assert_eq!(end, Ok((Some(CloseReason::Peer), Some(1000))));
+}
+
+/// A peer that stops reading for longer than `close_timeout` while the
+/// server's reading is paused on its queue, still sending, then reads
+/// again, keeps its connection: the read at the pause's deadline (which
+/// looks for a Close) is not a close, and every message is answered, in
+/// order.
+#[test]
+fn a_peer_that_reads_again_after_a_long_pause_keeps_its_connection() {
+    let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_millis(500));
+    let mut s = raw_ws(&srv, "/flood");
+    for i in 0..40 {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Paused: these wait unread, through several of the pause's deadlines.
+    for i in 40..44 {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert_eq!(closed.try_recv().ok(), None, "closed while paused");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for i in 0..44 {
+        let (_, op, p) = read_frame(&mut s).unwrap();
+        assert_eq!((i, op, p.len()), (i, 0x2, 1024 * 1024));
+    }
+    // Still open: one more message, one more answer.
+    s.write_all(&client_frame(true, 1, b"again")).unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, p.len()), (0x2, 1024 * 1024));
+    assert_eq!(closed.try_recv().ok(), None);
 }
 
 /// Counts messages; sleeps on "sleep" (so that what the peer sends next
@@ -1327,10 +1499,12 @@ fn a_hang_up_behind_a_full_read_budget_is_not_lost() {
         .unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     // Its answers pause reading; the peer reads nothing: it is dropped
-    // after close_timeout.
-    assert_eq!(
-        closed.recv_timeout(Duration::from_secs(6)),
-        Ok(Some(CloseReason::Abnormal))
+    // after close_timeout (its Close read at the pause's deadline, or not
+    // if that read stopped short of it).
+    let reason = closed.recv_timeout(Duration::from_secs(6));
+    assert!(
+        matches!(reason, Ok(Some(CloseReason::Abnormal | CloseReason::Peer))),
+        "{reason:?}"
     );
 }
 

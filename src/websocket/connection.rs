@@ -93,6 +93,7 @@ impl WsConn {
                     hung_up: false,
                     fin_unread: false,
                     terminate: false,
+                    pause_deadline: Ms::NONE,
                     response_headers: p.response_headers,
                     protocol_error: None,
                     timers: Vec::new(),
@@ -702,7 +703,7 @@ impl Pollable for WsConn {
             // reads what is queued (resumed from `finish_io`), or until the
             // handler catches up with what it was given (resumed by
             // `WebSocket::hold_reading(false)`).
-            self.core.read_paused = true;
+            self.core.pause_on_queue(lp);
             if peer_fin || r.error {
                 if let Err(e) = self.read_to_end_if_held(lp, id) {
                     log::debug!("{id} reset while its handler held it: {e}");
@@ -714,7 +715,9 @@ impl Pollable for WsConn {
                 }
             }
         } else if wants_read && !self.core.finished {
-            self.core.read_paused = false;
+            if self.core.read_paused {
+                self.core.end_pause();
+            }
             if peer_fin {
                 // Read to the end this time (set again if cut short again).
                 self.core.rare().fin_unread = false;
@@ -764,6 +767,21 @@ impl Pollable for WsConn {
                 self.core.stream.shut_write();
             }
             return Action::remove_if(done);
+        }
+        if self.core.pause_passed(lp, now) {
+            // Reading has been paused on our queue for `close_timeout`:
+            // read once, for a Close the peer may have sent meanwhile (see
+            // `Core::pause_on_queue`). What came before the Close reaches
+            // the handler first, in order. The other deadlines due now
+            // wait for the next sweep.
+            match self.read(lp, id, false) {
+                Ok(false) => {}
+                // A hang-up: the peer still gets `close_timeout` to read.
+                Ok(true) if !self.core.finished => self.core.hang_up_while_paused(lp),
+                Ok(true) => {}
+                Err(_) => return self.terminate(lp, CloseReason::Abnormal),
+            }
+            return self.finish_io(lp, id);
         }
         if self.core.close_deadline.passed(lp, now) && self.core.hung_up_while_held() {
             crate::ioloop::warn_limited("held_after_hang_up", || {

@@ -375,6 +375,10 @@ pub(super) struct Rare {
     /// The handler called `WebSocket::terminate`: no further frame is
     /// parsed, and the connection ends when the callback returns.
     pub(super) terminate: bool,
+    /// While reading is paused on our queue (over `write_high_water`):
+    /// when to read once, in case the peer sent its Close meanwhile (see
+    /// [`Core::pause_on_queue`]).
+    pub(super) pause_deadline: Ms,
     /// Its `WebSocket::add_timeout` timers that may still be pending
     /// (fired ones are pruned at the next add): cancelled when it ends.
     pub(super) timers: Vec<TimeoutHandle>,
@@ -429,6 +433,7 @@ impl Rare {
             && !self.hung_up
             && !self.fin_unread
             && !self.terminate
+            && !self.pause_deadline.is_set()
             && self.response_headers.is_empty()
             && self.protocol_error.is_none()
             && self.timers.is_empty()
@@ -445,6 +450,12 @@ impl Rare {
 /// [`Ms::after_from`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Ms(u32);
+
+impl Default for Ms {
+    fn default() -> Ms {
+        Ms::NONE
+    }
+}
 
 impl Ms {
     pub(super) const NONE: Ms = Ms(u32::MAX);
@@ -990,8 +1001,55 @@ impl Core {
                 self.close_deadline,
                 self.slow_deadline,
                 self.idle_deadline,
+                self.pause_deadline(),
             ],
         )
+    }
+
+    /// The deadline of a pause on our queue, if reading is paused on it
+    /// (see [`pause_on_queue`](Self::pause_on_queue)); none otherwise.
+    fn pause_deadline(&self) -> Ms {
+        match &self.rare {
+            Some(r) if self.read_paused && !self.read_held => r.pause_deadline,
+            _ => Ms::NONE,
+        }
+    }
+
+    /// Reading pauses (or stays paused) because our queue is over
+    /// `write_high_water` and the peer sent more. What it sent waits
+    /// unread, its Close too: a peer that stopped reading and then closed
+    /// (without a FIN), or one that reads a stream its handler keeps over
+    /// the mark, would keep its connection for as long as nothing else
+    /// ends it (Tornado, which does not pause, reads the Close at once).
+    /// So a pause has a deadline, `close_timeout` from its start and from
+    /// each time it passes: the connection then reads once
+    /// ([`pause_passed`](Self::pause_passed)), which takes at most the
+    /// read budget, and a Close read there is answered as any, with
+    /// `close_timeout` for the peer to take the rest.
+    pub(super) fn pause_on_queue(&mut self, lp: &IOLoop) {
+        self.read_paused = true;
+        if !self.read_held && !self.pause_deadline().is_set() {
+            self.rare().pause_deadline = Ms::after(lp, self.settings.close_timeout);
+        }
+    }
+
+    /// Reading resumes: the pause's deadline goes with it.
+    pub(super) fn end_pause(&mut self) {
+        self.read_paused = false;
+        if let Some(r) = self.rare.as_mut() {
+            r.pause_deadline = Ms::NONE;
+        }
+    }
+
+    /// Whether the deadline of a pause on our queue has passed; if so the
+    /// next one is set, `close_timeout` from `now`, for the read the
+    /// caller does.
+    pub(super) fn pause_passed(&mut self, lp: &IOLoop, now: Instant) -> bool {
+        if !self.pause_deadline().passed(lp, now) || self.finished {
+            return false;
+        }
+        self.rare().pause_deadline = Ms::after_from(lp, now, self.settings.close_timeout);
+        true
     }
 
     /// Drop the connection once `out` is flushed — or at the close timeout

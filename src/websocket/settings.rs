@@ -85,9 +85,16 @@ pub struct WebSocketSettings {
     /// Inbound flow control: while more than this many bytes are queued for
     /// a connection, the server stops reading from it (default 1 MiB), as
     /// Tornado waits for `on_message`'s future; reading resumes once the
-    /// kernel has taken the queue below the mark. A peer that hangs up
-    /// (FIN) meanwhile can only end by reading: it is dropped if the
-    /// kernel takes nothing of its queue for `close_timeout`.
+    /// kernel has taken the queue below the mark. Every `close_timeout`
+    /// while paused, the server reads once (at most its read budget,
+    /// 1 MiB): a Close the peer sent meanwhile is seen, after the messages
+    /// before it, and answered as any (the peer then has `close_timeout`
+    /// to take the rest before the TCP connection is dropped), so a peer
+    /// that stopped reading and closed ends within twice `close_timeout`,
+    /// and one that reads a stream kept over the mark is heard at that
+    /// pace. A peer that hangs up (FIN) meanwhile can only end by
+    /// reading: it is dropped if the kernel takes nothing of its queue for
+    /// `close_timeout`.
     pub write_high_water: usize,
     /// Close connections (1001, `CloseReason::IdleTimeout`) that received
     /// nothing for this long (default: none; pings answered count as
