@@ -1155,6 +1155,24 @@ fn a_pool_thread_outlives_a_panic_in_a_discarded_result_s_drop() {
     });
 }
 
+/// Gives `pool` a job that holds its thread until the returned sender
+/// sends (or 10 s pass; the job then returns false), once that job has
+/// started.
+fn occupy(
+    pool: &cyclone::ioloop::ThreadPool,
+) -> (cyclone::ioloop::InExecutor<bool>, mpsc::Sender<()>) {
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (release, blocked) = mpsc::channel::<()>();
+    let job = pool.run(move || {
+        started_tx.send(()).unwrap();
+        blocked.recv_timeout(Duration::from_secs(10)).is_ok()
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first job did not start");
+    (job, release)
+}
+
 /// asyncio's `run_in_executor` future, cancelled, cancels the
 /// `concurrent.futures.Future` under it, which then never runs if no
 /// thread had taken it. Dropping an `InExecutor` (or `cancel`) before the
@@ -1168,15 +1186,7 @@ fn a_job_whose_future_is_dropped_before_it_starts_never_runs() {
     in_thread(|| {
         let lp = IOLoop::current();
         let pool = ThreadPool::new(1);
-        let (started_tx, started) = mpsc::channel::<()>();
-        let (release, blocked) = mpsc::channel::<()>();
-        let first = pool.run(move || {
-            started_tx.send(()).unwrap();
-            blocked.recv_timeout(Duration::from_secs(10)).is_ok()
-        });
-        started
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the first job did not start");
+        let (first, release) = occupy(&pool);
         let ran = Arc::new(AtomicBool::new(false));
         let r = ran.clone();
         drop(pool.run(move || r.store(true, Ordering::SeqCst)));
@@ -1291,15 +1301,7 @@ fn shutdown_cancel_futures_skips_the_queued_jobs() {
     in_thread(|| {
         let lp = IOLoop::current();
         let pool = ThreadPool::new(1);
-        let (started_tx, started) = mpsc::channel::<()>();
-        let (release, blocked) = mpsc::channel::<()>();
-        let first = pool.run(move || {
-            started_tx.send(()).unwrap();
-            blocked.recv_timeout(Duration::from_secs(10)).is_ok()
-        });
-        started
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the first job did not start");
+        let (first, release) = occupy(&pool);
         let ran = Arc::new(AtomicBool::new(false));
         let r = ran.clone();
         let queued = pool.run(move || r.store(true, Ordering::SeqCst));
@@ -1318,15 +1320,7 @@ fn shutdown_cancel_futures_skips_the_queued_jobs() {
 
         // The last handle dropped: what was queued still runs.
         let pool = ThreadPool::new(1);
-        let (started_tx, started) = mpsc::channel::<()>();
-        let (release, blocked) = mpsc::channel::<()>();
-        let first = pool.run(move || {
-            started_tx.send(()).unwrap();
-            blocked.recv_timeout(Duration::from_secs(10)).is_ok()
-        });
-        started
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the first job did not start");
+        let (first, release) = occupy(&pool);
         let queued = pool.run(|| 7);
         drop(pool);
         release.send(()).unwrap();

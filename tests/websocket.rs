@@ -1135,6 +1135,14 @@ fn flood_server(reply: usize) -> (Server, Receiver<FloodEnd>) {
     flood_server_closing_in(reply, WebSocketSettings::default().close_timeout)
 }
 
+/// Writes text messages `m{i}` for every `i` in `range`, one frame each.
+fn send_numbered(s: &mut TcpStream, range: std::ops::Range<usize>) {
+    for i in range {
+        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
+            .unwrap();
+    }
+}
+
 /// [`flood_server`] with `close_timeout`.
 fn flood_server_closing_in(reply: usize, close_timeout: Duration) -> (Server, Receiver<FloodEnd>) {
     let (tx, rx) = mpsc::channel();
@@ -1205,10 +1213,7 @@ fn fin_while_reading_is_paused_is_seen_once_the_peer_reads() {
 fn reset_while_reading_is_paused_ends_the_connection() {
     let (srv, closed) = flood_server(1024 * 1024);
     let mut s = raw_ws(&srv, "/flood");
-    for i in 0..40 {
-        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
-            .unwrap();
-    }
+    send_numbered(&mut s, 0..40);
     std::thread::sleep(Duration::from_millis(300));
     assert!(closed.try_recv().is_err());
     // Closing with unread bytes in the receive buffer makes Linux send a
@@ -1234,10 +1239,7 @@ fn a_peer_that_hangs_up_and_never_reads_is_dropped_after_close_timeout() {
     // pauses; then the Close and the FIN, and no read at all.
     let hang_up = |srv: &Server| {
         let mut s = raw_ws(srv, "/flood");
-        for i in 0..40 {
-            s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
-                .unwrap();
-        }
+        send_numbered(&mut s, 0..40);
         std::thread::sleep(Duration::from_millis(300));
         s.write_all(&client_frame(true, 8, &1000u16.to_be_bytes()))
             .unwrap();
@@ -1292,15 +1294,9 @@ fn a_close_sent_while_reading_is_paused_ends_the_connection() {
     let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_secs(1));
     let mut s = raw_ws(&srv, "/flood");
     // 40 MiB of answers: more than the kernel buffers hold.
-    for i in 0..40 {
-        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
-            .unwrap();
-    }
+    send_numbered(&mut s, 0..40);
     std::thread::sleep(Duration::from_millis(300));
-    for i in 40..42 {
-        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
-            .unwrap();
-    }
+    send_numbered(&mut s, 40..42);
     let mut close = 1000u16.to_be_bytes().to_vec();
     close.extend_from_slice(b"bye");
     s.write_all(&client_frame(true, 8, &close)).unwrap();
@@ -1324,11 +1320,11 @@ fn a_close_sent_while_reading_is_paused_ends_the_connection() {
 }
 
 /// Streams 64 KiB messages, its queue kept near 4 MiB (over
-/// `write_high_water`) however fast the peer reads; reports how the
-/// connection ended.
-struct Stream4(Sender<(Option<CloseReason>, Option<u16>)>);
+/// `write_high_water`, so the server does not read from the peer)
+/// however fast the peer reads; reports how the connection ended.
+struct Firehose(Sender<(Option<CloseReason>, Option<u16>)>);
 
-impl WebSocketHandler for Stream4 {
+impl WebSocketHandler for Firehose {
     fn open(&mut self, ws: &mut WebSocket<'_>, _a: &[&str]) {
         let id = ws.id();
         cyclone::ioloop::spawn(async move {
@@ -1361,7 +1357,9 @@ fn a_close_from_a_peer_reading_a_stream_over_the_mark_is_answered() {
             ..Default::default()
         };
         Application::builder()
-            .websocket_with("/stream", settings, move |_r: &Request| Stream4(tx.clone()))
+            .websocket_with("/stream", settings, move |_r: &Request| {
+                Firehose(tx.clone())
+            })
             .build()
     });
     let mut s = raw_ws(&srv, "/stream");
@@ -1410,10 +1408,7 @@ fn a_close_from_a_peer_reading_a_stream_over_the_mark_is_answered() {
 fn a_peer_that_reads_again_after_a_long_pause_keeps_its_connection() {
     let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_millis(500));
     let mut s = raw_ws(&srv, "/flood");
-    for i in 0..40 {
-        s.write_all(&client_frame(true, 1, format!("m{i}").as_bytes()))
-            .unwrap();
-    }
+    send_numbered(&mut s, 0..40);
     std::thread::sleep(Duration::from_millis(300));
     // Paused: these wait unread, through several of the pause's deadlines.
     for i in 40..44 {
@@ -3561,24 +3556,6 @@ fn idle_timeout_spares_a_peer_that_sends_while_the_handler_holds_reading() {
         .unwrap();
     let by = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(by, Some(CloseReason::IdleTimeout));
-}
-
-/// Streams 64 KiB messages with its queue kept near 4 MiB (over
-/// `write_high_water`, so the server does not read from the peer).
-struct Firehose(Sender<Option<CloseReason>>);
-impl WebSocketHandler for Firehose {
-    fn open(&mut self, ws: &mut WebSocket<'_>, _a: &[&str]) {
-        let id = ws.id();
-        cyclone::ioloop::spawn(async move {
-            while cyclone::websocket::write_to(id, vec![1u8; 64 * 1024]) {
-                cyclone::websocket::drained(id, 4 << 20).await;
-            }
-        });
-    }
-    fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
-    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
-        let _ = self.0.send(ws.closed_by());
-    }
 }
 
 /// A peer that reads a stream and answers every ping is not dropped for
