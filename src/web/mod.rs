@@ -42,6 +42,8 @@ mod origin;
 mod redirect;
 mod settings;
 pub mod signed;
+#[cfg(test)]
+mod signed_cases;
 mod static_files;
 mod stream_body;
 mod template;

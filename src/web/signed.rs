@@ -42,6 +42,17 @@
 //! so any cookie that does not start with `2|` is a 500 in a Tornado
 //! handler with a dictionary of secrets.
 //!
+//! Another: only the forms Tornado writes are read. In a correctly signed
+//! value, Tornado also accepts what Python's `int()` and
+//! `base64.b64decode` read and `create_signed_value` never writes: numbers
+//! with a sign, spaces or underscores (`+10:`, `2: 1`, `1_0`), a timestamp
+//! of more than 19 digits, base64 with characters outside its alphabet
+//! (dropped), surplus padding or non-zero trailing bits. They are refused
+//! here (only a holder of the secret can make one; 38 such values in the
+//! table of cases compared with Tornado, `tests/peers/gen_signed_cases.py`).
+//! Key versions are `u32`: a negative one, or one beyond `u32::MAX`, is in
+//! no dictionary, and [`get_signature_key_version`] gives `None` for it.
+//!
 //! Tornado's `min_version` refuses values of an older format (default
 //! [`DEFAULT_SIGNED_VALUE_MIN_VERSION`], which reads both): 2 refuses
 //! version 1 values, whose signature does not cover the field boundaries
@@ -417,10 +428,16 @@ fn decode(
 
 /// Tornado's `_get_version`: a leading decimal number without a leading
 /// zero, followed by `|`, up to 999; anything else is version 1 (which
-/// starts with base64).
+/// starts with base64). Its pattern, `^([1-9][0-9]*)\|(.*)$`, does not
+/// match across a newline (`$` only before a final one): such a value is
+/// version 1 too.
 fn version(s: &str) -> u32 {
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 || s.as_bytes()[0] == b'0' || s.as_bytes().get(digits) != Some(&b'|') {
+        return 1;
+    }
+    let rest = &s[digits + 1..];
+    if rest.strip_suffix('\n').unwrap_or(rest).contains('\n') {
         return 1;
     }
     match s[..digits].parse::<u32>() {
@@ -934,11 +951,49 @@ mod tests {
     }
 
     #[test]
+    fn decodes_what_tornado_decodes() {
+        // `signed_cases.rs`: Tornado's decode_signed_value and
+        // get_signature_key_version on each value.
+        let dict = CookieSecret::versioned([(0, SECRET), (1, OLD), (3, SECRET), (7, SECRET)]);
+        let single = CookieSecret::from(SECRET);
+        let mut wrong = Vec::new();
+        let mut lenient = 0;
+        for &(secret, name, s, max_age, now, min_version, want, key_version, refused) in
+            crate::web::signed_cases::CASES
+        {
+            let secret = if secret == "S" { &single } else { &dict };
+            let got = secret.decode_signed_value_at(name, s, max_age, now, min_version);
+            let kv = get_signature_key_version(s).map(|v| v.to_string());
+            // Values Tornado accepts only through Python's leniency may be
+            // refused, and their key version not read.
+            if refused
+                && (got.is_none() || got.as_deref() == want)
+                && (kv.is_none() || kv.as_deref() == key_version)
+            {
+                lenient += usize::from(got.is_none() && want.is_some());
+                continue;
+            }
+            if got.as_deref() != want || kv.as_deref() != key_version {
+                wrong.push(format!("{name:?} {s:?} {max_age} {now}: {got:?} {kv:?}"));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} differ:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        assert_eq!(lenient, 38);
+    }
+
+    #[test]
     fn version_detection_is_tornados() {
         assert_eq!(version("2|1:0"), 2);
         assert_eq!(version("Ym9i|1"), 1);
         assert_eq!(version("1234|x"), 1);
         assert_eq!(version("02|x"), 1);
         assert_eq!(version("7|x"), 7);
+        assert_eq!(version("2|a\nb"), 1);
+        assert_eq!(version("2|ab\n"), 2);
     }
 }
