@@ -50,6 +50,12 @@
 //! (dropped), surplus padding or non-zero trailing bits. They are refused
 //! here (only a holder of the secret can make one; 38 such values in the
 //! table of cases compared with Tornado, `tests/peers/gen_signed_cases.py`).
+//!
+//! The length prefixes are written in bytes, which is how Tornado reads
+//! them; Tornado writes the name's in characters, so its values for a
+//! name that is not ASCII are read by neither, where cyclone's are read
+//! by both.
+//!
 //! Key versions are `u32`: a negative one, or one beyond `u32::MAX`, is in
 //! no dictionary, and [`get_signature_key_version`] gives `None` for it.
 //!
@@ -349,9 +355,10 @@ fn sign_v2(key: &str, key_version: u32, name: &str, value: &[u8], timestamp: u64
         name,
         value.as_str(),
     ] {
-        // Tornado counts characters of the name (a `str`); every other
-        // field is ASCII.
-        s.push_str(&field.chars().count().to_string());
+        // The length in bytes, which is what Tornado reads. (Tornado
+        // writes the name's length in characters: a name that is not
+        // ASCII makes a value that neither Tornado nor cyclone reads.)
+        s.push_str(&field.len().to_string());
         s.push(':');
         s.push_str(field);
         s.push('|');
@@ -676,6 +683,21 @@ mod tests {
                 "{tornado}"
             );
         }
+    }
+
+    #[test]
+    fn a_name_that_is_not_ascii_signs_a_value_tornado_reads() {
+        // Tornado 6.6.1: create_signed_value(SECRET, "Zoë", b"bob") writes
+        // "3:Zoë" and decode_signed_value refuses it (it counts bytes);
+        // with "4:Zoë" it gives b"bob".
+        let s = create_signed_value_at(SECRET, "Zoë", b"bob", T);
+        assert_eq!(
+            s,
+            "2|1:0|10:1764921600|4:Zoë|4:Ym9i|ae2ff1e5ef17f5c11ed3b95d567ed13b5838ceebfdfdec66d107bf57df9b037e"
+        );
+        assert_eq!(decode("Zoë", &s, T as f64).as_deref(), Some(&b"bob"[..]));
+        let s = create_signed_value_at(SECRET, "日本", b"", T);
+        assert_eq!(decode("日本", &s, T as f64).as_deref(), Some(&b""[..]));
     }
 
     #[test]

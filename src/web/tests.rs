@@ -4171,9 +4171,8 @@ fn cookie_names_outside_rfc6265_token_are_refused() {
     }
 }
 
-/// A signed cookie with a non-ASCII name could never be read back (the
-/// v2 length prefix counts characters, the reader bytes, as in Tornado):
-/// it is refused when set, as Tornado's `set_cookie` refuses the name.
+/// A signed cookie with a non-ASCII name is refused when set, as
+/// Tornado's `set_cookie` refuses the name (a cookie name is a token).
 #[test]
 fn a_signed_cookie_with_a_non_ascii_name_is_refused() {
     let app = Application::builder()
