@@ -1372,7 +1372,8 @@ impl ApplicationBuilder {
     /// # Panics
     /// If `name` cannot be a cookie name (empty, or not an RFC 6265 token:
     /// `=`, `;`, `,`, `"`, `/`, brackets, spaces, control characters,
-    /// non-ASCII), as an invalid route pattern panics: the application
+    /// non-ASCII; or an attribute name such as `path`, which Python's
+    /// `http.cookies` reserves), as an invalid route pattern panics: the application
     /// could never set the cookie.
     pub fn xsrf_cookie_name(mut self, name: impl Into<String>) -> Self {
         let name = name.into();

@@ -1140,7 +1140,10 @@ impl<'a> RequestContext<'a> {
 
     /// Sets the cookie `name=value; Path=/` (Tornado's default path).
     /// A name that is not an RFC 6265 token (`:` aside, as Python's
-    /// `http.cookies` takes it), or a value holding control characters,
+    /// `http.cookies` takes it) or is an attribute name `http.cookies`
+    /// reserves (`path`, `expires`, `domain`, `max-age`, `secure`,
+    /// `httponly`, `samesite`, `version`, `comment`, in any case), or a
+    /// value holding control characters,
     /// spaces, `;`, `,` or `"`, is refused and logged at `error`. Tornado
     /// raises for such a name and for control characters and spaces in the
     /// value (`ValueError`, a 500), but sends a value with `;`, `,` or `"`

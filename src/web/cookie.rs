@@ -134,14 +134,24 @@ pub(crate) fn value_ok(s: &str) -> bool {
 }
 
 /// A cookie name: an RFC 6265 token (RFC 9110 `tchar`s), plus `:`, which
-/// Python's `http.cookies` also takes: the names Tornado's `set_cookie`
-/// accepts (it raises `CookieError("Illegal key")` for the others).
+/// Python's `http.cookies` also takes, and not one of the attribute names
+/// `http.cookies` reserves, in any case ([`RESERVED_NAMES`]): the names
+/// Tornado's `set_cookie` accepts (it raises `CookieError("Illegal key")`
+/// or `CookieError("Attempt to set a reserved key")` for the others, and
+/// drops request cookies of those names).
 pub(crate) fn name_ok(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
             .all(|b| crate::protocol::handshake::is_tchar(b) || b == b':')
+        && !RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
+
+/// The cookie attributes Python's `http.cookies.Morsel` reserves (3.11 to
+/// 3.13; 3.14 adds `partitioned`), which no cookie can be named there.
+const RESERVED_NAMES: [&str; 9] = [
+    "expires", "path", "comment", "domain", "max-age", "secure", "httponly", "version", "samesite",
+];
 
 /// The `Set-Cookie` value for `call` (`set_cookie`, `clear_cookie`...)
 /// setting `name=value` with `options` at `now`, or `None` with the reason
@@ -230,6 +240,23 @@ mod tests {
                 o.line("a", "b", now).unwrap().contains("; Expires="),
                 "{days}"
             );
+        }
+    }
+
+    #[test]
+    fn reserved_attribute_names_are_no_cookie_names() {
+        // Tornado 6.6.1 (Python 3.11): set_cookie(name, "v") raises
+        // CookieError("Attempt to set a reserved key") for each.
+        for name in [
+            "path", "Path", "EXPIRES", "max-age", "Secure", "httponly", "samesite", "version",
+            "comment", "Domain",
+        ] {
+            assert!(!name_ok(name), "{name}");
+            let line = set_cookie_line("set_cookie", name, "v", &CookieOptions::default(), 0.0);
+            assert_eq!(line, None, "{name}");
+        }
+        for name in ["paths", "max_age", "partitioned", "a:b", "x!#$%&'*+-.^_`|~"] {
+            assert!(name_ok(name), "{name}");
         }
     }
 
