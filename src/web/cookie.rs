@@ -46,9 +46,11 @@ impl SameSite {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CookieOptions {
-    /// `Domain`: also sent to this domain's subdomains. Default none.
+    /// `Domain`: also sent to this domain's subdomains. Default none;
+    /// empty is none, as in Tornado.
     pub domain: Option<String>,
-    /// `Path`. Default `"/"`.
+    /// `Path`. Default `"/"`; empty writes none, as in Tornado (the
+    /// browser then uses the directory of the request's path).
     pub path: String,
     /// `expires_days`: an `Expires` date this many days from now (at most
     /// 100 years; negative is the past, which deletes the cookie). Default
@@ -85,8 +87,9 @@ impl CookieOptions {
     /// control character or a space would add attributes of its own).
     pub(crate) fn line(&self, name: &str, value: &str, now: f64) -> Result<String, String> {
         let mut line = format!("{name}={value}");
-        if let Some(domain) = &self.domain {
-            if domain.is_empty() || !value_ok(domain) {
+        // Tornado's `if domain:` and `if path:`: empty is none.
+        if let Some(domain) = self.domain.as_deref().filter(|d| !d.is_empty()) {
+            if !value_ok(domain) {
                 return Err(format!("invalid cookie domain {domain:?}"));
             }
             line.push_str("; Domain=");
@@ -102,16 +105,17 @@ impl CookieOptions {
             line.push_str(&format!("; Max-Age={age}"));
         }
         // A path may hold `,` and `"` (they are not separators there).
-        if self.path.is_empty()
-            || self
-                .path
-                .bytes()
-                .any(|b| b <= b' ' || b == 0x7f || b == b';')
+        if self
+            .path
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b == b';')
         {
             return Err(format!("invalid cookie path {:?}", self.path));
         }
-        line.push_str("; Path=");
-        line.push_str(&self.path);
+        if !self.path.is_empty() {
+            line.push_str("; Path=");
+            line.push_str(&self.path);
+        }
         if self.httponly {
             line.push_str("; HttpOnly");
         }
@@ -261,15 +265,32 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_domain_or_path_is_left_out_as_tornado_does() {
+        // Tornado 6.6.1: set_cookie("c", "v", domain="") gives "c=v; Path=/",
+        // set_cookie("c", "v", path="") gives "c=v".
+        let o = CookieOptions {
+            domain: Some(String::new()),
+            ..CookieOptions::default()
+        };
+        assert_eq!(o.line("c", "v", 0.0).as_deref(), Ok("c=v; Path=/"));
+        let o = CookieOptions {
+            path: String::new(),
+            secure: true,
+            ..CookieOptions::default()
+        };
+        assert_eq!(o.line("c", "v", 0.0).as_deref(), Ok("c=v; Secure"));
+    }
+
+    #[test]
     fn attributes_that_would_inject_are_refused() {
-        for domain in ["", "a.com; Secure", "a b", "a\r\nSet-Cookie: x=1", "a,b"] {
+        for domain in ["a.com; Secure", "a b", "a\r\nSet-Cookie: x=1", "a,b"] {
             let o = CookieOptions {
                 domain: Some(domain.into()),
                 ..CookieOptions::default()
             };
             assert!(o.line("a", "b", 0.0).is_err(), "{domain:?}");
         }
-        for path in ["", "/; HttpOnly", "/a b", "/\n"] {
+        for path in ["/; HttpOnly", "/a b", "/\n"] {
             let o = CookieOptions {
                 path: path.into(),
                 ..CookieOptions::default()
