@@ -1025,14 +1025,18 @@ impl Request {
     /// The cookie named `name`, from the `Cookie` headers. A value in
     /// double quotes is unquoted as Tornado's `parse_cookie` does (Python's
     /// `http.cookies`: `\"` and `\\` escapes, `\ooo` octal ones); any other
-    /// value is taken as it is.
+    /// value is taken as it is. A cookie whose name no `Set-Cookie` of
+    /// Tornado's or cyclone's can carry (not an RFC 6265 token, or an
+    /// attribute name such as `path`) is not read: Tornado's
+    /// `request.cookies` drops it.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.cookie_pairs()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| unquote_cookie(v))
     }
 
-    /// Each `name=value` of the `Cookie` headers, both trimmed, in order.
+    /// Each `name=value` of the `Cookie` headers, both trimmed, in order,
+    /// but those whose name `set_cookie` refuses.
     fn cookie_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.header_all("cookie")
             .filter_map(|v| std::str::from_utf8(v).ok())
@@ -1041,6 +1045,7 @@ impl Request {
                 let (k, v) = pair.split_once('=')?;
                 Some((k.trim(), v.trim()))
             })
+            .filter(|(k, _)| crate::web::cookie::name_ok(k))
     }
 
     /// The names of the request's cookies, each once, in the order they
@@ -1048,7 +1053,7 @@ impl Request {
     pub fn cookie_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         for (k, _) in self.cookie_pairs() {
-            if !k.is_empty() && !names.iter().any(|n| n == k) {
+            if !names.iter().any(|n| n == k) {
                 names.push(k.to_string());
             }
         }
@@ -1280,6 +1285,26 @@ mod tests {
         assert_eq!(r.cookie("two").as_deref(), Some("\"x\""));
         assert_eq!(r.cookie("lone").as_deref(), Some("a\\"));
         assert!(r.keep_alive());
+    }
+
+    #[test]
+    fn cookies_tornado_drops_are_not_read() {
+        // Tornado 6.6.1's request.cookies for this header: keys ["c", "$v"];
+        // get_cookie of every other name here is None (http.cookies
+        // refuses the name, so request.cookies drops the cookie).
+        let r = Request::synthetic(
+            "GET",
+            "/",
+            &[(
+                "Cookie",
+                "a b=1; path=2; Expires=3; a/b=4; \u{e9}=5; =6; c=7; $v=8; Secure=9",
+            )],
+        );
+        assert_eq!(r.cookie_names(), ["c", "$v"]);
+        for name in ["a b", "path", "Expires", "a/b", "\u{e9}", "", "Secure"] {
+            assert_eq!(r.cookie(name), None, "{name:?}");
+        }
+        assert_eq!(r.cookie("c").as_deref(), Some("7"));
     }
 
     #[test]
