@@ -1025,7 +1025,11 @@ impl Request {
     /// The cookie named `name`, from the `Cookie` headers. A value in
     /// double quotes is unquoted as Tornado's `parse_cookie` does (Python's
     /// `http.cookies`: `\"` and `\\` escapes, `\ooo` octal ones); any other
-    /// value is taken as it is. A cookie whose name no `Set-Cookie` of
+    /// value is taken as it is. Each `Cookie` header is read on its own
+    /// (Tornado joins several with `,`, making `a=1` and `b=2` one cookie
+    /// `a` of value `1,b=2`; RFC 6265 lets a browser send one), as UTF-8
+    /// (Tornado reads header bytes as Latin-1: `é` sent in UTF-8 is `Ã©`
+    /// there). A cookie whose name no `Set-Cookie` of
     /// Tornado's or cyclone's can carry (not an RFC 6265 token, or an
     /// attribute name such as `path`) is not read: Tornado's
     /// `request.cookies` drops it.

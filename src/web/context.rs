@@ -1359,8 +1359,10 @@ impl<'a> RequestContext<'a> {
         super::signed::secret_for(self.shared.settings.cookie_secret.as_ref(), call, name)
     }
 
-    /// Deletes the cookie `name` (an empty value that expired in 1970).
-    /// An invalid name (as for [`set_cookie`](Self::set_cookie)) is refused
+    /// Deletes the cookie `name` (an empty value that expired in 1970, and
+    /// `Max-Age=0`: `c=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0;
+    /// Path=/`, where Tornado writes `c=""; expires=<a year ago>; Path=/`,
+    /// which a browser handles alike). An invalid name (as for [`set_cookie`](Self::set_cookie)) is refused
     /// and logged at `error`: it could add attributes to the header.
     pub fn clear_cookie(&mut self, name: &str) {
         self.clear_cookie_with(name, &CookieOptions::default());

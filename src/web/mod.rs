@@ -34,6 +34,8 @@ mod application;
 mod async_response;
 mod context;
 pub(crate) mod cookie;
+#[cfg(test)]
+mod cookie_cases;
 pub mod escape;
 mod handler;
 mod metrics;
