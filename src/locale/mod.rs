@@ -47,6 +47,9 @@
 //!   `-123,456` where Tornado writes `-,123,456`.
 //! - A gettext plural expression that divides by zero gives the message
 //!   (Python raises `ZeroDivisionError` out of `ngettext`).
+//! - A language's gettext catalog (`en`) is its own: see
+//!   [`Translations::load_gettext`]. In Tornado, `en` reads the catalog of
+//!   `en_US` first when both exist.
 
 mod csv;
 mod gettext;
@@ -228,6 +231,21 @@ impl Translations {
     /// `Content-Type`. A catalog that cannot be read is logged and skipped.
     /// A country's catalog (`es_LA`) falls back to its language's (`es`)
     /// for the messages it lacks, as `gettext.translation` chains them.
+    ///
+    /// One difference: Tornado asks `gettext.translation(domain, dir,
+    /// languages=[lang])` for each directory, and Python expands `lang`
+    /// through `locale.normalize`'s alias table first (`gettext._expand_lang`):
+    /// `en` becomes `en_US.ISO8859-1`, `en_US`, `en.ISO8859-1`, `en`, and
+    /// every one of those directories that exists joins the chain in that
+    /// order. So in Tornado the `en` locale reads `en_US`'s catalog first
+    /// and its own only for what `en_US` lacks (likewise `es` after
+    /// `es_ES`, `fr` after `fr_FR`, `pt` after `pt_PT`, `zh` after
+    /// `zh_CN`, `ja` after `ja_JP`: the alias table's default country),
+    /// and directories named with a codeset (`pt.ISO8859-1`) join the chains
+    /// too. Here a language's catalog is its own and a country's falls back
+    /// to its language's only: matching Python would mean carrying its
+    /// alias table (about 1,000 entries, changing between Python versions)
+    /// to shadow the translations a `en` directory was written to hold.
     ///
     /// # Errors
     /// The directory itself cannot be listed.

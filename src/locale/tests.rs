@@ -378,6 +378,35 @@ fn load_gettext_falls_back_to_the_language_catalog() {
     assert_eq!(t.get("es").unwrap().translate("Bye"), "Adios");
 }
 
+/// A language's catalog is its own, where Tornado's `en` reads `en_US`'s
+/// first (`gettext._expand_lang("en")` is `en_US.ISO8859-1`, `en_US`,
+/// `en.ISO8859-1`, `en`). For these catalogs Tornado 6.6.1's
+/// `load_gettext_translations` gives `get("en").translate` "us-a" and
+/// "en-b", and `get("en_US")` the same; see [`Translations::load_gettext`].
+#[test]
+fn a_language_catalog_is_not_shadowed_by_its_default_country() {
+    let dir = std::env::temp_dir().join(format!("cyclone-gettext-en-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let header: &[u8] = b"Content-Type: text/plain; charset=UTF-8\n";
+    for (lang, entries) in [
+        (
+            "en",
+            &[(&b""[..], header), (b"a", b"en-a"), (b"b", b"en-b")][..],
+        ),
+        ("en_US", &[(&b""[..], header), (b"a", b"us-a")][..]),
+    ] {
+        let d = dir.join(lang).join("LC_MESSAGES");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("app.mo"), gettext::write_mo(entries, false)).unwrap();
+    }
+    let t = Translations::load_gettext(&dir, "app").unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let en = t.get("en").unwrap();
+    assert_eq!((en.translate("a"), en.translate("b")), ("en-a", "en-b"));
+    let us = t.get("en_US").unwrap();
+    assert_eq!((us.translate("a"), us.translate("b")), ("us-a", "en-b"));
+}
+
 /// A catalog keeps a plural msgid once, however many forms it has (one
 /// 100 KB msgid with 100,000 forms used to be copied per form: 10 GB for
 /// a 200 KB file), and a later entry for the same msgid replaces form by
