@@ -51,6 +51,8 @@ mod stream_body;
 mod template;
 mod ui_module;
 mod xsrf;
+#[cfg(test)]
+mod xsrf_cases;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,10 @@
 //!   differs on every page while it names the same token (no BREACH
 //!   oracle for a compressed page).
 //!
-//! Decoding follows Tornado's `_decode_xsrf_token` rule for rule, so a
+//! Decoding follows Tornado's `_decode_xsrf_token` rule for rule (but for
+//! a timestamp written in digits outside ASCII, such as `١٢`, which
+//! Python's `int()` reads and which is refused here; `xsrf_cases.rs`
+//! holds 38 values decoded by Tornado), so a
 //! cyclone application and a Tornado application behind the same domain
 //! accept each other's `_xsrf` cookies and fields (checked against Tornado
 //! in `tests/peers/interop_tornado_xsrf.py`).
@@ -312,5 +315,32 @@ mod tests {
         assert_eq!(a.token.len(), 16);
         assert_ne!(a.token, b.token);
         assert_eq!(a.version, None);
+    }
+
+    #[test]
+    fn decodes_as_tornado_decodes() {
+        // `xsrf_cases.rs`. The one difference: a timestamp of digits outside
+        // ASCII, which Python's `int()` reads (see `python_int`).
+        let mut outside_ascii = 0;
+        for &(s, version, token, timestamp) in super::super::xsrf_cases::CASES {
+            let got = decode(s, 12345).map(|r| {
+                let ts = if r.version == Some(1) {
+                    assert_eq!(r.timestamp, "12345");
+                    "NOW".to_string()
+                } else {
+                    r.timestamp
+                };
+                (r.version, hex(&r.token), ts)
+            });
+            let want = token.map(|t| (version, t.to_string(), timestamp.unwrap().to_string()));
+            if got != want {
+                assert!(
+                    got.is_none() && !s.is_ascii(),
+                    "{s:?}: {got:?}, Tornado {want:?}"
+                );
+                outside_ascii += 1;
+            }
+        }
+        assert_eq!(outside_ascii, 1);
     }
 }
