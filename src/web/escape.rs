@@ -94,7 +94,7 @@ pub fn linkify(text: &str, options: &LinkifyOptions) -> String {
         permitted_protocols: Some(Permitted::List(options.permitted_protocols.clone())),
         ..Options::default()
     };
-    super::template::linkify_with(text, &internal)
+    super::template::linkify_with(text, &internal, usize::MAX).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -2785,7 +2785,13 @@ fn printable(c: char) -> bool {
 /// Tornado's `linkify(text, shorten, extra_params, require_protocol,
 /// permitted_protocols)`, option for option (`extra_params` as a string;
 /// a template cannot pass a function).
-pub(crate) fn linkify_with(text: &str, options: &expr::Options) -> String {
+///
+/// `None` as soon as the result would be over `max` bytes: the escaped
+/// text's length is counted before it is built, and each piece of the
+/// result is checked before it is added, so that no more than `max` bytes
+/// are held however many links (each with its `extra_params`) the text
+/// makes.
+pub(crate) fn linkify_with(text: &str, options: &expr::Options, max: usize) -> Option<String> {
     static URL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let url = URL.get_or_init(|| {
         regex::Regex::new(
@@ -2799,40 +2805,74 @@ pub(crate) fn linkify_with(text: &str, options: &expr::Options) -> String {
     } else {
         format!(" {extra}")
     };
+    if escaped_len(text) > max {
+        return None;
+    }
     let mut escaped = String::with_capacity(text.len());
     push_escaped(&mut escaped, text);
-    url.replace_all(&escaped, |c: &regex::Captures<'_>| {
-        let whole = &c[1];
+    let mut out = String::with_capacity(escaped.len());
+    let mut push =
+        |s: &str| -> Option<()> { (s.len() <= max - out.len()).then(|| out.push_str(s)) };
+    let mut last = 0;
+    for c in url.captures_iter(&escaped) {
+        let (Some(m), Some(whole)) = (c.get(0), c.get(1)) else {
+            continue;
+        };
+        push(&escaped[last..m.start()])?;
+        last = m.end();
+        let whole = whole.as_str();
         let proto = c.get(2).map(|m| m.as_str());
         let permitted = |p: &str| match &options.permitted_protocols {
             Some(list) => list.contains(p),
             None => p == "http" || p == "https",
         };
         match proto {
-            None if options.require_protocol => return whole.to_string(),
-            Some(p) if !permitted(p) => return whole.to_string(),
+            None if options.require_protocol => {
+                push(whole)?;
+                continue;
+            }
+            Some(p) if !permitted(p) => {
+                push(whole)?;
+                continue;
+            }
             _ => {}
         }
-        let href = match proto {
-            Some(_) => whole.to_string(),
-            None => format!("http://{whole}"),
-        };
-        let mut params = extra.clone();
+        let scheme = if proto.is_some() { "" } else { "http://" };
         let shown = if options.shorten {
             shorten_url(whole, proto, c.get(3).map_or("", |m| m.as_str()))
         } else {
             None
         };
-        let shown = match shown {
-            Some(clipped) => {
-                params.push_str(&format!(" title=\"{href}\""));
-                clipped
-            }
-            None => whole.to_string(),
-        };
-        format!("<a href=\"{href}\"{params}>{shown}</a>")
-    })
-    .into_owned()
+        push("<a href=\"")?;
+        push(scheme)?;
+        push(whole)?;
+        push("\"")?;
+        push(&extra)?;
+        if shown.is_some() {
+            push(" title=\"")?;
+            push(scheme)?;
+            push(whole)?;
+            push("\"")?;
+        }
+        push(">")?;
+        push(shown.as_deref().unwrap_or(whole))?;
+        push("</a>")?;
+    }
+    push(&escaped[last..])?;
+    Some(out)
+}
+
+/// The length of [`push_escaped`]'s text of `s`, counted without building
+/// it.
+fn escaped_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| match b {
+            b'<' | b'>' => 4,
+            b'&' => 5,
+            b'"' | b'\'' => 6,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// `linkify(shorten=True)`'s clipping of a URL longer than 30 characters
@@ -2878,24 +2918,66 @@ fn shorten_url(url: &str, proto: Option<&str>, slashes: &str) -> Option<String> 
 /// Tornado's `json_encode`: the JSON of `val`, with `</` written `<\/` so
 /// that it cannot end a `<script>`, in Python's `json.dumps` text byte for
 /// byte ([`PythonJson`]).
-fn json_encode(val: Val<'_>) -> String {
-    // Neither can fail: a `&str`, or a `Value` (whose keys are strings).
-    let json = match val {
-        Val::Str(s) => python_json(s),
-        Val::Json(v) => python_json(v),
-    };
-    json.unwrap_or_default()
+///
+/// `None` as soon as the text would be over `max` bytes: it is written
+/// into a buffer that refuses to grow past `max`.
+fn json_encode(val: Val<'_>, max: usize) -> Option<String> {
+    // Neither can fail but for the bound: a `&str`, or a `Value` (whose
+    // keys are strings).
+    match val {
+        Val::Str(s) => python_json_within(s, max),
+        Val::Json(v) => python_json_within(v, max),
+    }
+    .ok()
+    .flatten()
 }
 
 /// [`json_encode`] of any serializable value; `Err` when it does not
 /// serialize (a map with non-string keys, a failing `Serialize`).
 pub(crate) fn python_json(value: &(impl Serialize + ?Sized)) -> Result<String, serde_json::Error> {
-    let mut out = Vec::new();
+    python_json_within(value, usize::MAX).map(Option::unwrap_or_default)
+}
+
+/// [`python_json`], `Ok(None)` as soon as the text would be over `max`
+/// bytes (nothing past `max` is ever held).
+fn python_json_within(
+    value: &(impl Serialize + ?Sized),
+    max: usize,
+) -> Result<Option<String>, serde_json::Error> {
+    let mut out = BoundedBuf {
+        buf: Vec::new(),
+        max,
+        over: false,
+    };
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonJson);
-    value.serialize(&mut ser)?;
-    // Only ASCII is written.
-    let json = String::from_utf8(out).unwrap_or_default();
-    Ok(super::context::escape_script_end(json))
+    match value.serialize(&mut ser) {
+        Err(_) if out.over => Ok(None),
+        // Only ASCII is written.
+        result => result.map(|()| String::from_utf8(out.buf).ok()),
+    }
+}
+
+/// A byte buffer that refuses a write that would take it over `max`.
+struct BoundedBuf {
+    buf: Vec<u8>,
+    max: usize,
+    /// A write was refused.
+    over: bool,
+}
+
+impl io::Write for BoundedBuf {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if bytes.len() > self.max - self.buf.len() {
+            self.over = true;
+            return Err(io::Error::other("over the bound"));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Python's `json.dumps` defaults, so that a template renders what
@@ -2937,9 +3019,17 @@ impl serde_json::ser::Formatter for PythonJson {
         fragment: &str,
     ) -> io::Result<()> {
         // serde_json escapes `"`, `\` and controls itself, as Python does;
-        // the rest of Python's `ensure_ascii` is here.
+        // the rest of Python's `ensure_ascii` is here, and Tornado's `</`
+        // as `<\/` (serde_json splits a string into fragments only at the
+        // characters it escapes, so a `</` is never split).
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
+            if c == '/' && i > 0 && fragment.as_bytes()[i - 1] == b'<' {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                w.write_all(b"\\/")?;
+                start = i + 1;
+                continue;
+            }
             if (' '..='~').contains(&c) {
                 continue;
             }
@@ -3644,7 +3734,8 @@ impl<'a> Renderer<'a> {
                         return Err(too_large());
                     }
                 }
-                // Output never shorter than the input.
+                // Output never shorter than the input (json_encode and
+                // linkify also stop as soon as they are over the bound).
                 Func::JsonEncode | Func::Linkify | Func::StaticUrl if n > max => {
                     return Err(too_large())
                 }
@@ -3652,7 +3743,7 @@ impl<'a> Renderer<'a> {
             }
         }
         Ok(match func {
-            Func::JsonEncode => json_encode(val),
+            Func::JsonEncode => json_encode(val, max).ok_or_else(too_large)?,
             Func::StaticUrl => {
                 let request = self
                     .request
@@ -3666,7 +3757,7 @@ impl<'a> Renderer<'a> {
                 s
             }
             Func::Squeeze => squeeze(&val.text()),
-            Func::Linkify => linkify_with(&val.text(), options),
+            Func::Linkify => linkify_with(&val.text(), options, max).ok_or_else(too_large)?,
         })
     }
 
@@ -5198,7 +5289,7 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(
-                linkify_with(text, &expr::Options::default()),
+                linkify_with(text, &expr::Options::default(), usize::MAX).unwrap_or_default(),
                 want,
                 "{text}"
             );
