@@ -146,6 +146,41 @@ mod tests {
         ] {
             assert_eq!(linkify(input, &d), want, "{input}");
         }
+        // Python's `\b`, `\w` and `\s`: a combining mark is no word
+        // character, U+001C to U+001F are whitespace.
+        for (input, want) in [
+            (
+                "\u{301}http://x.com",
+                "\u{301}<a href=\"http://x.com\">http://x.com</a>",
+            ),
+            (
+                "a\u{301}www.x.com",
+                "a\u{301}<a href=\"http://www.x.com\">www.x.com</a>",
+            ),
+            (
+                "x\u{903}http://y.z",
+                "x\u{903}<a href=\"http://y.z\">http://y.z</a>",
+            ),
+            ("\u{2160}http://x.com", "\u{2160}http://x.com"),
+            (
+                "http://a.com\x1fb",
+                "<a href=\"http://a.com\">http://a.com</a>\x1fb",
+            ),
+            (
+                "http://a.com\x1cb",
+                "<a href=\"http://a.com\">http://a.com</a>\x1cb",
+            ),
+        ] {
+            assert_eq!(linkify(input, &d), want, "{input:?}");
+        }
+        let opts = LinkifyOptions {
+            extra_params: "\x1crel=x\x1f".into(),
+            ..LinkifyOptions::default()
+        };
+        assert_eq!(
+            linkify("http://a.b", &opts),
+            "<a href=\"http://a.b\" rel=x>http://a.b</a>"
+        );
         assert_eq!(url_unescape("%zz%4", true), "%zz%4");
         assert_eq!(url_unescape("a%C3", false), "a\u{fffd}");
         assert_eq!(xhtml_escape("\x00<>&\"'"), "\x00&lt;&gt;&amp;&quot;&#x27;");

@@ -1277,7 +1277,7 @@ impl Whitespace {
 
 /// Python's `\s` (`str.isspace`): Unicode whitespace and the separators
 /// U+001C to U+001F, which Rust's `char::is_whitespace` leaves out.
-fn py_space(c: char) -> bool {
+pub(crate) fn py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
@@ -2795,11 +2795,16 @@ pub(crate) fn linkify_with(text: &str, options: &expr::Options, max: usize) -> O
     static URL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let url = URL.get_or_init(|| {
         regex::Regex::new(
-            r##"\b((?:([\w-]+):(/{1,3})|www[.])(?:(?:(?:[^\s&()]|&amp;|&quot;)*(?:[^!"#$%&'()*+,.:;<=>?@\[\]^`{|}~\s]))|(?:\((?:[^\s&()]|&amp;|&quot;)*\)))+)"##,
+            // Tornado's `_URL_RE` with Python's classes: `\w` is
+            // `[\p{L}\p{N}_]` (Rust's also takes marks and `Alphabetic`
+            // symbols), `\s` also takes `\x1c`-`\x1f`, and the leading
+            // `\b`, which Rust would decide with its own `\w`, is
+            // [`py_word_boundary`], checked at each match.
+            r##"((?:([\p{L}\p{N}_-]+):(/{1,3})|www[.])(?:(?:(?:[^\s\x1c-\x1f&()]|&amp;|&quot;)*(?:[^!"#$%&'()*+,.:;<=>?@\[\]^`{|}~\s\x1c-\x1f]))|(?:\((?:[^\s\x1c-\x1f&()]|&amp;|&quot;)*\)))+)"##,
         )
         .unwrap_or_else(|e| unreachable!("Tornado's URL pattern compiles: {e}"))
     });
-    let extra = options.extra_params.trim_matches(char::is_whitespace);
+    let extra = options.extra_params.trim_matches(py_space);
     let extra = if extra.is_empty() && options.extra_params.is_empty() {
         String::new()
     } else {
@@ -2814,10 +2819,21 @@ pub(crate) fn linkify_with(text: &str, options: &expr::Options, max: usize) -> O
     let mut push =
         |s: &str| -> Option<()> { (s.len() <= max - out.len()).then(|| out.push_str(s)) };
     let mut last = 0;
-    for c in url.captures_iter(&escaped) {
+    let mut from = 0;
+    while let Some(c) = url.captures_at(&escaped, from) {
         let (Some(m), Some(whole)) = (c.get(0), c.get(1)) else {
-            continue;
+            break;
         };
+        if !py_word_boundary(&escaped, m.start()) {
+            // Python's search goes on from the next character.
+            from = m.start()
+                + escaped[m.start()..]
+                    .chars()
+                    .next()
+                    .map_or(1, char::len_utf8);
+            continue;
+        }
+        from = m.end();
         push(&escaped[last..m.start()])?;
         last = m.end();
         let whole = whole.as_str();
@@ -2860,6 +2876,28 @@ pub(crate) fn linkify_with(text: &str, options: &expr::Options, max: usize) -> O
     }
     push(&escaped[last..])?;
     Some(out)
+}
+
+/// Python's `\b` at byte `i` of `s`: one of the characters on either
+/// side is a [`py_word`] character and the other is not (or is the end).
+fn py_word_boundary(s: &str, i: usize) -> bool {
+    let before = s[..i].chars().next_back().is_some_and(py_word);
+    let after = s[i..].chars().next().is_some_and(py_word);
+    before != after
+}
+
+/// Python's `\w` (of a `str` pattern): a letter, a number (`str.isalnum`)
+/// or `_`.
+pub(crate) fn py_word(c: char) -> bool {
+    static WORD: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || c == '_';
+    }
+    let word = WORD.get_or_init(|| {
+        regex::Regex::new(r"\A[\p{L}\p{N}_]\z")
+            .unwrap_or_else(|e| unreachable!("the class compiles: {e}"))
+    });
+    word.is_match(c.encode_utf8(&mut [0; 4]))
 }
 
 /// The length of [`push_escaped`]'s text of `s`, counted without building
