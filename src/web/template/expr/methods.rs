@@ -5,7 +5,12 @@
 //! what Python's views give in a `for`, a comprehension, `len`, `list` or
 //! `sorted`; printed, Python shows `dict_items([..])` instead.
 
+use std::sync::OnceLock;
+
+use regex::Regex;
 use serde_json::Value;
+
+use crate::web::template::py_space;
 
 use super::{check_items, equal, number, to_value, Num, TemplateError, Val, V};
 
@@ -122,9 +127,41 @@ fn title(s: &str) -> String {
     out
 }
 
-/// A cased character, as Python's `islower`/`isupper`/`title` count them.
+/// A cased character, as Python's `islower`/`isupper`/`title` count them
+/// (Unicode's `Cased`: lowercase, uppercase or titlecase).
 fn cased(c: char) -> bool {
-    c.is_lowercase() || c.is_uppercase()
+    c.is_lowercase() || c.is_uppercase() || titlecase(c)
+}
+
+/// A titlecase letter (`Lt`, such as `ǅ`).
+fn titlecase(c: char) -> bool {
+    !c.is_ascii() && all_in(&TITLECASE, r"\p{Lt}", c.encode_utf8(&mut [0; 4]))
+}
+
+static TITLECASE: OnceLock<Regex> = OnceLock::new();
+static ALPHA: OnceLock<Regex> = OnceLock::new();
+static ALNUM: OnceLock<Regex> = OnceLock::new();
+static DIGIT: OnceLock<Regex> = OnceLock::new();
+
+/// Python's `str.isalpha`: letters (`L*`; Rust's `is_alphabetic` also
+/// takes marks such as U+0345 and letter numbers such as `Ⅷ`).
+const ALPHA_CLASS: &str = r"\p{L}";
+/// Python's `str.isalnum`: letters and numbers (`N*`; the ideographs
+/// Python also counts as numeric are letters).
+const ALNUM_CLASS: &str = r"\p{L}\p{N}";
+/// Python's `str.isdigit`: decimal digits (`Nd`) and the characters
+/// whose `Numeric_Type` is `Digit` (superscripts, circled digits, ...;
+/// Python 3.11's Unicode 14), not other numbers such as `½` or `Ⅷ`.
+const DIGIT_CLASS: &str = r"\p{Nd}\x{b2}-\x{b3}\x{b9}\x{1369}-\x{1371}\x{19da}\x{2070}\x{2074}-\x{2079}\x{2080}-\x{2089}\x{2460}-\x{2468}\x{2474}-\x{247c}\x{2488}-\x{2490}\x{24ea}\x{24f5}-\x{24fd}\x{24ff}\x{2776}-\x{277e}\x{2780}-\x{2788}\x{278a}-\x{2792}\x{10a40}-\x{10a43}\x{10e60}-\x{10e68}\x{11052}-\x{1105a}\x{1f100}-\x{1f10a}";
+
+/// Whether `s` is not empty and every character of it is in the regex
+/// character class `class` (compiled once into `re`).
+fn all_in(re: &'static OnceLock<Regex>, class: &str, s: &str) -> bool {
+    re.get_or_init(|| {
+        Regex::new(&format!(r"\A[{class}]+\z"))
+            .unwrap_or_else(|e| unreachable!("the class compiles: {e}"))
+    })
+    .is_match(s)
 }
 
 /// Python's line boundaries (`str.splitlines`), besides `\r\n`.
@@ -191,12 +228,13 @@ fn split_whitespace(
 ) -> Result<Vec<Value>, TemplateError> {
     let mut parts = Vec::new();
     let mut rest = if from_right {
-        s.trim_end()
+        s.trim_end_matches(py_space)
     } else {
-        s.trim_start()
+        s.trim_start_matches(py_space)
     };
     check_items(
-        s.split_whitespace()
+        s.split(py_space)
+            .filter(|w| !w.is_empty())
             .count()
             .min(maxsplit.map_or(usize::MAX, |m| m + 1)),
     )?;
@@ -206,9 +244,9 @@ fn split_whitespace(
             break;
         }
         let at = if from_right {
-            rest.rfind(char::is_whitespace)
+            rest.rfind(py_space)
         } else {
-            rest.find(char::is_whitespace)
+            rest.find(py_space)
         };
         // The whitespace character's start and end.
         let cut = at.map(|i| (i, i + rest[i..].chars().next().map_or(1, char::len_utf8)));
@@ -219,11 +257,11 @@ fn split_whitespace(
             }
             Some((i, j)) if from_right => {
                 parts.push(Value::String(rest[j..].into()));
-                rest = rest[..i].trim_end();
+                rest = rest[..i].trim_end_matches(py_space);
             }
             Some((i, j)) => {
                 parts.push(Value::String(rest[..i].into()));
-                rest = rest[j..].trim_start();
+                rest = rest[j..].trim_start_matches(py_space);
             }
         }
     }
@@ -271,7 +309,7 @@ pub(super) fn call_method<'a>(
         }
     };
     let in_set = |set: Option<&str>, c: char| match set {
-        None => c.is_whitespace(),
+        None => py_space(c),
         Some(set) => set.contains(c),
     };
     // `width` characters at most `max_len` bytes.
@@ -550,12 +588,20 @@ pub(super) fn call_method<'a>(
             out.extend(std::iter::repeat_n(f, right));
             text(out)
         }
-        Method::IsDigit => all_chars(char::is_numeric),
-        Method::IsAlpha => all_chars(char::is_alphabetic),
-        Method::IsAlnum => all_chars(char::is_alphanumeric),
-        Method::IsSpace => all_chars(char::is_whitespace),
-        Method::IsLower => Value::Bool(s.chars().any(cased) && !s.chars().any(char::is_uppercase)),
-        Method::IsUpper => Value::Bool(s.chars().any(cased) && !s.chars().any(char::is_lowercase)),
+        Method::IsDigit => Value::Bool(all_in(&DIGIT, DIGIT_CLASS, s)),
+        Method::IsAlpha => Value::Bool(all_in(&ALPHA, ALPHA_CLASS, s)),
+        Method::IsAlnum => Value::Bool(all_in(&ALNUM, ALNUM_CLASS, s)),
+        Method::IsSpace => all_chars(py_space),
+        // Python's: a cased character, and none uppercase or titlecase
+        // (for `isupper`, none lowercase or titlecase).
+        Method::IsLower => Value::Bool(
+            s.chars().any(char::is_lowercase)
+                && !s.chars().any(|c| c.is_uppercase() || titlecase(c)),
+        ),
+        Method::IsUpper => Value::Bool(
+            s.chars().any(char::is_uppercase)
+                && !s.chars().any(|c| c.is_lowercase() || titlecase(c)),
+        ),
         Method::Get | Method::Keys | Method::Values | Method::Items | Method::Format => {
             return Err(wrong())
         }
@@ -704,6 +750,20 @@ mod tests {
                 ("'ab1'.islower()", "True"),
                 ("'1'.islower()", "False"),
                 ("'AB'.isupper()", "True"),
+                // Unicode's categories as Python reads them (Tornado
+                // 6.6.1 on Python 3.11).
+                ("'\\u00b2\\u0663'.isdigit()", "True"),
+                ("'\\u00bd'.isdigit()", "False"),
+                ("'\\u2167'.isdigit()", "False"),
+                ("'\\u2167'.isalpha()", "False"),
+                ("'a\\u0345'.isalpha()", "False"),
+                ("'\\u24d0'.isalnum()", "False"),
+                ("'\\u00bd\\u4e00'.isalnum()", "True"),
+                ("'\\x1c\\x1f'.isspace()", "True"),
+                ("'\\u01c5a'.islower()", "False"),
+                ("'\\u01c5A'.isupper()", "False"),
+                ("'\\x1ca b\\x1d'.strip()", "a b"),
+                ("'\\x1ca\\x1fb\\x1d'.split()", "['a', 'b']"),
                 ("'aaaa'.replace('a', 'b', 2)", "bbaa"),
                 ("'abc'.startswith(('x', 'a'))", "True"),
                 ("'abc'.endswith(['x', 'y'])", "False"),
