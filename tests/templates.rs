@@ -218,7 +218,8 @@ fn unsupported_tornado_tags_say_why() {
         ("{% for i in range(1, 2, 3, 4) %}{% end %}", "range(..)"),
         ("{% %}", "empty"),
         ("{{ x.casefold() }}", "a Python expression"),
-        ("{% include page.html %}", "quoted"),
+        ("{% include %}", "name is missing"),
+        ("{% extends '' %}", "name is missing"),
     ] {
         // A call of a name the template language lacks parses (it may be
         // an application's ui_method) and fails where it is rendered.

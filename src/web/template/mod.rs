@@ -206,11 +206,11 @@ fn bad_tag_hint(tag: &str) -> &'static str {
         "if" | "elif" => "a condition is a Python expression: paths and literals with `and`, `or`, `not`, comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `is None`), arithmetic (`+`, `-`, `*`, `/`, `//`, `%`, `**`), subscripts, parentheses and calls of Tornado's template functions (static_url, json_encode, url_escape, xhtml_escape, escape, squeeze, linkify, len, str, int, abs, ...) or the application's (ApplicationBuilder::ui_method)",
         "for" => "write `for x in path` (or an expression), `for a, b, .. in path` (or `(a, b, ..)`), `for k, v in path.items()`, `.keys()`, `.values()`, `for i in range(..)` or `for i, x in enumerate(..)`",
         "set" => "write `set name = expression` (a path, a literal, or a Python expression of them)",
-        "include" if quoted(arg).is_some() => {
+        "include" if template_name(arg).is_some() => {
             "that template has {% extends %}: a template with a parent cannot be included (Tornado raises NotImplementedError for it)"
         }
-        "extends" if quoted(arg).is_some() => "only one extends, outside every block",
-        "include" | "extends" => "the name must be quoted",
+        "extends" if template_name(arg).is_some() => "only one extends, outside every block",
+        "include" | "extends" => "the template's name is missing",
         "raw" => "write `raw path` or `raw json_encode(path)` (what {{ }} takes)",
         "block" => "a block needs a name",
         "end" | "else" | "break" | "continue" | "finally" => "takes nothing after it",
@@ -637,7 +637,7 @@ struct BlockDef {
 /// | `_("text")`, `_("1 file", "%(n)d files", n) % {"n": n}`, `pgettext("menu", "Open")`, `locale.format_date(ts)`, `locale.code` | the request's locale ([`crate::locale`]): translations, Python's `%` formatting and dict displays |
 /// | `{{ name(args) }}` | a function the application added with [`ApplicationBuilder::ui_method`](crate::web::ApplicationBuilder::ui_method) (Tornado's `ui_methods`); without one of that name, Python's builtin (`sorted`, `min`, `max`, `sum`, `round`, `zip`, … see *Python's builtins*); neither, and the render fails there |
 /// | `{% set x = expression %}` | binds `x` for the rest of the render, as a Python local (a loop variable too stays bound after its loop): `{% set total = price * count %}`, `{% set active = 'home' %}` |
-/// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*) |
+/// | `{% include "file.html" %}` | that template, rendered here with the current names; it cannot have an `{% extends %}` (see *Inheritance*). As in Tornado, the quotes may be left out (`{% include file.html %}`) |
 /// | `{% extends "base.html" %}` | render `base.html`, with its blocks replaced by this template's |
 /// | `{% block name %}` … `{% end %}` | a block a child template can replace |
 /// | `{% apply linkify %}` … `{% end %}` | the body rendered, then `linkify`, `xhtml_escape`/`escape` or `url_escape` of its text, unescaped; as in Tornado, the body's `set`/`for` names are its own |
@@ -1002,11 +1002,13 @@ fn is_ident(s: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
-/// `"name"` or `'name'` → `name`.
-fn quoted(s: &str) -> Option<&str> {
-    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let inner = s.strip_prefix(q)?.strip_suffix(q)?;
-    (!inner.is_empty() && !inner.contains(['"', '\''])).then_some(inner)
+/// The template an `{% include %}` or `{% extends %}` names, read as
+/// Tornado reads it: its argument without the `"` and then the `'`
+/// characters at either end (`"a.html"`, `'a.html'`, or `a.html`
+/// unquoted); `None` when nothing is left.
+fn template_name(arg: &str) -> Option<&str> {
+    let name = arg.trim_matches('"').trim_matches('\'');
+    (!name.is_empty()).then_some(name)
 }
 
 fn parse_cond(arg: &str, line: u32) -> Option<Cond> {
@@ -1720,7 +1722,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 self.open(inner, line, Open::Apply(func))?;
             }
             "include" => {
-                let name = quoted(arg).ok_or_else(bad)?;
+                let name = template_name(arg).ok_or_else(bad)?;
                 let template = self.load(name)?;
                 // Tornado's `_IncludeBlock` generates the included file's
                 // body, where its `_ExtendsBlock` has no code to generate:
@@ -1734,7 +1736,7 @@ impl<L: FnMut(&str) -> Result<Arc<Template>, TemplateError>> Parser<L> {
                 });
             }
             "extends" => {
-                let name = quoted(arg).ok_or_else(bad)?;
+                let name = template_name(arg).ok_or_else(bad)?;
                 if !self.stack.is_empty() || self.parent.is_some() {
                     return Err(bad());
                 }
@@ -5437,7 +5439,7 @@ mod tests {
             "{% for a, b in m.keys() %}{% end %}",
             "{% set x %}",
             "{% set 1x = a %}",
-            "{% include other.html %}",
+            "{% include '' %}",
             "{% block %}{% end %}",
             "{% else x %}",
             "{{ f(x }}",
@@ -5544,6 +5546,31 @@ mod tests {
             Template::parse("{% include \"x.html\" %}").unwrap_err(),
             TemplateError::At { line: 1, error } if matches!(*error, TemplateError::Load(_))
         ));
+    }
+
+    /// Tornado strips `"` and then `'` from both ends of the name, so a
+    /// name needs no quotes (`{% extends base.html %}`).
+    #[test]
+    fn include_and_extends_names_as_tornado_reads_them() {
+        let files = [
+            (
+                "page.html",
+                "{% extends base.html %}{% block b %}{% include 'p.html' %}{% include p.html %}{% end %}",
+            ),
+            ("base.html", "[{% block b %}{% end %}]{% include \"p.html' %}"),
+            ("p.html", "P"),
+        ];
+        let page = load(&files, "page.html", 0).unwrap();
+        assert_eq!(page.render_value(&json!({})).unwrap(), "[PP]P");
+        for src in ["{% include %}", "{% include '' %}", "{% extends \"'\" %}"] {
+            assert!(
+                matches!(
+                    Template::parse(src).unwrap_err().innermost(),
+                    TemplateError::BadTag(_)
+                ),
+                "{src}"
+            );
+        }
     }
 
     #[test]
