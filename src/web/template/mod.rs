@@ -810,6 +810,11 @@ struct BlockDef {
 ///   minus infinity, as Python's), `**` (right to left, tighter than a
 ///   unary `-` on its left: `-2 ** 2` is `-4`), unary `-`; `+` joins strings and
 ///   arrays, `*` repeats them; integers are 64-bit, where Python's grow;
+///   floats are finite: a template's values are JSON values, which hold
+///   no infinity or NaN, so where Python would print `inf`, `-inf` or
+///   `nan` (`{{ float('inf') }}`, `{{ 1e308 * 10 }}`, `{{ x / y }}` of
+///   huge numbers) the render fails with [`TemplateError::Type`] ("… is
+///   not a finite number") at the tag, which `{% try %}` can catch;
 ///   `-` between names needs spaces (`a-b` is a path, a render pair's
 ///   name can hold `-`);
 /// - comparisons: `==` and `!=` compare values (`1 == 1.0 == True`, lists
@@ -5546,6 +5551,32 @@ mod tests {
             Template::parse("{% include \"x.html\" %}").unwrap_err(),
             TemplateError::At { line: 1, error } if matches!(*error, TemplateError::Load(_))
         ));
+    }
+
+    /// Tornado prints `inf` and `nan`; a template's values are JSON, which
+    /// has neither, so the render fails there (a documented difference),
+    /// with an error `{% try %}` catches.
+    #[test]
+    fn non_finite_floats_are_an_error_a_try_catches() {
+        for src in [
+            "{{ float('inf') }}",
+            "{{ float('-inf') }}",
+            "{{ float('nan') }}",
+            "{{ 1e308 * 10 }}",
+            "{{ -1e308 - 1e308 }}",
+            "{{ 1e308 + 1e308 - 1e308 }}",
+        ] {
+            let err = Template::parse(src)
+                .unwrap()
+                .render_value(&json!({}))
+                .unwrap_err();
+            assert!(
+                matches!(err.innermost(), TemplateError::Type(m) if m.contains("not a finite number")),
+                "{src}: {err}"
+            );
+        }
+        let t = Template::parse("{% try %}{{ 1e308 * 10 }}{% except %}inf{% end %}").unwrap();
+        assert_eq!(t.render_value(&json!({})).unwrap(), "inf");
     }
 
     /// Tornado strips `"` and then `'` from both ends of the name, so a
