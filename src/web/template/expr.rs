@@ -2633,9 +2633,11 @@ fn py_int(v: Val<'_>) -> Result<Value, TemplateError> {
 }
 
 /// Python's `int(s, base)` of a string: a sign and spaces around the
-/// digits [`parse_int`] reads.
+/// digits [`parse_int`] reads (Unicode's decimal digits too, as
+/// [`decimal_and_space_to_ascii`] makes them).
 pub(super) fn py_int_text(s: &str, base: u32) -> Result<Value, TemplateError> {
-    let t = s.trim();
+    let ascii = decimal_and_space_to_ascii(s);
+    let t = ascii.trim();
     let (negative, digits) = match t.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
@@ -2646,6 +2648,62 @@ pub(super) fn py_int_text(s: &str, base: u32) -> Result<Value, TemplateError> {
             "invalid literal for int() with base {base}: {s:?}"
         ))),
     }
+}
+
+/// What Python's `int()` and `float()` read a string through
+/// (`_PyUnicode_TransformDecimalAndSpaceToASCII`): each decimal digit
+/// above ASCII (`Nd`: `٣`, `１`, ...) as its ASCII digit and each
+/// whitespace character above ASCII (`U+3000`, `U+00A0`) as a space;
+/// ASCII stays as it is (U+001C to U+001F are no spaces to `int()`).
+pub(super) fn decimal_and_space_to_ascii(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if !c.is_ascii() && c.is_whitespace() {
+                    ' '
+                } else if let Some(d) = decimal_value(c) {
+                    char::from(b'0' + d)
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The value of a decimal digit (`Nd`) other than ASCII's. Unicode encodes
+/// them in runs of ten, 0 to 9 (a stability guarantee), so the value is
+/// the count of digits before it in its run, modulo 10.
+fn decimal_value(c: char) -> Option<u8> {
+    static DECIMAL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let decimal = |c: char| {
+        !c.is_ascii()
+            && DECIMAL
+                .get_or_init(|| {
+                    regex::Regex::new(r"\A\p{Nd}\z")
+                        .unwrap_or_else(|e| unreachable!("the class compiles: {e}"))
+                })
+                .is_match(c.encode_utf8(&mut [0; 4]))
+    };
+    if !decimal(c) {
+        return None;
+    }
+    // A run can hold several sets of ten (the mathematical digits): the
+    // count from the run's start, modulo 10.
+    let mut n = u32::from(c);
+    let mut run = 0u32;
+    while let Some(p) = n
+        .checked_sub(1)
+        .and_then(char::from_u32)
+        .filter(|&p| decimal(p))
+    {
+        n = u32::from(p);
+        run += 1;
+    }
+    u8::try_from(run % 10).ok()
 }
 
 /// Python's `==`: `1 == 1.0 == True`, lists item by item, dicts by keys

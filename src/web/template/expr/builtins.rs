@@ -471,7 +471,8 @@ fn dict(env: &dyn Env<'_>, a: &mut Args<'_>) -> Result<Value, TemplateError> {
 /// around it, underscores between digits) parsed.
 fn to_float(v: &Value) -> Result<f64, TemplateError> {
     if let Some(s) = v.as_str() {
-        let t = s.trim();
+        let ascii = super::decimal_and_space_to_ascii(s);
+        let t = ascii.trim();
         let plain = t.replace('_', "");
         let underscores_ok = !t.contains('_')
             || t.as_bytes()
@@ -799,6 +800,12 @@ mod tests {
                 ("float('1.5')", "1.5"),
                 ("float(' -1_000.5 ')", "-1000.5"),
                 ("float('1e3')", "1000.0"),
+                // Unicode's decimal digits and spaces, as Python reads them.
+                ("float('\\u0663\\u0664.5')", "34.5"),
+                ("int('\\u0663\\u0664')", "34"),
+                ("int('\\U0001d7d9\\U0001d7ec\\U0001d7ff')", "109"),
+                ("int(' \\u3000\\u0967\\u0966\\xa0')", "10"),
+                ("int('\\u0663', 16)", "3"),
                 ("float(3)", "3.0"),
                 ("float()", "0.0"),
                 ("repr(s)", "'héllo'"),
@@ -864,6 +871,9 @@ mod tests {
                 ("round('1')", "takes a number"),
                 ("round(1.5, 0.5)", "integer"),
                 ("float('x')", "could not convert"),
+                ("float('\\x1c1')", "could not convert"),
+                ("int('\\x1f1')", "invalid literal"),
+                ("int('\\uff46', 16)", "invalid literal"),
                 ("float('inf')", "not a finite number"),
                 ("float('1__0')", "could not convert"),
                 ("chr(-1)", "code point"),
