@@ -120,12 +120,78 @@ fn title(s: &str) -> String {
         if after_letter {
             out.extend(c.to_lowercase());
         } else {
-            out.extend(c.to_uppercase());
+            push_titlecase(&mut out, c);
         }
         after_letter = cased(c);
     }
     out
 }
+
+/// Python's titlecase of `c` (what `title` and `capitalize` make of a
+/// word's first character): its uppercase, but for the characters whose
+/// titlecase Unicode gives apart: digraphs (`ǆ` → `ǅ`), ligatures
+/// (`ﬁ` → `Fi`), Georgian (itself) and Greek with ypogegrammeni.
+fn push_titlecase(out: &mut String, c: char) {
+    let n = u32::from(c);
+    match n {
+        // Georgian Mkhedruli: titlecase is the letter itself (uppercase is
+        // Mtavruli).
+        0x10d0..=0x10fa | 0x10fd..=0x10ff => out.push(c),
+        // Greek with ypogegrammeni: the prosgegrammeni letter (uppercase
+        // is two letters).
+        0x1f80..=0x1faf => out.push(char::from_u32(n | 8).unwrap_or(c)),
+        _ => match TITLECASE_APART.binary_search_by_key(&c, |&(k, _)| k) {
+            Ok(i) => out.push_str(TITLECASE_APART[i].1),
+            Err(_) => out.extend(c.to_uppercase()),
+        },
+    }
+}
+
+/// The other characters whose titlecase is not their uppercase (Python
+/// 3.11, Unicode 14), in order.
+const TITLECASE_APART: &[(char, &str)] = &[
+    ('\u{df}', "Ss"),
+    ('\u{1c4}', "\u{1c5}"),
+    ('\u{1c5}', "\u{1c5}"),
+    ('\u{1c6}', "\u{1c5}"),
+    ('\u{1c7}', "\u{1c8}"),
+    ('\u{1c8}', "\u{1c8}"),
+    ('\u{1c9}', "\u{1c8}"),
+    ('\u{1ca}', "\u{1cb}"),
+    ('\u{1cb}', "\u{1cb}"),
+    ('\u{1cc}', "\u{1cb}"),
+    ('\u{1f1}', "\u{1f2}"),
+    ('\u{1f2}', "\u{1f2}"),
+    ('\u{1f3}', "\u{1f2}"),
+    ('\u{587}', "\u{535}\u{582}"),
+    ('\u{1fb2}', "\u{1fba}\u{345}"),
+    ('\u{1fb3}', "\u{1fbc}"),
+    ('\u{1fb4}', "\u{386}\u{345}"),
+    ('\u{1fb7}', "\u{391}\u{342}\u{345}"),
+    ('\u{1fbc}', "\u{1fbc}"),
+    ('\u{1fc2}', "\u{1fca}\u{345}"),
+    ('\u{1fc3}', "\u{1fcc}"),
+    ('\u{1fc4}', "\u{389}\u{345}"),
+    ('\u{1fc7}', "\u{397}\u{342}\u{345}"),
+    ('\u{1fcc}', "\u{1fcc}"),
+    ('\u{1ff2}', "\u{1ffa}\u{345}"),
+    ('\u{1ff3}', "\u{1ffc}"),
+    ('\u{1ff4}', "\u{38f}\u{345}"),
+    ('\u{1ff7}', "\u{3a9}\u{342}\u{345}"),
+    ('\u{1ffc}', "\u{1ffc}"),
+    ('\u{fb00}', "Ff"),
+    ('\u{fb01}', "Fi"),
+    ('\u{fb02}', "Fl"),
+    ('\u{fb03}', "Ffi"),
+    ('\u{fb04}', "Ffl"),
+    ('\u{fb05}', "St"),
+    ('\u{fb06}', "St"),
+    ('\u{fb13}', "\u{544}\u{576}"),
+    ('\u{fb14}', "\u{544}\u{565}"),
+    ('\u{fb15}', "\u{544}\u{56b}"),
+    ('\u{fb16}', "\u{54e}\u{576}"),
+    ('\u{fb17}', "\u{544}\u{56d}"),
+];
 
 /// A cased character, as Python's `islower`/`isupper`/`title` count them
 /// (Unicode's `Cased`: lowercase, uppercase or titlecase).
@@ -385,13 +451,12 @@ pub(super) fn call_method<'a>(
         Method::Title => text(title(s)),
         Method::Capitalize => {
             let mut chars = s.chars();
-            text(match chars.next() {
-                Some(first) => first
-                    .to_uppercase()
-                    .chain(chars.as_str().to_lowercase().chars())
-                    .collect(),
-                None => String::new(),
-            })
+            let mut out = String::with_capacity(s.len());
+            if let Some(first) = chars.next() {
+                push_titlecase(&mut out, first);
+                out.push_str(&chars.as_str().to_lowercase());
+            }
+            text(out)
         }
         Method::StartsWith | Method::EndsWith if args.len() > 1 => {
             let Some((a, b)) = window(name, len, args)? else {
@@ -764,6 +829,15 @@ mod tests {
                 ("'\\u01c5A'.isupper()", "False"),
                 ("'\\x1ca b\\x1d'.strip()", "a b"),
                 ("'\\x1ca\\x1fb\\x1d'.split()", "['a', 'b']"),
+                ("'\\u01c6a b\\u01c5'.title()", "\u{1c5}a B\u{1c6}"),
+                ("'\\ufb01x \\u0149'.title()", "Fix \u{2bc}N"),
+                ("'\\u01c6A'.capitalize()", "\u{1c5}a"),
+                ("'\\ufb01X'.capitalize()", "Fix"),
+                (
+                    "'\\u10d0\\u1f80 \\u1fb3'.title()",
+                    "\u{10d0}\u{1f80} \u{1fbc}",
+                ),
+                ("'\\u00df'.title()", "Ss"),
                 ("'aaaa'.replace('a', 'b', 2)", "bbaa"),
                 ("'abc'.startswith(('x', 'a'))", "True"),
                 ("'abc'.endswith(['x', 'y'])", "False"),
