@@ -646,7 +646,9 @@ struct BlockDef {
 /// | `{{!`, `{%!`, `{#!` | the literal `{{`, `{%`, `{#` (Tornado's escape) |
 ///
 /// As in Tornado, in a run of three or more `{`, the last two open the tag:
-/// `{{{ x }}}` prints `{`, then `x`, then `}`.
+/// `{{{ x }}}` prints `{`, then `x`, then `}`. The word of a `{% %}` tag
+/// may be followed by a tab or a newline instead of a space, which
+/// Tornado refuses ("unknown operator").
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
 /// (set comprehensions, other methods), keyword arguments
