@@ -425,6 +425,73 @@ for ex in ["c.strip()", "c.split()", "c.splitlines()", "c.lstrip()", "c.rstrip()
               "\uff11\uff12", " 12 ", "\u00b2", "1_000", "ﬁx ŉ", "\u0130i\u0131", "a\u0345b", "σς Σ"]:
         t(f"str {ex} {c!r}", "{{ %s }}" % ex, {"c": c})
 
+# --- more statements and values ------------------------------------------------
+v3 = {"d": {"a": 1, "b": [2, 3]}, "ps": [[1, [2, 3]], [4, [5, 6]]], "big": 18446744073709551615,
+      "neg": -9223372036854775808, "f1": 1.0, "f2": 1e-7, "f3": 123456789.123, "s0": "0", "lt": "<"}
+t("autoescape None list", "{% autoescape None %}{{ [1, '<'] }} {{ {'a': '<'} }}", v3)
+t("for values", "{% for v in d.values() %}{{ v }};{% end %}", v3)
+t("for keys", "{% for k in d.keys() %}{{ k }};{% end %}", v3)
+t("for nested unpack", "{% for a, (b, c) in ps %}{{ a }}{{ b }}{{ c }} {% end %}", v3)
+t("for paren unpack", "{% for (a, b) in ps %}{{ a }}:{{ b }} {% end %}", v3)
+t("values print", "{{ big }} {{ neg }} {{ f1 }} {{ f2 }} {{ f3 }} {{ s0 }}", v3)
+t("truthy string zero", "{% if s0 %}T{% else %}F{% end %}", v3)
+t("none less", "{{ None < 1 }}", v3)
+t("except Exception", "{% try %}{{ 1 // 0 }}{% except Exception %}E{% end %}", v3)
+t("except as", "{% try %}{{ 1 // 0 }}{% except Exception as e %}E{% end %}", v3)
+t("except typed", "{% try %}{{ 1 // 0 }}{% except ZeroDivisionError %}E{% end %}", v3)
+t("comment tag with end", "a{% comment x %}{% end %}b", v3)
+t("json_encode values", "{% raw json_encode(d) %} {% raw json_encode(big) %} {% raw json_encode(f2) %} {% raw json_encode(lt + '/') %}", v3)
+t("linkify quote extra", "{% raw linkify('http://a.b', extra_params='title=\"x&y\"') %}", v3)
+t("linkify shorten require", "{% raw linkify('www.' + 'a' * 40 + '.com http://' + 'b' * 40 + '.com', shorten=True, require_protocol=True) %}", v3)
+t("apply linkify amp", "{% apply linkify %}a & http://x.com/?a=1&b=2 <{% end %}", v3)
+t("whitespace in include only", "a  b{% include 'p.txt' %}a  b", {}, p__txt="{% whitespace oneline %}c  d")
+h("html includes txt", "a  b{% include 'p.txt' %}", {}, p__txt="c  d")
+t("txt includes html", "a  b{% include 'p.html' %}", {}, p__html="c  d")
+t("deep block chain", "{% extends 'm.txt' %}{% block x %}[{% block y %}Y{% end %}]{% end %}", {},
+  m__txt="{% extends 'b.txt' %}{% block y %}mid-y{% end %}", b__txt="{% block x %}X{% end %}{% block y %}y{% end %}")
+t("set in block", "{% extends 'b.txt' %}{% block a %}{% set q = 1 %}{% end %}", {}, b__txt="{% block a %}{% end %}{{ q }}")
+t("include in loop uses loop var", "{% for i in range(3) %}{% include 'p.txt' %}{% end %}", {}, p__txt="{{ i }}")
+t("elif chain truthy", "{% if [] %}a{% elif {} %}b{% elif '' %}c{% elif 0.0 %}d{% elif None %}e{% else %}f{% end %}")
+t("dict in", "{{ 'a' in d }} {{ 1 in d }} {{ 2 in d['b'] }}", v3)
+t("string escapes in expr", "{{ '<&>' }}|{% raw '<&>' %}|{{ \"'\" }}", v3)
+t("len of dict values", "{{ len(d) }} {{ len(d['b']) }} {{ len('') }}", v3)
+t("str of list", "{{ str(d['b']) }} {{ str(d) }}", v3)
+t("nested comprehension", "{{ [[j for j in range(i)] for i in range(3)] }}", v3)
+t("sorted dict items", "{{ sorted(d.items(), key=lambda kv: kv[0], reverse=True) }}", v3)
+t("join generator", "{{ ','.join(k for k in d) }}", v3)
+t("enumerate start", "{% for i, c in enumerate('ab', 1) %}{{ i }}{{ c }}{% end %}", v3)
+t("reversed loop", "{% for c in reversed('abc') %}{{ c }}{% end %}", v3)
+t("zip loop", "{% for a, b in zip('ab', 'xyz') %}{{ a }}{{ b }}{% end %}", v3)
+t("while break else", "{% set i = 0 %}{% while True %}{% set i = i + 1 %}{% if i > 2 %}{% break %}{% end %}{% else %}E{% end %}{{ i }}", v3)
+t("multiline expr", "{{ 1 +\n 2 }}", v3)
+t("multiline tag", "{% if 1 and\n 2 %}y{% end %}", v3)
+t("line count error", "a\nb\n{{ nope }}", v3)
+t("expr with comment", "{{ 1 # c\n }}", v3)
+
+# --- random inputs (fixed seed) ---------------------------------------------------
+import random  # noqa: E402
+
+rng = random.Random(20261207)
+TOKENS = ["http://", "https://", "www.", "a", "b.c", "/", "?", "&", "=", "(", ")", " ", ".", ",", "\"", "'", "<",
+          ">", "\u00e9", "\u0301", "ftp:", "x-y:", "//", "#", ";", ":", "\n", "_", "1", "&amp;", "mailto:", "!",
+          "\u00a0", "\x1c", "\t", "%", "[", "]", "~", "-", "\u4e2d", "\U0001f600", "WWW.", "HTTP://", "@"]
+for i in range(300):
+    s = "".join(rng.choice(TOKENS) for _ in range(rng.randint(2, 14)))
+    kw = rng.choice([{}, {"shorten": True}, {"require_protocol": True},
+                     {"permitted_protocols": ["http", "ftp", "x-y", "mailto"]},
+                     {"extra_params": 'rel="nofollow"', "shorten": True}])
+    e(f"random linkify {i}", "linkify", s, **kw)
+UCHARS = "%2541+ aZ09\u00e9/?&=#%e9%C3%A9%zz%%F0%9F%98%80"
+for i in range(60):
+    s = "".join(rng.choice(UCHARS) for _ in range(rng.randint(1, 12)))
+    e(f"random url_unescape {i}", "url_unescape", s, plus=bool(i % 2))
+for i in range(40):
+    s = "".join(rng.choice(TOKENS) for _ in range(rng.randint(1, 10)))
+    e(f"random squeeze {i}", "squeeze", s)
+    e(f"random url_escape {i}", "url_escape", s, plus=bool(i % 2))
+    e(f"random xhtml_escape {i}", "xhtml_escape", s)
+    e(f"random json_encode {i}", "json_encode", [s, {s: s}])
+
 # --- run with Tornado -------------------------------------------------------------
 def run_template(case):
     loader = template.DictLoader(case["files"])

@@ -647,8 +647,9 @@ struct BlockDef {
 ///
 /// As in Tornado, in a run of three or more `{`, the last two open the tag:
 /// `{{{ x }}}` prints `{`, then `x`, then `}`. The word of a `{% %}` tag
-/// may be followed by a tab or a newline instead of a space, which
-/// Tornado refuses ("unknown operator").
+/// may be followed by a tab or a newline instead of a space, and an
+/// expression may go on over lines outside brackets (a newline after `+`),
+/// which Tornado refuses ("unknown operator", Python's `SyntaxError`).
 ///
 /// Anything else in `{{ }}` or `{% %}` — Python beyond *Expressions*
 /// (set comprehensions, other methods), keyword arguments
