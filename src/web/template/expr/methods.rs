@@ -116,15 +116,54 @@ impl Method {
 fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut after_letter = false;
-    for c in s.chars() {
+    for (i, c) in s.char_indices() {
         if after_letter {
-            out.extend(c.to_lowercase());
+            push_lower_at(&mut out, s, i, c);
         } else {
             push_titlecase(&mut out, c);
         }
         after_letter = cased(c);
     }
     out
+}
+
+/// Python's lowercase of `c`, the character at byte `i` of `s`: its
+/// `to_lowercase`, but a `Σ` that ends a word is `ς` (Unicode's
+/// `Final_Sigma`, as Python's `handle_capital_sigma` decides it: a cased
+/// character before it and none after it, case-ignorable ones skipped).
+fn push_lower_at(out: &mut String, s: &str, i: usize, c: char) {
+    if c != '\u{3a3}' {
+        out.extend(c.to_lowercase());
+        return;
+    }
+    let before = s[..i]
+        .chars()
+        .rev()
+        .find(|&p| !case_ignorable(p))
+        .is_some_and(cased);
+    let after = s[i + c.len_utf8()..]
+        .chars()
+        .find(|&n| !case_ignorable(n))
+        .is_some_and(cased);
+    out.push(if before && !after {
+        '\u{3c2}'
+    } else {
+        '\u{3c3}'
+    });
+}
+
+/// Unicode's `Case_Ignorable`: marks, format characters, modifier
+/// letters and symbols, and the apostrophes, periods and colons that
+/// words run through.
+fn case_ignorable(c: char) -> bool {
+    static IGNORABLE: OnceLock<Regex> = OnceLock::new();
+    matches!(c, '\'' | '.' | ':' | '^' | '`')
+        || (!c.is_ascii()
+            && all_in(
+                &IGNORABLE,
+                r"\p{Mn}\p{Me}\p{Cf}\p{Lm}\p{Sk}\x{b7}\x{387}\x{55f}\x{5f4}\x{2018}\x{2019}\x{2024}\x{2027}\x{fe13}\x{fe52}\x{fe55}\x{ff07}\x{ff0e}\x{ff1a}",
+                c.encode_utf8(&mut [0; 4]),
+            ))
 }
 
 /// Python's titlecase of `c` (what `title` and `capitalize` make of a
@@ -423,19 +462,19 @@ pub(super) fn call_method<'a>(
     let v = match method {
         Method::Upper => text(s.to_uppercase()),
         Method::Lower => text(s.to_lowercase()),
-        Method::SwapCase => text(
-            s.chars()
-                .flat_map(|c| -> Vec<char> {
-                    if c.is_uppercase() {
-                        c.to_lowercase().collect()
-                    } else if c.is_lowercase() {
-                        c.to_uppercase().collect()
-                    } else {
-                        vec![c]
-                    }
-                })
-                .collect(),
-        ),
+        Method::SwapCase => {
+            let mut out = String::with_capacity(s.len());
+            for (i, c) in s.char_indices() {
+                if c.is_uppercase() {
+                    push_lower_at(&mut out, s, i, c);
+                } else if c.is_lowercase() {
+                    out.extend(c.to_uppercase());
+                } else {
+                    out.push(c);
+                }
+            }
+            text(out)
+        }
         Method::Strip => {
             let set = strip_set(0)?;
             text(s.trim_matches(|c| in_set(set, c)).into())
@@ -450,11 +489,13 @@ pub(super) fn call_method<'a>(
         }
         Method::Title => text(title(s)),
         Method::Capitalize => {
-            let mut chars = s.chars();
             let mut out = String::with_capacity(s.len());
-            if let Some(first) = chars.next() {
-                push_titlecase(&mut out, first);
-                out.push_str(&chars.as_str().to_lowercase());
+            for (i, c) in s.char_indices() {
+                if i == 0 {
+                    push_titlecase(&mut out, c);
+                } else {
+                    push_lower_at(&mut out, s, i, c);
+                }
             }
             text(out)
         }
@@ -838,6 +879,20 @@ mod tests {
                     "\u{10d0}\u{1f80} \u{1fbc}",
                 ),
                 ("'\\u00df'.title()", "Ss"),
+                // A final sigma, in context as Python lowers it.
+                (
+                    "'\\u0391\\u03a3 \\u0391\\u03a3\\''.title()",
+                    "\u{391}\u{3c2} \u{391}\u{3c2}'",
+                ),
+                (
+                    "'\\u0391\\u03a3 \\u0391\\u03a3'.capitalize()",
+                    "\u{391}\u{3c2} \u{3b1}\u{3c2}",
+                ),
+                (
+                    "'\\u0391\\u03a3\\u0391 \\u03a3'.swapcase()",
+                    "\u{3b1}\u{3c3}\u{3b1} \u{3c3}",
+                ),
+                ("'\\u0391\\u03a3 x'.swapcase()", "\u{3b1}\u{3c2} X"),
                 ("'aaaa'.replace('a', 'b', 2)", "bbaa"),
                 ("'abc'.startswith(('x', 'a'))", "True"),
                 ("'abc'.endswith(['x', 'y'])", "False"),
