@@ -468,6 +468,15 @@ t("multiline tag", "{% if 1 and\n 2 %}y{% end %}", v3)
 t("line count error", "a\nb\n{{ nope }}", v3)
 t("expr with comment", "{{ 1 # c\n }}", v3)
 
+# --- case mappings in context ---------------------------------------------------
+for ex in ["c.title()", "c.capitalize()", "c.lower()", "c.swapcase()", "c.upper()"]:
+    for c in ["\u0391\u03a3 \u0391\u03a3", "\u03a3", "\u0391\u03a3\u0391", "\u0391\u03a3'", "\u0130", "\u0149n", "\u1e9e\u00df"]:
+        t(f"case {ex} {c!r}", "{{ %s }}" % ex, {"c": c})
+v4 = {"x": "<i>"}
+t("autoescape None inside if", "{{ x }}{% if 0 %}{% autoescape None %}{% end %}{{ x }}", v4)
+t("autoescape None inside block", "{% block b %}{% autoescape None %}{% end %}{{ x }}", v4)
+t("autoescape twice", "{% autoescape None %}{% autoescape xhtml_escape %}{{ x }}", v4)
+
 # --- random inputs (fixed seed) ---------------------------------------------------
 import random  # noqa: E402
 
