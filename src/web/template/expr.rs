@@ -2246,11 +2246,12 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
 /// Python's result would be complex or overflow.
 fn power(x: Num, y: Num) -> Result<Value, TemplateError> {
     if let (Num::Int(b), Num::Int(e)) = (x, y) {
-        // Exact whatever the exponent's size, as Python's.
+        // Exact whatever the exponent's size, as Python's; a negative
+        // exponent gives a float, also of 1 and -1 (`1 ** -1` is `1.0`).
         match (b, e) {
-            (1, _) | (_, 0) => return int(1),
+            (1, 0..) | (_, 0) => return int(1),
             (0, 1..) => return int(0),
-            (-1, _) => return int(if e % 2 == 0 { 1 } else { -1 }),
+            (-1, 0..) => return int(if e % 2 == 0 { 1 } else { -1 }),
             _ => {}
         }
         if e >= 0 {

@@ -4405,6 +4405,15 @@ mod tests {
             .unwrap(),
             "4611686018427387904|7|0.2|4"
         );
+        // A negative integer exponent gives a float, also of 1 and -1.
+        assert_eq!(
+            render_json(
+                "{{ 1 ** -1 }}|{{ (-1) ** -3 }}|{{ (-1) ** -2 }}|{{ True ** -7 }}|{{ 1 ** 0 }}|{{ (-1) ** 3 }}",
+                json!({})
+            )
+            .unwrap(),
+            "1.0|-1.0|1.0|1.0|1|-1"
+        );
         for (src, says) in [
             ("{{ 2 ** 64 }}", "out of the range"),
             ("{{ 3 ** 100000000000 }}", "out of the range"),
