@@ -2439,8 +2439,7 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                     Num::Float(f) => f.is_sign_negative(),
                 };
                 let digits = match (conv, n) {
-                    ('f' | 'F', n) => format!("{:.*}", precision.unwrap_or(6), as_f64(n).abs()),
-                    ('e' | 'E' | 'g' | 'G', n) => {
+                    ('f' | 'F' | 'e' | 'E' | 'g' | 'G', n) => {
                         format::float_text(as_f64(n).abs(), conv, precision, flags.contains('#'))
                     }
                     ('x' | 'X' | 'o', Num::Float(_)) => {
@@ -2463,14 +2462,6 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                                 d = "0".repeat(p - d.len()) + &d;
                             }
                         }
-                        if flags.contains('#') {
-                            d = match conv {
-                                'x' => format!("0x{d}"),
-                                'X' => format!("0X{d}"),
-                                'o' => format!("0o{d}"),
-                                _ => d,
-                            };
-                        }
                         d
                     }
                 };
@@ -2491,7 +2482,15 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
                 } else {
                     ""
                 };
-                (sign.to_string(), digits, flags.contains('0') && !left)
+                // `#`'s prefix goes with the sign, before any zero padding
+                // (`'%#06x' % 255` is `0x00ff`).
+                let prefix = match conv {
+                    'x' if flags.contains('#') => "0x",
+                    'X' if flags.contains('#') => "0X",
+                    'o' if flags.contains('#') => "0o",
+                    _ => "",
+                };
+                (format!("{sign}{prefix}"), digits, flags.contains('0') && !left)
             }
             other => {
                 return Err(TemplateError::Type(format!(
