@@ -339,7 +339,18 @@ pub(super) fn float_text(x: f64, ty: char, precision: Option<usize>, alternate: 
             }
             python_exponent(&t, upper)
         }
-        'r' => python_float_repr(x),
+        // No type: `repr`, with `#` a point even before an exponent
+        // (`format(1e16, '#')` is `1.e+16`).
+        'r' => {
+            let mut t = python_float_repr(x);
+            if alternate && !t.contains('.') {
+                match t.find('e') {
+                    Some(i) => t.insert(i, '.'),
+                    None => t.push('.'),
+                }
+            }
+            t
+        }
         // 'g', 'n' (no locale: as 'g'), and none with a precision
         // ('N'), which switches to an exponent a digit sooner, to keep
         // room for the `.0` it adds (CPython's `Py_DTSF_ADD_DOT_0`).
@@ -674,6 +685,10 @@ mod tests {
                 ("format(2.5, '#.0f')", "2."),
                 ("format(-0.0001, 'z.1f')", "0.0"),
                 ("format(0.5, '#.3g')", "0.500"),
+                ("format(1e300, '#')", "1.e+300"),
+                ("format(1e16, '+#12')", "     +1.e+16"),
+                ("format(1e-05, '#')", "1.e-05"),
+                ("format(2.5, '#')", "2.5"),
                 ("format(True, '')", "True"),
                 ("format(True, 'd')", "1"),
                 ("format(65, 'c')", "A"),
