@@ -2399,10 +2399,12 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
         }
         let left = flags.contains('-');
         let (sign, body, zero_pad) = match conv {
-            's' | 'r' => {
+            's' | 'r' | 'a' => {
                 let mut text = match conv {
                     's' => value.text().into_owned(),
-                    _ => value.repr(),
+                    'r' => value.repr(),
+                    // Python's `ascii()`: the repr, non-ASCII escaped.
+                    _ => format::ascii_repr(value),
                 };
                 if let Some(p) = precision {
                     if let Some((cut, _)) = text.char_indices().nth(p) {
@@ -2494,7 +2496,7 @@ fn percent_format(format: &str, args: Args<'_>, max_len: usize) -> Result<String
             }
             other => {
                 return Err(TemplateError::Type(format!(
-                    "unsupported format character {other:?} in a template (s, r, c, d, i, f, e, g, x, o are)"
+                    "unsupported format character {other:?} in a template (s, r, a, c, d, i, u, f, e, g, x, o and their capitals are)"
                 )))
             }
         };

@@ -427,7 +427,7 @@ fn format_float(f: f64, s: &Spec) -> Result<String, TemplateError> {
 }
 
 /// Python's `ascii(x)`: its `repr` with each non-ASCII character escaped.
-fn ascii_repr(v: Val<'_>) -> String {
+pub(super) fn ascii_repr(v: Val<'_>) -> String {
     let r = v.repr();
     let mut out = String::with_capacity(r.len());
     for c in r.chars() {
@@ -703,6 +703,7 @@ mod tests {
                 ("'{{}} {{{}}}'.format(1)", "{} {1}"),
                 ("'{:,.2f}'.format(n)", "1,234.57"),
                 ("'%.3e %g %G' % (n, 1e-05, 1e16)", "1.235e+03 1e-05 1E+16"),
+                ("'%a|%5a|%-7.3a|%a|%a' % ('é', 1, 'ab', 2.5, None)", "'\\xe9'|    1|'ab    |2.5|None"),
                 // `#`: the point kept at no precision, the prefix before
                 // the zero padding.
                 (
