@@ -2138,6 +2138,30 @@ fn int(n: i128) -> Result<Value, TemplateError> {
     }
 }
 
+/// Python's `int / int`: the exact quotient rounded once to a float.
+/// Converting operands above 2**53 to floats first would round twice
+/// (`-1 / 9007199254740993` would be off in its last digit). `y` is not 0.
+fn int_true_div(x: i128, y: i128) -> f64 {
+    const EXACT: u128 = 1 << 53;
+    let (a, b) = (x.unsigned_abs(), y.unsigned_abs());
+    if a <= EXACT && b <= EXACT {
+        return x as f64 / y as f64;
+    }
+    let bits = |n: u128| 128 - n.leading_zeros() as i32;
+    // At least 56 bits of quotient (operands hold 64 bits at most, so the
+    // shifted dividend stays under 2**121), the remainder as a sticky bit:
+    // the conversion to f64 then rounds as the exact quotient would.
+    let k = (56 + bits(b) - bits(a)).max(0);
+    let num = a << k;
+    let q = (num / b) | u128::from(num % b != 0);
+    let magnitude = q as f64 / 2f64.powi(k);
+    if (x < 0) != (y < 0) {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
 /// A float result: finite (JSON has no infinity or NaN).
 fn float(f: f64) -> Result<Value, TemplateError> {
     serde_json::Number::from_f64(f)
@@ -2177,6 +2201,7 @@ fn arith(op: Arith, a: Val<'_>, b: Val<'_>, max_len: usize) -> Result<Value, Tem
             (Arith::FloorDiv, Num::Int(x), Num::Int(y)) => int(floor_div(x, y)),
             (Arith::Mod, Num::Int(x), Num::Int(y)) => int(x - y * floor_div(x, y)),
             (Arith::Div | Arith::FloorDiv | Arith::Mod, _, y) if as_f64(y) == 0.0 => Err(zero()),
+            (Arith::Div, Num::Int(x), Num::Int(y)) => float(int_true_div(x, y)),
             (_, x, y) => {
                 let (x, y) = (as_f64(x), as_f64(y));
                 float(match op {

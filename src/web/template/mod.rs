@@ -4405,6 +4405,15 @@ mod tests {
             .unwrap(),
             "4611686018427387904|7|0.2|4"
         );
+        // int / int is the exact quotient rounded once, as Python's.
+        assert_eq!(
+            render_json(
+                "{{ -1 / 9007199254740993 }}|{{ 9007199254740993 / 7 }}|{{ 18446744073709551615 / 3 }}|{{ 0 / -9007199254740993 }}|{{ 1 / 3 }}|{{ 18446744073709551615 / 18446744073709551614 }}",
+                json!({})
+            )
+            .unwrap(),
+            "-1.1102230246251564e-16|1286742750677284.8|6.148914691236517e+18|-0.0|0.3333333333333333|1.0"
+        );
         // A negative integer exponent gives a float, also of 1 and -1.
         assert_eq!(
             render_json(
