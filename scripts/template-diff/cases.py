@@ -501,6 +501,41 @@ for i in range(40):
     e(f"random xhtml_escape {i}", "xhtml_escape", s)
     e(f"random json_encode {i}", "json_encode", [s, {s: s}])
 
+WS = [" ", "  ", "\t", "\n", "\r\n", "\r", "a", "b c", "\x0b", "\x0c", "\xa0", "\u2028", "\x1c", "\x85", "<pre>",
+      "{{ 1 }}", "{% if 1 %}x{% end %}", "{#c#}", "{{! ", "\u3000"]
+for i in range(80):
+    body = "".join(rng.choice(WS) for _ in range(rng.randint(2, 16)))
+    mode = ["", "{% whitespace oneline %}", "{% whitespace single %}", "{% whitespace all %}"][i % 4]
+    if i % 8 < 4:
+        h(f"random whitespace html {i}", mode + body)
+    else:
+        t(f"random whitespace txt {i}", mode + body)
+
+FILLS = ["", "*<", ">", "^", "0=", "<", "_^"]
+SIGNS = ["", "+", "-", " "]
+WIDTHS = ["", "1", "8", "012"]
+GROUPS = ["", ",", "_"]
+PRECS = ["", ".0", ".1", ".3", ".12"]
+TYPES = ["", "f", "e", "g", "%", "d", "x", "n", "E", "G", "F", "s", "b", "o", "X", "c"]
+VALS = ["0", "-0.0", "1", "-7", "255", "3.14159", "-2.5", "1e16", "1e-5", "123456.789", "0.5", "2.675", "1e300",
+        "True", "'ab'", "None", "12345678901234"]
+for i in range(250):
+    spec = rng.choice(FILLS) + rng.choice(SIGNS) + rng.choice(["", "#"]) + rng.choice(WIDTHS) + \
+        rng.choice(GROUPS) + rng.choice(PRECS) + rng.choice(TYPES)
+    t(f"random format {i}", "{{ '{:%s}'.format(%s) }}" % (spec, rng.choice(VALS)))
+PFLAGS = ["", "-", "+", " ", "0", "#", "-0", "+0"]
+PTYPES = ["s", "r", "d", "i", "f", "e", "g", "x", "X", "o", "c", "E", "G", "F", "u", "a"]
+for i in range(150):
+    spec = rng.choice(PFLAGS) + rng.choice(["", "1", "7", "010"]) + rng.choice(["", ".0", ".2", ".10"]) + rng.choice(PTYPES)
+    t(f"random percent {i}", "{{ '%%%s' %% %s }}" % (spec, rng.choice(VALS)))
+ARITH = ["+", "-", "*", "/", "//", "%", "**"]
+NUMS = ["0", "1", "-1", "7", "-7", "2.5", "-2.5", "0.1", "3", "1e10", "-0.0", "True", "1e-3", "9007199254740993"]
+for i in range(200):
+    ex = f"{rng.choice(NUMS)} {rng.choice(ARITH)} {rng.choice(NUMS)}"
+    if rng.random() < 0.4:
+        ex = f"({ex}) {rng.choice(ARITH)} {rng.choice(NUMS)}"
+    t(f"random arith {i}", "{{ %s }}" % ex)
+
 # --- run with Tornado -------------------------------------------------------------
 def run_template(case):
     loader = template.DictLoader(case["files"])
