@@ -120,8 +120,7 @@ impl RequestHandler for MessageNew {
         &["POST"]
     }
     fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
-        let Some(body) = cx.get_argument("body") else {
-            cx.send_error_message(400, Some("Missing argument body"));
+        let Some(body) = cx.require_argument("body") else {
             return;
         };
         let id = {

@@ -768,8 +768,11 @@ impl<'a> RequestContext<'a> {
     }
 
     /// Like [`send_error`](Self::send_error), with `message` (HTML-escaped)
-    /// after the reason in the page: `400: Bad Request: Missing argument
-    /// name` (Tornado's `HTTPError(400, reason=..)`).
+    /// after the reason in the page: `400: Bad Request: Invalid date`.
+    /// Tornado's pages carry no such message (an `HTTPError`'s message is
+    /// only logged, and its `reason=` replaces `Bad Request`): for
+    /// Tornado's page of a missing argument use
+    /// [`require_argument`](Self::require_argument).
     pub fn send_error_message(&mut self, status: u16, message: Option<&str>) {
         if self.p.head_sent && !self.p.finished {
             // Tornado: "Cannot send error response after headers
@@ -1127,6 +1130,37 @@ impl<'a> RequestContext<'a> {
     /// wins when both have it, as the last value does in Tornado).
     pub fn get_argument(&self, name: &str) -> Option<String> {
         self.get_arguments(name).pop()
+    }
+
+    /// [`get_argument`](Self::get_argument) for an argument the request
+    /// must carry (Tornado's `get_argument(name)` without a default): when
+    /// it has none, the answer is Tornado's `MissingArgumentError`, the
+    /// plain `400: Bad Request` page (the name is not in it), logged at
+    /// `warn` as `400 POST /uri (ip): Missing argument name`, and `None`
+    /// comes back: return from the handler.
+    ///
+    /// ```
+    /// use cyclone::web::{RequestContext, RequestHandler};
+    ///
+    /// struct NewMessage;
+    /// impl RequestHandler for NewMessage {
+    ///     fn supported_methods(&self) -> &'static [&'static str] {
+    ///         &["POST"]
+    ///     }
+    ///     fn post(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+    ///         let Some(body) = cx.require_argument("body") else {
+    ///             return; // answered 400
+    ///         };
+    ///         cx.write(format!("got {body}"));
+    ///     }
+    /// }
+    /// ```
+    pub fn require_argument(&mut self, name: &str) -> Option<String> {
+        let value = self.get_argument(name);
+        if value.is_none() {
+            self.refuse(400, &format!("Missing argument {name}"));
+        }
+        value
     }
 
     /// The value of the request cookie `name`. When the request carries

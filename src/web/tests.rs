@@ -401,6 +401,32 @@ fn arguments_from_query_then_form_body() {
     );
 }
 
+/// `require_argument("a")`, then the value.
+struct Required;
+
+impl RequestHandler for Required {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        if let Some(a) = cx.require_argument("a") {
+            cx.write(format!("[{a}]"));
+        }
+    }
+}
+
+#[test]
+fn a_missing_required_argument_is_tornados_400_page() {
+    let app = Application::builder().route("/req", || Required).build();
+    let r = get(&app, "/req?b=1");
+    assert_eq!(r.status(), 400);
+    // Tornado's MissingArgumentError: the name is logged, not shown.
+    assert_eq!(
+        text(&r),
+        "<html><title>400: Bad Request</title><body>400: Bad Request</body></html>"
+    );
+    // An empty or blank value is no missing argument.
+    assert_eq!(text(&get(&app, "/req?a=")), "[]");
+    assert_eq!(text(&get(&app, "/req?a=+%20&a=%20x%20")), "[x]");
+}
+
 #[test]
 fn more_than_a_thousand_urlencoded_fields_are_refused_as_tornado_refuses_them() {
     let app = Application::builder()
