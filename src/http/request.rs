@@ -1011,7 +1011,10 @@ impl Request {
             && (self.version_minor >= 1 || self.connection & CONN_KEEP_ALIVE != 0)
     }
 
-    /// Query arguments named `name`, percent-decoded, in order.
+    /// Query arguments named `name`, percent-decoded (`+` is a space), in
+    /// order. Names and values are read as UTF-8, invalid sequences as
+    /// U+FFFD (Tornado reads names as Latin-1: see
+    /// `RequestContext::get_arguments`).
     pub fn query_arguments(&self, name: &str) -> Vec<String> {
         qs_values(self.query(), name).collect()
     }

@@ -135,7 +135,10 @@ pub(crate) fn like_browser(url: &str) -> impl Iterator<Item = char> + '_ {
 /// The most `name=value` fields a query string or an urlencoded body may
 /// have (Tornado 6.5.8's `ParseUrlEncodedConfig.max_arguments`): past it
 /// the request is answered 400, so that no request makes each argument
-/// lookup scan millions of fields.
+/// lookup scan millions of fields. A query over it is answered with the
+/// 400 page, its reason in it, and the connection stays open (the request
+/// is well framed); Tornado's `HTTP1Connection` answers a bare
+/// `400 Bad Request` without a body and closes the connection.
 pub const MAX_URLENCODED_ARGUMENTS: usize = 1000;
 
 /// Whether a body of `ctype` holds form arguments, as Tornado's
@@ -1117,9 +1120,17 @@ impl<'a> RequestContext<'a> {
 
     /// Every value of `name`: query values, then body values (Tornado's
     /// `request.arguments`). Values are percent-decoded (`+` is a space),
-    /// control characters become spaces and whitespace is stripped. Bytes
-    /// that are not UTF-8 become U+FFFD, where Tornado's `get_argument`
-    /// raises a 400: check for `'\u{FFFD}'` to refuse them.
+    /// control characters become spaces and whitespace is stripped
+    /// (Tornado's default `strip=True`; there is no `strip=False` here).
+    /// Bytes that are not UTF-8 become U+FFFD, where Tornado's
+    /// `get_argument` raises a 400: check for `'\u{FFFD}'` to refuse them.
+    ///
+    /// A percent-encoded name is looked up as UTF-8 text: `?%C3%A9=1` is
+    /// the argument `é`. Tornado's `parse_qs_bytes` reads the names of a
+    /// query or urlencoded body as Latin-1, so there it is `Ã©` (and
+    /// `?%E9=1` is `é`), while a multipart field's name is UTF-8; cyclone
+    /// reads them all as UTF-8. Compared with Tornado in
+    /// `tests/peers/interop_tornado_arguments.py`.
     pub fn get_arguments(&self, name: &str) -> Vec<String> {
         let mut all = self.get_query_arguments(name);
         all.extend(self.get_body_arguments(name));
