@@ -148,6 +148,28 @@ fn is_urlencoded(ctype: &str) -> bool {
     ctype.starts_with("application/x-www-form-urlencoded")
 }
 
+/// The request's `Content-Type` as Tornado's `headers.get("Content-Type",
+/// "")` reads it to parse the body: empty without one, and several joined
+/// with `,` (`HTTPHeaders` joins a repeated header), so that a request
+/// with two `multipart/form-data` types is refused (its boundary runs into
+/// the second type) where reading the first alone would parse it, and a
+/// form type followed by another is still a form. Bytes that are not
+/// UTF-8 are U+FFFD (Tornado reads them as Latin-1: such a type is no form
+/// there either, or its boundary is not the body's).
+fn request_content_type(request: &Request) -> std::borrow::Cow<'_, str> {
+    let mut values = request.header_all("content-type");
+    let Some(first) = values.next() else {
+        return "".into();
+    };
+    let mut joined = String::from_utf8_lossy(first);
+    for next in values {
+        let text = joined.to_mut();
+        text.push(',');
+        text.push_str(&String::from_utf8_lossy(next));
+    }
+    joined
+}
+
 /// Whether urlencoded `text` has more fields than
 /// [`MAX_URLENCODED_ARGUMENTS`], counted as Tornado counts them: one more
 /// than its `&`s (empty text has none).
@@ -964,11 +986,10 @@ impl<'a> RequestContext<'a> {
     }
 
     fn is_form(&self) -> bool {
-        *self.p.form_body.get_or_init(|| {
-            self.request
-                .header("content-type")
-                .is_some_and(is_urlencoded)
-        })
+        *self
+            .p
+            .form_body
+            .get_or_init(|| is_urlencoded(&request_content_type(self.request)))
     }
 
     /// Every value of the query argument `name`, in order.
@@ -1091,7 +1112,8 @@ impl<'a> RequestContext<'a> {
     /// with a `Content-Encoding` (not decoded here). Returns whether the
     /// request goes on.
     pub(crate) fn parse_body(&mut self) -> bool {
-        let ctype = self.request.header("Content-Type").unwrap_or("");
+        let ctype = request_content_type(self.request);
+        let ctype = ctype.as_ref();
         let form = is_urlencoded(ctype) || ctype.starts_with("multipart/form-data");
         // Most requests (a GET, JSON) end here, after one header lookup.
         if !form {

@@ -2364,6 +2364,39 @@ fn multipart_request(
 }
 
 #[test]
+fn repeated_content_types_are_joined_as_tornado_joins_them() {
+    // Tornado's HTTPHeaders joins them with `,` before parse_body_arguments.
+    let app = Application::builder().route("/args", || Args).build();
+    let mp = "multipart/form-data; boundary=b";
+    let body = b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--\r\n";
+    let form = "application/x-www-form-urlencoded";
+    for (extra, status) in [
+        (None, 200),
+        // The boundary is `b,multipart/form-data`: no final boundary.
+        (Some(mp), 400),
+        (Some(form), 400),
+    ] {
+        let extra: Vec<(&str, &str)> = extra.map(|c| ("Content-Type", c)).into_iter().collect();
+        let req = multipart_request("POST", "/args", mp, body, &extra);
+        assert_eq!(dispatch(&app, req).status(), status, "{extra:?}");
+    }
+    // A form type first is still a form; after another type it is none.
+    let req = multipart_request("POST", "/args", form, b"a=1", &[("Content-Type", mp)]);
+    assert_eq!(
+        text(&dispatch(&app, req)),
+        r#"Some("1") ["1"] None Some("1") None None"#
+    );
+    let req = multipart_request(
+        "POST",
+        "/args",
+        "text/plain",
+        b"a=1",
+        &[("Content-Type", form)],
+    );
+    assert_eq!(text(&dispatch(&app, req)), r#"None [] None None None None"#);
+}
+
+#[test]
 fn multipart_forms_give_arguments_and_files() {
     let prepared = Rc::new(Cell::new(0));
     let p = prepared.clone();
