@@ -31,6 +31,10 @@ POST /upload answers what a form body held, as JSON: {\"arguments\":
 [[name, value], ...], \"files\": [[name, filename, content_type, size,
 hex of the bytes], ...]} (multipart/form-data or urlencoded; 400 for a body
 Tornado refuses).
+GET, POST, PUT, PATCH or DELETE /arguments answers, for each name of the JSON list in the
+X-Names header, its get_arguments, get_query_arguments, get_body_arguments
+and get_argument, and every file (name, filename, type, size), as JSON; with
+X-Require: NAME a request without NAME is answered 400 (require_argument).
 POST or PUT /upload/stream takes the body as it arrives (Tornado's
 @stream_request_body; up to 16 MiB) and answers \"length=N hash=H\" (H:
 h = h * 31 + byte, mod 2^64); X-Deny is refused with 403 in prepare,
@@ -197,6 +201,65 @@ impl RequestHandler for UploadHandler {
             .collect();
         let arguments: Vec<(String, String)> = cx.body_arguments().collect();
         cx.write_json(&serde_json::json!({ "arguments": arguments, "files": files }));
+    }
+}
+
+/// `/arguments`: each name of the JSON list in the `X-Names` header with
+/// what `get_arguments`, `get_query_arguments` and `get_body_arguments`
+/// give for it, and every file (name, filename, content type, size), as
+/// JSON. With `X-Require: NAME`, a request without the argument `NAME` is
+/// answered as Tornado's `get_argument(NAME)` answers it (400).
+struct ArgumentsHandler;
+
+impl ArgumentsHandler {
+    fn answer(cx: &mut RequestContext<'_>) {
+        if let Some(name) = cx.request().header("X-Require").map(str::to_string) {
+            if cx.require_argument(&name).is_none() {
+                return;
+            }
+        }
+        let names: Vec<String> = cx
+            .request()
+            .header("X-Names")
+            .and_then(|n| serde_json::from_str(n).ok())
+            .unwrap_or_default();
+        let mut lists = serde_json::Map::new();
+        for name in names {
+            let entry = serde_json::json!({
+                "arguments": cx.get_arguments(&name),
+                "query": cx.get_query_arguments(&name),
+                "body": cx.get_body_arguments(&name),
+                "argument": cx.get_argument(&name),
+            });
+            lists.insert(name, entry);
+        }
+        let files: Vec<_> = cx
+            .files()
+            .into_iter()
+            .map(|(name, f)| serde_json::json!([name, f.filename, f.content_type, f.body.len()]))
+            .collect();
+        cx.write_json(&serde_json::json!({ "names": lists, "files": files }));
+    }
+}
+
+impl RequestHandler for ArgumentsHandler {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "POST", "PUT", "PATCH", "DELETE"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        Self::answer(cx);
+    }
+    fn patch(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        Self::answer(cx);
+    }
+    fn delete(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        Self::answer(cx);
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        Self::answer(cx);
+    }
+    fn put(&mut self, cx: &mut RequestContext<'_>, _args: &[&str]) {
+        Self::answer(cx);
     }
 }
 
@@ -378,6 +441,7 @@ fn main() {
         .route("/form", || FormHandler)
         .route(r"/repeat/(\d{1,5})", || RepeatHandler)
         .route("/upload", || UploadHandler)
+        .route("/arguments", || ArgumentsHandler)
         .route("/upload/stream", StreamUploadHandler::default)
         .stream_request_body()
         .route("/flushed", || FlushedHandler)
