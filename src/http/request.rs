@@ -1114,7 +1114,10 @@ pub(crate) fn percent_decode_utf8(s: &str, plus: bool) -> Option<String> {
 }
 
 fn percent_decode_bytes(s: &str, plus: bool) -> Vec<u8> {
-    let b = s.as_bytes();
+    percent_decode_raw(s.as_bytes(), plus)
+}
+
+fn percent_decode_raw(b: &[u8], plus: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -1171,6 +1174,21 @@ pub(crate) fn parse_qs_bytes(qs: &[u8]) -> impl Iterator<Item = (String, String)
             let pair = String::from_utf8_lossy(pair);
             let (k, v) = pair.split_once('=').unwrap_or((&pair, ""));
             (percent_decode(k, true), percent_decode(v, true))
+        })
+}
+
+/// Tornado's `parse_qs_bytes`: the pairs of an
+/// `application/x-www-form-urlencoded` string with names and values
+/// percent-decoded to bytes, kept as sent (no UTF-8 reading).
+pub(crate) fn parse_qs_raw(qs: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    qs.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            (percent_decode_raw(k, true), percent_decode_raw(v, true))
         })
 }
 

@@ -3,8 +3,7 @@
 
 use super::context::RequestContext;
 use super::handler::RequestHandler;
-use super::template::url_escape;
-use crate::http::request::parse_qs;
+use crate::http::request::{parse_qs, parse_qs_raw};
 
 /// Redirects every `GET` to another URL: Tornado's `RedirectHandler`
 /// (`(r"/old/(.*)", RedirectHandler, {"url": "/new/{0}"})`).
@@ -13,7 +12,10 @@ use crate::http::request::parse_qs;
 /// captures in order and `{name}` a named capture (Python's
 /// `str.format`; `{{` and `}}` are braces). The request's query arguments
 /// are added to the target's, as Tornado's `url_concat` adds them
-/// (re-encoded). Permanent (301) by default, as in Tornado.
+/// (re-encoded, the bytes of each value kept as sent: `?v=%E9` stays
+/// `v=%E9`). The bytes of names are kept too, where Tornado writes its
+/// Latin-1 reading of them in UTF-8 (`?%C3%A9=1` is `%C3%83%C2%A9=1`
+/// there). Permanent (301) by default, as in Tornado.
 ///
 /// As in Tornado 6.6, a capture cannot move the redirect to another site:
 /// a target whose scheme or host differs from what the format string's
@@ -64,8 +66,10 @@ impl RequestHandler for RedirectHandler {
         };
         // Tornado's `request.query_arguments` is a dict: the values of a
         // name together, names in the order they first appear.
-        let mut query: Vec<(String, String)> = Vec::new();
-        for (k, v) in parse_qs(cx.request().query()) {
+        // Bytes, as Tornado's `parse_qs_bytes` keeps them: a value that
+        // is not UTF-8 goes on unchanged.
+        let mut query: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for (k, v) in parse_qs_raw(cx.request().query().as_bytes()) {
             match query.iter().rposition(|(n, _)| *n == k) {
                 Some(i) => query.insert(i + 1, (k, v)),
                 None => query.push((k, v)),
@@ -191,22 +195,42 @@ fn scheme_and_netloc(url: &str) -> (String, String) {
 /// Tornado's `url_concat`: `args` added to the query `url` already has,
 /// the whole query written again as Python's `urlencode` writes it; a
 /// `#fragment` stays last.
-fn url_concat(url: &str, args: &[(String, String)]) -> String {
+fn url_concat(url: &str, args: &[(Vec<u8>, Vec<u8>)]) -> String {
     let (rest, fragment) = match url.split_once('#') {
         Some((r, f)) => (r, Some(f)),
         None => (url, None),
     };
     let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let mut pairs: Vec<(String, String)> = parse_qs(query).collect();
+    // Python's `parse_qsl` reads the URL's own query as UTF-8.
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = parse_qs(query)
+        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+        .collect();
     pairs.extend(args.iter().cloned());
     let encoded: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", url_escape(k), url_escape(v)))
+        .map(|(k, v)| format!("{}={}", quote_plus(k), quote_plus(v)))
         .collect();
     let mut out = format!("{base}?{}", encoded.join("&"));
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(f);
+    }
+    out
+}
+
+/// Python's `quote_plus` of bytes: a space is `+`; ASCII letters, digits
+/// and `_.-~` are kept; every other byte is `%XX` (uppercase hex).
+fn quote_plus(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
+            out.push(char::from(b));
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
     }
     out
 }
@@ -232,8 +256,8 @@ mod tests {
     #[test]
     fn query_arguments_are_concatenated_as_tornado_does() {
         let args = vec![
-            ("q".to_string(), "x y".to_string()),
-            ("e".into(), String::new()),
+            (b"q".to_vec(), b"x y".to_vec()),
+            (b"e".to_vec(), Vec::new()),
         ];
         assert_eq!(url_concat("/new", &args), "/new?q=x+y&e=");
         assert_eq!(url_concat("/new?a=1#top", &args), "/new?a=1&q=x+y&e=#top");

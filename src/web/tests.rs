@@ -2649,6 +2649,29 @@ fn redirect_handler_formats_the_target_and_keeps_the_query() {
     assert_eq!(get(&app, "/broken").status(), 500);
 }
 
+#[test]
+fn redirect_handler_keeps_the_query_bytes_as_tornado_keeps_them() {
+    // Locations printed by Tornado 6.6's RedirectHandler with
+    // {"url": "/new/{0}?x=1"}.
+    let app = Application::builder()
+        .route(r"/r/(.*)", || RedirectHandler::new("/new/{0}?x=1"))
+        .build();
+    for (target, location) in [
+        ("/r/a?v=%e9", "/new/a?x=1&v=%E9"),
+        ("/r/a?v=caf%E9&w=%FF%FE", "/new/a?x=1&v=caf%E9&w=%FF%FE"),
+        ("/r/a?v=%zz+%2B&w", "/new/a?x=1&v=%25zz+%2B&w="),
+        ("/r/a?v=%00%01", "/new/a?x=1&v=%00%01"),
+        ("/r/a?v=%C3%A9", "/new/a?x=1&v=%C3%A9"),
+        // Tornado: `%C3%83%C2%A9=1` and `%C3%A9=x`, its Latin-1 reading
+        // of the names in UTF-8; their bytes are kept here.
+        ("/r/a?%C3%A9=1", "/new/a?x=1&%C3%A9=1"),
+        ("/r/a?%e9=x", "/new/a?x=1&%E9=x"),
+    ] {
+        let r = get(&app, target);
+        assert_eq!(r.header("Location"), Some(location), "{target}");
+    }
+}
+
 /// Tornado's current_user idiom: the `user` cookie (plain here), an
 /// authenticated GET and POST, a template greeting `current_user`.
 struct Members {
