@@ -32,8 +32,8 @@ POST /upload answers what a form body held, as JSON: {\"arguments\":
 hex of the bytes], ...]} (multipart/form-data or urlencoded; 400 for a body
 Tornado refuses).
 GET, POST, PUT, PATCH or DELETE /arguments answers, for each name of the JSON list in the
-X-Names header, its get_arguments, get_query_arguments, get_body_arguments
-and get_argument, and every file (name, filename, type, size), as JSON; with
+X-Names header, its get_arguments, get_query_arguments, get_body_arguments,
+get_arguments_unstripped and get_argument, and every file (name, filename, type, size), as JSON; with
 X-Require: NAME a request without NAME is answered 400 (require_argument).
 POST or PUT /upload/stream takes the body as it arrives (Tornado's
 @stream_request_body; up to 16 MiB) and answers \"length=N hash=H\" (H:
@@ -205,8 +205,8 @@ impl RequestHandler for UploadHandler {
 }
 
 /// `/arguments`: each name of the JSON list in the `X-Names` header with
-/// what `get_arguments`, `get_query_arguments` and `get_body_arguments`
-/// give for it, and every file (name, filename, content type, size), as
+/// what `get_arguments`, `get_query_arguments`, `get_body_arguments` and
+/// `get_arguments_unstripped` give for it, and every file (name, filename, content type, size), as
 /// JSON. With `X-Require: NAME`, a request without the argument `NAME` is
 /// answered as Tornado's `get_argument(NAME)` answers it (400).
 struct ArgumentsHandler;
@@ -229,6 +229,7 @@ impl ArgumentsHandler {
                 "arguments": cx.get_arguments(&name),
                 "query": cx.get_query_arguments(&name),
                 "body": cx.get_body_arguments(&name),
+                "unstripped": cx.get_arguments_unstripped(&name),
                 "argument": cx.get_argument(&name),
             });
             lists.insert(name, entry);

@@ -180,14 +180,21 @@ pub(crate) fn too_many_fields(text: &[u8]) -> bool {
 /// Tornado's argument cleanup: control characters other than whitespace
 /// become spaces, then surrounding whitespace is stripped.
 pub(crate) fn clean_argument(v: String) -> String {
-    let cleaned: String = v
-        .chars()
+    remove_control_chars(v).trim().to_string()
+}
+
+/// Tornado's `_remove_control_chars_regex` (`[\x00-\x08\x0e-\x1f]`):
+/// those characters become spaces; tab, LF, VT, FF and CR stay.
+fn remove_control_chars(v: String) -> String {
+    if !v.contains(|c| matches!(c, '\x00'..='\x08' | '\x0e'..='\x1f')) {
+        return v;
+    }
+    v.chars()
         .map(|c| match c {
             '\x00'..='\x08' | '\x0e'..='\x1f' => ' ',
             c => c,
         })
-        .collect();
-    cleaned.trim().to_string()
+        .collect()
 }
 
 impl<'a> RequestContext<'a> {
@@ -994,11 +1001,35 @@ impl<'a> RequestContext<'a> {
 
     /// Every value of the query argument `name`, in order.
     pub fn get_query_arguments(&self, name: &str) -> Vec<String> {
+        self.query_values(name, clean_argument)
+    }
+
+    fn query_values(&self, name: &str, clean: fn(String) -> String) -> Vec<String> {
         self.request
             .query_arguments(name)
             .into_iter()
-            .map(clean_argument)
+            .map(clean)
             .collect()
+    }
+
+    /// The body values of `name`, each through `clean`.
+    fn body_values(&self, name: &str, clean: fn(String) -> String) -> Vec<String> {
+        if let Some(parts) = &self.p.multipart {
+            let body = self.request.body();
+            return parts
+                .fields
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, r)| clean(String::from_utf8_lossy(&body[r.clone()]).into_owned()))
+                .collect();
+        }
+        if !self.is_form() {
+            return Vec::new();
+        }
+        // Only the values of `name` are decoded (`body_arguments` decodes
+        // every pair).
+        let body = String::from_utf8_lossy(self.request.body());
+        qs_values(&body, name).map(clean).collect()
     }
 
     /// The last value of the query argument `name`.
@@ -1011,20 +1042,7 @@ impl<'a> RequestContext<'a> {
     /// filename of a `multipart/form-data` one (files are
     /// [`get_files`](Self::get_files)'). Cleaned as query values are.
     pub fn get_body_arguments(&self, name: &str) -> Vec<String> {
-        if self.p.multipart.is_some() {
-            return self
-                .body_arguments()
-                .filter(|(n, _)| n == name)
-                .map(|(_, v)| v)
-                .collect();
-        }
-        if !self.is_form() {
-            return Vec::new();
-        }
-        // Only the values of `name` are decoded (`body_arguments` decodes
-        // every pair).
-        let body = String::from_utf8_lossy(self.request.body());
-        qs_values(&body, name).map(clean_argument).collect()
+        self.body_values(name, clean_argument)
     }
 
     /// The last value of the body argument `name`.
@@ -1143,7 +1161,8 @@ impl<'a> RequestContext<'a> {
     /// Every value of `name`: query values, then body values (Tornado's
     /// `request.arguments`). Values are percent-decoded (`+` is a space),
     /// control characters become spaces and whitespace is stripped
-    /// (Tornado's default `strip=True`; there is no `strip=False` here).
+    /// (Tornado's default `strip=True`; for `strip=False`, see
+    /// [`get_arguments_unstripped`](Self::get_arguments_unstripped)).
     /// Bytes that are not UTF-8 become U+FFFD, where Tornado's
     /// `get_argument` raises a 400: check for `'\u{FFFD}'` to refuse them.
     ///
@@ -1156,6 +1175,17 @@ impl<'a> RequestContext<'a> {
     pub fn get_arguments(&self, name: &str) -> Vec<String> {
         let mut all = self.get_query_arguments(name);
         all.extend(self.get_body_arguments(name));
+        all
+    }
+
+    /// [`get_arguments`](Self::get_arguments) with the whitespace around
+    /// each value kept (Tornado's `get_arguments(name, strip=False)`):
+    /// control characters other than whitespace still become spaces, as
+    /// there. For a value whose spaces matter (a password, a text area's
+    /// lines).
+    pub fn get_arguments_unstripped(&self, name: &str) -> Vec<String> {
+        let mut all = self.query_values(name, remove_control_chars);
+        all.extend(self.body_values(name, remove_control_chars));
         all
     }
 

@@ -401,6 +401,44 @@ fn arguments_from_query_then_form_body() {
     );
 }
 
+/// `get_arguments_unstripped("a")` beside `get_arguments("a")`.
+struct Unstripped;
+
+impl RequestHandler for Unstripped {
+    fn supported_methods(&self) -> &'static [&'static str] {
+        &["GET", "POST"]
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        let out = format!(
+            "{:?} {:?}",
+            cx.get_arguments_unstripped("a"),
+            cx.get_arguments("a")
+        );
+        cx.write(out);
+    }
+    fn post(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.get(cx, args);
+    }
+}
+
+#[test]
+fn unstripped_arguments_keep_their_whitespace_as_tornados_strip_false() {
+    // Tornado's get_arguments("a", strip=False): control characters other
+    // than whitespace are spaces, the whitespace around stays.
+    let app = Application::builder().route("/u", || Unstripped).build();
+    assert_eq!(
+        text(&get(&app, "/u?a=+x%01+&a=%09y%0A&a=%C2%A0")),
+        r#"[" x  ", "\ty\n", "\u{a0}"] ["x", "y", ""]"#
+    );
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let mut req = Request::synthetic("POST", "/u?a=+q", &form);
+    req.set_body(b"a=%20b%20".to_vec());
+    assert_eq!(text(&dispatch(&app, req)), r#"[" q", " b "] ["q", "b"]"#);
+    let body = b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n m\x02\r\n\r\n--b--\r\n";
+    let req = multipart_request("POST", "/u", "multipart/form-data; boundary=b", body, &[]);
+    assert_eq!(text(&dispatch(&app, req)), r#"[" m \r\n"] ["m"]"#);
+}
+
 /// `require_argument("a")`, then the value.
 struct Required;
 

@@ -11,7 +11,8 @@ preambles and epilogues, no final boundary, LF-only lines, RFC 2231 filenames, p
 filenames, no name, no Content-Disposition, no part Content-Type, empty files, repeated names,
 large part headers; `X-Require` for a missing argument's 400) sent to both servers. Each handler
 answers, for the names of the JSON list in `X-Names`, `get_arguments`, `get_query_arguments`,
-`get_body_arguments` and `get_argument(name, None)`, and every file (name, filename, content
+`get_body_arguments`, `get_arguments(name, strip=False)` (cyclone's `get_arguments_unstripped`)
+and `get_argument(name, None)`, and every file (name, filename, content
 type, size), as JSON. The check passes when the statuses are the same and, for a 200, the
 answers are the same (files regrouped by name in first-seen order, Tornado's dict order), or,
 for a 400, the pages are the same.
@@ -59,7 +60,8 @@ class Arguments(tornado.web.RequestHandler):
         for name in names:
             entry = {}
             for kind, fn in (("arguments", self.get_arguments), ("query", self.get_query_arguments),
-                             ("body", self.get_body_arguments)):
+                             ("body", self.get_body_arguments),
+                             ("unstripped", lambda n: self.get_arguments(n, strip=False))):
                 try:
                     entry[kind] = fn(name)
                 except tornado.web.HTTPError as e:
