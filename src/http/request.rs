@@ -514,7 +514,9 @@ impl Request {
     ///
     /// # Errors
     /// A [`ParseError`] whose [`status`](ParseError::status) is the HTTP
-    /// answer: 400 (malformed; an invalid request target or an
+    /// answer: 400 (malformed; an invalid request target, one with raw
+    /// bytes that are not UTF-8 — RFC 9112 §3.2 allows ASCII alone, raw
+    /// UTF-8 is taken; Tornado reads such bytes as Latin-1 — or an
     /// absolute-form one whose scheme is not `http`/`https`; a
     /// `Transfer-Encoding` the body cannot be framed with, see
     /// [`ParseError::BadTransferEncoding`]), 413 (a `Content-Length` over
