@@ -10,7 +10,8 @@
 //!   does not look at), it is the same string (version 2), or it is a
 //!   version-1 value. Decoding with a dictionary holding the secret under
 //!   the value's key version gives the same answer.
-//! - Mode odd: the third part is a value to sign under an ASCII name; the
+//! - Mode odd: the third part is a value to sign under an ASCII name
+//!   without a newline (see `create_signed_value`'s docs); the
 //!   result decodes to it at its own timestamp, not after the maximum age,
 //!   not under another secret or name, and no change of a single byte
 //!   (to any of a few replacements) is accepted. Signed with a dictionary
@@ -62,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    if !name.is_ascii() {
+    // A newline in the name makes the value version 1 to Tornado's
+    // `_get_version` (its `.` stops at a newline), so neither Tornado nor
+    // cyclone reads it back; no cookie name holds one.
+    if !name.is_ascii() || name.contains('\n') {
         return;
     }
     let signed = create_signed_value_at(&secret, &name, third.as_bytes(), NOW);

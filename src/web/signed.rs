@@ -321,7 +321,10 @@ pub fn get_signature_key_version(signed: &str) -> Option<u32> {
 /// for a dictionary of secrets see [`CookieSecret`]): the result can
 /// only be produced by someone holding `secret`, and
 /// [`decode_signed_value`] gives `value` back for the same `secret` and
-/// `name` for [`DEFAULT_MAX_AGE_DAYS`].
+/// `name` for [`DEFAULT_MAX_AGE_DAYS`]. Except for a `name` holding a
+/// newline (no cookie name can): Tornado's version check stops at a
+/// newline and reads such a value as version 1, so neither Tornado nor
+/// cyclone reads it back.
 ///
 /// ```
 /// use cyclone::web::{create_signed_value, decode_signed_value};
