@@ -1322,7 +1322,7 @@ fn a_close_sent_while_reading_is_paused_ends_the_connection() {
 /// Streams 64 KiB messages, its queue kept near 4 MiB (over
 /// `write_high_water`, so the server does not read from the peer)
 /// however fast the peer reads; reports how the connection ended.
-struct Firehose(Sender<(Option<CloseReason>, Option<u16>)>);
+struct Firehose(Sender<HowEnded>);
 
 impl WebSocketHandler for Firehose {
     fn open(&mut self, ws: &mut WebSocket<'_>, _a: &[&str]) {
@@ -1339,6 +1339,24 @@ impl WebSocketHandler for Firehose {
     }
 }
 
+/// How a connection ended: its `closed_by` and `close_code`.
+type HowEnded = (Option<CloseReason>, Option<u16>);
+
+/// A server streaming [`Firehose`] on `/stream` with `settings`, and how
+/// its connection ended.
+fn firehose_server(settings: WebSocketSettings) -> (Server, Receiver<HowEnded>) {
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let tx = tx.clone();
+        Application::builder()
+            .websocket_with("/stream", settings.clone(), move |_r: &Request| {
+                Firehose(tx.clone())
+            })
+            .build()
+    });
+    (srv, rx)
+}
+
 /// A peer that reads a stream, a little slower than the handler writes
 /// it (so the queue stays over `write_high_water`), and sends its Close,
 /// then reads on, waiting for the answer, as tungstenite does: the queue
@@ -1348,19 +1366,9 @@ impl WebSocketHandler for Firehose {
 /// answer.
 #[test]
 fn a_close_from_a_peer_reading_a_stream_over_the_mark_is_answered() {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let srv = Server::start(move || {
-        let tx = tx.lock().unwrap().clone();
-        let settings = WebSocketSettings {
-            close_timeout: Duration::from_secs(1),
-            ..Default::default()
-        };
-        Application::builder()
-            .websocket_with("/stream", settings, move |_r: &Request| {
-                Firehose(tx.clone())
-            })
-            .build()
+    let (srv, rx) = firehose_server(WebSocketSettings {
+        close_timeout: Duration::from_secs(1),
+        ..Default::default()
     });
     let mut s = raw_ws(&srv, "/stream");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -3563,19 +3571,11 @@ fn idle_timeout_spares_a_peer_that_sends_while_the_handler_holds_reading() {
 /// has stopped reading: the pong is read when its deadline comes.
 #[test]
 fn ping_timeout_reads_the_pong_while_reading_is_paused() {
-    let (tx, rx) = mpsc::channel();
-    let srv = Server::start(move || {
-        // (A ping waits behind the 4 MiB queued: 1 s leaves the peer the
-        // time to reach it.)
-        let settings = WebSocketSettings {
-            ping_interval: Some(Duration::from_secs(1)),
-            ..Default::default()
-        };
-        Application::builder()
-            .websocket_with("/stream", settings, move |_r: &Request| {
-                Firehose(tx.clone())
-            })
-            .build()
+    // (A ping waits behind the 4 MiB queued: 1 s leaves the peer the
+    // time to reach it.)
+    let (srv, rx) = firehose_server(WebSocketSettings {
+        ping_interval: Some(Duration::from_secs(1)),
+        ..Default::default()
     });
     let mut s = raw_ws(&srv, "/stream");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
