@@ -3,6 +3,7 @@
 
 use super::context::RequestContext;
 use super::handler::RequestHandler;
+use super::template::url_escape_bytes;
 use crate::http::request::{parse_qs, parse_qs_raw};
 
 /// Redirects every `GET` to another URL: Tornado's `RedirectHandler`
@@ -208,29 +209,18 @@ fn url_concat(url: &str, args: &[(Vec<u8>, Vec<u8>)]) -> String {
     pairs.extend(args.iter().cloned());
     let encoded: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", quote_plus(k), quote_plus(v)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                url_escape_bytes(k, true),
+                url_escape_bytes(v, true)
+            )
+        })
         .collect();
     let mut out = format!("{base}?{}", encoded.join("&"));
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(f);
-    }
-    out
-}
-
-/// Python's `quote_plus` of bytes: a space is `+`; ASCII letters, digits
-/// and `_.-~` are kept; every other byte is `%XX` (uppercase hex).
-fn quote_plus(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
-            out.push(char::from(b));
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
     }
     out
 }

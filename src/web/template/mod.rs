@@ -3177,13 +3177,18 @@ pub(crate) fn url_escape(s: &str) -> Cow<'_, str> {
 /// space is `+` and `/` is escaped) or `quote` (a space is `%20`, `/`
 /// kept) of the UTF-8 bytes.
 pub(crate) fn url_escape_with(s: &str, plus: bool) -> Cow<'_, str> {
-    let keep = |b: u8| b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || (!plus && b == b'/');
-    if s.bytes().all(keep) {
+    if s.bytes().all(|b| url_kept(b, plus)) {
         return Cow::Borrowed(s);
     }
-    let mut out = String::with_capacity(s.len() + s.len() / 2);
-    for b in s.bytes() {
-        if keep(b) {
+    Cow::Owned(url_escape_bytes(s.as_bytes(), plus))
+}
+
+/// [`url_escape_with`] of bytes that need not be UTF-8 (Python's
+/// `quote_plus` or `quote` of `bytes`), always a new string.
+pub(crate) fn url_escape_bytes(bytes: &[u8], plus: bool) -> String {
+    let mut out = String::with_capacity(bytes.len() + bytes.len() / 2);
+    for &b in bytes {
+        if url_kept(b, plus) {
             out.push(char::from(b));
         } else if b == b' ' && plus {
             out.push('+');
@@ -3191,7 +3196,12 @@ pub(crate) fn url_escape_with(s: &str, plus: bool) -> Cow<'_, str> {
             let _ = write!(out, "%{b:02X}");
         }
     }
-    Cow::Owned(out)
+    out
+}
+
+/// The bytes `quote_plus` (`plus`) or `quote` writes as they are.
+fn url_kept(b: u8, plus: bool) -> bool {
+    b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || (!plus && b == b'/')
 }
 
 /// Tornado's `squeeze`: `re.sub(r"[\x00-\x20]+", " ", s).strip()`. Python's
