@@ -31,18 +31,15 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peerlib import free_port, stop_process as stop  # noqa: E402
+
 PASS = {"OK", "NON-STRICT", "INFORMATIONAL"}
 STARTED = []  # Popen objects this script started, to stop by PID on exit
 
 
 def log(msg):
     print(f"autobahn: {msg}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port, proc, timeout):
@@ -64,20 +61,6 @@ def start(cmd, logfile, **kw):
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kw)
     STARTED.append(proc)
     return proc
-
-
-def stop(proc):
-    """Stops one process this script started, by its PID: SIGTERM, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
 
 
 def stop_all():

@@ -15,10 +15,8 @@ tests/peers/websockets_echo.py with `--cert/--key` (with and without deflate) an
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -26,7 +24,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, tls_pair  # noqa: E402
+from peerlib import Checks, parse_args, stop_process, tls_pair  # noqa: E402
 
 PY = [sys.executable]
 NODE = [os.environ.get("NODE", "node")]
@@ -46,18 +44,6 @@ WSS_PEERS = {
 LINES = ["Hello, world", "héllo wörld ✓ 世界", "x" * 70000] + [f"line {i}" for i in range(100)]
 
 
-def kill(proc):
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-
-
 def start_peer(peer_cmd, logfile):
     """Starts a peer server on port 0, returns (proc, port). Raises on failure."""
     cmd = peer_cmd + ["--port", "0", "--exit-on-stdin-eof"]
@@ -72,7 +58,7 @@ def start_peer(peer_cmd, logfile):
     t.join(20)
     line = box.get("line", "")
     if not line.startswith("PORT "):
-        kill(proc)
+        stop_process(proc)
         raise RuntimeError(f"{' '.join(cmd)} printed {line!r} instead of 'PORT n' (log: {logfile})")
     return proc, int(line.split()[1])
 
@@ -108,7 +94,7 @@ def client_roundtrip(client_cmd, url, logfile, timeout=20):
         if rc != 0:
             raise AssertionError(f"client exited with code {rc} (log: {logfile})")
     finally:
-        kill(proc)
+        stop_process(proc)
 
 
 def client_refuses(client_cmd, url, logfile, timeout=20):
@@ -131,7 +117,7 @@ def client_refuses(client_cmd, url, logfile, timeout=20):
         if "certificate" not in text.lower():
             raise AssertionError(f"client exited {rc} without naming the certificate: {text.strip()[-300:]!r}")
     finally:
-        kill(proc)
+        stop_process(proc)
 
 
 def one_peer(checks, name, peer_cmd, client_cmd, scheme, logdir):
@@ -158,15 +144,12 @@ def stop_peer(peer):
         peer.stdin.close()
         peer.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        kill(peer)
+        stop_process(peer)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--client", required=True, help="cyclone client command (gets the URL)")
-    p.add_argument("--logdir", default="target/interop")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, options=[("--client", dict(required=True,
+                                                         help="cyclone client command (gets the URL)"))])
     checks = Checks("cyclone client -> peers")
     client = shlex.split(args.client)
     for name, peer_cmd in PEERS.items():

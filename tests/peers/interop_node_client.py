@@ -10,59 +10,32 @@ that script's header; each of its `ok` / `FAIL` lines is one check here. Prints
 `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import os
-import shlex
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server  # noqa: E402
+from peerlib import Checks, parse_args, run_checking_client, start_server  # noqa: E402
 
 CLIENT = os.path.join(HERE, "node", "interop_ws_client.js")
 
 
 def run_client(checks, node, url, deflate, logfile, timeout):
     cmd = [node, CLIENT, "--url", url] + (["--deflate"] if deflate else [])
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        checks.fail(f"node client ({'deflate' if deflate else 'plain'})", f"timed out after {timeout} s; output: {out[-500:]}")
-        return
-    with open(logfile, "w") as f:
-        f.write(proc.stdout + proc.stderr)
-    seen = 0
-    for line in proc.stdout.splitlines():
-        if line.startswith("ok - "):
-            checks.ok(line[5:])
-            seen += 1
-        elif line.startswith("FAIL - "):
-            title, _, why = line[7:].partition(": ")
-            checks.fail(title, why)
-            seen += 1
-    if proc.returncode != 0 and seen == 0:
-        checks.fail(f"node client ({'deflate' if deflate else 'plain'})",
-                    f"exited with {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    run_checking_client(checks, f"node client ({'deflate' if deflate else 'plain'})", cmd, logfile, timeout)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True, help="echo_server command")
-    p.add_argument("--node", default="node")
-    p.add_argument("--logdir", default="target/interop")
-    p.add_argument("--timeout", type=int, default=120, help="seconds per client run")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, "echo_server command",
+                      [("--node", dict(default="node")),
+                       ("--timeout", dict(type=int, default=120, help="seconds per client run"))])
     checks = Checks("node ws client")
     for deflate in (False, True):
         mode = "deflate" if deflate else "plain"
-        try:
-            server = Server(shlex.split(args.server), ["--deflate"] if deflate else [],
-                            logfile=os.path.join(args.logdir, f"node-client-server-{mode}.log"))
-        except RuntimeError as exc:
-            checks.fail(f"start echo_server ({mode})", str(exc))
+        server = start_server(checks, f"echo_server ({mode})", args.server,
+                              ["--deflate"] if deflate else [],
+                              logfile=os.path.join(args.logdir, f"node-client-server-{mode}.log"))
+        if server is None:
             continue
         with server:
             run_client(checks, args.node, server.url, deflate,

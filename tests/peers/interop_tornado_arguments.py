@@ -33,18 +33,16 @@ answer, with Tornado's printed:
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import json
 import logging
 import os
-import shlex
 import socket
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+from peerlib import Checks, check_alive, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 
 import tornado.web  # noqa: E402
 
@@ -377,23 +375,15 @@ CASES = [
 
 
 async def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True, help="http_hello command")
-    ap.add_argument("--logdir", default="target/interop")
-    args = ap.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
-    logging.getLogger("tornado").setLevel(logging.CRITICAL)
+    args = parse_args(__doc__, "http_hello command", tornado_log=logging.CRITICAL)
     checks = Checks("tornado arguments <-> http_hello")
     loop = asyncio.get_running_loop()
     log = os.path.join(args.logdir, "http_hello_arguments.log")
-    try:
-        server = Server(shlex.split(args.server), [], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello", str(exc))
+    server = start_server(checks, "http_hello", args.server, logfile=log)
+    if server is None:
         return checks.finish()
     app = tornado.web.Application([(r"/arguments", Arguments)])
-    tornado_port = free_port()
-    tornado_server = app.listen(tornado_port, address="127.0.0.1")
+    tornado_port, tornado_server = tornado_listen(app)
     try:
         for case in CASES:
             title, method, target, names, ctype, body, extra, differ = (

@@ -19,7 +19,6 @@ close), the JSON's shape and each event's text.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import json
 import os
@@ -31,7 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive  # noqa: E402
+from peerlib import Checks, Server, check_alive, parse_args  # noqa: E402
 
 
 class Conn:
@@ -291,13 +290,9 @@ SCENARIOS = [
 
 
 async def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True, help="longpoll_chat command")
-    ap.add_argument("--tornado", default=f"{sys.executable} {os.path.join(HERE, 'tornado_pages.py')} longpoll",
-                    help="the Tornado demo's command")
-    ap.add_argument("--logdir", default="target/interop")
-    args = ap.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, "longpoll_chat command",
+                      [("--tornado", dict(default=f"{sys.executable} {os.path.join(HERE, 'tornado_pages.py')}"
+                                                  " longpoll", help="the Tornado demo's command"))])
     checks = Checks("tornado demos/chat <-> longpoll_chat")
     loop = asyncio.get_running_loop()
     started = []

@@ -10,14 +10,12 @@ close handshake with code 1000. Prints `N passed, N failed`; exits 1 on any fail
 `--server` may be any command taking echo_server's flags (e.g. a stand-in).
 """
 
-import argparse
 import os
 import random
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
+from peerlib import Checks, check_alive, parse_args, run_main, start_server  # noqa: E402
 
 from tornado.websocket import websocket_connect  # noqa: E402
 
@@ -88,19 +86,13 @@ async def echo_checks(checks, url, compress):
 
 
 async def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True, help="echo_server command (gets --port, --address, [--deflate])")
-    p.add_argument("--logdir", default="target/interop")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, "echo_server command (gets --port, --address, [--deflate])")
     checks = Checks("tornado client -> echo_server")
     for compress in (False, True):
         extra = ["--deflate"] if compress else []
         log = os.path.join(args.logdir, f"echo_server-tornado-{'deflate' if compress else 'plain'}.log")
-        try:
-            server = Server(shlex.split(args.server), extra, logfile=log)
-        except RuntimeError as exc:
-            checks.fail(f"start echo_server {' '.join(extra)}", str(exc))
+        server = start_server(checks, f"echo_server {' '.join(extra)}", args.server, extra, logfile=log)
+        if server is None:
             continue
         with server:
             await echo_checks(checks, server.url, compress)

@@ -24,16 +24,14 @@ Then starts `http_hello --cookie-secrets 1:OLD,2:NEW --key-version 2` (Tornado's
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import http.cookies
 import os
-import shlex
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, http_request, run_main  # noqa: E402
+from peerlib import Checks, check_alive, http_request, parse_args, run_main, start_server  # noqa: E402
 
 from tornado.web import (  # noqa: E402
     create_signed_value,
@@ -177,30 +175,21 @@ async def rotation_checks(checks, port):
 
 
 async def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True,
-                   help="http_hello command (gets --port, --address, and --cookie-secret or"
-                        " --cookie-secrets and --key-version)")
-    p.add_argument("--logdir", default="target/interop")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, "http_hello command (gets --port, --address, and --cookie-secret or"
+                               " --cookie-secrets and --key-version)")
     checks = Checks("tornado cookies <-> http_hello")
     log = os.path.join(args.logdir, "http_hello.log")
-    try:
-        server = Server(shlex.split(args.server), ["--cookie-secret", SECRET], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello", str(exc))
+    server = start_server(checks, "http_hello", args.server, ["--cookie-secret", SECRET], logfile=log)
+    if server is None:
         return checks.finish()
     with server:
         await cookie_checks(checks, server.port)
         check_alive(checks, server, "http_hello", log)
     log = os.path.join(args.logdir, "http_hello_rotated.log")
     secrets = ",".join(f"{v}:{k}" for v, k in ROTATED.items())
-    try:
-        server = Server(shlex.split(args.server),
-                        ["--cookie-secrets", secrets, "--key-version", "2"], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello --cookie-secrets", str(exc))
+    server = start_server(checks, "http_hello --cookie-secrets", args.server,
+                          ["--cookie-secrets", secrets, "--key-version", "2"], logfile=log)
+    if server is None:
         return checks.finish()
     with server:
         await rotation_checks(checks, server.port)

@@ -26,18 +26,16 @@ release that comes round to the RFC does not fail the run.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import logging
 import os
-import shlex
 import socket
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+from peerlib import Checks, check_alive, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 # http_hello's / and /upload/stream, as the other comparisons serve them.
 from interop_tornado_http import Main  # noqa: E402
 from interop_tornado_stream_body import StreamUpload  # noqa: E402
@@ -409,32 +407,23 @@ def exchange(port, data, timeout=5.0):
 
 
 async def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True, help="http_hello command")
-    ap.add_argument("--echo", required=True, help="echo_server command (gets --deflate)")
-    ap.add_argument("--logdir", default="target/interop")
-    args = ap.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
-    logging.getLogger("tornado").setLevel(logging.CRITICAL)
+    args = parse_args(__doc__, "http_hello command",
+                      [("--echo", dict(required=True, help="echo_server command (gets --deflate)"))],
+                      tornado_log=logging.CRITICAL)
     checks = Checks("tornado <-> http_hello, echo_server: framing and handshakes")
     loop = asyncio.get_running_loop()
     hello_log = os.path.join(args.logdir, "http_hello_framing.log")
     echo_log = os.path.join(args.logdir, "echo_server_framing.log")
-    try:
-        hello = Server(shlex.split(args.server), logfile=hello_log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello", str(exc))
+    hello = start_server(checks, "http_hello", args.server, logfile=hello_log)
+    if hello is None:
         return checks.finish()
-    try:
-        echo = Server(shlex.split(args.echo), ["--deflate"], logfile=echo_log)
-    except RuntimeError as exc:
+    echo = start_server(checks, "echo_server --deflate", args.echo, ["--deflate"], logfile=echo_log)
+    if echo is None:
         hello.stop()
-        checks.fail("start echo_server --deflate", str(exc))
         return checks.finish()
     app = tornado.web.Application([(r"/", Main), (r"/upload/stream", StreamUpload), (r"/ws", Echo),
                                    (r"/ws/picky", Picky), (D, DeflateEcho)])
-    tport = free_port()
-    tserver = app.listen(tport, address="127.0.0.1")
+    tport, tserver = tornado_listen(app)
 
     def send(port, data):
         return loop.run_in_executor(None, exchange, port, data.replace(b"PORT", str(port).encode()))

@@ -30,19 +30,17 @@ tests cover both.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import gzip
 import logging
 import os
-import shlex
 import shutil
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, http_request, run_main  # noqa: E402
+from peerlib import Checks, check_alive, http_request, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 
 import tornado.web  # noqa: E402
 
@@ -110,19 +108,14 @@ ACCEPT = ["gzip", "gzip, deflate, br", "deflate", "identity", "", "x-gzip",
 
 def inm_grid(tag):
     bare = tag.strip('"')
-    return [tag, "W/" + tag, f'"x", {tag}', f'{tag}, "x"', "*", f'*, "x"', f'"x", *',
+    return [tag, "W/" + tag, f'"x", {tag}', f'{tag}, "x"', "*", '*, "x"', '"x", *',
             '"x"', bare, f'"{bare}', f"junk{tag}junk", f'W/"x", W/{tag}', f'"{bare}x"', '""',
             'W/', 'W', '"unclosed *', ""]
 
 
 async def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True,
-                   help="http_hello command (gets --port, --address and --compress-response)")
-    p.add_argument("--logdir", default="target/interop")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
-    logging.getLogger("tornado").setLevel(logging.ERROR)
+    args = parse_args(__doc__, "http_hello command (gets --port, --address and --compress-response)",
+                      tornado_log=logging.ERROR)
     checks = Checks("tornado http <-> http_hello")
     loop = asyncio.get_running_loop()
 
@@ -134,11 +127,9 @@ async def main():
     for name, data in STATIC_FILES.items():
         with open(os.path.join(static, name), "wb") as f:
             f.write(data)
-    try:
-        server = Server(shlex.split(args.server),
-                        ["--compress-response", "--static-path", static], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello --compress-response", str(exc))
+    server = start_server(checks, "http_hello --compress-response", args.server,
+                          ["--compress-response", "--static-path", static], logfile=log)
+    if server is None:
         shutil.rmtree(static)
         return checks.finish()
     app = tornado.web.Application([(r"/", Main), (r"/repeat/(\d{1,5})", Repeat),
@@ -146,8 +137,7 @@ async def main():
                                    (r"/slash/add.*", AddSlash),
                                    (r"/gone/.*", tornado.web.ErrorHandler, {"status_code": 410})],
                                   compress_response=True, static_path=static)
-    tport = free_port()
-    tserver = app.listen(tport, address="127.0.0.1")
+    tport, tserver = tornado_listen(app)
     cport = server.port
     try:
         for path in PATHS:

@@ -16,7 +16,6 @@ second away from the rounding points), so the two renders, a few milliseconds ap
 the same side of every boundary.
 """
 
-import argparse
 import json
 import os
 import struct
@@ -29,7 +28,7 @@ import tornado.locale
 from tornado.template import Template
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peerlib import Checks, check_output  # noqa: E402
+from peerlib import Checks, check_output, parse_args  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -174,10 +173,8 @@ def write_files(d):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--render", required=True, help="cyclone's render example")
-    ap.add_argument("--logdir", default=None)
-    a = ap.parse_args()
+    a = parse_args(__doc__, options=[("--render", dict(required=True, help="cyclone's render example"))],
+                   logdir=None)
     checks = Checks("tornado_locale")
     with tempfile.TemporaryDirectory() as tmp:
         tdir = os.path.join(tmp, "translations")

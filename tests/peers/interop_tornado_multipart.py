@@ -21,17 +21,15 @@ them (its lookups scan the body instead of keeping every pair).
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import json
 import os
 import re
-import shlex
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, http_request, run_main  # noqa: E402
+from peerlib import Checks, check_alive, http_request, parse_args, run_main, start_server  # noqa: E402
 
 from tornado.httputil import HTTPHeaders, HTTPInputError, parse_body_arguments  # noqa: E402
 
@@ -208,18 +206,12 @@ ENCODED = [
 
 
 async def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True, help="http_hello command (gets --port, --address)")
-    p.add_argument("--logdir", default="target/interop")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, "http_hello command (gets --port, --address)")
     checks = Checks("tornado multipart <-> http_hello")
     loop = asyncio.get_running_loop()
     log = os.path.join(args.logdir, "http_hello_upload.log")
-    try:
-        server = Server(shlex.split(args.server), [], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello", str(exc))
+    server = start_server(checks, "http_hello", args.server, logfile=log)
+    if server is None:
         return checks.finish()
     with server:
         for title, ctype, body, *rest in CASES + ENCODED:

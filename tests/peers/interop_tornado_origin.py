@@ -15,17 +15,15 @@ alone) as from Tornado `WebSocketHandler`s with the same `check_origin`s.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import logging
 import os
-import shlex
 import socket
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, http_request, run_main  # noqa: E402
+from peerlib import Checks, check_alive, http_request, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 
 import tornado.web  # noqa: E402
 import tornado.websocket  # noqa: E402
@@ -101,26 +99,18 @@ def status_of(port, method, site, origin, host):
 
 
 async def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True, help="http_hello command")
-    ap.add_argument("--logdir", default="target/interop")
-    args = ap.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
-    logging.getLogger("tornado").setLevel(logging.CRITICAL)
+    args = parse_args(__doc__, "http_hello command", tornado_log=logging.CRITICAL)
     checks = Checks("tornado cross_origin_protection <-> http_hello")
     loop = asyncio.get_running_loop()
     log = os.path.join(args.logdir, "http_hello_origin.log")
-    try:
-        server = Server(shlex.split(args.server),
-                        ["--cross-origin-protection", "--trusted-origins", ",".join(TRUSTED)],
-                        logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello --cross-origin-protection", str(exc))
+    server = start_server(checks, "http_hello --cross-origin-protection", args.server,
+                          ["--cross-origin-protection", "--trusted-origins", ",".join(TRUSTED)],
+                          logfile=log)
+    if server is None:
         return checks.finish()
     app = tornado.web.Application([(r"/form", Form), (r"/ws", Echo), (r"/ws/picky", PickyEcho)],
                                   cross_origin_protection=True, trusted_origins=TRUSTED)
-    tornado_port = free_port()
-    tornado_server = app.listen(tornado_port, address="127.0.0.1")
+    tornado_port, tornado_server = tornado_listen(app)
     try:
         async def same_grid(status):
             """`status(port, origin, host)` is the same from both servers over the grid."""

@@ -24,18 +24,16 @@ headers, the body bytes and whether the connection closed must be the same.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import logging
 import os
-import shlex
 import socket
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+from peerlib import Checks, check_alive, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 
 import tornado.web  # noqa: E402
 
@@ -244,23 +242,15 @@ FLUSHED = [
 
 
 async def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True, help="http_hello command")
-    ap.add_argument("--logdir", default="target/interop")
-    args = ap.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
-    logging.getLogger("tornado").setLevel(logging.CRITICAL)
+    args = parse_args(__doc__, "http_hello command", tornado_log=logging.CRITICAL)
     checks = Checks("tornado @stream_request_body <-> http_hello /upload/stream")
     loop = asyncio.get_running_loop()
     log = os.path.join(args.logdir, "http_hello_stream_body.log")
-    try:
-        server = Server(shlex.split(args.server), logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello", str(exc))
+    server = start_server(checks, "http_hello", args.server, logfile=log)
+    if server is None:
         return checks.finish()
     app = tornado.web.Application([(r"/upload/stream", StreamUpload), (r"/flushed", Flushed)])
-    tornado_port = free_port()
-    tornado_server = app.listen(tornado_port, address="127.0.0.1")
+    tornado_port, tornado_server = tornado_listen(app)
     try:
         for title, parts, want, expect_close in CASES:
             async def same(parts=parts, want=want, expect_close=expect_close):

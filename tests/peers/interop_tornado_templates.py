@@ -20,7 +20,6 @@ and `continue`, comments, `{{!` literals, whitespace, `{% include %}`, `{% exten
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -28,7 +27,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, check_output  # noqa: E402
+from peerlib import Checks, check_output, parse_args  # noqa: E402
 
 import tornado.escape  # noqa: E402
 from tornado.template import Loader  # noqa: E402
@@ -395,10 +394,8 @@ def attrs(v):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--render", required=True, help="cyclone's render example")
-    ap.add_argument("--logdir", default=None)
-    a = ap.parse_args()
+    a = parse_args(__doc__, options=[("--render", dict(required=True, help="cyclone's render example"))],
+                   logdir=None)
     checks = Checks("tornado_templates")
     cases = [(title, {"t.txt": text}, "t.txt", values) for title, text, values in CASES]
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,17 +17,15 @@ the same attributes.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import logging
 import os
-import shlex
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, run_main  # noqa: E402
+from peerlib import Checks, check_alive, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 
 import http.cookies  # noqa: E402
 
@@ -117,23 +115,15 @@ async def outcome(port, path, cookie):
 
 
 async def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--server", required=True, help="http_hello command")
-    ap.add_argument("--logdir", default="target/interop")
-    args = ap.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
-    logging.getLogger("tornado").setLevel(logging.CRITICAL)
+    args = parse_args(__doc__, "http_hello command", tornado_log=logging.CRITICAL)
     checks = Checks("tornado @authenticated WebSocket <-> http_hello /members")
     log = os.path.join(args.logdir, "http_hello_members.log")
-    try:
-        server = Server(shlex.split(args.server), ["--cookie-secret", SECRET], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start http_hello", str(exc))
+    server = start_server(checks, "http_hello", args.server, ["--cookie-secret", SECRET], logfile=log)
+    if server is None:
         return checks.finish()
     app = tornado.web.Application([(r"/members", Members)], cookie_secret=SECRET,
                                   login_url=LOGIN)
-    tornado_port = free_port()
-    tornado_server = app.listen(tornado_port, address="127.0.0.1")
+    tornado_port, tornado_server = tornado_listen(app)
     seen = set()
     try:
         for what, cookie in COOKIES.items():

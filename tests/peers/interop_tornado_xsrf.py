@@ -17,18 +17,16 @@ Checks:
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import logging
 import os
 import re
-import shlex
 import sys
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, free_port, http_request, run_main  # noqa: E402
+from peerlib import Checks, check_alive, http_request, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 
 import tornado.web  # noqa: E402
 from tornado.util import _websocket_mask  # noqa: E402
@@ -111,14 +109,8 @@ TOKENS = {
 
 
 async def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True,
-                   help="http_hello command (gets --port, --address, --xsrf-cookies and"
-                        " --xsrf-cookie-version)")
-    p.add_argument("--logdir", default="target/interop")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
-    logging.getLogger("tornado").setLevel(logging.ERROR)
+    args = parse_args(__doc__, "http_hello command (gets --port, --address, --xsrf-cookies and"
+                               " --xsrf-cookie-version)", tornado_log=logging.ERROR)
     checks = Checks("tornado xsrf <-> http_hello")
     loop = asyncio.get_running_loop()
 
@@ -128,22 +120,20 @@ async def main():
     servers = {}
     for version in (2, 1):
         log = os.path.join(args.logdir, f"http_hello_xsrf_v{version}.log")
-        try:
-            servers[version] = Server(
-                shlex.split(args.server),
-                ["--xsrf-cookies", "--xsrf-cookie-version", str(version)], logfile=log)
-        except RuntimeError as exc:
-            checks.fail(f"start http_hello --xsrf-cookies (version {version})", str(exc))
+        server = start_server(checks, f"http_hello --xsrf-cookies (version {version})", args.server,
+                              ["--xsrf-cookies", "--xsrf-cookie-version", str(version)], logfile=log)
+        if server is None:
             for s in servers.values():
                 s.stop()
             return checks.finish()
+        servers[version] = server
     tornado_ports = {}
     tornado_servers = []
     for version in (2, 1):
         app = tornado.web.Application([(r"/form", Form)], xsrf_cookies=True,
                                       xsrf_cookie_version=version)
-        port = free_port()
-        tornado_servers.append(app.listen(port, address="127.0.0.1"))
+        port, tserver = tornado_listen(app)
+        tornado_servers.append(tserver)
         tornado_ports[version] = port
 
     try:

@@ -16,15 +16,13 @@ Also checks that a client that offers no extension gets none.
 Prints `N passed, N failed`; exits 1 on any failure.
 """
 
-import argparse
 import asyncio
 import os
 import random
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peerlib import Checks, Server, check_alive, run_main  # noqa: E402
+from peerlib import Checks, check_alive, parse_args, run_main, start_server  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.extensions import permessage_deflate as pmd  # noqa: E402
@@ -146,17 +144,11 @@ async def offer_checks(checks, url, name, factory, expect_params):
 
 
 async def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True, help="echo_server command (gets --port, --address, --deflate)")
-    p.add_argument("--logdir", default="target/interop")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, "echo_server command (gets --port, --address, --deflate)")
     checks = Checks("websockets client -> echo_server --deflate")
     log = os.path.join(args.logdir, "echo_server-websockets-deflate.log")
-    try:
-        server = Server(shlex.split(args.server), ["--deflate"], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start echo_server --deflate", str(exc))
+    server = start_server(checks, "echo_server --deflate", args.server, ["--deflate"], logfile=log)
+    if server is None:
         return checks.finish()
     with server:
         for name, (factory, expect) in OFFERS.items():

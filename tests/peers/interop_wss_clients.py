@@ -19,20 +19,17 @@ Prints `N passed, N failed`; exits 1 on any failure. `--server` may be any comma
 tls_echo's flags (--cert, --key, --port, --address).
 """
 
-import argparse
 import asyncio
 import os
 import random
-import shlex
 import ssl
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, Server, check_alive, run_main, tls_pair  # noqa: E402
+from peerlib import Checks, check_alive, parse_args, run_checking_client, run_main, start_server, tls_pair  # noqa: E402
 
 from tornado.httpclient import HTTPRequest  # noqa: E402
 from tornado.websocket import websocket_connect  # noqa: E402
@@ -150,38 +147,13 @@ def https_get_check(checks, port, cafile):
 
 def node_checks(checks, node, port, cafile, logfile, timeout):
     cmd = [node, NODE_CLIENT, "--url", f"wss://127.0.0.1:{port}/echo", "--ca", cafile]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        checks.fail("[node ws] wss client", f"timed out after {timeout} s; output: {out[-500:]}")
-        return
-    except OSError as exc:
-        checks.fail("[node ws] wss client", f"cannot run {node}: {exc.strerror}")
-        return
-    with open(logfile, "w") as f:
-        f.write(proc.stdout + proc.stderr)
-    seen = 0
-    for line in proc.stdout.splitlines():
-        if line.startswith("ok - "):
-            checks.ok(line[5:])
-            seen += 1
-        elif line.startswith("FAIL - "):
-            title, _, why = line[7:].partition(": ")
-            checks.fail(title, why)
-            seen += 1
-    if proc.returncode != 0 and seen == 0:
-        checks.fail("[node ws] wss client", f"exited with {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    run_checking_client(checks, "[node ws] wss client", cmd, logfile, timeout)
 
 
 async def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--server", required=True, help="tls_echo command (gets --cert, --key, --port, --address)")
-    p.add_argument("--node", default=os.environ.get("NODE", "node"))
-    p.add_argument("--logdir", default="target/interop")
-    p.add_argument("--timeout", type=int, default=60, help="seconds for the node client run")
-    args = p.parse_args()
-    os.makedirs(args.logdir, exist_ok=True)
+    args = parse_args(__doc__, "tls_echo command (gets --cert, --key, --port, --address)",
+                      [("--node", dict(default=os.environ.get("NODE", "node"))),
+                       ("--timeout", dict(type=int, default=60, help="seconds for the node client run"))])
     checks = Checks("wss clients -> tls_echo")
     try:
         cert, key = tls_pair(os.path.join(args.logdir, "tls-echo"))
@@ -190,10 +162,8 @@ async def main():
         checks.fail("self-signed pair", str(exc))
         return checks.finish()
     log = os.path.join(args.logdir, "tls_echo.log")
-    try:
-        server = Server(shlex.split(args.server), ["--cert", cert, "--key", key], logfile=log)
-    except RuntimeError as exc:
-        checks.fail("start tls_echo", str(exc))
+    server = start_server(checks, "tls_echo", args.server, ["--cert", cert, "--key", key], logfile=log)
+    if server is None:
         return checks.finish()
     with server:
         await websockets_checks(checks, server.port, cert)

@@ -1,10 +1,14 @@
 """Small shared helpers for the Python peer tests in tests/peers/ (no third-party imports).
 
 - Checks: records named checks, prints `ok - NAME` / `FAIL - NAME: why`, and the closing
-  `N passed, N failed` line; `exit_code()` is 1 if anything failed.
+  `N passed, N failed` line; `finish()` prints that line and returns 1 if anything failed.
 - Server: starts a server command on a free 127.0.0.1 port, waits until it accepts
   connections (bounded), and stops it by PID (SIGTERM, then SIGKILL).
-- check_alive, run_main: the shared ending of the interop scripts.
+- stop_process: stops a process this script started, by its PID (SIGTERM, then SIGKILL).
+- run_checking_client: runs a client that prints its own `ok -` / `FAIL -` lines (the
+  Node.js peers) and counts them.
+- parse_args, start_server, tornado_listen: the shared opening of the interop scripts;
+  check_alive, run_main: their shared ending.
 - http_request: one plain HTTP/1.1 request to 127.0.0.1 (status, headers, body bytes).
 - check_output: runs a command (cyclone's `render`) and checks its standard output against
   the bytes Tornado made.
@@ -13,9 +17,12 @@
   openssl when it is missing).
 """
 
+import argparse
 import asyncio
 import http.client
+import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -96,6 +103,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_process(proc):
+    """Stops PROC, a `subprocess.Popen` this process started, by its PID: SIGTERM, then
+    SIGKILL if it has not exited 5 s later. Nothing happens if it has already exited."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
 class Server:
     """A server under test started by this process, on a free port, stopped by PID."""
 
@@ -135,15 +157,7 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-            except ProcessLookupError:
-                pass
+        stop_process(self.proc)
 
     def __enter__(self):
         return self
@@ -188,6 +202,71 @@ def check_alive(checks, server, name, log):
     """Fails the check `NAME still running` if SERVER exited during the checks."""
     if not server.alive():
         checks.fail(f"{name} still running", f"exited with {server.proc.returncode} (log: {log})")
+
+
+def run_checking_client(checks, name, cmd, logfile, timeout):
+    """Runs CMD, a client that prints its own `ok - TITLE` / `FAIL - TITLE: why` lines (the
+    Node.js peers), bounded by TIMEOUT seconds; each of its lines counts in CHECKS, and its
+    output goes to LOGFILE. A client that times out, cannot start, or fails before any line
+    fails the check NAME."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        checks.fail(name, f"timed out after {timeout} s; output: {out[-500:]}")
+        return
+    except OSError as exc:
+        checks.fail(name, f"cannot run {cmd[0]}: {exc.strerror}")
+        return
+    with open(logfile, "w") as f:
+        f.write(proc.stdout + proc.stderr)
+    seen = 0
+    for line in proc.stdout.splitlines():
+        if line.startswith("ok - "):
+            checks.ok(line[5:])
+            seen += 1
+        elif line.startswith("FAIL - "):
+            title, _, why = line[7:].partition(": ")
+            checks.fail(title, why)
+            seen += 1
+    if proc.returncode != 0 and seen == 0:
+        checks.fail(name, f"exited with {proc.returncode}: {proc.stderr.strip()[-500:]}")
+
+
+def parse_args(doc, server_help=None, options=(), logdir="target/interop", tornado_log=None):
+    """The interop scripts' command line, described by the first line of DOC: `--server`
+    (required, SERVER_HELP) unless SERVER_HELP is None, each `(flag, add_argument keywords)`
+    of OPTIONS, and `--logdir` (default LOGDIR), which is created. TORNADO_LOG, if given,
+    is the level for Tornado's own loggers (its access and error lines would drown the
+    checks' output)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if server_help is not None:
+        p.add_argument("--server", required=True, help=server_help)
+    for flag, keywords in options:
+        p.add_argument(flag, **keywords)
+    p.add_argument("--logdir", default=logdir)
+    args = p.parse_args()
+    if args.logdir:
+        os.makedirs(args.logdir, exist_ok=True)
+    if tornado_log is not None:
+        logging.getLogger("tornado").setLevel(tornado_log)
+    return args
+
+
+def start_server(checks, name, command, extra=(), **keywords):
+    """`Server(COMMAND split as a shell would, EXTRA, **KEYWORDS)`; if it cannot start, the
+    check `start NAME` fails and the answer is None."""
+    try:
+        return Server(shlex.split(command), extra, **keywords)
+    except RuntimeError as exc:
+        checks.fail(f"start {name}", str(exc))
+        return None
+
+
+def tornado_listen(app):
+    """Tornado APP listening on 127.0.0.1 at a free port: (port, its HTTPServer)."""
+    port = free_port()
+    return port, app.listen(port, address="127.0.0.1")
 
 
 def run_main(main):
