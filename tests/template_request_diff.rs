@@ -46,8 +46,6 @@ const DIFFERENCES: &[(&str, &str)] = &[
     ("static_url include_host=True", NO_KWARGS),
     ("static_url include_host and include_version", NO_KWARGS),
     ("static_url include_host with an absolute prefix", NO_KWARGS),
-    ("reverse_url of values", NO_STAR),
-    ("reverse_url of starred values", NO_STAR),
     ("request.headers", REQUEST),
     ("request.arguments", REQUEST),
     ("request.query_arguments", REQUEST),
@@ -70,7 +68,6 @@ const OUTSIDE: &str = "a path with .. or a leading / is refused: the URL without
                        (logged), where Tornado 6.6 versions one inside static_path and \
                        raises HTTPError(403) for one outside";
 const NO_KWARGS: &str = "static_url takes no keyword arguments (include_version, include_host)";
-const NO_STAR: &str = "reverse_url(*args) is refused";
 const REQUEST: &str = "request is a dict of HTTPServerRequest's fields (method, uri, path, \
                        query, version, host, host_name, remote_ip, protocol): no headers, \
                        arguments, cookies, body or methods, and it prints as that dict";

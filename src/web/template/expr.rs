@@ -188,7 +188,8 @@ pub(super) enum Exp {
     },
     /// `xsrf_form_html()`, the one function called without arguments.
     XsrfFormHtml,
-    /// `reverse_url(name, *args)`.
+    /// `reverse_url(name, *args)`: the arguments as written, `*xs`
+    /// ([`Starred`](Exp::Starred)) giving xs's items, as Python's call.
     ReverseUrl(Vec<Exp>),
     /// `_(..)`, `pgettext(..)` and `locale.method(..)`: the arguments by
     /// the position of their parameter in [`LocaleFn::params`] (given by
@@ -1218,7 +1219,10 @@ impl<'s> Parser<'s> {
                 self.locale_call(LocaleFn::Pgettext, depth)
             }
             Tok::Word("reverse_url") if self.eat(Tok::Open) => {
-                let args = self.comma_separated(depth + 1)?;
+                let mut args = vec![self.item(depth + 1)?];
+                while self.eat(Tok::Comma) {
+                    args.push(self.item(depth + 1)?);
+                }
                 self.eat(Tok::Close).then_some(Exp::ReverseUrl(args))
             }
             Tok::Word(w) if self.peek() == Some(Tok::Open) => {
@@ -1935,12 +1939,17 @@ impl Exp {
                 own(Value::String(env.ui_module(name, &args, &kwargs)?))
             }
             Exp::ReverseUrl(args) => {
-                let mut texts = Vec::with_capacity(args.len());
-                for a in args {
-                    texts.push(a.eval(env)?.view().text().into_owned());
-                }
-                let strs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                env.reverse_url(strs[0], &strs[1..])
+                let texts: Vec<String> = items_of(env, args, "reverse_url() argument")?
+                    .iter()
+                    .map(|v| Val::Json(v).text().into_owned())
+                    .collect();
+                let Some((name, rest)) = texts.split_first() else {
+                    return Err(TemplateError::Type(
+                        "reverse_url() missing 1 required positional argument: 'name'".into(),
+                    ));
+                };
+                let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+                env.reverse_url(name, &rest)
                     .map(|s| V::Own(Value::String(s)))
             }
             _ => unreachable!("dispatched by eval"),
