@@ -41,11 +41,6 @@ const DIFFERENCES: &[(&str, &str)] = &[
         "static_url of a number",
         "functions take the text {{ }} prints where Tornado raises TypeError",
     ),
-    ("static_url include_version=False", NO_KWARGS),
-    ("static_url include_version of values", NO_KWARGS),
-    ("static_url include_host=True", NO_KWARGS),
-    ("static_url include_host and include_version", NO_KWARGS),
-    ("static_url include_host with an absolute prefix", NO_KWARGS),
     ("request.headers", REQUEST),
     ("request.arguments", REQUEST),
     ("request.query_arguments", REQUEST),
@@ -67,7 +62,6 @@ const ESCAPED: &str = "static_url percent-encodes the path (a space %20, ? %3F, 
 const OUTSIDE: &str = "a path with .. or a leading / is refused: the URL without a version \
                        (logged), where Tornado 6.6 versions one inside static_path and \
                        raises HTTPError(403) for one outside";
-const NO_KWARGS: &str = "static_url takes no keyword arguments (include_version, include_host)";
 const REQUEST: &str = "request is a dict of HTTPServerRequest's fields (method, uri, path, \
                        query, version, host, host_name, remote_ip, protocol): no headers, \
                        arguments, cookies, body or methods, and it prints as that dict";

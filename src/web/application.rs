@@ -258,15 +258,21 @@ impl Shared {
 
     /// [`RequestContext::static_url`](super::RequestContext::static_url).
     pub(crate) fn static_url(&self, path: &str) -> String {
-        let url = format!(
-            "{}{}",
-            self.settings.static_url_prefix,
-            super::static_files::url_path_escape(path)
-        );
+        let url = self.unversioned_static_url(path);
         match self.static_version(path) {
             Some(version) => format!("{url}?v={version}"),
             None => url,
         }
+    }
+
+    /// [`static_url`](Self::static_url) without its version, and without
+    /// reading the file (`static_url(path, include_version=False)`).
+    pub(crate) fn unversioned_static_url(&self, path: &str) -> String {
+        format!(
+            "{}{}",
+            self.settings.static_url_prefix,
+            super::static_files::url_path_escape(path)
+        )
     }
 
     /// [`Application::reverse_url`].
@@ -475,6 +481,10 @@ struct AppNamespace<'a> {
 impl super::template::RequestNamespace for AppNamespace<'_> {
     fn static_url(&self, path: &str) -> String {
         self.shared.static_url(path)
+    }
+
+    fn unversioned_static_url(&self, path: &str) -> String {
+        self.shared.unversioned_static_url(path)
     }
 
     fn xsrf_form_html(&self) -> Option<String> {

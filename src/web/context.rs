@@ -1760,6 +1760,10 @@ impl RequestNamespace for RequestContext<'_> {
         RequestContext::static_url(self, path)
     }
 
+    fn unversioned_static_url(&self, path: &str) -> String {
+        self.shared.unversioned_static_url(path)
+    }
+
     fn xsrf_form_html(&self) -> Option<String> {
         Some(RequestContext::xsrf_form_html(self))
     }

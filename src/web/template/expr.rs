@@ -394,6 +394,10 @@ pub(super) enum Kw {
     RequireProtocol,
     /// `linkify(.., permitted_protocols=)`.
     PermittedProtocols,
+    /// `static_url(.., include_version=)`.
+    IncludeVersion,
+    /// `static_url(.., include_host=)`.
+    IncludeHost,
 }
 
 impl Kw {
@@ -405,6 +409,8 @@ impl Kw {
             (Callee::Func(Func::Linkify), "extra_params") => Kw::ExtraParams,
             (Callee::Func(Func::Linkify), "require_protocol") => Kw::RequireProtocol,
             (Callee::Func(Func::Linkify), "permitted_protocols") => Kw::PermittedProtocols,
+            (Callee::Func(Func::StaticUrl), "include_version") => Kw::IncludeVersion,
+            (Callee::Func(Func::StaticUrl), "include_host") => Kw::IncludeHost,
             _ => return None,
         })
     }
@@ -419,6 +425,10 @@ pub(crate) struct Options {
     pub(crate) require_protocol: bool,
     /// `None`: Tornado's default, `["http", "https"]`.
     pub(crate) permitted_protocols: Option<Permitted>,
+    /// `static_url`'s `?v=` (Tornado's default: yes).
+    pub(crate) include_version: bool,
+    /// `static_url`'s `protocol://host` before the path (default: no).
+    pub(crate) include_host: bool,
 }
 
 /// `permitted_protocols` as given: Python's `in` tests membership in a
@@ -437,6 +447,8 @@ impl Default for Options {
             extra_params: String::new(),
             require_protocol: false,
             permitted_protocols: None,
+            include_version: true,
+            include_host: false,
         }
     }
 }
@@ -1975,6 +1987,8 @@ impl Exp {
                         Kw::Plus => options.plus = value.truthy(),
                         Kw::Shorten => options.shorten = value.truthy(),
                         Kw::RequireProtocol => options.require_protocol = value.truthy(),
+                        Kw::IncludeVersion => options.include_version = value.truthy(),
+                        Kw::IncludeHost => options.include_host = value.truthy(),
                         Kw::ExtraParams => match value {
                             Val::Str(_) | Val::Json(Value::String(_)) => {
                                 options.extra_params = value.text().into_owned();

@@ -696,7 +696,12 @@ struct BlockDef {
 /// - `static_url(path)` is [`RequestContext::static_url`](super::RequestContext::static_url)
 ///   (`/static/css/app.css?v=<sha1>`) when the template is rendered by
 ///   `RequestContext::render`, `render_with` or `render_string` (or by
-///   [`render_value_with_static_url`](Self::render_value_with_static_url));
+///   [`render_value_with_static_url`](Self::render_value_with_static_url),
+///   whose URL loses its last `?v=` for `include_version=False`);
+///   Tornado's keyword arguments `include_version=False` (no `?v=`, the
+///   file not read) and `include_host=True` (the request's
+///   `protocol://host` before the URL, whatever `static_url_prefix` is,
+///   as Tornado writes it) are taken;
 ///   rendered on its own ([`render`](Self::render),
 ///   [`render_value`](Self::render_value), [`render_with`](Self::render_with))
 ///   it is a [`TemplateError::NeedsRequest`] at its line (Tornado:
@@ -2483,6 +2488,17 @@ fn walk<'a>(
 pub(crate) trait RequestNamespace {
     /// What `{{ static_url(path) }}` prints for `path`.
     fn static_url(&self, path: &str) -> String;
+    /// What `{{ static_url(path, include_version=False) }}` prints: by
+    /// default [`static_url`](Self::static_url)'s URL without its last
+    /// `?v=` query (cyclone's own escape `?` in the path, so that is the
+    /// version).
+    fn unversioned_static_url(&self, path: &str) -> String {
+        let mut url = self.static_url(path);
+        if let Some(at) = url.rfind("?v=") {
+            url.truncate(at);
+        }
+        url
+    }
     /// What `xsrf_form_html()` returns; `None` where it has no request.
     fn xsrf_form_html(&self) -> Option<String>;
     /// What `reverse_url(name, *args)` returns; `None` for a name no route
@@ -3806,7 +3822,25 @@ impl<'a> Renderer<'a> {
                 let request = self
                     .request
                     .ok_or_else(|| TemplateError::NeedsRequest("static_url".into()))?;
-                request.static_url(&val.text())
+                let url = if options.include_version {
+                    request.static_url(&val.text())
+                } else {
+                    request.unversioned_static_url(&val.text())
+                };
+                if !options.include_host {
+                    return Ok(url);
+                }
+                // Tornado's `request.protocol + "://" + request.host`,
+                // before whatever the URL is (an absolute prefix too).
+                let req = request.request_value().ok_or_else(|| {
+                    TemplateError::Type(
+                        "static_url(include_host=True) needs the request's host: render with \
+                         RequestContext::render, render_with or render_string"
+                            .into(),
+                    )
+                })?;
+                let field = |name: &str| req[name].as_str().unwrap_or_default().to_owned();
+                format!("{}://{}{url}", field("protocol"), field("host"))
             }
             Func::UrlEscape => url_escape_with(&val.text(), options.plus).into_owned(),
             Func::XhtmlEscape => {
@@ -6649,6 +6683,32 @@ mod tests {
                 .unwrap(),
             "\n/s/a.css"
         );
+        // include_version=False: the resolver's URL without its `?v=`;
+        // include_host=True needs a request's host.
+        let kw = Template::parse(
+            "{{ static_url('a b', include_version=False) }}|{{ static_url('c', include_version=0) }}|\
+             {{ static_url('d', include_version=1) }}",
+        )
+        .unwrap();
+        assert_eq!(
+            kw.render_value_with_static_url(&v, |p| format!("/s/{p}?v=1"))
+                .unwrap(),
+            "/s/a b|/s/c|/s/d?v=1"
+        );
+        let host = Template::parse("{{ static_url('a', include_host=True) }}").unwrap();
+        assert_eq!(
+            host.render_value_with_static_url(&v, |p| format!("/s/{p}"))
+                .unwrap_err(),
+            at(
+                1,
+                TemplateError::Type(
+                    "static_url(include_host=True) needs the request's host: render with \
+                     RequestContext::render, render_with or render_string"
+                        .into()
+                )
+            )
+        );
+        assert!(Template::parse("{{ static_url('a', v=1) }}").is_err());
         // A missing path argument is undefined, at its line.
         assert_eq!(
             t.render_value_with_static_url(&json!({"n": 1}), |p| p.into())
