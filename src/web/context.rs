@@ -471,13 +471,15 @@ impl<'a> RequestContext<'a> {
     /// The URL of the static file `path` (relative to `static_path`), with
     /// a version that changes with its content (Tornado's `static_url`):
     /// `static_url_prefix + path + "?v=" + hash`, e.g.
-    /// `/static/app.css?v=3f78…` (`path` percent-encoded where needed).
+    /// `/static/app.css?v=3f78…` (`path` percent-encoded where needed:
+    /// `img/a b.png` gives `img/a%20b.png`, `app.css?x=1` names a file
+    /// `app.css%3Fx=1`, where Tornado pastes the path in as it is).
     /// [`StaticFiles`](super::StaticFiles) answers a request carrying `v`
     /// with a ten-year `Cache-Control` and `Expires`, so browsers fetch the
     /// file again only when the page links a new version.
     ///
     /// The version is the lowercase hex SHA-1 of the file's content, 40
-    /// characters (Tornado uses an MD5 hex digest; see
+    /// characters (Tornado 6.6 uses a SHA-512 hex digest, 128; see
     /// [`StaticFiles::version`](super::StaticFiles::version)). Hashes are
     /// cached per application unless `static_hash_cache` is off (the
     /// default with `debug`: see [`Settings::static_hash_cache`]); the
@@ -486,7 +488,10 @@ impl<'a> RequestContext<'a> {
     /// Without `?v=`, and logged at `error` (Tornado's "Could not open
     /// static file"): `static_path` is not set, the file is missing or
     /// unreadable, or `path` is refused as a request for it would be
-    /// (`..`, an absolute path, a symlink out of `static_path`).
+    /// (`..`, an absolute path, a symlink out of `static_path`). Tornado
+    /// 6.6 versions `js/../app.css` (inside `static_path`) and raises
+    /// `HTTPError(403)` for a path out of it (`../x.css`, `/app.css`),
+    /// failing the render; cyclone links them without a version.
     ///
     /// ```
     /// use cyclone::web::{RequestContext, RequestHandler};

@@ -296,8 +296,9 @@ impl StaticFiles {
 
     /// The version of the file `rel` (relative to the root, as the route
     /// capture is): the lowercase hex SHA-1 of its content, 40 characters
-    /// (Tornado's `get_content_version` is an MD5; cyclone already carries
-    /// SHA-1 for the WebSocket handshake). `None`, logged at `error`
+    /// (Tornado 6.6's `get_content_version` is a SHA-512; cyclone already
+    /// carries SHA-1 for the WebSocket handshake, and the version only
+    /// has to change with the content). `None`, logged at `error`
     /// (Tornado's "Could not open static file"), when the path is refused
     /// as a request for it would be (`..`, absolute, outside the root) or
     /// the file cannot be read.
