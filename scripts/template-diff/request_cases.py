@@ -297,6 +297,10 @@ REQ = ("{{ request.method }}|{{ request.uri }}|{{ request.path }}|{{ request.que
 case("request fields", {"page.html": REQ}, query="?a=1&b=x+y")
 case("request fields without a query", {"page.html": REQ})
 case("request fields, escaped path", {"p\u00e9ge.html": REQ}, page="p%C3%A9ge.html")
+case("request fields, escaped query", {"page.html": REQ}, query="?a=%C3%A9&b=%20+x&c")
+for h in ["[::1]:8080", "EXAMPLE.com", "example.com:", "Example.COM:443", "[::1]", "a_b.example", ":80", "x:8a", "[::1]:"]:
+    case(f"request fields with Host {h}", {"page.html": REQ + "|{{ static_url('app.css', include_host=True) }}"},
+         host=h)
 p("request.headers", "{{ request.headers['X-Test'] }}|{{ request.headers.get('X-Nope', 'dflt') }}", header="v<1>")
 p("request.arguments", "{{ request.arguments }}")
 p("request.query_arguments", "{{ request.query_arguments }}")
@@ -474,7 +478,7 @@ async def run(case_, static_dir, client):
         sock, port = bind_unused_port()
         server = HTTPServer(app)
         server.add_sockets([sock])
-        headers = {"Host": HOST, "Cookie": "_xsrf=" + cfg.get("cookie", XSRF_TOKEN)}
+        headers = {"Host": cfg.get("host", HOST), "Cookie": "_xsrf=" + cfg.get("cookie", XSRF_TOKEN)}
         if "user" in cfg:
             headers["X-User"] = cfg["user"]
         if cfg.get("lang"):

@@ -2545,9 +2545,14 @@ pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
 /// a page prints (`{{ request.path }}`, `{{ request.host }}`).
 pub(crate) fn request_value(req: &crate::http::Request) -> Value {
     let host = req.host().unwrap_or("127.0.0.1");
-    // Tornado's host_name: the host without its port (IPv6 brackets kept).
+    // Tornado's host_name: the host without its port (IPv6 brackets
+    // kept), as its `^(.+):(\d+)$` splits it: a port of one digit or more
+    // after a name of one character or more, else the whole host
+    // (`example.com:` stays as it is).
     let host_name = match host.rsplit_once(':') {
-        Some((name, port)) if !port.contains(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
+        Some((name, port))
+            if !name.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             name
         }
         _ => host,
