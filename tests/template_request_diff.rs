@@ -55,6 +55,13 @@ const DIFFERENCES: &[(&str, &str)] = &[
     ("handler.xsrf_token", HANDLER),
     ("handler.static_url", HANDLER),
     ("handler.reverse_url", HANDLER),
+    ("calling static_url given as a value", BY_NAME),
+    ("calling reverse_url given as a value", BY_NAME),
+    ("calling xsrf_form_html given as a value", BY_NAME),
+    ("calling _ given as a value", BY_NAME),
+    ("calling pgettext given as a value", BY_NAME),
+    ("calling linkify given as a value", BY_NAME),
+    ("calling json_encode given as a value", BY_NAME),
     (
         "request fields with Host x:8a",
         "a Host whose port is not digits is refused with 400 (RFC 9110 section 7.2, \
@@ -70,6 +77,9 @@ const OUTSIDE: &str = "a path with .. or a leading / is refused: the URL without
 const REQUEST: &str = "request is a dict of HTTPServerRequest's fields (method, uri, path, \
                        query, version, host, host_name, remote_ip, protocol): no headers, \
                        arguments, cookies, body or methods, and it prints as that dict";
+const BY_NAME: &str = "Tornado's functions are found by name when parsed: a render value of \
+                       the same name does not hide them from a call (Tornado: TypeError, \
+                       a str is not callable)";
 const HANDLER: &str = "no handler in the namespace: a Rust handler is no object a template \
                        can look into";
 
@@ -262,6 +272,7 @@ fn app(case: &Value, templates: &std::path::Path, statics: &std::path::Path) -> 
         .template_path(templates)
         .static_path(statics)
         .cookie_secret("fixed secret for the differential")
+        .xheaders(config["xheaders"].as_bool().unwrap_or(false))
         .xsrf_cookies(config["xsrf"].as_bool().unwrap_or(false))
         .xsrf_cookie_version(match config["xsrf_version"].as_i64() {
             Some(1) => XsrfCookieVersion::V1,
@@ -406,6 +417,11 @@ fn cyclone_renders_pages_as_tornado_does() {
         ] {
             if let Some(v) = config[key].as_str() {
                 fetch = fetch.header(header, v);
+            }
+        }
+        if let Some(headers) = config["headers"].as_object() {
+            for (name, value) in headers {
+                fetch = fetch.header(name, value.as_str().expect("a header's value"));
             }
         }
         let r = fetch.send().expect("fetch");

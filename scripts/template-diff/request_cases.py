@@ -21,6 +21,7 @@ The application of every case (cyclone's is the same, in Rust):
 - the routes `/p/(.*)` (renders the page named in the path with the case's
   values), and for `reverse_url`: `story` `/story/([0-9]+)`, `user`
   `/u/([^/]+)/(\\w+)`, `home` `/`, `search` `/search`;
+- the server's `xheaders` as the case's config says;
 - `get_current_user` is the request's `X-User` header (None without one;
   ASCII, as the two clients encode other header text differently);
 - translations: TRANSLATIONS (CSV), loaded before every case, as
@@ -301,6 +302,18 @@ case("request fields, escaped query", {"page.html": REQ}, query="?a=%C3%A9&b=%20
 for h in ["[::1]:8080", "EXAMPLE.com", "example.com:", "Example.COM:443", "[::1]", "a_b.example", ":80", "x:8a", "[::1]:"]:
     case(f"request fields with Host {h}", {"page.html": REQ + "|{{ static_url('app.css', include_host=True) }}"},
          host=h)
+XH = REQ + "|{{ static_url('app.css', include_host=True, include_version=False) }}"
+for i, (xheaders, hs) in enumerate([
+        (True, {"X-Real-Ip": "10.0.0.1", "X-Scheme": "https"}),
+        (True, {"X-Forwarded-For": "1.2.3.4, 5.6.7.8", "X-Forwarded-Proto": "https"}),
+        (True, {"X-Forwarded-For": "2001:db8::1"}),
+        (True, {"X-Real-Ip": "not an ip", "X-Scheme": "gopher"}),
+        (True, {"X-Forwarded-Proto": "https, http"}),
+        (True, {"X-Forwarded-Proto": "HTTPS"}),
+        (True, {"X-Real-Ip": " 10.0.0.2 ", "X-Forwarded-For": "9.9.9.9"}),
+        (True, {"X-Forwarded-For": "1.2.3.4,", "X-Scheme": ""}),
+        (False, {"X-Real-Ip": "10.0.0.1", "X-Scheme": "https"})]):
+    case(f"request fields with xheaders {i}", {"page.html": XH}, xheaders=xheaders, headers=hs)
 p("request.headers", "{{ request.headers['X-Test'] }}|{{ request.headers.get('X-Nope', 'dflt') }}", header="v<1>")
 p("request.arguments", "{{ request.arguments }}")
 p("request.query_arguments", "{{ request.query_arguments }}")
@@ -320,6 +333,17 @@ p("handler.locale.code", "{{ handler.locale.code }}")
 p("handler.xsrf_token", "{{ handler.xsrf_token }}", xsrf=True, xsrf_version=1)
 p("handler.static_url", "{{ handler.static_url('app.css') }}")
 p("handler.reverse_url", "{{ handler.reverse_url('story', 3) }}")
+
+# the namespace's names given as render values (they win, as **kwargs update it)
+NS = {"static_url": "s", "reverse_url": "r", "xsrf_form_html": "x", "handler": "h", "modules": "m",
+      "pgettext": "p", "current_user": "c", "request": "q", "locale": "l"}
+p("namespace names given as values", "|".join("{{ %s }}" % k for k in NS), NS)
+for k, call in [("static_url", "static_url('app.css')"), ("reverse_url", "reverse_url('home')"),
+                ("xsrf_form_html", "xsrf_form_html()"), ("_", "_('Sign in')"),
+                ("pgettext", "pgettext('a', 'b')"), ("linkify", "linkify('x')"),
+                ("json_encode", "json_encode(1)"), ("modules", "modules.Counter()")]:
+    p(f"calling {k} given as a value", "{{ %s }}" % call, {k: "v"})
+p("linkify module given as a value", "{% module linkify('http://a.b') %}", {"linkify": "v"})
 
 # locale and _
 for lang in [None, "es-LA", "es", "fr-FR,fr;q=0.8", "de", "pt-BR", "fr;q=0.1,es-LA;q=0.9", "*", "xx-YY"]:
@@ -476,7 +500,7 @@ async def run(case_, static_dir, client):
         cfg = case_["config"]
         app = make_app(case_dir, static_dir, cfg, case_["values"])
         sock, port = bind_unused_port()
-        server = HTTPServer(app)
+        server = HTTPServer(app, xheaders=cfg.get("xheaders", False))
         server.add_sockets([sock])
         headers = {"Host": cfg.get("host", HOST), "Cookie": "_xsrf=" + cfg.get("cookie", XSRF_TOKEN)}
         if "user" in cfg:
@@ -485,6 +509,7 @@ async def run(case_, static_dir, client):
             headers["Accept-Language"] = cfg["lang"]
         if "header" in cfg:
             headers["X-Test"] = cfg["header"]
+        headers.update(cfg.get("headers", {}))
         try:
             r = await client.fetch("http://127.0.0.1:%d/p/%s%s" % (port, case_["page"], case_["query"]),
                                    headers=headers, raise_error=False)

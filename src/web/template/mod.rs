@@ -685,6 +685,12 @@ struct BlockDef {
 /// `.query`, `.method`, `.host`, `.host_name`, `.remote_ip`,
 /// `.protocol`, `.version`) and `current_user` are defined when a request
 /// renders the template and its values do not have them.
+/// Tornado's functions (`static_url`, `reverse_url`, `xsrf_form_html`,
+/// `_`, `pgettext`, `json_encode`, `linkify`, …) are found by their name
+/// when the template is parsed, so a render value of the same name,
+/// which `{{ static_url }}` prints, does not hide them from a call; in
+/// Tornado the value replaces the function and calling it raises
+/// `TypeError`.
 /// As in Tornado, a
 /// function's result is a string that `{{ }}` escapes like any other:
 /// `{{ json_encode(x) }}` prints `{&quot;a&quot;: 1}` and `{{ escape(x) }}`
