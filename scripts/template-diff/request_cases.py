@@ -395,6 +395,24 @@ case("include sees the request", {
 case("extends sees the request", {
     "page.html": "{% extends 'b.html' %}{% block a %}{{ current_user }}{% end %}",
     "b.html": "[{% block a %}{% end %}|{{ request.uri }}]"}, user="x", query="?q=1")
+case("modules inside a Template module's template add their resources", {
+    "page.html": "<html><head></head><body>{% module Template('outer.html', n=1) %}|"
+                 "{% module Template('outer.html', n=2) %}</body></html>",
+    "outer.html": "{{ set_resources(css_files=['app.css'], html_head='<o>') }}[{% module Assets(n) %}"
+                  "{% module Template('inner.html') %}{% module Counter(step=n) %}{% module Req(template=n > 1) %}]",
+    "inner.html": "{{ set_resources(javascript_files='js/app.js', embedded_javascript='</script><i>', "
+                  "html_body='\u00e9') }}in"}, lang="es-LA", xsrf=True, xsrf_version=1)
+case("a Template module's template includes and extends", {
+    "page.html": "<html><head></head><body>{% module Template('child.html', x='<x>') %}</body></html>",
+    "child.html": "{% extends 'base.html' %}{% block b %}{{ set_resources(embedded_css='.c {}') }}"
+                  "{{ x }}{% include 'inc.html' %}{% end %}",
+    "base.html": "{{ set_resources(embedded_css='.b {}') }}<{% block b %}{% end %}>",
+    "inc.html": "{{ set_resources(css_files='js/app.js') }}|{{ request.path }}"})
+case("resources in a page with uppercase tags", {
+    "page.html": "<HTML><HEAD></HEAD><BODY>{% module Assets() %}</BODY></HTML>"})
+case("resources with a page in a module's own template", {
+    "page.html": "{% module Template('full.html') %}",
+    "full.html": "{{ set_resources(html_body='<b>') }}<head></head><body></body>"})
 p("linkify module", "{% module linkify(t) %}|{% module linkify(t, shorten=True) %}",
   {"t": "see http://example.com/a/very/long/path/that/is/long?and=1&more=2 now"})
 p("module unknown", "{% module Nope() %}")
