@@ -1289,6 +1289,94 @@ fn shutdown_runs_what_was_queued_then_joins_the_threads() {
     pool.clone().shutdown(false);
 }
 
+/// `in_thread`, but a test that would hang fails instead: `f` runs on a
+/// thread of its own, left behind if it does not return within `limit`.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(f));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("still running after {limit:?}: deadlocked"),
+    }
+}
+
+/// Jobs that call `shutdown(true)` on their own pool: each waits for the
+/// pool's other threads (here a slow job's) but not for itself, nor for
+/// another job waiting there too. Python deadlocks with two such jobs
+/// (each joins the other) and raises "cannot join current thread" with
+/// one. A caller outside the pool then waits for every thread, those two
+/// included, and the job queued behind them still runs.
+#[test]
+fn jobs_shutting_their_own_pool_down_with_wait_do_not_wait_for_each_other() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    within(Duration::from_secs(20), || {
+        let pool = ThreadPool::new(3);
+        let slow_done = Arc::new(AtomicBool::new(false));
+        let s = slow_done.clone();
+        let slow = pool.run(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            s.store(true, Ordering::SeqCst);
+        });
+        let both = Arc::new(Barrier::new(2));
+        let (tx, rx) = mpsc::channel();
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, b, s, tx) = (pool.clone(), both.clone(), slow_done.clone(), tx.clone());
+                pool.run(move || {
+                    b.wait();
+                    p.shutdown(true);
+                    tx.send(s.load(Ordering::SeqCst)).unwrap();
+                })
+            })
+            .collect();
+        let after = Arc::new(AtomicUsize::new(0));
+        let a = after.clone();
+        let queued = pool.run(move || a.fetch_add(1, Ordering::SeqCst));
+        for _ in 0..2 {
+            let saw_slow_done = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a job shutting its own pool down with wait never returned");
+            assert!(
+                saw_slow_done,
+                "shutdown(true) did not wait for the other threads"
+            );
+        }
+        pool.shutdown(true);
+        assert_eq!(
+            after.load(Ordering::SeqCst),
+            1,
+            "the queued job did not run"
+        );
+        drop((slow, callers, queued));
+
+        // Alone on a one-thread pool: returns at once, and what is queued
+        // behind the job runs after it.
+        let pool = ThreadPool::new(1);
+        let p = pool.clone();
+        let (tx, rx) = mpsc::channel();
+        let job = pool.run(move || {
+            p.shutdown(true);
+            tx.send("returned").unwrap();
+        });
+        let a = after.clone();
+        let queued = pool.run(move || a.fetch_add(1, Ordering::SeqCst));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("returned"));
+        pool.shutdown(true);
+        assert_eq!(
+            after.load(Ordering::SeqCst),
+            2,
+            "the queued job did not run"
+        );
+        drop((job, queued));
+    });
+}
+
 /// `cancel_futures=True`: the queued jobs are cancelled (the awaiting
 /// task gets a panic, Python's `CancelledError`), the running one
 /// finishes; without it, and when the last handle is dropped, queued jobs

@@ -69,7 +69,8 @@ struct Core {
     state: Mutex<Queue>,
     /// Signalled when a job is queued or the pool is shut down.
     work: Condvar,
-    /// Signalled when a thread ends.
+    /// Signalled when a thread ends, or when one starts waiting in
+    /// `shutdown(wait = true)`.
     ended: Condvar,
 }
 
@@ -86,6 +87,9 @@ struct Queue {
     waiting: usize,
     /// The threads not joined yet.
     threads: Vec<JoinHandle<()>>,
+    /// Pool threads in `shutdown(wait = true)`, waiting for the others:
+    /// another pool thread waiting there does not wait for these.
+    waiting_in_shutdown: Vec<std::thread::ThreadId>,
 }
 
 /// [`ThreadPool::try_run`] after [`ThreadPool::shutdown`]: Python's
@@ -120,6 +124,7 @@ impl ThreadPool {
                         alive: Vec::new(),
                         waiting: 0,
                         threads: Vec::new(),
+                        waiting_in_shutdown: Vec::new(),
                     }),
                     work: Condvar::new(),
                     ended: Condvar::new(),
@@ -193,8 +198,21 @@ impl ThreadPool {
     /// ([`run`](Self::run) panics, [`try_run`](Self::try_run) fails, on
     /// every handle), the jobs already queued still run, and then its
     /// threads end. With `wait`, returns once they have ended (joined:
-    /// their thread-locals dropped too); a pool thread that shuts its own
-    /// pool down does not wait for itself. Calling it again is harmless.
+    /// their thread-locals dropped too). Calling it again is harmless.
+    ///
+    /// Called with `wait` from a job, on one of the pool's own threads,
+    /// it cannot wait for that thread, which is running the job: it
+    /// returns once every *other* thread of the pool has ended, except
+    /// those also waiting in `shutdown(true)` from a job of theirs. Two
+    /// jobs that shut their pool down at once so return (once the rest
+    /// are done) instead of waiting for each other forever, which is
+    /// where Python's `executor.shutdown(wait=True)` deadlocks (and a
+    /// single job shutting its own pool down raises "cannot join current
+    /// thread" there). The calling threads then finish their jobs, run
+    /// what is still queued and end; a caller outside the pool waits for
+    /// that too. Two callers waiting at once each join the threads they
+    /// find ended: one may return while a thread the other is joining
+    /// still drops its thread-locals.
     ///
     /// ```
     /// use cyclone::ioloop::{IOLoop, ThreadPool};
@@ -305,21 +323,15 @@ impl Core {
     }
 
     fn shutdown(&self, wait: bool, cancel: bool) {
-        let (cancelled, threads) = {
+        let cancelled = {
             let mut q = self.lock();
             q.shut_down = true;
             self.work.notify_all();
-            let cancelled = if cancel {
+            if cancel {
                 std::mem::take(&mut q.jobs)
             } else {
                 VecDeque::new()
-            };
-            let threads = if wait {
-                std::mem::take(&mut q.threads)
-            } else {
-                Vec::new()
-            };
-            (cancelled, threads)
+            }
         };
         // Outside the lock: a cancelled job's closure may do anything in
         // its drop (submit more, panic); a panic there must not keep the
@@ -334,20 +346,49 @@ impl Core {
                 super::drop_panic_payload(panic);
             }
         }
-        if !wait {
-            return;
+        if wait {
+            self.wait_for_threads();
         }
+    }
+
+    /// `shutdown(wait = true)`'s wait: until every thread has ended, but
+    /// the caller's own and, for a caller that is a pool thread, those
+    /// waiting here too (see [`ThreadPool::shutdown`]). A thread found
+    /// ended is joined here, outside the lock, unless another caller took
+    /// it first.
+    fn wait_for_threads(&self) {
         let me = std::thread::current().id();
-        for t in threads {
-            if t.thread().id() != me {
+        let mut q = self.lock();
+        let pool_thread = q.alive.contains(&me);
+        if pool_thread {
+            q.waiting_in_shutdown.push(me);
+            // Another pool thread waiting here may stop waiting for this one.
+            self.ended.notify_all();
+        }
+        loop {
+            let ended = q.threads.iter().position(|t| {
+                let id = t.thread().id();
+                id != me && !q.alive.contains(&id)
+            });
+            if let Some(i) = ended {
+                let t = q.threads.swap_remove(i);
+                drop(q);
                 // A pool thread catches every panic: it cannot end in one.
                 let _ = t.join();
+                q = self.lock();
+                continue;
             }
-        }
-        // Threads that another `shutdown(true)` took to join, still ending.
-        let mut q = self.lock();
-        while q.alive.iter().any(|&t| t != me) {
+            let others = q
+                .alive
+                .iter()
+                .any(|&t| t != me && !(pool_thread && q.waiting_in_shutdown.contains(&t)));
+            if !others {
+                break;
+            }
             q = self.ended.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        if pool_thread {
+            q.waiting_in_shutdown.retain(|&t| t != me);
         }
     }
 }
