@@ -1377,6 +1377,191 @@ fn jobs_shutting_their_own_pool_down_with_wait_do_not_wait_for_each_other() {
     });
 }
 
+/// Counts the pool threads that ended: one is put in a thread-local by
+/// [`mark_thread`], and dropped when the thread has ended (joined).
+struct ThreadEnded(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ThreadEnded {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static THREAD_ENDED: RefCell<Option<ThreadEnded>> = const { RefCell::new(None) };
+}
+
+fn mark_thread(ended: &std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    THREAD_ENDED.with(|e| {
+        e.borrow_mut()
+            .get_or_insert_with(|| ThreadEnded(ended.clone()));
+    });
+}
+
+/// Dropping a pool's last handle is `shutdown(true)`, Rust's stand-in
+/// for Python joining its executors' threads at exit: the drop returns
+/// once the running and queued jobs are done and the threads joined.
+/// After an explicit `shutdown(false)` it does not wait.
+#[test]
+fn dropping_the_last_handle_waits_for_the_jobs_and_joins_the_threads() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    within(Duration::from_secs(20), || {
+        let (done, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pool = ThreadPool::new(1);
+        let jobs: Vec<_> = (0..3)
+            .map(|_| {
+                let (done, ended) = (done.clone(), ended.clone());
+                pool.run(move || {
+                    std::thread::sleep(Duration::from_millis(30));
+                    mark_thread(&ended);
+                    done.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        drop(pool.clone());
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "a handle that was not the last waited"
+        );
+        drop(pool);
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            3,
+            "the queued jobs were not done"
+        );
+        assert_eq!(ended.load(Ordering::SeqCst), 1, "the thread was not joined");
+        drop(jobs);
+
+        // Detached by an explicit shutdown(false): the drop does not wait
+        // for a job that waits for this thread.
+        let pool = ThreadPool::new(1);
+        let (first, release) = occupy(&pool);
+        pool.shutdown(false);
+        let t = Instant::now();
+        drop(pool);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "dropping a pool shut down without waiting waited"
+        );
+        release.send(()).unwrap();
+        drop(first);
+    });
+}
+
+/// The last handle dropped by a job, on one of the pool's own threads,
+/// does not wait: not for itself, and not for another job, which may be
+/// waiting for this one (here, for a message it sends after the drop).
+/// What was queued still runs.
+#[test]
+fn the_last_handle_dropped_by_a_job_does_not_wait() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    within(Duration::from_secs(20), || {
+        let pool = ThreadPool::new(2);
+        let (tx, rx) = mpsc::channel::<()>();
+        let (got_tx, got) = mpsc::channel();
+        let waiter = pool.run(move || {
+            got_tx
+                .send(rx.recv_timeout(Duration::from_secs(10)))
+                .unwrap()
+        });
+        let (p, (go, wait_go)) = (pool.clone(), mpsc::channel::<()>());
+        let holder = pool.run(move || {
+            wait_go.recv_timeout(Duration::from_secs(10)).unwrap();
+            drop(p);
+            tx.send(()).unwrap();
+        });
+        let after = Arc::new(AtomicUsize::new(0));
+        let a = after.clone();
+        let queued = pool.run(move || a.fetch_add(1, Ordering::SeqCst));
+        // The job's clone is now the last handle.
+        drop(pool);
+        go.send(()).unwrap();
+        assert_eq!(
+            got.recv_timeout(Duration::from_secs(15))
+                .expect("the waiting job never ended"),
+            Ok(()),
+            "the job dropping the last handle waited for the job waiting for it"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while after.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            after.load(Ordering::SeqCst),
+            1,
+            "the queued job did not run"
+        );
+        drop((waiter, holder, queued));
+    });
+}
+
+/// The pool a loop starts for `run_in_executor` is joined when the
+/// loop's thread ends: a job still running then finishes first, and the
+/// pool's threads have ended (their thread-locals dropped) by the time
+/// the loop's thread is joined. Replacing that pool with
+/// `set_default_executor` does not block the loop on it.
+#[test]
+fn a_loop_s_thread_ending_waits_for_its_default_executor() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (done, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (d, e) = (done.clone(), ended.clone());
+    within(Duration::from_secs(20), move || {
+        std::thread::spawn(move || {
+            let (started_tx, started) = mpsc::channel();
+            let job = IOLoop::current().run_in_executor(move || {
+                started_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                mark_thread(&e);
+                d.fetch_add(1, Ordering::SeqCst);
+            });
+            started.recv_timeout(Duration::from_secs(10)).unwrap();
+            // Running: dropping the future lets it finish.
+            drop(job);
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        1,
+        "the loop's thread ended before its job"
+    );
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        1,
+        "the pool's thread was not joined"
+    );
+
+    within(Duration::from_secs(20), || {
+        let lp = IOLoop::current();
+        let (first, release) = occupy_default(&lp);
+        lp.set_default_executor(ThreadPool::new(1));
+        release.send(()).unwrap();
+        drop(first);
+    });
+}
+
+/// [`occupy`] on the loop's default executor.
+fn occupy_default(lp: &IOLoop) -> (cyclone::ioloop::InExecutor<bool>, mpsc::Sender<()>) {
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (release, blocked) = mpsc::channel::<()>();
+    let job = lp.run_in_executor(move || {
+        started_tx.send(()).unwrap();
+        blocked.recv_timeout(Duration::from_secs(30)).is_ok()
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the first job did not start");
+    (job, release)
+}
+
 /// `cancel_futures=True`: the queued jobs are cancelled (the awaiting
 /// task gets a panic, Python's `CancelledError`), the running one
 /// finishes; without it, and when the last handle is dropped, queued jobs
@@ -1410,8 +1595,8 @@ fn shutdown_cancel_futures_skips_the_queued_jobs() {
         let pool = ThreadPool::new(1);
         let (first, release) = occupy(&pool);
         let queued = pool.run(|| 7);
-        drop(pool);
         release.send(()).unwrap();
+        drop(pool);
         let got = lp.run_sync(async move {
             let first = with_timeout(Duration::from_secs(10), first).await;
             (first, with_timeout(Duration::from_secs(10), queued).await)

@@ -32,9 +32,28 @@ trait Job: Send {
 ///
 /// [`shutdown`](Self::shutdown) ends the pool as Python's
 /// `executor.shutdown(wait)` does: no more work is taken, what was queued
-/// is done, then the threads end (and are joined with `wait`). Dropping
-/// the last handle shuts the pool down without waiting (queued work still
-/// runs), as a loop's `close` does with its default executor in asyncio.
+/// is done, then the threads end (and are joined with `wait`).
+///
+/// Dropping the last handle is `shutdown(true)`: the drop returns once
+/// the queued work has run and the threads are joined. That is Rust's
+/// stand-in for Python joining its executors' threads at interpreter exit
+/// (`threading._register_atexit`), so that queued work finishes: Rust has
+/// no exit hook for threads (a thread still running when `main` returns
+/// is killed with the process), but the handles' owners are dropped, the
+/// loop's default executor when the loop's thread ends (see
+/// [`IOLoop::set_default_executor`]). Two exceptions, where the drop
+/// shuts the pool down without waiting and the threads end by
+/// themselves once the queue is empty:
+/// - the last handle is dropped on one of the pool's own threads (a job
+///   held it): that thread cannot join itself, and another job may be
+///   waiting for this one;
+/// - the pool was shut down with `shutdown(false)` (or
+///   `shutdown_cancel_futures(false)`) before: the explicit way to leave
+///   long jobs running, detached, when the handles go.
+///
+/// A drop that waits blocks its thread while the jobs run: a job that
+/// waits for the thread dropping the pool (say for an answer from its
+/// loop) keeps both waiting, as it would Python's exit.
 ///
 /// ```no_run
 /// use cyclone::ioloop::{IOLoop, ThreadPool};
@@ -59,8 +78,14 @@ struct Handles {
 }
 
 impl Drop for Handles {
+    /// `shutdown(true)`, but on one of the pool's own threads or after an
+    /// explicit `shutdown(false)`: see [`ThreadPool`].
     fn drop(&mut self) {
-        self.core.shutdown(false, false);
+        let wait = {
+            let q = self.core.lock();
+            !q.detached && !q.alive.contains(&std::thread::current().id())
+        };
+        self.core.shutdown(wait, false);
     }
 }
 
@@ -79,6 +104,9 @@ struct Queue {
     /// `shutdown` was called: no more jobs are taken, and the threads end
     /// once the queue is empty.
     shut_down: bool,
+    /// `shutdown(false)` (or `shutdown_cancel_futures(false)`) was called:
+    /// dropping the last handle does not wait for the threads either.
+    detached: bool,
     /// Threads started so far.
     started: usize,
     /// The threads not ended yet.
@@ -120,6 +148,7 @@ impl ThreadPool {
                     state: Mutex::new(Queue {
                         jobs: VecDeque::new(),
                         shut_down: false,
+                        detached: false,
                         started: 0,
                         alive: Vec::new(),
                         waiting: 0,
@@ -326,6 +355,7 @@ impl Core {
         let cancelled = {
             let mut q = self.lock();
             q.shut_down = true;
+            q.detached |= !wait;
             self.work.notify_all();
             if cancel {
                 std::mem::take(&mut q.jobs)
@@ -618,17 +648,35 @@ impl IOLoop {
 
     /// The pool [`run_in_executor`](Self::run_in_executor) uses from now
     /// on: Tornado's `IOLoop.set_default_executor(executor)`. Work already
-    /// given to the previous pool finishes there.
+    /// given to the previous pool finishes there; if the loop held the
+    /// previous pool's only handle (the pool it started itself, say), that
+    /// pool is shut down without waiting (the loop's thread must not block
+    /// on it), its threads ending once that work is done.
     ///
-    /// When the loop's thread ends, the loop drops its handle to the
-    /// pool. The pool it started itself has no other handle and so is
-    /// shut down without waiting, as asyncio's `loop.close()` does with
-    /// its default executor; a pool given here is shut down when its last
-    /// handle goes, or by [`ThreadPool::shutdown`]: it may serve other
-    /// loops too (one pool for every [`run_workers`](crate::run_workers)
-    /// worker), and shutting it down with one of them would break the
-    /// others.
+    /// When the loop's thread ends (the loop is dropped with the thread's
+    /// locals, even when a callback holding a clone keeps it in a cycle),
+    /// the loop drops its handle to the pool. The pool it started itself
+    /// has no other handle, so that is [`ThreadPool`]'s last-handle drop:
+    /// the thread's end waits for the queued jobs and joins the pool's
+    /// threads, as Python joins its executors' threads at interpreter exit.
+    /// On Linux (glibc) that includes the main thread, when `main` returns
+    /// or calls [`std::process::exit`]: both run the main thread's
+    /// thread-local destructors. (asyncio's `loop.close()` shuts its
+    /// default executor down without waiting, `asyncio.run` waits, with
+    /// `loop.shutdown_default_executor()`.) A pool given here is shut down
+    /// when its last handle goes, or by [`ThreadPool::shutdown`]: it may
+    /// serve other loops too (one pool for every
+    /// [`run_workers`](crate::run_workers) worker), and shutting it down
+    /// with one of them would break the others.
     pub fn set_default_executor(&self, pool: ThreadPool) {
-        *self.inner.executor.borrow_mut() = Some(pool);
+        let previous = self.inner.executor.borrow_mut().replace(pool);
+        if let Some(previous) = previous {
+            // The only handle (the pool this loop started): nobody else can
+            // use it any more, so it is shut down detached.
+            if Arc::strong_count(&previous.shared) == 1 {
+                previous.shared.core.shutdown(false, false);
+            }
+            drop(previous);
+        }
     }
 }
