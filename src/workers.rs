@@ -19,6 +19,18 @@ use crate::ioloop::{IOLoop, IOLoopHandle};
 use crate::web::Application;
 
 /// Running workers: their loop handles and threads.
+///
+/// Dropping it stops the workers and joins their threads, as
+/// [`stop`](Self::stop) then [`join`](Self::join) do, but a worker's
+/// panic is logged at error level instead of returned (a drop cannot
+/// return it, and resuming it there could abort an unwinding thread).
+/// Dropped on one of the worker threads (the `Workers` was moved into a
+/// callback or handler there), that thread is not joined, as a thread
+/// cannot join itself: its loop stops once the running callback returns
+/// and the thread ends on its own. A `Workers` dropped right away,
+/// `let _ = run_workers(..)?`, so serves nothing: keep it for as long as
+/// the workers are to serve (`join` it to wait until they are stopped).
+#[must_use = "dropping Workers stops the workers"]
 pub struct Workers {
     addr: SocketAddr,
     handles: Vec<IOLoopHandle>,
@@ -66,9 +78,11 @@ impl Workers {
     /// }
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn join(self) -> std::thread::Result<()> {
+    pub fn join(mut self) -> std::thread::Result<()> {
         let mut first = Ok(());
-        for t in self.threads {
+        // Taken: nothing is left for the drop to stop or join.
+        self.handles.clear();
+        for t in std::mem::take(&mut self.threads) {
             let name = t.thread().name().unwrap_or("worker").to_owned();
             if let Err(panic) = t.join() {
                 if first.is_ok() {
@@ -80,6 +94,28 @@ impl Workers {
             }
         }
         first
+    }
+}
+
+impl Drop for Workers {
+    /// Stops the workers and joins their threads, but the current one;
+    /// their panics are logged (see [`Workers`]).
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.stop();
+        let me = std::thread::current().id();
+        for t in std::mem::take(&mut self.threads) {
+            if t.thread().id() == me {
+                continue;
+            }
+            let name = t.thread().name().unwrap_or("worker").to_owned();
+            if let Err(panic) = t.join() {
+                log::error!("{name} panicked: {}", crate::ioloop::panic_message(&panic));
+                crate::ioloop::drop_panic_payload(panic);
+            }
+        }
     }
 }
 
@@ -243,5 +279,42 @@ mod tests {
             threads: vec![spawn(Box::new(|| ()))],
         };
         assert!(ok.join().is_ok());
+    }
+
+    /// Dropped without `join`, the workers' panics are logged at error
+    /// level, not resumed: the drop returns once every thread has ended.
+    #[test]
+    fn a_drop_logs_worker_panics_after_joining_all() {
+        let logged =
+            crate::testing::ExpectLog::new("cyclone", "cyclone-test-drop-[01] panicked: boom")
+                .level(log::Level::Error);
+        let (tx, rx) = mpsc::channel::<()>();
+        let spawn = |i: usize, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(format!("cyclone-test-drop-{i}"))
+                .spawn(f)
+                .unwrap()
+        };
+        let workers = Workers {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            handles: Vec::new(),
+            threads: vec![
+                spawn(0, Box::new(|| panic!("boom"))),
+                spawn(
+                    2,
+                    Box::new(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        tx.send(()).unwrap();
+                    }),
+                ),
+                spawn(1, Box::new(|| panic!("boom"))),
+            ],
+        };
+        drop(workers);
+        assert!(
+            rx.try_recv().is_ok(),
+            "the drop returned before every thread ended"
+        );
+        assert_eq!(logged.logged().len(), 2, "{:?}", logged.logged());
     }
 }

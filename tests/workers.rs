@@ -1,10 +1,14 @@
 //! `run_workers`: n loops on n threads share one port through SO_REUSEPORT.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
+use cyclone::testing::ExpectLog;
 use cyclone::web::{Application, RequestContext, RequestHandler};
 
 struct WhoAmI;
@@ -84,4 +88,94 @@ fn a_factory_panic_reaches_run_workers_error_with_its_message() {
             .contains("no database URL in the environment"),
         "{err}"
     );
+}
+
+/// Counts the worker threads that ended: the factory puts one in a
+/// thread-local of its worker, dropped once the thread has ended.
+struct Ended(Arc<AtomicUsize>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static ENDED: RefCell<Option<Ended>> = const { RefCell::new(None) };
+}
+
+/// Two workers whose threads count themselves in `ended` when they end.
+fn counted_workers(ended: &Arc<AtomicUsize>) -> cyclone::Workers {
+    let ended = ended.clone();
+    cyclone::run_workers(2, "127.0.0.1:0".parse().unwrap(), move || {
+        let e = Ended(ended.clone());
+        ENDED.with(|c| *c.borrow_mut() = Some(e));
+        Application::builder().route("/", || WhoAmI).build()
+    })
+    .expect("workers")
+}
+
+/// `f` on a thread of its own: a test that would hang fails instead.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("still running after {limit:?}: deadlocked"),
+    }
+}
+
+/// A `Workers` dropped without `join` stops its workers and joins their
+/// threads: by the time the drop returns they have ended, and their
+/// listeners are closed (the port takes no more connections).
+#[test]
+fn dropping_workers_stops_and_joins_their_threads() {
+    within(Duration::from_secs(20), || {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let workers = counted_workers(&ended);
+        let addr = workers.local_addr();
+        drop(workers);
+        assert_eq!(
+            ended.load(Ordering::SeqCst),
+            2,
+            "the drop returned before the worker threads ended"
+        );
+        let r = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+        assert!(
+            r.is_err(),
+            "a dropped worker's listener is still open: {r:?}"
+        );
+    });
+}
+
+/// Dropped on one of its own worker threads, a `Workers` stops every
+/// worker and joins the others, never the current thread (which cannot
+/// join itself): that one ends once the callback returns.
+#[test]
+fn workers_dropped_on_a_worker_thread_end_without_joining_it() {
+    let unjoinable = ExpectLog::new("cyclone", ".*(join|deadlock)")
+        .level(log::Level::Error)
+        .not_required();
+    within(Duration::from_secs(20), move || {
+        let ended = Arc::new(AtomicUsize::new(0));
+        let workers = counted_workers(&ended);
+        let addr = workers.local_addr();
+        let first = workers.handles()[0].clone();
+        assert!(first.add_callback(move || drop(workers)));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ended.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(ended.load(Ordering::SeqCst), 2, "the workers did not end");
+        let r = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+        assert!(
+            r.is_err(),
+            "a dropped worker's listener is still open: {r:?}"
+        );
+        assert_eq!(unjoinable.logged(), vec![], "a worker tried to join itself");
+    });
 }
