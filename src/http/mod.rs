@@ -111,6 +111,14 @@ pub enum Reply {
     Pending(PendingReply),
 }
 
+/// What a service runs once its answer is complete on the connection:
+/// the response serialized and queued for the peer and its access line
+/// logged ([`Service::log_request`]), given the status sent. The web
+/// layer's `RequestHandler::on_finish` runs so, as Tornado's `finish()`
+/// calls `on_finish` after the connection's `finish()` and `_log()`. A
+/// panic in it is logged and counted; the answer stands.
+pub type AfterAnswer = Box<dyn FnOnce(u16)>;
+
 /// Takes over a connection after a successful upgrade (implemented by the
 /// websocket layer; the http layer knows nothing about WebSocket).
 pub trait Upgrade {
@@ -146,16 +154,18 @@ pub trait BodySink {
     }
     /// The answer, when it is decided before the body ended (the request
     /// was refused from its head, or while its body arrived): the
-    /// connection sends it and closes without reading the rest. Asked
-    /// after [`Service::stream_body`] and after each piece.
-    fn early_reply(&mut self) -> Option<Reply> {
+    /// connection sends it and closes without reading the rest, then runs
+    /// its [`AfterAnswer`]. Asked after [`Service::stream_body`] and after
+    /// each piece.
+    fn early_reply(&mut self) -> Option<(Reply, Option<AfterAnswer>)> {
         None
     }
     /// The next body bytes (decoded, for a chunked body), in order.
     fn data(&mut self, chunk: &[u8]);
     /// The body is complete: the answer to `req` (its head; its
-    /// [`body`](Request::body) is empty).
-    fn finish(self: Box<Self>, req: Request) -> Reply;
+    /// [`body`](Request::body) is empty), and what to run once it is sent
+    /// (as [`Service::dispatch_then`]).
+    fn finish(self: Box<Self>, req: Request) -> (Reply, Option<AfterAnswer>);
     /// The connection closed before the body ended (Tornado's
     /// `on_connection_close` for a streamed body). Runs on the loop, as a
     /// callback.
@@ -167,6 +177,16 @@ pub trait Service: 'static {
     /// Answers one request. A panic here is caught by the connection: the
     /// request gets 500 and the connection closes.
     fn dispatch(&self, req: Request) -> Reply;
+    /// [`dispatch`](Self::dispatch) as the HTTP connection calls it: the
+    /// reply, and what to run once it is complete on the connection (a
+    /// [`Reply::Response`] serialized and its access line logged, a
+    /// [`Reply::Pending`] once its answer is, an upgrade after its 101),
+    /// given the status sent. `dispatch` has no connection behind it, so
+    /// a service overriding this runs that part itself there, at once.
+    /// Default: `dispatch`, nothing after.
+    fn dispatch_then(&self, req: Request) -> (Reply, Option<AfterAnswer>) {
+        (self.dispatch(req), None)
+    }
     /// Whether `req` (its head just arrived, with a body to come) takes its
     /// body as it arrives: a [`BodySink`] then gets the body in pieces and
     /// gives the answer, and [`dispatch`](Self::dispatch) is not called.

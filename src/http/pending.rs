@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use super::{Response, Upgrade};
+use super::{AfterAnswer, Response, Upgrade};
 use crate::ioloop::{ConnId, IOLoop};
 
 /// The answer to one request, given later. Clones share it. Not `Send`: it
@@ -56,6 +56,12 @@ struct State {
     /// one callback ask once.
     woken: bool,
     on_close: Option<Box<dyn FnOnce()>>,
+    /// Runs once the complete answer is queued and logged
+    /// ([`then`](PendingReply::then)).
+    after: Option<AfterAnswer>,
+    /// The status of the answer's head, for `after` when the connection
+    /// goes before taking the answer.
+    status: u16,
     /// Tasks waiting for the queued bytes to reach the kernel
     /// ([`drained`](PendingReply::drained)).
     drain_wakers: Vec<std::task::Waker>,
@@ -89,6 +95,7 @@ impl PendingReply {
     /// (then it is ignored and logged).
     pub fn respond(&self, response: Response) {
         self.first_answer("respond()", |st| {
+            st.status = response.status();
             st.head = Some(response);
             st.done = true;
         });
@@ -140,6 +147,7 @@ impl PendingReply {
     /// once started or answered.
     pub fn start(&self, head: Response) {
         self.first_answer("start()", |st| {
+            st.status = head.status();
             st.head = Some(head);
             st.streaming = true;
         });
@@ -174,6 +182,37 @@ impl PendingReply {
             st.done = true;
         }
         self.wake();
+    }
+
+    /// Runs `after` once the answer is complete on the connection: the
+    /// whole response (or the streamed body's end) queued for the peer
+    /// and its access line logged, given the status sent. When the
+    /// connection goes before taking the answer, `after` runs anyway
+    /// (on the loop, as a callback) with the answer's status, nothing
+    /// being sent: at once if it is gone already. Not on an aborted
+    /// answer. A second `after` runs after the first.
+    pub(crate) fn then(&self, after: AfterAnswer) {
+        let mut st = self.0.borrow_mut();
+        let after = match st.after.take() {
+            Some(first) => Box::new(move |status| {
+                first(status);
+                after(status);
+            }),
+            None => after,
+        };
+        if !st.closed {
+            st.after = Some(after);
+            return;
+        }
+        let status = final_status(st.status);
+        drop(st);
+        after(status);
+    }
+
+    /// The [`then`](Self::then) hook, for the connection to run once it
+    /// queued and logged the complete answer.
+    pub(crate) fn take_after(&self) -> Option<AfterAnswer> {
+        self.0.borrow_mut().after.take()
     }
 
     /// Gives up on a reply: a 500 if nothing was sent yet; a started body
@@ -311,18 +350,40 @@ impl PendingReply {
             st.conn = None;
             st.head = None;
             st.body = Vec::new();
+            let status = if st.upgrade.is_some() {
+                101
+            } else {
+                final_status(st.status)
+            };
             (
                 st.on_close.take(),
                 std::mem::take(&mut st.drain_wakers),
                 st.upgrade.take(),
+                st.after.take().map(|after| (after, status)),
             )
         };
         // An upgrade never taken (its handler dropped) outside the borrow.
-        let (f, wakers, _upgrade) = f;
+        let (f, wakers, _upgrade, after) = f;
         wakers.into_iter().for_each(std::task::Waker::wake);
-        if let (Some(f), Some(lp)) = (f, IOLoop::existing()) {
-            lp.add_callback(f);
+        if let Some(lp) = IOLoop::existing() {
+            if let Some(f) = f {
+                lp.add_callback(f);
+            }
+            // A complete answer the connection did not take.
+            if let Some((after, status)) = after {
+                lp.add_callback(move || after(status));
+            }
         }
+    }
+}
+
+/// The status a connection sends for a final answer of `status`: a 1xx,
+/// or a code past 599, is sent as 500 (see the server's `final_response`).
+fn final_status(status: u16) -> u16 {
+    if (200..=599).contains(&status) {
+        status
+    } else {
+        500
     }
 }
 

@@ -18,7 +18,7 @@ use super::reader::{HeadPoll, RequestReader};
 use super::request::{HeadLimits, Request};
 use super::response::{http_date_now, BodyFraming, FileBody, Response};
 use super::stream::Stream;
-use super::{BodySink, HttpLimits, Reply, Service, Upgrade};
+use super::{AfterAnswer, BodySink, HttpLimits, Reply, Service, Upgrade};
 use crate::ioloop::{deadline_after, panic_message, Action, ConnId, IOLoop, Pollable, Readiness};
 
 /// Accepts handled per readiness event before yielding to other work.
@@ -514,6 +514,18 @@ fn final_response(resp: Response, peer: SocketAddr, req: Option<&Request>) -> Re
     Response::error(500, None)
 }
 
+/// Runs a service's [`AfterAnswer`] with the `status` sent, logging and
+/// counting a panic instead of unwinding into the loop.
+fn run_after(lp: &IOLoop, after: Option<AfterAnswer>, status: u16) {
+    let Some(after) = after else {
+        return;
+    };
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| after(status))) {
+        log::error!("a hook after an answer panicked: {}", panic_message(&panic));
+        lp.count(crate::ioloop::Counter::HandlerPanics, 1);
+    }
+}
+
 enum Step {
     /// Nothing more can be done until more bytes arrive.
     NeedMore,
@@ -588,6 +600,8 @@ impl HttpConn {
         Ok(eof)
     }
 
+    /// Queues `resp` for the peer and logs its access line; returns its
+    /// status.
     fn respond(
         &mut self,
         lp: &IOLoop,
@@ -595,7 +609,7 @@ impl HttpConn {
         head_only: bool,
         mut resp: Response,
         keep_alive: bool,
-    ) {
+    ) -> u16 {
         let keep_alive = keep_alive && !resp.asks_close();
         resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
         self.file = resp.take_file_body(head_only);
@@ -610,6 +624,7 @@ impl HttpConn {
         if !keep_alive {
             self.close_after_flush = true;
         }
+        resp.status()
     }
 
     /// Takes what the awaited reply has for the peer into `out`. Returns
@@ -625,6 +640,8 @@ impl HttpConn {
                 // No last chunk: the client sees the body cut short.
                 if let Some(w) = self.waiting.take() {
                     w.reply.set_queued(0);
+                    // (An aborted answer is not finished: no hook.)
+                    drop(w.reply.take_after());
                 }
                 self.close_after_flush = true;
                 self.linger = true;
@@ -640,16 +657,18 @@ impl HttpConn {
                     self.shared.service.log_request(req, 101, Duration::ZERO);
                 }
                 self.upgrading = Some(up);
+                run_after(lp, w.reply.take_after(), 101);
                 return true;
             }
             Taken::Whole(resp) => {
                 let w = self.waiting.take().expect("waiting");
                 let resp = final_response(resp, self.peer, w.req.as_ref());
                 let keep_alive = w.keep_alive && !self.close_after_flush;
-                self.respond(lp, w.req.as_ref(), w.head_only, resp, keep_alive);
+                let status = self.respond(lp, w.req.as_ref(), w.head_only, resp, keep_alive);
                 // The answer is the connection's now: nothing is awaited.
                 w.reply.set_queued(0);
                 self.end_wait(lp, id);
+                run_after(lp, w.reply.take_after(), status);
                 return true;
             }
             Taken::Head(resp, more, done) => {
@@ -680,6 +699,9 @@ impl HttpConn {
             return false;
         }
         let w = self.waiting.take().expect("waiting");
+        // Taken before a short or long body closes the reply (which
+        // would run it as a callback): it runs after the access line.
+        let after = w.reply.take_after();
         if w.body.end(&mut self.out).is_err() {
             // Tornado's `HTTPOutputError`: more or fewer bytes than the
             // handler's Content-Length. The client sees a body cut short.
@@ -706,6 +728,7 @@ impl HttpConn {
         // The answer is the connection's now: nothing is awaited.
         w.reply.set_queued(0);
         self.end_wait(lp, id);
+        run_after(lp, after, w.status);
         true
     }
 
@@ -838,7 +861,7 @@ impl HttpConn {
             }
         };
         let service = self.shared.service.clone();
-        self.answer(lp, id, req, false, |req| service.dispatch(req))
+        self.answer(lp, id, req, false, |req| service.dispatch_then(req))
     }
 
     /// The body limit of the pending request: its sink's, else the
@@ -953,7 +976,8 @@ impl HttpConn {
     }
 
     /// Answers `req` with what `call` gives (the service's dispatch, or a
-    /// body sink's answer): a response, an answer given later, an upgrade.
+    /// body sink's answer): a response, an answer given later, an upgrade;
+    /// then runs its [`AfterAnswer`] once that is queued and logged.
     /// `close` ends the connection after the answer.
     fn answer(
         &mut self,
@@ -961,7 +985,7 @@ impl HttpConn {
         id: ConnId,
         req: Request,
         close: bool,
-        call: impl FnOnce(Request) -> Reply,
+        call: impl FnOnce(Request) -> (Reply, Option<AfterAnswer>),
     ) -> Step {
         if self.refused_for_shutdown(lp) {
             return Step::Close;
@@ -976,11 +1000,15 @@ impl HttpConn {
             log::log_enabled!(target: "cyclone::access", log::Level::Error).then(|| req.clone());
         let reply = catch_unwind(AssertUnwindSafe(|| call(req)));
         match reply {
-            Ok(Reply::Response(resp)) => {
+            Ok((Reply::Response(resp), after)) => {
                 let resp = final_response(resp, self.peer, for_log.as_ref());
-                self.respond(lp, for_log.as_ref(), head_only, resp, keep_alive);
+                let status = self.respond(lp, for_log.as_ref(), head_only, resp, keep_alive);
+                run_after(lp, after, status);
             }
-            Ok(Reply::Pending(reply)) => {
+            Ok((Reply::Pending(reply), after)) => {
+                if let Some(after) = after {
+                    reply.then(after);
+                }
                 reply.attach(id);
                 self.waiting = Some(Box::new(Waiting {
                     reply,
@@ -1005,10 +1033,11 @@ impl HttpConn {
                     return Step::Upgrade(up);
                 }
             }
-            Ok(Reply::Upgrade(up)) => {
+            Ok((Reply::Upgrade(up), after)) => {
                 if let Some(req) = &for_log {
                     self.shared.service.log_request(req, 101, Duration::ZERO);
                 }
+                run_after(lp, after, 101);
                 return Step::Upgrade(up);
             }
             Err(panic) => {

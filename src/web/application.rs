@@ -24,7 +24,7 @@ use super::template::{
 };
 use super::ui_module::{ActiveModules, ModuleContext, UiModule, UiModuleFactory};
 use crate::http::request::percent_decode_utf8;
-use crate::http::{self, Reply, Request, Response, Service};
+use crate::http::{self, AfterAnswer, Reply, Request, Response, Service};
 use crate::protocol::CompressionOptions;
 use crate::websocket::settings::RouteSettings;
 use crate::websocket::{self, WebSocketHandler, WebSocketSettings};
@@ -746,14 +746,15 @@ impl Application {
     /// Runs a handler made by `factory` for `req`: `route`'s, or the
     /// default handler's (`None`). `args` is `Err` with why a capture was
     /// refused (not UTF-8): the handler answers 400 (or 405) without
-    /// running `prepare` or its method.
+    /// running `prepare` or its method. A response comes with the
+    /// handler's `on_finish`, for once it is sent.
     fn run_handler(
         &self,
         route: Option<&Route>,
         factory: &HandlerFactory,
         req: Request,
         args: Result<&[&str], &str>,
-    ) -> Reply {
+    ) -> (Reply, Option<AfterAnswer>) {
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             let mut handler = factory();
             let mut cx = RequestContext::new(&req, &self.inner.shared);
@@ -771,21 +772,23 @@ impl Application {
                 let (parts, later) = cx.into_parts();
                 return Err(Box::new((parts, later.expect("open later"), handler)));
             }
-            let response = cx.into_response();
-            super::handler::run_on_finish(&mut *handler, response.status());
-            Ok(response)
+            Ok((cx.into_response(), handler))
         }));
         match result {
-            Ok(Ok(response)) => Reply::Response(response),
+            Ok(Ok((response, handler))) => (
+                Reply::Response(response),
+                Some(super::handler::on_finish_after(handler)),
+            ),
             Ok(Err(open)) => {
                 let (parts, later, handler) = *open;
-                Reply::Pending(super::async_response::begin(
+                let reply = super::async_response::begin(
                     later,
                     req,
                     self.inner.shared.clone(),
                     parts,
                     handler,
-                ))
+                );
+                (Reply::Pending(reply), None)
             }
             Err(payload) => {
                 let msg = payload
@@ -868,7 +871,24 @@ impl Service for Application {
     ///
     /// A handler panic is logged with its route and resumed, for the
     /// connection to answer 500; the application stays usable.
+    ///
+    /// With no connection behind it, the handler's
+    /// [`on_finish`](RequestHandler::on_finish) runs before this returns
+    /// (a test of a handler); the connection calls
+    /// [`dispatch_then`](Self::dispatch_then).
     fn dispatch(&self, req: Request) -> Reply {
+        let (reply, after) = self.dispatch_then(req);
+        if let (Reply::Response(r), Some(after)) = (&reply, after) {
+            after(r.status());
+        }
+        reply
+    }
+
+    /// [`dispatch`](Self::dispatch), with the handler's
+    /// [`on_finish`](RequestHandler::on_finish) left for the connection to
+    /// run once the answer is queued and its access line logged, as
+    /// Tornado's `finish()` calls it after `_log()`.
+    fn dispatch_then(&self, req: Request) -> (Reply, Option<AfterAnswer>) {
         if super::context::too_many_fields(req.query().as_bytes()) {
             // Tornado refuses such a request before any handler (6.5.8).
             log::warn!(
@@ -876,10 +896,11 @@ impl Service for Application {
                 req.method(),
                 req.path()
             );
-            return Reply::Response(Response::error(
+            let page = Response::error(
                 400,
                 Some("Invalid query string: Max number of fields exceeded"),
-            ));
+            );
+            return (Reply::Response(page), None);
         }
         let Some((route, args)) = self.find(req.path()) else {
             if let Some(factory) = &self.inner.default {
@@ -889,7 +910,7 @@ impl Service for Application {
             // Through the output transform, as Tornado's default
             // handler's page.
             super::context::compress_response(&self.inner.shared.settings, &req, &mut not_found);
-            return Reply::Response(not_found);
+            return (Reply::Response(not_found), None);
         };
         let args = match (args, &route.target) {
             (Ok(args), _) => args,
@@ -902,7 +923,7 @@ impl Service for Application {
                     return self.run_handler(Some(route), factory, req, Err(&why));
                 }
                 log::warn!("400 {} {}: {why}", req.method(), req.path());
-                return Reply::Response(Response::error(400, Some(&why)));
+                return (Reply::Response(Response::error(400, Some(&why))), None);
             }
         };
         match &route.target {
@@ -920,11 +941,11 @@ impl Service for Application {
                         .count(crate::ioloop::Counter::HandshakeMethodNotAllowed, 1);
                     let mut r = Response::error(405, None);
                     r.set_header("Allow", "GET");
-                    return Reply::Response(r);
+                    return (Reply::Response(r), None);
                 }
                 let settings = settings.clone();
                 let kwargs = named_captures(&route.regex, &args);
-                match factory {
+                let reply = match factory {
                     WebSocketFactory::Now(factory) => {
                         let handler = factory(&req);
                         websocket::server::accept_routed(req, args, kwargs, handler, settings)
@@ -932,7 +953,8 @@ impl Service for Application {
                     WebSocketFactory::Later(factory) => {
                         websocket::server::accept_later(req, args, kwargs, factory, settings)
                     }
-                }
+                };
+                (reply, None)
             }
         }
     }

@@ -570,8 +570,7 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
         held.parts = Some(cx.into_parts().0);
         return phase;
     }
-    let handler = handler.as_mut().expect("the handler");
-    let status = if phase == Phase::Streaming {
+    if phase == Phase::Streaming {
         if cx.response_mut().file_body_len() > 0 {
             log::error!(
                 "write_file on {} after its head was sent: the file is not sent",
@@ -586,15 +585,14 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
         }
         reply.write(&bytes);
         reply.end();
-        cx.response_mut().status()
     } else {
-        finish_response(&mut **handler, &mut cx);
-        let response = cx.into_response();
-        let status = response.status();
-        reply.respond(response);
-        status
-    };
-    super::handler::run_on_finish(&mut **handler, status);
+        finish_response(&mut **handler.as_mut().expect("the handler"), &mut cx);
+        reply.respond(cx.into_response());
+    }
+    // Tornado's `finish()`: `on_finish` once the answer is queued and
+    // logged, which the connection does when it takes it.
+    let handler = handler.take().expect("the handler");
+    reply.then(super::handler::on_finish_after(handler));
     Phase::Done
 }
 

@@ -2,6 +2,7 @@
 //! handler object per request.
 
 use super::context::RequestContext;
+use crate::http::AfterAnswer;
 
 /// The HTTP methods [`RequestHandler`] has a method for, in `Allow` order.
 pub const HANDLER_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
@@ -191,12 +192,20 @@ pub trait RequestHandler: 'static {
         cx.compute_etag()
     }
 
-    /// Called once the response is complete, with its status (Tornado's
-    /// `on_finish`): cleanup, or logging and metrics of the handler's
-    /// own. Not called when a method panicked (the answer is then a 500).
-    /// A panic in it is logged, and the answer and the connection stay as
-    /// they were, as Tornado only logs an exception from `on_finish`.
-    /// Default: nothing.
+    /// Called once the response is complete, with the status sent
+    /// (Tornado's `on_finish`): cleanup, or logging and metrics of the
+    /// handler's own. As in Tornado's `finish()`, it runs after the answer
+    /// was queued for the client and its access line (`cyclone::access`)
+    /// logged: a synchronous answer right after the connection serialized
+    /// it; an [`asynchronous`](RequestContext::asynchronous) one when the
+    /// connection takes it, at the end of the loop's tick in which it was
+    /// finished (in Tornado, inside `finish()`). When the client has gone,
+    /// it still runs once the answer is finished, with the status set,
+    /// nothing being sent. Not called when a method panicked (the answer
+    /// is then a 500), nor for an [`aborted`](super::AsyncResponse::abort)
+    /// answer. A panic in it is logged, and the answer and the connection
+    /// stay as they were, as Tornado only logs an exception from
+    /// `on_finish`. Default: nothing.
     fn on_finish(&mut self, status: u16) {
         let _ = status;
     }
@@ -375,6 +384,12 @@ impl RequestHandler for ErrorHandler {
 /// `on_finish` after the answer was written and only logs what it raises.
 pub(crate) fn run_on_finish(handler: &mut dyn RequestHandler, status: u16) {
     super::async_response::guarded("on_finish", || handler.on_finish(status));
+}
+
+/// [`run_on_finish`] for the connection to call once the answer is queued
+/// and logged (the handler lives until then).
+pub(crate) fn on_finish_after(mut handler: Box<dyn RequestHandler>) -> AfterAnswer {
+    Box::new(move |status| run_on_finish(&mut *handler, status))
 }
 
 /// Tornado's `_execute`: default headers, the 405 check, `prepare`, the

@@ -8,13 +8,15 @@ use std::rc::Rc;
 use super::application::Shared;
 use super::async_response;
 use super::context::Parts;
-use super::handler::{before_method, finish_response, run_method, run_on_finish};
+use super::handler::{before_method, finish_response, on_finish_after, run_method};
 use super::{RequestContext, RequestHandler};
-use crate::http::{BodySink, Reply, Request};
+use crate::http::{AfterAnswer, BodySink, Reply, Request, Response};
 
 /// One request's handler, between its head and the end of its body.
 pub(crate) struct StreamSink {
-    handler: Box<dyn RequestHandler>,
+    /// `None` once the answer was decided early: its `on_finish` went
+    /// with it.
+    handler: Option<Box<dyn RequestHandler>>,
     /// The head (its body stays empty).
     request: Request,
     shared: Rc<Shared>,
@@ -22,8 +24,9 @@ pub(crate) struct StreamSink {
     /// The context between calls; `None` once the answer is decided.
     parts: Option<Parts>,
     later: Option<async_response::Shared>,
-    /// An answer decided before the body ended.
-    early: Option<Reply>,
+    /// An answer decided before the body ended, with the handler's
+    /// `on_finish`.
+    early: Option<(Reply, Option<AfterAnswer>)>,
 }
 
 impl StreamSink {
@@ -35,8 +38,9 @@ impl StreamSink {
         args: Vec<String>,
         kwargs: Vec<(String, String)>,
     ) -> StreamSink {
+        let mut handler = handler;
         let mut sink = StreamSink {
-            handler,
+            handler: None,
             request,
             shared,
             args,
@@ -46,31 +50,42 @@ impl StreamSink {
         };
         let mut cx = RequestContext::new(&sink.request, &sink.shared);
         cx.set_path_kwargs(kwargs);
-        sink.handler.set_default_headers(&mut cx);
+        handler.set_default_headers(&mut cx);
         cx.keep_only_headers(200);
-        before_method(&mut *sink.handler, &mut cx, false);
-        let (parts, later, early) = settle(&mut *sink.handler, cx);
-        sink.parts = parts;
-        sink.later = later;
-        sink.early = early;
+        before_method(&mut *handler, &mut cx, false);
+        let finished = settle(&mut *handler, cx, &mut sink.parts, &mut sink.later);
+        sink.keep(handler, finished);
         sink
+    }
+
+    /// After a step: keeps the handler, or gives it to the early answer
+    /// `finished`, for its `on_finish` once that is sent.
+    fn keep(&mut self, handler: Box<dyn RequestHandler>, finished: Option<Response>) {
+        match finished {
+            None => self.handler = Some(handler),
+            Some(response) => {
+                self.early = Some((Reply::Response(response), Some(on_finish_after(handler))));
+            }
+        }
     }
 }
 
-/// After a step of the handler: the context to keep, or the answer if the
-/// response is finished.
+/// After a step of the handler: the context kept in `parts` and `later`,
+/// or the response if it is finished.
 fn settle(
     handler: &mut dyn RequestHandler,
     mut cx: RequestContext<'_>,
-) -> (Option<Parts>, Option<async_response::Shared>, Option<Reply>) {
+    parts: &mut Option<Parts>,
+    later: &mut Option<async_response::Shared>,
+) -> Option<Response> {
     if !cx.is_finished() {
-        let (parts, later) = cx.into_parts();
-        return (Some(parts), later, None);
+        let (kept, open) = cx.into_parts();
+        *parts = Some(kept);
+        *later = open;
+        return None;
     }
     finish_response(handler, &mut cx);
-    let response = cx.into_response();
-    run_on_finish(handler, response.status());
-    (None, None, Some(Reply::Response(response)))
+    Some(cx.into_response())
 }
 
 impl BodySink for StreamSink {
@@ -78,32 +93,30 @@ impl BodySink for StreamSink {
         self.parts.as_ref().and_then(Parts::max_body_size)
     }
 
-    fn early_reply(&mut self) -> Option<Reply> {
+    fn early_reply(&mut self) -> Option<(Reply, Option<AfterAnswer>)> {
         self.early.take()
     }
 
     fn data(&mut self, chunk: &[u8]) {
-        let Some(parts) = self.parts.take() else {
+        let (Some(parts), Some(mut handler)) = (self.parts.take(), self.handler.take()) else {
             return;
         };
         let mut cx =
             RequestContext::from_parts(&self.request, &self.shared, parts, self.later.take());
-        self.handler.data_received(&mut cx, chunk);
-        let (parts, later, early) = settle(&mut *self.handler, cx);
-        self.parts = parts;
-        self.later = later;
-        self.early = early;
+        handler.data_received(&mut cx, chunk);
+        let finished = settle(&mut *handler, cx, &mut self.parts, &mut self.later);
+        self.keep(handler, finished);
     }
 
     fn on_connection_close(&mut self) {
-        if self.parts.is_some() {
-            self.handler.on_connection_close();
+        if let (Some(_), Some(handler)) = (&self.parts, self.handler.as_mut()) {
+            handler.on_connection_close();
         }
     }
 
-    fn finish(self: Box<Self>, _req: Request) -> Reply {
+    fn finish(self: Box<Self>, _req: Request) -> (Reply, Option<AfterAnswer>) {
         let StreamSink {
-            mut handler,
+            handler,
             request,
             shared,
             args,
@@ -114,10 +127,10 @@ impl BodySink for StreamSink {
         if let Some(reply) = early {
             return reply;
         }
-        let Some(parts) = parts else {
+        let (Some(parts), Some(mut handler)) = (parts, handler) else {
             // Not reached: an answer decided early is taken by the
             // connection before the body's end.
-            return Reply::Response(crate::http::Response::error(500, None));
+            return (Reply::Response(Response::error(500, None)), None);
         };
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut cx = RequestContext::from_parts(&request, &shared, parts, later);
@@ -125,13 +138,11 @@ impl BodySink for StreamSink {
         if cx.is_open_later() {
             let (parts, later) = cx.into_parts();
             let later = later.expect("open later");
-            return Reply::Pending(async_response::begin(
-                later, request, shared, parts, handler,
-            ));
+            let reply = async_response::begin(later, request, shared, parts, handler);
+            return (Reply::Pending(reply), None);
         }
         finish_response(&mut *handler, &mut cx);
         let response = cx.into_response();
-        run_on_finish(&mut *handler, response.status());
-        Reply::Response(response)
+        (Reply::Response(response), Some(on_finish_after(handler)))
     }
 }
