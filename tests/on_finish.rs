@@ -4,13 +4,16 @@
 
 mod util;
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cyclone::ioloop::IOLoop;
 use cyclone::testing::ExpectLog;
-use cyclone::web::{Application, RequestContext, RequestHandler};
-use util::{read_response, Server};
+use cyclone::web::{Application, AsyncResponse, RequestContext, RequestHandler};
+use util::{read_response, request, Server};
 
 /// What each `on_finish` saw: its status, and the access lines of its
 /// request logged by then.
@@ -122,14 +125,10 @@ fn on_finish_runs_after_the_access_line() {
         }
     }
     // `on_finish` may run after the client has its answer: wait for all.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().len() < cases.len() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            seen.lock().unwrap()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(5));
     }
     drop(srv);
     let seen = seen.lock().unwrap().clone();
@@ -141,5 +140,201 @@ fn on_finish_runs_after_the_access_line() {
         let method = line.split(' ').next().unwrap();
         let want = format!("{status} {method} {uri} (127.0.0.1) ");
         assert!(lines[0].starts_with(&want), "{line}: {lines:?}");
+    }
+}
+
+/// `/gone/wait?n=..` waits (status 202) until `/gone/release` finishes
+/// the waiters whose client went, or `/gone/finish` all of them; records
+/// what `on_finish` saw.
+struct Gone {
+    access: Arc<ExpectLog>,
+    seen: Seen,
+    waiters: Rc<RefCell<Vec<AsyncResponse>>>,
+    uri: String,
+}
+
+impl RequestHandler for Gone {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        self.uri = cx.request().uri().to_owned();
+        if args[0] == "wait" {
+            cx.set_status(202);
+            self.waiters.borrow_mut().push(cx.asynchronous());
+            return;
+        }
+        let mut waiters = self.waiters.borrow_mut();
+        if args[0] == "finish" {
+            // Finishes (drops) every waiter.
+            cx.write(format!("finished {}", waiters.len()));
+            waiters.clear();
+            return;
+        }
+        // Finishes (drops) the waiters whose client went.
+        let before = waiters.len();
+        waiters.retain(|w| !w.is_closed());
+        cx.write(format!("released {}", before - waiters.len()));
+    }
+    fn on_finish(&mut self, status: u16) {
+        if !self.uri.starts_with("/gone/wait") {
+            return;
+        }
+        let mine = format!(" {} ", self.uri);
+        let lines = self
+            .access
+            .logged()
+            .into_iter()
+            .map(|(_, line)| line)
+            .filter(|line| line.contains(&mine))
+            .collect();
+        self.seen.lock().unwrap().push((status, lines));
+    }
+}
+
+/// An answer finished after its client went sends nothing, but Tornado's
+/// `finish()` still logs its access line, with the status set, and then
+/// runs `on_finish`. Here `on_finish` ran with no access line at all.
+#[test]
+fn an_answer_finished_after_the_client_went_is_logged_before_on_finish() {
+    let access = Arc::new(ExpectLog::new(
+        "cyclone::access",
+        r"\d+ GET /gone/wait\?n=7",
+    ));
+    let seen = Seen::default();
+    let (a, s) = (access.clone(), seen.clone());
+    let srv = Server::start(move || {
+        let waiters = Rc::new(RefCell::new(Vec::new()));
+        Application::builder()
+            .route("/gone/(.*)", move || Gone {
+                access: a.clone(),
+                seen: s.clone(),
+                waiters: waiters.clone(),
+                uri: String::new(),
+            })
+            .build()
+    });
+    let mut w = srv.connect();
+    w.write_all(b"GET /gone/wait?n=7 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // The server has the request once `/gone/release` sees it waiting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let release = |expect: &[u8]| loop {
+        let (_, _, body) = request(&srv, b"GET /gone/release HTTP/1.1\r\nHost: x\r\n\r\n");
+        if body == expect {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    release(b"released 0");
+    drop(w);
+    release(b"released 1");
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "on_finish did not run");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(srv);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (status, lines) = &seen[0];
+    assert_eq!(*status, 202);
+    assert_eq!(lines.len(), 1, "on_finish saw {lines:?}");
+    assert!(
+        lines[0].starts_with("202 GET /gone/wait?n=7 (127.0.0.1) "),
+        "{lines:?}"
+    );
+}
+
+/// `/gone/busy` holds the loop for a while, so that what the client does
+/// meanwhile reaches the server in one batch of events.
+struct Busy;
+
+impl RequestHandler for Busy {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        std::thread::sleep(Duration::from_millis(400));
+        cx.write("done");
+    }
+}
+
+/// The client of a waiting answer goes in the same batch of events as the
+/// request that finishes the answer: after it (the connection is dropped
+/// with the finished answer not yet taken) or before it (the answer is
+/// finished on a connection already gone, which it learns only then).
+/// Either way nothing is sent, and, as Tornado's `finish()` on a closed
+/// connection, the access line is logged and then `on_finish` runs. Here
+/// neither logged it.
+#[test]
+fn an_answer_finished_as_its_client_goes_is_logged_before_on_finish() {
+    let access = Arc::new(ExpectLog::new(
+        "cyclone::access",
+        r"\d+ GET /gone/wait\?n=[89]",
+    ));
+    let seen = Seen::default();
+    let (a, s) = (access.clone(), seen.clone());
+    let srv = Server::start(move || {
+        let waiters = Rc::new(RefCell::new(Vec::new()));
+        Application::builder()
+            .route("/gone/busy", || Busy)
+            .route("/gone/(.*)", move || Gone {
+                access: a.clone(),
+                seen: s.clone(),
+                waiters: waiters.clone(),
+                uri: String::new(),
+            })
+            .build()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut finisher = srv.connect();
+    finisher
+        .write_all(b"GET /gone/release HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut finisher).2, b"released 0");
+    for (n, close_first) in [(8, false), (9, true)] {
+        let mut w = srv.connect();
+        w.write_all(format!("GET /gone/wait?n={n} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        // The server has the request once `/gone/release` sees it waiting
+        // (asked on the finisher's connection: an established one).
+        loop {
+            finisher
+                .write_all(b"GET /gone/release HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            if read_response(&mut finisher).2 == b"released 0" {
+                break;
+            }
+            assert!(Instant::now() < deadline);
+        }
+        let mut busy = srv.connect();
+        busy.write_all(b"GET /gone/busy HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // `/gone/finish` finishes every waiter (`release` those gone).
+        let finish = b"GET /gone/finish HTTP/1.1\r\nHost: x\r\n\r\n";
+        if close_first {
+            drop(w);
+            std::thread::sleep(Duration::from_millis(40));
+            finisher.write_all(finish).unwrap();
+        } else {
+            finisher.write_all(finish).unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+            drop(w);
+        }
+        assert_eq!(read_response(&mut busy).2, b"done");
+        assert_eq!(read_response(&mut finisher).2, b"finished 1");
+        while seen.lock().unwrap().len() < n - 7 {
+            assert!(Instant::now() < deadline, "on_finish did not run");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    drop(srv);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (n, (status, lines)) in [8, 9].iter().zip(&seen) {
+        assert_eq!(*status, 202);
+        assert_eq!(lines.len(), 1, "n={n}: on_finish saw {lines:?}");
+        let want = format!("202 GET /gone/wait?n={n} (127.0.0.1) ");
+        assert!(lines[0].starts_with(&want), "{lines:?}");
     }
 }

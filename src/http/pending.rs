@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::{AfterAnswer, Response, Upgrade};
 use crate::ioloop::{ConnId, IOLoop};
@@ -37,6 +38,9 @@ struct State {
     upgrade: Option<Box<dyn Upgrade>>,
     /// The connection waiting for this answer, once it took it.
     conn: Option<ConnId>,
+    /// When the request started arriving, for the access line of an
+    /// answer finished after the connection went.
+    started: Option<Instant>,
     /// A response not yet taken by the connection: the whole answer, or
     /// (`streaming`) the head with the first part of the body.
     head: Option<Response>,
@@ -209,6 +213,15 @@ impl PendingReply {
         after(status);
     }
 
+    /// The status of a complete answer the connection has not taken (the
+    /// whole response, or a streamed body's end), not aborted; `None`
+    /// otherwise.
+    pub(crate) fn untaken_status(&self) -> Option<u16> {
+        let st = self.0.borrow();
+        (st.done && !st.aborted && !st.closed && st.upgrade.is_none())
+            .then(|| final_status(st.status))
+    }
+
     /// The [`then`](Self::then) hook, for the connection to run once it
     /// queued and logged the complete answer.
     pub(crate) fn take_after(&self) -> Option<AfterAnswer> {
@@ -286,9 +299,22 @@ impl PendingReply {
         }
     }
 
-    /// The connection `id` waits for this reply.
-    pub(crate) fn attach(&self, id: ConnId) {
-        self.0.borrow_mut().conn = Some(id);
+    /// The connection `id` waits for this reply, to a request that
+    /// started arriving at `started`.
+    pub(crate) fn attach(&self, id: ConnId, started: Option<Instant>) {
+        let mut st = self.0.borrow_mut();
+        st.conn = Some(id);
+        st.started = started;
+    }
+
+    /// The time since the request started arriving (zero if unknown), as
+    /// an access line gives it.
+    pub(crate) fn elapsed(&self) -> Duration {
+        let started = self.0.borrow().started;
+        match (started, IOLoop::existing()) {
+            (Some(s), Some(lp)) => lp.time().saturating_duration_since(s),
+            _ => Duration::ZERO,
+        }
     }
 
     /// Asks the waiting connection's flush for the end of this tick.

@@ -484,6 +484,16 @@ impl Drop for HttpConn {
         // Whatever dropped the connection (the peer, an error, the idle
         // timeout, shutdown), a reply still awaited learns it.
         if let Some(w) = self.waiting.take() {
+            // A complete answer it goes before taking is logged all the
+            // same, as Tornado's `finish()` logs it on a closed
+            // connection; the reply's hook (`on_finish`) runs after.
+            if let (Some(status), Some(req)) = (w.reply.untaken_status(), &w.req) {
+                let elapsed = match (self.started, IOLoop::existing()) {
+                    (Some(s), Some(lp)) => lp.time().saturating_duration_since(s),
+                    _ => Duration::ZERO,
+                };
+                self.shared.service.log_request(req, status, elapsed);
+            }
             w.reply.close();
         }
         // A body still arriving: its handler learns it (as a callback:
@@ -1009,7 +1019,7 @@ impl HttpConn {
                 if let Some(after) = after {
                     reply.then(after);
                 }
-                reply.attach(id);
+                reply.attach(id, self.started);
                 self.waiting = Some(Box::new(Waiting {
                     reply,
                     req: for_log,

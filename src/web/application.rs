@@ -961,28 +961,36 @@ impl Service for Application {
 
     /// The access line, `tornado.access` style, on target `cyclone::access`:
     /// `200 GET /path?q=1 (127.0.0.1) 0.42ms`, at `info` below 400, `warn`
-    /// for 4xx and `error` for 5xx.
+    /// for 4xx and `error` for 5xx. Also for an asynchronous answer
+    /// finished after its client went (nothing is sent), as Tornado's
+    /// `finish()` logs it, with the status set.
     fn log_request(&self, req: &Request, status: u16, elapsed: Duration) {
-        let level = match status {
-            0..=399 => log::Level::Info,
-            400..=499 => log::Level::Warn,
-            _ => log::Level::Error,
-        };
-        if !log::log_enabled!(target: "cyclone::access", level) {
-            return;
-        }
-        let ms = elapsed.as_secs_f64() * 1000.0;
-        let peer = req
-            .peer()
-            .map_or_else(|| "-".to_string(), |p| p.ip().to_string());
-        log::log!(
-            target: "cyclone::access",
-            level,
-            "{status} {} {} ({peer}) {ms:.2}ms",
-            req.method(),
-            req.uri()
-        );
+        log_access(req, status, elapsed);
     }
+}
+
+/// [`Application`]'s access line (see its `log_request`), also for an
+/// answer finished after its client went, which no connection logs.
+pub(crate) fn log_access(req: &Request, status: u16, elapsed: Duration) {
+    let level = match status {
+        0..=399 => log::Level::Info,
+        400..=499 => log::Level::Warn,
+        _ => log::Level::Error,
+    };
+    if !log::log_enabled!(target: "cyclone::access", level) {
+        return;
+    }
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let peer = req
+        .peer()
+        .map_or_else(|| "-".to_string(), |p| p.ip().to_string());
+    log::log!(
+        target: "cyclone::access",
+        level,
+        "{status} {} {} ({peer}) {ms:.2}ms",
+        req.method(),
+        req.uri()
+    );
 }
 
 impl ApplicationBuilder {

@@ -412,11 +412,12 @@ fn closed(weak: &Weak<RefCell<State>>) {
 }
 
 /// The answer is finished (`finish()`, or its last handle dropped) after
-/// the client went: nothing is sent, and the handler's `on_finish` runs,
-/// once, with the status set so far, as Tornado's `finish()` calls it on
-/// a closed connection.
+/// the client went: nothing is sent; its access line is logged, with the
+/// status set so far, and then the handler's `on_finish` runs, once, as
+/// Tornado's `finish()` does on a closed connection (`_log()`, then
+/// `on_finish()`).
 fn finish_closed(shared: &Shared) {
-    let held = {
+    let (held, reply) = {
         let mut st = shared.0.borrow_mut();
         if st.phase != Phase::Closed {
             return;
@@ -426,7 +427,7 @@ fn finish_closed(shared: &Shared) {
             return;
         };
         st.phase = Phase::Done;
-        held
+        (held, st.reply.clone())
     };
     let mut held = held;
     let Held {
@@ -445,6 +446,7 @@ fn finish_closed(shared: &Shared) {
         }
         None => 200,
     };
+    super::application::log_access(request, status, reply.elapsed());
     if let Some(handler) = handler.as_mut() {
         super::handler::run_on_finish(&mut **handler, status);
     }
@@ -570,7 +572,7 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
         held.parts = Some(cx.into_parts().0);
         return phase;
     }
-    if phase == Phase::Streaming {
+    let status = if phase == Phase::Streaming {
         if cx.response_mut().file_body_len() > 0 {
             log::error!(
                 "write_file on {} after its head was sent: the file is not sent",
@@ -585,14 +587,27 @@ fn apply(shared: &Shared, held: &mut Held, reply: &PendingReply, phase: Phase, o
         }
         reply.write(&bytes);
         reply.end();
+        cx.response_mut().status()
     } else {
         finish_response(&mut **handler.as_mut().expect("the handler"), &mut cx);
-        reply.respond(cx.into_response());
+        let response = cx.into_response();
+        let status = response.status();
+        reply.respond(response);
+        status
+    };
+    let mut handler = handler.take().expect("the handler");
+    if reply.is_closed() {
+        // The client went, and this answer learns it only now (the close
+        // callback has not run yet): nothing is sent, and no connection
+        // logs it. Tornado's `finish()` on a closed connection: the access
+        // line, then `on_finish`.
+        super::application::log_access(request, status, reply.elapsed());
+        super::handler::run_on_finish(&mut *handler, status);
+    } else {
+        // Tornado's `finish()`: `on_finish` once the answer is queued and
+        // logged, which the connection does when it takes it.
+        reply.then(super::handler::on_finish_after(handler));
     }
-    // Tornado's `finish()`: `on_finish` once the answer is queued and
-    // logged, which the connection does when it takes it.
-    let handler = handler.take().expect("the handler");
-    reply.then(super::handler::on_finish_after(handler));
     Phase::Done
 }
 

@@ -198,14 +198,14 @@ pub trait RequestHandler: 'static {
     /// was queued for the client and its access line (`cyclone::access`)
     /// logged: a synchronous answer right after the connection serialized
     /// it; an [`asynchronous`](RequestContext::asynchronous) one when the
-    /// connection takes it, at the end of the loop's tick in which it was
+    /// connection takes it, by the end of the loop's tick in which it was
     /// finished (in Tornado, inside `finish()`). When the client has gone,
     /// it still runs once the answer is finished, with the status set,
-    /// nothing being sent. Not called when a method panicked (the answer
-    /// is then a 500), nor for an [`aborted`](super::AsyncResponse::abort)
-    /// answer. A panic in it is logged, and the answer and the connection
-    /// stay as they were, as Tornado only logs an exception from
-    /// `on_finish`. Default: nothing.
+    /// after the access line: nothing is sent. Not called when a method
+    /// panicked (the answer is then a 500), nor for an
+    /// [`aborted`](super::AsyncResponse::abort) answer. A panic in it is
+    /// logged, and the answer and the connection stay as they were, as
+    /// Tornado only logs an exception from `on_finish`. Default: nothing.
     fn on_finish(&mut self, status: u16) {
         let _ = status;
     }
