@@ -1116,8 +1116,12 @@ struct FloodReporting {
 }
 
 impl WebSocketHandler for FloodReporting {
-    fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
         self.messages += 1;
+        if msg.as_text() == Some("close-me") {
+            ws.close(Some(4001), "asked to");
+            return;
+        }
         let _ = ws.write_message(vec![3u8; self.reply]);
     }
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
@@ -1314,6 +1318,36 @@ fn a_close_sent_while_reading_is_paused_ends_the_connection() {
             by: Some(CloseReason::Peer),
             code: Some(1000),
             messages: 42
+        })
+    );
+    drop(s);
+}
+
+/// The handler closes while reading is paused on its queue, and the
+/// peer, which stopped reading, sends its own Close: both are read at the
+/// pause's deadline, the handler's `close` first. Our Close waits behind
+/// the answers the peer never reads, and the close timeout drops the
+/// connection: the peer's Close did arrive, so it is not a close timeout
+/// (the peer did not leave ours unanswered: it never got it) but the
+/// peer's close, with its code, as when the peer's Close comes first.
+#[test]
+fn our_close_stuck_behind_the_queue_with_the_peers_close_read_is_the_peers() {
+    let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_secs(1));
+    let mut s = raw_ws(&srv, "/flood");
+    // 40 MiB of answers: more than the kernel buffers hold.
+    send_numbered(&mut s, 0..40);
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&client_frame(true, 1, b"close-me")).unwrap();
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    s.write_all(&client_frame(true, 8, &close)).unwrap();
+    let end = closed.recv_timeout(Duration::from_secs(8));
+    assert_eq!(
+        end,
+        Ok(FloodEnd {
+            by: Some(CloseReason::Peer),
+            code: Some(1000),
+            messages: 41
         })
     );
     drop(s);

@@ -809,8 +809,17 @@ impl Pollable for WsConn {
             });
             // Our own close went unanswered: that is the reason now. A close
             // started by the library keeps its reason (protocol error, ...).
+            // Unless the peer's Close was received: then our Close is still
+            // queued, unsent (the peer has taken nothing for close_timeout,
+            // reading paused meanwhile), so the peer closed on its own and
+            // never saw ours: `Peer`, with its code, as when its Close comes
+            // first and our echo cannot leave.
             if self.core.closed_by == Some(CloseReason::Local) {
-                self.core.closed_by = Some(CloseReason::CloseTimeout);
+                self.core.closed_by = Some(if self.core.close_code != 0 {
+                    CloseReason::Peer
+                } else {
+                    CloseReason::CloseTimeout
+                });
             }
             return self.terminate(lp, CloseReason::CloseTimeout);
         }

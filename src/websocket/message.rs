@@ -111,11 +111,16 @@ impl std::error::Error for WebSocketClosedError {}
 #[non_exhaustive]
 pub enum CloseReason {
     /// The peer sent a close frame (its code and reason are in
-    /// `close_code()`/`close_reason()`).
+    /// `close_code()`/`close_reason()`). Also when the handler had called
+    /// `close` but its Close never left: still queued behind what the peer
+    /// did not read when the close timeout dropped the connection, while
+    /// the peer's own Close had arrived (it closed without seeing ours).
     Peer,
     /// The handler called `close`, and the close handshake completed (if
     /// the peer does not answer within the close timeout, the reason is
-    /// [`CloseTimeout`](Self::CloseTimeout) instead; if it hangs up or
+    /// [`CloseTimeout`](Self::CloseTimeout) instead, or
+    /// [`Peer`](Self::Peer) if the peer's own Close arrived while ours
+    /// could not leave; if it hangs up or
     /// resets instead of answering, [`Abnormal`](Self::Abnormal); if it
     /// breaks the protocol, [`ProtocolError`](Self::ProtocolError) or
     /// [`MessageTooBig`](Self::MessageTooBig)).
