@@ -3636,6 +3636,103 @@ fn ping_timeout_reads_the_pong_while_reading_is_paused() {
     assert!(rx.try_recv().is_err(), "the connection ended");
 }
 
+/// A peer that answers every ping, but its first pong behind 2 MiB of
+/// its own messages, while the server, its queue over `write_high_water`
+/// (a stream), is not reading: the pong cannot be reached by one read at
+/// the pong's deadline (at most the 1 MiB read budget, and the server's
+/// receive buffer holds less). The peer is alive and answered; only our
+/// pause keeps its answer unread, so it is not dropped for a ping
+/// timeout: each deadline that reads something of what it sent gives it
+/// the ping timeout again, until the pong is read.
+#[test]
+fn a_pong_behind_more_than_the_read_budget_is_still_reached() {
+    let (srv, rx) = firehose_server(WebSocketSettings {
+        ping_interval: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let mut s = raw_ws(&srv, "/stream");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Writes go through a thread of their own: they block while the
+    // server does not read, and the stream must still be read meanwhile.
+    let (to_writer, pings) = mpsc::channel::<Vec<u8>>();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut first = true;
+        for p in pings {
+            if std::mem::take(&mut first) {
+                let junk = client_frame(true, 2, &[5u8; 64 * 1024]);
+                for _ in 0..32 {
+                    w.write_all(&junk)?;
+                }
+            }
+            w.write_all(&client_frame(true, 0xA, &p))?;
+        }
+        std::io::Result::Ok(())
+    });
+    let (mut pings, start) = (0, Instant::now());
+    while start.elapsed() < Duration::from_secs(8) {
+        let (_, op, p) = read_frame(&mut s).unwrap_or_else(|e| {
+            let by = rx.recv_timeout(Duration::from_secs(1)).ok();
+            panic!(
+                "dropped after {:?}, {pings} pings seen ({e}): {by:?}",
+                start.elapsed()
+            )
+        });
+        match op {
+            9 => {
+                pings += 1;
+                to_writer.send(p).unwrap();
+            }
+            8 => panic!(
+                "closed after {:?}: {:?}",
+                start.elapsed(),
+                rx.recv_timeout(Duration::from_secs(1))
+            ),
+            // A slow reader: the server's queue stays over the mark.
+            _ => std::thread::sleep(Duration::from_millis(3)),
+        }
+    }
+    assert!(pings >= 4, "{pings} pings in 8 s");
+    assert!(rx.try_recv().is_err(), "the connection ended");
+    drop(to_writer);
+    drop(s);
+    let _ = writer.join();
+}
+
+/// The other side of [`a_pong_behind_more_than_the_read_budget_is_still_reached`]:
+/// a peer that sent 1 MiB while the server was not reading, then hung
+/// (reads nothing, sends nothing, answers no ping) is still dropped for
+/// a ping timeout, once what it sent has been read: bytes read count for
+/// it once only.
+#[test]
+fn a_hung_peer_behind_its_own_unread_bytes_still_times_out() {
+    let (srv, rx) = firehose_server(WebSocketSettings {
+        ping_interval: Some(Duration::from_millis(500)),
+        ..Default::default()
+    });
+    let s = raw_ws(&srv, "/stream");
+    let mut w = s.try_clone().unwrap();
+    // Blocks while the server does not read: a thread of its own.
+    let writer = std::thread::spawn(move || {
+        let junk = client_frame(true, 2, &[5u8; 64 * 1024]);
+        for _ in 0..16 {
+            w.write_all(&junk)?;
+        }
+        std::io::Result::Ok(())
+    });
+    let start = Instant::now();
+    let end = rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(end, Ok((Some(CloseReason::PingTimeout), None)));
+    // 2.5 s here: a few expiries, each reading what had arrived.
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(s);
+    let _ = writer.join();
+}
+
 /// Sends to itself with the free functions while its handler runs, with
 /// its own writes between, then closes: `open` subscribes it to "room".
 struct FreeSendsThenClose;

@@ -35,6 +35,13 @@ const READ_BUDGET: usize = 4;
 /// it bounds how long a server that never closes keeps the client's slot.
 pub(crate) const SERVER_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How a [`WsConn::read`] ended: at the end of the stream or not, and
+/// the bytes it read.
+struct ReadEnd {
+    eof: bool,
+    bytes: usize,
+}
+
 /// A WebSocket connection registered in the loop (server or client side).
 pub(crate) struct WsConn {
     pub(crate) handler: Box<dyn WebSocketHandler>,
@@ -279,9 +286,10 @@ impl WsConn {
     /// Reads and processes what arrived. `closed`: the event said the peer
     /// hung up, so read on to the end of the stream even after a short read
     /// (edge-triggered readiness will not report it again).
-    fn read(&mut self, lp: &IOLoop, id: ConnId, closed: bool) -> io::Result<bool> {
+    fn read(&mut self, lp: &IOLoop, id: ConnId, closed: bool) -> io::Result<ReadEnd> {
         let mut rbuf = lp.take_read_buf();
         let mut eof = false;
+        let mut bytes = 0;
         let mut result = Ok(());
         // Bytes at the front of `rbuf` that begin a frame still incomplete;
         // the next read lands right behind them, so frames are parsed where
@@ -328,6 +336,7 @@ impl WsConn {
                 }
             };
             lp.count(crate::ioloop::Counter::WsBytesIn, n as u64);
+            bytes += n;
             if let Some(idle) = self.core.settings.idle_timeout {
                 self.core.idle_deadline = Ms::after(lp, idle);
             }
@@ -371,7 +380,7 @@ impl WsConn {
             // so seen now (behind what the batch left in the spill).
             result = self.read_to_end_if_held(lp, id);
         }
-        result.map(|_| eof)
+        result.map(|_| ReadEnd { eof, bytes })
     }
 
     /// The peer hung up while the handler holds this connection's messages
@@ -723,7 +732,7 @@ impl Pollable for WsConn {
                 self.core.rare().fin_unread = false;
             }
             match self.read(lp, id, peer_fin || r.error) {
-                Ok(e) => eof = e,
+                Ok(end) => eof = end.eof,
                 Err(_) => {
                     self.give_back_out(lp);
                     return self.terminate(lp, CloseReason::Abnormal);
@@ -775,10 +784,10 @@ impl Pollable for WsConn {
             // the handler first, in order. The other deadlines due now
             // wait for the next sweep.
             match self.read(lp, id, false) {
-                Ok(false) => {}
+                Ok(ReadEnd { eof: false, .. }) => {}
                 // A hang-up: the peer still gets `close_timeout` to read.
-                Ok(true) if !self.core.finished => self.core.hang_up_while_paused(lp),
-                Ok(true) => {}
+                Ok(_) if !self.core.finished => self.core.hang_up_while_paused(lp),
+                Ok(_) => {}
                 Err(_) => return self.terminate(lp, CloseReason::Abnormal),
             }
             return self.finish_io(lp, id);
@@ -827,10 +836,8 @@ impl Pollable for WsConn {
             return self.finish_io(lp, id);
         }
         let idle_due = self.core.idle_deadline.passed(lp, now);
-        if (idle_due || self.core.pong_deadline.passed(lp, now))
-            && self.core.read_paused
-            && !self.core.finished
-        {
+        let pong_due = self.core.pong_deadline.passed(lp, now);
+        if (idle_due || pong_due) && self.core.read_paused && !self.core.finished {
             // Reading is paused (our queue is over `write_high_water`), so
             // what the peer sent meanwhile waits unread, its pong too. Read
             // once: bytes that arrived count as activity as any read does
@@ -839,13 +846,24 @@ impl Pollable for WsConn {
             // silent is closed at the next expiry. (Asking the socket
             // whether bytes wait would let a few stale ones keep a hung
             // peer open forever.)
-            match self.read(lp, id, false) {
-                Ok(false) => {}
-                Ok(true) => {
+            let got = match self.read(lp, id, false) {
+                Ok(ReadEnd { eof: false, bytes }) => bytes,
+                Ok(_) => {
                     let _ = self.core.flush(lp);
                     return self.terminate(lp, CloseReason::Abnormal);
                 }
                 Err(_) => return self.terminate(lp, CloseReason::Abnormal),
+            };
+            if pong_due && got > 0 && self.core.pong_deadline.passed(lp, now) {
+                // No pong in what was read, but the peer has been sending,
+                // and its pong may be behind what is still unread (more
+                // than the read budget, or still on its way): unread only
+                // because we paused, so it is not declared dead for that.
+                // Its time counts again from now, as for the idle timeout;
+                // each expiry consumes what has arrived (at most the read
+                // budget), so a peer that went silent, however much it
+                // had sent, is closed once that has been read.
+                self.core.arm_pong_deadline(lp, now);
             }
             if idle_due && !self.core.idle_deadline.passed(lp, now) {
                 return self.finish_io(lp, id);

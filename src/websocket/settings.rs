@@ -49,6 +49,18 @@ pub struct WebSocketSettings {
     /// within this time. Tornado 6.5's rule: defaults to the interval and
     /// never exceeds it (zero, as Tornado's `websocket_ping_timeout = 0`,
     /// or 24.8 days or more: no timeout).
+    ///
+    /// While reading is paused by [`write_high_water`](Self::write_high_water),
+    /// the pong may wait unread behind what the peer sent meanwhile. The
+    /// deadline then reads once (at most the 1 MiB read budget, and what
+    /// has arrived): a pong among it counts; if it read something but no
+    /// pong, the peer is alive and its answer may be behind what is still
+    /// unread only because we paused, so it gets the ping timeout again
+    /// from then; if it read nothing, the peer did not answer. Tornado,
+    /// which does not pause, reads the pong as soon as it arrives; here a
+    /// pong behind many MiB of the peer's messages is reached at one read
+    /// budget per ping timeout (plus the pause's own reads), and a peer
+    /// that went silent times out once what it had sent has been read.
     pub ping_timeout: Option<Duration>,
     /// `websocket_max_message_size`: larger messages close with 1009 (10 MiB;
     /// after inflation for compressed ones), however the message is
