@@ -1353,42 +1353,112 @@ fn our_close_stuck_behind_the_queue_with_the_peers_close_read_is_the_peers() {
     drop(s);
 }
 
-/// Streams 64 KiB messages, its queue kept near 4 MiB (over
-/// `write_high_water`, so the server does not read from the peer)
-/// however fast the peer reads; reports how the connection ended.
-struct Firehose(Sender<HowEnded>);
+/// Streams 64 KiB messages, its queue kept near `mark` bytes (4 MiB in
+/// [`firehose_server`]: over `write_high_water`, so the server does not
+/// read from the peer) however fast the peer reads; closes with 4001 on
+/// "close-me"; reports how the connection ended.
+struct Firehose {
+    ended: Sender<HowEnded>,
+    mark: usize,
+}
 
 impl WebSocketHandler for Firehose {
     fn open(&mut self, ws: &mut WebSocket<'_>, _a: &[&str]) {
-        let id = ws.id();
+        let (id, mark) = (ws.id(), self.mark);
         cyclone::ioloop::spawn(async move {
             while cyclone::websocket::write_to(id, vec![1u8; 64 * 1024]) {
-                cyclone::websocket::drained(id, 4 << 20).await;
+                cyclone::websocket::drained(id, mark).await;
             }
         });
     }
-    fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, m: Message<'_>) {
+        if m.as_text() == Some("close-me") {
+            ws.close(Some(4001), "asked to");
+        }
+    }
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
-        let _ = self.0.send((ws.closed_by(), ws.close_code()));
+        let _ = self.ended.send((ws.closed_by(), ws.close_code()));
     }
 }
 
 /// How a connection ended: its `closed_by` and `close_code`.
 type HowEnded = (Option<CloseReason>, Option<u16>);
 
-/// A server streaming [`Firehose`] on `/stream` with `settings`, and how
-/// its connection ended.
+/// A server streaming [`Firehose`] on `/stream` with `settings`, its queue
+/// near 4 MiB, and how its connection ended.
 fn firehose_server(settings: WebSocketSettings) -> (Server, Receiver<HowEnded>) {
+    firehose_server_at(settings, 4 << 20)
+}
+
+/// [`firehose_server`] with the stream's queue near `mark` bytes.
+fn firehose_server_at(settings: WebSocketSettings, mark: usize) -> (Server, Receiver<HowEnded>) {
     let (tx, rx) = mpsc::channel();
     let srv = Server::start(move || {
         let tx = tx.clone();
         Application::builder()
-            .websocket_with("/stream", settings.clone(), move |_r: &Request| {
-                Firehose(tx.clone())
+            .websocket_with("/stream", settings.clone(), move |_r: &Request| Firehose {
+                ended: tx.clone(),
+                mark,
             })
             .build()
     });
     (srv, rx)
+}
+
+/// A handler whose stream keeps its queue over `write_high_water` hears
+/// its peer once per `close_timeout` (the pause's deadline): backpressure
+/// is what the mark is for, and the server cannot tell the stream from
+/// answers to the peer. A stream kept at least one message under the mark
+/// (`drained(id, write_high_water - message)`) leaves the peer heard each
+/// time the kernel takes the queue down: at once. The peer reads the
+/// stream, sends "close-me", and times the handler's Close (4001).
+#[test]
+fn a_stream_over_the_mark_hears_its_peer_once_per_close_timeout() {
+    let heard_after = |mark: usize| {
+        let settings = WebSocketSettings {
+            close_timeout: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let (srv, rx) = firehose_server_at(settings, mark);
+        let mut s = raw_ws(&srv, "/stream");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let read_slowly = |s: &mut TcpStream| {
+            let frame = read_frame(s).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+            frame
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            assert_eq!(read_slowly(&mut s).1, 0x2);
+        }
+        s.write_all(&client_frame(true, 1, b"close-me")).unwrap();
+        let sent = Instant::now();
+        loop {
+            let (_, op, p) = read_slowly(&mut s);
+            if op == 0x8 {
+                assert_eq!(&p[..2], &4001u16.to_be_bytes());
+                break;
+            }
+            assert_eq!(op, 0x2);
+            assert!(sent.elapsed() < Duration::from_secs(8), "never heard");
+        }
+        let heard = sent.elapsed();
+        s.write_all(&client_frame(true, 8, &4001u16.to_be_bytes()))
+            .unwrap();
+        let end = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(end, Ok((Some(CloseReason::Local), Some(4001))));
+        heard
+    };
+    // Over the mark: the message is what pauses reading, and waits for
+    // the pause's deadline, close_timeout later.
+    let over = heard_after(4 << 20);
+    assert!(
+        over >= Duration::from_millis(1800) && over < Duration::from_millis(3500),
+        "{over:?}"
+    );
+    let high_water = WebSocketSettings::default().write_high_water;
+    let under = heard_after(high_water - 64 * 1024);
+    assert!(under < Duration::from_millis(1000), "{under:?}");
 }
 
 /// A peer that reads a stream, a little slower than the handler writes

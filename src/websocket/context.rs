@@ -1104,6 +1104,14 @@ pub fn with_websocket_of<R>(id: ConnId, f: impl FnOnce(&mut WebSocket<'_>) -> R)
 /// waits; the task is woken by the flush that brings the queue down to
 /// `mark`.
 ///
+/// A `mark` over the route's
+/// [`write_high_water`](super::WebSocketSettings::write_high_water) keeps
+/// the server from reading the peer for as long as the stream goes on,
+/// but once per `close_timeout`: to hear the peer meanwhile (from a task
+/// started with [`crate::ioloop::spawn`]; one from `ws.spawn` holds its
+/// messages until it ends anyway), keep the mark under it by at least
+/// one message.
+///
 /// ```no_run
 /// use cyclone::websocket::{drained, write_to, Message, WebSocket, WebSocketHandler};
 ///

@@ -72,7 +72,10 @@ pub struct WebSocketSettings {
     pub max_message_size: usize,
     /// After sending Close, drop the TCP connection if the peer has not
     /// answered within this time (5 s, as Tornado; 24.8 days or more:
-    /// wait for the peer however long it takes).
+    /// wait for the peer however long it takes). Also how often a
+    /// connection whose reading is paused by
+    /// [`write_high_water`](Self::write_high_water) reads its peer once
+    /// (see there).
     pub close_timeout: Duration,
     /// Cap on bytes queued for one connection (default 16 MiB). Default
     /// policy for a slow consumer ([`SlowConsumerPolicy::Close`]): a queue
@@ -107,6 +110,21 @@ pub struct WebSocketSettings {
     /// pace. A peer that hangs up (FIN) meanwhile can only end by
     /// reading: it is dropped if the kernel takes nothing of its queue for
     /// `close_timeout`.
+    ///
+    /// The mark counts everything queued, not only answers to the peer's
+    /// messages: a handler that keeps the queue over it (a stream written
+    /// with [`drained`](super::drained) to a higher mark, broadcasts
+    /// faster than the peer reads) hears its peer only once per
+    /// `close_timeout`, however fast the peer reads: its messages, pongs
+    /// and Close wait up to that long (5 s by default). This is
+    /// deliberate: the server cannot tell a stream from answers, and the
+    /// pause is the backpressure that keeps a peer which sends faster than
+    /// it reads from growing the queue. Tornado, which does not pause,
+    /// reads the peer at once. To hear the peer while streaming, keep the
+    /// stream's own mark under this one by at least one message
+    /// (`drained(id, write_high_water - message_len)`): reading then
+    /// resumes each time the kernel takes the queue down to it; or raise
+    /// this mark above the stream's.
     pub write_high_water: usize,
     /// Close connections (1001, `CloseReason::IdleTimeout`) that received
     /// nothing for this long (default: none; pings answered count as
