@@ -1453,7 +1453,7 @@ fn a_stream_over_the_mark_hears_its_peer_once_per_close_timeout() {
     // the pause's deadline, close_timeout later.
     let over = heard_after(4 << 20);
     assert!(
-        over >= Duration::from_millis(1800) && over < Duration::from_millis(3500),
+        over >= Duration::from_millis(1800) && over < Duration::from_millis(4000),
         "{over:?}"
     );
     let high_water = WebSocketSettings::default().write_high_water;
@@ -3683,8 +3683,11 @@ fn ping_timeout_reads_the_pong_while_reading_is_paused() {
     });
     let mut s = raw_ws(&srv, "/stream");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Each ping reaches the peer ~0.4 s after it is sent (behind the
+    // queue and the kernel's buffers), the third at ~3.4 s: 3.5 s left it
+    // 50-100 ms, and it failed now and then on a loaded machine.
     let (mut pings, start) = (0, Instant::now());
-    while start.elapsed() < Duration::from_millis(3500) {
+    while start.elapsed() < Duration::from_millis(4500) {
         let (_, op, p) = read_frame(&mut s).unwrap_or_else(|e| {
             let by = rx.recv_timeout(Duration::from_secs(1)).ok();
             panic!(
@@ -3702,7 +3705,7 @@ fn ping_timeout_reads_the_pong_while_reading_is_paused() {
             _ => std::thread::sleep(Duration::from_millis(3)),
         }
     }
-    assert!(pings >= 3, "{pings} pings in 3.5 s");
+    assert!(pings >= 3, "{pings} pings in 4.5 s");
     assert!(rx.try_recv().is_err(), "the connection ended");
 }
 
