@@ -848,6 +848,25 @@ impl Request {
             .map(|(_, v)| v)
     }
 
+    /// Every line of the header `name` (case-insensitive) joined with
+    /// `,`, as Tornado's `HTTPHeaders` joins a repeated header
+    /// (`headers.get(name)`): `None` without one, borrowed for a single
+    /// line. Bytes that are not UTF-8 are U+FFFD (Tornado reads a header
+    /// as Latin-1).
+    pub fn header_joined(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let mut values = self
+            .raw_headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v);
+        let mut joined = String::from_utf8_lossy(values.next()?);
+        for next in values {
+            let text = joined.to_mut();
+            text.push(',');
+            text.push_str(&String::from_utf8_lossy(next));
+        }
+        Some(joined)
+    }
+
     /// The declared `Content-Length` (0 when absent, as for a chunked
     /// body: then [`body`](Self::body)'s length is what was decoded).
     pub fn content_length(&self) -> u64 {
@@ -909,13 +928,7 @@ impl Request {
     /// [`HttpLimits::xheaders`](super::HttpLimits::xheaders)); the scheme from the last entry of
     /// `X-Scheme`, else `X-Forwarded-Proto`, when it is `http` or `https`.
     pub(crate) fn apply_xheaders(&mut self, trusted: &[String]) {
-        let joined = |name: &str| -> Option<String> {
-            let values: Vec<String> = self
-                .header_all(name)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .collect();
-            (!values.is_empty()).then(|| values.join(","))
-        };
+        let joined = |name: &str| self.header_joined(name).map(std::borrow::Cow::into_owned);
         let socket_ip = self.peer.map(|p| p.ip().to_string()).unwrap_or_default();
         let forwarded = joined("X-Forwarded-For").unwrap_or_else(|| socket_ip.clone());
         let mut ip = "";
@@ -1271,6 +1284,21 @@ mod tests {
             }
             HeadStatus::Partial => panic!("partial"),
         }
+    }
+
+    #[test]
+    fn header_joined_joins_repeated_lines_with_commas() {
+        let raw =
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\nx-b: 1\r\nX-B: 2, 3\r\nX-b: \xff\r\n\r\n";
+        let HeadStatus::Complete(r, _) = Request::parse_head(raw, &LIMITS).unwrap() else {
+            panic!("partial");
+        };
+        let one = r.header_joined("x-a").unwrap();
+        assert!(matches!(one, std::borrow::Cow::Borrowed("one")), "{one:?}");
+        let several = r.header_joined("X-B").unwrap();
+        assert!(matches!(several, std::borrow::Cow::Owned(_)), "{several:?}");
+        assert_eq!(several, "1,2, 3,\u{fffd}");
+        assert_eq!(r.header_joined("x-c"), None);
     }
 
     #[test]

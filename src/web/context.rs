@@ -157,17 +157,7 @@ fn is_urlencoded(ctype: &str) -> bool {
 /// UTF-8 are U+FFFD (Tornado reads them as Latin-1: such a type is no form
 /// there either, or its boundary is not the body's).
 fn request_content_type(request: &Request) -> std::borrow::Cow<'_, str> {
-    let mut values = request.header_all("content-type");
-    let Some(first) = values.next() else {
-        return "".into();
-    };
-    let mut joined = String::from_utf8_lossy(first);
-    for next in values {
-        let text = joined.to_mut();
-        text.push(',');
-        text.push_str(&String::from_utf8_lossy(next));
-    }
-    joined
+    request.header_joined("content-type").unwrap_or_default()
 }
 
 /// Whether urlencoded `text` has more fields than
