@@ -3914,3 +3914,73 @@ fn free_publish_and_write_to_do_not_count_their_own_closing_connection() {
         "counted a connection that had sent its Close"
     );
 }
+
+/// Requires `room` in `prepare` and reports it with the `note` arguments,
+/// unstripped, as the handshake read them and as `open` reads them.
+struct RoomArgs {
+    tx: Sender<String>,
+    room: String,
+    notes: Vec<String>,
+}
+impl WebSocketHandler for RoomArgs {
+    fn prepare(&mut self, req: &Request) -> Result<(), cyclone::http::Response> {
+        self.room = cyclone::websocket::require_argument(req, "room")?;
+        self.notes = cyclone::websocket::get_arguments_unstripped(req, "note");
+        Ok(())
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let seen = format!(
+            "{:?} {:?} {:?} {:?}",
+            self.room,
+            self.notes,
+            ws.get_arguments_unstripped("note"),
+            ws.get_arguments("note")
+        );
+        let _ = self.tx.send(seen);
+    }
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+/// A WebSocketHandler has a RequestHandler's argument methods (Tornado's
+/// is one): `require_argument` in `prepare` answers a handshake without
+/// the argument with Tornado's MissingArgumentError page (400, the name
+/// only logged) instead of the upgrade, and `get_arguments_unstripped`
+/// keeps the whitespace, both before and after the upgrade.
+#[test]
+fn handshake_arguments_required_and_unstripped() {
+    let (srv, rx) = reporting("/room", |tx| RoomArgs {
+        tx,
+        room: String::new(),
+        notes: Vec::new(),
+    });
+    let _ws = connect(&srv, "/room?room=+lobby%20&note=%20a%01b+&note=c");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        r#""lobby" [" a b ", "c"] [" a b ", "c"] ["a b", "c"]"#
+    );
+    // An empty value is an argument, as in Tornado.
+    let _ws = connect(&srv, "/room?room=");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        r#""" [] [] []"#
+    );
+    use tungstenite::client::IntoClientRequest;
+    for path in ["/room", "/room?rooms=1&note=x"] {
+        let req = srv.ws_url(path).into_client_request().unwrap();
+        match tungstenite::client(req, srv.connect()) {
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                assert_eq!(resp.status(), 400, "{path}");
+                assert_eq!(
+                    resp.body().as_deref(),
+                    Some(&b"<html><title>400: Bad Request</title><body>400: Bad Request</body></html>"[..]),
+                    "{path}"
+                );
+            }
+            other => panic!(
+                "{path}: upgraded or failed otherwise: {:?}",
+                other.map(|r| r.1)
+            ),
+        }
+    }
+    assert!(rx.try_recv().is_err(), "no refused handshake opened");
+}

@@ -175,7 +175,7 @@ pub(crate) fn clean_argument(v: String) -> String {
 
 /// Tornado's `_remove_control_chars_regex` (`[\x00-\x08\x0e-\x1f]`):
 /// those characters become spaces; tab, LF, VT, FF and CR stay.
-fn remove_control_chars(v: String) -> String {
+pub(crate) fn remove_control_chars(v: String) -> String {
     if !v.contains(|c| matches!(c, '\x00'..='\x08' | '\x0e'..='\x1f')) {
         return v;
     }

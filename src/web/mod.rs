@@ -60,7 +60,9 @@ mod tests;
 pub(crate) use application::ApplicationContext;
 pub use application::{Application, ApplicationBuilder, UiMethod};
 pub use async_response::AsyncResponse;
-pub(crate) use context::{clean_argument, escape_script_end, login_redirect_url, template_value};
+pub(crate) use context::{
+    clean_argument, escape_script_end, login_redirect_url, remove_control_chars, template_value,
+};
 pub use context::{RequestContext, MAX_URLENCODED_ARGUMENTS};
 pub use cookie::{CookieOptions, SameSite};
 pub use handler::{ErrorHandler, RequestHandler, HANDLER_METHODS};

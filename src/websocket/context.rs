@@ -213,7 +213,8 @@ impl<'a> WebSocket<'a> {
     /// ([`get_query_arguments`](Self::get_query_arguments)'), as Tornado's
     /// `get_query_argument`; `None` without one (where Tornado, given no
     /// default, raises a `MissingArgumentError`: too late for a 400 once
-    /// the connection is open).
+    /// the connection is open; [`require_argument`](super::require_argument)
+    /// answers it in [`prepare`](super::WebSocketHandler::prepare)).
     pub fn get_query_argument(&self, name: &str) -> Option<String> {
         self.get_query_arguments(name).pop()
     }
@@ -222,6 +223,18 @@ impl<'a> WebSocket<'a> {
     /// ([`get_query_arguments`](Self::get_query_arguments)).
     pub fn get_arguments(&self, name: &str) -> Vec<String> {
         self.get_query_arguments(name)
+    }
+
+    /// [`get_arguments`](Self::get_arguments) with the whitespace around
+    /// each value kept (Tornado's `get_arguments(name, strip=False)`), as
+    /// [`RequestContext::get_arguments_unstripped`](crate::web::RequestContext::get_arguments_unstripped)
+    /// reads them (control characters other than whitespace still become
+    /// spaces). Empty on a client connection.
+    pub fn get_arguments_unstripped(&self, name: &str) -> Vec<String> {
+        if self.core.is_client {
+            return Vec::new();
+        }
+        super::handler::get_arguments_unstripped(&self.core.request, name)
     }
 
     /// Tornado's `get_argument`: the handshake's query argument

@@ -376,6 +376,64 @@ pub fn get_secure_cookie(req: &Request, name: &str) -> Option<Vec<u8>> {
     secure_cookie(secret.as_deref(), req, name)
 }
 
+/// Every value of the handshake's query argument `name` with the
+/// whitespace around each kept: Tornado's `get_arguments(name,
+/// strip=False)` in a `WebSocketHandler`'s `prepare` (a handshake has no
+/// body, so its query's), as
+/// [`RequestContext::get_arguments_unstripped`](crate::web::RequestContext::get_arguments_unstripped)
+/// reads them: percent-decoded, `+` a space, control characters other
+/// than whitespace spaces. [`WebSocket::get_arguments_unstripped`] reads
+/// the same once the connection is open.
+pub fn get_arguments_unstripped(req: &Request, name: &str) -> Vec<String> {
+    req.query_arguments(name)
+        .into_iter()
+        .map(crate::web::remove_control_chars)
+        .collect()
+}
+
+/// The last value of the handshake's query argument `name`, cleaned as
+/// [`WebSocket::get_argument`] cleans it, for an argument the handshake
+/// must carry: Tornado's `get_argument(name)` without a default in a
+/// `WebSocketHandler`'s `prepare` (or its factory's). Without one, the
+/// `Err` is what Tornado's `MissingArgumentError` answers there instead
+/// of the upgrade, as
+/// [`RequestContext::require_argument`](crate::web::RequestContext::require_argument)
+/// answers it: the plain `400: Bad Request` page (the name is not in it),
+/// logged at `warn` as `400 GET /uri (ip): Missing argument name`.
+/// Return it from [`prepare`](WebSocketHandler::prepare) with `?`.
+///
+/// ```
+/// use cyclone::http::{Request, Response};
+/// use cyclone::websocket::{require_argument, Message, WebSocket, WebSocketHandler};
+///
+/// #[derive(Default)]
+/// struct Room { name: String }
+///
+/// impl WebSocketHandler for Room {
+///     fn prepare(&mut self, req: &Request) -> Result<(), Response> {
+///         self.name = require_argument(req, "room")?; // 400 without ?room=
+///         Ok(())
+///     }
+///     fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+/// }
+/// ```
+///
+/// # Errors
+/// The 400 response, when the query has no argument `name`.
+pub fn require_argument(req: &Request, name: &str) -> Result<String, Response> {
+    if let Some(value) = req.query_arguments(name).pop() {
+        return Ok(crate::web::clean_argument(value));
+    }
+    let peer = req.peer().map(|p| p.ip().to_string());
+    log::warn!(
+        "400 {} {} ({}): Missing argument {name}",
+        req.method(),
+        req.uri(),
+        peer.as_deref().unwrap_or("-")
+    );
+    Err(Response::error(400, None))
+}
+
 /// The signed cookie `name` of `req` under `secret` (logged when missing).
 pub(super) fn secure_cookie(
     secret: Option<&crate::web::signed::CookieSecret>,

@@ -22,7 +22,10 @@ pub use client::{
 };
 pub use connection::{broadcast, close_connection, write_to, WebSocket};
 pub use context::{drained, with_websocket_of, Drained, PingError, Suspension, MAX_PING_PAYLOAD};
-pub use handler::{check_trusted_origin, get_secure_cookie, WebSocketHandler};
+pub use handler::{
+    check_trusted_origin, get_arguments_unstripped, get_secure_cookie, require_argument,
+    WebSocketHandler,
+};
 pub use headers::HandshakeHeaders;
 pub use message::{CloseReason, Message, WebSocketClosedError};
 pub use server::accept;
