@@ -1648,7 +1648,9 @@ impl<'a> RequestContext<'a> {
 
     /// Whether the request repeats its `_xsrf` cookie's token: in the
     /// `_xsrf` argument (form field or query), else in an `X-XSRFToken`
-    /// or `X-CSRFToken` header (Tornado's `check_xsrf_cookie`). If not, it
+    /// or `X-CSRFToken` header (Tornado's `check_xsrf_cookie`; a header
+    /// sent on several lines is their values joined with `,`, as Tornado
+    /// reads it, which is no token: refused). If not, it
     /// answers 403 and logs why at `warn`, with Tornado's words (`'_xsrf'
     /// argument missing from POST`, `... has invalid format`, `XSRF cookie
     /// does not match POST argument`), and returns `false`.
@@ -1657,12 +1659,20 @@ impl<'a> RequestContext<'a> {
     /// every method but `GET`, `HEAD` and `OPTIONS`, through
     /// [`RequestHandler::check_xsrf_cookie`](super::RequestHandler::check_xsrf_cookie).
     pub fn check_xsrf_cookie(&mut self) -> bool {
-        let header = |name| self.request.header(name).filter(|v| !v.is_empty());
+        // Several lines of a header are one value joined with `,`, as
+        // Tornado's `headers.get` reads them: no token decodes from that,
+        // so the request is refused (the first line alone might pass).
+        let header = |name| {
+            self.request
+                .header_joined(name)
+                .filter(|v| !v.is_empty())
+                .map(std::borrow::Cow::into_owned)
+        };
         let submitted = self
             .get_argument("_xsrf")
             .filter(|v| !v.is_empty())
-            .or_else(|| header("X-Xsrftoken").map(str::to_owned))
-            .or_else(|| header("X-Csrftoken").map(str::to_owned));
+            .or_else(|| header("X-Xsrftoken"))
+            .or_else(|| header("X-Csrftoken"));
         match xsrf::check(submitted.as_deref(), self.raw_xsrf_token()) {
             Ok(()) => true,
             Err(why) => {

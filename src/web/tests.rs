@@ -1908,6 +1908,82 @@ fn xsrf_cookie_is_set_with_the_form_and_checked_before_prepare() {
     assert_eq!((r.status(), text(&r)), (200, "posted"));
 }
 
+/// Tornado reads a token header sent on several lines as their values
+/// joined with `,` (`headers.get`), which is no token: 403, with the
+/// reason Tornado's `_decode_xsrf_token` gives that text (a version 2
+/// token's fields no longer split, so "invalid format"; text that is not
+/// hex is a version 1 token of its own bytes, so "does not match"), even
+/// when each line alone would pass. The reasons are Tornado 6.6.1's for
+/// the same requests. One line of each header still passes, the first
+/// one found being `X-XSRFToken`.
+#[test]
+fn xsrf_token_headers_on_several_lines_are_refused_as_tornado_refuses_them() {
+    use crate::testing::ExpectLog;
+    const INVALID: &str = "'_xsrf' argument has invalid format";
+    const MISMATCH: &str = "XSRF cookie does not match POST argument";
+    let prepared = Rc::new(Cell::new(0));
+    let app = xsrf_app(Application::builder().xsrf_cookies(true), &prepared);
+    let page = get(&app, "/form/x");
+    let cookie = one_cookie(&page).unwrap();
+    let c = ("Cookie", cookie.as_str());
+    let field = xsrf_field(text(&page));
+    let v1: String = xsrf::decode(&field, 0)
+        .unwrap()
+        .token
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cases = [
+        (field.as_str(), [INVALID, MISMATCH, INVALID]),
+        (v1.as_str(), [MISMATCH, MISMATCH, MISMATCH]),
+    ];
+    for header in ["X-XSRFToken", "X-CSRFToken"] {
+        for (token, reasons) in &cases {
+            let r = post_form(&app, "/form/x", &[c, (header, token)], "");
+            assert_eq!(r.status(), 200, "{header}: {token}");
+            let refused = ExpectLog::new("cyclone::web", "403 POST /form/x")
+                .level(log::Level::Warn)
+                .on_this_thread();
+            for lines in [[*token, *token], ["", *token], [*token, ""]] {
+                let r = post_form(
+                    &app,
+                    "/form/x",
+                    &[c, (header, lines[0]), (header, lines[1])],
+                    "",
+                );
+                assert_eq!(r.status(), 403, "{header}: {lines:?}");
+                assert!(text(&r).contains("403: Forbidden"), "{}", text(&r));
+            }
+            let logged: Vec<String> = refused.logged().into_iter().map(|(_, m)| m).collect();
+            let want: Vec<String> = reasons
+                .iter()
+                .map(|why| format!("403 POST /form/x (-): {why}"))
+                .collect();
+            assert_eq!(logged, want, "{header}: {token}");
+        }
+    }
+    // X-XSRFToken, on two lines, is read before a good X-CSRFToken.
+    let r = post_form(
+        &app,
+        "/form/x",
+        &[
+            c,
+            ("X-XSRFToken", &field),
+            ("X-CSRFToken", &field),
+            ("x-xsrftoken", &field),
+        ],
+        "",
+    );
+    assert_eq!(r.status(), 403);
+    let r = post_form(
+        &app,
+        "/form/x",
+        &[c, ("X-XSRFToken", &field), ("X-CSRFToken", "x")],
+        "",
+    );
+    assert_eq!(r.status(), 200);
+}
+
 #[test]
 fn xsrf_tokens_from_an_existing_cookie_and_settings() {
     let prepared = Rc::new(Cell::new(0));

@@ -1,5 +1,5 @@
 """Prints `src/web/xsrf_cases.rs`: what Tornado's `RequestHandler._decode_xsrf_token` makes of
-38 cookie or `_xsrf` values, for the unit test `decodes_as_tornado_decodes` in `src/web/xsrf.rs`.
+44 cookie or `_xsrf` values (the last six: token headers on several lines, joined with ','), for the unit test `decodes_as_tornado_decodes` in `src/web/xsrf.rs`.
 
     .venv/bin/python tests/peers/gen_xsrf_cases.py > src/web/xsrf_cases.rs && cargo fmt
 """
@@ -18,7 +18,9 @@ good = "2|deadbeef|" + binascii.b2a_hex(_websocket_mask(m, tok)).decode() + "|17
 inputs = [good, binascii.b2a_hex(tok).decode(), binascii.b2a_hex(tok).decode().upper(), "nothex", "", "2|", "2|||", "3|a|b|c", "1|a|b|c", "02|deadbeef|00|1",
   "2|deadbeef|0001|1", "2|dead|0001|1", "2|deadbeefaa|0001|1", "2|DEADBEEF|0001|1", "2|deadbeef|0001| 1 ", "2|deadbeef|0001|+1", "2|deadbeef|0001|-0", "2|deadbeef|0001|1_0",
   "2|deadbeef|0001|1__0", "2|deadbeef|0001|x", "2|deadbeef|0001|", "2|deadbeef||1", "2|deadbeef|0001|1|", "2|deadbeef|000|1", "2|deadbeef|0001|1\n", "2|deadbeef|00\n01|1",
-  "2|deadbeef|0001|\u0661\u0662", "2|deadbeef|0001|1\u00a0", "abc", "ab", "a", "é", "2|de ad be ef|0001|1", "10|x", "2|deadbeef|0001|00012", "2|deadbeef|0001|1.5", "2|deadbeef|0001|1e3", "2|deadbeef|0001|0x10"]
+  "2|deadbeef|0001|\u0661\u0662", "2|deadbeef|0001|1\u00a0", "abc", "ab", "a", "é", "2|de ad be ef|0001|1", "10|x", "2|deadbeef|0001|00012", "2|deadbeef|0001|1.5", "2|deadbeef|0001|1e3", "2|deadbeef|0001|0x10",
+  # A token header sent on several lines, as Tornado's HTTPHeaders.get joins them.
+  good + "," + good, "," + good, good + ",", binascii.b2a_hex(tok).decode() + "," + binascii.b2a_hex(tok).decode(), binascii.b2a_hex(tok).decode() + ",", ","]
 out = []
 for s in inputs:
     try:

@@ -9,6 +9,9 @@ Checks:
     (as the `_xsrf` field and as the `X-XSRFToken` header), and Tornado's pass cyclone's,
     for both of Tornado's formats (`xsrf_cookie_version` 2 and 1, each side writing it);
   - one side's cookie with the other side's field (two different tokens) is refused by both;
+  - an `X-XSRFToken` or `X-CSRFToken` header sent on several lines (the token twice, or an
+    empty line before or after it), which Tornado reads joined with ',', is refused by both
+    (403), where one line of it passes both;
   - differentially, for a grid of `_xsrf` cookies (both formats, upper-case hex, text that is
     not hex, unknown versions, masks of the wrong size, an empty token, five fields, none)
     and submitted tokens (the same shapes, and timestamps as Python's int() reads them:
@@ -18,6 +21,7 @@ Prints `N passed, N failed`; exits 1 on any failure.
 """
 
 import asyncio
+import http.client
 import logging
 import os
 import re
@@ -59,6 +63,24 @@ def request(port, method, cookie=None, body=None, headers=None):
         if name.strip() == "_xsrf":
             new = rest.split(";")[0]
     return status, text.decode(), new
+
+
+def post_header_lines(port, cookie, lines):
+    """A POST to /form with the header lines `lines` ((name, value) pairs, repeats kept), no
+    body; returns the status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("POST", "/form")
+        conn.putheader("Cookie", f"_xsrf={cookie}")
+        for name, value in lines:
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", "0")
+        conn.endheaders()
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
 
 
 def form(token, message="hi"):
@@ -169,6 +191,25 @@ async def main():
 
             await checks.run(f"version {version}: one side's cookie with the other's field is "
                              "refused by both", mixed)
+
+            async def repeated(cyclone=cyclone, tornado_port=tornado_port):
+                differ = []
+                for wport in (cyclone, tornado_port):
+                    _, page, cookie = await call(wport, "GET")
+                    token = FIELD.search(page).group(1)
+                    for header in ("X-XSRFToken", "X-CSRFToken"):
+                        for values in ([token], [token, token], ["", token], [token, ""]):
+                            lines = [(header, v) for v in values]
+                            want = 200 if len(values) == 1 else 403
+                            for port, name in ((cyclone, "cyclone"), (tornado_port, "tornado")):
+                                got = await loop.run_in_executor(
+                                    None, post_header_lines, port, cookie, lines)
+                                if got != want:
+                                    differ.append(f"{name}: {lines}: {got}, not {want}")
+                assert not differ, "; ".join(differ)
+
+            await checks.run(f"version {version}: a token header on several lines is refused "
+                             "by both, on one line passes both", repeated)
 
         cyclone, tornado_port = servers[2].port, tornado_ports[2]
         for cname, cookie in COOKIES.items():
