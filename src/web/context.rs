@@ -1249,10 +1249,11 @@ impl<'a> RequestContext<'a> {
     }
 
     /// [`set_cookie`](Self::set_cookie) with Tornado's keyword arguments
-    /// (`domain`, `path`, `expires_days`, `max_age`, `httponly`, `secure`,
-    /// `samesite`): see [`CookieOptions`]. Options that cannot be written
-    /// (a domain or path holding `;`, spaces or control characters) are
-    /// refused and logged at `error`, like an invalid value.
+    /// (`domain`, `path`, `expires`, `expires_days`, `max_age`, `httponly`,
+    /// `secure`, `samesite`, `partitioned`): see [`CookieOptions`].
+    /// Options that cannot be written (a domain or path holding `;`,
+    /// spaces or control characters) are refused and logged at `error`,
+    /// like an invalid value.
     ///
     /// ```
     /// use cyclone::web::{CookieOptions, RequestContext, RequestHandler, SameSite};

@@ -1,6 +1,8 @@
 //! The attributes of a cookie a response sets: Tornado's `set_cookie`
-//! keyword arguments (`domain`, `path`, `expires_days`, `max_age`,
-//! `httponly`, `secure`, `samesite`).
+//! keyword arguments (`domain`, `path`, `expires`, `expires_days`,
+//! `max_age`, `httponly`, `secure`, `samesite`, `partitioned`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `SameSite` (RFC 6265bis §4.1.2.7): whether the browser sends the cookie
 /// with requests other sites start.
@@ -26,8 +28,10 @@ impl SameSite {
 }
 
 /// How a cookie is set: Tornado's `set_cookie(name, value, domain=None,
-/// path="/", expires_days=None, max_age=None, httponly=False,
-/// secure=False, samesite=None)`.
+/// expires=None, path="/", expires_days=None, max_age=None,
+/// httponly=False, secure=False, samesite=None)`, and `partitioned=True`,
+/// which Tornado passes on to Python's `http.cookies` (3.14 and later
+/// write it).
 ///
 /// The default is Tornado's: `Path=/`, no domain (the host only), no
 /// expiry (the cookie lasts as long as the browser session), and no
@@ -35,14 +39,14 @@ impl SameSite {
 ///
 /// # How the `Set-Cookie` line differs from Tornado's
 ///
-/// Compared with Tornado 6.6.1 for 87 `set_cookie` calls
-/// (`tests/peers/gen_cookie_cases.py`): 55 lines are the same bytes, 25
+/// Compared with Tornado 6.6.1 for 104 `set_cookie` calls
+/// (`tests/peers/gen_cookie_cases.py`): 55 lines are the same bytes, 40
 /// say the same thing written differently, 6 are refused here where
-/// Tornado writes them, and one is `max_age: Some(0)`. What a browser
-/// stores is the same for the 25:
+/// Tornado writes them, two are an `expires` before 1970 and one is
+/// `max_age: Some(0)`. What a browser stores is the same for the 40:
 ///
 /// - attributes come in a fixed order (`Domain`, `Expires`, `Max-Age`,
-///   `Path`, `HttpOnly`, `Secure`, `SameSite`), where Python's
+///   `Path`, `HttpOnly`, `Secure`, `SameSite`, `Partitioned`), where Python's
 ///   `http.cookies` sorts them by name and writes `expires` in lower case;
 /// - a value is never quoted: Tornado quotes every value holding a
 ///   character outside `http.cookies`' legal set (`/`, `=`, `(`, `?`,
@@ -61,6 +65,18 @@ impl SameSite {
 /// One more: `max_age: Some(0)` writes `Max-Age=0`, which tells the
 /// browser to drop the cookie at once; Tornado's `if max_age:` leaves
 /// `max_age=0` out, setting a session cookie.
+///
+/// `Expires` is written from 1970 on: an [`expires`](Self::expires)
+/// before the Unix epoch (or `expires_days` that far back) is written as
+/// the epoch, where Tornado writes the earlier date. Browsers drop the
+/// cookie for either, but ignore an `Expires` before 1601 (RFC 6265
+/// §5.1.1) and would keep such a cookie for the session. A date after
+/// 9999 is written as the last second of 9999, where Python's `datetime`
+/// ends.
+///
+/// `partitioned` is compared with Tornado 6.6.1 on `http.cookies` as
+/// Python 3.14 has it (the generator adds the attribute to 3.11's, as
+/// 3.14 did); on Python before 3.14, Tornado raises for it.
 ///
 /// ```
 /// use cyclone::web::{CookieOptions, SameSite};
@@ -81,6 +97,11 @@ pub struct CookieOptions {
     /// `Path`. Default `"/"`; empty writes none, as in Tornado (the
     /// browser then uses the directory of the request's path).
     pub path: String,
+    /// `expires`: the `Expires` date, a point in time (Tornado's
+    /// `expires=datetime`), written to the second below it:
+    /// `Expires=Wed, 21 Oct 2015 07:28:00 GMT`. When set, `expires_days`
+    /// is not used, as in Tornado. Default none.
+    pub expires: Option<SystemTime>,
     /// `expires_days`: an `Expires` date this many days from now (at most
     /// 100 years; negative is the past, which deletes the cookie). Default
     /// none.
@@ -94,6 +115,12 @@ pub struct CookieOptions {
     pub secure: bool,
     /// `samesite`. Default none (the browser's default, `Lax`).
     pub samesite: Option<SameSite>,
+    /// `partitioned`: the `Partitioned` attribute (CHIPS), which asks the
+    /// browser to keep the cookie apart for each top-level site the page
+    /// is embedded in. Browsers take it only with [`secure`](Self::secure)
+    /// (and drop the cookie without it); as Tornado, cyclone writes what
+    /// it is given. Clear such a cookie with the same options.
+    pub partitioned: bool,
 }
 
 impl Default for CookieOptions {
@@ -101,11 +128,13 @@ impl Default for CookieOptions {
         CookieOptions {
             domain: None,
             path: "/".to_string(),
+            expires: None,
             expires_days: None,
             max_age: None,
             httponly: false,
             secure: false,
             samesite: None,
+            partitioned: false,
         }
     }
 }
@@ -124,7 +153,11 @@ impl CookieOptions {
             line.push_str("; Domain=");
             line.push_str(domain);
         }
-        if let Some(days) = self.expires_days {
+        // Tornado's `if expires_days is not None and not expires`.
+        if let Some(at) = self.expires {
+            line.push_str("; Expires=");
+            line.push_str(&crate::http::http_date(expires_secs(at)));
+        } else if let Some(days) = self.expires_days {
             let days = if days.is_nan() { 0.0 } else { days };
             let at = (now + days.clamp(-100.0 * 365.0, 100.0 * 365.0) * 86400.0).max(0.0);
             line.push_str("; Expires=");
@@ -155,8 +188,25 @@ impl CookieOptions {
             line.push_str("; SameSite=");
             line.push_str(same.as_str());
         }
+        if self.partitioned {
+            line.push_str("; Partitioned");
+        }
         Ok(line)
     }
+}
+
+/// The last second of 9999 (`Fri, 31 Dec 9999 23:59:59 GMT`): the latest
+/// `Expires` written, the end of Python's `datetime` and of four-digit
+/// years.
+const LAST_EXPIRES: u64 = 253_402_300_799;
+
+/// The whole seconds from the epoch to `at` (Tornado's `calendar.timegm(
+/// expires.utctimetuple())` drops the fraction), from the epoch to
+/// [`LAST_EXPIRES`].
+fn expires_secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .min(LAST_EXPIRES)
 }
 
 /// A cookie value needs no quoting: no control characters, spaces, `;`,
@@ -214,6 +264,7 @@ pub(crate) fn set_cookie_line(
 /// browsers without `Max-Age`) and now. `None` as [`set_cookie_line`].
 pub(crate) fn clear_cookie_line(name: &str, options: &CookieOptions) -> Option<String> {
     let gone = CookieOptions {
+        expires: None,
         expires_days: Some(0.0),
         max_age: Some(0),
         ..options.clone()
@@ -231,6 +282,7 @@ pub(crate) fn sets(line: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn attributes_in_order() {
@@ -247,11 +299,13 @@ mod tests {
             httponly: true,
             secure: true,
             samesite: Some(SameSite::Strict),
+            expires: None,
+            partitioned: true,
         };
         assert_eq!(
             all.line("sid", "x|y", now).unwrap(),
             "sid=x|y; Domain=example.com; Expires=Mon, 10 Sep 2001 01:46:40 GMT; Max-Age=86400; \
-             Path=/app; HttpOnly; Secure; SameSite=Strict"
+             Path=/app; HttpOnly; Secure; SameSite=Strict; Partitioned"
         );
         let gone = CookieOptions {
             expires_days: Some(-365.0),
@@ -274,6 +328,38 @@ mod tests {
                 "{days}"
             );
         }
+    }
+
+    #[test]
+    fn expires_is_a_date_written_to_the_second_and_wins_over_expires_days() {
+        let at = |secs: u64, nanos: u32| CookieOptions {
+            expires: Some(UNIX_EPOCH + Duration::new(secs, nanos)),
+            expires_days: Some(1.0),
+            ..CookieOptions::default()
+        };
+        assert_eq!(
+            at(1_445_412_480, 999_999_999).line("c", "v", 0.0).unwrap(),
+            "c=v; Expires=Wed, 21 Oct 2015 07:28:00 GMT; Path=/"
+        );
+        assert_eq!(
+            at(0, 0).line("c", "v", 1e9).unwrap(),
+            "c=v; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/"
+        );
+        // Past four-digit years: the last second of 9999.
+        assert_eq!(
+            at(1 << 40, 0).line("c", "v", 0.0).unwrap(),
+            "c=v; Expires=Fri, 31 Dec 9999 23:59:59 GMT; Path=/"
+        );
+        // Clearing a cookie ignores its expiry: it is gone at once.
+        let partitioned = CookieOptions {
+            secure: true,
+            partitioned: true,
+            ..at(1 << 40, 0)
+        };
+        assert_eq!(
+            clear_cookie_line("c", &partitioned).unwrap(),
+            "c=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/; Secure; Partitioned"
+        );
     }
 
     #[test]
@@ -356,13 +442,30 @@ mod tests {
     fn set_cookie_lines_say_what_tornados_say() {
         // `cookie_cases.rs`; the differences are those `CookieOptions`
         // documents.
-        let (mut same_bytes, mut same_cookie, mut refused) = (0, 0, 0);
-        for &(name, value, domain, path, days, max_age, httponly, secure, samesite, tornado) in
-            SET_COOKIE
+        let (mut same_bytes, mut same_cookie, mut refused, mut before_1970) = (0, 0, 0, 0);
+        for &(
+            name,
+            value,
+            domain,
+            path,
+            days,
+            expires,
+            max_age,
+            httponly,
+            secure,
+            samesite,
+            partitioned,
+            tornado,
+        ) in SET_COOKIE
         {
+            let since_epoch = |secs: f64| Duration::from_secs_f64(secs.abs());
             let options = CookieOptions {
                 domain: domain.map(str::to_owned),
                 path: path.to_owned(),
+                expires: expires.map(|secs| match secs < 0.0 {
+                    true => UNIX_EPOCH - since_epoch(secs),
+                    false => UNIX_EPOCH + since_epoch(secs),
+                }),
                 expires_days: days,
                 max_age,
                 httponly,
@@ -372,12 +475,18 @@ mod tests {
                     "strict" => SameSite::Strict,
                     _ => SameSite::None,
                 }),
+                partitioned,
             };
             let line = set_cookie_line("set_cookie", name, value, &options, NOW);
             let case = format!("{name:?}={value:?} {options:?}: {line:?}, Tornado {tornado:?}");
             match (line.as_deref(), tornado) {
                 (a, b) if a == b => same_bytes += 1,
                 (Some(a), Some(b)) if as_read(a) == as_read(b) => same_cookie += 1,
+                (Some(a), Some(b)) if expires.is_some_and(|e| e < 0.0) => {
+                    let epoch = "Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+                    assert!(a.contains(epoch) && b.contains(" 1969 "), "{case}");
+                    before_1970 += 1;
+                }
                 (Some(a), Some(b)) => {
                     assert_eq!(max_age, Some(0), "{case}");
                     assert_eq!(a.replace("; Max-Age=0", ""), b, "{case}");
@@ -391,7 +500,10 @@ mod tests {
                 _ => panic!("{case}"),
             }
         }
-        assert_eq!((same_bytes, same_cookie, refused), (55, 25, 6));
+        assert_eq!(
+            (same_bytes, same_cookie, refused, before_1970),
+            (55, 40, 6, 2)
+        );
     }
 
     #[test]

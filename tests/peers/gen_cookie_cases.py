@@ -1,12 +1,18 @@
-"""Prints `src/web/cookie_cases.rs`: what Tornado's `set_cookie` writes for 87 calls and what
+"""Prints `src/web/cookie_cases.rs`: what Tornado's `set_cookie` writes for 104 calls and what
 its `request.cookies` / `get_cookie` make of 52 `Cookie` headers, for the unit tests in
 `src/web/cookie.rs`.
 
+`expires_days` is counted from `NOW` (Tornado's clock is set to it). `partitioned=True` goes to
+Tornado as the keyword argument it passes on to `http.cookies.Morsel`, which knows the attribute
+from Python 3.14 on: for those calls the 3.11 `Morsel` here is given it as 3.14 has it (a flag
+written `Partitioned`), and the other calls see 3.11's.
+
     .venv/bin/python tests/peers/gen_cookie_cases.py > src/web/cookie_cases.rs && cargo fmt
 """
-import datetime, json, warnings, itertools
+import contextlib, datetime, http.cookies, json, types, warnings, itertools
 warnings.simplefilter("ignore")
 from unittest import mock
+import tornado.web as tornado_web
 from tornado.web import RequestHandler, Application
 from tornado.httputil import HTTPServerRequest, HTTPHeaders
 app = Application()
@@ -14,17 +20,38 @@ NOW = 1764921600.25
 def handler():
     req = HTTPServerRequest(method="GET", uri="/", headers=HTTPHeaders(), connection=mock.Mock())
     return RequestHandler(app, req)
-def tornado(name, value, domain=None, path="/", days=None, max_age=None, httponly=False, secure=False, samesite=None):
-    h = handler()
-    kw = {}
-    expires = None
-    if days is not None:
-        expires = datetime.datetime.fromtimestamp(NOW, datetime.UTC) + datetime.timedelta(days=days)
+class _Now(datetime.datetime):
+    """`datetime.datetime` whose `now()` is `NOW`, for `expires_days`."""
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.datetime.fromtimestamp(NOW, tz)
+_FIXED_CLOCK = types.SimpleNamespace(**{**vars(datetime), "datetime": _Now})
+@contextlib.contextmanager
+def morsel_with_partitioned():
+    """Python 3.14's `Morsel`, as far as `partitioned` goes: a reserved flag, written `Partitioned`."""
+    M = http.cookies.Morsel
+    saved = M._reserved, M._flags
+    M._reserved = {**M._reserved, "partitioned": "Partitioned"}
+    M._flags = M._flags | {"partitioned"}
     try:
-        h.set_cookie(name, value, domain=domain, expires=expires, path=path, max_age=max_age, httponly=httponly, secure=secure, samesite=samesite)
-        return [c.OutputString(None) for c in h._new_cookie.values()][0]
+        yield
+    finally:
+        M._reserved, M._flags = saved
+def tornado(name, value, domain=None, path="/", days=None, expires=None, max_age=None, httponly=False, secure=False, samesite=None, partitioned=False):
+    h = handler()
+    kw = {"partitioned": True} if partitioned else {}
+    if expires is not None:
+        expires = datetime.datetime.fromtimestamp(expires, datetime.UTC)
+    saved = tornado_web.datetime
+    tornado_web.datetime = _FIXED_CLOCK
+    try:
+        with morsel_with_partitioned() if partitioned else contextlib.nullcontext():
+            h.set_cookie(name, value, domain=domain, expires=expires, path=path, expires_days=days, max_age=max_age, httponly=httponly, secure=secure, samesite=samesite, **kw)
+            return [c.OutputString(None) for c in h._new_cookie.values()][0]
     except Exception as e:
         return None
+    finally:
+        tornado_web.datetime = saved
 cases = []
 names = ["a", "path", "Path", "EXPIRES", "max-age", "Secure", "httponly", "samesite", "version", "comment", "Domain", "a:b", "a b", "a;b", "a=b", "", "é", "a\tb", 'a"b', "a,b", "a/b", "a@b", "a[b", "x!#$%&'*+-.^_`|~", "a\x7fb", "partitioned"]
 for n in names: cases.append(dict(name=n, value="v"))
@@ -38,6 +65,17 @@ for s in ["Lax", "lax", "Strict", "STRICT", "None", "none"]: cases.append(dict(n
 for h, s in itertools.product([False, True], [False, True]): cases.append(dict(name="c", value="v", httponly=h, secure=s))
 cases.append(dict(name="sid", value="x|y", domain="example.com", path="/app", days=1, max_age=86400, httponly=True, secure=True, samesite="Strict"))
 cases.append(dict(name="sid", value="", domain="example.com", path="/app", days=-365, max_age=5, secure=True, samesite="None"))
+# An absolute `expires` (a datetime), alone and with `expires_days` (`expires` wins).
+for e in [NOW, NOW + 0.999, 0.0, 0.5, 784111777.0, 2**31, 253402300799.0, 253402300799.75, -1.5, -86400.0 * 365]:
+    cases.append(dict(name="c", value="v", expires=e))
+cases.append(dict(name="c", value="v", expires=1445412480.0, days=1))
+cases.append(dict(name="c", value="v", expires=1445412480.0, days=-1, max_age=60))
+# `partitioned`: with and without `secure`, as a flag among the others.
+cases.append(dict(name="c", value="v", partitioned=True))
+cases.append(dict(name="c", value="v", secure=True, partitioned=True))
+cases.append(dict(name="c", value="v", secure=True, samesite="None", partitioned=True))
+cases.append(dict(name="sid", value="x|y", domain="example.com", path="/app", expires=1445412480.0, max_age=86400, httponly=True, secure=True, samesite="None", partitioned=True))
+cases.append(dict(name="c", value="", path="", secure=True, partitioned=True))
 for c in cases:
     c["tornado"] = tornado(**c)
 headers = [
@@ -63,18 +101,21 @@ print("""//! `Set-Cookie` lines and `Cookie` headers decided by Tornado 6.6.1 (P
 //! generated by `.venv/bin/python tests/peers/gen_cookie_cases.py > src/web/cookie_cases.rs`
 //! (then `cargo fmt`).
 
-/// Name, value, domain, path, `expires_days` (from `NOW`), `max_age`, `httponly`,
-/// `secure`, `samesite`, and the line Tornado's `set_cookie` writes (`None`: it raises).
+/// Name, value, domain, path, `expires_days` (from `NOW`), `expires` (seconds from the epoch),
+/// `max_age`, `httponly`, `secure`, `samesite`, `partitioned`, and the line Tornado's
+/// `set_cookie` writes (`None`: it raises).
 pub(super) type SetCookieCase = (
     &'static str,
     &'static str,
     Option<&'static str>,
     &'static str,
     Option<f64>,
+    Option<f64>,
     Option<u64>,
     bool,
     bool,
     Option<&'static str>,
+    bool,
     Option<&'static str>,
 );
 
@@ -83,10 +124,12 @@ pub(super) const NOW: f64 = %r;
 #[rustfmt::skip]
 pub(super) const SET_COOKIE: &[SetCookieCase] = &[""" % NOW)
 for x in cases:
-    days = x.get("days"); ma = x.get("max_age")
+    days = x.get("days"); ma = x.get("max_age"); ex = x.get("expires")
     print(f"    ({s(x['name'])}, {s(x['value'])}, {o(x.get('domain'))}, {s(x.get('path', '/'))}, "
-          f"{'None' if days is None else f'Some({float(days)!r})'}, {'None' if ma is None else f'Some({ma})'}, "
-          f"{str(x.get('httponly', False)).lower()}, {str(x.get('secure', False)).lower()}, {o(x.get('samesite'))}, {o(x['tornado'])}),")
+          f"{'None' if days is None else f'Some({float(days)!r})'}, {'None' if ex is None else f'Some({float(ex)!r})'}, "
+          f"{'None' if ma is None else f'Some({ma})'}, "
+          f"{str(x.get('httponly', False)).lower()}, {str(x.get('secure', False)).lower()}, {o(x.get('samesite'))}, "
+          f"{str(x.get('partitioned', False)).lower()}, {o(x['tornado'])}),")
 print("];")
 print()
 print("/// The names looked up in each `Cookie` header of [`PARSE`].")
