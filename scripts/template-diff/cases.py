@@ -16,7 +16,6 @@ for an error the test only checks that cyclone refuses too.
 """
 import json
 import pathlib
-import string
 
 import tornado
 from tornado import escape, template

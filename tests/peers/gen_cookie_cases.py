@@ -9,7 +9,7 @@ written `Partitioned`), and the other calls see 3.11's.
 
     .venv/bin/python tests/peers/gen_cookie_cases.py > src/web/cookie_cases.rs && cargo fmt
 """
-import contextlib, datetime, http.cookies, json, types, warnings, itertools
+import contextlib, datetime, http.cookies, types, warnings, itertools
 warnings.simplefilter("ignore")
 from unittest import mock
 import tornado.web as tornado_web
@@ -48,7 +48,7 @@ def tornado(name, value, domain=None, path="/", days=None, expires=None, max_age
         with morsel_with_partitioned() if partitioned else contextlib.nullcontext():
             h.set_cookie(name, value, domain=domain, expires=expires, path=path, expires_days=days, max_age=max_age, httponly=httponly, secure=secure, samesite=samesite, **kw)
             return [c.OutputString(None) for c in h._new_cookie.values()][0]
-    except Exception as e:
+    except Exception:
         return None
     finally:
         tornado_web.datetime = saved

@@ -3,7 +3,7 @@ and `get_signature_key_version` make of them.
 
     .venv/bin/python tests/peers/gen_signed_cases.py > src/web/signed_cases.rs && cargo fmt
 """
-import base64, hashlib, hmac
+import hashlib, hmac
 from tornado.web import create_signed_value, decode_signed_value, get_signature_key_version
 S = "n0t-s0-s3cret|with:odd=chars"
 OLD = "old secret, retired"

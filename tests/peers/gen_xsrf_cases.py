@@ -3,7 +3,7 @@
 
     .venv/bin/python tests/peers/gen_xsrf_cases.py > src/web/xsrf_cases.rs && cargo fmt
 """
-import warnings, json, binascii
+import warnings, binascii
 warnings.simplefilter("ignore")
 from unittest import mock
 from tornado.web import RequestHandler, Application
@@ -25,7 +25,7 @@ out = []
 for s in inputs:
     try:
         v, t, ts = h._decode_xsrf_token(s)
-    except Exception as e:
+    except Exception:
         v, t, ts = "EXC", None, None
     if v == 1: ts = "NOW"
     out.append([s, v, None if t is None else t.hex(), None if ts is None else str(ts)])
