@@ -1289,21 +1289,6 @@ fn shutdown_runs_what_was_queued_then_joins_the_threads() {
     pool.clone().shutdown(false);
 }
 
-/// `in_thread`, but a test that would hang fails instead: `f` runs on a
-/// thread of its own, left behind if it does not return within `limit`.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = catch_unwind(AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("still running after {limit:?}: deadlocked"),
-    }
-}
-
 /// Jobs that call `shutdown(true)` on their own pool: each waits for the
 /// pool's other threads (here a slow job's) but not for itself, nor for
 /// another job waiting there too. Python deadlocks with two such jobs
@@ -1315,7 +1300,7 @@ fn jobs_shutting_their_own_pool_down_with_wait_do_not_wait_for_each_other() {
     use cyclone::ioloop::ThreadPool;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Barrier};
-    within(Duration::from_secs(20), || {
+    util::within(Duration::from_secs(20), || {
         let pool = ThreadPool::new(3);
         let slow_done = Arc::new(AtomicBool::new(false));
         let s = slow_done.clone();
@@ -1407,7 +1392,7 @@ fn dropping_the_last_handle_waits_for_the_jobs_and_joins_the_threads() {
     use cyclone::ioloop::ThreadPool;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    within(Duration::from_secs(20), || {
+    util::within(Duration::from_secs(20), || {
         let (done, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let pool = ThreadPool::new(1);
         let jobs: Vec<_> = (0..3)
@@ -1460,7 +1445,7 @@ fn the_last_handle_dropped_by_a_job_does_not_wait() {
     use cyclone::ioloop::ThreadPool;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    within(Duration::from_secs(20), || {
+    util::within(Duration::from_secs(20), || {
         let pool = ThreadPool::new(2);
         let (tx, rx) = mpsc::channel::<()>();
         let (got_tx, got) = mpsc::channel();
@@ -1512,7 +1497,7 @@ fn a_loop_s_thread_ending_waits_for_its_default_executor() {
     use std::sync::Arc;
     let (done, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (d, e) = (done.clone(), ended.clone());
-    within(Duration::from_secs(20), move || {
+    util::within(Duration::from_secs(20), move || {
         std::thread::spawn(move || {
             let (started_tx, started) = mpsc::channel();
             let job = IOLoop::current().run_in_executor(move || {
@@ -1539,7 +1524,7 @@ fn a_loop_s_thread_ending_waits_for_its_default_executor() {
         "the pool's thread was not joined"
     );
 
-    within(Duration::from_secs(20), || {
+    util::within(Duration::from_secs(20), || {
         let lp = IOLoop::current();
         let (first, release) = occupy_default(&lp);
         lp.set_default_executor(ThreadPool::new(1));

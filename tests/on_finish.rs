@@ -19,6 +19,19 @@ use util::{read_response, request, Server};
 /// request logged by then.
 type Seen = Arc<Mutex<Vec<(u16, Vec<String>)>>>;
 
+/// Records in `seen` what an `on_finish` of the request `uri` sees: its
+/// `status` and the access lines of `uri` logged by then.
+fn record(seen: &Seen, access: &ExpectLog, uri: &str, status: u16) {
+    let mine = format!(" {uri} ");
+    let lines = access
+        .logged()
+        .into_iter()
+        .map(|(_, line)| line)
+        .filter(|line| line.contains(&mine))
+        .collect();
+    seen.lock().unwrap().push((status, lines));
+}
+
 /// Answers `/order/<how>?n=..` at once, later, streamed, or with a 1xx
 /// that is sent as 500; records what its `on_finish` saw.
 struct Ordered {
@@ -64,15 +77,7 @@ impl RequestHandler for Ordered {
         cx.write("ok");
     }
     fn on_finish(&mut self, status: u16) {
-        let mine = format!(" {} ", self.uri);
-        let lines = self
-            .access
-            .logged()
-            .into_iter()
-            .map(|(_, line)| line)
-            .filter(|line| line.contains(&mine))
-            .collect();
-        self.seen.lock().unwrap().push((status, lines));
+        record(&self.seen, &self.access, &self.uri, status);
     }
 }
 
@@ -174,18 +179,9 @@ impl RequestHandler for Gone {
         cx.write(format!("released {}", before - waiters.len()));
     }
     fn on_finish(&mut self, status: u16) {
-        if !self.uri.starts_with("/gone/wait") {
-            return;
+        if self.uri.starts_with("/gone/wait") {
+            record(&self.seen, &self.access, &self.uri, status);
         }
-        let mine = format!(" {} ", self.uri);
-        let lines = self
-            .access
-            .logged()
-            .into_iter()
-            .map(|(_, line)| line)
-            .filter(|line| line.contains(&mine))
-            .collect();
-        self.seen.lock().unwrap().push((status, lines));
     }
 }
 

@@ -5,11 +5,13 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cyclone::testing::ExpectLog;
 use cyclone::web::{Application, RequestContext, RequestHandler};
+
+mod util;
 
 struct WhoAmI;
 impl RequestHandler for WhoAmI {
@@ -115,26 +117,12 @@ fn counted_workers(ended: &Arc<AtomicUsize>) -> cyclone::Workers {
     .expect("workers")
 }
 
-/// `f` on a thread of its own: a test that would hang fails instead.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("still running after {limit:?}: deadlocked"),
-    }
-}
-
 /// A `Workers` dropped without `join` stops its workers and joins their
 /// threads: by the time the drop returns they have ended, and their
 /// listeners are closed (the port takes no more connections).
 #[test]
 fn dropping_workers_stops_and_joins_their_threads() {
-    within(Duration::from_secs(20), || {
+    util::within(Duration::from_secs(20), || {
         let ended = Arc::new(AtomicUsize::new(0));
         let workers = counted_workers(&ended);
         let addr = workers.local_addr();
@@ -160,7 +148,7 @@ fn workers_dropped_on_a_worker_thread_end_without_joining_it() {
     let unjoinable = ExpectLog::new("cyclone", ".*(join|deadlock)")
         .level(log::Level::Error)
         .not_required();
-    within(Duration::from_secs(20), move || {
+    util::within(Duration::from_secs(20), move || {
         let ended = Arc::new(AtomicUsize::new(0));
         let workers = counted_workers(&ended);
         let addr = workers.local_addr();

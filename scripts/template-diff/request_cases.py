@@ -44,6 +44,7 @@ import pathlib
 import random
 import re
 import shutil
+import sys
 import tempfile
 
 import tornado
@@ -52,6 +53,9 @@ import tornado.web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests" / "peers"))
+import gen_ui_module_cases as ui_cases  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "template_diff" / "request_cases.json"
@@ -82,66 +86,12 @@ TRANSLATIONS = {
                  '"%(n)d files","%(n)d fichiers","plural"\n',
 }
 
-MODULE_FILES = {
-    "modules/entry.html":
-        '<div class="entry" id="e{{ entry["id"] }}">{{ entry["title"] }}'
-        '{% if show_comments %} ({{ len(entry["comments"]) }} comments){% end %}</div>',
-    "modules/tree.html":
-        '<li>{{ node["name"] }}{% if node["children"] %}<ul>{% for c in node["children"] %}'
-        '{% module Tree(c) %}{% end %}</ul>{% end %}</li>',
-    "modules/req.html":
-        '<span data-u="{{ current_user }}" data-p="{{ request.path }}">{{ static_url(f) }}|'
-        '{{ reverse_url("story", n) }}|{{ _("Sign in") }}|{{ locale.code }}|{% raw xsrf_form_html() %}</span>',
-}
-
-
-class Entry(tornado.web.UIModule):
-    def render(self, entry, show_comments=False):
-        return self.render_string("modules/entry.html", entry=entry, show_comments=show_comments)
-
-    def embedded_css(self):
-        return ".entry { margin: 1em; }"
-
-    def javascript_files(self):
-        return ["entry.js", "/abs/x.js"]
-
-
-class Counter(tornado.web.UIModule):
-    def __init__(self, handler):
-        super().__init__(handler)
-        self.n = 0
-
-    def render(self, step=1):
-        self.n += step
-        return str(self.n)
-
-    def html_body(self):
-        return "<p>counted %d</p>" % self.n
-
-
-class Assets(tornado.web.UIModule):
-    def render(self, *args):
-        return "[%d]" % len(args)
-
-    def embedded_javascript(self):
-        return "var a = 1 < 2;"
-
-    def javascript_files(self):
-        return "entry.js"
-
-    def css_files(self):
-        return ["http://cdn.example/x.css", "site.css", "site.css"]
-
-    def embedded_css(self):
-        return "p { color: red; }"
-
-    def html_head(self):
-        return '<meta name="m" content="a&b">'
-
-
-class Tree(tornado.web.UIModule):
-    def render(self, node):
-        return self.render_string("modules/tree.html", node=node)
+# The four modules of cyclone's unit tests, as gen_ui_module_cases.py has them.
+MODULE_FILES = dict(ui_cases.MODULE_FILES)
+MODULE_FILES["modules/req.html"] = (
+    '<span data-u="{{ current_user }}" data-p="{{ request.path }}">{{ static_url(f) }}|'
+    '{{ reverse_url("story", n) }}|{{ _("Sign in") }}|{{ locale.code }}|{% raw xsrf_form_html() %}</span>')
+Entry, Counter, Assets, Tree = ui_cases.Entry, ui_cases.Counter, ui_cases.Assets, ui_cases.Tree
 
 
 class Req(tornado.web.UIModule):
@@ -221,8 +171,7 @@ def p(name, src, values=None, **config):
     case(name, {"page.html": src}, values, **config)
 
 
-ENTRIES = [{"id": 1, "title": "First <post>", "comments": []},
-           {"id": 2, "title": "Second", "comments": ["a", "b"]}]
+ENTRIES = ui_cases.ENTRIES
 
 # static_url with files that exist (a version), that do not, and settings.
 p("static_url of files", "{{ static_url('app.css') }}|{{ static_url('js/app.js') }}|"

@@ -5,7 +5,7 @@
 
 writes src/web/ui_module_cases.rs (`include!`d by src/web/tests.rs, so rustfmt leaves it as printed): for each case, template files, the page a handler renders
 with `RequestHandler.render(page, **values)` and what Tornado sends (or that it raised). The
-application has the four UI modules below, which `src/web/tests.rs` writes again in Rust
+application has the four UI modules below, which tests/util/tornado_ui_modules.rs writes in Rust
 (`Entry`, `Counter`, `Assets`, `Tree`), and a `static_path` with no files in it (so
 `static_url` adds no version, in both). Run it again after changing a case here; `scripts/interop`
 runs it with `--check`, so the file cannot drift from the Tornado in the venv.
