@@ -1240,15 +1240,6 @@ fn shutdown_runs_what_was_queued_then_joins_the_threads() {
     use cyclone::ioloop::{ShutdownError, ThreadPool};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    struct Ended(Arc<AtomicUsize>);
-    impl Drop for Ended {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    thread_local! {
-        static ENDED: RefCell<Option<Ended>> = const { RefCell::new(None) };
-    }
     let pool = ThreadPool::new(2);
     let (done, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let threads = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
@@ -1257,12 +1248,7 @@ fn shutdown_runs_what_was_queued_then_joins_the_threads() {
             let (done, ended, threads) = (done.clone(), ended.clone(), threads.clone());
             pool.run(move || {
                 std::thread::sleep(Duration::from_millis(30));
-                ENDED.with(|e| {
-                    let mut e = e.borrow_mut();
-                    if e.is_none() {
-                        *e = Some(Ended(ended));
-                    }
-                });
+                util::mark_thread(&ended);
                 threads.lock().unwrap().insert(std::thread::current().id());
                 done.fetch_add(1, Ordering::SeqCst);
             })
@@ -1362,27 +1348,6 @@ fn jobs_shutting_their_own_pool_down_with_wait_do_not_wait_for_each_other() {
     });
 }
 
-/// Counts the pool threads that ended: one is put in a thread-local by
-/// [`mark_thread`], and dropped when the thread has ended (joined).
-struct ThreadEnded(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for ThreadEnded {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-thread_local! {
-    static THREAD_ENDED: RefCell<Option<ThreadEnded>> = const { RefCell::new(None) };
-}
-
-fn mark_thread(ended: &std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    THREAD_ENDED.with(|e| {
-        e.borrow_mut()
-            .get_or_insert_with(|| ThreadEnded(ended.clone()));
-    });
-}
-
 /// Dropping a pool's last handle is `shutdown(true)`, Rust's stand-in
 /// for Python joining its executors' threads at exit: the drop returns
 /// once the running and queued jobs are done and the threads joined.
@@ -1400,7 +1365,7 @@ fn dropping_the_last_handle_waits_for_the_jobs_and_joins_the_threads() {
                 let (done, ended) = (done.clone(), ended.clone());
                 pool.run(move || {
                     std::thread::sleep(Duration::from_millis(30));
-                    mark_thread(&ended);
+                    util::mark_thread(&ended);
                     done.fetch_add(1, Ordering::SeqCst);
                 })
             })
@@ -1503,7 +1468,7 @@ fn a_loop_s_thread_ending_waits_for_its_default_executor() {
             let job = IOLoop::current().run_in_executor(move || {
                 started_tx.send(()).unwrap();
                 std::thread::sleep(Duration::from_millis(100));
-                mark_thread(&e);
+                util::mark_thread(&e);
                 d.fetch_add(1, Ordering::SeqCst);
             });
             started.recv_timeout(Duration::from_secs(10)).unwrap();

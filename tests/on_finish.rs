@@ -185,20 +185,17 @@ impl RequestHandler for Gone {
     }
 }
 
-/// An answer finished after its client went sends nothing, but Tornado's
-/// `finish()` still logs its access line, with the status set, and then
-/// runs `on_finish`. Here `on_finish` ran with no access line at all.
-#[test]
-fn an_answer_finished_after_the_client_went_is_logged_before_on_finish() {
-    let access = Arc::new(ExpectLog::new(
-        "cyclone::access",
-        r"\d+ GET /gone/wait\?n=7",
-    ));
+/// A server of `/gone/busy` and `Gone`'s `/gone/...`, and what the
+/// `on_finish`es of the requests whose access lines match `lines` saw
+/// (the expectation is the caller's to keep until the end).
+fn gone_server(lines: &str) -> (Arc<ExpectLog>, Seen, Server) {
+    let access = Arc::new(ExpectLog::new("cyclone::access", lines));
     let seen = Seen::default();
     let (a, s) = (access.clone(), seen.clone());
     let srv = Server::start(move || {
         let waiters = Rc::new(RefCell::new(Vec::new()));
         Application::builder()
+            .route("/gone/busy", || Busy)
             .route("/gone/(.*)", move || Gone {
                 access: a.clone(),
                 seen: s.clone(),
@@ -207,6 +204,15 @@ fn an_answer_finished_after_the_client_went_is_logged_before_on_finish() {
             })
             .build()
     });
+    (access, seen, srv)
+}
+
+/// An answer finished after its client went sends nothing, but Tornado's
+/// `finish()` still logs its access line, with the status set, and then
+/// runs `on_finish`. Here `on_finish` ran with no access line at all.
+#[test]
+fn an_answer_finished_after_the_client_went_is_logged_before_on_finish() {
+    let (_access, seen, srv) = gone_server(r"\d+ GET /gone/wait\?n=7");
     let mut w = srv.connect();
     w.write_all(b"GET /gone/wait?n=7 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -263,24 +269,7 @@ impl RequestHandler for Busy {
 /// neither logged it.
 #[test]
 fn an_answer_finished_as_its_client_goes_is_logged_before_on_finish() {
-    let access = Arc::new(ExpectLog::new(
-        "cyclone::access",
-        r"\d+ GET /gone/wait\?n=[89]",
-    ));
-    let seen = Seen::default();
-    let (a, s) = (access.clone(), seen.clone());
-    let srv = Server::start(move || {
-        let waiters = Rc::new(RefCell::new(Vec::new()));
-        Application::builder()
-            .route("/gone/busy", || Busy)
-            .route("/gone/(.*)", move || Gone {
-                access: a.clone(),
-                seen: s.clone(),
-                waiters: waiters.clone(),
-                uri: String::new(),
-            })
-            .build()
-    });
+    let (_access, seen, srv) = gone_server(r"\d+ GET /gone/wait\?n=[89]");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut finisher = srv.connect();
     finisher

@@ -1,6 +1,5 @@
 //! `run_workers`: n loops on n threads share one port through SO_REUSEPORT.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -92,26 +91,11 @@ fn a_factory_panic_reaches_run_workers_error_with_its_message() {
     );
 }
 
-/// Counts the worker threads that ended: the factory puts one in a
-/// thread-local of its worker, dropped once the thread has ended.
-struct Ended(Arc<AtomicUsize>);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-thread_local! {
-    static ENDED: RefCell<Option<Ended>> = const { RefCell::new(None) };
-}
-
 /// Two workers whose threads count themselves in `ended` when they end.
 fn counted_workers(ended: &Arc<AtomicUsize>) -> cyclone::Workers {
     let ended = ended.clone();
     cyclone::run_workers(2, "127.0.0.1:0".parse().unwrap(), move || {
-        let e = Ended(ended.clone());
-        ENDED.with(|c| *c.borrow_mut() = Some(e));
+        util::mark_thread(&ended);
         Application::builder().route("/", || WhoAmI).build()
     })
     .expect("workers")

@@ -418,3 +418,23 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
         Err(_) => panic!("still running after {limit:?}: deadlocked"),
     }
 }
+
+/// Counts in `ended` the end of the calling thread: puts a guard in its
+/// thread-locals (once, however often called), which adds one when the
+/// thread has ended (its locals dropped, as a join waits for).
+pub fn mark_thread(ended: &std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    struct ThreadEnded(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for ThreadEnded {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static THREAD_ENDED: std::cell::RefCell<Option<ThreadEnded>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    THREAD_ENDED.with(|e| {
+        e.borrow_mut()
+            .get_or_insert_with(|| ThreadEnded(ended.clone()));
+    });
+}
