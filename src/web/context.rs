@@ -167,6 +167,23 @@ pub(crate) fn too_many_fields(text: &[u8]) -> bool {
     !text.is_empty() && 1 + memchr::memchr_iter(b'&', text).count() > MAX_URLENCODED_ARGUMENTS
 }
 
+/// The line Tornado logs for `raise HTTPError(status, why)`:
+/// `403 POST /x (10.0.0.1): why` (`-` for a request from no socket).
+/// Formatted only when the line is written.
+pub(crate) struct Refusal<'a>(pub(crate) &'a Request, pub(crate) u16, pub(crate) &'a str);
+
+impl std::fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Refusal(req, status, why) = self;
+        write!(f, "{status} {} {} (", req.method(), req.uri())?;
+        match req.peer() {
+            Some(peer) => write!(f, "{}", peer.ip())?,
+            None => f.write_str("-")?,
+        }
+        write!(f, "): {why}")
+    }
+}
+
 /// Tornado's argument cleanup: control characters other than whitespace
 /// become spaces, then surrounding whitespace is stripped.
 pub(crate) fn clean_argument(v: String) -> String {
@@ -1687,13 +1704,7 @@ impl<'a> RequestContext<'a> {
     /// with the request (`403 POST /x (10.0.0.1): ...`), the error page
     /// sent.
     pub(crate) fn refuse(&mut self, status: u16, why: &str) {
-        let peer = self.request.peer().map(|p| p.ip().to_string());
-        log::warn!(
-            "{status} {} {} ({}): {why}",
-            self.request.method(),
-            self.request.uri(),
-            peer.as_deref().unwrap_or("-")
-        );
+        log::warn!("{}", Refusal(self.request, status, why));
         self.send_error(status);
     }
 

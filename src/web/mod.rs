@@ -62,6 +62,7 @@ pub use application::{Application, ApplicationBuilder, UiMethod};
 pub use async_response::AsyncResponse;
 pub(crate) use context::{
     clean_argument, escape_script_end, login_redirect_url, remove_control_chars, template_value,
+    Refusal,
 };
 pub use context::{RequestContext, MAX_URLENCODED_ARGUMENTS};
 pub use cookie::{CookieOptions, SameSite};

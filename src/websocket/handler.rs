@@ -424,13 +424,8 @@ pub fn require_argument(req: &Request, name: &str) -> Result<String, Response> {
     if let Some(value) = req.query_arguments(name).pop() {
         return Ok(crate::web::clean_argument(value));
     }
-    let peer = req.peer().map(|p| p.ip().to_string());
-    log::warn!(
-        "400 {} {} ({}): Missing argument {name}",
-        req.method(),
-        req.uri(),
-        peer.as_deref().unwrap_or("-")
-    );
+    let why = format!("Missing argument {name}");
+    log::warn!("{}", crate::web::Refusal(req, 400, &why));
     Err(Response::error(400, None))
 }
 
