@@ -1567,10 +1567,12 @@ impl<'a> RequestContext<'a> {
         if self.p.response.file_body_len() > 0 {
             return None;
         }
-        Some(format!(
-            "\"{}\"",
-            sha1_smol::Sha1::from(self.p.response.body()).digest()
-        ))
+        let digest = sha1_smol::Sha1::from(self.p.response.body()).digest();
+        let mut etag = String::with_capacity(42);
+        etag.push('"');
+        super::signed::push_hex(&mut etag, &digest.bytes());
+        etag.push('"');
+        Some(etag)
     }
 
     /// Tornado's `finish()` for a `200` answer to `GET` or `HEAD` without
@@ -1586,7 +1588,9 @@ impl<'a> RequestContext<'a> {
     /// the weak comparison, or `*` first, as Tornado's
     /// `check_etag_header`), turns the answer into a `304` without a body.
     pub(crate) fn finish_with_etag(&mut self, etag: String) {
-        let matched = list_field(self.request, "If-None-Match")
+        let matched = self
+            .request
+            .header_joined("If-None-Match")
             .is_some_and(|tags| if_none_match(&tags, &etag));
         self.p.response.set_header("Etag", etag);
         if matched {
@@ -1882,20 +1886,7 @@ pub(crate) fn would_gzip(
     settings.compress_response
         && (ctype.starts_with("text/") || GZIP_TYPES.contains(&ctype))
         && len >= GZIP_MIN_LENGTH
-        && accepts_gzip(&list_field(req, "Accept-Encoding").unwrap_or_default())
-}
-
-/// Every line of the list field `name` as one list, joined with `, `
-/// (RFC 9110 §5.3), as Tornado's `HTTPHeaders` reads a field sent more
-/// than once; `None` without one.
-fn list_field(req: &Request, name: &str) -> Option<String> {
-    let mut lines = req.header_all(name).map(String::from_utf8_lossy);
-    let first = lines.next()?.into_owned();
-    Some(lines.fold(first, |mut all, line| {
-        all.push_str(", ");
-        all.push_str(&line);
-        all
-    }))
+        && accepts_gzip(&req.header_joined("Accept-Encoding").unwrap_or_default())
 }
 
 /// Types Tornado gzips besides `text/*` (`GZipContentEncoding.CONTENT_TYPES`).
