@@ -621,7 +621,9 @@ impl HttpConn {
         keep_alive: bool,
     ) -> u16 {
         let keep_alive = keep_alive && !resp.asks_close();
-        resp.serialize(&mut self.out, head_only, keep_alive, &date_cached(lp));
+        with_date(lp, |date| {
+            resp.serialize(&mut self.out, head_only, keep_alive, date)
+        });
         self.file = resp.take_file_body(head_only);
         let elapsed = self
             .started
@@ -684,13 +686,15 @@ impl HttpConn {
             Taken::Head(resp, more, done) => {
                 let resp = final_response(resp, self.peer, w.req.as_ref());
                 let keep_alive = w.keep_alive && !self.close_after_flush && !resp.asks_close();
-                w.body = resp.serialize_streaming(
-                    &mut self.out,
-                    w.head_only,
-                    w.chunked,
-                    keep_alive,
-                    &date_cached(lp),
-                );
+                w.body = with_date(lp, |date| {
+                    resp.serialize_streaming(
+                        &mut self.out,
+                        w.head_only,
+                        w.chunked,
+                        keep_alive,
+                        date,
+                    )
+                });
                 if !keep_alive || w.body == BodyFraming::UntilClose {
                     // HTTP/1.0 without a length: the body ends with the
                     // connection.
@@ -764,7 +768,9 @@ impl HttpConn {
         // A HEAD's answer has no content, an error's neither (RFC 9110 §9.3.2).
         let head_only = self.reader.pending().is_some_and(|r| r.method() == "HEAD");
         let resp = Response::error(status, Some(msg));
-        resp.serialize(&mut self.out, head_only, false, &date_cached(lp));
+        with_date(lp, |date| {
+            resp.serialize(&mut self.out, head_only, false, date)
+        });
         log::warn!(target: "cyclone::access", "{status} ({}) {msg}", self.peer.ip());
         self.close_after_flush = true;
         self.linger = true;
@@ -1409,8 +1415,9 @@ impl Pollable for HttpConn {
 #[derive(Default, Clone)]
 struct DateCache(Rc<std::cell::RefCell<(Option<Instant>, String)>>);
 
-/// The `Date` header value, formatted at most once a second per loop.
-fn date_cached(lp: &IOLoop) -> String {
+/// Calls `f` with the `Date` header value, formatted at most once a
+/// second per loop and lent, not cloned, for each answer.
+fn with_date<R>(lp: &IOLoop, f: impl FnOnce(&str) -> R) -> R {
     let cache: DateCache = lp.local();
     let mut c = cache.0.borrow_mut();
     let now = lp.time();
@@ -1419,5 +1426,5 @@ fn date_cached(lp: &IOLoop) -> String {
     {
         *c = (Some(now), http_date_now());
     }
-    c.1.clone()
+    f(&c.1)
 }
