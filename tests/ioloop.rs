@@ -1450,6 +1450,55 @@ fn the_last_handle_dropped_by_a_job_does_not_wait() {
     });
 }
 
+/// Two pools whose jobs each hold the other's last handle: a job dropping
+/// it waited (joined the other pool's thread) while that pool's job,
+/// dropping this pool's last handle, waited for this job's thread. A last
+/// handle dropped on any pool thread does not wait; what was queued still
+/// runs and the threads end.
+#[test]
+fn pools_whose_jobs_drop_each_other_s_last_handle_do_not_wait_for_each_other() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    let ended = Arc::new(AtomicUsize::new(0));
+    let e = ended.clone();
+    util::within(Duration::from_secs(20), move || {
+        let (a, b) = (ThreadPool::new(1), ThreadPool::new(1));
+        // Both jobs hold their handles until the test's own are gone.
+        let go = Arc::new(Barrier::new(3));
+        let (tx, rx) = mpsc::channel();
+        let jobs: Vec<_> = [(&a, b.clone()), (&b, a.clone())]
+            .into_iter()
+            .map(|(on, other)| {
+                let (go, tx, e) = (go.clone(), tx.clone(), e.clone());
+                on.run(move || {
+                    util::mark_thread(&e);
+                    go.wait();
+                    drop(other);
+                    tx.send(()).unwrap();
+                })
+            })
+            .collect();
+        drop((a, b));
+        go.wait();
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("a job dropping the other pool's last handle never returned");
+        }
+        drop(jobs);
+    });
+    // Detached: each pool's thread ends by itself, its queue being empty.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ended.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        2,
+        "a pool's thread never ended"
+    );
+}
+
 /// The pool a loop starts for `run_in_executor` is joined when the
 /// loop's thread ends: a job still running then finishes first, and the
 /// pool's threads have ended (their thread-locals dropped) by the time

@@ -8,6 +8,7 @@
 //! result is there, and whatever the pool thread computed comes back to
 //! the loop's thread to be used there.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -44,9 +45,14 @@ trait Job: Send {
 /// [`IOLoop::set_default_executor`]). Two exceptions, where the drop
 /// shuts the pool down without waiting and the threads end by
 /// themselves once the queue is empty:
-/// - the last handle is dropped on one of the pool's own threads (a job
-///   held it): that thread cannot join itself, and another job may be
-///   waiting for this one;
+/// - the last handle is dropped on a pool thread, of this pool or of any
+///   other [`ThreadPool`] (a job held it, or a thread-local of a pool
+///   thread did): a thread cannot join itself, another job may be
+///   waiting for this one, and two pools whose jobs each drop the
+///   other's last handle would each wait for the other's thread. Only a
+///   thread outside every pool waits in a drop, and it waits only for
+///   pool threads, which never wait in one: such waits cannot form a
+///   cycle. (Python's executors are joined at exit, outside them all.)
 /// - the pool was shut down with `shutdown(false)` (or
 ///   `shutdown_cancel_futures(false)`) before: the explicit way to leave
 ///   long jobs running, detached, when the handles go.
@@ -78,15 +84,19 @@ struct Handles {
 }
 
 impl Drop for Handles {
-    /// `shutdown(true)`, but on one of the pool's own threads or after an
+    /// `shutdown(true)`, but on a pool thread (of any pool) or after an
     /// explicit `shutdown(false)`: see [`ThreadPool`].
     fn drop(&mut self) {
-        let wait = {
-            let q = self.core.lock();
-            !q.detached && !q.alive.contains(&std::thread::current().id())
-        };
+        let wait = !self.core.lock().detached && !ON_POOL_THREAD.with(Cell::get);
         self.core.shutdown(wait, false);
     }
+}
+
+thread_local! {
+    /// Set for the whole life of a pool thread (of any [`ThreadPool`]),
+    /// thread-local destructors included: a last handle dropped there
+    /// does not wait (see [`ThreadPool`]).
+    static ON_POOL_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
 struct Core {
@@ -307,6 +317,7 @@ impl Core {
 
     /// A pool thread: jobs until the pool is shut down and the queue empty.
     fn serve(&self) {
+        ON_POOL_THREAD.with(|on| on.set(true));
         loop {
             let job = {
                 let mut q = self.lock();
@@ -658,8 +669,9 @@ impl IOLoop {
     /// the loop drops its handle to the pool. The pool it started itself
     /// has no other handle, so that is [`ThreadPool`]'s last-handle drop:
     /// the thread's end waits for the queued jobs and joins the pool's
-    /// threads, as Python joins its executors' threads at interpreter exit.
-    /// On Linux (glibc) that includes the main thread, when `main` returns
+    /// threads, as Python joins its executors' threads at interpreter exit
+    /// (unless the loop's thread is itself a pool thread, a job's own
+    /// loop: a drop there does not wait, see [`ThreadPool`]). On Linux (glibc) that includes the main thread, when `main` returns
     /// or calls [`std::process::exit`]: both run the main thread's
     /// thread-local destructors. (asyncio's `loop.close()` shuts its
     /// default executor down without waiting, `asyncio.run` waits, with
