@@ -1275,6 +1275,69 @@ fn shutdown_runs_what_was_queued_then_joins_the_threads() {
     pool.clone().shutdown(false);
 }
 
+/// Several threads calling `shutdown(true)` at once all return after the
+/// pool's thread has ended, its thread-locals dropped, as Python's
+/// `shutdown(wait=True)` from several threads does: not only the caller
+/// that happens to join it. The thread's end is held (a thread-local's
+/// drop waits) while both callers are in `shutdown`; neither may return
+/// in the meantime.
+#[test]
+fn concurrent_shutdown_with_wait_callers_all_wait_for_the_join() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    struct HoldsTheEnd(mpsc::Receiver<()>, Arc<AtomicBool>);
+    impl Drop for HoldsTheEnd {
+        fn drop(&mut self) {
+            let _ = self.0.recv_timeout(Duration::from_secs(10));
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static HOLD: std::cell::RefCell<Option<HoldsTheEnd>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    util::within(Duration::from_secs(30), || {
+        let pool = ThreadPool::new(1);
+        let ended = Arc::new(AtomicBool::new(false));
+        let (release, held) = mpsc::channel::<()>();
+        let e = ended.clone();
+        let job = pool.run(move || HOLD.with(|h| *h.borrow_mut() = Some(HoldsTheEnd(held, e))));
+        let (tx, returned) = mpsc::channel();
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, tx, e) = (pool.clone(), tx.clone(), ended.clone());
+                std::thread::spawn(move || {
+                    p.shutdown(true);
+                    tx.send(e.load(Ordering::SeqCst)).unwrap();
+                })
+            })
+            .collect();
+        // A window for a caller to return early (the bug); nothing to
+        // await, as with the fix nothing happens in it.
+        if let Ok(saw_ended) = returned.recv_timeout(Duration::from_secs(1)) {
+            assert!(
+                saw_ended,
+                "a shutdown(true) caller returned before the thread ended"
+            );
+        }
+        release.send(()).unwrap();
+        for _ in 0..2 {
+            let saw_ended = returned
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a shutdown(true) caller never returned");
+            assert!(
+                saw_ended,
+                "a shutdown(true) caller returned before the thread ended"
+            );
+        }
+        for c in callers {
+            c.join().unwrap();
+        }
+        drop(job);
+    });
+}
+
 /// Jobs that call `shutdown(true)` on their own pool: each waits for the
 /// pool's other threads (here a slow job's) but not for itself, nor for
 /// another job waiting there too. Python deadlocks with two such jobs

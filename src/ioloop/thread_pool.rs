@@ -104,8 +104,8 @@ struct Core {
     state: Mutex<Queue>,
     /// Signalled when a job is queued or the pool is shut down.
     work: Condvar,
-    /// Signalled when a thread ends, or when one starts waiting in
-    /// `shutdown(wait = true)`.
+    /// Signalled when a thread ends, when one is joined, or when one
+    /// starts waiting in `shutdown(wait = true)`.
     ended: Condvar,
 }
 
@@ -128,6 +128,10 @@ struct Queue {
     /// Pool threads in `shutdown(wait = true)`, waiting for the others:
     /// another pool thread waiting there does not wait for these.
     waiting_in_shutdown: Vec<std::thread::ThreadId>,
+    /// Ended threads being joined by a `shutdown(wait = true)` caller
+    /// (out of `threads`, their thread-locals maybe still dropping): the
+    /// other callers wait for these joins too.
+    joining: usize,
 }
 
 /// [`ThreadPool::try_run`] after [`ThreadPool::shutdown`]: Python's
@@ -164,6 +168,7 @@ impl ThreadPool {
                         waiting: 0,
                         threads: Vec::new(),
                         waiting_in_shutdown: Vec::new(),
+                        joining: 0,
                     }),
                     work: Condvar::new(),
                     ended: Condvar::new(),
@@ -249,9 +254,10 @@ impl ThreadPool {
     /// single job shutting its own pool down raises "cannot join current
     /// thread" there). The calling threads then finish their jobs, run
     /// what is still queued and end; a caller outside the pool waits for
-    /// that too. Two callers waiting at once each join the threads they
-    /// find ended: one may return while a thread the other is joining
-    /// still drops its thread-locals.
+    /// that too. Callers waiting at once (from threads outside the pool)
+    /// all return once every thread has ended and been joined, whichever
+    /// of them joined it, as Python's `shutdown(wait=True)` called from
+    /// several threads does.
     ///
     /// ```
     /// use cyclone::ioloop::{IOLoop, ThreadPool};
@@ -392,11 +398,11 @@ impl Core {
         }
     }
 
-    /// `shutdown(wait = true)`'s wait: until every thread has ended, but
-    /// the caller's own and, for a caller that is a pool thread, those
-    /// waiting here too (see [`ThreadPool::shutdown`]). A thread found
-    /// ended is joined here, outside the lock, unless another caller took
-    /// it first.
+    /// `shutdown(wait = true)`'s wait: until every thread has ended and
+    /// been joined, but the caller's own and, for a caller that is a pool
+    /// thread, those waiting here too (see [`ThreadPool::shutdown`]). A
+    /// thread found ended is joined here, outside the lock; one another
+    /// caller took to join is waited for until that join returns.
     fn wait_for_threads(&self) {
         let me = std::thread::current().id();
         let mut q = self.lock();
@@ -413,17 +419,20 @@ impl Core {
             });
             if let Some(i) = ended {
                 let t = q.threads.swap_remove(i);
+                q.joining += 1;
                 drop(q);
                 // A pool thread catches every panic: it cannot end in one.
                 let _ = t.join();
                 q = self.lock();
+                q.joining -= 1;
+                self.ended.notify_all();
                 continue;
             }
             let others = q
                 .alive
                 .iter()
                 .any(|&t| t != me && !(pool_thread && q.waiting_in_shutdown.contains(&t)));
-            if !others {
+            if !others && q.joining == 0 {
                 break;
             }
             q = self.ended.wait(q).unwrap_or_else(|e| e.into_inner());
