@@ -1610,6 +1610,38 @@ fn a_loop_s_thread_ending_waits_for_its_default_executor() {
     });
 }
 
+/// A job that never returns would keep the loop's thread from ending (the
+/// last handle's drop waits for it): `default_executor()` gives the
+/// pool the loop started, and `shutdown(false)` on it leaves the job
+/// behind, so the thread ends. The loop's `run_in_executor` then refuses
+/// work, as asyncio's does after `shutdown_default_executor()`.
+#[test]
+fn the_default_executor_shut_down_without_waiting_lets_the_loop_s_thread_end() {
+    let (release_tx, release) = mpsc::channel();
+    let (refused_tx, refused) = mpsc::channel();
+    util::within(Duration::from_secs(10), move || {
+        std::thread::spawn(move || {
+            let lp = IOLoop::current();
+            // Blocked (30 s) for as long as the test lasts: its release
+            // outlives this thread.
+            let (job, release) = occupy_default(&lp);
+            release_tx.send(release).unwrap();
+            drop(job);
+            lp.default_executor().shutdown(false);
+            let r = catch_unwind(AssertUnwindSafe(|| drop(lp.run_in_executor(|| ()))));
+            refused_tx.send(r.is_err()).unwrap();
+        })
+        .join()
+        .unwrap();
+    });
+    assert_eq!(
+        refused.try_recv(),
+        Ok(true),
+        "run_in_executor took work after shutdown"
+    );
+    drop(release);
+}
+
 /// [`occupy`] on the loop's default executor.
 fn occupy_default(lp: &IOLoop) -> (cyclone::ioloop::InExecutor<bool>, mpsc::Sender<()>) {
     let (started_tx, started) = mpsc::channel::<()>();

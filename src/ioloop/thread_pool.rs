@@ -657,13 +657,7 @@ impl IOLoop {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let pool = self
-            .inner
-            .executor
-            .borrow_mut()
-            .get_or_insert_with(ThreadPool::with_default_size)
-            .clone();
-        pool.run(f)
+        self.default_executor().run(f)
     }
 
     /// The pool [`run_in_executor`](Self::run_in_executor) uses from now
@@ -689,6 +683,12 @@ impl IOLoop {
     /// serve other loops too (one pool for every
     /// [`run_workers`](crate::run_workers) worker), and shutting it down
     /// with one of them would break the others.
+    ///
+    /// A job that may never return (blocked on a socket without a
+    /// timeout, say) would so keep the loop's thread, and the process
+    /// when that is the main thread, from ending: shut the pool down
+    /// without waiting first, through
+    /// [`default_executor`](Self::default_executor).
     pub fn set_default_executor(&self, pool: ThreadPool) {
         let previous = self.inner.executor.borrow_mut().replace(pool);
         if let Some(previous) = previous {
@@ -699,5 +699,44 @@ impl IOLoop {
             }
             drop(previous);
         }
+    }
+
+    /// A handle to the pool [`run_in_executor`](Self::run_in_executor)
+    /// uses: the one given to
+    /// [`set_default_executor`](Self::set_default_executor), or the one
+    /// the loop started itself (started now, without threads, if there is
+    /// none yet). Tornado keeps it private (`IOLoop._executor`, asyncio's
+    /// `loop._default_executor`); here it is how a program leaves jobs
+    /// that may never return behind: `shutdown(false)` on it, and the end
+    /// of the loop's thread no longer waits for them (see
+    /// [`ThreadPool`]), as asyncio's `loop.close()` does not. After that
+    /// `run_in_executor` panics, as asyncio's does after
+    /// `shutdown_default_executor()`.
+    ///
+    /// ```
+    /// use cyclone::ioloop::IOLoop;
+    /// use std::time::Duration;
+    ///
+    /// std::thread::spawn(|| {
+    ///     // A job that may never return.
+    ///     let stuck = IOLoop::current().run_in_executor(|| std::thread::sleep(Duration::from_secs(3600)));
+    ///     drop(stuck);
+    ///     // The thread's end (main returning, for the main thread) does not wait for it.
+    ///     IOLoop::current().default_executor().shutdown(false);
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// ```
+    ///
+    /// Holding the handle keeps the pool: when the loop's is not the last
+    /// one any more, the loop's end does not shut it down, and
+    /// `set_default_executor` does not either; the last handle's drop
+    /// does.
+    pub fn default_executor(&self) -> ThreadPool {
+        self.inner
+            .executor
+            .borrow_mut()
+            .get_or_insert_with(ThreadPool::with_default_size)
+            .clone()
     }
 }
