@@ -58,6 +58,13 @@ impl Workers {
     /// Waits for every worker thread to end, as
     /// [`JoinHandle::join`](std::thread::JoinHandle::join) does for one.
     ///
+    /// Called on one of the worker threads (the `Workers` was moved into
+    /// a callback or handler there), it waits for every *other* worker
+    /// and not for that thread, which cannot join itself (`JoinHandle::join`
+    /// would panic there): the thread ends on its own once its loop stops
+    /// (and `join` does not stop any loop: [`stop`](Self::stop) them
+    /// first, that one's included, or it waits for ever for the others).
+    ///
     /// # Errors
     /// A worker's thread panicked (its loop failed to poll, or something
     /// the loop does not catch unwound): the first such panic's payload,
@@ -82,7 +89,11 @@ impl Workers {
         let mut first = Ok(());
         // Taken: nothing is left for the drop to stop or join.
         self.handles.clear();
+        let me = std::thread::current().id();
         for t in std::mem::take(&mut self.threads) {
+            if t.thread().id() == me {
+                continue;
+            }
             let name = t.thread().name().unwrap_or("worker").to_owned();
             if let Err(panic) = t.join() {
                 if first.is_ok() {
@@ -279,6 +290,43 @@ mod tests {
             threads: vec![spawn(Box::new(|| ()))],
         };
         assert!(ok.join().is_ok());
+    }
+
+    /// `join` on one of the workers' own threads waits for the others and
+    /// skips that one (joining itself would panic): it returns once the
+    /// other worker has ended.
+    #[test]
+    fn join_on_a_worker_s_thread_waits_for_the_others_only() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (give, take) = mpsc::channel::<Workers>();
+        let (result_tx, result) = mpsc::channel();
+        let joiner = std::thread::spawn(move || {
+            let workers = take.recv().unwrap();
+            let joined = workers.join().is_ok();
+            result_tx.send(joined).unwrap();
+        });
+        let (release, held) = mpsc::channel::<()>();
+        let other_ended = Arc::new(AtomicBool::new(false));
+        let e = other_ended.clone();
+        let other = std::thread::spawn(move || {
+            let _ = held.recv_timeout(std::time::Duration::from_secs(10));
+            e.store(true, Ordering::SeqCst);
+        });
+        give.send(Workers {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            handles: Vec::new(),
+            threads: vec![joiner, other],
+        })
+        .unwrap();
+        release.send(()).unwrap();
+        let joined = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("join on a worker's thread panicked or never returned");
+        assert!(joined, "join reported a panic");
+        assert!(
+            other_ended.load(Ordering::SeqCst),
+            "join returned before the other worker ended"
+        );
     }
 
     /// Dropped without `join`, the workers' panics are logged at error
