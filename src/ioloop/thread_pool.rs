@@ -672,11 +672,11 @@ impl IOLoop {
     /// the loop drops its handle to the pool. The pool it started itself
     /// has no other handle, so that is [`ThreadPool`]'s last-handle drop:
     /// the thread's end waits for the queued jobs and joins the pool's
-    /// threads, as Python joins its executors' threads at interpreter exit
-    /// (unless the loop's thread is itself a pool thread, a job's own
-    /// loop: a drop there does not wait, see [`ThreadPool`]). On Linux (glibc) that includes the main thread, when `main` returns
+    /// threads, as Python joins its executors' threads at interpreter exit.
+    /// On Linux (glibc) that includes the main thread, when `main` returns
     /// or calls [`std::process::exit`]: both run the main thread's
-    /// thread-local destructors. (asyncio's `loop.close()` shuts its
+    /// thread-local destructors. (A loop whose thread is itself a pool
+    /// thread, a job's own loop, does not wait: see [`ThreadPool`].) (asyncio's `loop.close()` shuts its
     /// default executor down without waiting, `asyncio.run` waits, with
     /// `loop.shutdown_default_executor()`.) A pool given here is shut down
     /// when its last handle goes, or by [`ThreadPool::shutdown`]: it may
