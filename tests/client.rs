@@ -1496,6 +1496,54 @@ fn extra_headers_do_not_repeat_the_handshakes_own() {
     assert_eq!(res, Ok(Some("hi".to_owned())));
 }
 
+/// Subprotocols offered as a `Sec-WebSocket-Protocol` among the extra
+/// headers (Tornado's `HTTPRequest(headers=...)` way) are the offer: the
+/// server's choice among them is accepted (it failed the handshake as
+/// unrequested, as only `subprotocols` counted), and the header goes out
+/// once. With `subprotocols` too, those win and the header is dropped, as
+/// Tornado's `subprotocols` overwrites it.
+#[test]
+fn a_subprotocol_header_among_the_extra_headers_is_the_offer() {
+    let addr = server();
+    let res = IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            headers: vec![("sec-websocket-protocol".into(), "superchat, chat".into())],
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo"), opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let req = conn.request().expect("request");
+        let offers: Vec<String> = req
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert_eq!(offers, ["superchat, chat"]);
+        let chosen = conn.selected_subprotocol();
+        conn.close(None, "");
+
+        let opts = ConnectOptions {
+            subprotocols: vec!["chat".into()],
+            headers: vec![("Sec-WebSocket-Protocol".into(), "superchat".into())],
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo"), opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let req = conn.request().expect("request");
+        let offers: Vec<String> = req
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert_eq!(offers, ["chat"]);
+        conn.close(None, "");
+        Ok::<_, String>(chosen)
+    });
+    assert_eq!(res, Ok(Some("chat".to_owned())));
+}
+
 /// The third (maximum) field of `/proc/sys/net/ipv4/{name}`, in bytes.
 fn tcp_mem_max(name: &str) -> usize {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))

@@ -469,11 +469,12 @@ pub(crate) fn cancel(p: &mut dyn Pollable, lp: &IOLoop, id: ConnId) -> Option<Ac
 /// called); later ones go to `on_done`, as does the success.
 pub(super) fn start_connect(
     url: &str,
-    opts: ConnectOptions,
+    mut opts: ConnectOptions,
     handler: Box<dyn WebSocketHandler>,
     on_done: OnDone,
 ) -> Result<ConnId, ConnectError> {
     let url = WsUrl::parse(url)?;
+    offer_header_subprotocols(&mut opts);
     check_subprotocols(&opts.subprotocols)?;
     let tls = tls_for(&url, &opts)?;
     let literal = url
@@ -482,6 +483,37 @@ pub(super) fn start_connect(
         .ok()
         .map(|ip| vec![SocketAddr::new(ip, url.port)]);
     start_connect_to(url, tls, literal, opts, handler, on_done)
+}
+
+/// A `Sec-WebSocket-Protocol` among the extra headers (Tornado's
+/// `HTTPRequest(headers=...)` way of offering subprotocols) is taken out of
+/// them: without [`ConnectOptions::subprotocols`] its comma-separated names
+/// become the offer, so that the server's choice among them is accepted
+/// (sent as a header of their own, they were not counted as offered, and
+/// the server's pick failed the handshake as unrequested); with
+/// `subprotocols`, those win and the header is dropped, as Tornado's
+/// `subprotocols` overwrites it.
+fn offer_header_subprotocols(opts: &mut ConnectOptions) {
+    let from_options = !opts.subprotocols.is_empty();
+    let mut offered = Vec::new();
+    opts.headers.retain(|(name, value)| {
+        if !name.trim().eq_ignore_ascii_case("sec-websocket-protocol") {
+            return true;
+        }
+        if from_options {
+            log::warn!("dropping request header {name:?}: `subprotocols` sets it");
+        } else {
+            offered.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        false
+    });
+    opts.subprotocols.extend(offered);
 }
 
 /// RFC 6455 §4.1: the subprotocols offered are tokens, each once (one

@@ -71,7 +71,12 @@ pub struct ConnectOptions {
     /// Extra request headers (cookies, authorization, `Origin`…). Headers
     /// containing CR or LF are dropped, as are `Upgrade`, `Connection`,
     /// `Sec-WebSocket-Key` and `Sec-WebSocket-Version`, which the handshake
-    /// sets itself (Tornado's client overwrites them likewise).
+    /// sets itself (Tornado's client overwrites them likewise). A
+    /// `Sec-WebSocket-Protocol` here is read as the offer when
+    /// [`subprotocols`](Self::subprotocols) is empty (its comma-separated
+    /// names, checked and compared with the server's choice as those of
+    /// `subprotocols` are), and dropped otherwise (Tornado's `subprotocols`
+    /// overwrites it).
     pub headers: Vec<(String, String)>,
     /// Offer permessage-deflate with these options (default: none).
     pub compression_options: Option<CompressionOptions>,
@@ -146,7 +151,8 @@ impl ConnectOptions {
 pub enum ConnectError {
     /// The URL is not `ws[s]://host[:port][/path][?query]`.
     InvalidUrl(String),
-    /// A subprotocol of [`ConnectOptions::subprotocols`] is not a token
+    /// A subprotocol of [`ConnectOptions::subprotocols`] (or of a
+    /// `Sec-WebSocket-Protocol` among [`ConnectOptions::headers`]) is not a token
     /// (RFC 6455 §4.1: printable ASCII without separators, not empty) or
     /// is offered twice; nothing was sent.
     InvalidSubprotocol(String),
