@@ -1544,6 +1544,51 @@ fn a_subprotocol_header_among_the_extra_headers_is_the_offer() {
     assert_eq!(res, Ok(Some("chat".to_owned())));
 }
 
+/// `ws://user:password@host/` connects with the user info as Basic
+/// credentials, as Tornado's client does (it was refused as an invalid
+/// URL): `%XX` escapes decoded, the host after the last `@`, the `Host`
+/// header without the user info, an `Authorization` among the extra
+/// headers replaced (Tornado's URL credentials overwrite it too).
+#[test]
+fn user_info_in_the_url_is_sent_as_basic_credentials() {
+    let (tx, rx) = mpsc::channel();
+    let addr = after_head(move |mut s, head| {
+        let _ = s.write_all(switching_protocols(&key_of(&head)).as_bytes());
+        let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+    });
+    watchdog(Duration::from_secs(10));
+    let url = format!("ws://us%20er:p%40ss:w@rd@{addr}/path");
+    let parsed = WsUrl::parse(&url).expect("parses");
+    assert_eq!(parsed.host, "127.0.0.1");
+    assert_eq!(parsed.host_header, addr.to_string());
+    let res = IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            headers: vec![("authorization".into(), "Bearer other".into())],
+            ..ConnectOptions::default()
+        };
+        websocket_connect_opts(&url, opts).await.map(|_| ())
+    });
+    assert!(res.is_ok(), "{res:?}");
+    let head = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("request head");
+    let auth: Vec<&str> = head
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .collect();
+    // base64("us er:p@ss:w@rd")
+    assert_eq!(
+        auth,
+        ["Authorization: Basic dXMgZXI6cEBzczp3QHJk"],
+        "{head}"
+    );
+    assert!(head.contains(&format!("\r\nHost: {addr}\r\n")), "{head}");
+    assert!(head.starts_with("GET /path HTTP/1.1\r\n"), "{head}");
+    // The password stays out of errors.
+    let err = WsUrl::parse("ws://user:secret@host:port/").expect_err("bad port");
+    assert!(!err.to_string().contains("secret"), "{err}");
+}
+
 /// The third (maximum) field of `/proc/sys/net/ipv4/{name}`, in bytes.
 fn tcp_mem_max(name: &str) -> usize {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))

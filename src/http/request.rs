@@ -1128,7 +1128,7 @@ pub(crate) fn percent_decode_utf8(s: &str, plus: bool) -> Option<String> {
     String::from_utf8(percent_decode_bytes(s, plus)).ok()
 }
 
-fn percent_decode_bytes(s: &str, plus: bool) -> Vec<u8> {
+pub(crate) fn percent_decode_bytes(s: &str, plus: bool) -> Vec<u8> {
     percent_decode_raw(s.as_bytes(), plus)
 }
 

@@ -474,6 +474,13 @@ pub(super) fn start_connect(
     on_done: OnDone,
 ) -> Result<ConnId, ConnectError> {
     let url = WsUrl::parse(url)?;
+    // The URL's user info is sent as Basic credentials; as in Tornado, they
+    // replace an `Authorization` among the extra headers.
+    if let Some(auth) = url.authorization() {
+        opts.headers
+            .retain(|(name, _)| !name.trim().eq_ignore_ascii_case("authorization"));
+        opts.headers.push(("Authorization".to_owned(), auth));
+    }
     offer_header_subprotocols(&mut opts);
     check_subprotocols(&opts.subprotocols)?;
     let tls = tls_for(&url, &opts)?;

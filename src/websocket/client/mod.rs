@@ -149,7 +149,7 @@ impl ConnectOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The URL is not `ws[s]://host[:port][/path][?query]`.
+    /// The URL is not `ws[s]://[user[:password]@]host[:port][/path][?query]`.
     InvalidUrl(String),
     /// A subprotocol of [`ConnectOptions::subprotocols`] (or of a
     /// `Sec-WebSocket-Protocol` among [`ConnectOptions::headers`]) is not a token
@@ -262,19 +262,24 @@ pub struct WsUrl {
     pub port: u16,
     /// Request target: `/path?query` (at least `/`).
     pub resource: String,
-    /// `Host` header value: the URL's authority as written.
+    /// `Host` header value: the URL's authority as written, without its
+    /// user info.
     pub host_header: String,
+    /// The user info before the authority's last `@` (`user:password` as
+    /// written), sent as a Basic `Authorization` header
+    /// ([`authorization`](Self::authorization)), as Tornado's client does.
+    pub userinfo: Option<String>,
 }
 
 impl WsUrl {
-    /// Parses `ws[s]://host[:port][/path][?query]` (IPv6 literals in
-    /// brackets). A fragment is ignored.
+    /// Parses `ws[s]://[user[:password]@]host[:port][/path][?query]` (IPv6
+    /// literals in brackets). A fragment is ignored.
     ///
     /// # Errors
     /// [`ConnectError::Tls`] for `wss://` in a build without the `tls`
     /// feature, [`ConnectError::InvalidUrl`] otherwise.
     pub fn parse(url: &str) -> Result<WsUrl, ConnectError> {
-        let bad = |why: &str| ConnectError::InvalidUrl(format!("{why}: {url:?}"));
+        let bad = |why: &str| ConnectError::InvalidUrl(format!("{why}: {:?}", redacted(url)));
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
         let secure = scheme.eq_ignore_ascii_case("wss");
         if secure && !cfg!(feature = "tls") {
@@ -294,9 +299,14 @@ impl WsUrl {
         if resource.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(bad("space or control character in path"));
         }
-        if authority.contains('@') {
-            return Err(bad("user info is not supported"));
+        if authority.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad("space or control character in the host"));
         }
+        // The host is after the last `@` (as Tornado's client reads it).
+        let (userinfo, authority) = match authority.rsplit_once('@') {
+            Some((user, rest)) => (Some(user.to_owned()), rest),
+            None => (None, authority),
+        };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
@@ -323,9 +333,6 @@ impl WsUrl {
         if host.contains(':') && !authority.starts_with('[') {
             return Err(bad("IPv6 addresses need brackets"));
         }
-        if authority.bytes().any(|b| b <= b' ' || b == 0x7f) {
-            return Err(bad("space or control character in the host"));
-        }
         // An empty port is the default one (RFC 3986 §3.2.3); a port is
         // digits only (`+80` would reach the Host header).
         let port = match port {
@@ -340,7 +347,40 @@ impl WsUrl {
             port,
             resource,
             host_header: authority.to_owned(),
+            userinfo,
         })
+    }
+
+    /// The `Authorization` header value for the URL's user info, if it has
+    /// one: `Basic` with `user:password` in base64, the password empty when
+    /// none is given (Tornado's client sends the same). Unlike Tornado,
+    /// which sends them as written, `%XX` escapes in the user name and
+    /// password are decoded first (RFC 3986 §3.2.1; curl and `requests`
+    /// decode them too), so that a `:` or `@` in either can be written.
+    pub fn authorization(&self) -> Option<String> {
+        use base64::Engine;
+        let info = self.userinfo.as_deref()?;
+        let (user, password) = info.split_once(':').unwrap_or((info, ""));
+        let mut plain = crate::http::request::percent_decode_bytes(user, false);
+        plain.push(b':');
+        plain.extend(crate::http::request::percent_decode_bytes(password, false));
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(plain)
+        ))
+    }
+}
+
+/// `url` without the user info of its authority (`ws://host/` for
+/// `ws://user:secret@host/`), for logs and errors.
+fn redacted(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]).into(),
+        None => url.into(),
     }
 }
 
@@ -387,6 +427,7 @@ pub fn websocket_connect_with_result(
 /// A failed connect of the callback-style clients, which have no other
 /// way to say it: `warn`, except for one the caller cancelled.
 fn log_failed_connect(url: &str, e: &ConnectError) {
+    let url = redacted(url);
     if matches!(e, ConnectError::Cancelled) {
         log::debug!("WebSocket connect to {url} cancelled");
     } else {
