@@ -1589,6 +1589,46 @@ fn user_info_in_the_url_is_sent_as_basic_credentials() {
     assert!(!err.to_string().contains("secret"), "{err}");
 }
 
+/// Extra headers are sent as lines a server reads: a name is sent without
+/// the whitespace around it (led by a space, the line folded into the
+/// previous header and the server refused the request with 400), and a
+/// header whose name is not a token or whose value has a control character
+/// is dropped rather than sent; a tab in a value is kept.
+#[test]
+fn extra_headers_that_no_server_would_read_are_dropped() {
+    let app = Application::builder()
+        .websocket(r"/echo", |_req| Echo)
+        .build();
+    let addr = app.listen_on("127.0.0.1:0").expect("listen");
+    watchdog(Duration::from_secs(20));
+    let res = IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            headers: vec![
+                (" X-Spaced ".into(), "ok".into()),
+                ("X-Bad Name".into(), "1".into()),
+                ("X-Colon:".into(), "1".into()),
+                ("".into(), "1".into()),
+                ("X-Nul".into(), "a\0b".into()),
+                ("X-Tab".into(), "a\tb".into()),
+            ],
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo"), opts)
+            .await
+            .map_err(|e| format!("{e} (status {:?})", e.status()))?;
+        let req = conn.request().expect("request");
+        let extra: Vec<(String, String)> = req
+            .headers()
+            .filter(|(n, _)| n.starts_with("X-"))
+            .map(|(n, v)| (n.to_owned(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        conn.close(None, "");
+        Ok::<_, String>(extra)
+    });
+    let want = [("X-Spaced", "ok"), ("X-Tab", "a\tb")].map(|(n, v)| (n.to_owned(), v.to_owned()));
+    assert_eq!(res, Ok(want.to_vec()));
+}
+
 /// The third (maximum) field of `/proc/sys/net/ipv4/{name}`, in bytes.
 fn tcp_mem_max(name: &str) -> usize {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))

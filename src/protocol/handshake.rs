@@ -282,9 +282,12 @@ const OWN_REQUEST_HEADERS: [&str; 4] = [
 ///
 /// `host_header` is the `Host` value (`host[:port]`), `resource` the
 /// request target (`/path?query`); a `Host` among `extra_headers` is sent
-/// instead of `host_header`. Extra headers whose name or value holds CR or
-/// LF are dropped (with a warning) rather than let them inject headers, and
-/// so are those this request sets itself (`Upgrade`, `Connection`,
+/// instead of `host_header`. Extra headers' names are sent without the
+/// whitespace around them; a header whose name is then not a token (empty,
+/// or with a space, a `:`…) or whose value holds a control character other
+/// than a tab (CR, LF, NUL…) is dropped (with a warning) rather than let it
+/// inject headers, fold into the previous one or make the server refuse
+/// the request, and so are those this request sets itself (`Upgrade`, `Connection`,
 /// `Sec-WebSocket-Key`, `Sec-WebSocket-Version`: Tornado's client
 /// overwrites them too), which would otherwise go out twice.
 pub fn write_client_request(
@@ -303,28 +306,38 @@ pub fn write_client_request(
         resource.as_bytes()
     });
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let extra: Vec<&(String, String)> = extra_headers
+    let extra: Vec<(&str, &str)> = extra_headers
         .iter()
-        .filter(|(name, value)| {
-            if has_crlf(name) || has_crlf(value) {
-                log::warn!("dropping request header {name:?}: contains CR/LF");
-                return false;
+        .filter_map(|(raw_name, value)| {
+            let name = raw_name.trim();
+            if has_crlf(raw_name) || has_crlf(value) {
+                log::warn!("dropping request header {raw_name:?}: contains CR/LF");
+                return None;
             }
-            let own = OWN_REQUEST_HEADERS
+            // A name with a space or a `:` in it, or none, makes a line a
+            // server refuses (or, led by whitespace, folds into the
+            // previous header); a control character in a value too.
+            if name.is_empty() || !name.bytes().all(is_tchar) {
+                log::warn!("dropping request header {raw_name:?}: the name is not a token");
+                return None;
+            }
+            if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+                log::warn!("dropping request header {raw_name:?}: control character in the value");
+                return None;
+            }
+            if OWN_REQUEST_HEADERS
                 .iter()
-                .any(|h| name.trim().eq_ignore_ascii_case(h));
-            if own {
-                log::warn!("dropping request header {name:?}: the handshake sets it");
+                .any(|h| name.eq_ignore_ascii_case(h))
+            {
+                log::warn!("dropping request header {raw_name:?}: the handshake sets it");
+                return None;
             }
-            !own
+            Some((name, value.as_str()))
         })
         .collect();
     // A `Host` among the extra headers replaces ours (virtual hosting;
     // Tornado's client does the same): a request must carry exactly one.
-    if !extra
-        .iter()
-        .any(|(n, _)| n.trim().eq_ignore_ascii_case("host"))
-    {
+    if !extra.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
         out.extend_from_slice(b"Host: ");
         out.extend_from_slice(host_header.as_bytes());
         out.extend_from_slice(b"\r\n");

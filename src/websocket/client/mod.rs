@@ -68,8 +68,12 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Subprotocols offered in `Sec-WebSocket-Protocol`, in preference order.
     pub subprotocols: Vec<String>,
-    /// Extra request headers (cookies, authorization, `Origin`…). Headers
-    /// containing CR or LF are dropped, as are `Upgrade`, `Connection`,
+    /// Extra request headers (cookies, authorization, `Origin`…), names
+    /// sent without surrounding whitespace. Headers whose name is not a
+    /// token (empty, with a space or a `:`) or whose value holds a control
+    /// character other than a tab (CR, LF, NUL…) are dropped with a
+    /// warning, rather than sent for the server to refuse or misread, as
+    /// are `Upgrade`, `Connection`,
     /// `Sec-WebSocket-Key` and `Sec-WebSocket-Version`, which the handshake
     /// sets itself (Tornado's client overwrites them likewise). A
     /// `Sec-WebSocket-Protocol` here is read as the offer when
