@@ -48,7 +48,11 @@ pub struct WebSocketSettings {
     /// `websocket_ping_timeout`: close a peer that has not answered a ping
     /// within this time. Tornado 6.5's rule: defaults to the interval and
     /// never exceeds it (zero, as Tornado's `websocket_ping_timeout = 0`,
-    /// or 24.8 days or more: no timeout).
+    /// or 24.8 days or more: no timeout). The TCP connection is dropped
+    /// without a Close frame (`on_close` sees
+    /// [`CloseReason::PingTimeout`](super::CloseReason::PingTimeout)),
+    /// where Tornado sends Close 1000 "ping timed out" and waits up to the
+    /// close timeout more for the answer of a peer that answered no ping.
     ///
     /// While reading is paused by [`write_high_water`](Self::write_high_water),
     /// the pong may wait unread behind what the peer sent meanwhile. The

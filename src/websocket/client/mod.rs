@@ -87,8 +87,13 @@ pub struct ConnectOptions {
     /// Send a ping this often (default: none; zero or 24.8 days or more:
     /// never).
     pub ping_interval: Option<Duration>,
-    /// Close if no pong arrives within this time (defaults to the interval
-    /// and never exceeds it; zero or 24.8 days or more: no timeout).
+    /// Drop the connection if no pong arrives within this time (defaults to
+    /// the interval and never exceeds it; zero or 24.8 days or more: no
+    /// timeout). The TCP connection is closed without a Close frame
+    /// ([`closed_by`](WebSocketClientConnection::closed_by)
+    /// `PingTimeout`), where Tornado sends Close 1000 "ping timed out" and
+    /// waits up to 5 s more for the answer of a server that answered no
+    /// ping.
     pub ping_timeout: Option<Duration>,
     /// Larger incoming messages close the connection with 1009 (10 MiB).
     pub max_message_size: usize,
