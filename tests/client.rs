@@ -1544,6 +1544,42 @@ fn a_subprotocol_header_among_the_extra_headers_is_the_offer() {
     assert_eq!(res, Ok(Some("chat".to_owned())));
 }
 
+/// With `compression_options`, a `Sec-WebSocket-Extensions` among the
+/// extra headers is dropped: the handshake's own offer goes out once (it
+/// went out beside the header's, two offers), as Tornado's offer
+/// overwrites the header.
+#[test]
+fn an_extensions_header_gives_way_to_compression_options() {
+    let addr = server();
+    let res = IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            compression_options: Some(CompressionOptions::default()),
+            headers: vec![(
+                "Sec-WebSocket-Extensions".into(),
+                "permessage-deflate; server_no_context_takeover".into(),
+            )],
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo"), opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let req = conn.request().expect("request");
+        let offers: Vec<String> = req
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        conn.close(None, "");
+        Ok::<_, String>(offers)
+    });
+    let offers = res.expect("connects");
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert!(
+        !offers[0].contains("server_no_context_takeover"),
+        "{offers:?}"
+    );
+}
+
 /// `ws://user:password@host/` connects with the user info as Basic
 /// credentials, as Tornado's client does (it was refused as an invalid
 /// URL): `%XX` escapes decoded, the host after the last `@`, the `Host`

@@ -482,6 +482,18 @@ pub(super) fn start_connect(
         opts.headers.push(("Authorization".to_owned(), auth));
     }
     offer_header_subprotocols(&mut opts);
+    // With `compression_options`, the handshake offers permessage-deflate
+    // itself; a second offer among the extra headers goes (Tornado's offer
+    // overwrites it too).
+    if opts.compression_options.is_some() {
+        opts.headers.retain(|(name, _)| {
+            let own = name.trim().eq_ignore_ascii_case("sec-websocket-extensions");
+            if own {
+                log::warn!("dropping request header {name:?}: `compression_options` sets it");
+            }
+            !own
+        });
+    }
     check_subprotocols(&opts.subprotocols)?;
     let tls = tls_for(&url, &opts)?;
     let literal = url

@@ -80,7 +80,14 @@ pub struct ConnectOptions {
     /// [`subprotocols`](Self::subprotocols) is empty (its comma-separated
     /// names, checked and compared with the server's choice as those of
     /// `subprotocols` are), and dropped otherwise (Tornado's `subprotocols`
-    /// overwrites it).
+    /// overwrites it). A `Sec-WebSocket-Extensions` here is dropped when
+    /// [`compression_options`](Self::compression_options) is set (the
+    /// handshake offers permessage-deflate itself, as Tornado's overwrites
+    /// the header), and sent as given otherwise: a server accepting an
+    /// extension offered that way fails the handshake
+    /// ([`HandshakeError::UnrequestedExtension`], as Tornado's client
+    /// refuses it too), since only `compression_options` turns
+    /// permessage-deflate on.
     pub headers: Vec<(String, String)>,
     /// Offer permessage-deflate with these options (default: none).
     pub compression_options: Option<CompressionOptions>,
