@@ -1620,9 +1620,14 @@ fn user_info_in_the_url_is_sent_as_basic_credentials() {
     );
     assert!(head.contains(&format!("\r\nHost: {addr}\r\n")), "{head}");
     assert!(head.starts_with("GET /path HTTP/1.1\r\n"), "{head}");
-    // The password stays out of errors.
+    // The password stays out of errors and of `Debug`.
     let err = WsUrl::parse("ws://user:secret@host:port/").expect_err("bad port");
     assert!(!err.to_string().contains("secret"), "{err}");
+    let shown = format!("{:?}", WsUrl::parse("ws://user:secret@host/").unwrap());
+    assert!(
+        shown.contains("user:***") && !shown.contains("secret"),
+        "{shown}"
+    );
 }
 
 /// Extra headers are sent as lines a server reads: a name is sent without

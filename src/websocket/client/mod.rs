@@ -267,8 +267,9 @@ impl From<HandshakeError> for ConnectError {
 
 // ---- URL ------------------------------------------------------------------
 
-/// A parsed `ws://` or `wss://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `ws://` or `wss://` URL. Its `Debug` shows the user info's
+/// password as `***`, as logs should.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WsUrl {
     /// `wss://`: TLS.
     pub secure: bool,
@@ -285,6 +286,26 @@ pub struct WsUrl {
     /// written), sent as a Basic `Authorization` header
     /// ([`authorization`](Self::authorization)), as Tornado's client does.
     pub userinfo: Option<String>,
+}
+
+impl std::fmt::Debug for WsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let userinfo = self
+            .userinfo
+            .as_deref()
+            .map(|info| match info.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => info.to_owned(),
+            });
+        f.debug_struct("WsUrl")
+            .field("secure", &self.secure)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("resource", &self.resource)
+            .field("host_header", &self.host_header)
+            .field("userinfo", &userinfo)
+            .finish()
+    }
 }
 
 impl WsUrl {
