@@ -231,7 +231,15 @@ pub(crate) fn name_ok(name: &str) -> bool {
 }
 
 /// The cookie attributes Python's `http.cookies.Morsel` reserves (3.11 to
-/// 3.13; 3.14 adds `partitioned`), which no cookie can be named there.
+/// 3.13), which no cookie can be named there.
+///
+/// Python 3.14 adds `partitioned`; cyclone keeps it a cookie name, as the
+/// Python 3.11 that it is compared with does: Tornado 6.6.1 there sets
+/// `set_cookie("partitioned", "x")` and keeps a request cookie of that
+/// name, and so does Tornado on any Python before 3.14. Such a cookie is
+/// unambiguous on the wire (the name is the first `name=value` pair of a
+/// `Set-Cookie` line, RFC 6265 §5.2, never an attribute), so refusing it
+/// would only break applications that work on those Pythons.
 const RESERVED_NAMES: [&str; 9] = [
     "expires", "path", "comment", "domain", "max-age", "secure", "httponly", "version", "samesite",
 ];
@@ -377,6 +385,20 @@ mod tests {
         for name in ["paths", "max_age", "partitioned", "a:b", "x!#$%&'*+-.^_`|~"] {
             assert!(name_ok(name), "{name}");
         }
+        // Python 3.14 reserves `partitioned`; the venv's 3.11 does not, and
+        // Tornado 6.6.1 there writes "partitioned=x; Path=/" (see
+        // RESERVED_NAMES for why cyclone keeps it).
+        assert_eq!(
+            set_cookie_line(
+                "set_cookie",
+                "partitioned",
+                "x",
+                &CookieOptions::default(),
+                0.0
+            )
+            .as_deref(),
+            Some("partitioned=x; Path=/")
+        );
     }
 
     #[test]
