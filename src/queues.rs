@@ -10,10 +10,13 @@
 //! [`with_timeout`](crate::ioloop::with_timeout) around
 //! [`get`](Queue::get) or [`put`](Queue::put); a wait given up (its
 //! future dropped) is skipped, and an item already handed to it is not
-//! lost: it goes to the next get, or back where it would leave next (a
-//! bounded queue may then hold more than `maxsize` until items are taken;
-//! puts wait meanwhile). [`Queue::items`] is Tornado's `async for item
-//! in q`, as a [`Stream`].
+//! lost: it goes to the next get, or back where it would leave next. A
+//! bounded queue filled meanwhile stays within `maxsize`: the item then
+//! waits ahead of the waiting puts (uncounted by [`qsize`](Queue::qsize),
+//! as theirs are) and leaves with the next get, which makes no room.
+//! (Tornado's future has its item once handed, so nothing comes back
+//! there.) [`Queue::items`] is Tornado's `async for item in q`, as a
+//! [`Stream`].
 //!
 //! ```
 //! use cyclone::ioloop::IOLoop;
@@ -69,6 +72,10 @@ struct State<T> {
     getters: VecDeque<Rc<Slot<T>>>,
     /// Tasks waiting for room, each with its item.
     putters: VecDeque<Rc<Slot<T>>>,
+    /// Items handed to a get that was dropped while the queue was full:
+    /// still counted in `unfinished`, they leave first, one with each
+    /// `take`, ahead of the putters (so the queue stays within `maxsize`).
+    returned: VecDeque<T>,
     /// Items put and not yet marked done (`task_done`).
     unfinished: usize,
     /// Set while `unfinished` is 0 (`join`).
@@ -172,12 +179,16 @@ impl<T> State<T> {
         None
     }
 
-    /// An item out of the queue. A waiting putter's item enters first, as
-    /// in Tornado, so a priority queue gives the lowest of both and a LIFO
-    /// queue the newest. (Putters wait only while items are queued, so
-    /// no getter waits here.)
+    /// An item out of the queue. A returned item, else a waiting putter's
+    /// item, enters first, as in Tornado, so a priority queue gives the
+    /// lowest of both and a LIFO queue the newest. (Both wait only while
+    /// the queue is full, so no getter waits here.)
     fn take(&mut self) -> Option<T> {
-        if let Some(putter) = first_live(&mut self.putters) {
+        if let Some(item) = self.returned.pop_front() {
+            // Already counted, and it takes the place it leaves: the
+            // putters still wait.
+            self.items.give_back(item);
+        } else if let Some(putter) = first_live(&mut self.putters) {
             if let Some(next) = putter.item.borrow_mut().take() {
                 self.admit(next);
             }
@@ -262,6 +273,7 @@ impl<T> Queue<T> {
             },
             getters: VecDeque::new(),
             putters: VecDeque::new(),
+            returned: VecDeque::new(),
             unfinished: 0,
             finished,
         })))
@@ -540,11 +552,16 @@ impl<T> Drop for Get<T> {
             GetState::Taken => None,
         };
         // An item handed to this get and never returned goes to the next
-        // get waiting, or back to where it would leave next.
+        // get waiting, or back to where it would leave next; into the
+        // queue if it has room, else ahead of the waiting puts.
         if let Some(item) = item {
             let mut st = self.queue.0.borrow_mut();
             if let Some(item) = st.hand_to_getter(item) {
-                st.items.give_back(item);
+                if st.full() {
+                    st.returned.push_back(item);
+                } else {
+                    st.items.give_back(item);
+                }
             }
         }
     }

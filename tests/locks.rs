@@ -267,6 +267,47 @@ fn getters_wait_in_order_and_nothing_is_lost_when_one_gives_up() {
     });
 }
 
+/// A get dropped after an item was handed to it, once puts refilled the
+/// bounded queue: the item leaves next, but the queue stays within
+/// `maxsize` (Tornado's queue never holds more), and the puts waiting
+/// for room still wait their turn behind it.
+#[test]
+fn an_item_given_back_to_a_full_queue_keeps_it_within_maxsize() {
+    run(async {
+        let q: Queue<&'static str> = Queue::new(1);
+        let served = q.get();
+        q.put_nowait("a").unwrap(); // handed to `served`
+        q.put_nowait("b").unwrap(); // room again, as in Tornado
+        let waiting_put = q.put("c");
+        drop(served);
+        assert_eq!(q.qsize(), 1, "within maxsize");
+        assert!(q.full());
+        assert_eq!(q.put_nowait("d"), Err(QueueFull("d")));
+        assert_eq!(q.get_nowait(), Ok("a"), "the item given back leaves next");
+        assert_eq!(q.qsize(), 1);
+        assert_eq!(q.get_nowait(), Ok("b"));
+        waiting_put.await; // let in by that get
+        assert_eq!(q.get_nowait(), Ok("c"));
+        assert_eq!(q.get_nowait(), Err(QueueEmpty));
+        for _ in 0..3 {
+            q.task_done().unwrap();
+        }
+        assert_eq!(q.task_done(), Err(TooManyTaskDone));
+
+        // A priority queue lets the lowest out first, the item given back
+        // among them.
+        let pq: Queue<u8> = Queue::priority(1);
+        let served = pq.get();
+        pq.put_nowait(2).unwrap();
+        pq.put_nowait(1).unwrap();
+        drop(served);
+        assert_eq!(pq.qsize(), 1);
+        assert_eq!(pq.get_nowait(), Ok(1));
+        assert_eq!(pq.get_nowait(), Ok(2));
+        assert!(pq.empty());
+    });
+}
+
 #[test]
 fn join_waits_for_every_task_done() {
     run(async {
