@@ -41,20 +41,26 @@ const DIFFERENCES: &[(&str, &str)] = &[
         "static_url of a number",
         "functions take the text {{ }} prints where Tornado raises TypeError",
     ),
-    ("request.headers", REQUEST),
-    ("request.arguments", REQUEST),
-    ("request.query_arguments", REQUEST),
-    ("request.cookies", REQUEST),
-    ("request.full_url", REQUEST),
+    (
+        "request.headers in another case",
+        "request.headers is a dict of Tornado's normalized names (X-Test): another case \
+         is not found, where HTTPHeaders ignores case",
+    ),
+    (
+        "request.cookies",
+        "request.cookies is a dict of {key, value} dicts: it prints as that, where \
+         Tornado's SimpleCookie prints Set-Cookie lines",
+    ),
     ("request.body", REQUEST),
     ("request printed", REQUEST),
-    ("handler.request.path", HANDLER),
-    ("handler.current_user", HANDLER),
-    ("handler.get_argument", HANDLER),
-    ("handler.locale.code", HANDLER),
     ("handler.xsrf_token", HANDLER),
     ("handler.static_url", HANDLER),
     ("handler.reverse_url", HANDLER),
+    (
+        "handler.get_argument missing",
+        "an argument missing without a default fails the render, a 500, where Tornado's \
+         MissingArgumentError answers 400",
+    ),
     ("calling static_url given as a value", BY_NAME),
     ("calling reverse_url given as a value", BY_NAME),
     ("calling xsrf_form_html given as a value", BY_NAME),
@@ -75,13 +81,16 @@ const OUTSIDE: &str = "a path with .. or a leading / is refused: the URL without
                        (logged), where Tornado 6.6 versions one inside static_path and \
                        raises HTTPError(403) for one outside";
 const REQUEST: &str = "request is a dict of HTTPServerRequest's fields (method, uri, path, \
-                       query, version, host, host_name, remote_ip, protocol): no headers, \
-                       arguments, cookies, body or methods, and it prints as that dict";
+                       query, version, host, host_name, remote_ip, protocol, headers, \
+                       arguments, query_arguments, body_arguments, cookies) with full_url(): \
+                       no body, and it prints as that dict";
 const BY_NAME: &str = "Tornado's functions are found by name when parsed: a render value of \
                        the same name does not hide them from a call (Tornado: TypeError, \
                        a str is not callable)";
-const HANDLER: &str = "no handler in the namespace: a Rust handler is no object a template \
-                       can look into";
+const HANDLER: &str = "handler is a dict of request, current_user and locale with the \
+                       argument and cookie methods (get_argument, get_cookie...): a Rust \
+                       handler is no object a template can look into, and the namespace \
+                       has xsrf_form_html(), static_url and reverse_url";
 
 include!("util/tornado_ui_modules.rs");
 

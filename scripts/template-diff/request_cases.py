@@ -264,10 +264,26 @@ for i, (xheaders, hs) in enumerate([
         (False, {"X-Real-Ip": "10.0.0.1", "X-Scheme": "https"})]):
     case(f"request fields with xheaders {i}", {"page.html": XH}, xheaders=xheaders, headers=hs)
 p("request.headers", "{{ request.headers['X-Test'] }}|{{ request.headers.get('X-Nope', 'dflt') }}", header="v<1>")
+p("request.headers names", "{{ 'X-Test' in request.headers }}|{{ 'X-Nope' in request.headers }}|"
+  "{{ request.headers.get('Accept-Language') }}|{{ request.headers['Host'] }}|{{ request.headers.get('X-User') }}",
+  header="t", lang="fr-FR", user="ann")
+p("request.headers in another case", "{{ request.headers.get('x-test') }}", header="v")
 p("request.arguments", "{{ request.arguments }}")
+p("request.arguments of a query", "{{ list(request.arguments) }}|{{ 'a' in request.arguments }}|"
+  "{{ len(request.arguments['a']) }}|{{ request.arguments.get('z') }}|{{ request.arguments['c'] == [] }}|"
+  "{{ list(request.query_arguments) == list(request.arguments) }}|{{ request.body_arguments }}",
+  query="?a=1&b=x+y&a=2&c=")
 p("request.query_arguments", "{{ request.query_arguments }}")
+p("request.arguments values", "{{ request.arguments['a'][0] }}", query="?a=1")
 p("request.cookies", "{{ request.cookies }}")
+p("request.cookies values", "{{ request.cookies['_xsrf'].value }}|{{ request.cookies['_xsrf'].key }}|"
+  "{{ 'nope' in request.cookies }}|{{ list(request.cookies) }}|{{ request.cookies.get('nope') }}")
 p("request.full_url", "{{ request.full_url() }}")
+p("request.full_url with a query", "{{ request.full_url() }}|{{ handler.request.full_url() }}",
+  query="?a=1&b=%20+x")
+case("request.full_url behind a proxy", {"page.html": "{{ request.full_url() }}"}, xheaders=True,
+     headers={"X-Forwarded-Proto": "https"}, host="Example.com:8443")
+p("full_url of another value", "{{ x.full_url() }}", {"x": {"protocol": "http"}})
 p("request printed", "{{ request }}")
 p("request given as a value", "{{ request }}", {"request": "mine"})
 p("request.body", "[{{ request.body }}]")
@@ -277,6 +293,19 @@ p("request unknown attribute", "{{ request.nope }}")
 p("handler.request.path", "{{ handler.request.path }}")
 p("handler.current_user", "{{ handler.current_user }}", user="u")
 p("handler.get_argument", "{{ handler.get_argument('a', 'd') }}")
+p("handler.get_argument of the query", "{{ handler.get_argument('a') }}|{{ handler.get_argument('a', strip=False) }}|"
+  "{{ handler.get_arguments('a') }}|{{ handler.get_arguments('a', False) }}|{{ handler.get_argument('b', 'd') }}|"
+  "{{ handler.get_argument('z', None) }}|{{ handler.get_argument('z', default='k') }}|"
+  "{{ handler.get_query_argument('a') }}|{{ handler.get_query_arguments('b') }}|"
+  "{{ handler.get_body_arguments('a') }}|{{ handler.get_body_argument('a', 'none') }}|"
+  "{{ handler.get_arguments('z') }}", query="?a=+x+&a=%01y%20&b=")
+p("handler.get_argument missing", "{{ handler.get_argument('a') }}")
+p("handler.get_argument with a bad keyword", "{{ handler.get_argument('a', 'd', nope=1) }}")
+p("handler.get_cookie", "{{ handler.get_cookie('_xsrf') }}|{{ handler.get_cookie('nope') }}|"
+  "{{ handler.get_cookie('nope', 'd') }}")
+p("handler.request.headers", "{{ handler.request.headers['X-Test'] }}|{{ handler.request.uri }}", header="h",
+  query="?q")
+p("handler.current_user logged out", "{{ handler.current_user }}")
 p("handler.settings", "{{ handler.settings['static_url_prefix'] }}")
 p("handler.locale.code", "{{ handler.locale.code }}")
 p("handler.xsrf_token", "{{ handler.xsrf_token }}", xsrf=True, xsrf_version=1)

@@ -67,7 +67,8 @@ mod format;
 mod lambda;
 mod methods;
 
-use methods::{call_method, Method};
+use methods::call_method;
+pub(super) use methods::Method;
 
 /// Parentheses, subscripts and unary operators nest at most this deep.
 const MAX_DEPTH: usize = 32;
@@ -1072,9 +1073,11 @@ impl<'s> Parser<'s> {
         let (method, arity) = Method::from_name(name)?;
         self.at += 1;
         let (args, kwargs) = self.call_args(depth + 1)?;
-        // Only `format` takes keywords, and unpacked arguments (whose
-        // number is known when rendered).
-        let ok = method == Method::Format || (kwargs.is_empty() && !unpacks(&args, &kwargs));
+        // Only `format` takes unpacked arguments (whose number is known
+        // when rendered), and keywords with the request's methods.
+        // `handler.get_argument(name, default=..)`'s too.
+        let ok = method == Method::Format
+            || (!unpacks(&args, &kwargs) && (kwargs.is_empty() || method.of_request()));
         (arity.contains(&args.len()) && ok).then(|| Exp::Method {
             base: Box::new(base),
             method,
@@ -1403,6 +1406,16 @@ pub(super) trait Env<'a> {
     /// `n` steps of the render's budget spent (a comprehension's
     /// iterations): [`TemplateError::TooLarge`] past it.
     fn charge(&self, n: u64) -> Result<(), TemplateError>;
+    /// `base.method(args, kwargs)` for a [`Method::of_request`] when
+    /// `base` is the render's `request` or `handler` itself (no copy of
+    /// it); `None` for any other value.
+    fn request_method(
+        &self,
+        base: Val<'_>,
+        method: Method,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Option<Result<Value, TemplateError>>;
 }
 
 /// An [`Env`] with a comprehension's names bound over another's.
@@ -1456,6 +1469,15 @@ impl<'a> Env<'a> for Bound<'_, 'a> {
     }
     fn charge(&self, n: u64) -> Result<(), TemplateError> {
         self.outer.charge(n)
+    }
+    fn request_method(
+        &self,
+        base: Val<'_>,
+        method: Method,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Option<Result<Value, TemplateError>> {
+        self.outer.request_method(base, method, args, kwargs)
     }
 }
 
@@ -1623,6 +1645,17 @@ fn method_call<'a>(
         let views: Vec<Val<'_>> = positional.iter().map(Val::Json).collect();
         return format::str_format(template, &views, &named, env.max_len())
             .map(|s| V::Own(Value::String(s)));
+    }
+    if method.of_request() {
+        let (positional, named) = call_values(env, args, kwargs)?;
+        return match env.request_method(b.view(), method, &positional, &named) {
+            Some(v) => v.map(V::Own),
+            None => Err(TemplateError::Type(format!(
+                "{}() is not a method of {}: it is one of the request's and the handler's",
+                method.name(),
+                b.view().kind()
+            ))),
+        };
     }
     let mut vals = Vec::with_capacity(args.len());
     for a in args {

@@ -683,8 +683,20 @@ struct BlockDef {
 /// with no translations loaded (the message, or the plural unless the
 /// count is 1), and the names `request` (`request.path`, `.uri`,
 /// `.query`, `.method`, `.host`, `.host_name`, `.remote_ip`,
-/// `.protocol`, `.version`) and `current_user` are defined when a request
-/// renders the template and its values do not have them.
+/// `.protocol`, `.version`, `.headers`, `.arguments`, `.query_arguments`,
+/// `.body_arguments`, `.cookies`, `.full_url()`), `handler`
+/// (`handler.request`, `.current_user`, `.locale`, `.get_argument(..)`,
+/// `.get_arguments(..)`, `.get_query_argument(..)`, `.get_cookie(..)`…)
+/// and `current_user` are defined when a request renders the template and
+/// its values do not have them. They are dicts where Tornado's are
+/// objects, so they differ on purpose: a header is found under its
+/// normalized name only (`X-Test`, not `x-test`), argument values are
+/// `str` (Tornado's `bytes`), a cookie is a dict of its `key` and `value`,
+/// `request` has no `body` or `files`, `handler` has no `settings`,
+/// `xsrf_token`, `static_url` or `reverse_url` (the namespace has
+/// `xsrf_form_html()`, `static_url` and `reverse_url`), and
+/// `get_argument(name)` of a missing argument fails the render (a 500)
+/// where Tornado answers 400.
 /// Tornado's functions (`static_url`, `reverse_url`, `xsrf_form_html`,
 /// `_`, `pgettext`, `json_encode`, `linkify`, …) are found by their name
 /// when the template is parsed, so a render value of the same name,
@@ -2352,6 +2364,7 @@ impl Template {
             max_output,
             default_locale: std::cell::OnceCell::new(),
             locale_value: std::cell::OnceCell::new(),
+            handler_value: std::cell::OnceCell::new(),
             module,
             outer_depth: OUTER_DEPTH.get(),
             depth: 0,
@@ -2548,7 +2561,25 @@ pub(crate) struct AppParts<'a> {
 pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
 
 /// `request` in a template: the fields of Tornado's `HTTPServerRequest`
-/// a page prints (`{{ request.path }}`, `{{ request.host }}`).
+/// a page prints (`{{ request.path }}`, `{{ request.host }}`), its
+/// `headers`, `arguments`, `query_arguments`, `body_arguments` and
+/// `cookies`, and (see [`request_method`]) its `full_url()`.
+///
+/// Where it differs from Tornado's, on purpose:
+/// - `headers` is a dict of Tornado's normalized names (`X-Test`,
+///   `Content-Type`), each repeated header's lines joined with `,` as
+///   `HTTPHeaders` gives them: `request.headers['X-Test']`,
+///   `request.headers.get('X-Test', 'none')` and `'X-Test' in
+///   request.headers` work, but a name in another case (`x-test`) is not
+///   found, where `HTTPHeaders` ignores case;
+/// - the argument dicts hold lists of `str`, where Tornado's hold `bytes`
+///   (`[b'1']`), so `request.arguments['a'][0]` prints `1`, not `b'1'`;
+///   `body_arguments` are those of a urlencoded body (a multipart body's
+///   fields are `RequestContext::get_body_arguments`');
+/// - `cookies` maps each name to a dict of its `key` and `value` (Tornado's
+///   `Morsel`: `request.cookies['c'].value` works); a repeated name keeps
+///   its first value, as `RequestContext::get_cookie` reads it;
+/// - there is no `body`, no `files`, and `{{ request }}` prints the dict.
 pub(crate) fn request_value(req: &crate::http::Request) -> Value {
     let host = req.host().unwrap_or("127.0.0.1");
     // Tornado's host_name: the host without its port (IPv6 brackets
@@ -2563,6 +2594,36 @@ pub(crate) fn request_value(req: &crate::http::Request) -> Value {
         }
         _ => host,
     };
+    let query_arguments = argument_lists(crate::http::request::parse_qs(req.query()));
+    let urlencoded = req
+        .header_joined("content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let body_arguments = if urlencoded {
+        argument_lists(crate::http::request::parse_qs_bytes(req.body()))
+    } else {
+        Map::new()
+    };
+    // Tornado's `arguments`: the query's values, then the body's.
+    let mut arguments = query_arguments.clone();
+    for (name, values) in &body_arguments {
+        if let (Value::Array(all), Value::Array(more)) = (
+            arguments
+                .entry(name.clone())
+                .or_insert_with(|| Value::Array(Vec::new())),
+            values,
+        ) {
+            all.extend(more.iter().cloned());
+        }
+    }
+    let cookies: Map<String, Value> = req
+        .cookie_names()
+        .into_iter()
+        .map(|name| {
+            let value = req.cookie(&name).unwrap_or_default();
+            let morsel = serde_json::json!({"key": name, "value": value});
+            (name, morsel)
+        })
+        .collect();
     serde_json::json!({
         "method": req.method(),
         "uri": req.uri(),
@@ -2573,7 +2634,165 @@ pub(crate) fn request_value(req: &crate::http::Request) -> Value {
         "host_name": host_name.to_ascii_lowercase(),
         "remote_ip": req.remote_ip().map(|ip| ip.to_string()),
         "protocol": req.protocol(),
+        "headers": request_headers(req),
+        "arguments": arguments,
+        "query_arguments": query_arguments,
+        "body_arguments": body_arguments,
+        "cookies": cookies,
     })
+}
+
+/// The request's headers as Tornado's `HTTPHeaders` reads them: each name
+/// normalized (`x-test` is `X-Test`), in the order first seen, a repeated
+/// one's lines joined with `,`.
+fn request_headers(req: &crate::http::Request) -> Map<String, Value> {
+    let mut headers = Map::new();
+    for (name, _) in req.headers() {
+        let normal = name
+            .split('-')
+            .map(|word| {
+                let mut w = word.to_ascii_lowercase();
+                if let Some(first) = w.get_mut(..1) {
+                    first.make_ascii_uppercase();
+                }
+                w
+            })
+            .collect::<Vec<_>>()
+            .join("-");
+        if !headers.contains_key(&normal) {
+            let joined = req.header_joined(name).unwrap_or_default();
+            headers.insert(normal, Value::String(joined.into_owned()));
+        }
+    }
+    headers
+}
+
+/// `name: [value, ...]` of urlencoded `pairs`, blank values kept, in the
+/// order names first appear (Tornado's `parse_qs_bytes(.., True)`).
+fn argument_lists(pairs: impl Iterator<Item = (String, String)>) -> Map<String, Value> {
+    let mut args = Map::new();
+    for (name, value) in pairs {
+        match args.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
+            Value::Array(values) => values.push(Value::String(value)),
+            _ => unreachable!("argument lists hold arrays"),
+        }
+    }
+    args
+}
+
+/// `handler` in a template: what Tornado's `RequestHandler` gives a page
+/// to read, `handler.request` (the [`request_value`]), `handler.current_user`
+/// and `handler.locale` (`code`, `name`, `rtl`, as `locale` is), and (see
+/// [`handler_method`]) its argument and cookie methods.
+///
+/// Left out on purpose: `settings` (Rust settings, the cookie secret among
+/// them, are no dict for a page to print), `xsrf_token`, `static_url`,
+/// `reverse_url` and `render_string` (the namespace has
+/// `xsrf_form_html()`, `static_url(..)`, `reverse_url(..)` and
+/// `{% module Template(..) %}`), and the handler's own attributes; `{{
+/// handler }}` prints the dict.
+fn handler_value(request: &Value, current_user: Option<&str>, locale: &Value) -> Value {
+    serde_json::json!({
+        "request": request,
+        "current_user": current_user,
+        "locale": locale,
+    })
+}
+
+/// `request.full_url()` of a [`request_value`], as
+/// [`Request::full_url`](crate::http::Request::full_url) gives it.
+fn full_url(request: &Value) -> String {
+    let text = |key: &str| request[key].as_str().unwrap_or_default();
+    let host = Some(text("host"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1");
+    let uri = text("uri");
+    let slash = if uri.starts_with('/') { "" } else { "/" };
+    format!("{}://{host}{slash}{uri}", text("protocol"))
+}
+
+/// `handler.method(args, kwargs)` over the handler's `request` (a
+/// [`request_value`]), as Tornado's `RequestHandler` answers:
+/// `get_argument(name, default, strip=True)` the last value (control
+/// characters made spaces, stripped unless `strip` is false; the query's
+/// then the body's for `get_argument`), `get_arguments(name, strip=True)`
+/// every value, the same for `get_query_argument(s)` and
+/// `get_body_argument(s)`, and `get_cookie(name, default=None)`.
+///
+/// An argument missing without a default fails the render (a 500), where
+/// Tornado's `MissingArgumentError` answers 400.
+fn handler_method(
+    request: &Value,
+    method: expr::Method,
+    args: &[Value],
+    kwargs: &Map<String, Value>,
+) -> Result<Value, TemplateError> {
+    use expr::Method as M;
+    let name = method.name();
+    let params: &[&str] = match method {
+        M::GetArgument | M::GetQueryArgument | M::GetBodyArgument => &["name", "default", "strip"],
+        M::GetArguments | M::GetQueryArguments | M::GetBodyArguments => &["name", "strip"],
+        _ => &["name", "default"],
+    };
+    // The arguments by parameter, as Python binds them.
+    let mut bound: Vec<Option<&Value>> = vec![None; params.len()];
+    for (i, v) in args.iter().enumerate() {
+        bound[i] = Some(v);
+    }
+    for (k, v) in kwargs {
+        let Some(i) = params.iter().position(|p| p == k) else {
+            return Err(TemplateError::Type(format!(
+                "{name}() got an unexpected keyword argument '{k}'"
+            )));
+        };
+        if bound[i].replace(v).is_some() {
+            return Err(TemplateError::Type(format!(
+                "{name}() got multiple values for argument '{k}'"
+            )));
+        }
+    }
+    let Some(Value::String(arg)) = bound[0] else {
+        return Err(TemplateError::Type(format!(
+            "{name}()'s name must be a str"
+        )));
+    };
+    let param = |p: &str| params.iter().position(|n| *n == p).and_then(|i| bound[i]);
+    if method == M::GetCookie {
+        let value = request["cookies"][arg.as_str()]["value"].clone();
+        return Ok(match value {
+            Value::Null => param("default").cloned().unwrap_or(Value::Null),
+            value => value,
+        });
+    }
+    let strip = param("strip").is_none_or(|v| Val::Json(v).truthy());
+    let source = match method {
+        M::GetArgument | M::GetArguments => "arguments",
+        M::GetQueryArgument | M::GetQueryArguments => "query_arguments",
+        _ => "body_arguments",
+    };
+    let mut values = request[source][arg.as_str()]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|v| {
+            let v = super::context::remove_control_chars(v.to_owned());
+            Value::String(if strip { v.trim().to_owned() } else { v })
+        })
+        .collect::<Vec<_>>();
+    if matches!(
+        method,
+        M::GetArguments | M::GetQueryArguments | M::GetBodyArguments
+    ) {
+        return Ok(Value::Array(values));
+    }
+    match (values.pop(), param("default")) {
+        (Some(v), _) => Ok(v),
+        (None, Some(default)) => Ok(default.clone()),
+        (None, None) => Err(TemplateError::Type(format!(
+            "HTTP 400: Bad Request (Missing argument {arg})"
+        ))),
+    }
 }
 
 /// `static_url` alone, from a closure
@@ -3291,6 +3510,8 @@ struct Renderer<'a> {
     default_locale: std::cell::OnceCell<crate::locale::Locale>,
     /// `locale` as a value (`code`, `name`, `rtl`), made when first read.
     locale_value: std::cell::OnceCell<&'a Value>,
+    /// `handler` as a value ([`handler_value`]), made when first read.
+    handler_value: std::cell::OnceCell<&'a Value>,
     /// The template a `{% module Template(..) %}` renders here, whose
     /// `set_resources(..)` this render takes.
     module: Option<&'a str>,
@@ -3338,6 +3559,27 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
         }
         self.spent.set(spent);
         Ok(())
+    }
+
+    fn request_method(
+        &self,
+        base: Val<'_>,
+        method: expr::Method,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Option<Result<Value, TemplateError>> {
+        let Val::Json(base) = base else {
+            return None;
+        };
+        let request = self.request?.request_value()?;
+        let handler = self.handler_value.get().copied();
+        let is = |v: &Value| std::ptr::eq(base, v);
+        if method == expr::Method::FullUrl {
+            let on_request = is(request) || handler.is_some_and(|h| is(&h["request"]));
+            return on_request.then(|| Ok(Value::String(full_url(base))));
+        }
+        let handler = handler.filter(|h| is(h))?;
+        Some(handler_method(&handler["request"], method, args, kwargs))
     }
 
     fn apply(
@@ -3445,24 +3687,16 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
 
 impl<'a> Renderer<'a> {
     /// A name of Tornado's template namespace that is a value, not a
-    /// function: `current_user` (`None` when nobody is logged in) and
-    /// `request`, when the render has a request and the values do not
-    /// have the name.
+    /// function: `current_user` (`None` when nobody is logged in),
+    /// `request` and `handler`, when the render has a request and the
+    /// values do not have the name.
     fn namespace(&self, name: &str) -> Option<Val<'a>> {
         static NONE: Value = Value::Null;
         if let Some(v) = self.request.and_then(|r| r.template_value(name)) {
             return Some(Val::Json(v));
         }
         if name == "locale" {
-            let value = *self.locale_value.get_or_init(|| {
-                let locale = expr::Env::locale(self);
-                &*self.arena.alloc(serde_json::json!({
-                    "code": locale.code(),
-                    "name": locale.name(),
-                    "rtl": locale.rtl(),
-                }))
-            });
-            return Some(Val::Json(value));
+            return Some(Val::Json(self.locale_json()));
         }
         let request = self.request?;
         match name {
@@ -3471,8 +3705,29 @@ impl<'a> Renderer<'a> {
                 None => Val::Json(&NONE),
             }),
             "request" => request.request_value().map(Val::Json),
+            "handler" => {
+                let request_value = request.request_value()?;
+                let value = *self.handler_value.get_or_init(|| {
+                    let value =
+                        handler_value(request_value, request.current_user(), self.locale_json());
+                    &*self.arena.alloc(value)
+                });
+                Some(Val::Json(value))
+            }
             _ => None,
         }
+    }
+
+    /// `locale` as a value, made when first read.
+    fn locale_json(&self) -> &'a Value {
+        self.locale_value.get_or_init(|| {
+            let locale = expr::Env::locale(self);
+            &*self.arena.alloc(serde_json::json!({
+                "code": locale.code(),
+                "name": locale.name(),
+                "rtl": locale.rtl(),
+            }))
+        })
     }
 
     /// One step of work: fails once the step budget is spent or the output
@@ -4288,6 +4543,73 @@ fn too_deep() -> TemplateError {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What the differential (GET pages) does not reach: a form body's
+    /// arguments and a repeated header, as Tornado 6.6.1 gives them for
+    /// `POST /f?a=1` with `a=2&b=+x+&a=%01` and two `X-Tag` lines.
+    #[test]
+    fn request_and_handler_of_a_form_post() {
+        let mut req = crate::http::Request::synthetic(
+            "POST",
+            "/f?a=1",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-tag", "t1"),
+                ("X-TAG", "t2"),
+                ("Cookie", "c=v; d=\"q\""),
+            ],
+        );
+        req.set_body(b"a=2&b=+x+&a=%01".to_vec());
+        let request = request_value(&req);
+        // Tornado: request.headers['X-Tag'] == 't1,t2'; names normalized.
+        assert_eq!(request["headers"]["X-Tag"], "t1,t2");
+        assert_eq!(
+            request["headers"]["Content-Type"],
+            "application/x-www-form-urlencoded"
+        );
+        assert_eq!(request["query_arguments"], json!({"a": ["1"]}));
+        assert_eq!(
+            request["body_arguments"],
+            json!({"a": ["2", "\u{1}"], "b": [" x "]})
+        );
+        assert_eq!(
+            request["arguments"],
+            json!({"a": ["1", "2", "\u{1}"], "b": [" x "]})
+        );
+        assert_eq!(request["cookies"]["d"], json!({"key": "d", "value": "q"}));
+
+        let call = |method, args: &[Value], kwargs: Value| {
+            let Value::Object(kwargs) = kwargs else {
+                unreachable!()
+            };
+            handler_method(&request, method, args, &kwargs)
+        };
+        use expr::Method as M;
+        // get_argument('a'): the last of the query's and the body's,
+        // the control character a space, stripped.
+        assert_eq!(call(M::GetArgument, &[json!("a")], json!({})).unwrap(), "");
+        assert_eq!(
+            call(M::GetArguments, &[json!("a")], json!({})).unwrap(),
+            json!(["1", "2", ""])
+        );
+        assert_eq!(
+            call(M::GetBodyArgument, &[json!("b")], json!({"strip": false})).unwrap(),
+            " x "
+        );
+        assert_eq!(
+            call(M::GetQueryArguments, &[json!("b")], json!({})).unwrap(),
+            json!([])
+        );
+        assert_eq!(call(M::GetCookie, &[json!("c")], json!({})).unwrap(), "v");
+        assert!(call(M::GetArgument, &[json!("z")], json!({})).is_err());
+        assert!(call(
+            M::GetArgument,
+            &[json!("a"), json!(1)],
+            json!({"default": 2})
+        )
+        .is_err());
+        assert_eq!(full_url(&request), "http://localhost/f?a=1");
+    }
 
     fn render(src: &str, vars: &[(&str, &str)]) -> Result<String, TemplateError> {
         Template::parse(src)?.render(vars)

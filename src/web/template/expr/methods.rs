@@ -53,6 +53,17 @@ pub(in crate::web::template) enum Method {
     IsUpper,
     /// `str.format(*args, **kwargs)`, in [`super::format`].
     Format,
+    /// `request.full_url()`, and the methods of `handler` below: methods
+    /// of the render's `request` and `handler` alone
+    /// ([`Method::of_request`]), which the render applies.
+    FullUrl,
+    GetArgument,
+    GetArguments,
+    GetQueryArgument,
+    GetQueryArguments,
+    GetBodyArgument,
+    GetBodyArguments,
+    GetCookie,
 }
 
 /// Each method's name and how many arguments it takes (at least, at most).
@@ -92,6 +103,14 @@ const TABLE: &[(&str, Method, usize, usize)] = &[
     ("islower", Method::IsLower, 0, 0),
     ("isupper", Method::IsUpper, 0, 0),
     ("format", Method::Format, 0, usize::MAX),
+    ("full_url", Method::FullUrl, 0, 0),
+    ("get_argument", Method::GetArgument, 1, 3),
+    ("get_arguments", Method::GetArguments, 1, 2),
+    ("get_query_argument", Method::GetQueryArgument, 1, 3),
+    ("get_query_arguments", Method::GetQueryArguments, 1, 2),
+    ("get_body_argument", Method::GetBodyArgument, 1, 3),
+    ("get_body_arguments", Method::GetBodyArguments, 1, 2),
+    ("get_cookie", Method::GetCookie, 1, 2),
 ];
 
 impl Method {
@@ -103,7 +122,23 @@ impl Method {
             .map(|&(_, m, min, max)| (m, min..=max))
     }
 
-    fn name(self) -> &'static str {
+    /// A method of the render's `request` or `handler`, not of a value:
+    /// `full_url`, `get_argument`...; it takes keyword arguments.
+    pub(in crate::web::template) fn of_request(self) -> bool {
+        matches!(
+            self,
+            Method::FullUrl
+                | Method::GetArgument
+                | Method::GetArguments
+                | Method::GetQueryArgument
+                | Method::GetQueryArguments
+                | Method::GetBodyArgument
+                | Method::GetBodyArguments
+                | Method::GetCookie
+        )
+    }
+
+    pub(in crate::web::template) fn name(self) -> &'static str {
         TABLE
             .iter()
             .find(|(_, m, ..)| *m == self)
@@ -711,6 +746,14 @@ pub(super) fn call_method<'a>(
         Method::Get | Method::Keys | Method::Values | Method::Items | Method::Format => {
             return Err(wrong())
         }
+        Method::FullUrl
+        | Method::GetArgument
+        | Method::GetArguments
+        | Method::GetQueryArgument
+        | Method::GetQueryArguments
+        | Method::GetBodyArgument
+        | Method::GetBodyArguments
+        | Method::GetCookie => return Err(wrong()),
     };
     Ok(V::Own(v))
 }
