@@ -3452,6 +3452,101 @@ fn terminate_drops_the_connection_without_a_closing_handshake() {
     assert!(rx.try_recv().is_err(), "one on_close each");
 }
 
+/// `/victim` queues a message larger than the kernel buffers hold, then
+/// its Close, behind it; `/killer` terminates the victim once the
+/// victim's peer's Close has been read, and answers with the close code
+/// it saw (`None`: not yet, nothing done). The victim's `on_close` reports
+/// (code, `closed_by`).
+struct StuckCloseTerminator {
+    tx: Sender<(Option<u16>, Option<CloseReason>)>,
+    victim: std::rc::Rc<std::cell::Cell<Option<cyclone::ioloop::ConnId>>>,
+}
+
+impl WebSocketHandler for StuckCloseTerminator {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        if ws.request().path() == "/victim" {
+            self.victim.set(Some(ws.id()));
+        }
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        match msg.as_text() {
+            Some("flood-and-close") => {
+                ws.write_message(vec![3u8; 40 * 1024 * 1024]).unwrap();
+                ws.close(Some(4001), "stuck");
+            }
+            Some("kill-if-closed") => {
+                let victim = self.victim.get().unwrap();
+                let code = cyclone::websocket::with_websocket_of(victim, |v| {
+                    let code = v.close_code();
+                    if code.is_some() {
+                        v.terminate();
+                    }
+                    code
+                });
+                ws.write_message(format!("{code:?}")).unwrap();
+            }
+            _ => {}
+        }
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        if ws.request().path() == "/victim" {
+            let _ = self.tx.send((ws.close_code(), ws.closed_by()));
+        }
+    }
+}
+
+/// The handler closes behind 40 MiB the peer does not read, the peer
+/// sends its own Close (read at once: the queue is under
+/// `write_high_water`), and the handler then terminates: our Close never
+/// left, the peer closed on its own, so `on_close` sees `Peer` with the
+/// peer's code, as the close timeout reports it, not `Terminated`.
+#[test]
+fn terminate_after_the_peers_close_with_ours_stuck_is_the_peers() {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let settings = WebSocketSettings {
+        write_high_water: 128 * 1024 * 1024,
+        max_write_buffer: 256 * 1024 * 1024,
+        ..WebSocketSettings::default()
+    };
+    let srv = Server::start(move || {
+        let tx = tx.lock().unwrap().clone();
+        let victim = std::rc::Rc::default();
+        Application::builder()
+            .websocket_with(r"/.*", settings.clone(), move |_r: &Request| {
+                StuckCloseTerminator {
+                    tx: tx.clone(),
+                    victim: std::rc::Rc::clone(&victim),
+                }
+            })
+            .build()
+    });
+    let mut victim = raw_ws(&srv, "/victim");
+    let mut killer = raw_ws(&srv, "/killer");
+    let mut wire = client_frame(true, 1, b"flood-and-close");
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend_from_slice(b"bye");
+    wire.extend(client_frame(true, 8, &close));
+    victim.write_all(&wire).unwrap();
+    // Until the server has read the victim's Close (bounded).
+    let mut seen = String::new();
+    for _ in 0..200 {
+        killer
+            .write_all(&client_frame(true, 1, b"kill-if-closed"))
+            .unwrap();
+        let (_, _, payload) = read_frame(&mut killer).unwrap();
+        seen = String::from_utf8(payload).unwrap();
+        if seen != "Some(None)" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(seen, "Some(Some(1000))");
+    let end = rx.recv_timeout(Duration::from_secs(5));
+    assert_eq!(end, Ok((Some(1000), Some(CloseReason::Peer))));
+    drop(victim);
+}
+
 /// A member of the `websocket_async` route: greets with the name its
 /// token was looked up to, echoes with it, and refuses in its own
 /// `prepare` a request with `X-Deny`.

@@ -157,15 +157,28 @@ impl<'a> WebSocket<'a> {
     /// the current callback returns (or, called from elsewhere, at the end
     /// of this loop iteration), and `on_close` runs then, with
     /// [`closed_by`](Self::closed_by) [`CloseReason::Terminated`] (unless
-    /// the peer's Close had arrived: `Peer`) and no close code unless the
+    /// the peer's Close had arrived: `Peer`, even after the handler's own
+    /// `close`, whose Close then never left) and no close code unless the
     /// peer sent one. Writes, pings and `close` after it fail or do
     /// nothing, as on a closed connection; terminating twice does nothing.
     pub fn terminate(&mut self) {
         if self.core.finished || self.core.terminating() {
             return;
         }
-        if matches!(self.core.closed_by, None | Some(CloseReason::Local)) {
-            self.core.closed_by = Some(CloseReason::Terminated);
+        // Our own Close, if the peer's Close has been read, is still
+        // queued, unsent (the connection ends once it leaves): the peer
+        // closed on its own and never saw ours, so it is `Peer`, with its
+        // code, as the close timeout labels the same case.
+        match self.core.closed_by {
+            None => self.core.closed_by = Some(CloseReason::Terminated),
+            Some(CloseReason::Local) => {
+                self.core.closed_by = Some(if self.core.close_code != 0 {
+                    CloseReason::Peer
+                } else {
+                    CloseReason::Terminated
+                });
+            }
+            Some(_) => {}
         }
         self.core.session.abort();
         self.core.rare().terminate = true;

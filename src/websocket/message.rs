@@ -113,8 +113,10 @@ pub enum CloseReason {
     /// The peer sent a close frame (its code and reason are in
     /// `close_code()`/`close_reason()`). Also when the handler had called
     /// `close` but its Close never left: still queued behind what the peer
-    /// did not read when the close timeout dropped the connection, while
-    /// the peer's own Close had arrived (it closed without seeing ours).
+    /// did not read when the close timeout dropped the connection, or when
+    /// the handler called [`terminate`](super::WebSocket::terminate),
+    /// while the peer's own Close had arrived (it closed without seeing
+    /// ours).
     Peer,
     /// The handler called `close`, and the close handshake completed (if
     /// the peer does not answer within the close timeout, the reason is
@@ -144,7 +146,8 @@ pub enum CloseReason {
     /// The TCP connection ended without a close frame (reset or EOF).
     Abnormal,
     /// The handler called [`terminate`](super::WebSocket::terminate): the
-    /// connection was dropped without a closing handshake.
+    /// connection was dropped without a closing handshake (after the
+    /// peer's Close arrived, it is [`Peer`](Self::Peer)).
     Terminated,
 }
 
