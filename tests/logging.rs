@@ -357,3 +357,34 @@ fn a_blocked_loop_is_reported_with_what_it_was_doing() {
     assert_eq!(blocked_log.logged().len(), 1);
     assert_eq!(ended_log.logged().len(), 1);
 }
+
+/// `WebSocket::require_argument` without the argument logs what Tornado's
+/// `log_exception` logs for the `MissingArgumentError` a callback raised:
+/// `400 GET /uri (ip): Missing argument name`, at `warn`.
+#[test]
+fn require_argument_on_an_open_connection_is_logged_at_warn() {
+    struct NeedsPlanet;
+    impl WebSocketHandler for NeedsPlanet {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+            let _ = ws.require_argument("planet");
+        }
+    }
+    capture_logs();
+    let logged = expect("400 GET /planet?moon=1 (127.0.0.1): Missing argument planet");
+    let srv = Server::start(|| {
+        Application::builder()
+            .websocket("/planet", |_req: &Request| NeedsPlanet)
+            .build()
+    });
+    let mut s = raw_ws(&srv, "/planet?moon=1");
+    s.write_all(&client_frame(true, 1, b"hi")).unwrap();
+    assert!(
+        logged.wait(1, Duration::from_secs(5)),
+        "nothing logged about the missing argument"
+    );
+    let about = logged.logged();
+    assert!(
+        about.iter().all(|(l, _)| *l == log::Level::Warn),
+        "{about:?}"
+    );
+}

@@ -4036,6 +4036,92 @@ impl WebSocketHandler for RoomArgs {
     fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
 }
 
+/// Requires `room` once open: in `open` when the handshake has `?early`,
+/// else in `on_message` after echoing the message. Reports whether a
+/// write after a refusal failed, and each `on_close` as (code,
+/// `closed_by`).
+struct RoomRequired {
+    tx: Sender<String>,
+}
+impl WebSocketHandler for RoomRequired {
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        if ws.get_argument("early").is_none() {
+            return;
+        }
+        ws.write_message("hello").unwrap();
+        match ws.require_argument("room") {
+            Some(room) => drop(ws.write_message(format!("open in {room}"))),
+            None => {
+                let refused = ws.write_message("late").is_err();
+                let _ = self
+                    .tx
+                    .send(format!("open refused, late write refused {refused}"));
+            }
+        }
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        ws.write_message(msg).unwrap();
+        let Some(room) = ws.require_argument("room") else {
+            return;
+        };
+        ws.write_message(format!("in {room}")).unwrap();
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self
+            .tx
+            .send(format!("{:?} {:?}", ws.close_code(), ws.closed_by()));
+    }
+}
+
+/// Tornado's `get_argument` without a default in `open` or `on_message`
+/// raises `MissingArgumentError`; its `_run_callback` logs it and aborts
+/// the connection: what was written before reaches the peer, then the TCP
+/// connection closes without a Close frame, and `on_close` runs with no
+/// code. `WebSocket::require_argument` does the same, an echo of 20 KiB
+/// (held to leave with the read batch) included; with the argument, it
+/// is the argument.
+#[test]
+fn require_argument_on_an_open_connection_aborts_it_as_tornado() {
+    let (srv, rx) = reporting("/need", |tx| RoomRequired { tx });
+    let ended = |ws: &mut tungstenite::WebSocket<TcpStream>, what: &str| match ws.read() {
+        Err(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        )) => {}
+        Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("{what}: not dropped without a Close: {other:?}"),
+    };
+    let next = || rx.recv_timeout(Duration::from_secs(10)).unwrap();
+
+    // In on_message, a small message and a large one.
+    for (i, msg) in [TMsg::text("hi"), TMsg::binary(vec![9u8; 20 * 1024])]
+        .into_iter()
+        .enumerate()
+    {
+        let mut ws = connect(&srv, "/need");
+        ws.send(msg.clone()).unwrap();
+        assert_eq!(ws.read().unwrap(), msg, "{i}: written before");
+        ended(&mut ws, "on_message");
+        assert_eq!(next(), "None Some(Terminated)");
+    }
+
+    // In open.
+    let mut ws = connect(&srv, "/need?early");
+    assert_eq!(ws.read().unwrap(), TMsg::text("hello"));
+    ended(&mut ws, "open");
+    assert_eq!(next(), "open refused, late write refused true");
+    assert_eq!(next(), "None Some(Terminated)");
+
+    // Present: the connection goes on.
+    let mut ws = connect(&srv, "/need?early&room=+lobby");
+    assert_eq!(ws.read().unwrap(), TMsg::text("hello"));
+    assert_eq!(ws.read().unwrap(), TMsg::text("open in lobby"));
+    ws.send(TMsg::text("hi")).unwrap();
+    assert_eq!(ws.read().unwrap(), TMsg::text("hi"));
+    assert_eq!(ws.read().unwrap(), TMsg::text("in lobby"));
+    ws.close(None).unwrap();
+    assert_eq!(next(), "None Some(Peer)");
+}
+
 /// A WebSocketHandler has a RequestHandler's argument methods (Tornado's
 /// is one): `require_argument` in `prepare` answers a handshake without
 /// the argument with Tornado's MissingArgumentError page (400, the name

@@ -100,6 +100,7 @@ impl WsConn {
                     hung_up: false,
                     fin_unread: false,
                     terminate: false,
+                    terminate_sends_queued: false,
                     pause_deadline: Ms::NONE,
                     response_headers: p.response_headers,
                     protocol_error: None,
@@ -464,7 +465,13 @@ impl WsConn {
         }
         if self.core.terminating() {
             // `WebSocket::terminate`: what is queued and unsent goes with
-            // the connection (the loop's out buffer goes back to it empty).
+            // the connection (the loop's out buffer goes back to it empty),
+            // after one try to send it for `WebSocket::require_argument`.
+            if self.core.terminate_sends_queued() {
+                if let Err(e) = self.core.flush(lp) {
+                    log::debug!("{id} write failed: {e}");
+                }
+            }
             let mut queued = self.core.replace_out(Vec::new());
             queued.clear();
             self.core.out = queued;

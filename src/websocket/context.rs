@@ -227,7 +227,9 @@ impl<'a> WebSocket<'a> {
     /// `get_query_argument`; `None` without one (where Tornado, given no
     /// default, raises a `MissingArgumentError`: too late for a 400 once
     /// the connection is open; [`require_argument`](super::require_argument)
-    /// answers it in [`prepare`](super::WebSocketHandler::prepare)).
+    /// answers it in [`prepare`](super::WebSocketHandler::prepare), and
+    /// [`WebSocket::require_argument`](Self::require_argument) handles it
+    /// as Tornado does in `open` or `on_message`).
     pub fn get_query_argument(&self, name: &str) -> Option<String> {
         self.get_query_arguments(name).pop()
     }
@@ -248,6 +250,56 @@ impl<'a> WebSocket<'a> {
             return Vec::new();
         }
         super::handler::get_arguments_unstripped(&self.core.request, name)
+    }
+
+    /// [`get_argument`](Self::get_argument) for an argument the handshake
+    /// must carry, once the connection is open (Tornado's
+    /// `get_argument(name)` without a default in `open` or `on_message`).
+    /// Without one, as Tornado handles the `MissingArgumentError` raised
+    /// in a callback: logged at `warn` as `400 GET /uri (ip): Missing
+    /// argument name`, and the connection is dropped without a closing
+    /// handshake ([`terminate`](Self::terminate), Tornado's `_abort`): the
+    /// peer gets no Close frame (1006) and no message behind this one is
+    /// delivered; `on_close` runs with no close code and
+    /// [`CloseReason::Terminated`]. `None` comes back: return from the
+    /// callback. To refuse the upgrade itself with a 400, use
+    /// [`require_argument`](super::require_argument) in
+    /// [`prepare`](super::WebSocketHandler::prepare).
+    ///
+    /// Unlike `terminate`, what the handler wrote before is not dropped:
+    /// Tornado writes each message to the socket at once, so those reach
+    /// the peer before its `_abort`; here they leave when the callback
+    /// returns, as far as the kernel takes them then (the rest is dropped,
+    /// as Tornado's `_abort` drops its unsent buffer). Where Tornado's
+    /// exception ends the callback, this returns: writes after it fail
+    /// as on a closed connection. On a client connection, which has no
+    /// handshake arguments, every name is missing.
+    ///
+    /// ```
+    /// use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
+    ///
+    /// struct Room;
+    /// impl WebSocketHandler for Room {
+    ///     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+    ///         let Some(room) = ws.require_argument("room") else {
+    ///             return; // logged, connection dropped
+    ///         };
+    ///         let _ = ws.write_message(format!("{room}: {}", msg.as_text().unwrap_or("")));
+    ///     }
+    /// }
+    /// ```
+    pub fn require_argument(&mut self, name: &str) -> Option<String> {
+        let value = self.get_argument(name);
+        if value.is_none() {
+            let why = format!("Missing argument {name}");
+            log::warn!("{}", crate::web::Refusal(&self.core.request, 400, &why));
+            let fresh = !self.core.finished && !self.core.terminating();
+            self.terminate();
+            if fresh && self.core.terminating() {
+                self.core.rare().terminate_sends_queued = true;
+            }
+        }
+        value
     }
 
     /// Tornado's `get_argument`: the handshake's query argument

@@ -375,6 +375,10 @@ pub(super) struct Rare {
     /// The handler called `WebSocket::terminate`: no further frame is
     /// parsed, and the connection ends when the callback returns.
     pub(super) terminate: bool,
+    /// The termination is `WebSocket::require_argument`'s: what was
+    /// queued before it still leaves, as far as the kernel takes it at
+    /// once, as Tornado's writes have left when its `_abort` closes.
+    pub(super) terminate_sends_queued: bool,
     /// While reading is paused on our queue (over `write_high_water`):
     /// when to read once, in case the peer sent its Close meanwhile (see
     /// [`Core::pause_on_queue`]).
@@ -707,7 +711,9 @@ impl Core {
     /// held payloads are as they were handed out): the held frames leave in
     /// one `writev`, and only what the kernel refuses is copied, in front
     /// of anything queued behind them. A connection finished (or
-    /// terminated) meanwhile drops them, as it drops its queue.
+    /// terminated) meanwhile drops them, as it drops its queue (unless
+    /// `WebSocket::require_argument` terminated it: they are sent, as its
+    /// queue is).
     pub(super) fn cork_end(&mut self, lp: &IOLoop, input: &[u8]) {
         let mut frames = {
             let mut c = lp.cork();
@@ -718,7 +724,7 @@ impl Core {
             }
             std::mem::take(&mut c.frames)
         };
-        if !self.finished && !self.terminating() {
+        if !self.finished && (!self.terminating() || self.terminate_sends_queued()) {
             self.send_frames(lp, input, &frames);
         }
         // Keep the vector's capacity for the next batch.
@@ -1124,6 +1130,12 @@ impl Core {
     /// Whether the handler called `WebSocket::terminate`.
     pub(super) fn terminating(&self) -> bool {
         self.rare.as_ref().is_some_and(|r| r.terminate)
+    }
+
+    /// Whether the termination sends what was queued before it
+    /// (`WebSocket::require_argument`'s).
+    pub(super) fn terminate_sends_queued(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.terminate_sends_queued)
     }
 
     pub(super) fn rare(&mut self) -> &mut Rare {
