@@ -61,6 +61,13 @@ cookie `user`): a handshake without a valid one is redirected (302) to
 /login?next=...; a member is greeted \"welcome, NAME\" and gets each message
 back as \"NAME: TEXT\". Every answer carries X-Members: 1, and a member's
 101 signs the `user` cookie again for 30 more days (HttpOnly).
+/ws/room requires the argument `room` (Tornado's get_argument without a
+default in prepare): a handshake without it is answered 400 instead of the
+upgrade. It greets \"welcome to ROOM\" and gets each message back as
+\"ROOM: TEXT\"; a message \"need NAME\" is answered \"NAME=VALUE\" with the
+handshake's argument NAME, and without one the connection is dropped
+without a Close frame, as Tornado aborts on a MissingArgumentError raised
+in on_message.
 
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
@@ -142,6 +149,34 @@ impl WebSocketHandler for Echo {
     }
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
         let _ = ws.write_message(msg);
+    }
+}
+
+/// Tornado's `get_argument` without a default in a `WebSocketHandler`:
+/// in `prepare` (a 400 instead of the upgrade) and once open (the
+/// connection dropped, as Tornado's `_abort`).
+struct Room {
+    room: String,
+}
+
+impl WebSocketHandler for Room {
+    fn prepare(&mut self, req: &cyclone::http::Request) -> Result<(), cyclone::http::Response> {
+        self.room = cyclone::websocket::require_argument(req, "room")?;
+        Ok(())
+    }
+    fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+        let _ = ws.write_message(format!("welcome to {}", self.room));
+    }
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let text = msg.as_text().unwrap_or_default();
+        let line = match text.strip_prefix("need ") {
+            Some(name) => match ws.require_argument(name) {
+                Some(value) => format!("{name}={value}"),
+                None => return,
+            },
+            None => format!("{}: {text}", self.room),
+        };
+        let _ = ws.write_message(line);
     }
 }
 
@@ -453,6 +488,9 @@ fn main() {
             user: None,
         })
         .websocket("/ws", |_r: &cyclone::http::Request| Echo { picky: false })
+        .websocket("/ws/room", |_r: &cyclone::http::Request| Room {
+            room: String::new(),
+        })
         .websocket("/ws/picky", |_r: &cyclone::http::Request| Echo {
             picky: true,
         })

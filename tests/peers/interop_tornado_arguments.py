@@ -17,6 +17,14 @@ type, size), as JSON. The check passes when the statuses are the same and, for a
 answers are the same (files regrouped by name in first-seen order, Tornado's dict order), or,
 for a 400, the pages are the same.
 
+A WebSocketHandler that requires an argument (`get_argument("room")` in `prepare`, answered by
+cyclone's `websocket::require_argument`) against http_hello's /ws/room, with Tornado's
+`websocket_connect`: a handshake without `room` gets the same 400 and page from both, read over
+a raw socket; one with it the same upgrade, greeting and echo. Once open, `need NAME` calls
+`get_argument(NAME)` in `on_message` (cyclone's `WebSocket::require_argument`): with the
+argument both answer `NAME=VALUE`; without it both drop the connection with no Close frame
+(the client sees no close code), after what was written before.
+
 Where cyclone differs on purpose the case says so and is checked against cyclone's documented
 answer, with Tornado's printed:
   - a value that is not UTF-8 is U+FFFD in cyclone (`get_arguments`' documentation) where
@@ -44,7 +52,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peerlib import Checks, check_alive, parse_args, run_main, start_server, tornado_listen  # noqa: E402
 
+import tornado.httpclient  # noqa: E402
 import tornado.web  # noqa: E402
+import tornado.websocket  # noqa: E402
 
 FFFD = "\ufffd"
 
@@ -78,6 +88,87 @@ class Arguments(tornado.web.RequestHandler):
         self.write(json.dumps({"names": lists, "files": files}))
 
     get = post = put = patch = delete = answer
+
+
+class Room(tornado.websocket.WebSocketHandler):
+    """http_hello's /ws/room."""
+
+    def prepare(self):
+        self.room = self.get_argument("room")
+
+    def open(self):
+        self.write_message(f"welcome to {self.room}")
+
+    def on_message(self, message):
+        if message.startswith("need "):
+            name = message[len("need "):]
+            self.write_message(f"{name}={self.get_argument(name)}")
+        else:
+            self.write_message(f"{self.room}: {message}")
+
+
+def handshake(port, target):
+    """A raw WebSocket handshake for `target`: (status, the body of a refusal)."""
+    raw = (b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Version: 13\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        out = b""
+        while b"\r\n\r\n" not in out:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        head, _, body = out.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status == 101:
+            return status, b""
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return status, body
+
+
+async def room_session(port, path, messages):
+    """What a client of `path` reads: the greeting, then the answer to each of `messages`
+    (None once the connection ended), and the close code it saw."""
+    req = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{port}{path}", request_timeout=10)
+    conn = await tornado.websocket.websocket_connect(req)
+    try:
+        seen = [await asyncio.wait_for(conn.read_message(), 10)]
+        for m in messages:
+            try:
+                await conn.write_message(m)
+            except tornado.websocket.WebSocketClosedError:
+                seen.append("write refused")
+                break
+            seen.append(await asyncio.wait_for(conn.read_message(), 10))
+            if seen[-1] is None:
+                break
+        return seen, conn.close_code
+    finally:
+        conn.close()
+
+
+# (title, target, messages after the greeting); no messages: a refused handshake is expected
+# when the target lacks `room`.
+ROOM_CASES = [
+    ("a WebSocket without its required argument is a 400", b"/ws/room", None),
+    ("a WebSocket with another argument only is a 400", b"/ws/room?rooms=1&x=2", None),
+    ("a WebSocket with its argument upgrades", b"/ws/room?room=+lobby%20", ["hi"]),
+    ("a WebSocket with an empty argument upgrades", b"/ws/room?room=", ["hi"]),
+    ("get_argument once open: present", b"/ws/room?room=a&x=%20one%20&x=two", ["need x", "hi"]),
+    ("get_argument once open: missing aborts the connection", b"/ws/room?room=a&x=1",
+     ["need x", "need y", "hi"]),
+]
 
 
 def exchange(port, raw):
@@ -382,7 +473,7 @@ async def main():
     server = start_server(checks, "http_hello", args.server, logfile=log)
     if server is None:
         return checks.finish()
-    app = tornado.web.Application([(r"/arguments", Arguments)])
+    app = tornado.web.Application([(r"/arguments", Arguments), (r"/ws/room", Room)])
     tornado_port, tornado_server = tornado_listen(app)
     try:
         for case in CASES:
@@ -446,6 +537,21 @@ async def main():
                 assert c == t, f"cyclone {c}, tornado {t}"
 
             await checks.run(title, same)
+        for title, target, messages in ROOM_CASES:
+            async def same_room(target=target, messages=messages):
+                c = await loop.run_in_executor(None, handshake, server.port, target)
+                t = await loop.run_in_executor(None, handshake, tornado_port, target)
+                assert c == t, f"cyclone {c}, tornado {t}"
+                if messages is None:
+                    assert t[0] == 400, t
+                    return
+                assert t[0] == 101, t
+                c = await room_session(server.port, target.decode(), messages)
+                t = await room_session(tornado_port, target.decode(), messages)
+                assert c == t, f"\n  tornado: {t!r}\n  cyclone: {c!r}"
+                print(f"    {t!r}")
+
+            await checks.run(title, same_room)
         check_alive(checks, server, "http_hello", log)
     finally:
         server.stop()
