@@ -1,6 +1,7 @@
 //! HTTP/1.1 responses: status, headers, body, serialized with a correct
 //! `Content-Length`, a cached `Date` and `Connection` handling.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
@@ -11,7 +12,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Response {
     status: u16,
     reason: Option<String>,
-    headers: Vec<(String, String)>,
+    /// Names and values; those cyclone itself sets (the default
+    /// `Content-Type`, `Etag`...) borrowed from static text, so the common
+    /// answer allocates no string for them ([`Response::set_header_static`]).
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     body: Vec<u8>,
     /// A region of a file sent after `body`, read as the peer takes it.
     file: Option<FileBody>,
@@ -112,7 +116,7 @@ impl Response {
     /// A response with `status`, a plain-text body and the matching content type.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
         let mut r = Response::new(status);
-        r.set_header("Content-Type", "text/plain; charset=UTF-8");
+        r.set_header_static("Content-Type", "text/plain; charset=UTF-8");
         r.body = body.into().into_bytes();
         r
     }
@@ -123,7 +127,7 @@ impl Response {
     pub fn error(status: u16, message: Option<&str>) -> Response {
         let reason = html_escape(reason_phrase(status));
         let mut r = Response::new(status);
-        r.set_header("Content-Type", "text/html; charset=UTF-8");
+        r.set_header_static("Content-Type", "text/html; charset=UTF-8");
         let detail = message.map(html_escape).unwrap_or_default();
         r.body = format!(
             "<html><title>{status}: {reason}</title><body>{status}: {reason}{}{detail}</body></html>",
@@ -167,8 +171,22 @@ impl Response {
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         if valid_name(name) {
             self.clear_header(name);
-            self.headers.push((name.to_string(), value.into()));
+            self.headers
+                .push((Cow::Owned(name.to_owned()), Cow::Owned(value.into())));
         }
+    }
+
+    /// [`set_header`](Self::set_header) for a name cyclone itself sets (a
+    /// valid token, checked in debug builds) and a value that may be
+    /// static: no allocation for either when both are.
+    pub(crate) fn set_header_static(
+        &mut self,
+        name: &'static str,
+        value: impl Into<Cow<'static, str>>,
+    ) {
+        debug_assert!(valid_name(name), "{name:?}");
+        self.clear_header(name);
+        self.headers.push((Cow::Borrowed(name), value.into()));
     }
 
     /// Adds a header line (keeps existing ones, e.g. for `Set-Cookie`).
@@ -176,7 +194,8 @@ impl Response {
     pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
         if valid_name(name) {
             self.defaults &= !default_bit(name);
-            self.headers.push((name.to_string(), value.into()));
+            self.headers
+                .push((Cow::Owned(name.to_owned()), Cow::Owned(value.into())));
         }
     }
 
@@ -191,7 +210,7 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Every header named `name`, in order.
@@ -199,7 +218,7 @@ impl Response {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Whether the handler set `Connection: close` (a token of any
@@ -215,6 +234,9 @@ impl Response {
     /// WebSocket 101).
     pub(crate) fn take_headers(&mut self) -> Vec<(String, String)> {
         std::mem::take(&mut self.headers)
+            .into_iter()
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect()
     }
 
     /// Keeps only the headers `keep(name, value)` accepts.

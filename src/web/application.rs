@@ -940,7 +940,7 @@ impl Service for Application {
                     crate::ioloop::IOLoop::current()
                         .count(crate::ioloop::Counter::HandshakeMethodNotAllowed, 1);
                     let mut r = Response::error(405, None);
-                    r.set_header("Allow", "GET");
+                    r.set_header_static("Allow", "GET");
                     return (Reply::Response(r), None);
                 }
                 let settings = settings.clone();

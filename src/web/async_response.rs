@@ -634,7 +634,8 @@ fn flush(
                 && cx.response_mut().header("Content-Encoding").is_none()
                 && !matches!(status, 204 | 304)
             {
-                cx.response_mut().set_header("Content-Encoding", "gzip");
+                cx.response_mut()
+                    .set_header_static("Content-Encoding", "gzip");
                 // A length the handler announced was the uncompressed one
                 // (Tornado's `transform_first_chunk` drops it too).
                 cx.response_mut().clear_header("Content-Length");

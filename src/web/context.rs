@@ -34,7 +34,7 @@ pub(crate) fn template_value(name: &str, value: impl Serialize) -> Option<serde_
 /// `Content-Type`, no body.
 fn fresh_response() -> Response {
     let mut response = Response::new(200);
-    response.set_header("Content-Type", DEFAULT_CONTENT_TYPE);
+    response.set_header_static("Content-Type", DEFAULT_CONTENT_TYPE);
     response
 }
 
@@ -569,7 +569,7 @@ impl<'a> RequestContext<'a> {
             Ok(json) => {
                 self.p
                     .response
-                    .set_header("Content-Type", "application/json; charset=UTF-8");
+                    .set_header_static("Content-Type", "application/json; charset=UTF-8");
                 self.p.response.write(escape_script_end(json));
             }
             Err(e) => {
@@ -1592,7 +1592,7 @@ impl<'a> RequestContext<'a> {
             .request
             .header_joined("If-None-Match")
             .is_some_and(|tags| if_none_match(&tags, &etag));
-        self.p.response.set_header("Etag", etag);
+        self.p.response.set_header_static("Etag", etag);
         if matched {
             self.p.response.body_mut().clear();
             self.p.response.set_status(304, None);
@@ -1842,7 +1842,7 @@ pub(crate) fn compress_response(settings: &Settings, req: &Request, response: &m
     }
     if let Some(zipped) = gzip(response.body()) {
         *response.body_mut() = zipped;
-        response.set_header("Content-Encoding", "gzip");
+        response.set_header_static("Content-Encoding", "gzip");
     }
 }
 
