@@ -1245,8 +1245,10 @@ struct StaticLink;
 
 impl RequestHandler for StaticLink {
     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
-        let url = cx.static_url("a.txt");
-        cx.write(url);
+        match cx.static_url("a.txt") {
+            Ok(url) => cx.write(url),
+            Err(e) => cx.send_error(e.status()),
+        }
     }
 }
 

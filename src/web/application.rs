@@ -18,7 +18,7 @@ use super::context::RequestContext;
 use super::handler::{call_method, refuse_capture, RequestHandler};
 use super::settings::Settings;
 use super::signed::CookieSecret;
-use super::static_files::{file_version, StaticFiles};
+use super::static_files::{file_version, StaticFiles, StaticUrlError};
 use super::template::{
     read_source, resolve_name, AppParts, Template, TemplateError, MAX_INCLUDE_DEPTH,
 };
@@ -257,12 +257,17 @@ impl Shared {
     }
 
     /// [`RequestContext::static_url`](super::RequestContext::static_url).
-    pub(crate) fn static_url(&self, path: &str) -> String {
+    pub(crate) fn static_url(&self, path: &str) -> Result<String, StaticUrlError> {
+        if let Some(root) = self.settings.static_path.as_deref() {
+            if super::static_files::outside_root(root, path) {
+                return Err(StaticUrlError::outside(path));
+            }
+        }
         let url = self.unversioned_static_url(path);
-        match self.static_version(path) {
+        Ok(match self.static_version(path) {
             Some(version) => format!("{url}?v={version}"),
             None => url,
-        }
+        })
     }
 
     /// [`static_url`](Self::static_url) without its version, and without
@@ -459,7 +464,7 @@ impl ApplicationContext {
     }
 
     /// [`RequestContext::static_url`](super::RequestContext::static_url).
-    pub(crate) fn static_url(&self, path: &str) -> String {
+    pub(crate) fn static_url(&self, path: &str) -> Result<String, StaticUrlError> {
         self.0.static_url(path)
     }
 }
@@ -479,7 +484,7 @@ struct AppNamespace<'a> {
 }
 
 impl super::template::RequestNamespace for AppNamespace<'_> {
-    fn static_url(&self, path: &str) -> String {
+    fn static_url(&self, path: &str) -> Result<String, StaticUrlError> {
         self.shared.static_url(path)
     }
 

@@ -11,6 +11,7 @@ use super::handler::HANDLER_METHODS;
 use super::multipart::{self, HttpFile};
 use super::settings::Settings;
 use super::signed::CookieSecret;
+use super::static_files::StaticUrlError;
 use super::template::{AppParts, RequestNamespace, TemplateError};
 use super::ui_module::ActiveModules;
 use super::xsrf;
@@ -496,9 +497,21 @@ impl<'a> RequestContext<'a> {
     /// static file"): `static_path` is not set, the file is missing or
     /// unreadable, or `path` is refused as a request for it would be
     /// (`..`, an absolute path, a symlink out of `static_path`). Tornado
-    /// 6.6 versions `js/../app.css` (inside `static_path`) and raises
-    /// `HTTPError(403)` for a path out of it (`../x.css`, `/app.css`),
-    /// failing the render; cyclone links them without a version.
+    /// 6.6 versions `js/../app.css` (inside `static_path`), and follows a
+    /// symlink out of `static_path` to version its target; cyclone links
+    /// them without a version.
+    ///
+    /// # Errors
+    /// `path` leads out of `static_path` as written (`../x.css`,
+    /// `/app.css`; see [`StaticUrlError`]), where Tornado 6.6 raises
+    /// `HTTPError(403)`: answer [`StaticUrlError::status`] (403), as
+    /// Tornado's handler would. In a template rendered by
+    /// [`render`](Self::render) or [`render_with`](Self::render_with), a
+    /// `{{ static_url(..) }}` of such a path answers 403 (and logs the
+    /// reason at `warn`); [`render_string`](Self::render_string) returns
+    /// it as [`TemplateError::Http`]. The check is on the text alone (no
+    /// file is read), so a fixed path either always passes it or never
+    /// does.
     ///
     /// ```
     /// use cyclone::web::{RequestContext, RequestHandler};
@@ -506,12 +519,15 @@ impl<'a> RequestContext<'a> {
     /// struct Page;
     /// impl RequestHandler for Page {
     ///     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
-    ///         let css = cx.static_url("app.css");
+    ///         let css = match cx.static_url("app.css") {
+    ///             Ok(url) => url,
+    ///             Err(e) => return cx.send_error(e.status()),
+    ///         };
     ///         cx.write(format!(r#"<link rel="stylesheet" href="{css}">"#));
     ///     }
     /// }
     /// ```
-    pub fn static_url(&self, path: &str) -> String {
+    pub fn static_url(&self, path: &str) -> Result<String, StaticUrlError> {
         self.shared.static_url(path)
     }
 
@@ -881,7 +897,9 @@ impl<'a> RequestContext<'a> {
     ///
     /// `{{ static_url("css/app.css") }}` in the template prints
     /// [`static_url`](Self::static_url)`("css/app.css")`, as in Tornado's
-    /// template namespace (here, in `render_with` and in `render_string`).
+    /// template namespace (here, in `render_with` and in `render_string`);
+    /// a path out of `static_path` answers 403, as Tornado's `HTTPError`
+    /// does ([`TemplateError::Http`]).
     pub fn render(&mut self, file: &str, vars: &[(&str, &str)]) {
         if !self.writable("render") {
             return;
@@ -889,8 +907,7 @@ impl<'a> RequestContext<'a> {
         let result = self
             .shared
             .template(file)
-            .and_then(|t| t.render_pairs_in(vars, Some(&*self)))
-            .map_err(|e| format!("template {file:?}: {e}"));
+            .and_then(|t| t.render_pairs_in(vars, Some(&*self)));
         self.finish_render(file, result);
     }
 
@@ -925,9 +942,7 @@ impl<'a> RequestContext<'a> {
         if !self.writable("render_with") {
             return;
         }
-        let result = self
-            .render_string(file, value)
-            .map_err(|e| format!("template {file:?}: {e}"));
+        let result = self.render_string(file, value);
         self.finish_render(file, result);
     }
 
@@ -983,14 +998,34 @@ impl<'a> RequestContext<'a> {
     }
 
     /// Sends a rendered page, with the resources of the UI modules the
-    /// request used put in (Tornado's `render`), or the render's error.
-    fn finish_render(&mut self, file: &str, result: Result<String, String>) {
-        let result = result.and_then(|html| {
-            self.p
+    /// request used put in (Tornado's `render`), or the render's error:
+    /// its status for a [`TemplateError::Http`] (a UI module's file out of
+    /// `static_path` too: 403), else 500.
+    fn finish_render(&mut self, file: &str, result: Result<String, TemplateError>) {
+        let refused = std::cell::Cell::new(None);
+        let result = match result {
+            Ok(html) => self
+                .p
                 .modules
-                .insert_resources(html, &|path| self.static_url(path))
-                .map_err(|e| format!("template {file:?}: {e}"))
-        });
+                .insert_resources(html, &|path| {
+                    self.static_url(path).unwrap_or_else(|e| {
+                        refused.set(Some((e.status(), e.to_string())));
+                        String::new()
+                    })
+                })
+                .map_err(|e| format!("template {file:?}: {e}")),
+            Err(e) => match e.innermost() {
+                TemplateError::Http { status, message } => {
+                    refused.set(Some((*status, message.to_string())));
+                    Ok(String::new())
+                }
+                _ => Err(format!("template {file:?}: {e}")),
+            },
+        };
+        if let Some((status, why)) = refused.take() {
+            self.refuse(status, &why);
+            return;
+        }
         match result {
             Ok(html) => {
                 self.p.response.write(html);
@@ -1777,7 +1812,7 @@ impl<'a> RequestContext<'a> {
 }
 
 impl RequestNamespace for RequestContext<'_> {
-    fn static_url(&self, path: &str) -> String {
+    fn static_url(&self, path: &str) -> Result<String, StaticUrlError> {
         RequestContext::static_url(self, path)
     }
 

@@ -73,7 +73,7 @@ pub(crate) use origin::check_cross_origin;
 pub use redirect::RedirectHandler;
 pub use settings::Settings;
 pub use signed::{create_signed_value, decode_signed_value, CookieSecret};
-pub use static_files::{content_type, StaticFiles};
+pub use static_files::{content_type, StaticFiles, StaticUrlError};
 pub use template::{Template, TemplateError, Whitespace};
 pub use ui_module::{ModuleContext, UiModule, UiModuleFactory};
 pub use xsrf::XsrfCookieVersion;

@@ -571,6 +571,81 @@ pub(super) fn url_path_escape(rel: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Why [`RequestContext::static_url`] gives no URL: `path` leads out of
+/// `static_path` as written (`../x.css`, `/x.css`), so the file it names
+/// is not the application's to link. Tornado 6.6's `static_url` raises
+/// `HTTPError(403, "%s is not in root static directory")` there; a handler
+/// answers [`status`](Self::status) (`cx.send_error(e.status())`), and a
+/// template's `{{ static_url(..) }}` fails its render with
+/// [`TemplateError::Http`](super::TemplateError::Http), which
+/// `RequestContext::render` answers 403, as Tornado does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticUrlError {
+    path: String,
+}
+
+impl StaticUrlError {
+    pub(crate) fn outside(path: &str) -> StaticUrlError {
+        StaticUrlError {
+            path: path.to_string(),
+        }
+    }
+
+    /// The path `static_url` was given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The status Tornado answers: 403.
+    pub fn status(&self) -> u16 {
+        403
+    }
+}
+
+impl std::fmt::Display for StaticUrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not in root static directory", self.path)
+    }
+}
+
+impl std::error::Error for StaticUrlError {}
+
+/// Whether `rel` leads out of `root` as written: Tornado's
+/// `get_absolute_path` check, `os.path.abspath(os.path.join(root, rel))`
+/// outside `os.path.abspath(root)`. Lexical, as there: `..` and `.` are
+/// taken as written and symlinks are not followed (`js/../app.css` stays
+/// in, `../x.css` and `/x.css` are out; an absolute path replaces the
+/// root). Touches no disk, and allocates only for a path with a `..`
+/// segment or a leading `/`.
+pub(super) fn outside_root(root: &Path, rel: &str) -> bool {
+    if !rel.starts_with('/') && !rel.split('/').any(|seg| seg == "..") {
+        return false;
+    }
+    let base = if root.is_absolute() {
+        root.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(dir) => dir.join(root),
+            Err(_) => root.to_path_buf(),
+        }
+    };
+    let lexical = |p: &Path| {
+        let mut out = PathBuf::new();
+        for c in p.components() {
+            match c {
+                // Above `/` is `/`, as for `abspath`.
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    !lexical(&base.join(rel)).starts_with(lexical(&base))
+}
+
 /// The hex SHA-1 of the content of `rel` under `root` (see
 /// [`StaticFiles::version`]); `None`, logged at `error`, when `rel` is
 /// refused by [`resolve`] or the file cannot be read.

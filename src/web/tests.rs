@@ -977,17 +977,21 @@ fn static_files_refuse_traversal() {
     }
 }
 
-/// Writes `cx.static_url(p)` for each query argument `p`, one a line.
+/// Writes `cx.static_url(p)` for each query argument `p`, one a line; its
+/// error's status if one has none.
 struct StaticUrls;
 
 impl RequestHandler for StaticUrls {
     fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
-        let urls: Vec<String> = cx
+        let urls: Result<Vec<String>, StaticUrlError> = cx
             .get_query_arguments("p")
             .iter()
             .map(|p| cx.static_url(p))
             .collect();
-        cx.write(urls.join("\n"));
+        match urls {
+            Ok(urls) => cx.write(urls.join("\n")),
+            Err(e) => cx.send_error(e.status()),
+        }
     }
 }
 
@@ -1105,20 +1109,20 @@ fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
     let app = url_app(&dir, |b| b);
     let secret = dir.path().join("secret.txt");
     let absolute = secret.to_str().unwrap();
+    let inside = dir.path().join("static/ok.txt");
+    let inside = inside.to_str().unwrap();
     for (path, url) in [
         ("nope.css", "/static/nope.css".to_string()),
-        ("../secret.txt", "/static/../secret.txt".to_string()),
-        (
-            "sub/../../secret.txt",
-            "/static/sub/../../secret.txt".to_string(),
-        ),
         ("sub/../ok.txt", "/static/sub/../ok.txt".to_string()),
         ("sub", "/static/sub".to_string()),
         ("", "/static/".to_string()),
-        (absolute, format!("/static/{absolute}")),
+        // Absolute, but in `static_path` (Tornado versions it).
+        (inside, format!("/static/{inside}")),
     ] {
         assert_eq!(static_url_of(&app, path), url, "{path:?}");
     }
+    // Out of it: an error (`static_url_out_of_static_path_is_refused_with_403`).
+    let _ = absolute;
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(&secret, dir.path().join("static/link")).unwrap();
@@ -1134,6 +1138,93 @@ fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
     // Without static_path: the plain URL.
     let app = Application::builder().route("/url", || StaticUrls).build();
     assert_eq!(static_url_of(&app, "ok.txt"), "/static/ok.txt");
+}
+
+/// Tornado 6.6's `static_url` raises `HTTPError(403)` for a path that
+/// leads out of `static_path` as written (`get_absolute_path`): in a
+/// handler, in a template (the page is a 403, not a link without a
+/// version), and for a UI module's CSS file. The check is lexical, as
+/// Tornado's: `sub/../ok.txt` and `../static/ok.txt` (from
+/// `static_path`'s parent back into it) stay in.
+#[test]
+fn static_url_out_of_static_path_is_refused_with_403() {
+    /// `/t/name?p=path`: the template `name` with `p`, by `render_with`;
+    /// `/s/name?p=path`: by `render_string`, its error's status as text.
+    struct Tpl;
+    impl RequestHandler for Tpl {
+        fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+            let v = serde_json::json!({ "p": cx.get_argument("p").unwrap_or_default() });
+            if args[0] == "t" {
+                return cx.render_with(args[1], &v);
+            }
+            match cx.render_string(args[1], &v) {
+                Ok(html) => cx.write(html),
+                Err(e) => match e.innermost() {
+                    TemplateError::Http { status, .. } => cx.write(format!("Http {status}")),
+                    other => cx.write(format!("other: {other}")),
+                },
+            }
+        }
+    }
+    struct Css;
+    impl UiModule for Css {
+        fn render(
+            &mut self,
+            _cx: &ModuleContext<'_>,
+            _args: &[serde_json::Value],
+            _kwargs: &serde_json::Map<String, serde_json::Value>,
+        ) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn css_files(&self) -> Vec<String> {
+            vec!["../secret.css".into()]
+        }
+    }
+    let dir = TempDir::new("static-url-out");
+    dir.file("secret.txt", "secret");
+    dir.file("static/ok.txt", "ok");
+    dir.file("t/link.html", "<link href=\"{{ static_url(p) }}\">");
+    dir.file("t/module.html", "<head></head>{% module Css() %}");
+    let secret = dir.path().join("secret.txt");
+    let app = url_app(&dir, |b| {
+        b.template_path(dir.path().join("t"))
+            .ui_module("Css", || Css)
+            .route("/(t|s)/(.*)", || Tpl)
+    });
+    let with_p =
+        |prefix: &str, path: &str| get(&app, &format!("{prefix}?p={}", percent_encode_all(path)));
+    for path in [
+        "../secret.txt",
+        "sub/../../secret.txt",
+        "/ok.txt",
+        secret.to_str().unwrap(),
+    ] {
+        let r = with_p("/url", path);
+        assert_eq!(r.status(), 403, "{path:?}: {}", text(&r));
+        let r = with_p("/t/link.html", path);
+        assert_eq!(r.status(), 403, "template, {path:?}: {}", text(&r));
+        assert!(!text(&r).contains("link"), "{}", text(&r));
+        let r = with_p("/s/link.html", path);
+        assert_eq!((r.status(), text(&r)), (200, "Http 403"), "{path:?}");
+    }
+    for path in [
+        "sub/../ok.txt",
+        "../static/ok.txt",
+        "sub/../../static/ok.txt",
+    ] {
+        let r = with_p("/url", path);
+        assert_eq!((r.status(), text(&r)), (200, &*format!("/static/{path}")));
+    }
+    let r = with_p("/t/link.html", "ok.txt");
+    assert_eq!(
+        (r.status(), text(&r)),
+        (
+            200,
+            &*format!("<link href=\"/static/ok.txt?v={}\">", sha1_hex("ok"))
+        )
+    );
+    let r = with_p("/t/module.html", "");
+    assert_eq!(r.status(), 403, "{}", text(&r));
 }
 
 #[test]
@@ -1344,6 +1435,30 @@ mod access_log {
         );
     }
 
+    /// A template's `static_url` out of `static_path` is logged at `warn`
+    /// as Tornado logs the `HTTPError(403)` it raises.
+    #[test]
+    fn a_templates_static_url_out_of_static_path_logs_tornados_line() {
+        let warns = ExpectLog::new("cyclone::web::context", "")
+            .level(log::Level::Warn)
+            .on_this_thread();
+        let dir = TempDir::new("static-url-403-log");
+        dir.file("static/ok.txt", "ok");
+        dir.file("t/link.html", "{{ static_url('../x.css') }}");
+        let app = url_app(&dir, |b| {
+            b.template_path(dir.path().join("t"))
+                .route("/p/(.*)", || JsonPage(serde_json::json!({})))
+        });
+        assert_eq!(get(&app, "/p/link.html").status(), 403);
+        assert_eq!(
+            warns.logged(),
+            [(
+                log::Level::Warn,
+                "403 GET /p/link.html (-): ../x.css is not in root static directory".into()
+            )]
+        );
+    }
+
     /// Tornado's "Could not open static file", at `error`, for a missing
     /// file and a refused path; nothing for a file that is versioned.
     #[test]
@@ -1357,10 +1472,10 @@ mod access_log {
         static_url_of(&app, "ok.txt");
         assert_eq!(errors.logged().len(), 0);
         static_url_of(&app, "nope.css");
-        static_url_of(&app, "../x");
+        static_url_of(&app, "sub/../x");
         let lines = errors.logged();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        for ((level, line), name) in lines.iter().zip(["\"nope.css\"", "\"../x\""]) {
+        for ((level, line), name) in lines.iter().zip(["\"nope.css\"", "\"sub/../x\""]) {
             assert_eq!(*level, log::Level::Error);
             assert!(
                 line.starts_with(&format!("Could not open static file {name} under ")),

@@ -169,7 +169,16 @@ impl<'a> ModuleContext<'a> {
     }
 
     /// What `{{ static_url(path) }}` prints for `path`.
-    pub fn static_url(&self, path: &str) -> String {
+    ///
+    /// # Errors
+    /// As [`RequestContext::static_url`]: `path` leads out of
+    /// `static_path`. Returned as the module's render error, it fails the
+    /// page with 500 (a module's errors are text), where Tornado's
+    /// `HTTPError` would answer 403; a `{{ static_url(..) }}` in the
+    /// module's template answers 403.
+    ///
+    /// [`RequestContext::static_url`]: super::RequestContext::static_url
+    pub fn static_url(&self, path: &str) -> Result<String, super::StaticUrlError> {
         self.ns.static_url(path)
     }
 

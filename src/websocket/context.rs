@@ -526,9 +526,19 @@ impl<'a> WebSocket<'a> {
     }
 
     /// [`RequestContext::static_url`](crate::web::RequestContext::static_url)
-    /// of the route's application (`None` outside one).
+    /// of the route's application (`None` outside one). `None` also, logged
+    /// at `warn`, for a path out of `static_path`
+    /// ([`StaticUrlError`](crate::web::StaticUrlError)), where Tornado's
+    /// `static_url` raises `HTTPError(403)`: on an open connection there
+    /// is no page to answer it with.
     pub fn static_url(&self, path: &str) -> Option<String> {
-        Some(self.core.settings.app.as_ref()?.static_url(path))
+        match self.core.settings.app.as_ref()?.static_url(path) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                log::warn!("static_url: {e}");
+                None
+            }
+        }
     }
 
     /// The route's capture named `name` (`(?P<name>..)`), percent-decoded,

@@ -78,6 +78,22 @@ pub enum TemplateError {
     /// [`Template::render_value_with_static_url`]); the function's name.
     /// (Tornado raises `NameError` for it outside a `RequestHandler`.)
     NeedsRequest(String),
+    /// The render was refused with an HTTP status, as Tornado's
+    /// `HTTPError` raised in a template: `{{ static_url(path) }}` for a
+    /// path out of `static_path` ([`StaticUrlError`]: 403).
+    /// `RequestContext::render` and `render_with` answer `status` (their
+    /// other errors answer 500), the reason logged at `warn` as Tornado
+    /// logs an `HTTPError`.
+    ///
+    /// [`StaticUrlError`]: super::StaticUrlError
+    Http {
+        /// The status to answer.
+        status: u16,
+        /// Why, for the log (not shown in the page). (A `Box<str>`: it
+        /// keeps `TemplateError` at 32 bytes, which the render's deep
+        /// recursion carries in its frames.)
+        message: Box<str>,
+    },
     /// An error in the included or parent template `name`.
     In {
         /// The template's name: as the loader resolved it for a parse
@@ -165,6 +181,11 @@ impl fmt::Display for TemplateError {
                 f,
                 "{name}() needs a request: render with RequestContext::render, render_with or \
                  render_string"
+            ),
+            TemplateError::Http { status, message } => write!(
+                f,
+                "HTTP {status}: {} ({message})",
+                crate::http::reason_phrase(*status)
             ),
             TemplateError::In { name, error } => write!(f, "in {name:?}: {error}"),
             TemplateError::At { line, error } => write!(f, "{error} at line {line}"),
@@ -719,7 +740,9 @@ struct BlockDef {
 ///   Tornado's keyword arguments `include_version=False` (no `?v=`, the
 ///   file not read) and `include_host=True` (the request's
 ///   `protocol://host` before the URL, whatever `static_url_prefix` is,
-///   as Tornado writes it) are taken;
+///   as Tornado writes it) are taken; a path out of `static_path`
+///   (`../x.css`) fails the render with [`TemplateError::Http`] (403), as
+///   Tornado raises `HTTPError(403)`;
 ///   rendered on its own ([`render`](Self::render),
 ///   [`render_value`](Self::render_value), [`render_with`](Self::render_with))
 ///   it is a [`TemplateError::NeedsRequest`] at its line (Tornado:
@@ -2505,14 +2528,15 @@ fn walk<'a>(
 /// being answered: [`RequestContext`](super::RequestContext) gives them
 /// to the templates it renders.
 pub(crate) trait RequestNamespace {
-    /// What `{{ static_url(path) }}` prints for `path`.
-    fn static_url(&self, path: &str) -> String;
+    /// What `{{ static_url(path) }}` prints for `path`; an error for a
+    /// path out of `static_path`.
+    fn static_url(&self, path: &str) -> Result<String, super::StaticUrlError>;
     /// What `{{ static_url(path, include_version=False) }}` prints: by
     /// default [`static_url`](Self::static_url)'s URL without its last
     /// `?v=` query (cyclone's own escape `?` in the path, so that is the
-    /// version).
+    /// version). Never an error: Tornado does not look at the path then.
     fn unversioned_static_url(&self, path: &str) -> String {
-        let mut url = self.static_url(path);
+        let mut url = self.static_url(path).unwrap_or_default();
         if let Some(at) = url.rfind("?v=") {
             url.truncate(at);
         }
@@ -2800,8 +2824,8 @@ fn handler_method(
 struct StaticUrlOnly<F>(F);
 
 impl<F: Fn(&str) -> String> RequestNamespace for StaticUrlOnly<F> {
-    fn static_url(&self, path: &str) -> String {
-        (self.0)(path)
+    fn static_url(&self, path: &str) -> Result<String, super::StaticUrlError> {
+        Ok((self.0)(path))
     }
 
     fn xsrf_form_html(&self) -> Option<String> {
@@ -4089,7 +4113,12 @@ impl<'a> Renderer<'a> {
                     .request
                     .ok_or_else(|| TemplateError::NeedsRequest("static_url".into()))?;
                 let url = if options.include_version {
-                    request.static_url(&val.text())
+                    request
+                        .static_url(&val.text())
+                        .map_err(|e| TemplateError::Http {
+                            status: e.status(),
+                            message: e.to_string().into(),
+                        })?
                 } else {
                     request.unversioned_static_url(&val.text())
                 };
