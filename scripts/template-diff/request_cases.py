@@ -300,6 +300,14 @@ p("handler.get_argument of the query", "{{ handler.get_argument('a') }}|{{ handl
   "{{ handler.get_body_arguments('a') }}|{{ handler.get_body_argument('a', 'none') }}|"
   "{{ handler.get_arguments('z') }}", query="?a=+x+&a=%01y%20&b=")
 p("handler.get_argument missing", "{{ handler.get_argument('a') }}")
+p("handler.get_argument missing in a try",
+  "{% try %}a{{ handler.get_argument('a') }}{% except %}caught{% end %}|{{ handler.get_argument('b') }}",
+  query="?b=1")
+case("handler.get_query_argument missing in an include",
+     {"page.html": "x{% include 'inc.html' %}y", "inc.html": "{{ handler.get_query_argument('q') }}"})
+case("handler.get_body_argument missing in a module Template",
+     {"page.html": "x{% module Template('inc.html') %}y", "inc.html": "{{ handler.get_body_argument('a') }}"},
+     query="?a=1")
 p("handler.get_argument with a bad keyword", "{{ handler.get_argument('a', 'd', nope=1) }}")
 p("handler.get_cookie", "{{ handler.get_cookie('_xsrf') }}|{{ handler.get_cookie('nope') }}|"
   "{{ handler.get_cookie('nope', 'd') }}")

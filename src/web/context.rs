@@ -887,7 +887,10 @@ impl<'a> RequestContext<'a> {
     /// Renders the template `file` from `template_path` with `vars` (see
     /// [`Template`](super::Template) for the syntax) as the body, and
     /// finishes the response. A missing file or a template error answers
-    /// 500 and is logged (the cause appears in the page in `debug` mode).
+    /// 500 and is logged (the cause appears in the page in `debug` mode);
+    /// `{{ handler.get_argument(name) }}` of an argument the request does
+    /// not have answers 400, logged as [`require_argument`](Self::require_argument)'s
+    /// (Tornado's `MissingArgumentError`, [`TemplateError::Http`]).
     /// Templates are cached after their first use unless `debug` is on.
     /// `file` must be relative, without `.` or `..` segments (else 500),
     /// so a name taken from the request cannot read outside `template_path`.
@@ -984,9 +987,11 @@ impl<'a> RequestContext<'a> {
     /// # Errors
     /// The template could not be loaded or parsed ([`TemplateError::Load`]
     /// for a missing file), `value` is not a JSON object, or rendering
-    /// failed.
+    /// failed ([`TemplateError::Http`] for Tornado's `HTTPError`, whose
+    /// status a handler may answer, as `render_with` does).
     ///
     /// [`TemplateError::Load`]: super::TemplateError::Load
+    /// [`TemplateError::Http`]: super::TemplateError::Http
     pub fn render_string(
         &self,
         file: &str,
@@ -999,8 +1004,9 @@ impl<'a> RequestContext<'a> {
 
     /// Sends a rendered page, with the resources of the UI modules the
     /// request used put in (Tornado's `render`), or the render's error:
-    /// its status for a [`TemplateError::Http`] (a UI module's file out of
-    /// `static_path` too: 403), else 500.
+    /// its status for a [`TemplateError::Http`] (Tornado's `HTTPError`:
+    /// a missing `handler.get_argument`, a `static_url` or a UI module's
+    /// file out of `static_path`) as its handler answers one, else 500.
     fn finish_render(&mut self, file: &str, result: Result<String, TemplateError>) {
         let refused = std::cell::Cell::new(None);
         let result = match result {
@@ -1032,6 +1038,7 @@ impl<'a> RequestContext<'a> {
                 self.p.finished = true;
             }
             Err(e) => {
+                let e = format!("template {file:?}: {e}");
                 log::error!("render on {}: {e}", self.request.uri());
                 let detail = self.shared.settings.debug.then_some(e.as_str());
                 self.send_error_message(500, detail);

@@ -877,6 +877,42 @@ fn render_substitutes_escapes_and_fails_with_500() {
     assert!(text(&r).contains("undefined variable"), "{}", text(&r));
 }
 
+/// `{{ handler.get_argument(name) }}` of an argument the request lacks
+/// raises Tornado's `MissingArgumentError` in the template, which its
+/// `render` lets through to the handler: the plain 400 page, the name
+/// logged as `require_argument` logs it; from an included template too.
+#[test]
+fn a_missing_argument_in_a_template_is_tornados_400() {
+    use crate::testing::ExpectLog;
+    let dir = TempDir::new("render-missing");
+    dir.file("arg.html", "<p>{{ handler.get_argument('who') }}</p>");
+    dir.file("inc.html", "x{% include \"arg.html\" %}");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/p/(.*)", || Page)
+        .build();
+    assert_eq!(text(&get(&app, "/p/inc.html?who=ann")), "x<p>ann</p>");
+    let refused = ExpectLog::new("cyclone::web", "400 GET /p/")
+        .level(log::Level::Warn)
+        .on_this_thread();
+    for page in ["arg.html", "inc.html"] {
+        let r = get(&app, &format!("/p/{page}?a=1"));
+        assert_eq!(r.status(), 400, "{page}");
+        assert_eq!(
+            text(&r),
+            "<html><title>400: Bad Request</title><body>400: Bad Request</body></html>"
+        );
+    }
+    let logged: Vec<String> = refused.logged().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(
+        logged,
+        [
+            "400 GET /p/arg.html?a=1 (-): Missing argument who",
+            "400 GET /p/inc.html?a=1 (-): Missing argument who",
+        ]
+    );
+}
+
 fn static_app(dir: &TempDir) -> Application {
     Application::builder()
         .static_path(dir.path().join("static"))

@@ -80,18 +80,26 @@ pub enum TemplateError {
     NeedsRequest(String),
     /// The render was refused with an HTTP status, as Tornado's
     /// `HTTPError` raised in a template: `{{ static_url(path) }}` for a
-    /// path out of `static_path` ([`StaticUrlError`]: 403).
-    /// `RequestContext::render` and `render_with` answer `status` (their
-    /// other errors answer 500), the reason logged at `warn` as Tornado
-    /// logs an `HTTPError`.
+    /// path out of `static_path` ([`StaticUrlError`]: 403), and
+    /// `handler.get_argument(name)` (or `get_query_argument`,
+    /// `get_body_argument`) without a default, of an argument the request
+    /// does not have (Tornado's `MissingArgumentError`: 400, `Missing
+    /// argument name`). `RequestContext::render` and `render_with` answer
+    /// it as Tornado's handler does: the plain page of `status`, and
+    /// `message` logged at `warn` with the request (`400 GET /p?x=1
+    /// (10.0.0.1): Missing argument name`), as
+    /// [`RequestContext::require_argument`](super::RequestContext::require_argument)
+    /// does; their other errors answer 500. `{% try %}` catches it, as
+    /// Python's `except` does. Shown as Python's `str` of the error, `HTTP
+    /// 400: Bad Request (Missing argument name)`.
     ///
     /// [`StaticUrlError`]: super::StaticUrlError
     Http {
         /// The status to answer.
         status: u16,
-        /// Why, for the log (not shown in the page). (A `Box<str>`: it
-        /// keeps `TemplateError` at 32 bytes, which the render's deep
-        /// recursion carries in its frames.)
+        /// What is logged (Tornado's `log_message`; not shown in the
+        /// page). (A `Box<str>`: it keeps `TemplateError` at 32 bytes,
+        /// which the render's deep recursion carries in its frames.)
         message: Box<str>,
     },
     /// An error in the included or parent template `name`.
@@ -715,9 +723,9 @@ struct BlockDef {
 /// `str` (Tornado's `bytes`), a cookie is a dict of its `key` and `value`,
 /// `request` has no `body` or `files`, `handler` has no `settings`,
 /// `xsrf_token`, `static_url` or `reverse_url` (the namespace has
-/// `xsrf_form_html()`, `static_url` and `reverse_url`), and
-/// `get_argument(name)` of a missing argument fails the render (a 500)
-/// where Tornado answers 400.
+/// `xsrf_form_html()`, `static_url` and `reverse_url`). As in Tornado,
+/// `handler.get_argument(name)` of a missing argument is a 400
+/// ([`TemplateError::Http`]).
 /// Tornado's functions (`static_url`, `reverse_url`, `xsrf_form_html`,
 /// `_`, `pgettext`, `json_encode`, `linkify`, …) are found by their name
 /// when the template is parsed, so a render value of the same name,
@@ -2742,9 +2750,8 @@ fn full_url(request: &Value) -> String {
 /// then the body's for `get_argument`), `get_arguments(name, strip=True)`
 /// every value, the same for `get_query_argument(s)` and
 /// `get_body_argument(s)`, and `get_cookie(name, default=None)`.
-///
-/// An argument missing without a default fails the render (a 500), where
-/// Tornado's `MissingArgumentError` answers 400.
+/// An argument missing without a default is Tornado's
+/// `MissingArgumentError`, [`TemplateError::Http`] 400.
 fn handler_method(
     request: &Value,
     method: expr::Method,
@@ -2813,9 +2820,10 @@ fn handler_method(
     match (values.pop(), param("default")) {
         (Some(v), _) => Ok(v),
         (None, Some(default)) => Ok(default.clone()),
-        (None, None) => Err(TemplateError::Type(format!(
-            "HTTP 400: Bad Request (Missing argument {arg})"
-        ))),
+        (None, None) => Err(TemplateError::Http {
+            status: 400,
+            message: format!("Missing argument {arg}").into(),
+        }),
     }
 }
 
@@ -4630,7 +4638,19 @@ mod tests {
             json!([])
         );
         assert_eq!(call(M::GetCookie, &[json!("c")], json!({})).unwrap(), "v");
-        assert!(call(M::GetArgument, &[json!("z")], json!({})).is_err());
+        // Tornado's MissingArgumentError, an HTTPError(400).
+        let missing = call(M::GetArgument, &[json!("z")], json!({})).unwrap_err();
+        assert_eq!(
+            missing,
+            TemplateError::Http {
+                status: 400,
+                message: "Missing argument z".into()
+            }
+        );
+        assert_eq!(
+            missing.to_string(),
+            "HTTP 400: Bad Request (Missing argument z)"
+        );
         assert!(call(
             M::GetArgument,
             &[json!("a"), json!(1)],
