@@ -308,6 +308,13 @@ case("handler.get_query_argument missing in an include",
 case("handler.get_body_argument missing in a module Template",
      {"page.html": "x{% module Template('inc.html') %}y", "inc.html": "{{ handler.get_body_argument('a') }}"},
      query="?a=1")
+p("handler and request in a list display",
+  "{% set h = [handler] %}{{ h[0].get_argument('a') }}|{{ h[0].get_cookie('nope', 'd') }}|"
+  "{{ [request][0].full_url() }}|{{ {'r': handler.request}['r'].full_url() }}|"
+  "{{ [x for x in [handler]][0].get_arguments('a') }}|{{ [h][0][0].get_query_argument('b', 'n') }}",
+  query="?a=1&a=2")
+p("handler in a list display, a missing argument", "{% set h = [handler] %}{{ h[0].get_argument('b') }}",
+  query="?a=1")
 p("handler.get_argument with a bad keyword", "{{ handler.get_argument('a', 'd', nope=1) }}")
 p("handler.get_cookie", "{{ handler.get_cookie('_xsrf') }}|{{ handler.get_cookie('nope') }}|"
   "{{ handler.get_cookie('nope', 'd') }}")

@@ -913,6 +913,54 @@ fn a_missing_argument_in_a_template_is_tornados_400() {
     );
 }
 
+/// Renders the page named in the path with no values of its own.
+struct PageWith;
+
+impl RequestHandler for PageWith {
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        cx.render_with(args[0], &serde_json::json!({}));
+    }
+}
+
+/// The methods of `handler` and `request` are those of a copy too (a list
+/// or dict display's item, which in Tornado is the object itself), not of
+/// another dict.
+#[test]
+fn a_copy_of_handler_or_request_has_their_methods() {
+    let dir = TempDir::new("render-copy");
+    dir.file(
+        "copy.html",
+        "{% set h = [handler] %}{{ h[0].get_argument('a') }}|{{ [request][0].full_url() }}|\
+         {{ {'h': handler}['h'].get_cookie('c', 'd') }}|{{ [handler.request][0].full_url() }}",
+    );
+    dir.file(
+        "missing.html",
+        "{% set h = [handler] %}{{ h[0].get_argument('b') }}",
+    );
+    dir.file(
+        "other.html",
+        "{{ [{'request': handler.request}][0].get_argument('a') }}",
+    );
+    let app = Application::builder()
+        .template_path(dir.path())
+        .debug(true)
+        .route("/p/(.*)", || PageWith)
+        .build();
+    let r = get(&app, "/p/copy.html?a=1");
+    assert_eq!(
+        text(&r),
+        "1|http://localhost/p/copy.html?a=1|d|http://localhost/p/copy.html?a=1"
+    );
+    assert_eq!(get(&app, "/p/missing.html?a=1").status(), 400);
+    let r = get(&app, "/p/other.html?a=1");
+    assert_eq!(r.status(), 500);
+    assert!(
+        text(&r).contains("get_argument() is not a method of an object"),
+        "{}",
+        text(&r)
+    );
+}
+
 fn static_app(dir: &TempDir) -> Application {
     Application::builder()
         .static_path(dir.path().join("static"))

@@ -90,7 +90,7 @@ pub(super) const MAX_VALUE_DEPTH: usize = 128;
 /// counting one per 64 bytes besides (as a kept value does), counted up to
 /// just past [`MAX_ITEMS`]: what copying it costs. [`TemplateError::TooDeep`]
 /// when it nests deeper than [`MAX_VALUE_DEPTH`].
-fn weight(v: &Value) -> Result<usize, TemplateError> {
+pub(super) fn weight(v: &Value) -> Result<usize, TemplateError> {
     fn count(v: &Value, n: &mut usize, depth: usize) -> Result<(), TemplateError> {
         *n += 1;
         if *n > MAX_ITEMS {
@@ -1407,8 +1407,9 @@ pub(super) trait Env<'a> {
     /// iterations): [`TemplateError::TooLarge`] past it.
     fn charge(&self, n: u64) -> Result<(), TemplateError>;
     /// `base.method(args, kwargs)` for a [`Method::of_request`] when
-    /// `base` is the render's `request` or `handler` itself (no copy of
-    /// it); `None` for any other value.
+    /// `base` is the render's `request` or `handler`, or a copy of it (a
+    /// value of the same content: an item of a list display); `None` for
+    /// any other value.
     fn request_method(
         &self,
         base: Val<'_>,

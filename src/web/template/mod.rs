@@ -723,9 +723,12 @@ struct BlockDef {
 /// `str` (Tornado's `bytes`), a cookie is a dict of its `key` and `value`,
 /// `request` has no `body` or `files`, `handler` has no `settings`,
 /// `xsrf_token`, `static_url` or `reverse_url` (the namespace has
-/// `xsrf_form_html()`, `static_url` and `reverse_url`). As in Tornado,
-/// `handler.get_argument(name)` of a missing argument is a 400
-/// ([`TemplateError::Http`]).
+/// `xsrf_form_html()`, `static_url` and `reverse_url`), and their methods
+/// are those of any dict of the same content: of a copy (`[handler][0]`,
+/// which in Tornado is the object itself), but also of a dict a template
+/// builds with every field (`dict(request).full_url()`), which Tornado
+/// refuses. As in Tornado, `handler.get_argument(name)` of a missing
+/// argument is a 400 ([`TemplateError::Http`]).
 /// Tornado's functions (`static_url`, `reverse_url`, `xsrf_form_html`,
 /// `_`, `pgettext`, `json_encode`, `linkify`, …) are found by their name
 /// when the template is parsed, so a render value of the same name,
@@ -895,7 +898,9 @@ struct BlockDef {
 /// 4 M values, nested ones counted (`[[0] * 1000] * 5000` is 5 M: a
 /// template copies values where Python would share them). A copy of a
 /// nested value into a comprehension, or of `sum`'s running list, is a
-/// step per value it holds.
+/// step per value it holds, and so is a method of `request` or `handler`
+/// called on a copy of it (`[handler][0].get_argument('a')`: the copy is
+/// compared with the render's own in full).
 ///
 /// ```
 /// use cyclone::web::Template;
@@ -2611,7 +2616,11 @@ pub(crate) type Namespace<'a> = &'a dyn RequestNamespace;
 /// - `cookies` maps each name to a dict of its `key` and `value` (Tornado's
 ///   `Morsel`: `request.cookies['c'].value` works); a repeated name keeps
 ///   its first value, as `RequestContext::get_cookie` reads it;
-/// - there is no `body`, no `files`, and `{{ request }}` prints the dict.
+/// - there is no `body`, no `files`, and `{{ request }}` prints the dict;
+/// - `full_url()` is a method of any dict of the same content, a copy
+///   (`[request][0].full_url()` works, as in Tornado, where the list holds
+///   the object itself), so also of one a template builds with every
+///   field (`dict(request)`), where Tornado's dict has no such method.
 pub(crate) fn request_value(req: &crate::http::Request) -> Value {
     let host = req.host().unwrap_or("127.0.0.1");
     // Tornado's host_name: the host without its port (IPv6 brackets
@@ -2722,7 +2731,8 @@ fn argument_lists(pairs: impl Iterator<Item = (String, String)>) -> Map<String, 
 /// `reverse_url` and `render_string` (the namespace has
 /// `xsrf_form_html()`, `static_url(..)`, `reverse_url(..)` and
 /// `{% module Template(..) %}`), and the handler's own attributes; `{{
-/// handler }}` prints the dict.
+/// handler }}` prints the dict. Its methods are those of any dict of the
+/// same content, as `request`'s `full_url()` is (see [`request_value`]).
 fn handler_value(request: &Value, current_user: Option<&str>, locale: &Value) -> Value {
     serde_json::json!({
         "request": request,
@@ -3605,13 +3615,39 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
         };
         let request = self.request?.request_value()?;
         let handler = self.handler_value.get().copied();
-        let is = |v: &Value| std::ptr::eq(base, v);
+        // The render's own value (`handler.request` is a value of its
+        // own), or a copy of it (an item of a list or dict display, of a
+        // comprehension's result): the same content. A copy is compared
+        // in full, a step per value in it, as a copy into a comprehension
+        // is charged.
+        let is = |own: &[&Value]| -> Result<bool, TemplateError> {
+            if own.iter().any(|v| std::ptr::eq(base, *v)) {
+                return Ok(true);
+            }
+            let (Value::Object(b), Value::Object(o)) = (base, own[0]) else {
+                return Ok(false);
+            };
+            if b.len() != o.len() {
+                return Ok(false);
+            }
+            expr::Env::charge(self, expr::weight(base)? as u64)?;
+            Ok(base == own[0])
+        };
         if method == expr::Method::FullUrl {
-            let on_request = is(request) || handler.is_some_and(|h| is(&h["request"]));
-            return on_request.then(|| Ok(Value::String(full_url(base))));
+            let own: &[&Value] = match handler {
+                Some(h) => &[request, &h["request"]],
+                None => &[request],
+            };
+            return match is(own) {
+                Ok(on_request) => on_request.then(|| Ok(Value::String(full_url(base)))),
+                Err(e) => Some(Err(e)),
+            };
         }
-        let handler = handler.filter(|h| is(h))?;
-        Some(handler_method(&handler["request"], method, args, kwargs))
+        match is(&[handler?]) {
+            Ok(true) => Some(handler_method(&base["request"], method, args, kwargs)),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
 
     fn apply(
@@ -4658,6 +4694,66 @@ mod tests {
         )
         .is_err());
         assert_eq!(full_url(&request), "http://localhost/f?a=1");
+    }
+
+    /// A request's namespace of `request` alone.
+    struct RequestOnly(Value);
+
+    impl RequestNamespace for RequestOnly {
+        fn static_url(&self, path: &str) -> Result<String, crate::web::StaticUrlError> {
+            Ok(path.to_string())
+        }
+        fn xsrf_form_html(&self) -> Option<String> {
+            None
+        }
+        fn reverse_url(&self, _name: &str, _args: &[&str]) -> Option<String> {
+            None
+        }
+        fn current_user(&self) -> Option<&str> {
+            None
+        }
+        fn request_value(&self) -> Option<&Value> {
+            Some(&self.0)
+        }
+        fn locale(&self) -> Option<&crate::locale::Locale> {
+            None
+        }
+    }
+
+    /// A copy of `handler` has its methods, found by comparing it with
+    /// the handler in full: a step per value in it, so that calls on a
+    /// copy stop at the render's budget where those on `handler` do not.
+    #[test]
+    fn a_copy_of_handler_is_compared_at_a_step_per_value() {
+        let query: Vec<String> = (0..1000).map(|i| format!("a=v{i}")).collect();
+        let req = crate::http::Request::synthetic("GET", &format!("/p?{}", query.join("&")), &[]);
+        let ns = RequestOnly(request_value(&req));
+        let render = |src: &str| {
+            Template::parse(src).unwrap().render_object(
+                &json!({}),
+                Some(&ns),
+                100_000,
+                Template::MAX_OUTPUT,
+            )
+        };
+        let own = "{% set h = [handler] %}\
+                   {% for i in range(50) %}{{ handler.get_argument('a') }}{% end %}";
+        assert_eq!(render(own).unwrap(), "v999".repeat(50));
+        assert_eq!(
+            render(
+                &own.replace("range(50)", "range(1)")
+                    .replace("handler.", "h[0].")
+            )
+            .unwrap(),
+            "v999"
+        );
+        // Some 2,000 values (1,000 arguments in `arguments` and in
+        // `query_arguments`) compared at each of 50 calls.
+        let err = render(&own.replace("handler.", "h[0].")).unwrap_err();
+        assert!(
+            matches!(err.innermost(), TemplateError::TooLarge(_)),
+            "{err}"
+        );
     }
 
     fn render(src: &str, vars: &[(&str, &str)]) -> Result<String, TemplateError> {
