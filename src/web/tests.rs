@@ -877,6 +877,28 @@ fn render_substitutes_escapes_and_fails_with_500() {
     assert!(text(&r).contains("undefined variable"), "{}", text(&r));
 }
 
+/// The namespace's values have their fields in a page `render` renders
+/// from string pairs too, as in Tornado; a pair of the name hides them.
+#[test]
+fn render_of_pairs_reads_the_fields_of_request_and_handler() {
+    let dir = TempDir::new("render-pairs-ns");
+    dir.file(
+        "ns.html",
+        "{{ request.path }}|{{ handler.request.method }}|{{ handler.current_user }}|\
+         {{ handler.get_argument('x', 'd') }}|{{ who }}",
+    );
+    dir.file("shadow.html", "{{ who.name }}");
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/p/(.*)", || Page)
+        .build();
+    assert_eq!(
+        text(&get(&app, "/p/ns.html?who=ann")),
+        "/p/ns.html|GET|None|d|ann"
+    );
+    assert_eq!(get(&app, "/p/shadow.html").status(), 500);
+}
+
 /// `{{ handler.get_argument(name) }}` of an argument the request lacks
 /// raises Tornado's `MissingArgumentError` in the template, which its
 /// `render` lets through to the handler: the plain 400 page, the name

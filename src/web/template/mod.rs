@@ -2197,6 +2197,9 @@ impl Template {
     /// wins). Every value is a string: `{{ a.b }}` is the pair named `"a.b"`,
     /// `{% if name %}` is true for a non-empty string, and a loop over a
     /// string is an error (use [`render_value`](Self::render_value)).
+    /// (A name no pair has, nor a pair's name before a `.`, is the
+    /// namespace's: in `RequestContext::render`, `{{ request.path }}` is
+    /// the request's path.)
     ///
     /// # Errors
     /// [`TemplateError::Undefined`] for a variable missing from `vars`, or
@@ -3840,12 +3843,16 @@ impl<'a> Renderer<'a> {
             }
             None => match self.root {
                 Root::Pairs(vars) => {
-                    return vars
-                        .iter()
-                        .find(|(n, _)| *n == path)
-                        .map(|(_, v)| Val::Str(v))
-                        .or_else(|| self.namespace(path))
-                        .ok_or_else(undefined)
+                    if let Some((_, v)) = vars.iter().find(|(n, _)| *n == path) {
+                        return Ok(Val::Str(v));
+                    }
+                    // A pair is a string, no field is found in it; else
+                    // the namespace's value, and its field
+                    // (`request.path`).
+                    if vars.iter().any(|(n, _)| *n == first) {
+                        return Err(undefined());
+                    }
+                    self.namespace(first).ok_or_else(undefined)?
                 }
                 Root::Object(map) => match map.get(first) {
                     Some(v) => Val::Json(v),
