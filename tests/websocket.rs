@@ -1353,6 +1353,130 @@ fn our_close_stuck_behind_the_queue_with_the_peers_close_read_is_the_peers() {
     drop(s);
 }
 
+/// Answers the `n`th message (from 0) with `BURST_ANSWER` bytes: the
+/// message's text, then `n % 251` over and over; reports how the
+/// connection ended.
+struct BigAnswers {
+    n: usize,
+    ended: Sender<FloodEnd>,
+}
+
+const BURST_ANSWER: usize = 256 * 1024;
+
+impl WebSocketHandler for BigAnswers {
+    fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let mut answer = vec![(self.n % 251) as u8; BURST_ANSWER];
+        let text = msg.as_text().unwrap_or_default().as_bytes();
+        answer[..text.len()].copy_from_slice(text);
+        self.n += 1;
+        let _ = ws.write_message(answer);
+    }
+    fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+        let _ = self.ended.send(FloodEnd {
+            by: ws.closed_by(),
+            code: ws.close_code(),
+            messages: self.n,
+        });
+    }
+}
+
+/// 200 small messages in one write, each answered with 256 KiB (50 MiB
+/// in all, over `max_write_buffer`'s twice 16 MiB), to a peer that reads
+/// its answers as they come: the server hands the handler the messages
+/// of what it read only while its queue is under `write_high_water`,
+/// keeping the rest, parsed later, so the queue never nears the cap. The
+/// peer gets every answer, whole and in order, then the pong and the
+/// echo of the ping and Close it sent behind them, and the connection is
+/// not closed as a slow consumer (it was, after some 20 answers, when the
+/// handler was given every message of the read at once).
+#[test]
+fn a_burst_of_messages_with_large_answers_is_served_at_the_readers_pace() {
+    let (tx, ended) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let srv = Server::start(move || {
+        let tx = tx.lock().unwrap().clone();
+        Application::builder()
+            .websocket_with("/big", WebSocketSettings::default(), move |_r: &Request| {
+                BigAnswers {
+                    n: 0,
+                    ended: tx.clone(),
+                }
+            })
+            .build()
+    });
+    // Every read has a time limit (10 s, `Server::connect`): no hang.
+    let count = 200;
+    let mut s = raw_ws(&srv, "/big");
+    let mut burst: Vec<u8> = (0..count)
+        .flat_map(|i| client_frame(true, 1, format!("m{i}").as_bytes()))
+        .collect();
+    // A ping and a Close behind them, in the same write: answered once
+    // reached, after every message before them.
+    burst.extend(client_frame(true, 9, b"behind"));
+    burst.extend(client_frame(true, 8, &1000u16.to_be_bytes()));
+    s.write_all(&burst).unwrap();
+    for i in 0..count {
+        let (fin, op, p) = read_frame(&mut s).unwrap();
+        assert_eq!((i, fin, op, p.len()), (i, true, 0x2, BURST_ANSWER));
+        let text = format!("m{i}");
+        assert_eq!(&p[..text.len()], text.as_bytes(), "answer {i}");
+        assert!(
+            p[text.len()..].iter().all(|b| *b == (i % 251) as u8),
+            "answer {i} is not whole"
+        );
+    }
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, p), (0xa, b"behind".to_vec()));
+    // Not closed as a slow consumer: our Close is echoed, and ends the
+    // connection as ours.
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, p), (0x8, 1000u16.to_be_bytes().to_vec()));
+    let end = ended.recv_timeout(Duration::from_secs(5));
+    assert_eq!(
+        end,
+        Ok(FloodEnd {
+            by: Some(CloseReason::Peer),
+            code: Some(1000),
+            messages: 200
+        })
+    );
+}
+
+/// A peer that sends 40 messages and its Close in one write and then
+/// reads nothing: the server, its queue over `write_high_water` after the
+/// first answers, keeps the messages it read behind them unparsed, the
+/// Close among them, and the socket has nothing more. The read at the
+/// pause's deadline hands out what it kept, the Close last, whatever the
+/// queue: the connection ends as the peer's, every message given to the
+/// handler, within twice `close_timeout`.
+#[test]
+fn a_close_read_behind_messages_kept_over_the_mark_is_reached() {
+    let (srv, closed) = flood_server_closing_in(1024 * 1024, Duration::from_secs(1));
+    let mut s = raw_ws(&srv, "/flood");
+    let mut burst: Vec<u8> = (0..40)
+        .flat_map(|i| client_frame(true, 1, format!("m{i}").as_bytes()))
+        .collect();
+    burst.extend(client_frame(true, 8, &1000u16.to_be_bytes()));
+    s.write_all(&burst).unwrap();
+    let t = Instant::now();
+    let end = closed.recv_timeout(Duration::from_secs(8));
+    // Twice close_timeout, plus the sweep's lateness and a loaded machine.
+    assert!(
+        t.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        end,
+        Ok(FloodEnd {
+            by: Some(CloseReason::Peer),
+            code: Some(1000),
+            messages: 40
+        })
+    );
+    drop(s);
+}
+
 /// Streams 64 KiB messages, its queue kept near `mark` bytes (4 MiB in
 /// [`firehose_server`]: over `write_high_water`, so the server does not
 /// read from the peer) however fast the peer reads; closes with 4001 on

@@ -4,8 +4,10 @@
 //! Read path (PERF-NOTES §2): read into the loop-wide buffer, parse every
 //! complete frame in place, hand single-frame messages to the handler as
 //! borrowed slices; only a trailing partial frame is copied into the
-//! connection's own spill buffer. The write path is in `core.rs`, the
-//! handler's context in `context.rs`.
+//! connection's own spill buffer, and the frames behind one that filled
+//! the write queue past `write_high_water` (or that put a hold on
+//! reading), which wait there, unparsed. The write path is in `core.rs`,
+//! the handler's context in `context.rs`.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -34,6 +36,10 @@ const READ_BUDGET: usize = 4;
 /// echo) within a round trip, so this is ample on a working network, and
 /// it bounds how long a server that never closes keeps the client's slot.
 pub(crate) const SERVER_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The mark of a read at a paused read's deadline: every frame read is
+/// handed out, however much is queued (see `Core::pause_on_queue`).
+const NO_MARK: usize = usize::MAX;
 
 /// How a [`WsConn::read`] ended: at the end of the stream or not, and
 /// the bytes it read.
@@ -189,20 +195,27 @@ impl WsConn {
 
     /// [`WsConn::process`] with the frames sent from `buf` meanwhile
     /// (echoes of large messages) held and written together at the end.
-    fn process_batch(&mut self, lp: &IOLoop, buf: &mut [u8]) -> usize {
+    fn process_batch(&mut self, lp: &IOLoop, buf: &mut [u8], mark: usize) -> usize {
         self.core.cork_begin(lp, buf);
-        let used = self.process(lp, buf);
+        let used = self.process(lp, buf, mark);
         self.core.cork_end(lp, buf);
         used
     }
 
     /// Parses every complete frame in `buf`; returns bytes consumed. Stops
     /// after the frame that put a hold on reading (a handler's
-    /// [`Suspension`](super::Suspension)): the frames behind it wait,
-    /// unparsed, for the hold to end.
-    fn process(&mut self, lp: &IOLoop, buf: &mut [u8]) -> usize {
+    /// [`Suspension`](super::Suspension)), or once more than `mark` bytes
+    /// are queued for the peer (`write_high_water`; [`NO_MARK`] at a
+    /// paused read's deadline): the frames behind it wait, unparsed, for
+    /// the hold to end or the kernel to take the queue below the mark.
+    /// One comparison per frame while the queue is under the mark.
+    fn process(&mut self, lp: &IOLoop, buf: &mut [u8], mark: usize) -> usize {
         let mut pos = 0;
-        while pos < buf.len() && !self.core.finished && !self.core.read_held {
+        while pos < buf.len()
+            && !self.core.finished
+            && !self.core.read_held
+            && !self.core.over(mark)
+        {
             let res = self
                 .core
                 .session
@@ -286,8 +299,12 @@ impl WsConn {
 
     /// Reads and processes what arrived. `closed`: the event said the peer
     /// hung up, so read on to the end of the stream even after a short read
-    /// (edge-triggered readiness will not report it again).
-    fn read(&mut self, lp: &IOLoop, id: ConnId, closed: bool) -> io::Result<ReadEnd> {
+    /// (edge-triggered readiness will not report it again). Once more than
+    /// `mark` bytes are queued for the peer, no further frame is handed
+    /// out and nothing more is read: what was read and not parsed waits in
+    /// the spill, and reading pauses until the kernel takes the queue
+    /// below the mark (then `ready` parses the spill before it reads).
+    fn read(&mut self, lp: &IOLoop, id: ConnId, closed: bool, mark: usize) -> io::Result<ReadEnd> {
         let mut rbuf = lp.take_read_buf();
         let mut eof = false;
         let mut bytes = 0;
@@ -344,7 +361,7 @@ impl WsConn {
             let room = rbuf.len() - carry;
             if self.core.spill.is_empty() {
                 let filled = carry + n;
-                let used = self.process_batch(lp, &mut rbuf[..filled]);
+                let used = self.process_batch(lp, &mut rbuf[..filled], mark);
                 let left = filled - used;
                 if left <= rbuf.len() / 2 {
                     rbuf.copy_within(used..filled, 0);
@@ -355,7 +372,20 @@ impl WsConn {
                 }
             } else {
                 self.core.spill.extend_from_slice(&rbuf[..n]);
-                self.process_spill(lp);
+                self.process_spill(lp, mark);
+            }
+            if self.core.over(mark) {
+                // The answers to what was read fill the queue: the rest
+                // waits, read or not, until the peer takes them (resumed
+                // from `finish_io`), as in `ready`.
+                self.core.pause_on_queue(lp);
+                if closed {
+                    // The hang-up is reported once: seen by the next turn,
+                    // paused (see `Core::hang_up_while_paused`) or not.
+                    self.core.rare().fin_unread = true;
+                    lp.mark_readable(id);
+                }
+                break;
             }
             // A short read drained the socket (epoll(7)), unless it
             // stopped at a TLS close_notify that no event will report.
@@ -382,6 +412,18 @@ impl WsConn {
             result = self.read_to_end_if_held(lp, id);
         }
         result.map(|_| ReadEnd { eof, bytes })
+    }
+
+    /// Reads once while reading is paused on our queue (at a deadline):
+    /// what was read before and left unparsed over the mark is handed
+    /// out first, then what the socket holds (at most the read budget),
+    /// all of it whatever the queue, so that a Close or a pong in it is
+    /// seen.
+    fn read_while_paused(&mut self, lp: &IOLoop, id: ConnId) -> io::Result<ReadEnd> {
+        if !self.core.spill.is_empty() && !self.core.finished {
+            self.process_spill(lp, NO_MARK);
+        }
+        self.read(lp, id, false, NO_MARK)
     }
 
     /// The peer hung up while the handler holds this connection's messages
@@ -444,9 +486,9 @@ impl WsConn {
         self.core.spill.extend_from_slice(bytes);
     }
 
-    fn process_spill(&mut self, lp: &IOLoop) {
+    fn process_spill(&mut self, lp: &IOLoop, mark: usize) {
         let mut spill = std::mem::take(&mut self.core.spill);
-        let used = self.process_batch(lp, &mut spill);
+        let used = self.process_batch(lp, &mut spill, mark);
         spill.drain(..used);
         // Nothing in `process` writes `core.spill` (it stays the empty
         // default taken above), so what is left simply goes back.
@@ -704,8 +746,11 @@ impl Pollable for WsConn {
             // allocation while idle).
             self.core.out = lp.take_out_buf();
         }
+        let mark = self.core.settings.write_high_water;
         if !self.core.spill.is_empty() && !self.core.finished {
-            self.process_spill(lp);
+            // What the last batch read and left unparsed (behind a hold,
+            // or over the mark) comes before anything read now.
+            self.process_spill(lp, mark);
         }
         let mut eof = false;
         // The peer hung up: this event says so, or one whose read batch
@@ -738,7 +783,7 @@ impl Pollable for WsConn {
                 // Read to the end this time (set again if cut short again).
                 self.core.rare().fin_unread = false;
             }
-            match self.read(lp, id, peer_fin || r.error) {
+            match self.read(lp, id, peer_fin || r.error, mark) {
                 Ok(end) => eof = end.eof,
                 Err(_) => {
                     self.give_back_out(lp);
@@ -790,7 +835,7 @@ impl Pollable for WsConn {
             // `Core::pause_on_queue`). What came before the Close reaches
             // the handler first, in order. The other deadlines due now
             // wait for the next sweep.
-            match self.read(lp, id, false) {
+            match self.read_while_paused(lp, id) {
                 Ok(ReadEnd { eof: false, .. }) => {}
                 // A hang-up: the peer still gets `close_timeout` to read.
                 Ok(_) if !self.core.finished => self.core.hang_up_while_paused(lp),
@@ -853,7 +898,7 @@ impl Pollable for WsConn {
             // silent is closed at the next expiry. (Asking the socket
             // whether bytes wait would let a few stale ones keep a hung
             // peer open forever.)
-            let got = match self.read(lp, id, false) {
+            let got = match self.read_while_paused(lp, id) {
                 Ok(ReadEnd { eof: false, bytes }) => bytes,
                 Ok(_) => {
                     let _ = self.core.flush(lp);

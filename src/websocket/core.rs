@@ -283,7 +283,9 @@ pub(crate) struct Core {
     pub(super) request: Request,
     /// Fields most connections never set (one pointer while idle).
     pub(super) rare: Option<Box<Rare>>,
-    /// A partial frame waiting for the rest of its bytes.
+    /// A partial frame waiting for the rest of its bytes, behind the
+    /// frames read but not yet handed out, if any (the handler holds
+    /// reading, or the queue is over `write_high_water`).
     pub(super) spill: Vec<u8>,
     /// Outgoing bytes: the loop's out buffer while being served, otherwise
     /// what the kernel refused or what others queued.
@@ -645,6 +647,13 @@ impl Core {
     #[inline]
     pub(super) fn out_len(&self) -> usize {
         self.out.len() - self.out_at()
+    }
+
+    /// Whether more than `mark` bytes of `out` wait for the kernel. One
+    /// comparison while `out` is no longer than that.
+    #[inline]
+    pub(super) fn over(&self, mark: usize) -> bool {
+        self.out.len() > mark && self.out_len() > mark
     }
 
     /// The kernel took `n` more bytes of `out`, but not all of it. The
@@ -1029,8 +1038,9 @@ impl Core {
     /// ends it (Tornado, which does not pause, reads the Close at once).
     /// So a pause has a deadline, `close_timeout` from its start and from
     /// each time it passes: the connection then reads once
-    /// ([`pause_passed`](Self::pause_passed)), which takes at most the
-    /// read budget, and a Close read there is answered as any, with
+    /// ([`pause_passed`](Self::pause_passed)), which hands out the frames
+    /// read before and kept over the mark, then takes at most the read
+    /// budget, and a Close among them is answered as any, with
     /// `close_timeout` for the peer to take the rest.
     pub(super) fn pause_on_queue(&mut self, lp: &IOLoop) {
         self.read_paused = true;

@@ -103,17 +103,22 @@ pub struct WebSocketSettings {
     pub slow_consumer_policy: SlowConsumerPolicy,
     /// Inbound flow control: while more than this many bytes are queued for
     /// a connection, the server stops reading from it (default 1 MiB), as
-    /// Tornado waits for `on_message`'s future; reading resumes once the
-    /// kernel has taken the queue below the mark. Every `close_timeout`
-    /// while paused, the server reads once (at most its read budget,
-    /// 1 MiB): a Close the peer sent meanwhile is seen, after the messages
-    /// before it, and answered as any (the peer then has `close_timeout`
-    /// to take the rest before the TCP connection is dropped), so a peer
-    /// that stopped reading and closed ends within twice `close_timeout`,
-    /// and one that reads a stream kept over the mark is heard at that
-    /// pace. A peer that hangs up (FIN) meanwhile can only end by
-    /// reading: it is dropped if the kernel takes nothing of its queue for
-    /// `close_timeout`.
+    /// Tornado waits for `on_message`'s future, and hands its handler no
+    /// further message of what it has already read: a burst of small
+    /// messages, each answered at length, is answered as fast as the peer
+    /// reads, not queued at once past `max_write_buffer` (Tornado, whose
+    /// write buffer has no bound, queues every answer). What was read
+    /// waits, in order, and is handed out once the kernel has taken the
+    /// queue below the mark, before reading resumes. Every `close_timeout`
+    /// while paused, the server hands out what it kept and reads once (at
+    /// most its read budget, 1 MiB): a Close the peer sent meanwhile is
+    /// seen, after the messages before it, and answered as any (the peer
+    /// then has `close_timeout` to take the rest before the TCP
+    /// connection is dropped), so a peer that stopped reading and closed
+    /// ends within twice `close_timeout`, and one that reads a stream kept
+    /// over the mark is heard at that pace. A peer that hangs up (FIN)
+    /// meanwhile can only end by reading: it is dropped if the kernel
+    /// takes nothing of its queue for `close_timeout`.
     ///
     /// The mark counts everything queued, not only answers to the peer's
     /// messages: a handler that keeps the queue over it (a stream written
