@@ -1133,6 +1133,27 @@ impl WebSocketHandler for FloodReporting {
     }
 }
 
+/// The flood connection ends as the peer's Close 1000 after `messages`
+/// messages, within twice the close timeout (plus the sweep's
+/// lateness and a loaded machine).
+fn ends_with_the_peers_close_in_time(closed: &Receiver<FloodEnd>, messages: usize) {
+    let t = Instant::now();
+    let end = closed.recv_timeout(Duration::from_secs(8));
+    assert!(
+        t.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        end,
+        Ok(FloodEnd {
+            by: Some(CloseReason::Peer),
+            code: Some(1000),
+            messages
+        })
+    );
+}
+
 /// A `/flood` route whose answers are `reply` bytes, reading paused past
 /// 64 KiB queued, and the channel `on_close` reports on.
 fn flood_server(reply: usize) -> (Server, Receiver<FloodEnd>) {
@@ -1304,22 +1325,7 @@ fn a_close_sent_while_reading_is_paused_ends_the_connection() {
     let mut close = 1000u16.to_be_bytes().to_vec();
     close.extend_from_slice(b"bye");
     s.write_all(&client_frame(true, 8, &close)).unwrap();
-    let t = Instant::now();
-    let end = closed.recv_timeout(Duration::from_secs(8));
-    // Twice close_timeout, plus the sweep's lateness and a loaded machine.
-    assert!(
-        t.elapsed() < Duration::from_millis(3500),
-        "{:?}",
-        t.elapsed()
-    );
-    assert_eq!(
-        end,
-        Ok(FloodEnd {
-            by: Some(CloseReason::Peer),
-            code: Some(1000),
-            messages: 42
-        })
-    );
+    ends_with_the_peers_close_in_time(&closed, 42);
     drop(s);
 }
 
@@ -1458,22 +1464,7 @@ fn a_close_read_behind_messages_kept_over_the_mark_is_reached() {
         .collect();
     burst.extend(client_frame(true, 8, &1000u16.to_be_bytes()));
     s.write_all(&burst).unwrap();
-    let t = Instant::now();
-    let end = closed.recv_timeout(Duration::from_secs(8));
-    // Twice close_timeout, plus the sweep's lateness and a loaded machine.
-    assert!(
-        t.elapsed() < Duration::from_millis(3500),
-        "{:?}",
-        t.elapsed()
-    );
-    assert_eq!(
-        end,
-        Ok(FloodEnd {
-            by: Some(CloseReason::Peer),
-            code: Some(1000),
-            messages: 40
-        })
-    );
+    ends_with_the_peers_close_in_time(&closed, 40);
     drop(s);
 }
 
