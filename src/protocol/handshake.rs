@@ -321,7 +321,7 @@ pub fn write_client_request(
                 log::warn!("dropping request header {raw_name:?}: the name is not a token");
                 return None;
             }
-            if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            if !value.bytes().all(crate::http::response::field_byte) {
                 log::warn!("dropping request header {raw_name:?}: control character in the value");
                 return None;
             }
