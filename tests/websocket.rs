@@ -346,6 +346,60 @@ fn handshake_refusals() {
     assert_eq!(request(&srv, badkey.as_bytes()).0, 400);
 }
 
+/// The cross-origin rule reads `Origin` and `Sec-Fetch-Site` from the
+/// handshake's own pass over the headers: the first `Sec-Fetch-Site` line
+/// decides (a non-UTF-8 one counts as absent, as `Request::header` has
+/// it), and the pre-RFC `Sec-WebSocket-Origin` is not checked, as in
+/// Tornado.
+#[test]
+fn cross_origin_rule_reads_the_handshakes_own_headers() {
+    let (srv, _rx) = server();
+    let status = |extra: &[u8]| {
+        let mut raw = upgrade_request("/o", "").into_bytes();
+        raw.truncate(raw.len() - 2);
+        raw.extend_from_slice(extra);
+        raw.extend_from_slice(b"\r\n");
+        request(&srv, &raw).0
+    };
+    let evil = b"Origin: http://evil.example\r\n";
+    assert_eq!(
+        status(&[&evil[..], b"Sec-Fetch-Site: cross-site\r\n"].concat()),
+        403
+    );
+    assert_eq!(
+        status(&[&evil[..], b"Sec-Fetch-Site: same-origin\r\n"].concat()),
+        101
+    );
+    assert_eq!(
+        status(&[&evil[..], b"Sec-Fetch-Site: none\r\n"].concat()),
+        101
+    );
+    // The first line decides, whatever follows.
+    let first_same = b"Sec-Fetch-Site: same-origin\r\nSec-Fetch-Site: cross-site\r\n";
+    assert_eq!(status(&[&evil[..], first_same].concat()), 101);
+    let first_cross = b"Sec-Fetch-Site: cross-site\r\nSec-Fetch-Site: same-origin\r\n";
+    assert_eq!(status(&[&evil[..], first_cross].concat()), 403);
+    // A first line that is not UTF-8 is no `Sec-Fetch-Site`: `Origin`
+    // against `Host` decides, not the second line.
+    let bad_first = b"Sec-Fetch-Site: \xffx\r\nSec-Fetch-Site: same-origin\r\n";
+    assert_eq!(status(&[&evil[..], bad_first].concat()), 403);
+    let own = b"Origin: http://127.0.0.1\r\n";
+    assert_eq!(status(&[&own[..], bad_first].concat()), 101);
+    // Cross-site, even from the page's own origin: only `check_origin`
+    // may let it in, and the default trusts the `trusted_origins` alone.
+    assert_eq!(
+        status(&[&own[..], b"Sec-Fetch-Site: cross-site\r\n"].concat()),
+        403
+    );
+    // Without an `Origin`, a cross-site fetch is refused.
+    assert_eq!(status(b"Sec-Fetch-Site: cross-site\r\n"), 403);
+    // `Sec-WebSocket-Origin` alone is no `Origin`: not a browser's.
+    assert_eq!(
+        status(b"Sec-WebSocket-Origin: http://evil.example\r\n"),
+        101
+    );
+}
+
 #[test]
 fn protocol_errors_close_with_rfc_codes() {
     let (srv, _rx) = server();

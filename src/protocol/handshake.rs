@@ -75,6 +75,13 @@ pub struct UpgradeRequest<'a> {
     pub key: &'a [u8],
     /// `Origin` (or the pre-RFC `Sec-WebSocket-Origin`), if sent.
     pub origin: Option<&'a str>,
+    /// Whether [`origin`](Self::origin) is the pre-RFC
+    /// `Sec-WebSocket-Origin`, no `Origin` having come. The cross-origin
+    /// rule reads `Origin` only, as Tornado's does.
+    pub origin_is_legacy: bool,
+    /// The first `Sec-Fetch-Site` (Fetch Metadata), if sent and UTF-8:
+    /// read in the same pass, so the cross-origin rule needs no lookup.
+    pub fetch_site: Option<&'a str>,
     /// `Host`, if sent and UTF-8.
     pub host: Option<&'a str>,
     /// Subprotocols from all `Sec-WebSocket-Protocol` headers, in order.
@@ -125,9 +132,12 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
     let mut host_count = 0;
     let mut version_count = 0;
     let mut origin_count = 0;
+    let mut fetch_site_seen = false;
     let mut req = UpgradeRequest {
         key: b"",
         origin: None,
+        origin_is_legacy: false,
+        fetch_site: None,
         host: None,
         protocols: Vec::new(),
         extensions: Vec::new(),
@@ -158,6 +168,14 @@ pub fn check_upgrade_iter<'a, N: AsRef<[u8]>>(
                 let v =
                     std::str::from_utf8(trim(value)).map_err(|_| HandshakeError::OriginRejected)?;
                 req.origin = Some(v);
+                req.origin_is_legacy = !is_origin;
+            }
+        } else if name.eq_ignore_ascii_case(b"sec-fetch-site") {
+            if !fetch_site_seen {
+                // As `Request::header` reads it: the first line, absent
+                // when not UTF-8.
+                fetch_site_seen = true;
+                req.fetch_site = std::str::from_utf8(value).ok();
             }
         } else if name.eq_ignore_ascii_case(b"host") {
             host_count += 1;
@@ -803,6 +821,30 @@ mod tests {
             check_upgrade("GET", 1, &h).unwrap().origin,
             Some("http://example.com")
         );
+        assert!(!check_upgrade("GET", 1, &h).unwrap().origin_is_legacy);
+        // Alone, it is the origin, marked as the legacy header.
+        let mut h = good();
+        h.retain(|(n, _)| *n != "Origin");
+        h.push(("Sec-WebSocket-Origin", b"http://other.example"));
+        let r = check_upgrade("GET", 1, &h).unwrap();
+        assert_eq!(r.origin, Some("http://other.example"));
+        assert!(r.origin_is_legacy);
+    }
+
+    #[test]
+    fn check_upgrade_notes_the_first_sec_fetch_site() {
+        let r = check_upgrade("GET", 1, &good()).unwrap();
+        assert_eq!(r.fetch_site, None);
+        for (lines, want) in [
+            (&[&b"cross-site"[..]][..], Some("cross-site")),
+            (&[&b"same-origin"[..], b"cross-site"], Some("same-origin")),
+            // Not UTF-8: absent, and the next line does not stand in.
+            (&[&b"\xff"[..], b"same-origin"], None),
+        ] {
+            let mut h = good();
+            h.extend(lines.iter().map(|v| ("Sec-Fetch-Site", *v)));
+            assert_eq!(check_upgrade("GET", 1, &h).unwrap().fetch_site, want);
+        }
     }
 
     #[test]

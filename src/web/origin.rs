@@ -21,8 +21,25 @@ pub(crate) fn check_cross_origin(
     req: &Request,
     check: impl FnOnce(&str) -> bool,
 ) -> Option<String> {
-    let origin = req.header("Origin");
-    match req.header("Sec-Fetch-Site") {
+    cross_origin_refusal(
+        req.header("Origin"),
+        req.header("Sec-Fetch-Site"),
+        req,
+        check,
+    )
+}
+
+/// [`check_cross_origin`] with the `Origin` and `Sec-Fetch-Site` values
+/// already found (the WebSocket handshake's one pass over the headers,
+/// `check_upgrade_iter`, notes them): no scan of the head for either.
+/// `req` is asked only for its host, and only when the rule needs it.
+pub(crate) fn cross_origin_refusal(
+    origin: Option<&str>,
+    fetch_site: Option<&str>,
+    req: &Request,
+    check: impl FnOnce(&str) -> bool,
+) -> Option<String> {
+    match fetch_site {
         Some("same-origin" | "none") => None,
         None => match origin {
             None => None,
