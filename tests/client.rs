@@ -768,6 +768,33 @@ fn wrong_accept_key_is_typed() {
     );
 }
 
+/// RFC 6455 §4.1/§4.2.2: the 101 is HTTP/1.1's; an `HTTP/1.0 101` with
+/// otherwise valid headers is refused, typed (Tornado accepts it), and no
+/// connection opens on it.
+#[test]
+fn an_http_1_0_101_is_refused() {
+    let (addr, rx) = raw_server(|key| {
+        switching_protocols(key)
+            .replace("HTTP/1.1 101", "HTTP/1.0 101")
+            .into_bytes()
+    });
+    watchdog(Duration::from_secs(10));
+    let res = IOLoop::current().run_sync(async move {
+        websocket_connect(&format!("ws://{addr}/"))
+            .await
+            .map(|_| ())
+    });
+    match res {
+        Err(ConnectError::Handshake(HandshakeError::UnsupportedResponseVersion)) => {}
+        other => panic!("{other:?}"),
+    }
+    // The client closed the socket without sending a frame.
+    let (after, closed) = rx.recv_timeout(Duration::from_secs(5)).expect("server");
+    assert!(after.is_empty() && closed, "{after:?} {closed}");
+    // The same head in HTTP/1.1 is accepted.
+    assert!(connect_raw(|key| switching_protocols(key).into_bytes()).is_ok());
+}
+
 /// RFC 6455 §4.1: `Sec-WebSocket-Accept` must be there once with the
 /// right value; a second one (even a right one after a wrong one) fails
 /// the connection instead of the last one winning.

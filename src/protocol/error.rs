@@ -151,6 +151,16 @@ pub enum HandshakeError {
         /// does Tornado's), `WWW-Authenticate`, `Retry-After`…
         headers: Vec<(String, String)>,
     },
+    /// Client: the server's 101 is not HTTP/1.1 (an `HTTP/1.0 101`).
+    /// RFC 6455 §4.1/§4.2.2 answer the HTTP/1.1 upgrade with an HTTP/1.1
+    /// 101; the `Upgrade` mechanism is HTTP/1.1's (RFC 9110 §7.8), and an
+    /// HTTP/1.0 server or intermediary has no 1xx answers (RFC 9110 §15.2),
+    /// so such a 101 comes from something that does not speak the
+    /// handshake. Tornado's client accepts it (it checks only the status
+    /// code); cyclone refuses it on purpose, as tungstenite does. Other
+    /// statuses in an HTTP/1.0 head are still reported as
+    /// [`BadStatus`](Self::BadStatus) (a refusal either way).
+    UnsupportedResponseVersion,
     /// Client: `Sec-WebSocket-Accept` missing or wrong.
     BadAccept,
     /// Client: the server accepted an extension we did not offer.
@@ -210,6 +220,9 @@ impl fmt::Display for HandshakeError {
                     }
                     _ => Ok(()),
                 }
+            }
+            HandshakeError::UnsupportedResponseVersion => {
+                f.write_str("the server's 101 is not HTTP/1.1")
             }
             HandshakeError::BadAccept => f.write_str("invalid Sec-WebSocket-Accept"),
             HandshakeError::UnrequestedExtension(e) => {

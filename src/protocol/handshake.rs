@@ -409,7 +409,7 @@ pub struct ClientResponse {
 /// validate the server's response as follows"). `Ok(None)`: head incomplete.
 ///
 /// # Errors
-/// [`HandshakeError::BadStatus`] for a status other than 101, [`HandshakeError::BadAccept`] for a missing or wrong `Sec-WebSocket-Accept`, [`HandshakeError::UnrequestedSubprotocol`] (also for a repeated `Sec-WebSocket-Protocol`), [`HandshakeError::InvalidResponse`] for a malformed head or a repeated `Sec-WebSocket-Accept`.
+/// [`HandshakeError::BadStatus`] for a status other than 101, [`HandshakeError::UnsupportedResponseVersion`] for an `HTTP/1.0 101`, [`HandshakeError::BadAccept`] for a missing or wrong `Sec-WebSocket-Accept`, [`HandshakeError::UnrequestedSubprotocol`] (also for a repeated `Sec-WebSocket-Protocol`), [`HandshakeError::InvalidResponse`] for a malformed head or a repeated `Sec-WebSocket-Accept`.
 pub fn parse_client_response(
     buf: &[u8],
     key: &[u8; 24],
@@ -441,6 +441,12 @@ fn check_response<'b>(
             body: buf[head_len..].to_vec(),
             headers: owned_headers(resp.headers),
         });
+    }
+    // The 101 answers an HTTP/1.1 upgrade in HTTP/1.1 (RFC 6455 §4.2.2);
+    // httparse reads only HTTP/1.x, so this refuses `HTTP/1.0 101`, which
+    // Tornado accepts (see `UnsupportedResponseVersion`).
+    if resp.version != Some(1) {
+        return Err(HandshakeError::UnsupportedResponseVersion);
     }
     // RFC 6455 §4.1 item 2: the `Upgrade` field must be `websocket`, no
     // more (a second `Upgrade` header makes the field a list).

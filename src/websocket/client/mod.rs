@@ -196,8 +196,10 @@ pub enum ConnectError {
     Cancelled,
     /// The server's response was refused: a status other than 101
     /// ([`HandshakeError::BadStatus`] carries status, headers and
-    /// body; redirects are not followed, as in Tornado), a wrong
-    /// `Sec-WebSocket-Accept`, an unrequested extension or subprotocol.
+    /// body; redirects are not followed, as in Tornado), a 101 that is not
+    /// HTTP/1.1 ([`HandshakeError::UnsupportedResponseVersion`], which
+    /// Tornado accepts), a wrong `Sec-WebSocket-Accept`, an unrequested
+    /// extension or subprotocol.
     Handshake(HandshakeError),
 }
 
