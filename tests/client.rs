@@ -921,6 +921,32 @@ fn unrequested_extension_and_subprotocol_are_typed() {
     );
 }
 
+/// The parameter names of the server's permessage-deflate answer are read
+/// in any case (HTTP tokens; the server side reads offers so too).
+#[test]
+fn deflate_parameter_names_in_any_case_are_accepted() {
+    let (addr, _rx) = raw_server(|key| {
+        switching_protocols(key)
+            .replace(
+                "\r\n\r\n",
+                "\r\nSec-WebSocket-Extensions: permessage-deflate; \
+                 Server_No_Context_Takeover; CLIENT_MAX_WINDOW_BITS=10\r\n\r\n",
+            )
+            .into_bytes()
+    });
+    watchdog(Duration::from_secs(10));
+    let opts = ConnectOptions {
+        compression_options: Some(CompressionOptions::default()),
+        ..ConnectOptions::default()
+    };
+    let res = IOLoop::current().run_sync(async move {
+        websocket_connect_opts(&format!("ws://{addr}/"), opts)
+            .await
+            .map(|_| ())
+    });
+    assert!(res.is_ok(), "{res:?}");
+}
+
 #[test]
 fn non_101_carries_status_and_body() {
     let res = connect_raw(|_| "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".into());

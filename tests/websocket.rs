@@ -833,6 +833,42 @@ fn a_handler_can_refuse_the_routes_compression() {
     }
 }
 
+/// permessage-deflate parameter names in an offer are read in any case
+/// (HTTP tokens, RFC 9110 §5.6.6; the client reads the answer so too), and
+/// answered in the lower case of RFC 7692.
+#[test]
+fn deflate_parameter_names_in_any_case_are_negotiated() {
+    let settings = WebSocketSettings {
+        compression: Some(CompressionOptions::default()),
+        ..WebSocketSettings::default()
+    };
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket_with("/z", settings.clone(), |_: &Request| MaybeDeflate {
+                refuse: false,
+            })
+            .build()
+    });
+    let mut s = srv.connect();
+    s.write_all(
+        upgrade_request(
+            "/z",
+            "Sec-WebSocket-Extensions: permessage-deflate; SERVER_NO_CONTEXT_TAKEOVER; \
+             Client_Max_Window_Bits=10\r\n",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (status, head, _) = read_response(&mut s);
+    assert_eq!(status, 101);
+    assert!(
+        head.contains(
+            "permessage-deflate; server_no_context_takeover; client_max_window_bits=10\r\n"
+        ),
+        "{head}"
+    );
+}
+
 /// A chat room over a shared id list. `free`: broadcast with the free
 /// `broadcast` and `write_to` instead of the context's method, framed by a
 /// "first" and a "last" message to the sender; its own connection is then

@@ -117,10 +117,21 @@ struct Seen {
 
 /// Reads an offer's (or response's) parameters; `None` on an unknown,
 /// repeated or ill-valued parameter.
+///
+/// Parameter names are matched in any case, on both sides (the server
+/// reading an offer, the client reading the answer): RFC 6455 §9.1 makes
+/// them HTTP tokens after a `;`, and HTTP parameter names are
+/// case-insensitive (RFC 9110 §5.6.6), as the extension name already is
+/// here. RFC 7692 §7.1 spells them in lower case, which is what we send.
+/// A name repeated in another case is a repeated parameter. Tornado
+/// (6.6) reads names with a value in any case too (its header parser
+/// lowercases them: `Client_Max_Window_Bits=10` is read), but drops
+/// value-less parameters whatever their case (`server_no_context_takeover`
+/// included); cyclone reads those, in any case.
 fn read_params(offer: &ExtensionOffer) -> Option<Seen> {
     let mut s = Seen::default();
     for (name, value) in &offer.params {
-        match name.as_str() {
+        match name.to_ascii_lowercase().as_str() {
             "server_no_context_takeover" if !s.server_nct && value.is_none() => s.server_nct = true,
             "client_no_context_takeover" if !s.client_nct && value.is_none() => s.client_nct = true,
             "server_max_window_bits" if s.server_bits.is_none() => {
@@ -774,10 +785,40 @@ mod edge_tests {
             ),
             ("permessage-deflate; server_no_context_takeover=\"\"", None),
             ("PerMessage-Deflate", Some("permessage-deflate")),
+            // Parameter names in any case (HTTP tokens, RFC 9110 §5.6.6);
+            // one repeated in another case is still repeated.
+            (
+                "permessage-deflate; SERVER_NO_CONTEXT_TAKEOVER; Client_Max_Window_Bits=10",
+                Some("permessage-deflate; server_no_context_takeover; client_max_window_bits=10"),
+            ),
+            (
+                "permessage-deflate; server_no_context_takeover; Server_No_Context_Takeover",
+                None,
+            ),
         ];
         for (offer, want) in cases {
             assert_eq!(neg(&[offer], &o).map(|x| x.1).as_deref(), *want, "{offer}");
         }
+        // The client reads the server's answer's names in any case too.
+        let co = CompressionOptions {
+            client_max_window_bits: 12,
+            ..CompressionOptions::default()
+        };
+        let p = client_accept(
+            "permessage-deflate; Server_No_Context_Takeover; CLIENT_MAX_WINDOW_BITS=10",
+            &co,
+        )
+        .expect("accepted");
+        assert!(p.server_no_context_takeover && !p.client_no_context_takeover);
+        assert_eq!(
+            (p.server_max_window_bits, p.client_max_window_bits),
+            (15, 10)
+        );
+        assert!(client_accept(
+            "permessage-deflate; client_max_window_bits=10; Client_Max_Window_Bits=10",
+            &co
+        )
+        .is_err());
         // client side round trips against our own server with various options
         for sb in [9u8, 10, 15] {
             for cb in [8u8, 9, 12, 15] {
