@@ -1723,6 +1723,45 @@ fn extra_headers_that_no_server_would_read_are_dropped() {
     assert_eq!(res, Ok(want.to_vec()));
 }
 
+/// The upgrade request stays readable after the server closed the
+/// connection (Tornado's `WebSocketClientConnection.request` does): path,
+/// query and headers as sent.
+#[test]
+fn the_request_outlives_the_connection() {
+    let addr = server();
+    let res = IOLoop::current().run_sync(async move {
+        let opts = ConnectOptions {
+            headers: vec![("X-Trace".into(), "t-42".into())],
+            ..ConnectOptions::default()
+        };
+        let conn = websocket_connect_opts(&format!("ws://{addr}/echo?room=7"), opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Open (the echo server closes only when asked): the connection's own.
+        conn.write_message("hi").map_err(|e| e.to_string())?;
+        let first = conn
+            .read_message()
+            .await
+            .map(|m| m.as_text().map(str::to_owned));
+        let open = conn.request().ok_or("no request while open")?;
+        let _ = conn.write_message("close me");
+        let end = conn.read_message().await;
+        // The server's Close came and the client's side is finished.
+        let closed = (conn.is_closed(), conn.close_code(), end.is_none());
+        let after = conn.request().ok_or("no request after the close")?;
+        Ok::<_, String>((open, first, closed, after))
+    });
+    let (open, first, closed, after) = res.expect("connect");
+    assert_eq!(first, Some(Some("hi".to_owned())));
+    assert_eq!(closed, (true, Some(4000), true));
+    for req in [&open, &after] {
+        assert_eq!((req.path(), req.query()), ("/echo", "room=7"));
+        assert_eq!(req.header("X-Trace"), Some("t-42"));
+        assert_eq!(req.header("Host"), Some(addr.to_string().as_str()));
+        assert_eq!(req.peer(), Some(addr));
+    }
+}
+
 /// The third (maximum) field of `/proc/sys/net/ipv4/{name}`, in bytes.
 fn tcp_mem_max(name: &str) -> usize {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))

@@ -67,6 +67,10 @@ struct ClientState {
     subprotocol: Option<String>,
     /// The server's 101 headers, kept past the connection.
     headers: Vec<(String, String)>,
+    /// The upgrade request, kept past the connection: copied at the close
+    /// (until then the connection's own is read), so that an open
+    /// connection holds it once.
+    request: Option<Request>,
 }
 
 impl ClientState {
@@ -126,6 +130,7 @@ impl WebSocketHandler for ChannelHandler {
         s.close_reason = ws.close_reason().map(str::to_owned);
         s.closed_by = ws.closed_by();
         s.protocol_error = ws.protocol_error().cloned();
+        s.request = Some(ws.request().clone());
         // Every reader waiting with nothing queued gets `None`.
         for (_, w) in &s.readers {
             if let Some(w) = w {
@@ -485,9 +490,13 @@ impl WebSocketClientConnection {
     /// The upgrade request this client sent (Tornado's
     /// `WebSocketClientConnection.request`): method, path, query, headers,
     /// the server's address as `peer()`, `protocol()` `https` over
-    /// `wss://`. A copy; `None` once the connection is gone.
+    /// `wss://`. A copy, still given after the connection ends, as
+    /// Tornado's `.request` stays (kept from the close on; the head is a
+    /// few hundred bytes). `None` only for a connection dropped without
+    /// closing (its loop released while it was open).
     pub fn request(&self) -> Option<Request> {
-        with_websocket(&IOLoop::current(), self.id, |ws| ws.request().clone())
+        let kept = self.state.borrow().request.clone();
+        kept.or_else(|| with_websocket(&IOLoop::current(), self.id, |ws| ws.request().clone()))
     }
 
     /// Every header of the server's `101`, in order (Tornado's
