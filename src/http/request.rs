@@ -1061,7 +1061,10 @@ impl Request {
     /// `127.0.0.1` when the request names none, as an HTTP/1.0 one may
     /// not) and the path with its query, as received:
     /// `https://example.com/a%20b?x=1`. With the `xheaders` setting, the
-    /// protocol is the one the proxy reported.
+    /// protocol is the one the proxy reported. For an absolute-form target
+    /// (`GET http://other:81/x?q=1` with `Host: h:80`) it is
+    /// `http://other:81/x?q=1`, where Tornado glues its `Host` header to
+    /// the whole target (`http://h:80http://other:81/x?q=1`).
     pub fn full_url(&self) -> String {
         let origin = self.text((self.path.0, self.target_end()));
         let slash = if origin.starts_with('/') { "" } else { "/" };

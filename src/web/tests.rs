@@ -983,6 +983,68 @@ fn a_copy_of_handler_or_request_has_their_methods() {
     );
 }
 
+/// `request.full_url()` in a template is the request's
+/// [`Request::full_url`], of the request's copies too. It was glued
+/// together from the host and the whole target, so an absolute-form
+/// one printed `http://h/http://h/x?q=1`.
+#[test]
+fn template_full_url_is_the_requests() {
+    struct Url;
+    impl RequestHandler for Url {
+        fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            cx.render_with("url.html", &serde_json::json!({}));
+        }
+    }
+    let dir = TempDir::new("render-full-url");
+    dir.file(
+        "url.html",
+        "{{ request.full_url() }}|{{ [request][0].full_url() }}|\
+         {{ handler.request.full_url() }}",
+    );
+    let app = Application::builder()
+        .template_path(dir.path())
+        .route("/.*", || Url)
+        .build();
+    let limits = crate::http::request::HeadLimits {
+        max_head_bytes: usize::MAX,
+        max_headers: 64,
+    };
+    let full_url = |raw: &str| {
+        let Ok(crate::http::request::HeadStatus::Complete(req, _)) =
+            Request::parse_head(raw.as_bytes(), &limits)
+        else {
+            panic!("{raw:?} does not parse");
+        };
+        let own = req.full_url();
+        let r = dispatch(&app, req);
+        assert_eq!(r.status(), 200, "{raw:?}");
+        assert_eq!(text(&r), [own.as_str(); 3].join("|"), "{raw:?}");
+        own
+    };
+    assert_eq!(
+        full_url("GET http://other:81/x?q=1 HTTP/1.1\r\nHost: h:80\r\n\r\n"),
+        "http://other:81/x?q=1"
+    );
+    assert_eq!(
+        full_url("GET http://h/x? HTTP/1.1\r\nHost: h\r\n\r\n"),
+        "http://h/x?"
+    );
+    assert_eq!(
+        full_url("GET http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+        "http://h/?q=1"
+    );
+    assert_eq!(
+        full_url("GET HTTP://h HTTP/1.1\r\nHost: h\r\n\r\n"),
+        "http://h/"
+    );
+    assert_eq!(
+        full_url("GET /x?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+        "http://h/x?q=1"
+    );
+    assert_eq!(full_url("GET /x? HTTP/1.0\r\n\r\n"), "http://127.0.0.1/x?");
+    assert_eq!(full_url("GET /x HTTP/1.0\r\n\r\n"), "http://127.0.0.1/x");
+}
+
 fn static_app(dir: &TempDir) -> Application {
     Application::builder()
         .static_path(dir.path().join("static"))

@@ -2745,15 +2745,26 @@ fn handler_value(request: &Value, current_user: Option<&str>, locale: &Value) ->
 }
 
 /// `request.full_url()` of a [`request_value`], as
-/// [`Request::full_url`](crate::http::Request::full_url) gives it.
+/// [`Request::full_url`](crate::http::Request::full_url) gives it: from
+/// the `path` and the `query`, not the `uri`, which for an absolute-form
+/// target (`GET http://h/x?q=1`) is the whole target, authority and all.
+/// The `?` is there when the target has one (`/x?` keeps it), as
+/// `Request::full_url` takes the target's text from its path on.
 fn full_url(request: &Value) -> String {
     let text = |key: &str| request[key].as_str().unwrap_or_default();
     let host = Some(text("host"))
         .filter(|h| !h.is_empty())
         .unwrap_or("127.0.0.1");
-    let uri = text("uri");
-    let slash = if uri.starts_with('/') { "" } else { "/" };
-    format!("{}://{host}{slash}{uri}", text("protocol"))
+    let path = text("path");
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    // Neither an authority nor a path holds a `?`: the first one in the
+    // target starts its query.
+    let (mark, query) = if text("uri").contains('?') {
+        ("?", text("query"))
+    } else {
+        ("", "")
+    };
+    format!("{}://{host}{slash}{path}{mark}{query}", text("protocol"))
 }
 
 /// `handler.method(args, kwargs)` over the handler's `request` (a
