@@ -191,6 +191,30 @@ pub(crate) fn clean_argument(v: String) -> String {
     remove_control_chars(v).trim().to_string()
 }
 
+/// Tornado's `RequestHandler._get_arguments(name, source, strip)` over
+/// the values of an argument as received (percent-decoded), in order:
+/// each with its control characters other than whitespace made spaces
+/// and, when `strip`, the whitespace around it stripped
+/// ([`clean_argument`]). The one rule of `RequestContext`'s argument
+/// methods and of a template's `handler.get_argument(..)` and its kin;
+/// [`last_argument`] is `_get_argument`'s.
+pub(crate) fn argument_values(raw: impl IntoIterator<Item = String>, strip: bool) -> Vec<String> {
+    let clean = if strip {
+        clean_argument
+    } else {
+        remove_control_chars
+    };
+    raw.into_iter().map(clean).collect()
+}
+
+/// Tornado's `RequestHandler._get_argument(name, default, source, strip)`
+/// over the values of an argument as received: the last of
+/// [`argument_values`], `None` when there is none (where Tornado returns
+/// the default, or raises `MissingArgumentError` without one).
+pub(crate) fn last_argument(raw: impl IntoIterator<Item = String>, strip: bool) -> Option<String> {
+    argument_values(raw.into_iter().last(), strip).pop()
+}
+
 /// Tornado's `_remove_control_chars_regex` (`[\x00-\x08\x0e-\x1f]`):
 /// those characters become spaces; tab, LF, VT, FF and CR stay.
 pub(crate) fn remove_control_chars(v: String) -> String {
@@ -1055,26 +1079,18 @@ impl<'a> RequestContext<'a> {
 
     /// Every value of the query argument `name`, in order.
     pub fn get_query_arguments(&self, name: &str) -> Vec<String> {
-        self.query_values(name, clean_argument)
+        argument_values(self.request.query_arguments(name), true)
     }
 
-    fn query_values(&self, name: &str, clean: fn(String) -> String) -> Vec<String> {
-        self.request
-            .query_arguments(name)
-            .into_iter()
-            .map(clean)
-            .collect()
-    }
-
-    /// The body values of `name`, each through `clean`.
-    fn body_values(&self, name: &str, clean: fn(String) -> String) -> Vec<String> {
+    /// The body values of `name` as received (not cleaned).
+    fn body_values(&self, name: &str) -> Vec<String> {
         if let Some(parts) = &self.p.multipart {
             let body = self.request.body();
             return parts
                 .fields
                 .iter()
                 .filter(|(n, _)| n == name)
-                .map(|(_, r)| clean(String::from_utf8_lossy(&body[r.clone()]).into_owned()))
+                .map(|(_, r)| String::from_utf8_lossy(&body[r.clone()]).into_owned())
                 .collect();
         }
         if !self.is_form() {
@@ -1083,12 +1099,20 @@ impl<'a> RequestContext<'a> {
         // Only the values of `name` are decoded (`body_arguments` decodes
         // every pair).
         let body = String::from_utf8_lossy(self.request.body());
-        qs_values(&body, name).map(clean).collect()
+        qs_values(&body, name).collect()
+    }
+
+    /// The values of `name` as received (not cleaned): the query's, then
+    /// the body's (Tornado's `request.arguments[name]`).
+    fn raw_arguments(&self, name: &str) -> Vec<String> {
+        let mut all = self.request.query_arguments(name);
+        all.extend(self.body_values(name));
+        all
     }
 
     /// The last value of the query argument `name`.
     pub fn get_query_argument(&self, name: &str) -> Option<String> {
-        self.get_query_arguments(name).pop()
+        last_argument(self.request.query_arguments(name), true)
     }
 
     /// Every value of the body argument `name`, in order: from an
@@ -1096,12 +1120,12 @@ impl<'a> RequestContext<'a> {
     /// filename of a `multipart/form-data` one (files are
     /// [`get_files`](Self::get_files)'). Cleaned as query values are.
     pub fn get_body_arguments(&self, name: &str) -> Vec<String> {
-        self.body_values(name, clean_argument)
+        argument_values(self.body_values(name), true)
     }
 
     /// The last value of the body argument `name`.
     pub fn get_body_argument(&self, name: &str) -> Option<String> {
-        self.get_body_arguments(name).pop()
+        last_argument(self.body_values(name), true)
     }
 
     /// Every body argument as `(name, value)`, in the body's order
@@ -1227,9 +1251,7 @@ impl<'a> RequestContext<'a> {
     /// reads them all as UTF-8. Compared with Tornado in
     /// `tests/peers/interop_tornado_arguments.py`.
     pub fn get_arguments(&self, name: &str) -> Vec<String> {
-        let mut all = self.get_query_arguments(name);
-        all.extend(self.get_body_arguments(name));
-        all
+        argument_values(self.raw_arguments(name), true)
     }
 
     /// [`get_arguments`](Self::get_arguments) with the whitespace around
@@ -1238,15 +1260,13 @@ impl<'a> RequestContext<'a> {
     /// there. For a value whose spaces matter (a password, a text area's
     /// lines).
     pub fn get_arguments_unstripped(&self, name: &str) -> Vec<String> {
-        let mut all = self.query_values(name, remove_control_chars);
-        all.extend(self.body_values(name, remove_control_chars));
-        all
+        argument_values(self.raw_arguments(name), false)
     }
 
     /// The last value of `name` from the query or the form body (the body
     /// wins when both have it, as the last value does in Tornado).
     pub fn get_argument(&self, name: &str) -> Option<String> {
-        self.get_arguments(name).pop()
+        last_argument(self.raw_arguments(name), true)
     }
 
     /// [`get_argument`](Self::get_argument) for an argument the request

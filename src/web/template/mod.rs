@@ -2773,7 +2773,10 @@ fn full_url(request: &Value) -> String {
 /// characters made spaces, stripped unless `strip` is false; the query's
 /// then the body's for `get_argument`), `get_arguments(name, strip=True)`
 /// every value, the same for `get_query_argument(s)` and
-/// `get_body_argument(s)`, and `get_cookie(name, default=None)`.
+/// `get_body_argument(s)`, and `get_cookie(name, default=None)`. The
+/// values are cleaned by the rule `RequestContext`'s methods follow
+/// ([`argument_values`](super::context::argument_values),
+/// [`last_argument`](super::context::last_argument)).
 /// An argument missing without a default is Tornado's
 /// `MissingArgumentError`, [`TemplateError::Http`] 400.
 fn handler_method(
@@ -2825,24 +2828,23 @@ fn handler_method(
         M::GetQueryArgument | M::GetQueryArguments => "query_arguments",
         _ => "body_arguments",
     };
-    let mut values = request[source][arg.as_str()]
+    let raw = request[source][arg.as_str()]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .map(|v| {
-            let v = super::context::remove_control_chars(v.to_owned());
-            Value::String(if strip { v.trim().to_owned() } else { v })
-        })
-        .collect::<Vec<_>>();
+        .map(str::to_owned);
     if matches!(
         method,
         M::GetArguments | M::GetQueryArguments | M::GetBodyArguments
     ) {
-        return Ok(Value::Array(values));
+        let values = super::context::argument_values(raw, strip);
+        return Ok(Value::Array(
+            values.into_iter().map(Value::String).collect(),
+        ));
     }
-    match (values.pop(), param("default")) {
-        (Some(v), _) => Ok(v),
+    match (super::context::last_argument(raw, strip), param("default")) {
+        (Some(v), _) => Ok(Value::String(v)),
         (None, Some(default)) => Ok(default.clone()),
         (None, None) => Err(TemplateError::Http {
             status: 400,
