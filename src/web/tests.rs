@@ -3867,6 +3867,83 @@ mod ui_modules {
         );
     }
 
+    /// `{% module Greet(fallback) %}`: its template through
+    /// `cx.render_string`, its error as text; with a `fallback`, a failed
+    /// render is answered with that instead.
+    struct Greet;
+
+    impl UiModule for Greet {
+        fn render(
+            &mut self,
+            cx: &ModuleContext<'_>,
+            args: &[Value],
+            _kwargs: &Map<String, Value>,
+        ) -> Result<String, String> {
+            let greeting = cx.render_string("modules/greet.html", &json!({}));
+            match (greeting, args.first()) {
+                (Err(_), Some(Value::String(fallback))) => Ok(fallback.clone()),
+                // After a failed render, one that works: an error of the
+                // module's own is its own (500).
+                (Err(_), Some(_)) => {
+                    cx.render_string("modules/plain.html", &json!({}))
+                        .map_err(|e| e.to_string())?;
+                    Err("no greeting".into())
+                }
+                (greeting, _) => greeting.map_err(|e| e.to_string()),
+            }
+        }
+    }
+
+    /// A module's own template that reads an argument the request lacks
+    /// (`handler.get_argument('who')`, no default) answers Tornado's
+    /// `MissingArgumentError`, 400, as the page's own template does, when
+    /// the module passes the error on; one it handles does not.
+    #[test]
+    fn a_missing_argument_in_a_modules_template_is_tornados_400() {
+        use crate::testing::ExpectLog;
+        let dir = TempDir::new("ui-module-missing");
+        dir.file("modules/greet.html", "Hi {{ handler.get_argument('who') }}");
+        dir.file("modules/plain.html", "plain");
+        dir.file("greet.html", "<p>{% module Greet() %}</p>");
+        dir.file("fallback.html", "<p>{% module Greet('Hello') %}</p>");
+        dir.file("own.html", "<p>{% module Greet(1) %}</p>");
+        dir.file("inner.html", "<p>{% module Template('greet.html') %}</p>");
+        let app = Application::builder()
+            .template_path(dir.path())
+            .ui_module("Greet", || Greet)
+            .route("/p/(.*)", || Page)
+            .build();
+        let v = "v=%7B%7D";
+        assert_eq!(
+            text(&get(&app, &format!("/p/greet.html?{v}&who=ann"))),
+            "<p>Hi ann</p>"
+        );
+        let refused = ExpectLog::new("cyclone::web", "400 GET /p/")
+            .level(log::Level::Warn)
+            .on_this_thread();
+        for page in ["greet.html", "inner.html"] {
+            let r = get(&app, &format!("/p/{page}?{v}"));
+            assert_eq!(r.status(), 400, "{page}: {}", text(&r));
+            assert_eq!(
+                text(&r),
+                "<html><title>400: Bad Request</title><body>400: Bad Request</body></html>"
+            );
+        }
+        let logged: Vec<String> = refused.logged().into_iter().map(|(_, m)| m).collect();
+        assert_eq!(
+            logged,
+            [
+                format!("400 GET /p/greet.html?{v} (-): Missing argument who"),
+                format!("400 GET /p/inner.html?{v} (-): Missing argument who"),
+            ]
+        );
+        assert_eq!(
+            text(&get(&app, &format!("/p/fallback.html?{v}"))),
+            "<p>Hello</p>"
+        );
+        assert_eq!(get(&app, &format!("/p/own.html?{v}")).status(), 500);
+    }
+
     #[test]
     #[should_panic(expected = "not a name a template can call")]
     fn built_in_module_names_are_refused() {

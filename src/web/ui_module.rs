@@ -92,7 +92,18 @@ pub trait UiModule: 'static {
     ///
     /// # Errors
     /// Why the module cannot render these arguments: the render fails at
-    /// the call's line, with this text.
+    /// the call's line, with this text. When the last
+    /// [`cx.render_string`](ModuleContext::render_string) call failed with
+    /// [`TemplateError::Http`] (the module's template called
+    /// `handler.get_argument(name)` of an argument the request lacks:
+    /// Tornado's `MissingArgumentError`, 400), an `Err` is taken as that
+    /// error passed on, and the page is answered with its status as when
+    /// the page's own template raises it; the text is then not used. So
+    /// `cx.render_string(..).map_err(|e| e.to_string())` answers as
+    /// Tornado's module does, whose `HTTPError` goes through its `render`.
+    /// (The error stays text, so that this trait is unchanged: the status
+    /// goes by the context, not by the `String`.) A module that handles
+    /// the error returns `Ok`, or calls `render_string` again.
     fn render(
         &mut self,
         cx: &ModuleContext<'_>,
@@ -142,11 +153,25 @@ pub type UiModuleFactory = dyn Fn() -> Box<dyn UiModule>;
 pub struct ModuleContext<'a> {
     ns: &'a dyn RequestNamespace,
     request: &'a Request,
+    /// The error of the last [`render_string`](Self::render_string) when
+    /// it was a [`TemplateError::Http`] (under the template's name): what
+    /// a failed `render` answers (see [`UiModule::render`]).
+    refused: Cell<Option<TemplateError>>,
 }
 
 impl<'a> ModuleContext<'a> {
     pub(crate) fn new(ns: &'a dyn RequestNamespace, request: &'a Request) -> ModuleContext<'a> {
-        ModuleContext { ns, request }
+        ModuleContext {
+            ns,
+            request,
+            refused: Cell::new(None),
+        }
+    }
+
+    /// The [`TemplateError::Http`] of the last
+    /// [`render_string`](Self::render_string), if it failed with one.
+    pub(crate) fn take_refused(&self) -> Option<TemplateError> {
+        self.refused.take()
     }
 
     /// The request being answered (a WebSocket's handshake in its
@@ -204,7 +229,28 @@ impl<'a> ModuleContext<'a> {
     ///
     /// # Errors
     /// As [`RequestContext::render_string`](super::RequestContext::render_string).
+    /// A [`TemplateError::Http`] (under its `In` and `At`) is also kept, for
+    /// the page's answer should the module's `render` then fail (see
+    /// [`UiModule::render`]).
     pub fn render_string(
+        &self,
+        file: &str,
+        value: &(impl Serialize + ?Sized),
+    ) -> Result<String, TemplateError> {
+        let result = self.render_value(file, value);
+        self.refused.set(match &result {
+            Err(e) if matches!(e.innermost(), TemplateError::Http { .. }) => {
+                Some(TemplateError::In {
+                    name: file.to_string(),
+                    error: Box::new(e.clone()),
+                })
+            }
+            _ => None,
+        });
+        result
+    }
+
+    fn render_value(
         &self,
         file: &str,
         value: &(impl Serialize + ?Sized),

@@ -3746,11 +3746,16 @@ impl<'a> expr::Env<'a> for Renderer<'a> {
             let ns = self.request?;
             let p = ns.app_parts()?;
             let cx = super::ui_module::ModuleContext::new(ns, p.request);
-            p.shared.ui_module(p.modules, &cx, name, args, kwargs)
+            let result = p.shared.ui_module(p.modules, &cx, name, args, kwargs)?;
+            // A module failing after its `render_string` failed with an
+            // HTTP status passes that on (see `UiModule::render`).
+            Some(result.map_err(|why| {
+                cx.take_refused()
+                    .unwrap_or_else(|| TemplateError::Type(format!("module {name}: {why}")))
+            }))
         });
         match found {
-            Some(Ok(html)) => Ok(html),
-            Some(Err(why)) => Err(TemplateError::Type(format!("module {name}: {why}"))),
+            Some(result) => result,
             None => Err(TemplateError::Type(format!(
                 "{name} is no UI module of this template: the built-in ones are Tornado's \
                  (Template, linkify, xsrf_form_html); an application adds its own with \
