@@ -3944,6 +3944,57 @@ mod ui_modules {
         assert_eq!(get(&app, &format!("/p/own.html?{v}")).status(), 500);
     }
 
+    /// A module linking a file by `cx.static_url`.
+    struct Link;
+
+    impl UiModule for Link {
+        fn render(
+            &mut self,
+            cx: &ModuleContext<'_>,
+            args: &[Value],
+            _kwargs: &Map<String, Value>,
+        ) -> Result<String, String> {
+            let path = args.first().and_then(Value::as_str).unwrap_or_default();
+            let url = cx.static_url(path);
+            if let (Err(_), Some(Value::String(fallback))) = (&url, args.get(1)) {
+                // Handled: a fallback, then an error of the module's own.
+                if fallback == "own" {
+                    cx.static_url("app.css").map_err(|e| e.to_string())?;
+                    return Err("no link".into());
+                }
+                return Ok(fallback.clone());
+            }
+            url.map_err(|e| e.to_string())
+        }
+    }
+
+    /// A module's `static_url` out of `static_path`, passed on as its
+    /// error, answers Tornado's 403 (its `HTTPError` goes through the
+    /// module's `render`); one the module handles does not.
+    #[test]
+    fn a_modules_static_url_out_of_static_path_is_tornados_403() {
+        let dir = TempDir::new("ui-module-static");
+        dir.file("static/app.css", "body {}");
+        dir.file("in.html", "{% module Link('app.css') %}");
+        dir.file("out.html", "{% module Link('../secret') %}");
+        dir.file("handled.html", "{% module Link('../secret', 'none') %}");
+        dir.file("own.html", "{% module Link('../secret', 'own') %}");
+        let app = Application::builder()
+            .template_path(dir.path())
+            .static_path(dir.path().join("static"))
+            .ui_module("Link", || Link)
+            .route("/p/(.*)", || Page)
+            .build();
+        let v = "v=%7B%7D";
+        let r = get(&app, &format!("/p/in.html?{v}"));
+        assert_eq!(r.status(), 200);
+        assert!(text(&r).starts_with("/static/app.css?v="), "{}", text(&r));
+        let r = get(&app, &format!("/p/out.html?{v}"));
+        assert_eq!(r.status(), 403, "{}", text(&r));
+        assert_eq!(text(&get(&app, &format!("/p/handled.html?{v}"))), "none");
+        assert_eq!(get(&app, &format!("/p/own.html?{v}")).status(), 500);
+    }
+
     #[test]
     #[should_panic(expected = "not a name a template can call")]
     fn built_in_module_names_are_refused() {

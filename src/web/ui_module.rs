@@ -93,17 +93,20 @@ pub trait UiModule: 'static {
     /// # Errors
     /// Why the module cannot render these arguments: the render fails at
     /// the call's line, with this text. When the last
-    /// [`cx.render_string`](ModuleContext::render_string) call failed with
-    /// [`TemplateError::Http`] (the module's template called
+    /// [`cx.render_string`](ModuleContext::render_string) or
+    /// [`cx.static_url`](ModuleContext::static_url) call failed with an
+    /// HTTP status (the module's template called
     /// `handler.get_argument(name)` of an argument the request lacks:
-    /// Tornado's `MissingArgumentError`, 400), an `Err` is taken as that
-    /// error passed on, and the page is answered with its status as when
-    /// the page's own template raises it; the text is then not used. So
+    /// Tornado's `MissingArgumentError`, 400; a `static_url` out of
+    /// `static_path`, 403), an `Err` is taken as that error passed on, and
+    /// the page is answered with its status as when the page's own
+    /// template raises it; the text is then not used. So
     /// `cx.render_string(..).map_err(|e| e.to_string())` answers as
     /// Tornado's module does, whose `HTTPError` goes through its `render`.
     /// (The error stays text, so that this trait is unchanged: the status
     /// goes by the context, not by the `String`.) A module that handles
-    /// the error returns `Ok`, or calls `render_string` again.
+    /// the error returns `Ok`, or calls `render_string` or `static_url`
+    /// again.
     fn render(
         &mut self,
         cx: &ModuleContext<'_>,
@@ -153,9 +156,10 @@ pub type UiModuleFactory = dyn Fn() -> Box<dyn UiModule>;
 pub struct ModuleContext<'a> {
     ns: &'a dyn RequestNamespace,
     request: &'a Request,
-    /// The error of the last [`render_string`](Self::render_string) when
-    /// it was a [`TemplateError::Http`] (under the template's name): what
-    /// a failed `render` answers (see [`UiModule::render`]).
+    /// The error of the last [`render_string`](Self::render_string) (under
+    /// the template's name) or [`static_url`](Self::static_url) when it
+    /// was a [`TemplateError::Http`]: what a failed `render` answers (see
+    /// [`UiModule::render`]).
     refused: Cell<Option<TemplateError>>,
 }
 
@@ -169,7 +173,8 @@ impl<'a> ModuleContext<'a> {
     }
 
     /// The [`TemplateError::Http`] of the last
-    /// [`render_string`](Self::render_string), if it failed with one.
+    /// [`render_string`](Self::render_string) or
+    /// [`static_url`](Self::static_url), if it failed with one.
     pub(crate) fn take_refused(&self) -> Option<TemplateError> {
         self.refused.take()
     }
@@ -197,14 +202,19 @@ impl<'a> ModuleContext<'a> {
     ///
     /// # Errors
     /// As [`RequestContext::static_url`]: `path` leads out of
-    /// `static_path`. Returned as the module's render error, it fails the
-    /// page with 500 (a module's errors are text), where Tornado's
-    /// `HTTPError` would answer 403; a `{{ static_url(..) }}` in the
-    /// module's template answers 403.
+    /// `static_path`. The error is kept as [`render_string`](Self::render_string)'s
+    /// HTTP errors are: a module whose `render` then fails answers the
+    /// page 403, as Tornado's `HTTPError` does (see [`UiModule::render`]).
     ///
     /// [`RequestContext::static_url`]: super::RequestContext::static_url
     pub fn static_url(&self, path: &str) -> Result<String, super::StaticUrlError> {
-        self.ns.static_url(path)
+        let result = self.ns.static_url(path);
+        self.refused
+            .set(result.as_ref().err().map(|e| TemplateError::Http {
+                status: e.status(),
+                message: e.to_string().into(),
+            }));
+        result
     }
 
     /// The URL of the route named `name` with `args` in its groups
