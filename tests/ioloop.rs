@@ -1411,6 +1411,73 @@ fn jobs_shutting_their_own_pool_down_with_wait_do_not_wait_for_each_other() {
     });
 }
 
+/// A job of pool A calling `b.shutdown(true)` while a job of B calls
+/// `a.shutdown(true)`: each waited for the other's thread, which Python's
+/// executors do for ever. Each now waits for the other pool's threads
+/// but the one waiting in a shutdown too (here each pool's slow job), and
+/// a caller outside both pools then waits for every thread.
+#[test]
+fn jobs_shutting_each_other_s_pool_down_with_wait_do_not_wait_for_each_other() {
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    let ended = Arc::new(AtomicUsize::new(0));
+    let e = ended.clone();
+    util::within(Duration::from_secs(30), move || {
+        let (a, b) = (ThreadPool::new(2), ThreadPool::new(2));
+        // The four jobs run at once, each on a thread of its own.
+        let all = Arc::new(Barrier::new(4));
+        let slow_done = [
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        ];
+        let slow: Vec<_> = [&a, &b]
+            .into_iter()
+            .zip(&slow_done)
+            .map(|(on, done)| {
+                let (all, done, e) = (all.clone(), done.clone(), e.clone());
+                on.run(move || {
+                    util::mark_thread(&e);
+                    all.wait();
+                    std::thread::sleep(Duration::from_millis(200));
+                    done.store(true, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        // A's job shuts B down (and sees B's slow job done), B's shuts A down.
+        let callers: Vec<_> = [(&a, b.clone(), 1), (&b, a.clone(), 0)]
+            .into_iter()
+            .map(|(on, other, i)| {
+                let (all, tx, s, e) = (all.clone(), tx.clone(), slow_done[i].clone(), e.clone());
+                on.run(move || {
+                    util::mark_thread(&e);
+                    all.wait();
+                    other.shutdown(true);
+                    tx.send(s.load(Ordering::SeqCst)).unwrap();
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            let saw_slow_done = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a job shutting the other pool down with wait never returned");
+            assert!(
+                saw_slow_done,
+                "shutdown(true) did not wait for the other pool's threads"
+            );
+        }
+        a.shutdown(true);
+        b.shutdown(true);
+        assert_eq!(
+            ended.load(Ordering::SeqCst),
+            4,
+            "shutdown(true) outside the pools returned before their threads ended"
+        );
+        drop((slow, callers));
+    });
+}
+
 /// Dropping a pool's last handle is `shutdown(true)`, Rust's stand-in
 /// for Python joining its executors' threads at exit: the drop returns
 /// once the running and queued jobs are done and the threads joined.

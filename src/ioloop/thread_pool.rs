@@ -8,12 +8,12 @@
 //! result is there, and whatever the pool thread computed comes back to
 //! the loop's thread to be used there.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
@@ -97,6 +97,11 @@ thread_local! {
     /// thread-local destructors included: a last handle dropped there
     /// does not wait (see [`ThreadPool`]).
     static ON_POOL_THREAD: Cell<bool> = const { Cell::new(false) };
+
+    /// The pool whose jobs this thread runs, while it runs them (not in
+    /// its thread-local destructors): where it is listed while it waits
+    /// in a `shutdown(true)` of any pool (see [`ThreadPool::shutdown`]).
+    static OWN_POOL: RefCell<Option<Weak<Core>>> = const { RefCell::new(None) };
 }
 
 struct Core {
@@ -125,8 +130,9 @@ struct Queue {
     waiting: usize,
     /// The threads not joined yet.
     threads: Vec<JoinHandle<()>>,
-    /// Pool threads in `shutdown(wait = true)`, waiting for the others:
-    /// another pool thread waiting there does not wait for these.
+    /// This pool's threads waiting in a `shutdown(wait = true)`, of this
+    /// pool or of another: a pool thread waiting in one does not wait for
+    /// these.
     waiting_in_shutdown: Vec<std::thread::ThreadId>,
     /// Ended threads being joined by a `shutdown(wait = true)` caller
     /// (out of `threads`, their thread-locals maybe still dropping): the
@@ -246,18 +252,22 @@ impl ThreadPool {
     ///
     /// Called with `wait` from a job, on one of the pool's own threads,
     /// it cannot wait for that thread, which is running the job: it
-    /// returns once every *other* thread of the pool has ended, except
-    /// those also waiting in `shutdown(true)` from a job of theirs. Two
-    /// jobs that shut their pool down at once so return (once the rest
-    /// are done) instead of waiting for each other forever, which is
-    /// where Python's `executor.shutdown(wait=True)` deadlocks (and a
-    /// single job shutting its own pool down raises "cannot join current
-    /// thread" there). The calling threads then finish their jobs, run
-    /// what is still queued and end; a caller outside the pool waits for
-    /// that too. Callers waiting at once (from threads outside the pool)
-    /// all return once every thread has ended and been joined, whichever
-    /// of them joined it, as Python's `shutdown(wait=True)` called from
-    /// several threads does.
+    /// returns once every *other* thread of the pool has ended. Called
+    /// with `wait` from a job of any pool (this one or another), it does
+    /// not wait for the threads that are themselves waiting in a
+    /// `shutdown(true)` called from a job, of whichever pool: it returns
+    /// once the pool's other threads have ended, and those then finish
+    /// their jobs, run what is still queued and end. Jobs so never wait
+    /// for each other in a cycle: two jobs that shut their own pool down
+    /// at once, or a job of pool A shutting B down while one of B shuts
+    /// A down, return (once the rest are done) where Python's
+    /// `executor.shutdown(wait=True)` deadlocks (and a single job
+    /// shutting its own pool down raises "cannot join current thread"
+    /// there). A caller outside every pool waits for all the threads,
+    /// those included. Callers waiting at once (from threads outside the
+    /// pools) all return once every thread has ended and been joined,
+    /// whichever of them joined it, as Python's `shutdown(wait=True)`
+    /// called from several threads does.
     ///
     /// ```
     /// use cyclone::ioloop::{IOLoop, ThreadPool};
@@ -322,8 +332,9 @@ impl Core {
     }
 
     /// A pool thread: jobs until the pool is shut down and the queue empty.
-    fn serve(&self) {
+    fn serve(self: &Arc<Self>) {
         ON_POOL_THREAD.with(|on| on.set(true));
+        OWN_POOL.with(|own| *own.borrow_mut() = Some(Arc::downgrade(self)));
         loop {
             let job = {
                 let mut q = self.lock();
@@ -362,10 +373,25 @@ impl Core {
                 super::drop_panic_payload(panic);
             }
         }
+        OWN_POOL.with(|own| own.borrow_mut().take());
         let me = std::thread::current().id();
         let mut q = self.lock();
         q.alive.retain(|&t| t != me);
         self.ended.notify_all();
+    }
+
+    /// Lists `me`, one of this pool's threads, as waiting in a
+    /// `shutdown(wait = true)` (of any pool), or takes it out.
+    fn set_waiting_in_shutdown(&self, me: std::thread::ThreadId, waiting: bool) {
+        let mut q = self.lock();
+        if waiting {
+            q.waiting_in_shutdown.push(me);
+            // A pool thread waiting for this pool's threads in a shutdown
+            // may stop waiting for this one.
+            self.ended.notify_all();
+        } else {
+            q.waiting_in_shutdown.retain(|&t| t != me);
+        }
     }
 
     fn shutdown(&self, wait: bool, cancel: bool) {
@@ -400,18 +426,23 @@ impl Core {
 
     /// `shutdown(wait = true)`'s wait: until every thread has ended and
     /// been joined, but the caller's own and, for a caller that is a pool
-    /// thread, those waiting here too (see [`ThreadPool::shutdown`]). A
-    /// thread found ended is joined here, outside the lock; one another
-    /// caller took to join is waited for until that join returns.
+    /// thread (of any pool), those waiting in a `shutdown(wait = true)`
+    /// too, of any pool (see [`ThreadPool::shutdown`]). A thread found
+    /// ended is joined here, outside the lock; one another caller took to
+    /// join is waited for until that join returns.
     fn wait_for_threads(&self) {
         let me = std::thread::current().id();
-        let mut q = self.lock();
-        let pool_thread = q.alive.contains(&me);
-        if pool_thread {
-            q.waiting_in_shutdown.push(me);
-            // Another pool thread waiting here may stop waiting for this one.
-            self.ended.notify_all();
+        // Listed in its own pool (not under this pool's lock: one lock at
+        // a time), so that a pool thread waiting for it stops doing so.
+        let own = OWN_POOL
+            .try_with(|own| own.borrow().as_ref().and_then(Weak::upgrade))
+            .ok()
+            .flatten();
+        if let Some(own) = &own {
+            own.set_waiting_in_shutdown(me, true);
         }
+        let pool_thread = own.is_some();
+        let mut q = self.lock();
         loop {
             let ended = q.threads.iter().position(|t| {
                 let id = t.thread().id();
@@ -437,8 +468,9 @@ impl Core {
             }
             q = self.ended.wait(q).unwrap_or_else(|e| e.into_inner());
         }
-        if pool_thread {
-            q.waiting_in_shutdown.retain(|&t| t != me);
+        drop(q);
+        if let Some(own) = own {
+            own.set_waiting_in_shutdown(me, false);
         }
     }
 }
