@@ -203,9 +203,10 @@ pub(crate) struct Shared {
     /// Parsed templates by path. Borrowed only inside [`Shared::template`],
     /// never across handler code, so a panicking handler leaves it usable.
     templates: RefCell<HashMap<PathBuf, Arc<Template>>>,
-    /// `static_url` versions by the name asked for. Only names that
-    /// resolved inside `static_path` to a file that could be hashed are
-    /// kept (at most [`MAX_STATIC_HASHES`]); borrowed only inside
+    /// `static_url` versions by the name requested (`css/../app.js` is
+    /// kept as `app.js`: see `static_files::requested_path`). Only names
+    /// that resolved inside `static_path` to a file that could be hashed
+    /// are kept (at most [`MAX_STATIC_HASHES`]); borrowed only inside
     /// [`Shared::static_version`].
     static_hashes: RefCell<HashMap<String, String>>,
     /// The functions `.ui_method(..)` added to the templates' namespace.
@@ -264,7 +265,17 @@ impl Shared {
             }
         }
         let url = self.unversioned_static_url(path);
-        Ok(match self.static_version(path) {
+        // The URL keeps `path` as given (Tornado's does); the version is
+        // that of the file its request gets, `..` resolved by the client.
+        let prefix = &self.settings.static_url_prefix;
+        let version = match super::static_files::requested_path(prefix, path) {
+            Some(rel) => self.static_version(&rel),
+            None => {
+                log::error!("static_url({path:?}): its request leaves {prefix:?}");
+                None
+            }
+        };
+        Ok(match version {
             Some(version) => format!("{url}?v={version}"),
             None => url,
         })

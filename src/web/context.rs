@@ -517,13 +517,23 @@ impl<'a> RequestContext<'a> {
     /// default with `debug`: see [`Settings::static_hash_cache`]); the
     /// first call for a file reads it whole, in the handler's thread.
     ///
+    /// It is the version of the file the URL's request gets: `.` and
+    /// `..` segments are resolved as the client resolves them before
+    /// sending the request, so `css/../app.js` is versioned as `app.js`
+    /// (the URL keeps `css/../app.js`, as Tornado's does). Tornado 6.6
+    /// versions the file `os.path.abspath` names, the same one but for an
+    /// empty segment: `css//../app.js` is requested as `css/app.js`, and
+    /// versioned as that here.
+    ///
     /// Without `?v=`, and logged at `error` (Tornado's "Could not open
     /// static file"): `static_path` is not set, the file is missing or
-    /// unreadable, or `path` is refused as a request for it would be
-    /// (`..`, an absolute path, a symlink out of `static_path`). Tornado
-    /// 6.6 versions `js/../app.css` (inside `static_path`), and follows a
-    /// symlink out of `static_path` to version its target; cyclone links
-    /// them without a version.
+    /// unreadable, or its request would be refused or is not for
+    /// [`StaticFiles`](super::StaticFiles): an absolute path, a symlink
+    /// out of `static_path` (the handler answers 403; Tornado 6.6 follows
+    /// it to version its target), or a path whose `..` leaves
+    /// `static_url_prefix` (`../static/app.css` with the prefix
+    /// `/assets/` is requested as `/static/app.css`; Tornado versions
+    /// `app.css`).
     ///
     /// # Errors
     /// `path` leads out of `static_path` as written (`../x.css`,

@@ -1,5 +1,6 @@
 //! `StaticFiles`: Tornado's `StaticFileHandler`, without path traversal.
 
+use std::borrow::Cow;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
@@ -646,6 +647,53 @@ pub(super) fn outside_root(root: &Path, rel: &str) -> bool {
     !lexical(&base.join(rel)).starts_with(lexical(&base))
 }
 
+/// The path relative to `static_path` that the request for the static
+/// URL `prefix` + `rel` names: `.` and `..` segments are removed as a
+/// client resolves a URL's path before sending it (RFC 3986 §5.2.4, what
+/// browsers and most HTTP clients do), so with the prefix `/static/`,
+/// `css/../app.js` is requested as `/static/app.js` (`app.js`) and
+/// `css/..` as `/static/` (`""`, the root). An empty segment counts as
+/// one (`css//../app.js` is `css/app.js`), where Tornado's
+/// `os.path.abspath` drops it first. `None` when the request leaves the
+/// prefix (`../assets/x.css` from `/static/` is `/assets/x.css`): it is
+/// not one for a static file. Allocates only for a path with a `.` or
+/// `..` segment.
+pub(super) fn requested_path<'a>(prefix: &str, rel: &'a str) -> Option<Cow<'a, str>> {
+    if !rel.split('/').any(|seg| seg == "." || seg == "..") {
+        return Some(rel.into());
+    }
+    let base = remove_dot_segments(prefix);
+    let full = remove_dot_segments(&format!("{prefix}{rel}"));
+    full.strip_prefix(&*base).map(|r| r.to_string().into())
+}
+
+/// RFC 3986 §5.2.4 on `path`, taken segment by segment (a final `.` or
+/// `..` leaves a directory: the result then ends in `/`).
+fn remove_dot_segments(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." => {}
+            ".." => {
+                // Never above the root (a leading `/` is an empty first
+                // segment, kept).
+                if out.len() > 1 || out.first().is_some_and(|s| !s.is_empty()) {
+                    out.pop();
+                }
+            }
+            seg => {
+                out.push(seg);
+                continue;
+            }
+        }
+        if i + 1 == segments.len() {
+            out.push("");
+        }
+    }
+    out.join("/")
+}
+
 /// The hex SHA-1 of the content of `rel` under `root` (see
 /// [`StaticFiles::version`]); `None`, logged at `error`, when `rel` is
 /// refused by [`resolve`] or the file cannot be read.
@@ -973,5 +1021,46 @@ mod tests {
             assert_eq!(resolve(root, rel), Err(403), "{rel:?}");
         }
         assert_eq!(resolve(root, "ok.txt"), Err(404));
+    }
+
+    /// RFC 3986 §5.2.4's examples, and the same after a prefix.
+    #[test]
+    fn requested_path_removes_dot_segments_as_a_client_does() {
+        for (path, removed) in [
+            ("/a/b/c/./../../g", "/a/g"),
+            ("mid/content=5/../6", "mid/6"),
+            ("/static/css//../app.js", "/static/css/app.js"),
+            ("/static/css/..", "/static/"),
+            ("/static/css/.", "/static/css/"),
+            ("/..", "/"),
+            ("/../a", "/a"),
+            ("https://cdn.example/s/../a.js", "https://cdn.example/a.js"),
+        ] {
+            assert_eq!(remove_dot_segments(path), removed, "{path:?}");
+        }
+        for (prefix, rel, requested) in [
+            ("/static/", "app.js", Some("app.js")),
+            ("/static/", "css/../app.js", Some("app.js")),
+            ("/static/", "./app.js", Some("app.js")),
+            ("/static/", "a/./b/../c", Some("a/c")),
+            ("/static/", "css//../app.js", Some("css/app.js")),
+            ("/static/", "css/..", Some("")),
+            ("/static/", "css/.", Some("css/")),
+            ("/static/", "a.b/..c/.d", Some("a.b/..c/.d")),
+            ("/static/", "../static/ok.txt", Some("ok.txt")),
+            ("/assets/", "../static/ok.txt", None),
+            ("/static/", "..", None),
+            ("https://cdn.example/s/", "x/../a.js", Some("a.js")),
+        ] {
+            assert_eq!(
+                requested_path(prefix, rel).as_deref(),
+                requested,
+                "{prefix:?} {rel:?}"
+            );
+        }
+        assert!(matches!(
+            requested_path("/static/", "css/app.js"),
+            Some(Cow::Borrowed(_))
+        ));
     }
 }

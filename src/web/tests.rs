@@ -1281,8 +1281,8 @@ fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
     let inside = inside.to_str().unwrap();
     for (path, url) in [
         ("nope.css", "/static/nope.css".to_string()),
-        ("sub/../ok.txt", "/static/sub/../ok.txt".to_string()),
         ("sub", "/static/sub".to_string()),
+        ("sub/in.txt/..", "/static/sub/in.txt/..".to_string()),
         ("", "/static/".to_string()),
         // Absolute, but in `static_path` (Tornado versions it).
         (inside, format!("/static/{inside}")),
@@ -1308,12 +1308,99 @@ fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
     assert_eq!(static_url_of(&app, "ok.txt"), "/static/ok.txt");
 }
 
+/// A path with `.` or `..` segments that stays in `static_path` is
+/// versioned as the file its URL's request gets: the client removes the
+/// dot segments before sending it (`/static/css/../app.js` is requested
+/// as `/static/app.js`). Tornado 6.6 versions it too, from
+/// `os.path.abspath`; it differs only for an empty segment
+/// (`css//../app.js` is requested as `css/app.js`). The URL keeps the
+/// path as given, as Tornado's. Symlinks are judged as the handler judges
+/// the request: one in `static_path` pointing in is versioned, one
+/// pointing out gets no version (its request is a 403; Tornado versions
+/// its target), and `..` after it leads back into `static_path` (the
+/// client removes it before the symlink is ever followed). A request
+/// that leaves the prefix is not one for a static file: no version.
+#[test]
+fn static_url_versions_what_the_request_for_its_url_gets() {
+    let dir = TempDir::new("static-url-dots");
+    dir.file("secret.txt", "secret");
+    dir.file("static/app.js", "app");
+    dir.file("static/css/app.js", "css app");
+    dir.file("static/css/site.css", "site");
+    let app = url_app(&dir, |b| b);
+    // (path given, request the client sends, content served)
+    let mut cases = vec![
+        ("css/../app.js", "/static/app.js", "app"),
+        ("./app.js", "/static/app.js", "app"),
+        ("css/./site.css", "/static/css/site.css", "site"),
+        (
+            "css/../css/./../css/site.css",
+            "/static/css/site.css",
+            "site",
+        ),
+        ("css//../app.js", "/static/css/app.js", "css app"),
+    ];
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("static/out")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("static/app.js"),
+            dir.path().join("static/in.js"),
+        )
+        .unwrap();
+        cases.push(("out/../app.js", "/static/app.js", "app"));
+        cases.push(("in.js", "/static/in.js", "app"));
+        cases.push(("css/../in.js", "/static/in.js", "app"));
+    }
+    for (path, request, content) in cases {
+        assert_eq!(
+            static_url_of(&app, path),
+            format!("/static/{path}?v={}", sha1_hex(content)),
+            "{path:?}"
+        );
+        let r = get(&app, request);
+        assert_eq!(
+            (r.status(), file_text(&r)),
+            (200, content.to_string()),
+            "{request}"
+        );
+    }
+    // `app.js` and `css/../app.js` share one cached version.
+    assert_eq!(app.static_hashes_len(), 3 + usize::from(cfg!(unix)));
+    // A directory (`css/..` is the root itself): no version, as its
+    // request is refused.
+    for path in ["css/..", "css/.", "css/site.css/.."] {
+        assert_eq!(static_url_of(&app, path), format!("/static/{path}"));
+    }
+    assert_eq!(get(&app, "/static/css/").status(), 403);
+    #[cfg(unix)]
+    for path in ["out/secret.txt", "css/../out/secret.txt"] {
+        // The handler refuses what a symlink leads to out of static_path,
+        // so no version (Tornado's `static_url` reads it and versions it).
+        assert_eq!(static_url_of(&app, path), format!("/static/{path}"));
+        assert_eq!(get(&app, "/static/out/secret.txt").status(), 403);
+    }
+    // In static_path (named `static`) as a file path, but its request,
+    // `/static/app.js`, leaves the prefix `/assets/`: no version (Tornado
+    // versions `app.js`).
+    let app = url_app(&dir, |b| b.static_url_prefix("/assets/"));
+    assert_eq!(
+        static_url_of(&app, "../static/app.js"),
+        "/assets/../static/app.js"
+    );
+    assert_eq!(
+        static_url_of(&app, "css/../app.js"),
+        format!("/assets/css/../app.js?v={}", sha1_hex("app"))
+    );
+}
+
 /// Tornado 6.6's `static_url` raises `HTTPError(403)` for a path that
 /// leads out of `static_path` as written (`get_absolute_path`): in a
 /// handler, in a template (the page is a 403, not a link without a
 /// version), and for a UI module's CSS file. The check is lexical, as
 /// Tornado's: `sub/../ok.txt` and `../static/ok.txt` (from
-/// `static_path`'s parent back into it) stay in.
+/// `static_path`'s parent back into it) stay in, and are versioned as
+/// `ok.txt`.
 #[test]
 fn static_url_out_of_static_path_is_refused_with_403() {
     /// `/t/name?p=path`: the template `name` with `p`, by `render_with`;
@@ -1381,7 +1468,10 @@ fn static_url_out_of_static_path_is_refused_with_403() {
         "sub/../../static/ok.txt",
     ] {
         let r = with_p("/url", path);
-        assert_eq!((r.status(), text(&r)), (200, &*format!("/static/{path}")));
+        assert_eq!(
+            (r.status(), text(&r)),
+            (200, &*format!("/static/{path}?v={}", sha1_hex("ok")))
+        );
     }
     let r = with_p("/t/link.html", "ok.txt");
     assert_eq!(
@@ -1640,10 +1730,11 @@ mod access_log {
         static_url_of(&app, "ok.txt");
         assert_eq!(errors.logged().len(), 0);
         static_url_of(&app, "nope.css");
+        // Named as its request would name it.
         static_url_of(&app, "sub/../x");
         let lines = errors.logged();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        for ((level, line), name) in lines.iter().zip(["\"nope.css\"", "\"sub/../x\""]) {
+        for ((level, line), name) in lines.iter().zip(["\"nope.css\"", "\"x\""]) {
             assert_eq!(*level, log::Level::Error);
             assert!(
                 line.starts_with(&format!("Could not open static file {name} under ")),
