@@ -377,7 +377,8 @@ impl WsConn {
             if self.core.over(mark) {
                 // The answers to what was read fill the queue: the rest
                 // waits, read or not, until the peer takes them (resumed
-                // from `finish_io`), as in `ready`.
+                // at the writable event, or from `finish_io`), as in
+                // `ready`.
                 self.core.pause_on_queue(lp);
                 if closed {
                     // The hang-up is reported once: seen by the next turn,
@@ -498,6 +499,34 @@ impl WsConn {
         } else {
             self.core.spill = spill;
         }
+    }
+
+    /// A writable event while frames read before wait in the spill, kept
+    /// there because the queue was over `write_high_water`: writes what
+    /// the kernel takes before they are parsed, so that they are handed
+    /// out in this turn if it takes the queue below the mark. Left to
+    /// [`finish_io`](Self::finish_io), that flush found the queue under
+    /// the mark only after the parse, and the kept frames waited for a
+    /// second turn of the connection (`IOLoop::mark_readable`). What
+    /// `finish_io` does after its flush that must come first is done
+    /// here as there: a peer that hung up and reads gets more time,
+    /// writers are woken, and `on_drain` runs if the queue emptied,
+    /// before the kept messages (as when they waited for the second
+    /// turn). Only while reading is paused on the queue with frames kept:
+    /// nothing on the path of a connection under the mark.
+    fn flush_before_kept(&mut self, lp: &IOLoop) -> io::Result<()> {
+        let queued = self.core.out_len();
+        self.core.flush(lp)?;
+        if self.core.out_len() < queued {
+            self.core.peer_read_after_hang_up(lp);
+        }
+        // Outside a read batch: nothing is held by the cork.
+        self.core.wake_writers();
+        if self.core.backlogged && self.core.flushed() {
+            self.core.backlogged = false;
+            self.guard(lp, "on_drain", |h, ws| h.on_drain(ws));
+        }
+        Ok(())
     }
 
     /// Flushes and decides whether the connection lives on.
@@ -748,6 +777,16 @@ impl Pollable for WsConn {
         }
         let mark = self.core.settings.write_high_water;
         if !self.core.spill.is_empty() && !self.core.finished {
+            if self.core.read_paused && !self.core.read_held && r.writable && self.core.over(mark) {
+                // Kept over the mark, and the kernel may take the queue
+                // below it now: flushed first, the kept frames are handed
+                // out in this turn, not after a second one.
+                if let Err(e) = self.flush_before_kept(lp) {
+                    log::debug!("{id} write failed: {e}");
+                    self.give_back_out(lp);
+                    return self.terminate(lp, CloseReason::Abnormal);
+                }
+            }
             // What the last batch read and left unparsed (behind a hold,
             // or over the mark) comes before anything read now.
             self.process_spill(lp, mark);
@@ -761,9 +800,10 @@ impl Pollable for WsConn {
             && (self.core.out_len() > self.core.settings.write_high_water || self.core.read_held)
         {
             // Inbound flow control: the peer gets no more service until it
-            // reads what is queued (resumed from `finish_io`), or until the
-            // handler catches up with what it was given (resumed by
-            // `WebSocket::hold_reading(false)`).
+            // reads what is queued (resumed at the writable event that
+            // takes the queue below the mark, see `flush_before_kept`, or
+            // from `finish_io`), or until the handler catches up with what
+            // it was given (resumed by `WebSocket::hold_reading(false)`).
             self.core.pause_on_queue(lp);
             if peer_fin || r.error {
                 if let Err(e) = self.read_to_end_if_held(lp, id) {
@@ -1036,6 +1076,154 @@ impl WsConn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{CompressionOptions, Role, SessionConfig};
+    use crate::websocket::WebSocketSettings;
+    use std::cell::RefCell;
+    use std::net::{TcpListener, TcpStream};
+
+    /// Notes the text of each message and answers it with `answer` bytes.
+    struct Answers {
+        got: Rc<RefCell<Vec<String>>>,
+        answer: usize,
+    }
+
+    impl WebSocketHandler for Answers {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            self.got
+                .borrow_mut()
+                .push(msg.as_text().unwrap_or_default().to_owned());
+            let _ = ws.write_message(vec![7u8; self.answer]);
+        }
+    }
+
+    /// A masked client text frame.
+    fn text_frame(text: &str) -> Vec<u8> {
+        assert!(text.len() < 126);
+        let mask = [0x11u8, 0x22, 0x33, 0x44];
+        let mut f = vec![0x81, 0x80 | text.len() as u8];
+        f.extend_from_slice(&mask);
+        f.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+
+    /// A server connection, driven by hand (no loop runs), whose handler
+    /// answers each message with `answer` bytes, over a loopback socket
+    /// with small kernel buffers (so its queue stays over `mark` until
+    /// the peer reads), and with `burst` already read (the handshake's
+    /// leftover: the spill). Returns the connection, the peer's end
+    /// (non-blocking) and the messages the handler was given.
+    fn answering_conn(
+        burst: Vec<u8>,
+        mark: usize,
+        answer: usize,
+    ) -> (WsConn, TcpStream, Rc<RefCell<Vec<String>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (srv, _) = l.accept().unwrap();
+        socket2::SockRef::from(&srv)
+            .set_send_buffer_size(32 * 1024)
+            .unwrap();
+        socket2::SockRef::from(&peer)
+            .set_recv_buffer_size(32 * 1024)
+            .unwrap();
+        srv.set_nonblocking(true).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let settings = WebSocketSettings {
+            write_high_water: mark,
+            max_write_buffer: 64 * 1024 * 1024,
+            ..WebSocketSettings::default()
+        };
+        let conn = WsConn::new(
+            Box::new(Answers {
+                got: got.clone(),
+                answer,
+            }),
+            WsParts {
+                stream: Stream::plain(mio::net::TcpStream::from_std(srv)),
+                session: Session::new(
+                    Role::Server,
+                    SessionConfig::default(),
+                    None,
+                    &CompressionOptions::default(),
+                ),
+                settings: Rc::new(settings.into()),
+                request: Request::synthetic("GET", "/", &[]),
+                subprotocol: None,
+                args: Vec::new(),
+                kwargs: Vec::new(),
+                leftover: burst,
+                unsent: Vec::new(),
+                id: ConnId::new(1, 1),
+                is_client: false,
+                namespace: None,
+                response_headers: Vec::new(),
+            },
+        );
+        (conn, peer, got)
+    }
+
+    /// Reads what the peer has been sent, without waiting; returns how
+    /// many bytes.
+    fn peer_takes(peer: &mut TcpStream) -> usize {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n = 0;
+        loop {
+            match peer.read(&mut buf) {
+                Ok(0) => panic!("the server hung up"),
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return n,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn writable() -> Readiness {
+        Readiness {
+            writable: true,
+            ..Readiness::default()
+        }
+    }
+
+    /// Six messages read at once, each answered with 1 MiB (the mark is
+    /// 64 KiB): the first answer fills the queue past the mark, and the
+    /// other messages wait in the spill. Then the peer reads, each time
+    /// before a writable event: the event whose flush takes the queue
+    /// below the mark hands out the next kept message at once, so no
+    /// event ends with the queue under the mark and messages kept (they
+    /// waited for a second turn of the connection when the writable
+    /// event flushed only after parsing). Every message is handed out,
+    /// in order, and every answer reaches the peer.
+    #[test]
+    fn the_writable_event_that_takes_the_queue_below_the_mark_hands_out_what_was_kept() {
+        let (count, mark, answer) = (6, 64 * 1024, 1024 * 1024);
+        let texts: Vec<String> = (0..count).map(|i| format!("m{i}")).collect();
+        let burst: Vec<u8> = texts.iter().flat_map(|t| text_frame(t)).collect();
+        let (mut conn, mut peer, got) = answering_conn(burst, mark, answer);
+        let lp = IOLoop::current();
+        let id = conn.core.id;
+        let _ = conn.ready(&lp, id, Readiness::readable());
+        assert_eq!(*got.borrow(), texts[..1]);
+        assert!(conn.core.over(mark) && conn.core.read_paused);
+        let mut taken = 0;
+        let mut events = 0;
+        while taken < count * (answer + 10) {
+            events += 1;
+            assert!(events < 100_000, "{taken} bytes taken");
+            taken += peer_takes(&mut peer);
+            let _ = conn.ready(&lp, id, writable());
+            assert!(
+                conn.core.over(mark) || conn.core.spill.is_empty(),
+                "event {events}: {} messages handed out, {} bytes queued, \
+                 {} kept",
+                got.borrow().len(),
+                conn.core.out_len(),
+                conn.core.spill.len()
+            );
+        }
+        assert_eq!(*got.borrow(), texts);
+        assert!(conn.core.flushed());
+    }
 
     /// Idle-connection memory (PERF-NOTES §1): keep the inline state small.
     #[test]
