@@ -1449,19 +1449,17 @@ fn our_close_stuck_behind_the_queue_with_the_peers_close_read_is_the_peers() {
     drop(s);
 }
 
-/// Answers the `n`th message (from 0) with `BURST_ANSWER` bytes: the
-/// message's text, then `n % 251` over and over; reports how the
-/// connection ended.
+/// Answers the `n`th message (from 0) with `size` bytes: the message's
+/// text, then `n % 251` over and over; reports how the connection ended.
 struct BigAnswers {
     n: usize,
+    size: usize,
     ended: Sender<FloodEnd>,
 }
 
-const BURST_ANSWER: usize = 256 * 1024;
-
 impl WebSocketHandler for BigAnswers {
     fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
-        let mut answer = vec![(self.n % 251) as u8; BURST_ANSWER];
+        let mut answer = vec![(self.n % 251) as u8; self.size];
         let text = msg.as_text().unwrap_or_default().as_bytes();
         answer[..text.len()].copy_from_slice(text);
         self.n += 1;
@@ -1476,32 +1474,26 @@ impl WebSocketHandler for BigAnswers {
     }
 }
 
-/// 200 small messages in one write, each answered with 256 KiB (50 MiB
-/// in all, over `max_write_buffer`'s twice 16 MiB), to a peer that reads
-/// its answers as they come: the server hands the handler the messages
-/// of what it read only while its queue is under `write_high_water`,
-/// keeping the rest, parsed later, so the queue never nears the cap. The
-/// peer gets every answer, whole and in order, then the pong and the
-/// echo of the ping and Close it sent behind them, and the connection is
-/// not closed as a slow consumer (it was, after some 20 answers, when the
-/// handler was given every message of the read at once).
-#[test]
-fn a_burst_of_messages_with_large_answers_is_served_at_the_readers_pace() {
+/// `count` small messages (`m0`, `m1`, ...), a ping and a Close in one
+/// write to a `BigAnswers` route with `settings`, answering each with
+/// `size` bytes; the peer reads its answers as they come, and checks
+/// each is whole and in order, then the pong and the echo of its Close,
+/// and that the connection ended as the peer's, every message handed
+/// out once.
+fn a_burst_is_answered_in_order(count: usize, settings: WebSocketSettings, size: usize) {
     let (tx, ended) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     let srv = Server::start(move || {
         let tx = tx.lock().unwrap().clone();
         Application::builder()
-            .websocket_with("/big", WebSocketSettings::default(), move |_r: &Request| {
-                BigAnswers {
-                    n: 0,
-                    ended: tx.clone(),
-                }
+            .websocket_with("/big", settings.clone(), move |_r: &Request| BigAnswers {
+                n: 0,
+                size,
+                ended: tx.clone(),
             })
             .build()
     });
     // Every read has a time limit (10 s, `Server::connect`): no hang.
-    let count = 200;
     let mut s = raw_ws(&srv, "/big");
     let mut burst: Vec<u8> = (0..count)
         .flat_map(|i| client_frame(true, 1, format!("m{i}").as_bytes()))
@@ -1513,7 +1505,7 @@ fn a_burst_of_messages_with_large_answers_is_served_at_the_readers_pace() {
     s.write_all(&burst).unwrap();
     for i in 0..count {
         let (fin, op, p) = read_frame(&mut s).unwrap();
-        assert_eq!((i, fin, op, p.len()), (i, true, 0x2, BURST_ANSWER));
+        assert_eq!((i, fin, op, p.len()), (i, true, 0x2, size));
         let text = format!("m{i}");
         assert_eq!(&p[..text.len()], text.as_bytes(), "answer {i}");
         assert!(
@@ -1533,9 +1525,39 @@ fn a_burst_of_messages_with_large_answers_is_served_at_the_readers_pace() {
         Ok(FloodEnd {
             by: Some(CloseReason::Peer),
             code: Some(1000),
-            messages: 200
+            messages: count
         })
     );
+}
+
+/// 200 small messages in one write, each answered with 256 KiB (50 MiB
+/// in all, over `max_write_buffer`'s twice 16 MiB), to a peer that reads
+/// its answers as they come: the server hands the handler the messages
+/// of what it read only while its queue is under `write_high_water`,
+/// keeping the rest, parsed later, so the queue never nears the cap. The
+/// peer gets every answer, whole and in order, then the pong and the
+/// echo of the ping and Close it sent behind them, and the connection is
+/// not closed as a slow consumer (it was, after some 20 answers, when the
+/// handler was given every message of the read at once).
+#[test]
+fn a_burst_of_messages_with_large_answers_is_served_at_the_readers_pace() {
+    a_burst_is_answered_in_order(200, WebSocketSettings::default(), 256 * 1024);
+}
+
+/// 3,000 small messages in one write (some 30 KB, kept in the spill),
+/// each answered with 16 KiB over a 32 KiB `write_high_water`: a resume
+/// hands out two or so of them, parsed from where the last resume
+/// stopped in the spill, which moves to the front only once half of it
+/// has been parsed; some 1,000 resumes over one spill. Every answer is
+/// whole and in order (no message handed out twice or skipped), then
+/// come the pong and the Close behind them.
+#[test]
+fn many_small_messages_behind_large_answers_are_each_answered_once_in_order() {
+    let settings = WebSocketSettings {
+        write_high_water: 32 * 1024,
+        ..WebSocketSettings::default()
+    };
+    a_burst_is_answered_in_order(3000, settings, 16 * 1024);
 }
 
 /// A peer that sends 40 messages and its Close in one write and then

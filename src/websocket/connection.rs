@@ -108,6 +108,7 @@ impl WsConn {
                     terminate: false,
                     terminate_sends_queued: false,
                     pause_deadline: Ms::NONE,
+                    spill_at: 0,
                     response_headers: p.response_headers,
                     protocol_error: None,
                     timers: Vec::new(),
@@ -319,10 +320,18 @@ impl WsConn {
         // frames straddle reads, as 64 KiB messages in 256 KiB reads nearly
         // always do (scenario c). Larger partial frames (big messages) keep
         // growing in the spill.
-        let mut carry = match self.core.spill.len() {
+        // (Of the spill, only what was not parsed yet: see `process_spill`.)
+        let at = match self.core.spill.len() {
+            0 => 0,
+            _ => self.core.spill_at(),
+        };
+        let mut carry = match self.core.spill.len() - at {
             0 => 0,
             s if s <= rbuf.len() / 2 => {
-                rbuf[..s].copy_from_slice(&self.core.spill);
+                rbuf[..s].copy_from_slice(&self.core.spill[at..]);
+                if at > 0 {
+                    self.core.rare().spill_at = 0;
+                }
                 // Emptied: back to the loop's pool, as in `process_spill`.
                 lp.give_spill_buf(std::mem::take(&mut self.core.spill));
                 s
@@ -487,18 +496,44 @@ impl WsConn {
         self.core.spill.extend_from_slice(bytes);
     }
 
+    /// Parses what the spill holds, from where the last call stopped.
+    ///
+    /// A call that stops with frames left for a later resume (the queue
+    /// over `mark`, or a hold) leaves them where they are and notes where
+    /// it stopped ([`Core::spill_at`]). The rest moves to the front only
+    /// once what was parsed is at least half of the spill, so no more
+    /// bytes move than were parsed since the last move; an emptied spill
+    /// goes back to the pool. Moving the rest after each resume cost
+    /// O(spill) per resume: up to the 1 MiB read budget each time a few
+    /// small messages answered at length were handed out, quadratic over
+    /// the spill. A call that stops at a partial frame (the common case,
+    /// and the only one outside a pause or hold) moves it to the front as
+    /// before.
     fn process_spill(&mut self, lp: &IOLoop, mark: usize) {
+        let at = self.core.spill_at();
         let mut spill = std::mem::take(&mut self.core.spill);
-        let used = self.process_batch(lp, &mut spill, mark);
-        spill.drain(..used);
+        let used = at + self.process_batch(lp, &mut spill[at..], mark);
         // Nothing in `process` writes `core.spill` (it stays the empty
         // default taken above), so what is left simply goes back.
-        if spill.is_empty() {
+        if used == spill.len() {
+            if at > 0 {
+                self.core.rare().spill_at = 0;
+            }
             // Idle connections hold no spill: back to the loop's pool.
             lp.give_spill_buf(spill);
-        } else {
-            self.core.spill = spill;
+            return;
         }
+        if used * 2 < spill.len() && (self.core.read_held || self.core.over(mark)) {
+            if used > at {
+                self.core.rare().spill_at = used;
+            }
+        } else if used > 0 {
+            spill.drain(..used);
+            if at > 0 {
+                self.core.rare().spill_at = 0;
+            }
+        }
+        self.core.spill = spill;
     }
 
     /// A writable event while frames read before wait in the spill, kept
@@ -1223,6 +1258,51 @@ mod tests {
         }
         assert_eq!(*got.borrow(), texts);
         assert!(conn.core.flushed());
+    }
+
+    /// Twenty-four messages read at once, each answered with 1 MiB over a
+    /// 64 KiB mark: each resume hands out one, parsed from where the last
+    /// one stopped. What the spill keeps unparsed is always exactly what
+    /// was not handed out, and nothing of it moves until half of the
+    /// spill has been parsed (each resume moved the rest to the front:
+    /// O(spill) per resume, so many small messages behind large answers
+    /// cost time quadratic in what was read). At the end the spill is
+    /// empty, its cursor back at 0.
+    #[test]
+    fn resumes_over_the_mark_parse_the_spill_from_where_they_stopped() {
+        let (count, mark, answer) = (24, 64 * 1024, 1024 * 1024);
+        let texts: Vec<String> = (0..count).map(|i| format!("m{i}")).collect();
+        let frames: Vec<Vec<u8>> = texts.iter().map(|t| text_frame(t)).collect();
+        let burst = frames.concat();
+        let (mut conn, mut peer, got) = answering_conn(burst.clone(), mark, answer);
+        let lp = IOLoop::current();
+        let id = conn.core.id;
+        let _ = conn.ready(&lp, id, Readiness::readable());
+        let mut taken = 0;
+        let mut events = 0;
+        loop {
+            let n = got.borrow().len();
+            assert_eq!(*got.borrow(), texts[..n]);
+            let parsed: usize = frames[..n].iter().map(Vec::len).sum();
+            let spill = &conn.core.spill;
+            let at = conn.core.spill_at();
+            assert_eq!(spill[at..], burst[parsed..], "after {n} messages");
+            if parsed * 2 < burst.len() {
+                assert_eq!(spill.len(), burst.len(), "moved after {n} messages");
+            } else if !spill.is_empty() {
+                // Moved once, when half had been parsed.
+                assert!(spill.len() < burst.len(), "after {n} messages");
+            }
+            if taken == count * (answer + 10) {
+                break;
+            }
+            events += 1;
+            assert!(events < 100_000, "{taken} bytes taken");
+            taken += peer_takes(&mut peer);
+            let _ = conn.ready(&lp, id, writable());
+        }
+        assert_eq!(got.borrow().len(), count);
+        assert!(conn.core.spill.is_empty() && conn.core.spill_at() == 0);
     }
 
     /// Idle-connection memory (PERF-NOTES §1): keep the inline state small.

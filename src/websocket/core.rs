@@ -285,7 +285,9 @@ pub(crate) struct Core {
     pub(super) rare: Option<Box<Rare>>,
     /// A partial frame waiting for the rest of its bytes, behind the
     /// frames read but not yet handed out, if any (the handler holds
-    /// reading, or the queue is over `write_high_water`).
+    /// reading, or the queue is over `write_high_water`), and in front
+    /// of them, after such a resume, frames already handed out
+    /// ([`Core::spill_at`] bytes).
     pub(super) spill: Vec<u8>,
     /// Outgoing bytes: the loop's out buffer while being served, otherwise
     /// what the kernel refused or what others queued.
@@ -385,6 +387,11 @@ pub(super) struct Rare {
     /// when to read once, in case the peer sent its Close meanwhile (see
     /// [`Core::pause_on_queue`]).
     pub(super) pause_deadline: Ms,
+    /// Bytes at the front of `Core::spill` already parsed: frames kept
+    /// there over `write_high_water` (or behind a hold) are parsed from
+    /// here at the next resume, and moved to the front only once at
+    /// least half of the spill is behind this. See `WsConn::process_spill`.
+    pub(super) spill_at: usize,
     /// Its `WebSocket::add_timeout` timers that may still be pending
     /// (fired ones are pruned at the next add): cancelled when it ends.
     pub(super) timers: Vec<TimeoutHandle>,
@@ -440,6 +447,7 @@ impl Rare {
             && !self.fin_unread
             && !self.terminate
             && !self.pause_deadline.is_set()
+            && self.spill_at == 0
             && self.response_headers.is_empty()
             && self.protocol_error.is_none()
             && self.timers.is_empty()
@@ -647,6 +655,14 @@ impl Core {
     #[inline]
     pub(super) fn out_len(&self) -> usize {
         self.out.len() - self.out_at()
+    }
+
+    /// Bytes at the front of `spill` already parsed (0 unless a resume
+    /// over the mark or behind a hold left some; always 0 when `spill` is
+    /// empty).
+    #[inline]
+    pub(super) fn spill_at(&self) -> usize {
+        self.rare.as_ref().map_or(0, |r| r.spill_at)
     }
 
     /// Whether more than `mark` bytes of `out` wait for the kernel. One
