@@ -781,6 +781,12 @@ impl IOLoop {
         self.inner.cork.borrow_mut()
     }
 
+    /// [`cork`](Self::cork), to read.
+    #[inline]
+    pub(crate) fn cork_ref(&self) -> std::cell::Ref<'_, crate::websocket::Cork> {
+        self.inner.cork.borrow()
+    }
+
     /// Takes an empty buffer for a connection's partial frame, with the
     /// capacity an earlier spill left (a connection receiving frames larger
     /// than one read fills and empties its spill once per frame; without
