@@ -611,6 +611,17 @@ impl std::fmt::Display for StaticUrlError {
 
 impl std::error::Error for StaticUrlError {}
 
+/// A template's or a UI module's `static_url` failing: the page answers
+/// [`status`](StaticUrlError::status), as Tornado's `HTTPError` does.
+impl From<StaticUrlError> for super::TemplateError {
+    fn from(e: StaticUrlError) -> Self {
+        super::TemplateError::Http {
+            status: e.status(),
+            message: e.to_string().into(),
+        }
+    }
+}
+
 /// Whether `rel` leads out of `root` as written: Tornado's
 /// `get_absolute_path` check, `os.path.abspath(os.path.join(root, rel))`
 /// outside `os.path.abspath(root)`. Lexical, as there: `..` and `.` are

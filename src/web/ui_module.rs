@@ -210,10 +210,7 @@ impl<'a> ModuleContext<'a> {
     pub fn static_url(&self, path: &str) -> Result<String, super::StaticUrlError> {
         let result = self.ns.static_url(path);
         self.refused
-            .set(result.as_ref().err().map(|e| TemplateError::Http {
-                status: e.status(),
-                message: e.to_string().into(),
-            }));
+            .set(result.as_ref().err().cloned().map(TemplateError::from));
         result
     }
 

@@ -4182,12 +4182,7 @@ impl<'a> Renderer<'a> {
                     .request
                     .ok_or_else(|| TemplateError::NeedsRequest("static_url".into()))?;
                 let url = if options.include_version {
-                    request
-                        .static_url(&val.text())
-                        .map_err(|e| TemplateError::Http {
-                            status: e.status(),
-                            message: e.to_string().into(),
-                        })?
+                    request.static_url(&val.text())?
                 } else {
                     request.unversioned_static_url(&val.text())
                 };
