@@ -544,19 +544,14 @@ impl WsConn {
     /// the mark only after the parse, and the kept frames waited for a
     /// second turn of the connection (`IOLoop::mark_readable`). What
     /// `finish_io` does after its flush that must come first is done
-    /// here as there: a peer that hung up and reads gets more time,
-    /// writers are woken, and `on_drain` runs if the queue emptied,
+    /// here as there: [`Core::flush_and_wake`] (a peer that hung up and
+    /// reads gets more time, writers are woken), and `on_drain` runs if
+    /// the queue emptied,
     /// before the kept messages (as when they waited for the second
     /// turn). Only while reading is paused on the queue with frames kept:
     /// nothing on the path of a connection under the mark.
     fn flush_before_kept(&mut self, lp: &IOLoop) -> io::Result<()> {
-        let queued = self.core.out_len();
-        self.core.flush(lp)?;
-        if self.core.out_len() < queued {
-            self.core.peer_read_after_hang_up(lp);
-        }
-        // Outside a read batch: nothing is held by the cork.
-        self.core.wake_writers();
+        self.core.flush_and_wake(lp)?;
         if self.core.backlogged && self.core.flushed() {
             self.core.backlogged = false;
             self.guard(lp, "on_drain", |h, ws| h.on_drain(ws));
@@ -584,16 +579,10 @@ impl WsConn {
             return self.terminate(lp, CloseReason::Terminated);
         }
         let had = !self.core.flushed();
-        let queued = self.core.out_len();
-        if let Err(e) = self.core.flush(lp) {
+        if let Err(e) = self.core.flush_and_wake(lp) {
             log::debug!("{id} write failed: {e}");
             return self.terminate(lp, CloseReason::Abnormal);
         }
-        if self.core.out_len() < queued {
-            self.core.peer_read_after_hang_up(lp);
-        }
-        // Outside a read batch nothing is held by the cork: `out` is all.
-        self.core.wake_writers();
         if let Some(n) = self
             .core
             .rare

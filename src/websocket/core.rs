@@ -983,6 +983,20 @@ impl Core {
         }
     }
 
+    /// [`flush`](Self::flush), then what follows it outside a read batch
+    /// (nothing held by the cork: `out` is all): a hung-up peer that took
+    /// bytes gets more time to read, and writers waiting on the queue are
+    /// woken. Err = the socket is dead (nothing woken).
+    pub(super) fn flush_and_wake(&mut self, lp: &IOLoop) -> io::Result<()> {
+        let queued = self.out_len();
+        self.flush(lp)?;
+        if self.out_len() < queued {
+            self.peer_read_after_hang_up(lp);
+        }
+        self.wake_writers();
+        Ok(())
+    }
+
     /// Writes as much of `out` as the kernel takes. Err = the socket is dead.
     pub(super) fn flush(&mut self, lp: &IOLoop) -> io::Result<()> {
         // A server answering the peer's Close shuts the socket down right
