@@ -27,7 +27,9 @@ pub(crate) enum Phase {
     /// Connection deadlines (ping, close, idle, handshake).
     Sweep,
     Tasks,
-    /// Writing what connections queued.
+    /// Writing what connections queued (and the handler callbacks a
+    /// write may lead to: a drained queue, messages a WebSocket kept over
+    /// its `write_high_water`).
     Flush,
     /// Readiness events: connections' and handlers' I/O and callbacks.
     Events,

@@ -386,8 +386,8 @@ impl WsConn {
             if self.core.over(mark) {
                 // The answers to what was read fill the queue: the rest
                 // waits, read or not, until the peer takes them (resumed
-                // at the writable event, or from `finish_io`), as in
-                // `ready`.
+                // at the writable event or the dirty-list flush, or from
+                // `finish_io`), as in `ready`.
                 self.core.pause_on_queue(lp);
                 if closed {
                     // The hang-up is reported once: seen by the next turn,
@@ -537,19 +537,20 @@ impl WsConn {
     }
 
     /// A writable event while frames read before wait in the spill, kept
-    /// there because the queue was over `write_high_water`: writes what
-    /// the kernel takes before they are parsed, so that they are handed
-    /// out in this turn if it takes the queue below the mark. Left to
-    /// [`finish_io`](Self::finish_io), that flush found the queue under
-    /// the mark only after the parse, and the kept frames waited for a
-    /// second turn of the connection (`IOLoop::mark_readable`). What
-    /// `finish_io` does after its flush that must come first is done
+    /// there because the queue was over `write_high_water` (or the loop's
+    /// dirty-list flush then, served as one: see `Pollable::flush` for
+    /// `WsConn`): writes what the kernel takes before they are parsed, so
+    /// that they are handed out in this turn if it takes the queue below
+    /// the mark. Left to [`finish_io`](Self::finish_io), that flush found
+    /// the queue under the mark only after the parse, and the kept frames
+    /// waited for a second turn of the connection (`IOLoop::mark_readable`).
+    /// What `finish_io` does after its flush that must come first is done
     /// here as there: [`Core::flush_and_wake`] (a peer that hung up and
     /// reads gets more time, writers are woken), and `on_drain` runs if
-    /// the queue emptied,
-    /// before the kept messages (as when they waited for the second
-    /// turn). Only while reading is paused on the queue with frames kept:
-    /// nothing on the path of a connection under the mark.
+    /// the queue emptied, before the kept messages (as when they waited
+    /// for the second turn). Only while reading is paused on the queue
+    /// with frames kept: nothing on the path of a connection under the
+    /// mark.
     fn flush_before_kept(&mut self, lp: &IOLoop) -> io::Result<()> {
         self.core.flush_and_wake(lp)?;
         if self.core.backlogged && self.core.flushed() {
@@ -824,10 +825,11 @@ impl Pollable for WsConn {
             && (self.core.out_len() > self.core.settings.write_high_water || self.core.read_held)
         {
             // Inbound flow control: the peer gets no more service until it
-            // reads what is queued (resumed at the writable event that
-            // takes the queue below the mark, see `flush_before_kept`, or
-            // from `finish_io`), or until the handler catches up with what
-            // it was given (resumed by `WebSocket::hold_reading(false)`).
+            // reads what is queued (resumed at the writable event or the
+            // dirty-list flush that takes the queue below the mark, see
+            // `flush_before_kept`, or from `finish_io`), or until the
+            // handler catches up with what it was given (resumed by
+            // `WebSocket::hold_reading(false)`).
             self.core.pause_on_queue(lp);
             if peer_fin || r.error {
                 if let Err(e) = self.read_to_end_if_held(lp, id) {
@@ -874,6 +876,26 @@ impl Pollable for WsConn {
 
     fn flush(&mut self, lp: &IOLoop, id: ConnId) -> Action {
         self.core.dirty = false;
+        if self.core.read_paused
+            && !self.core.read_held
+            && !self.core.spill.is_empty()
+            && !self.core.finished
+        {
+            // Paused on the queue with frames kept: served as a writable
+            // event is (see `flush_before_kept`), so that a flush that
+            // takes the queue below the mark hands them out now. Left to
+            // `finish_io`, it only marked the connection readable, and
+            // they waited for the loop's still-readable pass: the next
+            // iteration's, for the flush at the end of an iteration.
+            return self.ready(
+                lp,
+                id,
+                Readiness {
+                    writable: true,
+                    ..Readiness::default()
+                },
+            );
+        }
         self.open_if_needed(lp);
         self.finish_io(lp, id)
     }
@@ -1239,6 +1261,46 @@ mod tests {
             assert!(
                 conn.core.over(mark) || conn.core.spill.is_empty(),
                 "event {events}: {} messages handed out, {} bytes queued, \
+                 {} kept",
+                got.borrow().len(),
+                conn.core.out_len(),
+                conn.core.spill.len()
+            );
+        }
+        assert_eq!(*got.borrow(), texts);
+        assert!(conn.core.flushed());
+    }
+
+    /// As the writable-event test above, but the queue is taken below the
+    /// mark by the loop's dirty-list flush ([`Pollable::flush`]: a
+    /// `write_to` or a broadcast from elsewhere queued for the
+    /// connection), with no writable event. Each flush that takes the queue below the
+    /// mark hands out the next kept message at once: no flush ends with
+    /// the queue under the mark and messages kept (they waited for the
+    /// loop's still-readable pass, in the next iteration when the flush
+    /// was the one at the end of an iteration). Every message is handed
+    /// out, in order, and every answer reaches the peer.
+    #[test]
+    fn the_dirty_list_flush_that_takes_the_queue_below_the_mark_hands_out_what_was_kept() {
+        let (count, mark, answer) = (6, 64 * 1024, 1024 * 1024);
+        let texts: Vec<String> = (0..count).map(|i| format!("m{i}")).collect();
+        let burst: Vec<u8> = texts.iter().flat_map(|t| text_frame(t)).collect();
+        let (mut conn, mut peer, got) = answering_conn(burst, mark, answer);
+        let lp = IOLoop::current();
+        let id = conn.core.id;
+        let _ = conn.ready(&lp, id, Readiness::readable());
+        assert_eq!(*got.borrow(), texts[..1]);
+        assert!(conn.core.over(mark) && conn.core.read_paused);
+        let mut taken = 0;
+        let mut flushes = 0;
+        while taken < count * (answer + 10) {
+            flushes += 1;
+            assert!(flushes < 100_000, "{taken} bytes taken");
+            taken += peer_takes(&mut peer);
+            let _ = Pollable::flush(&mut conn, &lp, id);
+            assert!(
+                conn.core.over(mark) || conn.core.spill.is_empty(),
+                "flush {flushes}: {} messages handed out, {} bytes queued, \
                  {} kept",
                 got.borrow().len(),
                 conn.core.out_len(),
