@@ -264,6 +264,7 @@ impl Shared {
                 return Err(StaticUrlError::outside(path));
             }
         }
+        let path = self.static_url_path(path);
         let url = self.unversioned_static_url(path);
         // The URL keeps `path` as given (Tornado's does); the version is
         // that of the file its request gets, `..` resolved by the client.
@@ -287,8 +288,29 @@ impl Shared {
         format!(
             "{}{}",
             self.settings.static_url_prefix,
-            super::static_files::url_path_escape(path)
+            super::static_files::url_path_escape(self.static_url_path(path))
         )
+    }
+
+    /// `path` as the static URL carries it: as given, but for an absolute
+    /// path inside `static_path` that the prefix `/` would make a
+    /// protocol-relative URL (`//srv/static/app.js`, which a browser
+    /// requests from the host `srv`; Tornado writes it so): its part
+    /// after `static_path` (`app.js`).
+    fn static_url_path<'p>(&self, path: &'p str) -> &'p str {
+        let prefix = &self.settings.static_url_prefix;
+        if !path.starts_with('/') || !prefix.ends_with('/') {
+            return path;
+        }
+        let url = format!("{prefix}{path}");
+        if !super::context::is_protocol_relative(&url) {
+            return path;
+        }
+        self.settings
+            .static_path
+            .as_deref()
+            .and_then(|root| super::static_files::absolute_in_root(root, path))
+            .unwrap_or(path)
     }
 
     /// [`Application::reverse_url`].
@@ -830,6 +852,12 @@ impl Application {
     /// How many file hashes `static_url` keeps.
     pub(crate) fn static_hashes_len(&self) -> usize {
         self.inner.shared.static_hashes.borrow().len()
+    }
+
+    /// `static_url(path)` without a request (with the prefix `/`, every
+    /// path is the static route's).
+    pub(crate) fn static_url(&self, path: &str) -> Result<String, StaticUrlError> {
+        self.inner.shared.static_url(path)
     }
 }
 

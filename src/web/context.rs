@@ -525,10 +525,19 @@ impl<'a> RequestContext<'a> {
     /// empty segment: `css//../app.js` is requested as `css/app.js`, and
     /// versioned as that here.
     ///
+    /// An absolute path inside `static_path` is versioned as Tornado
+    /// versions it (its `os.path.join(root, path)` is the path itself),
+    /// and its URL is the prefix and the path as given,
+    /// `/static//srv/app/static/app.css?v=…`, which
+    /// [`StaticFiles`](super::StaticFiles) serves, as Tornado's handler
+    /// does. With the prefix `/` that URL would begin with `//`, which a
+    /// browser reads as another host (Tornado writes it so): the path
+    /// after `static_path` is used instead, `/app.css?v=…`.
+    ///
     /// Without `?v=`, and logged at `error` (Tornado's "Could not open
     /// static file"): `static_path` is not set, the file is missing or
     /// unreadable, or its request would be refused or is not for
-    /// [`StaticFiles`](super::StaticFiles): an absolute path, a symlink
+    /// [`StaticFiles`](super::StaticFiles): a symlink
     /// out of `static_path` (the handler answers 403; Tornado 6.6 follows
     /// it to version its target), or a path whose `..` leaves
     /// `static_url_prefix` (`../static/app.css` with the prefix

@@ -34,9 +34,13 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 /// `.route(r"/files/(.*)", move || files.clone())`.
 ///
 /// * **Refused with 403** (Tornado's answer for a path outside the root):
-///   a `..` segment, a backslash, a NUL, an absolute path, a path whose
+///   a `..` segment, a backslash, a NUL, an absolute path that does not
+///   lie under the root as written, a path whose
 ///   canonical form (symlinks resolved) leaves the canonical root, and a
-///   directory. The check is made on the decoded path, so `%2e%2e/` and
+///   directory. An absolute path under the root (the capture of
+///   `/static//srv/static/app.js`, the URL
+///   [`RequestContext::static_url`] makes of such a path) is served as
+///   the path after the root, as Tornado's handler serves it. The check is made on the decoded path, so `%2e%2e/` and
 ///   `%2F..` are refused like `../`.
 /// * **404**: the file does not exist.
 /// * `GET` and `HEAD` (HEAD gets the file's `Content-Length`; nothing is
@@ -148,9 +152,19 @@ fn resolve(root: &Path, rel: &str) -> Result<PathBuf, u16> {
     Ok(full)
 }
 
-/// [`resolve`] for a file or a directory (`""` is the root itself).
+/// [`resolve`] for a file or a directory (`""` is the root itself). An
+/// absolute `rel` is taken as the part of it after the root, if it lies
+/// inside the root as written ([`absolute_in_root`]).
 fn resolve_any(root: &Path, rel: &str) -> Result<PathBuf, u16> {
-    if rel.contains(['\\', '\0']) || rel.starts_with('/') {
+    if rel.contains(['\\', '\0']) {
+        return Err(403);
+    }
+    let rel = if rel.starts_with('/') {
+        absolute_in_root(root, rel).ok_or(403u16)?
+    } else {
+        rel
+    };
+    if rel.starts_with('/') {
         return Err(403);
     }
     let rel_path = Path::new(rel);
@@ -301,7 +315,7 @@ impl StaticFiles {
     /// carries SHA-1 for the WebSocket handshake, and the version only
     /// has to change with the content). `None`, logged at `error`
     /// (Tornado's "Could not open static file"), when the path is refused
-    /// as a request for it would be (`..`, absolute, outside the root) or
+    /// as a request for it would be (`..`, outside the root) or
     /// the file cannot be read.
     ///
     /// The file is read whole, in 64 KiB pieces, on every call: nothing is
@@ -633,29 +647,51 @@ pub(super) fn outside_root(root: &Path, rel: &str) -> bool {
     if !rel.starts_with('/') && !rel.split('/').any(|seg| seg == "..") {
         return false;
     }
-    let base = if root.is_absolute() {
-        root.to_path_buf()
-    } else {
-        match std::env::current_dir() {
-            Ok(dir) => dir.join(root),
-            Err(_) => root.to_path_buf(),
-        }
-    };
-    let lexical = |p: &Path| {
-        let mut out = PathBuf::new();
-        for c in p.components() {
-            match c {
-                // Above `/` is `/`, as for `abspath`.
-                Component::ParentDir => {
-                    out.pop();
-                }
-                Component::CurDir => {}
-                c => out.push(c),
-            }
-        }
-        out
-    };
+    let base = absolute(root);
     !lexical(&base.join(rel)).starts_with(lexical(&base))
+}
+
+/// `path` made absolute against the current directory, as written
+/// (Python's `os.path.join(os.getcwd(), path)`).
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match std::env::current_dir() {
+        Ok(dir) => dir.join(path),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+/// `p` with its `.` and `..` components removed as written, symlinks not
+/// followed (`os.path.normpath`; above `/` is `/`, as for `abspath`).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The part of the absolute path `abs` after `root` (made absolute and
+/// without `.` and `..`, as Tornado's `_check_in_root` takes it), without
+/// leading `/`: `/srv/static/css/app.js` under the root `/srv/static` is
+/// `css/app.js`, the root itself is `""`. `None` when `abs` does not lie
+/// under the root as written (a `..` in `abs` is not resolved here: it
+/// is left to the caller, which refuses it). What lets
+/// [`RequestContext::static_url`] version an absolute path inside
+/// `static_path`, and [`StaticFiles`] serve the URL it makes of it
+/// (`/static//srv/static/app.js`), as Tornado's `os.path.join(root,
+/// path)` does with such a path.
+pub(super) fn absolute_in_root<'a>(root: &Path, abs: &'a str) -> Option<&'a str> {
+    let rest = Path::new(abs).strip_prefix(lexical(&absolute(root))).ok()?;
+    Some(rest.to_str()?.trim_start_matches('/'))
 }
 
 /// The path relative to `static_path` that the request for the static

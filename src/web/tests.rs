@@ -1276,21 +1276,17 @@ fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
     dir.file("static/sub/in.txt", "in");
     let app = url_app(&dir, |b| b);
     let secret = dir.path().join("secret.txt");
-    let absolute = secret.to_str().unwrap();
-    let inside = dir.path().join("static/ok.txt");
-    let inside = inside.to_str().unwrap();
     for (path, url) in [
-        ("nope.css", "/static/nope.css".to_string()),
-        ("sub", "/static/sub".to_string()),
-        ("sub/in.txt/..", "/static/sub/in.txt/..".to_string()),
-        ("", "/static/".to_string()),
-        // Absolute, but in `static_path` (Tornado versions it).
-        (inside, format!("/static/{inside}")),
+        ("nope.css", "/static/nope.css"),
+        ("sub", "/static/sub"),
+        ("sub/in.txt/..", "/static/sub/in.txt/.."),
+        ("", "/static/"),
     ] {
         assert_eq!(static_url_of(&app, path), url, "{path:?}");
     }
-    // Out of it: an error (`static_url_out_of_static_path_is_refused_with_403`).
-    let _ = absolute;
+    // Absolute but in `static_path`: versioned
+    // (`static_url_of_an_absolute_path_inside_static_path_is_versioned_and_served`);
+    // out of it: an error (`static_url_out_of_static_path_is_refused_with_403`).
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(&secret, dir.path().join("static/link")).unwrap();
@@ -1306,6 +1302,62 @@ fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
     // Without static_path: the plain URL.
     let app = Application::builder().route("/url", || StaticUrls).build();
     assert_eq!(static_url_of(&app, "ok.txt"), "/static/ok.txt");
+}
+
+/// An absolute path inside `static_path`: Tornado 6.6's `static_url`
+/// gives `/static/` + the path as given (`/static//srv/static/app.js`),
+/// versioned with that file (`os.path.join(root, path)` is the absolute
+/// path), and its handler serves that URL (checked with a Tornado
+/// script). So does cyclone, dot segments resolved as for a relative
+/// path. Only with the prefix `/` is the URL made of the part after
+/// `static_path` (Tornado's `//srv/static/app.js` is another host's).
+#[test]
+fn static_url_of_an_absolute_path_inside_static_path_is_versioned_and_served() {
+    let dir = TempDir::new("static-url-absolute");
+    dir.file("static/app.js", "app");
+    dir.file("static/css/app.js", "css app");
+    let root = dir.path().join("static");
+    let root = root.to_str().unwrap();
+    let app = url_app(&dir, |b| b);
+    for (path, content) in [
+        (format!("{root}/app.js"), "app"),
+        (format!("{root}/css/app.js"), "css app"),
+        (format!("{root}//css/app.js"), "css app"),
+        (format!("{root}/css/../app.js"), "app"),
+    ] {
+        let url = static_url_of(&app, &path);
+        assert_eq!(
+            url,
+            format!("/static/{path}?v={}", sha1_hex(content)),
+            "{path:?}"
+        );
+        // The request a client sends for it: dot segments removed.
+        let request = format!("/static/{}", path.replace("/css/../", "/"));
+        let r = get(&app, &request);
+        assert_eq!((r.status(), file_text(&r)), (200, content.into()), "{url}");
+    }
+    // The root itself, and a file that is not there: no version, and
+    // the handler refuses or does not find it.
+    assert_eq!(static_url_of(&app, root), format!("/static/{root}"));
+    assert_eq!(get(&app, &format!("/static/{root}")).status(), 403);
+    assert_eq!(get(&app, &format!("/static/{root}/")).status(), 403);
+    let missing = format!("{root}/nope.js");
+    assert_eq!(static_url_of(&app, &missing), format!("/static/{missing}"));
+    assert_eq!(get(&app, &format!("/static/{missing}")).status(), 404);
+    // A sibling whose name begins with the root's is not inside it.
+    dir.file("static2/x.js", "x");
+    assert_eq!(get(&app, &format!("/static/{root}2/x.js")).status(), 403);
+    // With the prefix `/`, the path after `static_path`.
+    let app = Application::builder()
+        .static_path(dir.path().join("static"))
+        .static_url_prefix("/")
+        .build();
+    let url = app.static_url(&format!("{root}/css/app.js")).unwrap();
+    assert_eq!(url, format!("/css/app.js?v={}", sha1_hex("css app")));
+    assert_eq!(
+        (get(&app, &url).status(), file_text(&get(&app, &url))),
+        (200, "css app".into())
+    );
 }
 
 /// A path with `.` or `..` segments that stays in `static_path` is
