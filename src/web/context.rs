@@ -523,7 +523,10 @@ impl<'a> RequestContext<'a> {
     /// (the URL keeps `css/../app.js`, as Tornado's does). Tornado 6.6
     /// versions the file `os.path.abspath` names, the same one but for an
     /// empty segment: `css//../app.js` is requested as `css/app.js`, and
-    /// versioned as that here.
+    /// versioned as that here (on purpose: Tornado's handler serves
+    /// `app.js` for the URL only as written, `/static/css//../app.js`,
+    /// which a browser never sends; cyclone's answers that one 403, as
+    /// any path with a `..` segment).
     ///
     /// An absolute path inside `static_path` is versioned as Tornado
     /// versions it (its `os.path.join(root, path)` is the path itself),

@@ -1416,7 +1416,19 @@ fn static_url_versions_what_the_request_for_its_url_gets() {
             (200, content.to_string()),
             "{request}"
         );
+        // The URL sent as written (by a client that does not remove dot
+        // segments) gets the same file, or nothing: never another one.
+        let r = get(&app, &format!("/static/{path}"));
+        match r.status() {
+            200 => assert_eq!(file_text(&r), content, "{path:?} as written"),
+            status => assert_eq!(status, 403, "{path:?} as written"),
+        }
     }
+    // Tornado versions `css//../app.js` as `app.js` (`os.path.abspath`),
+    // and serves `app.js` for it as written; a browser requests
+    // `/static/css/app.js` (checked with a Tornado script). Here its
+    // version is `css/app.js`'s, and the URL as written is refused.
+    assert_eq!(get(&app, "/static/css//../app.js").status(), 403);
     // `app.js` and `css/../app.js` share one cached version.
     assert_eq!(app.static_hashes_len(), 3 + usize::from(cfg!(unix)));
     // A directory (`css/..` is the root itself): no version, as its
