@@ -1294,7 +1294,9 @@ impl<'a> RequestContext<'a> {
     /// [`get_argument`](Self::get_argument) for an argument the request
     /// must carry (Tornado's `get_argument(name)` without a default): when
     /// it has none, the answer is Tornado's `MissingArgumentError`, the
-    /// plain `400: Bad Request` page (the name is not in it), logged at
+    /// plain `400: Bad Request` page (the name is not in it but with
+    /// `debug`: `400: Bad Request: Missing argument name`, where Tornado's
+    /// debug page is the traceback), logged at
     /// `warn` as `400 POST /uri (ip): Missing argument name`, and `None`
     /// comes back: return from the handler.
     ///
@@ -1790,10 +1792,14 @@ impl<'a> RequestContext<'a> {
 
     /// Tornado's `raise HTTPError(status, why)`: `why` logged at `warn`
     /// with the request (`403 POST /x (10.0.0.1): ...`), the error page
-    /// sent.
+    /// sent. With `debug`, `why` is in the page too (`400: Bad Request:
+    /// Missing argument name`), as a template error is in its 500 page:
+    /// Tornado's debug `write_error` sends the exception's traceback,
+    /// which ends with `HTTPError`'s status and message.
     pub(crate) fn refuse(&mut self, status: u16, why: &str) {
         log::warn!("{}", Refusal(self.request, status, why));
-        self.send_error(status);
+        let detail = self.shared.settings.debug.then_some(why);
+        self.send_error_message(status, detail);
     }
 
     /// The token of the `_xsrf` cookie, or a new one if it has none that

@@ -55,9 +55,13 @@ pub struct Settings {
     pub static_hash_cache: Option<bool>,
     /// `debug`: templates are re-read on every `render` instead of being
     /// cached, `static_url` re-hashes files on every call (unless
-    /// `static_hash_cache` says otherwise), and template errors show their
-    /// cause in the 500 page (default `false`). It does not restart the
-    /// process on code changes.
+    /// `static_hash_cache` says otherwise), template errors show their
+    /// cause in the 500 page, and an error the framework answers for a
+    /// handler (a missing argument's 400, an XSRF or `static_url` 403)
+    /// shows its reason in its page, where Tornado's `serve_traceback`
+    /// shows the traceback (default `false`). A panic's 500 page stays
+    /// plain (the panic is logged). It does not restart the process on
+    /// code changes.
     pub debug: bool,
     /// `cookie_secret`: the HMAC key of signed cookies
     /// ([`RequestContext::set_secure_cookie`](super::RequestContext::set_secure_cookie),

@@ -935,6 +935,64 @@ fn a_missing_argument_in_a_template_is_tornados_400() {
     );
 }
 
+/// With `debug`, a 400 (or any refusal) a handler answers carries its
+/// reason in the page, as the traceback in Tornado's debug `write_error`
+/// ends with `MissingArgumentError: HTTP 400: Bad Request (Missing
+/// argument name)` (checked with a Tornado script); the message is what
+/// a template's 500 shows in debug. Without `debug`, the plain page.
+#[test]
+fn a_refusal_shows_its_reason_in_debug_mode() {
+    struct Need;
+    impl RequestHandler for Need {
+        fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            if let Some(name) = cx.require_argument("name") {
+                cx.write(name);
+            }
+        }
+    }
+    let dir = TempDir::new("refusal-debug");
+    dir.file("t/arg.html", "<p>{{ handler.get_argument('who') }}</p>");
+    dir.file("t/out.html", "{{ static_url('../x<i>.css') }}");
+    for debug in [false, true] {
+        let app = Application::builder()
+            .template_path(dir.path().join("t"))
+            .static_path(dir.path().join("static"))
+            .debug(debug)
+            .route("/need", || Need)
+            .route("/p/(.*)", || Page)
+            .build();
+        assert_eq!(text(&get(&app, "/need?name=<b>")), "<b>");
+        for (target, status, reason, why) in [
+            ("/need", 400, "Bad Request", "Missing argument name"),
+            ("/p/arg.html", 400, "Bad Request", "Missing argument who"),
+            (
+                "/p/out.html",
+                403,
+                "Forbidden",
+                "../x&lt;i&gt;.css is not in root static directory",
+            ),
+        ] {
+            let r = get(&app, target);
+            let detail = if debug {
+                format!(": {why}")
+            } else {
+                String::new()
+            };
+            assert_eq!(
+                (r.status(), text(&r)),
+                (
+                    status,
+                    &*format!(
+                        "<html><title>{status}: {reason}</title>\
+                         <body>{status}: {reason}{detail}</body></html>"
+                    )
+                ),
+                "{target}, debug {debug}"
+            );
+        }
+    }
+}
+
 /// Renders the page named in the path with no values of its own.
 struct PageWith;
 

@@ -398,8 +398,10 @@ pub fn get_arguments_unstripped(req: &Request, name: &str) -> Vec<String> {
 /// `Err` is what Tornado's `MissingArgumentError` answers there instead
 /// of the upgrade, as
 /// [`RequestContext::require_argument`](crate::web::RequestContext::require_argument)
-/// answers it: the plain `400: Bad Request` page (the name is not in it),
-/// logged at `warn` as `400 GET /uri (ip): Missing argument name`.
+/// answers it without `debug`: the plain `400: Bad Request` page (the
+/// name is not in it; this function does not see the application's
+/// settings, so the page stays plain with `debug` too), logged at `warn`
+/// as `400 GET /uri (ip): Missing argument name`.
 /// Return it from [`prepare`](WebSocketHandler::prepare) with `?`.
 ///
 /// ```

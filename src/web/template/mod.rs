@@ -85,7 +85,8 @@ pub enum TemplateError {
     /// `get_body_argument`) without a default, of an argument the request
     /// does not have (Tornado's `MissingArgumentError`: 400, `Missing
     /// argument name`). `RequestContext::render` and `render_with` answer
-    /// it as Tornado's handler does: the plain page of `status`, and
+    /// it as Tornado's handler does: the plain page of `status` (with
+    /// `debug`, `message` in it, where Tornado's shows the traceback), and
     /// `message` logged at `warn` with the request (`400 GET /p?x=1
     /// (10.0.0.1): Missing argument name`), as
     /// [`RequestContext::require_argument`](super::RequestContext::require_argument)
