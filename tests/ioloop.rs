@@ -1478,6 +1478,194 @@ fn jobs_shutting_each_other_s_pool_down_with_wait_do_not_wait_for_each_other() {
     });
 }
 
+/// A pool thread's thread-local destructor, run once its job loop has
+/// ended, calling `shutdown(true)` is a pool thread waiting in a shutdown
+/// as a job calling it is. Here pool A's thread drops a thread-local that
+/// calls `b.shutdown(true)` while a job of B, which shut A down, waits in
+/// `a.shutdown(true)`: the destructor waited for B's job and the job for
+/// A's thread (its join), for ever. The destructor now waits for B's
+/// other threads (a slow job's) but not for that job, which returns once
+/// A's other threads (none) have ended. In a child process: a deadlock
+/// would leave threads behind that hold both pools.
+#[test]
+fn a_pool_thread_s_destructor_waiting_in_a_shutdown_is_not_waited_for() {
+    const NAME: &str = "a_pool_thread_s_destructor_waiting_in_a_shutdown_is_not_waited_for";
+    use cyclone::ioloop::ThreadPool;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+    struct ShutsDown(
+        ThreadPool,
+        Arc<AtomicBool>,
+        mpsc::Sender<(&'static str, bool)>,
+    );
+    impl Drop for ShutsDown {
+        fn drop(&mut self) {
+            self.0.shutdown(true);
+            let _ = self.2.send(("destructor", self.1.load(Ordering::SeqCst)));
+        }
+    }
+    thread_local! {
+        static SHUTS_DOWN: RefCell<Option<ShutsDown>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    util::within(Duration::from_secs(20), || {
+        let (a, b) = (ThreadPool::new(1), ThreadPool::new(2));
+        let slow_done = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        // A's only thread keeps a thread-local that shuts B down with
+        // wait when the thread ends.
+        let (armed_tx, armed) = mpsc::channel();
+        let (on_b, s, t) = (b.clone(), slow_done.clone(), tx.clone());
+        let arm = a.run(move || {
+            SHUTS_DOWN.with(|d| *d.borrow_mut() = Some(ShutsDown(on_b, s, t)));
+            armed_tx.send(()).unwrap();
+        });
+        armed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("A's job did not run");
+        // B: a slow job, and one (on a thread of its own) that shuts A
+        // down with wait: A's thread then ends and drops the thread-local.
+        let both = Arc::new(Barrier::new(2));
+        let (all, s) = (both.clone(), slow_done.clone());
+        let slow = b.run(move || {
+            all.wait();
+            std::thread::sleep(Duration::from_millis(200));
+            s.store(true, Ordering::SeqCst);
+        });
+        let on_a = a.clone();
+        let caller = b.run(move || {
+            both.wait();
+            on_a.shutdown(true);
+            tx.send(("job", true)).unwrap();
+        });
+        let mut returned = Vec::new();
+        for _ in 0..2 {
+            let (who, saw_slow_done) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a shutdown(true) from a job or a pool thread's destructor never returned");
+            assert!(
+                saw_slow_done,
+                "shutdown(true) from a pool thread's destructor did not wait for the other pool's threads"
+            );
+            returned.push(who);
+        }
+        returned.sort_unstable();
+        assert_eq!(returned, ["destructor", "job"]);
+        a.shutdown(true);
+        b.shutdown(true);
+        drop((arm, slow, caller));
+    });
+}
+
+/// A pool thread's thread-local destructor calling `shutdown(true)` on
+/// its own pool while a caller outside the pool joins that thread: it
+/// waited for that join, of its own thread, for ever. It now returns (it
+/// has no other thread to wait for), and the outside caller once the
+/// thread has ended. In a child process, as above.
+#[test]
+fn a_pool_thread_s_destructor_shutting_its_own_pool_down_does_not_wait_for_its_join() {
+    const NAME: &str =
+        "a_pool_thread_s_destructor_shutting_its_own_pool_down_does_not_wait_for_its_join";
+    use cyclone::ioloop::ThreadPool;
+    struct ShutsDown(ThreadPool, mpsc::Receiver<()>, mpsc::Sender<()>);
+    impl Drop for ShutsDown {
+        fn drop(&mut self) {
+            // The outside caller is in `shutdown(true)`; a window for it
+            // to take this thread to join (nothing to await: the join
+            // starts inside `shutdown`).
+            let _ = self.1.recv_timeout(Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(200));
+            self.0.shutdown(true);
+            let _ = self.2.send(());
+        }
+    }
+    thread_local! {
+        static SHUTS_DOWN: RefCell<Option<ShutsDown>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    util::within(Duration::from_secs(20), || {
+        let pool = ThreadPool::new(1);
+        let (go, wait_go) = mpsc::channel();
+        let (tx, returned) = mpsc::channel();
+        let p = pool.clone();
+        let arm = pool.run(move || {
+            SHUTS_DOWN.with(|d| *d.borrow_mut() = Some(ShutsDown(p, wait_go, tx)));
+        });
+        go.send(()).unwrap();
+        pool.shutdown(true);
+        returned
+            .try_recv()
+            .expect("shutdown(true) returned before the thread's destructor did");
+        drop(arm);
+    });
+}
+
+/// Two pools whose threads' thread-locals, dropped when the threads end,
+/// shut the other pool down with wait, while two callers outside the
+/// pools (`a.shutdown(true)`, `b.shutdown(true)`) each join one of those
+/// threads: each destructor waited for the join of the other's thread,
+/// for ever. Each now skips the other, listed as waiting in a shutdown,
+/// and the outside callers return once both threads have ended. In a
+/// child process, as above.
+#[test]
+fn pool_threads_destructors_shutting_each_other_s_pool_down_while_joined_do_not_wait() {
+    const NAME: &str =
+        "pool_threads_destructors_shutting_each_other_s_pool_down_while_joined_do_not_wait";
+    use cyclone::ioloop::ThreadPool;
+    struct ShutsDown(ThreadPool, mpsc::Receiver<()>, mpsc::Sender<()>);
+    impl Drop for ShutsDown {
+        fn drop(&mut self) {
+            // Both outside callers are in `shutdown(true)`; a window for
+            // them to take the threads to join (nothing to await: the
+            // joins start inside `shutdown`).
+            let _ = self.1.recv_timeout(Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(200));
+            self.0.shutdown(true);
+            let _ = self.2.send(());
+        }
+    }
+    thread_local! {
+        static SHUTS_DOWN: RefCell<Option<ShutsDown>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    util::within(Duration::from_secs(20), || {
+        let (a, b) = (ThreadPool::new(1), ThreadPool::new(1));
+        let (tx, returned) = mpsc::channel();
+        let mut go = Vec::new();
+        let arms: Vec<_> = [(&a, &b), (&b, &a)]
+            .into_iter()
+            .map(|(on, other)| {
+                let (go_tx, wait_go) = mpsc::channel();
+                go.push(go_tx);
+                let (other, tx) = (other.clone(), tx.clone());
+                on.run(move || {
+                    SHUTS_DOWN.with(|d| *d.borrow_mut() = Some(ShutsDown(other, wait_go, tx)));
+                })
+            })
+            .collect();
+        let on_b = b.clone();
+        let outside = std::thread::spawn(move || on_b.shutdown(true));
+        for g in go {
+            g.send(()).unwrap();
+        }
+        a.shutdown(true);
+        outside.join().unwrap();
+        b.shutdown(true);
+        for _ in 0..2 {
+            returned.try_recv().expect(
+                "shutdown(true) outside the pools returned before a thread's destructor did",
+            );
+        }
+        drop(arms);
+    });
+}
+
 /// Dropping a pool's last handle is `shutdown(true)`, Rust's stand-in
 /// for Python joining its executors' threads at exit: the drop returns
 /// once the running and queued jobs are done and the threads joined.

@@ -95,12 +95,18 @@ impl Drop for Handles {
 thread_local! {
     /// Set for the whole life of a pool thread (of any [`ThreadPool`]),
     /// thread-local destructors included: a last handle dropped there
-    /// does not wait (see [`ThreadPool`]).
+    /// does not wait (see [`ThreadPool`]), and a `shutdown(true)` called
+    /// there is a pool thread's, even once `OWN_POOL` is gone.
     static ON_POOL_THREAD: Cell<bool> = const { Cell::new(false) };
 
-    /// The pool whose jobs this thread runs, while it runs them (not in
-    /// its thread-local destructors): where it is listed while it waits
-    /// in a `shutdown(true)` of any pool (see [`ThreadPool::shutdown`]).
+    /// The pool whose jobs this thread runs, for the thread's whole life:
+    /// where it is listed while it waits in a `shutdown(true)` of any pool
+    /// (see [`ThreadPool::shutdown`]), from a job or from a thread-local's
+    /// destructor once the jobs are over. Set before the first job runs,
+    /// it is dropped after every thread-local a job set where they drop
+    /// in the reverse order of their first use (as on Linux); a
+    /// destructor run after it finds no pool, and its thread is then not
+    /// listed.
     static OWN_POOL: RefCell<Option<Weak<Core>>> = const { RefCell::new(None) };
 }
 
@@ -131,13 +137,15 @@ struct Queue {
     /// The threads not joined yet.
     threads: Vec<JoinHandle<()>>,
     /// This pool's threads waiting in a `shutdown(wait = true)`, of this
-    /// pool or of another: a pool thread waiting in one does not wait for
-    /// these.
+    /// pool or of another, from a job or from a thread-local's destructor
+    /// (their jobs over): a pool thread waiting in one does not wait for
+    /// these, nor joins them.
     waiting_in_shutdown: Vec<std::thread::ThreadId>,
     /// Ended threads being joined by a `shutdown(wait = true)` caller
     /// (out of `threads`, their thread-locals maybe still dropping): the
-    /// other callers wait for these joins too.
-    joining: usize,
+    /// other callers wait for these joins too, but for the caller's own
+    /// and, for a pool thread, those of threads in `waiting_in_shutdown`.
+    joining: Vec<std::thread::ThreadId>,
 }
 
 /// [`ThreadPool::try_run`] after [`ThreadPool::shutdown`]: Python's
@@ -174,7 +182,7 @@ impl ThreadPool {
                         waiting: 0,
                         threads: Vec::new(),
                         waiting_in_shutdown: Vec::new(),
-                        joining: 0,
+                        joining: Vec::new(),
                     }),
                     work: Condvar::new(),
                     ended: Condvar::new(),
@@ -263,11 +271,19 @@ impl ThreadPool {
     /// A down, return (once the rest are done) where Python's
     /// `executor.shutdown(wait=True)` deadlocks (and a single job
     /// shutting its own pool down raises "cannot join current thread"
-    /// there). A caller outside every pool waits for all the threads,
-    /// those included. Callers waiting at once (from threads outside the
-    /// pools) all return once every thread has ended and been joined,
-    /// whichever of them joined it, as Python's `shutdown(wait=True)`
-    /// called from several threads does.
+    /// there). A thread-local's destructor on a pool thread, run once the
+    /// thread's jobs are over (it has left the pool but is not joined
+    /// yet), counts as a job here: called with `wait` from there,
+    /// `shutdown` does not wait for that thread, nor for the threads
+    /// waiting in a `shutdown(true)`; and while the thread waits there,
+    /// the jobs' and destructors' calls do not wait for it (nor join it).
+    /// A cycle through a destructor (pool A's thread-local shutting B
+    /// down while a job of B shuts A down) so returns too, where Python
+    /// deadlocks as well. A caller outside every pool waits for all the
+    /// threads, those included. Callers waiting at once (from threads
+    /// outside the pools) all return once every thread has ended and been
+    /// joined, whichever of them joined it, as Python's
+    /// `shutdown(wait=True)` called from several threads does.
     ///
     /// ```
     /// use cyclone::ioloop::{IOLoop, ThreadPool};
@@ -373,7 +389,8 @@ impl Core {
                 super::drop_panic_payload(panic);
             }
         }
-        OWN_POOL.with(|own| own.borrow_mut().take());
+        // OWN_POOL stays set: a thread-local's destructor calling
+        // `shutdown(true)` is listed as waiting as a job calling it is.
         let me = std::thread::current().id();
         let mut q = self.lock();
         q.alive.retain(|&t| t != me);
@@ -426,10 +443,11 @@ impl Core {
 
     /// `shutdown(wait = true)`'s wait: until every thread has ended and
     /// been joined, but the caller's own and, for a caller that is a pool
-    /// thread (of any pool), those waiting in a `shutdown(wait = true)`
-    /// too, of any pool (see [`ThreadPool::shutdown`]). A thread found
-    /// ended is joined here, outside the lock; one another caller took to
-    /// join is waited for until that join returns.
+    /// thread (of any pool, in a job or in a thread-local's destructor),
+    /// those waiting in a `shutdown(wait = true)` too, of any pool (see
+    /// [`ThreadPool::shutdown`]). A thread found ended is joined here,
+    /// outside the lock; one another caller took to join is waited for
+    /// until that join returns.
     fn wait_for_threads(&self) {
         let me = std::thread::current().id();
         // Listed in its own pool (not under this pool's lock: one lock at
@@ -441,29 +459,32 @@ impl Core {
         if let Some(own) = &own {
             own.set_waiting_in_shutdown(me, true);
         }
-        let pool_thread = own.is_some();
+        let pool_thread = own.is_some() || ON_POOL_THREAD.with(Cell::get);
+        // The threads not waited for: the caller, and for a pool thread
+        // those waiting in a shutdown (alive, ended or being joined).
+        let skipped = |q: &Queue, t: &std::thread::ThreadId| {
+            *t == me || (pool_thread && q.waiting_in_shutdown.contains(t))
+        };
         let mut q = self.lock();
         loop {
             let ended = q.threads.iter().position(|t| {
                 let id = t.thread().id();
-                id != me && !q.alive.contains(&id)
+                !skipped(&q, &id) && !q.alive.contains(&id)
             });
             if let Some(i) = ended {
                 let t = q.threads.swap_remove(i);
-                q.joining += 1;
+                let id = t.thread().id();
+                q.joining.push(id);
                 drop(q);
                 // A pool thread catches every panic: it cannot end in one.
                 let _ = t.join();
                 q = self.lock();
-                q.joining -= 1;
+                q.joining.retain(|&t| t != id);
                 self.ended.notify_all();
                 continue;
             }
-            let others = q
-                .alive
-                .iter()
-                .any(|&t| t != me && !(pool_thread && q.waiting_in_shutdown.contains(&t)));
-            if !others && q.joining == 0 {
+            let others = q.alive.iter().chain(&q.joining).any(|t| !skipped(&q, t));
+            if !others {
                 break;
             }
             q = self.ended.wait(q).unwrap_or_else(|e| e.into_inner());
