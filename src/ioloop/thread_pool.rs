@@ -20,10 +20,11 @@ use std::thread::JoinHandle;
 use super::IOLoop;
 
 /// A queued job: run by a pool thread, or cancelled by
-/// [`ThreadPool::shutdown_cancel_futures`].
+/// [`ThreadPool::shutdown_cancel_futures`] (or by a shutdown that finds
+/// no thread to run it), `why` being the panic awaiting it resumes.
 trait Job: Send {
     fn run(self: Box<Self>);
-    fn cancel(self: Box<Self>);
+    fn cancel(self: Box<Self>, why: &'static str);
 }
 
 /// A pool of threads for blocking work: Python's `ThreadPoolExecutor`.
@@ -166,6 +167,12 @@ impl std::error::Error for ShutdownError {}
 const CANCELLED: &str =
     "run_in_executor: the job was cancelled by ThreadPool::shutdown_cancel_futures";
 
+/// What a job queued when its pool was shut down gives the task that
+/// awaits it, as a panic, when the pool had no thread and could start
+/// none to run it (see [`ThreadPool::shutdown`]).
+const NO_THREAD: &str = "run_in_executor: the job was cancelled: its pool was shut down \
+     without a thread to run it (the OS refused to start one)";
+
 impl ThreadPool {
     /// A pool of at most `max_threads` threads (at least one).
     pub fn new(max_threads: usize) -> ThreadPool {
@@ -258,6 +265,14 @@ impl ThreadPool {
     /// threads end. With `wait`, returns once they have ended (joined:
     /// their thread-locals dropped too). Calling it again is harmless.
     ///
+    /// A pool whose every thread the OS refused to start (out of memory
+    /// or processes) has its jobs wait for the next [`run`](Self::run) to
+    /// try again; none comes after `shutdown`, which so tries once more
+    /// itself. If that fails too, the queued jobs can never run: they are
+    /// cancelled, and a task awaiting one gets a panic saying so, rather
+    /// than waiting for ever. (Python's `submit` raises there instead,
+    /// leaving the job queued.)
+    ///
     /// Called with `wait` from a job, on one of the pool's own threads,
     /// it cannot wait for that thread, which is running the job: it
     /// returns once every *other* thread of the pool has ended. Called
@@ -330,6 +345,12 @@ impl Core {
 
     fn start_thread(self: &Arc<Self>, q: &mut Queue) {
         let core = Arc::clone(self);
+        // The unit tests' stand-in for the OS refusing a thread.
+        #[cfg(test)]
+        if tests::REFUSE_THREADS.with(Cell::get) {
+            log::error!("run_in_executor: cannot start a thread: refused by the test");
+            return;
+        }
         let spawned = std::thread::Builder::new()
             .name("cyclone-executor".into())
             .spawn(move || core.serve());
@@ -342,7 +363,8 @@ impl Core {
                 q.threads.push(t);
             }
             // The jobs wait for the threads already running; with none,
-            // they wait for the next submit to try again.
+            // they wait for the next submit to try again (or for the
+            // shutdown, which tries once more, else cancels them).
             Err(e) => log::error!("run_in_executor: cannot start a thread: {e}"),
         }
     }
@@ -411,26 +433,42 @@ impl Core {
         }
     }
 
-    fn shutdown(&self, wait: bool, cancel: bool) {
-        let cancelled = {
+    fn shutdown(self: &Arc<Self>, wait: bool, cancel: bool) {
+        let (cancelled, why) = {
             let mut q = self.lock();
             q.shut_down = true;
             q.detached |= !wait;
             self.work.notify_all();
+            // No thread: every start was refused (threads end only after
+            // a shutdown, once the queue is empty). The queued jobs waited
+            // for the next submit to try again, and none comes now: one
+            // more try, and without a thread they are cancelled rather
+            // than left pending for ever.
+            if !cancel && !q.jobs.is_empty() && q.alive.is_empty() {
+                self.start_thread(&mut q);
+            }
             if cancel {
-                std::mem::take(&mut q.jobs)
+                (std::mem::take(&mut q.jobs), CANCELLED)
+            } else if q.alive.is_empty() && !q.jobs.is_empty() {
+                (std::mem::take(&mut q.jobs), NO_THREAD)
             } else {
-                VecDeque::new()
+                (VecDeque::new(), CANCELLED)
             }
         };
+        if why == NO_THREAD {
+            log::error!(
+                "ThreadPool::shutdown: no thread to run the {} queued job(s); cancelled",
+                cancelled.len()
+            );
+        }
         // Outside the lock: a cancelled job's closure may do anything in
         // its drop (submit more, panic); a panic there must not keep the
         // other jobs from being cancelled, nor the threads from being
         // joined.
         for job in cancelled {
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| job.cancel())) {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| job.cancel(why))) {
                 log::error!(
-                    "ThreadPool::shutdown_cancel_futures: the drop of a cancelled job panicked: {}",
+                    "ThreadPool::shutdown: the drop of a cancelled job panicked: {}",
                     super::panic_message(&panic)
                 );
                 super::drop_panic_payload(panic);
@@ -517,9 +555,10 @@ enum State<T> {
     Running,
     /// `f` returned or panicked; the awaiting side has not taken it yet.
     Done(std::thread::Result<T>),
-    /// Cancelled by `shutdown_cancel_futures` before it ran: awaiting
-    /// it panics with [`CANCELLED`].
-    Cancelled,
+    /// Cancelled by `shutdown_cancel_futures` before it ran (awaiting
+    /// it panics with [`CANCELLED`]), or by a shutdown without a thread
+    /// to run it ([`NO_THREAD`]).
+    Cancelled(&'static str),
     /// Taken by the awaiting side, or given up by it: nothing more comes
     /// (a result that comes after is dropped on the pool's thread).
     Over,
@@ -575,10 +614,10 @@ impl<T: Send> Job for JobSlot<T> {
         run_job(&self.0);
     }
 
-    fn cancel(self: Box<Self>) {
+    fn cancel(self: Box<Self>, why: &'static str) {
         let (f, waker) = {
             let mut s = lock(&self.0);
-            match std::mem::replace(&mut s.state, State::Cancelled) {
+            match std::mem::replace(&mut s.state, State::Cancelled(why)) {
                 State::Queued(f) => (f, s.waker.take()),
                 // Given up by its future meanwhile.
                 other => {
@@ -618,7 +657,7 @@ impl<T> InExecutor<T> {
             match std::mem::replace(&mut s.state, State::Over) {
                 State::Queued(f) => (Some(f), None),
                 // Running: the thread sees `Over` and drops the result.
-                State::Cancelled => return true,
+                State::Cancelled(_) => return true,
                 State::Running | State::Over => (None, None),
                 State::Done(r) => (None, Some(r)),
             }
@@ -649,9 +688,9 @@ impl<T> Future for InExecutor<T> {
                 drop(s);
                 resume_unwind(panic)
             }
-            State::Cancelled => {
+            State::Cancelled(why) => {
                 drop(s);
-                resume_unwind(Box::new(CANCELLED))
+                resume_unwind(Box::new(why))
             }
             other => {
                 s.state = other;
@@ -791,5 +830,58 @@ impl IOLoop {
             .borrow_mut()
             .get_or_insert_with(ThreadPool::with_default_size)
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// Set, a pool thread started from this thread fails to start,
+        /// as when the OS refuses one (out of memory or of processes).
+        pub(super) static REFUSE_THREADS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Polls `job` once: its result, or the panic awaiting it resumes.
+    fn poll_once<T>(job: &mut InExecutor<T>) -> std::thread::Result<Poll<T>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *job).poll(&mut cx)))
+    }
+
+    /// A pool that could start no thread (the OS refused each one): its
+    /// jobs waited for the next submit to try again, but after
+    /// `shutdown` none comes, and their futures were left pending for
+    /// ever while `shutdown(true)` returned as if they had run. The
+    /// shutdown tries once more; a thread started then runs them.
+    #[test]
+    fn shutdown_starts_a_thread_for_jobs_queued_when_none_could_start() {
+        let pool = ThreadPool::new(2);
+        REFUSE_THREADS.with(|r| r.set(true));
+        let mut job = pool.run(|| 42);
+        REFUSE_THREADS.with(|r| r.set(false));
+        assert_eq!(pool.shared.core.lock().alive.len(), 0);
+        pool.shutdown(true);
+        assert!(
+            matches!(poll_once(&mut job), Ok(Poll::Ready(42))),
+            "the queued job did not run"
+        );
+    }
+
+    /// The same, with the shutdown's thread refused too: the jobs can
+    /// never run, and are cancelled (awaiting one panics, saying why).
+    #[test]
+    fn shutdown_cancels_jobs_that_no_thread_can_run() {
+        let pool = ThreadPool::new(2);
+        REFUSE_THREADS.with(|r| r.set(true));
+        let mut job = pool.run(|| 42);
+        pool.shutdown(true);
+        REFUSE_THREADS.with(|r| r.set(false));
+        let panic = match poll_once(&mut job) {
+            Err(panic) => panic,
+            Ok(Poll::Pending) => panic!("the job's future was left pending"),
+            Ok(Poll::Ready(_)) => panic!("the job ran without a thread"),
+        };
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&NO_THREAD));
     }
 }
