@@ -2566,3 +2566,105 @@ fn a_second_shutdown_leaves_nothing_to_stop_the_next_run() {
     });
     assert_eq!(outcome, Ok("ran to the end"));
 }
+
+#[test]
+fn periodic_callback_stopped_by_a_thread_local_dropped_after_the_loop() {
+    // A panic in a thread-local's destructor aborts the process: in a
+    // child process, so that the parent sees the abort as a failure.
+    const NAME: &str = "periodic_callback_stopped_by_a_thread_local_dropped_after_the_loop";
+    struct StopsOnDrop(PeriodicCallback, mpsc::Sender<(bool, bool, String)>);
+    impl Drop for StopsOnDrop {
+        fn drop(&mut self) {
+            self.0.stop();
+            let stopped = !self.0.is_running();
+            let again = IOLoop::try_current();
+            let msg = again.as_ref().err().map(ToString::to_string);
+            let _ = self
+                .1
+                .send((stopped, again.is_err(), msg.unwrap_or_default()));
+        }
+    }
+    thread_local! {
+        static STOPS: RefCell<Option<StopsOnDrop>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // Used before the loop, so dropped after it (the reverse order of
+        // first use).
+        STOPS.with(|s| assert!(s.borrow().is_none()));
+        let lp = IOLoop::current();
+        let pc = PeriodicCallback::new(|| {}, Duration::from_secs(3600));
+        pc.start();
+        assert_eq!(lp.pending_timeouts(), 1);
+        STOPS.with(|s| *s.borrow_mut() = Some(StopsOnDrop(pc, tx)));
+    });
+    t.join().expect("the thread panicked");
+    let (stopped, refused, msg) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the destructor did not run to its end");
+    assert!(stopped, "the callback still runs");
+    assert!(refused, "try_current made a loop for an ending thread");
+    assert!(msg.contains("IOLoop was dropped"), "{msg}");
+}
+
+#[test]
+fn client_connection_closed_by_a_thread_local_dropped_after_the_loop() {
+    // As above, for the cleanup calls of a client connection and of
+    // `close_connection`: the connection went with the loop.
+    use cyclone::web::Application;
+    use cyclone::websocket::{
+        close_connection, websocket_connect, Message, WebSocket, WebSocketClientConnection,
+        WebSocketHandler,
+    };
+    const NAME: &str = "client_connection_closed_by_a_thread_local_dropped_after_the_loop";
+    struct Echo;
+    impl WebSocketHandler for Echo {
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let _ = ws.write_message(msg);
+        }
+    }
+    struct ClosesOnDrop(WebSocketClientConnection, mpsc::Sender<bool>);
+    impl Drop for ClosesOnDrop {
+        fn drop(&mut self) {
+            self.0.close(Some(1001), "bye");
+            self.0.terminate();
+            let found = close_connection(self.0.id(), None, "");
+            let _ = self.1.send(found);
+        }
+    }
+    thread_local! {
+        static CLOSES: RefCell<Option<ClosesOnDrop>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // Used before the loop, so dropped after it.
+        CLOSES.with(|c| assert!(c.borrow().is_none()));
+        let app = Application::builder()
+            .websocket(r"/echo", |_req| Echo)
+            .build();
+        let addr = app.listen_on("127.0.0.1:0").expect("listen");
+        let lp = IOLoop::current();
+        let guard = lp.call_later(Duration::from_secs(10), || panic!("connect timed out"));
+        let conn = lp.run_sync(async move {
+            let conn = websocket_connect(&format!("ws://{addr}/echo"))
+                .await
+                .expect("connect");
+            conn.write_message("hi").expect("open");
+            assert_eq!(conn.read_message().await.unwrap().as_text(), Some("hi"));
+            conn
+        });
+        lp.remove_timeout(guard);
+        CLOSES.with(|c| *c.borrow_mut() = Some(ClosesOnDrop(conn, tx)));
+    });
+    t.join().expect("the thread panicked");
+    let found = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the destructor did not run to its end");
+    assert!(!found, "close_connection found a connection of a gone loop");
+}

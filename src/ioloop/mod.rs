@@ -194,7 +194,15 @@ impl IOLoop {
     ///
     /// # Panics
     /// If the OS refuses an epoll instance or an eventfd (out of file
-    /// descriptors); [`IOLoop::try_current`] returns the error instead.
+    /// descriptors), or if called from a thread-local's destructor that
+    /// runs after the thread's loop was dropped (thread-locals drop in the
+    /// reverse order of their first use on Linux: a value first used
+    /// before the loop is dropped after it), where a panic aborts the
+    /// process. [`IOLoop::try_current`] returns the error instead; the
+    /// library's cleanup calls ([`PeriodicCallback::stop`], a client
+    /// connection's `close` or `terminate`, `websocket::close_connection`,
+    /// a dropped future) find nothing left to clean up there and do
+    /// nothing.
     #[doc(alias = "instance")]
     pub fn current() -> IOLoop {
         IOLoop::try_current().expect("cannot create the IOLoop (epoll/eventfd)")
@@ -256,16 +264,26 @@ impl IOLoop {
     /// The current thread's loop, created on first use.
     ///
     /// # Errors
-    /// Creating the poller or its waker failed.
+    /// Creating the poller or its waker failed; or the thread is ending
+    /// and its loop was dropped already (called from a thread-local's
+    /// destructor that runs after the loop's): what the loop held was
+    /// dropped with it, and no new loop is made for a thread whose
+    /// storage is being torn down.
     pub fn try_current() -> io::Result<IOLoop> {
-        CURRENT.with(|c| {
-            if let Some(lp) = c.0.borrow().as_ref() {
-                return Ok(lp.clone());
-            }
-            let lp = IOLoop::new()?;
-            *c.0.borrow_mut() = Some(lp.clone());
-            Ok(lp)
-        })
+        CURRENT
+            .try_with(|c| {
+                if let Some(lp) = c.0.borrow().as_ref() {
+                    return Ok(lp.clone());
+                }
+                let lp = IOLoop::new()?;
+                *c.0.borrow_mut() = Some(lp.clone());
+                Ok(lp)
+            })
+            .unwrap_or_else(|_| {
+                Err(io::Error::other(
+                    "the thread's IOLoop was dropped: its thread-locals are being destroyed",
+                ))
+            })
     }
 
     fn new() -> io::Result<IOLoop> {

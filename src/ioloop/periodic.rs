@@ -106,10 +106,16 @@ impl PeriodicCallback {
     }
 
     /// Stops calling (a call in progress finishes).
+    ///
+    /// Safe in a destructor, a thread-local's included: once the thread's
+    /// loop is gone (the thread is ending and the loop was dropped first),
+    /// its timer went with it, and there is nothing left to remove.
     pub fn stop(&self) {
         self.state.running.set(false);
         if let Some(h) = self.state.handle.take() {
-            IOLoop::current().remove_timeout(h);
+            if let Some(lp) = IOLoop::existing() {
+                lp.remove_timeout(h);
+            }
         }
     }
 

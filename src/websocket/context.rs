@@ -973,8 +973,9 @@ pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Messa
 /// opens: its connect fails with
 /// [`ConnectError::Cancelled`](super::ConnectError::Cancelled), reported
 /// from the loop's next iteration (the callback-style client's callback gets
-/// `None`). Returns false when `id` names no connection of this loop;
-/// closing one already closing does nothing.
+/// `None`). Returns false when `id` names no connection of this loop (as
+/// in a thread-local's destructor once the thread's loop is gone: its
+/// connections went with it); closing one already closing does nothing.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -988,8 +989,12 @@ pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Messa
 /// }
 /// ```
 pub fn close_connection(id: ConnId, code: Option<u16>, reason: &str) -> bool {
+    // No loop, no connection: none is made for the asking.
+    let Some(lp) = IOLoop::existing() else {
+        return false;
+    };
     let reason = reason.to_owned();
-    IOLoop::current().with_conn_serve(id, move |p, lp, id| {
+    lp.with_conn_serve(id, move |p, lp, id| {
         if let Some(c) = p.as_any_mut().downcast_mut::<WsConn>() {
             if !c.core.finished {
                 // Queues the Close and marks the connection dirty.

@@ -416,20 +416,25 @@ impl WebSocketClientConnection {
     /// the server answered (or the close timeout passed). The TCP
     /// connection is then kept until the server closes it, for at most 1 s
     /// (RFC 6455 §7.1.1: the server closes first).
+    ///
+    /// Safe in a destructor, a thread-local's included: once the thread's
+    /// loop is gone (the thread is ending and the loop was dropped first),
+    /// the connection went with it, and this does nothing.
     pub fn close(&self, code: Option<u16>, reason: &str) {
+        let Some(lp) = IOLoop::existing() else { return };
         let reason = reason.to_owned();
-        now_or_later(&IOLoop::current(), self.id, move |ws| {
-            ws.close(code, &reason)
-        });
+        now_or_later(&lp, self.id, move |ws| ws.close(code, &reason));
     }
 
     /// Drops the connection without a closing handshake (Node `ws`'s
     /// `terminate()`; see [`WebSocket::terminate`]): no Close frame, and
     /// what is queued and not yet taken by the kernel is dropped, at the
     /// end of this loop iteration. `read_message` then yields `None`, and
-    /// [`closed_by`](Self::closed_by) is `CloseReason::Terminated`.
+    /// [`closed_by`](Self::closed_by) is `CloseReason::Terminated`. Like
+    /// [`close`](Self::close), nothing once the thread's loop is gone.
     pub fn terminate(&self) {
-        now_or_later(&IOLoop::current(), self.id, |ws| ws.terminate());
+        let Some(lp) = IOLoop::existing() else { return };
+        now_or_later(&lp, self.id, |ws| ws.terminate());
     }
 
     /// Resolves once everything queued was handed to the kernel (or the
