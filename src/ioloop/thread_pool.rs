@@ -335,38 +335,40 @@ impl Core {
         q.jobs.push_back(job);
         // A waiting thread takes the job; without one, a thread more if
         // there is room.
-        if q.waiting >= q.jobs.len() {
+        let started = if q.waiting >= q.jobs.len() {
             self.work.notify_one();
+            Ok(())
         } else if q.started < self.max_threads {
-            self.start_thread(&mut q);
+            self.start_thread(&mut q)
+        } else {
+            Ok(())
+        };
+        drop(q);
+        if let Err(e) = started {
+            refused(&e);
         }
         Ok(())
     }
 
-    fn start_thread(self: &Arc<Self>, q: &mut Queue) {
+    /// Starts a thread, under the pool's lock (`q`). A refusal is
+    /// returned, for the caller to log once the lock is released (see
+    /// [`refused`]).
+    fn start_thread(self: &Arc<Self>, q: &mut Queue) -> std::io::Result<()> {
         let core = Arc::clone(self);
         // The unit tests' stand-in for the OS refusing a thread.
         #[cfg(test)]
         if tests::REFUSE_THREADS.with(Cell::get) {
-            log::error!("run_in_executor: cannot start a thread: refused by the test");
-            return;
+            return Err(std::io::Error::other("refused by the test"));
         }
-        let spawned = std::thread::Builder::new()
+        let t = std::thread::Builder::new()
             .name("cyclone-executor".into())
-            .spawn(move || core.serve());
-        match spawned {
-            Ok(t) => {
-                // Under the lock: the thread cannot end (and take its id
-                // out) before its id is in.
-                q.started += 1;
-                q.alive.push(t.thread().id());
-                q.threads.push(t);
-            }
-            // The jobs wait for the threads already running; with none,
-            // they wait for the next submit to try again (or for the
-            // shutdown, which tries once more, else cancels them).
-            Err(e) => log::error!("run_in_executor: cannot start a thread: {e}"),
-        }
+            .spawn(move || core.serve())?;
+        // Under the lock: the thread cannot end (and take its id out)
+        // before its id is in.
+        q.started += 1;
+        q.alive.push(t.thread().id());
+        q.threads.push(t);
+        Ok(())
     }
 
     /// A pool thread: jobs until the pool is shut down and the queue empty.
@@ -434,6 +436,7 @@ impl Core {
     }
 
     fn shutdown(self: &Arc<Self>, wait: bool, cancel: bool) {
+        let mut started = Ok(());
         let (cancelled, why) = {
             let mut q = self.lock();
             q.shut_down = true;
@@ -445,7 +448,7 @@ impl Core {
             // more try, and without a thread they are cancelled rather
             // than left pending for ever.
             if !cancel && !q.jobs.is_empty() && q.alive.is_empty() {
-                self.start_thread(&mut q);
+                started = self.start_thread(&mut q);
             }
             if cancel {
                 (std::mem::take(&mut q.jobs), CANCELLED)
@@ -455,6 +458,9 @@ impl Core {
                 (VecDeque::new(), CANCELLED)
             }
         };
+        if let Err(e) = started {
+            refused(&e);
+        }
         if why == NO_THREAD {
             log::error!(
                 "ThreadPool::shutdown: no thread to run the {} queued job(s); cancelled",
@@ -532,6 +538,16 @@ impl Core {
             own.set_waiting_in_shutdown(me, false);
         }
     }
+}
+
+/// Logs a thread the OS refused to start. Never under the pool's lock: a
+/// logger may use the pool itself (write through
+/// [`ThreadPool::run`], say), which would then wait for that lock for
+/// ever. The jobs wait for the threads already running; with none, they
+/// wait for the next submit to try again (or for the shutdown, which
+/// tries once more, else cancels them).
+fn refused(e: &std::io::Error) {
+    log::error!("run_in_executor: cannot start a thread: {e}");
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -883,5 +899,90 @@ mod tests {
             Ok(Poll::Ready(_)) => panic!("the job ran without a thread"),
         };
         assert_eq!(panic.downcast_ref::<&str>(), Some(&NO_THREAD));
+    }
+
+    /// Runs the test `name` (its full path) alone in a child process,
+    /// this test binary again; true in the parent once the child passed,
+    /// false in the child, which then runs the test's body. For a test
+    /// that installs the process's logger.
+    fn isolated(name: &str) -> bool {
+        const VAR: &str = "CYCLONE_ISOLATED_UNIT_TEST";
+        if std::env::var(VAR).as_deref() == Ok(name) {
+            return false;
+        }
+        let exe = std::env::current_exe().expect("test binary path");
+        let mut child = std::process::Command::new(exe)
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(VAR, name)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the isolated test");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().expect("wait for the child").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("isolated test {name} did not finish in 60 s (deadlocked?)");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("the child's output");
+        assert!(
+            out.status.success(),
+            "isolated test {name} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        true
+    }
+
+    /// A refused thread was logged under the pool's lock: a logger that
+    /// writes through the pool (`pool.run(...)`) waited for that lock for
+    /// ever. The logger here looks at the lock instead, for each refusal
+    /// (from `run` and from `shutdown`'s last try).
+    #[test]
+    fn a_refused_thread_is_logged_outside_the_pools_lock() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{OnceLock, TryLockError};
+        static CORE: OnceLock<Arc<Core>> = OnceLock::new();
+        static FREE: AtomicUsize = AtomicUsize::new(0);
+        static HELD: AtomicUsize = AtomicUsize::new(0);
+        struct LooksAtThePool;
+        impl log::Log for LooksAtThePool {
+            fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+                true
+            }
+            fn log(&self, record: &log::Record<'_>) {
+                let Some(core) = CORE.get() else { return };
+                if !record.args().to_string().contains("cannot start a thread") {
+                    return;
+                }
+                let held = matches!(core.state.try_lock(), Err(TryLockError::WouldBlock));
+                (if held { &HELD } else { &FREE }).fetch_add(1, Ordering::SeqCst);
+            }
+            fn flush(&self) {}
+        }
+        if isolated("ioloop::thread_pool::tests::a_refused_thread_is_logged_outside_the_pools_lock")
+        {
+            return;
+        }
+        log::set_logger(&LooksAtThePool).expect("the child's first logger");
+        log::set_max_level(log::LevelFilter::Trace);
+        let pool = ThreadPool::new(2);
+        assert!(CORE.set(Arc::clone(&pool.shared.core)).is_ok());
+        REFUSE_THREADS.with(|r| r.set(true));
+        let job = pool.run(|| 42);
+        pool.shutdown(true);
+        REFUSE_THREADS.with(|r| r.set(false));
+        drop(job);
+        assert_eq!(
+            HELD.load(Ordering::SeqCst),
+            0,
+            "logged under the pool's lock"
+        );
+        assert_eq!(FREE.load(Ordering::SeqCst), 2, "not both refusals logged");
     }
 }
