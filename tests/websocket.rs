@@ -29,6 +29,8 @@ enum Seen {
     Pong(Vec<u8>),
     /// `ping` in `on_close` returned `Ok` (it must fail once closed).
     PingedAfterClose,
+    /// What a handler reported from a callback.
+    Note(String),
 }
 
 /// How far `advance` moves the server loop's clock: past the 2^32 ms
@@ -51,6 +53,19 @@ impl WebSocketHandler for Echo {
         match msg.as_text() {
             Some("close-me") => ws.close(Some(4001), "asked to"),
             Some("close-reason-only") => ws.close(None, "no code"),
+            // `close:CODE:REASON`, CODE empty for none.
+            Some(t) if t.starts_with("close:") => {
+                let (code, reason) = t["close:".len()..].split_once(':').unwrap();
+                ws.close(code.parse().ok(), reason);
+            }
+            // Writes and pings after the handler's own close fail at once.
+            Some("close-then-write") => {
+                ws.close(Some(4001), "");
+                let note = format!("{:?} {:?}", ws.write_message("x"), ws.ping(b"x"));
+                // Closing again sends nothing more.
+                ws.close(Some(4002), "again");
+                let _ = self.tx.send(Seen::Note(note));
+            }
             Some("close-then-panic") => {
                 ws.close(Some(4001), "asked to");
                 panic!("handler panic while closing");
@@ -425,11 +440,14 @@ fn too_big_message_closes_with_1009() {
     let mut s = raw_ws(&srv, "/big");
     s.write_all(&client_frame(true, 2, &[7u8; 2048])).unwrap();
     let (_, op, p) = read_frame(&mut s).unwrap();
-    assert_eq!((op, &p[..2]), (0x8, &1009u16.to_be_bytes()[..]));
-    match next_close(&rx) {
-        Seen::Close(_, _, by) => assert_eq!(by, Some(CloseReason::MessageTooBig)),
-        other => panic!("{other:?}"),
-    }
+    // Tornado's code and reason; the connection is dropped without
+    // waiting for the peer's answer, and on_close sees no code from it.
+    assert_eq!((op, &p[..]), (0x8, &b"\x03\xf1message too big"[..]));
+    assert_eq!(
+        next_close(&rx),
+        Seen::Close(None, None, Some(CloseReason::MessageTooBig))
+    );
+    assert!(wait_closed(&mut s, Duration::from_secs(5)));
 }
 
 #[test]
@@ -646,6 +664,332 @@ fn close_with_a_reason_and_no_code_sends_1000() {
     match next_close(&rx) {
         Seen::Close(code, _, by) => assert_eq!((code, by), (Some(1000), Some(CloseReason::Local))),
         other => panic!("{other:?}"),
+    }
+}
+
+/// The peer's Close, as `on_close` reads it: an empty one has no code and
+/// no reason, and is answered with an empty Close; a code alone is echoed
+/// and read without a reason (as Tornado reads both). A body RFC 6455
+/// §5.5.1/§7.4 does not allow (one byte, a code not to be sent such as
+/// 1005 or 999) fails the connection with 1002, and a reason that is not
+/// UTF-8 (§8.1) with 1007: no code is reported then (Tornado echoes such
+/// codes, and aborts on the reason, reporting its code).
+#[test]
+fn the_peers_close_payload_reaches_on_close_as_rfc_6455_reads_it() {
+    let (srv, rx) = server();
+    let cases: [(&[u8], &[u8], Seen); 6] = [
+        (b"", b"", Seen::Close(None, None, Some(CloseReason::Peer))),
+        (
+            &4000u16.to_be_bytes(),
+            &4000u16.to_be_bytes(),
+            Seen::Close(Some(4000), None, Some(CloseReason::Peer)),
+        ),
+        (
+            &[0x03],
+            &1002u16.to_be_bytes(),
+            Seen::Close(None, None, Some(CloseReason::ProtocolError)),
+        ),
+        (
+            &1005u16.to_be_bytes(),
+            &1002u16.to_be_bytes(),
+            Seen::Close(None, None, Some(CloseReason::ProtocolError)),
+        ),
+        (
+            b"\x03\xe7why",
+            &1002u16.to_be_bytes(),
+            Seen::Close(None, None, Some(CloseReason::ProtocolError)),
+        ),
+        (
+            b"\x0f\xa0\xff\xfe",
+            &1007u16.to_be_bytes(),
+            Seen::Close(None, None, Some(CloseReason::ProtocolError)),
+        ),
+    ];
+    for (sent, answer, seen) in cases {
+        let mut s = raw_ws(&srv, "/c");
+        s.write_all(&client_frame(true, 8, sent)).unwrap();
+        let (_, op, p) = read_frame(&mut s).unwrap();
+        assert_eq!((op, &p[..]), (0x8, answer), "Close {sent:?}");
+        assert_eq!(next_close(&rx), seen, "Close {sent:?}");
+        assert!(wait_closed(&mut s, Duration::from_secs(5)), "{sent:?}");
+    }
+}
+
+/// The handler's `close(code, reason)`: a code alone goes out without a
+/// reason; a code RFC 6455 does not allow on the wire (1005, 999) sends
+/// an empty Close, its reason dropped; a reason over 123 bytes is cut at
+/// a character boundary (Tornado sends the first two as given, and raises
+/// `ValueError` for the third). Writes and pings after it fail at once
+/// (Tornado's `WebSocketClosedError`), and closing again sends nothing.
+#[test]
+fn the_handlers_close_code_and_reason_on_the_wire() {
+    let (srv, rx) = server();
+    let long = "é".repeat(62); // 124 bytes
+    let mut cut = 4000u16.to_be_bytes().to_vec();
+    cut.extend_from_slice("é".repeat(61).as_bytes());
+    let cases: [(String, Vec<u8>); 5] = [
+        ("close:4000:".into(), 4000u16.to_be_bytes().to_vec()),
+        ("close:1005:".into(), Vec::new()),
+        ("close:999:why".into(), Vec::new()),
+        ("close::".into(), Vec::new()),
+        (format!("close:4000:{long}"), cut),
+    ];
+    for (ask, wire) in cases {
+        let mut s = raw_ws(&srv, "/c");
+        s.write_all(&client_frame(true, 1, ask.as_bytes())).unwrap();
+        let (_, op, p) = read_frame(&mut s).unwrap();
+        assert_eq!((op, &p[..]), (0x8, &wire[..]), "{ask}");
+        s.write_all(&client_frame(true, 8, &p[..p.len().min(2)]))
+            .unwrap();
+        let code = (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
+        assert_eq!(
+            next_close(&rx),
+            Seen::Close(code, None, Some(CloseReason::Local)),
+            "{ask}"
+        );
+        assert!(wait_closed(&mut s, Duration::from_secs(5)), "{ask}");
+    }
+    let mut s = raw_ws(&srv, "/c");
+    s.write_all(&client_frame(true, 1, b"close-then-write"))
+        .unwrap();
+    loop {
+        match next(&rx) {
+            Seen::Note(n) => {
+                assert_eq!(n, "Err(WebSocketClosedError) Err(Closed)");
+                break;
+            }
+            Seen::Open(..) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..]), (0x8, &4001u16.to_be_bytes()[..]));
+    s.write_all(&client_frame(true, 8, &p)).unwrap();
+    // Nothing after the one Close: the second `close` sent no frame.
+    let (rest, end) = util::read_within(&mut s, Duration::from_secs(5));
+    assert_eq!((rest, end), (Vec::new(), util::ReadEnd::Eof));
+    assert_eq!(
+        next_close(&rx),
+        Seen::Close(Some(4001), None, Some(CloseReason::Local))
+    );
+}
+
+/// `on_close` runs exactly once per opened connection, however it ends
+/// (Tornado's `_on_close_called`): the handler, dropped when the
+/// connection is gone, reports how often it ran. Each ending on a
+/// connection of its own: the peer's Close, the handler's answered or
+/// unanswered (close timeout), `terminate`, a protocol error, a message
+/// over the limit, a panic, a hang-up, a panic after `close`, a ping
+/// timeout, a panic in `open` (where Tornado, whose `open` raised, never
+/// calls `on_close`).
+#[test]
+fn on_close_runs_exactly_once_in_every_ending() {
+    struct Once {
+        panic_in_open: bool,
+        closes: u32,
+        by: Option<CloseReason>,
+        tx: Sender<(u32, Option<CloseReason>)>,
+    }
+    impl WebSocketHandler for Once {
+        fn open(&mut self, _ws: &mut WebSocket<'_>, _args: &[&str]) {
+            assert!(!self.panic_in_open, "asked to panic in open");
+        }
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            match msg.as_text() {
+                Some("close") => ws.close(Some(4000), ""),
+                Some("terminate") => ws.terminate(),
+                Some("panic") => panic!("asked to panic"),
+                Some("close-panic") => {
+                    ws.close(Some(4000), "");
+                    panic!("asked to panic after close");
+                }
+                _ => {}
+            }
+        }
+        fn on_close(&mut self, ws: &mut WebSocket<'_>) {
+            self.closes += 1;
+            self.by = ws.closed_by();
+        }
+    }
+    impl Drop for Once {
+        fn drop(&mut self) {
+            let _ = self.tx.send((self.closes, self.by));
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let t2 = tx.clone();
+        let quick = WebSocketSettings {
+            close_timeout: Duration::from_millis(300),
+            max_message_size: 1024,
+            ..WebSocketSettings::default()
+        };
+        let pinging = WebSocketSettings {
+            ping_interval: Some(Duration::from_millis(100)),
+            ..quick.clone()
+        };
+        let once = move |tx: Sender<_>| {
+            move |r: &Request| Once {
+                panic_in_open: r.path() == "/open-panic",
+                closes: 0,
+                by: None,
+                tx: tx.clone(),
+            }
+        };
+        Application::builder()
+            .websocket_with("/ping", pinging, once(t2))
+            .websocket_with("/.*", quick, once(tx))
+            .build()
+    });
+    let ended = |s: &mut TcpStream, what: &str, by: CloseReason| {
+        let (closes, seen) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what}: the handler was not dropped"));
+        assert_eq!((closes, seen), (1, Some(by)), "{what}");
+        assert!(wait_closed(s, Duration::from_secs(5)), "{what}");
+    };
+    let text = |s: &mut TcpStream, t: &str| s.write_all(&client_frame(true, 1, t.as_bytes()));
+    let mut s = raw_ws(&srv, "/o");
+    s.write_all(&client_frame(true, 8, b"")).unwrap();
+    ended(&mut s, "peer's Close", CloseReason::Peer);
+    let mut s = raw_ws(&srv, "/o");
+    text(&mut s, "close").unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 0x8);
+    s.write_all(&client_frame(true, 8, &p)).unwrap();
+    ended(&mut s, "answered close", CloseReason::Local);
+    let mut s = raw_ws(&srv, "/o");
+    text(&mut s, "close").unwrap();
+    ended(&mut s, "unanswered close", CloseReason::CloseTimeout);
+    let mut s = raw_ws(&srv, "/o");
+    text(&mut s, "terminate").unwrap();
+    ended(&mut s, "terminate", CloseReason::Terminated);
+    let mut s = raw_ws(&srv, "/o");
+    s.write_all(&client_frame(true, 3, b"?")).unwrap();
+    ended(&mut s, "protocol error", CloseReason::ProtocolError);
+    let mut s = raw_ws(&srv, "/o");
+    s.write_all(&client_frame(true, 2, &[0; 2048])).unwrap();
+    ended(&mut s, "too big", CloseReason::MessageTooBig);
+    let mut s = raw_ws(&srv, "/o");
+    text(&mut s, "panic").unwrap();
+    ended(&mut s, "panic", CloseReason::HandlerPanic);
+    let mut s = raw_ws(&srv, "/o");
+    text(&mut s, "close-panic").unwrap();
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!(op, 0x8);
+    s.write_all(&client_frame(true, 8, &p)).unwrap();
+    ended(&mut s, "panic after close", CloseReason::Local);
+    let mut s = raw_ws(&srv, "/o");
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    ended(&mut s, "hang-up", CloseReason::Abnormal);
+    // Never answers the pings.
+    let mut s = raw_ws(&srv, "/ping");
+    ended(&mut s, "ping timeout", CloseReason::PingTimeout);
+    let mut s = raw_ws(&srv, "/open-panic");
+    let (_, op, p) = read_frame(&mut s).unwrap();
+    assert_eq!((op, &p[..]), (0x8, &1011u16.to_be_bytes()[..]));
+    s.write_all(&client_frame(true, 8, &p)).unwrap();
+    ended(&mut s, "panic in open", CloseReason::HandlerPanic);
+}
+
+/// Handshakes Tornado 6.6 answers alike: without `Sec-WebSocket-Version`
+/// or with an empty one, 426 with `Sec-WebSocket-Version: 13`; not a GET,
+/// 405; `Connection: keep-alive, Upgrade` and `Upgrade: WebSocket` (any
+/// case) upgrade.
+#[test]
+fn handshakes_answered_as_tornado_answers_them() {
+    let (srv, rx) = server();
+    let base = upgrade_request("/h", "");
+    let no_version = base.replace("Sec-WebSocket-Version: 13\r\n", "");
+    let empty_version = base.replace("Version: 13", "Version: ");
+    for (what, raw) in [("no version", no_version), ("empty version", empty_version)] {
+        let (s, head, _) = request(&srv, raw.as_bytes());
+        assert_eq!(s, 426, "{what}");
+        assert!(
+            head.contains("Sec-WebSocket-Version: 13\r\n"),
+            "{what}: {head}"
+        );
+    }
+    for method in ["POST", "PUT"] {
+        let raw = base.replacen("GET", method, 1);
+        assert_eq!(request(&srv, raw.as_bytes()).0, 405, "{method}");
+    }
+    // A HEAD's answer has no body, whatever its Content-Length.
+    let mut s = srv.connect();
+    s.write_all(base.replacen("GET", "HEAD", 1).as_bytes())
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8];
+        s.read_exact(&mut b).expect("HEAD's answer");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 405 "), "HEAD: {head}");
+    let mut open = Vec::new();
+    for raw in [
+        base.replace("Connection: Upgrade", "Connection: keep-alive, Upgrade"),
+        base.replace("Upgrade: websocket", "Upgrade: WebSocket"),
+    ] {
+        let mut s = srv.connect();
+        s.write_all(raw.as_bytes()).unwrap();
+        let (status, head, _) = read_response(&mut s);
+        assert_eq!(status, 101, "{raw}: {head}");
+        open.push(s);
+    }
+    // Only the upgrades opened.
+    assert_eq!(next(&rx), Seen::Open(vec![], None));
+    assert_eq!(next(&rx), Seen::Open(vec![], None));
+    drop(open);
+}
+
+/// `select_subprotocol` is asked only about what the client offered: not
+/// without `Sec-WebSocket-Protocol`, nor with an empty one (Tornado asks
+/// with an empty list, where the only valid answer is none), and with
+/// the names offered, trimmed; `selected_subprotocol` is its answer.
+#[test]
+fn select_subprotocol_is_asked_only_about_offered_names() {
+    struct Offers(Sender<String>);
+    impl WebSocketHandler for Offers {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            let _ = self.0.send(format!("open {:?}", ws.selected_subprotocol()));
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+        fn select_subprotocol(&self, offered: &[&str]) -> Option<String> {
+            let _ = self.0.send(format!("asked {offered:?}"));
+            offered.last().map(|p| p.to_string())
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket("/s", move |_r: &Request| Offers(tx.clone()))
+            .build()
+    });
+    for (header, expect, answered) in [
+        ("", &["open None"][..], None),
+        ("Sec-WebSocket-Protocol: \r\n", &["open None"], None),
+        (
+            "Sec-WebSocket-Protocol: a ,\tb\r\n",
+            &["asked [\"a\", \"b\"]", "open Some(\"b\")"],
+            Some("b"),
+        ),
+    ] {
+        let mut s = srv.connect();
+        s.write_all(upgrade_request("/s", header).as_bytes())
+            .unwrap();
+        let (status, head, _) = read_response(&mut s);
+        assert_eq!(status, 101, "{head}");
+        let got: Vec<String> = expect
+            .iter()
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert_eq!(got, expect, "{header:?}");
+        let header_answered = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Protocol: "));
+        assert_eq!(header_answered, answered, "{head}");
     }
 }
 

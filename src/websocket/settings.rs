@@ -268,3 +268,36 @@ impl WebSocketSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WebSocketSettings;
+    use std::time::Duration;
+
+    /// Tornado 6.6's defaults: no keep-alive ping
+    /// (`websocket_ping_interval` unset), a ping timeout that follows the
+    /// interval and never exceeds it, messages up to 10 MiB, 5 s for the
+    /// peer to answer a Close.
+    #[test]
+    fn defaults_and_ping_rules_are_tornados() {
+        let d = WebSocketSettings::default();
+        assert_eq!(d.effective_ping_interval(), None);
+        assert_eq!(d.max_message_size, 10 * 1024 * 1024);
+        assert_eq!(d.close_timeout, Duration::from_secs(5));
+        let s = |interval: u64, timeout: Option<u64>| WebSocketSettings {
+            ping_interval: Some(Duration::from_secs(interval)),
+            ping_timeout: timeout.map(Duration::from_secs),
+            ..WebSocketSettings::default()
+        };
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
+        // The timeout defaults to the interval.
+        assert_eq!(secs(s(20, None).effective_ping_timeout()), Some(20));
+        assert_eq!(secs(s(20, Some(5)).effective_ping_timeout()), Some(5));
+        // Longer than the interval: cut to it (Tornado 6.5 warns and does).
+        assert_eq!(secs(s(20, Some(60)).effective_ping_timeout()), Some(20));
+        // Zero turns either off.
+        assert_eq!(s(20, Some(0)).effective_ping_timeout(), None);
+        assert_eq!(s(0, None).effective_ping_interval(), None);
+        assert_eq!(s(0, None).effective_ping_timeout(), None);
+    }
+}
