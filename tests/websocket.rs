@@ -361,6 +361,47 @@ fn handshake_refusals() {
     assert_eq!(request(&srv, badkey.as_bytes()).0, 400);
 }
 
+/// Tornado asks about the origin before it reads `Sec-WebSocket-Version`
+/// and `Sec-WebSocket-Key`: a cross-origin handshake `check_origin`
+/// refuses is a 403 whatever its version or key (once it asks for the
+/// upgrade: `Upgrade` and `Connection` are read first).
+#[test]
+fn a_refused_origin_is_403_before_the_version_and_the_key_are_read() {
+    let (srv, _rx) = server();
+    let evil = upgrade_request("/o", "Origin: http://evil.example\r\n");
+    let own = upgrade_request("/o", "Origin: http://127.0.0.1\r\n");
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for (what, from_evil, from_own) in [
+        (
+            "version 8",
+            evil.replace("Version: 13", "Version: 8"),
+            (own.replace("Version: 13", "Version: 8"), 426),
+        ),
+        (
+            "no version",
+            evil.replace("Sec-WebSocket-Version: 13\r\n", ""),
+            (own.replace("Sec-WebSocket-Version: 13\r\n", ""), 426),
+        ),
+        ("no key", evil.replace(key, ""), (own.replace(key, ""), 400)),
+        (
+            "two versions",
+            evil.replace("13\r\n", "13\r\nSec-WebSocket-Version: 13\r\n"),
+            (
+                own.replace("13\r\n", "13\r\nSec-WebSocket-Version: 13\r\n"),
+                400,
+            ),
+        ),
+    ] {
+        assert_eq!(request(&srv, from_evil.as_bytes()).0, 403, "{what}");
+        // From the page's own origin, the check that failed answers.
+        assert_eq!(request(&srv, from_own.0.as_bytes()).0, from_own.1, "{what}");
+    }
+    // A request that is no upgrade at all is still a 400 first, as in
+    // Tornado.
+    let no_upgrade = evil.replace("Upgrade: websocket\r\n", "");
+    assert_eq!(request(&srv, no_upgrade.as_bytes()).0, 400);
+}
+
 /// The cross-origin rule reads `Origin` and `Sec-Fetch-Site` from the
 /// handshake's own pass over the headers: the first `Sec-Fetch-Site` line
 /// decides (a non-UTF-8 one counts as absent, as `Request::header` has

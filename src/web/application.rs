@@ -1241,7 +1241,9 @@ impl ApplicationBuilder {
     /// first) of the handler, or of the response refusing the handshake.
     ///
     /// A request that is not a valid upgrade (400, 426) is refused at
-    /// once, before `factory` is called. Meanwhile the connection waits,
+    /// once, before `factory` is called (with no handler to ask
+    /// `check_origin`, a cross-origin one too: a 426 or 400 where a
+    /// [`websocket`](Self::websocket) route answers 403). Meanwhile the connection waits,
     /// with no request timeout (put one in the future with
     /// [`with_timeout`](crate::ioloop::with_timeout) if it may hang), and
     /// the loop serves everyone else. Then the handshake goes on as for

@@ -69,7 +69,7 @@ pub use cookie::{CookieOptions, SameSite};
 pub use handler::{ErrorHandler, RequestHandler, HANDLER_METHODS};
 pub use metrics::MetricsHandler;
 pub use multipart::HttpFile;
-pub(crate) use origin::cross_origin_refusal;
+pub(crate) use origin::{check_cross_origin, cross_origin_refusal};
 pub use redirect::RedirectHandler;
 pub use settings::Settings;
 pub use signed::{create_signed_value, decode_signed_value, CookieSecret};

@@ -263,8 +263,11 @@ pub trait WebSocketHandler: 'static {
     /// answers 403.
     ///
     /// As in Tornado 6.6, it is asked only about requests that look
-    /// cross-origin, after [`prepare`](Self::prepare) (Tornado's
-    /// `_check_cross_origin`, the rule of its `cross_origin_protection`):
+    /// cross-origin, after [`prepare`](Self::prepare) and the `Upgrade`
+    /// and `Connection` checks, and before `Sec-WebSocket-Version` and
+    /// `Sec-WebSocket-Key` are: a refused origin is a 403 whatever they
+    /// are (Tornado's `_check_cross_origin`, the rule of its
+    /// `cross_origin_protection`):
     /// - `Sec-Fetch-Site: same-origin` or `none` (the browser's own word,
     ///   which a page cannot forge): accepted, not asked;
     /// - no `Sec-Fetch-Site` (an older browser, or plain HTTP): a request

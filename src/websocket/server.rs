@@ -283,7 +283,30 @@ fn prepare(
     handler: &dyn WebSocketHandler,
     settings: &RouteSettings,
 ) -> Result<Prepared, HandshakeError> {
-    let up = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())?;
+    let up = match check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers()) {
+        Ok(up) => up,
+        // Checked after `Upgrade` and `Connection`, which Tornado reads
+        // before the origin; the version and the key it reads after: a
+        // cross-origin request that `check_origin` refuses is a 403
+        // whatever they are. (Only on this refusal's path: the rule
+        // below reads them from the pass over the headers.)
+        Err(
+            e @ (HandshakeError::UnsupportedVersion
+            | HandshakeError::BadKey
+            | HandshakeError::RepeatedHeader("Sec-WebSocket-Version")),
+        ) => {
+            let refused =
+                crate::web::check_cross_origin(req, |origin| handler.check_origin(origin, req));
+            return Err(match refused {
+                Some(why) => {
+                    log::debug!("WebSocket handshake from another origin: {why}");
+                    HandshakeError::OriginRejected
+                }
+                None => e,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     // Tornado 6.6's cross-origin rule, `check_origin` deciding what looks
     // cross-origin. The default `check_origin` accepts the application's
     // `trusted_origins`: it finds them through the handshake's scope
