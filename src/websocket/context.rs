@@ -88,6 +88,14 @@ impl<'a> WebSocket<'a> {
     /// As Tornado's `json_encode`, `</` is written `<\/` (the same JSON), so
     /// a page that puts a message into a `<script>` cannot be closed by it.
     ///
+    /// The text is serde's compact JSON, not Python's `json.dumps` text
+    /// that Tornado sends (`", "` and `": "`, non-ASCII as `\uXXXX`): the
+    /// same JSON value. For Tornado's bytes, send
+    /// [`json_encode`](crate::web::escape::json_encode)`(&value)` with
+    /// [`write_message`](Self::write_message); Tornado's
+    /// `write_message(dict, binary=True)`, the same JSON as a binary
+    /// message, is `write_message(json.into_bytes())`.
+    ///
     /// # Errors
     /// [`WebSocketClosedError`] once closed (a value that fails to serialize
     /// is reported the same way, after logging, since it cannot be sent).
@@ -135,11 +143,14 @@ impl<'a> WebSocket<'a> {
     /// timeout. Closing twice does nothing. As in Tornado, a reason without
     /// a code is sent with code 1000; with neither, the Close frame is empty.
     ///
-    /// Unlike Tornado, which sends whatever it is given, a code RFC 6455
-    /// does not allow on the wire (below 1000, 1004–1006, 1015–2999, 5000
-    /// and above) is not sent: the Close frame goes out empty, without the
-    /// reason, and the peer sees no code (1005). A reason longer than 123
-    /// bytes is cut at a character boundary to fit the frame.
+    /// Unlike Tornado, which sends whatever code it is given, a code RFC
+    /// 6455 does not allow on the wire (below 1000, 1004–1006, 1015–2999,
+    /// 5000 and above) is not sent: the Close frame goes out empty,
+    /// without the reason, and the peer sees no code (1005). A reason
+    /// longer than 123 bytes is cut at a character boundary to fit the
+    /// frame, and the connection closes; Tornado raises `ValueError`
+    /// there (a control frame carries at most 125 bytes), sends nothing
+    /// and stays open.
     pub fn close(&mut self, code: Option<u16>, reason: &str) {
         self.core
             .start_close(self.lp, code.map(CloseCode), reason, CloseReason::Local);
@@ -627,6 +638,14 @@ impl<'a> WebSocket<'a> {
     /// `websocket_max_message_size`, a protocol error: `on_close` then runs
     /// at once, as Tornado aborts, without waiting for the peer's answer).
     /// [`closed_by`](Self::closed_by) says which.
+    ///
+    /// A Close RFC 6455 does not allow (§5.5.1, §7.4) is such a protocol
+    /// error: one of a single byte, or with a code not to be sent (1005,
+    /// 999, …) fails the connection with 1002, one whose reason is not
+    /// UTF-8 (§8.1) with 1007, and no code is reported. Tornado takes the
+    /// first two as they come (no code for the single byte, the code
+    /// itself otherwise, echoed), and drops the connection without a
+    /// Close on the third, reporting its code.
     pub fn close_code(&self) -> Option<u16> {
         match self.core.close_code {
             0 | 1005 => None,

@@ -16,7 +16,11 @@ use std::rc::Rc;
 /// `Application::builder().websocket(..)`) and client connections
 /// (`websocket_connect_with`).
 ///
-/// A panic in any callback closes only that connection with 1011 and is logged.
+/// A panic in any callback closes only that connection with 1011 and is
+/// logged. Tornado logs an exception there too, but drops the connection
+/// without a Close frame (its `_abort`: the peer sees 1006); here the
+/// peer learns that the server failed (RFC 6455 §7.4.1), and gets
+/// `close_timeout` to answer.
 pub trait WebSocketHandler: 'static {
     /// Runs when a handshake request reaches this handler's route, after
     /// [`get_current_user`](Self::get_current_user) and before the
@@ -218,7 +222,9 @@ pub trait WebSocketHandler: 'static {
     /// `ws.closed_by()` say how. Writes fail from here on. Called once per
     /// opened connection, whether the peer, the handler or the library
     /// closed it or the TCP connection dropped (Tornado's
-    /// `on_connection_close` has no separate counterpart).
+    /// `on_connection_close` has no separate counterpart); also after a
+    /// panic in [`open`](Self::open), where Tornado, whose `open` raised,
+    /// calls no `on_close`.
     #[doc(alias = "on_connection_close")]
     fn on_close(&mut self, ws: &mut WebSocket<'_>) {
         let _ = ws;
