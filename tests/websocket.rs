@@ -402,6 +402,50 @@ fn a_refused_origin_is_403_before_the_version_and_the_key_are_read() {
     assert_eq!(request(&srv, no_upgrade.as_bytes()).0, 400);
 }
 
+/// A handshake route answers another method as Tornado's
+/// `WebSocketHandler` does: `prepare` runs first for the methods a
+/// Tornado handler takes (its refusal wins), then 405; a method beyond
+/// those is 405 before the handler is made.
+#[test]
+fn prepare_runs_before_the_405_of_another_method() {
+    struct Refuses(Sender<String>);
+    impl WebSocketHandler for Refuses {
+        fn prepare(&mut self, req: &Request) -> Result<(), cyclone::http::Response> {
+            let _ = self.0.send(format!("prepare {}", req.method()));
+            match req.query_argument("deny") {
+                Some(_) => Err(cyclone::http::Response::error(403, None)),
+                None => Ok(()),
+            }
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    }
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        Application::builder()
+            .websocket("/p", move |_r: &Request| Refuses(tx.clone()))
+            .build()
+    });
+    let ask = |method: &str, path: &str| {
+        let raw = upgrade_request(path, "").replacen("GET", method, 1);
+        let (status, head, _) = request(&srv, raw.as_bytes());
+        (status, head.contains("\r\nAllow: GET\r\n"))
+    };
+    assert_eq!(ask("POST", "/p?deny=1"), (403, false));
+    assert_eq!(next_note(&rx), "prepare POST");
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        assert_eq!(ask(method, "/p"), (405, true), "{method}");
+        assert_eq!(next_note(&rx), format!("prepare {method}"));
+    }
+    assert_eq!(ask("PROPFIND", "/p?deny=1"), (405, true));
+    assert_eq!(ask("GET", "/p?deny=1"), (403, false));
+    // PROPFIND made no handler: GET's is the next `prepare`.
+    assert_eq!(next_note(&rx), "prepare GET");
+}
+
+fn next_note(rx: &Receiver<String>) -> String {
+    rx.recv_timeout(Duration::from_secs(10)).expect("a note")
+}
+
 /// The cross-origin rule reads `Origin` and `Sec-Fetch-Site` from the
 /// handshake's own pass over the headers: the first `Sec-Fetch-Site` line
 /// decides (a non-UTF-8 one counts as absent, as `Request::header` has

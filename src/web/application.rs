@@ -978,9 +978,13 @@ impl Service for Application {
             Target::WebSocket {
                 factory, settings, ..
             } => {
-                if req.method() != "GET" {
-                    // Refused here, before `websocket::accept`: count it
-                    // as that would (the handshake metric's 405).
+                if !super::HANDLER_METHODS.contains(&req.method()) {
+                    // Not a method a Tornado handler takes: 405 before
+                    // the handler is made. The seven it takes go to
+                    // `prepare` first, which may refuse otherwise, and
+                    // then the handshake's own 405, as Tornado runs
+                    // `prepare` before its `post` answers 405. Counted as
+                    // `websocket::accept` counts its 405.
                     crate::ioloop::IOLoop::current()
                         .count(crate::ioloop::Counter::HandshakeMethodNotAllowed, 1);
                     let mut r = Response::error(405, None);
@@ -1240,8 +1244,8 @@ impl ApplicationBuilder {
     /// returns a future (`'static`: copy what it needs from the request
     /// first) of the handler, or of the response refusing the handshake.
     ///
-    /// A request that is not a valid upgrade (400, 426) is refused at
-    /// once, before `factory` is called (with no handler to ask
+    /// A request that is not a valid upgrade (405, 400, 426) is refused
+    /// at once, before `factory` is called (with no handler to ask
     /// `check_origin`, a cross-origin one too: a 426 or 400 where a
     /// [`websocket`](Self::websocket) route answers 403). Meanwhile the connection waits,
     /// with no request timeout (put one in the future with

@@ -32,6 +32,12 @@ pub trait WebSocketHandler: 'static {
     /// default) goes on to `authenticated`, the handshake checks,
     /// `check_origin` and `open`.
     ///
+    /// As in Tornado, it runs for a request of any of the methods a
+    /// handler takes ([`HANDLER_METHODS`](crate::web::HANDLER_METHODS)),
+    /// not only `GET`: its refusal wins over the 405 such a request gets
+    /// after it. Other methods are answered 405 before the handler is
+    /// made.
+    ///
     /// # Errors
     /// The response to send instead of the upgrade (a 403 made with
     /// `Response::error(403, Some("why"))`, a redirect, ...).

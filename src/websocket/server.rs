@@ -120,8 +120,11 @@ fn handshake_refusal(e: &HandshakeError) -> Response {
     let status = e.status();
     log::debug!("WebSocket handshake refused ({status}): {e}");
     let mut resp = Response::error(status, Some(&e.to_string()));
-    if status == 426 {
-        resp.set_header("Sec-WebSocket-Version", "13");
+    match status {
+        426 => resp.set_header("Sec-WebSocket-Version", "13"),
+        // RFC 9110 §15.5.6, as every 405 of cyclone's (Tornado sends none).
+        405 => resp.set_header_static("Allow", "GET"),
+        _ => {}
     }
     resp
 }
