@@ -388,3 +388,35 @@ fn require_argument_on_an_open_connection_is_logged_at_warn() {
         "{about:?}"
     );
 }
+
+/// A `websocket_ping_timeout` longer than the interval is cut to it, and
+/// Tornado 6.5 says so at `warn` (once however many routes share it); a
+/// timeout within the interval is not mentioned.
+#[test]
+fn a_ping_timeout_longer_than_the_interval_is_logged_at_warn() {
+    capture_logs();
+    let logged = expect("websocket_ping_timeout (60s) cannot be longer");
+    let _app = Application::builder()
+        .websocket_ping_interval(Duration::from_secs(20))
+        .websocket_ping_timeout(Duration::from_secs(60))
+        .websocket("/a", |_req: &Request| Quiet)
+        .websocket("/b", |_req: &Request| Quiet)
+        .build();
+    let _fine = Application::builder()
+        .websocket_ping_interval(Duration::from_secs(20))
+        .websocket_ping_timeout(Duration::from_secs(10))
+        .websocket("/a", |_req: &Request| Quiet)
+        .build();
+    assert!(
+        logged.wait(1, Duration::from_secs(2)),
+        "nothing logged about the ping timeout"
+    );
+    let about = logged.logged();
+    assert_eq!(about.len(), 1, "{about:?}");
+    assert_eq!(about[0].0, log::Level::Warn);
+    assert!(
+        about[0].1.ends_with("Setting websocket_ping_timeout=20s"),
+        "{about:?}"
+    );
+    assert!(passed_with("cannot be longer").is_empty());
+}

@@ -1693,6 +1693,7 @@ impl ApplicationBuilder {
                 }
             }
         }
+        warn_of_capped_ping_timeouts(&routes);
         if let Some(statics) = statics {
             routes.splice(0..0, statics);
         }
@@ -1702,6 +1703,35 @@ impl ApplicationBuilder {
                 default,
                 shared,
             }),
+        }
+    }
+}
+
+/// Tornado 6.5's warning for a `websocket_ping_timeout` longer than the
+/// interval, which it and [`WebSocketSettings::effective_ping_timeout`]
+/// cap to the interval: once per distinct pair of the application's
+/// WebSocket routes, at `build` (Tornado logs it at the first connection,
+/// once per process).
+///
+/// [`WebSocketSettings::effective_ping_timeout`]: crate::websocket::WebSocketSettings::effective_ping_timeout
+fn warn_of_capped_ping_timeouts(routes: &[Route]) {
+    let mut told = Vec::new();
+    for route in routes {
+        let Target::WebSocket { settings, .. } = &route.target else {
+            continue;
+        };
+        let (Some(interval), Some(timeout)) =
+            (settings.effective_ping_interval(), settings.ping_timeout)
+        else {
+            continue;
+        };
+        if timeout > interval && !told.contains(&(timeout, interval)) {
+            told.push((timeout, interval));
+            log::warn!(
+                "The websocket_ping_timeout ({timeout:?}) cannot be longer than the \
+                 websocket_ping_interval ({interval:?}). Setting \
+                 websocket_ping_timeout={interval:?}"
+            );
         }
     }
 }

@@ -47,7 +47,9 @@ pub struct WebSocketSettings {
     pub ping_interval: Option<Duration>,
     /// `websocket_ping_timeout`: close a peer that has not answered a ping
     /// within this time. Tornado 6.5's rule: defaults to the interval and
-    /// never exceeds it (zero, as Tornado's `websocket_ping_timeout = 0`,
+    /// never exceeds it (a longer one is cut to it, and an
+    /// [`Application`](crate::web::Application)'s `build` warns of it, as
+    /// Tornado does; zero, as Tornado's `websocket_ping_timeout = 0`,
     /// or 24.8 days or more: no timeout). The TCP connection is dropped
     /// without a Close frame (`on_close` sees
     /// [`CloseReason::PingTimeout`](super::CloseReason::PingTimeout)),
