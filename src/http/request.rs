@@ -1215,17 +1215,45 @@ fn percent_decode_raw(b: &[u8], plus: bool) -> Vec<u8> {
 /// values are decoded and kept: the cost of a lookup is one pass over `qs`,
 /// however many pairs it holds.
 pub(crate) fn qs_values<'a>(qs: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
-    qs.split('&')
+    qs_values_bytes(qs.as_bytes(), name)
+}
+
+/// [`qs_values`] over bytes that need not be UTF-8 (a request body): each
+/// name and value is percent-decoded to bytes first and then read as UTF-8
+/// (invalid sequences replaced), so that a character sent part raw, part
+/// escaped (`\xc3%A9`) is the `é` Tornado reads, not two U+FFFD.
+pub(crate) fn qs_values_bytes<'a>(
+    qs: &'a [u8],
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    qs_pairs(qs).filter_map(move |(k, v)| {
+        let matches = if k.iter().any(|&b| b == b'%' || b == b'+' || !b.is_ascii()) {
+            lossy(percent_decode_raw(k, true)) == name
+        } else {
+            k == name.as_bytes()
+        };
+        matches.then(|| lossy(percent_decode_raw(v, true)))
+    })
+}
+
+/// The non-empty `&`-separated pairs of an urlencoded string, split at
+/// their first `=` (none: an empty value), not decoded.
+fn qs_pairs(qs: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    qs.split(|&b| b == b'&')
         .filter(|p| !p.is_empty())
-        .filter_map(move |pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let matches = if k.contains(['%', '+']) {
-                percent_decode(k, true) == name
-            } else {
-                k == name
-            };
-            matches.then(|| percent_decode(v, true))
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
         })
+}
+
+/// Bytes read as UTF-8, invalid sequences as U+FFFD, without a copy when
+/// they are UTF-8.
+fn lossy(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
 }
 
 /// Splits an `application/x-www-form-urlencoded` string into decoded pairs.
@@ -1234,31 +1262,24 @@ pub fn parse_qs(qs: &str) -> impl Iterator<Item = (String, String)> + '_ {
 }
 
 /// [`parse_qs`] over bytes that need not be UTF-8 (a request body): each
-/// pair is read as UTF-8 (invalid sequences replaced) when it is reached,
-/// so the body is neither checked nor copied whole.
+/// name and value is percent-decoded to bytes, then read as UTF-8
+/// (invalid sequences replaced), when it is reached, so the body is
+/// neither checked nor copied whole, and a character sent part raw, part
+/// escaped (`\xc3%A9`) is `é`, as Tornado reads it.
 pub(crate) fn parse_qs_bytes(qs: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
-    qs.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let pair = String::from_utf8_lossy(pair);
-            let (k, v) = pair.split_once('=').unwrap_or((&pair, ""));
-            (percent_decode(k, true), percent_decode(v, true))
-        })
+    qs_pairs(qs).map(|(k, v)| {
+        (
+            lossy(percent_decode_raw(k, true)),
+            lossy(percent_decode_raw(v, true)),
+        )
+    })
 }
 
 /// Tornado's `parse_qs_bytes`: the pairs of an
 /// `application/x-www-form-urlencoded` string with names and values
 /// percent-decoded to bytes, kept as sent (no UTF-8 reading).
 pub(crate) fn parse_qs_raw(qs: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
-    qs.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = match pair.iter().position(|&b| b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &[][..]),
-            };
-            (percent_decode_raw(k, true), percent_decode_raw(v, true))
-        })
+    qs_pairs(qs).map(|(k, v)| (percent_decode_raw(k, true), percent_decode_raw(v, true)))
 }
 
 /// [`Request::raw_headers`]: the header lines of a head httparse has
@@ -1834,6 +1855,31 @@ mod tests {
         assert_eq!(percent_decode("a+b%20c", true), "a b c");
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("%4", false), "%4");
+    }
+
+    /// An urlencoded body is percent-decoded to bytes before it is read as
+    /// UTF-8, as Tornado decodes it (then `decode_argument` reads UTF-8):
+    /// a character sent part raw, part escaped is that character.
+    #[test]
+    fn form_bodies_decode_escapes_before_reading_utf8() {
+        let body = b"a=\xc3%A9&b=%E2\x82%AC&%C3\xa9=n&c=\xe9&d=%e9";
+        let pairs: Vec<(String, String)> = parse_qs_bytes(body).collect();
+        let want = [
+            ("a", "\u{e9}"),
+            ("b", "\u{20ac}"),
+            ("\u{e9}", "n"),
+            ("c", "\u{fffd}"),
+            ("d", "\u{fffd}"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(pairs, want);
+        for (name, value) in &want {
+            let got: Vec<String> = qs_values_bytes(body, name).collect();
+            assert_eq!(got, std::slice::from_ref(value), "{name}");
+        }
     }
 }
 

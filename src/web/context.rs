@@ -15,7 +15,7 @@ use super::static_files::StaticUrlError;
 use super::template::{AppParts, RequestNamespace, TemplateError};
 use super::ui_module::ActiveModules;
 use super::xsrf;
-use crate::http::request::{parse_qs_bytes, qs_values};
+use crate::http::request::{parse_qs_bytes, qs_values_bytes};
 use crate::http::response::valid_status;
 use crate::http::{Request, Response};
 
@@ -1120,8 +1120,7 @@ impl<'a> RequestContext<'a> {
         }
         // Only the values of `name` are decoded (`body_arguments` decodes
         // every pair).
-        let body = String::from_utf8_lossy(self.request.body());
-        qs_values(&body, name).collect()
+        qs_values_bytes(self.request.body(), name).collect()
     }
 
     /// The values of `name` as received (not cleaned): the query's, then

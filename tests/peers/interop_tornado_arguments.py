@@ -323,6 +323,8 @@ CASES = [
     ("a form body: non-UTF-8", "POST", b"/arguments?a=ok", ["a"], FORM, b"a=%e9", (), "fffd"),
     ("a form body: raw non-UTF-8 bytes", "POST", b"/arguments", ["a", "b"], FORM, b"a=\xe9&b=ok",
      (), "fffd"),
+    ("a form body: a character part raw, part escaped", "POST", b"/arguments", ["a", "b"], FORM,
+     b"a=\xc3%A9&b=%E2\x82%AC"),
     ("a form body: control characters", "POST", b"/arguments", ["a"], FORM, b"a=%01%02x%03+"),
     ("a form body with a trailing newline", "POST", b"/arguments", ["a", "b"], FORM, b"a=1&b=2\r\n"),
     ("two Content-Types, the form first", "POST", b"/arguments", ["a"], FORM, b"a=1",

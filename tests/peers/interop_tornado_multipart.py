@@ -5,13 +5,14 @@ Tornado's own parser, on the same bytes.
 
     .venv/bin/python tests/peers/interop_tornado_multipart.py --server target/release/examples/http_hello
 
-For each of about 60 bodies — browser and curl shaped multipart/form-data, quoted and RFC 2231
+For each of about 80 bodies — browser and curl shaped multipart/form-data, quoted and RFC 2231
 (`filename*=utf-8''...`, continuations) parameters, escapes, angle brackets, preambles and
 epilogues, LF-only header lines, binary and non-UTF-8 values, empty values and filenames, 99
 and 100 parts, part headers over 10 KiB, and the malformed ones (no final boundary, no
 headers, no name, another disposition, folding, no colon, a bad header name, control
 characters, a part not ending in CRLF, non-UTF-8 headers, boundary missing or quoted), plus
-urlencoded bodies — the check passes when:
+urlencoded bodies (`+` and `%`, invalid escapes, a character sent part raw, part escaped, `;`,
+repeated and empty names, charsets and type spellings) — the check passes when:
   - Tornado raises HTTPInputError and cyclone answers 400, or
   - both accept, and cyclone's arguments (values decoded as UTF-8 with replacement, control
     characters made spaces and stripped, as Tornado's get_argument does) and files (name,
@@ -190,6 +191,26 @@ CASES = [
      b"a=1&b=%C3%A9t%C3%A9&a=two+words&empty=&noeq&&c=%zz&d=+%20x%09"),
     ("urlencoded with a charset", "application/x-www-form-urlencoded; charset=UTF-8", b"a=1&b=2"),
     ("urlencoded, non-UTF-8", "application/x-www-form-urlencoded", b"a=%E9&b=%FF%FE"),
+    ("urlencoded, + and %", "application/x-www-form-urlencoded",
+     b"p=1+2%2B3&q=%2b%2B+&r=a%3Db=c=d&s=%41%4a%4A&t=100%&u=%&v=%4&w=%%41&x=%e2%82%ac"),
+    ("urlencoded, invalid escapes", "application/x-www-form-urlencoded",
+     b"a=%zz&b=%g1&c=%1g&d=%%&e=%+1&f=%-1&g=%E2%82"),
+    ("urlencoded, raw non-ASCII beside escapes", "application/x-www-form-urlencoded",
+     b"a=\xc3%A9&b=%C3\xa9&c=\xe2\x82\xac&d=\xe9"),
+    ("urlencoded, ; is no separator", "application/x-www-form-urlencoded", b"a=1;b=2&c=3"),
+    ("urlencoded, repeated names in order", "application/x-www-form-urlencoded",
+     b"x=1&y=a&x=2&z=&y=b&x=3"),
+    ("urlencoded, an empty name", "application/x-www-form-urlencoded", b"=v&=&a=1"),
+    ("urlencoded, a Latin-1 charset", "application/x-www-form-urlencoded; charset=ISO-8859-1",
+     b"a=caf%E9&b=ok"),
+    ("urlencoded, charset before a space", "application/x-www-form-urlencoded ; charset=utf-8",
+     b"a=1"),
+    ("application/x-www-form-urlencodedx", "application/x-www-form-urlencodedx", b"a=1"),
+    ("Application/X-WWW-Form-Urlencoded (not parsed)", "Application/X-WWW-Form-Urlencoded",
+     b"a=1"),
+    ("urlencoded, an empty body", "application/x-www-form-urlencoded", b""),
+    ("urlencoded, only &s", "application/x-www-form-urlencoded", b"&&&"),
+    ("urlencoded, a trailing newline", "application/x-www-form-urlencoded", b"a=1&b=2\r\n"),
     ("urlencoded, 1,000 fields (Tornado's max_arguments)", "application/x-www-form-urlencoded",
      b"&".join(b"f%d=%d" % (i, i) for i in range(1000))),
     ("urlencoded, 1,001 fields", "application/x-www-form-urlencoded",
