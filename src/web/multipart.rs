@@ -67,7 +67,10 @@ pub(crate) fn parse(content_type: &str, body: &[u8]) -> Result<Option<Parts>, St
 
 /// Tornado's `parse_multipart_form_data`.
 fn parse_with_boundary(boundary: &[u8], data: &[u8]) -> Result<Parts, String> {
+    // Python's `b[1:-1]` when `b` starts and ends with `"`: one `"` alone
+    // does both, and leaves an empty boundary.
     let boundary = match boundary {
+        [b'"'] => &[][..],
         [b'"', inner @ .., b'"'] => inner,
         b => b,
     };
@@ -467,6 +470,19 @@ mod tests {
         assert!(parse("multipart/form-dataxyz; boundary=XyZ", &b).is_err());
         assert!(parse("multipart/form-data", &b).is_err());
         assert!(parse("multipart/form-data; boundary=", &b).is_err());
+        // One `"` is a quoted empty boundary, as Python's `b[1:-1]` makes
+        // it: no `----` ends this body.
+        let quote = b"--\"\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--\"--\r\n";
+        assert!(parse("multipart/form-data; boundary=\"", quote).is_err());
+        let empty = b"--\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n----\r\n";
+        assert_eq!(
+            parse("multipart/form-data; boundary=\"", empty)
+                .unwrap()
+                .unwrap()
+                .fields
+                .len(),
+            1
+        );
         for ct in [
             "multipart/form-data; boundary=\"XyZ\"",
             "multipart/form-data;boundary=XyZ",

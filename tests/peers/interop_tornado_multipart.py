@@ -5,12 +5,12 @@ Tornado's own parser, on the same bytes.
 
     .venv/bin/python tests/peers/interop_tornado_multipart.py --server target/release/examples/http_hello
 
-For each of about 80 bodies — browser and curl shaped multipart/form-data, quoted and RFC 2231
+For each of about 100 bodies — browser and curl shaped multipart/form-data, quoted and RFC 2231
 (`filename*=utf-8''...`, continuations) parameters, escapes, angle brackets, preambles and
 epilogues, LF-only header lines, binary and non-UTF-8 values, empty values and filenames, 99
 and 100 parts, part headers over 10 KiB, and the malformed ones (no final boundary, no
 headers, no name, another disposition, folding, no colon, a bad header name, control
-characters, a part not ending in CRLF, non-UTF-8 headers, boundary missing or quoted), plus
+characters, a part not ending in CRLF, non-UTF-8 headers, boundary missing, quoted, spaced, repeated, or one quote), plus
 urlencoded bodies (`+` and `%`, invalid escapes, a character sent part raw, part escaped, `;`,
 repeated and empty names, charsets and type spellings) — the check passes when:
   - Tornado raises HTTPInputError and cyclone answers 400, or
@@ -187,6 +187,62 @@ CASES = [
     ("Multipart/Form-Data (not parsed)", "Multipart/Form-Data; boundary=" + B.decode(),
      mp(field(b"a", b"1"))),
     ("another type (not parsed)", "text/plain", mp(field(b"a", b"1"))),
+    ("the boundary with a space inside quotes", 'multipart/form-data; boundary="' + B.decode()
+     + ' "', mp(field(b"a", b"1")).replace(B, B + b" ")),
+    ("the boundary before another parameter, spaced", "multipart/form-data ;  boundary="
+     + B.decode() + " ; charset=utf-8", mp(field(b"a", b"1"))),
+    ("spaces around the boundary's =", "multipart/form-data; boundary = " + B.decode(),
+     mp(field(b"a", b"1"))),
+    ("Boundary= in capitals", "multipart/form-data; Boundary=" + B.decode(), mp(field(b"a", b"1"))),
+    ("an empty boundary, then one", "multipart/form-data; boundary=; boundary=" + B.decode(),
+     mp(field(b"a", b"1"))),
+    ("two boundaries: the first counts", "multipart/form-data; boundary=" + B.decode()
+     + "; boundary=other", mp(field(b"a", b"1"))),
+    ("a boundary holding =", "multipart/form-data; boundary=" + B.decode() + "=x",
+     mp(field(b"a", b"1")).replace(B, B + b"=x")),
+    ("a boundary quoted on one side", 'multipart/form-data; boundary="' + B.decode(),
+     mp(field(b"a", b"1")).replace(B, b'"' + B)),
+    ("a boundary of one quote", 'multipart/form-data; boundary="',
+     mp(field(b"a", b"1")).replace(B, b'"')),
+    ("a boundary of two quotes", 'multipart/form-data; boundary=""',
+     mp(field(b"a", b"1")).replace(B, b"")),
+    ("the boundary in a value, not at a line start", CT,
+     mp(field(b"a", b"x--" + B + b"y"), field(b"b", b"--" + B + b"--z"))),
+    ("only the final boundary", CT, b"--" + B + b"--\r\n"),
+    ("an empty multipart body", CT, b""),
+    ("LF-only delimiters", CT,
+     b"--" + B + b"\nContent-Disposition: form-data; name=a\n\nv\n--" + B + b"--\n"),
+    ("names repeated across fields and files", CT,
+     mp(field(b"x", b"1"), upload(b"y", b"a", b"A"), field(b"y", b"2"), upload(b"x", b"b", b"B"),
+        field(b"x", b"3"), upload(b"y", b"c", b"C"))),
+    ("a part's type with parameters, repeated", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename=a\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\ncontent-type: x/y\r\n\r\nv")),
+    ("header names in capitals, spaces around =", CT,
+     mp(b"CONTENT-DISPOSITION: form-data; name = \"a\" ; filename =  b.txt\r\n"
+        b"CONTENT-TYPE: a/b\r\n\r\nv")),
+    ("filename* with a language", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=utf-8'en-us'%E2%82%AC.txt\r\n\r\nx")),
+    ("filename* quoted", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=\"utf-8''a%20b.txt\"\r\n\r\nx")),
+    ("filename* empty: a field", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=utf-8''\r\n\r\nx")),
+    ("filename* with a broken escape", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=utf-8''a%2.txt%\r\n\r\nx")),
+    ("filename* not UTF-8", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=utf-8''%FFx%C3\r\n\r\nx")),
+    ("filename* in upper-case hex, ASCII charset", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=us-ascii''%4A%e9\r\n\r\nx")),
+    ("filename* before filename", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*=utf-8''new; filename=old\r\n\r\nx")),
+    ("name* in UTF-8", CT,
+     mp(b"Content-Disposition: form-data; name*=utf-8''%C3%A9t%C3%A9\r\n\r\nv")),
+    ("continuations out of order", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename*1=b.txt; filename*0=a\r\n\r\nx")),
+    ("a percent in a plain filename", CT,
+     mp(b"Content-Disposition: form-data; name=f; filename=\"a%20b.txt\"\r\n\r\nx")),
+    ("no Content-Disposition among other parts", CT,
+     mp(field(b"a", b"1"), b"Content-Type: text/plain\r\n\r\nv", field(b"b", b"2"))),
     ("urlencoded", "application/x-www-form-urlencoded",
      b"a=1&b=%C3%A9t%C3%A9&a=two+words&empty=&noeq&&c=%zz&d=+%20x%09"),
     ("urlencoded with a charset", "application/x-www-form-urlencoded; charset=UTF-8", b"a=1&b=2"),
