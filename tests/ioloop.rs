@@ -2668,3 +2668,93 @@ fn client_connection_closed_by_a_thread_local_dropped_after_the_loop() {
         .expect("the destructor did not run to its end");
     assert!(!found, "close_connection found a connection of a gone loop");
 }
+
+/// An echo server on this thread's loop, subscribing each connection to
+/// "room", and a client connected to it (for the destructor tests below).
+fn echo_client_on_this_thread() -> cyclone::websocket::WebSocketClientConnection {
+    use cyclone::web::Application;
+    use cyclone::websocket::{websocket_connect, Message, WebSocket, WebSocketHandler};
+    struct Echo;
+    impl WebSocketHandler for Echo {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            assert!(ws.subscribe("room"));
+        }
+        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+            let _ = ws.write_message(msg);
+        }
+    }
+    let app = Application::builder()
+        .websocket(r"/echo", |_req| Echo)
+        .build();
+    let addr = app.listen_on("127.0.0.1:0").expect("listen");
+    let lp = IOLoop::current();
+    let guard = lp.call_later(Duration::from_secs(10), || panic!("connect timed out"));
+    let conn = lp.run_sync(async move {
+        let conn = websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect");
+        conn.write_message("hi").expect("open");
+        assert_eq!(conn.read_message().await.unwrap().as_text(), Some("hi"));
+        conn
+    });
+    lp.remove_timeout(guard);
+    conn
+}
+
+#[test]
+fn websocket_sends_from_a_thread_local_dropped_after_the_loop() {
+    // As above, for the free calls that send to connections (a goodbye,
+    // a leave notice published): none is there to receive it, and a
+    // panic in the destructor would abort the process.
+    use cyclone::websocket::{broadcast, publish, subscribers, write_to, ConnId};
+    const NAME: &str = "websocket_sends_from_a_thread_local_dropped_after_the_loop";
+    struct SaysByeOnDrop(ConnId, mpsc::Sender<(usize, usize, usize, bool)>);
+    impl Drop for SaysByeOnDrop {
+        fn drop(&mut self) {
+            let n = subscribers("room");
+            let published = publish("room", "left");
+            let sent = broadcast([self.0], "bye");
+            let written = write_to(self.0, "bye");
+            let _ = self.1.send((n, published, sent, written));
+        }
+    }
+    thread_local! {
+        static SAYS: RefCell<Option<SaysByeOnDrop>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // Used before the loop and the topics, so dropped after them.
+        SAYS.with(|s| assert!(s.borrow().is_none()));
+        let conn = echo_client_on_this_thread();
+        let lp = IOLoop::current();
+        let guard = lp.call_later(Duration::from_secs(10), || panic!("echo timed out"));
+        let id = conn.id();
+        let conn = lp.run_sync(async move {
+            // The same calls while the loop is there reach the connections.
+            assert_eq!(subscribers("room"), 1);
+            assert_eq!(publish("room", "p"), 1);
+            assert!(write_to(id, "w"));
+            assert_eq!(broadcast([id], "b"), 1);
+            assert_eq!(conn.read_message().await.unwrap().as_text(), Some("p"));
+            for echoed in ["w", "b"] {
+                assert_eq!(conn.read_message().await.unwrap().as_text(), Some(echoed));
+            }
+            conn
+        });
+        lp.remove_timeout(guard);
+        SAYS.with(|s| *s.borrow_mut() = Some(SaysByeOnDrop(id, tx)));
+        drop(conn);
+    });
+    t.join().expect("the thread panicked");
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the destructor did not run to its end");
+    assert_eq!(
+        got,
+        (0, 0, 0, false),
+        "sent to the connections of a gone loop"
+    );
+}

@@ -964,16 +964,30 @@ impl<'a> WebSocket<'a> {
 /// Sends `msg` to connection `id` of the current thread's loop (from
 /// timers, other handlers, `PeriodicCallback`s). Returns false when `id` is
 /// not an open WebSocket.
+///
+/// Safe in a destructor, a thread-local's included (a goodbye sent as a
+/// value goes): once the thread's loop is gone (the thread is ending and
+/// the loop was dropped first), its connections went with it, and this
+/// returns false.
 pub fn write_to<'m>(id: ConnId, msg: impl Into<Message<'m>>) -> bool {
-    write_to_on(&IOLoop::current(), id, msg.into())
+    // No loop, no connection: none is made for the asking.
+    let Some(lp) = IOLoop::existing() else {
+        return false;
+    };
+    write_to_on(&lp, id, msg.into())
 }
 
 /// Sends one message to many connections of the current thread's loop,
 /// encoding the frame once. Returns how many received it. Like
 /// [`WebSocket::broadcast`], it only queues: no handler runs during it.
+///
+/// Safe in a destructor, as [`write_to`] is: 0 once the thread's loop is
+/// gone.
 pub fn broadcast<'m>(ids: impl IntoIterator<Item = ConnId>, msg: impl Into<Message<'m>>) -> usize {
+    let Some(lp) = IOLoop::existing() else {
+        return 0;
+    };
     let msg = msg.into();
-    let lp = IOLoop::current();
     let mut shared = SharedFrame::new(&msg);
     ids.into_iter()
         .map(|id| usize::from(shared.queue(&lp, id)))

@@ -79,9 +79,14 @@ pub(super) fn with_subscribers<R>(
     except: Option<ConnId>,
     send: impl FnOnce(&[ConnId]) -> R,
 ) -> R {
-    let mut ids = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    // Each thread-local may be gone (called from a destructor while the
+    // thread's storage is torn down): no scratch is a fresh list, no
+    // registry no subscribers (their connections went with the loop).
+    let mut ids = SCRATCH
+        .try_with(|s| std::mem::take(&mut *s.borrow_mut()))
+        .unwrap_or_default();
     ids.clear();
-    TOPICS.with(|t| {
+    let _ = TOPICS.try_with(|t| {
         if let Some(subs) = t.borrow().get(topic) {
             ids.extend(subs.iter().copied().filter(|id| Some(*id) != except));
         }
@@ -91,7 +96,7 @@ pub(super) fn with_subscribers<R>(
     // by hand would.
     ids.sort_unstable();
     let r = send(&ids);
-    SCRATCH.with(|s| {
+    let _ = SCRATCH.try_with(|s| {
         let mut s = s.borrow_mut();
         if s.capacity() < ids.capacity() {
             *s = ids;
@@ -107,6 +112,11 @@ pub(super) fn with_subscribers<R>(
 /// the calls, before what that handler writes or closes with after it.
 /// Returns how many received it. It only queues:
 /// no handler runs during it.
+///
+/// Safe in a destructor, a thread-local's included (a leave notice
+/// published as a value goes): once the thread's loop or its topics are
+/// gone (the thread is ending), the subscribers went with them, and this
+/// returns 0.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -133,7 +143,10 @@ pub fn publish<'m>(topic: &str, msg: impl Into<Message<'m>>) -> usize {
 }
 
 /// How many connections of the current thread's loop are subscribed to
-/// `topic` (uWebSockets' `numSubscribers`).
+/// `topic` (uWebSockets' `numSubscribers`). Safe in a destructor, as
+/// [`publish`] is: 0 once the thread's topics are gone.
 pub fn subscribers(topic: &str) -> usize {
-    TOPICS.with(|t| t.borrow().get(topic).map_or(0, HashSet::len))
+    TOPICS
+        .try_with(|t| t.borrow().get(topic).map_or(0, HashSet::len))
+        .unwrap_or(0)
 }
