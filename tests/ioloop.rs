@@ -2758,3 +2758,54 @@ fn websocket_sends_from_a_thread_local_dropped_after_the_loop() {
         "sent to the connections of a gone loop"
     );
 }
+
+#[test]
+fn client_connection_writes_from_a_thread_local_dropped_after_the_loop() {
+    // As above, for a client connection's goodbye: the connection went
+    // with the loop, and each call says it is closed.
+    use cyclone::websocket::{PingError, WebSocketClientConnection, WebSocketClosedError};
+    const NAME: &str = "client_connection_writes_from_a_thread_local_dropped_after_the_loop";
+    type Said = (bool, Result<(), PingError>, usize, bool);
+    struct WritesOnDrop(WebSocketClientConnection, mpsc::Sender<Said>);
+    impl Drop for WritesOnDrop {
+        fn drop(&mut self) {
+            let written = matches!(self.0.write_message("bye"), Err(WebSocketClosedError));
+            let pinged = self.0.ping(b"bye");
+            let queued = self.0.buffered_amount();
+            // Not kept (the connection never closed, no subprotocol), so
+            // asked of the gone loop: none; the 101's headers are kept.
+            let kept = self.0.request().is_none()
+                && self.0.selected_subprotocol().is_none()
+                && !self.0.headers().is_empty();
+            let _ = self.1.send((written, pinged, queued, kept));
+        }
+    }
+    thread_local! {
+        static WRITES: RefCell<Option<WritesOnDrop>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // Used before the loop, so dropped after it.
+        WRITES.with(|w| assert!(w.borrow().is_none()));
+        let conn = echo_client_on_this_thread();
+        // While the loop is there, the same calls reach the connection.
+        assert!(conn.write_message("queued").is_ok());
+        assert_eq!(conn.ping(b"p"), Ok(()));
+        assert!(conn.buffered_amount() > 0);
+        WRITES.with(|w| *w.borrow_mut() = Some(WritesOnDrop(conn, tx)));
+    });
+    t.join().expect("the thread panicked");
+    let (written, pinged, queued, kept) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the destructor did not run to its end");
+    assert!(
+        written,
+        "write_message did not say the connection is closed"
+    );
+    assert_eq!(pinged, Err(PingError::Closed));
+    assert_eq!(queued, 0);
+    assert!(kept, "the request, subprotocol or headers were misreported");
+}

@@ -346,6 +346,11 @@ impl WebSocketClientConnection {
     /// to [`WRITE_HIGH_WATER`] bytes (or it closed): await it for flow
     /// control, or drop it.
     ///
+    /// Safe in a destructor, a thread-local's included (a goodbye sent as
+    /// a value goes): once the thread's loop is gone (the thread is ending
+    /// and the loop was dropped first), the connection went with it, and
+    /// this returns [`WebSocketClosedError`].
+    ///
     /// # Errors
     /// [`WebSocketClosedError`] once the connection is closing or closed.
     pub fn write_message<'m>(
@@ -355,8 +360,10 @@ impl WebSocketClientConnection {
         if self.state.borrow().closed {
             return Err(WebSocketClosedError);
         }
+        let Some(lp) = IOLoop::existing() else {
+            return Err(WebSocketClosedError);
+        };
         let msg = msg.into();
-        let lp = IOLoop::current();
         let mut msg = Some(msg);
         match with_websocket(&lp, self.id, |ws| {
             ws.write_message(msg.take().unwrap_or_else(|| unreachable!()))
@@ -390,10 +397,13 @@ impl WebSocketClientConnection {
     /// the limit RFC 6455 §5.5 puts on a control frame's payload: nothing
     /// is sent (it is not cut to fit; Tornado raises `ValueError`).
     /// Otherwise [`PingError::Closed`] once the connection is closing or
-    /// closed.
+    /// closed, or once the thread's loop is gone (safe in a destructor, as
+    /// [`write_message`](Self::write_message) is).
     pub fn ping(&self, data: &[u8]) -> Result<(), PingError> {
         check_ping(data)?;
-        let lp = IOLoop::current();
+        let Some(lp) = IOLoop::existing() else {
+            return Err(PingError::Closed);
+        };
         if self.state.borrow().closed {
             return Err(PingError::Closed);
         }
@@ -443,9 +453,12 @@ impl WebSocketClientConnection {
         self.wait_below(0)
     }
 
-    /// Bytes queued and not yet taken by the kernel (0 once closed).
+    /// Bytes queued and not yet taken by the kernel (0 once closed, and
+    /// once the thread's loop is gone: safe in a destructor).
     pub fn buffered_amount(&self) -> usize {
-        with_websocket(&IOLoop::current(), self.id, |ws| ws.buffered_amount()).unwrap_or(0)
+        IOLoop::existing()
+            .and_then(|lp| with_websocket(&lp, self.id, |ws| ws.buffered_amount()))
+            .unwrap_or(0)
     }
 
     /// Whether the connection is closed (`read_message` may still return
@@ -498,10 +511,11 @@ impl WebSocketClientConnection {
     /// `wss://`. A copy, still given after the connection ends, as
     /// Tornado's `.request` stays (kept from the close on; the head is a
     /// few hundred bytes). `None` only for a connection dropped without
-    /// closing (its loop released while it was open).
+    /// closing (its loop released while it was open; safe in a destructor
+    /// run after the thread's loop is gone).
     pub fn request(&self) -> Option<Request> {
         let kept = self.state.borrow().request.clone();
-        kept.or_else(|| with_websocket(&IOLoop::current(), self.id, |ws| ws.request().clone()))
+        kept.or_else(|| with_websocket(&IOLoop::existing()?, self.id, |ws| ws.request().clone()))
     }
 
     /// Every header of the server's `101`, in order (Tornado's
@@ -512,11 +526,11 @@ impl WebSocketClientConnection {
         if !kept.is_empty() {
             return kept;
         }
-        // Before `open` ran (the turn the connection is handed over).
-        with_websocket(&IOLoop::current(), self.id, |ws| {
-            ws.response_headers().to_vec()
-        })
-        .unwrap_or_default()
+        // Before `open` ran (the turn the connection is handed over); none
+        // once the thread's loop is gone (safe in a destructor).
+        IOLoop::existing()
+            .and_then(|lp| with_websocket(&lp, self.id, |ws| ws.response_headers().to_vec()))
+            .unwrap_or_default()
     }
 
     /// The first header `name` (any case) of the server's `101`.
@@ -527,11 +541,12 @@ impl WebSocketClientConnection {
             .map(|(_, v)| v)
     }
 
-    /// The subprotocol the server selected.
+    /// The subprotocol the server selected (`None` once the thread's loop
+    /// is gone if it was not kept: safe in a destructor).
     pub fn selected_subprotocol(&self) -> Option<String> {
         let s = self.state.borrow().subprotocol.clone();
         s.or_else(|| {
-            with_websocket(&IOLoop::current(), self.id, |ws| {
+            with_websocket(&IOLoop::existing()?, self.id, |ws| {
                 ws.selected_subprotocol().map(str::to_owned)
             })
             .flatten()
