@@ -84,8 +84,14 @@ use ioloop::IOLoop;
 /// Called again while a shutdown is in progress (a second Ctrl-C, or both
 /// SIGINT and SIGTERM handled), it shuts down what came since and keeps
 /// the one shutdown going, ending by the earlier of the two deadlines.
+///
+/// Safe in a destructor, a thread-local's included: once the thread's
+/// loop is gone (the thread is ending and the loop was dropped first),
+/// there is nothing left to shut down, and this does nothing.
 pub fn shutdown(grace: Duration) {
-    let lp = IOLoop::current();
+    let Some(lp) = IOLoop::current_unless_gone() else {
+        return;
+    };
     lp.set_shutting_down(true);
     lp.shutdown_all();
     let deadline = lp.deadline_after(grace);

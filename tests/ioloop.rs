@@ -2809,3 +2809,68 @@ fn client_connection_writes_from_a_thread_local_dropped_after_the_loop() {
     assert_eq!(queued, 0);
     assert!(kept, "the request, subprotocol or headers were misreported");
 }
+
+#[test]
+fn shutdown_and_on_close_from_a_thread_local_dropped_after_the_loop() {
+    // As above, for `shutdown` and for `AsyncResponse::on_close` on a
+    // response whose client went: nothing is left to shut down, nothing
+    // would run the callback.
+    use cyclone::web::{Application, AsyncResponse, RequestContext, RequestHandler};
+    use std::io::Write;
+    const NAME: &str = "shutdown_and_on_close_from_a_thread_local_dropped_after_the_loop";
+    struct CleansUpOnDrop(AsyncResponse, mpsc::Sender<bool>);
+    impl Drop for CleansUpOnDrop {
+        fn drop(&mut self) {
+            self.0.on_close(|| panic!("ran after the loop was gone"));
+            cyclone::shutdown(Duration::ZERO);
+            let _ = self.1.send(self.0.is_closed());
+        }
+    }
+    thread_local! {
+        static CLEANS: RefCell<Option<CleansUpOnDrop>> = const { RefCell::new(None) };
+    }
+    /// Keeps its answer open, and stops the loop once it has it.
+    struct Holds(Rc<RefCell<Option<AsyncResponse>>>);
+    impl RequestHandler for Holds {
+        fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+            let later = cx.asynchronous();
+            later.on_close(|| IOLoop::current().stop());
+            *self.0.borrow_mut() = Some(later);
+            IOLoop::current().stop();
+        }
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // Used before the loop, so dropped after it.
+        CLEANS.with(|c| assert!(c.borrow().is_none()));
+        let held = Rc::new(RefCell::new(None));
+        let slot = held.clone();
+        let app = Application::builder()
+            .route(r"/", move || Holds(slot.clone()))
+            .build();
+        let addr = app.listen_on("127.0.0.1:0").expect("listen");
+        let lp = IOLoop::current();
+        let guard = lp.call_later(Duration::from_secs(10), || panic!("timed out"));
+        let mut client = std::net::TcpStream::connect(addr).expect("connect");
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        // Until the handler holds the answer, then until the client's
+        // going closed it.
+        lp.start();
+        drop(client);
+        lp.start();
+        lp.remove_timeout(guard);
+        let later = held.borrow_mut().take().expect("the handler ran");
+        assert!(later.is_closed());
+        CLEANS.with(|c| *c.borrow_mut() = Some(CleansUpOnDrop(later, tx)));
+    });
+    t.join().expect("the thread panicked");
+    let closed = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the destructor did not run to its end");
+    assert!(closed);
+}

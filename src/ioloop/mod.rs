@@ -199,10 +199,12 @@ impl IOLoop {
     /// reverse order of their first use on Linux: a value first used
     /// before the loop is dropped after it), where a panic aborts the
     /// process. [`IOLoop::try_current`] returns the error instead; the
-    /// library's cleanup calls ([`PeriodicCallback::stop`], a client
-    /// connection's `close` or `terminate`, `websocket::close_connection`,
-    /// a dropped future) find nothing left to clean up there and do
-    /// nothing.
+    /// library's calls a destructor may make ([`PeriodicCallback::stop`],
+    /// a client connection's `close`, `terminate`, `write_message` or
+    /// `ping`, `websocket::close_connection`, `write_to`, `broadcast` and
+    /// `publish`, [`shutdown`](crate::shutdown), `AsyncResponse::on_close`,
+    /// a dropped future) find nothing left there and do nothing, or say so
+    /// (false, 0, the closed error).
     #[doc(alias = "instance")]
     pub fn current() -> IOLoop {
         IOLoop::try_current().expect("cannot create the IOLoop (epoll/eventfd)")
@@ -259,6 +261,16 @@ impl IOLoop {
             .try_with(|c| c.0.try_borrow().ok().and_then(|c| c.clone()))
             .ok()
             .flatten()
+    }
+
+    /// [`current`](Self::current) (created on first use, and the same
+    /// panic if that fails), or `None` once the thread's loop was dropped
+    /// at thread exit (called from a thread-local's destructor): for the
+    /// calls that make the loop when there is none yet, safe in a
+    /// destructor.
+    pub(crate) fn current_unless_gone() -> Option<IOLoop> {
+        CURRENT.try_with(|_| ()).ok()?;
+        Some(IOLoop::current())
     }
 
     /// The current thread's loop, created on first use.

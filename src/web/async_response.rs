@@ -276,7 +276,12 @@ impl AsyncResponse {
 
     /// Runs `f` on the loop if the connection closes before the answer
     /// ends (after the handler's
-    /// [`on_connection_close`](RequestHandler::on_connection_close)).
+    /// [`on_connection_close`](RequestHandler::on_connection_close)); on
+    /// the loop's next iteration if it closed already.
+    ///
+    /// Safe in a destructor, a thread-local's included: once the thread's
+    /// loop is gone (the thread is ending and the loop was dropped first),
+    /// nothing would run `f`, and it is dropped.
     pub fn on_close(&self, f: impl FnOnce() + 'static) {
         let mut st = self.shared.0.borrow_mut();
         match st.phase {
@@ -284,7 +289,9 @@ impl AsyncResponse {
             Phase::Done => {}
             Phase::Closed => {
                 drop(st);
-                crate::ioloop::IOLoop::current().add_callback(f);
+                if let Some(lp) = crate::ioloop::IOLoop::existing() {
+                    lp.add_callback(f);
+                }
             }
         }
     }
