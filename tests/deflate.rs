@@ -137,6 +137,39 @@ fn decompression_bomb_closes_1009_with_bounded_memory() {
     );
 }
 
+/// A compressed message within the limit on the wire that inflates past it
+/// closes with 1009 and Tornado's reason for that case, "message too big
+/// after decompression"; one too big on the wire keeps "message too big".
+#[test]
+fn inflated_past_the_limit_closes_with_tornados_reason() {
+    let srv = server();
+    let (mut s, _) = handshake(&srv, "permessage-deflate");
+    let payload = bomb(16); // 16 KiB that inflate to 16 MiB
+    assert!(payload.len() < LIMIT);
+    s.write_all(&masked(0xc2, &payload)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (_, op, p) = read_frame(&mut s).expect("close frame");
+    assert_eq!(op, 0x8);
+    assert_eq!(&p[..2], &1009u16.to_be_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&p[2..]),
+        "message too big after decompression"
+    );
+
+    // Only the header of a compressed frame one byte over the limit.
+    let (mut s, _) = handshake(&srv, "permessage-deflate");
+    let len = (LIMIT + 1) as u64;
+    let mut head = vec![0xc2, 0x80 | 127];
+    head.extend_from_slice(&len.to_be_bytes());
+    head.extend_from_slice(&[1, 2, 3, 4]);
+    s.write_all(&head).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (_, op, p) = read_frame(&mut s).expect("close frame");
+    assert_eq!(op, 0x8);
+    assert_eq!(&p[..2], &1009u16.to_be_bytes());
+    assert_eq!(String::from_utf8_lossy(&p[2..]), "message too big");
+}
+
 /// A server whose own `client_max_window_bits` option is 8 asks for 9, not
 /// for a window a cyclone client refuses (zlib cannot compress with 8): the
 /// two ends of the library agree.

@@ -424,7 +424,7 @@ impl Inflater {
     }
 
     /// Inflates one frame's compressed payload, appending to `out`. Fails
-    /// with `MessageTooBig` as soon as `out.len()` would exceed `max_total`
+    /// with `MessageTooBig` (`inflated: true`) as soon as `out.len()` would exceed `max_total`
     /// (never growing `out` past `max_total + 1` bytes of capacity beyond
     /// what it had), `InvalidCompressedData` on a corrupt stream.
     ///
@@ -518,6 +518,7 @@ fn too_big(size: usize, limit: usize) -> ProtocolError {
     ProtocolError::MessageTooBig {
         size: size as u64,
         limit,
+        inflated: true,
     }
 }
 

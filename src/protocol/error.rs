@@ -38,10 +38,16 @@ pub enum ProtocolError {
     InvalidClosePayload,
     /// The message exceeds the configured limit (1009).
     MessageTooBig {
-        /// Bytes the message has (or declares) so far, fragment overhead included.
+        /// Bytes the message has (or declares) so far, fragment overhead
+        /// included; with `inflated`, the bytes inflated so far.
         size: u64,
         /// The configured `max_message_size`.
         limit: usize,
+        /// Whether the limit was passed by a permessage-deflate message's
+        /// inflated data (its compressed frames were within it). The Close
+        /// frame's reason says which, as Tornado's: "message too big after
+        /// decompression" rather than "message too big".
+        inflated: bool,
     },
     /// permessage-deflate data that does not inflate (1007).
     InvalidCompressedData,
@@ -92,9 +98,19 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8 in text"),
             ProtocolError::InvalidCloseCode(c) => write!(f, "invalid close code {c}"),
             ProtocolError::InvalidClosePayload => f.write_str("close payload of one byte"),
-            ProtocolError::MessageTooBig { size, limit } => {
-                write!(f, "message of {size} bytes exceeds the limit of {limit}")
-            }
+            ProtocolError::MessageTooBig {
+                size,
+                limit,
+                inflated: false,
+            } => write!(f, "message of {size} bytes exceeds the limit of {limit}"),
+            ProtocolError::MessageTooBig {
+                size,
+                limit,
+                inflated: true,
+            } => write!(
+                f,
+                "message inflating to {size} bytes exceeds the limit of {limit}"
+            ),
             ProtocolError::InvalidCompressedData => f.write_str("invalid permessage-deflate data"),
             ProtocolError::CompressedControlFrame => f.write_str("RSV1 set on a control frame"),
             ProtocolError::CompressedContinuation => {

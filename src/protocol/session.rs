@@ -319,6 +319,7 @@ impl Session {
         ProtocolError::MessageTooBig {
             size,
             limit: self.max_message_size,
+            inflated: false,
         }
     }
 
@@ -781,13 +782,18 @@ impl Session {
 
     /// Fails the connection after `err` (RFC 6455 §7.1.7): sends a Close with
     /// `err.close_code()` (for 1009 with Tornado's reason, "message too
-    /// big") if we have not sent one, and moves to `Closed`.
+    /// big", or "message too big after decompression" when the inflated
+    /// data passed the limit) if we have not sent one, and moves to `Closed`.
     pub fn fail(&mut self, err: &ProtocolError, out: &mut Vec<u8>) {
         if self.state.can_send() {
             let mut payload = err.close_code().0.to_be_bytes().to_vec();
-            // Tornado's reason for 1009; the other codes go without one.
-            if let ProtocolError::MessageTooBig { .. } = err {
-                payload.extend_from_slice(b"message too big");
+            // Tornado's reasons for 1009; the other codes go without one.
+            if let ProtocolError::MessageTooBig { inflated, .. } = err {
+                payload.extend_from_slice(if *inflated {
+                    b"message too big after decompression"
+                } else {
+                    b"message too big"
+                });
             }
             self.write_frame(OpCode::Close, &payload, out);
         }

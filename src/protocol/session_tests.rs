@@ -487,7 +487,8 @@ fn size_limits_checked_from_the_header() {
             evs[..],
             [Ev::Err(ProtocolError::MessageTooBig {
                 size: 101,
-                limit: 100
+                limit: 100,
+                inflated: false
             })]
         ),
         "{evs:?}"
@@ -1074,6 +1075,7 @@ fn random_fragmentation_model() {
                 want.push(Ev::Err(ProtocolError::MessageTooBig {
                     size: 0,
                     limit: max,
+                    inflated: false,
                 }));
                 break;
             }
