@@ -442,6 +442,96 @@ fn prepare_runs_before_the_405_of_another_method() {
     assert_eq!(next_note(&rx), "prepare GET");
 }
 
+/// With the application's `xsrf_cookies` or `cross_origin_protection`, a
+/// POST, PUT... to a handshake route is checked before `prepare`, as
+/// Tornado's `_execute` checks it for a `WebSocketHandler`: 403 without
+/// `prepare`; passed, `prepare` then 405. `OPTIONS` (as `GET` and `HEAD`)
+/// is not checked. (Statuses checked against Tornado 6.6.)
+#[test]
+fn xsrf_and_cross_origin_refuse_another_method_before_prepare() {
+    struct Notes(Sender<String>);
+    impl WebSocketHandler for Notes {
+        fn prepare(&mut self, req: &Request) -> Result<(), cyclone::http::Response> {
+            let _ = self.0.send(format!("prepare {}", req.method()));
+            Ok(())
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    }
+    let (tx, rx) = mpsc::channel();
+    let srv = Server::start(move || {
+        let tx = tx.clone();
+        Application::builder()
+            .xsrf_cookies(true)
+            .websocket("/x", {
+                let tx = tx.clone();
+                move |_r: &Request| Notes(tx.clone())
+            })
+            .websocket_async("/a", move |_r: &Request| {
+                let tx = tx.clone();
+                async move { Ok(Notes(tx)) }
+            })
+            .build()
+    });
+    let (tx2, rx2) = mpsc::channel();
+    let cross = Server::start(move || {
+        let tx = tx2.clone();
+        Application::builder()
+            .trusted_origins(["http://trusted.example"])
+            .cross_origin_protection(true)
+            .websocket("/x", move |_r: &Request| Notes(tx.clone()))
+            .build()
+    });
+    let ask = |srv: &Server, method: &str, extra: &str, body: &str| {
+        let raw = upgrade_request("/x", &format!("{extra}Content-Length: {}\r\n", body.len()))
+            .replacen("GET", method, 1)
+            + body;
+        request(srv, raw.as_bytes()).0
+    };
+    let token = "Cookie: _xsrf=abcdef\r\nX-XSRFToken: abcdef\r\n";
+    let form = "Cookie: _xsrf=abcdef\r\nContent-Type: application/x-www-form-urlencoded\r\n";
+    let wrong = "Cookie: _xsrf=abcdef\r\nX-XSRFToken: abcdeg\r\n";
+    let evil = "Origin: http://evil.example\r\n";
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        assert_eq!(ask(&srv, method, "", ""), 403, "{method} without a token");
+        assert_eq!(
+            ask(&srv, method, wrong, ""),
+            403,
+            "{method} with a wrong one"
+        );
+        assert_eq!(ask(&srv, method, token, ""), 405, "{method} with the token");
+        // Only the passed request reached `prepare`.
+        assert_eq!(next_note(&rx), format!("prepare {method}"));
+    }
+    assert_eq!(ask(&srv, "POST", form, "_xsrf=abcdef"), 405);
+    assert_eq!(next_note(&rx), "prepare POST");
+    assert_eq!(ask(&srv, "OPTIONS", "", ""), 405);
+    assert_eq!(next_note(&rx), "prepare OPTIONS");
+    // An asynchronous route's too, before its handler is made; one that
+    // passes is refused 405 before it is made, as every non-GET there.
+    let ask_async = |extra: &str| {
+        let raw = upgrade_request("/a", &format!("{extra}Content-Length: 0\r\n"))
+            .replacen("GET", "POST", 1);
+        request(&srv, raw.as_bytes()).0
+    };
+    assert_eq!(ask_async(""), 403);
+    assert_eq!(ask_async(token), 405);
+
+    for method in ["POST", "PUT"] {
+        assert_eq!(ask(&cross, method, evil, ""), 403, "{method} cross-origin");
+        let site = format!("Sec-Fetch-Site: cross-site\r\n{evil}");
+        assert_eq!(ask(&cross, method, &site, ""), 403, "{method} cross-site");
+        let trusted = "Origin: http://trusted.example\r\n";
+        assert_eq!(ask(&cross, method, trusted, ""), 405, "{method} trusted");
+        assert_eq!(next_note(&rx2), format!("prepare {method}"));
+    }
+    let same = "Sec-Fetch-Site: same-origin\r\nOrigin: http://evil.example\r\n";
+    assert_eq!(ask(&cross, "POST", same, ""), 405);
+    assert_eq!(next_note(&rx2), "prepare POST");
+    assert_eq!(ask(&cross, "OPTIONS", evil, ""), 405);
+    assert_eq!(next_note(&rx2), "prepare OPTIONS");
+    assert!(rx.try_recv().is_err() && rx2.try_recv().is_err());
+}
+
 fn next_note(rx: &Receiver<String>) -> String {
     rx.recv_timeout(Duration::from_secs(10)).expect("a note")
 }

@@ -455,6 +455,35 @@ impl ApplicationContext {
         self.0.settings.trusts_origin(origin)
     }
 
+    /// Tornado's `_cross_origin_protection`, which its `_execute` runs for
+    /// a `WebSocketHandler` as for any handler, before `prepare`, for
+    /// every method but `GET`, `HEAD` and `OPTIONS`: with `xsrf_cookies`,
+    /// the request must repeat the `_xsrf` token (`check_xsrf_cookie`,
+    /// reading a form body's `_xsrf` too); with `cross_origin_protection`,
+    /// one a browser marks cross-origin needs a trusted origin (Tornado
+    /// asks `check_trusted_origin` there, not `check_origin`). The
+    /// refusal, as a `RequestHandler`'s (403, or 400 for a form body that
+    /// does not parse), or `None` to go on to `prepare`.
+    pub(crate) fn forgery_refusal(&self, req: &Request) -> Option<Response> {
+        let settings = &self.0.settings;
+        let checked = settings.xsrf_cookies || settings.cross_origin_protection;
+        if !checked || matches!(req.method(), "GET" | "HEAD" | "OPTIONS") {
+            return None;
+        }
+        let mut cx = RequestContext::new(req, &self.0);
+        let passed = cx.parse_body()
+            && (!settings.xsrf_cookies || cx.check_xsrf_cookie())
+            && (!settings.cross_origin_protection
+                || match super::origin::check_cross_origin(req, |o| settings.trusts_origin(o)) {
+                    None => true,
+                    Some(why) => {
+                        cx.refuse(403, &why);
+                        false
+                    }
+                });
+        (!passed).then(|| cx.into_response())
+    }
+
     /// The template `file` rendered with `value` for a WebSocket
     /// connection: its handshake `req`, `locale`, `current_user` and the
     /// names it added for its templates (`WebSocket::render_string`).
@@ -1244,7 +1273,10 @@ impl ApplicationBuilder {
     /// returns a future (`'static`: copy what it needs from the request
     /// first) of the handler, or of the response refusing the handshake.
     ///
-    /// A request that is not a valid upgrade (405, 400, 426) is refused
+    /// A request refused by the `xsrf_cookies` or
+    /// `cross_origin_protection` setting (a `POST`, `PUT`, ... that fails
+    /// them: 403, as on a [`websocket`](Self::websocket) route), then one
+    /// that is not a valid upgrade (405, 400, 426), is refused
     /// at once, before `factory` is called (with no handler to ask
     /// `check_origin`, a cross-origin one too: a 426 or 400 where a
     /// [`websocket`](Self::websocket) route answers 403). Meanwhile the connection waits,

@@ -99,10 +99,12 @@ pub struct Settings {
     /// handler can override). Pages put the token in their forms with
     /// `{% module xsrf_form_html() %}` or
     /// [`RequestContext::xsrf_form_html`](super::RequestContext::xsrf_form_html);
-    /// the cookie is set by the first response that does. WebSocket
-    /// routes are not concerned: their upgrade is a `GET`, and
-    /// [`check_origin`](crate::websocket::WebSocketHandler::check_origin)
-    /// guards them. Default `false`.
+    /// the cookie is set by the first response that does. A WebSocket
+    /// route's upgrade is a `GET`, not checked
+    /// ([`check_origin`](crate::websocket::WebSocketHandler::check_origin)
+    /// guards it), but a `POST`, `PUT`, ... to one is, as Tornado checks
+    /// it for a `WebSocketHandler`: 403 before the handler's `prepare`.
+    /// Default `false`.
     pub xsrf_cookies: bool,
     /// `xsrf_cookie_version`: the format new tokens are written in; both
     /// are read. Default [`XsrfCookieVersion::V2`], Tornado's.
@@ -143,7 +145,10 @@ pub struct Settings {
     /// form. WebSocket handshakes go through the same algorithm whatever
     /// this setting says, as in Tornado 6.6, with the handler's
     /// [`check_origin`](crate::websocket::WebSocketHandler::check_origin)
-    /// deciding the origins that look cross-origin. Default `false`.
+    /// deciding the origins that look cross-origin; a `POST`, `PUT`, ...
+    /// to a WebSocket route is checked by this rule before the handler's
+    /// `prepare`, as Tornado checks it, with `trusted_origins` deciding.
+    /// Default `false`.
     pub cross_origin_protection: bool,
     /// `trusted_origins`: the origins (`https://app.example.com`) whose
     /// cross-origin requests [`cross_origin_protection`](Self::cross_origin_protection)

@@ -36,7 +36,12 @@ pub trait WebSocketHandler: 'static {
     /// handler takes ([`HANDLER_METHODS`](crate::web::HANDLER_METHODS)),
     /// not only `GET`: its refusal wins over the 405 such a request gets
     /// after it. Other methods are answered 405 before the handler is
-    /// made.
+    /// made. Before it, a method other than `GET`, `HEAD` and `OPTIONS`
+    /// is refused 403 by the application's
+    /// [`xsrf_cookies`](crate::web::Settings::xsrf_cookies) and
+    /// [`cross_origin_protection`](crate::web::Settings::cross_origin_protection)
+    /// when they are on and it fails them (Tornado's `_execute` order),
+    /// and then neither this nor `get_current_user` runs.
     ///
     /// # Errors
     /// The response to send instead of the upgrade (a 403 made with

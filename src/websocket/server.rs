@@ -64,13 +64,22 @@ fn answer(
     // and last the headers the handler adds to whichever answer that is.
     // A panic in any of them is the handler's bug: the HTTP layer answers
     // 500.
-    let current_user = handler.get_current_user(&req);
-    let locale = handler.get_user_locale(&req);
-    let (upgrade, mut head) =
-        match decide(&req, handler.as_mut(), &settings, current_user.is_some()) {
-            Ok(prepared) => (Some(prepared), Response::new(101)),
-            Err(refusal) => (None, refusal),
-        };
+    // Before all of them, the application's `xsrf_cookies` and
+    // `cross_origin_protection` checks of a POST, PUT... (Tornado's
+    // `_execute`): a 403 without `prepare` or `get_current_user`.
+    let (current_user, locale, decided) = match forgery_refusal(&req, &settings) {
+        Some(refusal) => (None, None, Err(refusal)),
+        None => {
+            let current_user = handler.get_current_user(&req);
+            let locale = handler.get_user_locale(&req);
+            let decided = decide(&req, handler.as_mut(), &settings, current_user.is_some());
+            (current_user, locale, decided)
+        }
+    };
+    let (upgrade, mut head) = match decided {
+        Ok(prepared) => (Some(prepared), Response::new(101)),
+        Err(refusal) => (None, refusal),
+    };
     let mut added = HandshakeHeaders::new(&mut head, &settings);
     handler.set_default_headers(&req, &mut added);
     let failed = added.failed();
@@ -93,6 +102,15 @@ fn answer(
         }
         None => refused(head),
     }
+}
+
+/// The refusal of the application's `xsrf_cookies` or
+/// `cross_origin_protection` setting, which Tornado's `_execute` checks
+/// before `prepare` for a method other than `GET`, `HEAD` and `OPTIONS`
+/// (`ApplicationContext::forgery_refusal`); `None` for a route without
+/// an application.
+fn forgery_refusal(req: &Request, settings: &RouteSettings) -> Option<Response> {
+    settings.app.as_ref()?.forgery_refusal(req)
 }
 
 /// What the handshake is answered, before the handler's headers: the
@@ -136,8 +154,9 @@ pub(crate) type HandlerFuture =
     Pin<Box<dyn Future<Output = Result<Box<dyn WebSocketHandler>, Response>>>>;
 
 /// [`accept_routed`] for a handler that the future `make` returns gives
-/// later (Tornado's coroutine `prepare`): a request that is no valid
-/// upgrade is refused at once, before `make` is called; otherwise the
+/// later (Tornado's coroutine `prepare`): a request the application's
+/// XSRF or cross-origin check refuses, or that is no valid upgrade, is
+/// refused at once, before `make` is called; otherwise the
 /// connection waits (no request timeout) while the future runs on the
 /// loop, then is answered as [`accept_routed`] answers, or with the
 /// future's refusal. A peer that leaves meanwhile drops the future
@@ -149,8 +168,13 @@ pub(crate) fn accept_later(
     make: &dyn Fn(&Request) -> HandlerFuture,
     settings: Rc<RouteSettings>,
 ) -> Reply {
-    if let Err(e) = check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers()) {
-        return refused(handshake_refusal(&e));
+    let checked = forgery_refusal(&req, &settings).or_else(|| {
+        check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())
+            .err()
+            .map(|e| handshake_refusal(&e))
+    });
+    if let Some(refusal) = checked {
+        return refused(refusal);
     }
     let made = make(&req);
     let reply = PendingReply::new();
