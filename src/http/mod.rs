@@ -5,6 +5,7 @@
 //! they arrive ([`BodySink`]), and the hand-off of
 //! an upgraded stream.
 
+pub(crate) mod gunzip;
 pub(crate) mod ip;
 pub(crate) mod linger;
 pub mod pending;
@@ -80,6 +81,21 @@ pub struct HttpLimits {
     /// whose addresses `X-Forwarded-For` lists; the client is the last
     /// address of that list that is not one of these. Default none.
     pub trusted_downstream: Vec<String>,
+    /// Tornado's `decompress_request`: a request body sent with
+    /// `Content-Encoding: gzip` (in any case) is decompressed before the
+    /// service sees it, buffered or streamed ([`BodySink::data`] gets the
+    /// decompressed bytes), and the header is renamed
+    /// `X-Consumed-Content-Encoding`; `Content-Length` stays the
+    /// compressed length, as there. The decompressed body may be
+    /// [`max_body_size`](Self::max_body_size) bytes, the server's even
+    /// where a [`BodySink`] allows more (as Tornado's
+    /// `_GzipMessageDelegate` takes the connection's limit); beyond it,
+    /// and for data that is not gzip (corrupt, truncated, followed by
+    /// something other than another gzip member), 400 and the connection
+    /// closes, as Tornado answers its `HTTPInputError` (there a bare 400,
+    /// here with a page naming the reason). Default `false`:
+    /// such a form body is refused with 400 as one Tornado cannot parse.
+    pub decompress_request: bool,
 }
 
 impl Default for HttpLimits {
@@ -96,6 +112,7 @@ impl Default for HttpLimits {
             defer_accept: Some(Duration::from_secs(10)),
             xheaders: false,
             trusted_downstream: Vec::new(),
+            decompress_request: false,
         }
     }
 }

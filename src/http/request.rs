@@ -1014,6 +1014,47 @@ impl Request {
         }
     }
 
+    /// For the `decompress_request` setting, as Tornado's
+    /// `_GzipMessageDelegate`: when `Content-Encoding` (all its lines
+    /// joined) is `gzip` in any case, the header is renamed
+    /// `X-Consumed-Content-Encoding` (added after the others, with the
+    /// value as sent) and `true` is returned: the body is then to be
+    /// decompressed. `Content-Length` is left as sent (the compressed
+    /// length), as there. Other codings are left alone.
+    pub(crate) fn consume_gzip_encoding(&mut self) -> bool {
+        let value = match self.header_joined("Content-Encoding") {
+            Some(v) if v.eq_ignore_ascii_case("gzip") => v.into_owned(),
+            _ => return false,
+        };
+        let head = &self.head[..self.head_len as usize];
+        let target_end = self.path.1.max(self.query_end) as usize;
+        let start =
+            memchr::memchr(b'\n', &head[target_end..]).map_or(head.len(), |p| target_end + p + 1);
+        let mut out = Vec::with_capacity(self.head.len() + 32);
+        out.extend_from_slice(&head[..start]);
+        let mut rest = &head[start..];
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            let line = &rest[..=end];
+            rest = &rest[end + 1..];
+            let text = line.trim_ascii_end();
+            if text.is_empty() {
+                break;
+            }
+            let name = memchr::memchr(b':', text).map_or(text, |c| &text[..c]);
+            if !name.eq_ignore_ascii_case(b"content-encoding") {
+                out.extend_from_slice(line);
+            }
+        }
+        out.extend_from_slice(b"X-Consumed-Content-Encoding: ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        let head_len = out.len();
+        out.extend_from_slice(self.body());
+        self.head = out.into_boxed_slice();
+        self.head_len = head_len as u32;
+        true
+    }
+
     /// Records the peer's address.
     pub fn set_peer(&mut self, peer: Option<SocketAddr>) {
         self.peer = peer;

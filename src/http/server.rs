@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 
+use super::gunzip::Gunzip;
 use super::linger::{Lingering, HTTP_LINGER};
 use super::pending::{PendingReply, Taken};
 use super::reader::{HeadPoll, RequestReader};
@@ -378,6 +379,7 @@ impl Listener {
             waiting: None,
             upgrading: None,
             sink: None,
+            gunzip: None,
         };
         let mut conn = Some(Box::new(conn));
         let cid = lp.insert(|_| conn.take().unwrap_or_else(|| unreachable!()) as Box<dyn Pollable>);
@@ -459,6 +461,9 @@ struct HttpConn {
     /// Where the pending request's body goes as it arrives, when the
     /// service takes it so ([`Service::stream_body`]).
     sink: Option<Box<dyn BodySink>>,
+    /// The pending request's body is gzip to decompress
+    /// ([`HttpLimits::decompress_request`](super::HttpLimits::decompress_request)).
+    gunzip: Option<Box<Gunzip>>,
     /// The awaited reply turned out to be an upgrade, taken by `pump`:
     /// the connection switches protocols as soon as its caller can.
     upgrading: Option<Box<dyn Upgrade>>,
@@ -836,6 +841,8 @@ impl HttpConn {
             if limits.xheaders {
                 req.apply_xheaders(&limits.trusted_downstream);
             }
+            self.gunzip = (limits.decompress_request && req.consume_gzip_encoding())
+                .then(|| Box::new(Gunzip::new(limits.max_body_size as u64)));
             if req.has_unmet_expectation() {
                 self.error(lp, 417, "Unsupported Expect value");
                 return Step::Close;
@@ -876,8 +883,30 @@ impl HttpConn {
                 return Step::Close;
             }
         };
+        let req = match self.gunzip.take() {
+            Some(mut gunzip) => match inflate(&mut gunzip, req) {
+                Ok(req) => req,
+                Err(why) => {
+                    self.error(lp, 400, &why);
+                    return Step::Close;
+                }
+            },
+            None => req,
+        };
         let service = self.shared.service.clone();
         self.answer(lp, id, req, false, |req| service.dispatch_then(req))
+    }
+
+    /// A streamed body refused partway (not gzip, too large once
+    /// decompressed): the handler learns that its body ends here, as in
+    /// `step_streamed`, and the peer gets `why` with a 400.
+    fn refuse_streamed(&mut self, lp: &IOLoop, why: &str) -> Step {
+        if let Some(mut sink) = self.sink.take() {
+            lp.add_callback(move || sink.on_connection_close());
+        }
+        self.gunzip = None;
+        self.error(lp, 400, why);
+        Step::Close
     }
 
     /// The body limit of the pending request: its sink's, else the
@@ -936,8 +965,18 @@ impl HttpConn {
             };
             let sink = self.sink.as_mut().expect("a sink");
             if !piece.data.is_empty() {
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.data(&piece.data))) {
-                    return self.handler_panicked(lp, &panic, true);
+                let gunzip = self.gunzip.as_deref_mut();
+                let fed = catch_unwind(AssertUnwindSafe(|| match gunzip {
+                    Some(gunzip) => gunzip.feed(&piece.data, &mut |data| sink.data(data)),
+                    None => {
+                        sink.data(&piece.data);
+                        Ok(())
+                    }
+                }));
+                match fed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(why)) => return self.refuse_streamed(lp, &why),
+                    Err(panic) => return self.handler_panicked(lp, &panic, true),
                 }
                 // A streamed body may be large: `request_timeout` runs
                 // between its pieces, not over all of it.
@@ -950,6 +989,12 @@ impl HttpConn {
                 }
                 continue;
             };
+            if let Some(gunzip) = self.gunzip.take() {
+                if let Err(why) = gunzip.finish() {
+                    return self.refuse_streamed(lp, &why);
+                }
+            }
+            let sink = self.sink.as_mut().expect("a sink");
             match catch_unwind(AssertUnwindSafe(|| sink.early_reply())) {
                 Ok(None) => {}
                 Ok(Some(reply)) => {
@@ -1427,4 +1472,14 @@ fn with_date<R>(lp: &IOLoop, f: impl FnOnce(&str) -> R) -> R {
         *c = (Some(now), http_date_now());
     }
     f(&c.1)
+}
+
+/// A buffered body sent as gzip, decompressed
+/// ([`HttpLimits::decompress_request`](super::HttpLimits::decompress_request)).
+fn inflate(gunzip: &mut Gunzip, mut req: Request) -> Result<Request, String> {
+    let mut body = Vec::new();
+    gunzip.feed(req.body(), &mut |data| body.extend_from_slice(data))?;
+    gunzip.finish()?;
+    req.set_body(body);
+    Ok(req)
 }

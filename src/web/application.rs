@@ -1643,6 +1643,15 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Tornado's `decompress_request=True` (see
+    /// [`HttpLimits::decompress_request`](crate::http::HttpLimits::decompress_request)):
+    /// a request body sent with `Content-Encoding: gzip` reaches handlers
+    /// decompressed, the header renamed `X-Consumed-Content-Encoding`.
+    pub fn decompress_request(mut self, on: bool) -> Self {
+        self.settings.http.decompress_request = on;
+        self
+    }
+
     /// `TCP_NODELAY` default, for HTTP and upgraded WebSocket connections.
     pub fn nodelay(mut self, nodelay: bool) -> Self {
         self.settings.http.nodelay = nodelay;

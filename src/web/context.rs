@@ -1226,8 +1226,9 @@ impl<'a> RequestContext<'a> {
     /// body Tornado refuses (no final boundary, more than 100 parts, a
     /// part without headers, name or `form-data` disposition, ...) is
     /// answered 400 and logged with Tornado's reason, as is a form body
-    /// with a `Content-Encoding` (not decoded here). Returns whether the
-    /// request goes on.
+    /// with a `Content-Encoding` (a gzip one reaches here decompressed,
+    /// its header renamed, with the `decompress_request` setting). Returns
+    /// whether the request goes on.
     pub(crate) fn parse_body(&mut self) -> bool {
         let ctype = request_content_type(self.request);
         let ctype = ctype.as_ref();

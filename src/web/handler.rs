@@ -225,7 +225,9 @@ pub trait RequestHandler: 'static {
     /// (Tornado's `data_received`): called as the body arrives, after
     /// `prepare` and before the method. A response finished here
     /// (`send_error`) is sent at once and the rest of the body is not
-    /// read. Default: the piece is dropped.
+    /// read. With [`decompress_request`](super::ApplicationBuilder::decompress_request),
+    /// a gzip body's pieces come decompressed (at most 64 KiB each, as
+    /// Tornado's `chunk_size`). Default: the piece is dropped.
     fn data_received(&mut self, cx: &mut RequestContext<'_>, chunk: &[u8]) {
         let _ = (cx, chunk);
     }
