@@ -72,6 +72,7 @@ in on_message.
 Usage: http_hello [--port PORT] [--address ADDR]
                   [--cookie-secret SECRET | --cookie-secrets V:SECRET,... [--key-version V]]
                   [--xsrf-cookies [--xsrf-cookie-version 1|2]] [--compress-response]
+                  [--decompress-request]
                   [--cross-origin-protection [--trusted-origins ORIGIN,...]]
                   [--static-path DIR]
 
@@ -87,6 +88,8 @@ Usage: http_hello [--port PORT] [--address ADDR]
                           on every POST, PUT, PATCH and DELETE
   --xsrf-cookie-version N the format of new tokens, 1 or 2 (default 2)
   --compress-response     the compress_response setting (Tornado's gzip=True)
+  --decompress-request    the decompress_request setting: gzip request bodies
+                          reach the handlers decompressed
   --cross-origin-protection
                           the cross_origin_protection setting (Tornado 6.6)
   --trusted-origins LIST  trusted_origins, e.g. https://a.example,https://b.example
@@ -452,6 +455,7 @@ fn main() {
             ("xsrf-cookies", false),
             ("xsrf-cookie-version", true),
             ("compress-response", false),
+            ("decompress-request", false),
             ("cross-origin-protection", false),
             ("trusted-origins", true),
             ("static-path", true),
@@ -496,6 +500,7 @@ fn main() {
         })
         .login_url("/login")
         .compress_response(args.has("compress-response"))
+        .decompress_request(args.has("decompress-request"))
         .cross_origin_protection(args.has("cross-origin-protection"))
         .trusted_origins(
             args.get("trusted-origins", String::new())

@@ -25,6 +25,13 @@ a raw socket; one with it the same upgrade, greeting and echo. Once open, `need 
 argument both answer `NAME=VALUE`; without it both drop the connection with no Close frame
 (the client sees no close code), after what was written before.
 
+With the `decompress_request` setting (http_hello `--decompress-request`, Tornado's
+`HTTPServer(app, decompress_request=True)`), `GZIP_CASES`: urlencoded and multipart bodies sent
+with `Content-Encoding: gzip` (two members, chunked, `GZIP` in capitals, an empty body) are read
+alike; corrupt, truncated, trailing bytes and a body over 10 MiB once decompressed are a 400 in
+both (Tornado's bare, cyclone's with a page: the status is compared), as is a gzip form body
+without the setting (there the pages are compared).
+
 Where cyclone differs on purpose the case says so and is checked against cyclone's documented
 answer, with Tornado's printed:
   - a value that is not UTF-8 is U+FFFD in cyclone (`get_arguments`' documentation) where
@@ -42,6 +49,7 @@ Prints `N passed, N failed`; exits 1 on any failure.
 """
 
 import asyncio
+import gzip
 import json
 import logging
 import os
@@ -50,9 +58,11 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peerlib import Checks, check_alive, parse_args, run_main, start_server, tornado_listen  # noqa: E402
+from peerlib import (Checks, check_alive, free_port, parse_args, run_main,  # noqa: E402
+                     start_server, tornado_listen)
 
 import tornado.httpclient  # noqa: E402
+import tornado.httpserver  # noqa: E402
 import tornado.web  # noqa: E402
 import tornado.websocket  # noqa: E402
 
@@ -239,6 +249,8 @@ def deliberate(cyclone, tornado):
 B = b"cycloneB0undary"
 MP = b"multipart/form-data; boundary=" + B
 FORM = b"application/x-www-form-urlencoded"
+GZ = (b"Content-Encoding: gzip",)
+GZ_FORM = gzip.compress(b"a=1&b=+two+&a=%e2%82%ac")
 
 
 def mp(*parts, boundary=B, final=True, preamble=b"", epilogue=b"\r\n", eol=b"\r\n"):
@@ -464,7 +476,55 @@ CASES = [
      (b"X-Require: a",)),
     ("a file is no argument", "POST", b"/arguments", ["f"], MP, mp(upload(b"f", b"a.txt", b"x")),
      (b"X-Require: f",)),
+    # without decompress_request (see GZIP_CASES)
+    ("a gzip form body without decompress_request", "POST", b"/arguments", ["a"], FORM, GZ_FORM,
+     GZ),
 ]
+
+# (title, names, content type, body, extra header lines, status-only): the requests are POSTs
+# to /arguments; `status-only` cases are refusals, Tornado's bare, cyclone's with a page.
+GZIP_CASES = [
+    ("gzip: an urlencoded body", ["a", "b"], FORM, GZ_FORM, GZ),
+    ("gzip: in capitals", ["a", "b"], FORM, GZ_FORM, (b"Content-Encoding: GZIP",)),
+    ("gzip: two members", ["a", "c"], FORM, GZ_FORM + gzip.compress(b"&c=3"), GZ),
+    ("gzip: chunked", ["a", "b"], FORM, GZ_FORM, GZ + (b"Transfer-Encoding: chunked",)),
+    ("gzip: a multipart body", ["a", "f"], MP,
+     gzip.compress(mp(field(b"a", b"1"), upload(b"f", b"a.txt", b"x" * 5000))), GZ),
+    ("gzip: an empty body", ["a"], FORM, b"", GZ),
+    ("gzip: the query too", ["a"], FORM, gzip.compress(b"a=2"), GZ),
+    ("gzip: not gzip", ["a"], FORM, b"a=1", GZ, True),
+    ("gzip: truncated", ["a"], FORM, GZ_FORM[:-1], GZ, True),
+    ("gzip: trailing bytes", ["a"], FORM, GZ_FORM + b"xx", GZ, True),
+    ("gzip: a bad CRC", ["a"], FORM,
+     GZ_FORM[:-8] + bytes([GZ_FORM[-8] ^ 0xFF]) + GZ_FORM[-7:], GZ, True),
+    ("gzip: over max_body_size once decompressed", ["a"], FORM,
+     gzip.compress(b"a=" + b"x" * (10 << 20)), GZ, True),
+    ("gzip: deflate is not decoded", ["a"], FORM, b"a=1", (b"Content-Encoding: deflate",)),
+]
+
+
+async def gzip_cases(checks, loop, c_port, t_port):
+    """GZIP_CASES against cyclone at C_PORT and Tornado at T_PORT."""
+    for title, names, ctype, body, extra, *status_only in GZIP_CASES:
+        target = b"/arguments?a=q" if "query" in title else b"/arguments"
+        raw = request("POST", target, names, ctype, body, extra)
+
+        async def same(raw=raw, status_only=bool(status_only)):
+            c_status, c_body = await loop.run_in_executor(None, exchange, c_port, raw)
+            t_status, t_body = await loop.run_in_executor(None, exchange, t_port, raw)
+            assert c_status == t_status, \
+                f"cyclone {c_status} {c_body[:300]!r}, tornado {t_status} {t_body[:300]!r}"
+            if status_only:
+                print(f"    (deliberate: a page with the reason) tornado: {t_body!r}")
+                return
+            if c_status != 200:
+                assert c_body == t_body, f"cyclone {c_body[:300]!r}, tornado {t_body[:300]!r}"
+                return
+            c, t = json.loads(c_body), json.loads(t_body)
+            c["files"] = grouped_files(c["files"])
+            assert c == t, f"cyclone {c}, tornado {t}"
+
+        await checks.run(title, same)
 
 
 async def main():
@@ -555,6 +615,21 @@ async def main():
 
             await checks.run(title, same_room)
         check_alive(checks, server, "http_hello", log)
+        gz_log = os.path.join(args.logdir, "http_hello_decompress.log")
+        gz_server = start_server(checks, "http_hello --decompress-request", args.server,
+                                 ["--decompress-request"], logfile=gz_log)
+        if gz_server is not None:
+            # max_body_size: cyclone's default (Tornado's is its 100 MiB max_buffer_size).
+            gz_tornado = tornado.httpserver.HTTPServer(app, decompress_request=True,
+                                                       max_body_size=10 << 20)
+            gz_tornado_port = free_port()
+            gz_tornado.listen(gz_tornado_port, address="127.0.0.1")
+            try:
+                await gzip_cases(checks, loop, gz_server.port, gz_tornado_port)
+                check_alive(checks, gz_server, "http_hello --decompress-request", gz_log)
+            finally:
+                gz_server.stop()
+                gz_tornado.stop()
     finally:
         server.stop()
         tornado_server.stop()
