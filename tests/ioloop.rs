@@ -1559,6 +1559,33 @@ fn a_pool_thread_s_destructor_waiting_in_a_shutdown_is_not_waited_for() {
     });
 }
 
+/// The thread-local of the two tests below: dropped when its pool
+/// thread ends, it waits for the word that the outside callers are in
+/// `shutdown(true)`, gives them a window to take the thread to join
+/// (nothing to await: the joins start inside `shutdown`), then shuts
+/// its pool down with wait and says it returned.
+mod joined_shutdown {
+    use cyclone::ioloop::ThreadPool;
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    pub struct ShutsDownWhenJoined(pub ThreadPool, pub mpsc::Receiver<()>, pub mpsc::Sender<()>);
+
+    impl Drop for ShutsDownWhenJoined {
+        fn drop(&mut self) {
+            let _ = self.1.recv_timeout(Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(200));
+            self.0.shutdown(true);
+            let _ = self.2.send(());
+        }
+    }
+
+    thread_local! {
+        pub static SHUTS_DOWN: RefCell<Option<ShutsDownWhenJoined>> = const { RefCell::new(None) };
+    }
+}
+
 /// A pool thread's thread-local destructor calling `shutdown(true)` on
 /// its own pool while a caller outside the pool joins that thread: it
 /// waited for that join, of its own thread, for ever. It now returns (it
@@ -1569,21 +1596,7 @@ fn a_pool_thread_s_destructor_shutting_its_own_pool_down_does_not_wait_for_its_j
     const NAME: &str =
         "a_pool_thread_s_destructor_shutting_its_own_pool_down_does_not_wait_for_its_join";
     use cyclone::ioloop::ThreadPool;
-    struct ShutsDown(ThreadPool, mpsc::Receiver<()>, mpsc::Sender<()>);
-    impl Drop for ShutsDown {
-        fn drop(&mut self) {
-            // The outside caller is in `shutdown(true)`; a window for it
-            // to take this thread to join (nothing to await: the join
-            // starts inside `shutdown`).
-            let _ = self.1.recv_timeout(Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(200));
-            self.0.shutdown(true);
-            let _ = self.2.send(());
-        }
-    }
-    thread_local! {
-        static SHUTS_DOWN: RefCell<Option<ShutsDown>> = const { RefCell::new(None) };
-    }
+    use joined_shutdown::{ShutsDownWhenJoined as ShutsDown, SHUTS_DOWN};
     if util::isolated(NAME) {
         return;
     }
@@ -1616,21 +1629,7 @@ fn pool_threads_destructors_shutting_each_other_s_pool_down_while_joined_do_not_
     const NAME: &str =
         "pool_threads_destructors_shutting_each_other_s_pool_down_while_joined_do_not_wait";
     use cyclone::ioloop::ThreadPool;
-    struct ShutsDown(ThreadPool, mpsc::Receiver<()>, mpsc::Sender<()>);
-    impl Drop for ShutsDown {
-        fn drop(&mut self) {
-            // Both outside callers are in `shutdown(true)`; a window for
-            // them to take the threads to join (nothing to await: the
-            // joins start inside `shutdown`).
-            let _ = self.1.recv_timeout(Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(200));
-            self.0.shutdown(true);
-            let _ = self.2.send(());
-        }
-    }
-    thread_local! {
-        static SHUTS_DOWN: RefCell<Option<ShutsDown>> = const { RefCell::new(None) };
-    }
+    use joined_shutdown::{ShutsDownWhenJoined as ShutsDown, SHUTS_DOWN};
     if util::isolated(NAME) {
         return;
     }
