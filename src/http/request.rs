@@ -1211,10 +1211,7 @@ impl fmt::Debug for Request {
 /// Decodes `%XX` escapes (and `+` as space when `plus` is true); invalid
 /// escapes are kept literally, invalid UTF-8 is replaced.
 pub fn percent_decode(s: &str, plus: bool) -> String {
-    match String::from_utf8(percent_decode_bytes(s, plus)) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
+    lossy(percent_decode_bytes(s, plus))
 }
 
 /// [`percent_decode`], `None` when the bytes decoded are not UTF-8 (where
