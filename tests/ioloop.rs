@@ -2613,18 +2613,8 @@ fn periodic_callback_stopped_by_a_thread_local_dropped_after_the_loop() {
 fn client_connection_closed_by_a_thread_local_dropped_after_the_loop() {
     // As above, for the cleanup calls of a client connection and of
     // `close_connection`: the connection went with the loop.
-    use cyclone::web::Application;
-    use cyclone::websocket::{
-        close_connection, websocket_connect, Message, WebSocket, WebSocketClientConnection,
-        WebSocketHandler,
-    };
+    use cyclone::websocket::{close_connection, WebSocketClientConnection};
     const NAME: &str = "client_connection_closed_by_a_thread_local_dropped_after_the_loop";
-    struct Echo;
-    impl WebSocketHandler for Echo {
-        fn on_message(&mut self, ws: &mut WebSocket<'_>, msg: Message<'_>) {
-            let _ = ws.write_message(msg);
-        }
-    }
     struct ClosesOnDrop(WebSocketClientConnection, mpsc::Sender<bool>);
     impl Drop for ClosesOnDrop {
         fn drop(&mut self) {
@@ -2644,21 +2634,7 @@ fn client_connection_closed_by_a_thread_local_dropped_after_the_loop() {
     let t = std::thread::spawn(move || {
         // Used before the loop, so dropped after it.
         CLOSES.with(|c| assert!(c.borrow().is_none()));
-        let app = Application::builder()
-            .websocket(r"/echo", |_req| Echo)
-            .build();
-        let addr = app.listen_on("127.0.0.1:0").expect("listen");
-        let lp = IOLoop::current();
-        let guard = lp.call_later(Duration::from_secs(10), || panic!("connect timed out"));
-        let conn = lp.run_sync(async move {
-            let conn = websocket_connect(&format!("ws://{addr}/echo"))
-                .await
-                .expect("connect");
-            conn.write_message("hi").expect("open");
-            assert_eq!(conn.read_message().await.unwrap().as_text(), Some("hi"));
-            conn
-        });
-        lp.remove_timeout(guard);
+        let conn = echo_client_on_this_thread();
         CLOSES.with(|c| *c.borrow_mut() = Some(ClosesOnDrop(conn, tx)));
     });
     t.join().expect("the thread panicked");
@@ -2669,7 +2645,8 @@ fn client_connection_closed_by_a_thread_local_dropped_after_the_loop() {
 }
 
 /// An echo server on this thread's loop, subscribing each connection to
-/// "room", and a client connected to it (for the destructor tests below).
+/// "room", and a client connected to it (for the destructor tests around
+/// it).
 fn echo_client_on_this_thread() -> cyclone::websocket::WebSocketClientConnection {
     use cyclone::web::Application;
     use cyclone::websocket::{websocket_connect, Message, WebSocket, WebSocketHandler};

@@ -1234,14 +1234,15 @@ mod tests {
     /// Six messages read at once, each answered with 1 MiB (the mark is
     /// 64 KiB): the first answer fills the queue past the mark, and the
     /// other messages wait in the spill. Then the peer reads, each time
-    /// before a writable event: the event whose flush takes the queue
-    /// below the mark hands out the next kept message at once, so no
-    /// event ends with the queue under the mark and messages kept (they
-    /// waited for a second turn of the connection when the writable
-    /// event flushed only after parsing). Every message is handed out,
-    /// in order, and every answer reaches the peer.
-    #[test]
-    fn the_writable_event_that_takes_the_queue_below_the_mark_hands_out_what_was_kept() {
+    /// before `resume` (named `what` in failures) runs on the connection:
+    /// the `resume` whose flush takes the queue below the mark must hand
+    /// out the next kept message at once, so none ends with the queue
+    /// under the mark and messages kept. Every message is handed out, in
+    /// order, and every answer reaches the peer.
+    fn kept_messages_are_handed_out_by(
+        what: &str,
+        resume: impl Fn(&mut WsConn, &IOLoop, ConnId) -> Action,
+    ) {
         let (count, mark, answer) = (6, 64 * 1024, 1024 * 1024);
         let texts: Vec<String> = (0..count).map(|i| format!("m{i}")).collect();
         let burst: Vec<u8> = texts.iter().flat_map(|t| text_frame(t)).collect();
@@ -1252,15 +1253,15 @@ mod tests {
         assert_eq!(*got.borrow(), texts[..1]);
         assert!(conn.core.over(mark) && conn.core.read_paused);
         let mut taken = 0;
-        let mut events = 0;
+        let mut turns = 0;
         while taken < count * (answer + 10) {
-            events += 1;
-            assert!(events < 100_000, "{taken} bytes taken");
+            turns += 1;
+            assert!(turns < 100_000, "{taken} bytes taken");
             taken += peer_takes(&mut peer);
-            let _ = conn.ready(&lp, id, writable());
+            let _ = resume(&mut conn, &lp, id);
             assert!(
                 conn.core.over(mark) || conn.core.spill.is_empty(),
-                "event {events}: {} messages handed out, {} bytes queued, \
+                "{what} {turns}: {} messages handed out, {} bytes queued, \
                  {} kept",
                 got.borrow().len(),
                 conn.core.out_len(),
@@ -1271,44 +1272,22 @@ mod tests {
         assert!(conn.core.flushed());
     }
 
-    /// As the writable-event test above, but the queue is taken below the
-    /// mark by the loop's dirty-list flush ([`Pollable::flush`]: a
-    /// `write_to` or a broadcast from elsewhere queued for the
-    /// connection), with no writable event. Each flush that takes the queue below the
-    /// mark hands out the next kept message at once: no flush ends with
-    /// the queue under the mark and messages kept (they waited for the
-    /// loop's still-readable pass, in the next iteration when the flush
-    /// was the one at the end of an iteration). Every message is handed
-    /// out, in order, and every answer reaches the peer.
+    /// [`kept_messages_are_handed_out_by`] writable events (they waited
+    /// for a second turn of the connection when the writable event
+    /// flushed only after parsing).
+    #[test]
+    fn the_writable_event_that_takes_the_queue_below_the_mark_hands_out_what_was_kept() {
+        kept_messages_are_handed_out_by("event", |conn, lp, id| conn.ready(lp, id, writable()));
+    }
+
+    /// [`kept_messages_are_handed_out_by`] the loop's dirty-list flush
+    /// ([`Pollable::flush`]: a `write_to` or a broadcast from elsewhere
+    /// queued for the connection), with no writable event (they waited
+    /// for the loop's still-readable pass, in the next iteration when the
+    /// flush was the one at the end of an iteration).
     #[test]
     fn the_dirty_list_flush_that_takes_the_queue_below_the_mark_hands_out_what_was_kept() {
-        let (count, mark, answer) = (6, 64 * 1024, 1024 * 1024);
-        let texts: Vec<String> = (0..count).map(|i| format!("m{i}")).collect();
-        let burst: Vec<u8> = texts.iter().flat_map(|t| text_frame(t)).collect();
-        let (mut conn, mut peer, got) = answering_conn(burst, mark, answer);
-        let lp = IOLoop::current();
-        let id = conn.core.id;
-        let _ = conn.ready(&lp, id, Readiness::readable());
-        assert_eq!(*got.borrow(), texts[..1]);
-        assert!(conn.core.over(mark) && conn.core.read_paused);
-        let mut taken = 0;
-        let mut flushes = 0;
-        while taken < count * (answer + 10) {
-            flushes += 1;
-            assert!(flushes < 100_000, "{taken} bytes taken");
-            taken += peer_takes(&mut peer);
-            let _ = Pollable::flush(&mut conn, &lp, id);
-            assert!(
-                conn.core.over(mark) || conn.core.spill.is_empty(),
-                "flush {flushes}: {} messages handed out, {} bytes queued, \
-                 {} kept",
-                got.borrow().len(),
-                conn.core.out_len(),
-                conn.core.spill.len()
-            );
-        }
-        assert_eq!(*got.borrow(), texts);
-        assert!(conn.core.flushed());
+        kept_messages_are_handed_out_by("flush", Pollable::flush);
     }
 
     /// Twenty-four messages read at once, each answered with 1 MiB over a
