@@ -2612,12 +2612,15 @@ fn periodic_callback_stopped_by_a_thread_local_dropped_after_the_loop() {
 #[test]
 fn client_connection_closed_by_a_thread_local_dropped_after_the_loop() {
     // As above, for the cleanup calls of a client connection and of
-    // `close_connection`: the connection went with the loop.
+    // `close_connection`: the connection went with the loop. A last read
+    // asked there has no loop to answer it: its callback is dropped.
     use cyclone::websocket::{close_connection, WebSocketClientConnection};
     const NAME: &str = "client_connection_closed_by_a_thread_local_dropped_after_the_loop";
     struct ClosesOnDrop(WebSocketClientConnection, mpsc::Sender<bool>);
     impl Drop for ClosesOnDrop {
         fn drop(&mut self) {
+            self.0
+                .read_message_then(|_| panic!("ran after the loop was gone"));
             self.0.close(Some(1001), "bye");
             self.0.terminate();
             let found = close_connection(self.0.id(), None, "");

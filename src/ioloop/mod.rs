@@ -200,8 +200,8 @@ impl IOLoop {
     /// before the loop is dropped after it), where a panic aborts the
     /// process. [`IOLoop::try_current`] returns the error instead; the
     /// library's calls a destructor may make ([`PeriodicCallback::stop`],
-    /// a client connection's `close`, `terminate`, `write_message` or
-    /// `ping`, `websocket::close_connection`, `write_to`, `broadcast` and
+    /// a client connection's `close`, `terminate`, `write_message`,
+    /// `ping` or `read_message_then`, `websocket::close_connection`, `write_to`, `broadcast` and
     /// `publish`, [`shutdown`](crate::shutdown), `AsyncResponse::on_close`,
     /// a dropped future) find nothing left there and do nothing, or say so
     /// (false, 0, the closed error).

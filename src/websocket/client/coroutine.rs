@@ -336,9 +336,23 @@ impl WebSocketClientConnection {
     /// the order they were made (each waits from the loop's next
     /// iteration), behind a `read_message().await` already waiting and
     /// ahead of one polled after them.
+    ///
+    /// `callback` always runs on the loop, never inside this call: asked
+    /// while the loop is not running (before [`start`](IOLoop::start), or
+    /// after it stopped), it waits for the loop's next run, then gets the
+    /// message, or `None` if the connection closed meanwhile (Tornado's
+    /// `IOLoop.add_future` waits the same way).
+    ///
+    /// Safe in a destructor, a thread-local's included: once the thread's
+    /// loop is gone (the thread is ending and the loop was dropped first),
+    /// the connection went with it and nothing is left to run `callback`,
+    /// which is dropped uncalled (Tornado's callback on a closed loop is
+    /// never called either).
     #[doc(alias = "read_message(callback)")]
     pub fn read_message_then(&self, callback: impl FnOnce(Option<Message<'static>>) + 'static) {
-        IOLoop::current().add_future(self.read_message(), callback);
+        if let Some(lp) = IOLoop::existing() {
+            lp.add_future(self.read_message(), callback);
+        }
     }
 
     /// Queues a text or binary message (masked with a fresh key). The
