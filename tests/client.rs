@@ -2322,6 +2322,42 @@ fn callback_style_connect_and_reads_in_order() {
     );
 }
 
+/// `read_message_then` asked while the loop is not running (after
+/// `run_sync` returned, before `start`): the callback waits for the loop's
+/// next run, then gets the message, or `None` when the connection closed
+/// meanwhile; as Tornado's `read_message(callback)` with a stopped loop.
+#[test]
+fn read_message_then_while_the_loop_is_stopped_is_answered_once_it_runs() {
+    let addr = server();
+    let lp = IOLoop::current();
+    let conn = lp.run_sync(async move {
+        websocket_connect(&format!("ws://{addr}/echo"))
+            .await
+            .expect("connect")
+    });
+    let got: Received = Rc::default();
+    let ask = |conn: &cyclone::websocket::WebSocketClientConnection| {
+        let g = got.clone();
+        conn.read_message_then(move |m| {
+            g.borrow_mut()
+                .push(m.map(|m| m.as_text().unwrap_or("?").to_owned()));
+            IOLoop::current().stop();
+        });
+    };
+    conn.write_message("a").expect("open");
+    ask(&conn);
+    assert!(got.borrow().is_empty(), "answered before the loop ran");
+    lp.start();
+    assert_eq!(*got.borrow(), vec![Some("a".to_owned())]);
+    // The server closes with 4000 on this one.
+    conn.write_message("close me").expect("open");
+    assert!(lp.run_sync(conn.read_message()).is_none());
+    ask(&conn);
+    assert_eq!(got.borrow().len(), 1, "answered before the loop ran");
+    lp.start();
+    assert_eq!(*got.borrow(), vec![Some("a".to_owned()), None]);
+}
+
 /// The callback of `websocket_connect_then` gets the error of a bad URL
 /// and of a refused connection as a value.
 #[test]
