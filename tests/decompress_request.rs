@@ -20,8 +20,9 @@ fn gz(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// What the handler saw: the arguments, the encoding headers, the
-/// declared length and the body's length.
+/// What the handler saw: the arguments, the encoding headers (every line
+/// joined, as Tornado's `headers.get`), the declared length and the
+/// body's length.
 struct Echo;
 impl RequestHandler for Echo {
     fn supported_methods(&self) -> &'static [&'static str] {
@@ -34,8 +35,8 @@ impl RequestHandler for Echo {
             cx.get_arguments("a"),
             cx.get_arguments("b"),
             cx.get_arguments("c"),
-            r.header("Content-Encoding"),
-            r.header("X-Consumed-Content-Encoding"),
+            r.header_joined("Content-Encoding"),
+            r.header_joined("X-Consumed-Content-Encoding"),
             r.header("Content-Length"),
             r.body().len(),
         );
@@ -166,6 +167,44 @@ fn a_gzip_form_body_is_decompressed_and_its_header_renamed() {
         String::from_utf8(seen).unwrap(),
         "a=[\"2\"] b=[] c=[] ce=None xce=None cl=Some(\"3\") len=3"
     );
+}
+
+/// The encoding headers as Tornado 6.6 leaves them (its
+/// `_GzipMessageDelegate` reads `headers.get("Content-Encoding")`, every
+/// line joined with `,`, and `add`s the renamed header): an
+/// `X-Consumed-Content-Encoding` the client sent itself is kept, before or
+/// after its `Content-Encoding`, and the consumed coding is added after it
+/// (`foo,gzip`); `gzip` with whitespace around is consumed, the value
+/// trimmed. `Content-Encoding: gzip` sent twice is `gzip,gzip`, which is
+/// not `gzip`: nothing is consumed, and the form body is refused as any
+/// other coding is.
+#[test]
+fn encoding_headers_are_consumed_as_tornado_does() {
+    let srv = server(true);
+    let body = gz(b"a=1");
+    let answer = |coding: &str| {
+        let (status, _, seen) = request(&srv, &post("/", coding, &body));
+        (status, String::from_utf8(seen).unwrap())
+    };
+    let mine = "X-Consumed-Content-Encoding: foo\r\n";
+    for coding in [format!("{mine}{GZ}"), format!("{GZ}{mine}")] {
+        let (status, seen) = answer(&coding);
+        assert_eq!(status, 200, "{coding:?}: {seen}");
+        assert!(
+            seen.starts_with("a=[\"1\"] b=[] c=[] ce=None xce=Some(\"foo,gzip\")"),
+            "{coding:?}: {seen}"
+        );
+    }
+    let (status, seen) = answer("Content-Encoding:   gzip  \r\n");
+    assert_eq!(status, 200, "{seen}");
+    assert!(seen.contains(" ce=None xce=Some(\"gzip\")"), "{seen}");
+    for twice in [
+        format!("{GZ}{GZ}"),
+        "Content-Encoding: gzip, gzip\r\n".to_owned(),
+        format!("Content-Encoding: \r\n{GZ}"),
+    ] {
+        assert_eq!(answer(&twice).0, 400, "{twice:?}");
+    }
 }
 
 #[test]
