@@ -10,6 +10,7 @@ use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
 
+use cyclone::testing::ExpectLog;
 use cyclone::web::{Application, RequestContext, RequestHandler};
 use flate2::{write::GzEncoder, Compression};
 use util::{read_response, request, wait_closed, Server};
@@ -177,7 +178,8 @@ fn a_gzip_form_body_is_decompressed_and_its_header_renamed() {
 /// (`foo,gzip`); `gzip` with whitespace around is consumed, the value
 /// trimmed. `Content-Encoding: gzip` sent twice is `gzip,gzip`, which is
 /// not `gzip`: nothing is consumed, and the form body is refused as any
-/// other coding is.
+/// other coding is, the warning naming every line (as Tornado's
+/// `Unsupported Content-Encoding: gzip,gzip`).
 #[test]
 fn encoding_headers_are_consumed_as_tornado_does() {
     let srv = server(true);
@@ -198,6 +200,10 @@ fn encoding_headers_are_consumed_as_tornado_does() {
     let (status, seen) = answer("Content-Encoding:   gzip  \r\n");
     assert_eq!(status, 200, "{seen}");
     assert!(seen.contains(" ce=None xce=Some(\"gzip\")"), "{seen}");
+    let warned = ExpectLog::new(
+        "cyclone",
+        r"400 POST / \(127\.0\.0\.1\): Invalid body: Unsupported Content-Encoding: (gzip,gzip|gzip, gzip|,gzip)$",
+    );
     for twice in [
         format!("{GZ}{GZ}"),
         "Content-Encoding: gzip, gzip\r\n".to_owned(),
@@ -205,6 +211,21 @@ fn encoding_headers_are_consumed_as_tornado_does() {
     ] {
         assert_eq!(answer(&twice).0, 400, "{twice:?}");
     }
+    assert!(
+        warned.wait(3, Duration::from_secs(5)),
+        "{:?}",
+        warned.logged()
+    );
+    assert!(warned
+        .logged()
+        .iter()
+        .all(|(level, _)| *level == log::Level::Warn));
+    // A coding that is not UTF-8 is a coding too (Tornado reads it as
+    // Latin-1): the form body is not parsed as if it had none.
+    let mut latin1 = post("/", "Content-Encoding: \u{1}\r\n", b"a=1");
+    let at = latin1.iter().position(|&b| b == 1).unwrap();
+    latin1[at] = 0xe9;
+    assert_eq!(request(&srv, &latin1).0, 400);
 }
 
 #[test]

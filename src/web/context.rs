@@ -1238,7 +1238,9 @@ impl<'a> RequestContext<'a> {
             return true;
         }
         let body = self.request.body();
-        let result = match self.request.header("Content-Encoding") {
+        // Every line of it, as Tornado's `headers["Content-Encoding"]`
+        // joins them: one with a gzip line among others was not consumed.
+        let result = match self.request.header_joined("Content-Encoding") {
             Some(coding) => Err(format!("Unsupported Content-Encoding: {coding}")),
             None if is_urlencoded(ctype) && too_many_fields(body) => {
                 Err("Invalid x-www-form-urlencoded body: Max number of fields exceeded".into())
