@@ -1018,7 +1018,8 @@ impl Request {
     /// `_GzipMessageDelegate`: when `Content-Encoding` (all its lines
     /// joined) is `gzip` in any case, the header is renamed
     /// `X-Consumed-Content-Encoding` (added after the others, with the
-    /// value as sent) and `true` is returned: the body is then to be
+    /// value as sent; one the client sent itself is kept, as Tornado's
+    /// `headers.add` keeps it) and `true` is returned: the body is then to be
     /// decompressed. `Content-Length` is left as sent (the compressed
     /// length), as there. Other codings are left alone.
     pub(crate) fn consume_gzip_encoding(&mut self) -> bool {
