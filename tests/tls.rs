@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cyclone::ioloop::Counter;
+use cyclone::testing::ExpectLog;
 use cyclone::tls::{rustls, ServerTls};
 use cyclone::web::{Application, RequestContext, RequestHandler};
 use cyclone::websocket::{Message, WebSocket, WebSocketHandler};
@@ -301,8 +302,18 @@ fn https_keep_alive_serves_several_requests() {
     }
 }
 
+/// Expects the warning a TLS error on the connection from `client` is
+/// logged with (`what`: the handshake's failure, or a later error), as
+/// Tornado's `SSL Error on <fd> <peer>: ...` and `error on read: ...`
+/// warnings.
+fn expect_tls_warning(client: SocketAddr, what: &str) -> ExpectLog {
+    let pattern = format!("TLS {what} {}:{}", client.ip(), client.port()).replace('.', r"\.");
+    ExpectLog::new("cyclone", &pattern).level(log::Level::Warn)
+}
+
 /// A client speaking plain HTTP to the TLS port is closed (a TLS alert at
-/// most, never an HTTP answer); a TLS client beside it is not disturbed.
+/// most, never an HTTP answer), with a warning naming it; a TLS client
+/// beside it is not disturbed.
 #[test]
 fn plain_client_on_tls_port_is_closed_alone() {
     let certs = make_certs();
@@ -312,6 +323,7 @@ fn plain_client_on_tls_port_is_closed_alone() {
     assert_eq!(good.read().unwrap(), TMsg::text("before"));
     let before = server.metrics().get(Counter::TlsErrors);
     let mut plain = TcpStream::connect(server.addr).unwrap();
+    let warned = expect_tls_warning(plain.local_addr().unwrap(), "handshake with");
     plain
         .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
@@ -323,8 +335,31 @@ fn plain_client_on_tls_port_is_closed_alone() {
     );
     assert!(!got.starts_with(b"HTTP/"));
     assert_eq!(server.metrics().get(Counter::TlsErrors), before + 1);
+    assert!(warned.wait(1, Duration::from_secs(5)), "no warning");
     good.send(TMsg::text("after")).unwrap();
     assert_eq!(good.read().unwrap(), TMsg::text("after"));
+}
+
+/// A record that does not decrypt after the handshake ends that
+/// connection with a warning naming the peer (Tornado's `error on read`).
+#[test]
+fn bad_record_after_the_handshake_is_warned_about() {
+    let certs = make_certs();
+    let server = tls_server(&certs, SHORT);
+    let mut s = tls_stream(&server, &certs);
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut got = [0; 12];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"HTTP/1.1 200");
+    let warned = expect_tls_warning(s.sock.local_addr().unwrap(), "error from");
+    // Application data (0x17) that is not sealed with the session's keys.
+    let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+    record.extend([0xab; 0x20]);
+    s.sock.write_all(&record).unwrap();
+    let (_, end) = read_within(&mut s.sock, Duration::from_secs(5));
+    assert_ne!(end, ReadEnd::Timeout, "not closed");
+    assert!(warned.wait(1, Duration::from_secs(5)), "no warning");
 }
 
 /// A record that is not a valid ClientHello gets a TLS alert and the

@@ -28,7 +28,8 @@
 //! - Handshake messages and alerts produced while reading are written at
 //!   once (what the kernel refuses waits for the writable edge).
 //! - A TLS error (bad record, failed handshake) sends the alert rustls
-//!   queued, is logged at debug, counted
+//!   queued, is logged at warning with the peer's address (as Tornado
+//!   logs its SSL errors; a line a second at most), counted
 //!   ([`Counter::TlsErrors`](crate::ioloop::Counter::TlsErrors)) and
 //!   returned as `InvalidData`: that connection ends, no other.
 
@@ -541,7 +542,7 @@ impl TlsStream {
                         let _ = self.flush_pending();
                         // Typed: `get_ref()` downcasts to `rustls::Error`.
                         let e = io::Error::new(io::ErrorKind::InvalidData, e);
-                        count_tls_error(&e);
+                        self.count_error(&e);
                         return Err(e);
                     }
                     if self.conn.wants_write() {
@@ -552,7 +553,7 @@ impl TlsStream {
                 // A record too large for the deframer's buffer is
                 // `InvalidData` here: a TLS error too.
                 Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    count_tls_error(&e);
+                    self.count_error(&e);
                     return Err(e);
                 }
                 Err(e) => return Err(e),
@@ -641,11 +642,37 @@ impl Read for WouldBlockReader {
     }
 }
 
-/// Logs and counts a TLS error; the connection it happened on ends.
 #[cfg(feature = "tls")]
-fn count_tls_error(e: &io::Error) {
-    log::debug!("TLS error: {e}");
-    crate::ioloop::IOLoop::current().count(crate::ioloop::Counter::TlsErrors, 1);
+impl TlsStream {
+    /// Logs and counts a TLS error; the connection it happened on ends.
+    /// At warning level, with the peer's address, as Tornado's
+    /// `SSLIOStream` logs its `SSL Error on <fd> <peer>: ...` (a failed
+    /// handshake) and `error on read: ...` (a bad record later); folded to
+    /// a line a second per loop, as the other warnings a flood of peers
+    /// can cause (a scanner speaking plain HTTP to the port). A peer that
+    /// closes or resets the connection is no TLS error: it goes quietly,
+    /// as there.
+    fn count_error(&self, e: &io::Error) {
+        let handshaking = self.conn.is_handshaking();
+        let kind = if handshaking {
+            "tls_handshake"
+        } else {
+            "tls_error"
+        };
+        crate::ioloop::warn_limited(kind, || {
+            let peer = self.tcp.peer_addr();
+            let peer: &dyn std::fmt::Display = match &peer {
+                Ok(addr) => addr,
+                Err(_) => &"(not connected)",
+            };
+            if handshaking {
+                format!("TLS handshake with {peer} failed: {e}")
+            } else {
+                format!("TLS error from {peer}: {e}")
+            }
+        });
+        crate::ioloop::IOLoop::current().count(crate::ioloop::Counter::TlsErrors, 1);
+    }
 }
 
 #[cfg(test)]

@@ -720,7 +720,11 @@ impl Application {
     /// `app.listen_tls(port, ServerTls::from_pem_files(certfile, keyfile)?)`.
     /// Every connection is a TLS session (TLS 1.2 or 1.3; the handshake
     /// counts against `request_timeout`); handlers see
-    /// [`Request::protocol`] `"https"`.
+    /// [`Request::protocol`] `"https"`. A failed handshake (a plain HTTP
+    /// client on the port, a browser that refuses the certificate) ends
+    /// that connection and is logged at `warn` with the peer's address,
+    /// as Tornado logs `SSL Error on ...` (at most a line a second, with
+    /// the count of the others).
     ///
     /// # Errors
     /// Binding or registering the listener failed.
