@@ -68,7 +68,11 @@ pub fn listen_with(
 /// Like [`listen_with`], serving HTTPS (and `wss://`): every accepted
 /// connection is a TLS session with `tls` (Tornado's
 /// `HTTPServer(app, ssl_options=...)`). The handshake counts against
-/// `limits.request_timeout`, which runs from accept.
+/// `limits.request_timeout`, which runs from accept: one not done by then
+/// is closed quietly (Tornado has no handshake timeout of its own; there
+/// it counts against the header timeout, `idle_connection_timeout` or one
+/// hour). A failed handshake is logged at `warn` with the peer's address,
+/// as Tornado's `SSL Error on ...`.
 ///
 /// # Errors
 /// Binding or registering the listener failed.

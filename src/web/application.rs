@@ -719,7 +719,10 @@ impl Application {
     /// "keyfile": ...})` is
     /// `app.listen_tls(port, ServerTls::from_pem_files(certfile, keyfile)?)`.
     /// Every connection is a TLS session (TLS 1.2 or 1.3; the handshake
-    /// counts against `request_timeout`); handlers see
+    /// counts against `request_timeout` from accept, 10 s by default, and
+    /// one not done by then is closed quietly, where Tornado's counts
+    /// against its header timeout, `idle_connection_timeout` or one
+    /// hour); handlers see
     /// [`Request::protocol`] `"https"`. A failed handshake (a plain HTTP
     /// client on the port, a browser that refuses the certificate) ends
     /// that connection and is logged at `warn` with the peer's address,
