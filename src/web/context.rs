@@ -2021,7 +2021,7 @@ fn accepts_gzip(accept: &str) -> bool {
 /// Tornado's `check_etag_header`: the entity tags of `If-None-Match` as
 /// its pattern `\*|(?:W/)?"[^"]*"` finds them; a `*` first matches
 /// anything, else one tag must equal `etag` by the weak comparison.
-fn if_none_match(header: &str, etag: &str) -> bool {
+pub(super) fn if_none_match(header: &str, etag: &str) -> bool {
     let weak = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
     let mut tags = Vec::new();
     let mut rest = header;

@@ -50,7 +50,8 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   future), and an `ETag` made of the modification time and the
 ///   size (as nginx's: revalidating reads nothing; Tornado hashes the
 ///   content). `304 Not Modified` for an `If-None-Match` naming it (or
-///   `*`; the list may come as several field lines), or, without
+///   `*` as its first tag, as Tornado's `check_etag_header` reads it; the
+///   list may come as several field lines), or, without a non-empty
 ///   `If-None-Match`, for an `If-Modified-Since` at or after the
 ///   modification time (RFC 9110 §13.2.2). Before them, `412
 ///   Precondition Failed` for an `If-Match` that does not name it (strong
@@ -421,15 +422,19 @@ impl StaticFiles {
         if !unchanged {
             return cx.send_error(412);
         }
-        // If-None-Match decides when present (RFC 9110 §13.2.2); its
-        // list may come as several field lines (§5.3), each read.
-        let mut if_none_match = req.header_all("if-none-match").peekable();
-        let fresh = if if_none_match.peek().is_some() {
-            if_none_match
-                .any(|tags| std::str::from_utf8(tags).is_ok_and(|t| etag_matches(t, &etag)))
-        } else {
-            let since = req.header("if-modified-since").and_then(parse_http_date);
-            modified.is_some_and(|m| since.is_some_and(|s| m.as_secs() <= s))
+        // A non-empty If-None-Match decides (RFC 9110 §13.2.2), read as
+        // Tornado's check_etag_header (the generic one's reading: its
+        // field lines joined, weak comparison, a `*` only first); an empty
+        // one is as none, as in Tornado's should_return_304.
+        let fresh = match req
+            .header_joined("If-None-Match")
+            .filter(|tags| !tags.trim().is_empty())
+        {
+            Some(tags) => super::context::if_none_match(&tags, &etag),
+            None => {
+                let since = req.header("if-modified-since").and_then(parse_http_date);
+                modified.is_some_and(|m| since.is_some_and(|s| m.as_secs() <= s))
+            }
         };
         if fresh {
             // The tag the 200 to this request would carry (RFC 9110
@@ -804,14 +809,6 @@ fn open_regular(path: &Path) -> io::Result<(std::fs::Metadata, std::fs::File)> {
     Ok((meta, file))
 }
 
-/// Whether an `If-None-Match` list names `etag` (or is `*`), by the weak
-/// comparison RFC 9110 §13.1.2 prescribes for it.
-fn etag_matches(tags: &str, etag: &str) -> bool {
-    tags.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
-}
-
 /// Whether an `If-Match` list names `etag` (or is `*`), by the strong
 /// comparison RFC 9110 §13.1.1 prescribes for it: a weak tag never matches.
 fn etag_matches_strongly(tags: &str, etag: &str) -> bool {
@@ -943,15 +940,18 @@ mod tests {
         assert_eq!(ok.ok(), Some(1));
     }
 
+    /// The static files' tags through the generic `If-None-Match` reading.
     #[test]
     fn if_none_match_lists() {
         let tag = "\"abc-b\"";
-        assert!(etag_matches("\"abc-b\"", tag));
-        assert!(etag_matches("W/\"abc-b\"", tag));
-        assert!(etag_matches("\"x\", \"abc-b\"", tag));
-        assert!(etag_matches("*", tag));
-        assert!(!etag_matches("\"abc\"", tag));
-        assert!(!etag_matches("abc-b", tag));
+        let matches = super::super::context::if_none_match;
+        assert!(matches("\"abc-b\"", tag));
+        assert!(matches("W/\"abc-b\"", tag));
+        assert!(matches("\"x\", \"abc-b\"", tag));
+        assert!(matches("*", tag));
+        assert!(!matches("\"x\", *", tag));
+        assert!(!matches("\"abc\"", tag));
+        assert!(!matches("abc-b", tag));
     }
     use std::time::SystemTime;
 

@@ -4805,7 +4805,7 @@ fn static_if_none_match_on_several_field_lines() {
             ("If-None-Match", etag.as_str()),
             ("If-None-Match", "\"other\""),
         ],
-        [("If-None-Match", "\"x\", \"y\""), ("If-None-Match", "*")],
+        [("If-None-Match", "*"), ("If-None-Match", "\"x\", \"y\"")],
     ] {
         let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &lines));
         assert_eq!((r.status(), r.body()), (304, &b""[..]), "{lines:?}");
@@ -4816,6 +4816,50 @@ fn static_if_none_match_on_several_field_lines() {
     let other = [("If-None-Match", "\"x\""), ("If-None-Match", "\"y\"")];
     let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &other));
     assert_eq!(r.status(), 200);
+}
+
+/// `If-None-Match` read as Tornado's `should_return_304` reads it (and
+/// as cyclone's own `compute_etag` check does): a `*` matches only as the
+/// list's first tag (`"x", *` names no tag of the file), and an empty
+/// field is as none, so `If-Modified-Since` decides. The static files
+/// matched a `*` anywhere and let an empty `If-None-Match` hide
+/// `If-Modified-Since`.
+#[test]
+fn static_if_none_match_is_read_as_tornados_check_etag_header() {
+    let dir = TempDir::new("inm-tornado");
+    dir.file("static/a.css", "a");
+    let app = static_app(&dir);
+    let lm = get(&app, "/static/a.css")
+        .header("Last-Modified")
+        .unwrap()
+        .to_string();
+    for (headers, status) in [
+        (vec![("If-None-Match", "\"x\", *")], 200),
+        (
+            vec![("If-None-Match", "\"x\""), ("If-None-Match", "*")],
+            200,
+        ),
+        (vec![("If-None-Match", "*, \"x\"")], 304),
+        (vec![("If-None-Match", "garbage, *")], 304),
+        (vec![("If-None-Match", ""), ("If-Modified-Since", &lm)], 304),
+        (
+            vec![("If-None-Match", " "), ("If-Modified-Since", &lm)],
+            304,
+        ),
+        (
+            vec![("If-None-Match", "garbage"), ("If-Modified-Since", &lm)],
+            200,
+        ),
+        (
+            vec![("If-None-Match", "\"x\""), ("If-Modified-Since", &lm)],
+            200,
+        ),
+    ] {
+        for method in ["GET", "HEAD"] {
+            let r = dispatch(&app, Request::synthetic(method, "/static/a.css", &headers));
+            assert_eq!(r.status(), status, "{method} {headers:?}");
+        }
+    }
 }
 
 /// `If-Modified-Since` in the two obsolete HTTP-date formats,
