@@ -86,8 +86,12 @@ pub struct StaticFiles {
 
 /// The content type served for a file name (by extension, case-insensitive):
 /// the common web types, named as Tornado's `mimetypes.guess_type` names
-/// them (text types with `charset=UTF-8`); `application/octet-stream` for
-/// any other extension.
+/// them, text types without a `charset` as there (the file's encoding is
+/// not known here, and a header `charset` would override the one the file
+/// declares); `application/octet-stream` for any other extension. Two
+/// names are nginx's rather than Python's: `.ico` is `image/x-icon`
+/// (Python: `image/vnd.microsoft.icon`) and a source map `.map` is
+/// `application/json` (Python: none, so `application/octet-stream`).
 pub fn content_type(path: &Path) -> &'static str {
     let ext = path
         .extension()
@@ -95,12 +99,12 @@ pub fn content_type(path: &Path) -> &'static str {
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     match ext.as_str() {
-        "html" | "htm" => "text/html; charset=UTF-8",
-        "css" => "text/css; charset=UTF-8",
-        "js" | "mjs" => "text/javascript; charset=UTF-8",
-        "txt" => "text/plain; charset=UTF-8",
-        "csv" => "text/csv; charset=UTF-8",
-        "md" => "text/markdown; charset=UTF-8",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "js" | "mjs" => "text/javascript",
+        "txt" => "text/plain",
+        "csv" => "text/csv",
+        "md" => "text/markdown",
         "json" | "map" => "application/json",
         "jsonld" => "application/ld+json",
         "webmanifest" => "application/manifest+json",
@@ -984,11 +988,11 @@ mod tests {
     #[test]
     fn content_types() {
         for (name, ct) in [
-            ("a.HTML", "text/html; charset=UTF-8"),
-            ("a.htm", "text/html; charset=UTF-8"),
-            ("a.css", "text/css; charset=UTF-8"),
-            ("a.js", "text/javascript; charset=UTF-8"),
-            ("a.mjs", "text/javascript; charset=UTF-8"),
+            ("a.HTML", "text/html"),
+            ("a.htm", "text/html"),
+            ("a.css", "text/css"),
+            ("a.js", "text/javascript"),
+            ("a.mjs", "text/javascript"),
             ("a.json", "application/json"),
             ("a.js.map", "application/json"),
             ("a.png", "image/png"),
@@ -997,7 +1001,7 @@ mod tests {
             ("a.gif", "image/gif"),
             ("a.svg", "image/svg+xml"),
             ("a.ico", "image/x-icon"),
-            ("a.txt", "text/plain; charset=UTF-8"),
+            ("a.txt", "text/plain"),
             ("a.wasm", "application/wasm"),
             ("a.woff", "font/woff"),
             ("a.woff2", "font/woff2"),
@@ -1018,8 +1022,8 @@ mod tests {
             ("a.xml", "application/xml"),
             ("a.xhtml", "application/xhtml+xml"),
             ("a.pdf", "application/pdf"),
-            ("a.csv", "text/csv; charset=UTF-8"),
-            ("a.md", "text/markdown; charset=UTF-8"),
+            ("a.csv", "text/csv"),
+            ("a.md", "text/markdown"),
             ("a.webp", "image/webp"),
             ("a.avif", "image/avif"),
             ("a.apng", "image/apng"),

@@ -1125,9 +1125,9 @@ fn static_files_content_types_head_and_304() {
     }
     let app = static_app(&dir);
     for (path, ct) in [
-        ("/static/a.css", "text/css; charset=UTF-8"),
-        ("/static/b.js", "text/javascript; charset=UTF-8"),
-        ("/static/index.html", "text/html; charset=UTF-8"),
+        ("/static/a.css", "text/css"),
+        ("/static/b.js", "text/javascript"),
+        ("/static/index.html", "text/html"),
         ("/static/x.bin", "application/octet-stream"),
         ("/static/sub/c.json", "application/json"),
         ("/static/sub%2Fc.json", "application/json"),
@@ -1160,6 +1160,31 @@ fn static_files_content_types_head_and_304() {
     let old = [("If-Modified-Since", "Thu, 01 Jan 1970 00:00:00 GMT")];
     let r = dispatch(&app, Request::synthetic("GET", "/static/a.css", &old));
     assert_eq!(r.status(), 200);
+}
+
+/// A text file's type names no charset, as Tornado's `StaticFileHandler`
+/// sends `mimetypes`' type alone: the server does not know the file's
+/// encoding, and a `charset` in the header overrides the one the file
+/// declares (`<meta charset>`, CSS `@charset`), so a Latin-1 page was
+/// shown as broken UTF-8.
+#[test]
+fn static_text_files_name_no_charset() {
+    let dir = TempDir::new("static-charset");
+    let page = b"<meta charset=\"iso-8859-1\"><p>caf\xe9</p>";
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::write(dir.path().join("static/latin1.html"), page).unwrap();
+    dir.file("static/a.txt", "a");
+    let app = static_app(&dir);
+    for (path, ct) in [
+        ("/static/latin1.html", "text/html"),
+        ("/static/a.txt", "text/plain"),
+    ] {
+        for method in ["GET", "HEAD"] {
+            let r = request(&app, method, path);
+            assert_eq!((r.status(), r.header("Content-Type")), (200, Some(ct)));
+        }
+    }
+    assert_eq!(get(&app, "/static/latin1.html").full_body(), page);
 }
 
 #[test]
