@@ -21,6 +21,10 @@ const GZIP_MAX_FILE: usize = 1 << 20;
 /// `StaticFileHandler` reads 64 KiB at a time and flushes each).
 const GZIP_PIECE: usize = 64 * 1024;
 
+/// Tornado 6.6's `StaticFileHandler.MAX_VERSION_CONTENT_SIZE`: a larger
+/// file gets no version, as hashing it would hold the loop for seconds.
+const MAX_VERSION_CONTENT_SIZE: u64 = 64 * 1024 * 1024;
+
 /// Tornado's `StaticFileHandler.CACHE_MAX_AGE`: ten years, in seconds,
 /// for a request carrying a `v` argument.
 const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
@@ -320,8 +324,9 @@ impl StaticFiles {
     /// carries SHA-1 for the WebSocket handshake, and the version only
     /// has to change with the content). `None`, logged at `error`
     /// (Tornado's "Could not open static file"), when the path is refused
-    /// as a request for it would be (`..`, outside the root) or
-    /// the file cannot be read.
+    /// as a request for it would be (`..`, outside the root),
+    /// the file cannot be read, or it is over 64 MiB (Tornado 6.6's
+    /// `MAX_VERSION_CONTENT_SIZE`: the hash is made on the loop).
     ///
     /// The file is read whole, in 64 KiB pieces, on every call: nothing is
     /// cached here ([`RequestContext::static_url`] caches per application).
@@ -774,15 +779,32 @@ pub(super) fn file_version(root: &Path, rel: &str) -> Option<String> {
     }
 }
 
-/// The lowercase hex SHA-1 of the file at `path`, read in 64 KiB pieces.
+/// The lowercase hex SHA-1 of the file at `path`, read in 64 KiB pieces;
+/// an error for one over [`MAX_VERSION_CONTENT_SIZE`] (by its size, or
+/// once more than that was read of a file that grew), which is not read.
 fn hash_file(path: &Path) -> io::Result<String> {
-    let (_, mut file) = open_regular(path)?;
+    let (meta, mut file) = open_regular(path)?;
+    let too_large = || {
+        io::Error::other(format!(
+            "content is larger than MAX_VERSION_CONTENT_SIZE ({MAX_VERSION_CONTENT_SIZE} bytes)"
+        ))
+    };
+    if meta.len() > MAX_VERSION_CONTENT_SIZE {
+        return Err(too_large());
+    }
     let mut sha = sha1_smol::Sha1::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0u64;
     loop {
         match file.read(&mut buf) {
             Ok(0) => return Ok(sha.digest().to_string()),
-            Ok(n) => sha.update(&buf[..n]),
+            Ok(n) => {
+                read += n as u64;
+                if read > MAX_VERSION_CONTENT_SIZE {
+                    return Err(too_large());
+                }
+                sha.update(&buf[..n]);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

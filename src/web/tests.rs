@@ -1351,6 +1351,38 @@ fn static_url_hashes_are_cached_unless_debug_or_turned_off() {
     }
 }
 
+/// A file over 64 MiB gets no version (Tornado 6.6's
+/// `MAX_VERSION_CONTENT_SIZE`): the hash is made on the loop, and a
+/// `static_url` of a 200 MiB file held every connection for seconds. The
+/// file is still served.
+#[test]
+fn static_url_of_a_file_over_64_mib_has_no_version() {
+    let dir = TempDir::new("static-url-huge");
+    let huge = dir.file("static/huge.bin", "");
+    // Sparse: no disk is written, and nothing of it should be read.
+    std::fs::File::options()
+        .write(true)
+        .open(&huge)
+        .unwrap()
+        .set_len((64 << 20) + 1)
+        .unwrap();
+    dir.file("static/ok.txt", "ok");
+    let app = url_app(&dir, |b| b);
+    let started = std::time::Instant::now();
+    assert_eq!(static_url_of(&app, "huge.bin"), "/static/huge.bin");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(app.static_hashes_len(), 0);
+    assert_eq!(
+        StaticFiles::new(dir.path().join("static")).version("huge.bin"),
+        None
+    );
+    assert_eq!(request(&app, "HEAD", "/static/huge.bin").status(), 200);
+    assert_eq!(
+        static_url_of(&app, "ok.txt"),
+        format!("/static/ok.txt?v={}", sha1_hex("ok"))
+    );
+}
+
 #[test]
 fn static_url_without_a_readable_file_inside_static_path_has_no_version() {
     let dir = TempDir::new("static-url-refused");
