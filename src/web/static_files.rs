@@ -81,6 +81,35 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 /// The file (or the part asked for) is sent in 64 KiB pieces read as the
 /// client takes them ([`RequestContext::write_file`]), as Tornado does: a
 /// large download costs one piece of memory, not its size.
+///
+/// **Deliberately not as Tornado 6.6** (each compared with its
+/// `StaticFileHandler` serving the same directory):
+///
+/// * `X-Content-Type-Options: nosniff` is sent with every file (Tornado
+///   sends none): a browser then takes a file as the type it is served
+///   as, and refuses to run one of another type as a script or style
+///   sheet.
+/// * A `..` segment is refused even when the path stays in the root
+///   (`sub/../a.txt`; Tornado's `os.path.abspath` resolves it as written
+///   and serves `a.txt`): as written and on the disk, `link/..` are two
+///   directories. Clients remove dot segments before sending (RFC 3986
+///   §5.2.4), so only a hand-made request meets this.
+/// * A file named with a final `/` (`a.txt/`) is a 404, as the file
+///   system says (Tornado's `abspath` drops the `/` and serves the file,
+///   whose relative links then resolve under `a.txt/`).
+/// * A backslash is refused (a separator on Windows; Tornado on POSIX
+///   serves a file named `a\b.txt`), a NUL too (Tornado: 500), and a file
+///   that cannot be opened is a 403 for `GET` and `HEAD` alike (Tornado:
+///   500 for `GET`, and a `HEAD` answered 200 without opening it).
+/// * `If-Modified-Since` is read in the three HTTP-date forms only, and
+///   any other value ignored, as RFC 9110 §13.1.3 requires (Tornado's
+///   `email.utils` also reads `+0000`, `-0100` or `UTC` for the zone and
+///   a date without a weekday, and answers 304 to them).
+/// * `Range`'s unit is compared without case (`Bytes=0-0`, RFC 9110
+///   §14.1; Tornado ignores it), and its numbers are digits only: Python's
+///   `int` reads `+1`, ` 1 ` and `1_0`, so Tornado answers `bytes=+1-2`
+///   with a 206 and `bytes=1--2` with a 416 where cyclone sends the whole
+///   file (RFC 9110 §14.2: an invalid range is ignored).
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: Rc<Path>,

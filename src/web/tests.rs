@@ -1228,6 +1228,53 @@ fn static_files_refuse_traversal() {
     }
 }
 
+/// The differences from Tornado 6.6's `StaticFileHandler` that
+/// `StaticFiles`' rustdoc lists as deliberate, each found by serving one
+/// directory with both: Tornado answers these otherwise.
+#[test]
+fn static_files_differ_from_tornado_where_documented() {
+    let dir = TempDir::new("static-not-tornado");
+    dir.file("static/ok.txt", "0123456789");
+    dir.file("static/sub/in.txt", "in");
+    let app = static_app(&dir);
+    let r = get(&app, "/static/ok.txt");
+    assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+    let lm = r.header("Last-Modified").unwrap().to_string();
+    // Tornado: 200 with ok.txt for the first two.
+    for (path, status) in [
+        ("/static/sub/../ok.txt", 403),
+        ("/static/sub/%2e%2e/ok.txt", 403),
+        ("/static/ok.txt/", 404),
+    ] {
+        assert_eq!(get(&app, path).status(), status, "{path}");
+    }
+    #[cfg(unix)]
+    {
+        dir.file("static/a\\b.txt", "b");
+        // Tornado: 200.
+        assert_eq!(get(&app, "/static/a%5Cb.txt").status(), 403);
+    }
+    // Tornado: 304 for any date email.utils reads.
+    let plus = lm.replace("GMT", "+0000");
+    let no_weekday = lm.split_once(", ").unwrap().1.to_string();
+    for ims in [plus, no_weekday] {
+        let h = [("If-Modified-Since", ims.as_str())];
+        let r = dispatch(&app, Request::synthetic("GET", "/static/ok.txt", &h));
+        assert_eq!(r.status(), 200, "{ims}");
+    }
+    // Tornado: 200, 206, 206 and 416.
+    for (range, status) in [
+        ("Bytes=0-0", 206),
+        ("bytes=+1-2", 200),
+        ("bytes=1_0-", 200),
+        ("bytes=1--2", 200),
+    ] {
+        let h = [("Range", range)];
+        let r = dispatch(&app, Request::synthetic("GET", "/static/ok.txt", &h));
+        assert_eq!(r.status(), status, "{range}");
+    }
+}
+
 /// Writes `cx.static_url(p)` for each query argument `p`, one a line; its
 /// error's status if one has none.
 struct StaticUrls;
