@@ -515,7 +515,9 @@ impl<'a> RequestContext<'a> {
     /// [`StaticFiles::version`](super::StaticFiles::version)). Hashes are
     /// cached per application unless `static_hash_cache` is off (the
     /// default with `debug`: see [`Settings::static_hash_cache`]); the
-    /// first call for a file reads it whole, in the handler's thread.
+    /// first call for a file reads it whole, in the handler's thread, so a
+    /// file over 64 MiB is not read and gets no version (Tornado 6.6's
+    /// `MAX_VERSION_CONTENT_SIZE`).
     ///
     /// It is the version of the file the URL's request gets: `.` and
     /// `..` segments are resolved as the client resolves them before
@@ -538,8 +540,8 @@ impl<'a> RequestContext<'a> {
     /// after `static_path` is used instead, `/app.css?v=…`.
     ///
     /// Without `?v=`, and logged at `error` (Tornado's "Could not open
-    /// static file"): `static_path` is not set, the file is missing or
-    /// unreadable, or its request would be refused or is not for
+    /// static file"): `static_path` is not set, the file is missing,
+    /// unreadable or over 64 MiB, or its request would be refused or is not for
     /// [`StaticFiles`](super::StaticFiles): a symlink
     /// out of `static_path` (the handler answers 403; Tornado 6.6 follows
     /// it to version its target), or a path whose `..` leaves

@@ -67,9 +67,11 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   `Content-Range: bytes */size` when no byte is in the file or the
 ///   range ends before it begins (`5-2`); a range covering the whole file
 ///   is a 200, and several ranges or a malformed one are ignored (the
-///   whole file), as in Tornado. An `If-Range` that
+///   whole file), as in Tornado (which reads more as well-formed: below).
+///   An `If-Range` that
 ///   is not the file's ETag (strong comparison) or `Last-Modified` date
-///   also gets the whole file (RFC 9110 §13.1.5). The 416 answer is
+///   also gets the whole file (RFC 9110 §13.1.5; Tornado ignores
+///   `If-Range` and sends the range). The 416 answer is
 ///   `Content-Type: text/plain` with no body, as Tornado's.
 /// * **Versioned URLs**: a request with a `v` query argument (any value,
 ///   even empty: what [`RequestContext::static_url`] appends) is answered
