@@ -2853,3 +2853,279 @@ fn shutdown_and_on_close_from_a_thread_local_dropped_after_the_loop() {
         .expect("the destructor did not run to its end");
     assert!(closed);
 }
+
+#[test]
+fn locks_and_queues_from_a_thread_local_dropped_after_the_loop() {
+    // Tornado's locks and queues wake tasks of a loop: once that loop is
+    // gone (the thread ending), a notify, set, release or put there
+    // wakes nothing, and each still does its part on the primitive.
+    use cyclone::locks::{Condition, Event, Lock, Semaphore};
+    use cyclone::queues::Queue;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    const NAME: &str = "locks_and_queues_from_a_thread_local_dropped_after_the_loop";
+    if util::isolated(NAME) {
+        return;
+    }
+    let got = util::after_the_loop(|| {
+        let lp = IOLoop::current();
+        let (cond, event, sem, lock) = (
+            Condition::new(),
+            Event::new(),
+            Semaphore::new(1),
+            Lock::new(),
+        );
+        let (empty, full) = (Queue::<u32>::new(0), Queue::<u32>::new(1));
+        let sem_held = sem.try_acquire().expect("a free place");
+        let lock_held = lock.try_acquire().expect("a free lock");
+        full.put_nowait(1).unwrap();
+        // Tasks left waiting on each when the thread ends, ahead of the
+        // waits below: dropped with the loop, their places are skipped.
+        let (c, e, s, l) = (cond.clone(), event.clone(), sem.clone(), lock.clone());
+        let (q, f, j) = (empty.clone(), full.clone(), full.clone());
+        lp.spawn(async move { c.wait().await });
+        lp.spawn(async move { e.wait().await });
+        lp.spawn(async move { drop(s.acquire().await) });
+        lp.spawn(async move { drop(l.acquire().await) });
+        lp.spawn(async move {
+            q.get().await;
+        });
+        lp.spawn(async move { f.put(0).await });
+        lp.spawn(async move { j.join().await });
+        // Waits whose futures outlive the loop, polled by one of its tasks
+        // (their wakers are the gone loop's).
+        let waits = Rc::new(RefCell::new(Some((
+            cond.wait(),
+            event.wait(),
+            sem.acquire(),
+            lock.acquire(),
+            empty.get(),
+            full.put(2),
+            full.join(),
+        ))));
+        let polled = waits.clone();
+        lp.run_sync(std::future::poll_fn(move |cx| {
+            let mut w = polled.borrow_mut();
+            let w = w.as_mut().unwrap();
+            let pending = [
+                Pin::new(&mut w.0).poll(cx).is_pending(),
+                Pin::new(&mut w.1).poll(cx).is_pending(),
+                Pin::new(&mut w.2).poll(cx).is_pending(),
+                Pin::new(&mut w.3).poll(cx).is_pending(),
+                Pin::new(&mut w.4).poll(cx).is_pending(),
+                Pin::new(&mut w.5).poll(cx).is_pending(),
+                Pin::new(&mut w.6).poll(cx).is_pending(),
+            ];
+            assert_eq!(pending, [true; 7]);
+            Poll::Ready(())
+        }));
+        Box::new(move || {
+            let (mut cw, mut ew, mut sa, mut la, mut get, mut put, mut join) =
+                waits.borrow_mut().take().unwrap();
+            cond.notify(1);
+            cond.notify_all();
+            event.set();
+            drop(sem_held);
+            drop(lock_held);
+            let taken = full.get_nowait();
+            let done = full.task_done();
+            let handed = empty.put_nowait(7);
+            let mut cx = Context::from_waker(Waker::noop());
+            let woken = [
+                Pin::new(&mut cw).poll(&mut cx).is_ready(),
+                Pin::new(&mut ew).poll(&mut cx).is_ready(),
+                Pin::new(&mut put).poll(&mut cx).is_ready(),
+            ];
+            let sem_guard = Pin::new(&mut sa).poll(&mut cx);
+            let lock_guard = Pin::new(&mut la).poll(&mut cx);
+            let places = (
+                sem_guard.is_ready(),
+                lock_guard.is_ready(),
+                lock.is_locked(),
+            );
+            drop((sem_guard, lock_guard));
+            let item = Pin::new(&mut get).poll(&mut cx);
+            // The put's 2 is in, not done yet: join still waits.
+            let joined = Pin::new(&mut join).poll(&mut cx).is_pending();
+            let rest = (
+                full.get_nowait(),
+                full.task_done(),
+                sem.value(),
+                lock.is_locked(),
+            );
+            (taken, done, handed, woken, places, item, joined, rest)
+        })
+    });
+    assert_eq!(
+        got,
+        (
+            Ok(1),
+            Ok(()),
+            Ok(()),
+            [true; 3],
+            (true, true, true),
+            Poll::Ready(7),
+            true,
+            (Ok(2), Ok(()), 1, false)
+        )
+    );
+}
+
+#[test]
+fn timers_from_a_thread_local_dropped_after_the_loop() {
+    // Timers outliving their loop: a handle from call_later or call_at
+    // (Tornado's add_timeout), a sleep and a with_timeout polled once,
+    // a PeriodicCallback never stopped. The timers went with the loop:
+    // removing one through a kept clone of the loop finds nothing, the
+    // futures' drops remove nothing, and none of the callbacks runs.
+    use cyclone::ioloop::with_timeout;
+    use std::pin::Pin;
+    const NAME: &str = "timers_from_a_thread_local_dropped_after_the_loop";
+    if util::isolated(NAME) {
+        return;
+    }
+    let got = util::after_the_loop(|| {
+        let lp = IOLoop::current();
+        let fired = Rc::new(Cell::new(0));
+        let hour = Duration::from_secs(3600);
+        let f = fired.clone();
+        let later = lp.call_later(hour, move || f.set(f.get() + 1));
+        let f = fired.clone();
+        let at = lp.call_at(lp.time() + hour, move || f.set(f.get() + 1));
+        let f = fired.clone();
+        let pc = PeriodicCallback::new(move || f.set(f.get() + 1), hour);
+        pc.start();
+        let naps = Rc::new(RefCell::new((
+            sleep(hour),
+            with_timeout(hour, std::future::pending::<()>()),
+        )));
+        let polled = naps.clone();
+        lp.run_sync(std::future::poll_fn(move |cx| {
+            let mut n = polled.borrow_mut();
+            assert!(Pin::new(&mut n.0).poll(cx).is_pending());
+            assert!(Pin::new(&mut n.1).poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        }));
+        assert_eq!(lp.pending_timeouts(), 5);
+        Box::new(move || {
+            let removed = (lp.remove_timeout(later), lp.remove_timeout(at));
+            let left = lp.pending_timeouts();
+            drop(naps);
+            drop(pc);
+            (removed, left, fired.get())
+        })
+    });
+    assert_eq!(got, ((false, false), 0, 0));
+}
+
+#[test]
+fn signal_handlers_from_a_thread_local_dropped_after_the_loop() {
+    // A signal handler went with its loop: removing it through a kept
+    // clone of the loop finds none.
+    const NAME: &str = "signal_handlers_from_a_thread_local_dropped_after_the_loop";
+    if util::isolated(NAME) {
+        return;
+    }
+    let got = util::after_the_loop(|| {
+        let lp = IOLoop::current();
+        lp.add_signal_handler(libc::SIGUSR2, || {}).unwrap();
+        Box::new(move || lp.remove_signal_handler(libc::SIGUSR2))
+    });
+    assert!(!got, "a handler of the gone loop was still there");
+}
+
+#[test]
+fn suspensions_dropped_by_a_thread_local_after_the_loop() {
+    // A WebSocket handler's Suspension (its own, and the one a
+    // `ws.spawn` future holds, dropped with the loop's tasks) outliving
+    // the loop: its connection went with the loop, and the drop finds
+    // nothing to resume.
+    use cyclone::web::Application;
+    use cyclone::websocket::{
+        websocket_connect, with_websocket_of, Message, Suspension, WebSocket, WebSocketHandler,
+    };
+    const NAME: &str = "suspensions_dropped_by_a_thread_local_after_the_loop";
+    struct Holds(Rc<RefCell<Option<Suspension>>>);
+    impl WebSocketHandler for Holds {
+        fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
+            *self.0.borrow_mut() = Some(ws.suspend());
+            ws.spawn(std::future::pending());
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    let found = util::after_the_loop(|| {
+        let held = Rc::new(RefCell::new(None));
+        let slot = held.clone();
+        let app = Application::builder()
+            .websocket(r"/held", move |_req| Holds(slot.clone()))
+            .build();
+        let addr = app.listen_on("127.0.0.1:0").expect("listen");
+        let lp = IOLoop::current();
+        let guard = lp.call_later(Duration::from_secs(10), || panic!("connect timed out"));
+        let opened = held.clone();
+        let conn = lp.run_sync(async move {
+            let conn = websocket_connect(&format!("ws://{addr}/held"))
+                .await
+                .expect("connect");
+            while opened.borrow().is_none() {
+                sleep(Duration::from_millis(1)).await;
+            }
+            conn
+        });
+        lp.remove_timeout(guard);
+        let hold = held.borrow_mut().take().expect("the handler opened");
+        Box::new(move || {
+            let id = hold.id();
+            drop(hold);
+            let found = with_websocket_of(id, |_| ()).is_some();
+            drop(conn);
+            found
+        })
+    });
+    assert!(!found, "found a connection of the gone loop");
+}
+
+#[test]
+fn executor_futures_from_a_thread_local_dropped_after_the_loop() {
+    // run_in_executor's futures outliving the loop that awaited them: one
+    // still queued is cancelled, one running finishes (waking the gone
+    // loop's task: nothing) and is there to take, as is the job of the
+    // loop's own pool, which the loop's end waited for.
+    use cyclone::ioloop::ThreadPool;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    const NAME: &str = "executor_futures_from_a_thread_local_dropped_after_the_loop";
+    if util::isolated(NAME) {
+        return;
+    }
+    let got = util::after_the_loop(|| {
+        let lp = IOLoop::current();
+        let pool = ThreadPool::new(1);
+        let (release, held) = mpsc::channel::<()>();
+        let running =
+            Rc::new(RefCell::new(pool.run(move || {
+                held.recv_timeout(Duration::from_secs(10)).is_ok()
+            })));
+        let queued = pool.run(|| panic!("a cancelled job ran"));
+        let own = lp.run_in_executor(|| 6 * 7);
+        let polled = running.clone();
+        lp.run_sync(std::future::poll_fn(move |cx| {
+            assert!(Pin::new(&mut *polled.borrow_mut()).poll(cx).is_pending());
+            Poll::Ready(())
+        }));
+        Box::new(move || {
+            let cancelled = queued.cancel();
+            release.send(()).unwrap();
+            pool.shutdown(true);
+            let mut cx = Context::from_waker(Waker::noop());
+            let ran = Pin::new(&mut *running.borrow_mut()).poll(&mut cx);
+            let mut own = own;
+            let own = Pin::new(&mut own).poll(&mut cx);
+            (cancelled, ran, own)
+        })
+    });
+    assert_eq!(got, (true, Poll::Ready(true), Poll::Ready(42)));
+}

@@ -438,3 +438,40 @@ pub fn mark_thread(ended: &std::sync::Arc<std::sync::atomic::AtomicUsize>) {
             .get_or_insert_with(|| ThreadEnded(ended.clone()));
     });
 }
+
+/// Runs `setup` on a thread of its own, then, as that thread ends, the
+/// closure `setup` returned, from a thread-local's destructor that runs
+/// after the thread's IOLoop was dropped: the thread-local is first used
+/// before the loop is made, and thread-locals drop in the reverse order
+/// of their first use. Returns what that closure returned (what it
+/// captured is dropped there too). A panic in a destructor aborts the
+/// process: call it in a child process ([`isolated`]).
+pub fn after_the_loop<T: Send + 'static>(
+    setup: impl FnOnce() -> Box<dyn FnOnce() -> T> + Send + 'static,
+) -> T {
+    struct OnDrop(Option<Box<dyn FnOnce()>>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    thread_local! {
+        static HELD: std::cell::RefCell<Option<OnDrop>> = const { std::cell::RefCell::new(None) };
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        HELD.with(|h| assert!(h.borrow().is_none()));
+        let _ = IOLoop::current();
+        let then = setup();
+        let last = OnDrop(Some(Box::new(move || {
+            let _ = tx.send(then());
+        })));
+        HELD.with(|h| *h.borrow_mut() = Some(last));
+    })
+    .join()
+    .expect("the thread panicked");
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the destructor did not run to its end")
+}
