@@ -985,4 +985,385 @@ mod tests {
         );
         assert_eq!(FREE.load(Ordering::SeqCst), 2, "not both refusals logged");
     }
+
+    /// Waits until `what` holds of `core`'s queue, 10 s at most; whether
+    /// it does. What the pool signals on `ended` (a thread listed as
+    /// waiting in a shutdown, one ended or joined) is seen at once; a
+    /// thread taken to join, which nothing signals, at the next look, a
+    /// millisecond later.
+    fn wait_until(core: &Core, what: impl Fn(&Queue) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut q = core.lock();
+        while !what(&q) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let tick = left.min(std::time::Duration::from_millis(1));
+            q = core
+                .ended
+                .wait_timeout(q, tick)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// The thread-local of the two tests below: dropped when its pool
+    /// thread ends, it waits until a caller outside the pools has taken
+    /// that thread to join, and a thread of each other pool in `.1` too
+    /// (inside `shutdown(true)`, which joins a thread once it has ended),
+    /// then shuts `.0` down with wait and says it returned, and whether
+    /// those joins were under way.
+    struct ShutsDownWhenJoined(ThreadPool, Vec<Arc<Core>>, std::sync::mpsc::Sender<bool>);
+
+    impl Drop for ShutsDownWhenJoined {
+        fn drop(&mut self) {
+            let me = std::thread::current().id();
+            let own = OWN_POOL.with(|own| own.borrow().as_ref().and_then(Weak::upgrade));
+            let joined = own.is_some_and(|own| wait_until(&own, |q| q.joining.contains(&me)))
+                && self
+                    .1
+                    .iter()
+                    .all(|core| wait_until(core, |q| !q.joining.is_empty()));
+            self.0.shutdown(true);
+            let _ = self.2.send(joined);
+        }
+    }
+
+    thread_local! {
+        static SHUTS_DOWN: RefCell<Option<ShutsDownWhenJoined>> = const { RefCell::new(None) };
+    }
+
+    /// A pool thread's thread-local destructor calling `shutdown(true)` on
+    /// its own pool while a caller outside the pool joins that thread: it
+    /// waited for that join, of its own thread, for ever. It now returns
+    /// (it has no other thread to wait for), and the outside caller once
+    /// the thread has ended. In a child process: a deadlock would leave
+    /// threads behind that hold the pool.
+    #[test]
+    fn a_pool_thread_s_destructor_shutting_its_own_pool_down_does_not_wait_for_its_join() {
+        if isolated(
+            "ioloop::thread_pool::tests::\
+             a_pool_thread_s_destructor_shutting_its_own_pool_down_does_not_wait_for_its_join",
+        ) {
+            return;
+        }
+        let pool = ThreadPool::new(1);
+        let (tx, returned) = std::sync::mpsc::channel();
+        let p = pool.clone();
+        let arm = pool.run(move || {
+            SHUTS_DOWN.with(|d| *d.borrow_mut() = Some(ShutsDownWhenJoined(p, Vec::new(), tx)));
+        });
+        pool.shutdown(true);
+        assert_eq!(
+            returned.try_recv(),
+            Ok(true),
+            "shutdown(true) returned before the thread's destructor did, or \
+             the destructor ran before its thread was taken to join"
+        );
+        drop(arm);
+    }
+
+    /// Two pools whose threads' thread-locals, dropped when the threads
+    /// end, shut the other pool down with wait, while two callers outside
+    /// the pools (`a.shutdown(true)`, `b.shutdown(true)`) each join one of
+    /// those threads: each destructor waited for the join of the other's
+    /// thread, for ever. Each now skips the other, listed as waiting in a
+    /// shutdown, and the outside callers return once both threads have
+    /// ended. In a child process, as above.
+    #[test]
+    fn pool_threads_destructors_shutting_each_other_s_pool_down_while_joined_do_not_wait() {
+        if isolated(
+            "ioloop::thread_pool::tests::\
+             pool_threads_destructors_shutting_each_other_s_pool_down_while_joined_do_not_wait",
+        ) {
+            return;
+        }
+        let (a, b) = (ThreadPool::new(1), ThreadPool::new(1));
+        let (tx, returned) = std::sync::mpsc::channel();
+        let arms: Vec<_> = [(&a, &b), (&b, &a)]
+            .into_iter()
+            .map(|(on, other)| {
+                let (other, tx) = (other.clone(), tx.clone());
+                let also = vec![Arc::clone(&other.shared.core)];
+                on.run(move || {
+                    SHUTS_DOWN
+                        .with(|d| *d.borrow_mut() = Some(ShutsDownWhenJoined(other, also, tx)));
+                })
+            })
+            .collect();
+        let on_b = b.clone();
+        let outside = std::thread::spawn(move || on_b.shutdown(true));
+        a.shutdown(true);
+        outside.join().unwrap();
+        b.shutdown(true);
+        for _ in 0..2 {
+            assert_eq!(
+                returned.try_recv(),
+                Ok(true),
+                "shutdown(true) outside the pools returned before a thread's destructor did, \
+                 or a destructor ran before both threads were taken to join"
+            );
+        }
+        drop(arms);
+    }
+
+    /// Whether every thread of `pools` has ended and been joined.
+    fn all_joined(pools: &[&ThreadPool]) -> bool {
+        pools.iter().all(|p| {
+            let q = p.shared.core.lock();
+            q.alive.is_empty() && q.threads.is_empty() && q.joining.is_empty()
+        })
+    }
+
+    /// Jobs that call `shutdown(true)` on their own pool: each waits for the
+    /// pool's other threads (here a slow job's, which ends only once both
+    /// wait in their shutdown) but not for itself, nor for another job
+    /// waiting there too. Python deadlocks with two such jobs (each joins
+    /// the other) and raises "cannot join current thread" with one. A
+    /// caller outside the pool then waits for every thread, those two
+    /// included, and the job queued behind them still runs. In a child
+    /// process: a deadlock would leave threads behind that hold the pool.
+    #[test]
+    fn jobs_shutting_their_own_pool_down_with_wait_do_not_wait_for_each_other() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{mpsc, Barrier};
+        use std::time::Duration;
+        if isolated(
+            "ioloop::thread_pool::tests::\
+             jobs_shutting_their_own_pool_down_with_wait_do_not_wait_for_each_other",
+        ) {
+            return;
+        }
+        let pool = ThreadPool::new(3);
+        let slow_done = Arc::new(AtomicBool::new(false));
+        let (s, core) = (slow_done.clone(), Arc::clone(&pool.shared.core));
+        let mut slow = pool.run(move || {
+            let both_waited = wait_until(&core, |q| q.waiting_in_shutdown.len() == 2);
+            s.store(true, Ordering::SeqCst);
+            both_waited
+        });
+        let both = Arc::new(Barrier::new(2));
+        let (tx, rx) = mpsc::channel();
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, b, s, tx) = (pool.clone(), both.clone(), slow_done.clone(), tx.clone());
+                pool.run(move || {
+                    b.wait();
+                    p.shutdown(true);
+                    tx.send(s.load(Ordering::SeqCst)).unwrap();
+                })
+            })
+            .collect();
+        let after = Arc::new(AtomicUsize::new(0));
+        let a = after.clone();
+        let queued = pool.run(move || a.fetch_add(1, Ordering::SeqCst));
+        for _ in 0..2 {
+            let saw_slow_done = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a job shutting its own pool down with wait never returned");
+            assert!(
+                saw_slow_done,
+                "shutdown(true) did not wait for the other threads"
+            );
+        }
+        pool.shutdown(true);
+        assert_eq!(
+            after.load(Ordering::SeqCst),
+            1,
+            "the queued job did not run"
+        );
+        assert!(
+            matches!(poll_once(&mut slow), Ok(Poll::Ready(true))),
+            "the slow job ended before both callers waited in their shutdown"
+        );
+        drop((callers, queued));
+
+        // Alone on a one-thread pool: returns at once, and what is queued
+        // behind the job runs after it.
+        let pool = ThreadPool::new(1);
+        let p = pool.clone();
+        let (tx, rx) = mpsc::channel();
+        let job = pool.run(move || {
+            p.shutdown(true);
+            tx.send("returned").unwrap();
+        });
+        let a = after.clone();
+        let queued = pool.run(move || a.fetch_add(1, Ordering::SeqCst));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("returned"));
+        pool.shutdown(true);
+        assert_eq!(
+            after.load(Ordering::SeqCst),
+            2,
+            "the queued job did not run"
+        );
+        drop((job, queued));
+    }
+
+    /// A job of pool A calling `b.shutdown(true)` while a job of B calls
+    /// `a.shutdown(true)`: each waited for the other's thread, which
+    /// Python's executors do for ever. Each now waits for the other pool's
+    /// threads but the one waiting in a shutdown too (here each pool's slow
+    /// job, which ends only once the other pool's job waits in its
+    /// shutdown), and a caller outside both pools then waits for every
+    /// thread. In a child process, as above.
+    #[test]
+    fn jobs_shutting_each_other_s_pool_down_with_wait_do_not_wait_for_each_other() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{mpsc, Barrier};
+        use std::time::Duration;
+        if isolated(
+            "ioloop::thread_pool::tests::\
+             jobs_shutting_each_other_s_pool_down_with_wait_do_not_wait_for_each_other",
+        ) {
+            return;
+        }
+        let (a, b) = (ThreadPool::new(2), ThreadPool::new(2));
+        // The four jobs run at once, each on a thread of its own.
+        let all = Arc::new(Barrier::new(4));
+        let slow_done = [
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        ];
+        // A's slow job waits for B's job to wait in `a.shutdown(true)`,
+        // and B's for A's.
+        let mut slow: Vec<_> = [(&a, &b), (&b, &a)]
+            .into_iter()
+            .zip(&slow_done)
+            .map(|((on, other), done)| {
+                let (all, done) = (all.clone(), done.clone());
+                let other = Arc::clone(&other.shared.core);
+                on.run(move || {
+                    all.wait();
+                    let waited = wait_until(&other, |q| q.waiting_in_shutdown.len() == 1);
+                    done.store(true, Ordering::SeqCst);
+                    waited
+                })
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        // A's job shuts B down (and sees B's slow job done), B's shuts A down.
+        let callers: Vec<_> = [(&a, b.clone(), 1), (&b, a.clone(), 0)]
+            .into_iter()
+            .map(|(on, other, i)| {
+                let (all, tx, s) = (all.clone(), tx.clone(), slow_done[i].clone());
+                on.run(move || {
+                    all.wait();
+                    other.shutdown(true);
+                    tx.send(s.load(Ordering::SeqCst)).unwrap();
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            let saw_slow_done = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a job shutting the other pool down with wait never returned");
+            assert!(
+                saw_slow_done,
+                "shutdown(true) did not wait for the other pool's threads"
+            );
+        }
+        a.shutdown(true);
+        b.shutdown(true);
+        assert!(
+            all_joined(&[&a, &b]),
+            "shutdown(true) outside the pools returned before their threads ended"
+        );
+        for job in &mut slow {
+            assert!(
+                matches!(poll_once(job), Ok(Poll::Ready(true))),
+                "a slow job ended before the other pool's job waited in its shutdown"
+            );
+        }
+        drop(callers);
+    }
+
+    /// A pool thread's thread-local destructor, run once its job loop has
+    /// ended, calling `shutdown(true)` is a pool thread waiting in a
+    /// shutdown as a job calling it is. Here pool A's thread drops a
+    /// thread-local that calls `b.shutdown(true)` while a job of B, which
+    /// shut A down, waits in `a.shutdown(true)`: the destructor waited for
+    /// B's job and the job for A's thread (its join), for ever. The
+    /// destructor now waits for B's other threads (a slow job's, which
+    /// ends only once the destructor waits in its shutdown) but not for
+    /// that job, which returns once A's other threads (none) have ended.
+    /// In a child process, as above.
+    #[test]
+    fn a_pool_thread_s_destructor_waiting_in_a_shutdown_is_not_waited_for() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{mpsc, Barrier};
+        use std::time::Duration;
+        struct ShutsDown(
+            ThreadPool,
+            Arc<AtomicBool>,
+            mpsc::Sender<(&'static str, bool)>,
+        );
+        impl Drop for ShutsDown {
+            fn drop(&mut self) {
+                self.0.shutdown(true);
+                let _ = self.2.send(("destructor", self.1.load(Ordering::SeqCst)));
+            }
+        }
+        thread_local! {
+            static SHUTS_DOWN_B: RefCell<Option<ShutsDown>> = const { RefCell::new(None) };
+        }
+        if isolated(
+            "ioloop::thread_pool::tests::\
+             a_pool_thread_s_destructor_waiting_in_a_shutdown_is_not_waited_for",
+        ) {
+            return;
+        }
+        let (a, b) = (ThreadPool::new(1), ThreadPool::new(2));
+        let slow_done = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        // A's only thread keeps a thread-local that shuts B down with
+        // wait when the thread ends.
+        let (armed_tx, armed) = mpsc::channel();
+        let (on_b, s, t) = (b.clone(), slow_done.clone(), tx.clone());
+        let arm = a.run(move || {
+            SHUTS_DOWN_B.with(|d| *d.borrow_mut() = Some(ShutsDown(on_b, s, t)));
+            armed_tx.send(()).unwrap();
+        });
+        armed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("A's job did not run");
+        // B: a slow job, ending once A's thread waits in its shutdown, and
+        // one (on a thread of its own) that shuts A down with wait: A's
+        // thread then ends and drops the thread-local.
+        let both = Arc::new(Barrier::new(2));
+        let (all, s, core_a) = (both.clone(), slow_done.clone(), Arc::clone(&a.shared.core));
+        let mut slow = b.run(move || {
+            all.wait();
+            let waited = wait_until(&core_a, |q| q.waiting_in_shutdown.len() == 1);
+            s.store(true, Ordering::SeqCst);
+            waited
+        });
+        let on_a = a.clone();
+        let caller = b.run(move || {
+            both.wait();
+            on_a.shutdown(true);
+            tx.send(("job", true)).unwrap();
+        });
+        let mut returned = Vec::new();
+        for _ in 0..2 {
+            let (who, saw_slow_done) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a shutdown(true) from a job or a pool thread's destructor never returned");
+            assert!(
+                saw_slow_done,
+                "shutdown(true) from a pool thread's destructor did not wait for the other pool's threads"
+            );
+            returned.push(who);
+        }
+        returned.sort_unstable();
+        assert_eq!(returned, ["destructor", "job"]);
+        a.shutdown(true);
+        b.shutdown(true);
+        assert!(
+            matches!(poll_once(&mut slow), Ok(Poll::Ready(true))),
+            "the slow job ended before the destructor waited in its shutdown"
+        );
+        drop((arm, caller));
+    }
 }
