@@ -852,6 +852,7 @@ impl IOLoop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ioloop::isolated;
 
     thread_local! {
         /// Set, a pool thread started from this thread fails to start,
@@ -899,44 +900,6 @@ mod tests {
             Ok(Poll::Ready(_)) => panic!("the job ran without a thread"),
         };
         assert_eq!(panic.downcast_ref::<&str>(), Some(&NO_THREAD));
-    }
-
-    /// Runs the test `name` (its full path) alone in a child process,
-    /// this test binary again; true in the parent once the child passed,
-    /// false in the child, which then runs the test's body. For a test
-    /// that installs the process's logger.
-    fn isolated(name: &str) -> bool {
-        const VAR: &str = "CYCLONE_ISOLATED_UNIT_TEST";
-        if std::env::var(VAR).as_deref() == Ok(name) {
-            return false;
-        }
-        let exe = std::env::current_exe().expect("test binary path");
-        let mut child = std::process::Command::new(exe)
-            .args([name, "--exact", "--test-threads=1", "--nocapture"])
-            .env(VAR, name)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn the isolated test");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().expect("wait for the child").is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("isolated test {name} did not finish in 60 s (deadlocked?)");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().expect("the child's output");
-        assert!(
-            out.status.success(),
-            "isolated test {name} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        true
     }
 
     /// A refused thread was logged under the pool's lock: a logger that

@@ -22,7 +22,12 @@ pub(crate) fn warn_limited(kind: &'static str, msg: impl FnOnce() -> String) {
     if !log::log_enabled!(log::Level::Warn) {
         return;
     }
-    match LAST.with(|last| admit(&mut last.borrow_mut(), kind, Instant::now())) {
+    // Gone (a thread-local destructor run after this one's, at the
+    // thread's end): nothing to fold into, the line is written.
+    let admitted = LAST
+        .try_with(|last| admit(&mut last.borrow_mut(), kind, Instant::now()))
+        .unwrap_or(Some(0));
+    match admitted {
         Some(0) => log::warn!("{}", msg()),
         Some(n) => log::warn!("{} ({n} more like it since the last such line)", msg()),
         None => {}
@@ -68,5 +73,36 @@ mod tests {
         assert_eq!(admit(&mut last, "a", at(1500)), None);
         assert_eq!(admit(&mut last, "a", at(2600)), Some(1));
         assert_eq!(admit(&mut last, "b", at(2600)), Some(0));
+    }
+
+    /// A warning from a thread-local destructor that runs after `LAST`'s
+    /// (thread-locals drop in reverse order of first use: `LAST` first
+    /// used after it goes before it) is written; it was a panic in a
+    /// destructor, which aborts the process. In a child process for that
+    /// reason.
+    #[test]
+    fn a_warning_after_the_thread_s_fold_table_is_gone_is_written() {
+        if crate::ioloop::isolated(
+            "ioloop::warn::tests::a_warning_after_the_thread_s_fold_table_is_gone_is_written",
+        ) {
+            return;
+        }
+        struct WarnsWhenDropped;
+        impl Drop for WarnsWhenDropped {
+            fn drop(&mut self) {
+                warn_limited("late", || "the late line".into());
+            }
+        }
+        thread_local! {
+            static WARNS: RefCell<Option<WarnsWhenDropped>> = const { RefCell::new(None) };
+        }
+        let log = crate::testing::ExpectLog::new("cyclone", "the late line");
+        std::thread::spawn(|| {
+            WARNS.with(|w| *w.borrow_mut() = Some(WarnsWhenDropped));
+            warn_limited("first", || "the first line".into());
+        })
+        .join()
+        .expect("the thread ended");
+        assert_eq!(log.logged().len(), 1, "{:?}", log.logged());
     }
 }
