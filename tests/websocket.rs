@@ -4911,3 +4911,45 @@ fn handshake_arguments_required_and_unstripped() {
     }
     assert!(rx.try_recv().is_err(), "no refused handshake opened");
 }
+
+/// With the application's `debug`, `require_argument`'s 400 in a
+/// handshake's `prepare` carries its reason, HTML-escaped, as a
+/// `RequestHandler`'s does (`a_refusal_shows_its_reason_in_debug_mode`):
+/// Tornado's debug page is the traceback, which ends with
+/// `MissingArgumentError: HTTP 400: Bad Request (Missing argument
+/// name)` (checked with Tornado 6.6). Without `debug`, the plain page.
+#[test]
+fn handshake_require_argument_shows_its_reason_in_debug_mode() {
+    struct Needs;
+    impl WebSocketHandler for Needs {
+        fn prepare(&mut self, req: &Request) -> Result<(), cyclone::http::Response> {
+            cyclone::websocket::require_argument(req, "<room>").map(drop)
+        }
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+    }
+    for debug in [false, true] {
+        let srv = Server::start(move || {
+            Application::builder()
+                .debug(debug)
+                .websocket("/n", |_r: &Request| Needs)
+                .build()
+        });
+        let (status, _, body) = request(&srv, upgrade_request("/n", "").as_bytes());
+        let detail = if debug {
+            ": Missing argument &lt;room&gt;"
+        } else {
+            ""
+        };
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).into_owned()),
+            (
+                400,
+                format!(
+                    "<html><title>400: Bad Request</title>\
+                     <body>400: Bad Request{detail}</body></html>"
+                )
+            ),
+            "debug {debug}"
+        );
+    }
+}

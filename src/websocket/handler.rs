@@ -418,10 +418,10 @@ pub fn get_arguments_unstripped(req: &Request, name: &str) -> Vec<String> {
 /// `Err` is what Tornado's `MissingArgumentError` answers there instead
 /// of the upgrade, as
 /// [`RequestContext::require_argument`](crate::web::RequestContext::require_argument)
-/// answers it without `debug`: the plain `400: Bad Request` page (the
-/// name is not in it; this function does not see the application's
-/// settings, so the page stays plain with `debug` too), logged at `warn`
-/// as `400 GET /uri (ip): Missing argument name`.
+/// answers it: the plain `400: Bad Request` page (the name is not in it
+/// but with the application's `debug`: `400: Bad Request: Missing
+/// argument name`, where Tornado's debug page is the traceback), logged
+/// at `warn` as `400 GET /uri (ip): Missing argument name`.
 /// Return it from [`prepare`](WebSocketHandler::prepare) with `?`.
 ///
 /// ```
@@ -448,7 +448,20 @@ pub fn require_argument(req: &Request, name: &str) -> Result<String, Response> {
     }
     let why = format!("Missing argument {name}");
     log::warn!("{}", crate::web::Refusal(req, 400, &why));
-    Err(Response::error(400, None))
+    Err(Response::error(400, handshake_debug().then_some(&why)))
+}
+
+/// Whether the route whose handshake is being answered belongs to an
+/// application with `debug` on (its refusals then carry their reason,
+/// as `RequestContext::refuse`'s do).
+fn handshake_debug() -> bool {
+    HANDSHAKE.with(|route| {
+        route
+            .borrow()
+            .as_ref()
+            .and_then(|r| r.app.as_ref())
+            .is_some_and(|app| app.settings().debug)
+    })
 }
 
 /// The signed cookie `name` of `req` under `secret` (logged when missing).
