@@ -4657,6 +4657,48 @@ fn websocket_handlers_add_headers_and_cookies_to_the_handshake() {
     assert_eq!(handshake(&with_secret, "/feed?sign=1", &[]).0, 101);
 }
 
+/// A HEAD on a handshake route is Tornado 6.6's `WebSocketHandler`
+/// answer to it (checked with a Tornado script, upgrade headers or not):
+/// `prepare` runs, then 405 (`WebSocketHandler` defines only `get`; its
+/// `head` is `RequestHandler`'s, which raises `HTTPError(405)`), with the
+/// handler's default headers; cyclone adds `Allow: GET`, as to every 405.
+/// The HTTP layer sends its head only (`tests/websocket.rs`
+/// `handshakes_answered_as_tornado_answers_them`).
+#[test]
+fn a_head_on_a_websocket_route_is_prepared_then_405_with_the_default_headers() {
+    use crate::websocket::HandshakeHeaders;
+    struct Head(Rc<Cell<u32>>);
+    impl WebSocketHandler for Head {
+        fn prepare(&mut self, req: &Request) -> Result<(), Response> {
+            assert_eq!(req.method(), "HEAD");
+            self.0.set(self.0.get() + 1);
+            Ok(())
+        }
+        fn set_default_headers(&mut self, _: &Request, headers: &mut HandshakeHeaders<'_>) {
+            headers.set_header("X-Default", "yes");
+        }
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    }
+    let prepared = Rc::new(Cell::new(0));
+    let seen = Rc::clone(&prepared);
+    let app = Application::builder()
+        .websocket("/ws", move |_| Head(Rc::clone(&seen)))
+        .build();
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for headers in [&upgrade[..], &[]] {
+        let r = dispatch(&app, Request::synthetic("HEAD", "/ws", headers));
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.header("Allow"), Some("GET"));
+        assert_eq!(r.header("X-Default"), Some("yes"));
+    }
+    assert_eq!(prepared.get(), 2);
+}
+
 /// `cx.clear()` starts the answer over, as Tornado's `clear()`: status,
 /// headers and body reset, cookies kept; ignored once finished.
 #[test]
