@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::context::RequestContext;
+use super::context::{FormBody, RequestContext};
 use super::handler::{call_method, refuse_capture, RequestHandler};
 use super::settings::Settings;
 use super::signed::CookieSecret;
@@ -455,33 +455,44 @@ impl ApplicationContext {
         self.0.settings.trusts_origin(origin)
     }
 
-    /// Tornado's `_cross_origin_protection`, which its `_execute` runs for
-    /// a `WebSocketHandler` as for any handler, before `prepare`, for
-    /// every method but `GET`, `HEAD` and `OPTIONS`: with `xsrf_cookies`,
-    /// the request must repeat the `_xsrf` token (`check_xsrf_cookie`,
-    /// reading a form body's `_xsrf` too); with `cross_origin_protection`,
-    /// one a browser marks cross-origin needs a trusted origin (Tornado
-    /// asks `check_trusted_origin` there, not `check_origin`). The
-    /// refusal, as a `RequestHandler`'s (403, or 400 for a form body that
-    /// does not parse), or `None` to go on to `prepare`.
-    pub(crate) fn forgery_refusal(&self, req: &Request) -> Option<Response> {
+    /// What Tornado's `_execute` does for a `WebSocketHandler`, as for
+    /// any handler, before `prepare`: the form body parsed, for every
+    /// method (a body that does not parse: 400), then
+    /// `_cross_origin_protection` for every method but `GET`, `HEAD` and
+    /// `OPTIONS`: with `xsrf_cookies`, the request must repeat the
+    /// `_xsrf` token (`check_xsrf_cookie`, reading a form body's `_xsrf`
+    /// too); with `cross_origin_protection`, one a browser marks
+    /// cross-origin needs a trusted origin (Tornado asks
+    /// `check_trusted_origin` there, not `check_origin`). The refusal, as
+    /// a `RequestHandler`'s, or the parsed body for `prepare` to read. A
+    /// request without a form body that is not checked costs one header
+    /// lookup.
+    pub(crate) fn before_prepare(&self, req: &Request) -> Result<FormBody, Response> {
         let settings = &self.0.settings;
-        let checked = settings.xsrf_cookies || settings.cross_origin_protection;
-        if !checked || matches!(req.method(), "GET" | "HEAD" | "OPTIONS") {
-            return None;
+        let checked = (settings.xsrf_cookies || settings.cross_origin_protection)
+            && !matches!(req.method(), "GET" | "HEAD" | "OPTIONS");
+        if !checked && !super::has_form_body(req) {
+            return Ok(FormBody::default());
         }
         let mut cx = RequestContext::new(req, &self.0);
         let passed = cx.parse_body()
-            && (!settings.xsrf_cookies || cx.check_xsrf_cookie())
-            && (!settings.cross_origin_protection
-                || match super::origin::check_cross_origin(req, |o| settings.trusts_origin(o)) {
-                    None => true,
-                    Some(why) => {
-                        cx.refuse(403, &why);
-                        false
-                    }
-                });
-        (!passed).then(|| cx.into_response())
+            && (!checked
+                || (!settings.xsrf_cookies || cx.check_xsrf_cookie())
+                    && (!settings.cross_origin_protection
+                        || match super::origin::check_cross_origin(req, |o| {
+                            settings.trusts_origin(o)
+                        }) {
+                            None => true,
+                            Some(why) => {
+                                cx.refuse(403, &why);
+                                false
+                            }
+                        }));
+        if passed {
+            Ok(cx.take_form_body())
+        } else {
+            Err(cx.into_response())
+        }
     }
 
     /// The template `file` rendered with `value` for a WebSocket

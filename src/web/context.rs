@@ -168,6 +168,61 @@ pub(crate) fn too_many_fields(text: &[u8]) -> bool {
     !text.is_empty() && 1 + memchr::memchr_iter(b'&', text).count() > MAX_URLENCODED_ARGUMENTS
 }
 
+/// The body values of `name` in `request` as received (not cleaned):
+/// from its multipart `parts` when [`RequestContext::parse_body`] found
+/// some, else from a body that is a `form` (urlencoded), decoding only the
+/// values of `name` (`body_arguments` decodes every pair).
+fn body_values_of(
+    request: &Request,
+    parts: Option<&multipart::Parts>,
+    form: impl FnOnce() -> bool,
+    name: &str,
+) -> Vec<String> {
+    let body = request.body();
+    if let Some(parts) = parts {
+        return parts
+            .fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, r)| String::from_utf8_lossy(&body[r.clone()]).into_owned())
+            .collect();
+    }
+    if !form() {
+        return Vec::new();
+    }
+    qs_values_bytes(body, name).collect()
+}
+
+/// A request's form body as parsed before `prepare` where no
+/// [`RequestContext`] lives on (a WebSocket handshake): its multipart
+/// parts, parsed once, or none for an urlencoded body (read when asked)
+/// or no form at all.
+#[derive(Default)]
+pub(crate) struct FormBody(Option<multipart::Parts>);
+
+impl FormBody {
+    /// The body values of `name` in `request` (the request this form
+    /// came from), as received (not cleaned): Tornado's
+    /// `request.body_arguments[name]`.
+    pub(crate) fn values(&self, request: &Request, name: &str) -> Vec<String> {
+        let form = || is_urlencoded(&request_content_type(request));
+        body_values_of(request, self.0.as_ref(), form, name)
+    }
+}
+
+/// Whether `request` has a body that Tornado's `parse_body_arguments`
+/// reads (urlencoded or multipart, by its `Content-Type`): one header
+/// lookup, all that a request without one pays before `prepare`.
+pub(crate) fn has_form_body(request: &Request) -> bool {
+    is_form_type(&request_content_type(request))
+}
+
+/// Whether a body of `ctype` is one Tornado's `parse_body_arguments`
+/// parses: urlencoded or multipart.
+fn is_form_type(ctype: &str) -> bool {
+    is_urlencoded(ctype) || ctype.starts_with("multipart/form-data")
+}
+
 /// The line Tornado logs for `raise HTTPError(status, why)`:
 /// `403 POST /x (10.0.0.1): why` (`-` for a request from no socket).
 /// Formatted only when the line is written.
@@ -1108,21 +1163,19 @@ impl<'a> RequestContext<'a> {
 
     /// The body values of `name` as received (not cleaned).
     fn body_values(&self, name: &str) -> Vec<String> {
-        if let Some(parts) = &self.p.multipart {
-            let body = self.request.body();
-            return parts
-                .fields
-                .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, r)| String::from_utf8_lossy(&body[r.clone()]).into_owned())
-                .collect();
-        }
-        if !self.is_form() {
-            return Vec::new();
-        }
-        // Only the values of `name` are decoded (`body_arguments` decodes
-        // every pair).
-        qs_values_bytes(self.request.body(), name).collect()
+        body_values_of(
+            self.request,
+            self.p.multipart.as_ref(),
+            || self.is_form(),
+            name,
+        )
+    }
+
+    /// The form body [`parse_body`](Self::parse_body) parsed, for a
+    /// request answered without a context (a WebSocket handshake's
+    /// `prepare`).
+    pub(crate) fn take_form_body(&mut self) -> FormBody {
+        FormBody(self.p.multipart.take())
     }
 
     /// The values of `name` as received (not cleaned): the query's, then
@@ -1234,9 +1287,8 @@ impl<'a> RequestContext<'a> {
     pub(crate) fn parse_body(&mut self) -> bool {
         let ctype = request_content_type(self.request);
         let ctype = ctype.as_ref();
-        let form = is_urlencoded(ctype) || ctype.starts_with("multipart/form-data");
         // Most requests (a GET, JSON) end here, after one header lookup.
-        if !form {
+        if !is_form_type(ctype) {
             return true;
         }
         let body = self.request.body();

@@ -4699,6 +4699,73 @@ fn a_head_on_a_websocket_route_is_prepared_then_405_with_the_default_headers() {
     assert_eq!(prepared.get(), 2);
 }
 
+/// Tornado's `_execute` parses the form body before `prepare` for every
+/// method, whatever the settings, so a `WebSocketHandler`'s `prepare`
+/// reads body arguments with `get_argument`, and a form body that does
+/// not parse is a 400 before `prepare` (checked with Tornado 6.6; the
+/// POST then gets its 405). `require_argument` and
+/// `get_arguments_unstripped` read the query's values, then the body's,
+/// with or without `xsrf_cookies`.
+#[test]
+fn a_websocket_prepare_reads_the_form_body_whatever_the_settings() {
+    struct Form(Rc<Cell<u32>>, Rc<std::cell::RefCell<Vec<String>>>);
+    impl WebSocketHandler for Form {
+        fn prepare(&mut self, req: &Request) -> Result<(), Response> {
+            self.0.set(self.0.get() + 1);
+            let notes = crate::websocket::get_arguments_unstripped(req, "note");
+            let room = crate::websocket::require_argument(req, "room")?;
+            self.1.borrow_mut().push(format!("{room} {notes:?}"));
+            Ok(())
+        }
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    }
+    for xsrf in [false, true] {
+        let prepared = Rc::new(Cell::new(0));
+        let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let (p, s) = (Rc::clone(&prepared), Rc::clone(&seen));
+        let app = Application::builder()
+            .xsrf_cookies(xsrf)
+            .websocket("/ws", move |_| Form(Rc::clone(&p), Rc::clone(&s)))
+            .build();
+        let token = [("Cookie", "_xsrf=abcdef"), ("X-XSRFToken", "abcdef")];
+        let r = post_form(&app, "/ws?note=q", &token, "room=+lobby&note=+b+");
+        assert_eq!(r.status(), 405, "xsrf {xsrf}");
+        let mut multipart = Request::synthetic(
+            "POST",
+            "/ws",
+            &[
+                ("Content-Type", "multipart/form-data; boundary=x"),
+                token[0],
+                token[1],
+            ],
+        );
+        multipart.set_body(
+            b"--x\r\nContent-Disposition: form-data; name=\"room\"\r\n\r\nhall\r\n--x--\r\n"
+                .to_vec(),
+        );
+        assert_eq!(dispatch(&app, multipart).status(), 405, "xsrf {xsrf}");
+        assert_eq!(
+            *seen.borrow(),
+            ["lobby [\"q\", \" b \"]", "hall []"],
+            "xsrf {xsrf}"
+        );
+        // A multipart body without its final boundary: 400 before
+        // `prepare`, with Tornado's reason logged.
+        let mut bad = Request::synthetic(
+            "POST",
+            "/ws",
+            &[
+                ("Content-Type", "multipart/form-data; boundary=x"),
+                token[0],
+                token[1],
+            ],
+        );
+        bad.set_body(b"--x\r\n".to_vec());
+        assert_eq!(dispatch(&app, bad).status(), 400, "xsrf {xsrf}");
+        assert_eq!(prepared.get(), 2, "xsrf {xsrf}");
+    }
+}
+
 /// `cx.clear()` starts the answer over, as Tornado's `clear()`: status,
 /// headers and body reset, cookies kept; ignored once finished.
 #[test]

@@ -341,11 +341,17 @@ pub trait WebSocketHandler: 'static {
     }
 }
 
+/// The handshake being answered: its route, and its form body once
+/// checked before `prepare`.
+struct Answering {
+    route: Rc<RouteSettings>,
+    form: crate::web::FormBody,
+}
+
 thread_local! {
-    /// The route whose handshake is being answered, while the handler's
-    /// handshake methods run (`get_current_user`, `prepare`,
-    /// `check_origin`, ...).
-    static HANDSHAKE: std::cell::RefCell<Option<Rc<RouteSettings>>> =
+    /// The handshake being answered, while the handler's handshake
+    /// methods run (`get_current_user`, `prepare`, `check_origin`, ...).
+    static HANDSHAKE: std::cell::RefCell<Option<Answering>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -374,7 +380,7 @@ pub fn check_trusted_origin(origin: &str) -> bool {
         route
             .borrow()
             .as_ref()
-            .and_then(|r| r.app.as_ref())
+            .and_then(|a| a.route.app.as_ref())
             .is_some_and(|app| app.trusts_origin(origin))
     })
 }
@@ -392,26 +398,51 @@ pub fn check_trusted_origin(origin: &str) -> bool {
 /// a handshake; `None` anywhere else.
 #[doc(alias = "get_signed_cookie")]
 pub fn get_secure_cookie(req: &Request, name: &str) -> Option<Vec<u8>> {
-    let secret = HANDSHAKE.with(|route| route.borrow().as_ref()?.cookie_secret.clone());
+    let secret = HANDSHAKE.with(|now| now.borrow().as_ref()?.route.cookie_secret.clone());
     secure_cookie(secret.as_deref(), req, name)
 }
 
-/// Every value of the handshake's query argument `name` with the
-/// whitespace around each kept: Tornado's `get_arguments(name,
-/// strip=False)` in a `WebSocketHandler`'s `prepare` (a handshake has no
-/// body, so its query's), as
+/// Every value of the handshake's argument `name` with the whitespace
+/// around each kept: Tornado's `get_arguments(name, strip=False)` in a
+/// `WebSocketHandler`'s `prepare`, as
 /// [`RequestContext::get_arguments_unstripped`](crate::web::RequestContext::get_arguments_unstripped)
-/// reads them: percent-decoded, `+` a space, control characters other
-/// than whitespace spaces. [`WebSocket::get_arguments_unstripped`] reads
-/// the same once the connection is open.
+/// reads them: the query's values, then those of a form body (on an
+/// application's route, whose body Tornado parses before `prepare` for
+/// every method: a `POST`'s, say, before its 405), percent-decoded, `+`
+/// a space, control characters other than whitespace spaces.
+/// [`WebSocket::get_arguments_unstripped`] reads the query's once the
+/// connection is open.
 pub fn get_arguments_unstripped(req: &Request, name: &str) -> Vec<String> {
-    req.query_arguments(name)
+    handshake_arguments(req, name)
         .into_iter()
         .map(crate::web::remove_control_chars)
         .collect()
 }
 
-/// The last value of the handshake's query argument `name`, cleaned as
+/// The values of `name` in `req`'s query, then in its form body (as
+/// checked before `prepare`), as received.
+fn handshake_arguments(req: &Request, name: &str) -> Vec<String> {
+    let mut all = req.query_arguments(name);
+    HANDSHAKE.with(|now| {
+        if let Some(now) = now.borrow().as_ref() {
+            all.extend(now.form.values(req, name));
+        }
+    });
+    all
+}
+
+/// Keeps `form`, the body of the handshake being answered as checked
+/// before `prepare`, for the argument functions to read.
+pub(crate) fn set_handshake_form(form: crate::web::FormBody) {
+    HANDSHAKE.with(|now| {
+        if let Some(now) = now.borrow_mut().as_mut() {
+            now.form = form;
+        }
+    });
+}
+
+/// The last value of the handshake's argument `name` (the query's, then
+/// a form body's, as [`get_arguments_unstripped`] reads them), cleaned as
 /// [`WebSocket::get_argument`] cleans it, for an argument the handshake
 /// must carry: Tornado's `get_argument(name)` without a default in a
 /// `WebSocketHandler`'s `prepare` (or its factory's). Without one, the
@@ -443,7 +474,7 @@ pub fn get_arguments_unstripped(req: &Request, name: &str) -> Vec<String> {
 /// # Errors
 /// The 400 response, when the query has no argument `name`.
 pub fn require_argument(req: &Request, name: &str) -> Result<String, Response> {
-    if let Some(value) = req.query_arguments(name).pop() {
+    if let Some(value) = handshake_arguments(req, name).pop() {
         return Ok(crate::web::clean_argument(value));
     }
     let why = format!("Missing argument {name}");
@@ -459,7 +490,7 @@ fn handshake_debug() -> bool {
         route
             .borrow()
             .as_ref()
-            .and_then(|r| r.app.as_ref())
+            .and_then(|a| a.route.app.as_ref())
             .is_some_and(|app| app.settings().debug)
     })
 }
@@ -475,17 +506,22 @@ pub(super) fn secure_cookie(
 }
 
 /// Runs `f` (the answer to a handshake on `route`) with `route` as the
-/// one [`check_trusted_origin`] and [`get_secure_cookie`] consult;
-/// restored afterwards, panic or not.
+/// one [`check_trusted_origin`] and [`get_secure_cookie`] consult (and no
+/// form body until [`set_handshake_form`]); restored afterwards, panic or
+/// not.
 pub(crate) fn answering_handshake_on<R>(route: &Rc<RouteSettings>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Rc<RouteSettings>>);
+    struct Restore(Option<Answering>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let previous = self.0.take();
-            HANDSHAKE.with(|route| *route.borrow_mut() = previous);
+            HANDSHAKE.with(|now| *now.borrow_mut() = previous);
         }
     }
-    let previous = HANDSHAKE.with(|slot| slot.replace(Some(Rc::clone(route))));
+    let now = Answering {
+        route: Rc::clone(route),
+        form: crate::web::FormBody::default(),
+    };
+    let previous = HANDSHAKE.with(|slot| slot.replace(Some(now)));
     let _restore = Restore(previous);
     f()
 }

@@ -19,6 +19,7 @@ use crate::protocol::handshake::{accept_key, check_upgrade_iter, write_101};
 use crate::protocol::{
     deflate, CompressionOptions, DeflateParams, HandshakeError, Role, Session, SessionConfig,
 };
+use crate::web::FormBody;
 
 /// Validates a WebSocket handshake request for `handler` and answers it:
 /// a 101 upgrade, or the HTTP error Tornado would send (400 with a reason,
@@ -46,8 +47,23 @@ pub(crate) fn accept_routed(
     handler: Box<dyn WebSocketHandler>,
     settings: Rc<RouteSettings>,
 ) -> Reply {
+    accept_checked(req, args, kwargs, handler, settings, None)
+}
+
+/// [`accept_routed`], for a request already `checked` before `prepare`
+/// ([`before_prepare`]; `None`: not yet).
+fn accept_checked(
+    req: Request,
+    args: Vec<String>,
+    kwargs: Vec<(String, String)>,
+    handler: Box<dyn WebSocketHandler>,
+    settings: Rc<RouteSettings>,
+    checked: Option<FormBody>,
+) -> Reply {
     let route = Rc::clone(&settings);
-    super::handler::answering_handshake_on(&route, || answer(req, args, kwargs, handler, settings))
+    super::handler::answering_handshake_on(&route, || {
+        answer(req, args, kwargs, handler, settings, checked)
+    })
 }
 
 /// [`accept_routed`], with the route in scope for the handler's methods.
@@ -57,6 +73,7 @@ fn answer(
     kwargs: Vec<(String, String)>,
     mut handler: Box<dyn WebSocketHandler>,
     settings: Rc<RouteSettings>,
+    checked: Option<FormBody>,
 ) -> Reply {
     // Tornado's order: `get_current_user` and `get_user_locale` (lazy
     // there, asked by `prepare` or `@authenticated`), the handler's own refusal
@@ -64,12 +81,15 @@ fn answer(
     // and last the headers the handler adds to whichever answer that is.
     // A panic in any of them is the handler's bug: the HTTP layer answers
     // 500.
-    // Before all of them, the application's `xsrf_cookies` and
-    // `cross_origin_protection` checks of a POST, PUT... (Tornado's
-    // `_execute`): a 403 without `prepare` or `get_current_user`.
-    let (current_user, locale, decided) = match forgery_refusal(&req, &settings) {
-        Some(refusal) => (None, None, Err(refusal)),
-        None => {
+    // Before all of them, the form body parsed and the application's
+    // `xsrf_cookies` and `cross_origin_protection` checks of a POST,
+    // PUT... (Tornado's `_execute`): a 400 or 403 without `prepare` or
+    // `get_current_user`.
+    let checked = checked.map_or_else(|| before_prepare(&req, &settings), Ok);
+    let (current_user, locale, decided) = match checked {
+        Err(refusal) => (None, None, Err(refusal)),
+        Ok(form) => {
+            super::handler::set_handshake_form(form);
             let current_user = handler.get_current_user(&req);
             let locale = handler.get_user_locale(&req);
             let decided = decide(&req, handler.as_mut(), &settings, current_user.is_some());
@@ -104,13 +124,17 @@ fn answer(
     }
 }
 
-/// The refusal of the application's `xsrf_cookies` or
-/// `cross_origin_protection` setting, which Tornado's `_execute` checks
-/// before `prepare` for a method other than `GET`, `HEAD` and `OPTIONS`
-/// (`ApplicationContext::forgery_refusal`); `None` for a route without
-/// an application.
-fn forgery_refusal(req: &Request, settings: &RouteSettings) -> Option<Response> {
-    settings.app.as_ref()?.forgery_refusal(req)
+/// What Tornado's `_execute` does before `prepare`
+/// (`ApplicationContext::before_prepare`): the form body parsed for
+/// every method, and the application's `xsrf_cookies` or
+/// `cross_origin_protection` checks for a method other than `GET`,
+/// `HEAD` and `OPTIONS`; the refusal, or the body for `prepare`. Nothing
+/// to check on a route without an application.
+fn before_prepare(req: &Request, settings: &RouteSettings) -> Result<FormBody, Response> {
+    match settings.app.as_ref() {
+        Some(app) => app.before_prepare(req),
+        None => Ok(FormBody::default()),
+    }
 }
 
 /// What the handshake is answered, before the handler's headers: the
@@ -168,14 +192,15 @@ pub(crate) fn accept_later(
     make: &dyn Fn(&Request) -> HandlerFuture,
     settings: Rc<RouteSettings>,
 ) -> Reply {
-    let checked = forgery_refusal(&req, &settings).or_else(|| {
+    let checked = before_prepare(&req, &settings).and_then(|form| {
         check_upgrade_iter(req.method(), req.version_minor(), req.raw_headers())
-            .err()
-            .map(|e| handshake_refusal(&e))
+            .map_err(|e| handshake_refusal(&e))
+            .map(|_| form)
     });
-    if let Some(refusal) = checked {
-        return refused(refusal);
-    }
+    let form = match checked {
+        Ok(form) => form,
+        Err(refusal) => return refused(refusal),
+    };
     let made = make(&req);
     let reply = PendingReply::new();
     let waker: Rc<RefCell<Option<Waker>>> = Rc::default();
@@ -189,18 +214,20 @@ pub(crate) fn accept_later(
         made,
         reply: reply.clone(),
         waker,
-        then: Some(Handshake(req, args, kwargs, settings)),
+        then: Some(Handshake(req, args, kwargs, settings, form)),
     });
     Reply::Pending(reply)
 }
 
 /// A handshake waiting for its handler: the request, the route's
-/// captures, its settings.
+/// captures, its settings, its form body as checked before the handler
+/// was asked for.
 struct Handshake(
     Request,
     Vec<String>,
     Vec<(String, String)>,
     Rc<RouteSettings>,
+    FormBody,
 );
 
 /// The task of [`accept_later`].
@@ -247,13 +274,13 @@ impl Future for Deciding {
                 return Poll::Ready(());
             }
         };
-        let Some(Handshake(req, args, kwargs, settings)) = this.then.take() else {
+        let Some(Handshake(req, args, kwargs, settings, form)) = this.then.take() else {
             return Poll::Ready(());
         };
         let uri = req.uri().to_owned();
         let answer = match outcome {
             Ok(handler) => catch_unwind(AssertUnwindSafe(|| {
-                accept_routed(req, args, kwargs, handler, settings)
+                accept_checked(req, args, kwargs, handler, settings, Some(form))
             })),
             Err(resp) => Ok(refused(resp)),
         };
