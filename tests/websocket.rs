@@ -405,7 +405,7 @@ fn a_refused_origin_is_403_before_the_version_and_the_key_are_read() {
 /// A handshake route answers another method as Tornado's
 /// `WebSocketHandler` does: `prepare` runs first for the methods a
 /// Tornado handler takes (its refusal wins), then 405; a method beyond
-/// those is 405 before the handler is made.
+/// those is 405 before `prepare`.
 #[test]
 fn prepare_runs_before_the_405_of_another_method() {
     struct Refuses(Sender<String>);
@@ -438,7 +438,7 @@ fn prepare_runs_before_the_405_of_another_method() {
     }
     assert_eq!(ask("PROPFIND", "/p?deny=1"), (405, true));
     assert_eq!(ask("GET", "/p?deny=1"), (403, false));
-    // PROPFIND made no handler: GET's is the next `prepare`.
+    // PROPFIND ran no `prepare`: GET's is the next.
     assert_eq!(next_note(&rx), "prepare GET");
 }
 

@@ -1025,20 +1025,22 @@ impl Service for Application {
             Target::WebSocket {
                 factory, settings, ..
             } => {
+                let settings = settings.clone();
                 if !super::HANDLER_METHODS.contains(&req.method()) {
                     // Not a method a Tornado handler takes: 405 before
-                    // the handler is made. The seven it takes go to
-                    // `prepare` first, which may refuse otherwise, and
-                    // then the handshake's own 405, as Tornado runs
-                    // `prepare` before its `post` answers 405. Counted as
-                    // `websocket::accept` counts its 405.
-                    crate::ioloop::IOLoop::current()
-                        .count(crate::ioloop::Counter::HandshakeMethodNotAllowed, 1);
-                    let mut r = Response::error(405, None);
-                    r.set_header_static("Allow", "GET");
-                    return (Reply::Response(r), None);
+                    // `prepare`, with the handler's default headers (an
+                    // asynchronous route has no handler yet: without).
+                    // The seven it takes go to `prepare` first, which may
+                    // refuse otherwise, and then the handshake's own 405,
+                    // as Tornado runs `prepare` before its `post` answers
+                    // 405. Counted as `websocket::accept` counts its 405.
+                    let handler = match factory {
+                        WebSocketFactory::Now(factory) => Some(factory(&req)),
+                        WebSocketFactory::Later(_) => None,
+                    };
+                    let reply = websocket::server::refuse_other_method(&req, handler, &settings);
+                    return (reply, None);
                 }
-                let settings = settings.clone();
                 let kwargs = named_captures(&route.regex, &args);
                 let reply = match factory {
                     WebSocketFactory::Now(factory) => {

@@ -1797,8 +1797,10 @@ impl WebSocketHandler for Ws {
     fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
 }
 
-/// A WebSocket route makes its handler for the methods a handler takes
-/// (Tornado runs `prepare` for a POST before its 405), and for no other.
+/// A WebSocket route makes its handler for every method, as Tornado
+/// makes its handler before its 405 check: for a method no handler takes
+/// to ask its default headers only, for the others to run `prepare`
+/// (Tornado runs it for a POST before its 405).
 #[test]
 fn websocket_routes_reach_accept_for_the_handler_methods_only() {
     let made = Rc::new(Cell::new(0));
@@ -1816,13 +1818,13 @@ fn websocket_routes_reach_accept_for_the_handler_methods_only() {
         .build();
     let r = request(&app, "PROPFIND", "/ws/room");
     assert_eq!((r.status(), r.header("Allow")), (405, Some("GET")));
-    assert_eq!(made.get(), 0);
+    assert_eq!(made.get(), 1, "the factory made a handler for its headers");
     let r = request(&app, "POST", "/ws/room");
     assert_eq!((r.status(), r.header("Allow")), (405, Some("GET")));
-    assert_eq!(made.get(), 1, "the factory made a handler for prepare");
+    assert_eq!(made.get(), 2, "the factory made a handler for prepare");
     let r = get(&app, "/ws/room");
     assert_ne!(r.status(), 404);
-    assert_eq!(made.get(), 2, "the factory made a handler for accept");
+    assert_eq!(made.get(), 3, "the factory made a handler for accept");
     assert_ne!(get(&app, "/ws2").status(), 404);
 }
 
@@ -4697,6 +4699,37 @@ fn a_head_on_a_websocket_route_is_prepared_then_405_with_the_default_headers() {
         assert_eq!(r.header("X-Default"), Some("yes"));
     }
     assert_eq!(prepared.get(), 2);
+}
+
+/// A method no Tornado handler takes (`PROPFIND`) on a handshake route:
+/// 405 before `prepare`, as Tornado's `_execute` raises it first, and
+/// with the handler's default headers, as its `send_error` calls
+/// `set_default_headers` (checked with Tornado 6.6); cyclone adds
+/// `Allow: GET`.
+#[test]
+fn another_method_on_a_websocket_route_gets_the_default_headers() {
+    use crate::websocket::HandshakeHeaders;
+    struct Dav(Rc<Cell<u32>>);
+    impl WebSocketHandler for Dav {
+        fn prepare(&mut self, _: &Request) -> Result<(), Response> {
+            self.0.set(self.0.get() + 1);
+            Ok(())
+        }
+        fn set_default_headers(&mut self, _: &Request, headers: &mut HandshakeHeaders<'_>) {
+            headers.set_header("X-Default", format!("{}", headers.status()));
+        }
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    }
+    let prepared = Rc::new(Cell::new(0));
+    let seen = Rc::clone(&prepared);
+    let app = Application::builder()
+        .websocket("/ws", move |_| Dav(Rc::clone(&seen)))
+        .build();
+    let r = dispatch(&app, Request::synthetic("PROPFIND", "/ws", &[]));
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.header("Allow"), Some("GET"));
+    assert_eq!(r.header("X-Default"), Some("405"));
+    assert_eq!(prepared.get(), 0);
 }
 
 /// Tornado's `_execute` parses the form body before `prepare` for every

@@ -100,9 +100,7 @@ fn answer(
         Ok(prepared) => (Some(prepared), Response::new(101)),
         Err(refusal) => (None, refusal),
     };
-    let mut added = HandshakeHeaders::new(&mut head, &settings);
-    handler.set_default_headers(&req, &mut added);
-    let failed = added.failed();
+    let failed = add_default_headers(&req, handler.as_mut(), &settings, &mut head);
     match upgrade {
         Some(_) if failed => refused(Response::error(500, None)),
         Some((accept, subprotocol, deflate, ext_header)) => {
@@ -122,6 +120,38 @@ fn answer(
         }
         None => refused(head),
     }
+}
+
+/// The handler's `set_default_headers` over `head` (the 101 or a
+/// refusal); true when it asked for what the 101 cannot carry.
+fn add_default_headers(
+    req: &Request,
+    handler: &mut dyn WebSocketHandler,
+    settings: &RouteSettings,
+    head: &mut Response,
+) -> bool {
+    let mut added = HandshakeHeaders::new(head, settings);
+    handler.set_default_headers(req, &mut added);
+    added.failed()
+}
+
+/// A method no Tornado handler takes (`PROPFIND`): 405 with
+/// `Allow: GET` before `prepare` (Tornado's `_execute` raises it first),
+/// with the `handler`'s default headers, as Tornado's `send_error` adds
+/// them (`None`: an asynchronous route's, not made yet).
+pub(crate) fn refuse_other_method(
+    req: &Request,
+    handler: Option<Box<dyn WebSocketHandler>>,
+    settings: &Rc<RouteSettings>,
+) -> Reply {
+    let mut resp = Response::error(405, None);
+    resp.set_header_static("Allow", "GET");
+    if let Some(mut handler) = handler {
+        super::handler::answering_handshake_on(settings, || {
+            add_default_headers(req, handler.as_mut(), settings, &mut resp);
+        });
+    }
+    refused(resp)
 }
 
 /// What Tornado's `_execute` does before `prepare`
