@@ -1293,13 +1293,21 @@ impl ApplicationBuilder {
     /// returns a future (`'static`: copy what it needs from the request
     /// first) of the handler, or of the response refusing the handshake.
     ///
-    /// A request refused by the `xsrf_cookies` or
-    /// `cross_origin_protection` setting (a `POST`, `PUT`, ... that fails
-    /// them: 403, as on a [`websocket`](Self::websocket) route), then one
-    /// that is not a valid upgrade (405, 400, 426), is refused
-    /// at once, before `factory` is called (with no handler to ask
-    /// `check_origin`, a cross-origin one too: a 426 or 400 where a
-    /// [`websocket`](Self::websocket) route answers 403). Meanwhile the connection waits,
+    /// A form body that does not parse (400) or a request refused by the
+    /// `xsrf_cookies` or `cross_origin_protection` setting (a `POST`,
+    /// `PUT`, ... that fails them: 403, as on a
+    /// [`websocket`](Self::websocket) route), then one that is not a
+    /// valid upgrade (405, 400, 426), is refused at once, before
+    /// `factory` is called (with no handler to ask `check_origin`, a
+    /// cross-origin one too: a 426 or 400 where a
+    /// [`websocket`](Self::websocket) route answers 403). With no handler
+    /// either to ask `set_default_headers`, these refusals go without its
+    /// headers, where Tornado's (and a [`websocket`](Self::websocket)
+    /// route's) carry them: Tornado makes its handler before these
+    /// checks, but here the handler comes out of `factory`, Tornado's
+    /// `prepare`, which Tornado does not run for a request its XSRF or
+    /// cross-origin check refuses, nor for a method no handler takes.
+    /// Meanwhile the connection waits,
     /// with no request timeout (put one in the future with
     /// [`with_timeout`](crate::ioloop::with_timeout) if it may hang), and
     /// the loop serves everyone else. Then the handshake goes on as for

@@ -4732,6 +4732,38 @@ fn another_method_on_a_websocket_route_gets_the_default_headers() {
     assert_eq!(prepared.get(), 0);
 }
 
+/// An asynchronous handshake route refuses what Tornado refuses before
+/// `prepare` (a failed XSRF check, a method no handler takes) before its
+/// factory, Tornado's `prepare`, is called: with no handler, without
+/// `set_default_headers`' headers, where Tornado's refusal carries them
+/// (a deliberate difference, in `websocket_async`'s documentation).
+#[test]
+fn an_async_websocket_routes_early_refusal_makes_no_handler() {
+    use crate::websocket::HandshakeHeaders;
+    struct Late;
+    impl WebSocketHandler for Late {
+        fn set_default_headers(&mut self, _: &Request, headers: &mut HandshakeHeaders<'_>) {
+            headers.set_header("X-Default", "yes");
+        }
+        fn on_message(&mut self, _: &mut WebSocket<'_>, _: Message<'_>) {}
+    }
+    let made = Rc::new(Cell::new(0));
+    let calls = Rc::clone(&made);
+    let app = Application::builder()
+        .xsrf_cookies(true)
+        .websocket_async("/ws", move |_| {
+            calls.set(calls.get() + 1);
+            async { Ok(Late) }
+        })
+        .build();
+    for (method, status) in [("POST", 403), ("PROPFIND", 405)] {
+        let r = dispatch(&app, Request::synthetic(method, "/ws", &[]));
+        assert_eq!(r.status(), status, "{method}");
+        assert_eq!(r.header("X-Default"), None, "{method}");
+    }
+    assert_eq!(made.get(), 0);
+}
+
 /// Tornado's `_execute` parses the form body before `prepare` for every
 /// method, whatever the settings, so a `WebSocketHandler`'s `prepare`
 /// reads body arguments with `get_argument`, and a form body that does
