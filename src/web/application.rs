@@ -1003,44 +1003,38 @@ impl Service for Application {
             super::context::compress_response(&self.inner.shared.settings, &req, &mut not_found);
             return (Reply::Response(not_found), None);
         };
-        let args = match (args, &route.target) {
-            (Ok(args), _) => args,
-            (Err(raw), target) => {
-                // Tornado's `decode_argument`: "Invalid unicode in url",
-                // the handler's 400 (after its 405 check).
-                let head: String = raw.chars().take(40).collect();
-                let why = format!("Invalid unicode in url: {head:?}");
-                if let Target::Handler(factory) = target {
-                    return self.run_handler(Some(route), factory, req, Err(&why));
-                }
-                log::warn!("400 {} {}: {why}", req.method(), req.path());
-                return (Reply::Response(Response::error(400, Some(&why))), None);
-            }
-        };
+        // Tornado's `decode_argument`: "Invalid unicode in url", the
+        // handler's 400 (after its 405 check).
+        let args = args.map_err(|raw| {
+            let head: String = raw.chars().take(40).collect();
+            format!("Invalid unicode in url: {head:?}")
+        });
         match &route.target {
             Target::Handler(factory) => {
-                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-                self.run_handler(Some(route), factory, req, Ok(&argv))
+                let argv: Vec<&str> = args.iter().flatten().map(String::as_str).collect();
+                let args = args.as_ref().map(|_| &argv[..]).map_err(String::as_str);
+                self.run_handler(Some(route), factory, req, args)
             }
             Target::WebSocket {
                 factory, settings, ..
             } => {
                 let settings = settings.clone();
-                if !super::HANDLER_METHODS.contains(&req.method()) {
-                    // Not a method a Tornado handler takes: 405 before
-                    // `prepare`, with the handler's default headers (an
-                    // asynchronous route has no handler yet: without).
-                    // The seven it takes go to `prepare` first, which may
-                    // refuse otherwise, and then the handshake's own 405,
-                    // as Tornado runs `prepare` before its `post` answers
-                    // 405. Counted as `websocket::accept` counts its 405.
-                    let handler = match factory {
-                        WebSocketFactory::Now(factory) => Some(factory(&req)),
-                        WebSocketFactory::Later(_) => None,
+                // A method no Tornado handler takes, then a capture that
+                // does not decode: refused before `prepare`, with the
+                // handler's default headers (an asynchronous route has no
+                // handler yet: without). The seven methods it takes go
+                // to `prepare` first, which may refuse otherwise, and
+                // then the handshake's own 405, as Tornado runs `prepare`
+                // before its `post` answers 405.
+                let made = || match factory {
+                    WebSocketFactory::Now(factory) => Some(factory(&req)),
+                    WebSocketFactory::Later(_) => None,
+                };
+                let args =
+                    match websocket::server::refuse_before_prepare(&req, args, made, &settings) {
+                        Ok(args) => args,
+                        Err(refusal) => return (refusal, None),
                     };
-                    let reply = websocket::server::refuse_other_method(&req, handler, &settings);
-                    return (reply, None);
-                }
                 let kwargs = named_captures(&route.regex, &args);
                 let reply = match factory {
                     WebSocketFactory::Now(factory) => {

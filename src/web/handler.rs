@@ -425,9 +425,7 @@ pub(crate) fn refuse_capture(
     cx.keep_only_headers(200);
     let supported = handler.supported_methods();
     if supported.contains(&cx.request().method()) {
-        let req = cx.request();
-        log::warn!("400 {} {}: {why}", req.method(), req.path());
-        cx.send_error_message(400, Some(why));
+        cx.refuse(400, why);
     } else {
         cx.method_not_allowed(supported);
     }

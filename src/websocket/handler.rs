@@ -486,13 +486,7 @@ pub fn require_argument(req: &Request, name: &str) -> Result<String, Response> {
 /// application with `debug` on (its refusals then carry their reason,
 /// as `RequestContext::refuse`'s do).
 fn handshake_debug() -> bool {
-    HANDSHAKE.with(|route| {
-        route
-            .borrow()
-            .as_ref()
-            .and_then(|a| a.route.app.as_ref())
-            .is_some_and(|app| app.settings().debug)
-    })
+    HANDSHAKE.with(|now| now.borrow().as_ref().is_some_and(|a| a.route.debug()))
 }
 
 /// The signed cookie `name` of `req` under `secret` (logged when missing).

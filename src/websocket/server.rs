@@ -135,23 +135,38 @@ fn add_default_headers(
     added.failed()
 }
 
-/// A method no Tornado handler takes (`PROPFIND`): 405 with
-/// `Allow: GET` before `prepare` (Tornado's `_execute` raises it first),
-/// with the `handler`'s default headers, as Tornado's `send_error` adds
-/// them (`None`: an asynchronous route's, not made yet).
-pub(crate) fn refuse_other_method(
+/// What a handshake route refuses before `prepare`, in the order of
+/// Tornado's `_execute`: a method no Tornado handler takes (`PROPFIND`:
+/// 405 with `Allow: GET`; counted as [`accept`]'s 405), then a path
+/// capture that does not unquote to UTF-8 (`args`' `Err`, the reason:
+/// 400, logged, the reason in the page with `debug` only); with the
+/// default headers of the handler `made` returns, as Tornado's
+/// `send_error` adds them (`None`: an asynchronous route's, not made
+/// yet). The captures when there is nothing to refuse.
+pub(crate) fn refuse_before_prepare(
     req: &Request,
-    handler: Option<Box<dyn WebSocketHandler>>,
+    args: Result<Vec<String>, String>,
+    made: impl FnOnce() -> Option<Box<dyn WebSocketHandler>>,
     settings: &Rc<RouteSettings>,
-) -> Reply {
-    let mut resp = Response::error(405, None);
-    resp.set_header_static("Allow", "GET");
-    if let Some(mut handler) = handler {
+) -> Result<Vec<String>, Reply> {
+    let mut resp = if !crate::web::HANDLER_METHODS.contains(&req.method()) {
+        let mut resp = Response::error(405, None);
+        resp.set_header_static("Allow", "GET");
+        resp
+    } else {
+        let why = match args {
+            Ok(args) => return Ok(args),
+            Err(why) => why,
+        };
+        log::warn!("{}", crate::web::Refusal(req, 400, &why));
+        Response::error(400, settings.debug().then_some(why.as_str()))
+    };
+    if let Some(mut handler) = made() {
         super::handler::answering_handshake_on(settings, || {
             add_default_headers(req, handler.as_mut(), settings, &mut resp);
         });
     }
-    refused(resp)
+    Err(refused(resp))
 }
 
 /// What Tornado's `_execute` does before `prepare`

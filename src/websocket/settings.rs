@@ -171,6 +171,14 @@ pub(crate) struct RouteSettings {
     pub(crate) app: Option<crate::web::ApplicationContext>,
 }
 
+impl RouteSettings {
+    /// Whether the route's application has `debug` on (its refusals then
+    /// carry their reason in the page).
+    pub(crate) fn debug(&self) -> bool {
+        self.app.as_ref().is_some_and(|app| app.settings().debug)
+    }
+}
+
 impl From<WebSocketSettings> for RouteSettings {
     fn from(ws: WebSocketSettings) -> Self {
         RouteSettings { ws, app: None }
