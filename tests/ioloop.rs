@@ -2463,6 +2463,86 @@ fn client_connection_writes_from_a_thread_local_dropped_after_the_loop() {
 }
 
 #[test]
+fn client_connects_from_a_thread_local_dropped_after_the_loop() {
+    // As above, for the connect calls (a reconnect asked from a
+    // destructor): no loop is left to connect on, and none is made for an
+    // ending thread. Each says so with an error, and a callback that
+    // would run on the loop is dropped uncalled.
+    use cyclone::websocket::{
+        websocket_connect, websocket_connect_callback, websocket_connect_then,
+        websocket_connect_with, websocket_connect_with_result, ConnectError, ConnectOptions,
+        Message, WebSocket, WebSocketHandler,
+    };
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    const NAME: &str = "client_connects_from_a_thread_local_dropped_after_the_loop";
+    const URL: &str = "ws://127.0.0.1:9/never";
+    struct Never;
+    impl WebSocketHandler for Never {
+        fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {
+            panic!("a message after the loop was gone");
+        }
+    }
+    /// The error's text when it is the one of a gone loop.
+    fn gone<T>(res: Result<T, ConnectError>) -> Option<String> {
+        match res {
+            Err(ConnectError::Io(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+    struct ConnectsOnDrop(mpsc::Sender<Vec<Option<String>>>);
+    impl Drop for ConnectsOnDrop {
+        fn drop(&mut self) {
+            let opts = ConnectOptions::default;
+            let mut said = Vec::new();
+            let mut connect = pin!(websocket_connect(URL));
+            said.push(
+                match connect
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                {
+                    Poll::Ready(res) => gone(res),
+                    Poll::Pending => Some("pending: it would wait forever".to_owned()),
+                },
+            );
+            said.push(gone(websocket_connect_with(URL, opts(), Never)));
+            said.push(gone(websocket_connect_with_result(
+                URL,
+                opts(),
+                Never,
+                |_| panic!("on_result ran after the loop was gone"),
+            )));
+            said.push(gone(websocket_connect_callback(URL, opts(), |_| {
+                panic!("on_message ran after the loop was gone")
+            })));
+            websocket_connect_then(URL, opts(), |_| panic!("ran after the loop was gone"));
+            let _ = self.0.send(said);
+        }
+    }
+    thread_local! {
+        static CONNECTS: RefCell<Option<ConnectsOnDrop>> = const { RefCell::new(None) };
+    }
+    if util::isolated(NAME) {
+        return;
+    }
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // Used before the loop, so dropped after it.
+        CONNECTS.with(|c| assert!(c.borrow().is_none()));
+        let _ = IOLoop::current();
+        CONNECTS.with(|c| *c.borrow_mut() = Some(ConnectsOnDrop(tx)));
+    });
+    t.join().expect("the thread panicked");
+    let said = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the destructor did not run to its end");
+    assert_eq!(said.len(), 4);
+    for msg in said {
+        let msg = msg.expect("not the error of a gone loop");
+        assert!(msg.contains("IOLoop was dropped"), "{msg}");
+    }
+}
+#[test]
 fn shutdown_and_on_close_from_a_thread_local_dropped_after_the_loop() {
     // As above, for `shutdown` and for `AsyncResponse::on_close` on a
     // response whose client went: nothing is left to shut down, nothing

@@ -203,8 +203,11 @@ impl IOLoop {
     /// a client connection's `close`, `terminate`, `write_message`,
     /// `ping` or `read_message_then`, `websocket::close_connection`, `write_to`, `broadcast` and
     /// `publish`, [`shutdown`](crate::shutdown), `AsyncResponse::on_close`,
-    /// a dropped future) find nothing left there and do nothing, or say so
-    /// (false, 0, the closed error).
+    /// a dropped future, the `websocket_connect` functions) find nothing
+    /// left there and do nothing, or say so (false, 0, the closed error,
+    /// `ConnectError::Io`; a callback that would run on the loop, as
+    /// `read_message_then`'s or `websocket_connect_then`'s, is dropped
+    /// uncalled).
     #[doc(alias = "instance")]
     pub fn current() -> IOLoop {
         IOLoop::try_current().expect("cannot create the IOLoop (epoll/eventfd)")

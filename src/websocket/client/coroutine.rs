@@ -144,6 +144,7 @@ impl WebSocketHandler for ChannelHandler {
 type ConnectSlot = Rc<RefCell<(Option<Result<ConnId, ConnectError>>, Option<Waker>)>>;
 
 /// Connects with default options (Tornado's `websocket_connect(url)`).
+/// Safe in a destructor as [`websocket_connect_opts`] is.
 ///
 /// # Errors
 /// See [`ConnectError`].
@@ -155,6 +156,12 @@ pub async fn websocket_connect(url: &str) -> Result<WebSocketClientConnection, C
 /// Dropping the future before that (under a timeout, say) abandons the
 /// attempt: the socket is closed, or a connection that completed meanwhile
 /// is closed with 1001.
+///
+/// Safe in a destructor, a thread-local's included: once the thread's
+/// loop is gone (the thread is ending and the loop was dropped first),
+/// there is no loop to connect on and none is made, and the future
+/// resolves at its first poll to [`ConnectError::Io`] saying so (where
+/// Tornado's `websocket_connect` in a thread without its loop raises).
 ///
 /// # Errors
 /// See [`ConnectError`].
@@ -208,13 +215,23 @@ pub async fn websocket_connect_opts(
 /// included), once the handshake completes or fails. Read from it with
 /// [`read_message_then`](WebSocketClientConnection::read_message_then).
 /// Nothing happens before the loop runs its next iteration.
+///
+/// Safe in a destructor, a thread-local's included: once the thread's
+/// loop is gone (the thread is ending and the loop was dropped first),
+/// nothing is left to connect on or to run `callback`, which is dropped
+/// uncalled, as [`read_message_then`](WebSocketClientConnection::read_message_then)'s
+/// is (Tornado's `websocket_connect` in a thread without its loop raises,
+/// and never calls its callback).
 pub fn websocket_connect_then(
     url: &str,
     options: ConnectOptions,
     callback: impl FnOnce(Result<WebSocketClientConnection, ConnectError>) + 'static,
 ) {
+    let Some(lp) = IOLoop::current_unless_gone() else {
+        return;
+    };
     let url = url.to_owned();
-    IOLoop::current().add_future(
+    lp.add_future(
         async move { websocket_connect_opts(&url, options).await },
         callback,
     );

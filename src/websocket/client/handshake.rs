@@ -558,7 +558,9 @@ fn start_connect_to(
     handler: Box<dyn WebSocketHandler>,
     on_done: OnDone,
 ) -> Result<ConnId, ConnectError> {
-    let lp = IOLoop::current();
+    // No loop in a thread-local's destructor that runs after the loop's
+    // (a reconnect asked there): an error, not the panic that aborts.
+    let lp = IOLoop::try_current().map_err(ConnectError::Io)?;
     // A short connect timeout must not wait for the next 250 ms sweep.
     lp.sweep_within(opts.connect_timeout);
     let host = url.host.clone();

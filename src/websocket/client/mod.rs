@@ -187,7 +187,10 @@ pub enum ConnectError {
         error: io::Error,
     },
     /// Connecting, reading or writing failed (refused, reset, closed
-    /// before the handshake completed…).
+    /// before the handshake completed…); or there is no loop to connect
+    /// on: the thread's loop could not be made, or was dropped already
+    /// (a connect from a thread-local's destructor at thread exit; see
+    /// [`IOLoop::try_current`](crate::ioloop::IOLoop::try_current)).
     Io(io::Error),
     /// `connect_timeout` passed before the handshake completed.
     Timeout,
@@ -433,7 +436,9 @@ fn redacted(url: &str) -> std::borrow::Cow<'_, str> {
 ///
 /// # Errors
 /// An invalid URL (or `wss://` without the `tls` feature), unreadable
-/// [`ConnectOptions::ca_certs`], or a connect that failed at once.
+/// [`ConnectOptions::ca_certs`], or a connect that failed at once; a
+/// connect from a destructor after the thread's loop was dropped (at
+/// thread exit) is one: [`ConnectError::Io`], safe there.
 pub fn websocket_connect_with(
     url: &str,
     options: ConnectOptions,
@@ -453,7 +458,8 @@ pub fn websocket_connect_with(
 /// # Errors
 /// An invalid URL (or `wss://` without the `tls` feature), unreadable
 /// [`ConnectOptions::ca_certs`], or a connect that failed at once (then
-/// `on_result` is not called).
+/// `on_result` is not called), as one from a destructor after the
+/// thread's loop was dropped (at thread exit) does: [`ConnectError::Io`].
 pub fn websocket_connect_with_result(
     url: &str,
     options: ConnectOptions,
@@ -496,7 +502,9 @@ impl<F: FnMut(Option<Message<'_>>) + 'static> WebSocketHandler for CallbackHandl
 ///
 /// # Errors
 /// An invalid URL (or `wss://` without the `tls` feature), unreadable
-/// [`ConnectOptions::ca_certs`], or a connect that failed at once.
+/// [`ConnectOptions::ca_certs`], or a connect that failed at once (then
+/// `on_message` is not called), as one from a destructor after the
+/// thread's loop was dropped (at thread exit) does: [`ConnectError::Io`].
 pub fn websocket_connect_callback(
     url: &str,
     options: ConnectOptions,
