@@ -242,6 +242,48 @@ fn server_close_code_reaches_client() {
     });
 }
 
+/// Unlike Tornado's, whose close puts one `None` in the read queue (the
+/// first read gets it, any other read, waiting then or asked later,
+/// waits forever), every read after the close gets `None`: each reader
+/// waiting at the close, each read asked later, in both styles.
+#[test]
+fn every_read_after_the_close_gets_none() {
+    let addr = server();
+    IOLoop::current().run_sync(async move {
+        let conn = Rc::new(
+            websocket_connect(&format!("ws://{addr}/echo"))
+                .await
+                .expect("connect"),
+        );
+        let got: Rc<RefCell<Vec<Option<Message<'static>>>>> = Rc::default();
+        for _ in 0..2 {
+            let (c, g) = (conn.clone(), got.clone());
+            cyclone::ioloop::spawn(async move {
+                let m = c.read_message().await;
+                g.borrow_mut().push(m);
+            });
+        }
+        // Let both tasks wait before the server closes.
+        cyclone::ioloop::sleep(Duration::from_millis(20)).await;
+        conn.write_message("close me").expect("open");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.borrow().len() < 2 && Instant::now() < deadline {
+            cyclone::ioloop::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*got.borrow(), vec![None, None], "a waiting reader");
+        assert_eq!(conn.close_code(), Some(4000));
+        for _ in 0..3 {
+            assert_eq!(conn.read_message().await, None);
+        }
+        let g = got.clone();
+        conn.read_message_then(move |m| g.borrow_mut().push(m));
+        while got.borrow().len() < 3 && Instant::now() < deadline {
+            cyclone::ioloop::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*got.borrow(), vec![None; 3], "read_message_then");
+    });
+}
+
 /// Dropping the connection handle closes with 1000 after what was
 /// written: the server sees the message, then the close code.
 #[test]

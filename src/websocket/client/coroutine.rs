@@ -312,6 +312,12 @@ impl WebSocketClientConnection {
     /// received before the close are still returned first). Messages not
     /// read yet are bounded: past [`READ_QUEUE_HIGH_WATER`] bytes the
     /// connection stops reading from the server until they are taken.
+    ///
+    /// Every read after the close gets `None`: each one waiting at the
+    /// close, and each one asked later, at once. This differs from
+    /// Tornado, whose close puts a single `None` in the read queue: the
+    /// first read gets it, and any other (a second reader waiting then, or
+    /// a read asked afterwards) waits forever.
     pub fn read_message(&self) -> ReadMessage {
         ReadMessage {
             id: self.id,
