@@ -844,6 +844,10 @@ impl Request {
     }
 
     /// The first header named `name` (case-insensitive) as text, if present and valid UTF-8.
+    ///
+    /// Only the first line of a repeated header: Tornado's
+    /// `request.headers["X"]` and `.get("X")` join every line with `,`,
+    /// which is [`header_joined`](Self::header_joined).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.header_bytes(name)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -856,7 +860,12 @@ impl Request {
             .map(|(_, v)| v)
     }
 
-    /// Every header as `(name, raw value)`, in the order received.
+    /// Every header as `(name, raw value)`, in the order received
+    /// (Tornado's `request.headers.get_all()`, which differs in two ways:
+    /// it groups the lines of one name together, at the place of the
+    /// name's first line, and gives each name normalized, `Content-Type`
+    /// for `content-type`; here each line keeps its place and its name
+    /// as sent).
     ///
     /// Headers are not indexed: the head (already validated by httparse)
     /// is scanned on each call, so a retained request costs only its raw
@@ -892,7 +901,10 @@ impl Request {
         }
     }
 
-    /// All values of the header `name` (case-insensitive).
+    /// All values of the header `name` (case-insensitive), one per line,
+    /// in the order received, as raw bytes (Tornado's
+    /// `request.headers.get_list("X")`, whose values are text; a line
+    /// holding `a, b` is one value in both).
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.raw_headers_named(name)
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
@@ -901,8 +913,9 @@ impl Request {
 
     /// Every line of the header `name` (case-insensitive) joined with
     /// `,`, as Tornado's `HTTPHeaders` joins a repeated header
-    /// (`headers.get(name)`): `None` without one, borrowed for a single
-    /// line. Bytes that are not UTF-8 are U+FFFD (Tornado reads a header
+    /// (`request.headers["X"]` and `request.headers.get("X")`): `None`
+    /// without one (where `headers["X"]` raises `KeyError`), borrowed for
+    /// a single line. Bytes that are not UTF-8 are U+FFFD (Tornado reads a header
     /// as Latin-1).
     pub fn header_joined(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         let mut values = self
