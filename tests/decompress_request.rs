@@ -221,11 +221,32 @@ fn encoding_headers_are_consumed_as_tornado_does() {
         .iter()
         .all(|(level, _)| *level == log::Level::Warn));
     // A coding that is not UTF-8 is a coding too (Tornado reads it as
-    // Latin-1): the form body is not parsed as if it had none.
+    // Latin-1): the form body is not parsed as if it had none, and the
+    // warning names it as Tornado 6.6's does, its bytes read as Latin-1
+    // (UTF-8 `é` is `Ã©` there).
+    let latin1_warned = ExpectLog::new(
+        "cyclone",
+        r"400 POST / \(127\.0\.0\.1\): Invalid body: Unsupported Content-Encoding: (é|cafÃ©|gzip,ÿ)$",
+    );
     let mut latin1 = post("/", "Content-Encoding: \u{1}\r\n", b"a=1");
     let at = latin1.iter().position(|&b| b == 1).unwrap();
     latin1[at] = 0xe9;
     assert_eq!(request(&srv, &latin1).0, 400);
+    let utf8 = post("/", "Content-Encoding: café\r\n", b"a=1");
+    assert_eq!(request(&srv, &utf8).0, 400);
+    let mut two = post(
+        "/",
+        "Content-Encoding: gzip\r\nContent-Encoding: \u{1}\r\n",
+        b"a=1",
+    );
+    let at = two.iter().position(|&b| b == 1).unwrap();
+    two[at] = 0xff;
+    assert_eq!(request(&srv, &two).0, 400);
+    assert!(
+        latin1_warned.wait(3, Duration::from_secs(5)),
+        "{:?}",
+        latin1_warned.logged()
+    );
 }
 
 #[test]

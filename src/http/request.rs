@@ -847,7 +847,11 @@ impl Request {
     ///
     /// Only the first line of a repeated header: Tornado's
     /// `request.headers["X"]` and `.get("X")` join every line with `,`,
-    /// which is [`header_joined`](Self::header_joined).
+    /// which is [`header_joined`](Self::header_joined). A value that is
+    /// not UTF-8 is `None` here although the header came
+    /// ([`header_bytes`](Self::header_bytes) has it), where Tornado, which
+    /// reads every header as Latin-1, gives its Latin-1 text; valid UTF-8
+    /// beyond ASCII is read as UTF-8 (`é`, which is `Ã©` in Tornado).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.header_bytes(name)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -915,8 +919,10 @@ impl Request {
     /// `,`, as Tornado's `HTTPHeaders` joins a repeated header
     /// (`request.headers["X"]` and `request.headers.get("X")`): `None`
     /// without one (where `headers["X"]` raises `KeyError`), borrowed for
-    /// a single line. Bytes that are not UTF-8 are U+FFFD (Tornado reads a header
-    /// as Latin-1).
+    /// a single line. Read as UTF-8, bytes that are not UTF-8 as U+FFFD,
+    /// where Tornado reads every header as Latin-1: only ASCII reads the
+    /// same (`é` sent in UTF-8 is `é` here and `Ã©` there, a lone byte
+    /// `0xE9` is U+FFFD here and `é` there).
     pub fn header_joined(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         let mut values = self
             .raw_headers_named(name)
@@ -927,6 +933,19 @@ impl Request {
             let text = joined.to_mut();
             text.push(',');
             text.push_str(&String::from_utf8_lossy(next));
+        }
+        Some(joined)
+    }
+
+    /// [`header_joined`](Self::header_joined) with the bytes read as
+    /// Latin-1, as Tornado reads every header (`é` sent in UTF-8 is `Ã©`):
+    /// for a message that quotes a header as Tornado's does.
+    pub(crate) fn header_joined_latin1(&self, name: &str) -> Option<String> {
+        let mut lines = self.header_all(name);
+        let mut joined: String = lines.next()?.iter().map(|&b| char::from(b)).collect();
+        for line in lines {
+            joined.push(',');
+            joined.extend(line.iter().map(|&b| char::from(b)));
         }
         Some(joined)
     }

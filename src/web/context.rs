@@ -1294,7 +1294,8 @@ impl<'a> RequestContext<'a> {
         let body = self.request.body();
         // Every line of it, as Tornado's `headers["Content-Encoding"]`
         // joins them: one with a gzip line among others was not consumed.
-        let result = match self.request.header_joined("Content-Encoding") {
+        // Read as Latin-1 too, so that the warning quotes it as Tornado's.
+        let result = match self.request.header_joined_latin1("Content-Encoding") {
             Some(coding) => Err(format!("Unsupported Content-Encoding: {coding}")),
             None if is_urlencoded(ctype) && too_many_fields(body) => {
                 Err("Invalid x-www-form-urlencoded body: Max number of fields exceeded".into())
