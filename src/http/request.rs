@@ -1247,10 +1247,10 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     lossy(percent_decode_bytes(s, plus))
 }
 
-/// [`percent_decode`], `None` when the bytes decoded are not UTF-8 (where
-/// Tornado's `decode_argument` answers 400).
-pub(crate) fn percent_decode_utf8(s: &str, plus: bool) -> Option<String> {
-    String::from_utf8(percent_decode_bytes(s, plus)).ok()
+/// [`percent_decode`], or the bytes decoded when they are not UTF-8
+/// (where Tornado's `decode_argument` answers 400, logging them).
+pub(crate) fn percent_decode_utf8(s: &str, plus: bool) -> Result<String, Vec<u8>> {
+    String::from_utf8(percent_decode_bytes(s, plus)).map_err(std::string::FromUtf8Error::into_bytes)
 }
 
 pub(crate) fn percent_decode_bytes(s: &str, plus: bool) -> Vec<u8> {

@@ -20,7 +20,8 @@ use super::settings::Settings;
 use super::signed::CookieSecret;
 use super::static_files::{file_version, StaticFiles, StaticUrlError};
 use super::template::{
-    read_source, resolve_name, AppParts, Template, TemplateError, MAX_INCLUDE_DEPTH,
+    python_bytes_repr, read_source, resolve_name, AppParts, Template, TemplateError,
+    MAX_INCLUDE_DEPTH,
 };
 use super::ui_module::{ActiveModules, ModuleContext, UiModule, UiModuleFactory};
 use crate::http::request::percent_decode_utf8;
@@ -641,6 +642,10 @@ pub struct ApplicationBuilder {
     ui_modules: HashMap<String, Box<UiModuleFactory>>,
 }
 
+/// A route's captures, percent-decoded, or the bytes of the first one
+/// that is not UTF-8 ([`Application`]'s `find`).
+type Captures = Result<Vec<String>, Vec<u8>>;
+
 impl Application {
     /// A builder with no routes and default [`Settings`].
     pub fn builder() -> ApplicationBuilder {
@@ -805,9 +810,9 @@ impl Application {
 
     /// The first route matching `path` and its captures, percent-decoded
     /// (Tornado matches the raw path, then unquotes each capture; a group
-    /// that did not participate gives `""`). `Err` with the raw capture
-    /// when one does not decode to UTF-8 (Tornado's 400).
-    fn find(&self, path: &str) -> Option<(&Route, Result<Vec<String>, String>)> {
+    /// that did not participate gives `""`). `Err` with the bytes of the
+    /// first capture that does not decode to UTF-8 (Tornado's 400).
+    fn find(&self, path: &str) -> Option<(&Route, Captures)> {
         self.inner.routes.iter().find_map(|route| {
             // `captures` allocates its slots on every call; a route without
             // groups (most WebSocket routes) needs only a yes or no.
@@ -815,15 +820,14 @@ impl Application {
                 return route.is_match(path).then(|| (route, Ok(Vec::new())));
             }
             let caps = route.regex.captures(path)?;
-            let args =
-                caps.iter()
-                    .skip(1)
-                    .map(|m| match m {
-                        None => Ok(String::new()),
-                        Some(m) => percent_decode_utf8(m.as_str(), false)
-                            .ok_or_else(|| m.as_str().to_owned()),
-                    })
-                    .collect();
+            let args = caps
+                .iter()
+                .skip(1)
+                .map(|m| match m {
+                    None => Ok(String::new()),
+                    Some(m) => percent_decode_utf8(m.as_str(), false),
+                })
+                .collect();
             Some((route, args))
         })
     }
@@ -1003,11 +1007,14 @@ impl Service for Application {
             super::context::compress_response(&self.inner.shared.settings, &req, &mut not_found);
             return (Reply::Response(not_found), None);
         };
-        // Tornado's `decode_argument`: "Invalid unicode in url", the
-        // handler's 400 (after its 405 check).
-        let args = args.map_err(|raw| {
-            let head: String = raw.chars().take(40).collect();
-            format!("Invalid unicode in url: {head:?}")
+        // Tornado's `decode_argument`: the handler's 400 (after its 405
+        // check), an `HTTPError` whose message names the first 40 bytes:
+        // logged, and in the page only with `debug`.
+        let args = args.map_err(|bytes| {
+            format!(
+                "Invalid unicode in url: {}",
+                python_bytes_repr(&bytes[..bytes.len().min(40)])
+            )
         });
         match &route.target {
             Target::Handler(factory) => {

@@ -414,8 +414,9 @@ pub(crate) fn call_method(
 
 /// Tornado's `_execute` for a request whose route capture is not UTF-8
 /// once unquoted (its `decode_argument`, after the 405 check): default
-/// headers, then the 405 or the 400 page with `why`, dressed by the
-/// handler's `write_error`. Neither `prepare` nor the method runs.
+/// headers, then the 405, or the 400 refusal with `why` (logged, and in
+/// the page with `debug`), dressed by the handler's `write_error`.
+/// Neither `prepare` nor the method runs.
 pub(crate) fn refuse_capture(
     handler: &mut dyn RequestHandler,
     cx: &mut RequestContext<'_>,

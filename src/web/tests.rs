@@ -195,6 +195,52 @@ fn a_capture_that_is_not_utf8_is_the_handlers_400() {
     assert_eq!(r.header("Allow"), Some("GET, HEAD"));
 }
 
+/// The refusal of a capture that is not UTF-8 is logged as Tornado logs
+/// its `HTTPError` (checked with Tornado 6.6): the request, then the first
+/// 40 bytes unquoted, as Python's `repr` of `bytes` shows them.
+#[test]
+fn a_capture_that_is_not_utf8_is_logged_as_tornado_logs_it() {
+    use crate::testing::ExpectLog;
+    let dir = TempDir::new("capture-log");
+    let app = Application::builder()
+        .static_path(dir.path())
+        .route(r"/echo/(.*)", || Echo)
+        .websocket("/ws/(.*)", |_| Ws)
+        .build();
+    let refused = ExpectLog::new("cyclone::web", "400 ")
+        .level(log::Level::Warn)
+        .on_this_thread();
+    // A handshake route's refusals log under the WebSocket module's name.
+    let refused_ws = ExpectLog::new("cyclone::websocket", "400 ")
+        .level(log::Level::Warn)
+        .on_this_thread();
+    let long: String = (0..45).map(|i| format!("%{:02X}", 0xff - i)).collect();
+    for target in [
+        "/static/%FF.txt",
+        "/echo/it's%FF%5C%09?q=1",
+        "/ws/it's%FF%22",
+        &format!("/echo/{long}"),
+    ] {
+        assert_eq!(get(&app, target).status(), 400, "{target}");
+    }
+    let first40: String = (0..40).map(|i| format!("\\x{:02x}", 0xff - i)).collect();
+    let messages =
+        |log: &ExpectLog| -> Vec<String> { log.logged().into_iter().map(|(_, m)| m).collect() };
+    assert_eq!(
+        messages(&refused),
+        [
+            r"400 GET /static/%FF.txt (-): Invalid unicode in url: b'\xff.txt'".to_string(),
+            r#"400 GET /echo/it's%FF%5C%09?q=1 (-): Invalid unicode in url: b"it's\xff\\\t""#
+                .to_string(),
+            format!("400 GET /echo/{long} (-): Invalid unicode in url: b'{first40}'"),
+        ]
+    );
+    assert_eq!(
+        messages(&refused_ws),
+        [r#"400 GET /ws/it's%FF%22 (-): Invalid unicode in url: b'it\'s\xff"'"#]
+    );
+}
+
 #[test]
 fn unknown_route_is_a_tornado_404_page() {
     let app = Application::builder().route("/", || Echo).build();
@@ -945,7 +991,9 @@ fn a_missing_argument_in_a_template_is_tornados_400() {
 /// reason in the page, as the traceback in Tornado's debug `write_error`
 /// ends with `MissingArgumentError: HTTP 400: Bad Request (Missing
 /// argument name)` (checked with a Tornado script); the message is what
-/// a template's 500 shows in debug. Without `debug`, the plain page.
+/// a template's 500 shows in debug. Without `debug`, the plain page. A
+/// path capture that is not UTF-8 is such a refusal on every route
+/// (Tornado's `decode_argument`), a static file's or a WebSocket's too.
 #[test]
 fn a_refusal_shows_its_reason_in_debug_mode() {
     struct Need;
@@ -967,6 +1015,7 @@ fn a_refusal_shows_its_reason_in_debug_mode() {
             .route("/need", || Need)
             .route("/need/(.*)", || Need)
             .route("/p/(.*)", || Page)
+            .websocket("/ws/(.*)", |_| Ws)
             .build();
         assert_eq!(text(&get(&app, "/need?name=<b>")), "<b>");
         for (target, status, reason, why) in [
@@ -975,7 +1024,7 @@ fn a_refusal_shows_its_reason_in_debug_mode() {
                 "/need/%FF?name=1",
                 400,
                 "Bad Request",
-                "Invalid unicode in url: &quot;%FF&quot;",
+                r"Invalid unicode in url: b&#x27;\xff&#x27;",
             ),
             ("/p/arg.html", 400, "Bad Request", "Missing argument who"),
             (
@@ -983,6 +1032,18 @@ fn a_refusal_shows_its_reason_in_debug_mode() {
                 403,
                 "Forbidden",
                 "../x&lt;i&gt;.css is not in root static directory",
+            ),
+            (
+                "/static/%FF.txt",
+                400,
+                "Bad Request",
+                r"Invalid unicode in url: b&#x27;\xff.txt&#x27;",
+            ),
+            (
+                "/ws/a%FFb",
+                400,
+                "Bad Request",
+                r"Invalid unicode in url: b&#x27;a\xffb&#x27;",
             ),
         ] {
             let r = get(&app, target);
@@ -4777,7 +4838,7 @@ fn a_websocket_routes_undecodable_capture_is_refused_as_tornado() {
             _ => panic!("upgraded"),
         };
         let detail = if debug {
-            ": Invalid unicode in url: &quot;%FF&quot;"
+            r": Invalid unicode in url: b&#x27;\xff&#x27;"
         } else {
             ""
         };

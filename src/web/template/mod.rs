@@ -3010,6 +3010,26 @@ fn push_python_repr(out: &mut String, v: &Value) {
     }
 }
 
+/// Python's `repr` of `bytes` (`b'a\xffb'`), for a log line that shows, as
+/// Tornado's do, bytes that are not UTF-8: the `repr` of the string of the
+/// same code points (Latin-1), with `b` before it and each byte above
+/// ASCII escaped, as `bytes` prints it.
+pub(crate) fn python_bytes_repr(b: &[u8]) -> String {
+    let latin1: String = b.iter().copied().map(char::from).collect();
+    let mut repr = String::with_capacity(b.len() + 3);
+    push_python_str_repr(&mut repr, &latin1);
+    let mut out = String::with_capacity(repr.len() + 1);
+    out.push('b');
+    for c in repr.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        }
+    }
+    out
+}
+
 /// Python's `repr` of a string: in `'…'`, or in `"…"` when it holds a `'`
 /// and no `"`; the quote and `\` escaped with `\`; `\t`, `\n`, `\r`;
 /// other characters Python does not print (`str.isprintable`) as `\xNN`,
