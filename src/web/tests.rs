@@ -1889,7 +1889,11 @@ fn websocket_routes_reach_accept_for_the_handler_methods_only() {
             crate::websocket::WebSocketSettings::default(),
             |_: &Request| Ws,
         )
+        .websocket("/any/(.*)", |_: &Request| Ws)
         .build();
+    let r = request(&app, "PROPFIND", "/any/a%FFb");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("GET")));
+    assert_eq!(request(&app, "POST", "/any/a%FFb").status(), 400);
     let r = request(&app, "PROPFIND", "/ws/room");
     assert_eq!((r.status(), r.header("Allow")), (405, Some("GET")));
     assert_eq!(made.get(), 1, "the factory made a handler for its headers");
