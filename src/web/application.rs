@@ -985,16 +985,12 @@ impl Service for Application {
     /// Tornado's `finish()` calls it after `_log()`.
     fn dispatch_then(&self, req: Request) -> (Reply, Option<AfterAnswer>) {
         if super::context::too_many_fields(req.query().as_bytes()) {
-            // Tornado refuses such a request before any handler (6.5.8).
-            log::warn!(
-                "400 {} {}: Invalid query string: Max number of fields exceeded",
-                req.method(),
-                req.path()
-            );
-            let page = Response::error(
-                400,
-                Some("Invalid query string: Max number of fields exceeded"),
-            );
+            // Tornado refuses such a request before any handler (6.5.8),
+            // with a bare `400 Bad Request`: the reason is logged, and in
+            // the page only with `debug`, as every refusal's.
+            let why = "Invalid query string: Max number of fields exceeded";
+            log::warn!("400 {} {}: {why}", req.method(), req.path());
+            let page = Response::error(400, self.inner.shared.settings.debug.then_some(why));
             return (Reply::Response(page), None);
         }
         let Some((route, args)) = self.find(req.path()) else {
