@@ -112,6 +112,12 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   `int` reads `+1`, ` 1 ` and `1_0`, so Tornado answers `bytes=+1-2`
 ///   with a 206 and `bytes=1--2` with a 416 where cyclone sends the whole
 ///   file (RFC 9110 §14.2: an invalid range is ignored).
+/// * A file over 64 MiB gets its `ETag` as any other (modification time
+///   and size: nothing is read for it). Tornado 6.6 sends none for it: its
+///   tag is the content's version, which it does not compute for a file
+///   over `MAX_VERSION_CONTENT_SIZE` (logging an error instead), so such a
+///   file is revalidated by its date alone there, and an `If-None-Match`
+///   never gets a 304.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: Rc<Path>,
