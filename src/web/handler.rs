@@ -22,7 +22,8 @@ pub const HANDLER_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", 
 /// the common read-only page. A request whose method is not listed is
 /// answered 405 without calling the handler, and that 405 carries an
 /// `Allow` header with the listed methods, so `Allow` always names exactly
-/// the methods that are dispatched. A handler that implements `post` must
+/// the methods that are dispatched (RFC 9110 §15.5.6 requires the header
+/// on a 405; Tornado sends none: a deliberate difference). A handler that implements `post` must
 /// therefore list `"POST"`; forgetting shows at once as a 405 on POST.
 ///
 /// Every method defaults to a 405 (via

@@ -118,6 +118,9 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   over `MAX_VERSION_CONTENT_SIZE` (logging an error instead), so such a
 ///   file is revalidated by its date alone there, and an `If-None-Match`
 ///   never gets a 304.
+/// * A method other than `GET` and `HEAD` is answered 405 with `Allow:
+///   GET, HEAD`, as every handler's 405 ([`RequestHandler`]'s methods;
+///   RFC 9110 §15.5.6 requires the header); Tornado sends no `Allow`.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: Rc<Path>,

@@ -1333,6 +1333,9 @@ fn static_files_differ_from_tornado_where_documented() {
     let r = get(&app, "/static/ok.txt");
     assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
     let lm = r.header("Last-Modified").unwrap().to_string();
+    // Tornado: no Allow.
+    let r = request(&app, "POST", "/static/ok.txt");
+    assert_eq!((r.status(), r.header("Allow")), (405, Some("GET, HEAD")));
     // Tornado: 200 with ok.txt for the first two.
     for (path, status) in [
         ("/static/sub/../ok.txt", 403),
