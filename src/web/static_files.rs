@@ -121,6 +121,12 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 /// * A method other than `GET` and `HEAD` is answered 405 with `Allow:
 ///   GET, HEAD`, as every handler's 405 ([`RequestHandler`]'s methods;
 ///   RFC 9110 §15.5.6 requires the header); Tornado sends no `Allow`.
+/// * An absolute path under the root is served however many `/` begin it
+///   (`/static///srv/static/app.js`, the capture `//srv/static/app.js`).
+///   Tornado serves it with one `/` or three and more, and refuses it with
+///   exactly two (403) only because POSIX lets `os.path.abspath` keep a
+///   leading `//`, which then does not begin with the root: the file is
+///   inside the root either way.
 #[derive(Debug, Clone)]
 pub struct StaticFiles {
     root: Rc<Path>,

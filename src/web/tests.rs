@@ -1336,6 +1336,18 @@ fn static_files_differ_from_tornado_where_documented() {
     // Tornado: no Allow.
     let r = request(&app, "POST", "/static/ok.txt");
     assert_eq!((r.status(), r.header("Allow")), (405, Some("GET, HEAD")));
+    // An absolute path in the root, after one, two or three `/`.
+    // Tornado: 200, 403 (its `abspath` keeps a leading `//`), 200.
+    let abs = dir.path().join("static/ok.txt");
+    let abs = abs.to_str().unwrap().trim_start_matches('/');
+    for slashes in ["/", "//", "///"] {
+        let r = get(&app, &format!("/static/{slashes}{abs}"));
+        assert_eq!(
+            (r.status(), file_text(&r).as_str()),
+            (200, "0123456789"),
+            "{slashes}"
+        );
+    }
     // Tornado: 200 with ok.txt for the first two.
     for (path, status) in [
         ("/static/sub/../ok.txt", 403),
