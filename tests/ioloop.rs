@@ -2882,3 +2882,30 @@ fn executor_futures_from_a_thread_local_dropped_after_the_loop() {
     });
     assert_eq!(got, (true, Poll::Ready(true), Poll::Ready(42)));
 }
+
+/// Tornado's `gen.sleep(d)` and `gen.with_timeout(d, f)` count `d` from
+/// the call, not from the first `await`: a sleep made, then awaited after
+/// `d` passed, is over at once, as is a timeout.
+#[test]
+fn sleep_and_with_timeout_count_from_when_they_are_made() {
+    use cyclone::ioloop::{with_timeout, TimeoutError};
+    in_thread(|| {
+        let lp = IOLoop::current();
+        lp.call_later(Duration::from_secs(20), || panic!("test timed out"));
+        let (slept, timed_out, gave_up_after) = lp.run_sync(async {
+            let lp = IOLoop::current();
+            let s = sleep(Duration::from_secs(5));
+            let w = with_timeout(Duration::from_secs(5), std::future::pending::<()>());
+            lp.advance_clock(Duration::from_secs(6));
+            let t = Instant::now();
+            s.await;
+            let slept = t.elapsed();
+            let t = Instant::now();
+            let timed_out = w.await;
+            (slept, timed_out, t.elapsed())
+        });
+        assert!(slept < Duration::from_secs(1), "slept {slept:?}");
+        assert_eq!(timed_out, Err(TimeoutError));
+        assert!(gave_up_after < Duration::from_secs(1), "{gave_up_after:?}");
+    });
+}

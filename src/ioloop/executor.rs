@@ -165,14 +165,28 @@ impl IOLoop {
 
 /// A future that completes after `delay` on the current thread's loop
 /// (Tornado's `gen.sleep`). Dropping it before then cancels its timer.
+///
+/// `delay` counts from this call, not from the first `await`, as
+/// Tornado's `gen.sleep` sets its timer when called (and tokio's `sleep`
+/// takes its deadline then): a sleep made, then awaited after slow work,
+/// waits only for what is left of `delay`. (Called from a thread-local's
+/// destructor after the thread's loop is gone, it counts from its first
+/// poll instead.)
 pub fn sleep(delay: std::time::Duration) -> Sleep {
-    Sleep { delay, state: None }
+    let deadline = IOLoop::current_unless_gone().map(|lp| lp.deadline_after(delay));
+    Sleep {
+        delay,
+        deadline,
+        state: None,
+    }
 }
 
 /// The future returned by [`sleep`].
 #[derive(Debug)]
 pub struct Sleep {
     delay: std::time::Duration,
+    /// When it is over, on the loop's clock: from when it was made.
+    deadline: Option<std::time::Instant>,
     /// (fired, waker to wake, timer) once first polled.
     state: Option<(Rc<SleepShared>, super::TimeoutHandle)>,
 }
@@ -187,11 +201,13 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let delay = self.delay;
+        let (delay, deadline) = (self.delay, self.deadline);
         let (shared, _) = self.state.get_or_insert_with(|| {
             let shared = Rc::new(SleepShared::default());
             let s2 = shared.clone();
-            let h = IOLoop::current().call_later(delay, move || {
+            let lp = IOLoop::current();
+            let when = deadline.unwrap_or_else(|| lp.deadline_after(delay));
+            let h = lp.call_at(when, move || {
                 s2.fired.set(true);
                 if let Some(w) = s2.waker.borrow_mut().take() {
                     w.wake();
@@ -222,7 +238,8 @@ impl Drop for Sleep {
 /// `future`, given up after `timeout` (Tornado's `gen.with_timeout`,
 /// asyncio's `wait_for`): resolves to the future's value, or to
 /// [`TimeoutError`] once `timeout` passed on the current thread's loop
-/// first. Giving up drops the future (Tornado leaves it running): what it
+/// first. `timeout` counts from this call, as Tornado's (see [`sleep`]).
+/// Giving up drops the future (Tornado leaves it running): what it
 /// started elsewhere, such as work in a [`ThreadPool`](super::ThreadPool),
 /// goes on there, and its result is discarded.
 ///
