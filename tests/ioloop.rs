@@ -2909,3 +2909,23 @@ fn sleep_and_with_timeout_count_from_when_they_are_made() {
         assert!(gave_up_after < Duration::from_secs(1), "{gave_up_after:?}");
     });
 }
+
+/// Tornado's `call_at` with a deadline already past schedules for now
+/// (`call_later(max(0, when - time()))`): it runs after the timers already
+/// due that were set before it, not ahead of them.
+#[test]
+fn call_at_in_the_past_runs_after_timers_due_and_set_before_it() {
+    let order = in_thread(|| {
+        let lp = IOLoop::current();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let (a, b, c) = (order.clone(), order.clone(), order.clone());
+        lp.add_callback(move || a.borrow_mut().push("callback"));
+        lp.call_later(Duration::ZERO, move || b.borrow_mut().push("later0"));
+        let past = lp.time() - Duration::from_secs(10);
+        lp.call_at(past, move || c.borrow_mut().push("at_past"));
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        let order = order.borrow().clone();
+        order
+    });
+    assert_eq!(order, ["callback", "later0", "at_past"]);
+}

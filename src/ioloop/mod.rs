@@ -499,11 +499,15 @@ impl IOLoop {
         self.call_at(self.deadline_after(delay), f)
     }
 
-    /// Runs `f` at `when` (loop clock). A timer set by a timer callback
-    /// runs on a later iteration even if `when` has passed (so chains of
-    /// them cannot starve the loop). A panic in `f` is caught and logged, as
-    /// for [`call_later`](Self::call_later).
+    /// Runs `f` at `when` (loop clock). A `when` already past counts as
+    /// now, as Tornado's `call_at` (`call_later(max(0, when - time()))`):
+    /// the timers already due run before it, in the order they were set.
+    /// A timer set by a timer callback runs on a later iteration even if
+    /// `when` has passed (so chains of them cannot starve the loop). A
+    /// panic in `f` is caught and logged, as for
+    /// [`call_later`](Self::call_later).
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimeoutHandle {
+        let when = when.max(self.time());
         self.inner.timers.borrow_mut().insert(when, Box::new(f))
     }
 
