@@ -2929,3 +2929,42 @@ fn call_at_in_the_past_runs_after_timers_due_and_set_before_it() {
     });
     assert_eq!(order, ["callback", "later0", "at_past"]);
 }
+
+/// The order of callbacks and zero-delay timers, as Tornado 6.6 runs them
+/// (on asyncio): callbacks queued before an iteration, then the timers
+/// due that were set before it; what a callback adds, a callback or a
+/// `call_later(0)`, waits for the next iteration, the callback first.
+/// Tornado prints `['cb1', 'cb2', 'outer', 'later0', 'at_past',
+/// 'nested_cb', 'nested_later0']` for the same calls.
+#[test]
+fn callbacks_and_zero_delay_timers_run_in_tornado_s_order() {
+    let order = in_thread(|| {
+        let lp = IOLoop::current();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let push = |what: &'static str| {
+            let order = order.clone();
+            move || order.borrow_mut().push(what)
+        };
+        lp.add_callback(push("cb1"));
+        lp.call_later(Duration::ZERO, push("later0"));
+        lp.call_at(lp.time() - Duration::from_secs(10), push("at_past"));
+        lp.add_callback(push("cb2"));
+        let (nested_cb, nested_later0) = (push("nested_cb"), push("nested_later0"));
+        let outer = push("outer");
+        lp.add_callback(move || {
+            outer();
+            let lp = IOLoop::current();
+            lp.add_callback(nested_cb);
+            lp.call_later(Duration::ZERO, nested_later0);
+        });
+        for _ in 0..3 {
+            lp.run_once(Some(Duration::ZERO)).unwrap();
+        }
+        let order = order.borrow().clone();
+        order
+    });
+    assert_eq!(
+        order,
+        ["cb1", "cb2", "outer", "later0", "at_past", "nested_cb", "nested_later0"]
+    );
+}

@@ -10,7 +10,8 @@
 //!
 //! ## One tick
 //! As Tornado's `PollIOLoop.start`: run the callbacks queued before the tick,
-//! run the timers that are due, sweep connection deadlines (four times a
+//! run the timers that are due and were set before the tick (what those
+//! callbacks set waits for the next one, as in Tornado 6 on asyncio), sweep connection deadlines (four times a
 //! second, or more often for connections with short timeouts: see
 //! `WebSocketSettings`), flush connections with queued output, `poll` with
 //! a timeout of the earliest deadline (zero when work is pending), dispatch
@@ -626,6 +627,15 @@ impl IOLoop {
         self.refresh_clock();
         self.drain_shared_callbacks();
 
+        // Timers set from here on (by the callbacks below too) wait for
+        // the next iteration, as asyncio collects the due timers before it
+        // runs the ready callbacks: a callback's `call_later(0)` runs after
+        // a callback it adds with `add_callback`, as in Tornado.
+        let before = {
+            let mut timers = inner.timers.borrow_mut();
+            timers.unpark();
+            timers.next_seq()
+        };
         // Callbacks queued before this tick; new ones wait for the next.
         let n = inner.callbacks.borrow().len();
         // Each is taken out of the queue before it runs (no borrow is held
@@ -639,15 +649,9 @@ impl IOLoop {
                 None => break,
             }
         }
-        // Due timers, earliest first; timers set from here on wait for the
-        // next iteration.
+        // Due timers set before the tick, earliest first.
         progress.enter(Phase::Timers);
         let now = self.time();
-        let before = {
-            let mut timers = inner.timers.borrow_mut();
-            timers.unpark();
-            timers.next_seq()
-        };
         loop {
             let cb = inner.timers.borrow_mut().pop_due(now, before);
             match cb {

@@ -97,8 +97,9 @@ impl TimerQueue {
 
     /// Pops one timer due at `now` that was inserted before sequence number
     /// `before`, earliest first (equal deadlines in insertion order). The
-    /// loop takes `before` from [`next_seq`](Self::next_seq) when it starts
-    /// running due timers, so a timer set by a timer callback — even
+    /// loop takes `before` from [`next_seq`](Self::next_seq) when a tick
+    /// starts, before its callbacks, so a timer set by a callback or a
+    /// timer callback — even
     /// `call_later(0)` or a `call_at` in the past — waits for the next
     /// iteration instead of running in the same pass, and a chain of them
     /// cannot starve callbacks, I/O or the other due timers (Tornado and
