@@ -2968,3 +2968,40 @@ fn callbacks_and_zero_delay_timers_run_in_tornado_s_order() {
         ["cb1", "cb2", "outer", "later0", "at_past", "nested_cb", "nested_later0"]
     );
 }
+
+/// A deliberate difference, pinned: a task woken by a callback or a timer
+/// (an `Event` set, say) is polled in the same iteration, in the tasks'
+/// phase after the callbacks and timers, so before the callbacks queued
+/// around its wake-up. Tornado queues the coroutine's resumption behind
+/// the callbacks already queued: it prints `['go', 'cbA', 'task', 'cbB']`
+/// for the same calls.
+#[test]
+fn a_woken_task_runs_in_the_same_iteration_before_callbacks_queued_around_its_wake_up() {
+    let order = in_thread(|| {
+        let lp = IOLoop::current();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let ev = cyclone::locks::Event::new();
+        let (o, e) = (order.clone(), ev.clone());
+        lp.spawn(async move {
+            e.wait().await;
+            o.borrow_mut().push("task");
+        });
+        let o = order.clone();
+        lp.call_later(Duration::from_millis(1), move || {
+            let lp = IOLoop::current();
+            let a = o.clone();
+            lp.add_callback(move || a.borrow_mut().push("cbA"));
+            ev.set();
+            let b = o.clone();
+            lp.add_callback(move || b.borrow_mut().push("cbB"));
+            o.borrow_mut().push("go");
+        });
+        let safety = Instant::now() + Duration::from_secs(10);
+        while order.borrow().len() < 4 && Instant::now() < safety {
+            lp.run_once(Some(Duration::from_millis(10))).unwrap();
+        }
+        let order = order.borrow().clone();
+        order
+    });
+    assert_eq!(order, ["go", "task", "cbA", "cbB"]);
+}

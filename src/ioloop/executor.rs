@@ -21,7 +21,9 @@ pub(crate) struct Task {
 
 impl IOLoop {
     /// Runs `future` on this loop; it is first polled on the next iteration
-    /// (Tornado's `spawn_callback` with a coroutine).
+    /// (Tornado's `spawn_callback` with a coroutine), in the iteration's
+    /// tasks' phase, after its callbacks and timers (see the
+    /// [module](super)'s "One tick").
     ///
     /// A panic while the future is polled is caught, logged at error level
     /// and counted in [`Counter::CallbackPanics`](super::Counter::CallbackPanics),
@@ -132,6 +134,20 @@ impl IOLoop {
     /// raises `RuntimeError("Event loop stopped before Future completed.")`;
     /// the future stays spawned on the loop.
     ///
+    /// Tornado's `run_sync(func, timeout=)` is `run_sync(with_timeout(d,
+    /// future))`: `Err(TimeoutError)` after `d` where Tornado raises
+    /// `TimeoutError("Operation timed out after d seconds")`, the future
+    /// dropped then (Tornado cancels it too).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cyclone::ioloop::{with_timeout, IOLoop, TimeoutError};
+    ///
+    /// let never = std::future::pending::<()>();
+    /// let got = IOLoop::current().run_sync(with_timeout(Duration::from_millis(10), never));
+    /// assert_eq!(got, Err(TimeoutError));
+    /// ```
+    ///
     /// # Panics
     /// If called while the loop is running (from inside a callback), if
     /// the loop stops first, if polling fails (as [`start`](Self::start)),
@@ -241,7 +257,10 @@ impl Drop for Sleep {
 /// first. `timeout` counts from this call, as Tornado's (see [`sleep`]).
 /// Giving up drops the future (Tornado leaves it running): what it
 /// started elsewhere, such as work in a [`ThreadPool`](super::ThreadPool),
-/// goes on there, and its result is discarded.
+/// goes on there, and its result is discarded. Nothing is logged for it
+/// later either, so there is no counterpart to Tornado's
+/// `quiet_exceptions`. Tornado's absolute deadline is
+/// `with_timeout(deadline.saturating_duration_since(lp.time()), future)`.
 ///
 /// ```no_run
 /// use std::time::Duration;

@@ -17,6 +17,16 @@
 //! a timeout of the earliest deadline (zero when work is pending), dispatch
 //! readiness, poll woken futures, flush again.
 //!
+//! Futures are polled in the tasks' phase, not among the callbacks: a task
+//! woken by a callback or a timer (an [`Event`](crate::locks::Event) set,
+//! a [`Queue`](crate::queues::Queue) put) runs later in the same
+//! iteration, ahead of the callbacks queued around its wake-up, where
+//! Tornado queues the coroutine's resumption behind the callbacks already
+//! queued (Tornado: `go, cbA, task, cbB` for a timer that queues `cbA`,
+//! wakes the task, queues `cbB`; cyclone: `go, task, cbA, cbB`). This is
+//! deliberate: a wake-up is a push onto the ready list, not a boxed
+//! callback.
+//!
 //! ## Panics in user code
 //! As Tornado logs "Exception in callback ..." and goes on, a panic in a
 //! callback ([`IOLoop::add_callback`], also from another thread through
