@@ -223,7 +223,9 @@ impl Event {
         self.0.borrow_mut().set = false;
     }
 
-    /// Waits until it is set. The wait begins here, not at the first
+    /// Waits until it is set (Tornado's `wait(timeout=)`, which raises
+    /// `TimeoutError`, is `with_timeout(d, ev.wait())`, which gives
+    /// `Err(TimeoutError)`). The wait begins here, not at the first
     /// poll: a `set` then `clear` in between still wakes it (as Tornado's
     /// future, created by the call).
     pub fn wait(&self) -> Wait {
@@ -256,7 +258,9 @@ impl Condition {
     }
 
     /// Waits for a notification. The wait begins here (a `notify` before
-    /// the first poll wakes it). A wait dropped after it was notified but
+    /// the first poll wakes it). Tornado's `wait(timeout=)`, true when
+    /// notified and false once the time passed, is
+    /// `with_timeout(d, cond.wait()).await.is_ok()`. A wait dropped after it was notified but
     /// before it returned passes the notification on to the next waiter.
     pub fn wait(&self) -> Wait {
         let waiter = self.0.borrow_mut().add();
@@ -297,7 +301,11 @@ impl fmt::Debug for Condition {
 /// Tornado's `locks.Semaphore`: at most `value` tasks hold it at once.
 /// [`acquire`](Self::acquire) gives a [`SemaphoreGuard`] that releases it
 /// when dropped (Tornado's `async with sem:`), so releasing more than was
-/// acquired (Tornado's `BoundedSemaphore` error) cannot happen.
+/// acquired (Tornado's `BoundedSemaphore` error) cannot happen: this is
+/// Tornado's `BoundedSemaphore` too. Tornado's unpaired `release()`, which
+/// adds a place, is [`add_permits`](Self::add_permits); an `acquire` never
+/// released is `std::mem::forget` of its guard. A negative value (Tornado's
+/// `ValueError`) cannot be given (`usize`).
 #[derive(Clone)]
 pub struct Semaphore(Rc<RefCell<SemState>>);
 
@@ -347,6 +355,19 @@ impl Semaphore {
             Some(SemaphoreGuard(self.clone()))
         } else {
             None
+        }
+    }
+
+    /// Adds `n` places, each handed to the first task still waiting, or
+    /// free when none waits: Tornado's `Semaphore.release()` called
+    /// without a matching `acquire` (a `Semaphore(0)` counting what is
+    /// ready, say), `n` times. The value may so go above the one the
+    /// semaphore was made with; without this call it never does, since
+    /// only guards give places back (Tornado's `BoundedSemaphore`, whose
+    /// extra `release` raises `ValueError`, has nothing to refuse here).
+    pub fn add_permits(&self, n: usize) {
+        for _ in 0..n {
+            self.release();
         }
     }
 
@@ -439,7 +460,9 @@ impl fmt::Debug for SemaphoreGuard {
 
 /// Tornado's `locks.Lock`: one task holds it at a time, the others wait
 /// in line. [`acquire`](Self::acquire) gives a guard that releases it when
-/// dropped (Tornado's `async with lock:`).
+/// dropped (Tornado's `async with lock:`), so releasing a lock nobody
+/// holds (Tornado's `RuntimeError`) cannot happen. Tornado's
+/// `acquire(timeout=)` is `with_timeout(d, lock.acquire())`.
 #[derive(Clone, Debug)]
 pub struct Lock(Semaphore);
 

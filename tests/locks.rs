@@ -426,3 +426,39 @@ fn items_stream_gets_in_order_and_gives_back_on_drop() {
         assert_eq!(next.await, Some(7));
     });
 }
+
+/// Tornado's `Semaphore.release()` without an `acquire` adds a place
+/// (`Semaphore(0)` as a count of things ready: each `release` lets one
+/// waiter in, first come first served); `add_permits(n)` is that.
+/// Released through guards only, the semaphore never goes above its
+/// value, as Tornado's `BoundedSemaphore`.
+#[test]
+fn add_permits_is_tornado_s_unpaired_release() {
+    run(async {
+        let sem = Semaphore::new(0);
+        let log: Log = Rc::default();
+        for i in 0..3 {
+            let (sem, log) = (sem.clone(), log.clone());
+            IOLoop::current().spawn(async move {
+                let held = sem.acquire().await;
+                note(&log, format!("in {i}"));
+                std::mem::forget(held); // consumed, as a Tornado acquire never released
+            });
+        }
+        sleep(ms(2)).await;
+        assert!(log.borrow().is_empty());
+        sem.add_permits(2);
+        sleep(ms(2)).await;
+        assert_eq!(*log.borrow(), ["in 0", "in 1"]);
+        assert_eq!(sem.value(), 0);
+        sem.add_permits(3);
+        sleep(ms(2)).await;
+        assert_eq!(*log.borrow(), ["in 0", "in 1", "in 2"]);
+        assert_eq!(sem.value(), 2, "beyond the waiters, places are free");
+
+        let bounded = Semaphore::new(1);
+        drop(bounded.acquire().await);
+        drop(bounded.try_acquire());
+        assert_eq!(bounded.value(), 1, "guards give back only what they took");
+    });
+}
