@@ -3005,3 +3005,33 @@ fn a_woken_task_runs_in_the_same_iteration_before_callbacks_queued_around_its_wa
     });
     assert_eq!(order, ["go", "task", "cbA", "cbB"]);
 }
+
+/// `run_sync` from inside the loop panics (Tornado raises `RuntimeError:
+/// This event loop is already running`) without leaving its future
+/// behind: Tornado's stays queued, runs later and stops the loop under
+/// whoever runs it next. Here it is never spawned.
+#[test]
+fn nested_run_sync_panics_and_leaves_no_task_behind() {
+    let (nested_failed, ran, next) = in_thread(|| {
+        let lp = IOLoop::current();
+        let watchdog = safety_stop(&lp);
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        let nested_failed = lp.run_sync(async move {
+            let inner = catch_unwind(AssertUnwindSafe(|| {
+                IOLoop::current().run_sync(async move { r.set(true) })
+            }));
+            sleep(Duration::from_millis(5)).await;
+            inner.is_err()
+        });
+        let next = lp.run_sync(async {
+            sleep(Duration::from_millis(5)).await;
+            "next"
+        });
+        lp.remove_timeout(watchdog);
+        (nested_failed, ran.get(), next)
+    });
+    assert!(nested_failed);
+    assert!(!ran, "the nested run_sync's future ran after all");
+    assert_eq!(next, "next");
+}

@@ -149,10 +149,19 @@ impl IOLoop {
     /// ```
     ///
     /// # Panics
-    /// If called while the loop is running (from inside a callback), if
+    /// If called while the loop is running (from inside a callback or a
+    /// task: Tornado's "This event loop is already running"; `future` is
+    /// dropped unpolled, where Tornado's stays queued and stops the loop
+    /// once it ends), if
     /// the loop stops first, if polling fails (as [`start`](Self::start)),
     /// or with `future`'s own panic.
     pub fn run_sync<T: 'static>(&self, future: impl Future<Output = T> + 'static) -> T {
+        // Before the spawn: a future left spawned by a nested call would
+        // run later and stop the loop under the run that is going on.
+        assert!(
+            !self.inner.running.get(),
+            "IOLoop::run_sync called while the loop is running"
+        );
         let slot: Rc<RefCell<Option<std::thread::Result<T>>>> = Rc::new(RefCell::new(None));
         let out = slot.clone();
         let lp = self.clone();
