@@ -2965,7 +2965,15 @@ fn callbacks_and_zero_delay_timers_run_in_tornado_s_order() {
     });
     assert_eq!(
         order,
-        ["cb1", "cb2", "outer", "later0", "at_past", "nested_cb", "nested_later0"]
+        [
+            "cb1",
+            "cb2",
+            "outer",
+            "later0",
+            "at_past",
+            "nested_cb",
+            "nested_later0"
+        ]
     );
 }
 
@@ -3034,4 +3042,64 @@ fn nested_run_sync_panics_and_leaves_no_task_behind() {
     assert!(nested_failed);
     assert!(!ran, "the nested run_sync's future ran after all");
     assert_eq!(next, "next");
+}
+
+/// Tornado's `PeriodicCallback` awaits a callback that returns an
+/// awaitable: the next call is scheduled once it completes, on the
+/// schedule's grid, so calls never overlap and the periods missed
+/// meanwhile are skipped. A call that panics is logged and the callback
+/// stays scheduled. (Tornado: calls at 21, 81, 142, 201 ms for a 20 ms
+/// period and a 50 ms coroutine.)
+#[test]
+fn an_async_periodic_callback_is_awaited_before_the_next_call() {
+    let (starts, max_overlap, panicked_calls) = in_thread(|| {
+        let lp = IOLoop::current();
+        let t0 = lp.time();
+        let starts: Rc<RefCell<Vec<Duration>>> = Rc::default();
+        let (running, max_overlap) = (Rc::new(Cell::new(0u32)), Rc::new(Cell::new(0u32)));
+        let (s, r, m) = (starts.clone(), running.clone(), max_overlap.clone());
+        let pc = PeriodicCallback::new_async(
+            move || {
+                let (s, r, m) = (s.clone(), r.clone(), m.clone());
+                async move {
+                    s.borrow_mut().push(IOLoop::current().time() - t0);
+                    r.set(r.get() + 1);
+                    m.set(m.get().max(r.get()));
+                    sleep(Duration::from_millis(50)).await;
+                    r.set(r.get() - 1);
+                }
+            },
+            Duration::from_millis(20),
+        );
+        pc.start();
+        let calls = Rc::new(Cell::new(0u32));
+        let c = calls.clone();
+        let panicky = PeriodicCallback::new_async(
+            move || {
+                let c = c.clone();
+                async move {
+                    c.set(c.get() + 1);
+                    sleep(Duration::from_millis(1)).await;
+                    panic!("async periodic boom");
+                }
+            },
+            Duration::from_millis(20),
+        );
+        panicky.start();
+        lp.call_later(Duration::from_millis(230), || IOLoop::current().stop());
+        lp.start();
+        pc.stop();
+        panicky.stop();
+        let starts = starts.borrow().clone();
+        (starts, max_overlap.get(), calls.get())
+    });
+    assert_eq!(max_overlap, 1, "calls overlapped: {starts:?}");
+    assert!((2..=5).contains(&starts.len()), "{starts:?}");
+    for w in starts.windows(2) {
+        assert!(w[1] - w[0] >= Duration::from_millis(55), "{starts:?}");
+    }
+    assert!(
+        panicked_calls >= 3,
+        "a panicking call ended it: {panicked_calls}"
+    );
 }

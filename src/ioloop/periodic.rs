@@ -8,6 +8,9 @@
 //! `PeriodicCallback::new(f, d).start();` as a statement keeps calling `f`.
 //! Keep a clone to [`stop`](PeriodicCallback::stop) it.
 //!
+//! An async callback ([`PeriodicCallback::new_async`]) is awaited before
+//! the next call is scheduled, as Tornado awaits a coroutine callback.
+//!
 //! With a jitter ([`PeriodicCallback::with_jitter`], Tornado's `jitter=`),
 //! each period is drawn anew around the interval, so that many callbacks
 //! started together (a ping timer per connection, say) drift apart.
@@ -18,13 +21,25 @@
 //! exception and schedules the next call in a `finally`.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, IOLoop, Kind, TimeoutHandle};
 
+type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+enum Callback {
+    Sync(Box<dyn FnMut()>),
+    /// Each call's future is awaited before the next call is scheduled.
+    Async(Box<dyn FnMut() -> LocalFuture>),
+}
+
 struct State {
-    callback: RefCell<Box<dyn FnMut()>>,
+    callback: RefCell<Callback>,
     interval: Duration,
     /// Tornado's `jitter`: each period is `interval × (1 + jitter × (r −
     /// ½))`, `r` uniform in [0, 1).
@@ -56,6 +71,38 @@ impl PeriodicCallback {
         PeriodicCallback::with_jitter(f, interval, 0.0)
     }
 
+    /// A periodic callback of an async `f` (Tornado's `PeriodicCallback`
+    /// of a coroutine function): each call's future runs on the loop as a
+    /// task and is awaited before the next call is scheduled, so calls
+    /// never overlap; the next one is then at the first period of the
+    /// schedule still ahead, the periods missed meanwhile skipped, as
+    /// Tornado awaits the callback's awaitable and then schedules. A panic
+    /// in `f` or in its future is logged and counted as
+    /// [`new`](Self::new)'s, and the callback stays scheduled.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cyclone::ioloop::{sleep, IOLoop, PeriodicCallback};
+    ///
+    /// // A check that takes a while: every 10 s, never two at once.
+    /// PeriodicCallback::new_async(
+    ///     || async { sleep(Duration::from_secs(3)).await },
+    ///     Duration::from_secs(10),
+    /// )
+    /// .start();
+    /// IOLoop::current().start();
+    /// ```
+    ///
+    /// # Panics
+    /// If `interval` is zero.
+    pub fn new_async<F>(mut f: impl FnMut() -> F + 'static, interval: Duration) -> PeriodicCallback
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        let f = move || -> LocalFuture { Box::pin(f()) };
+        PeriodicCallback::make(Callback::Async(Box::new(f)), interval, 0.0)
+    }
+
     /// [`new`](Self::new) with Tornado's `jitter`: each period is
     /// `interval × (1 + jitter × (r − ½))` for a new random `r` in [0, 1),
     /// so with `jitter` 0.1 a period falls between 95 % and 105 % of
@@ -78,6 +125,10 @@ impl PeriodicCallback {
         interval: Duration,
         jitter: f64,
     ) -> PeriodicCallback {
+        PeriodicCallback::make(Callback::Sync(Box::new(f)), interval, jitter)
+    }
+
+    fn make(callback: Callback, interval: Duration, jitter: f64) -> PeriodicCallback {
         assert!(!interval.is_zero(), "PeriodicCallback interval must be > 0");
         assert!(
             (0.0..=1.0).contains(&jitter),
@@ -85,7 +136,7 @@ impl PeriodicCallback {
         );
         PeriodicCallback {
             state: Rc::new(State {
-                callback: RefCell::new(Box::new(f)),
+                callback: RefCell::new(callback),
                 interval,
                 jitter,
                 running: Cell::new(false),
@@ -178,18 +229,43 @@ fn schedule(state: &Rc<State>, lp: &IOLoop) {
         }
         state.handle.set(None);
         let lp = IOLoop::current();
-        if let Ok(mut cb) = state.callback.try_borrow_mut() {
-            // Caught here, not by the timer's guard, so that the next call
-            // is still scheduled. The borrow ends with the call, panic or not.
-            lp.guard(Kind::Periodic, &mut *cb);
-        }
-        // Not if the callback stopped and restarted it: `start` scheduled
-        // a timer already, and a second one would double the rate.
-        if state.running.get() && state.handle.get().is_none() {
-            schedule(&state, &lp);
+        // Caught here, not by the timer's guard, so that the next call is
+        // still scheduled. The borrow ends with the call, panic or not.
+        let pending = match state.callback.try_borrow_mut().as_deref_mut() {
+            Ok(Callback::Sync(f)) => {
+                lp.guard(Kind::Periodic, f);
+                None
+            }
+            Ok(Callback::Async(f)) => lp.guard(Kind::Periodic, f),
+            Err(_) => None,
+        };
+        match pending {
+            None => schedule_again(&state, &lp),
+            Some(mut call) => lp.spawn(async move {
+                std::future::poll_fn(|cx| {
+                    match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+                        Ok(poll) => poll,
+                        Err(payload) => {
+                            IOLoop::current().callback_panicked(&Kind::Periodic, payload);
+                            Poll::Ready(())
+                        }
+                    }
+                })
+                .await;
+                schedule_again(&state, &IOLoop::current());
+            }),
         }
     });
     state.handle.set(Some(h));
+}
+
+/// The next call after one ended, unless the callback stopped it, or
+/// stopped and restarted it: `start` scheduled a timer already, and a
+/// second one would double the rate.
+fn schedule_again(state: &Rc<State>, lp: &IOLoop) {
+    if state.running.get() && state.handle.get().is_none() {
+        schedule(state, lp);
+    }
 }
 
 #[cfg(test)]
