@@ -3103,3 +3103,58 @@ fn an_async_periodic_callback_is_awaited_before_the_next_call() {
         "a panicking call ended it: {panicked_calls}"
     );
 }
+
+/// Pinned beside Tornado 6.6: `remove_timeout` of a timer that fired is a
+/// no-op (false here, `None` there); `time()` never goes back; a zero
+/// period panics (Tornado's `ValueError: Periodic callback must have a
+/// positive callback_time`); a `PeriodicCallback` stopped from its own
+/// callback is not running there already and is called no more, and
+/// started again it runs one period later (Tornado: one call, then one
+/// more after the restart).
+#[test]
+fn fired_timeouts_clock_and_periodic_stop_restart_as_tornado() {
+    let (removed, calls_stopped, calls_restarted) = in_thread(|| {
+        let lp = IOLoop::current();
+        let watchdog = safety_stop(&lp);
+        let h = lp.call_later(Duration::ZERO, || {});
+        lp.run_once(Some(Duration::ZERO)).unwrap();
+        let removed = lp.remove_timeout(h);
+        let mut last = lp.time();
+        for _ in 0..1000 {
+            let now = lp.time();
+            assert!(now >= last);
+            last = now;
+        }
+        let zero = catch_unwind(|| PeriodicCallback::new(|| {}, Duration::ZERO));
+        assert!(zero.is_err(), "a zero period was taken");
+
+        let calls = Rc::new(Cell::new(0u32));
+        let slot: Rc<RefCell<Option<PeriodicCallback>>> = Rc::default();
+        let (c, s) = (calls.clone(), slot.clone());
+        let pc = PeriodicCallback::new(
+            move || {
+                c.set(c.get() + 1);
+                let pc = s.borrow().clone().unwrap();
+                pc.stop();
+                assert!(!pc.is_running());
+            },
+            Duration::from_millis(10),
+        );
+        *slot.borrow_mut() = Some(pc.clone());
+        pc.start();
+        assert!(pc.is_running());
+        lp.run_sync(sleep(Duration::from_millis(100)));
+        let stopped = calls.get();
+        pc.start();
+        lp.run_sync(sleep(Duration::from_millis(5)));
+        let early = calls.get();
+        lp.run_sync(sleep(Duration::from_millis(60)));
+        assert_eq!(early, stopped, "called before its period");
+        slot.borrow_mut().take();
+        lp.remove_timeout(watchdog);
+        (removed, stopped, calls.get())
+    });
+    assert!(!removed);
+    assert_eq!(calls_stopped, 1);
+    assert_eq!(calls_restarted, 2);
+}
