@@ -3158,3 +3158,54 @@ fn fired_timeouts_clock_and_periodic_stop_restart_as_tornado() {
     assert_eq!(calls_stopped, 1);
     assert_eq!(calls_restarted, 2);
 }
+
+/// Tornado's `gen.multi([a, b])` has no function of its own here: the
+/// loop's futures are std futures, so any combinator that polls several
+/// in one task (the `futures` crate's `join!`/`join_all`, or this
+/// hand-written join) waits for them together, for the longest one and
+/// not the sum.
+#[test]
+fn futures_joined_in_one_task_wait_together_as_gen_multi() {
+    let (outs, took) = in_thread(|| {
+        let lp = IOLoop::current();
+        let watchdog = safety_stop(&lp);
+        let got = lp.run_sync(async {
+            let t = Instant::now();
+            let mut a = Box::pin(async {
+                sleep(Duration::from_millis(80)).await;
+                "a"
+            });
+            let mut b = Box::pin(async {
+                sleep(Duration::from_millis(80)).await;
+                "b"
+            });
+            let (mut ra, mut rb) = (None, None);
+            std::future::poll_fn(|cx| {
+                use std::task::Poll;
+                if ra.is_none() {
+                    ra = match a.as_mut().poll(cx) {
+                        Poll::Ready(v) => Some(v),
+                        Poll::Pending => None,
+                    };
+                }
+                if rb.is_none() {
+                    rb = match b.as_mut().poll(cx) {
+                        Poll::Ready(v) => Some(v),
+                        Poll::Pending => None,
+                    };
+                }
+                if ra.is_some() && rb.is_some() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            ([ra.unwrap(), rb.unwrap()], t.elapsed())
+        });
+        lp.remove_timeout(watchdog);
+        got
+    });
+    assert_eq!(outs, ["a", "b"]);
+    assert!(took < Duration::from_millis(150), "{took:?}");
+}
