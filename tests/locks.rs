@@ -462,3 +462,36 @@ fn add_permits_is_tornado_s_unpaired_release() {
         assert_eq!(bounded.value(), 1, "guards give back only what they took");
     });
 }
+
+/// What Tornado 6.6 printed for the same calls: an unbounded queue
+/// (`maxsize` 0) is never full; `join(timeout=)`, `Lock.acquire(timeout=)`
+/// and `Event.wait(timeout=)` raise `TimeoutError` (here `with_timeout`'s
+/// `Err`), and `Condition.wait(timeout=)` gives false, then true once
+/// notified (here `Err`, then `Ok`).
+#[test]
+fn timeouts_and_an_unbounded_queue_as_tornado() {
+    run(async {
+        let q: Queue<u32> = Queue::new(0);
+        assert!((q.qsize(), q.empty(), q.full()) == (0, true, false));
+        for n in 0..10_000 {
+            q.put_nowait(n).unwrap();
+        }
+        assert!(!q.full());
+        assert_eq!(q.maxsize(), 0);
+        assert_eq!(with_timeout(ms(10), q.join()).await, Err(TimeoutError));
+
+        let lock = Lock::new();
+        let _held = lock.acquire().await;
+        assert!(with_timeout(ms(10), lock.acquire()).await.is_err());
+
+        let cond = Condition::new();
+        assert!(with_timeout(ms(10), cond.wait()).await.is_err());
+        let w = cond.wait();
+        cond.notify(1);
+        assert!(with_timeout(ms(10), w).await.is_ok());
+        assert_eq!(
+            with_timeout(ms(10), Event::new().wait()).await,
+            Err(TimeoutError)
+        );
+    });
+}
