@@ -517,6 +517,7 @@ impl IOLoop {
     /// `when` has passed (so chains of them cannot starve the loop). A
     /// panic in `f` is caught and logged, as for
     /// [`call_later`](Self::call_later).
+    #[doc(alias = "add_timeout")]
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimeoutHandle {
         let when = when.max(self.time());
         self.inner.timers.borrow_mut().insert(when, Box::new(f))
