@@ -11,9 +11,9 @@
 //! ## One tick
 //! As Tornado's `PollIOLoop.start`: run the callbacks queued before the tick,
 //! run the timers that are due and were set before the tick (what those
-//! callbacks set waits for the next one, as in Tornado 6 on asyncio), sweep connection deadlines (four times a
-//! second, or more often for connections with short timeouts: see
-//! `WebSocketSettings`), flush connections with queued output, `poll` with
+//! callbacks set waits for the next one, as in Tornado 6 on asyncio), sweep
+//! connection deadlines (four times a second, or more often for connections
+//! with short timeouts: see `WebSocketSettings`), flush connections with queued output, `poll` with
 //! a timeout of the earliest deadline (zero when work is pending), dispatch
 //! readiness, poll woken futures, flush again.
 //!
@@ -212,7 +212,8 @@ impl IOLoop {
     /// process. [`IOLoop::try_current`] returns the error instead; the
     /// library's calls a destructor may make ([`PeriodicCallback::stop`],
     /// a client connection's `close`, `terminate`, `write_message`,
-    /// `ping` or `read_message_then`, `websocket::close_connection`, `write_to`, `broadcast` and
+    /// `ping` or `read_message_then`, `websocket::close_connection`,
+    /// `write_to`, `broadcast` and
     /// `publish`, [`shutdown`](crate::shutdown), `AsyncResponse::on_close`,
     /// a dropped future, the `websocket_connect` functions) find nothing
     /// left there and do nothing, or say so (false, 0, the closed error,
