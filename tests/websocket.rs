@@ -361,6 +361,74 @@ fn handshake_refusals() {
     assert_eq!(request(&srv, badkey.as_bytes()).0, 400);
 }
 
+/// A handshake that fails a check is answered as Tornado 6.6's
+/// `WebSocketHandler.get` answers it (`set_status` + `finish(log_msg)`):
+/// the bare message, as `text/html`, not an error page; the 426 with no
+/// body; another method the plain 405 page of `send_error`. (Bodies
+/// checked against Tornado 6.6.1.)
+#[test]
+fn handshake_refusals_are_tornados_bare_messages() {
+    let (srv, _rx) = server();
+    let base = upgrade_request("/h", "");
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for (what, raw, status, body) in [
+        (
+            "no Upgrade",
+            base.replace("Upgrade: websocket\r\n", ""),
+            400,
+            "Can \"Upgrade\" only to \"WebSocket\".",
+        ),
+        (
+            "Connection without upgrade",
+            base.replace("Connection: Upgrade", "Connection: keep-alive"),
+            400,
+            "\"Connection\" must be \"Upgrade\".",
+        ),
+        (
+            "no key",
+            base.replace(key, ""),
+            400,
+            "Missing/Invalid WebSocket headers",
+        ),
+        (
+            "a short key",
+            base.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="),
+            400,
+            "Missing/Invalid WebSocket headers",
+        ),
+        (
+            "version 8",
+            base.replace("Version: 13", "Version: 8"),
+            426,
+            "",
+        ),
+        (
+            "a refused origin",
+            upgrade_request("/o", "Origin: http://evil.example\r\n"),
+            403,
+            "Cross origin websockets not allowed",
+        ),
+        (
+            "POST",
+            base.replacen("GET", "POST", 1),
+            405,
+            "<html><title>405: Method Not Allowed</title>\
+             <body>405: Method Not Allowed</body></html>",
+        ),
+    ] {
+        let (s, head, got) = request(&srv, raw.as_bytes());
+        assert_eq!(
+            (s, String::from_utf8_lossy(&got).as_ref()),
+            (status, body),
+            "{what}"
+        );
+        assert!(
+            head.contains("\r\nContent-Type: text/html; charset=UTF-8\r\n"),
+            "{what}: {head}"
+        );
+    }
+}
+
 /// Tornado asks about the origin before it reads `Sec-WebSocket-Version`
 /// and `Sec-WebSocket-Key`: a cross-origin handshake `check_origin`
 /// refuses is a 403 whatever its version or key (once it asks for the

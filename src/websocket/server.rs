@@ -201,17 +201,28 @@ fn decide(
     prepare(req, handler, settings).map_err(|e| handshake_refusal(&e))
 }
 
-/// The answer to a handshake that failed a check: its status, with the
-/// reason, and the version we speak after a 426.
+/// The answer to a handshake that failed a check, as Tornado's
+/// `WebSocketHandler.get` gives it (`set_status` then `finish(log_msg)`):
+/// its status with the bare message as a `text/html` body, in every mode
+/// (`"Missing/Invalid WebSocket headers"` for a bad key, Tornado's words;
+/// the other checks Tornado leaves to its HTTP server say what failed);
+/// a 426 empty, with the version we speak; another method the plain 405
+/// page of Tornado's `send_error`.
 fn handshake_refusal(e: &HandshakeError) -> Response {
     let status = e.status();
     log::debug!("WebSocket handshake refused ({status}): {e}");
-    let mut resp = Response::error(status, Some(&e.to_string()));
-    match status {
-        426 => resp.set_header("Sec-WebSocket-Version", "13"),
+    if status == 405 {
+        let mut resp = Response::error(405, None);
         // RFC 9110 §15.5.6, as every 405 of cyclone's (Tornado sends none).
-        405 => resp.set_header_static("Allow", "GET"),
-        _ => {}
+        resp.set_header_static("Allow", "GET");
+        return resp;
+    }
+    let mut resp = Response::new(status);
+    resp.set_header_static("Content-Type", "text/html; charset=UTF-8");
+    match e {
+        HandshakeError::UnsupportedVersion => resp.set_header("Sec-WebSocket-Version", "13"),
+        HandshakeError::BadKey => resp.write("Missing/Invalid WebSocket headers"),
+        _ => resp.write(e.to_string()),
     }
     resp
 }
