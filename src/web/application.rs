@@ -1302,8 +1302,16 @@ impl ApplicationBuilder {
     /// headers, where Tornado's (and a [`websocket`](Self::websocket)
     /// route's) carry them: Tornado makes its handler before these
     /// checks, but here the handler comes out of `factory`, Tornado's
-    /// `prepare`, which Tornado does not run for a request its XSRF or
-    /// cross-origin check refuses, nor for a method no handler takes.
+    /// `prepare`. Tornado does not run `prepare` for a request its XSRF or
+    /// cross-origin check refuses, nor for a method no handler takes, so
+    /// those are answered alike. It does run it before the upgrade's
+    /// checks, so there the answers differ on purpose (a request that will
+    /// be refused anyway starts no lookup): a `POST` or `HEAD` (405), a
+    /// missing or invalid `Sec-WebSocket-Key` (400) or another
+    /// `Sec-WebSocket-Version` (426) gets that check's refusal here even
+    /// when `factory`'s future would have refused it otherwise (a 403 for
+    /// an unknown token, say), and without the headers Tornado's `prepare`
+    /// would have set.
     /// Meanwhile the connection waits,
     /// with no request timeout (put one in the future with
     /// [`with_timeout`](crate::ioloop::with_timeout) if it may hang), and

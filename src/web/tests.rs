@@ -4903,10 +4903,11 @@ fn a_websocket_routes_undecodable_capture_is_refused_as_tornado() {
 }
 
 /// An asynchronous handshake route refuses what Tornado refuses before
-/// `prepare` (a failed XSRF check, a method no handler takes) before its
-/// factory, Tornado's `prepare`, is called: with no handler, without
-/// `set_default_headers`' headers, where Tornado's refusal carries them
-/// (a deliberate difference, in `websocket_async`'s documentation).
+/// `prepare` (a failed XSRF check, a method no handler takes), and what
+/// is no valid upgrade, before its factory, Tornado's `prepare`, is
+/// called: with no handler, without `set_default_headers`' headers, where
+/// Tornado's refusal carries them (a deliberate difference, in
+/// `websocket_async`'s documentation).
 #[test]
 fn an_async_websocket_routes_early_refusal_makes_no_handler() {
     use crate::websocket::HandshakeHeaders;
@@ -4930,6 +4931,39 @@ fn an_async_websocket_routes_early_refusal_makes_no_handler() {
         let r = dispatch(&app, Request::synthetic(method, "/ws", &[]));
         assert_eq!(r.status(), status, "{method}");
         assert_eq!(r.header("X-Default"), None, "{method}");
+    }
+    assert_eq!(made.get(), 0);
+    // What is no valid upgrade is refused before the factory too (also a
+    // deliberate difference: Tornado runs its `prepare` first for these,
+    // which may refuse otherwise or add headers): a POST or HEAD 405, a
+    // missing key 400, another version 426; the factory's future, which
+    // would have refused them all with a 403, is never made.
+    let calls = Rc::clone(&made);
+    let app = Application::builder()
+        .websocket_async("/ws", move |_| {
+            calls.set(calls.get() + 1);
+            async { Err::<Late, _>(Response::error(403, None)) }
+        })
+        .build();
+    let upgrade = |method: &str, key: Option<&'static str>, version: &'static str| {
+        let mut headers = vec![
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", version),
+        ];
+        headers.extend(key.map(|k| ("Sec-WebSocket-Key", k)));
+        Request::synthetic(method, "/ws", &headers)
+    };
+    let key = Some("dGhlIHNhbXBsZSBub25jZQ==");
+    for (what, req, status) in [
+        ("POST", upgrade("POST", key, "13"), 405),
+        ("HEAD", upgrade("HEAD", key, "13"), 405),
+        ("no key", upgrade("GET", None, "13"), 400),
+        ("version 8", upgrade("GET", key, "8"), 426),
+    ] {
+        let r = dispatch(&app, req);
+        assert_eq!(r.status(), status, "{what}");
+        assert_eq!(r.header("X-Default"), None, "{what}");
     }
     assert_eq!(made.get(), 0);
 }

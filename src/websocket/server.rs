@@ -236,7 +236,9 @@ pub(crate) type HandlerFuture =
 /// [`accept_routed`] for a handler that the future `make` returns gives
 /// later (Tornado's coroutine `prepare`): a request the application's
 /// XSRF or cross-origin check refuses, or that is no valid upgrade, is
-/// refused at once, before `make` is called; otherwise the
+/// refused at once, before `make` is called (where Tornado runs its
+/// `prepare` before the upgrade's checks: a deliberate difference,
+/// documented on `websocket_async`); otherwise the
 /// connection waits (no request timeout) while the future runs on the
 /// loop, then is answered as [`accept_routed`] answers, or with the
 /// future's refusal. A peer that leaves meanwhile drops the future
