@@ -4362,11 +4362,18 @@ fn terminate_after_the_peers_close_with_ours_stuck_is_the_peers() {
 }
 
 /// A member of the `websocket_async` route: greets with the name its
-/// token was looked up to, echoes with it, and refuses in its own
-/// `prepare` a request with `X-Deny`.
+/// token was looked up to, echoes with it, refuses in its own `prepare`
+/// a request with `X-Deny`, and adds `X-Default: yes` to its answers.
 struct Looked(String);
 
 impl WebSocketHandler for Looked {
+    fn set_default_headers(
+        &mut self,
+        _req: &Request,
+        headers: &mut cyclone::websocket::HandshakeHeaders<'_>,
+    ) {
+        headers.set_header("X-Default", "yes");
+    }
     fn prepare(&mut self, req: &Request) -> Result<(), cyclone::http::Response> {
         match req.header("x-deny") {
             Some(_) => Err(cyclone::http::Response::error(
@@ -4433,18 +4440,26 @@ fn websocket_async_answers_the_handshake_once_the_lookup_ends() {
     ws.close(None).unwrap();
 
     // Refused by the lookup, and by the handler's own prepare after it.
-    let (status, _, body) = request(&srv, upgrade_request("/member?token=x", "").as_bytes());
+    // The lookup's refusal is answered as it is: there is no handler to
+    // add its default headers (a deliberate difference from a Tornado
+    // `prepare`'s `send_error`, documented on `websocket_async`).
+    let (status, head, body) = request(&srv, upgrade_request("/member?token=x", "").as_bytes());
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("unknown token"));
+    assert!(!head.contains("X-Default"), "{head}");
     let denied = upgrade_request("/member?token=t-ann", "X-Deny: 1\r\n");
-    let (status, _, body) = request(&srv, denied.as_bytes());
+    let (status, head, body) = request(&srv, denied.as_bytes());
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("denied by prepare"));
+    assert!(head.contains("\r\nX-Default: yes\r\n"), "{head}");
 
-    // Not an upgrade: refused at once, the lookup never started.
+    // Not an upgrade: refused at once, the lookup never started, so no
+    // default headers either.
     let before = lookups.load(Ordering::SeqCst);
     let v8 = upgrade_request("/member?token=t-ann", "").replace("Version: 13", "Version: 8");
-    assert_eq!(request(&srv, v8.as_bytes()).0, 426);
+    let (status, head, _) = request(&srv, v8.as_bytes());
+    assert_eq!(status, 426);
+    assert!(!head.contains("X-Default"), "{head}");
     assert_eq!(lookups.load(Ordering::SeqCst), before);
 
     // A panic in the lookup: 500, and the server goes on.

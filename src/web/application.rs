@@ -1317,7 +1317,11 @@ impl ApplicationBuilder {
     /// [`with_timeout`](crate::ioloop::with_timeout) if it may hang), and
     /// the loop serves everyone else. Then the handshake goes on as for
     /// [`websocket`](Self::websocket): the handler's `prepare`,
-    /// `get_current_user`, `check_origin` and the rest. A peer that leaves
+    /// `get_current_user`, `check_origin` and the rest. The future's
+    /// `Err(response)` is the answer as it is: with no handler made,
+    /// nothing adds `set_default_headers`' headers to it, where Tornado's
+    /// `prepare` refusing with `send_error` carries them (put them in the
+    /// response if they matter). A peer that leaves
     /// first cancels the future (dropped at its next `.await`); a panic
     /// in it answers 500.
     ///

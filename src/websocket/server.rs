@@ -340,6 +340,8 @@ impl Future for Deciding {
             Ok(handler) => catch_unwind(AssertUnwindSafe(|| {
                 accept_checked(req, args, kwargs, handler, settings, Some(form))
             })),
+            // The factory's refusal as it is: no handler to add its
+            // default headers (documented on `websocket_async`).
             Err(resp) => Ok(refused(resp)),
         };
         match answer {
