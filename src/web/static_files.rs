@@ -45,7 +45,11 @@ const CACHE_MAX_AGE: u64 = 86_400 * 365 * 10;
 ///   `/static//srv/static/app.js`, the URL
 ///   [`RequestContext::static_url`] makes of such a path) is served as
 ///   the path after the root, as Tornado's handler serves it. The check is made on the decoded path, so `%2e%2e/` and
-///   `%2F..` are refused like `../`.
+///   `%2F..` are refused like `../`. Each 403 carries Tornado's reason
+///   (`x is not in root static directory`, `x is not a file` for a
+///   directory or another file that is not a regular one), logged at
+///   `warn` as `403 GET /static/x (ip): ...` and shown in the page with
+///   `debug`, as every refusal's reason.
 /// * **404**: the file does not exist.
 /// * `GET` and `HEAD` (HEAD gets the file's `Content-Length`; nothing is
 ///   read from the file for it).
@@ -195,14 +199,53 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// Why a requested path is not served: the HTTP status.
-fn resolve(root: &Path, rel: &str) -> Result<PathBuf, u16> {
+/// Why a requested path is not served, as Tornado 6.6's
+/// `validate_absolute_path` says it: its status, and the reason of its
+/// `HTTPError`, written out only for a refusal ([`message`](Self::message)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// 404: nothing there.
+    NotFound,
+    /// 403 without a reason: permission denied.
+    Denied,
+    /// 403: `"%s is not in root static directory"`, the path leading out
+    /// of the root as written or through a symlink (and the `\\` and NUL
+    /// that could).
+    Outside,
+    /// 403: `"%s is not a file"`: a directory, a device, a FIFO...
+    NotAFile,
+    /// 403: `"cannot redirect path with two initial slashes"`: a
+    /// directory's `/` redirect that would leave the host.
+    TwoSlashes,
+}
+
+impl Refused {
+    fn status(self) -> u16 {
+        match self {
+            Refused::NotFound => 404,
+            _ => 403,
+        }
+    }
+
+    /// Tornado's message for the request of `rel` (its `self.path`).
+    fn message(self, rel: &str) -> Option<String> {
+        match self {
+            Refused::NotFound | Refused::Denied => None,
+            Refused::Outside => Some(format!("{rel} is not in root static directory")),
+            Refused::NotAFile => Some(format!("{rel} is not a file")),
+            Refused::TwoSlashes => Some("cannot redirect path with two initial slashes".into()),
+        }
+    }
+}
+
+/// The regular file `rel` names under `root`, or why it is not served.
+fn resolve(root: &Path, rel: &str) -> Result<PathBuf, Refused> {
     if rel.is_empty() {
-        return Err(403);
+        return Err(Refused::NotAFile);
     }
     let full = resolve_any(root, rel)?;
     if !full.is_file() {
-        return Err(403);
+        return Err(Refused::NotAFile);
     }
     Ok(full)
 }
@@ -210,17 +253,17 @@ fn resolve(root: &Path, rel: &str) -> Result<PathBuf, u16> {
 /// [`resolve`] for a file or a directory (`""` is the root itself). An
 /// absolute `rel` is taken as the part of it after the root, if it lies
 /// inside the root as written ([`absolute_in_root`]).
-fn resolve_any(root: &Path, rel: &str) -> Result<PathBuf, u16> {
+fn resolve_any(root: &Path, rel: &str) -> Result<PathBuf, Refused> {
     if rel.contains(['\\', '\0']) {
-        return Err(403);
+        return Err(Refused::Outside);
     }
     let rel = if rel.starts_with('/') {
-        absolute_in_root(root, rel).ok_or(403u16)?
+        absolute_in_root(root, rel).ok_or(Refused::Outside)?
     } else {
         rel
     };
     if rel.starts_with('/') {
-        return Err(403);
+        return Err(Refused::Outside);
     }
     let rel_path = Path::new(rel);
     if rel_path.is_absolute()
@@ -229,21 +272,19 @@ fn resolve_any(root: &Path, rel: &str) -> Result<PathBuf, u16> {
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         || rel.split('/').any(|seg| seg == "..")
     {
-        return Err(403);
+        return Err(Refused::Outside);
     }
-    let not_found = |e: io::Error| -> u16 {
-        match e.kind() {
-            io::ErrorKind::PermissionDenied => 403,
-            _ => 404,
-        }
+    let not_found = |e: io::Error| match e.kind() {
+        io::ErrorKind::PermissionDenied => Refused::Denied,
+        _ => Refused::NotFound,
     };
     let root = root.canonicalize().map_err(|e| {
         log::error!("static root {} unusable: {e}", root.display());
-        404u16
+        Refused::NotFound
     })?;
     let full = root.join(rel_path).canonicalize().map_err(not_found)?;
     if !full.starts_with(&root) {
-        return Err(403);
+        return Err(Refused::Outside);
     }
     Ok(full)
 }
@@ -382,7 +423,7 @@ impl StaticFiles {
 
     /// The file `rel` names: with a default filename, a directory's (or
     /// `None` once a redirect to the directory's `/` path was sent).
-    fn locate(&self, cx: &mut RequestContext<'_>, rel: &str) -> Result<Option<PathBuf>, u16> {
+    fn locate(&self, cx: &mut RequestContext<'_>, rel: &str) -> Result<Option<PathBuf>, Refused> {
         let Some(index) = self.default_filename.as_deref() else {
             return resolve(&self.root, rel).map(Some);
         };
@@ -391,7 +432,7 @@ impl StaticFiles {
             return if found.is_file() {
                 Ok(Some(found))
             } else {
-                Err(403)
+                Err(Refused::NotAFile)
             };
         }
         let path = cx.request().path();
@@ -399,7 +440,7 @@ impl StaticFiles {
             // `//example.com` (or `/\example.com`) would send the
             // browser to another host.
             if super::context::is_protocol_relative(path) {
-                return Err(403);
+                return Err(Refused::TwoSlashes);
             }
             let to = format!("{path}/");
             cx.redirect(&to, true);
@@ -414,8 +455,8 @@ impl StaticFiles {
         };
         match resolve_any(&self.root, &format!("{rel}{sep}{index}")) {
             Ok(file) if file.is_file() => Ok(Some(file)),
-            Ok(_) => Err(403),
-            Err(status) => Err(status),
+            Ok(_) => Err(Refused::NotAFile),
+            Err(refused) => Err(refused),
         }
     }
 
@@ -423,9 +464,17 @@ impl StaticFiles {
         let path = match self.locate(cx, rel) {
             Ok(Some(p)) => p,
             Ok(None) => return,
-            Err(status) => {
-                log::debug!("static {rel:?} under {}: {status}", self.root.display());
-                return cx.send_error(status);
+            // Tornado's `HTTPError(403, why)`: `why` logged at `warn`, and
+            // in the page with `debug`.
+            Err(refused) => {
+                return match refused.message(rel) {
+                    Some(why) => cx.refuse(refused.status(), &why),
+                    None => {
+                        let status = refused.status();
+                        log::debug!("static {rel:?} under {}: {status}", self.root.display());
+                        cx.send_error(status)
+                    }
+                };
             }
         };
         let (meta, file) = match open_regular(&path) {
@@ -806,11 +855,11 @@ fn remove_dot_segments(path: &str) -> String {
 /// refused by [`resolve`] or the file cannot be read.
 pub(super) fn file_version(root: &Path, rel: &str) -> Option<String> {
     let hashed = resolve(root, rel)
-        .map_err(|status| match status {
-            403 => {
-                "refused (outside the root, not a regular file, or permission denied)".to_string()
-            }
-            _ => "not found".to_string(),
+        .map_err(|refused| {
+            refused.message(rel).unwrap_or_else(|| match refused {
+                Refused::NotFound => "not found".to_string(),
+                _ => "permission denied".to_string(),
+            })
         })
         .and_then(|path| hash_file(&path).map_err(|e| e.to_string()));
     match hashed {
@@ -1137,9 +1186,13 @@ mod tests {
             "a\\..\\b",
             "a\0b",
         ] {
-            assert_eq!(resolve(root, rel), Err(403), "{rel:?}");
+            assert_eq!(
+                resolve(root, rel).map_err(Refused::status),
+                Err(403),
+                "{rel:?}"
+            );
         }
-        assert_eq!(resolve(root, "ok.txt"), Err(404));
+        assert_eq!(resolve(root, "ok.txt"), Err(Refused::NotFound));
     }
 
     /// RFC 3986 §5.2.4's examples, and the same after a prefix.

@@ -2065,6 +2065,64 @@ mod access_log {
         );
     }
 
+    /// `StaticFiles`' 403s carry the reasons of Tornado 6.6's
+    /// `validate_absolute_path` (`HTTPError(403, "%s is not a file",
+    /// path)`, `"%s is not in root static directory"`, a symlink out of
+    /// the root too): logged at `warn` as Tornado logs them (checked with
+    /// Tornado 6.6.1), and in the page with `debug` only, as every other
+    /// refusal's reason.
+    #[test]
+    fn static_files_403s_carry_tornados_reasons() {
+        let warns = ExpectLog::new("cyclone::web", "")
+            .level(log::Level::Warn)
+            .on_this_thread();
+        let dir = TempDir::new("static-403-why");
+        dir.file("static/sub/a.txt", "a");
+        dir.file("secret.txt", "s");
+        std::os::unix::fs::symlink(
+            dir.path().join("secret.txt"),
+            dir.path().join("static/link"),
+        )
+        .unwrap();
+        let cases = [
+            ("/static/sub", "sub is not a file"),
+            ("/static/", " is not a file"),
+            ("/static/link", "link is not in root static directory"),
+            (
+                "/static//etc/passwd",
+                "/etc/passwd is not in root static directory",
+            ),
+        ];
+        let mut logged = Vec::new();
+        for debug in [false, true] {
+            let app = Application::builder()
+                .static_path(dir.path().join("static"))
+                .debug(debug)
+                .build();
+            for (target, why) in cases {
+                let r = get(&app, target);
+                let detail = if debug {
+                    format!(": {why}")
+                } else {
+                    String::new()
+                };
+                assert_eq!(
+                    (r.status(), text(&r)),
+                    (
+                        403,
+                        &*format!(
+                            "<html><title>403: Forbidden</title>\
+                             <body>403: Forbidden{detail}</body></html>"
+                        )
+                    ),
+                    "{target}, debug {debug}"
+                );
+                logged.push((log::Level::Warn, format!("403 GET {target} (-): {why}")));
+                assert_eq!(warns.logged(), logged, "{target}, debug {debug}");
+            }
+        }
+    }
+
     /// Tornado's "Could not open static file", at `error`, for a missing
     /// file and a refused path; nothing for a file that is versioned.
     #[test]
