@@ -227,6 +227,71 @@ fn panicking_handler_answers_500_and_others_are_served() {
     assert_eq!((s, body.as_slice()), (200, &b"Hello, world"[..]));
 }
 
+/// A handler that panics where asked (`/p/sync` in its method,
+/// `/p/later` in an asynchronous answer's callback), with default
+/// headers and a page of its own for its errors.
+struct PanicsWithPages;
+impl RequestHandler for PanicsWithPages {
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_header("X-Default", "yes");
+    }
+    fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
+        cx.write(format!("custom {status}"));
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, args: &[&str]) {
+        match args[0] {
+            "sync" => panic!("in the method"),
+            _ => cx.asynchronous().with(|_| panic!("in the answer")),
+        }
+    }
+}
+
+/// A handshake handler with default headers whose `prepare` panics.
+struct PanicsInPrepare;
+impl WebSocketHandler for PanicsInPrepare {
+    fn prepare(&mut self, _req: &cyclone::http::Request) -> Result<(), cyclone::http::Response> {
+        panic!("in prepare")
+    }
+    fn set_default_headers(
+        &mut self,
+        _req: &cyclone::http::Request,
+        headers: &mut cyclone::websocket::HandshakeHeaders<'_>,
+    ) {
+        headers.set_header("X-Default", "yes");
+    }
+    fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
+}
+
+/// A panic in a handler's code answers the plain 500 page: neither the
+/// handler's `set_default_headers` nor its `write_error` runs again after
+/// it, where Tornado's `send_error(500)` calls both (a deliberate
+/// difference: the handler's state after a panic is suspect), in a
+/// method, an asynchronous answer and a handshake's `prepare` alike.
+#[test]
+fn a_panic_answers_the_plain_500_without_the_handlers_pages() {
+    let srv = Server::start(|| {
+        Application::builder()
+            .route("/p/(.*)", || PanicsWithPages)
+            .websocket("/ws", |_| PanicsInPrepare)
+            .build()
+    });
+    let plain = "<html><title>500: Internal Server Error</title>\
+                 <body>500: Internal Server Error</body></html>";
+    for raw in [
+        "GET /p/sync HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+        "GET /p/later HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+        upgrade_request("/ws", ""),
+    ] {
+        let (status, head, body) = request(&srv, raw.as_bytes());
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).as_ref()),
+            (500, plain),
+            "{raw}"
+        );
+        assert!(!head.contains("X-Default"), "{raw}: {head}");
+    }
+}
+
 #[test]
 fn head_has_length_but_no_body() {
     let srv = server();

@@ -487,7 +487,10 @@ fn fail(st: &mut State, why: &str) -> VecDeque<Op> {
 }
 
 /// A 500 for an answer nothing of which was sent, else the stream cut
-/// (no end: a streamed body must not look complete).
+/// (no end: a streamed body must not look complete). The plain 500 page,
+/// with no `set_default_headers` or `write_error`: after a panic the
+/// handler's state is suspect, so none of its code runs (Tornado's
+/// `send_error(500)` calls both; a deliberate difference).
 fn give_up(reply: &PendingReply, phase: Phase) {
     match phase {
         Phase::Open => reply.respond(Response::error(500, None)),

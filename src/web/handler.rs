@@ -69,7 +69,10 @@ pub trait RequestHandler: 'static {
     /// when [`RequestContext::send_error`] replaced the response, as
     /// Tornado's `send_error` calls `clear()`. Only its headers (and
     /// cookies) count: a body it writes or a status it sets is dropped,
-    /// as `clear()` drops them. Default: none.
+    /// as `clear()` drops them. Not called for the 500 of a panic in the
+    /// handler's code, nor is [`write_error`](Self::write_error): where
+    /// Tornado's `send_error(500)` calls both, the handler's state after a
+    /// panic is suspect, so the plain page goes out. Default: none.
     fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
         let _ = cx;
     }
@@ -177,7 +180,9 @@ pub trait RequestHandler: 'static {
     /// (or a 405), `status` being its status (Tornado's `write_error`). The
     /// body is empty when it is called; write one with `cx.write` or
     /// `cx.write_json`. If it writes nothing, Tornado's default page
-    /// (`<title>404: Not Found</title>`) stays. Default: nothing.
+    /// (`<title>404: Not Found</title>`) stays. Not called for the 500 of
+    /// a panic (see [`set_default_headers`](Self::set_default_headers)).
+    /// Default: nothing.
     fn write_error(&mut self, cx: &mut RequestContext<'_>, status: u16) {
         let _ = (cx, status);
     }

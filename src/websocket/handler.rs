@@ -175,7 +175,12 @@ pub trait WebSocketHandler: 'static {
     /// before [`open`](Self::open). `headers.status()` is 101 for the
     /// upgrade, or the refusal's status (what is set here replaces the
     /// refusal's header of the same name). The default adds nothing, and
-    /// a 101 without additions costs nothing more.
+    /// a 101 without additions costs nothing more. Not asked for the 500
+    /// of a panic in the handler's code (`prepare`, `check_origin`...,
+    /// or a [`websocket_async`](crate::web::ApplicationBuilder::websocket_async)
+    /// factory's future): the handler's state after a panic is suspect,
+    /// so the plain page goes out, where Tornado's `send_error(500)` adds
+    /// the default headers.
     ///
     /// What [`get_current_user`](Self::get_current_user) and `prepare`
     /// learned is in `self` by then: refresh a session cookie, or say
