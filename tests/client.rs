@@ -70,6 +70,7 @@ struct Stamped;
 impl WebSocketHandler for Stamped {
     fn set_default_headers(&mut self, _req: &Request, headers: &mut HandshakeHeaders<'_>) {
         headers.set_header("X-Served-By", "stamp");
+        headers.add_header("X-Served-By", "again");
         headers.set_cookie("seen", "1");
     }
 
@@ -420,7 +421,9 @@ fn callback_style_handler() {
 
 /// Tornado's `WebSocketClientConnection.headers`: the server's 101 as the
 /// client got it, with what the server's `set_default_headers` added;
-/// kept after the close. A callback-style handler reads the same in
+/// kept after the close; a repeated header's lines joined with `,` by
+/// `header_joined`, as Tornado's `conn.headers["X"]` joins them, the
+/// first alone by `header`. A callback-style handler reads the same in
 /// `open`.
 #[test]
 fn the_servers_101_headers_reach_the_client() {
@@ -430,7 +433,16 @@ fn the_servers_101_headers_reach_the_client() {
     IOLoop::current().run_sync(async move {
         let conn = websocket_connect(&u).await.expect("connect");
         assert_eq!(conn.header("x-served-by").as_deref(), Some("stamp"));
+        assert_eq!(
+            conn.header_joined("x-served-by").as_deref(),
+            Some("stamp,again")
+        );
+        assert_eq!(conn.header_joined("x-absent"), None);
         assert_eq!(conn.header("Set-Cookie").as_deref(), Some("seen=1; Path=/"));
+        assert_eq!(
+            conn.header_joined("Set-Cookie").as_deref(),
+            Some("seen=1; Path=/")
+        );
         let names: Vec<String> = conn.headers().into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             names,
@@ -438,6 +450,7 @@ fn the_servers_101_headers_reach_the_client() {
                 "Upgrade",
                 "Connection",
                 "Sec-WebSocket-Accept",
+                "X-Served-By",
                 "X-Served-By",
                 "Set-Cookie"
             ]

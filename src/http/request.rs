@@ -528,6 +528,23 @@ fn span_of(base: &[u8], part: &[u8]) -> Span {
     (start as u32, (start + part.len()) as u32)
 }
 
+/// The lines of one header joined with `,`, as Tornado's `HTTPHeaders`
+/// joins a repeated header (`headers["X"]`): `None` without a line,
+/// borrowed for a single one, bytes that are not UTF-8 read as U+FFFD.
+/// [`Request::header_joined`]'s, and the WebSocket client's for the
+/// server's `101`.
+pub(crate) fn join_header_lines<'a>(
+    mut lines: impl Iterator<Item = &'a [u8]>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let mut joined = String::from_utf8_lossy(lines.next()?);
+    for next in lines {
+        let text = joined.to_mut();
+        text.push(',');
+        text.push_str(&String::from_utf8_lossy(next));
+    }
+    Some(joined)
+}
+
 impl Request {
     /// Parses a request head from the start of `buf`.
     ///
@@ -924,17 +941,11 @@ impl Request {
     /// same (`é` sent in UTF-8 is `é` here and `Ã©` there, a lone byte
     /// `0xE9` is U+FFFD here and `é` there).
     pub fn header_joined(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
-        let mut values = self
-            .raw_headers_named(name)
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v);
-        let mut joined = String::from_utf8_lossy(values.next()?);
-        for next in values {
-            let text = joined.to_mut();
-            text.push(',');
-            text.push_str(&String::from_utf8_lossy(next));
-        }
-        Some(joined)
+        join_header_lines(
+            self.raw_headers_named(name)
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v),
+        )
     }
 
     /// [`header_joined`](Self::header_joined) with the bytes read as

@@ -570,12 +570,30 @@ impl WebSocketClientConnection {
             .unwrap_or_default()
     }
 
-    /// The first header `name` (any case) of the server's `101`.
+    /// The first line of the header `name` (any case) of the server's
+    /// `101` (Tornado's `conn.headers.get_list("X")[0]`). For Tornado's
+    /// `conn.headers["X"]`, which joins a repeated header's lines with
+    /// `,`, see [`header_joined`](Self::header_joined).
     pub fn header(&self, name: &str) -> Option<String> {
         let all = self.headers();
         all.into_iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
+    }
+
+    /// Every line of the header `name` (any case) of the server's `101`
+    /// joined with `,`: Tornado's `conn.headers["X"]` (and
+    /// `conn.headers.get("X")`), as
+    /// [`Request::header_joined`](crate::http::Request::header_joined)
+    /// joins a request's; `None` without one. [`header`](Self::header)
+    /// gives the first line alone.
+    pub fn header_joined(&self, name: &str) -> Option<String> {
+        let all = self.headers();
+        let lines = all
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes());
+        crate::http::request::join_header_lines(lines).map(std::borrow::Cow::into_owned)
     }
 
     /// The subprotocol the server selected (`None` once the thread's loop
