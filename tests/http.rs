@@ -327,6 +327,40 @@ fn malformed_request_line_is_refused_before_the_head_ends() {
     assert!(t0.elapsed() < Duration::from_secs(2));
 }
 
+/// A request the connection refuses before any handler gets cyclone's
+/// error page naming the reason, `debug` or not (a deliberate difference,
+/// in the README's limits: Tornado's `HTTP1Connection` writes a bare
+/// `HTTP/1.1 400 Bad Request` head and closes, its reason only logged at
+/// `info`); with `Connection: close`, and the connection ends.
+#[test]
+fn a_connection_level_refusal_names_its_reason() {
+    let srv = server();
+    for (raw, status, page) in [
+        (
+            &b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"[..],
+            413,
+            "<html><title>413: Content Too Large</title>\
+             <body>413: Content Too Large: Request body too large</body></html>",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n",
+            417,
+            "<html><title>417: Expectation Failed</title>\
+             <body>417: Expectation Failed: Unsupported Expect value</body></html>",
+        ),
+    ] {
+        let mut s = srv.connect();
+        s.write_all(raw).unwrap();
+        let (got, head, body) = read_response(&mut s);
+        assert_eq!(
+            (got, String::from_utf8_lossy(&body).as_ref()),
+            (status, page)
+        );
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+        assert!(wait_closed(&mut s, Duration::from_secs(10)), "{status}");
+    }
+}
+
 #[test]
 fn metrics_in_prometheus_text_format() {
     let srv = server();
