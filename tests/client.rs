@@ -461,10 +461,15 @@ fn the_servers_101_headers_reach_the_client() {
         while conn.read_message().await.is_some() {}
         assert_eq!(conn.header("x-served-by").as_deref(), Some("stamp"));
     });
-    struct Reader(Rc<RefCell<Option<String>>>);
+    struct Reader(Rc<RefCell<Vec<Option<String>>>>);
     impl WebSocketHandler for Reader {
         fn open(&mut self, ws: &mut WebSocket<'_>, _args: &[&str]) {
-            *self.0.borrow_mut() = ws.response_header("set-cookie").map(str::to_owned);
+            *self.0.borrow_mut() = vec![
+                ws.response_header("set-cookie").map(str::to_owned),
+                ws.response_header("X-Served-By").map(str::to_owned),
+                ws.response_header_joined("x-served-by").map(String::from),
+                ws.response_header_joined("x-absent").map(String::from),
+            ];
             ws.close(Some(1000), "");
         }
         fn on_message(&mut self, _ws: &mut WebSocket<'_>, _msg: Message<'_>) {}
@@ -472,11 +477,18 @@ fn the_servers_101_headers_reach_the_client() {
             ws.io_loop().stop();
         }
     }
-    let cookie = Rc::new(RefCell::new(None));
-    websocket_connect_with(&url, ConnectOptions::default(), Reader(cookie.clone()))
-        .expect("connect");
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    websocket_connect_with(&url, ConnectOptions::default(), Reader(seen.clone())).expect("connect");
     IOLoop::current().start();
-    assert_eq!(cookie.borrow().as_deref(), Some("seen=1; Path=/"));
+    assert_eq!(
+        *seen.borrow(),
+        [
+            Some("seen=1; Path=/".to_string()),
+            Some("stamp".to_string()),
+            Some("stamp,again".to_string()),
+            None
+        ]
+    );
 }
 
 /// The simplest callback: messages, then `None`.

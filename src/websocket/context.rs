@@ -615,12 +615,28 @@ impl<'a> WebSocket<'a> {
     }
 
     /// The first header `name` (any case) of
-    /// [`response_headers`](Self::response_headers).
+    /// [`response_headers`](Self::response_headers); a repeated one's
+    /// lines joined, as Tornado's `headers["X"]` gives them, are
+    /// [`response_header_joined`](Self::response_header_joined).
     pub fn response_header(&self, name: &str) -> Option<&str> {
         self.response_headers()
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every line of header `name` (any case) of
+    /// [`response_headers`](Self::response_headers), joined with `,`:
+    /// Tornado's `WebSocketClientConnection.headers["X"]` (and the
+    /// coroutine client's
+    /// [`header_joined`](crate::websocket::WebSocketClientConnection::header_joined)).
+    pub fn response_header_joined(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let lines = self
+            .response_headers()
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes());
+        crate::http::request::join_header_lines(lines)
     }
 
     /// The subprotocol selected during the handshake.
