@@ -146,16 +146,25 @@ impl Response {
     ///
     /// A code outside 100–599 cannot be written as HTTP's three-digit
     /// status: it is refused, logged at `error`, and the status stays as it
-    /// was. Control characters other than tab are dropped from `reason`
-    /// when the response is serialized (RFC 9112 §4 `reason-phrase`), so a
-    /// reason cannot break the status line.
+    /// was. A `reason` that is not an RFC 9112 §4 `reason-phrase` (empty,
+    /// a control character other than tab, a character beyond Latin-1) or
+    /// that holds `<` is sent as `Unknown`, as Tornado 6.6's `set_status`
+    /// replaces it, so a reason can neither break the status line nor
+    /// carry markup into a page that shows it.
     pub fn set_status(&mut self, status: u16, reason: Option<&str>) {
         if !valid_status(status) {
             log::error!("refused status code {status}: not in 100-599");
             return;
         }
         self.status = status;
-        self.reason = reason.map(str::to_string);
+        self.reason = reason.map(|r| {
+            if valid_reason(r) {
+                r.to_string()
+            } else {
+                log::warn!("reason phrase {r:?} sent as \"Unknown\"");
+                "Unknown".to_string()
+            }
+        });
     }
 
     /// Replaces every header named `name` with one `name: value`.
@@ -566,6 +575,18 @@ pub(crate) fn valid_status(status: u16) -> bool {
     (100..=599).contains(&status)
 }
 
+/// Whether `reason` may stand on the status line as it is: Tornado 6.6's
+/// `_ABNF.reason_phrase` (tab, space, visible ASCII, and U+0080–U+00FF
+/// for `obs-text`), at least one character, and no `<`.
+fn valid_reason(reason: &str) -> bool {
+    !reason.is_empty()
+        && reason.chars().all(|c| match c {
+            '<' => false,
+            '\t' | ' '..='~' | '\u{80}'..='\u{ff}' => true,
+            _ => false,
+        })
+}
+
 /// The representation headers a body-less status (1xx, 204, 304) and a
 /// 205 drop.
 const REPRESENTATION: [&str; 3] = ["content-type", "content-encoding", "content-language"];
@@ -802,11 +823,10 @@ mod tests {
         // A custom reason cannot end the status line or add a header.
         r.set_status(418, Some("Tea\r\nSet-Cookie: x=1\0\x7f\tpot"));
         let s = serialized(&r);
-        assert!(
-            s.starts_with("HTTP/1.1 418 TeaSet-Cookie: x=1\tpot\r\n"),
-            "{s}"
-        );
+        assert!(s.starts_with("HTTP/1.1 418 Unknown\r\n"), "{s}");
         assert_eq!(s.matches("\r\n").count(), 7, "{s}");
+        r.set_status(418, Some("I'm a\tTeapot"));
+        assert!(serialized(&r).starts_with("HTTP/1.1 418 I'm a\tTeapot\r\n"));
     }
 
     /// RFC 9110 §15.3.6: a 205 says `Content-Length: 0` and sends none of

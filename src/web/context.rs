@@ -709,10 +709,11 @@ impl<'a> RequestContext<'a> {
 
     /// [`set_status`](Self::set_status) with the reason phrase the status
     /// line carries instead of the standard one (Tornado's
-    /// `set_status(status, reason)`): `HTTP/1.1 299 Fine Indeed`. Control
-    /// characters other than tab are dropped from it when it is sent, so
-    /// it cannot break the status line. A later `set_status` (or an error
-    /// page) puts the standard reason back.
+    /// `set_status(status, reason)`): `HTTP/1.1 299 Fine Indeed`. A reason
+    /// Tornado 6.6 refuses is sent as `Unknown`, as there: empty, or with
+    /// `<`, a control character other than tab or a character beyond
+    /// Latin-1 (see [`Response::set_status`]). A later `set_status` (or an
+    /// error page) puts the standard reason back.
     pub fn set_status_with_reason(&mut self, status: u16, reason: &str) {
         self.set_status_reason(status, Some(reason));
     }

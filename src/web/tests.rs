@@ -871,7 +871,10 @@ impl RequestHandler for Reasoned {
 
 /// Tornado's `set_status(299, reason="Fine Indeed")` answers `HTTP/1.1
 /// 299 Fine Indeed`; the context had no way to give a reason (the status
-/// line always said the registered one, or `Unknown`).
+/// line always said the registered one, or `Unknown`). A reason Tornado
+/// 6.6 does not take (empty, with `<` or a control character, or beyond
+/// Latin-1) is `Unknown`, as there: it was sent with its control
+/// characters dropped (`TeaX-Injected: 1`), `<` and all.
 #[test]
 fn set_status_with_reason_puts_it_on_the_status_line() {
     let status_line = |app: &Application| {
@@ -883,7 +886,12 @@ fn set_status_with_reason_puts_it_on_the_status_line() {
     for (code, reason, want) in [
         (299, "Fine Indeed", "HTTP/1.1 299 Fine Indeed"),
         (404, "Gone Fishing", "HTTP/1.1 404 Gone Fishing"),
-        (200, "Tea\r\nX-Injected: 1", "HTTP/1.1 200 TeaX-Injected: 1"),
+        (200, "Tea\r\nX-Injected: 1", "HTTP/1.1 200 Unknown"),
+        (200, "<b>bold", "HTTP/1.1 200 Unknown"),
+        (200, "", "HTTP/1.1 200 Unknown"),
+        (200, "Tr\u{e9}s\tbien", "HTTP/1.1 200 Tr\u{e9}s\tbien"),
+        (200, "\u{20ac}", "HTTP/1.1 200 Unknown"),
+        (200, "a\x7f", "HTTP/1.1 200 Unknown"),
         (600, "Beyond", "HTTP/1.1 500 Internal Server Error"),
     ] {
         let app = Application::builder()
