@@ -823,8 +823,9 @@ impl<'a> RequestContext<'a> {
         self.redirect(&url, false);
     }
 
-    /// Redirects to `url`: 301 when `permanent`, else 302, with `Location`
-    /// and an empty body; finishes the response.
+    /// Redirects to `url`: 301 when `permanent`, else 302, with `Location`;
+    /// finishes the response. Its body is what was written before, as
+    /// Tornado's `redirect` finishes with it (usually nothing).
     pub fn redirect(&mut self, url: &str, permanent: bool) {
         self.redirect_with_status(url, if permanent { 301 } else { 302 });
     }
@@ -913,7 +914,6 @@ impl<'a> RequestContext<'a> {
         }
         self.p.response.set_status(status, None);
         self.p.response.set_header("Location", url);
-        self.p.response.set_body(Vec::new());
         self.p.finished = true;
     }
 
