@@ -16,7 +16,7 @@ use super::template::{AppParts, RequestNamespace, TemplateError};
 use super::ui_module::ActiveModules;
 use super::xsrf;
 use crate::http::request::{parse_qs_bytes, qs_values_bytes};
-use crate::http::response::valid_status;
+use crate::http::response::{field_byte, valid_status};
 use crate::http::{Request, Response};
 
 /// Tornado's default `Content-Type` for a response.
@@ -739,17 +739,43 @@ impl<'a> RequestContext<'a> {
     }
 
     /// Replaces any header `name` with `name: value`.
+    ///
+    /// A `value` with a control character other than tab (CR, LF, NUL,
+    /// DEL...) is a handler bug: it is logged and the request answers 500,
+    /// as Tornado's `set_header` raises `ValueError` ("Unsafe header
+    /// value"). Characters beyond ASCII are sent in UTF-8, where Tornado
+    /// sends U+0080–U+00FF as Latin-1 bytes and raises for the others. A
+    /// `name` that is not an HTTP token is refused with a warning (see
+    /// [`Response::set_header`]; Tornado sends `X A: v` as it is).
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
-        if self.head_writable("set_header") {
+        let value = value.into();
+        if self.head_writable("set_header") && self.safe_header_value("set_header", name, &value) {
             self.p.response.set_header(name, value);
         }
     }
 
-    /// Adds a header line, keeping existing ones with the same name.
+    /// Adds a header line, keeping existing ones with the same name. The
+    /// value is checked as [`set_header`](Self::set_header)'s.
     pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
-        if self.head_writable("add_header") {
+        let value = value.into();
+        if self.head_writable("add_header") && self.safe_header_value("add_header", name, &value) {
             self.p.response.add_header(name, value);
         }
+    }
+
+    /// Whether `value` may be sent as it is (no control character but
+    /// tab); else logs the bug and answers 500, as Tornado's
+    /// `_convert_header_value` raises.
+    fn safe_header_value(&mut self, call: &str, name: &str, value: &str) -> bool {
+        if value.bytes().all(field_byte) {
+            return true;
+        }
+        log::error!(
+            "{call}({name:?}, {value:?}) on {}: unsafe header value (a control character)",
+            self.request.uri()
+        );
+        self.send_error(500);
+        false
     }
 
     /// Removes every header `name`.
@@ -901,7 +927,8 @@ impl<'a> RequestContext<'a> {
     /// [`redirect`](Self::redirect) with Tornado's `status` argument: 303
     /// after a form is posted (the browser then GETs `url`), 307 or 308
     /// to keep the method and body. A status outside 300–399 answers 500
-    /// and logs an error (Tornado asserts).
+    /// and logs an error (Tornado asserts), and so does a `url` with a
+    /// control character (CR, LF...), as Tornado's `set_header` raises.
     pub fn redirect_with_status(&mut self, url: &str, status: u16) {
         // After a flush the status is out: ignored with a warning (Tornado
         // raises "Cannot redirect after headers have been written").
@@ -911,6 +938,9 @@ impl<'a> RequestContext<'a> {
         if !(300..=399).contains(&status) {
             log::error!("redirect({url:?}) with status {status}: not a 3xx status");
             return self.send_error(500);
+        }
+        if !self.safe_header_value("redirect", "Location", url) {
+            return;
         }
         self.p.response.set_status(status, None);
         self.p.response.set_header("Location", url);

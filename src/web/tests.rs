@@ -801,6 +801,83 @@ fn redirect_sets_status_and_location() {
     }
 }
 
+/// Sets the header `X-A` (or redirects) with the value of the case.
+struct HeaderValue(&'static str, &'static str);
+
+impl RequestHandler for HeaderValue {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.set_header("X-Before", "1");
+        cx.write("body");
+        match self.0 {
+            "set" => cx.set_header("X-A", self.1),
+            "add" => cx.add_header("X-A", self.1),
+            _ => return cx.redirect(self.1, false),
+        }
+        cx.write(" after");
+    }
+}
+
+/// Sets an unsafe header value among its default headers.
+struct BadDefaultHeader;
+
+impl RequestHandler for BadDefaultHeader {
+    fn set_default_headers(&mut self, cx: &mut RequestContext<'_>) {
+        cx.set_header("X-Default", "a\nb");
+    }
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write("body");
+    }
+}
+
+/// Tornado's `set_header`, `add_header` and `redirect` raise `ValueError`
+/// for a value with a control character other than tab (DEL too), and
+/// the answer is a 500; cyclone dropped the characters and sent the rest
+/// (`X-A: aX-Injected: 1`). Tab and characters beyond ASCII are kept.
+#[test]
+fn a_header_value_with_a_control_character_answers_500() {
+    for call in ["set", "add", "redirect"] {
+        for bad in [
+            "a\r\nX-Injected: 1",
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "a\x7fb",
+            "\x1b[1m",
+        ] {
+            let app = Application::builder()
+                .route("/h", move || HeaderValue(call, bad))
+                .build();
+            let r = get(&app, "/h");
+            assert_eq!(r.status(), 500, "{call} {bad:?}");
+            assert_eq!(r.header("X-A"), None, "{call} {bad:?}");
+            assert_eq!(r.header("X-Before"), None, "{call} {bad:?}");
+            assert_eq!(r.header("Location"), None, "{call} {bad:?}");
+            assert!(
+                text(&r).contains("500: Internal Server Error"),
+                "{call} {bad:?}"
+            );
+        }
+        for good in ["a\tb", "caf\u{e9} \u{20ac}", ""] {
+            let app = Application::builder()
+                .route("/h", move || HeaderValue(call, good))
+                .build();
+            let r = get(&app, "/h");
+            if call == "redirect" {
+                assert_eq!((r.status(), r.header("Location")), (302, Some(good)));
+            } else {
+                assert_eq!((r.status(), r.header("X-A")), (200, Some(good)));
+                assert_eq!(text(&r), "body after");
+            }
+        }
+    }
+    // From set_default_headers, which the 500 page runs again: one 500.
+    let app = Application::builder()
+        .route("/h", || BadDefaultHeader)
+        .build();
+    let r = get(&app, "/h");
+    assert_eq!((r.status(), r.header("X-Default")), (500, None));
+}
+
 struct Json;
 
 impl RequestHandler for Json {
