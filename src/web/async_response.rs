@@ -629,10 +629,11 @@ fn flush(
     phase: Phase,
 ) {
     if phase == Phase::Open && !cx.head_sent() {
-        // A 1xx cannot be the final status: the answer is the 500 page,
+        // A 1xx cannot be the final status, nor a 204 or 304 with a
+        // body: the answer is the 500 page,
         // finished (later writes are ignored), not a 500 head the
         // connection would put before the handler's chunks.
-        cx.refuse_interim_status();
+        cx.refuse_unsendable_status();
         let settings = cx.settings();
         if settings.compress_response {
             let response = cx.response_mut();

@@ -455,16 +455,20 @@ impl<'a> RequestContext<'a> {
     /// `send_error` was given (no status line; RFC 9110 §15: "values
     /// outside the range 100..599 are invalid"). The HTTP layer would send
     /// a bare 500 instead, without the handler's cookies, default headers
-    /// or `write_error` page.
-    pub(crate) fn refuse_interim_status(&mut self) {
+    /// or `write_error` page. A 204 or 304 with a body written (an error
+    /// page's too) gets the 500 page as well, as Tornado's `finish()`
+    /// asserts there is none.
+    pub(crate) fn refuse_unsendable_status(&mut self) {
         let status = self.p.response.status();
-        if (200..=599).contains(&status) {
+        let has_body = !self.p.response.body().is_empty() || self.p.response.file_body_len() > 0;
+        if (200..=599).contains(&status) && !(matches!(status, 204 | 304) && has_body) {
             return;
         }
         log::error!(
-            "{} {} answered {status} as its final status: sent 500",
+            "{} {} answered {status}{} as its final status: sent 500",
             self.request.method(),
-            self.request.uri()
+            self.request.uri(),
+            if has_body { " with a body" } else { "" }
         );
         self.p.finished = false;
         self.send_error(500);

@@ -440,13 +440,15 @@ pub(crate) fn refuse_capture(
 }
 
 /// Tornado's `finish()` over a response that is complete and whose head
-/// was not sent: the 1xx check, the handler's error page, the ETag and its
-/// 304, then the output transform (gzip).
+/// was not sent: the 1xx check (and that of a 204 or 304 with a body), the
+/// handler's error page, the ETag and its 304, then the output transform
+/// (gzip).
 pub(crate) fn finish_response(handler: &mut dyn RequestHandler, cx: &mut RequestContext<'_>) {
     // A 1xx (or a `send_error` past 599) cannot be the final answer: the
-    // connection would send a bare 500 for it. Make that 500 here, dressed like any error page, so
+    // connection would send a bare 500 for it. Nor can a 204 or 304 with a
+    // body (Tornado asserts). Make that 500 here, dressed like any error page, so
     // `on_finish` sees the status the client gets.
-    cx.refuse_interim_status();
+    cx.refuse_unsendable_status();
     if let Some(status) = cx.error_status() {
         cx.rewrite_error_page(|cx| {
             handler.set_default_headers(cx);
