@@ -684,6 +684,14 @@ impl<'a> RequestContext<'a> {
     /// `</` is written `<\/`, so the JSON can sit inside an HTML `<script>`
     /// without closing it. A value serde cannot serialize (a map with
     /// non-string keys) answers 500 and is logged.
+    ///
+    /// The text is serde's compact JSON, `{"a":1,"s":"é"}`, where
+    /// Tornado's `json.dumps` writes `{"a": 1, "s": "\u00e9"}`: the same
+    /// value, but another body, length and `Etag` (as
+    /// [`WebSocket::write_json`](crate::websocket::WebSocket::write_json)).
+    /// For Tornado's bytes, write
+    /// [`escape::json_encode`](super::escape::json_encode)`(&value)?` and
+    /// set the `Content-Type` yourself.
     pub fn write_json<T: Serialize + ?Sized>(&mut self, value: &T) {
         if !self.writable("write_json") {
             return;

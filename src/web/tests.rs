@@ -916,6 +916,27 @@ fn write_json_escapes_the_end_of_a_script() {
     assert_eq!(v["html"], "</script><x>a</b>");
 }
 
+struct CompactJson;
+
+impl RequestHandler for CompactJson {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write_json(&serde_json::json!({"a": 1, "s": "\u{e9}"}));
+    }
+}
+
+/// Deliberately not Tornado's text (documented on `write_json`): serde's
+/// compact JSON, UTF-8 kept, where `json.dumps` writes `{"a": 1, "s":
+/// "\u00e9"}`; `escape::json_encode` gives Tornado's.
+#[test]
+fn write_json_is_compact_unlike_tornados_json_dumps() {
+    let app = Application::builder().route("/j", || CompactJson).build();
+    assert_eq!(text(&get(&app, "/j")), "{\"a\":1,\"s\":\"\u{e9}\"}");
+    assert_eq!(
+        escape::json_encode(&serde_json::json!({"a": 1, "s": "\u{e9}"})).unwrap(),
+        r#"{"a": 1, "s": "\u00e9"}"#
+    );
+}
+
 struct Status(u16);
 
 impl RequestHandler for Status {
