@@ -1439,12 +1439,14 @@ impl<'a> RequestContext<'a> {
     /// reserves (`path`, `expires`, `domain`, `max-age`, `secure`,
     /// `httponly`, `samesite`, `version`, `comment`, in any case), or a
     /// value holding control characters,
-    /// spaces, `;`, `,` or `"`, is refused and logged at `error`. Tornado
-    /// raises for such a name and for control characters and spaces in the
-    /// value (`ValueError`, a 500), but sends a value with `;`, `,` or `"`
+    /// spaces, `;`, `,` or `"`, is refused and logged at `error`. For such
+    /// a name and for control characters and spaces in the value the
+    /// answer is 500, as Tornado raises (`CookieError`, `ValueError`).
+    /// Tornado sends a value with `;`, `,` or `"`
     /// in Python's quoted form (`q="a\054b"`), outside RFC 6265 §4.1.1's
     /// `cookie-value` (no `\`) and unreadable to a page's scripts, which
-    /// get it as it is: encode such a value first (`url_escape`, base64).
+    /// get it as it is: here it is only refused (no cookie, the answer
+    /// goes on); encode such a value first (`url_escape`, base64).
     /// Setting (or clearing) a cookie again replaces the earlier value, as
     /// in Tornado: one `Set-Cookie` per name.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
@@ -1456,7 +1458,8 @@ impl<'a> RequestContext<'a> {
     /// `secure`, `samesite`, `partitioned`): see [`CookieOptions`].
     /// Options that cannot be written (a domain or path holding `;`,
     /// spaces or control characters) are refused and logged at `error`,
-    /// like an invalid value.
+    /// and the answer is 500, as Tornado raises for them (a domain with
+    /// `,` or `"`, which Tornado writes, is only refused).
     ///
     /// ```
     /// use cyclone::web::{CookieOptions, RequestContext, RequestHandler, SameSite};
@@ -1943,10 +1946,14 @@ impl<'a> RequestContext<'a> {
 
     /// Adds the `Set-Cookie` line for `name=value` with `options`, or logs
     /// why the options cannot make one.
+    /// Sets the cookie, or refuses it (logged): with a 500 where Tornado's
+    /// `set_cookie` raises ([`cookie::tornado_raises`]).
     fn push_cookie_line(&mut self, call: &str, name: &str, value: &str, options: &CookieOptions) {
         let now = super::signed::now_secs_f64();
         if let Some(line) = cookie::set_cookie_line(call, name, value, options, now) {
             self.push_cookie(name, line);
+        } else if cookie::tornado_raises(name, value, options) {
+            self.send_error(500);
         }
     }
 

@@ -267,6 +267,19 @@ pub(crate) fn set_cookie_line(
         .ok()
 }
 
+/// Whether Tornado 6.6's `set_cookie` raises for this cookie (and answers
+/// 500): a name `http.cookies` refuses ([`name_ok`]), a value with a
+/// control character or a space, or a domain or path with one, `;` or
+/// DEL. (A value with `;`, `,`, `"` or DEL Tornado writes quoted; it is
+/// refused without that.)
+pub(crate) fn tornado_raises(name: &str, value: &str, options: &CookieOptions) -> bool {
+    let bad_attribute = |s: &str| s.bytes().any(|b| b <= b' ' || b == b';' || b == 0x7f);
+    !name_ok(name)
+        || value.bytes().any(|b| b <= b' ')
+        || options.domain.as_deref().is_some_and(bad_attribute)
+        || bad_attribute(&options.path)
+}
+
 /// The `Set-Cookie` value that deletes the cookie `name` set with
 /// `options`' `path` and `domain`: empty, expired at the epoch (for
 /// browsers without `Max-Age`) and now. `None` as [`set_cookie_line`].
