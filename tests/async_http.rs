@@ -618,7 +618,11 @@ fn http10_stream_ends_with_the_connection_and_head_has_no_body() {
     let first = &text[..second];
     assert!(first.ends_with("\r\n\r\n"), "{text}");
     assert_eq!(first.matches("\r\n\r\n").count(), 1, "{text}");
-    assert!(first.contains("Transfer-Encoding: chunked"), "{text}");
+    // No framing header either: Tornado omits the payload header fields
+    // for HEAD (it said `Transfer-Encoding: chunked` here).
+    assert!(!first.contains("Transfer-Encoding"), "{text}");
+    assert!(!first.contains("Content-Length"), "{text}");
+    assert!(first.contains("Content-Type: "), "{text}");
 }
 
 #[test]

@@ -358,7 +358,8 @@ impl Response {
     /// otherwise `chunked` (HTTP/1.1) says `Transfer-Encoding: chunked`,
     /// and without it the body runs to the close. HEAD, 1xx, 204 and 304
     /// answers get [`BodyFraming::None`]: no body bytes follow; so does a
-    /// 205, whose head says `Content-Length: 0`.
+    /// 205, whose head says `Content-Length: 0`. A HEAD answer without a
+    /// declared length names no framing, as Tornado omits it for HEAD.
     pub(crate) fn serialize_streaming(
         &self,
         out: &mut Vec<u8>,
@@ -376,6 +377,10 @@ impl Response {
             (Framing::Length(0), keep_alive)
         } else if let Some(length) = declared {
             (Framing::Length(length), keep_alive)
+        } else if head_only {
+            // Tornado: "Omit payload header field for HEAD request"; no
+            // body follows, so none has to run to the close either.
+            (Framing::Unnamed, keep_alive)
         } else if chunked {
             (Framing::Chunked, keep_alive)
         } else {
@@ -388,6 +393,7 @@ impl Response {
             Framing::Length(length) => BodyFraming::Length(length),
             Framing::Chunked => BodyFraming::Chunked,
             Framing::UntilClose => BodyFraming::UntilClose,
+            Framing::Unnamed => BodyFraming::None,
         };
         // The body so far cannot overrun a declared length: the caller's
         // check for every later piece applies to the first one too.
@@ -440,7 +446,7 @@ impl Response {
                 out.extend_from_slice(b"\r\n");
             }
             Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-            Framing::UntilClose | Framing::None => {}
+            Framing::UntilClose | Framing::None | Framing::Unnamed => {}
         }
         out.extend_from_slice(if keep_alive {
             b"Connection: keep-alive\r\n\r\n" as &[u8]
@@ -459,6 +465,9 @@ enum Framing {
     Chunked,
     /// The body ends where the connection does (HTTP/1.0 streaming).
     UntilClose,
+    /// A HEAD answer to a streamed body of unknown length: no framing
+    /// header at all (the content's headers stay), no body.
+    Unnamed,
 }
 
 /// How the rest of a streamed answer's body goes out, once its head has.
@@ -852,6 +861,29 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("Transfer-Encoding"), "{s}");
+    }
+
+    /// A HEAD answer streamed without a length names no framing, as
+    /// Tornado omits the payload header fields for HEAD, and keeps the
+    /// connection of an HTTP/1.0 client that asked for it (no body runs
+    /// to a close). It said `Transfer-Encoding: chunked`, and closed the
+    /// HTTP/1.0 one.
+    #[test]
+    fn a_streamed_head_answer_names_no_framing() {
+        let mut r = Response::text(200, "hi");
+        r.set_header("X-A", "1");
+        for chunked in [true, false] {
+            let mut out = Vec::new();
+            let body = r.serialize_streaming(&mut out, true, chunked, true, "D");
+            let s = String::from_utf8(out).unwrap();
+            assert_eq!(body, BodyFraming::None);
+            assert!(
+                !s.contains("Transfer-Encoding") && !s.contains("Content-Length"),
+                "{s}"
+            );
+            assert!(s.contains("Content-Type: text/plain"), "{s}");
+            assert!(s.ends_with("Connection: keep-alive\r\n\r\n"), "{s}");
+        }
     }
 
     #[test]
