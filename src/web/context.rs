@@ -759,6 +759,17 @@ impl<'a> RequestContext<'a> {
     /// sends U+0080–U+00FF as Latin-1 bytes and raises for the others. A
     /// `name` that is not an HTTP token is refused with a warning (see
     /// [`Response::set_header`]; Tornado sends `X A: v` as it is).
+    ///
+    /// `Content-Length`, `Transfer-Encoding` and `Connection` are the HTTP
+    /// layer's, on purpose unlike Tornado, which sends what the handler
+    /// set: an answer sent whole says the length of its body (Tornado
+    /// sends the handler's `Content-Length` and cuts the connection when
+    /// the body does not match it), never `Transfer-Encoding` beside it
+    /// (RFC 9112 §6.1; Tornado sends both), and `Connection: close` closes
+    /// the connection after the answer (Tornado keeps it open after saying
+    /// so). A `Content-Length` set before
+    /// [`AsyncResponse::flush`](super::AsyncResponse::flush) is kept, and
+    /// a `HEAD` answer without a body keeps it, as in Tornado.
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
         if self.head_writable("set_header") && self.safe_header_value("set_header", name, &value) {
