@@ -692,6 +692,12 @@ impl<'a> RequestContext<'a> {
     /// For Tornado's bytes, write
     /// [`escape::json_encode`](super::escape::json_encode)`(&value)?` and
     /// set the `Content-Type` yourself.
+    ///
+    /// Any value serde serializes is written, a list or a number too:
+    /// Tornado's `write` JSON-encodes a dict alone, and raises `TypeError`
+    /// (a 500) for a list "for security reasons", the JSON hijacking of
+    /// browsers long gone (a top-level array no longer runs as a script
+    /// that leaks it). Wrap a list in an object to keep Tornado's shape.
     pub fn write_json<T: Serialize + ?Sized>(&mut self, value: &T) {
         if !self.writable("write_json") {
             return;

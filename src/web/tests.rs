@@ -990,6 +990,27 @@ impl RequestHandler for CompactJson {
     }
 }
 
+struct ListJson;
+
+impl RequestHandler for ListJson {
+    fn get(&mut self, cx: &mut RequestContext<'_>, _: &[&str]) {
+        cx.write_json(&[1, 2]);
+    }
+}
+
+/// Deliberately not Tornado (documented on `write_json`): a list is
+/// written, where Tornado's `write` raises `TypeError` for one (a 500).
+#[test]
+fn write_json_writes_a_list_unlike_tornados_write() {
+    let app = Application::builder().route("/j", || ListJson).build();
+    let r = get(&app, "/j");
+    assert_eq!((r.status(), text(&r)), (200, "[1,2]"));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/json; charset=UTF-8")
+    );
+}
+
 /// Deliberately not Tornado's text (documented on `write_json`): serde's
 /// compact JSON, UTF-8 kept, where `json.dumps` writes `{"a": 1, "s":
 /// "\u00e9"}`; `escape::json_encode` gives Tornado's.
