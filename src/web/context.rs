@@ -958,10 +958,22 @@ impl<'a> RequestContext<'a> {
     /// to keep the method and body. A status outside 300–399 answers 500
     /// and logs an error (Tornado asserts), and so does a `url` with a
     /// control character (CR, LF...), as Tornado's `set_header` raises.
+    /// Once the head went out ([`AsyncResponse::flush`](super::AsyncResponse::flush))
+    /// the redirect cannot be sent: it is logged at `error` and the answer
+    /// ends with what was written, as Tornado's exception ends it.
     pub fn redirect_with_status(&mut self, url: &str, status: u16) {
-        // After a flush the status is out: ignored with a warning (Tornado
-        // raises "Cannot redirect after headers have been written").
-        if !self.head_writable("redirect") {
+        // After a flush the status is out: Tornado raises "Cannot redirect
+        // after headers have been written", which ends the answer with what
+        // was written, as `send_error` then does.
+        if self.p.head_sent && !self.p.finished {
+            log::error!(
+                "redirect({url:?}) on {} after its head was sent: the answer ends without it",
+                self.request.uri()
+            );
+            self.p.finished = true;
+            return;
+        }
+        if !self.writable("redirect") {
             return;
         }
         if !(300..=399).contains(&status) {
