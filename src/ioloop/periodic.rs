@@ -40,7 +40,9 @@ enum Callback {
 
 struct State {
     callback: RefCell<Callback>,
-    interval: Duration,
+    /// Tornado's `callback_time`: read each time the next call is
+    /// scheduled, so a change applies from the call after the pending one.
+    interval: Cell<Duration>,
     /// Tornado's `jitter`: each period is `interval × (1 + jitter × (r −
     /// ½))`, `r` uniform in [0, 1).
     jitter: f64,
@@ -129,7 +131,7 @@ impl PeriodicCallback {
     }
 
     fn make(callback: Callback, interval: Duration, jitter: f64) -> PeriodicCallback {
-        assert!(!interval.is_zero(), "PeriodicCallback interval must be > 0");
+        assert_positive(interval);
         assert!(
             (0.0..=1.0).contains(&jitter),
             "PeriodicCallback jitter must be in 0..=1, not {jitter}"
@@ -137,7 +139,7 @@ impl PeriodicCallback {
         PeriodicCallback {
             state: Rc::new(State {
                 callback: RefCell::new(callback),
-                interval,
+                interval: Cell::new(interval),
                 jitter,
                 running: Cell::new(false),
                 next: Cell::new(None),
@@ -174,6 +176,32 @@ impl PeriodicCallback {
     pub fn is_running(&self) -> bool {
         self.state.running.get()
     }
+
+    /// The period (Tornado's `callback_time` attribute, read).
+    pub fn callback_time(&self) -> Duration {
+        self.state.interval.get()
+    }
+
+    /// Changes the period (Tornado's `pc.callback_time = ms`), also while
+    /// started and from the callback itself. As in Tornado, the new period
+    /// applies when the next call is scheduled: set from the callback (a
+    /// sync one, or an async one before its future ends), the next call is
+    /// `interval` after the current one's scheduled time; set between
+    /// calls, the call already scheduled keeps its time and the new period
+    /// counts from it.
+    ///
+    /// # Panics
+    /// If `interval` is zero, as [`new`](Self::new) does.
+    pub fn set_callback_time(&self, interval: Duration) {
+        assert_positive(interval);
+        self.state.interval.set(interval);
+    }
+}
+
+/// Tornado's `ValueError: Periodic callback must have a positive
+/// callback_time`.
+fn assert_positive(interval: Duration) {
+    assert!(!interval.is_zero(), "PeriodicCallback interval must be > 0");
 }
 
 /// The next deadline after `prev` that is later than `now`: `prev` plus a
@@ -214,10 +242,11 @@ fn unit_random() -> f64 {
 fn schedule(state: &Rc<State>, lp: &IOLoop) {
     let now = lp.time();
     let prev = state.next.get().unwrap_or(now);
+    let interval = state.interval.get();
     let period = if state.jitter > 0.0 {
-        jittered(state.interval, state.jitter, unit_random())
+        jittered(interval, state.jitter, unit_random())
     } else {
-        state.interval
+        interval
     };
     let next = next_tick(prev, period, now);
     state.next.set(Some(next));
