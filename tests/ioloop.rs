@@ -3283,3 +3283,43 @@ fn periodic_callback_time_changed_while_running_as_tornado() {
     assert!(outside[0] >= ms(95), "{outside:?}");
     assert!(gaps(&outside).iter().all(|g| *g < ms(80)), "{outside:?}");
 }
+
+/// Tornado takes any `jitter` float (Tornado 6.6, run beside this: 50 ms
+/// with `jitter` 3, -0.5 or 2.5 calls 5 or 6 times in 300 ms): a negative
+/// one draws as its magnitude, a larger one can draw a period of zero or
+/// less, which calls again at once. Only a NaN or infinite one, which
+/// breaks Tornado's schedule at the first call, panics here.
+#[test]
+fn periodic_callback_takes_any_finite_jitter_as_tornado() {
+    let counts = in_thread(|| {
+        let lp = IOLoop::current();
+        let watchdog = safety_stop(&lp);
+        let counts: Vec<u32> = [-0.5, 2.5, 3.0]
+            .iter()
+            .map(|&jitter| {
+                let calls = Rc::new(Cell::new(0u32));
+                let c = calls.clone();
+                let pc = PeriodicCallback::with_jitter(
+                    move || c.set(c.get() + 1),
+                    Duration::from_millis(50),
+                    jitter,
+                );
+                pc.start();
+                lp.run_sync(sleep(Duration::from_millis(300)));
+                pc.stop();
+                calls.get()
+            })
+            .collect();
+        for jitter in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let taken = catch_unwind(|| {
+                PeriodicCallback::with_jitter(|| {}, Duration::from_secs(1), jitter)
+            });
+            assert!(taken.is_err(), "jitter {jitter} was taken");
+        }
+        lp.remove_timeout(watchdog);
+        counts
+    });
+    // Not a burst: a period of zero or less is drawn now and then (1 in 6
+    // with jitter 3), a call at once, then a period drawn anew.
+    assert!(counts.iter().all(|&n| (2..=100).contains(&n)), "{counts:?}");
+}

@@ -111,6 +111,12 @@ impl PeriodicCallback {
     /// `interval`. As in Tornado, periods still count from the previous
     /// scheduled time, and missed ones are skipped.
     ///
+    /// Any finite `jitter` is taken, with Tornado's formula: a negative one
+    /// draws as its magnitude does, and from a magnitude of 2 on a draw can
+    /// make a period of zero or less, which calls again at once (Tornado's
+    /// schedule does not advance then; a period of exactly zero raises its
+    /// `ZeroDivisionError` where cyclone waits a microsecond).
+    ///
     /// ```no_run
     /// use std::time::Duration;
     /// use cyclone::ioloop::{IOLoop, PeriodicCallback};
@@ -121,7 +127,8 @@ impl PeriodicCallback {
     /// ```
     ///
     /// # Panics
-    /// If `interval` is zero, or `jitter` is not in 0..=1.
+    /// If `interval` is zero, or `jitter` is NaN or infinite (Tornado's
+    /// schedule then fails at the first call).
     pub fn with_jitter(
         f: impl FnMut() + 'static,
         interval: Duration,
@@ -133,8 +140,8 @@ impl PeriodicCallback {
     fn make(callback: Callback, interval: Duration, jitter: f64) -> PeriodicCallback {
         assert_positive(interval);
         assert!(
-            (0.0..=1.0).contains(&jitter),
-            "PeriodicCallback jitter must be in 0..=1, not {jitter}"
+            jitter.is_finite(),
+            "PeriodicCallback jitter must be finite, not {jitter}"
         );
         PeriodicCallback {
             state: Rc::new(State {
@@ -223,11 +230,17 @@ pub(crate) fn next_tick(prev: Instant, interval: Duration, now: Instant) -> Inst
 }
 
 /// One period: `interval × (1 + jitter × (r − ½))` (Tornado's
-/// `_update_next`), at least a microsecond.
+/// `_update_next`), at least a microsecond. A factor of zero or less (a
+/// `jitter` of 2 or more in magnitude) is that microsecond: Tornado's
+/// schedule does not advance then, and the next call is at once.
 fn jittered(interval: Duration, jitter: f64, r: f64) -> Duration {
+    let secs = interval.as_secs_f64() * (1.0 + jitter * (r - 0.5));
+    if secs <= 0.0 {
+        return Duration::from_micros(1);
+    }
     // `mul_f64` panics when the product does not fit (a `Duration::MAX`
     // period, "never"): saturate instead.
-    Duration::try_from_secs_f64(interval.as_secs_f64() * (1.0 + jitter * (r - 0.5)))
+    Duration::try_from_secs_f64(secs)
         .unwrap_or(Duration::MAX)
         .max(Duration::from_micros(1))
 }
@@ -243,7 +256,7 @@ fn schedule(state: &Rc<State>, lp: &IOLoop) {
     let now = lp.time();
     let prev = state.next.get().unwrap_or(now);
     let interval = state.interval.get();
-    let period = if state.jitter > 0.0 {
+    let period = if state.jitter != 0.0 {
         jittered(interval, state.jitter, unit_random())
     } else {
         interval
@@ -323,6 +336,13 @@ mod tests {
         assert_eq!(jittered(i, 0.1, 0.0), Duration::from_millis(95));
         assert_eq!(jittered(i, 0.1, 0.5), i);
         assert_eq!(jittered(i, 1.0, 0.0), Duration::from_millis(50));
+        // Any jitter, as Tornado: a negative one mirrors its magnitude, a
+        // factor of zero or less is the shortest period (not "never").
+        assert_eq!(jittered(i, -0.1, 0.0), Duration::from_millis(105));
+        assert_eq!(jittered(i, 1.5, 0.0), Duration::from_millis(25));
+        assert_eq!(jittered(i, 3.0, 0.0), Duration::from_micros(1));
+        assert_eq!(jittered(i, -3.0, 0.999), Duration::from_micros(1));
+        assert_eq!(jittered(i, 3.0, 0.9), Duration::from_millis(220));
         assert!(jittered(i, 0.1, 0.999_999) < Duration::from_millis(105));
         let draws: Vec<f64> = (0..1000).map(|_| unit_random()).collect();
         assert!(draws.iter().all(|r| (0.0..1.0).contains(r)));
