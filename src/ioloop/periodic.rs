@@ -11,7 +11,7 @@
 //! An async callback ([`PeriodicCallback::new_async`]) is awaited before
 //! the next call is scheduled, as Tornado awaits a coroutine callback.
 //!
-//! With a jitter ([`PeriodicCallback::with_jitter`], Tornado's `jitter=`),
+//! With a jitter ([`PeriodicCallback::jitter`], Tornado's `jitter=`),
 //! each period is drawn anew around the interval, so that many callbacks
 //! started together (a ping timer per connection, say) drift apart.
 //!
@@ -45,7 +45,7 @@ struct State {
     interval: Cell<Duration>,
     /// Tornado's `jitter`: each period is `interval × (1 + jitter × (r −
     /// ½))`, `r` uniform in [0, 1).
-    jitter: f64,
+    jitter: Cell<f64>,
     running: Cell<bool>,
     next: Cell<Option<Instant>>,
     handle: Cell<Option<TimeoutHandle>>,
@@ -70,7 +70,7 @@ impl PeriodicCallback {
     /// # Panics
     /// If `interval` is zero.
     pub fn new(f: impl FnMut() + 'static, interval: Duration) -> PeriodicCallback {
-        PeriodicCallback::with_jitter(f, interval, 0.0)
+        PeriodicCallback::make(Callback::Sync(Box::new(f)), interval)
     }
 
     /// A periodic callback of an async `f` (Tornado's `PeriodicCallback`
@@ -102,10 +102,11 @@ impl PeriodicCallback {
         F: Future<Output = ()> + 'static,
     {
         let f = move || -> LocalFuture { Box::pin(f()) };
-        PeriodicCallback::make(Callback::Async(Box::new(f)), interval, 0.0)
+        PeriodicCallback::make(Callback::Async(Box::new(f)), interval)
     }
 
-    /// [`new`](Self::new) with Tornado's `jitter`: each period is
+    /// Sets Tornado's `jitter`, for a callback made by [`new`](Self::new)
+    /// or [`new_async`](Self::new_async) alike: each period is
     /// `interval × (1 + jitter × (r − ½))` for a new random `r` in [0, 1),
     /// so with `jitter` 0.1 a period falls between 95 % and 105 % of
     /// `interval`. As in Tornado, periods still count from the previous
@@ -122,32 +123,46 @@ impl PeriodicCallback {
     /// use cyclone::ioloop::{IOLoop, PeriodicCallback};
     ///
     /// // Every 30 s, give or take 1.5 s.
-    /// PeriodicCallback::with_jitter(|| log::info!("tick"), Duration::from_secs(30), 0.1).start();
+    /// PeriodicCallback::new(|| log::info!("tick"), Duration::from_secs(30))
+    ///     .jitter(0.1)
+    ///     .start();
     /// IOLoop::current().start();
     /// ```
     ///
+    /// Like Tornado's `pc.jitter = x`, it may be set on a started callback
+    /// (through a clone), and applies from the next call scheduled.
+    ///
     /// # Panics
-    /// If `interval` is zero, or `jitter` is NaN or infinite (Tornado's
-    /// schedule then fails at the first call).
+    /// If `jitter` is NaN or infinite (Tornado's schedule then fails at
+    /// the first call).
+    pub fn jitter(self, jitter: f64) -> PeriodicCallback {
+        assert!(
+            jitter.is_finite(),
+            "PeriodicCallback jitter must be finite, not {jitter}"
+        );
+        self.state.jitter.set(jitter);
+        self
+    }
+
+    /// [`new`](Self::new)`(f, interval)`[`.jitter(jitter)`](Self::jitter).
+    ///
+    /// # Panics
+    /// If `interval` is zero, or `jitter` is NaN or infinite.
     pub fn with_jitter(
         f: impl FnMut() + 'static,
         interval: Duration,
         jitter: f64,
     ) -> PeriodicCallback {
-        PeriodicCallback::make(Callback::Sync(Box::new(f)), interval, jitter)
+        PeriodicCallback::new(f, interval).jitter(jitter)
     }
 
-    fn make(callback: Callback, interval: Duration, jitter: f64) -> PeriodicCallback {
+    fn make(callback: Callback, interval: Duration) -> PeriodicCallback {
         assert_positive(interval);
-        assert!(
-            jitter.is_finite(),
-            "PeriodicCallback jitter must be finite, not {jitter}"
-        );
         PeriodicCallback {
             state: Rc::new(State {
                 callback: RefCell::new(callback),
                 interval: Cell::new(interval),
-                jitter,
+                jitter: Cell::new(0.0),
                 running: Cell::new(false),
                 next: Cell::new(None),
                 handle: Cell::new(None),
@@ -256,8 +271,9 @@ fn schedule(state: &Rc<State>, lp: &IOLoop) {
     let now = lp.time();
     let prev = state.next.get().unwrap_or(now);
     let interval = state.interval.get();
-    let period = if state.jitter != 0.0 {
-        jittered(interval, state.jitter, unit_random())
+    let jitter = state.jitter.get();
+    let period = if jitter != 0.0 {
+        jittered(interval, jitter, unit_random())
     } else {
         interval
     };
@@ -348,26 +364,52 @@ mod tests {
         assert!(draws.iter().all(|r| (0.0..1.0).contains(r)));
         assert!(draws.iter().any(|&r| r < 0.1) && draws.iter().any(|&r| r > 0.9));
 
-        // On a loop (a fresh thread's): the scheduled times (not when the
-        // calls ran) are 37.5 to 62.5 ms apart, and not all alike.
-        let times = std::thread::spawn(|| {
+        // On a loop (a fresh thread's), a sync callback's and an async
+        // one's alike: the scheduled times (not when the calls ran) are
+        // 37.5 to 62.5 ms apart, and not all alike.
+        for is_async in [false, true] {
+            let gaps = jittered_gaps(is_async);
+            assert_jittered(&gaps);
+        }
+        assert_eq!(
+            PeriodicCallback::with_jitter(|| {}, i, 0.25)
+                .state
+                .jitter
+                .get(),
+            0.25
+        );
+    }
+
+    /// The gaps between the scheduled times of 12 calls of a 50 ms callback
+    /// with a jitter of 0.5, on a fresh thread's loop.
+    fn jittered_gaps(is_async: bool) -> Vec<Duration> {
+        let times = std::thread::spawn(move || {
             let lp = IOLoop::current();
             let times = Rc::new(RefCell::new(Vec::new()));
             let times2 = times.clone();
             let slot = Rc::new(RefCell::new(None::<PeriodicCallback>));
             let slot2 = slot.clone();
-            let pc = PeriodicCallback::with_jitter(
-                move || {
-                    let p = slot2.borrow().clone().unwrap();
-                    times2.borrow_mut().push(p.state.next.get().unwrap());
-                    if times2.borrow().len() == 12 {
-                        p.stop();
-                        IOLoop::current().stop();
-                    }
-                },
-                Duration::from_millis(50),
-                0.5,
-            );
+            let record = move || {
+                let p = slot2.borrow().clone().unwrap();
+                times2.borrow_mut().push(p.state.next.get().unwrap());
+                if times2.borrow().len() == 12 {
+                    p.stop();
+                    IOLoop::current().stop();
+                }
+            };
+            let period = Duration::from_millis(50);
+            let pc = if is_async {
+                PeriodicCallback::new_async(
+                    move || {
+                        record();
+                        std::future::ready(())
+                    },
+                    period,
+                )
+            } else {
+                PeriodicCallback::new(record, period)
+            }
+            .jitter(0.5);
             *slot.borrow_mut() = Some(pc.clone());
             pc.start();
             lp.start();
@@ -377,13 +419,16 @@ mod tests {
         })
         .join()
         .unwrap();
-        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        times.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    fn assert_jittered(gaps: &[Duration]) {
         let (lo, hi) = (Duration::from_micros(37_500), Duration::from_micros(62_500));
         // A call late by a whole period skips one (as without a jitter).
         let in_range = gaps.iter().filter(|g| (lo..=hi).contains(*g)).count();
         assert!(gaps.iter().all(|g| *g >= lo), "{gaps:?}");
         assert!(in_range >= gaps.len() / 2, "{gaps:?}");
-        let mut distinct = gaps.clone();
+        let mut distinct = gaps.to_vec();
         distinct.sort();
         distinct.dedup();
         assert!(distinct.len() >= 5, "{gaps:?}");
