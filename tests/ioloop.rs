@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cyclone::ioloop::{sleep, Counter, IOLoop, PeriodicCallback};
+use cyclone::ioloop::{multi, sleep, Counter, IOLoop, PeriodicCallback};
 use cyclone::testing::ExpectLog;
 
 mod util;
@@ -3159,55 +3159,87 @@ fn fired_timeouts_clock_and_periodic_stop_restart_as_tornado() {
     assert_eq!(calls_restarted, 2);
 }
 
-/// Tornado's `gen.multi([a, b])` has no function of its own here: the
-/// loop's futures are std futures, so any combinator that polls several
-/// in one task (the `futures` crate's `join!`/`join_all`, or this
-/// hand-written join) waits for them together, for the longest one and
-/// not the sum.
+/// Tornado's `gen.multi([a, b])` is `multi(vec![a, b])`: the futures run
+/// together in the awaiting task, for the longest one and not the sum;
+/// the outputs come in the order given, not the order the futures
+/// completed in; an empty input resolves at once to an empty `Vec`.
 #[test]
-fn futures_joined_in_one_task_wait_together_as_gen_multi() {
-    let (outs, took) = in_thread(|| {
+fn multi_waits_together_in_input_order_as_gen_multi() {
+    let (outs, took, empty) = in_thread(|| {
         let lp = IOLoop::current();
         let watchdog = safety_stop(&lp);
-        let got = lp.run_sync(async {
+        let done: Rc<RefCell<Vec<u64>>> = Rc::default();
+        let got = lp.run_sync(async move {
             let t = Instant::now();
-            let mut a = Box::pin(async {
-                sleep(Duration::from_millis(80)).await;
-                "a"
-            });
-            let mut b = Box::pin(async {
-                sleep(Duration::from_millis(80)).await;
-                "b"
-            });
-            let (mut ra, mut rb) = (None, None);
-            std::future::poll_fn(|cx| {
-                use std::task::Poll;
-                if ra.is_none() {
-                    ra = match a.as_mut().poll(cx) {
-                        Poll::Ready(v) => Some(v),
-                        Poll::Pending => None,
-                    };
+            let after = |ms: u64| {
+                let done = done.clone();
+                async move {
+                    sleep(Duration::from_millis(ms)).await;
+                    done.borrow_mut().push(ms);
+                    ms
                 }
-                if rb.is_none() {
-                    rb = match b.as_mut().poll(cx) {
-                        Poll::Ready(v) => Some(v),
-                        Poll::Pending => None,
-                    };
-                }
-                if ra.is_some() && rb.is_some() {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            ([ra.unwrap(), rb.unwrap()], t.elapsed())
+            };
+            let outs = multi(vec![after(80), after(20), after(50), after(0)]).await;
+            assert_eq!(
+                *done.borrow(),
+                [0, 20, 50, 80],
+                "completed in another order"
+            );
+            let took = t.elapsed();
+            let empty = multi(Vec::<std::future::Ready<u8>>::new()).await;
+            (outs, took, empty)
         });
         lp.remove_timeout(watchdog);
         got
     });
-    assert_eq!(outs, ["a", "b"]);
+    assert_eq!(outs, [80, 20, 50, 0]);
+    assert!(took >= Duration::from_millis(80), "{took:?}");
     assert!(took < Duration::from_millis(150), "{took:?}");
+    assert!(empty.is_empty());
+}
+
+/// A panic in one of `multi`'s futures propagates as from any future on
+/// the loop: out of `run_sync`, and in a spawned task logged, counted and
+/// the task dropped (with the other futures) while the loop goes on.
+#[test]
+fn multi_propagates_a_panic_as_the_loops_other_futures() {
+    let (from_run_sync, logged, panics, after_panic) = in_thread(|| {
+        let lp = IOLoop::current();
+        let watchdog = safety_stop(&lp);
+        let fails = |ms: u64, boom: bool| async move {
+            sleep(Duration::from_millis(ms)).await;
+            assert!(!boom, "boom in multi");
+            ms
+        };
+        let from_run_sync = catch_unwind(AssertUnwindSafe(|| {
+            lp.run_sync(multi(vec![fails(10, false), fails(20, true)]))
+        }))
+        .map_err(|p| p.downcast_ref::<&str>().copied());
+
+        let logs = capture_logs();
+        let after_panic = Rc::new(Cell::new(false));
+        let a = after_panic.clone();
+        lp.spawn(async move {
+            multi(vec![fails(10, true), fails(40, false)]).await;
+            a.set(true);
+        });
+        lp.run_sync(sleep(Duration::from_millis(80)));
+        let logged = errors_with(&logs, "boom in multi").len();
+        lp.remove_timeout(watchdog);
+        (
+            from_run_sync,
+            logged,
+            callback_panics(&lp),
+            after_panic.get(),
+        )
+    });
+    let msg = from_run_sync
+        .expect_err("run_sync returned")
+        .unwrap_or_default();
+    assert!(msg.contains("boom in multi"), "{msg:?}");
+    assert_eq!(logged, 1);
+    assert_eq!(panics, 1);
+    assert!(!after_panic);
 }
 
 /// Tornado's `pc.callback_time = ms` while it runs (Tornado 6.6, run

@@ -327,3 +327,104 @@ impl std::fmt::Display for TimeoutError {
 }
 
 impl std::error::Error for TimeoutError {}
+
+/// Waits for all of `futures` together and resolves to their outputs in
+/// the order given, whatever order they complete in (Tornado's
+/// `gen.multi([a, b])` / `await asyncio.gather(a, b)`, the `futures`
+/// crate's `join_all`). They run concurrently in the awaiting task, so
+/// waiting takes as long as the slowest, not the sum; an empty input
+/// resolves at once to an empty `Vec`.
+///
+/// Each wake-up polls the futures still pending (not only the one that
+/// woke): cheap for the handful of futures a handler waits on; for many
+/// independent jobs, [`spawn`](IOLoop::spawn) them instead.
+///
+/// Where Tornado's `multi` raises the first exception and logs the
+/// others, `multi` of `Result`s gives every `Result`; collect them
+/// (`.into_iter().collect::<Result<Vec<_>, _>>()`) for the first error.
+/// A panic in one of the futures propagates out of `multi` as from any
+/// other future: a [`spawn`](IOLoop::spawn)ed task is dropped and the
+/// panic logged and counted, and [`run_sync`](IOLoop::run_sync) panics.
+/// The others are dropped with it. Tornado's `multi({"a": a, "b": b})`
+/// is `multi` of the values, zipped back with the keys.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cyclone::ioloop::{multi, sleep, IOLoop};
+///
+/// let got = IOLoop::current().run_sync(async {
+///     let fetch = |ms: u64| async move {
+///         sleep(Duration::from_millis(ms)).await;
+///         ms
+///     };
+///     multi(vec![fetch(30), fetch(10), fetch(20)]).await
+/// });
+/// assert_eq!(got, [30, 10, 20]); // in ~30 ms
+/// ```
+pub fn multi<F: Future>(futures: impl IntoIterator<Item = F>) -> Multi<F> {
+    Multi {
+        slots: futures
+            .into_iter()
+            .map(|f| MultiSlot::Pending(Box::pin(f)))
+            .collect(),
+    }
+}
+
+/// The future returned by [`multi`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Multi<F: Future> {
+    slots: Vec<MultiSlot<F>>,
+}
+
+// The futures are boxed and the outputs never pinned, so moving a
+// `Multi` moves nothing pinned (as the `futures` crate's `JoinAll`).
+impl<F: Future> Unpin for Multi<F> {}
+
+enum MultiSlot<F: Future> {
+    Pending(Pin<Box<F>>),
+    Done(F::Output),
+    /// Handed out: `multi` completed.
+    Taken,
+}
+
+impl<F: Future> Future for Multi<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        let mut pending = false;
+        for slot in self.slots.iter_mut() {
+            if let MultiSlot::Pending(f) = slot {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = MultiSlot::Done(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        let outputs = self
+            .slots
+            .iter_mut()
+            .map(|slot| match std::mem::replace(slot, MultiSlot::Taken) {
+                MultiSlot::Done(v) => v,
+                _ => panic!("`multi` polled after it completed"),
+            })
+            .collect();
+        Poll::Ready(outputs)
+    }
+}
+
+impl<F: Future> std::fmt::Debug for Multi<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pending = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, MultiSlot::Pending(_)))
+            .count();
+        f.debug_struct("Multi")
+            .field("len", &self.slots.len())
+            .field("pending", &pending)
+            .finish()
+    }
+}

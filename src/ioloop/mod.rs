@@ -63,7 +63,7 @@ mod warn;
 pub(crate) use warn::warn_limited;
 
 pub use conn_id::ConnId;
-pub use executor::{sleep, with_timeout, Sleep, TimeoutError, WithTimeout};
+pub use executor::{multi, sleep, with_timeout, Multi, Sleep, TimeoutError, WithTimeout};
 pub use handle::IOLoopHandle;
 pub use metrics::{Counter, Metrics};
 pub use periodic::PeriodicCallback;
