@@ -31,6 +31,22 @@ pub(crate) fn template_value(name: &str, value: impl Serialize) -> Option<serde_
         .ok()
 }
 
+/// Whether `value` may be sent as the header `name`'s as it is (no
+/// control character but tab); else logs the handler's bug, whose answer
+/// is a 500, as Tornado's `_convert_header_value` raises `ValueError`
+/// ("Unsafe header value"). One rule for a [`RequestContext`]'s headers
+/// and a WebSocket handshake's.
+pub(crate) fn header_value_safe(call: &str, name: &str, value: &str, request: &Request) -> bool {
+    if value.bytes().all(field_byte) {
+        return true;
+    }
+    log::error!(
+        "{call}({name:?}, {value:?}) on {}: unsafe header value (a control character)",
+        request.uri()
+    );
+    false
+}
+
 /// A handler's response before it does anything: 200, Tornado's default
 /// `Content-Type`, no body.
 fn fresh_response() -> Response {
@@ -792,19 +808,14 @@ impl<'a> RequestContext<'a> {
         }
     }
 
-    /// Whether `value` may be sent as it is (no control character but
-    /// tab); else logs the bug and answers 500, as Tornado's
-    /// `_convert_header_value` raises.
+    /// Whether `value` may be sent as it is ([`header_value_safe`]); else
+    /// answers 500.
     fn safe_header_value(&mut self, call: &str, name: &str, value: &str) -> bool {
-        if value.bytes().all(field_byte) {
-            return true;
+        let safe = header_value_safe(call, name, value, self.request);
+        if !safe {
+            self.send_error(500);
         }
-        log::error!(
-            "{call}({name:?}, {value:?}) on {}: unsafe header value (a control character)",
-            self.request.uri()
-        );
-        self.send_error(500);
-        false
+        safe
     }
 
     /// Removes every header `name`.
@@ -1973,16 +1984,14 @@ impl<'a> RequestContext<'a> {
         self.push_cookie_line("xsrf_token", name, &token, &options);
     }
 
-    /// Adds the `Set-Cookie` line for `name=value` with `options`, or logs
-    /// why the options cannot make one.
-    /// Sets the cookie, or refuses it (logged): with a 500 where Tornado's
-    /// `set_cookie` raises ([`cookie::tornado_raises`]).
+    /// Adds the `Set-Cookie` line for `name=value` with `options`, or
+    /// refuses it (logged): with a 500 where Tornado's `set_cookie` raises
+    /// ([`cookie::set_cookie_call`]).
     fn push_cookie_line(&mut self, call: &str, name: &str, value: &str, options: &CookieOptions) {
-        let now = super::signed::now_secs_f64();
-        if let Some(line) = cookie::set_cookie_line(call, name, value, options, now) {
-            self.push_cookie(name, line);
-        } else if cookie::tornado_raises(name, value, options) {
-            self.send_error(500);
+        match cookie::set_cookie_call(call, name, value, options) {
+            Ok(Some(line)) => self.push_cookie(name, line),
+            Ok(None) => {}
+            Err(cookie::Raises) => self.send_error(500),
         }
     }
 

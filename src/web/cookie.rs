@@ -267,12 +267,36 @@ pub(crate) fn set_cookie_line(
         .ok()
 }
 
+/// Tornado 6.6's `set_cookie` raises for the cookie: the answer is 500.
+pub(crate) struct Raises;
+
+/// What a `set_cookie` call (`call`, as [`set_cookie_line`]) makes of
+/// `name=value` with `options` now: its `Set-Cookie` value; `Ok(None)`
+/// for one refused (logged) that Tornado writes quoted; `Err(Raises)`
+/// (logged) for one Tornado's `set_cookie` raises for
+/// ([`tornado_raises`]). One rule for a
+/// [`RequestContext`](super::RequestContext)'s cookies and a WebSocket
+/// handshake's.
+pub(crate) fn set_cookie_call(
+    call: &str,
+    name: &str,
+    value: &str,
+    options: &CookieOptions,
+) -> Result<Option<String>, Raises> {
+    let now = super::signed::now_secs_f64();
+    match set_cookie_line(call, name, value, options, now) {
+        Some(line) => Ok(Some(line)),
+        None if tornado_raises(name, value, options) => Err(Raises),
+        None => Ok(None),
+    }
+}
+
 /// Whether Tornado 6.6's `set_cookie` raises for this cookie (and answers
 /// 500): a name `http.cookies` refuses ([`name_ok`]), a value with a
 /// control character or a space, or a domain or path with one, `;` or
 /// DEL. (A value with `;`, `,`, `"` or DEL Tornado writes quoted; it is
 /// refused without that.)
-pub(crate) fn tornado_raises(name: &str, value: &str, options: &CookieOptions) -> bool {
+fn tornado_raises(name: &str, value: &str, options: &CookieOptions) -> bool {
     let bad_attribute = |s: &str| s.bytes().any(|b| b <= b' ' || b == b';' || b == 0x7f);
     !name_ok(name)
         || value.bytes().any(|b| b <= b' ')

@@ -61,8 +61,8 @@ pub(crate) use application::ApplicationContext;
 pub use application::{Application, ApplicationBuilder, UiMethod};
 pub use async_response::AsyncResponse;
 pub(crate) use context::{
-    clean_argument, escape_script_end, has_form_body, login_redirect_url, remove_control_chars,
-    template_value, FormBody, Refusal,
+    clean_argument, escape_script_end, has_form_body, header_value_safe, login_redirect_url,
+    remove_control_chars, template_value, FormBody, Refusal,
 };
 pub use context::{RequestContext, MAX_URLENCODED_ARGUMENTS};
 pub use cookie::{CookieOptions, SameSite};

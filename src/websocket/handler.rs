@@ -174,7 +174,10 @@ pub trait WebSocketHandler: 'static {
     /// the handshake checks, `check_origin` and `select_subprotocol`, and
     /// before [`open`](Self::open). `headers.status()` is 101 for the
     /// upgrade, or the refusal's status (what is set here replaces the
-    /// refusal's header of the same name). The default adds nothing, and
+    /// refusal's header of the same name). A call Tornado raises for (a
+    /// header value with a control character, a cookie its `set_cookie`
+    /// refuses) turns the answer into a 500, which is asked here again
+    /// (see [`HandshakeHeaders`]). The default adds nothing, and
     /// a 101 without additions costs nothing more. Not asked for the 500
     /// of a panic in the handler's code (`prepare`, `check_origin`...,
     /// or a [`websocket_async`](crate::web::ApplicationBuilder::websocket_async)

@@ -3,7 +3,7 @@
 //! `set_cookie` in `prepare`, and in `set_default_headers`.
 
 use super::settings::RouteSettings;
-use crate::http::Response;
+use crate::http::{Request, Response};
 use crate::web::{cookie, signed, CookieOptions};
 
 /// The head of a handshake's answer, for
@@ -13,28 +13,47 @@ use crate::web::{cookie, signed, CookieOptions};
 ///
 /// The handshake's own headers are not the handler's to change:
 /// `Upgrade`, `Connection`, every `Sec-WebSocket-*`, `Content-Length` and
-/// `Transfer-Encoding` are refused and logged at `error`. Values are
-/// written as [`Response::set_header`] writes them (control characters
-/// other than tab dropped), and names must be HTTP tokens.
+/// `Transfer-Encoding` are refused and logged at `error`, and names must
+/// be HTTP tokens.
+///
+/// What Tornado's `set_header`, `add_header`, `set_cookie` and
+/// `set_secure_cookie` raise for in a `WebSocketHandler`'s `prepare`
+/// turns the answer into a 500 (logged), as there, whether it was the 101
+/// or a refusal: a header value with a control character other than tab
+/// (CR, LF, NUL, DEL...), a cookie as
+/// [`RequestContext::set_cookie`](crate::web::RequestContext::set_cookie)
+/// answers 500 for, a signed cookie without a `cookie_secret`. The 500 is
+/// Tornado's page, and
+/// [`set_default_headers`](super::WebSocketHandler::set_default_headers)
+/// is asked again for its headers (`status()` 500), as Tornado's
+/// `send_error` asks its own; it carries the cookies set before the
+/// failing call, as Tornado's keeps those set before the raise (none
+/// after it is set). Should that fail too, the plain page goes out.
+/// (Tornado, whose `set_default_headers` runs in the handler's
+/// constructor, closes the connection without an answer when it raises
+/// there.)
 pub struct HandshakeHeaders<'a> {
     resp: &'a mut Response,
     route: &'a RouteSettings,
-    /// A signed cookie could not be signed (no `cookie_secret`): the 101
-    /// becomes a 500, as Tornado's raise does.
+    req: &'a Request,
+    /// A call Tornado raises for (an unsafe header value, a refused
+    /// cookie, a signed cookie without a `cookie_secret`): the answer
+    /// becomes a 500.
     failed: bool,
 }
 
 impl<'a> HandshakeHeaders<'a> {
-    pub(crate) fn new(resp: &'a mut Response, route: &'a RouteSettings) -> Self {
+    pub(crate) fn new(resp: &'a mut Response, route: &'a RouteSettings, req: &'a Request) -> Self {
         HandshakeHeaders {
             resp,
             route,
+            req,
             failed: false,
         }
     }
 
-    /// Whether a call asked for what cannot be done (a signed cookie
-    /// without a `cookie_secret`).
+    /// Whether a call asked for what Tornado raises for (the answer is
+    /// then a 500).
     pub(crate) fn failed(&self) -> bool {
         self.failed
     }
@@ -46,19 +65,33 @@ impl<'a> HandshakeHeaders<'a> {
     }
 
     /// Replaces every header named `name` with one `name: value`
-    /// (Tornado's `set_header`).
+    /// (Tornado's `set_header`). A `value` with a control character other
+    /// than tab is logged and the answer is 500, as Tornado raises
+    /// `ValueError`; characters beyond ASCII are sent in UTF-8 (see
+    /// [`RequestContext::set_header`](crate::web::RequestContext::set_header)).
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
-        if self.handlers(name) {
+        let value = value.into();
+        if self.handlers(name) && self.safe_value("set_header", name, &value) {
             self.resp.set_header(name, value);
         }
     }
 
     /// Adds a header line, keeping the ones of the same name (Tornado's
-    /// `add_header`).
+    /// `add_header`). The value is checked as
+    /// [`set_header`](Self::set_header)'s.
     pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
-        if self.handlers(name) {
+        let value = value.into();
+        if self.handlers(name) && self.safe_value("add_header", name, &value) {
             self.resp.add_header(name, value);
         }
+    }
+
+    /// Whether `value` may be sent ([`crate::web::header_value_safe`]);
+    /// else the answer becomes a 500.
+    fn safe_value(&mut self, call: &str, name: &str, value: &str) -> bool {
+        let safe = crate::web::header_value_safe(call, name, value, self.req);
+        self.failed |= !safe;
+        safe
     }
 
     /// Removes every header named `name` (Tornado's `clear_header`).
@@ -75,19 +108,19 @@ impl<'a> HandshakeHeaders<'a> {
 
     /// Sets the cookie `name=value; Path=/`, as
     /// [`RequestContext::set_cookie`](crate::web::RequestContext::set_cookie)
-    /// does: an invalid name or value is refused and logged, and setting
-    /// a name again replaces its earlier value.
+    /// does: an invalid name or value is refused and logged (the answer
+    /// is then a 500 where Tornado raises: a name `http.cookies` refuses,
+    /// a space or control character in the value), and setting a name
+    /// again replaces its earlier value.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
         self.set_cookie_with(name, value, &CookieOptions::default());
     }
 
     /// [`set_cookie`](Self::set_cookie) with Tornado's keyword arguments
-    /// ([`CookieOptions`]).
+    /// ([`CookieOptions`]); a domain or path holding `;`, spaces or
+    /// control characters answers 500 too, as Tornado raises.
     pub fn set_cookie_with(&mut self, name: &str, value: &str, options: &CookieOptions) {
-        let now = signed::now_secs_f64();
-        if let Some(line) = cookie::set_cookie_line("set_cookie", name, value, options, now) {
-            self.push_cookie(name, line);
-        }
+        self.push_cookie_line("set_cookie", name, value, options);
     }
 
     /// Sets the cookie `name` to `value` signed with the route's
@@ -122,14 +155,7 @@ impl<'a> HandshakeHeaders<'a> {
             .as_ref()
             .and_then(|a| a.settings().key_version);
         match signed::cookie_value(secret, key_version, name, value) {
-            Some(signed) => {
-                let now = signed::now_secs_f64();
-                let line =
-                    cookie::set_cookie_line("set_secure_cookie", name, &signed, options, now);
-                if let Some(line) = line {
-                    self.push_cookie(name, line);
-                }
-            }
+            Some(signed) => self.push_cookie_line("set_secure_cookie", name, &signed, options),
             None => self.failed = true,
         }
     }
@@ -148,8 +174,27 @@ impl<'a> HandshakeHeaders<'a> {
         }
     }
 
+    /// Sets the cookie for `call`, or refuses it (logged): the answer
+    /// becomes a 500 where Tornado's `set_cookie` raises
+    /// ([`cookie::set_cookie_call`]).
+    fn push_cookie_line(&mut self, call: &str, name: &str, value: &str, options: &CookieOptions) {
+        match cookie::set_cookie_call(call, name, value, options) {
+            Ok(line) => {
+                if let Some(line) = line {
+                    self.push_cookie(name, line);
+                }
+            }
+            Err(cookie::Raises) => self.failed = true,
+        }
+    }
+
     /// One `Set-Cookie` per name: `line` replaces an earlier one for `name`.
+    /// None after a call Tornado raises for: the 500 keeps the cookies set
+    /// before it, and Tornado sets none after its raise.
     fn push_cookie(&mut self, name: &str, line: String) {
+        if self.failed {
+            return;
+        }
         self.resp.retain_headers(|n, v| {
             !(n.eq_ignore_ascii_case("set-cookie") && cookie::sets(v, name))
         });

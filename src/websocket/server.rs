@@ -102,8 +102,7 @@ fn answer(
     };
     let failed = add_default_headers(&req, handler.as_mut(), &settings, &mut head);
     match upgrade {
-        Some(_) if failed => refused(Response::error(500, None)),
-        Some((accept, subprotocol, deflate, ext_header)) => {
+        Some((accept, subprotocol, deflate, ext_header)) if !failed => {
             Reply::Upgrade(Box::new(ServerUpgrade {
                 accept,
                 subprotocol,
@@ -118,21 +117,42 @@ fn answer(
                 namespace: super::core::Namespace::of_handshake(current_user, locale),
             }))
         }
-        None => refused(head),
+        _ => refused(head),
     }
 }
 
 /// The handler's `set_default_headers` over `head` (the 101 or a
-/// refusal); true when it asked for what the 101 cannot carry.
+/// refusal). When it asked for what Tornado raises for, `head` becomes
+/// the 500 page with the cookies set before (Tornado's `clear()` keeps
+/// them), which it is asked to add its headers to in turn, as Tornado's
+/// `send_error` calls `set_default_headers` again (the plain page if
+/// that fails too); true then.
 fn add_default_headers(
     req: &Request,
     handler: &mut dyn WebSocketHandler,
     settings: &RouteSettings,
     head: &mut Response,
 ) -> bool {
-    let mut added = HandshakeHeaders::new(head, settings);
-    handler.set_default_headers(req, &mut added);
-    added.failed()
+    let mut fails = |head: &mut Response| {
+        let mut added = HandshakeHeaders::new(head, settings, req);
+        handler.set_default_headers(req, &mut added);
+        added.failed()
+    };
+    if !fails(head) {
+        return false;
+    }
+    let cookies: Vec<String> = head
+        .header_values("Set-Cookie")
+        .map(str::to_owned)
+        .collect();
+    *head = Response::error(500, None);
+    for cookie in cookies {
+        head.add_header("Set-Cookie", cookie);
+    }
+    if fails(head) {
+        *head = Response::error(500, None);
+    }
+    true
 }
 
 /// What a handshake route refuses before `prepare`, in the order of
