@@ -3252,26 +3252,44 @@ fn multi_propagates_a_panic_as_the_loops_other_futures() {
 fn periodic_callback_time_changed_while_running_as_tornado() {
     /// The times of the first `calls` calls of a `period` callback that
     /// calls `on_call(pc, n)` at its n-th call (from 1), and `on_call(pc,
-    /// 0)` before it is started.
-    fn run(period: Duration, calls: usize, on_call: fn(&PeriodicCallback, usize)) -> Vec<Duration> {
+    /// 0)` before it is started; with `is_async`, a `new_async` callback
+    /// whose future calls it after an await, before it ends.
+    fn run(
+        period: Duration,
+        calls: usize,
+        is_async: bool,
+        on_call: fn(&PeriodicCallback, usize),
+    ) -> Vec<Duration> {
         let lp = IOLoop::current();
         let t0 = lp.time();
         let times: Rc<RefCell<Vec<Duration>>> = Rc::default();
         let slot: Rc<RefCell<Option<PeriodicCallback>>> = Rc::default();
         let (t, s) = (times.clone(), slot.clone());
-        let pc = PeriodicCallback::new(
-            move || {
-                t.borrow_mut().push(IOLoop::current().time() - t0);
-                let pc = s.borrow().clone().unwrap();
-                let n = t.borrow().len();
-                on_call(&pc, n);
-                if n == calls {
-                    pc.stop();
-                    IOLoop::current().stop();
-                }
-            },
-            period,
-        );
+        let call = move || {
+            t.borrow_mut().push(IOLoop::current().time() - t0);
+            let pc = s.borrow().clone().unwrap();
+            let n = t.borrow().len();
+            on_call(&pc, n);
+            if n == calls {
+                pc.stop();
+                IOLoop::current().stop();
+            }
+        };
+        let pc = if is_async {
+            let call = Rc::new(call);
+            PeriodicCallback::new_async(
+                move || {
+                    let call = call.clone();
+                    async move {
+                        cyclone::ioloop::sleep(Duration::ZERO).await;
+                        call();
+                    }
+                },
+                period,
+            )
+        } else {
+            PeriodicCallback::new(call, period)
+        };
         *slot.borrow_mut() = Some(pc.clone());
         on_call(&pc, 0);
         pc.start();
@@ -3280,40 +3298,50 @@ fn periodic_callback_time_changed_while_running_as_tornado() {
         let times = times.borrow().clone();
         times
     }
-    let (inside, outside) = in_thread(|| {
-        let lp = IOLoop::current();
-        let watchdog = safety_stop(&lp);
-        let inside = run(Duration::from_millis(20), 4, |pc, n| {
-            if n == 2 {
-                assert_eq!(pc.callback_time(), Duration::from_millis(20));
-                pc.set_callback_time(Duration::from_millis(120));
-                assert_eq!(pc.callback_time(), Duration::from_millis(120));
-            }
-        });
-        let outside = run(Duration::from_millis(100), 4, |pc, n| {
-            if n == 0 {
-                let pc = pc.clone();
-                IOLoop::current().call_later(Duration::from_millis(30), move || {
-                    pc.set_callback_time(Duration::from_millis(20));
-                });
-            }
-        });
-        let zero = catch_unwind(AssertUnwindSafe(|| {
-            PeriodicCallback::new(|| {}, Duration::from_secs(1)).set_callback_time(Duration::ZERO)
-        }));
-        assert!(zero.is_err(), "a zero period was taken");
-        lp.remove_timeout(watchdog);
-        (inside, outside)
-    });
     let ms = Duration::from_millis;
     let gaps = |t: &[Duration]| t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>();
-    let g = gaps(&inside);
-    // 20 ms, then 120 ms from the second call on.
-    assert!(g[0] < ms(60), "{inside:?}");
-    assert!(g[1] >= ms(110) && g[2] >= ms(110), "{inside:?}");
-    // The pending call keeps its 100 ms; 20 ms periods after it.
-    assert!(outside[0] >= ms(95), "{outside:?}");
-    assert!(gaps(&outside).iter().all(|g| *g < ms(80)), "{outside:?}");
+    for is_async in [false, true] {
+        let (inside, outside) = in_thread(move || {
+            let lp = IOLoop::current();
+            let watchdog = safety_stop(&lp);
+            let inside = run(Duration::from_millis(20), 4, is_async, |pc, n| {
+                if n == 2 {
+                    assert_eq!(pc.callback_time(), Duration::from_millis(20));
+                    pc.set_callback_time(Duration::from_millis(120));
+                    assert_eq!(pc.callback_time(), Duration::from_millis(120));
+                }
+            });
+            let outside = run(Duration::from_millis(100), 4, is_async, |pc, n| {
+                if n == 0 {
+                    let pc = pc.clone();
+                    IOLoop::current().call_later(Duration::from_millis(30), move || {
+                        pc.set_callback_time(Duration::from_millis(20));
+                    });
+                }
+            });
+            let zero = catch_unwind(AssertUnwindSafe(|| {
+                PeriodicCallback::new(|| {}, Duration::from_secs(1))
+                    .set_callback_time(Duration::ZERO)
+            }));
+            assert!(zero.is_err(), "a zero period was taken");
+            lp.remove_timeout(watchdog);
+            (inside, outside)
+        });
+        let g = gaps(&inside);
+        // 20 ms, then 120 ms from the second call on (an async callback's
+        // change, made before its future ends, too).
+        assert!(g[0] < ms(60), "async {is_async}: {inside:?}");
+        assert!(
+            g[1] >= ms(110) && g[2] >= ms(110),
+            "async {is_async}: {inside:?}"
+        );
+        // The pending call keeps its 100 ms; 20 ms periods after it.
+        assert!(outside[0] >= ms(95), "async {is_async}: {outside:?}");
+        assert!(
+            gaps(&outside).iter().all(|g| *g < ms(80)),
+            "async {is_async}: {outside:?}"
+        );
+    }
 }
 
 /// Tornado takes any `jitter` float (Tornado 6.6, run beside this: 50 ms
