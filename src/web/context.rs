@@ -1701,8 +1701,14 @@ impl<'a> RequestContext<'a> {
     /// Deletes the cookie `name` (an empty value that expired in 1970, and
     /// `Max-Age=0`: `c=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0;
     /// Path=/`, where Tornado writes `c=""; expires=<a year ago>; Path=/`,
-    /// which a browser handles alike). An invalid name (as for [`set_cookie`](Self::set_cookie)) is refused
-    /// and logged at `error`: it could add attributes to the header.
+    /// which a browser handles alike). An invalid name (as for
+    /// [`set_cookie`](Self::set_cookie)) is refused and logged at
+    /// `error`: it could add attributes to the header. Tornado's
+    /// `clear_cookie` raises there (a 500) as its `set_cookie` does;
+    /// cyclone's answer goes on, deliberately, because
+    /// [`clear_all_cookies`](Self::clear_all_cookies) passes the names a
+    /// visitor sent, and a visitor's cookie name must not turn the page
+    /// into a 500.
     pub fn clear_cookie(&mut self, name: &str) {
         self.clear_cookie_with(name, &CookieOptions::default());
     }
