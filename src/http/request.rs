@@ -529,20 +529,33 @@ fn span_of(base: &[u8], part: &[u8]) -> Span {
 }
 
 /// The lines of one header joined with `,`, as Tornado's `HTTPHeaders`
-/// joins a repeated header (`headers["X"]`): `None` without a line,
-/// borrowed for a single one, bytes that are not UTF-8 read as U+FFFD.
-/// [`Request::header_joined`]'s, and the WebSocket client's for the
-/// server's `101`.
+/// joins a repeated header (`headers["X"]`), each line read by `decode`:
+/// `None` without a line, as `decode` gives it for a single one (borrowed
+/// by [`String::from_utf8_lossy`], bytes that are not UTF-8 as U+FFFD).
+/// [`Request::header_joined`]'s (and, with [`latin1`],
+/// `header_joined_latin1`'s), and the WebSocket client's for the server's
+/// `101`.
 pub(crate) fn join_header_lines<'a>(
     mut lines: impl Iterator<Item = &'a [u8]>,
+    decode: impl Fn(&'a [u8]) -> std::borrow::Cow<'a, str>,
 ) -> Option<std::borrow::Cow<'a, str>> {
-    let mut joined = String::from_utf8_lossy(lines.next()?);
+    let mut joined = decode(lines.next()?);
     for next in lines {
         let text = joined.to_mut();
         text.push(',');
-        text.push_str(&String::from_utf8_lossy(next));
+        text.push_str(&decode(next));
     }
     Some(joined)
+}
+
+/// `bytes` read as Latin-1, as Tornado reads every header: each byte the
+/// character of the same code point.
+pub(crate) fn latin1(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    bytes
+        .iter()
+        .map(|&b| char::from(b))
+        .collect::<String>()
+        .into()
 }
 
 impl Request {
@@ -945,6 +958,7 @@ impl Request {
             self.raw_headers_named(name)
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
                 .map(|(_, v)| v),
+            String::from_utf8_lossy,
         )
     }
 
@@ -952,13 +966,7 @@ impl Request {
     /// Latin-1, as Tornado reads every header (`é` sent in UTF-8 is `Ã©`):
     /// for a message that quotes a header as Tornado's does.
     pub(crate) fn header_joined_latin1(&self, name: &str) -> Option<String> {
-        let mut lines = self.header_all(name);
-        let mut joined: String = lines.next()?.iter().map(|&b| char::from(b)).collect();
-        for line in lines {
-            joined.push(',');
-            joined.extend(line.iter().map(|&b| char::from(b)));
-        }
-        Some(joined)
+        join_header_lines(self.header_all(name), latin1).map(std::borrow::Cow::into_owned)
     }
 
     /// The declared `Content-Length` (0 when absent, as for a chunked

@@ -198,7 +198,7 @@ fn decode(b: &[u8], charset: Option<&str>) -> Result<String, String> {
             }
         }
         "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "l1" => {
-            Ok(b.iter().map(|&c| char::from(c)).collect())
+            Ok(crate::http::request::latin1(b).into_owned())
         }
         other => Err(format!(
             "unsupported charset {other:?} (UTF-8, ASCII and Latin-1 are read)"

@@ -476,24 +476,22 @@ impl ApplicationContext {
             return Ok(FormBody::default());
         }
         let mut cx = RequestContext::new(req, &self.0);
-        let passed = cx.parse_body()
-            && (!checked
-                || (!settings.xsrf_cookies || cx.check_xsrf_cookie())
-                    && (!settings.cross_origin_protection
-                        || match super::origin::check_cross_origin(req, |o| {
-                            settings.trusts_origin(o)
-                        }) {
-                            None => true,
-                            Some(why) => {
-                                cx.refuse(403, &why);
-                                false
-                            }
-                        }));
-        if passed {
-            Ok(cx.take_form_body())
-        } else {
-            Err(cx.into_response())
+        if !cx.parse_body() {
+            return Err(cx.into_response());
         }
+        if checked {
+            if settings.xsrf_cookies && !cx.check_xsrf_cookie() {
+                return Err(cx.into_response());
+            }
+            if settings.cross_origin_protection {
+                let trusted = |o: &str| settings.trusts_origin(o);
+                if let Some(why) = super::origin::check_cross_origin(req, trusted) {
+                    cx.refuse(403, &why);
+                    return Err(cx.into_response());
+                }
+            }
+        }
+        Ok(cx.take_form_body())
     }
 
     /// The template `file` rendered with `value` for a WebSocket

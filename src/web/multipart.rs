@@ -384,7 +384,7 @@ fn decode_rfc2231(value: &str) -> String {
     match charset.as_str() {
         "utf-8" | "utf8" | "u8" | "utf" => String::from_utf8_lossy(&raw).into_owned(),
         "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "l1" | "8859" | "cp819" => {
-            raw.iter().map(|&b| char::from(b)).collect()
+            crate::http::request::latin1(&raw).into_owned()
         }
         "us-ascii" | "ascii" | "646" => raw
             .iter()

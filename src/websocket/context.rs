@@ -636,7 +636,7 @@ impl<'a> WebSocket<'a> {
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_bytes());
-        crate::http::request::join_header_lines(lines)
+        crate::http::request::join_header_lines(lines, String::from_utf8_lossy)
     }
 
     /// The subprotocol selected during the handshake.

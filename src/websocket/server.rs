@@ -170,9 +170,7 @@ pub(crate) fn refuse_before_prepare(
     settings: &Rc<RouteSettings>,
 ) -> Result<Vec<String>, Reply> {
     let mut resp = if !crate::web::HANDLER_METHODS.contains(&req.method()) {
-        let mut resp = Response::error(405, None);
-        resp.set_header_static("Allow", "GET");
-        resp
+        method_not_allowed()
     } else {
         let why = match args {
             Ok(args) => return Ok(args),
@@ -232,10 +230,7 @@ fn handshake_refusal(e: &HandshakeError) -> Response {
     let status = e.status();
     log::debug!("WebSocket handshake refused ({status}): {e}");
     if status == 405 {
-        let mut resp = Response::error(405, None);
-        // RFC 9110 §15.5.6, as every 405 of cyclone's (Tornado sends none).
-        resp.set_header_static("Allow", "GET");
-        return resp;
+        return method_not_allowed();
     }
     let mut resp = Response::new(status);
     resp.set_header_static("Content-Type", "text/html; charset=UTF-8");
@@ -244,6 +239,14 @@ fn handshake_refusal(e: &HandshakeError) -> Response {
         HandshakeError::BadKey => resp.write("Missing/Invalid WebSocket headers"),
         _ => resp.write(e.to_string()),
     }
+    resp
+}
+
+/// A handshake route's 405: Tornado's plain page, with `Allow: GET`
+/// (RFC 9110 §15.5.6, as every 405 of cyclone's; Tornado sends none).
+fn method_not_allowed() -> Response {
+    let mut resp = Response::error(405, None);
+    resp.set_header_static("Allow", "GET");
     resp
 }
 

@@ -198,6 +198,12 @@ def exchange(port, raw):
     return int(head.split(b" ", 2)[1]), body
 
 
+async def exchange_both(loop, raw, c_port, t_port):
+    """RAW sent to cyclone at C_PORT, then to Tornado at T_PORT: both (status, body)."""
+    return (await loop.run_in_executor(None, exchange, c_port, raw),
+            await loop.run_in_executor(None, exchange, t_port, raw))
+
+
 def chunked(body):
     """`body` in chunks of up to 7 bytes."""
     out = b""
@@ -511,8 +517,8 @@ async def gzip_cases(checks, loop, c_port, t_port):
         raw = request("POST", target, names, ctype, body, extra)
 
         async def same(raw=raw, status_only=bool(status_only)):
-            c_status, c_body = await loop.run_in_executor(None, exchange, c_port, raw)
-            t_status, t_body = await loop.run_in_executor(None, exchange, t_port, raw)
+            (c_status, c_body), (t_status, t_body) = await exchange_both(
+                loop, raw, c_port, t_port)
             assert c_status == t_status, \
                 f"cyclone {c_status} {c_body[:300]!r}, tornado {t_status} {t_body[:300]!r}"
             if status_only:
@@ -545,8 +551,8 @@ async def main():
             raw = request(method, target, names, ctype, body, extra)
 
             async def same(raw=raw, differ=differ):
-                c_status, c_body = await loop.run_in_executor(None, exchange, server.port, raw)
-                t_status, t_body = await loop.run_in_executor(None, exchange, tornado_port, raw)
+                (c_status, c_body), (t_status, t_body) = await exchange_both(
+                    loop, raw, server.port, tornado_port)
                 if differ == "fffd" and t_status == 200:
                     t = json.loads(t_body)
                     assert c_status == 200, f"cyclone {c_status} {c_body[:300]!r}; tornado {t}"

@@ -3015,7 +3015,7 @@ fn push_python_repr(out: &mut String, v: &Value) {
 /// same code points (Latin-1), with `b` before it and each byte above
 /// ASCII escaped, as `bytes` prints it.
 pub(crate) fn python_bytes_repr(b: &[u8]) -> String {
-    let latin1: String = b.iter().copied().map(char::from).collect();
+    let latin1 = crate::http::request::latin1(b);
     let mut repr = String::with_capacity(b.len() + 3);
     push_python_str_repr(&mut repr, &latin1);
     let mut out = String::with_capacity(repr.len() + 1);

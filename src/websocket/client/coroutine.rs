@@ -593,7 +593,8 @@ impl WebSocketClientConnection {
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_bytes());
-        crate::http::request::join_header_lines(lines).map(std::borrow::Cow::into_owned)
+        crate::http::request::join_header_lines(lines, String::from_utf8_lossy)
+            .map(std::borrow::Cow::into_owned)
     }
 
     /// The subprotocol the server selected (`None` once the thread's loop
